@@ -1,0 +1,105 @@
+package stream
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Producer writes records to the bus.
+type Producer interface {
+	// Produce writes recs and returns only once the bus has durably
+	// acknowledged every one of them, or with the first error. On error some
+	// records may have been written (the caller retries the whole set:
+	// delivery is at least once). Produce may be called concurrently.
+	Produce(ctx context.Context, recs ...*Record) error
+}
+
+// Consumer reads records as one member of a consumer group.
+type Consumer interface {
+	// Poll blocks until at least one record is available, ctx is done or the
+	// consumer is closed. Records of one partition come in order.
+	Poll(ctx context.Context) ([]*Record, error)
+	// Commit marks recs as processed. A position is never committed ahead
+	// of a record that was not passed to Commit.
+	Commit(ctx context.Context, recs ...*Record) error
+	// Lag is the number of records in the consumed topics that the group
+	// has not committed yet.
+	Lag(ctx context.Context) (int64, error)
+	// Close commits what was marked, leaves the group and releases
+	// resources.
+	Close() error
+}
+
+// Bus is what the pipeline needs of a message bus.
+type Bus interface {
+	Producer
+	// EnsureTopics creates the topics that do not exist yet. Existing
+	// topics are left as they are.
+	EnsureTopics(ctx context.Context, specs ...TopicSpec) error
+	// Partitions is the partition count of topic, known after
+	// EnsureTopics; 0 if unknown.
+	Partitions(topic string) int32
+	// Consume joins a consumer group.
+	Consume(cfg ConsumerConfig) (Consumer, error)
+	// Ping checks that the bus answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// TopicSpec describes a topic to create.
+type TopicSpec struct {
+	Name       string
+	Partitions int32
+	// Retention is how long records are kept; 0 keeps the bus default.
+	Retention time.Duration
+	// MaxRecordBytes is the largest record the topic accepts; 0 keeps
+	// the bus default.
+	MaxRecordBytes int32
+}
+
+// StartKind says where a consumer group with no committed position begins.
+type StartKind uint8
+
+const (
+	StartEarliest StartKind = iota // the oldest record still retained
+	StartLatest                    // only records written after joining
+	StartAtTime                    // the first record at or after Start.Time
+	StartAtOffset                  // Start.Offset in every partition
+)
+
+// Start is where a consumer group with no committed position begins.
+type Start struct {
+	Kind   StartKind
+	Time   time.Time
+	Offset int64
+}
+
+// ConsumerConfig configures Consume.
+type ConsumerConfig struct {
+	Group  string
+	Topics []string
+	Start  Start
+	// MaxPollRecords bounds how many records one Poll returns; 0 means
+	// the bus default.
+	MaxPollRecords int
+}
+
+// Errors shared by every bus implementation. Implementations wrap them so
+// that callers can test with errors.Is.
+var (
+	// ErrUnavailable: the bus could not be reached or did not acknowledge
+	// in time. Retryable.
+	ErrUnavailable = errors.New("bus unavailable")
+	// ErrRecordTooLarge: the record exceeds the topic's maximum size.
+	// Not retryable as it is.
+	ErrRecordTooLarge = errors.New("record too large for the bus")
+	// ErrClosed: the bus or consumer was closed.
+	ErrClosed = errors.New("bus closed")
+)
+
+// IsRetryable reports whether an operation that failed with err may succeed
+// if tried again unchanged.
+func IsRetryable(err error) bool {
+	return errors.Is(err, ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
+}

@@ -1,0 +1,54 @@
+package stream
+
+import "time"
+
+// Header names carried by every record sluice writes.
+const (
+	HeaderContentType = "content-type"       // media type of Value
+	HeaderTenant      = "sluice-tenant"      // X-Scope-OrgID of the request
+	HeaderReceivedAt  = "sluice-received-at" // receive time, RFC 3339 with nanoseconds
+	HeaderItems       = "sluice-items"       // decimal count of datapoints, log records or spans in Value
+	HeaderSignal      = "sluice-signal"      // metrics, logs or traces
+	HeaderError       = "sluice-error"       // DLQ: why the record was dead-lettered
+	HeaderOrigin      = "sluice-origin"      // DLQ: topic/partition/offset the record came from
+)
+
+// Content types of record values.
+const (
+	ContentTypeOTLPProto = "application/x-protobuf"
+)
+
+// Header is one record header.
+type Header struct {
+	Key   string
+	Value []byte
+}
+
+// Record is one message on the bus.
+type Record struct {
+	Topic string
+	// Partition to write to; a negative value lets the bus choose (by Key
+	// when set). On consume, the partition the record was read from.
+	Partition int32
+	// Offset is the record's position in its partition (a Kafka offset, a
+	// JetStream stream sequence). Set by consumers.
+	Offset    int64
+	Key       []byte
+	Value     []byte
+	Headers   []Header
+	Timestamp time.Time
+
+	// Handle is bus-specific state set by Consumer.Poll and needed by
+	// Consumer.Commit. Callers must leave it untouched.
+	Handle any
+}
+
+// Header returns the value of the first header named key, or nil.
+func (r *Record) Header(key string) []byte {
+	for i := range r.Headers {
+		if r.Headers[i].Key == key {
+			return r.Headers[i].Value
+		}
+	}
+	return nil
+}
