@@ -1,0 +1,185 @@
+package otlpwire
+
+import (
+	"errors"
+	"testing"
+
+	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// fuzzSeeds are real marshalled requests of each signal, some with unknown
+// fields at every level.
+func fuzzSeeds(f *testing.F, add func(sig stream.Signal, body []byte)) {
+	for _, sig := range stream.Signals {
+		for seed := range 6 {
+			g := newGen(uint64(1000 + seed))
+			g.unknown = seed%2 == 1
+			add(sig, marshal(f, g.request(sig)))
+		}
+	}
+	add(stream.Metrics, marshal(f, benchMetrics(2, 3, 2)))
+	add(stream.Logs, marshal(f, benchLogs(2, 3)))
+	add(stream.Traces, marshal(f, benchTraces(2, 3)))
+	add(stream.Logs, appendUnknown(fLen(1, fLen(2, fLen(2), fLen(2, fStr(9, "0123456789abcdef"))))))
+}
+
+// rawItems keys every item of body by its raw bytes and those of the headers
+// around it, as the scanner sees them.
+func rawItems(sig stream.Signal, body []byte) (map[string]int, error) {
+	var sc scanner
+	sc.reset(sig, body, true, KeyNone, 0)
+	if err := sc.request(); err != nil {
+		return nil, err
+	}
+	hdr := func(h hdrRef) string {
+		var b []byte
+		for _, r := range sc.hdrs[h.lo:h.hi] {
+			b = append(b, body[r.off:r.end]...)
+		}
+		return string(b)
+	}
+	out := map[string]int{}
+	for _, it := range sc.items {
+		parts := []string{hdr(sc.reqHdr)}
+		si := it.parent
+		if sig == stream.Metrics {
+			m := &sc.metrics[it.parent]
+			parts = append(parts, hdr(m.hdr), string(rune(m.dataNum)), hdr(m.data))
+			si = m.parent
+		}
+		scope := &sc.scopes[si]
+		parts = append(parts, hdr(sc.res[scope.parent].hdr), hdr(scope.hdr), string(body[it.off:it.end]))
+		out[key(parts...)]++
+	}
+	return out, nil
+}
+
+func FuzzSplit(f *testing.F) {
+	fuzzSeeds(f, func(sig stream.Signal, body []byte) {
+		f.Add(uint8(sig), uint8(0), uint8(3), uint16(0), body)
+		f.Add(uint8(sig), uint8(2), uint8(5), uint16(300), body)
+		f.Add(uint8(sig), uint8(3), uint8(1), uint16(120), body)
+	})
+	f.Fuzz(func(t *testing.T, sigB, keyB, partsB uint8, maxBytes uint16, body []byte) {
+		sig := stream.Signal(sigB % 3)
+		opt := Options{Partitions: int32(partsB%8) + 1, Key: KeyMode(keyB % 4), MaxRecordBytes: int(maxBytes)}
+		if sig == stream.Metrics && opt.Key == KeyTraceID {
+			opt.Key = KeyResource
+		}
+		traceID := opt.Key == KeyTraceID || opt.Key == KeyDefault && sig == stream.Traces
+		var s Splitter
+		res, err := s.Split(sig, body, opt)
+		n, cerr := Count(sig, body)
+		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Split: %v is not a *FormatError", err)
+			}
+			if cerr == nil && !traceID {
+				t.Fatalf("Split fails (%v) where Count succeeds", err)
+			}
+			return
+		}
+		if cerr != nil {
+			t.Fatalf("Split succeeds where Count fails: %v", cerr)
+		}
+		if res.Items+res.Rejected != n {
+			t.Fatalf("%d items + %d rejected, Count says %d", res.Items, res.Rejected, n)
+		}
+		bodyDecodes := proto.Unmarshal(body, newRequest(sig)) == nil
+		want, err := rawItems(sig, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total := 0
+		for i, c := range res.Chunks {
+			if c.Items <= 0 || opt.MaxRecordBytes > 0 && len(c.Value) > opt.MaxRecordBytes {
+				t.Fatalf("chunk %d: %d items, %d bytes", i, c.Items, len(c.Value))
+			}
+			if m, err := Count(sig, c.Value); err != nil || m != c.Items {
+				t.Fatalf("chunk %d: Count = %d, %v; want %d", i, m, err, c.Items)
+			}
+			if bodyDecodes {
+				if err := proto.Unmarshal(c.Value, newRequest(sig)); err != nil {
+					t.Fatalf("chunk %d: %v", i, err)
+				}
+			}
+			got, err := rawItems(sig, c.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, m := range got {
+				if want[k] < m {
+					t.Fatalf("chunk %d: item not in the body, or in two chunks: %q", i, k)
+				}
+				want[k] -= m
+			}
+			total += c.Items
+		}
+		if total != res.Items {
+			t.Fatalf("chunks hold %d items, Result.Items = %d", total, res.Items)
+		}
+		left := 0
+		for _, m := range want {
+			left += m
+		}
+		if left != res.Rejected {
+			t.Fatalf("%d items in no chunk, %d rejected", left, res.Rejected)
+		}
+	})
+}
+
+func FuzzCount(f *testing.F) {
+	fuzzSeeds(f, func(sig stream.Signal, body []byte) { f.Add(uint8(sig), body) })
+	f.Fuzz(func(t *testing.T, sigB uint8, body []byte) {
+		sig := stream.Signal(sigB % 3)
+		n, err := Count(sig, body)
+		if err != nil {
+			var fe *FormatError
+			if !errors.As(err, &fe) {
+				t.Fatalf("%v is not a *FormatError", err)
+			}
+			return
+		}
+		m := newRequest(sig)
+		if proto.Unmarshal(body, m) != nil {
+			return // malformed inside items, where Count does not look
+		}
+		if want := decodedItems(m); n != want {
+			t.Fatalf("Count = %d, proto.Unmarshal finds %d items", n, want)
+		}
+	})
+}
+
+// decodedItems counts the items of a decoded request.
+func decodedItems(m proto.Message) int {
+	n := 0
+	switch m := m.(type) {
+	case *colmetricspb.ExportMetricsServiceRequest:
+		for _, rm := range m.ResourceMetrics {
+			for _, sm := range rm.ScopeMetrics {
+				for _, mt := range sm.Metrics {
+					n += pointCount(mt)
+				}
+			}
+		}
+	case *collogspb.ExportLogsServiceRequest:
+		for _, rl := range m.ResourceLogs {
+			for _, sl := range rl.ScopeLogs {
+				n += len(sl.LogRecords)
+			}
+		}
+	case *coltracepb.ExportTraceServiceRequest:
+		for _, rs := range m.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				n += len(ss.Spans)
+			}
+		}
+	}
+	return n
+}

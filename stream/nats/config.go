@@ -1,0 +1,109 @@
+package nats
+
+import (
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"time"
+)
+
+// Config configures a Bus. New uses every field; NewEmbedded ignores URL,
+// CredentialsFile and TLS (it connects in process).
+type Config struct {
+	// URL of the server, e.g. nats://nats:4222; several comma-separated
+	// URLs of one cluster are allowed.
+	URL string
+	// Name identifies the connection in the server's monitoring.
+	Name string
+
+	// CredentialsFile is a NATS .creds file (user JWT and NKey seed).
+	CredentialsFile string
+	// Token, or User and Password, authenticate without a creds file.
+	// With NewEmbedded they also protect the embedded server's listener.
+	Token    string
+	User     string
+	Password string
+	TLS      *tls.Config
+
+	// PublishTimeout bounds Produce, and Commit and the JetStream API
+	// calls (EnsureTopics, Consume, Lag, Ping) when their context has no
+	// deadline. Default 10s.
+	PublishTimeout time.Duration
+	// Logger receives connection events and, with NewEmbedded, the
+	// server's log. Nil discards them.
+	Logger *slog.Logger
+
+	// MaxAckPending caps the records of one topic that a group holds
+	// polled but not committed, over all its members; JetStream stops
+	// delivering to the group until some are committed. Default 10000.
+	MaxAckPending int
+	// AckWait is how long a polled record may stay uncommitted before
+	// JetStream delivers it again (to any member of the group). It must be
+	// longer than the processing of one batch. Default 30s.
+	AckWait time.Duration
+	// Replicas of the streams EnsureTopics creates (1, 3 or 5 in a
+	// cluster). Default 1.
+	Replicas int
+}
+
+// EmbeddedConfig configures the NATS server that NewEmbedded starts inside
+// the process.
+type EmbeddedConfig struct {
+	// DataDir holds the JetStream files (under DataDir/jetstream); records
+	// and group positions survive a restart of the process. Required.
+	DataDir string
+	// Listen is the host:port of a client listener for other processes
+	// (plain TCP, guarded by Config.Token or User/Password if set);
+	// ":0" picks a free port. Empty: no listener, in-process only.
+	Listen string
+	// MaxStore caps the bytes JetStream may keep on disk; 0 lets the
+	// server choose (a share of the free disk space).
+	MaxStore int64
+	// MaxPayload is the largest message the server accepts, headers
+	// included; 0 keeps the server default (1 MiB). Topics'
+	// MaxRecordBytes cannot exceed it.
+	MaxPayload int32
+	// SyncAlways makes JetStream fsync every write. By default it syncs
+	// periodically (every 2 minutes): a crash of the process loses
+	// nothing, a crash of the machine may lose the last records.
+	SyncAlways bool
+}
+
+const (
+	defaultPublishTimeout = 10 * time.Second
+	defaultMaxAckPending  = 10000
+	defaultAckWait        = 30 * time.Second
+	defaultMaxPollRecords = 500
+	readyTimeout          = 10 * time.Second
+)
+
+// withDefaults returns c with the zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = defaultPublishTimeout
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = defaultMaxAckPending
+	}
+	if c.AckWait <= 0 {
+		c.AckWait = defaultAckWait
+	}
+	if c.Replicas <= 0 {
+		c.Replicas = 1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if c.Token != "" && (c.User != "" || c.Password != "") {
+		errs = append(errs, errors.New("set either token or user and password, not both"))
+	}
+	if c.MaxAckPending < -1 {
+		errs = append(errs, errors.New("max ack pending must be positive or -1 (unlimited)"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,74 @@
+// Package nats is the stream.Bus on NATS JetStream: New connects to a NATS
+// server or cluster, NewEmbedded runs a single nats-server inside the
+// process (file storage under a data directory, no TCP port unless asked
+// for) so that a one-binary sluice needs no broker of its own.
+//
+// # Topics and partitions
+//
+// A topic is one JetStream stream. The stream is named after the topic
+// with dots replaced by underscores (topic sluice.raw.metrics is stream
+// sluice_raw_metrics) and listens on one subject per partition,
+// "<topic>.<p>" for p in 0..n-1. EnsureTopics creates missing streams with
+// file storage, limits retention (MaxAge = TopicSpec.Retention, oldest
+// records discarded first) and MaxMsgSize = TopicSpec.MaxRecordBytes
+// (headers count towards it). An existing stream is never changed: its
+// partition count is read from its subjects.
+//
+// Produce publishes asynchronously and returns when every record has its
+// PubAck, i.e. is stored (on a quorum of replicas in a cluster). A record's
+// partition is Record.Partition, else a hash of its Key, else round robin.
+// The key travels in header sluice-key (sluice-key-b64 when it is not
+// printable ASCII) and a non-zero Timestamp in sluice-timestamp; Poll
+// removes both again. Without a producer timestamp, Poll gives the time
+// the server stored the record. Header values travel as text: NATS trims
+// white space at their ends and turns CR and LF into spaces. Header keys
+// starting with "Nats-" are refused, as they steer JetStream.
+//
+// Offset is the JetStream stream sequence: it numbers all partitions of a
+// topic together, starting at 1. StartAtOffset therefore means "from this
+// sequence on, in every partition". StartAtTime compares with the time the
+// server stored each record, not with Record.Timestamp.
+//
+// # Groups and commits
+//
+// A group is one durable pull consumer per topic stream, named after the
+// group, with explicit acks. Every member of the group pulls from the same
+// consumer: JetStream hands each record to one member and spreads the
+// records across members as they ask. Start matters only when the
+// consumer is created; afterwards the group resumes where it is.
+//
+// Commit acknowledges each record individually and waits for the server's
+// confirmation (one round trip per Commit). A record that is polled and
+// not committed within AckWait (Config.AckWait, default 30s) is delivered
+// again, to any member; so are uncommitted records after a member closes,
+// the process stops or the server restarts. Committed records do not come
+// again (except after a crash of the server itself, which may lose the
+// last moments of consumer state). Delivery is at least once: duplicates happen when processing
+// outlasts AckWait or a Commit fails, and when Produce fails after the
+// server stored some of the records (the caller retries the set).
+// MaxAckPending bounds how many polled, uncommitted records a group holds
+// per topic; at the bound Poll waits until commits make room.
+//
+// Order: JetStream keeps the order of a partition's records in the
+// stream, and one member polling alone receives them in order until a
+// redelivery. With several members, records of one partition are spread
+// across them and processed concurrently, and a redelivered record comes
+// after later ones: per-partition order is NOT kept. Stages that need it
+// must run one member per group or order by Offset themselves.
+//
+// Lag is, per topic, the records not yet delivered to the group plus those
+// delivered and not committed.
+//
+// # Failures
+//
+// The connection reconnects forever, backing off up to 2s. While it is
+// down, Produce fails with stream.ErrUnavailable after PublishTimeout (it
+// rides through a shorter outage: nats.go buffers what is published and
+// sends it on reconnection), Ping fails, and Poll waits and retries.
+// A record above the server's max payload or the topic's MaxRecordBytes
+// fails with stream.ErrRecordTooLarge.
+//
+// The embedded server syncs its files periodically: records survive a
+// crash of the process, not necessarily of the machine, unless
+// EmbeddedConfig.SyncAlways is set.
+package nats
