@@ -1,0 +1,441 @@
+// Package config reads sluice's YAML configuration: strict decoding (an
+// unknown key is an error), defaults in one place (Default), and one
+// Validate for rules that span fields. Every error names the file, line,
+// column and key.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	Bus    Bus    `yaml:"bus"`
+	Ingest Ingest `yaml:"ingest"`
+	Worker Worker `yaml:"worker"`
+	Admin  Admin  `yaml:"admin"`
+	Rules  Rules  `yaml:"rules"`
+	Sinks  []Sink `yaml:"sinks"`
+	Log    Log    `yaml:"log"`
+
+	file string
+	root *yaml.Node
+}
+
+// Bus selects and configures the message bus.
+type Bus struct {
+	Kind           string        `yaml:"kind"` // embedded | nats | kafka
+	DataDir        string        `yaml:"data_dir"`
+	TopicPrefix    string        `yaml:"topic_prefix"`
+	Partitions     int32         `yaml:"partitions"`
+	Retention      time.Duration `yaml:"retention"`
+	MaxRecordBytes ByteSize      `yaml:"max_record_bytes"`
+	ProduceTimeout time.Duration `yaml:"produce_timeout"`
+	Kafka          Kafka         `yaml:"kafka"`
+	NATS           NATS          `yaml:"nats"`
+	Embedded       Embedded      `yaml:"embedded"`
+}
+
+// Kafka configures the Kafka bus.
+type Kafka struct {
+	Brokers           []string `yaml:"brokers"`
+	ClientID          string   `yaml:"client_id"`
+	Compression       string   `yaml:"compression"` // zstd | lz4 | snappy | gzip | none
+	ReplicationFactor int16    `yaml:"replication_factor"`
+	TLS               *TLS     `yaml:"tls"`
+	SASL              *SASL    `yaml:"sasl"`
+}
+
+// SASL configures Kafka authentication.
+type SASL struct {
+	Mechanism string `yaml:"mechanism"` // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+}
+
+// NATS configures a remote NATS JetStream bus.
+type NATS struct {
+	URL       string `yaml:"url"`
+	CredsFile string `yaml:"creds_file"`
+	Token     string `yaml:"token"`
+	Username  string `yaml:"username"`
+	Password  string `yaml:"password"`
+	TLS       *TLS   `yaml:"tls"`
+}
+
+// Embedded configures the NATS server sluice runs inside its own process.
+type Embedded struct {
+	// Listen, when set, also serves NATS clients on this address (for
+	// inspection with the nats CLI); empty keeps the server in-process.
+	Listen   string   `yaml:"listen"`
+	MaxStore ByteSize `yaml:"max_store"`
+}
+
+// TLS configures a client or server TLS connection.
+type TLS struct {
+	CAFile             string `yaml:"ca_file"`
+	CertFile           string `yaml:"cert_file"`
+	KeyFile            string `yaml:"key_file"`
+	InsecureSkipVerify bool   `yaml:"insecure_skip_verify"`
+}
+
+// Ingest configures the OTLP receivers.
+type Ingest struct {
+	GRPCListen       string            `yaml:"grpc_listen"`
+	HTTPListen       string            `yaml:"http_listen"`
+	MaxRequestBytes  ByteSize          `yaml:"max_request_bytes"`
+	MaxInflightBytes ByteSize          `yaml:"max_inflight_bytes"`
+	RetryAfter       time.Duration     `yaml:"retry_after"`
+	PartitionKey     map[string]string `yaml:"partition_key"` // signal → resource | trace_id | none
+	TokensFile       string            `yaml:"tokens_file"`
+	TLS              *TLS              `yaml:"tls"`
+	DefaultTenant    string            `yaml:"default_tenant"`
+}
+
+// Worker configures the workers that move raw records to processed topics.
+type Worker struct {
+	Group string `yaml:"group"`
+}
+
+// Admin configures the admin HTTP server.
+type Admin struct {
+	Listen string `yaml:"listen"`
+}
+
+// Rules points at the rule files.
+type Rules struct {
+	Dir string `yaml:"dir"`
+}
+
+// Log configures structured logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug | info | warn | error
+	Format string `yaml:"format"` // text | json
+}
+
+// Sink is one entry of the sinks list. Name, Type and Signals are common to
+// every sink; the other keys belong to the sink type, which decodes them
+// from Node with DecodeStrict.
+type Sink struct {
+	Name    string   `yaml:"name"`
+	Type    string   `yaml:"type"`
+	Signals []string `yaml:"signals"`
+	// Group is the consumer group; default sluice-sink-<name>.
+	Group string `yaml:"group"`
+
+	// Node is the whole entry, for the sink type's own keys.
+	Node *yaml.Node `yaml:"-"`
+	// Path is the entry's key path in the file (sinks[2]), for errors.
+	Path string `yaml:"-"`
+	file string
+}
+
+// UnmarshalYAML keeps the node so the sink type can decode its own keys.
+func (s *Sink) UnmarshalYAML(n *yaml.Node) error {
+	type common struct {
+		Name    string   `yaml:"name"`
+		Type    string   `yaml:"type"`
+		Signals []string `yaml:"signals"`
+		Group   string   `yaml:"group"`
+	}
+	var c common
+	if err := n.Decode(&c); err != nil {
+		return err
+	}
+	*s = Sink{Name: c.Name, Type: c.Type, Signals: c.Signals, Group: c.Group, Node: n}
+	return nil
+}
+
+// CommonSinkKeys are the keys every sink entry may have.
+var CommonSinkKeys = []string{"name", "type", "signals", "group"}
+
+// Errorf returns an error located at the entry's key (or at the entry when
+// the key is absent), e.g. Errorf("url", "...") for sinks[1].url.
+func (s *Sink) Errorf(key, format string, args ...any) *Error {
+	e := &Error{File: s.file, Path: s.Path + "." + key, Msg: fmt.Sprintf(format, args...)}
+	n := s.Node
+	if n == nil {
+		return e
+	}
+	if v := lookup(n, key); v != nil {
+		n = v
+	}
+	e.Line, e.Column = n.Line, n.Column
+	return e
+}
+
+// Decode decodes the sink type's own keys into out (a pointer to a struct)
+// and reports keys that neither out nor CommonSinkKeys know, each with its
+// line.
+func (s *Sink) Decode(out any) []*Error {
+	var errs []*Error
+	for _, e := range DecodeStrict(s.Node, s.Path, out) {
+		if e.unknownKey != "" && slices.Contains(CommonSinkKeys, e.unknownKey) && e.Path == s.Path+"."+e.unknownKey {
+			continue
+		}
+		e.File = s.file
+		errs = append(errs, e)
+	}
+	return errs
+}
+
+// Default returns the configuration used for every key the file leaves out.
+func Default() Config {
+	return Config{
+		Bus: Bus{
+			Kind:           "embedded",
+			DataDir:        "./data",
+			TopicPrefix:    "sluice",
+			Partitions:     6,
+			Retention:      24 * time.Hour,
+			MaxRecordBytes: 1 << 20,
+			ProduceTimeout: 10 * time.Second,
+			Kafka:          Kafka{Compression: "zstd", ClientID: "sluice"},
+			NATS:           NATS{URL: "nats://127.0.0.1:4222"},
+		},
+		Ingest: Ingest{
+			GRPCListen:       "127.0.0.1:4317",
+			HTTPListen:       "127.0.0.1:4318",
+			MaxRequestBytes:  16 << 20,
+			MaxInflightBytes: 256 << 20,
+			RetryAfter:       5 * time.Second,
+			PartitionKey:     map[string]string{"metrics": "resource", "logs": "resource", "traces": "trace_id"},
+			DefaultTenant:    "anonymous",
+		},
+		Worker: Worker{Group: "sluice-worker"},
+		Admin:  Admin{Listen: "127.0.0.1:9464"},
+		Rules:  Rules{Dir: "./rules"},
+		Log:    Log{Level: "info", Format: "text"},
+	}
+}
+
+// Load reads, decodes and validates the file at path.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes and validates data; file is used in error messages. All
+// problems found are returned together.
+func Parse(file string, data []byte) (*Config, error) {
+	cfg := Default()
+	cfg.file = file
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, fmt.Errorf("%s: %w", file, err)
+	}
+	cfg.root = &root
+	if root.Kind == 0 { // empty file: all defaults
+		return &cfg, cfg.Validate()
+	}
+	// Partition keys given in the file replace the defaults as a whole map
+	// entry by entry, so decode them separately.
+	defKeys := cfg.Ingest.PartitionKey
+	cfg.Ingest.PartitionKey = nil
+	errs := DecodeStrict(&root, "", &cfg)
+	for k, v := range defKeys {
+		if _, ok := cfg.Ingest.PartitionKey[k]; !ok {
+			if cfg.Ingest.PartitionKey == nil {
+				cfg.Ingest.PartitionKey = map[string]string{}
+			}
+			cfg.Ingest.PartitionKey[k] = v
+		}
+	}
+	for i := range cfg.Sinks {
+		cfg.Sinks[i].Path = fmt.Sprintf("sinks[%d]", i)
+		cfg.Sinks[i].file = file
+	}
+	if len(errs) > 0 {
+		return nil, cfg.join(errs)
+	}
+	return &cfg, cfg.Validate()
+}
+
+// File is the path the config was read from.
+func (c *Config) File() string { return c.file }
+
+// Errorf returns an error located at the key path (e.g. "bus.kind" or
+// "sinks[1].url"); it falls back to the nearest enclosing key that exists in
+// the file.
+func (c *Config) Errorf(path, format string, args ...any) *Error {
+	e := &Error{File: c.file, Path: path, Msg: fmt.Sprintf(format, args...)}
+	if c.root == nil {
+		return e
+	}
+	for p := path; p != ""; {
+		if n := lookup(c.root, p); n != nil {
+			e.Line, e.Column = n.Line, n.Column
+			break
+		}
+		i := strings.LastIndexAny(p, ".[")
+		if i < 0 {
+			break
+		}
+		p = p[:i]
+	}
+	return e
+}
+
+func (c *Config) join(errs []*Error) error {
+	out := make([]error, len(errs))
+	for i, e := range errs {
+		e.File = c.file
+		out[i] = e
+	}
+	return errors.Join(out...)
+}
+
+// Validate checks the rules that span fields. It reports every problem.
+func (c *Config) Validate() error {
+	var errs []*Error
+	bad := func(path, format string, args ...any) { errs = append(errs, c.Errorf(path, format, args...)) }
+
+	switch c.Bus.Kind {
+	case "embedded":
+		if c.Bus.DataDir == "" {
+			bad("bus.data_dir", "the embedded bus needs a data_dir")
+		}
+	case "nats":
+		if c.Bus.NATS.URL == "" {
+			bad("bus.nats.url", "the nats bus needs a url")
+		}
+	case "kafka":
+		if len(c.Bus.Kafka.Brokers) == 0 {
+			bad("bus.kafka.brokers", "the kafka bus needs at least one broker")
+		}
+		switch c.Bus.Kafka.Compression {
+		case "zstd", "lz4", "snappy", "gzip", "none":
+		default:
+			bad("bus.kafka.compression", "unknown compression %q (valid: zstd, lz4, snappy, gzip, none)", c.Bus.Kafka.Compression)
+		}
+		if s := c.Bus.Kafka.SASL; s != nil {
+			switch s.Mechanism {
+			case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+			default:
+				bad("bus.kafka.sasl.mechanism", "unknown SASL mechanism %q (valid: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", s.Mechanism)
+			}
+		}
+	default:
+		bad("bus.kind", "unknown bus kind %q (valid: embedded, nats, kafka)", c.Bus.Kind)
+	}
+	if c.Bus.TopicPrefix == "" || strings.ContainsAny(c.Bus.TopicPrefix, " */>") {
+		bad("bus.topic_prefix", "topic_prefix %q must be non-empty and free of spaces, '*', '/' and '>'", c.Bus.TopicPrefix)
+	}
+	if c.Bus.Partitions < 1 || c.Bus.Partitions > 10000 {
+		bad("bus.partitions", "partitions must be between 1 and 10000, not %d", c.Bus.Partitions)
+	}
+	if c.Bus.MaxRecordBytes < 1<<10 {
+		bad("bus.max_record_bytes", "max_record_bytes must be at least 1KiB, not %d", c.Bus.MaxRecordBytes)
+	}
+	if c.Bus.ProduceTimeout <= 0 {
+		bad("bus.produce_timeout", "produce_timeout must be positive")
+	}
+	if c.Ingest.GRPCListen == "" && c.Ingest.HTTPListen == "" {
+		bad("ingest", "at least one of grpc_listen and http_listen must be set")
+	}
+	if c.Ingest.MaxRequestBytes < 1<<10 {
+		bad("ingest.max_request_bytes", "max_request_bytes must be at least 1KiB")
+	}
+	if c.Ingest.MaxInflightBytes < c.Ingest.MaxRequestBytes {
+		bad("ingest.max_inflight_bytes", "max_inflight_bytes (%d) must be at least max_request_bytes (%d)", c.Ingest.MaxInflightBytes, c.Ingest.MaxRequestBytes)
+	}
+	for sig, key := range c.Ingest.PartitionKey {
+		path := "ingest.partition_key." + sig
+		switch sig {
+		case "metrics":
+			if key != "resource" && key != "none" {
+				bad(path, "metrics can be partitioned by resource or none, not %q", key)
+			}
+		case "logs", "traces":
+			if key != "resource" && key != "trace_id" && key != "none" {
+				bad(path, "%s can be partitioned by resource, trace_id or none, not %q", sig, key)
+			}
+		default:
+			bad(path, "unknown signal %q (valid: metrics, logs, traces)", sig)
+		}
+	}
+	if c.Ingest.DefaultTenant == "" {
+		bad("ingest.default_tenant", "default_tenant must not be empty")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "unknown log level %q (valid: debug, info, warn, error)", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "unknown log format %q (valid: text, json)", c.Log.Format)
+	}
+	names := map[string]bool{}
+	for i, s := range c.Sinks {
+		p := fmt.Sprintf("sinks[%d]", i)
+		if s.Name == "" {
+			bad(p, "a sink needs a name")
+		} else if names[s.Name] {
+			bad(p+".name", "sink name %q is used twice", s.Name)
+		}
+		names[s.Name] = true
+		if s.Type == "" {
+			bad(p, "sink %q needs a type", s.Name)
+		}
+		if len(s.Signals) == 0 {
+			bad(p, "sink %q needs signals (metrics, logs, traces)", s.Name)
+		}
+		for j, sig := range s.Signals {
+			if sig != "metrics" && sig != "logs" && sig != "traces" {
+				bad(fmt.Sprintf("%s.signals[%d]", p, j), "unknown signal %q (valid: metrics, logs, traces)", sig)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return c.join(errs)
+	}
+	return nil
+}
+
+// ByteSize is a size in bytes, written in the file as a number or with a
+// unit: 512KiB, 16MiB, 1GiB (also KB, MB, GB as powers of 1000).
+type ByteSize int64
+
+// UnmarshalYAML accepts plain integers and sizes with units.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return &Error{Line: n.Line, Column: n.Column, Msg: err.Error()}
+	}
+	*b = v
+	return nil
+}
+
+// ParseByteSize parses "16MiB", "1GB", "1048576".
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("invalid size %q (use a number of bytes or a unit: KiB, MiB, GiB)", s)
+	}
+	return ByteSize(n * mult), nil
+}

@@ -1,0 +1,159 @@
+package config
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestMinimalConfigFromTheIssueIsAccepted(t *testing.T) {
+	cfg, err := Load("testdata/minimal.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Bus.Kind != "embedded" || cfg.Bus.Partitions != 6 || cfg.Bus.Kafka.Brokers[0] != "127.0.0.1:9092" {
+		t.Errorf("bus = %+v", cfg.Bus)
+	}
+	if len(cfg.Sinks) != 1 || cfg.Sinks[0].Name != "archive" || cfg.Sinks[0].Type != "file" || len(cfg.Sinks[0].Signals) != 3 {
+		t.Fatalf("sinks = %+v", cfg.Sinks)
+	}
+	// Keys the file leaves out keep their defaults.
+	if cfg.Ingest.MaxRequestBytes != 16<<20 || cfg.Ingest.PartitionKey["traces"] != "trace_id" || cfg.Log.Level != "info" {
+		t.Errorf("defaults lost: %+v %+v", cfg.Ingest, cfg.Log)
+	}
+	// The sink keeps its node so the sink type can decode its own keys.
+	var own struct {
+		Path string `yaml:"path"`
+	}
+	if errs := cfg.Sinks[0].Decode(&own); len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	if own.Path != "./data/out" {
+		t.Errorf("sink path = %q", own.Path)
+	}
+}
+
+func TestEmptyFileIsAllDefaults(t *testing.T) {
+	cfg, err := Parse("empty.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := Default()
+	if cfg.Bus.Kind != def.Bus.Kind || cfg.Ingest.GRPCListen != def.Ingest.GRPCListen {
+		t.Errorf("got %+v", cfg)
+	}
+}
+
+func TestValuesAndUnits(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte(`
+bus:
+  kind: kafka
+  retention: 72h
+  max_record_bytes: 4MiB
+  kafka:
+    brokers: [a:9092, b:9092]
+    compression: lz4
+ingest:
+  max_request_bytes: 8MB
+  max_inflight_bytes: 1GiB
+  partition_key:
+    logs: trace_id
+log:
+  format: json
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Bus.Retention != 72*time.Hour || cfg.Bus.MaxRecordBytes != 4<<20 || cfg.Ingest.MaxRequestBytes != 8e6 || cfg.Ingest.MaxInflightBytes != 1<<30 {
+		t.Errorf("got %+v %+v", cfg.Bus, cfg.Ingest)
+	}
+	// A key given in the file replaces only its own entry.
+	if cfg.Ingest.PartitionKey["logs"] != "trace_id" || cfg.Ingest.PartitionKey["metrics"] != "resource" {
+		t.Errorf("partition_key = %v", cfg.Ingest.PartitionKey)
+	}
+}
+
+func TestErrorsNameFileLineAndKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string // substrings, each must appear
+	}{
+		{"unknown key", "bus:\n  kind: embedded\n  partitons: 3\n",
+			[]string{`c.yaml:3:3: bus.partitons: unknown key "partitons"`, "partitions"}},
+		{"unknown nested key", "bus:\n  kafka:\n    broker: [x]\n",
+			[]string{`c.yaml:3:5: bus.kafka.broker: unknown key "broker"`}},
+		{"unknown top-level key", "admin:\n  listen: :1\nworkers: {}\n",
+			[]string{`c.yaml:3:1: workers: unknown key`}},
+		{"bad kind", "bus:\n  kind: rabbit\n",
+			[]string{`c.yaml:2:9: bus.kind: unknown bus kind "rabbit"`}},
+		{"bad type", "bus:\n  partitions: many\n",
+			[]string{`c.yaml:2:`, "many"}},
+		{"bad size", "ingest:\n  max_request_bytes: 3 parsecs\n",
+			[]string{`c.yaml:2:`, `invalid size "3 parsecs"`}},
+		{"bad duration", "bus:\n  retention: forever\n",
+			[]string{`c.yaml:2:`, "forever"}},
+		{"kafka without brokers", "bus:\n  kind: kafka\n",
+			[]string{"bus.kafka.brokers: the kafka bus needs at least one broker"}},
+		{"sink without signals", "sinks:\n  - name: a\n    type: file\n",
+			[]string{`c.yaml:2:5: sinks[0]: sink "a" needs signals`}},
+		{"sink bad signal", "sinks:\n  - name: a\n    type: file\n    signals: [metrics, profiles]\n",
+			[]string{`c.yaml:4:24: sinks[0].signals[1]: unknown signal "profiles"`}},
+		{"duplicate sink", "sinks:\n  - {name: a, type: file, signals: [logs]}\n  - {name: a, type: file, signals: [logs]}\n",
+			[]string{`c.yaml:3:12: sinks[1].name: sink name "a" is used twice`}},
+		{"bad partition key", "ingest:\n  partition_key:\n    metrics: trace_id\n",
+			[]string{`c.yaml:3:14: ingest.partition_key.metrics: metrics can be partitioned by resource or none`}},
+		{"two problems at once", "bus:\n  kind: x\nlog:\n  level: loud\n",
+			[]string{"bus.kind", "log.level"}},
+		{"not yaml", "bus: [\n",
+			[]string{"c.yaml"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestErrorsAreTyped(t *testing.T) {
+	_, err := Parse("c.yaml", []byte("bus:\n  kind: x\n"))
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Line != 2 || ce.Path != "bus.kind" {
+		t.Fatalf("err = %#v", err)
+	}
+}
+
+func TestParseByteSize(t *testing.T) {
+	for in, want := range map[string]ByteSize{"0": 0, "1024": 1024, "1KiB": 1024, "16MiB": 16 << 20, "2 GiB": 2 << 30, "5MB": 5e6, "7B": 7} {
+		got, err := ParseByteSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "-1", "1.5MiB", "MiB", "12 apples"} {
+		if _, err := ParseByteSize(in); err == nil {
+			t.Errorf("ParseByteSize(%q) accepted", in)
+		}
+	}
+}
+
+func TestSinkDecodeRejectsUnknownKeys(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    paht: /tmp\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own struct {
+		Path string `yaml:"path"`
+	}
+	errs := cfg.Sinks[0].Decode(&own)
+	if len(errs) != 1 || errs[0].Line != 5 || errs[0].Path != "sinks[0].paht" || !strings.HasPrefix(errs[0].Error(), "c.yaml:5:5: ") {
+		t.Fatalf("errs = %v", errs)
+	}
+}

@@ -1,0 +1,166 @@
+// Package sinks delivers processed records to where they are kept: a file,
+// a backend, another topic. Each configured sink runs in its own consumer
+// group over the processed topics of its signals, so a slow or broken sink
+// holds back nothing but itself; the bus is its buffer. A sink commits a
+// position only after its Write returned success for every record before it.
+//
+// A sink type registers a Factory under its type name (the `type` key of a
+// `sinks` entry); the factory decodes the entry's own keys.
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/stage"
+)
+
+// Sink delivers records. Write is called by one goroutine at a time, with
+// records of the sink's signals in partition order; it returns nil only
+// when the destination holds all of them durably. A failed Write is called
+// again with the same records.
+type Sink interface {
+	Write(ctx context.Context, recs []*stream.Record) error
+	Close() error
+}
+
+// Env is what a factory may use besides the entry itself.
+type Env struct {
+	Logger     *slog.Logger
+	Registerer prometheus.Registerer
+}
+
+// Factory builds a sink from its config entry. Problems with the entry's
+// keys are returned as *config.Error values (errors.Join of them), so that
+// they name the file and line.
+type Factory func(entry *config.Sink, env Env) (Sink, error)
+
+var (
+	mu        sync.RWMutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a sink type available. It panics when typ is taken, as
+// registration happens in init functions.
+func Register(typ string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[typ]; dup {
+		panic("sinks: type registered twice: " + typ)
+	}
+	factories[typ] = f
+}
+
+// Types lists the registered sink types.
+func Types() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(factories))
+	for t := range factories {
+		out = append(out, t)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Build builds the sink of entry with the registered factory of its type.
+func Build(cfg *config.Config, entry *config.Sink, env Env) (Sink, error) {
+	mu.RLock()
+	f := factories[entry.Type]
+	mu.RUnlock()
+	if f == nil {
+		return nil, cfg.Errorf(entry.Path+".type", "unknown sink type %q (valid: %s)", entry.Type, fmt.Sprint(Types()))
+	}
+	if env.Logger == nil {
+		env.Logger = slog.New(slog.DiscardHandler)
+	}
+	env.Logger = env.Logger.With("sink", entry.Name)
+	return f(entry, env)
+}
+
+// Check builds every sink of cfg and closes it again, returning all
+// problems found: config validation at start, before anything runs.
+func Check(cfg *config.Config) error {
+	var errs []error
+	for i := range cfg.Sinks {
+		s, err := Build(cfg, &cfg.Sinks[i], Env{})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		s.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// RunnerConfig configures a Runner.
+type RunnerConfig struct {
+	Topics  stream.Topics
+	Start   stream.Start
+	Logger  *slog.Logger
+	Metrics *stage.Metrics
+}
+
+// Runner runs one sink: its consumer group and its stage.
+type Runner struct {
+	sink  Sink
+	stage *stage.Stage
+}
+
+// NewRunner joins the sink's consumer group (entry.Group, default
+// sluice-sink-<name>) on the processed topics of its signals.
+func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) (*Runner, error) {
+	group := entry.Group
+	if group == "" {
+		group = "sluice-sink-" + entry.Name
+	}
+	var topics []string
+	for _, name := range entry.Signals {
+		sig, err := stream.ParseSignal(name)
+		if err != nil {
+			return nil, err
+		}
+		if t := cfg.Topics.Processed(sig); !slices.Contains(topics, t) {
+			topics = append(topics, t)
+		}
+	}
+	c, err := bus.Consume(stream.ConsumerConfig{Group: group, Topics: topics, Start: cfg.Start})
+	if err != nil {
+		return nil, fmt.Errorf("sink %s: joining group %s: %w", entry.Name, group, err)
+	}
+	st, err := stage.New(stage.Config{Name: "sink/" + entry.Name, Consumer: c, Handle: sink.Write, Logger: cfg.Logger, Metrics: cfg.Metrics})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &Runner{sink: sink, stage: st}, nil
+}
+
+// Run delivers until ctx is cancelled, then finishes the batch in hand,
+// commits, and closes the sink.
+func (r *Runner) Run(ctx context.Context) error {
+	err := r.stage.Run(ctx)
+	if cerr := r.sink.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// SignalOf tells the signal of a processed record from its sluice-signal
+// header.
+func SignalOf(r *stream.Record) (stream.Signal, error) {
+	h := r.Header(stream.HeaderSignal)
+	if h == nil {
+		return 0, fmt.Errorf("record %s/%d@%d has no %s header", r.Topic, r.Partition, r.Offset, stream.HeaderSignal)
+	}
+	return stream.ParseSignal(string(h))
+}

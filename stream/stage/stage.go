@@ -1,0 +1,263 @@
+// Package stage runs one consuming stage of the pipeline: it polls a
+// consumer group, hands each batch to a function that moves the records to
+// the next stage (a topic, a backend, a file), and commits the batch only
+// after that function returned success. A batch that fails is retried with
+// backoff, unchanged and before anything newer, for as long as the stage
+// runs: the bus holds the data meanwhile and the group's lag shows it.
+//
+// The worker (raw → processed topics) and every sink run on it, so that the
+// rule "a position is committed only after the next stage has the data"
+// lives in one place.
+package stage
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// Handler moves a batch of records to the next stage. It returns nil only
+// when the next stage holds every record durably. It is called with the
+// same batch again after an error.
+type Handler func(ctx context.Context, recs []*stream.Record) error
+
+// Config configures a Stage.
+type Config struct {
+	// Name labels the stage's metrics and logs, e.g. "worker" or
+	// "sink/archive".
+	Name     string
+	Consumer stream.Consumer
+	Handle   Handler
+	// DrainTimeout bounds how long Run goes on with the batch in hand
+	// after its context is cancelled. Default 30s.
+	DrainTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the delay between retries of a
+	// failed batch. Defaults 100ms and 30s.
+	MinBackoff, MaxBackoff time.Duration
+	// LagInterval is how often the group's lag is read for the metric.
+	// Default 15s; negative disables it.
+	LagInterval time.Duration
+	Logger      *slog.Logger
+	Metrics     *Metrics
+}
+
+// Stage is one running consume–handle–commit loop.
+type Stage struct {
+	cfg Config
+	m   stageMetrics
+}
+
+// New checks cfg and returns a stage ready to Run.
+func New(cfg Config) (*Stage, error) {
+	if cfg.Consumer == nil || cfg.Handle == nil || cfg.Name == "" {
+		return nil, errors.New("stage: a stage needs a name, a consumer and a handler")
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 30 * time.Second
+	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = 100 * time.Millisecond
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(30*time.Second, cfg.MinBackoff)
+	}
+	if cfg.LagInterval == 0 {
+		cfg.LagInterval = 15 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	cfg.Logger = cfg.Logger.With("stage", cfg.Name)
+	return &Stage{cfg: cfg, m: cfg.Metrics.forStage(cfg.Name)}, nil
+}
+
+// Run polls, handles and commits until ctx is cancelled or the consumer
+// fails for good. On cancellation it finishes the batch in hand (bounded by
+// DrainTimeout), commits it, closes the consumer and returns nil.
+func (s *Stage) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	if s.cfg.LagInterval > 0 {
+		lagCtx, stopLag := context.WithCancel(ctx)
+		defer func() { stopLag(); wg.Wait() }()
+		wg.Go(func() { s.watchLag(lagCtx) })
+	}
+	defer func() {
+		if err := s.cfg.Consumer.Close(); err != nil {
+			s.cfg.Logger.Warn("closing the consumer", "err", err)
+		}
+	}()
+	for {
+		recs, err := s.cfg.Consumer.Poll(ctx)
+		if err != nil {
+			if ctx.Err() != nil || errors.Is(err, stream.ErrClosed) {
+				return nil
+			}
+			s.m.pollErrors.Inc()
+			s.cfg.Logger.Warn("poll failed; retrying", "err", err)
+			if !sleep(ctx, s.cfg.MinBackoff*10) {
+				return nil
+			}
+			continue
+		}
+		if len(recs) == 0 {
+			continue
+		}
+		if !s.deliver(ctx, recs) {
+			return nil // cancelled before the batch got through: it stays uncommitted
+		}
+	}
+}
+
+// deliver hands recs to the handler until it succeeds, then commits them.
+// It reports false when it gave up because the stage is stopping.
+func (s *Stage) deliver(ctx context.Context, recs []*stream.Record) bool {
+	// The batch in hand may finish after ctx is cancelled, within the
+	// drain timeout, so that a shutdown does not redo work already sent.
+	work, cancel := drainContext(ctx, s.cfg.DrainTimeout)
+	defer cancel()
+	backoff := s.cfg.MinBackoff
+	for attempt := 0; ; attempt++ {
+		start := time.Now()
+		err := s.cfg.Handle(work, recs)
+		s.m.handleSeconds.Observe(time.Since(start).Seconds())
+		if err == nil {
+			break
+		}
+		s.m.handleErrors.Inc()
+		if work.Err() != nil || ctx.Err() != nil {
+			s.cfg.Logger.Info("stopping with a batch not delivered; it stays uncommitted and is read again on restart",
+				"records", len(recs), "err", err)
+			return false
+		}
+		s.cfg.Logger.Warn("batch not delivered; retrying", "records", len(recs), "attempt", attempt+1, "retry_in", backoff, "err", err)
+		if !sleep(ctx, backoff) {
+			return false
+		}
+		backoff = min(2*backoff, s.cfg.MaxBackoff)
+	}
+	if err := s.cfg.Consumer.Commit(work, recs...); err != nil {
+		// The next stage has the batch; a lost commit means it is
+		// delivered again after a rebalance or restart (at least once).
+		s.m.commitErrors.Inc()
+		s.cfg.Logger.Warn("commit failed; the batch may be delivered again", "records", len(recs), "err", err)
+	}
+	s.m.records.Add(float64(len(recs)))
+	s.m.items.Add(float64(items(recs)))
+	return true
+}
+
+func (s *Stage) watchLag(ctx context.Context) {
+	t := time.NewTicker(s.cfg.LagInterval)
+	defer t.Stop()
+	for {
+		lctx, cancel := context.WithTimeout(ctx, s.cfg.LagInterval)
+		lag, err := s.cfg.Consumer.Lag(lctx)
+		cancel()
+		if err == nil {
+			s.m.lag.Set(float64(lag))
+		} else if ctx.Err() == nil {
+			s.cfg.Logger.Debug("reading consumer lag", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// drainContext is a context that outlives parent's cancellation by at most
+// timeout.
+func drainContext(parent context.Context, timeout time.Duration) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(context.WithoutCancel(parent))
+	stop := context.AfterFunc(parent, func() {
+		t := time.AfterFunc(timeout, cancel)
+		context.AfterFunc(ctx, func() { t.Stop() })
+	})
+	return ctx, func() { stop(); cancel() }
+}
+
+// sleep waits d plus up to 20% jitter; false if ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	d += time.Duration(rand.Int64N(int64(d)/5 + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// items sums the sluice-items headers of recs (records without one count 0).
+func items(recs []*stream.Record) int64 {
+	var n int64
+	for _, r := range recs {
+		if v := r.Header(stream.HeaderItems); v != nil {
+			if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+				n += i
+			}
+		}
+	}
+	return n
+}
+
+// Metrics are the stage metrics of one process, labelled by stage.
+type Metrics struct {
+	records, items, handleErrors, commitErrors, pollErrors *prometheus.CounterVec
+	handleSeconds                                          *prometheus.HistogramVec
+	lag                                                    *prometheus.GaugeVec
+}
+
+// NewMetrics creates the metrics and registers them on reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	l := []string{"stage"}
+	m := &Metrics{
+		records: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_stage_records_total",
+			Help: "Records handed to the next stage and committed."}, l),
+		items: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_stage_items_total",
+			Help: "Datapoints, log records or spans in the committed records."}, l),
+		handleErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_stage_handle_errors_total",
+			Help: "Failed attempts to hand a batch to the next stage (each is retried)."}, l),
+		commitErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_stage_commit_errors_total",
+			Help: "Commits that failed after the next stage had the batch."}, l),
+		pollErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_stage_poll_errors_total",
+			Help: "Failed polls of the bus."}, l),
+		handleSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "sluice_stage_handle_duration_seconds",
+			Help: "Time to hand one batch to the next stage.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, l),
+		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_consumer_lag_records",
+			Help: "Records in the stage's topics that its consumer group has not committed."}, l),
+	}
+	if reg != nil {
+		reg.MustRegister(m.records, m.items, m.handleErrors, m.commitErrors, m.pollErrors, m.handleSeconds, m.lag)
+	}
+	return m
+}
+
+type stageMetrics struct {
+	records, items, handleErrors, commitErrors, pollErrors prometheus.Counter
+	handleSeconds                                          prometheus.Observer
+	lag                                                    prometheus.Gauge
+}
+
+func (m *Metrics) forStage(name string) stageMetrics {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	return stageMetrics{
+		records: m.records.WithLabelValues(name), items: m.items.WithLabelValues(name),
+		handleErrors: m.handleErrors.WithLabelValues(name), commitErrors: m.commitErrors.WithLabelValues(name),
+		pollErrors: m.pollErrors.WithLabelValues(name), handleSeconds: m.handleSeconds.WithLabelValues(name),
+		lag: m.lag.WithLabelValues(name),
+	}
+}

@@ -1,0 +1,153 @@
+package stage
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/memory"
+)
+
+func produce(t *testing.T, bus *memory.Bus, topic string, n int) {
+	t.Helper()
+	for i := range n {
+		err := bus.Produce(context.Background(), &stream.Record{Topic: topic, Partition: -1, Value: []byte(strconv.Itoa(i)),
+			Headers: []stream.Header{{Key: stream.HeaderItems, Value: []byte("10")}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func lag(t *testing.T, bus *memory.Bus, group, topic string) int64 {
+	t.Helper()
+	c, err := bus.Consume(stream.ConsumerConfig{Group: group, Topics: []string{topic}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n, err := c.Lag(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A failing batch is retried until it goes through, and only then
+// committed; every record is handed over.
+func TestRetriesUntilDeliveredThenCommits(t *testing.T) {
+	bus := memory.New()
+	bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: "in", Partitions: 2})
+	produce(t, bus, "in", 50)
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+
+	var mu sync.Mutex
+	seen := map[string]int{}
+	var fails atomic.Int32
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	s, err := New(Config{Name: "test", Consumer: c, Metrics: m, MinBackoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond,
+		Handle: func(_ context.Context, recs []*stream.Record) error {
+			if fails.Add(1) <= 3 {
+				return errors.New("backend down")
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, r := range recs {
+				seen[string(r.Value)]++
+			}
+			if len(seen) == 50 {
+				cancel()
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if len(seen) != 50 {
+		t.Fatalf("delivered %d distinct records, want 50", len(seen))
+	}
+	for v, n := range seen {
+		if n != 1 {
+			t.Errorf("record %s delivered %d times", v, n)
+		}
+	}
+	if l := lag(t, bus, "g", "in"); l != 0 {
+		t.Errorf("lag after run = %d, want 0", l)
+	}
+	if got := counter(m.handleErrors.WithLabelValues("test")); got != 3 {
+		t.Errorf("handle errors = %v, want 3", got)
+	}
+	if got := counter(m.items.WithLabelValues("test")); got != 500 {
+		t.Errorf("items = %v, want 500", got)
+	}
+}
+
+// A stage stopped while its batch keeps failing commits nothing: the
+// records are read again by the next member of the group.
+func TestStopWithUndeliveredBatchCommitsNothing(t *testing.T) {
+	bus := memory.New()
+	produce(t, bus, "in", 20)
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	var calls atomic.Int32
+	s, _ := New(Config{Name: "test", Consumer: c, MinBackoff: time.Millisecond, DrainTimeout: 10 * time.Millisecond,
+		Handle: func(context.Context, []*stream.Record) error {
+			if calls.Add(1) == 5 {
+				cancel()
+			}
+			return errors.New("backend down")
+		}})
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l := lag(t, bus, "g", "in"); l != 20 {
+		t.Errorf("lag = %d, want all 20 records uncommitted", l)
+	}
+}
+
+// On shutdown the batch in hand finishes (within the drain timeout) and is
+// committed.
+func TestShutdownDrainsBatchInHand(t *testing.T) {
+	bus := memory.New()
+	produce(t, bus, "in", 5)
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	s, _ := New(Config{Name: "test", Consumer: c, DrainTimeout: time.Minute,
+		Handle: func(hctx context.Context, recs []*stream.Record) error {
+			cancel() // shutdown begins while the batch is being delivered
+			select {
+			case <-hctx.Done():
+				return hctx.Err()
+			case <-time.After(50 * time.Millisecond):
+				return nil
+			}
+		}})
+	if err := s.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if l := lag(t, bus, "g", "in"); l != 0 {
+		t.Errorf("lag = %d, want the drained batch committed", l)
+	}
+}
+
+func counter(c prometheus.Counter) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		panic(err)
+	}
+	return m.GetCounter().GetValue()
+}
