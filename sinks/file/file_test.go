@@ -173,9 +173,9 @@ func TestConfigEntry(t *testing.T) {
 	s.Close()
 
 	for yaml, want := range map[string]string{
-		"sinks:\n  - name: a\n    type: file\n    signals: [logs]\n":                        "c.yaml:2:5: sinks[0].path: the file sink needs a path",
+		"sinks:\n  - name: a\n    type: file\n    signals: [logs]\n":                             "c.yaml:2:5: sinks[0].path: the file sink needs a path",
 		"sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    path: x\n    rotate: 1\n": `c.yaml:6:5: sinks[0].rotate: unknown key "rotate"`,
-		"sinks:\n  - name: a\n    type: fiel\n    signals: [logs]\n":                        `c.yaml:3:11: sinks[0].type: unknown sink type "fiel"`,
+		"sinks:\n  - name: a\n    type: fiel\n    signals: [logs]\n":                             `c.yaml:3:11: sinks[0].type: unknown sink type "fiel"`,
 	} {
 		cfg, err := config.Parse("c.yaml", []byte(yaml))
 		if err != nil {

@@ -1,0 +1,47 @@
+# make run    build and start the all-in-one pipeline (embedded bus,
+#             examples/sluice.yaml): OTLP on 127.0.0.1:4317 (gRPC) and :4318
+#             (HTTP), output in ./data/out
+# make test   the whole test suite, with a real Apache Kafka broker
+#             (needs Java 17+ and Maven; fetched into .cache/ on first use)
+# make bench  the benchmarks, one core
+GO      ?= go
+BIN     := bin/sluice
+CONFIG  ?= examples/sluice.yaml
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/sluice-dev/sluice/internal/app.Version=$(VERSION)
+
+.PHONY: build run test unit bench bench-ingest fuzz vet clean
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
+
+run: build
+	./$(BIN) run -c $(CONFIG)
+
+test:
+	bash scripts/test.sh
+
+# unit runs the tests that need no broker (the Kafka tests skip).
+unit:
+	$(GO) test ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./ingest/... ./internal/otlpjson/ ./stream/...
+
+# bench-ingest measures the whole ingester under OTLP/gRPC load into a real
+# Kafka broker (CPU-seconds per million data points).
+bench-ingest:
+	bash bench/ingest.sh
+
+# fuzz runs each fuzz target of the decoders for FUZZTIME.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzHTTP -fuzztime $(FUZZTIME) ./ingest/
+	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./ingest/otlpwire/
+	$(GO) test -run '^$$' -fuzz FuzzUnmarshalRequest -fuzztime $(FUZZTIME) ./internal/otlpjson/
+
+vet:
+	$(GO) vet ./...
+
+clean:
+	rm -rf bin data .cache/kafka/run

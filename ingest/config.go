@@ -1,0 +1,222 @@
+package ingest
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// Bus is what the ingester needs of a message bus: every stream.Bus is one.
+type Bus interface {
+	stream.Producer
+	// Partitions is the partition count of topic; 0 if unknown, in which
+	// case the ingester lets the bus choose (otlpwire.KeyNone).
+	Partitions(topic string) int32
+}
+
+// Defaults applied by New to zero fields of Config.
+const (
+	DefaultMaxRecordBytes   = 1 << 20
+	DefaultMaxRequestBytes  = 16 << 20
+	DefaultMaxInflightBytes = 256 << 20
+	DefaultRetryAfter       = 5 * time.Second
+	DefaultProduceTimeout   = 10 * time.Second
+	DefaultTenant           = "anonymous"
+
+	// MaxTenantLength bounds the X-Scope-OrgID of a request.
+	MaxTenantLength = 150
+	// headerRoom is what the ingester leaves below MaxRecordBytes for the
+	// record's headers and the bus's own framing.
+	headerRoom = 512
+)
+
+// Config configures an Ingester. The zero value of each field means its
+// default.
+type Config struct {
+	// Topics names the raw topics requests are written to.
+	Topics stream.Topics
+	// Key chooses how each signal's items are spread over partitions. A
+	// missing entry means otlpwire.KeyDefault: resource for metrics and
+	// logs, trace id for traces.
+	Key map[stream.Signal]otlpwire.KeyMode
+	// MaxRecordBytes is the largest record the bus accepts (value plus
+	// headers); requests are split below it. Default 1 MiB.
+	MaxRecordBytes int
+	// MaxRequestBytes bounds a request body, both as received and once
+	// decompressed. Default 16 MiB.
+	MaxRequestBytes int
+	// MaxInflightBytes bounds the request bytes being split and produced at
+	// once; requests beyond it are refused as overloaded (retryable).
+	// Default 256 MiB.
+	MaxInflightBytes int64
+	// RetryAfter is the delay clients are told to wait after an overload or
+	// an unavailable bus. Default 5s.
+	RetryAfter time.Duration
+	// ProduceTimeout bounds the wait for the bus acknowledgement. Default
+	// 10s.
+	ProduceTimeout time.Duration
+	// DefaultTenant is the tenant of requests without X-Scope-OrgID.
+	// Default "anonymous".
+	DefaultTenant string
+	// Tokens, when not nil, are the bearer tokens a request must carry.
+	Tokens *Tokens
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Registerer receives the ingester's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+}
+
+func (c *Config) setDefaults() {
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = DefaultMaxRecordBytes
+	}
+	if c.MaxRequestBytes == 0 {
+		c.MaxRequestBytes = DefaultMaxRequestBytes
+	}
+	if c.MaxInflightBytes == 0 {
+		c.MaxInflightBytes = DefaultMaxInflightBytes
+	}
+	if c.RetryAfter == 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.ProduceTimeout == 0 {
+		c.ProduceTimeout = DefaultProduceTimeout
+	}
+	if c.DefaultTenant == "" {
+		c.DefaultTenant = DefaultTenant
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// validate reports every problem with c at once.
+func (c *Config) validate() error {
+	var errs []string
+	if c.MaxRecordBytes < 4*headerRoom {
+		errs = append(errs, fmt.Sprintf("MaxRecordBytes %d is below the minimum of %d", c.MaxRecordBytes, 4*headerRoom))
+	}
+	if c.MaxRequestBytes < 0 {
+		errs = append(errs, "MaxRequestBytes must not be negative")
+	}
+	if c.MaxInflightBytes < 0 {
+		errs = append(errs, "MaxInflightBytes must not be negative")
+	}
+	if c.RetryAfter < 0 || c.ProduceTimeout < 0 {
+		errs = append(errs, "RetryAfter and ProduceTimeout must not be negative")
+	}
+	if err := checkTenant(c.DefaultTenant); err != nil {
+		errs = append(errs, "DefaultTenant: "+err.Error())
+	}
+	for sig, k := range c.Key {
+		if sig > stream.Traces {
+			errs = append(errs, fmt.Sprintf("Key: unknown signal %v", sig))
+		}
+		if k > otlpwire.KeyNone || (sig == stream.Metrics && k == otlpwire.KeyTraceID) {
+			errs = append(errs, fmt.Sprintf("Key: %v is not valid for %v", k, sig))
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("ingest config: %s", strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Tokens is a set of bearer tokens. Only their SHA-256 digests are kept, so
+// that a lookup takes the same time whichever bytes of a token match.
+type Tokens struct {
+	set map[[sha256.Size]byte]struct{}
+}
+
+// NewTokens returns a set holding tokens.
+func NewTokens(tokens ...string) *Tokens {
+	t := &Tokens{set: make(map[[sha256.Size]byte]struct{}, len(tokens))}
+	for _, tok := range tokens {
+		t.set[sha256.Sum256([]byte(tok))] = struct{}{}
+	}
+	return t
+}
+
+// LoadTokens reads a tokens file: one token per line, surrounding spaces
+// trimmed, blank lines and lines starting with '#' skipped. A file without
+// tokens is an error, as it would lock every client out.
+func LoadTokens(path string) (*Tokens, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var toks []string
+	sc := bufio.NewScanner(f)
+	for line := 1; sc.Scan(); line++ {
+		s := strings.TrimSpace(sc.Text())
+		if s == "" || s[0] == '#' {
+			continue
+		}
+		if strings.ContainsAny(s, " \t") {
+			return nil, fmt.Errorf("%s:%d: a token must not contain spaces", path, line)
+		}
+		toks = append(toks, s)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(toks) == 0 {
+		return nil, fmt.Errorf("%s: no tokens", path)
+	}
+	return NewTokens(toks...), nil
+}
+
+// Len is the number of distinct tokens.
+func (t *Tokens) Len() int { return len(t.set) }
+
+// Valid reports whether tok is one of the tokens.
+func (t *Tokens) Valid(tok string) bool {
+	if tok == "" {
+		return false
+	}
+	_, ok := t.set[sha256.Sum256([]byte(tok))]
+	return ok
+}
+
+// checkTenant accepts 1 to MaxTenantLength printable ASCII characters
+// without spaces.
+func checkTenant(t string) error {
+	if len(t) == 0 {
+		return fmt.Errorf("empty tenant")
+	}
+	if len(t) > MaxTenantLength {
+		return fmt.Errorf("tenant is %d characters long, more than %d", len(t), MaxTenantLength)
+	}
+	for i := 0; i < len(t); i++ {
+		if c := t[i]; c <= ' ' || c >= 0x7f {
+			return fmt.Errorf("tenant has a non-printable or space character at %d", i)
+		}
+	}
+	return nil
+}
+
+// ParseKeyMode maps a partition_key setting (resource, trace_id, none; ""
+// for the signal's default) to its otlpwire.KeyMode.
+func ParseKeyMode(s string) (otlpwire.KeyMode, error) {
+	switch s {
+	case "":
+		return otlpwire.KeyDefault, nil
+	case "resource":
+		return otlpwire.KeyResource, nil
+	case "trace_id":
+		return otlpwire.KeyTraceID, nil
+	case "none":
+		return otlpwire.KeyNone, nil
+	}
+	return 0, fmt.Errorf("unknown partition key %q (valid: resource, trace_id, none)", s)
+}

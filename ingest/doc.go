@@ -1,0 +1,73 @@
+// Package ingest is sluice's OTLP receiver: stateless servers that write each
+// export request to the bus and answer only once the bus has acknowledged it.
+//
+// # Data flow
+//
+// A request enters through OTLP/gRPC (the metrics, logs and trace collector
+// services, on a gRPC server built with NewGRPCServer or Server) or OTLP/HTTP
+// (POST /v1/metrics, /v1/logs, /v1/traces; protobuf or JSON; identity, gzip
+// or zstd). Neither decodes it into message structs: gRPC requests are kept
+// as bytes by a pass-through codec, JSON is converted straight to the
+// protobuf encoding by internal/otlpjson. Ingester.Export then
+//
+//  1. admits the request's bytes against MaxInflightBytes (refusing, not
+//     queueing, above it),
+//  2. splits it with otlpwire into complete Export*ServiceRequests, one per
+//     partition and no larger than MaxRecordBytes (less room for headers),
+//  3. produces one record per chunk to the signal's raw topic
+//     (stream.Topics.Raw) with the headers content-type, sluice-tenant,
+//     sluice-received-at, sluice-items and sluice-signal, and
+//  4. returns when the bus has acknowledged every record, or with the
+//     first error (the client retries the whole request: at least once).
+//
+// Items too large for a record even alone (one data point, log record or
+// span) are not written; the response reports them as OTLP partial success
+// (rejected_* and error_message) and they are counted in
+// sluice_ingest_rejected_items_total. Nothing is dropped silently.
+//
+// # Buffer ownership
+//
+// Record values alias the request body or the pooled Splitter's buffer; they
+// are valid during Produce only. Bodies, splitters and record slices are
+// pooled per request and reused once Produce has returned successfully; when
+// Produce fails they are left to the garbage collector, since a bus may still
+// hold records it failed to send.
+//
+// # Errors
+//
+//	cause                          Export error          gRPC code                      HTTP
+//	malformed body, bad tenant     *BadRequestError      INVALID_ARGUMENT               400 + google.rpc.Status
+//	bad compression                -                     (grpc: INTERNAL from grpc)     400
+//	missing/invalid bearer token   ErrUnauthenticated    UNAUTHENTICATED                401 + WWW-Authenticate
+//	body over MaxRequestBytes      ErrTooLarge           RESOURCE_EXHAUSTED, no retry   413
+//	in-flight limit reached        ErrOverloaded         RESOURCE_EXHAUSTED + RetryInfo 429 + Retry-After
+//	bus unavailable / timeout      ErrUnavailable        UNAVAILABLE + RetryInfo        503 + Retry-After
+//	bus refused a built record     ErrInternal           INTERNAL                       500
+//	unknown path / method / type   -                     UNIMPLEMENTED (grpc)           404 / 405 + Allow / 415
+//
+// Per the OTLP specification RESOURCE_EXHAUSTED is retried only when it
+// carries RetryInfo, so an oversized request is not retried while an
+// overload is, after Config.RetryAfter. Error bodies of OTLP/HTTP are a
+// google.rpc.Status in the request's encoding whose message says what is
+// wrong and where (the otlpwire field path and offset, or the JSON line and
+// column).
+//
+// # Limits
+//
+// MaxRequestBytes bounds the body as received and once decompressed (a zip
+// bomb gets 413; on gRPC, grpc's MaxRecvMsgSize applies to both). The
+// in-flight limit counts the protobuf bytes being split and produced; a
+// request larger than the whole limit is admitted only when nothing else is in
+// flight, so it is never refused forever. The tenant comes from X-Scope-OrgID
+// (HTTP header or gRPC metadata): 1 to 150 printable ASCII characters without
+// spaces, default Config.DefaultTenant. Bearer tokens (Config.Tokens,
+// LoadTokens) are checked when configured.
+//
+// # Wiring
+//
+//	ing, err := ingest.New(ingest.Config{Topics: topics, Registerer: reg, ...}, bus)
+//	srv := ingest.NewServer(ing, ingest.ServerConfig{GRPCListen: ":4317", HTTPListen: ":4318"})
+//	err = srv.Start()
+//	...
+//	err = srv.Shutdown(ctx) // stops accepting, waits for in-flight requests and their acks
+package ingest

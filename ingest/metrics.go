@@ -1,0 +1,108 @@
+package ingest
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// Protocols, for the protocol label.
+const (
+	protoGRPC = iota
+	protoHTTP
+)
+
+var protocolNames = [...]string{protoGRPC: "grpc", protoHTTP: "http"}
+
+// metrics of one Ingester. The children used on every request are resolved
+// once here.
+type metrics struct {
+	requests *prometheus.CounterVec // protocol, signal, code
+	items    [len(stream.Signals)]prometheus.Counter
+	bytes    [len(stream.Signals)]prometheus.Counter
+	rejected *prometheus.CounterVec // signal, reason
+	errors   *prometheus.CounterVec // signal, reason
+	produce  [len(stream.Signals)]prometheus.Observer
+	inflight prometheus.GaugeFunc
+
+	ok         [len(protocolNames)][len(stream.Signals)]prometheus.Counter
+	collectors []prometheus.Collector
+}
+
+func newMetrics(inflight func() float64) *metrics {
+	m := &metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_ingest_requests_total",
+			Help: "OTLP export requests answered, by protocol, signal and status code (HTTP status or gRPC code).",
+		}, []string{"protocol", "signal", "code"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_ingest_rejected_items_total",
+			Help: "Items (data points, log records, spans) of accepted requests that were rejected and reported as partial success.",
+		}, []string{"signal", "reason"}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_ingest_errors_total",
+			Help: "Requests that failed, by reason.",
+		}, []string{"signal", "reason"}),
+		inflight: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "sluice_ingest_inflight_bytes",
+			Help: "Request bytes being split and produced.",
+		}, inflight),
+	}
+	items := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_ingest_items_total",
+		Help: "Items (data points, log records, spans) written to the bus.",
+	}, []string{"signal"})
+	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_ingest_bytes_total",
+		Help: "Request bytes received, as sent on the wire (compressed).",
+	}, []string{"signal"})
+	produce := prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_ingest_produce_duration_seconds",
+		Help:    "Time from Produce to the bus acknowledgement, per request.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	}, []string{"signal"})
+	for _, sig := range stream.Signals {
+		s := sig.String()
+		m.items[sig] = items.WithLabelValues(s)
+		m.bytes[sig] = bytes.WithLabelValues(s)
+		m.produce[sig] = produce.WithLabelValues(s)
+		for p, pn := range protocolNames {
+			m.ok[p][sig] = m.requests.WithLabelValues(pn, s, okCode(p))
+		}
+	}
+	m.collectors = []prometheus.Collector{m.requests, items, bytes, m.rejected, m.errors, produce, m.inflight}
+	return m
+}
+
+func okCode(protocol int) string {
+	if protocol == protoGRPC {
+		return "OK"
+	}
+	return "200"
+}
+
+func (m *metrics) register(r prometheus.Registerer) error {
+	for _, c := range m.collectors {
+		if err := r.Register(c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// request counts one answered request. code is the gRPC code name or the
+// HTTP status.
+func (m *metrics) request(protocol int, sig stream.Signal, code string) {
+	if sig <= stream.Traces && code == okCode(protocol) {
+		m.ok[protocol][sig].Inc()
+		return
+	}
+	m.requests.WithLabelValues(protocolNames[protocol], signalLabel(sig), code).Inc()
+}
+
+func signalLabel(sig stream.Signal) string {
+	if sig > stream.Traces {
+		return "unknown"
+	}
+	return sig.String()
+}

@@ -1,0 +1,213 @@
+package ingest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+)
+
+// ServerConfig says where the OTLP servers listen.
+type ServerConfig struct {
+	// GRPCListen and HTTPListen are host:port addresses; an empty one
+	// disables that protocol. Port 0 picks a free port (see GRPCAddr and
+	// HTTPAddr).
+	GRPCListen string
+	HTTPListen string
+	// TLS, when set, serves both protocols over TLS (see LoadTLS).
+	TLS *tls.Config
+	// Logger defaults to the ingester's.
+	Logger *slog.Logger
+	// GRPCOptions are added to the gRPC server's (interceptors, keepalive).
+	GRPCOptions []grpc.ServerOption
+}
+
+// Server runs the OTLP/gRPC and OTLP/HTTP servers of one Ingester.
+type Server struct {
+	ing  *Ingester
+	cfg  ServerConfig
+	log  *slog.Logger
+	grpc *grpc.Server
+	http *http.Server
+
+	grpcLn, httpLn net.Listener
+	wg             sync.WaitGroup
+	mu             sync.Mutex
+	serveErr       error
+}
+
+// NewServer prepares the servers; Start listens.
+func NewServer(ing *Ingester, cfg ServerConfig) *Server {
+	if cfg.Logger == nil {
+		cfg.Logger = ing.log
+	}
+	return &Server{ing: ing, cfg: cfg, log: cfg.Logger}
+}
+
+// Start listens on the configured addresses and serves in the background.
+// On error nothing is left listening.
+func (s *Server) Start() error {
+	if s.cfg.GRPCListen == "" && s.cfg.HTTPListen == "" {
+		return errors.New("ingest server: neither a gRPC nor an HTTP address")
+	}
+	var err error
+	if s.cfg.GRPCListen != "" {
+		if s.grpcLn, err = net.Listen("tcp", s.cfg.GRPCListen); err != nil {
+			return fmt.Errorf("ingest: OTLP/gRPC listen: %w", err)
+		}
+	}
+	if s.cfg.HTTPListen != "" {
+		if s.httpLn, err = net.Listen("tcp", s.cfg.HTTPListen); err != nil {
+			if s.grpcLn != nil {
+				s.grpcLn.Close()
+			}
+			return fmt.Errorf("ingest: OTLP/HTTP listen: %w", err)
+		}
+	}
+
+	if s.grpcLn != nil {
+		opts := append(s.ing.GRPCServerOptions(), s.cfg.GRPCOptions...)
+		if s.cfg.TLS != nil {
+			opts = append(opts, grpc.Creds(credentials.NewTLS(s.cfg.TLS)))
+		}
+		s.grpc = grpc.NewServer(opts...)
+		s.ing.RegisterGRPC(s.grpc)
+		s.wg.Go(func() {
+			if err := s.grpc.Serve(s.grpcLn); err != nil {
+				s.setErr(fmt.Errorf("OTLP/gRPC: %w", err))
+			}
+		})
+		s.log.Info("OTLP/gRPC listening", "addr", s.grpcLn.Addr().String(), "tls", s.cfg.TLS != nil)
+	}
+	if s.httpLn != nil {
+		var protos http.Protocols
+		protos.SetHTTP1(true)
+		protos.SetHTTP2(true)
+		protos.SetUnencryptedHTTP2(s.cfg.TLS == nil) // h2c with prior knowledge
+		s.http = &http.Server{
+			Handler:           s.ing.HTTPHandler(),
+			ReadHeaderTimeout: 10 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    64 << 10,
+			Protocols:         &protos,
+			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		}
+		ln := s.httpLn
+		if s.cfg.TLS != nil {
+			s.http.TLSConfig = s.cfg.TLS.Clone()
+		}
+		s.wg.Go(func() {
+			var err error
+			if s.cfg.TLS != nil {
+				err = s.http.ServeTLS(ln, "", "")
+			} else {
+				err = s.http.Serve(ln)
+			}
+			if err != nil && !errors.Is(err, http.ErrServerClosed) {
+				s.setErr(fmt.Errorf("OTLP/HTTP: %w", err))
+			}
+		})
+		s.log.Info("OTLP/HTTP listening", "addr", s.httpLn.Addr().String(), "tls", s.cfg.TLS != nil)
+	}
+	return nil
+}
+
+func (s *Server) setErr(err error) {
+	s.log.Error("server stopped", "err", err)
+	s.mu.Lock()
+	s.serveErr = errors.Join(s.serveErr, err)
+	s.mu.Unlock()
+}
+
+// GRPCAddr is the address the gRPC server listens on, "" if disabled.
+func (s *Server) GRPCAddr() string {
+	if s.grpcLn == nil {
+		return ""
+	}
+	return s.grpcLn.Addr().String()
+}
+
+// HTTPAddr is the address the HTTP server listens on, "" if disabled.
+func (s *Server) HTTPAddr() string {
+	if s.httpLn == nil {
+		return ""
+	}
+	return s.httpLn.Addr().String()
+}
+
+// Shutdown stops accepting connections and waits for the requests in flight
+// to be answered - each after its bus acknowledgement - or for ctx to end,
+// when it closes what is left. It returns ctx's error in that case, and any
+// error a server stopped with.
+func (s *Server) Shutdown(ctx context.Context) error {
+	var errs []error
+	var wg sync.WaitGroup
+	var grpcForced bool
+	if s.grpc != nil {
+		wg.Go(func() {
+			done := make(chan struct{})
+			go func() { s.grpc.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-ctx.Done():
+				grpcForced = true
+				s.grpc.Stop()
+				<-done
+			}
+		})
+	}
+	var httpErr error
+	if s.http != nil {
+		wg.Go(func() {
+			if httpErr = s.http.Shutdown(ctx); httpErr != nil {
+				s.http.Close()
+			}
+		})
+	}
+	wg.Wait()
+	s.wg.Wait()
+	if httpErr != nil {
+		errs = append(errs, fmt.Errorf("OTLP/HTTP shutdown: %w", httpErr))
+	}
+	if grpcForced {
+		errs = append(errs, fmt.Errorf("OTLP/gRPC shutdown: %w", ctx.Err()))
+	}
+	s.mu.Lock()
+	errs = append(errs, s.serveErr)
+	s.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// LoadTLS builds a server TLS configuration from PEM files: the certificate
+// and key, and when ca is not empty the CA bundle client certificates must
+// chain to (mutual TLS).
+func LoadTLS(cert, key, ca string) (*tls.Config, error) {
+	pair, err := tls.LoadX509KeyPair(cert, key)
+	if err != nil {
+		return nil, fmt.Errorf("ingest TLS: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("ingest TLS: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("ingest TLS: no certificates in %s", ca)
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}

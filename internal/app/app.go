@@ -1,0 +1,306 @@
+// Package app assembles sluice's roles from a config: the bus, the OTLP
+// ingest servers, the worker, the sink runners and the admin server, and
+// runs them until told to stop. `sluice run` runs every role in one process;
+// `sluice ingest`, `sluice worker` and `sluice sink` run one each.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"runtime/debug"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/sluice-dev/sluice/ingest"
+	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/internal/admin"
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/sinks"
+	_ "github.com/sluice-dev/sluice/sinks/file" // the file sink
+	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/stage"
+	"github.com/sluice-dev/sluice/stream/worker"
+)
+
+// Version is the sluice version, set at build time with
+// -ldflags "-X github.com/sluice-dev/sluice/internal/app.Version=v1.2.3".
+var Version = ""
+
+// VersionString is Version, or the module version and VCS revision Go
+// recorded in the binary.
+func VersionString() string {
+	if Version != "" {
+		return Version
+	}
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "devel"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v
+}
+
+// Roles selects what a process runs.
+type Roles struct {
+	Ingest bool
+	Worker bool
+	// Sinks runs the sinks named here, or every configured sink when
+	// AllSinks is set.
+	Sinks    []string
+	AllSinks bool
+}
+
+// All is every role: `sluice run`.
+var All = Roles{Ingest: true, Worker: true, AllSinks: true}
+
+// ShutdownTimeout bounds each step of a graceful shutdown.
+const ShutdownTimeout = 30 * time.Second
+
+// Load reads and validates the config, including every sink's own keys.
+func Load(path string) (*config.Config, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := sinks.Check(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// NewLogger builds the process logger from the log section.
+func NewLogger(c config.Log, w io.Writer) *slog.Logger {
+	var level slog.Level
+	level.UnmarshalText([]byte(c.Level)) // validated by config
+	opts := &slog.HandlerOptions{Level: level}
+	if c.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// Process is a running sluice process.
+type Process struct {
+	cfg   *config.Config
+	log   *slog.Logger
+	reg   *prometheus.Registry
+	admin *admin.Server
+	bus   stream.Bus
+	srv   *ingest.Server
+
+	cancelWorker, cancelSinks context.CancelFunc
+	workerWG, sinksWG         sync.WaitGroup
+	failed                    chan error
+}
+
+// Start brings up the roles: admin server, bus, sinks, worker, then the
+// ingest servers, so that nothing is accepted before it can be handled.
+func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger) (_ *Process, err error) {
+	p := &Process{cfg: cfg, log: log, reg: prometheus.NewRegistry(), failed: make(chan error, 1)}
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_build_info", Help: "Always 1; the labels tell the version.",
+		ConstLabels: prometheus.Labels{"version": VersionString()}})
+	build.Set(1)
+	p.reg.MustRegister(build)
+	defer func() {
+		if err != nil {
+			p.Stop()
+		}
+	}()
+
+	if cfg.Admin.Listen != "" {
+		p.admin = admin.New(p.reg, log)
+		if err := p.admin.Start(cfg.Admin.Listen); err != nil {
+			return nil, err
+		}
+		log.Info("admin server listening", "addr", p.admin.Addr())
+	}
+	if p.bus, err = OpenBus(ctx, cfg, log, p.reg); err != nil {
+		return nil, err
+	}
+	if p.admin != nil {
+		p.admin.AddCheck("bus", p.bus.Ping)
+	}
+	topics := stream.Topics{Prefix: cfg.Bus.TopicPrefix}
+	stageMetrics := stage.NewMetrics(p.reg)
+
+	var sinkCtx, workerCtx context.Context
+	sinkCtx, p.cancelSinks = context.WithCancel(context.WithoutCancel(ctx))
+	workerCtx, p.cancelWorker = context.WithCancel(context.WithoutCancel(ctx))
+	for i := range cfg.Sinks {
+		entry := &cfg.Sinks[i]
+		if !roles.AllSinks && !slices.Contains(roles.Sinks, entry.Name) {
+			continue
+		}
+		s, err := sinks.Build(cfg, entry, sinks.Env{Logger: log, Registerer: p.reg})
+		if err != nil {
+			return nil, err
+		}
+		r, err := sinks.NewRunner(p.bus, entry, s, sinks.RunnerConfig{Topics: topics, Logger: log, Metrics: stageMetrics})
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		p.run(&p.sinksWG, "sink "+entry.Name, func() error { return r.Run(sinkCtx) })
+		log.Info("sink started", "sink", entry.Name, "type", entry.Type, "signals", entry.Signals)
+	}
+	for _, name := range roles.Sinks {
+		if !slices.ContainsFunc(cfg.Sinks, func(s config.Sink) bool { return s.Name == name }) {
+			return nil, fmt.Errorf("no sink named %q in %s", name, cfg.File())
+		}
+	}
+	if roles.Worker {
+		w, err := worker.New(p.bus, worker.Config{Topics: topics, Group: cfg.Worker.Group, Logger: log, Metrics: stageMetrics})
+		if err != nil {
+			return nil, err
+		}
+		p.run(&p.workerWG, "worker", func() error { return w.Run(workerCtx) })
+		log.Info("worker started", "group", cfg.Worker.Group)
+	}
+	if roles.Ingest {
+		if err := p.startIngest(topics); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+func (p *Process) startIngest(topics stream.Topics) error {
+	c := p.cfg.Ingest
+	keys := map[stream.Signal]otlpwire.KeyMode{}
+	for name, mode := range c.PartitionKey {
+		sig, err := stream.ParseSignal(name)
+		if err != nil {
+			return p.cfg.Errorf("ingest.partition_key."+name, "%v", err)
+		}
+		if keys[sig], err = ingest.ParseKeyMode(mode); err != nil {
+			return p.cfg.Errorf("ingest.partition_key."+name, "%v", err)
+		}
+	}
+	icfg := ingest.Config{Topics: topics, Key: keys, MaxRecordBytes: int(p.cfg.Bus.MaxRecordBytes), MaxRequestBytes: int(c.MaxRequestBytes),
+		MaxInflightBytes: int64(c.MaxInflightBytes), RetryAfter: c.RetryAfter, ProduceTimeout: p.cfg.Bus.ProduceTimeout,
+		DefaultTenant: c.DefaultTenant, Logger: p.log, Registerer: p.reg}
+	if c.TokensFile != "" {
+		toks, err := ingest.LoadTokens(c.TokensFile)
+		if err != nil {
+			return p.cfg.Errorf("ingest.tokens_file", "%v", err)
+		}
+		icfg.Tokens = toks
+	}
+	ing, err := ingest.New(icfg, p.bus)
+	if err != nil {
+		return err
+	}
+	scfg := ingest.ServerConfig{GRPCListen: c.GRPCListen, HTTPListen: c.HTTPListen, Logger: p.log}
+	if t := c.TLS; t != nil {
+		if scfg.TLS, err = ingest.LoadTLS(t.CertFile, t.KeyFile, t.CAFile); err != nil {
+			return p.cfg.Errorf("ingest.tls", "%v", err)
+		}
+	}
+	p.srv = ingest.NewServer(ing, scfg)
+	if err := p.srv.Start(); err != nil {
+		return err
+	}
+	p.log.Info("OTLP ingest listening", "grpc", p.srv.GRPCAddr(), "http", p.srv.HTTPAddr())
+	return nil
+}
+
+// run runs fn in the background; an error ends the process (Failed).
+func (p *Process) run(wg *sync.WaitGroup, name string, fn func() error) {
+	wg.Go(func() {
+		if err := fn(); err != nil {
+			p.log.Error("role stopped", "role", name, "err", err)
+			select {
+			case p.failed <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	})
+}
+
+// Failed delivers the first error of a role that stopped by itself.
+func (p *Process) Failed() <-chan error { return p.failed }
+
+// GRPCAddr, HTTPAddr and AdminAddr are the listening addresses (for ":0").
+func (p *Process) GRPCAddr() string {
+	if p.srv == nil {
+		return ""
+	}
+	return p.srv.GRPCAddr()
+}
+
+func (p *Process) HTTPAddr() string {
+	if p.srv == nil {
+		return ""
+	}
+	return p.srv.HTTPAddr()
+}
+
+func (p *Process) AdminAddr() string {
+	if p.admin == nil {
+		return ""
+	}
+	return p.admin.Addr()
+}
+
+// Bus is the process's bus.
+func (p *Process) Bus() stream.Bus { return p.bus }
+
+// Stop shuts down gracefully, in the order data flows: the ingest servers
+// stop accepting and drain in-flight requests and their acknowledgements;
+// the worker finishes its batch and commits; the sinks finish theirs and
+// commit; then the bus and the admin server close.
+func (p *Process) Stop() error {
+	var errs []error
+	if p.srv != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		errs = append(errs, p.srv.Shutdown(ctx))
+		cancel()
+	}
+	if p.cancelWorker != nil {
+		p.cancelWorker()
+		p.workerWG.Wait()
+	}
+	if p.cancelSinks != nil {
+		p.cancelSinks()
+		p.sinksWG.Wait()
+	}
+	if p.bus != nil {
+		errs = append(errs, p.bus.Close())
+	}
+	if p.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		errs = append(errs, p.admin.Shutdown(ctx))
+		cancel()
+	}
+	p.log.Info("stopped")
+	return errors.Join(errs...)
+}
+
+// Run starts the roles, waits until ctx is cancelled (a signal) or a role
+// fails, and shuts down gracefully.
+func Run(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger) error {
+	p, err := Start(ctx, cfg, roles, log)
+	if err != nil {
+		return err
+	}
+	var failed error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case failed = <-p.Failed():
+	}
+	return errors.Join(failed, p.Stop())
+}

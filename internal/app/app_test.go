@@ -1,0 +1,250 @@
+package app
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/kafkatest"
+	"github.com/sluice-dev/sluice/internal/otlpjson"
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/stream"
+)
+
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+// testConfig is the example config with every listener on a free port and
+// every path in dir.
+func testConfig(t *testing.T, dir, extra string) *config.Config {
+	t.Helper()
+	y := fmt.Sprintf(`
+bus:
+  kind: embedded
+  data_dir: %q
+  partitions: 3
+ingest:
+  grpc_listen: 127.0.0.1:0
+  http_listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+sinks:
+  - name: archive
+    type: file
+    signals: [metrics, logs, traces]
+    path: %q
+log:
+  level: warn
+%s`, filepath.Join(dir, "data"), filepath.Join(dir, "out"), extra)
+	path := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// sender sends OTLP the three ways clients do and counts the items that got
+// a success answer.
+type sender struct {
+	t    *testing.T
+	p    *Process
+	sent [3]int
+	seed int
+}
+
+func (s *sender) sendAll(rounds int) {
+	s.t.Helper()
+	conn, err := grpc.NewClient(s.p.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer conn.Close()
+	mc := colmetrics.NewMetricsServiceClient(conn)
+	shape := otlptest.Shape{Resources: 3, Items: 4, Points: 5}
+	for range rounds {
+		s.seed++
+		shape.Seed = s.seed
+		// metrics over OTLP/gRPC
+		if _, err := mc.Export(context.Background(), otlptest.Metrics(shape)); err != nil {
+			s.t.Fatal(err)
+		}
+		s.sent[stream.Metrics] += shape.ItemCount(stream.Metrics)
+		// logs over OTLP/HTTP protobuf
+		s.post("/v1/logs", "application/x-protobuf", otlptest.Request(stream.Logs, shape))
+		s.sent[stream.Logs] += shape.ItemCount(stream.Logs)
+		// traces over OTLP/HTTP JSON
+		js, err := otlpjson.MarshalRequest(stream.Traces, otlptest.Request(stream.Traces, shape), nil)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		s.post("/v1/traces", "application/json", js)
+		s.sent[stream.Traces] += shape.ItemCount(stream.Traces)
+	}
+}
+
+func (s *sender) post(path, ct string, body []byte) {
+	s.t.Helper()
+	resp, err := http.Post("http://"+s.p.HTTPAddr()+path, ct, bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		s.t.Fatalf("POST %s: %d %s", path, resp.StatusCode, b)
+	}
+}
+
+// outItems counts the items in the file sink's output, per signal.
+func outItems(t *testing.T, dir string) [3]int {
+	t.Helper()
+	var n [3]int
+	for _, sig := range stream.Signals {
+		files, _ := filepath.Glob(filepath.Join(dir, sig.String()+"*.jsonl"))
+		for _, name := range files {
+			f, err := os.Open(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc := bufio.NewScanner(f)
+			sc.Buffer(nil, 64<<20)
+			for sc.Scan() {
+				pb, err := otlpjson.UnmarshalRequest(sig, sc.Bytes(), nil)
+				if err != nil {
+					t.Fatalf("%s: %v", name, err)
+				}
+				c, err := otlpwire.Count(sig, pb)
+				if err != nil {
+					t.Fatal(err)
+				}
+				n[sig] += c
+			}
+			f.Close()
+		}
+	}
+	return n
+}
+
+// waitForOutput waits until the file sink has written want items (it may
+// take a few polls), failing if more arrive or it takes far too long.
+func waitForOutput(t *testing.T, dir string, want [3]int) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		got := outItems(t, dir)
+		if got == want {
+			return
+		}
+		for i := range got {
+			if got[i] > want[i] {
+				t.Fatalf("more items out than in: got %v, sent %v", got, want)
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("items out %v, sent %v", got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// The all-in-one pipeline: OTLP in over gRPC, HTTP protobuf and HTTP JSON,
+// the embedded bus, the pass-through worker, the file sink; counts equal.
+// Then a restart on the same data directory resumes where it stopped.
+func TestRunEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, "")
+	p, err := Start(context.Background(), cfg, All, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sender{t: t, p: p}
+	s.sendAll(10)
+	waitForOutput(t, filepath.Join(dir, "out"), s.sent)
+
+	// Ready, and the metrics show what went through.
+	for path, want := range map[string]string{"/readyz": "ready", "/metrics": "sluice_ingest_items_total"} {
+		resp, err := http.Get("http://" + p.AdminAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("%s: %d, no %q", path, resp.StatusCode, want)
+		}
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Restart: nothing is read twice, new data flows.
+	p, err = Start(context.Background(), cfg, All, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	s.p = p
+	s.sendAll(5)
+	waitForOutput(t, filepath.Join(dir, "out"), s.sent)
+}
+
+// Roles in separate processes share the bus: ingest only, then worker and
+// sink only, against a remote (not embedded) bus.
+func TestRolesOnKafka(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	dir := t.TempDir()
+	prefix := kafkatest.Topic(t, "app")
+	extra := fmt.Sprintf("\n")
+	cfg := testConfig(t, dir, extra)
+	cfg.Bus.Kind = "kafka"
+	cfg.Bus.Kafka.Brokers = brokers
+	cfg.Bus.TopicPrefix = prefix
+	cfg.Worker.Group = prefix + "-worker"
+	cfg.Sinks[0].Group = prefix + "-sink"
+
+	ing, err := Start(context.Background(), cfg, Roles{Ingest: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sender{t: t, p: ing}
+	s.sendAll(5)
+	if err := ing.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Ingest.GRPCListen, cfg.Ingest.HTTPListen = "", ""
+	rest, err := Start(context.Background(), cfg, Roles{Worker: true, AllSinks: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rest.Stop()
+	waitForOutput(t, filepath.Join(dir, "out"), s.sent)
+}

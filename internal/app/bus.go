@@ -1,0 +1,122 @@
+package app
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/plain"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/kafka"
+	"github.com/sluice-dev/sluice/stream/nats"
+)
+
+// OpenBus connects to (or, for kind embedded, starts) the configured bus and
+// creates the pipeline's topics that do not exist yet.
+func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (stream.Bus, error) {
+	b := cfg.Bus
+	var (
+		bus stream.Bus
+		err error
+	)
+	switch b.Kind {
+	case "embedded":
+		var nb *nats.Bus
+		nb, err = nats.NewEmbedded(nats.EmbeddedConfig{
+			DataDir:    filepath.Join(b.DataDir, "bus"),
+			Listen:     b.Embedded.Listen,
+			MaxStore:   int64(b.Embedded.MaxStore),
+			MaxPayload: int32(b.MaxRecordBytes),
+		}, nats.Config{Name: "sluice", PublishTimeout: b.ProduceTimeout, Logger: log.With("bus", "embedded")})
+		if err == nil && b.Embedded.Listen != "" {
+			log.Info("embedded NATS server listening", "url", nb.ClientURL())
+		}
+		bus = nb
+	case "nats":
+		var tlsCfg *tls.Config
+		if tlsCfg, err = clientTLS(b.NATS.TLS); err != nil {
+			return nil, cfg.Errorf("bus.nats.tls", "%v", err)
+		}
+		bus, err = nats.New(nats.Config{URL: b.NATS.URL, Name: "sluice", CredentialsFile: b.NATS.CredsFile, Token: b.NATS.Token,
+			User: b.NATS.Username, Password: b.NATS.Password, TLS: tlsCfg, PublishTimeout: b.ProduceTimeout, Logger: log.With("bus", "nats")})
+	case "kafka":
+		k := b.Kafka
+		var tlsCfg *tls.Config
+		if tlsCfg, err = clientTLS(k.TLS); err != nil {
+			return nil, cfg.Errorf("bus.kafka.tls", "%v", err)
+		}
+		var mech sasl.Mechanism
+		if k.SASL != nil {
+			switch k.SASL.Mechanism {
+			case "PLAIN":
+				mech = plain.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsMechanism()
+			case "SCRAM-SHA-256":
+				mech = scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha256Mechanism()
+			case "SCRAM-SHA-512":
+				mech = scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha512Mechanism()
+			}
+		}
+		bus, err = kafka.New(kafka.Config{Brokers: k.Brokers, ClientID: k.ClientID, Compression: k.Compression,
+			ProduceTimeout: b.ProduceTimeout, MaxRecordBytes: int32(b.MaxRecordBytes), ReplicationFactor: k.ReplicationFactor,
+			TLS: tlsCfg, SASL: mech, Logger: log.With("bus", "kafka"), Registerer: reg})
+	default:
+		return nil, cfg.Errorf("bus.kind", "unknown bus kind %q", b.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening the %s bus: %w", b.Kind, err)
+	}
+	if err := bus.EnsureTopics(ctx, TopicSpecs(cfg)...); err != nil {
+		bus.Close()
+		return nil, fmt.Errorf("creating topics: %w", err)
+	}
+	return bus, nil
+}
+
+// TopicSpecs are the topics of the pipeline: raw and processed per signal,
+// and the dead-letter topic.
+func TopicSpecs(cfg *config.Config) []stream.TopicSpec {
+	t := stream.Topics{Prefix: cfg.Bus.TopicPrefix}
+	spec := func(name string) stream.TopicSpec {
+		return stream.TopicSpec{Name: name, Partitions: cfg.Bus.Partitions, Retention: cfg.Bus.Retention, MaxRecordBytes: int32(cfg.Bus.MaxRecordBytes)}
+	}
+	var out []stream.TopicSpec
+	for _, s := range stream.Signals {
+		out = append(out, spec(t.Raw(s)), spec(t.Processed(s)))
+	}
+	return append(out, spec(t.DLQ()))
+}
+
+// clientTLS builds a client TLS config; nil when c is nil.
+func clientTLS(c *config.TLS) (*tls.Config, error) {
+	if c == nil {
+		return nil, nil
+	}
+	out := &tls.Config{InsecureSkipVerify: c.InsecureSkipVerify, MinVersion: tls.VersionTLS12}
+	if c.CAFile != "" {
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, err
+		}
+		out.RootCAs = x509.NewCertPool()
+		if !out.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("%s: no certificates found", c.CAFile)
+		}
+	}
+	if c.CertFile != "" || c.KeyFile != "" {
+		cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+		if err != nil {
+			return nil, err
+		}
+		out.Certificates = []tls.Certificate{cert}
+	}
+	return out, nil
+}

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# test.sh is `make test`: it fetches Apache Kafka (scripts/kafka/fetch.sh),
+# starts one broker on 127.0.0.1 for the whole suite, runs every Go test
+# with the broker's address in SLUICE_KAFKA_BROKERS (and the jars in
+# SLUICE_KAFKA_LIBS, for tests that start and stop brokers of their own),
+# and stops the broker again, whatever the tests did.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$repo"
+GO=${GO:-go}
+port=${SLUICE_KAFKA_PORT:-19092}
+run=$repo/.cache/kafka/run
+
+libs=$(bash scripts/kafka/fetch.sh)
+trap 'bash scripts/kafka/broker.sh stop "$run" >/dev/null' EXIT
+bash scripts/kafka/broker.sh start "$run" "$port"
+
+export SLUICE_KAFKA_BROKERS=127.0.0.1:$port SLUICE_KAFKA_LIBS=$libs
+"$GO" test -count=1 -timeout 12m "$@" ./...

@@ -1,0 +1,139 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/plugin/kprom"
+
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// Bus is a stream.Bus on Apache Kafka. It is safe for concurrent use.
+type Bus struct {
+	cfg   Config
+	log   *slog.Logger
+	cl    *kgo.Client // produces, and carries the admin requests
+	admin *kadm.Client
+
+	mu        sync.Mutex
+	topics    map[string]int32 // partition counts
+	consumers map[*consumer]struct{}
+	members   int // consumers ever opened, numbering their metrics
+
+	calls  sync.Pool // of *produceCall
+	closed atomic.Bool
+}
+
+var _ stream.Bus = (*Bus)(nil)
+
+// New returns a Bus for the cluster at cfg.Brokers. It does not contact
+// the brokers (Ping does); the clients connect on first use and reconnect
+// by themselves.
+func New(cfg Config) (*Bus, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("kafka: config: %w", err)
+	}
+	compression, _ := codec(cfg.Compression)
+	opts := append(cfg.clientOpts(cfg.ClientID+"-producer"),
+		kgo.RequiredAcks(kgo.AllISRAcks()), // and idempotent, franz-go's default
+		kgo.ProducerBatchCompression(compression),
+		kgo.ProducerBatchMaxBytes(cfg.MaxRecordBytes),
+		// No RecordDeliveryTimeout: franz-go counts it from the record's
+		// timestamp, which sluice sets to when the data was received.
+		// Produce bounds its records with a context instead.
+		// Produce waits for the acknowledgement: do not hold a batch back
+		// for more records (batches still fill while a request is in
+		// flight).
+		kgo.ProducerLinger(0),
+		kgo.RecordPartitioner(partitioner{}),
+	)
+	if cfg.MaxBufferedBytes > 0 {
+		opts = append(opts, kgo.MaxBufferedBytes(cfg.MaxBufferedBytes))
+	}
+	opts = append(opts, metricsOpts(cfg.Registerer)...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: client: %w", err)
+	}
+	return &Bus{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		cl:        cl,
+		admin:     kadm.NewClient(cl),
+		topics:    map[string]int32{},
+		consumers: map[*consumer]struct{}{},
+	}, nil
+}
+
+// metricsOpts hooks franz-go's Prometheus metrics for one client, labelled
+// with its client id.
+func metricsOpts(reg prometheus.Registerer) []kgo.Opt {
+	if reg == nil {
+		return nil
+	}
+	m := kprom.NewMetrics(metricsNamespace, kprom.Registerer(reg), kprom.WithClientLabel())
+	return []kgo.Opt{kgo.WithHooks(m)}
+}
+
+// Ping asks the brokers for their metadata; it fails with
+// stream.ErrUnavailable when none answers.
+func (b *Bus) Ping(ctx context.Context) error {
+	if b.closed.Load() {
+		return fmt.Errorf("kafka: ping: %w", stream.ErrClosed)
+	}
+	ctx, cancel := b.bound(ctx)
+	defer cancel()
+	if err := b.cl.Ping(ctx); err != nil {
+		if errors.Is(err, kgo.ErrClientClosed) {
+			return fmt.Errorf("kafka: ping: %w: %w", stream.ErrClosed, err)
+		}
+		return fmt.Errorf("kafka: ping: %w: %w", stream.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// bound limits ctx to the produce timeout when it has no deadline.
+func (b *Bus) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, b.cfg.ProduceTimeout)
+}
+
+// Close closes the consumers opened by Consume (committing what was
+// marked and leaving their groups), then the producer: a Produce still
+// waiting fails with stream.ErrClosed.
+func (b *Bus) Close() error {
+	if b.closed.Swap(true) {
+		return nil
+	}
+	b.mu.Lock()
+	consumers := make([]*consumer, 0, len(b.consumers))
+	for c := range b.consumers {
+		consumers = append(consumers, c)
+	}
+	b.mu.Unlock()
+	var errs []error
+	for _, c := range consumers {
+		errs = append(errs, c.Close())
+	}
+	b.cl.Close()
+	return errors.Join(errs...)
+}
+
+func (b *Bus) nextMember(group string) string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.members++
+	return b.cfg.ClientID + "-consumer-" + group + "-" + strconv.Itoa(b.members)
+}

@@ -1,0 +1,149 @@
+package kafka
+
+import (
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl"
+)
+
+// Config configures a Bus.
+type Config struct {
+	// Brokers are the seed addresses (host:port) of the cluster. Required.
+	Brokers []string
+	// ClientID names the connections in the brokers' logs and quotas.
+	// Default "sluice".
+	ClientID string
+
+	// Compression of produced batches: "zstd" (default), "lz4", "snappy",
+	// "gzip" or "none".
+	Compression string
+	// ProduceTimeout bounds how long Produce waits for the brokers'
+	// acknowledgement of its records (like Kafka's delivery.timeout.ms);
+	// past it Produce fails with stream.ErrUnavailable. It also bounds
+	// Ping, EnsureTopics and Lag when their context has no deadline.
+	// Default 10s.
+	ProduceTimeout time.Duration
+	// MaxBufferedBytes caps the bytes of records waiting for an
+	// acknowledgement, over all concurrent Produce calls; at the cap
+	// Produce waits. 0: no byte cap (franz-go still caps the buffer at
+	// 10000 records).
+	MaxBufferedBytes int
+	// MaxRecordBytes is the largest batch the producer sends (Kafka's
+	// max.request.size per partition batch), so also the largest record it
+	// accepts; a larger record fails with stream.ErrRecordTooLarge without
+	// being sent. It should not exceed the brokers' message.max.bytes.
+	// Default 1 MiB.
+	MaxRecordBytes int32
+	// ReplicationFactor of the topics EnsureTopics creates. Default -1,
+	// the brokers' default.replication.factor.
+	ReplicationFactor int16
+
+	// TLS, when set, encrypts the connections to the brokers.
+	TLS *tls.Config
+	// SASL, when set, authenticates the connections, e.g. with
+	// franz-go's pkg/sasl/plain or pkg/sasl/scram.
+	SASL sasl.Mechanism
+
+	// Logger receives the client's warnings and errors (and its info and
+	// debug messages when enabled). Nil discards them.
+	Logger *slog.Logger
+	// Registerer, when set, receives franz-go's client metrics (kprom)
+	// under the namespace sluice_kafka, labelled client_id = ClientID
+	// plus "-producer" or "-consumer-<group>-<n>". Buses sharing a
+	// Registerer need distinct ClientIDs.
+	Registerer prometheus.Registerer
+}
+
+const (
+	defaultClientID       = "sluice"
+	defaultProduceTimeout = 10 * time.Second
+	defaultMaxRecordBytes = 1 << 20
+	defaultMaxPollRecords = 10000
+	metricsNamespace      = "sluice_kafka"
+)
+
+// withDefaults returns c with the zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.ClientID == "" {
+		c.ClientID = defaultClientID
+	}
+	if c.Compression == "" {
+		c.Compression = "zstd"
+	}
+	if c.ProduceTimeout <= 0 {
+		c.ProduceTimeout = defaultProduceTimeout
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = defaultMaxRecordBytes
+	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = -1
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+func (c Config) validate() error {
+	var errs []error
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one address is required"))
+	}
+	if _, err := codec(c.Compression); err != nil {
+		errs = append(errs, err)
+	}
+	if c.MaxRecordBytes < 0 {
+		errs = append(errs, errors.New("max record bytes must not be negative"))
+	}
+	if c.MaxBufferedBytes < 0 {
+		errs = append(errs, errors.New("max buffered bytes must not be negative"))
+	}
+	if c.ReplicationFactor < -1 {
+		errs = append(errs, errors.New("replication factor must be positive or -1 (broker default)"))
+	}
+	return errors.Join(errs...)
+}
+
+func codec(name string) (kgo.CompressionCodec, error) {
+	switch name {
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "none":
+		return kgo.NoCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("compression %q: want zstd, lz4, snappy, gzip or none", name)
+}
+
+// clientOpts are the options every client of the bus shares: connection,
+// security, logging.
+func (c Config) clientOpts(clientID string) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(c.Brokers...),
+		kgo.ClientID(clientID),
+		kgo.WithLogger(slogger{c.Logger}),
+		// After NOT_LEADER (a leader moved, a broker restarted, a topic
+		// was just created) franz-go refreshes metadata, by default at
+		// most every 5s: records wait that long. Refresh sooner.
+		kgo.MetadataMinAge(250 * time.Millisecond),
+	}
+	if c.TLS != nil {
+		opts = append(opts, kgo.DialTLSConfig(c.TLS.Clone()))
+	}
+	if c.SASL != nil {
+		opts = append(opts, kgo.SASL(c.SASL))
+	}
+	return opts
+}
