@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sluice-dev/sluice/stream"
@@ -43,7 +44,24 @@ func (i *Ingester) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ForceServerCodecV2(rawCodec{fallback: encoding.GetCodecV2(proto.Name)}),
 		grpc.MaxRecvMsgSize(i.cfg.MaxRequestBytes),
+		grpc.InTapHandle(i.admitGRPC),
 	}
+}
+
+// admitGRPC runs when a call arrives, before grpc reads its message: at the
+// in-flight limit the call is refused (RESOURCE_EXHAUSTED with RetryInfo)
+// without its message being buffered. The message's bytes are counted once
+// it is read (Export), so the limit may be passed by the calls admitted in
+// the same instant, each at most MaxRequestBytes.
+func (i *Ingester) admitGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
+	if i.inflight.Load() >= i.cfg.MaxInflightBytes {
+		if sig, ok := grpcMethodSignal(info.FullMethodName); ok {
+			i.m.request(protoGRPC, sig, codes.ResourceExhausted.String())
+			i.m.errors.WithLabelValues(sig.String(), errReason(ErrOverloaded)).Inc()
+		}
+		return ctx, i.grpcErrs.overloaded
+	}
+	return ctx, nil
 }
 
 // RegisterGRPC registers the OTLP metrics, logs and trace services on s,
@@ -199,4 +217,14 @@ func bearerToken(h string) string {
 		return strings.TrimSpace(h[len(prefix):])
 	}
 	return ""
+}
+
+// grpcMethodSignal tells the signal of a full OTLP Export method name.
+func grpcMethodSignal(method string) (stream.Signal, bool) {
+	for _, sig := range stream.Signals {
+		if method == "/"+grpcServices[sig].service+"/Export" {
+			return sig, true
+		}
+	}
+	return 0, false
 }

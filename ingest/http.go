@@ -122,14 +122,37 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	if tenant != "" {
+		if err := checkTenant(tenant); err != nil {
+			h.failExport(w, r, sig, enc, tenant, badRequest(err, "X-Scope-OrgID: %v", err))
+			return
+		}
+	}
+
+	// Admit the request against the in-flight budget before reading it:
+	// under overload it is refused without its body ever being buffered.
+	bud := budget{i: h.i}
+	defer bud.release()
+	if !bud.ensure(max(r.ContentLength, minBodyReserve)) {
+		h.failExport(w, r, sig, enc, tenant, ErrOverloaded)
+		return
+	}
 	st := h.states.Get().(*httpState)
-	body, herr := h.readBody(st, r, sig, enc)
+	body, herr := h.readBody(st, r, sig, enc, &bud)
 	if herr != nil {
 		h.states.Put(st)
 		h.fail(w, r, sig, enc, herr.status, herr.err)
 		return
 	}
-	res, retained, err := h.i.export(r.Context(), sig, tenant, body)
+	if len(body) == 0 {
+		h.respond(w, st, sig, enc, Result{})
+		h.putState(st)
+		return
+	}
+	if tenant == "" {
+		tenant = h.i.cfg.DefaultTenant
+	}
+	res, retained, err := h.i.exportAdmitted(r.Context(), sig, tenant, body)
 	if err != nil {
 		if !retained {
 			h.putState(st)
@@ -140,6 +163,10 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.respond(w, st, sig, enc, res)
 	h.putState(st)
 }
+
+// minBodyReserve is what a request of unknown length is admitted with; its
+// share grows as the body is read.
+const minBodyReserve = 64 << 10
 
 func (h *httpHandler) putState(st *httpState) {
 	if max(cap(st.wire), cap(st.plain), cap(st.pb)) <= poolLimit {
@@ -169,15 +196,24 @@ func requestEncoding(v []string) (encodingKind, bool) {
 
 // readBody reads, decompresses and (for JSON) converts the body to
 // protobuf, within MaxRequestBytes at every step.
-func (h *httpHandler) readBody(st *httpState, r *http.Request, sig stream.Signal, enc encodingKind) ([]byte, *httpError) {
+// Every buffer it fills is counted in bud first; *httpError carries
+// ErrOverloaded (429) when the budget cannot grow.
+func (h *httpHandler) readBody(st *httpState, r *http.Request, sig stream.Signal, enc encodingKind, bud *budget) ([]byte, *httpError) {
 	limit := h.i.cfg.MaxRequestBytes
 	if r.ContentLength > int64(limit) {
 		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes exceeds the limit of %d", r.ContentLength, limit)}
 	}
 	var err error
 	var tooLarge bool
-	st.wire, tooLarge, err = readLimited(st.wire[:0], r.Body, int(r.ContentLength), limit)
+	// grow counts a buffer about to reach size bytes, on top of those
+	// already filled.
+	var filled int64
+	grow := func(size int) bool { return bud.ensure(filled + int64(size)) }
+	st.wire, tooLarge, err = readLimited(st.wire[:0], r.Body, int(r.ContentLength), limit, grow)
+	filled += int64(len(st.wire))
 	switch {
+	case errors.Is(err, ErrOverloaded):
+		return nil, &httpError{http.StatusTooManyRequests, err}
 	case tooLarge:
 		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Errorf("body exceeds the limit of %d bytes", limit)}
 	case err != nil:
@@ -197,15 +233,28 @@ func (h *httpHandler) readBody(st *httpState, r *http.Request, sig stream.Signal
 		if err := st.gz.Reset(&st.br); err != nil {
 			return nil, &httpError{http.StatusBadRequest, fmt.Errorf("bad gzip body: %w", err)}
 		}
-		st.plain, tooLarge, err = readLimited(st.plain[:0], &st.gz, 0, limit)
+		st.plain, tooLarge, err = readLimited(st.plain[:0], &st.gz, 0, limit, grow)
 		switch {
+		case errors.Is(err, ErrOverloaded):
+			return nil, &httpError{http.StatusTooManyRequests, err}
 		case tooLarge:
 			return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Errorf("decompressed body exceeds the limit of %d bytes", limit)}
 		case err != nil:
 			return nil, &httpError{http.StatusBadRequest, fmt.Errorf("bad gzip body: %w", err)}
 		}
 		body = st.plain
+		filled += int64(len(st.plain))
 	case "zstd":
+		// The frame header usually states the decompressed size; count
+		// it (or the limit, when it does not) before decoding.
+		want := limit
+		var fh zstd.Header
+		if fh.Decode(st.wire) == nil && fh.HasFCS && fh.FrameContentSize <= uint64(limit) {
+			want = int(fh.FrameContentSize)
+		}
+		if !grow(want) {
+			return nil, &httpError{http.StatusTooManyRequests, ErrOverloaded}
+		}
 		st.plain, err = h.zstd.DecodeAll(st.wire, st.plain[:0])
 		switch {
 		case errors.Is(err, zstd.ErrDecoderSizeExceeded), errors.Is(err, zstd.ErrWindowSizeExceeded), err == nil && len(st.plain) > limit:
@@ -214,11 +263,16 @@ func (h *httpHandler) readBody(st *httpState, r *http.Request, sig stream.Signal
 			return nil, &httpError{http.StatusBadRequest, fmt.Errorf("bad zstd body: %w", err)}
 		}
 		body = st.plain
+		filled += int64(len(st.plain))
 	default:
 		return nil, &httpError{http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Encoding %q (valid: gzip, zstd, identity)", ce)}
 	}
 
 	if enc == encJSON {
+		// The protobuf form of OTLP/JSON is smaller than the JSON.
+		if !grow(len(body)) {
+			return nil, &httpError{http.StatusTooManyRequests, ErrOverloaded}
+		}
 		st.pb, err = otlpjson.UnmarshalRequest(sig, body, st.pb[:0])
 		if err != nil {
 			return nil, &httpError{http.StatusBadRequest, fmt.Errorf("malformed OTLP/JSON %s request: %w", sig, err)}
@@ -230,12 +284,20 @@ func (h *httpHandler) readBody(st *httpState, r *http.Request, sig stream.Signal
 
 // readLimited appends r's content to dst; it stops reading once more than
 // limit bytes came. hint, when positive, is the expected length.
-func readLimited(dst []byte, r io.Reader, hint, limit int) (_ []byte, tooLarge bool, _ error) {
+// grow is asked before dst's capacity passes what was counted so far; false
+// stops with ErrOverloaded.
+func readLimited(dst []byte, r io.Reader, hint, limit int, grow func(size int) bool) (_ []byte, tooLarge bool, _ error) {
 	if hint > 0 && cap(dst) < hint+1 {
+		if !grow(hint + 1) {
+			return dst, false, ErrOverloaded
+		}
 		dst = make([]byte, 0, hint+1) // +1: EOF is seen without growing
 	}
 	for {
 		if len(dst) == cap(dst) {
+			if !grow(max(2*cap(dst), 512)) {
+				return dst, false, ErrOverloaded
+			}
 			dst = append(dst, 0)[:len(dst)]
 		}
 		n, err := r.Read(dst[len(dst):min(cap(dst), limit+1)])

@@ -150,7 +150,13 @@ func (i *Ingester) export(ctx context.Context, sig stream.Signal, tenant string,
 		return res, false, ErrOverloaded
 	}
 	defer i.inflight.Add(-n)
+	return i.exportAdmitted(ctx, sig, tenant, body)
+}
 
+// exportAdmitted is export for a body whose bytes the caller has already
+// counted in the in-flight budget (see budget).
+func (i *Ingester) exportAdmitted(ctx context.Context, sig stream.Signal, tenant string, body []byte) (res Result, retained bool, err error) {
+	n := int64(len(body))
 	st := i.states.Get().(*exportState)
 	opt := otlpwire.Options{
 		Partitions:     i.bus.Partitions(i.topics[sig]),
@@ -204,6 +210,34 @@ func (i *Ingester) acquire(n int64) bool {
 			return true
 		}
 	}
+}
+
+// budget is one request's share of MaxInflightBytes, held from before its
+// body is read until its answer is sent, and grown as decompression and
+// JSON conversion need more memory: the in-flight limit bounds every
+// buffer a request holds, not only the final protobuf.
+type budget struct {
+	i    *Ingester
+	held int64
+}
+
+// ensure grows the share to n bytes; false (overloaded) if the limit does
+// not allow it. The first call of a request admits it even past the limit
+// when nothing else is in flight (see acquire).
+func (b *budget) ensure(n int64) bool {
+	if n <= b.held {
+		return true
+	}
+	if !b.i.acquire(n - b.held) {
+		return false
+	}
+	b.held = n
+	return true
+}
+
+func (b *budget) release() {
+	b.i.inflight.Add(-b.held)
+	b.held = 0
 }
 
 func (i *Ingester) putState(st *exportState, n int64) {
