@@ -55,10 +55,15 @@
 // # Limits
 //
 // MaxRequestBytes bounds the body as received and once decompressed (a zip
-// bomb gets 413; on gRPC, grpc's MaxRecvMsgSize applies to both). The
-// in-flight limit counts the protobuf bytes being split and produced; a
-// request larger than the whole limit is admitted only when nothing else is in
-// flight, so it is never refused forever. The tenant comes from X-Scope-OrgID
+// bomb gets 413; on gRPC, grpc's MaxRecvMsgSize applies to both).
+// MaxInflightBytes bounds the memory of all requests being handled: an HTTP
+// request is admitted by its Content-Length (64 KiB when unknown) before its
+// body is read, and its share grows with every buffer it fills (the body,
+// the decompressed body, the protobuf form of JSON) or it is refused with
+// 429; a gRPC call is refused before grpc reads its message while the limit
+// is reached, and its message counts from then on. A request larger than the
+// whole limit is admitted only when nothing else is in flight, so it is never
+// refused forever. The tenant comes from X-Scope-OrgID
 // (HTTP header or gRPC metadata): 1 to 150 printable ASCII characters without
 // spaces, default Config.DefaultTenant. Bearer tokens (Config.Tokens,
 // LoadTokens) are checked when configured.
