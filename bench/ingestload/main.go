@@ -86,11 +86,14 @@ func main() {
 	elapsed := time.Since(start)
 	sent := int64(requests-int(failed.Load())) * int64(perReq)
 	fmt.Printf("%d data points in %v: %.0f data points/s, %d failed requests\n", sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds(), failed.Load())
-	if cpu1, err := cpuSeconds(*adminAddr); err == nil && cpu0 > 0 {
-		used := cpu1 - cpu0
-		fmt.Printf("ingester CPU: %.2f s, %.3f CPU-seconds per million data points, %.0f data points/s per core\n",
-			used, used/(float64(sent)/1e6), float64(sent)/used)
+	cpu1, err := cpuSeconds(*adminAddr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "reading the ingester's CPU time:", err)
+		return
 	}
+	used := cpu1 - cpu0
+	fmt.Printf("ingester CPU: %.2f s, %.3f CPU-seconds per million data points, %.0f data points/s per core\n",
+		used, used/(float64(sent)/1e6), float64(sent)/used)
 }
 
 // rawReq is a request already in wire form; rawCodec sends it as it is.

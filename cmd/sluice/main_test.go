@@ -1,0 +1,59 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func run(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := newRoot()
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+func TestCheckAcceptsTheExampleConfig(t *testing.T) {
+	out, err := run(t, "check", "-c", "../../examples/sluice.yaml")
+	if err != nil || !strings.Contains(out, "ok") {
+		t.Fatalf("%q, %v", out, err)
+	}
+}
+
+func TestCheckReportsEveryErrorWithItsLine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(path, []byte("bus:\n  kind: rabbitmq\nsinks:\n  - name: a\n    type: file\n    signals: [logs]\n    paht: /tmp\n"), 0o644)
+	_, err := run(t, "check", "-c", path)
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	for _, want := range []string{path + `:2:9: bus.kind: unknown bus kind "rabbitmq"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%v\ndoes not contain %q", err, want)
+		}
+	}
+	// Sink keys are checked once the common keys are valid.
+	os.WriteFile(path, []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    paht: /tmp\n"), 0o644)
+	if _, err := run(t, "check", "-c", path); err == nil || !strings.Contains(err.Error(), path+`:5:5: sinks[0].paht: unknown key "paht"`) {
+		t.Errorf("sink key: %v", err)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	out, err := run(t, "version")
+	if err != nil || !strings.HasPrefix(out, "sluice ") {
+		t.Fatalf("%q, %v", out, err)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if _, err := run(t, "frobnicate"); err == nil {
+		t.Fatal("unknown command accepted")
+	}
+}
