@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/bustest"
 )
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
@@ -61,16 +62,7 @@ log:
 	return cfg
 }
 
-func testLogger(t *testing.T) *slog.Logger {
-	return slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelWarn}))
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
+func testLogger(t *testing.T) *slog.Logger { return bustest.Logger(t, slog.LevelWarn) }
 
 // sender sends OTLP the three ways clients do and counts the items that got
 // a success answer.

@@ -1,48 +1,16 @@
 package nats
 
 import (
-	"bytes"
-	"context"
-	"errors"
 	"log/slog"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/bustest"
 )
-
-// testLogger logs to t until the test ends (asynchronous connection
-// callbacks may fire later; they are dropped then).
-func testLogger(t testing.TB) *slog.Logger {
-	w := &testWriter{t: t}
-	t.Cleanup(w.stop) // registered first, so it runs after the bus's Close
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelInfo}))
-}
-
-type testWriter struct {
-	mu   sync.Mutex
-	t    testing.TB
-	done bool
-}
-
-func (w *testWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.done {
-		w.t.Log(string(bytes.TrimRight(p, "\n")))
-	}
-	return len(p), nil
-}
-
-func (w *testWriter) stop() {
-	w.mu.Lock()
-	w.done = true
-	w.mu.Unlock()
-}
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
@@ -91,20 +59,6 @@ func runServer(t testing.TB, dir string, port int) *server.Server {
 	return srv
 }
 
-func ensure(t testing.TB, b *Bus, specs ...stream.TopicSpec) {
-	t.Helper()
-	if err := b.EnsureTopics(context.Background(), specs...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func produce(t testing.TB, b *Bus, recs ...*stream.Record) {
-	t.Helper()
-	if err := b.Produce(context.Background(), recs...); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // values builds n unkeyed records for topic with values prefix0..prefixN-1.
 func values(topic, prefix string, n int) []*stream.Record {
 	recs := make([]*stream.Record, n)
@@ -114,76 +68,20 @@ func values(topic, prefix string, n int) []*stream.Record {
 	return recs
 }
 
-func consume(t testing.TB, b *Bus, cfg stream.ConsumerConfig) stream.Consumer {
-	t.Helper()
-	c, err := b.Consume(cfg)
-	if err != nil {
-		t.Fatal(err)
+// The helpers every bus's tests share.
+var (
+	consume = func(t testing.TB, b *Bus, cfg stream.ConsumerConfig) stream.Consumer {
+		t.Helper()
+		return bustest.Consume(t, b, cfg)
 	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
+	ensure     = func(t testing.TB, b *Bus, specs ...stream.TopicSpec) { t.Helper(); bustest.Ensure(t, b, specs...) }
+	produce    = func(t testing.TB, b *Bus, recs ...*stream.Record) { t.Helper(); bustest.Produce(t, b, recs...) }
+	pollN      = bustest.PollN
+	pollNone   = bustest.PollNone
+	commit     = bustest.Commit
+	valueSet   = bustest.ValueSet
+	eventually = bustest.Eventually
+)
 
-// pollN polls until it has n records, failing after timeout.
-func pollN(t testing.TB, c stream.Consumer, n int, timeout time.Duration) []*stream.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	var out []*stream.Record
-	for len(out) < n {
-		recs, err := c.Poll(ctx)
-		if err != nil {
-			t.Fatalf("poll: got %d of %d records: %v", len(out), n, err)
-		}
-		out = append(out, recs...)
-	}
-	if len(out) > n {
-		t.Fatalf("poll: got %d records, want %d", len(out), n)
-	}
-	return out
-}
-
-// pollNone checks that nothing comes within d.
-func pollNone(t testing.TB, c stream.Consumer, d time.Duration) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	defer cancel()
-	recs, err := c.Poll(ctx)
-	if len(recs) > 0 {
-		t.Fatalf("poll: got %d records (first %q), want none", len(recs), recs[0].Value)
-	}
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("poll: %v, want deadline exceeded", err)
-	}
-}
-
-func commit(t testing.TB, c stream.Consumer, recs ...*stream.Record) {
-	t.Helper()
-	if err := c.Commit(context.Background(), recs...); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func valueSet(recs []*stream.Record) map[string]int {
-	m := map[string]int{}
-	for _, r := range recs {
-		m[string(r.Value)]++
-	}
-	return m
-}
-
-// eventually retries f until it returns nil, failing after timeout.
-func eventually(t testing.TB, timeout time.Duration, f func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// testLogger logs to t until the test ends.
+func testLogger(t testing.TB) *slog.Logger { return bustest.Logger(t, slog.LevelInfo) }

@@ -1,0 +1,140 @@
+// Package bustest holds the helpers that the tests of every stream.Bus
+// implementation, and of the stages built on them, share: producing,
+// polling a known number of records, commits, and a logger that writes to
+// the test's log.
+package bustest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// Logger logs to tb at level until the test ends; lines from goroutines
+// that outlive the test (asynchronous client callbacks) are dropped.
+func Logger(tb testing.TB, level slog.Level) *slog.Logger {
+	w := &testWriter{t: tb}
+	tb.Cleanup(w.stop) // registered early, so it runs after later cleanups (Close)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(string(bytes.TrimRight(p, "\n")))
+	}
+	return len(p), nil
+}
+
+func (w *testWriter) stop() {
+	w.mu.Lock()
+	w.done = true
+	w.mu.Unlock()
+}
+
+// Ensure creates topics or fails the test.
+func Ensure(tb testing.TB, b stream.Bus, specs ...stream.TopicSpec) {
+	tb.Helper()
+	if err := b.EnsureTopics(context.Background(), specs...); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Produce produces recs or fails the test.
+func Produce(tb testing.TB, p stream.Producer, recs ...*stream.Record) {
+	tb.Helper()
+	if err := p.Produce(context.Background(), recs...); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// Consume joins a group, leaving it when the test ends.
+func Consume(tb testing.TB, b stream.Bus, cfg stream.ConsumerConfig) stream.Consumer {
+	tb.Helper()
+	c, err := b.Consume(cfg)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+// PollN polls until it has n records, failing after timeout or when more
+// than n come.
+func PollN(tb testing.TB, c stream.Consumer, n int, timeout time.Duration) []*stream.Record {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []*stream.Record
+	for len(out) < n {
+		recs, err := c.Poll(ctx)
+		if err != nil {
+			tb.Fatalf("poll: got %d of %d records: %v", len(out), n, err)
+		}
+		out = append(out, recs...)
+	}
+	if len(out) > n {
+		tb.Fatalf("poll: got %d records, want %d", len(out), n)
+	}
+	return out
+}
+
+// PollNone checks that nothing comes within d.
+func PollNone(tb testing.TB, c stream.Consumer, d time.Duration) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	recs, err := c.Poll(ctx)
+	if len(recs) > 0 {
+		tb.Fatalf("poll: got %d records (first %q), want none", len(recs), recs[0].Value)
+	}
+	if !errors.Is(err, context.DeadlineExceeded) {
+		tb.Fatalf("poll: %v, want deadline exceeded", err)
+	}
+}
+
+// Commit commits recs or fails the test.
+func Commit(tb testing.TB, c stream.Consumer, recs ...*stream.Record) {
+	tb.Helper()
+	if err := c.Commit(context.Background(), recs...); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// ValueSet counts the records by value.
+func ValueSet(recs []*stream.Record) map[string]int {
+	m := map[string]int{}
+	for _, r := range recs {
+		m[string(r.Value)]++
+	}
+	return m
+}
+
+// Eventually retries f until it returns nil, failing after timeout.
+func Eventually(tb testing.TB, timeout time.Duration, f func() error) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
