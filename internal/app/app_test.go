@@ -240,3 +240,28 @@ func TestRolesOnKafka(t *testing.T) {
 	defer rest.Stop()
 	waitForOutput(t, filepath.Join(dir, "out"), s.sent)
 }
+
+// What the embedded bus acknowledged survives a restart of the process:
+// ingest only, stop, then worker and sink only on the same data directory.
+func TestEmbeddedBusKeepsDataAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir, "")
+	p, err := Start(context.Background(), cfg, Roles{Ingest: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &sender{t: t, p: p}
+	s.sendAll(5)
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if got := outItems(t, filepath.Join(dir, "out")); got != [3]int{} {
+		t.Fatalf("output before the sink ran: %v", got)
+	}
+	p, err = Start(context.Background(), cfg, Roles{Worker: true, AllSinks: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	waitForOutput(t, filepath.Join(dir, "out"), s.sent)
+}

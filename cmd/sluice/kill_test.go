@@ -1,0 +1,168 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// TestMain lets the test binary stand in for the sluice binary, so that the
+// kill test can run sluice as a process of its own and kill it.
+func TestMain(m *testing.M) {
+	if args := os.Getenv("SLUICE_TEST_MAIN"); args != "" {
+		os.Args = append([]string{"sluice"}, strings.Fields(args)...)
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+func freePort(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// sluiceProcess runs `sluice run -c cfg` in a process of its own.
+func sluiceProcess(t *testing.T, cfg, admin string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN=run -c "+cfg)
+	var logs bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("sluice output:\n%s", logs.String())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return cmd
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("sluice not ready: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// sluice killed with SIGKILL while clients send and data flows to the file
+// sink: after a restart on the same data directory, every item that got a
+// success answer is in the output (duplicates allowed: at least once).
+func TestKilledProcessLosesNothing(t *testing.T) {
+	dir := t.TempDir()
+	httpAddr, admin := freePort(t), freePort(t)
+	cfg := filepath.Join(dir, "sluice.yaml")
+	out := filepath.Join(dir, "out")
+	os.WriteFile(cfg, fmt.Appendf(nil, `
+bus:
+  kind: embedded
+  data_dir: %q
+  partitions: 3
+ingest:
+  grpc_listen: ""
+  http_listen: %s
+admin:
+  listen: %s
+sinks:
+  - name: archive
+    type: file
+    signals: [logs]
+    path: %q
+log:
+  level: warn
+`, filepath.Join(dir, "data"), httpAddr, admin, out), 0o644)
+
+	shape := otlptest.Shape{Resources: 2, Items: 10}
+	acked := map[int]bool{}
+	seed := 0
+	// send posts requests for d, noting those answered with success.
+	send := func(d time.Duration) {
+		ctx, cancel := context.WithTimeout(context.Background(), d)
+		defer cancel()
+		for ctx.Err() == nil {
+			seed++
+			shape.Seed = seed
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+httpAddr+"/v1/logs", bytes.NewReader(otlptest.Request(stream.Logs, shape)))
+			req.Header.Set("Content-Type", "application/x-protobuf")
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				continue
+			}
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				acked[seed] = true
+			}
+		}
+	}
+
+	p := sluiceProcess(t, cfg, admin)
+	go func() {
+		time.Sleep(700 * time.Millisecond)
+		p.Process.Signal(syscall.SIGKILL)
+	}()
+	send(time.Second) // the kill comes while requests are being answered
+	p.Wait()
+	before := len(acked)
+
+	sluiceProcess(t, cfg, admin)
+	send(300 * time.Millisecond)
+	if len(acked) == before || before == 0 {
+		t.Fatalf("acknowledged %d requests before the kill and %d after", before, len(acked)-before)
+	}
+
+	// Wait until every acknowledged request is in the output.
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		var content []byte
+		files, _ := filepath.Glob(filepath.Join(out, "logs*.jsonl"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			content = append(content, b...)
+		}
+		var missing []int
+		for s := range acked {
+			for r := range shape.Resources {
+				if !bytes.Contains(content, fmt.Appendf(nil, `"inst-%d-%d"`, s, r)) {
+					missing = append(missing, s)
+					break
+				}
+			}
+		}
+		if len(missing) == 0 {
+			t.Logf("%d requests acknowledged (%d before the kill), all in the output", len(acked), before)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d acknowledged requests missing from the output, e.g. %v", len(missing), len(acked), missing[:min(5, len(missing))])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
