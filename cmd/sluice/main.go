@@ -87,6 +87,6 @@ processes it in horizontally scaled workers and delivers it to sinks.`,
 			fmt.Fprintln(cmd.OutOrStdout(), "sluice", app.VersionString())
 		},
 	}
-	root.AddCommand(check, version)
+	root.AddCommand(check, version, newRulesCmd())
 	return root
 }

@@ -57,3 +57,16 @@ func TestUnknownCommand(t *testing.T) {
 		t.Fatal("unknown command accepted")
 	}
 }
+
+func TestRulesCheck(t *testing.T) {
+	out, err := run(t, "rules", "check", "../../examples/rules")
+	if err != nil || !strings.Contains(out, "4 rules in 1 file ok, version ") {
+		t.Fatalf("%q, %v", out, err)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte("rules:\n  - name: x\n    signal: logs\n    when: severity_numbr < 9\n    drop: true\n"), 0o644)
+	out, err = run(t, "rules", "check", dir)
+	if err == nil || !strings.Contains(out+err.Error(), "bad.yaml:4:") {
+		t.Fatalf("bad rule file: %q, %v", out, err)
+	}
+}

@@ -1,0 +1,235 @@
+package rules
+
+import (
+	"time"
+
+	"github.com/expr-lang/expr/vm"
+)
+
+// Result is what the rules did to an item.
+type Result struct {
+	Drop      bool  // the item is to be dropped
+	DroppedBy *Rule // the rule that dropped it
+	Changed   bool  // some rule changed the item
+	Errors    int   // rules whose expressions failed on the item
+}
+
+// Keys identify the parts of an item a condition can depend on, so that an
+// Evaluator evaluates a condition once per distinct resource, scope or
+// attribute set instead of once per item (see Rule.DependsOn). The worker
+// picks them: for example the index of the resource and scope in the Arrow
+// batch, or a hash of the attribute set. Equal non-zero keys must mean
+// equal contents until the Evaluator is Reset; zero means unknown, and a
+// condition that depends on an unknown part is evaluated for the item.
+type Keys struct {
+	Resource, Scope, Attributes uint64
+}
+
+// Evaluator applies a Set to items, one at a time. It holds the state that
+// makes this cheap (an expression VM, scratch space, memoised conditions,
+// counters) and is not safe for concurrent use: make one per goroutine.
+type Evaluator struct {
+	set    *Set
+	vm     vm.VM
+	call   call // the rule being applied; a field so it does not escape per call
+	memo   map[memoKey]memoResult
+	vals   []any  // values of a set action
+	buf    []byte // scratch for hashing
+	counts []counts
+}
+
+type counts struct{ matched, dropped, changed, errors, evalNanos uint64 }
+
+// maxMemo bounds the memoised conditions of an Evaluator.
+const maxMemo = 1 << 16
+
+type memoKey struct {
+	rule int
+	keys Keys
+}
+
+type memoResult struct {
+	match bool
+	err   error
+}
+
+// NewEvaluator returns an Evaluator for s.
+func (s *Set) NewEvaluator() *Evaluator {
+	return &Evaluator{set: s, memo: map[memoKey]memoResult{}, counts: make([]counts, len(s.all))}
+}
+
+// Apply runs the rules of env's signal on env, in order, and stops at the
+// first that drops it. It does not memoise conditions and adds to the
+// set's counters at once; a worker should use an Evaluator.
+func (s *Set) Apply(env Env) (Result, error) {
+	ev := s.pool.Get().(*Evaluator)
+	res, err := ev.apply(env, Keys{}, false)
+	ev.Flush()
+	s.pool.Put(ev)
+	return res, err
+}
+
+// Apply runs the rules of env's signal on env, in order, mutating env, and
+// stops at the first rule that drops it. Conditions that depend only on
+// parts of the item identified by keys are memoised.
+//
+// A rule whose expression fails is skipped, or drops the item with
+// on_error: drop; either way Result says what happened and the error of
+// the first failing rule is returned, an *EvalError for logging.
+func (e *Evaluator) Apply(env Env, keys Keys) (Result, error) {
+	return e.apply(env, keys, true)
+}
+
+// Reset forgets memoised conditions: call it when the meaning of Keys
+// changes, e.g. for each batch.
+func (e *Evaluator) Reset() { clear(e.memo) }
+
+// Flush adds the evaluator's counters to the set's Stats and zeroes them.
+func (e *Evaluator) Flush() {
+	for i := range e.counts {
+		c := &e.counts[i]
+		if *c == (counts{}) {
+			continue
+		}
+		st := &e.set.all[i].stats
+		st.matched.Add(c.matched)
+		st.dropped.Add(c.dropped)
+		st.changed.Add(c.changed)
+		st.errors.Add(c.errors)
+		st.evalNanos.Add(c.evalNanos)
+		*c = counts{}
+	}
+}
+
+// call is one rule applied to one item, as its actions see it.
+type call struct {
+	ev   *Evaluator
+	env  Env
+	rule *Rule
+}
+
+func (c *call) run(p *vm.Program) (any, error) { return c.ev.vm.Run(p, c.env) }
+
+func (e *Evaluator) apply(env Env, keys Keys, memo bool) (Result, error) {
+	var (
+		res      Result
+		firstErr error
+	)
+	for _, r := range e.set.bySignal[env.signal()] {
+		start := time.Now()
+		out, err := e.applyRule(r, env, keys, memo)
+		cnt := &e.counts[r.index]
+		if err != nil {
+			cnt.errors++
+			res.Errors++
+			if firstErr == nil {
+				firstErr = err
+			}
+			if r.OnError == OnErrorDrop {
+				out = dropped
+			}
+		}
+		switch out {
+		case changed:
+			cnt.changed++
+			res.Changed = true
+		case dropped:
+			cnt.dropped++
+			res.Drop, res.DroppedBy = true, r
+		}
+		cnt.evalNanos += uint64(time.Since(start))
+		if res.Drop {
+			break
+		}
+	}
+	e.call = call{} // do not hold on to the caller's env
+	return res, firstErr
+}
+
+// applyRule runs one rule. With an error, the outcome is what the rule did
+// before failing (nothing: set evaluates all its values before assigning
+// any, and the actions before it do not edit the item).
+func (e *Evaluator) applyRule(r *Rule, env Env, keys Keys, memo bool) (outcome, error) {
+	e.call = call{ev: e, env: env, rule: r}
+	c := &e.call
+	if r.when != nil {
+		match, err := e.match(c, keys, memo)
+		if err != nil {
+			return unchanged, err
+		}
+		if !match {
+			if r.dropUnmatched {
+				return dropped, nil
+			}
+			return unchanged, nil
+		}
+	}
+	e.counts[r.index].matched++
+	result := unchanged
+	for _, a := range r.actions {
+		out, err := a.apply(c)
+		if err != nil {
+			return result, err
+		}
+		if out > result {
+			result = out
+		}
+		if out == dropped {
+			break
+		}
+	}
+	return result, nil
+}
+
+func (e *Evaluator) match(c *call, keys Keys, memo bool) (bool, error) {
+	r := c.rule
+	k, ok := memoKeyFor(r, keys)
+	if memo && ok {
+		if m, hit := e.memo[k]; hit {
+			return m.match, m.err
+		}
+	}
+	v, err := c.run(r.when)
+	var match bool
+	if err != nil {
+		err = &EvalError{Rule: r, Key: "when", Err: err}
+	} else {
+		match, _ = v.(bool) // AsBool: a bool or an error
+	}
+	if memo && ok {
+		if len(e.memo) >= maxMemo {
+			clear(e.memo) // the worker never calls Reset; stay bounded
+		}
+		e.memo[k] = memoResult{match, err}
+	}
+	return match, err
+}
+
+// memoKeyFor returns the key r's condition can be memoised under, and
+// false if it depends on the item itself or on a part keys do not name.
+func memoKeyFor(r *Rule, keys Keys) (memoKey, bool) {
+	d := r.deps
+	k := memoKey{rule: r.index}
+	if d.Item {
+		return k, false
+	}
+	if d.Attributes {
+		if keys.Attributes == 0 {
+			return k, false
+		}
+		k.keys.Attributes = keys.Attributes
+	}
+	if d.Resource {
+		if keys.Resource == 0 {
+			return k, false
+		}
+		k.keys.Resource = keys.Resource
+	}
+	if d.Scope {
+		if keys.Scope == 0 {
+			return k, false
+		}
+		k.keys.Scope = keys.Scope
+	}
+	return k, true
+}
