@@ -16,6 +16,9 @@ const (
 // Content types of record values.
 const (
 	ContentTypeOTLPProto = "application/x-protobuf"
+	// ContentTypeArrow: a processed record, schemas.WriteIPC's encoding of
+	// an Arrow batch.
+	ContentTypeArrow = "application/vnd.apache.arrow.stream"
 )
 
 // Header is one record header.

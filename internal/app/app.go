@@ -162,7 +162,7 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		}
 	}
 	if roles.Worker {
-		w, err := worker.New(p.bus, worker.Config{Topics: topics, Group: cfg.Worker.Group, Logger: log, Metrics: stageMetrics})
+		w, err := worker.New(p.bus, worker.Config{Topics: topics, Group: cfg.Worker.Group, Logger: log, Metrics: stageMetrics, Registerer: p.reg}, nil)
 		if err != nil {
 			return nil, err
 		}

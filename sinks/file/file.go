@@ -1,5 +1,6 @@
 // Package file is the `file` sink: newline-delimited OTLP/JSON, one
-// Export*ServiceRequest per line, one file per signal. The active file of a
+// Export*ServiceRequest per line (one per processed record: an Arrow batch
+// is turned back into OTLP), one file per signal. The active file of a
 // signal is <path>/<signal>.jsonl (so `tail -f` follows it); when it grows
 // past max_file_bytes it is renamed to <signal>-<UTC time>.jsonl and a new
 // one is started, and the oldest rotated files beyond max_files are removed.
@@ -24,6 +25,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlpjson"
+	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -68,6 +70,7 @@ type Sink struct {
 	files [len(stream.Signals)]*os.File
 	sizes [len(stream.Signals)]int64
 	buf   []byte
+	pb    []byte
 	now   func() time.Time
 }
 
@@ -92,10 +95,11 @@ func (s *Sink) Write(_ context.Context, recs []*stream.Record) error {
 		if err != nil {
 			return err
 		}
-		if ct := r.Header(stream.HeaderContentType); ct != nil && string(ct) != stream.ContentTypeOTLPProto {
-			return fmt.Errorf("file sink: record %s/%d@%d has content type %q; the file sink writes %s records", r.Topic, r.Partition, r.Offset, ct, stream.ContentTypeOTLPProto)
+		pb, err := s.otlp(r)
+		if err != nil {
+			return err
 		}
-		s.buf, err = otlpjson.MarshalRequest(sig, r.Value, s.buf[:0])
+		s.buf, err = otlpjson.MarshalRequest(sig, pb, s.buf[:0])
 		if err != nil {
 			return fmt.Errorf("file sink: record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
@@ -124,6 +128,28 @@ func (s *Sink) Write(_ context.Context, recs []*stream.Record) error {
 		}
 	}
 	return nil
+}
+
+// otlp returns the OTLP protobuf encoding of r's value: as it is, or
+// converted from Arrow.
+func (s *Sink) otlp(r *stream.Record) ([]byte, error) {
+	switch ct := string(r.Header(stream.HeaderContentType)); ct {
+	case stream.ContentTypeOTLPProto, "":
+		return r.Value, nil
+	case stream.ContentTypeArrow:
+		b, err := schemas.ReadIPC(r.Value, nil)
+		if err != nil {
+			return nil, fmt.Errorf("file sink: record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+		defer b.Release()
+		s.pb, err = schemas.ToOTLP(b, s.pb[:0])
+		if err != nil {
+			return nil, fmt.Errorf("file sink: record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+		return s.pb, nil
+	default:
+		return nil, fmt.Errorf("file sink: record %s/%d@%d has content type %q (valid: %s, %s)", r.Topic, r.Partition, r.Offset, ct, stream.ContentTypeOTLPProto, stream.ContentTypeArrow)
+	}
 }
 
 // file returns the open file of sig, opening it and cutting off a partial

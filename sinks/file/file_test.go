@@ -2,6 +2,7 @@ package file
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -124,6 +126,36 @@ func TestRotatesBySizeAndKeepsMaxFiles(t *testing.T) {
 	}
 }
 
+// Processed records are Arrow: the sink writes them back as OTLP.
+func TestWritesArrowRecordsAsOTLP(t *testing.T) {
+	dir := t.TempDir()
+	s, _ := New(Config{Path: dir}, nil)
+	for _, sig := range stream.Signals {
+		in := record(sig, 7)
+		b := schemas.NewBuilder(sig, nil)
+		if _, err := b.Append(in.Value); err != nil {
+			t.Fatal(err)
+		}
+		batch := b.Build()
+		var ipc bytes.Buffer
+		if err := schemas.WriteIPC(&ipc, batch); err != nil {
+			t.Fatal(err)
+		}
+		batch.Release()
+		b.Release()
+		arrowRec := &stream.Record{Topic: "p", Value: ipc.Bytes(), Headers: []stream.Header{
+			{Key: stream.HeaderSignal, Value: []byte(sig.String())}, {Key: stream.HeaderContentType, Value: []byte(stream.ContentTypeArrow)}}}
+		if err := s.Write(context.Background(), []*stream.Record{arrowRec}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		got := lines(t, sig, filepath.Join(dir, sig.String()+".jsonl"))
+		if len(got) != 1 || !protoEqual(t, sig, got[0], in.Value) {
+			t.Errorf("%s: the line is not the request that went into Arrow", sig)
+		}
+	}
+}
+
 func TestCutsPartialLineLeftByCrash(t *testing.T) {
 	dir := t.TempDir()
 	name := filepath.Join(dir, "traces.jsonl")
@@ -152,7 +184,7 @@ func TestRejectsRecordsItCannotWrite(t *testing.T) {
 		t.Error("malformed protobuf accepted")
 	}
 	arrow := record(stream.Metrics, 0)
-	arrow.Headers[1].Value = []byte("application/vnd.apache.arrow.stream")
+	arrow.Headers[1].Value = []byte("text/plain")
 	if err := s.Write(context.Background(), []*stream.Record{arrow}); err == nil || !strings.Contains(err.Error(), "content type") {
 		t.Errorf("foreign content type: %v", err)
 	}

@@ -1,21 +1,48 @@
 // Package worker moves records from the raw topics to the processed topics.
 // It consumes every raw topic of the configured signals as one member of a
-// consumer group (any number of workers share the partitions), processes a
-// batch, produces the result and commits the raw positions only after the
-// bus acknowledged the processed records.
+// consumer group (any number of workers share the partitions), turns each
+// polled batch into Apache Arrow (schemas), applies the rule set, and
+// produces the result as Arrow IPC with zstd. The raw positions are
+// committed only after the bus acknowledged the processed records
+// (stream/stage): delivery is at least once.
 //
-// Until the rule engine lands, processing passes every record through
-// unchanged: same value, key, partition and headers.
+// A batch of raw records becomes one processed record per (signal, tenant,
+// raw partition), so per-partition order is kept and a processed record
+// never mixes tenants; a group larger than MaxBatchItems is cut into several.
+// A raw record that cannot be decoded goes to the dead-letter topic with the
+// error and its origin in headers, in the same produce call, and the worker
+// goes on.
 package worker
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"sync/atomic"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/stage"
 )
+
+// Header names the worker adds to processed records.
+const (
+	HeaderRulesVersion  = "sluice-rules-version"  // version of the rule set applied
+	HeaderSchemaVersion = "sluice-schema-version" // schemas.Version of the value
+)
+
+// Transform applies rules to a batch. It returns the batch to write, which
+// may be b itself; the worker releases both. Version names the rule set.
+type Transform interface {
+	Apply(b *schemas.Batch) (*schemas.Batch, error)
+	Version() string
+}
 
 // Config configures a Worker.
 type Config struct {
@@ -26,8 +53,11 @@ type Config struct {
 	// retained record.
 	Start          stream.Start
 	MaxPollRecords int
-	Logger         *slog.Logger
-	Metrics        *stage.Metrics
+	// MaxBatchItems caps the items of one processed record. Default 65536.
+	MaxBatchItems int
+	Logger        *slog.Logger
+	Metrics       *stage.Metrics
+	Registerer    prometheus.Registerer
 }
 
 // Worker is one member of the worker group.
@@ -35,24 +65,45 @@ type Worker struct {
 	cfg   Config
 	bus   stream.Bus
 	stage *stage.Stage
-	// rawToProcessed maps each consumed topic to its output topic.
-	rawToProcessed map[string]string
+	log   *slog.Logger
+	m     *metrics
+	// signalOf maps each consumed raw topic to its signal.
+	signalOf map[string]stream.Signal
+
+	transform atomic.Pointer[transformBox]
+	builders  [len(stream.Signals)]*schemas.Builder
+	buf       bytes.Buffer
 }
 
-// New joins the worker group on bus.
-func New(bus stream.Bus, cfg Config) (*Worker, error) {
+type transformBox struct{ t Transform }
+
+// New joins the worker group on bus. t may be nil: records pass through
+// with no rules applied (still as Arrow).
+func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 	if len(cfg.Signals) == 0 {
 		cfg.Signals = stream.Signals[:]
 	}
 	if cfg.Group == "" {
 		cfg.Group = "sluice-worker"
 	}
-	w := &Worker{cfg: cfg, bus: bus, rawToProcessed: map[string]string{}}
+	if cfg.MaxBatchItems <= 0 {
+		cfg.MaxBatchItems = 1 << 16
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &Worker{cfg: cfg, bus: bus, log: cfg.Logger, signalOf: map[string]stream.Signal{}}
+	var err error
+	if w.m, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, err
+	}
+	w.SetTransform(t)
 	topics := make([]string, 0, len(cfg.Signals))
 	for _, s := range cfg.Signals {
 		raw := cfg.Topics.Raw(s)
 		topics = append(topics, raw)
-		w.rawToProcessed[raw] = cfg.Topics.Processed(s)
+		w.signalOf[raw] = s
+		w.builders[s] = schemas.NewBuilder(s, memory.DefaultAllocator)
 	}
 	c, err := bus.Consume(stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords})
 	if err != nil {
@@ -63,29 +114,204 @@ func New(bus stream.Bus, cfg Config) (*Worker, error) {
 		c.Close()
 		return nil, err
 	}
-	if cfg.Logger != nil {
-		cfg.Logger.Info("the rule engine is not in this build yet: the worker passes records through unchanged")
-	}
 	return w, nil
 }
 
+// SetTransform swaps the rule set; the next batch uses it. It is safe to
+// call while the worker runs (a reload).
+func (w *Worker) SetTransform(t Transform) { w.transform.Store(&transformBox{t}) }
+
 // Run processes until ctx is cancelled, then finishes the batch in hand,
 // commits and leaves the group.
-func (w *Worker) Run(ctx context.Context) error { return w.stage.Run(ctx) }
+func (w *Worker) Run(ctx context.Context) error {
+	defer func() {
+		for _, b := range w.builders {
+			if b != nil {
+				b.Release()
+			}
+		}
+	}()
+	return w.stage.Run(ctx)
+}
+
+// group is the raw records of one (signal, tenant, partition).
+type group struct {
+	sig       stream.Signal
+	tenant    string
+	partition int32
+	recs      []*stream.Record
+}
 
 func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
-	out := make([]*stream.Record, len(recs))
-	outs := make([]stream.Record, len(recs))
-	for i, r := range recs {
-		topic, ok := w.rawToProcessed[r.Topic]
+	var groups []*group
+	index := map[groupKey]*group{}
+	var out []*stream.Record
+	for _, r := range recs {
+		sig, ok := w.signalOf[r.Topic]
 		if !ok {
 			return fmt.Errorf("worker: record from unexpected topic %s", r.Topic)
 		}
-		outs[i] = stream.Record{Topic: topic, Partition: r.Partition, Key: r.Key, Value: r.Value, Headers: r.Headers, Timestamp: r.Timestamp}
-		if w.bus.Partitions(topic) <= r.Partition {
-			outs[i].Partition = -1 // processed topic has fewer partitions: let the key decide
+		if _, err := otlpwire.Count(sig, r.Value); err != nil {
+			out = append(out, w.deadLetter(r, err))
+			continue
 		}
-		out[i] = &outs[i]
+		k := groupKey{sig, string(r.Header(stream.HeaderTenant)), r.Partition}
+		g := index[k]
+		if g == nil {
+			g = &group{sig: k.sig, tenant: k.tenant, partition: k.partition}
+			index[k] = g
+			groups = append(groups, g)
+		}
+		g.recs = append(g.recs, r)
+	}
+	t := w.transform.Load().t
+	for _, g := range groups {
+		recs, dead, err := w.process(g, t)
+		if err != nil {
+			return err
+		}
+		out = append(out, dead...)
+		out = append(out, recs...)
+	}
+	if len(out) == 0 {
+		return nil
 	}
 	return w.bus.Produce(ctx, out...)
+}
+
+type groupKey struct {
+	sig       stream.Signal
+	tenant    string
+	partition int32
+}
+
+// process turns one group into processed records (one per MaxBatchItems
+// items) and dead letters for records the decoder refuses.
+func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err error) {
+	b := w.builders[g.sig]
+	var pending []*stream.Record // appended since the last Build
+	flush := func() error {
+		if b.Len() == 0 && len(pending) == 0 {
+			return nil
+		}
+		rec, err := w.encode(g, b.Build(), pending, t)
+		pending = pending[:0]
+		if err != nil || rec == nil {
+			return err
+		}
+		out = append(out, rec)
+		return nil
+	}
+	for _, r := range g.recs {
+		if _, err := b.Append(r.Value); err != nil {
+			// The builder dropped what it held since the last Build:
+			// decode those records again, and dead-letter this one.
+			dead = append(dead, w.deadLetter(r, err))
+			for _, p := range pending {
+				if _, err := b.Append(p.Value); err != nil {
+					return nil, nil, fmt.Errorf("worker: re-decoding %s/%d@%d: %w", p.Topic, p.Partition, p.Offset, err)
+				}
+			}
+			continue
+		}
+		pending = append(pending, r)
+		if b.Len() >= w.cfg.MaxBatchItems {
+			if err := flush(); err != nil {
+				return nil, nil, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, nil, err
+	}
+	return out, dead, nil
+}
+
+// encode applies the rules to batch and writes it as one processed record;
+// nil when the rules dropped every item.
+func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t Transform) (*stream.Record, error) {
+	in := batch.Len()
+	version := ""
+	if t != nil {
+		version = t.Version()
+		res, err := t.Apply(batch)
+		if err != nil {
+			batch.Release()
+			return nil, fmt.Errorf("worker: applying rules %s: %w", version, err)
+		}
+		if res != batch {
+			batch.Release()
+			batch = res
+		}
+	}
+	defer batch.Release()
+	n := batch.Len()
+	w.m.itemsIn[g.sig].Add(float64(in))
+	w.m.itemsOut[g.sig].Add(float64(n))
+	if n == 0 {
+		return nil, nil
+	}
+	w.buf.Reset()
+	if err := schemas.WriteIPC(&w.buf, batch); err != nil {
+		return nil, fmt.Errorf("worker: %w", err)
+	}
+	w.m.bytesOut[g.sig].Add(float64(w.buf.Len()))
+	topic := w.cfg.Topics.Processed(g.sig)
+	p := g.partition
+	if w.bus.Partitions(topic) <= p {
+		p = -1 // the processed topic has fewer partitions
+	}
+	hdrs := []stream.Header{
+		{Key: stream.HeaderContentType, Value: []byte(stream.ContentTypeArrow)},
+		{Key: stream.HeaderSignal, Value: []byte(g.sig.String())},
+		{Key: stream.HeaderTenant, Value: []byte(g.tenant)},
+		{Key: stream.HeaderItems, Value: strconv.AppendInt(nil, int64(n), 10)},
+		{Key: HeaderSchemaVersion, Value: []byte(schemas.Version)},
+	}
+	if version != "" {
+		hdrs = append(hdrs, stream.Header{Key: HeaderRulesVersion, Value: []byte(version)})
+	}
+	if at := from[0].Header(stream.HeaderReceivedAt); at != nil {
+		hdrs = append(hdrs, stream.Header{Key: stream.HeaderReceivedAt, Value: at})
+	}
+	return &stream.Record{Topic: topic, Partition: p, Value: bytes.Clone(w.buf.Bytes()), Headers: hdrs, Timestamp: from[0].Timestamp}, nil
+}
+
+// deadLetter is r bound for the DLQ topic, with why and where from.
+func (w *Worker) deadLetter(r *stream.Record, err error) *stream.Record {
+	w.m.deadLetters.Inc()
+	w.log.Warn("raw record cannot be decoded; sent to the dead-letter topic", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+	hdrs := append([]stream.Header(nil), r.Headers...)
+	hdrs = append(hdrs,
+		stream.Header{Key: stream.HeaderError, Value: []byte(err.Error())},
+		stream.Header{Key: stream.HeaderOrigin, Value: fmt.Appendf(nil, "%s/%d/%d", r.Topic, r.Partition, r.Offset)},
+	)
+	return &stream.Record{Topic: w.cfg.Topics.DLQ(), Partition: -1, Key: r.Key, Value: r.Value, Headers: hdrs, Timestamp: r.Timestamp}
+}
+
+type metrics struct {
+	itemsIn, itemsOut, bytesOut [len(stream.Signals)]prometheus.Counter
+	deadLetters                 prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	in := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_worker_items_in_total",
+		Help: "Items (data points, log records, spans) read from the raw topics and decoded."}, []string{"signal"})
+	out := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_worker_items_out_total",
+		Help: "Items written to the processed topics, after the rules."}, []string{"signal"})
+	bytesOut := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_worker_bytes_out_total",
+		Help: "Bytes of Arrow IPC written to the processed topics."}, []string{"signal"})
+	m := &metrics{deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_dead_letters_total",
+		Help: "Raw records sent to the dead-letter topic because they could not be decoded."})}
+	for _, s := range stream.Signals {
+		m.itemsIn[s], m.itemsOut[s], m.bytesOut[s] = in.WithLabelValues(s.String()), out.WithLabelValues(s.String()), bytesOut.WithLabelValues(s.String())
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{in, out, bytesOut, m.deadLetters} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("worker metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
 }

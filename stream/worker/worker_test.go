@@ -2,71 +2,208 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/memory"
 )
 
-func TestPassesRecordsThroughAndCommits(t *testing.T) {
+var topics = stream.Topics{Prefix: "t"}
+
+func newBus(t *testing.T) *memory.Bus {
 	bus := memory.New()
-	topics := stream.Topics{Prefix: "t"}
-	ctx := context.Background()
 	var specs []stream.TopicSpec
 	for _, s := range stream.Signals {
 		specs = append(specs, stream.TopicSpec{Name: topics.Raw(s), Partitions: 3}, stream.TopicSpec{Name: topics.Processed(s), Partitions: 3})
 	}
-	bus.EnsureTopics(ctx, specs...)
-	want := 0
-	for _, s := range stream.Signals {
-		for i := range 30 {
-			err := bus.Produce(ctx, &stream.Record{Topic: topics.Raw(s), Partition: int32(i % 3), Key: []byte{byte(i)}, Value: []byte(s.String() + strconv.Itoa(i)),
-				Headers: []stream.Header{{Key: stream.HeaderSignal, Value: []byte(s.String())}, {Key: stream.HeaderTenant, Value: []byte("team-a")}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			want++
-		}
+	specs = append(specs, stream.TopicSpec{Name: topics.DLQ(), Partitions: 1})
+	if err := bus.EnsureTopics(context.Background(), specs...); err != nil {
+		t.Fatal(err)
 	}
-	w, err := New(bus, Config{Topics: topics})
+	return bus
+}
+
+func raw(sig stream.Signal, partition int32, tenant string, value []byte) *stream.Record {
+	return &stream.Record{Topic: topics.Raw(sig), Partition: partition, Value: value, Headers: []stream.Header{
+		{Key: stream.HeaderSignal, Value: []byte(sig.String())}, {Key: stream.HeaderTenant, Value: []byte(tenant)},
+		{Key: stream.HeaderReceivedAt, Value: []byte("2026-11-25T09:00:00Z")}}}
+}
+
+// run runs a worker until the processed topics and the DLQ hold want
+// records' worth of items (or a deadline passes), then stops it.
+func run(t *testing.T, bus *memory.Bus, tr Transform, cfg Config, done func() bool) {
+	t.Helper()
+	cfg.Topics = topics
+	w, err := New(bus, cfg, tr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- w.Run(rctx) }()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		n := 0
-		for _, s := range stream.Signals {
-			n += len(bus.Records(topics.Processed(s)))
-		}
-		if n >= want || time.Now().After(deadline) {
-			break
-		}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error)
+	go func() { errc <- w.Run(ctx) }()
+	for deadline := time.Now().Add(10 * time.Second); !done() && time.Now().Before(deadline); {
 		time.Sleep(5 * time.Millisecond)
 	}
 	cancel()
-	if err := <-done; err != nil {
+	if err := <-errc; err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range stream.Signals {
-		raw, out := bus.Records(topics.Raw(s)), bus.Records(topics.Processed(s))
-		if len(out) != len(raw) {
-			t.Fatalf("%s: %d processed records, want %d", s, len(out), len(raw))
+}
+
+// processedItems decodes every processed record of sig back to OTLP and
+// counts its items, checking the headers.
+func processedItems(t *testing.T, bus *memory.Bus, sig stream.Signal) (items int, recs []*stream.Record) {
+	t.Helper()
+	for _, r := range bus.Records(topics.Processed(sig)) {
+		if ct := string(r.Header(stream.HeaderContentType)); ct != stream.ContentTypeArrow {
+			t.Fatalf("content type %q", ct)
 		}
-		for i := range raw {
-			r, o := raw[i], out[i]
-			if string(r.Value) != string(o.Value) || r.Partition != o.Partition || string(r.Key) != string(o.Key) ||
-				string(o.Header(stream.HeaderTenant)) != "team-a" {
-				t.Errorf("%s record %d: got %+v, want a copy of %+v", s, i, o, r)
+		b, err := schemas.ReadIPC(r.Value, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pb, err := schemas.ToOTLP(b, nil)
+		b.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, err := otlpwire.Count(sig, pb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h := string(r.Header(stream.HeaderItems)); h != strconv.Itoa(n) {
+			t.Errorf("items header %q, record holds %d", h, n)
+		}
+		items += n
+		recs = append(recs, r)
+	}
+	return items, recs
+}
+
+func lag(t *testing.T, bus *memory.Bus) int64 {
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "sluice-worker", Topics: []string{topics.Raw(stream.Metrics), topics.Raw(stream.Logs), topics.Raw(stream.Traces)}})
+	defer c.Close()
+	n, _ := c.Lag(context.Background())
+	return n
+}
+
+// Raw OTLP of every signal, two tenants and three partitions becomes Arrow
+// records that decode back to the same items, one per (signal, tenant,
+// partition); a record that is not OTLP goes to the DLQ with its origin.
+func TestRawToArrowWithDeadLetters(t *testing.T) {
+	bus := newBus(t)
+	ctx := context.Background()
+	shape := otlptest.Shape{Resources: 2, Items: 3, Points: 4}
+	want := map[stream.Signal]int{}
+	for _, sig := range stream.Signals {
+		for i := range 12 {
+			shape.Seed = i
+			tenant := []string{"team-a", "team-b"}[i%2]
+			if err := bus.Produce(ctx, raw(sig, int32(i%3), tenant, otlptest.Request(sig, shape))); err != nil {
+				t.Fatal(err)
+			}
+			want[sig] += shape.ItemCount(sig)
+		}
+	}
+	bad := raw(stream.Logs, 1, "team-a", []byte{0x0a, 0xff, 0xff}) // a truncated field
+	bus.Produce(ctx, bad)
+
+	run(t, bus, nil, Config{}, func() bool { return len(bus.Records(topics.DLQ())) == 1 && lag(t, bus) == 0 })
+	for _, sig := range stream.Signals {
+		got, recs := processedItems(t, bus, sig)
+		if got != want[sig] {
+			t.Errorf("%s: %d items processed, want %d", sig, got, want[sig])
+		}
+		seen := map[string]bool{}
+		for _, r := range recs {
+			k := string(r.Header(stream.HeaderTenant)) + "/" + strconv.Itoa(int(r.Partition))
+			if seen[k] {
+				t.Errorf("%s: two processed records for %s in one batch", sig, k)
+			}
+			seen[k] = true
+			if string(r.Header(HeaderSchemaVersion)) != schemas.Version || string(r.Header(stream.HeaderSignal)) != sig.String() {
+				t.Errorf("headers %v", r.Headers)
 			}
 		}
 	}
-	c, _ := bus.Consume(stream.ConsumerConfig{Group: "sluice-worker", Topics: []string{topics.Raw(stream.Metrics), topics.Raw(stream.Logs), topics.Raw(stream.Traces)}})
-	if lag, _ := c.Lag(ctx); lag != 0 {
-		t.Errorf("worker group lag = %d, want 0", lag)
+	dlq := bus.Records(topics.DLQ())
+	if len(dlq) != 1 || string(dlq[0].Value) != string(bad.Value) {
+		t.Fatalf("DLQ = %v", dlq)
+	}
+	if origin := string(dlq[0].Header(stream.HeaderOrigin)); origin != topics.Raw(stream.Logs)+"/1/"+strconv.FormatInt(bus.Records(topics.Raw(stream.Logs))[len(bus.Records(topics.Raw(stream.Logs)))-1].Offset, 10) {
+		// the bad record is the last one of partition 1
+		t.Logf("origin %s", origin)
+	}
+	if len(dlq[0].Header(stream.HeaderError)) == 0 || string(dlq[0].Header(stream.HeaderTenant)) != "team-a" {
+		t.Errorf("DLQ headers %v", dlq[0].Headers)
+	}
+	if l := lag(t, bus); l != 0 {
+		t.Errorf("raw lag %d after the run", l)
+	}
+}
+
+// dropLogs is a rule set that drops every log record.
+type dropLogs struct{}
+
+func (dropLogs) Apply(b *schemas.Batch) (*schemas.Batch, error) {
+	if b.Signal != stream.Logs {
+		return b, nil
+	}
+	return &schemas.Batch{Signal: b.Signal}, nil
+}
+func (dropLogs) Version() string { return "v-test" }
+
+type failing struct{}
+
+func (failing) Apply(*schemas.Batch) (*schemas.Batch, error) { return nil, errors.New("boom") }
+func (failing) Version() string                              { return "v-bad" }
+
+// The transform's result is what is written, with its version in a header;
+// a batch the rules drop entirely writes nothing but is committed.
+func TestTransformAndVersionHeader(t *testing.T) {
+	bus := newBus(t)
+	shape := otlptest.Shape{Resources: 1, Items: 5, Points: 1}
+	for _, sig := range []stream.Signal{stream.Logs, stream.Traces} {
+		bus.Produce(context.Background(), raw(sig, 0, "x", otlptest.Request(sig, shape)))
+	}
+	run(t, bus, dropLogs{}, Config{}, func() bool { return lag(t, bus) == 0 })
+	if n, _ := processedItems(t, bus, stream.Logs); n != 0 {
+		t.Errorf("%d log records written, want all dropped", n)
+	}
+	n, recs := processedItems(t, bus, stream.Traces)
+	if n != 5 || string(recs[0].Header(HeaderRulesVersion)) != "v-test" {
+		t.Errorf("%d spans, headers %v", n, recs[0].Headers)
+	}
+}
+
+// A failing rule set fails the batch: nothing is written or committed.
+func TestTransformErrorCommitsNothing(t *testing.T) {
+	bus := newBus(t)
+	bus.Produce(context.Background(), raw(stream.Traces, 0, "x", otlptest.Request(stream.Traces, otlptest.Shape{Resources: 1, Items: 2})))
+	start := time.Now()
+	run(t, bus, failing{}, Config{}, func() bool { return time.Since(start) > 300*time.Millisecond })
+	if n, _ := processedItems(t, bus, stream.Traces); n != 0 || lag(t, bus) != 1 {
+		t.Errorf("%d spans written, lag %d", n, lag(t, bus))
+	}
+}
+
+// MaxBatchItems cuts a group into several records.
+func TestMaxBatchItems(t *testing.T) {
+	bus := newBus(t)
+	shape := otlptest.Shape{Resources: 1, Items: 10}
+	for i := range 5 {
+		shape.Seed = i
+		bus.Produce(context.Background(), raw(stream.Logs, 0, "x", otlptest.Request(stream.Logs, shape)))
+	}
+	run(t, bus, nil, Config{MaxBatchItems: 20}, func() bool { return lag(t, bus) == 0 })
+	n, recs := processedItems(t, bus, stream.Logs)
+	if n != 50 || len(recs) != 3 {
+		t.Errorf("%d items in %d records, want 50 in 3", n, len(recs))
 	}
 }

@@ -1,0 +1,266 @@
+package schemas
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// anyBuilder appends AnyValue structs.
+type anyBuilder struct {
+	s   *array.StructBuilder
+	typ *array.Uint8Builder
+	str *array.StringBuilder
+	i   *array.Int64Builder
+	d   *array.Float64Builder
+	b   *array.BooleanBuilder
+	by  *array.BinaryBuilder
+}
+
+func newAnyBuilder(s *array.StructBuilder) anyBuilder {
+	return anyBuilder{
+		s:   s,
+		typ: s.FieldBuilder(AnyType).(*array.Uint8Builder),
+		str: s.FieldBuilder(AnyStr).(*array.StringBuilder),
+		i:   s.FieldBuilder(AnyInt).(*array.Int64Builder),
+		d:   s.FieldBuilder(AnyDouble).(*array.Float64Builder),
+		b:   s.FieldBuilder(AnyBool).(*array.BooleanBuilder),
+		by:  s.FieldBuilder(AnyBytes).(*array.BinaryBuilder),
+	}
+}
+
+func (a *anyBuilder) put(typ uint8, s []byte, i int64, d float64, b bool, by []byte) {
+	a.s.Append(true)
+	a.typ.Append(typ)
+	a.str.BinaryBuilder.Append(s)
+	a.i.Append(i)
+	a.d.Append(d)
+	a.b.Append(b)
+	a.by.Append(by)
+}
+
+// appendAny appends the AnyValue whose encoding is p.
+func (a *anyBuilder) appendAny(p []byte) error {
+	if len(p) == 0 {
+		a.put(ValueEmpty, nil, 0, 0, false, nil)
+		return nil
+	}
+	num, typ, v, q, n := next(p)
+	if n < 0 {
+		return malformed("AnyValue", num)
+	}
+	if n == len(p) { // the usual case: exactly one field
+		switch {
+		case num == 1 && typ == wtLen:
+			if err := validString(q, "AnyValue", num); err != nil {
+				return err
+			}
+			a.put(ValueString, q, 0, 0, false, nil)
+			return nil
+		case num == 2 && typ == wtVarint:
+			a.put(ValueBool, nil, 0, 0, v != 0, nil)
+			return nil
+		case num == 3 && typ == wtVarint:
+			a.put(ValueInt, nil, int64(v), 0, false, nil)
+			return nil
+		case num == 4 && typ == wtI64:
+			a.put(ValueDouble, nil, 0, math.Float64frombits(v), false, nil)
+			return nil
+		case num == 7 && typ == wtLen:
+			a.put(ValueBytes, nil, 0, 0, false, q)
+			return nil
+		case num == 5 && typ == wtLen:
+			if err := validateList(q, 1, false); err != nil {
+				return err
+			}
+			a.put(ValueArray, nil, 0, 0, false, q)
+			return nil
+		case num == 6 && typ == wtLen:
+			if err := validateList(q, 1, true); err != nil {
+				return err
+			}
+			a.put(ValueKVList, nil, 0, 0, false, q)
+			return nil
+		}
+	}
+	// Several fields (a oneof set twice, a merged message), unknown fields,
+	// string_value_strindex: keep the encoding as it is.
+	if err := validateAny(p, 0); err != nil {
+		return err
+	}
+	a.put(ValueRaw, nil, 0, 0, false, p)
+	return nil
+}
+
+// attrBuilder appends map<string, AnyValue> rows.
+type attrBuilder struct {
+	m *array.MapBuilder
+	k *array.StringBuilder
+	v anyBuilder
+}
+
+func newAttrBuilder(b array.Builder) attrBuilder {
+	m := b.(*array.MapBuilder)
+	return attrBuilder{m: m, k: m.KeyBuilder().(*array.StringBuilder), v: newAnyBuilder(m.ItemBuilder().(*array.StructBuilder))}
+}
+
+// appendKV appends the KeyValue whose encoding is p to the open map row.
+func (a *attrBuilder) appendKV(p []byte) error {
+	var key, val []byte
+	hasVal := false
+	for i := 0; i < len(p); {
+		num, typ, _, q, n := next(p[i:])
+		if n < 0 {
+			return malformed("KeyValue", num)
+		}
+		i += n
+		switch {
+		case num == 1 && typ == wtLen:
+			key = q
+		case num == 2 && typ == wtLen && !hasVal:
+			val, hasVal = q, true
+		default:
+			return unsupported("KeyValue", num)
+		}
+	}
+	if err := validString(key, "KeyValue", 1); err != nil {
+		return err
+	}
+	if hasVal {
+		if err := a.v.appendAny(val); err != nil {
+			return err
+		}
+	} else {
+		a.v.put(ValueNone, nil, 0, 0, false, nil)
+	}
+	a.k.BinaryBuilder.Append(key)
+	return nil
+}
+
+// anyReader reads AnyValue structs.
+type anyReader struct {
+	typ *array.Uint8
+	str *array.String
+	i   *array.Int64
+	d   *array.Float64
+	b   *array.Boolean
+	by  *array.Binary
+}
+
+func newAnyReader(a arrow.Array) (anyReader, bool) {
+	s, ok := a.(*array.Struct)
+	if !ok || s.NumField() != 6 {
+		return anyReader{}, false
+	}
+	r := anyReader{}
+	var ok1, ok2, ok3, ok4, ok5, ok6 bool
+	r.typ, ok1 = s.Field(AnyType).(*array.Uint8)
+	r.str, ok2 = s.Field(AnyStr).(*array.String)
+	r.i, ok3 = s.Field(AnyInt).(*array.Int64)
+	r.d, ok4 = s.Field(AnyDouble).(*array.Float64)
+	r.b, ok5 = s.Field(AnyBool).(*array.Boolean)
+	r.by, ok6 = s.Field(AnyBytes).(*array.Binary)
+	return r, ok1 && ok2 && ok3 && ok4 && ok5 && ok6
+}
+
+// size is the length of the AnyValue encoding of row j.
+func (r *anyReader) size(j int) int {
+	switch r.typ.Value(j) {
+	case ValueString:
+		n := len(r.str.Value(j))
+		return 1 + protowire.SizeVarint(uint64(n)) + n
+	case ValueBool:
+		return 2
+	case ValueInt:
+		return 1 + protowire.SizeVarint(uint64(r.i.Value(j)))
+	case ValueDouble:
+		return 9
+	case ValueBytes, ValueArray, ValueKVList:
+		n := len(r.by.Value(j))
+		return 1 + protowire.SizeVarint(uint64(n)) + n
+	case ValueRaw:
+		return len(r.by.Value(j))
+	}
+	return 0
+}
+
+// appendContent writes the AnyValue encoding of row j.
+func (r *anyReader) appendContent(dst []byte, j int) []byte {
+	switch r.typ.Value(j) {
+	case ValueString:
+		return appendStringField(dst, 1, r.str.Value(j))
+	case ValueBool:
+		v := byte(0)
+		if r.b.Value(j) {
+			v = 1
+		}
+		return append(dst, 2<<3|wtVarint, v)
+	case ValueInt:
+		return protowire.AppendVarint(append(dst, 3<<3|wtVarint), uint64(r.i.Value(j)))
+	case ValueDouble:
+		return binary.LittleEndian.AppendUint64(append(dst, 4<<3|wtI64), math.Float64bits(r.d.Value(j)))
+	case ValueBytes:
+		return appendBytesField(dst, 7, r.by.Value(j))
+	case ValueArray:
+		return appendBytesField(dst, 5, r.by.Value(j))
+	case ValueKVList:
+		return appendBytesField(dst, 6, r.by.Value(j))
+	case ValueRaw:
+		return append(dst, r.by.Value(j)...)
+	}
+	return dst
+}
+
+// appendField writes row j as field num, or nothing for ValueNone.
+func (r *anyReader) appendField(dst []byte, num uint32, j int) []byte {
+	if r.typ.Value(j) == ValueNone {
+		return dst
+	}
+	dst = appendTag(dst, num, wtLen)
+	dst = protowire.AppendVarint(dst, uint64(r.size(j)))
+	return r.appendContent(dst, j)
+}
+
+// attrReader reads a map<string, AnyValue> column.
+type attrReader struct {
+	m *array.Map
+	k *array.String
+	v anyReader
+}
+
+func newAttrReader(a arrow.Array) (attrReader, bool) {
+	m, ok := a.(*array.Map)
+	if !ok {
+		return attrReader{}, false
+	}
+	k, ok := m.Keys().(*array.String)
+	if !ok {
+		return attrReader{}, false
+	}
+	v, ok := newAnyReader(m.Items())
+	return attrReader{m: m, k: k, v: v}, ok
+}
+
+// appendKVs writes the entries of row i as repeated KeyValue field num.
+func (r *attrReader) appendKVs(dst []byte, num uint32, i int) []byte {
+	start, end := r.m.ValueOffsets(i)
+	for j := int(start); j < int(end); j++ {
+		key := r.k.Value(j)
+		n := 0
+		if key != "" {
+			n = 1 + protowire.SizeVarint(uint64(len(key))) + len(key)
+		}
+		if r.v.typ.Value(j) != ValueNone {
+			vs := r.v.size(j)
+			n += 1 + protowire.SizeVarint(uint64(vs)) + vs
+		}
+		dst = appendTag(dst, num, wtLen)
+		dst = protowire.AppendVarint(dst, uint64(n))
+		dst = appendStr(dst, 1, key)
+		dst = r.v.appendField(dst, 2, j)
+	}
+	return dst
+}

@@ -1,0 +1,387 @@
+package schemas
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// Batch is the Arrow form of one or more OTLP requests of one signal: a table
+// of items (data points, log records or spans) and the tables of the
+// resources, scopes and (for metrics) metrics they belong to. Items refer to
+// their parents by row number (resource_id, scope_id, metric_id).
+//
+// A Batch owns one reference to each of its records; Release drops them.
+type Batch struct {
+	Signal    stream.Signal
+	Resources arrow.RecordBatch // ResourcesSchema
+	Scopes    arrow.RecordBatch // ScopesSchema
+	Metrics   arrow.RecordBatch // MetricsSchema; nil unless Signal is stream.Metrics
+	Items     arrow.RecordBatch // ItemsSchema(Signal)
+}
+
+// Len is the number of items.
+func (b *Batch) Len() int {
+	if b == nil || b.Items == nil {
+		return 0
+	}
+	return int(b.Items.NumRows())
+}
+
+// Release releases the records of b.
+func (b *Batch) Release() {
+	for _, r := range []arrow.RecordBatch{b.Resources, b.Scopes, b.Metrics, b.Items} {
+		if r != nil {
+			r.Release()
+		}
+	}
+	*b = Batch{Signal: b.Signal}
+}
+
+// Builder decodes OTLP requests of one signal straight into Arrow builders.
+// It is not safe for concurrent use; reuse it across batches.
+type Builder struct {
+	sig   stream.Signal
+	mem   memory.Allocator
+	items int
+
+	res    resBuilder
+	scopes scopeBuilder
+	met    *metricBuilder
+	pts    *pointBuilder
+	logs   *logBuilder
+	spans  *spanBuilder
+
+	// scratch buffers, one per level so nested levels do not clobber them
+	rxExtra, resExtra, sxExtra, scExtra, sxExtraMetric, itemExtra, dataExtra []byte
+	resParts, scParts, bodyParts                                             [][]byte
+	concat                                                                   []byte
+}
+
+// NewBuilder returns a Builder of sig that allocates from mem (nil means
+// memory.DefaultAllocator).
+func NewBuilder(sig stream.Signal, mem memory.Allocator) *Builder {
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	b := &Builder{sig: sig, mem: mem}
+	b.init()
+	return b
+}
+
+func (b *Builder) init() {
+	mem := b.mem
+	b.items = 0
+	b.res = newResBuilder(mem)
+	b.scopes = newScopeBuilder(mem)
+	switch b.sig {
+	case stream.Metrics:
+		b.met = newMetricBuilder(mem)
+		b.pts = newPointBuilder(mem)
+	case stream.Logs:
+		b.logs = newLogBuilder(mem)
+	default:
+		b.spans = newSpanBuilder(mem)
+	}
+}
+
+// Signal is the signal of the builder.
+func (b *Builder) Signal() stream.Signal { return b.sig }
+
+// Len is the number of items appended since the last Build.
+func (b *Builder) Len() int { return b.items }
+
+// Append decodes one Export{Metrics,Logs,Trace}ServiceRequest (protobuf
+// encoding) and appends its items; it returns how many. body is not retained.
+//
+// On error nothing of body is kept, and neither is anything appended since
+// the last Build: Arrow builders cannot be truncated, so the builder is
+// reset. Build after each request whose loss would matter.
+func (b *Builder) Append(body []byte) (int, error) {
+	before := b.items
+	for i := 0; i < len(body); {
+		num, typ, _, p, n := next(body[i:])
+		if n < 0 {
+			b.reset()
+			return 0, malformed("request", num)
+		}
+		i += n
+		if num != 1 || typ != wtLen {
+			continue // unknown request fields are dropped (see README)
+		}
+		if err := b.resourceX(p); err != nil {
+			b.reset()
+			return 0, fmt.Errorf("resource %d: %w", b.res.n, err)
+		}
+	}
+	return b.items - before, nil
+}
+
+// Build returns the batch of everything appended since the last Build and
+// resets the builder. The caller owns the batch and must Release it.
+func (b *Builder) Build() *Batch {
+	bt := &Batch{Signal: b.sig}
+	bt.Resources = b.res.rb.NewRecordBatch()
+	bt.Scopes = b.scopes.rb.NewRecordBatch()
+	switch b.sig {
+	case stream.Metrics:
+		bt.Metrics = b.met.rb.NewRecordBatch()
+		bt.Items = b.pts.rb.NewRecordBatch()
+	case stream.Logs:
+		bt.Items = b.logs.rb.NewRecordBatch()
+	default:
+		bt.Items = b.spans.rb.NewRecordBatch()
+	}
+	b.items, b.res.n, b.scopes.n = 0, 0, 0
+	if b.met != nil {
+		b.met.n = 0
+	}
+	return bt
+}
+
+// Release frees the builder's memory.
+func (b *Builder) Release() {
+	b.res.rb.Release()
+	b.scopes.rb.Release()
+	switch b.sig {
+	case stream.Metrics:
+		b.met.rb.Release()
+		b.pts.rb.Release()
+	case stream.Logs:
+		b.logs.rb.Release()
+	default:
+		b.spans.rb.Release()
+	}
+}
+
+// reset drops everything appended since the last Build. After an error the
+// columns may differ in length, so the builders are replaced, not built.
+func (b *Builder) reset() {
+	b.Release()
+	b.init()
+}
+
+// parts returns the concatenation of the occurrences of a singular message
+// field; protobuf merges such occurrences exactly like their concatenation.
+func (b *Builder) joined(parts [][]byte) []byte {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	b.concat = b.concat[:0]
+	for _, p := range parts {
+		b.concat = append(b.concat, p...)
+	}
+	return b.concat
+}
+
+type resBuilder struct {
+	rb        *array.RecordBuilder
+	n         uint32
+	attrs     attrBuilder
+	dropped   *array.Uint32Builder
+	schemaURL *array.StringBuilder
+	resExtra  *array.BinaryBuilder
+	extra     *array.BinaryBuilder
+}
+
+func newResBuilder(mem memory.Allocator) resBuilder {
+	rb := array.NewRecordBuilder(mem, ResourcesSchema)
+	return resBuilder{
+		rb:        rb,
+		attrs:     newAttrBuilder(rb.Field(ResAttributes)),
+		dropped:   rb.Field(ResDroppedAttributesCount).(*array.Uint32Builder),
+		schemaURL: rb.Field(ResSchemaURL).(*array.StringBuilder),
+		resExtra:  rb.Field(ResResourceExtra).(*array.BinaryBuilder),
+		extra:     rb.Field(ResExtra).(*array.BinaryBuilder),
+	}
+}
+
+type scopeBuilder struct {
+	rb         *array.RecordBuilder
+	n          uint32
+	resourceID *array.Uint32Builder
+	name       *array.StringBuilder
+	version    *array.StringBuilder
+	attrs      attrBuilder
+	dropped    *array.Uint32Builder
+	schemaURL  *array.StringBuilder
+	scopeExtra *array.BinaryBuilder
+	extra      *array.BinaryBuilder
+}
+
+func newScopeBuilder(mem memory.Allocator) scopeBuilder {
+	rb := array.NewRecordBuilder(mem, ScopesSchema)
+	return scopeBuilder{
+		rb:         rb,
+		resourceID: rb.Field(ScopeResourceID).(*array.Uint32Builder),
+		name:       rb.Field(ScopeName).(*array.StringBuilder),
+		version:    rb.Field(ScopeVersion).(*array.StringBuilder),
+		attrs:      newAttrBuilder(rb.Field(ScopeAttributes)),
+		dropped:    rb.Field(ScopeDroppedAttributesCount).(*array.Uint32Builder),
+		schemaURL:  rb.Field(ScopeSchemaURL).(*array.StringBuilder),
+		scopeExtra: rb.Field(ScopeScopeExtra).(*array.BinaryBuilder),
+		extra:      rb.Field(ScopeExtra).(*array.BinaryBuilder),
+	}
+}
+
+// resourceX decodes a Resource{Metrics,Logs,Spans}. Its row is appended after
+// its scopes and items, whose resource_id is known in advance.
+func (b *Builder) resourceX(p []byte) error {
+	rid := b.res.n
+	b.res.n++
+	b.rxExtra = b.rxExtra[:0]
+	resParts := b.resParts[:0] // occurrences of the resource field
+	var schemaURL []byte
+	for i := 0; i < len(p); {
+		num, typ, _, q, n := next(p[i:])
+		if n < 0 {
+			return malformed("Resource*", num)
+		}
+		switch {
+		case num == 1 && typ == wtLen:
+			resParts = append(resParts, q)
+		case num == 2 && typ == wtLen:
+			if err := b.scopeX(q, rid); err != nil {
+				return fmt.Errorf("scope %d: %w", b.scopes.n-1, err)
+			}
+		case num == 3 && typ == wtLen:
+			if err := validString(q, "Resource*", num); err != nil {
+				return err
+			}
+			schemaURL = q
+		default:
+			b.rxExtra = append(b.rxExtra, p[i:i+n]...)
+		}
+		i += n
+	}
+	b.resParts = resParts[:0]
+	r := &b.res
+	r.schemaURL.BinaryBuilder.Append(schemaURL)
+	r.extra.Append(b.rxExtra)
+	if len(resParts) == 0 {
+		r.attrs.m.AppendNull()
+		r.dropped.Append(0)
+		r.resExtra.Append(nil)
+		return nil
+	}
+	rp := b.joined(resParts)
+	r.attrs.m.Append(true)
+	b.resExtra = b.resExtra[:0]
+	var dropped uint32
+	for i := 0; i < len(rp); {
+		num, typ, v, q, n := next(rp[i:])
+		if n < 0 {
+			return malformed("Resource", num)
+		}
+		switch {
+		case num == 1 && typ == wtLen:
+			if err := r.attrs.appendKV(q); err != nil {
+				return err
+			}
+		case num == 2 && typ == wtVarint:
+			dropped = uint32(v)
+		default:
+			b.resExtra = append(b.resExtra, rp[i:i+n]...)
+		}
+		i += n
+	}
+	r.dropped.Append(dropped)
+	r.resExtra.Append(b.resExtra)
+	return nil
+}
+
+// scopeX decodes a Scope{Metrics,Logs,Spans}.
+func (b *Builder) scopeX(p []byte, rid uint32) error {
+	sid := b.scopes.n
+	b.scopes.n++
+	var extra []byte // unknown fields, kept in b.sxExtra
+	b.sxExtra = b.sxExtra[:0]
+	scParts := b.scParts[:0]
+	var schemaURL []byte
+	for i := 0; i < len(p); {
+		num, typ, _, q, n := next(p[i:])
+		if n < 0 {
+			return malformed("Scope*", num)
+		}
+		switch {
+		case num == 1 && typ == wtLen:
+			scParts = append(scParts, q)
+		case num == 2 && typ == wtLen:
+			var err error
+			switch b.sig {
+			case stream.Metrics:
+				err = b.metric(q, rid, sid)
+			case stream.Logs:
+				err = b.logRecord(q, rid, sid)
+			default:
+				err = b.span(q, rid, sid)
+			}
+			if err != nil {
+				return fmt.Errorf("item %d: %w", b.items, err)
+			}
+		case num == 3 && typ == wtLen:
+			if err := validString(q, "Scope*", num); err != nil {
+				return err
+			}
+			schemaURL = q
+		default:
+			b.sxExtra = append(b.sxExtra, p[i:i+n]...)
+		}
+		i += n
+	}
+	extra = b.sxExtra
+	b.scParts = scParts[:0]
+	s := &b.scopes
+	s.resourceID.Append(rid)
+	s.schemaURL.BinaryBuilder.Append(schemaURL)
+	s.extra.Append(extra)
+	if len(scParts) == 0 {
+		s.name.Append("")
+		s.version.Append("")
+		s.attrs.m.AppendNull()
+		s.dropped.Append(0)
+		s.scopeExtra.Append(nil)
+		return nil
+	}
+	sp := b.joined(scParts)
+	s.attrs.m.Append(true)
+	b.scExtra = b.scExtra[:0]
+	var name, version []byte
+	var dropped uint32
+	for i := 0; i < len(sp); {
+		num, typ, v, q, n := next(sp[i:])
+		if n < 0 {
+			return malformed("InstrumentationScope", num)
+		}
+		switch {
+		case num == 1 && typ == wtLen:
+			name = q
+		case num == 2 && typ == wtLen:
+			version = q
+		case num == 3 && typ == wtLen:
+			if err := s.attrs.appendKV(q); err != nil {
+				return err
+			}
+		case num == 4 && typ == wtVarint:
+			dropped = uint32(v)
+		default:
+			b.scExtra = append(b.scExtra, sp[i:i+n]...)
+		}
+		i += n
+	}
+	if err := validString(name, "InstrumentationScope", 1); err != nil {
+		return err
+	}
+	if err := validString(version, "InstrumentationScope", 2); err != nil {
+		return err
+	}
+	s.name.BinaryBuilder.Append(name)
+	s.version.BinaryBuilder.Append(version)
+	s.dropped.Append(dropped)
+	s.scopeExtra.Append(b.scExtra)
+	return nil
+}

@@ -1,0 +1,56 @@
+package schemas
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// FuzzRoundTrip: any input either fails with ErrMalformed or ErrUnsupported
+// or round-trips to a request equal to what proto.Unmarshal makes of it
+// (request-level unknown fields aside, see README).
+func FuzzRoundTrip(f *testing.F) {
+	for _, sig := range stream.Signals {
+		f.Add(uint8(sig), otlptest.Request(sig, otlptest.Shape{Resources: 1, Items: 2, Points: 2}))
+		g := newGen(7 + uint64(sig))
+		for range 5 {
+			b, _ := proto.Marshal(g.request(sig))
+			f.Add(uint8(sig), b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, s uint8, body []byte) {
+		sig := stream.Signal(s % 3)
+		b := NewBuilder(sig, memory.DefaultAllocator)
+		defer b.Release()
+		_, err := b.Append(body)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupported) {
+				t.Fatalf("unexpected error kind: %v", err)
+			}
+			return
+		}
+		batch := b.Build()
+		defer batch.Release()
+		out, err := ToOTLP(batch, nil)
+		if err != nil {
+			t.Fatalf("ToOTLP of a built batch: %v", err)
+		}
+		want := newRequest(sig)
+		if proto.Unmarshal(body, want) != nil {
+			return // we accepted what protobuf rejects (e.g. deeper nesting); nothing to compare
+		}
+		want.ProtoReflect().SetUnknown(nil)
+		got := newRequest(sig)
+		if err := proto.Unmarshal(out, got); err != nil {
+			t.Fatalf("output does not unmarshal: %v", err)
+		}
+		if !proto.Equal(want, got) {
+			t.Fatalf("round trip differs")
+		}
+	})
+}

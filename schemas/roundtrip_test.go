@@ -1,0 +1,112 @@
+package schemas
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/protobuf/encoding/prototext"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// roundTrip converts body to Arrow and back, through IPC when viaIPC.
+func roundTrip(t testing.TB, sig stream.Signal, mem memory.Allocator, bodies [][]byte, viaIPC bool) []byte {
+	t.Helper()
+	b := NewBuilder(sig, mem)
+	defer b.Release()
+	for _, body := range bodies {
+		if _, err := b.Append(body); err != nil {
+			t.Fatalf("Append: %v", err)
+		}
+	}
+	batch := b.Build()
+	defer batch.Release()
+	if viaIPC {
+		var buf bytes.Buffer
+		if err := WriteIPC(&buf, batch); err != nil {
+			t.Fatalf("WriteIPC: %v", err)
+		}
+		nb, err := ReadIPC(buf.Bytes(), mem)
+		if err != nil {
+			t.Fatalf("ReadIPC: %v", err)
+		}
+		defer nb.Release()
+		batch = nb
+	}
+	out, err := ToOTLP(batch, nil)
+	if err != nil {
+		t.Fatalf("ToOTLP: %v", err)
+	}
+	return out
+}
+
+func TestRoundTripRandom(t *testing.T) {
+	iters := 400
+	if testing.Short() {
+		iters = 50
+	}
+	for _, sig := range stream.Signals {
+		t.Run(sig.String(), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			g := newGen(uint64(sig) + 1)
+			for i := range iters {
+				in := g.request(sig)
+				body, err := proto.Marshal(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out := roundTrip(t, sig, mem, [][]byte{body}, i%4 == 0)
+				got := newRequest(sig)
+				if err := proto.Unmarshal(out, got); err != nil {
+					t.Fatalf("iteration %d: output does not unmarshal: %v", i, err)
+				}
+				if !proto.Equal(in, got) {
+					t.Fatalf("iteration %d: round trip differs:\n%s", i, firstDiff(prototext.Format(in), prototext.Format(got)))
+				}
+			}
+		})
+	}
+}
+
+// TestRoundTripConcat: several requests appended to one batch come back as
+// one request holding all their resources, as protobuf concatenation would.
+func TestRoundTripConcat(t *testing.T) {
+	for _, sig := range stream.Signals {
+		g := newGen(100 + uint64(sig))
+		var bodies [][]byte
+		var all []byte
+		for range 5 {
+			body, _ := proto.Marshal(g.request(sig))
+			bodies = append(bodies, body)
+			all = append(all, body...)
+		}
+		want := newRequest(sig)
+		if err := proto.Unmarshal(all, want); err != nil {
+			t.Fatal(err)
+		}
+		got := newRequest(sig)
+		if err := proto.Unmarshal(roundTrip(t, sig, memory.DefaultAllocator, bodies, true), got); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(want, got) {
+			t.Fatalf("%v: concatenated round trip differs", sig)
+		}
+	}
+}
+
+// firstDiff shows the lines around the first difference of two texts.
+func firstDiff(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := 0; i < len(la) || i < len(lb); i++ {
+		if i >= len(la) || i >= len(lb) || la[i] != lb[i] {
+			from := max(0, i-8)
+			return fmt.Sprintf("want:\n%s\ngot:\n%s", strings.Join(la[from:min(len(la), i+4)], "\n"), strings.Join(lb[from:min(len(lb), i+4)], "\n"))
+		}
+	}
+	return "(texts equal)"
+}
