@@ -33,8 +33,10 @@ import (
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlpjson"
@@ -202,6 +204,8 @@ func (t *Test) run(tr Transform) error {
 	}
 	prune(wm)
 	prune(gm)
+	sortAttributes(wm.ProtoReflect())
+	sortAttributes(gm.ProtoReflect())
 	if proto.Equal(wm, gm) {
 		return nil
 	}
@@ -303,4 +307,33 @@ func prune(m proto.Message) {
 			return len(rs.ScopeSpans) == 0
 		})
 	}
+}
+
+// sortAttributes orders every attribute list of m by key: attributes are a
+// map in OTLP, so their order is not part of what a test checks.
+func sortAttributes(m protoreflect.Message) {
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			if fd.Message().FullName() == "opentelemetry.proto.common.v1.KeyValue" {
+				kvs := make([]protoreflect.Value, l.Len())
+				for i := range kvs {
+					kvs[i] = l.Get(i)
+				}
+				slices.SortStableFunc(kvs, func(a, b protoreflect.Value) int {
+					return strings.Compare(a.Message().Interface().(*common.KeyValue).GetKey(), b.Message().Interface().(*common.KeyValue).GetKey())
+				})
+				for i, kv := range kvs {
+					l.Set(i, kv)
+				}
+			}
+			for i := 0; i < l.Len(); i++ {
+				sortAttributes(l.Get(i).Message())
+			}
+		case fd.Message() != nil && !fd.IsMap():
+			sortAttributes(v.Message())
+		}
+		return true
+	})
 }

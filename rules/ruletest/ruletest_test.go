@@ -21,14 +21,14 @@ func TestRunReportsPassesAndDiffs(t *testing.T) {
 	}
 	var out bytes.Buffer
 	sum := Run(tests, identity{}, &out)
-	if sum.Passed != 2 || sum.Failed != 1 {
+	if sum.Passed != 3 || sum.Failed != 1 {
 		t.Fatalf("summary %+v\n%s", sum, out.String())
 	}
 	for _, want := range []string{
 		"ok   testdata/tests/identity.yaml:2: logs pass unchanged",
 		"FAIL testdata/tests/identity.yaml:20: a wrong expectation fails with a diff",
 		`"GET /other"`, `"GET /healthz"`,
-		"2 passed, 1 failed",
+		"3 passed, 1 failed",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
