@@ -5,40 +5,78 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/sluice-dev/sluice/stream"
 )
 
-// ipcMagic starts every IPC envelope, followed by Version and the signal.
+// ipcMagic starts every IPC envelope, followed by Version, the signal and
+// (since format 2) the format byte.
 const ipcMagic = "SLUICEA"
 
+// ipcFormat is the wire format written after the envelope: 2 is the column
+// codec of wirecodec.go in one zstd frame (README.md, "Wire format"). Format
+// 1, per-table Arrow IPC streams with zstd buffer compression, had no format
+// byte (the next byte was a uvarint length, >= 0x80 in practice) and is still
+// read.
+const ipcFormat = 2
+
+var (
+	zenc = sync.OnceValue(func() *zstd.Encoder {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		return e
+	})
+	zdec = sync.OnceValue(func() *zstd.Decoder {
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(256<<20))
+		return d
+	})
+	encoders = sync.Pool{New: func() any { return &encoder{} }}
+)
+
 // WriteIPC writes b as one processed-topic value: a small envelope (magic,
-// schema version, signal) and, for each table, a length-prefixed Arrow IPC
-// stream with zstd-compressed buffers.
+// schema version, signal, format) and one zstd frame holding the tables,
+// column by column, transformed for size (see README.md, "Wire format").
+// ReadIPC gives back a Batch of the in-memory layout.
 func WriteIPC(w io.Writer, b *Batch) error {
-	var buf bytes.Buffer
-	buf.WriteString(ipcMagic)
-	buf.WriteString(Version)
-	buf.WriteByte(byte(b.Signal))
-	var tbl bytes.Buffer
-	for _, rec := range b.tables() {
-		tbl.Reset()
-		iw := ipc.NewWriter(&tbl, ipc.WithSchema(rec.Schema()), ipc.WithZstd())
-		if err := iw.Write(rec); err != nil {
-			return fmt.Errorf("schemas: write ipc: %w", err)
+	e := encoders.Get().(*encoder)
+	defer encoders.Put(e)
+	e.mem = memory.DefaultAllocator
+	e.out = e.out[:0]
+	want := b.schemas()
+	for k, rec := range b.tables() {
+		if rec == nil || !rec.Schema().Equal(want[k]) {
+			return fmt.Errorf("%w: write ipc: table %d is not of the %s layout", ErrSchema, k, b.Signal)
 		}
-		if err := iw.Close(); err != nil {
-			return fmt.Errorf("schemas: write ipc: %w", err)
+		e.uvarint(uint64(rec.NumRows()))
+		for _, c := range rec.Columns() {
+			if err := e.col(c); err != nil {
+				return err
+			}
 		}
-		buf.Write(binary.AppendUvarint(nil, uint64(tbl.Len())))
-		buf.Write(tbl.Bytes())
 	}
-	_, err := w.Write(buf.Bytes())
+	hdr := make([]byte, 0, len(ipcMagic)+len(Version)+2+len(e.out)/4)
+	hdr = append(hdr, ipcMagic...)
+	hdr = append(hdr, Version...)
+	hdr = append(hdr, byte(b.Signal), ipcFormat)
+	out := zenc().EncodeAll(e.out, hdr)
+	if cap(e.out) > 64<<20 {
+		e.out = nil // do not keep huge buffers in the pool
+	}
+	_, err := w.Write(out)
 	return err
+}
+
+func (b *Batch) schemas() []*arrow.Schema {
+	if b.Signal == stream.Metrics {
+		return []*arrow.Schema{ResourcesSchema, ScopesSchema, MetricsSchema, DataPointsSchema}
+	}
+	return []*arrow.Schema{ResourcesSchema, ScopesSchema, ItemsSchema(b.Signal)}
 }
 
 func (b *Batch) tables() []arrow.RecordBatch {
@@ -66,6 +104,12 @@ func ReadIPC(data []byte, mem memory.Allocator) (*Batch, error) {
 		return nil, fmt.Errorf("%w: signal %d", ErrSchema, data[h])
 	}
 	data = data[h+1:]
+	if len(data) > 0 && data[0] == ipcFormat {
+		return readV2(b, data[1:], mem)
+	}
+	if len(data) > 0 && data[0] < 0x80 {
+		return nil, fmt.Errorf("%w: IPC format %d", ErrSchema, data[0])
+	}
 	want := []*arrow.Schema{ResourcesSchema, ScopesSchema, ItemsSchema(b.Signal)}
 	dst := []*arrow.RecordBatch{&b.Resources, &b.Scopes, &b.Items}
 	if b.Signal == stream.Metrics {
@@ -107,4 +151,52 @@ func readOne(data []byte, want *arrow.Schema, mem memory.Allocator) (arrow.Recor
 	rec := r.RecordBatch()
 	rec.Retain()
 	return rec, nil
+}
+
+// readV2 decodes format 2: one zstd frame of tables.
+func readV2(b *Batch, data []byte, mem memory.Allocator) (*Batch, error) {
+	raw, err := zdec().DecodeAll(data, nil)
+	if err != nil {
+		return nil, fmt.Errorf("%w: ipc: %v", ErrSchema, err)
+	}
+	d := &decoder{b: raw, mem: mem, budget: maxDecodeElems}
+	want := b.schemas()
+	recs := make([]arrow.RecordBatch, 0, len(want))
+	for _, sc := range want {
+		n := d.count()
+		cols := make([]arrow.Array, 0, sc.NumFields())
+		for _, f := range sc.Fields() {
+			c := d.col(f.Type, n)
+			if c == nil {
+				break
+			}
+			cols = append(cols, array.MakeFromData(c))
+			c.Release()
+		}
+		if d.err == nil {
+			recs = append(recs, array.NewRecordBatch(sc, cols, int64(n)))
+		}
+		for _, c := range cols {
+			c.Release()
+		}
+		if d.err != nil {
+			break
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail("%d trailing bytes", len(d.b))
+	}
+	if d.err != nil {
+		for _, r := range recs {
+			r.Release()
+		}
+		return nil, d.err
+	}
+	b.Resources, b.Scopes = recs[0], recs[1]
+	if b.Signal == stream.Metrics {
+		b.Metrics, b.Items = recs[2], recs[3]
+	} else {
+		b.Items = recs[2]
+	}
+	return b, nil
 }

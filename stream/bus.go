@@ -47,6 +47,30 @@ type Bus interface {
 	Close() error
 }
 
+// TransactionalBus is a Bus that can make producing and committing one
+// atomic step (Kafka transactions): exactly-once consume–transform–produce.
+type TransactionalBus interface {
+	Bus
+	// ConsumeTransactional joins a group like Consume; the returned
+	// consumer is also a Producer whose records become visible, together
+	// with the commit of the polled positions, only at Commit.
+	// transactionalID identifies the producer across restarts: it must be
+	// unique among the live consumers and should stay the same when a
+	// consumer is restarted, so that the new one fences the old one.
+	ConsumeTransactional(cfg ConsumerConfig, transactionalID string) (TxConsumer, error)
+}
+
+// TxConsumer is a Consumer whose Produce writes inside the transaction of
+// the current Poll. Commit makes the records produced since the Poll
+// visible and commits the polled positions, at once; a Commit that fails
+// leaves neither, and the records come again from Poll. Each Poll's batch
+// must be committed before the next Poll: polling again abandons it (its
+// records come again).
+type TxConsumer interface {
+	Consumer
+	Producer // produces inside the transaction of the current poll
+}
+
 // TopicSpec describes a topic to create.
 type TopicSpec struct {
 	Name       string

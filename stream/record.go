@@ -16,9 +16,10 @@ const (
 // Content types of record values.
 const (
 	ContentTypeOTLPProto = "application/x-protobuf"
-	// ContentTypeArrow: a processed record, schemas.WriteIPC's encoding of
-	// an Arrow batch.
-	ContentTypeArrow = "application/vnd.apache.arrow.stream"
+	// ContentTypeArrow: a processed record, an Arrow batch in the encoding
+	// of schemas.WriteIPC (a column codec in one zstd frame, smaller than
+	// Arrow's own IPC format; read it with schemas.ReadIPC).
+	ContentTypeArrow = "application/x-sluice-arrow-batch"
 )
 
 // Header is one record header.

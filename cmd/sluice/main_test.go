@@ -70,3 +70,25 @@ func TestRulesCheck(t *testing.T) {
 		t.Fatalf("bad rule file: %q, %v", out, err)
 	}
 }
+
+func TestRulesTest(t *testing.T) {
+	out, err := run(t, "rules", "test", "../../examples/rules")
+	if err != nil || !strings.Contains(out, "4 passed, 0 failed") {
+		t.Fatalf("%q, %v", out, err)
+	}
+	// A wrong expectation fails, with a diff.
+	dir := t.TempDir()
+	rules, _ := os.ReadFile("../../examples/rules/example.yaml")
+	os.WriteFile(filepath.Join(dir, "example.yaml"), rules, 0o644)
+	os.MkdirAll(filepath.Join(dir, "tests"), 0o755)
+	os.WriteFile(filepath.Join(dir, "tests", "t.yaml"), []byte(`tests:
+  - name: debug logs are kept (wrong)
+    signal: logs
+    input: {resourceLogs: [{scopeLogs: [{logRecords: [{severityNumber: 5, body: {stringValue: x}}]}]}]}
+    expect: {resourceLogs: [{scopeLogs: [{logRecords: [{severityNumber: 5, body: {stringValue: x}}]}]}]}
+`), 0o644)
+	out, err = run(t, "rules", "test", dir)
+	if err == nil || !strings.Contains(out, "FAIL") || !strings.Contains(out, `-`) || !strings.Contains(out, "0 passed, 1 failed") {
+		t.Fatalf("%q, %v", out, err)
+	}
+}

@@ -10,9 +10,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"runtime/debug"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -100,6 +103,9 @@ type Process struct {
 	bus   stream.Bus
 	srv   *ingest.Server
 
+	rules *ruleSet
+	hup   chan os.Signal // SIGHUP: reload the rules
+
 	cancelWorker, cancelSinks context.CancelFunc
 	workerWG, sinksWG         sync.WaitGroup
 	failed                    chan error
@@ -108,7 +114,7 @@ type Process struct {
 // Start brings up the roles: admin server, bus, sinks, worker, then the
 // ingest servers, so that nothing is accepted before it can be handled.
 func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger) (_ *Process, err error) {
-	p := &Process{cfg: cfg, log: log, reg: prometheus.NewRegistry(), failed: make(chan error, 1)}
+	p := &Process{cfg: cfg, log: log, reg: prometheus.NewRegistry(), failed: make(chan error, 1), hup: make(chan os.Signal, 1)}
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_build_info", Help: "Always 1; the labels tell the version.",
 		ConstLabels: prometheus.Labels{"version": VersionString()}})
@@ -162,11 +168,27 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		}
 	}
 	if roles.Worker {
-		w, err := worker.New(p.bus, worker.Config{Topics: topics, Group: cfg.Worker.Group, Logger: log, Metrics: stageMetrics, Registerer: p.reg}, nil)
+		rs, err := newRuleSet(cfg.Rules.Dir, log, p.reg)
 		if err != nil {
 			return nil, err
 		}
+		wcfg := worker.Config{Topics: topics, Group: cfg.Worker.Group, Logger: log, Metrics: stageMetrics, Registerer: p.reg,
+			ExactlyOnce: cfg.Worker.ExactlyOnce, TransactionalID: cfg.Worker.TransactionalID}
+		if wcfg.ExactlyOnce && wcfg.TransactionalID == "" {
+			host, _ := os.Hostname()
+			wcfg.TransactionalID = "sluice-worker-" + host
+		}
+		w, err := worker.New(p.bus, wcfg, rs.Transform())
+		if err != nil {
+			return nil, err
+		}
+		rs.apply = w.SetTransform
+		p.rules = rs
 		p.run(&p.workerWG, "worker", func() error { return w.Run(workerCtx) })
+		p.run(&p.workerWG, "rules watcher", func() error {
+			rs.Watch(workerCtx, cfg.Rules.ReloadInterval, p.hup)
+			return nil
+		})
 		log.Info("worker started", "group", cfg.Worker.Group)
 	}
 	if roles.Ingest {
@@ -228,6 +250,14 @@ func (p *Process) run(wg *sync.WaitGroup, name string, fn func() error) {
 			}
 		}
 	})
+}
+
+// ReloadRules reloads the rules directory now, as SIGHUP does.
+func (p *Process) ReloadRules() {
+	select {
+	case p.hup <- syscall.SIGHUP:
+	default:
+	}
 }
 
 // Failed delivers the first error of a role that stopped by itself.
@@ -296,11 +326,19 @@ func Run(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger)
 	if err != nil {
 		return err
 	}
-	var failed error
-	select {
-	case <-ctx.Done():
-		log.Info("shutting down")
-	case failed = <-p.Failed():
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			p.ReloadRules()
+			continue
+		case <-ctx.Done():
+			log.Info("shutting down")
+			return p.Stop()
+		case failed := <-p.Failed():
+			return errors.Join(failed, p.Stop())
+		}
 	}
-	return errors.Join(failed, p.Stop())
 }

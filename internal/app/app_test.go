@@ -211,16 +211,22 @@ func TestRunEndToEnd(t *testing.T) {
 
 // Roles in separate processes share the bus: ingest only, then worker and
 // sink only, against a remote (not embedded) bus.
-func TestRolesOnKafka(t *testing.T) {
+func TestRolesOnKafka(t *testing.T) { testRolesOnKafka(t, false) }
+
+// The same with the worker's Kafka transactions: output equals input.
+func TestRolesOnKafkaExactlyOnce(t *testing.T) { testRolesOnKafka(t, true) }
+
+func testRolesOnKafka(t *testing.T, exactlyOnce bool) {
 	brokers := kafkatest.Brokers(t)
 	dir := t.TempDir()
 	prefix := kafkatest.Topic(t, "app")
-	extra := fmt.Sprintf("\n")
-	cfg := testConfig(t, dir, extra)
+	cfg := testConfig(t, dir, "")
 	cfg.Bus.Kind = "kafka"
 	cfg.Bus.Kafka.Brokers = brokers
 	cfg.Bus.TopicPrefix = prefix
 	cfg.Worker.Group = prefix + "-worker"
+	cfg.Worker.ExactlyOnce = exactlyOnce
+	cfg.Worker.TransactionalID = prefix + "-tx"
 	cfg.Sinks[0].Group = prefix + "-sink"
 
 	ing, err := Start(context.Background(), cfg, Roles{Ingest: true}, testLogger(t))

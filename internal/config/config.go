@@ -103,6 +103,13 @@ type Ingest struct {
 // Worker configures the workers that move raw records to processed topics.
 type Worker struct {
 	Group string `yaml:"group"`
+	// ExactlyOnce uses Kafka transactions: the processed records of a
+	// batch and the commit of its raw positions become visible together.
+	ExactlyOnce bool `yaml:"exactly_once"`
+	// TransactionalID, with exactly_once, names this worker's
+	// transactions: unique among running workers, stable across restarts
+	// (e.g. the pod name of a StatefulSet). Default sluice-worker-<host name>.
+	TransactionalID string `yaml:"transactional_id"`
 }
 
 // Admin configures the admin HTTP server.
@@ -113,6 +120,9 @@ type Admin struct {
 // Rules points at the rule files.
 type Rules struct {
 	Dir string `yaml:"dir"`
+	// ReloadInterval is how often the worker looks for changed rule
+	// files (SIGHUP reloads at once).
+	ReloadInterval time.Duration `yaml:"reload_interval"`
 }
 
 // Log configures structured logging.
@@ -212,7 +222,7 @@ func Default() Config {
 		},
 		Worker: Worker{Group: "sluice-worker"},
 		Admin:  Admin{Listen: "127.0.0.1:9464"},
-		Rules:  Rules{Dir: "./rules"},
+		Rules:  Rules{Dir: "./rules", ReloadInterval: 5 * time.Second},
 		Log:    Log{Level: "info", Format: "text"},
 	}
 }
@@ -367,6 +377,12 @@ func (c *Config) Validate() error {
 	}
 	if c.Ingest.DefaultTenant == "" {
 		bad("ingest.default_tenant", "default_tenant must not be empty")
+	}
+	if c.Worker.ExactlyOnce && c.Bus.Kind != "kafka" {
+		bad("worker.exactly_once", "exactly_once needs bus kind kafka (transactions), not %q", c.Bus.Kind)
+	}
+	if c.Rules.ReloadInterval <= 0 {
+		bad("rules.reload_interval", "reload_interval must be positive")
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -25,9 +25,9 @@ type Bus struct {
 	admin *kadm.Client
 
 	mu        sync.Mutex
-	topics    map[string]int32 // partition counts
-	consumers map[*consumer]struct{}
-	members   int // consumers ever opened, numbering their metrics
+	topics    map[string]int32             // partition counts
+	consumers map[stream.Consumer]struct{} // *consumer and *txConsumer
+	members   int                          // consumers ever opened, numbering their metrics
 
 	calls  sync.Pool // of *produceCall
 	closed atomic.Bool
@@ -43,23 +43,7 @@ func New(cfg Config) (*Bus, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("kafka: config: %w", err)
 	}
-	compression, _ := codec(cfg.Compression)
-	opts := append(cfg.clientOpts(cfg.ClientID+"-producer"),
-		kgo.RequiredAcks(kgo.AllISRAcks()), // and idempotent, franz-go's default
-		kgo.ProducerBatchCompression(compression),
-		kgo.ProducerBatchMaxBytes(cfg.MaxRecordBytes),
-		// No RecordDeliveryTimeout: franz-go counts it from the record's
-		// timestamp, which sluice sets to when the data was received.
-		// Produce bounds its records with a context instead.
-		// Produce waits for the acknowledgement: do not hold a batch back
-		// for more records (batches still fill while a request is in
-		// flight).
-		kgo.ProducerLinger(0),
-		kgo.RecordPartitioner(partitioner{}),
-	)
-	if cfg.MaxBufferedBytes > 0 {
-		opts = append(opts, kgo.MaxBufferedBytes(cfg.MaxBufferedBytes))
-	}
+	opts := append(cfg.clientOpts(cfg.ClientID+"-producer"), cfg.producerOpts()...)
 	opts = append(opts, metricsOpts(cfg.Registerer)...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -71,7 +55,7 @@ func New(cfg Config) (*Bus, error) {
 		cl:        cl,
 		admin:     kadm.NewClient(cl),
 		topics:    map[string]int32{},
-		consumers: map[*consumer]struct{}{},
+		consumers: map[stream.Consumer]struct{}{},
 	}, nil
 }
 
@@ -111,14 +95,15 @@ func (b *Bus) bound(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // Close closes the consumers opened by Consume (committing what was
-// marked and leaving their groups), then the producer: a Produce still
+// marked and leaving their groups) and ConsumeTransactional (aborting an
+// open transaction), then the producer: a Produce still
 // waiting fails with stream.ErrClosed.
 func (b *Bus) Close() error {
 	if b.closed.Swap(true) {
 		return nil
 	}
 	b.mu.Lock()
-	consumers := make([]*consumer, 0, len(b.consumers))
+	consumers := make([]stream.Consumer, 0, len(b.consumers))
 	for c := range b.consumers {
 		consumers = append(consumers, c)
 	}

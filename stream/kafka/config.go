@@ -40,6 +40,11 @@ type Config struct {
 	// being sent. It should not exceed the brokers' message.max.bytes.
 	// Default 1 MiB.
 	MaxRecordBytes int32
+	// SessionTimeout is how long a consumer group waits for a member that
+	// stopped answering (a crashed process) before it gives the member's
+	// partitions to the others. Default 45s; brokers accept 6s to 300s
+	// by default (group.min/max.session.timeout.ms).
+	SessionTimeout time.Duration
 	// ReplicationFactor of the topics EnsureTopics creates. Default -1,
 	// the brokers' default.replication.factor.
 	ReplicationFactor int16
@@ -105,6 +110,9 @@ func (c Config) validate() error {
 	if c.MaxBufferedBytes < 0 {
 		errs = append(errs, errors.New("max buffered bytes must not be negative"))
 	}
+	if c.SessionTimeout < 0 {
+		errs = append(errs, errors.New("session timeout must not be negative"))
+	}
 	if c.ReplicationFactor < -1 {
 		errs = append(errs, errors.New("replication factor must be positive or -1 (broker default)"))
 	}
@@ -125,6 +133,40 @@ func codec(name string) (kgo.CompressionCodec, error) {
 		return kgo.NoCompression(), nil
 	}
 	return kgo.CompressionCodec{}, fmt.Errorf("compression %q: want zstd, lz4, snappy, gzip or none", name)
+}
+
+// producerOpts are the options of a client that produces: the Bus's, and
+// each transactional consumer's.
+func (c Config) producerOpts() []kgo.Opt {
+	compression, _ := codec(c.Compression)
+	opts := []kgo.Opt{
+		kgo.RequiredAcks(kgo.AllISRAcks()), // and idempotent, franz-go's default
+		kgo.ProducerBatchCompression(compression),
+		kgo.ProducerBatchMaxBytes(c.MaxRecordBytes),
+		// No RecordDeliveryTimeout: franz-go counts it from the record's
+		// timestamp, which sluice sets to when the data was received.
+		// Produce bounds its records with a context instead.
+		// Produce waits for the acknowledgement: do not hold a batch back
+		// for more records (batches still fill while a request is in
+		// flight).
+		kgo.ProducerLinger(0),
+		kgo.RecordPartitioner(partitioner{}),
+	}
+	if c.MaxBufferedBytes > 0 {
+		opts = append(opts, kgo.MaxBufferedBytes(c.MaxBufferedBytes))
+	}
+	return opts
+}
+
+// groupOpts are the options every group member shares.
+func (c Config) groupOpts() []kgo.Opt {
+	if c.SessionTimeout <= 0 {
+		return nil
+	}
+	return []kgo.Opt{
+		kgo.SessionTimeout(c.SessionTimeout),
+		kgo.HeartbeatInterval(min(3*time.Second, c.SessionTimeout/3)),
+	}
 }
 
 // clientOpts are the options every client of the bus shares: connection,

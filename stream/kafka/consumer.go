@@ -21,6 +21,9 @@ type consumer struct {
 	group  string
 	topics []string
 	max    int
+	// txn: the client is a GroupTransactSession's, which commits the
+	// polled positions itself; the tracker is not used.
+	txn bool
 
 	track     tracker
 	closed    atomic.Bool
@@ -67,7 +70,12 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 		// A committed position that retention has since removed resumes
 		// at the oldest retained record: never skip what is still there.
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Never see the records of aborted (or still open) transactions,
+		// e.g. those of a transactional worker that crashed; no effect
+		// on topics written without transactions.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	)
+	opts = append(opts, b.cfg.groupOpts()...)
 	opts = append(opts, metricsOpts(b.cfg.Registerer)...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -198,7 +206,9 @@ func (c *consumer) convert(fetches kgo.Fetches) []*stream.Record {
 		}
 		out[i] = sr
 		i++
-		c.track.polled(r)
+		if !c.txn {
+			c.track.polled(r)
+		}
 	})
 	return out
 }

@@ -56,6 +56,28 @@
 // Lag is, over every partition of the consumed topics, the records after
 // the group's committed position (the oldest retained record if none).
 //
+// Consumers read committed records only (isolation level read_committed):
+// records of an aborted or still open transaction are never returned.
+//
+// # Exactly once
+//
+// ConsumeTransactional (stream.TransactionalBus) opens a group member
+// whose client is also a transactional producer (franz-go's
+// GroupTransactSession, KIP-447). Records produced with its Produce after
+// a Poll belong to one Kafka transaction; Commit commits that transaction
+// together with the positions of everything the Poll returned, so that
+// the output and the input positions become visible at once or not at
+// all. A failed Produce aborts the transaction (nothing of it is ever
+// visible) and the caller produces the batch again in a new one. A Commit
+// that cannot commit — the group rebalanced or the member lost its
+// partitions since the Poll, it was fenced by a newer member with the
+// same transactional id — aborts and fails; the records come again from
+// Poll. A crashed member's open transaction is aborted when a member with
+// the same transactional id starts (or by the broker after the
+// transaction timeout, 40s), and its records are polled again from the
+// committed positions. Each Poll's batch must be committed before the
+// next Poll: a Poll abandons (aborts) an uncommitted batch.
+//
 // # Observability
 //
 // Config.Logger receives franz-go's log; Config.Registerer its metrics

@@ -69,6 +69,12 @@ func (b *Bus) Produce(ctx context.Context, recs ...*stream.Record) error {
 	if b.closed.Load() {
 		return fmt.Errorf("kafka: produce: %w", stream.ErrClosed)
 	}
+	return b.produce(ctx, b.cl, recs)
+}
+
+// produce is Produce with the client cl: the Bus's, or a transactional
+// consumer's.
+func (b *Bus) produce(ctx context.Context, cl *kgo.Client, recs []*stream.Record) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("kafka: produce: %w", err)
 	}
@@ -104,7 +110,7 @@ func (b *Bus) Produce(ctx context.Context, recs ...*stream.Record) error {
 	c.left.Store(int64(len(recs)))
 	c.settled = make(chan struct{})
 	for i := range recs {
-		b.cl.Produce(ctx, &c.recs[i], c.promise)
+		cl.Produce(ctx, &c.recs[i], c.promise)
 	}
 	select {
 	case <-c.settled:

@@ -4,7 +4,9 @@
 // polled batch into Apache Arrow (schemas), applies the rule set, and
 // produces the result as Arrow IPC with zstd. The raw positions are
 // committed only after the bus acknowledged the processed records
-// (stream/stage): delivery is at least once.
+// (stream/stage): delivery is at least once. With ExactlyOnce on Kafka, the
+// processed records and the raw positions are committed in one
+// transaction: exactly once.
 //
 // A batch of raw records becomes one processed record per (signal, tenant,
 // raw partition), so per-partition order is kept and a processed record
@@ -55,15 +57,25 @@ type Config struct {
 	MaxPollRecords int
 	// MaxBatchItems caps the items of one processed record. Default 65536.
 	MaxBatchItems int
-	Logger        *slog.Logger
-	Metrics       *stage.Metrics
-	Registerer    prometheus.Registerer
+	// ExactlyOnce produces each polled batch and commits its positions in
+	// one transaction (the bus must be a stream.TransactionalBus: Kafka),
+	// so that a crash causes neither loss nor duplicates.
+	ExactlyOnce bool
+	// TransactionalID identifies this worker's transactions. It must be
+	// unique among running workers and should stay the same across
+	// restarts, so that a restarted worker aborts what its predecessor
+	// left open at once.
+	TransactionalID string
+	Logger          *slog.Logger
+	Metrics         *stage.Metrics
+	Registerer      prometheus.Registerer
 }
 
 // Worker is one member of the worker group.
 type Worker struct {
 	cfg   Config
 	bus   stream.Bus
+	out   stream.Producer // the bus, or the transaction of the current batch
 	stage *stage.Stage
 	log   *slog.Logger
 	m     *metrics
@@ -105,8 +117,23 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 		w.signalOf[raw] = s
 		w.builders[s] = schemas.NewBuilder(s, memory.DefaultAllocator)
 	}
-	c, err := bus.Consume(stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords})
-	if err != nil {
+	ccfg := stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords}
+	var c stream.Consumer
+	w.out = bus
+	if cfg.ExactlyOnce {
+		tb, ok := bus.(stream.TransactionalBus)
+		if !ok {
+			return nil, fmt.Errorf("worker: exactly_once needs a bus with transactions (kafka), not %T", bus)
+		}
+		if cfg.TransactionalID == "" {
+			return nil, fmt.Errorf("worker: exactly_once needs a transactional id")
+		}
+		tx, err := tb.ConsumeTransactional(ccfg, cfg.TransactionalID)
+		if err != nil {
+			return nil, fmt.Errorf("worker: joining group %s: %w", cfg.Group, err)
+		}
+		c, w.out = tx, tx
+	} else if c, err = bus.Consume(ccfg); err != nil {
 		return nil, fmt.Errorf("worker: joining group %s: %w", cfg.Group, err)
 	}
 	w.stage, err = stage.New(stage.Config{Name: "worker", Consumer: c, Handle: w.handle, Logger: cfg.Logger, Metrics: cfg.Metrics})
@@ -176,7 +203,7 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 	if len(out) == 0 {
 		return nil
 	}
-	return w.bus.Produce(ctx, out...)
+	return w.out.Produce(ctx, out...)
 }
 
 type groupKey struct {

@@ -1,0 +1,178 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/rules"
+	"github.com/sluice-dev/sluice/rules/columnar"
+	"github.com/sluice-dev/sluice/stream/worker"
+)
+
+// ruleSet keeps the worker's rule set current: it loads the rules
+// directory at start, then reloads it when its files change (checked every
+// interval) or on demand (SIGHUP). A new set is compiled completely before
+// it replaces the old one, between two batches; a set that does not load
+// leaves the old one running and is reported in the log and in
+// sluice_rules_reloads_total{result="error"}.
+type ruleSet struct {
+	dir     string
+	log     *slog.Logger
+	current atomic.Pointer[rules.Set]
+	stamp   [sha256.Size]byte
+	apply   func(worker.Transform)
+
+	reloads *prometheus.CounterVec
+	info    *prometheus.GaugeVec
+}
+
+// newRuleSet loads dir. A directory that does not exist means no rules
+// (the worker passes everything through) and is only logged; rules that do
+// not load are an error, so a broken set never starts.
+func newRuleSet(dir string, log *slog.Logger, reg prometheus.Registerer) (*ruleSet, error) {
+	rs := &ruleSet{dir: dir, log: log,
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_rules_reloads_total",
+			Help: "Reloads of the rules directory, by result (ok or error; an error keeps the previous rule set)."}, []string{"result"}),
+		info: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_rules_info",
+			Help: "1 for the rule set in use, labelled with its version (a hash of the files) and rule count."}, []string{"version", "rules"}),
+	}
+	if reg != nil {
+		reg.MustRegister(rs.reloads, rs.info, ruleStatsCollector{rs})
+	}
+	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+		log.Warn("no rules directory: records pass through unchanged", "dir", dir)
+		return rs, nil
+	}
+	set, err := rules.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	rs.stamp, _ = dirStamp(dir)
+	rs.install(set)
+	return rs, nil
+}
+
+// Transform is the engine of the current set; nil when there are no rules.
+func (rs *ruleSet) Transform() worker.Transform {
+	if set := rs.current.Load(); set != nil {
+		return columnar.New(set, columnar.Options{})
+	}
+	return nil
+}
+
+func (rs *ruleSet) install(set *rules.Set) {
+	if old := rs.current.Swap(set); old != nil {
+		rs.info.DeleteLabelValues(old.Version(), fmt.Sprint(old.Len()))
+	}
+	rs.info.WithLabelValues(set.Version(), fmt.Sprint(set.Len())).Set(1)
+	rs.log.Info("rules loaded", "dir", rs.dir, "version", set.Version(), "rules", set.Len(), "files", len(set.Files()))
+	if rs.apply != nil {
+		rs.apply(rs.Transform())
+	}
+}
+
+// Reload loads the directory again and swaps the set if it changed.
+func (rs *ruleSet) Reload() {
+	stamp, err := dirStamp(rs.dir)
+	if err == nil && stamp == rs.stamp && rs.current.Load() != nil {
+		return
+	}
+	set, err := rules.Load(rs.dir)
+	if err != nil {
+		rs.reloads.WithLabelValues("error").Inc()
+		rs.log.Error("rules not reloaded; the previous rule set stays in use", "dir", rs.dir, "err", err)
+		rs.stamp = stamp // do not report the same broken files again until they change
+		return
+	}
+	rs.stamp = stamp
+	rs.reloads.WithLabelValues("ok").Inc()
+	if cur := rs.current.Load(); cur != nil && cur.Version() == set.Version() {
+		return
+	}
+	rs.install(set)
+}
+
+// Watch reloads every interval when the files changed, and at once on hup.
+func (rs *ruleSet) Watch(ctx context.Context, interval time.Duration, hup <-chan os.Signal) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			rs.log.Info("SIGHUP: reloading rules", "dir", rs.dir)
+			rs.stamp = [sha256.Size]byte{} // reload even if nothing seems changed
+			rs.Reload()
+		case <-t.C:
+			rs.Reload()
+		}
+	}
+}
+
+// dirStamp is a hash of the rule files' names, sizes and modification
+// times: cheap to take every few seconds.
+func dirStamp(dir string) ([sha256.Size]byte, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return [sha256.Size]byte{}, err
+	}
+	h := sha256.New()
+	for _, e := range entries {
+		ext := filepath.Ext(e.Name())
+		if e.IsDir() || (ext != ".yaml" && ext != ".yml") {
+			continue
+		}
+		st, err := os.Stat(filepath.Join(dir, e.Name())) // follows links (ConfigMaps swap them)
+		if err != nil {
+			continue
+		}
+		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", e.Name(), st.Size(), st.ModTime().UnixNano())
+	}
+	var out [sha256.Size]byte
+	copy(out[:], h.Sum(nil))
+	return out, nil
+}
+
+// ruleStatsCollector exports the per-rule counters of the current set.
+type ruleStatsCollector struct{ rs *ruleSet }
+
+var (
+	ruleLabels  = []string{"rule", "signal", "file"}
+	ruleMatched = prometheus.NewDesc("sluice_rule_matched_total", "Items the rule's condition matched.", ruleLabels, nil)
+	ruleDropped = prometheus.NewDesc("sluice_rule_dropped_total", "Items the rule dropped.", ruleLabels, nil)
+	ruleChanged = prometheus.NewDesc("sluice_rule_changed_total", "Items the rule changed.", ruleLabels, nil)
+	ruleErrors  = prometheus.NewDesc("sluice_rule_errors_total", "Items on which one of the rule's expressions failed.", ruleLabels, nil)
+	ruleSeconds = prometheus.NewDesc("sluice_rule_eval_seconds_total", "Time spent evaluating the rule.", ruleLabels, nil)
+)
+
+func (c ruleStatsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{ruleMatched, ruleDropped, ruleChanged, ruleErrors, ruleSeconds} {
+		ch <- d
+	}
+}
+
+func (c ruleStatsCollector) Collect(ch chan<- prometheus.Metric) {
+	set := c.rs.current.Load()
+	if set == nil {
+		return
+	}
+	for _, s := range set.Stats() {
+		l := []string{s.Rule, s.Signal.String(), filepath.Base(s.File)}
+		ch <- prometheus.MustNewConstMetric(ruleMatched, prometheus.CounterValue, float64(s.Matched), l...)
+		ch <- prometheus.MustNewConstMetric(ruleDropped, prometheus.CounterValue, float64(s.Dropped), l...)
+		ch <- prometheus.MustNewConstMetric(ruleChanged, prometheus.CounterValue, float64(s.Changed), l...)
+		ch <- prometheus.MustNewConstMetric(ruleErrors, prometheus.CounterValue, float64(s.Errors), l...)
+		ch <- prometheus.MustNewConstMetric(ruleSeconds, prometheus.CounterValue, float64(s.EvalNanos)/1e9, l...)
+	}
+}

@@ -1,0 +1,141 @@
+// Package columnar applies a compiled rule set (package rules) to the Arrow
+// batches of package schemas: the bridge between a worker's decoded batch
+// and the batch it writes to the processed topic.
+//
+// For each item row of a signal that has rules, the Engine fills that
+// signal's Env from the columns (reusing the Env and its maps from row to
+// row), runs the rules.Evaluator with Keys{Resource: resource_id+1, Scope:
+// scope_id+1} so that conditions on the resource or scope run once per
+// resource or scope, and records what changed. When nothing changed the
+// input batch itself is returned; otherwise a new batch is built:
+//
+//   - dropped rows are removed from every items column (slices of the kept
+//     runs, concatenated);
+//   - rewritten attributes rebuild the attributes column: untouched rows and
+//     untouched entries are copied as they are (type, Raw encodings and all),
+//     changed entries keep their position, new keys are appended in key order;
+//   - changed fields rebuild their column (logs severity_number,
+//     severity_text, body; spans name, status_message);
+//   - metric name and unit live in the metrics table: a point whose name or
+//     unit a rule changed moves to a new metrics row (a copy of its metric
+//     with the new name and unit, one per distinct change) in the same scope;
+//   - changed resource attributes move the item to a new resource row (one
+//     per original resource and distinct new attribute set), with copies of
+//     its scope (and metric) under it;
+//   - resources, scopes and metrics that had items before and have none
+//     after are removed, and row ids are renumbered. Parents that arrived
+//     empty are kept.
+package columnar
+
+import (
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/rules"
+	"github.com/sluice-dev/sluice/schemas"
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Allocator allocates the Arrow memory of output batches; default
+	// memory.DefaultAllocator.
+	Allocator memory.Allocator
+	// Logger receives, at debug level, the first rule evaluation error of
+	// each batch and how many there were; default: discard.
+	Logger *slog.Logger
+}
+
+// Engine applies a rule set to batches. It implements the worker's
+// Transform interface. It is safe for concurrent use: the per-call state
+// (an Evaluator, the Envs and their maps, scratch buffers) comes from a
+// sync.Pool, so a worker goroutine reuses the same state batch after batch.
+type Engine struct {
+	set   *rules.Set
+	mem   memory.Allocator
+	log   *slog.Logger
+	sigs  [3]sigInfo
+	pool  sync.Pool
+	noLog bool
+}
+
+type sigInfo struct {
+	rules int
+	// writesResource: some rule may edit resource attributes, so each item
+	// gets its own copy of the resource map and conditions on the resource
+	// are not memoised.
+	writesResource bool
+}
+
+// New returns an Engine applying set.
+func New(set *rules.Set, opts Options) *Engine {
+	e := &Engine{set: set, mem: opts.Allocator, log: opts.Logger}
+	if e.mem == nil {
+		e.mem = memory.DefaultAllocator
+	}
+	if e.log == nil {
+		e.log = slog.New(slog.DiscardHandler)
+		e.noLog = true
+	}
+	for _, sig := range []rules.Signal{rules.Metrics, rules.Logs, rules.Traces} {
+		info := &e.sigs[sig]
+		for _, r := range set.Rules(sig) {
+			info.rules++
+			if writesResource(r) {
+				info.writesResource = true
+			}
+		}
+	}
+	e.pool.New = func() any { return newState(e) }
+	return e
+}
+
+// Version is the rule set's version.
+func (e *Engine) Version() string { return e.set.Version() }
+
+func rulesSignal(s stream.Signal) (rules.Signal, bool) {
+	switch s {
+	case stream.Metrics:
+		return rules.Metrics, true
+	case stream.Logs:
+		return rules.Logs, true
+	case stream.Traces:
+		return rules.Traces, true
+	}
+	return 0, false
+}
+
+// Apply runs the rules of b's signal on every item of b. It returns b itself
+// when no item was dropped or changed, else a new batch; b is not modified
+// and the caller keeps its reference to b either way. Rule evaluation errors
+// are not errors of Apply (the rules' on_error decides, and rules.Set.Stats
+// counts them); Apply fails only on a batch that does not have the schemas
+// layout.
+func (e *Engine) Apply(b *schemas.Batch) (*schemas.Batch, error) {
+	sig, ok := rulesSignal(b.Signal)
+	if !ok {
+		return nil, fmt.Errorf("%w: signal %v", schemas.ErrSchema, b.Signal)
+	}
+	info := e.sigs[sig]
+	if info.rules == 0 || b.Items == nil || b.Items.NumRows() == 0 {
+		return b, nil
+	}
+	st := e.pool.Get().(*state)
+	defer e.pool.Put(st)
+	defer st.ev.Flush()
+	st.begin(b, sig, info)
+	defer st.end()
+	if err := st.evaluate(); err != nil {
+		return nil, err
+	}
+	if st.errCount > 0 && !e.noLog {
+		e.log.Debug("rule evaluation errors", "errors", st.errCount, "first", st.firstErr, "version", e.set.Version())
+	}
+	if !st.anyDrop && len(st.patches) == 0 {
+		return b, nil
+	}
+	return st.build()
+}

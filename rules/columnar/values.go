@@ -1,0 +1,390 @@
+package columnar
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// anyCols reads an AnyValue struct column (attribute values, log bodies).
+type anyCols struct {
+	typ *array.Uint8
+	str *array.String
+	i   *array.Int64
+	d   *array.Float64
+	b   *array.Boolean
+	by  *array.Binary
+}
+
+func newAnyCols(a arrow.Array) (anyCols, error) {
+	s, ok := a.(*array.Struct)
+	if !ok || s.NumField() != 6 {
+		return anyCols{}, fmt.Errorf("%w: AnyValue column is %s", schemas.ErrSchema, a.DataType())
+	}
+	var c anyCols
+	var ok1, ok2, ok3, ok4, ok5, ok6 bool
+	c.typ, ok1 = s.Field(schemas.AnyType).(*array.Uint8)
+	c.str, ok2 = s.Field(schemas.AnyStr).(*array.String)
+	c.i, ok3 = s.Field(schemas.AnyInt).(*array.Int64)
+	c.d, ok4 = s.Field(schemas.AnyDouble).(*array.Float64)
+	c.b, ok5 = s.Field(schemas.AnyBool).(*array.Boolean)
+	c.by, ok6 = s.Field(schemas.AnyBytes).(*array.Binary)
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
+		return anyCols{}, fmt.Errorf("%w: AnyValue column is %s", schemas.ErrSchema, a.DataType())
+	}
+	return c, nil
+}
+
+// value returns entry j as the Go value rules see: string, bool, int64,
+// float64, []byte, []any, map[string]any or nil. Strings and bytes alias
+// the Arrow buffers.
+func (c *anyCols) value(j int, box *boxer) any {
+	switch c.typ.Value(j) {
+	case schemas.ValueString:
+		return box.string(c.str.Value(j))
+	case schemas.ValueBool:
+		return c.b.Value(j)
+	case schemas.ValueInt:
+		return c.i.Value(j)
+	case schemas.ValueDouble:
+		return box.float(c.d.Value(j))
+	case schemas.ValueBytes:
+		return c.by.Value(j)
+	case schemas.ValueArray:
+		var av common.ArrayValue
+		if proto.Unmarshal(c.by.Value(j), &av) != nil {
+			return nil
+		}
+		return fromProtoArray(av.Values)
+	case schemas.ValueKVList:
+		var kl common.KeyValueList
+		if proto.Unmarshal(c.by.Value(j), &kl) != nil {
+			return nil
+		}
+		return fromProtoKVs(kl.Values)
+	case schemas.ValueRaw:
+		var v common.AnyValue
+		if proto.Unmarshal(c.by.Value(j), &v) != nil {
+			return nil
+		}
+		return fromProto(&v)
+	}
+	return nil // ValueNone, ValueEmpty
+}
+
+func fromProto(v *common.AnyValue) any {
+	switch x := v.GetValue().(type) {
+	case *common.AnyValue_StringValue:
+		return x.StringValue
+	case *common.AnyValue_BoolValue:
+		return x.BoolValue
+	case *common.AnyValue_IntValue:
+		return x.IntValue
+	case *common.AnyValue_DoubleValue:
+		return x.DoubleValue
+	case *common.AnyValue_BytesValue:
+		return x.BytesValue
+	case *common.AnyValue_ArrayValue:
+		return fromProtoArray(x.ArrayValue.GetValues())
+	case *common.AnyValue_KvlistValue:
+		return fromProtoKVs(x.KvlistValue.GetValues())
+	}
+	return nil
+}
+
+func fromProtoArray(vs []*common.AnyValue) []any {
+	out := make([]any, len(vs))
+	for i, v := range vs {
+		out[i] = fromProto(v)
+	}
+	return out
+}
+
+func fromProtoKVs(kvs []*common.KeyValue) map[string]any {
+	out := make(map[string]any, len(kvs))
+	for _, kv := range kvs {
+		out[kv.GetKey()] = fromProto(kv.GetValue())
+	}
+	return out
+}
+
+// toProto converts a value a rule produced to an AnyValue. Maps are written
+// with sorted keys; values of other types are written as their fmt.Sprint
+// string.
+func toProto(v any) *common.AnyValue {
+	switch x := v.(type) {
+	case nil:
+		return &common.AnyValue{}
+	case string:
+		return &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: x}}
+	case bool:
+		return &common.AnyValue{Value: &common.AnyValue_BoolValue{BoolValue: x}}
+	case []byte:
+		return &common.AnyValue{Value: &common.AnyValue_BytesValue{BytesValue: x}}
+	case []any:
+		av := &common.ArrayValue{Values: make([]*common.AnyValue, len(x))}
+		for i, e := range x {
+			av.Values[i] = toProto(e)
+		}
+		return &common.AnyValue{Value: &common.AnyValue_ArrayValue{ArrayValue: av}}
+	case map[string]any:
+		kl := &common.KeyValueList{}
+		for _, k := range sortedKeys(x) {
+			kl.Values = append(kl.Values, &common.KeyValue{Key: k, Value: toProto(x[k])})
+		}
+		return &common.AnyValue{Value: &common.AnyValue_KvlistValue{KvlistValue: kl}}
+	}
+	if i, ok := asInt(v); ok {
+		return &common.AnyValue{Value: &common.AnyValue_IntValue{IntValue: i}}
+	}
+	if f, ok := asFloat(v); ok {
+		return &common.AnyValue{Value: &common.AnyValue_DoubleValue{DoubleValue: f}}
+	}
+	return &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: fmt.Sprint(v)}}
+}
+
+func asInt(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int:
+		return int64(x), true
+	case int8:
+		return int64(x), true
+	case int16:
+		return int64(x), true
+	case int32:
+		return int64(x), true
+	case int64:
+		return x, true
+	case uint:
+		return int64(x), true
+	case uint8:
+		return int64(x), true
+	case uint16:
+		return int64(x), true
+	case uint32:
+		return int64(x), true
+	case uint64:
+		return int64(x), true
+	}
+	return 0, false
+}
+
+func asFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case float32:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+// same reports whether a rule left a value as it was: equal scalars of the
+// same type, equal bytes, or deeply equal arrays and maps.
+func same(a, b any) bool {
+	switch x := a.(type) {
+	case nil:
+		return b == nil
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case int64:
+		y, ok := b.(int64)
+		return ok && x == y
+	case float64:
+		y, ok := b.(float64)
+		return ok && (x == y || math.IsNaN(x) && math.IsNaN(y))
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case []byte:
+		y, ok := b.([]byte)
+		return ok && bytes.Equal(x, y)
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// anyBuilder appends AnyValue structs.
+type anyBuilder struct {
+	s   *array.StructBuilder
+	typ *array.Uint8Builder
+	str *array.StringBuilder
+	i   *array.Int64Builder
+	d   *array.Float64Builder
+	b   *array.BooleanBuilder
+	by  *array.BinaryBuilder
+}
+
+func newAnyBuilder(s *array.StructBuilder) anyBuilder {
+	return anyBuilder{
+		s:   s,
+		typ: s.FieldBuilder(schemas.AnyType).(*array.Uint8Builder),
+		str: s.FieldBuilder(schemas.AnyStr).(*array.StringBuilder),
+		i:   s.FieldBuilder(schemas.AnyInt).(*array.Int64Builder),
+		d:   s.FieldBuilder(schemas.AnyDouble).(*array.Float64Builder),
+		b:   s.FieldBuilder(schemas.AnyBool).(*array.BooleanBuilder),
+		by:  s.FieldBuilder(schemas.AnyBytes).(*array.BinaryBuilder),
+	}
+}
+
+func (w *anyBuilder) put(typ uint8, s string, i int64, d float64, b bool, by []byte) {
+	w.s.Append(true)
+	w.typ.Append(typ)
+	w.str.Append(s)
+	w.i.Append(i)
+	w.d.Append(d)
+	w.b.Append(b)
+	w.by.Append(by)
+}
+
+// copyFrom appends entry j of c unchanged.
+func (w *anyBuilder) copyFrom(c *anyCols, j int) {
+	w.s.Append(true)
+	w.typ.Append(c.typ.Value(j))
+	w.str.Append(c.str.Value(j))
+	w.i.Append(c.i.Value(j))
+	w.d.Append(c.d.Value(j))
+	w.b.Append(c.b.Value(j))
+	w.by.Append(c.by.Value(j))
+}
+
+// putValue appends a value a rule produced; nil is ValueNone (a KeyValue
+// without value, a log record without body).
+func (w *anyBuilder) putValue(v any) {
+	switch x := v.(type) {
+	case nil:
+		w.put(schemas.ValueNone, "", 0, 0, false, nil)
+	case string:
+		w.put(schemas.ValueString, x, 0, 0, false, nil)
+	case bool:
+		w.put(schemas.ValueBool, "", 0, 0, x, nil)
+	case []byte:
+		w.put(schemas.ValueBytes, "", 0, 0, false, x)
+	case []any:
+		b, _ := proto.Marshal(toProto(x).GetArrayValue())
+		w.put(schemas.ValueArray, "", 0, 0, false, b)
+	case map[string]any:
+		b, _ := proto.Marshal(toProto(x).GetKvlistValue())
+		w.put(schemas.ValueKVList, "", 0, 0, false, b)
+	default:
+		if i, ok := asInt(v); ok {
+			w.put(schemas.ValueInt, "", i, 0, false, nil)
+		} else if f, ok := asFloat(v); ok {
+			w.put(schemas.ValueDouble, "", 0, f, false, nil)
+		} else {
+			w.put(schemas.ValueString, fmt.Sprint(v), 0, 0, false, nil)
+		}
+	}
+}
+
+// appendSig appends a canonical encoding of v to b, for deduplicating
+// rewritten resources.
+func appendSig(b []byte, v any) []byte {
+	switch x := v.(type) {
+	case nil:
+		return append(b, 'n')
+	case string:
+		return append(append(b, 's'), x...)
+	case []byte:
+		return append(append(b, 'b'), x...)
+	}
+	if _, ok := asInt(v); ok {
+		return fmt.Appendf(append(b, 'i'), "%d", v)
+	}
+	p, _ := proto.MarshalOptions{Deterministic: true}.Marshal(toProto(v))
+	return append(append(b, 'p'), p...)
+}
+
+var kindNames = [...]string{"unspecified", "internal", "server", "client", "producer", "consumer"}
+
+func spanKind(k int32) string {
+	if k >= 0 && int(k) < len(kindNames) {
+		return kindNames[k]
+	}
+	return "unspecified"
+}
+
+var statusNames = [...]string{"unset", "ok", "error"}
+
+func statusCode(a *array.Int32, i int) string {
+	if a.IsNull(i) {
+		return "unset"
+	}
+	if c := a.Value(i); c >= 0 && int(c) < len(statusNames) {
+		return statusNames[c]
+	}
+	return "unset"
+}
+
+var metricTypeNames = [...]string{"", "gauge", "sum", "histogram", "exponential_histogram", "summary"}
+
+func metricType(t uint8) string {
+	if int(t) < len(metricTypeNames) {
+		return metricTypeNames[t]
+	}
+	return ""
+}
+
+// boxer turns strings and floats into interface values without an
+// allocation each: the value is stored in a chunk of a slab and the
+// interface points at it, as the runtime's own boxing would point at a
+// fresh allocation. Chunks are never written again once a value is boxed in
+// them (a full chunk is replaced, not reused), so the values are immutable
+// as interface contents must be.
+type boxer struct {
+	strs   []string
+	floats []float64
+}
+
+const boxChunk = 4096
+
+type eface struct{ typ, data unsafe.Pointer }
+
+var (
+	stringType = func() unsafe.Pointer { var v any = ""; return (*eface)(unsafe.Pointer(&v)).typ }()
+	floatType  = func() unsafe.Pointer { var v any = 0.0; return (*eface)(unsafe.Pointer(&v)).typ }()
+)
+
+func (b *boxer) string(s string) any {
+	if len(b.strs) == cap(b.strs) {
+		b.strs = make([]string, 0, boxChunk)
+	}
+	b.strs = append(b.strs, s)
+	var v any
+	e := (*eface)(unsafe.Pointer(&v))
+	e.typ, e.data = stringType, unsafe.Pointer(&b.strs[len(b.strs)-1])
+	return v
+}
+
+func (b *boxer) float(f float64) any {
+	if len(b.floats) == cap(b.floats) {
+		b.floats = make([]float64, 0, boxChunk)
+	}
+	b.floats = append(b.floats, f)
+	var v any
+	e := (*eface)(unsafe.Pointer(&v))
+	e.typ, e.data = floatType, unsafe.Pointer(&b.floats[len(b.floats)-1])
+	return v
+}
+
+// drop forgets the chunks (they may alias a batch's Arrow buffers).
+func (b *boxer) drop() { *b = boxer{} }

@@ -1,0 +1,243 @@
+package schemas
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"sort"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/klauspost/compress/zstd"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// TestIPCRoundTripRandom: batches of several random requests survive
+// WriteIPC/ReadIPC column by column (array equality, which also covers the
+// values under nulls that ToOTLP ignores) and come back with the in-memory
+// schemas.
+func TestIPCRoundTripRandom(t *testing.T) {
+	iters := 200
+	if testing.Short() {
+		iters = 30
+	}
+	for _, sig := range stream.Signals {
+		t.Run(sig.String(), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			g := newGen(1000 + uint64(sig))
+			for i := range iters {
+				b := NewBuilder(sig, mem)
+				for range 1 + g.n(3) {
+					body, _ := proto.Marshal(g.request(sig))
+					if _, err := b.Append(body); err != nil {
+						t.Fatal(err)
+					}
+				}
+				batch := b.Build()
+				b.Release()
+				var buf bytes.Buffer
+				if err := WriteIPC(&buf, batch); err != nil {
+					t.Fatal(err)
+				}
+				got, err := ReadIPC(buf.Bytes(), mem)
+				if err != nil {
+					t.Fatalf("iteration %d: ReadIPC: %v", i, err)
+				}
+				want := batch.schemas()
+				for k, rec := range batch.tables() {
+					g := got.tables()[k]
+					if !g.Schema().Equal(want[k]) {
+						t.Fatalf("iteration %d table %d: schema %s", i, k, g.Schema())
+					}
+					for c := range rec.Columns() {
+						if !sameRows(rec.Column(c), g.Column(c)) {
+							t.Fatalf("iteration %d table %d column %s differs:\n%v\n%v", i, k, rec.Schema().Field(c).Name, rec.Column(c), g.Column(c))
+						}
+						if err := validateFull(g.Column(c)); err != nil {
+							t.Fatalf("iteration %d table %d column %d: %v", i, k, c, err)
+						}
+					}
+				}
+				batch.Release()
+				got.Release()
+			}
+		})
+	}
+}
+
+// TestIPCSliced: WriteIPC of a batch whose records are slices (offsets != 0)
+// writes the slice.
+func TestIPCSliced(t *testing.T) {
+	for _, sig := range stream.Signals {
+		g := newGen(77 + uint64(sig))
+		b := NewBuilder(sig, nil)
+		for range 4 {
+			body, _ := proto.Marshal(g.request(sig))
+			if _, err := b.Append(body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		batch := b.Build()
+		b.Release()
+		n := batch.Items.NumRows()
+		sl := &Batch{Signal: sig, Resources: batch.Resources, Scopes: batch.Scopes, Metrics: batch.Metrics, Items: batch.Items.NewSlice(n/3, n-n/4)}
+		var buf bytes.Buffer
+		if err := WriteIPC(&buf, sl); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadIPC(buf.Bytes(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c := range sl.Items.Columns() {
+			if !sameRows(sl.Items.Column(c), got.Items.Column(c)) {
+				t.Fatalf("%v: column %d differs", sig, c)
+			}
+		}
+		sl.Items.Release()
+		got.Release()
+		batch.Release()
+	}
+}
+
+func TestReadIPCRejects(t *testing.T) {
+	g := newGen(5)
+	body, _ := proto.Marshal(g.request(stream.Metrics))
+	b := NewBuilder(stream.Metrics, nil)
+	defer b.Release()
+	if _, err := b.Append(body); err != nil {
+		t.Fatal(err)
+	}
+	batch := b.Build()
+	defer batch.Release()
+	var buf bytes.Buffer
+	if err := WriteIPC(&buf, batch); err != nil {
+		t.Fatal(err)
+	}
+	v := buf.Bytes()
+	for _, bad := range [][]byte{nil, v[:9], v[:len(v)-1], append(append([]byte{}, v[:9]...), 7), append(append([]byte{}, v...), 0)} {
+		if _, err := ReadIPC(bad, nil); !errors.Is(err, ErrSchema) {
+			t.Errorf("ReadIPC(%d bytes) = %v, want ErrSchema", len(bad), err)
+		}
+	}
+	// a frame that decompresses but holds garbage
+	garbage := zenc().EncodeAll([]byte{5, 0, 1, 2, 3, 200, 7}, []byte(ipcMagic+Version+"\x00\x02"))
+	if _, err := ReadIPC(garbage, nil); !errors.Is(err, ErrSchema) {
+		t.Errorf("garbage: %v", err)
+	}
+}
+
+// FuzzReadIPC: ReadIPC of any bytes errors or returns a batch that ToOTLP
+// can write; it never panics.
+func FuzzReadIPC(f *testing.F) {
+	for _, sig := range stream.Signals {
+		g := newGen(9 + uint64(sig))
+		body, _ := proto.Marshal(g.request(sig))
+		b := NewBuilder(sig, nil)
+		if _, err := b.Append(body); err != nil {
+			f.Fatal(err)
+		}
+		batch := b.Build()
+		var buf bytes.Buffer
+		if err := WriteIPC(&buf, batch); err != nil {
+			f.Fatal(err)
+		}
+		batch.Release()
+		b.Release()
+		f.Add(buf.Bytes())
+		// the uncompressed payload too, so that mutations reach the codec
+		raw, _ := zdec().DecodeAll(buf.Bytes()[len(ipcMagic)+len(Version)+2:], nil)
+		f.Add(append([]byte(ipcMagic+Version+string(rune(sig))+"\x02"), zenc().EncodeAll(raw, nil)...))
+	}
+	old := maxDecodeElems
+	maxDecodeElems = 1 << 20
+	defer func() { maxDecodeElems = old }()
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := ReadIPC(data, nil)
+		if err != nil {
+			if !errors.Is(err, ErrSchema) {
+				t.Fatalf("error kind: %v", err)
+			}
+			return
+		}
+		defer b.Release()
+		for _, r := range b.tables() {
+			for _, c := range r.Columns() {
+				if err := validateFull(c); err != nil {
+					t.Fatalf("invalid column: %v", err)
+				}
+			}
+		}
+		_, _ = ToOTLP(b, nil) // may reject ids out of range, must not panic
+	})
+}
+
+// TestIPCColumnSizes reports, for the benchmark corpora, the zstd size of each
+// column as encoded alone (go test -run IPCColumnSizes -v). It is a measuring
+// tool; it asserts nothing but that encoding works.
+func TestIPCColumnSizes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("measuring tool")
+	}
+	enc, _ := zstd.NewWriter(nil)
+	defer enc.Close()
+	for _, c := range sizeCorpora() {
+		b := NewBuilder(c.sig, nil)
+		if _, err := b.Append(c.body); err != nil {
+			t.Fatal(err)
+		}
+		batch := b.Build()
+		b.Release()
+		type row struct {
+			name     string
+			raw, zst int
+		}
+		var rows []row
+		total := 0
+		for k, rec := range batch.tables() {
+			for i, col := range rec.Columns() {
+				e := &encoder{mem: memory.DefaultAllocator}
+				if err := e.col(col); err != nil {
+					t.Fatal(err)
+				}
+				z := len(enc.EncodeAll(e.out, nil))
+				total += z
+				rows = append(rows, row{fmt.Sprintf("%d.%s", k, rec.Schema().Field(i).Name), len(e.out), z})
+			}
+		}
+		sort.Slice(rows, func(i, j int) bool { return rows[i].zst > rows[j].zst })
+		t.Logf("%s: %d items, sum of per-column zstd %d B (%.3f B/item)", c.name, c.items, total, float64(total)/float64(c.items))
+		for _, r := range rows[:min(10, len(rows))] {
+			t.Logf("  %-36s encoded %8d B  zstd %8d B  %.3f B/item", r.name, r.raw, r.zst, float64(r.zst)/float64(c.items))
+		}
+		batch.Release()
+	}
+}
+
+// sameRows: same length and every row bit for bit equal (NaN payloads
+// included; array.Equal has NaN != NaN).
+func sameRows(a, b arrow.Array) bool {
+	if a.Len() != b.Len() || !arrow.TypeEqual(a.DataType(), b.DataType()) {
+		return false
+	}
+	var ka, kb []byte
+	for i := range a.Len() {
+		ka, kb = appendKey(ka[:0], a, i), appendKey(kb[:0], b, i)
+		if !bytes.Equal(ka, kb) {
+			return false
+		}
+	}
+	return true
+}
+
+// validateFull runs ValidateFull where the array type has it.
+func validateFull(a arrow.Array) error {
+	if v, ok := a.(interface{ ValidateFull() error }); ok {
+		return v.ValidateFull()
+	}
+	return nil
+}

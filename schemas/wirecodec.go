@@ -1,0 +1,1169 @@
+package schemas
+
+// The column codec of IPC format 2 (see README.md, "Wire format"). A table is
+// its row count followed by its columns in schema order; every column is
+// encoded by encoder.col and decoded by decoder.col from the data type the
+// schema gives, so the wire carries no type information. The whole payload is
+// compressed afterwards as one zstd frame.
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Validity modes.
+const (
+	nullNone = 0 // no nulls: no bitmap
+	nullAll  = 1 // all null: no bitmap
+	nullSome = 2 // bitmap of ceil(n/8) bytes follows
+)
+
+// Integer modes.
+const (
+	intConst     = 0 // uvarint value
+	intFOR       = 1 // width byte, uvarint base, width byte planes of (v - base)
+	intDelta     = 2 // width byte, uvarint first, width byte planes of zigzag(v[i] - v[i-1]), i >= 1
+	intFORBits   = 3 // as intFOR, but the width is in bits and the values are bit packed, LSB first
+	intDeltaBits = 4 // as intDelta, bit packed
+)
+
+// Float modes.
+const (
+	floatBits = 0 // ints of the IEEE bits
+	floatDec  = 1 // exponent byte e, ints of m (v == float64(m) / 10^e), exceptions
+)
+
+// String, binary and map modes.
+const (
+	seqPlain = 0 // lengths, then the content
+	seqDict  = 1 // distinct count k, the k distinct values (plain), ids
+)
+
+var errWire = errors.New("corrupt value")
+
+var pow10 = func() (p [19]float64) {
+	p[0] = 1
+	for i := 1; i < len(p); i++ {
+		p[i] = p[i-1] * 10
+	}
+	return
+}()
+
+// ---------------------------------------------------------------- encoding
+
+type encoder struct {
+	out  []byte
+	u64  []uint64
+	f64  []float64
+	key  []byte
+	mem  memory.Allocator
+	strs map[string]uint32
+}
+
+func (e *encoder) uvarint(v uint64) { e.out = binary.AppendUvarint(e.out, v) }
+
+func (e *encoder) scratch(n int) []uint64 {
+	if cap(e.u64) < n {
+		e.u64 = make([]uint64, n)
+	}
+	return e.u64[:n]
+}
+
+func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
+func unzigzag(v uint64) int64 { return int64(v>>1) ^ -int64(v&1) }
+func width(x uint64) int      { return (bits.Len64(x) + 7) / 8 }
+
+// ints writes v (as many values as the decoder will ask for) with the
+// narrowest of constant, frame of reference and delta coding, as byte planes:
+// zstd then sees runs and repeats of each byte position, and its entropy coder
+// spends ~nothing on the high bytes of small numbers.
+func (e *encoder) ints(v []uint64) {
+	if len(v) == 0 {
+		return
+	}
+	mn, mx := v[0], v[0]
+	smn, smx := int64(v[0]), int64(v[0])
+	var dmax uint64
+	prev := v[0]
+	for _, x := range v[1:] {
+		mn, mx = min(mn, x), max(mx, x)
+		smn, smx = min(smn, int64(x)), max(smx, int64(x))
+		dmax = max(dmax, zigzag(int64(x-prev)))
+		prev = x
+	}
+	if mn == mx {
+		e.out = append(e.out, intConst)
+		e.uvarint(mn)
+		return
+	}
+	base, rng := mn, mx-mn
+	if r := uint64(smx - smn); r < rng {
+		base, rng = uint64(smn), r
+	}
+	bf, bd := bits.Len64(rng), bits.Len64(dmax)
+	delta := bd < bf
+	b := bf
+	if delta {
+		b = bd
+	}
+	// Byte planes keep byte-aligned repeats visible to zstd and cost nothing
+	// on small skewed numbers; bit packing wins when the values are spread
+	// over a width that wastes 4 bits or more of a byte multiple.
+	if (b+7)/8*8-b >= 4 {
+		if delta {
+			e.out = append(e.out, intDeltaBits, byte(b))
+			e.uvarint(v[0])
+			e.pack(len(v)-1, b, func(i int) uint64 { return zigzag(int64(v[i+1] - v[i])) })
+		} else {
+			e.out = append(e.out, intFORBits, byte(b))
+			e.uvarint(base)
+			e.pack(len(v), b, func(i int) uint64 { return v[i] - base })
+		}
+		return
+	}
+	wf, wd := (bf+7)/8, (bd+7)/8
+	if delta {
+		e.out = append(e.out, intDelta, byte(wd))
+		e.uvarint(v[0])
+		n := len(v) - 1
+		at := len(e.out)
+		e.out = append(e.out, make([]byte, wd*n)...)
+		dst := e.out[at:]
+		for i := 1; i < len(v); i++ {
+			d := zigzag(int64(v[i] - v[i-1]))
+			for k := range wd {
+				dst[k*n+i-1] = byte(d >> (8 * k))
+			}
+		}
+		return
+	}
+	e.out = append(e.out, intFOR, byte(wf))
+	e.uvarint(base)
+	n := len(v)
+	at := len(e.out)
+	e.out = append(e.out, make([]byte, wf*n)...)
+	dst := e.out[at:]
+	switch wf {
+	case 1:
+		for i, x := range v {
+			dst[i] = byte(x - base)
+		}
+	case 2:
+		for i, x := range v {
+			d := x - base
+			dst[i], dst[n+i] = byte(d), byte(d>>8)
+		}
+	default:
+		for i, x := range v {
+			d := x - base
+			for k := range wf {
+				dst[k*n+i] = byte(d >> (8 * k))
+			}
+		}
+	}
+}
+
+// pack appends n values of b bits (1..64), LSB first.
+func (e *encoder) pack(n, b int, val func(int) uint64) {
+	var acc uint64
+	have := 0
+	for i := range n {
+		x := val(i)
+		acc |= x << have
+		if have+b >= 64 {
+			e.out = binary.LittleEndian.AppendUint64(e.out, acc)
+			spill := have + b - 64
+			if spill > 0 {
+				acc = x >> (b - spill)
+			} else {
+				acc = 0
+			}
+			have = spill
+		} else {
+			have += b
+		}
+	}
+	for ; have > 0; have -= 8 {
+		e.out = append(e.out, byte(acc))
+		acc >>= 8
+	}
+}
+
+// decimal returns m with float64(m)/10^e == v bit for bit.
+func decimal(v float64, e int) (int64, bool) {
+	x := v * pow10[e]
+	if !(math.Abs(x) < 1<<53) {
+		return 0, false
+	}
+	m := int64(math.Round(x))
+	return m, math.Float64bits(float64(m)/pow10[e]) == math.Float64bits(v)
+}
+
+// floats writes v as decimals (integers with a common power-of-ten exponent,
+// the idea of ALP) when most values are, with the others as exceptions;
+// otherwise as their bits.
+func (e *encoder) floats(v []float64) {
+	if len(v) == 0 {
+		return
+	}
+	step := max(1, len(v)/256)
+	best, bestExc, sample := 0, math.MaxInt, 0
+	for x := range len(pow10) {
+		exc := 0
+		sample = 0
+		for i := 0; i < len(v); i += step {
+			sample++
+			if _, ok := decimal(v[i], x); !ok {
+				exc++
+			}
+		}
+		if exc < bestExc {
+			best, bestExc = x, exc
+		}
+		if exc == 0 {
+			break
+		}
+	}
+	if bestExc*4 > sample {
+		u := e.scratch(len(v))
+		for i, x := range v {
+			u[i] = math.Float64bits(x)
+		}
+		e.out = append(e.out, floatBits)
+		e.ints(u)
+		return
+	}
+	u := e.scratch(len(v))
+	var excPos, excBits []uint64
+	last := int64(0)
+	for i, x := range v {
+		m, ok := decimal(x, best)
+		if !ok {
+			excPos = append(excPos, uint64(i))
+			excBits = append(excBits, math.Float64bits(x))
+			m = last
+		}
+		u[i], last = uint64(m), m
+	}
+	e.out = append(e.out, floatDec, byte(best))
+	e.ints(u)
+	e.uvarint(uint64(len(excPos)))
+	e.ints(excPos)
+	e.ints(excBits)
+}
+
+func (e *encoder) validity(a arrow.Array) {
+	n := a.Len()
+	switch a.NullN() {
+	case 0:
+		e.out = append(e.out, nullNone)
+	case n:
+		e.out = append(e.out, nullAll)
+	default:
+		e.out = append(e.out, nullSome)
+		at := len(e.out)
+		e.out = append(e.out, make([]byte, bitutil.BytesForBits(int64(n)))...)
+		bm := e.out[at:]
+		for i := range n {
+			if a.IsValid(i) {
+				bitutil.SetBit(bm, i)
+			}
+		}
+	}
+}
+
+func intsOf[T uint8 | uint32 | uint64 | int32 | int64](e *encoder, v []T) {
+	u := e.scratch(len(v))
+	for i, x := range v {
+		u[i] = uint64(x)
+	}
+	e.ints(u)
+}
+
+// binView returns the offsets (absolute, n+1) and the bytes starting at
+// offs[0] of a string or binary array.
+func binView(a arrow.Array) ([]int32, []byte, bool) {
+	switch t := a.(type) {
+	case *array.String:
+		return t.ValueOffsets(), t.ValueBytes(), true
+	case *array.Binary:
+		return t.ValueOffsets(), t.ValueBytes(), true
+	}
+	return nil, nil, false
+}
+
+func (e *encoder) col(a arrow.Array) error {
+	e.validity(a)
+	switch t := a.(type) {
+	case *array.Uint8:
+		intsOf(e, t.Uint8Values())
+	case *array.Uint32:
+		intsOf(e, t.Uint32Values())
+	case *array.Uint64:
+		e.ints(t.Uint64Values())
+	case *array.Int32:
+		intsOf(e, t.Int32Values())
+	case *array.Int64:
+		intsOf(e, t.Int64Values())
+	case *array.Float64:
+		e.floats(t.Float64Values())
+	case *array.Boolean:
+		at := len(e.out)
+		e.out = append(e.out, make([]byte, bitutil.BytesForBits(int64(t.Len())))...)
+		bm := e.out[at:]
+		for i := range t.Len() {
+			if t.Value(i) {
+				bitutil.SetBit(bm, i)
+			}
+		}
+	case *array.String, *array.Binary:
+		offs, data, _ := binView(a)
+		e.binary(offs, data)
+	case *array.Struct:
+		for i := range t.NumField() {
+			if err := e.col(t.Field(i)); err != nil {
+				return err
+			}
+		}
+	case *array.Map:
+		return e.mapCol(t)
+	case *array.List:
+		return e.list(t)
+	default:
+		return fmt.Errorf("%w: cannot encode a column of type %s", ErrSchema, a.DataType())
+	}
+	return nil
+}
+
+func (e *encoder) lengths(offs []int32) {
+	u := e.scratch(len(offs) - 1)
+	for i := range u {
+		u[i] = uint64(offs[i+1] - offs[i])
+	}
+	e.ints(u)
+}
+
+// binary writes n = len(offs)-1 strings: dictionary coded when at most a
+// quarter of them are distinct.
+func (e *encoder) binary(offs []int32, data []byte) {
+	n := len(offs) - 1
+	if n == 0 {
+		e.out = append(e.out, seqPlain)
+		return
+	}
+	o0 := offs[0]
+	val := func(i int) []byte { return data[offs[i]-o0 : offs[i+1]-o0] }
+	limit := n/4 + 1
+	if e.strs == nil {
+		e.strs = make(map[string]uint32)
+	}
+	clear(e.strs)
+	ids := make([]uint64, n)
+	var order []int
+	dict := true
+	for i := range n {
+		v := val(i)
+		id, ok := e.strs[string(v)]
+		if !ok {
+			if len(order) == limit {
+				dict = false
+				break
+			}
+			id = uint32(len(order))
+			e.strs[string(v)] = id
+			order = append(order, i)
+		}
+		ids[i] = uint64(id)
+	}
+	if !dict {
+		e.out = append(e.out, seqPlain)
+		e.lengths(offs)
+		e.out = append(e.out, data[:offs[n]-o0]...)
+		return
+	}
+	e.out = append(e.out, seqDict)
+	e.uvarint(uint64(len(order)))
+	u := e.scratch(len(order))
+	for k, i := range order {
+		u[k] = uint64(offs[i+1] - offs[i])
+	}
+	e.ints(u)
+	for _, i := range order {
+		e.out = append(e.out, val(i)...)
+	}
+	e.ints(ids)
+}
+
+func (e *encoder) list(t *array.List) error {
+	offs := t.Offsets()[t.Data().Offset() : t.Data().Offset()+t.Len()+1]
+	e.lengths(offs)
+	child := array.NewSlice(t.ListValues(), int64(offs[0]), int64(offs[len(offs)-1]))
+	defer child.Release()
+	return e.col(child)
+}
+
+// mapCol writes a map column either plainly or, when at most half of its rows
+// are distinct, as a table of the distinct rows and a row id per row.
+// Attribute sets repeat across metrics, scopes and requests, so this is
+// where most of the bytes of a batch go away.
+func (e *encoder) mapCol(t *array.Map) error {
+	n := t.Len()
+	if n > 1 {
+		keys, items := t.Keys(), t.Items()
+		sets := make(map[string]uint32)
+		ids := make([]uint64, n)
+		var reps []int32
+		for i := range n {
+			k := e.key[:0]
+			if t.IsNull(i) {
+				k = append(k, 0)
+			} else {
+				k = append(k, 1)
+				s, end := t.ValueOffsets(i)
+				for j := int(s); j < int(end); j++ {
+					k = appendKey(appendKey(k, keys, j), items, j)
+				}
+			}
+			e.key = k
+			id, ok := sets[string(k)]
+			if !ok {
+				if len(reps) >= n/2 {
+					reps = nil
+					break
+				}
+				id = uint32(len(reps))
+				sets[string(k)] = id
+				reps = append(reps, int32(i))
+			}
+			ids[i] = uint64(id)
+		}
+		if reps != nil {
+			e.out = append(e.out, seqDict)
+			e.uvarint(uint64(len(reps)))
+			d := gather(e.mem, t, reps)
+			dist := array.NewMapData(d)
+			d.Release()
+			e.validity(dist)
+			err := e.mapPlain(dist)
+			dist.Release()
+			e.ints(ids)
+			return err
+		}
+	}
+	return e.mapPlain(t)
+}
+
+func (e *encoder) mapPlain(t *array.Map) error {
+	e.out = append(e.out, seqPlain)
+	return e.list(t.List)
+}
+
+// appendKey appends an encoding of row j of a that tells apart any two
+// different values of the same type.
+func appendKey(k []byte, a arrow.Array, j int) []byte {
+	if a.IsNull(j) {
+		return append(k, 0)
+	}
+	switch t := a.(type) {
+	case *array.Uint8:
+		return append(k, 1, t.Value(j))
+	case *array.Uint32:
+		return binary.AppendUvarint(append(k, 1), uint64(t.Value(j)))
+	case *array.Uint64:
+		return binary.AppendUvarint(append(k, 1), t.Value(j))
+	case *array.Int32:
+		return binary.AppendUvarint(append(k, 1), uint64(t.Value(j)))
+	case *array.Int64:
+		return binary.AppendUvarint(append(k, 1), uint64(t.Value(j)))
+	case *array.Float64:
+		return binary.LittleEndian.AppendUint64(append(k, 1), math.Float64bits(t.Value(j)))
+	case *array.Boolean:
+		if t.Value(j) {
+			return append(k, 2)
+		}
+		return append(k, 1)
+	case *array.String:
+		v := t.Value(j)
+		return append(binary.AppendUvarint(append(k, 1), uint64(len(v))), v...)
+	case *array.Binary:
+		v := t.Value(j)
+		return append(binary.AppendUvarint(append(k, 1), uint64(len(v))), v...)
+	case *array.Struct:
+		k = append(k, 1)
+		for i := range t.NumField() {
+			k = appendKey(k, t.Field(i), j)
+		}
+		return k
+	case *array.Map:
+		s, end := t.ValueOffsets(j)
+		k = binary.AppendUvarint(append(k, 1), uint64(end-s))
+		for i := int(s); i < int(end); i++ {
+			k = appendKey(appendKey(k, t.Keys(), i), t.Items(), i)
+		}
+		return k
+	case *array.List:
+		s, end := t.ValueOffsets(j)
+		k = binary.AppendUvarint(append(k, 1), uint64(end-s))
+		for i := int(s); i < int(end); i++ {
+			k = appendKey(k, t.ListValues(), i)
+		}
+		return k
+	}
+	panic(fmt.Sprintf("schemas: appendKey of %s", a.DataType()))
+}
+
+// ---------------------------------------------------------------- gather
+
+func newBuf(mem memory.Allocator, size int) *memory.Buffer {
+	b := memory.NewResizableBuffer(mem)
+	b.Resize(size)
+	return b
+}
+
+func castBytes[T any](b []byte) []T {
+	var z T
+	if len(b) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), len(b)/int(unsafe.Sizeof(z)))
+}
+
+func gatherFixed[T any](mem memory.Allocator, v []T, idx []int32, size int) *memory.Buffer {
+	b := newBuf(mem, len(idx)*size)
+	out := castBytes[T](b.Bytes())
+	for k, i := range idx {
+		out[k] = v[i]
+	}
+	return b
+}
+
+// gather returns the rows idx of a (each index < a.Len()) as a new array's
+// data, allocated from mem.
+func gather(mem memory.Allocator, a arrow.Array, idx []int32) arrow.ArrayData {
+	n := len(idx)
+	var valid *memory.Buffer
+	nulls := 0
+	if a.NullN() > 0 {
+		valid = newBuf(mem, int(bitutil.BytesForBits(int64(n))))
+		bm := valid.Bytes()
+		clear(bm)
+		for k, i := range idx {
+			if a.IsValid(int(i)) {
+				bitutil.SetBit(bm, k)
+			} else {
+				nulls++
+			}
+		}
+	}
+	var bufs []*memory.Buffer
+	var children []arrow.ArrayData
+	switch t := a.(type) {
+	case *array.Uint8:
+		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Uint8Values(), idx, 1)}
+	case *array.Uint32:
+		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Uint32Values(), idx, 4)}
+	case *array.Uint64:
+		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Uint64Values(), idx, 8)}
+	case *array.Int32:
+		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Int32Values(), idx, 4)}
+	case *array.Int64:
+		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Int64Values(), idx, 8)}
+	case *array.Float64:
+		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Float64Values(), idx, 8)}
+	case *array.Boolean:
+		b := newBuf(mem, int(bitutil.BytesForBits(int64(n))))
+		bm := b.Bytes()
+		clear(bm)
+		for k, i := range idx {
+			if t.Value(int(i)) {
+				bitutil.SetBit(bm, k)
+			}
+		}
+		bufs = []*memory.Buffer{valid, b}
+	case *array.String, *array.Binary:
+		offs, data, _ := binView(a)
+		o0 := offs[0]
+		total := 0
+		for _, i := range idx {
+			total += int(offs[i+1] - offs[i])
+		}
+		ob := newBuf(mem, 4*(n+1))
+		db := newBuf(mem, total)
+		o := arrow.Int32Traits.CastFromBytes(ob.Bytes())
+		d := db.Bytes()[:0]
+		o[0] = 0
+		for k, i := range idx {
+			d = append(d, data[offs[i]-o0:offs[i+1]-o0]...)
+			o[k+1] = int32(len(d))
+		}
+		bufs = []*memory.Buffer{valid, ob, db}
+	case *array.Struct:
+		bufs = []*memory.Buffer{valid}
+		for f := range t.NumField() {
+			children = append(children, gather(mem, t.Field(f), idx))
+		}
+	case *array.Map:
+		bufs, children = gatherList(mem, t.List, idx, valid)
+	case *array.List:
+		bufs, children = gatherList(mem, t, idx, valid)
+	default:
+		panic(fmt.Sprintf("schemas: gather of %s", a.DataType()))
+	}
+	d := array.NewData(a.DataType(), n, bufs, children, nulls, 0)
+	for _, b := range bufs {
+		if b != nil {
+			b.Release()
+		}
+	}
+	for _, c := range children {
+		c.Release()
+	}
+	return d
+}
+
+func gatherList(mem memory.Allocator, t *array.List, idx []int32, valid *memory.Buffer) ([]*memory.Buffer, []arrow.ArrayData) {
+	ob := newBuf(mem, 4*(len(idx)+1))
+	o := arrow.Int32Traits.CastFromBytes(ob.Bytes())
+	o[0] = 0
+	var child []int32
+	for k, i := range idx {
+		s, end := t.ValueOffsets(int(i))
+		for j := s; j < end; j++ {
+			child = append(child, int32(j))
+		}
+		o[k+1] = int32(len(child))
+	}
+	return []*memory.Buffer{valid, ob}, []arrow.ArrayData{gather(mem, t.ListValues(), child)}
+}
+
+// ---------------------------------------------------------------- decoding
+
+// maxDecodeElems bounds the values one ReadIPC may materialise (a corrupt
+// value must not make us allocate without limit).
+var maxDecodeElems = 1 << 27
+
+type decoder struct {
+	b      []byte
+	err    error
+	mem    memory.Allocator
+	budget int
+	depth  int
+	last   byte
+	u64    []uint64
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: %w: "+format, append([]any{ErrSchema, errWire}, args...)...)
+	}
+}
+
+func (d *decoder) byte() byte {
+	if len(d.b) == 0 {
+		d.fail("truncated")
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) bytes(n int) []byte {
+	if n < 0 || n > len(d.b) {
+		d.fail("truncated")
+		return nil
+	}
+	p := d.b[:n]
+	d.b = d.b[n:]
+	return p
+}
+
+// count reads a count and charges it to the budget.
+func (d *decoder) count() int {
+	v := d.uvarint()
+	d.charge(v)
+	if d.err != nil {
+		return 0
+	}
+	return int(v)
+}
+
+func (d *decoder) charge(n uint64) {
+	if n > uint64(d.budget) {
+		d.fail("too many values")
+		return
+	}
+	d.budget -= int(n)
+}
+
+func (d *decoder) scratch(n int) []uint64 {
+	if cap(d.u64) < n {
+		d.u64 = make([]uint64, n)
+	}
+	return d.u64[:n]
+}
+
+// ints reads len(v) values into v.
+func (d *decoder) ints(v []uint64) {
+	if len(v) == 0 || d.err != nil {
+		return
+	}
+	switch d.byte() {
+	case intConst:
+		c := d.uvarint()
+		for i := range v {
+			v[i] = c
+		}
+	case intFOR:
+		w := int(d.byte())
+		base := d.uvarint()
+		if w > 8 {
+			d.fail("int width %d", w)
+			return
+		}
+		n := len(v)
+		p := d.bytes(w * n)
+		if d.err != nil {
+			return
+		}
+		switch w {
+		case 1:
+			for i := range v {
+				v[i] = base + uint64(p[i])
+			}
+		case 2:
+			for i := range v {
+				v[i] = base + (uint64(p[i]) | uint64(p[n+i])<<8)
+			}
+		default:
+			for i := range v {
+				x := uint64(0)
+				for k := range w {
+					x |= uint64(p[k*n+i]) << (8 * k)
+				}
+				v[i] = base + x
+			}
+		}
+	case intDelta:
+		w := int(d.byte())
+		first := d.uvarint()
+		if w > 8 {
+			d.fail("int width %d", w)
+			return
+		}
+		n := len(v) - 1
+		p := d.bytes(w * n)
+		if d.err != nil {
+			return
+		}
+		v[0] = first
+		for i := 1; i < len(v); i++ {
+			x := uint64(0)
+			for k := range w {
+				x |= uint64(p[k*n+i-1]) << (8 * k)
+			}
+			v[i] = v[i-1] + uint64(unzigzag(x))
+		}
+	case intFORBits:
+		d.last = intFORBits
+		d.unpackInts(v)
+	case intDeltaBits:
+		d.last = intDeltaBits
+		d.unpackInts(v)
+	default:
+		d.fail("int mode")
+	}
+}
+
+// unpackInts reads the rest of an intFORBits or intDeltaBits value.
+func (d *decoder) unpackInts(v []uint64) {
+	delta := d.last == intDeltaBits
+	b := int(d.byte())
+	first := d.uvarint()
+	if b < 1 || b > 64 {
+		d.fail("int width %d", b)
+		return
+	}
+	n := len(v)
+	if delta {
+		n--
+	}
+	p := d.bytes((n*b + 7) / 8)
+	if d.err != nil {
+		return
+	}
+	mask := uint64(1)<<b - 1
+	if b == 64 {
+		mask = ^uint64(0)
+	}
+	out := v
+	if delta {
+		out = v[1:]
+	}
+	pos := 0
+	for i := range out {
+		byteAt, sh := pos>>3, pos&7
+		var x uint64
+		if byteAt+8 <= len(p) {
+			x = binary.LittleEndian.Uint64(p[byteAt:]) >> sh
+			if sh+b > 64 {
+				x |= uint64(p[byteAt+8]) << (64 - sh)
+			}
+		} else {
+			for k := 0; byteAt+k < len(p) && k < 9; k++ {
+				if s := 8*k - sh; s >= 0 {
+					x |= uint64(p[byteAt+k]) << s
+				} else {
+					x |= uint64(p[byteAt+k]) >> -s
+				}
+			}
+		}
+		out[i] = x & mask
+		pos += b
+	}
+	if delta {
+		v[0] = first
+		for i := 1; i < len(v); i++ {
+			v[i] = v[i-1] + uint64(unzigzag(v[i]))
+		}
+		return
+	}
+	for i := range v {
+		v[i] += first
+	}
+}
+
+func (d *decoder) fixed(n, size int, put func(out []byte, v []uint64)) *memory.Buffer {
+	v := d.scratch(n)
+	d.ints(v)
+	if d.err != nil {
+		return nil
+	}
+	b := newBuf(d.mem, n*size)
+	put(b.Bytes(), v)
+	return b
+}
+
+func putInts[T uint8 | uint32 | uint64 | int32 | int64](out []byte, v []uint64) {
+	o := castBytes[T](out)
+	for i, x := range v {
+		o[i] = T(x)
+	}
+}
+
+func (d *decoder) floats(n int) *memory.Buffer {
+	if n == 0 {
+		return newBuf(d.mem, 0)
+	}
+	mode := d.byte()
+	switch mode {
+	case floatBits:
+		return d.fixed(n, 8, putInts[uint64])
+	case floatDec:
+	default:
+		d.fail("float mode")
+		return nil
+	}
+	e := int(d.byte())
+	if e >= len(pow10) {
+		d.fail("float exponent")
+		return nil
+	}
+	v := d.scratch(n)
+	d.ints(v)
+	if d.err != nil {
+		return nil
+	}
+	b := newBuf(d.mem, n*8)
+	o := arrow.Float64Traits.CastFromBytes(b.Bytes())
+	p := pow10[e]
+	for i, m := range v {
+		o[i] = float64(int64(m)) / p
+	}
+	nexc := d.count()
+	if nexc > n {
+		d.fail("exceptions")
+	}
+	if d.err != nil || nexc == 0 {
+		if d.err != nil {
+			b.Release()
+			return nil
+		}
+		return b
+	}
+	pos := make([]uint64, nexc)
+	d.ints(pos)
+	bitsv := make([]uint64, nexc)
+	d.ints(bitsv)
+	for k, i := range pos {
+		if i >= uint64(n) {
+			d.fail("exception position")
+			break
+		}
+		o[i] = math.Float64frombits(bitsv[k])
+	}
+	if d.err != nil {
+		b.Release()
+		return nil
+	}
+	return b
+}
+
+// lengths reads n lengths and returns the offsets buffer and the total.
+func (d *decoder) lengths(n int) (*memory.Buffer, int) {
+	v := d.scratch(n)
+	d.ints(v)
+	if d.err != nil {
+		return nil, 0
+	}
+	b := newBuf(d.mem, 4*(n+1))
+	o := arrow.Int32Traits.CastFromBytes(b.Bytes())
+	o[0] = 0
+	total := uint64(0)
+	for i, l := range v {
+		total += l
+		if l > math.MaxInt32 || total > math.MaxInt32 {
+			d.fail("length")
+			b.Release()
+			return nil, 0
+		}
+		o[i+1] = int32(total)
+	}
+	d.charge(total)
+	if d.err != nil {
+		b.Release()
+		return nil, 0
+	}
+	return b, int(total)
+}
+
+func releaseAll(bufs []*memory.Buffer, children []arrow.ArrayData) {
+	for _, b := range bufs {
+		if b != nil {
+			b.Release()
+		}
+	}
+	for _, c := range children {
+		if c != nil {
+			c.Release()
+		}
+	}
+}
+
+// col decodes a column of type dt and n rows.
+func (d *decoder) col(dt arrow.DataType, n int) arrow.ArrayData {
+	if d.err != nil {
+		return nil
+	}
+	d.depth++
+	defer func() { d.depth-- }()
+	if d.depth > 32 {
+		d.fail("nesting")
+		return nil
+	}
+	var valid *memory.Buffer
+	nulls := 0
+	switch d.byte() {
+	case nullNone:
+	case nullAll:
+		nulls = n
+		valid = newBuf(d.mem, int(bitutil.BytesForBits(int64(n))))
+		clear(valid.Bytes())
+	case nullSome:
+		p := d.bytes(int(bitutil.BytesForBits(int64(n))))
+		if d.err != nil {
+			return nil
+		}
+		valid = newBuf(d.mem, len(p))
+		copy(valid.Bytes(), p)
+		nulls = n - bitutil.CountSetBits(p, 0, n)
+	default:
+		d.fail("validity mode")
+		return nil
+	}
+	bufs := []*memory.Buffer{valid}
+	var children []arrow.ArrayData
+	done := func() arrow.ArrayData {
+		if d.err != nil {
+			releaseAll(bufs, children)
+			return nil
+		}
+		data := array.NewData(dt, n, bufs, children, nulls, 0)
+		releaseAll(bufs, children)
+		return data
+	}
+	switch dt.ID() {
+	case arrow.UINT8:
+		bufs = append(bufs, d.fixed(n, 1, putInts[uint8]))
+	case arrow.UINT32:
+		bufs = append(bufs, d.fixed(n, 4, putInts[uint32]))
+	case arrow.UINT64:
+		bufs = append(bufs, d.fixed(n, 8, putInts[uint64]))
+	case arrow.INT32:
+		bufs = append(bufs, d.fixed(n, 4, putInts[int32]))
+	case arrow.INT64:
+		bufs = append(bufs, d.fixed(n, 8, putInts[int64]))
+	case arrow.FLOAT64:
+		bufs = append(bufs, d.floats(n))
+	case arrow.BOOL:
+		p := d.bytes(int(bitutil.BytesForBits(int64(n))))
+		if d.err == nil {
+			b := newBuf(d.mem, len(p))
+			copy(b.Bytes(), p)
+			bufs = append(bufs, b)
+		}
+	case arrow.STRING, arrow.BINARY:
+		ob, db := d.binary(n)
+		bufs = append(bufs, ob, db)
+	case arrow.STRUCT:
+		for _, f := range dt.(*arrow.StructType).Fields() {
+			children = append(children, d.col(f.Type, n))
+		}
+	case arrow.LIST:
+		ob, total := d.lengths(n)
+		bufs = append(bufs, ob)
+		children = append(children, d.col(dt.(*arrow.ListType).Elem(), total))
+	case arrow.MAP:
+		switch d.byte() {
+		case seqPlain:
+			ob, total := d.lengths(n)
+			bufs = append(bufs, ob)
+			children = append(children, d.col(dt.(*arrow.MapType).Elem(), total))
+		case seqDict:
+			releaseAll(bufs, nil)
+			bufs = nil
+			return d.dictCol(dt, n)
+		default:
+			d.fail("map mode")
+		}
+	default:
+		d.fail("type %s", dt)
+	}
+	return done()
+}
+
+// dictCol reads k distinct rows and a row id per row, and gathers.
+func (d *decoder) dictCol(dt arrow.DataType, n int) arrow.ArrayData {
+	k := d.count()
+	dist := d.col(dt, k)
+	if dist == nil {
+		return nil
+	}
+	defer dist.Release()
+	v := d.scratch(n)
+	d.ints(v)
+	if d.err != nil {
+		return nil
+	}
+	idx := make([]int32, n)
+	for i, x := range v {
+		if x >= uint64(k) {
+			d.fail("row id")
+			return nil
+		}
+		idx[i] = int32(x)
+	}
+	// charge the expansion: rows times the average row size of the table
+	a := array.MakeFromData(dist)
+	defer a.Release()
+	if m, ok := a.(*array.Map); ok && k > 0 {
+		entries := uint64(0)
+		for _, i := range idx {
+			s, e := m.ValueOffsets(int(i))
+			entries += uint64(e - s)
+		}
+		d.charge(entries)
+		if d.err != nil {
+			return nil
+		}
+	}
+	return gather(d.mem, a, idx)
+}
+
+// binary reads n strings.
+func (d *decoder) binary(n int) (*memory.Buffer, *memory.Buffer) {
+	mode := d.byte()
+	if n == 0 && mode == seqPlain {
+		return newBuf(d.mem, 4), newBuf(d.mem, 0)
+	}
+	switch mode {
+	case seqPlain:
+		ob, total := d.lengths(n)
+		p := d.bytes(total)
+		if d.err != nil {
+			if ob != nil {
+				ob.Release()
+			}
+			return nil, nil
+		}
+		db := newBuf(d.mem, total)
+		copy(db.Bytes(), p)
+		return ob, db
+	case seqDict:
+	default:
+		d.fail("string mode")
+		return nil, nil
+	}
+	k := d.count()
+	lens := make([]uint64, k)
+	d.ints(lens)
+	doff := make([]int, k+1)
+	for i, l := range lens {
+		if l > uint64(len(d.b)) {
+			d.fail("string length")
+			return nil, nil
+		}
+		doff[i+1] = doff[i] + int(l)
+	}
+	dict := d.bytes(doff[k])
+	v := d.scratch(n)
+	d.ints(v)
+	if d.err != nil {
+		return nil, nil
+	}
+	total := 0
+	for _, id := range v {
+		if id >= uint64(k) {
+			d.fail("string id")
+			return nil, nil
+		}
+		total += doff[id+1] - doff[id]
+		if total > math.MaxInt32 {
+			d.fail("strings too long")
+			return nil, nil
+		}
+	}
+	d.charge(uint64(total) / 8)
+	if d.err != nil {
+		return nil, nil
+	}
+	ob := newBuf(d.mem, 4*(n+1))
+	db := newBuf(d.mem, total)
+	o := arrow.Int32Traits.CastFromBytes(ob.Bytes())
+	out := db.Bytes()[:0]
+	o[0] = 0
+	for i, id := range v {
+		out = append(out, dict[doff[id]:doff[id+1]]...)
+		o[i+1] = int32(len(out))
+	}
+	return ob, db
+}
