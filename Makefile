@@ -26,7 +26,7 @@ unit:
 	$(GO) test ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./ingest/... ./internal/otlpjson/ ./stream/...
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./ingest/... ./internal/otlpjson/ ./schemas/ ./rules/... ./stream/...
 
 # bench-ingest measures the whole ingester under OTLP/gRPC load into a real
 # Kafka broker (CPU-seconds per million data points).
@@ -39,6 +39,9 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzHTTP -fuzztime $(FUZZTIME) ./ingest/
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./ingest/otlpwire/
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshalRequest -fuzztime $(FUZZTIME) ./internal/otlpjson/
+	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz FuzzReadIPC -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./rules/
 
 vet:
 	$(GO) vet ./...
