@@ -27,11 +27,29 @@ import (
 // Sink delivers records. Write is called by one goroutine at a time, with
 // records of the sink's signals in partition order; it returns nil only
 // when the destination holds all of them durably. A failed Write is called
-// again with the same records.
+// again with the same records (after the delay a RetryAfter() method of the
+// error asks for, if longer than the backoff), except for a *RejectedError:
+// the records it names go to the dead-letter topic and the others count as
+// delivered.
 type Sink interface {
 	Write(ctx context.Context, recs []*stream.Record) error
 	Close() error
 }
+
+// RejectedError is a permanent refusal of some records by the destination
+// (an HTTP 400, say): sending them again cannot help. Write returns it only
+// once everything else of the batch is delivered.
+type RejectedError struct {
+	Records []*stream.Record // the refused records
+	Reason  string           // the destination's answer, for the DLQ header
+}
+
+func (e *RejectedError) Error() string {
+	return fmt.Sprintf("%d records rejected: %s", len(e.Records), e.Reason)
+}
+
+// HeaderSink names, on a dead-lettered record, the sink that rejected it.
+const HeaderSink = "sluice-sink"
 
 // Env is what a factory may use besides the entry itself.
 type Env struct {
@@ -114,6 +132,10 @@ type RunnerConfig struct {
 type Runner struct {
 	sink  Sink
 	stage *stage.Stage
+	bus   stream.Producer
+	name  string
+	dlq   string
+	log   *slog.Logger
 }
 
 // NewRunner joins the sink's consumer group (entry.Group, default
@@ -137,12 +159,42 @@ func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) 
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: joining group %s: %w", entry.Name, group, err)
 	}
-	st, err := stage.New(stage.Config{Name: "sink/" + entry.Name, Consumer: c, Handle: sink.Write, Logger: cfg.Logger, Metrics: cfg.Metrics})
+	r := &Runner{sink: sink, bus: bus, name: entry.Name, dlq: cfg.Topics.DLQ(), log: cfg.Logger}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	st, err := stage.New(stage.Config{Name: "sink/" + entry.Name, Consumer: c, Handle: r.write, Logger: cfg.Logger, Metrics: cfg.Metrics})
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
-	return &Runner{sink: sink, stage: st}, nil
+	r.stage = st
+	return r, nil
+}
+
+// write delivers recs; rejected records go to the dead-letter topic before
+// the batch counts as handled.
+func (r *Runner) write(ctx context.Context, recs []*stream.Record) error {
+	err := r.sink.Write(ctx, recs)
+	var rej *RejectedError
+	if !errors.As(err, &rej) {
+		return err
+	}
+	dead := make([]*stream.Record, len(rej.Records))
+	for i, rec := range rej.Records {
+		hdrs := append([]stream.Header(nil), rec.Headers...)
+		hdrs = append(hdrs,
+			stream.Header{Key: stream.HeaderError, Value: []byte(rej.Reason)},
+			stream.Header{Key: stream.HeaderOrigin, Value: fmt.Appendf(nil, "%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)},
+			stream.Header{Key: HeaderSink, Value: []byte(r.name)},
+		)
+		dead[i] = &stream.Record{Topic: r.dlq, Partition: -1, Key: rec.Key, Value: rec.Value, Headers: hdrs, Timestamp: rec.Timestamp}
+	}
+	if err := r.bus.Produce(ctx, dead...); err != nil {
+		return fmt.Errorf("sending %d rejected records to %s: %w", len(dead), r.dlq, err)
+	}
+	r.log.Warn("records rejected by the destination; sent to the dead-letter topic", "sink", r.name, "records", len(dead), "reason", rej.Reason)
+	return nil
 }
 
 // Run delivers until ctx is cancelled, then finishes the batch in hand,

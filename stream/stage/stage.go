@@ -26,7 +26,9 @@ import (
 
 // Handler moves a batch of records to the next stage. It returns nil only
 // when the next stage holds every record durably. It is called with the
-// same batch again after an error.
+// same batch again after an error, after an exponential backoff with
+// jitter, or later if the error has a method RetryAfter() time.Duration
+// that asks for more (an HTTP Retry-After).
 type Handler func(ctx context.Context, recs []*stream.Record) error
 
 // Config configures a Stage.
@@ -137,8 +139,13 @@ func (s *Stage) deliver(ctx context.Context, recs []*stream.Record) bool {
 				"records", len(recs), "err", err)
 			return false
 		}
-		s.cfg.Logger.Warn("batch not delivered; retrying", "records", len(recs), "attempt", attempt+1, "retry_in", backoff, "err", err)
-		if !sleep(ctx, backoff) {
+		wait := backoff
+		var ra interface{ RetryAfter() time.Duration }
+		if errors.As(err, &ra) && ra.RetryAfter() > wait {
+			wait = ra.RetryAfter() // the next stage said when to come back
+		}
+		s.cfg.Logger.Warn("batch not delivered; retrying", "records", len(recs), "attempt", attempt+1, "retry_in", wait, "err", err)
+		if !sleep(ctx, wait) {
 			return false
 		}
 		backoff = min(2*backoff, s.cfg.MaxBackoff)

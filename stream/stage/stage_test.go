@@ -3,6 +3,7 @@ package stage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -150,4 +151,32 @@ func counter(c prometheus.Counter) float64 {
 		panic(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+type retryAfter time.Duration
+
+func (r retryAfter) Error() string               { return "come back later" }
+func (r retryAfter) RetryAfter() time.Duration { return time.Duration(r) }
+
+// An error that says when to come back is honoured over the backoff.
+func TestHonoursRetryAfter(t *testing.T) {
+	bus := memory.New()
+	produce(t, bus, "in", 1)
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	var first, second time.Time
+	s, _ := New(Config{Name: "test", Consumer: c, MinBackoff: time.Millisecond,
+		Handle: func(context.Context, []*stream.Record) error {
+			if first.IsZero() {
+				first = time.Now()
+				return fmt.Errorf("backend: %w", retryAfter(300*time.Millisecond))
+			}
+			second = time.Now()
+			cancel()
+			return nil
+		}})
+	s.Run(ctx)
+	if gap := second.Sub(first); gap < 300*time.Millisecond {
+		t.Errorf("retried after %v, before the 300ms the backend asked for", gap)
+	}
 }

@@ -1,0 +1,81 @@
+package httpsink
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestPostSortsAnswers(t *testing.T) {
+	var got *http.Request
+	var gotBody []byte
+	status, retry := 200, ""
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got = r
+		gotBody, _ = io.ReadAll(r.Body)
+		if retry != "" {
+			w.Header().Set("Retry-After", retry)
+		}
+		w.WriteHeader(status)
+		io.WriteString(w, "out of order sample\n")
+	}))
+	defer srv.Close()
+	tok := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tok, []byte("s3cret\n"), 0o600)
+	c, err := New(Config{URL: srv.URL, Headers: map[string]string{"X-Extra": "1"}, BearerTokenFile: tok})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := Request{Body: []byte("payload"), ContentType: "application/x-protobuf", ContentEncoding: "snappy", Tenant: "team-a",
+		Headers: map[string]string{"X-Prometheus-Remote-Write-Version": "0.1.0"}}
+	if err := c.Post(context.Background(), req); err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]string{"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy", "X-Scope-Orgid": "team-a",
+		"Authorization": "Bearer s3cret", "X-Extra": "1", "X-Prometheus-Remote-Write-Version": "0.1.0"} {
+		if got.Header.Get(k) != v {
+			t.Errorf("header %s = %q, want %q", k, got.Header.Get(k), v)
+		}
+	}
+	if string(gotBody) != "payload" {
+		t.Errorf("body %q", gotBody)
+	}
+
+	status, retry = 429, "7"
+	err = c.Post(context.Background(), req)
+	var e *Error
+	if !errors.As(err, &e) || !e.Retryable || e.RetryAfter() != 7*time.Second || IsRejected(err) {
+		t.Errorf("429: %#v", err)
+	}
+	status, retry = 503, ""
+	if err := c.Post(context.Background(), req); IsRejected(err) || !errors.As(err, &e) || !e.Retryable {
+		t.Errorf("503: %v", err)
+	}
+	status = 400
+	err = c.Post(context.Background(), req)
+	if !IsRejected(err) || err.Error() != "HTTP 400: out of order sample" {
+		t.Errorf("400: %v", err)
+	}
+	srv.Close()
+	if err := c.Post(context.Background(), req); IsRejected(err) || !errors.As(err, &e) || !e.Retryable || e.Status != 0 {
+		t.Errorf("server down: %v", err)
+	}
+}
+
+func TestRetryAfterForms(t *testing.T) {
+	if d := retryAfter("120"); d != 2*time.Minute {
+		t.Errorf("seconds: %v", d)
+	}
+	if d := retryAfter(time.Now().Add(time.Hour).UTC().Format(http.TimeFormat)); d < 59*time.Minute {
+		t.Errorf("date: %v", d)
+	}
+	if d := retryAfter("soon"); d != 0 {
+		t.Errorf("garbage: %v", d)
+	}
+}

@@ -1,0 +1,75 @@
+package sinks
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/memory"
+)
+
+// rejectOdd delivers even values and rejects odd ones.
+type rejectOdd struct{ delivered []string }
+
+func (s *rejectOdd) Write(_ context.Context, recs []*stream.Record) error {
+	var rej []*stream.Record
+	for _, r := range recs {
+		if n, _ := strconv.Atoi(string(r.Value)); n%2 == 1 {
+			rej = append(rej, r)
+			continue
+		}
+		s.delivered = append(s.delivered, string(r.Value))
+	}
+	if len(rej) > 0 {
+		return &RejectedError{Records: rej, Reason: "HTTP 400: out of order sample"}
+	}
+	return nil
+}
+
+func (s *rejectOdd) Close() error { return nil }
+
+// Records the destination refuses go to the DLQ with the reason, their
+// origin and the sink's name; the rest are delivered; all are committed.
+func TestRejectedRecordsGoToTheDLQ(t *testing.T) {
+	bus := memory.New()
+	topics := stream.Topics{Prefix: "t"}
+	ctx := context.Background()
+	for i := range 10 {
+		bus.Produce(ctx, &stream.Record{Topic: topics.Processed(stream.Logs), Partition: -1, Value: []byte(strconv.Itoa(i)),
+			Headers: []stream.Header{{Key: stream.HeaderTenant, Value: []byte("team-a")}}})
+	}
+	sink := &rejectOdd{}
+	entry := &config.Sink{Name: "loki", Type: "test", Signals: []string{"logs"}}
+	r, err := NewRunner(bus, entry, sink, RunnerConfig{Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- r.Run(rctx) }()
+	for deadline := time.Now().Add(10 * time.Second); len(bus.Records(topics.DLQ())) < 5 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	<-done
+	if len(sink.delivered) != 5 {
+		t.Errorf("delivered %v", sink.delivered)
+	}
+	dlq := bus.Records(topics.DLQ())
+	if len(dlq) != 5 {
+		t.Fatalf("%d records in the DLQ, want 5", len(dlq))
+	}
+	for _, d := range dlq {
+		if string(d.Header(stream.HeaderError)) != "HTTP 400: out of order sample" || string(d.Header(HeaderSink)) != "loki" ||
+			string(d.Header(stream.HeaderTenant)) != "team-a" || len(d.Header(stream.HeaderOrigin)) == 0 {
+			t.Errorf("DLQ record headers %v", d.Headers)
+		}
+	}
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "sluice-sink-loki", Topics: []string{topics.Processed(stream.Logs)}})
+	if lag, _ := c.Lag(ctx); lag != 0 {
+		t.Errorf("lag %d: the batch was not committed", lag)
+	}
+}
