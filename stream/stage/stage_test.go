@@ -155,7 +155,7 @@ func counter(c prometheus.Counter) float64 {
 
 type retryAfter time.Duration
 
-func (r retryAfter) Error() string               { return "come back later" }
+func (r retryAfter) Error() string             { return "come back later" }
 func (r retryAfter) RetryAfter() time.Duration { return time.Duration(r) }
 
 // An error that says when to come back is honoured over the backoff.
