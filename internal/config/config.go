@@ -52,8 +52,12 @@ type Kafka struct {
 	ClientID          string   `yaml:"client_id"`
 	Compression       string   `yaml:"compression"` // zstd | lz4 | snappy | gzip | none
 	ReplicationFactor int16    `yaml:"replication_factor"`
-	TLS               *TLS     `yaml:"tls"`
-	SASL              *SASL    `yaml:"sasl"`
+	// SessionTimeout is how long a group waits for a member that stopped
+	// answering (a crashed worker or sink) before its partitions move to
+	// the others. 0 keeps the client default (45s).
+	SessionTimeout time.Duration `yaml:"session_timeout"`
+	TLS            *TLS          `yaml:"tls"`
+	SASL           *SASL         `yaml:"sasl"`
 }
 
 // SASL configures Kafka authentication.
