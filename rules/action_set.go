@@ -15,6 +15,7 @@ import (
 type setAction struct {
 	targets []target
 	values  []*vm.Program
+	reads   Deps // what the values read
 }
 
 func decodeSet(d *fileDecoder, r *Rule, k, v *yaml.Node) action {
@@ -34,11 +35,12 @@ func decodeSet(d *fileDecoder, r *Rule, k, v *yaml.Node) action {
 		if t.kind == targetField {
 			want = t.field.kind
 		}
-		p, _ := d.compile(r.Signal, "set "+t.text, tv, want)
+		p, deps := d.compile(r.Signal, "set "+t.text, tv, want)
 		if p == nil {
 			ok = false
 			return
 		}
+		a.reads = a.reads.or(deps)
 		for _, prev := range a.targets {
 			if prev.kind == t.kind && prev.key == t.key && prev.field == t.field {
 				d.errorf(tk, "set", "%s is set twice", t.text)

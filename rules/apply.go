@@ -63,7 +63,7 @@ func (s *Set) NewEvaluator() *Evaluator {
 // set's counters at once; a worker should use an Evaluator.
 func (s *Set) Apply(env Env) (Result, error) {
 	ev := s.pool.Get().(*Evaluator)
-	res, err := ev.apply(env, Keys{}, false)
+	res, err := ev.apply(env, Keys{}, false, nil)
 	ev.Flush()
 	s.pool.Put(ev)
 	return res, err
@@ -77,7 +77,38 @@ func (s *Set) Apply(env Env) (Result, error) {
 // on_error: drop; either way Result says what happened and the error of
 // the first failing rule is returned, an *EvalError for logging.
 func (e *Evaluator) Apply(env Env, keys Keys) (Result, error) {
-	return e.apply(env, keys, true)
+	return e.apply(env, keys, true, nil)
+}
+
+// Tally is what applying the rules to one item added to an Evaluator's
+// counters (matched, dropped, changed and errors per rule; not time).
+type Tally struct{ entries []tallyEntry }
+
+type tallyEntry struct {
+	rule int
+	c    counts
+}
+
+// ApplyTally is Apply that also records in t (reset first) what it added
+// to the counters. A worker that knows another item will have exactly the
+// same outcome (its rules read nothing that differs, see Rule.Reads and
+// Rule.Writes) can then count that item with AddTally instead of applying
+// the rules to it again.
+func (e *Evaluator) ApplyTally(env Env, keys Keys, t *Tally) (Result, error) {
+	t.entries = t.entries[:0]
+	return e.apply(env, keys, true, t)
+}
+
+// AddTally adds to the counters what t recorded, as if the item of t had
+// been applied once more.
+func (e *Evaluator) AddTally(t *Tally) {
+	for _, te := range t.entries {
+		c := &e.counts[te.rule]
+		c.matched += te.c.matched
+		c.dropped += te.c.dropped
+		c.changed += te.c.changed
+		c.errors += te.c.errors
+	}
 }
 
 // Reset forgets memoised conditions: call it when the meaning of Keys
@@ -110,15 +141,16 @@ type call struct {
 
 func (c *call) run(p *vm.Program) (any, error) { return c.ev.vm.Run(p, c.env) }
 
-func (e *Evaluator) apply(env Env, keys Keys, memo bool) (Result, error) {
+func (e *Evaluator) apply(env Env, keys Keys, memo bool, t *Tally) (Result, error) {
 	var (
 		res      Result
 		firstErr error
 	)
 	for _, r := range e.set.bySignal[env.signal()] {
 		start := time.Now()
-		out, err := e.applyRule(r, env, keys, memo)
 		cnt := &e.counts[r.index]
+		before := *cnt
+		out, err := e.applyRule(r, env, keys, memo)
 		if err != nil {
 			cnt.errors++
 			res.Errors++
@@ -138,6 +170,13 @@ func (e *Evaluator) apply(env Env, keys Keys, memo bool) (Result, error) {
 			res.Drop, res.DroppedBy = true, r
 		}
 		cnt.evalNanos += uint64(time.Since(start))
+		if t != nil {
+			d := counts{matched: cnt.matched - before.matched, dropped: cnt.dropped - before.dropped,
+				changed: cnt.changed - before.changed, errors: cnt.errors - before.errors}
+			if d != (counts{}) {
+				t.entries = append(t.entries, tallyEntry{rule: r.index, c: d})
+			}
+		}
 		if res.Drop {
 			break
 		}

@@ -124,12 +124,12 @@ func (w *attrWriter) copyRow(c *mapCols, i int) {
 }
 
 // putRow appends a rewritten row.
-func (w *attrWriter) putRow(c *mapCols, kvs []kv) {
+func (w *attrWriter) putRow(c *mapCols, kvs []kv, base int32) {
 	w.m.Append(true)
 	for _, e := range kvs {
 		if e.orig >= 0 {
-			w.k.Append(c.keys.Value(int(e.orig)))
-			w.v.copyFrom(&c.vals, int(e.orig))
+			w.k.Append(c.keys.Value(int(e.orig + base)))
+			w.v.copyFrom(&c.vals, int(e.orig+base))
 			continue
 		}
 		w.k.Append(e.key)
@@ -417,18 +417,22 @@ func (st *state) build() (*schemas.Batch, error) {
 	}
 	if what&chAttrs != 0 {
 		col := map[rules.Signal]int{rules.Metrics: schemas.PtAttributes, rules.Logs: schemas.LogAttributes, rules.Traces: schemas.SpanAttributes}[st.sig]
-		w := newAttrWriter(mem)
-		w.reserve(&st.itAttrs, len(sel))
-		for _, i := range sel {
-			if pi := st.patchOf[i]; pi >= 0 && st.patches[pi].what&chAttrs != 0 {
-				p := &st.patches[pi]
-				w.putRow(&st.itAttrs, st.kvs[p.kvStart:p.kvEnd])
-			} else {
-				w.copyRow(&st.itAttrs, int(i))
+		if plainAttrs(&st.itAttrs) {
+			cols[col] = st.attrColumn(sel)
+		} else {
+			w := newAttrWriter(mem)
+			w.reserve(&st.itAttrs, len(sel))
+			for _, i := range sel {
+				if pi := st.patchOf[i]; pi >= 0 && st.patches[pi].what&chAttrs != 0 {
+					p := &st.patches[pi]
+					w.putRow(&st.itAttrs, st.kvs[p.kvStart:p.kvEnd], p.base)
+				} else {
+					w.copyRow(&st.itAttrs, int(i))
+				}
 			}
+			cols[col] = w.m.NewArray()
+			w.m.Release()
 		}
-		cols[col] = w.m.NewArray()
-		w.m.Release()
 	}
 	if err := st.fieldColumns(cols, sel, what); err != nil {
 		for _, c := range cols {
@@ -459,7 +463,7 @@ func (st *state) resourcesTable(rows []int32, nRes int, resMap []int32) (arrow.R
 			if r < nRes {
 				w.copyRow(&st.resAttrs, r)
 			} else {
-				w.putRow(&st.resAttrs, st.newRes[r-nRes].kvs)
+				w.putRow(&st.resAttrs, st.newRes[r-nRes].kvs, 0)
 			}
 		}
 		cols[schemas.ResAttributes] = w.m.NewArray()
@@ -567,4 +571,27 @@ func (st *state) fieldColumns(cols []arrow.Array, sel []int32, what uint16) erro
 		}
 	}
 	return nil
+}
+
+// attrColumn builds the items' attributes column of rows sel with rawAttrs:
+// rows without rewritten attributes are copied with their entries in bulk.
+func (st *state) attrColumn(sel []int32) arrow.Array {
+	w := &st.raw
+	w.reset()
+	c := &st.itAttrs
+	for _, i := range sel {
+		if pi := st.patchOf[i]; pi >= 0 && st.patches[pi].what&chAttrs != 0 {
+			p := &st.patches[pi]
+			w.putRow(c, st.kvs[p.kvStart:p.kvEnd], p.base)
+			continue
+		}
+		if c.m.IsNull(int(i)) {
+			w.endRow(false)
+			continue
+		}
+		start, end := c.m.ValueOffsets(int(i))
+		w.copyEntries(c, int(start), int(end))
+		w.endRow(true)
+	}
+	return w.finish(st.e.mem)
 }

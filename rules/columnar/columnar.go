@@ -68,6 +68,15 @@ type sigInfo struct {
 	// gets its own copy of the resource map and conditions on the resource
 	// are not memoised.
 	writesResource bool
+	// attrs, res: some rule reads or writes the item's attributes, the
+	// resource attributes; else the Env gets nil maps.
+	attrs, res bool
+	// memo: no rule reads or writes anything of an item but its
+	// attributes, resource and scope, so items with equal attributes
+	// (and resource, scope when rules read them) have the same outcome:
+	// the rules run once per distinct attribute row (see rowMemo).
+	memo      bool
+	memoScope bool
 }
 
 // New returns an Engine applying set.
@@ -82,11 +91,15 @@ func New(set *rules.Set, opts Options) *Engine {
 	}
 	for _, sig := range []rules.Signal{rules.Metrics, rules.Logs, rules.Traces} {
 		info := &e.sigs[sig]
+		info.memo = true
 		for _, r := range set.Rules(sig) {
 			info.rules++
-			if writesResource(r) {
-				info.writesResource = true
-			}
+			rd, wr := r.Reads(), r.Writes()
+			info.writesResource = info.writesResource || wr.Resource
+			info.attrs = info.attrs || rd.Attributes || wr.Attributes
+			info.res = info.res || rd.Resource || wr.Resource
+			info.memoScope = info.memoScope || rd.Scope
+			info.memo = info.memo && !rd.Item && !wr.Item
 		}
 	}
 	e.pool.New = func() any { return newState(e) }

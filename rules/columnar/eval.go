@@ -25,6 +25,7 @@ type kv struct {
 // patch is what the rules changed on one kept item.
 type patch struct {
 	kvStart, kvEnd int32 // st.kvs of the new attributes, when attrs
+	base           int32 // added to kv.orig (a patch shared by rows, see rowMemo)
 	res            int32 // index in st.newRes, or -1
 	what           uint16
 	name, unit     string // metrics name, unit; spans name
@@ -93,6 +94,9 @@ type state struct {
 
 	arena []byte // hex ids of this batch (strings alias it)
 	box   boxer
+	memo  rowMemo
+	raw   rawAttrs
+	tally rules.Tally
 
 	// outcome
 	n        int
@@ -132,6 +136,9 @@ func (st *state) begin(b *schemas.Batch, sig rules.Signal, info sigInfo) {
 	st.newRes = st.newRes[:0]
 	clear(st.newResBy)
 	st.errCount, st.firstErr = 0, nil
+	if info.memo {
+		st.memo.reset()
+	}
 }
 
 // end drops references to the batch so that the pooled state does not keep
@@ -152,6 +159,7 @@ func (st *state) end() {
 	st.firstErr = nil
 	st.resAttrs, st.itAttrs = mapCols{}, mapCols{}
 	st.resID, st.scopeID = nil, nil
+	st.memo.reset()
 }
 
 func resize[T any](s []T, n int) []T {
@@ -344,15 +352,47 @@ func (st *state) evaluate() error {
 		return err
 	}
 	cow := st.info.writesResource
+	memo := st.info.memo
 	for i := 0; i < st.n; i++ {
 		st.patchOf[i] = -1
 		r, s := int(st.resID.Value(i)), int(st.scopeID.Value(i))
 		if r >= nRes || s >= nScopes {
 			return fmt.Errorf("%w: item %d refers to resource %d of %d, scope %d of %d", schemas.ErrSchema, i, r, nRes, s, nScopes)
 		}
-		st.fillAttrs(i)
-		common.Attributes = st.attrs
-		res := st.resource(r)
+		var (
+			me *memoEntry
+			h  uint64
+		)
+		if memo && !st.memo.off {
+			mr, ms := -1, -1
+			if st.info.res {
+				mr = r
+			}
+			if st.info.memoScope {
+				ms = s
+			}
+			h = st.memoKey(i, mr, ms)
+			if e := st.memoLookup(h, i, mr, ms); e >= 0 {
+				st.memo.hits++
+				st.replay(i, &st.memo.entries[e])
+				continue
+			}
+			if len(st.memo.entries) >= memoGiveUp && st.memo.hits*memoMinHitRate < len(st.memo.entries) {
+				st.memo.off = true
+			} else {
+				me = st.memoAdd(h, i, mr, ms)
+			}
+		}
+		if st.info.attrs {
+			st.fillAttrs(i)
+			common.Attributes = st.attrs
+		} else {
+			common.Attributes = nil
+		}
+		var res map[string]any
+		if st.info.res {
+			res = st.resource(r)
+		}
 		keys := rules.Keys{Resource: uint64(r) + 1, Scope: uint64(s) + 1}
 		if cow {
 			clear(st.resCOW)
@@ -368,23 +408,37 @@ func (st *state) evaluate() error {
 		if err := fill(i); err != nil {
 			return err
 		}
-		out, err := st.ev.Apply(env, keys)
+		var (
+			out rules.Result
+			err error
+		)
+		if me != nil {
+			out, err = st.ev.ApplyTally(env, keys, &me.tally)
+		} else {
+			out, err = st.ev.Apply(env, keys)
+		}
 		if err != nil {
 			st.errCount++
 			if st.firstErr == nil {
 				st.firstErr = err
 			}
+			if me != nil {
+				me.err = true
+			}
 		}
 		if out.Drop {
 			st.drop[i] = true
 			st.anyDrop = true
+			if me != nil {
+				me.drop = true
+			}
 			continue
 		}
 		if !out.Changed {
 			continue
 		}
 		p := patch{res: -1}
-		if st.attrsChanged(i) {
+		if st.info.attrs && st.attrsChanged(i) {
 			p.what |= chAttrs
 			p.kvStart = int32(len(st.kvs))
 			start, end := st.itAttrs.m.ValueOffsets(i)
@@ -398,9 +452,36 @@ func (st *state) evaluate() error {
 		if p.what != 0 || p.res >= 0 {
 			st.patchOf[i] = int32(len(st.patches))
 			st.patches = append(st.patches, p)
+			if me != nil {
+				me.hasPatch, me.patch = true, p
+			}
 		}
 	}
 	return nil
+}
+
+// replay gives row i the outcome memoised in me.
+func (st *state) replay(i int, me *memoEntry) {
+	st.ev.AddTally(&me.tally)
+	if me.err {
+		st.errCount++
+	}
+	if me.drop {
+		st.drop[i] = true
+		st.anyDrop = true
+		return
+	}
+	if !me.hasPatch {
+		return
+	}
+	p := me.patch
+	if p.what&chAttrs != 0 && !st.itAttrs.m.IsNull(i) && !st.itAttrs.m.IsNull(int(me.row)) {
+		a, _ := st.itAttrs.m.ValueOffsets(i)
+		b, _ := st.itAttrs.m.ValueOffsets(int(me.row))
+		p.base = int32(a - b)
+	}
+	st.patchOf[i] = int32(len(st.patches))
+	st.patches = append(st.patches, p)
 }
 
 func mapColsOf(rec arrow.RecordBatch, i int, what string) (mapCols, error) {

@@ -270,30 +270,34 @@ func (w *anyBuilder) copyFrom(c *anyCols, j int) {
 // putValue appends a value a rule produced; nil is ValueNone (a KeyValue
 // without value, a log record without body).
 func (w *anyBuilder) putValue(v any) {
+	w.put(encodeValue(v))
+}
+
+// encodeValue returns the AnyValue fields of a value a rule produced.
+func encodeValue(v any) (typ uint8, s string, i int64, d float64, b bool, by []byte) {
 	switch x := v.(type) {
 	case nil:
-		w.put(schemas.ValueNone, "", 0, 0, false, nil)
+		return schemas.ValueNone, "", 0, 0, false, nil
 	case string:
-		w.put(schemas.ValueString, x, 0, 0, false, nil)
+		return schemas.ValueString, x, 0, 0, false, nil
 	case bool:
-		w.put(schemas.ValueBool, "", 0, 0, x, nil)
+		return schemas.ValueBool, "", 0, 0, x, nil
 	case []byte:
-		w.put(schemas.ValueBytes, "", 0, 0, false, x)
+		return schemas.ValueBytes, "", 0, 0, false, x
 	case []any:
 		b, _ := proto.Marshal(toProto(x).GetArrayValue())
-		w.put(schemas.ValueArray, "", 0, 0, false, b)
+		return schemas.ValueArray, "", 0, 0, false, b
 	case map[string]any:
 		b, _ := proto.Marshal(toProto(x).GetKvlistValue())
-		w.put(schemas.ValueKVList, "", 0, 0, false, b)
-	default:
-		if i, ok := asInt(v); ok {
-			w.put(schemas.ValueInt, "", i, 0, false, nil)
-		} else if f, ok := asFloat(v); ok {
-			w.put(schemas.ValueDouble, "", 0, f, false, nil)
-		} else {
-			w.put(schemas.ValueString, fmt.Sprint(v), 0, 0, false, nil)
-		}
+		return schemas.ValueKVList, "", 0, 0, false, b
 	}
+	if i, ok := asInt(v); ok {
+		return schemas.ValueInt, "", i, 0, false, nil
+	}
+	if f, ok := asFloat(v); ok {
+		return schemas.ValueDouble, "", 0, f, false, nil
+	}
+	return schemas.ValueString, fmt.Sprint(v), 0, 0, false, nil
 }
 
 // appendSig appends a canonical encoding of v to b, for deduplicating

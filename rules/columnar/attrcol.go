@@ -1,0 +1,218 @@
+package columnar
+
+import (
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// rawAttrs builds an attributes column (map<string, AnyValue>) in Go
+// slices, reused from batch to batch, copying runs of input entries in
+// bulk; finish copies them into Arrow buffers of the allocator. It
+// requires input columns without nulls below the map level (plainAttrs).
+type rawAttrs struct {
+	rows, nullRows int
+	rowOff         []int32
+	rowValid       []byte
+	keyOff         []int32
+	keyData        []byte
+	typ            []uint8
+	strOff         []int32
+	strData        []byte
+	ints           []int64
+	dbls           []float64
+	bools          []byte
+	byOff          []int32
+	byData         []byte
+}
+
+// plainAttrs reports whether c has no nulls below the map rows, so that
+// rawAttrs can copy it.
+func plainAttrs(c *mapCols) bool {
+	if c.keys.NullN() != 0 || c.m.ListValues().NullN() != 0 {
+		return false
+	}
+	v := &c.vals
+	return v.typ.NullN() == 0 && v.str.NullN() == 0 && v.i.NullN() == 0 && v.d.NullN() == 0 && v.b.NullN() == 0 && v.by.NullN() == 0 &&
+		c.m.Items().NullN() == 0
+}
+
+func (w *rawAttrs) reset() {
+	w.rows, w.nullRows = 0, 0
+	w.rowOff = append(w.rowOff[:0], 0)
+	w.rowValid = w.rowValid[:0]
+	w.keyOff = append(w.keyOff[:0], 0)
+	w.keyData = w.keyData[:0]
+	w.typ = w.typ[:0]
+	w.strOff = append(w.strOff[:0], 0)
+	w.strData = w.strData[:0]
+	w.ints = w.ints[:0]
+	w.dbls = w.dbls[:0]
+	w.bools = w.bools[:0]
+	w.byOff = append(w.byOff[:0], 0)
+	w.byData = w.byData[:0]
+}
+
+func setBit(bm []byte, i int, v bool) []byte {
+	if i>>3 >= len(bm) {
+		bm = append(bm, 0)
+	}
+	if v {
+		bm[i>>3] |= 1 << (i & 7)
+	}
+	return bm
+}
+
+// endRow closes a row (valid) or appends a null row.
+func (w *rawAttrs) endRow(valid bool) {
+	w.rowValid = setBit(w.rowValid, w.rows, valid)
+	if !valid {
+		w.nullRows++
+	}
+	w.rows++
+	w.rowOff = append(w.rowOff, int32(len(w.typ)))
+}
+
+func appendOffs(dst []int32, src []int32, j0, j1 int, base int32) []int32 {
+	d := base - src[j0]
+	for _, o := range src[j0+1 : j1+1] {
+		dst = append(dst, o+d)
+	}
+	return dst
+}
+
+// copyEntries appends entries [j0, j1) of c as they are.
+func (w *rawAttrs) copyEntries(c *mapCols, j0, j1 int) {
+	if j1 <= j0 {
+		return
+	}
+	ko := c.keys.ValueOffsets()
+	w.keyOff = appendOffs(w.keyOff, ko, j0, j1, int32(len(w.keyData)))
+	w.keyData = append(w.keyData, c.keys.ValueBytes()[ko[j0]-ko[0]:ko[j1]-ko[0]]...)
+	v := &c.vals
+	w.typ = append(w.typ, v.typ.Uint8Values()[j0:j1]...)
+	so := v.str.ValueOffsets()
+	w.strOff = appendOffs(w.strOff, so, j0, j1, int32(len(w.strData)))
+	w.strData = append(w.strData, v.str.ValueBytes()[so[j0]-so[0]:so[j1]-so[0]]...)
+	w.ints = append(w.ints, v.i.Int64Values()[j0:j1]...)
+	w.dbls = append(w.dbls, v.d.Float64Values()[j0:j1]...)
+	n := len(w.typ) - (j1 - j0)
+	for j := j0; j < j1; j++ {
+		w.bools = setBit(w.bools, n, v.b.Value(j))
+		n++
+	}
+	bo := v.by.ValueOffsets()
+	w.byOff = appendOffs(w.byOff, bo, j0, j1, int32(len(w.byData)))
+	w.byData = append(w.byData, v.by.ValueBytes()[bo[j0]-bo[0]:bo[j1]-bo[0]]...)
+}
+
+func (w *rawAttrs) put(key string, typ uint8, s string, i int64, d float64, b bool, by []byte) {
+	w.keyData = append(w.keyData, key...)
+	w.keyOff = append(w.keyOff, int32(len(w.keyData)))
+	w.bools = setBit(w.bools, len(w.typ), b)
+	w.typ = append(w.typ, typ)
+	w.strData = append(w.strData, s...)
+	w.strOff = append(w.strOff, int32(len(w.strData)))
+	w.ints = append(w.ints, i)
+	w.dbls = append(w.dbls, d)
+	w.byData = append(w.byData, by...)
+	w.byOff = append(w.byOff, int32(len(w.byData)))
+}
+
+// putKV appends a key and a value a rule produced (see anyBuilder.putValue).
+func (w *rawAttrs) putKV(key string, v any) {
+	typ, s, i, d, b, by := encodeValue(v)
+	w.put(key, typ, s, i, d, b, by)
+}
+
+// putRow appends a rewritten row.
+func (w *rawAttrs) putRow(c *mapCols, kvs []kv, base int32) {
+	for k := 0; k < len(kvs); {
+		e := kvs[k]
+		if e.orig < 0 {
+			w.putKV(e.key, e.val)
+			k++
+			continue
+		}
+		j0 := int(e.orig + base)
+		k++
+		j1 := j0 + 1
+		for k < len(kvs) && kvs[k].orig >= 0 && int(kvs[k].orig+base) == j1 {
+			j1++
+			k++
+		}
+		w.copyEntries(c, j0, j1)
+	}
+	w.endRow(true)
+}
+
+func buf[T any](mem memory.Allocator, s []T, size int) *memory.Buffer {
+	b := memory.NewResizableBuffer(mem)
+	nb := len(s) * size
+	b.Resize(nb)
+	if nb > 0 {
+		copy(b.Bytes(), unsafeBytes(s, nb))
+	}
+	return b
+}
+
+// finish returns the column.
+func (w *rawAttrs) finish(mem memory.Allocator) arrow.Array {
+	n := len(w.typ)
+	var bufs []*memory.Buffer
+	mk := func(b *memory.Buffer) *memory.Buffer { bufs = append(bufs, b); return b }
+	defer func() {
+		for _, b := range bufs {
+			b.Release()
+		}
+	}()
+	var datas []arrow.ArrayData
+	data := func(d arrow.ArrayData) arrow.ArrayData { datas = append(datas, d); return d }
+	defer func() {
+		for _, d := range datas {
+			d.Release()
+		}
+	}()
+	str := func(dt arrow.DataType, off []int32, b []byte) arrow.ArrayData {
+		return data(array.NewData(dt, n, []*memory.Buffer{nil, mk(buf(mem, off, 4)), mk(buf(mem, b, 1))}, nil, 0, 0))
+	}
+	prim := func(dt arrow.DataType, b *memory.Buffer) arrow.ArrayData {
+		return data(array.NewData(dt, n, []*memory.Buffer{nil, mk(b)}, nil, 0, 0))
+	}
+	st := schemas.AnyValueType
+	children := make([]arrow.ArrayData, 6)
+	children[schemas.AnyType] = prim(st.Field(schemas.AnyType).Type, buf(mem, w.typ, 1))
+	children[schemas.AnyStr] = str(st.Field(schemas.AnyStr).Type, w.strOff, w.strData)
+	children[schemas.AnyInt] = prim(st.Field(schemas.AnyInt).Type, buf(mem, w.ints, 8))
+	children[schemas.AnyDouble] = prim(st.Field(schemas.AnyDouble).Type, buf(mem, w.dbls, 8))
+	bools := w.bools
+	if need := int(bitutil.BytesForBits(int64(n))); len(bools) < need {
+		bools = append(bools, make([]byte, need-len(bools))...)
+	}
+	children[schemas.AnyBool] = prim(st.Field(schemas.AnyBool).Type, buf(mem, bools, 1))
+	children[schemas.AnyBytes] = str(st.Field(schemas.AnyBytes).Type, w.byOff, w.byData)
+	vals := data(array.NewData(st, n, []*memory.Buffer{nil}, children, 0, 0))
+	mt := schemas.AttributesType
+	keys := str(mt.KeyType(), w.keyOff, w.keyData)
+	entries := data(array.NewData(mt.Elem(), n, []*memory.Buffer{nil}, []arrow.ArrayData{keys, vals}, 0, 0))
+	var valid *memory.Buffer
+	if w.nullRows > 0 {
+		rv := w.rowValid
+		if need := int(bitutil.BytesForBits(int64(w.rows))); len(rv) < need {
+			rv = append(rv, make([]byte, need-len(rv))...)
+		}
+		valid = mk(buf(mem, rv, 1))
+	}
+	m := array.NewData(mt, w.rows, []*memory.Buffer{valid, mk(buf(mem, w.rowOff, 4))}, []arrow.ArrayData{entries}, w.nullRows, 0)
+	defer m.Release()
+	return array.MakeFromData(m)
+}
+
+func unsafeBytes[T any](s []T, n int) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), n)
+}

@@ -1,0 +1,129 @@
+package columnar
+
+import (
+	"math/rand/v2"
+	"testing"
+
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// dupAttrs gives every item of req one of k attribute sets, so that many
+// items share their attributes and the row memo hits.
+func dupAttrs(req proto.Message, r *rand.Rand, k int) {
+	pool := make([][]*common.KeyValue, k)
+	for i := range pool {
+		pool[i] = genAttrs(r)
+	}
+	var walk func(m protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		if f := m.Descriptor().Fields().ByName("attributes"); f != nil && f.IsList() {
+			switch m.Descriptor().Name() {
+			case "NumberDataPoint", "HistogramDataPoint", "ExponentialHistogramDataPoint", "SummaryDataPoint", "LogRecord", "Span":
+				l := m.Mutable(f).List()
+				l.Truncate(0)
+				for _, kv := range pool[r.IntN(k)] {
+					l.Append(protoreflect.ValueOfMessage(proto.Clone(kv).ProtoReflect()))
+				}
+				return
+			}
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.IsList() && fd.Message() != nil:
+				for i := 0; i < v.List().Len(); i++ {
+					walk(v.List().Get(i).Message())
+				}
+			case fd.Message() != nil && !fd.IsMap():
+				walk(v.Message())
+			}
+			return true
+		})
+	}
+	walk(req.ProtoReflect())
+}
+
+// TestMemo: rules applied once per distinct attribute row give what the
+// reference gives, including rules that read other parts of the item
+// (which must not be memoised) and the resource or scope.
+func TestMemo(t *testing.T) {
+	extra := map[stream.Signal][]string{
+		stream.Metrics: {
+			`set:
+      attributes["n"]: name`,
+			`set:
+      attributes["v"]: value`,
+			`set:
+      attributes["svc"]: resource["service.name"]`,
+			`set:
+      attributes["sc"]: scope.name`,
+			`when: attributes["k0"] == "a"
+    set:
+      attributes["route"]: replace_regex(attributes["route"], "/[0-9]+", "/{id}")
+      resource["r"]: attributes["k1"]`,
+		},
+		stream.Logs: {
+			`set:
+      attributes["sev"]: severity_text`,
+			`when: attributes["k0"] == "a"
+    set:
+      attributes["svc"]: resource["service.name"]`,
+		},
+		stream.Traces: {
+			`set:
+      attributes["n"]: name`,
+			`when: attributes["k1"] == "b"
+    set:
+      attributes["sc"]: concat(scope.name, resource["service.name"])`,
+		},
+	}
+	for _, sig := range stream.Signals {
+		pool := append(append([]string(nil), rulePool[sig]...), extra[sig]...)
+		for i := range pool {
+			for seed := range 3 {
+				r := rand.New(rand.NewPCG(uint64(seed), uint64(i)+7))
+				req := gen(sig, r)
+				dupAttrs(req, r, 1+seed*2)
+				set := parse(t, ruleYAMLFrom(sig, pool, []int{i}))
+				check(t, set, req)
+			}
+		}
+		for seed := range 40 {
+			r := rand.New(rand.NewPCG(uint64(seed), 123))
+			idx := r.Perm(len(pool))[:1+r.IntN(min(4, len(pool)))]
+			set := parse(t, ruleYAMLFrom(sig, pool, idx))
+			req := gen(sig, r)
+			dupAttrs(req, r, 1+r.IntN(4))
+			check(t, set, req)
+		}
+	}
+}
+
+func TestMemoEligible(t *testing.T) {
+	for y, want := range map[string]bool{
+		"    set:\n      attributes[\"a\"]: attributes[\"b\"]\n": true,
+		"    set:\n      attributes[\"a\"]: resource[\"b\"]\n":   true,
+		"    set:\n      attributes[\"a\"]: name\n":              false,
+		"    set:\n      attributes[\"a\"]: string(now())\n":     false,
+		"    set:\n      name: attributes[\"b\"]\n":              false,
+		"    sample: 0.5\n":                                      false,
+		"    when: value > 1\n    drop: true\n":                  false,
+		"    when: attributes[\"x\"] == \"y\"\n    drop: true\n": true,
+		"    delete: ['attributes[\"a\"]']\n":                    true,
+	} {
+		set := parse(t, "rules:\n  - name: a\n    signal: metrics\n"+y)
+		if got := New(set, Options{}).sigs[0].memo; got != want {
+			t.Errorf("%q: memo = %v, want %v", y, got, want)
+		}
+	}
+}
+
+func ruleYAMLFrom(sig stream.Signal, pool []string, idx []int) string {
+	saved := rulePool[sig]
+	rulePool[sig] = pool
+	defer func() { rulePool[sig] = saved }()
+	return ruleYAML(sig, idx)
+}

@@ -1,0 +1,94 @@
+package rules
+
+func (d Deps) or(o Deps) Deps {
+	return Deps{
+		Attributes: d.Attributes || o.Attributes,
+		Resource:   d.Resource || o.Resource,
+		Scope:      d.Scope || o.Scope,
+		Item:       d.Item || o.Item,
+	}
+}
+
+func (d *Deps) addTarget(t *target) {
+	switch t.kind {
+	case targetAttribute:
+		d.Attributes = true
+	case targetResource:
+		d.Resource = true
+	default:
+		d.Item = true
+	}
+}
+
+// Reads reports everything the rule may read of an item: its condition
+// (DependsOn), the values of its set action, the maps its rename, delete,
+// set and keep_keys targets address, and what sample hashes (Item; for
+// metrics also the attributes and the resource). With Item false, the
+// rule's outcome on an item depends only on the parts it names.
+func (r *Rule) Reads() Deps {
+	d := r.deps
+	for _, a := range r.actions {
+		switch a := a.(type) {
+		case *setAction:
+			d = d.or(a.reads)
+			for i := range a.targets {
+				if a.targets[i].kind != targetField {
+					d.addTarget(&a.targets[i]) // set compares with the old value
+				}
+			}
+		case *renameAction:
+			for i := range a.from {
+				d.addTarget(&a.from[i])
+				d.addTarget(&a.to[i])
+			}
+		case *deleteAction:
+			for i := range a.targets {
+				d.addTarget(&a.targets[i])
+			}
+		case *keepKeysAction:
+			d.Attributes = d.Attributes || a.attributes != nil
+			d.Resource = d.Resource || a.resource != nil
+		case *sampleAction:
+			d.Item = true
+			if r.Signal == Metrics {
+				d.Attributes, d.Resource = true, true
+			}
+		case dropAction:
+		default:
+			return Deps{Attributes: true, Resource: true, Scope: true, Item: true}
+		}
+	}
+	return d
+}
+
+// Writes reports what the rule's actions may change: Attributes,
+// Resource, or Item for the fields set assigns (name, body, ...). Scope is
+// never written. Dropping an item (drop, keep, sample, on_error: drop) is
+// not a write.
+func (r *Rule) Writes() Deps {
+	var d Deps
+	for _, a := range r.actions {
+		switch a := a.(type) {
+		case *setAction:
+			for i := range a.targets {
+				d.addTarget(&a.targets[i])
+			}
+		case *renameAction:
+			for i := range a.from {
+				d.addTarget(&a.from[i])
+				d.addTarget(&a.to[i])
+			}
+		case *deleteAction:
+			for i := range a.targets {
+				d.addTarget(&a.targets[i])
+			}
+		case *keepKeysAction:
+			d.Attributes = d.Attributes || a.attributes != nil
+			d.Resource = d.Resource || a.resource != nil
+		case *sampleAction, dropAction:
+		default:
+			return Deps{Attributes: true, Resource: true, Item: true}
+		}
+	}
+	return d
+}
