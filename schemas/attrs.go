@@ -9,22 +9,32 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// anyBuilder appends AnyValue structs.
+// anyBuilder appends AnyValue structs. Values are buffered (see colbuf.go)
+// and appended to the Arrow builders by flush.
 type anyBuilder struct {
 	s   *array.StructBuilder
 	typ *array.Uint8Builder
-	str *array.StringBuilder
+	str *array.BinaryBuilder
 	i   *array.Int64Builder
 	d   *array.Float64Builder
 	b   *array.BooleanBuilder
 	by  *array.BinaryBuilder
+
+	// pending values: type, str, bytes and the int/double/bool payload bits
+	typs                 []uint8
+	strs, bys            [][]byte
+	scal                 []uint64
+	hasInt, hasDbl, hasB bool
+	ints                 []int64
+	dbls                 []float64
+	bools                []bool
 }
 
 func newAnyBuilder(s *array.StructBuilder) anyBuilder {
 	return anyBuilder{
 		s:   s,
 		typ: s.FieldBuilder(AnyType).(*array.Uint8Builder),
-		str: s.FieldBuilder(AnyStr).(*array.StringBuilder),
+		str: s.FieldBuilder(AnyStr).(*array.StringBuilder).BinaryBuilder,
 		i:   s.FieldBuilder(AnyInt).(*array.Int64Builder),
 		d:   s.FieldBuilder(AnyDouble).(*array.Float64Builder),
 		b:   s.FieldBuilder(AnyBool).(*array.BooleanBuilder),
@@ -32,20 +42,86 @@ func newAnyBuilder(s *array.StructBuilder) anyBuilder {
 	}
 }
 
-func (a *anyBuilder) put(typ uint8, s []byte, i int64, d float64, b bool, by []byte) {
-	a.s.Append(true)
-	a.typ.Append(typ)
-	a.str.BinaryBuilder.Append(s)
-	a.i.Append(i)
-	a.d.Append(d)
-	a.b.Append(b)
-	a.by.Append(by)
+// put buffers one value: str for ValueString, x for the scalar types (the
+// int64, float64 bits or 0/1 of a bool), by for the types kept in bytes.
+func (a *anyBuilder) put(typ uint8, str []byte, x uint64, by []byte) {
+	a.typs = append(a.typs, typ)
+	a.strs = append(a.strs, str)
+	a.bys = append(a.bys, by)
+	a.scal = append(a.scal, x)
+}
+
+func (a *anyBuilder) putStr(str []byte) {
+	a.typs = append(a.typs, ValueString)
+	a.strs = append(a.strs, str)
+	a.bys = append(a.bys, nil)
+	a.scal = append(a.scal, 0)
+}
+
+// flush appends the buffered values.
+func (a *anyBuilder) flush() {
+	n := len(a.typs)
+	if n == 0 {
+		return
+	}
+	for k := n; k > 0; {
+		c := min(k, len(allTrue))
+		a.s.AppendValues(allTrue[:c])
+		k -= c
+	}
+	a.typ.AppendValues(a.typs, nil)
+	appendBins(a.str, a.strs)
+	appendBins(a.by, a.bys)
+	if a.hasInt {
+		a.ints = a.ints[:0]
+		for j, t := range a.typs {
+			v := int64(0)
+			if t == ValueInt {
+				v = int64(a.scal[j])
+			}
+			a.ints = append(a.ints, v)
+		}
+		a.i.AppendValues(a.ints, nil)
+	} else {
+		a.i.AppendEmptyValues(n)
+	}
+	if a.hasDbl {
+		a.dbls = a.dbls[:0]
+		for j, t := range a.typs {
+			v := 0.0
+			if t == ValueDouble {
+				v = math.Float64frombits(a.scal[j])
+			}
+			a.dbls = append(a.dbls, v)
+		}
+		a.d.AppendValues(a.dbls, nil)
+	} else {
+		a.d.AppendEmptyValues(n)
+	}
+	if a.hasB {
+		a.bools = a.bools[:0]
+		for j, t := range a.typs {
+			a.bools = append(a.bools, t == ValueBool && a.scal[j] != 0)
+		}
+		a.b.AppendValues(a.bools, nil)
+	} else {
+		a.b.AppendEmptyValues(n)
+	}
+	a.clear()
+}
+
+// clear drops the buffered values.
+func (a *anyBuilder) clear() {
+	clear(a.strs)
+	clear(a.bys)
+	a.typs, a.strs, a.bys, a.scal = a.typs[:0], a.strs[:0], a.bys[:0], a.scal[:0]
+	a.hasInt, a.hasDbl, a.hasB = false, false, false
 }
 
 // appendAny appends the AnyValue whose encoding is p.
 func (a *anyBuilder) appendAny(p []byte) error {
 	if len(p) == 0 {
-		a.put(ValueEmpty, nil, 0, 0, false, nil)
+		a.put(ValueEmpty, nil, 0, nil)
 		return nil
 	}
 	num, typ, v, q, n := next(p)
@@ -58,31 +134,38 @@ func (a *anyBuilder) appendAny(p []byte) error {
 			if err := validString(q, "AnyValue", num); err != nil {
 				return err
 			}
-			a.put(ValueString, q, 0, 0, false, nil)
+			a.putStr(q)
 			return nil
 		case num == 2 && typ == wtVarint:
-			a.put(ValueBool, nil, 0, 0, v != 0, nil)
+			x := uint64(0)
+			if v != 0 {
+				x = 1
+			}
+			a.hasB = true
+			a.put(ValueBool, nil, x, nil)
 			return nil
 		case num == 3 && typ == wtVarint:
-			a.put(ValueInt, nil, int64(v), 0, false, nil)
+			a.hasInt = true
+			a.put(ValueInt, nil, v, nil)
 			return nil
 		case num == 4 && typ == wtI64:
-			a.put(ValueDouble, nil, 0, math.Float64frombits(v), false, nil)
+			a.hasDbl = true
+			a.put(ValueDouble, nil, v, nil)
 			return nil
 		case num == 7 && typ == wtLen:
-			a.put(ValueBytes, nil, 0, 0, false, q)
+			a.put(ValueBytes, nil, 0, q)
 			return nil
 		case num == 5 && typ == wtLen:
 			if err := validateList(q, 1, false); err != nil {
 				return err
 			}
-			a.put(ValueArray, nil, 0, 0, false, q)
+			a.put(ValueArray, nil, 0, q)
 			return nil
 		case num == 6 && typ == wtLen:
 			if err := validateList(q, 1, true); err != nil {
 				return err
 			}
-			a.put(ValueKVList, nil, 0, 0, false, q)
+			a.put(ValueKVList, nil, 0, q)
 			return nil
 		}
 	}
@@ -91,20 +174,61 @@ func (a *anyBuilder) appendAny(p []byte) error {
 	if err := validateAny(p, 0); err != nil {
 		return err
 	}
-	a.put(ValueRaw, nil, 0, 0, false, p)
+	a.put(ValueRaw, nil, 0, p)
 	return nil
 }
 
-// attrBuilder appends map<string, AnyValue> rows.
+// attrBuilder appends map<string, AnyValue> rows. Rows and entries are
+// buffered and appended to the Arrow builders by flush.
 type attrBuilder struct {
 	m *array.MapBuilder
-	k *array.StringBuilder
+	k *array.BinaryBuilder
 	v anyBuilder
+
+	keys   [][]byte
+	rowOff []int32 // offset of each buffered row's first entry
+	valid  []bool  // validity of each buffered row
+	nulls  int
 }
 
 func newAttrBuilder(b array.Builder) attrBuilder {
 	m := b.(*array.MapBuilder)
-	return attrBuilder{m: m, k: m.KeyBuilder().(*array.StringBuilder), v: newAnyBuilder(m.ItemBuilder().(*array.StructBuilder))}
+	return attrBuilder{m: m, k: m.KeyBuilder().(*array.StringBuilder).BinaryBuilder, v: newAnyBuilder(m.ItemBuilder().(*array.StructBuilder))}
+}
+
+// row starts a map row (valid) or appends a null row (!valid); appendKV adds
+// entries to the last row started.
+func (a *attrBuilder) row(valid bool) {
+	a.rowOff = append(a.rowOff, int32(a.k.Len()+len(a.keys)))
+	a.valid = append(a.valid, valid)
+	if !valid {
+		a.nulls++
+	}
+}
+
+// flush appends the buffered rows and entries.
+func (a *attrBuilder) flush() {
+	if len(a.keys) > 0 {
+		appendBins(a.k, a.keys)
+		a.v.flush()
+	}
+	for off, valid := a.rowOff, a.valid; len(off) > 0; {
+		n := min(len(off), len(allTrue))
+		v := valid[:n]
+		if a.nulls == 0 {
+			v = allTrue[:n]
+		}
+		a.m.AppendValues(off[:n], v)
+		off, valid = off[n:], valid[n:]
+	}
+	a.clear()
+}
+
+// clear drops the buffered rows and entries.
+func (a *attrBuilder) clear() {
+	clear(a.keys)
+	a.keys, a.rowOff, a.valid, a.nulls = a.keys[:0], a.rowOff[:0], a.valid[:0], 0
+	a.v.clear()
 }
 
 // appendKV appends the KeyValue whose encoding is p to the open map row.
@@ -134,9 +258,9 @@ func (a *attrBuilder) appendKV(p []byte) error {
 			return err
 		}
 	} else {
-		a.v.put(ValueNone, nil, 0, 0, false, nil)
+		a.v.put(ValueNone, nil, 0, nil)
 	}
-	a.k.BinaryBuilder.Append(key)
+	a.keys = append(a.keys, key)
 	return nil
 }
 

@@ -60,6 +60,7 @@ type Builder struct {
 	rxExtra, resExtra, sxExtra, scExtra, sxExtraMetric, itemExtra, dataExtra []byte
 	resParts, scParts, bodyParts                                             [][]byte
 	concat                                                                   []byte
+	arena                                                                    []byte // see stable
 }
 
 // NewBuilder returns a Builder of sig that allocates from mem (nil means
@@ -103,6 +104,7 @@ func (b *Builder) Len() int { return b.items }
 // reset. Build after each request whose loss would matter.
 func (b *Builder) Append(body []byte) (int, error) {
 	before := b.items
+	b.concat = b.concat[:0]
 	for i := 0; i < len(body); {
 		num, typ, _, p, n := next(body[i:])
 		if n < 0 {
@@ -118,7 +120,40 @@ func (b *Builder) Append(body []byte) (int, error) {
 			return 0, fmt.Errorf("resource %d: %w", b.res.n, err)
 		}
 	}
+	b.flush()
+	b.concat = b.concat[:0]
 	return b.items - before, nil
+}
+
+// stable returns a copy of scratch bytes p that stays unchanged until the
+// next flush, for the column buffers; nil when p is empty.
+func (b *Builder) stable(p []byte) []byte {
+	if len(p) == 0 {
+		return nil
+	}
+	start := len(b.arena)
+	b.arena = append(b.arena, p...)
+	return b.arena[start:len(b.arena):len(b.arena)]
+}
+
+// flushEvery (a power of two) is how many items are buffered at most.
+const flushEvery = 512
+
+// flush appends the buffered column values (see colbuf.go) to the Arrow
+// builders. Append calls it before returning, while body is still valid.
+func (b *Builder) flush() {
+	b.res.attrs.flush()
+	b.scopes.attrs.flush()
+	switch b.sig {
+	case stream.Metrics:
+		b.met.metadata.flush()
+		b.pts.flush()
+	case stream.Logs:
+		b.logs.flush()
+	default:
+		b.spans.flush()
+	}
+	b.arena = b.arena[:0]
 }
 
 // Build returns the batch of everything appended since the last Build and
@@ -171,11 +206,13 @@ func (b *Builder) joined(parts [][]byte) []byte {
 	if len(parts) == 1 {
 		return parts[0]
 	}
-	b.concat = b.concat[:0]
+	// b.concat only grows during an Append: the buffered column values may
+	// point into earlier joins (see colbuf.go).
+	start := len(b.concat)
 	for _, p := range parts {
 		b.concat = append(b.concat, p...)
 	}
-	return b.concat
+	return b.concat[start:len(b.concat):len(b.concat)]
 }
 
 type resBuilder struct {
@@ -263,13 +300,13 @@ func (b *Builder) resourceX(p []byte) error {
 	r.schemaURL.BinaryBuilder.Append(schemaURL)
 	r.extra.Append(b.rxExtra)
 	if len(resParts) == 0 {
-		r.attrs.m.AppendNull()
+		r.attrs.row(false)
 		r.dropped.Append(0)
 		r.resExtra.Append(nil)
 		return nil
 	}
 	rp := b.joined(resParts)
-	r.attrs.m.Append(true)
+	r.attrs.row(true)
 	b.resExtra = b.resExtra[:0]
 	var dropped uint32
 	for i := 0; i < len(rp); {
@@ -323,6 +360,9 @@ func (b *Builder) scopeX(p []byte, rid uint32) error {
 			if err != nil {
 				return fmt.Errorf("item %d: %w", b.items, err)
 			}
+			if b.items&(flushEvery-1) == 0 {
+				b.flush() // keep the buffers small (cache, GC scanning)
+			}
 		case num == 3 && typ == wtLen:
 			if err := validString(q, "Scope*", num); err != nil {
 				return err
@@ -342,13 +382,13 @@ func (b *Builder) scopeX(p []byte, rid uint32) error {
 	if len(scParts) == 0 {
 		s.name.Append("")
 		s.version.Append("")
-		s.attrs.m.AppendNull()
+		s.attrs.row(false)
 		s.dropped.Append(0)
 		s.scopeExtra.Append(nil)
 		return nil
 	}
 	sp := b.joined(scParts)
-	s.attrs.m.Append(true)
+	s.attrs.row(true)
 	b.scExtra = b.scExtra[:0]
 	var name, version []byte
 	var dropped uint32

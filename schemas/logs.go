@@ -43,7 +43,7 @@ func newLogBuilder(mem memory.Allocator) *logBuilder {
 // logRecord decodes one LogRecord into one row.
 func (b *Builder) logRecord(p []byte, rid, sid uint32) error {
 	t := b.logs
-	t.attrs.m.Append(true)
+	t.attrs.row(true)
 	b.itemExtra = b.itemExtra[:0]
 	var tm, observed uint64
 	var severity int32
@@ -93,7 +93,7 @@ func (b *Builder) logRecord(p []byte, rid, sid uint32) error {
 	}
 	b.bodyParts = bodyParts[:0]
 	if len(bodyParts) == 0 {
-		t.body.put(ValueNone, nil, 0, 0, false, nil)
+		t.body.put(ValueNone, nil, 0, nil)
 	} else if err := t.body.appendAny(b.joined(bodyParts)); err != nil {
 		return err
 	}
@@ -111,4 +111,9 @@ func (b *Builder) logRecord(p []byte, rid, sid uint32) error {
 	t.extra.Append(b.itemExtra)
 	b.items++
 	return nil
+}
+
+func (t *logBuilder) flush() {
+	t.body.flush()
+	t.attrs.flush()
 }

@@ -44,79 +44,79 @@ func newMetricBuilder(mem memory.Allocator) *metricBuilder {
 
 type pointBuilder struct {
 	rb                            *array.RecordBuilder
-	resourceID, scopeID, metricID *array.Uint32Builder
-	start, time                   *array.Uint64Builder
+	resourceID, scopeID, metricID bufCol[uint32]
+	start, time                   bufCol[uint64]
 	attrs                         attrBuilder
-	flags                         *array.Uint32Builder
-	exemplars                     *array.ListBuilder
+	flags                         bufCol[uint32]
+	exemplars                     bufList
 	ex                            *array.StructBuilder
 	exTime                        *array.Uint64Builder
 	exInt                         *array.Int64Builder
 	exDouble                      *array.Float64Builder
 	exSpan, exTrace               *array.BinaryBuilder
 	exAttrs                       attrBuilder
-	intValue                      *array.Int64Builder
-	doubleValue                   *array.Float64Builder
-	count                         *array.Uint64Builder
-	sum, min, max                 *array.Float64Builder
-	bucketCounts                  *array.ListBuilder
+	intValue                      bufOpt[int64]
+	doubleValue                   bufOpt[float64]
+	count                         bufCol[uint64]
+	sum, min, max                 bufOpt[float64]
+	bucketCounts                  bufList
 	bucketCountsV                 *array.Uint64Builder
-	bounds                        *array.ListBuilder
+	bounds                        bufList
 	boundsV                       *array.Float64Builder
-	scale                         *array.Int32Builder
-	zeroCount                     *array.Uint64Builder
-	zeroThreshold                 *array.Float64Builder
-	posOffset, negOffset          *array.Int32Builder
-	posCounts, negCounts          *array.ListBuilder
+	scale                         bufCol[int32]
+	zeroCount                     bufCol[uint64]
+	zeroThreshold                 bufCol[float64]
+	posOffset, negOffset          bufOpt[int32]
+	posCounts, negCounts          bufList
 	posCountsV, negCountsV        *array.Uint64Builder
-	quantiles                     *array.ListBuilder
+	quantiles                     bufList
 	q                             *array.StructBuilder
 	qQuantile, qValue             *array.Float64Builder
-	extra                         *array.BinaryBuilder
+	extra                         bufBin
 }
 
 func newPointBuilder(mem memory.Allocator) *pointBuilder {
 	rb := array.NewRecordBuilder(mem, DataPointsSchema)
 	p := &pointBuilder{rb: rb}
-	p.resourceID = rb.Field(PtResourceID).(*array.Uint32Builder)
-	p.scopeID = rb.Field(PtScopeID).(*array.Uint32Builder)
-	p.metricID = rb.Field(PtMetricID).(*array.Uint32Builder)
-	p.start = rb.Field(PtStartTimeUnixNano).(*array.Uint64Builder)
-	p.time = rb.Field(PtTimeUnixNano).(*array.Uint64Builder)
+	p.resourceID = newBufCol[uint32](rb.Field(PtResourceID))
+	p.scopeID = newBufCol[uint32](rb.Field(PtScopeID))
+	p.metricID = newBufCol[uint32](rb.Field(PtMetricID))
+	p.start = newBufCol[uint64](rb.Field(PtStartTimeUnixNano))
+	p.time = newBufCol[uint64](rb.Field(PtTimeUnixNano))
 	p.attrs = newAttrBuilder(rb.Field(PtAttributes))
-	p.flags = rb.Field(PtFlags).(*array.Uint32Builder)
-	p.exemplars = rb.Field(PtExemplars).(*array.ListBuilder)
-	p.ex = p.exemplars.ValueBuilder().(*array.StructBuilder)
+	p.flags = newBufCol[uint32](rb.Field(PtFlags))
+	p.exemplars = newBufList(rb.Field(PtExemplars))
+	p.ex = p.exemplars.vb.(*array.StructBuilder)
 	p.exTime = p.ex.FieldBuilder(ExTimeUnixNano).(*array.Uint64Builder)
 	p.exInt = p.ex.FieldBuilder(ExIntValue).(*array.Int64Builder)
 	p.exDouble = p.ex.FieldBuilder(ExDoubleValue).(*array.Float64Builder)
 	p.exSpan = p.ex.FieldBuilder(ExSpanID).(*array.BinaryBuilder)
 	p.exTrace = p.ex.FieldBuilder(ExTraceID).(*array.BinaryBuilder)
 	p.exAttrs = newAttrBuilder(p.ex.FieldBuilder(ExFilteredAttributes))
-	p.intValue = rb.Field(PtIntValue).(*array.Int64Builder)
-	p.doubleValue = rb.Field(PtDoubleValue).(*array.Float64Builder)
-	p.count = rb.Field(PtCount).(*array.Uint64Builder)
-	p.sum = rb.Field(PtSum).(*array.Float64Builder)
-	p.min = rb.Field(PtMin).(*array.Float64Builder)
-	p.max = rb.Field(PtMax).(*array.Float64Builder)
-	p.bucketCounts = rb.Field(PtBucketCounts).(*array.ListBuilder)
-	p.bucketCountsV = p.bucketCounts.ValueBuilder().(*array.Uint64Builder)
-	p.bounds = rb.Field(PtExplicitBounds).(*array.ListBuilder)
-	p.boundsV = p.bounds.ValueBuilder().(*array.Float64Builder)
-	p.scale = rb.Field(PtScale).(*array.Int32Builder)
-	p.zeroCount = rb.Field(PtZeroCount).(*array.Uint64Builder)
-	p.zeroThreshold = rb.Field(PtZeroThreshold).(*array.Float64Builder)
-	p.posOffset = rb.Field(PtPositiveOffset).(*array.Int32Builder)
-	p.posCounts = rb.Field(PtPositiveBucketCounts).(*array.ListBuilder)
-	p.posCountsV = p.posCounts.ValueBuilder().(*array.Uint64Builder)
-	p.negOffset = rb.Field(PtNegativeOffset).(*array.Int32Builder)
-	p.negCounts = rb.Field(PtNegativeBucketCounts).(*array.ListBuilder)
-	p.negCountsV = p.negCounts.ValueBuilder().(*array.Uint64Builder)
-	p.quantiles = rb.Field(PtQuantileValues).(*array.ListBuilder)
-	p.q = p.quantiles.ValueBuilder().(*array.StructBuilder)
+	p.intValue = newBufOpt[int64](rb.Field(PtIntValue))
+	p.doubleValue = newBufOpt[float64](rb.Field(PtDoubleValue))
+	p.count = newBufCol[uint64](rb.Field(PtCount))
+	p.sum = newBufOpt[float64](rb.Field(PtSum))
+	p.min = newBufOpt[float64](rb.Field(PtMin))
+	p.max = newBufOpt[float64](rb.Field(PtMax))
+	p.bucketCounts = newBufList(rb.Field(PtBucketCounts))
+	p.bucketCountsV = p.bucketCounts.vb.(*array.Uint64Builder)
+	p.bounds = newBufList(rb.Field(PtExplicitBounds))
+	p.boundsV = p.bounds.vb.(*array.Float64Builder)
+	p.scale = newBufCol[int32](rb.Field(PtScale))
+	p.zeroCount = newBufCol[uint64](rb.Field(PtZeroCount))
+	p.zeroThreshold = newBufCol[float64](rb.Field(PtZeroThreshold))
+	p.posOffset = newBufOpt[int32](rb.Field(PtPositiveOffset))
+	p.posCounts = newBufList(rb.Field(PtPositiveBucketCounts))
+	p.posCountsV = p.posCounts.vb.(*array.Uint64Builder)
+	p.negOffset = newBufOpt[int32](rb.Field(PtNegativeOffset))
+	p.negCounts = newBufList(rb.Field(PtNegativeBucketCounts))
+	p.negCountsV = p.negCounts.vb.(*array.Uint64Builder)
+	p.quantiles = newBufList(rb.Field(PtQuantileValues))
+	p.q = p.quantiles.vb.(*array.StructBuilder)
 	p.qQuantile = p.q.FieldBuilder(0).(*array.Float64Builder)
 	p.qValue = p.q.FieldBuilder(1).(*array.Float64Builder)
-	p.extra = rb.Field(PtExtra).(*array.BinaryBuilder)
+	p.extra = newBufBin(rb.Field(PtExtra))
 	return p
 }
 
@@ -126,7 +126,7 @@ func (b *Builder) metric(p []byte, rid, sid uint32) error {
 	m := b.met
 	mid := m.n
 	m.n++
-	m.metadata.m.Append(true)
+	m.metadata.row(true)
 	b.sxExtraMetric = b.sxExtraMetric[:0]
 	b.dataExtra = b.dataExtra[:0]
 	var name, desc, unit []byte
@@ -238,13 +238,13 @@ type pointVals struct {
 // point decodes a data point of any kind into one row.
 func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 	t := b.pts
-	t.attrs.m.Append(true)
-	t.exemplars.Append(true)
-	t.bucketCounts.Append(true)
-	t.bounds.Append(true)
-	t.posCounts.Append(true)
-	t.negCounts.Append(true)
-	t.quantiles.Append(true)
+	t.attrs.row(true)
+	t.exemplars.open()
+	t.bucketCounts.open()
+	t.bounds.open()
+	t.posCounts.open()
+	t.negCounts.open()
+	t.quantiles.open()
 	b.itemExtra = b.itemExtra[:0]
 	var v pointVals
 	// Field numbers differ between point kinds only for attributes,
@@ -303,24 +303,24 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 		}
 		i += n
 	}
-	t.resourceID.Append(rid)
-	t.scopeID.Append(sid)
-	t.metricID.Append(mid)
-	t.start.Append(v.start)
-	t.time.Append(v.time)
-	t.flags.Append(v.flags)
-	appendOptInt(t.intValue, v.intV, v.hasInt)
-	appendOptFloat(t.doubleValue, v.doubleV, v.hasDouble)
-	t.count.Append(v.count)
-	appendOptFloat(t.sum, v.sum, v.hasSum || kind == MetricSummary)
-	appendOptFloat(t.min, v.min, v.hasMin)
-	appendOptFloat(t.max, v.max, v.hasMax)
-	t.scale.Append(v.scale)
-	t.zeroCount.Append(v.zeroCount)
-	t.zeroThreshold.Append(v.zt)
-	appendOptInt32(t.posOffset, v.posOffset, v.posParts > 0)
-	appendOptInt32(t.negOffset, v.negOffset, v.negParts > 0)
-	t.extra.Append(b.itemExtra)
+	t.resourceID.add(rid)
+	t.scopeID.add(sid)
+	t.metricID.add(mid)
+	t.start.add(v.start)
+	t.time.add(v.time)
+	t.flags.add(v.flags)
+	t.intValue.add(v.intV, v.hasInt)
+	t.doubleValue.add(v.doubleV, v.hasDouble)
+	t.count.add(v.count)
+	t.sum.add(v.sum, v.hasSum || kind == MetricSummary)
+	t.min.add(v.min, v.hasMin)
+	t.max.add(v.max, v.hasMax)
+	t.scale.add(v.scale)
+	t.zeroCount.add(v.zeroCount)
+	t.zeroThreshold.add(v.zt)
+	t.posOffset.add(v.posOffset, v.posParts > 0)
+	t.negOffset.add(v.negOffset, v.negParts > 0)
+	t.extra.add(b.stable(b.itemExtra))
 	b.items++
 	return nil
 }
@@ -494,7 +494,7 @@ func (b *Builder) summaryField(v *pointVals, num uint32, typ uint8, x uint64, q 
 func (b *Builder) exemplar(p []byte) error {
 	t := b.pts
 	t.ex.Append(true)
-	t.exAttrs.m.Append(true)
+	t.exAttrs.row(true)
 	var tm uint64
 	var iv int64
 	var dv float64
@@ -531,4 +531,33 @@ func (b *Builder) exemplar(p []byte) error {
 	t.exSpan.Append(span)
 	t.exTrace.Append(trace)
 	return nil
+}
+
+func (t *pointBuilder) flush() {
+	t.attrs.flush()
+	t.exAttrs.flush()
+	t.resourceID.flush()
+	t.scopeID.flush()
+	t.metricID.flush()
+	t.start.flush()
+	t.time.flush()
+	t.flags.flush()
+	t.exemplars.flush()
+	t.intValue.flush()
+	t.doubleValue.flush()
+	t.count.flush()
+	t.sum.flush()
+	t.min.flush()
+	t.max.flush()
+	t.bucketCounts.flush()
+	t.bounds.flush()
+	t.scale.flush()
+	t.zeroCount.flush()
+	t.zeroThreshold.flush()
+	t.posOffset.flush()
+	t.posCounts.flush()
+	t.negOffset.flush()
+	t.negCounts.flush()
+	t.quantiles.flush()
+	t.extra.flush()
 }

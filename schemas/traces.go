@@ -7,75 +7,75 @@ import (
 
 type spanBuilder struct {
 	rb                                   *array.RecordBuilder
-	resourceID, scopeID                  *array.Uint32Builder
-	traceID, spanID, parentSpanID        *array.BinaryBuilder
-	traceState, name                     *array.StringBuilder
-	flags                                *array.Uint32Builder
-	kind                                 *array.Int32Builder
-	start, end                           *array.Uint64Builder
+	resourceID, scopeID                  bufCol[uint32]
+	traceID, spanID, parentSpanID        bufBin
+	traceState, name                     bufBin
+	flags                                bufCol[uint32]
+	kind                                 bufCol[int32]
+	start, end                           bufCol[uint64]
 	attrs                                attrBuilder
-	dropped, droppedEvents, droppedLinks *array.Uint32Builder
-	events                               *array.ListBuilder
+	dropped, droppedEvents, droppedLinks bufCol[uint32]
+	events                               bufList
 	ev                                   *array.StructBuilder
 	evTime                               *array.Uint64Builder
 	evName                               *array.StringBuilder
 	evAttrs                              attrBuilder
 	evDropped                            *array.Uint32Builder
-	links                                *array.ListBuilder
+	links                                bufList
 	lk                                   *array.StructBuilder
 	lkTrace, lkSpan                      *array.BinaryBuilder
 	lkState                              *array.StringBuilder
 	lkAttrs                              attrBuilder
 	lkDropped, lkFlags                   *array.Uint32Builder
-	statusCode                           *array.Int32Builder
-	statusMessage                        *array.StringBuilder
-	extra                                *array.BinaryBuilder
+	statusCode                           bufOpt[int32]
+	statusMessage                        bufBin
+	extra                                bufBin
 }
 
 func newSpanBuilder(mem memory.Allocator) *spanBuilder {
 	rb := array.NewRecordBuilder(mem, SpansSchema)
 	t := &spanBuilder{rb: rb}
-	t.resourceID = rb.Field(SpanResourceID).(*array.Uint32Builder)
-	t.scopeID = rb.Field(SpanScopeID).(*array.Uint32Builder)
-	t.traceID = rb.Field(SpanTraceID).(*array.BinaryBuilder)
-	t.spanID = rb.Field(SpanSpanID).(*array.BinaryBuilder)
-	t.traceState = rb.Field(SpanTraceState).(*array.StringBuilder)
-	t.parentSpanID = rb.Field(SpanParentSpanID).(*array.BinaryBuilder)
-	t.flags = rb.Field(SpanFlags).(*array.Uint32Builder)
-	t.name = rb.Field(SpanName).(*array.StringBuilder)
-	t.kind = rb.Field(SpanKind).(*array.Int32Builder)
-	t.start = rb.Field(SpanStartTimeUnixNano).(*array.Uint64Builder)
-	t.end = rb.Field(SpanEndTimeUnixNano).(*array.Uint64Builder)
+	t.resourceID = newBufCol[uint32](rb.Field(SpanResourceID))
+	t.scopeID = newBufCol[uint32](rb.Field(SpanScopeID))
+	t.traceID = newBufBin(rb.Field(SpanTraceID))
+	t.spanID = newBufBin(rb.Field(SpanSpanID))
+	t.traceState = newBufBin(rb.Field(SpanTraceState))
+	t.parentSpanID = newBufBin(rb.Field(SpanParentSpanID))
+	t.flags = newBufCol[uint32](rb.Field(SpanFlags))
+	t.name = newBufBin(rb.Field(SpanName))
+	t.kind = newBufCol[int32](rb.Field(SpanKind))
+	t.start = newBufCol[uint64](rb.Field(SpanStartTimeUnixNano))
+	t.end = newBufCol[uint64](rb.Field(SpanEndTimeUnixNano))
 	t.attrs = newAttrBuilder(rb.Field(SpanAttributes))
-	t.dropped = rb.Field(SpanDroppedAttributesCount).(*array.Uint32Builder)
-	t.events = rb.Field(SpanEvents).(*array.ListBuilder)
-	t.ev = t.events.ValueBuilder().(*array.StructBuilder)
+	t.dropped = newBufCol[uint32](rb.Field(SpanDroppedAttributesCount))
+	t.events = newBufList(rb.Field(SpanEvents))
+	t.ev = t.events.vb.(*array.StructBuilder)
 	t.evTime = t.ev.FieldBuilder(EvTimeUnixNano).(*array.Uint64Builder)
 	t.evName = t.ev.FieldBuilder(EvName).(*array.StringBuilder)
 	t.evAttrs = newAttrBuilder(t.ev.FieldBuilder(EvAttributes))
 	t.evDropped = t.ev.FieldBuilder(EvDroppedAttributesCount).(*array.Uint32Builder)
-	t.droppedEvents = rb.Field(SpanDroppedEventsCount).(*array.Uint32Builder)
-	t.links = rb.Field(SpanLinks).(*array.ListBuilder)
-	t.lk = t.links.ValueBuilder().(*array.StructBuilder)
+	t.droppedEvents = newBufCol[uint32](rb.Field(SpanDroppedEventsCount))
+	t.links = newBufList(rb.Field(SpanLinks))
+	t.lk = t.links.vb.(*array.StructBuilder)
 	t.lkTrace = t.lk.FieldBuilder(LinkTraceID).(*array.BinaryBuilder)
 	t.lkSpan = t.lk.FieldBuilder(LinkSpanID).(*array.BinaryBuilder)
 	t.lkState = t.lk.FieldBuilder(LinkTraceState).(*array.StringBuilder)
 	t.lkAttrs = newAttrBuilder(t.lk.FieldBuilder(LinkAttributes))
 	t.lkDropped = t.lk.FieldBuilder(LinkDroppedAttributesCount).(*array.Uint32Builder)
 	t.lkFlags = t.lk.FieldBuilder(LinkFlags).(*array.Uint32Builder)
-	t.droppedLinks = rb.Field(SpanDroppedLinksCount).(*array.Uint32Builder)
-	t.statusCode = rb.Field(SpanStatusCode).(*array.Int32Builder)
-	t.statusMessage = rb.Field(SpanStatusMessage).(*array.StringBuilder)
-	t.extra = rb.Field(SpanExtra).(*array.BinaryBuilder)
+	t.droppedLinks = newBufCol[uint32](rb.Field(SpanDroppedLinksCount))
+	t.statusCode = newBufOpt[int32](rb.Field(SpanStatusCode))
+	t.statusMessage = newBufBin(rb.Field(SpanStatusMessage))
+	t.extra = newBufBin(rb.Field(SpanExtra))
 	return t
 }
 
 // span decodes one Span into one row.
 func (b *Builder) span(p []byte, rid, sid uint32) error {
 	t := b.spans
-	t.attrs.m.Append(true)
-	t.events.Append(true)
-	t.links.Append(true)
+	t.attrs.row(true)
+	t.events.open()
+	t.links.open()
 	b.itemExtra = b.itemExtra[:0]
 	var traceID, spanID, parent, state, name, statusMsg []byte
 	var flags, dropped, droppedEvents, droppedLinks uint32
@@ -156,30 +156,30 @@ func (b *Builder) span(p []byte, rid, sid uint32) error {
 	if err := validString(statusMsg, "Status", 2); err != nil {
 		return err
 	}
-	t.resourceID.Append(rid)
-	t.scopeID.Append(sid)
-	t.traceID.Append(traceID)
-	t.spanID.Append(spanID)
-	t.traceState.BinaryBuilder.Append(state)
-	t.parentSpanID.Append(parent)
-	t.flags.Append(flags)
-	t.name.BinaryBuilder.Append(name)
-	t.kind.Append(kind)
-	t.start.Append(start)
-	t.end.Append(end)
-	t.dropped.Append(dropped)
-	t.droppedEvents.Append(droppedEvents)
-	t.droppedLinks.Append(droppedLinks)
-	appendOptInt32(t.statusCode, statusCode, hasStatus)
-	t.statusMessage.BinaryBuilder.Append(statusMsg)
-	t.extra.Append(b.itemExtra)
+	t.resourceID.add(rid)
+	t.scopeID.add(sid)
+	t.traceID.add(traceID)
+	t.spanID.add(spanID)
+	t.traceState.add(state)
+	t.parentSpanID.add(parent)
+	t.flags.add(flags)
+	t.name.add(name)
+	t.kind.add(kind)
+	t.start.add(start)
+	t.end.add(end)
+	t.dropped.add(dropped)
+	t.droppedEvents.add(droppedEvents)
+	t.droppedLinks.add(droppedLinks)
+	t.statusCode.add(statusCode, hasStatus)
+	t.statusMessage.add(statusMsg)
+	t.extra.add(b.stable(b.itemExtra))
 	b.items++
 	return nil
 }
 
 func (t *spanBuilder) event(p []byte) error {
 	t.ev.Append(true)
-	t.evAttrs.m.Append(true)
+	t.evAttrs.row(true)
 	var tm uint64
 	var name []byte
 	var dropped uint32
@@ -215,7 +215,7 @@ func (t *spanBuilder) event(p []byte) error {
 
 func (t *spanBuilder) link(p []byte) error {
 	t.lk.Append(true)
-	t.lkAttrs.m.Append(true)
+	t.lkAttrs.row(true)
 	var trace, span, state []byte
 	var dropped, flags uint32
 	for i := 0; i < len(p); {
@@ -252,4 +252,22 @@ func (t *spanBuilder) link(p []byte) error {
 	t.lkDropped.Append(dropped)
 	t.lkFlags.Append(flags)
 	return nil
+}
+
+func (t *spanBuilder) flush() {
+	t.attrs.flush()
+	t.evAttrs.flush()
+	t.lkAttrs.flush()
+	for _, c := range []*bufCol[uint32]{&t.resourceID, &t.scopeID, &t.flags, &t.dropped, &t.droppedEvents, &t.droppedLinks} {
+		c.flush()
+	}
+	for _, c := range []*bufBin{&t.traceID, &t.spanID, &t.traceState, &t.parentSpanID, &t.name, &t.statusMessage, &t.extra} {
+		c.flush()
+	}
+	t.kind.flush()
+	t.start.flush()
+	t.end.flush()
+	t.events.flush()
+	t.links.flush()
+	t.statusCode.flush()
 }
