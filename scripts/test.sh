@@ -13,6 +13,7 @@ port=${SLUICE_KAFKA_PORT:-19092}
 run=$repo/.cache/kafka/run
 
 libs=$(bash scripts/kafka/fetch.sh)
+bash scripts/backends/install.sh # prometheus, victoria-metrics for sinks/promrw
 trap 'bash scripts/kafka/broker.sh stop "$run" >/dev/null' EXIT
 bash scripts/kafka/broker.sh start "$run" "$port"
 

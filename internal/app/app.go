@@ -26,7 +26,11 @@ import (
 	"github.com/sluice-dev/sluice/internal/admin"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/sinks"
-	_ "github.com/sluice-dev/sluice/sinks/file" // the file sink
+	_ "github.com/sluice-dev/sluice/sinks/file" // the sinks, registered by type
+	_ "github.com/sluice-dev/sluice/sinks/kafkasink"
+	_ "github.com/sluice-dev/sluice/sinks/loki"
+	_ "github.com/sluice-dev/sluice/sinks/otlp"
+	_ "github.com/sluice-dev/sluice/sinks/promrw"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/stage"
 	"github.com/sluice-dev/sluice/stream/worker"

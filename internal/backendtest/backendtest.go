@@ -1,0 +1,154 @@
+// Package backendtest starts real metric backends for tests: Prometheus
+// (with the remote-write receiver and native histograms) and
+// VictoriaMetrics, each on a free port of 127.0.0.1 with its data in a
+// temporary directory, stopped when the test ends. The binaries are looked
+// up on PATH (`prometheus`, `victoria-metrics`); scripts/backends/install.sh
+// (run by `make test`) installs them. Without them the test is skipped.
+package backendtest
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const startTimeout = 60 * time.Second
+
+// Backend is a running server.
+type Backend struct {
+	// URL is the server's base URL (http://127.0.0.1:port).
+	URL string
+	// WriteURL is its remote write endpoint.
+	WriteURL string
+}
+
+// Flush makes what was written searchable at once (VictoriaMetrics
+// buffers recent rows; Prometheus needs nothing).
+func (b Backend) Flush(tb testing.TB) {
+	resp, err := http.Get(b.URL + "/internal/force_flush")
+	if err == nil {
+		resp.Body.Close()
+	}
+}
+
+// Prometheus starts `prometheus --web.enable-remote-write-receiver
+// --enable-feature=native-histograms` for tb.
+func Prometheus(tb testing.TB) Backend {
+	tb.Helper()
+	bin := lookPath(tb, "prometheus")
+	dir := tb.TempDir()
+	cfg := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1h\nscrape_configs: []\n"), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	port := freePort(tb)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	start(tb, dir, base+"/-/ready", bin,
+		"--config.file="+cfg,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
+		"--web.enable-remote-write-receiver",
+		"--enable-feature=native-histograms",
+		"--log.level=warn",
+	)
+	return Backend{URL: base, WriteURL: base + "/api/v1/write"}
+}
+
+// VictoriaMetrics starts single-node `victoria-metrics` for tb. Its remote
+// write endpoint is /api/v1/write; queries are /api/v1/query (Prometheus
+// API). Call Flush before querying what was just written.
+func VictoriaMetrics(tb testing.TB) Backend {
+	tb.Helper()
+	bin := lookPath(tb, "victoria-metrics")
+	dir := tb.TempDir()
+	port := freePort(tb)
+	base := "http://127.0.0.1:" + strconv.Itoa(port)
+	start(tb, dir, base+"/health", bin,
+		"-storageDataPath="+filepath.Join(dir, "data"),
+		"-httpListenAddr=127.0.0.1:"+strconv.Itoa(port),
+		"-search.disableCache",
+		"-search.latencyOffset=0s",
+		"-loggerLevel=ERROR",
+	)
+	return Backend{URL: base, WriteURL: base + "/api/v1/write"}
+}
+
+func lookPath(tb testing.TB, name string) string {
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		tb.Skipf("no %s binary on PATH: run `make test` (scripts/backends/install.sh installs it)", name)
+	}
+	return bin
+}
+
+func freePort(tb testing.TB) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// start runs bin in its own process group (killed with the test binary),
+// waits until ready answers 200, and stops it at cleanup.
+func start(tb testing.TB, dir, ready, bin string, args ...string) {
+	tb.Helper()
+	logPath := filepath.Join(dir, filepath.Base(bin)+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("backendtest: starting %s: %v", bin, err)
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	tb.Cleanup(func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(20 * time.Second):
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+	})
+	deadline := time.Now().Add(startTimeout)
+	for {
+		resp, err := http.Get(ready)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		select {
+		case <-exited:
+			tb.Fatalf("backendtest: %s exited during startup: %s\n%s", filepath.Base(bin), cmd.ProcessState, tail(logPath))
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("backendtest: %s not ready within %s\n%s", filepath.Base(bin), startTimeout, tail(logPath))
+		}
+	}
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return fmt.Sprintf("%s", b)
+}

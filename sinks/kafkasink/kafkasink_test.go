@@ -1,0 +1,182 @@
+package kafkasink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/kafkatest"
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/schemas"
+	"github.com/sluice-dev/sluice/sinks"
+	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/kafka"
+)
+
+func TestMain(m *testing.M) { kafkatest.Main(m) }
+
+func input(sig stream.Signal, seed int) proto.Message {
+	shape := otlptest.Shape{Resources: 2, Items: 3, Points: 2, Seed: seed}
+	switch sig {
+	case stream.Metrics:
+		return otlptest.Metrics(shape)
+	case stream.Logs:
+		return otlptest.Logs(shape)
+	}
+	return otlptest.Traces(shape)
+}
+
+func newRequest(sig stream.Signal) proto.Message {
+	switch sig {
+	case stream.Metrics:
+		return &colmetrics.ExportMetricsServiceRequest{}
+	case stream.Logs:
+		return &collogs.ExportLogsServiceRequest{}
+	}
+	return &coltrace.ExportTraceServiceRequest{}
+}
+
+// arrowRecord builds a processed record exactly as the worker does.
+func arrowRecord(t *testing.T, sig stream.Signal, m proto.Message, tenant string) *stream.Record {
+	t.Helper()
+	pb, _ := proto.Marshal(m)
+	b := schemas.NewBuilder(sig, nil)
+	defer b.Release()
+	if _, err := b.Append(pb); err != nil {
+		t.Fatal(err)
+	}
+	batch := b.Build()
+	defer batch.Release()
+	var ipc bytes.Buffer
+	if err := schemas.WriteIPC(&ipc, batch); err != nil {
+		t.Fatal(err)
+	}
+	return &stream.Record{Topic: "sluice.processed." + sig.String(), Key: []byte("k-" + sig.String()), Value: ipc.Bytes(), Headers: []stream.Header{
+		{Key: stream.HeaderSignal, Value: []byte(sig.String())},
+		{Key: stream.HeaderContentType, Value: []byte(stream.ContentTypeArrow)},
+		{Key: stream.HeaderTenant, Value: []byte(tenant)},
+	}}
+}
+
+func TestRecordsArriveAsOTLPProtobuf(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topics := map[string]string{}
+	for _, sig := range stream.Signals {
+		topics[sig.String()] = kafkatest.Topic(t, "otlp-"+sig.String())
+	}
+	s, err := New(Config{Brokers: brokers, Topics: topics, Key: "source", CreateTopics: true, Partitions: 1}, "k", sinks.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var recs []*stream.Record
+	want := map[string][]proto.Message{}
+	for seed := range 3 {
+		for _, sig := range stream.Signals {
+			m := input(sig, seed)
+			recs = append(recs, arrowRecord(t, sig, m, "team-a"))
+			want[topics[sig.String()]] = append(want[topics[sig.String()]], m)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // bounds a hang; not an assertion
+	defer cancel()
+	if err := s.Write(ctx, recs); err != nil {
+		t.Fatal(err)
+	}
+
+	bus, err := kafka.New(kafka.Config{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	var names []string
+	for _, n := range topics {
+		names = append(names, n)
+	}
+	c, err := bus.Consume(stream.ConsumerConfig{Group: kafkatest.Group(t, "check"), Topics: names, Start: stream.Start{Kind: stream.StartEarliest}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := map[string][]*stream.Record{}
+	for n := 0; n < len(recs); {
+		polled, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatalf("after %d records: %v", n, err)
+		}
+		for _, r := range polled {
+			got[r.Topic] = append(got[r.Topic], r)
+			n++
+		}
+	}
+	for _, sig := range stream.Signals {
+		topic := topics[sig.String()]
+		if len(got[topic]) != 3 {
+			t.Fatalf("%s: %d records, want 3", topic, len(got[topic]))
+		}
+		for i, r := range got[topic] {
+			m := newRequest(sig)
+			if err := proto.Unmarshal(r.Value, m); err != nil {
+				t.Fatalf("%s record %d: %v", topic, i, err)
+			}
+			if !proto.Equal(m, want[topic][i]) {
+				t.Errorf("%s record %d differs from the input", topic, i)
+			}
+			if string(r.Header(stream.HeaderTenant)) != "team-a" || string(r.Key) != "k-"+sig.String() {
+				t.Errorf("%s record %d: tenant %q, key %q", topic, i, r.Header(stream.HeaderTenant), r.Key)
+			}
+		}
+	}
+}
+
+func TestTooLargeRecordsAreRejected(t *testing.T) {
+	s, err := New(Config{Brokers: []string{"127.0.0.1:1"}, MaxRecordBytes: 1000}, "k", sinks.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	r := arrowRecord(t, stream.Logs, input(stream.Logs, 0), "")
+	var rej *sinks.RejectedError
+	if err := s.Write(context.Background(), []*stream.Record{r}); !errors.As(err, &rej) || len(rej.Records) != 1 {
+		t.Errorf("got %v", err) // rejected before anything is sent: no broker needed
+	}
+}
+
+func TestTopicsAndConfig(t *testing.T) {
+	cfg, err := config.Parse("c.yaml", []byte("sinks:\n  - name: out\n    type: kafka\n    signals: [metrics, logs, traces]\n    brokers: [k:9092]\n    compression: lz4\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := sinks.Build(cfg, &cfg.Sinks[0], sinks.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ks := s.(*Sink)
+	if ks.topics != [3]string{"otlp_metrics", "otlp_logs", "otlp_spans"} || ks.cfg.ClientID != "sluice-sink-out" {
+		t.Errorf("topics %v, client id %s", ks.topics, ks.cfg.ClientID)
+	}
+	s.Close()
+	for yaml, want := range map[string]string{
+		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n":                                           `sinks[0].brokers: the kafka sink needs brokers`,
+		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n    brokers: [k:1]\n    topics: {log: x}\n": `sinks[0].topics.log: unknown signal "log"`,
+		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n    brokers: [k:1]\n    key: trace\n":       `c.yaml:6:10: sinks[0].key: key "trace"`,
+		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n    brokers: [k:1]\n    acks: all\n":        `c.yaml:6:5: sinks[0].acks: unknown key "acks"`,
+	} {
+		cfg, err := config.Parse("c.yaml", []byte(yaml))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sinks.Check(cfg); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v, want %q", err, want)
+		}
+	}
+}

@@ -1,0 +1,78 @@
+package otlp
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/http"
+	"strconv"
+
+	"github.com/klauspost/compress/gzip"
+
+	"github.com/sluice-dev/sluice/sinks/httpsink"
+	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
+	"github.com/sluice-dev/sluice/stream"
+)
+
+type httpExporter struct {
+	clients [len(stream.Signals)]*httpsink.Client
+	gzip    bool
+	metrics sinkmetrics.Sink
+	buf     bytes.Buffer
+	zw      *gzip.Writer
+}
+
+func newHTTP(cfg Config, m sinkmetrics.Sink) (*httpExporter, error) {
+	e := &httpExporter{gzip: cfg.Compression != "none", metrics: m}
+	for _, sig := range stream.Signals {
+		c := cfg.Config
+		c.URL = httpURL(cfg.URL, sig)
+		cl, err := httpsink.New(c)
+		if err != nil {
+			return nil, err
+		}
+		e.clients[sig] = cl
+	}
+	return e, nil
+}
+
+// export posts body. httpsink does not return the body of a 2xx answer, so
+// an HTTP partial success is not seen (the gRPC exporter sees it).
+func (e *httpExporter) export(ctx context.Context, sig stream.Signal, tenant string, body []byte) (int64, string, error) {
+	req := httpsink.Request{Body: body, ContentType: "application/x-protobuf", Tenant: tenant}
+	if e.gzip {
+		e.buf.Reset()
+		if e.zw == nil {
+			e.zw = gzip.NewWriter(&e.buf)
+		} else {
+			e.zw.Reset(&e.buf)
+		}
+		e.zw.Write(body)
+		e.zw.Close()
+		req.Body, req.ContentEncoding = e.buf.Bytes(), "gzip"
+	}
+	err := e.clients[sig].Post(ctx, req)
+	var he *httpsink.Error
+	code := "200"
+	if errors.As(err, &he) {
+		code = "error"
+		if he.Status != 0 {
+			code = strconv.Itoa(he.Status)
+		}
+	}
+	e.metrics.Requests(code).Inc()
+	if err == nil {
+		return 0, "", nil
+	}
+	if httpsink.IsRejected(err) {
+		switch he.Status {
+		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed:
+			he.Retryable = true // the sink's configuration, not the data: wait
+			return 0, "", err
+		}
+		return 0, "", &permanent{err}
+	}
+	return 0, "", err
+}
+
+func (e *httpExporter) close() error { return nil }

@@ -1,0 +1,426 @@
+// Package promrw is the `prometheus_remote_write` sink: it sends metrics to
+// Prometheus (--web.enable-remote-write-receiver), VictoriaMetrics, Mimir,
+// Thanos receive, Cortex... with the remote write 1.0 protocol (a snappy
+// compressed prometheus.WriteRequest protobuf, encoded here without the
+// Prometheus module).
+//
+// # Translation
+//
+// Records (Arrow batches, or OTLP protobuf) are translated as the
+// OpenTelemetry "Prometheus and OpenMetrics compatibility" specification
+// says, with github.com/prometheus/otlptranslator for names:
+//
+//   - Metric names get unit and type suffixes (http.server.duration, unit
+//     "s" → http_server_duration_seconds; a monotonic sum "requests", unit
+//     "1" → requests_total; a gauge of unit "1" → ..._ratio). Attribute keys
+//     are sanitised into label names (http.method → http_method, 2xx →
+//     key_2xx); keys that sanitise to the same name have their values joined
+//     with ";". Non-string attribute values are written as text (ints in
+//     decimal, bytes in base64, arrays and maps as JSON).
+//   - Gauge → gauge samples; monotonic cumulative sum → counter (_total);
+//     non-monotonic cumulative sum → gauge; histogram → _bucket{le}
+//     (cumulative, with le="+Inf"), _sum (when set), _count; summary →
+//     {quantile} series, _sum, _count.
+//   - Exponential histogram → a native histogram (Prometheus needs
+//     --enable-feature=native-histograms); scales above 8 are merged down to
+//     8, scales below -4 are dropped. With `exponential_histograms: buckets`
+//     they are sent as classic _bucket{le}/_sum/_count series instead (for
+//     backends without native histograms, e.g. VictoriaMetrics before 1.92).
+//   - Delta temporality (sums, histograms, exponential histograms) is not
+//     converted: those data points are dropped and counted in
+//     sluice_sink_dropped_points_total{reason="delta_temporality"} (a record
+//     is not dead-lettered for it: its other points are delivered). Points
+//     without temporality are dropped likewise.
+//   - Resource: job = service.namespace/service.name (or service.name),
+//     instance = service.instance.id; the resource attributes listed in
+//     promote_resource_attributes are copied onto every series; a
+//     target_info series (value 1, at the newest point time of the resource
+//     in the record) carries job, instance and every other resource
+//     attribute, when there are any.
+//   - Scope: otel_scope_name, otel_scope_version and otel_scope_<attribute>
+//     labels (add_scope_labels: false leaves them out).
+//   - Timestamps are milliseconds; a point flagged "no recorded value" is
+//     sent as Prometheus' stale marker. Exemplars, start times and metric
+//     metadata are not sent.
+//
+// # Delivery
+//
+// The series of a Write are cut into requests of at most
+// max_samples_per_request samples (a native histogram counts as one), per
+// tenant (the sluice-tenant header, sent in tenant_header, default
+// X-Scope-OrgID) and per shard: a series always goes to the shard of its
+// label hash, and each of the `concurrency` shards has one request in
+// flight, so the samples of a series arrive in order. Write returns nil only
+// when every request was accepted. A request refused with a 4xx other than
+// 408/429 makes its records (all records with a series in it) a
+// *sinks.RejectedError carrying the backend's answer, after the other
+// requests were delivered; records that cannot be read are rejected too. A
+// connection error, 408, 429 or 5xx makes Write return the *httpsink.Error
+// (with the server's Retry-After), and the stage retries the whole batch:
+// samples already accepted are sent again, which Prometheus and
+// VictoriaMetrics accept (same timestamp, same value).
+//
+// Metrics: sluice_sink_samples_sent_total{sink},
+// sluice_sink_requests_total{sink,code} (code "error" when there was no
+// answer) and sluice_sink_request_duration_seconds{sink} (both shared with
+// the other sinks, package sinkmetrics),
+// sluice_sink_rejected_total{sink} (records), and
+// sluice_sink_dropped_points_total{sink,reason}.
+package promrw
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/s2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/schemas"
+	"github.com/sluice-dev/sluice/sinks"
+	"github.com/sluice-dev/sluice/sinks/httpsink"
+	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// Type is the sink type name.
+const Type = "prometheus_remote_write"
+
+func init() {
+	sinks.Register(Type, func(entry *config.Sink, env sinks.Env) (sinks.Sink, error) {
+		cfg := Config{}
+		if errs := entry.Decode(&cfg); len(errs) > 0 {
+			out := make([]error, len(errs))
+			for i, e := range errs {
+				out[i] = e
+			}
+			return nil, errors.Join(out...)
+		}
+		if errs := cfg.check(entry); len(errs) > 0 {
+			return nil, errors.Join(errs...)
+		}
+		return New(entry.Name, cfg, env)
+	})
+}
+
+// Config is the sink's part of a sinks entry.
+type Config struct {
+	httpsink.Config `yaml:",inline"`
+	// MaxSamplesPerRequest caps a request (samples and native histograms).
+	// Default 2000.
+	MaxSamplesPerRequest int `yaml:"max_samples_per_request"`
+	// Concurrency is the number of requests in flight (shards). Default 4.
+	Concurrency int `yaml:"concurrency"`
+	// PromoteResourceAttributes are resource attributes copied onto every
+	// series as labels.
+	PromoteResourceAttributes []string `yaml:"promote_resource_attributes"`
+	// Delta says what happens to points of delta temporality: "reject"
+	// (the only value today, the default) drops and counts them.
+	Delta string `yaml:"delta"`
+	// ExponentialHistograms: "native" (default) or "buckets" (classic
+	// _bucket/_sum/_count series).
+	ExponentialHistograms string `yaml:"exponential_histograms"`
+	// AddScopeLabels adds otel_scope_name/version/<attr>; default true.
+	AddScopeLabels *bool `yaml:"add_scope_labels"`
+	// AddTargetInfo writes the target_info series; default true.
+	AddTargetInfo *bool `yaml:"add_target_info"`
+
+	// Derived.
+	DisableScopeLabels bool `yaml:"-"`
+	DisableTargetInfo  bool `yaml:"-"`
+}
+
+const (
+	expNative  = "native"
+	expBuckets = "buckets"
+	deltaRej   = "reject"
+)
+
+func (c *Config) check(entry *config.Sink) []error {
+	errs := c.Config.Check(entry)
+	for _, s := range entry.Signals {
+		if s != "metrics" {
+			errs = append(errs, entry.Errorf("signals", "the %s sink takes metrics only, not %s", Type, s))
+		}
+	}
+	if c.MaxSamplesPerRequest < 0 {
+		errs = append(errs, entry.Errorf("max_samples_per_request", "max_samples_per_request must be positive"))
+	}
+	if c.Concurrency < 0 || c.Concurrency > 256 {
+		errs = append(errs, entry.Errorf("concurrency", "concurrency must be between 1 and 256"))
+	}
+	switch c.Delta {
+	case "", deltaRej:
+	case "convert":
+		errs = append(errs, entry.Errorf("delta", "delta: convert is not implemented yet; use reject (delta points are dropped and counted)"))
+	default:
+		errs = append(errs, entry.Errorf("delta", "delta must be reject, not %q", c.Delta))
+	}
+	switch c.ExponentialHistograms {
+	case "", expNative, expBuckets:
+	default:
+		errs = append(errs, entry.Errorf("exponential_histograms", "exponential_histograms must be native or buckets, not %q", c.ExponentialHistograms))
+	}
+	return errs
+}
+
+func (c *Config) defaults() {
+	if c.MaxSamplesPerRequest <= 0 {
+		c.MaxSamplesPerRequest = 2000
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
+	}
+	if c.Delta == "" {
+		c.Delta = deltaRej
+	}
+	if c.ExponentialHistograms == "" {
+		c.ExponentialHistograms = expNative
+	}
+	c.DisableScopeLabels = c.AddScopeLabels != nil && !*c.AddScopeLabels
+	c.DisableTargetInfo = c.AddTargetInfo != nil && !*c.AddTargetInfo
+}
+
+// Sink sends to one remote write URL.
+type Sink struct {
+	name   string
+	cfg    Config
+	client *httpsink.Client
+	log    *slog.Logger
+	m      *sinkMetrics
+	tr     *translator
+	col    collector
+	batch  *schemas.Builder
+}
+
+// New builds a sink named name (the sink label of its metrics).
+func New(name string, cfg Config, env sinks.Env) (*Sink, error) {
+	cfg.defaults()
+	client, err := httpsink.New(cfg.Config)
+	if err != nil {
+		return nil, fmt.Errorf("%s sink: %w", Type, err)
+	}
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Sink{name: name, cfg: cfg, client: client, log: log, m: newMetrics(env.Registerer, name)}
+	s.col = collector{maxSamples: cfg.MaxSamplesPerRequest, shards: cfg.Concurrency}
+	s.tr = newTranslator(&s.cfg, &s.col)
+	return s, nil
+}
+
+// Close releases nothing of importance.
+func (s *Sink) Close() error {
+	if s.batch != nil {
+		s.batch.Release()
+		s.batch = nil
+	}
+	return nil
+}
+
+// Write translates recs and sends them; see the package doc.
+func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
+	s.col.reset()
+	clear(s.tr.dropped)
+	bad := map[int32]bool{}
+	var badReason string
+	for i, r := range recs {
+		if err := s.translate(r, int32(i)); err != nil {
+			bad[int32(i)] = true
+			if badReason == "" {
+				badReason = err.Error()
+			}
+		}
+	}
+	for reason, n := range s.tr.dropped {
+		s.m.dropped.WithLabelValues(s.name, reason).Add(float64(n))
+		if reason == dropDelta {
+			s.log.Debug("dropped data points of delta temporality (delta: reject)", "points", n)
+		}
+	}
+
+	rejected, err := s.send(ctx)
+	if err != nil {
+		return err
+	}
+	if len(rejected.recs) == 0 && len(bad) == 0 {
+		return nil
+	}
+	rej := &sinks.RejectedError{Reason: badReason}
+	for i, r := range recs {
+		if bad[int32(i)] || rejected.recs[int32(i)] {
+			rej.Records = append(rej.Records, r)
+		}
+	}
+	if rejected.reason != "" {
+		if rej.Reason != "" {
+			rej.Reason += "; "
+		}
+		rej.Reason += rejected.reason
+	}
+	s.m.rejected.WithLabelValues(s.name).Add(float64(len(rej.Records)))
+	return rej
+}
+
+// translate adds the series of record r (index rec) to the collector.
+func (s *Sink) translate(r *stream.Record, rec int32) error {
+	if sig := string(r.Header(stream.HeaderSignal)); sig != "" && sig != stream.Metrics.String() {
+		return fmt.Errorf("%s sink: record %s/%d@%d is %s, not metrics", Type, r.Topic, r.Partition, r.Offset, sig)
+	}
+	s.col.tenant(string(r.Header(stream.HeaderTenant)))
+	var b *schemas.Batch
+	var err error
+	switch ct := string(r.Header(stream.HeaderContentType)); ct {
+	case stream.ContentTypeArrow:
+		b, err = schemas.ReadIPC(r.Value, nil)
+	case stream.ContentTypeOTLPProto, "":
+		if s.batch == nil {
+			s.batch = schemas.NewBuilder(stream.Metrics, nil)
+		}
+		if _, err = s.batch.Append(r.Value); err == nil {
+			b = s.batch.Build()
+		}
+	default:
+		err = fmt.Errorf("content type %q (valid: %s, %s)", ct, stream.ContentTypeArrow, stream.ContentTypeOTLPProto)
+	}
+	if err != nil {
+		return fmt.Errorf("%s sink: record %s/%d@%d: %w", Type, r.Topic, r.Partition, r.Offset, err)
+	}
+	defer b.Release()
+	if err := s.tr.translate(b, rec); err != nil {
+		return fmt.Errorf("%s sink: record %s/%d@%d: %w", Type, r.Topic, r.Partition, r.Offset, err)
+	}
+	return nil
+}
+
+type rejection struct {
+	recs   map[int32]bool
+	reason string
+}
+
+// send posts the collected requests, one shard per goroutine. It returns
+// the records of refused requests, or the first retryable error.
+func (s *Sink) send(ctx context.Context) (rejection, error) {
+	rej := rejection{recs: map[int32]bool{}}
+	var (
+		mu       sync.Mutex
+		retryErr error
+		wg       sync.WaitGroup
+	)
+	for sh := 0; sh < s.col.shards; sh++ {
+		var reqs []*request
+		for _, t := range s.col.tenants {
+			reqs = append(reqs, t.shards[sh]...)
+		}
+		if len(reqs) == 0 {
+			continue
+		}
+		wg.Go(func() {
+			var buf []byte
+			for _, r := range reqs {
+				buf = s2.EncodeSnappy(buf[:cap(buf)], r.body)
+				err := s.post(ctx, r, buf)
+				if err == nil {
+					continue
+				}
+				mu.Lock()
+				if httpsink.IsRejected(err) {
+					for _, i := range r.recs {
+						rej.recs[i] = true
+					}
+					if rej.reason == "" {
+						rej.reason = err.Error()
+					}
+					mu.Unlock()
+					continue
+				}
+				if retryErr == nil {
+					retryErr = err
+				}
+				mu.Unlock()
+				return // keep this shard's order: nothing after a failed request
+			}
+		})
+	}
+	wg.Wait()
+	if retryErr != nil {
+		return rejection{}, fmt.Errorf("%s sink %s: %w", Type, s.name, retryErr)
+	}
+	return rej, nil
+}
+
+func (s *Sink) post(ctx context.Context, r *request, body []byte) error {
+	start := time.Now()
+	err := s.client.Post(ctx, httpsink.Request{
+		Body: body, ContentType: "application/x-protobuf", ContentEncoding: "snappy", Tenant: r.tenant,
+		Headers: map[string]string{"X-Prometheus-Remote-Write-Version": "0.1.0"},
+	})
+	s.m.shared.Duration.Observe(time.Since(start).Seconds())
+	code := "200"
+	var he *httpsink.Error
+	switch {
+	case errors.As(err, &he) && he.Status != 0:
+		code = strconv.Itoa(he.Status)
+	case err != nil:
+		code = "error"
+	}
+	s.m.shared.Requests(code).Inc()
+	if err == nil {
+		s.m.samples.WithLabelValues(s.name).Add(float64(r.samples))
+	} else if he != nil && !he.Retryable {
+		s.log.Warn("remote write request refused", "status", he.Status, "answer", truncate(he.Body, 200), "samples", r.samples)
+	}
+	return err
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return strings.TrimSpace(s)
+}
+
+type sinkMetrics struct {
+	samples, rejected, dropped *prometheus.CounterVec
+	shared                     sinkmetrics.Sink // requests_total, request_duration_seconds
+}
+
+func newMetrics(reg prometheus.Registerer, name string) *sinkMetrics {
+	m := &sinkMetrics{
+		shared: sinkmetrics.New(reg).For(name),
+		samples: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_samples_sent_total",
+			Help: "Samples (and native histograms) accepted by the remote write backend."}, []string{"sink"}),
+		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_rejected_total",
+			Help: "Records refused for good (sent to the dead-letter topic)."}, []string{"sink"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_dropped_points_total",
+			Help: "Data points not translated (delta temporality, unsupported scale, ...)."}, []string{"sink", "reason"}),
+	}
+	if reg == nil {
+		return m
+	}
+	m.samples = register(reg, m.samples)
+	m.rejected = register(reg, m.rejected)
+	m.dropped = register(reg, m.dropped)
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// its name (several sinks share the metrics, told apart by the sink label).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+	}
+	return c
+}

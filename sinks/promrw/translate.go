@@ -1,0 +1,827 @@
+package promrw
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/cespare/xxhash/v2"
+	"github.com/prometheus/otlptranslator"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// OTLP aggregation temporality values.
+const (
+	temporalityDelta      = 1
+	temporalityCumulative = 2
+)
+
+// Reasons a data point is dropped (the reason label of
+// sluice_sink_dropped_points_total).
+const (
+	dropDelta       = "delta_temporality"
+	dropTemporality = "unspecified_temporality"
+	dropScale       = "unsupported_scale"
+	dropNoValue     = "no_value"
+)
+
+// label is one label of a series being built. prio decides collisions of
+// sanitised names: the higher wins; equal ones are joined with ";".
+type label struct {
+	name, value string
+	prio        uint8
+}
+
+const (
+	prioScope    = 0 // promoted resource attributes, scope labels
+	prioPoint    = 1 // data point attributes
+	prioIdentity = 2 // job, instance
+)
+
+type metricInfo struct {
+	name        string // the Prometheus base name ("" until computed)
+	kind        uint8
+	temporality int32
+	monotonic   bool
+}
+
+// translator turns Arrow metric batches into encoded TimeSeries, handed to
+// a collector. It keeps caches across batches and is used by one goroutine.
+type translator struct {
+	cfg     *Config
+	promote map[string]bool
+	namer   otlptranslator.MetricNamer
+	labeler otlptranslator.LabelNamer
+
+	keyCache  map[string]string // attribute key -> label name ("" = invalid)
+	nameCache map[nameKey]string
+
+	out     *collector
+	dropped map[string]int
+
+	// per batch
+	metrics   []metricInfo
+	resBase   [][]label // per resource: job, instance, promoted attributes
+	resTime   []int64   // per resource: the newest point time (ms), -1 if no point
+	baseKey   [2]int64
+	base      []label
+	pt        []label
+	arena     []byte
+	ser       []byte
+	hist      []byte
+	counts    []uint64
+	negCounts []uint64
+}
+
+type nameKey struct {
+	name, unit string
+	typ        otlptranslator.MetricType
+}
+
+func newTranslator(cfg *Config, out *collector) *translator {
+	t := &translator{
+		cfg:       cfg,
+		promote:   map[string]bool{},
+		namer:     otlptranslator.MetricNamer{WithMetricSuffixes: true, UTF8Allowed: false},
+		keyCache:  map[string]string{},
+		nameCache: map[nameKey]string{},
+		out:       out,
+		dropped:   map[string]int{},
+	}
+	for _, a := range cfg.PromoteResourceAttributes {
+		t.promote[a] = true
+	}
+	return t
+}
+
+// labelName sanitises an attribute key, through a cache ("" when the key
+// cannot be a label name).
+func (t *translator) labelName(key string) string {
+	if n, ok := t.keyCache[key]; ok {
+		return n
+	}
+	n, err := t.labeler.Build(key)
+	if err != nil {
+		n = ""
+	}
+	if len(t.keyCache) > 100_000 {
+		clear(t.keyCache)
+	}
+	t.keyCache[strings.Clone(key)] = n
+	return n
+}
+
+func (t *translator) metricName(name, unit string, typ otlptranslator.MetricType) string {
+	k := nameKey{name, unit, typ}
+	if n, ok := t.nameCache[k]; ok {
+		return n
+	}
+	n, err := t.namer.Build(otlptranslator.Metric{Name: name, Unit: unit, Type: typ})
+	if err != nil || n == "" {
+		n = "" // the point is dropped below
+	}
+	if len(t.nameCache) > 100_000 {
+		clear(t.nameCache)
+	}
+	t.nameCache[nameKey{strings.Clone(name), strings.Clone(unit), typ}] = n
+	return n
+}
+
+// attrs reads an attributes map column.
+type attrs struct {
+	m    *array.Map
+	keys *array.String
+	typ  *array.Uint8
+	str  *array.String
+	i    *array.Int64
+	d    *array.Float64
+	b    *array.Boolean
+	by   *array.Binary
+}
+
+func newAttrs(col any) (attrs, error) {
+	m, ok := col.(*array.Map)
+	if !ok {
+		return attrs{}, fmt.Errorf("%w: attributes column is %T", schemas.ErrSchema, col)
+	}
+	k, ok1 := m.Keys().(*array.String)
+	v, ok2 := m.Items().(*array.Struct)
+	if !ok1 || !ok2 || v.NumField() != 6 {
+		return attrs{}, fmt.Errorf("%w: attributes map layout", schemas.ErrSchema)
+	}
+	a := attrs{m: m, keys: k}
+	var oks [6]bool
+	a.typ, oks[0] = v.Field(schemas.AnyType).(*array.Uint8)
+	a.str, oks[1] = v.Field(schemas.AnyStr).(*array.String)
+	a.i, oks[2] = v.Field(schemas.AnyInt).(*array.Int64)
+	a.d, oks[3] = v.Field(schemas.AnyDouble).(*array.Float64)
+	a.b, oks[4] = v.Field(schemas.AnyBool).(*array.Boolean)
+	a.by, oks[5] = v.Field(schemas.AnyBytes).(*array.Binary)
+	for _, ok := range oks {
+		if !ok {
+			return attrs{}, fmt.Errorf("%w: AnyValue layout", schemas.ErrSchema)
+		}
+	}
+	return a, nil
+}
+
+// value returns entry j as a label value; strings made here live in
+// *arena (only appended to until the caller resets it).
+func (a *attrs) value(j int, arena *[]byte) string {
+	switch a.typ.Value(j) {
+	case schemas.ValueString:
+		return a.str.Value(j)
+	case schemas.ValueBool:
+		if a.b.Value(j) {
+			return "true"
+		}
+		return "false"
+	case schemas.ValueInt:
+		return arenaString(arena, func(b []byte) []byte { return strconv.AppendInt(b, a.i.Value(j), 10) })
+	case schemas.ValueDouble:
+		return arenaString(arena, func(b []byte) []byte { return appendFloatValue(b, a.d.Value(j)) })
+	case schemas.ValueBytes:
+		return base64.StdEncoding.EncodeToString(a.by.Value(j))
+	case schemas.ValueArray:
+		return complexJSON(a.by.Value(j), 5)
+	case schemas.ValueKVList:
+		return complexJSON(a.by.Value(j), 6)
+	case schemas.ValueRaw:
+		return complexJSON(a.by.Value(j), 0)
+	}
+	return ""
+}
+
+func appendFloatValue(b []byte, v float64) []byte {
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
+}
+
+func arenaString(arena *[]byte, f func([]byte) []byte) string {
+	start := len(*arena)
+	*arena = f(*arena)
+	s := (*arena)[start:]
+	if len(s) == 0 {
+		return ""
+	}
+	return unsafe.String(&s[0], len(s))
+}
+
+// translate appends the series of batch b (record rec) to the collector.
+func (t *translator) translate(b *schemas.Batch, rec int32) error {
+	if b.Metrics == nil || b.Items == nil || b.Resources == nil || b.Scopes == nil {
+		return fmt.Errorf("%w: not a metrics batch", schemas.ErrSchema)
+	}
+	c, err := newColumns(b)
+	if err != nil {
+		return err
+	}
+	t.out.rec = rec
+	nm := int(b.Metrics.NumRows())
+	t.metrics = t.metrics[:0]
+	for m := range nm {
+		t.metrics = append(t.metrics, metricInfo{kind: c.mType.Value(m), temporality: c.mTemp.Value(m), monotonic: c.mMono.Value(m)})
+	}
+	nr := int(b.Resources.NumRows())
+	t.resBase = t.resBase[:0]
+	t.resTime = t.resTime[:0]
+	for r := range nr {
+		t.resBase = append(t.resBase, t.resourceLabels(&c, r))
+		t.resTime = append(t.resTime, -1)
+	}
+	ns := int(b.Scopes.NumRows())
+	t.baseKey = [2]int64{-1, -1}
+	n := int(b.Items.NumRows())
+	for i := range n {
+		rid, sid, mid := int(c.rid.Value(i)), int(c.sid.Value(i)), int(c.mid.Value(i))
+		if rid >= nr || sid >= ns || mid >= nm {
+			return fmt.Errorf("%w: data point %d refers to a missing row", schemas.ErrSchema, i)
+		}
+		if t.baseKey != [2]int64{int64(rid), int64(sid)} {
+			t.baseKey = [2]int64{int64(rid), int64(sid)}
+			t.scopeBase(&c, rid, sid)
+		}
+		ts := int64(c.time.Value(i) / 1e6)
+		if t.point(&c, i, mid, ts) && ts > t.resTime[rid] {
+			t.resTime[rid] = ts
+		}
+	}
+	if !t.cfg.DisableTargetInfo {
+		for r := range nr {
+			if t.resTime[r] >= 0 {
+				t.targetInfo(&c, r, t.resTime[r])
+			}
+		}
+	}
+	return nil
+}
+
+// columns are the typed columns of a batch.
+type columns struct {
+	resAttrs   attrs
+	resValid   func(int) bool
+	scName     *array.String
+	scVersion  *array.String
+	scAttrs    attrs
+	mName      *array.String
+	mUnit      *array.String
+	mType      *array.Uint8
+	mTemp      *array.Int32
+	mMono      *array.Boolean
+	rid, sid   *array.Uint32
+	mid        *array.Uint32
+	time       *array.Uint64
+	ptAttrs    attrs
+	flags      *array.Uint32
+	intValue   *array.Int64
+	dblValue   *array.Float64
+	count      *array.Uint64
+	sum        *array.Float64
+	buckets    *array.List
+	bucketsV   *array.Uint64
+	bounds     *array.List
+	boundsV    *array.Float64
+	scale      *array.Int32
+	zeroCount  *array.Uint64
+	zeroThresh *array.Float64
+	posOffset  *array.Int32
+	posCounts  *array.List
+	posCountsV *array.Uint64
+	negOffset  *array.Int32
+	negCounts  *array.List
+	negCountsV *array.Uint64
+	quantiles  *array.List
+	qQuantile  *array.Float64
+	qValue     *array.Float64
+}
+
+func newColumns(b *schemas.Batch) (c columns, err error) {
+	defer func() {
+		if r := recover(); r != nil { // a failed type assertion: another layout
+			err = fmt.Errorf("%w: %v", schemas.ErrSchema, r)
+		}
+	}()
+	if !b.Items.Schema().Equal(schemas.DataPointsSchema) || !b.Metrics.Schema().Equal(schemas.MetricsSchema) ||
+		!b.Scopes.Schema().Equal(schemas.ScopesSchema) || !b.Resources.Schema().Equal(schemas.ResourcesSchema) {
+		return c, fmt.Errorf("%w: unexpected table schema", schemas.ErrSchema)
+	}
+	var errs [3]error
+	ra := b.Resources.Column(schemas.ResAttributes)
+	c.resAttrs, errs[0] = newAttrs(ra)
+	c.resValid = ra.IsValid
+	c.scName = b.Scopes.Column(schemas.ScopeName).(*array.String)
+	c.scVersion = b.Scopes.Column(schemas.ScopeVersion).(*array.String)
+	c.scAttrs, errs[1] = newAttrs(b.Scopes.Column(schemas.ScopeAttributes))
+	c.mName = b.Metrics.Column(schemas.MetName).(*array.String)
+	c.mUnit = b.Metrics.Column(schemas.MetUnit).(*array.String)
+	c.mType = b.Metrics.Column(schemas.MetType).(*array.Uint8)
+	c.mTemp = b.Metrics.Column(schemas.MetAggregationTemporality).(*array.Int32)
+	c.mMono = b.Metrics.Column(schemas.MetIsMonotonic).(*array.Boolean)
+	it := b.Items
+	c.rid = it.Column(schemas.PtResourceID).(*array.Uint32)
+	c.sid = it.Column(schemas.PtScopeID).(*array.Uint32)
+	c.mid = it.Column(schemas.PtMetricID).(*array.Uint32)
+	c.time = it.Column(schemas.PtTimeUnixNano).(*array.Uint64)
+	c.ptAttrs, errs[2] = newAttrs(it.Column(schemas.PtAttributes))
+	c.flags = it.Column(schemas.PtFlags).(*array.Uint32)
+	c.intValue = it.Column(schemas.PtIntValue).(*array.Int64)
+	c.dblValue = it.Column(schemas.PtDoubleValue).(*array.Float64)
+	c.count = it.Column(schemas.PtCount).(*array.Uint64)
+	c.sum = it.Column(schemas.PtSum).(*array.Float64)
+	c.buckets = it.Column(schemas.PtBucketCounts).(*array.List)
+	c.bucketsV = c.buckets.ListValues().(*array.Uint64)
+	c.bounds = it.Column(schemas.PtExplicitBounds).(*array.List)
+	c.boundsV = c.bounds.ListValues().(*array.Float64)
+	c.scale = it.Column(schemas.PtScale).(*array.Int32)
+	c.zeroCount = it.Column(schemas.PtZeroCount).(*array.Uint64)
+	c.zeroThresh = it.Column(schemas.PtZeroThreshold).(*array.Float64)
+	c.posOffset = it.Column(schemas.PtPositiveOffset).(*array.Int32)
+	c.posCounts = it.Column(schemas.PtPositiveBucketCounts).(*array.List)
+	c.posCountsV = c.posCounts.ListValues().(*array.Uint64)
+	c.negOffset = it.Column(schemas.PtNegativeOffset).(*array.Int32)
+	c.negCounts = it.Column(schemas.PtNegativeBucketCounts).(*array.List)
+	c.negCountsV = c.negCounts.ListValues().(*array.Uint64)
+	c.quantiles = it.Column(schemas.PtQuantileValues).(*array.List)
+	q := c.quantiles.ListValues().(*array.Struct)
+	c.qQuantile = q.Field(0).(*array.Float64)
+	c.qValue = q.Field(1).(*array.Float64)
+	return c, errors.Join(errs[:]...)
+}
+
+// Resource attributes that make job and instance.
+const (
+	attrServiceName       = "service.name"
+	attrServiceNamespace  = "service.namespace"
+	attrServiceInstanceID = "service.instance.id"
+)
+
+// resourceLabels returns job, instance and the promoted attributes of
+// resource r (strings copied: they outlive the arena).
+func (t *translator) resourceLabels(c *columns, r int) []label {
+	if !c.resValid(r) {
+		return nil
+	}
+	var name, ns, inst string
+	var out []label
+	var arena []byte
+	start, end := c.resAttrs.m.ValueOffsets(r)
+	for j := int(start); j < int(end); j++ {
+		k := c.resAttrs.keys.Value(j)
+		switch k {
+		case attrServiceName:
+			name = strings.Clone(c.resAttrs.value(j, &arena))
+		case attrServiceNamespace:
+			ns = strings.Clone(c.resAttrs.value(j, &arena))
+		case attrServiceInstanceID:
+			inst = strings.Clone(c.resAttrs.value(j, &arena))
+		}
+		if t.promote[k] {
+			if ln := t.labelName(k); ln != "" {
+				if v := c.resAttrs.value(j, &arena); v != "" {
+					out = append(out, label{ln, strings.Clone(v), prioScope})
+				}
+			}
+		}
+	}
+	if name != "" {
+		if ns != "" {
+			name = ns + "/" + name
+		}
+		out = append(out, label{"job", name, prioIdentity})
+	}
+	if inst != "" {
+		out = append(out, label{"instance", inst, prioIdentity})
+	}
+	return out
+}
+
+// scopeBase sets t.base to the resource labels plus the scope labels.
+func (t *translator) scopeBase(c *columns, rid, sid int) {
+	t.base = append(t.base[:0], t.resBase[rid]...)
+	if !t.cfg.DisableScopeLabels {
+		if v := c.scName.Value(sid); v != "" {
+			t.base = append(t.base, label{otlptranslator.ScopeNameLabelKey, v, prioScope})
+		}
+		if v := c.scVersion.Value(sid); v != "" {
+			t.base = append(t.base, label{otlptranslator.ScopeVersionLabelKey, v, prioScope})
+		}
+		if c.scAttrs.m.IsValid(sid) {
+			start, end := c.scAttrs.m.ValueOffsets(sid)
+			for j := int(start); j < int(end); j++ {
+				k := c.scAttrs.keys.Value(j)
+				if k == "name" || k == "version" { // the spec leaves these out: they would clash
+					continue
+				}
+				if ln := t.labelName("otel_scope_" + k); ln != "" {
+					if v := c.scAttrs.value(j, &t.arena); v != "" {
+						t.base = append(t.base, label{strings.Clone(ln), strings.Clone(v), prioScope})
+					}
+				}
+			}
+		}
+	}
+	t.base = sortLabels(t.base, nil)
+}
+
+// point emits the series of data point i; it reports whether anything
+// was emitted.
+func (t *translator) point(c *columns, i, mid int, ts int64) bool {
+	m := &t.metrics[mid]
+	var typ otlptranslator.MetricType
+	switch m.kind {
+	case schemas.MetricGauge:
+		typ = otlptranslator.MetricTypeGauge
+	case schemas.MetricSum:
+		typ = otlptranslator.MetricTypeNonMonotonicCounter
+		if m.monotonic {
+			typ = otlptranslator.MetricTypeMonotonicCounter
+		}
+	case schemas.MetricHistogram:
+		typ = otlptranslator.MetricTypeHistogram
+	case schemas.MetricExponentialHistogram:
+		typ = otlptranslator.MetricTypeExponentialHistogram
+	case schemas.MetricSummary:
+		typ = otlptranslator.MetricTypeSummary
+	default:
+		return false
+	}
+	switch m.kind {
+	case schemas.MetricSum, schemas.MetricHistogram, schemas.MetricExponentialHistogram:
+		switch m.temporality {
+		case temporalityCumulative:
+		case temporalityDelta:
+			t.dropped[dropDelta]++
+			return false
+		default:
+			t.dropped[dropTemporality]++
+			return false
+		}
+	}
+	if m.name == "" {
+		m.name = t.metricName(c.mName.Value(mid), c.mUnit.Value(mid), typ)
+		if m.name == "" {
+			t.dropped["invalid_name"]++
+			return false
+		}
+	}
+
+	// The point's labels: attributes, then the base, sorted and merged.
+	t.arena = t.arena[:0]
+	t.pt = t.pt[:0]
+	start, end := c.ptAttrs.m.ValueOffsets(i)
+	for j := int(start); j < int(end); j++ {
+		ln := t.labelName(c.ptAttrs.keys.Value(j))
+		if ln == "" {
+			continue
+		}
+		if v := c.ptAttrs.value(j, &t.arena); v != "" {
+			t.pt = append(t.pt, label{ln, v, prioPoint})
+		}
+	}
+	t.pt = append(t.pt, t.base...)
+	t.pt = sortLabels(t.pt, &t.arena)
+	stale := c.flags.Value(i)&1 != 0 // DATA_POINT_FLAGS_NO_RECORDED_VALUE
+
+	switch m.kind {
+	case schemas.MetricGauge, schemas.MetricSum:
+		var v float64
+		switch {
+		case c.intValue.IsValid(i):
+			v = float64(c.intValue.Value(i))
+		case c.dblValue.IsValid(i):
+			v = c.dblValue.Value(i)
+		default:
+			t.dropped[dropNoValue]++
+			return false
+		}
+		t.sample(m.name, "", "", v, ts, stale)
+	case schemas.MetricHistogram:
+		t.histogram(c, i, m.name, ts, stale)
+	case schemas.MetricExponentialHistogram:
+		if !t.expHistogram(c, i, m.name, ts, stale) {
+			return false
+		}
+	case schemas.MetricSummary:
+		qs, qe := c.quantiles.ValueOffsets(i)
+		for q := int(qs); q < int(qe); q++ {
+			t.sample(m.name, "quantile", t.fmtFloat(c.qQuantile.Value(q)), c.qValue.Value(q), ts, stale)
+		}
+		t.sample(m.name+"_sum", "", "", c.sum.Value(i), ts, stale)
+		t.sample(m.name+"_count", "", "", float64(c.count.Value(i)), ts, stale)
+	}
+	return true
+}
+
+func (t *translator) fmtFloat(v float64) string {
+	return arenaString(&t.arena, func(b []byte) []byte { return strconv.AppendFloat(b, v, 'f', -1, 64) })
+}
+
+func (t *translator) histogram(c *columns, i int, name string, ts int64, stale bool) {
+	bs, be := c.buckets.ValueOffsets(i)
+	ls, le := c.bounds.ValueOffsets(i)
+	bucket := name + "_bucket"
+	var cum uint64
+	for k := 0; k < int(le-ls) && k < int(be-bs); k++ {
+		cum += c.bucketsV.Value(int(bs) + k)
+		t.sample(bucket, "le", t.fmtFloat(c.boundsV.Value(int(ls)+k)), float64(cum), ts, stale)
+	}
+	t.sample(bucket, "le", "+Inf", float64(c.count.Value(i)), ts, stale)
+	if c.sum.IsValid(i) {
+		t.sample(name+"_sum", "", "", c.sum.Value(i), ts, stale)
+	}
+	t.sample(name+"_count", "", "", float64(c.count.Value(i)), ts, stale)
+}
+
+// expHistogram emits a native histogram, or classic buckets when so
+// configured.
+func (t *translator) expHistogram(c *columns, i int, name string, ts int64, stale bool) bool {
+	scale := c.scale.Value(i)
+	if scale < -4 {
+		t.dropped[dropScale]++
+		return false
+	}
+	ps, pe := c.posCounts.ValueOffsets(i)
+	ns, ne := c.negCounts.ValueOffsets(i)
+	pos := c.posCountsV.Uint64Values()[ps:pe]
+	neg := c.negCountsV.Uint64Values()[ns:ne]
+	posOff, negOff := c.posOffset.Value(i), c.negOffset.Value(i)
+	if !c.posOffset.IsValid(i) {
+		pos = nil
+	}
+	if !c.negOffset.IsValid(i) {
+		neg = nil
+	}
+	if scale > 8 { // Prometheus' finest schema is 8: merge buckets
+		shift := scale - 8
+		scale = 8
+		t.counts, posOff = downscale(t.counts[:0], pos, posOff, shift)
+		t.negCounts, negOff = downscale(t.negCounts[:0], neg, negOff, shift)
+		pos, neg = t.counts, t.negCounts
+	}
+	var sum float64
+	if c.sum.IsValid(i) {
+		sum = c.sum.Value(i)
+	}
+	count := c.count.Value(i)
+	if t.cfg.ExponentialHistograms == expBuckets {
+		t.expAsClassic(name, scale, pos, posOff, neg, negOff, c.zeroCount.Value(i), c.zeroThresh.Value(i), count, sum, c.sum.IsValid(i), ts, stale)
+		return true
+	}
+	h := nativeHist{
+		count: count, zeroCount: c.zeroCount.Value(i), sum: sum, zeroThresh: c.zeroThresh.Value(i), schema: scale,
+		// OTLP bucket k is (base^k, base^(k+1)], Prometheus bucket k is (base^(k-1), base^k].
+		posOffset: posOff + 1, negOffset: negOff + 1, posCounts: pos, negCounts: neg, tsMs: ts,
+	}
+	if stale {
+		// A stale native histogram is a float sample with the stale NaN
+		// (what Prometheus itself writes).
+		t.sample(name, "", "", staleNaN, ts, true)
+		return true
+	}
+	t.ser = t.encodeLabels(t.ser[:0], name, "", "")
+	labelsEnd := len(t.ser)
+	t.ser, t.hist = appendHistogram(t.ser, t.hist, &h)
+	t.out.add(t.ser, labelsEnd, 1)
+	return true
+}
+
+// downscale merges the buckets of counts (first index off) by 2^shift.
+func downscale(dst, counts []uint64, off, shift int32) ([]uint64, int32) {
+	if len(counts) == 0 {
+		return dst, 0
+	}
+	newOff := off >> shift
+	for k, v := range counts {
+		idx := int(((off + int32(k)) >> shift) - newOff)
+		for len(dst) <= idx {
+			dst = append(dst, 0)
+		}
+		dst[idx] += v
+	}
+	return dst, newOff
+}
+
+// expAsClassic writes an exponential histogram as classic cumulative
+// buckets: the negative buckets (most negative first), the zero bucket,
+// the positive buckets, +Inf.
+func (t *translator) expAsClassic(name string, scale int32, pos []uint64, posOff int32, neg []uint64, negOff int32,
+	zeroCount uint64, zeroThresh float64, count uint64, sum float64, hasSum bool, ts int64, stale bool) {
+	bucket := name + "_bucket"
+	bound := func(k int32) float64 { return math.Exp2(math.Ldexp(float64(k), -int(scale))) }
+	g := func(v float64) string {
+		return arenaString(&t.arena, func(b []byte) []byte { return strconv.AppendFloat(b, v, 'g', -1, 64) })
+	}
+	var cum uint64
+	for k := len(neg) - 1; k >= 0; k-- {
+		cum += neg[k]
+		t.sample(bucket, "le", g(-bound(negOff+int32(k))), float64(cum), ts, stale)
+	}
+	cum += zeroCount
+	t.sample(bucket, "le", g(zeroThresh), float64(cum), ts, stale)
+	for k, v := range pos {
+		cum += v
+		t.sample(bucket, "le", g(bound(posOff+int32(k)+1)), float64(cum), ts, stale)
+	}
+	t.sample(bucket, "le", "+Inf", float64(count), ts, stale)
+	if hasSum {
+		t.sample(name+"_sum", "", "", sum, ts, stale)
+	}
+	t.sample(name+"_count", "", "", float64(count), ts, stale)
+}
+
+// sample emits one float series: t.pt plus __name__ and an optional extra
+// label (le, quantile), which override point labels of the same name.
+func (t *translator) sample(name, extraName, extraValue string, v float64, ts int64, stale bool) {
+	if stale {
+		v = staleNaN
+	}
+	t.ser = t.encodeLabels(t.ser[:0], name, extraName, extraValue)
+	labelsEnd := len(t.ser)
+	t.ser = appendSample(t.ser, v, ts)
+	t.out.add(t.ser, labelsEnd, 1)
+}
+
+// encodeLabels appends the labels of t.pt merged with __name__ and the
+// extra label, in name order.
+func (t *translator) encodeLabels(dst []byte, name, extraName, extraValue string) []byte {
+	extras := [2]label{{name: "__name__", value: name}, {name: extraName, value: extraValue}}
+	ne := 1
+	if extraName != "" {
+		ne = 2
+		if extraName < "__name__" {
+			extras[0], extras[1] = extras[1], extras[0]
+		}
+	}
+	e := 0
+	for _, l := range t.pt {
+		overridden := false
+		for e < ne && extras[e].name <= l.name {
+			dst = appendLabel(dst, extras[e].name, extras[e].value)
+			overridden = overridden || extras[e].name == l.name
+			e++
+		}
+		if !overridden {
+			dst = appendLabel(dst, l.name, l.value)
+		}
+	}
+	for ; e < ne; e++ {
+		dst = appendLabel(dst, extras[e].name, extras[e].value)
+	}
+	return dst
+}
+
+// targetInfo emits target_info{job, instance, <other resource attributes>} 1
+// for resource r, when it has attributes besides those of job and instance.
+func (t *translator) targetInfo(c *columns, r int, ts int64) {
+	if !c.resValid(r) {
+		return
+	}
+	t.arena = t.arena[:0]
+	t.pt = t.pt[:0]
+	other := false
+	start, end := c.resAttrs.m.ValueOffsets(r)
+	for j := int(start); j < int(end); j++ {
+		k := c.resAttrs.keys.Value(j)
+		if k == attrServiceName || k == attrServiceNamespace || k == attrServiceInstanceID {
+			continue
+		}
+		ln := t.labelName(k)
+		if ln == "" {
+			continue
+		}
+		if v := c.resAttrs.value(j, &t.arena); v != "" {
+			t.pt = append(t.pt, label{ln, v, prioPoint})
+			other = true
+		}
+	}
+	if !other {
+		return
+	}
+	for _, l := range t.resBase[r] {
+		if l.prio == prioIdentity {
+			t.pt = append(t.pt, l)
+		}
+	}
+	t.pt = sortLabels(t.pt, &t.arena)
+	t.sample(otlptranslator.TargetInfoMetricName, "", "", 1, ts, false)
+}
+
+// sortLabels sorts ls by name (higher prio first among equals) and merges
+// equal names: the higher prio wins, equal prios are joined with ";". Joined
+// values live in *arena; with a nil arena they are allocated.
+func sortLabels(ls []label, arena *[]byte) []label {
+	for i := 1; i < len(ls); i++ { // insertion sort: a handful of labels
+		for j := i; j > 0 && less(&ls[j], &ls[j-1]); j-- {
+			ls[j], ls[j-1] = ls[j-1], ls[j]
+		}
+	}
+	out := ls[:0]
+	for i := range ls {
+		if n := len(out); n > 0 && out[n-1].name == ls[i].name {
+			if out[n-1].prio == ls[i].prio {
+				a, b := out[n-1].value, ls[i].value
+				if arena != nil {
+					out[n-1].value = arenaString(arena, func(d []byte) []byte { return append(append(append(d, a...), ';'), b...) })
+				} else {
+					out[n-1].value = a + ";" + b
+				}
+			}
+			continue
+		}
+		out = append(out, ls[i])
+	}
+	return out
+}
+
+func less(a, b *label) bool {
+	if a.name != b.name {
+		return a.name < b.name
+	}
+	return a.prio > b.prio
+}
+
+// collector cuts the encoded series into requests: per tenant, per shard
+// (by series hash), at most maxSamples samples each.
+type collector struct {
+	maxSamples int
+	shards     int
+	tenants    []*tenantReqs
+	cur        *tenantReqs
+	rec        int32 // the record being translated
+	series     int
+	free       []*request // of earlier Writes, for reuse
+}
+
+type tenantReqs struct {
+	tenant string
+	shards [][]*request
+}
+
+type request struct {
+	tenant  string
+	body    []byte // WriteRequest, unframed, uncompressed
+	samples int
+	recs    []int32 // records with series in the request, ascending
+}
+
+func (c *collector) reset() {
+	for _, t := range c.tenants {
+		for _, reqs := range t.shards {
+			for _, r := range reqs {
+				r.body, r.recs, r.samples = r.body[:0], r.recs[:0], 0
+				c.free = append(c.free, r)
+			}
+		}
+	}
+	c.tenants = c.tenants[:0]
+	c.cur = nil
+	c.series = 0
+}
+
+// tenant makes tenant the one series are added for.
+func (c *collector) tenant(tenant string) {
+	if c.cur != nil && c.cur.tenant == tenant {
+		return
+	}
+	for _, t := range c.tenants {
+		if t.tenant == tenant {
+			c.cur = t
+			return
+		}
+	}
+	c.cur = &tenantReqs{tenant: tenant, shards: make([][]*request, c.shards)}
+	c.tenants = append(c.tenants, c.cur)
+}
+
+// add appends one TimeSeries whose encoding is ts; ts[:labelsEnd] are its
+// labels, which pick the shard.
+func (c *collector) add(ts []byte, labelsEnd, samples int) {
+	sh := int(xxhash.Sum64(ts[:labelsEnd]) % uint64(c.shards))
+	reqs := c.cur.shards[sh]
+	var r *request
+	if n := len(reqs); n > 0 && reqs[n-1].samples+samples <= c.maxSamples {
+		r = reqs[n-1]
+	} else {
+		if n := len(c.free); n > 0 {
+			r = c.free[n-1]
+			c.free = c.free[:n-1]
+			r.tenant = c.cur.tenant
+		} else {
+			r = &request{tenant: c.cur.tenant, body: make([]byte, 0, 64<<10)}
+		}
+		c.cur.shards[sh] = append(reqs, r)
+	}
+	r.body = protowire.AppendTag(r.body, fWriteTimeSeries, protowire.BytesType)
+	r.body = protowire.AppendBytes(r.body, ts)
+	r.samples += samples
+	if n := len(r.recs); n == 0 || r.recs[n-1] != c.rec {
+		r.recs = append(r.recs, c.rec)
+	}
+	c.series++
+}

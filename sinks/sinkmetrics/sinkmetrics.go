@@ -1,0 +1,108 @@
+// Package sinkmetrics holds the metrics every sink reports, defined once so
+// that sinks registering on the same registry share the collectors:
+//
+//	sluice_sink_items_sent_total{sink}          items (data points, log records, spans) the destination accepted
+//	sluice_sink_items_rejected_total{sink}      items refused for good (dead-lettered, or counted by an OTLP partial success)
+//	sluice_sink_requests_total{sink,code}       requests by answer: an HTTP status, a gRPC code name, "ok"/"error"...
+//	sluice_sink_request_duration_seconds{sink}  time per request, answered or not
+//
+// New is idempotent per registry: the second call (from another sink, or
+// another sink type) gets the collectors registered by the first.
+package sinkmetrics
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the collectors of all sinks, labelled by sink name.
+type Metrics struct {
+	ItemsSent *prometheus.CounterVec   // {sink}
+	Rejected  *prometheus.CounterVec   // {sink}
+	Requests  *prometheus.CounterVec   // {sink, code}
+	Duration  *prometheus.HistogramVec // {sink}
+	// Err is what went wrong registering (a different metric under one of
+	// the names, e.g. another help text): the collectors concerned then
+	// work unregistered. Callers log it.
+	Err error
+}
+
+// New returns the sink metrics registered on reg, registering them unless
+// another call already did. A nil reg gives unregistered collectors. When
+// reg holds a different metric under one of the names, that collector
+// stays unregistered and Err says why.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		ItemsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_sink_items_sent_total",
+			Help: "Items (data points, log records, spans) the sink's destination accepted.",
+		}, []string{"sink"}),
+		Rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_sink_items_rejected_total",
+			Help: "Items the sink's destination refused for good (dead-lettered, or reported by an OTLP partial success).",
+		}, []string{"sink"}),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_sink_requests_total",
+			Help: "Requests to the sink's destination by answer (HTTP status, gRPC code, ok/error).",
+		}, []string{"sink", "code"}),
+		Duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sluice_sink_request_duration_seconds",
+			Help:    "Time per request to the sink's destination.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8), // 1ms to 16s
+		}, []string{"sink"}),
+	}
+	if reg == nil {
+		return m
+	}
+	var errs []error
+	m.ItemsSent = register(reg, m.ItemsSent, &errs)
+	m.Rejected = register(reg, m.Rejected, &errs)
+	m.Requests = register(reg, m.Requests, &errs)
+	m.Duration = register(reg, m.Duration, &errs)
+	m.Err = errors.Join(errs...)
+	return m
+}
+
+// register registers c, or returns the collector registered before it.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, errs *[]error) C {
+	err := reg.Register(c)
+	if err == nil {
+		return c
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(C); ok {
+			return existing
+		}
+		err = fmt.Errorf("a collector of type %T is registered under the same name", are.ExistingCollector)
+	}
+	*errs = append(*errs, fmt.Errorf("sink metrics: %w", err))
+	return c
+}
+
+// For returns the metrics of one sink (its entry name).
+func (m *Metrics) For(sink string) Sink {
+	return Sink{
+		ItemsSent: m.ItemsSent.WithLabelValues(sink),
+		Rejected:  m.Rejected.WithLabelValues(sink),
+		Duration:  m.Duration.WithLabelValues(sink),
+		requests:  m.Requests,
+		sink:      sink,
+	}
+}
+
+// Sink is the metrics of one sink.
+type Sink struct {
+	ItemsSent prometheus.Counter
+	Rejected  prometheus.Counter
+	Duration  prometheus.Observer
+	requests  *prometheus.CounterVec
+	sink      string
+}
+
+// Requests is the request counter for one answer code.
+func (s Sink) Requests(code string) prometheus.Counter {
+	return s.requests.WithLabelValues(s.sink, code)
+}
