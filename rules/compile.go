@@ -55,9 +55,17 @@ type exprError struct {
 	msg       string
 }
 
+// exprReads names the item fields an expression reads, and whether it
+// reads anything else of the item (now()).
+type exprReads struct {
+	fields []string
+	impure bool
+}
+
 // compile compiles src for sig. want is the kind the result must have:
-// Bool for conditions, Int, String, or Interface for any value.
-func (c *compiler) compile(sig Signal, src string, want reflect.Kind) (p *vm.Program, deps Deps, errs []exprError) {
+// Bool for conditions, Int, String, or Interface for any value. reads
+// names the item fields src reads.
+func (c *compiler) compile(sig Signal, src string, want reflect.Kind) (p *vm.Program, deps Deps, reads exprReads, errs []exprError) {
 	opts := c.opts[sig]
 	switch want {
 	case reflect.Bool:
@@ -71,9 +79,9 @@ func (c *compiler) compile(sig Signal, src string, want reflect.Kind) (p *vm.Pro
 	if err != nil {
 		var fe *file.Error
 		if !errors.As(err, &fe) {
-			return nil, deps, []exprError{{line: 1, msg: err.Error()}}
+			return nil, deps, reads, []exprError{{line: 1, msg: err.Error()}}
 		}
-		return nil, deps, []exprError{{line: fe.Line, col: fe.Column, msg: c.explain(sig, src, fe, want)}}
+		return nil, deps, reads, []exprError{{line: fe.Line, col: fe.Column, msg: c.explain(sig, src, fe, want)}}
 	}
 	w := &walker{c: c, src: src}
 	node := p.Node()
@@ -90,12 +98,14 @@ func (c *compiler) compile(sig Signal, src string, want reflect.Kind) (p *vm.Pro
 			for _, n := range c.names[sig] {
 				if n == name {
 					deps.Item = true
+					reads.fields = append(reads.fields, name)
 				}
 			}
 		}
 	}
 	deps.Item = deps.Item || w.impure
-	return p, deps, w.errs
+	reads.impure = w.impure
+	return p, deps, reads, w.errs
 }
 
 func compileSafe(src string, opts []expr.Option) (p *vm.Program, err error) {

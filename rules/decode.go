@@ -239,7 +239,10 @@ func (d *fileDecoder) compile(sig Signal, key string, n *yaml.Node, want reflect
 		d.errorf(n, key, "want an expression")
 		return nil, Deps{}
 	}
-	p, deps, errs := d.c.compile(sig, n.Value, want)
+	p, deps, reads, errs := d.c.compile(sig, n.Value, want)
+	if d.rule != nil {
+		d.rule.addFieldReads(reads)
+	}
 	for _, e := range errs {
 		line, col := exprPos(n, d.lines, e.line, e.col)
 		d.errorf(&yaml.Node{Line: line, Column: col}, key, "%s", e.msg)

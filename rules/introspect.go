@@ -1,5 +1,7 @@
 package rules
 
+import "slices"
+
 func (d Deps) or(o Deps) Deps {
 	return Deps{
 		Attributes: d.Attributes || o.Attributes,
@@ -91,4 +93,34 @@ func (r *Rule) Writes() Deps {
 		}
 	}
 	return d
+}
+
+func (r *Rule) addFieldReads(e exprReads) {
+	r.impure = r.impure || e.impure
+	for _, f := range e.fields {
+		if !slices.Contains(r.fieldReads, f) {
+			r.fieldReads = append(r.fieldReads, f)
+		}
+	}
+}
+
+// ReadsFields details Reads().Item: it lists the item fields (by their
+// names in expressions, e.g. "severity_number") that the rule's
+// expressions read. ok is false when the rule's outcome may depend on more
+// of the item than these fields: an expression calls now(), or the rule
+// samples (which hashes the item). With ok true, two items that agree on
+// these fields and on the parts Reads names besides Item have the same
+// outcome. The returned slice must not be modified.
+func (r *Rule) ReadsFields() (fields []string, ok bool) {
+	if r.impure {
+		return nil, false
+	}
+	for _, a := range r.actions {
+		switch a.(type) {
+		case *setAction, *renameAction, *deleteAction, *keepKeysAction, dropAction:
+		default:
+			return nil, false
+		}
+	}
+	return r.fieldReads, true
 }

@@ -40,7 +40,9 @@ type Rule struct {
 	index         int         // position in the set
 	when          *vm.Program // nil: always
 	deps          Deps
-	dropUnmatched bool // keep: true
+	fieldReads    []string // item fields its expressions read (ReadsFields)
+	impure        bool     // some expression calls now()
+	dropUnmatched bool     // keep: true
 	actions       []action
 	stats         ruleCounters
 }

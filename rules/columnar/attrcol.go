@@ -216,3 +216,15 @@ func (w *rawAttrs) finish(mem memory.Allocator) arrow.Array {
 func unsafeBytes[T any](s []T, n int) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), n)
 }
+
+// unsafeCast views b as a slice of T (b must hold whole Ts).
+func unsafeCast[T any](b []byte) []T {
+	var zero T
+	n := len(b) / int(unsafe.Sizeof(zero))
+	if n == 0 {
+		return nil
+	}
+	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
+}
+
+func unsafeSizeof[T any](v T) uintptr { return unsafe.Sizeof(v) }

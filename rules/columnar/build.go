@@ -25,28 +25,6 @@ func runs(dst [][2]int, idx []int32) [][2]int {
 	return dst
 }
 
-// take returns the rows of a named by rs, in order (a new reference).
-func take(mem memory.Allocator, a arrow.Array, rs [][2]int) (arrow.Array, error) {
-	switch {
-	case len(rs) == 1 && rs[0][0] == 0 && rs[0][1] == a.Len():
-		a.Retain()
-		return a, nil
-	case len(rs) == 0:
-		return array.NewSlice(a, 0, 0), nil
-	case len(rs) == 1:
-		return array.NewSlice(a, int64(rs[0][0]), int64(rs[0][1])), nil
-	}
-	parts := make([]arrow.Array, len(rs))
-	for k, r := range rs {
-		parts[k] = array.NewSlice(a, int64(r[0]), int64(r[1]))
-	}
-	out, err := array.Concatenate(parts, mem)
-	for _, p := range parts {
-		p.Release()
-	}
-	return out, err
-}
-
 // table assembles a record: columns already set in cols are used as they
 // are, the others are taken from rec by rs. It releases cols.
 func table(mem memory.Allocator, rec arrow.RecordBatch, cols []arrow.Array, rs [][2]int, n int) (arrow.RecordBatch, error) {

@@ -30,6 +30,7 @@ package columnar
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -77,6 +78,10 @@ type sigInfo struct {
 	// the rules run once per distinct attribute row (see rowMemo).
 	memo      bool
 	memoScope bool
+	// fields: the item fields some rule reads (rules.Rule.ReadsFields), all
+	// of them low-cardinality fields the memo can key on (memoFields):
+	// items that also agree on these have the same outcome.
+	fields []string
 }
 
 // New returns an Engine applying set.
@@ -99,8 +104,24 @@ func New(set *rules.Set, opts Options) *Engine {
 			info.attrs = info.attrs || rd.Attributes || wr.Attributes
 			info.res = info.res || rd.Resource || wr.Resource
 			info.memoScope = info.memoScope || rd.Scope
-			info.memo = info.memo && !rd.Item && !wr.Item
+			info.memo = info.memo && !wr.Item
+			if rd.Item {
+				fs, ok := r.ReadsFields()
+				for _, f := range fs {
+					if !slices.Contains(memoFields[sig], f) {
+						ok = false
+					}
+					if !slices.Contains(info.fields, f) {
+						info.fields = append(info.fields, f)
+					}
+				}
+				info.memo = info.memo && ok
+			}
 		}
+		if !info.memo {
+			info.fields = nil
+		}
+		slices.Sort(info.fields)
 	}
 	e.pool.New = func() any { return newState(e) }
 	return e

@@ -95,8 +95,10 @@ type state struct {
 	arena []byte // hex ids of this batch (strings alias it)
 	box   boxer
 	memo  rowMemo
-	raw   rawAttrs
-	tally rules.Tally
+	// fieldKeys append the fields of sigInfo.fields of a row to a memo key.
+	fieldKeys []func(b []byte, i int) []byte
+	raw       rawAttrs
+	tally     rules.Tally
 
 	// outcome
 	n        int
@@ -160,6 +162,8 @@ func (st *state) end() {
 	st.resAttrs, st.itAttrs = mapCols{}, mapCols{}
 	st.resID, st.scopeID = nil, nil
 	st.memo.reset()
+	clear(st.fieldKeys)
+	st.fieldKeys = st.fieldKeys[:0]
 }
 
 func resize[T any](s []T, n int) []T {
@@ -353,6 +357,11 @@ func (st *state) evaluate() error {
 	}
 	cow := st.info.writesResource
 	memo := st.info.memo
+	if memo {
+		if err := st.memoFieldKeys(it); err != nil {
+			return err
+		}
+	}
 	for i := 0; i < st.n; i++ {
 		st.patchOf[i] = -1
 		r, s := int(st.resID.Value(i)), int(st.scopeID.Value(i))

@@ -4,6 +4,9 @@ import (
 	"hash/maphash"
 	"math"
 
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/schemas"
 )
@@ -19,6 +22,7 @@ import (
 type rowMemo struct {
 	seed    maphash.Seed
 	buf     []byte
+	cmp     []byte           // scratch of sameFields
 	by      map[uint64]int32 // hash -> first entry of its chain
 	entries []memoEntry
 	hits    int
@@ -76,6 +80,9 @@ func (st *state) memoKey(i, r, s int) uint64 {
 			}
 		}
 	}
+	for _, f := range st.fieldKeys {
+		b = f(b, i)
+	}
 	m.buf = b
 	return maphash.Bytes(m.seed, b)
 }
@@ -89,7 +96,7 @@ func (st *state) memoLookup(h uint64, i, r, s int) int32 {
 	}
 	for ; e >= 0; e = m.entries[e].next {
 		me := &m.entries[e]
-		if int(me.r) == r && int(me.s) == s && (!st.info.attrs || st.sameAttrRows(int(me.row), i)) {
+		if int(me.r) == r && int(me.s) == s && (!st.info.attrs || st.sameAttrRows(int(me.row), i)) && st.sameFields(int(me.row), i) {
 			return e
 		}
 	}
@@ -178,4 +185,102 @@ func sameRawValue(c *anyCols, ja, jb int, t uint8) bool {
 		return true
 	}
 	return string(c.by.Value(ja)) == string(c.by.Value(jb))
+}
+
+// memoFields are the item fields, per signal, that the memo can key on:
+// those with few distinct values (an item's body or ids would make it
+// give up).
+var memoFields = [...][]string{
+	rules.Metrics: {"name", "unit", "type"},
+	rules.Logs:    {"severity_number", "severity_text"},
+	rules.Traces:  {"name", "kind", "status_code", "status_message"},
+}
+
+// memoFieldKeys sets st.fieldKeys for the fields of st.info.fields. Each
+// appends a self-delimiting encoding of the field as the rules see it.
+func (st *state) memoFieldKeys(it arrow.RecordBatch) error {
+	st.fieldKeys = st.fieldKeys[:0]
+	add := func(f func(b []byte, i int) []byte) { st.fieldKeys = append(st.fieldKeys, f) }
+	for _, name := range st.info.fields {
+		switch st.sig {
+		case rules.Metrics:
+			// name, unit and type come from the point's metric row.
+			metricID, err := column[*array.Uint32](it, schemas.PtMetricID, "data_points")
+			if err != nil {
+				return err
+			}
+			add(func(b []byte, i int) []byte { return appendU32(b, metricID.Value(i)) })
+			return nil // one key for all three
+		case rules.Logs:
+			switch name {
+			case "severity_number":
+				c, err := column[*array.Int32](it, schemas.LogSeverityNumber, "log_records")
+				if err != nil {
+					return err
+				}
+				add(func(b []byte, i int) []byte { return appendU32(b, uint32(c.Value(i))) })
+			case "severity_text":
+				c, err := column[*array.String](it, schemas.LogSeverityText, "log_records")
+				if err != nil {
+					return err
+				}
+				add(func(b []byte, i int) []byte { return appendStr(b, c.Value(i)) })
+			}
+		case rules.Traces:
+			switch name {
+			case "name", "status_message":
+				col := schemas.SpanName
+				if name == "status_message" {
+					col = schemas.SpanStatusMessage
+				}
+				c, err := column[*array.String](it, col, "spans")
+				if err != nil {
+					return err
+				}
+				add(func(b []byte, i int) []byte { return appendStr(b, c.Value(i)) })
+			case "kind", "status_code":
+				col := schemas.SpanKind
+				if name == "status_code" {
+					col = schemas.SpanStatusCode
+				}
+				c, err := column[*array.Int32](it, col, "spans")
+				if err != nil {
+					return err
+				}
+				add(func(b []byte, i int) []byte {
+					if c.IsNull(i) {
+						return append(b, 0)
+					}
+					return appendU32(append(b, 1), uint32(c.Value(i)))
+				})
+			}
+		}
+	}
+	return nil
+}
+
+// sameFields reports whether rows a and b agree on st.info.fields.
+func (st *state) sameFields(a, b int) bool {
+	if len(st.fieldKeys) == 0 {
+		return true
+	}
+	m := &st.memo
+	k := m.cmp[:0]
+	for _, f := range st.fieldKeys {
+		k = f(k, a)
+	}
+	n := len(k)
+	for _, f := range st.fieldKeys {
+		k = f(k, b)
+	}
+	m.cmp = k
+	return string(k[:n]) == string(k[n:])
+}
+
+func appendU32(b []byte, v uint32) []byte {
+	return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24))
+}
+
+func appendStr(b []byte, s string) []byte {
+	return append(appendU32(b, uint32(len(s))), s...)
 }

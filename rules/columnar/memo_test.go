@@ -2,12 +2,14 @@ package columnar
 
 import (
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -71,10 +73,18 @@ func TestMemo(t *testing.T) {
 			`when: attributes["k0"] == "a"
     set:
       attributes["svc"]: resource["service.name"]`,
+			`when: severity_number < 9
+    drop: true`,
+			`when: severity_text == "WARN" || severity_number > 12
+    set:
+      attributes["sev"]: string(severity_number) + severity_text`,
 		},
 		stream.Traces: {
 			`set:
       attributes["n"]: name`,
+			`when: kind == "server" && status_code != "error"
+    set:
+      attributes["st"]: status_code + status_message`,
 			`when: attributes["k1"] == "b"
     set:
       attributes["sc"]: concat(scope.name, resource["service.name"])`,
@@ -106,7 +116,8 @@ func TestMemoEligible(t *testing.T) {
 	for y, want := range map[string]bool{
 		"    set:\n      attributes[\"a\"]: attributes[\"b\"]\n": true,
 		"    set:\n      attributes[\"a\"]: resource[\"b\"]\n":   true,
-		"    set:\n      attributes[\"a\"]: name\n":              false,
+		"    set:\n      attributes[\"a\"]: name\n":              true, // keyed by the metric
+		"    set:\n      attributes[\"a\"]: string(value)\n":     false,
 		"    set:\n      attributes[\"a\"]: string(now())\n":     false,
 		"    set:\n      name: attributes[\"b\"]\n":              false,
 		"    sample: 0.5\n":                                      false,
@@ -117,6 +128,31 @@ func TestMemoEligible(t *testing.T) {
 		set := parse(t, "rules:\n  - name: a\n    signal: metrics\n"+y)
 		if got := New(set, Options{}).sigs[0].memo; got != want {
 			t.Errorf("%q: memo = %v, want %v", y, got, want)
+		}
+	}
+}
+
+// TestMemoFields: rules that read low-cardinality fields are memoised by
+// those fields; others, and rules that write fields, are not.
+func TestMemoFields(t *testing.T) {
+	for _, tt := range []struct {
+		sig  rules.Signal
+		y    string
+		want []string
+	}{
+		{rules.Logs, "    when: severity_number < 9\n    drop: true\n", []string{"severity_number"}},
+		{rules.Logs, "    when: severity_text == \"x\" && attributes[\"a\"] == 1\n    drop: true\n", []string{"severity_text"}},
+		{rules.Logs, "    when: body == \"x\"\n    drop: true\n", nil},
+		{rules.Logs, "    when: severity_number < 9\n    set:\n      severity_text: '\"x\"'\n", nil},
+		{rules.Logs, "    when: severity_number < now().Hour()\n    drop: true\n", nil},
+		{rules.Logs, "    when: severity_number < 9\n    sample: 0.5\n", nil},
+		{rules.Traces, "    when: kind == \"server\" && status_code == \"error\"\n    drop: true\n", []string{"kind", "status_code"}},
+		{rules.Traces, "    when: duration_ms > 5\n    drop: true\n", nil},
+	} {
+		set := parse(t, "rules:\n  - name: a\n    signal: "+tt.sig.String()+"\n"+tt.y)
+		info := New(set, Options{}).sigs[tt.sig]
+		if info.memo != (tt.want != nil) || !slices.Equal(info.fields, tt.want) {
+			t.Errorf("%q: memo = %v, fields %q; want fields %q", tt.y, info.memo, info.fields, tt.want)
 		}
 	}
 }
