@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -29,7 +30,9 @@ const ipcFormat = 2
 
 var (
 	zenc = sync.OnceValue(func() *zstd.Encoder {
-		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true))
+		// EncodeAll runs on up to GOMAXPROCS goroutines at once (with 1,
+		// concurrent WriteIPC calls queued on one encoder).
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
 		return e
 	})
 	zdec = sync.OnceValue(func() *zstd.Decoder {
@@ -37,7 +40,13 @@ var (
 		return d
 	})
 	encoders = sync.Pool{New: func() any { return &encoder{} }}
+	// rawBufs holds the decompressed payloads of ReadIPC (every value is
+	// copied out of it).
+	rawBufs sync.Pool
 )
+
+// maxPooled is the largest buffer kept in a pool.
+const maxPooled = 64 << 20
 
 // WriteIPC writes b as one processed-topic value: a small envelope (magic,
 // schema version, signal, format) and one zstd frame holding the tables,
@@ -60,15 +69,22 @@ func WriteIPC(w io.Writer, b *Batch) error {
 			}
 		}
 	}
-	hdr := make([]byte, 0, len(ipcMagic)+len(Version)+2+len(e.out)/4)
-	hdr = append(hdr, ipcMagic...)
-	hdr = append(hdr, Version...)
-	hdr = append(hdr, byte(b.Signal), ipcFormat)
-	out := zenc().EncodeAll(e.out, hdr)
-	if cap(e.out) > 64<<20 {
+	z := e.z[:0]
+	if cap(z) == 0 {
+		z = make([]byte, 0, 64<<10)
+	}
+	z = append(z, ipcMagic...)
+	z = append(z, Version...)
+	z = append(z, byte(b.Signal), ipcFormat)
+	z = zenc().EncodeAll(e.out, z)
+	_, err := w.Write(z)
+	e.z = z
+	if cap(e.out) > maxPooled {
 		e.out = nil // do not keep huge buffers in the pool
 	}
-	_, err := w.Write(out)
+	if cap(e.z) > maxPooled {
+		e.z = nil
+	}
 	return err
 }
 
@@ -155,7 +171,16 @@ func readOne(data []byte, want *arrow.Schema, mem memory.Allocator) (arrow.Recor
 
 // readV2 decodes format 2: one zstd frame of tables.
 func readV2(b *Batch, data []byte, mem memory.Allocator) (*Batch, error) {
-	raw, err := zdec().DecodeAll(data, nil)
+	var raw []byte
+	if p, ok := rawBufs.Get().(*[]byte); ok {
+		raw = (*p)[:0]
+	}
+	raw, err := zdec().DecodeAll(data, raw)
+	defer func() {
+		if cap(raw) <= maxPooled {
+			rawBufs.Put(&raw)
+		}
+	}()
 	if err != nil {
 		return nil, fmt.Errorf("%w: ipc: %v", ErrSchema, err)
 	}

@@ -61,12 +61,17 @@ var pow10 = func() (p [19]float64) {
 // ---------------------------------------------------------------- encoding
 
 type encoder struct {
-	out  []byte
-	u64  []uint64
-	f64  []float64
-	key  []byte
-	mem  memory.Allocator
-	strs map[string]uint32
+	out []byte
+	z   []byte // the compressed value
+	u64 []uint64
+	f64 []float64
+	key []byte
+	mem memory.Allocator
+	ids []uint64 // string ids of a dictionary (idScratch)
+
+	setIDs []uint64 // row ids of an attribute-set table (mapCol)
+
+	strTab, setTab table
 }
 
 func (e *encoder) uvarint(v uint64) { e.out = binary.AppendUvarint(e.out, v) }
@@ -82,28 +87,37 @@ func zigzag(v int64) uint64   { return uint64(v<<1) ^ uint64(v>>63) }
 func unzigzag(v uint64) int64 { return int64(v>>1) ^ -int64(v&1) }
 func width(x uint64) int      { return (bits.Len64(x) + 7) / 8 }
 
+type integer interface {
+	uint8 | uint32 | uint64 | int32 | int64
+}
+
 // ints writes v (as many values as the decoder will ask for) with the
 // narrowest of constant, frame of reference and delta coding, as byte planes:
 // zstd then sees runs and repeats of each byte position, and its entropy coder
 // spends ~nothing on the high bytes of small numbers.
-func (e *encoder) ints(v []uint64) {
+func (e *encoder) ints(v []uint64) { intsOf(e, v) }
+
+// intsOf is ints of the values uint64(x) of v (int32 sign extended).
+func intsOf[T integer](e *encoder, v []T) {
 	if len(v) == 0 {
 		return
 	}
-	mn, mx := v[0], v[0]
-	smn, smx := int64(v[0]), int64(v[0])
+	if constant(v) {
+		e.out = append(e.out, intConst)
+		e.uvarint(uint64(v[0]))
+		return
+	}
+	v0 := uint64(v[0])
+	mn, mx := v0, v0
+	smn, smx := int64(v0), int64(v0)
 	var dmax uint64
-	prev := v[0]
-	for _, x := range v[1:] {
+	prev := v0
+	for _, y := range v[1:] {
+		x := uint64(y)
 		mn, mx = min(mn, x), max(mx, x)
 		smn, smx = min(smn, int64(x)), max(smx, int64(x))
 		dmax = max(dmax, zigzag(int64(x-prev)))
 		prev = x
-	}
-	if mn == mx {
-		e.out = append(e.out, intConst)
-		e.uvarint(mn)
-		return
 	}
 	base, rng := mn, mx-mn
 	if r := uint64(smx - smn); r < rng {
@@ -121,25 +135,24 @@ func (e *encoder) ints(v []uint64) {
 	if (b+7)/8*8-b >= 4 {
 		if delta {
 			e.out = append(e.out, intDeltaBits, byte(b))
-			e.uvarint(v[0])
-			e.pack(len(v)-1, b, func(i int) uint64 { return zigzag(int64(v[i+1] - v[i])) })
+			e.uvarint(v0)
 		} else {
 			e.out = append(e.out, intFORBits, byte(b))
 			e.uvarint(base)
-			e.pack(len(v), b, func(i int) uint64 { return v[i] - base })
 		}
+		e.out = pack(e.out, v, b, delta, base)
 		return
 	}
 	wf, wd := (bf+7)/8, (bd+7)/8
 	if delta {
 		e.out = append(e.out, intDelta, byte(wd))
-		e.uvarint(v[0])
+		e.uvarint(v0)
 		n := len(v) - 1
 		at := len(e.out)
-		e.out = append(e.out, make([]byte, wd*n)...)
+		e.out = grow(e.out, wd*n)[:at+wd*n]
 		dst := e.out[at:]
 		for i := 1; i < len(v); i++ {
-			d := zigzag(int64(v[i] - v[i-1]))
+			d := zigzag(int64(uint64(v[i]) - uint64(v[i-1])))
 			for k := range wd {
 				dst[k*n+i-1] = byte(d >> (8 * k))
 			}
@@ -150,21 +163,23 @@ func (e *encoder) ints(v []uint64) {
 	e.uvarint(base)
 	n := len(v)
 	at := len(e.out)
-	e.out = append(e.out, make([]byte, wf*n)...)
+	e.out = grow(e.out, wf*n)[:at+wf*n]
 	dst := e.out[at:]
 	switch wf {
 	case 1:
+		dst = dst[:n]
 		for i, x := range v {
-			dst[i] = byte(x - base)
+			dst[i] = byte(uint64(x) - base)
 		}
 	case 2:
+		lo, hi := dst[:n], dst[n:2*n]
 		for i, x := range v {
-			d := x - base
-			dst[i], dst[n+i] = byte(d), byte(d>>8)
+			d := uint64(x) - base
+			lo[i], hi[i] = byte(d), byte(d>>8)
 		}
 	default:
 		for i, x := range v {
-			d := x - base
+			d := uint64(x) - base
 			for k := range wf {
 				dst[k*n+i] = byte(d >> (8 * k))
 			}
@@ -172,15 +187,26 @@ func (e *encoder) ints(v []uint64) {
 	}
 }
 
-// pack appends n values of b bits (1..64), LSB first.
-func (e *encoder) pack(n, b int, val func(int) uint64) {
+// pack appends the values of b bits (1..64), LSB first: zigzag(v[i]-v[i-1])
+// for i >= 1 (delta) or v[i]-base.
+func pack[T integer](out []byte, v []T, b int, delta bool, base uint64) []byte {
 	var acc uint64
 	have := 0
+	n := len(v)
+	if delta {
+		n--
+	}
+	out = grow(out, (n*b+7)/8+8)
 	for i := range n {
-		x := val(i)
+		var x uint64
+		if delta {
+			x = zigzag(int64(uint64(v[i+1]) - uint64(v[i])))
+		} else {
+			x = uint64(v[i]) - base
+		}
 		acc |= x << have
 		if have+b >= 64 {
-			e.out = binary.LittleEndian.AppendUint64(e.out, acc)
+			out = binary.LittleEndian.AppendUint64(out, acc)
 			spill := have + b - 64
 			if spill > 0 {
 				acc = x >> (b - spill)
@@ -193,9 +219,10 @@ func (e *encoder) pack(n, b int, val func(int) uint64) {
 		}
 	}
 	for ; have > 0; have -= 8 {
-		e.out = append(e.out, byte(acc))
+		out = append(out, byte(acc))
 		acc >>= 8
 	}
+	return out
 }
 
 // decimal returns m with float64(m)/10^e == v bit for bit.
@@ -214,6 +241,11 @@ func decimal(v float64, e int) (int64, bool) {
 func (e *encoder) floats(v []float64) {
 	if len(v) == 0 {
 		return
+	}
+	if constant(u64s(v)) {
+		// The same choices and bytes as for all of v: one sample, no
+		// exceptions or all, a constant.
+		v = v[:1]
 	}
 	step := max(1, len(v)/256)
 	best, bestExc, sample := 0, math.MaxInt, 0
@@ -270,23 +302,36 @@ func (e *encoder) validity(a arrow.Array) {
 		e.out = append(e.out, nullAll)
 	default:
 		e.out = append(e.out, nullSome)
-		at := len(e.out)
-		e.out = append(e.out, make([]byte, bitutil.BytesForBits(int64(n)))...)
-		bm := e.out[at:]
-		for i := range n {
-			if a.IsValid(i) {
-				bitutil.SetBit(bm, i)
-			}
-		}
+		e.out = appendBits(e.out, a.NullBitmapBytes(), a.Data().Offset(), n)
 	}
 }
 
-func intsOf[T uint8 | uint32 | uint64 | int32 | int64](e *encoder, v []T) {
-	u := e.scratch(len(v))
-	for i, x := range v {
-		u[i] = uint64(x)
+// constant reports whether all of v (not empty) are equal.
+func constant[T comparable](v []T) bool {
+	x := v[0]
+	for _, y := range v[1:] {
+		if y != x {
+			return false
+		}
 	}
-	e.ints(u)
+	return true
+}
+
+// appendBits appends bits off..off+n-1 of bm (LSB first) as ceil(n/8)
+// bytes, the bits past n zero.
+func appendBits(out []byte, bm []byte, off, n int) []byte {
+	nb := int(bitutil.BytesForBits(int64(n)))
+	if off%8 == 0 {
+		out = append(out, bm[off/8:off/8+nb]...)
+	} else {
+		at := len(out)
+		out = append(out, make([]byte, nb)...)
+		bitutil.CopyBitmap(bm, off, n, out[at:], 0)
+	}
+	if r := n % 8; r != 0 {
+		out[len(out)-1] &= byte(1)<<r - 1
+	}
+	return out
 }
 
 // binView returns the offsets (absolute, n+1) and the bytes starting at
@@ -317,14 +362,11 @@ func (e *encoder) col(a arrow.Array) error {
 	case *array.Float64:
 		e.floats(t.Float64Values())
 	case *array.Boolean:
-		at := len(e.out)
-		e.out = append(e.out, make([]byte, bitutil.BytesForBits(int64(t.Len())))...)
-		bm := e.out[at:]
-		for i := range t.Len() {
-			if t.Value(i) {
-				bitutil.SetBit(bm, i)
-			}
+		var bm []byte
+		if b := t.Data().Buffers()[1]; b != nil {
+			bm = b.Bytes()
 		}
+		e.out = appendBits(e.out, bm, t.Data().Offset(), t.Len())
 	case *array.String, *array.Binary:
 		offs, data, _ := binView(a)
 		e.binary(offs, data)
@@ -361,30 +403,9 @@ func (e *encoder) binary(offs []int32, data []byte) {
 		return
 	}
 	o0 := offs[0]
-	val := func(i int) []byte { return data[offs[i]-o0 : offs[i+1]-o0] }
-	limit := n/4 + 1
-	if e.strs == nil {
-		e.strs = make(map[string]uint32)
-	}
-	clear(e.strs)
-	ids := make([]uint64, n)
-	var order []int
-	dict := true
-	for i := range n {
-		v := val(i)
-		id, ok := e.strs[string(v)]
-		if !ok {
-			if len(order) == limit {
-				dict = false
-				break
-			}
-			id = uint32(len(order))
-			e.strs[string(v)] = id
-			order = append(order, i)
-		}
-		ids[i] = uint64(id)
-	}
-	if !dict {
+	ids := e.idScratch(n)
+	order := e.strDict(offs, data, n/4+1, ids)
+	if order == nil {
 		e.out = append(e.out, seqPlain)
 		e.lengths(offs)
 		e.out = append(e.out, data[:offs[n]-o0]...)
@@ -393,14 +414,26 @@ func (e *encoder) binary(offs []int32, data []byte) {
 	e.out = append(e.out, seqDict)
 	e.uvarint(uint64(len(order)))
 	u := e.scratch(len(order))
+	total := 0
 	for k, i := range order {
-		u[k] = uint64(offs[i+1] - offs[i])
+		l := offs[i+1] - offs[i]
+		u[k] = uint64(l)
+		total += int(l)
 	}
 	e.ints(u)
+	e.out = grow(e.out, total)
 	for _, i := range order {
-		e.out = append(e.out, val(i)...)
+		e.out = append(e.out, data[offs[i]-o0:offs[i+1]-o0]...)
 	}
 	e.ints(ids)
+}
+
+// grow makes room for n more bytes.
+func grow(b []byte, n int) []byte {
+	if cap(b)-len(b) < n {
+		b = append(b[:cap(b)], make([]byte, n+cap(b)/2)...)[:len(b)]
+	}
+	return b
 }
 
 func (e *encoder) list(t *array.List) error {
@@ -418,33 +451,17 @@ func (e *encoder) list(t *array.List) error {
 func (e *encoder) mapCol(t *array.Map) error {
 	n := t.Len()
 	if n > 1 {
-		keys, items := t.Keys(), t.Items()
-		sets := make(map[string]uint32)
-		ids := make([]uint64, n)
-		var reps []int32
-		for i := range n {
-			k := e.key[:0]
-			if t.IsNull(i) {
-				k = append(k, 0)
-			} else {
-				k = append(k, 1)
-				s, end := t.ValueOffsets(i)
-				for j := int(s); j < int(end); j++ {
-					k = appendKey(appendKey(k, keys, j), items, j)
-				}
-			}
-			e.key = k
-			id, ok := sets[string(k)]
-			if !ok {
-				if len(reps) >= n/2 {
-					reps = nil
-					break
-				}
-				id = uint32(len(reps))
-				sets[string(k)] = id
-				reps = append(reps, int32(i))
-			}
-			ids[i] = uint64(id)
+		// ids is e.ids, taken for the time of this call (the columns below
+		// use it too).
+		if cap(e.setIDs) < n {
+			e.setIDs = make([]uint64, n)
+		}
+		ids := e.setIDs[:n]
+		e.setIDs = nil
+		defer func() { e.setIDs = ids[:0] }()
+		reps, ok := e.attrSets(t, n/2, ids)
+		if !ok {
+			reps = e.mapSetsGeneric(t, ids)
 		}
 		if reps != nil {
 			e.out = append(e.out, seqDict)
@@ -460,6 +477,38 @@ func (e *encoder) mapCol(t *array.Map) error {
 		}
 	}
 	return e.mapPlain(t)
+}
+
+// mapSetsGeneric is attrSets for any map column, through appendKey.
+func (e *encoder) mapSetsGeneric(t *array.Map, ids []uint64) []int32 {
+	n := t.Len()
+	keys, items := t.Keys(), t.Items()
+	sets := make(map[string]uint32)
+	var reps []int32
+	for i := range n {
+		k := e.key[:0]
+		if t.IsNull(i) {
+			k = append(k, 0)
+		} else {
+			k = append(k, 1)
+			s, end := t.ValueOffsets(i)
+			for j := int(s); j < int(end); j++ {
+				k = appendKey(appendKey(k, keys, j), items, j)
+			}
+		}
+		e.key = k
+		id, ok := sets[string(k)]
+		if !ok {
+			if len(reps) >= n/2 {
+				return nil
+			}
+			id = uint32(len(reps))
+			sets[string(k)] = id
+			reps = append(reps, int32(i))
+		}
+		ids[i] = uint64(id)
+	}
+	return reps
 }
 
 func (e *encoder) mapPlain(t *array.Map) error {
@@ -634,15 +683,122 @@ func gatherList(mem memory.Allocator, t *array.List, idx []int32, valid *memory.
 	ob := newBuf(mem, 4*(len(idx)+1))
 	o := arrow.Int32Traits.CastFromBytes(ob.Bytes())
 	o[0] = 0
-	var child []int32
+	starts := make([]int32, len(idx))
+	total := int32(0)
 	for k, i := range idx {
 		s, end := t.ValueOffsets(int(i))
-		for j := s; j < end; j++ {
-			child = append(child, int32(j))
-		}
-		o[k+1] = int32(len(child))
+		starts[k] = int32(s)
+		total += int32(end - s)
+		o[k+1] = total
 	}
-	return []*memory.Buffer{valid, ob}, []arrow.ArrayData{gather(mem, t.ListValues(), child)}
+	return []*memory.Buffer{valid, ob}, []arrow.ArrayData{gatherRanges(mem, t.ListValues(), starts, o)}
+}
+
+// gatherRanges returns the concatenation of the runs of rows of a that
+// start at starts[k] and have o[k+1]-o[k] rows, as a new array's data: what
+// gather of every row of the runs gives, copying whole runs.
+func gatherRanges(mem memory.Allocator, a arrow.Array, starts, o []int32) arrow.ArrayData {
+	n := int(o[len(o)-1])
+	var valid *memory.Buffer
+	nulls := 0
+	if a.NullN() > 0 {
+		valid = newBuf(mem, int(bitutil.BytesForBits(int64(n))))
+		bm := valid.Bytes()
+		clear(bm)
+		for k, s := range starts {
+			for j := range o[k+1] - o[k] {
+				if a.IsValid(int(s + j)) {
+					bitutil.SetBit(bm, int(o[k]+j))
+				} else {
+					nulls++
+				}
+			}
+		}
+	}
+	var bufs []*memory.Buffer
+	var children []arrow.ArrayData
+	switch t := a.(type) {
+	case *array.Uint8:
+		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Uint8Values(), starts, o, 1)}
+	case *array.Uint32:
+		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Uint32Values(), starts, o, 4)}
+	case *array.Uint64:
+		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Uint64Values(), starts, o, 8)}
+	case *array.Int32:
+		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Int32Values(), starts, o, 4)}
+	case *array.Int64:
+		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Int64Values(), starts, o, 8)}
+	case *array.Float64:
+		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Float64Values(), starts, o, 8)}
+	case *array.Boolean:
+		b := newBuf(mem, int(bitutil.BytesForBits(int64(n))))
+		bm := b.Bytes()
+		clear(bm)
+		for k, s := range starts {
+			for j := range o[k+1] - o[k] {
+				if t.Value(int(s + j)) {
+					bitutil.SetBit(bm, int(o[k]+j))
+				}
+			}
+		}
+		bufs = []*memory.Buffer{valid, b}
+	case *array.String, *array.Binary:
+		offs, data, _ := binView(a)
+		o0 := offs[0]
+		total := 0
+		for k, s := range starts {
+			total += int(offs[s+o[k+1]-o[k]] - offs[s])
+		}
+		ob := newBuf(mem, 4*(n+1))
+		db := newBuf(mem, total)
+		out := arrow.Int32Traits.CastFromBytes(ob.Bytes())
+		d := db.Bytes()[:0]
+		out[0] = 0
+		for k, s := range starts {
+			cnt := o[k+1] - o[k]
+			base := int32(len(d)) - offs[s]
+			d = append(d, data[offs[s]-o0:offs[s+cnt]-o0]...)
+			dst := out[o[k]+1 : o[k+1]+1]
+			for j, x := range offs[s+1 : s+cnt+1] {
+				dst[j] = x + base
+			}
+		}
+		bufs = []*memory.Buffer{valid, ob, db}
+	case *array.Struct:
+		bufs = []*memory.Buffer{valid}
+		for f := range t.NumField() {
+			children = append(children, gatherRanges(mem, t.Field(f), starts, o))
+		}
+	default:
+		// lists and maps: row by row
+		idx := make([]int32, 0, n)
+		for k, s := range starts {
+			for j := range o[k+1] - o[k] {
+				idx = append(idx, s+j)
+			}
+		}
+		if valid != nil {
+			valid.Release()
+		}
+		return gather(mem, a, idx)
+	}
+	d := array.NewData(a.DataType(), n, bufs, children, nulls, 0)
+	releaseAll(bufs, children)
+	return d
+}
+
+func copyRanges[T any](mem memory.Allocator, v []T, starts, o []int32, size int) *memory.Buffer {
+	b := newBuf(mem, int(o[len(o)-1])*size)
+	out := castBytes[T](b.Bytes())
+	for k, s := range starts {
+		cnt := o[k+1] - o[k]
+		if cnt == 1 {
+			out[o[k]] = v[s]
+		} else {
+			copy(out[o[k]:o[k+1]], v[s:s+cnt])
+		}
+	}
+	return b
 }
 
 // ---------------------------------------------------------------- decoding
