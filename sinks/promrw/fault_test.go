@@ -150,7 +150,7 @@ func TestConfig(t *testing.T) {
 		t.Errorf("defaults: %+v", p.cfg)
 	}
 	s.Close()
-	for _, bad := range []string{"urll: x\n", "delta: convert\n", "exponential_histograms: nope\n", "concurrency: -1\n"} {
+	for _, bad := range []string{"urll: x\n", "delta: sometimes\n", "exponential_histograms: nope\n", "concurrency: -1\n"} {
 		e := parseEntry(t, "name: prom\ntype: prometheus_remote_write\nsignals: [metrics]\nurl: http://x/\n"+bad)
 		if _, err := sinks.Build(cfg, e, sinks.Env{}); err == nil {
 			t.Errorf("%q accepted", bad)

@@ -26,11 +26,13 @@
 //     8, scales below -4 are dropped. With `exponential_histograms: buckets`
 //     they are sent as classic _bucket{le}/_sum/_count series instead (for
 //     backends without native histograms, e.g. VictoriaMetrics before 1.92).
-//   - Delta temporality (sums, histograms, exponential histograms) is not
-//     converted: those data points are dropped and counted in
+//   - Delta temporality: with `delta: reject` (default) delta sums,
+//     histograms and exponential histograms are dropped and counted in
 //     sluice_sink_dropped_points_total{reason="delta_temporality"} (a record
-//     is not dead-lettered for it: its other points are delivered). Points
-//     without temporality are dropped likewise.
+//     is not dead-lettered for it: its other points are delivered). With
+//     `delta: convert` sums and histograms are turned into cumulative ones
+//     by a running total per series (delta.go); delta exponential histograms
+//     are still dropped. Points without temporality are dropped.
 //   - Resource: job = service.namespace/service.name (or service.name),
 //     instance = service.instance.id; the resource attributes listed in
 //     promote_resource_attributes are copied onto every series; a
@@ -121,7 +123,9 @@ type Config struct {
 	// series as labels.
 	PromoteResourceAttributes []string `yaml:"promote_resource_attributes"`
 	// Delta says what happens to points of delta temporality: "reject"
-	// (the only value today, the default) drops and counts them.
+	// (default) drops and counts them; "convert" keeps a running total per
+	// series and writes cumulative sums and histograms (delta exponential
+	// histograms are still dropped). See delta.go.
 	Delta string `yaml:"delta"`
 	// ExponentialHistograms: "native" (default) or "buckets" (classic
 	// _bucket/_sum/_count series).
@@ -137,9 +141,10 @@ type Config struct {
 }
 
 const (
-	expNative  = "native"
-	expBuckets = "buckets"
-	deltaRej   = "reject"
+	expNative    = "native"
+	expBuckets   = "buckets"
+	deltaRej     = "reject"
+	deltaConvert = "convert"
 )
 
 func (c *Config) check(entry *config.Sink) []error {
@@ -156,11 +161,9 @@ func (c *Config) check(entry *config.Sink) []error {
 		errs = append(errs, entry.Errorf("concurrency", "concurrency must be between 1 and 256"))
 	}
 	switch c.Delta {
-	case "", deltaRej:
-	case "convert":
-		errs = append(errs, entry.Errorf("delta", "delta: convert is not implemented yet; use reject (delta points are dropped and counted)"))
+	case "", deltaRej, deltaConvert:
 	default:
-		errs = append(errs, entry.Errorf("delta", "delta must be reject, not %q", c.Delta))
+		errs = append(errs, entry.Errorf("delta", "delta must be reject or convert, not %q", c.Delta))
 	}
 	switch c.ExponentialHistograms {
 	case "", expNative, expBuckets:
@@ -247,6 +250,13 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 	}
 
 	rejected, err := s.send(ctx)
+	if s.tr.delta != nil {
+		if err != nil {
+			s.tr.delta.discard() // the retry counts these deltas again
+		} else {
+			s.tr.delta.commit(time.Now())
+		}
+	}
 	if err != nil {
 		return err
 	}

@@ -65,6 +65,7 @@ type translator struct {
 
 	out     *collector
 	dropped map[string]int
+	delta   *deltaState // nil unless delta: convert
 
 	// per batch
 	metrics   []metricInfo
@@ -76,6 +77,7 @@ type translator struct {
 	arena     []byte
 	ser       []byte
 	hist      []byte
+	key       []byte
 	counts    []uint64
 	negCounts []uint64
 }
@@ -97,6 +99,9 @@ func newTranslator(cfg *Config, out *collector) *translator {
 	}
 	for _, a := range cfg.PromoteResourceAttributes {
 		t.promote[a] = true
+	}
+	if cfg.Delta == deltaConvert {
+		t.delta = newDeltaState()
 	}
 	return t
 }
@@ -456,8 +461,10 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 		switch m.temporality {
 		case temporalityCumulative:
 		case temporalityDelta:
-			t.dropped[dropDelta]++
-			return false
+			if t.delta == nil || m.kind == schemas.MetricExponentialHistogram {
+				t.dropped[dropDelta]++
+				return false
+			}
 		default:
 			t.dropped[dropTemporality]++
 			return false
@@ -488,6 +495,15 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 	t.pt = sortLabels(t.pt, &t.arena)
 	stale := c.flags.Value(i)&1 != 0 // DATA_POINT_FLAGS_NO_RECORDED_VALUE
 
+	var acc *accum // the running total of a delta point (delta: convert)
+	if m.temporality == temporalityDelta && (m.kind == schemas.MetricSum || m.kind == schemas.MetricHistogram) {
+		t.key = t.encodeLabels(t.key[:0], m.name, "", "")
+		if acc = t.delta.get(string(t.key)); acc == nil {
+			t.dropped["delta_series_limit"]++
+			return false
+		}
+	}
+
 	switch m.kind {
 	case schemas.MetricGauge, schemas.MetricSum:
 		var v float64
@@ -500,8 +516,16 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 			t.dropped[dropNoValue]++
 			return false
 		}
+		if acc != nil && !stale {
+			acc.value += v
+			v = acc.value
+		}
 		t.sample(m.name, "", "", v, ts, stale)
 	case schemas.MetricHistogram:
+		if acc != nil {
+			t.deltaHistogram(c, i, acc, m.name, ts, stale)
+			break
+		}
 		t.histogram(c, i, m.name, ts, stale)
 	case schemas.MetricExponentialHistogram:
 		if !t.expHistogram(c, i, m.name, ts, stale) {
@@ -536,6 +560,38 @@ func (t *translator) histogram(c *columns, i int, name string, ts int64, stale b
 		t.sample(name+"_sum", "", "", c.sum.Value(i), ts, stale)
 	}
 	t.sample(name+"_count", "", "", float64(c.count.Value(i)), ts, stale)
+}
+
+// deltaHistogram adds delta histogram point i to acc and emits the
+// cumulative histogram. Bounds that change start the series over.
+func (t *translator) deltaHistogram(c *columns, i int, acc *accum, name string, ts int64, stale bool) {
+	bs, be := c.buckets.ValueOffsets(i)
+	ls, le := c.bounds.ValueOffsets(i)
+	bounds := c.boundsV.Float64Values()[ls:le]
+	counts := c.bucketsV.Uint64Values()[bs:be]
+	if !stale {
+		if !acc.sameBounds(bounds) {
+			acc.bounds = append(acc.bounds[:0], bounds...)
+			acc.buckets = make([]uint64, len(bounds)+1)
+			acc.count, acc.sum = 0, 0
+		}
+		for k := 0; k < len(counts) && k < len(acc.buckets); k++ {
+			acc.buckets[k] += counts[k]
+		}
+		acc.count += c.count.Value(i)
+		if c.sum.IsValid(i) {
+			acc.sum += c.sum.Value(i)
+		}
+	}
+	bucket := name + "_bucket"
+	var cum uint64
+	for k := range acc.bounds {
+		cum += acc.buckets[k]
+		t.sample(bucket, "le", t.fmtFloat(acc.bounds[k]), float64(cum), ts, stale)
+	}
+	t.sample(bucket, "le", "+Inf", float64(acc.count), ts, stale)
+	t.sample(name+"_sum", "", "", acc.sum, ts, stale)
+	t.sample(name+"_count", "", "", float64(acc.count), ts, stale)
 }
 
 // expHistogram emits a native histogram, or classic buckets when so
