@@ -18,10 +18,14 @@ type Producer interface {
 // Consumer reads records as one member of a consumer group.
 type Consumer interface {
 	// Poll blocks until at least one record is available, ctx is done or the
-	// consumer is closed. Records of one partition come in order.
+	// consumer is closed. Records of one partition come in order to one
+	// member on Kafka; on NATS JetStream the members of a group pull from
+	// one consumer, so order holds only with a single member.
 	Poll(ctx context.Context) ([]*Record, error)
 	// Commit marks recs as processed. A position is never committed ahead
-	// of a record that was not passed to Commit.
+	// of a record that was not passed to Commit: records may be committed
+	// in any order, and a record never committed holds its partition's
+	// position (Kafka) or is delivered again after the ack wait (NATS).
 	Commit(ctx context.Context, recs ...*Record) error
 	// Lag is the number of records in the consumed topics that the group
 	// has not committed yet.
@@ -77,8 +81,8 @@ type TopicSpec struct {
 	Partitions int32
 	// Retention is how long records are kept; 0 keeps the bus default.
 	Retention time.Duration
-	// MaxRecordBytes is the largest record the topic accepts; 0 keeps
-	// the bus default.
+	// MaxRecordBytes is the largest record the topic accepts (on NATS
+	// JetStream headers count towards it); 0 keeps the bus default.
 	MaxRecordBytes int32
 }
 

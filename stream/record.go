@@ -34,12 +34,18 @@ type Record struct {
 	// Partition to write to; a negative value lets the bus choose (by Key
 	// when set). On consume, the partition the record was read from.
 	Partition int32
-	// Offset is the record's position in its partition (a Kafka offset, a
-	// JetStream stream sequence). Set by consumers.
+	// Offset is the record's position (a Kafka offset in its partition; a
+	// JetStream stream sequence, which numbers all partitions of a topic
+	// together). Set by consumers; compare offsets of one bus only.
 	Offset    int64
-	Key       []byte
-	Value     []byte
-	Headers   []Header
+	Key   []byte
+	Value []byte
+	// Headers keep their order. Names starting with "sluice-key",
+	// "sluice-timestamp" or "Nats-" are reserved by the NATS bus.
+	Headers []Header
+	// Timestamp is the producer's time of the record; zero lets the bus
+	// stamp it. Consumers get it back (StartAtTime on NATS compares the
+	// server's store time instead).
 	Timestamp time.Time
 
 	// Handle is bus-specific state set by Consumer.Poll and needed by

@@ -169,7 +169,7 @@ func waitForOutput(t *testing.T, dir string, want [3]int) {
 }
 
 // The all-in-one pipeline: OTLP in over gRPC, HTTP protobuf and HTTP JSON,
-// the embedded bus, the pass-through worker, the file sink; counts equal.
+// the embedded bus, the worker (no rules), the file sink; counts equal.
 // Then a restart on the same data directory resumes where it stopped.
 func TestRunEndToEnd(t *testing.T) {
 	dir := t.TempDir()

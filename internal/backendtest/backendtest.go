@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -27,6 +28,24 @@ type Backend struct {
 	URL string
 	// WriteURL is its remote write endpoint.
 	WriteURL string
+
+	proc *process
+}
+
+// Stop stops the server (SIGTERM to its process group, SIGKILL after 20s)
+// and waits until it has exited; its data directory and port stay
+// reserved for Restart.
+func (b Backend) Stop(tb testing.TB) {
+	tb.Helper()
+	b.proc.stop()
+}
+
+// Restart starts the server again (after stopping it if it is running) on
+// the same port and data directory, and waits until it is ready.
+func (b Backend) Restart(tb testing.TB) {
+	tb.Helper()
+	b.proc.stop()
+	b.proc.start(tb)
 }
 
 // Flush makes what was written searchable at once (VictoriaMetrics
@@ -50,7 +69,7 @@ func Prometheus(tb testing.TB) Backend {
 	}
 	port := freePort(tb)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	start(tb, dir, base+"/-/ready", bin,
+	p := start(tb, dir, base+"/-/ready", bin,
 		"--config.file="+cfg,
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address=127.0.0.1:"+strconv.Itoa(port),
@@ -58,7 +77,7 @@ func Prometheus(tb testing.TB) Backend {
 		"--enable-feature=native-histograms",
 		"--log.level=warn",
 	)
-	return Backend{URL: base, WriteURL: base + "/api/v1/write"}
+	return Backend{URL: base, WriteURL: base + "/api/v1/write", proc: p}
 }
 
 // VictoriaMetrics starts single-node `victoria-metrics` for tb. Its remote
@@ -70,14 +89,14 @@ func VictoriaMetrics(tb testing.TB) Backend {
 	dir := tb.TempDir()
 	port := freePort(tb)
 	base := "http://127.0.0.1:" + strconv.Itoa(port)
-	start(tb, dir, base+"/health", bin,
+	p := start(tb, dir, base+"/health", bin,
 		"-storageDataPath="+filepath.Join(dir, "data"),
 		"-httpListenAddr=127.0.0.1:"+strconv.Itoa(port),
 		"-search.disableCache",
 		"-search.latencyOffset=0s",
 		"-loggerLevel=ERROR",
 	)
-	return Backend{URL: base, WriteURL: base + "/api/v1/write"}
+	return Backend{URL: base, WriteURL: base + "/api/v1/write", proc: p}
 }
 
 func lookPath(tb testing.TB, name string) string {
@@ -97,37 +116,49 @@ func freePort(tb testing.TB) int {
 	return l.Addr().(*net.TCPAddr).Port
 }
 
+// process is a backend server process that can be stopped and started
+// again with the same arguments.
+type process struct {
+	dir, ready, bin, logPath string
+	args                     []string
+
+	mu     sync.Mutex
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
 // start runs bin in its own process group (killed with the test binary),
 // waits until ready answers 200, and stops it at cleanup.
-func start(tb testing.TB, dir, ready, bin string, args ...string) {
+func start(tb testing.TB, dir, ready, bin string, args ...string) *process {
 	tb.Helper()
-	logPath := filepath.Join(dir, filepath.Base(bin)+".log")
-	logf, err := os.Create(logPath)
+	p := &process{dir: dir, ready: ready, bin: bin, args: args, logPath: filepath.Join(dir, filepath.Base(bin)+".log")}
+	tb.Cleanup(p.stop)
+	p.start(tb)
+	return p
+}
+
+func (p *process) start(tb testing.TB) {
+	tb.Helper()
+	logf, err := os.OpenFile(p.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer logf.Close()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
+	cmd := exec.Command(p.bin, p.args...)
+	cmd.Dir = p.dir
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
-		tb.Fatalf("backendtest: starting %s: %v", bin, err)
+		tb.Fatalf("backendtest: starting %s: %v", p.bin, err)
 	}
 	exited := make(chan struct{})
 	go func() { cmd.Wait(); close(exited) }()
-	tb.Cleanup(func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(20 * time.Second):
-			syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-exited
-		}
-	})
+	p.mu.Lock()
+	p.cmd, p.exited = cmd, exited
+	p.mu.Unlock()
 	deadline := time.Now().Add(startTimeout)
 	for {
-		resp, err := http.Get(ready)
+		resp, err := http.Get(p.ready)
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
@@ -136,12 +167,30 @@ func start(tb testing.TB, dir, ready, bin string, args ...string) {
 		}
 		select {
 		case <-exited:
-			tb.Fatalf("backendtest: %s exited during startup: %s\n%s", filepath.Base(bin), cmd.ProcessState, tail(logPath))
+			tb.Fatalf("backendtest: %s exited during startup: %s\n%s", filepath.Base(p.bin), cmd.ProcessState, tail(p.logPath))
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			tb.Fatalf("backendtest: %s not ready within %s\n%s", filepath.Base(bin), startTimeout, tail(logPath))
+			tb.Fatalf("backendtest: %s not ready within %s\n%s", filepath.Base(p.bin), startTimeout, tail(p.logPath))
 		}
+	}
+}
+
+// stop terminates the running process, if any, and waits for it.
+func (p *process) stop() {
+	p.mu.Lock()
+	cmd, exited := p.cmd, p.exited
+	p.cmd = nil
+	p.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(20 * time.Second):
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
 	}
 }
 
