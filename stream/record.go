@@ -37,9 +37,9 @@ type Record struct {
 	// Offset is the record's position (a Kafka offset in its partition; a
 	// JetStream stream sequence, which numbers all partitions of a topic
 	// together). Set by consumers; compare offsets of one bus only.
-	Offset    int64
-	Key   []byte
-	Value []byte
+	Offset int64
+	Key    []byte
+	Value  []byte
 	// Headers keep their order. Names starting with "sluice-key",
 	// "sluice-timestamp" or "Nats-" are reserved by the NATS bus.
 	Headers []Header
