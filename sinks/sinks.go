@@ -16,6 +16,7 @@ import (
 	"slices"
 	"sort"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -126,6 +127,9 @@ type RunnerConfig struct {
 	Start   stream.Start
 	Logger  *slog.Logger
 	Metrics *stage.Metrics
+	// MaxBackoff bounds the delay between retries of a failed batch
+	// (stage.Config.MaxBackoff; default 30s).
+	MaxBackoff time.Duration
 }
 
 // Runner runs one sink: its consumer group and its stage.
@@ -163,7 +167,7 @@ func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) 
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	st, err := stage.New(stage.Config{Name: "sink/" + entry.Name, Consumer: c, Handle: r.write, Logger: cfg.Logger, Metrics: cfg.Metrics})
+	st, err := stage.New(stage.Config{Name: "sink/" + entry.Name, Consumer: c, Handle: r.write, Logger: cfg.Logger, Metrics: cfg.Metrics, MaxBackoff: cfg.MaxBackoff})
 	if err != nil {
 		c.Close()
 		return nil, err

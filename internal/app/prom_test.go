@@ -73,9 +73,9 @@ log:
 	}
 
 	for q, want := range map[string]float64{
-		`orders_total{job="checkout",instance="pod-7",payment_method="card"}`:            5,
-		`http_server_duration_seconds_count{job="checkout",http_route="/cart"}`:           1,
-		`http_server_duration_seconds_sum{job="checkout",http_route="/cart"}`:             0.25,
+		`orders_total{job="checkout",instance="pod-7",payment_method="card"}`:              5,
+		`http_server_duration_seconds_count{job="checkout",http_route="/cart"}`:            1,
+		`http_server_duration_seconds_sum{job="checkout",http_route="/cart"}`:              0.25,
 		`http_server_duration_seconds_bucket{job="checkout",http_route="/cart",le="+Inf"}`: 1,
 	} {
 		if got := promValue(t, prom.URL, q); got != want {

@@ -37,6 +37,9 @@ type Backend struct {
 // reserved for Restart.
 func (b Backend) Stop(tb testing.TB) {
 	tb.Helper()
+	if b.proc == nil {
+		tb.Fatal("backendtest: Stop of a Backend not started by this package")
+	}
 	b.proc.stop()
 }
 
@@ -44,6 +47,9 @@ func (b Backend) Stop(tb testing.TB) {
 // the same port and data directory, and waits until it is ready.
 func (b Backend) Restart(tb testing.TB) {
 	tb.Helper()
+	if b.proc == nil {
+		tb.Fatal("backendtest: Restart of a Backend not started by this package")
+	}
 	b.proc.stop()
 	b.proc.start(tb)
 }

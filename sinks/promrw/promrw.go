@@ -59,8 +59,11 @@
 // requests were delivered; records that cannot be read are rejected too. A
 // connection error, 408, 429 or 5xx makes Write return the *httpsink.Error
 // (with the server's Retry-After), and the stage retries the whole batch:
-// samples already accepted are sent again, which Prometheus and
-// VictoriaMetrics accept (same timestamp, same value).
+// the requests the backend accepted in the failed try are not sent again
+// (Prometheus would refuse their points with a 400, "out of order sample",
+// when a series has newer points in the same batch). A batch read again
+// after a restart is sent whole; its points are accepted only where they
+// are the newest of their series or the backend takes out-of-order samples.
 //
 // Metrics: sluice_sink_samples_sent_total{sink},
 // sluice_sink_requests_total{sink,code} (code "error" when there was no
@@ -74,6 +77,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -200,6 +204,17 @@ type Sink struct {
 	tr     *translator
 	col    collector
 	batch  *schemas.Builder
+
+	// accepted holds the requests (hashes of tenant and body) the backend
+	// accepted during the Write of the batch in hand, when that Write
+	// failed: the stage calls Write again with the same records, and those
+	// requests are not sent again, since Prometheus refuses points older
+	// than the newest of their series with a 400 ("out of order sample")
+	// even when it already holds them.
+	accepted     map[uint64]bool
+	acceptedOf   [2]*stream.Record // first and last record of that batch
+	acceptedLen  int
+	acceptedSeed maphash.Seed
 }
 
 // New builds a sink named name (the sink label of its metrics).
@@ -213,7 +228,8 @@ func New(name string, cfg Config, env sinks.Env) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Sink{name: name, cfg: cfg, client: client, log: log, m: newMetrics(env.Registerer, name)}
+	s := &Sink{name: name, cfg: cfg, client: client, log: log, m: newMetrics(env.Registerer, name),
+		accepted: map[uint64]bool{}, acceptedSeed: maphash.MakeSeed()}
 	s.col = collector{maxSamples: cfg.MaxSamplesPerRequest, shards: cfg.Concurrency}
 	s.tr = newTranslator(&s.cfg, &s.col)
 	return s, nil
@@ -230,6 +246,13 @@ func (s *Sink) Close() error {
 
 // Write translates recs and sends them; see the package doc.
 func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	if batch := [2]*stream.Record{recs[0], recs[len(recs)-1]}; batch != s.acceptedOf || len(recs) != s.acceptedLen {
+		clear(s.accepted) // not a retry of the failed batch
+		s.acceptedOf, s.acceptedLen = batch, len(recs)
+	}
 	s.col.reset()
 	clear(s.tr.dropped)
 	bad := map[int32]bool{}
@@ -335,12 +358,21 @@ func (s *Sink) send(ctx context.Context) (rejection, error) {
 		wg.Go(func() {
 			var buf []byte
 			for _, r := range reqs {
+				h := s.requestHash(r)
+				mu.Lock()
+				done := s.accepted[h]
+				mu.Unlock()
+				if done {
+					continue // accepted by an earlier try of this batch
+				}
 				buf = s2.EncodeSnappy(buf[:cap(buf)], r.body)
 				err := s.post(ctx, r, buf)
+				mu.Lock()
 				if err == nil {
+					s.accepted[h] = true
+					mu.Unlock()
 					continue
 				}
-				mu.Lock()
 				if httpsink.IsRejected(err) {
 					for _, i := range r.recs {
 						rej.recs[i] = true
@@ -364,6 +396,16 @@ func (s *Sink) send(ctx context.Context) (rejection, error) {
 		return rejection{}, fmt.Errorf("%s sink %s: %w", Type, s.name, retryErr)
 	}
 	return rej, nil
+}
+
+// requestHash identifies a request among those of a batch.
+func (s *Sink) requestHash(r *request) uint64 {
+	var h maphash.Hash
+	h.SetSeed(s.acceptedSeed)
+	h.WriteString(r.tenant)
+	h.WriteByte(0)
+	h.Write(r.body)
+	return h.Sum64()
 }
 
 func (s *Sink) post(ctx context.Context, r *request, body []byte) error {
