@@ -87,6 +87,7 @@ bus:
   kind: embedded
   data_dir: %q
   partitions: 3
+  ack_wait: 5s
 ingest:
   grpc_listen: ""
   http_listen: %s
@@ -148,10 +149,21 @@ log:
 			b, _ := os.ReadFile(f)
 			content = append(content, b...)
 		}
+		seen := map[string]bool{} // every "inst-<request>-<resource>" in the output
+		for rest := content; ; {
+			i := bytes.Index(rest, []byte(`"inst-`))
+			if i < 0 {
+				break
+			}
+			rest = rest[i+1:]
+			if j := bytes.IndexByte(rest, '"'); j > 0 {
+				seen[string(rest[:j])] = true
+			}
+		}
 		var missing []int
 		for s := range acked {
 			for r := range shape.Resources {
-				if !bytes.Contains(content, fmt.Appendf(nil, `"inst-%d-%d"`, s, r)) {
+				if !seen[fmt.Sprintf("inst-%d-%d", s, r)] {
 					missing = append(missing, s)
 					break
 				}

@@ -34,7 +34,7 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 			Listen:     b.Embedded.Listen,
 			MaxStore:   int64(b.Embedded.MaxStore),
 			MaxPayload: int32(b.MaxRecordBytes),
-		}, nats.Config{Name: "sluice", PublishTimeout: b.ProduceTimeout, Logger: log.With("bus", "embedded")})
+		}, nats.Config{Name: "sluice", PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, Logger: log.With("bus", "embedded")})
 		if err == nil && b.Embedded.Listen != "" {
 			log.Info("embedded NATS server listening", "url", nb.ClientURL())
 		}
@@ -45,7 +45,7 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 			return nil, cfg.Errorf("bus.nats.tls", "%v", err)
 		}
 		bus, err = nats.New(nats.Config{URL: b.NATS.URL, Name: "sluice", CredentialsFile: b.NATS.CredsFile, Token: b.NATS.Token,
-			User: b.NATS.Username, Password: b.NATS.Password, TLS: tlsCfg, PublishTimeout: b.ProduceTimeout, Logger: log.With("bus", "nats")})
+			User: b.NATS.Username, Password: b.NATS.Password, TLS: tlsCfg, PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, Logger: log.With("bus", "nats")})
 	case "kafka":
 		k := b.Kafka
 		var tlsCfg *tls.Config

@@ -41,9 +41,13 @@ type Bus struct {
 	Retention      time.Duration `yaml:"retention"`
 	MaxRecordBytes ByteSize      `yaml:"max_record_bytes"`
 	ProduceTimeout time.Duration `yaml:"produce_timeout"`
-	Kafka          Kafka         `yaml:"kafka"`
-	NATS           NATS          `yaml:"nats"`
-	Embedded       Embedded      `yaml:"embedded"`
+	// AckWait (NATS and embedded) is how long a polled record may stay
+	// uncommitted before JetStream hands it out again, e.g. after a
+	// crash. It must exceed the time one batch takes. Default 30s.
+	AckWait  time.Duration `yaml:"ack_wait"`
+	Kafka    Kafka         `yaml:"kafka"`
+	NATS     NATS          `yaml:"nats"`
+	Embedded Embedded      `yaml:"embedded"`
 }
 
 // Kafka configures the Kafka bus.
@@ -379,6 +383,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Bus.MaxRecordBytes < 1<<10 {
 		bad("bus.max_record_bytes", "max_record_bytes must be at least 1KiB, not %d", c.Bus.MaxRecordBytes)
+	}
+	if c.Bus.AckWait < 0 {
+		bad("bus.ack_wait", "ack_wait must not be negative")
 	}
 	if c.Bus.ProduceTimeout <= 0 {
 		bad("bus.produce_timeout", "produce_timeout must be positive")
