@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/stage"
 )
@@ -130,6 +131,8 @@ type RunnerConfig struct {
 	// MaxBackoff bounds the delay between retries of a failed batch
 	// (stage.Config.MaxBackoff; default 30s).
 	MaxBackoff time.Duration
+	// Registerer receives sluice_sink_dead_letters_total; nil: none.
+	Registerer prometheus.Registerer
 }
 
 // Runner runs one sink: its consumer group and its stage.
@@ -140,6 +143,8 @@ type Runner struct {
 	name  string
 	dlq   string
 	log   *slog.Logger
+
+	deadLetters prometheus.Counter
 }
 
 // NewRunner joins the sink's consumer group (entry.Group, default
@@ -163,7 +168,8 @@ func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) 
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: joining group %s: %w", entry.Name, group, err)
 	}
-	r := &Runner{sink: sink, bus: bus, name: entry.Name, dlq: cfg.Topics.DLQ(), log: cfg.Logger}
+	r := &Runner{sink: sink, bus: bus, name: entry.Name, dlq: cfg.Topics.DLQ(), log: cfg.Logger,
+		deadLetters: sinkmetrics.New(cfg.Registerer).For(entry.Name).DeadLetters}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -197,6 +203,7 @@ func (r *Runner) write(ctx context.Context, recs []*stream.Record) error {
 	if err := r.bus.Produce(ctx, dead...); err != nil {
 		return fmt.Errorf("sending %d rejected records to %s: %w", len(dead), r.dlq, err)
 	}
+	r.deadLetters.Add(float64(len(dead)))
 	r.log.Warn("records rejected by the destination; sent to the dead-letter topic", "sink", r.name, "records", len(dead), "reason", rej.Reason)
 	return nil
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/memory"
@@ -43,7 +45,8 @@ func TestRejectedRecordsGoToTheDLQ(t *testing.T) {
 	}
 	sink := &rejectOdd{}
 	entry := &config.Sink{Name: "loki", Type: "test", Signals: []string{"logs"}}
-	r, err := NewRunner(bus, entry, sink, RunnerConfig{Topics: topics})
+	reg := prometheus.NewRegistry()
+	r, err := NewRunner(bus, entry, sink, RunnerConfig{Topics: topics, Registerer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,8 +71,26 @@ func TestRejectedRecordsGoToTheDLQ(t *testing.T) {
 			t.Errorf("DLQ record headers %v", d.Headers)
 		}
 	}
+	if n := testutilCounter(t, reg, "sluice_sink_dead_letters_total"); n != 5 {
+		t.Errorf("sluice_sink_dead_letters_total = %v, want 5", n)
+	}
 	c, _ := bus.Consume(stream.ConsumerConfig{Group: "sluice-sink-loki", Topics: []string{topics.Processed(stream.Logs)}})
 	if lag, _ := c.Lag(ctx); lag != 0 {
 		t.Errorf("lag %d: the batch was not committed", lag)
 	}
+}
+
+// testutilCounter reads the single counter named name from reg.
+func testutilCounter(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return -1
 }

@@ -158,7 +158,7 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		if err != nil {
 			return nil, err
 		}
-		r, err := sinks.NewRunner(p.bus, entry, s, sinks.RunnerConfig{Topics: topics, Logger: log, Metrics: stageMetrics})
+		r, err := sinks.NewRunner(p.bus, entry, s, sinks.RunnerConfig{Topics: topics, Logger: log, Metrics: stageMetrics, Registerer: p.reg})
 		if err != nil {
 			s.Close()
 			return nil, err

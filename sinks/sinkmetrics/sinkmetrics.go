@@ -5,6 +5,7 @@
 //	sluice_sink_items_rejected_total{sink}      items refused for good (dead-lettered, or counted by an OTLP partial success)
 //	sluice_sink_requests_total{sink,code}       requests by answer: an HTTP status, a gRPC code name, "ok"/"error"...
 //	sluice_sink_request_duration_seconds{sink}  time per request, answered or not
+//	sluice_sink_dead_letters_total{sink}        records the runner sent to the dead-letter topic
 //
 // New is idempotent per registry: the second call (from another sink, or
 // another sink type) gets the collectors registered by the first.
@@ -23,6 +24,8 @@ type Metrics struct {
 	Rejected  *prometheus.CounterVec   // {sink}
 	Requests  *prometheus.CounterVec   // {sink, code}
 	Duration  *prometheus.HistogramVec // {sink}
+	// DeadLetters counts records sent to the dead-letter topic {sink}.
+	DeadLetters *prometheus.CounterVec
 	// Err is what went wrong registering (a different metric under one of
 	// the names, e.g. another help text): the collectors concerned then
 	// work unregistered. Callers log it.
@@ -53,6 +56,10 @@ func New(reg prometheus.Registerer) *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 4, 8), // 1ms to 16s
 		}, []string{"sink"}),
 	}
+	m.DeadLetters = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_sink_dead_letters_total",
+		Help: "Records the sink's destination refused for good, sent to the dead-letter topic.",
+	}, []string{"sink"})
 	if reg == nil {
 		return m
 	}
@@ -61,6 +68,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.Rejected = register(reg, m.Rejected, &errs)
 	m.Requests = register(reg, m.Requests, &errs)
 	m.Duration = register(reg, m.Duration, &errs)
+	m.DeadLetters = register(reg, m.DeadLetters, &errs)
 	m.Err = errors.Join(errs...)
 	return m
 }
@@ -85,11 +93,12 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C, errs *[]er
 // For returns the metrics of one sink (its entry name).
 func (m *Metrics) For(sink string) Sink {
 	return Sink{
-		ItemsSent: m.ItemsSent.WithLabelValues(sink),
-		Rejected:  m.Rejected.WithLabelValues(sink),
-		Duration:  m.Duration.WithLabelValues(sink),
-		requests:  m.Requests,
-		sink:      sink,
+		ItemsSent:   m.ItemsSent.WithLabelValues(sink),
+		Rejected:    m.Rejected.WithLabelValues(sink),
+		Duration:    m.Duration.WithLabelValues(sink),
+		DeadLetters: m.DeadLetters.WithLabelValues(sink),
+		requests:    m.Requests,
+		sink:        sink,
 	}
 }
 
@@ -98,8 +107,10 @@ type Sink struct {
 	ItemsSent prometheus.Counter
 	Rejected  prometheus.Counter
 	Duration  prometheus.Observer
-	requests  *prometheus.CounterVec
-	sink      string
+	// DeadLetters counts records sent to the dead-letter topic.
+	DeadLetters prometheus.Counter
+	requests    *prometheus.CounterVec
+	sink        string
 }
 
 // Requests is the request counter for one answer code.
