@@ -137,9 +137,20 @@ func IsRejected(err error) bool {
 
 // Post sends r and sorts the answer: nil on 2xx, else *Error.
 func (c *Client) Post(ctx context.Context, r Request) error {
+	_, err := c.post(ctx, r, false)
+	return err
+}
+
+// PostForAnswer is Post that also returns the body of a 2xx answer (up to
+// 1 MiB), for protocols that report partial success in it (OTLP/HTTP).
+func (c *Client) PostForAnswer(ctx context.Context, r Request) ([]byte, error) {
+	return c.post(ctx, r, true)
+}
+
+func (c *Client) post(ctx context.Context, r Request, keepAnswer bool) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, bytes.NewReader(r.Body))
 	if err != nil {
-		return &Error{Err: err}
+		return nil, &Error{Err: err}
 	}
 	req.Header.Set("Content-Type", r.ContentType)
 	if r.ContentEncoding != "" {
@@ -163,27 +174,32 @@ func (c *Client) Post(ctx context.Context, r Request) error {
 	case c.cfg.BearerTokenFile != "":
 		tok, err := os.ReadFile(c.cfg.BearerTokenFile)
 		if err != nil {
-			return &Error{Retryable: true, Err: fmt.Errorf("bearer token: %w", err)}
+			return nil, &Error{Retryable: true, Err: fmt.Errorf("bearer token: %w", err)}
 		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return &Error{Retryable: true, Err: err}
+		return nil, &Error{Retryable: true, Err: err}
 	}
 	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
 	if resp.StatusCode/100 == 2 {
-		return nil
+		var answer []byte
+		if keepAnswer {
+			answer, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		}
+		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
+		return answer, nil
 	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	e := &Error{Status: resp.StatusCode, Body: strings.TrimSpace(string(body))}
 	switch {
 	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode >= 500:
 		e.Retryable = true
 		e.After = retryAfter(resp.Header.Get("Retry-After"))
 	}
-	return e
+	return nil, e
 }
 
 // retryAfter parses a Retry-After value: seconds or an HTTP date.

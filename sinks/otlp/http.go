@@ -36,8 +36,7 @@ func newHTTP(cfg Config, m sinkmetrics.Sink) (*httpExporter, error) {
 	return e, nil
 }
 
-// export posts body. httpsink does not return the body of a 2xx answer, so
-// an HTTP partial success is not seen (the gRPC exporter sees it).
+// export posts body and reads the partial success of the answer.
 func (e *httpExporter) export(ctx context.Context, sig stream.Signal, tenant string, body []byte) (int64, string, error) {
 	req := httpsink.Request{Body: body, ContentType: "application/x-protobuf", Tenant: tenant}
 	if e.gzip {
@@ -51,7 +50,7 @@ func (e *httpExporter) export(ctx context.Context, sig stream.Signal, tenant str
 		e.zw.Close()
 		req.Body, req.ContentEncoding = e.buf.Bytes(), "gzip"
 	}
-	err := e.clients[sig].Post(ctx, req)
+	answer, err := e.clients[sig].PostForAnswer(ctx, req)
 	var he *httpsink.Error
 	code := "200"
 	if errors.As(err, &he) {
@@ -62,7 +61,7 @@ func (e *httpExporter) export(ctx context.Context, sig stream.Signal, tenant str
 	}
 	e.metrics.Requests(code).Inc()
 	if err == nil {
-		return 0, "", nil
+		return partialSuccess(sig, answer)
 	}
 	if httpsink.IsRejected(err) {
 		switch he.Status {

@@ -275,6 +275,10 @@ func httpReceiver(t *testing.T, status *int) (*got, string) {
 		}
 		g.add(sig, req, map[string]string{"x-scope-orgid": r.Header.Get("X-Scope-OrgID"), "x-extra": r.Header.Get("X-Extra"), "encoding": r.Header.Get("Content-Encoding")})
 		w.Header().Set("Content-Type", "application/x-protobuf")
+		if g.partial > 0 && sig == stream.Metrics {
+			b, _ := proto.Marshal(&colmetrics.ExportMetricsServiceResponse{PartialSuccess: &colmetrics.ExportMetricsPartialSuccess{RejectedDataPoints: g.partial, ErrorMessage: "too old"}})
+			w.Write(b)
+		}
 	}))
 	t.Cleanup(srv.Close)
 	return g, srv.URL
@@ -387,6 +391,22 @@ func TestPartialSuccessIsCountedNotDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r, sent := testutil.ToFloat64(s.metrics.Rejected), testutil.ToFloat64(s.metrics.ItemsSent); r != 5 || sent != 31 {
+		t.Errorf("rejected %v, sent %v", r, sent)
+	}
+}
+
+// OTLP/HTTP reports partial success in the answer's body too.
+func TestHTTPPartialSuccessIsCounted(t *testing.T) {
+	status := 0
+	g, url := httpReceiver(t, &status)
+	g.partial = 4
+	s, _ := New(Config{Protocol: "http", Config: httpsink.Config{URL: url}}, "o", sinks.Env{})
+	defer s.Close()
+	recs, _ := records(t, "")
+	if err := s.Write(context.Background(), recs[:3]); err != nil { // metrics: 36 points
+		t.Fatal(err)
+	}
+	if r, sent := testutil.ToFloat64(s.metrics.Rejected), testutil.ToFloat64(s.metrics.ItemsSent); r != 4 || sent != 32 {
 		t.Errorf("rejected %v, sent %v", r, sent)
 	}
 }
