@@ -61,6 +61,11 @@ type Builder struct {
 	resParts, scParts, bodyParts                                             [][]byte
 	concat                                                                   []byte
 	arena                                                                    []byte // see stable
+
+	// strict: check the UTF-8 of attribute strings as they are read (see
+	// attrTable), set while a request that failed the batched check is decoded
+	// again for its error.
+	strict bool
 }
 
 // NewBuilder returns a Builder of sig that allocates from mem (nil means
@@ -77,16 +82,16 @@ func NewBuilder(sig stream.Signal, mem memory.Allocator) *Builder {
 func (b *Builder) init() {
 	mem := b.mem
 	b.items = 0
-	b.res = newResBuilder(mem)
-	b.scopes = newScopeBuilder(mem)
+	b.res = newResBuilder(mem, &b.strict)
+	b.scopes = newScopeBuilder(mem, &b.strict)
 	switch b.sig {
 	case stream.Metrics:
-		b.met = newMetricBuilder(mem)
-		b.pts = newPointBuilder(mem)
+		b.met = newMetricBuilder(mem, &b.strict)
+		b.pts = newPointBuilder(mem, &b.strict)
 	case stream.Logs:
-		b.logs = newLogBuilder(mem)
+		b.logs = newLogBuilder(mem, &b.strict)
 	default:
-		b.spans = newSpanBuilder(mem)
+		b.spans = newSpanBuilder(mem, &b.strict)
 	}
 }
 
@@ -120,6 +125,15 @@ func (b *Builder) Append(body []byte) (int, error) {
 			return 0, fmt.Errorf("resource %d: %w", b.res.n, err)
 		}
 	}
+	if !b.strict && !b.attrsValid() {
+		// Some attribute string is not UTF-8: decode again checking each
+		// one, for the error a per-value check returns.
+		b.reset()
+		b.strict = true
+		n, err := b.Append(body)
+		b.strict = false
+		return n, err
+	}
 	b.flush()
 	b.concat = b.concat[:0]
 	return b.items - before, nil
@@ -134,6 +148,22 @@ func (b *Builder) stable(p []byte) []byte {
 	start := len(b.arena)
 	b.arena = append(b.arena, p...)
 	return b.arena[start:len(b.arena):len(b.arena)]
+}
+
+// attrsValid runs the batched UTF-8 check of the attribute columns.
+func (b *Builder) attrsValid() bool {
+	ok := b.res.attrs.valid()
+	ok = b.scopes.attrs.valid() && ok
+	switch b.sig {
+	case stream.Metrics:
+		ok = b.met.metadata.valid() && ok
+		ok = b.pts.attrs.valid() && ok
+	case stream.Logs:
+		ok = b.logs.attrs.valid() && ok
+	default:
+		ok = b.spans.attrs.valid() && ok
+	}
+	return ok
 }
 
 // flushEvery (a power of two) is how many items are buffered at most.
@@ -160,16 +190,16 @@ func (b *Builder) flush() {
 // resets the builder. The caller owns the batch and must Release it.
 func (b *Builder) Build() *Batch {
 	bt := &Batch{Signal: b.sig}
-	bt.Resources = b.res.rb.NewRecordBatch()
-	bt.Scopes = b.scopes.rb.NewRecordBatch()
+	bt.Resources = newRecord(b.res.rb, subst{ResAttributes, &b.res.attrs})
+	bt.Scopes = newRecord(b.scopes.rb, subst{ScopeAttributes, &b.scopes.attrs})
 	switch b.sig {
 	case stream.Metrics:
-		bt.Metrics = b.met.rb.NewRecordBatch()
-		bt.Items = b.pts.rb.NewRecordBatch()
+		bt.Metrics = newRecord(b.met.rb, subst{MetMetadata, &b.met.metadata})
+		bt.Items = newRecord(b.pts.rb, subst{PtAttributes, &b.pts.attrs})
 	case stream.Logs:
-		bt.Items = b.logs.rb.NewRecordBatch()
+		bt.Items = newRecord(b.logs.rb, subst{LogAttributes, &b.logs.attrs})
 	default:
-		bt.Items = b.spans.rb.NewRecordBatch()
+		bt.Items = newRecord(b.spans.rb, subst{SpanAttributes, &b.spans.attrs})
 	}
 	b.items, b.res.n, b.scopes.n = 0, 0, 0
 	if b.met != nil {
@@ -218,18 +248,18 @@ func (b *Builder) joined(parts [][]byte) []byte {
 type resBuilder struct {
 	rb        *array.RecordBuilder
 	n         uint32
-	attrs     attrBuilder
+	attrs     attrTable
 	dropped   *array.Uint32Builder
 	schemaURL *array.StringBuilder
 	resExtra  *array.BinaryBuilder
 	extra     *array.BinaryBuilder
 }
 
-func newResBuilder(mem memory.Allocator) resBuilder {
+func newResBuilder(mem memory.Allocator, strict *bool) resBuilder {
 	rb := array.NewRecordBuilder(mem, ResourcesSchema)
 	return resBuilder{
 		rb:        rb,
-		attrs:     newAttrBuilder(rb.Field(ResAttributes)),
+		attrs:     newAttrTable(strict),
 		dropped:   rb.Field(ResDroppedAttributesCount).(*array.Uint32Builder),
 		schemaURL: rb.Field(ResSchemaURL).(*array.StringBuilder),
 		resExtra:  rb.Field(ResResourceExtra).(*array.BinaryBuilder),
@@ -243,21 +273,21 @@ type scopeBuilder struct {
 	resourceID *array.Uint32Builder
 	name       *array.StringBuilder
 	version    *array.StringBuilder
-	attrs      attrBuilder
+	attrs      attrTable
 	dropped    *array.Uint32Builder
 	schemaURL  *array.StringBuilder
 	scopeExtra *array.BinaryBuilder
 	extra      *array.BinaryBuilder
 }
 
-func newScopeBuilder(mem memory.Allocator) scopeBuilder {
+func newScopeBuilder(mem memory.Allocator, strict *bool) scopeBuilder {
 	rb := array.NewRecordBuilder(mem, ScopesSchema)
 	return scopeBuilder{
 		rb:         rb,
 		resourceID: rb.Field(ScopeResourceID).(*array.Uint32Builder),
 		name:       rb.Field(ScopeName).(*array.StringBuilder),
 		version:    rb.Field(ScopeVersion).(*array.StringBuilder),
-		attrs:      newAttrBuilder(rb.Field(ScopeAttributes)),
+		attrs:      newAttrTable(strict),
 		dropped:    rb.Field(ScopeDroppedAttributesCount).(*array.Uint32Builder),
 		schemaURL:  rb.Field(ScopeSchemaURL).(*array.StringBuilder),
 		scopeExtra: rb.Field(ScopeScopeExtra).(*array.BinaryBuilder),

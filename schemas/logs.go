@@ -12,14 +12,14 @@ type logBuilder struct {
 	severity            *array.Int32Builder
 	severityText        *array.StringBuilder
 	body                anyBuilder
-	attrs               attrBuilder
+	attrs               attrTable
 	dropped, flags      *array.Uint32Builder
 	traceID, spanID     *array.BinaryBuilder
 	eventName           *array.StringBuilder
 	extra               *array.BinaryBuilder
 }
 
-func newLogBuilder(mem memory.Allocator) *logBuilder {
+func newLogBuilder(mem memory.Allocator, strict *bool) *logBuilder {
 	rb := array.NewRecordBuilder(mem, LogRecordsSchema)
 	return &logBuilder{
 		rb:           rb,
@@ -30,7 +30,7 @@ func newLogBuilder(mem memory.Allocator) *logBuilder {
 		severity:     rb.Field(LogSeverityNumber).(*array.Int32Builder),
 		severityText: rb.Field(LogSeverityText).(*array.StringBuilder),
 		body:         newAnyBuilder(rb.Field(LogBody).(*array.StructBuilder)),
-		attrs:        newAttrBuilder(rb.Field(LogAttributes)),
+		attrs:        newAttrTable(strict),
 		dropped:      rb.Field(LogDroppedAttributesCount).(*array.Uint32Builder),
 		flags:        rb.Field(LogFlags).(*array.Uint32Builder),
 		traceID:      rb.Field(LogTraceID).(*array.BinaryBuilder),

@@ -19,12 +19,12 @@ type metricBuilder struct {
 	typ         *array.Uint8Builder
 	temporality *array.Int32Builder
 	monotonic   *array.BooleanBuilder
-	metadata    attrBuilder
+	metadata    attrTable
 	dataExtra   *array.BinaryBuilder
 	extra       *array.BinaryBuilder
 }
 
-func newMetricBuilder(mem memory.Allocator) *metricBuilder {
+func newMetricBuilder(mem memory.Allocator, strict *bool) *metricBuilder {
 	rb := array.NewRecordBuilder(mem, MetricsSchema)
 	return &metricBuilder{
 		rb:          rb,
@@ -36,7 +36,7 @@ func newMetricBuilder(mem memory.Allocator) *metricBuilder {
 		typ:         rb.Field(MetType).(*array.Uint8Builder),
 		temporality: rb.Field(MetAggregationTemporality).(*array.Int32Builder),
 		monotonic:   rb.Field(MetIsMonotonic).(*array.BooleanBuilder),
-		metadata:    newAttrBuilder(rb.Field(MetMetadata)),
+		metadata:    newAttrTable(strict),
 		dataExtra:   rb.Field(MetDataExtra).(*array.BinaryBuilder),
 		extra:       rb.Field(MetExtra).(*array.BinaryBuilder),
 	}
@@ -46,7 +46,7 @@ type pointBuilder struct {
 	rb                            *array.RecordBuilder
 	resourceID, scopeID, metricID bufCol[uint32]
 	start, time                   bufCol[uint64]
-	attrs                         attrBuilder
+	attrs                         attrTable
 	flags                         bufCol[uint32]
 	exemplars                     bufList
 	ex                            *array.StructBuilder
@@ -75,7 +75,7 @@ type pointBuilder struct {
 	extra                         bufBin
 }
 
-func newPointBuilder(mem memory.Allocator) *pointBuilder {
+func newPointBuilder(mem memory.Allocator, strict *bool) *pointBuilder {
 	rb := array.NewRecordBuilder(mem, DataPointsSchema)
 	p := &pointBuilder{rb: rb}
 	p.resourceID = newBufCol[uint32](rb.Field(PtResourceID))
@@ -83,7 +83,7 @@ func newPointBuilder(mem memory.Allocator) *pointBuilder {
 	p.metricID = newBufCol[uint32](rb.Field(PtMetricID))
 	p.start = newBufCol[uint64](rb.Field(PtStartTimeUnixNano))
 	p.time = newBufCol[uint64](rb.Field(PtTimeUnixNano))
-	p.attrs = newAttrBuilder(rb.Field(PtAttributes))
+	p.attrs = newAttrTable(strict)
 	p.flags = newBufCol[uint32](rb.Field(PtFlags))
 	p.exemplars = newBufList(rb.Field(PtExemplars))
 	p.ex = p.exemplars.vb.(*array.StructBuilder)

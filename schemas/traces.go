@@ -13,7 +13,7 @@ type spanBuilder struct {
 	flags                                bufCol[uint32]
 	kind                                 bufCol[int32]
 	start, end                           bufCol[uint64]
-	attrs                                attrBuilder
+	attrs                                attrTable
 	dropped, droppedEvents, droppedLinks bufCol[uint32]
 	events                               bufList
 	ev                                   *array.StructBuilder
@@ -32,7 +32,7 @@ type spanBuilder struct {
 	extra                                bufBin
 }
 
-func newSpanBuilder(mem memory.Allocator) *spanBuilder {
+func newSpanBuilder(mem memory.Allocator, strict *bool) *spanBuilder {
 	rb := array.NewRecordBuilder(mem, SpansSchema)
 	t := &spanBuilder{rb: rb}
 	t.resourceID = newBufCol[uint32](rb.Field(SpanResourceID))
@@ -46,7 +46,7 @@ func newSpanBuilder(mem memory.Allocator) *spanBuilder {
 	t.kind = newBufCol[int32](rb.Field(SpanKind))
 	t.start = newBufCol[uint64](rb.Field(SpanStartTimeUnixNano))
 	t.end = newBufCol[uint64](rb.Field(SpanEndTimeUnixNano))
-	t.attrs = newAttrBuilder(rb.Field(SpanAttributes))
+	t.attrs = newAttrTable(strict)
 	t.dropped = newBufCol[uint32](rb.Field(SpanDroppedAttributesCount))
 	t.events = newBufList(rb.Field(SpanEvents))
 	t.ev = t.events.vb.(*array.StructBuilder)

@@ -1,0 +1,368 @@
+package schemas
+
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// attrTable collects a top-level map<string, AnyValue> column (one whose rows
+// are the rows of a table) in plain Go slices for a whole batch and wraps
+// them into an Arrow array at Build, without copying: the slices are handed
+// over to the batch and the column starts afresh, sized from the last batch.
+//
+// The UTF-8 of keys and string values is not checked per value but once per
+// request (see valid); a request that fails the check is decoded again in
+// strict mode, which checks every string where the field is read and so
+// returns the same error as a per-value check would.
+type attrTable struct {
+	strict *bool // the Builder's: check strings as they are read
+
+	rowOff   []int32 // first entry of each row
+	rowValid []bool
+	nulls    int
+
+	keyOff  []int32 // len(typs)+1 offsets
+	keyData []byte
+	typs    []uint8
+	strOff  []int32
+	strData []byte
+	byOff   []int32
+	byData  []byte
+	ints    []sparse // int and double payloads, by entry
+	dbls    []sparse
+	bools   []int32 // entries whose bool is true
+
+	// progress of valid: entries and bytes checked so far
+	checkedKeys, checkedStrs int
+}
+
+type sparse struct {
+	i int32
+	v uint64
+}
+
+func newAttrTable(strict *bool) attrTable {
+	a := attrTable{strict: strict}
+	a.alloc(&attrTable{})
+	return a
+}
+
+// alloc gives a fresh slices sized for a batch like last.
+func (a *attrTable) alloc(last *attrTable) {
+	grow := func(n int) int { return n + n/8 }
+	e := grow(len(last.typs))
+	a.rowOff = make([]int32, 0, grow(len(last.rowOff)))
+	a.rowValid = make([]bool, 0, grow(len(last.rowValid)))
+	a.nulls = 0
+	a.keyOff = append(make([]int32, 0, e+1), 0)
+	a.keyData = make([]byte, 0, grow(len(last.keyData)))
+	a.typs = make([]uint8, 0, e)
+	a.strOff = append(make([]int32, 0, e+1), 0)
+	a.strData = make([]byte, 0, grow(len(last.strData)))
+	if len(last.byData) > 0 {
+		a.byOff = append(make([]int32, 0, e+1), 0)
+	} else {
+		a.byOff = append(make([]int32, 0, 1), 0)
+	}
+	a.byData = make([]byte, 0, grow(len(last.byData)))
+	a.ints = make([]sparse, 0, grow(len(last.ints)))
+	a.dbls = make([]sparse, 0, grow(len(last.dbls)))
+	a.bools = make([]int32, 0, grow(len(last.bools)))
+	a.checkedKeys, a.checkedStrs = 0, 0
+}
+
+// row starts a map row (valid) or appends a null row (!valid); appendKV adds
+// entries to the last row started.
+func (a *attrTable) row(valid bool) {
+	a.rowOff = append(a.rowOff, int32(len(a.typs)))
+	a.rowValid = append(a.rowValid, valid)
+	if !valid {
+		a.nulls++
+	}
+}
+
+func (a *attrTable) flush() {}
+
+// len is the number of rows.
+func (a *attrTable) len() int { return len(a.rowValid) }
+
+// appendKV appends the KeyValue whose encoding is p to the open map row.
+func (a *attrTable) appendKV(p []byte) error {
+	var key, val []byte
+	hasVal := false
+	for i := 0; i < len(p); {
+		num, typ, _, q, n := next(p[i:])
+		if n < 0 {
+			return malformed("KeyValue", num)
+		}
+		i += n
+		switch {
+		case num == 1 && typ == wtLen:
+			key = q
+		case num == 2 && typ == wtLen && !hasVal:
+			val, hasVal = q, true
+		default:
+			return unsupported("KeyValue", num)
+		}
+	}
+	if *a.strict {
+		if err := validString(key, "KeyValue", 1); err != nil {
+			return err
+		}
+	}
+	if hasVal {
+		if err := a.appendAny(val); err != nil {
+			return err
+		}
+	} else {
+		a.put(ValueNone, nil, nil)
+	}
+	a.keyData = append(a.keyData, key...)
+	a.keyOff = append(a.keyOff, int32(len(a.keyData)))
+	return nil
+}
+
+// put appends one value of type typ with string str or bytes by.
+func (a *attrTable) put(typ uint8, str, by []byte) {
+	a.typs = append(a.typs, typ)
+	a.strData = append(a.strData, str...)
+	a.strOff = append(a.strOff, int32(len(a.strData)))
+	if len(a.byOff) > 1 || len(by) > 0 {
+		if len(a.byOff) < len(a.typs) {
+			a.padBytes()
+		}
+		a.byData = append(a.byData, by...)
+		a.byOff = append(a.byOff, int32(len(a.byData)))
+	}
+}
+
+// padBytes gives the entries before the last one empty bytes: byOff is only
+// kept from the first entry with bytes on.
+func (a *attrTable) padBytes() {
+	for len(a.byOff) < len(a.typs) {
+		a.byOff = append(a.byOff, int32(len(a.byData)))
+	}
+}
+
+// appendAny appends the AnyValue whose encoding is p (see
+// anyBuilder.appendAny).
+func (a *attrTable) appendAny(p []byte) error {
+	if len(p) == 0 {
+		a.put(ValueEmpty, nil, nil)
+		return nil
+	}
+	num, typ, v, q, n := next(p)
+	if n < 0 {
+		return malformed("AnyValue", num)
+	}
+	if n == len(p) {
+		switch {
+		case num == 1 && typ == wtLen:
+			if *a.strict {
+				if err := validString(q, "AnyValue", num); err != nil {
+					return err
+				}
+			}
+			a.put(ValueString, q, nil)
+			return nil
+		case num == 2 && typ == wtVarint:
+			if v != 0 {
+				a.bools = append(a.bools, int32(len(a.typs)))
+			}
+			a.put(ValueBool, nil, nil)
+			return nil
+		case num == 3 && typ == wtVarint:
+			a.ints = append(a.ints, sparse{int32(len(a.typs)), v})
+			a.put(ValueInt, nil, nil)
+			return nil
+		case num == 4 && typ == wtI64:
+			a.dbls = append(a.dbls, sparse{int32(len(a.typs)), v})
+			a.put(ValueDouble, nil, nil)
+			return nil
+		case num == 7 && typ == wtLen:
+			a.put(ValueBytes, nil, q)
+			return nil
+		case num == 5 && typ == wtLen:
+			if err := validateList(q, 1, false); err != nil {
+				return err
+			}
+			a.put(ValueArray, nil, q)
+			return nil
+		case num == 6 && typ == wtLen:
+			if err := validateList(q, 1, true); err != nil {
+				return err
+			}
+			a.put(ValueKVList, nil, q)
+			return nil
+		}
+	}
+	if err := validateAny(p, 0); err != nil {
+		return err
+	}
+	a.put(ValueRaw, nil, p)
+	return nil
+}
+
+// valid reports whether the keys and string values appended since the last
+// call are valid UTF-8 each.
+func (a *attrTable) valid() bool {
+	ok := validPieces(a.keyData, a.keyOff, a.checkedKeys) && validPieces(a.strData, a.strOff, a.checkedStrs)
+	a.checkedKeys, a.checkedStrs = len(a.keyOff)-1, len(a.strOff)-1
+	return ok
+}
+
+// validPieces reports whether the pieces of data from piece from on are valid
+// UTF-8 each; off holds the pieces' offsets.
+func validPieces(data []byte, off []int32, from int) bool {
+	start := off[from]
+	if isASCII(data[start:]) {
+		return true
+	}
+	for j := from; j < len(off)-1; j++ {
+		if validString(data[off[j]:off[j+1]], "", 0) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func isASCII(p []byte) bool {
+	var acc uint64
+	for len(p) >= 32 {
+		acc |= binary.LittleEndian.Uint64(p) | binary.LittleEndian.Uint64(p[8:]) |
+			binary.LittleEndian.Uint64(p[16:]) | binary.LittleEndian.Uint64(p[24:])
+		p = p[32:]
+	}
+	for len(p) >= 8 {
+		acc |= binary.LittleEndian.Uint64(p)
+		p = p[8:]
+	}
+	var last byte
+	for _, c := range p {
+		last |= c
+	}
+	return acc&0x8080808080808080 == 0 && last < 0x80
+}
+
+func bytesOf[T int32 | int64 | uint64](s []T) []byte {
+	if len(s) == 0 {
+		return nil
+	}
+	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(s[0])))
+}
+
+func bitmapOf(n int, set func(yield func(int) bool)) []byte {
+	bm := make([]byte, bitutil.BytesForBits(int64(n)))
+	for i := range set {
+		bitutil.SetBit(bm, i)
+	}
+	return bm
+}
+
+func binData(t arrow.DataType, n int, off []int32, data []byte) arrow.ArrayData {
+	return array.NewData(t, n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(off)), memory.NewBufferBytes(data)}, nil, 0, 0)
+}
+
+func fixedData(t arrow.DataType, n int, b []byte) arrow.ArrayData {
+	return array.NewData(t, n, []*memory.Buffer{nil, memory.NewBufferBytes(b)}, nil, 0, 0)
+}
+
+// newArray returns the column of the rows appended since the last call and
+// starts a new one.
+func (a *attrTable) newArray() arrow.Array {
+	e, r := len(a.typs), len(a.rowValid)
+	if len(a.byOff) == 1 {
+		a.byOff = make([]int32, e+1)
+	}
+	ints := make([]int64, e)
+	for _, x := range a.ints {
+		ints[x.i] = int64(x.v)
+	}
+	dbls := make([]uint64, e)
+	for _, x := range a.dbls {
+		dbls[x.i] = x.v
+	}
+	bools := bitmapOf(e, func(yield func(int) bool) {
+		for _, i := range a.bools {
+			if !yield(int(i)) {
+				return
+			}
+		}
+	})
+	children := []arrow.ArrayData{
+		fixedData(arrow.PrimitiveTypes.Uint8, e, a.typs),
+		binData(arrow.BinaryTypes.String, e, a.strOff, a.strData),
+		fixedData(arrow.PrimitiveTypes.Int64, e, bytesOf(ints)),
+		fixedData(arrow.PrimitiveTypes.Float64, e, bytesOf(dbls)),
+		fixedData(arrow.FixedWidthTypes.Boolean, e, bools),
+		binData(arrow.BinaryTypes.Binary, e, a.byOff, a.byData),
+	}
+	vals := array.NewData(AnyValueType, e, []*memory.Buffer{nil}, children, 0, 0)
+	keys := binData(arrow.BinaryTypes.String, e, a.keyOff, a.keyData)
+	entries := array.NewData(AttributesType.Elem(), e, []*memory.Buffer{nil}, []arrow.ArrayData{keys, vals}, 0, 0)
+	var validity *memory.Buffer
+	if a.nulls > 0 {
+		validity = memory.NewBufferBytes(bitmapOf(r, func(yield func(int) bool) {
+			for i, v := range a.rowValid {
+				if v && !yield(i) {
+					return
+				}
+			}
+		}))
+	}
+	rowOff := append(a.rowOff, int32(e))
+	m := array.NewData(AttributesType, r, []*memory.Buffer{validity, memory.NewBufferBytes(bytesOf(rowOff))}, []arrow.ArrayData{entries}, a.nulls, 0)
+	arr := array.NewMapData(m)
+	for _, d := range children {
+		d.Release()
+	}
+	vals.Release()
+	keys.Release()
+	entries.Release()
+	m.Release()
+	last := *a
+	a.alloc(&last)
+	return arr
+}
+
+// subst is a column of a record built by an attrTable rather than by the
+// record builder.
+type subst struct {
+	i int
+	a *attrTable
+}
+
+// newRecord builds the record of rb with the columns in subs replaced.
+func newRecord(rb *array.RecordBuilder, subs ...subst) arrow.RecordBatch {
+	fields := rb.Fields()
+	cols := make([]arrow.Array, len(fields))
+	defer func() {
+		for _, c := range cols {
+			if c != nil {
+				c.Release()
+			}
+		}
+	}()
+	rows := -1
+	for i, fb := range fields {
+		for _, s := range subs {
+			if s.i == i {
+				cols[i] = s.a.newArray()
+				if rows < 0 {
+					rows = cols[i].Len()
+				}
+				break
+			}
+		}
+		if cols[i] == nil {
+			cols[i] = fb.NewArray()
+			rows = cols[i].Len()
+		}
+	}
+	return array.NewRecordBatch(rb.Schema(), cols, int64(rows))
+}

@@ -1,0 +1,127 @@
+package schemas
+
+import (
+	"bytes"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// TestBuilderReuse: one Builder through many Append/Build cycles (the
+// attribute columns are handed over to each batch and sized from the last
+// one) gives the same batches as fresh builders, and earlier batches stay
+// intact while later ones are built.
+func TestBuilderReuse(t *testing.T) {
+	for _, sig := range stream.Signals {
+		t.Run(sig.String(), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			g := newGen(200 + uint64(sig))
+			b := NewBuilder(sig, mem)
+			defer b.Release()
+			type kept struct {
+				batch *Batch
+				want  []byte
+			}
+			var keep []kept
+			for i := range 30 {
+				var bodies [][]byte
+				for range 1 + i%3 {
+					body, err := proto.Marshal(g.request(sig))
+					if err != nil {
+						t.Fatal(err)
+					}
+					bodies = append(bodies, body)
+				}
+				if i%5 == 2 { // a failed request drops what came before it
+					bad := append(append([]byte(nil), bodies[0]...), 0xff)
+					if _, err := b.Append(bad); err == nil {
+						t.Fatal("Append of a truncated request: no error")
+					}
+				}
+				for _, body := range bodies {
+					if _, err := b.Append(body); err != nil {
+						t.Fatal(err)
+					}
+				}
+				batch := b.Build()
+				want := roundTrip(t, sig, mem, bodies, false)
+				got, err := ToOTLP(batch, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Fatalf("cycle %d: reused builder differs from a fresh one", i)
+				}
+				keep = append(keep, kept{batch, want})
+			}
+			for i, k := range keep {
+				got, err := ToOTLP(k.batch, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, k.want) {
+					t.Fatalf("batch %d changed after later builds", i)
+				}
+				k.batch.Release()
+			}
+		})
+	}
+}
+
+// TestAttrInvalidUTF8: attribute strings are checked once per request; the
+// error is still the one of the offending field, and the builder goes on.
+func TestAttrInvalidUTF8(t *testing.T) {
+	req := func(key, val string) []byte {
+		var pts []*metrics.NumberDataPoint
+		for i := range 3 {
+			k, v := "ok", "fine ✓"
+			if i == 1 {
+				k, v = key, val
+			}
+			pts = append(pts, &metrics.NumberDataPoint{Attributes: kvs("a", "b", k, v), TimeUnixNano: 1})
+		}
+		body, err := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metrics.ResourceMetrics{{
+			ScopeMetrics: []*metrics.ScopeMetrics{{Metrics: []*metrics.Metric{{Name: "m",
+				Data: &metrics.Metric_Gauge{Gauge: &metrics.Gauge{DataPoints: pts}}}}}}}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// protobuf-go refuses to marshal invalid UTF-8: patch it in.
+		return bytes.Replace(body, []byte("BAD!"), []byte("B\xffD!"), 1)
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	b := NewBuilder(stream.Metrics, mem)
+	defer b.Release()
+	for _, c := range []struct{ key, val, want string }{
+		{"BAD!", "x", "KeyValue field 1: invalid UTF-8"},
+		{"k", "BAD!", "AnyValue field 1: invalid UTF-8"},
+	} {
+		if _, err := b.Append(req("fine", "ünïcödé")); err != nil {
+			t.Fatal(err)
+		}
+		_, err := b.Append(req(c.key, c.val))
+		if err == nil || !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "item 1") {
+			t.Fatalf("%q=%q: got error %v, want %q at item 1", c.key, c.val, err, c.want)
+		}
+		if b.Len() != 0 {
+			t.Fatalf("after the error: %d items kept", b.Len())
+		}
+		if n, err := b.Append(req("k", "ünïcödé")); n != 3 || err != nil {
+			t.Fatalf("after the error: Append = %d, %v", n, err)
+		}
+		batch := b.Build()
+		if batch.Len() != 3 {
+			t.Fatalf("batch of %d items, want 3", batch.Len())
+		}
+		batch.Release()
+	}
+}
