@@ -11,10 +11,12 @@ import (
 	"github.com/sluice-dev/sluice/schemas"
 )
 
-// rawAttrs builds an attributes column (map<string, AnyValue>) in Go
-// slices, reused from batch to batch, copying runs of input entries in
-// bulk; finish copies them into Arrow buffers of the allocator. It
-// requires input columns without nulls below the map level (plainAttrs).
+// rawAttrs builds an attributes column (map<string, AnyValue>), copying
+// runs of input entries in bulk. Its slices (but rowValid) are written in
+// place in Arrow buffers of the allocator, sized from the input by reset;
+// finish hands them to the column (copying only a slice that outgrew its
+// buffer). It requires input columns without nulls below the map level
+// (plainAttrs).
 type rawAttrs struct {
 	rows, nullRows int
 	rowOff         []int32
@@ -29,6 +31,11 @@ type rawAttrs struct {
 	bools          []byte
 	byOff          []int32
 	byData         []byte
+	anyTrue        bool // some bit of bools is set
+
+	// the buffers the slices started in
+	bRowOff, bKeyOff, bKeyData, bTyp, bStrOff, bStrData *memory.Buffer
+	bInts, bDbls, bBools, bByOff, bByData               *memory.Buffer
 }
 
 // plainAttrs reports whether c has no nulls below the map rows, so that
@@ -42,24 +49,72 @@ func plainAttrs(c *mapCols) bool {
 		c.m.Items().NullN() == 0
 }
 
-func (w *rawAttrs) reset() {
+// reset starts a column, with buffers of mem sized for about what c
+// holds. finish must follow.
+func (w *rawAttrs) reset(c *mapCols, mem memory.Allocator) {
+	rows, n := c.m.Len(), c.keys.Len()
+	n += n / 8
+	kd, sd := len(c.keyData), len(c.strData)
+	if c.keyOff == nil {
+		kd, sd = 16*n, 16*n
+	}
+	kd += kd / 8
+	sd += sd / 8
+	w.anyTrue = false
 	w.rows, w.nullRows = 0, 0
-	w.rowOff = append(w.rowOff[:0], 0)
+	w.bRowOff, w.rowOff = arrowSlice[int32](mem, rows+1)
 	w.rowValid = w.rowValid[:0]
-	w.keyOff = append(w.keyOff[:0], 0)
-	w.keyData = w.keyData[:0]
-	w.typ = w.typ[:0]
-	w.strOff = append(w.strOff[:0], 0)
-	w.strData = w.strData[:0]
-	w.ints = w.ints[:0]
-	w.dbls = w.dbls[:0]
-	w.bools = w.bools[:0]
-	w.byOff = append(w.byOff[:0], 0)
-	w.byData = w.byData[:0]
+	w.bKeyOff, w.keyOff = arrowSlice[int32](mem, n+1)
+	w.bKeyData, w.keyData = arrowSlice[byte](mem, kd)
+	w.bTyp, w.typ = arrowSlice[uint8](mem, n)
+	w.bStrOff, w.strOff = arrowSlice[int32](mem, n+1)
+	w.bStrData, w.strData = arrowSlice[byte](mem, sd)
+	w.bInts, w.ints = arrowSlice[int64](mem, n)
+	w.bDbls, w.dbls = arrowSlice[float64](mem, n)
+	w.bBools, w.bools = arrowSlice[byte](mem, n/8+1)
+	w.bByOff, w.byOff = arrowSlice[int32](mem, n+1)
+	w.bByData, w.byData = arrowSlice[byte](mem, len(c.vals.by.ValueBytes())+64)
+	w.rowOff = append(w.rowOff, 0)
+	w.keyOff = append(w.keyOff, 0)
+	w.strOff = append(w.strOff, 0)
+	w.byOff = append(w.byOff, 0)
+}
+
+// arrowSlice returns a new buffer of mem with room for n Ts, and an empty
+// slice of T over its memory.
+func arrowSlice[T any](mem memory.Allocator, n int) (*memory.Buffer, []T) {
+	var zero T
+	b := memory.NewResizableBuffer(mem)
+	b.Reserve(max(n, 1) * int(unsafe.Sizeof(zero)))
+	return b, unsafeCast[T](b.Buf())[:0]
+}
+
+// toBuffer returns b holding the values of s: b itself when s is still in
+// b's memory, else after copying s into it.
+func toBuffer[T any](b *memory.Buffer, s []T) *memory.Buffer {
+	var zero T
+	nb := len(s) * int(unsafe.Sizeof(zero))
+	if bb := b.Buf(); len(s) > 0 && len(bb) >= nb && unsafe.Pointer(unsafe.SliceData(s)) == unsafe.Pointer(unsafe.SliceData(bb)) {
+		b.ResizeNoShrink(nb)
+		return b
+	}
+	b.Resize(nb)
+	if nb > 0 {
+		copy(b.Bytes(), unsafeBytes(s, nb))
+	}
+	return b
+}
+
+// detach forgets the buffers (the column owns them now).
+func (w *rawAttrs) detach() {
+	w.rowOff, w.keyOff, w.keyData, w.typ, w.strOff, w.strData = nil, nil, nil, nil, nil, nil
+	w.ints, w.dbls, w.bools, w.byOff, w.byData = nil, nil, nil, nil, nil
+	w.bRowOff, w.bKeyOff, w.bKeyData, w.bTyp, w.bStrOff, w.bStrData = nil, nil, nil, nil, nil, nil
+	w.bInts, w.bDbls, w.bBools, w.bByOff, w.bByData = nil, nil, nil, nil, nil
 }
 
 func setBit(bm []byte, i int, v bool) []byte {
-	if i>>3 >= len(bm) {
+	for i>>3 >= len(bm) {
 		bm = append(bm, 0)
 	}
 	if v {
@@ -101,10 +156,15 @@ func (w *rawAttrs) copyEntries(c *mapCols, j0, j1 int) {
 	w.strData = append(w.strData, v.str.ValueBytes()[so[j0]-so[0]:so[j1]-so[0]]...)
 	w.ints = append(w.ints, v.i.Int64Values()[j0:j1]...)
 	w.dbls = append(w.dbls, v.d.Float64Values()[j0:j1]...)
-	n := len(w.typ) - (j1 - j0)
-	for j := j0; j < j1; j++ {
-		w.bools = setBit(w.bools, n, v.b.Value(j))
-		n++
+	if c.anyTrue {
+		n := len(w.typ) - (j1 - j0)
+		for j := j0; j < j1; j++ {
+			if v.b.Value(j) {
+				w.bools = setBit(w.bools, n, true)
+				w.anyTrue = true
+			}
+			n++
+		}
 	}
 	bo := v.by.ValueOffsets()
 	w.byOff = appendOffs(w.byOff, bo, j0, j1, int32(len(w.byData)))
@@ -114,7 +174,10 @@ func (w *rawAttrs) copyEntries(c *mapCols, j0, j1 int) {
 func (w *rawAttrs) put(key string, typ uint8, s string, i int64, d float64, b bool, by []byte) {
 	w.keyData = append(w.keyData, key...)
 	w.keyOff = append(w.keyOff, int32(len(w.keyData)))
-	w.bools = setBit(w.bools, len(w.typ), b)
+	if b {
+		w.bools = setBit(w.bools, len(w.typ), true)
+		w.anyTrue = true
+	}
 	w.typ = append(w.typ, typ)
 	w.strData = append(w.strData, s...)
 	w.strOff = append(w.strOff, int32(len(w.strData)))
@@ -151,6 +214,36 @@ func (w *rawAttrs) putRow(c *mapCols, kvs []kv, base int32) {
 	w.endRow(true)
 }
 
+// copyOutRow appends a copy of output row r.
+func (w *rawAttrs) copyOutRow(r int) {
+	e0, e1 := int(w.rowOff[r]), int(w.rowOff[r+1])
+	// (An append that grows a slice reads from the old array, which keeps
+	// the values.)
+	if e1 > e0 {
+		k0, k1 := w.keyOff[e0], w.keyOff[e1]
+		w.keyOff = appendOffs(w.keyOff, w.keyOff, e0, e1, int32(len(w.keyData)))
+		w.keyData = append(w.keyData, w.keyData[k0:k1]...)
+		s0, s1 := w.strOff[e0], w.strOff[e1]
+		w.strOff = appendOffs(w.strOff, w.strOff, e0, e1, int32(len(w.strData)))
+		w.strData = append(w.strData, w.strData[s0:s1]...)
+		b0, b1 := w.byOff[e0], w.byOff[e1]
+		w.byOff = appendOffs(w.byOff, w.byOff, e0, e1, int32(len(w.byData)))
+		w.byData = append(w.byData, w.byData[b0:b1]...)
+		if w.anyTrue {
+			d := len(w.typ)
+			for j := e0; j < e1; j++ {
+				if j>>3 < len(w.bools) && w.bools[j>>3]&(1<<(j&7)) != 0 {
+					w.bools = setBit(w.bools, d+j-e0, true)
+				}
+			}
+		}
+		w.typ = append(w.typ, w.typ[e0:e1]...)
+		w.ints = append(w.ints, w.ints[e0:e1]...)
+		w.dbls = append(w.dbls, w.dbls[e0:e1]...)
+	}
+	w.endRow(true)
+}
+
 func buf[T any](mem memory.Allocator, s []T, size int) *memory.Buffer {
 	b := memory.NewResizableBuffer(mem)
 	nb := len(s) * size
@@ -171,6 +264,7 @@ func (w *rawAttrs) finish(mem memory.Allocator) arrow.Array {
 			b.Release()
 		}
 	}()
+	defer w.detach()
 	var datas []arrow.ArrayData
 	data := func(d arrow.ArrayData) arrow.ArrayData { datas = append(datas, d); return d }
 	defer func() {
@@ -178,27 +272,27 @@ func (w *rawAttrs) finish(mem memory.Allocator) arrow.Array {
 			d.Release()
 		}
 	}()
-	str := func(dt arrow.DataType, off []int32, b []byte) arrow.ArrayData {
-		return data(array.NewData(dt, n, []*memory.Buffer{nil, mk(buf(mem, off, 4)), mk(buf(mem, b, 1))}, nil, 0, 0))
+	str := func(dt arrow.DataType, off, b *memory.Buffer) arrow.ArrayData {
+		return data(array.NewData(dt, n, []*memory.Buffer{nil, mk(off), mk(b)}, nil, 0, 0))
 	}
 	prim := func(dt arrow.DataType, b *memory.Buffer) arrow.ArrayData {
 		return data(array.NewData(dt, n, []*memory.Buffer{nil, mk(b)}, nil, 0, 0))
 	}
 	st := schemas.AnyValueType
 	children := make([]arrow.ArrayData, 6)
-	children[schemas.AnyType] = prim(st.Field(schemas.AnyType).Type, buf(mem, w.typ, 1))
-	children[schemas.AnyStr] = str(st.Field(schemas.AnyStr).Type, w.strOff, w.strData)
-	children[schemas.AnyInt] = prim(st.Field(schemas.AnyInt).Type, buf(mem, w.ints, 8))
-	children[schemas.AnyDouble] = prim(st.Field(schemas.AnyDouble).Type, buf(mem, w.dbls, 8))
+	children[schemas.AnyType] = prim(st.Field(schemas.AnyType).Type, toBuffer(w.bTyp, w.typ))
+	children[schemas.AnyStr] = str(st.Field(schemas.AnyStr).Type, toBuffer(w.bStrOff, w.strOff), toBuffer(w.bStrData, w.strData))
+	children[schemas.AnyInt] = prim(st.Field(schemas.AnyInt).Type, toBuffer(w.bInts, w.ints))
+	children[schemas.AnyDouble] = prim(st.Field(schemas.AnyDouble).Type, toBuffer(w.bDbls, w.dbls))
 	bools := w.bools
 	if need := int(bitutil.BytesForBits(int64(n))); len(bools) < need {
 		bools = append(bools, make([]byte, need-len(bools))...)
 	}
-	children[schemas.AnyBool] = prim(st.Field(schemas.AnyBool).Type, buf(mem, bools, 1))
-	children[schemas.AnyBytes] = str(st.Field(schemas.AnyBytes).Type, w.byOff, w.byData)
+	children[schemas.AnyBool] = prim(st.Field(schemas.AnyBool).Type, toBuffer(w.bBools, bools))
+	children[schemas.AnyBytes] = str(st.Field(schemas.AnyBytes).Type, toBuffer(w.bByOff, w.byOff), toBuffer(w.bByData, w.byData))
 	vals := data(array.NewData(st, n, []*memory.Buffer{nil}, children, 0, 0))
 	mt := schemas.AttributesType
-	keys := str(mt.KeyType(), w.keyOff, w.keyData)
+	keys := str(mt.KeyType(), toBuffer(w.bKeyOff, w.keyOff), toBuffer(w.bKeyData, w.keyData))
 	entries := data(array.NewData(mt.Elem(), n, []*memory.Buffer{nil}, []arrow.ArrayData{keys, vals}, 0, 0))
 	var valid *memory.Buffer
 	if w.nullRows > 0 {
@@ -208,7 +302,7 @@ func (w *rawAttrs) finish(mem memory.Allocator) arrow.Array {
 		}
 		valid = mk(buf(mem, rv, 1))
 	}
-	m := array.NewData(mt, w.rows, []*memory.Buffer{valid, mk(buf(mem, w.rowOff, 4))}, []arrow.ArrayData{entries}, w.nullRows, 0)
+	m := array.NewData(mt, w.rows, []*memory.Buffer{valid, mk(toBuffer(w.bRowOff, w.rowOff))}, []arrow.ArrayData{entries}, w.nullRows, 0)
 	defer m.Release()
 	return array.MakeFromData(m)
 }

@@ -151,6 +151,16 @@ func (st *state) build() (*schemas.Batch, error) {
 		return nil, err
 	}
 
+	// simple: every item stays, under its resource, scope and metric, so
+	// the parent tables are kept as they are.
+	simple := !st.anyDrop && len(st.newRes) == 0
+	for k := range st.patches {
+		if p := &st.patches[k]; p.res >= 0 || p.what&chMetric != 0 {
+			simple = false
+			break
+		}
+	}
+
 	// Kept rows and their parents (before pruning).
 	sel := make([]int32, 0, st.n)
 	for i := 0; i < st.n; i++ {
@@ -179,11 +189,13 @@ func (st *state) build() (*schemas.Batch, error) {
 			pp.metRes[m] = pp.scopeRes[s]
 		}
 	}
-	outRes := make([]int32, len(sel))
-	outScope := make([]int32, len(sel))
-	var outMet []int32
-	if metrics {
-		outMet = make([]int32, len(sel))
+	var outRes, outScope, outMet []int32
+	if !simple {
+		outRes = make([]int32, len(sel))
+		outScope = make([]int32, len(sel))
+		if metrics {
+			outMet = make([]int32, len(sel))
+		}
 	}
 	newScopeBy := map[[2]int32]int32{}
 	newMetBy := map[metricKey]int32{}
@@ -197,6 +209,9 @@ func (st *state) build() (*schemas.Batch, error) {
 		}
 	}
 	for k, i := range sel {
+		if simple {
+			break
+		}
 		r, s := int32(st.resID.Value(int(i))), int32(st.scopeID.Value(int(i)))
 		var p *patch
 		if pi := st.patchOf[i]; pi >= 0 {
@@ -247,7 +262,14 @@ func (st *state) build() (*schemas.Batch, error) {
 	after := make([]int32, totRes+totScopes+totMet)
 	bRes, bScope, bMet := before[:nRes], before[nRes:nRes+nScopes], before[nRes+nScopes:]
 	aRes, aScope, aMet := after[:totRes], after[totRes:totRes+totScopes], after[totRes+totScopes:]
-	for i := 0; i < st.n; i++ {
+	if simple && metrics {
+		for i := 0; i < st.n; i++ {
+			if m := metricID.Value(i); int(m) >= nMet {
+				return nil, fmt.Errorf("%w: data point %d refers to metric %d of %d", schemas.ErrSchema, i, m, nMet)
+			}
+		}
+	}
+	for i := 0; i < st.n && !simple; i++ {
 		bRes[st.resID.Value(i)]++
 		bScope[st.scopeID.Value(i)]++
 		if metrics {
@@ -258,7 +280,7 @@ func (st *state) build() (*schemas.Batch, error) {
 			bMet[m]++
 		}
 	}
-	for k := range sel {
+	for k := range outRes {
 		aRes[outRes[k]]++
 		aScope[outScope[k]]++
 		if metrics {
@@ -403,7 +425,7 @@ func (st *state) build() (*schemas.Batch, error) {
 			for _, i := range sel {
 				if pi := st.patchOf[i]; pi >= 0 && st.patches[pi].what&chAttrs != 0 {
 					p := &st.patches[pi]
-					w.putRow(&st.itAttrs, st.kvs[p.kvStart:p.kvEnd], p.base)
+					w.putRow(&st.itAttrs, st.kvs[p.kvStart:p.kvEnd], st.patchBase(int(i), p))
 				} else {
 					w.copyRow(&st.itAttrs, int(i))
 				}
@@ -554,13 +576,30 @@ func (st *state) fieldColumns(cols []arrow.Array, sel []int32, what uint16) erro
 // attrColumn builds the items' attributes column of rows sel with rawAttrs:
 // rows without rewritten attributes are copied with their entries in bulk.
 func (st *state) attrColumn(sel []int32) arrow.Array {
-	w := &st.raw
-	w.reset()
+	// w is a local copy, so that the slice headers it updates per row are
+	// not heap writes (with their GC write barriers).
+	var wv rawAttrs
+	wv.rowValid = st.raw.rowValid
+	w := &wv
 	c := &st.itAttrs
+	w.reset(c, st.e.mem)
+	// A patch the memo shares gives equal rows: the first is built, the
+	// others copy it.
+	st.memoOut = resize(st.memoOut, len(st.memo.entries))
+	for k := range st.memoOut {
+		st.memoOut[k] = -1
+	}
 	for _, i := range sel {
 		if pi := st.patchOf[i]; pi >= 0 && st.patches[pi].what&chAttrs != 0 {
 			p := &st.patches[pi]
-			w.putRow(c, st.kvs[p.kvStart:p.kvEnd], p.base)
+			if p.memo > 0 && int(p.memo) <= len(st.memoOut) {
+				if r := st.memoOut[p.memo-1]; r >= 0 {
+					w.copyOutRow(int(r))
+					continue
+				}
+				st.memoOut[p.memo-1] = int32(w.rows)
+			}
+			w.putRow(c, st.kvs[p.kvStart:p.kvEnd], st.patchBase(int(i), p))
 			continue
 		}
 		if c.m.IsNull(int(i)) {
@@ -571,5 +610,7 @@ func (st *state) attrColumn(sel []int32) arrow.Array {
 		w.copyEntries(c, int(start), int(end))
 		w.endRow(true)
 	}
-	return w.finish(st.e.mem)
+	col := w.finish(st.e.mem)
+	st.raw.rowValid = w.rowValid[:0]
+	return col
 }

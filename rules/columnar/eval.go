@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
 
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/schemas"
@@ -25,13 +26,16 @@ type kv struct {
 // patch is what the rules changed on one kept item.
 type patch struct {
 	kvStart, kvEnd int32 // st.kvs of the new attributes, when attrs
-	base           int32 // added to kv.orig (a patch shared by rows, see rowMemo)
-	res            int32 // index in st.newRes, or -1
-	what           uint16
-	name, unit     string // metrics name, unit; spans name
-	text           string // logs severity_text; spans status_message
-	sevNum         int
-	body           any
+	// memo is 1 + the rowMemo entry of a patch shared by the rows with
+	// the same outcome, else 0. Its kv.orig are entries of the row the
+	// memo entry was computed on; see patchBase.
+	memo       int32
+	res        int32 // index in st.newRes, or -1
+	what       uint16
+	name, unit string // metrics name, unit; spans name
+	text       string // logs severity_text; spans status_message
+	sevNum     int
+	body       any
 }
 
 const (
@@ -56,6 +60,15 @@ type mapCols struct {
 	m    *array.Map
 	keys *array.String
 	vals anyCols
+	// Raw views of the entry columns, indexed by entry (as keys.Value):
+	// the entries of a row are contiguous, so the keys (string values) of
+	// a row are one byte range keyData[keyOff[start]-keyOff[0]:keyOff[end]-keyOff[0]].
+	keyOff  []int32
+	keyData []byte
+	typs    []uint8
+	strOff  []int32
+	strData []byte
+	anyTrue bool // some bool value is true
 }
 
 func newMapCols(a arrow.Array) (mapCols, error) {
@@ -68,7 +81,21 @@ func newMapCols(a arrow.Array) (mapCols, error) {
 		return mapCols{}, fmt.Errorf("%w: attributes keys are %s", schemas.ErrSchema, m.Keys().DataType())
 	}
 	v, err := newAnyCols(m.Items())
-	return mapCols{m: m, keys: k, vals: v}, err
+	if err != nil {
+		return mapCols{}, err
+	}
+	c := mapCols{m: m, keys: k, vals: v}
+	if n := v.b.Len(); n > 0 {
+		if bm := v.b.Data().Buffers()[1]; bm != nil {
+			c.anyTrue = bitutil.CountSetBits(bm.Bytes(), v.b.Data().Offset(), n) > 0
+		}
+	}
+	if k.Len() > 0 && v.typ.Len() == k.Len() && v.str.Len() == k.Len() {
+		c.keyOff, c.keyData = k.ValueOffsets(), k.ValueBytes()
+		c.typs = v.typ.Uint8Values()
+		c.strOff, c.strData = v.str.ValueOffsets(), v.str.ValueBytes()
+	}
+	return c, nil
 }
 
 // state is the per-call state of Engine.Apply, reused across batches.
@@ -112,6 +139,8 @@ type state struct {
 	sigBuf   []byte
 	errCount int
 	firstErr error
+
+	memoOut []int32 // per memo entry, the output row of its attributes (attrColumn)
 
 	// input columns
 	resAttrs mapCols
@@ -447,6 +476,9 @@ func (st *state) evaluate() error {
 			continue
 		}
 		p := patch{res: -1}
+		if me != nil {
+			p.memo = int32(len(st.memo.entries)) // me is the last entry
+		}
 		if st.info.attrs && st.attrsChanged(i) {
 			p.what |= chAttrs
 			p.kvStart = int32(len(st.kvs))
@@ -462,7 +494,7 @@ func (st *state) evaluate() error {
 			st.patchOf[i] = int32(len(st.patches))
 			st.patches = append(st.patches, p)
 			if me != nil {
-				me.hasPatch, me.patch = true, p
+				me.hasPatch, me.patch = true, int32(len(st.patches)-1)
 			}
 		}
 	}
@@ -483,14 +515,23 @@ func (st *state) replay(i int, me *memoEntry) {
 	if !me.hasPatch {
 		return
 	}
-	p := me.patch
-	if p.what&chAttrs != 0 && !st.itAttrs.m.IsNull(i) && !st.itAttrs.m.IsNull(int(me.row)) {
-		a, _ := st.itAttrs.m.ValueOffsets(i)
-		b, _ := st.itAttrs.m.ValueOffsets(int(me.row))
-		p.base = int32(a - b)
+	st.patchOf[i] = me.patch
+}
+
+// patchBase is what to add to the kv.orig of patch p to get entries of
+// item row i (p shared by rows with equal attributes, see rowMemo).
+func (st *state) patchBase(i int, p *patch) int32 {
+	if p.memo == 0 {
+		return 0
 	}
-	st.patchOf[i] = int32(len(st.patches))
-	st.patches = append(st.patches, p)
+	row := int(st.memo.entries[p.memo-1].row)
+	c := st.itAttrs.m
+	if row == i || c.IsNull(i) || c.IsNull(row) {
+		return 0
+	}
+	a, _ := c.ValueOffsets(i)
+	b, _ := c.ValueOffsets(row)
+	return int32(a - b)
 }
 
 func mapColsOf(rec arrow.RecordBatch, i int, what string) (mapCols, error) {

@@ -1,6 +1,7 @@
 package columnar
 
 import (
+	"bytes"
 	"hash/maphash"
 	"math"
 
@@ -16,9 +17,8 @@ import (
 // attributes, resource and scope (sigInfo.memo): another row with equal
 // attribute entries (same keys, value types and values, in the same order)
 // and the same resource and scope (when the rules use them) has the same
-// outcome, so the rules are not run again. The rewritten attributes are
-// shared: their entries copied from the input are relative to the row
-// (patch.base).
+// outcome, so the rules are not run again. The patch is shared: its
+// entries copied from the input are relative to the row (patchBase).
 type rowMemo struct {
 	seed    maphash.Seed
 	buf     []byte
@@ -36,7 +36,7 @@ type memoEntry struct {
 	drop     bool
 	err      bool
 	hasPatch bool
-	patch    patch
+	patch    int32 // index in st.patches, when hasPatch
 	tally    rules.Tally
 }
 
@@ -72,12 +72,7 @@ func (st *state) memoKey(i, r, s int) uint64 {
 			b = append(b, 0xff)
 		} else {
 			start, end := c.m.ValueOffsets(i)
-			for j := int(start); j < int(end); j++ {
-				b = append(b, c.keys.Value(j)...)
-				t := c.vals.typ.Value(j)
-				b = append(b, 0, t)
-				b = appendRawValue(b, &c.vals, j, t)
-			}
+			b = appendRowRaw(b, c, int(start), int(end))
 		}
 	}
 	for _, f := range st.fieldKeys {
@@ -122,6 +117,36 @@ func (st *state) memoAdd(h uint64, i, r, s int) *memoEntry {
 	return me
 }
 
+// appendRowRaw appends to b what identifies entries [start, end) of c:
+// the row's key bytes, value types and string bytes, each one contiguous
+// range of the entry columns, then the values of other types. Equal rows
+// give equal bytes (what differs in the stored bytes of equal rows, such
+// as the string column of non-string entries, only costs memo hits).
+func appendRowRaw(b []byte, c *mapCols, start, end int) []byte {
+	if c.keyOff == nil {
+		for j := start; j < end; j++ {
+			b = append(b, c.keys.Value(j)...)
+			t := c.vals.typ.Value(j)
+			b = append(b, 0, t)
+			b = appendRawValue(b, &c.vals, j, t)
+		}
+		return b
+	}
+	n := end - start
+	b = append(b, byte(n), byte(n>>8))
+	k0, s0 := c.keyOff[0], c.strOff[0]
+	b = append(b, c.keyData[c.keyOff[start]-k0:c.keyOff[end]-k0]...)
+	typs := c.typs[start:end]
+	b = append(b, typs...)
+	b = append(b, c.strData[c.strOff[start]-s0:c.strOff[end]-s0]...)
+	for k, t := range typs {
+		if t != schemas.ValueString {
+			b = appendRawValue(b, &c.vals, start+k, t)
+		}
+	}
+	return b
+}
+
 // sameAttrRows reports whether item rows a and b have the same attribute
 // entries.
 func (st *state) sameAttrRows(a, b int) bool {
@@ -135,6 +160,9 @@ func (st *state) sameAttrRows(a, b int) bool {
 	if ea-sa != eb-sb {
 		return false
 	}
+	if c.keyOff != nil {
+		return sameRowRaw(c, int(sa), int(sb), int(ea-sa))
+	}
 	for k := int(0); k < int(ea-sa); k++ {
 		ja, jb := int(sa)+k, int(sb)+k
 		if c.keys.Value(ja) != c.keys.Value(jb) {
@@ -142,6 +170,42 @@ func (st *state) sameAttrRows(a, b int) bool {
 		}
 		t := c.vals.typ.Value(ja)
 		if t != c.vals.typ.Value(jb) || !sameRawValue(&c.vals, ja, jb, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// sameRowRaw compares the n entries from ja and jb of c: keys and types
+// as byte ranges, string values as one byte range when their offsets
+// line up (else one by one), other values one by one.
+func sameRowRaw(c *mapCols, ja, jb, n int) bool {
+	ko, so := c.keyOff, c.strOff
+	if !bytes.Equal(c.typs[ja:ja+n], c.typs[jb:jb+n]) {
+		return false
+	}
+	da, db := ko[ja], ko[jb]
+	for k := 1; k <= n; k++ {
+		if ko[ja+k]-da != ko[jb+k]-db {
+			return false
+		}
+	}
+	k0 := ko[0]
+	if !bytes.Equal(c.keyData[da-k0:ko[ja+n]-k0], c.keyData[db-k0:ko[jb+n]-k0]) {
+		return false
+	}
+	strs := true // the string values are equal byte ranges
+	sa, sb := so[ja], so[jb]
+	for k := 1; k <= n && strs; k++ {
+		strs = so[ja+k]-sa == so[jb+k]-sb
+	}
+	s0 := so[0]
+	strs = strs && bytes.Equal(c.strData[sa-s0:so[ja+n]-s0], c.strData[sb-s0:so[jb+n]-s0])
+	for k, t := range c.typs[ja : ja+n] {
+		if t == schemas.ValueString && strs {
+			continue
+		}
+		if !sameRawValue(&c.vals, ja+k, jb+k, t) {
 			return false
 		}
 	}
