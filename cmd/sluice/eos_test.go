@@ -89,13 +89,7 @@ log:
 	}()
 
 	worker := func() *exec.Cmd {
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN=worker -c "+cfg)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		cmd, _ := sluiceRole(t, "worker -c "+cfg, admin)
 		return cmd
 	}
 

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -38,40 +37,6 @@ func freePort(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
-}
-
-// sluiceProcess runs `sluice run -c cfg` in a process of its own.
-func sluiceProcess(t *testing.T, cfg, admin string) *exec.Cmd {
-	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN=run -c "+cfg)
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("sluice output:\n%s", logs.String())
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get("http://" + admin + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return cmd
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("sluice not ready: %v\n%s", err, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // sluice killed with SIGKILL while clients send and data flows to the file
@@ -125,7 +90,7 @@ log:
 		}
 	}
 
-	p := sluiceProcess(t, cfg, admin)
+	p, _ := sluiceRole(t, "run -c "+cfg, admin)
 	go func() {
 		time.Sleep(700 * time.Millisecond)
 		p.Process.Signal(syscall.SIGKILL)
@@ -134,7 +99,7 @@ log:
 	p.Wait()
 	before := len(acked)
 
-	sluiceProcess(t, cfg, admin)
+	sluiceRole(t, "run -c "+cfg, admin)
 	send(300 * time.Millisecond)
 	if len(acked) == before || before == 0 {
 		t.Fatalf("acknowledged %d requests before the kill and %d after", before, len(acked)-before)

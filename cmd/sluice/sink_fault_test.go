@@ -3,13 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -78,42 +76,14 @@ func processed(t testing.TB, req *colmetrics.ExportMetricsServiceRequest, topic 
 	}}
 }
 
-// promQuery runs an instant PromQL query now; the result vector.
-func promQuery(t *testing.T, base, q string) []struct {
-	Metric map[string]string `json:"metric"`
-	Value  [2]any            `json:"value"`
-} {
-	t.Helper()
-	resp, err := http.Get(base + "/api/v1/query?" + url.Values{"query": {q}}.Encode())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var r struct {
-		Status string `json:"status"`
-		Data   struct {
-			Result []struct {
-				Metric map[string]string `json:"metric"`
-				Value  [2]any            `json:"value"`
-			} `json:"result"`
-		} `json:"data"`
-	}
-	if err := json.Unmarshal(body, &r); err != nil || r.Status != "success" {
-		t.Fatalf("query %s: %v %s", q, err, body)
-	}
-	return r.Data.Result
-}
-
-// promNumber is the single value of q (0 for an empty result).
+// promNumber is the single value of q now (0 for an empty result).
 func promNumber(t *testing.T, base, q string) float64 {
 	t.Helper()
-	res := promQuery(t, base, q)
+	res := backendtest.Query(t, base, q, time.Time{})
 	if len(res) == 0 {
 		return 0
 	}
-	f, _ := strconv.ParseFloat(res[0].Value[1].(string), 64)
-	return f
+	return res[0].Value
 }
 
 // sluiceRole runs `sluice <args>` in a process of its own until the test
@@ -246,7 +216,7 @@ log:
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		complete := map[string]bool{}
-		for _, r := range promQuery(t, be.URL, `count by (req) (fault_kill) == `+strconv.Itoa(perRequest)) {
+		for _, r := range backendtest.Query(t, be.URL, `count by (req) (fault_kill) == `+strconv.Itoa(perRequest), time.Time{}) {
 			complete[r.Metric["req"]] = true
 		}
 		var missing []int

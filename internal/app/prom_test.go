@@ -2,10 +2,7 @@ package app
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -89,22 +86,8 @@ func promValue(t *testing.T, base, q string) float64 {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(base + "/api/v1/query?" + url.Values{"query": {q}}.Encode())
-		if err == nil {
-			var r struct {
-				Data struct {
-					Result []struct {
-						Value [2]any `json:"value"`
-					} `json:"result"`
-				} `json:"data"`
-			}
-			json.NewDecoder(resp.Body).Decode(&r)
-			resp.Body.Close()
-			if len(r.Data.Result) == 1 {
-				var v float64
-				fmt.Sscan(r.Data.Result[0].Value[1].(string), &v)
-				return v
-			}
+		if r := backendtest.Query(t, base, q, time.Time{}); len(r) == 1 {
+			return r[0].Value
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("no single result for %s", q)

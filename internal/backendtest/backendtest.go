@@ -7,9 +7,12 @@
 package backendtest
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -206,4 +209,46 @@ func tail(path string) string {
 		b = b[len(b)-4000:]
 	}
 	return fmt.Sprintf("%s", b)
+}
+
+// Sample is one series of an instant query's result.
+type Sample struct {
+	Metric map[string]string
+	Value  float64
+}
+
+// Query runs the instant PromQL query q at time at (now when zero) against
+// the Prometheus-compatible API at base, failing the test on an error.
+func Query(tb testing.TB, base, q string, at time.Time) []Sample {
+	tb.Helper()
+	v := url.Values{"query": {q}}
+	if !at.IsZero() {
+		v.Set("time", strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64))
+	}
+	resp, err := http.Get(base + "/api/v1/query?" + v.Encode())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var r struct {
+		Status string `json:"status"`
+		Data   struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil || r.Status != "success" {
+		tb.Fatalf("query %s: %v %s", q, err, body)
+	}
+	out := make([]Sample, len(r.Data.Result))
+	for i, s := range r.Data.Result {
+		out[i].Metric = s.Metric
+		if str, ok := s.Value[1].(string); ok {
+			out[i].Value, _ = strconv.ParseFloat(str, 64)
+		}
+	}
+	return out
 }

@@ -80,7 +80,7 @@ func checkBackend(t *testing.T, base string, flush func(), ts time.Time, native 
 			t.Errorf("%s: %d series, want 1: %v", w.query, len(res), res)
 			continue
 		}
-		if v := res[0].value(); v != w.value {
+		if v := res[0].Value; v != w.value {
 			t.Errorf("%s = %v, want %v", w.query, v, w.value)
 		}
 		if w.query[0] == 'h' && w.query[1] == 'i' { // histogram_*() drops the labels
@@ -98,7 +98,7 @@ func checkBackend(t *testing.T, base string, flush func(), ts time.Time, native 
 		}
 	}
 	ti := query(t, base, `target_info`, ts)
-	if len(ti) != 1 || ti[0].value() != 1 {
+	if len(ti) != 1 || ti[0].Value != 1 {
 		t.Fatalf("target_info: %v", ti)
 	}
 	for k, v := range map[string]string{"job": "shop/checkout", "instance": "i-1", "host_name": "h1", "deployment_environment": "prod"} {

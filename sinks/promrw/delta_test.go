@@ -74,11 +74,11 @@ func TestDeltaConvert(t *testing.T) {
 		`latency_seconds_sum{job="billing"}`:              13,
 	} {
 		r := query(t, prom.URL, q, t2)
-		if len(r) != 1 || r[0].value() != want {
+		if len(r) != 1 || r[0].Value != want {
 			t.Errorf("%s at the second point = %v, want %v", q, r, want)
 		}
 	}
-	if r := query(t, prom.URL, `jobs_total{job="billing"}`, t1); len(r) != 1 || r[0].value() != 5 {
+	if r := query(t, prom.URL, `jobs_total{job="billing"}`, t1); len(r) != 1 || r[0].Value != 5 {
 		t.Errorf("jobs_total at the first point = %v, want 5", r)
 	}
 }

@@ -87,7 +87,7 @@ func samples(t *testing.T, base, selector string) int64 {
 	if len(res) == 0 {
 		return 0
 	}
-	return int64(res[0].value())
+	return int64(res[0].Value)
 }
 
 // Prometheus goes away for `outage` while records keep arriving on the bus,

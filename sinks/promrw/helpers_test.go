@@ -2,11 +2,8 @@ package promrw
 
 import (
 	"bytes"
-	"encoding/json"
 	"io"
 	"net/http"
-	"net/url"
-	"strconv"
 	"testing"
 	"time"
 
@@ -18,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/backendtest"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
@@ -94,38 +92,10 @@ func newSink(t testing.TB, cfg Config) *Sink {
 	return s
 }
 
-// series is one result of an instant query.
-type series struct {
-	Metric map[string]string `json:"metric"`
-	Value  [2]any            `json:"value"`
-}
-
-func (s series) value() float64 {
-	f, _ := strconv.ParseFloat(s.Value[1].(string), 64)
-	return f
-}
-
 // query runs an instant PromQL query at ts.
-func query(t testing.TB, base, q string, ts time.Time) []series {
+func query(t testing.TB, base, q string, ts time.Time) []backendtest.Sample {
 	t.Helper()
-	u := base + "/api/v1/query?" + url.Values{"query": {q}, "time": {strconv.FormatFloat(float64(ts.UnixMilli())/1000, 'f', 3, 64)}}.Encode()
-	resp, err := http.Get(u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	var r struct {
-		Status string `json:"status"`
-		Data   struct {
-			Result []series `json:"result"`
-		} `json:"data"`
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal(body, &r); err != nil || r.Status != "success" {
-		t.Fatalf("query %s: %v %s", q, err, body)
-	}
-	return r.Data.Result
+	return backendtest.Query(t, base, q, ts)
 }
 
 // fakeRW is a remote write endpoint that decodes requests; answer picks
