@@ -176,6 +176,11 @@ type Sink struct {
 	Signals []string `yaml:"signals"`
 	// Group is the consumer group; default sluice-sink-<name>.
 	Group string `yaml:"group"`
+	// BatchMinRecords and BatchMaxWait batch by time: a sink waits up to
+	// BatchMaxWait for BatchMinRecords processed records before it sends.
+	// Default 0: it sends what one poll of the bus returns.
+	BatchMinRecords int           `yaml:"batch_min_records"`
+	BatchMaxWait    time.Duration `yaml:"batch_max_wait"`
 
 	// Node is the whole entry, for the sink type's own keys.
 	Node *yaml.Node `yaml:"-"`
@@ -187,21 +192,24 @@ type Sink struct {
 // UnmarshalYAML keeps the node so the sink type can decode its own keys.
 func (s *Sink) UnmarshalYAML(n *yaml.Node) error {
 	type common struct {
-		Name    string   `yaml:"name"`
-		Type    string   `yaml:"type"`
-		Signals []string `yaml:"signals"`
-		Group   string   `yaml:"group"`
+		Name            string        `yaml:"name"`
+		Type            string        `yaml:"type"`
+		Signals         []string      `yaml:"signals"`
+		Group           string        `yaml:"group"`
+		BatchMinRecords int           `yaml:"batch_min_records"`
+		BatchMaxWait    time.Duration `yaml:"batch_max_wait"`
 	}
 	var c common
 	if err := n.Decode(&c); err != nil {
 		return err
 	}
-	*s = Sink{Name: c.Name, Type: c.Type, Signals: c.Signals, Group: c.Group, Node: n}
+	*s = Sink{Name: c.Name, Type: c.Type, Signals: c.Signals, Group: c.Group,
+		BatchMinRecords: c.BatchMinRecords, BatchMaxWait: c.BatchMaxWait, Node: n}
 	return nil
 }
 
 // CommonSinkKeys are the keys every sink entry may have.
-var CommonSinkKeys = []string{"name", "type", "signals", "group"}
+var CommonSinkKeys = []string{"name", "type", "signals", "group", "batch_min_records", "batch_max_wait"}
 
 // Errorf returns an error located at the entry's key (or at the entry when
 // the key is absent), e.g. Errorf("url", "...") for sinks[1].url.
@@ -447,6 +455,9 @@ func (c *Config) Validate() error {
 		}
 		if len(s.Signals) == 0 {
 			bad(p, "sink %q needs signals (metrics, logs, traces)", s.Name)
+		}
+		if s.BatchMinRecords < 0 || s.BatchMaxWait < 0 {
+			bad(p, "sink %q: batch_min_records and batch_max_wait must not be negative", s.Name)
 		}
 		for j, sig := range s.Signals {
 			if sig != "metrics" && sig != "logs" && sig != "traces" {

@@ -157,3 +157,22 @@ func TestSinkDecodeRejectsUnknownKeys(t *testing.T) {
 		t.Fatalf("errs = %v", errs)
 	}
 }
+
+func TestSinkBatchKeys(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    batch_min_records: 50\n    batch_max_wait: 2s\n    path: /tmp\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := cfg.Sinks[0]; s.BatchMinRecords != 50 || s.BatchMaxWait != 2*time.Second {
+		t.Errorf("sink %+v", s)
+	}
+	var own struct {
+		Path string `yaml:"path"`
+	}
+	if errs := cfg.Sinks[0].Decode(&own); len(errs) != 0 {
+		t.Errorf("the batch keys are common keys, not the sink type's: %v", errs)
+	}
+	if _, err := Parse("c.yaml", []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    batch_max_wait: -1s\n")); err == nil {
+		t.Error("negative batch_max_wait accepted")
+	}
+}

@@ -44,6 +44,11 @@ type Config struct {
 	// MinBackoff and MaxBackoff bound the delay between retries of a
 	// failed batch. Defaults 100ms and 30s.
 	MinBackoff, MaxBackoff time.Duration
+	// BatchMinRecords and BatchMaxWait batch by time: after a poll
+	// returns fewer than BatchMinRecords records, the stage polls again for
+	// up to BatchMaxWait before it hands the batch on. Zero: no waiting.
+	BatchMinRecords int
+	BatchMaxWait    time.Duration
 	// LagInterval is how often the group's lag is read for the metric.
 	// Default 15s; negative disables it.
 	LagInterval time.Duration
@@ -112,10 +117,30 @@ func (s *Stage) Run(ctx context.Context) error {
 		if len(recs) == 0 {
 			continue
 		}
+		recs = s.fill(ctx, recs)
 		if !s.deliver(ctx, recs) {
 			return nil // cancelled before the batch got through: it stays uncommitted
 		}
 	}
+}
+
+// fill polls for more records until the batch has BatchMinRecords or
+// BatchMaxWait has passed since its first record (batching by time); with
+// BatchMaxWait 0 the batch is what one poll returned.
+func (s *Stage) fill(ctx context.Context, recs []*stream.Record) []*stream.Record {
+	if s.cfg.BatchMaxWait <= 0 || len(recs) >= s.cfg.BatchMinRecords {
+		return recs
+	}
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.BatchMaxWait)
+	defer cancel()
+	for len(recs) < s.cfg.BatchMinRecords {
+		more, err := s.cfg.Consumer.Poll(wctx)
+		if err != nil {
+			break // the wait is over (or the stage stops: deliver what we have)
+		}
+		recs = append(recs, more...)
+	}
+	return recs
 }
 
 // deliver hands recs to the handler until it succeeds, then commits them.

@@ -180,3 +180,36 @@ func TestHonoursRetryAfter(t *testing.T) {
 		t.Errorf("retried after %v, before the 300ms the backend asked for", gap)
 	}
 }
+
+// With BatchMaxWait, records that arrive close together are handed on as
+// one batch; without it, each poll is a batch.
+func TestBatchesByTime(t *testing.T) {
+	for _, wait := range []time.Duration{0, time.Second} {
+		bus := memory.New()
+		c, _ := bus.Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+		ctx, cancel := context.WithCancel(context.Background())
+		var sizes []int
+		total := 0
+		s, _ := New(Config{Name: "test", Consumer: c, BatchMinRecords: 3, BatchMaxWait: wait,
+			Handle: func(_ context.Context, recs []*stream.Record) error {
+				sizes = append(sizes, len(recs))
+				if total += len(recs); total >= 3 {
+					cancel()
+				}
+				return nil
+			}})
+		go func() {
+			for range 3 {
+				produce(t, bus, "in", 1)
+				time.Sleep(50 * time.Millisecond)
+			}
+		}()
+		s.Run(ctx)
+		if wait > 0 && (len(sizes) != 1 || sizes[0] != 3) {
+			t.Errorf("with a wait: batches %v, want one of 3", sizes)
+		}
+		if wait == 0 && len(sizes) < 2 {
+			t.Errorf("without a wait: batches %v, want one per poll", sizes)
+		}
+	}
+}
