@@ -41,7 +41,7 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 		bus = nb
 	case "nats":
 		var tlsCfg *tls.Config
-		if tlsCfg, err = clientTLS(b.NATS.TLS); err != nil {
+		if tlsCfg, err = b.NATS.TLS.ClientConfig(); err != nil {
 			return nil, cfg.Errorf("bus.nats.tls", "%v", err)
 		}
 		bus, err = nats.New(nats.Config{URL: b.NATS.URL, Name: "sluice", CredentialsFile: b.NATS.CredsFile, Token: b.NATS.Token,
@@ -49,7 +49,7 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 	case "kafka":
 		k := b.Kafka
 		var tlsCfg *tls.Config
-		if tlsCfg, err = clientTLS(k.TLS); err != nil {
+		if tlsCfg, err = k.TLS.ClientConfig(); err != nil {
 			return nil, cfg.Errorf("bus.kafka.tls", "%v", err)
 		}
 		var mech sasl.Mechanism
@@ -92,6 +92,3 @@ func TopicSpecs(cfg *config.Config) []stream.TopicSpec {
 	}
 	return append(out, spec(t.DLQ()))
 }
-
-// clientTLS builds a client TLS config; nil when c is nil.
-func clientTLS(c *config.TLS) (*tls.Config, error) { return c.ClientConfig() }

@@ -227,10 +227,10 @@ func (s *Sink) Errorf(key, format string, args ...any) *Error {
 }
 
 // Decode decodes the sink type's own keys into out (a pointer to a struct)
-// and reports keys that neither out nor CommonSinkKeys know, each with its
-// line.
-func (s *Sink) Decode(out any) []*Error {
-	var errs []*Error
+// and reports keys that neither out nor CommonSinkKeys know, each as an
+// *Error with its line, joined with errors.Join; nil when all is well.
+func (s *Sink) Decode(out any) error {
+	var errs []error
 	for _, e := range DecodeStrict(s.Node, s.Path, out) {
 		if e.unknownKey != "" && slices.Contains(CommonSinkKeys, e.unknownKey) && e.Path == s.Path+"."+e.unknownKey {
 			continue
@@ -238,7 +238,7 @@ func (s *Sink) Decode(out any) []*Error {
 		e.File = s.file
 		errs = append(errs, e)
 	}
-	return errs
+	return errors.Join(errs...)
 }
 
 // Default returns the configuration used for every key the file leaves out.

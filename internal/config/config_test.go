@@ -26,8 +26,8 @@ func TestMinimalConfigFromTheIssueIsAccepted(t *testing.T) {
 	var own struct {
 		Path string `yaml:"path"`
 	}
-	if errs := cfg.Sinks[0].Decode(&own); len(errs) != 0 {
-		t.Fatal(errs)
+	if err := cfg.Sinks[0].Decode(&own); err != nil {
+		t.Fatal(err)
 	}
 	if own.Path != "./data/out" {
 		t.Errorf("sink path = %q", own.Path)
@@ -152,9 +152,10 @@ func TestSinkDecodeRejectsUnknownKeys(t *testing.T) {
 	var own struct {
 		Path string `yaml:"path"`
 	}
-	errs := cfg.Sinks[0].Decode(&own)
-	if len(errs) != 1 || errs[0].Line != 5 || errs[0].Path != "sinks[0].paht" || !strings.HasPrefix(errs[0].Error(), "c.yaml:5:5: ") {
-		t.Fatalf("errs = %v", errs)
+	err = cfg.Sinks[0].Decode(&own)
+	var e *Error
+	if !errors.As(err, &e) || e.Line != 5 || e.Path != "sinks[0].paht" || err.Error() != e.Error() || !strings.HasPrefix(e.Error(), "c.yaml:5:5: ") {
+		t.Fatalf("err = %v", err)
 	}
 }
 
@@ -169,8 +170,8 @@ func TestSinkBatchKeys(t *testing.T) {
 	var own struct {
 		Path string `yaml:"path"`
 	}
-	if errs := cfg.Sinks[0].Decode(&own); len(errs) != 0 {
-		t.Errorf("the batch keys are common keys, not the sink type's: %v", errs)
+	if err := cfg.Sinks[0].Decode(&own); err != nil {
+		t.Errorf("the batch keys are common keys, not the sink type's: %v", err)
 	}
 	if _, err := Parse("c.yaml", []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    batch_max_wait: -1s\n")); err == nil {
 		t.Error("negative batch_max_wait accepted")

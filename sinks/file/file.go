@@ -33,22 +33,14 @@ import (
 func init() {
 	sinks.Register("file", func(entry *config.Sink, env sinks.Env) (sinks.Sink, error) {
 		cfg := Config{MaxFileBytes: 256 << 20}
-		if errs := entry.Decode(&cfg); len(errs) > 0 {
-			return nil, joinErrs(errs)
+		if err := entry.Decode(&cfg); err != nil {
+			return nil, err
 		}
 		if cfg.Path == "" {
 			return nil, entry.Errorf("path", "the file sink needs a path (a directory)")
 		}
 		return New(cfg, env.Logger)
 	})
-}
-
-func joinErrs(errs []*config.Error) error {
-	out := make([]error, len(errs))
-	for i, e := range errs {
-		out[i] = e
-	}
-	return errors.Join(out...)
 }
 
 // Config is the file sink's part of a sinks entry.

@@ -36,13 +36,10 @@ var DefaultTopics = map[stream.Signal]string{stream.Metrics: "otlp_metrics", str
 func init() {
 	sinks.Register("kafka", func(entry *config.Sink, env sinks.Env) (sinks.Sink, error) {
 		var cfg Config
+		if err := entry.Decode(&cfg); err != nil {
+			return nil, err
+		}
 		var errs []error
-		for _, e := range entry.Decode(&cfg) {
-			errs = append(errs, e)
-		}
-		if len(errs) > 0 {
-			return nil, errors.Join(errs...)
-		}
 		if len(cfg.Brokers) == 0 {
 			errs = append(errs, entry.Errorf("brokers", "the kafka sink needs brokers (host:port)"))
 		}

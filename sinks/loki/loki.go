@@ -52,14 +52,10 @@ var DefaultLabels = []string{"service.name", "service.namespace", "k8s.namespace
 func init() {
 	sinks.Register("loki", func(entry *config.Sink, env sinks.Env) (sinks.Sink, error) {
 		cfg := Config{Format: "protobuf", MaxRequestBytes: 4 << 20}
-		var errs []error
-		for _, e := range entry.Decode(&cfg) {
-			errs = append(errs, e)
+		if err := entry.Decode(&cfg); err != nil {
+			return nil, err
 		}
-		if len(errs) > 0 {
-			return nil, errors.Join(errs...)
-		}
-		errs = append(errs, cfg.Config.Check(entry)...)
+		errs := cfg.Config.Check(entry)
 		if cfg.Format != "protobuf" && cfg.Format != "json" {
 			errs = append(errs, entry.Errorf("format", "format %q: want protobuf or json", cfg.Format))
 		}

@@ -37,12 +37,8 @@ import (
 func init() {
 	sinks.Register("otlp", func(entry *config.Sink, env sinks.Env) (sinks.Sink, error) {
 		cfg := Config{}
-		var errs []error
-		for _, e := range entry.Decode(&cfg) {
-			errs = append(errs, e)
-		}
-		if len(errs) > 0 {
-			return nil, errors.Join(errs...)
+		if err := entry.Decode(&cfg); err != nil {
+			return nil, err
 		}
 		if errs := cfg.check(entry); len(errs) > 0 {
 			return nil, errors.Join(errs...)

@@ -101,12 +101,8 @@ const Type = "prometheus_remote_write"
 func init() {
 	sinks.Register(Type, func(entry *config.Sink, env sinks.Env) (sinks.Sink, error) {
 		cfg := Config{}
-		if errs := entry.Decode(&cfg); len(errs) > 0 {
-			out := make([]error, len(errs))
-			for i, e := range errs {
-				out[i] = e
-			}
-			return nil, errors.Join(out...)
+		if err := entry.Decode(&cfg); err != nil {
+			return nil, err
 		}
 		if errs := cfg.check(entry); len(errs) > 0 {
 			return nil, errors.Join(errs...)
