@@ -38,9 +38,13 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzHTTP -fuzztime $(FUZZTIME) ./ingest/
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./ingest/otlpwire/
+	$(GO) test -run '^$$' -fuzz FuzzCount -fuzztime $(FUZZTIME) ./ingest/otlpwire/
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshalRequest -fuzztime $(FUZZTIME) ./internal/otlpjson/
+	$(GO) test -run '^$$' -fuzz FuzzMarshalRequest -fuzztime $(FUZZTIME) ./internal/otlpjson/
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzReadIPC -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeTables -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz FuzzText -fuzztime $(FUZZTIME) ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./rules/
 
 vet:

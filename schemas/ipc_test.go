@@ -131,48 +131,84 @@ func TestReadIPCRejects(t *testing.T) {
 	}
 }
 
+// ipcSeeds are processed values of every signal (one with templated log
+// bodies) and their uncompressed payloads.
+func ipcSeeds(tb testing.TB) (values, payloads [][]byte, sigs []stream.Signal) {
+	add := func(sig stream.Signal, body []byte) {
+		b := NewBuilder(sig, nil)
+		defer b.Release()
+		if _, err := b.Append(body); err != nil {
+			tb.Fatal(err)
+		}
+		batch := b.Build()
+		defer batch.Release()
+		var buf bytes.Buffer
+		if err := WriteIPC(&buf, batch); err != nil {
+			tb.Fatal(err)
+		}
+		raw, err := zdec().DecodeAll(buf.Bytes()[len(ipcMagic)+len(Version)+2:], nil)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		values, payloads, sigs = append(values, buf.Bytes()), append(payloads, raw), append(sigs, sig)
+	}
+	for _, sig := range stream.Signals {
+		body, _ := proto.Marshal(newGen(9 + uint64(sig)).request(sig))
+		add(sig, body)
+	}
+	add(stream.Logs, templatedLogs(40))
+	return values, payloads, sigs
+}
+
+// checkDecoded: a batch that decoded has valid columns and ToOTLP does not
+// panic on it (it may reject ids out of range).
+func checkDecoded(t *testing.T, b *Batch, err error) {
+	if err != nil {
+		if !errors.Is(err, ErrSchema) {
+			t.Fatalf("error kind: %v", err)
+		}
+		return
+	}
+	defer b.Release()
+	for _, r := range b.tables() {
+		for _, c := range r.Columns() {
+			if err := validateFull(c); err != nil {
+				t.Fatalf("invalid column: %v", err)
+			}
+		}
+	}
+	_, _ = ToOTLP(b, nil)
+}
+
 // FuzzReadIPC: ReadIPC of any bytes errors or returns a batch that ToOTLP
 // can write; it never panics.
 func FuzzReadIPC(f *testing.F) {
-	for _, sig := range stream.Signals {
-		g := newGen(9 + uint64(sig))
-		body, _ := proto.Marshal(g.request(sig))
-		b := NewBuilder(sig, nil)
-		if _, err := b.Append(body); err != nil {
-			f.Fatal(err)
-		}
-		batch := b.Build()
-		var buf bytes.Buffer
-		if err := WriteIPC(&buf, batch); err != nil {
-			f.Fatal(err)
-		}
-		batch.Release()
-		b.Release()
-		f.Add(buf.Bytes())
-		// the uncompressed payload too, so that mutations reach the codec
-		raw, _ := zdec().DecodeAll(buf.Bytes()[len(ipcMagic)+len(Version)+2:], nil)
-		f.Add(append([]byte(ipcMagic+Version+string(rune(sig))+"\x02"), zenc().EncodeAll(raw, nil)...))
+	values, _, _ := ipcSeeds(f)
+	for _, v := range values {
+		f.Add(v)
 	}
 	old := maxDecodeElems
 	maxDecodeElems = 1 << 20
 	defer func() { maxDecodeElems = old }()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b, err := ReadIPC(data, nil)
-		if err != nil {
-			if !errors.Is(err, ErrSchema) {
-				t.Fatalf("error kind: %v", err)
-			}
-			return
-		}
-		defer b.Release()
-		for _, r := range b.tables() {
-			for _, c := range r.Columns() {
-				if err := validateFull(c); err != nil {
-					t.Fatalf("invalid column: %v", err)
-				}
-			}
-		}
-		_, _ = ToOTLP(b, nil) // may reject ids out of range, must not panic
+		checkDecoded(t, b, err)
+	})
+}
+
+// FuzzDecodeTables is FuzzReadIPC after decompression: mutations reach the
+// column codec directly instead of mostly breaking the zstd frame.
+func FuzzDecodeTables(f *testing.F) {
+	_, payloads, sigs := ipcSeeds(f)
+	for i, p := range payloads {
+		f.Add(uint8(sigs[i]), p)
+	}
+	old := maxDecodeElems
+	maxDecodeElems = 1 << 20
+	defer func() { maxDecodeElems = old }()
+	f.Fuzz(func(t *testing.T, sig uint8, raw []byte) {
+		b, err := decodeTables(&Batch{Signal: stream.Signal(sig % 3)}, raw, memory.DefaultAllocator, ipcFormat)
+		checkDecoded(t, b, err)
 	})
 }
 
@@ -185,9 +221,9 @@ func TestIPCColumnSizes(t *testing.T) {
 	}
 	enc, _ := zstd.NewWriter(nil)
 	defer enc.Close()
-	for _, c := range sizeCorpora() {
-		b := NewBuilder(c.sig, nil)
-		if _, err := b.Append(c.body); err != nil {
+	for _, c := range corpora() {
+		b := NewBuilder(c.Signal, nil)
+		if _, err := b.Append(c.Body); err != nil {
 			t.Fatal(err)
 		}
 		batch := b.Build()
@@ -210,9 +246,9 @@ func TestIPCColumnSizes(t *testing.T) {
 			}
 		}
 		sort.Slice(rows, func(i, j int) bool { return rows[i].zst > rows[j].zst })
-		t.Logf("%s: %d items, sum of per-column zstd %d B (%.3f B/item)", c.name, c.items, total, float64(total)/float64(c.items))
+		t.Logf("%s: %d items, sum of per-column zstd %d B (%.3f B/item)", c.Name, c.Items, total, float64(total)/float64(c.Items))
 		for _, r := range rows[:min(10, len(rows))] {
-			t.Logf("  %-36s encoded %8d B  zstd %8d B  %.3f B/item", r.name, r.raw, r.zst, float64(r.zst)/float64(c.items))
+			t.Logf("  %-36s encoded %8d B  zstd %8d B  %.3f B/item", r.name, r.raw, r.zst, float64(r.zst)/float64(c.Items))
 		}
 		batch.Release()
 	}

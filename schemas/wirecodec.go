@@ -1,6 +1,6 @@
 package schemas
 
-// The column codec of IPC format 2 (see README.md, "Wire format"). A table is
+// The column codec of IPC formats 2 and 3 (see README.md, "Wire format"). A table is
 // its row count followed by its columns in schema order; every column is
 // encoded by encoder.col and decoded by decoder.col from the data type the
 // schema gives, so the wire carries no type information. The whole payload is
@@ -72,6 +72,7 @@ type encoder struct {
 	setIDs []uint64 // row ids of an attribute-set table (mapCol)
 
 	strTab, setTab table
+	txt            textEnc
 }
 
 func (e *encoder) uvarint(v uint64) { e.out = binary.AppendUvarint(e.out, v) }
@@ -367,9 +368,10 @@ func (e *encoder) col(a arrow.Array) error {
 			bm = b.Bytes()
 		}
 		e.out = appendBits(e.out, bm, t.Data().Offset(), t.Len())
-	case *array.String, *array.Binary:
-		offs, data, _ := binView(a)
-		e.binary(offs, data)
+	case *array.String:
+		e.binary(t.ValueOffsets(), t.ValueBytes(), true)
+	case *array.Binary:
+		e.binary(t.ValueOffsets(), t.ValueBytes(), false)
 	case *array.Struct:
 		for i := range t.NumField() {
 			if err := e.col(t.Field(i)); err != nil {
@@ -395,8 +397,9 @@ func (e *encoder) lengths(offs []int32) {
 }
 
 // binary writes n = len(offs)-1 strings: dictionary coded when at most a
-// quarter of them are distinct.
-func (e *encoder) binary(offs []int32, data []byte) {
+// quarter of them are distinct, else as templated text when text is set and
+// that applies (wiretext.go), else plainly.
+func (e *encoder) binary(offs []int32, data []byte, text bool) {
 	n := len(offs) - 1
 	if n == 0 {
 		e.out = append(e.out, seqPlain)
@@ -404,8 +407,16 @@ func (e *encoder) binary(offs []int32, data []byte) {
 	}
 	o0 := offs[0]
 	ids := e.idScratch(n)
-	order := e.strDict(offs, data, n/4+1, ids)
+	var order []int32
+	// Long strings whose first 64 are mostly distinct (log bodies) are not
+	// worth hashing all for a dictionary: they go to text straight away.
+	if !text || n <= 64 || int(offs[n]-o0) < minTextLen*n || e.strDict(offs[:65], data, 17, ids) != nil {
+		order = e.strDict(offs, data, n/4+1, ids)
+	}
 	if order == nil {
+		if text && e.text(offs, data) {
+			return
+		}
 		e.out = append(e.out, seqPlain)
 		e.lengths(offs)
 		e.out = append(e.out, data[:offs[n]-o0]...)
@@ -813,6 +824,7 @@ type decoder struct {
 	mem    memory.Allocator
 	budget int
 	depth  int
+	format byte // the IPC format: 2 or 3
 	last   byte
 	u64    []uint64
 }
@@ -1203,7 +1215,11 @@ func (d *decoder) col(dt arrow.DataType, n int) arrow.ArrayData {
 		case seqPlain:
 			ob, total := d.lengths(n)
 			bufs = append(bufs, ob)
-			children = append(children, d.col(dt.(*arrow.MapType).Elem(), total))
+			entries := d.col(dt.(*arrow.MapType).Elem(), total)
+			children = append(children, entries)
+			if entries != nil && (entries.NullN() > 0 || entries.Children()[0].NullN() > 0) {
+				d.fail("map entries or keys with nulls") // arrow's Map panics on them
+			}
 		case seqDict:
 			releaseAll(bufs, nil)
 			bufs = nil
@@ -1275,6 +1291,12 @@ func (d *decoder) binary(n int) (*memory.Buffer, *memory.Buffer) {
 		copy(db.Bytes(), p)
 		return ob, db
 	case seqDict:
+	case seqText:
+		if d.format < 3 {
+			d.fail("string mode")
+			return nil, nil
+		}
+		return d.text(n)
 	default:
 		d.fail("string mode")
 		return nil, nil

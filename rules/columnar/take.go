@@ -45,6 +45,18 @@ func runsLen(rs [][2]int) int {
 
 // takeRuns returns the rows of d named by rs (row indices of d, before its
 // offset), in order, as new data of n rows. d's type must be takeable.
+// copyBits is bitutil.CopyBitmap without its two allocations for short runs
+// (a filter that drops scattered rows copies many).
+func copyBits(src []byte, srcOff, n int, dst []byte, dstOff int) {
+	if n >= 128 {
+		bitutil.CopyBitmap(src, srcOff, n, dst, dstOff)
+		return
+	}
+	for i := range n {
+		bitutil.SetBitTo(dst, dstOff+i, bitutil.BitIsSet(src, srcOff+i))
+	}
+}
+
 func takeRuns(mem memory.Allocator, d arrow.ArrayData, rs [][2]int, n int) arrow.ArrayData {
 	if n == 0 {
 		return array.NewSliceData(d, 0, 0)
@@ -75,7 +87,7 @@ func takeRuns(mem memory.Allocator, d arrow.ArrayData, rs [][2]int, n int) arrow
 		}
 		src, at := in[0].Bytes(), 0
 		for _, r := range rs {
-			bitutil.CopyBitmap(src, off+r[0], r[1]-r[0], vb, at)
+			copyBits(src, off+r[0], r[1]-r[0], vb, at)
 			at += r[1] - r[0]
 		}
 		nulls = n - bitutil.CountSetBits(vb, 0, n)
@@ -95,7 +107,7 @@ func takeRuns(mem memory.Allocator, d arrow.ArrayData, rs [][2]int, n int) arrow
 		}
 		src, at := in[1].Bytes(), 0
 		for _, r := range rs {
-			bitutil.CopyBitmap(src, off+r[0], r[1]-r[0], vb, at)
+			copyBits(src, off+r[0], r[1]-r[0], vb, at)
 			at += r[1] - r[0]
 		}
 		return array.NewData(dt, n, []*memory.Buffer{valid, vals}, nil, nulls, 0)
