@@ -28,6 +28,7 @@ type anyBuilder struct {
 	ints                 []int64
 	dbls                 []float64
 	bools                []bool
+	strHint, byHint      int // see appendBins
 }
 
 func newAnyBuilder(s *array.StructBuilder) anyBuilder {
@@ -70,8 +71,8 @@ func (a *anyBuilder) flush() {
 		k -= c
 	}
 	a.typ.AppendValues(a.typs, nil)
-	appendBins(a.str, a.strs)
-	appendBins(a.by, a.bys)
+	appendBins(a.str, a.strs, &a.strHint)
+	appendBins(a.by, a.bys, &a.byHint)
 	if a.hasInt {
 		a.ints = a.ints[:0]
 		for j, t := range a.typs {
@@ -189,6 +190,7 @@ type attrBuilder struct {
 	rowOff []int32 // offset of each buffered row's first entry
 	valid  []bool  // validity of each buffered row
 	nulls  int
+	kHint  int // see appendBins
 }
 
 func newAttrBuilder(b array.Builder) attrBuilder {
@@ -209,7 +211,7 @@ func (a *attrBuilder) row(valid bool) {
 // flush appends the buffered rows and entries.
 func (a *attrBuilder) flush() {
 	if len(a.keys) > 0 {
-		appendBins(a.k, a.keys)
+		appendBins(a.k, a.keys, &a.kHint)
 		a.v.flush()
 	}
 	for off, valid := a.rowOff, a.valid; len(off) > 0; {

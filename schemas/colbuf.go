@@ -81,8 +81,9 @@ func (c *bufOpt[T]) clear() { c.v, c.valid, c.nulls = c.v[:0], c.valid[:0], 0 }
 
 // bufBin buffers a non-nullable binary or string column.
 type bufBin struct {
-	b *array.BinaryBuilder
-	v [][]byte
+	b    *array.BinaryBuilder
+	v    [][]byte
+	hint int // see appendBins
 }
 
 func newBufBin(b array.Builder) bufBin {
@@ -96,7 +97,7 @@ func (c *bufBin) add(x []byte) { c.v = append(c.v, x) }
 
 func (c *bufBin) flush() {
 	if len(c.v) > 0 {
-		appendBins(c.b, c.v)
+		appendBins(c.b, c.v, &c.hint)
 		clear(c.v) // drop references to the request
 		c.v = c.v[:0]
 	}
@@ -137,8 +138,10 @@ func (c *bufList) clear() { c.off = c.off[:0] }
 
 // appendBins appends v to b, growing the data buffer geometrically
 // (BinaryBuilder.AppendValues alone grows it to the exact size, which
-// copies the whole buffer on every bulk append).
-func appendBins(b *array.BinaryBuilder, v [][]byte) {
+// copies the whole buffer on every bulk append). *hint carries the data size
+// b reached in the previous batch: the first append of a batch reserves that
+// much at once, instead of growing to it by doubling.
+func appendBins(b *array.BinaryBuilder, v [][]byte, hint *int) {
 	if len(v) == 0 {
 		return
 	}
@@ -147,7 +150,12 @@ func appendBins(b *array.BinaryBuilder, v [][]byte) {
 		total += len(x)
 	}
 	if need := b.DataLen() + total; need > b.DataCap() {
-		b.ReserveData(max(bitutil.NextPowerOf2(need), 1024) - b.DataLen())
+		size := max(bitutil.NextPowerOf2(need), 1024)
+		if b.DataLen() == 0 {
+			size = max(size, *hint)
+		}
+		b.ReserveData(size - b.DataLen())
 	}
 	b.AppendValues(v, nil)
+	*hint = b.DataLen()
 }

@@ -6,37 +6,35 @@ import (
 )
 
 type logBuilder struct {
-	rb                  *array.RecordBuilder
-	resourceID, scopeID *array.Uint32Builder
-	time, observed      *array.Uint64Builder
-	severity            *array.Int32Builder
-	severityText        *array.StringBuilder
-	body                anyBuilder
-	attrs               attrTable
-	dropped, flags      *array.Uint32Builder
-	traceID, spanID     *array.BinaryBuilder
-	eventName           *array.StringBuilder
-	extra               *array.BinaryBuilder
+	rb                      *array.RecordBuilder
+	resourceID, scopeID     bufCol[uint32]
+	time, observed          bufCol[uint64]
+	severity                bufCol[int32]
+	severityText, eventName bufBin
+	body                    anyBuilder
+	attrs                   attrTable
+	dropped, flags          bufCol[uint32]
+	traceID, spanID, extra  bufBin
 }
 
 func newLogBuilder(mem memory.Allocator, strict *bool) *logBuilder {
 	rb := array.NewRecordBuilder(mem, LogRecordsSchema)
 	return &logBuilder{
 		rb:           rb,
-		resourceID:   rb.Field(LogResourceID).(*array.Uint32Builder),
-		scopeID:      rb.Field(LogScopeID).(*array.Uint32Builder),
-		time:         rb.Field(LogTimeUnixNano).(*array.Uint64Builder),
-		observed:     rb.Field(LogObservedTimeUnixNano).(*array.Uint64Builder),
-		severity:     rb.Field(LogSeverityNumber).(*array.Int32Builder),
-		severityText: rb.Field(LogSeverityText).(*array.StringBuilder),
+		resourceID:   newBufCol[uint32](rb.Field(LogResourceID)),
+		scopeID:      newBufCol[uint32](rb.Field(LogScopeID)),
+		time:         newBufCol[uint64](rb.Field(LogTimeUnixNano)),
+		observed:     newBufCol[uint64](rb.Field(LogObservedTimeUnixNano)),
+		severity:     newBufCol[int32](rb.Field(LogSeverityNumber)),
+		severityText: newBufBin(rb.Field(LogSeverityText)),
 		body:         newAnyBuilder(rb.Field(LogBody).(*array.StructBuilder)),
 		attrs:        newAttrTable(strict),
-		dropped:      rb.Field(LogDroppedAttributesCount).(*array.Uint32Builder),
-		flags:        rb.Field(LogFlags).(*array.Uint32Builder),
-		traceID:      rb.Field(LogTraceID).(*array.BinaryBuilder),
-		spanID:       rb.Field(LogSpanID).(*array.BinaryBuilder),
-		eventName:    rb.Field(LogEventName).(*array.StringBuilder),
-		extra:        rb.Field(LogExtra).(*array.BinaryBuilder),
+		dropped:      newBufCol[uint32](rb.Field(LogDroppedAttributesCount)),
+		flags:        newBufCol[uint32](rb.Field(LogFlags)),
+		traceID:      newBufBin(rb.Field(LogTraceID)),
+		spanID:       newBufBin(rb.Field(LogSpanID)),
+		eventName:    newBufBin(rb.Field(LogEventName)),
+		extra:        newBufBin(rb.Field(LogExtra)),
 	}
 }
 
@@ -97,18 +95,18 @@ func (b *Builder) logRecord(p []byte, rid, sid uint32) error {
 	} else if err := t.body.appendAny(b.joined(bodyParts)); err != nil {
 		return err
 	}
-	t.resourceID.Append(rid)
-	t.scopeID.Append(sid)
-	t.time.Append(tm)
-	t.observed.Append(observed)
-	t.severity.Append(severity)
-	t.severityText.BinaryBuilder.Append(sevText)
-	t.dropped.Append(dropped)
-	t.flags.Append(flags)
-	t.traceID.Append(traceID)
-	t.spanID.Append(spanID)
-	t.eventName.BinaryBuilder.Append(eventName)
-	t.extra.Append(b.itemExtra)
+	t.resourceID.add(rid)
+	t.scopeID.add(sid)
+	t.time.add(tm)
+	t.observed.add(observed)
+	t.severity.add(severity)
+	t.severityText.add(sevText)
+	t.dropped.add(dropped)
+	t.flags.add(flags)
+	t.traceID.add(traceID)
+	t.spanID.add(spanID)
+	t.eventName.add(eventName)
+	t.extra.add(b.stable(b.itemExtra))
 	b.items++
 	return nil
 }
@@ -116,4 +114,13 @@ func (b *Builder) logRecord(p []byte, rid, sid uint32) error {
 func (t *logBuilder) flush() {
 	t.body.flush()
 	t.attrs.flush()
+	for _, c := range []*bufCol[uint32]{&t.resourceID, &t.scopeID, &t.dropped, &t.flags} {
+		c.flush()
+	}
+	for _, c := range []*bufBin{&t.severityText, &t.eventName, &t.traceID, &t.spanID, &t.extra} {
+		c.flush()
+	}
+	t.time.flush()
+	t.observed.flush()
+	t.severity.flush()
 }

@@ -25,9 +25,11 @@ package schemas
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/hex"
 	"hash/maphash"
 	"math"
+	"math/bits"
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -52,23 +54,19 @@ const minTextLen = 16
 // Byte flags of the tokenizer.
 const (
 	fTok   = 1 << iota // a letter or digit
-	fDigit             // 0-9
+	fHexL              // a-f
 	fAlpha             // a letter other than a-f
-	fCtl               // 0-3: escaped in a template
 )
 
 var textFlags = func() (f [256]uint8) {
-	for b := range textStr + 1 {
-		f[b] = fCtl
-	}
 	for b := '0'; b <= '9'; b++ {
-		f[b] = fTok | fDigit
+		f[b] = fTok
 	}
 	for b := 'a'; b <= 'z'; b++ {
 		f[b] = fTok | fAlpha
 	}
 	for b := 'a'; b <= 'f'; b++ {
-		f[b] = fTok
+		f[b] = fTok | fHexL
 	}
 	for b := 'A'; b <= 'Z'; b++ {
 		f[b] = fTok | fAlpha
@@ -101,50 +99,95 @@ type textEnc struct {
 }
 
 // tokenize appends the template of line s (at offset base of the column's
-// data) to dst and its variables to x.vars. Template text is copied in runs
-// between variables.
+// data) to dst and its variables to x.vars. It jumps from digit to digit
+// (8 bytes at a time) and widens each to its token; the text between
+// variables is copied in runs.
 func (x *textEnc) tokenize(dst, s []byte, base int32) []byte {
-	lit, ctl := 0, uint8(0) // the text not yet copied; fCtl if it holds a byte 0-3
-	for j := 0; j < len(s); {
-		if f := textFlags[s[j]]; f&fTok == 0 {
-			ctl |= f
-			j++
-			continue
+	ctl := hasCtl(s)
+	lit := 0 // the text not yet copied
+	for j := 0; ; {
+		d := nextDigit(s, j)
+		if d < 0 {
+			break
 		}
-		k, digits, flags := j, 0, uint8(0)
-		for ; k < len(s); k++ {
-			f := textFlags[s[k]]
+		// [start, d) are letters, [d, end) letters and digits.
+		start, end, flags := d, d+1, uint8(0)
+		for start > lit {
+			f := textFlags[s[start-1]]
 			if f&fTok == 0 {
 				break
 			}
-			digits += int(f>>1) & 1
 			flags |= f
+			start--
 		}
-		if digits == 0 {
-			j = k
-			continue
+		for end < len(s) {
+			f := textFlags[s[end]]
+			if f&fTok == 0 {
+				break
+			}
+			flags |= f
+			end++
 		}
-		dst = appendLiteral(dst, s[lit:j], ctl != 0)
-		lit, ctl = k, 0
-		tok := s[j:k]
+		tok := s[start:end]
+		dst = appendLiteral(dst, s[lit:start], ctl)
 		switch {
-		case digits == len(tok) && len(tok) <= 19 && (tok[0] != '0' || len(tok) == 1):
+		case flags&(fHexL|fAlpha) == 0 && len(tok) <= 19 && (tok[0] != '0' || len(tok) == 1):
 			v := uint64(0)
-			for _, d := range tok {
-				v = v*10 + uint64(d-'0')
+			for _, c := range tok {
+				v = v*10 + uint64(c-'0')
 			}
 			dst = append(dst, textInt)
 			x.vars = append(x.vars, textVar{val: v})
 		case flags&fAlpha == 0 && len(tok)%2 == 0:
 			dst = append(dst, textHex)
-			x.vars = append(x.vars, textVar{start: base + int32(j), end: base + int32(k)})
+			x.vars = append(x.vars, textVar{start: base + int32(start), end: base + int32(end)})
 		default:
 			dst = append(dst, textStr)
-			x.vars = append(x.vars, textVar{start: base + int32(j), end: base + int32(k)})
+			x.vars = append(x.vars, textVar{start: base + int32(start), end: base + int32(end)})
 		}
-		j = k
+		lit, j = end, end
 	}
-	return appendLiteral(dst, s[lit:], ctl != 0)
+	return appendLiteral(dst, s[lit:], ctl)
+}
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+)
+
+// nextDigit returns the index of the first ASCII digit of s at or after j, or
+// -1. The SWAR test flags a byte < 10 after xor with '0' (only digits); the
+// lowest flag is exact (borrows only corrupt higher bytes).
+func nextDigit(s []byte, j int) int {
+	for ; j+8 <= len(s); j += 8 {
+		y := binary.LittleEndian.Uint64(s[j:]) ^ (ones * '0')
+		if m := (y - ones*10) &^ y & highs; m != 0 {
+			return j + bits.TrailingZeros64(m)/8
+		}
+	}
+	for ; j < len(s); j++ {
+		if s[j]-'0' < 10 {
+			return j
+		}
+	}
+	return -1
+}
+
+// hasCtl reports whether s holds a byte 0-3 (escaped in templates).
+func hasCtl(s []byte) bool {
+	j := 0
+	for ; j+8 <= len(s); j += 8 {
+		y := binary.LittleEndian.Uint64(s[j:])
+		if (y-ones*(textStr+1))&^y&highs != 0 {
+			return true
+		}
+	}
+	for ; j < len(s); j++ {
+		if s[j] <= textStr {
+			return true
+		}
+	}
+	return false
 }
 
 // appendLiteral appends template text, escaping bytes 0-3 when ctl.

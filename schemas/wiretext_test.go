@@ -237,3 +237,28 @@ func TestReadFormat2(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkTokenize: splitting the logs-varied bodies into templates and
+// variables, the first half of templated text's cost.
+func BenchmarkTokenize(b *testing.B) {
+	bl := NewBuilder(stream.Logs, nil)
+	defer bl.Release()
+	if _, err := bl.Append(logsCorpus()); err != nil {
+		b.Fatal(err)
+	}
+	batch := bl.Build()
+	defer batch.Release()
+	body := batch.Items.Column(LogBody).(*array.Struct).Field(AnyStr).(*array.String)
+	offs, data := body.ValueOffsets(), body.ValueBytes()
+	var x textEnc
+	var dst []byte
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		x.vars = x.vars[:0]
+		for i := range body.Len() {
+			dst = x.tokenize(dst[:0], data[offs[i]:offs[i+1]], offs[i])
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(body.Len()), "ns/line")
+}
