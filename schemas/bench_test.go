@@ -8,6 +8,7 @@ import (
 	"github.com/klauspost/compress/zstd"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 )
 
@@ -31,10 +32,11 @@ func report(b *testing.B, items int) {
 	b.ReportMetric(n/b.Elapsed().Seconds(), "items/s")
 }
 
+// BenchmarkDecode: OTLP to Arrow on the worker's allocator (arrowpool).
 func BenchmarkDecode(b *testing.B) {
 	for _, c := range corpora() {
 		b.Run(c.Name, func(b *testing.B) {
-			bld := NewBuilder(c.Signal, memory.NewGoAllocator())
+			bld := NewBuilder(c.Signal, arrowpool.New())
 			defer bld.Release()
 			b.SetBytes(int64(len(c.Body)))
 			b.ReportAllocs()

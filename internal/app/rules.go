@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/rules/columnar"
 	"github.com/sluice-dev/sluice/stream/worker"
@@ -65,7 +66,7 @@ func newRuleSet(dir string, log *slog.Logger, reg prometheus.Registerer) (*ruleS
 // Transform is the engine of the current set; nil when there are no rules.
 func (rs *ruleSet) Transform() worker.Transform {
 	if set := rs.current.Load(); set != nil {
-		return columnar.New(set, columnar.Options{})
+		return columnar.New(set, columnar.Options{Allocator: arrowpool.Default})
 	}
 	return nil
 }

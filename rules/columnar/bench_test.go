@@ -5,8 +5,7 @@ import (
 	"runtime"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow/memory"
-
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/schemas"
 )
@@ -28,19 +27,21 @@ func measure(b *testing.B, items int, f func()) {
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/n, "allocs/item")
 }
 
-// BenchmarkRules is the rules step alone: Engine.Apply on a decoded batch.
+// BenchmarkRules is the rules step alone: Engine.Apply on a decoded batch,
+// on the worker's allocator (arrowpool).
 func BenchmarkRules(b *testing.B) {
 	set := exampleSet(b)
 	for _, c := range corpora() {
 		b.Run(c.Name, func(b *testing.B) {
-			bl := schemas.NewBuilder(c.Signal, memory.DefaultAllocator)
+			mem := arrowpool.New()
+			bl := schemas.NewBuilder(c.Signal, mem)
 			defer bl.Release()
 			if _, err := bl.Append(c.Body); err != nil {
 				b.Fatal(err)
 			}
 			in := bl.Build()
 			defer in.Release()
-			e := New(set, Options{})
+			e := New(set, Options{Allocator: mem})
 			measure(b, c.Items, func() {
 				out, err := e.Apply(in)
 				if err != nil {
@@ -55,14 +56,15 @@ func BenchmarkRules(b *testing.B) {
 }
 
 // BenchmarkChain is the worker's chain: decode OTLP to Arrow, apply the
-// example rules, write Arrow IPC.
+// example rules, write Arrow IPC, on the worker's allocator (arrowpool).
 func BenchmarkChain(b *testing.B) {
 	set := exampleSet(b)
 	for _, c := range corpora() {
 		b.Run(c.Name, func(b *testing.B) {
-			bl := schemas.NewBuilder(c.Signal, memory.DefaultAllocator)
+			mem := arrowpool.New()
+			bl := schemas.NewBuilder(c.Signal, mem)
 			defer bl.Release()
-			e := New(set, Options{})
+			e := New(set, Options{Allocator: mem})
 			var buf bytes.Buffer
 			measure(b, c.Items, func() {
 				if _, err := bl.Append(c.Body); err != nil {

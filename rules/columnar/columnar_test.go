@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
@@ -61,11 +62,17 @@ func sigOf(req proto.Message) stream.Signal {
 	return stream.Traces
 }
 
-// runEngine: OTLP -> Arrow -> Engine -> OTLP, with a checked allocator.
-// It reports whether the engine returned its input.
+// testPool recycles the buffers of every test's batches and poisons them
+// when freed: an output that uses a released input's memory shows.
+var testPool = arrowpool.NewPoisoned()
+
+// runEngine: OTLP -> Arrow -> Engine -> OTLP, with a checked allocator on
+// the poisoning pool; the input batch is released before the output is
+// read, as the worker does. It reports whether the engine returned its
+// input.
 func runEngine(t testing.TB, set *rules.Set, req proto.Message) (proto.Message, bool) {
 	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	mem := memory.NewCheckedAllocator(testPool)
 	sig := sigOf(req)
 	body, err := proto.Marshal(req)
 	if err != nil {
@@ -82,14 +89,14 @@ func runEngine(t testing.TB, set *rules.Set, req proto.Message) (proto.Message, 
 		t.Fatal(err)
 	}
 	same := out == in
+	if !same {
+		in.Release()
+	}
 	enc, err := schemas.ToOTLP(out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !same {
-		out.Release()
-	}
-	in.Release()
+	out.Release()
 	bl.Release()
 	mem.AssertSize(t, 0)
 	got := req.ProtoReflect().New().Interface()

@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/stage"
@@ -66,9 +67,12 @@ type Config struct {
 	// restarts, so that a restarted worker aborts what its predecessor
 	// left open at once.
 	TransactionalID string
-	Logger          *slog.Logger
-	Metrics         *stage.Metrics
-	Registerer      prometheus.Registerer
+	// Allocator holds the Arrow memory of the batches; default
+	// arrowpool.Default, which recycles the buffers of released batches.
+	Allocator  memory.Allocator
+	Logger     *slog.Logger
+	Metrics    *stage.Metrics
+	Registerer prometheus.Registerer
 }
 
 // Worker is one member of the worker group.
@@ -104,6 +108,9 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Allocator == nil {
+		cfg.Allocator = arrowpool.Default
+	}
 	w := &Worker{cfg: cfg, bus: bus, log: cfg.Logger, signalOf: map[string]stream.Signal{}}
 	var err error
 	if w.m, err = newMetrics(cfg.Registerer); err != nil {
@@ -115,7 +122,7 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 		raw := cfg.Topics.Raw(s)
 		topics = append(topics, raw)
 		w.signalOf[raw] = s
-		w.builders[s] = schemas.NewBuilder(s, memory.DefaultAllocator)
+		w.builders[s] = schemas.NewBuilder(s, cfg.Allocator)
 	}
 	ccfg := stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords}
 	var c stream.Consumer

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
@@ -40,6 +41,9 @@ func raw(sig stream.Signal, partition int32, tenant string, value []byte) *strea
 func run(t *testing.T, bus *memory.Bus, tr Transform, cfg Config, done func() bool) {
 	t.Helper()
 	cfg.Topics = topics
+	if cfg.Allocator == nil {
+		cfg.Allocator = arrowpool.NewPoisoned() // a use after release shows
+	}
 	w, err := New(bus, cfg, tr)
 	if err != nil {
 		t.Fatal(err)

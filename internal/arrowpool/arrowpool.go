@@ -1,0 +1,146 @@
+// Package arrowpool is an Arrow memory.Allocator that recycles the buffers
+// of released batches. A worker builds, filters and encodes one batch after
+// another with buffers of about the same sizes; allocating each afresh
+// costs the runtime's zeroing of new pages and the garbage collector's work
+// on tens of megabytes per second (a fifth of the worker's time on the log
+// corpus). The pool hands back a buffer freed by an earlier batch instead.
+//
+// Buffers of at least MinPooled bytes come in power-of-two capacities from
+// one sync.Pool per size class, so idle buffers are dropped by the garbage
+// collector like any pooled object and the pool needs no size limit.
+// Smaller ones come from memory.DefaultAllocator. Memory is zeroed on
+// allocation, as with the Go allocator, and 64-byte aligned.
+//
+// Recycling makes a use after Release visible: a string or slice taken
+// from an array and kept after the batch is released may see the bytes of
+// a later batch. With Poison, freed buffers are overwritten and a write
+// into a freed buffer panics on its reuse; the tests of the worker path
+// run with it.
+package arrowpool
+
+import (
+	"fmt"
+	"math/bits"
+	"sync"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// MinPooled is the smallest size served from the pool.
+const MinPooled = 4 << 10
+
+// maxClass bounds the pooled capacities at 1 GiB; larger ones are
+// allocated and dropped.
+const maxClass = 30
+
+const poisonByte = 0xa5
+
+// Pool is a recycling memory.Allocator, safe for concurrent use.
+type Pool struct {
+	classes [maxClass + 1]sync.Pool // of *[]byte, by log2 of the capacity
+	holders sync.Pool               // empty *[]byte, so that Free does not allocate
+	live    atomic.Int64
+	poison  bool
+}
+
+var _ memory.Allocator = (*Pool)(nil)
+
+// New returns an empty pool.
+func New() *Pool { return &Pool{} }
+
+// NewPoisoned returns a pool that overwrites every freed buffer and panics
+// when a freed buffer was written to before its reuse: for tests.
+func NewPoisoned() *Pool { return &Pool{poison: true} }
+
+// Default is the pool of the worker path.
+var Default = New()
+
+// Live is the number of bytes allocated and not yet freed.
+func (p *Pool) Live() int64 { return p.live.Load() }
+
+// Allocate returns size zeroed bytes.
+func (p *Pool) Allocate(size int) []byte {
+	c := class(size)
+	if c < 0 {
+		b := memory.DefaultAllocator.Allocate(size)
+		p.live.Add(int64(cap(b)))
+		return b
+	}
+	p.live.Add(1 << c)
+	if v := p.classes[c].Get(); v != nil {
+		h := v.(*[]byte)
+		b := (*h)[:size]
+		*h = nil
+		p.holders.Put(h)
+		if p.poison {
+			checkPoison(b[:cap(b)])
+		}
+		clear(b)
+		return b
+	}
+	b := make([]byte, size, 1<<c)
+	return b
+}
+
+// Reallocate resizes b, in place when its capacity allows.
+func (p *Pool) Reallocate(size int, b []byte) []byte {
+	if size <= cap(b) {
+		old := len(b)
+		b = b[:size]
+		if size > old {
+			clear(b[old:])
+		}
+		return b
+	}
+	nb := p.Allocate(size)
+	copy(nb, b)
+	p.Free(b)
+	return nb
+}
+
+// Free returns b to the pool.
+func (p *Pool) Free(b []byte) {
+	n := cap(b)
+	if n == 0 {
+		return
+	}
+	p.live.Add(-int64(n))
+	c := class(n)
+	if c < 0 || n != 1<<c {
+		return // from the Go allocator, or too large: the GC takes it
+	}
+	b = b[:n]
+	if p.poison {
+		for i := range b {
+			b[i] = poisonByte
+		}
+	}
+	h, _ := p.holders.Get().(*[]byte)
+	if h == nil {
+		h = new([]byte)
+	}
+	*h = b
+	p.classes[c].Put(h)
+}
+
+// class is the size class of size (log2 of the pooled capacity), or -1 for
+// sizes served by the Go allocator.
+func class(size int) int {
+	if size < MinPooled {
+		return -1
+	}
+	c := bits.Len(uint(size - 1))
+	if c > maxClass {
+		return -1
+	}
+	return c
+}
+
+func checkPoison(b []byte) {
+	for i, x := range b {
+		if x != poisonByte {
+			panic(fmt.Sprintf("arrowpool: a freed buffer of %d bytes was written at byte %d after it was freed", len(b), i))
+		}
+	}
+}

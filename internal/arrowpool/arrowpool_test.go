@@ -1,0 +1,146 @@
+package arrowpool
+
+import (
+	"strings"
+	"sync"
+	"testing"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+func TestAllocateZeroedAlignedAndRecycled(t *testing.T) {
+	p := New()
+	for _, size := range []int{0, 1, 100, MinPooled - 1, MinPooled, MinPooled + 1, 100_000, 3 << 20} {
+		b := p.Allocate(size)
+		if len(b) != size {
+			t.Fatalf("Allocate(%d): len %d", size, len(b))
+		}
+		if size > 0 && uintptr(unsafe.Pointer(&b[0]))%64 != 0 {
+			t.Fatalf("Allocate(%d) is not 64-byte aligned", size)
+		}
+		for i := range b {
+			b[i] = 0xff
+		}
+		p.Free(b)
+		// A reused buffer is zeroed again.
+		c := p.Allocate(size)
+		for i, x := range c {
+			if x != 0 {
+				t.Fatalf("Allocate(%d) after a Free: byte %d is %#x", size, i, x)
+			}
+		}
+		p.Free(c)
+	}
+	if p.Live() != 0 {
+		t.Fatalf("Live = %d after freeing everything", p.Live())
+	}
+}
+
+func TestReallocateKeepsContentAndZeroesGrowth(t *testing.T) {
+	p := New()
+	b := p.Allocate(10)
+	copy(b, "0123456789")
+	for _, size := range []int{5, 5000, 4096, 70_000, 9} {
+		b = p.Reallocate(size, b)
+		if len(b) != size {
+			t.Fatalf("Reallocate(%d): len %d", size, len(b))
+		}
+		if want := "012345678"[:min(5, size)]; string(b[:len(want)]) != want {
+			t.Fatalf("Reallocate(%d) lost the content: %q", size, b[:len(want)])
+		}
+		for i := 5; i < size; i++ {
+			if b[i] != 0 {
+				t.Fatalf("Reallocate(%d): byte %d past the old length is %#x", size, i, b[i])
+			}
+		}
+	}
+	p.Free(b)
+	if p.Live() != 0 {
+		t.Fatalf("Live = %d after freeing everything", p.Live())
+	}
+}
+
+func TestPoisonCatchesWriteAfterFree(t *testing.T) {
+	p := NewPoisoned()
+	b := p.Allocate(MinPooled)
+	p.Free(b)
+	for i := range b {
+		if b[i] != poisonByte {
+			t.Fatalf("freed buffer not poisoned at %d", i)
+		}
+	}
+	b[7] = 1 // a write after free
+	defer func() {
+		r := recover()
+		if r == nil {
+			// sync.Pool may drop the buffer (e.g. a GC ran): then there is
+			// nothing to reuse and nothing to catch.
+			t.Skip("the pool dropped the freed buffer")
+		}
+		if !strings.Contains(r.(string), "written at byte 7") {
+			t.Fatalf("panic %v", r)
+		}
+	}()
+	for range 100 { // sync.Pool keeps the buffer on this P
+		p.Free(p.Allocate(MinPooled))
+	}
+}
+
+// An Arrow builder and array on the pool, batch after batch, from several
+// goroutines (run with -race).
+func TestArrowArraysOnThePool(t *testing.T) {
+	p := NewPoisoned()
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Go(func() {
+			b := array.NewStringBuilder(p)
+			defer b.Release()
+			for batch := range 20 {
+				for i := range 2000 {
+					if i%7 == 0 {
+						b.AppendNull()
+						continue
+					}
+					b.Append(strings.Repeat("x", (g+batch+i)%50))
+				}
+				a := b.NewStringArray()
+				for i := range a.Len() {
+					if i%7 == 0 {
+						if !a.IsNull(i) {
+							t.Errorf("row %d not null", i)
+						}
+						continue
+					}
+					if want := strings.Repeat("x", (g+batch+i)%50); a.Value(i) != want {
+						t.Errorf("goroutine %d batch %d row %d: %q", g, batch, i, a.Value(i))
+						return
+					}
+				}
+				a.Release()
+			}
+		})
+	}
+	wg.Wait()
+	if p.Live() != 0 {
+		t.Fatalf("Live = %d after every array was released", p.Live())
+	}
+}
+
+var sink []byte
+
+func BenchmarkAllocateFree(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		mem  memory.Allocator
+	}{{"pool", New()}, {"go", memory.DefaultAllocator}} {
+		b.Run(tc.name, func(b *testing.B) {
+			b.SetBytes(1 << 20)
+			for b.Loop() {
+				sink = tc.mem.Allocate(1 << 20)
+				tc.mem.Free(sink)
+			}
+		})
+	}
+}
