@@ -11,9 +11,9 @@ import (
 )
 
 // attrTable collects a top-level map<string, AnyValue> column (one whose rows
-// are the rows of a table) in plain Go slices for a whole batch and wraps
-// them into an Arrow array at Build, without copying: the slices are handed
-// over to the batch and the column starts afresh, sized from the last batch.
+// are the rows of a table) in plain Go slices for a whole batch and copies
+// them into Arrow buffers of its allocator at Build; the slices are kept for
+// the next batch.
 //
 // The UTF-8 of keys and string values is not checked per value but once per
 // request (see valid); a request that fails the check is decoded again in
@@ -21,6 +21,7 @@ import (
 // returns the same error as a per-value check would.
 type attrTable struct {
 	strict *bool // the Builder's: check strings as they are read
+	mem    memory.Allocator
 
 	rowOff   []int32 // first entry of each row
 	rowValid []bool
@@ -46,33 +47,27 @@ type sparse struct {
 	v uint64
 }
 
-func newAttrTable(strict *bool) attrTable {
-	a := attrTable{strict: strict}
-	a.alloc(&attrTable{})
+func newAttrTable(strict *bool, mem memory.Allocator) attrTable {
+	a := attrTable{strict: strict, mem: mem}
+	a.reset()
 	return a
 }
 
-// alloc gives a fresh slices sized for a batch like last.
-func (a *attrTable) alloc(last *attrTable) {
-	grow := func(n int) int { return n + n/8 }
-	e := grow(len(last.typs))
-	a.rowOff = make([]int32, 0, grow(len(last.rowOff)))
-	a.rowValid = make([]bool, 0, grow(len(last.rowValid)))
+// reset empties the table, keeping the slices' memory.
+func (a *attrTable) reset() {
+	a.rowOff = a.rowOff[:0]
+	a.rowValid = a.rowValid[:0]
 	a.nulls = 0
-	a.keyOff = append(make([]int32, 0, e+1), 0)
-	a.keyData = make([]byte, 0, grow(len(last.keyData)))
-	a.typs = make([]uint8, 0, e)
-	a.strOff = append(make([]int32, 0, e+1), 0)
-	a.strData = make([]byte, 0, grow(len(last.strData)))
-	if len(last.byData) > 0 {
-		a.byOff = append(make([]int32, 0, e+1), 0)
-	} else {
-		a.byOff = append(make([]int32, 0, 1), 0)
-	}
-	a.byData = make([]byte, 0, grow(len(last.byData)))
-	a.ints = make([]sparse, 0, grow(len(last.ints)))
-	a.dbls = make([]sparse, 0, grow(len(last.dbls)))
-	a.bools = make([]int32, 0, grow(len(last.bools)))
+	a.keyOff = append(a.keyOff[:0], 0)
+	a.keyData = a.keyData[:0]
+	a.typs = a.typs[:0]
+	a.strOff = append(a.strOff[:0], 0)
+	a.strData = a.strData[:0]
+	a.byOff = append(a.byOff[:0], 0)
+	a.byData = a.byData[:0]
+	a.ints = a.ints[:0]
+	a.dbls = a.dbls[:0]
+	a.bools = a.bools[:0]
 	a.checkedKeys, a.checkedStrs = 0, 0
 }
 
@@ -256,38 +251,54 @@ func bytesOf[T int32 | int64 | uint64](s []T) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), len(s)*int(unsafe.Sizeof(s[0])))
 }
 
-func bitmapOf(n int, set func(yield func(int) bool)) []byte {
-	bm := make([]byte, bitutil.BytesForBits(int64(n)))
+// copyBuf is a buffer of the allocator holding a copy of b.
+func copyBuf(mem memory.Allocator, b []byte) *memory.Buffer {
+	buf := newBuf(mem, len(b))
+	copy(buf.Bytes(), b)
+	return buf
+}
+
+func (a *attrTable) binData(t arrow.DataType, n int, off []int32, data []byte) arrow.ArrayData {
+	ob := newBuf(a.mem, 4*(n+1))
+	// byOff holds only [0] when no entry has bytes: the rest stays zero.
+	copy(ob.Bytes(), bytesOf(off))
+	return a.fixedData(t, n, ob, copyBuf(a.mem, data))
+}
+
+// fixedData is an array of buffers, which it takes over.
+func (a *attrTable) fixedData(t arrow.DataType, n int, bufs ...*memory.Buffer) arrow.ArrayData {
+	d := array.NewData(t, n, append([]*memory.Buffer{nil}, bufs...), nil, 0, 0)
+	for _, b := range bufs {
+		b.Release()
+	}
+	return d
+}
+
+// bitmap is a buffer of the allocator with the bits set of an n-bit bitmap.
+func (a *attrTable) bitmap(n int, set func(yield func(int) bool)) *memory.Buffer {
+	buf := newBuf(a.mem, int(bitutil.BytesForBits(int64(n))))
+	bm := buf.Bytes()
 	for i := range set {
 		bitutil.SetBit(bm, i)
 	}
-	return bm
-}
-
-func binData(t arrow.DataType, n int, off []int32, data []byte) arrow.ArrayData {
-	return array.NewData(t, n, []*memory.Buffer{nil, memory.NewBufferBytes(bytesOf(off)), memory.NewBufferBytes(data)}, nil, 0, 0)
-}
-
-func fixedData(t arrow.DataType, n int, b []byte) arrow.ArrayData {
-	return array.NewData(t, n, []*memory.Buffer{nil, memory.NewBufferBytes(b)}, nil, 0, 0)
+	return buf
 }
 
 // newArray returns the column of the rows appended since the last call and
 // starts a new one.
 func (a *attrTable) newArray() arrow.Array {
 	e, r := len(a.typs), len(a.rowValid)
-	if len(a.byOff) == 1 {
-		a.byOff = make([]int32, e+1)
-	}
-	ints := make([]int64, e)
+	ints := newBuf(a.mem, 8*e)
+	iv := castBytes[int64](ints.Bytes())
 	for _, x := range a.ints {
-		ints[x.i] = int64(x.v)
+		iv[x.i] = int64(x.v)
 	}
-	dbls := make([]uint64, e)
+	dbls := newBuf(a.mem, 8*e)
+	dv := castBytes[uint64](dbls.Bytes())
 	for _, x := range a.dbls {
-		dbls[x.i] = x.v
+		dv[x.i] = x.v
 	}
-	bools := bitmapOf(e, func(yield func(int) bool) {
+	bools := a.bitmap(e, func(yield func(int) bool) {
 		for _, i := range a.bools {
 			if !yield(int(i)) {
 				return
@@ -295,28 +306,33 @@ func (a *attrTable) newArray() arrow.Array {
 		}
 	})
 	children := []arrow.ArrayData{
-		fixedData(arrow.PrimitiveTypes.Uint8, e, a.typs),
-		binData(arrow.BinaryTypes.String, e, a.strOff, a.strData),
-		fixedData(arrow.PrimitiveTypes.Int64, e, bytesOf(ints)),
-		fixedData(arrow.PrimitiveTypes.Float64, e, bytesOf(dbls)),
-		fixedData(arrow.FixedWidthTypes.Boolean, e, bools),
-		binData(arrow.BinaryTypes.Binary, e, a.byOff, a.byData),
+		a.fixedData(arrow.PrimitiveTypes.Uint8, e, copyBuf(a.mem, a.typs)),
+		a.binData(arrow.BinaryTypes.String, e, a.strOff, a.strData),
+		a.fixedData(arrow.PrimitiveTypes.Int64, e, ints),
+		a.fixedData(arrow.PrimitiveTypes.Float64, e, dbls),
+		a.fixedData(arrow.FixedWidthTypes.Boolean, e, bools),
+		a.binData(arrow.BinaryTypes.Binary, e, a.byOff, a.byData),
 	}
 	vals := array.NewData(AnyValueType, e, []*memory.Buffer{nil}, children, 0, 0)
-	keys := binData(arrow.BinaryTypes.String, e, a.keyOff, a.keyData)
+	keys := a.binData(arrow.BinaryTypes.String, e, a.keyOff, a.keyData)
 	entries := array.NewData(AttributesType.Elem(), e, []*memory.Buffer{nil}, []arrow.ArrayData{keys, vals}, 0, 0)
 	var validity *memory.Buffer
 	if a.nulls > 0 {
-		validity = memory.NewBufferBytes(bitmapOf(r, func(yield func(int) bool) {
+		validity = a.bitmap(r, func(yield func(int) bool) {
 			for i, v := range a.rowValid {
 				if v && !yield(i) {
 					return
 				}
 			}
-		}))
+		})
 	}
-	rowOff := append(a.rowOff, int32(e))
-	m := array.NewData(AttributesType, r, []*memory.Buffer{validity, memory.NewBufferBytes(bytesOf(rowOff))}, []arrow.ArrayData{entries}, a.nulls, 0)
+	a.rowOff = append(a.rowOff, int32(e))
+	rowOff := copyBuf(a.mem, bytesOf(a.rowOff))
+	m := array.NewData(AttributesType, r, []*memory.Buffer{validity, rowOff}, []arrow.ArrayData{entries}, a.nulls, 0)
+	rowOff.Release()
+	if validity != nil {
+		validity.Release()
+	}
 	arr := array.NewMapData(m)
 	for _, d := range children {
 		d.Release()
@@ -325,8 +341,7 @@ func (a *attrTable) newArray() arrow.Array {
 	keys.Release()
 	entries.Release()
 	m.Release()
-	last := *a
-	a.alloc(&last)
+	a.reset()
 	return arr
 }
 

@@ -259,7 +259,7 @@ func newResBuilder(mem memory.Allocator, strict *bool) resBuilder {
 	rb := array.NewRecordBuilder(mem, ResourcesSchema)
 	return resBuilder{
 		rb:        rb,
-		attrs:     newAttrTable(strict),
+		attrs:     newAttrTable(strict, mem),
 		dropped:   rb.Field(ResDroppedAttributesCount).(*array.Uint32Builder),
 		schemaURL: rb.Field(ResSchemaURL).(*array.StringBuilder),
 		resExtra:  rb.Field(ResResourceExtra).(*array.BinaryBuilder),
@@ -287,7 +287,7 @@ func newScopeBuilder(mem memory.Allocator, strict *bool) scopeBuilder {
 		resourceID: rb.Field(ScopeResourceID).(*array.Uint32Builder),
 		name:       rb.Field(ScopeName).(*array.StringBuilder),
 		version:    rb.Field(ScopeVersion).(*array.StringBuilder),
-		attrs:      newAttrTable(strict),
+		attrs:      newAttrTable(strict, mem),
 		dropped:    rb.Field(ScopeDroppedAttributesCount).(*array.Uint32Builder),
 		schemaURL:  rb.Field(ScopeSchemaURL).(*array.StringBuilder),
 		scopeExtra: rb.Field(ScopeScopeExtra).(*array.BinaryBuilder),

@@ -28,7 +28,7 @@ func newLogBuilder(mem memory.Allocator, strict *bool) *logBuilder {
 		severity:     newBufCol[int32](rb.Field(LogSeverityNumber)),
 		severityText: newBufBin(rb.Field(LogSeverityText)),
 		body:         newAnyBuilder(rb.Field(LogBody).(*array.StructBuilder)),
-		attrs:        newAttrTable(strict),
+		attrs:        newAttrTable(strict, mem),
 		dropped:      newBufCol[uint32](rb.Field(LogDroppedAttributesCount)),
 		flags:        newBufCol[uint32](rb.Field(LogFlags)),
 		traceID:      newBufBin(rb.Field(LogTraceID)),

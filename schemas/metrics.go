@@ -36,7 +36,7 @@ func newMetricBuilder(mem memory.Allocator, strict *bool) *metricBuilder {
 		typ:         rb.Field(MetType).(*array.Uint8Builder),
 		temporality: rb.Field(MetAggregationTemporality).(*array.Int32Builder),
 		monotonic:   rb.Field(MetIsMonotonic).(*array.BooleanBuilder),
-		metadata:    newAttrTable(strict),
+		metadata:    newAttrTable(strict, mem),
 		dataExtra:   rb.Field(MetDataExtra).(*array.BinaryBuilder),
 		extra:       rb.Field(MetExtra).(*array.BinaryBuilder),
 	}
@@ -83,7 +83,7 @@ func newPointBuilder(mem memory.Allocator, strict *bool) *pointBuilder {
 	p.metricID = newBufCol[uint32](rb.Field(PtMetricID))
 	p.start = newBufCol[uint64](rb.Field(PtStartTimeUnixNano))
 	p.time = newBufCol[uint64](rb.Field(PtTimeUnixNano))
-	p.attrs = newAttrTable(strict)
+	p.attrs = newAttrTable(strict, mem)
 	p.flags = newBufCol[uint32](rb.Field(PtFlags))
 	p.exemplars = newBufList(rb.Field(PtExemplars))
 	p.ex = p.exemplars.vb.(*array.StructBuilder)

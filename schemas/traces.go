@@ -46,7 +46,7 @@ func newSpanBuilder(mem memory.Allocator, strict *bool) *spanBuilder {
 	t.kind = newBufCol[int32](rb.Field(SpanKind))
 	t.start = newBufCol[uint64](rb.Field(SpanStartTimeUnixNano))
 	t.end = newBufCol[uint64](rb.Field(SpanEndTimeUnixNano))
-	t.attrs = newAttrTable(strict)
+	t.attrs = newAttrTable(strict, mem)
 	t.dropped = newBufCol[uint32](rb.Field(SpanDroppedAttributesCount))
 	t.events = newBufList(rb.Field(SpanEvents))
 	t.ev = t.events.vb.(*array.StructBuilder)
