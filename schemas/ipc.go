@@ -14,6 +14,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/klauspost/compress/zstd"
 
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -59,7 +60,7 @@ const maxPooled = 64 << 20
 func WriteIPC(w io.Writer, b *Batch) error {
 	e := encoders.Get().(*encoder)
 	defer encoders.Put(e)
-	e.mem = memory.DefaultAllocator
+	e.mem = arrowpool.Default // for temporaries, released before WriteIPC returns
 	e.out = e.out[:0]
 	want := b.schemas()
 	for k, rec := range b.tables() {
