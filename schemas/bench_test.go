@@ -111,8 +111,17 @@ func BenchmarkIPCSize(b *testing.B) {
 }
 
 // BenchmarkReadIPC: decoding a processed value back into a Batch, as every
-// sink does.
+// sink does, on the Go allocator and on the sinks' pool.
 func BenchmarkReadIPC(b *testing.B) {
+	for _, mem := range []struct {
+		name  string
+		alloc memory.Allocator
+	}{{"go", memory.DefaultAllocator}, {"pool", arrowpool.New()}} {
+		b.Run(mem.name, func(b *testing.B) { benchReadIPC(b, mem.alloc) })
+	}
+}
+
+func benchReadIPC(b *testing.B, mem memory.Allocator) {
 	for _, c := range corpora() {
 		b.Run(c.Name, func(b *testing.B) {
 			bld := NewBuilder(c.Signal, memory.NewGoAllocator())
@@ -129,7 +138,7 @@ func BenchmarkReadIPC(b *testing.B) {
 			b.SetBytes(int64(buf.Len()))
 			b.ReportAllocs()
 			for b.Loop() {
-				nb, err := ReadIPC(buf.Bytes(), nil)
+				nb, err := ReadIPC(buf.Bytes(), mem)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -13,14 +13,16 @@
 //
 // Recycling makes a use after Release visible: a string or slice taken
 // from an array and kept after the batch is released may see the bytes of
-// a later batch. With Poison, freed buffers are overwritten and a write
-// into a freed buffer panics on its reuse; the tests of the worker path
-// run with it.
+// a later batch. A poisoned pool (NewPoisoned; Default when the environment
+// has SLUICE_ARROWPOOL_POISON=1, as `make test` sets) overwrites freed
+// buffers, so such a use shows as wrong output, and panics when a freed
+// buffer was written to before its reuse.
 package arrowpool
 
 import (
 	"fmt"
 	"math/bits"
+	"os"
 	"sync"
 	"sync/atomic"
 
@@ -53,8 +55,14 @@ func New() *Pool { return &Pool{} }
 // when a freed buffer was written to before its reuse: for tests.
 func NewPoisoned() *Pool { return &Pool{poison: true} }
 
-// Default is the pool of the worker path.
-var Default = New()
+// Default is the pool of the worker and the sinks; poisoned when the
+// environment has SLUICE_ARROWPOOL_POISON=1.
+var Default = func() *Pool {
+	if os.Getenv("SLUICE_ARROWPOOL_POISON") == "1" {
+		return NewPoisoned()
+	}
+	return New()
+}()
 
 // Live is the number of bytes allocated and not yet freed.
 func (p *Pool) Live() int64 { return p.live.Load() }

@@ -23,6 +23,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/schemas"
@@ -129,7 +130,7 @@ func (s *Sink) otlp(r *stream.Record) ([]byte, error) {
 	case stream.ContentTypeOTLPProto, "":
 		return r.Value, nil
 	case stream.ContentTypeArrow:
-		b, err := schemas.ReadIPC(r.Value, nil)
+		b, err := schemas.ReadIPC(r.Value, arrowpool.Default)
 		if err != nil {
 			return nil, fmt.Errorf("file sink: record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}

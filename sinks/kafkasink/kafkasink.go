@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
@@ -279,7 +280,7 @@ func (s *Sink) convert(r *stream.Record) (*stream.Record, int, error) {
 		value = r.Value
 		fmt.Sscan(string(r.Header(stream.HeaderItems)), &n)
 	case stream.ContentTypeArrow:
-		b, err := schemas.ReadIPC(r.Value, nil)
+		b, err := schemas.ReadIPC(r.Value, arrowpool.Default)
 		if err != nil {
 			return nil, 0, err
 		}

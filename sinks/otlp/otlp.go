@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
@@ -301,7 +302,7 @@ func (s *Sink) encode(r *stream.Record) ([]byte, int, error) {
 		n, err := otlpwire.Count(sig, r.Value)
 		return r.Value, n, err
 	case stream.ContentTypeArrow:
-		b, err := schemas.ReadIPC(r.Value, nil)
+		b, err := schemas.ReadIPC(r.Value, arrowpool.Default)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -87,6 +87,7 @@ import (
 	"github.com/klauspost/compress/s2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
@@ -308,10 +309,10 @@ func (s *Sink) translate(r *stream.Record, rec int32) error {
 	var err error
 	switch ct := string(r.Header(stream.HeaderContentType)); ct {
 	case stream.ContentTypeArrow:
-		b, err = schemas.ReadIPC(r.Value, nil)
+		b, err = schemas.ReadIPC(r.Value, arrowpool.Default)
 	case stream.ContentTypeOTLPProto, "":
 		if s.batch == nil {
-			s.batch = schemas.NewBuilder(stream.Metrics, nil)
+			s.batch = schemas.NewBuilder(stream.Metrics, arrowpool.Default)
 		}
 		if _, err = s.batch.Append(r.Value); err == nil {
 			b = s.batch.Build()
