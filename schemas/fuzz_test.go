@@ -40,12 +40,12 @@ func FuzzRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ToOTLP of a built batch: %v", err)
 		}
-		want := newRequest(sig)
+		want := otlptest.NewRequest(sig)
 		if proto.Unmarshal(body, want) != nil {
 			return // we accepted what protobuf rejects (e.g. deeper nesting); nothing to compare
 		}
 		want.ProtoReflect().SetUnknown(nil)
-		got := newRequest(sig)
+		got := otlptest.NewRequest(sig)
 		if err := proto.Unmarshal(out, got); err != nil {
 			t.Fatalf("output does not unmarshal: %v", err)
 		}

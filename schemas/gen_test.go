@@ -314,13 +314,3 @@ func (g *gen) request(sig stream.Signal) proto.Message {
 	}
 	return g.traces()
 }
-
-func newRequest(sig stream.Signal) proto.Message {
-	switch sig {
-	case stream.Metrics:
-		return &colmetrics.ExportMetricsServiceRequest{}
-	case stream.Logs:
-		return &collogs.ExportLogsServiceRequest{}
-	}
-	return &coltrace.ExportTraceServiceRequest{}
-}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -62,7 +63,7 @@ func TestRoundTripRandom(t *testing.T) {
 					t.Fatal(err)
 				}
 				out := roundTrip(t, sig, mem, [][]byte{body}, i%4 == 0)
-				got := newRequest(sig)
+				got := otlptest.NewRequest(sig)
 				if err := proto.Unmarshal(out, got); err != nil {
 					t.Fatalf("iteration %d: output does not unmarshal: %v", i, err)
 				}
@@ -86,11 +87,11 @@ func TestRoundTripConcat(t *testing.T) {
 			bodies = append(bodies, body)
 			all = append(all, body...)
 		}
-		want := newRequest(sig)
+		want := otlptest.NewRequest(sig)
 		if err := proto.Unmarshal(all, want); err != nil {
 			t.Fatal(err)
 		}
-		got := newRequest(sig)
+		got := otlptest.NewRequest(sig)
 		if err := proto.Unmarshal(roundTrip(t, sig, memory.DefaultAllocator, bodies, true), got); err != nil {
 			t.Fatal(err)
 		}
@@ -151,7 +152,7 @@ func TestRoundTripOnPool(t *testing.T) {
 				if err != nil {
 					t.Fatalf("ToOTLP: %v", err)
 				}
-				got := newRequest(sig)
+				got := otlptest.NewRequest(sig)
 				if err := proto.Unmarshal(out, got); err != nil {
 					t.Fatalf("iteration %d: output does not unmarshal: %v", i, err)
 				}

@@ -16,6 +16,7 @@ import (
 	logs "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -225,7 +226,7 @@ func TestReadFormat2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, got := newRequest(sig), newRequest(sig)
+		want, got := otlptest.NewRequest(sig), otlptest.NewRequest(sig)
 		if err := proto.Unmarshal(pb, want); err != nil {
 			t.Fatal(err)
 		}

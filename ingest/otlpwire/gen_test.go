@@ -294,16 +294,6 @@ func (g *gen) request(sig stream.Signal) proto.Message {
 	return g.traces()
 }
 
-func newRequest(sig stream.Signal) proto.Message {
-	switch sig {
-	case stream.Metrics:
-		return &colmetricspb.ExportMetricsServiceRequest{}
-	case stream.Logs:
-		return &collogspb.ExportLogsServiceRequest{}
-	}
-	return &coltracepb.ExportTraceServiceRequest{}
-}
-
 // flatItem is an item of a decoded request with everything around it.
 type flatItem struct {
 	ctx   string // the resource, scope (and metric) without their children

@@ -120,20 +120,34 @@ func Traces(s Shape) *coltrace.ExportTraceServiceRequest {
 	return req
 }
 
-// Request returns the marshalled request of sig with shape s.
-func Request(sig stream.Signal, s Shape) []byte {
-	var m proto.Message
+// Message returns the request of sig with shape s.
+func Message(sig stream.Signal, s Shape) proto.Message {
 	switch sig {
 	case stream.Metrics:
-		m = Metrics(s)
+		return Metrics(s)
 	case stream.Logs:
-		m = Logs(s)
-	default:
-		m = Traces(s)
+		return Logs(s)
 	}
-	b, err := proto.Marshal(m)
+	return Traces(s)
+}
+
+// Request returns the marshalled request of sig with shape s.
+func Request(sig stream.Signal, s Shape) []byte {
+	b, err := proto.Marshal(Message(sig, s))
 	if err != nil {
 		panic(err)
 	}
 	return b
+}
+
+// NewRequest returns an empty Export*ServiceRequest of sig, to unmarshal
+// into.
+func NewRequest(sig stream.Signal) proto.Message {
+	switch sig {
+	case stream.Metrics:
+		return &colmetrics.ExportMetricsServiceRequest{}
+	case stream.Logs:
+		return &collogs.ExportLogsServiceRequest{}
+	}
+	return &coltrace.ExportTraceServiceRequest{}
 }

@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
-	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
-	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/config"
@@ -25,24 +22,7 @@ import (
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
 func input(sig stream.Signal, seed int) proto.Message {
-	shape := otlptest.Shape{Resources: 2, Items: 3, Points: 2, Seed: seed}
-	switch sig {
-	case stream.Metrics:
-		return otlptest.Metrics(shape)
-	case stream.Logs:
-		return otlptest.Logs(shape)
-	}
-	return otlptest.Traces(shape)
-}
-
-func newRequest(sig stream.Signal) proto.Message {
-	switch sig {
-	case stream.Metrics:
-		return &colmetrics.ExportMetricsServiceRequest{}
-	case stream.Logs:
-		return &collogs.ExportLogsServiceRequest{}
-	}
-	return &coltrace.ExportTraceServiceRequest{}
+	return otlptest.Message(sig, otlptest.Shape{Resources: 2, Items: 3, Points: 2, Seed: seed})
 }
 
 // arrowRecord builds a processed record exactly as the worker does.
@@ -124,7 +104,7 @@ func TestRecordsArriveAsOTLPProtobuf(t *testing.T) {
 			t.Fatalf("%s: %d records, want 3", topic, len(got[topic]))
 		}
 		for i, r := range got[topic] {
-			m := newRequest(sig)
+			m := otlptest.NewRequest(sig)
 			if err := proto.Unmarshal(r.Value, m); err != nil {
 				t.Fatalf("%s record %d: %v", topic, i, err)
 			}

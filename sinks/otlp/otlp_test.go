@@ -93,16 +93,6 @@ func resources(m proto.Message) []proto.Message {
 	return out
 }
 
-func newRequest(sig stream.Signal) proto.Message {
-	switch sig {
-	case stream.Metrics:
-		return &colmetrics.ExportMetricsServiceRequest{}
-	case stream.Logs:
-		return &collogs.ExportLogsServiceRequest{}
-	}
-	return &coltrace.ExportTraceServiceRequest{}
-}
-
 // got is what a receiver received.
 type got struct {
 	mu       sync.Mutex
@@ -267,7 +257,7 @@ func httpReceiver(t *testing.T, status *int) (*got, string) {
 			w.WriteHeader(404)
 			return
 		}
-		req := newRequest(sig)
+		req := otlptest.NewRequest(sig)
 		if err := proto.Unmarshal(raw, req); err != nil {
 			t.Error(err)
 			w.WriteHeader(400)
