@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/admin"
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/sinks"
 	_ "github.com/sluice-dev/sluice/sinks/file" // the sinks, registered by type
@@ -119,7 +120,10 @@ type Process struct {
 // ingest servers, so that nothing is accepted before it can be handled.
 func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger) (_ *Process, err error) {
 	p := &Process{cfg: cfg, log: log, reg: prometheus.NewRegistry(), failed: make(chan error, 1), hup: make(chan os.Signal, 1)}
-	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_arrow_live_bytes",
+			Help: "Bytes of Arrow buffers held by the batches of workers and sinks (internal/arrowpool)."},
+			func() float64 { return float64(arrowpool.Default.Live()) }))
 	build := prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_build_info", Help: "Always 1; the labels tell the version.",
 		ConstLabels: prometheus.Labels{"version": VersionString()}})
 	build.Set(1)

@@ -185,7 +185,8 @@ func TestRunEndToEnd(t *testing.T) {
 	waitForOutput(t, filepath.Join(dir, "out"), s.sent)
 
 	// Ready, and the metrics show what went through.
-	for path, want := range map[string]string{"/readyz": "ready", "/metrics": "sluice_ingest_items_total"} {
+	for _, c := range [][2]string{{"/readyz", "ready"}, {"/metrics", "sluice_ingest_items_total"}, {"/metrics", "sluice_arrow_live_bytes"}} {
+		path, want := c[0], c[1]
 		resp, err := http.Get("http://" + p.AdminAddr() + path)
 		if err != nil {
 			t.Fatal(err)

@@ -19,6 +19,7 @@
 package loki
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,11 +32,10 @@ import (
 	"github.com/klauspost/compress/s2"
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
-	logspb "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
-	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
 	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
@@ -96,7 +96,8 @@ type Sink struct {
 	metrics sinkmetrics.Sink
 	labels  []labelSpec
 	sev     bool
-	pb      []byte
+	arrow   *arrowDecoder // processed (Arrow) records
+	pb, z   []byte        // scratch of request: protobuf, snappy
 }
 
 type labelSpec struct{ attr, name string }
@@ -135,6 +136,7 @@ func New(cfg Config, name string, env sinks.Env) (*Sink, error) {
 		}
 		s.labels = append(s.labels, labelSpec{attr: l, name: sanitize(l)})
 	}
+	s.arrow = newArrowDecoder(s.labels, s.sev, arrowpool.Default)
 	return s, nil
 }
 
@@ -197,7 +199,7 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 				order = append(order, tenant)
 			}
 		}
-		s.add(p, req, r.Timestamp)
+		s.addDecoded(p, req, r)
 		p.recs = append(p.recs, r)
 		if p.bytes >= int(s.cfg.MaxRequestBytes) {
 			flush(tenant)
@@ -231,7 +233,10 @@ func rejectedErr(err error) bool {
 	return true
 }
 
-// decode returns the OTLP logs request of r.
+// decode reads r, which addDecoded then adds to a push. A raw OTLP record
+// gives its request; an Arrow record has its entries staged in s.arrow
+// (and a nil request). The Arrow columns are read directly: converting
+// them back to OTLP and decoding that was most of the sink's work.
 func (s *Sink) decode(r *stream.Record) (*collogs.ExportLogsServiceRequest, error) {
 	sig, err := sinks.SignalOf(r)
 	if err != nil {
@@ -240,40 +245,57 @@ func (s *Sink) decode(r *stream.Record) (*collogs.ExportLogsServiceRequest, erro
 	if sig != stream.Logs {
 		return nil, fmt.Errorf("loki sink: record of signal %s, want logs", sig)
 	}
-	pb := r.Value
 	switch ct := string(r.Header(stream.HeaderContentType)); ct {
 	case stream.ContentTypeOTLPProto, "":
+		req := &collogs.ExportLogsServiceRequest{}
+		if err := proto.Unmarshal(r.Value, req); err != nil {
+			return nil, err
+		}
+		return req, nil
 	case stream.ContentTypeArrow:
-		b, err := schemas.ReadIPC(r.Value, nil)
-		if err != nil {
-			return nil, err
-		}
-		s.pb, err = schemas.ToOTLP(b, s.pb[:0])
-		b.Release()
-		if err != nil {
-			return nil, err
-		}
-		pb = s.pb
+		return nil, s.arrow.decode(r.Value, r.Timestamp)
 	default:
 		return nil, fmt.Errorf("content type %q (valid: %s, %s)", ct, stream.ContentTypeOTLPProto, stream.ContentTypeArrow)
 	}
-	req := &collogs.ExportLogsServiceRequest{}
-	if err := proto.Unmarshal(pb, req); err != nil {
-		return nil, err
+}
+
+// addDecoded adds the log records of r, which decode returned as req or
+// staged, to p.
+func (s *Sink) addDecoded(p *push, req *collogs.ExportLogsServiceRequest, r *stream.Record) {
+	if req != nil {
+		s.add(p, req, r.Timestamp)
+		return
 	}
-	return req, nil
+	s.arrow.commit(p)
+}
+
+// maxKeptBuffer bounds the encoding buffer kept for the next request.
+const maxKeptBuffer = 64 << 20
+
+// request is the push request of p as posted: entries sorted by time and
+// encoded in the configured format.
+func (s *Sink) request(p *push) httpsink.Request {
+	p.sort()
+	if s.cfg.Format == "json" {
+		return httpsink.Request{Body: p.json(), ContentType: "application/json"}
+	}
+	s.pb = p.protobuf(s.pb[:0])
+	// EncodeSnappy needs room for the worst case (larger than the input),
+	// while log lines compress several times: encode into a kept buffer
+	// and copy the result out.
+	if n := s2.MaxEncodedLen(len(s.pb)); len(s.z) < n {
+		s.z = make([]byte, n)
+	}
+	body := bytes.Clone(s2.EncodeSnappy(s.z, s.pb))
+	if cap(s.pb) > maxKeptBuffer {
+		s.pb, s.z = nil, nil // do not keep a rare huge buffer
+	}
+	return httpsink.Request{Body: body, ContentType: "application/x-protobuf"}
 }
 
 // send posts p and counts.
 func (s *Sink) send(ctx context.Context, tenant string, p *push) error {
-	p.sort()
-	var req httpsink.Request
-	switch s.cfg.Format {
-	case "json":
-		req = httpsink.Request{Body: p.json(), ContentType: "application/json"}
-	default:
-		req = httpsink.Request{Body: s2.EncodeSnappy(nil, p.protobuf()), ContentType: "application/x-protobuf"}
-	}
+	req := s.request(p)
 	req.Tenant = tenant
 	start := time.Now()
 	err := s.client.Post(ctx, req)
@@ -294,7 +316,8 @@ func (s *Sink) send(ctx context.Context, tenant string, p *push) error {
 	return nil
 }
 
-// add puts the log records of req into p's streams.
+// add puts the log records of req into p's streams: the raw OTLP path, and
+// the reference of the Arrow path (arrowDecoder), which must give the same.
 func (s *Sink) add(p *push, req *collogs.ExportLogsServiceRequest, recTime time.Time) {
 	var labels []pair
 	for _, rl := range req.ResourceLogs {
@@ -332,7 +355,7 @@ func (s *Sink) add(p *push, req *collogs.ExportLogsServiceRequest, recTime time.
 			for _, lr := range sl.LogRecords {
 				labels = labels[:nres]
 				if s.sev {
-					if sev := severity(lr); sev != "" {
+					if sev := severity(int32(lr.SeverityNumber), lr.SeverityText); sev != "" {
 						labels = append(labels, pair{SeverityLabel, sev})
 					}
 				}
@@ -364,25 +387,28 @@ func (s *Sink) add(p *push, req *collogs.ExportLogsServiceRequest, recTime time.
 	}
 }
 
-// severity is the severity label of a log record: the level name of its
-// severity number (trace, debug, info, warn, error, fatal), else its
-// severity text in lower case, else "".
-func severity(lr *logspb.LogRecord) string {
-	switch n := lr.SeverityNumber; {
-	case n >= 1 && n <= 4:
-		return "trace"
-	case n >= 5 && n <= 8:
-		return "debug"
-	case n >= 9 && n <= 12:
-		return "info"
-	case n >= 13 && n <= 16:
-		return "warn"
-	case n >= 17 && n <= 20:
-		return "error"
-	case n >= 21 && n <= 24:
-		return "fatal"
+// severityNames are the severity labels of the classes of severity
+// numbers (severityClass); class 0 has none.
+var severityNames = [...]string{"", "trace", "debug", "info", "warn", "error", "fatal"}
+
+// severityClass is the class of a severity number: 1 to 6 for the
+// numbers 1-4 (trace), 5-8 (debug), 9-12 (info), 13-16 (warn), 17-20
+// (error) and 21-24 (fatal), 0 for others.
+func severityClass(n int32) int {
+	if n >= 1 && n <= 24 {
+		return int(n-1)/4 + 1
 	}
-	return strings.ToLower(lr.SeverityText)
+	return 0
+}
+
+// severity is the severity label of a log record of severity number n and
+// text text: the level name of n (trace, debug, info, warn, error, fatal),
+// else text in lower case, else "".
+func severity(n int32, text string) string {
+	if c := severityClass(n); c > 0 {
+		return severityNames[c]
+	}
+	return strings.ToLower(text)
 }
 
 // sanitize turns an attribute name into a label name: characters other

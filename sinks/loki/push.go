@@ -1,6 +1,7 @@
 package loki
 
 import (
+	"cmp"
 	"encoding/base64"
 	"encoding/json"
 	"math"
@@ -17,16 +18,24 @@ import (
 // pair is a label or a structured metadata entry.
 type pair struct{ name, value string }
 
+// entry is a log line. Its structured metadata is shared followed by meta:
+// the Arrow path keeps the metadata of a resource and scope once, in
+// shared, for all their entries.
 type entry struct {
-	ts   int64 // unix nanoseconds
-	line string
-	meta []pair
+	ts     int64 // unix nanoseconds
+	line   string
+	shared []pair
+	meta   []pair
 }
+
+// metadata returns the two parts of e's structured metadata, in order.
+func (e *entry) metadata() [2][]pair { return [2][]pair{e.shared, e.meta} }
 
 type lokiStream struct {
 	labels  string // {a="x", b="y"}
 	pairs   []pair
 	entries []entry
+	want    int // scratch of arrowDecoder.commit: entries to make room for
 }
 
 // push is the content of one push request: streams by label set, and the
@@ -37,107 +46,272 @@ type push struct {
 	recs    []*stream.Record
 	entries int
 	bytes   int // roughly the encoded size
-	key     strings.Builder
+	key     []byte
 	scratch []pair
+	keys    []sortKey // scratch of sort
+	keyBuf  []sortKey // scratch of sort
+	runs    []int     // scratch of sort
+	spare   []entry   // scratch of sort: the memory of entries sorted out
+	sizes   []int32   // scratch of protobuf
 }
 
 func newPush() *push { return &push{streams: map[string]*lokiStream{}} }
 
 // add appends e to the stream of labels (in any order; sorted here).
-func (p *push) add(labels []pair, e entry) {
+func (p *push) add(labels []pair, e entry) { p.append(p.stream(labels), e) }
+
+// stream returns the stream of labels (in any order; sorted here), new if
+// p has none of them yet.
+func (p *push) stream(labels []pair) *lokiStream {
 	labels = append(p.scratch[:0], labels...) // the caller's slice stays as it is
 	if len(labels) == 0 {
 		labels = append(labels, pair{"service_name", "unknown_service"}) // Loki needs a label
 	}
 	p.scratch = labels
 	slices.SortFunc(labels, func(a, b pair) int { return strings.Compare(a.name, b.name) })
-	p.key.Reset()
-	p.key.WriteByte('{')
+	p.key = append(p.key[:0], '{')
 	for i, l := range labels {
 		if i > 0 {
-			p.key.WriteString(", ")
+			p.key = append(p.key, ", "...)
 		}
-		p.key.WriteString(l.name)
-		p.key.WriteByte('=')
-		p.key.WriteString(strconv.Quote(l.value))
+		p.key = append(p.key, l.name...)
+		p.key = append(p.key, '=')
+		p.key = strconv.AppendQuote(p.key, l.value)
 	}
-	p.key.WriteByte('}')
-	st := p.streams[p.key.String()]
+	p.key = append(p.key, '}')
+	st := p.streams[string(p.key)] // no allocation for the lookup
 	if st == nil {
-		key := p.key.String()
+		key := string(p.key)
 		st = &lokiStream{labels: key, pairs: slices.Clone(labels)}
 		p.streams[key] = st
 		p.order = append(p.order, st)
 		p.bytes += len(key) + 8
 	}
+	return st
+}
+
+// append adds e to st, a stream of p.
+func (p *push) append(st *lokiStream, e entry) {
 	st.entries = append(st.entries, e)
 	p.entries++
 	p.bytes += len(e.line) + 16
-	for _, m := range e.meta {
-		p.bytes += len(m.name) + len(m.value) + 6
+	for _, ms := range e.metadata() {
+		for _, m := range ms {
+			p.bytes += len(m.name) + len(m.value) + 6
+		}
 	}
+}
+
+// sortKey is an entry's time and index in its stream.
+type sortKey struct {
+	ts int64
+	i  int32
 }
 
 // sort orders the entries of each stream by time (stable: equal times keep
 // their order).
 func (p *push) sort() {
 	for _, st := range p.order {
-		slices.SortStableFunc(st.entries, func(a, b entry) int {
-			switch {
-			case a.ts < b.ts:
-				return -1
-			case a.ts > b.ts:
-				return 1
-			}
-			return 0
-		})
+		if slices.IsSortedFunc(st.entries, func(a, b entry) int { return cmp.Compare(a.ts, b.ts) }) {
+			continue // the usual case
+		}
+		// Sort small keys rather than entries, which are larger and hold
+		// pointers, then put the entries in order once.
+		keys := p.keys[:0]
+		for i, e := range st.entries {
+			keys = append(keys, sortKey{e.ts, int32(i)})
+		}
+		keys = p.sortKeys(keys)
+		sorted := slices.Grow(p.spare[:0], len(keys))
+		for _, key := range keys {
+			sorted = append(sorted, st.entries[key.i])
+		}
+		p.spare, st.entries = st.entries, sorted
 	}
 }
 
-// protobuf encodes p as a logproto.PushRequest (grafana/loki pkg/push):
+// sortKeys sorts keys, in index order, by time, stably: a natural merge
+// sort. Entries come in a few runs in time order, one per resource or
+// record of the stream, so this costs O(n log runs). The result is keys
+// or p.keyBuf; both are kept for the next stream.
+func (p *push) sortKeys(keys []sortKey) []sortKey {
+	n := len(keys)
+	p.keyBuf = slices.Grow(p.keyBuf[:0], n)[:n]
+	runs := append(p.runs[:0], 0)
+	for i := 1; i < n; i++ {
+		if keys[i].ts < keys[i-1].ts {
+			runs = append(runs, i)
+		}
+	}
+	runs = append(runs, n)
+	p.runs = runs
+	src, dst := keys, p.keyBuf
+	for len(runs) > 2 { // more than one run: merge them in pairs
+		k := len(runs) - 1
+		w := 0
+		for r := 0; r < k; r += 2 {
+			lo, mid, hi := runs[r], runs[min(r+1, k)], runs[min(r+2, k)]
+			merge(dst[lo:hi], src[lo:mid], src[mid:hi])
+			runs[w] = lo
+			w++
+		}
+		runs[w] = n
+		runs = runs[:w+1]
+		src, dst = dst, src
+	}
+	p.keys, p.keyBuf = src, dst
+	return src
+}
+
+// merge merges the sorted a and b into dst, a first among equal times.
+func merge(dst, a, b []sortKey) {
+	i, j, k := 0, 0, 0
+	for i < len(a) && j < len(b) {
+		if b[j].ts < a[i].ts {
+			dst[k] = b[j]
+			j++
+		} else {
+			dst[k] = a[i]
+			i++
+		}
+		k++
+	}
+	k += copy(dst[k:], a[i:])
+	copy(dst[k:], b[j:])
+}
+
+// protobuf appends to dst p encoded as a logproto.PushRequest
+// (grafana/loki pkg/push):
 //
 //	PushRequest   { repeated StreamAdapter streams = 1; }
 //	StreamAdapter { string labels = 1; repeated EntryAdapter entries = 2; }
 //	EntryAdapter  { Timestamp timestamp = 1; string line = 2; repeated LabelPairAdapter structuredMetadata = 3; }
 //	LabelPairAdapter { string name = 1; string value = 2; }
-func (p *push) protobuf() []byte {
-	out := make([]byte, 0, p.bytes+64)
-	var st, en, ts []byte
+//	Timestamp     { int64 seconds = 1; int32 nanos = 2; }
+//
+// The sizes of the messages are computed first, so that everything is
+// written once, in place. All field numbers are below 16: a tag is one
+// byte.
+func (p *push) protobuf(dst []byte) []byte {
+	// p.sizes: the size of each stream followed by those of its entries.
+	sizes := p.sizes[:0]
+	total := 0
 	for _, s := range p.order {
-		st = protowire.AppendTag(st[:0], 1, protowire.BytesType)
-		st = protowire.AppendString(st, s.labels)
-		for _, e := range s.entries {
-			ts = ts[:0]
-			if sec := floorDiv(e.ts, 1e9); sec != 0 {
-				ts = protowire.AppendTag(ts, 1, protowire.VarintType)
-				ts = protowire.AppendVarint(ts, uint64(sec))
-			}
-			if nanos := e.ts - floorDiv(e.ts, 1e9)*1e9; nanos != 0 {
-				ts = protowire.AppendTag(ts, 2, protowire.VarintType)
-				ts = protowire.AppendVarint(ts, uint64(nanos))
-			}
-			en = protowire.AppendTag(en[:0], 1, protowire.BytesType)
-			en = protowire.AppendBytes(en, ts)
-			if e.line != "" {
-				en = protowire.AppendTag(en, 2, protowire.BytesType)
-				en = protowire.AppendString(en, e.line)
-			}
-			for _, m := range e.meta {
-				n := protowire.SizeTag(1) + protowire.SizeBytes(len(m.name)) + protowire.SizeTag(2) + protowire.SizeBytes(len(m.value))
-				en = protowire.AppendTag(en, 3, protowire.BytesType)
-				en = protowire.AppendVarint(en, uint64(n))
-				en = protowire.AppendTag(en, 1, protowire.BytesType)
-				en = protowire.AppendString(en, m.name)
-				en = protowire.AppendTag(en, 2, protowire.BytesType)
-				en = protowire.AppendString(en, m.value)
-			}
-			st = protowire.AppendTag(st, 2, protowire.BytesType)
-			st = protowire.AppendBytes(st, en)
+		at := len(sizes)
+		sizes = append(sizes, 0)
+		n := 1 + sizeLen(len(s.labels))
+		for i := range s.entries {
+			es := entrySize(&s.entries[i])
+			sizes = append(sizes, int32(es))
+			n += 1 + sizeLen(es)
 		}
-		out = protowire.AppendTag(out, 1, protowire.BytesType)
-		out = protowire.AppendBytes(out, st)
+		sizes[at] = int32(n)
+		total += 1 + sizeLen(n)
+	}
+	p.sizes = sizes
+	out := slices.Grow(dst, total)
+	for _, s := range p.order {
+		out = appendLen(out, lenTag(1), int(sizes[0]))
+		out = appendLen(out, lenTag(1), len(s.labels))
+		out = append(out, s.labels...)
+		sizes = sizes[1:]
+		for i := range s.entries {
+			e := &s.entries[i]
+			out = appendLen(out, lenTag(2), int(sizes[i]))
+			sec, nanos := splitTime(e.ts)
+			out = appendLen(out, lenTag(1), timestampSize(sec, nanos))
+			if sec != 0 {
+				out = protowire.AppendTag(out, 1, protowire.VarintType)
+				out = protowire.AppendVarint(out, uint64(sec))
+			}
+			if nanos != 0 {
+				out = protowire.AppendTag(out, 2, protowire.VarintType)
+				out = protowire.AppendVarint(out, uint64(nanos))
+			}
+			if e.line != "" {
+				out = appendLen(out, lenTag(2), len(e.line))
+				out = append(out, e.line...)
+			}
+			for _, ms := range e.metadata() {
+				for _, m := range ms {
+					out = appendLen(out, lenTag(3), pairSize(m))
+					out = appendLen(out, lenTag(1), len(m.name))
+					out = append(out, m.name...)
+					out = appendLen(out, lenTag(2), len(m.value))
+					out = append(out, m.value...)
+				}
+			}
+		}
+		sizes = sizes[len(s.entries):]
 	}
 	return out
+}
+
+// lenTag is the tag of length-delimited field num (below 16: one byte).
+func lenTag(num protowire.Number) byte { return byte(num)<<3 | byte(protowire.BytesType) }
+
+// appendLen appends tag (lenTag) and length n. Most lengths take one
+// byte: that case is inlined.
+func appendLen(b []byte, tag byte, n int) []byte {
+	if n < 0x80 {
+		return append(b, tag, byte(n))
+	}
+	return appendLongLen(b, tag, n)
+}
+
+// appendLongLen is appendLen's rare case, kept out of line so that
+// appendLen stays within the inlining budget.
+//
+//go:noinline
+func appendLongLen(b []byte, tag byte, n int) []byte {
+	return protowire.AppendVarint(append(b, tag), uint64(n))
+}
+
+// sizeLen is the size of a length-delimited field's payload of n bytes
+// and its length (protowire.SizeBytes), inlined for short ones.
+func sizeLen(n int) int {
+	if n < 0x80 {
+		return 1 + n
+	}
+	return protowire.SizeBytes(n)
+}
+
+// entrySize is the size of the EntryAdapter encoding of e.
+func entrySize(e *entry) int {
+	n := 1 + sizeLen(timestampSize(splitTime(e.ts)))
+	if e.line != "" {
+		n += 1 + sizeLen(len(e.line))
+	}
+	for _, ms := range e.metadata() {
+		for _, m := range ms {
+			n += 1 + sizeLen(pairSize(m))
+		}
+	}
+	return n
+}
+
+// pairSize is the size of the LabelPairAdapter encoding of m.
+func pairSize(m pair) int {
+	return 2 + sizeLen(len(m.name)) + sizeLen(len(m.value))
+}
+
+// timestampSize is the size of the Timestamp encoding of sec and nanos.
+func timestampSize(sec, nanos int64) int {
+	n := 0
+	if sec != 0 {
+		n += 1 + protowire.SizeVarint(uint64(sec))
+	}
+	if nanos != 0 {
+		n += 1 + protowire.SizeVarint(uint64(nanos))
+	}
+	return n
+}
+
+// splitTime splits unix nanoseconds into seconds and nanoseconds in
+// [0, 1e9), as a Timestamp holds them.
+func splitTime(ts int64) (sec, nanos int64) {
+	sec = floorDiv(ts, 1e9)
+	return sec, ts - sec*1e9
 }
 
 func floorDiv(a, b int64) int64 {
@@ -166,10 +340,12 @@ func (p *push) json() []byte {
 		}
 		for _, e := range s.entries {
 			v := []any{strconv.FormatInt(e.ts, 10), e.line}
-			if len(e.meta) > 0 {
-				m := make(map[string]string, len(e.meta))
-				for _, kv := range e.meta {
-					m[kv.name] = kv.value // a repeated name keeps the last value
+			if n := len(e.shared) + len(e.meta); n > 0 {
+				m := make(map[string]string, n)
+				for _, ms := range e.metadata() {
+					for _, kv := range ms {
+						m[kv.name] = kv.value // a repeated name keeps the last value
+					}
 				}
 				v = append(v, m)
 			}
