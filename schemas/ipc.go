@@ -107,6 +107,19 @@ func (b *Batch) tables() []arrow.RecordBatch {
 	return []arrow.RecordBatch{b.Resources, b.Scopes, b.Items}
 }
 
+// IPCToOTLP appends to dst the OTLP protobuf Export*ServiceRequest of a
+// value written by WriteIPC (ReadIPC on mem, then ToOTLP), and returns it
+// with the number of items.
+func IPCToOTLP(value, dst []byte, mem memory.Allocator) ([]byte, int, error) {
+	b, err := ReadIPC(value, mem)
+	if err != nil {
+		return dst, 0, err
+	}
+	defer b.Release()
+	dst, err = ToOTLP(b, dst)
+	return dst, b.Len(), err
+}
+
 // ReadIPC decodes a value written by WriteIPC. The caller owns the batch and
 // must Release it.
 func ReadIPC(data []byte, mem memory.Allocator) (*Batch, error) {

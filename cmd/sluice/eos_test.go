@@ -110,12 +110,7 @@ log:
 				return
 			}
 			for _, r := range recs {
-				b, err := schemas.ReadIPC(r.Value, nil)
-				if err != nil {
-					t.Fatal(err)
-				}
-				pb, err := schemas.ToOTLP(b, nil)
-				b.Release()
+				pb, _, err := schemas.IPCToOTLP(r.Value, nil, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

@@ -130,13 +130,8 @@ func (s *Sink) otlp(r *stream.Record) ([]byte, error) {
 	case stream.ContentTypeOTLPProto, "":
 		return r.Value, nil
 	case stream.ContentTypeArrow:
-		b, err := schemas.ReadIPC(r.Value, arrowpool.Default)
-		if err != nil {
-			return nil, fmt.Errorf("file sink: record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
-		}
-		defer b.Release()
-		s.pb, err = schemas.ToOTLP(b, s.pb[:0])
-		if err != nil {
+		var err error
+		if s.pb, _, err = schemas.IPCToOTLP(r.Value, s.pb[:0], arrowpool.Default); err != nil {
 			return nil, fmt.Errorf("file sink: record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
 		return s.pb, nil

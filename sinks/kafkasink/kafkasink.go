@@ -280,14 +280,7 @@ func (s *Sink) convert(r *stream.Record) (*stream.Record, int, error) {
 		value = r.Value
 		fmt.Sscan(string(r.Header(stream.HeaderItems)), &n)
 	case stream.ContentTypeArrow:
-		b, err := schemas.ReadIPC(r.Value, arrowpool.Default)
-		if err != nil {
-			return nil, 0, err
-		}
-		value, err = schemas.ToOTLP(b, nil)
-		n = b.Len()
-		b.Release()
-		if err != nil {
+		if value, n, err = schemas.IPCToOTLP(r.Value, nil, arrowpool.Default); err != nil {
 			return nil, 0, err
 		}
 	default:

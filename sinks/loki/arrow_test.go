@@ -35,12 +35,7 @@ import (
 // the OTLP structs. It is the reference of the Arrow path.
 func otlpPathAdd(t *testing.T, s *Sink, p *push, r *stream.Record) {
 	t.Helper()
-	b, err := schemas.ReadIPC(r.Value, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pb, err := schemas.ToOTLP(b, nil)
-	b.Release()
+	pb, _, err := schemas.IPCToOTLP(r.Value, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -498,12 +493,7 @@ func TestArrowPathRefusesWhatTheOTLPPathRefused(t *testing.T) {
 				{Key: stream.HeaderContentType, Value: []byte(stream.ContentTypeArrow)},
 			}}
 			// The reference refuses it...
-			rb, err := schemas.ReadIPC(rec.Value, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			pb, err := schemas.ToOTLP(rb, nil)
-			rb.Release()
+			pb, _, err := schemas.IPCToOTLP(rec.Value, nil, nil)
 			if err == nil {
 				err = proto.Unmarshal(pb, &collogs.ExportLogsServiceRequest{})
 			}

@@ -302,13 +302,9 @@ func (s *Sink) encode(r *stream.Record) ([]byte, int, error) {
 		n, err := otlpwire.Count(sig, r.Value)
 		return r.Value, n, err
 	case stream.ContentTypeArrow:
-		b, err := schemas.ReadIPC(r.Value, arrowpool.Default)
-		if err != nil {
-			return nil, 0, err
-		}
-		defer b.Release()
-		s.pb, err = schemas.ToOTLP(b, s.pb[:0])
-		return s.pb, b.Len(), err
+		var n int
+		s.pb, n, err = schemas.IPCToOTLP(r.Value, s.pb[:0], arrowpool.Default)
+		return s.pb, n, err
 	default:
 		return nil, 0, fmt.Errorf("content type %q (valid: %s, %s)", ct, stream.ContentTypeOTLPProto, stream.ContentTypeArrow)
 	}

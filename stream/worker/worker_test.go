@@ -68,12 +68,7 @@ func processedItems(t *testing.T, bus *memory.Bus, sig stream.Signal) (items int
 		if ct := string(r.Header(stream.HeaderContentType)); ct != stream.ContentTypeArrow {
 			t.Fatalf("content type %q", ct)
 		}
-		b, err := schemas.ReadIPC(r.Value, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		pb, err := schemas.ToOTLP(b, nil)
-		b.Release()
+		pb, _, err := schemas.IPCToOTLP(r.Value, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
