@@ -267,82 +267,64 @@ func (a *attrBuilder) appendKV(p []byte) error {
 }
 
 // anyReader reads AnyValue structs.
-type anyReader struct {
-	typ *array.Uint8
-	str *array.String
-	i   *array.Int64
-	d   *array.Float64
-	b   *array.Boolean
-	by  *array.Binary
-}
+type anyReader struct{ AnyColumns }
 
 func newAnyReader(a arrow.Array) (anyReader, bool) {
-	s, ok := a.(*array.Struct)
-	if !ok || s.NumField() != 6 {
-		return anyReader{}, false
-	}
-	r := anyReader{}
-	var ok1, ok2, ok3, ok4, ok5, ok6 bool
-	r.typ, ok1 = s.Field(AnyType).(*array.Uint8)
-	r.str, ok2 = s.Field(AnyStr).(*array.String)
-	r.i, ok3 = s.Field(AnyInt).(*array.Int64)
-	r.d, ok4 = s.Field(AnyDouble).(*array.Float64)
-	r.b, ok5 = s.Field(AnyBool).(*array.Boolean)
-	r.by, ok6 = s.Field(AnyBytes).(*array.Binary)
-	return r, ok1 && ok2 && ok3 && ok4 && ok5 && ok6
+	c, err := NewAnyColumns(a)
+	return anyReader{c}, err == nil
 }
 
 // size is the length of the AnyValue encoding of row j.
 func (r *anyReader) size(j int) int {
-	switch r.typ.Value(j) {
+	switch r.Type.Value(j) {
 	case ValueString:
-		n := len(r.str.Value(j))
+		n := len(r.Str.Value(j))
 		return 1 + protowire.SizeVarint(uint64(n)) + n
 	case ValueBool:
 		return 2
 	case ValueInt:
-		return 1 + protowire.SizeVarint(uint64(r.i.Value(j)))
+		return 1 + protowire.SizeVarint(uint64(r.Int.Value(j)))
 	case ValueDouble:
 		return 9
 	case ValueBytes, ValueArray, ValueKVList:
-		n := len(r.by.Value(j))
+		n := len(r.Bytes.Value(j))
 		return 1 + protowire.SizeVarint(uint64(n)) + n
 	case ValueRaw:
-		return len(r.by.Value(j))
+		return len(r.Bytes.Value(j))
 	}
 	return 0
 }
 
 // appendContent writes the AnyValue encoding of row j.
 func (r *anyReader) appendContent(dst []byte, j int) []byte {
-	switch r.typ.Value(j) {
+	switch r.Type.Value(j) {
 	case ValueString:
-		return appendStringField(dst, 1, r.str.Value(j))
+		return appendStringField(dst, 1, r.Str.Value(j))
 	case ValueBool:
 		v := byte(0)
-		if r.b.Value(j) {
+		if r.Bool.Value(j) {
 			v = 1
 		}
 		return append(dst, 2<<3|wtVarint, v)
 	case ValueInt:
-		return protowire.AppendVarint(append(dst, 3<<3|wtVarint), uint64(r.i.Value(j)))
+		return protowire.AppendVarint(append(dst, 3<<3|wtVarint), uint64(r.Int.Value(j)))
 	case ValueDouble:
-		return binary.LittleEndian.AppendUint64(append(dst, 4<<3|wtI64), math.Float64bits(r.d.Value(j)))
+		return binary.LittleEndian.AppendUint64(append(dst, 4<<3|wtI64), math.Float64bits(r.Double.Value(j)))
 	case ValueBytes:
-		return appendBytesField(dst, 7, r.by.Value(j))
+		return appendBytesField(dst, 7, r.Bytes.Value(j))
 	case ValueArray:
-		return appendBytesField(dst, 5, r.by.Value(j))
+		return appendBytesField(dst, 5, r.Bytes.Value(j))
 	case ValueKVList:
-		return appendBytesField(dst, 6, r.by.Value(j))
+		return appendBytesField(dst, 6, r.Bytes.Value(j))
 	case ValueRaw:
-		return append(dst, r.by.Value(j)...)
+		return append(dst, r.Bytes.Value(j)...)
 	}
 	return dst
 }
 
 // appendField writes row j as field num, or nothing for ValueNone.
 func (r *anyReader) appendField(dst []byte, num uint32, j int) []byte {
-	if r.typ.Value(j) == ValueNone {
+	if r.Type.Value(j) == ValueNone {
 		return dst
 	}
 	dst = appendTag(dst, num, wtLen)
@@ -379,7 +361,7 @@ func (r *attrReader) appendKVs(dst []byte, num uint32, i int) []byte {
 		if key != "" {
 			n = 1 + protowire.SizeVarint(uint64(len(key))) + len(key)
 		}
-		if r.v.typ.Value(j) != ValueNone {
+		if r.v.Type.Value(j) != ValueNone {
 			vs := r.v.size(j)
 			n += 1 + protowire.SizeVarint(uint64(vs)) + vs
 		}

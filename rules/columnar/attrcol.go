@@ -45,7 +45,7 @@ func plainAttrs(c *mapCols) bool {
 		return false
 	}
 	v := &c.vals
-	return v.typ.NullN() == 0 && v.str.NullN() == 0 && v.i.NullN() == 0 && v.d.NullN() == 0 && v.b.NullN() == 0 && v.by.NullN() == 0 &&
+	return v.Type.NullN() == 0 && v.Str.NullN() == 0 && v.Int.NullN() == 0 && v.Double.NullN() == 0 && v.Bool.NullN() == 0 && v.Bytes.NullN() == 0 &&
 		c.m.Items().NullN() == 0
 }
 
@@ -73,7 +73,7 @@ func (w *rawAttrs) reset(c *mapCols, mem memory.Allocator) {
 	w.bDbls, w.dbls = arrowSlice[float64](mem, n)
 	w.bBools, w.bools = arrowSlice[byte](mem, n/8+1)
 	w.bByOff, w.byOff = arrowSlice[int32](mem, n+1)
-	w.bByData, w.byData = arrowSlice[byte](mem, len(c.vals.by.ValueBytes())+64)
+	w.bByData, w.byData = arrowSlice[byte](mem, len(c.vals.Bytes.ValueBytes())+64)
 	w.rowOff = append(w.rowOff, 0)
 	w.keyOff = append(w.keyOff, 0)
 	w.strOff = append(w.strOff, 0)
@@ -150,25 +150,25 @@ func (w *rawAttrs) copyEntries(c *mapCols, j0, j1 int) {
 	w.keyOff = appendOffs(w.keyOff, ko, j0, j1, int32(len(w.keyData)))
 	w.keyData = append(w.keyData, c.keys.ValueBytes()[ko[j0]-ko[0]:ko[j1]-ko[0]]...)
 	v := &c.vals
-	w.typ = append(w.typ, v.typ.Uint8Values()[j0:j1]...)
-	so := v.str.ValueOffsets()
+	w.typ = append(w.typ, v.Type.Uint8Values()[j0:j1]...)
+	so := v.Str.ValueOffsets()
 	w.strOff = appendOffs(w.strOff, so, j0, j1, int32(len(w.strData)))
-	w.strData = append(w.strData, v.str.ValueBytes()[so[j0]-so[0]:so[j1]-so[0]]...)
-	w.ints = append(w.ints, v.i.Int64Values()[j0:j1]...)
-	w.dbls = append(w.dbls, v.d.Float64Values()[j0:j1]...)
+	w.strData = append(w.strData, v.Str.ValueBytes()[so[j0]-so[0]:so[j1]-so[0]]...)
+	w.ints = append(w.ints, v.Int.Int64Values()[j0:j1]...)
+	w.dbls = append(w.dbls, v.Double.Float64Values()[j0:j1]...)
 	if c.anyTrue {
 		n := len(w.typ) - (j1 - j0)
 		for j := j0; j < j1; j++ {
-			if v.b.Value(j) {
+			if v.Bool.Value(j) {
 				w.bools = setBit(w.bools, n, true)
 				w.anyTrue = true
 			}
 			n++
 		}
 	}
-	bo := v.by.ValueOffsets()
+	bo := v.Bytes.ValueOffsets()
 	w.byOff = appendOffs(w.byOff, bo, j0, j1, int32(len(w.byData)))
-	w.byData = append(w.byData, v.by.ValueBytes()[bo[j0]-bo[0]:bo[j1]-bo[0]]...)
+	w.byData = append(w.byData, v.Bytes.ValueBytes()[bo[j0]-bo[0]:bo[j1]-bo[0]]...)
 }
 
 func (w *rawAttrs) put(key string, typ uint8, s string, i int64, d float64, b bool, by []byte) {

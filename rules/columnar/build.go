@@ -79,12 +79,12 @@ func (w *attrWriter) reserve(c *mapCols, rows int) {
 	w.v.s.Reserve(n)
 	w.v.typ.Reserve(n)
 	w.v.str.Reserve(n)
-	w.v.str.ReserveData(len(c.vals.str.ValueBytes()) + n)
+	w.v.str.ReserveData(len(c.vals.Str.ValueBytes()) + n)
 	w.v.i.Reserve(n)
 	w.v.d.Reserve(n)
 	w.v.b.Reserve(n)
 	w.v.by.Reserve(n)
-	w.v.by.ReserveData(len(c.vals.by.ValueBytes()))
+	w.v.by.ReserveData(len(c.vals.Bytes.ValueBytes()))
 }
 
 // copyRow appends row i of c unchanged.

@@ -85,15 +85,15 @@ func newMapCols(a arrow.Array) (mapCols, error) {
 		return mapCols{}, err
 	}
 	c := mapCols{m: m, keys: k, vals: v}
-	if n := v.b.Len(); n > 0 {
-		if bm := v.b.Data().Buffers()[1]; bm != nil {
-			c.anyTrue = bitutil.CountSetBits(bm.Bytes(), v.b.Data().Offset(), n) > 0
+	if n := v.Bool.Len(); n > 0 {
+		if bm := v.Bool.Data().Buffers()[1]; bm != nil {
+			c.anyTrue = bitutil.CountSetBits(bm.Bytes(), v.Bool.Data().Offset(), n) > 0
 		}
 	}
-	if k.Len() > 0 && v.typ.Len() == k.Len() && v.str.Len() == k.Len() {
+	if k.Len() > 0 && v.Type.Len() == k.Len() && v.Str.Len() == k.Len() {
 		c.keyOff, c.keyData = k.ValueOffsets(), k.ValueBytes()
-		c.typs = v.typ.Uint8Values()
-		c.strOff, c.strData = v.str.ValueOffsets(), v.str.ValueBytes()
+		c.typs = v.Type.Uint8Values()
+		c.strOff, c.strData = v.Str.ValueOffsets(), v.Str.ValueBytes()
 	}
 	return c, nil
 }

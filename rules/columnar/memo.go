@@ -126,7 +126,7 @@ func appendRowRaw(b []byte, c *mapCols, start, end int) []byte {
 	if c.keyOff == nil {
 		for j := start; j < end; j++ {
 			b = append(b, c.keys.Value(j)...)
-			t := c.vals.typ.Value(j)
+			t := c.vals.Type.Value(j)
 			b = append(b, 0, t)
 			b = appendRawValue(b, &c.vals, j, t)
 		}
@@ -168,8 +168,8 @@ func (st *state) sameAttrRows(a, b int) bool {
 		if c.keys.Value(ja) != c.keys.Value(jb) {
 			return false
 		}
-		t := c.vals.typ.Value(ja)
-		if t != c.vals.typ.Value(jb) || !sameRawValue(&c.vals, ja, jb, t) {
+		t := c.vals.Type.Value(ja)
+		if t != c.vals.Type.Value(jb) || !sameRawValue(&c.vals, ja, jb, t) {
 			return false
 		}
 	}
@@ -215,22 +215,22 @@ func sameRowRaw(c *mapCols, ja, jb, n int) bool {
 func appendRawValue(b []byte, c *anyCols, j int, t uint8) []byte {
 	switch t {
 	case schemas.ValueString:
-		return append(b, c.str.Value(j)...)
+		return append(b, c.Str.Value(j)...)
 	case schemas.ValueBool:
-		if c.b.Value(j) {
+		if c.Bool.Value(j) {
 			return append(b, 1)
 		}
 		return append(b, 0)
 	case schemas.ValueInt:
-		v := uint64(c.i.Value(j))
+		v := uint64(c.Int.Value(j))
 		return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56))
 	case schemas.ValueDouble:
-		v := math.Float64bits(c.d.Value(j))
+		v := math.Float64bits(c.Double.Value(j))
 		return append(b, byte(v), byte(v>>8), byte(v>>16), byte(v>>24), byte(v>>32), byte(v>>40), byte(v>>48), byte(v>>56))
 	case schemas.ValueNone, schemas.ValueEmpty:
 		return b
 	}
-	return append(b, c.by.Value(j)...)
+	return append(b, c.Bytes.Value(j)...)
 }
 
 // sameRawValue compares entries ja and jb of type t as they are stored:
@@ -238,17 +238,17 @@ func appendRawValue(b []byte, c *anyCols, j int, t uint8) []byte {
 func sameRawValue(c *anyCols, ja, jb int, t uint8) bool {
 	switch t {
 	case schemas.ValueString:
-		return c.str.Value(ja) == c.str.Value(jb)
+		return c.Str.Value(ja) == c.Str.Value(jb)
 	case schemas.ValueBool:
-		return c.b.Value(ja) == c.b.Value(jb)
+		return c.Bool.Value(ja) == c.Bool.Value(jb)
 	case schemas.ValueInt:
-		return c.i.Value(ja) == c.i.Value(jb)
+		return c.Int.Value(ja) == c.Int.Value(jb)
 	case schemas.ValueDouble:
-		return math.Float64bits(c.d.Value(ja)) == math.Float64bits(c.d.Value(jb))
+		return math.Float64bits(c.Double.Value(ja)) == math.Float64bits(c.Double.Value(jb))
 	case schemas.ValueNone, schemas.ValueEmpty:
 		return true
 	}
-	return string(c.by.Value(ja)) == string(c.by.Value(jb))
+	return string(c.Bytes.Value(ja)) == string(c.Bytes.Value(jb))
 }
 
 // memoFields are the item fields, per signal, that the memo can key on:

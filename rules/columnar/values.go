@@ -17,64 +17,43 @@ import (
 )
 
 // anyCols reads an AnyValue struct column (attribute values, log bodies).
-type anyCols struct {
-	typ *array.Uint8
-	str *array.String
-	i   *array.Int64
-	d   *array.Float64
-	b   *array.Boolean
-	by  *array.Binary
-}
+type anyCols struct{ schemas.AnyColumns }
 
 func newAnyCols(a arrow.Array) (anyCols, error) {
-	s, ok := a.(*array.Struct)
-	if !ok || s.NumField() != 6 {
-		return anyCols{}, fmt.Errorf("%w: AnyValue column is %s", schemas.ErrSchema, a.DataType())
-	}
-	var c anyCols
-	var ok1, ok2, ok3, ok4, ok5, ok6 bool
-	c.typ, ok1 = s.Field(schemas.AnyType).(*array.Uint8)
-	c.str, ok2 = s.Field(schemas.AnyStr).(*array.String)
-	c.i, ok3 = s.Field(schemas.AnyInt).(*array.Int64)
-	c.d, ok4 = s.Field(schemas.AnyDouble).(*array.Float64)
-	c.b, ok5 = s.Field(schemas.AnyBool).(*array.Boolean)
-	c.by, ok6 = s.Field(schemas.AnyBytes).(*array.Binary)
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) {
-		return anyCols{}, fmt.Errorf("%w: AnyValue column is %s", schemas.ErrSchema, a.DataType())
-	}
-	return c, nil
+	c, err := schemas.NewAnyColumns(a)
+	return anyCols{c}, err
 }
 
 // value returns entry j as the Go value rules see: string, bool, int64,
 // float64, []byte, []any, map[string]any or nil. Strings and bytes alias
 // the Arrow buffers.
 func (c *anyCols) value(j int, box *boxer) any {
-	switch c.typ.Value(j) {
+	switch c.Type.Value(j) {
 	case schemas.ValueString:
-		return box.string(c.str.Value(j))
+		return box.string(c.Str.Value(j))
 	case schemas.ValueBool:
-		return c.b.Value(j)
+		return c.Bool.Value(j)
 	case schemas.ValueInt:
-		return c.i.Value(j)
+		return c.Int.Value(j)
 	case schemas.ValueDouble:
-		return box.float(c.d.Value(j))
+		return box.float(c.Double.Value(j))
 	case schemas.ValueBytes:
-		return c.by.Value(j)
+		return c.Bytes.Value(j)
 	case schemas.ValueArray:
 		var av common.ArrayValue
-		if proto.Unmarshal(c.by.Value(j), &av) != nil {
+		if proto.Unmarshal(c.Bytes.Value(j), &av) != nil {
 			return nil
 		}
 		return fromProtoArray(av.Values)
 	case schemas.ValueKVList:
 		var kl common.KeyValueList
-		if proto.Unmarshal(c.by.Value(j), &kl) != nil {
+		if proto.Unmarshal(c.Bytes.Value(j), &kl) != nil {
 			return nil
 		}
 		return fromProtoKVs(kl.Values)
 	case schemas.ValueRaw:
 		var v common.AnyValue
-		if proto.Unmarshal(c.by.Value(j), &v) != nil {
+		if proto.Unmarshal(c.Bytes.Value(j), &v) != nil {
 			return nil
 		}
 		return fromProto(&v)
@@ -259,12 +238,12 @@ func (w *anyBuilder) put(typ uint8, s string, i int64, d float64, b bool, by []b
 // copyFrom appends entry j of c unchanged.
 func (w *anyBuilder) copyFrom(c *anyCols, j int) {
 	w.s.Append(true)
-	w.typ.Append(c.typ.Value(j))
-	w.str.Append(c.str.Value(j))
-	w.i.Append(c.i.Value(j))
-	w.d.Append(c.d.Value(j))
-	w.b.Append(c.b.Value(j))
-	w.by.Append(c.by.Value(j))
+	w.typ.Append(c.Type.Value(j))
+	w.str.Append(c.Str.Value(j))
+	w.i.Append(c.Int.Value(j))
+	w.d.Append(c.Double.Value(j))
+	w.b.Append(c.Bool.Value(j))
+	w.by.Append(c.Bytes.Value(j))
 }
 
 // putValue appends a value a rule produced; nil is ValueNone (a KeyValue

@@ -471,9 +471,9 @@ func (c *logColumns) read(b *schemas.Batch) error {
 		spanID:       items.Column(schemas.LogSpanID).(*array.Binary),
 	}
 	err := checkUTF8(
-		res.Column(schemas.ResSchemaURL).(*array.String), c.resAttrs.key, c.resAttrs.val.str,
-		c.scopeName, c.scopeVersion, scopes.Column(schemas.ScopeSchemaURL).(*array.String), c.scopeAttrs.key, c.scopeAttrs.val.str,
-		c.sevText, c.body.str, c.attrs.key, c.attrs.val.str, items.Column(schemas.LogEventName).(*array.String),
+		res.Column(schemas.ResSchemaURL).(*array.String), c.resAttrs.key, c.resAttrs.val.Str,
+		c.scopeName, c.scopeVersion, scopes.Column(schemas.ScopeSchemaURL).(*array.String), c.scopeAttrs.key, c.scopeAttrs.val.Str,
+		c.sevText, c.body.Str, c.attrs.key, c.attrs.val.Str, items.Column(schemas.LogEventName).(*array.String),
 	)
 	if err != nil {
 		return err
@@ -543,25 +543,16 @@ func checkExtra(col *array.Binary, msg proto.Message) error {
 }
 
 // anyCol reads an AnyValue struct column: attribute values, log bodies.
-type anyCol struct {
-	typ *array.Uint8
-	str *array.String
-	i   *array.Int64
-	d   *array.Float64
-	b   *array.Boolean
-	by  *array.Binary
-}
+type anyCol struct{ schemas.AnyColumns }
 
+// newAnyCol returns the children of a, of the checked layout (see
+// logColumns.read).
 func newAnyCol(a arrow.Array) anyCol {
-	s := a.(*array.Struct)
-	return anyCol{
-		typ: s.Field(schemas.AnyType).(*array.Uint8),
-		str: s.Field(schemas.AnyStr).(*array.String),
-		i:   s.Field(schemas.AnyInt).(*array.Int64),
-		d:   s.Field(schemas.AnyDouble).(*array.Float64),
-		b:   s.Field(schemas.AnyBool).(*array.Boolean),
-		by:  s.Field(schemas.AnyBytes).(*array.Binary),
+	c, err := schemas.NewAnyColumns(a)
+	if err != nil {
+		panic(err) // the schema was checked
 	}
+	return anyCol{c}
 }
 
 // value renders value j as valueString renders the OTLP value: strings as
@@ -569,17 +560,17 @@ func newAnyCol(a arrow.Array) anyCol {
 // maps as JSON, "" for none. The result never aliases the batch: it is
 // copied into a, a constant or a fresh string.
 func (c *anyCol) value(j int, a *arena) (string, error) {
-	switch c.typ.Value(j) {
+	switch c.Type.Value(j) {
 	case schemas.ValueString:
-		return a.copy(c.str.Value(j)), nil
+		return a.copy(c.Str.Value(j)), nil
 	case schemas.ValueBool:
-		return strconv.FormatBool(c.b.Value(j)), nil
+		return strconv.FormatBool(c.Bool.Value(j)), nil
 	case schemas.ValueInt:
-		return a.int(c.i.Value(j)), nil
+		return a.int(c.Int.Value(j)), nil
 	case schemas.ValueDouble:
-		return a.float(c.d.Value(j)), nil
+		return a.float(c.Double.Value(j)), nil
 	case schemas.ValueBytes:
-		return a.base64(c.by.Value(j)), nil
+		return a.base64(c.Bytes.Value(j)), nil
 	case schemas.ValueArray, schemas.ValueKVList, schemas.ValueRaw:
 		v, err := c.nested(j)
 		if err != nil {
@@ -595,10 +586,10 @@ func (c *anyCol) value(j int, a *arena) (string, error) {
 // (rare: such values go through proto.Unmarshal and valueString).
 // proto.Unmarshal copies what it keeps, so v does not alias the batch.
 func (c *anyCol) nested(j int) (*common.AnyValue, error) {
-	b := c.by.Value(j)
+	b := c.Bytes.Value(j)
 	v := &common.AnyValue{}
 	var err error
-	switch c.typ.Value(j) {
+	switch c.Type.Value(j) {
 	case schemas.ValueArray:
 		x := &common.ArrayValue{}
 		err = proto.Unmarshal(b, x)

@@ -143,12 +143,7 @@ func (t *translator) metricName(name, unit string, typ otlptranslator.MetricType
 type attrs struct {
 	m    *array.Map
 	keys *array.String
-	typ  *array.Uint8
-	str  *array.String
-	i    *array.Int64
-	d    *array.Float64
-	b    *array.Boolean
-	by   *array.Binary
+	schemas.AnyColumns
 }
 
 func newAttrs(col any) (attrs, error) {
@@ -156,50 +151,37 @@ func newAttrs(col any) (attrs, error) {
 	if !ok {
 		return attrs{}, fmt.Errorf("%w: attributes column is %T", schemas.ErrSchema, col)
 	}
-	k, ok1 := m.Keys().(*array.String)
-	v, ok2 := m.Items().(*array.Struct)
-	if !ok1 || !ok2 || v.NumField() != 6 {
+	k, ok := m.Keys().(*array.String)
+	if !ok {
 		return attrs{}, fmt.Errorf("%w: attributes map layout", schemas.ErrSchema)
 	}
-	a := attrs{m: m, keys: k}
-	var oks [6]bool
-	a.typ, oks[0] = v.Field(schemas.AnyType).(*array.Uint8)
-	a.str, oks[1] = v.Field(schemas.AnyStr).(*array.String)
-	a.i, oks[2] = v.Field(schemas.AnyInt).(*array.Int64)
-	a.d, oks[3] = v.Field(schemas.AnyDouble).(*array.Float64)
-	a.b, oks[4] = v.Field(schemas.AnyBool).(*array.Boolean)
-	a.by, oks[5] = v.Field(schemas.AnyBytes).(*array.Binary)
-	for _, ok := range oks {
-		if !ok {
-			return attrs{}, fmt.Errorf("%w: AnyValue layout", schemas.ErrSchema)
-		}
-	}
-	return a, nil
+	v, err := schemas.NewAnyColumns(m.Items())
+	return attrs{m: m, keys: k, AnyColumns: v}, err
 }
 
 // value returns entry j as a label value; strings made here live in
 // *arena (only appended to until the caller resets it).
 func (a *attrs) value(j int, arena *[]byte) string {
-	switch a.typ.Value(j) {
+	switch a.Type.Value(j) {
 	case schemas.ValueString:
-		return a.str.Value(j)
+		return a.Str.Value(j)
 	case schemas.ValueBool:
-		if a.b.Value(j) {
+		if a.Bool.Value(j) {
 			return "true"
 		}
 		return "false"
 	case schemas.ValueInt:
-		return arenaString(arena, func(b []byte) []byte { return strconv.AppendInt(b, a.i.Value(j), 10) })
+		return arenaString(arena, func(b []byte) []byte { return strconv.AppendInt(b, a.Int.Value(j), 10) })
 	case schemas.ValueDouble:
-		return arenaString(arena, func(b []byte) []byte { return appendFloatValue(b, a.d.Value(j)) })
+		return arenaString(arena, func(b []byte) []byte { return appendFloatValue(b, a.Double.Value(j)) })
 	case schemas.ValueBytes:
-		return base64.StdEncoding.EncodeToString(a.by.Value(j))
+		return base64.StdEncoding.EncodeToString(a.Bytes.Value(j))
 	case schemas.ValueArray:
-		return complexJSON(a.by.Value(j), 5)
+		return complexJSON(a.Bytes.Value(j), 5)
 	case schemas.ValueKVList:
-		return complexJSON(a.by.Value(j), 6)
+		return complexJSON(a.Bytes.Value(j), 6)
 	case schemas.ValueRaw:
-		return complexJSON(a.by.Value(j), 0)
+		return complexJSON(a.Bytes.Value(j), 0)
 	}
 	return ""
 }
