@@ -58,15 +58,26 @@ func uvarint(b []byte) (uint64, int) {
 // of a varint or fixed-size field in v, the content of a length-delimited or
 // group field in p, and the field's total length n (n < 0 when malformed).
 func next(b []byte) (num uint32, typ uint8, v uint64, p []byte, n int) {
-	tag, i := uvarint(b)
+	// One-byte tags and lengths, by far the most common, are read here
+	// rather than through a call of uvarint.
+	var tag uint64
+	i := 1
+	if len(b) > 0 && b[0] < 0x80 {
+		tag = uint64(b[0])
+	} else {
+		tag, i = uvarint(b)
+	}
 	if i <= 0 || tag>>3 == 0 || tag>>3 > maxFieldNumber {
 		return 0, 0, 0, nil, -1
 	}
 	num, typ = uint32(tag>>3), uint8(tag&7)
 	switch typ {
 	case wtLen:
-		l, k := uvarint(b[i:])
-		if k <= 0 {
+		var l uint64
+		k := 1
+		if i < len(b) && b[i] < 0x80 {
+			l = uint64(b[i])
+		} else if l, k = uvarint(b[i:]); k <= 0 {
 			return num, typ, 0, nil, -1
 		}
 		i += k
