@@ -88,9 +88,9 @@ func (a *attrTable) len() int { return len(a.rowValid) }
 
 // appendKV appends the KeyValue whose encoding is p to the open map row.
 func (a *attrTable) appendKV(p []byte) error {
-	var key, val []byte
-	hasVal := false
-	for i := 0; i < len(p); {
+	key, val, usual := splitKV(p)
+	hasVal := usual
+	for i := 0; !usual && i < len(p); {
 		num, typ, _, q, n := next(p[i:])
 		if n < 0 {
 			return malformed("KeyValue", num)
@@ -120,6 +120,20 @@ func (a *attrTable) appendKV(p []byte) error {
 	a.keyData = append(a.keyData, key...)
 	a.keyOff = append(a.keyOff, int32(len(a.keyData)))
 	return nil
+}
+
+// splitKV returns the key and value of a KeyValue in its usual encoding:
+// field 1 then field 2, each shorter than 128 bytes, and nothing else; ok
+// is false for any other encoding.
+func splitKV(p []byte) (key, val []byte, ok bool) {
+	if len(p) < 4 || p[0] != 0x0a || p[1] >= 0x80 {
+		return nil, nil, false
+	}
+	v := 2 + int(p[1])
+	if v+2 > len(p) || p[v] != 0x12 || p[v+1] >= 0x80 || v+2+int(p[v+1]) != len(p) {
+		return nil, nil, false
+	}
+	return p[2:v], p[v+2:], true
 }
 
 // put appends one value of type typ with string str or bytes by.

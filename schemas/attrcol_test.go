@@ -9,15 +9,16 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/stream"
 )
 
 // TestBuilderReuse: one Builder through many Append/Build cycles (the
-// attribute columns are handed over to each batch and sized from the last
-// one) gives the same batches as fresh builders, and earlier batches stay
-// intact while later ones are built.
+// attribute columns are copied into each batch from slices kept across
+// batches) gives the same batches as fresh builders, and earlier batches
+// stay intact while later ones are built.
 func TestBuilderReuse(t *testing.T) {
 	for _, sig := range stream.Signals {
 		t.Run(sig.String(), func(t *testing.T) {
@@ -123,5 +124,39 @@ func TestAttrInvalidUTF8(t *testing.T) {
 			t.Fatalf("batch of %d items, want 3", batch.Len())
 		}
 		batch.Release()
+	}
+}
+
+// TestSplitKV: the fast path takes only the usual KeyValue encoding; every
+// other one goes to the general loop, which knows duplicates, other
+// orders, other fields and long lengths.
+func TestSplitKV(t *testing.T) {
+	long := strings.Repeat("k", 200)
+	kv := func(fields ...[]byte) []byte { return bytes.Join(fields, nil) }
+	key := func(k string) []byte { return protowire.AppendString([]byte{0x0a}, k) }
+	val := func(v []byte) []byte { return protowire.AppendBytes([]byte{0x12}, v) }
+	str := protowire.AppendString([]byte{0x0a}, "v")
+	for _, c := range []struct {
+		name string
+		p    []byte
+		ok   bool
+	}{
+		{"usual", kv(key("k"), val(str)), true},
+		{"empty key", kv(key(""), val(str)), true},
+		{"value first", kv(val(str), key("k")), false},
+		{"no value", kv(key("k")), false},
+		{"two values", kv(key("k"), val(str), val(str)), false},
+		{"trailing field", kv(key("k"), val(str), []byte{0x18, 1}), false},
+		{"long key", kv(key(long), val(str)), false},
+		{"long value", kv(key("k"), val(protowire.AppendString([]byte{0x0a}, long))), false},
+		{"truncated", kv(key("k"), val(str))[:6], false},
+	} {
+		k, v, ok := splitKV(c.p)
+		if ok != c.ok {
+			t.Errorf("%s: ok = %v", c.name, ok)
+		}
+		if ok && (string(k) != "k" && string(k) != "" || !bytes.Equal(v, str)) {
+			t.Errorf("%s: key %q value %x", c.name, k, v)
+		}
 	}
 }
