@@ -45,6 +45,8 @@ var (
 		return d
 	})
 	encoders = sync.Pool{New: func() any { return &encoder{} }}
+	// decoders keep their scratch (decoder.u64, decoder.txt) across calls.
+	decoders sync.Pool
 	// rawBufs holds the decompressed payloads of ReadIPC (every value is
 	// copied out of it).
 	rawBufs sync.Pool
@@ -207,7 +209,18 @@ func readV2(b *Batch, data []byte, mem memory.Allocator, format byte) (*Batch, e
 
 // decodeTables decodes the tables of a format 2 or 3 payload into b.
 func decodeTables(b *Batch, raw []byte, mem memory.Allocator, format byte) (*Batch, error) {
-	d := &decoder{b: raw, mem: mem, budget: maxDecodeElems, format: format}
+	d, _ := decoders.Get().(*decoder)
+	if d == nil {
+		d = &decoder{}
+	}
+	*d = decoder{b: raw, mem: mem, budget: maxDecodeElems, format: format, u64: d.u64, txt: d.txt}
+	defer func() {
+		d.b, d.mem = nil, nil
+		if 8*cap(d.u64) > maxPooled {
+			d.u64 = nil
+		}
+		decoders.Put(d)
+	}()
 	want := b.schemas()
 	recs := make([]arrow.RecordBatch, 0, len(want))
 	for _, sc := range want {

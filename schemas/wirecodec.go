@@ -827,6 +827,7 @@ type decoder struct {
 	format byte // the IPC format: 2 or 3
 	last   byte
 	u64    []uint64
+	txt    *textScratch // see text
 }
 
 func (d *decoder) fail(format string, args ...any) {

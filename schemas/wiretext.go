@@ -30,6 +30,7 @@ import (
 	"hash/maphash"
 	"math"
 	"math/bits"
+	"slices"
 	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -353,7 +354,16 @@ func (d *decoder) text(n int) (*memory.Buffer, *memory.Buffer) {
 	if d.err != nil {
 		return nil, nil
 	}
-	cnt := make([]int, nt)
+	// The scratch slices, taken for this call (a nested text column, read
+	// through d.binary below, gets its own).
+	x := d.txt
+	if x == nil {
+		x = &textScratch{}
+	}
+	d.txt = nil
+	defer func() { d.txt = x.keep() }()
+
+	cnt := x.ints(&x.cnt, nt)
 	for _, t := range tids {
 		if t >= uint64(nt) {
 			d.fail("template id")
@@ -361,7 +371,8 @@ func (d *decoder) text(n int) (*memory.Buffer, *memory.Buffer) {
 		}
 		cnt[t]++
 	}
-	lineIDs := make([]uint32, n) // tids is scratch, reused below
+	lineIDs := slices.Grow(x.lineIDs[:0], n)[:n] // tids is scratch, reused below
+	x.lineIDs = lineIDs
 	for i, t := range tids {
 		lineIDs[i] = uint32(t)
 	}
@@ -369,13 +380,14 @@ func (d *decoder) text(n int) (*memory.Buffer, *memory.Buffer) {
 	// The variables, a column per template and placeholder: numbers in num,
 	// the text of the others in txt, each variable's first index in base.
 	var (
-		num   []uint64
-		txt   []byte
-		toff  = []int{0}
-		slots = make([]int, nt+1) // first slot of each template
-		kinds []byte
-		base  []int
+		num   = x.num[:0]
+		txt   = x.txt[:0]
+		toff  = append(x.toff[:0], 0)
+		slots = x.ints(&x.slots, nt+1) // first slot of each template
+		kinds = x.kinds[:0]
+		base  = x.base[:0]
 	)
+	defer func() { x.num, x.txt, x.toff, x.kinds, x.base = num, txt, toff, kinds, base }()
 	out := uint64(0) // the decoded size
 	for t := range nt {
 		tpl := tpls[toffs[t]:toffs[t+1]]
@@ -404,7 +416,7 @@ func (d *decoder) text(n int) (*memory.Buffer, *memory.Buffer) {
 			case textInt:
 				base = append(base, len(num))
 				at := len(num)
-				num = append(num, make([]uint64, cnt[t])...)
+				num = slices.Grow(num, cnt[t])[:at+cnt[t]]
 				d.ints(num[at:])
 				for _, v := range num[at:] {
 					out += uint64(decLen(v))
@@ -472,7 +484,7 @@ func (d *decoder) text(n int) (*memory.Buffer, *memory.Buffer) {
 	o := arrow.Int32Traits.CastFromBytes(ob.Bytes())
 	dst := db.Bytes()[:0]
 	o[0] = 0
-	seen := make([]int, nt) // lines of each template so far
+	seen := x.ints(&x.seen, nt) // lines of each template so far
 	for i, t := range lineIDs {
 		tpl := tpls[toffs[t]:toffs[t+1]]
 		k, j := slots[t], seen[t]
@@ -502,6 +514,29 @@ func (d *decoder) text(n int) (*memory.Buffer, *memory.Buffer) {
 		o[i+1] = int32(len(dst))
 	}
 	return ob, db
+}
+
+// textScratch is the storage of decoder.text, kept across calls.
+type textScratch struct {
+	cnt, slots, seen, toff, base []int
+	lineIDs                      []uint32
+	num                          []uint64
+	txt, kinds                   []byte
+}
+
+// ints returns *s resized to n zeroes.
+func (x *textScratch) ints(s *[]int, n int) []int {
+	*s = slices.Grow((*s)[:0], n)[:n]
+	clear(*s)
+	return *s
+}
+
+// keep returns x for the next call, or nil when it grew too large to keep.
+func (x *textScratch) keep() *textScratch {
+	if cap(x.txt) > maxPooled || 8*cap(x.num) > maxPooled || 8*cap(x.toff) > maxPooled {
+		return nil
+	}
+	return x
 }
 
 // decLen is the number of decimal digits of v.

@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -16,6 +17,7 @@ import (
 	logs "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -262,4 +264,48 @@ func BenchmarkTokenize(b *testing.B) {
 		}
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(body.Len()), "ns/line")
+}
+
+// TestTextDecoderReuse: ReadIPC's decoders, and their text scratch, are
+// reused across calls; values of different sizes and templates read one
+// after another, on a poisoning pool, each give back their own request.
+func TestTextDecoderReuse(t *testing.T) {
+	pool := arrowpool.NewPoisoned()
+	bodies := [][]byte{otlptest.Corpora()[1].Body, templatedLogs(40), templatedLogs(3000), templatedLogs(9)}
+	var values [][]byte
+	for _, body := range bodies {
+		b := NewBuilder(stream.Logs, nil)
+		if _, err := b.Append(body); err != nil {
+			t.Fatal(err)
+		}
+		batch := b.Build()
+		var buf bytes.Buffer
+		if err := WriteIPC(&buf, batch); err != nil {
+			t.Fatal(err)
+		}
+		batch.Release()
+		b.Release()
+		values = append(values, buf.Bytes())
+	}
+	for round := range 3 {
+		for i, v := range values {
+			out, _, err := IPCToOTLP(v, nil, pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, got := otlptest.NewRequest(stream.Logs), otlptest.NewRequest(stream.Logs)
+			if err := proto.Unmarshal(bodies[i], want); err != nil {
+				t.Fatal(err)
+			}
+			if err := proto.Unmarshal(out, got); err != nil {
+				t.Fatal(err)
+			}
+			if !proto.Equal(want, got) {
+				t.Fatalf("round %d, value %d: differs from its request", round, i)
+			}
+		}
+	}
+	if n := pool.Live(); n != 0 {
+		t.Fatalf("%d bytes not freed", n)
+	}
 }
