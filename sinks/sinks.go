@@ -173,8 +173,12 @@ func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) 
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
+	maxItems := entry.BatchMaxItems
+	if maxItems == 0 {
+		maxItems = config.DefaultBatchMaxItems
+	}
 	st, err := stage.New(stage.Config{Name: "sink/" + entry.Name, Consumer: c, Handle: r.write, Logger: cfg.Logger, Metrics: cfg.Metrics,
-		BatchMinRecords: entry.BatchMinRecords, BatchMaxWait: entry.BatchMaxWait, MaxBackoff: cfg.MaxBackoff})
+		BatchMinRecords: entry.BatchMinRecords, BatchMaxWait: entry.BatchMaxWait, BatchMaxItems: maxItems, MaxBackoff: cfg.MaxBackoff})
 	if err != nil {
 		c.Close()
 		return nil, err

@@ -181,6 +181,10 @@ type Sink struct {
 	// Default 0: it sends what one poll of the bus returns.
 	BatchMinRecords int           `yaml:"batch_min_records"`
 	BatchMaxWait    time.Duration `yaml:"batch_max_wait"`
+	// BatchMaxItems bounds the items a sink handles at once (what it holds
+	// in memory while it sends); a larger batch goes in parts, each
+	// committed when delivered. 0: DefaultBatchMaxItems.
+	BatchMaxItems int `yaml:"batch_max_items"`
 
 	// Node is the whole entry, for the sink type's own keys.
 	Node *yaml.Node `yaml:"-"`
@@ -198,18 +202,23 @@ func (s *Sink) UnmarshalYAML(n *yaml.Node) error {
 		Group           string        `yaml:"group"`
 		BatchMinRecords int           `yaml:"batch_min_records"`
 		BatchMaxWait    time.Duration `yaml:"batch_max_wait"`
+		BatchMaxItems   int           `yaml:"batch_max_items"`
 	}
 	var c common
 	if err := n.Decode(&c); err != nil {
 		return err
 	}
 	*s = Sink{Name: c.Name, Type: c.Type, Signals: c.Signals, Group: c.Group,
-		BatchMinRecords: c.BatchMinRecords, BatchMaxWait: c.BatchMaxWait, Node: n}
+		BatchMinRecords: c.BatchMinRecords, BatchMaxWait: c.BatchMaxWait, BatchMaxItems: c.BatchMaxItems, Node: n}
 	return nil
 }
 
 // CommonSinkKeys are the keys every sink entry may have.
-var CommonSinkKeys = []string{"name", "type", "signals", "group", "batch_min_records", "batch_max_wait"}
+var CommonSinkKeys = []string{"name", "type", "signals", "group", "batch_min_records", "batch_max_wait", "batch_max_items"}
+
+// DefaultBatchMaxItems is a sink's batch_max_items when the entry has none:
+// about 10 MB of remote-write requests in hand.
+const DefaultBatchMaxItems = 100_000
 
 // Errorf returns an error located at the entry's key (or at the entry when
 // the key is absent), e.g. Errorf("url", "...") for sinks[1].url.
@@ -456,8 +465,8 @@ func (c *Config) Validate() error {
 		if len(s.Signals) == 0 {
 			bad(p, "sink %q needs signals (metrics, logs, traces)", s.Name)
 		}
-		if s.BatchMinRecords < 0 || s.BatchMaxWait < 0 {
-			bad(p, "sink %q: batch_min_records and batch_max_wait must not be negative", s.Name)
+		if s.BatchMinRecords < 0 || s.BatchMaxWait < 0 || s.BatchMaxItems < 0 {
+			bad(p, "sink %q: batch_min_records, batch_max_wait and batch_max_items must not be negative", s.Name)
 		}
 		for j, sig := range s.Signals {
 			if sig != "metrics" && sig != "logs" && sig != "traces" {

@@ -160,11 +160,11 @@ func TestSinkDecodeRejectsUnknownKeys(t *testing.T) {
 }
 
 func TestSinkBatchKeys(t *testing.T) {
-	cfg, err := Parse("c.yaml", []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    batch_min_records: 50\n    batch_max_wait: 2s\n    path: /tmp\n"))
+	cfg, err := Parse("c.yaml", []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    batch_min_records: 50\n    batch_max_wait: 2s\n    batch_max_items: 5000\n    path: /tmp\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s := cfg.Sinks[0]; s.BatchMinRecords != 50 || s.BatchMaxWait != 2*time.Second {
+	if s := cfg.Sinks[0]; s.BatchMinRecords != 50 || s.BatchMaxWait != 2*time.Second || s.BatchMaxItems != 5000 {
 		t.Errorf("sink %+v", s)
 	}
 	var own struct {
@@ -175,5 +175,8 @@ func TestSinkBatchKeys(t *testing.T) {
 	}
 	if _, err := Parse("c.yaml", []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    batch_max_wait: -1s\n")); err == nil {
 		t.Error("negative batch_max_wait accepted")
+	}
+	if _, err := Parse("c.yaml", []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    batch_max_items: -1\n")); err == nil {
+		t.Error("negative batch_max_items accepted")
 	}
 }

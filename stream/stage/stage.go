@@ -49,6 +49,12 @@ type Config struct {
 	// up to BatchMaxWait before it hands the batch on. Zero: no waiting.
 	BatchMinRecords int
 	BatchMaxWait    time.Duration
+	// BatchMaxItems bounds the items (sluice-items headers) handed to the
+	// handler at once: a larger batch is handed on in consecutive parts,
+	// each committed once handled, so that the handler's memory follows this
+	// bound rather than how many records a poll returns (up to 10,000 with
+	// Kafka). A record holding more goes alone. Zero: no bound.
+	BatchMaxItems int
 	// LagInterval is how often the group's lag is read for the metric.
 	// Default 15s; negative disables it.
 	LagInterval time.Duration
@@ -118,10 +124,29 @@ func (s *Stage) Run(ctx context.Context) error {
 			continue
 		}
 		recs = s.fill(ctx, recs)
-		if !s.deliver(ctx, recs) {
-			return nil // cancelled before the batch got through: it stays uncommitted
+		for len(recs) > 0 {
+			n := s.part(recs)
+			if !s.deliver(ctx, recs[:n]) {
+				return nil // cancelled before the part got through: it and the rest stay uncommitted
+			}
+			recs = recs[n:]
 		}
 	}
+}
+
+// part is how many of recs, from the first, the handler gets at once: all
+// of them, or as many as hold at most BatchMaxItems items (at least one).
+func (s *Stage) part(recs []*stream.Record) int {
+	if s.cfg.BatchMaxItems <= 0 {
+		return len(recs)
+	}
+	var sum int64
+	for i, r := range recs {
+		if sum += recordItems(r); sum > int64(s.cfg.BatchMaxItems) && i > 0 {
+			return i
+		}
+	}
+	return len(recs)
 }
 
 // fill polls for more records until the batch has BatchMinRecords or
@@ -234,13 +259,19 @@ func sleep(ctx context.Context, d time.Duration) bool {
 func items(recs []*stream.Record) int64 {
 	var n int64
 	for _, r := range recs {
-		if v := r.Header(stream.HeaderItems); v != nil {
-			if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-				n += i
-			}
-		}
+		n += recordItems(r)
 	}
 	return n
+}
+
+// recordItems is the sluice-items header of r, 0 when it has none.
+func recordItems(r *stream.Record) int64 {
+	if v := r.Header(stream.HeaderItems); v != nil {
+		if i, err := strconv.ParseInt(string(v), 10, 64); err == nil {
+			return i
+		}
+	}
+	return 0
 }
 
 // Metrics are the stage metrics of one process, labelled by stage.

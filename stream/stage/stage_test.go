@@ -213,3 +213,54 @@ func TestBatchesByTime(t *testing.T) {
 		}
 	}
 }
+
+// A batch holding more than BatchMaxItems items is handed on in parts of at
+// most that many (a larger record alone), each committed once handled: a
+// handler that fails on the second part leaves the first committed.
+func TestBatchMaxItemsSplitsAndCommitsEachPart(t *testing.T) {
+	bus := memory.New()
+	bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: "in", Partitions: 1})
+	sizes := []string{"10", "10", "10", "45", "10", "10"}
+	for i, n := range sizes {
+		err := bus.Produce(context.Background(), &stream.Record{Topic: "in", Partition: 0, Value: []byte(strconv.Itoa(i)),
+			Headers: []stream.Header{{Key: stream.HeaderItems, Value: []byte(n)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var parts [][]string
+	s, err := New(Config{Name: "test", Consumer: c, BatchMaxItems: 25, MinBackoff: time.Millisecond, MaxBackoff: time.Millisecond,
+		Handle: func(_ context.Context, recs []*stream.Record) error {
+			var part []string
+			for _, r := range recs {
+				part = append(part, string(r.Value))
+			}
+			parts = append(parts, part)
+			if len(parts) == 2 {
+				// The second part fails once: by then the first is
+				// committed, the rest is not.
+				if l := lag(t, bus, "g", "in"); l != 4 {
+					t.Errorf("lag %d while the second part is handled, want 4", l)
+				}
+				return errors.New("not now")
+			}
+			if len(parts) == 5 {
+				cancel()
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Run(ctx)
+	want := "[[0 1] [2] [2] [3] [4 5]]"
+	if got := fmt.Sprint(parts); got != want {
+		t.Errorf("parts %s, want %s", got, want)
+	}
+	if l := lag(t, bus, "g", "in"); l != 0 {
+		t.Errorf("lag %d after every part was handled", l)
+	}
+}
