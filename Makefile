@@ -10,7 +10,7 @@ CONFIG  ?= examples/sluice.yaml
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/sluice-dev/sluice/internal/app.Version=$(VERSION)
 
-.PHONY: build run test unit bench bench-ingest fuzz vet clean
+.PHONY: build run test unit bench bench-ingest bench-worker fuzz vet clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
@@ -32,6 +32,11 @@ bench:
 # Kafka broker (CPU-seconds per million data points).
 bench-ingest:
 	bash bench/ingest.sh
+
+# bench-worker measures the whole worker draining a backlog on a real Kafka
+# broker (items/s, CPU-seconds per million items), corpus by corpus.
+bench-worker:
+	bash bench/worker.sh
 
 # fuzz runs each fuzz target of the decoders for FUZZTIME. Targets with large
 # seeds cap the minimising of a new input at 200 runs, or it takes the whole

@@ -10,14 +10,10 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"flag"
 	"fmt"
-	"net/http"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -27,6 +23,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/bench/benchutil"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -52,7 +49,7 @@ func main() {
 	requests := (*total + perReq - 1) / perReq
 	fmt.Printf("sending %d requests of %d data points (%d bytes) over %d connections\n", requests, perReq, len(reqs[0].b), *conns)
 
-	cpu0, err := cpuSeconds(*adminAddr)
+	cpu0, err := benchutil.CPUSeconds(*adminAddr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "reading the ingester's CPU time:", err)
 	}
@@ -86,7 +83,7 @@ func main() {
 	elapsed := time.Since(start)
 	sent := int64(requests-int(failed.Load())) * int64(perReq)
 	fmt.Printf("%d data points in %v: %.0f data points/s, %d failed requests\n", sent, elapsed.Round(time.Millisecond), float64(sent)/elapsed.Seconds(), failed.Load())
-	cpu1, err := cpuSeconds(*adminAddr)
+	cpu1, err := benchutil.CPUSeconds(*adminAddr)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "reading the ingester's CPU time:", err)
 		return
@@ -111,22 +108,3 @@ func (rawCodec) Marshal(v any) ([]byte, error) {
 }
 
 func (rawCodec) Unmarshal(data []byte, v any) error { return proto.Unmarshal(data, v.(proto.Message)) }
-
-// cpuSeconds reads process_cpu_seconds_total from the admin endpoint.
-func cpuSeconds(addr string) (float64, error) {
-	if addr == "" {
-		return 0, fmt.Errorf("no admin address")
-	}
-	resp, err := http.Get("http://" + addr + "/metrics")
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "process_cpu_seconds_total "); ok {
-			return strconv.ParseFloat(v, 64)
-		}
-	}
-	return 0, fmt.Errorf("no process_cpu_seconds_total at %s", addr)
-}

@@ -27,7 +27,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
@@ -184,10 +183,6 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		sig, ok := w.signalOf[r.Topic]
 		if !ok {
 			return fmt.Errorf("worker: record from unexpected topic %s", r.Topic)
-		}
-		if _, err := otlpwire.Count(sig, r.Value); err != nil {
-			out = append(out, w.deadLetter(r, err))
-			continue
 		}
 		k := groupKey{sig, string(r.Header(stream.HeaderTenant)), r.Partition}
 		g := index[k]
