@@ -6,7 +6,8 @@
 # and the worker's CPU-seconds per million items. Everything listens on
 # 127.0.0.1 and stops when the backlog is processed. Arguments go to
 # workerload (e.g. -corpus metrics -items 5000000); by default it runs each
-# corpus in turn.
+# corpus in turn. SLUICE_BENCH_COMPRESSION sets the bus's Kafka compression
+# (default zstd).
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -33,6 +34,7 @@ bus:
   partitions: 6
   kafka:
     brokers: ["127.0.0.1:$port"]
+    compression: ${SLUICE_BENCH_COMPRESSION:-zstd}
 admin:
   listen: 127.0.0.1:19465
 rules:
