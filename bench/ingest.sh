@@ -7,16 +7,7 @@
 # (e.g. -datapoints 50000000 -connections 8).
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo"
-GO=${GO:-go}
-port=${SLUICE_KAFKA_PORT:-19192}
-work=$repo/.cache/bench
-mkdir -p "$work"
-
-bash scripts/kafka/fetch.sh >/dev/null
-"$GO" build -o bin/sluice ./cmd/sluice
-"$GO" build -o bin/ingestload ./bench/ingestload
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" ingestload
 
 cat >"$work/sluice.yaml" <<YAML
 bus:

@@ -10,16 +10,7 @@
 # (default zstd).
 set -euo pipefail
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$repo"
-GO=${GO:-go}
-port=${SLUICE_KAFKA_PORT:-19192}
-work=$repo/.cache/bench
-mkdir -p "$work"
-
-bash scripts/kafka/fetch.sh >/dev/null
-"$GO" build -o bin/sluice ./cmd/sluice
-"$GO" build -o bin/workerload ./bench/workerload
+source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" workerload
 
 cleanup() { bash scripts/kafka/broker.sh stop "$work/kafka" >/dev/null; }
 trap cleanup EXIT
