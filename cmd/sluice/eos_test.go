@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"syscall"
 	"testing"
@@ -88,7 +87,7 @@ log:
 		produced <- nil
 	}()
 
-	worker := func() *exec.Cmd {
+	worker := func() *role {
 		cmd, _ := sluiceRole(t, "worker -c "+cfg, admin)
 		return cmd
 	}

@@ -86,9 +86,19 @@ func promNumber(t *testing.T, base, q string) float64 {
 	return res[0].Value
 }
 
+// role is a sluice process started by sluiceRole.
+type role struct {
+	*exec.Cmd
+	exited chan struct{}
+}
+
+// Wait waits until the process has exited (the process is waited for
+// once, by sluiceRole).
+func (r *role) Wait() { <-r.exited }
+
 // sluiceRole runs `sluice <args>` in a process of its own until the test
 // ends, waiting until its admin server at admin is ready.
-func sluiceRole(t *testing.T, args, admin string) (*exec.Cmd, *bytes.Buffer) {
+func sluiceRole(t *testing.T, args, admin string) (*role, *bytes.Buffer) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "SLUICE_TEST_MAIN="+args)
@@ -98,20 +108,27 @@ func sluiceRole(t *testing.T, args, admin string) (*exec.Cmd, *bytes.Buffer) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		cmd.Process.Kill()
-		cmd.Wait()
+		<-exited
 		if t.Failed() {
 			t.Logf("sluice %s output:\n%s", args, logs.String())
 		}
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		select {
+		case <-exited:
+			t.Fatalf("sluice %s exited before it was ready: %v\n%s", args, cmd.ProcessState, logs.String())
+		default:
+		}
 		resp, err := http.Get("http://" + admin + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return cmd, &logs
+				return &role{cmd, exited}, &logs
 			}
 		}
 		if time.Now().After(deadline) {
@@ -246,9 +263,12 @@ func backlogTest(t *testing.T, records, series int) {
 	const maxRSS = 256 << 20
 	be := backendtest.Prometheus(t)
 	dir := t.TempDir()
-	admin := freePort(t)
 	cfg := filepath.Join(dir, "sluice.yaml")
-	os.WriteFile(cfg, fmt.Appendf(nil, `
+	// The admin port is picked again right before the sink starts: writing
+	// the backlog takes seconds, in which another process may take a port
+	// picked now.
+	writeConfig := func(admin string) {
+		os.WriteFile(cfg, fmt.Appendf(nil, `
 bus:
   kind: embedded
   data_dir: %q
@@ -263,6 +283,8 @@ sinks:
 log:
   level: warn
 `, filepath.Join(dir, "data"), admin, be.WriteURL), 0o644)
+	}
+	writeConfig(freePort(t))
 
 	// The backlog, written by this process into the bus's data directory.
 	start := time.Now()
@@ -297,6 +319,8 @@ log:
 	t.Logf("backlog: %d records, %d points, %.1f MB of Arrow, written in %s", records, points, float64(bytesOut)/1e6, time.Since(start).Round(time.Millisecond))
 
 	// The sink drains it, its RSS read every 100ms.
+	admin := freePort(t)
+	writeConfig(admin)
 	start = time.Now()
 	p, logs := sluiceRole(t, "sink -c "+cfg, admin)
 	status := func(field string) int64 {
