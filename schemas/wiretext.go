@@ -533,8 +533,11 @@ func (x *textScratch) ints(s *[]int, n int) []int {
 
 // keep returns x for the next call, or nil when it grew too large to keep.
 func (x *textScratch) keep() *textScratch {
-	if cap(x.txt) > maxPooled || 8*cap(x.num) > maxPooled || 8*cap(x.toff) > maxPooled {
-		return nil
+	for _, size := range []int{cap(x.txt), 8 * cap(x.num), 8 * cap(x.toff), 8 * cap(x.base), 4 * cap(x.lineIDs),
+		8 * cap(x.cnt), 8 * cap(x.slots), 8 * cap(x.seen)} {
+		if size > maxPooled {
+			return nil
+		}
 	}
 	return x
 }
