@@ -7,6 +7,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -40,12 +41,12 @@ func FuzzRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ToOTLP of a built batch: %v", err)
 		}
-		want := otlptest.NewRequest(sig)
+		want := otlpjson.NewRequest(sig)
 		if proto.Unmarshal(body, want) != nil {
 			return // we accepted what protobuf rejects (e.g. deeper nesting); nothing to compare
 		}
 		want.ProtoReflect().SetUnknown(nil)
-		got := otlptest.NewRequest(sig)
+		got := otlpjson.NewRequest(sig)
 		if err := proto.Unmarshal(out, got); err != nil {
 			t.Fatalf("output does not unmarshal: %v", err)
 		}

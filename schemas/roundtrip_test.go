@@ -11,7 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
-	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -63,7 +63,7 @@ func TestRoundTripRandom(t *testing.T) {
 					t.Fatal(err)
 				}
 				out := roundTrip(t, sig, mem, [][]byte{body}, i%4 == 0)
-				got := otlptest.NewRequest(sig)
+				got := otlpjson.NewRequest(sig)
 				if err := proto.Unmarshal(out, got); err != nil {
 					t.Fatalf("iteration %d: output does not unmarshal: %v", i, err)
 				}
@@ -87,11 +87,11 @@ func TestRoundTripConcat(t *testing.T) {
 			bodies = append(bodies, body)
 			all = append(all, body...)
 		}
-		want := otlptest.NewRequest(sig)
+		want := otlpjson.NewRequest(sig)
 		if err := proto.Unmarshal(all, want); err != nil {
 			t.Fatal(err)
 		}
-		got := otlptest.NewRequest(sig)
+		got := otlpjson.NewRequest(sig)
 		if err := proto.Unmarshal(roundTrip(t, sig, memory.DefaultAllocator, bodies, true), got); err != nil {
 			t.Fatal(err)
 		}
@@ -152,7 +152,7 @@ func TestRoundTripOnPool(t *testing.T) {
 				if err != nil {
 					t.Fatalf("ToOTLP: %v", err)
 				}
-				got := otlptest.NewRequest(sig)
+				got := otlpjson.NewRequest(sig)
 				if err := proto.Unmarshal(out, got); err != nil {
 					t.Fatalf("iteration %d: output does not unmarshal: %v", i, err)
 				}

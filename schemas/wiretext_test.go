@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -228,7 +229,7 @@ func TestReadFormat2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, got := otlptest.NewRequest(sig), otlptest.NewRequest(sig)
+		want, got := otlpjson.NewRequest(sig), otlpjson.NewRequest(sig)
 		if err := proto.Unmarshal(pb, want); err != nil {
 			t.Fatal(err)
 		}
@@ -293,7 +294,7 @@ func TestTextDecoderReuse(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, got := otlptest.NewRequest(stream.Logs), otlptest.NewRequest(stream.Logs)
+			want, got := otlpjson.NewRequest(stream.Logs), otlpjson.NewRequest(stream.Logs)
 			if err := proto.Unmarshal(bodies[i], want); err != nil {
 				t.Fatal(err)
 			}

@@ -9,7 +9,7 @@ import (
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -92,7 +92,7 @@ func FuzzSplit(f *testing.F) {
 		if res.Items+res.Rejected != n {
 			t.Fatalf("%d items + %d rejected, Count says %d", res.Items, res.Rejected, n)
 		}
-		bodyDecodes := proto.Unmarshal(body, otlptest.NewRequest(sig)) == nil
+		bodyDecodes := proto.Unmarshal(body, otlpjson.NewRequest(sig)) == nil
 		want, err := rawItems(sig, body)
 		if err != nil {
 			t.Fatal(err)
@@ -106,7 +106,7 @@ func FuzzSplit(f *testing.F) {
 				t.Fatalf("chunk %d: Count = %d, %v; want %d", i, m, err, c.Items)
 			}
 			if bodyDecodes {
-				if err := proto.Unmarshal(c.Value, otlptest.NewRequest(sig)); err != nil {
+				if err := proto.Unmarshal(c.Value, otlpjson.NewRequest(sig)); err != nil {
 					t.Fatalf("chunk %d: %v", i, err)
 				}
 			}
@@ -147,7 +147,7 @@ func FuzzCount(f *testing.F) {
 			}
 			return
 		}
-		m := otlptest.NewRequest(sig)
+		m := otlpjson.NewRequest(sig)
 		if proto.Unmarshal(body, m) != nil {
 			return // malformed inside items, where Count does not look
 		}

@@ -8,7 +8,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -120,7 +120,7 @@ func checkSplit(t *testing.T, sig stream.Signal, req proto.Message, body []byte,
 		if i > 0 && c.Partition < res.Chunks[i-1].Partition {
 			t.Errorf("chunk %d: partition %d after %d", i, c.Partition, res.Chunks[i-1].Partition)
 		}
-		m := otlptest.NewRequest(sig)
+		m := otlpjson.NewRequest(sig)
 		if err := proto.Unmarshal(c.Value, m); err != nil {
 			t.Errorf("chunk %d: %v", i, err)
 			continue

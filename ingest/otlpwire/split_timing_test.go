@@ -18,7 +18,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -221,7 +221,7 @@ func BenchmarkUnmarshal(b *testing.B) {
 		n, _ := Count(bc.sig, body)
 		b.Run(bc.name, func(b *testing.B) {
 			run(b, body, n, func() {
-				if err := proto.Unmarshal(body, otlptest.NewRequest(bc.sig)); err != nil {
+				if err := proto.Unmarshal(body, otlpjson.NewRequest(bc.sig)); err != nil {
 					b.Fatal(err)
 				}
 			})

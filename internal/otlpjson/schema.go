@@ -91,20 +91,34 @@ type schema struct {
 var loadSchema = sync.OnceValue(func() *schema {
 	b := schemaBuilder{done: map[protoreflect.FullName]*message{}}
 	var s schema
-	roots := []struct {
-		sig       stream.Signal
-		req, resp proto.Message
-	}{
-		{stream.Metrics, &colmetricspb.ExportMetricsServiceRequest{}, &colmetricspb.ExportMetricsServiceResponse{}},
-		{stream.Logs, &collogspb.ExportLogsServiceRequest{}, &collogspb.ExportLogsServiceResponse{}},
-		{stream.Traces, &coltracepb.ExportTraceServiceRequest{}, &coltracepb.ExportTraceServiceResponse{}},
-	}
-	for _, r := range roots {
-		s.request[r.sig] = b.message(r.req.ProtoReflect().Descriptor())
-		s.response[r.sig] = b.message(r.resp.ProtoReflect().Descriptor())
+	for _, sig := range stream.Signals {
+		s.request[sig] = b.message(NewRequest(sig).ProtoReflect().Descriptor())
+		s.response[sig] = b.message(newResponse(sig).ProtoReflect().Descriptor())
 	}
 	return &s
 })
+
+// NewRequest returns an empty Export*ServiceRequest of sig, to unmarshal
+// into.
+func NewRequest(sig stream.Signal) proto.Message {
+	switch sig {
+	case stream.Metrics:
+		return &colmetricspb.ExportMetricsServiceRequest{}
+	case stream.Logs:
+		return &collogspb.ExportLogsServiceRequest{}
+	}
+	return &coltracepb.ExportTraceServiceRequest{}
+}
+
+func newResponse(sig stream.Signal) proto.Message {
+	switch sig {
+	case stream.Metrics:
+		return &colmetricspb.ExportMetricsServiceResponse{}
+	case stream.Logs:
+		return &collogspb.ExportLogsServiceResponse{}
+	}
+	return &coltracepb.ExportTraceServiceResponse{}
+}
 
 type schemaBuilder struct {
 	done map[protoreflect.FullName]*message

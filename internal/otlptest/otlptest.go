@@ -139,15 +139,3 @@ func Request(sig stream.Signal, s Shape) []byte {
 	}
 	return b
 }
-
-// NewRequest returns an empty Export*ServiceRequest of sig, to unmarshal
-// into.
-func NewRequest(sig stream.Signal) proto.Message {
-	switch sig {
-	case stream.Metrics:
-		return &colmetrics.ExportMetricsServiceRequest{}
-	case stream.Logs:
-		return &collogs.ExportLogsServiceRequest{}
-	}
-	return &coltrace.ExportTraceServiceRequest{}
-}

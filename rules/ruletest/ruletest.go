@@ -195,7 +195,7 @@ func (t *Test) run(tr Transform) error {
 	if err != nil {
 		return err
 	}
-	wm, gm := newRequest(sig), newRequest(sig)
+	wm, gm := otlpjson.NewRequest(sig), otlpjson.NewRequest(sig)
 	if err := proto.Unmarshal(want, wm); err != nil {
 		return err
 	}
@@ -271,16 +271,6 @@ func (t *Test) request(sig stream.Signal, node *yaml.Node, file, what string) ([
 		return nil, fmt.Errorf("%s: not an OTLP/JSON %s request: %w", what, sig, err)
 	}
 	return pb, nil
-}
-
-func newRequest(sig stream.Signal) proto.Message {
-	switch sig {
-	case stream.Metrics:
-		return &colmetrics.ExportMetricsServiceRequest{}
-	case stream.Logs:
-		return &collogs.ExportLogsServiceRequest{}
-	}
-	return &coltrace.ExportTraceServiceRequest{}
 }
 
 // prune removes scopes and resources left without items (and metrics

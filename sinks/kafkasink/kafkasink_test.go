@@ -12,6 +12,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
+	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
@@ -104,7 +105,7 @@ func TestRecordsArriveAsOTLPProtobuf(t *testing.T) {
 			t.Fatalf("%s: %d records, want 3", topic, len(got[topic]))
 		}
 		for i, r := range got[topic] {
-			m := otlptest.NewRequest(sig)
+			m := otlpjson.NewRequest(sig)
 			if err := proto.Unmarshal(r.Value, m); err != nil {
 				t.Fatalf("%s record %d: %v", topic, i, err)
 			}

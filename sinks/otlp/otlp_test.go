@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
@@ -257,7 +258,7 @@ func httpReceiver(t *testing.T, status *int) (*got, string) {
 			w.WriteHeader(404)
 			return
 		}
-		req := otlptest.NewRequest(sig)
+		req := otlpjson.NewRequest(sig)
 		if err := proto.Unmarshal(raw, req); err != nil {
 			t.Error(err)
 			w.WriteHeader(400)
