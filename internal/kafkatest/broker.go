@@ -147,6 +147,9 @@ func (b *Broker) configure() error {
 	}
 	var id [16]byte
 	rand.Read(id[:])
+	// The id's first character must not be '-' (or the tool takes it for an
+	// option, 1 time in 64): below 0x80, the first byte gives one of A-Za-f.
+	id[0] &= 0x7f
 	cmd := b.java("kafka.tools.StorageTool", "format", "-t", base64.RawURLEncoding.EncodeToString(id[:]),
 		"-c", b.path("server.properties"), "--standalone")
 	if out, err := cmd.CombinedOutput(); err != nil {

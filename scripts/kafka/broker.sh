@@ -98,8 +98,11 @@ logger.clients.level=WARN
 PROPS
 	local jvm=(java -Xms256m -Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 -Djava.awt.headless=true
 		"-Dlog4j2.configurationFile=$dir/log4j2.properties" -cp "$libs/*")
-	local uuid # a Kafka cluster id: 16 random bytes, base64url without padding
-	uuid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	local uuid # a Kafka cluster id: 16 random bytes, base64url without padding,
+	uuid=-    # not starting with '-' (the tool would take it for an option)
+	while [[ $uuid == -* ]]; do
+		uuid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	done
 	"${jvm[@]}" kafka.tools.StorageTool format -t "$uuid" -c "$dir/server.properties" --standalone >>"$log" 2>&1 ||
 		fail "formatting the storage in $dir/data failed"
 	nohup "${jvm[@]}" kafka.Kafka "$dir/server.properties" >>"$log" 2>&1 &
