@@ -181,7 +181,7 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 			return nil, err
 		}
 		wcfg := worker.Config{Topics: topics, Group: cfg.Worker.Group, Logger: log, Metrics: stageMetrics, Registerer: p.reg,
-			ExactlyOnce: cfg.Worker.ExactlyOnce, TransactionalID: cfg.Worker.TransactionalID}
+			ExactlyOnce: cfg.Worker.ExactlyOnce, TransactionalID: cfg.Worker.TransactionalID, MaxRecordBytes: int(cfg.Bus.MaxRecordBytes)}
 		if wcfg.ExactlyOnce && wcfg.TransactionalID == "" {
 			host, _ := os.Hostname()
 			wcfg.TransactionalID = "sluice-worker-" + host

@@ -57,6 +57,11 @@ type Config struct {
 	MaxPollRecords int
 	// MaxBatchItems caps the items of one processed record. Default 65536.
 	MaxBatchItems int
+	// MaxRecordBytes is the largest processed record the bus takes (the
+	// bus's max_record_bytes); 0: no limit. The worker learns the bytes per
+	// item of each signal and cuts batches to fit; a record that still
+	// comes out too large is made again from each half of its raw records.
+	MaxRecordBytes int
 	// ExactlyOnce produces each polled batch and commits its positions in
 	// one transaction (the bus must be a stream.TransactionalBus: Kafka),
 	// so that a crash causes neither loss nor duplicates.
@@ -88,6 +93,9 @@ type Worker struct {
 	transform atomic.Pointer[transformBox]
 	builders  [len(stream.Signals)]*schemas.Builder
 	buf       bytes.Buffer
+	// fitItems is, per signal, how many raw items make a processed record
+	// of about half of MaxRecordBytes, from the last record written.
+	fitItems [len(stream.Signals)]int
 }
 
 type transformBox struct{ t Transform }
@@ -215,7 +223,8 @@ type groupKey struct {
 }
 
 // process turns one group into processed records (one per MaxBatchItems
-// items) and dead letters for records the decoder refuses.
+// items, each within MaxRecordBytes) and dead letters for records the
+// decoder refuses.
 func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err error) {
 	b := w.builders[g.sig]
 	var pending []*stream.Record // appended since the last Build
@@ -223,28 +232,23 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 		if b.Len() == 0 && len(pending) == 0 {
 			return nil
 		}
-		rec, err := w.encode(g, b.Build(), pending, t)
+		recs, deadRecs, err := w.encodeFitting(g, b, b.Build(), pending, t)
 		pending = pending[:0]
-		if err != nil || rec == nil {
-			return err
-		}
-		out = append(out, rec)
-		return nil
+		out, dead = append(out, recs...), append(dead, deadRecs...)
+		return err
 	}
 	for _, r := range g.recs {
 		if _, err := b.Append(r.Value); err != nil {
 			// The builder dropped what it held since the last Build:
 			// decode those records again, and dead-letter this one.
 			dead = append(dead, w.deadLetter(r, err))
-			for _, p := range pending {
-				if _, err := b.Append(p.Value); err != nil {
-					return nil, nil, fmt.Errorf("worker: re-decoding %s/%d@%d: %w", p.Topic, p.Partition, p.Offset, err)
-				}
+			if err := appendAll(b, pending); err != nil {
+				return nil, nil, err
 			}
 			continue
 		}
 		pending = append(pending, r)
-		if b.Len() >= w.cfg.MaxBatchItems {
+		if b.Len() >= w.batchItems(g.sig) {
 			if err := flush(); err != nil {
 				return nil, nil, err
 			}
@@ -256,8 +260,83 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 	return out, dead, nil
 }
 
+// batchItems is how many items of sig a processed record takes: at most
+// MaxBatchItems, and about half of MaxRecordBytes' worth.
+func (w *Worker) batchItems(sig stream.Signal) int {
+	if n := w.fitItems[sig]; n > 0 && n < w.cfg.MaxBatchItems {
+		return n
+	}
+	return w.cfg.MaxBatchItems
+}
+
+// appendAll decodes recs into b again (they decoded before).
+func appendAll(b *schemas.Builder, recs []*stream.Record) error {
+	for _, r := range recs {
+		if _, err := b.Append(r.Value); err != nil {
+			return fmt.Errorf("worker: re-decoding %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+		}
+	}
+	return nil
+}
+
+// encodeFitting encodes batch, made of the raw records from, as processed
+// records within MaxRecordBytes: when the record comes out larger, each
+// half of from is decoded (into b) and encoded again. A single raw record
+// whose processed record is still too large goes to the dead-letter topic
+// rather than stopping the worker (a raw record fits the bus, and its
+// processed form is several times smaller: this takes an unusual record).
+func (w *Worker) encodeFitting(g *group, b *schemas.Builder, batch *schemas.Batch, from []*stream.Record, t Transform) (out, dead []*stream.Record, err error) {
+	in := batch.Len()
+	rec, err := w.encode(g, batch, from, t)
+	if err != nil || rec == nil {
+		return nil, nil, err
+	}
+	limit := w.cfg.MaxRecordBytes - recordOverhead(rec)
+	if w.cfg.MaxRecordBytes > 0 && in > 0 {
+		w.fitItems[g.sig] = max(1, int(int64(in)*int64(limit)/2/int64(len(rec.Value)+1)))
+	}
+	if w.cfg.MaxRecordBytes <= 0 || len(rec.Value) <= limit {
+		w.count(g.sig, in, rec)
+		return []*stream.Record{rec}, nil, nil
+	}
+	if len(from) == 1 {
+		return nil, []*stream.Record{w.deadLetter(from[0], fmt.Errorf("its processed record of %d bytes exceeds the bus's max_record_bytes (%d)", len(rec.Value), w.cfg.MaxRecordBytes))}, nil
+	}
+	half := len(from) / 2
+	for _, part := range [][]*stream.Record{from[:half], from[half:]} {
+		if err := appendAll(b, part); err != nil {
+			return nil, nil, err
+		}
+		o, d, err := w.encodeFitting(g, b, b.Build(), part, t)
+		if err != nil {
+			return nil, nil, err
+		}
+		out, dead = append(out, o...), append(dead, d...)
+	}
+	return out, dead, nil
+}
+
+// recordOverhead is what besides its value counts towards a record's size
+// on the bus: key and headers.
+func recordOverhead(r *stream.Record) int {
+	n := len(r.Key)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 8
+	}
+	return n
+}
+
+// count adds a written record to the metrics: in raw items became it.
+func (w *Worker) count(sig stream.Signal, in int, rec *stream.Record) {
+	w.m.itemsIn[sig].Add(float64(in))
+	n, _ := strconv.Atoi(string(rec.Header(stream.HeaderItems)))
+	w.m.itemsOut[sig].Add(float64(n))
+	w.m.bytesOut[sig].Add(float64(len(rec.Value)))
+}
+
 // encode applies the rules to batch and writes it as one processed record;
-// nil when the rules dropped every item.
+// nil when the rules dropped every item. The caller counts the record in
+// the metrics once it is kept (see encodeFitting).
 func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t Transform) (*stream.Record, error) {
 	in := batch.Len()
 	version := ""
@@ -275,16 +354,14 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 	}
 	defer batch.Release()
 	n := batch.Len()
-	w.m.itemsIn[g.sig].Add(float64(in))
-	w.m.itemsOut[g.sig].Add(float64(n))
 	if n == 0 {
+		w.m.itemsIn[g.sig].Add(float64(in)) // all dropped by the rules
 		return nil, nil
 	}
 	w.buf.Reset()
 	if err := schemas.WriteIPC(&w.buf, batch); err != nil {
 		return nil, fmt.Errorf("worker: %w", err)
 	}
-	w.m.bytesOut[g.sig].Add(float64(w.buf.Len()))
 	topic := w.cfg.Topics.Processed(g.sig)
 	p := g.partition
 	if w.bus.Partitions(topic) <= p {
@@ -309,7 +386,7 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 // deadLetter is r bound for the DLQ topic, with why and where from.
 func (w *Worker) deadLetter(r *stream.Record, err error) *stream.Record {
 	w.m.deadLetters.Inc()
-	w.log.Warn("raw record cannot be decoded; sent to the dead-letter topic", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+	w.log.Warn("raw record not processed; sent to the dead-letter topic", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 	hdrs := append([]stream.Header(nil), r.Headers...)
 	hdrs = append(hdrs,
 		stream.Header{Key: stream.HeaderError, Value: []byte(err.Error())},

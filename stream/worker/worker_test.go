@@ -1,9 +1,11 @@
 package worker
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -204,5 +206,51 @@ func TestMaxBatchItems(t *testing.T) {
 	n, recs := processedItems(t, bus, stream.Logs)
 	if n != 50 || len(recs) != 3 {
 		t.Errorf("%d items in %d records, want 50 in 3", n, len(recs))
+	}
+}
+
+// Processed records stay within MaxRecordBytes: a batch whose record comes
+// out larger is made again from each half of its raw records, and later
+// batches are cut to the bytes per item learnt. Nothing is lost; a raw
+// record whose processed form alone is too large goes to the DLQ instead
+// of stopping the worker.
+func TestProcessedRecordsFitTheBus(t *testing.T) {
+	const limit = 48 << 10
+	bus := memory.New()
+	specs := []stream.TopicSpec{{Name: topics.Raw(stream.Logs), Partitions: 1}, {Name: topics.Processed(stream.Logs), Partitions: 1, MaxRecordBytes: limit},
+		{Name: topics.DLQ(), Partitions: 1}}
+	if err := bus.EnsureTopics(context.Background(), specs...); err != nil {
+		t.Fatal(err)
+	}
+	// The varied log corpus (~36 B per processed record) as the ingester
+	// cuts it: raw records of at most 64 KiB.
+	body := otlptest.Corpora()[1].Body
+	var sp otlpwire.Splitter
+	res, err := sp.Split(stream.Logs, body, otlpwire.Options{Key: otlpwire.KeyNone, MaxRecordBytes: 64 << 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range res.Chunks {
+		bus.Produce(context.Background(), raw(stream.Logs, 0, "x", bytes.Clone(c.Value)))
+	}
+	tooLarge := raw(stream.Logs, 0, "x", body) // one raw record of 10,000 items
+	bus.Produce(context.Background(), tooLarge)
+
+	run(t, bus, nil, Config{MaxRecordBytes: limit}, func() bool { return lag(t, bus) == 0 })
+	n, recs := processedItems(t, bus, stream.Logs)
+	if n != res.Items {
+		t.Errorf("%d items processed, want %d", n, res.Items)
+	}
+	for _, r := range recs {
+		if len(r.Value) > limit {
+			t.Errorf("a processed record of %d bytes", len(r.Value))
+		}
+	}
+	if min := res.Items * 30 / limit; len(recs) < min {
+		t.Errorf("%d processed records, want at least %d", len(recs), min)
+	}
+	dlq := bus.Records(topics.DLQ())
+	if len(dlq) != 1 || !bytes.Equal(dlq[0].Value, body) || !strings.Contains(string(dlq[0].Header(stream.HeaderError)), "max_record_bytes") {
+		t.Errorf("DLQ: %d records", len(dlq))
 	}
 }
