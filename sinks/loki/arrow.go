@@ -57,8 +57,8 @@ type arrowDecoder struct {
 	rank    []int32 // scratch of itemOrder
 	count   []int32 // scratch of itemOrder
 	sets    [][]pair
-	setLen  []int32 // entries staged per label set
 	staged  []staged
+	next    int           // the first staged entry not yet committed
 	streams []*lokiStream // commit: the stream of each label set in the push
 	recTime time.Time
 }
@@ -126,7 +126,7 @@ func (d *arrowDecoder) decode(value []byte, recTime time.Time) error {
 // stage decodes b into d.staged.
 func (d *arrowDecoder) stage(b *schemas.Batch, recTime time.Time) error {
 	d.discard()
-	d.sets, d.setLen = d.sets[:0], d.setLen[:0]
+	d.sets = d.sets[:0]
 	d.recTime = recTime
 	if err := d.c.read(b); err != nil {
 		return err
@@ -152,31 +152,34 @@ func (d *arrowDecoder) stage(b *schemas.Batch, recTime time.Time) error {
 // discard empties the stage. (Its memory keeps the entries of the last
 // record, and so their arena blocks, alive until overwritten: one
 // record's worth.)
-func (d *arrowDecoder) discard() { d.staged = d.staged[:0] }
+func (d *arrowDecoder) discard() { d.staged, d.next = d.staged[:0], 0 }
 
-// commit adds the entries staged by the last decode to p, in order, and
-// empties the stage.
-func (d *arrowDecoder) commit(p *push) {
-	// The streams of the label sets. Sets are numbered in the order of
-	// their first entry, so resolving them in this order creates new
-	// streams in the order the entries would. Several sets may share a
-	// stream (the same labels from two resources): the push's map finds
-	// it; its room is made once for the entries of all its sets.
+// commit adds the entries staged by the last decode, from the first not
+// yet added, to p in order, until p holds limit bytes (0: no limit), and
+// reports whether entries remain for a next push. The stage is emptied
+// once every entry is added.
+func (d *arrowDecoder) commit(p *push, limit int) (more bool) {
+	// The stream in p of each label set, resolved at the set's first
+	// entry: new streams come in the order of their entries. Several sets
+	// may share a stream (the same labels from two resources): the push's
+	// map finds it.
 	d.streams = resize(d.streams, len(d.sets))
-	for set, labels := range d.sets {
-		d.streams[set] = p.stream(labels)
-		d.streams[set].want += int(d.setLen[set])
-	}
-	for _, st := range d.streams {
-		st.entries = slices.Grow(st.entries, st.want)
-		st.want = 0
-	}
-	for k := range d.staged {
-		e := &d.staged[k]
-		p.append(d.streams[e.set], e.entry)
-	}
 	clear(d.streams)
+	defer clear(d.streams)
+	for ; d.next < len(d.staged); d.next++ {
+		if limit > 0 && p.bytes >= limit && p.entries > 0 {
+			return true
+		}
+		e := &d.staged[d.next]
+		st := d.streams[e.set]
+		if st == nil {
+			st = p.stream(d.sets[e.set])
+			d.streams[e.set] = st
+		}
+		p.append(st, e.entry)
+	}
 	d.discard()
+	return false
 }
 
 // resources computes the labels and metadata of every resource, as Sink.add
@@ -339,7 +342,6 @@ func (d *arrowDecoder) item(i int) error {
 		return err
 	}
 	d.staged = append(d.staged, staged{set: set, entry: entry{ts: d.time(i), line: line, shared: sc.shared, meta: meta}})
-	d.setLen[set]++
 	return nil
 }
 
@@ -392,7 +394,6 @@ func (d *arrowDecoder) newSet(base []pair, severity string) int32 {
 		labels = append(labels, pair{SeverityLabel, severity})
 	}
 	d.sets[id] = labels
-	d.setLen = append(d.setLen, 0)
 	return int32(id)
 }
 

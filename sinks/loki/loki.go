@@ -152,12 +152,19 @@ func pathOf(u string) string {
 }
 
 // Write pushes the log records of recs: one request per tenant and per
-// MaxRequestBytes, each holding whole records.
+// MaxRequestBytes. A processed record with more than MaxRequestBytes of
+// entries is cut across requests (Loki refuses a push larger than its
+// ingestion burst for good); a record in a refused request goes to the
+// dead-letter topic whole, once.
 func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 	var rejected []*stream.Record
 	var reasons []string
-	reject := func(r []*stream.Record, reason string) {
-		rejected = append(rejected, r...)
+	reject := func(rs []*stream.Record, reason string) {
+		for _, r := range rs {
+			if !slices.Contains(rejected, r) {
+				rejected = append(rejected, r)
+			}
+		}
 		if !slices.Contains(reasons, reason) {
 			reasons = append(reasons, reason)
 		}
@@ -191,18 +198,23 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 			continue
 		}
 		tenant := string(r.Header(stream.HeaderTenant))
-		p := pending[tenant]
-		if p == nil {
-			p = newPush()
-			pending[tenant] = p
-			if !slices.Contains(order, tenant) {
-				order = append(order, tenant)
+		for {
+			p := pending[tenant]
+			if p == nil {
+				p = newPush()
+				pending[tenant] = p
+				if !slices.Contains(order, tenant) {
+					order = append(order, tenant)
+				}
 			}
-		}
-		s.addDecoded(p, req, r)
-		p.recs = append(p.recs, r)
-		if p.bytes >= int(s.cfg.MaxRequestBytes) {
-			flush(tenant)
+			more := s.addDecoded(p, req, r)
+			p.recs = append(p.recs, r)
+			if p.bytes >= int(s.cfg.MaxRequestBytes) {
+				flush(tenant)
+			}
+			if !more {
+				break
+			}
 		}
 	}
 	for _, t := range order {
@@ -260,13 +272,14 @@ func (s *Sink) decode(r *stream.Record) (*collogs.ExportLogsServiceRequest, erro
 }
 
 // addDecoded adds the log records of r, which decode returned as req or
-// staged, to p.
-func (s *Sink) addDecoded(p *push, req *collogs.ExportLogsServiceRequest, r *stream.Record) {
+// staged, to p: all of them, or for a staged record as many as fit in
+// MaxRequestBytes, reporting whether more remain for the next push.
+func (s *Sink) addDecoded(p *push, req *collogs.ExportLogsServiceRequest, r *stream.Record) (more bool) {
 	if req != nil {
 		s.add(p, req, r.Timestamp)
-		return
+		return false
 	}
-	s.arrow.commit(p)
+	return s.arrow.commit(p, int(s.cfg.MaxRequestBytes))
 }
 
 // maxKeptBuffer bounds the encoding buffer kept for the next request.

@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -328,15 +330,52 @@ func TestAnswers(t *testing.T) {
 	}
 }
 
+// Records go into requests of at most MaxRequestBytes: several small
+// records share one, and a record larger than the limit is cut across
+// requests, entry by entry; every entry arrives once. A refused request
+// dead-letters each of its records once.
 func TestSplitsByMaxRequestBytes(t *testing.T) {
+	pb, _ := proto.Marshal(request()) // 10 entries
+	recs := func() []*stream.Record {
+		return []*stream.Record{arrowRecord(t, stream.Logs, pb, "a"), arrowRecord(t, stream.Logs, pb, "a")}
+	}
+	// entries: each entry received, with its stream and metadata, and how
+	// many times.
+	entries := func(rc *receiver) map[string]int {
+		m := map[string]int{}
+		for labels, es := range rc.streams {
+			for _, e := range es {
+				m[fmt.Sprint(labels, e.ts, e.line, e.meta)]++
+			}
+		}
+		return m
+	}
+
 	rc, srv := newReceiver(t)
-	s, _ := New(Config{Config: httpsink.Config{URL: srv.URL}, MaxRequestBytes: 100}, "l", sinks.Env{})
-	pb, _ := proto.Marshal(request())
-	if err := s.Write(context.Background(), []*stream.Record{arrowRecord(t, stream.Logs, pb, "a"), arrowRecord(t, stream.Logs, pb, "a")}); err != nil {
+	s, _ := New(Config{Config: httpsink.Config{URL: srv.URL}}, "l", sinks.Env{})
+	if err := s.Write(context.Background(), recs()); err != nil {
 		t.Fatal(err)
 	}
-	if len(rc.tenants) != 2 {
-		t.Errorf("%d requests, want one per record", len(rc.tenants))
+	whole := entries(rc)
+	if n := len(rc.tenants); n != 1 || len(whole) != 10 {
+		t.Errorf("default limit: %d requests with %d distinct entries, want 1 with 10", n, len(whole))
+	}
+
+	rc, srv = newReceiver(t)
+	s, _ = New(Config{Config: httpsink.Config{URL: srv.URL}, MaxRequestBytes: 600}, "l", sinks.Env{})
+	if err := s.Write(context.Background(), recs()); err != nil {
+		t.Fatal(err)
+	}
+	if cut := entries(rc); len(rc.tenants) < 4 || !maps.Equal(cut, whole) {
+		t.Errorf("600-byte limit: %d requests, entries %v, want at least 4 requests with %v", len(rc.tenants), cut, whole)
+	}
+
+	rc, srv = newReceiver(t)
+	rc.status = http.StatusBadRequest
+	s, _ = New(Config{Config: httpsink.Config{URL: srv.URL}, MaxRequestBytes: 600}, "l", sinks.Env{})
+	var rej *sinks.RejectedError
+	if err := s.Write(context.Background(), recs()); !errors.As(err, &rej) || len(rej.Records) != 2 {
+		t.Errorf("refused: %v, want both records rejected once", err)
 	}
 }
 

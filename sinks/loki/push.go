@@ -35,7 +35,6 @@ type lokiStream struct {
 	labels  string // {a="x", b="y"}
 	pairs   []pair
 	entries []entry
-	want    int // scratch of arrowDecoder.commit: entries to make room for
 }
 
 // push is the content of one push request: streams by label set, and the
