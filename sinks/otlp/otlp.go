@@ -4,7 +4,8 @@
 // Each processed record becomes an Export*ServiceRequest (Arrow turned
 // back into OTLP); consecutive records of one signal and tenant are merged
 // into one request up to max_request_bytes (concatenated requests are one
-// request in protobuf). A request the receiver refuses for good (gRPC
+// request in protobuf), and a record above it is cut into several along
+// resource and scope boundaries. A request the receiver refuses for good (gRPC
 // INVALID_ARGUMENT, RESOURCE_EXHAUSTED without RetryInfo...; HTTP 4xx but
 // 408/429) is split into its records, sent one by one, so that only the
 // refused ones are dead-lettered. A partial success (rejected_* > 0)
@@ -64,9 +65,10 @@ type Config struct {
 	Insecure bool `yaml:"insecure"`
 	// Compression is gzip (default) or none.
 	Compression string `yaml:"compression"`
-	// MaxRequestBytes bounds a merged request (uncompressed); a single
-	// larger record is sent alone. Default 3MiB (gRPC servers refuse
-	// messages above 4MiB by default).
+	// MaxRequestBytes bounds a request (uncompressed): records are merged
+	// up to it, and a larger record is cut along resource and scope
+	// boundaries. Default 3MiB (gRPC servers refuse messages above 4MiB by
+	// default).
 	MaxRequestBytes config.ByteSize `yaml:"max_request_bytes"`
 }
 
@@ -150,6 +152,7 @@ type Sink struct {
 	log     *slog.Logger
 	metrics sinkmetrics.Sink
 	pb      []byte
+	split   otlpwire.Splitter // of records larger than MaxRequestBytes
 }
 
 // New returns the sink of a checked config; name labels its metrics.
@@ -216,7 +219,9 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 	var rejected []*stream.Record
 	var reasons []string
 	reject := func(r *stream.Record, reason string) {
-		rejected = append(rejected, r)
+		if !slices.Contains(rejected, r) { // a cut record may be refused in several parts
+			rejected = append(rejected, r)
+		}
 		if !slices.Contains(reasons, reason) {
 			reasons = append(reasons, reason)
 		}
@@ -272,6 +277,25 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 		tenant := string(r.Header(stream.HeaderTenant))
 		if cur != nil && (cur.sig != sig || cur.tenant != tenant || len(cur.body)+len(body) > int(s.cfg.MaxRequestBytes)) {
 			flush()
+		}
+		if len(body) > int(s.cfg.MaxRequestBytes) {
+			// Cut along resource and scope boundaries (as the ingester
+			// does), each part a request of its own: a receiver refuses
+			// a message above its limit for good.
+			res, err := s.split.Split(sig, body, otlpwire.Options{Key: otlpwire.KeyNone, MaxRecordBytes: int(s.cfg.MaxRequestBytes)})
+			if err != nil {
+				reject(r, err.Error())
+				continue
+			}
+			if res.Rejected > 0 {
+				s.metrics.Rejected.Add(float64(res.Rejected))
+				reject(r, "items larger than max_request_bytes even alone: "+res.RejectReason)
+			}
+			for _, c := range res.Chunks {
+				cur = &request{sig: sig, tenant: tenant, recs: []*stream.Record{r}, body: c.Value, items: c.Items}
+				flush()
+			}
+			continue
 		}
 		if cur == nil {
 			cur = &request{sig: sig, tenant: tenant}

@@ -445,18 +445,41 @@ func TestGRPCErrors(t *testing.T) {
 	g.check(t, stream.Metrics, []proto.Message{input(stream.Metrics, 0), input(stream.Metrics, 2)})
 }
 
+// Records larger than max_request_bytes are cut along resource boundaries,
+// each part a request of its own: no request is larger, nothing is lost,
+// and the resources arrive in order.
 func TestSplitsByMaxRequestBytes(t *testing.T) {
-	g, addr := grpcReceiver(t)
-	s, _ := New(Config{Endpoint: addr, MaxRequestBytes: 10}, "o", sinks.Env{})
-	defer s.Close()
 	recs, want := records(t, "")
+	limit := 0 // the largest resource of any input fits; no whole input does
+	for _, sig := range stream.Signals {
+		for _, m := range want[sig] {
+			for _, r := range resources(m) {
+				limit = max(limit, proto.Size(r)+16)
+			}
+		}
+	}
+	for _, sig := range stream.Signals {
+		for _, m := range want[sig] {
+			if proto.Size(m) <= limit {
+				t.Fatalf("%s: an input of %d bytes fits in %d: the test cuts nothing", sig, proto.Size(m), limit)
+			}
+		}
+	}
+	g, addr := grpcReceiver(t)
+	s, _ := New(Config{Endpoint: addr, MaxRequestBytes: config.ByteSize(limit)}, "o", sinks.Env{})
+	defer s.Close()
 	if err := s.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	if g.requests != 9 {
-		t.Errorf("%d requests, want 9", g.requests)
+	if g.requests != 2*len(recs) {
+		t.Errorf("%d requests, want %d: one per resource", g.requests, 2*len(recs))
 	}
 	for _, sig := range stream.Signals {
+		for _, r := range g.reqs[sig] {
+			if proto.Size(r) > limit {
+				t.Errorf("%s: a request of %d bytes, over %d", sig, proto.Size(r), limit)
+			}
+		}
 		g.check(t, sig, want[sig])
 	}
 }
