@@ -3,13 +3,16 @@
 // OpenTelemetry Collector's kafka receiver reads with encoding otlp_proto.
 // Default topics are the Collector kafka exporter's: otlp_metrics,
 // otlp_logs, otlp_spans. One Kafka record per processed record (Arrow
-// turned back into OTLP); the sluice-tenant header is copied. Produce
-// waits for all in-sync replicas (idempotent producer, stream/kafka).
-// A record larger than the producer or topic accepts is dead-lettered;
-// every other failure is retried.
+// turned back into OTLP), cut along resource and scope boundaries into
+// several when it is larger than max_record_bytes; the sluice-tenant header
+// is copied. Produce waits for all in-sync replicas (idempotent producer,
+// stream/kafka). A record with an item larger than max_record_bytes, or
+// larger than the topic accepts, is dead-lettered; every other failure is
+// retried.
 package kafkasink
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +25,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
+	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/schemas"
@@ -128,6 +132,7 @@ type Sink struct {
 	log     *slog.Logger
 	metrics sinkmetrics.Sink
 	created bool
+	split   otlpwire.Splitter // of records larger than MaxRecordBytes
 }
 
 // New returns the sink of a checked config; name labels its metrics. It
@@ -194,7 +199,9 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 	var rejected []*stream.Record
 	var reasons []string
 	reject := func(r *stream.Record, reason string) {
-		rejected = append(rejected, r)
+		if !slices.Contains(rejected, r) { // a cut record may be refused in several parts
+			rejected = append(rejected, r)
+		}
 		if !slices.Contains(reasons, reason) {
 			reasons = append(reasons, reason)
 		}
@@ -209,12 +216,31 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 			reject(r, err.Error())
 			continue
 		}
-		if size := len(rec.Value) + len(rec.Key) + 64; size > int(s.cfg.MaxRecordBytes) {
-			reject(r, fmt.Sprintf("%d bytes of OTLP, larger than max_record_bytes %d", size, s.cfg.MaxRecordBytes))
-			s.metrics.Rejected.Add(float64(n))
+		room := int(s.cfg.MaxRecordBytes) - len(rec.Key) - 64
+		for _, h := range rec.Headers {
+			room -= len(h.Key) + len(h.Value)
+		}
+		if len(rec.Value) <= room {
+			out, src, items = append(out, rec), append(src, r), append(items, n)
 			continue
 		}
-		out, src, items = append(out, rec), append(src, r), append(items, n)
+		// Cut along resource and scope boundaries, as the ingester cuts
+		// requests: each part is a record of its own.
+		sig, _ := sinks.SignalOf(r) // convert checked it
+		res, err := s.split.Split(sig, rec.Value, otlpwire.Options{Key: otlpwire.KeyNone, MaxRecordBytes: room})
+		if err != nil {
+			reject(r, err.Error())
+			continue
+		}
+		if res.Rejected > 0 {
+			reject(r, "items larger than max_record_bytes even alone: "+res.RejectReason)
+			s.metrics.Rejected.Add(float64(res.Rejected))
+		}
+		for _, c := range res.Chunks {
+			part := *rec
+			part.Value = bytes.Clone(c.Value) // the splitter's buffers are reused
+			out, src, items = append(out, &part), append(src, r), append(items, c.Items)
+		}
 	}
 	err := s.produce(ctx, out, items)
 	if errors.Is(err, stream.ErrRecordTooLarge) {

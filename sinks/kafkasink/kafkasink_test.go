@@ -8,6 +8,10 @@ import (
 	"testing"
 	"time"
 
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/config"
@@ -119,16 +123,74 @@ func TestRecordsArriveAsOTLPProtobuf(t *testing.T) {
 	}
 }
 
-func TestTooLargeRecordsAreRejected(t *testing.T) {
-	s, err := New(Config{Brokers: []string{"127.0.0.1:1"}, MaxRecordBytes: 1000}, "k", sinks.Env{})
+// A record with an item that cannot fit in max_record_bytes is rejected
+// (before anything is sent: no broker needed).
+func TestTooLargeItemsAreRejected(t *testing.T) {
+	s, err := New(Config{Brokers: []string{"127.0.0.1:1"}, MaxRecordBytes: 1024}, "k", sinks.Env{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	r := arrowRecord(t, stream.Logs, input(stream.Logs, 0), "")
+	m := otlptest.Message(stream.Logs, otlptest.Shape{Resources: 1, Items: 1}).(*collogs.ExportLogsServiceRequest)
+	m.ResourceLogs[0].ScopeLogs[0].LogRecords[0].Body = &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: strings.Repeat("x", 2000)}}
+	r := arrowRecord(t, stream.Logs, m, "")
 	var rej *sinks.RejectedError
-	if err := s.Write(context.Background(), []*stream.Record{r}); !errors.As(err, &rej) || len(rej.Records) != 1 {
-		t.Errorf("got %v", err) // rejected before anything is sent: no broker needed
+	if err := s.Write(context.Background(), []*stream.Record{r}); !errors.As(err, &rej) || len(rej.Records) != 1 || !strings.Contains(rej.Reason, "even alone") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// A record larger than max_record_bytes is cut along resource boundaries
+// into records that fit, which together hold the input.
+func TestLargeRecordsAreCut(t *testing.T) {
+	brokers := kafkatest.Brokers(t)
+	topic := kafkatest.Topic(t, "otlp-cut")
+	m := input(stream.Traces, 0).(*coltrace.ExportTraceServiceRequest)
+	limit := 0 // a resource fits, the whole request does not
+	for _, rs := range m.ResourceSpans {
+		limit = max(limit, proto.Size(rs)+200)
+	}
+	if proto.Size(m) <= limit-200 {
+		t.Fatalf("the input (%d bytes) fits in %d: nothing to cut", proto.Size(m), limit)
+	}
+	s, err := New(Config{Brokers: brokers, Topics: map[string]string{"traces": topic}, CreateTopics: true, Partitions: 1, MaxRecordBytes: config.ByteSize(max(limit, 1024))}, "k", sinks.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // bounds a hang; not an assertion
+	defer cancel()
+	if err := s.Write(ctx, []*stream.Record{arrowRecord(t, stream.Traces, m, "team-a")}); err != nil {
+		t.Fatal(err)
+	}
+	bus, err := kafka.New(kafka.Config{Brokers: brokers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bus.Close()
+	c, err := bus.Consume(stream.ConsumerConfig{Group: kafkatest.Group(t, "check"), Topics: []string{topic}, Start: stream.Start{Kind: stream.StartEarliest}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	got := &coltrace.ExportTraceServiceRequest{}
+	var parts int
+	for len(got.ResourceSpans) < len(m.ResourceSpans) {
+		polled, err := c.Poll(ctx)
+		if err != nil {
+			t.Fatalf("after %d records: %v", parts, err)
+		}
+		for _, r := range polled {
+			part := &coltrace.ExportTraceServiceRequest{}
+			if err := proto.Unmarshal(r.Value, part); err != nil {
+				t.Fatal(err)
+			}
+			got.ResourceSpans = append(got.ResourceSpans, part.ResourceSpans...)
+			parts++
+		}
+	}
+	if parts < 2 || !proto.Equal(got, m) {
+		t.Errorf("%d records holding %d resources; equal to the input: %v", parts, len(got.ResourceSpans), proto.Equal(got, m))
 	}
 }
 
