@@ -199,7 +199,7 @@ func (r *Runner) write(ctx context.Context, recs []*stream.Record) error {
 	for i, rec := range rej.Records {
 		hdrs := append([]stream.Header(nil), rec.Headers...)
 		hdrs = append(hdrs,
-			stream.Header{Key: stream.HeaderError, Value: []byte(rej.Reason)},
+			stream.ErrorHeader(rej.Reason),
 			stream.Header{Key: stream.HeaderOrigin, Value: fmt.Appendf(nil, "%s/%d/%d", rec.Topic, rec.Partition, rec.Offset)},
 			stream.Header{Key: HeaderSink, Value: []byte(r.name)},
 		)

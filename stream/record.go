@@ -1,6 +1,9 @@
 package stream
 
-import "time"
+import (
+	"strings"
+	"time"
+)
 
 // Header names carried by every record sluice writes.
 const (
@@ -61,4 +64,18 @@ func (r *Record) Header(key string) []byte {
 		}
 	}
 	return nil
+}
+
+// MaxErrorHeader is the longest sluice-error header value: a dead letter
+// must fit the bus as its record did, and ingested records leave only a
+// little room below the record limit for headers.
+const MaxErrorHeader = 256
+
+// ErrorHeader is the sluice-error header of a dead letter: reason, cut to
+// MaxErrorHeader bytes (on a UTF-8 boundary, marked with "...").
+func ErrorHeader(reason string) Header {
+	if len(reason) > MaxErrorHeader {
+		reason = strings.ToValidUTF8(reason[:MaxErrorHeader-3], "") + "..."
+	}
+	return Header{Key: HeaderError, Value: []byte(reason)}
 }

@@ -389,7 +389,7 @@ func (w *Worker) deadLetter(r *stream.Record, err error) *stream.Record {
 	w.log.Warn("raw record not processed; sent to the dead-letter topic", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 	hdrs := append([]stream.Header(nil), r.Headers...)
 	hdrs = append(hdrs,
-		stream.Header{Key: stream.HeaderError, Value: []byte(err.Error())},
+		stream.ErrorHeader(err.Error()),
 		stream.Header{Key: stream.HeaderOrigin, Value: fmt.Appendf(nil, "%s/%d/%d", r.Topic, r.Partition, r.Offset)},
 	)
 	return &stream.Record{Topic: w.cfg.Topics.DLQ(), Partition: -1, Key: r.Key, Value: r.Value, Headers: hdrs, Timestamp: r.Timestamp}
