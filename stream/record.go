@@ -66,6 +66,16 @@ func (r *Record) Header(key string) []byte {
 	return nil
 }
 
+// Overhead is what besides its value counts towards r's size on the bus:
+// key and headers (with a few bytes of framing each).
+func (r *Record) Overhead() int {
+	n := len(r.Key)
+	for _, h := range r.Headers {
+		n += len(h.Key) + len(h.Value) + 8
+	}
+	return n
+}
+
 // MaxErrorHeader is the longest sluice-error header value: a dead letter
 // must fit the bus as its record did, and ingested records leave only a
 // little room below the record limit for headers.

@@ -216,10 +216,7 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 			reject(r, err.Error())
 			continue
 		}
-		room := int(s.cfg.MaxRecordBytes) - len(rec.Key) - 64
-		for _, h := range rec.Headers {
-			room -= len(h.Key) + len(h.Value)
-		}
+		room := int(s.cfg.MaxRecordBytes) - rec.Overhead() - 64 // and the record batch's framing
 		if len(rec.Value) <= room {
 			out, src, items = append(out, rec), append(src, r), append(items, n)
 			continue

@@ -287,16 +287,16 @@ func appendAll(b *schemas.Builder, recs []*stream.Record) error {
 // processed form is several times smaller: this takes an unusual record).
 func (w *Worker) encodeFitting(g *group, b *schemas.Builder, batch *schemas.Batch, from []*stream.Record, t Transform) (out, dead []*stream.Record, err error) {
 	in := batch.Len()
-	rec, err := w.encode(g, batch, from, t)
+	rec, n, err := w.encode(g, batch, from, t)
 	if err != nil || rec == nil {
 		return nil, nil, err
 	}
-	limit := w.cfg.MaxRecordBytes - recordOverhead(rec)
+	limit := w.cfg.MaxRecordBytes - rec.Overhead()
 	if w.cfg.MaxRecordBytes > 0 && in > 0 {
 		w.fitItems[g.sig] = max(1, int(int64(in)*int64(limit)/2/int64(len(rec.Value)+1)))
 	}
 	if w.cfg.MaxRecordBytes <= 0 || len(rec.Value) <= limit {
-		w.count(g.sig, in, rec)
+		w.count(g.sig, in, n, rec)
 		return []*stream.Record{rec}, nil, nil
 	}
 	if len(from) == 1 {
@@ -316,28 +316,18 @@ func (w *Worker) encodeFitting(g *group, b *schemas.Builder, batch *schemas.Batc
 	return out, dead, nil
 }
 
-// recordOverhead is what besides its value counts towards a record's size
-// on the bus: key and headers.
-func recordOverhead(r *stream.Record) int {
-	n := len(r.Key)
-	for _, h := range r.Headers {
-		n += len(h.Key) + len(h.Value) + 8
-	}
-	return n
-}
-
-// count adds a written record to the metrics: in raw items became it.
-func (w *Worker) count(sig stream.Signal, in int, rec *stream.Record) {
+// count adds a written record to the metrics: in raw items became its
+// out items.
+func (w *Worker) count(sig stream.Signal, in, out int, rec *stream.Record) {
 	w.m.itemsIn[sig].Add(float64(in))
-	n, _ := strconv.Atoi(string(rec.Header(stream.HeaderItems)))
-	w.m.itemsOut[sig].Add(float64(n))
+	w.m.itemsOut[sig].Add(float64(out))
 	w.m.bytesOut[sig].Add(float64(len(rec.Value)))
 }
 
-// encode applies the rules to batch and writes it as one processed record;
-// nil when the rules dropped every item. The caller counts the record in
-// the metrics once it is kept (see encodeFitting).
-func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t Transform) (*stream.Record, error) {
+// encode applies the rules to batch and writes it as one processed record
+// of n items; nil when the rules dropped every item. The caller counts the
+// record in the metrics once it is kept (see encodeFitting).
+func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t Transform) (_ *stream.Record, n int, _ error) {
 	in := batch.Len()
 	version := ""
 	if t != nil {
@@ -345,7 +335,7 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 		res, err := t.Apply(batch)
 		if err != nil {
 			batch.Release()
-			return nil, fmt.Errorf("worker: applying rules %s: %w", version, err)
+			return nil, 0, fmt.Errorf("worker: applying rules %s: %w", version, err)
 		}
 		if res != batch {
 			batch.Release()
@@ -353,14 +343,14 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 		}
 	}
 	defer batch.Release()
-	n := batch.Len()
+	n = batch.Len()
 	if n == 0 {
 		w.m.itemsIn[g.sig].Add(float64(in)) // all dropped by the rules
-		return nil, nil
+		return nil, 0, nil
 	}
 	w.buf.Reset()
 	if err := schemas.WriteIPC(&w.buf, batch); err != nil {
-		return nil, fmt.Errorf("worker: %w", err)
+		return nil, 0, fmt.Errorf("worker: %w", err)
 	}
 	topic := w.cfg.Topics.Processed(g.sig)
 	p := g.partition
@@ -380,7 +370,7 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 	if at := from[0].Header(stream.HeaderReceivedAt); at != nil {
 		hdrs = append(hdrs, stream.Header{Key: stream.HeaderReceivedAt, Value: at})
 	}
-	return &stream.Record{Topic: topic, Partition: p, Value: bytes.Clone(w.buf.Bytes()), Headers: hdrs, Timestamp: from[0].Timestamp}, nil
+	return &stream.Record{Topic: topic, Partition: p, Value: bytes.Clone(w.buf.Bytes()), Headers: hdrs, Timestamp: from[0].Timestamp}, n, nil
 }
 
 // deadLetter is r bound for the DLQ topic, with why and where from.
