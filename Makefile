@@ -8,7 +8,7 @@ GO      ?= go
 BIN     := bin/sluice
 CONFIG  ?= examples/sluice.yaml
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS := -X github.com/sluice-dev/sluice/internal/app.Version=$(VERSION)
+LDFLAGS := -X github.com/sluice-dev/sluice/app.Version=$(VERSION)
 
 .PHONY: build run test unit bench bench-ingest bench-worker fuzz vet clean
 
@@ -26,7 +26,7 @@ unit:
 	$(GO) test ./...
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./ingest/... ./internal/otlpjson/ ./internal/arrowpool/ ./schemas/ ./rules/... ./stream/... ./sinks/...
+	$(GO) test -run '^$$' -bench . -benchmem -cpu 1 ./ingest/... ./internal/otlpwire/ ./internal/otlpjson/ ./internal/arrowpool/ ./schemas/ ./rules/... ./stream/... ./sinks/...
 
 # bench-ingest measures the whole ingester under OTLP/gRPC load into a real
 # Kafka broker (CPU-seconds per million data points).
@@ -44,12 +44,12 @@ bench-worker:
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzHTTP -fuzztime $(FUZZTIME) ./ingest/
-	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./ingest/otlpwire/
-	$(GO) test -run '^$$' -fuzz FuzzCount -fuzztime $(FUZZTIME) ./ingest/otlpwire/
+	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./internal/otlpwire/
+	$(GO) test -run '^$$' -fuzz FuzzCount -fuzztime $(FUZZTIME) ./internal/otlpwire/
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshalRequest -fuzztime $(FUZZTIME) ./internal/otlpjson/
 	$(GO) test -run '^$$' -fuzz FuzzMarshalRequest -fuzztime $(FUZZTIME) ./internal/otlpjson/
 	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./schemas/
-	$(GO) test -run '^$$' -fuzz FuzzReadIPC -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./schemas/
+	$(GO) test -run '^$$' -fuzz FuzzReadBatch -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeTables -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzText -fuzztime $(FUZZTIME) ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./rules/

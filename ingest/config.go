@@ -11,7 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -47,7 +47,7 @@ type Config struct {
 	// Key chooses how each signal's items are spread over partitions. A
 	// missing entry means otlpwire.KeyDefault: resource for metrics and
 	// logs, trace id for traces.
-	Key map[stream.Signal]otlpwire.KeyMode
+	Key map[otlpwire.Signal]otlpwire.KeyMode
 	// MaxRecordBytes is the largest record the bus accepts (value plus
 	// headers); requests are split below it. Default 1 MiB.
 	MaxRecordBytes int
@@ -118,10 +118,10 @@ func (c *Config) validate() error {
 		errs = append(errs, "DefaultTenant: "+err.Error())
 	}
 	for sig, k := range c.Key {
-		if sig > stream.Traces {
+		if sig > otlpwire.Traces {
 			errs = append(errs, fmt.Sprintf("Key: unknown signal %v", sig))
 		}
-		if k > otlpwire.KeyNone || (sig == stream.Metrics && k == otlpwire.KeyTraceID) {
+		if k > otlpwire.KeyNone || (sig == otlpwire.Metrics && k == otlpwire.KeyTraceID) {
 			errs = append(errs, fmt.Sprintf("Key: %v is not valid for %v", k, sig))
 		}
 	}

@@ -10,21 +10,20 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 type benchCase struct {
 	name string
-	sig  stream.Signal
+	sig  otlpwire.Signal
 	req  proto.Message
 }
 
 func benchCases() []benchCase {
 	return []benchCase{
-		{"metrics", stream.Metrics, metricsRequest(10, 100, 10)}, // 10,000 data points
-		{"logs", stream.Logs, logsRequest(10, 500)},              // 5,000 log records
-		{"traces", stream.Traces, tracesRequest(10, 500)},        // 5,000 spans
+		{"metrics", otlpwire.Metrics, metricsRequest(10, 100, 10)}, // 10,000 data points
+		{"logs", otlpwire.Logs, logsRequest(10, 500)},              // 5,000 log records
+		{"traces", otlpwire.Traces, tracesRequest(10, 500)},        // 5,000 spans
 	}
 }
 

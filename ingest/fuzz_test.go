@@ -18,8 +18,8 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/otlpjson"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -36,7 +36,7 @@ func (b *countingBus) Produce(_ context.Context, recs ...*stream.Record) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, r := range recs {
-		sig, err := stream.ParseSignal(string(r.Header(stream.HeaderSignal)))
+		sig, err := otlpwire.ParseSignal(string(r.Header(stream.HeaderSignal)))
 		if err != nil {
 			b.bad = append(b.bad, err.Error())
 			continue
@@ -63,7 +63,7 @@ func (b *countingBus) take() (int, []string) {
 
 // decodeForTest undoes the encoding and JSON the way an independent client
 // library would, to know what the handler should have written.
-func decodeForTest(sig stream.Signal, ct, ce string, body []byte) ([]byte, bool) {
+func decodeForTest(sig otlpwire.Signal, ct, ce string, body []byte) ([]byte, bool) {
 	switch strings.ToLower(strings.TrimSpace(ce)) {
 	case "", "identity":
 	case "gzip":

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -17,15 +18,13 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/grpc/tap"
 	"google.golang.org/protobuf/types/known/durationpb"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // gRPC service and method names of the OTLP collector services.
-var grpcServices = [len(stream.Signals)]struct{ service, file string }{
-	stream.Metrics: {"opentelemetry.proto.collector.metrics.v1.MetricsService", "opentelemetry/proto/collector/metrics/v1/metrics_service.proto"},
-	stream.Logs:    {"opentelemetry.proto.collector.logs.v1.LogsService", "opentelemetry/proto/collector/logs/v1/logs_service.proto"},
-	stream.Traces:  {"opentelemetry.proto.collector.trace.v1.TraceService", "opentelemetry/proto/collector/trace/v1/trace_service.proto"},
+var grpcServices = [len(otlpwire.Signals)]struct{ service, file string }{
+	otlpwire.Metrics: {"opentelemetry.proto.collector.metrics.v1.MetricsService", "opentelemetry/proto/collector/metrics/v1/metrics_service.proto"},
+	otlpwire.Logs:    {"opentelemetry.proto.collector.logs.v1.LogsService", "opentelemetry/proto/collector/logs/v1/logs_service.proto"},
+	otlpwire.Traces:  {"opentelemetry.proto.collector.trace.v1.TraceService", "opentelemetry/proto/collector/trace/v1/trace_service.proto"},
 }
 
 // NewGRPCServer returns a gRPC server with the OTLP services registered and
@@ -69,7 +68,7 @@ func (i *Ingester) admitGRPC(ctx context.Context, info *tap.Info) (context.Conte
 // requests as *RawMessage and responses as RawMessage, not generated
 // structs.
 func (i *Ingester) RegisterGRPC(s grpc.ServiceRegistrar) {
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		svc := grpcServices[sig]
 		s.RegisterService(&grpc.ServiceDesc{
 			ServiceName: svc.service,
@@ -114,7 +113,7 @@ func (c rawCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return c.fallback.Unmarshal(data, v)
 }
 
-func (i *Ingester) grpcHandler(sig stream.Signal, method string) grpc.MethodHandler {
+func (i *Ingester) grpcHandler(sig otlpwire.Signal, method string) grpc.MethodHandler {
 	return func(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
 		buf := i.getBuf()
 		defer func() { i.putBuf(buf) }()
@@ -132,7 +131,7 @@ func (i *Ingester) grpcHandler(sig stream.Signal, method string) grpc.MethodHand
 	}
 }
 
-func (i *Ingester) exportGRPC(ctx context.Context, sig stream.Signal, req *RawMessage) (any, error) {
+func (i *Ingester) exportGRPC(ctx context.Context, sig otlpwire.Signal, req *RawMessage) (any, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
 	tenant := firstValue(md, "x-scope-orgid")
 	if err := i.Authenticate(bearerToken(firstValue(md, "authorization"))); err != nil {
@@ -153,7 +152,7 @@ func (i *Ingester) exportGRPC(ctx context.Context, sig stream.Signal, req *RawMe
 	return RawMessage(appendResponse(nil, sig, res)), nil
 }
 
-func (i *Ingester) grpcFail(ctx context.Context, sig stream.Signal, tenant string, err error) error {
+func (i *Ingester) grpcFail(ctx context.Context, sig otlpwire.Signal, tenant string, err error) error {
 	i.logFailure(protoGRPC, sig, tenant, err)
 	var st error
 	var bad *BadRequestError
@@ -220,8 +219,8 @@ func bearerToken(h string) string {
 }
 
 // grpcMethodSignal tells the signal of a full OTLP Export method name.
-func grpcMethodSignal(method string) (stream.Signal, bool) {
-	for _, sig := range stream.Signals {
+func grpcMethodSignal(method string) (otlpwire.Signal, bool) {
+	for _, sig := range otlpwire.Signals {
 		if method == "/"+grpcServices[sig].service+"/Export" {
 			return sig, true
 		}

@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -35,12 +36,12 @@ func dial(t testing.TB, addr string) *grpc.ClientConn {
 }
 
 // exportGRPC sends one request of sig with the generated client.
-func exportGRPC(ctx context.Context, cc *grpc.ClientConn, sig stream.Signal, opts ...grpc.CallOption) (partial string, rejected int64, err error) {
+func exportGRPC(ctx context.Context, cc *grpc.ClientConn, sig otlpwire.Signal, opts ...grpc.CallOption) (partial string, rejected int64, err error) {
 	switch sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		r, err := colmetricspb.NewMetricsServiceClient(cc).Export(ctx, metricsRequest(3, 4, 5), opts...)
 		return r.GetPartialSuccess().GetErrorMessage(), r.GetPartialSuccess().GetRejectedDataPoints(), err
-	case stream.Logs:
+	case otlpwire.Logs:
 		r, err := collogspb.NewLogsServiceClient(cc).Export(ctx, logsRequest(2, 7), opts...)
 		return r.GetPartialSuccess().GetErrorMessage(), r.GetPartialSuccess().GetRejectedLogRecords(), err
 	default:
@@ -50,14 +51,14 @@ func exportGRPC(ctx context.Context, cc *grpc.ClientConn, sig stream.Signal, opt
 }
 
 // rawCall sends body as it is to sig's Export method.
-func rawCall(ctx context.Context, cc *grpc.ClientConn, sig stream.Signal, body []byte) error {
+func rawCall(ctx context.Context, cc *grpc.ClientConn, sig otlpwire.Signal, body []byte) error {
 	var resp RawMessage
 	codec := rawCodec{fallback: encoding.GetCodecV2("proto")}
 	return cc.Invoke(ctx, "/"+grpcServices[sig].service+"/Export", RawMessage(body), &resp, grpc.ForceCodecV2(codec))
 }
 
 func TestGRPCSuccess(t *testing.T) {
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		for _, compress := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/gzip=%v", sig, compress), func(t *testing.T) {
 				bus := newBus(t, 3)
@@ -99,7 +100,7 @@ func TestGRPCErrors(t *testing.T) {
 	t.Run("malformed", func(t *testing.T) {
 		bus := newBus(t, 1)
 		srv := startServer(t, newIngester(t, Config{}, bus))
-		err := rawCall(ctx, dial(t, srv.GRPCAddr()), stream.Metrics, []byte{0x0a, 0x05, 0x0a, 0xff})
+		err := rawCall(ctx, dial(t, srv.GRPCAddr()), otlpwire.Metrics, []byte{0x0a, 0x05, 0x0a, 0xff})
 		if status.Code(err) != codes.InvalidArgument || !strings.Contains(status.Convert(err).Message(), "resource_metrics") {
 			t.Errorf("got %v, want InvalidArgument naming the field", err)
 		}
@@ -107,18 +108,18 @@ func TestGRPCErrors(t *testing.T) {
 	t.Run("bad tenant", func(t *testing.T) {
 		srv := startServer(t, newIngester(t, Config{}, newBus(t, 1)))
 		ctx := metadata.AppendToOutgoingContext(ctx, "x-scope-orgid", "has space")
-		if _, _, err := exportGRPC(ctx, dial(t, srv.GRPCAddr()), stream.Logs); status.Code(err) != codes.InvalidArgument {
+		if _, _, err := exportGRPC(ctx, dial(t, srv.GRPCAddr()), otlpwire.Logs); status.Code(err) != codes.InvalidArgument {
 			t.Errorf("got %v, want InvalidArgument", err)
 		}
 	})
 	t.Run("unauthenticated", func(t *testing.T) {
 		srv := startServer(t, newIngester(t, Config{Tokens: NewTokens("tok")}, newBus(t, 1)))
 		cc := dial(t, srv.GRPCAddr())
-		if _, _, err := exportGRPC(ctx, cc, stream.Traces); status.Code(err) != codes.Unauthenticated {
+		if _, _, err := exportGRPC(ctx, cc, otlpwire.Traces); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("no token: got %v", err)
 		}
 		bad := metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer toc")
-		if _, _, err := exportGRPC(bad, cc, stream.Traces); status.Code(err) != codes.Unauthenticated {
+		if _, _, err := exportGRPC(bad, cc, otlpwire.Traces); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("wrong token: got %v", err)
 		}
 	})
@@ -126,7 +127,7 @@ func TestGRPCErrors(t *testing.T) {
 		bus := newBus(t, 1)
 		bus.Fail = fmt.Errorf("nats: %w", stream.ErrUnavailable)
 		srv := startServer(t, newIngester(t, Config{RetryAfter: 2 * time.Second}, bus))
-		_, _, err := exportGRPC(ctx, dial(t, srv.GRPCAddr()), stream.Metrics)
+		_, _, err := exportGRPC(ctx, dial(t, srv.GRPCAddr()), otlpwire.Metrics)
 		if status.Code(err) != codes.Unavailable {
 			t.Fatalf("got %v, want Unavailable", err)
 		}
@@ -136,7 +137,7 @@ func TestGRPCErrors(t *testing.T) {
 	})
 	t.Run("too large", func(t *testing.T) {
 		srv := startServer(t, newIngester(t, Config{MaxRequestBytes: 2048}, newBus(t, 1)))
-		_, _, err := exportGRPC(ctx, dial(t, srv.GRPCAddr()), stream.Metrics)
+		_, _, err := exportGRPC(ctx, dial(t, srv.GRPCAddr()), otlpwire.Metrics)
 		if status.Code(err) != codes.ResourceExhausted || len(status.Convert(err).Details()) != 0 {
 			t.Errorf("got %v, want ResourceExhausted without RetryInfo", err)
 		}
@@ -147,12 +148,12 @@ func TestGRPCErrors(t *testing.T) {
 		cc := dial(t, srv.GRPCAddr())
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			if _, _, err := exportGRPC(ctx, cc, stream.Logs); err != nil {
+			if _, _, err := exportGRPC(ctx, cc, otlpwire.Logs); err != nil {
 				t.Errorf("first request: %v", err)
 			}
 		})
 		<-gate.entered
-		_, _, err := exportGRPC(ctx, cc, stream.Logs)
+		_, _, err := exportGRPC(ctx, cc, otlpwire.Logs)
 		if status.Code(err) != codes.ResourceExhausted {
 			t.Errorf("got %v, want ResourceExhausted", err)
 		} else if d := retryDelay(t, err); d != 3*time.Second {
@@ -173,7 +174,7 @@ func TestGRPCErrors(t *testing.T) {
 		if ps := resp.GetPartialSuccess(); ps.GetRejectedLogRecords() != 1 || ps.GetErrorMessage() == "" {
 			t.Errorf("partial success %v", ps)
 		}
-		if got := busItems(t, bus, stream.Logs, DefaultTenant); got != 4 {
+		if got := busItems(t, bus, otlpwire.Logs, DefaultTenant); got != 4 {
 			t.Errorf("%d items on the bus, want 4", got)
 		}
 	})

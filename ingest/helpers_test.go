@@ -20,7 +20,7 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/memory"
 )
@@ -32,7 +32,7 @@ func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard
 // newBus returns a memory bus with the raw topics created, partitions each.
 func newBus(t testing.TB, partitions int32) *memory.Bus {
 	b := memory.New()
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		if err := b.EnsureTopics(context.Background(), stream.TopicSpec{Name: testTopics.Raw(sig), Partitions: partitions}); err != nil {
 			t.Fatal(err)
 		}
@@ -154,7 +154,7 @@ func mustMarshal(t testing.TB, m proto.Message) []byte {
 
 // busItems checks every record of sig's raw topic (headers, item count) and
 // returns the total items.
-func busItems(t testing.TB, bus *memory.Bus, sig stream.Signal, tenant string) int {
+func busItems(t testing.TB, bus *memory.Bus, sig otlpwire.Signal, tenant string) int {
 	t.Helper()
 	total := 0
 	for _, r := range bus.Records(testTopics.Raw(sig)) {

@@ -18,7 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/otlpjson"
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // OTLP/HTTP paths.
@@ -81,14 +81,14 @@ func (i *Ingester) HTTPHandler() http.Handler {
 	return h
 }
 
-func pathSignal(p string) (stream.Signal, bool) {
+func pathSignal(p string) (otlpwire.Signal, bool) {
 	switch p {
 	case PathMetrics:
-		return stream.Metrics, true
+		return otlpwire.Metrics, true
 	case PathLogs:
-		return stream.Logs, true
+		return otlpwire.Logs, true
 	case PathTraces:
-		return stream.Traces, true
+		return otlpwire.Traces, true
 	}
 	return 0, false
 }
@@ -198,7 +198,7 @@ func requestEncoding(v []string) (encodingKind, bool) {
 // protobuf, within MaxRequestBytes at every step.
 // Every buffer it fills is counted in bud first; *httpError carries
 // ErrOverloaded (429) when the budget cannot grow.
-func (h *httpHandler) readBody(st *httpState, r *http.Request, sig stream.Signal, enc encodingKind, bud *budget) ([]byte, *httpError) {
+func (h *httpHandler) readBody(st *httpState, r *http.Request, sig otlpwire.Signal, enc encodingKind, bud *budget) ([]byte, *httpError) {
 	limit := h.i.cfg.MaxRequestBytes
 	if r.ContentLength > int64(limit) {
 		return nil, &httpError{http.StatusRequestEntityTooLarge, fmt.Errorf("body of %d bytes exceeds the limit of %d", r.ContentLength, limit)}
@@ -314,7 +314,7 @@ func readLimited(dst []byte, r io.Reader, hint, limit int, grow func(size int) b
 	}
 }
 
-func (h *httpHandler) respond(w http.ResponseWriter, st *httpState, sig stream.Signal, enc encodingKind, res Result) {
+func (h *httpHandler) respond(w http.ResponseWriter, st *httpState, sig otlpwire.Signal, enc encodingKind, res Result) {
 	st.out = appendResponse(st.out[:0], sig, res)
 	hdr := w.Header()
 	if enc == encJSON {
@@ -334,7 +334,7 @@ func (h *httpHandler) respond(w http.ResponseWriter, st *httpState, sig stream.S
 }
 
 // failExport answers an error of Authenticate or export.
-func (h *httpHandler) failExport(w http.ResponseWriter, r *http.Request, sig stream.Signal, enc encodingKind, tenant string, err error) {
+func (h *httpHandler) failExport(w http.ResponseWriter, r *http.Request, sig otlpwire.Signal, enc encodingKind, tenant string, err error) {
 	h.i.logFailure(protoHTTP, sig, tenant, err)
 	var bad *BadRequestError
 	code := http.StatusInternalServerError
@@ -354,7 +354,7 @@ func (h *httpHandler) failExport(w http.ResponseWriter, r *http.Request, sig str
 }
 
 // fail answers a refusal found before export.
-func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, sig stream.Signal, enc encodingKind, code int, err error) {
+func (h *httpHandler) fail(w http.ResponseWriter, r *http.Request, sig otlpwire.Signal, enc encodingKind, code int, err error) {
 	switch code {
 	case http.StatusNotFound, http.StatusMethodNotAllowed:
 		h.i.m.errors.WithLabelValues(signalLabel(sig), "bad_request").Inc()
@@ -375,7 +375,7 @@ func tenantOf(r *http.Request) string {
 
 // writeStatus writes an error response: a google.rpc.Status in the request's
 // encoding, as OTLP/HTTP asks, with Retry-After when retrying helps.
-func (h *httpHandler) writeStatus(w http.ResponseWriter, sig stream.Signal, enc encodingKind, code int, err error) {
+func (h *httpHandler) writeStatus(w http.ResponseWriter, sig otlpwire.Signal, enc encodingKind, code int, err error) {
 	msg := err.Error()
 	var bad *BadRequestError
 	if errors.As(err, &bad) {

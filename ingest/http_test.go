@@ -20,6 +20,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/otlpjson"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/memory"
 )
@@ -38,7 +39,7 @@ func zstded(b []byte) []byte {
 	return e.EncodeAll(b, nil)
 }
 
-func toJSON(t testing.TB, sig stream.Signal, pb []byte) []byte {
+func toJSON(t testing.TB, sig otlpwire.Signal, pb []byte) []byte {
 	t.Helper()
 	js, err := otlpjson.MarshalRequest(sig, pb, nil)
 	if err != nil {
@@ -47,18 +48,18 @@ func toJSON(t testing.TB, sig stream.Signal, pb []byte) []byte {
 	return js
 }
 
-var signalPaths = map[stream.Signal]string{stream.Metrics: PathMetrics, stream.Logs: PathLogs, stream.Traces: PathTraces}
+var signalPaths = map[otlpwire.Signal]string{otlpwire.Metrics: PathMetrics, otlpwire.Logs: PathLogs, otlpwire.Traces: PathTraces}
 
 // samples are small valid requests of each signal, with their item count.
-func samples(t testing.TB) map[stream.Signal][]byte {
-	return map[stream.Signal][]byte{
-		stream.Metrics: mustMarshal(t, metricsRequest(3, 4, 5)), // 60 points
-		stream.Logs:    mustMarshal(t, logsRequest(2, 7)),       // 14 records
-		stream.Traces:  mustMarshal(t, tracesRequest(2, 9)),     // 18 spans
+func samples(t testing.TB) map[otlpwire.Signal][]byte {
+	return map[otlpwire.Signal][]byte{
+		otlpwire.Metrics: mustMarshal(t, metricsRequest(3, 4, 5)), // 60 points
+		otlpwire.Logs:    mustMarshal(t, logsRequest(2, 7)),       // 14 records
+		otlpwire.Traces:  mustMarshal(t, tracesRequest(2, 9)),     // 18 spans
 	}
 }
 
-var sampleItems = map[stream.Signal]int{stream.Metrics: 60, stream.Logs: 14, stream.Traces: 18}
+var sampleItems = map[otlpwire.Signal]int{otlpwire.Metrics: 60, otlpwire.Logs: 14, otlpwire.Traces: 18}
 
 type httpReq struct {
 	method, path, contentType, encoding string
@@ -108,7 +109,7 @@ func statusMessage(t testing.TB, resp *http.Response, body []byte) *statuspb.Sta
 }
 
 func TestHTTPErrors(t *testing.T) {
-	pb := samples(t)[stream.Metrics]
+	pb := samples(t)[otlpwire.Metrics]
 	bomb := make([]byte, 1<<20)
 	unavailable := fmt.Errorf("kafka: no broker answered: %w", stream.ErrUnavailable)
 	cases := []struct {
@@ -138,7 +139,7 @@ func TestHTTPErrors(t *testing.T) {
 		{name: "bad tenant", req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: pb, headers: map[string]string{"X-Scope-OrgID": "a b"}}, status: 400, msg: "X-Scope-OrgID"},
 		{name: "long tenant", req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: pb, headers: map[string]string{"X-Scope-OrgID": strings.Repeat("t", 151)}}, status: 400, msg: "150"},
 		{name: "bus unavailable", fail: unavailable, cfg: Config{RetryAfter: 7e9}, req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: pb}, status: 503, msg: "no broker answered", headers: map[string]string{"Retry-After": "7"}},
-		{name: "bus unavailable JSON", fail: unavailable, req: httpReq{path: PathMetrics, contentType: contentTypeJSON, body: toJSON(t, stream.Metrics, pb)}, status: 503, headers: map[string]string{"Retry-After": "5", "Content-Type": contentTypeJSON}},
+		{name: "bus unavailable JSON", fail: unavailable, req: httpReq{path: PathMetrics, contentType: contentTypeJSON, body: toJSON(t, otlpwire.Metrics, pb)}, status: 503, headers: map[string]string{"Retry-After": "5", "Content-Type": contentTypeJSON}},
 		{name: "bus refuses", fail: fmt.Errorf("%w: 2000000 bytes", stream.ErrRecordTooLarge), req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: pb}, status: 500},
 	}
 	for _, tc := range cases {
@@ -161,7 +162,7 @@ func TestHTTPErrors(t *testing.T) {
 					t.Errorf("header %s: %q, want %q", k, got, v)
 				}
 			}
-			if n := len(bus.Records(testTopics.Raw(stream.Metrics))); n != 0 {
+			if n := len(bus.Records(testTopics.Raw(otlpwire.Metrics))); n != 0 {
 				t.Errorf("%d records on the bus", n)
 			}
 		})
@@ -213,12 +214,12 @@ func TestHTTPSuccess(t *testing.T) {
 func TestHTTPDefaultTenantAndEmpty(t *testing.T) {
 	bus := newBus(t, 2)
 	srv := startServer(t, newIngester(t, Config{DefaultTenant: "nobody"}, bus))
-	resp := httpReq{path: PathLogs, contentType: contentTypeProto, body: samples(t)[stream.Logs]}.do(t, srv.HTTPAddr())
+	resp := httpReq{path: PathLogs, contentType: contentTypeProto, body: samples(t)[otlpwire.Logs]}.do(t, srv.HTTPAddr())
 	resp.Body.Close()
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	if got := busItems(t, bus, stream.Logs, "nobody"); got != sampleItems[stream.Logs] {
+	if got := busItems(t, bus, otlpwire.Logs, "nobody"); got != sampleItems[otlpwire.Logs] {
 		t.Errorf("%d items", got)
 	}
 	for _, body := range [][]byte{nil, mustMarshal(t, &coltracepb.ExportTraceServiceRequest{})} {
@@ -228,7 +229,7 @@ func TestHTTPDefaultTenantAndEmpty(t *testing.T) {
 			t.Fatalf("empty request: status %d", resp.StatusCode)
 		}
 	}
-	if n := len(bus.Records(testTopics.Raw(stream.Traces))); n != 0 {
+	if n := len(bus.Records(testTopics.Raw(otlpwire.Traces))); n != 0 {
 		t.Errorf("empty requests produced %d records", n)
 	}
 }
@@ -246,7 +247,7 @@ func TestHTTPPartialSuccess(t *testing.T) {
 			srv := startServer(t, newIngester(t, Config{MaxRecordBytes: 4096}, bus))
 			body := pb
 			if ct == contentTypeJSON {
-				body = toJSON(t, stream.Metrics, pb)
+				body = toJSON(t, otlpwire.Metrics, pb)
 			}
 			resp := httpReq{path: PathMetrics, contentType: ct, body: body}.do(t, srv.HTTPAddr())
 			rb, _ := io.ReadAll(resp.Body)
@@ -267,10 +268,10 @@ func TestHTTPPartialSuccess(t *testing.T) {
 			if ps.GetRejectedDataPoints() != 1 || !strings.Contains(ps.GetErrorMessage(), "1 data points rejected") {
 				t.Errorf("partial success %v", ps)
 			}
-			if got := busItems(t, bus, stream.Metrics, ""); got != 2*3*4-1 {
+			if got := busItems(t, bus, otlpwire.Metrics, ""); got != 2*3*4-1 {
 				t.Errorf("%d items on the bus, want %d", got, 2*3*4-1)
 			}
-			for _, r := range bus.Records(testTopics.Raw(stream.Metrics)) {
+			for _, r := range bus.Records(testTopics.Raw(otlpwire.Metrics)) {
 				if len(r.Value) > 4096-headerRoom {
 					t.Errorf("record of %d bytes", len(r.Value))
 				}
@@ -282,7 +283,7 @@ func TestHTTPPartialSuccess(t *testing.T) {
 // TestHTTPOverloaded: while one request holds the in-flight budget in a
 // blocked Produce, the next is refused with 429 and Retry-After.
 func TestHTTPOverloaded(t *testing.T) {
-	pb := samples(t)[stream.Metrics]
+	pb := samples(t)[otlpwire.Metrics]
 	bus := newGateBus(newBus(t, 1))
 	ing := newIngester(t, Config{MaxInflightBytes: int64(len(pb)) + 10, RetryAfter: 3e9}, bus)
 	srv := startServer(t, ing)
@@ -315,17 +316,17 @@ func TestHTTPOverloaded(t *testing.T) {
 func TestExportDirect(t *testing.T) {
 	bus2 := memory.New() // no topics: partitions unknown, the bus chooses
 	ing := newIngester(t, Config{}, bus2)
-	res, err := ing.Export(context.Background(), stream.Traces, "t1", samples(t)[stream.Traces])
+	res, err := ing.Export(context.Background(), otlpwire.Traces, "t1", samples(t)[otlpwire.Traces])
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Items != sampleItems[stream.Traces] || res.Records == 0 {
+	if res.Items != sampleItems[otlpwire.Traces] || res.Records == 0 {
 		t.Errorf("result %+v", res)
 	}
-	if got := busItems(t, bus2, stream.Traces, "t1"); got != res.Items {
+	if got := busItems(t, bus2, otlpwire.Traces, "t1"); got != res.Items {
 		t.Errorf("%d items on the bus", got)
 	}
-	_, err = ing.Export(context.Background(), stream.Logs, "", []byte{0xff})
+	_, err = ing.Export(context.Background(), otlpwire.Logs, "", []byte{0xff})
 	var bad *BadRequestError
 	if !errorsAs(err, &bad) {
 		t.Errorf("malformed: %v", err)

@@ -12,7 +12,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -23,8 +23,8 @@ type Ingester struct {
 	bus    Bus
 	log    *slog.Logger
 	m      *metrics
-	topics [len(stream.Signals)]string
-	keys   [len(stream.Signals)]otlpwire.KeyMode
+	topics [len(otlpwire.Signals)]string
+	keys   [len(otlpwire.Signals)]otlpwire.KeyMode
 
 	inflight atomic.Int64
 	states   sync.Pool // *exportState
@@ -52,7 +52,7 @@ type Result struct {
 // Read-only header values shared by every record.
 var (
 	contentTypeValue = []byte(stream.ContentTypeOTLPProto)
-	signalValues     = [len(stream.Signals)][]byte{[]byte("metrics"), []byte("logs"), []byte("traces")}
+	signalValues     = [len(otlpwire.Signals)][]byte{[]byte("metrics"), []byte("logs"), []byte("traces")}
 )
 
 const headersPerRecord = 5
@@ -82,12 +82,12 @@ func New(cfg Config, bus Bus) (*Ingester, error) {
 		return nil, err
 	}
 	i := &Ingester{cfg: cfg, bus: bus, log: cfg.Logger.With("component", "ingest")}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		i.topics[sig] = cfg.Topics.Raw(sig)
 		k := cfg.Key[sig]
 		if k == otlpwire.KeyDefault {
 			k = otlpwire.KeyResource
-			if sig == stream.Traces {
+			if sig == otlpwire.Traces {
 				k = otlpwire.KeyTraceID
 			}
 		}
@@ -122,7 +122,7 @@ func (i *Ingester) Authenticate(token string) error {
 //
 // Errors: *BadRequestError (malformed body or tenant), ErrTooLarge,
 // ErrOverloaded and ErrUnavailable (both retryable), ErrInternal.
-func (i *Ingester) Export(ctx context.Context, sig stream.Signal, tenant string, body []byte) (Result, error) {
+func (i *Ingester) Export(ctx context.Context, sig otlpwire.Signal, tenant string, body []byte) (Result, error) {
 	res, _, err := i.export(ctx, sig, tenant, body)
 	return res, err
 }
@@ -130,8 +130,8 @@ func (i *Ingester) Export(ctx context.Context, sig stream.Signal, tenant string,
 // export is Export that also says whether the bus may still reference body
 // (Produce failed, perhaps with records still queued): the caller must not
 // reuse body then.
-func (i *Ingester) export(ctx context.Context, sig stream.Signal, tenant string, body []byte) (res Result, retained bool, err error) {
-	if sig > stream.Traces {
+func (i *Ingester) export(ctx context.Context, sig otlpwire.Signal, tenant string, body []byte) (res Result, retained bool, err error) {
+	if sig > otlpwire.Traces {
 		return res, false, fmt.Errorf("%w: unknown signal %v", ErrInternal, sig)
 	}
 	if tenant == "" {
@@ -155,7 +155,7 @@ func (i *Ingester) export(ctx context.Context, sig stream.Signal, tenant string,
 
 // exportAdmitted is export for a body whose bytes the caller has already
 // counted in the in-flight budget (see budget).
-func (i *Ingester) exportAdmitted(ctx context.Context, sig stream.Signal, tenant string, body []byte) (res Result, retained bool, err error) {
+func (i *Ingester) exportAdmitted(ctx context.Context, sig otlpwire.Signal, tenant string, body []byte) (res Result, retained bool, err error) {
 	n := int64(len(body))
 	st := i.states.Get().(*exportState)
 	opt := otlpwire.Options{
@@ -248,7 +248,7 @@ func (i *Ingester) putState(st *exportState, n int64) {
 
 // build makes one record per chunk. Values alias the chunks (and so the
 // body or the Splitter's buffer); header values live in st.buf.
-func (st *exportState) build(topic string, sig stream.Signal, tenant string, now time.Time, chunks []otlpwire.Chunk) []*stream.Record {
+func (st *exportState) build(topic string, sig otlpwire.Signal, tenant string, now time.Time, chunks []otlpwire.Chunk) []*stream.Record {
 	n := len(chunks)
 	if cap(st.recs) < n {
 		st.recs = make([]stream.Record, n)
@@ -300,7 +300,7 @@ func (i *Ingester) putBuf(b *[]byte) {
 // appendResponse appends the Export*ServiceResponse for res: empty, or with
 // partial_success when items were rejected. The three signals' responses
 // have the same field numbers.
-func appendResponse(dst []byte, sig stream.Signal, res Result) []byte {
+func appendResponse(dst []byte, sig otlpwire.Signal, res Result) []byte {
 	if res.Rejected == 0 {
 		return dst
 	}
@@ -316,11 +316,11 @@ func appendResponse(dst []byte, sig stream.Signal, res Result) []byte {
 	return dst
 }
 
-func itemNoun(sig stream.Signal) string {
+func itemNoun(sig otlpwire.Signal) string {
 	switch sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		return "data points"
-	case stream.Logs:
+	case otlpwire.Logs:
 		return "log records"
 	}
 	return "spans"
@@ -328,7 +328,7 @@ func itemNoun(sig stream.Signal) string {
 
 // logFailure counts a failed request and logs it at a level and rate that
 // suit its cause.
-func (i *Ingester) logFailure(protocol int, sig stream.Signal, tenant string, err error) {
+func (i *Ingester) logFailure(protocol int, sig otlpwire.Signal, tenant string, err error) {
 	reason := errReason(err)
 	i.m.errors.WithLabelValues(signalLabel(sig), reason).Inc()
 	switch reason {

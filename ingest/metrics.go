@@ -2,8 +2,7 @@ package ingest
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // Protocols, for the protocol label.
@@ -18,14 +17,14 @@ var protocolNames = [...]string{protoGRPC: "grpc", protoHTTP: "http"}
 // once here.
 type metrics struct {
 	requests *prometheus.CounterVec // protocol, signal, code
-	items    [len(stream.Signals)]prometheus.Counter
-	bytes    [len(stream.Signals)]prometheus.Counter
+	items    [len(otlpwire.Signals)]prometheus.Counter
+	bytes    [len(otlpwire.Signals)]prometheus.Counter
 	rejected *prometheus.CounterVec // signal, reason
 	errors   *prometheus.CounterVec // signal, reason
-	produce  [len(stream.Signals)]prometheus.Observer
+	produce  [len(otlpwire.Signals)]prometheus.Observer
 	inflight prometheus.GaugeFunc
 
-	ok         [len(protocolNames)][len(stream.Signals)]prometheus.Counter
+	ok         [len(protocolNames)][len(otlpwire.Signals)]prometheus.Counter
 	collectors []prometheus.Collector
 }
 
@@ -61,7 +60,7 @@ func newMetrics(inflight func() float64) *metrics {
 		Help:    "Time from Produce to the bus acknowledgement, per request.",
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
 	}, []string{"signal"})
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		s := sig.String()
 		m.items[sig] = items.WithLabelValues(s)
 		m.bytes[sig] = bytes.WithLabelValues(s)
@@ -92,16 +91,16 @@ func (m *metrics) register(r prometheus.Registerer) error {
 
 // request counts one answered request. code is the gRPC code name or the
 // HTTP status.
-func (m *metrics) request(protocol int, sig stream.Signal, code string) {
-	if sig <= stream.Traces && code == okCode(protocol) {
+func (m *metrics) request(protocol int, sig otlpwire.Signal, code string) {
+	if sig <= otlpwire.Traces && code == okCode(protocol) {
 		m.ok[protocol][sig].Inc()
 		return
 	}
 	m.requests.WithLabelValues(protocolNames[protocol], signalLabel(sig), code).Inc()
 }
 
-func signalLabel(sig stream.Signal) string {
-	if sig > stream.Traces {
+func signalLabel(sig otlpwire.Signal) string {
+	if sig > otlpwire.Traces {
 		return "unknown"
 	}
 	return sig.String()

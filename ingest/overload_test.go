@@ -18,8 +18,8 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/otlpjson"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/memory"
 )
@@ -46,7 +46,7 @@ func (p *peakBus) Produce(ctx context.Context, recs ...*stream.Record) error {
 // bus answers every admitted request succeeds with its items on the bus.
 func TestOverloadStaysWithinBudget(t *testing.T) {
 	pb := mustMarshal(t, metricsRequest(4, 20, 60)) // ~ 200 KB
-	js, err := otlpjson.MarshalRequest(stream.Metrics, pb, nil)
+	js, err := otlpjson.MarshalRequest(otlpwire.Metrics, pb, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestOverloadStaysWithinBudget(t *testing.T) {
 	zw := gzip.NewWriter(&gz)
 	zw.Write(pb)
 	zw.Close()
-	perReq, err := otlpwire.Count(stream.Metrics, pb)
+	perReq, err := otlpwire.Count(otlpwire.Metrics, pb)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestOverloadStaysWithinBudget(t *testing.T) {
 	if ok.Load() == 0 || ok.Load()+refused.Load() != clients {
 		t.Errorf("%d succeeded, %d refused, of %d", ok.Load(), refused.Load(), clients)
 	}
-	if got, want := busItems(t, bus.gateBus.Bus.(*memory.Bus), stream.Metrics, ""), int(ok.Load())*perReq; got != want {
+	if got, want := busItems(t, bus.gateBus.Bus.(*memory.Bus), otlpwire.Metrics, ""), int(ok.Load())*perReq; got != want {
 		t.Errorf("%d items on the bus, want %d from %d successful requests", got, want, ok.Load())
 	}
 	t.Logf("%d admitted, %d refused; peak in-flight %d of %d bytes", ok.Load(), refused.Load(), bus.peak.Load(), limit)

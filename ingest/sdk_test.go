@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploggrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlplog/otlploghttp"
@@ -18,8 +19,6 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // TestSDKExporters points the OpenTelemetry Go SDK's OTLP exporters at the
@@ -77,10 +76,10 @@ func TestSDKExporters(t *testing.T) {
 
 	cases := []struct {
 		name string
-		sig  stream.Signal
+		sig  otlpwire.Signal
 		run  func(t *testing.T, s *Server)
 	}{
-		{"metrics/grpc", stream.Metrics, func(t *testing.T, s *Server) {
+		{"metrics/grpc", otlpwire.Metrics, func(t *testing.T, s *Server) {
 			exp, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(s.GRPCAddr()), otlpmetricgrpc.WithInsecure(),
 				otlpmetricgrpc.WithHeaders(headers), otlpmetricgrpc.WithCompressor("gzip"))
 			if err != nil {
@@ -88,7 +87,7 @@ func TestSDKExporters(t *testing.T) {
 			}
 			emitMetrics(t, exp)
 		}},
-		{"metrics/http", stream.Metrics, func(t *testing.T, s *Server) {
+		{"metrics/http", otlpwire.Metrics, func(t *testing.T, s *Server) {
 			exp, err := otlpmetrichttp.New(ctx, otlpmetrichttp.WithEndpoint(s.HTTPAddr()), otlpmetrichttp.WithInsecure(),
 				otlpmetrichttp.WithHeaders(headers), otlpmetrichttp.WithCompression(otlpmetrichttp.GzipCompression))
 			if err != nil {
@@ -96,28 +95,28 @@ func TestSDKExporters(t *testing.T) {
 			}
 			emitMetrics(t, exp)
 		}},
-		{"traces/grpc", stream.Traces, func(t *testing.T, s *Server) {
+		{"traces/grpc", otlpwire.Traces, func(t *testing.T, s *Server) {
 			exp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(s.GRPCAddr()), otlptracegrpc.WithInsecure(), otlptracegrpc.WithHeaders(headers))
 			if err != nil {
 				t.Fatal(err)
 			}
 			emitTraces(t, exp)
 		}},
-		{"traces/http", stream.Traces, func(t *testing.T, s *Server) {
+		{"traces/http", otlpwire.Traces, func(t *testing.T, s *Server) {
 			exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpoint(s.HTTPAddr()), otlptracehttp.WithInsecure(), otlptracehttp.WithHeaders(headers))
 			if err != nil {
 				t.Fatal(err)
 			}
 			emitTraces(t, exp)
 		}},
-		{"logs/grpc", stream.Logs, func(t *testing.T, s *Server) {
+		{"logs/grpc", otlpwire.Logs, func(t *testing.T, s *Server) {
 			exp, err := otlploggrpc.New(ctx, otlploggrpc.WithEndpoint(s.GRPCAddr()), otlploggrpc.WithInsecure(), otlploggrpc.WithHeaders(headers))
 			if err != nil {
 				t.Fatal(err)
 			}
 			emitLogs(t, exp)
 		}},
-		{"logs/http", stream.Logs, func(t *testing.T, s *Server) {
+		{"logs/http", otlpwire.Logs, func(t *testing.T, s *Server) {
 			exp, err := otlploghttp.New(ctx, otlploghttp.WithEndpoint(s.HTTPAddr()), otlploghttp.WithInsecure(),
 				otlploghttp.WithHeaders(headers), otlploghttp.WithCompression(otlploghttp.GzipCompression))
 			if err != nil {

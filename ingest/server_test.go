@@ -14,8 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // TestShutdownDrains: a request whose Produce is blocked when Shutdown is
@@ -38,11 +37,11 @@ func TestShutdownDrains(t *testing.T) {
 			answer := make(chan error, 1)
 			go func() {
 				if protocol == "grpc" {
-					_, _, err := exportGRPC(context.Background(), cc, stream.Traces)
+					_, _, err := exportGRPC(context.Background(), cc, otlpwire.Traces)
 					answer <- err
 					return
 				}
-				resp := httpReq{path: PathTraces, contentType: contentTypeProto, body: samples(t)[stream.Traces]}.do(t, addr)
+				resp := httpReq{path: PathTraces, contentType: contentTypeProto, body: samples(t)[otlpwire.Traces]}.do(t, addr)
 				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != 200 {
@@ -78,7 +77,7 @@ func TestShutdownDrains(t *testing.T) {
 			if err := <-shut; err != nil {
 				t.Errorf("Shutdown: %v", err)
 			}
-			if got := busItems(t, mem, stream.Traces, ""); got != sampleItems[stream.Traces] {
+			if got := busItems(t, mem, otlpwire.Traces, ""); got != sampleItems[otlpwire.Traces] {
 				t.Errorf("%d items on the bus", got)
 			}
 		})
@@ -93,7 +92,7 @@ func TestShutdownDeadline(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() {
-		resp, err := http.Post("http://"+s.HTTPAddr()+PathLogs, contentTypeProto, strings.NewReader(string(samples(t)[stream.Logs])))
+		resp, err := http.Post("http://"+s.HTTPAddr()+PathLogs, contentTypeProto, strings.NewReader(string(samples(t)[otlpwire.Logs])))
 		if err == nil {
 			resp.Body.Close()
 		}
@@ -128,7 +127,7 @@ func TestConfigValidation(t *testing.T) {
 	for _, cfg := range []Config{
 		{MaxRecordBytes: 100},
 		{DefaultTenant: "two words"},
-		{Key: map[stream.Signal]otlpwire.KeyMode{stream.Metrics: otlpwire.KeyTraceID}},
+		{Key: map[otlpwire.Signal]otlpwire.KeyMode{otlpwire.Metrics: otlpwire.KeyTraceID}},
 	} {
 		if _, err := New(cfg, bus); err == nil {
 			t.Errorf("New(%+v) succeeded", cfg)
@@ -166,12 +165,12 @@ func TestMetrics(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	bus := newBus(t, 2)
 	srv := startServer(t, newIngester(t, Config{Registerer: reg}, bus))
-	pb := samples(t)[stream.Metrics]
+	pb := samples(t)[otlpwire.Metrics]
 	for _, body := range [][]byte{pb, {0xff}} {
 		resp := httpReq{path: PathMetrics, contentType: contentTypeProto, body: body}.do(t, srv.HTTPAddr())
 		resp.Body.Close()
 	}
-	if _, _, err := exportGRPC(context.Background(), dial(t, srv.GRPCAddr()), stream.Logs); err != nil {
+	if _, _, err := exportGRPC(context.Background(), dial(t, srv.GRPCAddr()), otlpwire.Logs); err != nil {
 		t.Fatal(err)
 	}
 	mfs, err := reg.Gather()
@@ -192,8 +191,8 @@ func TestMetrics(t *testing.T) {
 		"sluice_ingest_requests_total,code=200,protocol=http,signal=metrics": 1,
 		"sluice_ingest_requests_total,code=400,protocol=http,signal=metrics": 1,
 		"sluice_ingest_requests_total,code=OK,protocol=grpc,signal=logs":     1,
-		"sluice_ingest_items_total,signal=metrics":                           float64(sampleItems[stream.Metrics]),
-		"sluice_ingest_items_total,signal=logs":                              float64(sampleItems[stream.Logs]),
+		"sluice_ingest_items_total,signal=metrics":                           float64(sampleItems[otlpwire.Metrics]),
+		"sluice_ingest_items_total,signal=logs":                              float64(sampleItems[otlpwire.Logs]),
 		"sluice_ingest_bytes_total,signal=metrics":                           float64(len(pb) + 1),
 		"sluice_ingest_errors_total,reason=bad_request,signal=metrics":       1,
 		"sluice_ingest_produce_duration_seconds,signal=metrics":              1,

@@ -18,11 +18,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // testCA is a throw-away certificate authority.
@@ -96,7 +95,7 @@ func TestTLSWithClientCertificates(t *testing.T) {
 
 	pair, _ := tls.X509KeyPair(cliCert, cliKey)
 	clientTLS := &tls.Config{RootCAs: ca.pool, Certificates: []tls.Certificate{pair}}
-	pb := samples(t)[stream.Metrics]
+	pb := samples(t)[otlpwire.Metrics]
 
 	https := &http.Client{Transport: &http.Transport{TLSClientConfig: clientTLS}}
 	resp, err := https.Post("https://"+srv.HTTPAddr()+PathMetrics, contentTypeProto, bytes.NewReader(pb))
@@ -116,8 +115,8 @@ func TestTLSWithClientCertificates(t *testing.T) {
 	if _, err := colmetricspb.NewMetricsServiceClient(conn).Export(context.Background(), metricsRequest(3, 4, 5)); err != nil {
 		t.Fatalf("gRPC over TLS: %v", err)
 	}
-	if got := busItems(t, bus, stream.Metrics, ""); got != 2*sampleItems[stream.Metrics] {
-		t.Errorf("%d items on the bus, want %d", got, 2*sampleItems[stream.Metrics])
+	if got := busItems(t, bus, otlpwire.Metrics, ""); got != 2*sampleItems[otlpwire.Metrics] {
+		t.Errorf("%d items on the bus, want %d", got, 2*sampleItems[otlpwire.Metrics])
 	}
 
 	// No client certificate: refused.

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"maps"
 	"testing"
+
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 func mustParse(t testing.TB, src string) *Set {
@@ -410,7 +412,7 @@ func TestStats(t *testing.T) {
 	if want := "1/1/0/0 2/0/1/1"; got != want {
 		t.Errorf("matched/dropped/changed/errors = %s, want %s", got, want)
 	}
-	if st[0].Rule != "drop-a" || st[0].Signal != Logs || st[0].File != "r.yaml" || st[1].EvalNanos == 0 {
+	if st[0].Rule != "drop-a" || st[0].Signal != otlpwire.Logs || st[0].File != "r.yaml" || st[1].EvalNanos == 0 {
 		t.Errorf("stats = %+v", st)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/expr-lang/expr/builtin"
 	"github.com/expr-lang/expr/file"
 	"github.com/expr-lang/expr/vm"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -29,15 +30,15 @@ type Deps struct {
 // compiler compiles the expressions of one rule set.
 type compiler struct {
 	funcs  *functions
-	opts   [numSignals][]expr.Option // environment and functions, per signal
-	names  [numSignals][]string      // names of the environment, per signal
-	fnames []string                  // every function an expression can call
+	opts   [len(otlpwire.Signals)][]expr.Option // environment and functions, per signal
+	names  [len(otlpwire.Signals)][]string      // names of the environment, per signal
+	fnames []string                             // every function an expression can call
 }
 
 func newCompiler() *compiler {
 	c := &compiler{funcs: &functions{regexps: map[string]*regexp.Regexp{}}}
 	fnOpts := c.funcs.options()
-	for sig := Signal(0); sig < numSignals; sig++ {
+	for _, sig := range otlpwire.Signals {
 		c.opts[sig] = append([]expr.Option{expr.Env(envProto(sig))}, fnOpts...)
 		c.names[sig] = envNames(sig)
 	}
@@ -65,7 +66,7 @@ type exprReads struct {
 // compile compiles src for sig. want is the kind the result must have:
 // Bool for conditions, Int, String, or Interface for any value. reads
 // names the item fields src reads.
-func (c *compiler) compile(sig Signal, src string, want reflect.Kind) (p *vm.Program, deps Deps, reads exprReads, errs []exprError) {
+func (c *compiler) compile(sig otlpwire.Signal, src string, want reflect.Kind) (p *vm.Program, deps Deps, reads exprReads, errs []exprError) {
 	opts := c.opts[sig]
 	switch want {
 	case reflect.Bool:
@@ -118,7 +119,7 @@ func compileSafe(src string, opts []expr.Option) (p *vm.Program, err error) {
 }
 
 // explain turns expr's message into one that says what to do.
-func (c *compiler) explain(sig Signal, src string, fe *file.Error, want reflect.Kind) string {
+func (c *compiler) explain(sig otlpwire.Signal, src string, fe *file.Error, want reflect.Kind) string {
 	msg := fe.Message
 	name, ok := strings.CutPrefix(msg, "unknown name ")
 	if !ok {

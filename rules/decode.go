@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr/vm"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -152,9 +153,9 @@ func (d *fileDecoder) decodeRule(n *yaml.Node) *Rule {
 			}
 		case "signal":
 			haveSignal = true
-			s, ok := ParseSignal(scalar(v))
-			if !ok {
-				d.errorf(v, "signal", "unknown signal %q (valid: metrics, logs, traces)", scalar(v))
+			s, err := otlpwire.ParseSignal(scalar(v))
+			if err != nil {
+				d.errorf(v, "signal", "%v", err)
 				return
 			}
 			r.Signal, signalOK = s, true
@@ -234,7 +235,7 @@ func isTrue(n *yaml.Node) bool {
 
 // compile compiles the expression in scalar n and reports its errors at
 // their place in the file.
-func (d *fileDecoder) compile(sig Signal, key string, n *yaml.Node, want reflect.Kind) (*vm.Program, Deps) {
+func (d *fileDecoder) compile(sig otlpwire.Signal, key string, n *yaml.Node, want reflect.Kind) (*vm.Program, Deps) {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" || strings.TrimSpace(n.Value) == "" {
 		d.errorf(n, key, "want an expression")
 		return nil, Deps{}
@@ -254,7 +255,7 @@ func (d *fileDecoder) compile(sig Signal, key string, n *yaml.Node, want reflect
 }
 
 // target parses the target written in scalar n.
-func (d *fileDecoder) target(sig Signal, key string, n *yaml.Node) (target, bool) {
+func (d *fileDecoder) target(sig otlpwire.Signal, key string, n *yaml.Node) (target, bool) {
 	if n.Kind != yaml.ScalarNode {
 		d.errorf(n, key, `want a target: attributes["key"], resource["key"] or a field name`)
 		return target{}, false

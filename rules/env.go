@@ -3,13 +3,15 @@ package rules
 import (
 	"fmt"
 	"reflect"
+
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // Env is the item a rule looks at and edits: a *MetricEnv, *LogEnv or
 // *SpanEnv. Its fields are the names an expression can use; the `expr`
 // tags give their spelling in rules.
 type Env interface {
-	signal() Signal
+	signal() otlpwire.Signal
 	common() *Common
 }
 
@@ -71,16 +73,16 @@ type SpanEnv struct {
 	ParentSpanID  string  `expr:"parent_span_id"` // lowercase hex, "" for a root span
 }
 
-func (*MetricEnv) signal() Signal { return Metrics }
-func (*LogEnv) signal() Signal    { return Logs }
-func (*SpanEnv) signal() Signal   { return Traces }
+func (*MetricEnv) signal() otlpwire.Signal { return otlpwire.Metrics }
+func (*LogEnv) signal() otlpwire.Signal    { return otlpwire.Logs }
+func (*SpanEnv) signal() otlpwire.Signal   { return otlpwire.Traces }
 
 // envProto returns the value expressions of sig are type checked against.
-func envProto(sig Signal) any {
+func envProto(sig otlpwire.Signal) any {
 	switch sig {
-	case Metrics:
+	case otlpwire.Metrics:
 		return &MetricEnv{}
-	case Logs:
+	case otlpwire.Logs:
 		return &LogEnv{}
 	default:
 		return &SpanEnv{}
@@ -89,7 +91,7 @@ func envProto(sig Signal) any {
 
 // envNames lists the names an expression of sig can use, from the expr
 // tags of its Env type.
-func envNames(sig Signal) []string {
+func envNames(sig otlpwire.Signal) []string {
 	var names []string
 	var walk func(t reflect.Type)
 	walk = func(t reflect.Type) {
@@ -116,12 +118,12 @@ type field struct {
 }
 
 // fields lists the settable fields of each signal.
-var fields = [numSignals][]field{
-	Metrics: {
+var fields = [len(otlpwire.Signals)][]field{
+	otlpwire.Metrics: {
 		{"name", reflect.String, func(e Env, v any) error { return setString(&e.(*MetricEnv).Name, v) }},
 		{"unit", reflect.String, func(e Env, v any) error { return setString(&e.(*MetricEnv).Unit, v) }},
 	},
-	Logs: {
+	otlpwire.Logs: {
 		{"body", reflect.Interface, func(e Env, v any) error { e.(*LogEnv).Body = v; return nil }},
 		{"severity_text", reflect.String, func(e Env, v any) error { return setString(&e.(*LogEnv).SeverityText, v) }},
 		{"severity_number", reflect.Int, func(e Env, v any) error {
@@ -133,7 +135,7 @@ var fields = [numSignals][]field{
 			return nil
 		}},
 	},
-	Traces: {
+	otlpwire.Traces: {
 		{"name", reflect.String, func(e Env, v any) error { return setString(&e.(*SpanEnv).Name, v) }},
 		{"status_message", reflect.String, func(e Env, v any) error { return setString(&e.(*SpanEnv).StatusMessage, v) }},
 	},
@@ -148,7 +150,7 @@ func setString(dst *string, v any) error {
 	return nil
 }
 
-func fieldNames(sig Signal) []string {
+func fieldNames(sig otlpwire.Signal) []string {
 	var out []string
 	for _, f := range fields[sig] {
 		out = append(out, f.name)

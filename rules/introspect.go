@@ -1,6 +1,10 @@
 package rules
 
-import "slices"
+import (
+	"slices"
+
+	"github.com/sluice-dev/sluice/internal/otlpwire"
+)
 
 func (d Deps) or(o Deps) Deps {
 	return Deps{
@@ -52,7 +56,7 @@ func (r *Rule) Reads() Deps {
 			d.Resource = d.Resource || a.resource != nil
 		case *sampleAction:
 			d.Item = true
-			if r.Signal == Metrics {
+			if r.Signal == otlpwire.Metrics {
 				d.Attributes, d.Resource = true, true
 			}
 		case dropAction:

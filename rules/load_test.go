@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 func TestExampleLoads(t *testing.T) {
@@ -14,10 +16,10 @@ func TestExampleLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[Signal][]string{
-		Traces:  {"drop-health-checks", "hash-emails"},
-		Logs:    {"drop-debug-logs"},
-		Metrics: {"tidy-routes"},
+	want := map[otlpwire.Signal][]string{
+		otlpwire.Traces:  {"drop-health-checks", "hash-emails"},
+		otlpwire.Logs:    {"drop-debug-logs"},
+		otlpwire.Metrics: {"tidy-routes"},
 	}
 	for sig, names := range want {
 		var got []string

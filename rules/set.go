@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 
 	"github.com/expr-lang/expr/vm"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // Set is a loaded, compiled rule set. It is immutable and safe for
@@ -23,14 +24,14 @@ type Set struct {
 	version  string
 	files    []string
 	all      []*Rule
-	bySignal [numSignals][]*Rule
+	bySignal [len(otlpwire.Signals)][]*Rule
 	pool     sync.Pool // of *Evaluator, for Apply
 }
 
 // Rule is one compiled rule. Its exported fields are read-only.
 type Rule struct {
 	Name    string
-	Signal  Signal
+	Signal  otlpwire.Signal
 	File    string // as given to Load or Parse
 	Line    int    // line of the rule's name
 	When    string // the condition's source; "" means always
@@ -181,8 +182,8 @@ func (s *Set) Version() string { return s.version }
 func (s *Set) Files() []string { return s.files }
 
 // Rules lists the rules of sig in the order they apply.
-func (s *Set) Rules(sig Signal) []*Rule {
-	if sig >= numSignals {
+func (s *Set) Rules(sig otlpwire.Signal) []*Rule {
+	if !sig.Valid() {
 		return nil
 	}
 	return s.bySignal[sig]
@@ -202,7 +203,7 @@ type ruleCounters struct {
 // RuleStats are the totals of one rule since the set was loaded.
 type RuleStats struct {
 	Rule      string
-	Signal    Signal
+	Signal    otlpwire.Signal
 	File      string
 	Matched   uint64 // items its condition matched
 	Dropped   uint64 // items it dropped (drop, keep, sample or on_error: drop)

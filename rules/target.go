@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // target is the left side of set, an item of delete or either side of
@@ -26,7 +28,7 @@ const (
 // parseTarget reads `attributes["key"]`, `resource["key"]` (single or
 // double quotes, Go escapes in double quotes) or the name of a settable
 // field of sig.
-func parseTarget(sig Signal, s string) (target, error) {
+func parseTarget(sig otlpwire.Signal, s string) (target, error) {
 	t := target{text: s}
 	s = strings.TrimSpace(s)
 	for i := range fields[sig] {

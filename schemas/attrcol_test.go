@@ -7,12 +7,11 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // TestBuilderReuse: one Builder through many Append/Build cycles (the
@@ -20,7 +19,7 @@ import (
 // batches) gives the same batches as fresh builders, and earlier batches
 // stay intact while later ones are built.
 func TestBuilderReuse(t *testing.T) {
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		t.Run(sig.String(), func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
@@ -100,7 +99,7 @@ func TestAttrInvalidUTF8(t *testing.T) {
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
-	b := NewBuilder(stream.Metrics, mem)
+	b := NewBuilder(otlpwire.Metrics, mem)
 	defer b.Release()
 	for _, c := range []struct{ key, val, want string }{
 		{"BAD!", "x", "KeyValue field 1: invalid UTF-8"},

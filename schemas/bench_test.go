@@ -76,11 +76,11 @@ func BenchmarkToOTLP(b *testing.B) {
 	}
 }
 
-// BenchmarkIPCSize reports the processed-topic value size (WriteIPC) against
+// BenchmarkRecordSize reports the processed-topic value size (WriteBatch) against
 // the raw OTLP protobuf and the raw OTLP compressed with zstd (default level,
-// whole request), per item; ratio = otlp-zstd / ipc (the target is >= 3).
-// items/s is the speed of WriteIPC.
-func BenchmarkIPCSize(b *testing.B) {
+// whole request), per item; ratio = otlp-zstd / record (the target is >= 3).
+// items/s is the speed of WriteBatch.
+func BenchmarkRecordSize(b *testing.B) {
 	enc, _ := zstd.NewWriter(nil)
 	defer enc.Close()
 	for _, c := range corpora() {
@@ -96,7 +96,7 @@ func BenchmarkIPCSize(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				buf.Reset()
-				if err := WriteIPC(&buf, batch); err != nil {
+				if err := WriteBatch(&buf, batch); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -104,24 +104,24 @@ func BenchmarkIPCSize(b *testing.B) {
 			z := enc.EncodeAll(c.Body, nil)
 			b.ReportMetric(float64(len(c.Body))/float64(c.Items), "otlp-B/item")
 			b.ReportMetric(float64(len(z))/float64(c.Items), "otlp-zstd-B/item")
-			b.ReportMetric(float64(buf.Len())/float64(c.Items), "ipc-zstd-B/item")
+			b.ReportMetric(float64(buf.Len())/float64(c.Items), "record-B/item")
 			b.ReportMetric(float64(len(z))/float64(buf.Len()), "ratio")
 		})
 	}
 }
 
-// BenchmarkReadIPC: decoding a processed value back into a Batch, as every
+// BenchmarkReadBatch: decoding a processed value back into a Batch, as every
 // sink does, on the Go allocator and on the sinks' pool.
-func BenchmarkReadIPC(b *testing.B) {
+func BenchmarkReadBatch(b *testing.B) {
 	for _, mem := range []struct {
 		name  string
 		alloc memory.Allocator
 	}{{"go", memory.DefaultAllocator}, {"pool", arrowpool.New()}} {
-		b.Run(mem.name, func(b *testing.B) { benchReadIPC(b, mem.alloc) })
+		b.Run(mem.name, func(b *testing.B) { benchReadBatch(b, mem.alloc) })
 	}
 }
 
-func benchReadIPC(b *testing.B, mem memory.Allocator) {
+func benchReadBatch(b *testing.B, mem memory.Allocator) {
 	for _, c := range corpora() {
 		b.Run(c.Name, func(b *testing.B) {
 			bld := NewBuilder(c.Signal, memory.NewGoAllocator())
@@ -132,13 +132,13 @@ func benchReadIPC(b *testing.B, mem memory.Allocator) {
 			batch := bld.Build()
 			defer batch.Release()
 			var buf bytes.Buffer
-			if err := WriteIPC(&buf, batch); err != nil {
+			if err := WriteBatch(&buf, batch); err != nil {
 				b.Fatal(err)
 			}
 			b.SetBytes(int64(buf.Len()))
 			b.ReportAllocs()
 			for b.Loop() {
-				nb, err := ReadIPC(buf.Bytes(), mem)
+				nb, err := ReadBatch(buf.Bytes(), mem)
 				if err != nil {
 					b.Fatal(err)
 				}

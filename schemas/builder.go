@@ -6,8 +6,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // Batch is the Arrow form of one or more OTLP requests of one signal: a table
@@ -17,10 +16,10 @@ import (
 //
 // A Batch owns one reference to each of its records; Release drops them.
 type Batch struct {
-	Signal    stream.Signal
+	Signal    otlpwire.Signal
 	Resources arrow.RecordBatch // ResourcesSchema
 	Scopes    arrow.RecordBatch // ScopesSchema
-	Metrics   arrow.RecordBatch // MetricsSchema; nil unless Signal is stream.Metrics
+	Metrics   arrow.RecordBatch // MetricsSchema; nil unless Signal is otlpwire.Metrics
 	Items     arrow.RecordBatch // ItemsSchema(Signal)
 }
 
@@ -45,7 +44,7 @@ func (b *Batch) Release() {
 // Builder decodes OTLP requests of one signal straight into Arrow builders.
 // It is not safe for concurrent use; reuse it across batches.
 type Builder struct {
-	sig   stream.Signal
+	sig   otlpwire.Signal
 	mem   memory.Allocator
 	items int
 
@@ -70,7 +69,7 @@ type Builder struct {
 
 // NewBuilder returns a Builder of sig that allocates from mem (nil means
 // memory.DefaultAllocator).
-func NewBuilder(sig stream.Signal, mem memory.Allocator) *Builder {
+func NewBuilder(sig otlpwire.Signal, mem memory.Allocator) *Builder {
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
@@ -85,10 +84,10 @@ func (b *Builder) init() {
 	b.res = newResBuilder(mem, &b.strict)
 	b.scopes = newScopeBuilder(mem, &b.strict)
 	switch b.sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		b.met = newMetricBuilder(mem, &b.strict)
 		b.pts = newPointBuilder(mem, &b.strict)
-	case stream.Logs:
+	case otlpwire.Logs:
 		b.logs = newLogBuilder(mem, &b.strict)
 	default:
 		b.spans = newSpanBuilder(mem, &b.strict)
@@ -96,7 +95,7 @@ func (b *Builder) init() {
 }
 
 // Signal is the signal of the builder.
-func (b *Builder) Signal() stream.Signal { return b.sig }
+func (b *Builder) Signal() otlpwire.Signal { return b.sig }
 
 // Len is the number of items appended since the last Build.
 func (b *Builder) Len() int { return b.items }
@@ -155,10 +154,10 @@ func (b *Builder) attrsValid() bool {
 	ok := b.res.attrs.valid()
 	ok = b.scopes.attrs.valid() && ok
 	switch b.sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		ok = b.met.metadata.valid() && ok
 		ok = b.pts.attrs.valid() && ok
-	case stream.Logs:
+	case otlpwire.Logs:
 		ok = b.logs.attrs.valid() && ok
 	default:
 		ok = b.spans.attrs.valid() && ok
@@ -175,10 +174,10 @@ func (b *Builder) flush() {
 	b.res.attrs.flush()
 	b.scopes.attrs.flush()
 	switch b.sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		b.met.metadata.flush()
 		b.pts.flush()
-	case stream.Logs:
+	case otlpwire.Logs:
 		b.logs.flush()
 	default:
 		b.spans.flush()
@@ -193,10 +192,10 @@ func (b *Builder) Build() *Batch {
 	bt.Resources = newRecord(b.res.rb, subst{ResAttributes, &b.res.attrs})
 	bt.Scopes = newRecord(b.scopes.rb, subst{ScopeAttributes, &b.scopes.attrs})
 	switch b.sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		bt.Metrics = newRecord(b.met.rb, subst{MetMetadata, &b.met.metadata})
 		bt.Items = newRecord(b.pts.rb, subst{PtAttributes, &b.pts.attrs})
-	case stream.Logs:
+	case otlpwire.Logs:
 		bt.Items = newRecord(b.logs.rb, subst{LogAttributes, &b.logs.attrs})
 	default:
 		bt.Items = newRecord(b.spans.rb, subst{SpanAttributes, &b.spans.attrs})
@@ -213,10 +212,10 @@ func (b *Builder) Release() {
 	b.res.rb.Release()
 	b.scopes.rb.Release()
 	switch b.sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		b.met.rb.Release()
 		b.pts.rb.Release()
-	case stream.Logs:
+	case otlpwire.Logs:
 		b.logs.rb.Release()
 	default:
 		b.spans.rb.Release()
@@ -380,9 +379,9 @@ func (b *Builder) scopeX(p []byte, rid uint32) error {
 		case num == 2 && typ == wtLen:
 			var err error
 			switch b.sig {
-			case stream.Metrics:
+			case otlpwire.Metrics:
 				err = b.metric(q, rid, sid)
-			case stream.Logs:
+			case otlpwire.Logs:
 				err = b.logRecord(q, rid, sid)
 			default:
 				err = b.span(q, rid, sid)

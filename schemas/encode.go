@@ -6,9 +6,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // cols reads typed columns of a record, remembering the first mismatch.
@@ -114,11 +113,11 @@ func ToOTLP(b *Batch, dst []byte) ([]byte, error) {
 	}
 	var items func(dst []byte, scope int) []byte
 	switch b.Signal {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		items, err = metricsWriter(b)
-	case stream.Logs:
+	case otlpwire.Logs:
 		items, err = logsWriter(b)
-	case stream.Traces:
+	case otlpwire.Traces:
 		items, err = spansWriter(b)
 	default:
 		err = fmt.Errorf("%w: signal %v", ErrSchema, b.Signal)

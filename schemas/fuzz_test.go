@@ -7,16 +7,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // FuzzRoundTrip: any input either fails with ErrMalformed or ErrUnsupported
 // or round-trips to a request equal to what proto.Unmarshal makes of it
 // (request-level unknown fields aside, see README).
 func FuzzRoundTrip(f *testing.F) {
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		f.Add(uint8(sig), otlptest.Request(sig, otlptest.Shape{Resources: 1, Items: 2, Points: 2}))
 		g := newGen(7 + uint64(sig))
 		for range 5 {
@@ -25,7 +24,7 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, s uint8, body []byte) {
-		sig := stream.Signal(s % 3)
+		sig := otlpwire.Signal(s % 3)
 		b := NewBuilder(sig, memory.DefaultAllocator)
 		defer b.Release()
 		_, err := b.Append(body)
@@ -41,12 +40,12 @@ func FuzzRoundTrip(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ToOTLP of a built batch: %v", err)
 		}
-		want := otlpjson.NewRequest(sig)
+		want := otlpwire.NewRequest(sig)
 		if proto.Unmarshal(body, want) != nil {
 			return // we accepted what protobuf rejects (e.g. deeper nesting); nothing to compare
 		}
 		want.ProtoReflect().SetUnknown(nil)
-		got := otlpjson.NewRequest(sig)
+		got := otlpwire.NewRequest(sig)
 		if err := proto.Unmarshal(out, got); err != nil {
 			t.Fatalf("output does not unmarshal: %v", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -13,8 +14,6 @@ import (
 	resource "go.opentelemetry.io/proto/otlp/resource/v1"
 	trace "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // gen builds random OTLP requests that use every field of the three signals.
@@ -305,11 +304,11 @@ func (g *gen) traces() *coltrace.ExportTraceServiceRequest {
 	return req
 }
 
-func (g *gen) request(sig stream.Signal) proto.Message {
+func (g *gen) request(sig otlpwire.Signal) proto.Message {
 	switch sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		return g.metrics()
-	case stream.Logs:
+	case otlpwire.Logs:
 		return g.logs()
 	}
 	return g.traces()

@@ -11,12 +11,11 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
-	"github.com/sluice-dev/sluice/internal/otlpjson"
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
-// roundTrip converts body to Arrow and back, through IPC when viaIPC.
-func roundTrip(t testing.TB, sig stream.Signal, mem memory.Allocator, bodies [][]byte, viaIPC bool) []byte {
+// roundTrip converts body to Arrow and back, through the record codec when viaCodec.
+func roundTrip(t testing.TB, sig otlpwire.Signal, mem memory.Allocator, bodies [][]byte, viaCodec bool) []byte {
 	t.Helper()
 	b := NewBuilder(sig, mem)
 	defer b.Release()
@@ -27,14 +26,14 @@ func roundTrip(t testing.TB, sig stream.Signal, mem memory.Allocator, bodies [][
 	}
 	batch := b.Build()
 	defer batch.Release()
-	if viaIPC {
+	if viaCodec {
 		var buf bytes.Buffer
-		if err := WriteIPC(&buf, batch); err != nil {
-			t.Fatalf("WriteIPC: %v", err)
+		if err := WriteBatch(&buf, batch); err != nil {
+			t.Fatalf("WriteBatch: %v", err)
 		}
-		nb, err := ReadIPC(buf.Bytes(), mem)
+		nb, err := ReadBatch(buf.Bytes(), mem)
 		if err != nil {
-			t.Fatalf("ReadIPC: %v", err)
+			t.Fatalf("ReadBatch: %v", err)
 		}
 		defer nb.Release()
 		batch = nb
@@ -51,7 +50,7 @@ func TestRoundTripRandom(t *testing.T) {
 	if testing.Short() {
 		iters = 50
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		t.Run(sig.String(), func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
@@ -63,7 +62,7 @@ func TestRoundTripRandom(t *testing.T) {
 					t.Fatal(err)
 				}
 				out := roundTrip(t, sig, mem, [][]byte{body}, i%4 == 0)
-				got := otlpjson.NewRequest(sig)
+				got := otlpwire.NewRequest(sig)
 				if err := proto.Unmarshal(out, got); err != nil {
 					t.Fatalf("iteration %d: output does not unmarshal: %v", i, err)
 				}
@@ -78,7 +77,7 @@ func TestRoundTripRandom(t *testing.T) {
 // TestRoundTripConcat: several requests appended to one batch come back as
 // one request holding all their resources, as protobuf concatenation would.
 func TestRoundTripConcat(t *testing.T) {
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		g := newGen(100 + uint64(sig))
 		var bodies [][]byte
 		var all []byte
@@ -87,11 +86,11 @@ func TestRoundTripConcat(t *testing.T) {
 			bodies = append(bodies, body)
 			all = append(all, body...)
 		}
-		want := otlpjson.NewRequest(sig)
+		want := otlpwire.NewRequest(sig)
 		if err := proto.Unmarshal(all, want); err != nil {
 			t.Fatal(err)
 		}
-		got := otlpjson.NewRequest(sig)
+		got := otlpwire.NewRequest(sig)
 		if err := proto.Unmarshal(roundTrip(t, sig, memory.DefaultAllocator, bodies, true), got); err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +121,7 @@ func TestRoundTripOnPool(t *testing.T) {
 	if testing.Short() {
 		iters = 30
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		t.Run(sig.String(), func(t *testing.T) {
 			pool := arrowpool.NewPoisoned()
 			g := newGen(uint64(sig) + 7)
@@ -139,12 +138,12 @@ func TestRoundTripOnPool(t *testing.T) {
 				batch := b.Build()
 				if i%2 == 0 {
 					var buf bytes.Buffer
-					if err := WriteIPC(&buf, batch); err != nil {
-						t.Fatalf("WriteIPC: %v", err)
+					if err := WriteBatch(&buf, batch); err != nil {
+						t.Fatalf("WriteBatch: %v", err)
 					}
 					batch.Release()
-					if batch, err = ReadIPC(buf.Bytes(), pool); err != nil {
-						t.Fatalf("ReadIPC: %v", err)
+					if batch, err = ReadBatch(buf.Bytes(), pool); err != nil {
+						t.Fatalf("ReadBatch: %v", err)
 					}
 				}
 				out, err := ToOTLP(batch, nil)
@@ -152,7 +151,7 @@ func TestRoundTripOnPool(t *testing.T) {
 				if err != nil {
 					t.Fatalf("ToOTLP: %v", err)
 				}
-				got := otlpjson.NewRequest(sig)
+				got := otlpwire.NewRequest(sig)
 				if err := proto.Unmarshal(out, got); err != nil {
 					t.Fatalf("iteration %d: output does not unmarshal: %v", i, err)
 				}

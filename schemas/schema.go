@@ -2,13 +2,12 @@ package schemas
 
 import (
 	"github.com/apache/arrow-go/v18/arrow"
-
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // Version is the version of the Arrow layout described in README.md. It is
 // stored in every schema's metadata (key "sluice.schema.version") and in the
-// IPC envelope; bump it on any incompatible change.
+// record envelope; bump it on any incompatible change.
 const Version = "1"
 
 // Value types: the "type" child of an AnyValue struct (attribute values and
@@ -275,11 +274,11 @@ var (
 )
 
 // ItemsSchema is the schema of Batch.Items for sig.
-func ItemsSchema(sig stream.Signal) *arrow.Schema {
+func ItemsSchema(sig otlpwire.Signal) *arrow.Schema {
 	switch sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		return DataPointsSchema
-	case stream.Logs:
+	case otlpwire.Logs:
 		return LogRecordsSchema
 	}
 	return SpansSchema

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
-// Errors returned by Builder.Append, ToOTLP and ReadIPC. Test with errors.Is.
+// Errors returned by Builder.Append, ToOTLP and ReadBatch. Test with errors.Is.
 var (
 	// ErrMalformed: the request is not a valid protobuf encoding of an OTLP
 	// request (truncated field, bad varint, invalid UTF-8 in a string...).

@@ -1,6 +1,6 @@
 package schemas
 
-// The column codec of IPC formats 2 and 3 (see README.md, "Wire format"). A table is
+// The column codec of record formats 2 and 3 (see README.md, "Wire format"). A table is
 // its row count followed by its columns in schema order; every column is
 // encoded by encoder.col and decoded by decoder.col from the data type the
 // schema gives, so the wire carries no type information. The whole payload is
@@ -814,7 +814,7 @@ func copyRanges[T any](mem memory.Allocator, v []T, starts, o []int32, size int)
 
 // ---------------------------------------------------------------- decoding
 
-// maxDecodeElems bounds the values one ReadIPC may materialise (a corrupt
+// maxDecodeElems bounds the values one ReadBatch may materialise (a corrupt
 // value must not make us allocate without limit).
 var maxDecodeElems = 1 << 27
 
@@ -824,7 +824,7 @@ type decoder struct {
 	mem    memory.Allocator
 	budget int
 	depth  int
-	format byte // the IPC format: 2 or 3
+	format byte // the record format: 2 or 3
 	last   byte
 	u64    []uint64
 	txt    *textScratch // see text

@@ -1,6 +1,6 @@
 package schemas
 
-// Templated text: string mode 2 of the column codec (IPC format 3; README.md,
+// Templated text: string mode 2 of the column codec (record format 3; README.md,
 // "Wire format"). Log bodies are mostly a few message templates filled with
 // numbers and ids. zstd finds the fixed text again in every line, but pays a
 // match (2-4 bytes) for each piece of it and codes the variables as text. So a

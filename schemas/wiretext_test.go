@@ -18,9 +18,8 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
-	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // textColumn encodes lines as a string column and decodes it back, returning
@@ -48,7 +47,7 @@ func textColumn(t testing.TB, lines []string, nulls []bool) (byte, []string) {
 	if e.out[0] == nullSome {
 		mode = e.out[1+(len(lines)+7)/8]
 	}
-	d := &decoder{b: e.out, mem: mem, budget: maxDecodeElems, format: ipcFormat}
+	d := &decoder{b: e.out, mem: mem, budget: maxDecodeElems, format: recordFormat}
 	data := d.col(arrow.BinaryTypes.String, len(lines))
 	if d.err != nil {
 		t.Fatalf("decode: %v", d.err)
@@ -149,7 +148,7 @@ func TestTextFallsBack(t *testing.T) {
 // Templated text makes the varied log corpus's bodies much smaller than
 // plain strings under zstd.
 func TestTextSmallerThanPlain(t *testing.T) {
-	b := NewBuilder(stream.Logs, nil)
+	b := NewBuilder(otlpwire.Logs, nil)
 	defer b.Release()
 	if _, err := b.Append(logsCorpus()); err != nil {
 		t.Fatal(err)
@@ -205,10 +204,10 @@ func FuzzText(f *testing.F) {
 	})
 }
 
-// Values of IPC format 2 (written before templated text) still read, and
+// Values of record format 2 (written before templated text) still read, and
 // give back the requests they were made from.
 func TestReadFormat2(t *testing.T) {
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		val, err := os.ReadFile("testdata/format2/" + sig.String() + ".bin")
 		if err != nil {
 			t.Fatal(err)
@@ -217,10 +216,10 @@ func TestReadFormat2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if val[len(ipcMagic)+len(Version)+1] != 2 {
+		if val[len(recordMagic)+len(Version)+1] != 2 {
 			t.Fatalf("%v: testdata is not format 2", sig)
 		}
-		b, err := ReadIPC(val, nil)
+		b, err := ReadBatch(val, nil)
 		if err != nil {
 			t.Fatalf("%v: %v", sig, err)
 		}
@@ -229,7 +228,7 @@ func TestReadFormat2(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, got := otlpjson.NewRequest(sig), otlpjson.NewRequest(sig)
+		want, got := otlpwire.NewRequest(sig), otlpwire.NewRequest(sig)
 		if err := proto.Unmarshal(pb, want); err != nil {
 			t.Fatal(err)
 		}
@@ -245,7 +244,7 @@ func TestReadFormat2(t *testing.T) {
 // BenchmarkTokenize: splitting the logs-varied bodies into templates and
 // variables, the first half of templated text's cost.
 func BenchmarkTokenize(b *testing.B) {
-	bl := NewBuilder(stream.Logs, nil)
+	bl := NewBuilder(otlpwire.Logs, nil)
 	defer bl.Release()
 	if _, err := bl.Append(logsCorpus()); err != nil {
 		b.Fatal(err)
@@ -267,7 +266,7 @@ func BenchmarkTokenize(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(body.Len()), "ns/line")
 }
 
-// TestTextDecoderReuse: ReadIPC's decoders, and their text scratch, are
+// TestTextDecoderReuse: ReadBatch's decoders, and their text scratch, are
 // reused across calls; values of different sizes and templates read one
 // after another, on a poisoning pool, each give back their own request.
 func TestTextDecoderReuse(t *testing.T) {
@@ -275,13 +274,13 @@ func TestTextDecoderReuse(t *testing.T) {
 	bodies := [][]byte{otlptest.Corpora()[1].Body, templatedLogs(40), templatedLogs(3000), templatedLogs(9)}
 	var values [][]byte
 	for _, body := range bodies {
-		b := NewBuilder(stream.Logs, nil)
+		b := NewBuilder(otlpwire.Logs, nil)
 		if _, err := b.Append(body); err != nil {
 			t.Fatal(err)
 		}
 		batch := b.Build()
 		var buf bytes.Buffer
-		if err := WriteIPC(&buf, batch); err != nil {
+		if err := WriteBatch(&buf, batch); err != nil {
 			t.Fatal(err)
 		}
 		batch.Release()
@@ -290,11 +289,11 @@ func TestTextDecoderReuse(t *testing.T) {
 	}
 	for round := range 3 {
 		for i, v := range values {
-			out, _, err := IPCToOTLP(v, nil, pool)
+			out, _, err := BatchToOTLP(v, nil, pool)
 			if err != nil {
 				t.Fatal(err)
 			}
-			want, got := otlpjson.NewRequest(stream.Logs), otlpjson.NewRequest(stream.Logs)
+			want, got := otlpwire.NewRequest(otlpwire.Logs), otlpwire.NewRequest(otlpwire.Logs)
 			if err := proto.Unmarshal(bodies[i], want); err != nil {
 				t.Fatal(err)
 			}

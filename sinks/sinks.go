@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/stage"
@@ -156,7 +157,7 @@ func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) 
 	}
 	var topics []string
 	for _, name := range entry.Signals {
-		sig, err := stream.ParseSignal(name)
+		sig, err := otlpwire.ParseSignal(name)
 		if err != nil {
 			return nil, err
 		}
@@ -225,10 +226,10 @@ func (r *Runner) Run(ctx context.Context) error {
 
 // SignalOf tells the signal of a processed record from its sluice-signal
 // header.
-func SignalOf(r *stream.Record) (stream.Signal, error) {
+func SignalOf(r *stream.Record) (otlpwire.Signal, error) {
 	h := r.Header(stream.HeaderSignal)
 	if h == nil {
 		return 0, fmt.Errorf("record %s/%d@%d has no %s header", r.Topic, r.Partition, r.Offset, stream.HeaderSignal)
 	}
-	return stream.ParseSignal(string(h))
+	return otlpwire.ParseSignal(string(h))
 }

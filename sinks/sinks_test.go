@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/memory"
 )
@@ -40,7 +41,7 @@ func TestRejectedRecordsGoToTheDLQ(t *testing.T) {
 	topics := stream.Topics{Prefix: "t"}
 	ctx := context.Background()
 	for i := range 10 {
-		bus.Produce(ctx, &stream.Record{Topic: topics.Processed(stream.Logs), Partition: -1, Value: []byte(strconv.Itoa(i)),
+		bus.Produce(ctx, &stream.Record{Topic: topics.Processed(otlpwire.Logs), Partition: -1, Value: []byte(strconv.Itoa(i)),
 			Headers: []stream.Header{{Key: stream.HeaderTenant, Value: []byte("team-a")}}})
 	}
 	sink := &rejectOdd{}
@@ -74,7 +75,7 @@ func TestRejectedRecordsGoToTheDLQ(t *testing.T) {
 	if n := testutilCounter(t, reg, "sluice_sink_dead_letters_total"); n != 5 {
 		t.Errorf("sluice_sink_dead_letters_total = %v, want 5", n)
 	}
-	c, _ := bus.Consume(stream.ConsumerConfig{Group: "sluice-sink-loki", Topics: []string{topics.Processed(stream.Logs)}})
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "sluice-sink-loki", Topics: []string{topics.Processed(otlpwire.Logs)}})
 	if lag, _ := c.Lag(ctx); lag != 0 {
 		t.Errorf("lag %d: the batch was not committed", lag)
 	}

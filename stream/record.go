@@ -20,8 +20,8 @@ const (
 const (
 	ContentTypeOTLPProto = "application/x-protobuf"
 	// ContentTypeArrow: a processed record, an Arrow batch in the encoding
-	// of schemas.WriteIPC (a column codec in one zstd frame, smaller than
-	// Arrow's own IPC format; read it with schemas.ReadIPC).
+	// of schemas.WriteBatch (a column codec in one zstd frame, smaller than
+	// Arrow's own IPC format; read it with schemas.ReadBatch).
 	ContentTypeArrow = "application/x-sluice-arrow-batch"
 )
 

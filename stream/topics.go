@@ -1,5 +1,7 @@
 package stream
 
+import "github.com/sluice-dev/sluice/internal/otlpwire"
+
 // Topics names the bus topics of one pipeline. Every name starts with the
 // configured prefix so that several pipelines can share one cluster.
 type Topics struct {
@@ -7,10 +9,10 @@ type Topics struct {
 }
 
 // Raw is the topic the ingesters write a signal's OTLP requests to.
-func (t Topics) Raw(s Signal) string { return t.Prefix + ".raw." + s.String() }
+func (t Topics) Raw(s otlpwire.Signal) string { return t.Prefix + ".raw." + s.String() }
 
 // Processed is the topic the workers write a signal's processed records to.
-func (t Topics) Processed(s Signal) string { return t.Prefix + ".processed." + s.String() }
+func (t Topics) Processed(s otlpwire.Signal) string { return t.Prefix + ".processed." + s.String() }
 
 // DLQ is the dead-letter topic: records that could not be decoded or were
 // rejected permanently by a backend, with the reason in their headers.

@@ -25,7 +25,7 @@ import (
 
 	"github.com/sluice-dev/sluice/bench/benchutil"
 	"github.com/sluice-dev/sluice/internal/otlptest"
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 func main() {
@@ -39,12 +39,12 @@ func main() {
 	flag.Parse()
 
 	shape := otlptest.Shape{Resources: *resources, Items: *metrics, Points: *points}
-	perReq := shape.ItemCount(stream.Metrics)
+	perReq := shape.ItemCount(otlpwire.Metrics)
 	// A few distinct requests, so that partitions and keys vary.
 	reqs := make([]*rawReq, 8)
 	for i := range reqs {
 		shape.Seed = i
-		reqs[i] = &rawReq{b: otlptest.Request(stream.Metrics, shape)}
+		reqs[i] = &rawReq{b: otlptest.Request(otlpwire.Metrics, shape)}
 	}
 	requests := (*total + perReq - 1) / perReq
 	fmt.Printf("sending %d requests of %d data points (%d bytes) over %d connections\n", requests, perReq, len(reqs[0].b), *conns)

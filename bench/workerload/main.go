@@ -24,9 +24,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sluice-dev/sluice/app"
 	"github.com/sluice-dev/sluice/bench/benchutil"
 	"github.com/sluice-dev/sluice/ingest"
-	"github.com/sluice-dev/sluice/internal/app"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/stream"
 )

@@ -12,9 +12,9 @@ import (
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/kafka"
@@ -60,7 +60,7 @@ log:
 	topics := stream.Topics{Prefix: prefix}
 	ctx := context.Background()
 	var specs []stream.TopicSpec
-	for _, s := range stream.Signals {
+	for _, s := range otlpwire.Signals {
 		specs = append(specs, stream.TopicSpec{Name: topics.Raw(s), Partitions: 3}, stream.TopicSpec{Name: topics.Processed(s), Partitions: 3})
 	}
 	bus.EnsureTopics(ctx, append(specs, stream.TopicSpec{Name: topics.DLQ(), Partitions: 3})...)
@@ -75,7 +75,7 @@ log:
 			var raw []*stream.Record
 			for j := i; j < i+100; j++ {
 				shape.Seed = j
-				raw = append(raw, &stream.Record{Topic: topics.Raw(stream.Logs), Partition: int32(j % 3), Value: otlptest.Request(stream.Logs, shape),
+				raw = append(raw, &stream.Record{Topic: topics.Raw(otlpwire.Logs), Partition: int32(j % 3), Value: otlptest.Request(otlpwire.Logs, shape),
 					Headers: []stream.Header{{Key: stream.HeaderSignal, Value: []byte("logs")}, {Key: stream.HeaderTenant, Value: []byte("t")}}})
 			}
 			if err := bus.Produce(ctx, raw...); err != nil {
@@ -93,7 +93,7 @@ log:
 	}
 
 	// Read the processed topic (read committed) as it grows.
-	c, err := bus.Consume(stream.ConsumerConfig{Group: prefix + "-reader", Topics: []string{topics.Processed(stream.Logs)}})
+	c, err := bus.Consume(stream.ConsumerConfig{Group: prefix + "-reader", Topics: []string{topics.Processed(otlpwire.Logs)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,11 +109,11 @@ log:
 				return
 			}
 			for _, r := range recs {
-				pb, _, err := schemas.IPCToOTLP(r.Value, nil, nil)
+				pb, _, err := schemas.BatchToOTLP(r.Value, nil, nil)
 				if err != nil {
 					t.Fatal(err)
 				}
-				n, _ := otlpwire.Count(stream.Logs, pb)
+				n, _ := otlpwire.Count(otlpwire.Logs, pb)
 				items += n
 				countMarkers(t, pb, perResource)
 			}

@@ -15,7 +15,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlptest"
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // TestMain lets the test binary stand in for the sluice binary, so that the
@@ -77,7 +77,7 @@ log:
 		for ctx.Err() == nil {
 			seed++
 			shape.Seed = seed
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+httpAddr+"/v1/logs", bytes.NewReader(otlptest.Request(stream.Logs, shape)))
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+httpAddr+"/v1/logs", bytes.NewReader(otlptest.Request(otlpwire.Logs, shape)))
 			req.Header.Set("Content-Type", "application/x-protobuf")
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {

@@ -11,7 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/sluice-dev/sluice/internal/app"
+	"github.com/sluice-dev/sluice/app"
 )
 
 func main() {

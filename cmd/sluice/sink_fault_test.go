@@ -24,8 +24,9 @@ import (
 	resource "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/internal/app"
+	"github.com/sluice-dev/sluice/app"
 	"github.com/sluice-dev/sluice/internal/backendtest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -57,7 +58,7 @@ func processed(t testing.TB, req *colmetrics.ExportMetricsServiceRequest, topic 
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := schemas.NewBuilder(stream.Metrics, nil)
+	b := schemas.NewBuilder(otlpwire.Metrics, nil)
 	defer b.Release()
 	n, err := b.Append(body)
 	if err != nil {
@@ -66,7 +67,7 @@ func processed(t testing.TB, req *colmetrics.ExportMetricsServiceRequest, topic 
 	batch := b.Build()
 	defer batch.Release()
 	var buf bytes.Buffer
-	if err := schemas.WriteIPC(&buf, batch); err != nil {
+	if err := schemas.WriteBatch(&buf, batch); err != nil {
 		t.Fatal(err)
 	}
 	return &stream.Record{Topic: topic, Partition: 0, Value: buf.Bytes(), Headers: []stream.Header{
@@ -297,7 +298,7 @@ log:
 	if err != nil {
 		t.Fatal(err)
 	}
-	topic := stream.Topics{Prefix: conf.Bus.TopicPrefix}.Processed(stream.Metrics)
+	topic := stream.Topics{Prefix: conf.Bus.TopicPrefix}.Processed(otlpwire.Metrics)
 	first := time.Now().Add(-5*time.Minute - time.Duration(records)*time.Second).Truncate(time.Second)
 	var bytesOut int
 	var batch []*stream.Record

@@ -6,16 +6,15 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
-var exampleFiles = map[stream.Signal]string{
-	stream.Metrics: "metrics.json",
-	stream.Logs:    "logs.json",
-	stream.Traces:  "trace.json",
+var exampleFiles = map[otlpwire.Signal]string{
+	otlpwire.Metrics: "metrics.json",
+	otlpwire.Logs:    "logs.json",
+	otlpwire.Traces:  "trace.json",
 }
 
 // FuzzUnmarshalRequest checks that the decoder never panics, agrees with
@@ -37,12 +36,12 @@ func FuzzUnmarshalRequest(f *testing.F) {
 		`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityNumber":"SEVERITY_NUMBER_WARN","flags":1,"body":{"kvlistValue":{"values":[{"key":"k","value":null}]}},"unknown":{"a":[true,false,null]}}]}]}]}`,
 		`{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityText":"\ud83d\ude00\u00e9\n"}]}]}]}`,
 	} {
-		for _, sig := range stream.Signals {
+		for _, sig := range otlpwire.Signals {
 			f.Add(uint8(sig), []byte(s))
 		}
 	}
 	f.Fuzz(func(t *testing.T, s uint8, body []byte) {
-		sig := stream.Signals[int(s)%len(stream.Signals)]
+		sig := otlpwire.Signals[int(s)%len(otlpwire.Signals)]
 		got, err := checkUnmarshal(t, sig, false, body)
 		if err != nil {
 			if _, ok := err.(*Error); !ok {
@@ -76,16 +75,16 @@ func FuzzUnmarshalRequest(f *testing.F) {
 // reference codec on any protobuf input, and that its output decodes back.
 func FuzzMarshalRequest(f *testing.F) {
 	g := &filler{r: rand.New(rand.NewPCG(3, 4)), oneofs: map[protoreflect.FullName]int{}, sparse: true}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		for range 4 {
 			m := loadReference().newMessage(sig, false)
 			g.fill(m.ProtoReflect(), 0)
 			f.Add(uint8(sig), mustMarshal(m))
 		}
 	}
-	f.Add(uint8(stream.Traces), []byte{0x0a, 0x04, 0x12, 0x02, 0x12, 0x00})
+	f.Add(uint8(otlpwire.Traces), []byte{0x0a, 0x04, 0x12, 0x02, 0x12, 0x00})
 	f.Fuzz(func(t *testing.T, s uint8, pb []byte) {
-		sig := stream.Signals[int(s)%len(stream.Signals)]
+		sig := otlpwire.Signals[int(s)%len(otlpwire.Signals)]
 		js, err := checkMarshal(t, sig, false, pb)
 		if err != nil {
 			return

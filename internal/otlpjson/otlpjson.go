@@ -6,7 +6,7 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // maxDepth is how deeply messages may nest, counting the request itself: the
@@ -17,7 +17,7 @@ const maxDepth = 10000
 // UnmarshalRequest decodes an OTLP/JSON Export*ServiceRequest of the given
 // signal and appends its protobuf encoding to dst. On error dst is returned
 // unchanged, and the error is an *Error.
-func UnmarshalRequest(sig stream.Signal, body, dst []byte) ([]byte, error) {
+func UnmarshalRequest(sig otlpwire.Signal, body, dst []byte) ([]byte, error) {
 	m, err := root(sig, false)
 	if err != nil {
 		return dst, err
@@ -28,7 +28,7 @@ func UnmarshalRequest(sig stream.Signal, body, dst []byte) ([]byte, error) {
 // MarshalRequest encodes a protobuf Export*ServiceRequest of the given signal
 // as one line of OTLP/JSON (without a newline) appended to dst. On error dst is
 // returned unchanged, and the error is an *Error.
-func MarshalRequest(sig stream.Signal, pb, dst []byte) ([]byte, error) {
+func MarshalRequest(sig otlpwire.Signal, pb, dst []byte) ([]byte, error) {
 	m, err := root(sig, false)
 	if err != nil {
 		return dst, err
@@ -37,7 +37,7 @@ func MarshalRequest(sig stream.Signal, pb, dst []byte) ([]byte, error) {
 }
 
 // UnmarshalResponse is UnmarshalRequest for an Export*ServiceResponse.
-func UnmarshalResponse(sig stream.Signal, body, dst []byte) ([]byte, error) {
+func UnmarshalResponse(sig otlpwire.Signal, body, dst []byte) ([]byte, error) {
 	m, err := root(sig, true)
 	if err != nil {
 		return dst, err
@@ -46,7 +46,7 @@ func UnmarshalResponse(sig stream.Signal, body, dst []byte) ([]byte, error) {
 }
 
 // MarshalResponse is MarshalRequest for an Export*ServiceResponse.
-func MarshalResponse(sig stream.Signal, pb, dst []byte) ([]byte, error) {
+func MarshalResponse(sig otlpwire.Signal, pb, dst []byte) ([]byte, error) {
 	m, err := root(sig, true)
 	if err != nil {
 		return dst, err
@@ -54,7 +54,7 @@ func MarshalResponse(sig stream.Signal, pb, dst []byte) ([]byte, error) {
 	return marshal(m, pb, dst)
 }
 
-func root(sig stream.Signal, response bool) (*message, error) {
+func root(sig otlpwire.Signal, response bool) (*message, error) {
 	s := loadSchema()
 	if int(sig) >= len(s.request) {
 		return nil, fmt.Errorf("otlpjson: unknown signal %v", sig)

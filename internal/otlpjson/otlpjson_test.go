@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -23,8 +24,6 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 func unhex(s string) []byte {
@@ -50,10 +49,10 @@ func spans(ss ...*tracepb.Span) *coltracepb.ExportTraceServiceRequest {
 func TestExamples(t *testing.T) {
 	for _, tc := range []struct {
 		file  string
-		sig   stream.Signal
+		sig   otlpwire.Signal
 		check func(t *testing.T, m proto.Message)
 	}{
-		{"trace.json", stream.Traces, func(t *testing.T, m proto.Message) {
+		{"trace.json", otlpwire.Traces, func(t *testing.T, m proto.Message) {
 			span := m.(*coltracepb.ExportTraceServiceRequest).ResourceSpans[0].ScopeSpans[0].Spans[0]
 			if !bytes.Equal(span.TraceId, unhex("5b8efff798038103d269b633813fc60c")) ||
 				!bytes.Equal(span.SpanId, unhex("eee19b7ec3c1b174")) ||
@@ -64,7 +63,7 @@ func TestExamples(t *testing.T) {
 				t.Errorf("span: %v", span)
 			}
 		}},
-		{"metrics.json", stream.Metrics, func(t *testing.T, m proto.Message) {
+		{"metrics.json", otlpwire.Metrics, func(t *testing.T, m proto.Message) {
 			ms := m.(*colmetricspb.ExportMetricsServiceRequest).ResourceMetrics[0].ScopeMetrics[0].Metrics
 			if len(ms) != 3 || ms[0].GetSum().AggregationTemporality != metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA ||
 				ms[1].GetGauge().DataPoints[0].GetAsDouble() != 10 ||
@@ -72,7 +71,7 @@ func TestExamples(t *testing.T) {
 				t.Errorf("metrics: %v", ms)
 			}
 		}},
-		{"logs.json", stream.Logs, func(t *testing.T, m proto.Message) {
+		{"logs.json", otlpwire.Logs, func(t *testing.T, m proto.Message) {
 			rec := m.(*collogspb.ExportLogsServiceRequest).ResourceLogs[0].ScopeLogs[0].LogRecords[0]
 			if !bytes.Equal(rec.TraceId, unhex("5b8efff798038103d269b633813fc60c")) || len(rec.Attributes) != 6 ||
 				rec.Attributes[2].Value.GetIntValue() != 10 || rec.Attributes[5].Value.GetKvlistValue().Values[0].Key != "some.map.key" {
@@ -111,13 +110,13 @@ func TestUnmarshalRequest(t *testing.T) {
 	spanID := unhex("eee19b7ec3c1b174")
 	for _, tc := range []struct {
 		name string
-		sig  stream.Signal
+		sig  otlpwire.Signal
 		body string
 		want proto.Message
 	}{
 		{
 			name: "snake_case names",
-			sig:  stream.Traces,
+			sig:  otlpwire.Traces,
 			body: `{"resource_spans":[{"schema_url":"u","scope_spans":[{"spans":[{"trace_id":"5b8efff798038103d269b633813fc60c",
 				"span_id":"EEE19B7EC3C1B174","parent_span_id":"","start_time_unix_nano":"7","dropped_attributes_count":2}]}]}]}`,
 			want: &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
@@ -127,7 +126,7 @@ func TestUnmarshalRequest(t *testing.T) {
 		},
 		{
 			name: "unknown fields ignored at every level",
-			sig:  stream.Traces,
+			sig:  otlpwire.Traces,
 			body: `{"extra":{"a":[1,{"b":null},"c",true,-2.5e3]},"resourceSpans":[{"resource":{"foo":[[]],"attributes":[]},
 				"scopeSpans":[{"spans":[{"name":"s","future":{"traceId":"not hex"},"droppedLinksCount":1}],"more":[]}]}],"last":"x"}`,
 			want: &coltracepb.ExportTraceServiceRequest{ResourceSpans: []*tracepb.ResourceSpans{{
@@ -137,25 +136,25 @@ func TestUnmarshalRequest(t *testing.T) {
 		},
 		{
 			name: "enum as number",
-			sig:  stream.Traces,
+			sig:  otlpwire.Traces,
 			body: `{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":3,"status":{"code":2}}]}]}]}`,
 			want: spans(&tracepb.Span{Kind: tracepb.Span_SPAN_KIND_CLIENT, Status: &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR}}),
 		},
 		{
 			name: "enum as name",
-			sig:  stream.Traces,
+			sig:  otlpwire.Traces,
 			body: `{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_CLIENT","status":{"code":"STATUS_CODE_ERROR"}}]}]}]}`,
 			want: spans(&tracepb.Span{Kind: tracepb.Span_SPAN_KIND_CLIENT, Status: &tracepb.Status{Code: tracepb.Status_STATUS_CODE_ERROR}}),
 		},
 		{
 			name: "enum unknown name ignored, unknown number kept",
-			sig:  stream.Traces,
+			sig:  otlpwire.Traces,
 			body: `{"resourceSpans":[{"scopeSpans":[{"spans":[{"kind":"SPAN_KIND_TELEPATHY","status":{"code":9}}]}]}]}`,
 			want: spans(&tracepb.Span{Status: &tracepb.Status{Code: 9}}),
 		},
 		{
 			name: "attribute named traceId is data",
-			sig:  stream.Traces,
+			sig:  otlpwire.Traces,
 			body: `{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","attributes":[
 				{"key":"traceId","value":{"stringValue":"not hex at all"}},
 				{"key":"spanId","value":{"bytesValue":"AQID"}},
@@ -170,7 +169,7 @@ func TestUnmarshalRequest(t *testing.T) {
 		},
 		{
 			name: "64-bit integers as strings and numbers",
-			sig:  stream.Metrics,
+			sig:  otlpwire.Metrics,
 			body: `{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"sum":{"dataPoints":[
 				{"timeUnixNano":"18446744073709551615","asInt":"-9223372036854775808"},
 				{"timeUnixNano":1.5e3,"asInt":-42,"startTimeUnixNano":"1e2"}]}}]}]}]}`,
@@ -185,7 +184,7 @@ func TestUnmarshalRequest(t *testing.T) {
 		},
 		{
 			name: "doubles: special values, zero with presence",
-			sig:  stream.Metrics,
+			sig:  otlpwire.Metrics,
 			body: `{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"histogram":{"dataPoints":[
 				{"sum":"NaN","min":"-Infinity","max":0,"explicitBounds":[1,"2.5",-0]}]}}]}]}]}`,
 			want: &colmetricspb.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
@@ -199,7 +198,7 @@ func TestUnmarshalRequest(t *testing.T) {
 		},
 		{
 			name: "null is an absent field",
-			sig:  stream.Logs,
+			sig:  otlpwire.Logs,
 			body: `{"resourceLogs":[{"resource":null,"scopeLogs":[{"logRecords":[{"traceId":null,"body":null,"severityNumber":null,"attributes":null,"eventName":"e"}]}]}]}`,
 			want: &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
 				ScopeLogs: []*logspb.ScopeLogs{{LogRecords: []*logspb.LogRecord{{EventName: "e"}}}},
@@ -207,7 +206,7 @@ func TestUnmarshalRequest(t *testing.T) {
 		},
 		{
 			name: "strings with escapes",
-			sig:  stream.Logs,
+			sig:  otlpwire.Logs,
 			body: `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityText":"a\"b\\c\/\u00e9\ud83d\ude00\n","body":{"stringValue":""}}]}]}]}`,
 			want: &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
 				ScopeLogs: []*logspb.ScopeLogs{{LogRecords: []*logspb.LogRecord{{SeverityText: "a\"b\\c/é😀\n", Body: str("")}}}},
@@ -215,7 +214,7 @@ func TestUnmarshalRequest(t *testing.T) {
 		},
 		{
 			name: "empty request",
-			sig:  stream.Logs,
+			sig:  otlpwire.Logs,
 			body: " {}\n",
 			want: &collogspb.ExportLogsServiceRequest{},
 		},
@@ -237,63 +236,63 @@ func TestUnmarshalRequestErrors(t *testing.T) {
 	wrap := func(s string) string { return strings.Replace(span, "%s", s, 1) }
 	for _, tc := range []struct {
 		name string
-		sig  stream.Signal
+		sig  otlpwire.Signal
 		body string
 		want string // the whole error message
 	}{
-		{"invalid hex", stream.Traces, wrap(`{"traceId":"zz8efff798038103d269b633813fc60c"}`),
+		{"invalid hex", otlpwire.Traces, wrap(`{"traceId":"zz8efff798038103d269b633813fc60c"}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2].traceId: invalid hex "zz8efff798038103d269b633813fc60c" in trace id (line 1, column 61)`},
-		{"short trace id", stream.Traces, wrap(`{"traceId":"5b8e"}`),
+		{"short trace id", otlpwire.Traces, wrap(`{"traceId":"5b8e"}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2].traceId: invalid trace id "5b8e": want 32 hex digits (16 bytes) (line 1, column 61)`},
-		{"base64 span id", stream.Traces, wrap(`{"spanId":"7uGbfsPBsXQ="}`),
+		{"base64 span id", otlpwire.Traces, wrap(`{"spanId":"7uGbfsPBsXQ="}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2].spanId: invalid span id "7uGbfsPBsXQ=": want 16 hex digits (8 bytes) (line 1, column 60)`},
-		{"parent span id", stream.Traces, wrap(`{"parentSpanId":"eee19b7ec3c1b1"}`),
+		{"parent span id", otlpwire.Traces, wrap(`{"parentSpanId":"eee19b7ec3c1b1"}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2].parentSpanId: invalid span id "eee19b7ec3c1b1": want 16 hex digits (8 bytes) (line 1, column 66)`},
-		{"link span id", stream.Traces, wrap(`{"links":[{},{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"xyz"}]}`),
+		{"link span id", otlpwire.Traces, wrap(`{"links":[{},{"traceId":"5b8efff798038103d269b633813fc60c","spanId":"xyz"}]}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2].links[1].spanId: invalid span id "xyz": want 16 hex digits (8 bytes) (line 1, column 118)`},
-		{"log record trace id", stream.Logs, `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"5b8efff798038103d269b633813fc60"}]}]}]}`,
+		{"log record trace id", otlpwire.Logs, `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"traceId":"5b8efff798038103d269b633813fc60"}]}]}]}`,
 			`otlpjson: resourceLogs[0].scopeLogs[0].logRecords[0].traceId: invalid trace id "5b8efff798038103d269b633813fc60": want 32 hex digits (16 bytes) (line 1, column 58)`},
-		{"exemplar span id", stream.Metrics, `{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"gauge":{"dataPoints":[{"exemplars":[{"spanId":"eee19b7ec3c1b17g"}]}]}}]}]}]}`,
+		{"exemplar span id", otlpwire.Metrics, `{"resourceMetrics":[{"scopeMetrics":[{"metrics":[{"gauge":{"dataPoints":[{"exemplars":[{"spanId":"eee19b7ec3c1b17g"}]}]}}]}]}]}`,
 			`otlpjson: resourceMetrics[0].scopeMetrics[0].metrics[0].gauge.dataPoints[0].exemplars[0].spanId: invalid hex "eee19b7ec3c1b17g" in span id (line 1, column 98)`},
-		{"id not a string", stream.Traces, wrap(`{"traceId":5}`),
+		{"id not a string", otlpwire.Traces, wrap(`{"traceId":5}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2].traceId: invalid value 5 for a field of type id (hex) (line 1, column 61)`},
-		{"wrong type", stream.Traces, wrap(`{"name":true}`),
+		{"wrong type", otlpwire.Traces, wrap(`{"name":true}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2].name: invalid value true for a field of type string (line 1, column 58)`},
-		{"int out of range", stream.Traces, wrap(`{"droppedEventsCount":4294967296}`),
+		{"int out of range", otlpwire.Traces, wrap(`{"droppedEventsCount":4294967296}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2].droppedEventsCount: invalid value 4294967296 for a field of type uint32 (line 1, column 72)`},
-		{"fraction in an integer", stream.Traces, wrap(`{"startTimeUnixNano":"1.5"}`),
+		{"fraction in an integer", otlpwire.Traces, wrap(`{"startTimeUnixNano":"1.5"}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2].startTimeUnixNano: invalid value "1.5" for a field of type fixed64 (line 1, column 71)`},
-		{"duplicate field", stream.Traces, wrap(`{"name":"a","name":"b"}`),
+		{"duplicate field", otlpwire.Traces, wrap(`{"name":"a","name":"b"}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2]: duplicate field "name" (line 1, column 62)`},
-		{"duplicate field in both spellings", stream.Traces, wrap(`{"traceId":null,"trace_id":null}`),
+		{"duplicate field in both spellings", otlpwire.Traces, wrap(`{"traceId":null,"trace_id":null}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2]: duplicate field "traceId" (line 1, column 66)`},
-		{"two members of a oneof", stream.Traces, wrap(`{"attributes":[{"key":"k","value":{"stringValue":"a","intValue":1}}]}`),
+		{"two members of a oneof", otlpwire.Traces, wrap(`{"attributes":[{"key":"k","value":{"stringValue":"a","intValue":1}}]}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2].attributes[0].value: fields "stringValue" and "intValue" are both set; only one of them may be (line 1, column 103)`},
-		{"list expected", stream.Traces, `{"resourceSpans":{}}`,
+		{"list expected", otlpwire.Traces, `{"resourceSpans":{}}`,
 			`otlpjson: resourceSpans: expected '[', found "{" (line 1, column 18)`},
-		{"missing comma", stream.Traces, "{\n\"resourceSpans\":[]\n\"x\":1}",
+		{"missing comma", otlpwire.Traces, "{\n\"resourceSpans\":[]\n\"x\":1}",
 			`otlpjson: expected ',' or '}', found "\"x\"" (line 3, column 1)`},
-		{"trailing comma", stream.Traces, `{"resourceSpans":[],}`,
+		{"trailing comma", otlpwire.Traces, `{"resourceSpans":[],}`,
 			`otlpjson: expected a field name, found "}" (line 1, column 21)`},
-		{"data after the object", stream.Traces, `{} {}`,
+		{"data after the object", otlpwire.Traces, `{} {}`,
 			`otlpjson: unexpected "{" after the top-level object (line 1, column 4)`},
-		{"empty body", stream.Traces, ``,
+		{"empty body", otlpwire.Traces, ``,
 			`otlpjson: expected '{', found end of input (line 1, column 1)`},
-		{"array body", stream.Traces, `[]`,
+		{"array body", otlpwire.Traces, `[]`,
 			`otlpjson: expected '{', found "[" (line 1, column 1)`},
-		{"invalid UTF-8", stream.Logs, "{\"resourceLogs\":[{\"schemaUrl\":\"a\xffb\"}]}",
+		{"invalid UTF-8", otlpwire.Logs, "{\"resourceLogs\":[{\"schemaUrl\":\"a\xffb\"}]}",
 			`otlpjson: resourceLogs[0].schemaUrl: invalid UTF-8 in string (line 1, column 33)`},
-		{"invalid UTF-8 in an unknown field", stream.Logs, "{\"x\":\"\xc3\"}",
+		{"invalid UTF-8 in an unknown field", otlpwire.Logs, "{\"x\":\"\xc3\"}",
 			`otlpjson: invalid UTF-8 in string (line 1, column 7)`},
-		{"lone surrogate", stream.Logs, `{"resourceLogs":[{"schemaUrl":"\ud800"}]}`,
+		{"lone surrogate", otlpwire.Logs, `{"resourceLogs":[{"schemaUrl":"\ud800"}]}`,
 			`otlpjson: resourceLogs[0].schemaUrl: invalid escape "\\ud800\"}]}" in string: half of a surrogate pair (line 1, column 32)`},
-		{"control character", stream.Logs, "{\"resourceLogs\":[{\"schemaUrl\":\"\t\"}]}",
+		{"control character", otlpwire.Logs, "{\"resourceLogs\":[{\"schemaUrl\":\"\t\"}]}",
 			`otlpjson: resourceLogs[0].schemaUrl: invalid control character '\t' in string (line 1, column 32)`},
-		{"number then letter", stream.Logs, `{"x":1x}`,
+		{"number then letter", otlpwire.Logs, `{"x":1x}`,
 			`otlpjson: invalid number "1x" (line 1, column 6)`},
-		{"exponent without digits", stream.Traces, wrap(`{"startTimeUnixNano":1e}`),
+		{"exponent without digits", otlpwire.Traces, wrap(`{"startTimeUnixNano":1e}`),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[2].startTimeUnixNano: invalid value 1e for a field of type fixed64 (line 1, column 71)`},
-		{"unterminated", stream.Traces, `{"resourceSpans":[{"scopeSpans":[`,
+		{"unterminated", otlpwire.Traces, `{"resourceSpans":[{"scopeSpans":[`,
 			`otlpjson: resourceSpans[0].scopeSpans[0]: expected '{', found end of input (line 1, column 34)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -314,41 +313,41 @@ func TestUnmarshalRequestErrors(t *testing.T) {
 
 func TestUnmarshalKeepsDst(t *testing.T) {
 	dst := []byte("prefix")
-	out, err := UnmarshalRequest(stream.Traces, []byte(`{"resourceSpans":[{}]}`), dst)
+	out, err := UnmarshalRequest(otlpwire.Traces, []byte(`{"resourceSpans":[{}]}`), dst)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(out[:6]) != "prefix" || !bytes.Equal(out[6:], []byte{0x0a, 0x00}) {
 		t.Errorf("got %q", out)
 	}
-	out, err = UnmarshalRequest(stream.Traces, []byte(`{"resourceSpans":[{"x":}]}`), dst)
+	out, err = UnmarshalRequest(otlpwire.Traces, []byte(`{"resourceSpans":[{"x":}]}`), dst)
 	if err == nil || string(out) != "prefix" {
 		t.Errorf("on error got %q, %v", out, err)
 	}
 }
 
 func TestUnknownSignal(t *testing.T) {
-	if _, err := UnmarshalRequest(stream.Signal(9), []byte(`{}`), nil); err == nil || !strings.Contains(err.Error(), "signal(9)") {
+	if _, err := UnmarshalRequest(otlpwire.Signal(9), []byte(`{}`), nil); err == nil || !strings.Contains(err.Error(), "signal(9)") {
 		t.Errorf("UnmarshalRequest: %v", err)
 	}
-	if _, err := MarshalRequest(stream.Signal(9), nil, nil); err == nil {
+	if _, err := MarshalRequest(otlpwire.Signal(9), nil, nil); err == nil {
 		t.Error("MarshalRequest: no error")
 	}
 }
 
 func TestResponses(t *testing.T) {
 	for _, tc := range []struct {
-		sig  stream.Signal
+		sig  otlpwire.Signal
 		body string
 		want proto.Message
 	}{
-		{stream.Traces, `{"partialSuccess":{"rejectedSpans":"3","errorMessage":"too old"}}`,
+		{otlpwire.Traces, `{"partialSuccess":{"rejectedSpans":"3","errorMessage":"too old"}}`,
 			&coltracepb.ExportTraceServiceResponse{PartialSuccess: &coltracepb.ExportTracePartialSuccess{RejectedSpans: 3, ErrorMessage: "too old"}}},
-		{stream.Metrics, `{"partial_success":{"rejected_data_points":5}}`,
+		{otlpwire.Metrics, `{"partial_success":{"rejected_data_points":5}}`,
 			&colmetricspb.ExportMetricsServiceResponse{PartialSuccess: &colmetricspb.ExportMetricsPartialSuccess{RejectedDataPoints: 5}}},
-		{stream.Logs, `{"partialSuccess":{}}`,
+		{otlpwire.Logs, `{"partialSuccess":{}}`,
 			&collogspb.ExportLogsServiceResponse{PartialSuccess: &collogspb.ExportLogsPartialSuccess{}}},
-		{stream.Logs, `{}`, &collogspb.ExportLogsServiceResponse{}},
+		{otlpwire.Logs, `{}`, &collogspb.ExportLogsServiceResponse{}},
 	} {
 		got, err := checkUnmarshal(t, tc.sig, true, []byte(tc.body))
 		if err != nil {
@@ -364,7 +363,7 @@ func TestResponses(t *testing.T) {
 		}
 		t.Logf("%v: %s", tc.sig, js)
 	}
-	js, err := MarshalResponse(stream.Traces, mustMarshal(&coltracepb.ExportTraceServiceResponse{
+	js, err := MarshalResponse(otlpwire.Traces, mustMarshal(&coltracepb.ExportTraceServiceResponse{
 		PartialSuccess: &coltracepb.ExportTracePartialSuccess{RejectedSpans: 3, ErrorMessage: "too old"},
 	}), nil)
 	if want := `{"partialSuccess":{"rejectedSpans":"3","errorMessage":"too old"}}`; err != nil || string(js) != want {
@@ -397,14 +396,14 @@ func TestMarshalRequest(t *testing.T) {
 		`"flags":257,"name":"GET /","kind":2,"startTimeUnixNano":"1544712660000000000","attributes":[` +
 		`{"key":"traceId","value":{"bytesValue":"/wE="}},{"key":"d","value":{"doubleValue":1e-7}},{"key":"zero","value":{"intValue":"0"}}],` +
 		`"links":[{"spanId":"0000000000000001","traceState":"a=\"<b>\"\u0001"}],"status":{"code":1}}]}]}]}`
-	got, err := checkMarshal(t, stream.Traces, false, mustMarshal(req))
+	got, err := checkMarshal(t, otlpwire.Traces, false, mustMarshal(req))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(got) != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
-	dst, err := MarshalRequest(stream.Traces, mustMarshal(req), []byte("x"))
+	dst, err := MarshalRequest(otlpwire.Traces, mustMarshal(req), []byte("x"))
 	if err != nil || string(dst) != "x"+want {
 		t.Errorf("appending to dst: %s, %v", dst, err)
 	}
@@ -436,28 +435,28 @@ func TestMarshalWire(t *testing.T) {
 	unknown := protowire.AppendVarint(tag(nil, 99, protowire.VarintType), 1)
 	for _, tc := range []struct {
 		name string
-		sig  stream.Signal
+		sig  otlpwire.Signal
 		pb   []byte
 		want string // empty: only compared with the reference
 	}{
-		{"oneof set twice, last wins", stream.Traces, attrsReq(kv("k", anyStr("a"), anyInt(5))), ``},
-		{"oneof switched back", stream.Traces, attrsReq(kv("k", anyStr("a"), anyInt(5), anyStr("b"))), ``},
-		{"message split in two merges", stream.Traces,
+		{"oneof set twice, last wins", otlpwire.Traces, attrsReq(kv("k", anyStr("a"), anyInt(5))), ``},
+		{"oneof switched back", otlpwire.Traces, attrsReq(kv("k", anyStr("a"), anyInt(5), anyStr("b"))), ``},
+		{"message split in two merges", otlpwire.Traces,
 			msg(nil, 1, msg(nil, 1, msg(nil, 1, kv("a", anyStr("x")))), msg(nil, 1, msg(nil, 1, kv("b", anyStr("y"))))),
 			`{"resourceSpans":[{"resource":{"attributes":[{"key":"a","value":{"stringValue":"x"}},{"key":"b","value":{"stringValue":"y"}}]}}]}`},
-		{"unknown fields", stream.Traces, append(unknown, attrsReq(append(kv("k", anyInt(1)), unknown...))...), ``},
-		{"known field with another wire type is unknown", stream.Traces,
+		{"unknown fields", otlpwire.Traces, append(unknown, attrsReq(append(kv("k", anyInt(1)), unknown...))...), ``},
+		{"known field with another wire type is unknown", otlpwire.Traces,
 			attrsReq(kv("k", protowire.AppendFixed32(tag(nil, 3, protowire.Fixed32Type), 7))), ``},
-		{"repeated numbers unpacked and packed", stream.Metrics, hist(bytes.Join([][]byte{
+		{"repeated numbers unpacked and packed", otlpwire.Metrics, hist(bytes.Join([][]byte{
 			protowire.AppendFixed64(tag(nil, 6, protowire.Fixed64Type), 1),
 			protowire.AppendBytes(tag(nil, 6, protowire.BytesType), protowire.AppendFixed64(protowire.AppendFixed64(nil, 2), 3)),
 			protowire.AppendFixed64(tag(nil, 6, protowire.Fixed64Type), 4),
 			protowire.AppendBytes(tag(nil, 7, protowire.BytesType), nil),
 		}, nil)), ``},
-		{"fields out of order", stream.Traces, msg(nil, 1, msg(nil, 2, msg(nil, 2,
+		{"fields out of order", otlpwire.Traces, msg(nil, 1, msg(nil, 2, msg(nil, 2,
 			msg(nil, 5, []byte("n")), msg(nil, 1, unhex("5b8efff798038103d269b633813fc60c"))))),
 			`{"resourceSpans":[{"scopeSpans":[{"spans":[{"traceId":"5b8efff798038103d269b633813fc60c","name":"n"}]}]}]}`},
-		{"int32 with high bits", stream.Traces, msg(nil, 1, msg(nil, 2, msg(nil, 2,
+		{"int32 with high bits", otlpwire.Traces, msg(nil, 1, msg(nil, 2, msg(nil, 2,
 			protowire.AppendVarint(tag(nil, 6, protowire.VarintType), 1<<32|2)))), ``},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -475,19 +474,19 @@ func TestMarshalWire(t *testing.T) {
 func TestMarshalRequestErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name string
-		sig  stream.Signal
+		sig  otlpwire.Signal
 		pb   []byte
 		want string
 	}{
-		{"short trace id", stream.Traces, mustMarshal(spans(&tracepb.Span{}, &tracepb.Span{TraceId: []byte{1, 2}})),
+		{"short trace id", otlpwire.Traces, mustMarshal(spans(&tracepb.Span{}, &tracepb.Span{TraceId: []byte{1, 2}})),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[1].traceId: trace id has 2 bytes, want 16 (protobuf offset 10)`},
-		{"invalid UTF-8", stream.Traces, bytes.Replace(mustMarshal(spans(&tracepb.Span{}, &tracepb.Span{TraceState: "~"})), []byte("~"), []byte{0xff}, 1),
+		{"invalid UTF-8", otlpwire.Traces, bytes.Replace(mustMarshal(spans(&tracepb.Span{}, &tracepb.Span{TraceState: "~"})), []byte("~"), []byte{0xff}, 1),
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans[1].traceState: invalid UTF-8 in string (protobuf offset 10)`},
-		{"truncated", stream.Traces, mustMarshal(spans(&tracepb.Span{Name: "abc"}))[:9],
+		{"truncated", otlpwire.Traces, mustMarshal(spans(&tracepb.Span{Name: "abc"}))[:9],
 			`otlpjson: resourceSpans: unexpected EOF (protobuf offset 1)`},
-		{"string longer than its message", stream.Traces, []byte{0x0a, 0x04, 0x12, 0x02, 0x12, 0x05},
+		{"string longer than its message", otlpwire.Traces, []byte{0x0a, 0x04, 0x12, 0x02, 0x12, 0x05},
 			`otlpjson: resourceSpans[0].scopeSpans[0].spans: unexpected EOF (protobuf offset 5)`},
-		{"not protobuf", stream.Traces, []byte("{}"),
+		{"not protobuf", otlpwire.Traces, []byte("{}"),
 			`otlpjson: field 15: unexpected EOF (protobuf offset 1)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -510,8 +509,8 @@ func TestDepth(t *testing.T) {
 			strings.Repeat(`{"arrayValue":{"values":[`, levels) + `{}` + strings.Repeat(`]}}`, levels) + `}]}]}]}]}`
 		// json.Valid stops at 10000 levels of brackets, fewer than the
 		// messages here: compare with protojson without it.
-		_, err := UnmarshalRequest(stream.Traces, []byte(body), nil)
-		hm := loadReference().newHexMessage(stream.Traces, false)
+		_, err := UnmarshalRequest(otlpwire.Traces, []byte(body), nil)
+		hm := loadReference().newHexMessage(otlpwire.Traces, false)
 		refErr := protojsonUnmarshal([]byte(body), hm)
 		if (err == nil) != (refErr == nil) {
 			t.Fatalf("%d levels: otlpjson %v, protojson %v", levels, err, refErr)
@@ -522,15 +521,15 @@ func TestDepth(t *testing.T) {
 		}
 		// And back: json.Compact, which checkMarshal uses, has the same
 		// limit as json.Valid, so compare messages here.
-		js, err := MarshalRequest(stream.Traces, mustMarshal(hm), nil)
+		js, err := MarshalRequest(otlpwire.Traces, mustMarshal(hm), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pb, err := UnmarshalRequest(stream.Traces, js, nil)
+		pb, err := UnmarshalRequest(otlpwire.Traces, js, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		want, got := loadReference().newMessage(stream.Traces, false), loadReference().newMessage(stream.Traces, false)
+		want, got := loadReference().newMessage(otlpwire.Traces, false), loadReference().newMessage(otlpwire.Traces, false)
 		if err := proto.Unmarshal(mustMarshal(hm), want); err != nil {
 			t.Fatal(err)
 		}
@@ -546,7 +545,7 @@ func TestDepth(t *testing.T) {
 // TestOutputIsOneLine checks MarshalRequest writes no newline even when the
 // data has some.
 func TestOutputIsOneLine(t *testing.T) {
-	js, err := MarshalRequest(stream.Logs, mustMarshal(&collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
+	js, err := MarshalRequest(otlpwire.Logs, mustMarshal(&collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{
 		ScopeLogs: []*logspb.ScopeLogs{{LogRecords: []*logspb.LogRecord{{Body: str("a\nb\r\n")}}}},
 	}}}), nil)
 	if err != nil || bytes.ContainsAny(js, "\r\n") || !json.Valid(js) {
@@ -565,7 +564,7 @@ func TestLinear(t *testing.T) {
 			strings.Repeat(`{"arrayValue":{"values":[`, levels) + `{"stringValue":"` + strings.Repeat("x", 4<<20) + `"}` +
 			strings.Repeat(`]}}`, levels) + `}]}]}]}]}`
 		start := time.Now()
-		pb, err := UnmarshalRequest(stream.Traces, []byte(body), nil)
+		pb, err := UnmarshalRequest(otlpwire.Traces, []byte(body), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -590,7 +589,7 @@ func TestLinear(t *testing.T) {
 		span := msg(nil, 9, msg(msg(nil, 1, []byte("k")), 2, value))
 		pb := msg(nil, 1, msg(nil, 2, msg(nil, 2, span)))
 		start := time.Now()
-		if _, err := checkMarshal(t, stream.Traces, false, pb); err != nil {
+		if _, err := checkMarshal(t, otlpwire.Traces, false, pb); err != nil {
 			t.Fatal(err)
 		}
 		if d := time.Since(start); d > 2*time.Second {

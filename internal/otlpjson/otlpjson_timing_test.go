@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"testing"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -14,8 +15,6 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // Requests shaped like an SDK's batches: a resource with the usual
@@ -131,12 +130,12 @@ func benchMetrics() proto.Message {
 }
 
 var benchRequests = []struct {
-	sig stream.Signal
+	sig otlpwire.Signal
 	new func() proto.Message
 }{
-	{stream.Traces, benchTraces},
-	{stream.Logs, benchLogs},
-	{stream.Metrics, benchMetrics},
+	{otlpwire.Traces, benchTraces},
+	{otlpwire.Logs, benchLogs},
+	{otlpwire.Metrics, benchMetrics},
 }
 
 // The protojson sub-benchmarks are the floor of the obvious design (protojson

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -18,8 +19,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
 	"google.golang.org/protobuf/types/dynamicpb"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // The reference codec is OTLP/JSON built the slow, obvious way on protojson,
@@ -82,7 +81,7 @@ func stringIDs(md *descriptorpb.DescriptorProto) {
 	}
 }
 
-func rootName(sig stream.Signal, response bool) protoreflect.FullName {
+func rootName(sig otlpwire.Signal, response bool) protoreflect.FullName {
 	m, err := root(sig, response)
 	if err != nil {
 		panic(err)
@@ -90,11 +89,11 @@ func rootName(sig stream.Signal, response bool) protoreflect.FullName {
 	return m.fullName
 }
 
-func (r *reference) newMessage(sig stream.Signal, response bool) proto.Message {
+func (r *reference) newMessage(sig otlpwire.Signal, response bool) proto.Message {
 	return r.gen[rootName(sig, response)].New().Interface()
 }
 
-func (r *reference) newHexMessage(sig stream.Signal, response bool) proto.Message {
+func (r *reference) newHexMessage(sig otlpwire.Signal, response bool) proto.Message {
 	d, err := r.hexIDs.FindDescriptorByName(rootName(sig, response))
 	if err != nil {
 		panic(err)
@@ -103,7 +102,7 @@ func (r *reference) newHexMessage(sig stream.Signal, response bool) proto.Messag
 }
 
 // unmarshal decodes OTLP/JSON into the generated message.
-func (r *reference) unmarshal(sig stream.Signal, response bool, body []byte) (proto.Message, error) {
+func (r *reference) unmarshal(sig otlpwire.Signal, response bool, body []byte) (proto.Message, error) {
 	// protojson lets a little malformed JSON through (1e before a comma).
 	if !json.Valid(body) {
 		return nil, fmt.Errorf("invalid JSON")
@@ -133,7 +132,7 @@ func (r *reference) unmarshal(sig stream.Signal, response bool, body []byte) (pr
 }
 
 // marshal encodes a protobuf request as OTLP/JSON, without spaces.
-func (r *reference) marshal(sig stream.Signal, response bool, pb []byte) ([]byte, error) {
+func (r *reference) marshal(sig otlpwire.Signal, response bool, pb []byte) ([]byte, error) {
 	m := r.newMessage(sig, response)
 	if err := proto.Unmarshal(pb, m); err != nil {
 		return nil, err
@@ -200,7 +199,7 @@ func walkIDs(m protoreflect.Message, conv func(id []byte, want int) ([]byte, err
 
 // checkAgainstReference decodes body with both codecs and fails t unless
 // they agree.
-func checkUnmarshal(t testing.TB, sig stream.Signal, response bool, body []byte) (proto.Message, error) {
+func checkUnmarshal(t testing.TB, sig otlpwire.Signal, response bool, body []byte) (proto.Message, error) {
 	t.Helper()
 	r := loadReference()
 	unmarshal := UnmarshalRequest
@@ -226,7 +225,7 @@ func checkUnmarshal(t testing.TB, sig stream.Signal, response bool, body []byte)
 }
 
 // checkMarshal encodes pb with both codecs and fails t unless they agree.
-func checkMarshal(t testing.TB, sig stream.Signal, response bool, pb []byte) ([]byte, error) {
+func checkMarshal(t testing.TB, sig otlpwire.Signal, response bool, pb []byte) ([]byte, error) {
 	t.Helper()
 	marshal := MarshalRequest
 	if response {

@@ -6,10 +6,9 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // filler sets random values in every field of a message, within limits:
@@ -144,7 +143,7 @@ func TestRoundTrip(t *testing.T) {
 	if testing.Short() {
 		n = 30
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		for _, response := range []bool{false, true} {
 			for i := range n {
 				g.sparse = i%2 == 1
@@ -176,7 +175,7 @@ func TestRoundTrip(t *testing.T) {
 	}
 }
 
-func roundTrip(t *testing.T, sig stream.Signal, response bool, m proto.Message) {
+func roundTrip(t *testing.T, sig otlpwire.Signal, response bool, m proto.Message) {
 	t.Helper()
 	pb, err := proto.Marshal(m)
 	if err != nil {

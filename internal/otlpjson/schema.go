@@ -4,14 +4,13 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // The codec does not use the generated Go structs at run time. It reads the
@@ -82,8 +81,8 @@ func (m *message) fieldByNum(n protowire.Number) *field {
 
 // schema holds the root message of every request and response, by signal.
 type schema struct {
-	request  [len(stream.Signals)]*message
-	response [len(stream.Signals)]*message
+	request  [len(otlpwire.Signals)]*message
+	response [len(otlpwire.Signals)]*message
 }
 
 // loadSchema builds the tables once per process; they are never modified
@@ -91,30 +90,18 @@ type schema struct {
 var loadSchema = sync.OnceValue(func() *schema {
 	b := schemaBuilder{done: map[protoreflect.FullName]*message{}}
 	var s schema
-	for _, sig := range stream.Signals {
-		s.request[sig] = b.message(NewRequest(sig).ProtoReflect().Descriptor())
+	for _, sig := range otlpwire.Signals {
+		s.request[sig] = b.message(otlpwire.NewRequest(sig).ProtoReflect().Descriptor())
 		s.response[sig] = b.message(newResponse(sig).ProtoReflect().Descriptor())
 	}
 	return &s
 })
 
-// NewRequest returns an empty Export*ServiceRequest of sig, to unmarshal
-// into.
-func NewRequest(sig stream.Signal) proto.Message {
+func newResponse(sig otlpwire.Signal) proto.Message {
 	switch sig {
-	case stream.Metrics:
-		return &colmetricspb.ExportMetricsServiceRequest{}
-	case stream.Logs:
-		return &collogspb.ExportLogsServiceRequest{}
-	}
-	return &coltracepb.ExportTraceServiceRequest{}
-}
-
-func newResponse(sig stream.Signal) proto.Message {
-	switch sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		return &colmetricspb.ExportMetricsServiceResponse{}
-	case stream.Logs:
+	case otlpwire.Logs:
 		return &collogspb.ExportLogsServiceResponse{}
 	}
 	return &coltracepb.ExportTraceServiceResponse{}

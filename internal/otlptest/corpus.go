@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"sync"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
@@ -12,15 +13,13 @@ import (
 	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
 	resource "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // Corpus is a fixed request of the benchmarks (the worker's speed and size
 // targets): its encoding and how many items it holds.
 type Corpus struct {
 	Name   string
-	Signal stream.Signal
+	Signal otlpwire.Signal
 	Body   []byte
 	Items  int
 }
@@ -31,10 +30,10 @@ func Corpora() []Corpus {
 	logs := Shape{Resources: 10, Items: 1000}
 	spans := Shape{Resources: 10, Items: 1000}
 	return []Corpus{
-		{"metrics", stream.Metrics, metricsCorpus(), 100_000},
-		{"logs-varied", stream.Logs, logsCorpus(), 10_000},
-		{"logs", stream.Logs, Request(stream.Logs, logs), logs.ItemCount(stream.Logs)},
-		{"traces", stream.Traces, Request(stream.Traces, spans), spans.ItemCount(stream.Traces)},
+		{"metrics", otlpwire.Metrics, metricsCorpus(), 100_000},
+		{"logs-varied", otlpwire.Logs, logsCorpus(), 10_000},
+		{"logs", otlpwire.Logs, Request(otlpwire.Logs, logs), logs.ItemCount(otlpwire.Logs)},
+		{"traces", otlpwire.Traces, Request(otlpwire.Traces, spans), spans.ItemCount(otlpwire.Traces)},
 	}
 }
 

@@ -5,6 +5,7 @@ package otlptest
 import (
 	"fmt"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -14,8 +15,6 @@ import (
 	resource "go.opentelemetry.io/proto/otlp/resource/v1"
 	trace "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // Shape says how many of each level a request has.
@@ -29,8 +28,8 @@ type Shape struct {
 
 // ItemCount is the number of data points, log records or spans a request of
 // this shape holds for sig.
-func (s Shape) ItemCount(sig stream.Signal) int {
-	if sig == stream.Metrics {
+func (s Shape) ItemCount(sig otlpwire.Signal) int {
+	if sig == otlpwire.Metrics {
 		return s.Resources * s.Items * s.Points
 	}
 	return s.Resources * s.Items
@@ -121,18 +120,18 @@ func Traces(s Shape) *coltrace.ExportTraceServiceRequest {
 }
 
 // Message returns the request of sig with shape s.
-func Message(sig stream.Signal, s Shape) proto.Message {
+func Message(sig otlpwire.Signal, s Shape) proto.Message {
 	switch sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		return Metrics(s)
-	case stream.Logs:
+	case otlpwire.Logs:
 		return Logs(s)
 	}
 	return Traces(s)
 }
 
 // Request returns the marshalled request of sig with shape s.
-func Request(sig stream.Signal, s Shape) []byte {
+func Request(sig otlpwire.Signal, s Shape) []byte {
 	b, err := proto.Marshal(Message(sig, s))
 	if err != nil {
 		panic(err)

@@ -56,7 +56,7 @@ func BenchmarkRules(b *testing.B) {
 }
 
 // BenchmarkChain is the worker's chain: decode OTLP to Arrow, apply the
-// example rules, write Arrow IPC, on the worker's allocator (arrowpool).
+// example rules, write the batch record, on the worker's allocator (arrowpool).
 func BenchmarkChain(b *testing.B) {
 	set := exampleSet(b)
 	for _, c := range corpora() {
@@ -76,7 +76,7 @@ func BenchmarkChain(b *testing.B) {
 					b.Fatal(err)
 				}
 				buf.Reset()
-				if err := schemas.WriteIPC(&buf, out); err != nil {
+				if err := schemas.WriteBatch(&buf, out); err != nil {
 					b.Fatal(err)
 				}
 				if out != in {

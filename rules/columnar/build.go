@@ -7,7 +7,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/sluice-dev/sluice/rules"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -132,7 +132,7 @@ type parents struct {
 // build makes the output batch from the outcome of evaluate.
 func (st *state) build() (*schemas.Batch, error) {
 	b, mem := st.b, st.e.mem
-	metrics := st.sig == rules.Metrics
+	metrics := st.sig == otlpwire.Metrics
 	nRes, nScopes := int(b.Resources.NumRows()), int(b.Scopes.NumRows())
 	nMet := 0
 	var metricID, metScopeCol *array.Uint32
@@ -416,7 +416,7 @@ func (st *state) build() (*schemas.Batch, error) {
 		what |= p.what
 	}
 	if what&chAttrs != 0 {
-		col := map[rules.Signal]int{rules.Metrics: schemas.PtAttributes, rules.Logs: schemas.LogAttributes, rules.Traces: schemas.SpanAttributes}[st.sig]
+		col := map[otlpwire.Signal]int{otlpwire.Metrics: schemas.PtAttributes, otlpwire.Logs: schemas.LogAttributes, otlpwire.Traces: schemas.SpanAttributes}[st.sig]
 		if plainAttrs(&st.itAttrs) {
 			cols[col] = st.attrColumn(sel)
 		} else {
@@ -500,7 +500,7 @@ func (st *state) fieldColumns(cols []arrow.Array, sel []int32, what uint16) erro
 		return nil
 	}
 	switch st.sig {
-	case rules.Logs:
+	case otlpwire.Logs:
 		if what&chText != 0 {
 			if err := strCol(schemas.LogSeverityText, chText, func(p *patch) string { return p.text }); err != nil {
 				return err
@@ -539,7 +539,7 @@ func (st *state) fieldColumns(cols []arrow.Array, sel []int32, what uint16) erro
 			}
 			cols[schemas.LogBody] = sb.NewArray()
 		}
-	case rules.Traces:
+	case otlpwire.Traces:
 		if what&chName != 0 {
 			if err := strCol(schemas.SpanName, chName, func(p *patch) string { return p.name }); err != nil {
 				return err

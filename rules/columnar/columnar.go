@@ -35,9 +35,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/schemas"
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // Options configure an Engine.
@@ -94,7 +94,7 @@ func New(set *rules.Set, opts Options) *Engine {
 		e.log = slog.New(slog.DiscardHandler)
 		e.noLog = true
 	}
-	for _, sig := range []rules.Signal{rules.Metrics, rules.Logs, rules.Traces} {
+	for _, sig := range []otlpwire.Signal{otlpwire.Metrics, otlpwire.Logs, otlpwire.Traces} {
 		info := &e.sigs[sig]
 		info.memo = true
 		for _, r := range set.Rules(sig) {
@@ -130,18 +130,6 @@ func New(set *rules.Set, opts Options) *Engine {
 // Version is the rule set's version.
 func (e *Engine) Version() string { return e.set.Version() }
 
-func rulesSignal(s stream.Signal) (rules.Signal, bool) {
-	switch s {
-	case stream.Metrics:
-		return rules.Metrics, true
-	case stream.Logs:
-		return rules.Logs, true
-	case stream.Traces:
-		return rules.Traces, true
-	}
-	return 0, false
-}
-
 // Apply runs the rules of b's signal on every item of b. It returns b itself
 // when no item was dropped or changed, else a new batch; b is not modified
 // and the caller keeps its reference to b either way. Rule evaluation errors
@@ -149,8 +137,8 @@ func rulesSignal(s stream.Signal) (rules.Signal, bool) {
 // counts them); Apply fails only on a batch that does not have the schemas
 // layout.
 func (e *Engine) Apply(b *schemas.Batch) (*schemas.Batch, error) {
-	sig, ok := rulesSignal(b.Signal)
-	if !ok {
+	sig := b.Signal
+	if !sig.Valid() {
 		return nil, fmt.Errorf("%w: signal %v", schemas.ErrSchema, b.Signal)
 	}
 	info := e.sigs[sig]

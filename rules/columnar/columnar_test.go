@@ -22,9 +22,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/schemas"
-	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/worker"
 )
 
@@ -52,14 +52,14 @@ func exampleSet(t testing.TB) *rules.Set {
 	return set
 }
 
-func sigOf(req proto.Message) stream.Signal {
+func sigOf(req proto.Message) otlpwire.Signal {
 	switch req.(type) {
 	case *colmetrics.ExportMetricsServiceRequest:
-		return stream.Metrics
+		return otlpwire.Metrics
 	case *collogs.ExportLogsServiceRequest:
-		return stream.Logs
+		return otlpwire.Logs
 	}
-	return stream.Traces
+	return otlpwire.Traces
 }
 
 // testPool recycles the buffers of every test's batches and poisons them
@@ -243,8 +243,8 @@ func TestWritesResource(t *testing.T) {
 }
 
 // Rule pools for the property test: every action and target kind.
-var rulePool = map[stream.Signal][]string{
-	stream.Metrics: {
+var rulePool = map[otlpwire.Signal][]string{
+	otlpwire.Metrics: {
 		`when: attributes["k0"] == "a"
     drop: true`,
 		`when: value < 20
@@ -279,7 +279,7 @@ var rulePool = map[stream.Signal][]string{
     set:
       name: '"renamed"'`,
 	},
-	stream.Logs: {
+	otlpwire.Logs: {
 		`when: severity_number < 9
     drop: true`,
 		`when: attributes["k0"] != "a"
@@ -308,7 +308,7 @@ var rulePool = map[stream.Signal][]string{
     set:
       body: '42'`,
 	},
-	stream.Traces: {
+	otlpwire.Traces: {
 		`when: attributes["http.route"] in ["/healthz", "/readyz"]
     drop: true`,
 		`when: '"user.email" in attributes'
@@ -339,7 +339,7 @@ var rulePool = map[stream.Signal][]string{
 	},
 }
 
-func ruleYAML(sig stream.Signal, idx []int) string {
+func ruleYAML(sig otlpwire.Signal, idx []int) string {
 	var b strings.Builder
 	b.WriteString("rules:\n")
 	for _, i := range idx {
@@ -350,7 +350,7 @@ func ruleYAML(sig stream.Signal, idx []int) string {
 
 // TestEachRule applies every rule of the pools alone, on every signal.
 func TestEachRule(t *testing.T) {
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		for i := range rulePool[sig] {
 			set := parse(t, ruleYAML(sig, []int{i}))
 			for seed := range 3 {
@@ -369,7 +369,7 @@ func TestProperty(t *testing.T) {
 	}
 	for seed := range n {
 		r := rand.New(rand.NewPCG(uint64(seed), 99))
-		sig := stream.Signals[r.IntN(3)]
+		sig := otlpwire.Signals[r.IntN(3)]
 		pool := rulePool[sig]
 		idx := r.Perm(len(pool))[:1+r.IntN(min(5, len(pool)))]
 		set := parse(t, ruleYAML(sig, idx))
@@ -378,11 +378,11 @@ func TestProperty(t *testing.T) {
 	}
 }
 
-func gen(sig stream.Signal, r *rand.Rand) proto.Message {
+func gen(sig otlpwire.Signal, r *rand.Rand) proto.Message {
 	switch sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		return genMetrics(r)
-	case stream.Logs:
+	case otlpwire.Logs:
 		return genLogs(r)
 	}
 	return genTraces(r)

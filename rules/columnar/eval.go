@@ -11,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/schemas"
 )
@@ -103,7 +104,7 @@ type state struct {
 	e    *Engine
 	ev   *rules.Evaluator
 	b    *schemas.Batch
-	sig  rules.Signal
+	sig  otlpwire.Signal
 	info sigInfo
 
 	menv rules.MetricEnv
@@ -153,7 +154,7 @@ func newState(e *Engine) *state {
 	return &state{e: e, ev: e.set.NewEvaluator(), attrs: map[string]any{}, resCOW: map[string]any{}, newResBy: map[string]int32{}}
 }
 
-func (st *state) begin(b *schemas.Batch, sig rules.Signal, info sigInfo) {
+func (st *state) begin(b *schemas.Batch, sig otlpwire.Signal, info sigInfo) {
 	st.b, st.sig, st.info = b, sig, info
 	st.ev.Reset()
 	st.arena = st.arena[:0]
@@ -360,10 +361,10 @@ func (st *state) evaluate() error {
 	)
 	it := b.Items
 	switch st.sig {
-	case rules.Metrics:
+	case otlpwire.Metrics:
 		env, common = &st.menv, &st.menv.Common
 		fill, diff, err = st.metricFields(it)
-	case rules.Logs:
+	case otlpwire.Logs:
 		env, common = &st.lenv, &st.lenv.Common
 		fill, diff, err = st.logFields(it)
 	default:
@@ -380,7 +381,7 @@ func (st *state) evaluate() error {
 	if st.scopeID, err = column[*array.Uint32](it, 1, "items"); err != nil {
 		return err
 	}
-	attrCol := map[rules.Signal]int{rules.Metrics: schemas.PtAttributes, rules.Logs: schemas.LogAttributes, rules.Traces: schemas.SpanAttributes}[st.sig]
+	attrCol := map[otlpwire.Signal]int{otlpwire.Metrics: schemas.PtAttributes, otlpwire.Logs: schemas.LogAttributes, otlpwire.Traces: schemas.SpanAttributes}[st.sig]
 	if st.itAttrs, err = mapColsOf(it, attrCol, "items"); err != nil {
 		return err
 	}

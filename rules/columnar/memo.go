@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/schemas"
 )
@@ -255,9 +256,9 @@ func sameRawValue(c *anyCols, ja, jb int, t uint8) bool {
 // those with few distinct values (an item's body or ids would make it
 // give up).
 var memoFields = [...][]string{
-	rules.Metrics: {"name", "unit", "type"},
-	rules.Logs:    {"severity_number", "severity_text"},
-	rules.Traces:  {"name", "kind", "status_code", "status_message"},
+	otlpwire.Metrics: {"name", "unit", "type"},
+	otlpwire.Logs:    {"severity_number", "severity_text"},
+	otlpwire.Traces:  {"name", "kind", "status_code", "status_message"},
 }
 
 // memoFieldKeys sets st.fieldKeys for the fields of st.info.fields. Each
@@ -267,7 +268,7 @@ func (st *state) memoFieldKeys(it arrow.RecordBatch) error {
 	add := func(f func(b []byte, i int) []byte) { st.fieldKeys = append(st.fieldKeys, f) }
 	for _, name := range st.info.fields {
 		switch st.sig {
-		case rules.Metrics:
+		case otlpwire.Metrics:
 			// name, unit and type come from the point's metric row.
 			metricID, err := column[*array.Uint32](it, schemas.PtMetricID, "data_points")
 			if err != nil {
@@ -275,7 +276,7 @@ func (st *state) memoFieldKeys(it arrow.RecordBatch) error {
 			}
 			add(func(b []byte, i int) []byte { return appendU32(b, metricID.Value(i)) })
 			return nil // one key for all three
-		case rules.Logs:
+		case otlpwire.Logs:
 			switch name {
 			case "severity_number":
 				c, err := column[*array.Int32](it, schemas.LogSeverityNumber, "log_records")
@@ -290,7 +291,7 @@ func (st *state) memoFieldKeys(it arrow.RecordBatch) error {
 				}
 				add(func(b []byte, i int) []byte { return appendStr(b, c.Value(i)) })
 			}
-		case rules.Traces:
+		case otlpwire.Traces:
 			switch name {
 			case "name", "status_message":
 				col := schemas.SpanName

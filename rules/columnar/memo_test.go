@@ -9,8 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/sluice-dev/sluice/rules"
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // dupAttrs gives every item of req one of k attribute sets, so that many
@@ -52,8 +51,8 @@ func dupAttrs(req proto.Message, r *rand.Rand, k int) {
 // reference gives, including rules that read other parts of the item
 // (which must not be memoised) and the resource or scope.
 func TestMemo(t *testing.T) {
-	extra := map[stream.Signal][]string{
-		stream.Metrics: {
+	extra := map[otlpwire.Signal][]string{
+		otlpwire.Metrics: {
 			`set:
       attributes["n"]: name`,
 			`set:
@@ -67,7 +66,7 @@ func TestMemo(t *testing.T) {
       attributes["route"]: replace_regex(attributes["route"], "/[0-9]+", "/{id}")
       resource["r"]: attributes["k1"]`,
 		},
-		stream.Logs: {
+		otlpwire.Logs: {
 			`set:
       attributes["sev"]: severity_text`,
 			`when: attributes["k0"] == "a"
@@ -79,7 +78,7 @@ func TestMemo(t *testing.T) {
     set:
       attributes["sev"]: string(severity_number) + severity_text`,
 		},
-		stream.Traces: {
+		otlpwire.Traces: {
 			`set:
       attributes["n"]: name`,
 			`when: kind == "server" && status_code != "error"
@@ -90,7 +89,7 @@ func TestMemo(t *testing.T) {
       attributes["sc"]: concat(scope.name, resource["service.name"])`,
 		},
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		pool := append(append([]string(nil), rulePool[sig]...), extra[sig]...)
 		for i := range pool {
 			for seed := range 3 {
@@ -136,18 +135,18 @@ func TestMemoEligible(t *testing.T) {
 // those fields; others, and rules that write fields, are not.
 func TestMemoFields(t *testing.T) {
 	for _, tt := range []struct {
-		sig  rules.Signal
+		sig  otlpwire.Signal
 		y    string
 		want []string
 	}{
-		{rules.Logs, "    when: severity_number < 9\n    drop: true\n", []string{"severity_number"}},
-		{rules.Logs, "    when: severity_text == \"x\" && attributes[\"a\"] == 1\n    drop: true\n", []string{"severity_text"}},
-		{rules.Logs, "    when: body == \"x\"\n    drop: true\n", nil},
-		{rules.Logs, "    when: severity_number < 9\n    set:\n      severity_text: '\"x\"'\n", nil},
-		{rules.Logs, "    when: severity_number < now().Hour()\n    drop: true\n", nil},
-		{rules.Logs, "    when: severity_number < 9\n    sample: 0.5\n", nil},
-		{rules.Traces, "    when: kind == \"server\" && status_code == \"error\"\n    drop: true\n", []string{"kind", "status_code"}},
-		{rules.Traces, "    when: duration_ms > 5\n    drop: true\n", nil},
+		{otlpwire.Logs, "    when: severity_number < 9\n    drop: true\n", []string{"severity_number"}},
+		{otlpwire.Logs, "    when: severity_text == \"x\" && attributes[\"a\"] == 1\n    drop: true\n", []string{"severity_text"}},
+		{otlpwire.Logs, "    when: body == \"x\"\n    drop: true\n", nil},
+		{otlpwire.Logs, "    when: severity_number < 9\n    set:\n      severity_text: '\"x\"'\n", nil},
+		{otlpwire.Logs, "    when: severity_number < now().Hour()\n    drop: true\n", nil},
+		{otlpwire.Logs, "    when: severity_number < 9\n    sample: 0.5\n", nil},
+		{otlpwire.Traces, "    when: kind == \"server\" && status_code == \"error\"\n    drop: true\n", []string{"kind", "status_code"}},
+		{otlpwire.Traces, "    when: duration_ms > 5\n    drop: true\n", nil},
 	} {
 		set := parse(t, "rules:\n  - name: a\n    signal: "+tt.sig.String()+"\n"+tt.y)
 		info := New(set, Options{}).sigs[tt.sig]
@@ -157,7 +156,7 @@ func TestMemoFields(t *testing.T) {
 	}
 }
 
-func ruleYAMLFrom(sig stream.Signal, pool []string, idx []int) string {
+func ruleYAMLFrom(sig otlpwire.Signal, pool []string, idx []int) string {
 	saved := rulePool[sig]
 	rulePool[sig] = pool
 	defer func() { rulePool[sig] = saved }()

@@ -8,9 +8,9 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/schemas"
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // TestChainOnPool runs the worker's chain batch after batch on a recycling
@@ -21,7 +21,7 @@ import (
 // earlier batch, shows as a different record.
 func TestChainOnPool(t *testing.T) {
 	set := exampleSet(t)
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		t.Run(sig.String(), func(t *testing.T) {
 			var bodies [][]byte
 			for _, c := range otlptest.Corpora() {
@@ -57,7 +57,7 @@ type chain struct {
 	e *Engine
 }
 
-func newChain(sig stream.Signal, set *rules.Set, mem memory.Allocator) chain {
+func newChain(sig otlpwire.Signal, set *rules.Set, mem memory.Allocator) chain {
 	return chain{schemas.NewBuilder(sig, mem), New(set, Options{Allocator: mem})}
 }
 
@@ -76,7 +76,7 @@ func (c chain) run(t *testing.T, body []byte) []byte {
 	}
 	defer out.Release()
 	var buf bytes.Buffer
-	if err := schemas.WriteIPC(&buf, out); err != nil {
+	if err := schemas.WriteBatch(&buf, out); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()

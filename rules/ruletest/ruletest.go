@@ -40,8 +40,8 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlpjson"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // Transform is the rule engine under test (what the worker runs).
@@ -107,7 +107,7 @@ func Load(dir string) ([]*Test, error) {
 			if t.Name == "" {
 				errs = append(errs, fmt.Errorf("%s:%d: a test needs a name", name, t.line))
 			}
-			if _, err := stream.ParseSignal(t.Signal); err != nil {
+			if _, err := otlpwire.ParseSignal(t.Signal); err != nil {
 				errs = append(errs, fmt.Errorf("%s:%d: test %q: %v", name, t.line, t.Name, err))
 			}
 			out = append(out, t)
@@ -167,7 +167,7 @@ func indent(s string) string {
 }
 
 func (t *Test) run(tr Transform) error {
-	sig, _ := stream.ParseSignal(t.Signal)
+	sig, _ := otlpwire.ParseSignal(t.Signal)
 	in, err := t.request(sig, &t.Input, t.InputFile, "input")
 	if err != nil {
 		return err
@@ -195,7 +195,7 @@ func (t *Test) run(tr Transform) error {
 	if err != nil {
 		return err
 	}
-	wm, gm := otlpjson.NewRequest(sig), otlpjson.NewRequest(sig)
+	wm, gm := otlpwire.NewRequest(sig), otlpwire.NewRequest(sig)
 	if err := proto.Unmarshal(want, wm); err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func (t *Test) run(tr Transform) error {
 
 // jsonLines renders m as indented OTLP/JSON (ids in hex), line by line, for
 // a diff people can read.
-func jsonLines(sig stream.Signal, m proto.Message) ([]string, error) {
+func jsonLines(sig otlpwire.Signal, m proto.Message) ([]string, error) {
 	pb, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
 	if err != nil {
 		return nil, err
@@ -239,7 +239,7 @@ func jsonLines(sig stream.Signal, m proto.Message) ([]string, error) {
 }
 
 // request returns the OTLP protobuf of the inline node or the file.
-func (t *Test) request(sig stream.Signal, node *yaml.Node, file, what string) ([]byte, error) {
+func (t *Test) request(sig otlpwire.Signal, node *yaml.Node, file, what string) ([]byte, error) {
 	var js []byte
 	switch {
 	case file != "" && node.Kind != 0:

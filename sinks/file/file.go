@@ -26,6 +26,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlpjson"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/stream"
@@ -60,8 +61,8 @@ type Config struct {
 type Sink struct {
 	cfg   Config
 	log   *slog.Logger
-	files [len(stream.Signals)]*os.File
-	sizes [len(stream.Signals)]int64
+	files [len(otlpwire.Signals)]*os.File
+	sizes [len(otlpwire.Signals)]int64
 	buf   []byte
 	pb    []byte
 	now   func() time.Time
@@ -82,7 +83,7 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 // Write appends one line per record to its signal's file, then fsyncs the
 // files it wrote to.
 func (s *Sink) Write(_ context.Context, recs []*stream.Record) error {
-	var touched [len(stream.Signals)]bool
+	var touched [len(otlpwire.Signals)]bool
 	for _, r := range recs {
 		sig, err := sinks.SignalOf(r)
 		if err != nil {
@@ -115,7 +116,7 @@ func (s *Sink) Write(_ context.Context, recs []*stream.Record) error {
 			return fmt.Errorf("file sink: %w", err)
 		}
 		if max := int64(s.cfg.MaxFileBytes); max > 0 && s.sizes[sig] >= max {
-			if err := s.rotate(stream.Signal(sig)); err != nil {
+			if err := s.rotate(otlpwire.Signal(sig)); err != nil {
 				return err
 			}
 		}
@@ -131,7 +132,7 @@ func (s *Sink) otlp(r *stream.Record) ([]byte, error) {
 		return r.Value, nil
 	case stream.ContentTypeArrow:
 		var err error
-		if s.pb, _, err = schemas.IPCToOTLP(r.Value, s.pb[:0], arrowpool.Default); err != nil {
+		if s.pb, _, err = schemas.BatchToOTLP(r.Value, s.pb[:0], arrowpool.Default); err != nil {
 			return nil, fmt.Errorf("file sink: record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 		}
 		return s.pb, nil
@@ -142,7 +143,7 @@ func (s *Sink) otlp(r *stream.Record) ([]byte, error) {
 
 // file returns the open file of sig, opening it and cutting off a partial
 // last line left by a crash.
-func (s *Sink) file(sig stream.Signal) (*os.File, error) {
+func (s *Sink) file(sig otlpwire.Signal) (*os.File, error) {
 	if f := s.files[sig]; f != nil {
 		return f, nil
 	}
@@ -192,7 +193,7 @@ func completeLines(f *os.File) (int64, error) {
 	return end, nil
 }
 
-func (s *Sink) rotate(sig stream.Signal) error {
+func (s *Sink) rotate(sig otlpwire.Signal) error {
 	f := s.files[sig]
 	s.files[sig], s.sizes[sig] = nil, 0
 	if err := f.Close(); err != nil {

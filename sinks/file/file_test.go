@@ -13,22 +13,22 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/stream"
 )
 
-func record(sig stream.Signal, seed int) *stream.Record {
+func record(sig otlpwire.Signal, seed int) *stream.Record {
 	return &stream.Record{Topic: "p." + sig.String(), Value: otlptest.Request(sig, otlptest.Shape{Resources: 2, Items: 3, Points: 2, Seed: seed}),
 		Headers: []stream.Header{{Key: stream.HeaderSignal, Value: []byte(sig.String())}, {Key: stream.HeaderContentType, Value: []byte(stream.ContentTypeOTLPProto)}}}
 }
 
 // lines reads a JSONL file and turns every line back into protobuf.
-func lines(t *testing.T, sig stream.Signal, name string) [][]byte {
+func lines(t *testing.T, sig otlpwire.Signal, name string) [][]byte {
 	t.Helper()
 	f, err := os.Open(name)
 	if err != nil {
@@ -56,7 +56,7 @@ func TestWritesOneJSONLinePerRecordPerSignal(t *testing.T) {
 	}
 	var recs []*stream.Record
 	for i := range 4 {
-		for _, sig := range stream.Signals {
+		for _, sig := range otlpwire.Signals {
 			recs = append(recs, record(sig, i))
 		}
 	}
@@ -67,7 +67,7 @@ func TestWritesOneJSONLinePerRecordPerSignal(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		got := lines(t, sig, filepath.Join(dir, sig.String()+".jsonl"))
 		if len(got) != 4 {
 			t.Fatalf("%s: %d lines, want 4", sig, len(got))
@@ -85,14 +85,14 @@ func TestWritesOneJSONLinePerRecordPerSignal(t *testing.T) {
 	}
 }
 
-func protoEqual(t *testing.T, sig stream.Signal, a, b []byte) bool {
+func protoEqual(t *testing.T, sig otlpwire.Signal, a, b []byte) bool {
 	t.Helper()
 	ma, mb := otlptest.Metrics(otlptest.Shape{}), otlptest.Metrics(otlptest.Shape{})
 	var x, y proto.Message = ma, mb
 	switch sig {
-	case stream.Logs:
+	case otlpwire.Logs:
 		x, y = otlptest.Logs(otlptest.Shape{}), otlptest.Logs(otlptest.Shape{})
-	case stream.Traces:
+	case otlpwire.Traces:
 		x, y = otlptest.Traces(otlptest.Shape{}), otlptest.Traces(otlptest.Shape{})
 	}
 	if err := proto.Unmarshal(a, x); err != nil {
@@ -110,7 +110,7 @@ func TestRotatesBySizeAndKeepsMaxFiles(t *testing.T) {
 	tick := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { tick = tick.Add(time.Second); return tick }
 	for i := range 5 {
-		if err := s.Write(context.Background(), []*stream.Record{record(stream.Logs, i)}); err != nil {
+		if err := s.Write(context.Background(), []*stream.Record{record(otlpwire.Logs, i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -120,8 +120,8 @@ func TestRotatesBySizeAndKeepsMaxFiles(t *testing.T) {
 		t.Fatalf("rotated files = %v, want the 2 newest", rotated)
 	}
 	// The newest rotated file holds the last record written.
-	got := lines(t, stream.Logs, rotated[1])
-	if len(got) != 1 || !protoEqual(t, stream.Logs, got[0], record(stream.Logs, 4).Value) {
+	got := lines(t, otlpwire.Logs, rotated[1])
+	if len(got) != 1 || !protoEqual(t, otlpwire.Logs, got[0], record(otlpwire.Logs, 4).Value) {
 		t.Errorf("newest rotated file does not hold the last record")
 	}
 }
@@ -130,7 +130,7 @@ func TestRotatesBySizeAndKeepsMaxFiles(t *testing.T) {
 func TestWritesArrowRecordsAsOTLP(t *testing.T) {
 	dir := t.TempDir()
 	s, _ := New(Config{Path: dir}, nil)
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		in := record(sig, 7)
 		b := schemas.NewBuilder(sig, nil)
 		if _, err := b.Append(in.Value); err != nil {
@@ -138,7 +138,7 @@ func TestWritesArrowRecordsAsOTLP(t *testing.T) {
 		}
 		batch := b.Build()
 		var ipc bytes.Buffer
-		if err := schemas.WriteIPC(&ipc, batch); err != nil {
+		if err := schemas.WriteBatch(&ipc, batch); err != nil {
 			t.Fatal(err)
 		}
 		batch.Release()
@@ -159,14 +159,14 @@ func TestWritesArrowRecordsAsOTLP(t *testing.T) {
 func TestCutsPartialLineLeftByCrash(t *testing.T) {
 	dir := t.TempDir()
 	name := filepath.Join(dir, "traces.jsonl")
-	good, _ := otlpjson.MarshalRequest(stream.Traces, record(stream.Traces, 0).Value, nil)
+	good, _ := otlpjson.MarshalRequest(otlpwire.Traces, record(otlpwire.Traces, 0).Value, nil)
 	os.WriteFile(name, append(append(good, '\n'), `{"resourceSpans":[{"reso`...), 0o644)
 	s, _ := New(Config{Path: dir}, nil)
-	if err := s.Write(context.Background(), []*stream.Record{record(stream.Traces, 1)}); err != nil {
+	if err := s.Write(context.Background(), []*stream.Record{record(otlpwire.Traces, 1)}); err != nil {
 		t.Fatal(err)
 	}
 	s.Close()
-	if got := lines(t, stream.Traces, name); len(got) != 2 {
+	if got := lines(t, otlpwire.Traces, name); len(got) != 2 {
 		t.Fatalf("%d lines, want the old complete line and the new one", len(got))
 	}
 }
@@ -178,12 +178,12 @@ func TestRejectsRecordsItCannotWrite(t *testing.T) {
 	if err := s.Write(context.Background(), []*stream.Record{noSignal}); err == nil || !strings.Contains(err.Error(), "sluice-signal") {
 		t.Errorf("record without signal header: %v", err)
 	}
-	bad := record(stream.Metrics, 0)
+	bad := record(otlpwire.Metrics, 0)
 	bad.Value = []byte{0xff, 0xff}
 	if err := s.Write(context.Background(), []*stream.Record{bad}); err == nil {
 		t.Error("malformed protobuf accepted")
 	}
-	arrow := record(stream.Metrics, 0)
+	arrow := record(otlpwire.Metrics, 0)
 	arrow.Headers[1].Value = []byte("text/plain")
 	if err := s.Write(context.Background(), []*stream.Record{arrow}); err == nil || !strings.Contains(err.Error(), "content type") {
 		t.Errorf("foreign content type: %v", err)

@@ -25,9 +25,9 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
@@ -36,7 +36,7 @@ import (
 )
 
 // DefaultTopics are the Collector kafka exporter's default topics.
-var DefaultTopics = map[stream.Signal]string{stream.Metrics: "otlp_metrics", stream.Logs: "otlp_logs", stream.Traces: "otlp_spans"}
+var DefaultTopics = map[otlpwire.Signal]string{otlpwire.Metrics: "otlp_metrics", otlpwire.Logs: "otlp_logs", otlpwire.Traces: "otlp_spans"}
 
 func init() {
 	sinks.Register("kafka", func(entry *config.Sink, env sinks.Env) (sinks.Sink, error) {
@@ -59,7 +59,7 @@ func init() {
 			errs = append(errs, entry.Errorf("key", "key %q: want none, tenant or source", cfg.Key))
 		}
 		for name := range cfg.Topics {
-			if _, err := stream.ParseSignal(name); err != nil {
+			if _, err := otlpwire.ParseSignal(name); err != nil {
 				errs = append(errs, entry.Errorf("topics."+name, "%v", err))
 			}
 		}
@@ -128,7 +128,7 @@ func mechanism(s *config.SASL) (sasl.Mechanism, error) {
 type Sink struct {
 	cfg     Config
 	bus     *kafka.Bus
-	topics  [len(stream.Signals)]string
+	topics  [len(otlpwire.Signals)]string
 	log     *slog.Logger
 	metrics sinkmetrics.Sink
 	created bool
@@ -152,7 +152,7 @@ func New(cfg Config, name string, env sinks.Env) (*Sink, error) {
 	if sm.Err != nil {
 		s.log.Warn("some sink metrics are not registered", "err", sm.Err)
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		switch {
 		case cfg.Topic != "":
 			s.topics[sig] = cfg.Topic
@@ -303,7 +303,7 @@ func (s *Sink) convert(r *stream.Record) (*stream.Record, int, error) {
 		value = r.Value
 		fmt.Sscan(string(r.Header(stream.HeaderItems)), &n)
 	case stream.ContentTypeArrow:
-		if value, n, err = schemas.IPCToOTLP(r.Value, nil, arrowpool.Default); err != nil {
+		if value, n, err = schemas.BatchToOTLP(r.Value, nil, arrowpool.Default); err != nil {
 			return nil, 0, err
 		}
 	default:

@@ -16,8 +16,8 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
-	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/stream"
@@ -26,12 +26,12 @@ import (
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
-func input(sig stream.Signal, seed int) proto.Message {
+func input(sig otlpwire.Signal, seed int) proto.Message {
 	return otlptest.Message(sig, otlptest.Shape{Resources: 2, Items: 3, Points: 2, Seed: seed})
 }
 
 // arrowRecord builds a processed record exactly as the worker does.
-func arrowRecord(t *testing.T, sig stream.Signal, m proto.Message, tenant string) *stream.Record {
+func arrowRecord(t *testing.T, sig otlpwire.Signal, m proto.Message, tenant string) *stream.Record {
 	t.Helper()
 	pb, _ := proto.Marshal(m)
 	b := schemas.NewBuilder(sig, nil)
@@ -42,7 +42,7 @@ func arrowRecord(t *testing.T, sig stream.Signal, m proto.Message, tenant string
 	batch := b.Build()
 	defer batch.Release()
 	var ipc bytes.Buffer
-	if err := schemas.WriteIPC(&ipc, batch); err != nil {
+	if err := schemas.WriteBatch(&ipc, batch); err != nil {
 		t.Fatal(err)
 	}
 	return &stream.Record{Topic: "sluice.processed." + sig.String(), Key: []byte("k-" + sig.String()), Value: ipc.Bytes(), Headers: []stream.Header{
@@ -55,7 +55,7 @@ func arrowRecord(t *testing.T, sig stream.Signal, m proto.Message, tenant string
 func TestRecordsArriveAsOTLPProtobuf(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topics := map[string]string{}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		topics[sig.String()] = kafkatest.Topic(t, "otlp-"+sig.String())
 	}
 	s, err := New(Config{Brokers: brokers, Topics: topics, Key: "source", CreateTopics: true, Partitions: 1}, "k", sinks.Env{})
@@ -66,7 +66,7 @@ func TestRecordsArriveAsOTLPProtobuf(t *testing.T) {
 	var recs []*stream.Record
 	want := map[string][]proto.Message{}
 	for seed := range 3 {
-		for _, sig := range stream.Signals {
+		for _, sig := range otlpwire.Signals {
 			m := input(sig, seed)
 			recs = append(recs, arrowRecord(t, sig, m, "team-a"))
 			want[topics[sig.String()]] = append(want[topics[sig.String()]], m)
@@ -103,13 +103,13 @@ func TestRecordsArriveAsOTLPProtobuf(t *testing.T) {
 			n++
 		}
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		topic := topics[sig.String()]
 		if len(got[topic]) != 3 {
 			t.Fatalf("%s: %d records, want 3", topic, len(got[topic]))
 		}
 		for i, r := range got[topic] {
-			m := otlpjson.NewRequest(sig)
+			m := otlpwire.NewRequest(sig)
 			if err := proto.Unmarshal(r.Value, m); err != nil {
 				t.Fatalf("%s record %d: %v", topic, i, err)
 			}
@@ -131,9 +131,9 @@ func TestTooLargeItemsAreRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	m := otlptest.Message(stream.Logs, otlptest.Shape{Resources: 1, Items: 1}).(*collogs.ExportLogsServiceRequest)
+	m := otlptest.Message(otlpwire.Logs, otlptest.Shape{Resources: 1, Items: 1}).(*collogs.ExportLogsServiceRequest)
 	m.ResourceLogs[0].ScopeLogs[0].LogRecords[0].Body = &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: strings.Repeat("x", 2000)}}
-	r := arrowRecord(t, stream.Logs, m, "")
+	r := arrowRecord(t, otlpwire.Logs, m, "")
 	var rej *sinks.RejectedError
 	if err := s.Write(context.Background(), []*stream.Record{r}); !errors.As(err, &rej) || len(rej.Records) != 1 || !strings.Contains(rej.Reason, "even alone") {
 		t.Errorf("got %v", err)
@@ -145,7 +145,7 @@ func TestTooLargeItemsAreRejected(t *testing.T) {
 func TestLargeRecordsAreCut(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	topic := kafkatest.Topic(t, "otlp-cut")
-	m := input(stream.Traces, 0).(*coltrace.ExportTraceServiceRequest)
+	m := input(otlpwire.Traces, 0).(*coltrace.ExportTraceServiceRequest)
 	limit := 0 // a resource fits, the whole request does not
 	for _, rs := range m.ResourceSpans {
 		limit = max(limit, proto.Size(rs)+200)
@@ -160,7 +160,7 @@ func TestLargeRecordsAreCut(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute) // bounds a hang; not an assertion
 	defer cancel()
-	if err := s.Write(ctx, []*stream.Record{arrowRecord(t, stream.Traces, m, "team-a")}); err != nil {
+	if err := s.Write(ctx, []*stream.Record{arrowRecord(t, otlpwire.Traces, m, "team-a")}); err != nil {
 		t.Fatal(err)
 	}
 	bus, err := kafka.New(kafka.Config{Brokers: brokers})

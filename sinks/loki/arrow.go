@@ -20,8 +20,8 @@ import (
 	resource "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // arrowDecoder turns processed (Arrow) log records into Loki entries by
@@ -41,7 +41,7 @@ import (
 // The decoder keeps state across records; it is used by one goroutine at a
 // time (Write's).
 type arrowDecoder struct {
-	mem    memory.Allocator // of ReadIPC
+	mem    memory.Allocator // of ReadBatch
 	labels []labelSpec      // the Sink's
 	sev    bool             // the Sink's: a severity label
 
@@ -108,7 +108,7 @@ type staged struct {
 // value); recTime is the time of entries without one, as in Sink.add.
 // On error nothing is staged.
 func (d *arrowDecoder) decode(value []byte, recTime time.Time) error {
-	b, err := schemas.ReadIPC(value, d.mem)
+	b, err := schemas.ReadBatch(value, d.mem)
 	if err != nil {
 		return err
 	}
@@ -443,7 +443,7 @@ type logColumns struct {
 // read sets c to the columns of b and checks b as the OTLP path's ToOTLP
 // and proto.Unmarshal did, so that the records they refused are refused.
 func (c *logColumns) read(b *schemas.Batch) error {
-	if b.Signal != stream.Logs || b.Resources == nil || b.Scopes == nil || b.Items == nil {
+	if b.Signal != otlpwire.Logs || b.Resources == nil || b.Scopes == nil || b.Items == nil {
 		return fmt.Errorf("%w: not a logs batch", schemas.ErrSchema)
 	}
 	res, scopes, items := b.Resources, b.Scopes, b.Items

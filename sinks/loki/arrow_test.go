@@ -24,6 +24,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
@@ -31,11 +32,11 @@ import (
 )
 
 // otlpPathAdd adds an Arrow record to p the way the sink did before it
-// read Arrow columns: ReadIPC, ToOTLP, proto.Unmarshal, then Sink.add on
+// read Arrow columns: ReadBatch, ToOTLP, proto.Unmarshal, then Sink.add on
 // the OTLP structs. It is the reference of the Arrow path.
 func otlpPathAdd(t *testing.T, s *Sink, p *push, r *stream.Record) {
 	t.Helper()
-	pb, _, err := schemas.IPCToOTLP(r.Value, nil, nil)
+	pb, _, err := schemas.BatchToOTLP(r.Value, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func TestArrowPathEqualsOTLPPath(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					rec := arrowRecord(t, stream.Logs, pb, "")
+					rec := arrowRecord(t, otlpwire.Logs, pb, "")
 					rec.Timestamp = time.Unix(0, base+int64(iter)) // for records without time
 					otlpPathAdd(t, s, want, rec)
 					arrowPathAdd(t, s, got, rec)
@@ -338,7 +339,7 @@ func TestArrowPathFollowsRequestOrder(t *testing.T) {
 // its scopes and items tables shuffled (scope ids remapped).
 func shuffledRecord(t *testing.T, r *rand.Rand, pb []byte) *stream.Record {
 	t.Helper()
-	bld := schemas.NewBuilder(stream.Logs, nil)
+	bld := schemas.NewBuilder(otlpwire.Logs, nil)
 	defer bld.Release()
 	if _, err := bld.Append(pb); err != nil {
 		t.Fatal(err)
@@ -364,10 +365,10 @@ func shuffledRecord(t *testing.T, r *rand.Rand, pb []byte) *stream.Record {
 	remapped := array.NewRecordBatch(items.Schema(), cols, items.NumRows())
 	items.Release()
 	b.Resources.Retain()
-	shuffled := &schemas.Batch{Signal: stream.Logs, Resources: b.Resources, Scopes: scopes, Items: remapped}
+	shuffled := &schemas.Batch{Signal: otlpwire.Logs, Resources: b.Resources, Scopes: scopes, Items: remapped}
 	defer shuffled.Release()
 	var ipc bytes.Buffer
-	if err := schemas.WriteIPC(&ipc, shuffled); err != nil {
+	if err := schemas.WriteBatch(&ipc, shuffled); err != nil {
 		t.Fatal(err)
 	}
 	return &stream.Record{Value: ipc.Bytes(), Timestamp: time.Unix(0, base), Headers: []stream.Header{
@@ -443,7 +444,7 @@ func TestArrowPathCopiesOutOfTheBatch(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rec := arrowRecord(t, stream.Logs, pb, "")
+		rec := arrowRecord(t, otlpwire.Logs, pb, "")
 		want, got := newPush(), newPush()
 		otlpPathAdd(t, s, want, rec)
 		arrowPathAdd(t, s, got, rec)
@@ -477,7 +478,7 @@ func TestArrowPathRefusesWhatTheOTLPPathRefused(t *testing.T) {
 		},
 	} {
 		t.Run(name, func(t *testing.T) {
-			bld := schemas.NewBuilder(stream.Logs, nil)
+			bld := schemas.NewBuilder(otlpwire.Logs, nil)
 			defer bld.Release()
 			if _, err := bld.Append(good); err != nil {
 				t.Fatal(err)
@@ -485,7 +486,7 @@ func TestArrowPathRefusesWhatTheOTLPPathRefused(t *testing.T) {
 			b := edit(bld.Build())
 			defer b.Release()
 			var ipc bytes.Buffer
-			if err := schemas.WriteIPC(&ipc, b); err != nil {
+			if err := schemas.WriteBatch(&ipc, b); err != nil {
 				t.Fatal(err)
 			}
 			rec := &stream.Record{Value: ipc.Bytes(), Headers: []stream.Header{
@@ -493,7 +494,7 @@ func TestArrowPathRefusesWhatTheOTLPPathRefused(t *testing.T) {
 				{Key: stream.HeaderContentType, Value: []byte(stream.ContentTypeArrow)},
 			}}
 			// The reference refuses it...
-			pb, _, err := schemas.IPCToOTLP(rec.Value, nil, nil)
+			pb, _, err := schemas.BatchToOTLP(rec.Value, nil, nil)
 			if err == nil {
 				err = proto.Unmarshal(pb, &collogs.ExportLogsServiceRequest{})
 			}

@@ -12,6 +12,7 @@ import (
 	resource "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
@@ -46,7 +47,7 @@ func benchRecord(b *testing.B) (*stream.Record, int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	bld := schemas.NewBuilder(stream.Logs, nil)
+	bld := schemas.NewBuilder(otlpwire.Logs, nil)
 	defer bld.Release()
 	if _, err := bld.Append(pb); err != nil {
 		b.Fatal(err)
@@ -54,7 +55,7 @@ func benchRecord(b *testing.B) (*stream.Record, int) {
 	batch := bld.Build()
 	defer batch.Release()
 	var ipc bytes.Buffer
-	if err := schemas.WriteIPC(&ipc, batch); err != nil {
+	if err := schemas.WriteBatch(&ipc, batch); err != nil {
 		b.Fatal(err)
 	}
 	return &stream.Record{Topic: "sluice.logs.processed", Value: ipc.Bytes(), Timestamp: time.Now(), Headers: []stream.Header{

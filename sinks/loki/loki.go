@@ -36,6 +36,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
 	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
@@ -254,7 +255,7 @@ func (s *Sink) decode(r *stream.Record) (*collogs.ExportLogsServiceRequest, erro
 	if err != nil {
 		return nil, err
 	}
-	if sig != stream.Logs {
+	if sig != otlpwire.Logs {
 		return nil, fmt.Errorf("loki sink: record of signal %s, want logs", sig)
 	}
 	switch ct := string(r.Header(stream.HeaderContentType)); ct {

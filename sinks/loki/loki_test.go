@@ -29,6 +29,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
@@ -72,7 +73,7 @@ func request() *collogs.ExportLogsServiceRequest {
 }
 
 // arrowRecord builds a processed record exactly as the worker does.
-func arrowRecord(t *testing.T, sig stream.Signal, pb []byte, tenant string) *stream.Record {
+func arrowRecord(t *testing.T, sig otlpwire.Signal, pb []byte, tenant string) *stream.Record {
 	t.Helper()
 	b := schemas.NewBuilder(sig, nil)
 	defer b.Release()
@@ -82,7 +83,7 @@ func arrowRecord(t *testing.T, sig stream.Signal, pb []byte, tenant string) *str
 	batch := b.Build()
 	defer batch.Release()
 	var ipc bytes.Buffer
-	if err := schemas.WriteIPC(&ipc, batch); err != nil {
+	if err := schemas.WriteBatch(&ipc, batch); err != nil {
 		t.Fatal(err)
 	}
 	return &stream.Record{Topic: "sluice.processed." + sig.String(), Value: ipc.Bytes(), Headers: []stream.Header{
@@ -206,7 +207,7 @@ func TestPushesStreamsWithLabelsFromResourceAndMetadataForTheRest(t *testing.T) 
 			}
 			defer s.Close()
 			pb, _ := proto.Marshal(request())
-			if err := s.Write(context.Background(), []*stream.Record{arrowRecord(t, stream.Logs, pb, "team-a")}); err != nil {
+			if err := s.Write(context.Background(), []*stream.Record{arrowRecord(t, otlpwire.Logs, pb, "team-a")}); err != nil {
 				t.Fatal(err)
 			}
 			if !slices.Equal(rc.tenants, []string{"team-a"}) || rc.paths[0] != "/loki/api/v1/push" {
@@ -257,7 +258,7 @@ func TestConfiguredLabelsOnly(t *testing.T) {
 	rc, srv := newReceiver(t)
 	s, _ := New(Config{Config: httpsink.Config{URL: srv.URL + "/custom/push"}, Labels: []string{"host.name"}}, "l", sinks.Env{})
 	pb, _ := proto.Marshal(request())
-	if err := s.Write(context.Background(), []*stream.Record{arrowRecord(t, stream.Logs, pb, "")}); err != nil {
+	if err := s.Write(context.Background(), []*stream.Record{arrowRecord(t, otlpwire.Logs, pb, "")}); err != nil {
 		t.Fatal(err)
 	}
 	var labels []string
@@ -277,7 +278,7 @@ func TestTenantsGetTheirOwnRequests(t *testing.T) {
 	rc, srv := newReceiver(t)
 	s, _ := New(Config{Config: httpsink.Config{URL: srv.URL}}, "l", sinks.Env{})
 	pb, _ := proto.Marshal(request())
-	recs := []*stream.Record{arrowRecord(t, stream.Logs, pb, "a"), arrowRecord(t, stream.Logs, pb, "b"), arrowRecord(t, stream.Logs, pb, "a")}
+	recs := []*stream.Record{arrowRecord(t, otlpwire.Logs, pb, "a"), arrowRecord(t, otlpwire.Logs, pb, "b"), arrowRecord(t, otlpwire.Logs, pb, "a")}
 	if err := s.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +292,7 @@ func TestAnswers(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	s, _ := New(Config{Config: httpsink.Config{URL: srv.URL}}, "l", sinks.Env{Registerer: reg})
 	pb, _ := proto.Marshal(request())
-	recs := []*stream.Record{arrowRecord(t, stream.Logs, pb, "a"), arrowRecord(t, stream.Logs, pb, "a")}
+	recs := []*stream.Record{arrowRecord(t, otlpwire.Logs, pb, "a"), arrowRecord(t, otlpwire.Logs, pb, "a")}
 
 	rc.status = 400
 	err := s.Write(context.Background(), recs)
@@ -319,7 +320,7 @@ func TestAnswers(t *testing.T) {
 
 	// An undecodable record is dead-lettered alone; the others go out.
 	rc.status = 0
-	bad := arrowRecord(t, stream.Logs, pb, "a")
+	bad := arrowRecord(t, otlpwire.Logs, pb, "a")
 	bad.Value = []byte("garbage")
 	err = s.Write(context.Background(), []*stream.Record{recs[0], bad})
 	if !errors.As(err, &rej) || len(rej.Records) != 1 || rej.Records[0] != bad {
@@ -337,7 +338,7 @@ func TestAnswers(t *testing.T) {
 func TestSplitsByMaxRequestBytes(t *testing.T) {
 	pb, _ := proto.Marshal(request()) // 10 entries
 	recs := func() []*stream.Record {
-		return []*stream.Record{arrowRecord(t, stream.Logs, pb, "a"), arrowRecord(t, stream.Logs, pb, "a")}
+		return []*stream.Record{arrowRecord(t, otlpwire.Logs, pb, "a"), arrowRecord(t, otlpwire.Logs, pb, "a")}
 	}
 	// entries: each entry received, with its stream and metadata, and how
 	// many times.

@@ -25,14 +25,14 @@ import (
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
-	"github.com/sluice-dev/sluice/stream"
 )
 
 var grpcMethods = [...]string{
-	stream.Metrics: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-	stream.Logs:    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
-	stream.Traces:  "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+	otlpwire.Metrics: "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+	otlpwire.Logs:    "/opentelemetry.proto.collector.logs.v1.LogsService/Export",
+	otlpwire.Traces:  "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
 }
 
 // rawCodec sends the request bytes as they are and keeps the answer's
@@ -130,7 +130,7 @@ func loopback(target string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func (e *grpcExporter) export(ctx context.Context, sig stream.Signal, tenant string, body []byte) (int64, string, error) {
+func (e *grpcExporter) export(ctx context.Context, sig otlpwire.Signal, tenant string, body []byte) (int64, string, error) {
 	md := e.md
 	if e.tenantKey != "" && tenant != "" {
 		md = append(md[:len(md):len(md)], e.tenantKey, tenant)
@@ -156,18 +156,18 @@ func (e *grpcExporter) export(ctx context.Context, sig stream.Signal, tenant str
 }
 
 // partialSuccess reads the partial_success of an Export*ServiceResponse.
-func partialSuccess(sig stream.Signal, resp []byte) (int64, string, error) {
+func partialSuccess(sig otlpwire.Signal, resp []byte) (int64, string, error) {
 	if len(resp) == 0 {
 		return 0, "", nil
 	}
 	switch sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		var r colmetrics.ExportMetricsServiceResponse
 		if err := proto.Unmarshal(resp, &r); err != nil {
 			return 0, "", nil // delivered; the answer is only informative
 		}
 		return r.GetPartialSuccess().GetRejectedDataPoints(), r.GetPartialSuccess().GetErrorMessage(), nil
-	case stream.Logs:
+	case otlpwire.Logs:
 		var r collogs.ExportLogsServiceResponse
 		if err := proto.Unmarshal(resp, &r); err != nil {
 			return 0, "", nil

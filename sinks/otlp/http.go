@@ -9,13 +9,13 @@ import (
 
 	"github.com/klauspost/compress/gzip"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
 	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
-	"github.com/sluice-dev/sluice/stream"
 )
 
 type httpExporter struct {
-	clients [len(stream.Signals)]*httpsink.Client
+	clients [len(otlpwire.Signals)]*httpsink.Client
 	gzip    bool
 	metrics sinkmetrics.Sink
 	buf     bytes.Buffer
@@ -24,7 +24,7 @@ type httpExporter struct {
 
 func newHTTP(cfg Config, m sinkmetrics.Sink) (*httpExporter, error) {
 	e := &httpExporter{gzip: cfg.Compression != "none", metrics: m}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		c := cfg.Config
 		c.URL = httpURL(cfg.URL, sig)
 		cl, err := httpsink.New(c)
@@ -37,7 +37,7 @@ func newHTTP(cfg Config, m sinkmetrics.Sink) (*httpExporter, error) {
 }
 
 // export posts body and reads the partial success of the answer.
-func (e *httpExporter) export(ctx context.Context, sig stream.Signal, tenant string, body []byte) (int64, string, error) {
+func (e *httpExporter) export(ctx context.Context, sig otlpwire.Signal, tenant string, body []byte) (int64, string, error) {
 	req := httpsink.Request{Body: body, ContentType: "application/x-protobuf", Tenant: tenant}
 	if e.gzip {
 		e.buf.Reset()

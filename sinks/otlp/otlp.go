@@ -26,9 +26,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
@@ -135,7 +135,7 @@ type exporter interface {
 	// export sends body (an Export*ServiceRequest) and returns the
 	// number of items the receiver's partial success rejected, and its
 	// message.
-	export(ctx context.Context, sig stream.Signal, tenant string, body []byte) (rejected int64, msg string, err error)
+	export(ctx context.Context, sig otlpwire.Signal, tenant string, body []byte) (rejected int64, msg string, err error)
 	close() error
 }
 
@@ -190,13 +190,13 @@ func New(cfg Config, name string, env sinks.Env) (*Sink, error) {
 }
 
 // signalPath is the OTLP/HTTP path of sig.
-func signalPath(sig stream.Signal) string {
+func signalPath(sig otlpwire.Signal) string {
 	return "/v1/" + sig.String()
 }
 
 // httpURL is the URL of sig: the configured one with /v1/<signal>
 // appended, unless it has a path.
-func httpURL(base string, sig stream.Signal) string {
+func httpURL(base string, sig otlpwire.Signal) string {
 	u, err := url.Parse(base)
 	if err != nil || strings.Trim(u.Path, "/") != "" {
 		return base
@@ -206,7 +206,7 @@ func httpURL(base string, sig stream.Signal) string {
 }
 
 type request struct {
-	sig    stream.Signal
+	sig    otlpwire.Signal
 	tenant string
 	recs   []*stream.Record
 	body   []byte
@@ -327,7 +327,7 @@ func (s *Sink) encode(r *stream.Record) ([]byte, int, error) {
 		return r.Value, n, err
 	case stream.ContentTypeArrow:
 		var n int
-		s.pb, n, err = schemas.IPCToOTLP(r.Value, s.pb[:0], arrowpool.Default)
+		s.pb, n, err = schemas.BatchToOTLP(r.Value, s.pb[:0], arrowpool.Default)
 		return s.pb, n, err
 	default:
 		return nil, 0, fmt.Errorf("content type %q (valid: %s, %s)", ct, stream.ContentTypeOTLPProto, stream.ContentTypeArrow)

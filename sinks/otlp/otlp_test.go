@@ -29,8 +29,8 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/sluice-dev/sluice/internal/config"
-	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
@@ -38,19 +38,19 @@ import (
 )
 
 // input is the OTLP request given to the worker side for (sig, seed).
-func input(sig stream.Signal, seed int) proto.Message {
+func input(sig otlpwire.Signal, seed int) proto.Message {
 	shape := otlptest.Shape{Resources: 2, Items: 3, Points: 2, Seed: seed}
 	switch sig {
-	case stream.Metrics:
+	case otlpwire.Metrics:
 		return otlptest.Metrics(shape)
-	case stream.Logs:
+	case otlpwire.Logs:
 		return otlptest.Logs(shape)
 	}
 	return otlptest.Traces(shape)
 }
 
 // arrowRecord builds a processed record exactly as the worker does.
-func arrowRecord(t *testing.T, sig stream.Signal, m proto.Message, tenant string) *stream.Record {
+func arrowRecord(t *testing.T, sig otlpwire.Signal, m proto.Message, tenant string) *stream.Record {
 	t.Helper()
 	pb, err := proto.Marshal(m)
 	if err != nil {
@@ -64,7 +64,7 @@ func arrowRecord(t *testing.T, sig stream.Signal, m proto.Message, tenant string
 	batch := b.Build()
 	defer batch.Release()
 	var ipc bytes.Buffer
-	if err := schemas.WriteIPC(&ipc, batch); err != nil {
+	if err := schemas.WriteBatch(&ipc, batch); err != nil {
 		t.Fatal(err)
 	}
 	return &stream.Record{Topic: "sluice.processed." + sig.String(), Value: ipc.Bytes(), Headers: []stream.Header{
@@ -99,12 +99,12 @@ type got struct {
 	mu       sync.Mutex
 	reqs     [3][]proto.Message
 	headers  []map[string]string // per request: tenant, custom header, encoding
-	fail     func(sig stream.Signal, req proto.Message) error
+	fail     func(sig otlpwire.Signal, req proto.Message) error
 	partial  int64
 	requests int
 }
 
-func (g *got) add(sig stream.Signal, req proto.Message, hdr map[string]string) error {
+func (g *got) add(sig otlpwire.Signal, req proto.Message, hdr map[string]string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.requests++
@@ -119,7 +119,7 @@ func (g *got) add(sig stream.Signal, req proto.Message, hdr map[string]string) e
 }
 
 // check compares, resource by resource, what arrived for sig with want.
-func (g *got) check(t *testing.T, sig stream.Signal, want []proto.Message) {
+func (g *got) check(t *testing.T, sig otlpwire.Signal, want []proto.Message) {
 	t.Helper()
 	var gotRes, wantRes []proto.Message
 	for _, r := range g.reqs[sig] {
@@ -145,7 +145,7 @@ type metricsSrv struct {
 }
 
 func (s metricsSrv) Export(ctx context.Context, r *colmetrics.ExportMetricsServiceRequest) (*colmetrics.ExportMetricsServiceResponse, error) {
-	if err := s.g.add(stream.Metrics, r, mdHeaders(ctx)); err != nil {
+	if err := s.g.add(otlpwire.Metrics, r, mdHeaders(ctx)); err != nil {
 		return nil, err
 	}
 	resp := &colmetrics.ExportMetricsServiceResponse{}
@@ -161,7 +161,7 @@ type logsSrv struct {
 }
 
 func (s logsSrv) Export(ctx context.Context, r *collogs.ExportLogsServiceRequest) (*collogs.ExportLogsServiceResponse, error) {
-	if err := s.g.add(stream.Logs, r, mdHeaders(ctx)); err != nil {
+	if err := s.g.add(otlpwire.Logs, r, mdHeaders(ctx)); err != nil {
 		return nil, err
 	}
 	resp := &collogs.ExportLogsServiceResponse{}
@@ -177,7 +177,7 @@ type traceSrv struct {
 }
 
 func (s traceSrv) Export(ctx context.Context, r *coltrace.ExportTraceServiceRequest) (*coltrace.ExportTraceServiceResponse, error) {
-	if err := s.g.add(stream.Traces, r, mdHeaders(ctx)); err != nil {
+	if err := s.g.add(otlpwire.Traces, r, mdHeaders(ctx)); err != nil {
 		return nil, err
 	}
 	resp := &coltrace.ExportTraceServiceResponse{}
@@ -252,13 +252,13 @@ func httpReceiver(t *testing.T, status *int) (*got, string) {
 			body = zr
 		}
 		raw, _ := io.ReadAll(body)
-		sig, err := stream.ParseSignal(strings.TrimPrefix(r.URL.Path, "/v1/"))
+		sig, err := otlpwire.ParseSignal(strings.TrimPrefix(r.URL.Path, "/v1/"))
 		if err != nil || r.Header.Get("Content-Type") != "application/x-protobuf" {
 			t.Errorf("path %s, content type %s", r.URL.Path, r.Header.Get("Content-Type"))
 			w.WriteHeader(404)
 			return
 		}
-		req := otlpjson.NewRequest(sig)
+		req := otlpwire.NewRequest(sig)
 		if err := proto.Unmarshal(raw, req); err != nil {
 			t.Error(err)
 			w.WriteHeader(400)
@@ -266,7 +266,7 @@ func httpReceiver(t *testing.T, status *int) (*got, string) {
 		}
 		g.add(sig, req, map[string]string{"x-scope-orgid": r.Header.Get("X-Scope-OrgID"), "x-extra": r.Header.Get("X-Extra"), "encoding": r.Header.Get("Content-Encoding")})
 		w.Header().Set("Content-Type", "application/x-protobuf")
-		if g.partial > 0 && sig == stream.Metrics {
+		if g.partial > 0 && sig == otlpwire.Metrics {
 			b, _ := proto.Marshal(&colmetrics.ExportMetricsServiceResponse{PartialSuccess: &colmetrics.ExportMetricsPartialSuccess{RejectedDataPoints: g.partial, ErrorMessage: "too old"}})
 			w.Write(b)
 		}
@@ -280,7 +280,7 @@ func httpReceiver(t *testing.T, status *int) (*got, string) {
 func records(t *testing.T, tenant string) ([]*stream.Record, [3][]proto.Message) {
 	var recs []*stream.Record
 	var want [3][]proto.Message
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		for seed := range 3 {
 			m := input(sig, seed)
 			want[sig] = append(want[sig], m)
@@ -302,7 +302,7 @@ func TestGRPCDeliversRecordsAsGiven(t *testing.T) {
 	if err := s.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		g.check(t, sig, want[sig])
 	}
 	if g.requests != 3 {
@@ -334,7 +334,7 @@ func TestHTTPDeliversRecordsAsGiven(t *testing.T) {
 	if err := s.Write(context.Background(), recs); err != nil {
 		t.Fatal(err)
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		g.check(t, sig, want[sig])
 	}
 	for _, h := range g.headers {
@@ -366,7 +366,7 @@ func TestUncompressedAndOwnTenantHeader(t *testing.T) {
 	if err := s.Write(context.Background(), recs[6:]); err != nil {
 		t.Fatal(err)
 	}
-	g.check(t, stream.Traces, want[stream.Traces])
+	g.check(t, otlpwire.Traces, want[otlpwire.Traces])
 	if h := g.headers[0]; h["encoding"] != "" || h["x-scope-orgid"] != "" {
 		t.Errorf("headers %v", h)
 	}
@@ -410,17 +410,17 @@ func TestGRPCErrors(t *testing.T) {
 	var rej *sinks.RejectedError
 	var ra interface{ RetryAfter() time.Duration }
 
-	g.fail = func(stream.Signal, proto.Message) error { return status.Error(codes.Unavailable, "down") }
+	g.fail = func(otlpwire.Signal, proto.Message) error { return status.Error(codes.Unavailable, "down") }
 	if err := s.Write(context.Background(), recs); err == nil || errors.As(err, &rej) {
 		t.Errorf("UNAVAILABLE: %v", err)
 	}
 
 	st, _ := status.New(codes.ResourceExhausted, "slow down").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(2 * time.Second)})
-	g.fail = func(stream.Signal, proto.Message) error { return st.Err() }
+	g.fail = func(otlpwire.Signal, proto.Message) error { return st.Err() }
 	if err := s.Write(context.Background(), recs); !errors.As(err, &ra) || ra.RetryAfter() != 2*time.Second || errors.As(err, &rej) {
 		t.Errorf("RESOURCE_EXHAUSTED with RetryInfo: %v", err)
 	}
-	g.fail = func(stream.Signal, proto.Message) error {
+	g.fail = func(otlpwire.Signal, proto.Message) error {
 		return status.Error(codes.ResourceExhausted, "message too large")
 	}
 	if err := s.Write(context.Background(), recs[:1]); !errors.As(err, &rej) {
@@ -430,7 +430,7 @@ func TestGRPCErrors(t *testing.T) {
 	// INVALID_ARGUMENT for requests holding the resource of seed 1: the
 	// merged request is refused, then its records go one by one and only
 	// the bad one is dead-lettered.
-	g.fail = func(sig stream.Signal, req proto.Message) error {
+	g.fail = func(sig otlpwire.Signal, req proto.Message) error {
 		b, _ := proto.Marshal(req)
 		if bytes.Contains(b, []byte("inst-1-0")) {
 			return status.Error(codes.InvalidArgument, "bad resource")
@@ -442,7 +442,7 @@ func TestGRPCErrors(t *testing.T) {
 	if !errors.As(err, &rej) || len(rej.Records) != 1 || rej.Records[0] != recs[1] || !strings.Contains(rej.Reason, "bad resource") {
 		t.Fatalf("INVALID_ARGUMENT: %v", err)
 	}
-	g.check(t, stream.Metrics, []proto.Message{input(stream.Metrics, 0), input(stream.Metrics, 2)})
+	g.check(t, otlpwire.Metrics, []proto.Message{input(otlpwire.Metrics, 0), input(otlpwire.Metrics, 2)})
 }
 
 // Records larger than max_request_bytes are cut along resource boundaries,
@@ -451,14 +451,14 @@ func TestGRPCErrors(t *testing.T) {
 func TestSplitsByMaxRequestBytes(t *testing.T) {
 	recs, want := records(t, "")
 	limit := 0 // the largest resource of any input fits; no whole input does
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		for _, m := range want[sig] {
 			for _, r := range resources(m) {
 				limit = max(limit, proto.Size(r)+16)
 			}
 		}
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		for _, m := range want[sig] {
 			if proto.Size(m) <= limit {
 				t.Fatalf("%s: an input of %d bytes fits in %d: the test cuts nothing", sig, proto.Size(m), limit)
@@ -474,7 +474,7 @@ func TestSplitsByMaxRequestBytes(t *testing.T) {
 	if g.requests != 2*len(recs) {
 		t.Errorf("%d requests, want %d: one per resource", g.requests, 2*len(recs))
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		for _, r := range g.reqs[sig] {
 			if proto.Size(r) > limit {
 				t.Errorf("%s: a request of %d bytes, over %d", sig, proto.Size(r), limit)
@@ -490,7 +490,7 @@ func TestHTTPURLs(t *testing.T) {
 		"http://h:4318/":         "http://h:4318/v1/logs",
 		"https://h/otlp/v1/logs": "https://h/otlp/v1/logs",
 	} {
-		if got := httpURL(base, stream.Logs); got != want {
+		if got := httpURL(base, otlpwire.Logs); got != want {
 			t.Errorf("%s: %s, want %s", base, got, want)
 		}
 	}

@@ -34,7 +34,7 @@ func benchBatch(b *testing.B) (*schemas.Batch, int) {
 		}
 	}
 	rec := record(b, req, "")
-	batch, err := schemas.ReadIPC(rec.Value, nil)
+	batch, err := schemas.ReadBatch(rec.Value, nil)
 	if err != nil {
 		b.Fatal(err)
 	}

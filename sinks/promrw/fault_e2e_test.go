@@ -19,6 +19,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/backendtest"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/memory"
@@ -68,7 +69,7 @@ func sinkRunner(t *testing.T, bus stream.Bus, topics stream.Topics, cfg Config) 
 // member that never polls.
 func groupLag(t *testing.T, bus *memory.Bus, topics stream.Topics) int64 {
 	t.Helper()
-	c, err := bus.Consume(stream.ConsumerConfig{Group: "sluice-sink-prom", Topics: []string{topics.Processed(stream.Metrics)}})
+	c, err := bus.Consume(stream.ConsumerConfig{Group: "sluice-sink-prom", Topics: []string{topics.Processed(otlpwire.Metrics)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,7 +126,7 @@ func TestPrometheusOutage(t *testing.T) {
 			last = ts
 			g := k % groups
 			rec := seriesRecord(t, "fault_outage", g*seriesPerRecord, seriesPerRecord, ts)
-			rec.Topic, rec.Partition, rec.Key = topics.Processed(stream.Metrics), -1, fmt.Appendf(nil, "g%d", g)
+			rec.Topic, rec.Partition, rec.Key = topics.Processed(otlpwire.Metrics), -1, fmt.Appendf(nil, "g%d", g)
 			if err := bus.Produce(ctx, rec); err != nil {
 				producerDone <- err
 				return
@@ -234,7 +235,7 @@ func TestPrometheusBehindRefusingProxy(t *testing.T) {
 			poisoned = append(poisoned, k)
 		}
 		rec := seriesRecord(t, "fault_refused", k*perRecord, perRecord, ts, extra...)
-		rec.Topic, rec.Partition = topics.Processed(stream.Metrics), -1
+		rec.Topic, rec.Partition = topics.Processed(otlpwire.Metrics), -1
 		rec.Headers = append(rec.Headers, stream.Header{Key: "k", Value: fmt.Append(nil, k)})
 		if err := bus.Produce(ctx, rec); err != nil {
 			t.Fatal(err)
@@ -265,7 +266,7 @@ func TestPrometheusBehindRefusingProxy(t *testing.T) {
 		if s := string(r.Header(sinks.HeaderSink)); s != "prom" {
 			t.Errorf("DLQ record %d: %s = %q", i, sinks.HeaderSink, s)
 		}
-		if o := string(r.Header(stream.HeaderOrigin)); !strings.HasPrefix(o, topics.Processed(stream.Metrics)+"/") {
+		if o := string(r.Header(stream.HeaderOrigin)); !strings.HasPrefix(o, topics.Processed(otlpwire.Metrics)+"/") {
 			t.Errorf("DLQ record %d: %s = %q", i, stream.HeaderOrigin, o)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
 	"github.com/sluice-dev/sluice/stream"
@@ -97,7 +98,7 @@ func TestStageRetriesUntilTheBackendIsBack(t *testing.T) {
 	topics := stream.Topics{Prefix: "t"}
 	ctx := context.Background()
 	rec := gaugeRecord(t, "g", 5)
-	rec.Topic, rec.Partition = topics.Processed(stream.Metrics), -1
+	rec.Topic, rec.Partition = topics.Processed(otlpwire.Metrics), -1
 	if err := bus.Produce(ctx, rec); err != nil {
 		t.Fatal(err)
 	}

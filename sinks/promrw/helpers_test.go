@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/backendtest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
@@ -61,7 +62,7 @@ func record(t testing.TB, req *colmetricspb.ExportMetricsServiceRequest, tenant 
 	if err != nil {
 		t.Fatal(err)
 	}
-	b := schemas.NewBuilder(stream.Metrics, nil)
+	b := schemas.NewBuilder(otlpwire.Metrics, nil)
 	defer b.Release()
 	if _, err := b.Append(body); err != nil {
 		t.Fatal(err)
@@ -69,7 +70,7 @@ func record(t testing.TB, req *colmetricspb.ExportMetricsServiceRequest, tenant 
 	batch := b.Build()
 	defer batch.Release()
 	var buf bytes.Buffer
-	if err := schemas.WriteIPC(&buf, batch); err != nil {
+	if err := schemas.WriteBatch(&buf, batch); err != nil {
 		t.Fatal(err)
 	}
 	hdrs := []stream.Header{

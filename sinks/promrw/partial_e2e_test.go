@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/backendtest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/memory"
 )
@@ -45,7 +46,7 @@ func TestPrometheusPartialBatchRetried(t *testing.T) {
 	base := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
 	for k := range records {
 		rec := seriesRecord(t, "fault_partial", 0, perRecord, base.Add(time.Duration(k)*time.Second))
-		rec.Topic, rec.Partition = topics.Processed(stream.Metrics), -1
+		rec.Topic, rec.Partition = topics.Processed(otlpwire.Metrics), -1
 		if err := bus.Produce(ctx, rec); err != nil {
 			t.Fatal(err)
 		}

@@ -89,6 +89,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
@@ -301,7 +302,7 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 
 // translate adds the series of record r (index rec) to the collector.
 func (s *Sink) translate(r *stream.Record, rec int32) error {
-	if sig := string(r.Header(stream.HeaderSignal)); sig != "" && sig != stream.Metrics.String() {
+	if sig := string(r.Header(stream.HeaderSignal)); sig != "" && sig != otlpwire.Metrics.String() {
 		return fmt.Errorf("%s sink: record %s/%d@%d is %s, not metrics", Type, r.Topic, r.Partition, r.Offset, sig)
 	}
 	s.col.tenant(string(r.Header(stream.HeaderTenant)))
@@ -309,10 +310,10 @@ func (s *Sink) translate(r *stream.Record, rec int32) error {
 	var err error
 	switch ct := string(r.Header(stream.HeaderContentType)); ct {
 	case stream.ContentTypeArrow:
-		b, err = schemas.ReadIPC(r.Value, arrowpool.Default)
+		b, err = schemas.ReadBatch(r.Value, arrowpool.Default)
 	case stream.ContentTypeOTLPProto, "":
 		if s.batch == nil {
-			s.batch = schemas.NewBuilder(stream.Metrics, arrowpool.Default)
+			s.batch = schemas.NewBuilder(otlpwire.Metrics, arrowpool.Default)
 		}
 		if _, err = s.batch.Append(r.Value); err == nil {
 			b = s.batch.Build()

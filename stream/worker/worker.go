@@ -2,7 +2,8 @@
 // It consumes every raw topic of the configured signals as one member of a
 // consumer group (any number of workers share the partitions), turns each
 // polled batch into Apache Arrow (schemas), applies the rule set, and
-// produces the result as Arrow IPC with zstd. The raw positions are
+// produces the result in sluice's batch record codec (schemas.WriteBatch: a
+// column codec in one zstd frame). The raw positions are
 // committed only after the bus acknowledged the processed records
 // (stream/stage): delivery is at least once. With ExactlyOnce on Kafka, the
 // processed records and the raw positions are committed in one
@@ -28,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/stage"
@@ -49,8 +51,8 @@ type Transform interface {
 // Config configures a Worker.
 type Config struct {
 	Topics  stream.Topics
-	Signals []stream.Signal // default: all
-	Group   string          // consumer group, default "sluice-worker"
+	Signals []otlpwire.Signal // default: all
+	Group   string            // consumer group, default "sluice-worker"
 	// Start is where a new group begins reading; default the earliest
 	// retained record.
 	Start          stream.Start
@@ -88,14 +90,14 @@ type Worker struct {
 	log   *slog.Logger
 	m     *metrics
 	// signalOf maps each consumed raw topic to its signal.
-	signalOf map[string]stream.Signal
+	signalOf map[string]otlpwire.Signal
 
 	transform atomic.Pointer[transformBox]
-	builders  [len(stream.Signals)]*schemas.Builder
+	builders  [len(otlpwire.Signals)]*schemas.Builder
 	buf       bytes.Buffer
 	// fitItems is, per signal, how many raw items make a processed record
 	// of about half of MaxRecordBytes, from the last record written.
-	fitItems [len(stream.Signals)]int
+	fitItems [len(otlpwire.Signals)]int
 }
 
 type transformBox struct{ t Transform }
@@ -104,7 +106,7 @@ type transformBox struct{ t Transform }
 // with no rules applied (still as Arrow).
 func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 	if len(cfg.Signals) == 0 {
-		cfg.Signals = stream.Signals[:]
+		cfg.Signals = otlpwire.Signals[:]
 	}
 	if cfg.Group == "" {
 		cfg.Group = "sluice-worker"
@@ -118,7 +120,7 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 	if cfg.Allocator == nil {
 		cfg.Allocator = arrowpool.Default
 	}
-	w := &Worker{cfg: cfg, bus: bus, log: cfg.Logger, signalOf: map[string]stream.Signal{}}
+	w := &Worker{cfg: cfg, bus: bus, log: cfg.Logger, signalOf: map[string]otlpwire.Signal{}}
 	var err error
 	if w.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
@@ -177,7 +179,7 @@ func (w *Worker) Run(ctx context.Context) error {
 
 // group is the raw records of one (signal, tenant, partition).
 type group struct {
-	sig       stream.Signal
+	sig       otlpwire.Signal
 	tenant    string
 	partition int32
 	recs      []*stream.Record
@@ -217,7 +219,7 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 }
 
 type groupKey struct {
-	sig       stream.Signal
+	sig       otlpwire.Signal
 	tenant    string
 	partition int32
 }
@@ -262,7 +264,7 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 
 // batchItems is how many items of sig a processed record takes: at most
 // MaxBatchItems, and about half of MaxRecordBytes' worth.
-func (w *Worker) batchItems(sig stream.Signal) int {
+func (w *Worker) batchItems(sig otlpwire.Signal) int {
 	if n := w.fitItems[sig]; n > 0 && n < w.cfg.MaxBatchItems {
 		return n
 	}
@@ -318,7 +320,7 @@ func (w *Worker) encodeFitting(g *group, b *schemas.Builder, batch *schemas.Batc
 
 // count adds a written record to the metrics: in raw items became its
 // out items.
-func (w *Worker) count(sig stream.Signal, in, out int, rec *stream.Record) {
+func (w *Worker) count(sig otlpwire.Signal, in, out int, rec *stream.Record) {
 	w.m.itemsIn[sig].Add(float64(in))
 	w.m.itemsOut[sig].Add(float64(out))
 	w.m.bytesOut[sig].Add(float64(len(rec.Value)))
@@ -349,7 +351,7 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 		return nil, 0, nil
 	}
 	w.buf.Reset()
-	if err := schemas.WriteIPC(&w.buf, batch); err != nil {
+	if err := schemas.WriteBatch(&w.buf, batch); err != nil {
 		return nil, 0, fmt.Errorf("worker: %w", err)
 	}
 	topic := w.cfg.Topics.Processed(g.sig)
@@ -386,7 +388,7 @@ func (w *Worker) deadLetter(r *stream.Record, err error) *stream.Record {
 }
 
 type metrics struct {
-	itemsIn, itemsOut, bytesOut [len(stream.Signals)]prometheus.Counter
+	itemsIn, itemsOut, bytesOut [len(otlpwire.Signals)]prometheus.Counter
 	deadLetters                 prometheus.Counter
 }
 
@@ -396,10 +398,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	out := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_worker_items_out_total",
 		Help: "Items written to the processed topics, after the rules."}, []string{"signal"})
 	bytesOut := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_worker_bytes_out_total",
-		Help: "Bytes of Arrow IPC written to the processed topics."}, []string{"signal"})
+		Help: "Bytes of batch records (schemas.WriteBatch) written to the processed topics."}, []string{"signal"})
 	m := &metrics{deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_dead_letters_total",
 		Help: "Raw records sent to the dead-letter topic because they could not be decoded."})}
-	for _, s := range stream.Signals {
+	for _, s := range otlpwire.Signals {
 		m.itemsIn[s], m.itemsOut[s], m.bytesOut[s] = in.WithLabelValues(s.String()), out.WithLabelValues(s.String()), bytesOut.WithLabelValues(s.String())
 	}
 	if reg != nil {

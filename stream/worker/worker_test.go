@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/memory"
@@ -22,7 +22,7 @@ var topics = stream.Topics{Prefix: "t"}
 func newBus(t *testing.T) *memory.Bus {
 	bus := memory.New()
 	var specs []stream.TopicSpec
-	for _, s := range stream.Signals {
+	for _, s := range otlpwire.Signals {
 		specs = append(specs, stream.TopicSpec{Name: topics.Raw(s), Partitions: 3}, stream.TopicSpec{Name: topics.Processed(s), Partitions: 3})
 	}
 	specs = append(specs, stream.TopicSpec{Name: topics.DLQ(), Partitions: 1})
@@ -32,7 +32,7 @@ func newBus(t *testing.T) *memory.Bus {
 	return bus
 }
 
-func raw(sig stream.Signal, partition int32, tenant string, value []byte) *stream.Record {
+func raw(sig otlpwire.Signal, partition int32, tenant string, value []byte) *stream.Record {
 	return &stream.Record{Topic: topics.Raw(sig), Partition: partition, Value: value, Headers: []stream.Header{
 		{Key: stream.HeaderSignal, Value: []byte(sig.String())}, {Key: stream.HeaderTenant, Value: []byte(tenant)},
 		{Key: stream.HeaderReceivedAt, Value: []byte("2026-11-25T09:00:00Z")}}}
@@ -64,13 +64,13 @@ func run(t *testing.T, bus *memory.Bus, tr Transform, cfg Config, done func() bo
 
 // processedItems decodes every processed record of sig back to OTLP and
 // counts its items, checking the headers.
-func processedItems(t *testing.T, bus *memory.Bus, sig stream.Signal) (items int, recs []*stream.Record) {
+func processedItems(t *testing.T, bus *memory.Bus, sig otlpwire.Signal) (items int, recs []*stream.Record) {
 	t.Helper()
 	for _, r := range bus.Records(topics.Processed(sig)) {
 		if ct := string(r.Header(stream.HeaderContentType)); ct != stream.ContentTypeArrow {
 			t.Fatalf("content type %q", ct)
 		}
-		pb, _, err := schemas.IPCToOTLP(r.Value, nil, nil)
+		pb, _, err := schemas.BatchToOTLP(r.Value, nil, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func processedItems(t *testing.T, bus *memory.Bus, sig stream.Signal) (items int
 }
 
 func lag(t *testing.T, bus *memory.Bus) int64 {
-	c, _ := bus.Consume(stream.ConsumerConfig{Group: "sluice-worker", Topics: []string{topics.Raw(stream.Metrics), topics.Raw(stream.Logs), topics.Raw(stream.Traces)}})
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "sluice-worker", Topics: []string{topics.Raw(otlpwire.Metrics), topics.Raw(otlpwire.Logs), topics.Raw(otlpwire.Traces)}})
 	defer c.Close()
 	n, _ := c.Lag(context.Background())
 	return n
@@ -101,8 +101,8 @@ func TestRawToArrowWithDeadLetters(t *testing.T) {
 	bus := newBus(t)
 	ctx := context.Background()
 	shape := otlptest.Shape{Resources: 2, Items: 3, Points: 4}
-	want := map[stream.Signal]int{}
-	for _, sig := range stream.Signals {
+	want := map[otlpwire.Signal]int{}
+	for _, sig := range otlpwire.Signals {
 		for i := range 12 {
 			shape.Seed = i
 			tenant := []string{"team-a", "team-b"}[i%2]
@@ -112,11 +112,11 @@ func TestRawToArrowWithDeadLetters(t *testing.T) {
 			want[sig] += shape.ItemCount(sig)
 		}
 	}
-	bad := raw(stream.Logs, 1, "team-a", []byte{0x0a, 0xff, 0xff}) // a truncated field
+	bad := raw(otlpwire.Logs, 1, "team-a", []byte{0x0a, 0xff, 0xff}) // a truncated field
 	bus.Produce(ctx, bad)
 
 	run(t, bus, nil, Config{}, func() bool { return len(bus.Records(topics.DLQ())) == 1 && lag(t, bus) == 0 })
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		got, recs := processedItems(t, bus, sig)
 		if got != want[sig] {
 			t.Errorf("%s: %d items processed, want %d", sig, got, want[sig])
@@ -137,7 +137,7 @@ func TestRawToArrowWithDeadLetters(t *testing.T) {
 	if len(dlq) != 1 || string(dlq[0].Value) != string(bad.Value) {
 		t.Fatalf("DLQ = %v", dlq)
 	}
-	if origin := string(dlq[0].Header(stream.HeaderOrigin)); origin != topics.Raw(stream.Logs)+"/1/"+strconv.FormatInt(bus.Records(topics.Raw(stream.Logs))[len(bus.Records(topics.Raw(stream.Logs)))-1].Offset, 10) {
+	if origin := string(dlq[0].Header(stream.HeaderOrigin)); origin != topics.Raw(otlpwire.Logs)+"/1/"+strconv.FormatInt(bus.Records(topics.Raw(otlpwire.Logs))[len(bus.Records(topics.Raw(otlpwire.Logs)))-1].Offset, 10) {
 		// the bad record is the last one of partition 1
 		t.Logf("origin %s", origin)
 	}
@@ -153,7 +153,7 @@ func TestRawToArrowWithDeadLetters(t *testing.T) {
 type dropLogs struct{}
 
 func (dropLogs) Apply(b *schemas.Batch) (*schemas.Batch, error) {
-	if b.Signal != stream.Logs {
+	if b.Signal != otlpwire.Logs {
 		return b, nil
 	}
 	return &schemas.Batch{Signal: b.Signal}, nil
@@ -170,14 +170,14 @@ func (failing) Version() string                              { return "v-bad" }
 func TestTransformAndVersionHeader(t *testing.T) {
 	bus := newBus(t)
 	shape := otlptest.Shape{Resources: 1, Items: 5, Points: 1}
-	for _, sig := range []stream.Signal{stream.Logs, stream.Traces} {
+	for _, sig := range []otlpwire.Signal{otlpwire.Logs, otlpwire.Traces} {
 		bus.Produce(context.Background(), raw(sig, 0, "x", otlptest.Request(sig, shape)))
 	}
 	run(t, bus, dropLogs{}, Config{}, func() bool { return lag(t, bus) == 0 })
-	if n, _ := processedItems(t, bus, stream.Logs); n != 0 {
+	if n, _ := processedItems(t, bus, otlpwire.Logs); n != 0 {
 		t.Errorf("%d log records written, want all dropped", n)
 	}
-	n, recs := processedItems(t, bus, stream.Traces)
+	n, recs := processedItems(t, bus, otlpwire.Traces)
 	if n != 5 || string(recs[0].Header(HeaderRulesVersion)) != "v-test" {
 		t.Errorf("%d spans, headers %v", n, recs[0].Headers)
 	}
@@ -186,10 +186,10 @@ func TestTransformAndVersionHeader(t *testing.T) {
 // A failing rule set fails the batch: nothing is written or committed.
 func TestTransformErrorCommitsNothing(t *testing.T) {
 	bus := newBus(t)
-	bus.Produce(context.Background(), raw(stream.Traces, 0, "x", otlptest.Request(stream.Traces, otlptest.Shape{Resources: 1, Items: 2})))
+	bus.Produce(context.Background(), raw(otlpwire.Traces, 0, "x", otlptest.Request(otlpwire.Traces, otlptest.Shape{Resources: 1, Items: 2})))
 	start := time.Now()
 	run(t, bus, failing{}, Config{}, func() bool { return time.Since(start) > 300*time.Millisecond })
-	if n, _ := processedItems(t, bus, stream.Traces); n != 0 || lag(t, bus) != 1 {
+	if n, _ := processedItems(t, bus, otlpwire.Traces); n != 0 || lag(t, bus) != 1 {
 		t.Errorf("%d spans written, lag %d", n, lag(t, bus))
 	}
 }
@@ -200,10 +200,10 @@ func TestMaxBatchItems(t *testing.T) {
 	shape := otlptest.Shape{Resources: 1, Items: 10}
 	for i := range 5 {
 		shape.Seed = i
-		bus.Produce(context.Background(), raw(stream.Logs, 0, "x", otlptest.Request(stream.Logs, shape)))
+		bus.Produce(context.Background(), raw(otlpwire.Logs, 0, "x", otlptest.Request(otlpwire.Logs, shape)))
 	}
 	run(t, bus, nil, Config{MaxBatchItems: 20}, func() bool { return lag(t, bus) == 0 })
-	n, recs := processedItems(t, bus, stream.Logs)
+	n, recs := processedItems(t, bus, otlpwire.Logs)
 	if n != 50 || len(recs) != 3 {
 		t.Errorf("%d items in %d records, want 50 in 3", n, len(recs))
 	}
@@ -217,7 +217,7 @@ func TestMaxBatchItems(t *testing.T) {
 func TestProcessedRecordsFitTheBus(t *testing.T) {
 	const limit = 48 << 10
 	bus := memory.New()
-	specs := []stream.TopicSpec{{Name: topics.Raw(stream.Logs), Partitions: 1}, {Name: topics.Processed(stream.Logs), Partitions: 1, MaxRecordBytes: limit},
+	specs := []stream.TopicSpec{{Name: topics.Raw(otlpwire.Logs), Partitions: 1}, {Name: topics.Processed(otlpwire.Logs), Partitions: 1, MaxRecordBytes: limit},
 		{Name: topics.DLQ(), Partitions: 1}}
 	if err := bus.EnsureTopics(context.Background(), specs...); err != nil {
 		t.Fatal(err)
@@ -226,18 +226,18 @@ func TestProcessedRecordsFitTheBus(t *testing.T) {
 	// cuts it: raw records of at most 64 KiB.
 	body := otlptest.Corpora()[1].Body
 	var sp otlpwire.Splitter
-	res, err := sp.Split(stream.Logs, body, otlpwire.Options{Key: otlpwire.KeyNone, MaxRecordBytes: 64 << 10})
+	res, err := sp.Split(otlpwire.Logs, body, otlpwire.Options{Key: otlpwire.KeyNone, MaxRecordBytes: 64 << 10})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range res.Chunks {
-		bus.Produce(context.Background(), raw(stream.Logs, 0, "x", bytes.Clone(c.Value)))
+		bus.Produce(context.Background(), raw(otlpwire.Logs, 0, "x", bytes.Clone(c.Value)))
 	}
-	tooLarge := raw(stream.Logs, 0, "x", body) // one raw record of 10,000 items
+	tooLarge := raw(otlpwire.Logs, 0, "x", body) // one raw record of 10,000 items
 	bus.Produce(context.Background(), tooLarge)
 
 	run(t, bus, nil, Config{MaxRecordBytes: limit}, func() bool { return lag(t, bus) == 0 })
-	n, recs := processedItems(t, bus, stream.Logs)
+	n, recs := processedItems(t, bus, otlpwire.Logs)
 	if n != res.Items {
 		t.Errorf("%d items processed, want %d", n, res.Items)
 	}

@@ -11,7 +11,7 @@ import (
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -32,7 +32,7 @@ func ExampleSplitter_Split() {
 
 	s := splitters.Get().(*otlpwire.Splitter)
 	defer splitters.Put(s) // only once the records are produced: they alias s
-	res, err := s.Split(stream.Logs, body, otlpwire.Options{Partitions: 4, MaxRecordBytes: 1 << 20})
+	res, err := s.Split(otlpwire.Logs, body, otlpwire.Options{Partitions: 4, MaxRecordBytes: 1 << 20})
 	if err != nil {
 		fmt.Println(err) // a *otlpwire.FormatError: reply 400 Bad Request
 		return

@@ -21,11 +21,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/sluice-dev/sluice/app/admin"
 	"github.com/sluice-dev/sluice/ingest"
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
-	"github.com/sluice-dev/sluice/internal/admin"
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/sinks"
 	_ "github.com/sluice-dev/sluice/sinks/file" // the sinks, registered by type
 	_ "github.com/sluice-dev/sluice/sinks/kafkasink"
@@ -38,7 +38,7 @@ import (
 )
 
 // Version is the sluice version, set at build time with
-// -ldflags "-X github.com/sluice-dev/sluice/internal/app.Version=v1.2.3".
+// -ldflags "-X github.com/sluice-dev/sluice/app.Version=v1.2.3".
 var Version = ""
 
 // VersionString is Version, or the module version and VCS revision Go
@@ -209,9 +209,9 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 
 func (p *Process) startIngest(topics stream.Topics) error {
 	c := p.cfg.Ingest
-	keys := map[stream.Signal]otlpwire.KeyMode{}
+	keys := map[otlpwire.Signal]otlpwire.KeyMode{}
 	for name, mode := range c.PartitionKey {
-		sig, err := stream.ParseSignal(name)
+		sig, err := otlpwire.ParseSignal(name)
 		if err != nil {
 			return p.cfg.Errorf("ingest.partition_key."+name, "%v", err)
 		}

@@ -15,25 +15,25 @@ import (
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
-// ipcMagic starts every IPC envelope, followed by Version, the signal and
+// recordMagic starts every record envelope, followed by Version, the signal and
 // (since format 2) the format byte.
-const ipcMagic = "SLUICEA"
+const recordMagic = "SLUICEA"
 
-// ipcFormat is the wire format written after the envelope: 3 is the column
+// recordFormat is the wire format written after the envelope: 3 is the column
 // codec of wirecodec.go in one zstd frame (README.md, "Wire format"); 2 is
 // the same without templated text (wiretext.go) and is still read. Format 1,
 // per-table Arrow IPC streams with zstd buffer compression, had no format
 // byte (the next byte was a uvarint length, >= 0x80 in practice) and is still
 // read.
-const ipcFormat = 3
+const recordFormat = 3
 
 var (
 	zenc = sync.OnceValue(func() *zstd.Encoder {
 		// EncodeAll runs on up to GOMAXPROCS goroutines at once (with 1,
-		// concurrent WriteIPC calls queued on one encoder).
+		// concurrent WriteBatch calls queued on one encoder).
 		// The fastest level: the column codec leaves zstd little to find
 		// (its default level is 1.5% smaller on log bodies, larger on
 		// metrics and spans, and 1.7x slower).
@@ -47,7 +47,7 @@ var (
 	encoders = sync.Pool{New: func() any { return &encoder{} }}
 	// decoders keep their scratch (decoder.u64, decoder.txt) across calls.
 	decoders sync.Pool
-	// rawBufs holds the decompressed payloads of ReadIPC (every value is
+	// rawBufs holds the decompressed payloads of ReadBatch (every value is
 	// copied out of it).
 	rawBufs sync.Pool
 )
@@ -55,19 +55,19 @@ var (
 // maxPooled is the largest buffer kept in a pool.
 const maxPooled = 64 << 20
 
-// WriteIPC writes b as one processed-topic value: a small envelope (magic,
+// WriteBatch writes b as one processed-topic value: a small envelope (magic,
 // schema version, signal, format) and one zstd frame holding the tables,
 // column by column, transformed for size (see README.md, "Wire format").
-// ReadIPC gives back a Batch of the in-memory layout.
-func WriteIPC(w io.Writer, b *Batch) error {
+// ReadBatch gives back a Batch of the in-memory layout.
+func WriteBatch(w io.Writer, b *Batch) error {
 	e := encoders.Get().(*encoder)
 	defer encoders.Put(e)
-	e.mem = arrowpool.Default // for temporaries, released before WriteIPC returns
+	e.mem = arrowpool.Default // for temporaries, released before WriteBatch returns
 	e.out = e.out[:0]
 	want := b.schemas()
 	for k, rec := range b.tables() {
 		if rec == nil || !rec.Schema().Equal(want[k]) {
-			return fmt.Errorf("%w: write ipc: table %d is not of the %s layout", ErrSchema, k, b.Signal)
+			return fmt.Errorf("%w: write batch: table %d is not of the %s layout", ErrSchema, k, b.Signal)
 		}
 		e.uvarint(uint64(rec.NumRows()))
 		for _, c := range rec.Columns() {
@@ -80,9 +80,9 @@ func WriteIPC(w io.Writer, b *Batch) error {
 	if cap(z) == 0 {
 		z = make([]byte, 0, 64<<10)
 	}
-	z = append(z, ipcMagic...)
+	z = append(z, recordMagic...)
 	z = append(z, Version...)
-	z = append(z, byte(b.Signal), ipcFormat)
+	z = append(z, byte(b.Signal), recordFormat)
 	z = zenc().EncodeAll(e.out, z)
 	_, err := w.Write(z)
 	e.z = z
@@ -96,24 +96,24 @@ func WriteIPC(w io.Writer, b *Batch) error {
 }
 
 func (b *Batch) schemas() []*arrow.Schema {
-	if b.Signal == stream.Metrics {
+	if b.Signal == otlpwire.Metrics {
 		return []*arrow.Schema{ResourcesSchema, ScopesSchema, MetricsSchema, DataPointsSchema}
 	}
 	return []*arrow.Schema{ResourcesSchema, ScopesSchema, ItemsSchema(b.Signal)}
 }
 
 func (b *Batch) tables() []arrow.RecordBatch {
-	if b.Signal == stream.Metrics {
+	if b.Signal == otlpwire.Metrics {
 		return []arrow.RecordBatch{b.Resources, b.Scopes, b.Metrics, b.Items}
 	}
 	return []arrow.RecordBatch{b.Resources, b.Scopes, b.Items}
 }
 
-// IPCToOTLP appends to dst the OTLP protobuf Export*ServiceRequest of a
-// value written by WriteIPC (ReadIPC on mem, then ToOTLP), and returns it
+// BatchToOTLP appends to dst the OTLP protobuf Export*ServiceRequest of a
+// value written by WriteBatch (ReadBatch on mem, then ToOTLP), and returns it
 // with the number of items.
-func IPCToOTLP(value, dst []byte, mem memory.Allocator) ([]byte, int, error) {
-	b, err := ReadIPC(value, mem)
+func BatchToOTLP(value, dst []byte, mem memory.Allocator) ([]byte, int, error) {
+	b, err := ReadBatch(value, mem)
 	if err != nil {
 		return dst, 0, err
 	}
@@ -122,33 +122,33 @@ func IPCToOTLP(value, dst []byte, mem memory.Allocator) ([]byte, int, error) {
 	return dst, b.Len(), err
 }
 
-// ReadIPC decodes a value written by WriteIPC. The caller owns the batch and
+// ReadBatch decodes a value written by WriteBatch. The caller owns the batch and
 // must Release it.
-func ReadIPC(data []byte, mem memory.Allocator) (*Batch, error) {
+func ReadBatch(data []byte, mem memory.Allocator) (*Batch, error) {
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	h := len(ipcMagic) + len(Version)
-	if len(data) < h+1 || string(data[:len(ipcMagic)]) != ipcMagic {
-		return nil, fmt.Errorf("%w: not a sluice Arrow IPC value", ErrSchema)
+	h := len(recordMagic) + len(Version)
+	if len(data) < h+1 || string(data[:len(recordMagic)]) != recordMagic {
+		return nil, fmt.Errorf("%w: not a sluice batch record", ErrSchema)
 	}
-	if v := string(data[len(ipcMagic):h]); v != Version {
+	if v := string(data[len(recordMagic):h]); v != Version {
 		return nil, fmt.Errorf("%w: schema version %q, want %q", ErrSchema, v, Version)
 	}
-	b := &Batch{Signal: stream.Signal(data[h])}
-	if b.Signal > stream.Traces {
+	b := &Batch{Signal: otlpwire.Signal(data[h])}
+	if b.Signal > otlpwire.Traces {
 		return nil, fmt.Errorf("%w: signal %d", ErrSchema, data[h])
 	}
 	data = data[h+1:]
-	if len(data) > 0 && (data[0] == 2 || data[0] == ipcFormat) {
+	if len(data) > 0 && (data[0] == 2 || data[0] == recordFormat) {
 		return readV2(b, data[1:], mem, data[0])
 	}
 	if len(data) > 0 && data[0] < 0x80 {
-		return nil, fmt.Errorf("%w: IPC format %d", ErrSchema, data[0])
+		return nil, fmt.Errorf("%w: record format %d", ErrSchema, data[0])
 	}
 	want := []*arrow.Schema{ResourcesSchema, ScopesSchema, ItemsSchema(b.Signal)}
 	dst := []*arrow.RecordBatch{&b.Resources, &b.Scopes, &b.Items}
-	if b.Signal == stream.Metrics {
+	if b.Signal == otlpwire.Metrics {
 		want = []*arrow.Schema{ResourcesSchema, ScopesSchema, MetricsSchema, DataPointsSchema}
 		dst = []*arrow.RecordBatch{&b.Resources, &b.Scopes, &b.Metrics, &b.Items}
 	}
@@ -156,7 +156,7 @@ func ReadIPC(data []byte, mem memory.Allocator) (*Batch, error) {
 		n, m := binary.Uvarint(data)
 		if m <= 0 || n > uint64(len(data)-m) {
 			b.Release()
-			return nil, fmt.Errorf("%w: truncated IPC value", ErrSchema)
+			return nil, fmt.Errorf("%w: truncated batch record", ErrSchema)
 		}
 		rec, err := readOne(data[m:m+int(n)], want[k], mem)
 		if err != nil {
@@ -254,7 +254,7 @@ func decodeTables(b *Batch, raw []byte, mem memory.Allocator, format byte) (*Bat
 		return nil, d.err
 	}
 	b.Resources, b.Scopes = recs[0], recs[1]
-	if b.Signal == stream.Metrics {
+	if b.Signal == otlpwire.Metrics {
 		b.Metrics, b.Items = recs[2], recs[3]
 	} else {
 		b.Items = recs[2]

@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // ErrMalformed is what every *FormatError unwraps to: the request is not a
@@ -64,9 +62,9 @@ type signalNames struct {
 }
 
 var names = [...]signalNames{
-	stream.Metrics: {"resource_metrics", "scope_metrics", "metrics", "data point"},
-	stream.Logs:    {"resource_logs", "scope_logs", "log_records", "log record"},
-	stream.Traces:  {"resource_spans", "scope_spans", "spans", "span"},
+	Metrics: {"resource_metrics", "scope_metrics", "metrics", "data point"},
+	Logs:    {"resource_logs", "scope_logs", "log_records", "log record"},
+	Traces:  {"resource_spans", "scope_spans", "spans", "span"},
 }
 
 // dataName names the data fields of Metric.

@@ -4,8 +4,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // The scanner walks a request once, validates every message on the way from
@@ -85,7 +83,7 @@ const (
 
 type scanner struct {
 	b   []byte
-	sig stream.Signal
+	sig Signal
 	rec bool // record the index (Split), or only validate and count (Count)
 
 	key    KeyMode
@@ -110,7 +108,7 @@ type scanner struct {
 	dataNum    uint32
 }
 
-func (s *scanner) reset(sig stream.Signal, body []byte, rec bool, key KeyMode, nparts int32) {
+func (s *scanner) reset(sig Signal, body []byte, rec bool, key KeyMode, nparts int32) {
 	s.b, s.sig, s.rec, s.key, s.nparts = body, sig, rec, key, uint64(nparts)
 	s.nitems, s.parts = 0, 0
 	s.ri, s.si, s.ci, s.dataNum = 0, 0, 0, 0
@@ -276,7 +274,7 @@ func (s *scanner) scopeX(off, val, end int) (int32, error) {
 	b := s.b[:end]
 	sc := scopeNode{off: int32(off), end: int32(end), parent: int32(len(s.res))}
 	self := int32(len(s.scopes))
-	if s.sig == stream.Metrics {
+	if s.sig == Metrics {
 		sc.lo = int32(len(s.metrics))
 	} else {
 		sc.lo = int32(len(s.items))
@@ -302,7 +300,7 @@ func (s *scanner) scopeX(off, val, end int) (int32, error) {
 			}
 			s.ci = nc
 			nc++
-			if s.sig == stream.Metrics {
+			if s.sig == Metrics {
 				n, err := s.metric(i, v, e, self)
 				if err != nil {
 					return 0, err
@@ -328,7 +326,7 @@ func (s *scanner) scopeX(off, val, end int) (int32, error) {
 		i = e
 	}
 	if s.rec {
-		if s.sig == stream.Metrics {
+		if s.sig == Metrics {
 			sc.hi = int32(len(s.metrics))
 		} else {
 			sc.hi = int32(len(s.items))
@@ -484,7 +482,7 @@ func (s *scanner) item(off, val, end int, parent int32) error {
 }
 
 func (s *scanner) traceIDField() uint32 {
-	if s.sig == stream.Logs {
+	if s.sig == Logs {
 		return 9
 	}
 	return 1

@@ -8,30 +8,27 @@ import (
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/internal/otlpjson"
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // fuzzSeeds are real marshalled requests of each signal, some with unknown
 // fields at every level.
-func fuzzSeeds(f *testing.F, add func(sig stream.Signal, body []byte)) {
-	for _, sig := range stream.Signals {
+func fuzzSeeds(f *testing.F, add func(sig Signal, body []byte)) {
+	for _, sig := range Signals {
 		for seed := range 6 {
 			g := newGen(uint64(1000 + seed))
 			g.unknown = seed%2 == 1
 			add(sig, marshal(f, g.request(sig)))
 		}
 	}
-	add(stream.Metrics, marshal(f, benchMetrics(2, 3, 2)))
-	add(stream.Logs, marshal(f, benchLogs(2, 3)))
-	add(stream.Traces, marshal(f, benchTraces(2, 3)))
-	add(stream.Logs, appendUnknown(fLen(1, fLen(2, fLen(2), fLen(2, fStr(9, "0123456789abcdef"))))))
+	add(Metrics, marshal(f, benchMetrics(2, 3, 2)))
+	add(Logs, marshal(f, benchLogs(2, 3)))
+	add(Traces, marshal(f, benchTraces(2, 3)))
+	add(Logs, appendUnknown(fLen(1, fLen(2, fLen(2), fLen(2, fStr(9, "0123456789abcdef"))))))
 }
 
 // rawItems keys every item of body by its raw bytes and those of the headers
 // around it, as the scanner sees them.
-func rawItems(sig stream.Signal, body []byte) (map[string]int, error) {
+func rawItems(sig Signal, body []byte) (map[string]int, error) {
 	var sc scanner
 	sc.reset(sig, body, true, KeyNone, 0)
 	if err := sc.request(); err != nil {
@@ -48,7 +45,7 @@ func rawItems(sig stream.Signal, body []byte) (map[string]int, error) {
 	for _, it := range sc.items {
 		parts := []string{hdr(sc.reqHdr)}
 		si := it.parent
-		if sig == stream.Metrics {
+		if sig == Metrics {
 			m := &sc.metrics[it.parent]
 			parts = append(parts, hdr(m.hdr), string(rune(m.dataNum)), hdr(m.data))
 			si = m.parent
@@ -61,18 +58,18 @@ func rawItems(sig stream.Signal, body []byte) (map[string]int, error) {
 }
 
 func FuzzSplit(f *testing.F) {
-	fuzzSeeds(f, func(sig stream.Signal, body []byte) {
+	fuzzSeeds(f, func(sig Signal, body []byte) {
 		f.Add(uint8(sig), uint8(0), uint8(3), uint16(0), body)
 		f.Add(uint8(sig), uint8(2), uint8(5), uint16(300), body)
 		f.Add(uint8(sig), uint8(3), uint8(1), uint16(120), body)
 	})
 	f.Fuzz(func(t *testing.T, sigB, keyB, partsB uint8, maxBytes uint16, body []byte) {
-		sig := stream.Signal(sigB % 3)
+		sig := Signal(sigB % 3)
 		opt := Options{Partitions: int32(partsB%8) + 1, Key: KeyMode(keyB % 4), MaxRecordBytes: int(maxBytes)}
-		if sig == stream.Metrics && opt.Key == KeyTraceID {
+		if sig == Metrics && opt.Key == KeyTraceID {
 			opt.Key = KeyResource
 		}
-		traceID := opt.Key == KeyTraceID || opt.Key == KeyDefault && sig == stream.Traces
+		traceID := opt.Key == KeyTraceID || opt.Key == KeyDefault && sig == Traces
 		var s Splitter
 		res, err := s.Split(sig, body, opt)
 		n, cerr := Count(sig, body)
@@ -92,7 +89,7 @@ func FuzzSplit(f *testing.F) {
 		if res.Items+res.Rejected != n {
 			t.Fatalf("%d items + %d rejected, Count says %d", res.Items, res.Rejected, n)
 		}
-		bodyDecodes := proto.Unmarshal(body, otlpjson.NewRequest(sig)) == nil
+		bodyDecodes := proto.Unmarshal(body, NewRequest(sig)) == nil
 		want, err := rawItems(sig, body)
 		if err != nil {
 			t.Fatal(err)
@@ -106,7 +103,7 @@ func FuzzSplit(f *testing.F) {
 				t.Fatalf("chunk %d: Count = %d, %v; want %d", i, m, err, c.Items)
 			}
 			if bodyDecodes {
-				if err := proto.Unmarshal(c.Value, otlpjson.NewRequest(sig)); err != nil {
+				if err := proto.Unmarshal(c.Value, NewRequest(sig)); err != nil {
 					t.Fatalf("chunk %d: %v", i, err)
 				}
 			}
@@ -136,9 +133,9 @@ func FuzzSplit(f *testing.F) {
 }
 
 func FuzzCount(f *testing.F) {
-	fuzzSeeds(f, func(sig stream.Signal, body []byte) { f.Add(uint8(sig), body) })
+	fuzzSeeds(f, func(sig Signal, body []byte) { f.Add(uint8(sig), body) })
 	f.Fuzz(func(t *testing.T, sigB uint8, body []byte) {
-		sig := stream.Signal(sigB % 3)
+		sig := Signal(sigB % 3)
 		n, err := Count(sig, body)
 		if err != nil {
 			var fe *FormatError
@@ -147,7 +144,7 @@ func FuzzCount(f *testing.F) {
 			}
 			return
 		}
-		m := otlpjson.NewRequest(sig)
+		m := NewRequest(sig)
 		if proto.Unmarshal(body, m) != nil {
 			return // malformed inside items, where Count does not look
 		}

@@ -10,21 +10,20 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/klauspost/compress/zstd"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
-// TestIPCRoundTripRandom: batches of several random requests survive
-// WriteIPC/ReadIPC column by column (array equality, which also covers the
+// TestRecordRoundTripRandom: batches of several random requests survive
+// WriteBatch/ReadBatch column by column (array equality, which also covers the
 // values under nulls that ToOTLP ignores) and come back with the in-memory
 // schemas.
-func TestIPCRoundTripRandom(t *testing.T) {
+func TestRecordRoundTripRandom(t *testing.T) {
 	iters := 200
 	if testing.Short() {
 		iters = 30
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		t.Run(sig.String(), func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
@@ -40,12 +39,12 @@ func TestIPCRoundTripRandom(t *testing.T) {
 				batch := b.Build()
 				b.Release()
 				var buf bytes.Buffer
-				if err := WriteIPC(&buf, batch); err != nil {
+				if err := WriteBatch(&buf, batch); err != nil {
 					t.Fatal(err)
 				}
-				got, err := ReadIPC(buf.Bytes(), mem)
+				got, err := ReadBatch(buf.Bytes(), mem)
 				if err != nil {
-					t.Fatalf("iteration %d: ReadIPC: %v", i, err)
+					t.Fatalf("iteration %d: ReadBatch: %v", i, err)
 				}
 				want := batch.schemas()
 				for k, rec := range batch.tables() {
@@ -69,10 +68,10 @@ func TestIPCRoundTripRandom(t *testing.T) {
 	}
 }
 
-// TestIPCSliced: WriteIPC of a batch whose records are slices (offsets != 0)
+// TestRecordSliced: WriteBatch of a batch whose records are slices (offsets != 0)
 // writes the slice.
-func TestIPCSliced(t *testing.T) {
-	for _, sig := range stream.Signals {
+func TestRecordSliced(t *testing.T) {
+	for _, sig := range otlpwire.Signals {
 		g := newGen(77 + uint64(sig))
 		b := NewBuilder(sig, nil)
 		for range 4 {
@@ -86,10 +85,10 @@ func TestIPCSliced(t *testing.T) {
 		n := batch.Items.NumRows()
 		sl := &Batch{Signal: sig, Resources: batch.Resources, Scopes: batch.Scopes, Metrics: batch.Metrics, Items: batch.Items.NewSlice(n/3, n-n/4)}
 		var buf bytes.Buffer
-		if err := WriteIPC(&buf, sl); err != nil {
+		if err := WriteBatch(&buf, sl); err != nil {
 			t.Fatal(err)
 		}
-		got, err := ReadIPC(buf.Bytes(), nil)
+		got, err := ReadBatch(buf.Bytes(), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,10 +103,10 @@ func TestIPCSliced(t *testing.T) {
 	}
 }
 
-func TestReadIPCRejects(t *testing.T) {
+func TestReadBatchRejects(t *testing.T) {
 	g := newGen(5)
-	body, _ := proto.Marshal(g.request(stream.Metrics))
-	b := NewBuilder(stream.Metrics, nil)
+	body, _ := proto.Marshal(g.request(otlpwire.Metrics))
+	b := NewBuilder(otlpwire.Metrics, nil)
 	defer b.Release()
 	if _, err := b.Append(body); err != nil {
 		t.Fatal(err)
@@ -115,26 +114,26 @@ func TestReadIPCRejects(t *testing.T) {
 	batch := b.Build()
 	defer batch.Release()
 	var buf bytes.Buffer
-	if err := WriteIPC(&buf, batch); err != nil {
+	if err := WriteBatch(&buf, batch); err != nil {
 		t.Fatal(err)
 	}
 	v := buf.Bytes()
 	for _, bad := range [][]byte{nil, v[:9], v[:len(v)-1], append(append([]byte{}, v[:9]...), 7), append(append([]byte{}, v...), 0)} {
-		if _, err := ReadIPC(bad, nil); !errors.Is(err, ErrSchema) {
-			t.Errorf("ReadIPC(%d bytes) = %v, want ErrSchema", len(bad), err)
+		if _, err := ReadBatch(bad, nil); !errors.Is(err, ErrSchema) {
+			t.Errorf("ReadBatch(%d bytes) = %v, want ErrSchema", len(bad), err)
 		}
 	}
 	// a frame that decompresses but holds garbage
-	garbage := zenc().EncodeAll([]byte{5, 0, 1, 2, 3, 200, 7}, []byte(ipcMagic+Version+"\x00\x02"))
-	if _, err := ReadIPC(garbage, nil); !errors.Is(err, ErrSchema) {
+	garbage := zenc().EncodeAll([]byte{5, 0, 1, 2, 3, 200, 7}, []byte(recordMagic+Version+"\x00\x02"))
+	if _, err := ReadBatch(garbage, nil); !errors.Is(err, ErrSchema) {
 		t.Errorf("garbage: %v", err)
 	}
 }
 
-// ipcSeeds are processed values of every signal (one with templated log
+// recordSeeds are processed values of every signal (one with templated log
 // bodies) and their uncompressed payloads.
-func ipcSeeds(tb testing.TB) (values, payloads [][]byte, sigs []stream.Signal) {
-	add := func(sig stream.Signal, body []byte) {
+func recordSeeds(tb testing.TB) (values, payloads [][]byte, sigs []otlpwire.Signal) {
+	add := func(sig otlpwire.Signal, body []byte) {
 		b := NewBuilder(sig, nil)
 		defer b.Release()
 		if _, err := b.Append(body); err != nil {
@@ -143,20 +142,20 @@ func ipcSeeds(tb testing.TB) (values, payloads [][]byte, sigs []stream.Signal) {
 		batch := b.Build()
 		defer batch.Release()
 		var buf bytes.Buffer
-		if err := WriteIPC(&buf, batch); err != nil {
+		if err := WriteBatch(&buf, batch); err != nil {
 			tb.Fatal(err)
 		}
-		raw, err := zdec().DecodeAll(buf.Bytes()[len(ipcMagic)+len(Version)+2:], nil)
+		raw, err := zdec().DecodeAll(buf.Bytes()[len(recordMagic)+len(Version)+2:], nil)
 		if err != nil {
 			tb.Fatal(err)
 		}
 		values, payloads, sigs = append(values, buf.Bytes()), append(payloads, raw), append(sigs, sig)
 	}
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		body, _ := proto.Marshal(newGen(9 + uint64(sig)).request(sig))
 		add(sig, body)
 	}
-	add(stream.Logs, templatedLogs(40))
+	add(otlpwire.Logs, templatedLogs(40))
 	return values, payloads, sigs
 }
 
@@ -180,10 +179,10 @@ func checkDecoded(t *testing.T, b *Batch, err error) {
 	_, _ = ToOTLP(b, nil)
 }
 
-// FuzzReadIPC: ReadIPC of any bytes errors or returns a batch that ToOTLP
+// FuzzReadBatch: ReadBatch of any bytes errors or returns a batch that ToOTLP
 // can write; it never panics.
-func FuzzReadIPC(f *testing.F) {
-	values, _, _ := ipcSeeds(f)
+func FuzzReadBatch(f *testing.F) {
+	values, _, _ := recordSeeds(f)
 	for _, v := range values {
 		f.Add(v)
 	}
@@ -191,15 +190,15 @@ func FuzzReadIPC(f *testing.F) {
 	maxDecodeElems = 1 << 20
 	defer func() { maxDecodeElems = old }()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := ReadIPC(data, nil)
+		b, err := ReadBatch(data, nil)
 		checkDecoded(t, b, err)
 	})
 }
 
-// FuzzDecodeTables is FuzzReadIPC after decompression: mutations reach the
+// FuzzDecodeTables is FuzzReadBatch after decompression: mutations reach the
 // column codec directly instead of mostly breaking the zstd frame.
 func FuzzDecodeTables(f *testing.F) {
-	_, payloads, sigs := ipcSeeds(f)
+	_, payloads, sigs := recordSeeds(f)
 	for i, p := range payloads {
 		f.Add(uint8(sigs[i]), p)
 	}
@@ -207,15 +206,15 @@ func FuzzDecodeTables(f *testing.F) {
 	maxDecodeElems = 1 << 20
 	defer func() { maxDecodeElems = old }()
 	f.Fuzz(func(t *testing.T, sig uint8, raw []byte) {
-		b, err := decodeTables(&Batch{Signal: stream.Signal(sig % 3)}, raw, memory.DefaultAllocator, ipcFormat)
+		b, err := decodeTables(&Batch{Signal: otlpwire.Signal(sig % 3)}, raw, memory.DefaultAllocator, recordFormat)
 		checkDecoded(t, b, err)
 	})
 }
 
-// TestIPCColumnSizes reports, for the benchmark corpora, the zstd size of each
-// column as encoded alone (go test -run IPCColumnSizes -v). It is a measuring
+// TestColumnSizes reports, for the benchmark corpora, the zstd size of each
+// column as encoded alone (go test -run ColumnSizes -v). It is a measuring
 // tool; it asserts nothing but that encoding works.
-func TestIPCColumnSizes(t *testing.T) {
+func TestColumnSizes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("measuring tool")
 	}

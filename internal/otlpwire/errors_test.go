@@ -6,8 +6,6 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // Helpers to write requests field by field, malformed ones included.
@@ -47,7 +45,7 @@ func TestFormatErrors(t *testing.T) {
 	point := fLen(1, fVarint(2, 1))
 	tests := []struct {
 		name  string
-		sig   stream.Signal
+		sig   Signal
 		key   KeyMode // checked with Split only when set
 		body  []byte
 		path  string
@@ -88,7 +86,7 @@ func TestFormatErrors(t *testing.T) {
 		},
 		{
 			name: "stray end-group",
-			sig:  stream.Logs,
+			sig:  Logs,
 			body: fLen(1, fLen(2, tag(5, protowire.EndGroupType))),
 			path: "resource_logs[0].scope_logs[0]",
 			msg:  "end-group tag for field 5 with no group open",
@@ -153,14 +151,14 @@ func TestFormatErrors(t *testing.T) {
 		},
 		{
 			name: "second resource",
-			sig:  stream.Logs,
+			sig:  Logs,
 			body: cat(fLen(1), fLen(1, fStr(3, "ok"), fLen(2), fLen(2, fVarint(3, 1)))),
 			path: "resource_logs[1].scope_logs[1]",
 			msg:  "wrong wire type 0 for field 3 (schema_url)",
 		},
 		{
 			name:  "trace id as varint",
-			sig:   stream.Traces,
+			sig:   Traces,
 			key:   KeyTraceID,
 			body:  fLen(1, fLen(2, fLen(2, fVarint(1, 5)))),
 			path:  "resource_spans[0].scope_spans[0].spans[0]",
@@ -169,7 +167,7 @@ func TestFormatErrors(t *testing.T) {
 		},
 		{
 			name:  "log record truncated inside",
-			sig:   stream.Logs,
+			sig:   Logs,
 			key:   KeyTraceID,
 			body:  fLen(1, fLen(2, fLen(2, fTrunc(9, 16, []byte{1})))),
 			path:  "resource_logs[0].scope_logs[0].log_records[0]",
@@ -219,20 +217,20 @@ func TestLenient(t *testing.T) {
 	point := fLen(1, fVarint(2, 1))
 	tests := []struct {
 		name  string
-		sig   stream.Signal
+		sig   Signal
 		body  []byte
 		items int
 	}{
-		{"empty request", stream.Metrics, nil, 0},
-		{"empty resource and scope", stream.Logs, fLen(1, fLen(2)), 0},
-		{"gauge with a field 2 of any type", stream.Metrics, wrap(fLen(2, fLen(5, point, fStr(2, "x")))), 1},
-		{"sum in two fields", stream.Metrics, wrap(fLen(2, fLen(7, point), fLen(7, point, point))), 3},
-		{"unknown fields and groups at every level", stream.Traces, cat(
+		{"empty request", Metrics, nil, 0},
+		{"empty resource and scope", Logs, fLen(1, fLen(2)), 0},
+		{"gauge with a field 2 of any type", Metrics, wrap(fLen(2, fLen(5, point, fStr(2, "x")))), 1},
+		{"sum in two fields", Metrics, wrap(fLen(2, fLen(7, point), fLen(7, point, point))), 3},
+		{"unknown fields and groups at every level", Traces, cat(
 			fVarint(99, 1),
 			fLen(1, fStr(100, "r"), fLen(2, fLen(2), tag(7, protowire.StartGroupType), fVarint(1, 1), tag(7, protowire.EndGroupType), fLen(2))),
 			protowire.AppendFixed32(tag(98, protowire.Fixed32Type), 1)), 2},
-		{"non-minimal tag and length", stream.Logs, fLen(1, []byte{0x92, 0x00, 0x80, 0x00}), 0},
-		{"fields in reverse order", stream.Logs, fLen(1, fStr(3, "s"), fLen(2, fStr(3, "u"), fLen(2), fLen(1)), fLen(1)), 1},
+		{"non-minimal tag and length", Logs, fLen(1, []byte{0x92, 0x00, 0x80, 0x00}), 0},
+		{"fields in reverse order", Logs, fLen(1, fStr(3, "s"), fLen(2, fStr(3, "u"), fLen(2), fLen(1)), fLen(1)), 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,7 +243,7 @@ func TestLenient(t *testing.T) {
 }
 
 func TestFormatErrorString(t *testing.T) {
-	_, err := Count(stream.Metrics, fLen(1, fVarint(2, 7)))
+	_, err := Count(Metrics, fLen(1, fVarint(2, 7)))
 	const want = "otlpwire: resource_metrics[0]: wrong wire type 0 for field 2 (scope_metrics) (protobuf offset 2)"
 	if err == nil || err.Error() != want {
 		t.Errorf("got %v\nwant %s", err, want)

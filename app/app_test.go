@@ -17,12 +17,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlptest"
-	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream/bustest"
 )
 
@@ -88,17 +87,17 @@ func (s *sender) sendAll(rounds int) {
 		if _, err := mc.Export(context.Background(), otlptest.Metrics(shape)); err != nil {
 			s.t.Fatal(err)
 		}
-		s.sent[stream.Metrics] += shape.ItemCount(stream.Metrics)
+		s.sent[otlpwire.Metrics] += shape.ItemCount(otlpwire.Metrics)
 		// logs over OTLP/HTTP protobuf
-		s.post("/v1/logs", "application/x-protobuf", otlptest.Request(stream.Logs, shape))
-		s.sent[stream.Logs] += shape.ItemCount(stream.Logs)
+		s.post("/v1/logs", "application/x-protobuf", otlptest.Request(otlpwire.Logs, shape))
+		s.sent[otlpwire.Logs] += shape.ItemCount(otlpwire.Logs)
 		// traces over OTLP/HTTP JSON
-		js, err := otlpjson.MarshalRequest(stream.Traces, otlptest.Request(stream.Traces, shape), nil)
+		js, err := otlpjson.MarshalRequest(otlpwire.Traces, otlptest.Request(otlpwire.Traces, shape), nil)
 		if err != nil {
 			s.t.Fatal(err)
 		}
 		s.post("/v1/traces", "application/json", js)
-		s.sent[stream.Traces] += shape.ItemCount(stream.Traces)
+		s.sent[otlpwire.Traces] += shape.ItemCount(otlpwire.Traces)
 	}
 }
 
@@ -120,7 +119,7 @@ func (s *sender) post(path, ct string, body []byte) {
 func outItems(t *testing.T, dir string) [3]int {
 	t.Helper()
 	var n [3]int
-	for _, sig := range stream.Signals {
+	for _, sig := range otlpwire.Signals {
 		files, _ := filepath.Glob(filepath.Join(dir, sig.String()+"*.jsonl"))
 		for _, name := range files {
 			b, err := os.ReadFile(name)

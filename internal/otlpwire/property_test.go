@@ -7,9 +7,6 @@ import (
 	"github.com/cespare/xxhash/v2"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/internal/otlpjson"
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // TestSplitProperty splits random requests with random options and checks,
@@ -23,7 +20,7 @@ func TestSplitProperty(t *testing.T) {
 		n = 50
 	}
 	var s Splitter // one for all, to exercise the reuse of its buffers
-	for _, sig := range stream.Signals {
+	for _, sig := range Signals {
 		for seed := range n {
 			g := newGen(uint64(seed)<<2 | uint64(sig))
 			g.unknown = seed%2 == 1
@@ -45,13 +42,13 @@ func TestSplitProperty(t *testing.T) {
 	}
 }
 
-func randomOptions(g *gen, sig stream.Signal) Options {
+func randomOptions(g *gen, sig Signal) Options {
 	opt := Options{Partitions: int32(1 + g.r.IntN(8))}
 	if g.r.IntN(10) == 0 {
 		opt.Partitions = 1<<20 + int32(g.r.IntN(1000)) // more partitions than sortUnits counts
 	}
 	keys := []KeyMode{KeyDefault, KeyResource, KeyTraceID, KeyNone}
-	if sig == stream.Metrics {
+	if sig == Metrics {
 		keys = []KeyMode{KeyDefault, KeyResource, KeyNone}
 	}
 	opt.Key = keys[g.r.IntN(len(keys))]
@@ -75,11 +72,11 @@ func resourceHash(attrs []*commonpb.KeyValue) uint64 {
 }
 
 // wantPartition is the partition Split must give it.
-func wantPartition(sig stream.Signal, opt Options, it flatItem) int32 {
+func wantPartition(sig Signal, opt Options, it flatItem) int32 {
 	key := opt.Key
 	if key == KeyDefault {
 		key = KeyResource
-		if sig == stream.Traces {
+		if sig == Traces {
 			key = KeyTraceID
 		}
 	}
@@ -93,7 +90,7 @@ func wantPartition(sig stream.Signal, opt Options, it flatItem) int32 {
 	return int32(resourceHash(it.attrs) % p)
 }
 
-func checkSplit(t *testing.T, sig stream.Signal, req proto.Message, body []byte, opt Options, res Result) {
+func checkSplit(t *testing.T, sig Signal, req proto.Message, body []byte, opt Options, res Result) {
 	t.Helper()
 	want := map[string]int{}
 	wantRejected := 0
@@ -120,7 +117,7 @@ func checkSplit(t *testing.T, sig stream.Signal, req proto.Message, body []byte,
 		if i > 0 && c.Partition < res.Chunks[i-1].Partition {
 			t.Errorf("chunk %d: partition %d after %d", i, c.Partition, res.Chunks[i-1].Partition)
 		}
-		m := otlpjson.NewRequest(sig)
+		m := NewRequest(sig)
 		if err := proto.Unmarshal(c.Value, m); err != nil {
 			t.Errorf("chunk %d: %v", i, err)
 			continue

@@ -5,8 +5,6 @@ import (
 	"fmt"
 
 	"google.golang.org/protobuf/encoding/protowire"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // The packer turns the scanner's units, sorted by partition, into chunks.
@@ -66,7 +64,7 @@ type packer struct {
 func (p *packer) run(ix *scanner, limit int) (Result, error) {
 	p.ix, p.limit = ix, limit
 	p.itemLevel = 3
-	if ix.sig == stream.Metrics {
+	if ix.sig == Metrics {
 		p.itemLevel = 5
 	}
 	p.out, p.pos, p.chunks, p.ops = p.out[:0], p.pos[:0], p.chunks[:0], p.ops[:0]
@@ -300,7 +298,7 @@ func (p *packer) reject(anc *[6]int32, idx int32) {
 	n := &names[ix.sig]
 	parent := ix.items[idx].parent
 	var path string
-	if ix.sig == stream.Metrics {
+	if ix.sig == Metrics {
 		m := &ix.metrics[parent]
 		sc := &ix.scopes[m.parent]
 		r := &ix.res[sc.parent]

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // KeyMode chooses how Split assigns items to partitions.
@@ -104,7 +102,7 @@ type Splitter struct {
 // A malformed body gives a *FormatError; bad options an error wrapping
 // ErrOptions. The chunks stay valid until the next call of Split on s, and
 // as long as body is neither changed nor reused.
-func (s *Splitter) Split(sig stream.Signal, body []byte, opt Options) (Result, error) {
+func (s *Splitter) Split(sig Signal, body []byte, opt Options) (Result, error) {
 	key, err := opt.resolve(sig)
 	if err != nil {
 		return Result{}, err
@@ -166,8 +164,8 @@ func (s *Splitter) sortUnits(nparts int32) {
 // Count validates body as Split does and returns its number of items: data
 // points, log records or spans. It allocates nothing unless body is
 // malformed.
-func Count(sig stream.Signal, body []byte) (int, error) {
-	if sig > stream.Traces {
+func Count(sig Signal, body []byte) (int, error) {
+	if sig > Traces {
 		return 0, fmt.Errorf("%w: unknown signal %v", ErrOptions, sig)
 	}
 	var sc scanner
@@ -179,14 +177,14 @@ func Count(sig stream.Signal, body []byte) (int, error) {
 }
 
 // resolve checks opt and returns the key mode to use for sig.
-func (opt Options) resolve(sig stream.Signal) (KeyMode, error) {
-	if sig > stream.Traces {
+func (opt Options) resolve(sig Signal) (KeyMode, error) {
+	if sig > Traces {
 		return 0, fmt.Errorf("%w: unknown signal %v", ErrOptions, sig)
 	}
 	key := opt.Key
 	if key == KeyDefault {
 		key = KeyResource
-		if sig == stream.Traces {
+		if sig == Traces {
 			key = KeyTraceID
 		}
 	}
@@ -196,7 +194,7 @@ func (opt Options) resolve(sig stream.Signal) (KeyMode, error) {
 			return 0, fmt.Errorf("%w: key %v needs Partitions >= 1, have %d (use KeyNone when the partition count is unknown)",
 				ErrOptions, key, opt.Partitions)
 		}
-		if key == KeyTraceID && sig == stream.Metrics {
+		if key == KeyTraceID && sig == Metrics {
 			return 0, fmt.Errorf("%w: key trace_id is not valid for metrics", ErrOptions)
 		}
 	case KeyNone:

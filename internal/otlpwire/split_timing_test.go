@@ -17,9 +17,6 @@ import (
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/internal/otlpjson"
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // Requests shaped like what an OpenTelemetry SDK or Collector sends.
@@ -137,7 +134,7 @@ func benchTraces(nr, n int) *coltracepb.ExportTraceServiceRequest {
 
 type benchCase struct {
 	name string
-	sig  stream.Signal
+	sig  Signal
 	req  proto.Message
 	opt  Options
 }
@@ -148,12 +145,12 @@ func benchCases() []benchCase {
 	traces := benchTraces(10, 100)
 	const mib = 1 << 20
 	return []benchCase{
-		{"metrics", stream.Metrics, metrics, Options{Partitions: 16, MaxRecordBytes: mib}},
-		{"metrics-whole", stream.Metrics, metrics, Options{Partitions: 1}},
-		{"metrics-cut", stream.Metrics, metrics, Options{Partitions: 16, MaxRecordBytes: 64 << 10}},
-		{"logs", stream.Logs, logs, Options{Partitions: 16, MaxRecordBytes: mib}},
-		{"logs-traceid", stream.Logs, logs, Options{Partitions: 16, Key: KeyTraceID, MaxRecordBytes: mib}},
-		{"traces", stream.Traces, traces, Options{Partitions: 16, MaxRecordBytes: mib}},
+		{"metrics", Metrics, metrics, Options{Partitions: 16, MaxRecordBytes: mib}},
+		{"metrics-whole", Metrics, metrics, Options{Partitions: 1}},
+		{"metrics-cut", Metrics, metrics, Options{Partitions: 16, MaxRecordBytes: 64 << 10}},
+		{"logs", Logs, logs, Options{Partitions: 16, MaxRecordBytes: mib}},
+		{"logs-traceid", Logs, logs, Options{Partitions: 16, Key: KeyTraceID, MaxRecordBytes: mib}},
+		{"traces", Traces, traces, Options{Partitions: 16, MaxRecordBytes: mib}},
 	}
 }
 
@@ -221,7 +218,7 @@ func BenchmarkUnmarshal(b *testing.B) {
 		n, _ := Count(bc.sig, body)
 		b.Run(bc.name, func(b *testing.B) {
 			run(b, body, n, func() {
-				if err := proto.Unmarshal(body, otlpjson.NewRequest(bc.sig)); err != nil {
+				if err := proto.Unmarshal(body, NewRequest(bc.sig)); err != nil {
 					b.Fatal(err)
 				}
 			})

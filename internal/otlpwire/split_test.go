@@ -17,8 +17,6 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 func marshal(t testing.TB, m proto.Message) []byte {
@@ -30,7 +28,7 @@ func marshal(t testing.TB, m proto.Message) []byte {
 	return b
 }
 
-func split(t *testing.T, sig stream.Signal, body []byte, opt Options) Result {
+func split(t *testing.T, sig Signal, body []byte, opt Options) Result {
 	t.Helper()
 	var s Splitter
 	res, err := s.Split(sig, body, opt)
@@ -47,7 +45,7 @@ func TestSplitWholeBody(t *testing.T) {
 		{Key: KeyNone},
 		{Key: KeyNone, MaxRecordBytes: len(body)},
 	} {
-		res := split(t, stream.Metrics, body, opt)
+		res := split(t, Metrics, body, opt)
 		if len(res.Chunks) != 1 || &res.Chunks[0].Value[0] != &body[0] || len(res.Chunks[0].Value) != len(body) {
 			t.Errorf("%+v: want body itself as the only chunk, got %d chunks", opt, len(res.Chunks))
 		}
@@ -56,7 +54,7 @@ func TestSplitWholeBody(t *testing.T) {
 
 func TestSplitNoItems(t *testing.T) {
 	for _, body := range [][]byte{nil, fLen(1), fLen(1, fLen(2, fLen(2, fStr(1, "m"))))} {
-		res := split(t, stream.Metrics, body, Options{Partitions: 3})
+		res := split(t, Metrics, body, Options{Partitions: 3})
 		if len(res.Chunks) != 0 || res.Items != 0 {
 			t.Errorf("%x: got %d chunks, %d items", body, len(res.Chunks), res.Items)
 		}
@@ -81,9 +79,9 @@ func TestResourceHashOrder(t *testing.T) {
 		t.Fatal("same encoding")
 	}
 	for parts := int32(1); parts < 50; parts++ {
-		pa := split(t, stream.Logs, a, Options{Partitions: parts}).Chunks[0].Partition
-		pb := split(t, stream.Logs, b, Options{Partitions: parts}).Chunks[0].Partition
-		if pa != pb || pa != wantPartition(stream.Logs, Options{Partitions: parts}, flatItem{attrs: attrs}) {
+		pa := split(t, Logs, a, Options{Partitions: parts}).Chunks[0].Partition
+		pb := split(t, Logs, b, Options{Partitions: parts}).Chunks[0].Partition
+		if pa != pb || pa != wantPartition(Logs, Options{Partitions: parts}, flatItem{attrs: attrs}) {
 			t.Fatalf("%d partitions: %d and %d", parts, pa, pb)
 		}
 	}
@@ -110,7 +108,7 @@ func TestSplitMetricAlongPoints(t *testing.T) {
 	}}}
 	body := marshal(t, req)
 	opt := Options{Partitions: 1, MaxRecordBytes: 300}
-	res := split(t, stream.Metrics, body, opt)
+	res := split(t, Metrics, body, opt)
 	if len(res.Chunks) < 4 || res.Items != 40 || res.Rejected != 0 {
 		t.Fatalf("got %d chunks, %d items, %d rejected", len(res.Chunks), res.Items, res.Rejected)
 	}
@@ -138,7 +136,7 @@ func TestSplitMetricAlongPoints(t *testing.T) {
 			n++
 		}
 	}
-	checkSplit(t, stream.Metrics, req, body, opt, res)
+	checkSplit(t, Metrics, req, body, opt, res)
 }
 
 // TestSplitTraceID regroups the spans of one scope by trace id.
@@ -156,7 +154,7 @@ func TestSplitTraceID(t *testing.T) {
 	}}}
 	body := marshal(t, req)
 	opt := Options{Partitions: 8}
-	res := split(t, stream.Traces, body, opt)
+	res := split(t, Traces, body, opt)
 	if len(res.Chunks) < 4 {
 		t.Fatalf("%d chunks", len(res.Chunks))
 	}
@@ -172,7 +170,7 @@ func TestSplitTraceID(t *testing.T) {
 			t.Errorf("partition %d: context lost: %v", c.Partition, &got)
 		}
 	}
-	checkSplit(t, stream.Traces, req, body, opt, res)
+	checkSplit(t, Traces, req, body, opt, res)
 }
 
 // TestSplitRejects checks that a log record too large for a record alone is
@@ -189,7 +187,7 @@ func TestSplitRejects(t *testing.T) {
 	req := &collogspb.ExportLogsServiceRequest{ResourceLogs: []*logspb.ResourceLogs{{ScopeLogs: []*logspb.ScopeLogs{sl}}}}
 	body := marshal(t, req)
 	opt := Options{Key: KeyNone, MaxRecordBytes: 1000}
-	res := split(t, stream.Logs, body, opt)
+	res := split(t, Logs, body, opt)
 	if res.Items != 3 || res.Rejected != 2 || len(res.Chunks) != 1 || res.Chunks[0].Partition != -1 {
 		t.Fatalf("got %+v", res)
 	}
@@ -197,7 +195,7 @@ func TestSplitRejects(t *testing.T) {
 	if res.RejectReason != want {
 		t.Errorf("reason\n got %q\nwant %q", res.RejectReason, want)
 	}
-	checkSplit(t, stream.Logs, req, body, opt, res)
+	checkSplit(t, Logs, req, body, opt, res)
 }
 
 // TestSplitKeepsResourcesWhole checks that a resource is not cut when it
@@ -213,7 +211,7 @@ func TestSplitKeepsResourcesWhole(t *testing.T) {
 	}
 	body := marshal(t, req)
 	one := len(marshal(t, &collogspb.ExportLogsServiceRequest{ResourceLogs: req.ResourceLogs[:1]}))
-	res := split(t, stream.Logs, body, Options{Key: KeyNone, MaxRecordBytes: one * 3 / 2})
+	res := split(t, Logs, body, Options{Key: KeyNone, MaxRecordBytes: one * 3 / 2})
 	if len(res.Chunks) != 3 {
 		t.Fatalf("%d chunks, want one per resource", len(res.Chunks))
 	}
@@ -227,22 +225,22 @@ func TestSplitKeepsResourcesWhole(t *testing.T) {
 func TestOptionsErrors(t *testing.T) {
 	body := fLen(1)
 	for _, tt := range []struct {
-		sig stream.Signal
+		sig Signal
 		opt Options
 	}{
-		{stream.Metrics, Options{}},
-		{stream.Traces, Options{Key: KeyResource, Partitions: -1}},
-		{stream.Metrics, Options{Key: KeyTraceID, Partitions: 3}},
-		{stream.Logs, Options{Key: 9, Partitions: 3}},
-		{stream.Logs, Options{Key: KeyNone, MaxRecordBytes: -1}},
-		{stream.Signal(7), Options{Key: KeyNone}},
+		{Metrics, Options{}},
+		{Traces, Options{Key: KeyResource, Partitions: -1}},
+		{Metrics, Options{Key: KeyTraceID, Partitions: 3}},
+		{Logs, Options{Key: 9, Partitions: 3}},
+		{Logs, Options{Key: KeyNone, MaxRecordBytes: -1}},
+		{Signal(7), Options{Key: KeyNone}},
 	} {
 		var s Splitter
 		if _, err := s.Split(tt.sig, body, tt.opt); !errors.Is(err, ErrOptions) {
 			t.Errorf("%v %+v: got %v, want ErrOptions", tt.sig, tt.opt, err)
 		}
 	}
-	if _, err := Count(stream.Signal(7), body); !errors.Is(err, ErrOptions) {
+	if _, err := Count(Signal(7), body); !errors.Is(err, ErrOptions) {
 		t.Errorf("Count: got %v", err)
 	}
 }
@@ -257,15 +255,15 @@ func TestNoAllocs(t *testing.T) {
 	traces := marshal(t, benchTraces(3, 100))
 	for _, tt := range []struct {
 		name string
-		sig  stream.Signal
+		sig  Signal
 		body []byte
 		opt  Options
 	}{
-		{"whole body", stream.Metrics, metrics, Options{Partitions: 1}},
-		{"by resource", stream.Metrics, metrics, Options{Partitions: 16, MaxRecordBytes: 1 << 20}},
-		{"cut metrics", stream.Metrics, metrics, Options{Partitions: 4, MaxRecordBytes: 2000}},
-		{"logs by trace id", stream.Logs, logs, Options{Partitions: 16, Key: KeyTraceID, MaxRecordBytes: 4000}},
-		{"traces", stream.Traces, traces, Options{Partitions: 16, MaxRecordBytes: 4000}},
+		{"whole body", Metrics, metrics, Options{Partitions: 1}},
+		{"by resource", Metrics, metrics, Options{Partitions: 16, MaxRecordBytes: 1 << 20}},
+		{"cut metrics", Metrics, metrics, Options{Partitions: 4, MaxRecordBytes: 2000}},
+		{"logs by trace id", Logs, logs, Options{Partitions: 16, Key: KeyTraceID, MaxRecordBytes: 4000}},
+		{"traces", Traces, traces, Options{Partitions: 16, MaxRecordBytes: 4000}},
 	} {
 		var s Splitter
 		if _, err := s.Split(tt.sig, tt.body, tt.opt); err != nil {

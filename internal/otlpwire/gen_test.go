@@ -16,8 +16,6 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // gen makes random requests with the generated OTLP structs, for the
@@ -284,11 +282,11 @@ func (g *gen) traces() *coltracepb.ExportTraceServiceRequest {
 	return req
 }
 
-func (g *gen) request(sig stream.Signal) proto.Message {
+func (g *gen) request(sig Signal) proto.Message {
 	switch sig {
-	case stream.Metrics:
+	case Metrics:
 		return g.metrics()
-	case stream.Logs:
+	case Logs:
 		return g.logs()
 	}
 	return g.traces()

@@ -1,4 +1,4 @@
-package stream
+package otlpwire
 
 import "fmt"
 
@@ -13,6 +13,9 @@ const (
 
 // Signals lists every signal in a fixed order.
 var Signals = [...]Signal{Metrics, Logs, Traces}
+
+// Valid reports whether s is one of Signals.
+func (s Signal) Valid() bool { return s <= Traces }
 
 func (s Signal) String() string {
 	switch s {

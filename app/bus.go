@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/kafka"
 	"github.com/sluice-dev/sluice/stream/nats"
@@ -87,7 +88,7 @@ func TopicSpecs(cfg *config.Config) []stream.TopicSpec {
 		return stream.TopicSpec{Name: name, Partitions: cfg.Bus.Partitions, Retention: cfg.Bus.Retention, MaxRecordBytes: int32(cfg.Bus.MaxRecordBytes)}
 	}
 	var out []stream.TopicSpec
-	for _, s := range stream.Signals {
+	for _, s := range otlpwire.Signals {
 		out = append(out, spec(t.Raw(s)), spec(t.Processed(s)))
 	}
 	return append(out, spec(t.DLQ()))

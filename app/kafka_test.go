@@ -28,10 +28,10 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
-	"github.com/sluice-dev/sluice/ingest/otlpwire"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/kafka"
 )
@@ -53,7 +53,7 @@ func kafkaConfig(t *testing.T, brokers []string) *config.Config {
 // topicItems reads every record of the raw topic of sig from the start with
 // a new group until want items arrived (or a minute passed), and returns
 // the item count and the records.
-func topicItems(t *testing.T, brokers []string, topic string, sig stream.Signal, want int) (int, []*stream.Record) {
+func topicItems(t *testing.T, brokers []string, topic string, sig otlpwire.Signal, want int) (int, []*stream.Record) {
 	t.Helper()
 	bus, err := kafka.New(kafka.Config{Brokers: brokers})
 	if err != nil {
@@ -174,7 +174,7 @@ func TestSDKExportersToKafka(t *testing.T) {
 	}
 
 	topics := stream.Topics{Prefix: cfg.Bus.TopicPrefix}
-	for sig, want := range map[stream.Signal]int{stream.Traces: 2 * spans, stream.Logs: 2 * logs, stream.Metrics: 2 * series} {
+	for sig, want := range map[otlpwire.Signal]int{otlpwire.Traces: 2 * spans, otlpwire.Logs: 2 * logs, otlpwire.Metrics: 2 * series} {
 		got, recs := topicItems(t, brokers, topics.Raw(sig), sig, want)
 		if got != want {
 			t.Errorf("%s: %d items on the topic, want %d", sig, got, want)
@@ -230,7 +230,7 @@ func TestBrokerDownWhileSending(t *testing.T) {
 				err = errRetryable
 			}
 		} else {
-			resp, perr := http.Post("http://"+p.HTTPAddr()+"/v1/metrics", "application/x-protobuf", bytes.NewReader(otlptest.Request(stream.Metrics, s)))
+			resp, perr := http.Post("http://"+p.HTTPAddr()+"/v1/metrics", "application/x-protobuf", bytes.NewReader(otlptest.Request(otlpwire.Metrics, s)))
 			switch {
 			case perr != nil:
 				err = perr
@@ -247,7 +247,7 @@ func TestBrokerDownWhileSending(t *testing.T) {
 		defer mu.Unlock()
 		switch {
 		case err == nil:
-			okItems += s.ItemCount(stream.Metrics)
+			okItems += s.ItemCount(otlpwire.Metrics)
 			okSeeds[s.Seed] = true
 		case errors.Is(err, errRetryable):
 			failedRetryable++
@@ -295,19 +295,19 @@ func TestBrokerDownWhileSending(t *testing.T) {
 
 	// Count out ≥ count in: every acknowledged request's resources are on
 	// the topic (failed requests may have landed in part: at least once).
-	_, recs := topicItems(t, brokers, stream.Topics{Prefix: cfg.Bus.TopicPrefix}.Raw(stream.Metrics), stream.Metrics, okItems)
+	_, recs := topicItems(t, brokers, stream.Topics{Prefix: cfg.Bus.TopicPrefix}.Raw(otlpwire.Metrics), otlpwire.Metrics, okItems)
 	seen := map[int]int{}
 	for _, r := range recs {
 		for s := range okSeeds {
 			if bytes.Contains(r.Value, fmt.Appendf(nil, "inst-%d-", s)) {
-				n, _ := otlpwire.Count(stream.Metrics, r.Value)
+				n, _ := otlpwire.Count(otlpwire.Metrics, r.Value)
 				seen[s] += n
 			}
 		}
 	}
 	for s := range okSeeds {
-		if seen[s] < shape.ItemCount(stream.Metrics) {
-			t.Errorf("request %d was acknowledged but only %d of its %d items are on the topic", s, seen[s], shape.ItemCount(stream.Metrics))
+		if seen[s] < shape.ItemCount(otlpwire.Metrics) {
+			t.Errorf("request %d was acknowledged but only %d of its %d items are on the topic", s, seen[s], shape.ItemCount(otlpwire.Metrics))
 		}
 	}
 }
