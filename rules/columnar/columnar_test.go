@@ -25,10 +25,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/schemas"
-	"github.com/sluice-dev/sluice/stream/worker"
 )
-
-var _ worker.Transform = (*Engine)(nil)
 
 func parse(t testing.TB, yaml string) *rules.Set {
 	t.Helper()
