@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/klauspost/compress/zstd"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
@@ -77,9 +78,10 @@ func BenchmarkToOTLP(b *testing.B) {
 }
 
 // BenchmarkRecordSize reports the processed-topic value size (WriteBatch) against
-// the raw OTLP protobuf and the raw OTLP compressed with zstd (default level,
-// whole request), per item; ratio = otlp-zstd / record (the target is >= 3).
-// items/s is the speed of WriteBatch.
+// the raw OTLP protobuf, the raw OTLP compressed with zstd (default level,
+// whole request) and the same tables as Arrow IPC streams with zstd buffer
+// compression (format 1), per item; ratio = otlp-zstd / record (the target
+// is >= 3). items/s is the speed of WriteBatch.
 func BenchmarkRecordSize(b *testing.B) {
 	enc, _ := zstd.NewWriter(nil)
 	defer enc.Close()
@@ -105,9 +107,28 @@ func BenchmarkRecordSize(b *testing.B) {
 			b.ReportMetric(float64(len(c.Body))/float64(c.Items), "otlp-B/item")
 			b.ReportMetric(float64(len(z))/float64(c.Items), "otlp-zstd-B/item")
 			b.ReportMetric(float64(buf.Len())/float64(c.Items), "record-B/item")
+			b.ReportMetric(float64(arrowIPCSize(b, batch))/float64(c.Items), "arrow-ipc-zstd-B/item")
 			b.ReportMetric(float64(len(z))/float64(buf.Len()), "ratio")
 		})
 	}
+}
+
+// arrowIPCSize is the size of batch's tables as Arrow IPC streams with zstd
+// buffer compression, as format 1 wrote them.
+func arrowIPCSize(b *testing.B, batch *Batch) int {
+	n := 0
+	for _, t := range batch.tables() {
+		var buf bytes.Buffer
+		w := ipc.NewWriter(&buf, ipc.WithSchema(t.Schema()), ipc.WithZstd())
+		if err := w.Write(t); err != nil {
+			b.Fatal(err)
+		}
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		n += buf.Len()
+	}
+	return n
 }
 
 // BenchmarkReadBatch: decoding a processed value back into a Batch, as every
