@@ -48,7 +48,7 @@ var layers = []layerRule{
 		why: "the bus and the workers sit below the ingesters and the sinks"},
 	{from: "internal/otlpwire", only: []string{},
 		why: "the ground floor imports nothing of ours"},
-	{from: "internal", forbid: []string{"ingest", "stream", "rules", "schemas", "sinks", "app", "cmd", "bench"},
+	{from: "internal", forbid: []string{"ingest", "stream", "rules", "schemas", "sinks", "app", "cmd", "bench"}, tests: true,
 		why: "internal holds only what the parts above use"},
 	{from: "", forbid: []string{"cmd"}, tests: true,
 		why: "cmd is the binary; nothing imports it"},

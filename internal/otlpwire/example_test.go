@@ -2,7 +2,6 @@ package otlpwire_test
 
 import (
 	"fmt"
-	"strconv"
 	"sync"
 
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
@@ -12,7 +11,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // The ingester keeps Splitters in a pool and turns each chunk into a record.
@@ -37,17 +35,12 @@ func ExampleSplitter_Split() {
 		fmt.Println(err) // a *otlpwire.FormatError: reply 400 Bad Request
 		return
 	}
-	var recs []*stream.Record
 	for _, c := range res.Chunks {
 		fmt.Printf("partition %d: %d log records\n", c.Partition, c.Items)
-		recs = append(recs, &stream.Record{
-			Topic:     "otlp.logs",
-			Partition: c.Partition,
-			Value:     c.Value,
-			Headers:   []stream.Header{{Key: stream.HeaderItems, Value: strconv.AppendInt(nil, int64(c.Items), 10)}},
-		})
+		// The ingester makes a stream.Record of each chunk: c.Value to
+		// partition c.Partition, c.Items in the sluice-items header.
 	}
-	// producer.Produce(ctx, recs...)
+	// Produce the records, and only then put s back.
 	fmt.Println(res.Items, "accepted,", res.Rejected, "rejected")
 	// Output:
 	// partition 1: 2 log records
