@@ -7,9 +7,10 @@
 // A worker reads raw OTLP request bytes from the bus and calls
 // Builder.Append for each, which decodes the protobuf wire format straight
 // into Arrow builders (no generated structs); Builder.Build returns a Batch.
-// Rules read and rewrite the Batch; WriteBatch writes it (sluice's column codec in one zstd frame, not Arrow IPC) as
-// the processed-topic value, ReadBatch reads it back, and ToOTLP turns a Batch
-// back into one Export*ServiceRequest for sinks.
+// Rules read and rewrite the Batch; WriteBatch writes it as the
+// processed-topic value, a batch record (sluice's column codec in one zstd
+// frame, not Arrow IPC: README.md says why), ReadBatch reads it back, and
+// ToOTLP turns a Batch back into one Export*ServiceRequest for sinks.
 //
 // # Ownership
 //
