@@ -96,7 +96,10 @@ func (a *setAction) apply(c *call) (outcome, error) {
 			continue
 		}
 		m := t.attrsForWrite(c.env)
-		if old, ok := m[t.key]; !ok || !sameScalar(old, v) {
+		// SameValue, as the columnar engine uses to decide what it writes:
+		// assigning a NaN, bytes or an array equal to what is there leaves
+		// the item's output as it was, so it is no change here either.
+		if old, ok := m[t.key]; !ok || !SameValue(old, v) {
 			out = changed
 		}
 		m[t.key] = v
@@ -151,24 +154,4 @@ func normalize(v any) any {
 		return float64(x)
 	}
 	return v
-}
-
-// sameScalar reports whether a and b are equal strings, numbers or bools;
-// other values are taken to differ.
-func sameScalar(a, b any) bool {
-	switch x := a.(type) {
-	case string:
-		y, ok := b.(string)
-		return ok && x == y
-	case int64:
-		y, ok := b.(int64)
-		return ok && x == y
-	case float64:
-		y, ok := b.(float64)
-		return ok && x == y
-	case bool:
-		y, ok := b.(bool)
-		return ok && x == y
-	}
-	return false
 }

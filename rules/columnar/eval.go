@@ -266,7 +266,7 @@ func (st *state) attrsChanged(i int) bool {
 	start, _ := st.itAttrs.m.ValueOffsets(i)
 	for k, ov := range st.origVals {
 		v, ok := st.attrs[st.itAttrs.keys.Value(int(start)+k)]
-		if !ok || !same(v, ov) {
+		if !ok || !rules.SameValue(v, ov) {
 			return true
 		}
 	}
@@ -298,7 +298,7 @@ func (st *state) appendKVs(m map[string]any, c *mapCols, start, end int, dups bo
 		if !ok {
 			continue
 		}
-		if same(v, orig(j-start)) {
+		if rules.SameValue(v, orig(j-start)) {
 			st.kvs = append(st.kvs, kv{orig: int32(j), key: key})
 		} else {
 			st.kvs = append(st.kvs, kv{orig: -1, key: key, val: v})
@@ -549,7 +549,7 @@ func (st *state) resourceChanged(orig map[string]any) bool {
 	}
 	for k, v := range m {
 		o, ok := orig[k]
-		if !ok || !same(v, o) {
+		if !ok || !rules.SameValue(v, o) {
 			return true
 		}
 	}
@@ -687,7 +687,7 @@ func (st *state) logFields(it arrow.RecordBatch) (func(int) error, func(int, *pa
 		return nil
 	}
 	diff := func(i int, p *patch) {
-		if !same(env.Body, origBody) {
+		if !rules.SameValue(env.Body, origBody) {
 			p.what |= chBody
 			p.body = env.Body
 		}

@@ -1,10 +1,7 @@
 package columnar
 
 import (
-	"bytes"
 	"fmt"
-	"math"
-	"reflect"
 	"slices"
 	"unsafe"
 
@@ -175,31 +172,6 @@ func sortedKeys(m map[string]any) []string {
 	}
 	slices.Sort(keys)
 	return keys
-}
-
-// same reports whether a rule left a value as it was: equal scalars of the
-// same type, equal bytes, or deeply equal arrays and maps.
-func same(a, b any) bool {
-	switch x := a.(type) {
-	case nil:
-		return b == nil
-	case string:
-		y, ok := b.(string)
-		return ok && x == y
-	case int64:
-		y, ok := b.(int64)
-		return ok && x == y
-	case float64:
-		y, ok := b.(float64)
-		return ok && (x == y || math.IsNaN(x) && math.IsNaN(y))
-	case bool:
-		y, ok := b.(bool)
-		return ok && x == y
-	case []byte:
-		y, ok := b.([]byte)
-		return ok && bytes.Equal(x, y)
-	}
-	return reflect.DeepEqual(a, b)
 }
 
 // anyBuilder appends AnyValue structs.
