@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -104,7 +105,7 @@ func (b *Bus) waitReady(ctx context.Context, created map[string]int32) error {
 	for t := range created {
 		names = append(names, t)
 	}
-	backoff := 20 * time.Millisecond
+	retry := readyBackoff()
 	for {
 		details, err := b.admin.ListTopics(ctx, names...)
 		if err == nil {
@@ -134,10 +135,15 @@ func (b *Bus) waitReady(ctx context.Context, created map[string]int32) error {
 		select {
 		case <-ctx.Done():
 			return wrapErr(fmt.Sprintf("wait for new topics %v", names), ctx.Err())
-		case <-time.After(backoff):
+		case <-time.After(retry.NextBackOff()):
 		}
-		backoff = min(2*backoff, 250*time.Millisecond)
 	}
+}
+
+// readyBackoff gives the waits between waitReady's looks at the metadata:
+// 20ms, doubling up to 250ms.
+func readyBackoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: 20 * time.Millisecond, Multiplier: 2, MaxInterval: 250 * time.Millisecond}
 }
 
 // loadPartitions reads the partition counts of topics from the cluster.

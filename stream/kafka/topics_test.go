@@ -79,3 +79,15 @@ func TestPing(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// waitReady looks at the metadata after 20ms, then twice as long each
+// time, up to 250ms.
+func TestReadyBackoff(t *testing.T) {
+	want := []time.Duration{20, 40, 80, 160, 250, 250}
+	retry := readyBackoff()
+	for i, w := range want {
+		if got := retry.NextBackOff(); got != w*time.Millisecond {
+			t.Errorf("wait %d: %v, want %v", i, got, w*time.Millisecond)
+		}
+	}
+}

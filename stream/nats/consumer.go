@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -33,6 +34,12 @@ const (
 	pollBackoffMin = 100 * time.Millisecond
 	pollBackoffMax = 2 * time.Second
 )
+
+// pollBackoff gives the waits of a Poll between failed fetches while the
+// server cannot be reached: pollBackoffMin, doubling up to pollBackoffMax.
+func pollBackoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: pollBackoffMin, Multiplier: 2, MaxInterval: pollBackoffMax}
+}
 
 // consumer is one member of a group: it pulls from one durable JetStream
 // consumer per topic, shared with the other members of the group.
@@ -187,7 +194,7 @@ func (c *consumer) Poll(ctx context.Context) ([]*stream.Record, error) {
 		}
 	})()
 
-	backoff := pollBackoffMin
+	retry := pollBackoff()
 	var failing error
 	for {
 		if c.closed.Load() || c.bus.closed.Load() {
@@ -221,9 +228,8 @@ func (c *consumer) Poll(ctx context.Context) ([]*stream.Record, error) {
 		failing = err
 		select {
 		case <-ctx.Done():
-		case <-time.After(backoff):
+		case <-time.After(retry.NextBackOff()):
 		}
-		backoff = min(2*backoff, pollBackoffMax)
 	}
 }
 

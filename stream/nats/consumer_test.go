@@ -371,3 +371,15 @@ func TestShortPollsLoseNothing(t *testing.T) {
 		t.Fatalf("got %d of %d records", len(got), len(in))
 	}
 }
+
+// While the server cannot be reached, Poll waits 100ms between fetches,
+// then twice as long each time, up to 2s.
+func TestPollBackoff(t *testing.T) {
+	want := []time.Duration{100, 200, 400, 800, 1600, 2000, 2000}
+	retry := pollBackoff()
+	for i, w := range want {
+		if got := retry.NextBackOff(); got != w*time.Millisecond {
+			t.Errorf("wait %d: %v, want %v", i, got, w*time.Millisecond)
+		}
+	}
+}

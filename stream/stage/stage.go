@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/stream"
@@ -175,7 +176,7 @@ func (s *Stage) deliver(ctx context.Context, recs []*stream.Record) bool {
 	// drain timeout, so that a shutdown does not redo work already sent.
 	work, cancel := drainContext(ctx, s.cfg.DrainTimeout)
 	defer cancel()
-	backoff := s.cfg.MinBackoff
+	retry := s.backoff()
 	for attempt := 0; ; attempt++ {
 		start := time.Now()
 		err := s.cfg.Handle(work, recs)
@@ -189,7 +190,7 @@ func (s *Stage) deliver(ctx context.Context, recs []*stream.Record) bool {
 				"records", len(recs), "err", err)
 			return false
 		}
-		wait := backoff
+		wait := retry.NextBackOff()
 		var ra interface{ RetryAfter() time.Duration }
 		if errors.As(err, &ra) && ra.RetryAfter() > wait {
 			wait = ra.RetryAfter() // the next stage said when to come back
@@ -198,7 +199,6 @@ func (s *Stage) deliver(ctx context.Context, recs []*stream.Record) bool {
 		if !sleep(ctx, wait) {
 			return false
 		}
-		backoff = min(2*backoff, s.cfg.MaxBackoff)
 	}
 	if err := s.cfg.Consumer.Commit(work, recs...); err != nil {
 		// The next stage has the batch; a lost commit means it is
@@ -209,6 +209,16 @@ func (s *Stage) deliver(ctx context.Context, recs []*stream.Record) bool {
 	s.m.records.Add(float64(len(recs)))
 	s.m.items.Add(float64(items(recs)))
 	return true
+}
+
+// backoff gives the delays between the attempts of one batch: MinBackoff,
+// doubling up to MaxBackoff. It adds no jitter: sleep adds up to 20% to
+// the delay, or to a longer Retry-After, so that the next stage's request
+// is honoured and never undercut (backoff.Retry, which replaces the delay
+// with a Retry-After and resets the growth, and gives up after 15 minutes,
+// does not fit a stage that retries for as long as it runs).
+func (s *Stage) backoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{InitialInterval: s.cfg.MinBackoff, Multiplier: 2, MaxInterval: s.cfg.MaxBackoff}
 }
 
 func (s *Stage) watchLag(ctx context.Context) {

@@ -264,3 +264,24 @@ func TestBatchMaxItemsSplitsAndCommitsEachPart(t *testing.T) {
 		t.Errorf("lag %d after every part was handled", l)
 	}
 }
+
+// A failing batch waits MinBackoff, then twice as long each time, up to
+// MaxBackoff (sleep adds the jitter).
+func TestBackoffDoublesUpToMax(t *testing.T) {
+	c, err := memory.New().Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Config{Name: "test", Consumer: c, Handle: func(context.Context, []*stream.Record) error { return nil },
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []time.Duration{100, 200, 400, 800, 1000, 1000}
+	retry := s.backoff()
+	for i, w := range want {
+		if got := retry.NextBackOff(); got != w*time.Millisecond {
+			t.Errorf("delay %d: %v, want %v", i, got, w*time.Millisecond)
+		}
+	}
+}
