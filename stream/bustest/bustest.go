@@ -1,7 +1,52 @@
-// Package bustest holds the helpers that the tests of every stream.Bus
-// implementation, and of the stages built on them, share: producing,
-// polling a known number of records, commits, and a logger that writes to
-// the test's log.
+// Package bustest is the bus contract as a test, and the helpers that the
+// tests of every stream.Bus implementation, and of the stages built on
+// them, share: producing, polling a known number of records, commits, and
+// a logger that writes to the test's log.
+//
+// # The conformance suite
+//
+// Run checks one implementation against the contract of stream.Bus and
+// stream.Consumer. Every bus runs it from its own tests, with a Harness
+// that opens the bus (stream/memory, stream/nats on an embedded and on a
+// remote server, stream/kafka on the test broker); tests of what only one
+// bus does stay beside it. The suite covers:
+//
+//   - topics: EnsureTopics creates topics with their partitions, is
+//     idempotent and leaves an existing topic as it is (after a restart
+//     too); a partition beyond the topic's is refused for good;
+//   - producing: Produce returns when the records are stored; they come
+//     back byte for byte (topic, key, value, explicit partition, producer
+//     timestamp, or the bus's time when there is none), and the caller's
+//     buffers are its own again when Produce returns; one key, one
+//     partition; concurrent Produce calls;
+//   - headers: several, repeated keys, empty values, mixed case, binary
+//     values, in order;
+//   - order: a member alone gets each partition in the order produced,
+//     offsets rising;
+//   - record limits: a record above the topic's MaxRecordBytes, by its
+//     value or its headers, fails with stream.ErrRecordTooLarge (not
+//     retryable) and is not stored;
+//   - commits: Poll returns at most MaxPollRecords; commits in any order;
+//     the next member gets every uncommitted record, and no record
+//     committed before the first gap of its partition; Lag counts what is
+//     not committed, polled or not, over several topics; a record that
+//     Poll did not return cannot be committed;
+//   - crashes (durable buses): after a restart that no consumer saw
+//     coming, the group gets what it had not committed and what was
+//     acknowledged just before, and not what it had committed;
+//   - start positions of a new group: earliest, latest, at a time, at an
+//     offset; a group with positions resumes there whatever Start says;
+//   - groups: two members share the records, each record going to one of
+//     them; another group gets every record again;
+//   - closing: Poll ends at its context, and with stream.ErrClosed when
+//     its member or the bus closes; a closed bus or member refuses
+//     everything with stream.ErrClosed; Close twice is harmless.
+//
+// Where a bus legitimately differs — NATS acknowledges each record, sends
+// header values as text and sorts them by key, starts at a time by the
+// time it stored a record, and redelivers only after its ack wait; Kafka
+// keeps milliseconds — the Harness says so in its Caps, and the suite
+// checks the bus's documented behaviour instead.
 package bustest
 
 import (

@@ -2,12 +2,22 @@
 // held in memory, consumer groups keep committed offsets per partition. It is
 // for tests and benchmarks of the stages around the bus; it keeps nothing
 // across a restart and gives no durability.
+//
+// It keeps the bus contract as Kafka does (stream/bustest checks it):
+// offsets number each partition from 0; a group's position in a partition
+// moves only over records that were all committed, so a record never
+// committed holds it; the members of a group share the partitions. A
+// member takes part in the sharing from its first Poll (a member that only
+// reads Lag takes nothing away from the others), and hands a partition to
+// another member only inside Poll or Close, so that the records it holds
+// stay its own until it polls again.
 package memory
 
 import (
 	"context"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,9 +27,9 @@ import (
 // Bus is an in-memory stream.Bus. The zero value is not usable; call New.
 type Bus struct {
 	mu     sync.Mutex
-	cond   *sync.Cond
+	cond   *sync.Cond // broadcast when records arrive, members change or anything closes
 	topics map[string]*topic
-	groups map[string]map[string][]int64 // group → topic → committed offset per partition
+	groups map[string]*group
 	closed bool
 	seed   maphash.Seed
 	rr     uint32
@@ -38,11 +48,26 @@ type topic struct {
 	parts [][]*stream.Record
 }
 
+// group is a consumer group: its positions per topic and the members
+// that share the partitions.
+type group struct {
+	name      string
+	positions map[string]*positions
+	members   []*consumer // those that have polled, in the order of their first Poll
+}
+
+// positions are a group's state in one topic, per partition.
+type positions struct {
+	committed []int64              // every record before it is committed
+	ahead     []map[int64]struct{} // committed records after a gap
+	owner     []*consumer          // the member reading the partition; nil: none
+}
+
 // New returns an empty bus.
 func New() *Bus {
 	b := &Bus{
 		topics:            map[string]*topic{},
-		groups:            map[string]map[string][]int64{},
+		groups:            map[string]*group{},
 		seed:              maphash.MakeSeed(),
 		DefaultPartitions: 1,
 	}
@@ -66,6 +91,9 @@ func (b *Bus) topicLocked(name string) *topic {
 func (b *Bus) EnsureTopics(_ context.Context, specs ...stream.TopicSpec) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return stream.ErrClosed
+	}
 	for _, s := range specs {
 		if _, ok := b.topics[s.Name]; ok {
 			continue
@@ -88,7 +116,9 @@ func (b *Bus) Partitions(name string) int32 {
 	return 0
 }
 
-// Produce appends copies of recs to their topics.
+// Produce appends copies of recs to their topics. A record whose value,
+// key and headers (Record.Overhead) exceed the topic's MaxRecordBytes
+// fails with stream.ErrRecordTooLarge; the records before it are kept.
 func (b *Bus) Produce(ctx context.Context, recs ...*stream.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -104,17 +134,18 @@ func (b *Bus) Produce(ctx context.Context, recs ...*stream.Record) error {
 	if b.Discard {
 		return nil
 	}
+	defer b.cond.Broadcast()
 	now := time.Now()
 	for _, r := range recs {
 		t := b.topicLocked(r.Topic)
-		if max := t.spec.MaxRecordBytes; max > 0 && len(r.Value)+len(r.Key) > int(max) {
-			return fmt.Errorf("%w: %d bytes > %d", stream.ErrRecordTooLarge, len(r.Value)+len(r.Key), max)
+		if max, size := t.spec.MaxRecordBytes, len(r.Value)+r.Overhead(); max > 0 && size > int(max) {
+			return fmt.Errorf("memory bus: %w: %d bytes > %d", stream.ErrRecordTooLarge, size, max)
 		}
 		p := r.Partition
 		switch {
 		case p >= 0:
 			if p >= t.spec.Partitions {
-				return fmt.Errorf("topic %s has no partition %d", r.Topic, p)
+				return fmt.Errorf("memory bus: topic %s has no partition %d", r.Topic, p)
 			}
 		case len(r.Key) > 0:
 			p = int32(maphash.Bytes(b.seed, r.Key) % uint64(t.spec.Partitions))
@@ -136,7 +167,6 @@ func (b *Bus) Produce(ctx context.Context, recs ...*stream.Record) error {
 		}
 		t.parts[p] = append(t.parts[p], c)
 	}
-	b.cond.Broadcast()
 	return nil
 }
 
@@ -175,7 +205,8 @@ func (b *Bus) Ping(context.Context) error {
 	return b.Fail
 }
 
-// Close wakes every consumer and makes further calls fail.
+// Close wakes every consumer and makes further calls fail with
+// stream.ErrClosed.
 func (b *Bus) Close() error {
 	b.mu.Lock()
 	b.closed = true
@@ -184,30 +215,38 @@ func (b *Bus) Close() error {
 	return nil
 }
 
-// Consume joins a group. Members of one group do not share partitions
-// fairly here: every member reads every partition from the group's committed
-// offsets, so tests should use one member per group.
+// Consume joins a group. A group that has no position in a topic yet
+// starts where cfg.Start says; later members resume from the group's
+// committed positions.
 func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 	if cfg.Group == "" || len(cfg.Topics) == 0 {
 		return nil, fmt.Errorf("memory bus: consumer needs a group and topics")
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if b.closed {
+		return nil, stream.ErrClosed
+	}
 	g := b.groups[cfg.Group]
 	if g == nil {
-		g = map[string][]int64{}
+		g = &group{name: cfg.Group, positions: map[string]*positions{}}
 		b.groups[cfg.Group] = g
 	}
-	c := &consumer{b: b, cfg: cfg, next: map[string][]int64{}}
-	for _, name := range cfg.Topics {
+	c := &consumer{b: b, g: g, max: cfg.MaxPollRecords, topics: slices.Compact(slices.Sorted(slices.Values(cfg.Topics))), next: map[string][]int64{}}
+	if c.max <= 0 {
+		c.max = 500
+	}
+	for _, name := range c.topics {
 		t := b.topicLocked(name)
-		if g[name] == nil {
-			g[name] = make([]int64, t.spec.Partitions)
-			for p := range g[name] {
-				g[name][p] = startOffset(t.parts[p], cfg.Start)
+		if g.positions[name] == nil {
+			n := t.spec.Partitions
+			pos := &positions{committed: make([]int64, n), ahead: make([]map[int64]struct{}, n), owner: make([]*consumer, n)}
+			for p := range pos.committed {
+				pos.committed[p] = startOffset(t.parts[p], cfg.Start)
 			}
+			g.positions[name] = pos
 		}
-		c.next[name] = append([]int64(nil), g[name]...)
+		c.next[name] = make([]int64, t.spec.Partitions)
 	}
 	return c, nil
 }
@@ -231,16 +270,17 @@ func startOffset(part []*stream.Record, s stream.Start) int64 {
 
 type consumer struct {
 	b      *Bus
-	cfg    stream.ConsumerConfig
-	next   map[string][]int64
+	g      *group
+	max    int
+	topics []string
+	next   map[string][]int64 // per topic and partition: the next offset to read, where owned
+	joined bool               // in g.members
 	closed bool
 }
 
+// Poll returns records of the partitions the member owns, at most
+// MaxPollRecords (default 500), waiting until there are some.
 func (c *consumer) Poll(ctx context.Context) ([]*stream.Record, error) {
-	max := c.cfg.MaxPollRecords
-	if max <= 0 {
-		max = 500
-	}
 	stop := context.AfterFunc(ctx, func() {
 		c.b.mu.Lock()
 		c.b.cond.Broadcast()
@@ -249,6 +289,10 @@ func (c *consumer) Poll(ctx context.Context) ([]*stream.Record, error) {
 	defer stop()
 	c.b.mu.Lock()
 	defer c.b.mu.Unlock()
+	if !c.joined && !c.closed {
+		c.joined = true
+		c.g.members = append(c.g.members, c)
+	}
 	for {
 		if c.closed || c.b.closed {
 			return nil, stream.ErrClosed
@@ -256,12 +300,17 @@ func (c *consumer) Poll(ctx context.Context) ([]*stream.Record, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		c.rebalance()
 		var out []*stream.Record
-		for _, name := range c.cfg.Topics {
-			t := c.b.topics[name]
+		for _, name := range c.topics {
+			t, pos := c.b.topics[name], c.g.positions[name]
 			for p, next := range c.next[name] {
-				for next < int64(len(t.parts[p])) && len(out) < max {
+				if pos.owner[p] != c {
+					continue
+				}
+				for next < int64(len(t.parts[p])) && len(out) < c.max {
 					r := *t.parts[p][next]
+					r.Handle = c.g
 					out = append(out, &r)
 					next++
 				}
@@ -275,40 +324,104 @@ func (c *consumer) Poll(ctx context.Context) ([]*stream.Record, error) {
 	}
 }
 
+// rebalance gives up the partitions that now belong to another member and
+// takes those of its own that nobody holds, from the committed position.
+// Partition p of a topic belongs to the (p mod n)-th of the n members
+// that consume the topic and have polled. Called with the bus locked.
+func (c *consumer) rebalance() {
+	changed := false
+	for _, name := range c.topics {
+		pos := c.g.positions[name]
+		var subs []*consumer
+		for _, m := range c.g.members {
+			if slices.Contains(m.topics, name) {
+				subs = append(subs, m)
+			}
+		}
+		for p := range pos.owner {
+			mine := subs[p%len(subs)] == c
+			switch {
+			case pos.owner[p] == c && !mine:
+				pos.owner[p], changed = nil, true
+			case pos.owner[p] == nil && mine:
+				pos.owner[p] = c
+				c.next[name][p] = pos.committed[p]
+			}
+		}
+	}
+	if changed {
+		c.b.cond.Broadcast()
+	}
+}
+
+// Commit marks recs as processed. A partition's position moves over the
+// records committed without a gap from it; records committed after an
+// uncommitted one wait for it. Records of partitions handed to another
+// member meanwhile are committed all the same.
 func (c *consumer) Commit(_ context.Context, recs ...*stream.Record) error {
 	c.b.mu.Lock()
 	defer c.b.mu.Unlock()
-	g := c.b.groups[c.cfg.Group]
+	if c.closed || c.b.closed {
+		return stream.ErrClosed
+	}
 	for _, r := range recs {
-		offs := g[r.Topic]
-		if offs == nil || int(r.Partition) >= len(offs) {
-			return fmt.Errorf("memory bus: commit of a record from %s/%d not consumed by group %s", r.Topic, r.Partition, c.cfg.Group)
+		pos := c.g.positions[r.Topic]
+		if r.Handle != c.g || pos == nil || r.Partition < 0 || int(r.Partition) >= len(pos.committed) {
+			return fmt.Errorf("memory bus: commit of a record %s/%d@%d not polled by group %s", r.Topic, r.Partition, r.Offset, c.g.name)
 		}
-		if r.Offset+1 > offs[r.Partition] {
-			offs[r.Partition] = r.Offset + 1
+		p := r.Partition
+		if r.Offset < pos.committed[p] {
+			continue
+		}
+		if pos.ahead[p] == nil {
+			pos.ahead[p] = map[int64]struct{}{}
+		}
+		pos.ahead[p][r.Offset] = struct{}{}
+		for {
+			if _, ok := pos.ahead[p][pos.committed[p]]; !ok {
+				break
+			}
+			delete(pos.ahead[p], pos.committed[p])
+			pos.committed[p]++
 		}
 	}
 	return nil
 }
 
+// Lag counts the records after the group's positions.
 func (c *consumer) Lag(context.Context) (int64, error) {
 	c.b.mu.Lock()
 	defer c.b.mu.Unlock()
 	var lag int64
-	g := c.b.groups[c.cfg.Group]
-	for _, name := range c.cfg.Topics {
+	for _, name := range c.topics {
 		t := c.b.topics[name]
-		for p, off := range g[name] {
+		for p, off := range c.g.positions[name].committed {
 			lag += int64(len(t.parts[p])) - off
 		}
 	}
 	return lag, nil
 }
 
+// Close leaves the group: the member's partitions go to the others, from
+// the committed positions.
 func (c *consumer) Close() error {
 	c.b.mu.Lock()
+	defer c.b.mu.Unlock()
+	if c.closed {
+		return nil
+	}
 	c.closed = true
+	if i := slices.Index(c.g.members, c); i >= 0 {
+		c.g.members = slices.Delete(c.g.members, i, i+1)
+	}
+	for _, name := range c.topics {
+		pos := c.g.positions[name]
+		for p, o := range pos.owner {
+			if o == c {
+				pos.owner[p] = nil
+			}
+		}
+	}
 	c.b.cond.Broadcast()
-	c.b.mu.Unlock()
 	return nil
 }
