@@ -58,7 +58,7 @@ func output(t *testing.T, dir, signal string, want ...string) string {
 // debug logs dropped, routes tidied, in the file sink's output.
 func TestRunAppliesExampleRules(t *testing.T) {
 	dir := t.TempDir()
-	rulesDir, _ := filepath.Abs("../../examples/rules")
+	rulesDir, _ := filepath.Abs("../examples/rules")
 	cfg := testConfig(t, dir, "rules:\n  dir: "+rulesDir+"\n")
 	p, err := Start(context.Background(), cfg, All, testLogger(t))
 	if err != nil {
