@@ -43,7 +43,11 @@ type Record struct {
 	Offset int64
 	Key    []byte
 	Value  []byte
-	// Headers keep their order. Names starting with "sluice-key",
+	// Headers keep their order on Kafka and the memory bus. NATS headers
+	// are a map of text: they come back sorted by key (the values of one
+	// key in order), and values must be text without white space at their
+	// ends (bustest.Caps: TextHeaders, SortedHeaders). sluice's own headers
+	// are text and read by key. Names starting with "sluice-key",
 	// "sluice-timestamp" or "Nats-" are reserved by the NATS bus.
 	Headers []Header
 	// Timestamp is the producer's time of the record; zero lets the bus
