@@ -322,3 +322,61 @@ func unsafeCast[T any](b []byte) []T {
 }
 
 func unsafeSizeof[T any](v T) uintptr { return unsafe.Sizeof(v) }
+
+// attrWriter builds an attributes column entry by entry, through Arrow
+// builders: slower than rawAttrs, but it takes any input column.
+type attrWriter struct {
+	m *array.MapBuilder
+	k *array.StringBuilder
+	v anyBuilder
+}
+
+func newAttrWriter(mem memory.Allocator) attrWriter {
+	m := array.NewBuilder(mem, schemas.AttributesType).(*array.MapBuilder)
+	return attrWriter{m: m, k: m.KeyBuilder().(*array.StringBuilder), v: newAnyBuilder(m.ItemBuilder().(*array.StructBuilder))}
+}
+
+// reserve makes room for about what c holds.
+func (w *attrWriter) reserve(c *mapCols, rows int) {
+	n := c.keys.Len() + rows/4
+	w.m.Reserve(rows)
+	w.k.Reserve(n)
+	w.k.ReserveData(len(c.keys.ValueBytes()) + n)
+	w.v.s.Reserve(n)
+	w.v.typ.Reserve(n)
+	w.v.str.Reserve(n)
+	w.v.str.ReserveData(len(c.vals.Str.ValueBytes()) + n)
+	w.v.i.Reserve(n)
+	w.v.d.Reserve(n)
+	w.v.b.Reserve(n)
+	w.v.by.Reserve(n)
+	w.v.by.ReserveData(len(c.vals.Bytes.ValueBytes()))
+}
+
+// copyRow appends row i of c unchanged.
+func (w *attrWriter) copyRow(c *mapCols, i int) {
+	if c.m.IsNull(i) {
+		w.m.AppendNull()
+		return
+	}
+	w.m.Append(true)
+	start, end := c.m.ValueOffsets(i)
+	for j := int(start); j < int(end); j++ {
+		w.k.Append(c.keys.Value(j))
+		w.v.copyFrom(&c.vals, j)
+	}
+}
+
+// putRow appends a rewritten row.
+func (w *attrWriter) putRow(c *mapCols, kvs []kv, base int32) {
+	w.m.Append(true)
+	for _, e := range kvs {
+		if e.orig >= 0 {
+			w.k.Append(c.keys.Value(int(e.orig + base)))
+			w.v.copyFrom(&c.vals, int(e.orig+base))
+			continue
+		}
+		w.k.Append(e.key)
+		w.v.putValue(e.val)
+	}
+}

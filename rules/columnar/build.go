@@ -3,116 +3,211 @@ package columnar
 import (
 	"fmt"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
-// runs are the maximal ranges [lo, hi) of consecutive values of idx.
-func runs(dst [][2]int, idx []int32) [][2]int {
-	dst = dst[:0]
-	for i := 0; i < len(idx); {
-		j := i + 1
-		for j < len(idx) && idx[j] == idx[j-1]+1 {
-			j++
+// build makes the output batch from the outcome of evaluate. It plans the
+// parent tables first (parentLinks, remapItems, countItems, prune), so that
+// the common case of items that all stay under their parents keeps the
+// input's parent tables and skips the plan, then writes the tables
+// (parentTables in build_tables.go, itemsTable in build_items.go).
+func (st *state) build() (*schemas.Batch, error) {
+	var pp parents
+	if err := st.parentLinks(&pp); err != nil {
+		return nil, err
+	}
+	sel := st.keptRows()
+	var ip itemParents
+	structural := false
+	if !st.keepsParents() {
+		ip = st.remapItems(&pp, sel)
+		st.countItems(&pp, &ip)
+		structural = pp.prune()
+	}
+	out := &schemas.Batch{Signal: st.b.Signal}
+	if err := st.parentTables(out, &pp, structural); err != nil {
+		out.Release()
+		return nil, err
+	}
+	if structural {
+		ip.renumber(&pp)
+	}
+	items, err := st.itemsTable(sel, &ip, structural)
+	if err != nil {
+		out.Release()
+		return nil, err
+	}
+	out.Items = items
+	return out, nil
+}
+
+// level is one parent table of the output: resources, scopes or metrics.
+// Its rows before pruning are the n rows of the input table, then the new
+// rows items moved to, row n+k a copy of input row src[k].
+type level struct {
+	n   int
+	src []int32
+	// up is the parent of each row before pruning (a row of the level
+	// above, before pruning); nil for resources.
+	up []int32
+	// had counts the items of each input row in the input, has the items
+	// of each row before pruning in the output.
+	had, has []int32
+	out      []int32 // row before pruning -> output row, or -1: it goes
+	rows     []int32 // output row -> the input row it is (or copies)
+}
+
+func (l *level) total() int { return l.n + len(l.src) }
+
+// parents is the plan of the output's parent tables.
+type parents struct {
+	res, scope, met  level
+	metRes           []int32  // resource (before pruning) of each metric row
+	metName, metUnit []string // of the new metric rows
+	// metrics: the items' metric_id and the input metrics' name and unit.
+	metricID       *array.Uint32
+	inName, inUnit *array.String
+}
+
+// itemParents are the kept items' resource, scope and metric rows: before
+// pruning (remapItems), then in the output (renumber).
+type itemParents struct{ res, scope, met []int32 }
+
+// parentLinks reads which resource each scope is under and, for metrics,
+// which scope each metric is under and which metric each point belongs
+// to, checking that every link points at a row that exists: the plan and
+// the tables index by them.
+func (st *state) parentLinks(pp *parents) error {
+	b := st.b
+	pp.res.n, pp.scope.n = int(b.Resources.NumRows()), int(b.Scopes.NumRows())
+	sRes, err := column[*array.Uint32](b.Scopes, schemas.ScopeResourceID, "scopes")
+	if err != nil {
+		return err
+	}
+	pp.scope.up = make([]int32, pp.scope.n)
+	for s := range pp.scope.n {
+		r := sRes.Value(s)
+		if int(r) >= pp.res.n {
+			return fmt.Errorf("%w: scope %d refers to resource %d of %d", schemas.ErrSchema, s, r, pp.res.n)
 		}
-		dst = append(dst, [2]int{int(idx[i]), int(idx[j-1]) + 1})
-		i = j
+		pp.scope.up[s] = int32(r)
 	}
-	return dst
+	if st.sig != otlpwire.Metrics {
+		return nil
+	}
+	return st.metricLinks(pp)
 }
 
-// table assembles a record: columns already set in cols are used as they
-// are, the others are taken from rec by rs. It releases cols.
-func table(mem memory.Allocator, rec arrow.RecordBatch, cols []arrow.Array, rs [][2]int, n int) (arrow.RecordBatch, error) {
-	defer func() {
-		for _, c := range cols {
-			if c != nil {
-				c.Release()
-			}
+// metricLinks is parentLinks for the metrics table and the points.
+func (st *state) metricLinks(pp *parents) error {
+	b := st.b
+	nMet := int(b.Metrics.NumRows())
+	pp.met.n = nMet
+	var err error
+	if pp.metricID, err = column[*array.Uint32](b.Items, schemas.PtMetricID, "data_points"); err != nil {
+		return err
+	}
+	mScope, err := column[*array.Uint32](b.Metrics, schemas.MetScopeID, "metrics")
+	if err != nil {
+		return err
+	}
+	if pp.inName, err = column[*array.String](b.Metrics, schemas.MetName, "metrics"); err != nil {
+		return err
+	}
+	if pp.inUnit, err = column[*array.String](b.Metrics, schemas.MetUnit, "metrics"); err != nil {
+		return err
+	}
+	pp.met.up, pp.metRes = make([]int32, nMet), make([]int32, nMet)
+	for m := range nMet {
+		s := mScope.Value(m)
+		if int(s) >= pp.scope.n {
+			return fmt.Errorf("%w: metric %d refers to scope %d of %d", schemas.ErrSchema, m, s, pp.scope.n)
 		}
-	}()
-	for i := range cols {
-		if cols[i] != nil {
-			continue
+		pp.met.up[m], pp.metRes[m] = int32(s), pp.scope.up[s]
+	}
+	for i := 0; i < st.n; i++ {
+		if m := pp.metricID.Value(i); int(m) >= nMet {
+			return fmt.Errorf("%w: data point %d refers to metric %d of %d", schemas.ErrSchema, i, m, nMet)
 		}
-		c, err := take(mem, rec.Column(i), rs)
-		if err != nil {
-			return nil, err
+	}
+	return nil
+}
+
+// keepsParents reports whether every item stays, under its resource, scope
+// and metric, so that the parent tables are kept as they are.
+func (st *state) keepsParents() bool {
+	if st.anyDrop || len(st.newRes) > 0 {
+		return false
+	}
+	for k := range st.patches {
+		if p := &st.patches[k]; p.res >= 0 || p.what&chMetric != 0 {
+			return false
 		}
-		cols[i] = c
 	}
-	return array.NewRecordBatch(rec.Schema(), cols, int64(n)), nil
+	return true
 }
 
-func u32Column(mem memory.Allocator, vals []int32) arrow.Array {
-	b := array.NewUint32Builder(mem)
-	defer b.Release()
-	b.Reserve(len(vals))
-	for _, v := range vals {
-		b.UnsafeAppend(uint32(v))
-	}
-	return b.NewArray()
-}
-
-// attrWriter builds an attributes column.
-type attrWriter struct {
-	m *array.MapBuilder
-	k *array.StringBuilder
-	v anyBuilder
-}
-
-func newAttrWriter(mem memory.Allocator) attrWriter {
-	m := array.NewBuilder(mem, schemas.AttributesType).(*array.MapBuilder)
-	return attrWriter{m: m, k: m.KeyBuilder().(*array.StringBuilder), v: newAnyBuilder(m.ItemBuilder().(*array.StructBuilder))}
-}
-
-// reserve makes room for about what c holds.
-func (w *attrWriter) reserve(c *mapCols, rows int) {
-	n := c.keys.Len() + rows/4
-	w.m.Reserve(rows)
-	w.k.Reserve(n)
-	w.k.ReserveData(len(c.keys.ValueBytes()) + n)
-	w.v.s.Reserve(n)
-	w.v.typ.Reserve(n)
-	w.v.str.Reserve(n)
-	w.v.str.ReserveData(len(c.vals.Str.ValueBytes()) + n)
-	w.v.i.Reserve(n)
-	w.v.d.Reserve(n)
-	w.v.b.Reserve(n)
-	w.v.by.Reserve(n)
-	w.v.by.ReserveData(len(c.vals.Bytes.ValueBytes()))
-}
-
-// copyRow appends row i of c unchanged.
-func (w *attrWriter) copyRow(c *mapCols, i int) {
-	if c.m.IsNull(i) {
-		w.m.AppendNull()
-		return
-	}
-	w.m.Append(true)
-	start, end := c.m.ValueOffsets(i)
-	for j := int(start); j < int(end); j++ {
-		w.k.Append(c.keys.Value(j))
-		w.v.copyFrom(&c.vals, j)
-	}
-}
-
-// putRow appends a rewritten row.
-func (w *attrWriter) putRow(c *mapCols, kvs []kv, base int32) {
-	w.m.Append(true)
-	for _, e := range kvs {
-		if e.orig >= 0 {
-			w.k.Append(c.keys.Value(int(e.orig + base)))
-			w.v.copyFrom(&c.vals, int(e.orig+base))
-			continue
+// keptRows returns the item rows that are not dropped, in order.
+func (st *state) keptRows() []int32 {
+	sel := make([]int32, 0, st.n)
+	for i := 0; i < st.n; i++ {
+		if !st.drop[i] {
+			sel = append(sel, int32(i))
 		}
-		w.k.Append(e.key)
-		w.v.putValue(e.val)
 	}
+	return sel
+}
+
+// patchAt returns the patch of item row i, or nil.
+func (st *state) patchAt(i int32) *patch {
+	if pi := st.patchOf[i]; pi >= 0 {
+		return &st.patches[pi]
+	}
+	return nil
+}
+
+// remapItems gives each kept item its resource, scope and metric row
+// before pruning. An item whose resource the rules changed moves to its
+// new resource, under a copy of its scope; a point that moves scope, or
+// whose metric name or unit the rules changed, moves to a copy of its
+// metric (remap).
+func (st *state) remapItems(pp *parents, sel []int32) itemParents {
+	pp.res.src = make([]int32, len(st.newRes))
+	for k := range st.newRes {
+		pp.res.src[k] = int32(st.newRes[k].orig)
+	}
+	ip := itemParents{res: make([]int32, len(sel)), scope: make([]int32, len(sel))}
+	metrics := st.sig == otlpwire.Metrics
+	if metrics {
+		ip.met = make([]int32, len(sel))
+	}
+	rm := remap{pp: pp, scopeBy: map[[2]int32]int32{}, metBy: map[metricKey]int32{}}
+	for k, i := range sel {
+		r, s := int32(st.resID.Value(int(i))), int32(st.scopeID.Value(int(i)))
+		p := st.patchAt(i)
+		res, scope := r, s
+		if p != nil && p.res >= 0 {
+			res = int32(pp.res.n) + p.res
+			scope = rm.scopeCopy(s, res)
+		}
+		ip.res[k], ip.scope[k] = res, scope
+		if metrics {
+			ip.met[k] = rm.metric(int(i), p, s, scope, res)
+		}
+	}
+	return ip
+}
+
+// remap is remapItems' record of the copies it made: one scope copy per
+// input scope and new resource, one metric copy per input metric, scope,
+// name and unit.
+type remap struct {
+	pp      *parents
+	scopeBy map[[2]int32]int32 // {input scope, resource} -> scope row
+	metBy   map[metricKey]int32
 }
 
 type metricKey struct {
@@ -120,497 +215,113 @@ type metricKey struct {
 	name, unit string
 }
 
-// parents holds the parent tables' rows of the output.
-type parents struct {
-	resSrc, scopeSrc, metSrc []int32 // output row -> input row (before pruning)
-	newScopes, newMets       int
-	metName, metUnit         []string // of new metrics
-	scopeRes                 []int32  // output (pre-prune) scope -> output resource
-	metScope, metRes         []int32
+// scopeCopy returns the copy of input scope s under new resource res.
+func (rm *remap) scopeCopy(s, res int32) int32 {
+	l := &rm.pp.scope
+	key := [2]int32{s, res}
+	ns, ok := rm.scopeBy[key]
+	if !ok {
+		ns = int32(l.total())
+		rm.scopeBy[key] = ns
+		l.src = append(l.src, s)
+		l.up = append(l.up, res)
+	}
+	return ns
 }
 
-// build makes the output batch from the outcome of evaluate.
-func (st *state) build() (*schemas.Batch, error) {
-	b, mem := st.b, st.e.mem
-	metrics := st.sig == otlpwire.Metrics
-	nRes, nScopes := int(b.Resources.NumRows()), int(b.Scopes.NumRows())
-	nMet := 0
-	var metricID, metScopeCol *array.Uint32
-	var err error
-	if metrics {
-		nMet = int(b.Metrics.NumRows())
-		if metricID, err = column[*array.Uint32](b.Items, schemas.PtMetricID, "data_points"); err != nil {
-			return nil, err
-		}
-		if metScopeCol, err = column[*array.Uint32](b.Metrics, schemas.MetScopeID, "metrics"); err != nil {
-			return nil, err
-		}
+// metric returns the metric row of point i, whose patch is p (or nil),
+// input scope s, and scope and resource before pruning scope and res.
+func (rm *remap) metric(i int, p *patch, s, scope, res int32) int32 {
+	pp := rm.pp
+	m := int32(pp.metricID.Value(i))
+	renamed := p != nil && p.what&chMetric != 0
+	if scope == s && !renamed {
+		return m
 	}
-	sResCol, err := column[*array.Uint32](b.Scopes, schemas.ScopeResourceID, "scopes")
-	if err != nil {
-		return nil, err
+	key := metricKey{m: m, scope: scope, name: pp.inName.Value(int(m)), unit: pp.inUnit.Value(int(m))}
+	if renamed {
+		key.name, key.unit = p.name, p.unit
 	}
+	nm, ok := rm.metBy[key]
+	if !ok {
+		nm = int32(pp.met.total())
+		rm.metBy[key] = nm
+		pp.met.src = append(pp.met.src, m)
+		pp.met.up = append(pp.met.up, scope)
+		pp.metRes = append(pp.metRes, res)
+		pp.metName = append(pp.metName, key.name)
+		pp.metUnit = append(pp.metUnit, key.unit)
+	}
+	return nm
+}
 
-	// simple: every item stays, under its resource, scope and metric, so
-	// the parent tables are kept as they are.
-	simple := !st.anyDrop && len(st.newRes) == 0
-	for k := range st.patches {
-		if p := &st.patches[k]; p.res >= 0 || p.what&chMetric != 0 {
-			simple = false
-			break
-		}
+// countItems counts the items of each parent row: in the input all items,
+// in the output the kept ones under their rows before pruning (ip).
+func (st *state) countItems(pp *parents, ip *itemParents) {
+	had := make([]int32, pp.res.n+pp.scope.n+pp.met.n)
+	has := make([]int32, pp.res.total()+pp.scope.total()+pp.met.total())
+	for _, l := range [...]*level{&pp.res, &pp.scope, &pp.met} {
+		l.had, had = had[:l.n:l.n], had[l.n:]
+		l.has, has = has[:l.total():l.total()], has[l.total():]
 	}
-
-	// Kept rows and their parents (before pruning).
-	sel := make([]int32, 0, st.n)
 	for i := 0; i < st.n; i++ {
-		if !st.drop[i] {
-			sel = append(sel, int32(i))
-		}
+		pp.res.had[st.resID.Value(i)]++
+		pp.scope.had[st.scopeID.Value(i)]++
 	}
-	var pp parents
-	pp.scopeRes = make([]int32, nScopes)
-	for s := range nScopes {
-		r := sResCol.Value(s)
-		if int(r) >= nRes {
-			return nil, fmt.Errorf("%w: scope %d refers to resource %d of %d", schemas.ErrSchema, s, r, nRes)
-		}
-		pp.scopeRes[s] = int32(r)
-	}
-	if metrics {
-		pp.metScope = make([]int32, nMet)
-		pp.metRes = make([]int32, nMet)
-		for m := range nMet {
-			s := metScopeCol.Value(m)
-			if int(s) >= nScopes {
-				return nil, fmt.Errorf("%w: metric %d refers to scope %d of %d", schemas.ErrSchema, m, s, nScopes)
-			}
-			pp.metScope[m] = int32(s)
-			pp.metRes[m] = pp.scopeRes[s]
-		}
-	}
-	var outRes, outScope, outMet []int32
-	if !simple {
-		outRes = make([]int32, len(sel))
-		outScope = make([]int32, len(sel))
-		if metrics {
-			outMet = make([]int32, len(sel))
-		}
-	}
-	newScopeBy := map[[2]int32]int32{}
-	newMetBy := map[metricKey]int32{}
-	var metName, metUnit *array.String
-	if metrics {
-		if metName, err = column[*array.String](b.Metrics, schemas.MetName, "metrics"); err != nil {
-			return nil, err
-		}
-		if metUnit, err = column[*array.String](b.Metrics, schemas.MetUnit, "metrics"); err != nil {
-			return nil, err
-		}
-	}
-	for k, i := range sel {
-		if simple {
-			break
-		}
-		r, s := int32(st.resID.Value(int(i))), int32(st.scopeID.Value(int(i)))
-		var p *patch
-		if pi := st.patchOf[i]; pi >= 0 {
-			p = &st.patches[pi]
-		}
-		res, scope := r, s
-		if p != nil && p.res >= 0 {
-			res = int32(nRes) + p.res
-			key := [2]int32{s, res}
-			ns, ok := newScopeBy[key]
-			if !ok {
-				ns = int32(nScopes + len(pp.scopeSrc))
-				newScopeBy[key] = ns
-				pp.scopeSrc = append(pp.scopeSrc, s)
-				pp.scopeRes = append(pp.scopeRes, res)
-			}
-			scope = ns
-		}
-		outRes[k], outScope[k] = res, scope
-		if metrics {
-			m := int32(metricID.Value(int(i)))
-			if scope != s || p != nil && p.what&chMetric != 0 {
-				key := metricKey{m: m, scope: scope, name: metName.Value(int(m)), unit: metUnit.Value(int(m))}
-				if p != nil && p.what&chMetric != 0 {
-					key.name, key.unit = p.name, p.unit
-				}
-				nm, ok := newMetBy[key]
-				if !ok {
-					nm = int32(nMet + len(pp.metSrc))
-					newMetBy[key] = nm
-					pp.metSrc = append(pp.metSrc, m)
-					pp.metName = append(pp.metName, key.name)
-					pp.metUnit = append(pp.metUnit, key.unit)
-					pp.metScope = append(pp.metScope, scope)
-					pp.metRes = append(pp.metRes, res)
-				}
-				m = nm
-			}
-			outMet[k] = m
-		}
-	}
-	pp.newScopes, pp.newMets = len(pp.scopeSrc), len(pp.metSrc)
-
-	// Pruning: a parent that had items and has none left goes, and so do
-	// the children of a parent that goes.
-	totRes, totScopes, totMet := nRes+len(st.newRes), nScopes+pp.newScopes, nMet+pp.newMets
-	before := make([]int32, nRes+nScopes+nMet)
-	after := make([]int32, totRes+totScopes+totMet)
-	bRes, bScope, bMet := before[:nRes], before[nRes:nRes+nScopes], before[nRes+nScopes:]
-	aRes, aScope, aMet := after[:totRes], after[totRes:totRes+totScopes], after[totRes+totScopes:]
-	if simple && metrics {
+	if pp.metricID != nil {
 		for i := 0; i < st.n; i++ {
-			if m := metricID.Value(i); int(m) >= nMet {
-				return nil, fmt.Errorf("%w: data point %d refers to metric %d of %d", schemas.ErrSchema, i, m, nMet)
-			}
+			pp.met.had[pp.metricID.Value(i)]++
 		}
 	}
-	for i := 0; i < st.n && !simple; i++ {
-		bRes[st.resID.Value(i)]++
-		bScope[st.scopeID.Value(i)]++
-		if metrics {
-			m := metricID.Value(i)
-			if int(m) >= nMet {
-				return nil, fmt.Errorf("%w: data point %d refers to metric %d of %d", schemas.ErrSchema, i, m, nMet)
-			}
-			bMet[m]++
-		}
+	for k := range ip.res {
+		pp.res.has[ip.res[k]]++
+		pp.scope.has[ip.scope[k]]++
 	}
-	for k := range outRes {
-		aRes[outRes[k]]++
-		aScope[outScope[k]]++
-		if metrics {
-			aMet[outMet[k]]++
-		}
+	for _, m := range ip.met {
+		pp.met.has[m]++
 	}
-	structural := len(st.newRes) > 0 || pp.newScopes > 0 || pp.newMets > 0
-	resMap := make([]int32, totRes)
-	var resRows []int32
-	for r := range totRes {
-		if r < nRes && bRes[r] > 0 && aRes[r] == 0 {
-			resMap[r] = -1
-			structural = true
-			continue
-		}
-		resMap[r] = int32(len(resRows))
-		if r < nRes {
-			resRows = append(resRows, int32(r))
-		} else {
-			resRows = append(resRows, int32(st.newRes[r-nRes].orig))
-		}
-	}
-	scopeMap := make([]int32, totScopes)
-	var scopeRows []int32
-	for s := range totScopes {
-		if resMap[pp.scopeRes[s]] < 0 || s < nScopes && bScope[s] > 0 && aScope[s] == 0 {
-			scopeMap[s] = -1
-			structural = true
-			continue
-		}
-		scopeMap[s] = int32(len(scopeRows))
-		if s < nScopes {
-			scopeRows = append(scopeRows, int32(s))
-		} else {
-			scopeRows = append(scopeRows, pp.scopeSrc[s-nScopes])
-		}
-	}
-	metMap := make([]int32, totMet)
-	var metRows []int32
-	for m := range totMet {
-		if scopeMap[pp.metScope[m]] < 0 || m < nMet && bMet[m] > 0 && aMet[m] == 0 {
-			metMap[m] = -1
-			structural = true
-			continue
-		}
-		metMap[m] = int32(len(metRows))
-		if m < nMet {
-			metRows = append(metRows, int32(m))
-		} else {
-			metRows = append(metRows, pp.metSrc[m-nMet])
-		}
-	}
-
-	out := &schemas.Batch{Signal: b.Signal}
-	ok := false
-	defer func() {
-		if !ok {
-			out.Release()
-		}
-	}()
-	if !structural {
-		b.Resources.Retain()
-		b.Scopes.Retain()
-		out.Resources, out.Scopes = b.Resources, b.Scopes
-		if metrics {
-			b.Metrics.Retain()
-			out.Metrics = b.Metrics
-		}
-	} else {
-		if out.Resources, err = st.resourcesTable(resRows, nRes, resMap); err != nil {
-			return nil, err
-		}
-		// Scopes: resource_id renumbered.
-		cols := make([]arrow.Array, b.Scopes.NumCols())
-		ids := make([]int32, 0, len(scopeRows))
-		for s := range totScopes {
-			if scopeMap[s] >= 0 {
-				ids = append(ids, resMap[pp.scopeRes[s]])
-			}
-		}
-		cols[schemas.ScopeResourceID] = u32Column(mem, ids)
-		var rs [][2]int
-		if out.Scopes, err = table(mem, b.Scopes, cols, runs(rs, scopeRows), len(scopeRows)); err != nil {
-			return nil, err
-		}
-		if metrics {
-			cols := make([]arrow.Array, b.Metrics.NumCols())
-			rids, sids := make([]int32, 0, len(metRows)), make([]int32, 0, len(metRows))
-			nb, ub := array.NewStringBuilder(mem), array.NewStringBuilder(mem)
-			for m := range totMet {
-				if metMap[m] < 0 {
-					continue
-				}
-				rids = append(rids, resMap[pp.metRes[m]])
-				sids = append(sids, scopeMap[pp.metScope[m]])
-				if m < nMet {
-					nb.Append(metName.Value(m))
-					ub.Append(metUnit.Value(m))
-				} else {
-					nb.Append(pp.metName[m-nMet])
-					ub.Append(pp.metUnit[m-nMet])
-				}
-			}
-			cols[schemas.MetResourceID] = u32Column(mem, rids)
-			cols[schemas.MetScopeID] = u32Column(mem, sids)
-			cols[schemas.MetName], cols[schemas.MetUnit] = nb.NewArray(), ub.NewArray()
-			nb.Release()
-			ub.Release()
-			if out.Metrics, err = table(mem, b.Metrics, cols, runs(nil, metRows), len(metRows)); err != nil {
-				return nil, err
-			}
-		}
-	}
-
-	// Items.
-	it := b.Items
-	cols := make([]arrow.Array, it.NumCols())
-	if structural {
-		for k := range sel {
-			outRes[k] = resMap[outRes[k]]
-			outScope[k] = scopeMap[outScope[k]]
-			if metrics {
-				outMet[k] = metMap[outMet[k]]
-			}
-		}
-		cols[0], cols[1] = u32Column(mem, outRes), u32Column(mem, outScope)
-		if metrics {
-			cols[schemas.PtMetricID] = u32Column(mem, outMet)
-		}
-	}
-	var what uint16
-	for _, p := range st.patches {
-		what |= p.what
-	}
-	if what&chAttrs != 0 {
-		col := map[otlpwire.Signal]int{otlpwire.Metrics: schemas.PtAttributes, otlpwire.Logs: schemas.LogAttributes, otlpwire.Traces: schemas.SpanAttributes}[st.sig]
-		if plainAttrs(&st.itAttrs) {
-			cols[col] = st.attrColumn(sel)
-		} else {
-			w := newAttrWriter(mem)
-			w.reserve(&st.itAttrs, len(sel))
-			for _, i := range sel {
-				if pi := st.patchOf[i]; pi >= 0 && st.patches[pi].what&chAttrs != 0 {
-					p := &st.patches[pi]
-					w.putRow(&st.itAttrs, st.kvs[p.kvStart:p.kvEnd], st.patchBase(int(i), p))
-				} else {
-					w.copyRow(&st.itAttrs, int(i))
-				}
-			}
-			cols[col] = w.m.NewArray()
-			w.m.Release()
-		}
-	}
-	if err := st.fieldColumns(cols, sel, what); err != nil {
-		for _, c := range cols {
-			if c != nil {
-				c.Release()
-			}
-		}
-		return nil, err
-	}
-	if out.Items, err = table(mem, it, cols, runs(nil, sel), len(sel)); err != nil {
-		return nil, err
-	}
-	ok = true
-	return out, nil
 }
 
-// resourcesTable builds the resources table of rows (input rows; those
-// from nRes on in resMap order are new resources).
-func (st *state) resourcesTable(rows []int32, nRes int, resMap []int32) (arrow.RecordBatch, error) {
-	mem, b := st.e.mem, st.b
-	cols := make([]arrow.Array, b.Resources.NumCols())
-	if len(st.newRes) > 0 {
-		w := newAttrWriter(mem)
-		for r := range resMap {
-			if resMap[r] < 0 {
-				continue
-			}
-			if r < nRes {
-				w.copyRow(&st.resAttrs, r)
-			} else {
-				w.putRow(&st.resAttrs, st.newRes[r-nRes].kvs, 0)
-			}
-		}
-		cols[schemas.ResAttributes] = w.m.NewArray()
-		w.m.Release()
-	}
-	return table(mem, b.Resources, cols, runs(nil, rows), len(rows))
+// prune numbers the output rows of the parent tables. It reports whether
+// they differ from the input's: rows were added or rows go.
+func (pp *parents) prune() bool {
+	structural := len(pp.res.src) > 0 || len(pp.scope.src) > 0 || len(pp.met.src) > 0
+	structural = pp.res.prune(nil) || structural
+	structural = pp.scope.prune(pp.res.out) || structural
+	structural = pp.met.prune(pp.scope.out) || structural
+	return structural
 }
 
-// fieldColumns rebuilds the item columns of fields the rules changed.
-func (st *state) fieldColumns(cols []arrow.Array, sel []int32, what uint16) error {
-	mem, it := st.e.mem, st.b.Items
-	patchOf := func(i int32) *patch {
-		if pi := st.patchOf[i]; pi >= 0 {
-			return &st.patches[pi]
+// prune sets l.out and l.rows: a row goes when its parent went (upOut is
+// the out of the level above) or when it had items and has none left. A
+// parent that arrived without items stays: the rules did not empty it.
+func (l *level) prune(upOut []int32) (gone bool) {
+	tot := l.total()
+	l.out = make([]int32, tot)
+	l.rows = make([]int32, 0, tot)
+	for r := range tot {
+		if l.up != nil && upOut[l.up[r]] < 0 || r < l.n && l.had[r] > 0 && l.has[r] == 0 {
+			l.out[r] = -1
+			gone = true
+			continue
 		}
-		return nil
-	}
-	strCol := func(col int, bit uint16, get func(p *patch) string) error {
-		src, err := column[*array.String](it, col, "items")
-		if err != nil {
-			return err
-		}
-		bl := array.NewStringBuilder(mem)
-		defer bl.Release()
-		bl.Reserve(len(sel))
-		for _, i := range sel {
-			if p := patchOf(i); p != nil && p.what&bit != 0 {
-				bl.Append(get(p))
-			} else {
-				bl.Append(src.Value(int(i)))
-			}
-		}
-		cols[col] = bl.NewArray()
-		return nil
-	}
-	switch st.sig {
-	case otlpwire.Logs:
-		if what&chText != 0 {
-			if err := strCol(schemas.LogSeverityText, chText, func(p *patch) string { return p.text }); err != nil {
-				return err
-			}
-		}
-		if what&chSevNum != 0 {
-			src, err := column[*array.Int32](it, schemas.LogSeverityNumber, "log_records")
-			if err != nil {
-				return err
-			}
-			bl := array.NewInt32Builder(mem)
-			defer bl.Release()
-			for _, i := range sel {
-				if p := patchOf(i); p != nil && p.what&chSevNum != 0 {
-					bl.Append(int32(p.sevNum))
-				} else {
-					bl.Append(src.Value(int(i)))
-				}
-			}
-			cols[schemas.LogSeverityNumber] = bl.NewArray()
-		}
-		if what&chBody != 0 {
-			src, err := newAnyCols(it.Column(schemas.LogBody))
-			if err != nil {
-				return err
-			}
-			sb := array.NewStructBuilder(mem, schemas.AnyValueType)
-			defer sb.Release()
-			w := newAnyBuilder(sb)
-			for _, i := range sel {
-				if p := patchOf(i); p != nil && p.what&chBody != 0 {
-					w.putValue(p.body)
-				} else {
-					w.copyFrom(&src, int(i))
-				}
-			}
-			cols[schemas.LogBody] = sb.NewArray()
-		}
-	case otlpwire.Traces:
-		if what&chName != 0 {
-			if err := strCol(schemas.SpanName, chName, func(p *patch) string { return p.name }); err != nil {
-				return err
-			}
-		}
-		if what&chText != 0 {
-			if err := strCol(schemas.SpanStatusMessage, chText, func(p *patch) string { return p.text }); err != nil {
-				return err
-			}
-			// A message on a span without status needs a status to be
-			// written: give it code unset.
-			src, err := column[*array.Int32](it, schemas.SpanStatusCode, "spans")
-			if err != nil {
-				return err
-			}
-			bl := array.NewInt32Builder(mem)
-			defer bl.Release()
-			for _, i := range sel {
-				switch p := patchOf(i); {
-				case src.IsValid(int(i)):
-					bl.Append(src.Value(int(i)))
-				case p != nil && p.what&chText != 0 && p.text != "":
-					bl.Append(0)
-				default:
-					bl.AppendNull()
-				}
-			}
-			cols[schemas.SpanStatusCode] = bl.NewArray()
+		l.out[r] = int32(len(l.rows))
+		if r < l.n {
+			l.rows = append(l.rows, int32(r))
+		} else {
+			l.rows = append(l.rows, l.src[r-l.n])
 		}
 	}
-	return nil
+	return gone
 }
 
-// attrColumn builds the items' attributes column of rows sel with rawAttrs:
-// rows without rewritten attributes are copied with their entries in bulk.
-func (st *state) attrColumn(sel []int32) arrow.Array {
-	// w is a local copy, so that the slice headers it updates per row are
-	// not heap writes (with their GC write barriers).
-	var wv rawAttrs
-	wv.rowValid = st.raw.rowValid
-	w := &wv
-	c := &st.itAttrs
-	w.reset(c, st.e.mem)
-	// A patch the memo shares gives equal rows: the first is built, the
-	// others copy it.
-	st.memoOut = resize(st.memoOut, len(st.memo.entries))
-	for k := range st.memoOut {
-		st.memoOut[k] = -1
+// renumber turns the items' parent rows before pruning into output rows.
+func (ip *itemParents) renumber(pp *parents) {
+	for k := range ip.res {
+		ip.res[k] = pp.res.out[ip.res[k]]
+		ip.scope[k] = pp.scope.out[ip.scope[k]]
 	}
-	for _, i := range sel {
-		if pi := st.patchOf[i]; pi >= 0 && st.patches[pi].what&chAttrs != 0 {
-			p := &st.patches[pi]
-			if p.memo > 0 && int(p.memo) <= len(st.memoOut) {
-				if r := st.memoOut[p.memo-1]; r >= 0 {
-					w.copyOutRow(int(r))
-					continue
-				}
-				st.memoOut[p.memo-1] = int32(w.rows)
-			}
-			w.putRow(c, st.kvs[p.kvStart:p.kvEnd], st.patchBase(int(i), p))
-			continue
-		}
-		if c.m.IsNull(int(i)) {
-			w.endRow(false)
-			continue
-		}
-		start, end := c.m.ValueOffsets(int(i))
-		w.copyEntries(c, int(start), int(end))
-		w.endRow(true)
+	for k, m := range ip.met {
+		ip.met[k] = pp.met.out[m]
 	}
-	col := w.finish(st.e.mem)
-	st.raw.rowValid = w.rowValid[:0]
-	return col
 }

@@ -1,15 +1,9 @@
 package columnar
 
 import (
-	"encoding/hex"
 	"fmt"
-	"slices"
-	"strconv"
-	"unsafe"
 
-	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/bitutil"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/rules"
@@ -56,290 +50,77 @@ type newResource struct {
 	kvs            []kv // owned copy (st.kvs is reused)
 }
 
-// mapCols reads a map<string, AnyValue> column.
-type mapCols struct {
-	m    *array.Map
-	keys *array.String
-	vals anyCols
-	// Raw views of the entry columns, indexed by entry (as keys.Value):
-	// the entries of a row are contiguous, so the keys (string values) of
-	// a row are one byte range keyData[keyOff[start]-keyOff[0]:keyOff[end]-keyOff[0]].
-	keyOff  []int32
-	keyData []byte
-	typs    []uint8
-	strOff  []int32
-	strData []byte
-	anyTrue bool // some bool value is true
+// rowEval is what evaluate's steps share about the batch: the signal's
+// Env, and the functions that fill its fields from an item row and record
+// which of them the rules changed (metricFields, logFields, spanFields).
+type rowEval struct {
+	env           rules.Env
+	common        *rules.Common
+	fill          func(i int) error
+	diff          func(i int, p *patch)
+	nRes, nScopes int
 }
 
-func newMapCols(a arrow.Array) (mapCols, error) {
-	m, ok := a.(*array.Map)
-	if !ok {
-		return mapCols{}, fmt.Errorf("%w: attributes column is %s", schemas.ErrSchema, a.DataType())
-	}
-	k, ok := m.Keys().(*array.String)
-	if !ok {
-		return mapCols{}, fmt.Errorf("%w: attributes keys are %s", schemas.ErrSchema, m.Keys().DataType())
-	}
-	v, err := newAnyCols(m.Items())
-	if err != nil {
-		return mapCols{}, err
-	}
-	c := mapCols{m: m, keys: k, vals: v}
-	if n := v.Bool.Len(); n > 0 {
-		if bm := v.Bool.Data().Buffers()[1]; bm != nil {
-			c.anyTrue = bitutil.CountSetBits(bm.Bytes(), v.Bool.Data().Offset(), n) > 0
-		}
-	}
-	if k.Len() > 0 && v.Type.Len() == k.Len() && v.Str.Len() == k.Len() {
-		c.keyOff, c.keyData = k.ValueOffsets(), k.ValueBytes()
-		c.typs = v.Type.Uint8Values()
-		c.strOff, c.strData = v.Str.ValueOffsets(), v.Str.ValueBytes()
-	}
-	return c, nil
-}
-
-// state is the per-call state of Engine.Apply, reused across batches.
-type state struct {
-	e    *Engine
-	ev   *rules.Evaluator
-	b    *schemas.Batch
-	sig  otlpwire.Signal
-	info sigInfo
-
-	menv rules.MetricEnv
-	lenv rules.LogEnv
-	senv rules.SpanEnv
-
-	attrs    map[string]any // the item's attributes, cleared per row
-	resCOW   map[string]any // the item's resource copy when rules write resource
-	origVals []any          // values of the item's attributes as read
-	hasDup   bool
-
-	resMaps []map[string]any // per resource row, read-only, built lazily
-	resDone []bool
-	scopes  []rules.Scope
-
-	arena []byte // hex ids of this batch (strings alias it)
-	box   boxer
-	memo  rowMemo
-	// fieldKeys append the fields of sigInfo.fields of a row to a memo key.
-	fieldKeys []func(b []byte, i int) []byte
-	raw       rawAttrs
-	tally     rules.Tally
-
-	// outcome
-	n        int
-	drop     []bool
-	anyDrop  bool
-	patchOf  []int32
-	patches  []patch
-	kvs      []kv
-	newRes   []newResource
-	newResBy map[string]int32
-	sigBuf   []byte
-	errCount int
-	firstErr error
-
-	memoOut []int32 // per memo entry, the output row of its attributes (attrColumn)
-
-	// input columns
-	resAttrs mapCols
-	itAttrs  mapCols
-	resID    *array.Uint32
-	scopeID  *array.Uint32
-}
-
-func newState(e *Engine) *state {
-	return &state{e: e, ev: e.set.NewEvaluator(), attrs: map[string]any{}, resCOW: map[string]any{}, newResBy: map[string]int32{}}
-}
-
-func (st *state) begin(b *schemas.Batch, sig otlpwire.Signal, info sigInfo) {
-	st.b, st.sig, st.info = b, sig, info
-	st.ev.Reset()
-	st.arena = st.arena[:0]
-	st.n = int(b.Items.NumRows())
-	st.drop = resize(st.drop, st.n)
-	clear(st.drop)
-	st.patchOf = resize(st.patchOf, st.n)
-	st.anyDrop = false
-	st.patches = st.patches[:0]
-	st.kvs = st.kvs[:0]
-	st.newRes = st.newRes[:0]
-	clear(st.newResBy)
-	st.errCount, st.firstErr = 0, nil
-	if info.memo {
-		st.memo.reset()
-	}
-}
-
-// end drops references to the batch so that the pooled state does not keep
-// its memory alive.
-func (st *state) end() {
-	st.b = nil
-	st.box.drop()
-	clear(st.attrs)
-	clear(st.resCOW)
-	clear(st.origVals)
-	clear(st.resMaps)
-	clear(st.scopes)
-	clear(st.kvs[:cap(st.kvs)])
-	clear(st.patches[:cap(st.patches)])
-	st.newRes = st.newRes[:0]
-	clear(st.newResBy)
-	st.menv, st.lenv, st.senv = rules.MetricEnv{}, rules.LogEnv{}, rules.SpanEnv{}
-	st.firstErr = nil
-	st.resAttrs, st.itAttrs = mapCols{}, mapCols{}
-	st.resID, st.scopeID = nil, nil
-	st.memo.reset()
-	clear(st.fieldKeys)
-	st.fieldKeys = st.fieldKeys[:0]
-}
-
-func resize[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
-	}
-	return s[:n]
-}
-
-func column[T arrow.Array](rec arrow.RecordBatch, i int, what string) (T, error) {
-	var zero T
-	if rec == nil || i >= int(rec.NumCols()) {
-		return zero, fmt.Errorf("%w: %s has no column %d", schemas.ErrSchema, what, i)
-	}
-	a, ok := rec.Column(i).(T)
-	if !ok {
-		return zero, fmt.Errorf("%w: %s column %d is %s", schemas.ErrSchema, what, i, rec.Column(i).DataType())
-	}
-	return a, nil
-}
-
-// hexString returns id as lowercase hex, a string in the batch's arena.
-func (st *state) hexString(id []byte) string {
-	if len(id) == 0 {
-		return ""
-	}
-	start := len(st.arena)
-	st.arena = hex.AppendEncode(st.arena, id)
-	return unsafe.String(&st.arena[start], len(st.arena)-start)
-}
-
-// resource returns the resource attributes of row r, decoded once.
-func (st *state) resource(r int) map[string]any {
-	if st.resDone[r] {
-		return st.resMaps[r]
-	}
-	st.resDone[r] = true
-	if st.resAttrs.m.IsNull(r) {
-		st.resMaps[r] = nil
-		return nil
-	}
-	start, end := st.resAttrs.m.ValueOffsets(r)
-	m := make(map[string]any, end-start)
-	for j := int(start); j < int(end); j++ {
-		m[st.resAttrs.keys.Value(j)] = st.resAttrs.vals.value(j, &st.box)
-	}
-	st.resMaps[r] = m
-	return m
-}
-
-// fillAttrs loads the attributes of item row i into st.attrs.
-func (st *state) fillAttrs(i int) {
-	m := st.attrs
-	clear(m)
-	st.origVals = st.origVals[:0]
-	start, end := st.itAttrs.m.ValueOffsets(i)
-	for j := int(start); j < int(end); j++ {
-		v := st.itAttrs.vals.value(j, &st.box)
-		st.origVals = append(st.origVals, v)
-		m[st.itAttrs.keys.Value(j)] = v
-	}
-	st.hasDup = len(m) != int(end-start)
-}
-
-// attrsChanged reports whether the rules changed the attributes of row i.
-func (st *state) attrsChanged(i int) bool {
-	if st.hasDup || len(st.attrs) != len(st.origVals) {
-		return true
-	}
-	start, _ := st.itAttrs.m.ValueOffsets(i)
-	for k, ov := range st.origVals {
-		v, ok := st.attrs[st.itAttrs.keys.Value(int(start)+k)]
-		if !ok || !rules.SameValue(v, ov) {
-			return true
-		}
-	}
-	return false
-}
-
-// appendKVs appends to st.kvs the entries of m as a rewrite of entries
-// [start, end) of c whose decoded values are orig: entries still present
-// keep their position (copied as they are when their value did not change),
-// then new keys follow in key order.
-func (st *state) appendKVs(m map[string]any, c *mapCols, start, end int, dups bool, orig func(k int) any) {
-	first := len(st.kvs)
-	for j := start; j < end; j++ {
-		key := c.keys.Value(j)
-		dup := false
-		for _, prev := range st.kvs[first:] {
-			if !dups {
-				break
-			}
-			if prev.key == key {
-				dup = true
-				break
-			}
-		}
-		if dup {
-			continue
-		}
-		v, ok := m[key]
-		if !ok {
-			continue
-		}
-		if rules.SameValue(v, orig(j-start)) {
-			st.kvs = append(st.kvs, kv{orig: int32(j), key: key})
-		} else {
-			st.kvs = append(st.kvs, kv{orig: -1, key: key, val: v})
-		}
-	}
-	known := len(st.kvs)
-	if len(m) > known-first {
-		for k, v := range m {
-			found := false
-			for _, e := range st.kvs[first:known] {
-				if e.key == k {
-					found = true
-					break
-				}
-			}
-			if !found {
-				st.kvs = append(st.kvs, kv{orig: -1, key: k, val: v})
-			}
-		}
-		slices.SortFunc(st.kvs[known:], func(a, b kv) int {
-			if a.key < b.key {
-				return -1
-			}
-			if a.key > b.key {
-				return 1
-			}
-			return 0
-		})
-	}
-}
-
+// evaluate runs the rules on every item row and records the outcome in st
+// (drop, patchOf, patches, kvs, newRes) for build. Per row: the memo, when
+// the rules allow it, replays the outcome of an equal row (memoRow); else
+// the Env is filled (fillEnv, rowEval.fill), the rules run (applyRules) and
+// what they did is recorded (dropRow, recordPatch).
 func (st *state) evaluate() error {
+	var re rowEval
+	if err := st.prepare(&re); err != nil {
+		return err
+	}
+	memo := st.info.memo
+	for i := 0; i < st.n; i++ {
+		st.patchOf[i] = -1
+		r, s := int(st.resID.Value(i)), int(st.scopeID.Value(i))
+		if r >= re.nRes || s >= re.nScopes {
+			return fmt.Errorf("%w: item %d refers to resource %d of %d, scope %d of %d", schemas.ErrSchema, i, r, re.nRes, s, re.nScopes)
+		}
+		var me *memoEntry
+		if memo && !st.memo.off {
+			var hit bool
+			if me, hit = st.memoRow(i, r, s); hit {
+				continue
+			}
+		}
+		keys, res := st.fillEnv(re.common, i, r, s)
+		if err := re.fill(i); err != nil {
+			return err
+		}
+		out := st.applyRules(re.env, keys, me)
+		if out.Drop {
+			st.dropRow(i, me)
+		} else if out.Changed {
+			st.recordPatch(&re, i, r, res, me)
+		}
+	}
+	return nil
+}
+
+// prepare reads the batch's columns that evaluate's loop uses.
+func (st *state) prepare(re *rowEval) error {
+	if err := st.parentInputs(re); err != nil {
+		return err
+	}
+	if err := st.signalEnv(re); err != nil {
+		return err
+	}
+	return st.itemInputs()
+}
+
+// parentInputs reads the resource attributes (decoded per resource row
+// when an item first needs them, see resource) and the scopes.
+func (st *state) parentInputs(re *rowEval) error {
 	b := st.b
 	var err error
-	nRes := int(b.Resources.NumRows())
-	nScopes := int(b.Scopes.NumRows())
+	re.nRes, re.nScopes = int(b.Resources.NumRows()), int(b.Scopes.NumRows())
 	if st.resAttrs, err = mapColsOf(b.Resources, schemas.ResAttributes, "resources"); err != nil {
 		return err
 	}
-	st.resMaps = resize(st.resMaps, nRes)
-	st.resDone = resize(st.resDone, nRes)
+	st.resMaps = resize(st.resMaps, re.nRes)
+	st.resDone = resize(st.resDone, re.nRes)
 	clear(st.resDone)
 	sName, err := column[*array.String](b.Scopes, schemas.ScopeName, "scopes")
 	if err != nil {
@@ -349,31 +130,36 @@ func (st *state) evaluate() error {
 	if err != nil {
 		return err
 	}
-	st.scopes = resize(st.scopes, nScopes)
-	for s := range nScopes {
+	st.scopes = resize(st.scopes, re.nScopes)
+	for s := range re.nScopes {
 		st.scopes[s] = rules.Scope{Name: sName.Value(s), Version: sVersion.Value(s)}
 	}
-	var (
-		env    rules.Env
-		common *rules.Common
-		fill   func(i int) error
-		diff   func(i int, p *patch)
-	)
-	it := b.Items
+	return nil
+}
+
+// signalEnv sets re to the Env of st's signal and its field functions.
+func (st *state) signalEnv(re *rowEval) error {
+	var err error
+	it := st.b.Items
 	switch st.sig {
 	case otlpwire.Metrics:
-		env, common = &st.menv, &st.menv.Common
-		fill, diff, err = st.metricFields(it)
+		re.env, re.common = &st.menv, &st.menv.Common
+		re.fill, re.diff, err = st.metricFields(it)
 	case otlpwire.Logs:
-		env, common = &st.lenv, &st.lenv.Common
-		fill, diff, err = st.logFields(it)
+		re.env, re.common = &st.lenv, &st.lenv.Common
+		re.fill, re.diff, err = st.logFields(it)
 	default:
-		env, common = &st.senv, &st.senv.Common
-		fill, diff, err = st.spanFields(it)
+		re.env, re.common = &st.senv, &st.senv.Common
+		re.fill, re.diff, err = st.spanFields(it)
 	}
-	if err != nil {
-		return err
-	}
+	return err
+}
+
+// itemInputs reads the items' resource and scope ids and attributes, and
+// the fields the memo keys on.
+func (st *state) itemInputs() error {
+	it := st.b.Items
+	var err error
 	// Items start with resource_id, scope_id in every items schema.
 	if st.resID, err = column[*array.Uint32](it, 0, "items"); err != nil {
 		return err
@@ -381,125 +167,108 @@ func (st *state) evaluate() error {
 	if st.scopeID, err = column[*array.Uint32](it, 1, "items"); err != nil {
 		return err
 	}
-	attrCol := map[otlpwire.Signal]int{otlpwire.Metrics: schemas.PtAttributes, otlpwire.Logs: schemas.LogAttributes, otlpwire.Traces: schemas.SpanAttributes}[st.sig]
-	if st.itAttrs, err = mapColsOf(it, attrCol, "items"); err != nil {
+	if st.itAttrs, err = mapColsOf(it, attrColumnOf(st.sig), "items"); err != nil {
 		return err
 	}
-	cow := st.info.writesResource
-	memo := st.info.memo
-	if memo {
-		if err := st.memoFieldKeys(it); err != nil {
-			return err
-		}
-	}
-	for i := 0; i < st.n; i++ {
-		st.patchOf[i] = -1
-		r, s := int(st.resID.Value(i)), int(st.scopeID.Value(i))
-		if r >= nRes || s >= nScopes {
-			return fmt.Errorf("%w: item %d refers to resource %d of %d, scope %d of %d", schemas.ErrSchema, i, r, nRes, s, nScopes)
-		}
-		var (
-			me *memoEntry
-			h  uint64
-		)
-		if memo && !st.memo.off {
-			mr, ms := -1, -1
-			if st.info.res {
-				mr = r
-			}
-			if st.info.memoScope {
-				ms = s
-			}
-			h = st.memoKey(i, mr, ms)
-			if e := st.memoLookup(h, i, mr, ms); e >= 0 {
-				st.memo.hits++
-				st.replay(i, &st.memo.entries[e])
-				continue
-			}
-			if len(st.memo.entries) >= memoGiveUp && st.memo.hits*memoMinHitRate < len(st.memo.entries) {
-				st.memo.off = true
-			} else {
-				me = st.memoAdd(h, i, mr, ms)
-			}
-		}
-		if st.info.attrs {
-			st.fillAttrs(i)
-			common.Attributes = st.attrs
-		} else {
-			common.Attributes = nil
-		}
-		var res map[string]any
-		if st.info.res {
-			res = st.resource(r)
-		}
-		keys := rules.Keys{Resource: uint64(r) + 1, Scope: uint64(s) + 1}
-		if cow {
-			clear(st.resCOW)
-			for k, v := range res {
-				st.resCOW[k] = v
-			}
-			common.Resource = st.resCOW
-			keys.Resource = 0
-		} else {
-			common.Resource = res
-		}
-		common.Scope = st.scopes[s]
-		if err := fill(i); err != nil {
-			return err
-		}
-		var (
-			out rules.Result
-			err error
-		)
-		if me != nil {
-			out, err = st.ev.ApplyTally(env, keys, &me.tally)
-		} else {
-			out, err = st.ev.Apply(env, keys)
-		}
-		if err != nil {
-			st.errCount++
-			if st.firstErr == nil {
-				st.firstErr = err
-			}
-			if me != nil {
-				me.err = true
-			}
-		}
-		if out.Drop {
-			st.drop[i] = true
-			st.anyDrop = true
-			if me != nil {
-				me.drop = true
-			}
-			continue
-		}
-		if !out.Changed {
-			continue
-		}
-		p := patch{res: -1}
-		if me != nil {
-			p.memo = int32(len(st.memo.entries)) // me is the last entry
-		}
-		if st.info.attrs && st.attrsChanged(i) {
-			p.what |= chAttrs
-			p.kvStart = int32(len(st.kvs))
-			start, end := st.itAttrs.m.ValueOffsets(i)
-			st.appendKVs(st.attrs, &st.itAttrs, int(start), int(end), st.hasDup, func(k int) any { return st.origVals[k] })
-			p.kvEnd = int32(len(st.kvs))
-		}
-		if cow && st.resourceChanged(res) {
-			p.res = st.newResource(r, res)
-		}
-		diff(i, &p)
-		if p.what != 0 || p.res >= 0 {
-			st.patchOf[i] = int32(len(st.patches))
-			st.patches = append(st.patches, p)
-			if me != nil {
-				me.hasPatch, me.patch = true, int32(len(st.patches)-1)
-			}
-		}
+	if st.info.memo {
+		return st.memoFieldKeys(it)
 	}
 	return nil
+}
+
+// fillEnv sets the attributes, resource and scope of item row i (resource
+// r, scope s) in c. It returns the Keys the Evaluator may memoise
+// conditions under, and the resource map as read, for recordPatch to diff.
+func (st *state) fillEnv(c *rules.Common, i, r, s int) (rules.Keys, map[string]any) {
+	if st.info.attrs {
+		st.fillAttrs(i)
+		c.Attributes = st.attrs
+	} else {
+		c.Attributes = nil
+	}
+	var res map[string]any
+	if st.info.res {
+		res = st.resource(r)
+	}
+	keys := rules.Keys{Resource: uint64(r) + 1, Scope: uint64(s) + 1}
+	if st.info.writesResource {
+		// The rules edit the item's own copy, so a condition on the
+		// resource may not be memoised per resource row.
+		clear(st.resCOW)
+		for k, v := range res {
+			st.resCOW[k] = v
+		}
+		c.Resource = st.resCOW
+		keys.Resource = 0
+	} else {
+		c.Resource = res
+	}
+	c.Scope = st.scopes[s]
+	return keys, res
+}
+
+// applyRules runs the rules on the filled env. When the row's outcome is
+// memoised (me), the rule counters are also added to me's tally, for the
+// rows that replay it.
+func (st *state) applyRules(env rules.Env, keys rules.Keys, me *memoEntry) rules.Result {
+	var (
+		out rules.Result
+		err error
+	)
+	if me != nil {
+		out, err = st.ev.ApplyTally(env, keys, &me.tally)
+	} else {
+		out, err = st.ev.Apply(env, keys)
+	}
+	if err != nil {
+		st.errCount++
+		if st.firstErr == nil {
+			st.firstErr = err
+		}
+		if me != nil {
+			me.err = true
+		}
+	}
+	return out
+}
+
+// dropRow records that item row i is dropped.
+func (st *state) dropRow(i int, me *memoEntry) {
+	st.drop[i] = true
+	st.anyDrop = true
+	if me != nil {
+		me.drop = true
+	}
+}
+
+// recordPatch records what the rules changed on item row i (resource r,
+// whose map as read is res): the attributes as kvs, a new resource, the
+// signal's fields. Changes that compare the same as the input (a value
+// set to what it was) are not changes; a row left with none gets no patch.
+func (st *state) recordPatch(re *rowEval, i, r int, res map[string]any, me *memoEntry) {
+	p := patch{res: -1}
+	if me != nil {
+		p.memo = int32(len(st.memo.entries)) // me is the last entry
+	}
+	if st.info.attrs && st.attrsChanged(i) {
+		p.what |= chAttrs
+		p.kvStart = int32(len(st.kvs))
+		start, end := st.itAttrs.m.ValueOffsets(i)
+		st.appendKVs(st.attrs, &st.itAttrs, int(start), int(end), st.hasDup, func(k int) any { return st.origVals[k] })
+		p.kvEnd = int32(len(st.kvs))
+	}
+	if st.info.writesResource && st.resourceChanged(res) {
+		p.res = st.newResource(r, res)
+	}
+	re.diff(i, &p)
+	if p.what == 0 && p.res < 0 {
+		return
+	}
+	st.patchOf[i] = int32(len(st.patches))
+	st.patches = append(st.patches, p)
+	if me != nil {
+		me.hasPatch, me.patch = true, int32(len(st.patches)-1)
+	}
 }
 
 // replay gives row i the outcome memoised in me.
@@ -509,8 +278,7 @@ func (st *state) replay(i int, me *memoEntry) {
 		st.errCount++
 	}
 	if me.drop {
-		st.drop[i] = true
-		st.anyDrop = true
+		st.dropRow(i, nil)
 		return
 	}
 	if !me.hasPatch {
@@ -534,237 +302,3 @@ func (st *state) patchBase(i int, p *patch) int32 {
 	b, _ := c.ValueOffsets(row)
 	return int32(a - b)
 }
-
-func mapColsOf(rec arrow.RecordBatch, i int, what string) (mapCols, error) {
-	if rec == nil || i >= int(rec.NumCols()) {
-		return mapCols{}, fmt.Errorf("%w: %s has no column %d", schemas.ErrSchema, what, i)
-	}
-	return newMapCols(rec.Column(i))
-}
-
-func (st *state) resourceChanged(orig map[string]any) bool {
-	m := st.resCOW
-	if len(m) != len(orig) {
-		return true
-	}
-	for k, v := range m {
-		o, ok := orig[k]
-		if !ok || !rules.SameValue(v, o) {
-			return true
-		}
-	}
-	return false
-}
-
-// newResource returns the index in st.newRes of resource row r with the
-// attributes of st.resCOW, adding it if it is new.
-func (st *state) newResource(r int, orig map[string]any) int32 {
-	first := len(st.kvs)
-	start, end := 0, 0
-	if !st.resAttrs.m.IsNull(r) {
-		s, e := st.resAttrs.m.ValueOffsets(r)
-		start, end = int(s), int(e)
-	}
-	st.appendKVs(st.resCOW, &st.resAttrs, start, end, true, func(k int) any { return st.resAttrs.vals.value(start+k, &st.box) })
-	kvs := st.kvs[first:]
-	b := strconv.AppendInt(st.sigBuf[:0], int64(r), 10)
-	for _, e := range kvs {
-		b = append(b, 0)
-		if e.orig >= 0 {
-			b = strconv.AppendInt(append(b, 'o'), int64(e.orig), 10)
-			continue
-		}
-		b = append(append(b, e.key...), 0)
-		b = appendSig(b, e.val)
-	}
-	st.sigBuf = b
-	if idx, ok := st.newResBy[string(b)]; ok {
-		st.kvs = st.kvs[:first]
-		return idx
-	}
-	idx := int32(len(st.newRes))
-	st.newResBy[string(b)] = idx
-	st.newRes = append(st.newRes, newResource{orig: r, kvs: slices.Clone(kvs)})
-	st.kvs = st.kvs[:first]
-	return idx
-}
-
-// metricFields reads the metric fields of points: name, unit, type from
-// the metrics table, value from the point.
-func (st *state) metricFields(it arrow.RecordBatch) (func(int) error, func(int, *patch), error) {
-	mt := st.b.Metrics
-	metricID, err := column[*array.Uint32](it, schemas.PtMetricID, "data_points")
-	if err != nil {
-		return nil, nil, err
-	}
-	name, err := column[*array.String](mt, schemas.MetName, "metrics")
-	if err != nil {
-		return nil, nil, err
-	}
-	unit, err := column[*array.String](mt, schemas.MetUnit, "metrics")
-	if err != nil {
-		return nil, nil, err
-	}
-	typ, err := column[*array.Uint8](mt, schemas.MetType, "metrics")
-	if err != nil {
-		return nil, nil, err
-	}
-	dv, err := column[*array.Float64](it, schemas.PtDoubleValue, "data_points")
-	if err != nil {
-		return nil, nil, err
-	}
-	iv, err := column[*array.Int64](it, schemas.PtIntValue, "data_points")
-	if err != nil {
-		return nil, nil, err
-	}
-	sum, err := column[*array.Float64](it, schemas.PtSum, "data_points")
-	if err != nil {
-		return nil, nil, err
-	}
-	nm := int(mt.NumRows())
-	env := &st.menv
-	fill := func(i int) error {
-		m := int(metricID.Value(i))
-		if m >= nm {
-			return fmt.Errorf("%w: data point %d refers to metric %d of %d", schemas.ErrSchema, i, m, nm)
-		}
-		env.Name, env.Unit, env.Type = name.Value(m), unit.Value(m), metricType(typ.Value(m))
-		switch {
-		case dv.IsValid(i):
-			env.Value = dv.Value(i)
-		case iv.IsValid(i):
-			env.Value = float64(iv.Value(i))
-		case sum.IsValid(i):
-			env.Value = sum.Value(i)
-		default:
-			env.Value = 0
-		}
-		return nil
-	}
-	diff := func(i int, p *patch) {
-		m := int(metricID.Value(i))
-		if env.Name != name.Value(m) || env.Unit != unit.Value(m) {
-			p.what |= chMetric
-			p.name, p.unit = env.Name, env.Unit
-		}
-	}
-	return fill, diff, nil
-}
-
-func (st *state) logFields(it arrow.RecordBatch) (func(int) error, func(int, *patch), error) {
-	sev, err := column[*array.Int32](it, schemas.LogSeverityNumber, "log_records")
-	if err != nil {
-		return nil, nil, err
-	}
-	sevText, err := column[*array.String](it, schemas.LogSeverityText, "log_records")
-	if err != nil {
-		return nil, nil, err
-	}
-	if int(it.NumCols()) <= schemas.LogBody {
-		return nil, nil, fmt.Errorf("%w: log_records has no body", schemas.ErrSchema)
-	}
-	body, err := newAnyCols(it.Column(schemas.LogBody))
-	if err != nil {
-		return nil, nil, err
-	}
-	traceID, err := column[*array.Binary](it, schemas.LogTraceID, "log_records")
-	if err != nil {
-		return nil, nil, err
-	}
-	spanID, err := column[*array.Binary](it, schemas.LogSpanID, "log_records")
-	if err != nil {
-		return nil, nil, err
-	}
-	env := &st.lenv
-	var origBody any
-	fill := func(i int) error {
-		origBody = body.value(i, &st.box)
-		env.Body = origBody
-		env.SeverityNumber = int(sev.Value(i))
-		env.SeverityText = sevText.Value(i)
-		env.TraceID = st.hexString(traceID.Value(i))
-		env.SpanID = st.hexString(spanID.Value(i))
-		return nil
-	}
-	diff := func(i int, p *patch) {
-		if !rules.SameValue(env.Body, origBody) {
-			p.what |= chBody
-			p.body = env.Body
-		}
-		if env.SeverityNumber != int(sev.Value(i)) {
-			p.what |= chSevNum
-			p.sevNum = env.SeverityNumber
-		}
-		if env.SeverityText != sevText.Value(i) {
-			p.what |= chText
-			p.text = env.SeverityText
-		}
-	}
-	return fill, diff, nil
-}
-
-func (st *state) spanFields(it arrow.RecordBatch) (func(int) error, func(int, *patch), error) {
-	name, err := column[*array.String](it, schemas.SpanName, "spans")
-	if err != nil {
-		return nil, nil, err
-	}
-	kind, err := column[*array.Int32](it, schemas.SpanKind, "spans")
-	if err != nil {
-		return nil, nil, err
-	}
-	status, err := column[*array.Int32](it, schemas.SpanStatusCode, "spans")
-	if err != nil {
-		return nil, nil, err
-	}
-	msg, err := column[*array.String](it, schemas.SpanStatusMessage, "spans")
-	if err != nil {
-		return nil, nil, err
-	}
-	start, err := column[*array.Uint64](it, schemas.SpanStartTimeUnixNano, "spans")
-	if err != nil {
-		return nil, nil, err
-	}
-	end, err := column[*array.Uint64](it, schemas.SpanEndTimeUnixNano, "spans")
-	if err != nil {
-		return nil, nil, err
-	}
-	traceID, err := column[*array.Binary](it, schemas.SpanTraceID, "spans")
-	if err != nil {
-		return nil, nil, err
-	}
-	spanID, err := column[*array.Binary](it, schemas.SpanSpanID, "spans")
-	if err != nil {
-		return nil, nil, err
-	}
-	parent, err := column[*array.Binary](it, schemas.SpanParentSpanID, "spans")
-	if err != nil {
-		return nil, nil, err
-	}
-	env := &st.senv
-	fill := func(i int) error {
-		env.Name = name.Value(i)
-		env.Kind = spanKind(kind.Value(i))
-		env.StatusCode = statusCode(status, i)
-		env.StatusMessage = msg.Value(i)
-		env.DurationMs = durationMs(start.Value(i), end.Value(i))
-		env.TraceID = st.hexString(traceID.Value(i))
-		env.SpanID = st.hexString(spanID.Value(i))
-		env.ParentSpanID = st.hexString(parent.Value(i))
-		return nil
-	}
-	diff := func(i int, p *patch) {
-		if env.Name != name.Value(i) {
-			p.what |= chName
-			p.name = env.Name
-		}
-		if env.StatusMessage != msg.Value(i) {
-			p.what |= chText
-			p.text = env.StatusMessage
-		}
-	}
-	return fill, diff, nil
-}
-
-// durationMs is end - start in milliseconds; negative when a span ends
-// before it starts.
-func durationMs(start, end uint64) float64 { return float64(int64(end-start)) / 1e6 }

@@ -62,6 +62,31 @@ func (m *rowMemo) reset() {
 	m.off = false
 }
 
+// memoRow looks item row i (resource r, scope s) up in the memo. On a hit
+// it gives the row the memoised outcome (replay) and reports true; on a
+// miss it returns the entry to record the row's outcome in, or nil when
+// the memo gives up on this batch.
+func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
+	mr, ms := -1, -1
+	if st.info.res {
+		mr = r
+	}
+	if st.info.memoScope {
+		ms = s
+	}
+	h := st.memoKey(i, mr, ms)
+	if e := st.memoLookup(h, i, mr, ms); e >= 0 {
+		st.memo.hits++
+		st.replay(i, &st.memo.entries[e])
+		return nil, true
+	}
+	if len(st.memo.entries) >= memoGiveUp && st.memo.hits*memoMinHitRate < len(st.memo.entries) {
+		st.memo.off = true
+		return nil, false
+	}
+	return st.memoAdd(h, i, mr, ms), false
+}
+
 // key hashes what the outcome of row i depends on.
 func (st *state) memoKey(i, r, s int) uint64 {
 	m := &st.memo

@@ -1,0 +1,158 @@
+package columnar
+
+import (
+	"encoding/hex"
+	"fmt"
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/rules"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// state is the per-call state of Engine.Apply, reused across batches.
+type state struct {
+	e    *Engine
+	ev   *rules.Evaluator
+	b    *schemas.Batch
+	sig  otlpwire.Signal
+	info sigInfo
+
+	menv rules.MetricEnv
+	lenv rules.LogEnv
+	senv rules.SpanEnv
+
+	attrs    map[string]any // the item's attributes, cleared per row
+	resCOW   map[string]any // the item's resource copy when rules write resource
+	origVals []any          // values of the item's attributes as read
+	hasDup   bool
+
+	resMaps []map[string]any // per resource row, read-only, built lazily
+	resDone []bool
+	scopes  []rules.Scope
+
+	arena []byte // hex ids of this batch (strings alias it)
+	box   boxer
+	memo  rowMemo
+	// fieldKeys append the fields of sigInfo.fields of a row to a memo key.
+	fieldKeys []func(b []byte, i int) []byte
+	raw       rawAttrs
+	tally     rules.Tally
+
+	// outcome
+	n        int
+	drop     []bool
+	anyDrop  bool
+	patchOf  []int32
+	patches  []patch
+	kvs      []kv
+	newRes   []newResource
+	newResBy map[string]int32
+	sigBuf   []byte
+	errCount int
+	firstErr error
+
+	memoOut []int32 // per memo entry, the output row of its attributes (attrColumn)
+
+	// input columns
+	resAttrs mapCols
+	itAttrs  mapCols
+	resID    *array.Uint32
+	scopeID  *array.Uint32
+}
+
+func newState(e *Engine) *state {
+	return &state{e: e, ev: e.set.NewEvaluator(), attrs: map[string]any{}, resCOW: map[string]any{}, newResBy: map[string]int32{}}
+}
+
+func (st *state) begin(b *schemas.Batch, sig otlpwire.Signal, info sigInfo) {
+	st.b, st.sig, st.info = b, sig, info
+	st.ev.Reset()
+	st.arena = st.arena[:0]
+	st.n = int(b.Items.NumRows())
+	st.drop = resize(st.drop, st.n)
+	clear(st.drop)
+	st.patchOf = resize(st.patchOf, st.n)
+	st.anyDrop = false
+	st.patches = st.patches[:0]
+	st.kvs = st.kvs[:0]
+	st.newRes = st.newRes[:0]
+	clear(st.newResBy)
+	st.errCount, st.firstErr = 0, nil
+	if info.memo {
+		st.memo.reset()
+	}
+}
+
+// end drops references to the batch so that the pooled state does not keep
+// its memory alive.
+func (st *state) end() {
+	st.b = nil
+	st.box.drop()
+	clear(st.attrs)
+	clear(st.resCOW)
+	clear(st.origVals)
+	clear(st.resMaps)
+	clear(st.scopes)
+	clear(st.kvs[:cap(st.kvs)])
+	clear(st.patches[:cap(st.patches)])
+	st.newRes = st.newRes[:0]
+	clear(st.newResBy)
+	st.menv, st.lenv, st.senv = rules.MetricEnv{}, rules.LogEnv{}, rules.SpanEnv{}
+	st.firstErr = nil
+	st.resAttrs, st.itAttrs = mapCols{}, mapCols{}
+	st.resID, st.scopeID = nil, nil
+	st.memo.reset()
+	clear(st.fieldKeys)
+	st.fieldKeys = st.fieldKeys[:0]
+}
+
+func resize[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+func column[T arrow.Array](rec arrow.RecordBatch, i int, what string) (T, error) {
+	var zero T
+	if rec == nil || i >= int(rec.NumCols()) {
+		return zero, fmt.Errorf("%w: %s has no column %d", schemas.ErrSchema, what, i)
+	}
+	a, ok := rec.Column(i).(T)
+	if !ok {
+		return zero, fmt.Errorf("%w: %s column %d is %s", schemas.ErrSchema, what, i, rec.Column(i).DataType())
+	}
+	return a, nil
+}
+
+func mapColsOf(rec arrow.RecordBatch, i int, what string) (mapCols, error) {
+	if rec == nil || i >= int(rec.NumCols()) {
+		return mapCols{}, fmt.Errorf("%w: %s has no column %d", schemas.ErrSchema, what, i)
+	}
+	return newMapCols(rec.Column(i))
+}
+
+// attrColumnOf is the items column of the attributes of sig.
+func attrColumnOf(sig otlpwire.Signal) int {
+	switch sig {
+	case otlpwire.Metrics:
+		return schemas.PtAttributes
+	case otlpwire.Logs:
+		return schemas.LogAttributes
+	}
+	return schemas.SpanAttributes
+}
+
+// hexString returns id as lowercase hex, a string in the batch's arena.
+func (st *state) hexString(id []byte) string {
+	if len(id) == 0 {
+		return ""
+	}
+	start := len(st.arena)
+	st.arena = hex.AppendEncode(st.arena, id)
+	return unsafe.String(&st.arena[start], len(st.arena)-start)
+}
