@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
@@ -23,7 +24,7 @@ func TestBuilderReuse(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			g := newGen(200 + uint64(sig))
+			g := otlptest.NewGen(200+uint64(sig), otlptest.GenOptions{})
 			b := NewBuilder(sig, mem)
 			defer b.Release()
 			type kept struct {
@@ -34,7 +35,7 @@ func TestBuilderReuse(t *testing.T) {
 			for i := range 30 {
 				var bodies [][]byte
 				for range 1 + i%3 {
-					body, err := proto.Marshal(g.request(sig))
+					body, err := proto.Marshal(g.Message(sig))
 					if err != nil {
 						t.Fatal(err)
 					}

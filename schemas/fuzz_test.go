@@ -17,10 +17,9 @@ import (
 func FuzzRoundTrip(f *testing.F) {
 	for _, sig := range otlpwire.Signals {
 		f.Add(uint8(sig), otlptest.Request(sig, otlptest.Shape{Resources: 1, Items: 2, Points: 2}))
-		g := newGen(7 + uint64(sig))
+		g := otlptest.NewGen(7+uint64(sig), otlptest.GenOptions{})
 		for range 5 {
-			b, _ := proto.Marshal(g.request(sig))
-			f.Add(uint8(sig), b)
+			f.Add(uint8(sig), g.Request(sig))
 		}
 	}
 	f.Fuzz(func(t *testing.T, s uint8, body []byte) {

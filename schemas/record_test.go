@@ -10,8 +10,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/klauspost/compress/zstd"
+	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
-	"google.golang.org/protobuf/proto"
 )
 
 // TestRecordRoundTripRandom: batches of several random requests survive
@@ -27,12 +27,11 @@ func TestRecordRoundTripRandom(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			g := newGen(1000 + uint64(sig))
+			g := otlptest.NewGen(1000+uint64(sig), otlptest.GenOptions{})
 			for i := range iters {
 				b := NewBuilder(sig, mem)
-				for range 1 + g.n(3) {
-					body, _ := proto.Marshal(g.request(sig))
-					if _, err := b.Append(body); err != nil {
+				for range 1 + g.Rand().IntN(4) {
+					if _, err := b.Append(g.Request(sig)); err != nil {
 						t.Fatal(err)
 					}
 				}
@@ -72,11 +71,10 @@ func TestRecordRoundTripRandom(t *testing.T) {
 // writes the slice.
 func TestRecordSliced(t *testing.T) {
 	for _, sig := range otlpwire.Signals {
-		g := newGen(77 + uint64(sig))
+		g := otlptest.NewGen(77+uint64(sig), otlptest.GenOptions{})
 		b := NewBuilder(sig, nil)
 		for range 4 {
-			body, _ := proto.Marshal(g.request(sig))
-			if _, err := b.Append(body); err != nil {
+			if _, err := b.Append(g.Request(sig)); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -104,8 +102,7 @@ func TestRecordSliced(t *testing.T) {
 }
 
 func TestReadBatchRejects(t *testing.T) {
-	g := newGen(5)
-	body, _ := proto.Marshal(g.request(otlpwire.Metrics))
+	body := otlptest.NewGen(5, otlptest.GenOptions{}).Request(otlpwire.Metrics)
 	b := NewBuilder(otlpwire.Metrics, nil)
 	defer b.Release()
 	if _, err := b.Append(body); err != nil {
@@ -152,8 +149,7 @@ func recordSeeds(tb testing.TB) (values, payloads [][]byte, sigs []otlpwire.Sign
 		values, payloads, sigs = append(values, buf.Bytes()), append(payloads, raw), append(sigs, sig)
 	}
 	for _, sig := range otlpwire.Signals {
-		body, _ := proto.Marshal(newGen(9 + uint64(sig)).request(sig))
-		add(sig, body)
+		add(sig, otlptest.NewGen(9+uint64(sig), otlptest.GenOptions{}).Request(sig))
 	}
 	add(otlpwire.Logs, templatedLogs(40))
 	return values, payloads, sigs

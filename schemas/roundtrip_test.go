@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
@@ -54,9 +55,9 @@ func TestRoundTripRandom(t *testing.T) {
 		t.Run(sig.String(), func(t *testing.T) {
 			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 			defer mem.AssertSize(t, 0)
-			g := newGen(uint64(sig) + 1)
+			g := otlptest.NewGen(uint64(sig)+1, otlptest.GenOptions{})
 			for i := range iters {
-				in := g.request(sig)
+				in := g.Message(sig)
 				body, err := proto.Marshal(in)
 				if err != nil {
 					t.Fatal(err)
@@ -78,11 +79,11 @@ func TestRoundTripRandom(t *testing.T) {
 // one request holding all their resources, as protobuf concatenation would.
 func TestRoundTripConcat(t *testing.T) {
 	for _, sig := range otlpwire.Signals {
-		g := newGen(100 + uint64(sig))
+		g := otlptest.NewGen(100+uint64(sig), otlptest.GenOptions{})
 		var bodies [][]byte
 		var all []byte
 		for range 5 {
-			body, _ := proto.Marshal(g.request(sig))
+			body := g.Request(sig)
 			bodies = append(bodies, body)
 			all = append(all, body...)
 		}
@@ -124,10 +125,10 @@ func TestRoundTripOnPool(t *testing.T) {
 	for _, sig := range otlpwire.Signals {
 		t.Run(sig.String(), func(t *testing.T) {
 			pool := arrowpool.NewPoisoned()
-			g := newGen(uint64(sig) + 7)
+			g := otlptest.NewGen(uint64(sig)+7, otlptest.GenOptions{})
 			b := NewBuilder(sig, pool)
 			for i := range iters {
-				in := g.request(sig)
+				in := g.Message(sig)
 				body, err := proto.Marshal(in)
 				if err != nil {
 					t.Fatal(err)

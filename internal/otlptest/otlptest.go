@@ -1,5 +1,10 @@
-// Package otlptest builds OTLP Export*ServiceRequest messages of known
-// sizes for tests and benchmarks.
+// Package otlptest builds OTLP Export*ServiceRequest messages for tests and
+// benchmarks: requests of a known Shape (Metrics, Logs, Traces, Message,
+// Request), the benchmark Corpora, and random requests of every field and
+// shape (Gen) for property tests and fuzz seeds.
+//
+// It imports internal/otlpwire for Signal, so the tests of otlpwire are in
+// package otlpwire_test.
 package otlptest
 
 import (

@@ -1,4 +1,4 @@
-package otlpwire
+package otlpwire_test
 
 import (
 	"errors"
@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	. "github.com/sluice-dev/sluice/internal/otlpwire" // the tests are outside the package: see export_test.go
 )
 
 // Helpers to write requests field by field, malformed ones included.

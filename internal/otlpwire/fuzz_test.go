@@ -1,4 +1,4 @@
-package otlpwire
+package otlpwire_test
 
 import (
 	"errors"
@@ -8,6 +8,9 @@ import (
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	. "github.com/sluice-dev/sluice/internal/otlpwire" // the tests are outside the package: see export_test.go
 )
 
 // fuzzSeeds are real marshalled requests of each signal, some with unknown
@@ -15,9 +18,8 @@ import (
 func fuzzSeeds(f *testing.F, add func(sig Signal, body []byte)) {
 	for _, sig := range Signals {
 		for seed := range 6 {
-			g := newGen(uint64(1000 + seed))
-			g.unknown = seed%2 == 1
-			add(sig, marshal(f, g.request(sig)))
+			g := otlptest.NewGen(uint64(1000+seed), otlptest.GenOptions{Unknown: seed%2 == 1})
+			add(sig, g.Request(sig))
 		}
 	}
 	add(Metrics, marshal(f, benchMetrics(2, 3, 2)))
@@ -29,29 +31,12 @@ func fuzzSeeds(f *testing.F, add func(sig Signal, body []byte)) {
 // rawItems keys every item of body by its raw bytes and those of the headers
 // around it, as the scanner sees them.
 func rawItems(sig Signal, body []byte) (map[string]int, error) {
-	var sc scanner
-	sc.reset(sig, body, true, KeyNone, 0)
-	if err := sc.request(); err != nil {
+	items, err := RawItems(sig, body)
+	if err != nil {
 		return nil, err
 	}
-	hdr := func(h hdrRef) string {
-		var b []byte
-		for _, r := range sc.hdrs[h.lo:h.hi] {
-			b = append(b, body[r.off:r.end]...)
-		}
-		return string(b)
-	}
 	out := map[string]int{}
-	for _, it := range sc.items {
-		parts := []string{hdr(sc.reqHdr)}
-		si := it.parent
-		if sig == Metrics {
-			m := &sc.metrics[it.parent]
-			parts = append(parts, hdr(m.hdr), string(rune(m.dataNum)), hdr(m.data))
-			si = m.parent
-		}
-		scope := &sc.scopes[si]
-		parts = append(parts, hdr(sc.res[scope.parent].hdr), hdr(scope.hdr), string(body[it.off:it.end]))
+	for _, parts := range items {
 		out[key(parts...)]++
 	}
 	return out, nil

@@ -1,5 +1,5 @@
 //go:build !race
 
-package otlpwire
+package otlpwire_test
 
 const raceEnabled = false

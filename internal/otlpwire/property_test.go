@@ -1,12 +1,16 @@
-package otlpwire
+package otlpwire_test
 
 import (
+	"math/rand/v2"
 	"slices"
 	"testing"
 
 	"github.com/cespare/xxhash/v2"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	. "github.com/sluice-dev/sluice/internal/otlpwire" // the tests are outside the package: see export_test.go
 )
 
 // TestSplitProperty splits random requests with random options and checks,
@@ -22,14 +26,13 @@ func TestSplitProperty(t *testing.T) {
 	var s Splitter // one for all, to exercise the reuse of its buffers
 	for _, sig := range Signals {
 		for seed := range n {
-			g := newGen(uint64(seed)<<2 | uint64(sig))
-			g.unknown = seed%2 == 1
-			req := g.request(sig)
+			g := otlptest.NewGen(uint64(seed)<<2|uint64(sig), otlptest.GenOptions{Unknown: seed%2 == 1})
+			req := g.Message(sig)
 			body, err := proto.Marshal(req)
 			if err != nil {
 				t.Fatal(err)
 			}
-			opt := randomOptions(g, sig)
+			opt := randomOptions(g.Rand(), sig)
 			res, err := s.Split(sig, body, opt)
 			if err != nil {
 				t.Fatalf("%v seed %d: %v", sig, seed, err)
@@ -42,18 +45,18 @@ func TestSplitProperty(t *testing.T) {
 	}
 }
 
-func randomOptions(g *gen, sig Signal) Options {
-	opt := Options{Partitions: int32(1 + g.r.IntN(8))}
-	if g.r.IntN(10) == 0 {
-		opt.Partitions = 1<<20 + int32(g.r.IntN(1000)) // more partitions than sortUnits counts
+func randomOptions(r *rand.Rand, sig Signal) Options {
+	opt := Options{Partitions: int32(1 + r.IntN(8))}
+	if r.IntN(10) == 0 {
+		opt.Partitions = 1<<20 + int32(r.IntN(1000)) // more partitions than sortUnits counts
 	}
 	keys := []KeyMode{KeyDefault, KeyResource, KeyTraceID, KeyNone}
 	if sig == Metrics {
 		keys = []KeyMode{KeyDefault, KeyResource, KeyNone}
 	}
-	opt.Key = keys[g.r.IntN(len(keys))]
-	if g.r.IntN(5) != 0 {
-		opt.MaxRecordBytes = 40 + g.r.IntN(3000)
+	opt.Key = keys[r.IntN(len(keys))]
+	if r.IntN(5) != 0 {
+		opt.MaxRecordBytes = 40 + r.IntN(3000)
 	}
 	return opt
 }

@@ -1,4 +1,4 @@
-package otlpwire
+package otlpwire_test
 
 import (
 	"bytes"
@@ -17,6 +17,9 @@ import (
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	. "github.com/sluice-dev/sluice/internal/otlpwire" // the tests are outside the package: see export_test.go
 )
 
 func marshal(t testing.TB, m proto.Message) []byte {
@@ -26,6 +29,10 @@ func marshal(t testing.TB, m proto.Message) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func strAttr(k, v string) *commonpb.KeyValue {
+	return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
 }
 
 func split(t *testing.T, sig Signal, body []byte, opt Options) Result {
@@ -39,7 +46,11 @@ func split(t *testing.T, sig Signal, body []byte, opt Options) Result {
 }
 
 func TestSplitWholeBody(t *testing.T) {
-	body := marshal(t, newGen(1).metrics())
+	g := otlptest.NewGen(1, otlptest.GenOptions{})
+	body := g.Request(Metrics)
+	for n, _ := Count(Metrics, body); n == 0; n, _ = Count(Metrics, body) { // one with data points
+		body = g.Request(Metrics)
+	}
 	for _, opt := range []Options{
 		{Partitions: 1},
 		{Key: KeyNone},

@@ -1,4 +1,4 @@
-package otlpwire
+package otlpwire_test
 
 import (
 	"encoding/binary"
@@ -17,6 +17,8 @@ import (
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
+
+	. "github.com/sluice-dev/sluice/internal/otlpwire" // the tests are outside the package: see export_test.go
 )
 
 // Requests shaped like what an OpenTelemetry SDK or Collector sends.
