@@ -45,9 +45,8 @@ const (
 // newResource is a resource row a rule's edits created: a copy of orig with
 // other attributes.
 type newResource struct {
-	orig           int
-	kvStart, kvEnd int32
-	kvs            []kv // owned copy (st.kvs is reused)
+	orig int
+	kvs  []kv // owned copy (st.kvs is reused)
 }
 
 // rowEval is what evaluate's steps share about the batch: the signal's
@@ -271,14 +270,16 @@ func (st *state) recordPatch(re *rowEval, i, r int, res map[string]any, me *memo
 	}
 }
 
-// replay gives row i the outcome memoised in me.
+// replay gives row i the outcome memoised in me. It is kept small enough
+// to be inlined: replaying is most rows' path in repetitive batches.
 func (st *state) replay(i int, me *memoEntry) {
 	st.ev.AddTally(&me.tally)
 	if me.err {
 		st.errCount++
 	}
 	if me.drop {
-		st.dropRow(i, nil)
+		st.drop[i] = true
+		st.anyDrop = true
 		return
 	}
 	if !me.hasPatch {

@@ -66,29 +66,19 @@ func (m *rowMemo) reset() {
 // it gives the row the memoised outcome (replay) and reports true; on a
 // miss it returns the entry to record the row's outcome in, or nil when
 // the memo gives up on this batch.
+//
+// The key, hashed here rather than by a function of its own, is what the
+// outcome depends on: the resource and scope when the rules read them, the
+// attribute entries as stored, the fields the rules read (fieldKeys). A
+// hit is most rows' whole path in repetitive batches, where one more call
+// per row shows.
 func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
-	mr, ms := -1, -1
-	if st.info.res {
-		mr = r
+	if !st.info.res {
+		r = -1
 	}
-	if st.info.memoScope {
-		ms = s
+	if !st.info.memoScope {
+		s = -1
 	}
-	h := st.memoKey(i, mr, ms)
-	if e := st.memoLookup(h, i, mr, ms); e >= 0 {
-		st.memo.hits++
-		st.replay(i, &st.memo.entries[e])
-		return nil, true
-	}
-	if len(st.memo.entries) >= memoGiveUp && st.memo.hits*memoMinHitRate < len(st.memo.entries) {
-		st.memo.off = true
-		return nil, false
-	}
-	return st.memoAdd(h, i, mr, ms), false
-}
-
-// key hashes what the outcome of row i depends on.
-func (st *state) memoKey(i, r, s int) uint64 {
 	m := &st.memo
 	b := m.buf[:0]
 	b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24), byte(s), byte(s>>8), byte(s>>16), byte(s>>24))
@@ -105,7 +95,17 @@ func (st *state) memoKey(i, r, s int) uint64 {
 		b = f(b, i)
 	}
 	m.buf = b
-	return maphash.Bytes(m.seed, b)
+	h := maphash.Bytes(m.seed, b)
+	if e := st.memoLookup(h, i, r, s); e >= 0 {
+		m.hits++
+		st.replay(i, &m.entries[e])
+		return nil, true
+	}
+	if len(m.entries) >= memoGiveUp && m.hits*memoMinHitRate < len(m.entries) {
+		m.off = true
+		return nil, false
+	}
+	return st.memoAdd(h, i, r, s), false
 }
 
 // lookup returns the entry for row i, or -1.
