@@ -3,6 +3,11 @@
 // its structure, counts its items and splits it into bus records by
 // partition and size, without decoding it.
 //
+// It is also OTLP on the wire for the rest of sluice: the Signal type, and
+// the one reader of the protobuf encoding, ReadField, with the names of the
+// OTLP field numbers (see below), which the scanner and package schemas'
+// decoders and encoders share.
+//
 // # Data flow
 //
 // The ingester receives a request body and calls Splitter.Split with the
@@ -64,6 +69,25 @@
 // fields relative to the body; that does not change the decoded message.
 // Messages with no items (empty resources, scopes, metrics) are kept when
 // their parent is copied whole and dropped when it is cut.
+//
+// # Reading fields, and their names
+//
+// ReadField reads one field: its number, its wire type, where its value is,
+// and the value itself when it is a scalar. It checks the framing exactly as
+// proto.Unmarshal does; what is wrong comes back as a ReadErr code, which
+// the scanner turns into a FormatError and the schemas decoders into
+// schemas.ErrMalformed. It is written for the common case, one-byte tags and
+// short lengths, and returns offsets rather than slices because the scanner
+// indexes the body by offset.
+//
+// fields.go names every field of the OTLP messages sluice reads or writes,
+// <Message><Field> (MetricSum, SpanTraceID, KeyValueKey), each with its
+// declaration; a test checks every name and number against the descriptors
+// of go.opentelemetry.io/proto/otlp. signal.go adds the names the three
+// signals share (ScopeXItems is ScopeMetrics.metrics, ScopeLogs.log_records
+// and ScopeSpans.spans), for code that walks any signal. Each decoder shows
+// the message it reads, abridged to the fields it uses, in proto syntax
+// beside it.
 //
 // # Buffer ownership
 //

@@ -68,17 +68,17 @@ var names = [...]signalNames{
 }
 
 // dataName names the data fields of Metric.
-func dataName(num uint32) string {
+func dataName(num FieldNum) string {
 	switch num {
-	case 5:
+	case MetricGauge:
 		return "gauge"
-	case 7:
+	case MetricSum:
 		return "sum"
-	case 9:
+	case MetricHistogram:
 		return "histogram"
-	case 10:
+	case MetricExponentialHistogram:
 		return "exponential_histogram"
-	case 11:
+	case MetricSummary:
 		return "summary"
 	}
 	return ""
@@ -86,67 +86,70 @@ func dataName(num uint32) string {
 
 // fieldName names field num of a message of kind k, or returns "" for a
 // field the scanner does not know.
-func (s *scanner) fieldName(k kind, num uint32) string {
+func (s *scanner) fieldName(k kind, num FieldNum) string {
 	n := &names[s.sig]
 	switch k {
 	case kRequest:
-		if num == 1 {
+		if num == RequestResourceX {
 			return n.resources
 		}
-	case kResourceX, kScopeX:
+	case kResourceX:
 		switch num {
-		case 1:
-			if k == kResourceX {
-				return "resource"
-			}
+		case ResourceXResource:
+			return "resource"
+		case ResourceXScopeX:
+			return n.scopes
+		case ResourceXSchemaURL:
+			return "schema_url"
+		}
+	case kScopeX:
+		switch num {
+		case ScopeXScope:
 			return "scope"
-		case 2:
-			if k == kResourceX {
-				return n.scopes
-			}
+		case ScopeXItems:
 			return n.items
-		case 3:
+		case ScopeXSchemaURL:
 			return "schema_url"
 		}
 	case kResource:
 		switch num {
-		case 1:
+		case ResourceAttributes:
 			return "attributes"
-		case 2:
+		case ResourceDroppedAttributesCount:
 			return "dropped_attributes_count"
-		case 3:
+		case ResourceEntityRefs:
 			return "entity_refs"
 		}
 	case kScope:
 		switch num {
-		case 1:
+		case InstrumentationScopeName:
 			return "name"
-		case 2:
+		case InstrumentationScopeVersion:
 			return "version"
-		case 3:
+		case InstrumentationScopeAttributes:
 			return "attributes"
-		case 4:
+		case InstrumentationScopeDroppedAttributesCount:
 			return "dropped_attributes_count"
 		}
 	case kMetric:
 		switch num {
-		case 1:
+		case MetricName:
 			return "name"
-		case 2:
+		case MetricDescription:
 			return "description"
-		case 3:
+		case MetricUnit:
 			return "unit"
-		case 12:
+		case MetricMetadata:
 			return "metadata"
 		}
 		return dataName(num)
 	case kData:
 		switch {
-		case num == 1:
+		case num == DataPoints:
 			return "data_points"
-		case num == 2 && hasTemporality(s.dataNum):
+		case num == DataAggregationTemporality && hasTemporality(s.dataNum):
 			return "aggregation_temporality"
-		case num == 3 && s.dataNum == 7:
+		case num == SumIsMonotonic && s.dataNum == MetricSum:
 			return "is_monotonic"
 		}
 	case kItem:
@@ -158,8 +161,10 @@ func (s *scanner) fieldName(k kind, num uint32) string {
 }
 
 // hasTemporality reports whether the data message in Metric field num has
-// aggregation_temporality (field 2).
-func hasTemporality(num uint32) bool { return num == 7 || num == 9 || num == 10 }
+// aggregation_temporality.
+func hasTemporality(num FieldNum) bool {
+	return num == MetricSum || num == MetricHistogram || num == MetricExponentialHistogram
+}
 
 // path names the message of kind k the scanner is in.
 func (s *scanner) path(k kind) string {
@@ -188,7 +193,7 @@ func (s *scanner) path(k kind) string {
 	return b.String()
 }
 
-func (s *scanner) describe(k kind, num uint32) string {
+func (s *scanner) describe(k kind, num FieldNum) string {
 	if name := s.fieldName(k, num); name != "" {
 		return fmt.Sprintf("field %d (%s)", num, name)
 	}
@@ -200,11 +205,11 @@ func (s *scanner) errorf(k kind, at int, format string, args ...any) error {
 	return &FormatError{Path: s.path(k), Offset: at, Msg: fmt.Sprintf(format, args...)}
 }
 
-// fail turns the code readField returned for the field at b[at] into an
+// fail turns the code ReadField returned for the field at b[at] into an
 // error. b ends where the message of kind k ends.
-func (s *scanner) fail(k kind, b []byte, at int, code errCode) error {
+func (s *scanner) fail(k kind, b []byte, at int, code ReadErr) error {
 	tag, n := protowire.ConsumeVarint(b[at:])
-	num, typ := uint32(tag>>3), uint8(tag&7)
+	num, typ := FieldNum(tag>>3), WireType(tag&7)
 	val := at + n
 	switch code {
 	case errTag:
@@ -227,7 +232,7 @@ func (s *scanner) fail(k kind, b []byte, at int, code errCode) error {
 			s.describe(k, num), l, len(b)-val-m)
 	case errFixed:
 		w := 64
-		if typ == wireI32 {
+		if typ == WireI32 {
 			w = 32
 		}
 		return s.errorf(k, at, "truncated fixed%d %s", w, s.describe(k, num))
@@ -250,10 +255,10 @@ func wireProblem(n int) string {
 // wrongType reports a known field encoded with the wrong wire type.
 // proto.Unmarshal would keep it as an unknown field and the worker would see
 // the field as absent; the ingester rejects it instead.
-func (s *scanner) wrongType(k kind, at int, num uint32, typ uint8) error {
-	return s.errorf(k, at, "wrong wire type %d for %s", typ, s.describe(k, num))
+func (s *scanner) wrongType(k kind, at int, f Field) error {
+	return s.errorf(k, at, "wrong wire type %d for %s", f.Type, s.describe(k, f.Num))
 }
 
-func (s *scanner) badUTF8(k kind, at int, num uint32) error {
+func (s *scanner) badUTF8(k kind, at int, num FieldNum) error {
 	return s.errorf(k, at, "invalid UTF-8 in string %s", s.describe(k, num))
 }

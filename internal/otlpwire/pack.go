@@ -155,7 +155,7 @@ func (p *packer) fit(level int, anc *[6]int32, off, end, items int) bool {
 // pieces of their ancestors below level k.
 func (p *packer) wrap(level int, anc *[6]int32, k, n int) int {
 	for j := level - 1; j > k; j-- {
-		n = fieldSize(int(p.hdr(j, anc[j]).n) + n)
+		n = LenFieldSize(int(p.hdr(j, anc[j]).n) + n)
 	}
 	return n
 }
@@ -165,7 +165,7 @@ func (p *packer) wrap(level int, anc *[6]int32, k, n int) int {
 func (p *packer) sizeWith(k, n int) int {
 	c := p.open[k].content + n
 	for j := k; j >= 1; j-- {
-		c = p.open[j-1].content + fieldSize(c)
+		c = p.open[j-1].content + LenFieldSize(c)
 	}
 	return c
 }
@@ -188,7 +188,7 @@ func (p *packer) closeTo(k int) {
 	for ; p.depth > k; p.depth-- {
 		m := &p.open[p.depth]
 		p.ops[m.op].a = int32(m.content)
-		p.open[p.depth-1].content += fieldSize(m.content)
+		p.open[p.depth-1].content += LenFieldSize(m.content)
 	}
 }
 
@@ -204,7 +204,7 @@ func (p *packer) flush() {
 				p.out = append(p.out, ix.b[o.a:o.b]...)
 				continue
 			}
-			p.out = append(p.out, p.tag(int(o.level), o.idx))
+			p.out = AppendTag(p.out, p.field(int(o.level), o.idx), WireLen)
 			p.out = protowire.AppendVarint(p.out, uint64(o.a))
 			p.out = p.appendHdr(p.out, p.hdr(int(o.level), o.idx))
 		}
@@ -271,18 +271,20 @@ func (p *packer) hdr(level int, idx int32) hdrRef {
 	return ix.metrics[idx].data
 }
 
-// tag returns the tag of a message at level: field 1 for resources and data
-// points, 2 for scopes, metrics and items, the data field of its Metric for a
-// data message.
-func (p *packer) tag(level int, idx int32) byte {
-	num := uint32(2)
+// field returns the field number of a message at level in its parent. All
+// are below 16, so the size of a piece is LenFieldSize of its content.
+func (p *packer) field(level int, idx int32) FieldNum {
 	switch level {
-	case 1, 5:
-		num = 1
+	case 1:
+		return RequestResourceX
+	case 2:
+		return ResourceXScopeX
+	case 3:
+		return ScopeXItems
 	case 4:
-		num = p.ix.metrics[idx].dataNum
+		return p.ix.metrics[idx].dataNum
 	}
-	return byte(num<<3 | wireLen)
+	return DataPoints
 }
 
 // reject counts the item idx, which does not fit in a record alone, and

@@ -50,10 +50,10 @@ type scopeNode struct {
 
 type metricNode struct {
 	off, end int32
-	hdr      hdrRef // fields of the Metric other than the data message
-	data     hdrRef // fields of the data message(s) other than data_points
-	dataNum  uint32 // field number of the data message: 5, 7, 9, 10 or 11
-	lo, hi   int32  // its data points: items[lo:hi]
+	hdr      hdrRef   // fields of the Metric other than the data message
+	data     hdrRef   // fields of the data message(s) other than data_points
+	dataNum  FieldNum // Metric field of the data message: MetricGauge, MetricSum...
+	lo, hi   int32    // its data points: items[lo:hi]
 	parent   int32
 }
 
@@ -105,7 +105,7 @@ type scanner struct {
 	// Where the scanner is, for error paths: the index of the resource,
 	// scope and metric/item among their siblings, and the data message.
 	ri, si, ci int
-	dataNum    uint32
+	dataNum    FieldNum
 }
 
 func (s *scanner) reset(sig Signal, body []byte, rec bool, key KeyMode, nparts int32) {
@@ -149,27 +149,33 @@ func (s *scanner) closeHdr(level int) hdrRef {
 	return h
 }
 
+// request scans the request: its resources, and its other fields as its
+// header.
+//
+//	message ExportMetricsServiceRequest { repeated ResourceMetrics resource_metrics = 1; }
+//	message ExportLogsServiceRequest { repeated ResourceLogs resource_logs = 1; }
+//	message ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
 func (s *scanner) request() error {
 	b := s.b
 	nr := 0
 	for i := 0; i < len(b); {
-		num, typ, val, end, code := readField(b, i)
-		if code != errNone {
+		f, code := ReadField(b, i)
+		if code != ReadOK {
 			return s.fail(kRequest, b, i, code)
 		}
-		if num == 1 {
-			if typ != wireLen {
-				return s.wrongType(kRequest, i, num, typ)
+		if f.Num == RequestResourceX {
+			if f.Type != WireLen {
+				return s.wrongType(kRequest, i, f)
 			}
 			s.ri = nr
 			nr++
-			if err := s.resourceX(i, val, end); err != nil {
+			if err := s.resourceX(i, f.Val, f.End); err != nil {
 				return err
 			}
 		} else {
-			s.hdr(0, i, end)
+			s.hdr(0, i, f.End)
 		}
-		i = end
+		i = f.End
 	}
 	s.reqHdr = s.closeHdr(0)
 	return nil
@@ -177,6 +183,12 @@ func (s *scanner) request() error {
 
 // resourceX scans the ResourceMetrics/Logs/Spans whose field is
 // s.b[off:end] and value s.b[val:end].
+//
+//	message ResourceMetrics {
+//	  Resource resource = 1;
+//	  repeated ScopeMetrics scope_metrics = 2; // ScopeLogs scope_logs, ScopeSpans scope_spans
+//	  string schema_url = 3;
+//	}
 func (s *scanner) resourceX(off, val, end int) error {
 	b := s.b[:end]
 	r := resNode{off: int32(off), end: int32(end), lo: int32(len(s.scopes))}
@@ -184,42 +196,42 @@ func (s *scanner) resourceX(off, val, end int) error {
 	var hash uint64
 	ns := 0
 	for i := val; i < end; {
-		num, typ, v, e, code := readField(b, i)
-		if code != errNone {
+		f, code := ReadField(b, i)
+		if code != ReadOK {
 			return s.fail(kResourceX, b, i, code)
 		}
-		switch num {
-		case 1: // resource
-			if typ != wireLen {
-				return s.wrongType(kResourceX, i, num, typ)
+		switch f.Num {
+		case ResourceXResource:
+			if f.Type != WireLen {
+				return s.wrongType(kResourceX, i, f)
 			}
-			if err := s.resource(v, e, &hash); err != nil {
+			if err := s.resource(f.Val, f.End, &hash); err != nil {
 				return err
 			}
-			s.hdr(1, i, e)
-		case 2: // scope_metrics, scope_logs, scope_spans
-			if typ != wireLen {
-				return s.wrongType(kResourceX, i, num, typ)
+			s.hdr(1, i, f.End)
+		case ResourceXScopeX:
+			if f.Type != WireLen {
+				return s.wrongType(kResourceX, i, f)
 			}
 			s.si = ns
 			ns++
-			n, err := s.scopeX(i, v, e)
+			n, err := s.scopeX(i, f.Val, f.End)
 			if err != nil {
 				return err
 			}
 			r.items += n
-		case 3: // schema_url
-			if typ != wireLen {
-				return s.wrongType(kResourceX, i, num, typ)
+		case ResourceXSchemaURL:
+			if f.Type != WireLen {
+				return s.wrongType(kResourceX, i, f)
 			}
-			if !utf8.Valid(b[v:e]) {
-				return s.badUTF8(kResourceX, i, num)
+			if !utf8.Valid(b[f.Val:f.End]) {
+				return s.badUTF8(kResourceX, i, f.Num)
 			}
-			s.hdr(1, i, e)
+			s.hdr(1, i, f.End)
 		default:
-			s.hdr(1, i, e)
+			s.hdr(1, i, f.End)
 		}
-		i = e
+		i = f.End
 	}
 	if !s.rec {
 		return nil
@@ -240,36 +252,48 @@ func (s *scanner) resourceX(off, val, end int) error {
 }
 
 // resource scans a Resource, adding the hash of each attribute to *hash.
+//
+//	message Resource {
+//	  repeated KeyValue attributes = 1;
+//	  uint32 dropped_attributes_count = 2;
+//	  repeated EntityRef entity_refs = 3;
+//	}
 func (s *scanner) resource(val, end int, hash *uint64) error {
 	b := s.b[:end]
 	for i := val; i < end; {
-		num, typ, v, e, code := readField(b, i)
-		if code != errNone {
+		f, code := ReadField(b, i)
+		if code != ReadOK {
 			return s.fail(kResource, b, i, code)
 		}
-		switch num {
-		case 1: // attributes
-			if typ != wireLen {
-				return s.wrongType(kResource, i, num, typ)
+		switch f.Num {
+		case ResourceAttributes:
+			if f.Type != WireLen {
+				return s.wrongType(kResource, i, f)
 			}
 			if s.rec {
-				*hash += xxhash.Sum64(b[v:e])
+				*hash += xxhash.Sum64(b[f.Val:f.End])
 			}
-		case 2: // dropped_attributes_count
-			if typ != wireVarint {
-				return s.wrongType(kResource, i, num, typ)
+		case ResourceDroppedAttributesCount:
+			if f.Type != WireVarint {
+				return s.wrongType(kResource, i, f)
 			}
-		case 3: // entity_refs
-			if typ != wireLen {
-				return s.wrongType(kResource, i, num, typ)
+		case ResourceEntityRefs:
+			if f.Type != WireLen {
+				return s.wrongType(kResource, i, f)
 			}
 		}
-		i = e
+		i = f.End
 	}
 	return nil
 }
 
 // scopeX scans a ScopeMetrics/Logs/Spans and returns its number of items.
+//
+//	message ScopeMetrics {
+//	  InstrumentationScope scope = 1;
+//	  repeated Metric metrics = 2; // LogRecord log_records, Span spans
+//	  string schema_url = 3;
+//	}
 func (s *scanner) scopeX(off, val, end int) (int32, error) {
 	b := s.b[:end]
 	sc := scopeNode{off: int32(off), end: int32(end), parent: int32(len(s.res))}
@@ -281,49 +305,49 @@ func (s *scanner) scopeX(off, val, end int) (int32, error) {
 	}
 	nc := 0
 	for i := val; i < end; {
-		num, typ, v, e, code := readField(b, i)
-		if code != errNone {
+		f, code := ReadField(b, i)
+		if code != ReadOK {
 			return 0, s.fail(kScopeX, b, i, code)
 		}
-		switch num {
-		case 1: // scope
-			if typ != wireLen {
-				return 0, s.wrongType(kScopeX, i, num, typ)
+		switch f.Num {
+		case ScopeXScope:
+			if f.Type != WireLen {
+				return 0, s.wrongType(kScopeX, i, f)
 			}
-			if err := s.scope(v, e); err != nil {
+			if err := s.scope(f.Val, f.End); err != nil {
 				return 0, err
 			}
-			s.hdr(2, i, e)
-		case 2: // metrics, log_records, spans
-			if typ != wireLen {
-				return 0, s.wrongType(kScopeX, i, num, typ)
+			s.hdr(2, i, f.End)
+		case ScopeXItems:
+			if f.Type != WireLen {
+				return 0, s.wrongType(kScopeX, i, f)
 			}
 			s.ci = nc
 			nc++
 			if s.sig == Metrics {
-				n, err := s.metric(i, v, e, self)
+				n, err := s.metric(i, f.Val, f.End, self)
 				if err != nil {
 					return 0, err
 				}
 				sc.items += n
 			} else {
-				if err := s.item(i, v, e, self); err != nil {
+				if err := s.item(i, f.Val, f.End, self); err != nil {
 					return 0, err
 				}
 				sc.items++
 			}
-		case 3: // schema_url
-			if typ != wireLen {
-				return 0, s.wrongType(kScopeX, i, num, typ)
+		case ScopeXSchemaURL:
+			if f.Type != WireLen {
+				return 0, s.wrongType(kScopeX, i, f)
 			}
-			if !utf8.Valid(b[v:e]) {
-				return 0, s.badUTF8(kScopeX, i, num)
+			if !utf8.Valid(b[f.Val:f.End]) {
+				return 0, s.badUTF8(kScopeX, i, f.Num)
 			}
-			s.hdr(2, i, e)
+			s.hdr(2, i, f.End)
 		default:
-			s.hdr(2, i, e)
+			s.hdr(2, i, f.End)
 		}
-		i = e
+		i = f.End
 	}
 	if s.rec {
 		if s.sig == Metrics {
@@ -338,81 +362,102 @@ func (s *scanner) scopeX(off, val, end int) (int32, error) {
 }
 
 // scope scans an InstrumentationScope.
+//
+//	message InstrumentationScope {
+//	  string name = 1;
+//	  string version = 2;
+//	  repeated KeyValue attributes = 3;
+//	  uint32 dropped_attributes_count = 4;
+//	}
 func (s *scanner) scope(val, end int) error {
 	b := s.b[:end]
 	for i := val; i < end; {
-		num, typ, v, e, code := readField(b, i)
-		if code != errNone {
+		f, code := ReadField(b, i)
+		if code != ReadOK {
 			return s.fail(kScope, b, i, code)
 		}
-		switch num {
-		case 1, 2: // name, version
-			if typ != wireLen {
-				return s.wrongType(kScope, i, num, typ)
+		switch f.Num {
+		case InstrumentationScopeName, InstrumentationScopeVersion:
+			if f.Type != WireLen {
+				return s.wrongType(kScope, i, f)
 			}
-			if !utf8.Valid(b[v:e]) {
-				return s.badUTF8(kScope, i, num)
+			if !utf8.Valid(b[f.Val:f.End]) {
+				return s.badUTF8(kScope, i, f.Num)
 			}
-		case 3: // attributes
-			if typ != wireLen {
-				return s.wrongType(kScope, i, num, typ)
+		case InstrumentationScopeAttributes:
+			if f.Type != WireLen {
+				return s.wrongType(kScope, i, f)
 			}
-		case 4: // dropped_attributes_count
-			if typ != wireVarint {
-				return s.wrongType(kScope, i, num, typ)
+		case InstrumentationScopeDroppedAttributesCount:
+			if f.Type != WireVarint {
+				return s.wrongType(kScope, i, f)
 			}
 		}
-		i = e
+		i = f.End
 	}
 	return nil
 }
 
 // metric scans a Metric and returns its number of data points.
+//
+//	message Metric {
+//	  string name = 1;
+//	  string description = 2;
+//	  string unit = 3;
+//	  oneof data {
+//	    Gauge gauge = 5;
+//	    Sum sum = 7;
+//	    Histogram histogram = 9;
+//	    ExponentialHistogram exponential_histogram = 10;
+//	    Summary summary = 11;
+//	  }
+//	  repeated KeyValue metadata = 12;
+//	}
 func (s *scanner) metric(off, val, end int, parent int32) (int32, error) {
 	b := s.b[:end]
 	m := metricNode{off: int32(off), end: int32(end), parent: parent, lo: int32(len(s.items))}
 	self := int32(len(s.metrics))
 	var items int32
 	for i := val; i < end; {
-		num, typ, v, e, code := readField(b, i)
-		if code != errNone {
+		f, code := ReadField(b, i)
+		if code != ReadOK {
 			return 0, s.fail(kMetric, b, i, code)
 		}
-		switch num {
-		case 1, 2, 3: // name, description, unit
-			if typ != wireLen {
-				return 0, s.wrongType(kMetric, i, num, typ)
+		switch f.Num {
+		case MetricName, MetricDescription, MetricUnit:
+			if f.Type != WireLen {
+				return 0, s.wrongType(kMetric, i, f)
 			}
-			if !utf8.Valid(b[v:e]) {
-				return 0, s.badUTF8(kMetric, i, num)
+			if !utf8.Valid(b[f.Val:f.End]) {
+				return 0, s.badUTF8(kMetric, i, f.Num)
 			}
-			s.hdr(3, i, e)
-		case 5, 7, 9, 10, 11: // gauge, sum, histogram, exponential_histogram, summary
-			if typ != wireLen {
-				return 0, s.wrongType(kMetric, i, num, typ)
+			s.hdr(3, i, f.End)
+		case MetricGauge, MetricSum, MetricHistogram, MetricExponentialHistogram, MetricSummary:
+			if f.Type != WireLen {
+				return 0, s.wrongType(kMetric, i, f)
 			}
-			if m.dataNum != 0 && m.dataNum != num {
+			if m.dataNum != 0 && m.dataNum != f.Num {
 				// A oneof: proto.Unmarshal would keep only the last and
 				// drop the other's data points without a word.
 				return 0, s.errorf(kMetric, i, "%s and %s both set; a metric has one data field",
-					s.describe(kMetric, m.dataNum), s.describe(kMetric, num))
+					s.describe(kMetric, m.dataNum), s.describe(kMetric, f.Num))
 			}
-			m.dataNum = num
-			s.dataNum = num
-			n, err := s.data(v, e, self)
+			m.dataNum = f.Num
+			s.dataNum = f.Num
+			n, err := s.data(f.Val, f.End, self)
 			if err != nil {
 				return 0, err
 			}
 			items += n
-		case 12: // metadata
-			if typ != wireLen {
-				return 0, s.wrongType(kMetric, i, num, typ)
+		case MetricMetadata:
+			if f.Type != WireLen {
+				return 0, s.wrongType(kMetric, i, f)
 			}
-			s.hdr(3, i, e)
+			s.hdr(3, i, f.End)
 		default:
-			s.hdr(3, i, e)
+			s.hdr(3, i, f.End)
 		}
-		i = e
+		i = f.End
 	}
 	if s.rec {
 		m.hi = int32(len(s.items))
@@ -426,34 +471,43 @@ func (s *scanner) metric(off, val, end int, parent int32) (int32, error) {
 // data scans the data message (Gauge, Sum, ...) of a Metric. A Metric may
 // hold its data message in more than one field (proto.Unmarshal merges
 // them); their headers and data points add up.
+//
+//	message Sum {
+//	  repeated NumberDataPoint data_points = 1;
+//	  AggregationTemporality aggregation_temporality = 2;
+//	  bool is_monotonic = 3;
+//	}
+//
+// The other four have their own type of data points as field 1, Histogram
+// and ExponentialHistogram also aggregation_temporality as field 2.
 func (s *scanner) data(val, end int, parent int32) (int32, error) {
 	b := s.b[:end]
 	var n int32
 	for i := val; i < end; {
-		num, typ, _, e, code := readField(b, i)
-		if code != errNone {
+		f, code := ReadField(b, i)
+		if code != ReadOK {
 			return 0, s.fail(kData, b, i, code)
 		}
 		switch {
-		case num == 1: // data_points
-			if typ != wireLen {
-				return 0, s.wrongType(kData, i, num, typ)
+		case f.Num == DataPoints:
+			if f.Type != WireLen {
+				return 0, s.wrongType(kData, i, f)
 			}
 			if s.rec {
-				s.items = append(s.items, itemNode{off: int32(i), end: int32(e), parent: parent})
+				s.items = append(s.items, itemNode{off: int32(i), end: int32(f.End), parent: parent})
 			}
 			n++
 			s.nitems++
-			i = e
+			i = f.End
 			continue
-		case num == 2 && hasTemporality(s.dataNum), // aggregation_temporality
-			num == 3 && s.dataNum == 7: // is_monotonic
-			if typ != wireVarint {
-				return 0, s.wrongType(kData, i, num, typ)
+		case f.Num == DataAggregationTemporality && hasTemporality(s.dataNum),
+			f.Num == SumIsMonotonic && s.dataNum == MetricSum:
+			if f.Type != WireVarint {
+				return 0, s.wrongType(kData, i, f)
 			}
 		}
-		s.hdr(4, i, e)
-		i = e
+		s.hdr(4, i, f.End)
+		i = f.End
 	}
 	return n, nil
 }
@@ -481,31 +535,34 @@ func (s *scanner) item(off, val, end int, parent int32) error {
 	return nil
 }
 
-func (s *scanner) traceIDField() uint32 {
+func (s *scanner) traceIDField() FieldNum {
 	if s.sig == Logs {
-		return 9
+		return LogRecordTraceID
 	}
-	return 1
+	return SpanTraceID
 }
 
 // traceID returns the trace_id of a LogRecord or Span: the last one, as
 // proto.Unmarshal would.
+//
+//	message LogRecord { bytes trace_id = 9; }
+//	message Span { bytes trace_id = 1; }
 func (s *scanner) traceID(val, end int) ([]byte, error) {
 	b := s.b[:end]
 	want := s.traceIDField()
 	var id []byte
 	for i := val; i < end; {
-		num, typ, v, e, code := readField(b, i)
-		if code != errNone {
+		f, code := ReadField(b, i)
+		if code != ReadOK {
 			return nil, s.fail(kItem, b, i, code)
 		}
-		if num == want {
-			if typ != wireLen {
-				return nil, s.wrongType(kItem, i, num, typ)
+		if f.Num == want {
+			if f.Type != WireLen {
+				return nil, s.wrongType(kItem, i, f)
 			}
-			id = b[v:e]
+			id = b[f.Val:f.End]
 		}
-		i = e
+		i = f.End
 	}
 	return id, nil
 }

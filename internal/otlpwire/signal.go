@@ -29,6 +29,29 @@ func (s Signal) String() string {
 	return fmt.Sprintf("signal(%d)", uint8(s))
 }
 
+// The requests of the three signals nest alike down to the items, with the
+// same field numbers at each level, and so do the five data messages of a
+// Metric and the four kinds of data point in the fields they share. Code
+// that walks any signal uses these names; TestSignalsShareFieldNums checks
+// that the numbers agree. ResourceX is ResourceMetrics, ResourceLogs or
+// ResourceSpans, ScopeX likewise, Data is Gauge, Sum, Histogram,
+// ExponentialHistogram or Summary, DataPoint their data points.
+const (
+	RequestResourceX   = ExportMetricsServiceRequestResourceMetrics // resource_metrics, resource_logs, resource_spans
+	ResourceXResource  = ResourceMetricsResource
+	ResourceXScopeX    = ResourceMetricsScopeMetrics // scope_metrics, scope_logs, scope_spans
+	ResourceXSchemaURL = ResourceMetricsSchemaURL
+	ScopeXScope        = ScopeMetricsScope
+	ScopeXItems        = ScopeMetricsMetrics // metrics, log_records, spans
+	ScopeXSchemaURL    = ScopeMetricsSchemaURL
+
+	DataPoints                 = GaugeDataPoints
+	DataAggregationTemporality = SumAggregationTemporality // not in Gauge and Summary
+
+	DataPointStartTimeUnixNano = NumberDataPointStartTimeUnixNano
+	DataPointTimeUnixNano      = NumberDataPointTimeUnixNano
+)
+
 // ParseSignal is the inverse of Signal.String.
 func ParseSignal(s string) (Signal, error) {
 	switch s {
