@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // attrTable collects a top-level map<string, AnyValue> column (one whose rows
@@ -87,26 +88,31 @@ func (a *attrTable) flush() {}
 func (a *attrTable) len() int { return len(a.rowValid) }
 
 // appendKV appends the KeyValue whose encoding is p to the open map row.
+//
+//	message KeyValue {
+//	  string key = 1;
+//	  AnyValue value = 2;
+//	}
 func (a *attrTable) appendKV(p []byte) error {
 	key, val, usual := splitKV(p)
 	hasVal := usual
 	for i := 0; !usual && i < len(p); {
-		num, typ, _, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("KeyValue", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("KeyValue", f.Num)
 		}
-		i += n
 		switch {
-		case num == 1 && typ == wtLen:
-			key = q
-		case num == 2 && typ == wtLen && !hasVal:
-			val, hasVal = q, true
+		case f.Num == otlpwire.KeyValueKey && f.Type == otlpwire.WireLen:
+			key = p[f.Val:f.End]
+		case f.Num == otlpwire.KeyValueValue && f.Type == otlpwire.WireLen && !hasVal:
+			val, hasVal = p[f.Val:f.End], true
 		default:
-			return unsupported("KeyValue", num)
+			return unsupported("KeyValue", f.Num)
 		}
+		i = f.End
 	}
 	if *a.strict {
-		if err := validString(key, "KeyValue", 1); err != nil {
+		if err := validString(key, "KeyValue", otlpwire.KeyValueKey); err != nil {
 			return err
 		}
 	}
@@ -123,18 +129,24 @@ func (a *attrTable) appendKV(p []byte) error {
 }
 
 // splitKV returns the key and value of a KeyValue in its usual encoding:
-// field 1 then field 2, each shorter than 128 bytes, and nothing else; ok
-// is false for any other encoding.
+// key then value, each shorter than 128 bytes, and nothing else; ok is false
+// for any other encoding.
 func splitKV(p []byte) (key, val []byte, ok bool) {
-	if len(p) < 4 || p[0] != 0x0a || p[1] >= 0x80 {
+	if len(p) < 4 || p[0] != keyTag || p[1] >= 0x80 {
 		return nil, nil, false
 	}
 	v := 2 + int(p[1])
-	if v+2 > len(p) || p[v] != 0x12 || p[v+1] >= 0x80 || v+2+int(p[v+1]) != len(p) {
+	if v+2 > len(p) || p[v] != valueTag || p[v+1] >= 0x80 || v+2+int(p[v+1]) != len(p) {
 		return nil, nil, false
 	}
 	return p[2:v], p[v+2:], true
 }
+
+// The one-byte tags of KeyValue's fields, for splitKV.
+const (
+	keyTag   = byte(otlpwire.KeyValueKey)<<3 | byte(otlpwire.WireLen)
+	valueTag = byte(otlpwire.KeyValueValue)<<3 | byte(otlpwire.WireLen)
+)
 
 // put appends one value of type typ with string str or bytes by.
 func (a *attrTable) put(typ uint8, str, by []byte) {
@@ -160,49 +172,62 @@ func (a *attrTable) padBytes() {
 
 // appendAny appends the AnyValue whose encoding is p (see
 // anyBuilder.appendAny).
+//
+//	message AnyValue {
+//	  oneof value {
+//	    string string_value = 1;
+//	    bool bool_value = 2;
+//	    int64 int_value = 3;
+//	    double double_value = 4;
+//	    ArrayValue array_value = 5;
+//	    KeyValueList kvlist_value = 6;
+//	    bytes bytes_value = 7;
+//	  }
+//	}
 func (a *attrTable) appendAny(p []byte) error {
 	if len(p) == 0 {
 		a.put(ValueEmpty, nil, nil)
 		return nil
 	}
-	num, typ, v, q, n := next(p)
-	if n < 0 {
-		return malformed("AnyValue", num)
+	f, code := otlpwire.ReadField(p, 0)
+	if code != otlpwire.ReadOK {
+		return malformed("AnyValue", f.Num)
 	}
-	if n == len(p) {
+	if f.End == len(p) {
+		q := p[f.Val:f.End]
 		switch {
-		case num == 1 && typ == wtLen:
+		case f.Num == otlpwire.AnyValueStringValue && f.Type == otlpwire.WireLen:
 			if *a.strict {
-				if err := validString(q, "AnyValue", num); err != nil {
+				if err := validString(q, "AnyValue", f.Num); err != nil {
 					return err
 				}
 			}
 			a.put(ValueString, q, nil)
 			return nil
-		case num == 2 && typ == wtVarint:
-			if v != 0 {
+		case f.Num == otlpwire.AnyValueBoolValue && f.Type == otlpwire.WireVarint:
+			if f.X != 0 {
 				a.bools = append(a.bools, int32(len(a.typs)))
 			}
 			a.put(ValueBool, nil, nil)
 			return nil
-		case num == 3 && typ == wtVarint:
-			a.ints = append(a.ints, sparse{int32(len(a.typs)), v})
+		case f.Num == otlpwire.AnyValueIntValue && f.Type == otlpwire.WireVarint:
+			a.ints = append(a.ints, sparse{int32(len(a.typs)), f.X})
 			a.put(ValueInt, nil, nil)
 			return nil
-		case num == 4 && typ == wtI64:
-			a.dbls = append(a.dbls, sparse{int32(len(a.typs)), v})
+		case f.Num == otlpwire.AnyValueDoubleValue && f.Type == otlpwire.WireI64:
+			a.dbls = append(a.dbls, sparse{int32(len(a.typs)), f.X})
 			a.put(ValueDouble, nil, nil)
 			return nil
-		case num == 7 && typ == wtLen:
+		case f.Num == otlpwire.AnyValueBytesValue && f.Type == otlpwire.WireLen:
 			a.put(ValueBytes, nil, q)
 			return nil
-		case num == 5 && typ == wtLen:
+		case f.Num == otlpwire.AnyValueArrayValue && f.Type == otlpwire.WireLen:
 			if err := validateList(q, 1, false); err != nil {
 				return err
 			}
 			a.put(ValueArray, nil, q)
 			return nil
-		case num == 6 && typ == wtLen:
+		case f.Num == otlpwire.AnyValueKvlistValue && f.Type == otlpwire.WireLen:
 			if err := validateList(q, 1, true); err != nil {
 				return err
 			}

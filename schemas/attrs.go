@@ -6,6 +6,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -120,49 +121,62 @@ func (a *anyBuilder) clear() {
 }
 
 // appendAny appends the AnyValue whose encoding is p.
+//
+//	message AnyValue {
+//	  oneof value {
+//	    string string_value = 1;
+//	    bool bool_value = 2;
+//	    int64 int_value = 3;
+//	    double double_value = 4;
+//	    ArrayValue array_value = 5;
+//	    KeyValueList kvlist_value = 6;
+//	    bytes bytes_value = 7;
+//	  }
+//	}
 func (a *anyBuilder) appendAny(p []byte) error {
 	if len(p) == 0 {
 		a.put(ValueEmpty, nil, 0, nil)
 		return nil
 	}
-	num, typ, v, q, n := next(p)
-	if n < 0 {
-		return malformed("AnyValue", num)
+	f, code := otlpwire.ReadField(p, 0)
+	if code != otlpwire.ReadOK {
+		return malformed("AnyValue", f.Num)
 	}
-	if n == len(p) { // the usual case: exactly one field
+	if f.End == len(p) { // the usual case: exactly one field
+		q := p[f.Val:f.End]
 		switch {
-		case num == 1 && typ == wtLen:
-			if err := validString(q, "AnyValue", num); err != nil {
+		case f.Num == otlpwire.AnyValueStringValue && f.Type == otlpwire.WireLen:
+			if err := validString(q, "AnyValue", f.Num); err != nil {
 				return err
 			}
 			a.putStr(q)
 			return nil
-		case num == 2 && typ == wtVarint:
+		case f.Num == otlpwire.AnyValueBoolValue && f.Type == otlpwire.WireVarint:
 			x := uint64(0)
-			if v != 0 {
+			if f.X != 0 {
 				x = 1
 			}
 			a.hasB = true
 			a.put(ValueBool, nil, x, nil)
 			return nil
-		case num == 3 && typ == wtVarint:
+		case f.Num == otlpwire.AnyValueIntValue && f.Type == otlpwire.WireVarint:
 			a.hasInt = true
-			a.put(ValueInt, nil, v, nil)
+			a.put(ValueInt, nil, f.X, nil)
 			return nil
-		case num == 4 && typ == wtI64:
+		case f.Num == otlpwire.AnyValueDoubleValue && f.Type == otlpwire.WireI64:
 			a.hasDbl = true
-			a.put(ValueDouble, nil, v, nil)
+			a.put(ValueDouble, nil, f.X, nil)
 			return nil
-		case num == 7 && typ == wtLen:
+		case f.Num == otlpwire.AnyValueBytesValue && f.Type == otlpwire.WireLen:
 			a.put(ValueBytes, nil, 0, q)
 			return nil
-		case num == 5 && typ == wtLen:
+		case f.Num == otlpwire.AnyValueArrayValue && f.Type == otlpwire.WireLen:
 			if err := validateList(q, 1, false); err != nil {
 				return err
 			}
 			a.put(ValueArray, nil, 0, q)
 			return nil
-		case num == 6 && typ == wtLen:
+		case f.Num == otlpwire.AnyValueKvlistValue && f.Type == otlpwire.WireLen:
 			if err := validateList(q, 1, true); err != nil {
 				return err
 			}
@@ -234,25 +248,30 @@ func (a *attrBuilder) clear() {
 }
 
 // appendKV appends the KeyValue whose encoding is p to the open map row.
+//
+//	message KeyValue {
+//	  string key = 1;
+//	  AnyValue value = 2;
+//	}
 func (a *attrBuilder) appendKV(p []byte) error {
 	var key, val []byte
 	hasVal := false
 	for i := 0; i < len(p); {
-		num, typ, _, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("KeyValue", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("KeyValue", f.Num)
 		}
-		i += n
 		switch {
-		case num == 1 && typ == wtLen:
-			key = q
-		case num == 2 && typ == wtLen && !hasVal:
-			val, hasVal = q, true
+		case f.Num == otlpwire.KeyValueKey && f.Type == otlpwire.WireLen:
+			key = p[f.Val:f.End]
+		case f.Num == otlpwire.KeyValueValue && f.Type == otlpwire.WireLen && !hasVal:
+			val, hasVal = p[f.Val:f.End], true
 		default:
-			return unsupported("KeyValue", num)
+			return unsupported("KeyValue", f.Num)
 		}
+		i = f.End
 	}
-	if err := validString(key, "KeyValue", 1); err != nil {
+	if err := validString(key, "KeyValue", otlpwire.KeyValueKey); err != nil {
 		return err
 	}
 	if hasVal {
@@ -274,12 +293,12 @@ func newAnyReader(a arrow.Array) (anyReader, bool) {
 	return anyReader{c}, err == nil
 }
 
-// size is the length of the AnyValue encoding of row j.
+// size is the length of the AnyValue encoding of row j. Every AnyValue
+// field has a one-byte tag.
 func (r *anyReader) size(j int) int {
 	switch r.Type.Value(j) {
 	case ValueString:
-		n := len(r.Str.Value(j))
-		return 1 + protowire.SizeVarint(uint64(n)) + n
+		return otlpwire.LenFieldSize(len(r.Str.Value(j)))
 	case ValueBool:
 		return 2
 	case ValueInt:
@@ -287,8 +306,7 @@ func (r *anyReader) size(j int) int {
 	case ValueDouble:
 		return 9
 	case ValueBytes, ValueArray, ValueKVList:
-		n := len(r.Bytes.Value(j))
-		return 1 + protowire.SizeVarint(uint64(n)) + n
+		return otlpwire.LenFieldSize(len(r.Bytes.Value(j)))
 	case ValueRaw:
 		return len(r.Bytes.Value(j))
 	}
@@ -299,23 +317,23 @@ func (r *anyReader) size(j int) int {
 func (r *anyReader) appendContent(dst []byte, j int) []byte {
 	switch r.Type.Value(j) {
 	case ValueString:
-		return appendStringField(dst, 1, r.Str.Value(j))
+		return appendStringField(dst, otlpwire.AnyValueStringValue, r.Str.Value(j))
 	case ValueBool:
 		v := byte(0)
 		if r.Bool.Value(j) {
 			v = 1
 		}
-		return append(dst, 2<<3|wtVarint, v)
+		return append(otlpwire.AppendTag(dst, otlpwire.AnyValueBoolValue, otlpwire.WireVarint), v)
 	case ValueInt:
-		return protowire.AppendVarint(append(dst, 3<<3|wtVarint), uint64(r.Int.Value(j)))
+		return protowire.AppendVarint(otlpwire.AppendTag(dst, otlpwire.AnyValueIntValue, otlpwire.WireVarint), uint64(r.Int.Value(j)))
 	case ValueDouble:
-		return binary.LittleEndian.AppendUint64(append(dst, 4<<3|wtI64), math.Float64bits(r.Double.Value(j)))
+		return binary.LittleEndian.AppendUint64(otlpwire.AppendTag(dst, otlpwire.AnyValueDoubleValue, otlpwire.WireI64), math.Float64bits(r.Double.Value(j)))
 	case ValueBytes:
-		return appendBytesField(dst, 7, r.Bytes.Value(j))
+		return appendBytesField(dst, otlpwire.AnyValueBytesValue, r.Bytes.Value(j))
 	case ValueArray:
-		return appendBytesField(dst, 5, r.Bytes.Value(j))
+		return appendBytesField(dst, otlpwire.AnyValueArrayValue, r.Bytes.Value(j))
 	case ValueKVList:
-		return appendBytesField(dst, 6, r.Bytes.Value(j))
+		return appendBytesField(dst, otlpwire.AnyValueKvlistValue, r.Bytes.Value(j))
 	case ValueRaw:
 		return append(dst, r.Bytes.Value(j)...)
 	}
@@ -323,11 +341,11 @@ func (r *anyReader) appendContent(dst []byte, j int) []byte {
 }
 
 // appendField writes row j as field num, or nothing for ValueNone.
-func (r *anyReader) appendField(dst []byte, num uint32, j int) []byte {
+func (r *anyReader) appendField(dst []byte, num otlpwire.FieldNum, j int) []byte {
 	if r.Type.Value(j) == ValueNone {
 		return dst
 	}
-	dst = appendTag(dst, num, wtLen)
+	dst = otlpwire.AppendTag(dst, num, otlpwire.WireLen)
 	dst = protowire.AppendVarint(dst, uint64(r.size(j)))
 	return r.appendContent(dst, j)
 }
@@ -353,22 +371,21 @@ func newAttrReader(a arrow.Array) (attrReader, bool) {
 }
 
 // appendKVs writes the entries of row i as repeated KeyValue field num.
-func (r *attrReader) appendKVs(dst []byte, num uint32, i int) []byte {
+func (r *attrReader) appendKVs(dst []byte, num otlpwire.FieldNum, i int) []byte {
 	start, end := r.m.ValueOffsets(i)
 	for j := int(start); j < int(end); j++ {
 		key := r.k.Value(j)
 		n := 0
 		if key != "" {
-			n = 1 + protowire.SizeVarint(uint64(len(key))) + len(key)
+			n = otlpwire.LenFieldSize(len(key))
 		}
 		if r.v.Type.Value(j) != ValueNone {
-			vs := r.v.size(j)
-			n += 1 + protowire.SizeVarint(uint64(vs)) + vs
+			n += otlpwire.LenFieldSize(r.v.size(j))
 		}
-		dst = appendTag(dst, num, wtLen)
+		dst = otlpwire.AppendTag(dst, num, otlpwire.WireLen)
 		dst = protowire.AppendVarint(dst, uint64(n))
-		dst = appendStr(dst, 1, key)
-		dst = r.v.appendField(dst, 2, j)
+		dst = appendStr(dst, otlpwire.KeyValueKey, key)
+		dst = r.v.appendField(dst, otlpwire.KeyValueValue, j)
 	}
 	return dst
 }

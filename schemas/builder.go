@@ -106,20 +106,24 @@ func (b *Builder) Len() int { return b.items }
 // On error nothing of body is kept, and neither is anything appended since
 // the last Build: Arrow builders cannot be truncated, so the builder is
 // reset. Build after each request whose loss would matter.
+//
+//	message ExportMetricsServiceRequest { repeated ResourceMetrics resource_metrics = 1; }
+//	message ExportLogsServiceRequest { repeated ResourceLogs resource_logs = 1; }
+//	message ExportTraceServiceRequest { repeated ResourceSpans resource_spans = 1; }
 func (b *Builder) Append(body []byte) (int, error) {
 	before := b.items
 	b.concat = b.concat[:0]
 	for i := 0; i < len(body); {
-		num, typ, _, p, n := next(body[i:])
-		if n < 0 {
+		f, code := otlpwire.ReadField(body, i)
+		if code != otlpwire.ReadOK {
 			b.reset()
-			return 0, malformed("request", num)
+			return 0, malformed("request", f.Num)
 		}
-		i += n
-		if num != 1 || typ != wtLen {
+		i = f.End
+		if f.Num != otlpwire.RequestResourceX || f.Type != otlpwire.WireLen {
 			continue // unknown request fields are dropped (see README)
 		}
-		if err := b.resourceX(p); err != nil {
+		if err := b.resourceX(body[f.Val:f.End]); err != nil {
 			b.reset()
 			return 0, fmt.Errorf("resource %d: %w", b.res.n, err)
 		}
@@ -296,6 +300,16 @@ func newScopeBuilder(mem memory.Allocator, strict *bool) scopeBuilder {
 
 // resourceX decodes a Resource{Metrics,Logs,Spans}. Its row is appended after
 // its scopes and items, whose resource_id is known in advance.
+//
+//	message ResourceMetrics {
+//	  Resource resource = 1;
+//	  repeated ScopeMetrics scope_metrics = 2; // ScopeLogs scope_logs, ScopeSpans scope_spans
+//	  string schema_url = 3;
+//	}
+//	message Resource {
+//	  repeated KeyValue attributes = 1;
+//	  uint32 dropped_attributes_count = 2;
+//	}
 func (b *Builder) resourceX(p []byte) error {
 	rid := b.res.n
 	b.res.n++
@@ -303,26 +317,27 @@ func (b *Builder) resourceX(p []byte) error {
 	resParts := b.resParts[:0] // occurrences of the resource field
 	var schemaURL []byte
 	for i := 0; i < len(p); {
-		num, typ, _, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("Resource*", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("Resource*", f.Num)
 		}
 		switch {
-		case num == 1 && typ == wtLen:
-			resParts = append(resParts, q)
-		case num == 2 && typ == wtLen:
-			if err := b.scopeX(q, rid); err != nil {
+		case f.Num == otlpwire.ResourceXResource && f.Type == otlpwire.WireLen:
+			resParts = append(resParts, p[f.Val:f.End])
+		case f.Num == otlpwire.ResourceXScopeX && f.Type == otlpwire.WireLen:
+			if err := b.scopeX(p[f.Val:f.End], rid); err != nil {
 				return fmt.Errorf("scope %d: %w", b.scopes.n-1, err)
 			}
-		case num == 3 && typ == wtLen:
-			if err := validString(q, "Resource*", num); err != nil {
+		case f.Num == otlpwire.ResourceXSchemaURL && f.Type == otlpwire.WireLen:
+			q := p[f.Val:f.End]
+			if err := validString(q, "Resource*", f.Num); err != nil {
 				return err
 			}
 			schemaURL = q
 		default:
-			b.rxExtra = append(b.rxExtra, p[i:i+n]...)
+			b.rxExtra = append(b.rxExtra, p[i:f.End]...)
 		}
-		i += n
+		i = f.End
 	}
 	b.resParts = resParts[:0]
 	r := &b.res
@@ -339,21 +354,21 @@ func (b *Builder) resourceX(p []byte) error {
 	b.resExtra = b.resExtra[:0]
 	var dropped uint32
 	for i := 0; i < len(rp); {
-		num, typ, v, q, n := next(rp[i:])
-		if n < 0 {
-			return malformed("Resource", num)
+		f, code := otlpwire.ReadField(rp, i)
+		if code != otlpwire.ReadOK {
+			return malformed("Resource", f.Num)
 		}
 		switch {
-		case num == 1 && typ == wtLen:
-			if err := r.attrs.appendKV(q); err != nil {
+		case f.Num == otlpwire.ResourceAttributes && f.Type == otlpwire.WireLen:
+			if err := r.attrs.appendKV(rp[f.Val:f.End]); err != nil {
 				return err
 			}
-		case num == 2 && typ == wtVarint:
-			dropped = uint32(v)
+		case f.Num == otlpwire.ResourceDroppedAttributesCount && f.Type == otlpwire.WireVarint:
+			dropped = uint32(f.X)
 		default:
-			b.resExtra = append(b.resExtra, rp[i:i+n]...)
+			b.resExtra = append(b.resExtra, rp[i:f.End]...)
 		}
-		i += n
+		i = f.End
 	}
 	r.dropped.Append(dropped)
 	r.resExtra.Append(b.resExtra)
@@ -361,6 +376,18 @@ func (b *Builder) resourceX(p []byte) error {
 }
 
 // scopeX decodes a Scope{Metrics,Logs,Spans}.
+//
+//	message ScopeMetrics {
+//	  InstrumentationScope scope = 1;
+//	  repeated Metric metrics = 2; // LogRecord log_records, Span spans
+//	  string schema_url = 3;
+//	}
+//	message InstrumentationScope {
+//	  string name = 1;
+//	  string version = 2;
+//	  repeated KeyValue attributes = 3;
+//	  uint32 dropped_attributes_count = 4;
+//	}
 func (b *Builder) scopeX(p []byte, rid uint32) error {
 	sid := b.scopes.n
 	b.scopes.n++
@@ -369,14 +396,15 @@ func (b *Builder) scopeX(p []byte, rid uint32) error {
 	scParts := b.scParts[:0]
 	var schemaURL []byte
 	for i := 0; i < len(p); {
-		num, typ, _, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("Scope*", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("Scope*", f.Num)
 		}
 		switch {
-		case num == 1 && typ == wtLen:
-			scParts = append(scParts, q)
-		case num == 2 && typ == wtLen:
+		case f.Num == otlpwire.ScopeXScope && f.Type == otlpwire.WireLen:
+			scParts = append(scParts, p[f.Val:f.End])
+		case f.Num == otlpwire.ScopeXItems && f.Type == otlpwire.WireLen:
+			q := p[f.Val:f.End]
 			var err error
 			switch b.sig {
 			case otlpwire.Metrics:
@@ -392,15 +420,16 @@ func (b *Builder) scopeX(p []byte, rid uint32) error {
 			if b.items&(flushEvery-1) == 0 {
 				b.flush() // keep the buffers small (cache, GC scanning)
 			}
-		case num == 3 && typ == wtLen:
-			if err := validString(q, "Scope*", num); err != nil {
+		case f.Num == otlpwire.ScopeXSchemaURL && f.Type == otlpwire.WireLen:
+			q := p[f.Val:f.End]
+			if err := validString(q, "Scope*", f.Num); err != nil {
 				return err
 			}
 			schemaURL = q
 		default:
-			b.sxExtra = append(b.sxExtra, p[i:i+n]...)
+			b.sxExtra = append(b.sxExtra, p[i:f.End]...)
 		}
-		i += n
+		i = f.End
 	}
 	extra = b.sxExtra
 	b.scParts = scParts[:0]
@@ -422,30 +451,30 @@ func (b *Builder) scopeX(p []byte, rid uint32) error {
 	var name, version []byte
 	var dropped uint32
 	for i := 0; i < len(sp); {
-		num, typ, v, q, n := next(sp[i:])
-		if n < 0 {
-			return malformed("InstrumentationScope", num)
+		f, code := otlpwire.ReadField(sp, i)
+		if code != otlpwire.ReadOK {
+			return malformed("InstrumentationScope", f.Num)
 		}
 		switch {
-		case num == 1 && typ == wtLen:
-			name = q
-		case num == 2 && typ == wtLen:
-			version = q
-		case num == 3 && typ == wtLen:
-			if err := s.attrs.appendKV(q); err != nil {
+		case f.Num == otlpwire.InstrumentationScopeName && f.Type == otlpwire.WireLen:
+			name = sp[f.Val:f.End]
+		case f.Num == otlpwire.InstrumentationScopeVersion && f.Type == otlpwire.WireLen:
+			version = sp[f.Val:f.End]
+		case f.Num == otlpwire.InstrumentationScopeAttributes && f.Type == otlpwire.WireLen:
+			if err := s.attrs.appendKV(sp[f.Val:f.End]); err != nil {
 				return err
 			}
-		case num == 4 && typ == wtVarint:
-			dropped = uint32(v)
+		case f.Num == otlpwire.InstrumentationScopeDroppedAttributesCount && f.Type == otlpwire.WireVarint:
+			dropped = uint32(f.X)
 		default:
-			b.scExtra = append(b.scExtra, sp[i:i+n]...)
+			b.scExtra = append(b.scExtra, sp[i:f.End]...)
 		}
-		i += n
+		i = f.End
 	}
-	if err := validString(name, "InstrumentationScope", 1); err != nil {
+	if err := validString(name, "InstrumentationScope", otlpwire.InstrumentationScopeName); err != nil {
 		return err
 	}
-	if err := validString(version, "InstrumentationScope", 2); err != nil {
+	if err := validString(version, "InstrumentationScope", otlpwire.InstrumentationScopeVersion); err != nil {
 		return err
 	}
 	s.name.BinaryBuilder.Append(name)

@@ -127,35 +127,35 @@ func ToOTLP(b *Batch, dst []byte) ([]byte, error) {
 	}
 	for r := 0; r < int(b.Resources.NumRows()); r++ {
 		var rx int
-		dst, rx = openMsg(dst, 1, 3)
+		dst, rx = openMsg(dst, otlpwire.RequestResourceX, 3)
 		if !rAttrs.m.IsNull(r) {
 			var rs int
-			dst, rs = openMsg(dst, 1, 2)
-			dst = rAttrs.appendKVs(dst, 1, r)
-			dst = appendVarintF(dst, 2, uint64(rDropped.Value(r)))
+			dst, rs = openMsg(dst, otlpwire.ResourceXResource, 2)
+			dst = rAttrs.appendKVs(dst, otlpwire.ResourceAttributes, r)
+			dst = appendVarintF(dst, otlpwire.ResourceDroppedAttributesCount, uint64(rDropped.Value(r)))
 			dst = append(dst, rResExtra.Value(r)...)
 			dst = closeMsg(dst, rs, 2)
 		}
 		for _, s := range scopesOf.of(r) {
 			s := int(s)
 			var sx int
-			dst, sx = openMsg(dst, 2, 3)
+			dst, sx = openMsg(dst, otlpwire.ResourceXScopeX, 3)
 			if !sAttrs.m.IsNull(s) {
 				var ss int
-				dst, ss = openMsg(dst, 1, 2)
-				dst = appendStr(dst, 1, sName.Value(s))
-				dst = appendStr(dst, 2, sVersion.Value(s))
-				dst = sAttrs.appendKVs(dst, 3, s)
-				dst = appendVarintF(dst, 4, uint64(sDropped.Value(s)))
+				dst, ss = openMsg(dst, otlpwire.ScopeXScope, 2)
+				dst = appendStr(dst, otlpwire.InstrumentationScopeName, sName.Value(s))
+				dst = appendStr(dst, otlpwire.InstrumentationScopeVersion, sVersion.Value(s))
+				dst = sAttrs.appendKVs(dst, otlpwire.InstrumentationScopeAttributes, s)
+				dst = appendVarintF(dst, otlpwire.InstrumentationScopeDroppedAttributesCount, uint64(sDropped.Value(s)))
 				dst = append(dst, sScopeExtra.Value(s)...)
 				dst = closeMsg(dst, ss, 2)
 			}
 			dst = items(dst, s)
-			dst = appendStr(dst, 3, sSchema.Value(s))
+			dst = appendStr(dst, otlpwire.ScopeXSchemaURL, sSchema.Value(s))
 			dst = append(dst, sExtra.Value(s)...)
 			dst = closeMsg(dst, sx, 3)
 		}
-		dst = appendStr(dst, 3, rSchema.Value(r))
+		dst = appendStr(dst, otlpwire.ResourceXSchemaURL, rSchema.Value(r))
 		dst = append(dst, rExtra.Value(r)...)
 		dst = closeMsg(dst, rx, 3)
 	}
@@ -164,24 +164,24 @@ func ToOTLP(b *Batch, dst []byte) ([]byte, error) {
 
 func i32v(v int32) uint64 { return uint64(int64(v)) }
 
-func appendDouble(dst []byte, num uint32, v float64) []byte {
+func appendDouble(dst []byte, num otlpwire.FieldNum, v float64) []byte {
 	return appendFixed64F(dst, num, math.Float64bits(v))
 }
 
 // appendOptDouble writes a field with explicit presence (optional, oneof).
-func appendOptDouble(dst []byte, num uint32, a *array.Float64, i int) []byte {
+func appendOptDouble(dst []byte, num otlpwire.FieldNum, a *array.Float64, i int) []byte {
 	if a.IsNull(i) {
 		return dst
 	}
-	dst = appendTag(dst, num, wtI64)
+	dst = otlpwire.AppendTag(dst, num, otlpwire.WireI64)
 	return protowire.AppendFixed64(dst, math.Float64bits(a.Value(i)))
 }
 
-func appendOptInt64(dst []byte, num uint32, a *array.Int64, i int) []byte {
+func appendOptInt64(dst []byte, num otlpwire.FieldNum, a *array.Int64, i int) []byte {
 	if a.IsNull(i) {
 		return dst
 	}
-	dst = appendTag(dst, num, wtI64)
+	dst = otlpwire.AppendTag(dst, num, otlpwire.WireI64)
 	return protowire.AppendFixed64(dst, uint64(a.Value(i)))
 }
 
@@ -217,18 +217,18 @@ func logsWriter(b *Batch) (func([]byte, int) []byte, error) {
 		for _, i := range g.of(s) {
 			i := int(i)
 			var st int
-			dst, st = openMsg(dst, 2, 2)
-			dst = appendFixed64F(dst, 1, tm.Value(i))
-			dst = appendVarintF(dst, 2, i32v(sev.Value(i)))
-			dst = appendStr(dst, 3, sevText.Value(i))
-			dst = body.appendField(dst, 5, i)
-			dst = attrs.appendKVs(dst, 6, i)
-			dst = appendVarintF(dst, 7, uint64(dropped.Value(i)))
-			dst = appendFixed32F(dst, 8, flags.Value(i))
-			dst = appendBin(dst, 9, traceID.Value(i))
-			dst = appendBin(dst, 10, spanID.Value(i))
-			dst = appendFixed64F(dst, 11, observed.Value(i))
-			dst = appendStr(dst, 12, event.Value(i))
+			dst, st = openMsg(dst, otlpwire.ScopeLogsLogRecords, 2)
+			dst = appendFixed64F(dst, otlpwire.LogRecordTimeUnixNano, tm.Value(i))
+			dst = appendVarintF(dst, otlpwire.LogRecordSeverityNumber, i32v(sev.Value(i)))
+			dst = appendStr(dst, otlpwire.LogRecordSeverityText, sevText.Value(i))
+			dst = body.appendField(dst, otlpwire.LogRecordBody, i)
+			dst = attrs.appendKVs(dst, otlpwire.LogRecordAttributes, i)
+			dst = appendVarintF(dst, otlpwire.LogRecordDroppedAttributesCount, uint64(dropped.Value(i)))
+			dst = appendFixed32F(dst, otlpwire.LogRecordFlags, flags.Value(i))
+			dst = appendBin(dst, otlpwire.LogRecordTraceID, traceID.Value(i))
+			dst = appendBin(dst, otlpwire.LogRecordSpanID, spanID.Value(i))
+			dst = appendFixed64F(dst, otlpwire.LogRecordObservedTimeUnixNano, observed.Value(i))
+			dst = appendStr(dst, otlpwire.LogRecordEventName, event.Value(i))
 			dst = append(dst, extra.Value(i)...)
 			dst = closeMsg(dst, st, 2)
 		}

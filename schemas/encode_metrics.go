@@ -5,6 +5,7 @@ import (
 	"math"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
@@ -105,10 +106,10 @@ func metricsWriter(b *Batch) (func([]byte, int) []byte, error) {
 		for _, m := range metricsOf.of(s) {
 			m := int(m)
 			var ms int
-			dst, ms = openMsg(dst, 2, 3)
-			dst = appendStr(dst, 1, mName.Value(m))
-			dst = appendStr(dst, 2, mDesc.Value(m))
-			dst = appendStr(dst, 3, mUnit.Value(m))
+			dst, ms = openMsg(dst, otlpwire.ScopeMetricsMetrics, 3)
+			dst = appendStr(dst, otlpwire.MetricName, mName.Value(m))
+			dst = appendStr(dst, otlpwire.MetricDescription, mDesc.Value(m))
+			dst = appendStr(dst, otlpwire.MetricUnit, mUnit.Value(m))
 			if kind := mType.Value(m); kind != MetricNone && int(kind) < len(metricDataField) {
 				var ds int
 				dst, ds = openMsg(dst, metricDataField[kind], 3)
@@ -116,15 +117,15 @@ func metricsWriter(b *Batch) (func([]byte, int) []byte, error) {
 					dst = r.appendPoint(dst, kind, int(i))
 				}
 				if kind == MetricSum || kind == MetricHistogram || kind == MetricExponentialHistogram {
-					dst = appendVarintF(dst, 2, i32v(mTemp.Value(m)))
+					dst = appendVarintF(dst, otlpwire.DataAggregationTemporality, i32v(mTemp.Value(m)))
 				}
 				if kind == MetricSum && mMono.Value(m) {
-					dst = append(dst, 3<<3|wtVarint, 1)
+					dst = append(otlpwire.AppendTag(dst, otlpwire.SumIsMonotonic, otlpwire.WireVarint), 1)
 				}
 				dst = append(dst, mDataExtra.Value(m)...)
 				dst = closeMsg(dst, ds, 3)
 			}
-			dst = mMeta.appendKVs(dst, 12, m)
+			dst = mMeta.appendKVs(dst, otlpwire.MetricMetadata, m)
 			dst = append(dst, mExtra.Value(m)...)
 			dst = closeMsg(dst, ms, 3)
 		}
@@ -133,25 +134,25 @@ func metricsWriter(b *Batch) (func([]byte, int) []byte, error) {
 }
 
 func (r *pointReader) appendPoint(dst []byte, kind uint8, i int) []byte {
-	dst, ps := openMsg(dst, 1, 2)
+	dst, ps := openMsg(dst, otlpwire.DataPoints, 2)
 	switch kind {
 	case MetricGauge, MetricSum:
-		dst = r.attrs.appendKVs(dst, 7, i)
-		dst = appendFixed64F(dst, 2, r.start.Value(i))
-		dst = appendFixed64F(dst, 3, r.time.Value(i))
-		dst = appendOptDouble(dst, 4, r.doubleValue, i)
-		dst = appendOptInt64(dst, 6, r.intValue, i)
-		dst = r.appendExemplars(dst, 5, i)
-		dst = appendVarintF(dst, 8, uint64(r.flags.Value(i)))
+		dst = r.attrs.appendKVs(dst, otlpwire.NumberDataPointAttributes, i)
+		dst = appendFixed64F(dst, otlpwire.NumberDataPointStartTimeUnixNano, r.start.Value(i))
+		dst = appendFixed64F(dst, otlpwire.NumberDataPointTimeUnixNano, r.time.Value(i))
+		dst = appendOptDouble(dst, otlpwire.NumberDataPointAsDouble, r.doubleValue, i)
+		dst = appendOptInt64(dst, otlpwire.NumberDataPointAsInt, r.intValue, i)
+		dst = r.appendExemplars(dst, otlpwire.NumberDataPointExemplars, i)
+		dst = appendVarintF(dst, otlpwire.NumberDataPointFlags, uint64(r.flags.Value(i)))
 	case MetricHistogram:
-		dst = r.attrs.appendKVs(dst, 9, i)
-		dst = appendFixed64F(dst, 2, r.start.Value(i))
-		dst = appendFixed64F(dst, 3, r.time.Value(i))
-		dst = appendFixed64F(dst, 4, r.count.Value(i))
-		dst = appendOptDouble(dst, 5, r.sum, i)
+		dst = r.attrs.appendKVs(dst, otlpwire.HistogramDataPointAttributes, i)
+		dst = appendFixed64F(dst, otlpwire.HistogramDataPointStartTimeUnixNano, r.start.Value(i))
+		dst = appendFixed64F(dst, otlpwire.HistogramDataPointTimeUnixNano, r.time.Value(i))
+		dst = appendFixed64F(dst, otlpwire.HistogramDataPointCount, r.count.Value(i))
+		dst = appendOptDouble(dst, otlpwire.HistogramDataPointSum, r.sum, i)
 		from, to := r.bucketCounts.ValueOffsets(i)
 		if to > from {
-			dst = appendTag(dst, 6, wtLen)
+			dst = otlpwire.AppendTag(dst, otlpwire.HistogramDataPointBucketCounts, otlpwire.WireLen)
 			dst = protowire.AppendVarint(dst, uint64(8*(to-from)))
 			for _, v := range r.bucketCountsV.Uint64Values()[from:to] {
 				dst = protowire.AppendFixed64(dst, v)
@@ -159,38 +160,38 @@ func (r *pointReader) appendPoint(dst []byte, kind uint8, i int) []byte {
 		}
 		from, to = r.bounds.ValueOffsets(i)
 		if to > from {
-			dst = appendTag(dst, 7, wtLen)
+			dst = otlpwire.AppendTag(dst, otlpwire.HistogramDataPointExplicitBounds, otlpwire.WireLen)
 			dst = protowire.AppendVarint(dst, uint64(8*(to-from)))
 			for _, v := range r.boundsV.Float64Values()[from:to] {
 				dst = protowire.AppendFixed64(dst, math.Float64bits(v))
 			}
 		}
-		dst = r.appendExemplars(dst, 8, i)
-		dst = appendVarintF(dst, 10, uint64(r.flags.Value(i)))
-		dst = appendOptDouble(dst, 11, r.min, i)
-		dst = appendOptDouble(dst, 12, r.max, i)
+		dst = r.appendExemplars(dst, otlpwire.HistogramDataPointExemplars, i)
+		dst = appendVarintF(dst, otlpwire.HistogramDataPointFlags, uint64(r.flags.Value(i)))
+		dst = appendOptDouble(dst, otlpwire.HistogramDataPointMin, r.min, i)
+		dst = appendOptDouble(dst, otlpwire.HistogramDataPointMax, r.max, i)
 	case MetricExponentialHistogram:
-		dst = r.attrs.appendKVs(dst, 1, i)
-		dst = appendFixed64F(dst, 2, r.start.Value(i))
-		dst = appendFixed64F(dst, 3, r.time.Value(i))
-		dst = appendFixed64F(dst, 4, r.count.Value(i))
-		dst = appendOptDouble(dst, 5, r.sum, i)
-		dst = appendVarintF(dst, 6, protowire.EncodeZigZag(int64(r.scale.Value(i))))
-		dst = appendFixed64F(dst, 7, r.zeroCount.Value(i))
-		dst = appendBuckets(dst, 8, r.posOffset, r.posCounts, r.posCountsV, i)
-		dst = appendBuckets(dst, 9, r.negOffset, r.negCounts, r.negCountsV, i)
-		dst = appendVarintF(dst, 10, uint64(r.flags.Value(i)))
-		dst = r.appendExemplars(dst, 11, i)
-		dst = appendOptDouble(dst, 12, r.min, i)
-		dst = appendOptDouble(dst, 13, r.max, i)
-		dst = appendDouble(dst, 14, r.zt.Value(i))
+		dst = r.attrs.appendKVs(dst, otlpwire.ExponentialHistogramDataPointAttributes, i)
+		dst = appendFixed64F(dst, otlpwire.ExponentialHistogramDataPointStartTimeUnixNano, r.start.Value(i))
+		dst = appendFixed64F(dst, otlpwire.ExponentialHistogramDataPointTimeUnixNano, r.time.Value(i))
+		dst = appendFixed64F(dst, otlpwire.ExponentialHistogramDataPointCount, r.count.Value(i))
+		dst = appendOptDouble(dst, otlpwire.ExponentialHistogramDataPointSum, r.sum, i)
+		dst = appendVarintF(dst, otlpwire.ExponentialHistogramDataPointScale, protowire.EncodeZigZag(int64(r.scale.Value(i))))
+		dst = appendFixed64F(dst, otlpwire.ExponentialHistogramDataPointZeroCount, r.zeroCount.Value(i))
+		dst = appendBuckets(dst, otlpwire.ExponentialHistogramDataPointPositive, r.posOffset, r.posCounts, r.posCountsV, i)
+		dst = appendBuckets(dst, otlpwire.ExponentialHistogramDataPointNegative, r.negOffset, r.negCounts, r.negCountsV, i)
+		dst = appendVarintF(dst, otlpwire.ExponentialHistogramDataPointFlags, uint64(r.flags.Value(i)))
+		dst = r.appendExemplars(dst, otlpwire.ExponentialHistogramDataPointExemplars, i)
+		dst = appendOptDouble(dst, otlpwire.ExponentialHistogramDataPointMin, r.min, i)
+		dst = appendOptDouble(dst, otlpwire.ExponentialHistogramDataPointMax, r.max, i)
+		dst = appendDouble(dst, otlpwire.ExponentialHistogramDataPointZeroThreshold, r.zt.Value(i))
 	case MetricSummary:
-		dst = r.attrs.appendKVs(dst, 7, i)
-		dst = appendFixed64F(dst, 2, r.start.Value(i))
-		dst = appendFixed64F(dst, 3, r.time.Value(i))
-		dst = appendFixed64F(dst, 4, r.count.Value(i))
+		dst = r.attrs.appendKVs(dst, otlpwire.SummaryDataPointAttributes, i)
+		dst = appendFixed64F(dst, otlpwire.SummaryDataPointStartTimeUnixNano, r.start.Value(i))
+		dst = appendFixed64F(dst, otlpwire.SummaryDataPointTimeUnixNano, r.time.Value(i))
+		dst = appendFixed64F(dst, otlpwire.SummaryDataPointCount, r.count.Value(i))
 		if !r.sum.IsNull(i) {
-			dst = appendDouble(dst, 5, r.sum.Value(i))
+			dst = appendDouble(dst, otlpwire.SummaryDataPointSum, r.sum.Value(i))
 		}
 		from, to := r.quantiles.ValueOffsets(i)
 		for j := int(from); j < int(to); j++ {
@@ -202,22 +203,22 @@ func (r *pointReader) appendPoint(dst []byte, kind uint8, i int) []byte {
 			if vb != 0 {
 				n += 9
 			}
-			dst = append(dst, 6<<3|wtLen, byte(n))
-			dst = appendFixed64F(dst, 1, qb)
-			dst = appendFixed64F(dst, 2, vb)
+			dst = append(otlpwire.AppendTag(dst, otlpwire.SummaryDataPointQuantileValues, otlpwire.WireLen), byte(n))
+			dst = appendFixed64F(dst, otlpwire.SummaryDataPointValueAtQuantileQuantile, qb)
+			dst = appendFixed64F(dst, otlpwire.SummaryDataPointValueAtQuantileValue, vb)
 		}
-		dst = appendVarintF(dst, 8, uint64(r.flags.Value(i)))
+		dst = appendVarintF(dst, otlpwire.SummaryDataPointFlags, uint64(r.flags.Value(i)))
 	}
 	dst = append(dst, r.extra.Value(i)...)
 	return closeMsg(dst, ps, 2)
 }
 
-func appendBuckets(dst []byte, num uint32, offset *array.Int32, counts *array.List, values *array.Uint64, i int) []byte {
+func appendBuckets(dst []byte, num otlpwire.FieldNum, offset *array.Int32, counts *array.List, values *array.Uint64, i int) []byte {
 	if offset.IsNull(i) {
 		return dst
 	}
 	dst, bs := openMsg(dst, num, 1)
-	dst = appendVarintF(dst, 1, protowire.EncodeZigZag(int64(offset.Value(i))))
+	dst = appendVarintF(dst, otlpwire.ExponentialHistogramDataPointBucketsOffset, protowire.EncodeZigZag(int64(offset.Value(i))))
 	from, to := counts.ValueOffsets(i)
 	if to > from {
 		vs := values.Uint64Values()[from:to]
@@ -225,7 +226,7 @@ func appendBuckets(dst []byte, num uint32, offset *array.Int32, counts *array.Li
 		for _, v := range vs {
 			n += protowire.SizeVarint(v)
 		}
-		dst = appendTag(dst, 2, wtLen)
+		dst = otlpwire.AppendTag(dst, otlpwire.ExponentialHistogramDataPointBucketsBucketCounts, otlpwire.WireLen)
 		dst = protowire.AppendVarint(dst, uint64(n))
 		for _, v := range vs {
 			dst = protowire.AppendVarint(dst, v)
@@ -234,17 +235,17 @@ func appendBuckets(dst []byte, num uint32, offset *array.Int32, counts *array.Li
 	return closeMsg(dst, bs, 1)
 }
 
-func (r *pointReader) appendExemplars(dst []byte, num uint32, i int) []byte {
+func (r *pointReader) appendExemplars(dst []byte, num otlpwire.FieldNum, i int) []byte {
 	from, to := r.exemplars.ValueOffsets(i)
 	for e := int(from); e < int(to); e++ {
 		var es int
 		dst, es = openMsg(dst, num, 1)
-		dst = r.exAttrs.appendKVs(dst, 7, e)
-		dst = appendFixed64F(dst, 2, r.exTime.Value(e))
-		dst = appendOptDouble(dst, 3, r.exDouble, e)
-		dst = appendOptInt64(dst, 6, r.exInt, e)
-		dst = appendBin(dst, 4, r.exSpan.Value(e))
-		dst = appendBin(dst, 5, r.exTrace.Value(e))
+		dst = r.exAttrs.appendKVs(dst, otlpwire.ExemplarFilteredAttributes, e)
+		dst = appendFixed64F(dst, otlpwire.ExemplarTimeUnixNano, r.exTime.Value(e))
+		dst = appendOptDouble(dst, otlpwire.ExemplarAsDouble, r.exDouble, e)
+		dst = appendOptInt64(dst, otlpwire.ExemplarAsInt, r.exInt, e)
+		dst = appendBin(dst, otlpwire.ExemplarSpanID, r.exSpan.Value(e))
+		dst = appendBin(dst, otlpwire.ExemplarTraceID, r.exTrace.Value(e))
 		dst = closeMsg(dst, es, 1)
 	}
 	return dst

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 func spansWriter(b *Batch) (func([]byte, int) []byte, error) {
@@ -53,49 +54,49 @@ func spansWriter(b *Batch) (func([]byte, int) []byte, error) {
 		for _, i := range g.of(s) {
 			i := int(i)
 			var st int
-			dst, st = openMsg(dst, 2, 2)
-			dst = appendBin(dst, 1, traceID.Value(i))
-			dst = appendBin(dst, 2, spanID.Value(i))
-			dst = appendStr(dst, 3, state.Value(i))
-			dst = appendBin(dst, 4, parent.Value(i))
-			dst = appendStr(dst, 5, name.Value(i))
-			dst = appendVarintF(dst, 6, i32v(kind.Value(i)))
-			dst = appendFixed64F(dst, 7, start.Value(i))
-			dst = appendFixed64F(dst, 8, end.Value(i))
-			dst = attrs.appendKVs(dst, 9, i)
-			dst = appendVarintF(dst, 10, uint64(dropped.Value(i)))
+			dst, st = openMsg(dst, otlpwire.ScopeSpansSpans, 2)
+			dst = appendBin(dst, otlpwire.SpanTraceID, traceID.Value(i))
+			dst = appendBin(dst, otlpwire.SpanSpanID, spanID.Value(i))
+			dst = appendStr(dst, otlpwire.SpanTraceState, state.Value(i))
+			dst = appendBin(dst, otlpwire.SpanParentSpanID, parent.Value(i))
+			dst = appendStr(dst, otlpwire.SpanName, name.Value(i))
+			dst = appendVarintF(dst, otlpwire.SpanKind, i32v(kind.Value(i)))
+			dst = appendFixed64F(dst, otlpwire.SpanStartTimeUnixNano, start.Value(i))
+			dst = appendFixed64F(dst, otlpwire.SpanEndTimeUnixNano, end.Value(i))
+			dst = attrs.appendKVs(dst, otlpwire.SpanAttributes, i)
+			dst = appendVarintF(dst, otlpwire.SpanDroppedAttributesCount, uint64(dropped.Value(i)))
 			from, to := events.ValueOffsets(i)
 			for e := int(from); e < int(to); e++ {
 				var es int
-				dst, es = openMsg(dst, 11, 2)
-				dst = appendFixed64F(dst, 1, evTime.Value(e))
-				dst = appendStr(dst, 2, evName.Value(e))
-				dst = evAttrs.appendKVs(dst, 3, e)
-				dst = appendVarintF(dst, 4, uint64(evDropped.Value(e)))
+				dst, es = openMsg(dst, otlpwire.SpanEvents, 2)
+				dst = appendFixed64F(dst, otlpwire.SpanEventTimeUnixNano, evTime.Value(e))
+				dst = appendStr(dst, otlpwire.SpanEventName, evName.Value(e))
+				dst = evAttrs.appendKVs(dst, otlpwire.SpanEventAttributes, e)
+				dst = appendVarintF(dst, otlpwire.SpanEventDroppedAttributesCount, uint64(evDropped.Value(e)))
 				dst = closeMsg(dst, es, 2)
 			}
-			dst = appendVarintF(dst, 12, uint64(droppedEvents.Value(i)))
+			dst = appendVarintF(dst, otlpwire.SpanDroppedEventsCount, uint64(droppedEvents.Value(i)))
 			from, to = links.ValueOffsets(i)
 			for l := int(from); l < int(to); l++ {
 				var ls int
-				dst, ls = openMsg(dst, 13, 2)
-				dst = appendBin(dst, 1, lkTrace.Value(l))
-				dst = appendBin(dst, 2, lkSpan.Value(l))
-				dst = appendStr(dst, 3, lkState.Value(l))
-				dst = lkAttrs.appendKVs(dst, 4, l)
-				dst = appendVarintF(dst, 5, uint64(lkDropped.Value(l)))
-				dst = appendFixed32F(dst, 6, lkFlags.Value(l))
+				dst, ls = openMsg(dst, otlpwire.SpanLinks, 2)
+				dst = appendBin(dst, otlpwire.SpanLinkTraceID, lkTrace.Value(l))
+				dst = appendBin(dst, otlpwire.SpanLinkSpanID, lkSpan.Value(l))
+				dst = appendStr(dst, otlpwire.SpanLinkTraceState, lkState.Value(l))
+				dst = lkAttrs.appendKVs(dst, otlpwire.SpanLinkAttributes, l)
+				dst = appendVarintF(dst, otlpwire.SpanLinkDroppedAttributesCount, uint64(lkDropped.Value(l)))
+				dst = appendFixed32F(dst, otlpwire.SpanLinkFlags, lkFlags.Value(l))
 				dst = closeMsg(dst, ls, 2)
 			}
-			dst = appendVarintF(dst, 14, uint64(droppedLinks.Value(i)))
+			dst = appendVarintF(dst, otlpwire.SpanDroppedLinksCount, uint64(droppedLinks.Value(i)))
 			if !statusCode.IsNull(i) {
 				var ss int
-				dst, ss = openMsg(dst, 15, 1)
-				dst = appendStr(dst, 2, statusMsg.Value(i))
-				dst = appendVarintF(dst, 3, i32v(statusCode.Value(i)))
+				dst, ss = openMsg(dst, otlpwire.SpanStatus, 1)
+				dst = appendStr(dst, otlpwire.StatusMessage, statusMsg.Value(i))
+				dst = appendVarintF(dst, otlpwire.StatusCode, i32v(statusCode.Value(i)))
 				dst = closeMsg(dst, ss, 1)
 			}
-			dst = appendFixed32F(dst, 16, flags.Value(i))
+			dst = appendFixed32F(dst, otlpwire.SpanFlags, flags.Value(i))
 			dst = append(dst, extra.Value(i)...)
 			dst = closeMsg(dst, st, 2)
 		}

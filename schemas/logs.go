@@ -3,6 +3,7 @@ package schemas
 import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 type logBuilder struct {
@@ -39,6 +40,20 @@ func newLogBuilder(mem memory.Allocator, strict *bool) *logBuilder {
 }
 
 // logRecord decodes one LogRecord into one row.
+//
+//	message LogRecord {
+//	  fixed64 time_unix_nano = 1;
+//	  fixed64 observed_time_unix_nano = 11;
+//	  SeverityNumber severity_number = 2;
+//	  string severity_text = 3;
+//	  AnyValue body = 5;
+//	  repeated KeyValue attributes = 6;
+//	  uint32 dropped_attributes_count = 7;
+//	  fixed32 flags = 8;
+//	  bytes trace_id = 9;
+//	  bytes span_id = 10;
+//	  string event_name = 12;
+//	}
 func (b *Builder) logRecord(p []byte, rid, sid uint32) error {
 	t := b.logs
 	t.attrs.row(true)
@@ -49,44 +64,44 @@ func (b *Builder) logRecord(p []byte, rid, sid uint32) error {
 	var sevText, traceID, spanID, eventName []byte
 	bodyParts := b.bodyParts[:0]
 	for i := 0; i < len(p); {
-		num, typ, x, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("LogRecord", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("LogRecord", f.Num)
 		}
 		switch {
-		case num == 1 && typ == wtI64:
-			tm = x
-		case num == 11 && typ == wtI64:
-			observed = x
-		case num == 2 && typ == wtVarint:
-			severity = int32(x)
-		case num == 3 && typ == wtLen:
-			sevText = q
-		case num == 5 && typ == wtLen:
-			bodyParts = append(bodyParts, q)
-		case num == 6 && typ == wtLen:
-			if err := t.attrs.appendKV(q); err != nil {
+		case f.Num == otlpwire.LogRecordTimeUnixNano && f.Type == otlpwire.WireI64:
+			tm = f.X
+		case f.Num == otlpwire.LogRecordObservedTimeUnixNano && f.Type == otlpwire.WireI64:
+			observed = f.X
+		case f.Num == otlpwire.LogRecordSeverityNumber && f.Type == otlpwire.WireVarint:
+			severity = int32(f.X)
+		case f.Num == otlpwire.LogRecordSeverityText && f.Type == otlpwire.WireLen:
+			sevText = p[f.Val:f.End]
+		case f.Num == otlpwire.LogRecordBody && f.Type == otlpwire.WireLen:
+			bodyParts = append(bodyParts, p[f.Val:f.End])
+		case f.Num == otlpwire.LogRecordAttributes && f.Type == otlpwire.WireLen:
+			if err := t.attrs.appendKV(p[f.Val:f.End]); err != nil {
 				return err
 			}
-		case num == 7 && typ == wtVarint:
-			dropped = uint32(x)
-		case num == 8 && typ == wtI32:
-			flags = uint32(x)
-		case num == 9 && typ == wtLen:
-			traceID = q
-		case num == 10 && typ == wtLen:
-			spanID = q
-		case num == 12 && typ == wtLen:
-			eventName = q
+		case f.Num == otlpwire.LogRecordDroppedAttributesCount && f.Type == otlpwire.WireVarint:
+			dropped = uint32(f.X)
+		case f.Num == otlpwire.LogRecordFlags && f.Type == otlpwire.WireI32:
+			flags = uint32(f.X)
+		case f.Num == otlpwire.LogRecordTraceID && f.Type == otlpwire.WireLen:
+			traceID = p[f.Val:f.End]
+		case f.Num == otlpwire.LogRecordSpanID && f.Type == otlpwire.WireLen:
+			spanID = p[f.Val:f.End]
+		case f.Num == otlpwire.LogRecordEventName && f.Type == otlpwire.WireLen:
+			eventName = p[f.Val:f.End]
 		default:
-			b.itemExtra = append(b.itemExtra, p[i:i+n]...)
+			b.itemExtra = append(b.itemExtra, p[i:f.End]...)
 		}
-		i += n
+		i = f.End
 	}
-	if err := validString(sevText, "LogRecord", 3); err != nil {
+	if err := validString(sevText, "LogRecord", otlpwire.LogRecordSeverityText); err != nil {
 		return err
 	}
-	if err := validString(eventName, "LogRecord", 12); err != nil {
+	if err := validString(eventName, "LogRecord", otlpwire.LogRecordEventName); err != nil {
 		return err
 	}
 	b.bodyParts = bodyParts[:0]

@@ -6,6 +6,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 type metricBuilder struct {
@@ -122,6 +123,20 @@ func newPointBuilder(mem memory.Allocator, strict *bool) *pointBuilder {
 
 // metric decodes one Metric; its points go to the points table, then its row
 // to the metrics table.
+//
+//	message Metric {
+//	  string name = 1;
+//	  string description = 2;
+//	  string unit = 3;
+//	  oneof data {
+//	    Gauge gauge = 5;
+//	    Sum sum = 7;
+//	    Histogram histogram = 9;
+//	    ExponentialHistogram exponential_histogram = 10;
+//	    Summary summary = 11;
+//	  }
+//	  repeated KeyValue metadata = 12;
+//	}
 func (b *Builder) metric(p []byte, rid, sid uint32) error {
 	m := b.met
 	mid := m.n
@@ -134,39 +149,44 @@ func (b *Builder) metric(p []byte, rid, sid uint32) error {
 	var temporality int32
 	var monotonic bool
 	for i := 0; i < len(p); {
-		num, typ, _, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("Metric", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("Metric", f.Num)
 		}
 		switch {
-		case num == 1 && typ == wtLen:
-			name = q
-		case num == 2 && typ == wtLen:
-			desc = q
-		case num == 3 && typ == wtLen:
-			unit = q
-		case num == 12 && typ == wtLen:
-			if err := m.metadata.appendKV(q); err != nil {
+		case f.Num == otlpwire.MetricName && f.Type == otlpwire.WireLen:
+			name = p[f.Val:f.End]
+		case f.Num == otlpwire.MetricDescription && f.Type == otlpwire.WireLen:
+			desc = p[f.Val:f.End]
+		case f.Num == otlpwire.MetricUnit && f.Type == otlpwire.WireLen:
+			unit = p[f.Val:f.End]
+		case f.Num == otlpwire.MetricMetadata && f.Type == otlpwire.WireLen:
+			if err := m.metadata.appendKV(p[f.Val:f.End]); err != nil {
 				return err
 			}
-		case typ == wtLen && (num == 5 || num == 7 || num == 9 || num == 10 || num == 11):
-			k := metricKind(num)
+		case f.Type == otlpwire.WireLen && (f.Num == otlpwire.MetricGauge || f.Num == otlpwire.MetricSum ||
+			f.Num == otlpwire.MetricHistogram || f.Num == otlpwire.MetricExponentialHistogram || f.Num == otlpwire.MetricSummary):
+			k := metricKind(f.Num)
 			if kind != MetricNone && kind != k {
-				return unsupported("Metric holds more than one data kind;", num)
+				return unsupported("Metric holds more than one data kind;", f.Num)
 			}
 			kind = k
-			if err := b.metricData(q, kind, rid, sid, mid, &temporality, &monotonic); err != nil {
+			if err := b.metricData(p[f.Val:f.End], kind, rid, sid, mid, &temporality, &monotonic); err != nil {
 				return err
 			}
 		default:
-			b.sxExtraMetric = append(b.sxExtraMetric, p[i:i+n]...)
+			b.sxExtraMetric = append(b.sxExtraMetric, p[i:f.End]...)
 		}
-		i += n
+		i = f.End
 	}
-	for j, s := range [][]byte{name, desc, unit} {
-		if err := validString(s, "Metric", uint32(j+1)); err != nil {
-			return err
-		}
+	if err := validString(name, "Metric", otlpwire.MetricName); err != nil {
+		return err
+	}
+	if err := validString(desc, "Metric", otlpwire.MetricDescription); err != nil {
+		return err
+	}
+	if err := validString(unit, "Metric", otlpwire.MetricUnit); err != nil {
+		return err
 	}
 	m.resourceID.Append(rid)
 	m.scopeID.Append(sid)
@@ -181,43 +201,60 @@ func (b *Builder) metric(p []byte, rid, sid uint32) error {
 	return nil
 }
 
-func metricKind(num uint32) uint8 {
+// metricKind is the kind of the data message in Metric field num.
+func metricKind(num otlpwire.FieldNum) uint8 {
 	switch num {
-	case 5:
+	case otlpwire.MetricGauge:
 		return MetricGauge
-	case 7:
+	case otlpwire.MetricSum:
 		return MetricSum
-	case 9:
+	case otlpwire.MetricHistogram:
 		return MetricHistogram
-	case 10:
+	case otlpwire.MetricExponentialHistogram:
 		return MetricExponentialHistogram
 	}
 	return MetricSummary
 }
 
-// metricDataField is the field number of each metric kind's data message.
-var metricDataField = [...]uint32{MetricGauge: 5, MetricSum: 7, MetricHistogram: 9, MetricExponentialHistogram: 10, MetricSummary: 11}
+// metricDataField is the Metric field of each metric kind's data message.
+var metricDataField = [...]otlpwire.FieldNum{
+	MetricGauge:                otlpwire.MetricGauge,
+	MetricSum:                  otlpwire.MetricSum,
+	MetricHistogram:            otlpwire.MetricHistogram,
+	MetricExponentialHistogram: otlpwire.MetricExponentialHistogram,
+	MetricSummary:              otlpwire.MetricSummary,
+}
 
 // metricData decodes a Gauge, Sum, Histogram, ExponentialHistogram or Summary.
+//
+//	message Sum {
+//	  repeated NumberDataPoint data_points = 1;
+//	  AggregationTemporality aggregation_temporality = 2;
+//	  bool is_monotonic = 3;
+//	}
+//
+// The other four have their own type of data points as field 1, Histogram
+// and ExponentialHistogram also aggregation_temporality as field 2.
 func (b *Builder) metricData(p []byte, kind uint8, rid, sid, mid uint32, temporality *int32, monotonic *bool) error {
 	for i := 0; i < len(p); {
-		num, typ, v, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("metric data", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("metric data", f.Num)
 		}
 		switch {
-		case num == 1 && typ == wtLen:
-			if err := b.point(q, kind, rid, sid, mid); err != nil {
+		case f.Num == otlpwire.DataPoints && f.Type == otlpwire.WireLen:
+			if err := b.point(p[f.Val:f.End], kind, rid, sid, mid); err != nil {
 				return err
 			}
-		case num == 2 && typ == wtVarint && (kind == MetricSum || kind == MetricHistogram || kind == MetricExponentialHistogram):
-			*temporality = int32(v)
-		case num == 3 && typ == wtVarint && kind == MetricSum:
-			*monotonic = v != 0
+		case f.Num == otlpwire.DataAggregationTemporality && f.Type == otlpwire.WireVarint &&
+			(kind == MetricSum || kind == MetricHistogram || kind == MetricExponentialHistogram):
+			*temporality = int32(f.X)
+		case f.Num == otlpwire.SumIsMonotonic && f.Type == otlpwire.WireVarint && kind == MetricSum:
+			*monotonic = f.X != 0
 		default:
-			b.dataExtra = append(b.dataExtra, p[i:i+n]...)
+			b.dataExtra = append(b.dataExtra, p[i:f.End]...)
 		}
-		i += n
+		i = f.End
 	}
 	return nil
 }
@@ -235,7 +272,22 @@ type pointVals struct {
 	posOffset, negOffset          int32
 }
 
-// point decodes a data point of any kind into one row.
+// point decodes a data point of any kind into one row: here the fields that
+// all kinds have, the others in numberField, histField, expField or
+// summaryField.
+//
+//	message NumberDataPoint {
+//	  repeated KeyValue attributes = 7;
+//	  fixed64 start_time_unix_nano = 2;
+//	  fixed64 time_unix_nano = 3;
+//	  repeated Exemplar exemplars = 5;
+//	  uint32 flags = 8;
+//	}
+//
+// The other kinds number start_time_unix_nano and time_unix_nano alike, but
+// not the rest: HistogramDataPoint has attributes = 9, exemplars = 8, flags
+// = 10; ExponentialHistogramDataPoint attributes = 1, exemplars = 11, flags
+// = 10; SummaryDataPoint no exemplars.
 func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 	t := b.pts
 	t.attrs.row(true)
@@ -249,34 +301,34 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 	var v pointVals
 	// Field numbers differ between point kinds only for attributes,
 	// exemplars and flags; the rest is shared or kind specific.
-	attrsNum, exNum, flagsNum := uint32(7), uint32(5), uint32(8)
+	attrsNum, exNum, flagsNum := otlpwire.NumberDataPointAttributes, otlpwire.NumberDataPointExemplars, otlpwire.NumberDataPointFlags
 	switch kind {
 	case MetricHistogram:
-		attrsNum, exNum, flagsNum = 9, 8, 10
+		attrsNum, exNum, flagsNum = otlpwire.HistogramDataPointAttributes, otlpwire.HistogramDataPointExemplars, otlpwire.HistogramDataPointFlags
 	case MetricExponentialHistogram:
-		attrsNum, exNum, flagsNum = 1, 11, 10
+		attrsNum, exNum, flagsNum = otlpwire.ExponentialHistogramDataPointAttributes, otlpwire.ExponentialHistogramDataPointExemplars, otlpwire.ExponentialHistogramDataPointFlags
 	case MetricSummary:
-		exNum = 0
+		attrsNum, exNum, flagsNum = otlpwire.SummaryDataPointAttributes, 0, otlpwire.SummaryDataPointFlags
 	}
 	for i := 0; i < len(p); {
-		num, typ, x, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("data point", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("data point", f.Num)
 		}
 		ok := true
 		switch {
-		case num == attrsNum && typ == wtLen:
-			if err := t.attrs.appendKV(q); err != nil {
+		case f.Num == attrsNum && f.Type == otlpwire.WireLen:
+			if err := t.attrs.appendKV(p[f.Val:f.End]); err != nil {
 				return err
 			}
-		case num == 2 && typ == wtI64:
-			v.start = x
-		case num == 3 && typ == wtI64:
-			v.time = x
-		case num == flagsNum && typ == wtVarint:
-			v.flags = uint32(x)
-		case num == exNum && typ == wtLen:
-			if err := b.exemplar(q); err != nil {
+		case f.Num == otlpwire.DataPointStartTimeUnixNano && f.Type == otlpwire.WireI64:
+			v.start = f.X
+		case f.Num == otlpwire.DataPointTimeUnixNano && f.Type == otlpwire.WireI64:
+			v.time = f.X
+		case f.Num == flagsNum && f.Type == otlpwire.WireVarint:
+			v.flags = uint32(f.X)
+		case f.Num == exNum && f.Type == otlpwire.WireLen:
+			if err := b.exemplar(p[f.Val:f.End]); err != nil {
 				return err
 			}
 		default:
@@ -286,22 +338,22 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 			var err error
 			switch kind {
 			case MetricGauge, MetricSum:
-				ok = numberField(&v, num, typ, x)
+				ok = numberField(&v, f)
 			case MetricHistogram:
-				ok, err = b.histField(&v, num, typ, x, q)
+				ok, err = b.histField(&v, f, p)
 			case MetricExponentialHistogram:
-				ok, err = b.expField(&v, num, typ, x, q)
+				ok, err = b.expField(&v, f, p)
 			case MetricSummary:
-				ok, err = b.summaryField(&v, num, typ, x, q)
+				ok, err = b.summaryField(&v, f, p)
 			}
 			if err != nil {
 				return err
 			}
 			if !ok {
-				b.itemExtra = append(b.itemExtra, p[i:i+n]...)
+				b.itemExtra = append(b.itemExtra, p[i:f.End]...)
 			}
 		}
-		i += n
+		i = f.End
 	}
 	t.resourceID.add(rid)
 	t.scopeID.add(sid)
@@ -351,43 +403,62 @@ func appendOptFloat(b *array.Float64Builder, v float64, ok bool) {
 
 // numberField decodes the value oneof of a NumberDataPoint; the last member
 // set wins, as in protobuf.
-func numberField(v *pointVals, num uint32, typ uint8, x uint64) bool {
+//
+//	message NumberDataPoint {
+//	  oneof value {
+//	    double as_double = 4;
+//	    sfixed64 as_int = 6;
+//	  }
+//	}
+func numberField(v *pointVals, f otlpwire.Field) bool {
 	switch {
-	case num == 4 && typ == wtI64:
-		v.doubleV, v.hasDouble, v.hasInt = math.Float64frombits(x), true, false
-	case num == 6 && typ == wtI64:
-		v.intV, v.hasInt, v.hasDouble = int64(x), true, false
+	case f.Num == otlpwire.NumberDataPointAsDouble && f.Type == otlpwire.WireI64:
+		v.doubleV, v.hasDouble, v.hasInt = math.Float64frombits(f.X), true, false
+	case f.Num == otlpwire.NumberDataPointAsInt && f.Type == otlpwire.WireI64:
+		v.intV, v.hasInt, v.hasDouble = int64(f.X), true, false
 	default:
 		return false
 	}
 	return true
 }
 
-func (b *Builder) histField(v *pointVals, num uint32, typ uint8, x uint64, q []byte) (bool, error) {
+// histField decodes field f of a HistogramDataPoint, whose encoding is p.
+//
+//	message HistogramDataPoint {
+//	  fixed64 count = 4;
+//	  optional double sum = 5;
+//	  repeated fixed64 bucket_counts = 6;
+//	  repeated double explicit_bounds = 7;
+//	  optional double min = 11;
+//	  optional double max = 12;
+//	}
+func (b *Builder) histField(v *pointVals, f otlpwire.Field, p []byte) (bool, error) {
 	t := b.pts
 	switch {
-	case num == 4 && typ == wtI64:
-		v.count = x
-	case num == 5 && typ == wtI64:
-		v.sum, v.hasSum = math.Float64frombits(x), true
-	case num == 11 && typ == wtI64:
-		v.min, v.hasMin = math.Float64frombits(x), true
-	case num == 12 && typ == wtI64:
-		v.max, v.hasMax = math.Float64frombits(x), true
-	case num == 6 && typ == wtI64:
-		t.bucketCountsV.Append(x)
-	case num == 6 && typ == wtLen:
+	case f.Num == otlpwire.HistogramDataPointCount && f.Type == otlpwire.WireI64:
+		v.count = f.X
+	case f.Num == otlpwire.HistogramDataPointSum && f.Type == otlpwire.WireI64:
+		v.sum, v.hasSum = math.Float64frombits(f.X), true
+	case f.Num == otlpwire.HistogramDataPointMin && f.Type == otlpwire.WireI64:
+		v.min, v.hasMin = math.Float64frombits(f.X), true
+	case f.Num == otlpwire.HistogramDataPointMax && f.Type == otlpwire.WireI64:
+		v.max, v.hasMax = math.Float64frombits(f.X), true
+	case f.Num == otlpwire.HistogramDataPointBucketCounts && f.Type == otlpwire.WireI64:
+		t.bucketCountsV.Append(f.X)
+	case f.Num == otlpwire.HistogramDataPointBucketCounts && f.Type == otlpwire.WireLen:
+		q := p[f.Val:f.End]
 		if len(q)%8 != 0 {
-			return false, malformed("HistogramDataPoint", num)
+			return false, malformed("HistogramDataPoint", f.Num)
 		}
 		for j := 0; j < len(q); j += 8 {
 			t.bucketCountsV.Append(binary.LittleEndian.Uint64(q[j:]))
 		}
-	case num == 7 && typ == wtI64:
-		t.boundsV.Append(math.Float64frombits(x))
-	case num == 7 && typ == wtLen:
+	case f.Num == otlpwire.HistogramDataPointExplicitBounds && f.Type == otlpwire.WireI64:
+		t.boundsV.Append(math.Float64frombits(f.X))
+	case f.Num == otlpwire.HistogramDataPointExplicitBounds && f.Type == otlpwire.WireLen:
+		q := p[f.Val:f.End]
 		if len(q)%8 != 0 {
-			return false, malformed("HistogramDataPoint", num)
+			return false, malformed("HistogramDataPoint", f.Num)
 		}
 		for j := 0; j < len(q); j += 8 {
 			t.boundsV.Append(math.Float64frombits(binary.LittleEndian.Uint64(q[j:])))
@@ -398,29 +469,43 @@ func (b *Builder) histField(v *pointVals, num uint32, typ uint8, x uint64, q []b
 	return true, nil
 }
 
-func (b *Builder) expField(v *pointVals, num uint32, typ uint8, x uint64, q []byte) (bool, error) {
+// expField decodes field f of an ExponentialHistogramDataPoint, whose
+// encoding is p.
+//
+//	message ExponentialHistogramDataPoint {
+//	  fixed64 count = 4;
+//	  optional double sum = 5;
+//	  sint32 scale = 6;
+//	  fixed64 zero_count = 7;
+//	  Buckets positive = 8;
+//	  Buckets negative = 9;
+//	  optional double min = 12;
+//	  optional double max = 13;
+//	  double zero_threshold = 14;
+//	}
+func (b *Builder) expField(v *pointVals, f otlpwire.Field, p []byte) (bool, error) {
 	t := b.pts
 	switch {
-	case num == 4 && typ == wtI64:
-		v.count = x
-	case num == 5 && typ == wtI64:
-		v.sum, v.hasSum = math.Float64frombits(x), true
-	case num == 12 && typ == wtI64:
-		v.min, v.hasMin = math.Float64frombits(x), true
-	case num == 13 && typ == wtI64:
-		v.max, v.hasMax = math.Float64frombits(x), true
-	case num == 6 && typ == wtVarint:
-		v.scale = sint32(x)
-	case num == 7 && typ == wtI64:
-		v.zeroCount = x
-	case num == 14 && typ == wtI64:
-		v.zt = math.Float64frombits(x)
-	case num == 8 && typ == wtLen:
+	case f.Num == otlpwire.ExponentialHistogramDataPointCount && f.Type == otlpwire.WireI64:
+		v.count = f.X
+	case f.Num == otlpwire.ExponentialHistogramDataPointSum && f.Type == otlpwire.WireI64:
+		v.sum, v.hasSum = math.Float64frombits(f.X), true
+	case f.Num == otlpwire.ExponentialHistogramDataPointMin && f.Type == otlpwire.WireI64:
+		v.min, v.hasMin = math.Float64frombits(f.X), true
+	case f.Num == otlpwire.ExponentialHistogramDataPointMax && f.Type == otlpwire.WireI64:
+		v.max, v.hasMax = math.Float64frombits(f.X), true
+	case f.Num == otlpwire.ExponentialHistogramDataPointScale && f.Type == otlpwire.WireVarint:
+		v.scale = sint32(f.X)
+	case f.Num == otlpwire.ExponentialHistogramDataPointZeroCount && f.Type == otlpwire.WireI64:
+		v.zeroCount = f.X
+	case f.Num == otlpwire.ExponentialHistogramDataPointZeroThreshold && f.Type == otlpwire.WireI64:
+		v.zt = math.Float64frombits(f.X)
+	case f.Num == otlpwire.ExponentialHistogramDataPointPositive && f.Type == otlpwire.WireLen:
 		v.posParts++
-		return true, buckets(q, &v.posOffset, t.posCountsV)
-	case num == 9 && typ == wtLen:
+		return true, buckets(p[f.Val:f.End], &v.posOffset, t.posCountsV)
+	case f.Num == otlpwire.ExponentialHistogramDataPointNegative && f.Type == otlpwire.WireLen:
 		v.negParts++
-		return true, buckets(q, &v.negOffset, t.negCountsV)
+		return true, buckets(p[f.Val:f.End], &v.negOffset, t.negCountsV)
 	default:
 		return false, nil
 	}
@@ -429,56 +514,74 @@ func (b *Builder) expField(v *pointVals, num uint32, typ uint8, x uint64, q []by
 
 // buckets decodes ExponentialHistogramDataPoint.Buckets. Several occurrences
 // merge: counts append, the last offset wins.
+//
+//	message Buckets {
+//	  sint32 offset = 1;
+//	  repeated uint64 bucket_counts = 2;
+//	}
 func buckets(p []byte, offset *int32, counts *array.Uint64Builder) error {
 	for i := 0; i < len(p); {
-		num, typ, x, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("Buckets", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("Buckets", f.Num)
 		}
-		i += n
+		i = f.End
 		switch {
-		case num == 1 && typ == wtVarint:
-			*offset = sint32(x)
-		case num == 2 && typ == wtVarint:
-			counts.Append(x)
-		case num == 2 && typ == wtLen:
-			for len(q) > 0 {
-				c, k := uvarint(q)
-				if k <= 0 {
-					return malformed("Buckets", num)
+		case f.Num == otlpwire.ExponentialHistogramDataPointBucketsOffset && f.Type == otlpwire.WireVarint:
+			*offset = sint32(f.X)
+		case f.Num == otlpwire.ExponentialHistogramDataPointBucketsBucketCounts && f.Type == otlpwire.WireVarint:
+			counts.Append(f.X)
+		case f.Num == otlpwire.ExponentialHistogramDataPointBucketsBucketCounts && f.Type == otlpwire.WireLen:
+			q := p[:f.End]
+			for j := f.Val; j < len(q); {
+				c, end, ok := otlpwire.ReadVarint(q, j)
+				if !ok {
+					return malformed("Buckets", f.Num)
 				}
 				counts.Append(c)
-				q = q[k:]
+				j = end
 			}
 		default:
-			return unsupported("Buckets", num)
+			return unsupported("Buckets", f.Num)
 		}
 	}
 	return nil
 }
 
-func (b *Builder) summaryField(v *pointVals, num uint32, typ uint8, x uint64, q []byte) (bool, error) {
+// summaryField decodes field f of a SummaryDataPoint, whose encoding is p.
+//
+//	message SummaryDataPoint {
+//	  fixed64 count = 4;
+//	  double sum = 5;
+//	  repeated ValueAtQuantile quantile_values = 6;
+//	}
+//	message ValueAtQuantile {
+//	  double quantile = 1;
+//	  double value = 2;
+//	}
+func (b *Builder) summaryField(v *pointVals, f otlpwire.Field, p []byte) (bool, error) {
 	t := b.pts
 	switch {
-	case num == 4 && typ == wtI64:
-		v.count = x
-	case num == 5 && typ == wtI64:
-		v.sum = math.Float64frombits(x)
-	case num == 6 && typ == wtLen:
+	case f.Num == otlpwire.SummaryDataPointCount && f.Type == otlpwire.WireI64:
+		v.count = f.X
+	case f.Num == otlpwire.SummaryDataPointSum && f.Type == otlpwire.WireI64:
+		v.sum = math.Float64frombits(f.X)
+	case f.Num == otlpwire.SummaryDataPointQuantileValues && f.Type == otlpwire.WireLen:
+		q := p[f.Val:f.End]
 		var qv, vv float64
 		for i := 0; i < len(q); {
-			num, typ, x, _, n := next(q[i:])
-			if n < 0 {
-				return false, malformed("ValueAtQuantile", num)
+			g, code := otlpwire.ReadField(q, i)
+			if code != otlpwire.ReadOK {
+				return false, malformed("ValueAtQuantile", g.Num)
 			}
-			i += n
+			i = g.End
 			switch {
-			case num == 1 && typ == wtI64:
-				qv = math.Float64frombits(x)
-			case num == 2 && typ == wtI64:
-				vv = math.Float64frombits(x)
+			case g.Num == otlpwire.SummaryDataPointValueAtQuantileQuantile && g.Type == otlpwire.WireI64:
+				qv = math.Float64frombits(g.X)
+			case g.Num == otlpwire.SummaryDataPointValueAtQuantileValue && g.Type == otlpwire.WireI64:
+				vv = math.Float64frombits(g.X)
 			default:
-				return false, unsupported("ValueAtQuantile", num)
+				return false, unsupported("ValueAtQuantile", g.Num)
 			}
 		}
 		t.q.Append(true)
@@ -491,6 +594,17 @@ func (b *Builder) summaryField(v *pointVals, num uint32, typ uint8, x uint64, q 
 }
 
 // exemplar decodes one Exemplar into the open exemplars list.
+//
+//	message Exemplar {
+//	  repeated KeyValue filtered_attributes = 7;
+//	  fixed64 time_unix_nano = 2;
+//	  oneof value {
+//	    double as_double = 3;
+//	    sfixed64 as_int = 6;
+//	  }
+//	  bytes span_id = 4;
+//	  bytes trace_id = 5;
+//	}
 func (b *Builder) exemplar(p []byte) error {
 	t := b.pts
 	t.ex.Append(true)
@@ -501,28 +615,28 @@ func (b *Builder) exemplar(p []byte) error {
 	var hasInt, hasDouble bool
 	var span, trace []byte
 	for i := 0; i < len(p); {
-		num, typ, x, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("Exemplar", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("Exemplar", f.Num)
 		}
-		i += n
+		i = f.End
 		switch {
-		case num == 7 && typ == wtLen:
-			if err := t.exAttrs.appendKV(q); err != nil {
+		case f.Num == otlpwire.ExemplarFilteredAttributes && f.Type == otlpwire.WireLen:
+			if err := t.exAttrs.appendKV(p[f.Val:f.End]); err != nil {
 				return err
 			}
-		case num == 2 && typ == wtI64:
-			tm = x
-		case num == 3 && typ == wtI64:
-			dv, hasDouble, hasInt = math.Float64frombits(x), true, false
-		case num == 6 && typ == wtI64:
-			iv, hasInt, hasDouble = int64(x), true, false
-		case num == 4 && typ == wtLen:
-			span = q
-		case num == 5 && typ == wtLen:
-			trace = q
+		case f.Num == otlpwire.ExemplarTimeUnixNano && f.Type == otlpwire.WireI64:
+			tm = f.X
+		case f.Num == otlpwire.ExemplarAsDouble && f.Type == otlpwire.WireI64:
+			dv, hasDouble, hasInt = math.Float64frombits(f.X), true, false
+		case f.Num == otlpwire.ExemplarAsInt && f.Type == otlpwire.WireI64:
+			iv, hasInt, hasDouble = int64(f.X), true, false
+		case f.Num == otlpwire.ExemplarSpanID && f.Type == otlpwire.WireLen:
+			span = p[f.Val:f.End]
+		case f.Num == otlpwire.ExemplarTraceID && f.Type == otlpwire.WireLen:
+			trace = p[f.Val:f.End]
 		default:
-			return unsupported("Exemplar", num)
+			return unsupported("Exemplar", f.Num)
 		}
 	}
 	t.exTime.Append(tm)

@@ -3,6 +3,7 @@ package schemas
 import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 type spanBuilder struct {
@@ -71,6 +72,29 @@ func newSpanBuilder(mem memory.Allocator, strict *bool) *spanBuilder {
 }
 
 // span decodes one Span into one row.
+//
+//	message Span {
+//	  bytes trace_id = 1;
+//	  bytes span_id = 2;
+//	  string trace_state = 3;
+//	  bytes parent_span_id = 4;
+//	  fixed32 flags = 16;
+//	  string name = 5;
+//	  SpanKind kind = 6;
+//	  fixed64 start_time_unix_nano = 7;
+//	  fixed64 end_time_unix_nano = 8;
+//	  repeated KeyValue attributes = 9;
+//	  uint32 dropped_attributes_count = 10;
+//	  repeated Event events = 11;
+//	  uint32 dropped_events_count = 12;
+//	  repeated Link links = 13;
+//	  uint32 dropped_links_count = 14;
+//	  Status status = 15;
+//	}
+//	message Status {
+//	  string message = 2;
+//	  StatusCode code = 3;
+//	}
 func (b *Builder) span(p []byte, rid, sid uint32) error {
 	t := b.spans
 	t.attrs.row(true)
@@ -83,77 +107,78 @@ func (b *Builder) span(p []byte, rid, sid uint32) error {
 	var start, end uint64
 	hasStatus := false
 	for i := 0; i < len(p); {
-		num, typ, x, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("Span", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("Span", f.Num)
 		}
 		switch {
-		case num == 1 && typ == wtLen:
-			traceID = q
-		case num == 2 && typ == wtLen:
-			spanID = q
-		case num == 3 && typ == wtLen:
-			state = q
-		case num == 4 && typ == wtLen:
-			parent = q
-		case num == 16 && typ == wtI32:
-			flags = uint32(x)
-		case num == 5 && typ == wtLen:
-			name = q
-		case num == 6 && typ == wtVarint:
-			kind = int32(x)
-		case num == 7 && typ == wtI64:
-			start = x
-		case num == 8 && typ == wtI64:
-			end = x
-		case num == 9 && typ == wtLen:
-			if err := t.attrs.appendKV(q); err != nil {
+		case f.Num == otlpwire.SpanTraceID && f.Type == otlpwire.WireLen:
+			traceID = p[f.Val:f.End]
+		case f.Num == otlpwire.SpanSpanID && f.Type == otlpwire.WireLen:
+			spanID = p[f.Val:f.End]
+		case f.Num == otlpwire.SpanTraceState && f.Type == otlpwire.WireLen:
+			state = p[f.Val:f.End]
+		case f.Num == otlpwire.SpanParentSpanID && f.Type == otlpwire.WireLen:
+			parent = p[f.Val:f.End]
+		case f.Num == otlpwire.SpanFlags && f.Type == otlpwire.WireI32:
+			flags = uint32(f.X)
+		case f.Num == otlpwire.SpanName && f.Type == otlpwire.WireLen:
+			name = p[f.Val:f.End]
+		case f.Num == otlpwire.SpanKind && f.Type == otlpwire.WireVarint:
+			kind = int32(f.X)
+		case f.Num == otlpwire.SpanStartTimeUnixNano && f.Type == otlpwire.WireI64:
+			start = f.X
+		case f.Num == otlpwire.SpanEndTimeUnixNano && f.Type == otlpwire.WireI64:
+			end = f.X
+		case f.Num == otlpwire.SpanAttributes && f.Type == otlpwire.WireLen:
+			if err := t.attrs.appendKV(p[f.Val:f.End]); err != nil {
 				return err
 			}
-		case num == 10 && typ == wtVarint:
-			dropped = uint32(x)
-		case num == 11 && typ == wtLen:
-			if err := t.event(q); err != nil {
+		case f.Num == otlpwire.SpanDroppedAttributesCount && f.Type == otlpwire.WireVarint:
+			dropped = uint32(f.X)
+		case f.Num == otlpwire.SpanEvents && f.Type == otlpwire.WireLen:
+			if err := t.event(p[f.Val:f.End]); err != nil {
 				return err
 			}
-		case num == 12 && typ == wtVarint:
-			droppedEvents = uint32(x)
-		case num == 13 && typ == wtLen:
-			if err := t.link(q); err != nil {
+		case f.Num == otlpwire.SpanDroppedEventsCount && f.Type == otlpwire.WireVarint:
+			droppedEvents = uint32(f.X)
+		case f.Num == otlpwire.SpanLinks && f.Type == otlpwire.WireLen:
+			if err := t.link(p[f.Val:f.End]); err != nil {
 				return err
 			}
-		case num == 14 && typ == wtVarint:
-			droppedLinks = uint32(x)
-		case num == 15 && typ == wtLen:
+		case f.Num == otlpwire.SpanDroppedLinksCount && f.Type == otlpwire.WireVarint:
+			droppedLinks = uint32(f.X)
+		case f.Num == otlpwire.SpanStatus && f.Type == otlpwire.WireLen:
 			// Occurrences of status merge: its fields are scalars, the last wins.
 			hasStatus = true
+			q := p[f.Val:f.End]
 			for j := 0; j < len(q); {
-				num, typ, x, r, n := next(q[j:])
-				if n < 0 {
-					return malformed("Status", num)
+				g, code := otlpwire.ReadField(q, j)
+				if code != otlpwire.ReadOK {
+					return malformed("Status", g.Num)
 				}
-				j += n
+				j = g.End
 				switch {
-				case num == 2 && typ == wtLen:
-					statusMsg = r
-				case num == 3 && typ == wtVarint:
-					statusCode = int32(x)
+				case g.Num == otlpwire.StatusMessage && g.Type == otlpwire.WireLen:
+					statusMsg = q[g.Val:g.End]
+				case g.Num == otlpwire.StatusCode && g.Type == otlpwire.WireVarint:
+					statusCode = int32(g.X)
 				default:
-					return unsupported("Status", num)
+					return unsupported("Status", g.Num)
 				}
 			}
 		default:
-			b.itemExtra = append(b.itemExtra, p[i:i+n]...)
+			b.itemExtra = append(b.itemExtra, p[i:f.End]...)
 		}
-		i += n
+		i = f.End
 	}
-	if err := validString(state, "Span", 3); err != nil {
+	if err := validString(state, "Span", otlpwire.SpanTraceState); err != nil {
 		return err
 	}
-	if err := validString(name, "Span", 5); err != nil {
+	if err := validString(name, "Span", otlpwire.SpanName); err != nil {
 		return err
 	}
-	if err := validString(statusMsg, "Status", 2); err != nil {
+	if err := validString(statusMsg, "Status", otlpwire.StatusMessage); err != nil {
 		return err
 	}
 	t.resourceID.add(rid)
@@ -177,6 +202,14 @@ func (b *Builder) span(p []byte, rid, sid uint32) error {
 	return nil
 }
 
+// event decodes one Span.Event into the open events list.
+//
+//	message Event {
+//	  fixed64 time_unix_nano = 1;
+//	  string name = 2;
+//	  repeated KeyValue attributes = 3;
+//	  uint32 dropped_attributes_count = 4;
+//	}
 func (t *spanBuilder) event(p []byte) error {
 	t.ev.Append(true)
 	t.evAttrs.row(true)
@@ -184,27 +217,27 @@ func (t *spanBuilder) event(p []byte) error {
 	var name []byte
 	var dropped uint32
 	for i := 0; i < len(p); {
-		num, typ, x, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("Span.Event", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("Span.Event", f.Num)
 		}
-		i += n
+		i = f.End
 		switch {
-		case num == 1 && typ == wtI64:
-			tm = x
-		case num == 2 && typ == wtLen:
-			name = q
-		case num == 3 && typ == wtLen:
-			if err := t.evAttrs.appendKV(q); err != nil {
+		case f.Num == otlpwire.SpanEventTimeUnixNano && f.Type == otlpwire.WireI64:
+			tm = f.X
+		case f.Num == otlpwire.SpanEventName && f.Type == otlpwire.WireLen:
+			name = p[f.Val:f.End]
+		case f.Num == otlpwire.SpanEventAttributes && f.Type == otlpwire.WireLen:
+			if err := t.evAttrs.appendKV(p[f.Val:f.End]); err != nil {
 				return err
 			}
-		case num == 4 && typ == wtVarint:
-			dropped = uint32(x)
+		case f.Num == otlpwire.SpanEventDroppedAttributesCount && f.Type == otlpwire.WireVarint:
+			dropped = uint32(f.X)
 		default:
-			return unsupported("Span.Event", num)
+			return unsupported("Span.Event", f.Num)
 		}
 	}
-	if err := validString(name, "Span.Event", 2); err != nil {
+	if err := validString(name, "Span.Event", otlpwire.SpanEventName); err != nil {
 		return err
 	}
 	t.evTime.Append(tm)
@@ -213,37 +246,47 @@ func (t *spanBuilder) event(p []byte) error {
 	return nil
 }
 
+// link decodes one Span.Link into the open links list.
+//
+//	message Link {
+//	  bytes trace_id = 1;
+//	  bytes span_id = 2;
+//	  string trace_state = 3;
+//	  repeated KeyValue attributes = 4;
+//	  uint32 dropped_attributes_count = 5;
+//	  fixed32 flags = 6;
+//	}
 func (t *spanBuilder) link(p []byte) error {
 	t.lk.Append(true)
 	t.lkAttrs.row(true)
 	var trace, span, state []byte
 	var dropped, flags uint32
 	for i := 0; i < len(p); {
-		num, typ, x, q, n := next(p[i:])
-		if n < 0 {
-			return malformed("Span.Link", num)
+		f, code := otlpwire.ReadField(p, i)
+		if code != otlpwire.ReadOK {
+			return malformed("Span.Link", f.Num)
 		}
-		i += n
+		i = f.End
 		switch {
-		case num == 1 && typ == wtLen:
-			trace = q
-		case num == 2 && typ == wtLen:
-			span = q
-		case num == 3 && typ == wtLen:
-			state = q
-		case num == 4 && typ == wtLen:
-			if err := t.lkAttrs.appendKV(q); err != nil {
+		case f.Num == otlpwire.SpanLinkTraceID && f.Type == otlpwire.WireLen:
+			trace = p[f.Val:f.End]
+		case f.Num == otlpwire.SpanLinkSpanID && f.Type == otlpwire.WireLen:
+			span = p[f.Val:f.End]
+		case f.Num == otlpwire.SpanLinkTraceState && f.Type == otlpwire.WireLen:
+			state = p[f.Val:f.End]
+		case f.Num == otlpwire.SpanLinkAttributes && f.Type == otlpwire.WireLen:
+			if err := t.lkAttrs.appendKV(p[f.Val:f.End]); err != nil {
 				return err
 			}
-		case num == 5 && typ == wtVarint:
-			dropped = uint32(x)
-		case num == 6 && typ == wtI32:
-			flags = uint32(x)
+		case f.Num == otlpwire.SpanLinkDroppedAttributesCount && f.Type == otlpwire.WireVarint:
+			dropped = uint32(f.X)
+		case f.Num == otlpwire.SpanLinkFlags && f.Type == otlpwire.WireI32:
+			flags = uint32(f.X)
 		default:
-			return unsupported("Span.Link", num)
+			return unsupported("Span.Link", f.Num)
 		}
 	}
-	if err := validString(state, "Span.Link", 3); err != nil {
+	if err := validString(state, "Span.Link", otlpwire.SpanLinkTraceState); err != nil {
 		return err
 	}
 	t.lkTrace.Append(trace)
