@@ -9,6 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
@@ -73,6 +74,81 @@ func TestRoundTripRandom(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRoundTripUnknownFields: unknown fields of every wire type, in every
+// message that has an extra column (README, "Extra columns"), come back
+// through Arrow and the batch record. The request's own unknown fields are
+// dropped by design, so the expected message has none.
+func TestRoundTripUnknownFields(t *testing.T) {
+	iters := 200
+	if testing.Short() {
+		iters = 25
+	}
+	for _, sig := range otlpwire.Signals {
+		t.Run(sig.String(), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			g := otlptest.NewGen(uint64(sig)+300, otlptest.GenOptions{Unknown: true})
+			withUnknown := 0
+			for i := range iters {
+				in := g.Message(sig)
+				body, err := proto.Marshal(in)
+				if err != nil {
+					t.Fatal(err)
+				}
+				in.ProtoReflect().SetUnknown(nil)
+				if hasUnknown(in) {
+					withUnknown++
+				}
+				out := roundTrip(t, sig, mem, [][]byte{body}, i%2 == 0)
+				got := otlpwire.NewRequest(sig)
+				if err := proto.Unmarshal(out, got); err != nil {
+					t.Fatalf("iteration %d: output does not unmarshal: %v", i, err)
+				}
+				if !proto.Equal(in, got) {
+					t.Fatalf("iteration %d: round trip differs:\n%s", i, firstDiff(prototext.Format(in), prototext.Format(got)))
+				}
+			}
+			t.Logf("%d of %d requests had unknown fields below the request", withUnknown, iters)
+			if withUnknown < iters/4 {
+				t.Fatalf("only %d of %d requests had unknown fields below the request", withUnknown, iters)
+			}
+		})
+	}
+}
+
+// hasUnknown reports whether a message below m has unknown fields.
+func hasUnknown(m proto.Message) bool {
+	found := false
+	var walk func(protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		if len(m.GetUnknown()) > 0 {
+			found = true
+		}
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.Message() == nil:
+			case fd.IsList():
+				for i := 0; i < v.List().Len(); i++ {
+					walk(v.List().Get(i).Message())
+				}
+			case fd.IsMap():
+			default:
+				walk(v.Message())
+			}
+			return !found
+		})
+	}
+	m.ProtoReflect().Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.IsList() && fd.Message() != nil {
+			for i := 0; i < v.List().Len(); i++ {
+				walk(v.List().Get(i).Message())
+			}
+		}
+		return !found
+	})
+	return found
 }
 
 // TestRoundTripConcat: several requests appended to one batch come back as

@@ -1,12 +1,16 @@
-// Package otlpwire is the ingester's hot path: it scans an OTLP
+// Package otlpwire is OTLP on the wire, the ground floor of sluice: every
+// part that touches OTLP bytes stands on it, and it imports nothing of
+// sluice's. It holds the Signal type (which Export*ServiceRequest a body
+// is), NewRequest, the one reader of the protobuf encoding, ReadField, with
+// the names of the OTLP field numbers (fields.go), which the scanner and
+// package schemas' decoders and encoders share, and the scanner and
+// splitter below.
+//
+// The scanner is the ingester's hot path: it scans an OTLP
 // Export{Metrics,Logs,Trace}ServiceRequest in the protobuf encoding, checks
 // its structure, counts its items and splits it into bus records by
-// partition and size, without decoding it.
-//
-// It is also OTLP on the wire for the rest of sluice: the Signal type, and
-// the one reader of the protobuf encoding, ReadField, with the names of the
-// OTLP field numbers (see below), which the scanner and package schemas'
-// decoders and encoders share.
+// partition and size, without decoding it. The OTLP and Kafka sinks use the
+// same splitter to cut a request that is too large for their destination.
 //
 // # Data flow
 //
