@@ -477,7 +477,12 @@ func (e *encoder) mapCol(t *array.Map) error {
 		if reps != nil {
 			e.out = append(e.out, seqDict)
 			e.uvarint(uint64(len(reps)))
-			d := gather(e.mem, t, reps)
+			// The runs live in e.scratch until Take is done with them.
+			rs := runsIn(e.scratch(len(reps)))
+			for _, i := range reps {
+				rs = appendRow(rs, i)
+			}
+			d := Take(e.mem, t.Data(), rs)
 			dist := array.NewMapData(d)
 			d.Release()
 			e.validity(dist)
@@ -581,7 +586,7 @@ func appendKey(k []byte, a arrow.Array, j int) []byte {
 	panic(fmt.Sprintf("schemas: appendKey of %s", a.DataType()))
 }
 
-// ---------------------------------------------------------------- gather
+// ---------------------------------------------------------------- buffers
 
 func newBuf(mem memory.Allocator, size int) *memory.Buffer {
 	b := memory.NewResizableBuffer(mem)
@@ -595,221 +600,6 @@ func castBytes[T any](b []byte) []T {
 		return nil
 	}
 	return unsafe.Slice((*T)(unsafe.Pointer(&b[0])), len(b)/int(unsafe.Sizeof(z)))
-}
-
-func gatherFixed[T any](mem memory.Allocator, v []T, idx []int32, size int) *memory.Buffer {
-	b := newBuf(mem, len(idx)*size)
-	out := castBytes[T](b.Bytes())
-	for k, i := range idx {
-		out[k] = v[i]
-	}
-	return b
-}
-
-// gather returns the rows idx of a (each index < a.Len()) as a new array's
-// data, allocated from mem.
-func gather(mem memory.Allocator, a arrow.Array, idx []int32) arrow.ArrayData {
-	n := len(idx)
-	var valid *memory.Buffer
-	nulls := 0
-	if a.NullN() > 0 {
-		valid = newBuf(mem, int(bitutil.BytesForBits(int64(n))))
-		bm := valid.Bytes()
-		clear(bm)
-		for k, i := range idx {
-			if a.IsValid(int(i)) {
-				bitutil.SetBit(bm, k)
-			} else {
-				nulls++
-			}
-		}
-	}
-	var bufs []*memory.Buffer
-	var children []arrow.ArrayData
-	switch t := a.(type) {
-	case *array.Uint8:
-		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Uint8Values(), idx, 1)}
-	case *array.Uint32:
-		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Uint32Values(), idx, 4)}
-	case *array.Uint64:
-		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Uint64Values(), idx, 8)}
-	case *array.Int32:
-		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Int32Values(), idx, 4)}
-	case *array.Int64:
-		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Int64Values(), idx, 8)}
-	case *array.Float64:
-		bufs = []*memory.Buffer{valid, gatherFixed(mem, t.Float64Values(), idx, 8)}
-	case *array.Boolean:
-		b := newBuf(mem, int(bitutil.BytesForBits(int64(n))))
-		bm := b.Bytes()
-		clear(bm)
-		for k, i := range idx {
-			if t.Value(int(i)) {
-				bitutil.SetBit(bm, k)
-			}
-		}
-		bufs = []*memory.Buffer{valid, b}
-	case *array.String, *array.Binary:
-		offs, data, _ := binView(a)
-		o0 := offs[0]
-		total := 0
-		for _, i := range idx {
-			total += int(offs[i+1] - offs[i])
-		}
-		ob := newBuf(mem, 4*(n+1))
-		db := newBuf(mem, total)
-		o := arrow.Int32Traits.CastFromBytes(ob.Bytes())
-		d := db.Bytes()[:0]
-		o[0] = 0
-		for k, i := range idx {
-			d = append(d, data[offs[i]-o0:offs[i+1]-o0]...)
-			o[k+1] = int32(len(d))
-		}
-		bufs = []*memory.Buffer{valid, ob, db}
-	case *array.Struct:
-		bufs = []*memory.Buffer{valid}
-		for f := range t.NumField() {
-			children = append(children, gather(mem, t.Field(f), idx))
-		}
-	case *array.Map:
-		bufs, children = gatherList(mem, t.List, idx, valid)
-	case *array.List:
-		bufs, children = gatherList(mem, t, idx, valid)
-	default:
-		panic(fmt.Sprintf("schemas: gather of %s", a.DataType()))
-	}
-	d := array.NewData(a.DataType(), n, bufs, children, nulls, 0)
-	for _, b := range bufs {
-		if b != nil {
-			b.Release()
-		}
-	}
-	for _, c := range children {
-		c.Release()
-	}
-	return d
-}
-
-func gatherList(mem memory.Allocator, t *array.List, idx []int32, valid *memory.Buffer) ([]*memory.Buffer, []arrow.ArrayData) {
-	ob := newBuf(mem, 4*(len(idx)+1))
-	o := arrow.Int32Traits.CastFromBytes(ob.Bytes())
-	o[0] = 0
-	starts := make([]int32, len(idx))
-	total := int32(0)
-	for k, i := range idx {
-		s, end := t.ValueOffsets(int(i))
-		starts[k] = int32(s)
-		total += int32(end - s)
-		o[k+1] = total
-	}
-	return []*memory.Buffer{valid, ob}, []arrow.ArrayData{gatherRanges(mem, t.ListValues(), starts, o)}
-}
-
-// gatherRanges returns the concatenation of the runs of rows of a that
-// start at starts[k] and have o[k+1]-o[k] rows, as a new array's data: what
-// gather of every row of the runs gives, copying whole runs.
-func gatherRanges(mem memory.Allocator, a arrow.Array, starts, o []int32) arrow.ArrayData {
-	n := int(o[len(o)-1])
-	var valid *memory.Buffer
-	nulls := 0
-	if a.NullN() > 0 {
-		valid = newBuf(mem, int(bitutil.BytesForBits(int64(n))))
-		bm := valid.Bytes()
-		clear(bm)
-		for k, s := range starts {
-			for j := range o[k+1] - o[k] {
-				if a.IsValid(int(s + j)) {
-					bitutil.SetBit(bm, int(o[k]+j))
-				} else {
-					nulls++
-				}
-			}
-		}
-	}
-	var bufs []*memory.Buffer
-	var children []arrow.ArrayData
-	switch t := a.(type) {
-	case *array.Uint8:
-		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Uint8Values(), starts, o, 1)}
-	case *array.Uint32:
-		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Uint32Values(), starts, o, 4)}
-	case *array.Uint64:
-		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Uint64Values(), starts, o, 8)}
-	case *array.Int32:
-		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Int32Values(), starts, o, 4)}
-	case *array.Int64:
-		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Int64Values(), starts, o, 8)}
-	case *array.Float64:
-		bufs = []*memory.Buffer{valid, copyRanges(mem, t.Float64Values(), starts, o, 8)}
-	case *array.Boolean:
-		b := newBuf(mem, int(bitutil.BytesForBits(int64(n))))
-		bm := b.Bytes()
-		clear(bm)
-		for k, s := range starts {
-			for j := range o[k+1] - o[k] {
-				if t.Value(int(s + j)) {
-					bitutil.SetBit(bm, int(o[k]+j))
-				}
-			}
-		}
-		bufs = []*memory.Buffer{valid, b}
-	case *array.String, *array.Binary:
-		offs, data, _ := binView(a)
-		o0 := offs[0]
-		total := 0
-		for k, s := range starts {
-			total += int(offs[s+o[k+1]-o[k]] - offs[s])
-		}
-		ob := newBuf(mem, 4*(n+1))
-		db := newBuf(mem, total)
-		out := arrow.Int32Traits.CastFromBytes(ob.Bytes())
-		d := db.Bytes()[:0]
-		out[0] = 0
-		for k, s := range starts {
-			cnt := o[k+1] - o[k]
-			base := int32(len(d)) - offs[s]
-			d = append(d, data[offs[s]-o0:offs[s+cnt]-o0]...)
-			dst := out[o[k]+1 : o[k+1]+1]
-			for j, x := range offs[s+1 : s+cnt+1] {
-				dst[j] = x + base
-			}
-		}
-		bufs = []*memory.Buffer{valid, ob, db}
-	case *array.Struct:
-		bufs = []*memory.Buffer{valid}
-		for f := range t.NumField() {
-			children = append(children, gatherRanges(mem, t.Field(f), starts, o))
-		}
-	default:
-		// lists and maps: row by row
-		idx := make([]int32, 0, n)
-		for k, s := range starts {
-			for j := range o[k+1] - o[k] {
-				idx = append(idx, s+j)
-			}
-		}
-		if valid != nil {
-			valid.Release()
-		}
-		return gather(mem, a, idx)
-	}
-	d := array.NewData(a.DataType(), n, bufs, children, nulls, 0)
-	releaseAll(bufs, children)
-	return d
-}
-
-func copyRanges[T any](mem memory.Allocator, v []T, starts, o []int32, size int) *memory.Buffer {
-	b := newBuf(mem, int(o[len(o)-1])*size)
-	out := castBytes[T](b.Bytes())
-	for k, s := range starts {
-		cnt := o[k+1] - o[k]
-		if cnt == 1 {
-			out[o[k]] = v[s]
-		} else {
-			copy(out[o[k]:o[k+1]], v[s:s+cnt])
-		}
-	}
-	return b
 }
 
 // ---------------------------------------------------------------- decoding
@@ -1247,29 +1037,29 @@ func (d *decoder) dictCol(dt arrow.DataType, n int) arrow.ArrayData {
 	if d.err != nil {
 		return nil
 	}
-	idx := make([]int32, n)
-	for i, x := range v {
+	rs := runsIn(v) // each run written after the ids it replaces were read
+	for _, x := range v {
 		if x >= uint64(k) {
 			d.fail("row id")
 			return nil
 		}
-		idx[i] = int32(x)
+		rs = appendRow(rs, int32(x))
 	}
 	// charge the expansion: rows times the average row size of the table
 	a := array.MakeFromData(dist)
 	defer a.Release()
 	if m, ok := a.(*array.Map); ok && k > 0 {
+		offs := m.Offsets()
 		entries := uint64(0)
-		for _, i := range idx {
-			s, e := m.ValueOffsets(int(i))
-			entries += uint64(e - s)
+		for _, r := range rs {
+			entries += uint64(offs[r[1]] - offs[r[0]])
 		}
 		d.charge(entries)
 		if d.err != nil {
 			return nil
 		}
 	}
-	return gather(d.mem, a, idx)
+	return Take(d.mem, dist, rs)
 }
 
 // binary reads n strings.
