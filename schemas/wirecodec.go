@@ -335,18 +335,6 @@ func appendBits(out []byte, bm []byte, off, n int) []byte {
 	return out
 }
 
-// binView returns the offsets (absolute, n+1) and the bytes starting at
-// offs[0] of a string or binary array.
-func binView(a arrow.Array) ([]int32, []byte, bool) {
-	switch t := a.(type) {
-	case *array.String:
-		return t.ValueOffsets(), t.ValueBytes(), true
-	case *array.Binary:
-		return t.ValueOffsets(), t.ValueBytes(), true
-	}
-	return nil, nil, false
-}
-
 func (e *encoder) col(a arrow.Array) error {
 	e.validity(a)
 	switch t := a.(type) {

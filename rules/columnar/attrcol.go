@@ -321,8 +321,6 @@ func unsafeCast[T any](b []byte) []T {
 	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
 
-func unsafeSizeof[T any](v T) uintptr { return unsafe.Sizeof(v) }
-
 // attrWriter builds an attributes column entry by entry, through Arrow
 // builders: slower than rawAttrs, but it takes any input column.
 type attrWriter struct {
