@@ -40,7 +40,6 @@ type state struct {
 	// fieldKeys append the fields of sigInfo.fields of a row to a memo key.
 	fieldKeys []func(b []byte, i int) []byte
 	raw       rawAttrs
-	tally     rules.Tally
 
 	// outcome
 	n        int

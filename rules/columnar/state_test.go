@@ -51,16 +51,6 @@ func stepState(t *testing.T, set *rules.Set, req proto.Message) *state {
 	return st
 }
 
-// evaluated is stepState after evaluate: the outcome build starts from.
-func evaluated(t *testing.T, set *rules.Set, req proto.Message) *state {
-	t.Helper()
-	st := stepState(t, set, req)
-	if err := st.evaluate(); err != nil {
-		t.Fatal(err)
-	}
-	return st
-}
-
 // noRules is a set with a rule for every signal that changes nothing.
 func noRules(t *testing.T) *rules.Set {
 	return parse(t, `rules:

@@ -64,8 +64,6 @@ var (
 	ensure     = func(t testing.TB, b *Bus, specs ...stream.TopicSpec) { t.Helper(); bustest.Ensure(t, b, specs...) }
 	produce    = func(t testing.TB, b *Bus, recs ...*stream.Record) { t.Helper(); bustest.Produce(t, b, recs...) }
 	pollN      = bustest.PollN
-	pollNone   = bustest.PollNone
-	commit     = bustest.Commit
 	valueSet   = bustest.ValueSet
 	eventually = bustest.Eventually
 )
