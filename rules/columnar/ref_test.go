@@ -50,7 +50,7 @@ func refKVs(orig []*common.KeyValue, m map[string]any) ([]*common.KeyValue, bool
 	om := kvMap(orig)
 	changed := len(om) != len(orig) || len(om) != len(m)
 	for k, v := range om {
-		if nv, ok := m[k]; !ok || !same(nv, v) {
+		if nv, ok := m[k]; !ok || !rules.SameValue(nv, v) {
 			changed = true
 		}
 	}
@@ -68,7 +68,7 @@ func refKVs(orig []*common.KeyValue, m map[string]any) ([]*common.KeyValue, bool
 		if !ok {
 			continue
 		}
-		if same(v, fromProtoOrNil(kv.Value)) {
+		if rules.SameValue(v, fromProtoOrNil(kv.Value)) {
 			out = append(out, kv)
 		} else {
 			out = append(out, &common.KeyValue{Key: kv.Key, Value: refValue(v)})
@@ -432,7 +432,7 @@ func refLogs(set *rules.Set, req *collogs.ExportLogsServiceRequest) *collogs.Exp
 			env := &rules.LogEnv{Body: fromProtoOrNil(l.Body), SeverityNumber: int(l.SeverityNumber), SeverityText: l.SeverityText,
 				TraceID: hexID(l.TraceId), SpanID: hexID(l.SpanId)}
 			return refItem{env: env, common: &env.Common, attrs: &l.Attributes, writeOut: func() {
-				if !same(env.Body, fromProtoOrNil(l.Body)) {
+				if !rules.SameValue(env.Body, fromProtoOrNil(l.Body)) {
 					l.Body = refValue(env.Body)
 				}
 				l.SeverityNumber = logs.SeverityNumber(env.SeverityNumber)
