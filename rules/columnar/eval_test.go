@@ -15,10 +15,6 @@ import (
 	"github.com/sluice-dev/sluice/schemas"
 )
 
-// same is the reference's (ref_test.go) test of an unchanged value: the
-// engine's own, rules.SameValue, so that both agree by construction on
-// which entries are copied and which rewritten.
-
 // Tests of evaluate's steps, each on its own.
 
 // prepared is st after evaluate's prepare, with no row given a patch yet,
