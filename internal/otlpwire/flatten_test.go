@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	collogspb "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -78,7 +79,7 @@ func flatten(req proto.Message) []flatItem {
 					mc := clone(m)
 					keepPoint(mc, -1)
 					ctx := key(mustMarshal(top), mustMarshal(r), mustMarshal(s), mustMarshal(mc))
-					for i, n := 0, pointCount(m); i < n; i++ {
+					for i, n := 0, otlpwire.PointCount(m); i < n; i++ {
 						one := clone(m)
 						keepPoint(one, i)
 						item := mustMarshal(pointOf(one))
@@ -130,22 +131,6 @@ func flatten(req proto.Message) []flatItem {
 		}
 	}
 	return out
-}
-
-func pointCount(m *metricspb.Metric) int {
-	switch d := m.Data.(type) {
-	case *metricspb.Metric_Gauge:
-		return len(d.Gauge.DataPoints)
-	case *metricspb.Metric_Sum:
-		return len(d.Sum.DataPoints)
-	case *metricspb.Metric_Histogram:
-		return len(d.Histogram.DataPoints)
-	case *metricspb.Metric_ExponentialHistogram:
-		return len(d.ExponentialHistogram.DataPoints)
-	case *metricspb.Metric_Summary:
-		return len(d.Summary.DataPoints)
-	}
-	return 0
 }
 
 // keepPoint keeps only data point i of m (none for i < 0).

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	. "github.com/sluice-dev/sluice/internal/otlpwire" // the tests are outside the package: see export_test.go
 )
 
@@ -147,7 +148,7 @@ func decodedItems(m proto.Message) int {
 		for _, rm := range m.ResourceMetrics {
 			for _, sm := range rm.ScopeMetrics {
 				for _, mt := range sm.Metrics {
-					n += pointCount(mt)
+					n += otlpwire.PointCount(mt)
 				}
 			}
 		}

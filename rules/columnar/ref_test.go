@@ -16,6 +16,7 @@ import (
 	trace "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/rules"
 )
 
@@ -166,7 +167,7 @@ func refMetrics(set *rules.Set, req *colmetrics.ExportMetricsServiceRequest) *co
 			sn := rn.child(fmt.Sprint("o", si), func() *node { return &node{msg: sm} })
 			for mi, m := range sm.Metrics {
 				mn := sn.child(fmt.Sprint("o", mi), func() *node { return &node{msg: m} })
-				mn.had = pointCount(m) > 0
+				mn.had = otlpwire.PointCount(m) > 0
 				sn.had = sn.had || mn.had
 				rn.had = rn.had || mn.had
 			}
@@ -262,22 +263,6 @@ func refMetrics(set *rules.Set, req *colmetrics.ExportMetricsServiceRequest) *co
 		out.ResourceMetrics = append(out.ResourceMetrics, rm)
 	}
 	return out
-}
-
-func pointCount(m *metrics.Metric) int {
-	switch d := m.Data.(type) {
-	case *metrics.Metric_Gauge:
-		return len(d.Gauge.DataPoints)
-	case *metrics.Metric_Sum:
-		return len(d.Sum.DataPoints)
-	case *metrics.Metric_Histogram:
-		return len(d.Histogram.DataPoints)
-	case *metrics.Metric_ExponentialHistogram:
-		return len(d.ExponentialHistogram.DataPoints)
-	case *metrics.Metric_Summary:
-		return len(d.Summary.DataPoints)
-	}
-	return 0
 }
 
 func setPoints(m *metrics.Metric, items []proto.Message) {

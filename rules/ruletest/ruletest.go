@@ -281,7 +281,7 @@ func prune(m proto.Message) {
 	case *colmetrics.ExportMetricsServiceRequest:
 		r.ResourceMetrics = slices.DeleteFunc(r.ResourceMetrics, func(rm *metricsResource) bool {
 			rm.ScopeMetrics = slices.DeleteFunc(rm.ScopeMetrics, func(sm *metricsScope) bool {
-				sm.Metrics = slices.DeleteFunc(sm.Metrics, func(m *metricsMetric) bool { return points(m) == 0 })
+				sm.Metrics = slices.DeleteFunc(sm.Metrics, func(m *metricsMetric) bool { return otlpwire.PointCount(m) == 0 })
 				return len(sm.Metrics) == 0
 			})
 			return len(rm.ScopeMetrics) == 0

@@ -15,20 +15,3 @@ type (
 	traceResource   = trace.ResourceSpans
 	traceScope      = trace.ScopeSpans
 )
-
-// points is the number of data points of m.
-func points(m *metrics.Metric) int {
-	switch d := m.Data.(type) {
-	case *metrics.Metric_Gauge:
-		return len(d.Gauge.GetDataPoints())
-	case *metrics.Metric_Sum:
-		return len(d.Sum.GetDataPoints())
-	case *metrics.Metric_Histogram:
-		return len(d.Histogram.GetDataPoints())
-	case *metrics.Metric_ExponentialHistogram:
-		return len(d.ExponentialHistogram.GetDataPoints())
-	case *metrics.Metric_Summary:
-		return len(d.Summary.GetDataPoints())
-	}
-	return 0
-}
