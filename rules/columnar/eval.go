@@ -245,7 +245,11 @@ func (st *state) dropRow(i int, me *memoEntry) {
 // signal's fields. Changes that compare the same as the input (a value
 // set to what it was) are not changes; a row left with none gets no patch.
 func (st *state) recordPatch(re *rowEval, i, r int, res map[string]any, me *memoEntry) {
-	p := patch{res: -1}
+	// The patch is built in place at the end of st.patches and taken back
+	// when the row turned out unchanged: p passed to re.diff (a function
+	// value) would otherwise escape, a heap allocation per row.
+	st.patches = append(st.patches, patch{res: -1})
+	p := &st.patches[len(st.patches)-1]
 	if me != nil {
 		p.memo = int32(len(st.memo.entries)) // me is the last entry
 	}
@@ -259,12 +263,12 @@ func (st *state) recordPatch(re *rowEval, i, r int, res map[string]any, me *memo
 	if st.info.writesResource && st.resourceChanged(res) {
 		p.res = st.newResource(r, res)
 	}
-	re.diff(i, &p)
+	re.diff(i, p)
 	if p.what == 0 && p.res < 0 {
+		st.patches = st.patches[:len(st.patches)-1]
 		return
 	}
-	st.patchOf[i] = int32(len(st.patches))
-	st.patches = append(st.patches, p)
+	st.patchOf[i] = int32(len(st.patches) - 1)
 	if me != nil {
 		me.hasPatch, me.patch = true, int32(len(st.patches)-1)
 	}
