@@ -39,6 +39,8 @@ var actionKinds = []actionKind{
 	{"rename", 4, decodeRename},
 	{"delete", 5, decodeDelete},
 	{"keep_keys", 6, decodeKeepKeys},
+	{"aggregate", 7, decodeAggregate},
+	{"limit", 8, decodeLimit},
 }
 
 func lookupAction(key string) *actionKind {

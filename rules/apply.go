@@ -12,6 +12,10 @@ type Result struct {
 	DroppedBy *Rule // the rule that dropped it
 	Changed   bool  // some rule changed the item
 	Errors    int   // rules whose expressions failed on the item
+	// Mark: for a metric point that a rule with an aggregate or limit
+	// action matched, or whose identity a rule changed, how the worker
+	// merges it with the other points of its series (see Mark).
+	Mark Mark
 }
 
 // Keys identify the parts of an item a condition can depend on, so that an
@@ -176,6 +180,17 @@ func (e *Evaluator) apply(env Env, keys Keys, memo bool, t *Tally) (Result, erro
 			}
 			if r.OnError == OnErrorDrop {
 				out = dropped
+			}
+		}
+		if r.mergeIdx != 0 && out != dropped {
+			matched := cnt.matched > before.matched
+			// An aggregate block's spec wins over the default of a
+			// rule without one, whatever their order.
+			if (out == changed && (r.merge != nil || res.Mark.Merge == 0)) || (matched && r.merge != nil) {
+				res.Mark.Merge = r.mergeIdx
+			}
+			if matched && r.limitIdx != 0 {
+				res.Mark.Limit = r.limitIdx
 			}
 		}
 		switch out {

@@ -54,6 +54,10 @@ func (r *Rule) Reads() Deps {
 		case *keepKeysAction:
 			d.Attributes = d.Attributes || a.attributes != nil
 			d.Resource = d.Resource || a.resource != nil
+		case *aggregateAction:
+			d.Attributes = d.Attributes || a.without != nil || a.by != nil
+			d.Resource = d.Resource || a.without != nil || a.by != nil
+		case limitAction:
 		case *sampleAction:
 			d.Item = true
 			if r.Signal == otlpwire.Metrics {
@@ -91,7 +95,10 @@ func (r *Rule) Writes() Deps {
 		case *keepKeysAction:
 			d.Attributes = d.Attributes || a.attributes != nil
 			d.Resource = d.Resource || a.resource != nil
-		case *sampleAction, dropAction:
+		case *aggregateAction:
+			d.Attributes = d.Attributes || a.without != nil || a.by != nil
+			d.Resource = d.Resource || a.without != nil || a.by != nil
+		case *sampleAction, dropAction, limitAction:
 		default:
 			return Deps{Attributes: true, Resource: true, Item: true}
 		}
@@ -121,7 +128,7 @@ func (r *Rule) ReadsFields() (fields []string, ok bool) {
 	}
 	for _, a := range r.actions {
 		switch a.(type) {
-		case *setAction, *renameAction, *deleteAction, *keepKeysAction, dropAction:
+		case *setAction, *renameAction, *deleteAction, *keepKeysAction, dropAction, *aggregateAction, limitAction:
 		default:
 			return nil, false
 		}

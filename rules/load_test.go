@@ -42,7 +42,7 @@ func TestExampleLoads(t *testing.T) {
 // error, with its position.
 func TestBadFiles(t *testing.T) {
 	tests := map[string][]string{
-		"unknown-key.yaml": {`unknown-key.yaml:4:5: rule "a": unknown key "whne" (did you mean when? valid: name, signal, when, on_error, sample, drop, keep, set, rename, delete, keep_keys)`},
+		"unknown-key.yaml": {`unknown-key.yaml:4:5: rule "a": unknown key "whne" (did you mean when? valid: name, signal, when, on_error, sample, drop, keep, set, rename, delete, keep_keys, aggregate, limit)`},
 		"bad-signal.yaml":  {`bad-signal.yaml:3:13: rule "a": signal: unknown signal "log" (valid: metrics, logs, traces)`},
 		"bad-target.yaml": {
 			`bad-target.yaml:5:7: rule "a": set: bad target "attrs[\"x\"]": only attributes[...] and resource[...] can be indexed (did you mean attributes?)`,
@@ -95,7 +95,7 @@ func TestMoreErrors(t *testing.T) {
 	tests := []struct{ name, src, want string }{
 		{"not a list", "rules: {a: 1}\n", `f.yaml:1:8: rules: want a list of rules`},
 		{"top key", "rule: []\n", `f.yaml:1:1: unknown key "rule" (valid: rules)`},
-		{"no action", "rules:\n  - name: a\n    signal: logs\n", `f.yaml:2:5: rule "a": no action (give one of: sample, drop, keep, set, rename, delete, keep_keys)`},
+		{"no action", "rules:\n  - name: a\n    signal: logs\n", `f.yaml:2:5: rule "a": no action (give one of: sample, drop, keep, set, rename, delete, keep_keys, aggregate, limit)`},
 		{"missing signal", "rules:\n  - name: a\n    drop: true\n", `f.yaml:2:5: rule "a": missing signal (metrics, logs or traces)`},
 		{"when not bool", "rules:\n  - name: a\n    signal: metrics\n    when: name\n    drop: true\n", `f.yaml:4:11: rule "a": when: expected bool, but got string`},
 		{"set field type", "rules:\n  - name: a\n    signal: logs\n    set:\n      severity_text: severity_number\n", `f.yaml:5:22: rule "a": set severity_text: expected string, but got int`},

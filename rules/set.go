@@ -26,6 +26,8 @@ type Set struct {
 	all      []*Rule
 	bySignal [len(otlpwire.Signals)][]*Rule
 	pool     sync.Pool // of *Evaluator, for Apply
+	merges   []MergeSpec
+	limits   []LimitSpec
 }
 
 // Rule is one compiled rule. Its exported fields are read-only.
@@ -46,6 +48,11 @@ type Rule struct {
 	dropUnmatched bool     // keep: true
 	actions       []action
 	stats         ruleCounters
+	merge         *MergeSpec // its aggregate block
+	limit         *LimitSpec // its limit action
+	// mergeIdx, limitIdx: the Mark of the points the rule changes or
+	// matches (see Set.Merges, Set.Limits).
+	mergeIdx, limitIdx uint16
 }
 
 // OnError is what happens to an item when one of a rule's expressions
@@ -169,6 +176,7 @@ func build(files []ruleFile) (*Set, error) {
 		return nil, errs
 	}
 	s.version = hex.EncodeToString(h.Sum(nil))[:12]
+	s.indexMerges()
 	s.pool.New = func() any { return s.NewEvaluator() }
 	return s, nil
 }
