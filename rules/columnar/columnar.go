@@ -137,13 +137,29 @@ func (e *Engine) Version() string { return e.set.Version() }
 // counts them); Apply fails only on a batch that does not have the schemas
 // layout.
 func (e *Engine) Apply(b *schemas.Batch) (*schemas.Batch, error) {
+	out, _, err := e.ApplyMarked(b, nil)
+	return out, err
+}
+
+// Marked is a point of ApplyMarked's output that the rules marked (see
+// rules.Mark): its series may have been collapsed with others.
+type Marked struct {
+	Row  int32 // row in the output batch
+	Orig int32 // row in the input batch
+	Mark rules.Mark
+}
+
+// ApplyMarked is Apply that also appends to dst the marked points of the
+// output, in row order: the points whose series a rule changed or that an
+// aggregate or limit action matched. Only metrics are marked.
+func (e *Engine) ApplyMarked(b *schemas.Batch, dst []Marked) (*schemas.Batch, []Marked, error) {
 	sig := b.Signal
 	if !sig.Valid() {
-		return nil, fmt.Errorf("%w: signal %v", schemas.ErrSchema, b.Signal)
+		return nil, dst, fmt.Errorf("%w: signal %v", schemas.ErrSchema, b.Signal)
 	}
 	info := e.sigs[sig]
 	if info.rules == 0 || b.Items == nil || b.Items.NumRows() == 0 {
-		return b, nil
+		return b, dst, nil
 	}
 	st := e.pool.Get().(*state)
 	defer e.pool.Put(st)
@@ -151,13 +167,33 @@ func (e *Engine) Apply(b *schemas.Batch) (*schemas.Batch, error) {
 	st.begin(b, sig, info)
 	defer st.end()
 	if err := st.evaluate(); err != nil {
-		return nil, err
+		return nil, dst, err
 	}
 	if st.errCount > 0 && !e.noLog {
 		e.log.Debug("rule evaluation errors", "errors", st.errCount, "first", st.firstErr, "version", e.set.Version())
 	}
-	if !st.anyDrop && len(st.patches) == 0 {
-		return b, nil
+	if st.anyMark {
+		dst = st.appendMarked(dst)
 	}
-	return st.build()
+	if !st.anyDrop && len(st.patches) == 0 {
+		return b, dst, nil
+	}
+	out, err := st.build()
+	return out, dst, err
+}
+
+// appendMarked appends the marked rows, numbered as in the output (the
+// kept rows, in order).
+func (st *state) appendMarked(dst []Marked) []Marked {
+	var row int32
+	for i := 0; i < st.n; i++ {
+		if st.drop[i] {
+			continue
+		}
+		if m := st.marks[i]; m != (rules.Mark{}) {
+			dst = append(dst, Marked{Row: row, Orig: int32(i), Mark: m})
+		}
+		row++
+	}
+	return dst
 }

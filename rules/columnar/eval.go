@@ -91,7 +91,12 @@ func (st *state) evaluate() error {
 		out := st.applyRules(re.env, keys, me)
 		if out.Drop {
 			st.dropRow(i, me)
-		} else if out.Changed {
+			continue
+		}
+		if out.Mark != (rules.Mark{}) {
+			st.markRow(i, out.Mark, me)
+		}
+		if out.Changed {
 			st.recordPatch(&re, i, r, res, me)
 		}
 	}
@@ -240,6 +245,15 @@ func (st *state) dropRow(i int, me *memoEntry) {
 	}
 }
 
+// markRow records the Mark of item row i (a metric point).
+func (st *state) markRow(i int, m rules.Mark, me *memoEntry) {
+	st.marks[i] = m
+	st.anyMark = true
+	if me != nil {
+		me.mark = m
+	}
+}
+
 // recordPatch records what the rules changed on item row i (resource r,
 // whose map as read is res): the attributes as kvs, a new resource, the
 // signal's fields. Changes that compare the same as the input (a value
@@ -285,6 +299,10 @@ func (st *state) replay(i int, me *memoEntry) {
 		st.drop[i] = true
 		st.anyDrop = true
 		return
+	}
+	if me.mark != (rules.Mark{}) {
+		st.marks[i] = me.mark
+		st.anyMark = true
 	}
 	if !me.hasPatch {
 		return

@@ -38,6 +38,7 @@ type memoEntry struct {
 	err      bool
 	hasPatch bool
 	patch    int32 // index in st.patches, when hasPatch
+	mark     rules.Mark
 	tally    rules.Tally
 }
 

@@ -126,6 +126,7 @@ type refResult struct {
 	resKVs   []*common.KeyValue
 	resNew   bool
 	metricNU [2]string
+	mark     rules.Mark
 }
 
 func refApply(set *rules.Set, it refItem, resKVs []*common.KeyValue, resNil bool, scope rules.Scope) refResult {
@@ -141,7 +142,7 @@ func refApply(set *rules.Set, it refItem, resKVs []*common.KeyValue, resNil bool
 	}
 	*it.attrs, _ = refKVs(*it.attrs, c.Attributes)
 	it.writeOut()
-	out := refResult{resKVs: resKVs}
+	out := refResult{resKVs: resKVs, mark: res.Mark}
 	if resNil && c.Resource != nil && len(c.Resource) > 0 {
 		out.resKVs, out.resNew = refKVs(nil, c.Resource)
 	} else if !resNil {
@@ -159,6 +160,14 @@ func hexID(b []byte) string { return hex.EncodeToString(b) }
 
 // refMetrics applies set to a copy of req.
 func refMetrics(set *rules.Set, req *colmetrics.ExportMetricsServiceRequest) *colmetrics.ExportMetricsServiceRequest {
+	out, _ := refMetricsMarks(set, req)
+	return out
+}
+
+// refMetricsMarks is refMetrics that also returns the rules' Mark of each
+// kept point, in input order.
+func refMetricsMarks(set *rules.Set, req *colmetrics.ExportMetricsServiceRequest) (*colmetrics.ExportMetricsServiceRequest, []rules.Mark) {
+	var marks []rules.Mark
 	req = proto.Clone(req).(*colmetrics.ExportMetricsServiceRequest)
 	root := &node{}
 	for ri, rm := range req.ResourceMetrics {
@@ -185,6 +194,7 @@ func refMetrics(set *rules.Set, req *colmetrics.ExportMetricsServiceRequest) *co
 					if r.drop {
 						return
 					}
+					marks = append(marks, r.mark)
 					rn2 := rn
 					if r.resNew {
 						rn2 = root.child(resKey(ri, r.resKVs), func() *node {
@@ -262,7 +272,7 @@ func refMetrics(set *rules.Set, req *colmetrics.ExportMetricsServiceRequest) *co
 		}
 		out.ResourceMetrics = append(out.ResourceMetrics, rm)
 	}
-	return out
+	return out, marks
 }
 
 func setPoints(m *metrics.Metric, items []proto.Message) {

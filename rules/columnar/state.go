@@ -53,6 +53,10 @@ type state struct {
 	sigBuf   []byte
 	errCount int
 	firstErr error
+	// marks: per item row, the rules' Mark (metrics only); anyMark: some
+	// kept row has one.
+	marks   []rules.Mark
+	anyMark bool
 
 	memoOut []int32 // per memo entry, the output row of its attributes (attrColumn)
 
@@ -76,6 +80,11 @@ func (st *state) begin(b *schemas.Batch, sig otlpwire.Signal, info sigInfo) {
 	clear(st.drop)
 	st.patchOf = resize(st.patchOf, st.n)
 	st.anyDrop = false
+	st.anyMark = false
+	if sig == otlpwire.Metrics {
+		st.marks = resize(st.marks, st.n)
+		clear(st.marks)
+	}
 	st.patches = st.patches[:0]
 	st.kvs = st.kvs[:0]
 	st.newRes = st.newRes[:0]
