@@ -56,6 +56,16 @@ type Config struct {
 	// bound rather than how many records a poll returns (up to 10,000 with
 	// Kafka). A record holding more goes alone. Zero: no bound.
 	BatchMaxItems int
+	// Checkpoint makes the stage stateful (the aggregator): Handle only
+	// adds a batch to state that the stage's owner keeps in memory, and
+	// the records handled are committed once a Checkpoint call has made
+	// that state durable. The stage calls Checkpoint every
+	// CheckpointInterval (default 5s), also while no records arrive (so
+	// that the owner can act on time, e.g. close intervals), and once more
+	// before it stops. A failed Checkpoint commits nothing and is tried
+	// again at the next interval.
+	Checkpoint         func(ctx context.Context) error
+	CheckpointInterval time.Duration
 	// LagInterval is how often the group's lag is read for the metric.
 	// Default 15s; negative disables it.
 	LagInterval time.Duration
@@ -67,6 +77,10 @@ type Config struct {
 type Stage struct {
 	cfg Config
 	m   stageMetrics
+	// held: with Checkpoint, the records handled since the last
+	// checkpoint, committed after the next one; due is when it is.
+	held []*stream.Record
+	due  time.Time
 }
 
 // New checks cfg and returns a stage ready to Run.
@@ -85,6 +99,9 @@ func New(cfg Config) (*Stage, error) {
 	}
 	if cfg.LagInterval == 0 {
 		cfg.LagInterval = 15 * time.Second
+	}
+	if cfg.CheckpointInterval <= 0 {
+		cfg.CheckpointInterval = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -108,11 +125,19 @@ func (s *Stage) Run(ctx context.Context) error {
 			s.cfg.Logger.Warn("closing the consumer", "err", err)
 		}
 	}()
+	if s.cfg.Checkpoint != nil {
+		s.due = time.Now().Add(s.cfg.CheckpointInterval)
+		defer s.finalCheckpoint(ctx)
+	}
 	for {
-		recs, err := s.cfg.Consumer.Poll(ctx)
+		recs, err := s.poll(ctx)
 		if err != nil {
 			if ctx.Err() != nil || errors.Is(err, stream.ErrClosed) {
 				return nil
+			}
+			if errors.Is(err, errCheckpointDue) {
+				s.checkpoint(ctx)
+				continue
 			}
 			s.m.pollErrors.Inc()
 			s.cfg.Logger.Warn("poll failed; retrying", "err", err)
@@ -132,7 +157,53 @@ func (s *Stage) Run(ctx context.Context) error {
 			}
 			recs = recs[n:]
 		}
+		if s.cfg.Checkpoint != nil && !time.Now().Before(s.due) {
+			s.checkpoint(ctx)
+		}
 	}
+}
+
+// errCheckpointDue: a stateful stage's poll gave way to its checkpoint.
+var errCheckpointDue = errors.New("checkpoint due")
+
+// poll polls the consumer; a stateful stage polls only until its next
+// checkpoint is due.
+func (s *Stage) poll(ctx context.Context) ([]*stream.Record, error) {
+	if s.cfg.Checkpoint == nil {
+		return s.cfg.Consumer.Poll(ctx)
+	}
+	pctx, cancel := context.WithDeadline(ctx, s.due)
+	defer cancel()
+	recs, err := s.cfg.Consumer.Poll(pctx)
+	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
+		return nil, errCheckpointDue
+	}
+	return recs, err
+}
+
+// checkpoint calls Checkpoint and, when it succeeds, commits the records
+// handled before it.
+func (s *Stage) checkpoint(ctx context.Context) {
+	s.due = time.Now().Add(s.cfg.CheckpointInterval)
+	work, cancel := drainContext(ctx, s.cfg.DrainTimeout)
+	defer cancel()
+	if err := s.cfg.Checkpoint(work); err != nil {
+		s.m.handleErrors.Inc()
+		s.cfg.Logger.Warn("checkpoint failed; the records since the last one stay uncommitted", "records", len(s.held), "err", err)
+		return
+	}
+	if len(s.held) > 0 {
+		s.commit(work, s.held)
+		clear(s.held)
+		s.held = s.held[:0]
+	}
+}
+
+// finalCheckpoint is the checkpoint of a stateful stage that stops.
+func (s *Stage) finalCheckpoint(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.DrainTimeout)
+	defer cancel()
+	s.checkpoint(ctx)
 }
 
 // part is how many of recs, from the first, the handler gets at once: all
@@ -200,7 +271,17 @@ func (s *Stage) deliver(ctx context.Context, recs []*stream.Record) bool {
 			return false
 		}
 	}
-	if err := s.cfg.Consumer.Commit(work, recs...); err != nil {
+	if s.cfg.Checkpoint != nil {
+		s.held = append(s.held, recs...)
+		return true
+	}
+	s.commit(work, recs)
+	return true
+}
+
+// commit commits recs, which the next stage holds.
+func (s *Stage) commit(ctx context.Context, recs []*stream.Record) {
+	if err := s.cfg.Consumer.Commit(ctx, recs...); err != nil {
 		// The next stage has the batch; a lost commit means it is
 		// delivered again after a rebalance or restart (at least once).
 		s.m.commitErrors.Inc()
@@ -208,7 +289,6 @@ func (s *Stage) deliver(ctx context.Context, recs []*stream.Record) bool {
 	}
 	s.m.records.Add(float64(len(recs)))
 	s.m.items.Add(float64(items(recs)))
-	return true
 }
 
 // backoff gives the delays between the attempts of one batch: MinBackoff,

@@ -285,3 +285,85 @@ func TestBackoffDoublesUpToMax(t *testing.T) {
 		}
 	}
 }
+
+// A stateful stage commits what it handled only after a checkpoint
+// succeeded: while checkpoints fail nothing is committed; checkpoints run
+// on time with no records arriving; stopping checkpoints once more.
+func TestCheckpointGatesCommits(t *testing.T) {
+	bus := memory.New()
+	bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: "in", Partitions: 2})
+	produce(t, bus, "in", 30)
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+
+	var handled, checkpoints atomic.Int64
+	var failing atomic.Bool
+	failing.Store(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	s, err := New(Config{Name: "agg", Consumer: c, LagInterval: -1, CheckpointInterval: 20 * time.Millisecond,
+		Handle: func(_ context.Context, recs []*stream.Record) error {
+			handled.Add(int64(len(recs)))
+			return nil
+		},
+		Checkpoint: func(context.Context) error {
+			checkpoints.Add(1)
+			if failing.Load() {
+				return errors.New("store down")
+			}
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+
+	waitFor(t, func() bool { return handled.Load() == 30 && checkpoints.Load() >= 3 })
+	if n := lag(t, bus, "g", "in"); n != 30 {
+		t.Fatalf("lag %d while checkpoints fail, want all 30 uncommitted", n)
+	}
+	failing.Store(false)
+	waitFor(t, func() bool { return lag(t, bus, "g", "in") == 0 })
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Stopping a stateful stage checkpoints and commits what it handled.
+func TestStopCheckpoints(t *testing.T) {
+	bus := memory.New()
+	bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: "in", Partitions: 1})
+	produce(t, bus, "in", 7)
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+	var handled, checkpoints atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	s, _ := New(Config{Name: "agg", Consumer: c, LagInterval: -1, CheckpointInterval: time.Hour,
+		Handle:     func(_ context.Context, recs []*stream.Record) error { handled.Add(int64(len(recs))); return nil },
+		Checkpoint: func(context.Context) error { checkpoints.Add(1); return nil }})
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, func() bool { return handled.Load() == 7 })
+	if n := lag(t, bus, "g", "in"); n != 7 || checkpoints.Load() != 0 {
+		t.Fatalf("before stopping: lag %d, %d checkpoints; want 7 and 0", n, checkpoints.Load())
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := lag(t, bus, "g", "in"); n != 0 || checkpoints.Load() != 1 {
+		t.Errorf("after stopping: lag %d, %d checkpoints; want 0 and 1", n, checkpoints.Load())
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 10s")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
