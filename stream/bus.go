@@ -84,6 +84,9 @@ type TopicSpec struct {
 	// MaxRecordBytes is the largest record the topic accepts (on NATS
 	// JetStream headers count towards it); 0 keeps the bus default.
 	MaxRecordBytes int32
+	// Compact keeps only the last record of each key (Kafka log
+	// compaction); the buses without compaction ignore it.
+	Compact bool
 }
 
 // StartKind says where a consumer group with no committed position begins.
@@ -111,6 +114,34 @@ type ConsumerConfig struct {
 	// MaxPollRecords bounds how many records one Poll returns; 0 means
 	// the bus default.
 	MaxPollRecords int
+	// OnRevoked, when set, is called with partitions of topic this member
+	// no longer reads (revoked or lost in a rebalance), before another
+	// member can read them. A stateful stage drops what it holds of them:
+	// their next owner resumes from the committed positions. It is called
+	// during Poll (or Close), from the bus's goroutine on Kafka, and must
+	// not call the consumer. Buses without partition ownership (NATS
+	// JetStream: the members pull from one consumer) never call it, nor
+	// does Kafka's transactional consumer.
+	OnRevoked func(topic string, partitions []int32)
+}
+
+// StateStore keeps named values durably beside the bus: the checkpoints of
+// stateful stages, so that a partition's state survives its member and
+// follows the partition to its next owner. Values may be larger than a
+// record of the bus.
+type StateStore interface {
+	// Put stores value under key, replacing the previous one, and returns
+	// once it is durable.
+	Put(ctx context.Context, key string, value []byte) error
+	// Get returns the value last Put under key, or nil when there is none.
+	Get(ctx context.Context, key string) ([]byte, error)
+}
+
+// StatefulBus is a Bus that can keep state (every bus of sluice).
+type StatefulBus interface {
+	Bus
+	// StateStore opens (creating if needed) the store called name.
+	StateStore(ctx context.Context, name string) (StateStore, error)
 }
 
 // Errors shared by every bus implementation. Implementations wrap them so

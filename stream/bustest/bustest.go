@@ -38,6 +38,13 @@
 //     offset; a group with positions resumes there whatever Start says;
 //   - groups: two members share the records, each record going to one of
 //     them; another group gets every record again;
+//   - state stores: a value put comes back whole, a later one replaces
+//     it (also a smaller one of a larger), values larger than a record
+//     of the bus, stores apart by name, and (durable buses) across a
+//     restart;
+//   - partition ownership: when a member joins, the one that gives
+//     partitions up is told (ConsumerConfig.OnRevoked) before the new
+//     member reads any record of them;
 //   - closing: Poll ends at its context, and with stream.ErrClosed when
 //     its member or the bus closes; a closed bus or member refuses
 //     everything with stream.ErrClosed; Close twice is harmless.

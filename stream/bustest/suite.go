@@ -61,6 +61,9 @@ type Caps struct {
 	// StartAtStoreTime: StartAtTime compares the time the bus stored each
 	// record, not Record.Timestamp (NATS).
 	StartAtStoreTime bool
+	// NoPartitionOwnership: the members of a group do not own partitions
+	// (NATS JetStream), so ConsumerConfig.OnRevoked is never called.
+	NoPartitionOwnership bool
 }
 
 func (c Caps) wait() time.Duration {
@@ -92,6 +95,8 @@ func Run(t *testing.T, h Harness) {
 		{"GroupSharesPartitions", groupSharesPartitions},
 		{"SeveralTopicsAndLag", severalTopicsAndLag},
 		{"Close", closeAndContext},
+		{"StateStore", stateStore},
+		{"Revoked", revoked},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -23,7 +23,8 @@ type consumer struct {
 	max    int
 	// txn: the client is a GroupTransactSession's, which commits the
 	// polled positions itself; the tracker is not used.
-	txn bool
+	txn       bool
+	onRevoked func(topic string, partitions []int32)
 
 	track     tracker
 	closed    atomic.Bool
@@ -42,11 +43,12 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 		return nil, fmt.Errorf("kafka: consume: %w", err)
 	}
 	c := &consumer{
-		b:      b,
-		group:  cfg.Group,
-		topics: append([]string(nil), cfg.Topics...),
-		max:    cfg.MaxPollRecords,
-		track:  tracker{parts: map[topicPartition]*pending{}},
+		b:         b,
+		group:     cfg.Group,
+		topics:    append([]string(nil), cfg.Topics...),
+		max:       cfg.MaxPollRecords,
+		track:     tracker{parts: map[topicPartition]*pending{}},
+		onRevoked: cfg.OnRevoked,
 	}
 	if c.max <= 0 {
 		c.max = defaultMaxPollRecords
@@ -242,11 +244,24 @@ func (c *consumer) revoked(ctx context.Context, cl *kgo.Client, parts map[string
 		c.b.log.Warn("kafka: commit before rebalance", "group", c.group, "err", err)
 	}
 	c.track.drop(parts)
+	c.tellRevoked(parts)
 }
 
 // lost forgets partitions that were taken away without a chance to commit.
 func (c *consumer) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
 	c.track.drop(parts)
+	c.tellRevoked(parts)
+}
+
+func (c *consumer) tellRevoked(parts map[string][]int32) {
+	if c.onRevoked == nil {
+		return
+	}
+	for topic, ps := range parts {
+		if len(ps) > 0 {
+			c.onRevoked(topic, ps)
+		}
+	}
 }
 
 // Lag sums, over the partitions of the consumed topics, the records after

@@ -40,10 +40,13 @@ func (b *Bus) EnsureTopics(ctx context.Context, specs ...stream.TopicSpec) error
 		}
 		t.ReplicationFactor = b.cfg.ReplicationFactor
 		if s.Retention > 0 {
-			t.Configs = append(t.Configs, topicConfig("retention.ms", s.Retention.Milliseconds()))
+			t.Configs = append(t.Configs, topicConfig("retention.ms", strconv.FormatInt(s.Retention.Milliseconds(), 10)))
 		}
 		if s.MaxRecordBytes > 0 {
-			t.Configs = append(t.Configs, topicConfig("max.message.bytes", int64(s.MaxRecordBytes)))
+			t.Configs = append(t.Configs, topicConfig("max.message.bytes", strconv.FormatInt(int64(s.MaxRecordBytes), 10)))
+		}
+		if s.Compact {
+			t.Configs = append(t.Configs, topicConfig("cleanup.policy", "compact"))
 		}
 		req.Topics = append(req.Topics, t)
 	}
@@ -88,11 +91,10 @@ func (b *Bus) EnsureTopics(ctx context.Context, specs ...stream.TopicSpec) error
 	return errors.Join(errs...)
 }
 
-func topicConfig(name string, v int64) kmsg.CreateTopicsRequestTopicConfig {
+func topicConfig(name, value string) kmsg.CreateTopicsRequestTopicConfig {
 	c := kmsg.NewCreateTopicsRequestTopicConfig()
 	c.Name = name
-	s := strconv.FormatInt(v, 10)
-	c.Value = &s
+	c.Value = &value
 	return c
 }
 

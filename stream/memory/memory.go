@@ -14,6 +14,7 @@
 package memory
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"hash/maphash"
@@ -27,7 +28,8 @@ import (
 // Bus is an in-memory stream.Bus. The zero value is not usable; call New.
 type Bus struct {
 	mu     sync.Mutex
-	cond   *sync.Cond // broadcast when records arrive, members change or anything closes
+	stores map[string]map[string][]byte // StateStore values by store and key
+	cond   *sync.Cond                   // broadcast when records arrive, members change or anything closes
 	topics map[string]*topic
 	groups map[string]*group
 	closed bool
@@ -232,7 +234,7 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 		g = &group{name: cfg.Group, positions: map[string]*positions{}}
 		b.groups[cfg.Group] = g
 	}
-	c := &consumer{b: b, g: g, max: cfg.MaxPollRecords, topics: slices.Compact(slices.Sorted(slices.Values(cfg.Topics))), next: map[string][]int64{}}
+	c := &consumer{b: b, g: g, max: cfg.MaxPollRecords, onRevoked: cfg.OnRevoked, topics: slices.Compact(slices.Sorted(slices.Values(cfg.Topics))), next: map[string][]int64{}}
 	if c.max <= 0 {
 		c.max = 500
 	}
@@ -269,13 +271,14 @@ func startOffset(part []*stream.Record, s stream.Start) int64 {
 }
 
 type consumer struct {
-	b      *Bus
-	g      *group
-	max    int
-	topics []string
-	next   map[string][]int64 // per topic and partition: the next offset to read, where owned
-	joined bool               // in g.members
-	closed bool
+	b         *Bus
+	g         *group
+	max       int
+	onRevoked func(string, []int32)
+	topics    []string
+	next      map[string][]int64 // per topic and partition: the next offset to read, where owned
+	joined    bool               // in g.members
+	closed    bool
 }
 
 // Poll returns records of the partitions the member owns, at most
@@ -338,15 +341,20 @@ func (c *consumer) rebalance() {
 				subs = append(subs, m)
 			}
 		}
+		var revoked []int32
 		for p := range pos.owner {
 			mine := subs[p%len(subs)] == c
 			switch {
 			case pos.owner[p] == c && !mine:
 				pos.owner[p], changed = nil, true
+				revoked = append(revoked, int32(p))
 			case pos.owner[p] == nil && mine:
 				pos.owner[p] = c
 				c.next[name][p] = pos.committed[p]
 			}
+		}
+		if len(revoked) > 0 && c.onRevoked != nil {
+			c.onRevoked(name, revoked)
 		}
 	}
 	if changed {
@@ -416,12 +424,58 @@ func (c *consumer) Close() error {
 	}
 	for _, name := range c.topics {
 		pos := c.g.positions[name]
+		var revoked []int32
 		for p, o := range pos.owner {
 			if o == c {
 				pos.owner[p] = nil
+				revoked = append(revoked, int32(p))
 			}
+		}
+		if len(revoked) > 0 && c.onRevoked != nil {
+			c.onRevoked(name, revoked)
 		}
 	}
 	c.b.cond.Broadcast()
 	return nil
+}
+
+// StateStore returns the store called name: values kept in the bus's
+// memory, as long as the bus.
+func (b *Bus) StateStore(_ context.Context, name string) (stream.StateStore, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, stream.ErrClosed
+	}
+	if b.stores == nil {
+		b.stores = map[string]map[string][]byte{}
+	}
+	if b.stores[name] == nil {
+		b.stores[name] = map[string][]byte{}
+	}
+	return &store{b: b, name: name}, nil
+}
+
+type store struct {
+	b    *Bus
+	name string
+}
+
+func (s *store) Put(_ context.Context, key string, value []byte) error {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if s.b.Fail != nil {
+		return s.b.Fail
+	}
+	s.b.stores[s.name][key] = bytes.Clone(value)
+	return nil
+}
+
+func (s *store) Get(_ context.Context, key string) ([]byte, error) {
+	s.b.mu.Lock()
+	defer s.b.mu.Unlock()
+	if s.b.Fail != nil {
+		return nil, s.b.Fail
+	}
+	return bytes.Clone(s.b.stores[s.name][key]), nil
 }

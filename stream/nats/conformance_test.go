@@ -19,6 +19,8 @@ var conformanceCaps = bustest.Caps{
 	TextHeaders:      true,
 	SortedHeaders:    true,
 	StartAtStoreTime: true,
+	// The members of a group pull from one JetStream consumer.
+	NoPartitionOwnership: true,
 }
 
 // The embedded server: a reopened bus restarts the server on the same
