@@ -1,0 +1,180 @@
+package cardinality
+
+import (
+	"math/bits"
+
+	"github.com/axiomhq/hyperloglog"
+)
+
+// sketch counts distinct 64-bit hashes: exactly, in a small open-addressing
+// set, until the set would outgrow the dense HyperLogLog of precision p
+// (2^p bytes), then in that dense HyperLogLog (axiomhq/hyperloglog).
+//
+// Why not the library's sparse representation: it keeps a sorted,
+// delta-coded list plus a temporary set, and rebuilds the list whenever
+// 2^p/100 hashes not in the temporary set have arrived — including hashes
+// already in the list, since the set is cleared after each rebuild. The
+// same series arrive every scrape, so in steady state that was a list
+// rebuild (allocation, O(list)) every ~164 points per sketch: 65 KB and 90
+// allocations per 1,000 points, and half the speed. A set of hashes makes a
+// repeat one probe, and a dense HyperLogLog never allocates.
+type sketch struct {
+	p     uint8
+	n     int      // hashes in set
+	set   []uint64 // 0 = empty slot; len a power of two, at most 2^p/8
+	dense *hyperloglog.Sketch
+}
+
+// minSlots is the size of a set's first table.
+const minSlots = 8
+
+func newSketch(p uint8) *sketch { return &sketch{p: p} }
+
+// maxSlots is the largest set table, as many bytes as the dense sketch.
+func (s *sketch) maxSlots() int { return 1 << (s.p - 3) }
+
+func (s *sketch) insert(h uint64) {
+	if s.dense != nil {
+		s.dense.InsertHash(h)
+		return
+	}
+	if h == 0 {
+		h = 1 // 0 marks an empty slot
+	}
+	if s.set == nil {
+		s.set = make([]uint64, minSlots)
+	}
+	if !s.add(h) {
+		return
+	}
+	s.n++
+	if 4*s.n <= 3*len(s.set) { // load <= 3/4
+		return
+	}
+	if len(s.set) < s.maxSlots() {
+		s.rehash(2 * len(s.set))
+		return
+	}
+	s.toDense()
+}
+
+// add puts h in the set, reporting whether it was new.
+func (s *sketch) add(h uint64) bool {
+	mask := uint64(len(s.set) - 1)
+	shift := 64 - bits.Len(uint(len(s.set)-1))
+	for i := h >> shift; ; i = (i + 1) & mask {
+		switch s.set[i] {
+		case h:
+			return false
+		case 0:
+			s.set[i] = h
+			return true
+		}
+	}
+}
+
+func (s *sketch) has(h uint64) bool {
+	if len(s.set) == 0 {
+		return false
+	}
+	mask := uint64(len(s.set) - 1)
+	shift := 64 - bits.Len(uint(len(s.set)-1))
+	for i := h >> shift; ; i = (i + 1) & mask {
+		switch s.set[i] {
+		case h:
+			return true
+		case 0:
+			return false
+		}
+	}
+}
+
+func (s *sketch) rehash(slots int) {
+	old := s.set
+	s.set = make([]uint64, slots)
+	for _, h := range old {
+		if h != 0 {
+			s.add(h)
+		}
+	}
+}
+
+func newDense(p uint8) *hyperloglog.Sketch {
+	d, err := hyperloglog.NewSketch(p, false)
+	if err != nil {
+		panic(err) // the precisions are constants in range
+	}
+	return d
+}
+
+func (s *sketch) toDense() {
+	s.dense = newDense(s.p)
+	for _, h := range s.set {
+		if h != 0 {
+			s.dense.InsertHash(h)
+		}
+	}
+	s.set, s.n = nil, 0
+}
+
+// bytes is the memory the sketch holds, about.
+func (s *sketch) bytes() int {
+	if s.dense != nil {
+		return 1<<s.p + 64
+	}
+	return 8*len(s.set) + 48
+}
+
+// union estimates the number of distinct hashes in a and b (either may be
+// nil). It does not change a or b.
+func union(a, b *sketch) uint64 {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case b == nil:
+		return a.estimate()
+	case a == nil:
+		return b.estimate()
+	}
+	if a.dense == nil && b.dense == nil {
+		n := uint64(a.n)
+		for _, h := range b.set {
+			if h != 0 && !a.has(h) {
+				n++
+			}
+		}
+		return n
+	}
+	if a.dense == nil {
+		a, b = b, a
+	}
+	u := a.dense.Clone()
+	if b.dense != nil {
+		if err := u.Merge(b.dense); err != nil {
+			panic(err) // same precision
+		}
+	} else {
+		for _, h := range b.set {
+			if h != 0 {
+				u.InsertHash(h)
+			}
+		}
+	}
+	return u.Estimate()
+}
+
+func (s *sketch) estimate() uint64 {
+	if s.dense != nil {
+		return s.dense.Estimate()
+	}
+	return uint64(s.n)
+}
+
+// bytes is the memory m holds, about.
+func (m *metric) bytes() int {
+	n := 96 + len(m.name) + m.series.bytes() + cap(m.labels)*40
+	for _, l := range m.labels {
+		n += len(l.key) + l.values.bytes()
+	}
+	return n
+}
