@@ -1,0 +1,293 @@
+package aggregate
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+var spec10 = Spec{Rule: "r", Interval: 10 * time.Second, Grace: 5 * time.Second}
+
+func num(t, start, v float64, isInt bool) R {
+	return R{Tenant: "t1", Kind: schemas.MetricSum, T: t, Start: start, V: v, Int: isInt, Attrs: "job=api"}
+}
+
+func TestSums(t *testing.T) {
+	type step struct {
+		pts   []P
+		force bool
+		want  []R
+	}
+	cases := []struct {
+		name  string
+		m     M
+		steps []step
+		stats func(t *testing.T, s RuleStats)
+	}{
+		{
+			name: "first point counts whole, increases summed over inputs",
+			m:    mCum,
+			steps: []step{
+				{pts: []P{{In: 1, T: 1, Start: 0.5, V: 100, Int: true}, {In: 2, T: 2, Start: 0.2, V: 7, Int: true}}},
+				{pts: []P{{In: 1, T: 11, Start: 0.5, V: 110, Int: true}, {In: 2, T: 12, Start: 0.2, V: 10, Int: true}}, force: true,
+					want: []R{num(10, 0.2, 107, true), num(20, 0.2, 120, true)}},
+			},
+		},
+		{
+			name: "reset by value drop and by start change",
+			m:    mCum,
+			steps: []step{
+				{pts: []P{
+					{In: 1, T: 1, Start: 1, V: 50}, {In: 1, T: 2, Start: 1, V: 60}, // +60
+					{In: 1, T: 3, Start: 1, V: 5},   // value drop: +5
+					{In: 1, T: 4, Start: 3.5, V: 8}, // start change: +8
+					{In: 1, T: 5, Start: 3.5, V: 9}, // +1
+				}, force: true, want: []R{num(10, 1, 74, false)}},
+			},
+		},
+		{
+			name: "out of order and duplicates dropped, nothing lost",
+			m:    mCum,
+			steps: []step{
+				{pts: []P{{In: 1, T: 2, Start: 1, V: 20}, {In: 1, T: 1, Start: 1, V: 10}, {In: 1, T: 2, Start: 1, V: 20}, {In: 1, T: 3, Start: 1, V: 25}},
+					force: true, want: []R{num(10, 1, 25, false)}},
+				// an at-least-once replay of the same points adds nothing and emits nothing
+				{pts: []P{{In: 1, T: 2, Start: 1, V: 20}, {In: 1, T: 3, Start: 1, V: 25}}, force: true},
+			},
+			stats: func(t *testing.T, s RuleStats) {
+				if s.PointsOutOfOrder != 4 || s.PointsMerged != 2 {
+					t.Errorf("out of order %d merged %d, want 4 and 2", s.PointsOutOfOrder, s.PointsMerged)
+				}
+			},
+		},
+		{
+			name: "output never goes back when an input disappears",
+			m:    mCum,
+			steps: []step{
+				{pts: []P{{In: 1, T: 1, V: 10, Int: true}, {In: 2, T: 1, V: 20, Int: true}}},
+				{pts: []P{{In: 1, T: 11, V: 15, Int: true}}, force: true, want: []R{num(10, 0, 30, true), num(20, 0, 35, true)}},
+			},
+		},
+		{
+			name: "int then double goes double",
+			m:    mCum,
+			steps: []step{
+				{pts: []P{{In: 1, T: 1, V: 10, Int: true}, {In: 2, T: 1, V: 0.5}}, force: true, want: []R{num(10, 0, 10.5, false)}},
+			},
+		},
+		{
+			name: "delta sums summed per interval",
+			m:    mDelta,
+			steps: []step{
+				{pts: []P{{In: 1, T: 1, V: 3, Int: true}, {In: 2, T: 2, V: 4, Int: true}, {In: 1, T: 5, V: 1, Int: true}, {In: 1, T: 12, V: 2, Int: true}},
+					force: true, want: []R{num(10, 0, 8, true), num(20, 10, 2, true)}},
+			},
+		},
+		{
+			name: "no_value flag dropped",
+			m:    mDelta,
+			steps: []step{
+				{pts: []P{{In: 1, T: 1, V: 3, Int: true}, {In: 2, T: 2, V: 4, Int: true, Flags: 1}}, force: true, want: []R{num(10, 0, 3, true)}},
+			},
+			stats: func(t *testing.T, s RuleStats) {
+				if s.PointsDropped["no_value"] != 1 {
+					t.Errorf("dropped %v", s.PointsDropped)
+				}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			a := New(Config{})
+			for i, st := range tc.steps {
+				add(t, a, spec10, tc.m, st.pts...)
+				got := flush(t, a, st.force)
+				if diff := cmp.Diff(st.want, got); diff != "" {
+					t.Errorf("step %d (-want +got):\n%s", i, diff)
+				}
+			}
+			if tc.stats != nil {
+				tc.stats(t, a.Stats()["r"])
+			}
+		})
+	}
+}
+
+func TestGauges(t *testing.T) {
+	pts := []P{
+		{In: 1, T: 1, V: 5, Int: true}, {In: 1, T: 3, V: 7, Int: true}, // latest of input 1: 7
+		{In: 2, T: 2, V: 1, Int: true},
+		{In: 3, T: 3, V: 4, Int: true}, // same time as input 1's latest: larger hash (3) wins Last
+	}
+	dbl := append([]P{{In: 4, T: 1, V: 0.5}}, pts...)
+	cases := []struct {
+		f     GaugeFunc
+		pts   []P
+		v     float64
+		isInt bool
+	}{
+		{GaugeLast, pts, 4, true}, {GaugeSum, pts, 12, true}, {GaugeMin, pts, 1, true}, {GaugeMax, pts, 7, true},
+		{GaugeAvg, pts, 4, false}, {GaugeCount, pts, 3, true},
+		{GaugeSum, dbl, 12.5, false}, {GaugeMin, dbl, 0.5, false}, {GaugeLast, dbl, 4, true}, {GaugeCount, dbl, 4, true},
+	}
+	for _, tc := range cases {
+		for _, m := range []M{mGauge, mUpDown} {
+			t.Run(fmt.Sprintf("%v/%d/%d", tc.f, m.Kind, len(tc.pts)), func(t *testing.T) {
+				a := New(Config{})
+				sp := spec10
+				sp.Gauge = tc.f
+				add(t, a, sp, m, tc.pts...)
+				add(t, a, sp, m, P{In: 1, T: 15, V: 100, Int: true}) // next interval: not in the first
+				got := flush(t, a, false)
+				want := []R{{Tenant: "t1", Kind: m.Kind, T: 10, V: tc.v, Int: tc.isInt, Attrs: "job=api"}}
+				if diff := cmp.Diff(want, got); diff != "" {
+					t.Errorf("(-want +got):\n%s", diff)
+				}
+			})
+		}
+	}
+}
+
+func TestLateAndGrace(t *testing.T) {
+	a := New(Config{})
+	// interval [0,10) closes when the watermark reaches 15
+	add(t, a, spec10, mCum, P{In: 1, T: 1, V: 1}, P{In: 2, T: 1, V: 1})
+	add(t, a, spec10, mCum, P{In: 1, T: 14, V: 2})
+	add(t, a, spec10, mCum, P{In: 2, T: 9, V: 5}) // late but within grace: counted in [0,10)
+	if got, want := flush(t, a, false), []R(nil); !cmp.Equal(got, want) {
+		t.Fatalf("flushed before the watermark passed end+grace: %v", got)
+	}
+	add(t, a, spec10, mCum, P{In: 1, T: 16, V: 3})
+	got := flush(t, a, false)
+	if diff := cmp.Diff([]R{num(10, 0, 6, false)}, got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	// beyond grace: [0,10) is closed; input 2's increase goes to the oldest open interval
+	add(t, a, spec10, mCum, P{In: 2, T: 9.5, V: 9})
+	add(t, a, spec10, mCum, P{In: 1, T: 40, V: 4})
+	got = flush(t, a, false)
+	// [10,20): input 1 +1 (14) +1 (16) + input 2's late +4 = 12; [20,30) empty; [30,40) open
+	if diff := cmp.Diff([]R{num(20, 0, 12, false)}, got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	got = flush(t, a, true)
+	if diff := cmp.Diff([]R{num(50, 0, 13, false)}, got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if s := a.Stats()["r"]; s.PointsLate != 1 {
+		t.Errorf("late %d, want 1", s.PointsLate)
+	}
+
+	// gauges: a late point is dropped
+	g := New(Config{})
+	add(t, g, spec10, mGauge, P{In: 1, T: 1, V: 1}, P{In: 1, T: 30, V: 2}, P{In: 2, T: 3, V: 100})
+	got = flush(t, g, true)
+	want := []R{{Tenant: "t1", Kind: schemas.MetricGauge, T: 10, V: 1, Attrs: "job=api"}, {Tenant: "t1", Kind: schemas.MetricGauge, T: 40, V: 2, Attrs: "job=api"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	if s := g.Stats()["r"]; s.PointsLate != 1 {
+		t.Errorf("gauge late %d, want 1", s.PointsLate)
+	}
+}
+
+func TestIdleWatermark(t *testing.T) {
+	a := New(Config{})
+	b, in, out := batchOf(t, mDelta, []P{{In: 1, T: 1, V: 1}})
+	defer b.Release()
+	wall := time.Unix(5000, 0)
+	if err := a.Add("t1", b, in, out, spec10, wall); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		after time.Duration
+		n     int
+	}{{0, 0}, {5 * time.Second, 0}, {10 * time.Second, 0}, {18 * time.Second, 0}, {19 * time.Second, 1}, {40 * time.Second, 0}} {
+		outs, err := a.Flush(wall.Add(c.after), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(decode(t, outs)); got != c.n {
+			t.Errorf("after %v idle: %d points, want %d", c.after, got, c.n)
+		}
+	}
+}
+
+func TestStale(t *testing.T) {
+	a := New(Config{Stale: time.Minute})
+	add(t, a, spec10, mCum, P{In: 1, T: 1, V: 10}, P{In: 2, T: 1, V: 5})
+	flush(t, a, true)
+	// input 1 keeps reporting; input 2 goes quiet for more than Stale
+	for ts := 11.0; ts < 100; ts += 10 {
+		add(t, a, spec10, mCum, P{In: 1, T: ts, V: 10})
+		flush(t, a, false)
+	}
+	if s := a.Stats()["r"]; s.InputSeries != 1 || s.OutputSeries != 1 {
+		t.Fatalf("after input 2 went stale: %d inputs, %d outputs; want 1, 1", s.InputSeries, s.OutputSeries)
+	}
+	// it comes back: a new input, its value counts whole again
+	add(t, a, spec10, mCum, P{In: 2, T: 101, V: 6})
+	got := flush(t, a, true)
+	// 90 and 100: input 1 unchanged, input 2's 5 stays in the total
+	if diff := cmp.Diff([]R{num(90, 0, 15, false), num(100, 0, 15, false), num(110, 0, 21, false)}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	// the whole output goes stale
+	add(t, a, spec10, mCum, P{Out: 2, In: 9, T: 300, V: 1})
+	flush(t, a, true)
+	add(t, a, spec10, mCum, P{Out: 2, In: 9, T: 310, V: 1})
+	flush(t, a, true)
+	if s := a.Stats()["r"]; s.OutputSeries != 1 || s.InputSeries != 1 {
+		t.Fatalf("after output 1 went stale: %d inputs, %d outputs; want 1, 1", s.InputSeries, s.OutputSeries)
+	}
+}
+
+func TestTenantsApart(t *testing.T) {
+	a := New(Config{})
+	addTenant(t, a, "a", spec10, mDelta, P{In: 1, T: 1, V: 1, Int: true})
+	addTenant(t, a, "b", spec10, mDelta, P{In: 1, T: 1, V: 2, Int: true})
+	got := flush(t, a, true)
+	want := []R{{Tenant: "a", Kind: schemas.MetricSum, T: 10, V: 1, Int: true, Attrs: "job=api"}, {Tenant: "b", Kind: schemas.MetricSum, T: 10, V: 2, Int: true, Attrs: "job=api"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestLimit(t *testing.T) {
+	a := New(Config{})
+	sp := spec10
+	sp.Limit = 10
+	var pts []P
+	for i := range 20 {
+		pts = append(pts, P{In: uint64(100 + i), Out: uint64(1000 + i), T: 1, V: float64(i), Int: true, Attrs: []string{"series", fmt.Sprint(i)}})
+	}
+	add(t, a, sp, mDelta, pts...)
+	got := flush(t, a, true)
+	var want []R
+	for i := range 10 {
+		want = append(want, R{Tenant: "t1", Kind: schemas.MetricSum, T: 10, V: float64(i), Int: true, Attrs: fmt.Sprint("series=", i)})
+	}
+	want = append(want, R{Tenant: "t1", Kind: schemas.MetricSum, T: 10, V: 10 + 11 + 12 + 13 + 14 + 15 + 16 + 17 + 18 + 19, Int: true, Attrs: "otel.metric.overflow=true"})
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if s := a.Stats()["r"]; s.SeriesFolded != 10 || s.OutputSeries != 11 {
+		t.Errorf("folded %d, outputs %d; want 10, 11", s.SeriesFolded, s.OutputSeries)
+	}
+}
+
+func TestTypeChange(t *testing.T) {
+	a := New(Config{})
+	add(t, a, spec10, mCum, P{In: 1, T: 1, V: 1})
+	add(t, a, spec10, mDelta, P{In: 2, T: 2, V: 1}) // same output hash, other temporality
+	got := flush(t, a, true)
+	if diff := cmp.Diff([]R{num(10, 0, 1, false)}, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	if s := a.Stats()["r"]; s.PointsDropped["type_change"] != 1 {
+		t.Errorf("dropped %v", s.PointsDropped)
+	}
+}

@@ -1,0 +1,788 @@
+package aggregate
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/cespare/xxhash/v2"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// Config configures an Aggregator.
+type Config struct {
+	Allocator memory.Allocator // for output batches; default memory.DefaultAllocator
+	// Stale: an input series without points for this long is forgotten
+	// (its contribution stays in the output total); an output series
+	// without points for this long is forgotten. Default 10m. Measured on
+	// the watermark (see the package doc), not the wall clock.
+	Stale time.Duration
+}
+
+func (c Config) withDefaults() Config {
+	if c.Allocator == nil {
+		c.Allocator = memory.DefaultAllocator
+	}
+	if c.Stale <= 0 {
+		c.Stale = 10 * time.Minute
+	}
+	return c
+}
+
+// Point classes: how a metric's points merge.
+const (
+	clsCumSum    uint8 = iota // monotonic cumulative sum
+	clsDelta                  // monotonic delta sum
+	clsGauge                  // gauge, non-monotonic sum
+	clsCumDist                // cumulative histogram, exponential histogram, summary (count_sum)
+	clsDeltaDist              // delta histogram, exponential histogram
+	clsNone                   // no data
+)
+
+const temporalityDelta = 1 // AGGREGATION_TEMPORALITY_DELTA
+
+func classOf(kind uint8, temp int32, mono bool) uint8 {
+	switch kind {
+	case schemas.MetricGauge:
+		return clsGauge
+	case schemas.MetricSum:
+		switch {
+		case !mono:
+			return clsGauge
+		case temp == temporalityDelta:
+			return clsDelta
+		}
+		return clsCumSum
+	case schemas.MetricHistogram, schemas.MetricExponentialHistogram:
+		if temp == temporalityDelta {
+			return clsDeltaDist
+		}
+		return clsCumDist
+	case schemas.MetricSummary:
+		return clsCumDist
+	}
+	return clsNone
+}
+
+// Drop reasons.
+const (
+	dropSummary = iota
+	dropBounds
+	dropNoValue
+	dropTypeChange
+	dropNoData
+	nDrop
+)
+
+var dropNames = [nDrop]string{"summary", "bounds_mismatch", "no_value", "type_change", "no_data"}
+
+type ruleCounters struct {
+	in, merged, late, ooo, folded uint64
+	dropped                       [nDrop]uint64
+}
+
+type specEntry struct {
+	Spec
+	rule      uint32
+	iv, grace int64 // ns
+}
+
+type seriesKey struct {
+	tenant uint32
+	out    uint64
+}
+
+type inputKey struct {
+	tenant  uint32
+	in, out uint64
+}
+
+type limitKey struct {
+	tenant uint32
+	metric uint64
+}
+
+type limitState struct {
+	n        int    // admitted series
+	overflow uint32 // 1 + the overflow series; 0 none
+}
+
+// Series flags.
+const (
+	sAlive    = 1 << iota
+	sDouble   // the cumulative total is a double
+	sEmitted  // an output point was written: the start time is fixed
+	sOverflow // the overflow series of a limit
+	sHasTotal // h.tot holds a total
+)
+
+// series is an output series.
+type series struct {
+	out     uint64
+	start   uint64 // output start time (cumulative)
+	seen    int64  // the watermark at its last point
+	tot     uint64 // cumulative sum total: int64 or float64 bits (sDouble)
+	tenant  uint32
+	spec    uint32
+	hdr     uint32
+	limit   uint32 // 1 + the index of its limit state; 0 none
+	ninputs uint32
+	kind    uint8
+	mono    bool
+	flags   uint8
+	temp    int32
+	attrs   string // KeyValue encodings as field 1
+	open    []ival // open intervals, ascending
+	h       *histState
+}
+
+// histState is the extra state of a histogram series.
+type histState struct {
+	bounds []float64
+	tot    dist
+}
+
+// ival is an open interval of a series.
+type ival struct {
+	k   int64  // the interval [k*I, (k+1)*I)
+	v   uint64 // sums: the increase, int64 or float64 bits (dbl)
+	n   uint32 // points merged
+	x   uint32 // index in Aggregator.ext (gauge entries, distribution); 0 none
+	dbl bool
+}
+
+// ext is the part of an interval's state that gauges and histograms need.
+type ext struct {
+	g    []gent
+	d    dist
+	hasD bool
+}
+
+// gent is an input's latest gauge value in an interval.
+type gent struct {
+	in    uint32 // index of the input
+	isInt bool
+	t     int64
+	v     uint64 // int64 or float64 bits
+	hash  uint64 // input hash: breaks ties of Last
+}
+
+// Input flags.
+const (
+	iAlive = 1 << iota
+	iHas   // a point was seen: start, time, val (and d) are its
+	iInt   // val is an int64
+)
+
+// input is the state of one input series of an output series.
+type input struct {
+	in      uint64
+	start   uint64
+	time    uint64
+	val     uint64
+	seen    int64
+	series  uint32
+	lastPos int32 // gauges: position of its entry in the interval of time
+	flags   uint8
+	d       *dist // cumulative distributions: the last point
+}
+
+// metInfo is what Add needs of a metric row of the current batch.
+type metInfo struct {
+	kind uint8
+	cls  uint8
+	mono bool
+	temp int32
+	hdr  int32 // header id, -1 until needed
+}
+
+// Aggregator holds the state of one partition of the aggregation topic.
+// Not safe for concurrent use.
+type Aggregator struct {
+	cfg Config
+
+	tenants   []string
+	tenantIdx map[string]uint32
+	specs     []specEntry
+	specIdx   map[Spec]uint32
+	rules     []string
+	ruleIdx   map[string]uint32
+	stats     []ruleCounters
+
+	hdrs    []header
+	hdrIdx  map[string]uint32
+	hdrFree []uint32
+
+	series     []series
+	seriesIdx  map[seriesKey]uint32
+	seriesFree []uint32
+
+	inputs    []input
+	inputIdx  map[inputKey]uint32
+	inputFree []uint32
+
+	limits   []limitState
+	limitIdx map[limitKey]uint32
+
+	ext     []ext
+	extFree []uint32
+
+	wm, wmWall int64 // watermark (ns) and the wall clock when it last moved
+	maxGrace   int64
+	lastSweep  int64
+
+	// per Add
+	c       cols
+	met     []metInfo
+	scratch []byte
+	cur     dist
+	inc     dist
+
+	// per Flush
+	out outputs
+}
+
+// New returns an empty Aggregator.
+func New(cfg Config) *Aggregator {
+	a := &Aggregator{
+		cfg:       cfg.withDefaults(),
+		tenantIdx: map[string]uint32{},
+		specIdx:   map[Spec]uint32{},
+		ruleIdx:   map[string]uint32{},
+		hdrIdx:    map[string]uint32{},
+		seriesIdx: map[seriesKey]uint32{},
+		inputIdx:  map[inputKey]uint32{},
+		limitIdx:  map[limitKey]uint32{},
+		ext:       make([]ext, 1), // 0 = none
+	}
+	return a
+}
+
+func (a *Aggregator) tenantID(t string) uint32 {
+	if id, ok := a.tenantIdx[t]; ok {
+		return id
+	}
+	id := uint32(len(a.tenants))
+	a.tenants = append(a.tenants, t)
+	a.tenantIdx[t] = id
+	return id
+}
+
+func (a *Aggregator) ruleID(r string) uint32 {
+	if id, ok := a.ruleIdx[r]; ok {
+		return id
+	}
+	id := uint32(len(a.rules))
+	a.rules = append(a.rules, r)
+	a.ruleIdx[r] = id
+	a.stats = append(a.stats, ruleCounters{})
+	return id
+}
+
+func (a *Aggregator) specID(s Spec) uint32 {
+	if id, ok := a.specIdx[s]; ok {
+		return id
+	}
+	id := uint32(len(a.specs))
+	e := specEntry{Spec: s, rule: a.ruleID(s.Rule), iv: int64(s.Interval), grace: int64(s.grace())}
+	a.specs = append(a.specs, e)
+	a.specIdx[s] = id
+	a.maxGrace = max(a.maxGrace, e.grace)
+	return id
+}
+
+// Add merges the points of b (metrics, one tenant): in[i] and out[i] are
+// the hashes of item row i's input series (before the rules) and output
+// series (after). now is the wall clock, used only to advance the
+// watermark of an idle partition. Add does not retain b.
+func (a *Aggregator) Add(tenant string, b *schemas.Batch, in, out []uint64, spec Spec, now time.Time) error {
+	if err := spec.Validate(); err != nil {
+		return err
+	}
+	if err := a.c.init(b); err != nil {
+		return fmt.Errorf("aggregate: %w", err)
+	}
+	c := &a.c
+	if len(in) != c.nPoints || len(out) != c.nPoints {
+		return fmt.Errorf("aggregate: %d points but %d input and %d output hashes", c.nPoints, len(in), len(out))
+	}
+	tid := a.tenantID(tenant)
+	sp := a.specID(spec)
+	rc := &a.stats[a.specs[sp].rule]
+	a.met = grow(a.met, c.nMetrics)
+	for m := range a.met {
+		kind, temp, mono := c.mType.Value(m), c.mTemp.Value(m), c.mMono.Value(m)
+		a.met[m] = metInfo{kind: kind, temp: temp, mono: mono, cls: classOf(kind, temp, mono), hdr: -1}
+	}
+	nowN := now.UnixNano()
+	for row := 0; row < c.nPoints; row++ {
+		a.addPoint(tid, sp, rc, row, in[row], out[row], nowN)
+	}
+	return nil
+}
+
+func floorDiv(t, iv int64) int64 {
+	k := t / iv
+	if t%iv < 0 {
+		k--
+	}
+	return k
+}
+
+func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, outH uint64, nowN int64) {
+	c := &a.c
+	rc.in++
+	mid := c.metricID.Value(row)
+	mi := &a.met[mid]
+	switch {
+	case c.flags.Value(row)&1 != 0:
+		rc.dropped[dropNoValue]++
+		return
+	case mi.cls == clsNone:
+		rc.dropped[dropNoData]++
+		return
+	case mi.kind == schemas.MetricSummary && a.specs[sp].Summary == SummaryDrop:
+		rc.dropped[dropSummary]++
+		return
+	}
+	t := int64(c.time.Value(row))
+	if t > a.wm {
+		a.wm, a.wmWall = t, nowN
+	}
+	key := inputKey{tenant: tid, in: inH, out: outH}
+	ii, ok := a.inputIdx[key]
+	if !ok {
+		si := a.seriesFor(tid, outH, row, mid, sp)
+		s := &a.series[si]
+		if s.kind != mi.kind || s.temp != mi.temp || s.mono != mi.mono {
+			rc.dropped[dropTypeChange]++
+			return
+		}
+		ii = a.newInput(key, si)
+	}
+	inp := &a.inputs[ii]
+	s := &a.series[inp.series]
+	if s.kind != mi.kind || s.temp != mi.temp || s.mono != mi.mono {
+		rc.dropped[dropTypeChange]++
+		return
+	}
+	if inp.flags&iHas != 0 && uint64(t) <= inp.time {
+		rc.ooo++
+		return
+	}
+	se := &a.specs[s.spec]
+	k := floorDiv(t, se.iv)
+	late := (k+1)*se.iv+se.grace <= a.wm
+	start := c.start.Value(row)
+	switch mi.cls {
+	case clsCumSum, clsDelta:
+		v, isInt, ok := a.value(row)
+		if !ok {
+			rc.dropped[dropNoValue]++
+			return
+		}
+		incV, incInt := v, isInt
+		if mi.cls == clsCumSum {
+			if inp.flags&iHas != 0 && (start == inp.start || start == 0) {
+				incV, incInt = decrease(v, isInt, inp.val, inp.flags&iInt != 0)
+			}
+			inp.val = v
+			inp.flags = inp.flags&^iInt | boolFlag(isInt, iInt)
+			a.lowerStart(s, start)
+		}
+		var iv *ival
+		if late {
+			iv = a.lateIval(s, se)
+		} else {
+			iv = a.ivalAt(s, k, false)
+		}
+		addNum(iv, incV, incInt)
+		iv.n++
+	case clsGauge:
+		v, isInt, ok := a.value(row)
+		if !ok {
+			rc.dropped[dropNoValue]++
+			return
+		}
+		prev, had := int64(inp.time), inp.flags&iHas != 0
+		inp.time, inp.start = uint64(t), start
+		inp.flags |= iHas
+		inp.seen, s.seen = a.wm, a.wm
+		if late {
+			rc.late++
+			return
+		}
+		a.lowerStart(s, start)
+		iv := a.ivalAt(s, k, true)
+		iv.n++
+		x := &a.ext[iv.x]
+		e := gent{in: ii, isInt: isInt, t: t, v: v, hash: inp.in}
+		if p := int(inp.lastPos); had && floorDiv(prev, se.iv) == k && p < len(x.g) && x.g[p].in == ii {
+			x.g[p] = e
+		} else {
+			inp.lastPos = int32(len(x.g))
+			x.g = append(x.g, e)
+		}
+		rc.merged++
+		return
+	default: // distributions
+		cur := &a.cur
+		if !a.readDist(cur, row, mi.kind) {
+			rc.dropped[dropNoValue]++
+			return
+		}
+		if mi.kind == schemas.MetricHistogram && !slices.Equal(s.h.bounds, a.boundsOf(row)) {
+			rc.dropped[dropBounds]++
+			return
+		}
+		inc := cur
+		if mi.cls == clsCumDist {
+			if inp.d == nil {
+				inp.d = new(dist)
+			}
+			if inp.flags&iHas != 0 && (start == inp.start || start == 0) && increase(&a.inc, cur, inp.d) {
+				inc = &a.inc
+			}
+			inp.d.copyFrom(cur)
+			a.lowerStart(s, start)
+		}
+		var iv *ival
+		if late {
+			iv = a.lateIval(s, se)
+		} else {
+			iv = a.ivalAt(s, k, false)
+		}
+		if iv.x == 0 {
+			iv.x = a.newExt()
+		}
+		x := &a.ext[iv.x]
+		x.d.add(inc, !x.hasD)
+		x.hasD = true
+		iv.n++
+	}
+	inp.time, inp.start = uint64(t), start
+	inp.flags |= iHas
+	inp.seen, s.seen = a.wm, a.wm
+	rc.merged++
+	if late {
+		rc.late++
+	}
+}
+
+func boolFlag(b bool, f uint8) uint8 {
+	if b {
+		return f
+	}
+	return 0
+}
+
+// value reads row's number value.
+func (a *Aggregator) value(row int) (v uint64, isInt, ok bool) {
+	c := &a.c
+	if c.intV.IsValid(row) {
+		return uint64(c.intV.Value(row)), true, true
+	}
+	if c.dblV.IsValid(row) {
+		return math.Float64bits(c.dblV.Value(row)), false, true
+	}
+	return 0, false, false
+}
+
+func asFloat(v uint64, isInt bool) float64 {
+	if isInt {
+		return float64(int64(v))
+	}
+	return math.Float64frombits(v)
+}
+
+// decrease is the increase of a counter from last to v: v - last, or v
+// whole when v is below last (a reset).
+func decrease(v uint64, isInt bool, last uint64, lastInt bool) (uint64, bool) {
+	if isInt && lastInt {
+		if int64(v) < int64(last) {
+			return v, true
+		}
+		return uint64(int64(v) - int64(last)), true
+	}
+	f, l := asFloat(v, isInt), asFloat(last, lastInt)
+	if f < l {
+		return math.Float64bits(f), false
+	}
+	return math.Float64bits(f - l), false
+}
+
+// addNum adds a sum's increase to an interval.
+func addNum(iv *ival, v uint64, isInt bool) {
+	switch {
+	case iv.n == 0:
+		iv.v, iv.dbl = v, !isInt
+	case !iv.dbl && isInt:
+		iv.v = uint64(int64(iv.v) + int64(v))
+	default:
+		iv.v = math.Float64bits(asFloat(iv.v, !iv.dbl) + asFloat(v, isInt))
+		iv.dbl = true
+	}
+}
+
+// lowerStart keeps a cumulative output's start time at the earliest start
+// of its inputs until its first output point.
+func (a *Aggregator) lowerStart(s *series, start uint64) {
+	if s.flags&sEmitted == 0 && start != 0 && (s.start == 0 || start < s.start) {
+		s.start = start
+	}
+}
+
+// ivalAt returns s's open interval k, opening it (in order) if needed.
+func (a *Aggregator) ivalAt(s *series, k int64, withExt bool) *ival {
+	i := len(s.open)
+	for i > 0 && s.open[i-1].k > k {
+		i--
+	}
+	if i == 0 || s.open[i-1].k != k {
+		s.open = slices.Insert(s.open, i, ival{k: k})
+		i++
+	}
+	iv := &s.open[i-1]
+	if withExt && iv.x == 0 {
+		iv.x = a.newExt()
+	}
+	return iv
+}
+
+// lateIval is where the increase of a late point goes: the oldest open
+// interval of s, or the watermark's interval.
+func (a *Aggregator) lateIval(s *series, se *specEntry) *ival {
+	if len(s.open) > 0 {
+		return &s.open[0]
+	}
+	return a.ivalAt(s, floorDiv(a.wm, se.iv), false)
+}
+
+func (a *Aggregator) newExt() uint32 {
+	if n := len(a.extFree); n > 0 {
+		x := a.extFree[n-1]
+		a.extFree = a.extFree[:n-1]
+		return x
+	}
+	a.ext = append(a.ext, ext{})
+	return uint32(len(a.ext) - 1)
+}
+
+func (a *Aggregator) freeExt(x uint32) {
+	e := &a.ext[x]
+	e.g = e.g[:0]
+	e.d.reset()
+	e.hasD = false
+	a.extFree = append(a.extFree, x)
+}
+
+func (a *Aggregator) boundsOf(row int) []float64 {
+	s, e := listSpan(a.c.bounds, row)
+	return a.c.boundsV.Float64Values()[s:e]
+}
+
+// readDist reads row's histogram, exponential histogram or summary into d.
+func (a *Aggregator) readDist(d *dist, row int, kind uint8) bool {
+	c := &a.c
+	d.reset()
+	d.count = c.count.Value(row)
+	if c.sum.IsValid(row) {
+		d.sum, d.flags = c.sum.Value(row), d.flags|dHasSum
+	}
+	if kind == schemas.MetricSummary {
+		return true
+	}
+	if c.min.IsValid(row) && c.max.IsValid(row) {
+		d.min, d.max, d.flags = c.min.Value(row), c.max.Value(row), d.flags|dHasMinMax
+	}
+	if kind == schemas.MetricHistogram {
+		s, e := listSpan(c.buckets, row)
+		d.buckets = append(d.buckets, c.bucketsV.Uint64Values()[s:e]...)
+		return true
+	}
+	d.flags |= dExp
+	d.scale = c.scale.Value(row)
+	d.zc = c.zeroCount.Value(row)
+	d.zt = c.zt.Value(row)
+	if c.posOff.IsValid(row) {
+		s, e := listSpan(c.posCounts, row)
+		d.pos.off, d.pos.counts = c.posOff.Value(row), append(d.pos.counts, c.posCountsV.Uint64Values()[s:e]...)
+	}
+	if c.negOff.IsValid(row) {
+		s, e := listSpan(c.negCounts, row)
+		d.neg.off, d.neg.counts = c.negOff.Value(row), append(d.neg.counts, c.negCountsV.Uint64Values()[s:e]...)
+	}
+	// Scales outside OTLP's range [-10, 20] cannot be merged meaningfully.
+	if d.scale < -10 || d.scale > 20 {
+		return false
+	}
+	d.pos.trim()
+	d.neg.trim()
+	return true
+}
+
+// seriesFor returns the output series of out, creating it (or folding it
+// into its metric's overflow series under a limit).
+func (a *Aggregator) seriesFor(tid uint32, out uint64, row int, mid uint32, sp uint32) uint32 {
+	if si, ok := a.seriesIdx[seriesKey{tid, out}]; ok {
+		return si
+	}
+	se := &a.specs[sp]
+	var lim uint32
+	if se.Limit > 0 {
+		c := &a.c
+		mk := strHash(strHash(seedMetric, c.mName.Value(int(mid))), c.mUnit.Value(int(mid)))
+		mk = mix(mk, uint64(c.mType.Value(int(mid))))
+		lk := limitKey{tid, mk}
+		li, ok := a.limitIdx[lk]
+		if !ok {
+			li = uint32(len(a.limits))
+			a.limits = append(a.limits, limitState{})
+			a.limitIdx[lk] = li
+		}
+		if L := &a.limits[li]; L.n >= se.Limit {
+			a.stats[se.rule].folded++
+			ov := L.overflow
+			if ov == 0 {
+				key := mix(mk, xxhash.Sum64String("otel.metric.overflow"))
+				si := a.newSeries(tid, key, row, mid, sp, overflowAttrs)
+				s := &a.series[si]
+				s.flags |= sOverflow
+				s.limit = li + 1
+				a.limits[li].overflow = si + 1
+				ov = si + 1
+			}
+			a.seriesIdx[seriesKey{tid, out}] = ov - 1
+			return ov - 1
+		}
+		a.limits[li].n++
+		lim = li + 1
+	}
+	a.scratch = appendKVs(a.scratch[:0], 1, &a.c.attrs, row)
+	si := a.newSeries(tid, out, row, mid, sp, string(a.scratch))
+	a.series[si].limit = lim
+	return si
+}
+
+func (a *Aggregator) newSeries(tid uint32, out uint64, row int, mid, sp uint32, attrs string) uint32 {
+	var si uint32
+	if n := len(a.seriesFree); n > 0 {
+		si = a.seriesFree[n-1]
+		a.seriesFree = a.seriesFree[:n-1]
+	} else {
+		a.series = append(a.series, series{})
+		si = uint32(len(a.series) - 1)
+	}
+	mi := &a.met[mid]
+	if mi.hdr < 0 {
+		mi.hdr = int32(a.headerFor(int(mid)))
+	}
+	h := uint32(mi.hdr)
+	a.hdrs[h].refs++
+	s := &a.series[si]
+	*s = series{
+		out: out, tenant: tid, spec: sp, hdr: h, kind: mi.kind, temp: mi.temp, mono: mi.mono,
+		flags: sAlive, attrs: attrs, open: s.open[:0], seen: a.wm,
+	}
+	if mi.kind == schemas.MetricHistogram || mi.kind == schemas.MetricExponentialHistogram || mi.kind == schemas.MetricSummary {
+		s.h = &histState{}
+		if mi.kind == schemas.MetricHistogram {
+			s.h.bounds = slices.Clone(a.boundsOf(row))
+		}
+	}
+	a.seriesIdx[seriesKey{tid, out}] = si
+	return si
+}
+
+func (a *Aggregator) headerFor(mid int) uint32 {
+	var cut [3]uint32
+	a.scratch, cut = appendHeader(a.scratch[:0], &a.c, mid)
+	if h, ok := a.hdrIdx[string(a.scratch)]; ok {
+		return h
+	}
+	mi := &a.met[mid]
+	hd := header{blob: string(a.scratch), cut: cut, kind: mi.kind, temp: mi.temp, mono: mi.mono}
+	var h uint32
+	if n := len(a.hdrFree); n > 0 {
+		h = a.hdrFree[n-1]
+		a.hdrFree = a.hdrFree[:n-1]
+		a.hdrs[h] = hd
+	} else {
+		a.hdrs = append(a.hdrs, hd)
+		h = uint32(len(a.hdrs) - 1)
+	}
+	a.hdrIdx[hd.blob] = h
+	return h
+}
+
+func (a *Aggregator) newInput(key inputKey, si uint32) uint32 {
+	var ii uint32
+	if n := len(a.inputFree); n > 0 {
+		ii = a.inputFree[n-1]
+		a.inputFree = a.inputFree[:n-1]
+	} else {
+		a.inputs = append(a.inputs, input{})
+		ii = uint32(len(a.inputs) - 1)
+	}
+	a.inputs[ii] = input{in: key.in, series: si, flags: iAlive, seen: a.wm}
+	a.inputIdx[key] = ii
+	a.series[si].ninputs++
+	return ii
+}
+
+// sweep forgets stale inputs and series (see Config.Stale).
+func (a *Aggregator) sweep() {
+	stale := int64(a.cfg.Stale)
+	for si := range a.series {
+		s := &a.series[si]
+		if s.flags&sAlive == 0 || len(s.open) > 0 || a.wm-s.seen < stale {
+			continue
+		}
+		a.freeSeries(uint32(si))
+	}
+	for k, si := range a.seriesIdx {
+		if a.series[si].flags&sAlive == 0 {
+			delete(a.seriesIdx, k)
+		}
+	}
+	n := len(a.inputFree)
+	for k, ii := range a.inputIdx {
+		inp := &a.inputs[ii]
+		s := &a.series[inp.series]
+		if s.flags&sAlive != 0 && a.wm-inp.seen < stale {
+			continue
+		}
+		if s.flags&sAlive != 0 {
+			s.ninputs--
+		}
+		*inp = input{}
+		delete(a.inputIdx, k)
+		a.inputFree = append(a.inputFree, ii)
+	}
+	// map order is random: keep the free list (the order of reuse) deterministic
+	if len(a.inputFree) > n {
+		slices.SortFunc(a.inputFree, func(x, y uint32) int { return int(int64(y) - int64(x)) })
+	}
+}
+
+func (a *Aggregator) freeSeries(si uint32) {
+	s := &a.series[si]
+	if s.limit != 0 {
+		L := &a.limits[s.limit-1]
+		if s.flags&sOverflow != 0 {
+			L.overflow = 0
+		} else {
+			L.n--
+		}
+	}
+	h := &a.hdrs[s.hdr]
+	if h.refs--; h.refs == 0 {
+		delete(a.hdrIdx, h.blob)
+		*h = header{}
+		a.hdrFree = append(a.hdrFree, s.hdr)
+	}
+	*s = series{open: s.open[:0]}
+	a.seriesFree = append(a.seriesFree, si)
+}

@@ -1,0 +1,361 @@
+package aggregate
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/schemas"
+	"google.golang.org/protobuf/encoding/protowire"
+)
+
+// Output is the merged points of one tenant: a metrics batch the caller
+// releases.
+type Output struct {
+	Tenant string
+	Batch  *schemas.Batch
+	Points int
+}
+
+// outputs collects the encoded output points of one Flush by tenant and
+// header, in the order the series are visited.
+type outputs struct {
+	tenants []tenantOut
+	byID    map[uint32]int
+	b       *schemas.Builder
+	req     []byte
+}
+
+type tenantOut struct {
+	tenant uint32
+	groups []group
+	byHdr  map[uint32]int
+	points int
+}
+
+type group struct {
+	hdr uint32
+	pts []byte // data point fields (field 1 of the data message)
+}
+
+func (o *outputs) group(tenant, hdr uint32) *group {
+	if o.byID == nil {
+		o.byID = map[uint32]int{}
+	}
+	ti, ok := o.byID[tenant]
+	if !ok {
+		ti = len(o.tenants)
+		o.byID[tenant] = ti
+		o.tenants = append(o.tenants, tenantOut{tenant: tenant, byHdr: map[uint32]int{}})
+	}
+	t := &o.tenants[ti]
+	t.points++
+	gi, ok := t.byHdr[hdr]
+	if !ok {
+		gi = len(t.groups)
+		t.byHdr[hdr] = gi
+		t.groups = append(t.groups, group{hdr: hdr})
+	}
+	return &t.groups[gi]
+}
+
+// watermark advances the watermark of an idle partition: once it has not
+// moved for the longest grace of the specs seen, it follows the wall clock.
+func (a *Aggregator) advanceIdle(nowN int64) {
+	if a.wmWall == 0 {
+		return
+	}
+	if idle := nowN - a.wmWall - a.maxGrace; idle > 0 {
+		a.wm += idle
+		a.wmWall += idle
+	}
+}
+
+// Flush closes the intervals whose end + grace <= the watermark (every
+// open interval when force) and returns their points, one batch per
+// tenant. Outputs are in the order of the tenants' first output point.
+func (a *Aggregator) Flush(now time.Time, force bool) ([]Output, error) {
+	a.advanceIdle(now.UnixNano())
+	for si := range a.series {
+		s := &a.series[si]
+		if s.flags&sAlive == 0 || len(s.open) == 0 {
+			continue
+		}
+		se := &a.specs[s.spec]
+		n := 0
+		for n < len(s.open) && (force || (s.open[n].k+1)*se.iv+se.grace <= a.wm) {
+			a.emit(s, se, &s.open[n])
+			if x := s.open[n].x; x != 0 {
+				a.freeExt(x)
+			}
+			n++
+		}
+		if n > 0 {
+			m := copy(s.open, s.open[n:])
+			s.open = s.open[:m]
+		}
+	}
+	if a.wm-a.lastSweep >= int64(a.cfg.Stale)/8 {
+		a.sweep()
+		a.lastSweep = a.wm
+	}
+	return a.build()
+}
+
+// emit writes the output point of s's closed interval iv.
+func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
+	g := a.out.group(s.tenant, s.hdr)
+	s.flags |= sEmitted
+	begin, end := uint64(iv.k*se.iv), uint64((iv.k+1)*se.iv)
+	cls := classOf(s.kind, s.temp, s.mono)
+	switch cls {
+	case clsCumSum:
+		switch {
+		case s.flags&sDouble == 0 && !iv.dbl:
+			s.tot = uint64(int64(s.tot) + int64(iv.v))
+		default:
+			s.tot = math.Float64bits(asFloat(s.tot, s.flags&sDouble == 0) + asFloat(iv.v, !iv.dbl))
+			s.flags |= sDouble
+		}
+		g.pts = appendNumber(g.pts, s.attrs, s.start, end, s.tot, s.flags&sDouble == 0)
+	case clsDelta:
+		g.pts = appendNumber(g.pts, s.attrs, begin, end, iv.v, !iv.dbl)
+	case clsGauge:
+		v, isInt := gaugeValue(se.Gauge, a.ext[iv.x].g)
+		var start uint64
+		if s.kind == schemas.MetricSum {
+			start = begin
+			if s.temp != temporalityDelta {
+				start = s.start
+			}
+		}
+		g.pts = appendNumber(g.pts, s.attrs, start, end, v, isInt)
+	case clsCumDist:
+		s.h.tot.add(&a.ext[iv.x].d, s.flags&sHasTotal == 0)
+		s.flags |= sHasTotal
+		g.pts = appendDist(g.pts, s.kind, s.attrs, s.start, end, &s.h.tot, s.h.bounds)
+	case clsDeltaDist:
+		var bounds []float64
+		if s.h != nil {
+			bounds = s.h.bounds
+		}
+		g.pts = appendDist(g.pts, s.kind, s.attrs, begin, end, &a.ext[iv.x].d, bounds)
+	}
+}
+
+// gaugeValue combines the latest values of the inputs of an interval.
+func gaugeValue(f GaugeFunc, g []gent) (uint64, bool) {
+	allInt := true
+	for i := range g {
+		allInt = allInt && g[i].isInt
+	}
+	switch f {
+	case GaugeCount:
+		return uint64(len(g)), true
+	case GaugeLast:
+		best := 0
+		for i := 1; i < len(g); i++ {
+			if g[i].t > g[best].t || g[i].t == g[best].t && g[i].hash > g[best].hash {
+				best = i
+			}
+		}
+		return g[best].v, g[best].isInt
+	case GaugeAvg:
+		var sum float64
+		for i := range g {
+			sum += asFloat(g[i].v, g[i].isInt)
+		}
+		return math.Float64bits(sum / float64(len(g))), false
+	}
+	if allInt {
+		acc := int64(g[0].v)
+		for i := 1; i < len(g); i++ {
+			v := int64(g[i].v)
+			switch f {
+			case GaugeSum:
+				acc += v
+			case GaugeMin:
+				acc = min(acc, v)
+			case GaugeMax:
+				acc = max(acc, v)
+			}
+		}
+		return uint64(acc), true
+	}
+	acc := asFloat(g[0].v, g[0].isInt)
+	for i := 1; i < len(g); i++ {
+		v := asFloat(g[i].v, g[i].isInt)
+		switch f {
+		case GaugeSum:
+			acc += v
+		case GaugeMin:
+			acc = math.Min(acc, v)
+		case GaugeMax:
+			acc = math.Max(acc, v)
+		}
+	}
+	return math.Float64bits(acc), false
+}
+
+func appendNumber(dst []byte, attrs string, start, end, v uint64, isInt bool) []byte {
+	dst, at := openMsg(dst, 1)
+	dst = retag(dst, otlpwire.NumberDataPointAttributes, attrs)
+	if start != 0 {
+		dst = appendFixed64(dst, otlpwire.NumberDataPointStartTimeUnixNano, start)
+	}
+	dst = appendFixed64(dst, otlpwire.NumberDataPointTimeUnixNano, end)
+	if isInt {
+		dst = appendFixed64(dst, otlpwire.NumberDataPointAsInt, v)
+	} else {
+		dst = appendFixed64(dst, otlpwire.NumberDataPointAsDouble, v)
+	}
+	return closeMsg(dst, at)
+}
+
+func appendDist(dst []byte, kind uint8, attrs string, start, end uint64, d *dist, bounds []float64) []byte {
+	dst, at := openMsg(dst, 1)
+	attrNum := otlpwire.SummaryDataPointAttributes
+	switch kind {
+	case schemas.MetricHistogram:
+		attrNum = otlpwire.HistogramDataPointAttributes
+	case schemas.MetricExponentialHistogram:
+		attrNum = otlpwire.ExponentialHistogramDataPointAttributes
+	}
+	dst = retag(dst, attrNum, attrs)
+	if start != 0 {
+		dst = appendFixed64(dst, otlpwire.HistogramDataPointStartTimeUnixNano, start)
+	}
+	dst = appendFixed64(dst, otlpwire.HistogramDataPointTimeUnixNano, end)
+	dst = appendFixed64(dst, otlpwire.HistogramDataPointCount, d.count)
+	if d.flags&dHasSum != 0 {
+		dst = appendDouble(dst, otlpwire.HistogramDataPointSum, d.sum)
+	}
+	switch kind {
+	case schemas.MetricHistogram:
+		if len(d.buckets) > 0 {
+			dst = appendTag(dst, otlpwire.HistogramDataPointBucketCounts, protowire.BytesType)
+			dst = protowire.AppendVarint(dst, uint64(8*len(d.buckets)))
+			for _, c := range d.buckets {
+				dst = protowire.AppendFixed64(dst, c)
+			}
+		}
+		if len(bounds) > 0 {
+			dst = appendTag(dst, otlpwire.HistogramDataPointExplicitBounds, protowire.BytesType)
+			dst = protowire.AppendVarint(dst, uint64(8*len(bounds)))
+			for _, b := range bounds {
+				dst = protowire.AppendFixed64(dst, math.Float64bits(b))
+			}
+		}
+		if d.flags&dHasMinMax != 0 {
+			dst = appendDouble(dst, otlpwire.HistogramDataPointMin, d.min)
+			dst = appendDouble(dst, otlpwire.HistogramDataPointMax, d.max)
+		}
+	case schemas.MetricExponentialHistogram:
+		dst = appendVarint(dst, otlpwire.ExponentialHistogramDataPointScale, protowire.EncodeZigZag(int64(d.scale)))
+		if d.zc != 0 {
+			dst = appendFixed64(dst, otlpwire.ExponentialHistogramDataPointZeroCount, d.zc)
+		}
+		dst = appendBuckets(dst, otlpwire.ExponentialHistogramDataPointPositive, &d.pos)
+		dst = appendBuckets(dst, otlpwire.ExponentialHistogramDataPointNegative, &d.neg)
+		if d.flags&dHasMinMax != 0 {
+			dst = appendDouble(dst, otlpwire.ExponentialHistogramDataPointMin, d.min)
+			dst = appendDouble(dst, otlpwire.ExponentialHistogramDataPointMax, d.max)
+		}
+		if d.zt != 0 {
+			dst = appendDouble(dst, otlpwire.ExponentialHistogramDataPointZeroThreshold, d.zt)
+		}
+	}
+	return closeMsg(dst, at)
+}
+
+func appendBuckets(dst []byte, num otlpwire.FieldNum, e *expb) []byte {
+	if len(e.counts) == 0 {
+		return dst
+	}
+	dst, at := openMsg(dst, num)
+	dst = appendVarint(dst, otlpwire.ExponentialHistogramDataPointBucketsOffset, protowire.EncodeZigZag(int64(e.off)))
+	var n int
+	for _, c := range e.counts {
+		n += protowire.SizeVarint(c)
+	}
+	dst = appendTag(dst, otlpwire.ExponentialHistogramDataPointBucketsBucketCounts, protowire.BytesType)
+	dst = protowire.AppendVarint(dst, uint64(n))
+	for _, c := range e.counts {
+		dst = protowire.AppendVarint(dst, c)
+	}
+	return closeMsg(dst, at)
+}
+
+// dataField is the Metric field of a metric type.
+func dataField(kind uint8) otlpwire.FieldNum {
+	switch kind {
+	case schemas.MetricSum:
+		return otlpwire.MetricSum
+	case schemas.MetricHistogram:
+		return otlpwire.MetricHistogram
+	case schemas.MetricExponentialHistogram:
+		return otlpwire.MetricExponentialHistogram
+	case schemas.MetricSummary:
+		return otlpwire.MetricSummary
+	}
+	return otlpwire.MetricGauge
+}
+
+// build turns the collected points into one batch per tenant.
+func (a *Aggregator) build() ([]Output, error) {
+	o := &a.out
+	if len(o.tenants) == 0 {
+		return nil, nil
+	}
+	if o.b == nil {
+		o.b = schemas.NewBuilder(otlpwire.Metrics, a.cfg.Allocator)
+	}
+	res := make([]Output, 0, len(o.tenants))
+	var err error
+	for ti := range o.tenants {
+		t := &o.tenants[ti]
+		req := o.req[:0]
+		for gi := range t.groups {
+			g := &t.groups[gi]
+			h := &a.hdrs[g.hdr]
+			var rm, sm, m, d int
+			req, rm = openMsg(req, otlpwire.ExportMetricsServiceRequestResourceMetrics)
+			req = append(req, h.res()...)
+			req, sm = openMsg(req, otlpwire.ResourceMetricsScopeMetrics)
+			req = append(req, h.scope()...)
+			req, m = openMsg(req, otlpwire.ScopeMetricsMetrics)
+			req = append(req, h.metric()...)
+			req, d = openMsg(req, dataField(h.kind))
+			req = append(req, g.pts...)
+			if h.kind != schemas.MetricGauge && h.kind != schemas.MetricSummary {
+				req = appendVarint(req, otlpwire.SumAggregationTemporality, uint64(h.temp))
+			}
+			if h.kind == schemas.MetricSum && h.mono {
+				req = appendVarint(req, otlpwire.SumIsMonotonic, 1)
+			}
+			req = append(req, h.dataExtra()...)
+			req = closeMsg(req, d)
+			req = closeMsg(req, m)
+			req = closeMsg(req, sm)
+			req = closeMsg(req, rm)
+		}
+		o.req = req
+		if err == nil {
+			if _, e := o.b.Append(req); e != nil {
+				err = fmt.Errorf("aggregate: building output: %w", e)
+			} else {
+				res = append(res, Output{Tenant: a.tenants[t.tenant], Batch: o.b.Build(), Points: t.points})
+			}
+		}
+	}
+	o.tenants = o.tenants[:0]
+	clear(o.byID)
+	if err != nil {
+		for _, r := range res {
+			r.Batch.Release()
+		}
+		return nil, err
+	}
+	return res, nil
+}

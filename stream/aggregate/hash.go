@@ -1,0 +1,152 @@
+package aggregate
+
+import (
+	"math"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// Hasher computes series identities of the points of a metrics Batch. Reset
+// hashes the resources, scopes and metrics once; Series and Metric then cost
+// one pass over the point's attributes. Not safe for concurrent use.
+type Hasher struct {
+	c              cols
+	res, scope     []uint64 // per row: hash of the resource (attributes), of the scope (name, version)
+	series, metric []uint64 // per metric row: the series part without point attributes; (name, unit, type)
+	tenant         string
+	tenantH        uint64
+	ok             bool
+}
+
+// Seeds keep the parts of an identity apart.
+const (
+	seedTenant = 0x9e3779b97f4a7c15
+	seedRes    = 0xc2b2ae3d27d4eb4f
+	seedScope  = 0x165667b19e3779f9
+	seedMetric = 0x27d4eb2f165667c5
+	seedPoint  = 0x85ebca77c2b2ae63
+	seedKey    = 0xff51afd7ed558ccd
+	seedNone   = 0xc4ceb9fe1a85ec53
+)
+
+func fmix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
+
+func mix(h, x uint64) uint64 { return fmix64(h ^ (x + 0x9e3779b97f4a7c15 + (h << 6) + (h >> 2))) }
+
+// attrsHash hashes the entries of row i of a. The entries are combined by
+// a sum of per-entry hashes: the same as hashing them sorted by key (order
+// does not matter) without sorting or allocating. A null row (no resource,
+// no scope) differs from an empty one.
+func attrsHash(a *attrCol, i int) uint64 {
+	if a.m.IsNull(i) {
+		return seedNone
+	}
+	s, e := a.m.ValueOffsets(i)
+	h := uint64(e - s)
+	for j := int(s); j < int(e); j++ {
+		kh := xxhash.Sum64String(a.keys.Value(j))
+		h += fmix64(kh*seedKey ^ valueHash(&a.vals, j))
+	}
+	return h
+}
+
+// valueHash hashes an AnyValue by type and content.
+func valueHash(v *schemas.AnyColumns, j int) uint64 {
+	typ := v.Type.Value(j)
+	var x uint64
+	switch typ {
+	case schemas.ValueString:
+		x = xxhash.Sum64String(v.Str.Value(j))
+	case schemas.ValueInt:
+		x = uint64(v.Int.Value(j))
+	case schemas.ValueDouble:
+		x = math.Float64bits(v.Double.Value(j))
+	case schemas.ValueBool:
+		if v.Bool.Value(j) {
+			x = 1
+		}
+	case schemas.ValueBytes, schemas.ValueArray, schemas.ValueKVList, schemas.ValueRaw:
+		x = xxhash.Sum64(v.Bytes.Value(j))
+	}
+	return fmix64(x ^ (uint64(typ)+1)*seedPoint)
+}
+
+func strHash(h uint64, s string) uint64 { return mix(h, xxhash.Sum64String(s)) }
+
+// Reset prepares h for the points of b (a metrics batch). h keeps no
+// reference to b's buffers beyond the next Reset.
+func (h *Hasher) Reset(b *schemas.Batch) error {
+	h.ok = false
+	if err := h.c.init(b); err != nil {
+		return err
+	}
+	c := &h.c
+	h.res = grow(h.res, c.nRes)
+	for i := range h.res {
+		h.res[i] = mix(seedRes, attrsHash(&c.resAttrs, i))
+	}
+	h.scope = grow(h.scope, c.nScope)
+	for i := range h.scope {
+		x := strHash(seedScope, c.scName.Value(i))
+		x = strHash(x, c.scVersion.Value(i))
+		if c.scAttrs.m.IsNull(i) {
+			x = mix(x, seedNone)
+		}
+		h.scope[i] = x
+	}
+	h.series = grow(h.series, c.nMetrics)
+	h.metric = grow(h.metric, c.nMetrics)
+	for i := range h.series {
+		m := strHash(seedMetric, c.mName.Value(i))
+		m = strHash(m, c.mUnit.Value(i))
+		m = mix(m, uint64(c.mType.Value(i)))
+		h.metric[i] = m
+		x := mix(m, h.res[c.mRes.Value(i)])
+		x = mix(x, h.scope[c.mScope.Value(i)])
+		x = mix(x, uint64(uint32(c.mTemp.Value(i))))
+		if c.mMono.Value(i) {
+			x = mix(x, 1)
+		}
+		h.series[i] = x
+	}
+	h.ok = true
+	return nil
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+func (h *Hasher) tenantHash(tenant string) uint64 {
+	if tenant != h.tenant || h.tenantH == 0 {
+		h.tenant, h.tenantH = tenant, mix(seedTenant, xxhash.Sum64String(tenant))
+	}
+	return h.tenantH
+}
+
+// Series is the 64-bit identity of item row's series: tenant, resource
+// attributes, scope name and version, metric name, unit, type, aggregation
+// temporality, monotonicity and point attributes. Attribute order does not
+// matter. It does not allocate.
+func (h *Hasher) Series(tenant string, row int) uint64 {
+	c := &h.c
+	x := mix(h.tenantHash(tenant), h.series[c.metricID.Value(row)])
+	return mix(x, attrsHash(&c.attrs, row))
+}
+
+// Metric is the identity of (tenant, metric name, unit, type): the key of a
+// limit rule's count, by which its points are routed.
+func (h *Hasher) Metric(tenant string, row int) uint64 {
+	return mix(h.tenantHash(tenant), h.metric[h.c.metricID.Value(row)])
+}

@@ -1,0 +1,188 @@
+package aggregate
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// ErrRecord is returned for a record or snapshot that is not one, or is
+// truncated or corrupt.
+var ErrRecord = errors.New("aggregate: malformed record")
+
+const (
+	recordMagic   = "SLAGG"
+	recordVersion = 1
+)
+
+func appendSpec(dst []byte, s Spec) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s.Rule)))
+	dst = append(dst, s.Rule...)
+	dst = binary.AppendVarint(dst, int64(s.Interval))
+	dst = binary.AppendVarint(dst, int64(s.Grace))
+	dst = append(dst, byte(s.Gauge), byte(s.Summary))
+	return binary.AppendUvarint(dst, uint64(s.Limit))
+}
+
+// AppendRecord appends the value of a record of the aggregation topic to
+// dst: magic "SLAGG" and a version byte, the Spec, uvarint n, the n input
+// hashes and n output hashes (8 bytes little endian each), then the batch
+// as schemas.WriteBatch writes it.
+func AppendRecord(dst []byte, b *schemas.Batch, in, out []uint64, spec Spec) ([]byte, error) {
+	if n := b.Len(); len(in) != n || len(out) != n {
+		return dst, fmt.Errorf("aggregate: %d points but %d input and %d output hashes", n, len(in), len(out))
+	}
+	if err := spec.Validate(); err != nil {
+		return dst, err
+	}
+	dst = append(dst, recordMagic...)
+	dst = append(dst, recordVersion)
+	dst = appendSpec(dst, spec)
+	dst = binary.AppendUvarint(dst, uint64(len(in)))
+	for _, h := range in {
+		dst = binary.LittleEndian.AppendUint64(dst, h)
+	}
+	for _, h := range out {
+		dst = binary.LittleEndian.AppendUint64(dst, h)
+	}
+	w := bytes.NewBuffer(dst)
+	if err := schemas.WriteBatch(w, b); err != nil {
+		return dst, fmt.Errorf("aggregate: %w", err)
+	}
+	return w.Bytes(), nil
+}
+
+// reader is a bounds-checked decoder; the first error sticks.
+type reader struct {
+	p   []byte
+	err error
+}
+
+func (r *reader) fail() {
+	if r.err == nil {
+		r.err = ErrRecord
+	}
+	r.p = nil
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.p)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.p = r.p[n:]
+	return v
+}
+
+func (r *reader) varint() int64 {
+	v, n := binary.Varint(r.p)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.p = r.p[n:]
+	return v
+}
+
+func (r *reader) byte() byte {
+	if len(r.p) < 1 {
+		r.fail()
+		return 0
+	}
+	b := r.p[0]
+	r.p = r.p[1:]
+	return b
+}
+
+func (r *reader) u64() uint64 {
+	if len(r.p) < 8 {
+		r.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(r.p)
+	r.p = r.p[8:]
+	return v
+}
+
+func (r *reader) bytes(n uint64) []byte {
+	if uint64(len(r.p)) < n {
+		r.fail()
+		return nil
+	}
+	b := r.p[:n]
+	r.p = r.p[n:]
+	return b
+}
+
+// count reads a length of items of at least size bytes each that must fit
+// in the rest of the input (so a corrupt length cannot allocate much).
+func (r *reader) count(size int) int {
+	n := r.uvarint()
+	if n > uint64(len(r.p))/uint64(max(size, 1)) {
+		r.fail()
+		return 0
+	}
+	return int(n)
+}
+
+func (r *reader) str() string { return string(r.bytes(uint64(r.count(1)))) }
+
+func (r *reader) spec() Spec {
+	var s Spec
+	s.Rule = r.str()
+	s.Interval = time.Duration(r.varint())
+	s.Grace = time.Duration(r.varint())
+	s.Gauge = GaugeFunc(r.byte())
+	s.Summary = SummaryMode(r.byte())
+	l := r.uvarint()
+	if l > 1<<31 {
+		r.fail()
+	}
+	s.Limit = int(l)
+	return s
+}
+
+// ReadRecord decodes a value written by AppendRecord. The batch is the
+// caller's to release.
+func ReadRecord(data []byte, mem memory.Allocator) (b *schemas.Batch, in, out []uint64, spec Spec, err error) {
+	if len(data) < len(recordMagic)+1 || string(data[:len(recordMagic)]) != recordMagic {
+		return nil, nil, nil, Spec{}, fmt.Errorf("%w: no SLAGG magic", ErrRecord)
+	}
+	if v := data[len(recordMagic)]; v != recordVersion {
+		return nil, nil, nil, Spec{}, fmt.Errorf("%w: version %d", ErrRecord, v)
+	}
+	r := reader{p: data[len(recordMagic)+1:]}
+	spec = r.spec()
+	n := r.count(16)
+	in, out = make([]uint64, n), make([]uint64, n)
+	for i := range in {
+		in[i] = r.u64()
+	}
+	for i := range out {
+		out[i] = r.u64()
+	}
+	if r.err != nil {
+		return nil, nil, nil, Spec{}, r.err
+	}
+	if err := spec.Validate(); err != nil {
+		return nil, nil, nil, Spec{}, fmt.Errorf("%w: %v", ErrRecord, err)
+	}
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	b, err = schemas.ReadBatch(r.p, mem)
+	if err != nil {
+		return nil, nil, nil, Spec{}, fmt.Errorf("aggregate: %w", err)
+	}
+	if b.Len() != n || b.Metrics == nil {
+		b.Release()
+		return nil, nil, nil, Spec{}, fmt.Errorf("%w: %d hashes for a batch of %d metric points", ErrRecord, n, b.Len())
+	}
+	return b, in, out, spec, nil
+}

@@ -1,0 +1,71 @@
+package aggregate
+
+import "unsafe"
+
+// RuleStats are the counters (since New or Restore: they are part of the
+// snapshot) and gauges of one rule (Spec.Rule).
+type RuleStats struct {
+	InputSeries      int               // active input series
+	OutputSeries     int               // active output series
+	PointsIn         uint64            // points given to Add
+	PointsMerged     uint64            // points that went into an output point
+	PointsLate       uint64            // points whose interval had closed
+	PointsOutOfOrder uint64            // points not newer than their input's last point
+	PointsDropped    map[string]uint64 // by reason: summary, bounds_mismatch, no_value, type_change, no_data
+	SeriesFolded     uint64            // new output series a limit refused (folded into the overflow series)
+	StateBytes       int64             // estimated memory of the rule's series and inputs
+}
+
+// Sizes used for the state estimate: a struct and its share of the index.
+const (
+	seriesBytes = int64(unsafe.Sizeof(series{})) + 32 // + map entry
+	inputBytes  = int64(unsafe.Sizeof(input{})) + 40
+	ivalBytes   = int64(unsafe.Sizeof(ival{}))
+	gentBytes   = int64(unsafe.Sizeof(gent{}))
+)
+
+func (d *dist) bytes() int64 {
+	return int64(unsafe.Sizeof(*d)) + 8*int64(cap(d.buckets)+cap(d.pos.counts)+cap(d.neg.counts))
+}
+
+// Stats returns the stats of every rule seen.
+func (a *Aggregator) Stats() map[string]RuleStats {
+	m := make(map[string]RuleStats, len(a.rules))
+	outs := make([]int, len(a.rules))
+	ins := make([]int, len(a.rules))
+	bytes := make([]int64, len(a.rules))
+	for si := range a.series {
+		s := &a.series[si]
+		if s.flags&sAlive == 0 {
+			continue
+		}
+		r := a.specs[s.spec].rule
+		outs[r]++
+		ins[r] += int(s.ninputs)
+		b := seriesBytes + int64(len(s.attrs)) + ivalBytes*int64(cap(s.open))
+		for i := range s.open {
+			if x := s.open[i].x; x != 0 {
+				b += gentBytes*int64(cap(a.ext[x].g)) + a.ext[x].d.bytes()
+			}
+		}
+		if s.h != nil {
+			b += 8*int64(cap(s.h.bounds)) + s.h.tot.bytes()
+		}
+		bytes[r] += b + inputBytes*int64(s.ninputs)
+	}
+	for i, name := range a.rules {
+		c := &a.stats[i]
+		rs := RuleStats{
+			InputSeries: ins[i], OutputSeries: outs[i], PointsIn: c.in, PointsMerged: c.merged,
+			PointsLate: c.late, PointsOutOfOrder: c.ooo, SeriesFolded: c.folded, StateBytes: bytes[i],
+			PointsDropped: map[string]uint64{},
+		}
+		for j, n := range c.dropped {
+			if n > 0 {
+				rs.PointsDropped[dropNames[j]] = n
+			}
+		}
+		m[name] = rs
+	}
+	return m
+}
