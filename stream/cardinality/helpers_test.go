@@ -10,7 +10,6 @@ import (
 	resource "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 )
@@ -57,11 +56,32 @@ func (q *req) body(tb testing.TB) []byte {
 	return b
 }
 
-// observe decodes q on a poisoned pool (a string kept after the batch is
-// released would show), observes it and releases it.
+// poisoner allocates from the Go heap and overwrites every freed buffer, of
+// any size (arrowpool poisons pooled sizes only), so a string the tracker
+// kept from a released batch shows.
+type poisoner struct{}
+
+func (poisoner) Allocate(n int) []byte { return make([]byte, n) }
+func (p poisoner) Reallocate(n int, b []byte) []byte {
+	if n <= cap(b) {
+		return b[:n]
+	}
+	nb := p.Allocate(n)
+	copy(nb, b)
+	p.Free(b)
+	return nb
+}
+func (poisoner) Free(b []byte) {
+	b = b[:cap(b)]
+	for i := range b {
+		b[i] = '#'
+	}
+}
+
+// observe decodes q with poisoned buffers, observes it and releases it.
 func observe(tb testing.TB, tr *Tracker, tenant string, st Stage, q *req, now time.Time) {
 	tb.Helper()
-	bld := schemas.NewBuilder(otlpwire.Metrics, arrowpool.NewPoisoned())
+	bld := schemas.NewBuilder(otlpwire.Metrics, poisoner{})
 	defer bld.Release()
 	if _, err := bld.Append(q.body(tb)); err != nil {
 		tb.Fatal(err)
