@@ -73,10 +73,11 @@ const (
 	dropNoValue
 	dropTypeChange
 	dropNoData
+	dropInvalid
 	nDrop
 )
 
-var dropNames = [nDrop]string{"summary", "bounds_mismatch", "no_value", "type_change", "no_data"}
+var dropNames = [nDrop]string{"summary", "bounds_mismatch", "no_value", "type_change", "no_data", "invalid"}
 
 type ruleCounters struct {
 	in, merged, late, ooo, folded uint64
@@ -430,7 +431,7 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 	default: // distributions
 		cur := &a.cur
 		if !a.readDist(cur, row, mi.kind) {
-			rc.dropped[dropNoValue]++
+			rc.dropped[dropInvalid]++
 			return
 		}
 		if mi.kind == schemas.MetricHistogram && !slices.Equal(s.h.bounds, a.boundsOf(row)) {
@@ -614,8 +615,11 @@ func (a *Aggregator) readDist(d *dist, row int, kind uint8) bool {
 		s, e := listSpan(c.negCounts, row)
 		d.neg.off, d.neg.counts = c.negOff.Value(row), append(d.neg.counts, c.negCountsV.Uint64Values()[s:e]...)
 	}
-	// Scales outside OTLP's range [-10, 20] cannot be merged meaningfully.
-	if d.scale < -10 || d.scale > 20 {
+	// Scales outside OTLP's range [-10, 20] and offsets near the int32
+	// limits (whose index arithmetic would overflow) are not merged.
+	const lim = 1 << 30
+	if d.scale < -10 || d.scale > 20 || d.pos.off < -lim || d.pos.off > lim || d.neg.off < -lim || d.neg.off > lim ||
+		len(d.pos.counts) > lim || len(d.neg.counts) > lim {
 		return false
 	}
 	d.pos.trim()

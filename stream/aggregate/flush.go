@@ -105,10 +105,13 @@ func (a *Aggregator) Flush(now time.Time, force bool) ([]Output, error) {
 
 // emit writes the output point of s's closed interval iv.
 func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
+	cls := classOf(s.kind, s.temp, s.mono)
+	if cls == clsGauge && len(a.ext[iv.x].g) == 0 {
+		return // only from a corrupt snapshot: every gauge interval has an entry
+	}
 	g := a.out.group(s.tenant, s.hdr)
 	s.flags |= sEmitted
 	begin, end := uint64(iv.k*se.iv), uint64((iv.k+1)*se.iv)
-	cls := classOf(s.kind, s.temp, s.mono)
 	switch cls {
 	case clsCumSum:
 		switch {

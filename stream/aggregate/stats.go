@@ -11,7 +11,7 @@ type RuleStats struct {
 	PointsMerged     uint64            // points that went into an output point
 	PointsLate       uint64            // points whose interval had closed
 	PointsOutOfOrder uint64            // points not newer than their input's last point
-	PointsDropped    map[string]uint64 // by reason: summary, bounds_mismatch, no_value, type_change, no_data
+	PointsDropped    map[string]uint64 // by reason: summary, bounds_mismatch, no_value, type_change, no_data, invalid
 	SeriesFolded     uint64            // new output series a limit refused (folded into the overflow series)
 	StateBytes       int64             // estimated memory of the rule's series and inputs
 }

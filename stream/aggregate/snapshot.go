@@ -1,0 +1,490 @@
+package aggregate
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+const (
+	snapMagic   = "SLAGS"
+	snapVersion = 1
+	maxSnapshot = 8 << 30 // decompressed bytes
+)
+
+type writer struct{ b []byte }
+
+func (w *writer) u(v uint64)   { w.b = binary.AppendUvarint(w.b, v) }
+func (w *writer) i(v int64)    { w.b = binary.AppendVarint(w.b, v) }
+func (w *writer) f(v float64)  { w.b = binary.LittleEndian.AppendUint64(w.b, math.Float64bits(v)) }
+func (w *writer) x(v uint64)   { w.b = binary.LittleEndian.AppendUint64(w.b, v) }
+func (w *writer) s(v string)   { w.u(uint64(len(v))); w.b = append(w.b, v...) }
+func (w *writer) byte(v uint8) { w.b = append(w.b, v) }
+func (w *writer) bool(v bool) {
+	if v {
+		w.byte(1)
+	} else {
+		w.byte(0)
+	}
+}
+
+func (w *writer) u32s(v []uint32) {
+	w.u(uint64(len(v)))
+	for _, x := range v {
+		w.u(uint64(x))
+	}
+}
+
+func (w *writer) u64s(v []uint64) {
+	w.u(uint64(len(v)))
+	for _, x := range v {
+		w.u(x)
+	}
+}
+
+func (w *writer) dist(d *dist) {
+	w.u(d.count)
+	w.f(d.sum)
+	w.f(d.min)
+	w.f(d.max)
+	w.byte(d.flags)
+	w.u64s(d.buckets)
+	w.i(int64(d.scale))
+	w.u(d.zc)
+	w.f(d.zt)
+	w.i(int64(d.pos.off))
+	w.u64s(d.pos.counts)
+	w.i(int64(d.neg.off))
+	w.u64s(d.neg.counts)
+}
+
+// Snapshot writes the whole state of a: series, their labels and totals,
+// inputs, open intervals, the watermark and the counters, as one zstd
+// frame of a compact binary encoding. Restore reads it back.
+func (a *Aggregator) Snapshot(out io.Writer) error {
+	w := &writer{b: make([]byte, 0, 64+len(a.series)*64+len(a.inputs)*48)}
+	w.b = append(w.b, snapMagic...)
+	w.byte(snapVersion)
+	w.i(a.wm)
+	w.i(a.wmWall)
+	w.i(a.lastSweep)
+	w.u(uint64(len(a.tenants)))
+	for _, t := range a.tenants {
+		w.s(t)
+	}
+	w.u(uint64(len(a.rules)))
+	for i, r := range a.rules {
+		w.s(r)
+		c := &a.stats[i]
+		for _, v := range []uint64{c.in, c.merged, c.late, c.ooo, c.folded} {
+			w.u(v)
+		}
+		for _, v := range c.dropped {
+			w.u(v)
+		}
+	}
+	w.u(uint64(len(a.specs)))
+	for _, s := range a.specs {
+		w.b = appendSpec(w.b, s.Spec)
+	}
+	w.u(uint64(len(a.hdrs)))
+	for i := range a.hdrs {
+		h := &a.hdrs[i]
+		w.s(h.blob)
+		for _, c := range h.cut {
+			w.u(uint64(c))
+		}
+		w.byte(h.kind)
+		w.i(int64(h.temp))
+		w.bool(h.mono)
+		w.u(uint64(h.refs))
+	}
+	w.u32s(a.hdrFree)
+	w.u(uint64(len(a.series)))
+	for i := range a.series {
+		s := &a.series[i]
+		w.byte(s.flags)
+		if s.flags&sAlive == 0 {
+			continue
+		}
+		w.x(s.out)
+		w.u(s.start)
+		w.i(s.seen)
+		w.x(s.tot)
+		for _, v := range []uint32{s.tenant, s.spec, s.hdr, s.limit, s.ninputs} {
+			w.u(uint64(v))
+		}
+		w.byte(s.kind)
+		w.bool(s.mono)
+		w.i(int64(s.temp))
+		w.s(s.attrs)
+		w.u(uint64(len(s.open)))
+		for _, iv := range s.open {
+			w.i(iv.k)
+			w.x(iv.v)
+			w.u(uint64(iv.n))
+			w.u(uint64(iv.x))
+			w.bool(iv.dbl)
+		}
+		w.bool(s.h != nil)
+		if s.h != nil {
+			w.u(uint64(len(s.h.bounds)))
+			for _, b := range s.h.bounds {
+				w.f(b)
+			}
+			w.dist(&s.h.tot)
+		}
+	}
+	w.u32s(a.seriesFree)
+	w.u(uint64(len(a.seriesIdx)))
+	for k, v := range a.seriesIdx {
+		w.u(uint64(k.tenant))
+		w.x(k.out)
+		w.u(uint64(v))
+	}
+	w.u(uint64(len(a.inputs)))
+	for i := range a.inputs {
+		p := &a.inputs[i]
+		w.byte(p.flags)
+		if p.flags&iAlive == 0 {
+			continue
+		}
+		w.x(p.in)
+		w.u(p.start)
+		w.u(p.time)
+		w.x(p.val)
+		w.i(p.seen)
+		w.u(uint64(p.series))
+		w.i(int64(p.lastPos))
+		w.bool(p.d != nil)
+		if p.d != nil {
+			w.dist(p.d)
+		}
+	}
+	w.u32s(a.inputFree)
+	w.u(uint64(len(a.inputIdx)))
+	for k, v := range a.inputIdx {
+		w.u(uint64(k.tenant))
+		w.x(k.in)
+		w.x(k.out)
+		w.u(uint64(v))
+	}
+	w.u(uint64(len(a.limits)))
+	for _, l := range a.limits {
+		w.u(uint64(l.n))
+		w.u(uint64(l.overflow))
+	}
+	w.u(uint64(len(a.limitIdx)))
+	for k, v := range a.limitIdx {
+		w.u(uint64(k.tenant))
+		w.x(k.metric)
+		w.u(uint64(v))
+	}
+	w.u(uint64(len(a.ext)))
+	for i := range a.ext {
+		e := &a.ext[i]
+		w.u(uint64(len(e.g)))
+		for _, g := range e.g {
+			w.u(uint64(g.in))
+			w.bool(g.isInt)
+			w.i(g.t)
+			w.x(g.v)
+			w.x(g.hash)
+		}
+		w.bool(e.hasD)
+		w.dist(&e.d)
+	}
+	w.u32s(a.extFree)
+
+	enc, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	if err != nil {
+		return fmt.Errorf("aggregate: snapshot: %w", err)
+	}
+	if _, err := enc.Write(w.b); err != nil {
+		enc.Close()
+		return fmt.Errorf("aggregate: snapshot: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return fmt.Errorf("aggregate: snapshot: %w", err)
+	}
+	return nil
+}
+
+func (r *reader) f64() float64 { return math.Float64frombits(r.u64()) }
+
+func (r *reader) boolean() bool {
+	b := r.byte()
+	if b > 1 {
+		r.fail()
+	}
+	return b == 1
+}
+
+// idx reads an index that must be below n.
+func (r *reader) idx(n int) uint32 {
+	v := r.uvarint()
+	if v >= uint64(n) {
+		r.fail()
+		return 0
+	}
+	return uint32(v)
+}
+
+func (r *reader) u32() uint32 {
+	v := r.uvarint()
+	if v > math.MaxUint32 {
+		r.fail()
+	}
+	return uint32(v)
+}
+
+func (r *reader) i32() int32 {
+	v := r.varint()
+	if v < math.MinInt32 || v > math.MaxInt32 {
+		r.fail()
+	}
+	return int32(v)
+}
+
+func (r *reader) idxs(n int) []uint32 {
+	m := r.count(1)
+	v := make([]uint32, m)
+	for i := range v {
+		v[i] = r.idx(n)
+	}
+	return v
+}
+
+func (r *reader) u64s() []uint64 {
+	n := r.count(1)
+	if n == 0 {
+		return nil
+	}
+	v := make([]uint64, n)
+	for i := range v {
+		v[i] = r.uvarint()
+	}
+	return v
+}
+
+func (r *reader) dist(d *dist) {
+	d.count = r.uvarint()
+	d.sum = r.f64()
+	d.min = r.f64()
+	d.max = r.f64()
+	d.flags = r.byte()
+	d.buckets = r.u64s()
+	d.scale = r.i32()
+	d.zc = r.uvarint()
+	d.zt = r.f64()
+	d.pos.off = r.i32()
+	d.pos.counts = r.u64s()
+	d.neg.off = r.i32()
+	d.neg.counts = r.u64s()
+	if d.scale < -10 || d.scale > 20 || len(d.pos.counts) > 1<<20 || len(d.neg.counts) > 1<<20 {
+		r.fail()
+	}
+}
+
+// Restore reads a snapshot written by Snapshot into a new Aggregator that
+// behaves exactly as the one snapshotted. A truncated or corrupt snapshot
+// is an error (ErrRecord).
+func Restore(in io.Reader, cfg Config) (*Aggregator, error) {
+	dec, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxSnapshot))
+	if err != nil {
+		return nil, fmt.Errorf("aggregate: restore: %w", err)
+	}
+	defer dec.Close()
+	data, err := io.ReadAll(dec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: restore: %v", ErrRecord, err)
+	}
+	a, err := decodeSnapshot(data, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
+	if len(data) < len(snapMagic)+1 || string(data[:len(snapMagic)]) != snapMagic || data[len(snapMagic)] != snapVersion {
+		return nil, fmt.Errorf("%w: not a snapshot of version %d", ErrRecord, snapVersion)
+	}
+	r := &reader{p: data[len(snapMagic)+1:]}
+	a := New(cfg)
+	a.wm, a.wmWall, a.lastSweep = r.varint(), r.varint(), r.varint()
+	for range r.count(1) {
+		a.tenantID(r.str())
+	}
+	for range r.count(1 + 5 + nDrop) {
+		a.ruleID(r.str())
+		c := &a.stats[len(a.stats)-1]
+		for _, p := range []*uint64{&c.in, &c.merged, &c.late, &c.ooo, &c.folded} {
+			*p = r.uvarint()
+		}
+		for i := range c.dropped {
+			c.dropped[i] = r.uvarint()
+		}
+	}
+	nRules := len(a.rules)
+	for range r.count(6) {
+		s := r.spec()
+		if r.err != nil || s.Validate() != nil {
+			r.fail()
+			break
+		}
+		a.specID(s)
+	}
+	if len(a.rules) != nRules {
+		r.fail()
+	}
+	for range r.count(5) {
+		var h header
+		h.blob = r.str()
+		for i := range h.cut {
+			h.cut[i] = r.u32()
+		}
+		if !(h.cut[0] <= h.cut[1] && h.cut[1] <= h.cut[2] && int(h.cut[2]) <= len(h.blob)) {
+			r.fail()
+		}
+		h.kind = r.byte()
+		h.temp = r.i32()
+		h.mono = r.boolean()
+		h.refs = r.u32()
+		if r.err != nil {
+			break
+		}
+		a.hdrs = append(a.hdrs, h)
+		if h.refs > 0 {
+			a.hdrIdx[h.blob] = uint32(len(a.hdrs) - 1)
+		}
+	}
+	a.hdrFree = r.idxs(len(a.hdrs))
+	nSeries := r.count(1)
+	a.series = make([]series, nSeries)
+	for i := range a.series {
+		s := &a.series[i]
+		s.flags = r.byte()
+		if s.flags&sAlive == 0 || r.err != nil {
+			continue
+		}
+		s.out = r.u64()
+		s.start = r.uvarint()
+		s.seen = r.varint()
+		s.tot = r.u64()
+		s.tenant = r.idx(len(a.tenants))
+		s.spec = r.idx(len(a.specs))
+		s.hdr = r.idx(len(a.hdrs))
+		s.limit = r.u32()
+		s.ninputs = r.u32()
+		s.kind = r.byte()
+		s.mono = r.boolean()
+		s.temp = r.i32()
+		s.attrs = r.str()
+		n := r.count(5)
+		for range n {
+			iv := ival{k: r.varint(), v: r.u64(), n: r.u32(), x: r.u32(), dbl: r.boolean()}
+			if len(s.open) > 0 && iv.k <= s.open[len(s.open)-1].k {
+				r.fail()
+			}
+			s.open = append(s.open, iv)
+		}
+		if r.boolean() {
+			s.h = &histState{}
+			nb := r.count(8)
+			for range nb {
+				s.h.bounds = append(s.h.bounds, r.f64())
+			}
+			r.dist(&s.h.tot)
+		}
+		cls := classOf(s.kind, s.temp, s.mono)
+		if cls == clsNone || (cls == clsCumDist || cls == clsDeltaDist) != (s.h != nil) {
+			r.fail()
+		}
+	}
+	a.seriesFree = r.idxs(len(a.series))
+	for range r.count(10) {
+		k := seriesKey{tenant: r.idx(len(a.tenants)), out: r.u64()}
+		a.seriesIdx[k] = r.idx(len(a.series))
+	}
+	nInputs := r.count(1)
+	a.inputs = make([]input, nInputs)
+	for i := range a.inputs {
+		p := &a.inputs[i]
+		p.flags = r.byte()
+		if p.flags&iAlive == 0 || r.err != nil {
+			continue
+		}
+		p.in = r.u64()
+		p.start = r.uvarint()
+		p.time = r.uvarint()
+		p.val = r.u64()
+		p.seen = r.varint()
+		p.series = r.idx(len(a.series))
+		p.lastPos = r.i32()
+		if r.boolean() {
+			p.d = new(dist)
+			r.dist(p.d)
+		}
+	}
+	a.inputFree = r.idxs(len(a.inputs))
+	for range r.count(19) {
+		k := inputKey{tenant: r.idx(len(a.tenants)), in: r.u64(), out: r.u64()}
+		a.inputIdx[k] = r.idx(len(a.inputs))
+	}
+	for range r.count(2) {
+		a.limits = append(a.limits, limitState{n: int(r.u32()), overflow: r.u32()})
+	}
+	for range r.count(10) {
+		k := limitKey{tenant: r.idx(len(a.tenants)), metric: r.u64()}
+		a.limitIdx[k] = r.idx(len(a.limits))
+	}
+	nExt := r.count(2)
+	a.ext = make([]ext, nExt)
+	for i := range a.ext {
+		e := &a.ext[i]
+		for range r.count(19) {
+			e.g = append(e.g, gent{in: r.u32(), isInt: r.boolean(), t: r.varint(), v: r.u64(), hash: r.u64()})
+		}
+		e.hasD = r.boolean()
+		r.dist(&e.d)
+		if r.err != nil {
+			break
+		}
+	}
+	a.extFree = r.idxs(len(a.ext))
+	if r.err == nil && len(r.p) != 0 {
+		r.fail()
+	}
+	if r.err != nil {
+		return nil, fmt.Errorf("%w: corrupt snapshot", ErrRecord)
+	}
+	// References between the tables: checked so a corrupt snapshot cannot
+	// make a later Add or Flush index out of range.
+	if len(a.ext) == 0 {
+		return nil, fmt.Errorf("%w: corrupt snapshot (interval table)", ErrRecord)
+	}
+	for i := range a.series {
+		s := &a.series[i]
+		if s.flags&sAlive == 0 {
+			continue
+		}
+		if s.limit > uint32(len(a.limits)) || a.hdrs[s.hdr].refs == 0 {
+			return nil, fmt.Errorf("%w: corrupt snapshot (series %d)", ErrRecord, i)
+		}
+		for _, iv := range s.open {
+			if iv.x >= uint32(len(a.ext)) {
+				return nil, fmt.Errorf("%w: corrupt snapshot (series %d)", ErrRecord, i)
+			}
+		}
+	}
+	for _, l := range a.limits {
+		if l.overflow > uint32(len(a.series)) {
+			return nil, fmt.Errorf("%w: corrupt snapshot (limits)", ErrRecord)
+		}
+	}
+	return a, nil
+}
