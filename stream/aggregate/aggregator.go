@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"slices"
@@ -702,11 +703,14 @@ func (a *Aggregator) newSeries(tid uint32, out uint64, row int, mid, sp uint32, 
 
 func (a *Aggregator) headerFor(mid int) uint32 {
 	var cut [3]uint32
+	mi := &a.met[mid]
 	a.scratch, cut = appendHeader(a.scratch[:0], &a.c, mid)
+	a.scratch = append(a.scratch, mi.kind)
+	a.scratch = binary.LittleEndian.AppendUint32(a.scratch, uint32(mi.temp))
+	a.scratch = append(a.scratch, boolFlag(mi.mono, 1))
 	if h, ok := a.hdrIdx[string(a.scratch)]; ok {
 		return h
 	}
-	mi := &a.met[mid]
 	hd := header{blob: string(a.scratch), cut: cut, kind: mi.kind, temp: mi.temp, mono: mi.mono}
 	var h uint32
 	if n := len(a.hdrFree); n > 0 {

@@ -24,8 +24,8 @@ func TestHistograms(t *testing.T) {
 	add(t, a, spec10, mHist,
 		P{In: 1, T: 1, Start: 0.5, Hist: hist(3, 6, []uint64{1, 1, 1}, b, 0.5, 7)},
 		P{In: 2, T: 1, Start: 0.5, Hist: hist(2, 4, []uint64{0, 2, 0}, b, 2, 3)},
-		P{In: 1, T: 2, Start: 0.5, Hist: hist(5, 10, []uint64{1, 2, 2}, b, 0.5, 8)},     // +2
-		P{In: 2, T: 3, Start: 0.5, Hist: hist(1, 1, []uint64{1, 0, 0}, b, 1, 1)},        // reset (count down): +whole
+		P{In: 1, T: 2, Start: 0.5, Hist: hist(5, 10, []uint64{1, 2, 2}, b, 0.5, 8)},      // +2
+		P{In: 2, T: 3, Start: 0.5, Hist: hist(1, 1, []uint64{1, 0, 0}, b, 1, 1)},         // reset (count down): +whole
 		P{In: 3, T: 3, Start: 0.5, Hist: hist(9, 9, []uint64{3, 3, 3}, []float64{2, 5})}, // bounds mismatch
 	)
 	add(t, a, spec10, mHist, P{In: 1, T: 12, Start: 0.5, Hist: hist(6, 11, []uint64{1, 3, 2}, b, 0.5, 8)})
@@ -68,7 +68,7 @@ func TestHistograms(t *testing.T) {
 func expIndex(v float64, scale int32) int64 {
 	frac, exp := math.Frexp(v)
 	if frac == 0.5 { // exact power of two: lower boundary
-		return (int64(exp) - 1) << scale - 1
+		return (int64(exp)-1)<<scale - 1
 	}
 	return int64(math.Ceil(math.Log2(v)*math.Ldexp(1, int(scale)))) - 1
 }
@@ -224,8 +224,8 @@ func TestSummaries(t *testing.T) {
 
 func TestDownscale(t *testing.T) {
 	e := expb{off: -3, counts: []uint64{1, 2, 3, 4, 5, 6}} // indices -3..2
-	e.downscale(1)                                          // -2,-2,-1,-1,0,0 / -3>>1=-2, -2>>1=-1 ...
-	want := expb{off: -2, counts: []uint64{1, 5, 9, 6}}     // -3->-2; -2,-1->-1; 0,1->0; 2->1
+	e.downscale(1)                                         // -2,-2,-1,-1,0,0 / -3>>1=-2, -2>>1=-1 ...
+	want := expb{off: -2, counts: []uint64{1, 5, 9, 6}}    // -3->-2; -2,-1->-1; 0,1->0; 2->1
 	if !cmp.Equal(want, e, cmp.AllowUnexported(expb{})) {
 		t.Errorf("got %+v, want %+v", e, want)
 	}

@@ -96,11 +96,12 @@ func (a *Aggregator) Flush(now time.Time, force bool) ([]Output, error) {
 			s.open = s.open[:m]
 		}
 	}
+	res, err := a.build() // before the sweep: it may free the labels of series just emitted
 	if a.wm-a.lastSweep >= int64(a.cfg.Stale)/8 {
 		a.sweep()
 		a.lastSweep = a.wm
 	}
-	return a.build()
+	return res, err
 }
 
 // emit writes the output point of s's closed interval iv.

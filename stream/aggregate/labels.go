@@ -13,7 +13,7 @@ import (
 // OTLP encodings cut into parts (see appendHeader). Headers are interned
 // and shared by reference count.
 type header struct {
-	blob string    // res | scope | metric | dataExtra
+	blob string    // res | scope | metric | dataExtra | kind, temp (4 bytes LE), mono: the interning key
 	cut  [3]uint32 // ends of res, scope, metric in blob
 	kind uint8     // schemas.Metric*
 	temp int32     // aggregation temporality
@@ -24,7 +24,10 @@ type header struct {
 func (h *header) res() string       { return h.blob[:h.cut[0]] }
 func (h *header) scope() string     { return h.blob[h.cut[0]:h.cut[1]] }
 func (h *header) metric() string    { return h.blob[h.cut[1]:h.cut[2]] }
-func (h *header) dataExtra() string { return h.blob[h.cut[2]:] }
+func (h *header) dataExtra() string { return h.blob[h.cut[2] : len(h.blob)-headerTail] }
+
+// headerTail is the length of the type suffix of a header's blob.
+const headerTail = 6
 
 func appendTag(dst []byte, num otlpwire.FieldNum, typ protowire.Type) []byte {
 	return protowire.AppendTag(dst, protowire.Number(num), typ)

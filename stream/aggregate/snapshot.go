@@ -347,13 +347,13 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 		for i := range h.cut {
 			h.cut[i] = r.u32()
 		}
-		if !(h.cut[0] <= h.cut[1] && h.cut[1] <= h.cut[2] && int(h.cut[2]) <= len(h.blob)) {
-			r.fail()
-		}
 		h.kind = r.byte()
 		h.temp = r.i32()
 		h.mono = r.boolean()
 		h.refs = r.u32()
+		if h.refs > 0 && !(h.cut[0] <= h.cut[1] && h.cut[1] <= h.cut[2] && int(h.cut[2])+headerTail <= len(h.blob)) {
+			r.fail()
+		}
 		if r.err != nil {
 			break
 		}
