@@ -421,7 +421,7 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 		iv.n++
 		x := &a.ext[iv.x]
 		e := gent{in: ii, isInt: isInt, t: t, v: v, hash: inp.in}
-		if p := int(inp.lastPos); had && floorDiv(prev, se.iv) == k && p < len(x.g) && x.g[p].in == ii {
+		if p := int(inp.lastPos); had && floorDiv(prev, se.iv) == k && p >= 0 && p < len(x.g) && x.g[p].in == ii {
 			x.g[p] = e
 		} else {
 			inp.lastPos = int32(len(x.g))

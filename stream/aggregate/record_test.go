@@ -1,0 +1,111 @@
+package aggregate
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/google/go-cmp/cmp"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+func TestRecordRoundTrip(t *testing.T) {
+	b, in, out := batchOf(t, mCum, []P{{In: 1, Out: 7, T: 1, V: 2}, {In: 2, Out: 7, T: 2, V: 3, Int: true}})
+	defer b.Release()
+	spec := Spec{Rule: "rule-x", Interval: 30 * time.Second, Grace: time.Second, Gauge: GaugeMax, Summary: SummaryCountSum, Limit: 5}
+	rec, err := AppendRecord([]byte("prefix"), b, in, out, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b2, in2, out2, spec2, err := ReadRecord(rec[len("prefix"):], memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Release()
+	if spec2 != spec || !cmp.Equal(in, in2) || !cmp.Equal(out, out2) {
+		t.Errorf("got %v %v %v, want %v %v %v", spec2, in2, out2, spec, in, out)
+	}
+	o1, _ := schemas.ToOTLP(b, nil)
+	o2, _ := schemas.ToOTLP(b2, nil)
+	if !bytes.Equal(o1, o2) {
+		t.Error("batch differs after the round trip")
+	}
+	for _, bad := range [][]byte{nil, []byte("SLAGG"), []byte("SLAGX\x01"), rec[:len(rec)/2], rec[len("prefix") : len("prefix")+12]} {
+		if _, _, _, _, err := ReadRecord(bad, nil); err == nil {
+			t.Errorf("ReadRecord(%q...) succeeded", bad[:min(len(bad), 8)])
+		}
+	}
+	if _, err := AppendRecord(nil, b, in[:1], out, spec); err == nil {
+		t.Error("AppendRecord with too few hashes succeeded")
+	}
+}
+
+func TestRestoreCorrupt(t *testing.T) {
+	a := New(Config{})
+	add(t, a, spec10, mGauge, P{In: 1, T: 1, V: 1}, P{In: 2, T: 2, V: 2})
+	add(t, a, spec10, mHist, P{In: 1, T: 1, Hist: hist(1, 1, []uint64{1}, nil)})
+	var buf bytes.Buffer
+	if err := a.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	snap := buf.Bytes()
+	if _, err := Restore(bytes.NewReader(snap[:len(snap)-3]), Config{}); err == nil {
+		t.Error("truncated snapshot restored")
+	}
+	if _, err := Restore(bytes.NewReader([]byte("not zstd")), Config{}); err == nil {
+		t.Error("garbage restored")
+	}
+	// corrupt the decoded payload at every byte: an error or a working Aggregator, never a panic
+	raw := decompress(t, snap)
+	fails := 0
+	for i := range raw {
+		for _, x := range []byte{0xff, 0x01} {
+			c := bytes.Clone(raw)
+			c[i] ^= x
+			r, err := decodeSnapshot(c, Config{})
+			if err != nil {
+				if !errors.Is(err, ErrRecord) {
+					t.Fatalf("byte %d: %v is not ErrRecord", i, err)
+				}
+				fails++
+				continue
+			}
+			exercise(t, r)
+		}
+	}
+	if fails == 0 {
+		t.Error("no corruption detected")
+	}
+}
+
+// exercise runs a restored Aggregator through Add, Flush, Stats and Snapshot.
+func exercise(t testing.TB, r *Aggregator) {
+	for _, m := range []M{mGauge, mCum, mHist} {
+		b, in, out := batchOf(t, m, []P{{In: 1, T: 3, V: 1, Hist: hist(1, 1, []uint64{1}, nil)}, {In: 2, T: 30, V: 1, Hist: hist(1, 1, []uint64{1}, nil)}})
+		_ = r.Add("t1", b, in, out, spec10, time.Unix(1000, 0))
+		b.Release()
+	}
+	if outs, err := r.Flush(time.Unix(5000, 0), true); err == nil {
+		for _, o := range outs {
+			o.Batch.Release()
+		}
+	}
+	r.Stats()
+	_ = r.Snapshot(&bytes.Buffer{})
+}
+
+func decompress(t testing.TB, snap []byte) []byte {
+	t.Helper()
+	a, err := Restore(bytes.NewReader(snap), Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = a
+	d, err := zstdDecode(snap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
