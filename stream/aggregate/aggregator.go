@@ -130,7 +130,6 @@ type series struct {
 	spec    uint32
 	hdr     uint32
 	limit   uint32 // 1 + the index of its limit state; 0 none
-	ninputs uint32
 	kind    uint8
 	mono    bool
 	flags   uint8
@@ -736,7 +735,6 @@ func (a *Aggregator) newInput(key inputKey, si uint32) uint32 {
 	}
 	a.inputs[ii] = input{in: key.in, series: si, flags: iAlive, seen: a.wm}
 	a.inputIdx[key] = ii
-	a.series[si].ninputs++
 	return ii
 }
 
@@ -761,9 +759,6 @@ func (a *Aggregator) sweep() {
 		s := &a.series[inp.series]
 		if s.flags&sAlive != 0 && a.wm-inp.seen < stale {
 			continue
-		}
-		if s.flags&sAlive != 0 {
-			s.ninputs--
 		}
 		*inp = input{}
 		delete(a.inputIdx, k)

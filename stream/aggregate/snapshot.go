@@ -114,7 +114,7 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 		w.u(s.start)
 		w.i(s.seen)
 		w.x(s.tot)
-		for _, v := range []uint32{s.tenant, s.spec, s.hdr, s.limit, s.ninputs} {
+		for _, v := range []uint32{s.tenant, s.spec, s.hdr, s.limit} {
 			w.u(uint64(v))
 		}
 		w.byte(s.kind)
@@ -379,7 +379,6 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 		s.spec = r.idx(len(a.specs))
 		s.hdr = r.idx(len(a.hdrs))
 		s.limit = r.u32()
-		s.ninputs = r.u32()
 		s.kind = r.byte()
 		s.mono = r.boolean()
 		s.temp = r.i32()

@@ -34,6 +34,20 @@ func (a *Aggregator) Stats() map[string]RuleStats {
 	outs := make([]int, len(a.rules))
 	ins := make([]int, len(a.rules))
 	bytes := make([]int64, len(a.rules))
+	for i := range a.inputs {
+		p := &a.inputs[i]
+		if p.flags&iAlive == 0 {
+			continue
+		}
+		if s := &a.series[p.series]; s.flags&sAlive != 0 {
+			r := a.specs[s.spec].rule
+			ins[r]++
+			bytes[r] += inputBytes
+			if p.d != nil {
+				bytes[r] += p.d.bytes()
+			}
+		}
+	}
 	for si := range a.series {
 		s := &a.series[si]
 		if s.flags&sAlive == 0 {
@@ -41,7 +55,6 @@ func (a *Aggregator) Stats() map[string]RuleStats {
 		}
 		r := a.specs[s.spec].rule
 		outs[r]++
-		ins[r] += int(s.ninputs)
 		b := seriesBytes + int64(len(s.attrs)) + ivalBytes*int64(cap(s.open))
 		for i := range s.open {
 			if x := s.open[i].x; x != 0 {
@@ -51,7 +64,7 @@ func (a *Aggregator) Stats() map[string]RuleStats {
 		if s.h != nil {
 			b += 8*int64(cap(s.h.bounds)) + s.h.tot.bytes()
 		}
-		bytes[r] += b + inputBytes*int64(s.ninputs)
+		bytes[r] += b
 	}
 	for i, name := range a.rules {
 		c := &a.stats[i]

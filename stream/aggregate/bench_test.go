@@ -1,0 +1,149 @@
+package aggregate
+
+import (
+	"fmt"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// benchBatch is a batch of outputs x inputs points at time 1s, attributes
+// {"series": i}.
+func benchBatch(t testing.TB, m M, outputs, inputs int) (*schemas.Batch, []uint64, []uint64) {
+	var pts []P
+	for o := range outputs {
+		for i := range inputs {
+			p := P{In: uint64(o*inputs + i + 1), Out: uint64(o + 1), T: 1, V: float64(i), Int: true, Attrs: []string{"series", fmt.Sprint(o)}}
+			if m.Kind == schemas.MetricHistogram {
+				p.Hist = hist(10, 100, []uint64{1, 2, 3, 4}, []float64{1, 5, 10})
+			}
+			pts = append(pts, p)
+		}
+	}
+	return batchOf(t, m, pts)
+}
+
+// bump moves every point of b one second on and grows the values.
+func bump(b *schemas.Batch) {
+	ts := b.Items.Column(schemas.PtTimeUnixNano).(*array.Uint64).Uint64Values()
+	for i := range ts {
+		ts[i] += uint64(time.Second)
+	}
+	vs := b.Items.Column(schemas.PtIntValue).(*array.Int64).Int64Values()
+	for i := range vs {
+		vs[i] += 3
+	}
+	cs := b.Items.Column(schemas.PtCount).(*array.Uint64).Uint64Values()
+	for i := range cs {
+		cs[i] += 3
+	}
+	bc := b.Items.Column(schemas.PtBucketCounts).(*array.List).ListValues().(*array.Uint64).Uint64Values()
+	for i := range bc {
+		bc[i]++
+	}
+}
+
+func benchAdd(b *testing.B, m M, spec Spec) {
+	batch, in, out := benchBatch(b, m, 1000, 10)
+	defer batch.Release()
+	a := New(Config{})
+	wall := time.Unix(1000, 0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	points := 0
+	for i := range b.N {
+		bump(batch)
+		if err := a.Add("t", batch, in, out, spec, wall); err != nil {
+			b.Fatal(err)
+		}
+		points += batch.Len()
+		if i%10 == 9 {
+			outs, err := a.Flush(wall, false)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for _, o := range outs {
+				o.Batch.Release()
+			}
+		}
+	}
+	b.ReportMetric(float64(points)/b.Elapsed().Seconds(), "points/s")
+}
+
+func BenchmarkAddSum(b *testing.B)   { benchAdd(b, mCum, spec10) }
+func BenchmarkAddGauge(b *testing.B) { benchAdd(b, mGauge, Spec{Rule: "r", Interval: 10 * time.Second, Gauge: GaugeAvg}) }
+func BenchmarkAddHistogram(b *testing.B) {
+	benchAdd(b, mHist, spec10)
+}
+
+// TestAddNoAllocs: merging sums and gauges allocates nothing per point in
+// steady state.
+func TestAddNoAllocs(t *testing.T) {
+	for _, m := range []M{mCum, mDelta, mGauge} {
+		batch, in, out := benchBatch(t, m, 100, 10)
+		a := New(Config{})
+		wall := time.Unix(1000, 0)
+		for i := range 40 { // open and close intervals until the free lists are warm
+			bump(batch)
+			if err := a.Add("t", batch, in, out, spec10, wall); err != nil {
+				t.Fatal(err)
+			}
+			if i%10 == 9 {
+				outs, _ := a.Flush(wall, false)
+				for _, o := range outs {
+					o.Batch.Release()
+				}
+			}
+		}
+		allocs := testing.AllocsPerRun(5, func() {
+			bump(batch)
+			if err := a.Add("t", batch, in, out, spec10, wall); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%+v: %v allocations per Add of %d points", m, allocs, batch.Len())
+		}
+		batch.Release()
+	}
+}
+
+func heap() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// BenchmarkStateBytes measures the memory of 100k output series with one
+// and with four inputs each (cumulative sums, one open interval each):
+// bytes/input-series is the difference per extra input, bytes/output-series
+// the rest. Run with -benchtime=1x.
+func BenchmarkStateBytes(b *testing.B) {
+	const outputs = 100_000
+	measure := func(inputs int) float64 {
+		batch, in, out := benchBatch(b, mCum, outputs, inputs)
+		defer batch.Release()
+		base := heap()
+		a := New(Config{})
+		if err := a.Add("t", batch, in, out, spec10, time.Unix(1000, 0)); err != nil {
+			b.Fatal(err)
+		}
+		used := heap() - base
+		if s := a.Stats()["r"]; s.OutputSeries != outputs || s.InputSeries != outputs*inputs {
+			b.Fatalf("stats %+v", s)
+		}
+		runtime.KeepAlive(a)
+		return float64(used)
+	}
+	for range b.N {
+		one, four := measure(1), measure(4)
+		perInput := (four - one) / (3 * outputs)
+		b.ReportMetric(perInput, "bytes/input-series")
+		b.ReportMetric(one/outputs-perInput, "bytes/output-series")
+	}
+}
