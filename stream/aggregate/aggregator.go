@@ -122,21 +122,21 @@ const (
 
 // series is an output series.
 type series struct {
-	out     uint64
-	start   uint64 // output start time (cumulative)
-	seen    int64  // the watermark at its last point
-	tot     uint64 // cumulative sum total: int64 or float64 bits (sDouble)
-	tenant  uint32
-	spec    uint32
-	hdr     uint32
-	limit   uint32 // 1 + the index of its limit state; 0 none
-	kind    uint8
-	mono    bool
-	flags   uint8
-	temp    int32
-	attrs   string // KeyValue encodings as field 1
-	open    []ival // open intervals, ascending
-	h       *histState
+	out    uint64
+	start  uint64 // output start time (cumulative)
+	seen   int64  // the watermark at its last point
+	tot    uint64 // cumulative sum total: int64 or float64 bits (sDouble)
+	tenant uint32
+	spec   uint32
+	hdr    uint32
+	limit  uint32 // 1 + the index of its limit state; 0 none
+	kind   uint8
+	mono   bool
+	flags  uint8
+	temp   int32
+	attrs  string // KeyValue encodings as field 1
+	open   []ival // open intervals, ascending
+	h      *histState
 }
 
 // histState is the extra state of a histogram series.

@@ -73,8 +73,10 @@ func benchAdd(b *testing.B, m M, spec Spec) {
 	b.ReportMetric(float64(points)/b.Elapsed().Seconds(), "points/s")
 }
 
-func BenchmarkAddSum(b *testing.B)   { benchAdd(b, mCum, spec10) }
-func BenchmarkAddGauge(b *testing.B) { benchAdd(b, mGauge, Spec{Rule: "r", Interval: 10 * time.Second, Gauge: GaugeAvg}) }
+func BenchmarkAddSum(b *testing.B) { benchAdd(b, mCum, spec10) }
+func BenchmarkAddGauge(b *testing.B) {
+	benchAdd(b, mGauge, Spec{Rule: "r", Interval: 10 * time.Second, Gauge: GaugeAvg})
+}
 func BenchmarkAddHistogram(b *testing.B) {
 	benchAdd(b, mHist, spec10)
 }
