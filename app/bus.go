@@ -81,7 +81,7 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 }
 
 // TopicSpecs are the topics of the pipeline: raw and processed per signal,
-// and the dead-letter topic.
+// the dead-letter topic and the aggregation topic.
 func TopicSpecs(cfg *config.Config) []stream.TopicSpec {
 	t := stream.Topics{Prefix: cfg.Bus.TopicPrefix}
 	spec := func(name string) stream.TopicSpec {
@@ -91,5 +91,5 @@ func TopicSpecs(cfg *config.Config) []stream.TopicSpec {
 	for _, s := range otlpwire.Signals {
 		out = append(out, spec(t.Raw(s)), spec(t.Processed(s)))
 	}
-	return append(out, spec(t.DLQ()))
+	return append(out, spec(t.DLQ()), spec(t.Aggregate()))
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/rules/columnar"
+	"github.com/sluice-dev/sluice/schemas"
+	"github.com/sluice-dev/sluice/stream/aggregate"
 	"github.com/sluice-dev/sluice/stream/worker"
 )
 
@@ -66,9 +68,79 @@ func newRuleSet(dir string, log *slog.Logger, reg prometheus.Registerer) (*ruleS
 // Transform is the engine of the current set; nil when there are no rules.
 func (rs *ruleSet) Transform() worker.Transform {
 	if set := rs.current.Load(); set != nil {
-		return columnar.New(set, columnar.Options{Allocator: arrowpool.Default})
+		t, err := newMerging(set)
+		if err != nil { // the rules package validated the specs: a bug
+			panic(err)
+		}
+		return t
 	}
 	return nil
+}
+
+// merging is the columnar engine as a worker.Merger: it turns the marks of
+// the rules into the aggregate specs the worker sends with the points.
+type merging struct {
+	*columnar.Engine
+	specs  [][]*aggregate.Spec // [Mark.Merge][Mark.Limit]
+	marked []columnar.Marked
+}
+
+func newMerging(set *rules.Set) (*merging, error) {
+	m := &merging{Engine: columnar.New(set, columnar.Options{Allocator: arrowpool.Default})}
+	merges, limits := set.Merges(), set.Limits()
+	m.specs = make([][]*aggregate.Spec, len(merges)+1)
+	for mi := range m.specs {
+		m.specs[mi] = make([]*aggregate.Spec, len(limits)+1)
+		merge := rules.DefaultMerge // a point only a limit marked is counted, and merged as the default says
+		if mi > 0 {
+			merge = merges[mi-1]
+		}
+		for li := range m.specs[mi] {
+			spec, err := aggregateSpec(merge, limits, li)
+			if err != nil {
+				return nil, err
+			}
+			m.specs[mi][li] = spec
+		}
+	}
+	return m, nil
+}
+
+// aggregateSpec is the spec of points merged by merge and limited by limit
+// li (1-based; 0 none). It is named after the rule that asked for it: the
+// aggregate rule, else the limit rule, else "default" (a rule changed the
+// series without an aggregate action).
+func aggregateSpec(merge rules.MergeSpec, limits []rules.LimitSpec, li int) (*aggregate.Spec, error) {
+	spec := &aggregate.Spec{Rule: merge.Rule, Interval: merge.Interval, Grace: merge.Grace}
+	var err1, err2 error
+	spec.Gauge, err1 = aggregate.ParseGaugeFunc(merge.Gauge)
+	spec.Summary, err2 = aggregate.ParseSummaryMode(merge.Summary)
+	if li > 0 {
+		spec.Limit = limits[li-1].MaxSeries
+		if spec.Rule == "" {
+			spec.Rule = limits[li-1].Rule
+		}
+	}
+	if spec.Rule == "" {
+		spec.Rule = "default"
+	}
+	if err := errors.Join(err1, err2); err != nil {
+		return nil, err
+	}
+	return spec, spec.Validate()
+}
+
+// ApplyMerge implements worker.Merger.
+func (m *merging) ApplyMerge(b *schemas.Batch, dst []worker.Merge) (*schemas.Batch, []worker.Merge, error) {
+	out, marked, err := m.ApplyMarked(b, m.marked[:0])
+	m.marked = marked[:0]
+	if err != nil {
+		return nil, dst, err
+	}
+	for _, mk := range marked {
+		dst = append(dst, worker.Merge{Row: mk.Row, Orig: mk.Orig, Spec: m.specs[mk.Mark.Merge][mk.Mark.Limit]})
+	}
+	return out, dst, nil
 }
 
 func (rs *ruleSet) install(set *rules.Set) {

@@ -21,6 +21,11 @@ type Batch struct {
 	Scopes    arrow.RecordBatch // ScopesSchema
 	Metrics   arrow.RecordBatch // MetricsSchema; nil unless Signal is otlpwire.Metrics
 	Items     arrow.RecordBatch // ItemsSchema(Signal)
+	// Tenant is the tenant the items belong to, when the holder knows it
+	// (the worker sets it from the sluice-tenant header, for rules that
+	// keep state per tenant). It lives in memory only: the batch record
+	// does not carry it.
+	Tenant string
 }
 
 // Len is the number of items.

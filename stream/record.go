@@ -23,6 +23,10 @@ const (
 	// of schemas.WriteBatch (a column codec in one zstd frame, smaller than
 	// Arrow's own IPC format; read it with schemas.ReadBatch).
 	ContentTypeArrow = "application/x-sluice-arrow-batch"
+	// ContentTypeAggregate: a record of the aggregation topic, points with
+	// their input and output series hashes and how they merge
+	// (aggregate.AppendRecord).
+	ContentTypeAggregate = "application/x-sluice-aggregate"
 )
 
 // Header is one record header.

@@ -17,3 +17,11 @@ func (t Topics) Processed(s otlpwire.Signal) string { return t.Prefix + ".proces
 // DLQ is the dead-letter topic: records that could not be decoded or were
 // rejected permanently by a backend, with the reason in their headers.
 func (t Topics) DLQ() string { return t.Prefix + ".dlq" }
+
+// Aggregate is the aggregation topic: metric points whose series the rules
+// collapsed, keyed by output series, on their way from the workers to the
+// aggregators (stream/aggregate).
+func (t Topics) Aggregate() string { return t.Prefix + ".agg.metrics" }
+
+// AggregateState names the state store of the aggregators' checkpoints.
+func (t Topics) AggregateState() string { return t.Prefix + ".agg.state" }

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,8 @@ import (
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/aggregate"
+	"github.com/sluice-dev/sluice/stream/cardinality"
 	"github.com/sluice-dev/sluice/stream/stage"
 )
 
@@ -75,10 +78,13 @@ type Config struct {
 	TransactionalID string
 	// Allocator holds the Arrow memory of the batches; default
 	// arrowpool.Default, which recycles the buffers of released batches.
-	Allocator  memory.Allocator
-	Logger     *slog.Logger
-	Metrics    *stage.Metrics
-	Registerer prometheus.Registerer
+	Allocator memory.Allocator
+	// Cardinality, when set, sees every metrics batch before and after the
+	// rules (sluice cardinality).
+	Cardinality *cardinality.Tracker
+	Logger      *slog.Logger
+	Metrics     *stage.Metrics
+	Registerer  prometheus.Registerer
 }
 
 // Worker is one member of the worker group.
@@ -95,12 +101,34 @@ type Worker struct {
 	transform atomic.Pointer[transformBox]
 	builders  [len(otlpwire.Signals)]*schemas.Builder
 	buf       bytes.Buffer
+	hasher    aggregate.Hasher
+	merges    []Merge
+	inH       []uint64 // input series hash per merge
 	// fitItems is, per signal, how many raw items make a processed record
 	// of about half of MaxRecordBytes, from the last record written.
 	fitItems [len(otlpwire.Signals)]int
 }
 
 type transformBox struct{ t Transform }
+
+// Merger is a Transform that also says which metric points of its output
+// are merged by the aggregators rather than written as they are: the
+// points whose series the rules changed, and so may have collapsed with
+// others, and the points a limit counts (see rules.Mark). The worker routes
+// them to the aggregation topic by output series.
+type Merger interface {
+	Transform
+	// ApplyMerge is Apply that also appends the merged points of the
+	// output to dst, in row order.
+	ApplyMerge(b *schemas.Batch, dst []Merge) (*schemas.Batch, []Merge, error)
+}
+
+// Merge is one point of ApplyMerge's output bound for the aggregators.
+type Merge struct {
+	Row  int32           // row in the output batch
+	Orig int32           // row in the input batch
+	Spec *aggregate.Spec // how its series merge; the same pointer for the same spec
+}
 
 // New joins the worker group on bus. t may be nil: records pass through
 // with no rules applied (still as Arrow).
@@ -281,28 +309,36 @@ func appendAll(b *schemas.Builder, recs []*stream.Record) error {
 	return nil
 }
 
-// encodeFitting encodes batch, made of the raw records from, as processed
-// records within MaxRecordBytes: when the record comes out larger, each
-// half of from is decoded (into b) and encoded again. A single raw record
-// whose processed record is still too large goes to the dead-letter topic
-// rather than stopping the worker (a raw record fits the bus, and its
-// processed form is several times smaller: this takes an unusual record).
+// encodeFitting encodes batch, made of the raw records from, as records
+// within MaxRecordBytes: when one comes out larger, each half of from is
+// decoded (into b) and encoded again. A single raw record whose processed
+// record is still too large goes to the dead-letter topic rather than
+// stopping the worker (a raw record fits the bus, and its processed form is
+// several times smaller: this takes an unusual record).
 func (w *Worker) encodeFitting(g *group, b *schemas.Builder, batch *schemas.Batch, from []*stream.Record, t Transform) (out, dead []*stream.Record, err error) {
 	in := batch.Len()
-	rec, n, err := w.encode(g, batch, from, t)
-	if err != nil || rec == nil {
+	recs, err := w.encode(g, batch, from, t)
+	if err != nil || len(recs) == 0 {
 		return nil, nil, err
 	}
-	limit := w.cfg.MaxRecordBytes - rec.Overhead()
-	if w.cfg.MaxRecordBytes > 0 && in > 0 {
-		w.fitItems[g.sig] = max(1, int(int64(in)*int64(limit)/2/int64(len(rec.Value)+1)))
+	size, largest := 0, 0
+	var big *stream.Record
+	for _, r := range recs {
+		size += len(r.Value)
+		if n := len(r.Value) + r.Overhead(); n > largest {
+			largest, big = n, r
+		}
 	}
-	if w.cfg.MaxRecordBytes <= 0 || len(rec.Value) <= limit {
-		w.count(g.sig, in, n, rec)
-		return []*stream.Record{rec}, nil, nil
+	if w.cfg.MaxRecordBytes > 0 && in > 0 {
+		limit := w.cfg.MaxRecordBytes - big.Overhead()
+		w.fitItems[g.sig] = max(1, int(int64(in)*int64(limit)/2/int64(size+1)))
+	}
+	if w.cfg.MaxRecordBytes <= 0 || largest <= w.cfg.MaxRecordBytes {
+		w.count(g.sig, in, recs)
+		return recs, nil, nil
 	}
 	if len(from) == 1 {
-		return nil, []*stream.Record{w.deadLetter(from[0], fmt.Errorf("its processed record of %d bytes exceeds the bus's max_record_bytes (%d)", len(rec.Value), w.cfg.MaxRecordBytes))}, nil
+		return nil, []*stream.Record{w.deadLetter(from[0], fmt.Errorf("its processed record of %d bytes exceeds the bus's max_record_bytes (%d)", len(big.Value), w.cfg.MaxRecordBytes))}, nil
 	}
 	half := len(from) / 2
 	for _, part := range [][]*stream.Record{from[:half], from[half:]} {
@@ -318,52 +354,198 @@ func (w *Worker) encodeFitting(g *group, b *schemas.Builder, batch *schemas.Batc
 	return out, dead, nil
 }
 
-// count adds a written record to the metrics: in raw items became its
-// out items.
-func (w *Worker) count(sig otlpwire.Signal, in, out int, rec *stream.Record) {
+// count adds written records to the metrics: in raw items became recs.
+func (w *Worker) count(sig otlpwire.Signal, in int, recs []*stream.Record) {
 	w.m.itemsIn[sig].Add(float64(in))
-	w.m.itemsOut[sig].Add(float64(out))
-	w.m.bytesOut[sig].Add(float64(len(rec.Value)))
+	for _, r := range recs {
+		n, _ := strconv.Atoi(string(r.Header(stream.HeaderItems)))
+		if r.Topic == w.cfg.Topics.Aggregate() {
+			w.m.pointsAggregated.Add(float64(n))
+			w.m.bytesAggregated.Add(float64(len(r.Value)))
+			continue
+		}
+		w.m.itemsOut[sig].Add(float64(n))
+		w.m.bytesOut[sig].Add(float64(len(r.Value)))
+	}
 }
 
-// encode applies the rules to batch and writes it as one processed record
-// of n items; nil when the rules dropped every item. The caller counts the
-// record in the metrics once it is kept (see encodeFitting).
-func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t Transform) (_ *stream.Record, n int, _ error) {
+// encode applies the rules to batch and writes the result: the points the
+// rules marked for merging as records of the aggregation topic (one per
+// aggregation partition and merge spec), the rest as one processed record.
+// It returns no record when the rules dropped every item. The caller
+// counts the records in the metrics once they are kept (see
+// encodeFitting).
+func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t Transform) ([]*stream.Record, error) {
 	in := batch.Len()
+	batch.Tenant = g.tenant
+	w.observe(g, cardinality.Before, batch)
 	version := ""
+	w.merges = w.merges[:0]
 	if t != nil {
 		version = t.Version()
-		res, err := t.Apply(batch)
+		var res *schemas.Batch
+		var err error
+		if m, ok := t.(Merger); ok && g.sig == otlpwire.Metrics {
+			res, w.merges, err = m.ApplyMerge(batch, w.merges)
+		} else {
+			res, err = t.Apply(batch)
+		}
 		if err != nil {
 			batch.Release()
-			return nil, 0, fmt.Errorf("worker: applying rules %s: %w", version, err)
+			return nil, fmt.Errorf("worker: applying rules %s: %w", version, err)
+		}
+		if len(w.merges) > 0 {
+			err = w.inputHashes(g.tenant, batch) // before the input goes
 		}
 		if res != batch {
 			batch.Release()
 			batch = res
 		}
+		if err != nil {
+			batch.Release()
+			return nil, err
+		}
 	}
 	defer batch.Release()
-	n = batch.Len()
-	if n == 0 {
+	w.observe(g, cardinality.After, batch)
+	if batch.Len() == 0 {
 		w.m.itemsIn[g.sig].Add(float64(in)) // all dropped by the rules
-		return nil, 0, nil
+		return nil, nil
 	}
+	if len(w.merges) == 0 {
+		rec, err := w.processed(g, batch, version, from)
+		return []*stream.Record{rec}, err
+	}
+	return w.split(g, batch, version, from)
+}
+
+// observe feeds the cardinality tracker.
+func (w *Worker) observe(g *group, st cardinality.Stage, b *schemas.Batch) {
+	if w.cfg.Cardinality == nil || g.sig != otlpwire.Metrics {
+		return
+	}
+	if err := w.cfg.Cardinality.Observe(g.tenant, st, b, time.Now()); err != nil {
+		w.log.Debug("cardinality not tracked for a batch", "err", err)
+	}
+}
+
+// inputHashes sets the input series hash of every merge from the batch the
+// rules read.
+func (w *Worker) inputHashes(tenant string, in *schemas.Batch) error {
+	if err := w.hasher.Reset(in); err != nil {
+		return fmt.Errorf("worker: hashing series: %w", err)
+	}
+	w.inH = w.inH[:0]
+	for _, m := range w.merges {
+		w.inH = append(w.inH, w.hasher.Series(tenant, int(m.Orig)))
+	}
+	return nil
+}
+
+// aggPart is the points of a batch bound for one aggregation partition
+// under one spec.
+type aggPart struct {
+	partition int32
+	spec      *aggregate.Spec
+	rows      []int32
+	in, out   []uint64
+}
+
+// split writes the merged points of batch to the aggregation topic,
+// routed by output series (by metric under a limit, which counts a
+// metric's series in one place), and the others as a processed record.
+func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*stream.Record) ([]*stream.Record, error) {
+	topic := w.cfg.Topics.Aggregate()
+	np := w.bus.Partitions(topic)
+	if np <= 0 {
+		return nil, fmt.Errorf("worker: the rules merge series but the aggregation topic %s does not exist", topic)
+	}
+	if err := w.hasher.Reset(batch); err != nil {
+		return nil, fmt.Errorf("worker: hashing series: %w", err)
+	}
+	var parts []*aggPart
+	index := map[aggKey]*aggPart{}
+	var rest []int32
+	next := 0
+	for i, m := range w.merges {
+		for ; next < int(m.Row); next++ {
+			rest = append(rest, int32(next))
+		}
+		next = int(m.Row) + 1
+		out := w.hasher.Series(g.tenant, int(m.Row))
+		route := out
+		if m.Spec.Limit > 0 {
+			route = w.hasher.Metric(g.tenant, int(m.Row))
+		}
+		k := aggKey{int32(route % uint64(np)), m.Spec}
+		p := index[k]
+		if p == nil {
+			p = &aggPart{partition: k.partition, spec: m.Spec}
+			index[k] = p
+			parts = append(parts, p)
+		}
+		p.rows, p.in, p.out = append(p.rows, m.Row), append(p.in, w.inH[i]), append(p.out, out)
+	}
+	for ; next < batch.Len(); next++ {
+		rest = append(rest, int32(next))
+	}
+	var recs []*stream.Record
+	if len(rest) > 0 {
+		sel, err := schemas.Select(batch, rest, w.cfg.Allocator)
+		if err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+		rec, err := w.processed(g, sel, version, from)
+		sel.Release()
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, rec)
+	}
+	for _, p := range parts {
+		sel, err := schemas.Select(batch, p.rows, w.cfg.Allocator)
+		if err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+		val, err := aggregate.AppendRecord(nil, sel, p.in, p.out, *p.spec)
+		sel.Release()
+		if err != nil {
+			return nil, fmt.Errorf("worker: %w", err)
+		}
+		recs = append(recs, &stream.Record{Topic: topic, Partition: p.partition, Value: val, Timestamp: from[0].Timestamp,
+			Headers: w.headers(g, stream.ContentTypeAggregate, len(p.rows), version, from)})
+	}
+	return recs, nil
+}
+
+type aggKey struct {
+	partition int32
+	spec      *aggregate.Spec
+}
+
+// processed writes batch as a record of the processed topic, in the raw
+// record's partition when the processed topic has as many.
+func (w *Worker) processed(g *group, batch *schemas.Batch, version string, from []*stream.Record) (*stream.Record, error) {
 	w.buf.Reset()
 	if err := schemas.WriteBatch(&w.buf, batch); err != nil {
-		return nil, 0, fmt.Errorf("worker: %w", err)
+		return nil, fmt.Errorf("worker: %w", err)
 	}
 	topic := w.cfg.Topics.Processed(g.sig)
 	p := g.partition
 	if w.bus.Partitions(topic) <= p {
 		p = -1 // the processed topic has fewer partitions
 	}
+	return &stream.Record{Topic: topic, Partition: p, Value: bytes.Clone(w.buf.Bytes()), Timestamp: from[0].Timestamp,
+		Headers: w.headers(g, stream.ContentTypeArrow, batch.Len(), version, from)}, nil
+}
+
+// headers are the headers of a record the worker writes.
+func (w *Worker) headers(g *group, contentType string, items int, version string, from []*stream.Record) []stream.Header {
 	hdrs := []stream.Header{
-		{Key: stream.HeaderContentType, Value: []byte(stream.ContentTypeArrow)},
+		{Key: stream.HeaderContentType, Value: []byte(contentType)},
 		{Key: stream.HeaderSignal, Value: []byte(g.sig.String())},
 		{Key: stream.HeaderTenant, Value: []byte(g.tenant)},
-		{Key: stream.HeaderItems, Value: strconv.AppendInt(nil, int64(n), 10)},
+		{Key: stream.HeaderItems, Value: strconv.AppendInt(nil, int64(items), 10)},
 		{Key: HeaderSchemaVersion, Value: []byte(schemas.Version)},
 	}
 	if version != "" {
@@ -372,7 +554,7 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 	if at := from[0].Header(stream.HeaderReceivedAt); at != nil {
 		hdrs = append(hdrs, stream.Header{Key: stream.HeaderReceivedAt, Value: at})
 	}
-	return &stream.Record{Topic: topic, Partition: p, Value: bytes.Clone(w.buf.Bytes()), Headers: hdrs, Timestamp: from[0].Timestamp}, n, nil
+	return hdrs
 }
 
 // deadLetter is r bound for the DLQ topic, with why and where from.
@@ -388,8 +570,9 @@ func (w *Worker) deadLetter(r *stream.Record, err error) *stream.Record {
 }
 
 type metrics struct {
-	itemsIn, itemsOut, bytesOut [len(otlpwire.Signals)]prometheus.Counter
-	deadLetters                 prometheus.Counter
+	itemsIn, itemsOut, bytesOut       [len(otlpwire.Signals)]prometheus.Counter
+	deadLetters                       prometheus.Counter
+	pointsAggregated, bytesAggregated prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -400,12 +583,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	bytesOut := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_worker_bytes_out_total",
 		Help: "Bytes of batch records (schemas.WriteBatch) written to the processed topics."}, []string{"signal"})
 	m := &metrics{deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_dead_letters_total",
-		Help: "Raw records sent to the dead-letter topic because they could not be decoded."})}
+		Help: "Raw records sent to the dead-letter topic because they could not be decoded."}),
+		pointsAggregated: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_points_aggregated_total",
+			Help: "Metric points written to the aggregation topic (their series were changed by the rules, or a limit counts them)."}),
+		bytesAggregated: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_aggregated_bytes_total",
+			Help: "Bytes of records written to the aggregation topic."}),
+	}
 	for _, s := range otlpwire.Signals {
 		m.itemsIn[s], m.itemsOut[s], m.bytesOut[s] = in.WithLabelValues(s.String()), out.WithLabelValues(s.String()), bytesOut.WithLabelValues(s.String())
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{in, out, bytesOut, m.deadLetters} {
+		for _, c := range []prometheus.Collector{in, out, bytesOut, m.deadLetters, m.pointsAggregated, m.bytesAggregated} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("worker metrics: %w", err)
 			}
