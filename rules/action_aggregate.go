@@ -88,25 +88,14 @@ func decodeAggregate(d *fileDecoder, r *Rule, k, v *yaml.Node) action {
 			} else {
 				a.by = keys
 			}
-		case "interval", "grace":
-			dur, good := d.duration("aggregate."+mk.Value, mv, mk.Value == "grace")
-			ok = ok && good
-			if mk.Value == "interval" {
-				a.spec.Interval = dur
-			} else {
-				a.spec.Grace, graceSet = dur, true
-			}
-		case "gauge":
-			var good bool
-			a.spec.Gauge, good = d.oneOf("aggregate.gauge", mv, GaugeFuncs)
-			ok = ok && good
-		case "summary":
-			var good bool
-			a.spec.Summary, good = d.oneOf("aggregate.summary", mv, SummaryModes)
-			ok = ok && good
 		default:
-			d.errorf(mk, "aggregate", "unknown key %q (valid: without, by, interval, grace, gauge, summary)", mk.Value)
-			ok = false
+			set, good := d.mergeKey(&a.spec, "aggregate", mk, mv)
+			if !set && good {
+				d.errorf(mk, "aggregate", "unknown key %q (valid: without, by, interval, grace, gauge, summary)", mk.Value)
+				good = false
+			}
+			graceSet = graceSet || (good && mk.Value == "grace")
+			ok = ok && good
 		}
 	})
 	if a.without != nil && a.by != nil {
@@ -121,6 +110,58 @@ func decodeAggregate(d *fileDecoder, r *Rule, k, v *yaml.Node) action {
 	}
 	r.merge = &a.spec
 	return a
+}
+
+// mergeKey reads one key of a merge spec (interval, grace, gauge,
+// summary) into spec. known: the key is one; ok: its value is good.
+func (d *fileDecoder) mergeKey(spec *MergeSpec, block string, mk, mv *yaml.Node) (known, ok bool) {
+	switch mk.Value {
+	case "interval", "grace":
+		dur, good := d.duration(block+"."+mk.Value, mv, mk.Value == "grace")
+		if mk.Value == "interval" {
+			spec.Interval = dur
+		} else {
+			spec.Grace = dur
+		}
+		return true, good
+	case "gauge":
+		var good bool
+		spec.Gauge, good = d.oneOf(block+".gauge", mv, GaugeFuncs)
+		return true, good
+	case "summary":
+		var good bool
+		spec.Summary, good = d.oneOf(block+".summary", mv, SummaryModes)
+		return true, good
+	}
+	return false, true
+}
+
+// decodeMerge reads a rule file's merge block: how the points that the
+// file's rules collapse without an aggregate action are merged (default
+// DefaultMerge).
+func (d *fileDecoder) decodeMerge(v *yaml.Node) *MergeSpec {
+	if v.Kind != yaml.MappingNode {
+		d.errorf(v, "merge", "want a mapping, e.g. {interval: 30s, gauge: sum}")
+		return nil
+	}
+	spec := DefaultMerge
+	ok, graceSet := true, false
+	d.eachKey(v, func(mk, mv *yaml.Node) {
+		known, good := d.mergeKey(&spec, "merge", mk, mv)
+		if !known {
+			d.errorf(mk, "merge", "unknown key %q (valid: interval, grace, gauge, summary)", mk.Value)
+			good = false
+		}
+		graceSet = graceSet || (good && mk.Value == "grace")
+		ok = ok && good
+	})
+	if !graceSet {
+		spec.Grace = spec.Interval
+	}
+	if !ok {
+		return nil
+	}
+	return &spec
 }
 
 // keyList reads a list of attribute keys.
@@ -237,7 +278,8 @@ func decodeLimit(d *fileDecoder, r *Rule, k, v *yaml.Node) action {
 func (limitAction) apply(*call) (outcome, error) { return unchanged, nil }
 
 // Merges lists the merge specs Mark.Merge points into: the first is
-// DefaultMerge, then one per rule with an aggregate action, in rule order.
+// DefaultMerge, then one per rule with an aggregate action and one per
+// file with a merge block, in rule order.
 func (s *Set) Merges() []MergeSpec { return s.merges }
 
 // Limits lists the limit specs Mark.Limit points into, in rule order.
@@ -246,15 +288,23 @@ func (s *Set) Limits() []LimitSpec { return s.limits }
 // indexMerges numbers the merge and limit specs of the set's rules.
 func (s *Set) indexMerges() {
 	s.merges = []MergeSpec{DefaultMerge}
+	fileIdx := map[*MergeSpec]uint16{} // a file's merge block, shared by its rules
 	for _, r := range s.all {
 		r.mergeIdx, r.limitIdx = 0, 0
 		if r.Signal != otlpwire.Metrics {
 			continue
 		}
 		r.mergeIdx = 1 // rules that change a point's identity merge by default
-		if r.merge != nil {
+		switch {
+		case r.merge != nil:
 			s.merges = append(s.merges, *r.merge)
 			r.mergeIdx = uint16(len(s.merges))
+		case r.fileMerge != nil:
+			if fileIdx[r.fileMerge] == 0 {
+				s.merges = append(s.merges, *r.fileMerge)
+				fileIdx[r.fileMerge] = uint16(len(s.merges))
+			}
+			r.mergeIdx = fileIdx[r.fileMerge]
 		}
 		if r.limit != nil {
 			s.limits = append(s.limits, *r.limit)

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"maps"
+	"slices"
 	"testing"
 	"time"
 )
@@ -166,6 +167,71 @@ func TestAggregateErrors(t *testing.T) {
 			`f.yaml:4:12: rule "a": limit: max_series is required`},
 	}
 	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(map[string][]byte{"f.yaml": []byte(tt.src)})
+			if err == nil || err.Error() != tt.want {
+				t.Errorf("err =\n%v\nwant\n%s", err, tt.want)
+			}
+		})
+	}
+}
+
+// A file's merge block says how the points its rules collapse merge; the
+// rules of other files keep the default, and an aggregate block still wins.
+func TestFileMergeBlock(t *testing.T) {
+	s, err := Parse(map[string][]byte{
+		"a.yaml": []byte(`merge:
+  interval: 5s
+  gauge: sum
+rules:
+  - name: no-pod
+    signal: metrics
+    delete: ['resource["k8s.pod.name"]']
+  - name: by-route
+    signal: metrics
+    when: name == "g"
+    aggregate: {interval: 10s}
+  - name: logs-untouched
+    signal: logs
+    delete: ['attributes["user.id"]']
+`),
+		"b.yaml": []byte(`rules:
+  - name: no-user
+    signal: metrics
+    delete: ['attributes["user.id"]']
+`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fileSpec := MergeSpec{Interval: 5 * time.Second, Grace: 5 * time.Second, Gauge: "sum", Summary: "drop"}
+	aggSpec := MergeSpec{Rule: "by-route", Interval: 10 * time.Second, Grace: 10 * time.Second, Gauge: "last", Summary: "drop"}
+	if got, want := s.Merges(), []MergeSpec{DefaultMerge, fileSpec, aggSpec}; !slices.Equal(got, want) {
+		t.Fatalf("merges\n%+v\nwant\n%+v", got, want)
+	}
+	for _, c := range []struct {
+		name string
+		env  *MetricEnv
+		want Mark
+	}{
+		{"file a's rule", &MetricEnv{Name: "x", Common: Common{Resource: map[string]any{"k8s.pod.name": "p"}}}, Mark{Merge: 2}},
+		{"file b's rule", &MetricEnv{Name: "x", Common: Common{Attributes: map[string]any{"user.id": "u"}}}, Mark{Merge: 1}},
+		{"aggregate wins", &MetricEnv{Name: "g", Common: Common{Resource: map[string]any{"k8s.pod.name": "p"}}}, Mark{Merge: 3}},
+	} {
+		if res, err := s.Apply(c.env); err != nil || res.Mark != c.want {
+			t.Errorf("%s: mark %+v (%v), want %+v", c.name, res.Mark, err, c.want)
+		}
+	}
+}
+
+func TestFileMergeErrors(t *testing.T) {
+	rules := "rules:\n  - name: a\n    signal: metrics\n    delete: ['attributes[\"x\"]']\n"
+	for _, tt := range []struct{ name, src, want string }{
+		{"not a mapping", "merge: 30s\n" + rules, `f.yaml:1:8: merge: want a mapping, e.g. {interval: 30s, gauge: sum}`},
+		{"unknown key", "merge: {without: [x]}\n" + rules, `f.yaml:1:9: merge: unknown key "without" (valid: interval, grace, gauge, summary)`},
+		{"interval", "merge: {interval: 0s}\n" + rules, `f.yaml:1:19: merge.interval: 0s is out of range (1s to 24h0m0s)`},
+		{"gauge", "merge:\n  gauge: p99\n" + rules, `f.yaml:2:10: merge.gauge: unknown value "p99" (valid: last, sum, min, max, avg, count)`},
+	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := Parse(map[string][]byte{"f.yaml": []byte(tt.src)})
 			if err == nil || err.Error() != tt.want {

@@ -56,12 +56,16 @@ func (d *fileDecoder) decode(data []byte) []*Rule {
 		return nil
 	}
 	var list *yaml.Node
+	var merge *MergeSpec
 	d.eachKey(top, func(k, v *yaml.Node) {
-		if k.Value != "rules" {
-			d.errorf(k, "", "unknown key %q (valid: rules)", k.Value)
-			return
+		switch k.Value {
+		case "rules":
+			list = v
+		case "merge":
+			merge = d.decodeMerge(v)
+		default:
+			d.errorf(k, "", "unknown key %q (valid: rules, merge)", k.Value)
 		}
-		list = v
 	})
 	if list == nil || list.Tag == "!!null" {
 		return nil
@@ -74,6 +78,9 @@ func (d *fileDecoder) decode(data []byte) []*Rule {
 	for i, n := range list.Content {
 		d.ruleN = i + 1
 		if r := d.decodeRule(resolve(n)); r != nil {
+			if r.Signal == otlpwire.Metrics {
+				r.fileMerge = merge
+			}
 			out = append(out, r)
 		}
 		d.rule = nil

@@ -94,7 +94,7 @@ func TestBadFiles(t *testing.T) {
 func TestMoreErrors(t *testing.T) {
 	tests := []struct{ name, src, want string }{
 		{"not a list", "rules: {a: 1}\n", `f.yaml:1:8: rules: want a list of rules`},
-		{"top key", "rule: []\n", `f.yaml:1:1: unknown key "rule" (valid: rules)`},
+		{"top key", "rule: []\n", `f.yaml:1:1: unknown key "rule" (valid: rules, merge)`},
 		{"no action", "rules:\n  - name: a\n    signal: logs\n", `f.yaml:2:5: rule "a": no action (give one of: sample, drop, keep, set, rename, delete, keep_keys, aggregate, limit)`},
 		{"missing signal", "rules:\n  - name: a\n    drop: true\n", `f.yaml:2:5: rule "a": missing signal (metrics, logs or traces)`},
 		{"when not bool", "rules:\n  - name: a\n    signal: metrics\n    when: name\n    drop: true\n", `f.yaml:4:11: rule "a": when: expected bool, but got string`},

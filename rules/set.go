@@ -49,6 +49,7 @@ type Rule struct {
 	actions       []action
 	stats         ruleCounters
 	merge         *MergeSpec // its aggregate block
+	fileMerge     *MergeSpec // its file's merge block
 	limit         *LimitSpec // its limit action
 	// mergeIdx, limitIdx: the Mark of the points the rule changes or
 	// matches (see Set.Merges, Set.Limits).
