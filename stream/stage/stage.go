@@ -175,7 +175,9 @@ func (s *Stage) poll(ctx context.Context) ([]*stream.Record, error) {
 	pctx, cancel := context.WithDeadline(ctx, s.due)
 	defer cancel()
 	recs, err := s.cfg.Consumer.Poll(pctx)
-	if err != nil && ctx.Err() == nil && pctx.Err() != nil {
+	// A bus may give up a moment before the deadline (NATS, with a
+	// millisecond left): a deadline error is the deadline's.
+	if err != nil && ctx.Err() == nil && (pctx.Err() != nil || errors.Is(err, context.DeadlineExceeded)) {
 		return nil, errCheckpointDue
 	}
 	return recs, err

@@ -1,0 +1,167 @@
+package app
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/resource"
+
+	"github.com/sluice-dev/sluice/internal/backendtest"
+	"github.com/sluice-dev/sluice/internal/config"
+)
+
+// The bug of issue 9: OpenTelemetry SDK counters from 5 pods × 20 routes
+// go through a rule that deletes the pod; each pair of (route) series
+// used to reach Prometheus as one series holding one pod's value. Now the
+// pods' counters are summed: 20 series, each the sum of its 5 inputs, and
+// the increases of a second export are added. Prometheus rejects nothing.
+func TestDeletedLabelSumsInPrometheus(t *testing.T) {
+	prom := backendtest.Prometheus(t)
+	dir := t.TempDir()
+	rulesDir := filepath.Join(dir, "rules")
+	os.MkdirAll(rulesDir, 0o755)
+	os.WriteFile(filepath.Join(rulesDir, "pods.yaml"), []byte(`merge:
+  interval: 1s
+  grace: 1s
+rules:
+  - name: no-pod
+    signal: metrics
+    delete: ['resource["k8s.pod.name"]']
+`), 0o644)
+	cfg := promConfig(t, dir, rulesDir, prom.WriteURL)
+	p, err := Start(context.Background(), cfg, All, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+
+	ctx := context.Background()
+	const pods, routes = 5, 20
+	type pod struct {
+		mp      *sdkmetric.MeterProvider
+		counter metric.Int64Counter
+	}
+	var ps []pod
+	for i := range pods {
+		exp, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(p.GRPCAddr()), otlpmetricgrpc.WithInsecure())
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := resource.NewSchemaless(attribute.String("service.name", "checkout"), attribute.String("k8s.pod.name", fmt.Sprintf("checkout-%d", i)))
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))))
+		c, _ := mp.Meter("shop").Int64Counter("requests", metric.WithUnit("1"))
+		ps = append(ps, pod{mp, c})
+		defer mp.Shutdown(ctx)
+	}
+	round := func(add int64) {
+		for _, pd := range ps {
+			for r := range routes {
+				pd.counter.Add(ctx, add, metric.WithAttributes(attribute.String("http.route", fmt.Sprintf("/r%d", r))))
+			}
+			if err := pd.mp.ForceFlush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(want float64) {
+		t.Helper()
+		waitProm(t, prom.URL, `sum(requests_total{job="checkout"})`, pods*routes*want)
+		if got := promValue(t, prom.URL, `count(requests_total{job="checkout"})`); got != routes {
+			t.Errorf("%v series, want %d", got, routes)
+		}
+		if got := promValue(t, prom.URL, `requests_total{job="checkout",http_route="/r7"}`); got != pods*want {
+			t.Errorf("/r7 = %v, want %v", got, pods*want)
+		}
+	}
+	round(2)
+	check(2)
+	round(3) // the counters are at 5 now: the increases add up
+	check(5)
+
+	if n := promSelfMetric(t, prom.URL, "prometheus_tsdb_out_of_order_samples_total"); n != 0 {
+		t.Errorf("Prometheus rejected %v out-of-order samples", n)
+	}
+}
+
+// promConfig is an all-in-one config on the embedded bus (3 partitions)
+// with the rules of rulesDir and a Prometheus remote-write sink.
+func promConfig(t *testing.T, dir, rulesDir, writeURL string) *config.Config {
+	t.Helper()
+	path := filepath.Join(dir, "sluice.yaml")
+	os.WriteFile(path, fmt.Appendf(nil, `
+bus:
+  kind: embedded
+  data_dir: %q
+  partitions: 3
+ingest:
+  grpc_listen: 127.0.0.1:0
+  http_listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+rules:
+  dir: %q
+sinks:
+  - name: prom
+    type: prometheus_remote_write
+    signals: [metrics]
+    url: %s
+log:
+  level: warn
+`, filepath.Join(dir, "data"), rulesDir, writeURL), 0o644)
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// waitProm waits until the instant query q is want.
+func waitProm(t *testing.T, base, q string, want float64) {
+	t.Helper()
+	var got []backendtest.Sample
+	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if got = backendtest.Query(t, base, q, time.Time{}); len(got) == 1 && got[0].Value == want {
+			return
+		}
+	}
+	t.Fatalf("%s = %+v, want %v", q, got, want)
+}
+
+// promSelfMetric sums the samples of a metric of Prometheus' own /metrics.
+func promSelfMetric(t *testing.T, base, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	sum, seen := 0.0, false
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name) || (len(line) > len(name) && line[len(name)] != ' ' && line[len(name)] != '{') {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			t.Fatalf("%s: %v", line, err)
+		}
+		sum, seen = sum+v, true
+	}
+	if !seen {
+		t.Fatalf("Prometheus has no metric %s", name)
+	}
+	return sum
+}

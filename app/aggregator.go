@@ -1,0 +1,27 @@
+package app
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/stage"
+	"github.com/sluice-dev/sluice/stream/worker"
+)
+
+// startAggregator runs a member of the aggregator group beside the worker:
+// it merges the points the rules collapsed (stream/worker.Aggregator), so
+// that every worker process also takes its share of the aggregation
+// topic's partitions. Its group is the worker group's name with
+// ".aggregate" appended.
+func (p *Process) startAggregator(ctx, runCtx context.Context, topics stream.Topics, m *stage.Metrics) error {
+	group := p.cfg.Worker.Group + ".aggregate"
+	a, err := worker.NewAggregator(ctx, p.bus, worker.AggregatorConfig{Topics: topics, Group: group,
+		MaxRecordBytes: int(p.cfg.Bus.MaxRecordBytes), Logger: p.log, Metrics: m, Registerer: p.reg})
+	if err != nil {
+		return fmt.Errorf("aggregator: %w", err)
+	}
+	p.run(&p.workerWG, "aggregator", func() error { return a.Run(runCtx) })
+	p.log.Info("aggregator started", "group", group)
+	return nil
+}

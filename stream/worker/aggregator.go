@@ -1,0 +1,448 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/schemas"
+	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/aggregate"
+	"github.com/sluice-dev/sluice/stream/stage"
+)
+
+// AggregatorConfig configures an Aggregator.
+type AggregatorConfig struct {
+	Topics stream.Topics
+	// Group is the aggregators' consumer group; default
+	// "sluice-aggregator".
+	Group          string
+	Start          stream.Start
+	MaxPollRecords int
+	// CheckpointInterval is how often closed intervals are written and the
+	// state checkpointed (then the positions committed). Default 5s.
+	CheckpointInterval time.Duration
+	// Stale: see aggregate.Config.
+	Stale time.Duration
+	// MaxRecordBytes is the largest record the bus takes; 0: no limit.
+	// Output batches are cut to fit.
+	MaxRecordBytes int
+	Allocator      memory.Allocator // default arrowpool.Default
+	Logger         *slog.Logger
+	Metrics        *stage.Metrics
+	Registerer     prometheus.Registerer
+}
+
+// Aggregator is one member of the aggregator group: it merges the points of
+// the aggregation topic's partitions it owns, one aggregate.Aggregator per
+// partition, and writes the closed intervals to the processed metrics
+// topic.
+//
+// Its state follows the partitions. Every CheckpointInterval it flushes
+// the closed intervals of each partition to the processed topic, then
+// stores each changed partition's state, with the offset of the last record
+// it holds, in the state store (the bus's own: a compacted Kafka topic, a
+// JetStream object store), and only then commits the positions. A member
+// that takes a partition over (after a crash, a rebalance or a restart)
+// restores its state and skips the records the state already holds: no
+// point is counted twice or lost. Intervals closed but not yet
+// checkpointed when a member dies are emitted again by the next owner,
+// with the same values and timestamps (aggregate.Aggregator is
+// deterministic), which backends take as duplicates.
+//
+// Kafka assigns each partition to one member. On NATS every member pulls
+// from every partition: run one aggregator there (the embedded bus runs
+// one process anyway).
+type Aggregator struct {
+	cfg   AggregatorConfig
+	bus   stream.Bus
+	store stream.StateStore
+	stage *stage.Stage
+	log   *slog.Logger
+	m     *aggMetrics
+
+	parts map[int32]*aggPartition
+	// unsent holds output records a failed produce left, sent before
+	// anything else at the next checkpoint.
+	unsent []*stream.Record
+	buf    bytes.Buffer
+
+	mu      sync.Mutex
+	revoked []int32 // told by the bus during Poll, applied by the stage's goroutine
+	stats   map[string]aggregate.RuleStats
+}
+
+// aggPartition is the state of one partition of the aggregation topic.
+type aggPartition struct {
+	agg   *aggregate.Aggregator
+	last  int64 // offset of the last record in agg; -1: none
+	dirty bool  // changed since the last checkpoint
+}
+
+// NewAggregator joins the aggregator group on bus, which must keep state.
+func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*Aggregator, error) {
+	sb, ok := bus.(stream.StatefulBus)
+	if !ok {
+		return nil, fmt.Errorf("aggregator: the bus (%T) cannot keep state", bus)
+	}
+	if cfg.Group == "" {
+		cfg.Group = "sluice-aggregator"
+	}
+	if cfg.Allocator == nil {
+		cfg.Allocator = arrowpool.Default
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	a := &Aggregator{cfg: cfg, bus: bus, log: cfg.Logger, parts: map[int32]*aggPartition{}}
+	var err error
+	if a.m, err = newAggMetrics(cfg.Registerer, a); err != nil {
+		return nil, err
+	}
+	if a.store, err = sb.StateStore(ctx, cfg.Topics.AggregateState()); err != nil {
+		return nil, fmt.Errorf("aggregator: opening the state store: %w", err)
+	}
+	c, err := bus.Consume(stream.ConsumerConfig{Group: cfg.Group, Topics: []string{cfg.Topics.Aggregate()}, Start: cfg.Start,
+		MaxPollRecords: cfg.MaxPollRecords, OnRevoked: a.onRevoked})
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: joining group %s: %w", cfg.Group, err)
+	}
+	a.stage, err = stage.New(stage.Config{Name: "aggregator", Consumer: c, Handle: a.handle, Checkpoint: a.checkpoint,
+		CheckpointInterval: cfg.CheckpointInterval, Logger: cfg.Logger, Metrics: cfg.Metrics})
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// Run aggregates until ctx is cancelled, then checkpoints once more and
+// leaves the group.
+func (a *Aggregator) Run(ctx context.Context) error { return a.stage.Run(ctx) }
+
+// onRevoked is called by the bus when partitions leave this member.
+func (a *Aggregator) onRevoked(topic string, partitions []int32) {
+	if topic != a.cfg.Topics.Aggregate() {
+		return
+	}
+	a.mu.Lock()
+	a.revoked = append(a.revoked, partitions...)
+	a.mu.Unlock()
+}
+
+// dropRevoked forgets the state of revoked partitions: their next owner
+// restores it from the last checkpoint.
+func (a *Aggregator) dropRevoked() {
+	a.mu.Lock()
+	revoked := a.revoked
+	a.revoked = nil
+	a.mu.Unlock()
+	for _, p := range revoked {
+		if a.parts[p] != nil {
+			delete(a.parts, p)
+			a.log.Info("aggregation partition revoked; its state is left to the next owner", "partition", p)
+		}
+	}
+}
+
+func (a *Aggregator) stateKey(p int32) string { return a.cfg.Group + "/" + strconv.Itoa(int(p)) }
+
+// Checkpoint values: magic, version, the offset of the last record the
+// state holds (varint), then the aggregate snapshot.
+const checkpointMagic = "SLAGC\x01"
+
+// partition returns the state of p, restoring it from the store the first
+// time.
+func (a *Aggregator) partition(ctx context.Context, p int32) (*aggPartition, error) {
+	if ps := a.parts[p]; ps != nil {
+		return ps, nil
+	}
+	acfg := aggregate.Config{Allocator: a.cfg.Allocator, Stale: a.cfg.Stale}
+	val, err := a.store.Get(ctx, a.stateKey(p))
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: reading the state of partition %d: %w", p, err)
+	}
+	ps := &aggPartition{last: -1}
+	if val == nil {
+		ps.agg = aggregate.New(acfg)
+	} else {
+		if !bytes.HasPrefix(val, []byte(checkpointMagic)) {
+			return nil, fmt.Errorf("aggregator: the state of partition %d is not a checkpoint", p)
+		}
+		last, n := binary.Varint(val[len(checkpointMagic):])
+		if n <= 0 {
+			return nil, fmt.Errorf("aggregator: the state of partition %d: %w", p, aggregate.ErrRecord)
+		}
+		if ps.agg, err = aggregate.Restore(bytes.NewReader(val[len(checkpointMagic)+n:]), acfg); err != nil {
+			return nil, fmt.Errorf("aggregator: restoring the state of partition %d: %w", p, err)
+		}
+		ps.last = last
+		a.log.Info("aggregation state restored", "partition", p, "offset", last, "bytes", len(val))
+	}
+	a.parts[p] = ps
+	return ps, nil
+}
+
+func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
+	a.dropRevoked()
+	now := time.Now()
+	var dead []*stream.Record
+	for _, r := range recs {
+		ps, err := a.partition(ctx, r.Partition)
+		if err != nil {
+			return err
+		}
+		if r.Offset <= ps.last {
+			a.m.replayed.Inc() // its effect is in the restored state
+			continue
+		}
+		if err := a.add(ps, r, now); err != nil {
+			dead = append(dead, a.deadLetter(r, err))
+		}
+		ps.last, ps.dirty = r.Offset, true
+	}
+	if len(dead) > 0 {
+		return a.bus.Produce(ctx, dead...)
+	}
+	return nil
+}
+
+func (a *Aggregator) add(ps *aggPartition, r *stream.Record, now time.Time) error {
+	b, in, out, spec, err := aggregate.ReadRecord(r.Value, a.cfg.Allocator)
+	if err != nil {
+		return err
+	}
+	defer b.Release()
+	a.m.pointsIn.Add(float64(b.Len()))
+	return ps.agg.Add(string(r.Header(stream.HeaderTenant)), b, in, out, spec, now)
+}
+
+func (a *Aggregator) deadLetter(r *stream.Record, err error) *stream.Record {
+	a.m.deadLetters.Inc()
+	a.log.Warn("aggregation record not merged; sent to the dead-letter topic", "partition", r.Partition, "offset", r.Offset, "err", err)
+	hdrs := append(slices.Clip(r.Headers), stream.ErrorHeader(err.Error()),
+		stream.Header{Key: stream.HeaderOrigin, Value: fmt.Appendf(nil, "%s/%d/%d", r.Topic, r.Partition, r.Offset)})
+	return &stream.Record{Topic: a.cfg.Topics.DLQ(), Partition: -1, Key: r.Key, Value: r.Value, Headers: hdrs, Timestamp: r.Timestamp}
+}
+
+// checkpoint writes the closed intervals of every partition, then stores
+// the state of the partitions that changed. The stage commits the
+// positions of the records handled before it once it returns nil.
+func (a *Aggregator) checkpoint(ctx context.Context) error {
+	a.dropRevoked()
+	if len(a.unsent) > 0 {
+		if err := a.bus.Produce(ctx, a.unsent...); err != nil {
+			return fmt.Errorf("aggregator: writing merged points: %w", err)
+		}
+		a.unsent = nil
+	}
+	now := time.Now()
+	parts := slices.Sorted(maps.Keys(a.parts))
+	for _, p := range parts {
+		ps := a.parts[p]
+		outs, err := ps.agg.Flush(now, false)
+		if err != nil {
+			return fmt.Errorf("aggregator: partition %d: %w", p, err)
+		}
+		for _, o := range outs {
+			recs, err := a.records(p, o)
+			o.Batch.Release()
+			if err != nil {
+				return err
+			}
+			a.unsent = append(a.unsent, recs...)
+			a.m.pointsOut.Add(float64(o.Points))
+			ps.dirty = true
+		}
+	}
+	if len(a.unsent) > 0 {
+		if err := a.bus.Produce(ctx, a.unsent...); err != nil {
+			return fmt.Errorf("aggregator: writing merged points: %w", err)
+		}
+		a.unsent = nil
+	}
+	var errs []error
+	for _, p := range parts {
+		ps := a.parts[p]
+		if !ps.dirty {
+			continue
+		}
+		a.buf.Reset()
+		a.buf.WriteString(checkpointMagic)
+		a.buf.Write(binary.AppendVarint(nil, ps.last))
+		if err := ps.agg.Snapshot(&a.buf); err != nil {
+			errs = append(errs, fmt.Errorf("aggregator: partition %d: %w", p, err))
+			continue
+		}
+		if err := a.store.Put(ctx, a.stateKey(p), a.buf.Bytes()); err != nil {
+			errs = append(errs, fmt.Errorf("aggregator: storing the state of partition %d: %w", p, err))
+			continue
+		}
+		a.m.stateBytes.Observe(float64(a.buf.Len()))
+		ps.dirty = false
+	}
+	a.updateStats()
+	return errors.Join(errs...)
+}
+
+// records encodes an output batch as processed records of at most
+// MaxRecordBytes, halving it as needed. The partition of the processed
+// topic follows the aggregation partition, so each series keeps one.
+func (a *Aggregator) records(p int32, o aggregate.Output) ([]*stream.Record, error) {
+	topic := a.cfg.Topics.Processed(otlpwire.Metrics)
+	n := o.Batch.Len()
+	a.buf.Reset()
+	if err := schemas.WriteBatch(&a.buf, o.Batch); err != nil {
+		return nil, fmt.Errorf("aggregator: %w", err)
+	}
+	out := int32(-1)
+	if np := a.bus.Partitions(topic); np > 0 {
+		out = p % np
+	}
+	rec := &stream.Record{Topic: topic, Partition: out, Value: bytes.Clone(a.buf.Bytes()), Timestamp: time.Now(), Headers: []stream.Header{
+		{Key: stream.HeaderContentType, Value: []byte(stream.ContentTypeArrow)},
+		{Key: stream.HeaderSignal, Value: []byte(otlpwire.Metrics.String())},
+		{Key: stream.HeaderTenant, Value: []byte(o.Tenant)},
+		{Key: stream.HeaderItems, Value: strconv.AppendInt(nil, int64(n), 10)},
+		{Key: HeaderSchemaVersion, Value: []byte(schemas.Version)},
+	}}
+	if a.cfg.MaxRecordBytes <= 0 || len(rec.Value)+rec.Overhead() <= a.cfg.MaxRecordBytes {
+		return []*stream.Record{rec}, nil
+	}
+	if n < 2 {
+		return nil, fmt.Errorf("aggregator: one merged point makes a record of %d bytes, over the bus's max_record_bytes (%d)", len(rec.Value), a.cfg.MaxRecordBytes)
+	}
+	var recs []*stream.Record
+	for _, half := range [][2]int{{0, n / 2}, {n / 2, n}} {
+		rows := make([]int32, 0, half[1]-half[0])
+		for i := half[0]; i < half[1]; i++ {
+			rows = append(rows, int32(i))
+		}
+		sel, err := schemas.Select(o.Batch, rows, a.cfg.Allocator)
+		if err != nil {
+			return nil, fmt.Errorf("aggregator: %w", err)
+		}
+		part, err := a.records(p, aggregate.Output{Tenant: o.Tenant, Batch: sel, Points: sel.Len()})
+		sel.Release()
+		if err != nil {
+			return nil, err
+		}
+		recs = append(recs, part...)
+	}
+	return recs, nil
+}
+
+// updateStats sums the rules' stats over the partitions, for the metrics.
+func (a *Aggregator) updateStats() {
+	sum := map[string]aggregate.RuleStats{}
+	for _, ps := range a.parts {
+		for rule, s := range ps.agg.Stats() {
+			t := sum[rule]
+			t.InputSeries += s.InputSeries
+			t.OutputSeries += s.OutputSeries
+			t.PointsIn += s.PointsIn
+			t.PointsMerged += s.PointsMerged
+			t.PointsLate += s.PointsLate
+			t.PointsOutOfOrder += s.PointsOutOfOrder
+			t.SeriesFolded += s.SeriesFolded
+			t.StateBytes += s.StateBytes
+			for reason, n := range s.PointsDropped {
+				if t.PointsDropped == nil {
+					t.PointsDropped = map[string]uint64{}
+				}
+				t.PointsDropped[reason] += n
+			}
+			sum[rule] = t
+		}
+	}
+	a.mu.Lock()
+	a.stats = sum
+	a.mu.Unlock()
+}
+
+// Stats are the per-rule stats of the partitions this member holds, as of
+// the last checkpoint.
+func (a *Aggregator) Stats() map[string]aggregate.RuleStats {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.stats
+}
+
+type aggMetrics struct {
+	pointsIn, pointsOut, replayed, deadLetters prometheus.Counter
+	stateBytes                                 prometheus.Histogram
+}
+
+var (
+	aggRuleLabels  = []string{"rule"}
+	aggInputSeries = prometheus.NewDesc("sluice_aggregate_input_series", "Input series the rule's aggregation tracks (in the partitions this member owns).", aggRuleLabels, nil)
+	aggOutSeries   = prometheus.NewDesc("sluice_aggregate_output_series", "Output series the rule's aggregation writes.", aggRuleLabels, nil)
+	aggPointsIn    = prometheus.NewDesc("sluice_aggregate_points_in_total", "Points the rule's aggregation received (counters of a partition follow its state: they restart when it moves to another member).", aggRuleLabels, nil)
+	aggMerged      = prometheus.NewDesc("sluice_aggregate_points_merged_total", "Points merged into an output point.", aggRuleLabels, nil)
+	aggLate        = prometheus.NewDesc("sluice_aggregate_points_late_total", "Points whose interval had closed (sums and histograms count in the oldest open interval; gauges are dropped).", aggRuleLabels, nil)
+	aggOutOfOrder  = prometheus.NewDesc("sluice_aggregate_points_out_of_order_total", "Points not newer than their input series' last point, dropped (replays of a cumulative series).", aggRuleLabels, nil)
+	aggDropped     = prometheus.NewDesc("sluice_aggregate_points_dropped_total", "Points dropped, by reason: summary, bounds_mismatch, no_value, type_change, no_data, invalid.", []string{"rule", "reason"}, nil)
+	aggFolded      = prometheus.NewDesc("sluice_aggregate_series_folded_total", "New series a limit refused, folded into the metric's overflow series.", aggRuleLabels, nil)
+	aggStateBytes  = prometheus.NewDesc("sluice_aggregate_state_bytes", "Estimated memory of the rule's aggregation state.", aggRuleLabels, nil)
+)
+
+// aggCollector exports the per-rule stats of the last checkpoint.
+type aggCollector struct{ a *Aggregator }
+
+func (c aggCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{aggInputSeries, aggOutSeries, aggPointsIn, aggMerged, aggLate, aggOutOfOrder, aggDropped, aggFolded, aggStateBytes} {
+		ch <- d
+	}
+}
+
+func (c aggCollector) Collect(ch chan<- prometheus.Metric) {
+	for rule, s := range c.a.Stats() {
+		ch <- prometheus.MustNewConstMetric(aggInputSeries, prometheus.GaugeValue, float64(s.InputSeries), rule)
+		ch <- prometheus.MustNewConstMetric(aggOutSeries, prometheus.GaugeValue, float64(s.OutputSeries), rule)
+		ch <- prometheus.MustNewConstMetric(aggPointsIn, prometheus.CounterValue, float64(s.PointsIn), rule)
+		ch <- prometheus.MustNewConstMetric(aggMerged, prometheus.CounterValue, float64(s.PointsMerged), rule)
+		ch <- prometheus.MustNewConstMetric(aggLate, prometheus.CounterValue, float64(s.PointsLate), rule)
+		ch <- prometheus.MustNewConstMetric(aggOutOfOrder, prometheus.CounterValue, float64(s.PointsOutOfOrder), rule)
+		ch <- prometheus.MustNewConstMetric(aggFolded, prometheus.CounterValue, float64(s.SeriesFolded), rule)
+		ch <- prometheus.MustNewConstMetric(aggStateBytes, prometheus.GaugeValue, float64(s.StateBytes), rule)
+		for reason, n := range s.PointsDropped {
+			ch <- prometheus.MustNewConstMetric(aggDropped, prometheus.CounterValue, float64(n), rule, reason)
+		}
+	}
+}
+
+func newAggMetrics(reg prometheus.Registerer, a *Aggregator) (*aggMetrics, error) {
+	m := &aggMetrics{
+		pointsIn: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_points_in_total",
+			Help: "Points read from the aggregation topic."}),
+		pointsOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_points_out_total",
+			Help: "Merged points written to the processed metrics topic."}),
+		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_records_replayed_total",
+			Help: "Records read again after a restore whose points the restored state already held (skipped)."}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_dead_letters_total",
+			Help: "Aggregation records that could not be read, sent to the dead-letter topic."}),
+		stateBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_checkpoint_bytes",
+			Help: "Size of a partition's checkpointed state.", Buckets: prometheus.ExponentialBuckets(1024, 4, 10)}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.pointsIn, m.pointsOut, m.replayed, m.deadLetters, m.stateBytes, aggCollector{a}} {
+			if err := reg.Register(c); err != nil {
+				return nil, fmt.Errorf("aggregator metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
