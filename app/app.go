@@ -198,6 +198,9 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 			return nil
 		})
 		log.Info("worker started", "group", cfg.Worker.Group)
+		if err := p.startAggregator(ctx, workerCtx, topics, stageMetrics); err != nil {
+			return nil, err
+		}
 	}
 	if roles.Ingest {
 		if err := p.startIngest(topics); err != nil {
