@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -33,6 +34,7 @@ import (
 	_ "github.com/sluice-dev/sluice/sinks/otlp"
 	_ "github.com/sluice-dev/sluice/sinks/promrw"
 	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/cardinality"
 	"github.com/sluice-dev/sluice/stream/stage"
 	"github.com/sluice-dev/sluice/stream/worker"
 )
@@ -185,6 +187,16 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		if wcfg.ExactlyOnce && wcfg.TransactionalID == "" {
 			host, _ := os.Hostname()
 			wcfg.TransactionalID = "sluice-worker-" + host
+		}
+		cardHandler := http.Handler(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			http.Error(w, "cardinality tracking is off in this worker (worker.cardinality.enabled: false)", http.StatusNotFound)
+		}))
+		if c := cfg.Worker.Cardinality; c.Enabled {
+			wcfg.Cardinality = cardinality.New(cardinality.Config{MaxMetrics: c.MaxMetrics, MaxLabels: c.MaxLabels, Window: c.Window, MaxTenants: c.MaxTenants})
+			cardHandler = wcfg.Cardinality.Handler()
+		}
+		if p.admin != nil {
+			p.admin.Handle("GET /api/v1/cardinality", cardHandler)
 		}
 		w, err := worker.New(p.bus, wcfg, rs.Transform())
 		if err != nil {

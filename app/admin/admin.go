@@ -6,6 +6,9 @@
 //	/readyz         200 only when every readiness check passes (the bus
 //	                answers); 503 with the failing check otherwise
 //	/debug/pprof/   Go's profiler
+//
+// The roles mount their own endpoints with Handle (the worker's
+// GET /api/v1/cardinality).
 package admin
 
 import (
@@ -30,6 +33,7 @@ type Check func(ctx context.Context) error
 // Server is the admin HTTP server.
 type Server struct {
 	srv *http.Server
+	mux *http.ServeMux
 	ln  net.Listener
 	log *slog.Logger
 
@@ -47,8 +51,8 @@ func New(gatherer prometheus.Gatherer, log *slog.Logger) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{log: log}
 	mux := http.NewServeMux()
+	s := &Server{log: log, mux: mux}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.ready)
@@ -60,6 +64,11 @@ func New(gatherer prometheus.Gatherer, log *slog.Logger) *Server {
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s
 }
+
+// Handle mounts h at pattern (http.ServeMux syntax, e.g.
+// "GET /api/v1/cardinality"), before or after Start. It panics, as the mux
+// does, when pattern is invalid or taken.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
 // AddCheck adds a readiness check under name.
 func (s *Server) AddCheck(name string, fn Check) {

@@ -59,3 +59,37 @@ func TestEndpoints(t *testing.T) {
 		t.Errorf("/debug/pprof/: %d", code)
 	}
 }
+
+func TestHandle(t *testing.T) {
+	s := New(prometheus.NewRegistry(), nil)
+	s.Handle("GET /before", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "mounted before Start") }))
+	if err := s.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(context.Background()) })
+	s.Handle("GET /api/v1/x", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "x for "+r.URL.Query().Get("tenant"))
+	}))
+	base := "http://" + s.Addr()
+	if code, body := get(t, base+"/before"); code != 200 || body != "mounted before Start" {
+		t.Errorf("/before: %d %q", code, body)
+	}
+	if code, body := get(t, base+"/api/v1/x?tenant=acme"); code != 200 || body != "x for acme" {
+		t.Errorf("/api/v1/x: %d %q", code, body)
+	}
+	resp, err := http.Post(base+"/api/v1/x", "text/plain", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Errorf("POST /api/v1/x: %d", resp.StatusCode)
+	}
+	if code, _ := get(t, base+"/api/v1/y"); code != 404 {
+		t.Errorf("/api/v1/y: %d", code)
+	}
+	// The built-in endpoints are still there.
+	if code, _ := get(t, base+"/healthz"); code != 200 {
+		t.Errorf("/healthz: %d", code)
+	}
+}

@@ -87,6 +87,6 @@ processes it in horizontally scaled workers and delivers it to sinks.`,
 			fmt.Fprintln(cmd.OutOrStdout(), "sluice", app.VersionString())
 		},
 	}
-	root.AddCommand(check, version, newRulesCmd())
+	root.AddCommand(check, version, newRulesCmd(), newCardinalityCmd(&cfgFile))
 	return root
 }

@@ -146,6 +146,27 @@ type Worker struct {
 	// transactions: unique among running workers, stable across restarts
 	// (e.g. the pod name of a StatefulSet). Default sluice-worker-<host name>.
 	TransactionalID string `yaml:"transactional_id"`
+	// Cardinality tracks the active series of each metric and the distinct
+	// values of its labels, before and after the rules, for
+	// GET /api/v1/cardinality on the admin port and `sluice cardinality`.
+	Cardinality Cardinality `yaml:"cardinality"`
+}
+
+// Cardinality bounds the worker's cardinality tracker (stream/cardinality,
+// whose package doc gives the memory these bounds allow).
+type Cardinality struct {
+	Enabled bool `yaml:"enabled"`
+	// MaxMetrics is the metrics tracked by name per tenant; the series of
+	// further metrics are counted together.
+	MaxMetrics int `yaml:"max_metrics"`
+	// MaxLabels is the label keys tracked per metric.
+	MaxLabels int `yaml:"max_labels"`
+	// Window: a series counts as active for one to two windows after it
+	// was last seen.
+	Window time.Duration `yaml:"window"`
+	// MaxTenants is the tenants tracked; batches of further tenants are
+	// counted as dropped.
+	MaxTenants int `yaml:"max_tenants"`
 }
 
 // Admin configures the admin HTTP server.
@@ -273,7 +294,10 @@ func Default() Config {
 			PartitionKey:     map[string]string{"metrics": "resource", "logs": "resource", "traces": "trace_id"},
 			DefaultTenant:    "anonymous",
 		},
-		Worker: Worker{Group: "sluice-worker"},
+		// The cardinality bounds are stream/cardinality's defaults
+		// (internal/ imports nothing above it; app's tests pin that they
+		// agree).
+		Worker: Worker{Group: "sluice-worker", Cardinality: Cardinality{Enabled: true, MaxMetrics: 10000, MaxLabels: 64, Window: 10 * time.Minute, MaxTenants: 1000}},
 		Admin:  Admin{Listen: "127.0.0.1:9464"},
 		Rules:  Rules{Dir: "./rules", ReloadInterval: 5 * time.Second},
 		Log:    Log{Level: "info", Format: "text"},
@@ -436,6 +460,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Worker.ExactlyOnce && c.Bus.Kind != "kafka" {
 		bad("worker.exactly_once", "exactly_once needs bus kind kafka (transactions), not %q", c.Bus.Kind)
+	}
+	cc := c.Worker.Cardinality
+	positive := func(key string, n int) {
+		if n < 1 {
+			bad("worker.cardinality."+key, "%s must be at least 1, not %d", key, n)
+		}
+	}
+	positive("max_metrics", cc.MaxMetrics)
+	positive("max_labels", cc.MaxLabels)
+	positive("max_tenants", cc.MaxTenants)
+	if cc.Window < time.Second {
+		bad("worker.cardinality.window", "window must be at least 1s, not %s", cc.Window)
 	}
 	if c.Rules.ReloadInterval <= 0 {
 		bad("rules.reload_interval", "reload_interval must be positive")

@@ -180,3 +180,57 @@ func TestSinkBatchKeys(t *testing.T) {
 		t.Error("negative batch_max_items accepted")
 	}
 }
+
+func TestWorkerCardinality(t *testing.T) {
+	def := Default().Worker.Cardinality
+	if !def.Enabled || def.MaxMetrics != 10000 || def.MaxLabels != 64 || def.Window != 10*time.Minute || def.MaxTenants != 1000 {
+		t.Errorf("defaults %+v", def)
+	}
+	cfg, err := Parse("c.yaml", []byte("worker:\n  cardinality:\n    max_metrics: 500\n    window: 1m\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keys the section leaves out keep their defaults.
+	want := Cardinality{Enabled: true, MaxMetrics: 500, MaxLabels: 64, Window: time.Minute, MaxTenants: 1000}
+	if got := cfg.Worker.Cardinality; got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	cfg, err = Parse("c.yaml", []byte("worker:\n  cardinality:\n    enabled: false\n"))
+	if err != nil || cfg.Worker.Cardinality.Enabled {
+		t.Errorf("enabled: false: %+v, %v", cfg.Worker.Cardinality, err)
+	}
+
+	for _, tc := range []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"zero max_metrics", "worker:\n  group: w\n  cardinality:\n    max_metrics: 0\n",
+			[]string{`c.yaml:4:18: worker.cardinality.max_metrics: max_metrics must be at least 1, not 0`}},
+		{"negative max_labels", "worker:\n  cardinality:\n    max_labels: -3\n",
+			[]string{`c.yaml:3:17: worker.cardinality.max_labels: max_labels must be at least 1, not -3`}},
+		{"zero max_tenants", "worker:\n  cardinality:\n    max_tenants: 0\n",
+			[]string{`c.yaml:3:18: worker.cardinality.max_tenants: max_tenants must be at least 1, not 0`}},
+		{"short window", "worker:\n  cardinality:\n    window: 10ms\n",
+			[]string{`c.yaml:3:13: worker.cardinality.window: window must be at least 1s, not 10ms`}},
+		{"bad window", "worker:\n  cardinality:\n    window: often\n",
+			[]string{`c.yaml:3:`, "often"}},
+		{"unknown key", "worker:\n  cardinality:\n    max_series: 10\n",
+			[]string{`c.yaml:3:5: worker.cardinality.max_series: unknown key "max_series" (valid: enabled, max_labels, max_metrics, max_tenants, window)`}},
+		{"not a mapping", "worker:\n  cardinality: true\n",
+			[]string{`c.yaml:2:`}},
+		{"every problem", "worker:\n  cardinality:\n    max_metrics: 0\n    window: 0s\n",
+			[]string{"c.yaml:3:18: worker.cardinality.max_metrics", "c.yaml:4:13: worker.cardinality.window"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(tc.yaml))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
