@@ -109,3 +109,29 @@ func decompress(t testing.TB, snap []byte) []byte {
 	}
 	return d
 }
+
+// A snapshot whose last tables are small restores, whatever the number of
+// inputs (the input index was once read as 19 bytes an entry at least,
+// where an entry with small numbers takes 18).
+func TestSnapshotManyInputs(t *testing.T) {
+	for _, n := range []int{1, 10, 100, 127, 128, 200, 1000} {
+		a := New(Config{})
+		pts := make([]P, n)
+		for i := range pts {
+			pts[i] = P{In: uint64(i + 1), T: 1, Start: 0.5, V: 1, Int: true}
+		}
+		add(t, a, spec10, mCum, pts...)
+		flush(t, a, true)
+		var buf bytes.Buffer
+		if err := a.Snapshot(&buf); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Restore(bytes.NewReader(buf.Bytes()), Config{})
+		if err != nil {
+			t.Fatalf("%d inputs: %v", n, err)
+		}
+		if got := r.Stats()["r"].InputSeries; got != n {
+			t.Errorf("%d inputs restored as %d", n, got)
+		}
+	}
+}

@@ -430,7 +430,7 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 		}
 	}
 	a.inputFree = r.idxs(len(a.inputs))
-	for range r.count(19) {
+	for range r.count(18) { // tenant, input and output hashes, index: at least 1+8+8+1 bytes
 		k := inputKey{tenant: r.idx(len(a.tenants)), in: r.u64(), out: r.u64()}
 		a.inputIdx[k] = r.idx(len(a.inputs))
 	}

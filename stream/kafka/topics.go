@@ -78,13 +78,13 @@ func (b *Bus) EnsureTopics(ctx context.Context, specs ...stream.TopicSpec) error
 			created[s.Name] = s.Partitions
 		}
 	}
+	// A topic that exists may have been created a moment ago by another
+	// process starting beside this one: wait for its partitions too.
+	for _, t := range existing {
+		created[t] = 0
+	}
 	if len(created) > 0 {
 		if err := b.waitReady(ctx, created); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(existing) > 0 {
-		if err := b.loadPartitions(ctx, existing...); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -98,7 +98,7 @@ func topicConfig(name, value string) kmsg.CreateTopicsRequestTopicConfig {
 	return c
 }
 
-// waitReady waits until the brokers' metadata shows the created topics
+// waitReady waits until the brokers' metadata shows the topics
 // with a leader for every partition: brokers learn of a new topic a moment
 // after CreateTopics returns, and a producer that asks too early backs off
 // for a second or more.
@@ -136,7 +136,7 @@ func (b *Bus) waitReady(ctx context.Context, created map[string]int32) error {
 		}
 		select {
 		case <-ctx.Done():
-			return wrapErr(fmt.Sprintf("wait for new topics %v", names), ctx.Err())
+			return wrapErr(fmt.Sprintf("wait for topics %v", names), ctx.Err())
 		case <-time.After(retry.NextBackOff()):
 		}
 	}
