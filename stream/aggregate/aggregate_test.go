@@ -291,3 +291,33 @@ func TestTypeChange(t *testing.T) {
 		t.Errorf("dropped %v", s.PointsDropped)
 	}
 }
+
+// A point without a time counts at the now of its Add.
+func TestTimelessPointTakesNow(t *testing.T) {
+	a := New(Config{})
+	add(t, a, spec10, mGauge, P{In: 1, T: 0, V: 5})
+	got := flush(t, a, true)
+	if len(got) != 1 || got[0].T != 1010 || got[0].V != 5 {
+		t.Fatalf("got %+v, want one point at 1010 (the end of now's interval)", got)
+	}
+}
+
+// A point from the future (another tenant's clock) does not move the
+// watermark past the wall clock: the points of other series stay on time.
+func TestFuturePointDoesNotCloseOthers(t *testing.T) {
+	a := New(Config{})
+	addTenant(t, a, "t2", spec10, mGauge, P{In: 1, T: 100000, V: 1})
+	add(t, a, spec10, mGauge, P{In: 2, T: 995, V: 7})
+	if st := a.Stats()["r"]; st.PointsLate != 0 {
+		t.Fatalf("%d points late", st.PointsLate)
+	}
+	var t1 []R
+	for _, r := range flush(t, a, true) {
+		if r.Tenant == "t1" {
+			t1 = append(t1, r)
+		}
+	}
+	if len(t1) != 1 || t1[0].V != 7 || t1[0].T != 1000 {
+		t.Fatalf("tenant t1: %+v", t1)
+	}
+}

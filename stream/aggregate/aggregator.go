@@ -349,8 +349,14 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 		return
 	}
 	t := int64(c.time.Value(row))
-	if t > a.wm {
-		a.wm, a.wmWall = t, nowN
+	if t == 0 { // no time: taken when it arrives
+		t = nowN
+	}
+	// The watermark never passes the wall clock: a point from the future
+	// (a skewed clock, a bad client) must not close the intervals of the
+	// other series of the partition, which may be other tenants'.
+	if w := min(t, nowN); w > a.wm {
+		a.wm, a.wmWall = w, nowN
 	}
 	key := inputKey{tenant: tid, in: inH, out: outH}
 	ii, ok := a.inputIdx[key]

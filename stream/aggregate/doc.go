@@ -70,7 +70,10 @@
 //
 // # Watermark, grace and late points
 //
-// The watermark W of an Aggregator is the largest point time seen. When it
+// A point without a time (0) is taken at the now of its Add. The
+// watermark W of an Aggregator is the largest point time seen, but no
+// later than the now of the Add that saw it: a point from the future does
+// not close the intervals of other series (other tenants'). When it
 // has not moved for the longest grace of the specs seen (wall clock, the
 // now of Add and Flush), it follows the wall clock from then on, so the
 // last interval of a quiet partition still closes. An interval closes when
