@@ -91,11 +91,16 @@ func newMerging(set *rules.Set) (*merging, error) {
 	m.specs = make([][]*aggregate.Spec, len(merges)+1)
 	for mi := range m.specs {
 		m.specs[mi] = make([]*aggregate.Spec, len(limits)+1)
-		merge := rules.DefaultMerge // a point only a limit marked is counted, and merged as the default says
-		if mi > 0 {
-			merge = merges[mi-1]
-		}
 		for li := range m.specs[mi] {
+			var merge rules.MergeSpec
+			switch {
+			case mi > 0:
+				merge = merges[mi-1]
+			case li > 0: // only a limit marked the point: its rule says how it merges
+				merge = limits[li-1].Merge
+			default: // not marked: never looked up
+				merge = rules.DefaultMerge
+			}
 			spec, err := aggregateSpec(merge, limits, li)
 			if err != nil {
 				return nil, err

@@ -32,6 +32,10 @@ type MergeSpec struct {
 type LimitSpec struct {
 	Rule      string
 	MaxSeries int
+	// Merge is how the points of a series the limit counts merge when no
+	// rule changed the series: the rule's aggregate block, else its file's
+	// merge block, else DefaultMerge.
+	Merge MergeSpec
 }
 
 // Mark tells the worker what to do with a metric point after the rules:
@@ -307,7 +311,9 @@ func (s *Set) indexMerges() {
 			r.mergeIdx = fileIdx[r.fileMerge]
 		}
 		if r.limit != nil {
-			s.limits = append(s.limits, *r.limit)
+			l := *r.limit
+			l.Merge = s.merges[r.mergeIdx-1]
+			s.limits = append(s.limits, l)
 			r.limitIdx = uint16(len(s.limits))
 		}
 	}

@@ -126,7 +126,7 @@ func TestLimitMarks(t *testing.T) {
     when: name == "http.debug"
     drop: true
 `)
-	if got := s.Limits(); len(got) != 1 || got[0] != (LimitSpec{Rule: "cap", MaxSeries: 10000}) {
+	if got := s.Limits(); len(got) != 1 || got[0] != (LimitSpec{Rule: "cap", MaxSeries: 10000, Merge: DefaultMerge}) {
 		t.Fatalf("limits = %+v", got)
 	}
 	if res, _ := s.Apply(&MetricEnv{Name: "http.requests"}); res.Mark != (Mark{Limit: 1}) {
@@ -194,6 +194,9 @@ rules:
   - name: logs-untouched
     signal: logs
     delete: ['attributes["user.id"]']
+  - name: cap
+    signal: metrics
+    limit: {max_series: 5}
 `),
 		"b.yaml": []byte(`rules:
   - name: no-user
@@ -209,14 +212,19 @@ rules:
 	if got, want := s.Merges(), []MergeSpec{DefaultMerge, fileSpec, aggSpec}; !slices.Equal(got, want) {
 		t.Fatalf("merges\n%+v\nwant\n%+v", got, want)
 	}
+	// the points a limit counts merge as the limit rule's file says
+	if got := s.Limits(); len(got) != 1 || got[0] != (LimitSpec{Rule: "cap", MaxSeries: 5, Merge: fileSpec}) {
+		t.Fatalf("limits = %+v", got)
+	}
 	for _, c := range []struct {
 		name string
 		env  *MetricEnv
 		want Mark
 	}{
-		{"file a's rule", &MetricEnv{Name: "x", Common: Common{Resource: map[string]any{"k8s.pod.name": "p"}}}, Mark{Merge: 2}},
-		{"file b's rule", &MetricEnv{Name: "x", Common: Common{Attributes: map[string]any{"user.id": "u"}}}, Mark{Merge: 1}},
-		{"aggregate wins", &MetricEnv{Name: "g", Common: Common{Resource: map[string]any{"k8s.pod.name": "p"}}}, Mark{Merge: 3}},
+		{"file a's rule", &MetricEnv{Name: "x", Common: Common{Resource: map[string]any{"k8s.pod.name": "p"}}}, Mark{Merge: 2, Limit: 1}},
+		{"file b's rule", &MetricEnv{Name: "x", Common: Common{Attributes: map[string]any{"user.id": "u"}}}, Mark{Merge: 1, Limit: 1}},
+		{"aggregate wins", &MetricEnv{Name: "g", Common: Common{Resource: map[string]any{"k8s.pod.name": "p"}}}, Mark{Merge: 3, Limit: 1}},
+		{"only the limit", &MetricEnv{Name: "x"}, Mark{Limit: 1}},
 	} {
 		if res, err := s.Apply(c.env); err != nil || res.Mark != c.want {
 			t.Errorf("%s: mark %+v (%v), want %+v", c.name, res.Mark, err, c.want)
