@@ -2,6 +2,7 @@ package app
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -17,6 +18,11 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/backendtest"
 	"github.com/sluice-dev/sluice/internal/config"
@@ -164,4 +170,74 @@ func promSelfMetric(t *testing.T, base, name string) float64 {
 		t.Fatalf("Prometheus has no metric %s", name)
 	}
 	return sum
+}
+
+// limit: 20,000 series of a counter through a rule capping it at 10,000
+// reach Prometheus as 10,000 series and one overflow series, whose value
+// is the sum of the series it folded.
+func TestLimitFoldsIntoOverflowSeries(t *testing.T) {
+	prom := backendtest.Prometheus(t)
+	dir := t.TempDir()
+	rulesDir := filepath.Join(dir, "rules")
+	os.MkdirAll(rulesDir, 0o755)
+	os.WriteFile(filepath.Join(rulesDir, "cap.yaml"), []byte(`merge:
+  interval: 1s
+  grace: 1s
+rules:
+  - name: cap-jobs
+    signal: metrics
+    when: name == "jobs"
+    limit:
+      max_series: 10000
+`), 0o644)
+	p, err := Start(context.Background(), promConfig(t, dir, rulesDir, prom.WriteURL), All, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+
+	const series, perRequest = 20000, 1000
+	value := func(id int) int64 { return int64(id%7 + 1) }
+	now := uint64(time.Now().UnixNano())
+	for first := 0; first < series; first += perRequest {
+		var pts []*metricspb.NumberDataPoint
+		for id := first; id < first+perRequest; id++ {
+			pts = append(pts, &metricspb.NumberDataPoint{StartTimeUnixNano: now - 1e9, TimeUnixNano: now,
+				Attributes: []*commonpb.KeyValue{{Key: "id", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: strconv.Itoa(id)}}}},
+				Value:      &metricspb.NumberDataPoint_AsInt{AsInt: value(id)}})
+		}
+		body, _ := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
+			Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{{Key: "service.name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "batch"}}}}},
+			ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: "jobs", Data: &metricspb.Metric_Sum{Sum: &metricspb.Sum{
+				IsMonotonic: true, AggregationTemporality: metricspb.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE, DataPoints: pts}}}}}},
+		}}})
+		resp, err := http.Post("http://"+p.HTTPAddr()+"/v1/metrics", "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("POST: %s", resp.Status)
+		}
+	}
+	var total int64
+	for id := range series {
+		total += value(id)
+	}
+	waitProm(t, prom.URL, `sum(jobs_total)`, float64(total))
+	if got := promValue(t, prom.URL, `count(jobs_total)`); got != 10001 {
+		t.Errorf("%v series, want 10,000 and the overflow series", got)
+	}
+	kept := backendtest.Query(t, prom.URL, `jobs_total{otel_metric_overflow=""}`, time.Time{})
+	folded := total
+	for _, s := range kept {
+		id, err := strconv.Atoi(s.Metric["id"])
+		if err != nil || float64(value(id)) != s.Value {
+			t.Fatalf("series %v = %v", s.Metric, s.Value)
+		}
+		folded -= value(id)
+	}
+	if got := promValue(t, prom.URL, `jobs_total{otel_metric_overflow="true"}`); got != float64(folded) || len(kept) != 10000 {
+		t.Errorf("overflow series = %v, want %d, the sum of the %d series not kept", got, folded, series-len(kept))
+	}
 }
