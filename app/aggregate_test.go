@@ -240,4 +240,15 @@ rules:
 	if got := promValue(t, prom.URL, `jobs_total{otel_metric_overflow="true"}`); got != float64(folded) || len(kept) != 10000 {
 		t.Errorf("overflow series = %v, want %d, the sum of the %d series not kept", got, folded, series-len(kept))
 	}
+	// The rule's metrics say what it folded (as of the last checkpoint).
+	admin := "http://" + p.AdminAddr()
+	for deadline := time.Now().Add(15 * time.Second); promSelfMetric(t, admin, `sluice_aggregate_series_folded_total{rule="cap-jobs"}`) != series-10000; {
+		if time.Now().After(deadline) {
+			t.Fatalf("sluice_aggregate_series_folded_total = %v, want %d", promSelfMetric(t, admin, `sluice_aggregate_series_folded_total{rule="cap-jobs"}`), series-10000)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if got := promSelfMetric(t, admin, `sluice_aggregate_output_series{rule="cap-jobs"}`); got != 10001 {
+		t.Errorf("sluice_aggregate_output_series = %v, want 10001", got)
+	}
 }
