@@ -96,15 +96,17 @@ func run(bin, cfgPath, corpus string, items int, timeout time.Duration) error {
 		cmd.Wait()
 	}()
 	// From the moment its admin endpoint answers (start-up done) until
-	// every item is through: items of raw records whose processed records
-	// the bus acknowledged and whose positions are committed.
+	// every item is through the worker stage (not the aggregator's, which
+	// the process runs too): items of raw records whose processed records
+	// the bus acknowledged and whose positions are committed. The CPU
+	// includes the aggregator's share.
 	var up time.Time
 	var cpu0 float64
 	for {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("the worker did not finish: %w", err)
 		}
-		done, _, err := benchutil.MetricSum(admin, "sluice_stage_items_total")
+		done, _, err := benchutil.MetricSum(admin, `sluice_stage_items_total{stage="worker"}`)
 		if err != nil {
 			time.Sleep(5 * time.Millisecond)
 			continue // not up yet
@@ -130,8 +132,9 @@ func run(bin, cfgPath, corpus string, items int, timeout time.Duration) error {
 	bytesOut, _, _ := benchutil.MetricSum(admin, "sluice_worker_bytes_out_total")
 	// (The processed size is no size figure: the backlog repeats one
 	// corpus, which zstd finds across the requests of a batch.)
-	fmt.Printf("worker: %d items in, %.0f out after the rules (%.1f MB processed) in %v: %.0f items/s\n",
-		total, out, bytesOut/1e6, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds())
+	agg, _, _ := benchutil.MetricSum(admin, "sluice_worker_points_aggregated_total")
+	fmt.Printf("worker: %d items in, %.0f out after the rules and %.0f to the aggregators (%.1f MB processed) in %v: %.0f items/s\n",
+		total, out, agg, bytesOut/1e6, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds())
 	fmt.Printf("worker CPU: %.2f s, %.3f CPU-seconds per million items, %.0f items/s per core\n",
 		cpu, cpu/(float64(total)/1e6), float64(total)/cpu)
 	return nil
