@@ -40,6 +40,7 @@ type Evaluator struct {
 	vals   []any  // values of a set action
 	buf    []byte // scratch for hashing
 	counts []counts
+	topk   topkBatch // top_k's batch
 }
 
 type counts struct {
@@ -74,14 +75,33 @@ func (s *Set) NewEvaluator() *Evaluator {
 
 // Apply runs the rules of env's signal on env, in order, and stops at the
 // first that drops it. It does not memoise conditions and adds to the
-// set's counters at once; a worker should use an Evaluator.
+// set's counters at once; a worker should use an Evaluator. For top_k the
+// item is a batch of its own, of tenant "".
 func (s *Set) Apply(env Env) (Result, error) {
 	ev := s.pool.Get().(*Evaluator)
+	ev.BeginBatch("")
 	res, err := ev.apply(env, Keys{}, false, nil)
+	ev.EndBatch()
 	ev.Flush()
 	s.pool.Put(ev)
 	return res, err
 }
+
+// BeginBatch starts a batch of items of tenant, ending the batch before if
+// one is open. A batch matters to top_k only: within a batch it decides
+// from its state as the batches ended before left it, and it keeps state
+// per tenant (see the rules README). Items applied outside a batch belong
+// to one of tenant "" that the first top_k call opens and EndBatch or
+// BeginBatch ends.
+func (e *Evaluator) BeginBatch(tenant string) {
+	e.topk.end()
+	e.topk.begin(tenant)
+}
+
+// EndBatch ends the batch: what its items counted goes into top_k's
+// state, for the batches after it. The rules' outcome on an item depends
+// on nothing else of the items applied before.
+func (e *Evaluator) EndBatch() { e.topk.end() }
 
 // Apply runs the rules of env's signal on env, in order, mutating env, and
 // stops at the first rule that drops it. Conditions that depend only on
@@ -95,8 +115,12 @@ func (e *Evaluator) Apply(env Env, keys Keys) (Result, error) {
 }
 
 // Tally is what applying the rules to one item added to an Evaluator's
-// counters (matched, dropped, changed and errors per rule; not time).
-type Tally struct{ entries []tallyEntry }
+// counters (matched, dropped, changed and errors per rule; not time) and
+// the values its top_k calls counted in the batch.
+type Tally struct {
+	entries []tallyEntry
+	topk    []topkObs
+}
 
 type tallyEntry struct {
 	rule int
@@ -107,15 +131,20 @@ type tallyEntry struct {
 // to the counters. A worker that knows another item will have exactly the
 // same outcome (its rules read nothing that differs, see Rule.Reads and
 // Rule.Writes) can then count that item with AddTally instead of applying
-// the rules to it again.
+// the rules to it again, in the same batch (see BeginBatch).
 func (e *Evaluator) ApplyTally(env Env, keys Keys, t *Tally) (Result, error) {
 	t.entries = t.entries[:0]
-	return e.apply(env, keys, true, t)
+	t.topk = t.topk[:0]
+	e.topk.tally = t
+	res, err := e.apply(env, keys, true, t)
+	e.topk.tally = nil
+	return res, err
 }
 
 // AddTally adds to the counters what t recorded, as if the item of t had
-// been applied once more.
+// been applied once more; t must be of the current batch.
 func (e *Evaluator) AddTally(t *Tally) {
+	e.topk.replay(t.topk)
 	for _, te := range t.entries {
 		c := &e.counts[te.rule]
 		c.matched += te.c.matched
@@ -162,6 +191,8 @@ func (e *Evaluator) apply(env Env, keys Keys, memo bool, t *Tally) (Result, erro
 		res      Result
 		firstErr error
 	)
+	c := env.common()
+	c.ev = e
 	for _, r := range e.set.bySignal[env.signal()] {
 		cnt := &e.counts[r.index]
 		var start time.Time
@@ -217,6 +248,7 @@ func (e *Evaluator) apply(env Env, keys Keys, memo bool, t *Tally) (Result, erro
 		}
 	}
 	e.call = call{} // do not hold on to the caller's env
+	c.ev = nil
 	return res, firstErr
 }
 

@@ -104,7 +104,8 @@ func (c *compiler) compile(sig otlpwire.Signal, src string, want reflect.Kind) (
 			}
 		}
 	}
-	deps.Item = deps.Item || w.impure
+	// A condition calling top_k is not memoised by Keys: each call counts.
+	deps.Item = deps.Item || w.impure || w.stateful
 	reads.impure = w.impure
 	return p, deps, reads, w.errs
 }
@@ -144,13 +145,15 @@ func (c *compiler) explain(sig otlpwire.Signal, src string, fe *file.Error, want
 }
 
 // walker collects the names an expression reads and checks the regular
-// expressions it uses, compiling them for the set.
+// expressions it uses, compiling them for the set, and the literal
+// arguments of bucket and top_k, preparing their call sites.
 type walker struct {
-	c      *compiler
-	src    string
-	idents map[string]bool
-	impure bool
-	errs   []exprError
+	c        *compiler
+	src      string
+	idents   map[string]bool
+	impure   bool
+	stateful bool // calls top_k
+	errs     []exprError
 }
 
 func (w *walker) Visit(n *ast.Node) {
@@ -167,6 +170,14 @@ func (w *walker) Visit(n *ast.Node) {
 	case *ast.CallNode:
 		id, ok := n.Callee.(*ast.IdentifierNode)
 		if !ok {
+			return
+		}
+		switch id.Value {
+		case "bucket":
+			w.checkBucket(n)
+			return
+		case "top_k":
+			w.checkTopK(n)
 			return
 		}
 		arg, ok := regexFuncs[id.Value]

@@ -30,6 +30,11 @@ type Common struct {
 	Attributes map[string]any `expr:"attributes"`
 	Resource   map[string]any `expr:"resource"`
 	Scope      Scope          `expr:"scope"`
+
+	// ev is the Evaluator running rules on the item, set for the time of
+	// its Apply: top_k, handed the item as a hidden argument, finds its
+	// batch and tenant there.
+	ev *Evaluator
 }
 
 func (c *Common) common() *Common { return c }

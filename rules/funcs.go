@@ -9,13 +9,21 @@ import (
 	"strings"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
 )
 
 // functions are the functions sluice adds to expr's built-ins. They belong
 // to one Set: the regular expressions they use are compiled while the set
-// loads and kept here, read-only afterwards.
+// loads and kept here, read-only afterwards, as are the bounds of each
+// bucket call. The state of each top_k call (topkSite) is the one part
+// that changes as batches go through; it lives here too, so a reload
+// starts afresh.
 type functions struct {
 	regexps map[string]*regexp.Regexp
+	// Per call site of bucket and top_k, by the site number sitePatcher
+	// gives each call; filled by the walker's checks.
+	buckets []*bucketer
+	topks   []*topkSite
 }
 
 // regexFuncs are the functions whose argument at the given index is a
@@ -24,10 +32,42 @@ type functions struct {
 var regexFuncs = map[string]int{"replace_regex": 1, "match_regex": 1}
 
 // funcNames lists the functions sluice adds, for "did you mean" hints.
-var funcNames = []string{"sha256", "replace_regex", "match_regex", "truncate", "parse_int", "parse_float", "concat"}
+var funcNames = []string{"sha256", "replace_regex", "match_regex", "truncate", "parse_int", "parse_float", "concat", "bucket", "top_k"}
+
+// sitePatcher gives each call of bucket and top_k a call site: it adds
+// the site's number as a hidden argument, the index of its bucketer or
+// topkSite in functions (prepared by the walker's checks once the
+// expression compiled). top_k also gets $env, the item, through which it
+// finds the Evaluator running it (Common.ev) and so its batch and tenant.
+// For the type checker both are variadic (expr's checker misses a wrong
+// count of arguments after a patch); the walker checks the count.
+type sitePatcher struct{ f *functions }
+
+func (p sitePatcher) Visit(node *ast.Node) {
+	n, ok := (*node).(*ast.CallNode)
+	if !ok {
+		return
+	}
+	id, ok := n.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return
+	}
+	switch id.Value {
+	case "bucket":
+		n.Arguments = append(n.Arguments, &ast.IntegerNode{Value: len(p.f.buckets)})
+		p.f.buckets = append(p.f.buckets, nil)
+	case "top_k":
+		n.Arguments = append(n.Arguments, &ast.IntegerNode{Value: len(p.f.topks)}, &ast.IdentifierNode{Value: "$env"})
+		p.f.topks = append(p.f.topks, nil)
+	}
+}
 
 func (f *functions) options() []expr.Option {
 	return []expr.Option{
+		expr.Patch(sitePatcher{f}),
+		f.bucketFunc(),
+		f.topkFunc(),
+
 		expr.Function("sha256", func(args ...any) (any, error) {
 			s, err := stringArg("sha256", args[0])
 			if err != nil {

@@ -3,8 +3,12 @@ package columnar
 import (
 	"encoding/hex"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
@@ -14,14 +18,27 @@ import (
 	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
 	resource "go.opentelemetry.io/proto/otlp/resource/v1"
 	trace "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/rules"
+	"github.com/sluice-dev/sluice/schemas"
 )
 
-// The reference: rules.Set.Apply on each item of the proto structs, slowly
-// and obviously, with the output layout the Engine documents.
+// The reference: rules.Evaluator.Apply on each item of the proto structs,
+// slowly and obviously, with the output layout the Engine documents. A
+// request is one batch (rules.Evaluator.BeginBatch), of tenant "" unless
+// said otherwise, as the Engine sees it.
+
+// refBatch runs f with an Evaluator of set in a batch of tenant.
+func refBatch(set *rules.Set, tenant string, f func(ev *rules.Evaluator)) {
+	ev := set.NewEvaluator()
+	ev.BeginBatch(tenant)
+	f(ev)
+	ev.EndBatch()
+	ev.Flush()
+}
 
 func kvMap(kvs []*common.KeyValue) map[string]any {
 	m := make(map[string]any, len(kvs))
@@ -129,14 +146,14 @@ type refResult struct {
 	mark     rules.Mark
 }
 
-func refApply(set *rules.Set, it refItem, resKVs []*common.KeyValue, resNil bool, scope rules.Scope) refResult {
+func refApply(ev *rules.Evaluator, it refItem, resKVs []*common.KeyValue, resNil bool, scope rules.Scope) refResult {
 	c := it.common
 	c.Attributes = kvMap(*it.attrs)
 	if !resNil {
 		c.Resource = kvMap(resKVs)
 	}
 	c.Scope = scope
-	res, _ := set.Apply(it.env)
+	res, _ := ev.Apply(it.env, rules.Keys{})
 	if res.Drop {
 		return refResult{drop: true}
 	}
@@ -166,7 +183,12 @@ func refMetrics(set *rules.Set, req *colmetrics.ExportMetricsServiceRequest) *co
 
 // refMetricsMarks is refMetrics that also returns the rules' Mark of each
 // kept point, in input order.
-func refMetricsMarks(set *rules.Set, req *colmetrics.ExportMetricsServiceRequest) (*colmetrics.ExportMetricsServiceRequest, []rules.Mark) {
+func refMetricsMarks(set *rules.Set, req *colmetrics.ExportMetricsServiceRequest) (out *colmetrics.ExportMetricsServiceRequest, marks []rules.Mark) {
+	refBatch(set, "", func(ev *rules.Evaluator) { out, marks = refMetricsEval(ev, req) })
+	return out, marks
+}
+
+func refMetricsEval(ev *rules.Evaluator, req *colmetrics.ExportMetricsServiceRequest) (*colmetrics.ExportMetricsServiceRequest, []rules.Mark) {
 	var marks []rules.Mark
 	req = proto.Clone(req).(*colmetrics.ExportMetricsServiceRequest)
 	root := &node{}
@@ -190,7 +212,7 @@ func refMetricsMarks(set *rules.Set, req *colmetrics.ExportMetricsServiceRequest
 				each := func(p proto.Message, attrs *[]*common.KeyValue, value float64) {
 					env := &rules.MetricEnv{Name: m.Name, Unit: m.Unit, Type: metricTypeOf(m), Value: value}
 					it := refItem{env: env, common: &env.Common, attrs: attrs, writeOut: func() {}}
-					r := refApply(set, it, rm.GetResource().GetAttributes(), rm.Resource == nil, rules.Scope{Name: sm.GetScope().GetName(), Version: sm.GetScope().GetVersion()})
+					r := refApply(ev, it, rm.GetResource().GetAttributes(), rm.Resource == nil, rules.Scope{Name: sm.GetScope().GetName(), Version: sm.GetScope().GetVersion()})
 					if r.drop {
 						return
 					}
@@ -333,7 +355,7 @@ func metricTypeOf(m *metrics.Metric) string {
 
 // refItems is refMetrics for logs and traces: resources holding scopes
 // holding items.
-func refItems[R, S, I proto.Message](set *rules.Set, res []R, scopes func(R) []S, resOf func(R) *resource.Resource,
+func refItems[R, S, I proto.Message](ev *rules.Evaluator, res []R, scopes func(R) []S, resOf func(R) *resource.Resource,
 	scope func(S) *common.InstrumentationScope, items func(S) []I,
 	env func(I) refItem, build func(r R, s []S), fill func(s S, items []I), clearR func(R), clearS func(S)) []R {
 	root := &node{}
@@ -351,7 +373,7 @@ func refItems[R, S, I proto.Message](set *rules.Set, res []R, scopes func(R) []S
 		for si, s := range scopes(r) {
 			for _, item := range items(s) {
 				it := env(item)
-				rr := refApply(set, it, resOf(r).GetAttributes(), resOf(r) == nil,
+				rr := refApply(ev, it, resOf(r).GetAttributes(), resOf(r) == nil,
 					rules.Scope{Name: scope(s).GetName(), Version: scope(s).GetVersion()})
 				if rr.drop {
 					continue
@@ -416,9 +438,14 @@ func wrapResource(r proto.Message, rp *resource.Resource) proto.Message {
 	panic("unknown resource type")
 }
 
-func refLogs(set *rules.Set, req *collogs.ExportLogsServiceRequest) *collogs.ExportLogsServiceRequest {
+func refLogs(set *rules.Set, req *collogs.ExportLogsServiceRequest) (out *collogs.ExportLogsServiceRequest) {
+	refBatch(set, "", func(ev *rules.Evaluator) { out = refLogsEval(ev, req) })
+	return out
+}
+
+func refLogsEval(ev *rules.Evaluator, req *collogs.ExportLogsServiceRequest) *collogs.ExportLogsServiceRequest {
 	req = proto.Clone(req).(*collogs.ExportLogsServiceRequest)
-	out := refItems(set, req.ResourceLogs,
+	out := refItems(ev, req.ResourceLogs,
 		func(r *logs.ResourceLogs) []*logs.ScopeLogs { return r.ScopeLogs },
 		func(r *logs.ResourceLogs) *resource.Resource { return r.Resource },
 		func(s *logs.ScopeLogs) *common.InstrumentationScope { return s.Scope },
@@ -441,9 +468,14 @@ func refLogs(set *rules.Set, req *collogs.ExportLogsServiceRequest) *collogs.Exp
 	return &collogs.ExportLogsServiceRequest{ResourceLogs: out}
 }
 
-func refTraces(set *rules.Set, req *coltrace.ExportTraceServiceRequest) *coltrace.ExportTraceServiceRequest {
+func refTraces(set *rules.Set, req *coltrace.ExportTraceServiceRequest) (out *coltrace.ExportTraceServiceRequest) {
+	refBatch(set, "", func(ev *rules.Evaluator) { out = refTracesEval(ev, req) })
+	return out
+}
+
+func refTracesEval(ev *rules.Evaluator, req *coltrace.ExportTraceServiceRequest) *coltrace.ExportTraceServiceRequest {
 	req = proto.Clone(req).(*coltrace.ExportTraceServiceRequest)
-	out := refItems(set, req.ResourceSpans,
+	out := refItems(ev, req.ResourceSpans,
 		func(r *trace.ResourceSpans) []*trace.ScopeSpans { return r.ScopeSpans },
 		func(r *trace.ResourceSpans) *resource.Resource { return r.Resource },
 		func(s *trace.ScopeSpans) *common.InstrumentationScope { return s.Scope },
@@ -478,4 +510,253 @@ func refTraces(set *rules.Set, req *coltrace.ExportTraceServiceRequest) *coltrac
 		func(r *trace.ResourceSpans) { r.ScopeSpans = nil },
 		func(s *trace.ScopeSpans) { s.Spans = nil })
 	return &coltrace.ExportTraceServiceRequest{ResourceSpans: out}
+}
+
+// referenceTenant is reference for a batch of tenant.
+func referenceTenant(set *rules.Set, tenant string, req proto.Message) (out proto.Message) {
+	refBatch(set, tenant, func(ev *rules.Evaluator) {
+		switch r := req.(type) {
+		case *colmetrics.ExportMetricsServiceRequest:
+			out, _ = refMetricsEval(ev, r)
+		case *collogs.ExportLogsServiceRequest:
+			out = refLogsEval(ev, r)
+		default:
+			out = refTracesEval(ev, req.(*coltrace.ExportTraceServiceRequest))
+		}
+	})
+	return out
+}
+
+// runEngineTenant is runEngine for a batch of tenant.
+func runEngineTenant(t testing.TB, set *rules.Set, tenant string, req proto.Message) proto.Message {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(testPool)
+	body, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl := schemas.NewBuilder(sigOf(req), mem)
+	if _, err := bl.Append(body); err != nil {
+		t.Fatal(err)
+	}
+	in := bl.Build()
+	in.Tenant = tenant
+	out, err := New(set, Options{Allocator: mem}).Apply(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != in {
+		in.Release()
+	}
+	enc, err := schemas.ToOTLP(out, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Release()
+	bl.Release()
+	mem.AssertSize(t, 0)
+	got := req.ProtoReflect().New().Interface()
+	if err := proto.Unmarshal(enc, got); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// statefulPool: rules calling top_k and bucket, on every signal (they
+// read attributes and the resource only).
+var statefulPool = []string{
+	`set:
+      attributes["customer"]: top_k(attributes["customer"], 3)`,
+	`when: '"size" in attributes'
+    set:
+      attributes["size.class"]: bucket(attributes["size"], [10, 100, 1000])`,
+	`when: top_k(attributes["customer"], 2) != "other"
+    set:
+      attributes["top2"]: 'true'`,
+	`on_error: drop
+    set:
+      attributes["s1"]: top_k(attributes["size"], 1)`,
+	`set:
+      attributes["svc"]: top_k(resource["service.name"], 1)`,
+	`set:
+      attributes["both"]: concat(top_k(attributes["customer"], 4), "/", bucket(attributes["size"], [-5, 0.5, 50]))`,
+	`when: bucket(attributes["size"], [100]) == "<100" && top_k(attributes["customer"], 1) == "other"
+    drop: true`,
+	// A condition on the resource alone, which the Engine would evaluate
+	// once per resource row if it were memoised.
+	`when: top_k(resource["service.name"], 1) != "other"
+    set:
+      attributes["main.svc"]: 'true'`,
+}
+
+// statefulYAML picks 1 to 3 rules of statefulPool and up to 2 of
+// rulePool[sig], in random order.
+func statefulYAML(sig otlpwire.Signal, r *rand.Rand) string {
+	var rs []string
+	for _, i := range r.Perm(len(statefulPool))[:1+r.IntN(3)] {
+		rs = append(rs, statefulPool[i])
+	}
+	for _, i := range r.Perm(len(rulePool[sig]))[:r.IntN(3)] {
+		rs = append(rs, rulePool[sig][i])
+	}
+	r.Shuffle(len(rs), func(i, j int) { rs[i], rs[j] = rs[j], rs[i] })
+	var b strings.Builder
+	b.WriteString("rules:\n")
+	for i, rule := range rs {
+		fmt.Fprintf(&b, "  - name: r%d\n    signal: %s\n    %s\n", i, sig, rule)
+	}
+	return b.String()
+}
+
+// genStateful is gen with attributes for statefulPool: a skewed customer,
+// a size of several types, and attribute sets repeated within the request
+// (rows the Engine's memo replays).
+func genStateful(sig otlpwire.Signal, r *rand.Rand) proto.Message {
+	req := gen(sig, r)
+	var seen [][]*common.KeyValue
+	attrs := func() []*common.KeyValue {
+		if len(seen) > 0 && r.IntN(2) == 0 {
+			kvs := seen[r.IntN(len(seen))]
+			out := make([]*common.KeyValue, len(kvs))
+			for i, kv := range kvs {
+				out[i] = proto.Clone(kv).(*common.KeyValue)
+			}
+			return out
+		}
+		var kvs []*common.KeyValue
+		if r.IntN(8) != 0 {
+			kvs = append(kvs, str("customer", fmt.Sprint("c", min(int(r.ExpFloat64()*2), 11))))
+		}
+		var size *common.AnyValue
+		switch r.IntN(8) {
+		case 0:
+		case 1:
+			size = sval("7")
+		case 2:
+			size = sval("x")
+		case 3:
+			size = &common.AnyValue{Value: &common.AnyValue_DoubleValue{DoubleValue: 0.5}}
+		default:
+			size = &common.AnyValue{Value: &common.AnyValue_IntValue{IntValue: []int64{5, 50, 500, 5000, -5}[r.IntN(5)]}}
+		}
+		if size != nil {
+			kvs = append(kvs, &common.KeyValue{Key: "size", Value: size})
+		}
+		if r.IntN(3) == 0 {
+			kvs = append(kvs, str("k0", []string{"a", "b"}[r.IntN(2)]))
+		}
+		seen = append(seen, kvs)
+		return kvs
+	}
+	switch req := req.(type) {
+	case *colmetrics.ExportMetricsServiceRequest:
+		for _, rm := range req.ResourceMetrics {
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					switch d := m.Data.(type) {
+					case *metrics.Metric_Gauge:
+						for _, p := range d.Gauge.DataPoints {
+							p.Attributes = attrs()
+						}
+					case *metrics.Metric_Sum:
+						for _, p := range d.Sum.DataPoints {
+							p.Attributes = attrs()
+						}
+					case *metrics.Metric_Histogram:
+						for _, p := range d.Histogram.DataPoints {
+							p.Attributes = attrs()
+						}
+					case *metrics.Metric_Summary:
+						for _, p := range d.Summary.DataPoints {
+							p.Attributes = attrs()
+						}
+					}
+				}
+			}
+		}
+	case *collogs.ExportLogsServiceRequest:
+		for _, rl := range req.ResourceLogs {
+			for _, sl := range rl.ScopeLogs {
+				for _, l := range sl.LogRecords {
+					l.Attributes = attrs()
+				}
+			}
+		}
+	case *coltrace.ExportTraceServiceRequest:
+		for _, rs := range req.ResourceSpans {
+			for _, ss := range rs.ScopeSpans {
+				for _, sp := range ss.Spans {
+					sp.Attributes = attrs()
+				}
+			}
+		}
+	}
+	return req
+}
+
+// TestPropertyStateful compares the engine with the reference on rules
+// calling top_k and bucket, over consecutive batches of several tenants:
+// each engine has its own set (top_k's state lives in the set), and both
+// must keep and fold the same values batch after batch, whatever rows the
+// Engine's memo replays instead of running.
+func TestPropertyStateful(t *testing.T) {
+	n := 80
+	if testing.Short() {
+		n = 20
+	}
+	tenants := []string{"", "t1", "t2"}
+	for seed := range n {
+		r := rand.New(rand.NewPCG(uint64(seed), 7))
+		sig := otlpwire.Signals[r.IntN(3)]
+		y := statefulYAML(sig, r)
+		eng, ref := parse(t, y), parse(t, y)
+		for batch := range 8 {
+			req := genStateful(sig, r)
+			tenant := tenants[r.IntN(len(tenants))]
+			got := runEngineTenant(t, eng, tenant, req)
+			want := referenceTenant(ref, tenant, req)
+			if !proto.Equal(got, want) {
+				t.Fatalf("seed %d, batch %d (tenant %q): columnar and reference differ\nrules:\n%s\ngot:  %s\nwant: %s",
+					seed, batch, tenant, y, prototext.Format(got), prototext.Format(want))
+			}
+		}
+	}
+}
+
+// TestTopKMemoReplay: rows the Engine's memo replays count for top_k as if
+// they ran. In batch 1 "y" comes first and is admitted (k = 1), but "x"
+// is on three equal rows (one run, two replays) and so the most frequent:
+// batch 2 keeps "x" and folds "y".
+func TestTopKMemoReplay(t *testing.T) {
+	set := parse(t, `rules:
+  - name: top
+    signal: metrics
+    set:
+      attributes["c"]: top_k(attributes["c"], 1)
+`)
+	req := func(cs ...string) *colmetrics.ExportMetricsServiceRequest {
+		var pts []*metrics.NumberDataPoint
+		for i, c := range cs {
+			pts = append(pts, &metrics.NumberDataPoint{Attributes: []*common.KeyValue{str("c", c)}, TimeUnixNano: uint64(i)})
+		}
+		return &colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metrics.ResourceMetrics{{ScopeMetrics: []*metrics.ScopeMetrics{{
+			Metrics: []*metrics.Metric{{Name: "m", Data: &metrics.Metric_Gauge{Gauge: &metrics.Gauge{DataPoints: pts}}}},
+		}}}}}
+	}
+	values := func(m proto.Message) []string {
+		var out []string
+		for _, p := range m.(*colmetrics.ExportMetricsServiceRequest).ResourceMetrics[0].ScopeMetrics[0].Metrics[0].GetGauge().DataPoints {
+			out = append(out, p.Attributes[0].Value.GetStringValue())
+		}
+		return out
+	}
+	for i, bt := range []struct{ in, want []string }{
+		{[]string{"y", "z", "x", "x", "x"}, []string{"y", "other", "other", "other", "other"}},
+		{[]string{"y", "x"}, []string{"other", "x"}},
+	} {
+		got := runEngineTenant(t, set, "", req(bt.in...))
+		if !slices.Equal(values(got), bt.want) {
+			t.Fatalf("batch %d: %v, want %v", i+1, values(got), bt.want)
+		}
+	}
 }

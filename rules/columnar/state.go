@@ -74,6 +74,7 @@ func newState(e *Engine) *state {
 func (st *state) begin(b *schemas.Batch, sig otlpwire.Signal, info sigInfo) {
 	st.b, st.sig, st.info = b, sig, info
 	st.ev.Reset()
+	st.ev.BeginBatch(b.Tenant) // top_k keeps state per tenant, decides per batch
 	st.arena = st.arena[:0]
 	st.n = int(b.Items.NumRows())
 	st.drop = resize(st.drop, st.n)
@@ -98,6 +99,7 @@ func (st *state) begin(b *schemas.Batch, sig otlpwire.Signal, info sigInfo) {
 // end drops references to the batch so that the pooled state does not keep
 // its memory alive.
 func (st *state) end() {
+	st.ev.EndBatch()
 	st.b = nil
 	st.box.drop()
 	clear(st.attrs)
