@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +18,7 @@ import (
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/backendtest"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
@@ -34,6 +36,7 @@ import (
 func TestAggregationExactAcrossWorkers(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	prefix := kafkatest.Topic(t, "agg")
+	prom := backendtest.Prometheus(t)
 	dir := t.TempDir()
 	rulesDir := filepath.Join(dir, "rules")
 	os.MkdirAll(rulesDir, 0o755)
@@ -63,9 +66,14 @@ worker:
 rules:
   dir: %q
   reload_interval: 500ms
+sinks:
+  - name: prom
+    type: prometheus_remote_write
+    signals: [metrics]
+    url: %s
 log:
   level: warn
-`, prefix, brokers[0], admin, prefix, rulesDir), 0o644)
+`, prefix, brokers[0], admin, prefix, rulesDir, prom.WriteURL), 0o644)
 		return path
 	}
 	worker := func() *role {
@@ -74,6 +82,8 @@ log:
 		return r
 	}
 	workers := []*role{worker(), worker(), worker()}
+	sinkAdmin := freePort(t)
+	sluiceRole(t, "sink -c "+config(sinkAdmin), sinkAdmin)
 
 	bus, err := kafka.New(kafka.Config{Brokers: brokers})
 	if err != nil {
@@ -143,7 +153,27 @@ log:
 		}
 		sumDeltas(got, deltas)
 	}
-	t.Logf("%d merged series exact; %d input series, %d points sent", len(want), g.series(), g.points)
+	// Prometheus, fed by a sink process, ends at the same numbers (for
+	// the cumulative series: Prometheus stores no deltas).
+	for k, w := range want {
+		name, route, _ := strings.Cut(k, " ")
+		if name == "orders" {
+			continue
+		}
+		q := map[string]string{"requests": `requests_total{http_route="%s"}`, "latency": `latency_count{http_route="%s"}`}[name]
+		q = fmt.Sprintf(q, route)
+		var got []backendtest.Sample
+		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+			if got = backendtest.Query(t, prom.URL, q, time.Time{}); len(got) == 1 && got[0].Value == w.value {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("Prometheus: %s = %+v, want %v", q, got, w.value)
+				break
+			}
+		}
+	}
+	t.Logf("%d merged series exact in the processed topic and in Prometheus; %d input series, %d points sent", len(want), g.series(), g.points)
 }
 
 // latest is the last merged point of an output series: its time and
