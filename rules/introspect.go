@@ -119,9 +119,10 @@ func (r *Rule) addFieldReads(e exprReads) {
 // names in expressions, e.g. "severity_number") that the rule's
 // expressions read. ok is false when the rule's outcome may depend on more
 // of the item than these fields: an expression calls now(), or the rule
-// samples (which hashes the item). With ok true, two items that agree on
-// these fields and on the parts Reads names besides Item have the same
-// outcome. The returned slice must not be modified.
+// samples (which hashes the item). With ok true, two items of one batch
+// that agree on these fields and on the parts Reads names besides Item have
+// the same outcome (top_k decides from the state earlier batches left, so
+// across batches it may differ). The returned slice must not be modified.
 func (r *Rule) ReadsFields() (fields []string, ok bool) {
 	if r.impure {
 		return nil, false

@@ -18,8 +18,10 @@ import (
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
-// Set is a loaded, compiled rule set. It is immutable and safe for
-// concurrent use.
+// Set is a loaded, compiled rule set, safe for concurrent use. Its rules
+// do not change once loaded; what changes is the state of top_k (per call
+// site and tenant, updated between batches: see Evaluator.BeginBatch) and
+// the counters of Stats.
 type Set struct {
 	version  string
 	files    []string
