@@ -35,19 +35,11 @@ import (
 // the increases of a second export are added. Prometheus rejects nothing.
 func TestDeletedLabelSumsInPrometheus(t *testing.T) {
 	prom := backendtest.Prometheus(t)
-	dir := t.TempDir()
-	rulesDir := filepath.Join(dir, "rules")
-	os.MkdirAll(rulesDir, 0o755)
-	os.WriteFile(filepath.Join(rulesDir, "pods.yaml"), []byte(`merge:
-  interval: 1s
-  grace: 1s
-rules:
+	p, err := Start(context.Background(), promConfig(t, prom.WriteURL, `
   - name: no-pod
     signal: metrics
     delete: ['resource["k8s.pod.name"]']
-`), 0o644)
-	cfg := promConfig(t, dir, rulesDir, prom.WriteURL)
-	p, err := Start(context.Background(), cfg, All, testLogger(t))
+`), All, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,9 +94,16 @@ rules:
 }
 
 // promConfig is an all-in-one config on the embedded bus (3 partitions)
-// with the rules of rulesDir and a Prometheus remote-write sink.
-func promConfig(t *testing.T, dir, rulesDir, writeURL string) *config.Config {
+// with a Prometheus remote-write sink and a rules directory holding rules
+// (a YAML list; none when empty), merged in 1s intervals.
+func promConfig(t *testing.T, writeURL, rules string) *config.Config {
 	t.Helper()
+	dir := t.TempDir()
+	rulesDir := filepath.Join(dir, "rules")
+	if rules != "" {
+		os.MkdirAll(rulesDir, 0o755)
+		os.WriteFile(filepath.Join(rulesDir, "rules.yaml"), []byte("merge: {interval: 1s, grace: 1s}\nrules:"+rules), 0o644)
+	}
 	path := filepath.Join(dir, "sluice.yaml")
 	os.WriteFile(path, fmt.Appendf(nil, `
 bus:
@@ -177,20 +176,13 @@ func promSelfMetric(t *testing.T, base, name string) float64 {
 // is the sum of the series it folded.
 func TestLimitFoldsIntoOverflowSeries(t *testing.T) {
 	prom := backendtest.Prometheus(t)
-	dir := t.TempDir()
-	rulesDir := filepath.Join(dir, "rules")
-	os.MkdirAll(rulesDir, 0o755)
-	os.WriteFile(filepath.Join(rulesDir, "cap.yaml"), []byte(`merge:
-  interval: 1s
-  grace: 1s
-rules:
+	p, err := Start(context.Background(), promConfig(t, prom.WriteURL, `
   - name: cap-jobs
     signal: metrics
     when: name == "jobs"
     limit:
       max_series: 10000
-`), 0o644)
-	p, err := Start(context.Background(), promConfig(t, dir, rulesDir, prom.WriteURL), All, testLogger(t))
+`), All, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,9 +2,6 @@ package app
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -22,31 +19,7 @@ import (
 // Prometheus; PromQL finds them under the Prometheus names.
 func TestRunToPrometheus(t *testing.T) {
 	prom := backendtest.Prometheus(t)
-	dir := t.TempDir()
-	path := filepath.Join(dir, "sluice.yaml")
-	os.WriteFile(path, fmt.Appendf(nil, `
-bus:
-  kind: embedded
-  data_dir: %q
-ingest:
-  grpc_listen: 127.0.0.1:0
-  http_listen: 127.0.0.1:0
-admin:
-  listen: 127.0.0.1:0
-rules:
-  dir: %q
-sinks:
-  - name: prom
-    type: prometheus_remote_write
-    signals: [metrics]
-    url: %s
-log:
-  level: warn
-`, filepath.Join(dir, "data"), filepath.Join(dir, "no-rules"), prom.WriteURL), 0o644)
-	cfg, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := promConfig(t, prom.WriteURL, "")
 	p, err := Start(context.Background(), cfg, All, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
