@@ -114,6 +114,16 @@ type ConsumerConfig struct {
 	// MaxPollRecords bounds how many records one Poll returns; 0 means
 	// the bus default.
 	MaxPollRecords int
+	// InOrder asks that every partition's records come in offset order,
+	// also those a crashed member left unacknowledged: a stateful stage
+	// whose state depends on the order of a series' points (the
+	// aggregator) needs it. Kafka delivers a partition in order anyway.
+	// NATS JetStream redelivers unacknowledged records after AckWait,
+	// behind newer ones; with InOrder, a member joining a group whose
+	// consumer has records pending restarts it from its first
+	// unacknowledged record (records acknowledged beyond it come again).
+	// Only for a group of one member on NATS.
+	InOrder bool
 	// OnRevoked, when set, is called with partitions of topic this member
 	// no longer reads (revoked or lost in a rebalance), before another
 	// member can read them. A stateful stage drops what it holds of them:

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -16,6 +18,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/backendtest"
@@ -216,6 +219,10 @@ func readMerged(t *testing.T, pb []byte, into map[string]latest, deltas map[stri
 	if err := proto.Unmarshal(pb, &req); err != nil {
 		t.Fatal(err)
 	}
+	readMergedReq(t, &req, into, deltas)
+}
+
+func readMergedReq(t *testing.T, req *colmetrics.ExportMetricsServiceRequest, into map[string]latest, deltas map[string]map[uint64]float64) {
 	route := func(kvs []*commonpb.KeyValue) string {
 		for _, kv := range kvs {
 			if kv.Key == "http.route" {
@@ -294,15 +301,16 @@ func newPodFleet(pods, routes int) *podFleet {
 
 func (f *podFleet) series() int { return f.pods * f.routes * 3 }
 
-// Pods come and go: pods 900.. start at round 4; pods 800..899 stop after
-// round 7. Every 50th pod restarts at round 6. Pod 7's points of rounds
+// Pods come and go: the last tenth of the pods (900.. of 1,000) start at
+// round 4; the tenth before (800..899) stop after round 7. Every 50th pod restarts at round 6. Pod 7's points of rounds
 // 3..8 are held back and sent at round 9 (late, in order); pod 11 sends its
 // round 4 point again at round 5 and 9 (out of order).
 func (f *podFleet) round(round int, now time.Time) []*stream.Record {
 	var recs []*stream.Record
 	ts := uint64(now.UnixNano())
 	for pod := range f.pods {
-		if (pod >= 900 && round < 4) || (pod >= 800 && pod < 900 && round > 7) {
+		late, gone := pod >= f.pods*9/10, pod >= f.pods*8/10 && pod < f.pods*9/10
+		if (late && round < 4) || (gone && round > 7) {
 			continue
 		}
 		s := &f.state[pod]
@@ -408,4 +416,109 @@ func (f *podFleet) truth() map[string]truthEntry {
 		out[fmt.Sprintf("latency /r%d", r)] = truthEntry{latest{value: float64(h[0] + h[1] + h[2]), buckets: h}}
 	}
 	return out
+}
+
+// The same on the embedded bus: one `sluice run` process (ingest, worker,
+// aggregator, file sink) killed with SIGKILL mid-stream and started again
+// on its data directory; the clients retry what was not acknowledged, as
+// exporters do. Every merged series in the file sink's output ends at the
+// sum computed from what was sent.
+func TestAggregationSurvivesKillOnEmbeddedBus(t *testing.T) {
+	dir := t.TempDir()
+	httpAddr, admin := freePort(t), freePort(t)
+	rulesDir := filepath.Join(dir, "rules")
+	os.MkdirAll(rulesDir, 0o755)
+	os.WriteFile(filepath.Join(rulesDir, "agg.yaml"), []byte(`rules:
+  - name: without-pod
+    signal: metrics
+    aggregate: {without: [k8s.pod.name], interval: 1s, grace: 2s}
+`), 0o644)
+	out := filepath.Join(dir, "out")
+	cfg := filepath.Join(dir, "sluice.yaml")
+	os.WriteFile(cfg, fmt.Appendf(nil, `
+bus:
+  kind: embedded
+  data_dir: %q
+  partitions: 3
+  ack_wait: 5s
+ingest:
+  grpc_listen: ""
+  http_listen: %s
+admin:
+  listen: %s
+rules:
+  dir: %q
+sinks:
+  - name: archive
+    type: file
+    signals: [metrics]
+    path: %q
+log:
+  level: warn
+`, filepath.Join(dir, "data"), httpAddr, admin, rulesDir, out), 0o644)
+
+	p, _ := sluiceRole(t, "run -c "+cfg, admin)
+	g := newPodFleet(300, 2)
+	// post sends a round as one request (concatenated requests are one
+	// request), again until it is acknowledged.
+	post := func(recs []*stream.Record) {
+		var body []byte
+		for _, r := range recs {
+			body = append(body, r.Value...)
+		}
+		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+			resp, err := http.Post("http://"+httpAddr+"/v1/metrics", "application/x-protobuf", bytes.NewReader(body))
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == 200 {
+					return
+				}
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round not acknowledged: %v", err)
+			}
+		}
+	}
+	const rounds = 26
+	for round := range rounds {
+		post(g.round(round, time.Now()))
+		if round == 20 { // after the checkpoints of the pods that stopped and restarted
+			p.Process.Signal(syscall.SIGKILL)
+			p.Wait()
+			sluiceRole(t, "run -c "+cfg, admin)
+		}
+		time.Sleep(400 * time.Millisecond)
+	}
+
+	want := g.truth()
+	got := map[string]latest{}
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		clear(got)
+		deltas := map[string]map[uint64]float64{}
+		files, _ := filepath.Glob(filepath.Join(out, "metrics*.jsonl"))
+		for _, f := range files {
+			data, _ := os.ReadFile(f)
+			for line := range bytes.Lines(data) {
+				var req colmetrics.ExportMetricsServiceRequest
+				if protojson.Unmarshal(line, &req) != nil {
+					continue // the line being written
+				}
+				readMergedReq(t, &req, got, deltas)
+			}
+		}
+		sumDeltas(got, deltas)
+		if sameTotals(got, want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			for k, w := range want {
+				if g := got[k]; g.value != w.value || g.buckets != w.buckets {
+					t.Errorf("%s: last merged point %v %v, want %v %v", k, g.value, g.buckets, w.value, w.buckets)
+				}
+			}
+			t.FailNow()
+		}
+	}
+	t.Logf("%d merged series exact after a SIGKILL; %d input series, %d points sent; %v points read again after the restart",
+		len(want), g.series(), g.points, metricSum(admin, "sluice_aggregate_points_out_of_order_total"))
 }

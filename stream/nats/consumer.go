@@ -125,12 +125,32 @@ func (b *Bus) durable(ctx context.Context, streamName, name string, cfg stream.C
 	if err != nil {
 		return nil, err
 	}
+	if info := cons.CachedInfo(); cfg.InOrder && info.NumAckPending > 0 {
+		if cons, err = b.restartAtAckFloor(ctx, streamName, info); err != nil {
+			return nil, err
+		}
+	}
 	cc := cons.CachedInfo().Config
 	if cc.AckWait == b.cfg.AckWait && cc.MaxAckPending == b.cfg.MaxAckPending {
 		return cons, nil
 	}
 	cc.AckWait, cc.MaxAckPending = b.cfg.AckWait, b.cfg.MaxAckPending
 	return b.js.UpdateConsumer(ctx, streamName, cc)
+}
+
+// restartAtAckFloor replaces a consumer that has records pending (left
+// unacknowledged by a member that is gone) with one that starts at its
+// first unacknowledged record, so that they come before the newer ones
+// (stream.ConsumerConfig.InOrder).
+func (b *Bus) restartAtAckFloor(ctx context.Context, streamName string, info *jetstream.ConsumerInfo) (jetstream.Consumer, error) {
+	cc := info.Config
+	cc.DeliverPolicy, cc.OptStartSeq, cc.OptStartTime = jetstream.DeliverByStartSequencePolicy, info.AckFloor.Stream+1, nil
+	if err := b.js.DeleteConsumer(ctx, streamName, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return nil, err
+	}
+	b.log.Info("nats: consumer restarted at its first unacknowledged record, for in-order redelivery", "consumer", info.Name,
+		"stream", streamName, "sequence", cc.OptStartSeq, "pending", info.NumAckPending)
+	return b.js.CreateConsumer(ctx, streamName, cc)
 }
 
 func setStart(cc *jetstream.ConsumerConfig, s stream.Start) {

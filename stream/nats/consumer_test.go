@@ -211,3 +211,39 @@ func TestPollBackoff(t *testing.T) {
 		}
 	}
 }
+
+// InOrder: a member joining a group whose consumer has records pending
+// (polled by a member that crashed) gets them first, in order, before the
+// newer records; without it the newer ones overtake them until AckWait.
+func TestInOrderAfterCrash(t *testing.T) {
+	for _, inOrder := range []bool{true, false} {
+		b := newEmbedded(t, Config{AckWait: 20 * time.Second})
+		const topic = "inorder"
+		ensure(t, b, stream.TopicSpec{Name: topic, Partitions: 1})
+		produce(t, b, values(topic, "a", 10)...)
+		cfg := stream.ConsumerConfig{Group: "g", Topics: []string{topic}, InOrder: inOrder}
+		crashed := consume(t, b, cfg)
+		first := pollN(t, crashed, 10, 5*time.Second)
+		commit(t, crashed, first[:3]...) // then it dies: 7 left pending
+
+		produce(t, b, values(topic, "b", 5)...)
+		next := consume(t, b, cfg)
+		if !inOrder {
+			if got := pollN(t, next, 5, 5*time.Second); string(got[0].Value) != "b0" {
+				t.Fatalf("without InOrder the first record is %q, want b0: the pending ones wait for AckWait", got[0].Value)
+			}
+			continue
+		}
+		got := pollN(t, next, 12, 5*time.Second)
+		var order []string
+		for i, r := range got {
+			order = append(order, string(r.Value))
+			if i > 0 && r.Offset <= got[i-1].Offset {
+				t.Errorf("offset %d after %d", r.Offset, got[i-1].Offset)
+			}
+		}
+		if order[0] != "a3" || order[6] != "a9" || order[7] != "b0" {
+			t.Errorf("InOrder: records came as %v, want a3..a9 then b0..b4", order)
+		}
+	}
+}

@@ -53,12 +53,15 @@ type AggregatorConfig struct {
 //
 // Its state follows the partitions. Every CheckpointInterval it flushes
 // the closed intervals of each partition to the processed topic, then
-// stores each changed partition's state, with the offset of the last record
-// it holds, in the state store (the bus's own: a compacted Kafka topic, a
-// JetStream object store), and only then commits the positions. A member
-// that takes a partition over (after a crash, a rebalance or a restart)
-// restores its state and skips the records the state already holds: no
-// point is counted twice or lost. Intervals closed but not yet
+// stores each changed partition's state in the state store (the bus's own:
+// a compacted Kafka topic, a JetStream object store), and only then commits
+// the positions. A member that takes a partition over (after a crash, a
+// rebalance or a restart) restores its state and reads the records not
+// committed again; those whose points the state already holds change
+// nothing, as every point not newer than its input series' last one is
+// dropped (aggregate: out of order). Records are not skipped by offset:
+// JetStream redelivers unacknowledged messages after newer ones, so an
+// offset says nothing of what came before it. Intervals closed but not yet
 // checkpointed when a member dies are emitted again by the next owner,
 // with the same values and timestamps (aggregate.Aggregator is
 // deterministic), which backends take as duplicates.
@@ -88,7 +91,7 @@ type Aggregator struct {
 // aggPartition is the state of one partition of the aggregation topic.
 type aggPartition struct {
 	agg   *aggregate.Aggregator
-	last  int64 // offset of the last record in agg; -1: none
+	last  int64 // the largest offset of a record in agg (for the log); -1: none
 	dirty bool  // changed since the last checkpoint
 }
 
@@ -116,7 +119,7 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 		return nil, fmt.Errorf("aggregator: opening the state store: %w", err)
 	}
 	c, err := bus.Consume(stream.ConsumerConfig{Group: cfg.Group, Topics: []string{cfg.Topics.Aggregate()}, Start: cfg.Start,
-		MaxPollRecords: cfg.MaxPollRecords, OnRevoked: a.onRevoked})
+		MaxPollRecords: cfg.MaxPollRecords, OnRevoked: a.onRevoked, InOrder: true})
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: joining group %s: %w", cfg.Group, err)
 	}
@@ -160,8 +163,9 @@ func (a *Aggregator) dropRevoked() {
 
 func (a *Aggregator) stateKey(p int32) string { return a.cfg.Group + "/" + strconv.Itoa(int(p)) }
 
-// Checkpoint values: magic, version, the offset of the last record the
-// state holds (varint), then the aggregate snapshot.
+// Checkpoint values: magic, version, the largest offset of a record the
+// state holds (varint; told in the log on restore), then the aggregate
+// snapshot.
 const checkpointMagic = "SLAGC\x01"
 
 // partition returns the state of p, restoring it from the store the first
@@ -205,14 +209,10 @@ func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 		if err != nil {
 			return err
 		}
-		if r.Offset <= ps.last {
-			a.m.replayed.Inc() // its effect is in the restored state
-			continue
-		}
 		if err := a.add(ps, r, now); err != nil {
 			dead = append(dead, a.deadLetter(r, err))
 		}
-		ps.last, ps.dirty = r.Offset, true
+		ps.last, ps.dirty = max(ps.last, r.Offset), true
 	}
 	if len(dead) > 0 {
 		return a.bus.Produce(ctx, dead...)
@@ -382,7 +382,7 @@ func (a *Aggregator) Stats() map[string]aggregate.RuleStats {
 }
 
 type aggMetrics struct {
-	pointsIn, pointsOut, replayed, deadLetters prometheus.Counter
+	pointsIn, pointsOut, deadLetters prometheus.Counter
 	stateBytes                                 prometheus.Histogram
 }
 
@@ -393,7 +393,7 @@ var (
 	aggPointsIn    = prometheus.NewDesc("sluice_aggregate_points_in_total", "Points the rule's aggregation received (counters of a partition follow its state: they restart when it moves to another member).", aggRuleLabels, nil)
 	aggMerged      = prometheus.NewDesc("sluice_aggregate_points_merged_total", "Points merged into an output point.", aggRuleLabels, nil)
 	aggLate        = prometheus.NewDesc("sluice_aggregate_points_late_total", "Points whose interval had closed (sums and histograms count in the oldest open interval; gauges are dropped).", aggRuleLabels, nil)
-	aggOutOfOrder  = prometheus.NewDesc("sluice_aggregate_points_out_of_order_total", "Points not newer than their input series' last point, dropped (replays of a cumulative series).", aggRuleLabels, nil)
+	aggOutOfOrder  = prometheus.NewDesc("sluice_aggregate_points_out_of_order_total", "Points not newer than their input series' last point, dropped (among them the points of records read again after a crash or a redelivery).", aggRuleLabels, nil)
 	aggDropped     = prometheus.NewDesc("sluice_aggregate_points_dropped_total", "Points dropped, by reason: summary, bounds_mismatch, no_value, type_change, no_data, invalid.", []string{"rule", "reason"}, nil)
 	aggFolded      = prometheus.NewDesc("sluice_aggregate_series_folded_total", "New series a limit refused, folded into the metric's overflow series.", aggRuleLabels, nil)
 	aggStateBytes  = prometheus.NewDesc("sluice_aggregate_state_bytes", "Estimated memory of the rule's aggregation state.", aggRuleLabels, nil)
@@ -430,15 +430,13 @@ func newAggMetrics(reg prometheus.Registerer, a *Aggregator) (*aggMetrics, error
 			Help: "Points read from the aggregation topic."}),
 		pointsOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_points_out_total",
 			Help: "Merged points written to the processed metrics topic."}),
-		replayed: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_records_replayed_total",
-			Help: "Records read again after a restore whose points the restored state already held (skipped)."}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_dead_letters_total",
 			Help: "Aggregation records that could not be read, sent to the dead-letter topic."}),
 		stateBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_checkpoint_bytes",
 			Help: "Size of a partition's checkpointed state.", Buckets: prometheus.ExponentialBuckets(1024, 4, 10)}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pointsIn, m.pointsOut, m.replayed, m.deadLetters, m.stateBytes, aggCollector{a}} {
+		for _, c := range []prometheus.Collector{m.pointsIn, m.pointsOut, m.deadLetters, m.stateBytes, aggCollector{a}} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("aggregator metrics: %w", err)
 			}
