@@ -19,7 +19,7 @@ import (
 
 var topics = stream.Topics{Prefix: "t"}
 
-func newBus(t *testing.T) *memory.Bus {
+func newBus(t testing.TB) *memory.Bus {
 	bus := memory.New()
 	var specs []stream.TopicSpec
 	for _, s := range otlpwire.Signals {
