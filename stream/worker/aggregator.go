@@ -383,7 +383,7 @@ func (a *Aggregator) Stats() map[string]aggregate.RuleStats {
 
 type aggMetrics struct {
 	pointsIn, pointsOut, deadLetters prometheus.Counter
-	stateBytes                                 prometheus.Histogram
+	stateBytes                       prometheus.Histogram
 }
 
 var (
