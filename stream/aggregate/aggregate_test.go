@@ -1,7 +1,9 @@
 package aggregate
 
 import (
+	"bytes"
 	"fmt"
+	"math"
 	"testing"
 	"time"
 
@@ -319,5 +321,59 @@ func TestFuturePointDoesNotCloseOthers(t *testing.T) {
 	}
 	if len(t1) != 1 || t1[0].V != 7 || t1[0].T != 1000 {
 		t.Fatalf("tenant t1: %+v", t1)
+	}
+}
+
+// An Aggregator holds maxSpecs specs (a series keeps a uint16): the last
+// one works, through a snapshot too; a further one is an error that
+// leaves no trace.
+func TestSpecLimit(t *testing.T) {
+	a := New(Config{})
+	for i := range maxSpecs - 1 {
+		if _, err := a.specID(Spec{Rule: "r", Interval: time.Second, Limit: i + 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add(t, a, spec10, mDelta, P{In: 1, T: 1, V: 3, Int: true}) // the last spec
+	var buf bytes.Buffer
+	if err := a.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Restore(&buf, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, in, out := batchOf(t, mDelta, []P{{In: 1, T: 2, V: 1, Int: true}})
+	defer b.Release()
+	over := spec10
+	over.Rule = "over"
+	if err := r.Add("t1", b, in, out, over, time.Unix(1000, 0)); err == nil {
+		t.Fatal("Add with one spec too many succeeded")
+	}
+	if _, ok := r.Stats()["over"]; ok {
+		t.Error("the refused spec's rule is in the stats")
+	}
+	want := []R{{Tenant: "t1", Kind: schemas.MetricSum, T: 10, V: 3, Int: true, Attrs: "job=api"}}
+	if diff := cmp.Diff(want, flush(t, r, true)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// An interval's count of points saturates below the bit that says its sum
+// is a double.
+func TestIntervalCountSaturates(t *testing.T) {
+	var iv ival
+	addNum(&iv, 1, true)
+	iv.countPoint()
+	iv.n = ivCount - 1
+	iv.countPoint()
+	iv.countPoint()
+	if iv.points() != ivCount || iv.isDouble() || iv.v != 1 {
+		t.Fatalf("after saturating: %d points, double %v, v %d", iv.points(), iv.isDouble(), iv.v)
+	}
+	addNum(&iv, math.Float64bits(0.5), false)
+	iv.countPoint()
+	if iv.points() != ivCount || !iv.isDouble() || math.Float64frombits(iv.v) != 1.5 {
+		t.Fatalf("after a double: %d points, double %v, v %v", iv.points(), iv.isDouble(), math.Float64frombits(iv.v))
 	}
 }

@@ -91,14 +91,22 @@ type specEntry struct {
 	iv, grace int64 // ns
 }
 
+// hash64 is a 64-bit series hash as two uint32s: a key that holds one
+// beside a uint32 tenant then has no padding, so the index maps' slots are
+// 16 (seriesKey) and 24 bytes (inputKey) rather than 24 and 32.
+type hash64 [2]uint32
+
+func h64(v uint64) hash64    { return hash64{uint32(v), uint32(v >> 32)} }
+func (h hash64) u64() uint64 { return uint64(h[0]) | uint64(h[1])<<32 }
+
 type seriesKey struct {
 	tenant uint32
-	out    uint64
+	out    hash64
 }
 
 type inputKey struct {
 	tenant  uint32
-	in, out uint64
+	in, out hash64
 }
 
 type limitKey struct {
@@ -120,21 +128,24 @@ const (
 	sHasTotal // h.tot holds a total
 )
 
-// series is an output series.
+// maxSpecs is the number of distinct specs an Aggregator holds
+// (series.spec is a uint16).
+const maxSpecs = 1 << 16
+
+// series is an output series. It is 96 bytes (TestStateSizes): its metric
+// type, temporality and monotonicity are those of its header, not copied
+// here.
 type series struct {
 	out    uint64
 	start  uint64 // output start time (cumulative)
 	seen   int64  // the watermark at its last point
 	tot    uint64 // cumulative sum total: int64 or float64 bits (sDouble)
 	tenant uint32
-	spec   uint32
 	hdr    uint32
 	limit  uint32 // 1 + the index of its limit state; 0 none
-	kind   uint8
-	mono   bool
+	spec   uint16
 	flags  uint8
-	temp   int32
-	attrs  string // KeyValue encodings as field 1
+	attrs  string // KeyValue encodings as field 1, shortest lengths
 	open   []ival // open intervals, ascending
 	h      *histState
 }
@@ -145,13 +156,35 @@ type histState struct {
 	tot    dist
 }
 
-// ival is an open interval of a series.
+// ival is an open interval of a series. It is 24 bytes, a Go size class:
+// the flag that v is a double is the top bit of n.
 type ival struct {
-	k   int64  // the interval [k*I, (k+1)*I)
-	v   uint64 // sums: the increase, int64 or float64 bits (dbl)
-	n   uint32 // points merged
-	x   uint32 // index in Aggregator.ext (gauge entries, distribution); 0 none
-	dbl bool
+	k int64  // the interval [k*I, (k+1)*I)
+	v uint64 // sums: the increase, int64 or float64 bits (isDouble)
+	n uint32 // points merged, saturating at ivCount (only n == 0 matters); | ivDouble
+	x uint32 // index in Aggregator.ext (gauge entries, distribution); 0 none
+}
+
+const (
+	ivDouble = 1 << 31      // in ival.n: v is a float64
+	ivCount  = ivDouble - 1 // in ival.n: the count of points merged
+)
+
+func (iv *ival) points() uint32 { return iv.n & ivCount }
+func (iv *ival) isDouble() bool { return iv.n&ivDouble != 0 }
+
+// countPoint counts a point merged.
+func (iv *ival) countPoint() {
+	if iv.n&ivCount != ivCount {
+		iv.n++
+	}
+}
+
+func (iv *ival) setDouble(d bool) {
+	iv.n &^= ivDouble
+	if d {
+		iv.n |= ivDouble
+	}
 }
 
 // ext is the part of an interval's state that gauges and histograms need.
@@ -177,7 +210,9 @@ const (
 	iInt   // val is an int64
 )
 
-// input is the state of one input series of an output series.
+// input is the state of one input series of an output series. It is 56
+// bytes (TestStateSizes) and holds no pointer: the GC does not scan
+// Aggregator.inputs.
 type input struct {
 	in      uint64
 	start   uint64
@@ -185,9 +220,9 @@ type input struct {
 	val     uint64
 	seen    int64
 	series  uint32
-	lastPos int32 // gauges: position of its entry in the interval of time
+	lastPos int32  // gauges: position of its entry in the interval of time
+	d       uint32 // cumulative distributions: the last point, index in Aggregator.dists; 0 none
 	flags   uint8
-	d       *dist // cumulative distributions: the last point
 }
 
 // metInfo is what Add needs of a metric row of the current batch.
@@ -230,6 +265,9 @@ type Aggregator struct {
 	ext     []ext
 	extFree []uint32
 
+	dists    []dist // last points of cumulative distribution inputs; 0 = none
+	distFree []uint32
+
 	wm, wmWall int64 // watermark (ns) and the wall clock when it last moved
 	maxGrace   int64
 	lastSweep  int64
@@ -257,6 +295,7 @@ func New(cfg Config) *Aggregator {
 		inputIdx:  map[inputKey]uint32{},
 		limitIdx:  map[limitKey]uint32{},
 		ext:       make([]ext, 1), // 0 = none
+		dists:     make([]dist, 1),
 	}
 	return a
 }
@@ -282,22 +321,26 @@ func (a *Aggregator) ruleID(r string) uint32 {
 	return id
 }
 
-func (a *Aggregator) specID(s Spec) uint32 {
+func (a *Aggregator) specID(s Spec) (uint32, error) {
 	if id, ok := a.specIdx[s]; ok {
-		return id
+		return id, nil
+	}
+	if len(a.specs) >= maxSpecs {
+		return 0, fmt.Errorf("aggregate: rule %q: more than %d distinct specs", s.Rule, maxSpecs)
 	}
 	id := uint32(len(a.specs))
 	e := specEntry{Spec: s, rule: a.ruleID(s.Rule), iv: int64(s.Interval), grace: int64(s.grace())}
 	a.specs = append(a.specs, e)
 	a.specIdx[s] = id
 	a.maxGrace = max(a.maxGrace, e.grace)
-	return id
+	return id, nil
 }
 
 // Add merges the points of b (metrics, one tenant): in[i] and out[i] are
 // the hashes of item row i's input series (before the rules) and output
 // series (after). now is the wall clock, used only to advance the
-// watermark of an idle partition. Add does not retain b.
+// watermark of an idle partition. Add does not retain b. An Aggregator
+// holds up to 65,536 distinct specs: Add with a further one is an error.
 func (a *Aggregator) Add(tenant string, b *schemas.Batch, in, out []uint64, spec Spec, now time.Time) error {
 	if err := spec.Validate(); err != nil {
 		return err
@@ -309,8 +352,11 @@ func (a *Aggregator) Add(tenant string, b *schemas.Batch, in, out []uint64, spec
 	if len(in) != c.nPoints || len(out) != c.nPoints {
 		return fmt.Errorf("aggregate: %d points but %d input and %d output hashes", c.nPoints, len(in), len(out))
 	}
+	sp, err := a.specID(spec)
+	if err != nil {
+		return err
+	}
 	tid := a.tenantID(tenant)
-	sp := a.specID(spec)
 	rc := &a.stats[a.specs[sp].rule]
 	a.met = grow(a.met, c.nMetrics)
 	for m := range a.met {
@@ -358,12 +404,11 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 	if w := min(t, nowN); w > a.wm {
 		a.wm, a.wmWall = w, nowN
 	}
-	key := inputKey{tenant: tid, in: inH, out: outH}
+	key := inputKey{tenant: tid, in: h64(inH), out: h64(outH)}
 	ii, ok := a.inputIdx[key]
 	if !ok {
 		si := a.seriesFor(tid, outH, row, mid, sp)
-		s := &a.series[si]
-		if s.kind != mi.kind || s.temp != mi.temp || s.mono != mi.mono {
+		if !a.sameType(&a.series[si], mi) {
 			rc.dropped[dropTypeChange]++
 			return
 		}
@@ -371,7 +416,7 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 	}
 	inp := &a.inputs[ii]
 	s := &a.series[inp.series]
-	if s.kind != mi.kind || s.temp != mi.temp || s.mono != mi.mono {
+	if !a.sameType(s, mi) {
 		rc.dropped[dropTypeChange]++
 		return
 	}
@@ -406,7 +451,7 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 			iv = a.ivalAt(s, k, false)
 		}
 		addNum(iv, incV, incInt)
-		iv.n++
+		iv.countPoint()
 	case clsGauge:
 		v, isInt, ok := a.value(row)
 		if !ok {
@@ -423,7 +468,7 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 		}
 		a.lowerStart(s, start)
 		iv := a.ivalAt(s, k, true)
-		iv.n++
+		iv.countPoint()
 		x := &a.ext[iv.x]
 		e := gent{in: ii, isInt: isInt, t: t, v: v, hash: inp.in}
 		if p := int(inp.lastPos); had && floorDiv(prev, se.iv) == k && p >= 0 && p < len(x.g) && x.g[p].in == ii {
@@ -446,13 +491,14 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 		}
 		inc := cur
 		if mi.cls == clsCumDist {
-			if inp.d == nil {
-				inp.d = new(dist)
+			if inp.d == 0 {
+				inp.d = a.newDist()
 			}
-			if inp.flags&iHas != 0 && (start == inp.start || start == 0) && increase(&a.inc, cur, inp.d) {
+			last := &a.dists[inp.d]
+			if inp.flags&iHas != 0 && (start == inp.start || start == 0) && increase(&a.inc, cur, last) {
 				inc = &a.inc
 			}
-			inp.d.copyFrom(cur)
+			last.copyFrom(cur)
 			a.lowerStart(s, start)
 		}
 		var iv *ival
@@ -467,7 +513,7 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 		x := &a.ext[iv.x]
 		x.d.add(inc, !x.hasD)
 		x.hasD = true
-		iv.n++
+		iv.countPoint()
 	}
 	inp.time, inp.start = uint64(t), start
 	inp.flags |= iHas
@@ -523,14 +569,22 @@ func decrease(v uint64, isInt bool, last uint64, lastInt bool) (uint64, bool) {
 // addNum adds a sum's increase to an interval.
 func addNum(iv *ival, v uint64, isInt bool) {
 	switch {
-	case iv.n == 0:
-		iv.v, iv.dbl = v, !isInt
-	case !iv.dbl && isInt:
+	case iv.points() == 0:
+		iv.v = v
+		iv.setDouble(!isInt)
+	case !iv.isDouble() && isInt:
 		iv.v = uint64(int64(iv.v) + int64(v))
 	default:
-		iv.v = math.Float64bits(asFloat(iv.v, !iv.dbl) + asFloat(v, isInt))
-		iv.dbl = true
+		iv.v = math.Float64bits(asFloat(iv.v, !iv.isDouble()) + asFloat(v, isInt))
+		iv.n |= ivDouble
 	}
+}
+
+// sameType reports whether the points of metric row mi may merge into s:
+// the same metric type, temporality and monotonicity (its header's).
+func (a *Aggregator) sameType(s *series, mi *metInfo) bool {
+	h := &a.hdrs[s.hdr]
+	return h.kind == mi.kind && h.temp == mi.temp && h.mono == mi.mono
 }
 
 // lowerStart keeps a cumulative output's start time at the earliest start
@@ -585,6 +639,36 @@ func (a *Aggregator) freeExt(x uint32) {
 	a.extFree = append(a.extFree, x)
 }
 
+// appendSlot appends a zero element to a table of series or inputs. Once
+// the table is large it grows by an eighth, not append's quarter: at most
+// an eighth of it is unused, for more copying (of each element about eight
+// times in all) when series are created.
+func appendSlot[T any](s []T) []T {
+	if len(s) == cap(s) && len(s) >= 4096 {
+		t := make([]T, len(s), len(s)+len(s)/8)
+		copy(t, s)
+		s = t
+	}
+	var zero T
+	return append(s, zero)
+}
+
+func (a *Aggregator) newDist() uint32 {
+	if n := len(a.distFree); n > 0 {
+		d := a.distFree[n-1]
+		a.distFree = a.distFree[:n-1]
+		return d
+	}
+	a.dists = append(a.dists, dist{})
+	return uint32(len(a.dists) - 1)
+}
+
+// freeDist releases d's buckets with it: the input is gone.
+func (a *Aggregator) freeDist(d uint32) {
+	a.dists[d] = dist{}
+	a.distFree = append(a.distFree, d)
+}
+
 func (a *Aggregator) boundsOf(row int) []float64 {
 	s, e := listSpan(a.c.bounds, row)
 	return a.c.boundsV.Float64Values()[s:e]
@@ -636,7 +720,7 @@ func (a *Aggregator) readDist(d *dist, row int, kind uint8) bool {
 // seriesFor returns the output series of out, creating it (or folding it
 // into its metric's overflow series under a limit).
 func (a *Aggregator) seriesFor(tid uint32, out uint64, row int, mid uint32, sp uint32) uint32 {
-	if si, ok := a.seriesIdx[seriesKey{tid, out}]; ok {
+	if si, ok := a.seriesIdx[seriesKey{tid, h64(out)}]; ok {
 		return si
 	}
 	se := &a.specs[sp]
@@ -664,13 +748,13 @@ func (a *Aggregator) seriesFor(tid uint32, out uint64, row int, mid uint32, sp u
 				a.limits[li].overflow = si + 1
 				ov = si + 1
 			}
-			a.seriesIdx[seriesKey{tid, out}] = ov - 1
+			a.seriesIdx[seriesKey{tid, h64(out)}] = ov - 1
 			return ov - 1
 		}
 		a.limits[li].n++
 		lim = li + 1
 	}
-	a.scratch = appendKVs(a.scratch[:0], 1, &a.c.attrs, row)
+	a.scratch = appendKVs(a.scratch[:0], 1, &a.c.attrs, row, true)
 	si := a.newSeries(tid, out, row, mid, sp, string(a.scratch))
 	a.series[si].limit = lim
 	return si
@@ -682,7 +766,7 @@ func (a *Aggregator) newSeries(tid uint32, out uint64, row int, mid, sp uint32, 
 		si = a.seriesFree[n-1]
 		a.seriesFree = a.seriesFree[:n-1]
 	} else {
-		a.series = append(a.series, series{})
+		a.series = appendSlot(a.series)
 		si = uint32(len(a.series) - 1)
 	}
 	mi := &a.met[mid]
@@ -693,7 +777,7 @@ func (a *Aggregator) newSeries(tid uint32, out uint64, row int, mid, sp uint32, 
 	a.hdrs[h].refs++
 	s := &a.series[si]
 	*s = series{
-		out: out, tenant: tid, spec: sp, hdr: h, kind: mi.kind, temp: mi.temp, mono: mi.mono,
+		out: out, tenant: tid, spec: uint16(sp), hdr: h,
 		flags: sAlive, attrs: attrs, open: s.open[:0], seen: a.wm,
 	}
 	if mi.kind == schemas.MetricHistogram || mi.kind == schemas.MetricExponentialHistogram || mi.kind == schemas.MetricSummary {
@@ -702,7 +786,7 @@ func (a *Aggregator) newSeries(tid uint32, out uint64, row int, mid, sp uint32, 
 			s.h.bounds = slices.Clone(a.boundsOf(row))
 		}
 	}
-	a.seriesIdx[seriesKey{tid, out}] = si
+	a.seriesIdx[seriesKey{tid, h64(out)}] = si
 	return si
 }
 
@@ -736,10 +820,10 @@ func (a *Aggregator) newInput(key inputKey, si uint32) uint32 {
 		ii = a.inputFree[n-1]
 		a.inputFree = a.inputFree[:n-1]
 	} else {
-		a.inputs = append(a.inputs, input{})
+		a.inputs = appendSlot(a.inputs)
 		ii = uint32(len(a.inputs) - 1)
 	}
-	a.inputs[ii] = input{in: key.in, series: si, flags: iAlive, seen: a.wm}
+	a.inputs[ii] = input{in: key.in.u64(), series: si, flags: iAlive, seen: a.wm}
 	a.inputIdx[key] = ii
 	return ii
 }
@@ -759,20 +843,27 @@ func (a *Aggregator) sweep() {
 			delete(a.seriesIdx, k)
 		}
 	}
-	n := len(a.inputFree)
+	n, nd := len(a.inputFree), len(a.distFree)
 	for k, ii := range a.inputIdx {
 		inp := &a.inputs[ii]
 		s := &a.series[inp.series]
 		if s.flags&sAlive != 0 && a.wm-inp.seen < stale {
 			continue
 		}
+		if inp.d != 0 {
+			a.freeDist(inp.d)
+		}
 		*inp = input{}
 		delete(a.inputIdx, k)
 		a.inputFree = append(a.inputFree, ii)
 	}
-	// map order is random: keep the free list (the order of reuse) deterministic
+	// map order is random: keep the free lists (the order of reuse) deterministic
+	desc := func(x, y uint32) int { return int(int64(y) - int64(x)) }
 	if len(a.inputFree) > n {
-		slices.SortFunc(a.inputFree, func(x, y uint32) int { return int(int64(y) - int64(x)) })
+		slices.SortFunc(a.inputFree, desc)
+	}
+	if len(a.distFree) > nd {
+		slices.SortFunc(a.distFree, desc)
 	}
 }
 

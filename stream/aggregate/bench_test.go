@@ -2,12 +2,16 @@ package aggregate
 
 import (
 	"fmt"
+	"reflect"
 	"runtime"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/sluice-dev/sluice/schemas"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 )
 
 // benchBatch is a batch of outputs x inputs points at time 1s, attributes
@@ -110,6 +114,59 @@ func TestAddNoAllocs(t *testing.T) {
 			t.Errorf("%+v: %v allocations per Add of %d points", m, allocs, batch.Len())
 		}
 		batch.Release()
+	}
+}
+
+// TestStateSizes pins the size of the state kept per series, whose real
+// cost BenchmarkStateBytes measures (issue #9: at most 200 bytes per
+// output series): a field added is a choice, not an accident.
+func TestStateSizes(t *testing.T) {
+	if unsafe.Sizeof(uintptr(0)) != 8 {
+		t.Skip("sizes of a 64-bit platform")
+	}
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"series", unsafe.Sizeof(series{}), 96},
+		{"input", unsafe.Sizeof(input{}), 56},
+		{"ival", unsafe.Sizeof(ival{}), 24}, // a size class: one open interval, no padding
+		{"seriesKey", unsafe.Sizeof(seriesKey{}), 12},
+		{"inputKey", unsafe.Sizeof(inputKey{}), 20},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s is %d bytes, want %d", c.name, c.got, c.want)
+		}
+	}
+	// no pointer in an input: the GC does not scan Aggregator.inputs
+	typ := reflect.TypeFor[input]()
+	for i := range typ.NumField() {
+		switch f := typ.Field(i); f.Type.Kind() {
+		case reflect.Uint8, reflect.Uint32, reflect.Int32, reflect.Uint64, reflect.Int64:
+		default:
+			t.Errorf("input.%s is a %v", f.Name, f.Type)
+		}
+	}
+}
+
+// A series keeps its point attributes with the shortest length prefixes.
+func TestSeriesAttrsShortest(t *testing.T) {
+	a := New(Config{})
+	attrs := []string{"job", "api", "pod", "pod-7f9c"}
+	add(t, a, spec10, mCum, P{In: 1, T: 1, V: 1, Attrs: attrs})
+	var want []byte
+	for _, kv := range kvs(attrs...) {
+		b, err := proto.Marshal(kv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = protowire.AppendBytes(protowire.AppendTag(want, 1, protowire.BytesType), b)
+	}
+	if got := a.series[0].attrs; got != string(want) {
+		t.Errorf("attrs %x, want %x", got, want)
+	}
+	if got := flush(t, a, true); len(got) != 1 || got[0].Attrs != "job=api,pod=pod-7f9c" {
+		t.Errorf("got %+v", got)
 	}
 }
 

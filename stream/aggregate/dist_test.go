@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
@@ -228,5 +229,24 @@ func TestDownscale(t *testing.T) {
 	want := expb{off: -2, counts: []uint64{1, 5, 9, 6}}    // -3->-2; -2,-1->-1; 0,1->0; 2->1
 	if !cmp.Equal(want, e, cmp.AllowUnexported(expb{})) {
 		t.Errorf("got %+v, want %+v", e, want)
+	}
+}
+
+// The last point of a cumulative histogram input lives in a table whose
+// entry a stale input frees for the next new one.
+func TestStaleInputFreesDist(t *testing.T) {
+	a := New(Config{Stale: time.Minute})
+	add(t, a, spec10, mHist, P{In: 1, T: 1, Hist: hist(1, 1, []uint64{1}, nil)}, P{In: 2, T: 1, Hist: hist(1, 1, []uint64{1}, nil)})
+	for ts := 11.0; ts < 100; ts += 10 {
+		add(t, a, spec10, mHist, P{In: 1, T: ts, Hist: hist(uint64(ts), 1, []uint64{uint64(ts)}, nil)})
+		flush(t, a, false)
+	}
+	n := len(a.dists)
+	if s := a.Stats()["r"]; s.InputSeries != 1 || len(a.distFree) != 1 {
+		t.Fatalf("after input 2 went stale: %d inputs, %d free entries; want 1, 1", s.InputSeries, len(a.distFree))
+	}
+	add(t, a, spec10, mHist, P{In: 3, T: 101, Hist: hist(1, 1, []uint64{1}, nil)})
+	if len(a.dists) != n || len(a.distFree) != 0 {
+		t.Errorf("input 3: %d entries (%d free), want %d (0 free)", len(a.dists), len(a.distFree), n)
 	}
 }

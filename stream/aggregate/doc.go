@@ -16,7 +16,11 @@
 // caller releases it. An Aggregator is not safe for concurrent use.
 //
 // State is keyed by (tenant, output hash) for output series and by
-// (tenant, input hash, output hash) for inputs: tenants never mix.
+// (tenant, input hash, output hash) for inputs: tenants never mix. An
+// output series with one open interval costs about 175 bytes with short
+// attributes, each of its input series about 90 more (64-bit; measured by
+// BenchmarkStateBytes, estimated per rule by Stats). An Aggregator holds
+// up to 65,536 distinct Specs: Add with a further one is an error.
 //
 // # Semantics
 //

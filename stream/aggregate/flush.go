@@ -106,7 +106,8 @@ func (a *Aggregator) Flush(now time.Time, force bool) ([]Output, error) {
 
 // emit writes the output point of s's closed interval iv.
 func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
-	cls := classOf(s.kind, s.temp, s.mono)
+	h := &a.hdrs[s.hdr]
+	cls := classOf(h.kind, h.temp, h.mono)
 	if cls == clsGauge && len(a.ext[iv.x].g) == 0 {
 		return // only from a corrupt snapshot: every gauge interval has an entry
 	}
@@ -116,21 +117,21 @@ func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
 	switch cls {
 	case clsCumSum:
 		switch {
-		case s.flags&sDouble == 0 && !iv.dbl:
+		case s.flags&sDouble == 0 && !iv.isDouble():
 			s.tot = uint64(int64(s.tot) + int64(iv.v))
 		default:
-			s.tot = math.Float64bits(asFloat(s.tot, s.flags&sDouble == 0) + asFloat(iv.v, !iv.dbl))
+			s.tot = math.Float64bits(asFloat(s.tot, s.flags&sDouble == 0) + asFloat(iv.v, !iv.isDouble()))
 			s.flags |= sDouble
 		}
 		g.pts = appendNumber(g.pts, s.attrs, s.start, end, s.tot, s.flags&sDouble == 0)
 	case clsDelta:
-		g.pts = appendNumber(g.pts, s.attrs, begin, end, iv.v, !iv.dbl)
+		g.pts = appendNumber(g.pts, s.attrs, begin, end, iv.v, !iv.isDouble())
 	case clsGauge:
 		v, isInt := gaugeValue(se.Gauge, a.ext[iv.x].g)
 		var start uint64
-		if s.kind == schemas.MetricSum {
+		if h.kind == schemas.MetricSum {
 			start = begin
-			if s.temp != temporalityDelta {
+			if h.temp != temporalityDelta {
 				start = s.start
 			}
 		}
@@ -138,13 +139,13 @@ func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
 	case clsCumDist:
 		s.h.tot.add(&a.ext[iv.x].d, s.flags&sHasTotal == 0)
 		s.flags |= sHasTotal
-		g.pts = appendDist(g.pts, s.kind, s.attrs, s.start, end, &s.h.tot, s.h.bounds)
+		g.pts = appendDist(g.pts, h.kind, s.attrs, s.start, end, &s.h.tot, s.h.bounds)
 	case clsDeltaDist:
 		var bounds []float64
 		if s.h != nil {
 			bounds = s.h.bounds
 		}
-		g.pts = appendDist(g.pts, s.kind, s.attrs, begin, end, &a.ext[iv.x].d, bounds)
+		g.pts = appendDist(g.pts, h.kind, s.attrs, begin, end, &a.ext[iv.x].d, bounds)
 	}
 }
 

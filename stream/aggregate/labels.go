@@ -80,21 +80,40 @@ func closeMsg(dst []byte, at int) []byte {
 	return dst
 }
 
-// appendKVs appends the entries of row i of a as KeyValue fields num.
-func appendKVs(dst []byte, num otlpwire.FieldNum, a *attrCol, i int) []byte {
+// closeMsgShort is closeMsg with the shortest length: the body moves back
+// over the unused bytes. For what is kept per series, where 4 bytes a
+// message add up.
+func closeMsgShort(dst []byte, at int) []byte {
+	n := uint64(len(dst) - at - 5)
+	k := protowire.SizeVarint(n)
+	protowire.AppendVarint(dst[:at], n)
+	copy(dst[at+k:], dst[at+5:])
+	return dst[:len(dst)-5+k]
+}
+
+// appendKVs appends the entries of row i of a as KeyValue fields num,
+// their lengths the shortest if short (series attributes) or 5 bytes
+// (headers, whose encoding is their interning key: a snapshot carries it,
+// and a header restored must match the same one built anew).
+func appendKVs(dst []byte, num otlpwire.FieldNum, a *attrCol, i int, short bool) []byte {
 	s, e := a.span(i)
 	for j := s; j < e; j++ {
 		var at int
 		dst, at = openMsg(dst, num)
 		dst = appendStr(dst, otlpwire.KeyValueKey, a.keys.Value(j))
-		dst = appendAnyField(dst, otlpwire.KeyValueValue, &a.vals, j)
-		dst = closeMsg(dst, at)
+		dst = appendAnyField(dst, otlpwire.KeyValueValue, &a.vals, j, short)
+		if short {
+			dst = closeMsgShort(dst, at)
+		} else {
+			dst = closeMsg(dst, at)
+		}
 	}
 	return dst
 }
 
-// appendAnyField appends the AnyValue at j as field num (nothing for ValueNone).
-func appendAnyField(dst []byte, num otlpwire.FieldNum, v *schemas.AnyColumns, j int) []byte {
+// appendAnyField appends the AnyValue at j as field num (nothing for
+// ValueNone); short as for appendKVs.
+func appendAnyField(dst []byte, num otlpwire.FieldNum, v *schemas.AnyColumns, j int, short bool) []byte {
 	typ := v.Type.Value(j)
 	if typ == schemas.ValueNone {
 		return dst
@@ -122,6 +141,9 @@ func appendAnyField(dst []byte, num otlpwire.FieldNum, v *schemas.AnyColumns, j 
 	case schemas.ValueKVList:
 		dst = appendBytes(dst, otlpwire.AnyValueKvlistValue, v.Bytes.Value(j))
 	}
+	if short {
+		return closeMsgShort(dst, at)
+	}
 	return closeMsg(dst, at)
 }
 
@@ -136,7 +158,7 @@ func appendHeader(dst []byte, c *cols, m int) ([]byte, [3]uint32) {
 	if !c.resAttrs.m.IsNull(r) {
 		var at int
 		dst, at = openMsg(dst, otlpwire.ResourceMetricsResource)
-		dst = appendKVs(dst, otlpwire.ResourceAttributes, &c.resAttrs, r)
+		dst = appendKVs(dst, otlpwire.ResourceAttributes, &c.resAttrs, r, false)
 		dst = appendVarint(dst, otlpwire.ResourceDroppedAttributesCount, uint64(c.resDropped.Value(r)))
 		dst = append(dst, c.resResExtra.Value(r)...)
 		dst = closeMsg(dst, at)
@@ -149,7 +171,7 @@ func appendHeader(dst []byte, c *cols, m int) ([]byte, [3]uint32) {
 		dst, at = openMsg(dst, otlpwire.ScopeMetricsScope)
 		dst = appendStr(dst, otlpwire.InstrumentationScopeName, c.scName.Value(s))
 		dst = appendStr(dst, otlpwire.InstrumentationScopeVersion, c.scVersion.Value(s))
-		dst = appendKVs(dst, otlpwire.InstrumentationScopeAttributes, &c.scAttrs, s)
+		dst = appendKVs(dst, otlpwire.InstrumentationScopeAttributes, &c.scAttrs, s, false)
 		dst = appendVarint(dst, otlpwire.InstrumentationScopeDroppedAttributesCount, uint64(c.scDropped.Value(s)))
 		dst = append(dst, c.scScopeExtra.Value(s)...)
 		dst = closeMsg(dst, at)
@@ -160,7 +182,7 @@ func appendHeader(dst []byte, c *cols, m int) ([]byte, [3]uint32) {
 	dst = appendStr(dst, otlpwire.MetricName, c.mName.Value(m))
 	dst = appendStr(dst, otlpwire.MetricDescription, c.mDesc.Value(m))
 	dst = appendStr(dst, otlpwire.MetricUnit, c.mUnit.Value(m))
-	dst = appendKVs(dst, otlpwire.MetricMetadata, &c.mMeta, m)
+	dst = appendKVs(dst, otlpwire.MetricMetadata, &c.mMeta, m, false)
 	dst = append(dst, c.mExtra.Value(m)...)
 	cut[2] = uint32(len(dst) - base)
 	dst = append(dst, c.mDataExtra.Value(m)...)

@@ -114,20 +114,21 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 		w.u(s.start)
 		w.i(s.seen)
 		w.x(s.tot)
-		for _, v := range []uint32{s.tenant, s.spec, s.hdr, s.limit} {
+		for _, v := range []uint32{s.tenant, uint32(s.spec), s.hdr, s.limit} {
 			w.u(uint64(v))
 		}
-		w.byte(s.kind)
-		w.bool(s.mono)
-		w.i(int64(s.temp))
+		h := &a.hdrs[s.hdr] // the series' type is its header's; written for version 1
+		w.byte(h.kind)
+		w.bool(h.mono)
+		w.i(int64(h.temp))
 		w.s(s.attrs)
 		w.u(uint64(len(s.open)))
 		for _, iv := range s.open {
 			w.i(iv.k)
 			w.x(iv.v)
-			w.u(uint64(iv.n))
+			w.u(uint64(iv.points()))
 			w.u(uint64(iv.x))
-			w.bool(iv.dbl)
+			w.bool(iv.isDouble())
 		}
 		w.bool(s.h != nil)
 		if s.h != nil {
@@ -142,7 +143,7 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 	w.u(uint64(len(a.seriesIdx)))
 	for k, v := range a.seriesIdx {
 		w.u(uint64(k.tenant))
-		w.x(k.out)
+		w.x(k.out.u64())
 		w.u(uint64(v))
 	}
 	w.u(uint64(len(a.inputs)))
@@ -159,17 +160,17 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 		w.i(p.seen)
 		w.u(uint64(p.series))
 		w.i(int64(p.lastPos))
-		w.bool(p.d != nil)
-		if p.d != nil {
-			w.dist(p.d)
+		w.bool(p.d != 0)
+		if p.d != 0 {
+			w.dist(&a.dists[p.d])
 		}
 	}
 	w.u32s(a.inputFree)
 	w.u(uint64(len(a.inputIdx)))
 	for k, v := range a.inputIdx {
 		w.u(uint64(k.tenant))
-		w.x(k.in)
-		w.x(k.out)
+		w.x(k.in.u64())
+		w.x(k.out.u64())
 		w.u(uint64(v))
 	}
 	w.u(uint64(len(a.limits)))
@@ -336,7 +337,10 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 			r.fail()
 			break
 		}
-		a.specID(s)
+		if _, err := a.specID(s); err != nil {
+			r.fail()
+			break
+		}
 	}
 	if len(a.rules) != nRules {
 		r.fail()
@@ -376,16 +380,22 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 		s.seen = r.varint()
 		s.tot = r.u64()
 		s.tenant = r.idx(len(a.tenants))
-		s.spec = r.idx(len(a.specs))
+		s.spec = uint16(r.idx(len(a.specs))) // len(a.specs) <= maxSpecs
 		s.hdr = r.idx(len(a.hdrs))
 		s.limit = r.u32()
-		s.kind = r.byte()
-		s.mono = r.boolean()
-		s.temp = r.i32()
+		kind, mono, temp := r.byte(), r.boolean(), r.i32()
+		if r.err == nil { // then s.hdr is in range
+			if h := &a.hdrs[s.hdr]; h.kind != kind || h.mono != mono || h.temp != temp {
+				r.fail()
+			}
+		}
 		s.attrs = r.str()
 		n := r.count(5)
 		for range n {
-			iv := ival{k: r.varint(), v: r.u64(), n: r.u32(), x: r.u32(), dbl: r.boolean()}
+			iv := ival{k: r.varint(), v: r.u64()}
+			iv.n = min(r.u32(), ivCount)
+			iv.x = r.u32()
+			iv.setDouble(r.boolean())
 			if len(s.open) > 0 && iv.k <= s.open[len(s.open)-1].k {
 				r.fail()
 			}
@@ -399,14 +409,14 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 			}
 			r.dist(&s.h.tot)
 		}
-		cls := classOf(s.kind, s.temp, s.mono)
+		cls := classOf(kind, temp, mono)
 		if cls == clsNone || (cls == clsCumDist || cls == clsDeltaDist) != (s.h != nil) {
 			r.fail()
 		}
 	}
 	a.seriesFree = r.idxs(len(a.series))
 	for range r.count(10) {
-		k := seriesKey{tenant: r.idx(len(a.tenants)), out: r.u64()}
+		k := seriesKey{tenant: r.idx(len(a.tenants)), out: h64(r.u64())}
 		a.seriesIdx[k] = r.idx(len(a.series))
 	}
 	nInputs := r.count(1)
@@ -425,13 +435,13 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 		p.series = r.idx(len(a.series))
 		p.lastPos = r.i32()
 		if r.boolean() {
-			p.d = new(dist)
-			r.dist(p.d)
+			p.d = a.newDist()
+			r.dist(&a.dists[p.d])
 		}
 	}
 	a.inputFree = r.idxs(len(a.inputs))
 	for range r.count(18) { // tenant, input and output hashes, index: at least 1+8+8+1 bytes
-		k := inputKey{tenant: r.idx(len(a.tenants)), in: r.u64(), out: r.u64()}
+		k := inputKey{tenant: r.idx(len(a.tenants)), in: h64(r.u64()), out: h64(r.u64())}
 		a.inputIdx[k] = r.idx(len(a.inputs))
 	}
 	for range r.count(2) {

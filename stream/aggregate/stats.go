@@ -16,10 +16,12 @@ type RuleStats struct {
 	StateBytes       int64             // estimated memory of the rule's series and inputs
 }
 
-// Sizes used for the state estimate: a struct and its share of the index.
+// Sizes used for the state estimate: a struct and its share of the index,
+// a map slot (key and uint32 value) and its control byte at the typical
+// load of 2/3.
 const (
-	seriesBytes = int64(unsafe.Sizeof(series{})) + 32 // + map entry
-	inputBytes  = int64(unsafe.Sizeof(input{})) + 40
+	seriesBytes = int64(unsafe.Sizeof(series{})) + (int64(unsafe.Sizeof(seriesKey{}))+4+1)*3/2
+	inputBytes  = int64(unsafe.Sizeof(input{})) + (int64(unsafe.Sizeof(inputKey{}))+4+1)*3/2
 	ivalBytes   = int64(unsafe.Sizeof(ival{}))
 	gentBytes   = int64(unsafe.Sizeof(gent{}))
 )
@@ -43,8 +45,8 @@ func (a *Aggregator) Stats() map[string]RuleStats {
 			r := a.specs[s.spec].rule
 			ins[r]++
 			bytes[r] += inputBytes
-			if p.d != nil {
-				bytes[r] += p.d.bytes()
+			if p.d != 0 {
+				bytes[r] += a.dists[p.d].bytes()
 			}
 		}
 	}
