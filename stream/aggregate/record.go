@@ -17,7 +17,7 @@ var ErrRecord = errors.New("aggregate: malformed record")
 
 const (
 	recordMagic   = "SLAGG"
-	recordVersion = 1
+	recordVersion = 2 // 1 also carried the output hashes; still read
 )
 
 func appendSpec(dst []byte, s Spec) []byte {
@@ -30,12 +30,14 @@ func appendSpec(dst []byte, s Spec) []byte {
 }
 
 // AppendRecord appends the value of a record of the aggregation topic to
-// dst: magic "SLAGG" and a version byte, the Spec, uvarint n, the n input
-// hashes and n output hashes (8 bytes little endian each), then the batch
-// as schemas.WriteBatch writes it.
-func AppendRecord(dst []byte, b *schemas.Batch, in, out []uint64, spec Spec) ([]byte, error) {
-	if n := b.Len(); len(in) != n || len(out) != n {
-		return dst, fmt.Errorf("aggregate: %d points but %d input and %d output hashes", n, len(in), len(out))
+// dst: magic "SLAGG" and a version byte (2), the Spec, uvarint n, the n
+// input hashes (8 bytes little endian each), then the batch as
+// schemas.WriteBatch writes it. The output hashes do not travel: the reader
+// computes them from the batch (Hasher.Series), 8 bytes a point fewer on
+// the bus.
+func AppendRecord(dst []byte, b *schemas.Batch, in []uint64, spec Spec) ([]byte, error) {
+	if n := b.Len(); len(in) != n {
+		return dst, fmt.Errorf("aggregate: %d points but %d input hashes", n, len(in))
 	}
 	if err := spec.Validate(); err != nil {
 		return dst, err
@@ -45,9 +47,6 @@ func AppendRecord(dst []byte, b *schemas.Batch, in, out []uint64, spec Spec) ([]
 	dst = appendSpec(dst, spec)
 	dst = binary.AppendUvarint(dst, uint64(len(in)))
 	for _, h := range in {
-		dst = binary.LittleEndian.AppendUint64(dst, h)
-	}
-	for _, h := range out {
 		dst = binary.LittleEndian.AppendUint64(dst, h)
 	}
 	w := bytes.NewBuffer(dst)
@@ -148,41 +147,58 @@ func (r *reader) spec() Spec {
 	return s
 }
 
-// ReadRecord decodes a value written by AppendRecord. The batch is the
-// caller's to release.
-func ReadRecord(data []byte, mem memory.Allocator) (b *schemas.Batch, in, out []uint64, spec Spec, err error) {
+// ReadRecord decodes a value written by AppendRecord (or by version 1,
+// whose output hashes it skips). The batch is the caller's to release.
+func ReadRecord(data []byte, mem memory.Allocator) (b *schemas.Batch, in []uint64, spec Spec, err error) {
 	if len(data) < len(recordMagic)+1 || string(data[:len(recordMagic)]) != recordMagic {
-		return nil, nil, nil, Spec{}, fmt.Errorf("%w: no SLAGG magic", ErrRecord)
+		return nil, nil, Spec{}, fmt.Errorf("%w: no SLAGG magic", ErrRecord)
 	}
-	if v := data[len(recordMagic)]; v != recordVersion {
-		return nil, nil, nil, Spec{}, fmt.Errorf("%w: version %d", ErrRecord, v)
+	v := data[len(recordMagic)]
+	if v != 1 && v != recordVersion {
+		return nil, nil, Spec{}, fmt.Errorf("%w: version %d", ErrRecord, v)
 	}
 	r := reader{p: data[len(recordMagic)+1:]}
 	spec = r.spec()
-	n := r.count(16)
-	in, out = make([]uint64, n), make([]uint64, n)
+	hashes := 1
+	if v == 1 {
+		hashes = 2
+	}
+	n := r.count(8 * hashes)
+	in = make([]uint64, n)
 	for i := range in {
 		in[i] = r.u64()
 	}
-	for i := range out {
-		out[i] = r.u64()
+	if hashes == 2 {
+		r.bytes(uint64(8 * n))
 	}
 	if r.err != nil {
-		return nil, nil, nil, Spec{}, r.err
+		return nil, nil, Spec{}, r.err
 	}
 	if err := spec.Validate(); err != nil {
-		return nil, nil, nil, Spec{}, fmt.Errorf("%w: %v", ErrRecord, err)
+		return nil, nil, Spec{}, fmt.Errorf("%w: %v", ErrRecord, err)
 	}
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
 	b, err = schemas.ReadBatch(r.p, mem)
 	if err != nil {
-		return nil, nil, nil, Spec{}, fmt.Errorf("aggregate: %w", err)
+		return nil, nil, Spec{}, fmt.Errorf("aggregate: %w", err)
 	}
 	if b.Len() != n || b.Metrics == nil {
 		b.Release()
-		return nil, nil, nil, Spec{}, fmt.Errorf("%w: %d hashes for a batch of %d metric points", ErrRecord, n, b.Len())
+		return nil, nil, Spec{}, fmt.Errorf("%w: %d hashes for a batch of %d metric points", ErrRecord, n, b.Len())
 	}
-	return b, in, out, spec, nil
+	return b, in, spec, nil
+}
+
+// OutputHashes appends to dst the output series hash of every point of b,
+// a batch of tenant read from a record: what the worker routed it by.
+func (h *Hasher) OutputHashes(dst []uint64, tenant string, b *schemas.Batch) ([]uint64, error) {
+	if err := h.Reset(b); err != nil {
+		return dst, err
+	}
+	for i := range b.Len() {
+		dst = append(dst, h.Series(tenant, i))
+	}
+	return dst, nil
 }

@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"testing"
 	"time"
@@ -12,34 +13,69 @@ import (
 )
 
 func TestRecordRoundTrip(t *testing.T) {
-	b, in, out := batchOf(t, mCum, []P{{In: 1, Out: 7, T: 1, V: 2}, {In: 2, Out: 7, T: 2, V: 3, Int: true}})
+	b, in, _ := batchOf(t, mCum, []P{{In: 1, Out: 7, T: 1, V: 2}, {In: 2, Out: 7, T: 2, V: 3, Int: true, Attrs: []string{"job", "web"}}})
 	defer b.Release()
 	spec := Spec{Rule: "rule-x", Interval: 30 * time.Second, Grace: time.Second, Gauge: GaugeMax, Summary: SummaryCountSum, Limit: 5}
-	rec, err := AppendRecord([]byte("prefix"), b, in, out, spec)
+	rec, err := AppendRecord([]byte("prefix"), b, in, spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	b2, in2, out2, spec2, err := ReadRecord(rec[len("prefix"):], memory.DefaultAllocator)
+	b2, in2, spec2, err := ReadRecord(rec[len("prefix"):], memory.DefaultAllocator)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer b2.Release()
-	if spec2 != spec || !cmp.Equal(in, in2) || !cmp.Equal(out, out2) {
-		t.Errorf("got %v %v %v, want %v %v %v", spec2, in2, out2, spec, in, out)
+	if spec2 != spec || !cmp.Equal(in, in2) {
+		t.Errorf("got %v %v, want %v %v", spec2, in2, spec, in)
 	}
 	o1, _ := schemas.ToOTLP(b, nil)
 	o2, _ := schemas.ToOTLP(b2, nil)
 	if !bytes.Equal(o1, o2) {
 		t.Error("batch differs after the round trip")
 	}
-	for _, bad := range [][]byte{nil, []byte("SLAGG"), []byte("SLAGX\x01"), rec[:len(rec)/2], rec[len("prefix") : len("prefix")+12]} {
-		if _, _, _, _, err := ReadRecord(bad, nil); err == nil {
+	// The output hashes computed from the record are those of the batch
+	// it was made of.
+	var h Hasher
+	want, err := h.OutputHashes(nil, "t", b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := h.OutputHashes(nil, "t", b2)
+	if err != nil || !cmp.Equal(got, want) || want[0] == want[1] {
+		t.Errorf("output hashes %v (%v), want %v, two series", got, err, want)
+	}
+	for _, bad := range [][]byte{nil, []byte("SLAGG"), []byte("SLAGX\x02"), rec[:len(rec)/2], rec[len("prefix") : len("prefix")+12]} {
+		if _, _, _, err := ReadRecord(bad, nil); err == nil {
 			t.Errorf("ReadRecord(%q...) succeeded", bad[:min(len(bad), 8)])
 		}
 	}
-	if _, err := AppendRecord(nil, b, in[:1], out, spec); err == nil {
+	if _, err := AppendRecord(nil, b, in[:1], spec); err == nil {
 		t.Error("AppendRecord with too few hashes succeeded")
 	}
+	// Version 1 carried the output hashes after the input hashes: read,
+	// and skipped.
+	v1 := append([]byte(recordMagic+"\x01"), appendSpec(nil, spec)...)
+	v1 = binary.AppendUvarint(v1, 2)
+	for _, x := range []uint64{in[0], in[1], 70, 70} {
+		v1 = binary.LittleEndian.AppendUint64(v1, x)
+	}
+	v1 = append(v1, rec[len(rec)-len(batchRecord(t, b)):]...)
+	b3, in3, spec3, err := ReadRecord(v1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b3.Release()
+	if spec3 != spec || !cmp.Equal(in3, in) || b3.Len() != 2 {
+		t.Errorf("version 1: %v %v %d points", spec3, in3, b3.Len())
+	}
+}
+
+func batchRecord(t *testing.T, b *schemas.Batch) []byte {
+	var w bytes.Buffer
+	if err := schemas.WriteBatch(&w, b); err != nil {
+		t.Fatal(err)
+	}
+	return w.Bytes()
 }
 
 func TestRestoreCorrupt(t *testing.T) {

@@ -82,6 +82,8 @@ type Aggregator struct {
 	// anything else at the next checkpoint.
 	unsent []*stream.Record
 	buf    bytes.Buffer
+	hasher aggregate.Hasher
+	out    []uint64 // output series hashes of the record in hand
 
 	mu      sync.Mutex
 	revoked []int32 // told by the bus during Poll, applied by the stage's goroutine
@@ -221,13 +223,17 @@ func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 }
 
 func (a *Aggregator) add(ps *aggPartition, r *stream.Record, now time.Time) error {
-	b, in, out, spec, err := aggregate.ReadRecord(r.Value, a.cfg.Allocator)
+	b, in, spec, err := aggregate.ReadRecord(r.Value, a.cfg.Allocator)
 	if err != nil {
 		return err
 	}
 	defer b.Release()
+	tenant := string(r.Header(stream.HeaderTenant))
+	if a.out, err = a.hasher.OutputHashes(a.out[:0], tenant, b); err != nil {
+		return err
+	}
 	a.m.pointsIn.Add(float64(b.Len()))
-	return ps.agg.Add(string(r.Header(stream.HeaderTenant)), b, in, out, spec, now)
+	return ps.agg.Add(tenant, b, in, a.out, spec, now)
 }
 
 func (a *Aggregator) deadLetter(r *stream.Record, err error) *stream.Record {

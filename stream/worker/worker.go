@@ -448,7 +448,7 @@ type aggPart struct {
 	partition int32
 	spec      *aggregate.Spec
 	rows      []int32
-	in, out   []uint64
+	in        []uint64
 }
 
 // split writes the merged points of batch to the aggregation topic,
@@ -484,7 +484,7 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 			index[k] = p
 			parts = append(parts, p)
 		}
-		p.rows, p.in, p.out = append(p.rows, m.Row), append(p.in, w.inH[i]), append(p.out, out)
+		p.rows, p.in = append(p.rows, m.Row), append(p.in, w.inH[i])
 	}
 	for ; next < batch.Len(); next++ {
 		rest = append(rest, int32(next))
@@ -507,7 +507,7 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 		if err != nil {
 			return nil, fmt.Errorf("worker: %w", err)
 		}
-		val, err := aggregate.AppendRecord(nil, sel, p.in, p.out, *p.spec)
+		val, err := aggregate.AppendRecord(nil, sel, p.in, *p.spec)
 		sel.Release()
 		if err != nil {
 			return nil, fmt.Errorf("worker: %w", err)
