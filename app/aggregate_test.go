@@ -243,6 +243,9 @@ func TestLimitFoldsIntoOverflowSeries(t *testing.T) {
 			t.Fatalf("sluice_aggregate_series_folded_total = %v, want %d", n, series-10000)
 		}
 	}
+	if got, _ := metricSum(t, admin, `sluice_aggregate_metric_series_folded_total{metric="jobs",rule="cap-jobs"}`); got != series-10000 {
+		t.Errorf("sluice_aggregate_metric_series_folded_total = %v, want %d", got, series-10000)
+	}
 	if got, _ := metricSum(t, admin, `sluice_aggregate_output_series{rule="cap-jobs"}`); got != 10001 {
 		t.Errorf("sluice_aggregate_output_series = %v, want 10001", got)
 	}

@@ -3,6 +3,7 @@ package aggregate
 import (
 	"bytes"
 	"fmt"
+	"maps"
 	"math"
 	"testing"
 	"time"
@@ -276,8 +277,63 @@ func TestLimit(t *testing.T) {
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	if s := a.Stats()["r"]; s.SeriesFolded != 10 || s.OutputSeries != 11 {
-		t.Errorf("folded %d, outputs %d; want 10, 11", s.SeriesFolded, s.OutputSeries)
+	if s := a.Stats()["r"]; s.SeriesFolded != 10 || s.OutputSeries != 11 || !maps.Equal(s.FoldedByMetric, map[string]uint64{"requests": 10}) {
+		t.Errorf("folded %d %v, outputs %d; want 10 of %s, 11", s.SeriesFolded, s.FoldedByMetric, s.OutputSeries, "requests")
+	}
+	// The counts by metric are part of the snapshot.
+	var buf bytes.Buffer
+	if err := a.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r, err := Restore(&buf, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Stats()["r"].FoldedByMetric; !maps.Equal(got, a.Stats()["r"].FoldedByMetric) {
+		t.Errorf("restored: folded by metric %v", got)
+	}
+}
+
+// A snapshot of version 1 (before the folded series by metric) restores.
+func TestRestoreVersion1(t *testing.T) {
+	a := New(Config{})
+	add(t, a, spec10, mCum, P{In: 1, T: 1, V: 1})
+	var buf bytes.Buffer
+	if err := a.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := zstdDecode(buf.Bytes())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Version 1 is version 2 without each rule's count of folded metrics
+	// (one 0 byte here, after the rule's counters).
+	r := &reader{p: raw[len(snapMagic)+1:]}
+	r.varint()
+	r.varint()
+	r.varint()
+	for range r.count(1) {
+		r.str()
+	}
+	if r.count(1) != 1 {
+		t.Fatal("want one rule")
+	}
+	r.str()
+	for range 5 + nDrop {
+		r.uvarint()
+	}
+	at := len(raw) - len(r.p)
+	if raw[at] != 0 {
+		t.Fatalf("byte %d is %d, want the empty count", at, raw[at])
+	}
+	v1 := append(append([]byte{}, raw[:at]...), raw[at+1:]...)
+	v1[len(snapMagic)] = 1
+	b, err := decodeSnapshot(v1, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := flush(t, b, true), flush(t, a, true); !cmp.Equal(got, want) {
+		t.Errorf("version 1 restored: %+v, want %+v", got, want)
 	}
 }
 

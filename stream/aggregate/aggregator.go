@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -83,6 +84,7 @@ var dropNames = [nDrop]string{"summary", "bounds_mismatch", "no_value", "type_ch
 type ruleCounters struct {
 	in, merged, late, ooo, folded uint64
 	dropped                       [nDrop]uint64
+	foldedBy                      map[string]uint64 // folded by metric name
 }
 
 type specEntry struct {
@@ -737,7 +739,16 @@ func (a *Aggregator) seriesFor(tid uint32, out uint64, row int, mid uint32, sp u
 			a.limitIdx[lk] = li
 		}
 		if L := &a.limits[li]; L.n >= se.Limit {
-			a.stats[se.rule].folded++
+			rc := &a.stats[se.rule]
+			rc.folded++
+			if rc.foldedBy == nil {
+				rc.foldedBy = map[string]uint64{}
+			}
+			name := a.c.mName.Value(int(mid))
+			if _, ok := rc.foldedBy[name]; !ok {
+				name = strings.Clone(name) // the batch's memory is not ours
+			}
+			rc.foldedBy[name]++
 			ov := L.overflow
 			if ov == 0 {
 				key := mix(mk, xxhash.Sum64String("otel.metric.overflow"))

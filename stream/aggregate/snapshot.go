@@ -4,14 +4,16 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"maps"
 	"math"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 )
 
 const (
 	snapMagic   = "SLAGS"
-	snapVersion = 1
+	snapVersion = 2       // 1: without the folded series by metric; still read
 	maxSnapshot = 8 << 30 // decompressed bytes
 )
 
@@ -84,6 +86,11 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 		}
 		for _, v := range c.dropped {
 			w.u(v)
+		}
+		w.u(uint64(len(c.foldedBy)))
+		for _, name := range slices.Sorted(maps.Keys(c.foldedBy)) {
+			w.s(name)
+			w.u(c.foldedBy[name])
 		}
 	}
 	w.u(uint64(len(a.specs)))
@@ -311,9 +318,10 @@ func Restore(in io.Reader, cfg Config) (*Aggregator, error) {
 }
 
 func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
-	if len(data) < len(snapMagic)+1 || string(data[:len(snapMagic)]) != snapMagic || data[len(snapMagic)] != snapVersion {
-		return nil, fmt.Errorf("%w: not a snapshot of version %d", ErrRecord, snapVersion)
+	if len(data) < len(snapMagic)+1 || string(data[:len(snapMagic)]) != snapMagic || data[len(snapMagic)] < 1 || data[len(snapMagic)] > snapVersion {
+		return nil, fmt.Errorf("%w: not a snapshot of version 1 to %d", ErrRecord, snapVersion)
 	}
+	version := data[len(snapMagic)]
 	r := &reader{p: data[len(snapMagic)+1:]}
 	a := New(cfg)
 	a.wm, a.wmWall, a.lastSweep = r.varint(), r.varint(), r.varint()
@@ -328,6 +336,16 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 		}
 		for i := range c.dropped {
 			c.dropped[i] = r.uvarint()
+		}
+		if version < 2 {
+			continue
+		}
+		if n := r.count(2); n > 0 {
+			c.foldedBy = make(map[string]uint64, n)
+			for range n {
+				name := r.str()
+				c.foldedBy[name] = r.uvarint()
+			}
 		}
 	}
 	nRules := len(a.rules)

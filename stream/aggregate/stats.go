@@ -1,6 +1,9 @@
 package aggregate
 
-import "unsafe"
+import (
+	"maps"
+	"unsafe"
+)
 
 // RuleStats are the counters (since New or Restore: they are part of the
 // snapshot) and gauges of one rule (Spec.Rule).
@@ -13,6 +16,7 @@ type RuleStats struct {
 	PointsOutOfOrder uint64            // points not newer than their input's last point
 	PointsDropped    map[string]uint64 // by reason: summary, bounds_mismatch, no_value, type_change, no_data, invalid
 	SeriesFolded     uint64            // new output series a limit refused (folded into the overflow series)
+	FoldedByMetric   map[string]uint64 // SeriesFolded by metric name
 	StateBytes       int64             // estimated memory of the rule's series and inputs
 }
 
@@ -73,7 +77,7 @@ func (a *Aggregator) Stats() map[string]RuleStats {
 		rs := RuleStats{
 			InputSeries: ins[i], OutputSeries: outs[i], PointsIn: c.in, PointsMerged: c.merged,
 			PointsLate: c.late, PointsOutOfOrder: c.ooo, SeriesFolded: c.folded, StateBytes: bytes[i],
-			PointsDropped: map[string]uint64{},
+			PointsDropped: map[string]uint64{}, FoldedByMetric: maps.Clone(c.foldedBy),
 		}
 		for j, n := range c.dropped {
 			if n > 0 {

@@ -371,6 +371,12 @@ func (a *Aggregator) updateStats() {
 				}
 				t.PointsDropped[reason] += n
 			}
+			for metric, n := range s.FoldedByMetric {
+				if t.FoldedByMetric == nil {
+					t.FoldedByMetric = map[string]uint64{}
+				}
+				t.FoldedByMetric[metric] += n
+			}
 			sum[rule] = t
 		}
 	}
@@ -402,6 +408,7 @@ var (
 	aggOutOfOrder  = prometheus.NewDesc("sluice_aggregate_points_out_of_order_total", "Points not newer than their input series' last point, dropped (among them the points of records read again after a crash or a redelivery).", aggRuleLabels, nil)
 	aggDropped     = prometheus.NewDesc("sluice_aggregate_points_dropped_total", "Points dropped, by reason: summary, bounds_mismatch, no_value, type_change, no_data, invalid.", []string{"rule", "reason"}, nil)
 	aggFolded      = prometheus.NewDesc("sluice_aggregate_series_folded_total", "New series a limit refused, folded into the metric's overflow series.", aggRuleLabels, nil)
+	aggFoldedBy    = prometheus.NewDesc("sluice_aggregate_metric_series_folded_total", "sluice_aggregate_series_folded_total by metric.", []string{"rule", "metric"}, nil)
 	aggStateBytes  = prometheus.NewDesc("sluice_aggregate_state_bytes", "Estimated memory of the rule's aggregation state.", aggRuleLabels, nil)
 )
 
@@ -409,7 +416,7 @@ var (
 type aggCollector struct{ a *Aggregator }
 
 func (c aggCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{aggInputSeries, aggOutSeries, aggPointsIn, aggMerged, aggLate, aggOutOfOrder, aggDropped, aggFolded, aggStateBytes} {
+	for _, d := range []*prometheus.Desc{aggInputSeries, aggOutSeries, aggPointsIn, aggMerged, aggLate, aggOutOfOrder, aggDropped, aggFolded, aggFoldedBy, aggStateBytes} {
 		ch <- d
 	}
 }
@@ -426,6 +433,9 @@ func (c aggCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(aggStateBytes, prometheus.GaugeValue, float64(s.StateBytes), rule)
 		for reason, n := range s.PointsDropped {
 			ch <- prometheus.MustNewConstMetric(aggDropped, prometheus.CounterValue, float64(n), rule, reason)
+		}
+		for metric, n := range s.FoldedByMetric {
+			ch <- prometheus.MustNewConstMetric(aggFoldedBy, prometheus.CounterValue, float64(n), rule, metric)
 		}
 	}
 }
