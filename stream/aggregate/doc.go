@@ -105,7 +105,8 @@
 // series fold into one overflow series of the metric with the resource and
 // scope of the first folded point and the point attributes
 // {"otel.metric.overflow": "true"} (SeriesFolded counts the refused
-// series). An admitted series that goes stale frees its slot.
+// series, FoldedByMetric by metric name). An admitted series that goes
+// stale frees its slot.
 //
 // # Labels
 //
