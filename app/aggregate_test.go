@@ -250,3 +250,20 @@ func TestLimitFoldsIntoOverflowSeries(t *testing.T) {
 		t.Errorf("sluice_aggregate_output_series = %v, want 10001", got)
 	}
 }
+
+// worker.aggregator: false runs the worker without a member of the
+// aggregator group (for the worker processes of a NATS bus but one).
+func TestAggregatorOff(t *testing.T) {
+	for _, on := range []bool{true, false} {
+		cfg := testConfig(t, t.TempDir(), fmt.Sprintf("worker:\n  aggregator: %v\n", on))
+		p, err := Start(context.Background(), cfg, All, testLogger(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, running := metricSum(t, "http://"+p.AdminAddr(), "sluice_aggregator_points_in_total")
+		p.Stop()
+		if running != on {
+			t.Errorf("worker.aggregator: %v, but an aggregator running: %v", on, running)
+		}
+	}
+}

@@ -23,5 +23,8 @@ func (p *Process) startAggregator(ctx, runCtx context.Context, topics stream.Top
 	}
 	p.run(&p.workerWG, "aggregator", func() error { return a.Run(runCtx) })
 	p.log.Info("aggregator started", "group", group)
+	if p.cfg.Bus.Kind == "nats" {
+		p.log.Warn("aggregator on a NATS bus: JetStream gives every member every partition, so run it in one process only (worker.aggregator: false in the others)", "group", group)
+	}
 	return nil
 }

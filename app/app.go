@@ -210,8 +210,10 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 			return nil
 		})
 		log.Info("worker started", "group", cfg.Worker.Group)
-		if err := p.startAggregator(ctx, workerCtx, topics, stageMetrics); err != nil {
-			return nil, err
+		if cfg.Worker.Aggregator {
+			if err := p.startAggregator(ctx, workerCtx, topics, stageMetrics); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if roles.Ingest {

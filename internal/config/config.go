@@ -150,6 +150,11 @@ type Worker struct {
 	// values of its labels, before and after the rules, for
 	// GET /api/v1/cardinality on the admin port and `sluice cardinality`.
 	Cardinality Cardinality `yaml:"cardinality"`
+	// Aggregator runs a member of the aggregator group in the process
+	// (default true): it merges the metric points whose series the rules
+	// collapsed. On a NATS bus exactly one process may run it (JetStream
+	// gives every member every partition); turn it off in the others.
+	Aggregator bool `yaml:"aggregator"`
 }
 
 // Cardinality bounds the worker's cardinality tracker (stream/cardinality,
@@ -297,7 +302,7 @@ func Default() Config {
 		// The cardinality bounds are stream/cardinality's defaults
 		// (internal/ imports nothing above it; app's tests pin that they
 		// agree).
-		Worker: Worker{Group: "sluice-worker", Cardinality: Cardinality{Enabled: true, MaxMetrics: 10000, MaxLabels: 64, Window: 10 * time.Minute, MaxTenants: 1000}},
+		Worker: Worker{Group: "sluice-worker", Aggregator: true, Cardinality: Cardinality{Enabled: true, MaxMetrics: 10000, MaxLabels: 64, Window: 10 * time.Minute, MaxTenants: 1000}},
 		Admin:  Admin{Listen: "127.0.0.1:9464"},
 		Rules:  Rules{Dir: "./rules", ReloadInterval: 5 * time.Second},
 		Log:    Log{Level: "info", Format: "text"},

@@ -234,3 +234,17 @@ func TestWorkerCardinality(t *testing.T) {
 		})
 	}
 }
+
+func TestWorkerAggregator(t *testing.T) {
+	if !Default().Worker.Aggregator {
+		t.Error("the aggregator is off by default")
+	}
+	cfg, err := Parse("c.yaml", []byte("worker:\n  group: w\n"))
+	if err != nil || !cfg.Worker.Aggregator {
+		t.Errorf("a worker section without the key: %+v, %v", cfg.Worker, err)
+	}
+	cfg, err = Parse("c.yaml", []byte("worker:\n  aggregator: false\n"))
+	if err != nil || cfg.Worker.Aggregator {
+		t.Errorf("aggregator: false: %+v, %v", cfg.Worker, err)
+	}
+}
