@@ -4,23 +4,35 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/rules"
+	"github.com/sluice-dev/sluice/rules/columnar"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
-	"github.com/sluice-dev/sluice/stream/memory"
+	"github.com/sluice-dev/sluice/stream/aggregate"
+	smemory "github.com/sluice-dev/sluice/stream/memory"
 )
 
 var topics = stream.Topics{Prefix: "t"}
 
-func newBus(t testing.TB) *memory.Bus {
-	bus := memory.New()
+func newBus(t testing.TB) *smemory.Bus {
+	bus := smemory.New()
 	var specs []stream.TopicSpec
 	for _, s := range otlpwire.Signals {
 		specs = append(specs, stream.TopicSpec{Name: topics.Raw(s), Partitions: 3}, stream.TopicSpec{Name: topics.Processed(s), Partitions: 3})
@@ -40,7 +52,7 @@ func raw(sig otlpwire.Signal, partition int32, tenant string, value []byte) *str
 
 // run runs a worker until the processed topics and the DLQ hold want
 // records' worth of items (or a deadline passes), then stops it.
-func run(t *testing.T, bus *memory.Bus, tr Transform, cfg Config, done func() bool) {
+func run(t *testing.T, bus *smemory.Bus, tr Transform, cfg Config, done func() bool) {
 	t.Helper()
 	cfg.Topics = topics
 	if cfg.Allocator == nil {
@@ -64,7 +76,7 @@ func run(t *testing.T, bus *memory.Bus, tr Transform, cfg Config, done func() bo
 
 // processedItems decodes every processed record of sig back to OTLP and
 // counts its items, checking the headers.
-func processedItems(t *testing.T, bus *memory.Bus, sig otlpwire.Signal) (items int, recs []*stream.Record) {
+func processedItems(t *testing.T, bus *smemory.Bus, sig otlpwire.Signal) (items int, recs []*stream.Record) {
 	t.Helper()
 	for _, r := range bus.Records(topics.Processed(sig)) {
 		if ct := string(r.Header(stream.HeaderContentType)); ct != stream.ContentTypeArrow {
@@ -87,7 +99,7 @@ func processedItems(t *testing.T, bus *memory.Bus, sig otlpwire.Signal) (items i
 	return items, recs
 }
 
-func lag(t *testing.T, bus *memory.Bus) int64 {
+func lag(t *testing.T, bus *smemory.Bus) int64 {
 	c, _ := bus.Consume(stream.ConsumerConfig{Group: "sluice-worker", Topics: []string{topics.Raw(otlpwire.Metrics), topics.Raw(otlpwire.Logs), topics.Raw(otlpwire.Traces)}})
 	defer c.Close()
 	n, _ := c.Lag(context.Background())
@@ -216,7 +228,7 @@ func TestMaxBatchItems(t *testing.T) {
 // of stopping the worker.
 func TestProcessedRecordsFitTheBus(t *testing.T) {
 	const limit = 48 << 10
-	bus := memory.New()
+	bus := smemory.New()
 	specs := []stream.TopicSpec{{Name: topics.Raw(otlpwire.Logs), Partitions: 1}, {Name: topics.Processed(otlpwire.Logs), Partitions: 1, MaxRecordBytes: limit},
 		{Name: topics.DLQ(), Partitions: 1}}
 	if err := bus.EnsureTopics(context.Background(), specs...); err != nil {
@@ -253,4 +265,112 @@ func TestProcessedRecordsFitTheBus(t *testing.T) {
 	if len(dlq) != 1 || !bytes.Equal(dlq[0].Value, body) || !strings.Contains(string(dlq[0].Header(stream.HeaderError)), "max_record_bytes") {
 		t.Errorf("DLQ: %d records", len(dlq))
 	}
+}
+
+// The points whose series the rules change go to the aggregation topic,
+// each in the partition of its output series, with the hash of its input
+// series; the others stay one processed record.
+func TestSplitRoutesMergedPoints(t *testing.T) {
+	src, err := os.ReadFile("../../rules/testdata/good/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Parse(map[string][]byte{"example.yaml": src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus := newBus(t)
+	if err := bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: topics.Aggregate(), Partitions: 5}); err != nil {
+		t.Fatal(err)
+	}
+	spec := &aggregate.Spec{Rule: "r", Interval: time.Minute}
+	tr := &marking{Engine: columnar.New(set, columnar.Options{}), spec: spec}
+	// tidy-routes folds the ids of /items/1../items/20 into one route and
+	// leaves /health and points without a route alone.
+	var pts []*metricspb.NumberDataPoint
+	str := func(k, v string) *commonpb.KeyValue {
+		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+	}
+	for i := range 20 {
+		pts = append(pts, &metricspb.NumberDataPoint{TimeUnixNano: 1, Attributes: []*commonpb.KeyValue{str("route", fmt.Sprintf("/items/%d", i))}, Value: &metricspb.NumberDataPoint_AsInt{AsInt: int64(i)}},
+			&metricspb.NumberDataPoint{TimeUnixNano: 1, Attributes: []*commonpb.KeyValue{str("route", "/health"), str("n", fmt.Sprint(i))}},
+			&metricspb.NumberDataPoint{TimeUnixNano: 1, Attributes: []*commonpb.KeyValue{str("code", fmt.Sprint(i))}})
+	}
+	body, _ := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
+		ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: "hits", Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: pts}}}}}}}}})
+	in := schemas.NewBuilder(otlpwire.Metrics, memory.DefaultAllocator)
+	if _, err := in.Append(body); err != nil {
+		t.Fatal(err)
+	}
+	inBatch := in.Build()
+	defer inBatch.Release()
+	var h aggregate.Hasher
+	wantIn, _ := h.OutputHashes(nil, "acme", inBatch) // the input series, before the rules
+
+	bus.Produce(context.Background(), raw(otlpwire.Metrics, 1, "acme", body))
+	run(t, bus, tr, Config{}, func() bool { return len(bus.Records(topics.Processed(otlpwire.Metrics))) > 0 })
+
+	if n, _ := processedItems(t, bus, otlpwire.Metrics); n != 40 {
+		t.Errorf("%d points written as they are, want the 40 the rules left alone", n)
+	}
+	merged := 0
+	for _, r := range bus.Records(topics.Aggregate()) {
+		if ct := string(r.Header(stream.HeaderContentType)); ct != stream.ContentTypeAggregate || string(r.Header(stream.HeaderTenant)) != "acme" {
+			t.Fatalf("headers %v", r.Headers)
+		}
+		b, inHashes, gotSpec, err := aggregate.ReadRecord(r.Value, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := h.OutputHashes(nil, "acme", b)
+		routes := attrValues(t, b, "route")
+		b.Release()
+		if gotSpec != *spec {
+			t.Errorf("spec %+v", gotSpec)
+		}
+		for i, o := range out {
+			if p := int32(o % 5); p != r.Partition {
+				t.Errorf("a point of output series %x in partition %d, want %d", o, r.Partition, p)
+			}
+			if routes[i] != "/items/{id}" {
+				t.Errorf("merged point with route %q", routes[i])
+			}
+			if !slices.Contains(wantIn[:], inHashes[i]) {
+				t.Errorf("input hash %x is no input series' hash", inHashes[i])
+			}
+		}
+		merged += len(out)
+	}
+	if merged != 20 {
+		t.Errorf("%d points merged, want the 20 whose route the rules folded", merged)
+	}
+}
+
+// attrValues is the string value of attribute key of every point of b.
+func attrValues(t *testing.T, b *schemas.Batch, key string) []string {
+	pb, err := schemas.ToOTLP(b, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var req colmetrics.ExportMetricsServiceRequest
+	if err := proto.Unmarshal(pb, &req); err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, rm := range req.ResourceMetrics {
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				for _, p := range m.GetGauge().GetDataPoints() {
+					v := ""
+					for _, kv := range p.Attributes {
+						if kv.Key == key {
+							v = kv.GetValue().GetStringValue()
+						}
+					}
+					out = append(out, v)
+				}
+			}
+		}
+	}
+	return out
 }
