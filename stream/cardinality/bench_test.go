@@ -8,6 +8,7 @@ import (
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 )
@@ -42,52 +43,102 @@ func benchCorpus(gen int) *req {
 	return q
 }
 
-func benchBatch(b *testing.B, q *req) *schemas.Batch {
+// distinctCorpus: 10 resources × 100 metrics × 100 series with 6 point
+// attributes, one of them the metric's number: 10,000 distinct sets, each
+// seen once per resource.
+func distinctCorpus() *req {
+	q := &req{}
+	for r := range 10 {
+		res := kvs("service.name", fmt.Sprintf("svc-%d", r), "host.name", fmt.Sprintf("node-%d", r),
+			"k8s.namespace.name", "prod", "service.instance.id", fmt.Sprintf("inst-%d", r))
+		for m := range 100 {
+			var pts [][]*common.KeyValue
+			for p := range 100 {
+				pts = append(pts, kvs("route", fmt.Sprintf("/api/v1/items/%d", p), "method", []string{"GET", "POST", "PUT"}[p%3],
+					"status", fmt.Sprint(m), "region", "eu-west-1", "zone", "a", "k8s.pod.name", fmt.Sprintf("pod-%d", p%5)))
+			}
+			q.add(res, fmt.Sprintf("http_server_requests_%d_total", m), pts...)
+		}
+	}
+	return q
+}
+
+func benchBatch(b *testing.B, body []byte) *schemas.Batch {
 	bld := schemas.NewBuilder(otlpwire.Metrics, arrowpool.New())
 	defer bld.Release()
-	if _, err := bld.Append(q.body(b)); err != nil {
+	if _, err := bld.Append(body); err != nil {
 		b.Fatal(err)
 	}
 	return bld.Build()
 }
 
-// BenchmarkObserve: "steady" observes the same series again and again (the
-// usual case: every scrape or export repeats them); "churn" cycles through 8
-// batches of different series, so the sketches grow (and go dense).
+// BenchmarkObserve observes batches of 100,000 points, one sub-benchmark
+// per corpus, pattern and stage; run it with -cpu 1 for figures per core.
+//
+// Corpora: "metrics" is internal/otlptest's (10 resources × 100 metrics ×
+// 100 series, 6 point attributes; 1,000 series a metric, so its series
+// sketches stay exact); "k8s" is benchCorpus (5 resource attributes, one
+// point attribute unique per series; 2,000 series a metric, so they go
+// dense); "distinct" is like "metrics" but with the metric's number as an
+// attribute, so that no attribute set repeats within a resource (the
+// worst case for the table of sets). Patterns: "steady" observes the same batch again and again (the
+// usual case: every scrape or export repeats its series); "churn" cycles
+// through 8 batches of different series, so the sketches grow. Stages:
+// "before" is one Observe; "before+after" is Observe at Before then at
+// After, as the worker does for a batch the rules changed; "both" is one
+// Observe at Both, for a batch they left alone. points/s counts each point
+// of the batch once, at one stage or two.
 func BenchmarkObserve(b *testing.B) {
+	metricsBody := otlptest.Corpora()[0].Body
 	for _, c := range []struct {
-		name string
-		gens int
-	}{{"steady", 1}, {"churn", 8}} {
-		b.Run(c.name, func(b *testing.B) {
-			var batches []*schemas.Batch
-			for g := range c.gens {
-				batches = append(batches, benchBatch(b, benchCorpus(g)))
+		name   string
+		bodies func() [][]byte
+	}{
+		{"metrics/steady", func() [][]byte { return [][]byte{metricsBody} }},
+		{"k8s/steady", func() [][]byte { return [][]byte{benchCorpus(0).body(b)} }},
+		{"distinct/steady", func() [][]byte { return [][]byte{distinctCorpus().body(b)} }},
+		{"k8s/churn", func() [][]byte {
+			var out [][]byte
+			for g := range 8 {
+				out = append(out, benchCorpus(g).body(b))
 			}
-			defer func() {
-				for _, bt := range batches {
-					bt.Release()
+			return out
+		}},
+	} {
+		var batches []*schemas.Batch
+		for _, body := range c.bodies() {
+			batches = append(batches, benchBatch(b, body))
+		}
+		for _, st := range []struct {
+			name   string
+			stages []Stage
+		}{{"before", []Stage{Before}}, {"before+after", []Stage{Before, After}}, {"both", []Stage{Both}}} {
+			b.Run(c.name+"/"+st.name, func(b *testing.B) {
+				tr := New(Config{})
+				observeAll := func(bt *schemas.Batch) {
+					for _, s := range st.stages {
+						if err := tr.Observe("acme", s, bt, t0); err != nil {
+							b.Fatal(err)
+						}
+					}
 				}
-			}()
-			tr := New(Config{})
-			for _, bt := range batches { // warm up: metrics and labels exist
-				if err := tr.Observe("acme", Before, bt, t0); err != nil {
-					b.Fatal(err)
+				for _, bt := range batches { // warm up: metrics and labels exist
+					observeAll(bt)
 				}
-			}
-			points := batches[0].Len()
-			b.ReportAllocs()
-			b.ResetTimer()
-			i := 0
-			for b.Loop() {
-				if err := tr.Observe("acme", Before, batches[i%len(batches)], t0); err != nil {
-					b.Fatal(err)
+				points := batches[0].Len()
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					observeAll(batches[i%len(batches)])
+					i++
 				}
-				i++
-			}
-			b.ReportMetric(float64(b.N)*float64(points)/b.Elapsed().Seconds(), "points/s")
-			b.ReportMetric(0, "ns/op")
-		})
+				b.ReportMetric(float64(b.N)*float64(points)/b.Elapsed().Seconds(), "points/s")
+				b.ReportMetric(0, "ns/op")
+			})
+		}
+		for _, bt := range batches {
+			bt.Release()
+		}
 	}
 }
 
@@ -100,7 +151,7 @@ func BenchmarkMemory(b *testing.B) {
 		b.Run(fmt.Sprintf("series=%d", gens*benchResources*benchSeries), func(b *testing.B) {
 			var batches []*schemas.Batch
 			for g := range gens {
-				batches = append(batches, benchBatch(b, benchCorpus(g)))
+				batches = append(batches, benchBatch(b, benchCorpus(g).body(b)))
 			}
 			defer func() {
 				for _, bt := range batches {
@@ -119,7 +170,7 @@ func BenchmarkMemory(b *testing.B) {
 					}
 				}
 				s := &tr.tenants["acme"].stages[Before]
-				s.scratch = scratch{}
+				tr.scratches = nil
 				runtime.GC()
 				runtime.ReadMemStats(&after)
 				heap = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / benchMetrics

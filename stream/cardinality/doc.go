@@ -6,13 +6,16 @@
 //
 // # Data flow
 //
-// A worker calls Tracker.Observe with a metrics schemas.Batch it holds; the
-// tracker reads the Arrow columns while the call lasts and keeps nothing
-// that aliases the batch (names and keys it keeps are copied once, when a
-// metric or label is first tracked). The caller keeps ownership of the
-// batch and releases it as usual. The admin HTTP port reads through
-// Tracker.Report or Tracker.Handler (JSON), and Report.WriteText renders
-// the table for people.
+// A worker calls Tracker.Observe with a metrics schemas.Batch it holds, at
+// stage Before with the batch it read and at After with the batch the
+// rules made of it; when the rules returned the batch unchanged, one call
+// at Both does the work of the two in one pass (the same counts, hashing
+// each point once). The tracker reads the Arrow columns while the call
+// lasts and keeps nothing that aliases the batch (names and keys it keeps
+// are copied once, when a metric or label is first tracked). The caller
+// keeps ownership of the batch and releases it as usual. The admin HTTP
+// port reads through Tracker.Report or Tracker.Handler (JSON), and
+// Report.WriteText renders the table for people.
 //
 // # What is counted
 //
@@ -23,10 +26,24 @@
 // per pair, so attributes in any order give the same series and no sort or
 // copy is needed. Per metric, one sketch holds the series
 // identities and one sketch per label key the hashes of that key's values.
+//
+// # Cost per point
+//
+// Observe does as little per point as it can (observe.go, scratch.go).
 // Resource attributes are hashed once per resource and their values
-// inserted once per metric row, not per point. Observe allocates only when
-// it meets a metric or label it does not track yet, or when a sketch's set
-// doubles or turns dense; never per point.
+// inserted once per metric row. Point attribute keys are hashed when they
+// differ from the previous point's (one comparison of their bytes
+// otherwise). Each distinct point attribute set of a batch is hashed once
+// (every metric of a resource usually has the same sets): later points
+// with that set cost a hash of its values' bytes and a comparison, up to
+// 4,096 sets a batch. A series already in its metric's exact set brought
+// its label values with it when it was first seen, so only new series,
+// and every series of a metric whose set went dense, insert label values.
+// The series of a run of points of one metric go into the sketch in one
+// loop, so that the sketch's cache misses overlap. Observe allocates only
+// when it meets a metric or label it does not track yet, when a sketch's
+// set doubles or turns dense, or when its scratch space grows for a
+// larger batch than it saw before; never per point.
 //
 // # Window
 //
@@ -64,9 +81,12 @@
 // metrics have many series and few labels many values. A metric of 2,000
 // series with 11 labels holds about 23 KB (BenchmarkMemory); one of 20
 // series, under 2 KB. Deployments with many tenants should lower
-// MaxMetrics and MaxLabels.
+// MaxMetrics and MaxLabels. Besides, each Observe call running at once
+// (not each tenant) holds a scratch space, kept for the next calls: 80
+// bytes per metric row and 16 per resource attribute of the largest batch
+// it saw, and at most 0.5 MiB for the table of attribute sets.
 //
 // Tracker is safe for concurrent use: one mutex per tenant and stage, held
-// for a whole batch, so workers feeding different tenants or stages do not
-// contend.
+// for a whole batch (both, Before then After, at Both), so workers feeding
+// different tenants or stages do not contend.
 package cardinality

@@ -2,23 +2,27 @@ package cardinality
 
 import (
 	"fmt"
-	"math"
 	"strings"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
-// Observe adds the data points of b, a metrics batch of tenant at stage st,
-// seen at now. It reads b only during the call. A batch of a tenant beyond
-// Config.MaxTenants is counted as dropped and is not an error.
+// Observe adds the data points of b, a metrics batch of tenant, to stage st
+// as seen at now. It reads b only during the call.
+//
+// At Both it adds them to Before and After in one pass, for a batch the
+// rules left as it was: each series and label is hashed once and added to
+// both stages' sketches, which end up exactly as after Observe at Before
+// and then at After with the same b and now (and so do the reports).
+//
+// A batch of a tenant beyond Config.MaxTenants is counted as dropped, once
+// per stage, and is not an error.
 func (t *Tracker) Observe(tenant string, st Stage, b *schemas.Batch, now time.Time) error {
-	if st >= numStages {
+	if st > Both {
 		return fmt.Errorf("cardinality: invalid stage %d", st)
 	}
 	if b == nil || b.Signal != otlpwire.Metrics || b.Metrics == nil || b.Items == nil || b.Resources == nil {
@@ -34,80 +38,35 @@ func (t *Tracker) Observe(tenant string, st Stage, b *schemas.Batch, now time.Ti
 	e := t.epoch(now)
 	tn := t.tenantFor(tenant, e)
 	if tn == nil {
-		t.dropped.Add(1)
-		t.droppedPt.Add(uint64(c.points))
+		n := uint64(1)
+		if st == Both {
+			n = numStages
+		}
+		t.dropped.Add(n)
+		t.droppedPt.Add(n * uint64(c.points))
 		return nil
 	}
-	s := &tn.stages[st]
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.rotate(e)
-	return s.observe(&c, &t.cfg)
+	var ss []stage
+	if st == Both {
+		ss = tn.stages[:]
+	} else {
+		ss = tn.stages[st : st+1]
+	}
+	for k := range ss { // lock order: Before, then After (as Report)
+		ss[k].mu.Lock()
+		ss[k].rotate(e)
+	}
+	sc := t.getScratch()
+	defer func() {
+		for k := range ss {
+			ss[k].mu.Unlock()
+		}
+		t.putScratch(sc)
+	}()
+	return observeStages(ss, &c, sc, &t.cfg)
 }
 
-// attrCol is an attributes column (map<utf8, AnyValue>).
-type attrCol struct {
-	m    *array.Map
-	keys *array.String
-	vals schemas.AnyColumns
-}
-
-func (a *attrCol) init(col arrow.Array, what string) error {
-	var ok bool
-	if a.m, ok = col.(*array.Map); ok {
-		a.keys, ok = a.m.Keys().(*array.String)
-	}
-	if !ok {
-		return fmt.Errorf("cardinality: %w: %s attributes are %s", schemas.ErrSchema, what, col.DataType())
-	}
-	var err error
-	a.vals, err = schemas.NewAnyColumns(a.m.Items())
-	return err
-}
-
-// columns are the columns of a batch that Observe reads.
-type columns struct {
-	resAttrs  attrCol
-	metRes    *array.Uint32
-	metName   *array.String
-	ptMetric  *array.Uint32
-	ptAttrs   attrCol
-	resources int
-	metrics   int
-	points    int
-}
-
-func (c *columns) init(b *schemas.Batch) error {
-	if b.Resources.NumCols() != int64(schemas.ResourcesSchema.NumFields()) ||
-		b.Metrics.NumCols() != int64(schemas.MetricsSchema.NumFields()) ||
-		b.Items.NumCols() != int64(schemas.DataPointsSchema.NumFields()) {
-		return fmt.Errorf("cardinality: %w: not the metrics layout", schemas.ErrSchema)
-	}
-	if err := c.resAttrs.init(b.Resources.Column(schemas.ResAttributes), "resource"); err != nil {
-		return err
-	}
-	if err := c.ptAttrs.init(b.Items.Column(schemas.PtAttributes), "point"); err != nil {
-		return err
-	}
-	var ok1, ok2, ok3 bool
-	c.metRes, ok1 = b.Metrics.Column(schemas.MetResourceID).(*array.Uint32)
-	c.metName, ok2 = b.Metrics.Column(schemas.MetName).(*array.String)
-	c.ptMetric, ok3 = b.Items.Column(schemas.PtMetricID).(*array.Uint32)
-	if !ok1 || !ok2 || !ok3 {
-		return fmt.Errorf("cardinality: %w: not the metrics layout", schemas.ErrSchema)
-	}
-	c.resources, c.metrics, c.points = int(b.Resources.NumRows()), int(b.Metrics.NumRows()), int(b.Items.NumRows())
-	return nil
-}
-
-// scratch is per-batch state, reused across batches of one stage.
-type scratch struct {
-	refs   []metricRef // per metric row
-	resSum []uint64    // per resource row: sum of its pair hashes
-	resOK  []bool
-}
-
-// metricRef is what a metric row of the batch maps to.
+// metricRef is what a metric row of the batch maps to in one stage.
 type metricRef struct {
 	m      *metric
 	salt   uint64 // name hash for the "other" bucket, else 0
@@ -117,89 +76,68 @@ type metricRef struct {
 	done   bool
 }
 
-func grow[T any](s []T, n int) []T {
-	if cap(s) < n {
-		return make([]T, n)
-	}
-	s = s[:n]
-	clear(s)
-	return s
+// maxRun bounds the points whose sketch updates are batched (see
+// observeStages).
+const maxRun = 64
+
+// pending is a point whose hashes are computed and whose sketch updates
+// wait for the end of its run.
+type pending struct {
+	sum    uint64   // of its pair hashes
+	kh, vh []uint64 // its key and value hashes
+	start  int      // its first attribute entry
 }
 
-func (s *stage) observe(c *columns, cfg *Config) error {
-	sc := &s.scratch
-	sc.refs = grow(sc.refs, c.metrics)
-	sc.resSum = grow(sc.resSum, c.resources)
-	sc.resOK = grow(sc.resOK, c.resources)
+// observeStages adds the points of c to ss, one stage or both: each
+// point's hashes are computed once and added to every stage.
+//
+// Points come in runs of one metric row (the batch holds a metric's points
+// together). The hashes of a run are computed first, then its series go
+// into each stage's sketch in one tight loop, so that the memory accesses
+// of a sketch (random, and often cache misses) overlap rather than wait
+// in turn behind the hashing; then the label values of the new series.
+// The sketches end up as if the points were added one by one: a run has
+// one metric row, resolved before it starts, and label inserts do not
+// change the series sketches.
+func observeStages(ss []stage, c *columns, sc *scratch, cfg *Config) error {
+	sc.reset(c, len(ss))
+	refs := sc.refs[0]
 	pt := &c.ptAttrs
-	for i := range c.points {
-		mr := int(c.ptMetric.Value(i))
+	for i := 0; i < c.points; {
+		mr := int(c.ptMetric[i])
 		if mr >= c.metrics {
 			return fmt.Errorf("cardinality: %w: point %d: metric_id %d of %d metrics", schemas.ErrSchema, i, mr, c.metrics)
 		}
-		ref := &sc.refs[mr]
-		if !ref.done {
-			if err := s.resolve(ref, mr, c, cfg); err != nil {
+		if !refs[mr].done {
+			r, err := c.resource(mr)
+			if err != nil {
 				return err
 			}
-		}
-		m := ref.m
-		sum := ref.resSum
-		start, end := pt.m.ValueOffsets(i)
-		hint := ref.hint
-		for j := int(start); j < int(end); j++ {
-			key := pt.keys.Value(j)
-			vh := valueHash(&pt.vals, j)
-			if !ref.track {
-				sum += pairHash(xxhash.Sum64String(key), vh)
-				continue
-			}
-			// Points of a metric usually repeat their keys in one order:
-			// comparing with the expected key is cheaper than hashing it.
-			var kh uint64
-			l := -1
-			if hint < len(m.labels) && m.labels[hint].key == key {
-				kh, l = m.labels[hint].hash, hint
-			} else {
-				kh = xxhash.Sum64String(key)
-				l = m.label(kh, pt, j, hint, cfg.MaxLabels)
-			}
-			sum += pairHash(kh, vh)
-			if l >= 0 {
-				if j == int(start) {
-					ref.hint = l
-				}
-				hint = l + 1
-				m.labels[l].values.insert(vh)
+			sc.hashResource(&c.resAttrs, r)
+			for k := range ss {
+				ss[k].resolve(&sc.refs[k][mr], mr, r, c, sc, cfg)
 			}
 		}
-		m.series.insert(fmix64(sum ^ ref.salt))
+		sc.startRun()
+		for ; i < c.points && len(sc.run) < maxRun && int(c.ptMetric[i]) == mr; i++ {
+			s, e := pt.m.ValueOffsets(i)
+			start, end := int(s), int(e)
+			kh := sc.keyHashes(&pt.keys, start, end)
+			vh, sum := sc.rowHashes(pt, start, kh)
+			sc.run = append(sc.run, pending{sum: sum, kh: kh, vh: vh, start: start})
+		}
+		for k := range ss {
+			sc.refs[k][mr].add(sc.run, sc.fresh[:len(sc.run)], pt, cfg.MaxLabels)
+		}
 	}
 	return nil
 }
 
-// resolve maps metric row mr to its metric (or the other bucket), and adds
-// the values of its resource's attributes to the metric's labels.
-func (s *stage) resolve(ref *metricRef, mr int, c *columns, cfg *Config) error {
-	r := int(c.metRes.Value(mr))
-	if r >= c.resources {
-		return fmt.Errorf("cardinality: %w: metric %d: resource_id %d of %d resources", schemas.ErrSchema, mr, r, c.resources)
-	}
-	sc := &s.scratch
-	ra := &c.resAttrs
-	start, end := ra.m.ValueOffsets(r)
-	if ra.m.IsNull(r) {
-		start, end = 0, 0
-	}
-	if !sc.resOK[r] {
-		var sum uint64
-		for j := int(start); j < int(end); j++ {
-			sum += pairHash(xxhash.Sum64String(ra.keys.Value(j)), valueHash(&ra.vals, j))
-		}
-		sc.resSum[r], sc.resOK[r] = sum, true
-	}
+// resolve maps metric row mr, of resource row r, to its metric (or the
+// other bucket) in s, and adds the values of the resource's attributes to
+// the metric's labels.
+func (s *stage) resolve(ref *metricRef, mr, r int, c *columns, sc *scratch, cfg *Config) {
 	*ref = metricRef{resSum: sc.resSum[r], done: true}
-
 	g := s.cur
 	name := c.metName.Value(mr)
 	m := g.metrics[name]
@@ -214,15 +152,59 @@ func (s *stage) resolve(ref *metricRef, mr int, c *columns, cfg *Config) error {
 		}
 		ref.m, ref.salt = g.other, xxhash.Sum64String(name)
 		g.names.insert(ref.salt)
-		return nil
+		return
 	}
 	ref.m, ref.track = m, true
-	for j := int(start); j < int(end); j++ {
-		if l := m.label(xxhash.Sum64String(ra.keys.Value(j)), ra, j, 0, cfg.MaxLabels); l >= 0 {
-			m.labels[l].values.insert(valueHash(&ra.vals, j))
+	start, end := c.resAttrs.entries(r)
+	for j := start; j < end; j++ {
+		if l := m.label(sc.resKH[j], &c.resAttrs, j, 0, cfg.MaxLabels); l >= 0 {
+			m.labels[l].values.insert(sc.resVH[j])
 		}
 	}
-	return nil
+}
+
+// add adds run, points of the metric row of ref; fresh is scratch space,
+// one per point.
+func (ref *metricRef) add(run []pending, fresh []bool, a *attrCol, maxLabels int) {
+	m := ref.m
+	for p := range run {
+		fresh[p] = m.series.insert(fmix64((run[p].sum + ref.resSum) ^ ref.salt))
+	}
+	if !ref.track {
+		return
+	}
+	for p := range run {
+		// A series the exact set already held added its label values to
+		// this metric's sketches when it was first seen (those of the
+		// resource are added per metric row, in resolve): nothing to add.
+		// Keys not tracked then are not tracked now, as labels are only
+		// added while there is room.
+		if fresh[p] {
+			ref.addLabels(&run[p], a, maxLabels)
+		}
+	}
+}
+
+// addLabels adds the attribute values of point p to the labels of ref's
+// metric.
+func (ref *metricRef) addLabels(p *pending, a *attrCol, maxLabels int) {
+	m := ref.m
+	hint := ref.hint
+	for e, h := range p.kh {
+		// Points of a metric usually carry their keys in one order: the
+		// expected label is the one after the previous key's.
+		l := hint
+		if l >= len(m.labels) || m.labels[l].hash != h {
+			if l = m.label(h, a, p.start+e, hint, maxLabels); l < 0 {
+				continue
+			}
+		}
+		if e == 0 {
+			ref.hint = l
+		}
+		hint = l + 1
+		m.labels[l].values.insert(p.vh[e])
+	}
 }
 
 // label returns the index of the label whose key hashes to kh (the key of
@@ -243,52 +225,6 @@ func (m *metric) label(kh uint64, a *attrCol, j, hint, maxLabels int) int {
 		m.labelsDropped = true
 		return -1
 	}
-	m.labels = append(m.labels, label{hash: kh, key: strings.Clone(a.keys.Value(j)), values: newSketch(labelPrecision)})
+	m.labels = append(m.labels, label{hash: kh, key: string(a.keys.at(j)), values: newSketch(labelPrecision)})
 	return n
-}
-
-// Seeds that keep values of different types apart.
-const (
-	seedInt    = 0x9e3779b97f4a7c15
-	seedDouble = 0xc2b2ae3d27d4eb4f
-	seedBool   = 0x165667b19e3779f9
-	seedBytes  = 0x27d4eb2f165667c5
-	seedOther  = 0x85ebca77c2b2ae63
-)
-
-// valueHash hashes the AnyValue of row j. Strings hash as their bytes (the
-// common case, and what a Prometheus label value is).
-func valueHash(v *schemas.AnyColumns, j int) uint64 {
-	switch typ := v.Type.Value(j); typ {
-	case schemas.ValueString:
-		return xxhash.Sum64String(v.Str.Value(j))
-	case schemas.ValueInt:
-		return fmix64(uint64(v.Int.Value(j)) ^ seedInt)
-	case schemas.ValueDouble:
-		return fmix64(math.Float64bits(v.Double.Value(j)) ^ seedDouble)
-	case schemas.ValueBool:
-		if v.Bool.Value(j) {
-			return fmix64(seedBool + 1)
-		}
-		return fmix64(seedBool)
-	case schemas.ValueBytes, schemas.ValueArray, schemas.ValueKVList, schemas.ValueRaw:
-		return fmix64(xxhash.Sum64(v.Bytes.Value(j)) ^ (seedBytes + uint64(typ)))
-	default:
-		return fmix64(seedOther + uint64(typ))
-	}
-}
-
-// pairHash combines a key and a value hash; series identities are sums of
-// pair hashes, so the attribute order does not matter.
-func pairHash(kh, vh uint64) uint64 { return fmix64(kh ^ (vh * seedInt) ^ seedOther) }
-
-// fmix64 is MurmurHash3's finalizer: a bijection that spreads every input
-// bit over the output.
-func fmix64(x uint64) uint64 {
-	x ^= x >> 33
-	x *= 0xff51afd7ed558ccd
-	x ^= x >> 33
-	x *= 0xc4ceb9fe1a85ec53
-	x ^= x >> 33
-	return x
 }

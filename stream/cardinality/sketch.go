@@ -20,49 +20,67 @@ import (
 // repeat one probe, and a dense HyperLogLog never allocates.
 type sketch struct {
 	p     uint8
+	shift uint8    // 64 - log2 len(set): a hash's home slot is h >> shift
 	n     int      // hashes in set
-	set   []uint64 // 0 = empty slot; len a power of two, at most 2^p/8
+	set   []uint64 // 0 = empty slot; len a power of two, at most 2^p/8; once dense, one empty slot
 	dense *hyperloglog.Sketch
 }
 
 // minSlots is the size of a set's first table.
 const minSlots = 8
 
-func newSketch(p uint8) *sketch { return &sketch{p: p} }
+func newSketch(p uint8) *sketch {
+	s := &sketch{p: p}
+	s.setTable(minSlots)
+	return s
+}
 
 // maxSlots is the largest set table, as many bytes as the dense sketch.
 func (s *sketch) maxSlots() int { return 1 << (s.p - 3) }
 
-func (s *sketch) insert(h uint64) {
+// insert adds h. It reports false when h was already counted, which only
+// an exact set can tell: a dense sketch always reports true. A hash
+// already in its home slot, the usual repeat, is found inline (a dense
+// sketch has one empty slot).
+func (s *sketch) insert(h uint64) bool {
+	if h != 0 && s.set[h>>s.shift] == h {
+		return false
+	}
+	return s.insertSlow(h)
+}
+
+func (s *sketch) insertSlow(h uint64) bool {
 	if s.dense != nil {
 		s.dense.InsertHash(h)
-		return
+		return true
 	}
 	if h == 0 {
 		h = 1 // 0 marks an empty slot
 	}
-	if s.set == nil {
-		s.set = make([]uint64, minSlots)
-	}
 	if !s.add(h) {
-		return
+		return false
 	}
 	s.n++
 	if 4*s.n <= 3*len(s.set) { // load <= 3/4
-		return
+		return true
 	}
 	if len(s.set) < s.maxSlots() {
 		s.rehash(2 * len(s.set))
-		return
+		return true
 	}
 	s.toDense()
+	return true
+}
+
+func (s *sketch) setTable(slots int) {
+	s.set = make([]uint64, slots)
+	s.shift = uint8(64 - bits.TrailingZeros(uint(slots)))
 }
 
 // add puts h in the set, reporting whether it was new.
 func (s *sketch) add(h uint64) bool {
 	mask := uint64(len(s.set) - 1)
-	shift := 64 - bits.Len(uint(len(s.set)-1))
-	for i := h >> shift; ; i = (i + 1) & mask {
+	for i := h >> s.shift; ; i = (i + 1) & mask {
 		switch s.set[i] {
 		case h:
 			return false
@@ -78,8 +96,7 @@ func (s *sketch) has(h uint64) bool {
 		return false
 	}
 	mask := uint64(len(s.set) - 1)
-	shift := 64 - bits.Len(uint(len(s.set)-1))
-	for i := h >> shift; ; i = (i + 1) & mask {
+	for i := h >> s.shift; ; i = (i + 1) & mask {
 		switch s.set[i] {
 		case h:
 			return true
@@ -91,7 +108,7 @@ func (s *sketch) has(h uint64) bool {
 
 func (s *sketch) rehash(slots int) {
 	old := s.set
-	s.set = make([]uint64, slots)
+	s.setTable(slots)
 	for _, h := range old {
 		if h != 0 {
 			s.add(h)
@@ -114,7 +131,8 @@ func (s *sketch) toDense() {
 			s.dense.InsertHash(h)
 		}
 	}
-	s.set, s.n = nil, 0
+	// One empty slot, for insert's inline lookup to miss.
+	s.set, s.shift, s.n = make([]uint64, 1), 64, 0
 }
 
 // bytes is the memory the sketch holds, about.

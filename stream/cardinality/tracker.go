@@ -52,8 +52,13 @@ type Stage uint8
 const (
 	Before Stage = iota // the raw batch, before the rules
 	After               // the batch the rules produced
-	numStages
+	// Both is a batch the rules left as it was, observed for Before and
+	// After in one pass (see Observe).
+	Both
 )
+
+// numStages is the number of stages the tracker counts (Before and After).
+const numStages = 2
 
 func (s Stage) String() string {
 	switch s {
@@ -61,6 +66,8 @@ func (s Stage) String() string {
 		return "before"
 	case After:
 		return "after"
+	case Both:
+		return "both"
 	}
 	return "invalid"
 }
@@ -79,6 +86,9 @@ type Tracker struct {
 	sweptAt   int64 // epoch of the last sweep for idle tenants
 	dropped   atomic.Uint64
 	droppedPt atomic.Uint64
+
+	scratchMu sync.Mutex
+	scratches []*scratch // of finished Observe calls, for the next ones
 }
 
 // New returns a Tracker bounded by cfg.
@@ -93,13 +103,15 @@ type tenant struct {
 }
 
 // stage holds the two generations of one tenant and stage. mu guards
-// everything, including the sketches (Estimate compacts sparse sketches).
+// everything, including the sketches. An Observe call holds it for its
+// whole batch (at Both, Before's then After's); its per-batch state is in a
+// scratch of the Tracker's, not here, so that it costs per call running at
+// once rather than per tenant.
 type stage struct {
-	mu      sync.Mutex
-	epoch   int64 // window number of cur
-	cur     *generation
-	prev    *generation // nil when nothing was seen in the previous window
-	scratch scratch
+	mu    sync.Mutex
+	epoch int64 // window number of cur
+	cur   *generation
+	prev  *generation // nil when nothing was seen in the previous window
 }
 
 // generation is the state of one window.

@@ -242,6 +242,10 @@ func TestMaxTenants(t *testing.T) {
 	if len(tr.Report("c", 0, t0).Tenants) != 0 {
 		t.Error("tenant c tracked")
 	}
+	observe(t, tr, "c", Both, q, t0) // counted at both stages
+	if r := tr.Report("", 0, t0); r.DroppedBatches != 3 || r.DroppedPoints != 6 {
+		t.Errorf("after a dropped batch at Both: %d batches, %d points dropped; want 3 and 6", r.DroppedBatches, r.DroppedPoints)
+	}
 	if r := tr.Report("a", 0, t0); r.DroppedBatches != 0 {
 		t.Errorf("a tenant's report shows dropped counts: %+v", r)
 	}
@@ -296,11 +300,15 @@ func TestObserveErrors(t *testing.T) {
 	defer mb.Release()
 	b := mb.Build()
 	defer b.Release()
-	if err := tr.Observe("x", Stage(7), b, t0); err == nil {
-		t.Error("invalid stage accepted")
+	for _, st := range []Stage{Both + 1, Stage(7)} {
+		if err := tr.Observe("x", st, b, t0); err == nil {
+			t.Errorf("invalid stage %d accepted", st)
+		}
 	}
-	if err := tr.Observe("x", Before, b, t0); err != nil {
-		t.Errorf("empty batch: %v", err)
+	for _, st := range []Stage{Before, After, Both} {
+		if err := tr.Observe("x", st, b, t0); err != nil {
+			t.Errorf("empty batch at %v: %v", st, err)
+		}
 	}
 	if r := tr.Report("", 0, t0); len(r.Tenants) != 0 {
 		t.Errorf("an empty batch made a tenant: %+v", r)
@@ -324,7 +332,7 @@ func TestConcurrent(t *testing.T) {
 					return
 				}
 				b := bld.Build()
-				err := tr.Observe(fmt.Sprint("t", w%2), Stage(i%2), b, t0.Add(time.Duration(i)*DefaultWindow/20))
+				err := tr.Observe(fmt.Sprint("t", w%2), Stage(i%3), b, t0.Add(time.Duration(i)*DefaultWindow/20)) // Before, After, Both
 				b.Release()
 				if err != nil {
 					t.Error(err)

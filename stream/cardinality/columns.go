@@ -1,0 +1,255 @@
+package cardinality
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// columns are the columns of a batch that Observe reads.
+type columns struct {
+	resAttrs  attrCol
+	metRes    *array.Uint32
+	metName   *array.String
+	ptMetric  []uint32
+	ptAttrs   attrCol
+	resources int
+	metrics   int
+	points    int
+}
+
+func (c *columns) init(b *schemas.Batch) error {
+	if b.Resources.NumCols() != int64(schemas.ResourcesSchema.NumFields()) ||
+		b.Metrics.NumCols() != int64(schemas.MetricsSchema.NumFields()) ||
+		b.Items.NumCols() != int64(schemas.DataPointsSchema.NumFields()) {
+		return fmt.Errorf("cardinality: %w: not the metrics layout", schemas.ErrSchema)
+	}
+	if err := c.resAttrs.init(b.Resources.Column(schemas.ResAttributes), "resource"); err != nil {
+		return err
+	}
+	if err := c.ptAttrs.init(b.Items.Column(schemas.PtAttributes), "point"); err != nil {
+		return err
+	}
+	var ok1, ok2, ok3 bool
+	var ptMetric *array.Uint32
+	c.metRes, ok1 = b.Metrics.Column(schemas.MetResourceID).(*array.Uint32)
+	c.metName, ok2 = b.Metrics.Column(schemas.MetName).(*array.String)
+	ptMetric, ok3 = b.Items.Column(schemas.PtMetricID).(*array.Uint32)
+	if !ok1 || !ok2 || !ok3 {
+		return fmt.Errorf("cardinality: %w: not the metrics layout", schemas.ErrSchema)
+	}
+	c.ptMetric = ptMetric.Uint32Values()
+	c.resources, c.metrics, c.points = int(b.Resources.NumRows()), int(b.Metrics.NumRows()), int(b.Items.NumRows())
+	return nil
+}
+
+// resource returns the resource row of metric row mr.
+func (c *columns) resource(mr int) (int, error) {
+	r := int(c.metRes.Value(mr))
+	if r >= c.resources {
+		return 0, fmt.Errorf("cardinality: %w: metric %d: resource_id %d of %d resources", schemas.ErrSchema, mr, r, c.resources)
+	}
+	return r, nil
+}
+
+// attrCol is an attributes column (map<utf8, AnyValue>), its entries read
+// straight from the buffers.
+type attrCol struct {
+	m    *array.Map
+	keys strCol
+	vals anyCol
+	n    int // entries
+}
+
+func (a *attrCol) init(col arrow.Array, what string) error {
+	var ok bool
+	var keys *array.String
+	if a.m, ok = col.(*array.Map); ok {
+		keys, ok = a.m.Keys().(*array.String)
+	}
+	if !ok {
+		return fmt.Errorf("cardinality: %w: %s attributes are %s", schemas.ErrSchema, what, col.DataType())
+	}
+	v, err := schemas.NewAnyColumns(a.m.Items())
+	if err != nil {
+		return err
+	}
+	a.n = keys.Len()
+	if v.Type.Len() < a.n || v.Str.Len() < a.n || v.Int.Len() < a.n || v.Double.Len() < a.n || v.Bool.Len() < a.n || v.Bytes.Len() < a.n {
+		return fmt.Errorf("cardinality: %w: %s attribute values shorter than their keys", schemas.ErrSchema, what)
+	}
+	a.keys = newStrCol(keys)
+	a.vals = anyCol{typ: v.Type.Uint8Values(), str: newStrCol(v.Str), ints: v.Int.Int64Values(),
+		dbls: v.Double.Float64Values(), bools: v.Bool, bytes: newStrCol(v.Bytes)}
+	return nil
+}
+
+// entries returns the entries of row i: [start, end), empty for a null row.
+func (a *attrCol) entries(i int) (start, end int) {
+	if a.m.IsNull(i) {
+		return 0, 0
+	}
+	s, e := a.m.ValueOffsets(i)
+	return int(s), int(e)
+}
+
+// strCol is a utf8 or binary column read straight from its buffers: row j
+// is data[off[j]:off[j+1]], without the per-value checks of the arrays'
+// accessors.
+type strCol struct {
+	off  []int32
+	data []byte
+}
+
+func newStrCol(a interface {
+	arrow.Array
+	ValueOffsets() []int32
+}) strCol {
+	if a.Len() == 0 {
+		return strCol{}
+	}
+	c := strCol{off: a.ValueOffsets()}
+	if buf := a.Data().Buffers()[2]; buf != nil {
+		c.data = buf.Bytes()
+	}
+	return c
+}
+
+func (c *strCol) at(j int) []byte { return c.data[c.off[j]:c.off[j+1]] }
+
+// run is the bytes of rows [j, j+n), back to back.
+func (c *strCol) run(j, n int) []byte { return c.data[c.off[j]:c.off[j+n]] }
+
+// sameRun reports whether rows [a, a+n) and [b, b+n) hold the same values.
+func (c *strCol) sameRun(a, b, n int) bool {
+	if n == 0 {
+		return true // also for a column of no rows, which has no offsets
+	}
+	oa, ob := c.off[a:a+n+1], c.off[b:b+n+1]
+	for k := 1; k <= n; k++ {
+		if oa[k]-oa[0] != ob[k]-ob[0] {
+			return false
+		}
+	}
+	return bytes.Equal(c.data[oa[0]:oa[n]], c.data[ob[0]:ob[n]])
+}
+
+// anyCol is an AnyValue column (schemas.AnyColumns) read straight from its
+// buffers.
+type anyCol struct {
+	typ   []uint8
+	str   strCol
+	ints  []int64
+	dbls  []float64
+	bools *array.Boolean
+	bytes strCol
+}
+
+// Seeds that keep values of different types apart.
+const (
+	seedInt    = 0x9e3779b97f4a7c15
+	seedDouble = 0xc2b2ae3d27d4eb4f
+	seedBool   = 0x165667b19e3779f9
+	seedBytes  = 0x27d4eb2f165667c5
+	seedOther  = 0x85ebca77c2b2ae63
+)
+
+// hash hashes the AnyValue of row j. Strings hash as their bytes (the
+// common case, and what a Prometheus label value is).
+func (v *anyCol) hash(j int) uint64 {
+	switch typ := v.typ[j]; typ {
+	case schemas.ValueString:
+		return xxhash.Sum64(v.str.at(j))
+	case schemas.ValueInt:
+		return fmix64(uint64(v.ints[j]) ^ seedInt)
+	case schemas.ValueDouble:
+		return fmix64(math.Float64bits(v.dbls[j]) ^ seedDouble)
+	case schemas.ValueBool:
+		if v.bools.Value(j) {
+			return fmix64(seedBool + 1)
+		}
+		return fmix64(seedBool)
+	case schemas.ValueBytes, schemas.ValueArray, schemas.ValueKVList, schemas.ValueRaw:
+		return fmix64(xxhash.Sum64(v.bytes.at(j)) ^ (seedBytes + uint64(typ)))
+	default:
+		return fmix64(seedOther + uint64(typ))
+	}
+}
+
+// runKey hashes the values of rows [j, j+n) together, to look the run up
+// in a table: equal runs (as same tells) hash equal, and unequal ones
+// seldom do.
+func (v *anyCol) runKey(j, n int) uint64 {
+	h := xxhash.Sum64(v.str.run(j, n))
+	for e, typ := range v.typ[j : j+n] {
+		var x uint64
+		switch typ {
+		case schemas.ValueString:
+			continue
+		case schemas.ValueInt:
+			x = uint64(v.ints[j+e])
+		case schemas.ValueDouble:
+			x = math.Float64bits(v.dbls[j+e])
+		case schemas.ValueBool:
+			if v.bools.Value(j + e) {
+				x = 1
+			}
+		default:
+			x = uint64(v.bytes.off[j+e+1] - v.bytes.off[j+e])
+		}
+		h = (h ^ x ^ uint64(typ)<<56) * seedInt
+	}
+	return h
+}
+
+// same reports whether rows [a, a+n) and [b, b+n) hold the same values,
+// as hash sees them.
+func (v *anyCol) same(a, b, n int) bool {
+	ta := v.typ[a : a+n]
+	if !bytes.Equal(ta, v.typ[b:b+n]) || !v.str.sameRun(a, b, n) {
+		return false
+	}
+	for e, typ := range ta {
+		switch typ {
+		case schemas.ValueString:
+		case schemas.ValueInt:
+			if v.ints[a+e] != v.ints[b+e] {
+				return false
+			}
+		case schemas.ValueDouble:
+			if math.Float64bits(v.dbls[a+e]) != math.Float64bits(v.dbls[b+e]) {
+				return false
+			}
+		case schemas.ValueBool:
+			if v.bools.Value(a+e) != v.bools.Value(b+e) {
+				return false
+			}
+		case schemas.ValueBytes, schemas.ValueArray, schemas.ValueKVList, schemas.ValueRaw:
+			if !bytes.Equal(v.bytes.at(a+e), v.bytes.at(b+e)) {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// pairHash combines a key and a value hash; series identities are sums of
+// pair hashes, so the attribute order does not matter.
+func pairHash(kh, vh uint64) uint64 { return fmix64(kh ^ (vh * seedInt) ^ seedOther) }
+
+// fmix64 is MurmurHash3's finalizer: a bijection that spreads every input
+// bit over the output.
+func fmix64(x uint64) uint64 {
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	x *= 0xc4ceb9fe1a85ec53
+	x ^= x >> 33
+	return x
+}
