@@ -378,7 +378,6 @@ func (w *Worker) count(sig otlpwire.Signal, in int, recs []*stream.Record) {
 func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t Transform) ([]*stream.Record, error) {
 	in := batch.Len()
 	batch.Tenant = g.tenant
-	w.observe(g, cardinality.Before, batch)
 	version := ""
 	w.merges = w.merges[:0]
 	if t != nil {
@@ -398,16 +397,21 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 			err = w.inputHashes(g.tenant, batch) // before the input goes
 		}
 		if res != batch {
+			w.observe(g, cardinality.Before, batch)
+			w.observe(g, cardinality.After, res)
 			batch.Release()
 			batch = res
+		} else {
+			w.observe(g, cardinality.Both, batch) // the rules changed nothing: one pass
 		}
 		if err != nil {
 			batch.Release()
 			return nil, err
 		}
+	} else {
+		w.observe(g, cardinality.Both, batch)
 	}
 	defer batch.Release()
-	w.observe(g, cardinality.After, batch)
 	if batch.Len() == 0 {
 		w.m.itemsIn[g.sig].Add(float64(in)) // all dropped by the rules
 		return nil, nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -26,6 +27,7 @@ import (
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/aggregate"
+	"github.com/sluice-dev/sluice/stream/cardinality"
 	smemory "github.com/sluice-dev/sluice/stream/memory"
 )
 
@@ -373,4 +375,55 @@ func attrValues(t *testing.T, b *schemas.Batch, key string) []string {
 		}
 	}
 	return out
+}
+
+// The cardinality tracker sees every metrics batch before and after the
+// rules: a batch the rules leave alone counts the same on both sides (one
+// pass), one they change counts what they made of it.
+func TestCardinalityObserved(t *testing.T) {
+	src, err := os.ReadFile("../../rules/testdata/good/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Parse(map[string][]byte{"example.yaml": src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	request := func(name, key string) []byte {
+		var pts []*metricspb.NumberDataPoint
+		for i := range 30 {
+			pts = append(pts, &metricspb.NumberDataPoint{TimeUnixNano: 1, Attributes: []*commonpb.KeyValue{
+				{Key: key, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: fmt.Sprint(i)}}},
+				{Key: "route", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "/cart"}}}}})
+		}
+		body, _ := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
+			ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: name, Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: pts}}}}}}}}})
+		return body
+	}
+	for _, tc := range []struct {
+		name string
+		t    Transform
+	}{{"no rules", nil}, {"example rules", columnar.New(set, columnar.Options{})}} {
+		t.Run(tc.name, func(t *testing.T) {
+			bus := newBus(t)
+			tracker := cardinality.New(cardinality.Config{})
+			// kept: the rules change nothing; users: tidy-routes deletes user.id
+			bus.Produce(context.Background(), raw(otlpwire.Metrics, 0, "acme", request("kept", "code")), raw(otlpwire.Metrics, 1, "acme", request("users", "user.id")))
+			run(t, bus, tc.t, Config{Cardinality: tracker}, func() bool { return len(bus.Records(topics.Processed(otlpwire.Metrics))) >= 2 })
+			rep := tracker.Report("acme", 10, time.Now())
+			got := map[string][2]uint64{}
+			for _, tr := range rep.Tenants {
+				for _, m := range tr.Metrics {
+					got[m.Name] = [2]uint64{m.SeriesBefore, m.SeriesAfter}
+				}
+			}
+			want := map[string][2]uint64{"kept": {30, 30}, "users": {30, 30}}
+			if tc.t != nil {
+				want["users"] = [2]uint64{30, 1}
+			}
+			if !maps.Equal(got, want) {
+				t.Errorf("series before and after: %v, want %v", got, want)
+			}
+		})
+	}
 }
