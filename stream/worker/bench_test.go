@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
-	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/rules/columnar"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
@@ -42,14 +40,7 @@ func (m *marking) ApplyMerge(b *schemas.Batch, dst []Merge) (*schemas.Batch, []M
 // rules as a plain Transform, all points written as one processed record
 // ("written").
 func BenchmarkEncode(b *testing.B) {
-	src, err := os.ReadFile("../../rules/testdata/good/example.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	set, err := rules.Parse(map[string][]byte{"example.yaml": src})
-	if err != nil {
-		b.Fatal(err)
-	}
+	set := exampleRules(b)
 	c := otlptest.Corpora()[0]
 	if c.Signal != otlpwire.Metrics {
 		b.Fatalf("corpus %s", c.Name)

@@ -273,14 +273,7 @@ func TestProcessedRecordsFitTheBus(t *testing.T) {
 // each in the partition of its output series, with the hash of its input
 // series; the others stay one processed record.
 func TestSplitRoutesMergedPoints(t *testing.T) {
-	src, err := os.ReadFile("../../rules/testdata/good/example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := rules.Parse(map[string][]byte{"example.yaml": src})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := exampleRules(t)
 	bus := newBus(t)
 	if err := bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: topics.Aggregate(), Partitions: 5}); err != nil {
 		t.Fatal(err)
@@ -381,14 +374,7 @@ func attrValues(t *testing.T, b *schemas.Batch, key string) []string {
 // rules: a batch the rules leave alone counts the same on both sides (one
 // pass), one they change counts what they made of it.
 func TestCardinalityObserved(t *testing.T) {
-	src, err := os.ReadFile("../../rules/testdata/good/example.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	set, err := rules.Parse(map[string][]byte{"example.yaml": src})
-	if err != nil {
-		t.Fatal(err)
-	}
+	set := exampleRules(t)
 	request := func(name, key string) []byte {
 		var pts []*metricspb.NumberDataPoint
 		for i := range 30 {
@@ -426,4 +412,19 @@ func TestCardinalityObserved(t *testing.T) {
 			}
 		})
 	}
+}
+
+// exampleRules is the rule set of rules/testdata/good/example.yaml (the
+// example rules of make run).
+func exampleRules(t testing.TB) *rules.Set {
+	t.Helper()
+	src, err := os.ReadFile("../../rules/testdata/good/example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	set, err := rules.Parse(map[string][]byte{"example.yaml": src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
 }
