@@ -40,7 +40,7 @@ YAML
 if [[ $# -gt 0 ]]; then
 	run "$(date +%s)" "$@"
 else
-	for corpus in metrics logs-varied traces; do
+	for corpus in metrics metrics-k8s logs-varied traces; do
 		echo "== $corpus"
 		run "$(date +%s)$corpus" -corpus "$corpus"
 	done

@@ -25,7 +25,8 @@ type Corpus struct {
 }
 
 // Corpora are the benchmark corpora: metrics, logs-varied (realistic bodies),
-// logs (repetitive, Shape-made) and traces (Shape-made).
+// logs (repetitive, Shape-made), traces (Shape-made) and metrics-k8s
+// (realistic Kubernetes metrics with an attribute unique per series).
 func Corpora() []Corpus {
 	logs := Shape{Resources: 10, Items: 1000}
 	spans := Shape{Resources: 10, Items: 1000}
@@ -34,6 +35,7 @@ func Corpora() []Corpus {
 		{"logs-varied", otlpwire.Logs, logsCorpus(), 10_000},
 		{"logs", otlpwire.Logs, Request(otlpwire.Logs, logs), logs.ItemCount(otlpwire.Logs)},
 		{"traces", otlpwire.Traces, Request(otlpwire.Traces, spans), spans.ItemCount(otlpwire.Traces)},
+		{"metrics-k8s", otlpwire.Metrics, k8sCorpus(), 10_000},
 	}
 }
 
@@ -70,6 +72,43 @@ var metricsCorpus = sync.OnceValue(func() []byte {
 		req.ResourceMetrics = append(req.ResourceMetrics, &metrics.ResourceMetrics{
 			Resource:     &resource.Resource{Attributes: kvs("service.name", fmt.Sprintf("svc-%d", res), "host.name", fmt.Sprintf("node-%d", res), "k8s.namespace.name", "prod", "service.instance.id", fmt.Sprintf("inst-%d", res))},
 			ScopeMetrics: []*metrics.ScopeMetrics{sm},
+		})
+	}
+	b, _ := proto.Marshal(req)
+	return b
+})
+
+// k8sCorpus: what 100 pods' SDKs send in one collection interval, batched by
+// an agent into one request: 100 resources (service.name,
+// service.namespace, k8s.pod.name, k8s.namespace.name, service.instance.id)
+// x 100 gauge series of 6 attributes: http.route (10 values),
+// http.request.method, http.response.status_code, region, env and
+// debug_id, 16 hex digits unique to the series (the kind of label people
+// aggregate away). Every series' time is its own; values are random.
+var k8sCorpus = sync.OnceValue(func() []byte {
+	r := rand.New(rand.NewPCG(5, 6))
+	routes := []string{"/", "/cart", "/checkout", "/login", "/logout", "/search", "/items/{id}", "/users/{id}", "/orders/{id}", "/health"}
+	req := &colmetrics.ExportMetricsServiceRequest{}
+	for pod := range 100 {
+		svc := fmt.Sprintf("svc-%d", pod%10)
+		var pts []*metrics.NumberDataPoint
+		for s := range 100 {
+			attrs := append(kvs("http.route", routes[s%10], "http.request.method", []string{"GET", "POST", "PUT", "DELETE"}[s%4]),
+				&common.KeyValue{Key: "http.response.status_code", Value: &common.AnyValue{Value: &common.AnyValue_IntValue{IntValue: []int64{200, 201, 404, 500, 503}[s%5]}}})
+			attrs = append(attrs, kvs("region", []string{"eu-west-1", "us-east-1"}[pod%2], "env", "prod", "debug_id", fmt.Sprintf("%016x", r.Uint64()))...)
+			pts = append(pts, &metrics.NumberDataPoint{
+				Attributes:        attrs,
+				StartTimeUnixNano: 1_700_000_000_000_000_000,
+				TimeUnixNano:      1_700_000_060_000_000_000 + uint64(r.IntN(1_000_000_000)),
+				Value:             &metrics.NumberDataPoint_AsDouble{AsDouble: float64(r.IntN(100000)) / 10},
+			})
+		}
+		req.ResourceMetrics = append(req.ResourceMetrics, &metrics.ResourceMetrics{
+			Resource: &resource.Resource{Attributes: kvs("service.name", svc, "service.namespace", "shop", "k8s.pod.name", fmt.Sprintf("%s-7d9f8b-%05d", svc, pod),
+				"k8s.namespace.name", "prod", "service.instance.id", fmt.Sprintf("%016x", r.Uint64()))},
+			ScopeMetrics: []*metrics.ScopeMetrics{{Scope: &common.InstrumentationScope{Name: "io.opentelemetry.http", Version: "1.30.0"},
+				Metrics: []*metrics.Metric{{Name: "http.server.active_requests", Unit: "{request}",
+					Data: &metrics.Metric_Gauge{Gauge: &metrics.Gauge{DataPoints: pts}}}}}},
 		})
 	}
 	b, _ := proto.Marshal(req)
