@@ -318,13 +318,8 @@ func (a *Aggregator) records(p int32, o aggregate.Output) ([]*stream.Record, err
 	if np := a.bus.Partitions(topic); np > 0 {
 		out = p % np
 	}
-	rec := &stream.Record{Topic: topic, Partition: out, Value: bytes.Clone(a.buf.Bytes()), Timestamp: time.Now(), Headers: []stream.Header{
-		{Key: stream.HeaderContentType, Value: []byte(stream.ContentTypeArrow)},
-		{Key: stream.HeaderSignal, Value: []byte(otlpwire.Metrics.String())},
-		{Key: stream.HeaderTenant, Value: []byte(o.Tenant)},
-		{Key: stream.HeaderItems, Value: strconv.AppendInt(nil, int64(n), 10)},
-		{Key: HeaderSchemaVersion, Value: []byte(schemas.Version)},
-	}}
+	rec := &stream.Record{Topic: topic, Partition: out, Value: bytes.Clone(a.buf.Bytes()), Timestamp: time.Now(),
+		Headers: recordHeaders(stream.ContentTypeArrow, otlpwire.Metrics, o.Tenant, n, "", nil)}
 	if a.cfg.MaxRecordBytes <= 0 || len(rec.Value)+rec.Overhead() <= a.cfg.MaxRecordBytes {
 		return []*stream.Record{rec}, nil
 	}

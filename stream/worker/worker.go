@@ -545,18 +545,24 @@ func (w *Worker) processed(g *group, batch *schemas.Batch, version string, from 
 
 // headers are the headers of a record the worker writes.
 func (w *Worker) headers(g *group, contentType string, items int, version string, from []*stream.Record) []stream.Header {
+	return recordHeaders(contentType, g.sig, g.tenant, items, version, from[0].Header(stream.HeaderReceivedAt))
+}
+
+// recordHeaders are the headers of a record written by a worker or an
+// aggregator; version (the rules') and receivedAt are left out when empty.
+func recordHeaders(contentType string, sig otlpwire.Signal, tenant string, items int, version string, receivedAt []byte) []stream.Header {
 	hdrs := []stream.Header{
 		{Key: stream.HeaderContentType, Value: []byte(contentType)},
-		{Key: stream.HeaderSignal, Value: []byte(g.sig.String())},
-		{Key: stream.HeaderTenant, Value: []byte(g.tenant)},
+		{Key: stream.HeaderSignal, Value: []byte(sig.String())},
+		{Key: stream.HeaderTenant, Value: []byte(tenant)},
 		{Key: stream.HeaderItems, Value: strconv.AppendInt(nil, int64(items), 10)},
 		{Key: HeaderSchemaVersion, Value: []byte(schemas.Version)},
 	}
 	if version != "" {
 		hdrs = append(hdrs, stream.Header{Key: HeaderRulesVersion, Value: []byte(version)})
 	}
-	if at := from[0].Header(stream.HeaderReceivedAt); at != nil {
-		hdrs = append(hdrs, stream.Header{Key: stream.HeaderReceivedAt, Value: at})
+	if receivedAt != nil {
+		hdrs = append(hdrs, stream.Header{Key: stream.HeaderReceivedAt, Value: receivedAt})
 	}
 	return hdrs
 }
