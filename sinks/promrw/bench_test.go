@@ -1,15 +1,25 @@
 package promrw
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/s2"
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
+	"github.com/sluice-dev/sluice/stream"
 )
 
 // benchBatch: 1 resource (service attributes + 3 others), 100 gauges and
@@ -73,4 +83,131 @@ func BenchmarkEncode(b *testing.B) {
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
 	b.ReportMetric(float64(bytesOut)/float64(n), "snappy-bytes/sample")
 	_ = reqs
+}
+
+// corpusRecord is corpus c of internal/otlptest as a processed record; with
+// drop set, the point attributes of that key are removed first (what the
+// issue's rules do to debug_id).
+func corpusRecord(b testing.TB, c otlptest.Corpus, drop string) *stream.Record {
+	body := c.Body
+	if drop != "" {
+		req := &colmetricspb.ExportMetricsServiceRequest{}
+		if err := proto.Unmarshal(body, req); err != nil {
+			b.Fatal(err)
+		}
+		for _, rm := range req.ResourceMetrics {
+			for _, sm := range rm.ScopeMetrics {
+				for _, m := range sm.Metrics {
+					for _, p := range m.GetGauge().GetDataPoints() {
+						p.Attributes = slices.DeleteFunc(p.Attributes, func(kv *commonpb.KeyValue) bool { return kv.Key == drop })
+					}
+					for _, p := range m.GetSum().GetDataPoints() {
+						p.Attributes = slices.DeleteFunc(p.Attributes, func(kv *commonpb.KeyValue) bool { return kv.Key == drop })
+					}
+				}
+			}
+		}
+		var err error
+		if body, err = proto.Marshal(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+	req := &colmetricspb.ExportMetricsServiceRequest{}
+	if err := proto.Unmarshal(body, req); err != nil {
+		b.Fatal(err)
+	}
+	return record(b, req, "")
+}
+
+type benchCorpus struct {
+	name  string
+	rec   *stream.Record
+	items int
+}
+
+func benchCorpora(b *testing.B) []benchCorpus {
+	var out []benchCorpus
+	for _, c := range otlptest.Corpora() {
+		if c.Signal != otlpwire.Metrics {
+			continue
+		}
+		out = append(out, benchCorpus{c.Name, corpusRecord(b, c, ""), c.Items})
+		if c.Name == "metrics-k8s" {
+			out = append(out, benchCorpus{c.Name + "-no-debug-id", corpusRecord(b, c, "debug_id"), c.Items})
+		}
+	}
+	return out
+}
+
+// BenchmarkEncodeCorpus: the corpora of internal/otlptest (a processed
+// record, read once), Arrow batch → remote write requests, snappy
+// compressed; the same series every iteration, as a sink sees them interval
+// after interval.
+func BenchmarkEncodeCorpus(b *testing.B) {
+	for _, c := range benchCorpora(b) {
+		b.Run(c.name, func(b *testing.B) {
+			batch, err := schemas.ReadBatch(c.rec.Value, nil)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer batch.Release()
+			cfg := Config{}
+			cfg.defaults()
+			col := &collector{maxSamples: cfg.MaxSamplesPerRequest, shards: cfg.Concurrency}
+			tr := newTranslator(&cfg, col)
+			var buf []byte
+			var bytesOut, samples int
+			b.ReportAllocs()
+			for b.Loop() {
+				col.reset()
+				col.tenant("")
+				if err := tr.translate(batch, 0); err != nil {
+					b.Fatal(err)
+				}
+				bytesOut, samples = 0, 0
+				for _, t := range col.tenants {
+					for _, sh := range t.shards {
+						for _, r := range sh {
+							buf = s2.EncodeSnappy(buf[:cap(buf)], r.body)
+							bytesOut += len(buf)
+							samples += r.samples
+						}
+					}
+				}
+			}
+			b.ReportMetric(float64(samples)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+			b.ReportMetric(float64(bytesOut)/float64(samples), "snappy-B/sample")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(samples), "ns/sample")
+		})
+	}
+}
+
+// BenchmarkWrite: the sink's whole Write of a processed record to a local
+// HTTP endpoint that reads and discards the requests: ReadBatch (pooled
+// Arrow buffers), translation, snappy, HTTP.
+func BenchmarkWrite(b *testing.B) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+	}))
+	defer srv.Close()
+	for _, c := range benchCorpora(b) {
+		b.Run(c.name, func(b *testing.B) {
+			s := newSink(b, Config{Config: httpSinkConfig(srv.URL)})
+			recs := []*stream.Record{c.rec}
+			if err := s.Write(context.Background(), recs); err != nil {
+				b.Fatal(err)
+			}
+			samples := s.col.series
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				clear(s.accepted) // every iteration sends again
+				if err := s.Write(context.Background(), recs); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(samples)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(samples), "ns/sample")
+		})
+	}
 }
