@@ -136,11 +136,17 @@ type Config struct {
 	AddScopeLabels *bool `yaml:"add_scope_labels"`
 	// AddTargetInfo writes the target_info series; default true.
 	AddTargetInfo *bool `yaml:"add_target_info"`
+	// SeriesCacheBytes bounds the series cache (seriescache.go): the
+	// labels of each series, made once and kept. Default 64MiB, about
+	// 120,000 series of a dozen labels.
+	SeriesCacheBytes config.ByteSize `yaml:"series_cache_bytes"`
 
 	// Derived.
 	DisableScopeLabels bool `yaml:"-"`
 	DisableTargetInfo  bool `yaml:"-"`
 }
+
+const defaultSeriesCacheBytes = 64 << 20
 
 const (
 	expNative    = "native"
@@ -187,6 +193,9 @@ func (c *Config) defaults() {
 	}
 	if c.ExponentialHistograms == "" {
 		c.ExponentialHistograms = expNative
+	}
+	if c.SeriesCacheBytes == 0 {
+		c.SeriesCacheBytes = defaultSeriesCacheBytes
 	}
 	c.DisableScopeLabels = c.AddScopeLabels != nil && !*c.AddScopeLabels
 	c.DisableTargetInfo = c.AddTargetInfo != nil && !*c.AddTargetInfo
@@ -263,6 +272,7 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 			}
 		}
 	}
+	s.cacheStats()
 	for reason, n := range s.tr.dropped {
 		s.m.dropped.WithLabelValues(s.name, reason).Add(float64(n))
 		if reason == dropDelta {
@@ -329,6 +339,20 @@ func (s *Sink) translate(r *stream.Record, rec int32) error {
 		return fmt.Errorf("%s sink: record %s/%d@%d: %w", Type, r.Topic, r.Partition, r.Offset, err)
 	}
 	return nil
+}
+
+// cacheStats moves the series cache's counts to the metrics.
+func (s *Sink) cacheStats() {
+	c := s.tr.cache
+	if c == nil {
+		return
+	}
+	s.m.cacheLookups.WithLabelValues(s.name, "hit").Add(float64(c.hits))
+	s.m.cacheLookups.WithLabelValues(s.name, "miss").Add(float64(c.misses))
+	s.m.cacheEvictions.WithLabelValues(s.name).Add(float64(c.evictions))
+	c.hits, c.misses, c.evictions = 0, 0, 0
+	s.m.cacheSeries.WithLabelValues(s.name).Set(float64(c.len()))
+	s.m.cacheBytes.WithLabelValues(s.name).Set(float64(c.bytes))
 }
 
 type rejection struct {
@@ -438,8 +462,10 @@ func truncate(s string, n int) string {
 }
 
 type sinkMetrics struct {
-	samples, rejected, dropped *prometheus.CounterVec
-	shared                     sinkmetrics.Sink // requests_total, request_duration_seconds
+	samples, rejected, dropped   *prometheus.CounterVec
+	cacheLookups, cacheEvictions *prometheus.CounterVec
+	cacheSeries, cacheBytes      *prometheus.GaugeVec
+	shared                       sinkmetrics.Sink // requests_total, request_duration_seconds
 }
 
 func newMetrics(reg prometheus.Registerer, name string) *sinkMetrics {
@@ -451,6 +477,14 @@ func newMetrics(reg prometheus.Registerer, name string) *sinkMetrics {
 			Help: "Records refused for good (sent to the dead-letter topic)."}, []string{"sink"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_dropped_points_total",
 			Help: "Data points not translated (delta temporality, unsupported scale, ...)."}, []string{"sink", "reason"}),
+		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_series_cache_lookups_total",
+			Help: "Data points whose series labels were found in the series cache (result hit) or made (miss)."}, []string{"sink", "result"}),
+		cacheEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_series_cache_evictions_total",
+			Help: "Series evicted from the series cache to make room (series_cache_bytes)."}, []string{"sink"}),
+		cacheSeries: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_sink_series_cache_series",
+			Help: "Series in the series cache."}, []string{"sink"}),
+		cacheBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_sink_series_cache_bytes",
+			Help: "Bytes the series cache counts against series_cache_bytes."}, []string{"sink"}),
 	}
 	if reg == nil {
 		return m
@@ -458,6 +492,10 @@ func newMetrics(reg prometheus.Registerer, name string) *sinkMetrics {
 	m.samples = register(reg, m.samples)
 	m.rejected = register(reg, m.rejected)
 	m.dropped = register(reg, m.dropped)
+	m.cacheLookups = register(reg, m.cacheLookups)
+	m.cacheEvictions = register(reg, m.cacheEvictions)
+	m.cacheSeries = register(reg, m.cacheSeries)
+	m.cacheBytes = register(reg, m.cacheBytes)
 	return m
 }
 

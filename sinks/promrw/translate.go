@@ -47,6 +47,7 @@ const (
 
 type metricInfo struct {
 	name        string // the Prometheus base name ("" until computed)
+	nameID      uint64 // its id in translator.ids (with the series cache)
 	kind        uint8
 	temporality int32
 	monotonic   bool
@@ -67,6 +68,13 @@ type translator struct {
 	dropped map[string]int
 	delta   *deltaState // nil unless delta: convert
 
+	cache   *seriesCache // nil: every point's labels are made again
+	keyHash func([]byte) uint64
+	ids     idTable // of the cache keys' bases and names
+	baseID  uint64  // the id of tenant and t.base
+	ckey    []byte  // the cache key of the point in hand
+	lbl     []byte  // its encoded labels, on a miss
+
 	// per batch
 	metrics   []metricInfo
 	resBase   [][]label // per resource: job, instance, promoted attributes
@@ -77,7 +85,6 @@ type translator struct {
 	arena     []byte
 	ser       []byte
 	hist      []byte
-	key       []byte
 	counts    []uint64
 	negCounts []uint64
 }
@@ -102,6 +109,10 @@ func newTranslator(cfg *Config, out *collector) *translator {
 	}
 	if cfg.Delta == deltaConvert {
 		t.delta = newDeltaState()
+	}
+	if cfg.SeriesCacheBytes > 0 {
+		t.cache = newSeriesCache(int(cfg.SeriesCacheBytes))
+		t.keyHash = xxhash.Sum64
 	}
 	return t
 }
@@ -414,6 +425,10 @@ func (t *translator) scopeBase(c *columns, rid, sid int) {
 		}
 	}
 	t.base = sortLabels(t.base, nil)
+	if t.cache != nil {
+		t.ckey = appendBaseKey(t.ckey[:0], t.out.cur.tenant, t.base)
+		t.baseID = t.ids.id(t.ckey)
+	}
 }
 
 // point emits the series of data point i; it reports whether anything
@@ -458,29 +473,21 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 			t.dropped["invalid_name"]++
 			return false
 		}
+		if t.cache != nil {
+			m.nameID = t.ids.id(append(append(t.ckey[:0], idName), m.name...))
+		}
 	}
 
-	// The point's labels: attributes, then the base, sorted and merged.
-	t.arena = t.arena[:0]
-	t.pt = t.pt[:0]
-	start, end := c.ptAttrs.m.ValueOffsets(i)
-	for j := int(start); j < int(end); j++ {
-		ln := t.labelName(c.ptAttrs.keys.Value(j))
-		if ln == "" {
-			continue
-		}
-		if v := c.ptAttrs.value(j, &t.arena); v != "" {
-			t.pt = append(t.pt, label{ln, v, prioPoint})
-		}
-	}
-	t.pt = append(t.pt, t.base...)
-	t.pt = sortLabels(t.pt, &t.arena)
+	// Histograms and summaries write several series of the point's labels
+	// with another name and an extra label: they need the labels as a list.
+	list := m.kind == schemas.MetricHistogram || m.kind == schemas.MetricSummary ||
+		m.kind == schemas.MetricExponentialHistogram && t.cfg.ExponentialHistograms == expBuckets
+	labels, lhash := t.pointLabels(c, i, m, list)
 	stale := c.flags.Value(i)&1 != 0 // DATA_POINT_FLAGS_NO_RECORDED_VALUE
 
 	var acc *accum // the running total of a delta point (delta: convert)
 	if m.temporality == temporalityDelta && (m.kind == schemas.MetricSum || m.kind == schemas.MetricHistogram) {
-		t.key = t.encodeLabels(t.key[:0], m.name, "", "")
-		if acc = t.delta.get(string(t.key)); acc == nil {
+		if acc = t.delta.get(string(labels)); acc == nil {
 			t.dropped["delta_series_limit"]++
 			return false
 		}
@@ -502,7 +509,7 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 			acc.value += v
 			v = acc.value
 		}
-		t.sample(m.name, "", "", v, ts, stale)
+		t.emit(labels, lhash, v, ts, stale)
 	case schemas.MetricHistogram:
 		if acc != nil {
 			t.deltaHistogram(c, i, acc, m.name, ts, stale)
@@ -510,7 +517,7 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 		}
 		t.histogram(c, i, m.name, ts, stale)
 	case schemas.MetricExponentialHistogram:
-		if !t.expHistogram(c, i, m.name, ts, stale) {
+		if !t.expHistogram(c, i, m.name, labels, lhash, ts, stale) {
 			return false
 		}
 	case schemas.MetricSummary:
@@ -522,6 +529,53 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 		t.sample(m.name+"_count", "", "", float64(c.count.Value(i)), ts, stale)
 	}
 	return true
+}
+
+// pointLabels returns the encoded labels of data point i with __name__
+// m.name, and their hash; with list set, t.pt holds them too (but
+// __name__). From the series cache when it has them.
+func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) ([]byte, uint64) {
+	t.arena = t.arena[:0]
+	var hash uint64
+	if t.cache != nil {
+		t.ckey = appendPointKey(t.ckey[:0], &c.ptAttrs, i, t.baseID, m.nameID)
+		hash = t.keyHash(t.ckey)
+		if labels, lhash, ok := t.cache.get(hash, t.ckey); ok {
+			if list {
+				t.pt = parseLabels(t.pt[:0], labels)
+			}
+			return labels, lhash
+		}
+	}
+	// The point's labels: attributes, then the base, sorted and merged.
+	t.pt = t.pt[:0]
+	start, end := c.ptAttrs.m.ValueOffsets(i)
+	for j := int(start); j < int(end); j++ {
+		ln := t.labelName(c.ptAttrs.keys.Value(j))
+		if ln == "" {
+			continue
+		}
+		if v := c.ptAttrs.value(j, &t.arena); v != "" {
+			t.pt = append(t.pt, label{ln, v, prioPoint})
+		}
+	}
+	t.pt = append(t.pt, t.base...)
+	t.pt = sortLabels(t.pt, &t.arena)
+	t.lbl = t.encodeLabels(t.lbl[:0], m.name, "", "")
+	lhash := labelsHash(t.lbl)
+	if t.cache != nil {
+		t.cache.put(hash, t.ckey, t.lbl, lhash)
+	}
+	return t.lbl, lhash
+}
+
+// emit adds one sample of the series of labels.
+func (t *translator) emit(labels []byte, lhash uint64, v float64, ts int64, stale bool) {
+	if stale {
+		v = staleNaN
+	}
+	t.ser = appendSample(t.ser[:0], v, ts)
+	t.out.addLabeled(labels, lhash, t.ser, 1)
 }
 
 func (t *translator) fmtFloat(v float64) string {
@@ -578,7 +632,7 @@ func (t *translator) deltaHistogram(c *columns, i int, acc *accum, name string, 
 
 // expHistogram emits a native histogram, or classic buckets when so
 // configured.
-func (t *translator) expHistogram(c *columns, i int, name string, ts int64, stale bool) bool {
+func (t *translator) expHistogram(c *columns, i int, name string, labels []byte, lhash uint64, ts int64, stale bool) bool {
 	scale := c.scale.Value(i)
 	if scale < -4 {
 		t.dropped[dropScale]++
@@ -619,13 +673,11 @@ func (t *translator) expHistogram(c *columns, i int, name string, ts int64, stal
 	if stale {
 		// A stale native histogram is a float sample with the stale NaN
 		// (what Prometheus itself writes).
-		t.sample(name, "", "", staleNaN, ts, true)
+		t.emit(labels, lhash, staleNaN, ts, true)
 		return true
 	}
-	t.ser = t.encodeLabels(t.ser[:0], name, "", "")
-	labelsEnd := len(t.ser)
-	t.ser, t.hist = appendHistogram(t.ser, t.hist, &h)
-	t.out.add(t.ser, labelsEnd, 1)
+	t.ser, t.hist = appendHistogram(t.ser[:0], t.hist, &h)
+	t.out.addLabeled(labels, lhash, t.ser, 1)
 	return true
 }
 
@@ -840,7 +892,13 @@ func (c *collector) tenant(tenant string) {
 // add appends one TimeSeries whose encoding is ts; ts[:labelsEnd] are its
 // labels, which pick the shard.
 func (c *collector) add(ts []byte, labelsEnd, samples int) {
-	sh := int(xxhash.Sum64(ts[:labelsEnd]) % uint64(c.shards))
+	c.addLabeled(ts[:labelsEnd], labelsHash(ts[:labelsEnd]), ts[labelsEnd:], samples)
+}
+
+// addLabeled appends one TimeSeries: labels (whose hash lhash picks the
+// shard), then rest, its samples or histograms.
+func (c *collector) addLabeled(labels []byte, lhash uint64, rest []byte, samples int) {
+	sh := int(lhash % uint64(c.shards))
 	reqs := c.cur.shards[sh]
 	var r *request
 	if n := len(reqs); n > 0 && reqs[n-1].samples+samples <= c.maxSamples {
@@ -856,7 +914,8 @@ func (c *collector) add(ts []byte, labelsEnd, samples int) {
 		c.cur.shards[sh] = append(reqs, r)
 	}
 	r.body = protowire.AppendTag(r.body, fWriteTimeSeries, protowire.BytesType)
-	r.body = protowire.AppendBytes(r.body, ts)
+	r.body = protowire.AppendVarint(r.body, uint64(len(labels)+len(rest)))
+	r.body = append(append(r.body, labels...), rest...)
 	r.samples += samples
 	if n := len(r.recs); n == 0 || r.recs[n-1] != c.rec {
 		r.recs = append(r.recs, c.rec)

@@ -1,0 +1,265 @@
+package promrw
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math"
+	"unsafe"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// The series cache: the per-series work of the translation (label names
+// from attribute keys, the metric name, the merge and sort of resource,
+// scope and point labels, the label part of the TimeSeries protobuf) done
+// once per series rather than once per data point.
+//
+// A data point's labels follow from the tenant, its base (the labels of its
+// resource and scope, made once per resource and scope of a batch), its
+// metric's Prometheus name and its attributes, in order. The cache key is
+// those inputs: the ids of the (tenant, base) and of the name, interned in
+// idTable, then each attribute's key, value type and raw value. Keys are
+// compared in full, so neither a hash collision nor another tenant's series
+// of the same labels can give a point another series' labels. An entry
+// holds the encoded labels (__name__ first among them in name order, as
+// encodeLabels writes them) and their hash, which picks the request shard.
+//
+// Everything an entry holds is copied out of the batch: Arrow buffers are
+// recycled once a batch is released.
+//
+// The cache is bounded in bytes (series_cache_bytes): what an entry holds
+// plus entryOverhead for its slot and index. Eviction is CLOCK (second
+// chance): a hit sets the entry's reference bit and costs nothing more; a
+// miss that needs room sweeps the hand over the slots, clearing bits, and
+// evicts the first entry not used since the hand last passed. A working set
+// that fits stays; one that does not costs a miss per point, never more.
+
+// entryOverhead is what an entry costs besides its key and labels: its slot
+// (48 bytes) and its share of the index map (about 40 bytes).
+const entryOverhead = 88
+
+type seriesEntry struct {
+	hash   uint64 // of the key
+	lhash  uint64 // of the labels: the shard
+	data   []byte // key, then labels; nil for a free slot
+	keyLen uint32
+	ref    bool
+}
+
+type seriesCache struct {
+	maxBytes int
+	bytes    int
+	index    map[uint64]uint32 // key hash -> slot
+	slots    []seriesEntry
+	free     []uint32
+	hand     int
+
+	hits, misses, evictions uint64 // since the last stats call
+}
+
+func newSeriesCache(maxBytes int) *seriesCache {
+	return &seriesCache{maxBytes: maxBytes, index: map[uint64]uint32{}}
+}
+
+// get returns the labels of the series of key (hash its xxhash) and their
+// hash, or ok false.
+func (c *seriesCache) get(hash uint64, key []byte) (labels []byte, lhash uint64, ok bool) {
+	s, found := c.index[hash]
+	if found {
+		e := &c.slots[s]
+		if bytes.Equal(e.data[:e.keyLen], key) {
+			e.ref = true
+			c.hits++
+			return e.data[e.keyLen:], e.lhash, true
+		}
+	}
+	c.misses++
+	return nil, 0, false
+}
+
+// put adds the series of key with labels (both copied), evicting entries
+// until it fits. An entry with the same key hash (a collision, as get found
+// no match) is replaced.
+func (c *seriesCache) put(hash uint64, key, labels []byte, lhash uint64) {
+	size := len(key) + len(labels)
+	if size+entryOverhead > c.maxBytes {
+		return
+	}
+	if s, found := c.index[hash]; found {
+		c.evict(s)
+	}
+	var reuse []byte
+	for c.bytes+size+entryOverhead > c.maxBytes {
+		if b := c.evictOne(); cap(b) >= size && reuse == nil {
+			reuse = b
+		}
+	}
+	var s uint32
+	if n := len(c.free); n > 0 {
+		s = c.free[n-1]
+		c.free = c.free[:n-1]
+	} else {
+		s = uint32(len(c.slots))
+		c.slots = append(c.slots, seriesEntry{})
+	}
+	data := reuse[:0]
+	if data == nil {
+		data = make([]byte, 0, size)
+	}
+	data = append(append(data, key...), labels...)
+	c.slots[s] = seriesEntry{hash: hash, lhash: lhash, data: data, keyLen: uint32(len(key))}
+	c.index[hash] = s
+	c.bytes += cap(data) + entryOverhead
+}
+
+// evictOne evicts the entry under the CLOCK hand that has not been used
+// since the hand last passed it, and returns its buffer.
+func (c *seriesCache) evictOne() []byte {
+	for {
+		if c.hand >= len(c.slots) {
+			c.hand = 0
+		}
+		e := &c.slots[c.hand]
+		s := uint32(c.hand)
+		c.hand++
+		if e.data == nil {
+			continue
+		}
+		if e.ref {
+			e.ref = false
+			continue
+		}
+		b := e.data
+		c.evict(s)
+		return b
+	}
+}
+
+func (c *seriesCache) evict(s uint32) {
+	e := &c.slots[s]
+	delete(c.index, e.hash)
+	c.bytes -= cap(e.data) + entryOverhead
+	*e = seriesEntry{}
+	c.free = append(c.free, s)
+	c.evictions++
+}
+
+// len is the number of entries.
+func (c *seriesCache) len() int { return len(c.index) }
+
+// idTable interns the parts of a cache key that are shared by many series:
+// a tenant with a base (resource and scope labels), a metric name. An id is
+// never given twice, so clearing the table (when it holds maxIDs strings)
+// leaves the cache entries that used the old ids unreachable, to be
+// evicted, and never wrong.
+type idTable struct {
+	ids  map[string]uint64
+	next uint64
+}
+
+const maxIDs = 100_000
+
+func (t *idTable) id(key []byte) uint64 {
+	if id, ok := t.ids[string(key)]; ok {
+		return id
+	}
+	if t.ids == nil || len(t.ids) >= maxIDs {
+		t.ids = map[string]uint64{}
+	}
+	t.next++
+	t.ids[string(key)] = t.next
+	return t.next
+}
+
+// Kinds of interned strings, so that a name and a base never share an id.
+const (
+	idBase byte = 'b'
+	idName byte = 'n'
+)
+
+// baseKey is the interning key of tenant and base labels ls.
+func appendBaseKey(dst []byte, tenant string, ls []label) []byte {
+	dst = append(dst, idBase)
+	dst = appendBytesKey(dst, tenant)
+	for _, l := range ls {
+		dst = appendBytesKey(dst, l.name)
+		dst = appendBytesKey(dst, l.value)
+		dst = append(dst, l.prio)
+	}
+	return dst
+}
+
+func appendBytesKey[S string | []byte](dst []byte, s S) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(s)))
+	return append(dst, s...)
+}
+
+// appendPointKey appends the cache key of data point i: the ids of its
+// base and name, then every attribute as key, type and raw value. The
+// labels are a function of these (labelName of the key, attrs.value of the
+// type and value), and the encoding can be read back one way only: every
+// variable part has its length in front.
+func appendPointKey(dst []byte, a *attrs, i int, base, name uint64) []byte {
+	dst = binary.AppendUvarint(dst, base)
+	dst = binary.AppendUvarint(dst, name)
+	start, end := a.m.ValueOffsets(i)
+	for j := int(start); j < int(end); j++ {
+		dst = appendBytesKey(dst, a.keys.Value(j))
+		typ := a.Type.Value(j)
+		dst = append(dst, typ)
+		switch typ {
+		case schemas.ValueString:
+			dst = appendBytesKey(dst, a.Str.Value(j))
+		case schemas.ValueBool:
+			if a.Bool.Value(j) {
+				dst = append(dst, 1)
+			} else {
+				dst = append(dst, 0)
+			}
+		case schemas.ValueInt:
+			dst = binary.LittleEndian.AppendUint64(dst, uint64(a.Int.Value(j)))
+		case schemas.ValueDouble:
+			dst = binary.LittleEndian.AppendUint64(dst, math.Float64bits(a.Double.Value(j)))
+		case schemas.ValueBytes, schemas.ValueArray, schemas.ValueKVList, schemas.ValueRaw:
+			dst = appendBytesKey(dst, a.Bytes.Value(j))
+		}
+	}
+	return dst
+}
+
+// parseLabels reads encoded labels (as encodeLabels writes them) back into
+// dst, leaving out __name__; the strings point into p.
+func parseLabels(dst []label, p []byte) []label {
+	for len(p) > 0 {
+		// Each a tag (1 byte) and a length-delimited value: the Label
+		// message, its name and its value (appendLabel writes both).
+		l, n := consumeBytes(p[1:])
+		p = p[1+n:]
+		name, k := consumeBytes(l[1:])
+		value, _ := consumeBytes(l[1+k+1:])
+		if string(name) == "__name__" {
+			continue
+		}
+		dst = append(dst, label{name: unsafeString(name), value: unsafeString(value)})
+	}
+	return dst
+}
+
+// consumeBytes reads a length-delimited field value: the bytes and how
+// many bytes of p they took with their length.
+func consumeBytes(p []byte) ([]byte, int) {
+	n, k := binary.Uvarint(p)
+	return p[k : k+int(n)], k + int(n)
+}
+
+// labelsHash picks the request shard of a series.
+func labelsHash(labels []byte) uint64 { return xxhash.Sum64(labels) }
+
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}

@@ -1,0 +1,256 @@
+package promrw
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"slices"
+	"testing"
+	"time"
+
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// processedValue is body (an OTLP metrics request) as a processed record
+// value; ok false when the layout cannot hold it.
+func processedValue(t *testing.T, body []byte) ([]byte, bool) {
+	t.Helper()
+	b := schemas.NewBuilder(otlpwire.Metrics, nil)
+	defer b.Release()
+	if _, err := b.Append(body); err != nil {
+		return nil, false
+	}
+	batch := b.Build()
+	defer batch.Release()
+	var buf bytes.Buffer
+	if err := schemas.WriteBatch(&buf, batch); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes(), true
+}
+
+// twin is a translator and its collector.
+type twin struct {
+	col *collector
+	tr  *translator
+}
+
+func newTwin(cfg *Config) *twin {
+	w := &twin{col: &collector{maxSamples: cfg.MaxSamplesPerRequest, shards: cfg.Concurrency}}
+	w.tr = newTranslator(cfg, w.col)
+	return w
+}
+
+// requests is what the collector holds, one string per request.
+func (w *twin) requests() []string {
+	var out []string
+	for _, t := range w.col.tenants {
+		for sh, reqs := range t.shards {
+			for _, r := range reqs {
+				out = append(out, fmt.Sprintf("tenant %q shard %d samples %d records %v body %x", t.tenant, sh, r.samples, r.recs, r.body))
+			}
+		}
+	}
+	return out
+}
+
+// TestSeriesCacheSameOutput: translators with the series cache (large,
+// tiny enough to evict all the time, and with every key hash colliding)
+// write exactly the requests of one without it, on random data, series
+// seen again in later batches and under other tenants, the batches' Arrow
+// buffers poisoned once released.
+func TestSeriesCacheSameOutput(t *testing.T) {
+	pool := arrowpool.NewPoisoned()
+	var hits, evictions, collisions uint64
+	for seed := range uint64(150) {
+		gen := otlptest.NewGen(seed, otlptest.GenOptions{Unknown: seed%3 == 0})
+		r := gen.Rand()
+		cfg := Config{MaxSamplesPerRequest: 1 + r.IntN(40), Concurrency: 1 + r.IntN(4)}
+		if r.IntN(2) == 0 {
+			cfg.ExponentialHistograms = expBuckets
+		}
+		if r.IntN(2) == 0 {
+			cfg.Delta = deltaConvert
+		}
+		if r.IntN(2) == 0 {
+			cfg.PromoteResourceAttributes = []string{"service.name", "http.route", "a", ""}
+		}
+		cfg.defaults()
+		cfg.DisableScopeLabels, cfg.DisableTargetInfo = r.IntN(4) == 0, r.IntN(4) == 0
+
+		plain := newTwin(&cfg)
+		plain.tr.cache = nil
+		large := newTwin(&cfg)
+		tinyCfg := cfg
+		tinyCfg.SeriesCacheBytes = 2 << 10
+		tiny := newTwin(&tinyCfg)
+		colliding := newTwin(&cfg)
+		colliding.tr.keyHash = func([]byte) uint64 { return 42 }
+		twins := []*twin{plain, large, tiny, colliding}
+
+		var values [][]byte
+		for len(values) < 3 {
+			if v, ok := processedValue(t, gen.Request(otlpwire.Metrics)); ok {
+				values = append(values, v)
+			}
+		}
+		// Four Writes of a few records each: the same requests again, under
+		// two tenants, in another order.
+		for write := range 4 {
+			for _, w := range twins {
+				w.col.reset()
+			}
+			for rec := range 3 + r.IntN(4) {
+				value := values[r.IntN(len(values))]
+				tenant := []string{"", "acme", "globex"}[r.IntN(3)]
+				for _, w := range twins {
+					b, err := schemas.ReadBatch(value, pool)
+					if err != nil {
+						t.Fatal(err)
+					}
+					w.col.tenant(tenant)
+					err = w.tr.translate(b, int32(rec))
+					b.Release()
+					if err != nil {
+						t.Fatalf("seed %d: %v", seed, err)
+					}
+				}
+			}
+			want := plain.requests()
+			for k, w := range twins[1:] {
+				got := w.requests()
+				if len(got) != len(want) {
+					t.Fatalf("seed %d write %d, cache %d: %d requests, want %d", seed, write, k, len(got), len(want))
+				}
+				for i := range want {
+					if got[i] != want[i] {
+						t.Fatalf("seed %d write %d, cache %d: request %d\n got %s\nwant %s", seed, write, k, i, got[i], want[i])
+					}
+				}
+			}
+			for _, w := range twins {
+				if w.tr.delta != nil {
+					w.tr.delta.commit(time.Now())
+				}
+			}
+		}
+		if tiny.tr.cache.bytes > int(tinyCfg.SeriesCacheBytes) {
+			t.Fatalf("seed %d: the tiny cache holds %d bytes, bound %d", seed, tiny.tr.cache.bytes, tinyCfg.SeriesCacheBytes)
+		}
+		hits += large.tr.cache.hits
+		evictions += tiny.tr.cache.evictions
+		collisions += colliding.tr.cache.evictions
+	}
+	t.Logf("%d hits, %d evictions (tiny cache), %d entries replaced by colliding ones", hits, evictions, collisions)
+	if hits == 0 || evictions == 0 || collisions == 0 {
+		t.Fatal("the test did not exercise the cache")
+	}
+}
+
+// TestSeriesCacheKeys: attributes of the same raw bytes but another type
+// are other series (an int and a double of the same bits, a string and
+// bytes); the same series under another tenant is another entry.
+func TestSeriesCacheKeys(t *testing.T) {
+	ts := time.Now()
+	bits := int64(math.Float64bits(1))
+	req := otlpRequest([]*commonpb.KeyValue{str("service.name", "svc")},
+		gauge("g", "", ts, 1, intAttr("k", bits)),
+		gauge("g", "", ts, 2, &commonpb.KeyValue{Key: "k", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_DoubleValue{DoubleValue: 1}}}),
+		gauge("g", "", ts, 3, str("k", "abc")),
+		gauge("g", "", ts, 4, &commonpb.KeyValue{Key: "k", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_BytesValue{BytesValue: []byte("abc")}}}),
+	)
+	rec := record(t, req, "")
+	cfg := Config{}
+	cfg.defaults()
+	cfg.DisableTargetInfo = true
+	w := newTwin(&cfg)
+	for _, tenant := range []string{"a", "a", "b"} {
+		b, err := schemas.ReadBatch(rec.Value, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.col.reset()
+		w.col.tenant(tenant)
+		if err := w.tr.translate(b, 0); err != nil {
+			t.Fatal(err)
+		}
+		b.Release()
+	}
+	var got []string
+	for _, reqs := range w.col.tenants[0].shards {
+		for _, r := range reqs {
+			for p := r.body; len(p) > 0; {
+				s, n := consumeBytes(p[1:])
+				p = p[1+n:]
+				for len(s) > 0 {
+					num, typ, n := protowire.ConsumeTag(s)
+					m := protowire.ConsumeFieldValue(num, typ, s[n:])
+					if num == fTSLabels {
+						if l := parseLabels(nil, s[:n+m]); len(l) == 1 && l[0].name == "k" {
+							got = append(got, l[0].value)
+						}
+					}
+					s = s[n+m:]
+				}
+			}
+		}
+	}
+	slices.Sort(got)
+	if want := []string{"1", "4607182418800017408", "YWJj", "abc"}; !slices.Equal(got, want) {
+		t.Errorf("label k of the 4 series: %q, want %q", got, want)
+	}
+	if c := w.tr.cache; c.len() != 8 || c.hits != 4 || c.misses != 8 {
+		t.Errorf("cache: %d series, %d hits, %d misses; want 8 (4 per tenant), 4, 8", c.len(), c.hits, c.misses)
+	}
+}
+
+// TestSeriesCacheCollision: an entry whose key hash is another key's is
+// not that key's; putting it replaces the older one.
+func TestSeriesCacheCollision(t *testing.T) {
+	c := newSeriesCache(1 << 20)
+	c.put(7, []byte("key-a"), []byte("labels-a"), 1)
+	if _, _, ok := c.get(7, []byte("key-b")); ok {
+		t.Fatal("key-b found under key-a's hash")
+	}
+	c.put(7, []byte("key-b"), []byte("labels-b"), 2)
+	if _, _, ok := c.get(7, []byte("key-a")); ok {
+		t.Fatal("key-a still found")
+	}
+	if l, h, ok := c.get(7, []byte("key-b")); !ok || string(l) != "labels-b" || h != 2 {
+		t.Fatalf("key-b: %q %d %v", l, h, ok)
+	}
+	if c.len() != 1 || c.bytes != len("key-b")+len("labels-b")+entryOverhead {
+		t.Fatalf("%d entries, %d bytes", c.len(), c.bytes)
+	}
+}
+
+// TestSeriesCacheClock: with room for 3 entries, the ones read since the
+// hand last passed stay, a new entry takes the place of one that was not.
+func TestSeriesCacheClock(t *testing.T) {
+	key := func(i int) []byte { return fmt.Appendf(nil, "k%d", i) }
+	c := newSeriesCache(3 * (4 + entryOverhead))
+	for i := range 3 {
+		c.put(uint64(i), key(i), []byte("ll"), 0)
+	}
+	c.get(0, key(0))
+	c.get(2, key(2))
+	c.put(3, key(3), []byte("ll"), 0) // evicts 1, the only one not read
+	for i, want := range []bool{true, false, true, true} {
+		if _, _, ok := c.get(uint64(i), key(i)); ok != want {
+			t.Errorf("entry %d present %v, want %v", i, ok, want)
+		}
+	}
+	if c.evictions != 1 || c.bytes > c.maxBytes {
+		t.Errorf("%d evictions, %d of %d bytes", c.evictions, c.bytes, c.maxBytes)
+	}
+	c.put(9, make([]byte, c.maxBytes), nil, 0) // larger than the cache: not kept
+	if c.len() != 3 {
+		t.Errorf("%d entries after a put larger than the cache", c.len())
+	}
+}
