@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -61,6 +62,11 @@ type exprError struct {
 type exprReads struct {
 	fields []string
 	impure bool
+	// attrKeys are the attribute keys the expression reads by name
+	// (attributes["k"], attributes.k); attrAll: it reads the attributes
+	// some other way too (the whole map, a computed key, "k" in ...).
+	attrKeys []string
+	attrAll  bool
 }
 
 // compile compiles src for sig. want is the kind the result must have:
@@ -107,6 +113,8 @@ func (c *compiler) compile(sig otlpwire.Signal, src string, want reflect.Kind) (
 	// A condition calling top_k is not memoised by Keys: each call counts.
 	deps.Item = deps.Item || w.impure || w.stateful
 	reads.impure = w.impure
+	reads.attrKeys = w.attrKeys
+	reads.attrAll = w.attrIdents != w.attrKeyed
 	return p, deps, reads, w.errs
 }
 
@@ -154,6 +162,10 @@ type walker struct {
 	impure   bool
 	stateful bool // calls top_k
 	errs     []exprError
+	// attrIdents counts the uses of the name attributes, attrKeyed those
+	// that index it with a constant key, attrKeys those keys.
+	attrIdents, attrKeyed int
+	attrKeys              []string
 }
 
 func (w *walker) Visit(n *ast.Node) {
@@ -163,6 +175,18 @@ func (w *walker) Visit(n *ast.Node) {
 			w.idents = map[string]bool{}
 		}
 		w.idents[n.Value] = true
+		if n.Value == "attributes" {
+			w.attrIdents++
+		}
+	case *ast.MemberNode:
+		if id, ok := n.Node.(*ast.IdentifierNode); ok && id.Value == "attributes" && !n.Method {
+			if k, ok := constString(n.Property); ok {
+				w.attrKeyed++
+				if !slices.Contains(w.attrKeys, k) {
+					w.attrKeys = append(w.attrKeys, k)
+				}
+			}
+		}
 	case *ast.BuiltinNode:
 		if n.Name == "now" {
 			w.impure = true
@@ -193,6 +217,18 @@ func (w *walker) Visit(n *ast.Node) {
 			w.errorAt(lit, fmt.Sprintf("%s: bad regular expression %q: %s", id.Value, lit.Value, regexpReason(err)))
 		}
 	}
+}
+
+// constString returns the value of a string literal (or constant).
+func constString(n ast.Node) (string, bool) {
+	switch n := n.(type) {
+	case *ast.StringNode:
+		return n.Value, true
+	case *ast.ConstantNode:
+		s, ok := n.Value.(string)
+		return s, ok
+	}
+	return "", false
 }
 
 func (w *walker) errorAt(n ast.Node, msg string) {

@@ -108,6 +108,12 @@ func (r *Rule) Writes() Deps {
 
 func (r *Rule) addFieldReads(e exprReads) {
 	r.impure = r.impure || e.impure
+	r.attrAll = r.attrAll || e.attrAll
+	for _, k := range e.attrKeys {
+		if !slices.Contains(r.attrKeys, k) {
+			r.attrKeys = append(r.attrKeys, k)
+		}
+	}
 	for _, f := range e.fields {
 		if !slices.Contains(r.fieldReads, f) {
 			r.fieldReads = append(r.fieldReads, f)
@@ -135,4 +141,46 @@ func (r *Rule) ReadsFields() (fields []string, ok bool) {
 		}
 	}
 	return r.fieldReads, true
+}
+
+// AttributeValues details Reads().Attributes: the attribute keys whose
+// values the rule's outcome may depend on. They are the keys its
+// expressions read by name and the attribute targets of set (which
+// compares with the old value) and rename (whose value moves). What the
+// rule's delete, keep_keys and aggregate actions do depends only on which
+// keys an item has, not on their values, so their keys are not listed. all
+// is true when the outcome may depend on any value: an expression reads
+// the attributes other than by a constant key (the whole map, attributes[x],
+// "k" in attributes), or the rule samples. With all false, two items of a
+// batch with the same attribute keys, in the same order, that agree on the
+// values of keys (and on the parts Reads names besides Attributes) have
+// the same outcome. The returned slice is new.
+func (r *Rule) AttributeValues() (keys []string, all bool) {
+	if r.attrAll {
+		return nil, true
+	}
+	keys = slices.Clone(r.attrKeys)
+	add := func(t *target) {
+		if t.kind == targetAttribute && !slices.Contains(keys, t.key) {
+			keys = append(keys, t.key)
+		}
+	}
+	for _, a := range r.actions {
+		switch a := a.(type) {
+		case *setAction:
+			for i := range a.targets {
+				add(&a.targets[i])
+			}
+		case *renameAction:
+			for i := range a.from {
+				add(&a.from[i])
+				add(&a.to[i])
+			}
+		case *deleteAction, *keepKeysAction, *aggregateAction, limitAction, dropAction:
+		default: // sample hashes the attributes
+			return nil, true
+		}
+	}
+	slices.Sort(keys)
+	return keys, false
 }

@@ -47,6 +47,8 @@ type Rule struct {
 	deps          Deps
 	fieldReads    []string // item fields its expressions read (ReadsFields)
 	impure        bool     // some expression calls now()
+	attrKeys      []string // attribute keys its expressions read by name
+	attrAll       bool     // some expression reads the attributes otherwise
 	dropUnmatched bool     // keep: true
 	actions       []action
 	stats         ruleCounters

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -27,12 +28,49 @@ func measure(b *testing.B, items int, f func()) {
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/n, "allocs/item")
 }
 
+// k8sRules are the rules of the Kubernetes workload (corpus metrics-k8s):
+// drop one route of ten, set an attribute, delete the attribute unique per
+// series.
+const k8sRules = `rules:
+  - name: no-health
+    signal: metrics
+    when: attributes["http.route"] == "/health"
+    drop: true
+  - name: cluster
+    signal: metrics
+    set:
+      attributes["cluster"]: '"eu-1"'
+  - name: no-debug-id
+    signal: metrics
+    delete: ['attributes["debug_id"]']
+`
+
+type benchSet struct {
+	name string
+	set  *rules.Set
+	c    otlptest.Corpus
+}
+
+// benchSets: the example rules on every corpus, and the Kubernetes
+// workload's rules on its corpus.
+func benchSets(b *testing.B) []benchSet {
+	example, k8s := exampleSet(b), parse(b, k8sRules)
+	var out []benchSet
+	for _, c := range corpora() {
+		out = append(out, benchSet{c.Name, example, c})
+		if c.Name == "metrics-k8s" {
+			out = append(out, benchSet{c.Name + "/k8s-rules", k8s, c})
+		}
+	}
+	return out
+}
+
 // BenchmarkRules is the rules step alone: Engine.Apply on a decoded batch,
 // on the worker's allocator (arrowpool).
 func BenchmarkRules(b *testing.B) {
-	set := exampleSet(b)
-	for _, c := range corpora() {
-		b.Run(c.Name, func(b *testing.B) {
+	for _, bs := range benchSets(b) {
+		set, c := bs.set, bs.c
+		b.Run(bs.name, func(b *testing.B) {
 			mem := arrowpool.New()
 			bl := schemas.NewBuilder(c.Signal, mem)
 			defer bl.Release()
@@ -58,9 +96,9 @@ func BenchmarkRules(b *testing.B) {
 // BenchmarkChain is the worker's chain: decode OTLP to Arrow, apply the
 // example rules, write the batch record, on the worker's allocator (arrowpool).
 func BenchmarkChain(b *testing.B) {
-	set := exampleSet(b)
-	for _, c := range corpora() {
-		b.Run(c.Name, func(b *testing.B) {
+	for _, bs := range benchSets(b) {
+		set, c := bs.set, bs.c
+		b.Run(bs.name, func(b *testing.B) {
 			mem := arrowpool.New()
 			bl := schemas.NewBuilder(c.Signal, mem)
 			defer bl.Release()

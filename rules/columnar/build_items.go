@@ -77,8 +77,10 @@ func (st *state) attrColumn(sel []int32) arrow.Array {
 	w := &wv
 	c := &st.itAttrs
 	w.reset(c, st.e.mem)
-	// A patch the memo shares gives equal rows: the first is built, the
-	// others copy it.
+	// A patch the memo shares gives rows with equal attributes equal
+	// output: the first is built, the others copy it. Rows memoised by
+	// their layout share the patch, not their other values: each is built
+	// (the memo keys rows by layout when few rows are equal whole).
 	st.memoOut = resize(st.memoOut, len(st.memo.entries))
 	for k := range st.memoOut {
 		st.memoOut[k] = -1
@@ -87,11 +89,13 @@ func (st *state) attrColumn(sel []int32) arrow.Array {
 		if pi := st.patchOf[i]; pi >= 0 && st.patches[pi].what&chAttrs != 0 {
 			p := &st.patches[pi]
 			if p.memo > 0 && int(p.memo) <= len(st.memoOut) {
-				if r := st.memoOut[p.memo-1]; r >= 0 {
-					w.copyOutRow(int(r))
-					continue
+				if me := &st.memo.entries[p.memo-1]; me.layout < 0 {
+					if r := st.memoOut[p.memo-1]; r >= 0 {
+						w.copyOutRow(int(r))
+						continue
+					}
+					st.memoOut[p.memo-1] = int32(w.rows)
 				}
-				st.memoOut[p.memo-1] = int32(w.rows)
 			}
 			w.putRow(c, st.kvs[p.kvStart:p.kvEnd], st.patchBase(int(i), p))
 			continue

@@ -6,8 +6,11 @@
 // signal's Env from the columns (reusing the Env and its maps from row to
 // row), runs the rules.Evaluator with Keys{Resource: resource_id+1, Scope:
 // scope_id+1} so that conditions on the resource or scope run once per
-// resource or scope, and records what changed. When nothing changed the
-// input batch itself is returned; otherwise a new batch is built:
+// resource or scope, and records what changed. Rows on which the rules
+// must have the same outcome (equal in every part the rules read: see
+// rowMemo and layout) replay the outcome of the first. When nothing
+// changed the input batch itself is returned; otherwise a new batch is
+// built:
 //
 //   - dropped rows are removed from every items column (slices of the kept
 //     runs, concatenated);
@@ -78,6 +81,12 @@ type sigInfo struct {
 	// the rules run once per distinct attribute row (see rowMemo).
 	memo      bool
 	memoScope bool
+	// project: the memo keys rows by their attribute keys and the values
+	// of attrVals only, the keys whose values some rule reads
+	// (rules.Rule.AttributeValues), not by every value: an attribute
+	// unique per series does not make every row distinct.
+	project  bool
+	attrVals []string
 	// fields: the item fields some rule reads (rules.Rule.ReadsFields), all
 	// of them low-cardinality fields the memo can key on (memoFields):
 	// items that also agree on these have the same outcome.
@@ -97,7 +106,15 @@ func New(set *rules.Set, opts Options) *Engine {
 	for _, sig := range []otlpwire.Signal{otlpwire.Metrics, otlpwire.Logs, otlpwire.Traces} {
 		info := &e.sigs[sig]
 		info.memo = true
+		attrAll := false
 		for _, r := range set.Rules(sig) {
+			keys, all := r.AttributeValues()
+			attrAll = attrAll || all
+			for _, k := range keys {
+				if !slices.Contains(info.attrVals, k) {
+					info.attrVals = append(info.attrVals, k)
+				}
+			}
 			info.rules++
 			rd, wr := r.Reads(), r.Writes()
 			info.writesResource = info.writesResource || wr.Resource
@@ -122,6 +139,11 @@ func New(set *rules.Set, opts Options) *Engine {
 			info.fields = nil
 		}
 		slices.Sort(info.fields)
+		info.project = info.memo && info.attrs && !attrAll
+		if !info.project {
+			info.attrVals = nil
+		}
+		slices.Sort(info.attrVals)
 	}
 	e.pool.New = func() any { return newState(e) }
 	return e

@@ -18,8 +18,11 @@ import (
 // attributes, resource and scope (sigInfo.memo): another row with equal
 // attribute entries (same keys, value types and values, in the same order)
 // and the same resource and scope (when the rules use them) has the same
-// outcome, so the rules are not run again. The patch is shared: its
-// entries copied from the input are relative to the row (patchBase).
+// outcome, so the rules are not run again. When the rules read the values
+// of a few attribute keys only (sigInfo.project), rows need only the same
+// keys in the same order (their layout) and equal values of those keys.
+// The patch is shared: its entries copied from the input are relative to
+// the row (patchBase).
 type rowMemo struct {
 	seed    maphash.Seed
 	buf     []byte
@@ -28,11 +31,22 @@ type rowMemo struct {
 	entries []memoEntry
 	hits    int
 	off     bool // too few hits in this batch: stopped
+	// project: rows are keyed by their layout and projected values
+	// (sigInfo.project). The first memoProbe rows of a batch are, and
+	// they count the distinct rows whole too (probe): if keying rows
+	// whole would hit about as often, the rest of the batch is keyed
+	// whole, since equal rows then copy one output row (attrColumn),
+	// while rows keyed by layout would have to be compared to know it.
+	project bool
+	probe   map[uint64]struct{}
+	probing bool
+	layouts layouts
 }
 
 type memoEntry struct {
 	row      int32 // the row the outcome was computed on
 	r, s     int32
+	layout   int32 // the row's layout when keyed by it, else -1
 	next     int32 // next entry with the same hash, or -1
 	drop     bool
 	err      bool
@@ -47,6 +61,7 @@ type memoEntry struct {
 const (
 	memoGiveUp     = 1024
 	memoMinHitRate = 4
+	memoProbe      = 256
 )
 
 func (m *rowMemo) reset() {
@@ -61,6 +76,9 @@ func (m *rowMemo) reset() {
 	m.entries = m.entries[:0]
 	m.hits = 0
 	m.off = false
+	m.project, m.probing = false, false
+	clear(m.probe)
+	m.layouts.reset()
 }
 
 // memoRow looks item row i (resource r, scope s) up in the memo. On a hit
@@ -81,15 +99,29 @@ func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
 		s = -1
 	}
 	m := &st.memo
+	if m.probing {
+		st.probeRow(i)
+	}
 	b := m.buf[:0]
 	b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24), byte(s), byte(s>>8), byte(s>>16), byte(s>>24))
+	lay := int32(-1)
 	if st.info.attrs {
 		c := &st.itAttrs
 		if c.m.IsNull(i) {
 			b = append(b, 0xff)
 		} else {
 			start, end := c.m.ValueOffsets(i)
-			b = appendRowRaw(b, c, int(start), int(end))
+			if m.project {
+				lay = m.layouts.of(c, int(start), int(end), st.info.attrVals)
+				if lay >= 0 && m.layouts.all[lay].dup {
+					lay = -1
+				}
+			}
+			if lay >= 0 {
+				b = appendProjected(b, c, int(start), lay, m.layouts.all[lay].pos)
+			} else {
+				b = appendRowRaw(b, c, int(start), int(end))
+			}
 		}
 	}
 	for _, f := range st.fieldKeys {
@@ -97,7 +129,7 @@ func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
 	}
 	m.buf = b
 	h := maphash.Bytes(m.seed, b)
-	if e := st.memoLookup(h, i, r, s); e >= 0 {
+	if e := st.memoLookup(h, i, r, s, lay); e >= 0 {
 		m.hits++
 		st.replay(i, &m.entries[e])
 		return nil, true
@@ -106,11 +138,76 @@ func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
 		m.off = true
 		return nil, false
 	}
-	return st.memoAdd(h, i, r, s), false
+	me := st.memoAdd(h, i, r, s)
+	me.layout = lay
+	return me, false
 }
 
-// lookup returns the entry for row i, or -1.
-func (st *state) memoLookup(h uint64, i, r, s int) int32 {
+// beginProbe starts a batch keyed by layout when the rules allow it.
+func (m *rowMemo) beginProbe(project bool) {
+	m.project, m.probing = project, project
+	if project && m.probe == nil {
+		m.probe = make(map[uint64]struct{}, memoProbe)
+	}
+}
+
+// probeRow counts the distinct rows of the first memoProbe rows keyed
+// whole, then decides how the batch's further rows are keyed.
+func (st *state) probeRow(i int) {
+	m := &st.memo
+	if m.hits+len(m.entries) >= memoProbe {
+		m.probing = false
+		m.project = len(m.probe) > 2*len(m.entries)
+		return
+	}
+	c := &st.itAttrs
+	if c.m.IsNull(i) {
+		return
+	}
+	start, end := c.m.ValueOffsets(i)
+	m.cmp = appendRowRaw(m.cmp[:0], c, int(start), int(end))
+	m.probe[maphash.Bytes(m.seed, m.cmp)] = struct{}{}
+}
+
+// appendProjected appends to b what identifies a row of layout lay whose
+// entries start at start, for rules that read the values at pos only: the
+// layout, then each value's type and stored value.
+func appendProjected(b []byte, c *mapCols, start int, lay int32, pos []int16) []byte {
+	b = append(b, 1, byte(lay), byte(lay>>8), byte(lay>>16), byte(lay>>24))
+	for _, p := range pos {
+		if p < 0 {
+			b = append(b, 0xff)
+			continue
+		}
+		j := start + int(p)
+		t := c.typs[j]
+		b = appendRawValue(append(b, t), &c.vals, j, t)
+	}
+	return b
+}
+
+// sameProjected reports whether item rows a and b, both of a layout with
+// the projected keys at pos, have equal values of those keys.
+func (st *state) sameProjected(a, b int, pos []int16) bool {
+	c := &st.itAttrs
+	sa, _ := c.m.ValueOffsets(a)
+	sb, _ := c.m.ValueOffsets(b)
+	for _, p := range pos {
+		if p < 0 {
+			continue
+		}
+		ja, jb := int(sa)+int(p), int(sb)+int(p)
+		t := c.typs[ja]
+		if t != c.typs[jb] || !sameRawValue(&c.vals, ja, jb, t) {
+			return false
+		}
+	}
+	return true
+}
+
+// memoLookup returns the entry for row i (of layout lay, or -1 when it is
+// keyed by its whole attributes), or -1.
+func (st *state) memoLookup(h uint64, i, r, s int, lay int32) int32 {
 	m := &st.memo
 	e, ok := m.by[h]
 	if !ok {
@@ -118,7 +215,19 @@ func (st *state) memoLookup(h uint64, i, r, s int) int32 {
 	}
 	for ; e >= 0; e = m.entries[e].next {
 		me := &m.entries[e]
-		if int(me.r) == r && int(me.s) == s && (!st.info.attrs || st.sameAttrRows(int(me.row), i)) && st.sameFields(int(me.row), i) {
+		if int(me.r) != r || int(me.s) != s || me.layout != lay {
+			continue
+		}
+		var same bool
+		switch {
+		case !st.info.attrs:
+			same = true
+		case lay >= 0:
+			same = st.sameProjected(int(me.row), i, m.layouts.all[lay].pos)
+		default:
+			same = st.sameAttrRows(int(me.row), i)
+		}
+		if same && st.sameFields(int(me.row), i) {
 			return e
 		}
 	}

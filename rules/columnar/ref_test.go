@@ -157,7 +157,9 @@ func refApply(ev *rules.Evaluator, it refItem, resKVs []*common.KeyValue, resNil
 	if res.Drop {
 		return refResult{drop: true}
 	}
-	*it.attrs, _ = refKVs(*it.attrs, c.Attributes)
+	if res.Changed { // else left as it is, repeated keys and all
+		*it.attrs, _ = refKVs(*it.attrs, c.Attributes)
+	}
 	it.writeOut()
 	out := refResult{resKVs: resKVs, mark: res.Mark}
 	if resNil && c.Resource != nil && len(c.Resource) > 0 {

@@ -93,6 +93,7 @@ func (st *state) begin(b *schemas.Batch, sig otlpwire.Signal, info sigInfo) {
 	st.errCount, st.firstErr = 0, nil
 	if info.memo {
 		st.memo.reset()
+		st.memo.beginProbe(info.project && info.attrs)
 	}
 }
 
