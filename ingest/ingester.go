@@ -35,13 +35,20 @@ type Ingester struct {
 	badLog, busLog logLimiter
 
 	grpcErrs grpcErrors
+
+	// mu guards the lanes of the group commit (coalesce.go) and the
+	// waiting requests' counts.
+	mu        sync.Mutex
+	lanes     map[laneKey]*lane
+	freeLanes []*lane
 }
 
 // Result is what became of an accepted request.
 type Result struct {
 	// Items written to the bus: data points, log records or spans.
 	Items int
-	// Records produced.
+	// Records holding its items (a record may also hold other requests'
+	// items: see the group commit in coalesce.go).
 	Records int
 	// Rejected items: too large for a record even alone. They are reported
 	// to the client as partial success, with RejectReason.
@@ -64,6 +71,18 @@ type exportState struct {
 	ptrs []*stream.Record
 	hdrs []stream.Header
 	buf  []byte // header values
+
+	// The group commit (coalesce.go).
+	own    []otlpwire.Chunk // chunks of idle lanes, produced by the request
+	runs   []*lane          // those lanes
+	queued []*lane          // lanes holding the request's other chunks
+	recv   time.Time        // when the request was received
+	// Guarded by Ingester.mu: the queued chunks without an outcome, and
+	// the first error of one. done gets one value when left reaches 0 in a
+	// flusher.
+	left int
+	err  error
+	done chan struct{}
 }
 
 // poolLimit is the largest request whose buffers go back to the pools; the
@@ -99,7 +118,8 @@ func New(cfg Config, bus Bus) (*Ingester, error) {
 			return nil, fmt.Errorf("ingest: registering metrics: %w", err)
 		}
 	}
-	i.states.New = func() any { return new(exportState) }
+	i.states.New = func() any { return &exportState{done: make(chan struct{}, 1)} }
+	i.lanes = make(map[laneKey]*lane)
 	i.grpcErrs = newGRPCErrors(cfg.RetryAfter)
 	return i, nil
 }
@@ -178,14 +198,28 @@ func (i *Ingester) exportAdmitted(ctx context.Context, sig otlpwire.Signal, tena
 	res = Result{Items: split.Items, Records: len(split.Chunks), Rejected: split.Rejected, RejectReason: split.RejectReason}
 	if len(split.Chunks) > 0 {
 		now := time.Now()
-		recs := st.build(i.topics[sig], sig, tenant, now, split.Chunks)
-		pctx, cancel := context.WithTimeout(ctx, i.cfg.ProduceTimeout)
-		err = i.bus.Produce(pctx, recs...)
-		cancel()
+		st.recv = now
+		queued := i.enqueue(st, sig, tenant, split.Chunks)
+		if len(st.own) > 0 {
+			recs := st.build(i.topics[sig], sig, tenant, now, st.own)
+			pctx, cancel := context.WithTimeout(ctx, i.cfg.ProduceTimeout)
+			err = i.bus.Produce(pctx, recs...)
+			cancel()
+			i.releaseRuns(st)
+			if err != nil {
+				// The bus may hold on to records it failed to send,
+				// and a flusher may hold the request's queued chunks:
+				// leave the state (and body) to the garbage collector.
+				i.withdraw(st)
+				return Result{}, true, produceError(err)
+			}
+			i.m.records[sig].Add(float64(len(recs)))
+		}
+		err = i.wait(ctx, st, queued)
 		i.m.produce[sig].Observe(time.Since(now).Seconds())
 		if err != nil {
-			// The bus may hold on to records it failed to send: leave
-			// the state (and body) to the garbage collector.
+			// A failed record may have aliased the body, and chunks
+			// still in a record under way will settle st.
 			return Result{}, true, produceError(err)
 		}
 		i.m.items[sig].Add(float64(split.Items))

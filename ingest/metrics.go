@@ -18,6 +18,7 @@ var protocolNames = [...]string{protoGRPC: "grpc", protoHTTP: "http"}
 type metrics struct {
 	requests *prometheus.CounterVec // protocol, signal, code
 	items    [len(otlpwire.Signals)]prometheus.Counter
+	records  [len(otlpwire.Signals)]prometheus.Counter
 	bytes    [len(otlpwire.Signals)]prometheus.Counter
 	rejected *prometheus.CounterVec // signal, reason
 	errors   *prometheus.CounterVec // signal, reason
@@ -51,6 +52,10 @@ func newMetrics(inflight func() float64) *metrics {
 		Name: "sluice_ingest_items_total",
 		Help: "Items (data points, log records, spans) written to the bus.",
 	}, []string{"signal"})
+	records := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_ingest_records_total",
+		Help: "Records written to the bus (acknowledged). Concurrent requests bound for one partition share records.",
+	}, []string{"signal"})
 	bytes := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_ingest_bytes_total",
 		Help: "Request bytes received, as sent on the wire (compressed).",
@@ -63,13 +68,14 @@ func newMetrics(inflight func() float64) *metrics {
 	for _, sig := range otlpwire.Signals {
 		s := sig.String()
 		m.items[sig] = items.WithLabelValues(s)
+		m.records[sig] = records.WithLabelValues(s)
 		m.bytes[sig] = bytes.WithLabelValues(s)
 		m.produce[sig] = produce.WithLabelValues(s)
 		for p, pn := range protocolNames {
 			m.ok[p][sig] = m.requests.WithLabelValues(pn, s, okCode(p))
 		}
 	}
-	m.collectors = []prometheus.Collector{m.requests, items, bytes, m.rejected, m.errors, produce, m.inflight}
+	m.collectors = []prometheus.Collector{m.requests, items, records, bytes, m.rejected, m.errors, produce, m.inflight}
 	return m
 }
 

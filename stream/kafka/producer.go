@@ -25,6 +25,9 @@ type produceCall struct {
 	recs    []kgo.Record
 	hdrs    []kgo.RecordHeader
 	promise func(*kgo.Record, error) // c.done, bound once
+	// errs, when set (ProduceEach), gets each failed record's error at
+	// its index.
+	errs []error
 }
 
 func (c *produceCall) done(r *kgo.Record, err error) {
@@ -32,6 +35,15 @@ func (c *produceCall) done(r *kgo.Record, err error) {
 		c.mu.Lock()
 		if c.err == nil {
 			c.err, c.failed = err, r
+		}
+		if c.errs != nil {
+			// Failures are rare: find the index by address.
+			for k := range c.recs {
+				if &c.recs[k] == r {
+					c.errs[k] = err
+					break
+				}
+			}
 		}
 		c.mu.Unlock()
 	}
@@ -72,9 +84,53 @@ func (b *Bus) Produce(ctx context.Context, recs ...*stream.Record) error {
 	return b.produce(ctx, b.cl, recs)
 }
 
+// ProduceEach is Produce that also tells the outcome of each record:
+// errs[k] is the error of recs[k], nil when the brokers acknowledged it
+// (len(errs) must be len(recs)). A caller that packs several callers' data
+// into records fails exactly those of a failed record. When the
+// acknowledgements do not come within the deadline, every record counts as
+// failed (it may still be written: at least once).
+func (b *Bus) ProduceEach(ctx context.Context, errs []error, recs ...*stream.Record) error {
+	if len(errs) != len(recs) {
+		return fmt.Errorf("kafka: produce: %d error slots for %d records", len(errs), len(recs))
+	}
+	clear(errs)
+	if len(recs) == 0 {
+		return nil
+	}
+	var err error
+	if b.closed.Load() {
+		err = fmt.Errorf("kafka: produce: %w", stream.ErrClosed)
+	} else {
+		err = b.produceRecords(ctx, b.cl, recs, errs)
+	}
+	if err == nil {
+		return nil
+	}
+	failed := false
+	for k, e := range errs {
+		if e != nil {
+			errs[k] = wrapErr(fmt.Sprintf("produce to %s[%d]", recs[k].Topic, recs[k].Partition), e)
+			failed = true
+		}
+	}
+	if !failed { // the whole call failed (closed, deadline)
+		for k := range errs {
+			errs[k] = err
+		}
+	}
+	return err
+}
+
 // produce is Produce with the client cl: the Bus's, or a transactional
 // consumer's.
 func (b *Bus) produce(ctx context.Context, cl *kgo.Client, recs []*stream.Record) error {
+	return b.produceRecords(ctx, cl, recs, nil)
+}
+
+// produceRecords is produce; errs, when not nil, receives each record's
+// error (unwrapped).
+func (b *Bus) produceRecords(ctx context.Context, cl *kgo.Client, recs []*stream.Record, errs []error) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("kafka: produce: %w", err)
 	}
@@ -85,6 +141,7 @@ func (b *Bus) produce(ctx context.Context, cl *kgo.Client, recs []*stream.Record
 	ctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), deadline)
 	defer cancel()
 	c := b.getCall(recs)
+	c.errs = errs
 	nh := 0
 	for i, r := range recs {
 		kr := &c.recs[i]
@@ -119,7 +176,14 @@ func (b *Bus) produce(ctx context.Context, cl *kgo.Client, recs []*stream.Record
 		case <-c.settled: // settled at the same moment
 		default:
 			// Records are stuck in requests the broker never answered;
-			// c stays with franz-go's promises and is not pooled.
+			// c stays with franz-go's promises and is not pooled, and
+			// stops writing into errs.
+			c.mu.Lock()
+			if errs != nil {
+				clear(errs)
+			}
+			c.errs = nil
+			c.mu.Unlock()
 			return fmt.Errorf("kafka: produce: %w: no acknowledgement within %v: %w", stream.ErrUnavailable, b.cfg.ProduceTimeout, ctx.Err())
 		}
 	}
@@ -165,7 +229,7 @@ func (b *Bus) putCall(c *produceCall, n, nh int) {
 	}
 	clear(c.recs[:n])
 	clear(c.hdrs[:nh])
-	c.err, c.failed = nil, nil
+	c.err, c.failed, c.errs = nil, nil, nil
 	b.calls.Put(c)
 }
 
