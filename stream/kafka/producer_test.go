@@ -95,3 +95,31 @@ func TestCompression(t *testing.T) {
 		}
 	}
 }
+
+// ProduceEach tells each record's outcome: a record the producer refuses
+// fails alone, the others are written.
+func TestProduceEach(t *testing.T) {
+	b := newBus(t, Config{MaxRecordBytes: 4096})
+	name := topic(t, b, 2)
+	in := []*stream.Record{
+		{Topic: name, Partition: 0, Value: []byte("ok-1")},
+		{Topic: name, Partition: 1, Value: make([]byte, 8192)}, // over MaxRecordBytes
+		{Topic: name, Partition: 1, Value: []byte("ok-2")},
+	}
+	errs := make([]error, len(in))
+	err := b.ProduceEach(context.Background(), errs, in...)
+	if !errors.Is(err, stream.ErrRecordTooLarge) {
+		t.Fatalf("ProduceEach: %v, want ErrRecordTooLarge", err)
+	}
+	if errs[0] != nil || errs[2] != nil || !errors.Is(errs[1], stream.ErrRecordTooLarge) {
+		t.Fatalf("errs = %v; want only record 1 too large", errs)
+	}
+	c := consume(t, b, stream.ConsumerConfig{Group: groupName(t), Topics: []string{name}})
+	got := valueSet(pollN(t, c, 2, 20*time.Second))
+	if len(got) != 2 || got["ok-1"] != 1 || got["ok-2"] != 1 {
+		t.Fatalf("written: %v, want ok-1 and ok-2", got)
+	}
+	if err := b.ProduceEach(context.Background(), errs[:1], in...); err == nil {
+		t.Fatal("ProduceEach with too few error slots: no error")
+	}
+}
