@@ -150,3 +150,12 @@ func (h *Hasher) Series(tenant string, row int) uint64 {
 func (h *Hasher) Metric(tenant string, row int) uint64 {
 	return mix(h.tenantHash(tenant), h.metric[h.c.metricID.Value(row)])
 }
+
+// Family is the identity of item row's series without its point
+// attributes: tenant, resource attributes, scope and the metric's name,
+// unit, type, temporality and monotonicity. Every point of a series has
+// its series' family, so routing points by family keeps each series in
+// one place, and the points of one metric row go together.
+func (h *Hasher) Family(tenant string, row int) uint64 {
+	return mix(h.tenantHash(tenant), h.series[h.c.metricID.Value(row)])
+}

@@ -23,10 +23,13 @@ func TestHasher(t *testing.T) {
 		for i := range pts {
 			r = append(r, h.Series(tenant, i))
 		}
-		if a := testing.AllocsPerRun(10, func() { h.Series(tenant, 0); h.Metric(tenant, 0) }); a != 0 {
+		if a := testing.AllocsPerRun(10, func() { h.Series(tenant, 0); h.Metric(tenant, 0); h.Family(tenant, 0) }); a != 0 {
 			t.Errorf("Series allocates %v", a)
 		}
-		return append(r, h.Metric(tenant, 0), h.Metric(tenant, 3))
+		if h.Family(tenant, 0) != h.Family(tenant, 4) {
+			t.Error("Family depends on point attributes")
+		}
+		return append(r, h.Metric(tenant, 0), h.Metric(tenant, 3), h.Family(tenant, 0))
 	}
 	s := series(mCum, "t1")
 	if s[0] != s[1] {
@@ -43,6 +46,9 @@ func TestHasher(t *testing.T) {
 	for name, o := range map[string][]uint64{"tenant": series(mCum, "t2"), "temporality": series(mDelta, "t1"), "type": series(mGauge, "t1")} {
 		if o[0] == s[0] {
 			t.Errorf("%s does not change Series", name)
+		}
+		if o[7] == s[7] {
+			t.Errorf("%s does not change Family", name)
 		}
 	}
 	if o := series(mDelta, "t1"); o[5] != s[5] {

@@ -476,8 +476,10 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 			rest = append(rest, int32(next))
 		}
 		next = int(m.Row) + 1
-		out := w.hasher.Series(g.tenant, int(m.Row))
-		route := out
+		// Routed by family (tenant, resource, scope, metric): a series'
+		// points go together, and so do a metric row's, which keeps the
+		// selections below runs of rows. A limit counts per metric.
+		route := w.hasher.Family(g.tenant, int(m.Row))
 		if m.Spec.Limit > 0 {
 			route = w.hasher.Metric(g.tenant, int(m.Row))
 		}

@@ -270,8 +270,8 @@ func TestProcessedRecordsFitTheBus(t *testing.T) {
 }
 
 // The points whose series the rules change go to the aggregation topic,
-// each in the partition of its output series, with the hash of its input
-// series; the others stay one processed record.
+// each in the partition of its output series' family, with the hash of
+// its input series; the others stay one processed record.
 func TestSplitRoutesMergedPoints(t *testing.T) {
 	set := exampleRules(t)
 	bus := newBus(t)
@@ -319,13 +319,20 @@ func TestSplitRoutesMergedPoints(t *testing.T) {
 		}
 		out, _ := h.OutputHashes(nil, "acme", b)
 		routes := attrValues(t, b, "route")
+		if err := h.Reset(b); err != nil {
+			t.Fatal(err)
+		}
+		fams := make([]uint64, len(out))
+		for i := range fams {
+			fams[i] = h.Family("acme", i)
+		}
 		b.Release()
 		if gotSpec != *spec {
 			t.Errorf("spec %+v", gotSpec)
 		}
 		for i, o := range out {
-			if p := int32(o % 5); p != r.Partition {
-				t.Errorf("a point of output series %x in partition %d, want %d", o, r.Partition, p)
+			if p := int32(fams[i] % 5); p != r.Partition {
+				t.Errorf("a point of output series %x (family %x) in partition %d, want %d", o, fams[i], r.Partition, p)
 			}
 			if routes[i] != "/items/{id}" {
 				t.Errorf("merged point with route %q", routes[i])
