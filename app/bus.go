@@ -64,7 +64,7 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 				mech = scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha512Mechanism()
 			}
 		}
-		bus, err = kafka.New(kafka.Config{Brokers: k.Brokers, ClientID: k.ClientID, Compression: k.Compression,
+		bus, err = kafka.New(kafka.Config{Brokers: k.Brokers, ClientID: k.ClientID, Compression: k.Compression, CompressionLevel: k.CompressionLevel,
 			ProduceTimeout: b.ProduceTimeout, MaxRecordBytes: int32(b.MaxRecordBytes), ReplicationFactor: k.ReplicationFactor, SessionTimeout: k.SessionTimeout,
 			TLS: tlsCfg, SASL: mech, Logger: log.With("bus", "kafka"), Registerer: reg})
 	default:

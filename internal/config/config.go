@@ -52,10 +52,14 @@ type Bus struct {
 
 // Kafka configures the Kafka bus.
 type Kafka struct {
-	Brokers           []string `yaml:"brokers"`
-	ClientID          string   `yaml:"client_id"`
-	Compression       string   `yaml:"compression"` // zstd | lz4 | snappy | gzip | none
-	ReplicationFactor int16    `yaml:"replication_factor"`
+	Brokers     []string `yaml:"brokers"`
+	ClientID    string   `yaml:"client_id"`
+	Compression string   `yaml:"compression"` // zstd | lz4 | snappy | gzip | none
+	// CompressionLevel is the codec's level, 0 its default (zstd 1):
+	// zstd 1-4, gzip 1-9, lz4 1-9 (0: its fast mode); snappy and none
+	// have none.
+	CompressionLevel  int   `yaml:"compression_level"`
+	ReplicationFactor int16 `yaml:"replication_factor"`
 	// SessionTimeout is how long a group waits for a member that stopped
 	// answering (a crashed worker or sink) before its partitions move to
 	// the others. 0 keeps the client default (45s).
@@ -410,6 +414,14 @@ func (c *Config) Validate() error {
 		case "zstd", "lz4", "snappy", "gzip", "none":
 		default:
 			bad("bus.kafka.compression", "unknown compression %q (valid: zstd, lz4, snappy, gzip, none)", c.Bus.Kafka.Compression)
+		}
+		if lvl := c.Bus.Kafka.CompressionLevel; lvl != 0 {
+			switch hi := map[string]int{"zstd": 4, "gzip": 9, "lz4": 9}[c.Bus.Kafka.Compression]; {
+			case hi == 0:
+				bad("bus.kafka.compression_level", "compression %s has no levels: remove compression_level or set it to 0", c.Bus.Kafka.Compression)
+			case lvl < 1 || lvl > hi:
+				bad("bus.kafka.compression_level", "compression level %d for %s: want 1 to %d (0: the default)", lvl, c.Bus.Kafka.Compression, hi)
+			}
 		}
 		if s := c.Bus.Kafka.SASL; s != nil {
 			switch s.Mechanism {

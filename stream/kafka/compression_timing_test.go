@@ -1,0 +1,169 @@
+package kafka
+
+import (
+	"bytes"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// compressionBatch is what franz-go compresses at once: the records of one
+// partition in one produce request, framed as Kafka frames them.
+type compressionBatch struct {
+	name   string
+	points int
+	raw    []byte
+}
+
+// rawHeaders are the ingester's five headers, with typical values.
+func rawHeaders(items int) []kmsg.Header {
+	h := func(k, v string) kmsg.Header { return kmsg.Header{Key: k, Value: []byte(v)} }
+	return []kmsg.Header{
+		h(stream.HeaderContentType, stream.ContentTypeOTLPProto), h(stream.HeaderTenant, "anonymous"),
+		h(stream.HeaderReceivedAt, time.Unix(1_700_000_000, 123456789).UTC().Format(time.RFC3339Nano)),
+		h(stream.HeaderItems, strconv.Itoa(items)), h(stream.HeaderSignal, "metrics"),
+	}
+}
+
+// frame appends values as the records of one batch, each with the
+// ingester's headers.
+func frame(values [][]byte, items []int) []byte {
+	var out []byte
+	for k, v := range values {
+		r := kmsg.Record{OffsetDelta: int32(k), Value: v, Headers: rawHeaders(items[k])}
+		body := r.AppendTo(nil)
+		r.Length = int32(len(body) - 1) // Length 0 took one byte
+		out = r.AppendTo(out)
+	}
+	return out
+}
+
+// compressionBatches are the raw topics' batches of the measurement: the
+// realistic corpus metrics-k8s as one-point requests (8 requests that
+// arrived during one round trip to the broker: as 8 records without group
+// commit, as one record with it) and as records of 1,000 points (an
+// agent's batch), and the friendly corpus metrics (repetitive series) as
+// a record of 10,000 points.
+func compressionBatches(tb testing.TB) []compressionBatch {
+	var k8s, friendly []byte
+	for _, c := range otlptest.Corpora() {
+		switch c.Name {
+		case "metrics-k8s":
+			k8s = c.Body
+		case "metrics":
+			friendly = c.Body
+		}
+	}
+	unmarshal := func(b []byte) *colmetrics.ExportMetricsServiceRequest {
+		var req colmetrics.ExportMetricsServiceRequest
+		if err := proto.Unmarshal(b, &req); err != nil {
+			tb.Fatal(err)
+		}
+		return &req
+	}
+	marshal := func(m proto.Message) []byte {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return b
+	}
+	req := unmarshal(k8s)
+	// One-point requests: 8 pods' first series.
+	var ones [][]byte
+	var oneItems []int
+	for pod := range 8 {
+		rm := proto.Clone(req.ResourceMetrics[pod*7]).(*metrics.ResourceMetrics)
+		g := rm.ScopeMetrics[0].Metrics[0].GetGauge()
+		g.DataPoints = g.DataPoints[pod : pod+1]
+		ones = append(ones, marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metrics.ResourceMetrics{rm}}))
+		oneItems = append(oneItems, 1)
+	}
+	thousand := marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: req.ResourceMetrics[:10]})
+	freq := unmarshal(friendly)
+	sm := freq.ResourceMetrics[0].ScopeMetrics[0]
+	sm.Metrics = sm.Metrics[:100] // 100 metrics x 100 points
+	tenK := marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: freq.ResourceMetrics[:1]})
+	return []compressionBatch{
+		{"k8s-1pt-8records", 8, frame(ones, oneItems)},
+		{"k8s-1pt-coalesced", 8, frame([][]byte{bytes.Join(ones, nil)}, []int{8})},
+		{"k8s-1000pt", 1000, frame([][]byte{thousand}, []int{1000})},
+		{"friendly-10000pt", 10_000, frame([][]byte{tenK}, []int{10_000})},
+	}
+}
+
+// compressionCodecs are the candidates for the raw topics, as
+// bus.kafka.compression and compression_level name them.
+var compressionCodecs = []struct {
+	name  string
+	level int
+}{
+	{"none", 0}, {"snappy", 0}, {"lz4", 0}, {"lz4", 1}, {"gzip", 1}, {"gzip", 0},
+	{"zstd", 1}, {"zstd", 2}, {"zstd", 3},
+}
+
+// BenchmarkCompression measures franz-go's own compressor and decompressor
+// on the raw topics' batches: bytes on the bus per data point, and the CPU
+// of the ingester (compress) and of the worker (decompress) per data point.
+// Run with -cpu 1.
+func BenchmarkCompression(b *testing.B) {
+	for _, batch := range compressionBatches(b) {
+		for _, cc := range compressionCodecs {
+			codec, err := codec(cc.name, cc.level)
+			if err != nil {
+				b.Fatal(err)
+			}
+			name := cc.name
+			if cc.level != 0 {
+				name += "-" + strconv.Itoa(cc.level)
+			}
+			b.Run(batch.name+"/"+name, func(b *testing.B) {
+				comp, err := kgo.DefaultCompressor(codec)
+				if err != nil {
+					b.Fatal(err)
+				}
+				dec := kgo.DefaultDecompressor()
+				var buf bytes.Buffer
+				compress := func() ([]byte, kgo.CompressionCodecType) {
+					if comp == nil {
+						return batch.raw, kgo.CodecNone
+					}
+					buf.Reset()
+					return comp.Compress(&buf, batch.raw)
+				}
+				out, typ := compress()
+				wire := append([]byte(nil), out...)
+				if plain, err := dec.Decompress(wire, typ); err != nil || !bytes.Equal(plain, batch.raw) {
+					b.Fatalf("round trip: %v", err)
+				}
+				b.SetBytes(int64(len(batch.raw)))
+				b.ReportAllocs()
+				for b.Loop() {
+					compress()
+				}
+				compressNs := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+				start := time.Now()
+				for range b.N {
+					if _, err := dec.Decompress(wire, typ); err != nil {
+						b.Fatal(err)
+					}
+				}
+				decompressNs := float64(time.Since(start).Nanoseconds()) / float64(b.N)
+				p := float64(batch.points)
+				b.ReportMetric(float64(len(wire))/p, "B/point")
+				b.ReportMetric(float64(len(batch.raw))/float64(len(wire)), "ratio")
+				b.ReportMetric(compressNs/p, "compress-ns/point")
+				b.ReportMetric(decompressNs/p, "decompress-ns/point")
+			})
+		}
+	}
+}
