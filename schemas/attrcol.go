@@ -144,8 +144,9 @@ func splitKV(p []byte) (key, val []byte, ok bool) {
 
 // The one-byte tags of KeyValue's fields, for splitKV.
 const (
-	keyTag   = byte(otlpwire.KeyValueKey)<<3 | byte(otlpwire.WireLen)
-	valueTag = byte(otlpwire.KeyValueValue)<<3 | byte(otlpwire.WireLen)
+	keyTag    = byte(otlpwire.KeyValueKey)<<3 | byte(otlpwire.WireLen)
+	valueTag  = byte(otlpwire.KeyValueValue)<<3 | byte(otlpwire.WireLen)
+	stringTag = byte(otlpwire.AnyValueStringValue)<<3 | byte(otlpwire.WireLen)
 )
 
 // put appends one value of type typ with string str or bytes by.
@@ -187,6 +188,12 @@ func (a *attrTable) padBytes() {
 func (a *attrTable) appendAny(p []byte) error {
 	if len(p) == 0 {
 		a.put(ValueEmpty, nil, nil)
+		return nil
+	}
+	// The usual case first: a string shorter than 128 bytes, the whole
+	// value (tag, one-byte length, the bytes).
+	if len(p) >= 2 && p[0] == stringTag && p[1] < 0x80 && int(p[1])+2 == len(p) && !*a.strict {
+		a.put(ValueString, p[2:], nil)
 		return nil
 	}
 	f, code := otlpwire.ReadField(p, 0)
