@@ -4,13 +4,16 @@
 # make test   the whole test suite, with a real Apache Kafka broker
 #             (needs Java 17+ and Maven; fetched into .cache/ on first use)
 # make bench  the benchmarks, one core
+# make bench-e2e  the workload of issue 10 end to end on a real Kafka broker
+#             and Prometheus: CPU-seconds per million points and peak RSS
+#             of each sluice process, as a markdown table
 GO      ?= go
 BIN     := bin/sluice
 CONFIG  ?= examples/sluice.yaml
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/sluice-dev/sluice/app.Version=$(VERSION)
 
-.PHONY: build run test unit bench bench-ingest bench-worker fuzz vet clean
+.PHONY: build run test unit bench bench-ingest bench-worker bench-e2e fuzz vet clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
@@ -37,6 +40,14 @@ bench-ingest:
 # broker (items/s, CPU-seconds per million items), corpus by corpus.
 bench-worker:
 	bash bench/worker.sh
+
+# bench-e2e runs the workload of issue 10 (100 pods x 100 gauge series)
+# through sluice ingest, worker and sink processes on a real Kafka broker
+# into a real Prometheus: CPU-seconds per million points, peak RSS and the
+# samples Prometheus counted, as a markdown table. E2EFLAGS go to
+# bench/e2eload (e.g. E2EFLAGS='-stages 3').
+bench-e2e:
+	bash bench/e2e.sh $(E2EFLAGS)
 
 # fuzz runs each fuzz target of the decoders for FUZZTIME. Targets with large
 # seeds cap the minimising of a new input at 200 runs, or it takes the whole

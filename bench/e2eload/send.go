@@ -1,0 +1,108 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/otlptest"
+)
+
+// sent is what send did.
+type sent struct {
+	requests, points int
+	retries          int64
+	wall             time.Duration
+}
+
+// send sends requests 0 to n-1 of l to the OTLP/gRPC address target over
+// conns connections, one request in flight each. Connection c sends
+// requests c, c+conns, c+2·conns...: when conns divides
+// l.RequestsPerStep(), each request template (a fixed set of series) is
+// always sent by the same connection, one step after the other, so every
+// series reaches the bus in time order. A request refused as retryable
+// (Unavailable, ResourceExhausted) is sent again after a pause; any other
+// error ends the run. With a non-zero until, no request is started after
+// it: the result says how many were sent.
+func send(ctx context.Context, target string, l *otlptest.K8sLoad, n, conns int, until time.Time) (sent, error) {
+	var retries, done atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, conns)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	clients := make([]*grpc.ClientConn, conns)
+	for c := range clients {
+		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+		if err != nil {
+			return sent{}, err
+		}
+		defer conn.Close()
+		conn.Connect()
+		clients[c] = conn
+	}
+	start := time.Now()
+	for c, conn := range clients {
+		wg.Go(func() {
+			req := &rawReq{}
+			var resp colmetrics.ExportMetricsServiceResponse
+			for j := c; j < n; j += conns {
+				if !until.IsZero() && time.Now().After(until) {
+					return
+				}
+				req.b = l.Request(req.b, j)
+				for try := 0; ; try++ {
+					err := conn.Invoke(ctx, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", req, &resp)
+					if err == nil {
+						if ps := resp.GetPartialSuccess(); ps.GetRejectedDataPoints() > 0 {
+							errs <- fmt.Errorf("request %d: %d points rejected: %s", j, ps.GetRejectedDataPoints(), ps.GetErrorMessage())
+							cancel()
+							return
+						}
+						done.Add(1)
+						break
+					}
+					if code := status.Code(err); (code == codes.Unavailable || code == codes.ResourceExhausted) && try < 100 && ctx.Err() == nil {
+						retries.Add(1)
+						time.Sleep(100 * time.Millisecond)
+						continue
+					}
+					errs <- fmt.Errorf("request %d: %w", j, err)
+					cancel()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return sent{}, err
+	}
+	return sent{requests: int(done.Load()), points: int(done.Load()) * l.PerRequest(), retries: retries.Load(), wall: time.Since(start)}, nil
+}
+
+// rawReq is a request already in wire form; rawCodec sends it as it is.
+type rawReq struct{ b []byte }
+
+type rawCodec struct{}
+
+func (rawCodec) Name() string { return "proto" }
+
+func (rawCodec) Marshal(v any) ([]byte, error) {
+	if r, ok := v.(*rawReq); ok {
+		return r.b, nil
+	}
+	return proto.Marshal(v.(proto.Message))
+}
+
+func (rawCodec) Unmarshal(data []byte, v any) error { return proto.Unmarshal(data, v.(proto.Message)) }
