@@ -199,18 +199,27 @@ var overflowAttrs = func() string {
 
 // retag appends the KeyValue fields of attrs (stored as field 1) as field num.
 func retag(dst []byte, num otlpwire.FieldNum, attrs string) []byte {
-	b := []byte(attrs)
-	for len(b) > 0 {
-		_, _, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return dst
+	// The stored entries are fields 1 with one-byte tags: copied at once,
+	// their tags rewritten in place. (num is below 16 for every point
+	// type, so its tag is one byte too.)
+	tag := byte(num)<<3 | byte(protowire.BytesType)
+	at := len(dst)
+	dst = append(dst, attrs...)
+	b := dst[at:]
+	for k := 0; k < len(b); {
+		if b[k] != storedKVTag || num >= 16 {
+			return dst[:at+k] // corrupt (only from a corrupt snapshot)
 		}
-		v, m := protowire.ConsumeBytes(b[n:])
-		if m < 0 {
-			return dst
+		l, n := protowire.ConsumeVarint(b[k+1:])
+		if n < 0 || l > uint64(len(b)-k-1-n) {
+			return dst[:at+k]
 		}
-		dst = appendBytes(dst, num, v)
-		b = b[n+m:]
+		b[k] = tag
+		k += 1 + n + int(l)
 	}
 	return dst
 }
+
+// storedKVTag is the tag of the KeyValue fields of series attributes as
+// kept (appendKVs with field 1).
+const storedKVTag = 1<<3 | byte(protowire.BytesType)
