@@ -142,6 +142,9 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 		}
 	}
 	wall := time.Since(start)
+	if drained == 0 {
+		drained = wall // it never did
+	}
 	if failure != nil { // until the last sample Prometheus took
 		wall = lastMove.Sub(start)
 	}
