@@ -1,21 +1,34 @@
 #!/usr/bin/env bash
 # ingest.sh measures the whole ingester under a real OTLP/gRPC load into a
-# real Kafka broker: it starts a broker (scripts/kafka), `sluice ingest` on
-# it, and bench/ingestload, which reports data points per second and the
-# ingester's CPU-seconds per million data points. Everything listens on
-# 127.0.0.1 and stops when the load is sent. Arguments go to ingestload
-# (e.g. -datapoints 50000000 -connections 8).
+# real Kafka broker: it starts a broker (scripts/kafka; or uses the one in
+# SLUICE_KAFKA_BROKERS), `sluice ingest` on it, and bench/ingestload, which
+# reports data points per second and the ingester's CPU-seconds per million
+# data points. Everything listens on 127.0.0.1 and stops when the load is
+# sent. Arguments go to ingestload (e.g. -datapoints 50000000 -connections
+# 8; -k8s 1 -connections 16: the realistic corpus, one point per request).
+# COMPRESSION and COMPRESSION_LEVEL set bus.kafka.compression and
+# compression_level; SLUICE_BIN runs another build of sluice.
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" ingestload
 
+brokers=${SLUICE_KAFKA_BROKERS:-}
+own_broker=
+if [[ -z $brokers ]]; then
+	brokers=127.0.0.1:$port
+	own_broker=1
+fi
+prefix=bench-$(date +%s)-$$
+
 cat >"$work/sluice.yaml" <<YAML
 bus:
   kind: kafka
-  topic_prefix: bench
+  topic_prefix: $prefix
   partitions: 6
   kafka:
-    brokers: ["127.0.0.1:$port"]
+    brokers: ["$brokers"]
+    compression: ${COMPRESSION:-zstd}${COMPRESSION_LEVEL:+
+    compression_level: $COMPRESSION_LEVEL}
 ingest:
   grpc_listen: 127.0.0.1:14317
   http_listen: ""
@@ -28,14 +41,16 @@ YAML
 pid=
 cleanup() {
 	[[ -n $pid ]] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-	bash scripts/kafka/broker.sh stop "$work/kafka" >/dev/null
+	[[ -n $own_broker ]] && bash scripts/kafka/broker.sh stop "$work/kafka" >/dev/null
+	return 0
 }
 trap cleanup EXIT
-bash scripts/kafka/broker.sh start "$work/kafka" "$port"
-./bin/sluice ingest -c "$work/sluice.yaml" &
+[[ -n $own_broker ]] && bash scripts/kafka/broker.sh start "$work/kafka" "$port"
+"${SLUICE_BIN:-./bin/sluice}" ingest -c "$work/sluice.yaml" &
 pid=$!
 for _ in $(seq 100); do
 	curl -fsS 127.0.0.1:19464/readyz >/dev/null 2>&1 && break
 	sleep 0.2
 done
 ./bin/ingestload -grpc 127.0.0.1:14317 -admin 127.0.0.1:19464 "$@"
+curl -fsS 127.0.0.1:19464/metrics | grep -E '^sluice_ingest_(records|items)_total\{signal="metrics"\}' || true

@@ -14,11 +14,19 @@
 //     queueing, above it),
 //  2. splits it with otlpwire into complete Export*ServiceRequests, one per
 //     partition and no larger than MaxRecordBytes (less room for headers),
-//  3. produces one record per chunk to the signal's raw topic
+//  3. hands each chunk to its lane (signal, tenant, partition): an idle lane
+//     produces the chunk at once, a busy one (a record of it is being
+//     produced) queues it for its next record, which concatenates every
+//     chunk queued meanwhile below MaxRecordBytes (group commit,
+//     coalesce.go); records go to the signal's raw topic
 //     (stream.Topics.Raw) with the headers content-type, sluice-tenant,
-//     sluice-received-at, sluice-items and sluice-signal, and
-//  4. returns when the bus has acknowledged every record, or with the
-//     first error (the client retries the whole request: at least once).
+//     sluice-received-at (of the record's first request), sluice-items and
+//     sluice-signal, and
+//  4. returns when the bus has acknowledged every record holding one of
+//     its chunks, or with the first error (the client retries the whole
+//     request: at least once). A failed record fails exactly the requests
+//     in it on a bus that reports each record's outcome (Kafka), every
+//     request of the failed call on the others.
 //
 // Items too large for a record even alone (one data point, log record or
 // span) are not written; the response reports them as OTLP partial success
@@ -27,8 +35,11 @@
 //
 // # Buffer ownership
 //
-// Record values alias the request body or the pooled Splitter's buffer; they
-// are valid during Produce only. Bodies, splitters and record slices are
+// Record values alias the request body or the pooled Splitter's buffer (a
+// record of several requests' chunks is a copy); they are valid during
+// Produce only. A request whose client goes away withdraws its chunks that
+// are still queued; one already in a record under way leaves its buffers
+// to the garbage collector. Bodies, splitters and record slices are
 // pooled per request and reused once Produce has returned successfully; when
 // Produce fails they are left to the garbage collector, since a bus may still
 // hold records it failed to send.

@@ -13,12 +13,18 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/proto"
@@ -36,18 +42,32 @@ func main() {
 	resources := flag.Int("resources", 10, "resources per request")
 	metrics := flag.Int("metrics", 100, "metrics per resource")
 	points := flag.Int("points", 10, "data points per metric")
+	k8s := flag.Int("k8s", 0, "if > 0: send the realistic corpus metrics-k8s (100 pods x 100 series) in requests of this many data points (1: one point per request, as telemetrygen sends; 1000: an agent's batch) instead of Shape-made requests")
+	streams := flag.Int("streams", 1, "requests in flight per connection")
+	serve := flag.String("serve-empty", "", "instead of sending: serve OTLP/gRPC metrics Export on this address with an empty handler (the floor of grpc-go's cost per request), and process_cpu_seconds_total on -admin")
+	delay := flag.Duration("delay", 0, "with -serve-empty: hold each request this long before answering, as the bus acknowledgement does")
 	flag.Parse()
+	if *serve != "" {
+		serveEmpty(*serve, *adminAddr, *delay)
+		return
+	}
 
-	shape := otlptest.Shape{Resources: *resources, Items: *metrics, Points: *points}
-	perReq := shape.ItemCount(otlpwire.Metrics)
-	// A few distinct requests, so that partitions and keys vary.
-	reqs := make([]*rawReq, 8)
-	for i := range reqs {
-		shape.Seed = i
-		reqs[i] = &rawReq{b: otlptest.Request(otlpwire.Metrics, shape)}
+	var reqs []*rawReq
+	var perReq int
+	if *k8s > 0 {
+		reqs, perReq = k8sRequests(*k8s)
+	} else {
+		shape := otlptest.Shape{Resources: *resources, Items: *metrics, Points: *points}
+		perReq = shape.ItemCount(otlpwire.Metrics)
+		// A few distinct requests, so that partitions and keys vary.
+		reqs = make([]*rawReq, 8)
+		for i := range reqs {
+			shape.Seed = i
+			reqs[i] = &rawReq{b: otlptest.Request(otlpwire.Metrics, shape)}
+		}
 	}
 	requests := (*total + perReq - 1) / perReq
-	fmt.Printf("sending %d requests of %d data points (%d bytes) over %d connections\n", requests, perReq, len(reqs[0].b), *conns)
+	fmt.Printf("sending %d requests of %d data points (%d bytes) over %d connections x %d streams\n", requests, perReq, len(reqs[0].b), *conns, *streams)
 
 	cpu0, err := benchutil.CPUSeconds(*adminAddr)
 	if err != nil {
@@ -64,20 +84,22 @@ func main() {
 			os.Exit(1)
 		}
 		defer conn.Close()
-		wg.Go(func() {
-			for {
-				n := next.Add(1)
-				if n > int64(requests) {
-					return
+		for range *streams {
+			wg.Go(func() {
+				for {
+					n := next.Add(1)
+					if n > int64(requests) {
+						return
+					}
+					var resp colmetrics.ExportMetricsServiceResponse
+					err := conn.Invoke(context.Background(), "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", reqs[n%int64(len(reqs))], &resp)
+					if err != nil {
+						failed.Add(1)
+						fmt.Fprintln(os.Stderr, "export:", err)
+					}
 				}
-				var resp colmetrics.ExportMetricsServiceResponse
-				err := conn.Invoke(context.Background(), "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", reqs[n%int64(len(reqs))], &resp)
-				if err != nil {
-					failed.Add(1)
-					fmt.Fprintln(os.Stderr, "export:", err)
-				}
-			}
-		})
+			})
+		}
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
@@ -91,6 +113,79 @@ func main() {
 	used := cpu1 - cpu0
 	fmt.Printf("ingester CPU: %.2f s, %.3f CPU-seconds per million data points, %.0f data points/s per core\n",
 		used, used/(float64(sent)/1e6), float64(sent)/used)
+}
+
+// serveEmpty runs a gRPC server whose metrics Export answers at once (after
+// delay), with the same pass-through codec as the ingester, until killed.
+func serveEmpty(addr, admin string, delay time.Duration) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	go http.ListenAndServe(admin, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}))
+	srv.RegisterService(&grpc.ServiceDesc{
+		ServiceName: "opentelemetry.proto.collector.metrics.v1.MetricsService",
+		HandlerType: (*any)(nil),
+		Methods: []grpc.MethodDesc{{MethodName: "Export", Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
+			req := &rawReq{}
+			if err := dec(req); err != nil {
+				return nil, err
+			}
+			if delay > 0 {
+				time.Sleep(delay)
+			}
+			return &rawReq{}, nil
+		}}},
+	}, nil)
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	srv.Serve(l)
+}
+
+// k8sRequests cuts the corpus metrics-k8s into requests of n data points
+// each (the series in order, pod by pod; a request holds the pods its
+// points belong to), in wire form.
+func k8sRequests(n int) ([]*rawReq, int) {
+	var body []byte
+	for _, c := range otlptest.Corpora() {
+		if c.Name == "metrics-k8s" {
+			body = c.Body
+		}
+	}
+	var corpus colmetrics.ExportMetricsServiceRequest
+	if err := proto.Unmarshal(body, &corpus); err != nil {
+		panic(err)
+	}
+	var out []*rawReq
+	req := &colmetrics.ExportMetricsServiceRequest{}
+	in := 0
+	flush := func() {
+		b, err := proto.Marshal(req)
+		if err != nil {
+			panic(err)
+		}
+		out = append(out, &rawReq{b: b})
+		req, in = &colmetrics.ExportMetricsServiceRequest{}, 0
+	}
+	for _, rm := range corpus.ResourceMetrics {
+		pts := rm.ScopeMetrics[0].Metrics[0].GetGauge().DataPoints
+		for len(pts) > 0 {
+			take := min(n-in, len(pts))
+			part := proto.Clone(rm).(*metricspb.ResourceMetrics)
+			part.ScopeMetrics[0].Metrics[0].GetGauge().DataPoints = pts[:take]
+			req.ResourceMetrics = append(req.ResourceMetrics, part)
+			pts, in = pts[take:], in+take
+			if in == n {
+				flush()
+			}
+		}
+	}
+	if in > 0 && len(out) == 0 {
+		flush()
+	}
+	return out, n
 }
 
 // rawReq is a request already in wire form; rawCodec sends it as it is.
@@ -107,4 +202,10 @@ func (rawCodec) Marshal(v any) ([]byte, error) {
 	return proto.Marshal(v.(proto.Message))
 }
 
-func (rawCodec) Unmarshal(data []byte, v any) error { return proto.Unmarshal(data, v.(proto.Message)) }
+func (rawCodec) Unmarshal(data []byte, v any) error {
+	if r, ok := v.(*rawReq); ok {
+		r.b = append(r.b[:0], data...)
+		return nil
+	}
+	return proto.Unmarshal(data, v.(proto.Message))
+}
