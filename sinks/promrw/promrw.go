@@ -272,6 +272,7 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 			}
 		}
 	}
+	s.col.finish()
 	s.cacheStats()
 	for reason, n := range s.tr.dropped {
 		s.m.dropped.WithLabelValues(s.name, reason).Add(float64(n))

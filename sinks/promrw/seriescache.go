@@ -43,10 +43,13 @@ const entryOverhead = 88
 type seriesEntry struct {
 	hash   uint64 // of the key
 	lhash  uint64 // of the labels: the shard
-	data   []byte // key, then labels; nil for a free slot
+	data   []byte // key, then labels; nil for a free slot; never changed
 	keyLen uint32
 	ref    bool
+	memo   seriesMemo
 }
+
+func (e *seriesEntry) labels() []byte { return e.data[e.keyLen:] }
 
 type seriesCache struct {
 	maxBytes int
@@ -63,38 +66,38 @@ func newSeriesCache(maxBytes int) *seriesCache {
 	return &seriesCache{maxBytes: maxBytes, index: map[uint64]uint32{}}
 }
 
-// get returns the labels of the series of key (hash its xxhash) and their
-// hash, or ok false.
-func (c *seriesCache) get(hash uint64, key []byte) (labels []byte, lhash uint64, ok bool) {
+// get returns the entry of the series of key (hash its hash), or nil.
+// The entry is valid until the next put.
+func (c *seriesCache) get(hash uint64, key []byte) *seriesEntry {
 	s, found := c.index[hash]
 	if found {
 		e := &c.slots[s]
 		if bytes.Equal(e.data[:e.keyLen], key) {
 			e.ref = true
 			c.hits++
-			return e.data[e.keyLen:], e.lhash, true
+			return e
 		}
 	}
 	c.misses++
-	return nil, 0, false
+	return nil
 }
 
 // put adds the series of key with labels (both copied), evicting entries
-// until it fits. An entry with the same key hash (a collision, as get found
-// no match) is replaced.
-func (c *seriesCache) put(hash uint64, key, labels []byte, lhash uint64) {
+// until it fits, and returns its entry (valid until the next put), or nil
+// when it is larger than the cache. An entry with the same key hash (a
+// collision, as get found no match) is replaced. The data of an evicted
+// entry is left to the garbage collector, never reused: the collector may
+// hold its labels until the end of the Write.
+func (c *seriesCache) put(hash uint64, key, labels []byte, lhash uint64) *seriesEntry {
 	size := len(key) + len(labels)
 	if size+entryOverhead > c.maxBytes {
-		return
+		return nil
 	}
 	if s, found := c.index[hash]; found {
 		c.evict(s)
 	}
-	var reuse []byte
 	for c.bytes+size+entryOverhead > c.maxBytes {
-		if b := c.evictOne(); cap(b) >= size && reuse == nil {
-			reuse = b
-		}
+		c.evictOne()
 	}
 	var s uint32
 	if n := len(c.free); n > 0 {
@@ -104,19 +107,17 @@ func (c *seriesCache) put(hash uint64, key, labels []byte, lhash uint64) {
 		s = uint32(len(c.slots))
 		c.slots = append(c.slots, seriesEntry{})
 	}
-	data := reuse[:0]
-	if data == nil {
-		data = make([]byte, 0, size)
-	}
+	data := make([]byte, 0, size)
 	data = append(append(data, key...), labels...)
 	c.slots[s] = seriesEntry{hash: hash, lhash: lhash, data: data, keyLen: uint32(len(key))}
 	c.index[hash] = s
 	c.bytes += cap(data) + entryOverhead
+	return &c.slots[s]
 }
 
 // evictOne evicts the entry under the CLOCK hand that has not been used
-// since the hand last passed it, and returns its buffer.
-func (c *seriesCache) evictOne() []byte {
+// since the hand last passed it.
+func (c *seriesCache) evictOne() {
 	for {
 		if c.hand >= len(c.slots) {
 			c.hand = 0
@@ -131,9 +132,8 @@ func (c *seriesCache) evictOne() []byte {
 			e.ref = false
 			continue
 		}
-		b := e.data
 		c.evict(s)
-		return b
+		return
 	}
 }
 

@@ -49,6 +49,7 @@ func newTwin(cfg *Config) *twin {
 
 // requests is what the collector holds, one string per request.
 func (w *twin) requests() []string {
+	w.col.finish()
 	var out []string
 	for _, t := range w.col.tenants {
 		for sh, reqs := range t.shards {
@@ -180,10 +181,11 @@ func TestSeriesCacheKeys(t *testing.T) {
 		if err := w.tr.translate(b, 0); err != nil {
 			t.Fatal(err)
 		}
+		w.col.finish()
 		b.Release()
 	}
 	var got []string
-	for _, reqs := range w.col.tenants[0].shards {
+	for _, reqs := range w.col.tenants[0].shards { // tenant b
 		for _, r := range reqs {
 			for p := r.body; len(p) > 0; {
 				s, n := consumeBytes(p[1:])
@@ -215,15 +217,15 @@ func TestSeriesCacheKeys(t *testing.T) {
 func TestSeriesCacheCollision(t *testing.T) {
 	c := newSeriesCache(1 << 20)
 	c.put(7, []byte("key-a"), []byte("labels-a"), 1)
-	if _, _, ok := c.get(7, []byte("key-b")); ok {
+	if c.get(7, []byte("key-b")) != nil {
 		t.Fatal("key-b found under key-a's hash")
 	}
 	c.put(7, []byte("key-b"), []byte("labels-b"), 2)
-	if _, _, ok := c.get(7, []byte("key-a")); ok {
+	if c.get(7, []byte("key-a")) != nil {
 		t.Fatal("key-a still found")
 	}
-	if l, h, ok := c.get(7, []byte("key-b")); !ok || string(l) != "labels-b" || h != 2 {
-		t.Fatalf("key-b: %q %d %v", l, h, ok)
+	if e := c.get(7, []byte("key-b")); e == nil || string(e.labels()) != "labels-b" || e.lhash != 2 {
+		t.Fatalf("key-b: %+v", e)
 	}
 	if c.len() != 1 || c.bytes != len("key-b")+len("labels-b")+entryOverhead {
 		t.Fatalf("%d entries, %d bytes", c.len(), c.bytes)
@@ -242,7 +244,7 @@ func TestSeriesCacheClock(t *testing.T) {
 	c.get(2, key(2))
 	c.put(3, key(3), []byte("ll"), 0) // evicts 1, the only one not read
 	for i, want := range []bool{true, false, true, true} {
-		if _, _, ok := c.get(uint64(i), key(i)); ok != want {
+		if ok := c.get(uint64(i), key(i)) != nil; ok != want {
 			t.Errorf("entry %d present %v, want %v", i, ok, want)
 		}
 	}

@@ -12,7 +12,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/cespare/xxhash/v2"
 	"github.com/prometheus/otlptranslator"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sluice-dev/sluice/schemas"
 )
@@ -482,12 +481,12 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 	// with another name and an extra label: they need the labels as a list.
 	list := m.kind == schemas.MetricHistogram || m.kind == schemas.MetricSummary ||
 		m.kind == schemas.MetricExponentialHistogram && t.cfg.ExponentialHistograms == expBuckets
-	labels, lhash := t.pointLabels(c, i, m, list)
+	ser := t.pointLabels(c, i, m, list)
 	stale := c.flags.Value(i)&1 != 0 // DATA_POINT_FLAGS_NO_RECORDED_VALUE
 
 	var acc *accum // the running total of a delta point (delta: convert)
 	if m.temporality == temporalityDelta && (m.kind == schemas.MetricSum || m.kind == schemas.MetricHistogram) {
-		if acc = t.delta.get(string(labels)); acc == nil {
+		if acc = t.delta.get(string(ser.labels)); acc == nil {
 			t.dropped["delta_series_limit"]++
 			return false
 		}
@@ -509,7 +508,7 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 			acc.value += v
 			v = acc.value
 		}
-		t.emit(labels, lhash, v, ts, stale)
+		t.emit(&ser, v, ts, stale)
 	case schemas.MetricHistogram:
 		if acc != nil {
 			t.deltaHistogram(c, i, acc, m.name, ts, stale)
@@ -517,7 +516,7 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 		}
 		t.histogram(c, i, m.name, ts, stale)
 	case schemas.MetricExponentialHistogram:
-		if !t.expHistogram(c, i, m.name, labels, lhash, ts, stale) {
+		if !t.expHistogram(c, i, m.name, &ser, ts, stale) {
 			return false
 		}
 	case schemas.MetricSummary:
@@ -531,20 +530,32 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 	return true
 }
 
-// pointLabels returns the encoded labels of data point i with __name__
-// m.name, and their hash; with list set, t.pt holds them too (but
-// __name__). From the series cache when it has them.
-func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) ([]byte, uint64) {
+// pointSeries is the series of a data point: its encoded labels (with
+// __name__), their hash, and its series cache entry's memo of its series in
+// the collector (nil when not cached). stable: labels are the entry's and
+// stay as they are.
+type pointSeries struct {
+	labels []byte
+	lhash  uint64
+	stable bool
+	memo   *seriesMemo
+}
+
+// pointLabels returns the series of data point i with __name__ m.name;
+// with list set, t.pt holds its labels too (but __name__). From the series
+// cache when it has them. What it returns is valid until the next call.
+func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) pointSeries {
 	t.arena = t.arena[:0]
 	var hash uint64
 	if t.cache != nil {
 		t.ckey = appendPointKey(t.ckey[:0], &c.ptAttrs, i, t.baseID, m.nameID)
 		hash = t.keyHash(t.ckey)
-		if labels, lhash, ok := t.cache.get(hash, t.ckey); ok {
+		if e := t.cache.get(hash, t.ckey); e != nil {
+			labels := e.labels()
 			if list {
 				t.pt = parseLabels(t.pt[:0], labels)
 			}
-			return labels, lhash
+			return pointSeries{labels, e.lhash, true, &e.memo}
 		}
 	}
 	// The point's labels: attributes, then the base, sorted and merged.
@@ -564,18 +575,20 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) ([
 	t.lbl = t.encodeLabels(t.lbl[:0], m.name, "", "")
 	lhash := labelsHash(t.lbl)
 	if t.cache != nil {
-		t.cache.put(hash, t.ckey, t.lbl, lhash)
+		if e := t.cache.put(hash, t.ckey, t.lbl, lhash); e != nil {
+			return pointSeries{e.labels(), lhash, true, &e.memo}
+		}
 	}
-	return t.lbl, lhash
+	return pointSeries{t.lbl, lhash, false, nil}
 }
 
-// emit adds one sample of the series of labels.
-func (t *translator) emit(labels []byte, lhash uint64, v float64, ts int64, stale bool) {
+// emit adds one sample of series ser.
+func (t *translator) emit(ser *pointSeries, v float64, ts int64, stale bool) {
 	if stale {
 		v = staleNaN
 	}
 	t.ser = appendSample(t.ser[:0], v, ts)
-	t.out.addLabeled(labels, lhash, t.ser, 1)
+	t.out.addLabeled(ser.labels, ser.lhash, ser.stable, ser.memo, t.ser)
 }
 
 func (t *translator) fmtFloat(v float64) string {
@@ -632,7 +645,7 @@ func (t *translator) deltaHistogram(c *columns, i int, acc *accum, name string, 
 
 // expHistogram emits a native histogram, or classic buckets when so
 // configured.
-func (t *translator) expHistogram(c *columns, i int, name string, labels []byte, lhash uint64, ts int64, stale bool) bool {
+func (t *translator) expHistogram(c *columns, i int, name string, ser *pointSeries, ts int64, stale bool) bool {
 	scale := c.scale.Value(i)
 	if scale < -4 {
 		t.dropped[dropScale]++
@@ -673,11 +686,11 @@ func (t *translator) expHistogram(c *columns, i int, name string, labels []byte,
 	if stale {
 		// A stale native histogram is a float sample with the stale NaN
 		// (what Prometheus itself writes).
-		t.emit(labels, lhash, staleNaN, ts, true)
+		t.emit(ser, staleNaN, ts, true)
 		return true
 	}
 	t.ser, t.hist = appendHistogram(t.ser[:0], t.hist, &h)
-	t.out.addLabeled(labels, lhash, t.ser, 1)
+	t.out.addLabeled(ser.labels, ser.lhash, ser.stable, ser.memo, t.ser)
 	return true
 }
 
@@ -734,7 +747,7 @@ func (t *translator) sample(name, extraName, extraValue string, v float64, ts in
 	t.ser = t.encodeLabels(t.ser[:0], name, extraName, extraValue)
 	labelsEnd := len(t.ser)
 	t.ser = appendSample(t.ser, v, ts)
-	t.out.add(t.ser, labelsEnd, 1)
+	t.out.add(t.ser, labelsEnd)
 }
 
 // encodeLabels appends the labels of t.pt merged with __name__ and the
@@ -834,91 +847,4 @@ func less(a, b *label) bool {
 		return a.name < b.name
 	}
 	return a.prio > b.prio
-}
-
-// collector cuts the encoded series into requests: per tenant, per shard
-// (by series hash), at most maxSamples samples each.
-type collector struct {
-	maxSamples int
-	shards     int
-	tenants    []*tenantReqs
-	cur        *tenantReqs
-	rec        int32 // the record being translated
-	series     int
-	free       []*request // of earlier Writes, for reuse
-}
-
-type tenantReqs struct {
-	tenant string
-	shards [][]*request
-}
-
-type request struct {
-	tenant  string
-	body    []byte // WriteRequest, unframed, uncompressed
-	samples int
-	recs    []int32 // records with series in the request, ascending
-}
-
-func (c *collector) reset() {
-	for _, t := range c.tenants {
-		for _, reqs := range t.shards {
-			for _, r := range reqs {
-				r.body, r.recs, r.samples = r.body[:0], r.recs[:0], 0
-				c.free = append(c.free, r)
-			}
-		}
-	}
-	c.tenants = c.tenants[:0]
-	c.cur = nil
-	c.series = 0
-}
-
-// tenant makes tenant the one series are added for.
-func (c *collector) tenant(tenant string) {
-	if c.cur != nil && c.cur.tenant == tenant {
-		return
-	}
-	for _, t := range c.tenants {
-		if t.tenant == tenant {
-			c.cur = t
-			return
-		}
-	}
-	c.cur = &tenantReqs{tenant: tenant, shards: make([][]*request, c.shards)}
-	c.tenants = append(c.tenants, c.cur)
-}
-
-// add appends one TimeSeries whose encoding is ts; ts[:labelsEnd] are its
-// labels, which pick the shard.
-func (c *collector) add(ts []byte, labelsEnd, samples int) {
-	c.addLabeled(ts[:labelsEnd], labelsHash(ts[:labelsEnd]), ts[labelsEnd:], samples)
-}
-
-// addLabeled appends one TimeSeries: labels (whose hash lhash picks the
-// shard), then rest, its samples or histograms.
-func (c *collector) addLabeled(labels []byte, lhash uint64, rest []byte, samples int) {
-	sh := int(lhash % uint64(c.shards))
-	reqs := c.cur.shards[sh]
-	var r *request
-	if n := len(reqs); n > 0 && reqs[n-1].samples+samples <= c.maxSamples {
-		r = reqs[n-1]
-	} else {
-		if n := len(c.free); n > 0 {
-			r = c.free[n-1]
-			c.free = c.free[:n-1]
-			r.tenant = c.cur.tenant
-		} else {
-			r = &request{tenant: c.cur.tenant, body: make([]byte, 0, 64<<10)}
-		}
-		c.cur.shards[sh] = append(reqs, r)
-	}
-	r.body = protowire.AppendTag(r.body, fWriteTimeSeries, protowire.BytesType)
-	r.body = protowire.AppendVarint(r.body, uint64(len(labels)+len(rest)))
-	r.body = append(append(r.body, labels...), rest...)
-	r.samples += samples
-	if n := len(r.recs); n == 0 || r.recs[n-1] != c.rec {
-		r.recs = append(r.recs, c.rec)
-	}
-	c.series++
 }
