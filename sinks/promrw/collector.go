@@ -34,6 +34,10 @@ type collector struct {
 	// per Write
 	arena []byte // labels not held by the series cache, and the samples
 	items []item
+	// recIn[rec] is the request (a number of this Write, + 1) that last
+	// listed record rec: a request lists a record once.
+	recIn []int32
+	reqs  int32
 }
 
 type tenantReqs struct {
@@ -76,6 +80,7 @@ type seriesMemo struct {
 }
 
 type request struct {
+	num     int32 // in the Write, from 1
 	tenant  string
 	body    []byte // WriteRequest, unframed, uncompressed
 	samples int
@@ -106,6 +111,8 @@ func (c *collector) reset() {
 	c.write++
 	c.arena = c.arena[:0]
 	c.items = c.items[:0]
+	clear(c.recIn)
+	c.reqs = 0
 }
 
 // tenant makes tenant the one series are added for.
@@ -219,7 +226,6 @@ func (c *collector) finish() {
 		for _, reqs := range t.shards {
 			for _, r := range reqs {
 				slices.Sort(r.recs)
-				r.recs = slices.Compact(r.recs)
 			}
 		}
 	}
@@ -252,7 +258,11 @@ func (c *collector) cut(t *tenantReqs, s *wseries) {
 		for ; it != end; it = c.items[it].next {
 			x := &c.items[it]
 			r.body = append(r.body, c.arena[x.off:x.off+x.len]...)
-			if k := len(r.recs); k == 0 || r.recs[k-1] != x.rec {
+			for int(x.rec) >= len(c.recIn) {
+				c.recIn = append(c.recIn, 0)
+			}
+			if c.recIn[x.rec] != r.num {
+				c.recIn[x.rec] = r.num
 				r.recs = append(r.recs, x.rec)
 			}
 		}
@@ -261,11 +271,12 @@ func (c *collector) cut(t *tenantReqs, s *wseries) {
 }
 
 func (c *collector) request(tenant string) *request {
+	c.reqs++
 	if n := len(c.free); n > 0 {
 		r := c.free[n-1]
 		c.free = c.free[:n-1]
-		r.tenant = tenant
+		r.tenant, r.num = tenant, c.reqs
 		return r
 	}
-	return &request{tenant: tenant, body: make([]byte, 0, 64<<10)}
+	return &request{tenant: tenant, num: c.reqs, body: make([]byte, 0, 64<<10)}
 }

@@ -381,14 +381,16 @@ func (s *Sink) send(ctx context.Context) (rejection, error) {
 		wg.Go(func() {
 			var buf []byte
 			for _, r := range reqs {
-				h := s.requestHash(r)
+				// The request's identity is its compressed body: the same
+				// for the same body, and a fifth of its bytes to hash.
+				buf = s2.EncodeSnappy(buf[:cap(buf)], r.body)
+				h := s.requestHash(r.tenant, buf)
 				mu.Lock()
 				done := s.accepted[h]
 				mu.Unlock()
 				if done {
 					continue // accepted by an earlier try of this batch
 				}
-				buf = s2.EncodeSnappy(buf[:cap(buf)], r.body)
 				err := s.post(ctx, r, buf)
 				mu.Lock()
 				if err == nil {
@@ -421,13 +423,14 @@ func (s *Sink) send(ctx context.Context) (rejection, error) {
 	return rej, nil
 }
 
-// requestHash identifies a request among those of a batch.
-func (s *Sink) requestHash(r *request) uint64 {
+// requestHash identifies a request among those of a batch by its tenant
+// and compressed body.
+func (s *Sink) requestHash(tenant string, compressed []byte) uint64 {
 	var h maphash.Hash
 	h.SetSeed(s.acceptedSeed)
-	h.WriteString(r.tenant)
+	h.WriteString(tenant)
 	h.WriteByte(0)
-	h.Write(r.body)
+	h.Write(compressed)
 	return h.Sum64()
 }
 

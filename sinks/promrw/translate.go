@@ -67,12 +67,13 @@ type translator struct {
 	dropped map[string]int
 	delta   *deltaState // nil unless delta: convert
 
-	cache   *seriesCache // nil: every point's labels are made again
-	keyHash func([]byte) uint64
-	ids     idTable // of the cache keys' bases and names
-	baseID  uint64  // the id of tenant and t.base
-	ckey    []byte  // the cache key of the point in hand
-	lbl     []byte  // its encoded labels, on a miss
+	lastName lastName     // the metric name made last
+	cache    *seriesCache // nil: every point's labels are made again
+	keyHash  func([]byte) uint64
+	ids      idTable // of the cache keys' bases and names
+	baseID   uint64  // the id of tenant and t.base
+	ckey     []byte  // the cache key of the point in hand
+	lbl      []byte  // its encoded labels, on a miss
 
 	// per batch
 	metrics   []metricInfo
@@ -86,6 +87,13 @@ type translator struct {
 	hist      []byte
 	counts    []uint64
 	negCounts []uint64
+}
+
+type lastName struct {
+	otlpName, unit string
+	typ            otlptranslator.MetricType
+	name           string
+	id             uint64
 }
 
 type nameKey struct {
@@ -467,13 +475,21 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 		}
 	}
 	if m.name == "" {
-		m.name = t.metricName(c.mName.Value(mid), c.mUnit.Value(mid), typ)
-		if m.name == "" {
-			t.dropped["invalid_name"]++
-			return false
-		}
-		if t.cache != nil {
-			m.nameID = t.ids.id(append(append(t.ckey[:0], idName), m.name...))
+		// Metrics of one name often follow each other (one metric per
+		// series, as some SDKs write them): the last one's name is reused.
+		name, unit := c.mName.Value(mid), c.mUnit.Value(mid)
+		if l := &t.lastName; l.name != "" && l.typ == typ && l.otlpName == name && l.unit == unit {
+			m.name, m.nameID = l.name, l.id
+		} else {
+			m.name = t.metricName(name, unit, typ)
+			if m.name == "" {
+				t.dropped["invalid_name"]++
+				return false
+			}
+			if t.cache != nil {
+				m.nameID = t.ids.id(append(append(t.ckey[:0], idName), m.name...))
+			}
+			*l = lastName{strings.Clone(name), strings.Clone(unit), typ, m.name, m.nameID}
 		}
 	}
 
