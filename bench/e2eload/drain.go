@@ -158,6 +158,7 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 	wr, sr := statusBytes(worker.pid(), "VmHWM"), statusBytes(sink.pid(), "VmHWM")
 	late := metric("worker", "sluice_aggregate_points_late_total")
 	ooo := metric("worker", "sluice_aggregate_points_out_of_order_total")
+	aggIn, aggOut := metric("worker", "sluice_aggregator_points_in_total"), metric("worker", "sluice_aggregator_points_out_total")
 	dead := metric("sink", "sluice_sink_dead_letters_total")
 	dropped := metric("sink", "sluice_sink_dropped_points_total")
 	stage := fmt.Sprintf("Kafka → rules → remote write → Prometheus, %s-point backlog", thousands(points))
@@ -170,8 +171,8 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 	if brokerPid > 0 {
 		rows = append(rows, result{process: "Kafka broker", points: points, wall: wall, cpu: b1 - b0, info: true})
 	}
-	notes := []string{fmt.Sprintf("Stage 3: Prometheus holds %s samples of the workload, %s expected (the points the rules keep); the aggregator counted %.0f late and %.0f out-of-order points; the sink dead-lettered %.0f records and dropped %.0f points. The worker took in the whole backlog in %.1f s (%s points/s); wall time is from the start of the worker and sink to the last sample in Prometheus (the last merged intervals close after the rules' grace). CPU-seconds and peak RSS (VmHWM) are the processes' whole lives, start-up included, per million input points.",
-		thousands(int(count)), thousands(expected), late, ooo, dead, dropped, drained.Seconds(), thousands(int(float64(points)/drained.Seconds())))}
+	notes := []string{fmt.Sprintf("Stage 3: Prometheus holds %s samples of the workload, %s expected (the points the rules keep); the aggregator took in %.0f points, wrote %.0f merged points and counted %.0f late and %.0f out-of-order ones (%.0f still held in open intervals); the sink dead-lettered %.0f records and dropped %.0f points. The worker took in the whole backlog in %.1f s (%s points/s); wall time is from the start of the worker and sink to the last sample in Prometheus (the last merged intervals close after the rules' grace). CPU-seconds and peak RSS (VmHWM) are the processes' whole lives, start-up included, per million input points.",
+		thousands(int(count)), thousands(expected), aggIn, aggOut, late, ooo, aggIn-aggOut-late-ooo, dead, dropped, drained.Seconds(), thousands(int(float64(points)/drained.Seconds())))}
 	if late > 0 {
 		notes = append(notes, "Late points are gauge points whose merge interval had closed when they reached the aggregator (its watermark, the newest point time of its partition, had passed their interval's end plus the grace of bench/e2e/rules): the points of one worker batch reach an aggregation partition raw partition after raw partition, so when a batch spans more data time than the grace, the points of the later raw partitions come late, and a gauge merge drops them. With one partition (-partitions 1) there are none.")
 	}
