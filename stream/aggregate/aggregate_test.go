@@ -433,3 +433,63 @@ func TestIntervalCountSaturates(t *testing.T) {
 		t.Fatalf("after a double: %d points, double %v, v %v", iv.points(), iv.isDouble(), math.Float64frombits(iv.v))
 	}
 }
+
+// TestSourcesWatermark: the watermark follows the slowest source that is
+// not idle. A source running ahead (a backlog drained partition after
+// partition) does not make another's points late; a source silent for
+// longer than the grace stops holding it back; expected sources
+// (Config.Sources) hold it until they are heard from or silent that long.
+func TestSourcesWatermark(t *testing.T) {
+	wall := time.Unix(5000, 0)
+	addFrom := func(a *Aggregator, src int32, wall time.Time, pts ...P) {
+		t.Helper()
+		b, in, out := batchOf(t, mGauge, pts)
+		defer b.Release()
+		if err := a.AddFrom(src, "t1", b, in, out, spec10, wall); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flushAt := func(a *Aggregator, wall time.Time) []R {
+		t.Helper()
+		outs, err := a.Flush(wall, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return decode(t, outs)
+	}
+	gauge := func(ts, v float64) R {
+		return R{Tenant: "t1", Kind: schemas.MetricGauge, T: ts, V: v, Attrs: "job=api"}
+	}
+
+	a := New(Config{Sources: 2})
+	addFrom(a, 0, wall, P{In: 1, T: 1, V: 1}, P{In: 1, T: 100, V: 2}) // source 0 runs 100 s ahead
+	addFrom(a, 1, wall, P{In: 2, T: 2, V: 3}, P{In: 2, T: 12, V: 4})
+	if s := a.Stats()["r"]; s.PointsLate != 0 {
+		t.Fatalf("%d points of the slower source late", s.PointsLate)
+	}
+	if got := flushAt(a, wall); len(got) != 0 {
+		t.Fatalf("flushed %v while source 1 is at 12 s", got)
+	}
+	addFrom(a, 1, wall, P{In: 2, T: 30, V: 5}) // [0,10) and [10,20) close
+	if diff := cmp.Diff([]R{gauge(10, 3), gauge(20, 4)}, flushAt(a, wall)); diff != "" {
+		t.Fatalf("(-want +got):\n%s", diff)
+	}
+	// Source 1 falls silent: a minute later source 0 leads alone, and
+	// what source 1 sends then is late.
+	addFrom(a, 0, wall.Add(time.Minute), P{In: 1, T: 110, V: 6})
+	addFrom(a, 1, wall.Add(time.Minute+time.Second), P{In: 2, T: 40, V: 7})
+	if s := a.Stats()["r"]; s.PointsLate != 1 {
+		t.Fatalf("%d points late, want the one source 1 sent after it fell silent", s.PointsLate)
+	}
+
+	e := New(Config{Sources: 2})
+	addFrom(e, 0, wall, P{In: 1, T: 1, V: 1}, P{In: 1, T: 100, V: 2})
+	if got := flushAt(e, wall); len(got) != 0 {
+		t.Fatalf("flushed %v before source 1 was heard from", got)
+	}
+	// No more points: at the next flush past the grace, source 1 has been
+	// silent too long to hold the watermark.
+	if diff := cmp.Diff([]R{gauge(10, 1)}, flushAt(e, wall.Add(10*time.Second))); diff != "" {
+		t.Fatalf("source 1 silent past the grace: (-want +got):\n%s", diff)
+	}
+}

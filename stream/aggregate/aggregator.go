@@ -16,6 +16,13 @@ import (
 // Config configures an Aggregator.
 type Config struct {
 	Allocator memory.Allocator // for output batches; default memory.DefaultAllocator
+	// Sources is how many sources feed the Aggregator (the partitions of
+	// the raw topic, whose points reach it through the workers), numbered
+	// 0 to Sources-1 in AddFrom. The watermark is the oldest progress of
+	// the sources heard from within the longest grace, and until each has
+	// sent a point or been silent that long, they hold it where it is. 0:
+	// the sources are those AddFrom names, known from their first point.
+	Sources int
 	// Stale: an input series without points for this long is forgotten
 	// (its contribution stays in the output total); an output series
 	// without points for this long is forgotten. Default 10m. Measured on
@@ -140,7 +147,7 @@ const maxSpecs = 1 << 16
 type series struct {
 	out    uint64
 	start  uint64 // output start time (cumulative)
-	seen   int64  // the watermark at its last point
+	seen   int64  // the time of its last point (the watermark if later)
 	tot    uint64 // cumulative sum total: int64 or float64 bits (sDouble)
 	tenant uint32
 	hdr    uint32
@@ -273,6 +280,11 @@ type Aggregator struct {
 	wm, wmWall int64 // watermark (ns) and the wall clock when it last moved
 	maxGrace   int64
 	lastSweep  int64
+	srcs       []srcMark // the sources' progress (see Config.Sources)
+	srcInit    bool      // the expected sources are in srcs
+	srcCur     int       // srcs index of the source of the Add under way
+	srcMin     int64     // the oldest progress of the active sources
+	seenAt     int64     // the time the point under way sees its series at
 
 	// per Add
 	c       cols
@@ -344,6 +356,25 @@ func (a *Aggregator) specID(s Spec) (uint32, error) {
 // watermark of an idle partition. Add does not retain b. An Aggregator
 // holds up to 65,536 distinct specs: Add with a further one is an error.
 func (a *Aggregator) Add(tenant string, b *schemas.Batch, in, out []uint64, spec Spec, now time.Time) error {
+	return a.AddFrom(-1, tenant, b, in, out, spec, now)
+}
+
+// srcMark is the progress of one source of an Aggregator's points: the
+// newest point time it sent (never past the wall clock; -1 before its
+// first point) and the wall clock of its last Add. active: heard from
+// within the longest grace, as of the Add under way.
+type srcMark struct {
+	id        int32
+	max, wall int64
+	active    bool
+}
+
+// AddFrom is Add of points from source (a raw partition; -1: unknown).
+// Each source's points are roughly in time order, but sources run ahead of
+// each other (a backlog drained partition after partition): the watermark
+// follows the slowest source that is not idle, so that a fast one does not
+// make another's points late.
+func (a *Aggregator) AddFrom(source int32, tenant string, b *schemas.Batch, in, out []uint64, spec Spec, now time.Time) error {
 	if err := spec.Validate(); err != nil {
 		return err
 	}
@@ -366,10 +397,100 @@ func (a *Aggregator) Add(tenant string, b *schemas.Batch, in, out []uint64, spec
 		a.met[m] = metInfo{kind: kind, temp: temp, mono: mono, cls: classOf(kind, temp, mono), hdr: -1}
 	}
 	nowN := now.UnixNano()
+	a.srcCur = a.source(source, nowN)
+	a.refreshSources(nowN)
 	for row := 0; row < c.nPoints; row++ {
 		a.addPoint(tid, sp, rc, row, in[row], out[row], nowN)
 	}
 	return nil
+}
+
+// source returns the srcs index of source id, heard from at nowN.
+func (a *Aggregator) source(id int32, nowN int64) int {
+	if !a.srcInit {
+		a.srcInit = true
+		for i := range a.cfg.Sources {
+			a.srcs = append(a.srcs, srcMark{id: int32(i), max: -1, wall: nowN})
+		}
+	}
+	for i := range a.srcs {
+		if a.srcs[i].id == id {
+			a.srcs[i].wall = nowN
+			return i
+		}
+	}
+	a.srcs = append(a.srcs, srcMark{id: id, max: -1, wall: nowN})
+	return len(a.srcs) - 1
+}
+
+// refreshSources marks the sources heard from within the longest grace
+// active (the others do not hold the watermark back, and after Stale are
+// forgotten), takes the oldest progress of the active ones, and moves the
+// watermark up to it.
+func (a *Aggregator) refreshSources(nowN int64) {
+	cur := int32(-2)
+	if a.srcCur < len(a.srcs) {
+		cur = a.srcs[a.srcCur].id
+	}
+	k := 0
+	for _, s := range a.srcs {
+		silent := nowN - s.wall
+		if silent > int64(a.cfg.Stale) {
+			continue
+		}
+		s.active = silent <= a.maxGrace
+		a.srcs[k] = s
+		if s.id == cur {
+			a.srcCur = k
+		}
+		k++
+	}
+	a.srcs = a.srcs[:k]
+	a.srcMin = a.minSource()
+	w := a.srcMin
+	if !slices.ContainsFunc(a.srcs, func(s srcMark) bool { return s.active }) {
+		// Every source is silent: what they sent is all there is, and
+		// the newest of it is the watermark (then the wall clock moves
+		// it on, see advanceIdle).
+		for _, s := range a.srcs {
+			w = max(w, s.max)
+		}
+	}
+	if w > a.wm {
+		a.wm, a.wmWall = w, nowN
+	}
+}
+
+// minSource is the oldest progress of the active sources, or -1.
+func (a *Aggregator) minSource() int64 {
+	m := int64(math.MaxInt64)
+	for i := range a.srcs {
+		if a.srcs[i].active {
+			m = min(m, a.srcs[i].max)
+		}
+	}
+	if m == math.MaxInt64 {
+		return -1
+	}
+	return m
+}
+
+// progress records point time w of the current source and moves the
+// watermark when the source was the slowest.
+func (a *Aggregator) progress(w, nowN int64) {
+	src := &a.srcs[a.srcCur]
+	if w <= src.max {
+		return
+	}
+	was := src.max
+	src.max = w
+	if was > a.srcMin {
+		return // another source is slower
+	}
+	a.srcMin = a.minSource()
+	if a.srcMin > a.wm {
+		a.wm, a.wmWall = a.srcMin, nowN
+	}
 }
 
 func floorDiv(t, iv int64) int64 {
@@ -403,9 +524,10 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 	// The watermark never passes the wall clock: a point from the future
 	// (a skewed clock, a bad client) must not close the intervals of the
 	// other series of the partition, which may be other tenants'.
-	if w := min(t, nowN); w > a.wm {
-		a.wm, a.wmWall = w, nowN
-	}
+	a.progress(min(t, nowN), nowN)
+	// A series is seen at its point's time, or the watermark when that is
+	// later: the watermark lags the sources ahead of the slowest.
+	a.seenAt = max(a.wm, min(t, nowN))
 	key := inputKey{tenant: tid, in: h64(inH), out: h64(outH)}
 	ii, ok := a.inputIdx[key]
 	if !ok {
@@ -463,7 +585,7 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 		prev, had := int64(inp.time), inp.flags&iHas != 0
 		inp.time, inp.start = uint64(t), start
 		inp.flags |= iHas
-		inp.seen, s.seen = a.wm, a.wm
+		inp.seen, s.seen = a.seenAt, a.seenAt
 		if late {
 			rc.late++
 			return
@@ -519,7 +641,7 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 	}
 	inp.time, inp.start = uint64(t), start
 	inp.flags |= iHas
-	inp.seen, s.seen = a.wm, a.wm
+	inp.seen, s.seen = a.seenAt, a.seenAt
 	rc.merged++
 	if late {
 		rc.late++
@@ -789,7 +911,7 @@ func (a *Aggregator) newSeries(tid uint32, out uint64, row int, mid, sp uint32, 
 	s := &a.series[si]
 	*s = series{
 		out: out, tenant: tid, spec: uint16(sp), hdr: h,
-		flags: sAlive, attrs: attrs, open: s.open[:0], seen: a.wm,
+		flags: sAlive, attrs: attrs, open: s.open[:0], seen: a.seenAt,
 	}
 	if mi.kind == schemas.MetricHistogram || mi.kind == schemas.MetricExponentialHistogram || mi.kind == schemas.MetricSummary {
 		s.h = &histState{}
@@ -834,7 +956,7 @@ func (a *Aggregator) newInput(key inputKey, si uint32) uint32 {
 		a.inputs = appendSlot(a.inputs)
 		ii = uint32(len(a.inputs) - 1)
 	}
-	a.inputs[ii] = input{in: key.in.u64(), series: si, flags: iAlive, seen: a.wm}
+	a.inputs[ii] = input{in: key.in.u64(), series: si, flags: iAlive, seen: a.seenAt}
 	a.inputIdx[key] = ii
 	return ii
 }

@@ -64,7 +64,7 @@ func (o *outputs) group(tenant, hdr uint32) *group {
 // moved for the longest grace of the specs seen, it follows the wall clock.
 func (a *Aggregator) advanceIdle(nowN int64) {
 	if a.wmWall == 0 {
-		return
+		return // no point yet
 	}
 	if idle := nowN - a.wmWall - a.maxGrace; idle > 0 {
 		a.wm += idle
@@ -76,6 +76,7 @@ func (a *Aggregator) advanceIdle(nowN int64) {
 // open interval when force) and returns their points, one batch per
 // tenant. Outputs are in the order of the tenants' first output point.
 func (a *Aggregator) Flush(now time.Time, force bool) ([]Output, error) {
+	a.refreshSources(now.UnixNano()) // sources fallen silent stop holding it
 	a.advanceIdle(now.UnixNano())
 	for si := range a.series {
 		s := &a.series[si]

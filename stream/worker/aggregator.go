@@ -176,7 +176,9 @@ func (a *Aggregator) partition(ctx context.Context, p int32) (*aggPartition, err
 	if ps := a.parts[p]; ps != nil {
 		return ps, nil
 	}
-	acfg := aggregate.Config{Allocator: a.cfg.Allocator, Stale: a.cfg.Stale}
+	// The sources of the partition's points are the raw partitions.
+	acfg := aggregate.Config{Allocator: a.cfg.Allocator, Stale: a.cfg.Stale,
+		Sources: int(max(0, a.bus.Partitions(a.cfg.Topics.Raw(otlpwire.Metrics))))}
 	val, err := a.store.Get(ctx, a.stateKey(p))
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: reading the state of partition %d: %w", p, err)
@@ -233,7 +235,11 @@ func (a *Aggregator) add(ps *aggPartition, r *stream.Record, now time.Time) erro
 		return err
 	}
 	a.m.pointsIn.Add(float64(b.Len()))
-	return ps.agg.Add(tenant, b, in, a.out, spec, now)
+	src := int32(-1) // records of workers that did not say
+	if v, err := strconv.ParseInt(string(r.Header(HeaderSource)), 10, 32); err == nil && v >= 0 {
+		src = int32(v)
+	}
+	return ps.agg.AddFrom(src, tenant, b, in, a.out, spec, now)
 }
 
 func (a *Aggregator) deadLetter(r *stream.Record, err error) *stream.Record {

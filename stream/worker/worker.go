@@ -42,6 +42,10 @@ import (
 const (
 	HeaderRulesVersion  = "sluice-rules-version"  // version of the rule set applied
 	HeaderSchemaVersion = "sluice-schema-version" // schemas.Version of the value
+	// HeaderSource is the raw partition an aggregation record's points
+	// were read from: the aggregator's watermark follows its slowest
+	// source (aggregate.Aggregator.AddFrom).
+	HeaderSource = "sluice-source"
 )
 
 // Transform applies rules to a batch. It returns the batch to write, which
@@ -519,7 +523,8 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 			return nil, fmt.Errorf("worker: %w", err)
 		}
 		recs = append(recs, &stream.Record{Topic: topic, Partition: p.partition, Value: val, Timestamp: from[0].Timestamp,
-			Headers: w.headers(g, stream.ContentTypeAggregate, len(p.rows), version, from)})
+			Headers: append(w.headers(g, stream.ContentTypeAggregate, len(p.rows), version, from),
+				stream.Header{Key: HeaderSource, Value: strconv.AppendInt(nil, int64(g.partition), 10)})})
 	}
 	return recs, nil
 }
