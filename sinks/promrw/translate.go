@@ -77,8 +77,10 @@ type translator struct {
 
 	// per batch
 	metrics   []metricInfo
-	resBase   [][]label // per resource: job, instance, promoted attributes
-	resTime   []int64   // per resource: the newest point time (ms), -1 if no point
+	resLabels []label // per resource: job, instance, promoted attributes
+	resSpan   []int32 // resource r's are resLabels[resSpan[r]:resSpan[r+1]]
+	resArena  []byte  // strings of resLabels made here
+	resTime   []int64 // per resource: the newest point time (ms), -1 if no point
 	baseKey   [2]int64
 	base      []label
 	pt        []label
@@ -90,10 +92,10 @@ type translator struct {
 }
 
 type lastName struct {
-	otlpName, unit string
-	typ            otlptranslator.MetricType
-	name           string
-	id             uint64
+	otlp []byte // the OTLP name, then the unit
+	typ  otlptranslator.MetricType
+	name string // the Prometheus name
+	id   uint64
 }
 
 type nameKey struct {
@@ -234,10 +236,12 @@ func (t *translator) translate(b *schemas.Batch, rec int32) error {
 		t.metrics = append(t.metrics, metricInfo{kind: c.mType.Value(m), temporality: c.mTemp.Value(m), monotonic: c.mMono.Value(m)})
 	}
 	nr := int(b.Resources.NumRows())
-	t.resBase = t.resBase[:0]
+	t.resLabels, t.resArena = t.resLabels[:0], t.resArena[:0]
+	t.resSpan = append(t.resSpan[:0], 0)
 	t.resTime = t.resTime[:0]
 	for r := range nr {
-		t.resBase = append(t.resBase, t.resourceLabels(&c, r))
+		t.resLabels = t.resourceLabels(t.resLabels, &c, r)
+		t.resSpan = append(t.resSpan, int32(len(t.resLabels)))
 		t.resTime = append(t.resTime, -1)
 	}
 	ns := int(b.Scopes.NumRows())
@@ -366,37 +370,36 @@ const (
 	attrServiceInstanceID = "service.instance.id"
 )
 
-// resourceLabels returns job, instance and the promoted attributes of
-// resource r (strings copied: they outlive the arena).
-func (t *translator) resourceLabels(c *columns, r int) []label {
+// resourceLabels appends job, instance and the promoted attributes of
+// resource r to out. Their strings are the batch's, or made in
+// t.resArena: they live as long as the batch.
+func (t *translator) resourceLabels(out []label, c *columns, r int) []label {
 	if !c.resValid(r) {
-		return nil
+		return out
 	}
 	var name, ns, inst string
-	var out []label
-	var arena []byte
 	start, end := c.resAttrs.m.ValueOffsets(r)
 	for j := int(start); j < int(end); j++ {
 		k := c.resAttrs.keys.Value(j)
 		switch k {
 		case attrServiceName:
-			name = strings.Clone(c.resAttrs.value(j, &arena))
+			name = c.resAttrs.value(j, &t.resArena)
 		case attrServiceNamespace:
-			ns = strings.Clone(c.resAttrs.value(j, &arena))
+			ns = c.resAttrs.value(j, &t.resArena)
 		case attrServiceInstanceID:
-			inst = strings.Clone(c.resAttrs.value(j, &arena))
+			inst = c.resAttrs.value(j, &t.resArena)
 		}
 		if t.promote[k] {
 			if ln := t.labelName(k); ln != "" {
-				if v := c.resAttrs.value(j, &arena); v != "" {
-					out = append(out, label{ln, strings.Clone(v), prioScope})
+				if v := c.resAttrs.value(j, &t.resArena); v != "" {
+					out = append(out, label{ln, v, prioScope})
 				}
 			}
 		}
 	}
 	if name != "" {
 		if ns != "" {
-			name = ns + "/" + name
+			name = arenaString(&t.resArena, func(b []byte) []byte { return append(append(append(b, ns...), '/'), name...) })
 		}
 		out = append(out, label{"job", name, prioIdentity})
 	}
@@ -408,7 +411,7 @@ func (t *translator) resourceLabels(c *columns, r int) []label {
 
 // scopeBase sets t.base to the resource labels plus the scope labels.
 func (t *translator) scopeBase(c *columns, rid, sid int) {
-	t.base = append(t.base[:0], t.resBase[rid]...)
+	t.base = append(t.base[:0], t.resLabels[t.resSpan[rid]:t.resSpan[rid+1]]...)
 	if !t.cfg.DisableScopeLabels {
 		if v := c.scName.Value(sid); v != "" {
 			t.base = append(t.base, label{otlptranslator.ScopeNameLabelKey, v, prioScope})
@@ -478,7 +481,8 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 		// Metrics of one name often follow each other (one metric per
 		// series, as some SDKs write them): the last one's name is reused.
 		name, unit := c.mName.Value(mid), c.mUnit.Value(mid)
-		if l := &t.lastName; l.name != "" && l.typ == typ && l.otlpName == name && l.unit == unit {
+		if l := &t.lastName; l.name != "" && l.typ == typ && len(l.otlp) == len(name)+len(unit) &&
+			string(l.otlp[:len(name)]) == name && string(l.otlp[len(name):]) == unit {
 			m.name, m.nameID = l.name, l.id
 		} else {
 			m.name = t.metricName(name, unit, typ)
@@ -489,7 +493,8 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 			if t.cache != nil {
 				m.nameID = t.ids.id(append(append(t.ckey[:0], idName), m.name...))
 			}
-			*l = lastName{strings.Clone(name), strings.Clone(unit), typ, m.name, m.nameID}
+			l.otlp = append(append(l.otlp[:0], name...), unit...)
+			l.typ, l.name, l.id = typ, m.name, m.nameID
 		}
 	}
 
@@ -822,7 +827,7 @@ func (t *translator) targetInfo(c *columns, r int, ts int64) {
 	if !other {
 		return
 	}
-	for _, l := range t.resBase[r] {
+	for _, l := range t.resLabels[t.resSpan[r]:t.resSpan[r+1]] {
 		if l.prio == prioIdentity {
 			t.pt = append(t.pt, l)
 		}
