@@ -183,4 +183,15 @@ func TestMetrics(t *testing.T) {
 	if n := testutil.CollectAndCount(reg, "sluice_sink_requests_total"); n == 0 {
 		t.Error("no requests_total")
 	}
+	// The same 5 series again: found in the series cache.
+	if err := s.Write(context.Background(), []*stream.Record{gaugeRecord(t, "g", 5)}); err != nil {
+		t.Fatal(err)
+	}
+	hit, miss := testutil.ToFloat64(s.m.cacheLookups.WithLabelValues("prom", "hit")), testutil.ToFloat64(s.m.cacheLookups.WithLabelValues("prom", "miss"))
+	if hit != 5 || miss != 5 || testutil.ToFloat64(s.m.cacheSeries.WithLabelValues("prom")) != 5 {
+		t.Errorf("series cache: %v hits, %v misses, %v series; want 5, 5, 5", hit, miss, testutil.ToFloat64(s.m.cacheSeries.WithLabelValues("prom")))
+	}
+	if b := testutil.ToFloat64(s.m.cacheBytes.WithLabelValues("prom")); b <= 5*entryOverhead || b > defaultSeriesCacheBytes {
+		t.Errorf("series cache bytes %v", b)
+	}
 }
