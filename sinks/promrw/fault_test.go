@@ -147,11 +147,16 @@ func TestConfig(t *testing.T) {
 		t.Fatalf("the minimal entry: %v", err)
 	}
 	p := s.(*Sink)
-	if p.cfg.MaxSamplesPerRequest != 2000 || p.cfg.Concurrency != 4 || p.cfg.Delta != "reject" || p.cfg.ExponentialHistograms != "native" {
+	if p.cfg.MaxSamplesPerRequest != 2000 || p.cfg.Concurrency != 4 || p.cfg.Delta != "reject" || p.cfg.ExponentialHistograms != "native" ||
+		p.cfg.SeriesCacheBytes != 64<<20 || p.tr.cache.maxBytes != 64<<20 {
 		t.Errorf("defaults: %+v", p.cfg)
 	}
 	s.Close()
-	for _, bad := range []string{"urll: x\n", "delta: sometimes\n", "exponential_histograms: nope\n", "concurrency: -1\n"} {
+	e = parseEntry(t, "name: prom\ntype: prometheus_remote_write\nsignals: [metrics]\nurl: http://x/\nseries_cache_bytes: 8MiB\n")
+	if s, err := sinks.Build(cfg, e, sinks.Env{}); err != nil || s.(*Sink).tr.cache.maxBytes != 8<<20 {
+		t.Errorf("series_cache_bytes: 8MiB: %v", err)
+	}
+	for _, bad := range []string{"urll: x\n", "delta: sometimes\n", "exponential_histograms: nope\n", "concurrency: -1\n", "series_cache_bytes: lots\n"} {
 		e := parseEntry(t, "name: prom\ntype: prometheus_remote_write\nsignals: [metrics]\nurl: http://x/\n"+bad)
 		if _, err := sinks.Build(cfg, e, sinks.Env{}); err == nil {
 			t.Errorf("%q accepted", bad)
