@@ -17,7 +17,8 @@ import (
 func (p *Process) startAggregator(ctx, runCtx context.Context, topics stream.Topics, m *stage.Metrics) error {
 	group := p.cfg.Worker.Group + ".aggregate"
 	a, err := worker.NewAggregator(ctx, p.bus, worker.AggregatorConfig{Topics: topics, Group: group,
-		MaxRecordBytes: int(p.cfg.Bus.MaxRecordBytes), Logger: p.log, Metrics: m, Registerer: p.reg})
+		MaxRecordBytes: int(p.cfg.Bus.MaxRecordBytes), MaxPollRecords: p.cfg.Worker.MaxPollRecords, MaxPollBytes: int(p.cfg.Worker.MaxPollBytes),
+		Logger: p.log, Metrics: m, Registerer: p.reg})
 	if err != nil {
 		return fmt.Errorf("aggregator: %w", err)
 	}

@@ -114,6 +114,16 @@ type ConsumerConfig struct {
 	// MaxPollRecords bounds how many records one Poll returns; 0 means
 	// the bus default.
 	MaxPollRecords int
+	// MaxPollBytes bounds the bytes the consumer reads from the bus for
+	// one Poll, and so, with MaxPollRecords, what a stage holds of the
+	// bus at once, however large the backlog; 0 means the bus default.
+	// Kafka: the size of a fetch as stored on the brokers (compressed:
+	// decompressed records take the codec's ratio more), and at most one
+	// fetch buffered beside the records in hand (fetch.max.bytes,
+	// max.partition.fetch.bytes up to 1 MiB, one fetch at a time). NATS
+	// JetStream: the message bytes of the pull requests of one Poll
+	// (never below the server's largest message).
+	MaxPollBytes int
 	// InOrder asks that every partition's records come in offset order,
 	// also those a crashed member left unacknowledged: a stateful stage
 	// whose state depends on the order of a series' points (the

@@ -159,6 +159,23 @@ type Worker struct {
 	// collapsed. On a NATS bus exactly one process may run it (JetStream
 	// gives every member every partition); turn it off in the others.
 	Aggregator bool `yaml:"aggregator"`
+	// MaxPollRecords and MaxPollBytes bound what the worker, and its
+	// aggregator, read from the bus at once, whatever the backlog: records
+	// per poll, and bytes per poll as stored on the bus (Kafka: compressed;
+	// one fetch of this size is buffered beside the poll in hand).
+	MaxPollRecords int      `yaml:"max_poll_records"`
+	MaxPollBytes   ByteSize `yaml:"max_poll_bytes"`
+	// MaxBatchItems bounds the items the worker decodes into one Arrow
+	// batch, applies the rules to and writes as one processed record.
+	MaxBatchItems int `yaml:"max_batch_items"`
+	// MemoryLimit is a soft limit on the memory of the process's Go
+	// runtime (debug.SetMemoryLimit): near it the garbage collector runs
+	// more often instead of letting the heap grow to twice what is live.
+	// Set in processes that run the worker without the ingester; GOMEMLIMIT
+	// in the environment wins; 0 leaves the runtime's default. Raise it
+	// when the aggregator's state or the cardinality tracker hold more:
+	// with the live heap above it the collector takes up to half the CPU.
+	MemoryLimit ByteSize `yaml:"memory_limit"`
 }
 
 // Cardinality bounds the worker's cardinality tracker (stream/cardinality,
@@ -306,7 +323,7 @@ func Default() Config {
 		// The cardinality bounds are stream/cardinality's defaults
 		// (internal/ imports nothing above it; app's tests pin that they
 		// agree).
-		Worker: Worker{Group: "sluice-worker", Aggregator: true, Cardinality: Cardinality{Enabled: true, MaxMetrics: 10000, MaxLabels: 64, Window: 10 * time.Minute, MaxTenants: 1000}},
+		Worker: Worker{Group: "sluice-worker", Aggregator: true, MaxPollRecords: 10000, MaxPollBytes: 4 << 20, MaxBatchItems: 1 << 16, MemoryLimit: 192 << 20, Cardinality: Cardinality{Enabled: true, MaxMetrics: 10000, MaxLabels: 64, Window: 10 * time.Minute, MaxTenants: 1000}},
 		Admin:  Admin{Listen: "127.0.0.1:9464"},
 		Rules:  Rules{Dir: "./rules", ReloadInterval: 5 * time.Second},
 		Log:    Log{Level: "info", Format: "text"},
@@ -477,6 +494,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Worker.ExactlyOnce && c.Bus.Kind != "kafka" {
 		bad("worker.exactly_once", "exactly_once needs bus kind kafka (transactions), not %q", c.Bus.Kind)
+	}
+	if c.Worker.MaxPollRecords < 1 {
+		bad("worker.max_poll_records", "max_poll_records must be at least 1, not %d", c.Worker.MaxPollRecords)
+	}
+	if c.Worker.MaxBatchItems < 1 || c.Worker.MaxBatchItems > 1<<16 {
+		bad("worker.max_batch_items", "max_batch_items must be from 1 to 65536, not %d", c.Worker.MaxBatchItems)
+	}
+	if c.Worker.MaxPollBytes < 64<<10 {
+		bad("worker.max_poll_bytes", "max_poll_bytes must be at least 64KiB, not %d", c.Worker.MaxPollBytes)
+	}
+	if c.Worker.MemoryLimit < 0 {
+		bad("worker.memory_limit", "memory_limit must not be negative")
 	}
 	cc := c.Worker.Cardinality
 	positive := func(key string, n int) {

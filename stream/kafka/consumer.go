@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"sync/atomic"
 
@@ -78,6 +79,7 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 	)
 	opts = append(opts, b.cfg.groupOpts()...)
+	opts = append(opts, pollBytesOpts(cfg.MaxPollBytes)...)
 	opts = append(opts, metricsOpts(b.cfg.Registerer)...)
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
@@ -90,6 +92,25 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 	return c, nil
 }
 
+// pollBytesOpts bound what the client fetches to n bytes (as stored: the
+// records take the compression ratio more once decompressed): a fetch asks
+// for at most n bytes, and at most min(n, 1 MiB) of one partition (Kafka's
+// default), and only one fetch is in flight or buffered at a time, so the
+// client holds at most one fetch beside the records of the last Poll,
+// however many brokers it reads from. A batch larger than the limits still
+// comes alone (the brokers always return a partition's first batch).
+func pollBytesOpts(n int) []kgo.Opt {
+	if n <= 0 {
+		return nil
+	}
+	n = min(n, math.MaxInt32)
+	return []kgo.Opt{
+		kgo.FetchMaxBytes(int32(n)),
+		kgo.FetchMaxPartitionBytes(int32(min(n, 1<<20))),
+		kgo.MaxConcurrentFetches(1),
+	}
+}
+
 func validateConsumer(cfg stream.ConsumerConfig) error {
 	var errs []error
 	if cfg.Group == "" {
@@ -97,6 +118,9 @@ func validateConsumer(cfg stream.ConsumerConfig) error {
 	}
 	if len(cfg.Topics) == 0 {
 		errs = append(errs, errors.New("at least one topic is required"))
+	}
+	if cfg.MaxPollBytes < 0 {
+		errs = append(errs, errors.New("max poll bytes must not be negative"))
 	}
 	switch cfg.Start.Kind {
 	case stream.StartEarliest, stream.StartLatest:

@@ -234,7 +234,7 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 		g = &group{name: cfg.Group, positions: map[string]*positions{}}
 		b.groups[cfg.Group] = g
 	}
-	c := &consumer{b: b, g: g, max: cfg.MaxPollRecords, onRevoked: cfg.OnRevoked, topics: slices.Compact(slices.Sorted(slices.Values(cfg.Topics))), next: map[string][]int64{}}
+	c := &consumer{b: b, g: g, max: cfg.MaxPollRecords, maxBytes: cfg.MaxPollBytes, onRevoked: cfg.OnRevoked, topics: slices.Compact(slices.Sorted(slices.Values(cfg.Topics))), next: map[string][]int64{}}
 	if c.max <= 0 {
 		c.max = 500
 	}
@@ -274,6 +274,7 @@ type consumer struct {
 	b         *Bus
 	g         *group
 	max       int
+	maxBytes  int // of the values of one Poll (at least one record); 0: no bound
 	onRevoked func(string, []int32)
 	topics    []string
 	next      map[string][]int64 // per topic and partition: the next offset to read, where owned
@@ -282,7 +283,8 @@ type consumer struct {
 }
 
 // Poll returns records of the partitions the member owns, at most
-// MaxPollRecords (default 500), waiting until there are some.
+// MaxPollRecords (default 500) and, with MaxPollBytes, values of at most
+// that many bytes (but at least one record), waiting until there are some.
 func (c *consumer) Poll(ctx context.Context) ([]*stream.Record, error) {
 	stop := context.AfterFunc(ctx, func() {
 		c.b.mu.Lock()
@@ -305,14 +307,19 @@ func (c *consumer) Poll(ctx context.Context) ([]*stream.Record, error) {
 		}
 		c.rebalance()
 		var out []*stream.Record
+		size := 0
+		full := func(r *stream.Record) bool {
+			return len(out) >= c.max || c.maxBytes > 0 && len(out) > 0 && size+len(r.Value) > c.maxBytes
+		}
 		for _, name := range c.topics {
 			t, pos := c.b.topics[name], c.g.positions[name]
 			for p, next := range c.next[name] {
 				if pos.owner[p] != c {
 					continue
 				}
-				for next < int64(len(t.parts[p])) && len(out) < c.max {
+				for next < int64(len(t.parts[p])) && !full(t.parts[p][next]) {
 					r := *t.parts[p][next]
+					size += len(r.Value)
 					r.Handle = c.g
 					out = append(out, &r)
 					next++

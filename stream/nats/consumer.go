@@ -48,6 +48,9 @@ type consumer struct {
 	group   string
 	srcs    []*source
 	maxPoll int
+	// maxBytes bounds the message bytes of one Poll's pull requests; 0:
+	// no bound.
+	maxBytes int
 
 	ctx    context.Context // ends when the consumer closes
 	cancel context.CancelFunc
@@ -81,6 +84,11 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 	c := &consumer{bus: b, group: cfg.Group, maxPoll: cfg.MaxPollRecords}
 	if c.maxPoll <= 0 {
 		c.maxPoll = defaultMaxPollRecords
+	}
+	if cfg.MaxPollBytes > 0 {
+		// A pull whose next message exceeds its byte limit ends without
+		// it: never ask for less than the largest message.
+		c.maxBytes = max(cfg.MaxPollBytes, int(b.nc.MaxPayload())+msgOverhead)
 	}
 	name := consumerName(cfg.Group)
 	for _, topic := range slices.Compact(slices.Sorted(slices.Values(cfg.Topics))) {
@@ -269,7 +277,7 @@ func (c *consumer) fetch(ctx context.Context, abort <-chan struct{}) ([]*stream.
 	// busy topic does not starve the others.
 	var got []fetched
 	var err error
-	for i := 0; i < n && len(got) < c.maxPoll; i++ {
+	for i := 0; i < n && len(got) < c.maxPoll && c.room(got) > 0; i++ {
 		if got, err = c.gather(c.srcs[(start+i)%n], got, abort); err != nil {
 			break
 		}
@@ -299,7 +307,7 @@ func (c *consumer) fetch(ctx context.Context, abort <-chan struct{}) ([]*stream.
 	if len(got) == 0 {
 		return nil, err
 	}
-	if c.maxPoll > 1 {
+	if c.maxPoll > 1 && c.room(got) > 0 {
 		got, _ = c.gather(s, got, abort) // the first record is there; errors can wait for the next Poll
 	}
 	return c.records(got), nil
@@ -308,11 +316,33 @@ func (c *consumer) fetch(ctx context.Context, abort <-chan struct{}) ([]*stream.
 // gather fetches what s has now, up to the poll's room: the server answers
 // at once with a full batch, else when gatherWait runs out.
 func (c *consumer) gather(s *source, got []fetched, abort <-chan struct{}) ([]fetched, error) {
-	batch, err := s.cons.Fetch(c.maxPoll-len(got), jetstream.FetchMaxWait(gatherWait))
+	opts := []jetstream.FetchOpt{jetstream.FetchMaxWait(gatherWait)}
+	if c.maxBytes > 0 {
+		opts = append(opts, jetstream.FetchMaxBytes(max(c.room(got), int(c.bus.nc.MaxPayload())+msgOverhead)))
+	}
+	batch, err := s.cons.Fetch(c.maxPoll-len(got), opts...)
 	if err != nil {
 		return got, err
 	}
 	return drain(s, batch, got, abort)
+}
+
+// msgOverhead is what a message counts towards a pull's byte limit beyond
+// its payload and headers (the server counts subject and reply too): a
+// margin.
+const msgOverhead = 512
+
+// room is how many bytes the pull requests of this Poll may still ask
+// for: 1 without a byte bound.
+func (c *consumer) room(got []fetched) int {
+	if c.maxBytes <= 0 {
+		return 1
+	}
+	n := c.maxBytes
+	for _, f := range got {
+		n -= len(f.msg.Data()) + msgOverhead
+	}
+	return n
 }
 
 // expired is ctx.Err(), or DeadlineExceeded as soon as the deadline has

@@ -66,6 +66,13 @@ type Config struct {
 	// again at the next interval.
 	Checkpoint         func(ctx context.Context) error
 	CheckpointInterval time.Duration
+	// CheckpointItems, with Checkpoint, also checkpoints as soon as the
+	// records handled since the last checkpoint hold this many items
+	// (sluice-items headers), so that what the owner keeps between two
+	// checkpoints (the aggregator: intervals closed and not yet written)
+	// follows this bound rather than how fast a backlog is read. Zero:
+	// by time only.
+	CheckpointItems int
 	// LagInterval is how often the group's lag is read for the metric.
 	// Default 15s; negative disables it.
 	LagInterval time.Duration
@@ -81,6 +88,9 @@ type Stage struct {
 	// checkpoint, committed after the next one; due is when it is.
 	held []*stream.Record
 	due  time.Time
+	// heldItems counts the items handled since the last checkpoint
+	// attempt (CheckpointItems).
+	heldItems int64
 }
 
 // New checks cfg and returns a stage ready to Run.
@@ -157,7 +167,8 @@ func (s *Stage) Run(ctx context.Context) error {
 			}
 			recs = recs[n:]
 		}
-		if s.cfg.Checkpoint != nil && !time.Now().Before(s.due) {
+		if s.cfg.Checkpoint != nil && (!time.Now().Before(s.due) ||
+			s.cfg.CheckpointItems > 0 && s.heldItems >= int64(s.cfg.CheckpointItems)) {
 			s.checkpoint(ctx)
 		}
 	}
@@ -187,6 +198,7 @@ func (s *Stage) poll(ctx context.Context) ([]*stream.Record, error) {
 // handled before it.
 func (s *Stage) checkpoint(ctx context.Context) {
 	s.due = time.Now().Add(s.cfg.CheckpointInterval)
+	s.heldItems = 0 // items handled since this attempt
 	work, cancel := drainContext(ctx, s.cfg.DrainTimeout)
 	defer cancel()
 	if err := s.cfg.Checkpoint(work); err != nil {
@@ -275,6 +287,7 @@ func (s *Stage) deliver(ctx context.Context, recs []*stream.Record) bool {
 	}
 	if s.cfg.Checkpoint != nil {
 		s.held = append(s.held, recs...)
+		s.heldItems += items(recs)
 		return true
 	}
 	s.commit(work, recs)

@@ -367,3 +367,41 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// With CheckpointItems, a stateful stage also checkpoints as soon as it
+// handled that many items since the last checkpoint, whatever the
+// interval: what it holds between checkpoints follows the bound.
+func TestCheckpointByItems(t *testing.T) {
+	bus := memory.New()
+	bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: "in", Partitions: 1})
+	produce(t, bus, "in", 30) // 10 items each
+	c, _ := bus.Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"in"}, MaxPollRecords: 3})
+	var handled, checkpointed atomic.Int64
+	var sizes []int64 // items handled between two checkpoints
+	ctx, cancel := context.WithCancel(context.Background())
+	s, err := New(Config{Name: "agg", Consumer: c, LagInterval: -1, CheckpointInterval: time.Hour, CheckpointItems: 50,
+		Handle: func(_ context.Context, recs []*stream.Record) error { handled.Add(10 * int64(len(recs))); return nil },
+		Checkpoint: func(context.Context) error {
+			sizes = append(sizes, handled.Load()-checkpointed.Load())
+			checkpointed.Store(handled.Load())
+			return nil
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	waitFor(t, func() bool { return checkpointed.Load() == 300 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Polls of 3 records (30 items): a checkpoint after every second one,
+	// and the last at the stop, with nothing new.
+	if got := fmt.Sprint(sizes); got != "[60 60 60 60 60 0]" {
+		t.Errorf("items between checkpoints %s, want [60 60 60 60 60 0]", got)
+	}
+	if n := lag(t, bus, "g", "in"); n != 0 {
+		t.Errorf("lag %d after the checkpoints", n)
+	}
+}

@@ -29,12 +29,22 @@ type AggregatorConfig struct {
 	Topics stream.Topics
 	// Group is the aggregators' consumer group; default
 	// "sluice-aggregator".
-	Group          string
-	Start          stream.Start
+	Group string
+	Start stream.Start
+	// MaxPollRecords and MaxPollBytes bound what one poll of the
+	// aggregation topic returns (stream.ConsumerConfig); 0: the bus's
+	// defaults.
 	MaxPollRecords int
+	MaxPollBytes   int
 	// CheckpointInterval is how often closed intervals are written and the
 	// state checkpointed (then the positions committed). Default 5s.
 	CheckpointInterval time.Duration
+	// CheckpointPoints also checkpoints as soon as this many points came
+	// in since the last checkpoint, so that the intervals closed and not
+	// yet written, and the output batch that writes them, stay bounded
+	// while a backlog is read at full speed. Default 200000; negative: by
+	// time only.
+	CheckpointPoints int
 	// Stale: see aggregate.Config.
 	Stale time.Duration
 	// MaxRecordBytes is the largest record the bus takes; 0: no limit.
@@ -120,19 +130,25 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 	if a.store, err = sb.StateStore(ctx, cfg.Topics.AggregateState()); err != nil {
 		return nil, fmt.Errorf("aggregator: opening the state store: %w", err)
 	}
+	if cfg.CheckpointPoints == 0 {
+		cfg.CheckpointPoints = defaultCheckpointPoints
+	}
 	c, err := bus.Consume(stream.ConsumerConfig{Group: cfg.Group, Topics: []string{cfg.Topics.Aggregate()}, Start: cfg.Start,
-		MaxPollRecords: cfg.MaxPollRecords, OnRevoked: a.onRevoked, InOrder: true})
+		MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes, OnRevoked: a.onRevoked, InOrder: true})
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: joining group %s: %w", cfg.Group, err)
 	}
 	a.stage, err = stage.New(stage.Config{Name: "aggregator", Consumer: c, Handle: a.handle, Checkpoint: a.checkpoint,
-		CheckpointInterval: cfg.CheckpointInterval, Logger: cfg.Logger, Metrics: cfg.Metrics})
+		CheckpointInterval: cfg.CheckpointInterval, CheckpointItems: max(cfg.CheckpointPoints, 0), Logger: cfg.Logger, Metrics: cfg.Metrics})
 	if err != nil {
 		c.Close()
 		return nil, err
 	}
 	return a, nil
 }
+
+// defaultCheckpointPoints: see AggregatorConfig.CheckpointPoints.
+const defaultCheckpointPoints = 200_000
 
 // Run aggregates until ctx is cancelled, then checkpoints once more and
 // leaves the group.

@@ -62,8 +62,11 @@ type Config struct {
 	Group   string            // consumer group, default "sluice-worker"
 	// Start is where a new group begins reading; default the earliest
 	// retained record.
-	Start          stream.Start
+	Start stream.Start
+	// MaxPollRecords and MaxPollBytes bound what one poll of the raw
+	// topics returns (stream.ConsumerConfig); 0: the bus's defaults.
 	MaxPollRecords int
+	MaxPollBytes   int
 	// MaxBatchItems caps the items of one processed record. Default 65536.
 	MaxBatchItems int
 	// MaxRecordBytes is the largest processed record the bus takes (the
@@ -165,7 +168,7 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 		w.signalOf[raw] = s
 		w.builders[s] = schemas.NewBuilder(s, cfg.Allocator)
 	}
-	ccfg := stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords}
+	ccfg := stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes}
 	var c stream.Consumer
 	w.out = bus
 	if cfg.ExactlyOnce {
