@@ -7,7 +7,11 @@
 # sent. Arguments go to ingestload (e.g. -datapoints 50000000 -connections
 # 8; -k8s 1 -connections 16: the realistic corpus, one point per request).
 # COMPRESSION and COMPRESSION_LEVEL set bus.kafka.compression and
-# compression_level; SLUICE_BIN runs another build of sluice.
+# compression_level; SLUICE_BIN runs another build of sluice; GRPC_PORT and
+# ADMIN_PORT move the ingester's ports (default 14317 and 19464); PROFILE=N
+# takes an N-second CPU profile of the ingester once the load runs
+# (written to .cache/bench/ingest-cpu.pb; `go tool pprof -top bin/sluice
+# .cache/bench/ingest-cpu.pb`).
 set -euo pipefail
 
 source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" ingestload
@@ -19,6 +23,8 @@ if [[ -z $brokers ]]; then
 	own_broker=1
 fi
 prefix=bench-$(date +%s)-$$
+grpc_port=${GRPC_PORT:-14317}
+admin_port=${ADMIN_PORT:-19464}
 
 cat >"$work/sluice.yaml" <<YAML
 bus:
@@ -30,10 +36,10 @@ bus:
     compression: ${COMPRESSION:-zstd}${COMPRESSION_LEVEL:+
     compression_level: $COMPRESSION_LEVEL}
 ingest:
-  grpc_listen: 127.0.0.1:14317
+  grpc_listen: 127.0.0.1:$grpc_port
   http_listen: ""
 admin:
-  listen: 127.0.0.1:19464
+  listen: 127.0.0.1:$admin_port
 log:
   level: warn
 YAML
@@ -49,8 +55,15 @@ trap cleanup EXIT
 "${SLUICE_BIN:-./bin/sluice}" ingest -c "$work/sluice.yaml" &
 pid=$!
 for _ in $(seq 100); do
-	curl -fsS 127.0.0.1:19464/readyz >/dev/null 2>&1 && break
+	curl -fsS 127.0.0.1:$admin_port/readyz >/dev/null 2>&1 && break
 	sleep 0.2
 done
-./bin/ingestload -grpc 127.0.0.1:14317 -admin 127.0.0.1:19464 "$@"
-curl -fsS 127.0.0.1:19464/metrics | grep -E '^sluice_ingest_(records|items)_total\{signal="metrics"\}' || true
+prof=
+if [[ -n ${PROFILE:-} ]]; then
+	(sleep 5 && curl -fsS -o "$work/ingest-cpu.pb" "127.0.0.1:$admin_port/debug/pprof/profile?seconds=$PROFILE") &
+	prof=$!
+fi
+./bin/ingestload -grpc 127.0.0.1:$grpc_port -admin 127.0.0.1:$admin_port "$@"
+[[ -n $prof ]] && wait "$prof"
+# Items and records written; batches and bytes sent to the broker.
+curl -fsS 127.0.0.1:$admin_port/metrics | grep -E '^sluice_ingest_(records|items)_total\{signal="metrics"\}|^sluice_kafka_produce_(batches|records|compressed_bytes|uncompressed_bytes)_total' || true

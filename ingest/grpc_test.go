@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
+	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -178,4 +179,38 @@ func TestGRPCErrors(t *testing.T) {
 			t.Errorf("%d items on the bus, want 4", got)
 		}
 	})
+}
+
+// TestGRPCRequestsLargerThanTheWindow: with the static flow-control window
+// (grpcStreamWindow, no BDP pings), concurrent requests on one connection,
+// each larger than the connection's window, all go through whole.
+func TestGRPCRequestsLargerThanTheWindow(t *testing.T) {
+	body := otlptest.Request(otlpwire.Metrics, otlptest.Shape{Resources: 20, Items: 100, Points: 60})
+	if len(body) <= 2*grpcStreamWindow {
+		t.Fatalf("request of %d bytes, want more than the connection window %d", len(body), 2*grpcStreamWindow)
+	}
+	items := otlptest.Shape{Resources: 20, Items: 100, Points: 60}.ItemCount(otlpwire.Metrics)
+	bus := newBus(t, 3)
+	srv := startServer(t, newIngester(t, Config{}, bus))
+	cc := dial(t, srv.GRPCAddr())
+	const calls = 3
+	var wg sync.WaitGroup
+	errs := make(chan error, calls)
+	for range calls {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			errs <- rawCall(ctx, cc, otlpwire.Metrics, body)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := busItems(t, bus, otlpwire.Metrics, DefaultTenant); got != calls*items {
+		t.Errorf("%d items on the bus, want %d", got, calls*items)
+	}
 }

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -46,9 +47,18 @@ func main() {
 	streams := flag.Int("streams", 1, "requests in flight per connection")
 	serve := flag.String("serve-empty", "", "instead of sending: serve OTLP/gRPC metrics Export on this address with an empty handler (the floor of grpc-go's cost per request), and process_cpu_seconds_total on -admin")
 	delay := flag.Duration("delay", 0, "with -serve-empty: hold each request this long before answering, as the bus acknowledgement does")
+	workers := flag.Int("stream-workers", 0, "with -serve-empty: grpc.NumStreamWorkers (0: a goroutine per call, grpc's default)")
+	window := flag.Int("window", 0, "with -serve-empty: a static flow-control window of this many bytes per stream and per connection (grpc.InitialWindowSize, InitialConnWindowSize), which turns off grpc's BDP pings; 0: grpc's dynamic window")
 	flag.Parse()
 	if *serve != "" {
-		serveEmpty(*serve, *adminAddr, *delay)
+		var opts []grpc.ServerOption
+		if *workers > 0 {
+			opts = append(opts, grpc.NumStreamWorkers(uint32(*workers)))
+		}
+		if *window > 0 {
+			opts = append(opts, grpc.InitialWindowSize(int32(*window)), grpc.InitialConnWindowSize(int32(*window)))
+		}
+		serveEmpty(*serve, *adminAddr, *delay, opts)
 		return
 	}
 
@@ -116,12 +126,17 @@ func main() {
 }
 
 // serveEmpty runs a gRPC server whose metrics Export answers at once (after
-// delay), with the same pass-through codec as the ingester, until killed.
-func serveEmpty(addr, admin string, delay time.Duration) {
+// delay), with the same pass-through codec as the ingester and opts, until
+// killed.
+func serveEmpty(addr, admin string, delay time.Duration, opts []grpc.ServerOption) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	go http.ListenAndServe(admin, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	srv := grpc.NewServer(grpc.ForceServerCodec(rawCodec{}))
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	go http.ListenAndServe(admin, mux)
+	srv := grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodec(rawCodec{})}, opts...)...)
 	srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "opentelemetry.proto.collector.metrics.v1.MetricsService",
 		HandlerType: (*any)(nil),

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -27,6 +28,13 @@ type Config struct {
 	// see DefaultZstdLevel). zstd: 1 (fastest) to 4 (best); gzip: 1 to 9;
 	// lz4: 1 to 9 (0 is its fast mode); snappy and none have no levels.
 	CompressionLevel int
+	// SmallBatchBytes: with zstd or gzip, a batch (the records of one
+	// partition in one produce request) smaller than this is compressed
+	// with snappy instead. zstd and gzip pay a fixed cost per batch (zstd
+	// ~15 us: its tables) that dominates small batches, which snappy
+	// compresses 8-12x faster for ~25% more bytes. 0: DefaultSmallBatchBytes;
+	// negative: every batch with Compression.
+	SmallBatchBytes int
 	// ProduceTimeout bounds how long Produce waits for the brokers'
 	// acknowledgement of its records (like Kafka's delivery.timeout.ms);
 	// past it Produce fails with stream.ErrUnavailable. It also bounds
@@ -129,6 +137,51 @@ func (c Config) validate() error {
 // the table is in the README).
 const DefaultZstdLevel = 1
 
+// DefaultSmallBatchBytes is the batch size below which zstd and gzip give
+// way to snappy (see Config.SmallBatchBytes): ~40 data points of the
+// realistic corpus, what one-point requests coalesce to in a round trip.
+const DefaultSmallBatchBytes = 16 << 10
+
+// sizedCompressor compresses batches below small bytes with snappy and the
+// others with the configured codec. Consumers read either: the codec is in
+// each batch's attributes.
+type sizedCompressor struct {
+	small, large kgo.Compressor
+	threshold    int
+}
+
+func (c sizedCompressor) Compress(dst *bytes.Buffer, src []byte, flags ...kgo.CompressFlag) ([]byte, kgo.CompressionCodecType) {
+	if len(src) < c.threshold {
+		return c.small.Compress(dst, src, flags...)
+	}
+	return c.large.Compress(dst, src, flags...)
+}
+
+// compressor is the producer's compression: codec, with snappy for the
+// batches below SmallBatchBytes when codec is zstd or gzip.
+func (c Config) compressor() (kgo.Compressor, error) {
+	cc, err := codec(c.Compression, c.CompressionLevel)
+	if err != nil {
+		return nil, err
+	}
+	large, err := kgo.DefaultCompressor(cc)
+	if err != nil || large == nil { // none
+		return large, err
+	}
+	threshold := c.SmallBatchBytes
+	if threshold == 0 {
+		threshold = DefaultSmallBatchBytes
+	}
+	if threshold < 0 || (c.Compression != "zstd" && c.Compression != "gzip") {
+		return large, nil
+	}
+	small, err := kgo.DefaultCompressor(kgo.SnappyCompression())
+	if err != nil {
+		return nil, err
+	}
+	return sizedCompressor{small: small, large: large, threshold: threshold}, nil
+}
+
 // codec maps compression and compression_level to franz-go's codec, or
 // says what is wrong.
 func codec(name string, level int) (kgo.CompressionCodec, error) {
@@ -175,10 +228,13 @@ func codec(name string, level int) (kgo.CompressionCodec, error) {
 // producerOpts are the options of a client that produces: the Bus's, and
 // each transactional consumer's.
 func (c Config) producerOpts() []kgo.Opt {
-	compression, _ := codec(c.Compression, c.CompressionLevel)
+	compression := kgo.ProducerBatchCompression(kgo.NoCompression())
+	if compressor, _ := c.compressor(); compressor != nil {
+		compression = kgo.WithCompressor(compressor)
+	}
 	opts := []kgo.Opt{
 		kgo.RequiredAcks(kgo.AllISRAcks()), // and idempotent, franz-go's default
-		kgo.ProducerBatchCompression(compression),
+		compression,
 		kgo.ProducerBatchMaxBytes(c.MaxRecordBytes),
 		// No RecordDeliveryTimeout: franz-go counts it from the record's
 		// timestamp, which sluice sets to when the data was received.

@@ -1,0 +1,111 @@
+package kafka
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// TestCompressorChoosesBySize: with zstd or gzip, batches below
+// SmallBatchBytes are compressed with snappy and the others with the
+// codec; other codecs, and a negative SmallBatchBytes, use the codec for
+// every batch.
+func TestCompressorChoosesBySize(t *testing.T) {
+	small := []byte(strings.Repeat("service.name=checkout ", 40))   // ~900 B
+	large := []byte(strings.Repeat("service.name=checkout ", 2000)) // ~44 KiB
+	for _, tc := range []struct {
+		compression        string
+		smallBatchBytes    int
+		wantSmall, wantBig kgo.CompressionCodecType
+	}{
+		{"zstd", 0, kgo.CodecSnappy, kgo.CodecZstd},
+		{"gzip", 0, kgo.CodecSnappy, kgo.CodecGzip},
+		{"zstd", -1, kgo.CodecZstd, kgo.CodecZstd},
+		{"zstd", 100 << 10, kgo.CodecSnappy, kgo.CodecSnappy},
+		{"lz4", 0, kgo.CodecLz4, kgo.CodecLz4},
+		{"snappy", 0, kgo.CodecSnappy, kgo.CodecSnappy},
+	} {
+		c, err := Config{Compression: tc.compression, SmallBatchBytes: tc.smallBatchBytes}.compressor()
+		if err != nil {
+			t.Fatalf("%s: %v", tc.compression, err)
+		}
+		for _, x := range []struct {
+			src  []byte
+			want kgo.CompressionCodecType
+		}{{small, tc.wantSmall}, {large, tc.wantBig}} {
+			out, got := c.Compress(new(bytes.Buffer), x.src)
+			if got != x.want || len(out) == 0 || len(out) >= len(x.src) {
+				t.Errorf("%s (small_batch_bytes %d), %d bytes: codec %v (%d bytes), want %v", tc.compression, tc.smallBatchBytes, len(x.src), got, len(out), x.want)
+			}
+		}
+	}
+	if c, err := (Config{Compression: "none"}).compressor(); c != nil || err != nil {
+		t.Errorf("none: %v, %v; want no compressor", c, err)
+	}
+}
+
+// fetchCodecs records the codec of every batch a client reads.
+type fetchCodecs struct {
+	mu     sync.Mutex
+	codecs map[int64]kgo.CompressionCodecType // by records<<32 | uncompressed bytes
+	n      int
+}
+
+func (h *fetchCodecs) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, m kgo.FetchBatchMetrics) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.codecs[int64(m.NumRecords)<<32|int64(m.UncompressedBytes)] = kgo.CompressionCodecType(m.CompressionType)
+	h.n++
+}
+
+// TestSmallBatchesOnTheBroker: on the real broker, a small batch written
+// with zstd configured is stored with snappy, a large one with zstd, and
+// both read back as written.
+func TestSmallBatchesOnTheBroker(t *testing.T) {
+	b := newBus(t, Config{Compression: "zstd"})
+	name := topic(t, b, 1)
+	small := []byte(strings.Repeat("k8s.pod.name=checkout-7d9f ", 40))
+	large := []byte(strings.Repeat("k8s.pod.name=checkout-7d9f ", 2000))
+	// Two calls, so two batches.
+	produce(t, b, &stream.Record{Topic: name, Partition: 0, Value: small})
+	produce(t, b, &stream.Record{Topic: name, Partition: 0, Value: large})
+
+	hook := &fetchCodecs{codecs: map[int64]kgo.CompressionCodecType{}}
+	cl, err := kgo.NewClient(append(b.cfg.clientOpts("codec-reader"),
+		kgo.ConsumeTopics(name), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(hook))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var got [][]byte
+	for len(got) < 2 && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, r.Value) })
+	}
+	if len(got) != 2 || !bytes.Equal(got[0], small) || !bytes.Equal(got[1], large) {
+		t.Fatalf("read %d records back, want the small and the large one in order", len(got))
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	var snappy, zstd int
+	for _, c := range hook.codecs {
+		switch c {
+		case kgo.CodecSnappy:
+			snappy++
+		case kgo.CodecZstd:
+			zstd++
+		}
+	}
+	if snappy != 1 || zstd != 1 {
+		t.Errorf("batches read: %v (codec by records<<32|bytes); want one snappy and one zstd", hook.codecs)
+	}
+}
