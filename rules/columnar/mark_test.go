@@ -54,18 +54,7 @@ func TestApplyMarked(t *testing.T) {
 		}
 		_, want := refMetricsMarks(set, req)
 		got := applyMarked(t, set, req)
-		var gotMarks []rules.Mark
-		row := int32(0)
-		for _, m := range got {
-			for ; row < m.Row; row++ {
-				gotMarks = append(gotMarks, rules.Mark{})
-			}
-			gotMarks = append(gotMarks, m.Mark)
-			row++
-		}
-		for len(gotMarks) < len(want) {
-			gotMarks = append(gotMarks, rules.Mark{})
-		}
+		gotMarks := marksPerRow(got, len(want))
 		if !slices.Equal(gotMarks, want) {
 			t.Fatalf("seed %d, rules\n%s\nmarks per kept point:\n got %v\nwant %v", seed, y, gotMarks, want)
 		}
@@ -107,6 +96,19 @@ func applyMarked(t *testing.T, set *rules.Set, req *colmetrics.ExportMetricsServ
 		if a, b := inTime.ValueStr(int(m.Orig)), outTime.ValueStr(int(m.Row)); a != b {
 			t.Fatalf("marked %+v: input time %s, output time %s: not the same point", m, a, b)
 		}
+	}
+	return marks
+}
+
+// marksPerRow spreads the Marked of ApplyMarked over the kept rows: the
+// mark of each of the first n output rows (zero for rows not marked).
+func marksPerRow(got []Marked, n int) []rules.Mark {
+	marks := make([]rules.Mark, n)
+	for _, m := range got {
+		if int(m.Row) >= len(marks) {
+			marks = append(marks, make([]rules.Mark, int(m.Row)+1-len(marks))...)
+		}
+		marks[m.Row] = m.Mark
 	}
 	return marks
 }

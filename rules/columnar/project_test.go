@@ -212,18 +212,7 @@ func checkMarks(t *testing.T, set *rules.Set, req proto.Message) {
 	in := req.(*colmetrics.ExportMetricsServiceRequest)
 	_, want := refMetricsMarks(set, in)
 	got := applyMarked(t, set, in)
-	var gotMarks []rules.Mark
-	row := int32(0)
-	for _, m := range got {
-		for ; row < m.Row; row++ {
-			gotMarks = append(gotMarks, rules.Mark{})
-		}
-		gotMarks = append(gotMarks, m.Mark)
-		row++
-	}
-	for len(gotMarks) < len(want) {
-		gotMarks = append(gotMarks, rules.Mark{})
-	}
+	gotMarks := marksPerRow(got, len(want))
 	if !slices.Equal(gotMarks, want) {
 		t.Fatalf("marks per kept point:\n got %v\nwant %v", gotMarks, want)
 	}
