@@ -58,8 +58,13 @@ type Kafka struct {
 	// CompressionLevel is the codec's level, 0 its default (zstd 1):
 	// zstd 1-4, gzip 1-9, lz4 1-9 (0: its fast mode); snappy and none
 	// have none.
-	CompressionLevel  int   `yaml:"compression_level"`
-	ReplicationFactor int16 `yaml:"replication_factor"`
+	CompressionLevel int `yaml:"compression_level"`
+	// SmallBatchBytes: with zstd or gzip, a batch (one partition's records
+	// in one produce request) smaller than this is compressed with snappy,
+	// which is 8-12x faster on small batches for ~25% more bytes. Default
+	// 16KiB (0 too); -1: every batch with compression.
+	SmallBatchBytes   SignedByteSize `yaml:"small_batch_bytes"`
+	ReplicationFactor int16          `yaml:"replication_factor"`
 	// SessionTimeout is how long a group waits for a member that stopped
 	// answering (a crashed worker or sink) before its partitions move to
 	// the others. 0 keeps the client default (45s).
@@ -308,8 +313,9 @@ func Default() Config {
 			Retention:      24 * time.Hour,
 			MaxRecordBytes: 1 << 20,
 			ProduceTimeout: 10 * time.Second,
-			Kafka:          Kafka{Compression: "zstd", ClientID: "sluice"},
-			NATS:           NATS{URL: "nats://127.0.0.1:4222"},
+			// SmallBatchBytes is stream/kafka's DefaultSmallBatchBytes.
+			Kafka: Kafka{Compression: "zstd", ClientID: "sluice", SmallBatchBytes: 16 << 10},
+			NATS:  NATS{URL: "nats://127.0.0.1:4222"},
 		},
 		Ingest: Ingest{
 			GRPCListen:       "127.0.0.1:4317",
@@ -439,6 +445,9 @@ func (c *Config) Validate() error {
 			case lvl < 1 || lvl > hi:
 				bad("bus.kafka.compression_level", "compression level %d for %s: want 1 to %d (0: the default)", lvl, c.Bus.Kafka.Compression, hi)
 			}
+		}
+		if n := c.Bus.Kafka.SmallBatchBytes; n < -1 {
+			bad("bus.kafka.small_batch_bytes", "small_batch_bytes must be a size or -1 (every batch with compression), not %d", n)
 		}
 		if s := c.Bus.Kafka.SASL; s != nil {
 			switch s.Mechanism {
@@ -573,6 +582,24 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 		return &Error{Line: n.Line, Column: n.Column, Msg: err.Error()}
 	}
 	*b = v
+	return nil
+}
+
+// SignedByteSize is a ByteSize that may be negative, for the keys where -1
+// turns a threshold off; Validate rejects the other negative values.
+type SignedByteSize int64
+
+// UnmarshalYAML accepts what ByteSize accepts, with an optional minus sign.
+func (b *SignedByteSize) UnmarshalYAML(n *yaml.Node) error {
+	s, neg := strings.CutPrefix(strings.TrimSpace(n.Value), "-")
+	v, err := ParseByteSize(s)
+	if err != nil {
+		return &Error{Line: n.Line, Column: n.Column, Msg: err.Error()}
+	}
+	if neg {
+		v = -v
+	}
+	*b = SignedByteSize(v)
 	return nil
 }
 

@@ -107,6 +107,10 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			[]string{`bus.kafka.compression_level: compression level 7 for zstd: want 1 to 4`}},
 		{"compression without levels", "bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    compression: snappy\n    compression_level: 1\n",
 			[]string{`bus.kafka.compression_level: compression snappy has no levels`}},
+		{"small batch bytes negative", "bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    small_batch_bytes: -2KiB\n",
+			[]string{`c.yaml:5:24: bus.kafka.small_batch_bytes: small_batch_bytes must be a size or -1 (every batch with compression), not -2048`}},
+		{"small batch bytes not a size", "bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    small_batch_bytes: small\n",
+			[]string{`c.yaml:5:24: invalid size "small"`}},
 		{"two problems at once", "bus:\n  kind: x\nlog:\n  level: loud\n",
 			[]string{"bus.kind", "log.level"}},
 		{"not yaml", "bus: [\n",
@@ -123,6 +127,20 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestKafkaSmallBatchBytes(t *testing.T) {
+	if got := Default().Bus.Kafka.SmallBatchBytes; got != 16<<10 {
+		t.Errorf("default %d, want 16KiB", got)
+	}
+	for in, want := range map[string]SignedByteSize{"64KiB": 64 << 10, "1000": 1000, "0": 0, "-1": -1} {
+		cfg, err := Parse("c.yaml", []byte("bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    small_batch_bytes: "+in+"\n"))
+		if err != nil {
+			t.Errorf("small_batch_bytes: %s: %v", in, err)
+		} else if got := cfg.Bus.Kafka.SmallBatchBytes; got != want {
+			t.Errorf("small_batch_bytes: %s: got %d, want %d", in, got, want)
+		}
 	}
 }
 
