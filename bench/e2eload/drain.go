@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
@@ -89,6 +90,11 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 		return nil, nil, err
 	}
 	defer sink.stop()
+	if o.profile > 0 {
+		for role, admin := range admins {
+			go profile(admin, filepath.Join(o.work, role), o.profile)
+		}
+	}
 
 	metric := func(role, name string) float64 {
 		v, _, _ := benchutil.MetricSum(admins[role], name)
@@ -237,4 +243,36 @@ func promCount(addr string) (float64, error) {
 	}
 	s, _ := r.Data.Result[0].Value[1].(string)
 	return strconv.ParseFloat(s, 64)
+}
+
+// profile writes a CPU profile of d from the admin endpoint's pprof to
+// base-cpu.pb and then a heap profile to base-heap.pb; failures are
+// reported, not fatal.
+func profile(admin, base string, d time.Duration) {
+	get := func(path, file string, timeout time.Duration) {
+		c := http.Client{Timeout: timeout}
+		resp, err := c.Get("http://" + admin + path)
+		if err == nil {
+			defer resp.Body.Close()
+			var f *os.File
+			if f, err = os.Create(file); err == nil {
+				_, err = io.Copy(f, resp.Body)
+				if cerr := f.Close(); err == nil {
+					err = cerr
+				}
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "e2eload: profile %s: %v\n", file, err)
+		}
+	}
+	for range 100 { // until the admin server listens
+		if resp, err := http.Get("http://" + admin + "/metrics"); err == nil {
+			resp.Body.Close()
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	get(fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), base+"-cpu.pb", d+time.Minute)
+	get("/debug/pprof/heap", base+"-heap.pb", time.Minute)
 }

@@ -45,6 +45,7 @@ type options struct {
 	workerYAML, sinkYAML                                    string
 	stages                                                  string
 	timeout, maxWall                                        time.Duration
+	profile                                                 time.Duration
 }
 
 func main() {
@@ -67,6 +68,7 @@ func main() {
 	flag.StringVar(&o.sinkYAML, "sink-yaml", "", "extra keys of the prometheus_remote_write sink entry, as YAML lines")
 	flag.StringVar(&o.stages, "stages", "1,2,3", "stages to run")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
+	flag.DurationVar(&o.profile, "profile", 0, "stage 3: CPU-profile the worker and the sink for this long from their start (into -work, <role>-cpu.pb; with <role>-heap.pb taken at its end)")
 	flag.Parse()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

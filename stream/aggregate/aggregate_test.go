@@ -492,4 +492,22 @@ func TestSourcesWatermark(t *testing.T) {
 	if diff := cmp.Diff([]R{gauge(10, 1)}, flushAt(e, wall.Add(10*time.Second))); diff != "" {
 		t.Fatalf("source 1 silent past the grace: (-want +got):\n%s", diff)
 	}
+
+	// A source whose points went elsewhere tells its progress: it moves
+	// the watermark at once, and only as far as it says.
+	p := New(Config{Sources: 2})
+	addFrom(p, 0, wall, P{In: 1, T: 1, V: 1}, P{In: 1, T: 12, V: 2}, P{In: 1, T: 100, V: 3})
+	p.Progress(1, int64(16*time.Second), wall)
+	if diff := cmp.Diff([]R{gauge(10, 1)}, flushAt(p, wall)); diff != "" {
+		t.Fatalf("source 1 at 16 s: (-want +got):\n%s", diff)
+	}
+	p.Progress(1, int64(40*time.Second), wall)
+	if diff := cmp.Diff([]R{gauge(20, 2)}, flushAt(p, wall)); diff != "" {
+		t.Fatalf("source 1 at 40 s: (-want +got):\n%s", diff)
+	}
+	p.Progress(1, int64(30*time.Second), wall) // never backwards
+	addFrom(p, 1, wall, P{In: 2, T: 36, V: 4})
+	if s := p.Stats()["r"]; s.PointsLate != 0 {
+		t.Fatalf("%d points late, want none: [30 s, 40 s) stays open until the watermark passes 45 s", s.PointsLate)
+	}
 }

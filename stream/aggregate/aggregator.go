@@ -197,10 +197,12 @@ func (iv *ival) setDouble(d bool) {
 }
 
 // ext is the part of an interval's state that gauges and histograms need.
+// A gauge interval holds only g: its distribution, when it has one, is a
+// slot of Aggregator.dists, so the many intervals a backlog holds open
+// stay small.
 type ext struct {
-	g    []gent
-	d    dist
-	hasD bool
+	g []gent
+	d uint32 // distributions: the merged points, index in Aggregator.dists; 0 none
 }
 
 // gent is an input's latest gauge value in an interval.
@@ -274,7 +276,7 @@ type Aggregator struct {
 	ext     []ext
 	extFree []uint32
 
-	dists    []dist // last points of cumulative distribution inputs; 0 = none
+	dists    []dist // last points of cumulative distribution inputs, merged points of intervals; 0 = none
 	distFree []uint32
 
 	wm, wmWall int64 // watermark (ns) and the wall clock when it last moved
@@ -403,6 +405,31 @@ func (a *Aggregator) AddFrom(source int32, tenant string, b *schemas.Batch, in, 
 		a.addPoint(tid, sp, rc, row, in[row], out[row], nowN)
 	}
 	return nil
+}
+
+// Progress tells the Aggregator that source has reached point time t
+// (ns) with points it sent elsewhere: a raw partition whose recent points
+// all went to other aggregation partitions still moves this one's
+// watermark, rather than holding it until it has been silent for the
+// longest grace. It counts as hearing from the source, as AddFrom does.
+func (a *Aggregator) Progress(source int32, t int64, now time.Time) {
+	nowN := now.UnixNano()
+	a.srcCur = a.source(source, nowN)
+	a.refreshSources(nowN)
+	if t > 0 {
+		a.progress(min(t, nowN), nowN)
+	}
+}
+
+// Watermark returns the watermark (intervals that end a grace before it
+// are closed) and the newest point time of any source, in ns since the
+// epoch; 0 before the first point. Their difference is how much point
+// time the Aggregator holds open beyond the graces.
+func (a *Aggregator) Watermark() (wm, newest int64) {
+	for _, s := range a.srcs {
+		newest = max(newest, s.max)
+	}
+	return max(a.wm, 0), newest
 }
 
 // source returns the srcs index of source id, heard from at nowN.
@@ -635,8 +662,11 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 			iv.x = a.newExt()
 		}
 		x := &a.ext[iv.x]
-		x.d.add(inc, !x.hasD)
-		x.hasD = true
+		first := x.d == 0
+		if first {
+			x.d = a.newDist()
+		}
+		a.dists[x.d].add(inc, first)
 		iv.countPoint()
 	}
 	inp.time, inp.start = uint64(t), start
@@ -758,8 +788,10 @@ func (a *Aggregator) newExt() uint32 {
 func (a *Aggregator) freeExt(x uint32) {
 	e := &a.ext[x]
 	e.g = e.g[:0]
-	e.d.reset()
-	e.hasD = false
+	if e.d != 0 {
+		a.freeDist(e.d)
+		e.d = 0
+	}
 	a.extFree = append(a.extFree, x)
 }
 
@@ -789,7 +821,7 @@ func (a *Aggregator) newDist() uint32 {
 
 // freeDist releases d's buckets with it: the input is gone.
 func (a *Aggregator) freeDist(d uint32) {
-	a.dists[d] = dist{}
+	a.dists[d].reset() // its slices are kept for the next one
 	a.distFree = append(a.distFree, d)
 }
 

@@ -138,7 +138,7 @@ func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
 		}
 		g.pts = appendNumber(g.pts, s.attrs, start, end, v, isInt)
 	case clsCumDist:
-		s.h.tot.add(&a.ext[iv.x].d, s.flags&sHasTotal == 0)
+		s.h.tot.add(&a.dists[a.ext[iv.x].d], s.flags&sHasTotal == 0)
 		s.flags |= sHasTotal
 		g.pts = appendDist(g.pts, h.kind, s.attrs, s.start, end, &s.h.tot, s.h.bounds)
 	case clsDeltaDist:
@@ -146,7 +146,7 @@ func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
 		if s.h != nil {
 			bounds = s.h.bounds
 		}
-		g.pts = appendDist(g.pts, h.kind, s.attrs, begin, end, &a.ext[iv.x].d, bounds)
+		g.pts = appendDist(g.pts, h.kind, s.attrs, begin, end, &a.dists[a.ext[iv.x].d], bounds)
 	}
 }
 

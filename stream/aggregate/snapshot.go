@@ -202,8 +202,12 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 			w.x(g.v)
 			w.x(g.hash)
 		}
-		w.bool(e.hasD)
-		w.dist(&e.d)
+		w.bool(e.d != 0)
+		if e.d != 0 {
+			w.dist(&a.dists[e.d])
+		} else {
+			w.dist(&dist{})
+		}
 	}
 	w.u32s(a.extFree)
 
@@ -476,8 +480,13 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 		for range r.count(19) {
 			e.g = append(e.g, gent{in: r.u32(), isInt: r.boolean(), t: r.varint(), v: r.u64(), hash: r.u64()})
 		}
-		e.hasD = r.boolean()
-		r.dist(&e.d)
+		if r.boolean() {
+			e.d = a.newDist()
+			r.dist(&a.dists[e.d])
+		} else {
+			var none dist
+			r.dist(&none)
+		}
 		if r.err != nil {
 			break
 		}

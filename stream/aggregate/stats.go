@@ -64,7 +64,10 @@ func (a *Aggregator) Stats() map[string]RuleStats {
 		b := seriesBytes + int64(len(s.attrs)) + ivalBytes*int64(cap(s.open))
 		for i := range s.open {
 			if x := s.open[i].x; x != 0 {
-				b += gentBytes*int64(cap(a.ext[x].g)) + a.ext[x].d.bytes()
+				b += gentBytes * int64(cap(a.ext[x].g))
+				if d := a.ext[x].d; d != 0 {
+					b += a.dists[d].bytes()
+				}
 			}
 		}
 		if s.h != nil {

@@ -98,6 +98,7 @@ type Aggregator struct {
 	mu      sync.Mutex
 	revoked []int32 // told by the bus during Poll, applied by the stage's goroutine
 	stats   map[string]aggregate.RuleStats
+	marks   map[int32][2]int64 // per partition: watermark, newest point time (ns)
 }
 
 // aggPartition is the state of one partition of the aggregation topic.
@@ -241,6 +242,18 @@ func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 }
 
 func (a *Aggregator) add(ps *aggPartition, r *stream.Record, now time.Time) error {
+	src := int32(-1) // records of workers that did not say
+	if v, err := strconv.ParseInt(string(r.Header(HeaderSource)), 10, 32); err == nil && v >= 0 {
+		src = int32(v)
+	}
+	if p := r.Header(HeaderProgress); p != nil {
+		t, err := strconv.ParseInt(string(p), 10, 64)
+		if err != nil || src < 0 {
+			return fmt.Errorf("aggregator: a progress record with %s %q and %s %q", HeaderProgress, p, HeaderSource, r.Header(HeaderSource))
+		}
+		ps.agg.Progress(src, t, now)
+		return nil
+	}
 	b, in, spec, err := aggregate.ReadRecord(r.Value, a.cfg.Allocator)
 	if err != nil {
 		return err
@@ -251,10 +264,6 @@ func (a *Aggregator) add(ps *aggPartition, r *stream.Record, now time.Time) erro
 		return err
 	}
 	a.m.pointsIn.Add(float64(b.Len()))
-	src := int32(-1) // records of workers that did not say
-	if v, err := strconv.ParseInt(string(r.Header(HeaderSource)), 10, 32); err == nil && v >= 0 {
-		src = int32(v)
-	}
 	return ps.agg.AddFrom(src, tenant, b, in, a.out, spec, now)
 }
 
@@ -397,8 +406,13 @@ func (a *Aggregator) updateStats() {
 			sum[rule] = t
 		}
 	}
+	marks := make(map[int32][2]int64, len(a.parts))
+	for p, ps := range a.parts {
+		wm, newest := ps.agg.Watermark()
+		marks[p] = [2]int64{wm, newest}
+	}
 	a.mu.Lock()
-	a.stats = sum
+	a.stats, a.marks = sum, marks
 	a.mu.Unlock()
 }
 
@@ -427,18 +441,28 @@ var (
 	aggFolded      = prometheus.NewDesc("sluice_aggregate_series_folded_total", "New series a limit refused, folded into the metric's overflow series.", aggRuleLabels, nil)
 	aggFoldedBy    = prometheus.NewDesc("sluice_aggregate_metric_series_folded_total", "sluice_aggregate_series_folded_total by metric.", []string{"rule", "metric"}, nil)
 	aggStateBytes  = prometheus.NewDesc("sluice_aggregate_state_bytes", "Estimated memory of the rule's aggregation state.", aggRuleLabels, nil)
+	aggWatermark   = prometheus.NewDesc("sluice_aggregator_watermark_seconds", "The watermark of an aggregation partition this member owns, as of the last checkpoint: intervals that end a grace before it are written.", []string{"partition"}, nil)
+	aggNewest      = prometheus.NewDesc("sluice_aggregator_newest_point_seconds", "The newest point time an aggregation partition this member owns has seen; minus the watermark, the point time it holds open.", []string{"partition"}, nil)
 )
 
 // aggCollector exports the per-rule stats of the last checkpoint.
 type aggCollector struct{ a *Aggregator }
 
 func (c aggCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{aggInputSeries, aggOutSeries, aggPointsIn, aggMerged, aggLate, aggOutOfOrder, aggDropped, aggFolded, aggFoldedBy, aggStateBytes} {
+	for _, d := range []*prometheus.Desc{aggInputSeries, aggOutSeries, aggPointsIn, aggMerged, aggLate, aggOutOfOrder, aggDropped, aggFolded, aggFoldedBy, aggStateBytes, aggWatermark, aggNewest} {
 		ch <- d
 	}
 }
 
 func (c aggCollector) Collect(ch chan<- prometheus.Metric) {
+	c.a.mu.Lock()
+	marks := c.a.marks
+	c.a.mu.Unlock()
+	for p, m := range marks {
+		part := strconv.Itoa(int(p))
+		ch <- prometheus.MustNewConstMetric(aggWatermark, prometheus.GaugeValue, float64(m[0])/1e9, part)
+		ch <- prometheus.MustNewConstMetric(aggNewest, prometheus.GaugeValue, float64(m[1])/1e9, part)
+	}
 	for rule, s := range c.a.Stats() {
 		ch <- prometheus.MustNewConstMetric(aggInputSeries, prometheus.GaugeValue, float64(s.InputSeries), rule)
 		ch <- prometheus.MustNewConstMetric(aggOutSeries, prometheus.GaugeValue, float64(s.OutputSeries), rule)

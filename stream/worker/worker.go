@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -46,7 +47,16 @@ const (
 	// were read from: the aggregator's watermark follows its slowest
 	// source (aggregate.Aggregator.AddFrom).
 	HeaderSource = "sluice-source"
+	// HeaderProgress marks an aggregation record without points: its
+	// source (HeaderSource) has reached this point time (ns, decimal) with
+	// points it sent to other aggregation partitions
+	// (aggregate.Aggregator.Progress).
+	HeaderProgress = "sluice-progress"
 )
+
+// progressStep is how far in point time a raw partition moves before the
+// worker tells the aggregation partitions that got none of its points.
+const progressStep = int64(time.Second)
 
 // Transform applies rules to a batch. It returns the batch to write, which
 // may be b itself; the worker releases both. Version names the rule set.
@@ -111,6 +121,9 @@ type Worker struct {
 	hasher    aggregate.Hasher
 	merges    []Merge
 	inH       []uint64 // input series hash per merge
+	// told is, per raw partition, the point time the aggregation
+	// partitions were last told (see progressStep).
+	told map[int32]int64
 	// fitItems is, per signal, how many raw items make a processed record
 	// of about half of MaxRecordBytes, from the last record written.
 	fitItems [len(otlpwire.Signals)]int
@@ -515,6 +528,7 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 		}
 		recs = append(recs, rec)
 	}
+	recs = w.progress(recs, g, batch, parts, int(np), from)
 	for _, p := range parts {
 		sel, err := schemas.Select(batch, p.rows, w.cfg.Allocator)
 		if err != nil {
@@ -530,6 +544,42 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 				stream.Header{Key: HeaderSource, Value: strconv.AppendInt(nil, int64(g.partition), 10)})})
 	}
 	return recs, nil
+}
+
+// progress appends, once the merged points of g's raw partition have moved
+// progressStep past what was last told, a record without points for every
+// aggregation partition that got none of them: its watermark follows the
+// raw partition still, instead of waiting for it to fall silent.
+func (w *Worker) progress(recs []*stream.Record, g *group, batch *schemas.Batch, parts []*aggPart, np int, from []*stream.Record) []*stream.Record {
+	times, ok := batch.Items.Column(schemas.PtTimeUnixNano).(*array.Uint64)
+	if !ok {
+		return recs
+	}
+	var t int64
+	for _, m := range w.merges {
+		t = max(t, int64(times.Value(int(m.Row))))
+	}
+	if w.told == nil {
+		w.told = map[int32]int64{}
+	}
+	if t-w.told[g.partition] < progressStep {
+		return recs
+	}
+	w.told[g.partition] = t
+	got := make([]bool, np)
+	for _, p := range parts {
+		got[p.partition] = true
+	}
+	src := strconv.AppendInt(nil, int64(g.partition), 10)
+	at := strconv.AppendInt(nil, t, 10)
+	for q := range np {
+		if !got[q] {
+			recs = append(recs, &stream.Record{Topic: w.cfg.Topics.Aggregate(), Partition: int32(q), Timestamp: from[0].Timestamp,
+				Headers: append(w.headers(g, stream.ContentTypeAggregate, 0, "", from),
+					stream.Header{Key: HeaderSource, Value: src}, stream.Header{Key: HeaderProgress, Value: at})})
+		}
+	}
+	return recs
 }
 
 type aggKey struct {

@@ -435,3 +435,50 @@ func exampleRules(t testing.TB) *rules.Set {
 	}
 	return set
 }
+
+// The aggregation partitions that get none of a raw partition's merged
+// points are told how far its points have come, so that their watermark
+// does not wait for it to fall silent.
+func TestSplitTellsProgress(t *testing.T) {
+	bus := newBus(t)
+	if err := bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: topics.Aggregate(), Partitions: 5}); err != nil {
+		t.Fatal(err)
+	}
+	tr := &marking{Engine: columnar.New(exampleRules(t), columnar.Options{}), spec: &aggregate.Spec{Rule: "r", Interval: time.Minute}}
+	const at = 5_000_000_000
+	var pts []*metricspb.NumberDataPoint
+	for i := range 10 { // tidy-routes folds them: one family, one aggregation partition
+		pts = append(pts, &metricspb.NumberDataPoint{TimeUnixNano: at - uint64(i), Attributes: []*commonpb.KeyValue{{Key: "route",
+			Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: fmt.Sprintf("/items/%d", i)}}}}})
+	}
+	body, _ := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
+		ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: "hits", Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: pts}}}}}}}}})
+	bus.Produce(context.Background(), raw(otlpwire.Metrics, 2, "acme", body))
+	run(t, bus, tr, Config{}, func() bool { return len(bus.Records(topics.Aggregate())) > 0 })
+
+	var withPoints []int32
+	told := map[int32]int{}
+	for _, r := range bus.Records(topics.Aggregate()) {
+		if r.Header(HeaderProgress) == nil {
+			withPoints = append(withPoints, r.Partition)
+			continue
+		}
+		if len(r.Value) != 0 || string(r.Header(HeaderSource)) != "2" || string(r.Header(HeaderProgress)) != fmt.Sprint(at) {
+			t.Errorf("progress record in partition %d: %d bytes, source %q, progress %q; want none, 2, %d",
+				r.Partition, len(r.Value), r.Header(HeaderSource), r.Header(HeaderProgress), at)
+		}
+		told[r.Partition]++
+	}
+	if len(withPoints) != 1 {
+		t.Fatalf("points in partitions %v, want one", withPoints)
+	}
+	for p := range int32(5) {
+		if want := 1; p == withPoints[0] {
+			if told[p] != 0 {
+				t.Errorf("partition %d has the points and %d progress records", p, told[p])
+			}
+		} else if told[p] != want {
+			t.Errorf("partition %d: %d progress records, want %d", p, told[p], want)
+		}
+	}
+}
