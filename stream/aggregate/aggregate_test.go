@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"slices"
 	"testing"
 	"time"
 
@@ -294,7 +295,8 @@ func TestLimit(t *testing.T) {
 	}
 }
 
-// A snapshot of version 1 (before the folded series by metric) restores.
+// Snapshots of versions 1 (before the folded series by metric) and 2 (an
+// empty distribution written for every interval without one) restore.
 func TestRestoreVersion1(t *testing.T) {
 	a := New(Config{})
 	add(t, a, spec10, mCum, P{In: 1, T: 1, V: 1})
@@ -302,9 +304,31 @@ func TestRestoreVersion1(t *testing.T) {
 	if err := a.Snapshot(&buf); err != nil {
 		t.Fatal(err)
 	}
-	raw, err := zstdDecode(buf.Bytes())
+	want := flush(t, a, true)
+	if len(want) != 1 {
+		t.Fatalf("flushed %v, want one point", want)
+	}
+	v3, err := zstdDecode(buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Version 2 has an empty distribution after the interval table's one
+	// entry (the unused entry 0: no gauge entries, no distribution), which
+	// the free list (empty) follows.
+	tail := []byte{1, 0, 0, 0}
+	if !bytes.HasSuffix(v3, tail) {
+		t.Fatalf("the snapshot ends in %v, want the interval table %v", v3[len(v3)-len(tail):], tail)
+	}
+	empty := &writer{}
+	empty.dist(&dist{})
+	raw := slices.Concat(v3[:len(v3)-1], empty.b, v3[len(v3)-1:])
+	raw[len(snapMagic)] = 2
+	v2, err := decodeSnapshot(raw, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := flush(t, v2, true); !cmp.Equal(got, want) {
+		t.Errorf("version 2 restored: %+v, want %+v", got, want)
 	}
 	// Version 1 is version 2 without each rule's count of folded metrics
 	// (one 0 byte here, after the rule's counters).
@@ -332,7 +356,7 @@ func TestRestoreVersion1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := flush(t, b, true), flush(t, a, true); !cmp.Equal(got, want) {
+	if got := flush(t, b, true); !cmp.Equal(got, want) {
 		t.Errorf("version 1 restored: %+v, want %+v", got, want)
 	}
 }
@@ -509,5 +533,62 @@ func TestSourcesWatermark(t *testing.T) {
 	addFrom(p, 1, wall, P{In: 2, T: 36, V: 4})
 	if s := p.Stats()["r"]; s.PointsLate != 0 {
 		t.Fatalf("%d points late, want none: [30 s, 40 s) stays open until the watermark passes 45 s", s.PointsLate)
+	}
+}
+
+// A Flush that closes more than flushChunk points returns them in parts,
+// every point once.
+func TestFlushInParts(t *testing.T) {
+	a := New(Config{})
+	const n = flushChunk + flushChunk/2
+	pts := make([]P, n)
+	for i := range pts {
+		pts[i] = P{In: uint64(i + 1), Out: uint64(i + 1), T: 1, V: float64(i)}
+	}
+	add(t, a, spec10, mGauge, pts...)
+	outs, err := a.Flush(time.Unix(1000, 0), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	total := 0
+	for _, o := range outs {
+		if o.Points > flushChunk || o.Batch.Len() != o.Points {
+			t.Errorf("an output of %d points (batch %d), want at most %d", o.Points, o.Batch.Len(), flushChunk)
+		}
+		total += o.Points
+	}
+	if len(outs) != 2 || total != n {
+		t.Fatalf("%d outputs of %d points in all, want 2 of %d", len(outs), total, n)
+	}
+	var sum float64
+	for _, r := range decode(t, outs) {
+		sum += r.V
+	}
+	if want := float64(n) * float64(n-1) / 2; sum != want {
+		t.Errorf("values sum to %v, want %v", sum, want)
+	}
+}
+
+// Aggregators that share their FlushBuffers, flushing one after another,
+// write what each would write alone.
+func TestSharedFlushBuffers(t *testing.T) {
+	var shared FlushBuffers
+	fill := func(a *Aggregator, tenant string, base float64) {
+		for i := range 3 {
+			addTenant(t, a, tenant, spec10, mGauge, P{In: uint64(i + 1), Out: uint64(i + 1), T: 1, V: base + float64(i), Attrs: []string{"job", fmt.Sprint(i)}})
+		}
+	}
+	var got, want [][]R
+	for round := range 2 {
+		for i, tenant := range []string{"t1", "t2"} {
+			alone, withShared := New(Config{}), New(Config{FlushBuffers: &shared})
+			fill(alone, tenant, float64(10*i+100*round))
+			fill(withShared, tenant, float64(10*i+100*round))
+			want = append(want, flush(t, alone, true))
+			got = append(got, flush(t, withShared, true))
+		}
+	}
+	if diff := cmp.Diff(want, got); diff != "" || len(want[3]) != 3 {
+		t.Errorf("(-alone +shared):\n%s", diff)
 	}
 }

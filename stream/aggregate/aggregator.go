@@ -23,6 +23,10 @@ type Config struct {
 	// sent a point or been silent that long, they hold it where it is. 0:
 	// the sources are those AddFrom names, known from their first point.
 	Sources int
+	// FlushBuffers, when set, are shared with other Aggregators that never
+	// Flush at the same time (the partitions of one aggregator member);
+	// nil: the Aggregator has its own.
+	FlushBuffers *FlushBuffers
 	// Stale: an input series without points for this long is forgotten
 	// (its contribution stays in the output total); an output series
 	// without points for this long is forgotten. Default 10m. Measured on
@@ -36,6 +40,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Stale <= 0 {
 		c.Stale = 10 * time.Minute
+	}
+	if c.FlushBuffers == nil {
+		c.FlushBuffers = &FlushBuffers{}
 	}
 	return c
 }
@@ -296,7 +303,7 @@ type Aggregator struct {
 	inc     dist
 
 	// per Flush
-	out outputs
+	out *FlushBuffers
 }
 
 // New returns an empty Aggregator.
@@ -313,6 +320,7 @@ func New(cfg Config) *Aggregator {
 		ext:       make([]ext, 1), // 0 = none
 		dists:     make([]dist, 1),
 	}
+	a.out = a.cfg.FlushBuffers
 	return a
 }
 

@@ -18,13 +18,17 @@ type Output struct {
 	Points int
 }
 
-// outputs collects the encoded output points of one Flush by tenant and
-// header, in the order the series are visited.
-type outputs struct {
+// FlushBuffers are what Flush builds its output with: the encoded points
+// by tenant and header, in the order the series are visited, and the
+// builder of the output batches. They grow to the largest part of a Flush
+// (flushChunk points) and are kept; Aggregators that never Flush at the
+// same time can share them (Config.FlushBuffers).
+type FlushBuffers struct {
 	tenants []tenantOut
 	byID    map[uint32]int
 	b       *schemas.Builder
 	req     []byte
+	points  int // in tenants
 }
 
 type tenantOut struct {
@@ -39,23 +43,38 @@ type group struct {
 	pts []byte // data point fields (field 1 of the data message)
 }
 
-func (o *outputs) group(tenant, hdr uint32) *group {
+func (o *FlushBuffers) group(tenant, hdr uint32) *group {
 	if o.byID == nil {
 		o.byID = map[uint32]int{}
 	}
 	ti, ok := o.byID[tenant]
 	if !ok {
+		// The entries past the length are those of earlier Flushes: their
+		// maps and buffers are reused.
 		ti = len(o.tenants)
 		o.byID[tenant] = ti
-		o.tenants = append(o.tenants, tenantOut{tenant: tenant, byHdr: map[uint32]int{}})
+		if ti < cap(o.tenants) {
+			o.tenants = o.tenants[:ti+1]
+			t := &o.tenants[ti]
+			t.tenant, t.groups, t.points = tenant, t.groups[:0], 0
+			clear(t.byHdr)
+		} else {
+			o.tenants = append(o.tenants, tenantOut{tenant: tenant, byHdr: map[uint32]int{}})
+		}
 	}
 	t := &o.tenants[ti]
 	t.points++
+	o.points++
 	gi, ok := t.byHdr[hdr]
 	if !ok {
 		gi = len(t.groups)
 		t.byHdr[hdr] = gi
-		t.groups = append(t.groups, group{hdr: hdr})
+		if gi < cap(t.groups) {
+			t.groups = t.groups[:gi+1]
+			t.groups[gi].hdr, t.groups[gi].pts = hdr, t.groups[gi].pts[:0]
+		} else {
+			t.groups = append(t.groups, group{hdr: hdr})
+		}
 	}
 	return &t.groups[gi]
 }
@@ -72,10 +91,22 @@ func (a *Aggregator) advanceIdle(nowN int64) {
 	}
 }
 
+// flushChunk is about the most points of one Output: a Flush that closes more
+// (a backlog read at full speed) builds them in parts, so the buffers it
+// builds with stay small.
+const flushChunk = 1 << 16
+
 // Flush closes the intervals whose end + grace <= the watermark (every
-// open interval when force) and returns their points, one batch per
-// tenant. Outputs are in the order of the tenants' first output point.
+// open interval when force) and returns their points: per tenant, batches
+// of about 65,536 points (a part ends after the series that reaches it),
+// in the order of the tenants' first output point within each part.
 func (a *Aggregator) Flush(now time.Time, force bool) ([]Output, error) {
+	var res []Output
+	release := func() {
+		for _, r := range res {
+			r.Batch.Release()
+		}
+	}
 	a.refreshSources(now.UnixNano()) // sources fallen silent stop holding it
 	a.advanceIdle(now.UnixNano())
 	for si := range a.series {
@@ -96,8 +127,21 @@ func (a *Aggregator) Flush(now time.Time, force bool) ([]Output, error) {
 			m := copy(s.open, s.open[n:])
 			s.open = s.open[:m]
 		}
+		if a.out.points >= flushChunk {
+			part, err := a.build()
+			if err != nil {
+				release()
+				return nil, err
+			}
+			res = append(res, part...)
+		}
 	}
-	res, err := a.build() // before the sweep: it may free the labels of series just emitted
+	part, err := a.build() // before the sweep: it may free the labels of series just emitted
+	if err != nil {
+		release()
+		return nil, err
+	}
+	res = append(res, part...)
 	if a.wm-a.lastSweep >= int64(a.cfg.Stale)/8 {
 		a.sweep()
 		a.lastSweep = a.wm
@@ -310,7 +354,7 @@ func dataField(kind uint8) otlpwire.FieldNum {
 
 // build turns the collected points into one batch per tenant.
 func (a *Aggregator) build() ([]Output, error) {
-	o := &a.out
+	o := a.out
 	if len(o.tenants) == 0 {
 		return nil, nil
 	}
@@ -356,6 +400,7 @@ func (a *Aggregator) build() ([]Output, error) {
 		}
 	}
 	o.tenants = o.tenants[:0]
+	o.points = 0
 	clear(o.byID)
 	if err != nil {
 		for _, r := range res {

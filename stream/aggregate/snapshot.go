@@ -7,13 +7,14 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/klauspost/compress/zstd"
 )
 
 const (
 	snapMagic   = "SLAGS"
-	snapVersion = 2       // 1: without the folded series by metric; still read
+	snapVersion = 3       // 1: without the folded series by metric; 2: a distribution for every interval; still read
 	maxSnapshot = 8 << 30 // decompressed bytes
 )
 
@@ -67,7 +68,12 @@ func (w *writer) dist(d *dist) {
 // inputs, open intervals, the watermark and the counters, as one zstd
 // frame of a compact binary encoding. Restore reads it back.
 func (a *Aggregator) Snapshot(out io.Writer) error {
-	w := &writer{b: make([]byte, 0, 64+len(a.series)*64+len(a.inputs)*48)}
+	bp := snapBufs.Get().(*[]byte)
+	w := &writer{b: (*bp)[:0]}
+	defer func() {
+		*bp = w.b
+		snapBufs.Put(bp)
+	}()
 	w.b = append(w.b, snapMagic...)
 	w.byte(snapVersion)
 	w.i(a.wm)
@@ -205,25 +211,27 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 		w.bool(e.d != 0)
 		if e.d != 0 {
 			w.dist(&a.dists[e.d])
-		} else {
-			w.dist(&dist{})
 		}
 	}
 	w.u32s(a.extFree)
 
-	enc, err := zstd.NewWriter(out, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	zp := snapBufs.Get().(*[]byte)
+	*zp = snapEnc.EncodeAll(w.b, (*zp)[:0])
+	_, err := out.Write(*zp)
+	snapBufs.Put(zp)
 	if err != nil {
-		return fmt.Errorf("aggregate: snapshot: %w", err)
-	}
-	if _, err := enc.Write(w.b); err != nil {
-		enc.Close()
-		return fmt.Errorf("aggregate: snapshot: %w", err)
-	}
-	if err := enc.Close(); err != nil {
 		return fmt.Errorf("aggregate: snapshot: %w", err)
 	}
 	return nil
 }
+
+// snapEnc compresses snapshots (EncodeAll is safe for concurrent use);
+// snapBufs are the buffers they are written and compressed in, shared by
+// the Aggregators of a process, which checkpoint one after another.
+var (
+	snapEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+	snapBufs   = sync.Pool{New: func() any { return new([]byte) }}
+)
 
 func (r *reader) f64() float64 { return math.Float64frombits(r.u64()) }
 
@@ -480,10 +488,11 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 		for range r.count(19) {
 			e.g = append(e.g, gent{in: r.u32(), isInt: r.boolean(), t: r.varint(), v: r.u64(), hash: r.u64()})
 		}
-		if r.boolean() {
+		switch {
+		case r.boolean():
 			e.d = a.newDist()
 			r.dist(&a.dists[e.d])
-		} else {
+		case version < 3: // an empty distribution follows
 			var none dist
 			r.dist(&none)
 		}

@@ -94,6 +94,9 @@ type Aggregator struct {
 	buf    bytes.Buffer
 	hasher aggregate.Hasher
 	out    []uint64 // output series hashes of the record in hand
+	// flushBufs are shared by the partitions, which flush one after
+	// another.
+	flushBufs aggregate.FlushBuffers
 
 	mu      sync.Mutex
 	revoked []int32 // told by the bus during Poll, applied by the stage's goroutine
@@ -194,7 +197,7 @@ func (a *Aggregator) partition(ctx context.Context, p int32) (*aggPartition, err
 		return ps, nil
 	}
 	// The sources of the partition's points are the raw partitions.
-	acfg := aggregate.Config{Allocator: a.cfg.Allocator, Stale: a.cfg.Stale,
+	acfg := aggregate.Config{Allocator: a.cfg.Allocator, Stale: a.cfg.Stale, FlushBuffers: &a.flushBufs,
 		Sources: int(max(0, a.bus.Partitions(a.cfg.Topics.Raw(otlpwire.Metrics))))}
 	val, err := a.store.Get(ctx, a.stateKey(p))
 	if err != nil {
