@@ -19,6 +19,9 @@ source "$(dirname "${BASH_SOURCE[0]}")/setup.sh" e2eload
 port=${SLUICE_E2E_KAFKA_PORT:-19292}
 work=$repo/.cache/bench-e2e
 mkdir -p "$work"
+# One run at a time: a run stops the broker under $work when it ends.
+exec 9>"$work/lock"
+flock -n 9 || { echo "bench/e2e.sh: another run holds $work/lock" >&2; exit 1; }
 
 prom=$(command -v prometheus || true)
 [[ -n $prom ]] || { echo "bench/e2e.sh: no prometheus on PATH (scripts/backends/install.sh installs it)" >&2; exit 1; }

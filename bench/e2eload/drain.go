@@ -46,7 +46,7 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := send(ctx, target, l, requests, conns, time.Time{})
+	s, err := send(ctx, target, l, requests, conns, time.Time{}, true)
 	ing.stop()
 	if err != nil {
 		return nil, nil, fmt.Errorf("writing the backlog: %w", err)

@@ -224,7 +224,7 @@ func ingestStage(ctx context.Context, o options, prefix string, perReq, points, 
 	}
 	defer p.stop()
 	// A warm-up outside the measurement: connections, topic metadata.
-	if _, err := send(ctx, target, l, conns, conns, time.Time{}); err != nil {
+	if _, err := send(ctx, target, l, conns, conns, time.Time{}, false); err != nil {
 		return nil, err
 	}
 	cpu0, err := cpuSeconds(p.pid())
@@ -234,7 +234,7 @@ func ingestStage(ctx context.Context, o options, prefix string, perReq, points, 
 	b0, _ := cpuSeconds(brokerPid)
 	self0, _ := cpuSeconds(os.Getpid())
 	fmt.Fprintf(os.Stderr, "e2eload: %s: %d requests of %d points over %d connections\n", prefix, requests, perReq, conns)
-	s, err := send(ctx, target, l, requests, conns, time.Now().Add(o.maxWall))
+	s, err := send(ctx, target, l, requests, conns, time.Now().Add(o.maxWall), false)
 	if err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, p.tail())
 	}

@@ -32,9 +32,27 @@ type sent struct {
 // series reaches the bus in time order. A request refused as retryable
 // (Unavailable, ResourceExhausted) is sent again after a pause; any other
 // error ends the run. With a non-zero until, no request is started after
-// it: the result says how many were sent.
-func send(ctx context.Context, target string, l *otlptest.K8sLoad, n, conns int, until time.Time) (sent, error) {
+// it: the result says how many were sent. With lockstep, no request of a
+// step (a point time) starts before every request of the step before it
+// is answered: the raw partitions then hold the points in time order, as
+// a backlog that built up in real time does, rather than each connection's
+// run of steps as fast as it went.
+func send(ctx context.Context, target string, l *otlptest.K8sLoad, n, conns int, until time.Time, lockstep bool) (sent, error) {
 	var retries, done atomic.Int64
+	var mu sync.Mutex
+	stepDone := sync.NewCond(&mu)
+	waitStep := func(j int) bool { // until every request before j's step is answered
+		if !lockstep {
+			return true
+		}
+		first := int64(j / l.RequestsPerStep() * l.RequestsPerStep())
+		mu.Lock()
+		defer mu.Unlock()
+		for done.Load() < first && ctx.Err() == nil {
+			stepDone.Wait()
+		}
+		return ctx.Err() == nil
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
 	ctx, cancel := context.WithCancel(ctx)
@@ -59,6 +77,9 @@ func send(ctx context.Context, target string, l *otlptest.K8sLoad, n, conns int,
 				if !until.IsZero() && time.Now().After(until) {
 					return
 				}
+				if !waitStep(j) {
+					return
+				}
 				req.b = l.Request(req.b, j)
 				for try := 0; ; try++ {
 					err := conn.Invoke(ctx, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", req, &resp)
@@ -68,7 +89,10 @@ func send(ctx context.Context, target string, l *otlptest.K8sLoad, n, conns int,
 							cancel()
 							return
 						}
+						mu.Lock()
 						done.Add(1)
+						stepDone.Broadcast()
+						mu.Unlock()
 						break
 					}
 					if code := status.Code(err); (code == codes.Unavailable || code == codes.ResourceExhausted) && try < 100 && ctx.Err() == nil {
@@ -83,6 +107,12 @@ func send(ctx context.Context, target string, l *otlptest.K8sLoad, n, conns int,
 			}
 		})
 	}
+	go func() { // wake the waiters of a cancelled run
+		<-ctx.Done()
+		mu.Lock()
+		stepDone.Broadcast()
+		mu.Unlock()
+	}()
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {

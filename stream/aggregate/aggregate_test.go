@@ -534,6 +534,28 @@ func TestSourcesWatermark(t *testing.T) {
 	if s := p.Stats()["r"]; s.PointsLate != 0 {
 		t.Fatalf("%d points late, want none: [30 s, 40 s) stays open until the watermark passes 45 s", s.PointsLate)
 	}
+	// Once it tells its progress, a source's points no longer move it: a
+	// batch is in series order, and the second series' older point is
+	// not late for the first's newer one.
+	addFrom(p, 1, wall, P{In: 3, T: 70, V: 5}, P{In: 4, T: 45, V: 6})
+	if s := p.Stats()["r"]; s.PointsLate != 0 {
+		t.Fatalf("%d points late, want none: source 1 said it is at 40 s", s.PointsLate)
+	}
+	if got := flushAt(p, wall); len(got) != 0 {
+		t.Fatalf("flushed %v before source 1 told it passed 40 s", got)
+	}
+	p.Progress(1, int64(70*time.Second), wall)
+	if got := flushAt(p, wall); len(got) != 2 || got[1] != gauge(50, 6) {
+		t.Fatalf("source 1 at 70 s: flushed %v, want [30 s, 40 s) and [40 s, 50 s) with 6", got)
+	}
+	// A source that stopped telling (a worker of an older version) is
+	// moved by its points again.
+	later := wall.Add(time.Duration(toldFor) + time.Second)
+	addFrom(p, 1, later, P{In: 3, T: 90, V: 8})
+	addFrom(p, 0, later, P{In: 1, T: 200, V: 7})
+	if got := flushAt(p, later); len(got) != 1 || got[0] != gauge(80, 5) {
+		t.Fatalf("source 1's points at 90 s: flushed %v, want [70 s, 80 s) with 5", got)
+	}
 }
 
 // A Flush that closes more than flushChunk points returns them in parts,

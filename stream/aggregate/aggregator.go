@@ -377,7 +377,16 @@ type srcMark struct {
 	id        int32
 	max, wall int64
 	active    bool
+	// toldAt is the wall clock of the source's last Progress (0: never).
+	// Within toldFor of it, its points do not move its progress: they
+	// come in series order, not time order, and a progress record follows
+	// them. A source that stops telling (a worker of an older version took
+	// its partition over) is moved by its points again.
+	toldAt int64
 }
+
+// toldFor: see srcMark.toldAt.
+const toldFor = int64(30 * time.Second)
 
 // AddFrom is Add of points from source (a raw partition; -1: unknown).
 // Each source's points are roughly in time order, but sources run ahead of
@@ -416,13 +425,22 @@ func (a *Aggregator) AddFrom(source int32, tenant string, b *schemas.Batch, in, 
 }
 
 // Progress tells the Aggregator that source has reached point time t
-// (ns) with points it sent elsewhere: a raw partition whose recent points
-// all went to other aggregation partitions still moves this one's
-// watermark, rather than holding it until it has been silent for the
-// longest grace. It counts as hearing from the source, as AddFrom does.
+// (ns): it has sent every point it had up to t, here or elsewhere. A raw
+// partition whose recent points all went to other aggregation partitions
+// still moves this one's watermark, rather than holding it until it has
+// been silent for the longest grace. It counts as hearing from the
+// source, as AddFrom does.
+//
+// A source that has told its progress is moved only by Progress for the
+// next 30 s (of the wall clock; then by its points again, until it tells
+// again): the points of a batch are in series order (one series after another, each
+// over the batch's time span), so moving the watermark with each would
+// make the next series' older points late. Its points are judged against
+// the watermark its last Progress left.
 func (a *Aggregator) Progress(source int32, t int64, now time.Time) {
 	nowN := now.UnixNano()
 	a.srcCur = a.source(source, nowN)
+	a.srcs[a.srcCur].toldAt = nowN
 	a.refreshSources(nowN)
 	if t > 0 {
 		a.progress(min(t, nowN), nowN)
@@ -559,7 +577,9 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 	// The watermark never passes the wall clock: a point from the future
 	// (a skewed clock, a bad client) must not close the intervals of the
 	// other series of the partition, which may be other tenants'.
-	a.progress(min(t, nowN), nowN)
+	if at := a.srcs[a.srcCur].toldAt; at == 0 || nowN-at > toldFor {
+		a.progress(min(t, nowN), nowN)
+	}
 	// A series is seen at its point's time, or the watermark when that is
 	// later: the watermark lags the sources ahead of the slowest.
 	a.seenAt = max(a.wm, min(t, nowN))

@@ -528,7 +528,6 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 		}
 		recs = append(recs, rec)
 	}
-	recs = w.progress(recs, g, batch, parts, int(np), from)
 	for _, p := range parts {
 		sel, err := schemas.Select(batch, p.rows, w.cfg.Allocator)
 		if err != nil {
@@ -543,14 +542,17 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 			Headers: append(w.headers(g, stream.ContentTypeAggregate, len(p.rows), version, from),
 				stream.Header{Key: HeaderSource, Value: strconv.AppendInt(nil, int64(g.partition), 10)})})
 	}
-	return recs, nil
+	return w.progress(recs, g, batch, int(np), from), nil
 }
 
 // progress appends, once the merged points of g's raw partition have moved
 // progressStep past what was last told, a record without points for every
-// aggregation partition that got none of them: its watermark follows the
-// raw partition still, instead of waiting for it to fall silent.
-func (w *Worker) progress(recs []*stream.Record, g *group, batch *schemas.Batch, parts []*aggPart, np int, from []*stream.Record) []*stream.Record {
+// aggregation partition, after the points: its watermark follows the raw
+// partition, whether its points went there or elsewhere (then instead of
+// waiting for it to fall silent), and the points of a batch, which come
+// one series after another, are all judged against the watermark as it
+// stood before it (aggregate.Aggregator.Progress).
+func (w *Worker) progress(recs []*stream.Record, g *group, batch *schemas.Batch, np int, from []*stream.Record) []*stream.Record {
 	times, ok := batch.Items.Column(schemas.PtTimeUnixNano).(*array.Uint64)
 	if !ok {
 		return recs
@@ -566,18 +568,12 @@ func (w *Worker) progress(recs []*stream.Record, g *group, batch *schemas.Batch,
 		return recs
 	}
 	w.told[g.partition] = t
-	got := make([]bool, np)
-	for _, p := range parts {
-		got[p.partition] = true
-	}
 	src := strconv.AppendInt(nil, int64(g.partition), 10)
 	at := strconv.AppendInt(nil, t, 10)
 	for q := range np {
-		if !got[q] {
-			recs = append(recs, &stream.Record{Topic: w.cfg.Topics.Aggregate(), Partition: int32(q), Timestamp: from[0].Timestamp,
-				Headers: append(w.headers(g, stream.ContentTypeAggregate, 0, "", from),
-					stream.Header{Key: HeaderSource, Value: src}, stream.Header{Key: HeaderProgress, Value: at})})
-		}
+		recs = append(recs, &stream.Record{Topic: w.cfg.Topics.Aggregate(), Partition: int32(q), Timestamp: from[0].Timestamp,
+			Headers: append(w.headers(g, stream.ContentTypeAggregate, 0, "", from),
+				stream.Header{Key: HeaderSource, Value: src}, stream.Header{Key: HeaderProgress, Value: at})})
 	}
 	return recs
 }
