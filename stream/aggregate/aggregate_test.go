@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"maps"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluice-dev/sluice/schemas"
 )
@@ -589,6 +591,23 @@ func TestFlushInParts(t *testing.T) {
 	if want := float64(n) * float64(n-1) / 2; sum != want {
 		t.Errorf("values sum to %v, want %v", sum, want)
 	}
+
+	// FlushTo hands over the parts one by one; an error of emit ends it,
+	// and the parts not handed over are released.
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	b := New(Config{Allocator: mem})
+	add(t, b, spec10, mGauge, pts...)
+	calls := 0
+	stop := errors.New("stop")
+	err = b.FlushTo(time.Unix(1000, 0), true, func(o Output) error {
+		calls++
+		o.Batch.Release()
+		return stop
+	})
+	if !errors.Is(err, stop) || calls != 1 {
+		t.Errorf("FlushTo: %v after %d parts, want %v after 1", err, calls, stop)
+	}
+	mem.AssertSize(t, 0)
 }
 
 // Aggregators that share their FlushBuffers, flushing one after another,

@@ -102,9 +102,36 @@ const flushChunk = 1 << 16
 // in the order of the tenants' first output point within each part.
 func (a *Aggregator) Flush(now time.Time, force bool) ([]Output, error) {
 	var res []Output
-	release := func() {
+	err := a.FlushTo(now, force, func(o Output) error {
+		res = append(res, o)
+		return nil
+	})
+	if err != nil {
 		for _, r := range res {
 			r.Batch.Release()
+		}
+		return nil, err
+	}
+	return res, nil
+}
+
+// FlushTo is Flush that hands each part to emit as soon as it is built, so
+// that a caller who writes it out and releases it holds one part at a
+// time. emit owns the batch, whatever it returns. An error of emit ends
+// the Flush with it; the
+// intervals closed so far are gone from the state (as they are once
+// Flush returns), so the caller must not checkpoint after an error.
+func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error) error {
+	var err error
+	flushPart := func() {
+		var part []Output
+		part, err = a.build()
+		for _, o := range part {
+			if err == nil {
+				err = emit(o) // it owns the batch, error or not
+			} else {
+				o.Batch.Release()
+			}
 		}
 	}
 	a.refreshSources(now.UnixNano()) // sources fallen silent stop holding it
@@ -128,25 +155,19 @@ func (a *Aggregator) Flush(now time.Time, force bool) ([]Output, error) {
 			s.open = s.open[:m]
 		}
 		if a.out.points >= flushChunk {
-			part, err := a.build()
-			if err != nil {
-				release()
-				return nil, err
+			if flushPart(); err != nil {
+				return err
 			}
-			res = append(res, part...)
 		}
 	}
-	part, err := a.build() // before the sweep: it may free the labels of series just emitted
-	if err != nil {
-		release()
-		return nil, err
+	if flushPart(); err != nil { // before the sweep: it may free the labels of series just emitted
+		return err
 	}
-	res = append(res, part...)
 	if a.wm-a.lastSweep >= int64(a.cfg.Stale)/8 {
 		a.sweep()
 		a.lastSweep = a.wm
 	}
-	return res, err
+	return nil
 }
 
 // emit writes the output point of s's closed interval iv.

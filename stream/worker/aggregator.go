@@ -293,11 +293,9 @@ func (a *Aggregator) checkpoint(ctx context.Context) error {
 	parts := slices.Sorted(maps.Keys(a.parts))
 	for _, p := range parts {
 		ps := a.parts[p]
-		outs, err := ps.agg.Flush(now, false)
-		if err != nil {
-			return fmt.Errorf("aggregator: partition %d: %w", p, err)
-		}
-		for _, o := range outs {
+		// Each part of the output is encoded and released before the
+		// next is built: a backlog closes many intervals at once.
+		err := ps.agg.FlushTo(now, false, func(o aggregate.Output) error {
 			recs, err := a.records(p, o)
 			o.Batch.Release()
 			if err != nil {
@@ -306,6 +304,10 @@ func (a *Aggregator) checkpoint(ctx context.Context) error {
 			a.unsent = append(a.unsent, recs...)
 			a.m.pointsOut.Add(float64(o.Points))
 			ps.dirty = true
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("aggregator: partition %d: %w", p, err)
 		}
 	}
 	if len(a.unsent) > 0 {
