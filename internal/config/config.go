@@ -329,7 +329,7 @@ func Default() Config {
 		// The cardinality bounds are stream/cardinality's defaults
 		// (internal/ imports nothing above it; app's tests pin that they
 		// agree).
-		Worker: Worker{Group: "sluice-worker", Aggregator: true, MaxPollRecords: 10000, MaxPollBytes: 4 << 20, MaxBatchItems: 1 << 16, MemoryLimit: 192 << 20, Cardinality: Cardinality{Enabled: true, MaxMetrics: 10000, MaxLabels: 64, Window: 10 * time.Minute, MaxTenants: 1000}},
+		Worker: Worker{Group: "sluice-worker", Aggregator: true, MaxPollRecords: 10000, MaxPollBytes: 1 << 20, MaxBatchItems: 1 << 14, MemoryLimit: 192 << 20, Cardinality: Cardinality{Enabled: true, MaxMetrics: 10000, MaxLabels: 64, Window: 10 * time.Minute, MaxTenants: 1000}},
 		Admin:  Admin{Listen: "127.0.0.1:9464"},
 		Rules:  Rules{Dir: "./rules", ReloadInterval: 5 * time.Second},
 		Log:    Log{Level: "info", Format: "text"},
