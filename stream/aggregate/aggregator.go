@@ -208,8 +208,37 @@ func (iv *ival) setDouble(d bool) {
 // slot of Aggregator.dists, so the many intervals a backlog holds open
 // stay small.
 type ext struct {
-	g []gent
-	d uint32 // distributions: the merged points, index in Aggregator.dists; 0 none
+	g0   gent   // gauges: the first input's entry, when n > 0
+	more []gent // gauges: the other inputs' entries (n-1)
+	n    uint32 // gauges: the inputs with an entry; one needs no allocation
+	d    uint32 // distributions: the merged points, index in Aggregator.dists; 0 none
+}
+
+// at is the gauge entry at position p < e.n.
+func (e *ext) at(p int) *gent {
+	if p == 0 {
+		return &e.g0
+	}
+	return &e.more[p-1]
+}
+
+// add appends a gauge entry and returns its position.
+func (e *ext) add(g gent) int {
+	if e.n == 0 {
+		e.g0 = g
+	} else {
+		e.more = append(e.more, g)
+	}
+	e.n++
+	return int(e.n - 1)
+}
+
+// gents appends the gauge entries to dst.
+func (e *ext) gents(dst []gent) []gent {
+	if e.n == 0 {
+		return dst
+	}
+	return append(append(dst, e.g0), e.more...)
 }
 
 // gent is an input's latest gauge value in an interval.
@@ -299,6 +328,7 @@ type Aggregator struct {
 	c       cols
 	met     []metInfo
 	scratch []byte
+	gents   []gent // an interval's gauge entries, for emit
 	cur     dist
 	inc     dist
 
@@ -650,11 +680,10 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 		iv.countPoint()
 		x := &a.ext[iv.x]
 		e := gent{in: ii, isInt: isInt, t: t, v: v, hash: inp.in}
-		if p := int(inp.lastPos); had && floorDiv(prev, se.iv) == k && p >= 0 && p < len(x.g) && x.g[p].in == ii {
-			x.g[p] = e
+		if p := int(inp.lastPos); had && floorDiv(prev, se.iv) == k && p >= 0 && p < int(x.n) && x.at(p).in == ii {
+			*x.at(p) = e
 		} else {
-			inp.lastPos = int32(len(x.g))
-			x.g = append(x.g, e)
+			inp.lastPos = int32(x.add(e))
 		}
 		rc.merged++
 		return
@@ -815,7 +844,7 @@ func (a *Aggregator) newExt() uint32 {
 
 func (a *Aggregator) freeExt(x uint32) {
 	e := &a.ext[x]
-	e.g = e.g[:0]
+	e.n, e.more = 0, e.more[:0]
 	if e.d != 0 {
 		a.freeDist(e.d)
 		e.d = 0

@@ -133,6 +133,7 @@ func TestStateSizes(t *testing.T) {
 		{"ival", unsafe.Sizeof(ival{}), 24}, // a size class: one open interval, no padding
 		{"seriesKey", unsafe.Sizeof(seriesKey{}), 12},
 		{"inputKey", unsafe.Sizeof(inputKey{}), 20},
+		{"ext", unsafe.Sizeof(ext{}), 64}, // a gauge interval with one input's entry, no allocation
 	} {
 		if c.got != c.want {
 			t.Errorf("%s is %d bytes, want %d", c.name, c.got, c.want)

@@ -174,7 +174,7 @@ func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error)
 func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
 	h := &a.hdrs[s.hdr]
 	cls := classOf(h.kind, h.temp, h.mono)
-	if cls == clsGauge && len(a.ext[iv.x].g) == 0 {
+	if cls == clsGauge && a.ext[iv.x].n == 0 {
 		return // only from a corrupt snapshot: every gauge interval has an entry
 	}
 	g := a.out.group(s.tenant, s.hdr)
@@ -193,7 +193,8 @@ func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
 	case clsDelta:
 		g.pts = appendNumber(g.pts, s.attrs, begin, end, iv.v, !iv.isDouble())
 	case clsGauge:
-		v, isInt := gaugeValue(se.Gauge, a.ext[iv.x].g)
+		a.gents = a.ext[iv.x].gents(a.gents[:0])
+		v, isInt := gaugeValue(se.Gauge, a.gents)
 		var start uint64
 		if h.kind == schemas.MetricSum {
 			start = begin

@@ -200,8 +200,9 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 	w.u(uint64(len(a.ext)))
 	for i := range a.ext {
 		e := &a.ext[i]
-		w.u(uint64(len(e.g)))
-		for _, g := range e.g {
+		w.u(uint64(e.n))
+		for p := range int(e.n) {
+			g := e.at(p)
 			w.u(uint64(g.in))
 			w.bool(g.isInt)
 			w.i(g.t)
@@ -486,7 +487,7 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 	for i := range a.ext {
 		e := &a.ext[i]
 		for range r.count(19) {
-			e.g = append(e.g, gent{in: r.u32(), isInt: r.boolean(), t: r.varint(), v: r.u64(), hash: r.u64()})
+			e.add(gent{in: r.u32(), isInt: r.boolean(), t: r.varint(), v: r.u64(), hash: r.u64()})
 		}
 		switch {
 		case r.boolean():

@@ -28,6 +28,7 @@ const (
 	inputBytes  = int64(unsafe.Sizeof(input{})) + (int64(unsafe.Sizeof(inputKey{}))+4+1)*3/2
 	ivalBytes   = int64(unsafe.Sizeof(ival{}))
 	gentBytes   = int64(unsafe.Sizeof(gent{}))
+	extBytes    = int64(unsafe.Sizeof(ext{}))
 )
 
 func (d *dist) bytes() int64 {
@@ -64,7 +65,7 @@ func (a *Aggregator) Stats() map[string]RuleStats {
 		b := seriesBytes + int64(len(s.attrs)) + ivalBytes*int64(cap(s.open))
 		for i := range s.open {
 			if x := s.open[i].x; x != 0 {
-				b += gentBytes * int64(cap(a.ext[x].g))
+				b += extBytes + gentBytes*int64(cap(a.ext[x].more))
 				if d := a.ext[x].d; d != 0 {
 					b += a.dists[d].bytes()
 				}
