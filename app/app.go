@@ -136,6 +136,12 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		}
 	}()
 
+	// The soft memory limit is the process's (config.MemoryLimit: by
+	// default by its roles); GOMEMLIMIT in the environment wins.
+	if l := cfg.MemoryLimit.Limit(roles.Ingest, roles.Worker, roles.AllSinks || len(roles.Sinks) > 0); l > 0 && os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(l)
+		log.Info("soft memory limit set", "bytes", l)
+	}
 	if cfg.Admin.Listen != "" {
 		p.admin = admin.New(p.reg, log)
 		if err := p.admin.Start(cfg.Admin.Listen); err != nil {
@@ -185,14 +191,6 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		wcfg := worker.Config{Topics: topics, Group: cfg.Worker.Group, Logger: log, Metrics: stageMetrics, Registerer: p.reg,
 			ExactlyOnce: cfg.Worker.ExactlyOnce, TransactionalID: cfg.Worker.TransactionalID, MaxRecordBytes: int(cfg.Bus.MaxRecordBytes),
 			MaxPollRecords: cfg.Worker.MaxPollRecords, MaxPollBytes: int(cfg.Worker.MaxPollBytes), MaxBatchItems: cfg.Worker.MaxBatchItems}
-		// The soft memory limit is the process's: set it where the worker
-		// is what the process does (sluice worker, or with sinks), not
-		// beside an ingester whose in-flight bytes have bounds of their
-		// own. GOMEMLIMIT in the environment wins.
-		if l := cfg.Worker.MemoryLimit; l > 0 && !roles.Ingest && os.Getenv("GOMEMLIMIT") == "" {
-			debug.SetMemoryLimit(int64(l))
-			log.Info("soft memory limit set", "bytes", int64(l))
-		}
 		if wcfg.ExactlyOnce && wcfg.TransactionalID == "" {
 			host, _ := os.Hostname()
 			wcfg.TransactionalID = "sluice-worker-" + host

@@ -320,7 +320,7 @@ func saveProfile(t *testing.T, admin, path string) {
 }
 
 // A 3 M-point backlog drained by `sluice worker` with its default bounds
-// (worker.max_poll_bytes, max_batch_items, memory_limit) stays under 256
+// (worker.max_poll_bytes, max_batch_items; memory_limit auto) stays under 256
 // MiB of RSS, about 25 s on 2 cores. For measuring: SLUICE_MEMTEST_WORKER
 // adds worker keys (YAML lines indented by two), SLUICE_MEMTEST_REQUESTS
 // sets the backlog in requests of 10,000 points, SLUICE_MEMTEST_PROFILES

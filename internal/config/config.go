@@ -27,6 +27,18 @@ type Config struct {
 	Rules  Rules  `yaml:"rules"`
 	Sinks  []Sink `yaml:"sinks"`
 	Log    Log    `yaml:"log"`
+	// MemoryLimit is a soft limit on the memory of the process's Go
+	// runtime (debug.SetMemoryLimit): near it the garbage collector runs
+	// more often instead of letting the heap grow to twice what is live.
+	// Auto (the default) gives a process that runs the worker without the
+	// ingester 192MiB, one that runs only sinks 96MiB, and leaves a
+	// process with the ingester (whose in-flight bytes have bounds of
+	// their own) to the runtime's default; a size sets it whatever the
+	// roles, 0 leaves the default. GOMEMLIMIT in the environment wins.
+	// Raise it when the aggregator's state, the cardinality tracker or a
+	// sink's series cache hold more: with the live heap above it the
+	// collector takes up to half the CPU.
+	MemoryLimit MemoryLimit `yaml:"memory_limit"`
 
 	file string
 	root *yaml.Node
@@ -173,14 +185,6 @@ type Worker struct {
 	// MaxBatchItems bounds the items the worker decodes into one Arrow
 	// batch, applies the rules to and writes as one processed record.
 	MaxBatchItems int `yaml:"max_batch_items"`
-	// MemoryLimit is a soft limit on the memory of the process's Go
-	// runtime (debug.SetMemoryLimit): near it the garbage collector runs
-	// more often instead of letting the heap grow to twice what is live.
-	// Set in processes that run the worker without the ingester; GOMEMLIMIT
-	// in the environment wins; 0 leaves the runtime's default. Raise it
-	// when the aggregator's state or the cardinality tracker hold more:
-	// with the live heap above it the collector takes up to half the CPU.
-	MemoryLimit ByteSize `yaml:"memory_limit"`
 }
 
 // Cardinality bounds the worker's cardinality tracker (stream/cardinality,
@@ -329,10 +333,12 @@ func Default() Config {
 		// The cardinality bounds are stream/cardinality's defaults
 		// (internal/ imports nothing above it; app's tests pin that they
 		// agree).
-		Worker: Worker{Group: "sluice-worker", Aggregator: true, MaxPollRecords: 10000, MaxPollBytes: 1 << 20, MaxBatchItems: 1 << 14, MemoryLimit: 192 << 20, Cardinality: Cardinality{Enabled: true, MaxMetrics: 10000, MaxLabels: 64, Window: 10 * time.Minute, MaxTenants: 1000}},
+		Worker: Worker{Group: "sluice-worker", Aggregator: true, MaxPollRecords: 10000, MaxPollBytes: 1 << 20, MaxBatchItems: 1 << 14, Cardinality: Cardinality{Enabled: true, MaxMetrics: 10000, MaxLabels: 64, Window: 10 * time.Minute, MaxTenants: 1000}},
 		Admin:  Admin{Listen: "127.0.0.1:9464"},
 		Rules:  Rules{Dir: "./rules", ReloadInterval: 5 * time.Second},
 		Log:    Log{Level: "info", Format: "text"},
+
+		MemoryLimit: MemoryLimit{Auto: true},
 	}
 }
 
@@ -513,9 +519,6 @@ func (c *Config) Validate() error {
 	if c.Worker.MaxPollBytes < 64<<10 {
 		bad("worker.max_poll_bytes", "max_poll_bytes must be at least 64KiB, not %d", c.Worker.MaxPollBytes)
 	}
-	if c.Worker.MemoryLimit < 0 {
-		bad("worker.memory_limit", "memory_limit must not be negative")
-	}
 	cc := c.Worker.Cardinality
 	positive := func(key string, n int) {
 		if n < 1 {
@@ -582,6 +585,47 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 		return &Error{Line: n.Line, Column: n.Column, Msg: err.Error()}
 	}
 	*b = v
+	return nil
+}
+
+// MemoryLimit is Config.MemoryLimit: auto, or a size (0: none).
+type MemoryLimit struct {
+	Auto  bool
+	Bytes ByteSize
+}
+
+// The limits auto gives (Config.MemoryLimit).
+const (
+	AutoWorkerMemoryLimit = 192 << 20
+	AutoSinkMemoryLimit   = 96 << 20
+)
+
+// Limit is the soft memory limit of a process with these roles; 0: none.
+func (m MemoryLimit) Limit(ingest, worker, sinks bool) int64 {
+	switch {
+	case !m.Auto:
+		return int64(m.Bytes)
+	case ingest:
+		return 0
+	case worker:
+		return AutoWorkerMemoryLimit
+	case sinks:
+		return AutoSinkMemoryLimit
+	}
+	return 0
+}
+
+// UnmarshalYAML accepts auto or a size.
+func (m *MemoryLimit) UnmarshalYAML(n *yaml.Node) error {
+	if strings.TrimSpace(n.Value) == "auto" {
+		*m = MemoryLimit{Auto: true}
+		return nil
+	}
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return &Error{Line: n.Line, Column: n.Column, Msg: "memory_limit must be auto or a size: " + err.Error()}
+	}
+	*m = MemoryLimit{Bytes: v}
 	return nil
 }
 

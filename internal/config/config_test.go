@@ -107,6 +107,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			[]string{`bus.kafka.compression_level: compression level 7 for zstd: want 1 to 4`}},
 		{"compression without levels", "bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    compression: snappy\n    compression_level: 1\n",
 			[]string{`bus.kafka.compression_level: compression snappy has no levels`}},
+		{"memory limit not a size", "memory_limit: lots\n",
+			[]string{`c.yaml:1:15: memory_limit must be auto or a size: invalid size "lots"`}},
 		{"small batch bytes negative", "bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    small_batch_bytes: -2KiB\n",
 			[]string{`c.yaml:5:24: bus.kafka.small_batch_bytes: small_batch_bytes must be a size or -1 (every batch with compression), not -2048`}},
 		{"small batch bytes not a size", "bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    small_batch_bytes: small\n",
@@ -140,6 +142,33 @@ func TestKafkaSmallBatchBytes(t *testing.T) {
 			t.Errorf("small_batch_bytes: %s: %v", in, err)
 		} else if got := cfg.Bus.Kafka.SmallBatchBytes; got != want {
 			t.Errorf("small_batch_bytes: %s: got %d, want %d", in, got, want)
+		}
+	}
+}
+
+// memory_limit: auto by default, which sets it by the process's roles; a
+// size sets it whatever they are.
+func TestMemoryLimit(t *testing.T) {
+	type roles struct{ ingest, worker, sinks bool }
+	all := []roles{{true, true, true}, {false, true, true}, {false, true, false}, {false, false, true}, {true, false, false}, {false, false, false}}
+	for in, want := range map[string][]int64{
+		"":       {0, AutoWorkerMemoryLimit, AutoWorkerMemoryLimit, AutoSinkMemoryLimit, 0, 0},
+		"auto":   {0, AutoWorkerMemoryLimit, AutoWorkerMemoryLimit, AutoSinkMemoryLimit, 0, 0},
+		"0":      {0, 0, 0, 0, 0, 0},
+		"300MiB": {300 << 20, 300 << 20, 300 << 20, 300 << 20, 300 << 20, 300 << 20},
+	} {
+		data := "log: {level: info}\n"
+		if in != "" {
+			data += "memory_limit: " + in + "\n"
+		}
+		cfg, err := Parse("c.yaml", []byte(data))
+		if err != nil {
+			t.Fatalf("memory_limit %q: %v", in, err)
+		}
+		for i, r := range all {
+			if got := cfg.MemoryLimit.Limit(r.ingest, r.worker, r.sinks); got != want[i] {
+				t.Errorf("memory_limit %q, roles %+v: %d, want %d", in, r, got, want[i])
+			}
 		}
 	}
 }
