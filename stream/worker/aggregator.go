@@ -45,6 +45,13 @@ type AggregatorConfig struct {
 	// while a backlog is read at full speed. Default 200000; negative: by
 	// time only.
 	CheckpointPoints int
+	// FlushPoints writes the closed intervals, between checkpoints, as
+	// soon as this many points came in since they were last written: the
+	// intervals a backlog closes leave the state sooner, so it stays
+	// smaller. Intervals written and not yet checkpointed are written again
+	// after a crash, with the same values (see Aggregator). Default 50000;
+	// negative: only at checkpoints.
+	FlushPoints int
 	// Stale: see aggregate.Config.
 	Stale time.Duration
 	// MaxRecordBytes is the largest record the bus takes; 0: no limit.
@@ -94,6 +101,9 @@ type Aggregator struct {
 	buf    bytes.Buffer
 	hasher aggregate.Hasher
 	out    []uint64 // output series hashes of the record in hand
+	// sinceFlush counts the points added since the closed intervals were
+	// last written (FlushPoints).
+	sinceFlush int
 	// flushBufs are shared by the partitions, which flush one after
 	// another.
 	flushBufs aggregate.FlushBuffers
@@ -137,6 +147,10 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 	if cfg.CheckpointPoints == 0 {
 		cfg.CheckpointPoints = defaultCheckpointPoints
 	}
+	if cfg.FlushPoints == 0 {
+		cfg.FlushPoints = defaultFlushPoints
+	}
+	a.cfg = cfg
 	c, err := bus.Consume(stream.ConsumerConfig{Group: cfg.Group, Topics: []string{cfg.Topics.Aggregate()}, Start: cfg.Start,
 		MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes, OnRevoked: a.onRevoked, InOrder: true})
 	if err != nil {
@@ -151,8 +165,11 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 	return a, nil
 }
 
-// defaultCheckpointPoints: see AggregatorConfig.CheckpointPoints.
-const defaultCheckpointPoints = 200_000
+// Defaults of AggregatorConfig.CheckpointPoints and FlushPoints.
+const (
+	defaultCheckpointPoints = 200_000
+	defaultFlushPoints      = 20_000
+)
 
 // Run aggregates until ctx is cancelled, then checkpoints once more and
 // leaves the group.
@@ -239,7 +256,16 @@ func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 		ps.last, ps.dirty = max(ps.last, r.Offset), true
 	}
 	if len(dead) > 0 {
-		return a.bus.Produce(ctx, dead...)
+		if err := a.bus.Produce(ctx, dead...); err != nil {
+			return err
+		}
+	}
+	if a.cfg.FlushPoints > 0 && a.sinceFlush >= a.cfg.FlushPoints {
+		// What is not written now is written at the checkpoint, which
+		// does not commit until it is.
+		if err := a.flush(ctx); err != nil {
+			a.log.Warn("merged points not written before the checkpoint; retried then", "err", err)
+		}
 	}
 	return nil
 }
@@ -267,6 +293,7 @@ func (a *Aggregator) add(ps *aggPartition, r *stream.Record, now time.Time) erro
 		return err
 	}
 	a.m.pointsIn.Add(float64(b.Len()))
+	a.sinceFlush += b.Len()
 	return ps.agg.AddFrom(src, tenant, b, in, a.out, spec, now)
 }
 
@@ -278,20 +305,18 @@ func (a *Aggregator) deadLetter(r *stream.Record, err error) *stream.Record {
 	return &stream.Record{Topic: a.cfg.Topics.DLQ(), Partition: -1, Key: r.Key, Value: r.Value, Headers: hdrs, Timestamp: r.Timestamp}
 }
 
-// checkpoint writes the closed intervals of every partition, then stores
-// the state of the partitions that changed. The stage commits the
-// positions of the records handled before it once it returns nil.
-func (a *Aggregator) checkpoint(ctx context.Context) error {
-	a.dropRevoked()
+// flush writes the closed intervals of every partition (and first what an
+// earlier flush could not write).
+func (a *Aggregator) flush(ctx context.Context) error {
 	if len(a.unsent) > 0 {
 		if err := a.bus.Produce(ctx, a.unsent...); err != nil {
 			return fmt.Errorf("aggregator: writing merged points: %w", err)
 		}
 		a.unsent = nil
 	}
+	a.sinceFlush = 0
 	now := time.Now()
-	parts := slices.Sorted(maps.Keys(a.parts))
-	for _, p := range parts {
+	for _, p := range slices.Sorted(maps.Keys(a.parts)) {
 		ps := a.parts[p]
 		// Each part of the output is encoded and released before the
 		// next is built: a backlog closes many intervals at once.
@@ -316,6 +341,18 @@ func (a *Aggregator) checkpoint(ctx context.Context) error {
 		}
 		a.unsent = nil
 	}
+	return nil
+}
+
+// checkpoint writes the closed intervals of every partition, then stores
+// the state of the partitions that changed. The stage commits the
+// positions of the records handled before it once it returns nil.
+func (a *Aggregator) checkpoint(ctx context.Context) error {
+	a.dropRevoked()
+	if err := a.flush(ctx); err != nil {
+		return err
+	}
+	parts := slices.Sorted(maps.Keys(a.parts))
 	var errs []error
 	for _, p := range parts {
 		ps := a.parts[p]
