@@ -49,7 +49,7 @@ type AggregatorConfig struct {
 	// soon as this many points came in since they were last written: the
 	// intervals a backlog closes leave the state sooner, so it stays
 	// smaller. Intervals written and not yet checkpointed are written again
-	// after a crash, with the same values (see Aggregator). Default 50000;
+	// after a crash, with the same values (see Aggregator). Default 20000;
 	// negative: only at checkpoints.
 	FlushPoints int
 	// Stale: see aggregate.Config.
@@ -308,13 +308,13 @@ func (a *Aggregator) deadLetter(r *stream.Record, err error) *stream.Record {
 // flush writes the closed intervals of every partition (and first what an
 // earlier flush could not write).
 func (a *Aggregator) flush(ctx context.Context) error {
+	a.sinceFlush = 0 // a failed write is retried at the checkpoint, not with each record
 	if len(a.unsent) > 0 {
 		if err := a.bus.Produce(ctx, a.unsent...); err != nil {
 			return fmt.Errorf("aggregator: writing merged points: %w", err)
 		}
 		a.unsent = nil
 	}
-	a.sinceFlush = 0
 	now := time.Now()
 	for _, p := range slices.Sorted(maps.Keys(a.parts)) {
 		ps := a.parts[p]

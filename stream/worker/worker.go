@@ -48,8 +48,8 @@ const (
 	// source (aggregate.Aggregator.AddFrom).
 	HeaderSource = "sluice-source"
 	// HeaderProgress marks an aggregation record without points: its
-	// source (HeaderSource) has reached this point time (ns, decimal) with
-	// points it sent to other aggregation partitions
+	// source (HeaderSource) has sent every point up to this point time
+	// (ns, decimal), to this aggregation partition or to others
 	// (aggregate.Aggregator.Progress).
 	HeaderProgress = "sluice-progress"
 )
