@@ -7,9 +7,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
-	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
@@ -33,8 +31,7 @@ func TestAggregatorFlushesBetweenCheckpoints(t *testing.T) {
 	for i := range n {
 		pts = append(pts, &metricspb.NumberDataPoint{TimeUnixNano: uint64(i+1) * 1e9, Value: &metricspb.NumberDataPoint_AsInt{AsInt: int64(i)}})
 	}
-	body, _ := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
-		ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: "g", Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: pts}}}}}}}}})
+	body := gaugeRequest("g", pts)
 	bld := schemas.NewBuilder(otlpwire.Metrics, memory.DefaultAllocator)
 	if _, err := bld.Append(body); err != nil {
 		t.Fatal(err)

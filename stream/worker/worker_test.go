@@ -291,8 +291,7 @@ func TestSplitRoutesMergedPoints(t *testing.T) {
 			&metricspb.NumberDataPoint{TimeUnixNano: 1, Attributes: []*commonpb.KeyValue{str("route", "/health"), str("n", fmt.Sprint(i))}},
 			&metricspb.NumberDataPoint{TimeUnixNano: 1, Attributes: []*commonpb.KeyValue{str("code", fmt.Sprint(i))}})
 	}
-	body, _ := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
-		ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: "hits", Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: pts}}}}}}}}})
+	body := gaugeRequest("hits", pts)
 	in := schemas.NewBuilder(otlpwire.Metrics, memory.DefaultAllocator)
 	if _, err := in.Append(body); err != nil {
 		t.Fatal(err)
@@ -389,9 +388,7 @@ func TestCardinalityObserved(t *testing.T) {
 				{Key: key, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: fmt.Sprint(i)}}},
 				{Key: "route", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "/cart"}}}}})
 		}
-		body, _ := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
-			ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: name, Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: pts}}}}}}}}})
-		return body
+		return gaugeRequest(name, pts)
 	}
 	for _, tc := range []struct {
 		name string
@@ -452,8 +449,7 @@ func TestSplitTellsProgress(t *testing.T) {
 		pts = append(pts, &metricspb.NumberDataPoint{TimeUnixNano: at - uint64(i), Attributes: []*commonpb.KeyValue{{Key: "route",
 			Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: fmt.Sprintf("/items/%d", i)}}}}})
 	}
-	body, _ := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
-		ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: "hits", Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: pts}}}}}}}}})
+	body := gaugeRequest("hits", pts)
 	bus.Produce(context.Background(), raw(otlpwire.Metrics, 2, "acme", body))
 	run(t, bus, tr, Config{}, func() bool { return len(bus.Records(topics.Aggregate())) > 0 })
 
@@ -481,4 +477,14 @@ func TestSplitTellsProgress(t *testing.T) {
 			t.Errorf("partition %d: %d progress records, want 1", p, told[p])
 		}
 	}
+}
+
+// gaugeRequest is an OTLP metrics request of one gauge metric with pts.
+func gaugeRequest(name string, pts []*metricspb.NumberDataPoint) []byte {
+	body, err := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
+		ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: name, Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: pts}}}}}}}}})
+	if err != nil {
+		panic(err)
+	}
+	return body
 }
