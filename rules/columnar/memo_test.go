@@ -19,16 +19,23 @@ func dupAttrs(req proto.Message, r *rand.Rand, k int) {
 	for i := range pool {
 		pool[i] = genAttrs(r)
 	}
+	eachItemAttrs(req, func(l protoreflect.List) {
+		l.Truncate(0)
+		for _, kv := range pool[r.IntN(k)] {
+			l.Append(protoreflect.ValueOfMessage(proto.Clone(kv).ProtoReflect()))
+		}
+	})
+}
+
+// eachItemAttrs calls f with the attribute list of every item of req (data
+// point, log record, span), in the order of the request.
+func eachItemAttrs(req proto.Message, f func(protoreflect.List)) {
 	var walk func(m protoreflect.Message)
 	walk = func(m protoreflect.Message) {
-		if f := m.Descriptor().Fields().ByName("attributes"); f != nil && f.IsList() {
+		if fd := m.Descriptor().Fields().ByName("attributes"); fd != nil && fd.IsList() {
 			switch m.Descriptor().Name() {
 			case "NumberDataPoint", "HistogramDataPoint", "ExponentialHistogramDataPoint", "SummaryDataPoint", "LogRecord", "Span":
-				l := m.Mutable(f).List()
-				l.Truncate(0)
-				for _, kv := range pool[r.IntN(k)] {
-					l.Append(protoreflect.ValueOfMessage(proto.Clone(kv).ProtoReflect()))
-				}
+				f(m.Mutable(fd).List())
 				return
 			}
 		}

@@ -66,28 +66,7 @@ func varyAttrs(req proto.Message, r *rand.Rand, k int) {
 			l.Append(protoreflect.ValueOfMessage(str("id", fmt.Sprintf("%016x", uniq)).ProtoReflect()))
 		}
 	}
-	var walk func(m protoreflect.Message)
-	walk = func(m protoreflect.Message) {
-		if f := m.Descriptor().Fields().ByName("attributes"); f != nil && f.IsList() {
-			switch m.Descriptor().Name() {
-			case "NumberDataPoint", "HistogramDataPoint", "ExponentialHistogramDataPoint", "SummaryDataPoint", "LogRecord", "Span":
-				items(m.Mutable(f).List())
-				return
-			}
-		}
-		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-			switch {
-			case fd.IsList() && fd.Message() != nil:
-				for i := 0; i < v.List().Len(); i++ {
-					walk(v.List().Get(i).Message())
-				}
-			case fd.Message() != nil && !fd.IsMap():
-				walk(v.Message())
-			}
-			return true
-		})
-	}
-	walk(req.ProtoReflect())
+	eachItemAttrs(req, items)
 }
 
 // projectPool: rules that read a few attributes by key, with every action
