@@ -97,6 +97,22 @@ type role struct {
 // once, by sluiceRole).
 func (r *role) Wait() { <-r.exited }
 
+// status is a size field of the process's /proc status (VmRSS, VmHWM) in
+// bytes; 0 once the process is gone.
+func (r *role) status(field string) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // sluiceRole runs `sluice <args>` in a process of its own until the test
 // ends, waiting until its admin server at admin is ready.
 func sluiceRole(t *testing.T, args, admin string) (*role, *bytes.Buffer) {
@@ -324,31 +340,18 @@ log:
 	writeConfig(admin)
 	start = time.Now()
 	p, logs := sluiceRole(t, "sink -c "+cfg, admin)
-	status := func(field string) int64 {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Process.Pid))
-		if err != nil {
-			return 0
-		}
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, field+":"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				return kb << 10
-			}
-		}
-		return 0
-	}
 	var peak int64
 	deadline := time.Now().Add(time.Duration(points/10000+60) * time.Second)
 	for metricSum(admin, "sluice_sink_samples_sent_total") < float64(points) {
-		peak = max(peak, status("VmRSS"))
+		peak = max(peak, p.status("VmRSS"))
 		if time.Now().After(deadline) {
 			t.Fatalf("sent %v of %d samples in %s\n%s", metricSum(admin, "sluice_sink_samples_sent_total"), points, time.Since(start), logs)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	drain := time.Since(start)
-	hwm := status("VmHWM")
-	peak = max(peak, status("VmRSS"))
+	hwm := p.status("VmHWM")
+	peak = max(peak, p.status("VmRSS"))
 
 	got := promNumber(t, be.URL, `sum(count_over_time(fault_backlog[2h]))`)
 	nseries := promNumber(t, be.URL, `count(last_over_time(fault_backlog[2h]))`)

@@ -196,25 +196,12 @@ log:
 	writeConfig(admin)
 	start = time.Now()
 	p, logs := sluiceRole(t, "worker -c "+cfg, admin)
-	status := func(field string) int64 {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.Process.Pid))
-		if err != nil {
-			return 0
-		}
-		for line := range strings.Lines(string(b)) {
-			if v, ok := strings.CutPrefix(line, field+":"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-				return kb << 10
-			}
-		}
-		return 0
-	}
 	profiles := os.Getenv("SLUICE_MEMTEST_PROFILES") // a directory: heap profiles every second, for diagnosis
 	var peak int64
 	deadline := time.Now().Add(time.Duration(points/20000+60) * time.Second)
 	last := time.Now()
 	for metricSum(admin, `sluice_stage_items_total{stage="worker"}`) < float64(points) {
-		peak = max(peak, status("VmRSS"))
+		peak = max(peak, p.status("VmRSS"))
 		if time.Now().After(deadline) {
 			t.Fatalf("the worker took %v of %d points in %s\n%s", metricSum(admin, `sluice_stage_items_total{stage="worker"}`), points, time.Since(start), logs)
 		}
@@ -227,7 +214,7 @@ log:
 	drain := time.Since(start)
 	cpu := metricSum(admin, "process_cpu_seconds_total")
 	t.Logf("drained %d points in %s (%.0f points/s, start included; %.2f CPU-s, %.2f CPU-s per million); worker RSS peak so far %.1f MB (VmHWM %.1f MB)",
-		points, drain.Round(time.Millisecond), float64(points)/drain.Seconds(), cpu, cpu/(float64(points)/1e6), float64(max(peak, status("VmRSS")))/(1<<20), float64(status("VmHWM"))/(1<<20))
+		points, drain.Round(time.Millisecond), float64(points)/drain.Seconds(), cpu, cpu/(float64(points)/1e6), float64(max(peak, p.status("VmRSS")))/(1<<20), float64(p.status("VmHWM"))/(1<<20))
 
 	// A last request, now: its points move the aggregators' watermark past
 	// the grace of every interval of the backlog, which closes them (raw
@@ -245,14 +232,14 @@ log:
 	for metricSum(admin, `sluice_stage_items_total{stage="worker"}`) < total ||
 		metricSum(admin, "sluice_aggregator_points_in_total") < metricSum(admin, "sluice_worker_points_aggregated_total") ||
 		metricSum(admin, "sluice_aggregator_points_out_total") < want {
-		peak = max(peak, status("VmRSS"))
+		peak = max(peak, p.status("VmRSS"))
 		if time.Now().After(deadline) {
 			t.Fatalf("the aggregator wrote %v of %v points\n%s\n%s", metricSum(admin, "sluice_aggregator_points_out_total"), want, logs, metricLines(admin, "sluice_aggregat", "sluice_stage", "sluice_worker"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	hwm := status("VmHWM")
-	peak = max(peak, status("VmRSS"))
+	hwm := p.status("VmHWM")
+	peak = max(peak, p.status("VmRSS"))
 
 	// What came out on the processed topic.
 	kb, err := kafka.New(kafka.Config{Brokers: brokers})
