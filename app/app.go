@@ -143,7 +143,7 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		log.Info("soft memory limit set", "bytes", l)
 	}
 	if cfg.Admin.Listen != "" {
-		p.admin = admin.New(p.reg, log)
+		p.admin = admin.New(p.reg, log, admin.Options{Pprof: cfg.Admin.Pprof})
 		if err := p.admin.Start(cfg.Admin.Listen); err != nil {
 			return nil, err
 		}

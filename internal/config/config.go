@@ -207,6 +207,11 @@ type Cardinality struct {
 // Admin configures the admin HTTP server.
 type Admin struct {
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ on Listen. Off by
+	// default: it exposes the command line and memory contents and lets
+	// any caller start CPU profiles; turn it on only where Listen is
+	// reachable by operators alone.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Rules points at the rule files.
