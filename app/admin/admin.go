@@ -3,8 +3,10 @@
 //
 //	/metrics        Prometheus text format of the process's registry
 //	/healthz        200 while the process serves HTTP at all
-//	/readyz         200 only when every readiness check passes (the bus
-//	                answers); 503 with the failing check otherwise
+//	/readyz         200 only when every readiness check passes (sluice's
+//	                process: started and not stopping, the bus answers,
+//	                the OTLP listeners serve); 503 with the failing
+//	                checks otherwise
 //	/debug/pprof/   Go's profiler, only with Options.Pprof (404 otherwise):
 //	                it reveals the command line and memory contents and
 //	                lets any caller make the process spend CPU on a
