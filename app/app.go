@@ -16,6 +16,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -112,6 +113,11 @@ type Process struct {
 
 	rules *ruleSet
 	hup   chan os.Signal // SIGHUP: reload the rules
+	// phase is what /readyz's "process" check reports: starting until
+	// Start has brought every role up, then running, then stopping from
+	// the moment Stop begins (the load balancer takes the process out
+	// while it drains).
+	phase atomic.Int32
 
 	cancelWorker, cancelSinks context.CancelFunc
 	workerWG, sinksWG         sync.WaitGroup
@@ -143,7 +149,10 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		log.Info("soft memory limit set", "bytes", l)
 	}
 	if cfg.Admin.Listen != "" {
-		p.admin = admin.New(p.reg, log)
+		p.admin = admin.New(p.reg, log, admin.Options{Pprof: cfg.Admin.Pprof})
+		// Not ready before the roles are up: the bus and the OTLP
+		// listeners add their own checks once they exist.
+		p.admin.AddCheck("process", p.phaseCheck)
 		if err := p.admin.Start(cfg.Admin.Listen); err != nil {
 			return nil, err
 		}
@@ -227,8 +236,29 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		if err := p.startIngest(topics); err != nil {
 			return nil, err
 		}
+		if p.admin != nil {
+			p.admin.AddCheck("ingest", func(context.Context) error { return p.srv.Ready() })
+		}
 	}
+	p.phase.Store(phaseRunning)
 	return p, nil
+}
+
+// The phases of a Process (Process.phase).
+const (
+	phaseStarting = iota
+	phaseRunning
+	phaseStopping
+)
+
+func (p *Process) phaseCheck(context.Context) error {
+	switch p.phase.Load() {
+	case phaseStarting:
+		return errors.New("starting")
+	case phaseStopping:
+		return errors.New("stopping")
+	}
+	return nil
 }
 
 func (p *Process) startIngest(topics stream.Topics) error {
@@ -325,6 +355,7 @@ func (p *Process) Bus() stream.Bus { return p.bus }
 // the worker finishes its batch and commits; the sinks finish theirs and
 // commit; then the bus and the admin server close.
 func (p *Process) Stop() error {
+	p.phase.Store(phaseStopping)
 	var errs []error
 	if p.srv != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)

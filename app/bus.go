@@ -65,7 +65,7 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 			}
 		}
 		bus, err = kafka.New(kafka.Config{Brokers: k.Brokers, ClientID: k.ClientID, Compression: k.Compression, CompressionLevel: k.CompressionLevel,
-			SmallBatchBytes: int(k.SmallBatchBytes), ProduceTimeout: b.ProduceTimeout, MaxRecordBytes: int32(b.MaxRecordBytes), ReplicationFactor: k.ReplicationFactor, SessionTimeout: k.SessionTimeout,
+			SmallBatchBytes: int(k.SmallBatchBytes), ProduceTimeout: b.ProduceTimeout, MaxRecordBytes: int32(b.MaxRecordBytes), ReplicationFactor: k.ReplicationFactor, MinInsyncReplicas: k.MinInsyncReplicas, SessionTimeout: k.SessionTimeout,
 			TLS: tlsCfg, SASL: mech, Logger: log.With("bus", "kafka"), Registerer: reg})
 	default:
 		return nil, cfg.Errorf("bus.kind", "unknown bus kind %q", b.Kind)

@@ -34,6 +34,10 @@ type ruleSet struct {
 	current atomic.Pointer[rules.Set]
 	stamp   [sha256.Size]byte
 	apply   func(worker.Transform)
+	// missing: the directory did not exist at the last look, which was
+	// reported then; it is reported again only once it has come back
+	// and gone again (or on SIGHUP), not at every interval.
+	missing bool
 
 	reloads *prometheus.CounterVec
 	info    *prometheus.GaugeVec
@@ -54,6 +58,7 @@ func newRuleSet(dir string, log *slog.Logger, reg prometheus.Registerer) (*ruleS
 	}
 	if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
 		log.Warn("no rules directory: records pass through unchanged", "dir", dir)
+		rs.missing = true
 		return rs, nil
 	}
 	set, err := rules.Load(dir)
@@ -159,8 +164,26 @@ func (rs *ruleSet) install(set *rules.Set) {
 	}
 }
 
-// Reload loads the directory again and swaps the set if it changed.
+// Reload loads the directory again and swaps the set if it changed. A
+// directory that does not exist is the documented "no rules" state, not an
+// error: it is logged when it starts (once), and the set in use, if any,
+// stays.
 func (rs *ruleSet) Reload() {
+	if _, err := os.Stat(rs.dir); errors.Is(err, fs.ErrNotExist) {
+		if !rs.missing {
+			rs.missing = true
+			if rs.current.Load() != nil {
+				rs.log.Warn("rules directory is gone; the previous rule set stays in use", "dir", rs.dir)
+			} else {
+				rs.log.Warn("no rules directory: records pass through unchanged", "dir", rs.dir)
+			}
+		}
+		return
+	}
+	if rs.missing {
+		rs.missing = false
+		rs.log.Info("rules directory appeared; loading it", "dir", rs.dir)
+	}
 	stamp, err := dirStamp(rs.dir)
 	if err == nil && stamp == rs.stamp && rs.current.Load() != nil {
 		return
@@ -191,6 +214,7 @@ func (rs *ruleSet) Watch(ctx context.Context, interval time.Duration, hup <-chan
 		case <-hup:
 			rs.log.Info("SIGHUP: reloading rules", "dir", rs.dir)
 			rs.stamp = [sha256.Size]byte{} // reload even if nothing seems changed
+			rs.missing = false             // and say again if the directory is missing
 			rs.Reload()
 		case <-t.C:
 			rs.Reload()

@@ -165,7 +165,7 @@ func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) 
 			topics = append(topics, t)
 		}
 	}
-	c, err := bus.Consume(stream.ConsumerConfig{Group: group, Topics: topics, Start: cfg.Start})
+	c, err := bus.Consume(stream.ConsumerConfig{Group: group, Topics: topics, Start: cfg.Start, OnLost: cfg.Metrics.OnLost("sink/" + entry.Name)})
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: joining group %s: %w", entry.Name, group, err)
 	}

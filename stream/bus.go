@@ -143,6 +143,14 @@ type ConsumerConfig struct {
 	// JetStream: the members pull from one consumer) never call it, nor
 	// does Kafka's transactional consumer.
 	OnRevoked func(topic string, partitions []int32)
+	// OnLost, when set, is called with records of topic that the bus
+	// removed (retention, size limits) before this group read them: the
+	// group's position fell behind the oldest record still kept, and
+	// reading resumes there. partition is -1 when the bus cannot tell
+	// which partitions they were in (NATS JetStream: a stream sequence
+	// spans them). It is called during Poll and must not call the
+	// consumer. The bus also logs each loss as a warning.
+	OnLost func(topic string, partition int32, records int64)
 }
 
 // StateStore keeps named values durably beside the bus: the checkpoints of

@@ -3,9 +3,14 @@
 //
 //	/metrics        Prometheus text format of the process's registry
 //	/healthz        200 while the process serves HTTP at all
-//	/readyz         200 only when every readiness check passes (the bus
-//	                answers); 503 with the failing check otherwise
-//	/debug/pprof/   Go's profiler
+//	/readyz         200 only when every readiness check passes (sluice's
+//	                process: started and not stopping, the bus answers,
+//	                the OTLP listeners serve); 503 with the failing
+//	                checks otherwise
+//	/debug/pprof/   Go's profiler, only with Options.Pprof (404 otherwise):
+//	                it reveals the command line and memory contents and
+//	                lets any caller make the process spend CPU on a
+//	                profile, so it is off unless asked for
 //
 // The roles mount their own endpoints with Handle (the worker's
 // GET /api/v1/cardinality).
@@ -46,8 +51,14 @@ type namedCheck struct {
 	fn   Check
 }
 
+// Options are the optional endpoints of the server.
+type Options struct {
+	// Pprof serves Go's profiler under /debug/pprof/.
+	Pprof bool
+}
+
 // New builds the server for gatherer's metrics. Listening starts with Start.
-func New(gatherer prometheus.Gatherer, log *slog.Logger) *Server {
+func New(gatherer prometheus.Gatherer, log *slog.Logger, opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -56,11 +67,13 @@ func New(gatherer prometheus.Gatherer, log *slog.Logger) *Server {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("GET /readyz", s.ready)
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if opts.Pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	s.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
 	return s
 }

@@ -28,7 +28,7 @@ func TestEndpoints(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_test_total", Help: "x"})
 	reg.MustRegister(c)
 	c.Add(3)
-	s := New(reg, nil)
+	s := New(reg, nil, Options{})
 	var busDown atomic.Bool
 	s.AddCheck("bus", func(context.Context) error {
 		if busDown.Load() {
@@ -55,13 +55,36 @@ func TestEndpoints(t *testing.T) {
 	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "bus: bus unavailable") {
 		t.Errorf("/readyz while the bus is down: %d %q", code, body)
 	}
-	if code, body := get(t, base+"/debug/pprof/"); code != 200 || !strings.Contains(body, "goroutine") {
-		t.Errorf("/debug/pprof/: %d", code)
+}
+
+// TestPprof: the profiler is served only when switched on.
+func TestPprof(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		s := New(prometheus.NewRegistry(), nil, Options{Pprof: on})
+		if err := s.Start("127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Shutdown(context.Background()) })
+		base := "http://" + s.Addr()
+		for _, path := range []string{"/debug/pprof/", "/debug/pprof/heap", "/debug/pprof/cmdline", "/debug/pprof/symbol"} {
+			code, body := get(t, base+path)
+			switch {
+			case !on && code != http.StatusNotFound:
+				t.Errorf("pprof off: %s: %d, want 404", path, code)
+			case on && code != http.StatusOK:
+				t.Errorf("pprof on: %s: %d, want 200", path, code)
+			case on && path == "/debug/pprof/" && !strings.Contains(body, "goroutine"):
+				t.Errorf("pprof on: %s: no profile index in %q", path, body)
+			}
+		}
+		if code, _ := get(t, base+"/metrics"); code != 200 {
+			t.Errorf("pprof %v: /metrics: %d", on, code)
+		}
 	}
 }
 
 func TestHandle(t *testing.T) {
-	s := New(prometheus.NewRegistry(), nil)
+	s := New(prometheus.NewRegistry(), nil, Options{})
 	s.Handle("GET /before", http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "mounted before Start") }))
 	if err := s.Start("127.0.0.1:0"); err != nil {
 		t.Fatal(err)

@@ -162,7 +162,8 @@ func config(o options, path, prefix string, grpcPort, adminPort int, partitionKe
 	if partitionKey != "" {
 		fmt.Fprintf(&b, "  partition_key:\n    metrics: %s\n", partitionKey)
 	}
-	fmt.Fprintf(&b, "admin:\n  listen: 127.0.0.1:%d\nrules:\n  dir: %q\n", adminPort, o.rules)
+	// pprof on: -profile fetches CPU and heap profiles from the admin port.
+	fmt.Fprintf(&b, "admin:\n  listen: 127.0.0.1:%d\n  pprof: true\nrules:\n  dir: %q\n", adminPort, o.rules)
 	if o.workerYAML != "" {
 		fmt.Fprintf(&b, "worker:\n%s", indent(o.workerYAML, "  "))
 	}

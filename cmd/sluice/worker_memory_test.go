@@ -140,6 +140,7 @@ bus:
     brokers: [%q]
 admin:
   listen: %s
+  pprof: true
 worker:
   group: %s-worker
 %s

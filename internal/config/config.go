@@ -77,6 +77,11 @@ type Kafka struct {
 	// 16KiB (0 too); -1: every batch with compression.
 	SmallBatchBytes   SignedByteSize `yaml:"small_batch_bytes"`
 	ReplicationFactor int16          `yaml:"replication_factor"`
+	// MinInsyncReplicas is min.insync.replicas of the topics sluice
+	// creates: with fewer replicas in sync, produces fail (and the
+	// ingester answers "retry") instead of resting on fewer copies. 0:
+	// the brokers' default. At most ReplicationFactor when both are set.
+	MinInsyncReplicas int16 `yaml:"min_insync_replicas"`
 	// SessionTimeout is how long a group waits for a member that stopped
 	// answering (a crashed worker or sink) before its partitions move to
 	// the others. 0 keeps the client default (45s).
@@ -207,6 +212,11 @@ type Cardinality struct {
 // Admin configures the admin HTTP server.
 type Admin struct {
 	Listen string `yaml:"listen"`
+	// Pprof serves Go's profiler under /debug/pprof/ on Listen. Off by
+	// default: it exposes the command line and memory contents and lets
+	// any caller start CPU profiles; turn it on only where Listen is
+	// reachable by operators alone.
+	Pprof bool `yaml:"pprof"`
 }
 
 // Rules points at the rule files.
@@ -454,6 +464,11 @@ func (c *Config) Validate() error {
 		}
 		if n := c.Bus.Kafka.SmallBatchBytes; n < -1 {
 			bad("bus.kafka.small_batch_bytes", "small_batch_bytes must be a size or -1 (every batch with compression), not %d", n)
+		}
+		if k := c.Bus.Kafka; k.MinInsyncReplicas < 0 {
+			bad("bus.kafka.min_insync_replicas", "min_insync_replicas must be at least 1, or 0 for the brokers' default, not %d", k.MinInsyncReplicas)
+		} else if k.ReplicationFactor > 0 && k.MinInsyncReplicas > k.ReplicationFactor {
+			bad("bus.kafka.min_insync_replicas", "min_insync_replicas (%d) exceeds replication_factor (%d): every produce would fail", k.MinInsyncReplicas, k.ReplicationFactor)
 		}
 		if s := c.Bus.Kafka.SASL; s != nil {
 			switch s.Mechanism {

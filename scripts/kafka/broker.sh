@@ -85,6 +85,8 @@ transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+# enforce retention every 0.5 s, not every 5 min: tests of records aging out
+log.retention.check.interval.ms=500
 PROPS
 	cat >"$dir/log4j2.properties" <<'PROPS'
 appender.out.type=Console

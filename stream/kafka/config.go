@@ -60,6 +60,12 @@ type Config struct {
 	// ReplicationFactor of the topics EnsureTopics creates. Default -1,
 	// the brokers' default.replication.factor.
 	ReplicationFactor int16
+	// MinInsyncReplicas sets min.insync.replicas on the topics
+	// EnsureTopics creates: how many replicas must have a record before
+	// the producer (which asks for all in-sync replicas) is told it is
+	// written; with fewer in sync, produces fail rather than being held
+	// by one broker alone. 0: the brokers' default (1 unless configured).
+	MinInsyncReplicas int16
 
 	// TLS, when set, encrypts the connections to the brokers.
 	TLS *tls.Config
@@ -127,6 +133,11 @@ func (c Config) validate() error {
 	}
 	if c.ReplicationFactor < -1 {
 		errs = append(errs, errors.New("replication factor must be positive or -1 (broker default)"))
+	}
+	if c.MinInsyncReplicas < 0 {
+		errs = append(errs, errors.New("min insync replicas must be positive or 0 (broker default)"))
+	} else if c.ReplicationFactor > 0 && c.MinInsyncReplicas > c.ReplicationFactor {
+		errs = append(errs, fmt.Errorf("min insync replicas (%d) must not exceed the replication factor (%d): no produce could succeed", c.MinInsyncReplicas, c.ReplicationFactor))
 	}
 	return errors.Join(errs...)
 }

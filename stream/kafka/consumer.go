@@ -26,6 +26,8 @@ type consumer struct {
 	// polled positions itself; the tracker is not used.
 	txn       bool
 	onRevoked func(topic string, partitions []int32)
+	onLost    func(topic string, partition int32, records int64)
+	loss      lossTracker // records removed before the group read them
 
 	track     tracker
 	closed    atomic.Bool
@@ -50,6 +52,7 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 		max:       cfg.MaxPollRecords,
 		track:     tracker{parts: map[topicPartition]*pending{}},
 		onRevoked: cfg.OnRevoked,
+		onLost:    cfg.OnLost,
 	}
 	if c.max <= 0 {
 		c.max = defaultMaxPollRecords
@@ -183,6 +186,7 @@ func (c *consumer) Poll(ctx context.Context) ([]*stream.Record, error) {
 				}
 			}
 		}
+		c.checkLost(fetches)
 		if fetches.NumRecords() == 0 {
 			if fetchErr != nil {
 				return nil, fetchErr
@@ -268,12 +272,14 @@ func (c *consumer) revoked(ctx context.Context, cl *kgo.Client, parts map[string
 		c.b.log.Warn("kafka: commit before rebalance", "group", c.group, "err", err)
 	}
 	c.track.drop(parts)
+	c.loss.drop(parts)
 	c.tellRevoked(parts)
 }
 
 // lost forgets partitions that were taken away without a chance to commit.
 func (c *consumer) lost(_ context.Context, _ *kgo.Client, parts map[string][]int32) {
 	c.track.drop(parts)
+	c.loss.drop(parts)
 	c.tellRevoked(parts)
 }
 

@@ -16,8 +16,8 @@ import (
 
 // EnsureTopics creates the topics of specs that do not exist yet, in one
 // request, with their partition count (0: the brokers' num.partitions),
-// retention.ms and max.message.bytes, and Config.ReplicationFactor
-// replicas. Existing topics are left as they are; their partition count
+// retention.ms and max.message.bytes, Config.ReplicationFactor replicas
+// and, when set, Config.MinInsyncReplicas as min.insync.replicas. Existing topics are left as they are; their partition count
 // is read from the cluster. Every failing topic is reported.
 func (b *Bus) EnsureTopics(ctx context.Context, specs ...stream.TopicSpec) error {
 	if len(specs) == 0 {
@@ -44,6 +44,9 @@ func (b *Bus) EnsureTopics(ctx context.Context, specs ...stream.TopicSpec) error
 		}
 		if s.MaxRecordBytes > 0 {
 			t.Configs = append(t.Configs, topicConfig("max.message.bytes", strconv.FormatInt(int64(s.MaxRecordBytes), 10)))
+		}
+		if n := b.cfg.MinInsyncReplicas; n > 0 {
+			t.Configs = append(t.Configs, topicConfig("min.insync.replicas", strconv.Itoa(int(n))))
 		}
 		if s.Compact {
 			t.Configs = append(t.Configs, topicConfig("cleanup.policy", "compact"))

@@ -63,6 +63,7 @@ func (b *Bus) ConsumeTransactional(cfg stream.ConsumerConfig, transactionalID st
 		topics: append([]string(nil), cfg.Topics...),
 		max:    cfg.MaxPollRecords,
 		txn:    true,
+		onLost: cfg.OnLost,
 	}}
 	if c.max <= 0 {
 		c.max = defaultMaxPollRecords
@@ -83,6 +84,10 @@ func (b *Bus) ConsumeTransactional(cfg stream.ConsumerConfig, transactionalID st
 		// the group only once no transaction is committing them.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.RequireStableFetchOffsets(),
+		// Partitions that leave start again from the committed
+		// positions: forget where this member stood in them.
+		kgo.OnPartitionsRevoked(func(_ context.Context, _ *kgo.Client, parts map[string][]int32) { c.loss.drop(parts) }),
+		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, parts map[string][]int32) { c.loss.drop(parts) }),
 	)
 	opts = append(opts, b.cfg.groupOpts()...)
 	opts = append(opts, metricsOpts(b.cfg.Registerer)...)

@@ -51,6 +51,7 @@ type consumer struct {
 	// maxBytes bounds the message bytes of one Poll's pull requests; 0:
 	// no bound.
 	maxBytes int
+	onLost   func(topic string, partition int32, records int64)
 
 	ctx    context.Context // ends when the consumer closes
 	cancel context.CancelFunc
@@ -63,6 +64,7 @@ type consumer struct {
 type source struct {
 	topic string
 	cons  jetstream.Consumer
+	loss  lossChain // records removed before the group got them (lost.go)
 }
 
 var _ stream.Consumer = (*consumer)(nil)
@@ -81,7 +83,7 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
 	defer cancel()
 
-	c := &consumer{bus: b, group: cfg.Group, maxPoll: cfg.MaxPollRecords}
+	c := &consumer{bus: b, group: cfg.Group, maxPoll: cfg.MaxPollRecords, onLost: cfg.OnLost}
 	if c.maxPoll <= 0 {
 		c.maxPoll = defaultMaxPollRecords
 	}
@@ -100,7 +102,9 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 		if err != nil {
 			return nil, wrapErr("consume "+topic, err)
 		}
-		c.srcs = append(c.srcs, &source{topic: topic, cons: cons})
+		src := &source{topic: topic, cons: cons}
+		src.loss.start(cons.CachedInfo())
+		c.srcs = append(c.srcs, src)
 	}
 	c.ctx, c.cancel = context.WithCancel(b.done)
 	return c, nil
@@ -403,6 +407,7 @@ func (c *consumer) records(got []fetched) []*stream.Record {
 			// next stage dead-letters what it cannot read.
 			c.bus.log.Warn("nats: odd message", "topic", f.src.topic, "subject", f.msg.Subject(), "err", err)
 		}
+		c.checkLost(f)
 		out = append(out, r)
 	}
 	return out

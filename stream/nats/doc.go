@@ -56,6 +56,11 @@
 // after later ones: per-partition order is NOT kept. Stages that need it
 // must run one member per group or order by Offset themselves.
 //
+// Records that MaxAge (or another limit) removes before the group's
+// consumer delivered them are skipped by the server without a word; the
+// consumer finds them from the sequences of its deliveries (lost.go),
+// reports them to ConsumerConfig.OnLost and logs a warning.
+//
 // Lag is, per topic, the records not yet delivered to the group plus those
 // delivered and not committed.
 //

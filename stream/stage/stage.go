@@ -384,6 +384,7 @@ type Metrics struct {
 	records, items, handleErrors, commitErrors, pollErrors *prometheus.CounterVec
 	handleSeconds                                          *prometheus.HistogramVec
 	lag                                                    *prometheus.GaugeVec
+	lost                                                   *prometheus.CounterVec // by stage and topic
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not
@@ -405,9 +406,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Time to hand one batch to the next stage.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10)}, l),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "sluice_consumer_lag_records",
 			Help: "Records in the stage's topics that its consumer group has not committed."}, l),
+		lost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bus_records_lost_total",
+			Help: "Records the bus removed (retention, size limits) before the stage's consumer group read them."}, []string{"stage", "topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.items, m.handleErrors, m.commitErrors, m.pollErrors, m.handleSeconds, m.lag)
+		reg.MustRegister(m.records, m.items, m.handleErrors, m.commitErrors, m.pollErrors, m.handleSeconds, m.lag, m.lost)
 	}
 	return m
 }

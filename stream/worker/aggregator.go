@@ -152,7 +152,8 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 	}
 	a.cfg = cfg
 	c, err := bus.Consume(stream.ConsumerConfig{Group: cfg.Group, Topics: []string{cfg.Topics.Aggregate()}, Start: cfg.Start,
-		MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes, OnRevoked: a.onRevoked, InOrder: true})
+		MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes, OnRevoked: a.onRevoked, InOrder: true,
+		OnLost: cfg.Metrics.OnLost("aggregator")})
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: joining group %s: %w", cfg.Group, err)
 	}

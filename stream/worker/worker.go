@@ -181,7 +181,8 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 		w.signalOf[raw] = s
 		w.builders[s] = schemas.NewBuilder(s, cfg.Allocator)
 	}
-	ccfg := stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes}
+	ccfg := stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes,
+		OnLost: cfg.Metrics.OnLost("worker")}
 	var c stream.Consumer
 	w.out = bus
 	if cfg.ExactlyOnce {

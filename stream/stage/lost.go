@@ -1,0 +1,18 @@
+package stage
+
+// OnLost is the stream.ConsumerConfig.OnLost of the consumer of stage
+// name: it counts the records the bus removed before the group read them
+// in sluice_bus_records_lost_total{stage, topic}. The bus logs each loss
+// with its partition and positions. Safe on a nil *Metrics (counts into
+// metrics that are not registered).
+func (m *Metrics) OnLost(name string) func(topic string, partition int32, records int64) {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	lost := m.lost
+	return func(topic string, _ int32, records int64) {
+		if records > 0 {
+			lost.WithLabelValues(name, topic).Add(float64(records))
+		}
+	}
+}

@@ -1,0 +1,37 @@
+package stage
+
+import (
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+)
+
+// OnLost counts into sluice_bus_records_lost_total by stage and topic.
+func TestOnLost(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := NewMetrics(reg)
+	sink, worker := m.OnLost("sink/archive"), m.OnLost("worker")
+	sink("sluice.processed.metrics", 0, 10)
+	sink("sluice.processed.metrics", 1, 5)
+	sink("sluice.processed.logs", -1, 3)
+	worker("sluice.raw.metrics", 2, 7)
+	worker("sluice.raw.metrics", 2, 0)
+	for _, c := range []struct {
+		stage, topic string
+		want         float64
+	}{
+		{"sink/archive", "sluice.processed.metrics", 15},
+		{"sink/archive", "sluice.processed.logs", 3},
+		{"worker", "sluice.raw.metrics", 7},
+	} {
+		if got := testutil.ToFloat64(m.lost.WithLabelValues(c.stage, c.topic)); got != c.want {
+			t.Errorf("sluice_bus_records_lost_total{stage=%q,topic=%q} = %v, want %v", c.stage, c.topic, got, c.want)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "sluice_bus_records_lost_total"); err != nil || n != 3 {
+		t.Errorf("registered series: %d (%v), want 3", n, err)
+	}
+	var none *Metrics
+	none.OnLost("worker")("t", 0, 1) // nil Metrics: counted nowhere, no panic
+}
