@@ -507,7 +507,7 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 
 	var acc *accum // the running total of a delta point (delta: convert)
 	if m.temporality == temporalityDelta && (m.kind == schemas.MetricSum || m.kind == schemas.MetricHistogram) {
-		if acc = t.delta.get(string(ser.labels)); acc == nil {
+		if acc = t.delta.get(t.out.cur.tenant, string(ser.labels)); acc == nil {
 			t.dropped["delta_series_limit"]++
 			return false
 		}
