@@ -96,6 +96,7 @@ func (c *Config) check(entry *config.Sink) []error {
 		if c.Insecure && c.TLS != nil {
 			errs = append(errs, entry.Errorf("insecure", "insecure and tls are exclusive"))
 		}
+		errs = append(errs, c.CheckRetryAfterMax(entry)...)
 	case "http":
 		if c.Endpoint != "" {
 			errs = append(errs, entry.Errorf("endpoint", "endpoint is for protocol grpc; http takes a url"))
