@@ -288,4 +288,3 @@ func TestHTTPSinksCapRetryAfter(t *testing.T) {
 		})
 	}
 }
-
