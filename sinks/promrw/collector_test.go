@@ -22,7 +22,7 @@ import (
 
 // rwSample is one sample or histogram of a decoded WriteRequest.
 type rwSample struct {
-	series string // the labels, name=value joined with ","
+	series string   // the labels, name=value joined with ","
 	names  []string // the label names, in order
 	ts     int64
 	value  float64 // NaN bits kept; histograms: their count
