@@ -596,7 +596,7 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 	t.lbl = t.encodeLabels(t.lbl[:0], m.name, "", "")
 	lhash := labelsHash(t.lbl)
 	if t.cache != nil {
-		if e := t.cache.put(hash, t.ckey, t.lbl, lhash); e != nil {
+		if e := t.cache.put(t.out.cur.tenant, hash, t.ckey, t.lbl, lhash); e != nil {
 			return pointSeries{e.labels(), lhash, true, &e.memo}
 		}
 	}
