@@ -65,6 +65,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzText -fuzztime $(FUZZTIME) ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./rules/
 	$(GO) test -run '^$$' -fuzz FuzzConfig -fuzztime $(FUZZTIME) ./internal/config/
+	$(GO) test -run '^$$' -fuzz FuzzAnswer -fuzztime $(FUZZTIME) ./sinks/httpsink/
+	$(GO) test -run '^$$' -fuzz FuzzRetryAfter -fuzztime $(FUZZTIME) ./sinks/httpsink/
+	$(GO) test -run '^$$' -fuzz FuzzPartialSuccess -fuzztime $(FUZZTIME) ./sinks/otlp/
+	$(GO) test -run '^$$' -fuzz FuzzArrowTranslation -fuzztime $(FUZZTIME) ./sinks/promrw/
+	$(GO) test -run '^$$' -fuzz FuzzArrowTranslation -fuzztime $(FUZZTIME) ./sinks/loki/
 
 vet:
 	$(GO) vet ./...

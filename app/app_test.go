@@ -120,7 +120,7 @@ func outItems(t *testing.T, dir string) [3]int {
 	t.Helper()
 	var n [3]int
 	for _, sig := range otlpwire.Signals {
-		files, _ := filepath.Glob(filepath.Join(dir, sig.String()+"*.jsonl"))
+		files, _ := filepath.Glob(filepath.Join(dir, "*", sig.String()+"*.jsonl")) // one directory per tenant
 		for _, name := range files {
 			b, err := os.ReadFile(name)
 			if err != nil {

@@ -31,7 +31,7 @@ func output(t *testing.T, dir, signal string, want ...string) string {
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		var all []byte
-		files, _ := filepath.Glob(filepath.Join(dir, signal+"*.jsonl"))
+		files, _ := filepath.Glob(filepath.Join(dir, "*", signal+"*.jsonl")) // one directory per tenant
 		for _, f := range files {
 			b, _ := os.ReadFile(f)
 			all = append(all, b...)

@@ -495,7 +495,7 @@ log:
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		clear(got)
 		deltas := map[string]map[uint64]float64{}
-		files, _ := filepath.Glob(filepath.Join(out, "metrics*.jsonl"))
+		files, _ := filepath.Glob(filepath.Join(out, "*", "metrics*.jsonl")) // one directory per tenant
 		for _, f := range files {
 			data, _ := os.ReadFile(f)
 			for line := range bytes.Lines(data) {

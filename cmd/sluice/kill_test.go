@@ -109,7 +109,7 @@ log:
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		var content []byte
-		files, _ := filepath.Glob(filepath.Join(out, "logs*.jsonl"))
+		files, _ := filepath.Glob(filepath.Join(out, "*", "logs*.jsonl")) // one directory per tenant
 		for _, f := range files {
 			b, _ := os.ReadFile(f)
 			content = append(content, b...)

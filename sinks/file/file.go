@@ -1,14 +1,22 @@
 // Package file is the `file` sink: newline-delimited OTLP/JSON, one
 // Export*ServiceRequest per line (one per processed record: an Arrow batch
-// is turned back into OTLP), one file per signal. The active file of a
-// signal is <path>/<signal>.jsonl (so `tail -f` follows it); when it grows
-// past max_file_bytes it is renamed to <signal>-<UTC time>.jsonl and a new
-// one is started, and the oldest rotated files beyond max_files are removed.
+// is turned back into OTLP), one directory per tenant and one file per
+// signal. The active file of a signal is <path>/<tenant>/<signal>.jsonl (so
+// `tail -f` follows it); when it grows past max_file_bytes it is renamed to
+// <signal>-<UTC time>.jsonl and a new one is started, and the oldest rotated
+// files beyond max_files are removed. The tenant's directory name is the
+// tenant made safe (safeName): a tenant cannot name a path outside its own
+// directory. Files are created 0640 and directories 0750 (less the umask):
+// telemetry is not for every local user.
 //
 // Write returns after the lines are written and fsynced, so a committed
-// position never points past data that is not on disk. A crash between the
-// fsync and the commit repeats the last batch (at least once); a line cut
-// short by a crash is removed when the file is opened again.
+// position never points past data that is not on disk. A Write that fails
+// (a full disk) cuts every file it wrote to back to where it was before, so
+// the retry appends after complete lines only and nothing is written twice.
+// A crash between the fsync and the commit repeats the last batch (at least
+// once); a line cut short by a crash is removed when the file is opened
+// again. The directory is fsynced after a file is created, renamed or
+// removed, so a crash does not lose the file's name.
 package file
 
 import (
@@ -21,6 +29,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
@@ -52,76 +61,193 @@ type Config struct {
 	// MaxFileBytes rotates a signal's file once it is larger. 0 never
 	// rotates. Default 256MiB.
 	MaxFileBytes config.ByteSize `yaml:"max_file_bytes"`
-	// MaxFiles keeps at most this many rotated files per signal, removing
-	// the oldest. 0 keeps all.
+	// MaxFiles keeps at most this many rotated files per tenant and
+	// signal, removing the oldest. 0 keeps all.
 	MaxFiles int `yaml:"max_files"`
+}
+
+// Modes of what the sink creates (less the umask).
+const (
+	fileMode = 0o640
+	dirMode  = 0o750
+)
+
+// file is what the sink needs of an open file: *os.File, or in tests a
+// wrapper that fails as a full disk does.
+type file interface {
+	io.Writer
+	io.ReaderAt
+	io.Seeker
+	Sync() error
+	Truncate(size int64) error
+	Stat() (os.FileInfo, error)
+	Close() error
+}
+
+// active is the active file of one tenant and signal.
+type active struct {
+	f    file
+	size int64 // bytes of complete lines written
+}
+
+type streamKey struct {
+	dir string // the tenant's directory
+	sig otlpwire.Signal
 }
 
 // Sink writes OTLP/JSON lines.
 type Sink struct {
 	cfg   Config
 	log   *slog.Logger
-	files [len(otlpwire.Signals)]*os.File
-	sizes [len(otlpwire.Signals)]int64
+	files map[streamKey]*active
 	buf   []byte
 	pb    []byte
 	now   func() time.Time
+	// openFile opens a file: os.OpenFile, replaced in tests to inject
+	// write errors.
+	openFile func(name string, flag int, perm os.FileMode) (file, error)
+	// step, when set, is called at each step of a rotation ("closed",
+	// "renamed", "removed"): tests kill the process there.
+	step func(string)
+}
+
+func (s *Sink) stepDone(name string) {
+	if s.step != nil {
+		s.step(name)
+	}
 }
 
 // New creates the directory and returns the sink. Files are opened on first
 // use.
 func New(cfg Config, log *slog.Logger) (*Sink, error) {
-	if err := os.MkdirAll(cfg.Path, 0o755); err != nil {
+	if err := os.MkdirAll(cfg.Path, dirMode); err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sink{cfg: cfg, log: log, now: time.Now}, nil
+	return &Sink{cfg: cfg, log: log, now: time.Now, files: map[streamKey]*active{},
+		openFile: func(name string, flag int, perm os.FileMode) (file, error) { return os.OpenFile(name, flag, perm) }}, nil
 }
 
-// Write appends one line per record to its signal's file, then fsyncs the
-// files it wrote to.
-func (s *Sink) Write(_ context.Context, recs []*stream.Record) error {
-	var touched [len(otlpwire.Signals)]bool
-	for _, r := range recs {
-		sig, err := sinks.SignalOf(r)
-		if err != nil {
-			return err
-		}
-		pb, err := s.otlp(r)
-		if err != nil {
-			return err
-		}
-		s.buf, err = otlpjson.MarshalRequest(sig, pb, s.buf[:0])
-		if err != nil {
-			return fmt.Errorf("file sink: record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
-		}
-		s.buf = append(s.buf, '\n')
-		f, err := s.file(sig)
-		if err != nil {
-			return err
-		}
-		if _, err := f.Write(s.buf); err != nil {
-			return fmt.Errorf("file sink: %w", err)
-		}
-		s.sizes[sig] += int64(len(s.buf))
-		touched[sig] = true
+// safeName is the directory name of a tenant: the tenant itself when it is
+// made of letters, digits, '-', '_' and '.' only, does not start with '.'
+// or '_' and is at most 200 bytes; otherwise every other byte (and a
+// leading '.' or '_') is written %XX. So "../../x" is "%2E.%2F..%2Fx",
+// one directory inside path, and two tenants never share a directory.
+// Records without a tenant go to "_none", which no tenant's name can be.
+// Names longer than 200 bytes once escaped are refused (rejected records):
+// file systems take 255. (Tenant names are validated at ingest as well;
+// this check stands on its own, as the file sink writes paths.)
+func safeName(tenant string) (string, error) {
+	if tenant == "" {
+		return "_none", nil
 	}
-	for sig, ok := range touched {
-		if !ok {
+	var b strings.Builder
+	for i := 0; i < len(tenant); i++ {
+		c := tenant[i]
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' ||
+			(c == '.' || c == '_') && i > 0
+		if ok {
+			b.WriteByte(c)
+		} else {
+			fmt.Fprintf(&b, "%%%02X", c)
+		}
+	}
+	if b.Len() > 200 {
+		return "", fmt.Errorf("tenant name of %d bytes is too long for a directory name", len(tenant))
+	}
+	return b.String(), nil
+}
+
+// Write appends one line per record to its tenant's and signal's file,
+// then fsyncs the files it wrote to. On failure it cuts those files back to
+// their size before the Write.
+func (s *Sink) Write(_ context.Context, recs []*stream.Record) error {
+	good := map[*active]int64{} // the files written to, and their size before
+	var rejected []*stream.Record
+	var reason string
+	err := func() error {
+		for _, r := range recs {
+			sig, err := sinks.SignalOf(r)
+			if err != nil {
+				return err
+			}
+			dir, err := safeName(string(r.Header(stream.HeaderTenant)))
+			if err != nil {
+				rejected, reason = append(rejected, r), "file sink: "+err.Error()
+				continue
+			}
+			pb, err := s.otlp(r)
+			if err != nil {
+				return err
+			}
+			s.buf, err = otlpjson.MarshalRequest(sig, pb, s.buf[:0])
+			if err != nil {
+				return fmt.Errorf("file sink: record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
+			}
+			s.buf = append(s.buf, '\n')
+			st, err := s.stream(dir, sig)
+			if err != nil {
+				return err
+			}
+			if _, ok := good[st]; !ok {
+				good[st] = st.size
+			}
+			if _, err := st.f.Write(s.buf); err != nil {
+				return fmt.Errorf("file sink: %w", err)
+			}
+			st.size += int64(len(s.buf))
+		}
+		for st := range good {
+			if err := st.f.Sync(); err != nil {
+				return fmt.Errorf("file sink: %w", err)
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		s.rollback(good)
+		return err
+	}
+	for k, st := range s.files {
+		if _, ok := good[st]; !ok {
 			continue
 		}
-		if err := s.files[sig].Sync(); err != nil {
-			return fmt.Errorf("file sink: %w", err)
-		}
-		if max := int64(s.cfg.MaxFileBytes); max > 0 && s.sizes[sig] >= max {
-			if err := s.rotate(otlpwire.Signal(sig)); err != nil {
+		if max := int64(s.cfg.MaxFileBytes); max > 0 && st.size >= max {
+			if err := s.rotate(k); err != nil {
 				return err
 			}
 		}
 	}
+	if len(rejected) > 0 {
+		return &sinks.RejectedError{Records: rejected, Reason: reason}
+	}
 	return nil
+}
+
+// rollback cuts the files of a failed Write back to their sizes before it,
+// so that its retry does not append after a partial line (or repeat the
+// complete ones). A file that cannot be cut is closed: opening it again
+// removes a partial last line.
+func (s *Sink) rollback(good map[*active]int64) {
+	for st, size := range good {
+		err := st.f.Truncate(size)
+		if err == nil {
+			_, err = st.f.Seek(size, io.SeekStart)
+		}
+		if err == nil {
+			st.size = size
+			continue
+		}
+		s.log.Warn("cutting a file back after a failed write", "err", err)
+		for k, open := range s.files {
+			if open == st {
+				st.f.Close()
+				delete(s.files, k)
+			}
+		}
+	}
 }
 
 // otlp returns the OTLP protobuf encoding of r's value: as it is, or
@@ -141,16 +267,34 @@ func (s *Sink) otlp(r *stream.Record) ([]byte, error) {
 	}
 }
 
-// file returns the open file of sig, opening it and cutting off a partial
-// last line left by a crash.
-func (s *Sink) file(sig otlpwire.Signal) (*os.File, error) {
-	if f := s.files[sig]; f != nil {
-		return f, nil
+// stream returns the open file of tenant directory dir and sig, creating
+// the directory and opening the file, cutting off a partial last line left
+// by a crash.
+func (s *Sink) stream(dir string, sig otlpwire.Signal) (*active, error) {
+	k := streamKey{dir, sig}
+	if st := s.files[k]; st != nil {
+		return st, nil
 	}
-	name := filepath.Join(s.cfg.Path, sig.String()+".jsonl")
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
+	tdir := filepath.Join(s.cfg.Path, dir)
+	if _, err := os.Stat(tdir); errors.Is(err, os.ErrNotExist) {
+		if err := os.Mkdir(tdir, dirMode); err != nil && !errors.Is(err, os.ErrExist) {
+			return nil, fmt.Errorf("file sink: %w", err)
+		}
+		if err := syncDir(s.cfg.Path); err != nil {
+			return nil, err
+		}
+	}
+	name := filepath.Join(tdir, sig.String()+".jsonl")
+	_, statErr := os.Stat(name)
+	f, err := s.openFile(name, os.O_RDWR|os.O_CREATE, fileMode)
 	if err != nil {
 		return nil, fmt.Errorf("file sink: %w", err)
+	}
+	if errors.Is(statErr, os.ErrNotExist) {
+		if err := syncDir(tdir); err != nil {
+			f.Close()
+			return nil, err
+		}
 	}
 	size, err := completeLines(f)
 	if err != nil {
@@ -161,12 +305,27 @@ func (s *Sink) file(sig otlpwire.Signal) (*os.File, error) {
 		f.Close()
 		return nil, fmt.Errorf("file sink: %w", err)
 	}
-	s.files[sig], s.sizes[sig] = f, size
-	return f, nil
+	st := &active{f: f, size: size}
+	s.files[k] = st
+	return st, nil
+}
+
+// syncDir fsyncs directory dir, making the names created, renamed or
+// removed in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("file sink: %w", err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("file sink: fsync %s: %w", dir, err)
+	}
+	return nil
 }
 
 // completeLines truncates f after its last newline and returns the new size.
-func completeLines(f *os.File) (int64, error) {
+func completeLines(f file) (int64, error) {
 	st, err := f.Stat()
 	if err != nil {
 		return 0, err
@@ -193,43 +352,41 @@ func completeLines(f *os.File) (int64, error) {
 	return end, nil
 }
 
-func (s *Sink) rotate(sig otlpwire.Signal) error {
-	f := s.files[sig]
-	s.files[sig], s.sizes[sig] = nil, 0
-	if err := f.Close(); err != nil {
+func (s *Sink) rotate(k streamKey) error {
+	st := s.files[k]
+	delete(s.files, k)
+	if err := st.f.Close(); err != nil {
 		return fmt.Errorf("file sink: %w", err)
 	}
-	name := filepath.Join(s.cfg.Path, sig.String()+".jsonl")
-	rotated := filepath.Join(s.cfg.Path, fmt.Sprintf("%s-%s.jsonl", sig, s.now().UTC().Format("20060102T150405.000000000Z")))
+	s.stepDone("closed")
+	dir := filepath.Join(s.cfg.Path, k.dir)
+	name := filepath.Join(dir, k.sig.String()+".jsonl")
+	rotated := filepath.Join(dir, fmt.Sprintf("%s-%s.jsonl", k.sig, s.now().UTC().Format("20060102T150405.000000000Z")))
 	if err := os.Rename(name, rotated); err != nil {
 		return fmt.Errorf("file sink: rotating: %w", err)
 	}
+	s.stepDone("renamed")
 	s.log.Info("rotated file", "file", rotated)
-	if s.cfg.MaxFiles <= 0 {
-		return nil
-	}
-	old, err := filepath.Glob(filepath.Join(s.cfg.Path, sig.String()+"-*.jsonl"))
-	if err != nil {
-		return nil
-	}
-	slices.Sort(old) // the time in the name sorts oldest first
-	for len(old) > s.cfg.MaxFiles {
-		if err := os.Remove(old[0]); err != nil {
-			s.log.Warn("removing an old file", "file", old[0], "err", err)
+	if s.cfg.MaxFiles > 0 {
+		old, _ := filepath.Glob(filepath.Join(dir, k.sig.String()+"-*.jsonl"))
+		slices.Sort(old) // the time in the name sorts oldest first
+		for len(old) > s.cfg.MaxFiles {
+			if err := os.Remove(old[0]); err != nil {
+				s.log.Warn("removing an old file", "file", old[0], "err", err)
+			}
+			old = old[1:]
 		}
-		old = old[1:]
+		s.stepDone("removed")
 	}
-	return nil
+	return syncDir(dir)
 }
 
 // Close closes the open files.
 func (s *Sink) Close() error {
 	var errs []error
-	for i, f := range s.files {
-		if f != nil {
-			errs = append(errs, f.Close())
-			s.files[i] = nil
-		}
+	for k, st := range s.files {
+		errs = append(errs, st.f.Close())
+		delete(s.files, k)
 	}
 	return errors.Join(errs...)
 }

@@ -1,8 +1,22 @@
 // Package httpsink is the HTTP client the HTTP-based sinks share
 // (Prometheus remote write, Loki, OTLP/HTTP): the common configuration keys
-// (url, headers, basic auth, bearer token, TLS, timeout, tenant header), and
-// the sorting of answers into delivered, retryable (connection errors, 429,
-// 5xx; with the server's Retry-After) and rejected for good (other 4xx).
+// (url, headers, basic auth, bearer token, TLS, timeout, tenant header,
+// retry_after_max), and the sorting of answers, the same for every HTTP sink:
+//
+//   - 2xx: delivered.
+//   - No answer, 408, 429, 5xx: retried with backoff, or after the server's
+//     Retry-After when longer, capped at retry_after_max (a Retry-After of a
+//     day would otherwise park the sink for a day; the cut is counted in
+//     sluice_sink_retry_after_capped_total).
+//   - 401, 403, 404, 405: retried with backoff. These blame the sink's
+//     credentials or URL, not the data: an expired token or a wrong path
+//     must not send the whole stream to the dead-letter topic, where
+//     nothing replays it. They are counted in
+//     sluice_sink_config_refusals_total{code} for an alert; the bus holds
+//     the backlog meanwhile.
+//   - Any other 4xx (400 with the backend's reason, 413, 422...): the
+//     backend refuses this data and would refuse it again: rejected for
+//     good, the records go to the dead-letter topic.
 package httpsink
 
 import (
@@ -11,6 +25,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -19,6 +34,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
 )
 
 // Config is the part of a sink entry every HTTP sink has.
@@ -36,7 +52,15 @@ type Config struct {
 	// TenantHeader carries the record's tenant (sluice-tenant) to the
 	// backend. Default X-Scope-OrgID; "none" sends no tenant header.
 	TenantHeader string `yaml:"tenant_header"`
+	// RetryAfterMax caps the delay a backend may ask for in Retry-After.
+	// Default DefaultRetryAfterMax.
+	RetryAfterMax time.Duration `yaml:"retry_after_max"`
 }
+
+// DefaultRetryAfterMax is the default of retry_after_max: long enough for a
+// backend shedding load, short enough that a sink asked to wait a day
+// tries again within minutes.
+const DefaultRetryAfterMax = 5 * time.Minute
 
 // BasicAuth is a user name and password.
 type BasicAuth struct {
@@ -61,18 +85,49 @@ func (c *Config) Check(entry *config.Sink) []error {
 	if _, err := c.TLS.ClientConfig(); err != nil {
 		errs = append(errs, entry.Errorf("tls", "%v", err))
 	}
+	errs = append(errs, c.CheckRetryAfterMax(entry)...)
 	return errs
+}
+
+// CheckRetryAfterMax reports a negative retry_after_max (for the sinks that
+// check the other keys themselves, such as otlp over gRPC).
+func (c *Config) CheckRetryAfterMax(entry *config.Sink) []error {
+	if c.RetryAfterMax < 0 {
+		return []error{entry.Errorf("retry_after_max", "retry_after_max must not be negative")}
+	}
+	return nil
+}
+
+// CapRetryAfter cuts a server-requested delay d to max (0: the default),
+// counting the cut in m (unless m is zero).
+func CapRetryAfter(d, max time.Duration, m sinkmetrics.Sink) time.Duration {
+	if max <= 0 {
+		max = DefaultRetryAfterMax
+	}
+	if d <= max {
+		return d
+	}
+	if m.RetryAfterCapped != nil {
+		m.RetryAfterCapped.Inc()
+	}
+	return max
 }
 
 // Client posts to one URL.
 type Client struct {
-	cfg    Config
-	http   *http.Client
-	tenant string
+	cfg     Config
+	http    *http.Client
+	tenant  string
+	metrics sinkmetrics.Sink
 }
 
-// New builds the client of a checked config.
-func New(c Config) (*Client, error) {
+// New builds the client of a checked config. It counts, in m, refusals
+// blaming the configuration and Retry-After delays it cut (a zero m:
+// unregistered counters).
+func New(c Config, m sinkmetrics.Sink) (*Client, error) {
+	if m.RetryAfterCapped == nil {
+		m = sinkmetrics.New(nil).For("")
+	}
 	tlsCfg, err := c.TLS.ClientConfig()
 	if err != nil {
 		return nil, err
@@ -90,7 +145,7 @@ func New(c Config) (*Client, error) {
 	case "none":
 		tenant = ""
 	}
-	return &Client{cfg: c, http: &http.Client{Transport: tr, Timeout: c.Timeout}, tenant: tenant}, nil
+	return &Client{cfg: c, http: &http.Client{Transport: tr, Timeout: c.Timeout}, tenant: tenant, metrics: m}, nil
 }
 
 // Request is one POST.
@@ -103,13 +158,16 @@ type Request struct {
 }
 
 // Error is a failed POST. Retryable says whether sending it again may
-// succeed; RetryAfter is the server's Retry-After, if any.
+// succeed; RetryAfter is the server's Retry-After, if any, capped.
 type Error struct {
 	Status    int    // 0 when there was no answer
 	Body      string // the start of the answer, for logs and the DLQ
 	Retryable bool
-	After     time.Duration
-	Err       error
+	// Config: the answer blames the sink's credentials or URL (401, 403,
+	// 404, 405), not the data; Retryable too.
+	Config bool
+	After  time.Duration
+	Err    error
 }
 
 func (e *Error) Error() string {
@@ -128,8 +186,9 @@ func (e *Error) Unwrap() error { return e.Err }
 // honours it.
 func (e *Error) RetryAfter() time.Duration { return e.After }
 
-// IsRejected reports whether err is a permanent refusal (a 4xx other than
-// 408 and 429): the data should go to the dead-letter topic.
+// IsRejected reports whether err is a permanent refusal of the data (a 4xx
+// other than 401, 403, 404, 405, 408 and 429): it should go to the
+// dead-letter topic.
 func IsRejected(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && !e.Retryable
@@ -194,20 +253,32 @@ func (c *Client) post(ctx context.Context, r Request, keepAnswer bool) ([]byte, 
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	e := &Error{Status: resp.StatusCode, Body: strings.TrimSpace(string(body))}
-	switch {
-	case resp.StatusCode == http.StatusTooManyRequests, resp.StatusCode == http.StatusRequestTimeout, resp.StatusCode >= 500:
+	switch resp.StatusCode {
+	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed:
+		e.Retryable, e.Config = true, true
+		c.metrics.ConfigRefusals(strconv.Itoa(resp.StatusCode)).Inc()
+	case http.StatusTooManyRequests, http.StatusRequestTimeout:
 		e.Retryable = true
-		e.After = retryAfter(resp.Header.Get("Retry-After"))
+	default:
+		e.Retryable = resp.StatusCode >= 500
+	}
+	if e.Retryable {
+		e.After = CapRetryAfter(retryAfter(resp.Header.Get("Retry-After")), c.cfg.RetryAfterMax, c.metrics)
 	}
 	return nil, e
 }
 
-// retryAfter parses a Retry-After value: seconds or an HTTP date.
+// retryAfter parses a Retry-After value: seconds or an HTTP date. A
+// number of seconds too large for a Duration is the largest Duration (the
+// caller caps it).
 func retryAfter(v string) time.Duration {
 	if v == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(v); err == nil && s >= 0 {
+	if s, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if s > uint64(math.MaxInt64/time.Second) {
+			return math.MaxInt64
+		}
 		return time.Duration(s) * time.Second
 	}
 	if t, err := http.ParseTime(v); err == nil {

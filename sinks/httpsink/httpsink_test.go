@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
 )
 
 func TestPostSortsAnswers(t *testing.T) {
@@ -28,7 +30,7 @@ func TestPostSortsAnswers(t *testing.T) {
 	defer srv.Close()
 	tok := filepath.Join(t.TempDir(), "token")
 	os.WriteFile(tok, []byte("s3cret\n"), 0o600)
-	c, err := New(Config{URL: srv.URL, Headers: map[string]string{"X-Extra": "1"}, BearerTokenFile: tok})
+	c, err := New(Config{URL: srv.URL, Headers: map[string]string{"X-Extra": "1"}, BearerTokenFile: tok}, sinkmetrics.Sink{})
 	if err != nil {
 		t.Fatal(err)
 	}

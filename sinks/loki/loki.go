@@ -24,7 +24,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -118,11 +117,11 @@ func New(cfg Config, name string, env sinks.Env) (*Sink, error) {
 	if !strings.HasSuffix(u, "/loki/api/v1/push") && pathOf(u) == "" {
 		cfg.Config.URL = u + "/loki/api/v1/push"
 	}
-	c, err := httpsink.New(cfg.Config)
+	sm := sinkmetrics.New(env.Registerer)
+	c, err := httpsink.New(cfg.Config, sm.For(name))
 	if err != nil {
 		return nil, fmt.Errorf("loki sink: %w", err)
 	}
-	sm := sinkmetrics.New(env.Registerer)
 	s := &Sink{cfg: cfg, client: c, log: env.Logger, metrics: sm.For(name)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -183,7 +182,7 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 			return // the whole Write is repeated anyway
 		}
 		if err := s.send(ctx, tenant, p); err != nil {
-			if rejectedErr(err) {
+			if httpsink.IsRejected(err) {
 				s.metrics.Rejected.Add(float64(p.entries))
 				reject(p.recs, err.Error())
 			} else {
@@ -228,22 +227,6 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 		return &sinks.RejectedError{Records: rejected, Reason: strings.Join(reasons, "; ")}
 	}
 	return nil
-}
-
-// rejectedErr: a permanent refusal of the data. 401, 403 and 404 are
-// refusals of the sink's credentials or URL: the data waits (retried)
-// rather than being dead-lettered while the configuration is wrong.
-func rejectedErr(err error) bool {
-	var e *httpsink.Error
-	if !errors.As(err, &e) || e.Retryable {
-		return false
-	}
-	switch e.Status {
-	case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound:
-		e.Retryable = true
-		return false
-	}
-	return true
 }
 
 // decode reads r, which addDecoded then adds to a push. A raw OTLP record

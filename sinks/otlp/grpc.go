@@ -26,6 +26,7 @@ import (
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/sinks/httpsink"
 	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
 )
 
@@ -150,7 +151,7 @@ func (e *grpcExporter) export(ctx context.Context, sig otlpwire.Signal, tenant s
 	st := status.Convert(err)
 	e.metrics.Requests(st.Code().String()).Inc()
 	if err != nil {
-		return 0, "", grpcError(st)
+		return 0, "", e.grpcError(st)
 	}
 	return partialSuccess(sig, resp)
 }
@@ -195,8 +196,10 @@ func (r *retryable) RetryAfter() time.Duration { return r.after }
 // grpcError sorts a failed export (the OTLP specification's rules, except
 // that errors about the sink's configuration — UNAUTHENTICATED,
 // PERMISSION_DENIED, UNIMPLEMENTED, NOT_FOUND — and server faults are
-// retried rather than dead-lettering the data).
-func grpcError(st *status.Status) error {
+// retried rather than dead-lettering the data; the former are counted in
+// sluice_sink_config_refusals_total). A RetryInfo delay is capped at
+// retry_after_max, as an HTTP Retry-After is.
+func (e *grpcExporter) grpcError(st *status.Status) error {
 	err := st.Err()
 	var after time.Duration
 	hasRetryInfo := false
@@ -213,8 +216,10 @@ func grpcError(st *status.Status) error {
 		if !hasRetryInfo { // e.g. a message larger than the server accepts
 			return &permanent{err}
 		}
+	case codes.Unauthenticated, codes.PermissionDenied, codes.NotFound, codes.Unimplemented:
+		e.metrics.ConfigRefusals(st.Code().String()).Inc()
 	}
-	return &retryable{err: err, after: after}
+	return &retryable{err: err, after: httpsink.CapRetryAfter(after, e.cfg.RetryAfterMax, e.metrics)}
 }
 
 func (e *grpcExporter) close() error { return e.conn.Close() }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"net/http"
 	"strconv"
 
 	"github.com/klauspost/compress/gzip"
@@ -27,7 +26,7 @@ func newHTTP(cfg Config, m sinkmetrics.Sink) (*httpExporter, error) {
 	for _, sig := range otlpwire.Signals {
 		c := cfg.Config
 		c.URL = httpURL(cfg.URL, sig)
-		cl, err := httpsink.New(c)
+		cl, err := httpsink.New(c, m)
 		if err != nil {
 			return nil, err
 		}
@@ -63,12 +62,7 @@ func (e *httpExporter) export(ctx context.Context, sig otlpwire.Signal, tenant s
 	if err == nil {
 		return partialSuccess(sig, answer)
 	}
-	if httpsink.IsRejected(err) {
-		switch he.Status {
-		case http.StatusUnauthorized, http.StatusForbidden, http.StatusNotFound, http.StatusMethodNotAllowed:
-			he.Retryable = true // the sink's configuration, not the data: wait
-			return 0, "", err
-		}
+	if httpsink.IsRejected(err) { // 401, 403, 404, 405 are retried (httpsink)
 		return 0, "", &permanent{err}
 	}
 	return 0, "", err

@@ -96,6 +96,7 @@ func (c *Config) check(entry *config.Sink) []error {
 		if c.Insecure && c.TLS != nil {
 			errs = append(errs, entry.Errorf("insecure", "insecure and tls are exclusive"))
 		}
+		errs = append(errs, c.CheckRetryAfterMax(entry)...)
 	case "http":
 		if c.Endpoint != "" {
 			errs = append(errs, entry.Errorf("endpoint", "endpoint is for protocol grpc; http takes a url"))
@@ -344,6 +345,7 @@ func (s *Sink) send(ctx context.Context, req *request) error {
 	if err != nil {
 		return fmt.Errorf("otlp export of %d %s: %w", req.items, req.sig, err)
 	}
+	rejected = rejectedOf(rejected, req.items)
 	if rejected > 0 {
 		s.log.Warn("the receiver rejected part of a request (partial success)", "signal", req.sig.String(), "rejected", rejected, "items", req.items, "message", msg)
 		s.metrics.Rejected.Add(float64(rejected))
@@ -352,6 +354,13 @@ func (s *Sink) send(ctx context.Context, req *request) error {
 	}
 	s.metrics.ItemsSent.Add(float64(int64(req.items) - rejected))
 	return nil
+}
+
+// rejectedOf is a receiver's count of rejected items made sensible: not
+// below 0 nor above the items sent. (A count above them made the items-sent
+// counter go down, which panics.)
+func rejectedOf(n int64, items int) int64 {
+	return min(max(n, 0), int64(items))
 }
 
 // Close closes the connection.

@@ -34,6 +34,7 @@ import (
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/sinks/httpsink"
+	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -529,5 +530,40 @@ func TestConfigEntry(t *testing.T) {
 		if err := sinks.Check(cfg); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got %v, want %q", err, want)
 		}
+	}
+}
+
+// Over gRPC, answers blaming the sink's credentials or endpoint are
+// retried (not dead-lettered) and counted in
+// sluice_sink_config_refusals_total; a RetryInfo of a day is cut to
+// retry_after_max and counted.
+func TestGRPCConfigRefusalsAndRetryInfoCap(t *testing.T) {
+	g, addr := grpcReceiver(t)
+	reg := prometheus.NewRegistry()
+	s, err := New(Config{Endpoint: addr, Config: httpsink.Config{RetryAfterMax: time.Minute}}, "o", sinks.Env{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	recs, _ := records(t, "")
+	var rej *sinks.RejectedError
+	var ra interface{ RetryAfter() time.Duration }
+	m := sinkmetrics.New(reg)
+	for _, code := range []codes.Code{codes.Unauthenticated, codes.PermissionDenied, codes.NotFound, codes.Unimplemented} {
+		g.fail = func(otlpwire.Signal, proto.Message) error { return status.Error(code, "no") }
+		if err := s.Write(context.Background(), recs[:1]); err == nil || errors.As(err, &rej) {
+			t.Errorf("%v: %v, want a retryable error", code, err)
+		}
+		if n := testutil.ToFloat64(m.ConfigRefusals.WithLabelValues("o", code.String())); n != 1 {
+			t.Errorf("sluice_sink_config_refusals_total{code=%q} = %v, want 1", code, n)
+		}
+	}
+	st, _ := status.New(codes.Unavailable, "later").WithDetails(&errdetails.RetryInfo{RetryDelay: durationpb.New(24 * time.Hour)})
+	g.fail = func(otlpwire.Signal, proto.Message) error { return st.Err() }
+	if err := s.Write(context.Background(), recs[:1]); !errors.As(err, &ra) || ra.RetryAfter() != time.Minute {
+		t.Errorf("RetryInfo of a day: %v, want a delay of retry_after_max (1m)", err)
+	}
+	if n := testutil.ToFloat64(m.RetryAfterCapped.WithLabelValues("o")); n != 1 {
+		t.Errorf("sluice_sink_retry_after_capped_total = %v, want 1", n)
 	}
 }

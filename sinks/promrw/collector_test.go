@@ -22,7 +22,8 @@ import (
 
 // rwSample is one sample or histogram of a decoded WriteRequest.
 type rwSample struct {
-	series string // the labels, name=value joined with ","
+	series string   // the labels, name=value joined with ","
+	names  []string // the label names, in order
 	ts     int64
 	value  float64 // NaN bits kept; histograms: their count
 	hist   bool
@@ -57,7 +58,7 @@ func decodeWrite(t *testing.T, p []byte) (out []rwSample, series int) {
 		_, _, ts, _, rest := field(p)
 		p = rest
 		series++
-		var labels []string
+		var labels, names []string
 		var items []rwSample
 		kinds := map[bool]bool{}
 		for len(ts) > 0 {
@@ -76,6 +77,7 @@ func decodeWrite(t *testing.T, p []byte) (out []rwSample, series int) {
 					}
 				}
 				labels = append(labels, name+"="+value)
+				names = append(names, name)
 			case fTSSamples, fTSHistograms:
 				it := rwSample{hist: num == fTSHistograms}
 				kinds[it.hist] = true
@@ -99,6 +101,7 @@ func decodeWrite(t *testing.T, p []byte) (out []rwSample, series int) {
 		}
 		for i := range items {
 			items[i].series = strings.Join(labels, ",")
+			items[i].names = names
 		}
 		out = append(out, items...)
 	}

@@ -7,8 +7,10 @@ import (
 
 // Delta to cumulative (`delta: convert`). Prometheus stores cumulative
 // counters and histograms; an OTLP delta point carries only what happened
-// since the previous one. The sink keeps a running total per series (metric
-// name and labels) and writes the total. The state lives in the sink
+// since the previous one. The sink keeps a running total per tenant and
+// series (metric name and labels) and writes the total: two tenants sending
+// the same series each get their own total, as the backend stores them apart
+// (the tenant header). The state lives in the sink
 // process: ingest partitions by resource, so one resource's series reach one
 // sink member; after a restart the totals start again from zero, which
 // Prometheus reads as a counter reset.
@@ -17,8 +19,9 @@ import (
 // Write computes are pending until it succeeds: a retry starts again from the
 // committed totals and counts nothing twice. (A record delivered again after
 // a crash is counted again: at least once.) Series unseen for deltaTTL are
-// forgotten; at most deltaMaxSeries are kept, and points of new series past
-// that are dropped and counted.
+// forgotten; at most deltaMaxSeries are kept per tenant, and points of new
+// series past that are dropped and counted: a tenant at its cap stops only
+// its own new series, never another tenant's.
 
 const (
 	deltaTTL       = time.Hour
@@ -37,48 +40,73 @@ type accum struct {
 }
 
 type deltaState struct {
+	tenants   map[string]*deltaTenant
+	maxSeries int // per tenant: deltaMaxSeries
+}
+
+// deltaTenant is the running totals of one tenant's series, by encoded
+// labels.
+type deltaTenant struct {
 	committed map[string]*accum
 	pending   map[string]*accum
 }
 
 func newDeltaState() *deltaState {
-	return &deltaState{committed: map[string]*accum{}, pending: map[string]*accum{}}
+	return &deltaState{tenants: map[string]*deltaTenant{}, maxSeries: deltaMaxSeries}
 }
 
-// get returns the pending total of key, copied from the committed one on
-// first use in this Write; nil when the series is new and there is no room.
-func (d *deltaState) get(key string) *accum {
-	if a := d.pending[key]; a != nil {
+// get returns the pending total of tenant's series key, copied from the
+// committed one on first use in this Write; nil when the series is new and
+// the tenant has no room.
+func (d *deltaState) get(tenant, key string) *accum {
+	dt := d.tenants[tenant]
+	if dt == nil {
+		dt = &deltaTenant{committed: map[string]*accum{}, pending: map[string]*accum{}}
+		d.tenants[tenant] = dt
+	}
+	if a := dt.pending[key]; a != nil {
 		return a
 	}
 	a := &accum{}
-	if c := d.committed[key]; c != nil {
+	if c := dt.committed[key]; c != nil {
 		*a = *c
 		a.buckets = append([]uint64(nil), c.buckets...)
-	} else if len(d.committed)+len(d.pending) >= deltaMaxSeries {
+	} else if len(dt.committed)+len(dt.pending) >= d.maxSeries {
 		return nil
 	}
-	d.pending[key] = a
+	dt.pending[key] = a
 	return a
 }
 
 // commit makes this Write's totals the committed ones and forgets series
-// unseen for deltaTTL.
+// unseen for deltaTTL, and tenants left without series.
 func (d *deltaState) commit(now time.Time) {
-	for k, a := range d.pending {
-		a.seen = now
-		d.committed[k] = a
-	}
-	clear(d.pending)
-	for k, a := range d.committed {
-		if now.Sub(a.seen) > deltaTTL {
-			delete(d.committed, k)
+	for tenant, dt := range d.tenants {
+		for k, a := range dt.pending {
+			a.seen = now
+			dt.committed[k] = a
+		}
+		clear(dt.pending)
+		for k, a := range dt.committed {
+			if now.Sub(a.seen) > deltaTTL {
+				delete(dt.committed, k)
+			}
+		}
+		if len(dt.committed) == 0 {
+			delete(d.tenants, tenant)
 		}
 	}
 }
 
 // discard drops this Write's totals (the Write failed and will be retried).
-func (d *deltaState) discard() { clear(d.pending) }
+func (d *deltaState) discard() {
+	for tenant, dt := range d.tenants {
+		clear(dt.pending)
+		if len(dt.committed) == 0 {
+			delete(d.tenants, tenant)
+		}
+	}
+}
 
 // sameBounds reports whether a's buckets were counted with bounds.
 func (a *accum) sameBounds(bounds []float64) bool {

@@ -162,6 +162,14 @@ func TestConfig(t *testing.T) {
 			t.Errorf("%q accepted", bad)
 		}
 	}
+	e = parseEntry(t, "name: prom\ntype: prometheus_remote_write\nsignals: [metrics]\nurl: http://x/\nretry_after_max: 30s\n")
+	if s, err := sinks.Build(cfg, e, sinks.Env{}); err != nil || s.(*Sink).cfg.RetryAfterMax != 30*time.Second {
+		t.Errorf("retry_after_max: 30s: %v", err)
+	}
+	e = parseEntry(t, "name: prom\ntype: prometheus_remote_write\nsignals: [metrics]\nurl: http://x/\nretry_after_max: -1s\n")
+	if _, err := sinks.Build(cfg, e, sinks.Env{}); err == nil || !strings.Contains(err.Error(), "retry_after_max must not be negative") {
+		t.Errorf("retry_after_max: -1s: %v", err)
+	}
 	e = parseEntry(t, "name: prom\ntype: prometheus_remote_write\nsignals: [logs]\nurl: http://x/\n")
 	if _, err := sinks.Build(cfg, e, sinks.Env{}); err == nil || !strings.Contains(err.Error(), "metrics only") {
 		t.Errorf("signals [logs]: %v", err)

@@ -243,7 +243,8 @@ type Sink struct {
 // New builds a sink named name (the sink label of its metrics).
 func New(name string, cfg Config, env sinks.Env) (*Sink, error) {
 	cfg.defaults()
-	client, err := httpsink.New(cfg.Config)
+	m := newMetrics(env.Registerer, name)
+	client, err := httpsink.New(cfg.Config, m.shared)
 	if err != nil {
 		return nil, fmt.Errorf("%s sink: %w", Type, err)
 	}
@@ -251,7 +252,7 @@ func New(name string, cfg Config, env sinks.Env) (*Sink, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Sink{name: name, cfg: cfg, client: client, log: log, m: newMetrics(env.Registerer, name),
+	s := &Sink{name: name, cfg: cfg, client: client, log: log, m: m,
 		accepted: map[uint64]bool{}, acceptedSeed: maphash.MakeSeed()}
 	s.col = collector{maxSamples: cfg.MaxSamplesPerRequest, shards: cfg.Concurrency}
 	s.tr = newTranslator(&s.cfg, &s.col)

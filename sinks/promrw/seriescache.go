@@ -35,6 +35,13 @@ import (
 // miss that needs room sweeps the hand over the slots, clearing bits, and
 // evicts the first entry not used since the hand last passed. A working set
 // that fits stays; one that does not costs a miss per point, never more.
+//
+// The bytes are shared fairly between tenants: with n tenants holding
+// entries, a tenant's share is series_cache_bytes/n. A tenant at its share
+// makes room by evicting its own entries only; a tenant below it evicts
+// entries of tenants above theirs. So a tenant churning through series
+// cannot push another tenant's working set (if it fits in its share) out
+// of the cache; with one tenant this is plain CLOCK.
 
 // entryOverhead is what an entry costs besides its key and labels: its slot
 // (48 bytes) and its share of the index map (about 40 bytes).
@@ -45,6 +52,7 @@ type seriesEntry struct {
 	lhash  uint64 // of the labels: the shard
 	data   []byte // key, then labels; nil for a free slot; never changed
 	keyLen uint32
+	tenant uint32 // index in seriesCache.tenantBytes
 	ref    bool
 	memo   seriesMemo
 }
@@ -59,11 +67,15 @@ type seriesCache struct {
 	free     []uint32
 	hand     int
 
+	tenantIDs   map[string]uint32
+	tenantBytes []int // bytes held, by tenant id
+	active      int   // tenants holding entries
+
 	hits, misses, evictions uint64 // since the last stats call
 }
 
 func newSeriesCache(maxBytes int) *seriesCache {
-	return &seriesCache{maxBytes: maxBytes, index: map[uint64]uint32{}}
+	return &seriesCache{maxBytes: maxBytes, index: map[uint64]uint32{}, tenantIDs: map[string]uint32{}}
 }
 
 // get returns the entry of the series of key (hash its hash), or nil.
@@ -82,13 +94,14 @@ func (c *seriesCache) get(hash uint64, key []byte) *seriesEntry {
 	return nil
 }
 
-// put adds the series of key with labels (both copied), evicting entries
-// until it fits, and returns its entry (valid until the next put), or nil
+// put adds the series of key with labels (both copied) of tenant, evicting
+// entries until it fits (of tenant or of tenants over their share), and
+// returns its entry (valid until the next put), or nil
 // when it is larger than the cache. An entry with the same key hash (a
 // collision, as get found no match) is replaced. The data of an evicted
 // entry is left to the garbage collector, never reused: the collector may
 // hold its labels until the end of the Write.
-func (c *seriesCache) put(hash uint64, key, labels []byte, lhash uint64) *seriesEntry {
+func (c *seriesCache) put(tenant string, hash uint64, key, labels []byte, lhash uint64) *seriesEntry {
 	size := len(key) + len(labels)
 	if size+entryOverhead > c.maxBytes {
 		return nil
@@ -96,8 +109,14 @@ func (c *seriesCache) put(hash uint64, key, labels []byte, lhash uint64) *series
 	if s, found := c.index[hash]; found {
 		c.evict(s)
 	}
+	tid, ok := c.tenantIDs[tenant]
+	if !ok {
+		tid = uint32(len(c.tenantBytes))
+		c.tenantIDs[tenant] = tid
+		c.tenantBytes = append(c.tenantBytes, 0)
+	}
 	for c.bytes+size+entryOverhead > c.maxBytes {
-		c.evictOne()
+		c.evictFor(tid, size+entryOverhead)
 	}
 	var s uint32
 	if n := len(c.free); n > 0 {
@@ -109,10 +128,48 @@ func (c *seriesCache) put(hash uint64, key, labels []byte, lhash uint64) *series
 	}
 	data := make([]byte, 0, size)
 	data = append(append(data, key...), labels...)
-	c.slots[s] = seriesEntry{hash: hash, lhash: lhash, data: data, keyLen: uint32(len(key))}
+	c.slots[s] = seriesEntry{hash: hash, lhash: lhash, data: data, keyLen: uint32(len(key)), tenant: tid}
 	c.index[hash] = s
 	c.bytes += cap(data) + entryOverhead
+	if c.tenantBytes[tid] == 0 {
+		c.active++
+	}
+	c.tenantBytes[tid] += cap(data) + entryOverhead
 	return &c.slots[s]
+}
+
+// evictFor evicts one entry to make room for need bytes of tenant tid:
+// one of its own when it holds its share or more, else one of a tenant
+// above its share; CLOCK among those. Two sweeps find one unless the
+// shares moved (entries rounding), when plain CLOCK evicts.
+func (c *seriesCache) evictFor(tid uint32, need int) {
+	active := c.active
+	if c.tenantBytes[tid] == 0 {
+		active++
+	}
+	share := c.maxBytes / active
+	own := c.tenantBytes[tid] > 0 && c.tenantBytes[tid]+need > share
+	for range 2*len(c.slots) + 1 {
+		if c.hand >= len(c.slots) {
+			c.hand = 0
+		}
+		e := &c.slots[c.hand]
+		s := uint32(c.hand)
+		c.hand++
+		if e.data == nil {
+			continue
+		}
+		if own && e.tenant != tid || !own && c.tenantBytes[e.tenant] <= share {
+			continue
+		}
+		if e.ref {
+			e.ref = false
+			continue
+		}
+		c.evict(s)
+		return
+	}
+	c.evictOne()
 }
 
 // evictOne evicts the entry under the CLOCK hand that has not been used
@@ -141,6 +198,9 @@ func (c *seriesCache) evict(s uint32) {
 	e := &c.slots[s]
 	delete(c.index, e.hash)
 	c.bytes -= cap(e.data) + entryOverhead
+	if c.tenantBytes[e.tenant] -= cap(e.data) + entryOverhead; c.tenantBytes[e.tenant] == 0 {
+		c.active--
+	}
 	*e = seriesEntry{}
 	c.free = append(c.free, s)
 	c.evictions++

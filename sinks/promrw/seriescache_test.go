@@ -216,11 +216,11 @@ func TestSeriesCacheKeys(t *testing.T) {
 // not that key's; putting it replaces the older one.
 func TestSeriesCacheCollision(t *testing.T) {
 	c := newSeriesCache(1 << 20)
-	c.put(7, []byte("key-a"), []byte("labels-a"), 1)
+	c.put("", 7, []byte("key-a"), []byte("labels-a"), 1)
 	if c.get(7, []byte("key-b")) != nil {
 		t.Fatal("key-b found under key-a's hash")
 	}
-	c.put(7, []byte("key-b"), []byte("labels-b"), 2)
+	c.put("", 7, []byte("key-b"), []byte("labels-b"), 2)
 	if c.get(7, []byte("key-a")) != nil {
 		t.Fatal("key-a still found")
 	}
@@ -238,11 +238,11 @@ func TestSeriesCacheClock(t *testing.T) {
 	key := func(i int) []byte { return fmt.Appendf(nil, "k%d", i) }
 	c := newSeriesCache(3 * (4 + entryOverhead))
 	for i := range 3 {
-		c.put(uint64(i), key(i), []byte("ll"), 0)
+		c.put("", uint64(i), key(i), []byte("ll"), 0)
 	}
 	c.get(0, key(0))
 	c.get(2, key(2))
-	c.put(3, key(3), []byte("ll"), 0) // evicts 1, the only one not read
+	c.put("", 3, key(3), []byte("ll"), 0) // evicts 1, the only one not read
 	for i, want := range []bool{true, false, true, true} {
 		if ok := c.get(uint64(i), key(i)) != nil; ok != want {
 			t.Errorf("entry %d present %v, want %v", i, ok, want)
@@ -251,8 +251,33 @@ func TestSeriesCacheClock(t *testing.T) {
 	if c.evictions != 1 || c.bytes > c.maxBytes {
 		t.Errorf("%d evictions, %d of %d bytes", c.evictions, c.bytes, c.maxBytes)
 	}
-	c.put(9, make([]byte, c.maxBytes), nil, 0) // larger than the cache: not kept
+	c.put("", 9, make([]byte, c.maxBytes), nil, 0) // larger than the cache: not kept
 	if c.len() != 3 {
 		t.Errorf("%d entries after a put larger than the cache", c.len())
+	}
+}
+
+// A tenant churning through series evicts its own entries once at its
+// share of the cache, never another tenant's working set that fits in its
+// share; the cache stays within its bytes.
+func TestSeriesCacheFairBetweenTenants(t *testing.T) {
+	key := func(tenant string, i int) []byte { return fmt.Appendf(nil, "%s%04d", tenant, i) }
+	c := newSeriesCache(20 * (16 + entryOverhead)) // about 20 entries
+
+	for i := range 5 {
+		c.put("quiet", uint64(1000+i), key("quiet", i), []byte("ll"), 0)
+	}
+	for round := range 3 {
+		for i := range 5 {
+			if c.get(uint64(1000+i), key("quiet", i)) == nil {
+				t.Fatalf("round %d: the quiet tenant's entry %d was evicted", round, i)
+			}
+		}
+		for i := range 200 { // the noisy tenant: forty times its share
+			c.put("noisy", uint64(round*1000000+i), key("noisy", round*1000000+i), []byte("ll"), 0)
+		}
+	}
+	if c.bytes > c.maxBytes || c.evictions == 0 {
+		t.Errorf("%d of %d bytes, %d evictions", c.bytes, c.maxBytes, c.evictions)
 	}
 }

@@ -507,7 +507,7 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 
 	var acc *accum // the running total of a delta point (delta: convert)
 	if m.temporality == temporalityDelta && (m.kind == schemas.MetricSum || m.kind == schemas.MetricHistogram) {
-		if acc = t.delta.get(string(ser.labels)); acc == nil {
+		if acc = t.delta.get(t.out.cur.tenant, string(ser.labels)); acc == nil {
 			t.dropped["delta_series_limit"]++
 			return false
 		}
@@ -596,7 +596,7 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 	t.lbl = t.encodeLabels(t.lbl[:0], m.name, "", "")
 	lhash := labelsHash(t.lbl)
 	if t.cache != nil {
-		if e := t.cache.put(hash, t.ckey, t.lbl, lhash); e != nil {
+		if e := t.cache.put(t.out.cur.tenant, hash, t.ckey, t.lbl, lhash); e != nil {
 			return pointSeries{e.labels(), lhash, true, &e.memo}
 		}
 	}

@@ -6,6 +6,9 @@
 //	sluice_sink_requests_total{sink,code}       requests by answer: an HTTP status, a gRPC code name, "ok"/"error"...
 //	sluice_sink_request_duration_seconds{sink}  time per request, answered or not
 //	sluice_sink_dead_letters_total{sink}        records the runner sent to the dead-letter topic
+//	sluice_sink_config_refusals_total{sink,code} answers blaming the sink's credentials or URL (HTTP 401/403/404/405,
+//	                                            gRPC Unauthenticated/PermissionDenied/NotFound/Unimplemented), retried
+//	sluice_sink_retry_after_capped_total{sink}  Retry-After (or gRPC RetryInfo) delays longer than retry_after_max, cut to it
 //
 // New is idempotent per registry: the second call (from another sink, or
 // another sink type) gets the collectors registered by the first.
@@ -26,6 +29,13 @@ type Metrics struct {
 	Duration  *prometheus.HistogramVec // {sink}
 	// DeadLetters counts records sent to the dead-letter topic {sink}.
 	DeadLetters *prometheus.CounterVec
+	// ConfigRefusals counts answers that blame the sink's credentials or
+	// URL rather than the data {sink, code}: the data is retried, not
+	// dead-lettered, so this is what an alert watches.
+	ConfigRefusals *prometheus.CounterVec
+	// RetryAfterCapped counts server-requested delays cut to the sink's
+	// retry_after_max {sink}.
+	RetryAfterCapped *prometheus.CounterVec
 	// Err is what went wrong registering (a different metric under one of
 	// the names, e.g. another help text): the collectors concerned then
 	// work unregistered. Callers log it.
@@ -60,6 +70,14 @@ func New(reg prometheus.Registerer) *Metrics {
 		Name: "sluice_sink_dead_letters_total",
 		Help: "Records the sink's destination refused for good, sent to the dead-letter topic.",
 	}, []string{"sink"})
+	m.ConfigRefusals = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_sink_config_refusals_total",
+		Help: "Answers blaming the sink's credentials or URL (HTTP 401, 403, 404, 405; gRPC Unauthenticated, PermissionDenied, NotFound, Unimplemented); the data is retried, not dead-lettered.",
+	}, []string{"sink", "code"})
+	m.RetryAfterCapped = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "sluice_sink_retry_after_capped_total",
+		Help: "Delays a backend asked for (Retry-After, gRPC RetryInfo) longer than the sink's retry_after_max, cut to it.",
+	}, []string{"sink"})
 	if reg == nil {
 		return m
 	}
@@ -69,6 +87,8 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.Requests = register(reg, m.Requests, &errs)
 	m.Duration = register(reg, m.Duration, &errs)
 	m.DeadLetters = register(reg, m.DeadLetters, &errs)
+	m.ConfigRefusals = register(reg, m.ConfigRefusals, &errs)
+	m.RetryAfterCapped = register(reg, m.RetryAfterCapped, &errs)
 	m.Err = errors.Join(errs...)
 	return m
 }
@@ -93,12 +113,14 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C, errs *[]er
 // For returns the metrics of one sink (its entry name).
 func (m *Metrics) For(sink string) Sink {
 	return Sink{
-		ItemsSent:   m.ItemsSent.WithLabelValues(sink),
-		Rejected:    m.Rejected.WithLabelValues(sink),
-		Duration:    m.Duration.WithLabelValues(sink),
-		DeadLetters: m.DeadLetters.WithLabelValues(sink),
-		requests:    m.Requests,
-		sink:        sink,
+		ItemsSent:        m.ItemsSent.WithLabelValues(sink),
+		Rejected:         m.Rejected.WithLabelValues(sink),
+		Duration:         m.Duration.WithLabelValues(sink),
+		DeadLetters:      m.DeadLetters.WithLabelValues(sink),
+		RetryAfterCapped: m.RetryAfterCapped.WithLabelValues(sink),
+		requests:         m.Requests,
+		refusals:         m.ConfigRefusals,
+		sink:             sink,
 	}
 }
 
@@ -109,11 +131,21 @@ type Sink struct {
 	Duration  prometheus.Observer
 	// DeadLetters counts records sent to the dead-letter topic.
 	DeadLetters prometheus.Counter
-	requests    *prometheus.CounterVec
-	sink        string
+	// RetryAfterCapped counts server-requested delays cut to
+	// retry_after_max.
+	RetryAfterCapped prometheus.Counter
+	requests         *prometheus.CounterVec
+	refusals         *prometheus.CounterVec
+	sink             string
 }
 
 // Requests is the request counter for one answer code.
 func (s Sink) Requests(code string) prometheus.Counter {
 	return s.requests.WithLabelValues(s.sink, code)
+}
+
+// ConfigRefusals is the counter of answers of one code that blame the
+// sink's credentials or URL.
+func (s Sink) ConfigRefusals(code string) prometheus.Counter {
+	return s.refusals.WithLabelValues(s.sink, code)
 }
