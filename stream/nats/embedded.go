@@ -56,6 +56,7 @@ func (cfg EmbeddedConfig) serverOptions(bus Config) (*server.Options, error) {
 		JetStreamMaxStore: cfg.MaxStore,
 		MaxPayload:        cfg.MaxPayload,
 		SyncAlways:        cfg.SyncAlways,
+		SyncInterval:      cfg.SyncInterval,
 		NoSigs:            true, // the process owns its signals
 		Authorization:     bus.Token,
 		Username:          bus.User,
