@@ -71,6 +71,11 @@
 // A record above the server's max payload or the topic's MaxRecordBytes
 // fails with stream.ErrRecordTooLarge.
 //
+// NewEmbedded fails at once, naming the store, when nats-server cannot
+// open it; when the server repaired a damaged store at start (its
+// warnings only say so) it logs that at error level with the path. A full
+// store (EmbeddedConfig.MaxStore) fails Produce with stream.ErrUnavailable.
+//
 // The embedded server syncs its files every EmbeddedConfig.SyncInterval
 // (nats-server's default: 2 minutes): records survive a crash of the
 // process, not necessarily a power loss, unless EmbeddedConfig.SyncAlways

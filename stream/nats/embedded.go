@@ -6,7 +6,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -25,10 +28,35 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 		return nil, fmt.Errorf("nats: embedded: %w", err)
 	}
 	log := bus.withDefaults().Logger
-	if bus.Logger != nil {
-		srv.SetLoggerV2(serverLogger{log.With("component", "nats-server")}, false, false, false)
-	}
+	start := &startupLog{}
+	srv.SetLoggerV2(serverLogger{log: log.With("component", "nats-server"), start: start}, false, false, false)
 	srv.Start()
+	store := filepath.Join(cfg.DataDir, server.JetStreamStoreDir)
+	fatal, repaired := start.end()
+	if fatal != "" || !srv.JetStreamEnabled() {
+		// Start returns without JetStream when the store cannot be
+		// opened; nothing would work, and restarting will not help.
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("nats: embedded: cannot open the JetStream store %s: %s; "+
+			"make it a writable directory, or move it aside to start with an empty bus (losing the records in it)", store, fatal)
+	}
+	if len(repaired) > 0 {
+		// nats-server repairs a damaged store by rebuilding its state
+		// from what it can read, dropping the rest; it says so only in
+		// warnings, and the same warnings follow a crash of the
+		// process, which loses nothing.
+		level, msg := slog.LevelWarn, "nats: embedded: nats-server rebuilt the JetStream store's state at start: normal after a crash of the process; "+
+			"after damage to the files (disk, manual edits) records or group positions may be lost"
+		for _, r := range repaired {
+			if strings.Contains(r, "checksum") || strings.Contains(r, "corrupt") || strings.Contains(r, "mismatch") {
+				level, msg = slog.LevelError, "nats: embedded: the JetStream store was damaged and nats-server repaired it by dropping what it could not read: "+
+					"records or group positions may be lost; keep a copy of the store to investigate"
+				break
+			}
+		}
+		log.Log(context.Background(), level, msg, "path", store, "problems", repaired)
+	}
 	if !srv.ReadyForConnections(readyTimeout) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
@@ -83,15 +111,67 @@ func (cfg EmbeddedConfig) serverOptions(bus Config) (*server.Options, error) {
 
 // serverLogger sends nats-server's log to slog. The server's notices
 // (startup banner, limits, connections) are debug material for an embedded
-// server; its warnings and errors are ours.
-type serverLogger struct{ log *slog.Logger }
+// server; its warnings and errors are ours. During Start it also keeps
+// what NewEmbedded must act on.
+type serverLogger struct {
+	log   *slog.Logger
+	start *startupLog
+}
+
+// startupLog keeps the server's fatal error and its warnings about a
+// damaged store while Start runs: nats-server reports both only in its log.
+type startupLog struct {
+	mu       sync.Mutex
+	done     bool
+	fatal    string
+	repaired []string
+}
+
+// storeRepairs are the starts of nats-server's warnings when it finds a
+// damaged store file and rebuilds or skips it (server/filestore.go,
+// server/jetstream.go).
+var storeRepairs = []string{"Filestore [", "  Stream metafile", "  Consumer metafile", "  Error ", "Error recreating", "Error adding stream", "Error adding consumer"}
+
+func (s *startupLog) note(fatal bool, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.done:
+	case fatal:
+		s.fatal = msg
+	default:
+		for _, p := range storeRepairs {
+			if strings.HasPrefix(msg, p) {
+				s.repaired = append(s.repaired, msg)
+				break
+			}
+		}
+	}
+}
+
+// end stops the recording and returns what was recorded.
+func (s *startupLog) end() (fatal string, repaired []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = true
+	return s.fatal, s.repaired
+}
 
 func (l serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
-func (l serverLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
-func (l serverLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
-func (l serverLogger) Fatalf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
-func (l serverLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }
-func (l serverLogger) Tracef(format string, v ...any)  {}
+func (l serverLogger) Warnf(format string, v ...any) {
+	l.start.note(false, fmt.Sprintf(format, v...))
+	l.logf(slog.LevelWarn, format, v)
+}
+func (l serverLogger) Errorf(format string, v ...any) {
+	l.start.note(false, fmt.Sprintf(format, v...))
+	l.logf(slog.LevelError, format, v)
+}
+func (l serverLogger) Fatalf(format string, v ...any) {
+	l.start.note(true, fmt.Sprintf(format, v...))
+	l.logf(slog.LevelError, format, v)
+}
+func (l serverLogger) Debugf(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
+func (l serverLogger) Tracef(format string, v ...any) {}
 
 func (l serverLogger) logf(level slog.Level, format string, v []any) {
 	ctx := context.Background()
