@@ -3,7 +3,11 @@ package app
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -15,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/nats"
 )
@@ -101,4 +107,98 @@ func TestNATSReplicasReachTheServer(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "bus.nats.replicas") {
 		t.Fatalf("OpenBus with 3 replicas on one server: %v", err)
 	}
+}
+
+// embeddedConfig is testConfig with bus.embedded.max_store set.
+func embeddedConfig(t *testing.T, dir, maxStore string) *config.Config {
+	t.Helper()
+	y := fmt.Sprintf(`
+bus:
+  kind: embedded
+  data_dir: %q
+  partitions: 1
+  embedded:
+    max_store: %s
+ingest:
+  grpc_listen: 127.0.0.1:0
+  http_listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+sinks:
+  - name: archive
+    type: file
+    signals: [logs]
+    path: %q
+log:
+  level: error
+`, filepath.Join(dir, "data"), maxStore, filepath.Join(dir, "out"))
+	path := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// A full embedded store: ingest answers 503 with Retry-After, never 200
+// for what it could not store; after max_store is raised and sluice
+// restarted, requests succeed again, and exactly the items answered 200
+// reach the sink.
+func TestEmbeddedStoreFullAnswers503(t *testing.T) {
+	dir := t.TempDir()
+	p, err := Start(context.Background(), embeddedConfig(t, dir, "256KiB"), Roles{Ingest: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := otlptest.Shape{Resources: 2, Items: 50, Points: 1}
+	post := func(p *Process, seed int) *http.Response {
+		shape.Seed = seed
+		resp, err := http.Post("http://"+p.HTTPAddr()+"/v1/logs", "application/x-protobuf",
+			bytes.NewReader(otlptest.Request(otlpwire.Logs, shape)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	var accepted, refused int
+	seed := 0
+	for ; refused == 0 && seed < 2000; seed++ {
+		switch resp := post(p, seed); resp.StatusCode {
+		case http.StatusOK:
+			accepted += shape.ItemCount(otlpwire.Logs)
+		case http.StatusServiceUnavailable:
+			refused++
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+		default:
+			t.Fatalf("answer %d", resp.StatusCode)
+		}
+	}
+	if refused == 0 || accepted == 0 {
+		t.Fatalf("%d items accepted, %d requests refused: the store never filled", accepted, refused)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	p, err = Start(context.Background(), embeddedConfig(t, dir, "64MiB"), Roles{Ingest: true, Worker: true, AllSinks: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	for range 5 {
+		if resp := post(p, seed); resp.StatusCode != http.StatusOK {
+			t.Fatalf("after raising max_store: answer %d", resp.StatusCode)
+		}
+		seed++
+		accepted += shape.ItemCount(otlpwire.Logs)
+	}
+	t.Logf("%d log records answered 200 (5 requests after the restart), %d requests refused before", accepted, refused)
+	waitForOutput(t, filepath.Join(dir, "out"), [3]int{otlpwire.Logs: accepted})
 }
