@@ -72,8 +72,10 @@
 // fails with stream.ErrRecordTooLarge.
 //
 // NewEmbedded fails at once, naming the store, when nats-server cannot
-// open it; when the server repaired a damaged store at start (its
-// warnings only say so) it logs that at error level with the path. A full
+// open it; when the server rebuilt a store at start (its warnings only
+// say so) it logs that with the path: at error level when the last
+// shutdown was clean (Close leaves a marker file in the data directory) or
+// a checksum failed, else as a warning (the traces of a crash). A full
 // store (EmbeddedConfig.MaxStore) fails Produce with stream.ErrUnavailable.
 //
 // The embedded server syncs its files every EmbeddedConfig.SyncInterval

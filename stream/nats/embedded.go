@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -28,6 +30,14 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 		return nil, fmt.Errorf("nats: embedded: %w", err)
 	}
 	log := bus.withDefaults().Logger
+	// The marker of a clean shutdown tells a store rebuilt after a crash
+	// of the process (normal) from one damaged while sluice was stopped.
+	marker := filepath.Join(cfg.DataDir, cleanShutdownFile)
+	_, err = os.Stat(marker)
+	clean := err == nil
+	if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("nats: embedded: %w", err)
+	}
 	start := &startupLog{}
 	srv.SetLoggerV2(serverLogger{log: log.With("component", "nats-server"), start: start}, false, false, false)
 	srv.Start()
@@ -49,7 +59,7 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 		level, msg := slog.LevelWarn, "nats: embedded: nats-server rebuilt the JetStream store's state at start: normal after a crash of the process; "+
 			"after damage to the files (disk, manual edits) records or group positions may be lost"
 		for _, r := range repaired {
-			if strings.Contains(r, "checksum") || strings.Contains(r, "corrupt") || strings.Contains(r, "mismatch") {
+			if clean || strings.Contains(r, "checksum") || strings.Contains(r, "corrupt") || strings.Contains(r, "mismatch") {
 				level, msg = slog.LevelError, "nats: embedded: the JetStream store was damaged and nats-server repaired it by dropping what it could not read: "+
 					"records or group positions may be lost; keep a copy of the store to investigate"
 				break
@@ -68,6 +78,7 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("nats: embedded: %w", err)
 	}
+	b.marker = marker
 	log.Info("nats: embedded server ready", "data_dir", cfg.DataDir, "listen", b.ClientURL())
 	return b, nil
 }
@@ -108,6 +119,10 @@ func (cfg EmbeddedConfig) serverOptions(bus Config) (*server.Options, error) {
 	}
 	return opts, nil
 }
+
+// cleanShutdownFile, in EmbeddedConfig.DataDir, is written by Close once
+// the server has shut down and removed by NewEmbedded.
+const cleanShutdownFile = "sluice-clean-shutdown"
 
 // serverLogger sends nats-server's log to slog. The server's notices
 // (startup banner, limits, connections) are debug material for an embedded
