@@ -506,6 +506,13 @@ func decode(r *stream.Record, topic string, m jetstream.Msg) error {
 			}
 			r.Timestamp = time.Unix(0, ns)
 		default:
+			if checkHeaderKey(k) != nil {
+				// JetStream's own (Nats-Msg-Id of a client that
+				// deduplicates, ...): they steered the server when
+				// the record was published; handed on, they would make
+				// producing the record again (a dead letter) fail.
+				continue
+			}
 			keys = append(keys, k)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
+
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -260,4 +262,29 @@ func TestInOrderAfterCrash(t *testing.T) {
 			t.Errorf("InOrder: records came as %v, want a3..a9 then b0..b4", order)
 		}
 	}
+}
+
+// A record another client published with JetStream's own headers (here
+// Nats-Msg-Id, for deduplication) comes without them, so that it can be
+// produced again, e.g. as a dead letter with its headers.
+func TestPollDropsJetStreamHeaders(t *testing.T) {
+	b := newEmbedded(t, Config{})
+	ensure(t, b, stream.TopicSpec{Name: "in", Partitions: 1}, stream.TopicSpec{Name: "dlq", Partitions: 1})
+	msg := natsgo.NewMsg("in.0")
+	msg.Data = []byte("not otlp")
+	msg.Header.Set("Nats-Msg-Id", "id-1")
+	msg.Header.Set(stream.HeaderTenant, "team-a")
+	if _, err := b.js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	c := consume(t, b, stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+	r := pollN(t, c, 1, 5*time.Second)[0]
+	if len(r.Headers) != 1 || r.Headers[0].Key != stream.HeaderTenant || string(r.Headers[0].Value) != "team-a" {
+		t.Errorf("headers %v, want only %s", r.Headers, stream.HeaderTenant)
+	}
+	dead := &stream.Record{Topic: "dlq", Partition: -1, Value: r.Value, Headers: append(r.Headers, stream.ErrorHeader("bad"))}
+	if err := b.Produce(context.Background(), dead); err != nil {
+		t.Errorf("producing the polled record again: %v", err)
+	}
+	commit(t, c, r)
 }

@@ -22,7 +22,9 @@
 // removes both again. Without a producer timestamp, Poll gives the time
 // the server stored the record. Header values travel as text: NATS trims
 // white space at their ends and turns CR and LF into spaces. Header keys
-// starting with "Nats-" are refused, as they steer JetStream.
+// starting with "Nats-" are refused, as they steer JetStream; Poll leaves
+// them out of records other clients published with them (Nats-Msg-Id), so
+// that such a record can be produced again, e.g. as a dead letter.
 //
 // Offset is the JetStream stream sequence: it numbers all partitions of a
 // topic together, starting at 1. StartAtOffset therefore means "from this
