@@ -70,6 +70,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzPartialSuccess -fuzztime $(FUZZTIME) ./sinks/otlp/
 	$(GO) test -run '^$$' -fuzz FuzzArrowTranslation -fuzztime $(FUZZTIME) ./sinks/promrw/
 	$(GO) test -run '^$$' -fuzz FuzzArrowTranslation -fuzztime $(FUZZTIME) ./sinks/loki/
+	$(GO) test -run '^$$' -fuzz FuzzDecodeHeaders -fuzztime $(FUZZTIME) ./stream/nats/
 
 vet:
 	$(GO) vet ./...

@@ -29,13 +29,24 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 	)
 	switch b.Kind {
 	case "embedded":
+		e := b.Embedded
+		syncAlways, syncInterval, serr := e.SyncPolicy()
+		if serr != nil {
+			return nil, cfg.Errorf("bus.embedded.sync", "%v", serr)
+		}
+		if e.Listen != "" && e.Token == "" && e.Username == "" {
+			log.Warn("the embedded NATS listener accepts clients without credentials: anyone on this machine can read and write every tenant's records; set bus.embedded.token", "listen", e.Listen)
+		}
 		var nb *nats.Bus
 		nb, err = nats.NewEmbedded(nats.EmbeddedConfig{
-			DataDir:    filepath.Join(b.DataDir, "bus"),
-			Listen:     b.Embedded.Listen,
-			MaxStore:   int64(b.Embedded.MaxStore),
-			MaxPayload: int32(b.MaxRecordBytes),
-		}, nats.Config{Name: "sluice", PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, Logger: log.With("bus", "embedded")})
+			DataDir:      filepath.Join(b.DataDir, "bus"),
+			Listen:       e.Listen,
+			MaxStore:     int64(e.MaxStore),
+			MaxPayload:   int32(b.MaxRecordBytes),
+			SyncAlways:   syncAlways,
+			SyncInterval: syncInterval,
+		}, nats.Config{Name: "sluice", Token: e.Token, User: e.Username, Password: e.Password,
+			PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, Logger: log.With("bus", "embedded")})
 		if err == nil && b.Embedded.Listen != "" {
 			log.Info("embedded NATS server listening", "url", nb.ClientURL())
 		}
@@ -46,7 +57,7 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 			return nil, cfg.Errorf("bus.nats.tls", "%v", err)
 		}
 		bus, err = nats.New(nats.Config{URL: b.NATS.URL, Name: "sluice", CredentialsFile: b.NATS.CredsFile, Token: b.NATS.Token,
-			User: b.NATS.Username, Password: b.NATS.Password, TLS: tlsCfg, PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, Logger: log.With("bus", "nats")})
+			User: b.NATS.Username, Password: b.NATS.Password, TLS: tlsCfg, PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, Replicas: b.NATS.Replicas, Logger: log.With("bus", "nats")})
 	case "kafka":
 		k := b.Kafka
 		var tlsCfg *tls.Config

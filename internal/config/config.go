@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -105,6 +106,9 @@ type NATS struct {
 	Username  string `yaml:"username"`
 	Password  string `yaml:"password"`
 	TLS       *TLS   `yaml:"tls"`
+	// Replicas of the streams sluice creates (1..5; a cluster needs at
+	// least as many servers). Default 1. Existing streams keep theirs.
+	Replicas int `yaml:"replicas"`
 }
 
 // Embedded configures the NATS server sluice runs inside its own process.
@@ -113,6 +117,41 @@ type Embedded struct {
 	// inspection with the nats CLI); empty keeps the server in-process.
 	Listen   string   `yaml:"listen"`
 	MaxStore ByteSize `yaml:"max_store"`
+	// Token, or Username and Password, are required of every client of
+	// the listener (sluice itself connects in process). A listener on a
+	// non-loopback address must have them.
+	Token    string `yaml:"token"`
+	Username string `yaml:"username"`
+	Password string `yaml:"password"`
+	// Sync is when JetStream fsyncs its files: "always" (every write,
+	// before the ack) or an interval. Default 1s.
+	Sync string `yaml:"sync"`
+}
+
+// SyncPolicy parses Sync: always, or the interval between fsyncs.
+func (e Embedded) SyncPolicy() (always bool, interval time.Duration, err error) {
+	if e.Sync == "always" {
+		return true, 0, nil
+	}
+	d, err := time.ParseDuration(e.Sync)
+	if err != nil || d <= 0 {
+		return false, 0, fmt.Errorf("sync %q: want always or a positive interval such as 1s", e.Sync)
+	}
+	return false, d, nil
+}
+
+// LoopbackListen reports whether a listen address only accepts
+// connections from this machine (a loopback IP or localhost).
+func LoopbackListen(listen string) bool {
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // TLS configures a client or server TLS connection.
@@ -328,8 +367,9 @@ func Default() Config {
 			MaxRecordBytes: 1 << 20,
 			ProduceTimeout: 10 * time.Second,
 			// SmallBatchBytes is stream/kafka's DefaultSmallBatchBytes.
-			Kafka: Kafka{Compression: "zstd", ClientID: "sluice", SmallBatchBytes: 16 << 10},
-			NATS:  NATS{URL: "nats://127.0.0.1:4222"},
+			Kafka:    Kafka{Compression: "zstd", ClientID: "sluice", SmallBatchBytes: 16 << 10},
+			NATS:     NATS{URL: "nats://127.0.0.1:4222", Replicas: 1},
+			Embedded: Embedded{Sync: "1s"},
 		},
 		Ingest: Ingest{
 			GRPCListen:       "127.0.0.1:4317",
@@ -441,9 +481,25 @@ func (c *Config) Validate() error {
 		if c.Bus.DataDir == "" {
 			bad("bus.data_dir", "the embedded bus needs a data_dir")
 		}
+		e := c.Bus.Embedded
+		if _, _, err := e.SyncPolicy(); err != nil {
+			bad("bus.embedded.sync", "%v", err)
+		}
+		if e.Token != "" && (e.Username != "" || e.Password != "") {
+			bad("bus.embedded.token", "set either token or username and password, not both")
+		}
+		if (e.Username == "") != (e.Password == "") {
+			bad("bus.embedded.username", "username and password go together")
+		}
+		if e.Listen != "" && e.Token == "" && e.Username == "" && !LoopbackListen(e.Listen) {
+			bad("bus.embedded.listen", "listen %q is reachable from other machines: set bus.embedded.token (or username and password), or listen on 127.0.0.1", e.Listen)
+		}
 	case "nats":
 		if c.Bus.NATS.URL == "" {
 			bad("bus.nats.url", "the nats bus needs a url")
+		}
+		if r := c.Bus.NATS.Replicas; r < 1 || r > 5 {
+			bad("bus.nats.replicas", "replicas must be between 1 and 5, not %d", r)
 		}
 	case "kafka":
 		if len(c.Bus.Kafka.Brokers) == 0 {

@@ -299,3 +299,47 @@ func TestWorkerAggregator(t *testing.T) {
 		t.Errorf("aggregator: false: %+v, %v", cfg.Worker, err)
 	}
 }
+
+func TestEmbeddedAccessSyncAndNATSReplicas(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte("bus:\n  embedded:\n    listen: 0.0.0.0:4222\n    token: s3cret\n    sync: always\n  nats:\n    replicas: 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if always, _, _ := cfg.Bus.Embedded.SyncPolicy(); !always || cfg.Bus.Embedded.Token != "s3cret" || cfg.Bus.NATS.Replicas != 3 {
+		t.Errorf("bus = %+v", cfg.Bus)
+	}
+	def, err := Parse("c.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if always, every, _ := def.Bus.Embedded.SyncPolicy(); always || every != time.Second || def.Bus.NATS.Replicas != 1 {
+		t.Errorf("defaults: sync %q, replicas %d", def.Bus.Embedded.Sync, def.Bus.NATS.Replicas)
+	}
+	for _, ok := range []string{"127.0.0.1:4222", `"[::1]:4222"`, "localhost:4222"} {
+		if _, err := Parse("c.yaml", []byte("bus:\n  embedded:\n    listen: "+ok+"\n")); err != nil {
+			t.Errorf("loopback listen %s without credentials: %v", ok, err)
+		}
+	}
+	for _, tc := range []struct{ name, yaml, want string }{
+		{"open listener", "bus:\n  embedded:\n    listen: 0.0.0.0:4222\n",
+			`c.yaml:3:13: bus.embedded.listen: listen "0.0.0.0:4222" is reachable from other machines: set bus.embedded.token`},
+		{"open listener, any address", "bus:\n  embedded:\n    listen: :4222\n",
+			`c.yaml:3:13: bus.embedded.listen: listen ":4222" is reachable`},
+		{"token and password", "bus:\n  embedded:\n    token: a\n    username: u\n    password: p\n",
+			`c.yaml:3:12: bus.embedded.token: set either token or username and password`},
+		{"username alone", "bus:\n  embedded:\n    listen: 10.0.0.1:4222\n    username: u\n",
+			`c.yaml:4:15: bus.embedded.username: username and password go together`},
+		{"bad sync", "bus:\n  embedded:\n    sync: sometimes\n",
+			`c.yaml:3:11: bus.embedded.sync: sync "sometimes": want always or a positive interval`},
+		{"zero sync", "bus:\n  embedded:\n    sync: 0s\n", `bus.embedded.sync: sync "0s"`},
+		{"replicas", "bus:\n  kind: nats\n  nats:\n    replicas: 7\n",
+			`c.yaml:4:15: bus.nats.replicas: replicas must be between 1 and 5, not 7`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(tc.yaml))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
+	}
+}

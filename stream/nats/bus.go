@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,9 @@ type Bus struct {
 	nc  *natsgo.Conn
 	js  jetstream.JetStream
 	srv *server.Server // set by NewEmbedded
+	// marker is the file Close writes after the embedded server shut
+	// down cleanly.
+	marker string
 
 	mu     sync.RWMutex
 	topics map[string]*topicInfo
@@ -182,6 +186,11 @@ func (b *Bus) Close() error {
 		if b.srv != nil {
 			b.srv.Shutdown()
 			b.srv.WaitForShutdown()
+			if b.marker != "" {
+				if err := os.WriteFile(b.marker, nil, 0o644); err != nil {
+					b.log.Warn("nats: embedded: cannot mark the clean shutdown", "err", err)
+				}
+			}
 		}
 	})
 	return nil

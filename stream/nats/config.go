@@ -63,10 +63,12 @@ type EmbeddedConfig struct {
 	// included; 0 keeps the server default (1 MiB). Topics'
 	// MaxRecordBytes cannot exceed it.
 	MaxPayload int32
-	// SyncAlways makes JetStream fsync every write. By default it syncs
-	// periodically (every 2 minutes): a crash of the process loses
-	// nothing, a crash of the machine may lose the last records.
-	SyncAlways bool
+	// SyncAlways makes JetStream fsync every write before it acknowledges
+	// it. Otherwise it syncs every SyncInterval (0: the server's default,
+	// 2 minutes): a crash of the process loses nothing, a power loss or
+	// kernel crash may lose the records of the last interval.
+	SyncAlways   bool
+	SyncInterval time.Duration
 }
 
 const (

@@ -59,6 +59,13 @@ type consumer struct {
 
 	mu   sync.Mutex // serialises Poll
 	next int        // topic Poll starts with, round robin
+
+	// inHand are the records polled and not yet committed, by reply
+	// subject: keepAlive tells the server they are still being worked on
+	// so that a batch held longer than AckWait (a sink retrying) is not
+	// delivered to another member meanwhile.
+	handMu sync.Mutex
+	inHand map[string]struct{}
 }
 
 type source struct {
@@ -107,7 +114,63 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 		c.srcs = append(c.srcs, src)
 	}
 	c.ctx, c.cancel = context.WithCancel(b.done)
+	c.inHand = map[string]struct{}{}
+	go c.keepAlive(max(b.cfg.AckWait/3, 10*time.Millisecond))
 	return c, nil
+}
+
+// ackProgress is JetStream's "work in progress" ack: it restarts the
+// record's AckWait without acknowledging it.
+var ackProgress = []byte("+WPI")
+
+// keepAlive sends an in-progress ack for every record in hand each
+// interval, until the consumer closes. Records polled and then abandoned
+// (the member closes or dies) stop receiving them and come again after
+// AckWait.
+func (c *consumer) keepAlive(interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	var replies []string
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		}
+		c.handMu.Lock()
+		replies = replies[:0]
+		for r := range c.inHand {
+			replies = append(replies, r)
+		}
+		c.handMu.Unlock()
+		for _, r := range replies {
+			// Fire and forget: a lost one costs at worst the
+			// redelivery this would have avoided.
+			if err := c.bus.nc.Publish(r, ackProgress); err != nil {
+				break
+			}
+		}
+	}
+}
+
+func (c *consumer) hold(recs []*stream.Record) {
+	c.handMu.Lock()
+	defer c.handMu.Unlock()
+	for _, r := range recs {
+		if m, ok := r.Handle.(jetstream.Msg); ok && m.Reply() != "" {
+			c.inHand[m.Reply()] = struct{}{}
+		}
+	}
+}
+
+func (c *consumer) release(recs []*stream.Record) {
+	c.handMu.Lock()
+	defer c.handMu.Unlock()
+	for _, r := range recs {
+		if m, ok := r.Handle.(jetstream.Msg); ok {
+			delete(c.inHand, m.Reply())
+		}
+	}
 }
 
 // durable returns the group's consumer on streamName, creating it if
@@ -240,6 +303,7 @@ func (c *consumer) Poll(ctx context.Context) ([]*stream.Record, error) {
 			if failing != nil {
 				c.bus.log.Info("nats: poll recovered", "group", c.group)
 			}
+			c.hold(recs)
 			return recs, nil
 		}
 		if err == nil || expired(ctx) != nil || c.closed.Load() {
@@ -447,6 +511,13 @@ func decode(r *stream.Record, topic string, m jetstream.Msg) error {
 			}
 			r.Timestamp = time.Unix(0, ns)
 		default:
+			if checkHeaderKey(k) != nil {
+				// JetStream's own (Nats-Msg-Id of a client that
+				// deduplicates, ...): they steered the server when
+				// the record was published; handed on, they would make
+				// producing the record again (a dead letter) fail.
+				continue
+			}
 			keys = append(keys, k)
 		}
 	}
@@ -482,6 +553,9 @@ func (c *consumer) Commit(ctx context.Context, recs ...*stream.Record) error {
 	if len(recs) == 0 {
 		return nil
 	}
+	// Committed, or not (then they come again after AckWait, as the
+	// caller expects of a failed commit): no longer in hand either way.
+	defer c.release(recs)
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, c.bus.cfg.PublishTimeout)

@@ -7,48 +7,64 @@ import (
 	"testing"
 	"time"
 
+	natsgo "github.com/nats-io/nats.go"
+
 	"github.com/sluice-dev/sluice/stream"
 )
 
-// A record polled and not committed comes again to the same member after
-// AckWait, with its offset (the suite checks redelivery to the next
-// member).
-func TestRedeliveryAfterAckWait(t *testing.T) {
-	b := newEmbedded(t, Config{AckWait: time.Second})
-	const topic = "redeliver"
+// A batch held longer than AckWait (a sink retrying) stays with the
+// member that polled it: in-progress acks keep the server from handing it
+// to another member of the group. Once the member closes without
+// committing, the batch goes to the other member, with its offsets.
+func TestHeldBatchIsNotDeliveredAgain(t *testing.T) {
+	const ackWait = 500 * time.Millisecond
+	b := newEmbedded(t, Config{AckWait: ackWait})
+	const topic = "held"
 	ensure(t, b, stream.TopicSpec{Name: topic, Partitions: 2})
-	produce(t, b, values(topic, "r", 10)...)
+	in := values(topic, "r", 10)
+	produce(t, b, in...)
 
 	cfg := stream.ConsumerConfig{Group: "g", Topics: []string{topic}}
-	c := consume(t, b, cfg)
-	polled := time.Now() // the records are delivered after this
-	first := pollN(t, c, 10, 5*time.Second)
-	committed := map[string]bool{}
-	for _, r := range first[:6] {
-		committed[string(r.Value)] = true
-	}
-	commit(t, c, first[:6]...)
+	holder := consume(t, b, cfg)
+	first := pollN(t, holder, 10, 5*time.Second)
 
-	// The 4 uncommitted come again after AckWait, with the same offsets.
-	again := pollN(t, c, 4, 5*time.Second)
-	if d := time.Since(polled); d < 900*time.Millisecond {
-		t.Errorf("redelivered %s after the first poll, before AckWait", d)
+	// The other member polls for 4 AckWaits while the batch is held:
+	// without in-progress acks every record comes to it (duplicates).
+	other := consume(t, b, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*ackWait)
+	defer cancel()
+	var dups []*stream.Record
+	for ctx.Err() == nil {
+		recs, err := other.Poll(ctx)
+		if err != nil && ctx.Err() == nil {
+			t.Fatal(err)
+		}
+		dups = append(dups, recs...)
+	}
+	if len(dups) > 0 {
+		t.Errorf("%d of %d held records delivered to the other member: %v", len(dups), len(first), valueSet(dups))
+	}
+	commit(t, other, dups...)
+
+	// The holder commits 6 and closes with 4 in hand: those 4, and only
+	// they, go to the other member after AckWait.
+	commit(t, holder, first[:6]...)
+	holder.Close()
+	again := pollN(t, other, 4, 5*time.Second)
+	if want := valueSet(first[6:]); !maps.Equal(valueSet(again), want) {
+		t.Errorf("after the holder closed: got %v, want %v", valueSet(again), want)
 	}
 	offsets := map[string]int64{}
 	for _, r := range first {
 		offsets[string(r.Value)] = r.Offset
 	}
 	for _, r := range again {
-		if committed[string(r.Value)] {
-			t.Errorf("committed record %q delivered again", r.Value)
-		}
 		if r.Offset != offsets[string(r.Value)] {
 			t.Errorf("record %q: offset %d, first delivered at %d", r.Value, r.Offset, offsets[string(r.Value)])
 		}
 	}
-
-	commit(t, c, again...)
-	pollNone(t, c, 1500*time.Millisecond)
+	commit(t, other, again...)
+	pollNone(t, other, 2*ackWait)
 }
 
 // StartAtOffset is a stream sequence, which numbers every partition's
@@ -246,4 +262,29 @@ func TestInOrderAfterCrash(t *testing.T) {
 			t.Errorf("InOrder: records came as %v, want a3..a9 then b0..b4", order)
 		}
 	}
+}
+
+// A record another client published with JetStream's own headers (here
+// Nats-Msg-Id, for deduplication) comes without them, so that it can be
+// produced again, e.g. as a dead letter with its headers.
+func TestPollDropsJetStreamHeaders(t *testing.T) {
+	b := newEmbedded(t, Config{})
+	ensure(t, b, stream.TopicSpec{Name: "in", Partitions: 1}, stream.TopicSpec{Name: "dlq", Partitions: 1})
+	msg := natsgo.NewMsg("in.0")
+	msg.Data = []byte("not otlp")
+	msg.Header.Set("Nats-Msg-Id", "id-1")
+	msg.Header.Set(stream.HeaderTenant, "team-a")
+	if _, err := b.js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatal(err)
+	}
+	c := consume(t, b, stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+	r := pollN(t, c, 1, 5*time.Second)[0]
+	if len(r.Headers) != 1 || r.Headers[0].Key != stream.HeaderTenant || string(r.Headers[0].Value) != "team-a" {
+		t.Errorf("headers %v, want only %s", r.Headers, stream.HeaderTenant)
+	}
+	dead := &stream.Record{Topic: "dlq", Partition: -1, Value: r.Value, Headers: append(r.Headers, stream.ErrorHeader("bad"))}
+	if err := b.Produce(context.Background(), dead); err != nil {
+		t.Errorf("producing the polled record again: %v", err)
+	}
+	commit(t, c, r)
 }

@@ -22,7 +22,9 @@
 // removes both again. Without a producer timestamp, Poll gives the time
 // the server stored the record. Header values travel as text: NATS trims
 // white space at their ends and turns CR and LF into spaces. Header keys
-// starting with "Nats-" are refused, as they steer JetStream.
+// starting with "Nats-" are refused, as they steer JetStream; Poll leaves
+// them out of records other clients published with them (Nats-Msg-Id), so
+// that such a record can be produced again, e.g. as a dead letter.
 //
 // Offset is the JetStream stream sequence: it numbers all partitions of a
 // topic together, starting at 1. StartAtOffset therefore means "from this
@@ -38,13 +40,16 @@
 // consumer is created; afterwards the group resumes where it is.
 //
 // Commit acknowledges each record individually and waits for the server's
-// confirmation (one round trip per Commit). A record that is polled and
-// not committed within AckWait (Config.AckWait, default 30s) is delivered
-// again, to any member; so are uncommitted records after a member closes,
-// the process stops or the server restarts. Committed records do not come
+// confirmation (one round trip per Commit). While a member holds records
+// (polled, not committed) it sends an in-progress ack for each every
+// AckWait/3, so a batch held for long (a sink retrying) is not handed to
+// another member meanwhile. A failed Commit stops them too. Records a
+// member holds when it closes or dies come again after AckWait
+// (Config.AckWait, default 30s), to any member; so do uncommitted records
+// after the process stops or the server restarts. Committed records do not come
 // again (except after a crash of the server itself, which may lose the
-// last moments of consumer state). Delivery is at least once: duplicates happen when processing
-// outlasts AckWait or a Commit fails, and when Produce fails after the
+// last moments of consumer state). Delivery is at least once: duplicates happen when a member
+// dies or a Commit fails, and when Produce fails after the
 // server stored some of the records (the caller retries the set).
 // MaxAckPending bounds how many polled, uncommitted records a group holds
 // per topic; at the bound Poll waits until commits make room.
@@ -73,7 +78,22 @@
 // A record above the server's max payload or the topic's MaxRecordBytes
 // fails with stream.ErrRecordTooLarge.
 //
-// The embedded server syncs its files periodically: records survive a
-// crash of the process, not necessarily of the machine, unless
-// EmbeddedConfig.SyncAlways is set.
+// NewEmbedded fails at once, naming the store, when nats-server cannot
+// open it; when the server rebuilt a store at start (its warnings only
+// say so) it logs that with the path: at error level when the last
+// shutdown was clean (Close leaves a marker file in the data directory) or
+// a checksum failed, else as a warning (the traces of a crash). A full
+// store (EmbeddedConfig.MaxStore) fails Produce with stream.ErrUnavailable.
+//
+// The embedded server syncs its files every EmbeddedConfig.SyncInterval
+// (nats-server's default: 2 minutes): records survive a crash of the
+// process, not necessarily a power loss, unless EmbeddedConfig.SyncAlways
+// is set. Config.Token, or User and Password, also guard the embedded
+// server's listener; the process's own connection is in process and uses
+// them too.
+//
+// Replicas (Config.Replicas) apply to the streams and state buckets the bus
+// creates; a server that cannot place them (a single server asked for
+// more than one) fails EnsureTopics with an error naming the setting,
+// not retryable.
 package nats

@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
+	"sync"
 
 	"github.com/nats-io/nats-server/v2/server"
 )
@@ -25,10 +30,43 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 		return nil, fmt.Errorf("nats: embedded: %w", err)
 	}
 	log := bus.withDefaults().Logger
-	if bus.Logger != nil {
-		srv.SetLoggerV2(serverLogger{log.With("component", "nats-server")}, false, false, false)
+	// The marker of a clean shutdown tells a store rebuilt after a crash
+	// of the process (normal) from one damaged while sluice was stopped.
+	marker := filepath.Join(cfg.DataDir, cleanShutdownFile)
+	_, err = os.Stat(marker)
+	clean := err == nil
+	if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("nats: embedded: %w", err)
 	}
+	start := &startupLog{}
+	srv.SetLoggerV2(serverLogger{log: log.With("component", "nats-server"), start: start}, false, false, false)
 	srv.Start()
+	store := filepath.Join(cfg.DataDir, server.JetStreamStoreDir)
+	fatal, repaired := start.end()
+	if fatal != "" || !srv.JetStreamEnabled() {
+		// Start returns without JetStream when the store cannot be
+		// opened; nothing would work, and restarting will not help.
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, fmt.Errorf("nats: embedded: cannot open the JetStream store %s: %s; "+
+			"make it a writable directory, or move it aside to start with an empty bus (losing the records in it)", store, fatal)
+	}
+	if len(repaired) > 0 {
+		// nats-server repairs a damaged store by rebuilding its state
+		// from what it can read, dropping the rest; it says so only in
+		// warnings, and the same warnings follow a crash of the
+		// process, which loses nothing.
+		level, msg := slog.LevelWarn, "nats: embedded: nats-server rebuilt the JetStream store's state at start: normal after a crash of the process; "+
+			"after damage to the files (disk, manual edits) records or group positions may be lost"
+		for _, r := range repaired {
+			if clean || strings.Contains(r, "checksum") || strings.Contains(r, "corrupt") || strings.Contains(r, "mismatch") {
+				level, msg = slog.LevelError, "nats: embedded: the JetStream store was damaged and nats-server repaired it by dropping what it could not read: "+
+					"records or group positions may be lost; keep a copy of the store to investigate"
+				break
+			}
+		}
+		log.Log(context.Background(), level, msg, "path", store, "problems", repaired)
+	}
 	if !srv.ReadyForConnections(readyTimeout) {
 		srv.Shutdown()
 		srv.WaitForShutdown()
@@ -40,6 +78,7 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("nats: embedded: %w", err)
 	}
+	b.marker = marker
 	log.Info("nats: embedded server ready", "data_dir", cfg.DataDir, "listen", b.ClientURL())
 	return b, nil
 }
@@ -56,6 +95,7 @@ func (cfg EmbeddedConfig) serverOptions(bus Config) (*server.Options, error) {
 		JetStreamMaxStore: cfg.MaxStore,
 		MaxPayload:        cfg.MaxPayload,
 		SyncAlways:        cfg.SyncAlways,
+		SyncInterval:      cfg.SyncInterval,
 		NoSigs:            true, // the process owns its signals
 		Authorization:     bus.Token,
 		Username:          bus.User,
@@ -80,17 +120,73 @@ func (cfg EmbeddedConfig) serverOptions(bus Config) (*server.Options, error) {
 	return opts, nil
 }
 
+// cleanShutdownFile, in EmbeddedConfig.DataDir, is written by Close once
+// the server has shut down and removed by NewEmbedded.
+const cleanShutdownFile = "sluice-clean-shutdown"
+
 // serverLogger sends nats-server's log to slog. The server's notices
 // (startup banner, limits, connections) are debug material for an embedded
-// server; its warnings and errors are ours.
-type serverLogger struct{ log *slog.Logger }
+// server; its warnings and errors are ours. During Start it also keeps
+// what NewEmbedded must act on.
+type serverLogger struct {
+	log   *slog.Logger
+	start *startupLog
+}
+
+// startupLog keeps the server's fatal error and its warnings about a
+// damaged store while Start runs: nats-server reports both only in its log.
+type startupLog struct {
+	mu       sync.Mutex
+	done     bool
+	fatal    string
+	repaired []string
+}
+
+// storeRepairs are the starts of nats-server's warnings when it finds a
+// damaged store file and rebuilds or skips it (server/filestore.go,
+// server/jetstream.go).
+var storeRepairs = []string{"Filestore [", "  Stream metafile", "  Consumer metafile", "  Error ", "Error recreating", "Error adding stream", "Error adding consumer"}
+
+func (s *startupLog) note(fatal bool, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.done:
+	case fatal:
+		s.fatal = msg
+	default:
+		for _, p := range storeRepairs {
+			if strings.HasPrefix(msg, p) {
+				s.repaired = append(s.repaired, msg)
+				break
+			}
+		}
+	}
+}
+
+// end stops the recording and returns what was recorded.
+func (s *startupLog) end() (fatal string, repaired []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.done = true
+	return s.fatal, s.repaired
+}
 
 func (l serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
-func (l serverLogger) Warnf(format string, v ...any)   { l.logf(slog.LevelWarn, format, v) }
-func (l serverLogger) Errorf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
-func (l serverLogger) Fatalf(format string, v ...any)  { l.logf(slog.LevelError, format, v) }
-func (l serverLogger) Debugf(format string, v ...any)  { l.logf(slog.LevelDebug, format, v) }
-func (l serverLogger) Tracef(format string, v ...any)  {}
+func (l serverLogger) Warnf(format string, v ...any) {
+	l.start.note(false, fmt.Sprintf(format, v...))
+	l.logf(slog.LevelWarn, format, v)
+}
+func (l serverLogger) Errorf(format string, v ...any) {
+	l.start.note(false, fmt.Sprintf(format, v...))
+	l.logf(slog.LevelError, format, v)
+}
+func (l serverLogger) Fatalf(format string, v ...any) {
+	l.start.note(true, fmt.Sprintf(format, v...))
+	l.logf(slog.LevelError, format, v)
+}
+func (l serverLogger) Debugf(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }
+func (l serverLogger) Tracef(format string, v ...any) {}
 
 func (l serverLogger) logf(level slog.Level, format string, v []any) {
 	ctx := context.Background()

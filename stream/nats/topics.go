@@ -133,6 +133,17 @@ func (b *Bus) ensureTopic(ctx context.Context, spec stream.TopicSpec) (*topicInf
 		// Another process created it meanwhile, maybe differently: keep theirs.
 		st, err = b.js.Stream(ctx, name)
 	}
+	if err != nil && b.cfg.Replicas > 1 {
+		// A single server, or a cluster with fewer JetStream servers
+		// than replicas, cannot place the stream. A single server never
+		// will: that error must not read as retryable.
+		var apiErr *jetstream.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeReplicasNotSupported {
+			err = errors.New(apiErr.Description)
+		}
+		return nil, fmt.Errorf("create stream %s with %d replicas (bus.nats.replicas; needs a JetStream cluster of at least %d servers): %w",
+			name, b.cfg.Replicas, b.cfg.Replicas, err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -177,3 +188,8 @@ func (b *Bus) topic(ctx context.Context, topic string) (*topicInfo, error) {
 	b.mu.Unlock()
 	return t, nil
 }
+
+// errCodeReplicasNotSupported is nats-server's JSStreamReplicasNotSupportedErr
+// ("replicas > 1 not supported in non-clustered mode"), which nats.go has
+// no name for.
+const errCodeReplicasNotSupported jetstream.ErrorCode = 10074

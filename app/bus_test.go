@@ -1,0 +1,204 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sluice-dev/sluice/internal/config"
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/nats"
+)
+
+// syncBuffer is a bytes.Buffer that slog may write from several goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func openBus(t *testing.T, yaml string) (stream.Bus, string, error) {
+	t.Helper()
+	cfg, err := config.Parse("sluice.yaml", []byte(yaml))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	log := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := OpenBus(ctx, cfg, log, prometheus.NewRegistry())
+	if err == nil {
+		t.Cleanup(func() { b.Close() })
+	}
+	return b, logs.String(), err
+}
+
+// bus.embedded.token guards the embedded listener; sluice's own
+// in-process connection (which created the topics) still works.
+func TestEmbeddedListenerToken(t *testing.T) {
+	b, logs, err := openBus(t, "bus:\n  data_dir: "+filepath.Join(t.TempDir(), "data")+"\n  embedded:\n    listen: 127.0.0.1:0\n    token: s3cret\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs, "without credentials") {
+		t.Errorf("warned about missing credentials: %s", logs)
+	}
+	url := b.(*nats.Bus).ClientURL()
+	if nc, err := natsgo.Connect(url, natsgo.MaxReconnects(0)); err == nil {
+		nc.Close()
+		t.Fatal("a client without the token connected")
+	}
+	nc, err := natsgo.Connect(url, natsgo.Token("s3cret"), natsgo.MaxReconnects(0))
+	if err != nil {
+		t.Fatalf("with the token: %v", err)
+	}
+	nc.Close()
+	if err := b.Ping(context.Background()); err != nil {
+		t.Errorf("in-process connection: %v", err)
+	}
+}
+
+// A loopback listener without credentials starts, with a warning.
+func TestEmbeddedListenerWithoutCredentialsWarns(t *testing.T) {
+	_, logs, err := openBus(t, "bus:\n  data_dir: "+filepath.Join(t.TempDir(), "data")+"\n  embedded:\n    listen: 127.0.0.1:0\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs, "level=WARN") || !strings.Contains(logs, "without credentials") {
+		t.Errorf("no warning about the open listener in %q", logs)
+	}
+}
+
+// bus.nats.replicas reaches the streams sluice creates: a single server
+// refuses 3, naming the key.
+func TestNATSReplicasReachTheServer(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: server.RANDOM_PORT, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	_, _, err = openBus(t, "bus:\n  kind: nats\n  nats:\n    url: "+srv.ClientURL()+"\n    replicas: 3\n")
+	if err == nil || !strings.Contains(err.Error(), "bus.nats.replicas") {
+		t.Fatalf("OpenBus with 3 replicas on one server: %v", err)
+	}
+}
+
+// embeddedConfig is testConfig with bus.embedded.max_store set.
+func embeddedConfig(t *testing.T, dir, maxStore string) *config.Config {
+	t.Helper()
+	y := fmt.Sprintf(`
+bus:
+  kind: embedded
+  data_dir: %q
+  partitions: 1
+  embedded:
+    max_store: %s
+ingest:
+  grpc_listen: 127.0.0.1:0
+  http_listen: 127.0.0.1:0
+admin:
+  listen: 127.0.0.1:0
+sinks:
+  - name: archive
+    type: file
+    signals: [logs]
+    path: %q
+log:
+  level: error
+`, filepath.Join(dir, "data"), maxStore, filepath.Join(dir, "out"))
+	path := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+// A full embedded store: ingest answers 503 with Retry-After, never 200
+// for what it could not store; after max_store is raised and sluice
+// restarted, requests succeed again, and exactly the items answered 200
+// reach the sink.
+func TestEmbeddedStoreFullAnswers503(t *testing.T) {
+	dir := t.TempDir()
+	p, err := Start(context.Background(), embeddedConfig(t, dir, "256KiB"), Roles{Ingest: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	shape := otlptest.Shape{Resources: 2, Items: 50, Points: 1}
+	post := func(p *Process, seed int) *http.Response {
+		shape.Seed = seed
+		resp, err := http.Post("http://"+p.HTTPAddr()+"/v1/logs", "application/x-protobuf",
+			bytes.NewReader(otlptest.Request(otlpwire.Logs, shape)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	var accepted, refused int
+	seed := 0
+	for ; refused == 0 && seed < 2000; seed++ {
+		switch resp := post(p, seed); resp.StatusCode {
+		case http.StatusOK:
+			accepted += shape.ItemCount(otlpwire.Logs)
+		case http.StatusServiceUnavailable:
+			refused++
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+		default:
+			t.Fatalf("answer %d", resp.StatusCode)
+		}
+	}
+	if refused == 0 || accepted == 0 {
+		t.Fatalf("%d items accepted, %d requests refused: the store never filled", accepted, refused)
+	}
+	if err := p.Stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	p, err = Start(context.Background(), embeddedConfig(t, dir, "64MiB"), Roles{Ingest: true, Worker: true, AllSinks: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	for range 5 {
+		if resp := post(p, seed); resp.StatusCode != http.StatusOK {
+			t.Fatalf("after raising max_store: answer %d", resp.StatusCode)
+		}
+		seed++
+		accepted += shape.ItemCount(otlpwire.Logs)
+	}
+	t.Logf("%d log records answered 200 (5 requests after the restart), %d requests refused before", accepted, refused)
+	waitForOutput(t, filepath.Join(dir, "out"), [3]int{otlpwire.Logs: accepted})
+}
