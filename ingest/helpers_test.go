@@ -208,3 +208,13 @@ func (g *gateBus) Produce(ctx context.Context, recs ...*stream.Record) error {
 func (g *gateBus) open() { g.once.Do(func() { close(g.release) }) }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// mustTokens is NewTokens that fails the test on error.
+func mustTokens(t testing.TB, toks ...Token) *Tokens {
+	t.Helper()
+	set, err := NewTokens(toks...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}

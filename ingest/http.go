@@ -115,18 +115,13 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, sig, encProto, http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Type %q (valid: %s, %s)", r.Header.Get("Content-Type"), contentTypeProto, contentTypeJSON))
 		return
 	}
-	tenant := tenantOf(r)
-	if err := h.i.Authenticate(bearerToken(r.Header.Get("Authorization"))); err != nil {
-		w.Header()["Www-Authenticate"] = hdrAuthBearer
-		h.failExport(w, r, sig, enc, tenant, err)
-		return
-	}
-
-	if tenant != "" {
-		if err := checkTenant(tenant); err != nil {
-			h.failExport(w, r, sig, enc, tenant, badRequest(err, "X-Scope-OrgID: %v", err))
-			return
+	tenant, err := h.i.Tenant(r.Header["Authorization"], r.Header[headerTenant])
+	if err != nil {
+		if errors.Is(err, ErrUnauthenticated) {
+			w.Header()["Www-Authenticate"] = hdrAuthBearer
 		}
+		h.failExport(w, r, sig, enc, tenantOf(r), err)
+		return
 	}
 
 	// Admit the request against the in-flight budget before reading it:
@@ -148,9 +143,6 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.respond(w, st, sig, enc, Result{})
 		h.putState(st)
 		return
-	}
-	if tenant == "" {
-		tenant = h.i.cfg.DefaultTenant
 	}
 	res, retained, err := h.i.exportAdmitted(r.Context(), sig, tenant, body)
 	if err != nil {
@@ -343,6 +335,8 @@ func (h *httpHandler) failExport(w http.ResponseWriter, r *http.Request, sig otl
 		code = http.StatusBadRequest
 	case errors.Is(err, ErrUnauthenticated):
 		code = http.StatusUnauthorized
+	case errors.Is(err, ErrForbidden):
+		code = http.StatusForbidden
 	case errors.Is(err, ErrTooLarge):
 		code = http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrOverloaded):
@@ -407,6 +401,8 @@ func httpToGRPC(code int) codes.Code {
 		return codes.InvalidArgument
 	case http.StatusUnauthorized:
 		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
 	case http.StatusNotFound:
 		return codes.NotFound
 	case http.StatusMethodNotAllowed:
