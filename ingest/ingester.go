@@ -244,6 +244,13 @@ func (i *Ingester) acquire(n int64) bool {
 	}
 }
 
+// fits reports whether n more bytes would be admitted now (see acquire),
+// without admitting them.
+func (i *Ingester) fits(n int64) bool {
+	cur := i.inflight.Load()
+	return n <= 0 || cur == 0 || cur+n <= i.cfg.MaxInflightBytes
+}
+
 // budget is one request's share of MaxInflightBytes, held from before its
 // body is read until its answer is sent, and grown as decompression and
 // JSON conversion need more memory: the in-flight limit bounds every
