@@ -70,8 +70,9 @@
 // MaxRequestBytes bounds the body as received and once decompressed (a zip
 // bomb gets 413; on gRPC, grpc's MaxRecvMsgSize applies to both).
 // MaxInflightBytes bounds the memory of all requests being handled: an HTTP
-// request is admitted by its Content-Length (64 KiB when unknown) before its
-// body is read, and its share grows with every buffer it fills (the body,
+// request whose Content-Length does not fit is refused before its body is
+// read; it reserves its first 16 KiB, and its share grows as its bytes arrive
+// and with every buffer it fills (the body,
 // the decompressed body, the protobuf form of JSON) or it is refused with
 // 429; a gRPC call is refused before grpc reads its message while the limit
 // is reached, and its message counts from then on. A request larger than the
@@ -91,6 +92,16 @@
 // Config.TrustTenantHeader says a gateway in front sets the header. A
 // header given twice is a bad request. On gRPC the decision is taken on
 // the call's headers (admitGRPC, a tap handle), before its message is read.
+//
+// # Slow clients and rotation
+//
+// An HTTP request reserves of MaxInflightBytes only what its body has sent
+// (at most 16 KiB before its first bytes), and HTTPTimeouts end slow and
+// idle connections; GRPCLimits bound the calls per connection, keepalive
+// pings and idle connections. Reloader reloads the tokens file
+// (Ingester.SetTokens) and the TLS files (TLSFiles, read at every
+// handshake) on demand and when they change; a file that does not load
+// leaves the previous ones in use.
 //
 // # Wiring
 //

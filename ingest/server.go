@@ -3,13 +3,11 @@ package ingest
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
@@ -266,28 +264,4 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	errs = append(errs, s.serveErr)
 	s.mu.Unlock()
 	return errors.Join(errs...)
-}
-
-// LoadTLS builds a server TLS configuration from PEM files: the certificate
-// and key, and when ca is not empty the CA bundle client certificates must
-// chain to (mutual TLS).
-func LoadTLS(cert, key, ca string) (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(cert, key)
-	if err != nil {
-		return nil, fmt.Errorf("ingest TLS: %w", err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("ingest TLS: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ingest TLS: no certificates in %s", ca)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
 }
