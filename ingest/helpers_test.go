@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -218,3 +219,5 @@ func mustTokens(t testing.TB, toks ...Token) *Tokens {
 	}
 	return set
 }
+
+func readTestdata(path string) ([]byte, error) { return os.ReadFile(path) }

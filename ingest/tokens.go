@@ -190,6 +190,12 @@ func ParseTokens(file string, data []byte) (*Tokens, error) {
 	}
 	t := &Tokens{}
 	seen := map[[sha256.Size]byte]int{} // digest → line
+	if len(f.Tokens) != len(list.Content) { // yaml drops null items
+		f.Tokens = make([]Token, len(list.Content))
+		for k, item := range list.Content {
+			item.Decode(&f.Tokens[k]) // null: a zero Token, refused below
+		}
+	}
 	for k, tok := range f.Tokens {
 		item := list.Content[k]
 		path := fmt.Sprintf("tokens[%d]", k)
@@ -229,6 +235,10 @@ func ParseTokens(file string, data []byte) (*Tokens, error) {
 		t.grants = append(t.grants, g)
 	}
 	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	if len(t.grants) == 0 {
+		at(list, "tokens", "no tokens (an empty set would refuse every request)")
 		return nil, errors.Join(errs...)
 	}
 	return t, nil
