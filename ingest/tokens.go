@@ -189,7 +189,7 @@ func ParseTokens(file string, data []byte) (*Tokens, error) {
 		return nil, errors.Join(errs...)
 	}
 	t := &Tokens{}
-	seen := map[[sha256.Size]byte]int{} // digest → line
+	seen := map[[sha256.Size]byte]int{}     // digest → line
 	if len(f.Tokens) != len(list.Content) { // yaml drops null items
 		f.Tokens = make([]Token, len(list.Content))
 		for k, item := range list.Content {
