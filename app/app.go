@@ -119,6 +119,10 @@ type Process struct {
 	// while it drains).
 	phase atomic.Int32
 
+	ingestHup    chan struct{} // SIGHUP: reload the tokens and TLS files
+	cancelReload context.CancelFunc
+	reloadWG     sync.WaitGroup
+
 	cancelWorker, cancelSinks context.CancelFunc
 	workerWG, sinksWG         sync.WaitGroup
 	failed                    chan error
@@ -127,7 +131,7 @@ type Process struct {
 // Start brings up the roles: admin server, bus, sinks, worker, then the
 // ingest servers, so that nothing is accepted before it can be handled.
 func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger) (_ *Process, err error) {
-	p := &Process{cfg: cfg, log: log, reg: prometheus.NewRegistry(), failed: make(chan error, 1), hup: make(chan os.Signal, 1)}
+	p := &Process{cfg: cfg, log: log, reg: prometheus.NewRegistry(), failed: make(chan error, 1), hup: make(chan os.Signal, 1), ingestHup: make(chan struct{}, 1)}
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_arrow_live_bytes",
 			Help: "Bytes of Arrow buffers held by the batches of workers and sinks (internal/arrowpool)."},
@@ -275,7 +279,7 @@ func (p *Process) startIngest(topics stream.Topics) error {
 	}
 	icfg := ingest.Config{Topics: topics, Key: keys, MaxRecordBytes: int(p.cfg.Bus.MaxRecordBytes), MaxRequestBytes: int(c.MaxRequestBytes),
 		MaxInflightBytes: int64(c.MaxInflightBytes), RetryAfter: c.RetryAfter, ProduceTimeout: p.cfg.Bus.ProduceTimeout,
-		DefaultTenant: c.DefaultTenant, Logger: p.log, Registerer: p.reg}
+		DefaultTenant: c.DefaultTenant, TrustTenantHeader: c.TrustTenantHeader, Logger: p.log, Registerer: p.reg}
 	if c.TokensFile != "" {
 		toks, err := ingest.LoadTokens(c.TokensFile)
 		if err != nil {
@@ -287,15 +291,28 @@ func (p *Process) startIngest(topics stream.Topics) error {
 	if err != nil {
 		return err
 	}
-	scfg := ingest.ServerConfig{GRPCListen: c.GRPCListen, HTTPListen: c.HTTPListen, Logger: p.log}
+	scfg := ingest.ServerConfig{GRPCListen: c.GRPCListen, HTTPListen: c.HTTPListen, Logger: p.log,
+		GRPC: ingest.GRPCLimits{MaxConcurrentStreams: c.GRPC.MaxConcurrentStreams, KeepaliveMinTime: c.GRPC.KeepaliveMinTime,
+			MaxConnectionIdle: c.GRPC.MaxConnectionIdle, MaxConnectionAge: c.GRPC.MaxConnectionAge, MaxConnectionAgeGrace: c.GRPC.MaxConnectionAgeGrace},
+		HTTP: ingest.HTTPTimeouts{ReadHeaderTimeout: c.HTTP.ReadHeaderTimeout, ReadTimeout: c.HTTP.ReadTimeout, WriteTimeout: c.HTTP.WriteTimeout, IdleTimeout: c.HTTP.IdleTimeout}}
+	var tlsFiles *ingest.TLSFiles
 	if t := c.TLS; t != nil {
-		if scfg.TLS, err = ingest.LoadTLS(t.CertFile, t.KeyFile, t.CAFile); err != nil {
+		if tlsFiles, err = ingest.LoadTLS(t.CertFile, t.KeyFile, t.CAFile); err != nil {
 			return p.cfg.Errorf("ingest.tls", "%v", err)
 		}
+		scfg.TLS = tlsFiles.Config()
 	}
 	p.srv = ingest.NewServer(ing, scfg)
 	if err := p.srv.Start(); err != nil {
 		return err
+	}
+	// The tokens and certificate reload on SIGHUP and when their files change.
+	if c.TokensFile != "" || tlsFiles != nil {
+		r := ingest.NewReloader(ing, c.TokensFile, tlsFiles, p.log)
+		r.WarnLegacy(icfg.Tokens)
+		var ctx context.Context
+		ctx, p.cancelReload = context.WithCancel(context.Background())
+		p.run(&p.reloadWG, "ingest reloader", func() error { r.Run(ctx, c.ReloadInterval, p.ingestHup); return nil })
 	}
 	p.log.Info("OTLP ingest listening", "grpc", p.srv.GRPCAddr(), "http", p.srv.HTTPAddr())
 	return nil
@@ -318,6 +335,14 @@ func (p *Process) run(wg *sync.WaitGroup, name string, fn func() error) {
 func (p *Process) ReloadRules() {
 	select {
 	case p.hup <- syscall.SIGHUP:
+	default:
+	}
+}
+
+// ReloadIngest reloads the tokens file and TLS files now, as SIGHUP does.
+func (p *Process) ReloadIngest() {
+	select {
+	case p.ingestHup <- struct{}{}:
 	default:
 	}
 }
@@ -362,6 +387,10 @@ func (p *Process) Stop() error {
 		errs = append(errs, p.srv.Shutdown(ctx))
 		cancel()
 	}
+	if p.cancelReload != nil {
+		p.cancelReload()
+		p.reloadWG.Wait()
+	}
 	if p.cancelWorker != nil {
 		p.cancelWorker()
 		p.workerWG.Wait()
@@ -396,6 +425,7 @@ func Run(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger)
 		select {
 		case <-hup:
 			p.ReloadRules()
+			p.ReloadIngest()
 			continue
 		case <-ctx.Done():
 			log.Info("shutting down")

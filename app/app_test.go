@@ -273,3 +273,50 @@ func TestEmbeddedBusKeepsDataAcrossRestart(t *testing.T) {
 	defer p.Stop()
 	waitForOutput(t, filepath.Join(dir, "out"), s.sent)
 }
+
+// The ingester's tokens file reloads on SIGHUP (ReloadIngest): the old
+// token is refused and the new one accepted, each writing as its tenant.
+func TestIngestTokensReloadOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	tokPath := filepath.Join(dir, "tokens.yaml")
+	os.WriteFile(tokPath, []byte("tokens:\n  - token: old-token\n    tenant: team-a\n"), 0o600)
+	cfg := testConfig(t, dir, "")
+	cfg.Ingest.TokensFile = tokPath
+	cfg.Ingest.ReloadInterval = time.Hour // only SIGHUP reloads here
+	p, err := Start(context.Background(), cfg, Roles{Ingest: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	post := func(token, tenant string) int {
+		req, _ := http.NewRequest("POST", "http://"+p.HTTPAddr()+"/v1/logs", bytes.NewReader(nil))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		req.Header.Set("Authorization", "Bearer "+token)
+		if tenant != "" {
+			req.Header.Set("X-Scope-OrgID", tenant)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if post("old-token", "") != 200 || post("new-token", "") != 401 || post("old-token", "team-b") != 403 {
+		t.Fatal("before the reload: the old token does not work, or the new one does, or the old one writes as team-b")
+	}
+	os.WriteFile(tokPath, []byte("tokens:\n  - token: new-token\n    tenant: team-b\n"), 0o600)
+	p.ReloadIngest()
+	for deadline := time.Now().Add(10 * time.Second); post("new-token", "") != 200; {
+		if time.Now().After(deadline) {
+			t.Fatal("the new token is not accepted after SIGHUP")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if code := post("old-token", ""); code != 401 {
+		t.Errorf("old token after the reload: %d, want 401", code)
+	}
+	if code := post("new-token", "team-b"); code != 200 {
+		t.Errorf("new token as its tenant: %d, want 200", code)
+	}
+}

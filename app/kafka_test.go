@@ -102,6 +102,7 @@ func topicItems(t *testing.T, brokers []string, topic string, sig otlpwire.Signa
 func TestSDKExportersToKafka(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	cfg := kafkaConfig(t, brokers)
+	cfg.Ingest.TrustTenantHeader = true // the exporters name their tenant in X-Scope-OrgID
 	p, err := Start(context.Background(), cfg, Roles{Ingest: true}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)

@@ -1,17 +1,15 @@
 package ingest
 
 import (
-	"bufio"
-	"crypto/sha256"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/tenant"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -31,9 +29,6 @@ const (
 	DefaultRetryAfter       = 5 * time.Second
 	DefaultProduceTimeout   = 10 * time.Second
 	DefaultTenant           = "anonymous"
-
-	// MaxTenantLength bounds the X-Scope-OrgID of a request.
-	MaxTenantLength = 150
 	// headerRoom is what the ingester leaves below MaxRecordBytes for the
 	// record's headers and the bus's own framing.
 	headerRoom = 512
@@ -64,11 +59,18 @@ type Config struct {
 	// ProduceTimeout bounds the wait for the bus acknowledgement. Default
 	// 10s.
 	ProduceTimeout time.Duration
-	// DefaultTenant is the tenant of requests without X-Scope-OrgID.
-	// Default "anonymous".
+	// DefaultTenant is the tenant of requests without X-Scope-OrgID (and
+	// without a token bound to a tenant). Default "anonymous".
 	DefaultTenant string
-	// Tokens, when not nil, are the bearer tokens a request must carry.
+	// Tokens, when not nil, are the bearer tokens a request must carry,
+	// each bound to the tenants it may write as (see Tenant). SetTokens
+	// replaces them.
 	Tokens *Tokens
+	// TrustTenantHeader honours any valid X-Scope-OrgID from a request
+	// without tokens (or with a token bound to no tenant): for a trusted
+	// gateway in front that authenticates clients and sets the header.
+	// Otherwise such requests may only be DefaultTenant.
+	TrustTenantHeader bool
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Registerer receives the ingester's metrics; nil registers nothing.
@@ -114,7 +116,7 @@ func (c *Config) validate() error {
 	if c.RetryAfter < 0 || c.ProduceTimeout < 0 {
 		errs = append(errs, "RetryAfter and ProduceTimeout must not be negative")
 	}
-	if err := checkTenant(c.DefaultTenant); err != nil {
+	if err := tenant.Validate(c.DefaultTenant); err != nil {
 		errs = append(errs, "DefaultTenant: "+err.Error())
 	}
 	for sig, k := range c.Key {
@@ -127,80 +129,6 @@ func (c *Config) validate() error {
 	}
 	if len(errs) > 0 {
 		return fmt.Errorf("ingest config: %s", strings.Join(errs, "; "))
-	}
-	return nil
-}
-
-// Tokens is a set of bearer tokens. Only their SHA-256 digests are kept, so
-// that a lookup takes the same time whichever bytes of a token match.
-type Tokens struct {
-	set map[[sha256.Size]byte]struct{}
-}
-
-// NewTokens returns a set holding tokens.
-func NewTokens(tokens ...string) *Tokens {
-	t := &Tokens{set: make(map[[sha256.Size]byte]struct{}, len(tokens))}
-	for _, tok := range tokens {
-		t.set[sha256.Sum256([]byte(tok))] = struct{}{}
-	}
-	return t
-}
-
-// LoadTokens reads a tokens file: one token per line, surrounding spaces
-// trimmed, blank lines and lines starting with '#' skipped. A file without
-// tokens is an error, as it would lock every client out.
-func LoadTokens(path string) (*Tokens, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var toks []string
-	sc := bufio.NewScanner(f)
-	for line := 1; sc.Scan(); line++ {
-		s := strings.TrimSpace(sc.Text())
-		if s == "" || s[0] == '#' {
-			continue
-		}
-		if strings.ContainsAny(s, " \t") {
-			return nil, fmt.Errorf("%s:%d: a token must not contain spaces", path, line)
-		}
-		toks = append(toks, s)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(toks) == 0 {
-		return nil, fmt.Errorf("%s: no tokens", path)
-	}
-	return NewTokens(toks...), nil
-}
-
-// Len is the number of distinct tokens.
-func (t *Tokens) Len() int { return len(t.set) }
-
-// Valid reports whether tok is one of the tokens.
-func (t *Tokens) Valid(tok string) bool {
-	if tok == "" {
-		return false
-	}
-	_, ok := t.set[sha256.Sum256([]byte(tok))]
-	return ok
-}
-
-// checkTenant accepts 1 to MaxTenantLength printable ASCII characters
-// without spaces.
-func checkTenant(t string) error {
-	if len(t) == 0 {
-		return fmt.Errorf("empty tenant")
-	}
-	if len(t) > MaxTenantLength {
-		return fmt.Errorf("tenant is %d characters long, more than %d", len(t), MaxTenantLength)
-	}
-	for i := 0; i < len(t); i++ {
-		if c := t[i]; c <= ' ' || c >= 0x7f {
-			return fmt.Errorf("tenant has a non-printable or space character at %d", i)
-		}
 	}
 	return nil
 }

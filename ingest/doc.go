@@ -50,6 +50,8 @@
 //	malformed body, bad tenant     *BadRequestError      INVALID_ARGUMENT               400 + google.rpc.Status
 //	bad compression                -                     (grpc: INTERNAL from grpc)     400
 //	missing/invalid bearer token   ErrUnauthenticated    UNAUTHENTICATED                401 + WWW-Authenticate
+//	tenant not allowed (Tenant)    ErrForbidden          PERMISSION_DENIED              403
+//	repeated X-Scope-OrgID         *BadRequestError      INVALID_ARGUMENT               400
 //	body over MaxRequestBytes      ErrTooLarge           RESOURCE_EXHAUSTED, no retry   413
 //	in-flight limit reached        ErrOverloaded         RESOURCE_EXHAUSTED + RetryInfo 429 + Retry-After
 //	bus unavailable / timeout      ErrUnavailable        UNAVAILABLE + RetryInfo        503 + Retry-After
@@ -68,16 +70,38 @@
 // MaxRequestBytes bounds the body as received and once decompressed (a zip
 // bomb gets 413; on gRPC, grpc's MaxRecvMsgSize applies to both).
 // MaxInflightBytes bounds the memory of all requests being handled: an HTTP
-// request is admitted by its Content-Length (64 KiB when unknown) before its
-// body is read, and its share grows with every buffer it fills (the body,
+// request whose Content-Length does not fit is refused before its body is
+// read; it reserves its first 16 KiB, and its share grows as its bytes arrive
+// and with every buffer it fills (the body,
 // the decompressed body, the protobuf form of JSON) or it is refused with
 // 429; a gRPC call is refused before grpc reads its message while the limit
 // is reached, and its message counts from then on. A request larger than the
 // whole limit is admitted only when nothing else is in flight, so it is never
-// refused forever. The tenant comes from X-Scope-OrgID
-// (HTTP header or gRPC metadata): 1 to 150 printable ASCII characters without
-// spaces, default Config.DefaultTenant. Bearer tokens (Config.Tokens,
-// LoadTokens) are checked when configured.
+// refused forever.
+//
+// # Tenants and tokens
+//
+// Ingester.Tenant decides the tenant of every request, on both protocols,
+// from its Authorization and X-Scope-OrgID headers (HTTP header lines or
+// gRPC metadata). Tenant names follow internal/tenant: at most 150 of
+// letters, digits and !-_.*'(), not "." or "..". With tokens
+// (Config.Tokens, read by LoadTokens from a YAML tokens file), each token is
+// bound to its tenant, used when the request names none, and to the
+// tenants it may name; naming another is ErrForbidden. Without tokens, a
+// request is Config.DefaultTenant and may not name another, unless
+// Config.TrustTenantHeader says a gateway in front sets the header. A
+// header given twice is a bad request. On gRPC the decision is taken on
+// the call's headers (admitGRPC, a tap handle), before its message is read.
+//
+// # Slow clients and rotation
+//
+// An HTTP request reserves of MaxInflightBytes only what its body has sent
+// (at most 16 KiB before its first bytes), and HTTPTimeouts end slow and
+// idle connections; GRPCLimits bound the calls per connection, keepalive
+// pings and idle connections. Reloader reloads the tokens file
+// (Ingester.SetTokens) and the TLS files (TLSFiles, read at every
+// handshake) on demand and when they change; a file that does not load
+// leaves the previous ones in use.
 //
 // # Wiring
 //

@@ -22,6 +22,10 @@ var (
 	// ErrUnauthenticated: tokens are configured and the request has none
 	// of them.
 	ErrUnauthenticated = errors.New("missing or invalid bearer token")
+	// ErrForbidden: the request names a tenant (X-Scope-OrgID) that its
+	// token, or the ingester without tokens, does not let it write as.
+	// It also carries a message saying which tenant and why.
+	ErrForbidden = errors.New("tenant not allowed")
 	// ErrInternal: the bus refused a record the ingester built (too large
 	// despite splitting, unknown partition...). Not the client's fault, not
 	// retryable as it is.
@@ -72,6 +76,8 @@ func errReason(err error) string {
 		return "too_large"
 	case errors.Is(err, ErrUnauthenticated):
 		return "unauthenticated"
+	case errors.Is(err, ErrForbidden):
+		return "forbidden"
 	case errors.Is(err, ErrInternal):
 		return "internal"
 	}

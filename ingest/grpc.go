@@ -69,20 +69,31 @@ const (
 	grpcStreamWindow  = 4 << 20
 )
 
-// admitGRPC runs when a call arrives, before grpc reads its message: at the
-// in-flight limit the call is refused (RESOURCE_EXHAUSTED with RetryInfo)
-// without its message being buffered. The message's bytes are counted once
-// it is read (Export), so the limit may be passed by the calls admitted in
-// the same instant, each at most MaxRequestBytes.
+// admitGRPC runs when a call arrives, on its headers, before grpc reads
+// its message or starts a handler: a call without a valid token, or naming
+// a tenant it may not write as, is refused there (Tenant), and its message
+// is never read or decompressed. At the in-flight limit the call is
+// refused too (RESOURCE_EXHAUSTED with RetryInfo) without its message
+// being buffered. The message's bytes are counted once it is read
+// (Export), so the limit may be passed by the calls admitted in the same
+// instant, each at most MaxRequestBytes. The tenant decided here reaches
+// the handler in the call's context. Calls of other services registered on
+// the same server pass untouched.
 func (i *Ingester) admitGRPC(ctx context.Context, info *tap.Info) (context.Context, error) {
+	sig, ok := grpcMethodSignal(info.FullMethodName)
+	if !ok {
+		return ctx, nil
+	}
+	tenant, err := i.Tenant(info.Header["authorization"], info.Header["x-scope-orgid"])
+	if err != nil {
+		return ctx, i.grpcFail(ctx, sig, firstValue(info.Header["x-scope-orgid"]), err)
+	}
 	if i.inflight.Load() >= i.cfg.MaxInflightBytes {
-		if sig, ok := grpcMethodSignal(info.FullMethodName); ok {
-			i.m.request(protoGRPC, sig, codes.ResourceExhausted.String())
-			i.m.errors.WithLabelValues(sig.String(), errReason(ErrOverloaded)).Inc()
-		}
+		i.m.request(protoGRPC, sig, codes.ResourceExhausted.String())
+		i.m.errors.WithLabelValues(sig.String(), errReason(ErrOverloaded)).Inc()
 		return ctx, i.grpcErrs.overloaded
 	}
-	return ctx, nil
+	return withTenant(ctx, tenant), nil
 }
 
 // RegisterGRPC registers the OTLP metrics, logs and trace services on s,
@@ -154,10 +165,12 @@ func (i *Ingester) grpcHandler(sig otlpwire.Signal, method string) grpc.MethodHa
 }
 
 func (i *Ingester) exportGRPC(ctx context.Context, sig otlpwire.Signal, req *RawMessage) (any, error) {
-	tenant := incomingValue(ctx, "x-scope-orgid")
-	if i.cfg.Tokens != nil {
-		if err := i.Authenticate(bearerToken(incomingValue(ctx, "authorization"))); err != nil {
-			return nil, i.grpcFail(ctx, sig, tenant, err)
+	tenant, ok := ctx.Value(tenantKey{}).(string)
+	if !ok { // a server without admitGRPC
+		md, _ := metadata.FromIncomingContext(ctx)
+		var err error
+		if tenant, err = i.Tenant(md["authorization"], md["x-scope-orgid"]); err != nil {
+			return nil, i.grpcFail(ctx, sig, firstValue(md["x-scope-orgid"]), err)
 		}
 	}
 	i.m.bytes[sig].Add(float64(len(*req)))
@@ -186,6 +199,8 @@ func (i *Ingester) grpcFail(ctx context.Context, sig otlpwire.Signal, tenant str
 		st = status.Error(codes.InvalidArgument, bad.Msg)
 	case errors.Is(err, ErrUnauthenticated):
 		st = i.grpcErrs.unauthenticated
+	case errors.Is(err, ErrForbidden):
+		st = status.Error(codes.PermissionDenied, err.Error())
 	case errors.Is(err, ErrOverloaded):
 		st = i.grpcErrs.overloaded
 	case errors.Is(err, ErrUnavailable):
@@ -224,11 +239,9 @@ func (e grpcErrors) withRetry(c codes.Code, msg string) error {
 	return st.Err()
 }
 
-// incomingValue is the first value of the request metadata key (lower
-// case), or "". Unlike metadata.FromIncomingContext it does not copy the
-// whole metadata of every call.
-func incomingValue(ctx context.Context, key string) string {
-	if v := metadata.ValueFromIncomingContext(ctx, key); len(v) > 0 {
+// firstValue is v's first value, or "".
+func firstValue(v []string) string {
+	if len(v) > 0 {
 		return v[0]
 	}
 	return ""

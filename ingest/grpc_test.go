@@ -63,7 +63,7 @@ func TestGRPCSuccess(t *testing.T) {
 		for _, compress := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/gzip=%v", sig, compress), func(t *testing.T) {
 				bus := newBus(t, 3)
-				srv := startServer(t, newIngester(t, Config{Tokens: NewTokens("tok")}, bus))
+				srv := startServer(t, newIngester(t, Config{Tokens: mustTokens(t, Token{Token: "tok", Tenant: "team-a", Tenants: []string{"team-b"}})}, bus))
 				cc := dial(t, srv.GRPCAddr())
 				ctx := metadata.AppendToOutgoingContext(context.Background(), "X-Scope-OrgID", "team-b", "authorization", "Bearer tok")
 				var opts []grpc.CallOption
@@ -114,7 +114,7 @@ func TestGRPCErrors(t *testing.T) {
 		}
 	})
 	t.Run("unauthenticated", func(t *testing.T) {
-		srv := startServer(t, newIngester(t, Config{Tokens: NewTokens("tok")}, newBus(t, 1)))
+		srv := startServer(t, newIngester(t, Config{Tokens: mustTokens(t, Token{Token: "tok", Tenant: "team-a"})}, newBus(t, 1)))
 		cc := dial(t, srv.GRPCAddr())
 		if _, _, err := exportGRPC(ctx, cc, otlpwire.Traces); status.Code(err) != codes.Unauthenticated {
 			t.Errorf("no token: got %v", err)

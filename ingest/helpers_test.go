@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strconv"
 	"sync"
 	"testing"
@@ -208,3 +209,15 @@ func (g *gateBus) Produce(ctx context.Context, recs ...*stream.Record) error {
 func (g *gateBus) open() { g.once.Do(func() { close(g.release) }) }
 
 func errorsAs(err error, target any) bool { return errors.As(err, target) }
+
+// mustTokens is NewTokens that fails the test on error.
+func mustTokens(t testing.TB, toks ...Token) *Tokens {
+	t.Helper()
+	set, err := NewTokens(toks...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return set
+}
+
+func readTestdata(path string) ([]byte, error) { return os.ReadFile(path) }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -115,25 +116,24 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, sig, encProto, http.StatusUnsupportedMediaType, fmt.Errorf("unsupported Content-Type %q (valid: %s, %s)", r.Header.Get("Content-Type"), contentTypeProto, contentTypeJSON))
 		return
 	}
-	tenant := tenantOf(r)
-	if err := h.i.Authenticate(bearerToken(r.Header.Get("Authorization"))); err != nil {
-		w.Header()["Www-Authenticate"] = hdrAuthBearer
-		h.failExport(w, r, sig, enc, tenant, err)
+	tenant, err := h.i.Tenant(r.Header["Authorization"], r.Header[headerTenant])
+	if err != nil {
+		if errors.Is(err, ErrUnauthenticated) {
+			w.Header()["Www-Authenticate"] = hdrAuthBearer
+		}
+		h.failExport(w, r, sig, enc, tenantOf(r), err)
 		return
 	}
 
-	if tenant != "" {
-		if err := checkTenant(tenant); err != nil {
-			h.failExport(w, r, sig, enc, tenant, badRequest(err, "X-Scope-OrgID: %v", err))
-			return
-		}
-	}
-
 	// Admit the request against the in-flight budget before reading it:
-	// under overload it is refused without its body ever being buffered.
+	// under overload, or when its declared length does not fit, it is
+	// refused without its body ever being buffered. It reserves only its
+	// first bytes now, the rest as they arrive (readLimited): connections
+	// that announce large bodies and send them slowly, or not at all, hold
+	// little of the budget, until ReadTimeout ends them.
 	bud := budget{i: h.i}
 	defer bud.release()
-	if !bud.ensure(max(r.ContentLength, minBodyReserve)) {
+	if !h.i.fits(r.ContentLength) || !bud.ensure(min(max(r.ContentLength, 0), bodyReserveStep)) {
 		h.failExport(w, r, sig, enc, tenant, ErrOverloaded)
 		return
 	}
@@ -149,9 +149,6 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.putState(st)
 		return
 	}
-	if tenant == "" {
-		tenant = h.i.cfg.DefaultTenant
-	}
 	res, retained, err := h.i.exportAdmitted(r.Context(), sig, tenant, body)
 	if err != nil {
 		if !retained {
@@ -164,9 +161,10 @@ func (h *httpHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.putState(st)
 }
 
-// minBodyReserve is what a request of unknown length is admitted with; its
-// share grows as the body is read.
-const minBodyReserve = 64 << 10
+// bodyReserveStep is the most a request reserves of the in-flight budget
+// before its bytes arrive: its first read, and the least by which its share
+// grows.
+const bodyReserveStep = 16 << 10
 
 func (h *httpHandler) putState(st *httpState) {
 	if max(cap(st.wire), cap(st.plain), cap(st.pb)) <= poolLimit {
@@ -284,23 +282,27 @@ func (h *httpHandler) readBody(st *httpState, r *http.Request, sig otlpwire.Sign
 
 // readLimited appends r's content to dst; it stops reading once more than
 // limit bytes came. hint, when positive, is the expected length.
-// grow is asked before dst's capacity passes what was counted so far; false
-// stops with ErrOverloaded.
+// grow is asked before each read for the bytes dst will then hold at most,
+// so that what a request holds of the budget follows what it sent: each
+// read may add as much as came before (at least bodyReserveStep), and the
+// buffer grows as it fills, up to hint. false stops with ErrOverloaded.
 func readLimited(dst []byte, r io.Reader, hint, limit int, grow func(size int) bool) (_ []byte, tooLarge bool, _ error) {
-	if hint > 0 && cap(dst) < hint+1 {
-		if !grow(hint + 1) {
-			return dst, false, ErrOverloaded
-		}
-		dst = make([]byte, 0, hint+1) // +1: EOF is seen without growing
-	}
 	for {
 		if len(dst) == cap(dst) {
-			if !grow(max(2*cap(dst), 512)) {
-				return dst, false, ErrOverloaded
+			n := max(2*cap(dst), bodyReserveStep)
+			if hint >= len(dst) {
+				n = min(n, hint+1) // +1: EOF is seen without growing
 			}
-			dst = append(dst, 0)[:len(dst)]
+			dst = slices.Grow(dst, n-len(dst))
 		}
-		n, err := r.Read(dst[len(dst):min(cap(dst), limit+1)])
+		end := min(cap(dst), limit+1, len(dst)+max(len(dst), bodyReserveStep))
+		if hint >= len(dst) {
+			end = min(end, hint+1) // not the allocator's rounding up
+		}
+		if !grow(end) {
+			return dst, false, ErrOverloaded
+		}
+		n, err := r.Read(dst[len(dst):end])
 		dst = dst[:len(dst)+n]
 		if len(dst) > limit {
 			return dst, true, nil
@@ -343,6 +345,8 @@ func (h *httpHandler) failExport(w http.ResponseWriter, r *http.Request, sig otl
 		code = http.StatusBadRequest
 	case errors.Is(err, ErrUnauthenticated):
 		code = http.StatusUnauthorized
+	case errors.Is(err, ErrForbidden):
+		code = http.StatusForbidden
 	case errors.Is(err, ErrTooLarge):
 		code = http.StatusRequestEntityTooLarge
 	case errors.Is(err, ErrOverloaded):
@@ -407,6 +411,8 @@ func httpToGRPC(code int) codes.Code {
 		return codes.InvalidArgument
 	case http.StatusUnauthorized:
 		return codes.Unauthenticated
+	case http.StatusForbidden:
+		return codes.PermissionDenied
 	case http.StatusNotFound:
 		return codes.NotFound
 	case http.StatusMethodNotAllowed:

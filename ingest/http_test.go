@@ -134,8 +134,8 @@ func TestHTTPErrors(t *testing.T) {
 		{name: "too large", cfg: Config{MaxRequestBytes: 4096}, req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: make([]byte, 5000)}, status: 413},
 		{name: "gzip bomb", cfg: Config{MaxRequestBytes: 4096}, req: httpReq{path: PathMetrics, contentType: contentTypeProto, encoding: "gzip", body: gzipped(bomb)}, status: 413, msg: "decompressed"},
 		{name: "zstd bomb", cfg: Config{MaxRequestBytes: 4096}, req: httpReq{path: PathMetrics, contentType: contentTypeProto, encoding: "zstd", body: zstded(bomb)}, status: 413, msg: "decompressed"},
-		{name: "no token", cfg: Config{Tokens: NewTokens("s3cret")}, req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: pb}, status: 401, headers: map[string]string{"Www-Authenticate": `Bearer realm="sluice"`}},
-		{name: "wrong token", cfg: Config{Tokens: NewTokens("s3cret")}, req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: pb, headers: map[string]string{"Authorization": "Bearer nope"}}, status: 401},
+		{name: "no token", cfg: Config{Tokens: mustTokens(t, Token{Token: "s3cret", Tenant: "team-a"})}, req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: pb}, status: 401, headers: map[string]string{"Www-Authenticate": `Bearer realm="sluice"`}},
+		{name: "wrong token", cfg: Config{Tokens: mustTokens(t, Token{Token: "s3cret", Tenant: "team-a"})}, req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: pb, headers: map[string]string{"Authorization": "Bearer nope"}}, status: 401},
 		{name: "bad tenant", req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: pb, headers: map[string]string{"X-Scope-OrgID": "a b"}}, status: 400, msg: "X-Scope-OrgID"},
 		{name: "long tenant", req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: pb, headers: map[string]string{"X-Scope-OrgID": strings.Repeat("t", 151)}}, status: 400, msg: "150"},
 		{name: "bus unavailable", fail: unavailable, cfg: Config{RetryAfter: 7e9}, req: httpReq{path: PathMetrics, contentType: contentTypeProto, body: pb}, status: 503, msg: "no broker answered", headers: map[string]string{"Retry-After": "7"}},
@@ -183,7 +183,7 @@ func TestHTTPSuccess(t *testing.T) {
 		} {
 			t.Run(sig.String()+"/"+enc.name, func(t *testing.T) {
 				bus := newBus(t, 3)
-				srv := startServer(t, newIngester(t, Config{Tokens: NewTokens("tok")}, bus))
+				srv := startServer(t, newIngester(t, Config{Tokens: mustTokens(t, Token{Token: "tok", Tenant: "team-a"})}, bus))
 				resp := httpReq{path: signalPaths[sig], contentType: enc.ct, encoding: enc.ce, body: enc.body(pb),
 					headers: map[string]string{"X-Scope-OrgID": "team-a", "Authorization": "Bearer tok"}}.do(t, srv.HTTPAddr())
 				body, _ := io.ReadAll(resp.Body)

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	tenantpkg "github.com/sluice-dev/sluice/internal/tenant"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -35,6 +36,10 @@ type Ingester struct {
 	badLog, busLog logLimiter
 
 	grpcErrs grpcErrors
+
+	// tokens are the bearer tokens in force (nil: none), replaced as a
+	// whole by SetTokens when the tokens file changes.
+	tokens atomic.Pointer[Tokens]
 
 	// mu guards the lanes of the group commit (coalesce.go) and the
 	// waiting requests' counts.
@@ -121,23 +126,16 @@ func New(cfg Config, bus Bus) (*Ingester, error) {
 	i.states.New = func() any { return &exportState{done: make(chan struct{}, 1)} }
 	i.lanes = make(map[laneKey]*lane)
 	i.grpcErrs = newGRPCErrors(cfg.RetryAfter)
+	i.tokens.Store(cfg.Tokens)
 	return i, nil
 }
 
 // Config returns the configuration in effect, defaults applied.
 func (i *Ingester) Config() Config { return i.cfg }
 
-// Authenticate checks a bearer token against Config.Tokens.
-func (i *Ingester) Authenticate(token string) error {
-	if i.cfg.Tokens == nil || i.cfg.Tokens.Valid(token) {
-		return nil
-	}
-	return ErrUnauthenticated
-}
-
 // Export writes body, an Export{Metrics,Logs,Trace}ServiceRequest of sig in
 // the protobuf encoding, to the signal's raw topic for tenant ("" means
-// Config.DefaultTenant), and returns once the bus has acknowledged every
+// Config.DefaultTenant; Tenant decides a request's), and returns once the bus has acknowledged every
 // record. Body is only read, and not retained after Export returns.
 //
 // Errors: *BadRequestError (malformed body or tenant), ErrTooLarge,
@@ -156,7 +154,7 @@ func (i *Ingester) export(ctx context.Context, sig otlpwire.Signal, tenant strin
 	}
 	if tenant == "" {
 		tenant = i.cfg.DefaultTenant
-	} else if err := checkTenant(tenant); err != nil {
+	} else if err := tenantpkg.Validate(tenant); err != nil {
 		return res, false, badRequest(err, "X-Scope-OrgID: %v", err)
 	}
 	n := int64(len(body))
@@ -244,6 +242,13 @@ func (i *Ingester) acquire(n int64) bool {
 			return true
 		}
 	}
+}
+
+// fits reports whether n more bytes would be admitted now (see acquire),
+// without admitting them.
+func (i *Ingester) fits(n int64) bool {
+	cur := i.inflight.Load()
+	return n <= 0 || cur == 0 || cur+n <= i.cfg.MaxInflightBytes
 }
 
 // budget is one request's share of MaxInflightBytes, held from before its
@@ -366,7 +371,7 @@ func (i *Ingester) logFailure(protocol int, sig otlpwire.Signal, tenant string, 
 	reason := errReason(err)
 	i.m.errors.WithLabelValues(signalLabel(sig), reason).Inc()
 	switch reason {
-	case "bad_request", "too_large", "unauthenticated":
+	case "bad_request", "too_large", "unauthenticated", "forbidden":
 		if i.log.Enabled(context.Background(), slog.LevelDebug) {
 			i.log.Debug("request refused", "protocol", protocolNames[protocol], "signal", signalLabel(sig), "tenant", tenant, "err", err)
 		} else if i.badLog.allow() {

@@ -128,7 +128,7 @@ func TestSDKExporters(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			bus := newBus(t, 4)
-			s := startServer(t, newIngester(t, Config{Tokens: NewTokens("tok")}, bus))
+			s := startServer(t, newIngester(t, Config{Tokens: mustTokens(t, Token{Token: "tok", Tenant: "team-sdk", Tenants: []string{"sdk-tenant"}})}, bus))
 			tc.run(t, s)
 			if got := busItems(t, bus, tc.sig, "sdk-tenant"); got != n {
 				t.Errorf("%d items on the bus, want %d", got, n)

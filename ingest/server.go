@@ -3,18 +3,17 @@ package ingest
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 )
 
 // ServerConfig says where the OTLP servers listen.
@@ -28,8 +27,84 @@ type ServerConfig struct {
 	TLS *tls.Config
 	// Logger defaults to the ingester's.
 	Logger *slog.Logger
-	// GRPCOptions are added to the gRPC server's (interceptors, keepalive).
+	// GRPCOptions are added to the gRPC server's (interceptors...), after
+	// those of GRPC.
 	GRPCOptions []grpc.ServerOption
+	// GRPC bounds what one gRPC client may hold; HTTP, how long an HTTP
+	// client may take. Zero fields mean their defaults.
+	GRPC GRPCLimits
+	HTTP HTTPTimeouts
+}
+
+// GRPCLimits bound the streams and connections of gRPC clients.
+type GRPCLimits struct {
+	// MaxConcurrentStreams is the number of calls one connection may have
+	// open at once; further calls wait for one to end. Default 100.
+	MaxConcurrentStreams uint32
+	// KeepaliveMinTime is the shortest interval at which a client may send
+	// keepalive pings; a client pinging more often is disconnected
+	// (GOAWAY "too_many_pings"). Pings without calls in flight are
+	// allowed. Default 10s.
+	KeepaliveMinTime time.Duration
+	// MaxConnectionIdle closes a connection without calls for this long
+	// (with GOAWAY: clients reconnect when they next send). Default 5m.
+	MaxConnectionIdle time.Duration
+	// MaxConnectionAge, when positive, closes every connection after this
+	// long (clients reconnect, which spreads them over the replicas behind
+	// a load balancer), letting its calls finish for MaxConnectionAgeGrace
+	// (default 30s). Default 0: no limit.
+	MaxConnectionAge      time.Duration
+	MaxConnectionAgeGrace time.Duration
+}
+
+// HTTPTimeouts bound the time HTTP clients may take, so that slow or idle
+// connections end and leave their resources to others.
+type HTTPTimeouts struct {
+	// ReadHeaderTimeout bounds reading a request's headers. Default 10s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout bounds reading a whole request, body included. Default 1m.
+	ReadTimeout time.Duration
+	// WriteTimeout bounds a request from the end of its headers to the end
+	// of its response: reading the body, the bus acknowledgement, writing
+	// the answer. Default 2m.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a keep-alive connection without requests for this
+	// long. Default 2m.
+	IdleTimeout time.Duration
+}
+
+// Defaults of GRPCLimits and HTTPTimeouts.
+const (
+	DefaultMaxConcurrentStreams  = 100
+	DefaultKeepaliveMinTime      = 10 * time.Second
+	DefaultMaxConnectionIdle     = 5 * time.Minute
+	DefaultMaxConnectionAgeGrace = 30 * time.Second
+	DefaultReadHeaderTimeout     = 10 * time.Second
+	DefaultReadTimeout           = time.Minute
+	DefaultWriteTimeout          = 2 * time.Minute
+	DefaultIdleTimeout           = 2 * time.Minute
+)
+
+func orDefault[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// options are the gRPC server options of l, defaults applied.
+func (l GRPCLimits) options() []grpc.ServerOption {
+	kp := keepalive.ServerParameters{MaxConnectionIdle: orDefault(l.MaxConnectionIdle, DefaultMaxConnectionIdle)}
+	if l.MaxConnectionAge > 0 {
+		kp.MaxConnectionAge = l.MaxConnectionAge
+		kp.MaxConnectionAgeGrace = orDefault(l.MaxConnectionAgeGrace, DefaultMaxConnectionAgeGrace)
+	}
+	return []grpc.ServerOption{
+		grpc.MaxConcurrentStreams(orDefault(l.MaxConcurrentStreams, DefaultMaxConcurrentStreams)),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: orDefault(l.KeepaliveMinTime, DefaultKeepaliveMinTime), PermitWithoutStream: true}),
+		grpc.KeepaliveParams(kp),
+	}
 }
 
 // Server runs the OTLP/gRPC and OTLP/HTTP servers of one Ingester.
@@ -76,7 +151,7 @@ func (s *Server) Start() error {
 	}
 
 	if s.grpcLn != nil {
-		opts := append(s.ing.GRPCServerOptions(), s.cfg.GRPCOptions...)
+		opts := append(append(s.ing.GRPCServerOptions(), s.cfg.GRPC.options()...), s.cfg.GRPCOptions...)
 		if s.cfg.TLS != nil {
 			opts = append(opts, grpc.Creds(credentials.NewTLS(s.cfg.TLS)))
 		}
@@ -94,10 +169,13 @@ func (s *Server) Start() error {
 		protos.SetHTTP1(true)
 		protos.SetHTTP2(true)
 		protos.SetUnencryptedHTTP2(s.cfg.TLS == nil) // h2c with prior knowledge
+		ht := s.cfg.HTTP
 		s.http = &http.Server{
 			Handler:           s.ing.HTTPHandler(),
-			ReadHeaderTimeout: 10 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			ReadHeaderTimeout: orDefault(ht.ReadHeaderTimeout, DefaultReadHeaderTimeout),
+			ReadTimeout:       orDefault(ht.ReadTimeout, DefaultReadTimeout),
+			WriteTimeout:      orDefault(ht.WriteTimeout, DefaultWriteTimeout),
+			IdleTimeout:       orDefault(ht.IdleTimeout, DefaultIdleTimeout),
 			MaxHeaderBytes:    64 << 10,
 			Protocols:         &protos,
 			ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
@@ -186,28 +264,4 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	errs = append(errs, s.serveErr)
 	s.mu.Unlock()
 	return errors.Join(errs...)
-}
-
-// LoadTLS builds a server TLS configuration from PEM files: the certificate
-// and key, and when ca is not empty the CA bundle client certificates must
-// chain to (mutual TLS).
-func LoadTLS(cert, key, ca string) (*tls.Config, error) {
-	pair, err := tls.LoadX509KeyPair(cert, key)
-	if err != nil {
-		return nil, fmt.Errorf("ingest TLS: %w", err)
-	}
-	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12}
-	if ca != "" {
-		pem, err := os.ReadFile(ca)
-		if err != nil {
-			return nil, fmt.Errorf("ingest TLS: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("ingest TLS: no certificates in %s", ca)
-		}
-		cfg.ClientCAs = pool
-		cfg.ClientAuth = tls.RequireAndVerifyClientCert
-	}
-	return cfg, nil
 }

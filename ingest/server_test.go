@@ -6,8 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -135,29 +133,6 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if _, err := New(Config{}, nil); err == nil {
 		t.Error("New with a nil bus succeeded")
-	}
-}
-
-func TestLoadTokens(t *testing.T) {
-	dir := t.TempDir()
-	good := filepath.Join(dir, "tokens")
-	os.WriteFile(good, []byte("# team a\nalpha\n\n  beta  \n# gamma\n"), 0o600)
-	toks, err := LoadTokens(good)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if toks.Len() != 2 || !toks.Valid("alpha") || !toks.Valid("beta") || toks.Valid("gamma") || toks.Valid("") {
-		t.Errorf("tokens %d: alpha %v beta %v gamma %v", toks.Len(), toks.Valid("alpha"), toks.Valid("beta"), toks.Valid("gamma"))
-	}
-	for name, content := range map[string]string{"empty": "# nothing\n\n", "space": "a b\n"} {
-		p := filepath.Join(dir, name)
-		os.WriteFile(p, []byte(content), 0o600)
-		if _, err := LoadTokens(p); err == nil {
-			t.Errorf("%s: no error", name)
-		}
-	}
-	if _, err := LoadTokens(filepath.Join(dir, "missing")); err == nil {
-		t.Error("missing file: no error")
 	}
 }
 

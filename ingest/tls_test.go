@@ -87,7 +87,7 @@ func TestTLSWithClientCertificates(t *testing.T) {
 	}
 	bus := newBus(t, 2)
 	ing := newIngester(t, Config{}, bus)
-	srv := NewServer(ing, ServerConfig{GRPCListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", TLS: serverTLS})
+	srv := NewServer(ing, ServerConfig{GRPCListen: "127.0.0.1:0", HTTPListen: "127.0.0.1:0", TLS: serverTLS.Config()})
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -36,6 +36,7 @@ bus:
 ingest:
   grpc_listen: ""
   http_listen: 127.0.0.1:0
+  trust_tenant_header: true # the test names its tenants in X-Scope-OrgID, as a gateway would
 admin:
   listen: %s
 log:

@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sluice-dev/sluice/internal/tenant"
 )
 
 // Config is the whole configuration file.
@@ -199,6 +201,32 @@ type Ingest struct {
 	TokensFile       string            `yaml:"tokens_file"`
 	TLS              *TLS              `yaml:"tls"`
 	DefaultTenant    string            `yaml:"default_tenant"`
+	// TrustTenantHeader honours X-Scope-OrgID without tokens_file (or
+	// with a token of the one-per-line format): for a trusted gateway in
+	// front that sets it. Default false: such requests are default_tenant.
+	TrustTenantHeader bool `yaml:"trust_tenant_header"`
+	// ReloadInterval is how often tokens_file and the TLS files are
+	// checked for changes (SIGHUP reloads them at once). Default 10s.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	GRPC           IngestGRPC    `yaml:"grpc"`
+	HTTP           IngestHTTP    `yaml:"http"`
+}
+
+// IngestGRPC bounds what one OTLP/gRPC client may hold.
+type IngestGRPC struct {
+	MaxConcurrentStreams  uint32        `yaml:"max_concurrent_streams"`
+	KeepaliveMinTime      time.Duration `yaml:"keepalive_min_time"`
+	MaxConnectionIdle     time.Duration `yaml:"max_connection_idle"`
+	MaxConnectionAge      time.Duration `yaml:"max_connection_age"` // 0: no limit
+	MaxConnectionAgeGrace time.Duration `yaml:"max_connection_age_grace"`
+}
+
+// IngestHTTP bounds the time an OTLP/HTTP client may take.
+type IngestHTTP struct {
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 }
 
 // Worker configures the workers that move raw records to processed topics.
@@ -379,6 +407,9 @@ func Default() Config {
 			RetryAfter:       5 * time.Second,
 			PartitionKey:     map[string]string{"metrics": "resource", "logs": "resource", "traces": "trace_id"},
 			DefaultTenant:    "anonymous",
+			ReloadInterval:   10 * time.Second,
+			GRPC:             IngestGRPC{MaxConcurrentStreams: 100, KeepaliveMinTime: 10 * time.Second, MaxConnectionIdle: 5 * time.Minute, MaxConnectionAgeGrace: 30 * time.Second},
+			HTTP:             IngestHTTP{ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, WriteTimeout: 2 * time.Minute, IdleTimeout: 2 * time.Minute},
 		},
 		// The cardinality bounds are stream/cardinality's defaults
 		// (internal/ imports nothing above it; app's tests pin that they
@@ -575,8 +606,27 @@ func (c *Config) Validate() error {
 			bad(path, "unknown signal %q (valid: metrics, logs, traces)", sig)
 		}
 	}
-	if c.Ingest.DefaultTenant == "" {
-		bad("ingest.default_tenant", "default_tenant must not be empty")
+	if err := tenant.Validate(c.Ingest.DefaultTenant); err != nil {
+		bad("ingest.default_tenant", "default_tenant: %v", err)
+	}
+	if c.Ingest.ReloadInterval <= 0 {
+		bad("ingest.reload_interval", "reload_interval must be positive, not %s", c.Ingest.ReloadInterval)
+	}
+	if c.Ingest.GRPC.MaxConcurrentStreams < 1 {
+		bad("ingest.grpc.max_concurrent_streams", "max_concurrent_streams must be at least 1")
+	}
+	for _, kd := range []struct {
+		key string
+		d   time.Duration
+	}{{"grpc.keepalive_min_time", c.Ingest.GRPC.KeepaliveMinTime}, {"grpc.max_connection_idle", c.Ingest.GRPC.MaxConnectionIdle},
+		{"grpc.max_connection_age_grace", c.Ingest.GRPC.MaxConnectionAgeGrace}, {"http.read_header_timeout", c.Ingest.HTTP.ReadHeaderTimeout},
+		{"http.read_timeout", c.Ingest.HTTP.ReadTimeout}, {"http.write_timeout", c.Ingest.HTTP.WriteTimeout}, {"http.idle_timeout", c.Ingest.HTTP.IdleTimeout}} {
+		if kd.d <= 0 {
+			bad("ingest."+kd.key, "%s must be positive, not %s", kd.key[strings.IndexByte(kd.key, '.')+1:], kd.d)
+		}
+	}
+	if c.Ingest.GRPC.MaxConnectionAge < 0 {
+		bad("ingest.grpc.max_connection_age", "max_connection_age must not be negative (0: no limit)")
 	}
 	if c.Worker.ExactlyOnce && c.Bus.Kind != "kafka" {
 		bad("worker.exactly_once", "exactly_once needs bus kind kafka (transactions), not %q", c.Bus.Kind)

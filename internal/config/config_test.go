@@ -343,3 +343,31 @@ func TestEmbeddedAccessSyncAndNATSReplicas(t *testing.T) {
 		})
 	}
 }
+
+// The keys of ingest's tenants, gRPC limits and HTTP timeouts: defaults,
+// and errors at their line.
+func TestIngestSecurityKeys(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte("ingest:\n  trust_tenant_header: true\n  grpc:\n    max_concurrent_streams: 8\n  http:\n    read_timeout: 30s\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Ingest.TrustTenantHeader || cfg.Ingest.GRPC.MaxConcurrentStreams != 8 || cfg.Ingest.HTTP.ReadTimeout != 30*time.Second ||
+		cfg.Ingest.HTTP.WriteTimeout != 2*time.Minute || cfg.Ingest.GRPC.KeepaliveMinTime != 10*time.Second || cfg.Ingest.ReloadInterval != 10*time.Second {
+		t.Errorf("ingest: %+v", cfg.Ingest)
+	}
+	if d := Default(); d.Ingest.TrustTenantHeader {
+		t.Error("trust_tenant_header on by default")
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"ingest:\n  default_tenant: \"a/b\"\n", `c.yaml:2:19: ingest.default_tenant: default_tenant: invalid tenant "a/b"`},
+		{"ingest:\n  grpc:\n    max_concurrent_streams: 0\n", "c.yaml:3:29: ingest.grpc.max_concurrent_streams: max_concurrent_streams must be at least 1"},
+		{"ingest:\n  http:\n    read_timeout: 0s\n", "c.yaml:3:19: ingest.http.read_timeout: read_timeout must be positive"},
+		{"ingest:\n  grpc:\n    max_connection_age: -1s\n", "c.yaml:3:25: ingest.grpc.max_connection_age: max_connection_age must not be negative"},
+		{"ingest:\n  http:\n    read_timeot: 1s\n", `c.yaml:3:5: ingest.http.read_timeot: unknown key "read_timeot"`},
+	} {
+		_, err := Parse("c.yaml", []byte(tc.yaml))
+		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%q: %v, want %s", tc.yaml, err, tc.want)
+		}
+	}
+}
