@@ -1,6 +1,9 @@
 package otlpwire
 
-import "unicode/utf8"
+import (
+	"encoding/binary"
+	"unicode/utf8"
+)
 
 // The limits below are the one statement of what the workers' decoder
 // (package schemas) refuses inside an item. The ingester checks items
@@ -137,7 +140,30 @@ func CheckKeyValue(p []byte) (Problem, FieldNum) {
 			return ProblemUnsupported, f.Num
 		}
 	}
+	if len(p) < minDeepBytes && ascii(p) {
+		// Every string in it is ASCII, and it is too short to nest
+		// deeper than the limit: the common attribute, checked at the
+		// cost of a pass over its bytes.
+		return ProblemNone, 0
+	}
 	return checkKeyValue(p, -1)
+}
+
+// minDeepBytes is a bound below the size of a KeyValue whose value nests
+// deeper than MaxAnyValueDepth: each level takes at least a tag and a
+// length byte.
+const minDeepBytes = 2 * MaxAnyValueDepth
+
+// ascii reports whether p holds no byte of 0x80 or more.
+func ascii(p []byte) bool {
+	var acc uint64
+	for ; len(p) >= 8; p = p[8:] {
+		acc |= binary.LittleEndian.Uint64(p)
+	}
+	for _, c := range p {
+		acc |= uint64(c)
+	}
+	return acc&0x8080808080808080 == 0
 }
 
 func checkKeyValue(p []byte, depth int) (Problem, FieldNum) {
