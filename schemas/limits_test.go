@@ -140,6 +140,17 @@ func TestLimitsContract(t *testing.T) {
 				if c.bad && !strings.Contains(res.RejectReason, ".attributes[0].") {
 					t.Errorf("reason %q does not name the attribute", res.RejectReason)
 				}
+				// The worker's side: the invalid items alone, for the DLQ.
+				var sp otlpwire.Splitter
+				inv, err := sp.Invalid(sig, body, 0)
+				if err != nil || inv.Items != want || inv.Invalid != want {
+					t.Fatalf("Invalid: %v, %d items (%d invalid), want %d", err, inv.Items, inv.Invalid, want)
+				}
+				for _, ch := range inv.Chunks {
+					if _, err := NewBuilder(sig, nil).Append(ch.Value); err == nil || !limitError(err) {
+						t.Errorf("the invalid items' chunk decodes with %v, want a limit error", err)
+					}
+				}
 				_, decErr := NewBuilder(sig, nil).Append(body)
 				if (decErr != nil) != c.bad {
 					t.Fatalf("decoder on the whole request: %v, want refused %v", decErr, c.bad)

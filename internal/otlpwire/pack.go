@@ -58,6 +58,11 @@ type packer struct {
 
 	accepted, rejected, invalid int
 	reason                      string
+
+	// invert: place only the invalid items (Splitter.Invalid); skipped
+	// counts the valid ones left out.
+	invert  bool
+	skipped int
 	err                         error
 }
 
@@ -69,6 +74,7 @@ func (p *packer) run(ix *scanner, limit int) (Result, error) {
 	}
 	p.out, p.pos, p.chunks, p.ops = p.out[:0], p.pos[:0], p.chunks[:0], p.ops[:0]
 	p.accepted, p.rejected, p.invalid, p.reason, p.err = 0, 0, 0, "", nil
+	p.skipped = 0
 	if ix.nbad > 0 {
 		p.reason = ix.badReason // the first invalid item, in request order
 	}
@@ -100,7 +106,7 @@ func (p *packer) run(ix *scanner, limit int) (Result, error) {
 	if p.rejected > 1 {
 		p.reason += fmt.Sprintf(" (%d more items rejected)", p.rejected-1)
 	}
-	if p.accepted+p.rejected != ix.nitems {
+	if p.accepted+p.rejected+p.skipped != ix.nitems {
 		return Result{}, errors.New("otlpwire: internal error: items lost while splitting")
 	}
 	return Result{Chunks: p.chunks, Items: p.accepted, Rejected: p.rejected, RejectReason: p.reason, Invalid: p.invalid}, nil
@@ -113,7 +119,18 @@ func (p *packer) place(level int, anc *[6]int32, idx int32) {
 	if items == 0 {
 		return
 	}
-	if bad := p.bad(level, idx); bad > 0 {
+	if p.invert {
+		switch bad := p.bad(level, idx); {
+		case bad == 0:
+			p.skipped += items
+			return
+		case bad == items && p.fit(level, anc, off, end, items):
+			return
+		case level == p.itemLevel:
+			p.reject(anc, idx)
+			return
+		}
+	} else if bad := p.bad(level, idx); bad > 0 {
 		if level == p.itemLevel {
 			p.rejected++
 			p.invalid++

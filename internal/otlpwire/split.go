@@ -139,6 +139,38 @@ func (s *Splitter) Split(sig Signal, body []byte, opt Options) (Result, error) {
 	return s.pack.run(sc, opt.MaxRecordBytes)
 }
 
+// Invalid is Split's counterpart for what Options.Check rejects: it cuts
+// body into chunks holding only the items that break the limits of the
+// workers' decoder (limits.go), each with its resource, scope (and metric)
+// around it, in request order; Result.Items counts them and RejectReason
+// names the first. A worker that meets a record from an older ingester or
+// an outside producer dead-letters these alone and processes the rest.
+// MaxRecordBytes bounds the chunks as in Split; Partitions and Key are
+// ignored.
+func (s *Splitter) Invalid(sig Signal, body []byte, maxRecordBytes int) (Result, error) {
+	if len(body) >= math.MaxInt32 {
+		return Result{}, &FormatError{Msg: fmt.Sprintf("request of %d bytes is too large", len(body))}
+	}
+	sc := &s.scan
+	sc.reset(sig, body, true, KeyNone, 0)
+	sc.check = true
+	if err := sc.request(); err != nil {
+		return Result{}, err
+	}
+	if sc.nbad == 0 {
+		return Result{}, nil
+	}
+	s.pack.invert = true
+	res, err := s.pack.run(sc, maxRecordBytes)
+	s.pack.invert = false
+	if err != nil {
+		return Result{}, err
+	}
+	res.RejectReason = sc.badReason
+	res.Invalid = sc.nbad
+	return res, nil
+}
+
 // sortUnits orders the units by partition, and within a partition in request
 // order, as they come: by a counting sort unless there are many more
 // partitions than units. Partitions are in [0, nparts).
