@@ -127,6 +127,9 @@ type Worker struct {
 	// fitItems is, per signal, how many raw items make a processed record
 	// of about half of MaxRecordBytes, from the last record written.
 	fitItems [len(otlpwire.Signals)]int
+	// split cuts a refused raw record into its valid and invalid items
+	// (see salvage).
+	cutter otlpwire.Splitter
 }
 
 type transformBox struct{ t Transform }
@@ -290,12 +293,26 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 	for _, r := range g.recs {
 		if _, err := b.Append(r.Value); err != nil {
 			// The builder dropped what it held since the last Build:
-			// decode those records again, and dead-letter this one.
-			dead = append(dead, w.deadLetter(r, err))
+			// decode those records again, and dead-letter this one -
+			// or, when it holds valid items beside items that break
+			// the decoder's limits, only the latter.
 			if err := appendAll(b, pending); err != nil {
 				return nil, nil, err
 			}
-			continue
+			good, bad, why := w.salvage(g.sig, r)
+			if good == nil {
+				dead = append(dead, w.deadLetter(r, err))
+				continue
+			}
+			if _, err2 := b.Append(good.Value); err2 != nil {
+				if err := appendAll(b, pending); err != nil {
+					return nil, nil, err
+				}
+				dead = append(dead, w.deadLetter(r, err))
+				continue
+			}
+			dead = append(dead, w.deadLetter(bad, why))
+			r = good
 		}
 		pending = append(pending, r)
 		if b.Len() >= w.batchItems(g.sig) {
@@ -308,6 +325,44 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 		return nil, nil, err
 	}
 	return out, dead, nil
+}
+
+// salvage cuts r, a raw record the decoder refused, into a record of its
+// valid items (good) and one of the items that break the decoder's limits
+// (bad, with why naming the first one's field), when it holds both; else
+// good is nil. Both keep r's position and headers, their item counts set:
+// the raw position is committed only once both are produced. A record
+// from an older ingester or an outside producer may hold such items; this
+// ingester refuses them (otlpwire.Options.Check).
+func (w *Worker) salvage(sig otlpwire.Signal, r *stream.Record) (good, bad *stream.Record, why error) {
+	inv, err := w.cutter.Invalid(sig, r.Value, 0)
+	if err != nil || inv.Invalid == 0 || len(inv.Chunks) != 1 {
+		return nil, nil, nil
+	}
+	badValue := bytes.Clone(inv.Chunks[0].Value)
+	badItems := inv.Chunks[0].Items
+	why = fmt.Errorf("%d items break the decoder's limits: %s", badItems, inv.RejectReason)
+	res, err := w.cutter.Split(sig, r.Value, otlpwire.Options{Key: otlpwire.KeyNone, Check: true})
+	if err != nil || len(res.Chunks) != 1 || res.Invalid != badItems {
+		return nil, nil, nil // nothing valid, or not only the limits at fault
+	}
+	goodValue := bytes.Clone(res.Chunks[0].Value)
+	return withValue(r, goodValue, res.Chunks[0].Items), withValue(r, badValue, badItems), why
+}
+
+// withValue is a copy of r with value, holding items (its items header
+// set).
+func withValue(r *stream.Record, value []byte, items int) *stream.Record {
+	c := *r
+	c.Value = value
+	c.Headers = make([]stream.Header, 0, len(r.Headers)+1)
+	for _, h := range r.Headers {
+		if h.Key != stream.HeaderItems {
+			c.Headers = append(c.Headers, h)
+		}
+	}
+	c.Headers = append(c.Headers, stream.Header{Key: stream.HeaderItems, Value: strconv.AppendInt(nil, int64(items), 10)})
+	return &c
 }
 
 // batchItems is how many items of sig a processed record takes: at most

@@ -1,0 +1,89 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/stream"
+)
+
+// badItemRequest is a request of sig whose second item (data point) has an
+// attribute with an invalid UTF-8 key, as an older ingester or an outside
+// producer may write it; the others are valid.
+func badItemRequest(t *testing.T, sig otlpwire.Signal, shape otlptest.Shape) []byte {
+	t.Helper()
+	kv := &common.KeyValue{Key: "BADKEY", Value: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: "v"}}}
+	var m proto.Message
+	switch sig {
+	case otlpwire.Metrics:
+		req := otlptest.Metrics(shape)
+		pt := req.ResourceMetrics[1].ScopeMetrics[0].Metrics[1].GetGauge().DataPoints[1]
+		pt.Attributes = append(pt.Attributes, kv)
+		m = req
+	case otlpwire.Logs:
+		req := otlptest.Logs(shape)
+		lr := req.ResourceLogs[1].ScopeLogs[0].LogRecords[1]
+		lr.Attributes = append(lr.Attributes, kv)
+		m = req
+	default:
+		req := otlptest.Traces(shape)
+		sp := req.ResourceSpans[1].ScopeSpans[0].Spans[1]
+		sp.Attributes = append(sp.Attributes, kv)
+		m = req
+	}
+	body, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bytes.ReplaceAll(body, []byte("BADKEY"), []byte("BAD\xffEY"))
+}
+
+// TestBadItemAmongValidOnes: a raw record with one item the decoder refuses
+// among valid ones: the valid items reach the processed topic, only the bad
+// one reaches the DLQ, in a record of its own whose error names the field,
+// and the raw position is committed.
+func TestBadItemAmongValidOnes(t *testing.T) {
+	for _, sig := range otlpwire.Signals {
+		t.Run(sig.String(), func(t *testing.T) {
+			bus := newBus(t)
+			ctx := context.Background()
+			shape := otlptest.Shape{Resources: 2, Items: 3, Points: 4}
+			total := shape.ItemCount(sig)
+			for _, v := range [][]byte{otlptest.Request(sig, shape), badItemRequest(t, sig, shape), otlptest.Request(sig, shape)} {
+				if err := bus.Produce(ctx, raw(sig, 0, "team-a", v)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			run(t, bus, nil, Config{}, func() bool { return len(bus.Records(topics.DLQ())) == 1 && lag(t, bus) == 0 })
+			got, _ := processedItems(t, bus, sig)
+			if got != 3*total-1 {
+				t.Errorf("%d items processed, want %d", got, 3*total-1)
+			}
+			dlq := bus.Records(topics.DLQ())
+			if len(dlq) != 1 {
+				t.Fatalf("%d DLQ records, want 1", len(dlq))
+			}
+			n, err := otlpwire.Count(sig, dlq[0].Value)
+			if err != nil || n != 1 || string(dlq[0].Header(stream.HeaderItems)) != "1" {
+				t.Errorf("DLQ record holds %d items (%v), items header %q, want 1", n, err, dlq[0].Header(stream.HeaderItems))
+			}
+			msg := string(dlq[0].Header(stream.HeaderError))
+			if !strings.Contains(msg, ".attributes[") || !strings.Contains(msg, "key: invalid UTF-8") {
+				t.Errorf("DLQ error %q does not name the field", msg)
+			}
+			if origin := string(dlq[0].Header(stream.HeaderOrigin)); !strings.HasPrefix(origin, topics.Raw(sig)+"/0/") {
+				t.Errorf("origin %q", origin)
+			}
+			if l := lag(t, bus); l != 0 {
+				t.Errorf("raw lag %d after the run", l)
+			}
+		})
+	}
+}
