@@ -178,3 +178,36 @@ func TestLimitsContractCorpora(t *testing.T) {
 		}
 	}
 }
+
+// FuzzLimits is differential: what the ingester's check accepts, the
+// worker's decoder decodes without a limit error; what the decoder refuses
+// for a limit, the check refused; and Split with Check and Invalid share
+// out the request's items.
+func FuzzLimits(f *testing.F) {
+	for _, sig := range otlpwire.Signals {
+		f.Add(uint8(sig), otlptest.Request(sig, otlptest.Shape{Resources: 1, Items: 2, Points: 2}))
+		for _, c := range limitCases() {
+			if !strings.Contains(c.name, "5000") {
+				f.Add(uint8(sig), limitRequest(f, sig, c.kv))
+			}
+		}
+		g := otlptest.NewGen(3+uint64(sig), otlptest.GenOptions{Unknown: true})
+		f.Add(uint8(sig), g.Request(sig))
+	}
+	f.Fuzz(func(t *testing.T, s uint8, body []byte) {
+		sig := otlpwire.Signal(s % 3)
+		res, err := checkContract(t, sig, body)
+		if err != nil {
+			return
+		}
+		n, err := otlpwire.Count(sig, body)
+		if err != nil {
+			t.Fatalf("Split accepts what Count refuses: %v", err)
+		}
+		var sp otlpwire.Splitter
+		inv, err := sp.Invalid(sig, body, 0)
+		if err != nil || inv.Items != res.Invalid || res.Items+res.Invalid != n {
+			t.Fatalf("Split: %d items, %d invalid; Invalid: %d items (%v); request holds %d", res.Items, res.Invalid, inv.Items, err, n)
+		}
+	})
+}
