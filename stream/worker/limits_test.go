@@ -3,6 +3,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
+	smemory "github.com/sluice-dev/sluice/stream/memory"
 )
 
 // badItemRequest is a request of sig whose second item (data point) has an
@@ -86,4 +88,78 @@ func TestBadItemAmongValidOnes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestOversizeDeadLetter: raw records from an outside producer, larger than
+// what the bus takes once the dead letter's headers are added, do not stop
+// the worker: a well-formed request whose items the decoder refuses is cut
+// into dead letters that fit, anything else is truncated with
+// HeaderTruncated; the raw positions are committed.
+func TestOversizeDeadLetter(t *testing.T) {
+	const limit = 4096
+	bus := smemory.New()
+	ctx := context.Background()
+	err := bus.EnsureTopics(ctx, stream.TopicSpec{Name: topics.Raw(otlpwire.Logs), Partitions: 1},
+		stream.TopicSpec{Name: topics.Processed(otlpwire.Logs), Partitions: 1},
+		stream.TopicSpec{Name: topics.DLQ(), Partitions: 1, MaxRecordBytes: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Not OTLP at all: a truncated field of 5000 bytes.
+	junk := append([]byte{0x0a, 0xff, 0xff, 0x03}, bytes.Repeat([]byte{'x'}, 5000)...)
+	// OTLP whose every log record has an invalid UTF-8 key: nothing to
+	// salvage, all of it dead-lettered, cut along its records.
+	shape := otlptest.Shape{Resources: 1, Items: 40}
+	req := otlptest.Logs(shape)
+	for _, lr := range req.ResourceLogs[0].ScopeLogs[0].LogRecords {
+		lr.Attributes = append(lr.Attributes, &common.KeyValue{Key: "BADKEY"})
+	}
+	pb, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pb = bytes.ReplaceAll(pb, []byte("BADKEY"), []byte("BAD\xffEY"))
+	if len(pb) <= limit {
+		t.Fatalf("request of %d bytes, want more than %d", len(pb), limit)
+	}
+	for _, v := range [][]byte{junk, pb} {
+		if err := bus.Produce(ctx, raw(otlpwire.Logs, 0, "team-a", v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, bus, nil, Config{MaxRecordBytes: limit, Signals: []otlpwire.Signal{otlpwire.Logs}}, func() bool { return logsLag(t, bus) == 0 })
+	truncated, items := 0, 0
+	for _, d := range bus.Records(topics.DLQ()) {
+		if len(d.Value)+d.Overhead() > limit {
+			t.Errorf("dead letter of %d bytes", len(d.Value)+d.Overhead())
+		}
+		if h := d.Header(HeaderTruncated); h != nil {
+			truncated++
+			if string(h) != strconv.Itoa(len(junk)) || !bytes.HasPrefix(junk, d.Value) {
+				t.Errorf("truncated header %q, value of %d bytes", h, len(d.Value))
+			}
+			continue
+		}
+		n, err := otlpwire.Count(otlpwire.Logs, d.Value)
+		if err != nil {
+			t.Fatal(err)
+		}
+		items += n
+	}
+	if truncated != 1 || items != shape.ItemCount(otlpwire.Logs) {
+		t.Errorf("%d truncated dead letters, %d items dead-lettered; want 1 and %d", truncated, items, shape.ItemCount(otlpwire.Logs))
+	}
+	if l := logsLag(t, bus); l != 0 {
+		t.Errorf("raw lag %d after the run", l)
+	}
+}
+
+func logsLag(t *testing.T, bus *smemory.Bus) int64 {
+	c, err := bus.Consume(stream.ConsumerConfig{Group: "sluice-worker", Topics: []string{topics.Raw(otlpwire.Logs)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	n, _ := c.Lag(context.Background())
+	return n
 }

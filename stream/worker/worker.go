@@ -260,7 +260,9 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		if err != nil {
 			return err
 		}
-		out = append(out, dead...)
+		for _, d := range dead {
+			out = append(out, w.fitDeadLetter(g.sig, d)...)
+		}
 		out = append(out, recs...)
 	}
 	if len(out) == 0 {
@@ -676,6 +678,41 @@ func recordHeaders(contentType string, sig otlpwire.Signal, tenant string, items
 		hdrs = append(hdrs, stream.Header{Key: stream.HeaderReceivedAt, Value: receivedAt})
 	}
 	return hdrs
+}
+
+// HeaderTruncated is set on a dead letter whose value was cut to fit the
+// bus: the size in bytes of the raw record's value.
+const HeaderTruncated = "sluice-truncated"
+
+// fitDeadLetter makes d, a dead letter, fit MaxRecordBytes: a raw record
+// from an outside producer may be larger than what the bus takes with the
+// dead letter's extra headers, and a dead letter that never fits would
+// stop the worker on its partition for good. A well-formed request is cut
+// along its items into several dead letters; anything else (or an item too
+// large alone) is truncated, with HeaderTruncated giving the original size
+// (the raw record itself stays in the raw topic for its retention).
+func (w *Worker) fitDeadLetter(sig otlpwire.Signal, d *stream.Record) []*stream.Record {
+	limit := w.cfg.MaxRecordBytes
+	if limit <= 0 || len(d.Value)+d.Overhead() <= limit {
+		return []*stream.Record{d}
+	}
+	room := limit - d.Overhead() - len(stream.HeaderItems) - 8 - 20
+	if room > 0 {
+		res, err := w.cutter.Split(sig, d.Value, otlpwire.Options{Key: otlpwire.KeyNone, MaxRecordBytes: room})
+		if err == nil && res.Rejected == 0 && len(res.Chunks) > 0 {
+			out := make([]*stream.Record, len(res.Chunks))
+			for k, c := range res.Chunks {
+				out[k] = withValue(d, bytes.Clone(c.Value), c.Items)
+			}
+			return out
+		}
+	}
+	t := *d
+	t.Headers = append(append([]stream.Header(nil), d.Headers...),
+		stream.Header{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(d.Value)), 10)})
+	t.Value = d.Value[:max(0, min(len(d.Value), limit-t.Overhead()))]
+	w.log.Warn("dead letter truncated to fit the bus", "origin", string(d.Header(stream.HeaderOrigin)), "bytes", len(d.Value), "limit", limit)
+	return []*stream.Record{&t}
 }
 
 // deadLetter is r bound for the DLQ topic, with why and where from.
