@@ -43,7 +43,9 @@ type limitCase struct {
 }
 
 func limitCases() []limitCase {
-	str := func(s string) *common.AnyValue { return &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: s}} }
+	str := func(s string) *common.AnyValue {
+		return &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: s}}
+	}
 	return []limitCase{
 		{"valid", &common.KeyValue{Key: "k", Value: str("v")}, false},
 		{"invalid UTF-8 key", &common.KeyValue{Key: badMarker, Value: str("v")}, true},

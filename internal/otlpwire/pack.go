@@ -63,7 +63,7 @@ type packer struct {
 	// counts the valid ones left out.
 	invert  bool
 	skipped int
-	err                         error
+	err     error
 }
 
 func (p *packer) run(ix *scanner, limit int) (Result, error) {

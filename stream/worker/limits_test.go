@@ -3,10 +3,14 @@ package worker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
 
@@ -162,4 +166,76 @@ func logsLag(t *testing.T, bus *smemory.Bus) int64 {
 	defer c.Close()
 	n, _ := c.Lag(context.Background())
 	return n
+}
+
+// failingDLQ fails the first fails produce calls that hold a dead letter,
+// as a bus whose DLQ stream is missing or whose store is full does.
+type failingDLQ struct {
+	*smemory.Bus
+	fails    atomic.Int32
+	attempts atomic.Int32
+}
+
+var errStoreFull = errors.New("nats: insufficient resources (store full)")
+
+func (f *failingDLQ) Produce(ctx context.Context, recs ...*stream.Record) error {
+	for _, r := range recs {
+		if r.Topic == topics.DLQ() {
+			f.attempts.Add(1)
+			if f.fails.Add(-1) >= 0 {
+				return errStoreFull
+			}
+			break
+		}
+	}
+	return f.Bus.Produce(ctx, recs...)
+}
+
+// TestDeadLetterProduceFails: while the DLQ refuses records, the worker
+// neither commits the raw position of the refused item nor writes the
+// batch's valid items twice; it retries the batch with backoff, and once
+// the DLQ takes records, the valid items are processed once and the bad
+// one dead-lettered once.
+func TestDeadLetterProduceFails(t *testing.T) {
+	inner := newBus(t)
+	bus := &failingDLQ{Bus: inner}
+	bus.fails.Store(3)
+	ctx := context.Background()
+	shape := otlptest.Shape{Resources: 2, Items: 3}
+	total := shape.ItemCount(otlpwire.Logs)
+	if err := inner.Produce(ctx, raw(otlpwire.Logs, 0, "team-a", badItemRequest(t, otlpwire.Logs, shape))); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Topics: topics, Allocator: memory.DefaultAllocator}
+	w, err := New(bus, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	errc := make(chan error)
+	go func() { errc <- w.Run(runCtx) }()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if bus.attempts.Load() < 4 && lag(t, inner) == 0 {
+			t.Error("raw position committed while the DLQ refused the dead letter")
+			break
+		}
+		if len(inner.Records(topics.DLQ())) == 1 && lag(t, inner) == 0 {
+			break
+		}
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if a := bus.attempts.Load(); a != 4 {
+		t.Errorf("%d attempts to dead-letter, want 4 (3 refused)", a)
+	}
+	got, _ := processedItems(t, inner, otlpwire.Logs)
+	dlq := inner.Records(topics.DLQ())
+	if got != total-1 || len(dlq) != 1 {
+		t.Fatalf("%d items processed and %d dead letters, want %d and 1", got, len(dlq), total-1)
+	}
+	if l := lag(t, inner); l != 0 {
+		t.Errorf("raw lag %d after the run", l)
+	}
 }
