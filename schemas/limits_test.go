@@ -106,7 +106,8 @@ func checkContract(t testing.TB, sig otlpwire.Signal, body []byte) (otlpwire.Res
 			items += n
 		}
 	}
-	if _, err := b.Append(body); err != nil && limitError(err) && splitErr == nil && res.Invalid == 0 {
+	// A request without items writes nothing: the worker never sees it.
+	if _, err := b.Append(body); err != nil && limitError(err) && splitErr == nil && res.Invalid == 0 && res.Items > 0 {
 		t.Fatalf("the worker refuses the request for a limit (%v); the ingester refused no item", err)
 	}
 	return res, splitErr

@@ -1,6 +1,7 @@
 package otlpwire
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
 	"unicode/utf8"
@@ -103,6 +104,10 @@ type scanner struct {
 	nbad      int
 	badReason string
 	pi        int // index of the data point in its metric, for paths
+	// outerBad describes a bad attribute of the resource, scope or metric
+	// being scanned: every item in it is rejected (the decoder refuses the
+	// attributes, and so the items, as a whole).
+	resBad, scopeBad, metricBad string
 
 	// The index; only with rec.
 	reqHdr  hdrRef
@@ -208,6 +213,7 @@ func (s *scanner) resourceX(off, val, end int) error {
 	r := resNode{off: int32(off), end: int32(end), lo: int32(len(s.scopes))}
 	itemLo := len(s.items)
 	bad0 := s.nbad
+	s.resBad = ""
 	var hash uint64
 	ns := 0
 	for i := val; i < end; {
@@ -286,6 +292,9 @@ func (s *scanner) resource(val, end int, hash *uint64) error {
 			if f.Type != WireLen {
 				return s.wrongType(kResource, i, f)
 			}
+			if s.check && s.resBad == "" {
+				s.resBad = s.outerAttr(b[f.Val:f.End], 1)
+			}
 			if s.rec {
 				*hash += xxhash.Sum64(b[f.Val:f.End])
 			}
@@ -315,6 +324,7 @@ func (s *scanner) scopeX(off, val, end int) (int32, error) {
 	sc := scopeNode{off: int32(off), end: int32(end), parent: int32(len(s.res))}
 	self := int32(len(s.scopes))
 	bad0 := s.nbad
+	s.scopeBad = ""
 	if s.sig == Metrics {
 		sc.lo = int32(len(s.metrics))
 	} else {
@@ -406,6 +416,9 @@ func (s *scanner) scope(val, end int) error {
 			if f.Type != WireLen {
 				return s.wrongType(kScope, i, f)
 			}
+			if s.check && s.scopeBad == "" {
+				s.scopeBad = s.outerAttr(b[f.Val:f.End], 2)
+			}
 		case InstrumentationScopeDroppedAttributesCount:
 			if f.Type != WireVarint {
 				return s.wrongType(kScope, i, f)
@@ -437,6 +450,7 @@ func (s *scanner) metric(off, val, end int, parent int32) (int32, error) {
 	self := int32(len(s.metrics))
 	bad0 := s.nbad
 	s.pi = 0
+	s.metricBad = ""
 	var items int32
 	for i := val; i < end; {
 		f, code := ReadField(b, i)
@@ -472,6 +486,9 @@ func (s *scanner) metric(off, val, end int, parent int32) (int32, error) {
 		case MetricMetadata:
 			if f.Type != WireLen {
 				return 0, s.wrongType(kMetric, i, f)
+			}
+			if s.check && s.metricBad == "" {
+				s.metricBad = s.outerAttr(b[f.Val:f.End], 3)
 			}
 			s.hdr(3, i, f.End)
 		default:
@@ -665,6 +682,13 @@ func (s *scanner) addUnit(u unit) {
 // scanner's position against the limits, counts it if it breaks them and
 // describes the first such item. It allocates only for that description.
 func (s *scanner) checkItem(item []byte) bool {
+	if outer := cmp.Or(s.resBad, s.scopeBad, s.metricBad); outer != "" {
+		s.nbad++
+		if s.nbad == 1 {
+			s.badReason = outer
+		}
+		return true
+	}
 	pr := CheckItem(s.sig, s.dataNum, item)
 	if pr.Problem == ProblemNone {
 		return false
@@ -696,4 +720,31 @@ func (s *scanner) checkItem(item []byte) bool {
 	b.WriteString(pr.Problem.String())
 	s.badReason = b.String()
 	return true
+}
+
+// outerAttr checks kv, an attribute of the resource (level 1) or scope (2)
+// being scanned or a metadata entry of the metric (3), and describes what
+// is wrong; "" if nothing. It allocates only for that description.
+func (s *scanner) outerAttr(kv []byte, level int) string {
+	pr, fld := CheckKeyValue(kv)
+	if pr == ProblemNone {
+		return ""
+	}
+	n := &names[s.sig]
+	var path string
+	switch level {
+	case 1:
+		path = fmt.Sprintf("%s[%d].resource.attributes", n.resources, s.ri)
+	case 2:
+		path = fmt.Sprintf("%s[%d].%s[%d].scope.attributes", n.resources, s.ri, n.scopes, s.si)
+	default:
+		path = fmt.Sprintf("%s[%d].%s[%d].metrics[%d].metadata", n.resources, s.ri, n.scopes, s.si, s.ci)
+	}
+	name := "value"
+	if fld == KeyValueKey {
+		name = "key"
+	} else if fld != KeyValueValue {
+		name = fmt.Sprintf("field %d", fld)
+	}
+	return fmt.Sprintf("%s: an entry's %s: %v (every item in it is rejected)", path, name, pr)
 }
