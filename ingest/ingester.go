@@ -55,8 +55,10 @@ type Result struct {
 	// Records holding its items (a record may also hold other requests'
 	// items: see the group commit in coalesce.go).
 	Records int
-	// Rejected items: too large for a record even alone. They are reported
-	// to the client as partial success, with RejectReason.
+	// Rejected items: too large for a record even alone, or breaking the
+	// limits of the workers' decoder (invalid UTF-8, AnyValue nested too
+	// deep: see otlpwire/limits.go). They are reported to the client as
+	// partial success, with RejectReason.
 	Rejected     int
 	RejectReason string
 }
@@ -180,6 +182,10 @@ func (i *Ingester) exportAdmitted(ctx context.Context, sig otlpwire.Signal, tena
 		Partitions:     i.bus.Partitions(i.topics[sig]),
 		Key:            i.keys[sig],
 		MaxRecordBytes: i.cfg.MaxRecordBytes - headerRoom,
+		// Refuse here, in the partial success answer, the items the
+		// workers' decoder would refuse (otlpwire/limits.go), rather
+		// than write them for a worker to dead-letter.
+		Check: true,
 	}
 	if opt.Partitions <= 0 {
 		opt.Partitions, opt.Key = 0, otlpwire.KeyNone
@@ -222,8 +228,11 @@ func (i *Ingester) exportAdmitted(ctx context.Context, sig otlpwire.Signal, tena
 		}
 		i.m.items[sig].Add(float64(split.Items))
 	}
-	if split.Rejected > 0 {
-		i.m.rejected.WithLabelValues(sig.String(), "too_large").Add(float64(split.Rejected))
+	if n := split.Rejected - split.Invalid; n > 0 {
+		i.m.rejected.WithLabelValues(sig.String(), "too_large").Add(float64(n))
+	}
+	if split.Invalid > 0 {
+		i.m.rejected.WithLabelValues(sig.String(), "invalid").Add(float64(split.Invalid))
 	}
 	i.putState(st, n)
 	return res, false, nil

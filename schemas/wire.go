@@ -22,8 +22,9 @@ var (
 	ErrSchema = errors.New("schemas: batch does not match the schema")
 )
 
-// maxDepth bounds AnyValue nesting (arrays and kvlists inside each other).
-const maxDepth = 64
+// maxDepth bounds AnyValue nesting (arrays and kvlists inside each other):
+// the ingester's limit, stated once in otlpwire.
+const maxDepth = otlpwire.MaxAnyValueDepth
 
 func malformed(where string, num otlpwire.FieldNum) error {
 	return fmt.Errorf("%w: %s field %d", ErrMalformed, where, num)
@@ -42,103 +43,28 @@ func validString(p []byte, where string, num otlpwire.FieldNum) error {
 
 func sint32(v uint64) int32 { return int32(protowire.DecodeZigZag(v & 0xffffffff)) }
 
-// validateAny checks that p is a valid AnyValue encoding, recursively.
-//
-//	message AnyValue {
-//	  oneof value {
-//	    string string_value = 1;
-//	    ArrayValue array_value = 5;
-//	    KeyValueList kvlist_value = 6;
-//	  }
-//	}
+// validateAny checks that p is a valid AnyValue encoding at nesting level
+// depth, recursively, by the limits the ingester checks too
+// (otlpwire.CheckAnyValue).
 func validateAny(p []byte, depth int) error {
-	if depth > maxDepth {
-		return fmt.Errorf("%w: AnyValue nested deeper than %d", ErrUnsupported, maxDepth)
-	}
-	for i := 0; i < len(p); {
-		f, code := otlpwire.ReadField(p, i)
-		if code != otlpwire.ReadOK {
-			return malformed("AnyValue", f.Num)
-		}
-		i = f.End
-		if f.Type != otlpwire.WireLen {
-			continue
-		}
-		var err error
-		switch f.Num {
-		case otlpwire.AnyValueStringValue:
-			err = validString(p[f.Val:f.End], "AnyValue", f.Num)
-		case otlpwire.AnyValueArrayValue:
-			err = validateList(p[f.Val:f.End], depth+1, false)
-		case otlpwire.AnyValueKvlistValue:
-			err = validateList(p[f.Val:f.End], depth+1, true)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return anyError(otlpwire.CheckAnyValue(p, depth))
 }
 
 // validateList checks an ArrayValue (kv false) or KeyValueList (kv true).
-//
-//	message ArrayValue { repeated AnyValue values = 1; }
-//	message KeyValueList { repeated KeyValue values = 1; }
 func validateList(p []byte, depth int, kv bool) error {
-	values := otlpwire.ArrayValueValues
-	if kv {
-		values = otlpwire.KeyValueListValues
-	}
-	for i := 0; i < len(p); {
-		f, code := otlpwire.ReadField(p, i)
-		if code != otlpwire.ReadOK {
-			return malformed("ArrayValue/KeyValueList", f.Num)
-		}
-		i = f.End
-		if f.Num != values || f.Type != otlpwire.WireLen {
-			continue
-		}
-		var err error
-		if kv {
-			err = validateKV(p[f.Val:f.End], depth)
-		} else {
-			err = validateAny(p[f.Val:f.End], depth)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return anyError(otlpwire.CheckList(p, depth, kv))
 }
 
-// validateKV checks a KeyValue.
-//
-//	message KeyValue {
-//	  string key = 1;
-//	  AnyValue value = 2;
-//	}
-func validateKV(p []byte, depth int) error {
-	for i := 0; i < len(p); {
-		f, code := otlpwire.ReadField(p, i)
-		if code != otlpwire.ReadOK {
-			return malformed("KeyValue", f.Num)
-		}
-		i = f.End
-		if f.Type != otlpwire.WireLen {
-			continue
-		}
-		var err error
-		switch f.Num {
-		case otlpwire.KeyValueKey:
-			err = validString(p[f.Val:f.End], "KeyValue", f.Num)
-		case otlpwire.KeyValueValue:
-			err = validateAny(p[f.Val:f.End], depth+1)
-		}
-		if err != nil {
-			return err
-		}
+func anyError(pr otlpwire.Problem) error {
+	switch pr {
+	case otlpwire.ProblemNone:
+		return nil
+	case otlpwire.ProblemDepth:
+		return fmt.Errorf("%w: AnyValue nested deeper than %d", ErrUnsupported, maxDepth)
+	case otlpwire.ProblemUTF8:
+		return fmt.Errorf("%w: AnyValue: invalid UTF-8", ErrMalformed)
 	}
-	return nil
+	return fmt.Errorf("%w: AnyValue: %v", ErrMalformed, pr)
 }
 
 // ---- encoding helpers ----

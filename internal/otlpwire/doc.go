@@ -47,9 +47,15 @@
 // attributes (resource, scope and metric metadata attributes are bounded,
 // not decoded; resource attributes are hashed as bytes). With KeyTraceID
 // each span or log record's top-level fields are read to find its trace_id.
-// The content of items and attributes - timestamps, values, AnyValue
-// nesting, UTF-8 of attribute strings, trace id lengths - is for the
-// workers to check when they decode. A request that Split accepts and
+// The content of items - timestamps, values, trace id lengths - is for the
+// workers to check when they decode. With Options.Check (the ingester sets
+// it) the scanner also checks each item's attributes (and a log record's
+// body) against the limits of the workers' decoder, limits.go: UTF-8 of
+// keys and strings, AnyValue nesting at most MaxAnyValueDepth, an
+// attribute of a key and one value. An item that breaks them is rejected
+// (Result.Invalid, with its path and field in RejectReason) and left out
+// of the chunks; its valid neighbours are kept. Splitter.Invalid gives the
+// rejected items alone, for the workers' dead-letter topic. A request that Split accepts and
 // proto.Unmarshal accepts gives chunks that proto.Unmarshal accepts.
 //
 // Fields the scanner does not know are carried through byte for byte: at

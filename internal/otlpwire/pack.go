@@ -56,9 +56,14 @@ type packer struct {
 	pos    []rng // of each chunk in out
 	chunks []Chunk
 
-	accepted, rejected int
-	reason             string
-	err                error
+	accepted, rejected, invalid int
+	reason                      string
+
+	// invert: place only the invalid items (Splitter.Invalid); skipped
+	// counts the valid ones left out.
+	invert  bool
+	skipped int
+	err     error
 }
 
 func (p *packer) run(ix *scanner, limit int) (Result, error) {
@@ -68,7 +73,11 @@ func (p *packer) run(ix *scanner, limit int) (Result, error) {
 		p.itemLevel = 5
 	}
 	p.out, p.pos, p.chunks, p.ops = p.out[:0], p.pos[:0], p.chunks[:0], p.ops[:0]
-	p.accepted, p.rejected, p.reason, p.err = 0, 0, "", nil
+	p.accepted, p.rejected, p.invalid, p.reason, p.err = 0, 0, 0, "", nil
+	p.skipped = 0
+	if ix.nbad > 0 {
+		p.reason = ix.badReason // the first invalid item, in request order
+	}
 	p.depth, p.items = 0, 0
 	p.open[0] = openMsg{content: int(ix.reqHdr.n)}
 
@@ -97,10 +106,10 @@ func (p *packer) run(ix *scanner, limit int) (Result, error) {
 	if p.rejected > 1 {
 		p.reason += fmt.Sprintf(" (%d more items rejected)", p.rejected-1)
 	}
-	if p.accepted+p.rejected != ix.nitems {
+	if p.accepted+p.rejected+p.skipped != ix.nitems {
 		return Result{}, errors.New("otlpwire: internal error: items lost while splitting")
 	}
-	return Result{Chunks: p.chunks, Items: p.accepted, Rejected: p.rejected, RejectReason: p.reason}, nil
+	return Result{Chunks: p.chunks, Items: p.accepted, Rejected: p.rejected, RejectReason: p.reason, Invalid: p.invalid}, nil
 }
 
 // place puts node idx of level, whose ancestors are anc[1:level], in chunks:
@@ -110,7 +119,25 @@ func (p *packer) place(level int, anc *[6]int32, idx int32) {
 	if items == 0 {
 		return
 	}
-	if p.fit(level, anc, off, end, items) {
+	if p.invert {
+		switch bad := p.bad(level, idx); {
+		case bad == 0:
+			p.skipped += items
+			return
+		case bad == items && p.fit(level, anc, off, end, items):
+			return
+		case level == p.itemLevel:
+			p.reject(anc, idx)
+			return
+		}
+	} else if bad := p.bad(level, idx); bad > 0 {
+		if level == p.itemLevel {
+			p.rejected++
+			p.invalid++
+			return
+		}
+		// Cut it, leaving its invalid items out.
+	} else if p.fit(level, anc, off, end, items) {
 		return
 	}
 	if level == p.itemLevel {
@@ -291,7 +318,7 @@ func (p *packer) field(level int, idx int32) FieldNum {
 // describes the first one.
 func (p *packer) reject(anc *[6]int32, idx int32) {
 	p.rejected++
-	if p.rejected > 1 {
+	if p.reason != "" {
 		return
 	}
 	ix := p.ix
@@ -314,4 +341,25 @@ func (p *packer) reject(anc *[6]int32, idx int32) {
 	}
 	p.reason = fmt.Sprintf("%s %s takes %d bytes in a record of its own, over MaxRecordBytes %d",
 		n.item, path, size, p.limit)
+}
+
+// bad returns the number of invalid items (Options.Check) in node idx of
+// level.
+func (p *packer) bad(level int, idx int32) int {
+	ix := p.ix
+	if ix.nbad == 0 {
+		return 0
+	}
+	switch {
+	case level == 1:
+		return int(ix.res[idx].bad)
+	case level == 2:
+		return int(ix.scopes[idx].bad)
+	case level == 3 && p.itemLevel == 5:
+		return int(ix.metrics[idx].bad)
+	}
+	if ix.items[idx].bad {
+		return 1
+	}
+	return 0
 }

@@ -1,6 +1,9 @@
 package otlpwire
 
 import (
+	"cmp"
+	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/cespare/xxhash/v2"
@@ -37,6 +40,7 @@ type resNode struct {
 	lo, hi   int32 // its scopes: scopes[lo:hi]
 	items    int32
 	part     int32
+	bad      int32 // items that break the limits (Options.Check)
 }
 
 type scopeNode struct {
@@ -46,6 +50,7 @@ type scopeNode struct {
 	items    int32
 	part     int32
 	parent   int32
+	bad      int32
 }
 
 type metricNode struct {
@@ -55,6 +60,7 @@ type metricNode struct {
 	dataNum  FieldNum // Metric field of the data message: MetricGauge, MetricSum...
 	lo, hi   int32    // its data points: items[lo:hi]
 	parent   int32
+	bad      int32
 }
 
 // itemNode is a data point, log record or span.
@@ -62,6 +68,7 @@ type itemNode struct {
 	off, end int32
 	part     int32 // KeyTraceID only
 	parent   int32 // scope (logs, traces) or metric (metrics)
+	bad      bool  // breaks the limits (Options.Check): rejected, in no chunk
 }
 
 // unit is a run of the request that goes to one partition as a whole: a
@@ -91,6 +98,17 @@ type scanner struct {
 
 	nitems int
 
+	// check: check every item against the limits (limits.go). nbad
+	// counts the items that break them; badReason describes the first.
+	check     bool
+	nbad      int
+	badReason string
+	pi        int // index of the data point in its metric, for paths
+	// outerBad describes a bad attribute of the resource, scope or metric
+	// being scanned: every item in it is rejected (the decoder refuses the
+	// attributes, and so the items, as a whole).
+	resBad, scopeBad, metricBad string
+
 	// The index; only with rec.
 	reqHdr  hdrRef
 	res     []resNode
@@ -111,6 +129,7 @@ type scanner struct {
 func (s *scanner) reset(sig Signal, body []byte, rec bool, key KeyMode, nparts int32) {
 	s.b, s.sig, s.rec, s.key, s.nparts = body, sig, rec, key, uint64(nparts)
 	s.nitems, s.parts = 0, 0
+	s.nbad, s.badReason = 0, ""
 	s.ri, s.si, s.ci, s.dataNum = 0, 0, 0, 0
 	s.reqHdr = hdrRef{}
 	s.res, s.scopes, s.metrics, s.items = s.res[:0], s.scopes[:0], s.metrics[:0], s.items[:0]
@@ -193,6 +212,8 @@ func (s *scanner) resourceX(off, val, end int) error {
 	b := s.b[:end]
 	r := resNode{off: int32(off), end: int32(end), lo: int32(len(s.scopes))}
 	itemLo := len(s.items)
+	bad0 := s.nbad
+	s.resBad = ""
 	var hash uint64
 	ns := 0
 	for i := val; i < end; {
@@ -238,6 +259,7 @@ func (s *scanner) resourceX(off, val, end int) error {
 	}
 	r.hi = int32(len(s.scopes))
 	r.hdr = s.closeHdr(1)
+	r.bad = int32(s.nbad - bad0)
 	switch s.key {
 	case KeyNone:
 		r.part = -1
@@ -270,6 +292,9 @@ func (s *scanner) resource(val, end int, hash *uint64) error {
 			if f.Type != WireLen {
 				return s.wrongType(kResource, i, f)
 			}
+			if s.check && s.resBad == "" {
+				s.resBad = s.outerAttr(b[f.Val:f.End], 1)
+			}
 			if s.rec {
 				*hash += xxhash.Sum64(b[f.Val:f.End])
 			}
@@ -298,6 +323,8 @@ func (s *scanner) scopeX(off, val, end int) (int32, error) {
 	b := s.b[:end]
 	sc := scopeNode{off: int32(off), end: int32(end), parent: int32(len(s.res))}
 	self := int32(len(s.scopes))
+	bad0 := s.nbad
+	s.scopeBad = ""
 	if s.sig == Metrics {
 		sc.lo = int32(len(s.metrics))
 	} else {
@@ -356,6 +383,7 @@ func (s *scanner) scopeX(off, val, end int) (int32, error) {
 			sc.hi = int32(len(s.items))
 		}
 		sc.hdr = s.closeHdr(2)
+		sc.bad = int32(s.nbad - bad0)
 		s.scopes = append(s.scopes, sc)
 	}
 	return sc.items, nil
@@ -388,6 +416,9 @@ func (s *scanner) scope(val, end int) error {
 			if f.Type != WireLen {
 				return s.wrongType(kScope, i, f)
 			}
+			if s.check && s.scopeBad == "" {
+				s.scopeBad = s.outerAttr(b[f.Val:f.End], 2)
+			}
 		case InstrumentationScopeDroppedAttributesCount:
 			if f.Type != WireVarint {
 				return s.wrongType(kScope, i, f)
@@ -417,6 +448,9 @@ func (s *scanner) metric(off, val, end int, parent int32) (int32, error) {
 	b := s.b[:end]
 	m := metricNode{off: int32(off), end: int32(end), parent: parent, lo: int32(len(s.items))}
 	self := int32(len(s.metrics))
+	bad0 := s.nbad
+	s.pi = 0
+	s.metricBad = ""
 	var items int32
 	for i := val; i < end; {
 		f, code := ReadField(b, i)
@@ -453,6 +487,9 @@ func (s *scanner) metric(off, val, end int, parent int32) (int32, error) {
 			if f.Type != WireLen {
 				return 0, s.wrongType(kMetric, i, f)
 			}
+			if s.check && s.metricBad == "" {
+				s.metricBad = s.outerAttr(b[f.Val:f.End], 3)
+			}
 			s.hdr(3, i, f.End)
 		default:
 			s.hdr(3, i, f.End)
@@ -463,6 +500,7 @@ func (s *scanner) metric(off, val, end int, parent int32) (int32, error) {
 		m.hi = int32(len(s.items))
 		m.hdr = s.closeHdr(3)
 		m.data = s.closeHdr(4)
+		m.bad = int32(s.nbad - bad0)
 		s.metrics = append(s.metrics, m)
 	}
 	return items, nil
@@ -493,9 +531,11 @@ func (s *scanner) data(val, end int, parent int32) (int32, error) {
 			if f.Type != WireLen {
 				return 0, s.wrongType(kData, i, f)
 			}
+			bad := s.check && s.checkItem(b[f.Val:f.End])
 			if s.rec {
-				s.items = append(s.items, itemNode{off: int32(i), end: int32(f.End), parent: parent})
+				s.items = append(s.items, itemNode{off: int32(i), end: int32(f.End), parent: parent, bad: bad})
 			}
+			s.pi++
 			n++
 			s.nitems++
 			i = f.End
@@ -516,10 +556,11 @@ func (s *scanner) data(val, end int, parent int32) (int32, error) {
 // top-level fields for the trace id.
 func (s *scanner) item(off, val, end int, parent int32) error {
 	s.nitems++
+	bad := s.check && s.checkItem(s.b[val:end])
 	if !s.rec {
 		return nil
 	}
-	it := itemNode{off: int32(off), end: int32(end), parent: parent}
+	it := itemNode{off: int32(off), end: int32(end), parent: parent, bad: bad}
 	if s.key == KeyTraceID {
 		id, err := s.traceID(val, end)
 		if err != nil {
@@ -635,4 +676,75 @@ func (s *scanner) addUnit(u unit) {
 		s.parts = 2
 	}
 	s.units = append(s.units, u)
+}
+
+// checkItem checks the item (its value, without tag and length) at the
+// scanner's position against the limits, counts it if it breaks them and
+// describes the first such item. It allocates only for that description.
+func (s *scanner) checkItem(item []byte) bool {
+	if outer := cmp.Or(s.resBad, s.scopeBad, s.metricBad); outer != "" {
+		s.nbad++
+		if s.nbad == 1 {
+			s.badReason = outer
+		}
+		return true
+	}
+	pr := CheckItem(s.sig, s.dataNum, item)
+	if pr.Problem == ProblemNone {
+		return false
+	}
+	s.nbad++
+	if s.nbad > 1 {
+		return true
+	}
+	n := &names[s.sig]
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s[%d].%s[%d].%s[%d]", n.resources, s.ri, n.scopes, s.si, n.items, s.ci)
+	if s.sig == Metrics {
+		fmt.Fprintf(&b, ".%s.data_points[%d]", dataName(s.dataNum), s.pi)
+	}
+	if pr.Attr >= 0 {
+		fld := "value"
+		if pr.AttrField == KeyValueKey {
+			fld = "key"
+		} else if pr.AttrField != KeyValueValue {
+			fld = fmt.Sprintf("field %d", pr.AttrField)
+		}
+		fmt.Fprintf(&b, ".attributes[%d].%s", pr.Attr, fld)
+	} else if s.sig == Logs && pr.Field == LogRecordBody {
+		b.WriteString(".body")
+	} else {
+		fmt.Fprintf(&b, " field %d", pr.Field)
+	}
+	b.WriteString(": ")
+	b.WriteString(pr.Problem.String())
+	s.badReason = b.String()
+	return true
+}
+
+// outerAttr checks kv, an attribute of the resource (level 1) or scope (2)
+// being scanned or a metadata entry of the metric (3), and describes what
+// is wrong; "" if nothing. It allocates only for that description.
+func (s *scanner) outerAttr(kv []byte, level int) string {
+	pr, fld := CheckKeyValue(kv)
+	if pr == ProblemNone {
+		return ""
+	}
+	n := &names[s.sig]
+	var path string
+	switch level {
+	case 1:
+		path = fmt.Sprintf("%s[%d].resource.attributes", n.resources, s.ri)
+	case 2:
+		path = fmt.Sprintf("%s[%d].%s[%d].scope.attributes", n.resources, s.ri, n.scopes, s.si)
+	default:
+		path = fmt.Sprintf("%s[%d].%s[%d].metrics[%d].metadata", n.resources, s.ri, n.scopes, s.si, s.ci)
+	}
+	name := "value"
+	if fld == KeyValueKey {
+		name = "key"
+	} else if fld != KeyValueValue {
+		name = fmt.Sprintf("field %d", fld)
+	}
+	return fmt.Sprintf("%s: an entry's %s: %v (every item in it is rejected)", path, name, pr)
 }

@@ -56,6 +56,10 @@ type Options struct {
 	// MaxRecordBytes bounds the encoded size of every chunk (the record
 	// value; leave room below the bus limit for headers); 0 means no bound.
 	MaxRecordBytes int
+	// Check checks every item against the limits of the workers' decoder
+	// (limits.go): an item that breaks them is rejected (Result.Invalid)
+	// and left out of the chunks, beside the valid items of its request.
+	Check bool
 }
 
 // Chunk is one bus record's worth of a request.
@@ -82,6 +86,12 @@ type Result struct {
 	// chunk. RejectReason then names the first of them.
 	Rejected     int
 	RejectReason string
+	// Invalid counts the items among Rejected that break the limits
+	// (Options.Check); RejectReason then names the first, its path and
+	// field, such as
+	//
+	//	resource_logs[0].scope_logs[1].log_records[3].attributes[2].key: invalid UTF-8
+	Invalid int
 }
 
 // Splitter splits requests into chunks. Its buffers are reused from one call
@@ -112,13 +122,14 @@ func (s *Splitter) Split(sig Signal, body []byte, opt Options) (Result, error) {
 	}
 	sc := &s.scan
 	sc.reset(sig, body, true, key, opt.Partitions)
+	sc.check = opt.Check
 	if err := sc.request(); err != nil {
 		return Result{}, err
 	}
 	if len(sc.units) == 0 {
 		return Result{}, nil
 	}
-	if sc.parts == 1 && (opt.MaxRecordBytes == 0 || len(body) <= opt.MaxRecordBytes) {
+	if sc.parts == 1 && sc.nbad == 0 && (opt.MaxRecordBytes == 0 || len(body) <= opt.MaxRecordBytes) {
 		s.pack.chunks = append(s.pack.chunks[:0], Chunk{Partition: sc.units[0].part, Value: body, Items: sc.nitems})
 		return Result{Chunks: s.pack.chunks, Items: sc.nitems}, nil
 	}
@@ -126,6 +137,38 @@ func (s *Splitter) Split(sig Signal, body []byte, opt Options) (Result, error) {
 		s.sortUnits(opt.Partitions)
 	}
 	return s.pack.run(sc, opt.MaxRecordBytes)
+}
+
+// Invalid is Split's counterpart for what Options.Check rejects: it cuts
+// body into chunks holding only the items that break the limits of the
+// workers' decoder (limits.go), each with its resource, scope (and metric)
+// around it, in request order; Result.Items counts them and RejectReason
+// names the first. A worker that meets a record from an older ingester or
+// an outside producer dead-letters these alone and processes the rest.
+// MaxRecordBytes bounds the chunks as in Split; Partitions and Key are
+// ignored.
+func (s *Splitter) Invalid(sig Signal, body []byte, maxRecordBytes int) (Result, error) {
+	if len(body) >= math.MaxInt32 {
+		return Result{}, &FormatError{Msg: fmt.Sprintf("request of %d bytes is too large", len(body))}
+	}
+	sc := &s.scan
+	sc.reset(sig, body, true, KeyNone, 0)
+	sc.check = true
+	if err := sc.request(); err != nil {
+		return Result{}, err
+	}
+	if sc.nbad == 0 {
+		return Result{}, nil
+	}
+	s.pack.invert = true
+	res, err := s.pack.run(sc, maxRecordBytes)
+	s.pack.invert = false
+	if err != nil {
+		return Result{}, err
+	}
+	res.RejectReason = sc.badReason
+	res.Invalid = sc.nbad
+	return res, nil
 }
 
 // sortUnits orders the units by partition, and within a partition in request

@@ -127,6 +127,9 @@ type Worker struct {
 	// fitItems is, per signal, how many raw items make a processed record
 	// of about half of MaxRecordBytes, from the last record written.
 	fitItems [len(otlpwire.Signals)]int
+	// split cuts a refused raw record into its valid and invalid items
+	// (see salvage).
+	cutter otlpwire.Splitter
 }
 
 type transformBox struct{ t Transform }
@@ -258,7 +261,9 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		if err != nil {
 			return err
 		}
-		out = append(out, dead...)
+		for _, d := range dead {
+			out = append(out, w.fitDeadLetter(g.sig, d)...)
+		}
 		out = append(out, recs...)
 	}
 	if len(out) == 0 {
@@ -291,12 +296,26 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 	for _, r := range g.recs {
 		if _, err := b.Append(r.Value); err != nil {
 			// The builder dropped what it held since the last Build:
-			// decode those records again, and dead-letter this one.
-			dead = append(dead, w.deadLetter(r, err))
+			// decode those records again, and dead-letter this one -
+			// or, when it holds valid items beside items that break
+			// the decoder's limits, only the latter.
 			if err := appendAll(b, pending); err != nil {
 				return nil, nil, err
 			}
-			continue
+			good, bad, why := w.salvage(g.sig, r)
+			if good == nil {
+				dead = append(dead, w.deadLetter(r, err))
+				continue
+			}
+			if _, err2 := b.Append(good.Value); err2 != nil {
+				if err := appendAll(b, pending); err != nil {
+					return nil, nil, err
+				}
+				dead = append(dead, w.deadLetter(r, err))
+				continue
+			}
+			dead = append(dead, w.deadLetter(bad, why))
+			r = good
 		}
 		pending = append(pending, r)
 		if b.Len() >= w.batchItems(g.sig) {
@@ -309,6 +328,44 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 		return nil, nil, err
 	}
 	return out, dead, nil
+}
+
+// salvage cuts r, a raw record the decoder refused, into a record of its
+// valid items (good) and one of the items that break the decoder's limits
+// (bad, with why naming the first one's field), when it holds both; else
+// good is nil. Both keep r's position and headers, their item counts set:
+// the raw position is committed only once both are produced. A record
+// from an older ingester or an outside producer may hold such items; this
+// ingester refuses them (otlpwire.Options.Check).
+func (w *Worker) salvage(sig otlpwire.Signal, r *stream.Record) (good, bad *stream.Record, why error) {
+	inv, err := w.cutter.Invalid(sig, r.Value, 0)
+	if err != nil || inv.Invalid == 0 || len(inv.Chunks) != 1 {
+		return nil, nil, nil
+	}
+	badValue := bytes.Clone(inv.Chunks[0].Value)
+	badItems := inv.Chunks[0].Items
+	why = fmt.Errorf("%d items break the decoder's limits: %s", badItems, inv.RejectReason)
+	res, err := w.cutter.Split(sig, r.Value, otlpwire.Options{Key: otlpwire.KeyNone, Check: true})
+	if err != nil || len(res.Chunks) != 1 || res.Invalid != badItems {
+		return nil, nil, nil // nothing valid, or not only the limits at fault
+	}
+	goodValue := bytes.Clone(res.Chunks[0].Value)
+	return withValue(r, goodValue, res.Chunks[0].Items), withValue(r, badValue, badItems), why
+}
+
+// withValue is a copy of r with value, holding items (its items header
+// set).
+func withValue(r *stream.Record, value []byte, items int) *stream.Record {
+	c := *r
+	c.Value = value
+	c.Headers = make([]stream.Header, 0, len(r.Headers)+1)
+	for _, h := range r.Headers {
+		if h.Key != stream.HeaderItems {
+			c.Headers = append(c.Headers, h)
+		}
+	}
+	c.Headers = append(c.Headers, stream.Header{Key: stream.HeaderItems, Value: strconv.AppendInt(nil, int64(items), 10)})
+	return &c
 }
 
 // batchItems is how many items of sig a processed record takes: at most
@@ -622,6 +679,41 @@ func recordHeaders(contentType string, sig otlpwire.Signal, tenant string, items
 		hdrs = append(hdrs, stream.Header{Key: stream.HeaderReceivedAt, Value: receivedAt})
 	}
 	return hdrs
+}
+
+// HeaderTruncated is set on a dead letter whose value was cut to fit the
+// bus: the size in bytes of the raw record's value.
+const HeaderTruncated = "sluice-truncated"
+
+// fitDeadLetter makes d, a dead letter, fit MaxRecordBytes: a raw record
+// from an outside producer may be larger than what the bus takes with the
+// dead letter's extra headers, and a dead letter that never fits would
+// stop the worker on its partition for good. A well-formed request is cut
+// along its items into several dead letters; anything else (or an item too
+// large alone) is truncated, with HeaderTruncated giving the original size
+// (the raw record itself stays in the raw topic for its retention).
+func (w *Worker) fitDeadLetter(sig otlpwire.Signal, d *stream.Record) []*stream.Record {
+	limit := w.cfg.MaxRecordBytes
+	if limit <= 0 || len(d.Value)+d.Overhead() <= limit {
+		return []*stream.Record{d}
+	}
+	room := limit - d.Overhead() - len(stream.HeaderItems) - 8 - 20
+	if room > 0 {
+		res, err := w.cutter.Split(sig, d.Value, otlpwire.Options{Key: otlpwire.KeyNone, MaxRecordBytes: room})
+		if err == nil && res.Rejected == 0 && len(res.Chunks) > 0 {
+			out := make([]*stream.Record, len(res.Chunks))
+			for k, c := range res.Chunks {
+				out[k] = withValue(d, bytes.Clone(c.Value), c.Items)
+			}
+			return out
+		}
+	}
+	t := *d
+	t.Headers = append(append([]stream.Header(nil), d.Headers...),
+		stream.Header{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(d.Value)), 10)})
+	t.Value = d.Value[:max(0, min(len(d.Value), limit-t.Overhead()))]
+	w.log.Warn("dead letter truncated to fit the bus", "origin", string(d.Header(stream.HeaderOrigin)), "bytes", len(d.Value), "limit", limit)
+	return []*stream.Record{&t}
 }
 
 // deadLetter is r bound for the DLQ topic, with why and where from.

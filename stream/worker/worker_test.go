@@ -263,9 +263,18 @@ func TestProcessedRecordsFitTheBus(t *testing.T) {
 	if min := res.Items * 30 / limit; len(recs) < min {
 		t.Errorf("%d processed records, want at least %d", len(recs), min)
 	}
-	dlq := bus.Records(topics.DLQ())
-	if len(dlq) != 1 || !bytes.Equal(dlq[0].Value, body) || !strings.Contains(string(dlq[0].Header(stream.HeaderError)), "max_record_bytes") {
-		t.Errorf("DLQ: %d records", len(dlq))
+	// The dead letter, larger than MaxRecordBytes, is cut along its items
+	// into dead letters that fit (fitDeadLetter).
+	dead := 0
+	for _, d := range bus.Records(topics.DLQ()) {
+		k, err := otlpwire.Count(otlpwire.Logs, d.Value)
+		if err != nil || len(d.Value)+d.Overhead() > limit || !strings.Contains(string(d.Header(stream.HeaderError)), "max_record_bytes") {
+			t.Errorf("dead letter of %d bytes, %v, error %q", len(d.Value)+d.Overhead(), err, d.Header(stream.HeaderError))
+		}
+		dead += k
+	}
+	if want := otlptest.Corpora()[1].Items; dead != want {
+		t.Errorf("%d items dead-lettered, want %d", dead, want)
 	}
 }
 
