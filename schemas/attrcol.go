@@ -1,7 +1,6 @@
 package schemas
 
 import (
-	"encoding/binary"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -261,7 +260,7 @@ func (a *attrTable) valid() bool {
 // UTF-8 each; off holds the pieces' offsets.
 func validPieces(data []byte, off []int32, from int) bool {
 	start := off[from]
-	if isASCII(data[start:]) {
+	if otlpwire.IsASCII(data[start:]) {
 		return true
 	}
 	for j := from; j < len(off)-1; j++ {
@@ -270,24 +269,6 @@ func validPieces(data []byte, off []int32, from int) bool {
 		}
 	}
 	return true
-}
-
-func isASCII(p []byte) bool {
-	var acc uint64
-	for len(p) >= 32 {
-		acc |= binary.LittleEndian.Uint64(p) | binary.LittleEndian.Uint64(p[8:]) |
-			binary.LittleEndian.Uint64(p[16:]) | binary.LittleEndian.Uint64(p[24:])
-		p = p[32:]
-	}
-	for len(p) >= 8 {
-		acc |= binary.LittleEndian.Uint64(p)
-		p = p[8:]
-	}
-	var last byte
-	for _, c := range p {
-		last |= c
-	}
-	return acc&0x8080808080808080 == 0 && last < 0x80
 }
 
 func bytesOf[T int32 | int64 | uint64](s []T) []byte {

@@ -25,7 +25,7 @@ const (
 	ProblemMalformed           // bad protobuf framing inside the value
 	ProblemUTF8                // a string that is not valid UTF-8
 	ProblemDepth               // AnyValue nested deeper than MaxAnyValueDepth
-	ProblemUnsupported         // an attribute KeyValue with a field other than key and one value
+	ProblemUnsupported         // a field the decoder cannot keep (in KeyValue: one other than key and one value)
 )
 
 func (p Problem) String() string {
@@ -39,7 +39,7 @@ func (p Problem) String() string {
 	case ProblemDepth:
 		return "AnyValue nested deeper than 64"
 	case ProblemUnsupported:
-		return "unsupported field (only key and one value are kept)"
+		return "unsupported field"
 	}
 	return "unknown problem"
 }
@@ -125,6 +125,19 @@ func CheckList(p []byte, depth int, kv bool) Problem {
 // The decoder keeps an attribute as a key and one value: any other field
 // (key_strindex, an unknown one, a second value) is ProblemUnsupported.
 func CheckKeyValue(p []byte) (Problem, FieldNum) {
+	// The usual encoding first: key then value, each shorter than 128
+	// bytes, and nothing else.
+	if len(p) >= 4 && p[0] == keyTag && p[1] < 0x80 {
+		if v := 2 + int(p[1]); v+2 <= len(p) && p[v] == valueTag && p[v+1] < 0x80 && v+2+int(p[v+1]) == len(p) {
+			if !ValidUTF8(p[2:v]) {
+				return ProblemUTF8, KeyValueKey
+			}
+			if pr := checkValue(p[v+2:]); pr != ProblemNone {
+				return pr, KeyValueValue
+			}
+			return ProblemNone, 0
+		}
+	}
 	hasVal := false
 	for i := 0; i < len(p); {
 		f, code := ReadField(p, i)
@@ -140,22 +153,43 @@ func CheckKeyValue(p []byte) (Problem, FieldNum) {
 			return ProblemUnsupported, f.Num
 		}
 	}
-	if len(p) < minDeepBytes && ascii(p) {
-		// Every string in it is ASCII, and it is too short to nest
-		// deeper than the limit: the common attribute, checked at the
-		// cost of a pass over its bytes.
-		return ProblemNone, 0
-	}
 	return checkKeyValue(p, -1)
 }
 
-// minDeepBytes is a bound below the size of a KeyValue whose value nests
-// deeper than MaxAnyValueDepth: each level takes at least a tag and a
-// length byte.
-const minDeepBytes = 2 * MaxAnyValueDepth
+// The one-byte tags of the usual encodings of KeyValue and AnyValue.
+const (
+	keyTag    = byte(KeyValueKey)<<3 | byte(WireLen)
+	valueTag  = byte(KeyValueValue)<<3 | byte(WireLen)
+	stringTag = byte(AnyValueStringValue)<<3 | byte(WireLen)
+	bytesTag  = byte(AnyValueBytesValue)<<3 | byte(WireLen)
+	boolTag   = byte(AnyValueBoolValue)<<3 | byte(WireVarint)
+	intTag    = byte(AnyValueIntValue)<<3 | byte(WireVarint)
+	doubleTag = byte(AnyValueDoubleValue)<<3 | byte(WireI64)
+)
 
-// ascii reports whether p holds no byte of 0x80 or more.
-func ascii(p []byte) bool {
+// checkValue checks an attribute's AnyValue, with the scalars and short
+// strings inline.
+func checkValue(v []byte) Problem {
+	switch {
+	case len(v) == 0:
+		return ProblemNone
+	case len(v) >= 2 && v[1] < 0x80 && int(v[1])+2 == len(v) && (v[0] == stringTag || v[0] == bytesTag):
+		if v[0] == bytesTag || ValidUTF8(v[2:]) {
+			return ProblemNone
+		}
+		return ProblemUTF8
+	case v[0] == boolTag || v[0] == intTag:
+		if _, end, ok := ReadVarint(v, 1); ok && end == len(v) {
+			return ProblemNone
+		}
+	case v[0] == doubleTag && len(v) == 9:
+		return ProblemNone
+	}
+	return CheckAnyValue(v, 0)
+}
+
+// IsASCII reports whether p holds no byte of 0x80 or more.
+func IsASCII(p []byte) bool {
 	var acc uint64
 	for ; len(p) >= 8; p = p[8:] {
 		acc |= binary.LittleEndian.Uint64(p)
@@ -188,69 +222,4 @@ func checkKeyValue(p []byte, depth int) (Problem, FieldNum) {
 		}
 	}
 	return ProblemNone, 0
-}
-
-// itemAttrFields returns the fields of an item that hold its attributes
-// (repeated KeyValue) and its AnyValue body (0 if none), for an item of sig
-// whose Metric data field is dataNum (metrics only).
-func itemAttrFields(sig Signal, dataNum FieldNum) (attrs, body FieldNum) {
-	switch sig {
-	case Logs:
-		return LogRecordAttributes, LogRecordBody
-	case Traces:
-		return SpanAttributes, 0
-	}
-	switch dataNum {
-	case MetricHistogram:
-		return HistogramDataPointAttributes, 0
-	case MetricExponentialHistogram:
-		return ExponentialHistogramDataPointAttributes, 0
-	case MetricSummary:
-		return SummaryDataPointAttributes, 0
-	}
-	return NumberDataPointAttributes, 0
-}
-
-// ItemProblem is what CheckItem found wrong with an item.
-type ItemProblem struct {
-	Problem Problem
-	// Field of the item at fault: its attributes or its body.
-	Field FieldNum
-	// Attr is the index of the bad attribute among the item's attributes,
-	// and AttrField the KeyValue field at fault (KeyValueKey or
-	// KeyValueValue); Attr is -1 when Field is not the attributes.
-	Attr      int
-	AttrField FieldNum
-}
-
-// CheckItem checks the attributes and body of an item (a data point of a
-// metric whose data field is dataNum, a log record or a span, without its
-// tag and length) against the limits. It allocates nothing.
-func CheckItem(sig Signal, dataNum FieldNum, item []byte) ItemProblem {
-	attrs, body := itemAttrFields(sig, dataNum)
-	na := 0
-	for i := 0; i < len(item); {
-		f, code := ReadField(item, i)
-		if code != ReadOK {
-			return ItemProblem{Problem: ProblemMalformed, Field: f.Num, Attr: -1}
-		}
-		i = f.End
-		if f.Type != WireLen {
-			continue
-		}
-		switch f.Num {
-		case attrs:
-			if pr, fld := CheckKeyValue(item[f.Val:f.End]); pr != ProblemNone {
-				return ItemProblem{Problem: pr, Field: f.Num, Attr: na, AttrField: fld}
-			}
-			na++
-		case body:
-			if body != 0 {
-				if pr := CheckAnyValue(item[f.Val:f.End], 0); pr != ProblemNone {
-					return ItemProblem{Problem: pr, Field: f.Num, Attr: -1}
-				}
-			}
-		}
-	}
-	return ItemProblem{}
 }

@@ -36,3 +36,45 @@ func BenchmarkSplitCheck(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkCheckItem: the item check alone, over every item of each
+// corpus (ns/item).
+func BenchmarkCheckItem(b *testing.B) {
+	for _, c := range otlptest.Corpora() {
+		items, dataNums := corpusItems(b, c)
+		b.Run(c.Name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				for k, it := range items {
+					if pr := CheckItem(c.Signal, dataNums[k], it); pr.Problem != ProblemNone {
+						b.Fatalf("item %d: %v", k, pr.Problem)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(items)), "ns/item")
+		})
+	}
+}
+
+// corpusItems returns the items of c, without their tags and lengths, and
+// for metrics the data field of each one's metric.
+func corpusItems(b *testing.B, c otlptest.Corpus) ([][]byte, []FieldNum) {
+	raw, err := RawItems(c.Signal, c.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	items := make([][]byte, len(raw))
+	dataNums := make([]FieldNum, len(raw))
+	for k, parts := range raw {
+		field := []byte(parts[len(parts)-1])
+		f, code := ReadField(field, 0)
+		if code != ReadOK {
+			b.Fatalf("item %d: %v", k, code)
+		}
+		items[k] = field[f.Val:f.End]
+		if c.Signal == Metrics {
+			dataNums[k] = FieldNum([]rune(parts[2])[0])
+		}
+	}
+	return items, dataNums
+}

@@ -214,6 +214,9 @@ func (s *scanner) resourceX(off, val, end int) error {
 	itemLo := len(s.items)
 	bad0 := s.nbad
 	s.resBad = ""
+	if s.check {
+		s.resBad = s.outerBad(val, end, ResourceXResource, ResourceAttributes, 1)
+	}
 	var hash uint64
 	ns := 0
 	for i := val; i < end; {
@@ -292,9 +295,6 @@ func (s *scanner) resource(val, end int, hash *uint64) error {
 			if f.Type != WireLen {
 				return s.wrongType(kResource, i, f)
 			}
-			if s.check && s.resBad == "" {
-				s.resBad = s.outerAttr(b[f.Val:f.End], 1)
-			}
 			if s.rec {
 				*hash += xxhash.Sum64(b[f.Val:f.End])
 			}
@@ -325,6 +325,9 @@ func (s *scanner) scopeX(off, val, end int) (int32, error) {
 	self := int32(len(s.scopes))
 	bad0 := s.nbad
 	s.scopeBad = ""
+	if s.check {
+		s.scopeBad = s.outerBad(val, end, ScopeXScope, InstrumentationScopeAttributes, 2)
+	}
 	if s.sig == Metrics {
 		sc.lo = int32(len(s.metrics))
 	} else {
@@ -416,9 +419,6 @@ func (s *scanner) scope(val, end int) error {
 			if f.Type != WireLen {
 				return s.wrongType(kScope, i, f)
 			}
-			if s.check && s.scopeBad == "" {
-				s.scopeBad = s.outerAttr(b[f.Val:f.End], 2)
-			}
 		case InstrumentationScopeDroppedAttributesCount:
 			if f.Type != WireVarint {
 				return s.wrongType(kScope, i, f)
@@ -451,6 +451,9 @@ func (s *scanner) metric(off, val, end int, parent int32) (int32, error) {
 	bad0 := s.nbad
 	s.pi = 0
 	s.metricBad = ""
+	if s.check {
+		s.metricBad = s.outerBad(val, end, MetricMetadata, 0, 3)
+	}
 	var items int32
 	for i := val; i < end; {
 		f, code := ReadField(b, i)
@@ -486,9 +489,6 @@ func (s *scanner) metric(off, val, end int, parent int32) (int32, error) {
 		case MetricMetadata:
 			if f.Type != WireLen {
 				return 0, s.wrongType(kMetric, i, f)
-			}
-			if s.check && s.metricBad == "" {
-				s.metricBad = s.outerAttr(b[f.Val:f.End], 3)
 			}
 			s.hdr(3, i, f.End)
 		default:
@@ -703,23 +703,51 @@ func (s *scanner) checkItem(item []byte) bool {
 	if s.sig == Metrics {
 		fmt.Fprintf(&b, ".%s.data_points[%d]", dataName(s.dataNum), s.pi)
 	}
-	if pr.Attr >= 0 {
-		fld := "value"
-		if pr.AttrField == KeyValueKey {
-			fld = "key"
-		} else if pr.AttrField != KeyValueValue {
-			fld = fmt.Sprintf("field %d", pr.AttrField)
-		}
-		fmt.Fprintf(&b, ".attributes[%d].%s", pr.Attr, fld)
-	} else if s.sig == Logs && pr.Field == LogRecordBody {
-		b.WriteString(".body")
-	} else {
-		fmt.Fprintf(&b, " field %d", pr.Field)
-	}
+	b.WriteString(pr.Path(s.sig, s.dataNum))
 	b.WriteString(": ")
 	b.WriteString(pr.Problem.String())
 	s.badReason = b.String()
 	return true
+}
+
+// outerBad checks the attributes that apply to every item of the message
+// s.b[val:end], before the scanner reaches its items, wherever they are in
+// the wire order: those of its field holder (a ResourceX's resource, a
+// ScopeX's scope), or with attrs 0 the KeyValues in holder themselves (a
+// Metric's metadata). level is outerAttr's. It describes the first bad one;
+// "" if none. Framing errors are left to the scanner's walk.
+func (s *scanner) outerBad(val, end int, holder, attrs FieldNum, level int) string {
+	b := s.b[:end]
+	for i := val; i < end; {
+		f, code := next(b, i)
+		if code != ReadOK {
+			return ""
+		}
+		i = f.End
+		if f.Num != holder || f.Type != WireLen {
+			continue
+		}
+		if attrs == 0 {
+			if r := s.outerAttr(b[f.Val:f.End], level); r != "" {
+				return r
+			}
+			continue
+		}
+		q := b[f.Val:f.End]
+		for j := 0; j < len(q); {
+			g, code := next(q, j)
+			if code != ReadOK {
+				return ""
+			}
+			j = g.End
+			if g.Num == attrs && g.Type == WireLen {
+				if r := s.outerAttr(q[g.Val:g.End], level); r != "" {
+					return r
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // outerAttr checks kv, an attribute of the resource (level 1) or scope (2)

@@ -2,7 +2,6 @@ package loki
 
 import (
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/hex"
 	"fmt"
 	"slices"
@@ -502,7 +501,7 @@ func (c *logColumns) read(b *schemas.Batch) error {
 // in the usual case.
 func checkUTF8(cols ...*array.String) error {
 	for _, a := range cols {
-		if isASCII(a.ValueBytes()) {
+		if otlpwire.IsASCII(a.ValueBytes()) {
 			continue
 		}
 		for i := range a.Len() {
@@ -512,17 +511,6 @@ func checkUTF8(cols ...*array.String) error {
 		}
 	}
 	return nil
-}
-
-func isASCII(p []byte) bool {
-	var acc uint64
-	for ; len(p) >= 8; p = p[8:] {
-		acc |= binary.LittleEndian.Uint64(p)
-	}
-	for _, c := range p {
-		acc |= uint64(c)
-	}
-	return acc&0x8080808080808080 == 0
 }
 
 // checkExtra parses the values of an extra column (fields the layout does
