@@ -67,7 +67,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzReadBatch -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeTables -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzText -fuzztime $(FUZZTIME) ./schemas/
-	$(GO) test -run '^$$' -fuzz FuzzLimits -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz FuzzLimits -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime $(FUZZTIME) ./rules/
 	$(GO) test -run '^$$' -fuzz FuzzConfig -fuzztime $(FUZZTIME) ./internal/config/
 	$(GO) test -run '^$$' -fuzz FuzzAnswer -fuzztime $(FUZZTIME) ./sinks/httpsink/

@@ -130,16 +130,15 @@ func (p *packer) place(level int, anc *[6]int32, idx int32) {
 			p.reject(anc, idx)
 			return
 		}
-	} else if bad := p.bad(level, idx); bad > 0 {
-		if level == p.itemLevel {
-			p.rejected++
-			p.invalid++
-			return
-		}
-		// Cut it, leaving its invalid items out.
-	} else if p.fit(level, anc, off, end, items) {
+	} else if bad := p.bad(level, idx); bad > 0 && level == p.itemLevel {
+		p.rejected++
+		p.invalid++
+		return
+	} else if bad == 0 && !p.dirty(level, idx) && p.fit(level, anc, off, end, items) {
 		return
 	}
+	// Else cut it, leaving its invalid items out, and the scopes and
+	// metrics without items that the decoder would refuse.
 	if level == p.itemLevel {
 		p.reject(anc, idx)
 		return
@@ -341,6 +340,20 @@ func (p *packer) reject(anc *[6]int32, idx int32) {
 	}
 	p.reason = fmt.Sprintf("%s %s takes %d bytes in a record of its own, over MaxRecordBytes %d",
 		n.item, path, size, p.limit)
+}
+
+// dirty reports whether node idx of level holds a scope or metric without
+// items whose attributes break the limits.
+func (p *packer) dirty(level int, idx int32) bool {
+	switch {
+	case p.ix.ndirty == 0:
+		return false
+	case level == 1:
+		return p.ix.res[idx].dirty
+	case level == 2:
+		return p.ix.scopes[idx].dirty
+	}
+	return false
 }
 
 // bad returns the number of invalid items (Options.Check) in node idx of

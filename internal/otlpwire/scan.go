@@ -41,6 +41,9 @@ type resNode struct {
 	items    int32
 	part     int32
 	bad      int32 // items that break the limits (Options.Check)
+	// dirty: it holds a scope or metric without items whose attributes
+	// break the limits; the packer cuts it to leave that out.
+	dirty bool
 }
 
 type scopeNode struct {
@@ -51,6 +54,7 @@ type scopeNode struct {
 	part     int32
 	parent   int32
 	bad      int32
+	dirty    bool // as resNode's
 }
 
 type metricNode struct {
@@ -108,6 +112,11 @@ type scanner struct {
 	// being scanned: every item in it is rejected (the decoder refuses the
 	// attributes, and so the items, as a whole).
 	resBad, scopeBad, metricBad string
+	// ndirty counts the scopes and metrics without items that the
+	// decoder would refuse for their attributes, and resDirty and
+	// scopeDirty say the resource and scope being scanned hold one.
+	ndirty               int
+	resDirty, scopeDirty bool
 
 	// The index; only with rec.
 	reqHdr  hdrRef
@@ -129,7 +138,7 @@ type scanner struct {
 func (s *scanner) reset(sig Signal, body []byte, rec bool, key KeyMode, nparts int32) {
 	s.b, s.sig, s.rec, s.key, s.nparts = body, sig, rec, key, uint64(nparts)
 	s.nitems, s.parts = 0, 0
-	s.nbad, s.badReason = 0, ""
+	s.nbad, s.badReason, s.ndirty = 0, "", 0
 	s.ri, s.si, s.ci, s.dataNum = 0, 0, 0, 0
 	s.reqHdr = hdrRef{}
 	s.res, s.scopes, s.metrics, s.items = s.res[:0], s.scopes[:0], s.metrics[:0], s.items[:0]
@@ -213,7 +222,7 @@ func (s *scanner) resourceX(off, val, end int) error {
 	r := resNode{off: int32(off), end: int32(end), lo: int32(len(s.scopes))}
 	itemLo := len(s.items)
 	bad0 := s.nbad
-	s.resBad = ""
+	s.resBad, s.resDirty = "", false
 	if s.check {
 		s.resBad = s.outerBad(val, end, ResourceXResource, ResourceAttributes, 1)
 	}
@@ -263,6 +272,7 @@ func (s *scanner) resourceX(off, val, end int) error {
 	r.hi = int32(len(s.scopes))
 	r.hdr = s.closeHdr(1)
 	r.bad = int32(s.nbad - bad0)
+	r.dirty = s.resDirty
 	switch s.key {
 	case KeyNone:
 		r.part = -1
@@ -324,7 +334,7 @@ func (s *scanner) scopeX(off, val, end int) (int32, error) {
 	sc := scopeNode{off: int32(off), end: int32(end), parent: int32(len(s.res))}
 	self := int32(len(s.scopes))
 	bad0 := s.nbad
-	s.scopeBad = ""
+	s.scopeBad, s.scopeDirty = "", false
 	if s.check {
 		s.scopeBad = s.outerBad(val, end, ScopeXScope, InstrumentationScopeAttributes, 2)
 	}
@@ -379,7 +389,14 @@ func (s *scanner) scopeX(off, val, end int) (int32, error) {
 		}
 		i = f.End
 	}
+	if s.scopeBad != "" && sc.items == 0 {
+		s.ndirty++
+		s.resDirty = true
+	} else if s.scopeDirty {
+		s.resDirty = true
+	}
 	if s.rec {
+		sc.dirty = s.scopeDirty
 		if s.sig == Metrics {
 			sc.hi = int32(len(s.metrics))
 		} else {
@@ -495,6 +512,10 @@ func (s *scanner) metric(off, val, end int, parent int32) (int32, error) {
 			s.hdr(3, i, f.End)
 		}
 		i = f.End
+	}
+	if s.metricBad != "" && items == 0 {
+		s.ndirty++
+		s.scopeDirty = true
 	}
 	if s.rec {
 		m.hi = int32(len(s.items))

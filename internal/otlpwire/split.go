@@ -129,7 +129,7 @@ func (s *Splitter) Split(sig Signal, body []byte, opt Options) (Result, error) {
 	if len(sc.units) == 0 {
 		return Result{}, nil
 	}
-	if sc.parts == 1 && sc.nbad == 0 && (opt.MaxRecordBytes == 0 || len(body) <= opt.MaxRecordBytes) {
+	if sc.parts == 1 && sc.nbad == 0 && sc.ndirty == 0 && (opt.MaxRecordBytes == 0 || len(body) <= opt.MaxRecordBytes) {
 		s.pack.chunks = append(s.pack.chunks[:0], Chunk{Partition: sc.units[0].part, Value: body, Items: sc.nitems})
 		return Result{Chunks: s.pack.chunks, Items: sc.nitems}, nil
 	}

@@ -314,7 +314,9 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 				dead = append(dead, w.deadLetter(r, err))
 				continue
 			}
-			dead = append(dead, w.deadLetter(bad, why))
+			if bad != nil {
+				dead = append(dead, w.deadLetter(bad, why))
+			}
 			r = good
 		}
 		pending = append(pending, r)
@@ -333,13 +335,23 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 // salvage cuts r, a raw record the decoder refused, into a record of its
 // valid items (good) and one of the items that break the decoder's limits
 // (bad, with why naming the first one's field), when it holds both; else
-// good is nil. Both keep r's position and headers, their item counts set:
+// good is nil. bad is nil too when the only fault is a scope or metric
+// without items, which good leaves out. Both keep r's position and headers, their item counts set:
 // the raw position is committed only once both are produced. A record
 // from an older ingester or an outside producer may hold such items; this
 // ingester refuses them (otlpwire.Options.Check).
 func (w *Worker) salvage(sig otlpwire.Signal, r *stream.Record) (good, bad *stream.Record, why error) {
 	inv, err := w.cutter.Invalid(sig, r.Value, 0)
-	if err != nil || inv.Invalid == 0 || len(inv.Chunks) != 1 {
+	if err == nil && inv.Invalid == 0 {
+		// No bad item: what the decoder refuses may be a scope or metric
+		// without items, which the check leaves out.
+		res, err := w.cutter.Split(sig, r.Value, otlpwire.Options{Key: otlpwire.KeyNone, Check: true})
+		if err != nil || len(res.Chunks) != 1 || bytes.Equal(res.Chunks[0].Value, r.Value) {
+			return nil, nil, nil
+		}
+		return withValue(r, bytes.Clone(res.Chunks[0].Value), res.Chunks[0].Items), nil, nil
+	}
+	if err != nil || len(inv.Chunks) != 1 {
 		return nil, nil, nil
 	}
 	badValue := bytes.Clone(inv.Chunks[0].Value)
