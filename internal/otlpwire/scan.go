@@ -266,6 +266,9 @@ func (s *scanner) resourceX(off, val, end int) error {
 		}
 		i = f.End
 	}
+	if s.resBad != "" && r.items == 0 {
+		s.ndirty++ // left out, as it has no items to place
+	}
 	if !s.rec {
 		return nil
 	}
