@@ -68,7 +68,10 @@ func (f *TLSFiles) files() []string { return []string{f.cert, f.key, f.ca} }
 // reloads them when their files change (checked every interval, by size,
 // modification time and name) or when told to (SIGHUP). A file that does
 // not load leaves the previous tokens or certificate in use and is logged
-// with its file and line.
+// with its file and line. Each reload is counted in the ingester's
+// sluice_ingest_reloads_total{file,result}, and
+// sluice_ingest_reload_success{file} says whether the last one loaded
+// (file "tokens" or "tls").
 type Reloader struct {
 	ing        *Ingester
 	tokensPath string
@@ -79,15 +82,23 @@ type Reloader struct {
 	warned     bool
 }
 
+// The file label of the reload metrics.
+const (
+	reloadTokens = "tokens"
+	reloadTLS    = "tls"
+)
+
 // NewReloader watches tokensPath ("" for none) and tls (nil for none);
 // tokens read from tokensPath must already be in ing.
 func NewReloader(ing *Ingester, tokensPath string, tls *TLSFiles, log *slog.Logger) *Reloader {
 	r := &Reloader{ing: ing, tokensPath: tokensPath, tls: tls, log: log}
 	if tokensPath != "" {
 		r.tokStamp = fileStamp(tokensPath)
+		ing.m.loaded(reloadTokens)
 	}
 	if tls != nil {
 		r.tlsStamp = fileStamp(tls.files()...)
+		ing.m.loaded(reloadTLS)
 	}
 	return r
 }
@@ -117,17 +128,20 @@ func (r *Reloader) Reload(force bool) error {
 				r.WarnLegacy(toks)
 				r.log.Info("tokens reloaded", "file", r.tokensPath, "tokens", toks.Len())
 			}
+			r.ing.m.reloaded(reloadTokens, err)
 		}
 	}
 	if r.tls != nil {
 		if st := fileStamp(r.tls.files()...); force || st != r.tlsStamp {
 			r.tlsStamp = st
-			if err := r.tls.Reload(); err != nil {
+			err := r.tls.Reload()
+			if err != nil {
 				r.log.Error("TLS certificate not reloaded; the previous one stays in use", "err", err)
 				errs = append(errs, err)
 			} else {
 				r.log.Info("TLS certificate reloaded", "cert", r.tls.cert)
 			}
+			r.ing.m.reloaded(reloadTLS, err)
 		}
 	}
 	return errors.Join(errs...)
