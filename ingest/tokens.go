@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -171,6 +172,7 @@ func ParseTokens(file string, data []byte) (*Tokens, error) {
 	var errs []error
 	for _, e := range config.DecodeStrict(&root, "", &f) {
 		e.File = file
+		redact(e)
 		errs = append(errs, e)
 	}
 	if len(errs) > 0 {
@@ -243,6 +245,25 @@ func ParseTokens(file string, data []byte) (*Tokens, error) {
 	}
 	return t, nil
 }
+
+// redact takes out of e what it quotes of the file, which may be a token:
+// the name of an unknown key (a token written as a key) and the start of
+// a value yaml could not decode. The line and column still point at it.
+func redact(e *config.Error) {
+	if k := e.UnknownKey(); k != "" {
+		e.Path = strings.TrimSuffix(strings.TrimSuffix(e.Path, k), ".")
+		valid := ""
+		if i := strings.Index(e.Msg, "(valid: "); i >= 0 {
+			valid = "; " + strings.TrimSuffix(e.Msg[i+1:], ")")
+		}
+		e.Msg = "unknown key (not shown: it may be a token" + valid + ")"
+	}
+	e.Msg = yamlQuotedValue.ReplaceAllString(e.Msg, "")
+}
+
+// yamlQuotedValue is how yaml quotes a value in its type errors:
+// "cannot unmarshal !!str `abcdefg...` into string".
+var yamlQuotedValue = regexp.MustCompile(" `[^`]*`")
 
 // mapValue is the value of key in mapping n, or nil.
 func mapValue(n *yaml.Node, key string) *yaml.Node {
