@@ -24,6 +24,9 @@ type TLSFiles struct {
 // LoadTLS reads the PEM certificate and key, and when ca is not empty the
 // CA bundle client certificates must chain to (mutual TLS).
 func LoadTLS(cert, key, ca string) (*TLSFiles, error) {
+	if cert == "" || key == "" {
+		return nil, errors.New("ingest TLS: both a certificate and a key file are required")
+	}
 	f := &TLSFiles{cert: cert, key: key, ca: ca}
 	if err := f.Reload(); err != nil {
 		return nil, err
@@ -34,15 +37,15 @@ func LoadTLS(cert, key, ca string) (*TLSFiles, error) {
 // Reload reads the files again; on error the previous ones stay in use.
 func (f *TLSFiles) Reload() error {
 	pair, err := tls.LoadX509KeyPair(f.cert, f.key)
-	if err != nil {
-		return fmt.Errorf("ingest TLS: %w", err)
+	if err != nil { // crypto/tls names neither file
+		return fmt.Errorf("ingest TLS: certificate %s, key %s: %w", f.cert, f.key, err)
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"}} // as the servers would set them
 	if f.ca != "" {
 		pem, err := os.ReadFile(f.ca)
 		if err != nil {
-			return fmt.Errorf("ingest TLS: %w", err)
+			return fmt.Errorf("ingest TLS: CA: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
