@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/reload"
 )
 
 // TLSFiles serves TLS from certificate, key and CA files that may be
@@ -96,11 +98,11 @@ const (
 func NewReloader(ing *Ingester, tokensPath string, tls *TLSFiles, log *slog.Logger) *Reloader {
 	r := &Reloader{ing: ing, tokensPath: tokensPath, tls: tls, log: log}
 	if tokensPath != "" {
-		r.tokStamp = fileStamp(tokensPath)
+		r.tokStamp = reload.Stamp(tokensPath)
 		ing.m.loaded(reloadTokens)
 	}
 	if tls != nil {
-		r.tlsStamp = fileStamp(tls.files()...)
+		r.tlsStamp = reload.Stamp(tls.files()...)
 		ing.m.loaded(reloadTLS)
 	}
 	return r
@@ -120,7 +122,7 @@ func (r *Reloader) WarnLegacy(toks *Tokens) {
 func (r *Reloader) Reload(force bool) error {
 	var errs []error
 	if r.tokensPath != "" {
-		if st := fileStamp(r.tokensPath); force || st != r.tokStamp {
+		if st := reload.Stamp(r.tokensPath); force || st != r.tokStamp {
 			r.tokStamp = st // a broken file is reported once, until it changes again
 			toks, err := LoadTokens(r.tokensPath)
 			if err != nil {
@@ -135,7 +137,7 @@ func (r *Reloader) Reload(force bool) error {
 		}
 	}
 	if r.tls != nil {
-		if st := fileStamp(r.tls.files()...); force || st != r.tlsStamp {
+		if st := reload.Stamp(r.tls.files()...); force || st != r.tlsStamp {
 			r.tlsStamp = st
 			err := r.tls.Reload()
 			if err != nil {
@@ -153,35 +155,5 @@ func (r *Reloader) Reload(force bool) error {
 // Run reloads every interval when the files changed, and at once on hup,
 // until ctx ends.
 func (r *Reloader) Run(ctx context.Context, interval time.Duration, hup <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			r.Reload(true)
-		case <-t.C:
-			r.Reload(false)
-		}
-	}
-}
-
-// fileStamp is a hash of the files' names, sizes and modification times
-// (following links, as Kubernetes swaps the files of a Secret by a link).
-func fileStamp(paths ...string) [sha256.Size]byte {
-	h := sha256.New()
-	for _, p := range paths {
-		if p == "" {
-			continue
-		}
-		if st, err := os.Stat(p); err == nil {
-			fmt.Fprintf(h, "%s\x00%d\x00%d\x00", p, st.Size(), st.ModTime().UnixNano())
-		} else {
-			fmt.Fprintf(h, "%s\x00missing\x00", p)
-		}
-	}
-	var out [sha256.Size]byte
-	copy(out[:], h.Sum(nil))
-	return out
+	reload.Run(ctx, interval, hup, func(force bool) { r.Reload(force) })
 }
