@@ -156,7 +156,7 @@ func FuzzGRPCMetadata(f *testing.F) {
 // gives tokens that all have a valid tenant and a non-empty, space-free
 // token.
 func FuzzParseTokens(f *testing.F) {
-	for _, name := range []string{"teams.good.yaml", "legacy.good.txt", "duplicate.bad.yaml", "tenant.bad.yaml", "unknown-key.bad.yaml"} {
+	for _, name := range []string{"teams.good.yaml", "legacy.good.txt", "duplicate.bad.yaml", "tenant.bad.yaml", "unknown-key.bad.yaml", "token-as-key.bad.yaml", "syntax.bad.yaml"} {
 		data, err := readTestdata("testdata/tokens/" + name)
 		if err != nil {
 			f.Fatal(err)

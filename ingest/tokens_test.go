@@ -69,6 +69,8 @@ func TestLoadTokensErrors(t *testing.T) {
 			`token-as-key.bad.yaml:3:1: unknown key (not shown: it may be a token; valid: tokens)`,
 		},
 		"token-as-list.bad.yaml": {`token-as-list.bad.yaml:1:0: cannot unmarshal !!str into []ingest.Token`},
+		"syntax.bad.yaml":        {`syntax.bad.yaml:2: YAML: did not find expected '-' indicator`},
+		"alias.bad.yaml":         {`alias.bad.yaml: YAML: unknown anchor referenced`},
 		"empty.bad.yaml":         {"empty.bad.yaml:1:9: tokens: no tokens"},
 		"legacy-space.bad.txt":   {"legacy-space.bad.txt:3: has a space"},
 		"legacy-empty.bad.txt":   {"legacy-empty.bad.txt: no tokens"},
