@@ -280,13 +280,11 @@ func (p *Process) startIngest(topics stream.Topics) error {
 	icfg := ingest.Config{Topics: topics, Key: keys, MaxRecordBytes: int(p.cfg.Bus.MaxRecordBytes), MaxRequestBytes: int(c.MaxRequestBytes),
 		MaxInflightBytes: int64(c.MaxInflightBytes), RetryAfter: c.RetryAfter, ProduceTimeout: p.cfg.Bus.ProduceTimeout,
 		DefaultTenant: c.DefaultTenant, TrustTenantHeader: c.TrustTenantHeader, Logger: p.log, Registerer: p.reg}
-	if c.TokensFile != "" {
-		toks, err := ingest.LoadTokens(c.TokensFile)
-		if err != nil {
-			return p.cfg.Errorf("ingest.tokens_file", "%v", err)
-		}
-		icfg.Tokens = toks
+	toks, tlsFiles, err := loadIngestFiles(p.cfg)
+	if err != nil {
+		return err
 	}
+	icfg.Tokens = toks
 	ing, err := ingest.New(icfg, p.bus)
 	if err != nil {
 		return err
@@ -295,11 +293,7 @@ func (p *Process) startIngest(topics stream.Topics) error {
 		GRPC: ingest.GRPCLimits{MaxConcurrentStreams: c.GRPC.MaxConcurrentStreams, KeepaliveMinTime: c.GRPC.KeepaliveMinTime,
 			MaxConnectionIdle: c.GRPC.MaxConnectionIdle, MaxConnectionAge: c.GRPC.MaxConnectionAge, MaxConnectionAgeGrace: c.GRPC.MaxConnectionAgeGrace},
 		HTTP: ingest.HTTPTimeouts{ReadHeaderTimeout: c.HTTP.ReadHeaderTimeout, ReadTimeout: c.HTTP.ReadTimeout, WriteTimeout: c.HTTP.WriteTimeout, IdleTimeout: c.HTTP.IdleTimeout}}
-	var tlsFiles *ingest.TLSFiles
-	if t := c.TLS; t != nil {
-		if tlsFiles, err = ingest.LoadTLS(t.CertFile, t.KeyFile, t.CAFile); err != nil {
-			return p.cfg.Errorf("ingest.tls", "%v", err)
-		}
+	if tlsFiles != nil {
 		scfg.TLS = tlsFiles.Config()
 	}
 	p.srv = ingest.NewServer(ing, scfg)
@@ -316,6 +310,39 @@ func (p *Process) startIngest(topics stream.Topics) error {
 	}
 	p.log.Info("OTLP ingest listening", "grpc", p.srv.GRPCAddr(), "http", p.srv.HTTPAddr())
 	return nil
+}
+
+// loadIngestFiles reads the files the ingest section names, as the
+// ingester uses them: the tokens file (nil without one) and the TLS
+// certificate, key and CA (nil without ingest.tls). Every problem is
+// reported, each at its key in the config file and with the line of the
+// tokens file where it has one; the tokens themselves are never shown.
+func loadIngestFiles(cfg *config.Config) (*ingest.Tokens, *ingest.TLSFiles, error) {
+	c := cfg.Ingest
+	var toks *ingest.Tokens
+	var tlsFiles *ingest.TLSFiles
+	var errs []error
+	if c.TokensFile != "" {
+		var err error
+		if toks, err = ingest.LoadTokens(c.TokensFile); err != nil {
+			errs = append(errs, cfg.Errorf("ingest.tokens_file", "%v", err))
+		}
+	}
+	if t := c.TLS; t != nil {
+		var err error
+		if tlsFiles, err = ingest.LoadTLS(t.CertFile, t.KeyFile, t.CAFile); err != nil {
+			errs = append(errs, cfg.Errorf("ingest.tls", "%v", err))
+		}
+	}
+	return toks, tlsFiles, errors.Join(errs...)
+}
+
+// CheckFiles loads the files cfg names that Load does not read, as the
+// process would at start: the ingester's tokens file and TLS files. It
+// serves `sluice check`.
+func CheckFiles(cfg *config.Config) error {
+	_, _, err := loadIngestFiles(cfg)
+	return err
 }
 
 // run runs fn in the background; an error ends the process (Failed).

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/reload"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/rules/columnar"
 	"github.com/sluice-dev/sluice/schemas"
@@ -205,21 +206,14 @@ func (rs *ruleSet) Reload() {
 
 // Watch reloads every interval when the files changed, and at once on hup.
 func (rs *ruleSet) Watch(ctx context.Context, interval time.Duration, hup <-chan os.Signal) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
+	reload.Run(ctx, interval, hup, func(force bool) {
+		if force {
 			rs.log.Info("SIGHUP: reloading rules", "dir", rs.dir)
 			rs.stamp = [sha256.Size]byte{} // reload even if nothing seems changed
 			rs.missing = false             // and say again if the directory is missing
-			rs.Reload()
-		case <-t.C:
-			rs.Reload()
 		}
-	}
+		rs.Reload()
+	})
 }
 
 // dirStamp is a hash of the rule files' names, sizes and modification
@@ -229,21 +223,15 @@ func dirStamp(dir string) ([sha256.Size]byte, error) {
 	if err != nil {
 		return [sha256.Size]byte{}, err
 	}
-	h := sha256.New()
+	var files []string
 	for _, e := range entries {
 		ext := filepath.Ext(e.Name())
 		if e.IsDir() || (ext != ".yaml" && ext != ".yml") {
 			continue
 		}
-		st, err := os.Stat(filepath.Join(dir, e.Name())) // follows links (ConfigMaps swap them)
-		if err != nil {
-			continue
-		}
-		fmt.Fprintf(h, "%s\x00%d\x00%d\x00", e.Name(), st.Size(), st.ModTime().UnixNano())
+		files = append(files, filepath.Join(dir, e.Name()))
 	}
-	var out [sha256.Size]byte
-	copy(out[:], h.Sum(nil))
-	return out, nil
+	return reload.Stamp(files...), nil
 }
 
 // ruleStatsCollector exports the per-rule counters of the current set.

@@ -101,7 +101,8 @@
 // pings and idle connections. Reloader reloads the tokens file
 // (Ingester.SetTokens) and the TLS files (TLSFiles, read at every
 // handshake) on demand and when they change; a file that does not load
-// leaves the previous ones in use.
+// leaves the previous ones in use, and the ingester's metrics count it
+// (sluice_ingest_reloads_total, sluice_ingest_reload_success).
 //
 // # Wiring
 //

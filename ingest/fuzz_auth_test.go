@@ -16,11 +16,43 @@ import (
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/internal/tenant"
 	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/memory"
 )
 
 // fuzzTokens: team-a's token may also write as team-a-dev.
 func fuzzTokens(t testing.TB) *Tokens {
 	return mustTokens(t, Token{Token: "tok-a", Tenant: "team-a", Tenants: []string{"team-a-dev"}}, Token{Token: "tok-b", Tenant: "team-b"})
+}
+
+// fuzzTenantIngester adds the seeds of the tenant fuzz tests, whose
+// arguments are two Authorization and two X-Scope-OrgID values ("" for
+// none), and returns an ingester with fuzzTokens and its bus.
+func fuzzTenantIngester(f *testing.F) (*memory.Bus, *Ingester) {
+	for _, seed := range [][4]string{
+		{"Bearer tok-a", "", "team-a-dev", ""},
+		{"Bearer tok-b", "", "team-a", ""},
+		{"bearer  tok-a ", "Bearer tok-b", "team-a", "team-a"},
+		{"Bearer tok-a", "Bearer tok-a", "", ""},
+		{"Bearer tok-a", "", "team-a", "team-a-dev"},
+		{"Bearer tok-a", "", "../../x", ""},
+		{"Bearer tok-b", "", "..", ""},
+		{"", "", "victim|other", ""},
+	} {
+		f.Add(seed[0], seed[1], seed[2], seed[3])
+	}
+	bus := newBus(f, 1)
+	return bus, newIngester(f, Config{Tokens: fuzzTokens(f)}, bus)
+}
+
+// headerValues are the header values of a fuzz test's arguments: those not "".
+func headerValues(vs ...string) []string {
+	var out []string
+	for _, v := range vs {
+		if v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
 }
 
 // checkTenantDecision checks an outcome of Tenant against its rules.
@@ -50,29 +82,13 @@ func checkTenantDecision(t *testing.T, auth, orgID []string, got string, err err
 // accepted only with a valid token, as a tenant that token allows, and the
 // records carry that tenant.
 func FuzzHTTPTenantHeaders(f *testing.F) {
-	f.Add("Bearer tok-a", "", "team-a-dev", "")
-	f.Add("Bearer tok-b", "", "team-a", "")
-	f.Add("bearer  tok-a ", "Bearer tok-b", "team-a", "team-a")
-	f.Add("Bearer tok-a", "", "../../x", "")
-	f.Add("", "", "victim|other", "")
-	bus := newBus(f, 1)
-	ing := newIngester(f, Config{Tokens: fuzzTokens(f)}, bus)
+	bus, ing := fuzzTenantIngester(f)
 	h := ing.HTTPHandler()
 	pb := mustMarshal(f, logsRequest(1, 1))
 	f.Fuzz(func(t *testing.T, auth1, auth2, org1, org2 string) {
 		req := httptest.NewRequest("POST", PathLogs, bytes.NewReader(pb))
 		req.Header.Set("Content-Type", contentTypeProto)
-		var auth, org []string
-		for _, v := range []string{auth1, auth2} {
-			if v != "" {
-				auth = append(auth, v)
-			}
-		}
-		for _, v := range []string{org1, org2} {
-			if v != "" {
-				org = append(org, v)
-			}
-		}
+		auth, org := headerValues(auth1, auth2), headerValues(org1, org2)
 		req.Header["Authorization"], req.Header["X-Scope-Orgid"] = auth, org
 		before := len(bus.Records(testTopics.Raw(otlpwire.Logs)))
 		w := httptest.NewRecorder()
@@ -100,27 +116,11 @@ func FuzzHTTPTenantHeaders(f *testing.F) {
 // token, as a tenant that token allows, and is otherwise refused with the
 // code of its cause.
 func FuzzGRPCMetadata(f *testing.F) {
-	f.Add("Bearer tok-a", "", "team-a-dev", "")
-	f.Add("Bearer tok-b", "", "team-a", "")
-	f.Add("Bearer tok-a", "Bearer tok-a", "", "")
-	f.Add("Bearer tok-a", "", "team-a", "team-a-dev")
-	f.Add("Bearer tok-b", "", "..", "")
-	bus := newBus(f, 1)
-	ing := newIngester(f, Config{Tokens: fuzzTokens(f)}, bus)
+	bus, ing := fuzzTenantIngester(f)
 	srv := startServer(f, ing)
 	cc := dial(f, srv.GRPCAddr())
 	f.Fuzz(func(t *testing.T, auth1, auth2, org1, org2 string) {
-		md := metadata.MD{}
-		for _, v := range []string{auth1, auth2} {
-			if v != "" {
-				md.Append("authorization", v)
-			}
-		}
-		for _, v := range []string{org1, org2} {
-			if v != "" {
-				md.Append("x-scope-orgid", v)
-			}
-		}
+		md := metadata.MD{"authorization": headerValues(auth1, auth2), "x-scope-orgid": headerValues(org1, org2)}
 		before := len(bus.Records(testTopics.Raw(otlpwire.Logs)))
 		_, _, err := exportGRPC(metadata.NewOutgoingContext(context.Background(), md), cc, otlpwire.Logs)
 		got, terr := ing.Tenant(md["authorization"], md["x-scope-orgid"])
@@ -156,7 +156,7 @@ func FuzzGRPCMetadata(f *testing.F) {
 // gives tokens that all have a valid tenant and a non-empty, space-free
 // token.
 func FuzzParseTokens(f *testing.F) {
-	for _, name := range []string{"teams.good.yaml", "legacy.good.txt", "duplicate.bad.yaml", "tenant.bad.yaml", "unknown-key.bad.yaml"} {
+	for _, name := range []string{"teams.good.yaml", "legacy.good.txt", "duplicate.bad.yaml", "tenant.bad.yaml", "unknown-key.bad.yaml", "token-as-key.bad.yaml", "syntax.bad.yaml"} {
 		data, err := readTestdata("testdata/tokens/" + name)
 		if err != nil {
 			f.Fatal(err)

@@ -25,6 +25,12 @@ type metrics struct {
 	produce  [len(otlpwire.Signals)]prometheus.Observer
 	inflight prometheus.GaugeFunc
 
+	// Reloads of the tokens file and the TLS files (Reloader), by file:
+	// "tokens" or "tls".
+	reloads       *prometheus.CounterVec // file, result
+	reloadSuccess *prometheus.GaugeVec   // file
+	reloadTime    *prometheus.GaugeVec   // file
+
 	ok         [len(protocolNames)][len(otlpwire.Signals)]prometheus.Counter
 	collectors []prometheus.Collector
 }
@@ -47,6 +53,18 @@ func newMetrics(inflight func() float64) *metrics {
 			Name: "sluice_ingest_inflight_bytes",
 			Help: "Request bytes being split and produced.",
 		}, inflight),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sluice_ingest_reloads_total",
+			Help: "Reloads of the tokens file (file=\"tokens\") and the TLS certificate, key and CA (file=\"tls\"), by result (ok or error; an error keeps the previous ones in use).",
+		}, []string{"file", "result"}),
+		reloadSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_ingest_reload_success",
+			Help: "1 if the last load of the file (tokens or tls) succeeded, 0 if it failed and the previous one is still in use.",
+		}, []string{"file"}),
+		reloadTime: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "sluice_ingest_last_reload_success_timestamp_seconds",
+			Help: "Time of the last successful load of the file (tokens or tls), at start or on reload.",
+		}, []string{"file"}),
 	}
 	items := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "sluice_ingest_items_total",
@@ -75,7 +93,8 @@ func newMetrics(inflight func() float64) *metrics {
 			m.ok[p][sig] = m.requests.WithLabelValues(pn, s, okCode(p))
 		}
 	}
-	m.collectors = []prometheus.Collector{m.requests, items, records, bytes, m.rejected, m.errors, produce, m.inflight}
+	m.collectors = []prometheus.Collector{m.requests, items, records, bytes, m.rejected, m.errors, produce, m.inflight,
+		m.reloads, m.reloadSuccess, m.reloadTime}
 	return m
 }
 
@@ -110,4 +129,32 @@ func signalLabel(sig otlpwire.Signal) string {
 		return "unknown"
 	}
 	return sig.String()
+}
+
+// Values of the result label of sluice_ingest_reloads_total, as those of
+// sluice_rules_reloads_total.
+const (
+	reloadOK    = "ok"
+	reloadError = "error"
+)
+
+// loaded records the first load of file, done before the Reloader
+// watches it: the file's series start at success, with no reloads.
+func (m *metrics) loaded(file string) {
+	m.reloads.WithLabelValues(file, reloadOK)
+	m.reloads.WithLabelValues(file, reloadError)
+	m.reloadSuccess.WithLabelValues(file).Set(1)
+	m.reloadTime.WithLabelValues(file).SetToCurrentTime()
+}
+
+// reloaded records a reload of file that failed with err, or succeeded.
+func (m *metrics) reloaded(file string, err error) {
+	if err != nil {
+		m.reloads.WithLabelValues(file, reloadError).Inc()
+		m.reloadSuccess.WithLabelValues(file).Set(0)
+		return
+	}
+	m.reloads.WithLabelValues(file, reloadOK).Inc()
+	m.reloadSuccess.WithLabelValues(file).Set(1)
+	m.reloadTime.WithLabelValues(file).SetToCurrentTime()
 }

@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/reload"
 )
 
 // TLSFiles serves TLS from certificate, key and CA files that may be
@@ -24,6 +26,9 @@ type TLSFiles struct {
 // LoadTLS reads the PEM certificate and key, and when ca is not empty the
 // CA bundle client certificates must chain to (mutual TLS).
 func LoadTLS(cert, key, ca string) (*TLSFiles, error) {
+	if cert == "" || key == "" {
+		return nil, errors.New("ingest TLS: both a certificate and a key file are required")
+	}
 	f := &TLSFiles{cert: cert, key: key, ca: ca}
 	if err := f.Reload(); err != nil {
 		return nil, err
@@ -34,15 +39,15 @@ func LoadTLS(cert, key, ca string) (*TLSFiles, error) {
 // Reload reads the files again; on error the previous ones stay in use.
 func (f *TLSFiles) Reload() error {
 	pair, err := tls.LoadX509KeyPair(f.cert, f.key)
-	if err != nil {
-		return fmt.Errorf("ingest TLS: %w", err)
+	if err != nil { // crypto/tls names neither file
+		return fmt.Errorf("ingest TLS: certificate %s, key %s: %w", f.cert, f.key, err)
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{pair}, MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"h2", "http/1.1"}} // as the servers would set them
 	if f.ca != "" {
 		pem, err := os.ReadFile(f.ca)
 		if err != nil {
-			return fmt.Errorf("ingest TLS: %w", err)
+			return fmt.Errorf("ingest TLS: CA: %w", err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(pem) {
@@ -68,7 +73,10 @@ func (f *TLSFiles) files() []string { return []string{f.cert, f.key, f.ca} }
 // reloads them when their files change (checked every interval, by size,
 // modification time and name) or when told to (SIGHUP). A file that does
 // not load leaves the previous tokens or certificate in use and is logged
-// with its file and line.
+// with its file and line. Each reload is counted in the ingester's
+// sluice_ingest_reloads_total{file,result}, and
+// sluice_ingest_reload_success{file} says whether the last one loaded
+// (file "tokens" or "tls").
 type Reloader struct {
 	ing        *Ingester
 	tokensPath string
@@ -79,15 +87,23 @@ type Reloader struct {
 	warned     bool
 }
 
+// The file label of the reload metrics.
+const (
+	reloadTokens = "tokens"
+	reloadTLS    = "tls"
+)
+
 // NewReloader watches tokensPath ("" for none) and tls (nil for none);
 // tokens read from tokensPath must already be in ing.
 func NewReloader(ing *Ingester, tokensPath string, tls *TLSFiles, log *slog.Logger) *Reloader {
 	r := &Reloader{ing: ing, tokensPath: tokensPath, tls: tls, log: log}
 	if tokensPath != "" {
-		r.tokStamp = fileStamp(tokensPath)
+		r.tokStamp = reload.Stamp(tokensPath)
+		ing.m.loaded(reloadTokens)
 	}
 	if tls != nil {
-		r.tlsStamp = fileStamp(tls.files()...)
+		r.tlsStamp = reload.Stamp(tls.files()...)
+		ing.m.loaded(reloadTLS)
 	}
 	return r
 }
@@ -106,7 +122,7 @@ func (r *Reloader) WarnLegacy(toks *Tokens) {
 func (r *Reloader) Reload(force bool) error {
 	var errs []error
 	if r.tokensPath != "" {
-		if st := fileStamp(r.tokensPath); force || st != r.tokStamp {
+		if st := reload.Stamp(r.tokensPath); force || st != r.tokStamp {
 			r.tokStamp = st // a broken file is reported once, until it changes again
 			toks, err := LoadTokens(r.tokensPath)
 			if err != nil {
@@ -117,17 +133,20 @@ func (r *Reloader) Reload(force bool) error {
 				r.WarnLegacy(toks)
 				r.log.Info("tokens reloaded", "file", r.tokensPath, "tokens", toks.Len())
 			}
+			r.ing.m.reloaded(reloadTokens, err)
 		}
 	}
 	if r.tls != nil {
-		if st := fileStamp(r.tls.files()...); force || st != r.tlsStamp {
+		if st := reload.Stamp(r.tls.files()...); force || st != r.tlsStamp {
 			r.tlsStamp = st
-			if err := r.tls.Reload(); err != nil {
+			err := r.tls.Reload()
+			if err != nil {
 				r.log.Error("TLS certificate not reloaded; the previous one stays in use", "err", err)
 				errs = append(errs, err)
 			} else {
 				r.log.Info("TLS certificate reloaded", "cert", r.tls.cert)
 			}
+			r.ing.m.reloaded(reloadTLS, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -136,35 +155,5 @@ func (r *Reloader) Reload(force bool) error {
 // Run reloads every interval when the files changed, and at once on hup,
 // until ctx ends.
 func (r *Reloader) Run(ctx context.Context, interval time.Duration, hup <-chan struct{}) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			r.Reload(true)
-		case <-t.C:
-			r.Reload(false)
-		}
-	}
-}
-
-// fileStamp is a hash of the files' names, sizes and modification times
-// (following links, as Kubernetes swaps the files of a Secret by a link).
-func fileStamp(paths ...string) [sha256.Size]byte {
-	h := sha256.New()
-	for _, p := range paths {
-		if p == "" {
-			continue
-		}
-		if st, err := os.Stat(p); err == nil {
-			fmt.Fprintf(h, "%s\x00%d\x00%d\x00", p, st.Size(), st.ModTime().UnixNano())
-		} else {
-			fmt.Fprintf(h, "%s\x00missing\x00", p)
-		}
-	}
-	var out [sha256.Size]byte
-	copy(out[:], h.Sum(nil))
-	return out
+	reload.Run(ctx, interval, hup, func(force bool) { r.Reload(force) })
 }

@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -138,6 +139,9 @@ func TestLoadTLSErrors(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := LoadTLS(filepath.Join(dir, "missing.pem"), filepath.Join(dir, "missing.key"), ""); err == nil {
 		t.Error("missing files accepted")
+	}
+	if _, err := LoadTLS("", filepath.Join(dir, "missing.key"), ""); err == nil || !strings.Contains(err.Error(), "both a certificate and a key file are required") {
+		t.Errorf("no certificate file: %v", err)
 	}
 	ca := newTestCA(t)
 	c, k := ca.issue(t, 2)

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -151,7 +152,8 @@ type tokensFile struct {
 // ParseTokens reads a tokens file; file names it in errors, which carry the
 // line and column of each problem and are all reported together.
 //
-// A file whose top level is a YAML mapping is the current format:
+// A file whose top level is a YAML mapping, or whose first line (past
+// blank lines and comments) starts with "tokens:", is the current format:
 //
 //	tokens:
 //	  - token: "..."          # the bearer token
@@ -164,13 +166,19 @@ type tokensFile struct {
 // A file without tokens is an error, as it would lock every client out.
 func ParseTokens(file string, data []byte) (*Tokens, error) {
 	var root yaml.Node
-	if yaml.Unmarshal(data, &root) != nil || root.Kind != yaml.DocumentNode || len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
+	err := yaml.Unmarshal(data, &root)
+	if err != nil && startsWithTokensKey(data) {
+		// Not a list of tokens with spaces in them: YAML that does not parse.
+		return nil, yamlSyntaxError(file, err)
+	}
+	if err != nil || root.Kind != yaml.DocumentNode || len(root.Content) != 1 || root.Content[0].Kind != yaml.MappingNode {
 		return parseLegacyTokens(file, data)
 	}
 	var f tokensFile
 	var errs []error
 	for _, e := range config.DecodeStrict(&root, "", &f) {
 		e.File = file
+		redact(e)
 		errs = append(errs, e)
 	}
 	if len(errs) > 0 {
@@ -243,6 +251,53 @@ func ParseTokens(file string, data []byte) (*Tokens, error) {
 	}
 	return t, nil
 }
+
+// startsWithTokensKey reports whether the first line of data that is
+// neither blank nor a comment starts with "tokens:".
+func startsWithTokensKey(data []byte) bool {
+	for line := range bytes.Lines(data) {
+		line = bytes.TrimSpace(line)
+		if len(line) > 0 && line[0] != '#' {
+			return bytes.HasPrefix(line, []byte("tokens:"))
+		}
+	}
+	return false
+}
+
+// yamlSyntaxError is err, yaml's "yaml: line N: msg", as "file:N: YAML:
+// msg" (N is where yaml saw the construct begin, which may be above the
+// mistake), without the anchor name of an unknown alias (it may be a
+// token).
+func yamlSyntaxError(file string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = yamlAnchorName.ReplaceAllString(msg, "anchor")
+	var line int
+	if n, _ := fmt.Sscanf(msg, "line %d:", &line); n == 1 {
+		return fmt.Errorf("%s:%d: YAML: %s", file, line, strings.TrimSpace(msg[strings.IndexByte(msg, ':')+1:]))
+	}
+	return fmt.Errorf("%s: YAML: %s", file, msg)
+}
+
+var yamlAnchorName = regexp.MustCompile(`anchor '[^']*'`)
+
+// redact takes out of e what it quotes of the file, which may be a token:
+// the name of an unknown key (a token written as a key) and the start of
+// a value yaml could not decode. The line and column still point at it.
+func redact(e *config.Error) {
+	if k := e.UnknownKey(); k != "" {
+		e.Path = strings.TrimSuffix(strings.TrimSuffix(e.Path, k), ".")
+		valid := ""
+		if i := strings.Index(e.Msg, "(valid: "); i >= 0 {
+			valid = "; " + strings.TrimSuffix(e.Msg[i+1:], ")")
+		}
+		e.Msg = "unknown key (not shown: it may be a token" + valid + ")"
+	}
+	e.Msg = yamlQuotedValue.ReplaceAllString(e.Msg, "")
+}
+
+// yamlQuotedValue is how yaml quotes a value in its type errors:
+// "cannot unmarshal !!str `abcdefg...` into string".
+var yamlQuotedValue = regexp.MustCompile(" `[^`]*`")
 
 // mapValue is the value of key in mapping n, or nil.
 func mapValue(n *yaml.Node, key string) *yaml.Node {

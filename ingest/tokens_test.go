@@ -63,10 +63,17 @@ func TestLoadTokensErrors(t *testing.T) {
 			`tenant.bad.yaml:6:27: tokens[1].tenants[1]: invalid tenant "victim|other": character "|" at 6`,
 			`tenant.bad.yaml:7:5: tokens[2].tenant: missing`,
 		},
-		"unknown-key.bad.yaml": {`unknown-key.bad.yaml:3:5: tokens[0].tenant_id: unknown key "tenant_id" (valid: tenant, tenants, token)`},
-		"empty.bad.yaml":       {"empty.bad.yaml:1:9: tokens: no tokens"},
-		"legacy-space.bad.txt": {"legacy-space.bad.txt:3: has a space"},
-		"legacy-empty.bad.txt": {"legacy-empty.bad.txt: no tokens"},
+		"unknown-key.bad.yaml": {`unknown-key.bad.yaml:3:5: tokens[0]: unknown key (not shown: it may be a token; valid: tenant, tenants, token)`},
+		"token-as-key.bad.yaml": {
+			`token-as-key.bad.yaml:2:5: tokens[0]: unknown key (not shown: it may be a token; valid: tenant, tenants, token)`,
+			`token-as-key.bad.yaml:3:1: unknown key (not shown: it may be a token; valid: tokens)`,
+		},
+		"token-as-list.bad.yaml": {`token-as-list.bad.yaml:1:0: cannot unmarshal !!str into []ingest.Token`},
+		"syntax.bad.yaml":        {`syntax.bad.yaml:2: YAML: did not find expected '-' indicator`},
+		"alias.bad.yaml":         {`alias.bad.yaml: YAML: unknown anchor referenced`},
+		"empty.bad.yaml":         {"empty.bad.yaml:1:9: tokens: no tokens"},
+		"legacy-space.bad.txt":   {"legacy-space.bad.txt:3: has a space"},
+		"legacy-empty.bad.txt":   {"legacy-empty.bad.txt: no tokens"},
 	}
 	files, _ := filepath.Glob("testdata/tokens/*.bad.*")
 	if len(files) != len(want) {
@@ -93,7 +100,7 @@ func TestLoadTokensErrors(t *testing.T) {
 				t.Errorf("%s: error %d is\n\t%s\nwant it to start with\n\t%s", name, k, lines[k], w)
 			}
 		}
-		for _, secret := range []string{"alpha-0123456789", "beta-0123456789", "has space"} {
+		for _, secret := range []string{"alpha-0", "beta-0", "has space"} { // whole or in part
 			if strings.Contains(err.Error(), secret) && !strings.Contains(name, "tenant") {
 				t.Errorf("%s: the error shows a token: %v", name, err)
 			}

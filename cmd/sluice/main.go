@@ -69,10 +69,14 @@ processes it in horizontally scaled workers and delivers it to sinks.`,
 
 	check := &cobra.Command{
 		Use:   "check",
-		Short: "Validate the configuration file and exit",
+		Short: "Validate the configuration file and the files it names (ingest tokens and TLS), and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if _, err := app.Load(cfgFile); err != nil {
+			cfg, err := app.Load(cfgFile)
+			if err != nil {
+				return err
+			}
+			if err := app.CheckFiles(cfg); err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "%s: ok\n", cfgFile)

@@ -2,10 +2,19 @@ package main
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"fmt"
+	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func run(t *testing.T, args ...string) (string, error) {
@@ -42,6 +51,76 @@ func TestCheckReportsEveryErrorWithItsLine(t *testing.T) {
 	os.WriteFile(path, []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    paht: /tmp\n"), 0o644)
 	if _, err := run(t, "check", "-c", path); err == nil || !strings.Contains(err.Error(), path+`:5:5: sinks[0].paht: unknown key "paht"`) {
 		t.Errorf("sink key: %v", err)
+	}
+}
+
+// selfSigned is a PEM certificate for 127.0.0.1 and its key.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+}
+
+// sluice check reads the tokens file and the TLS files of the ingest
+// section as the ingester would: a broken one fails the check (exit 1)
+// with the config's line and the tokens file's line and column, and the
+// tokens are never shown.
+func TestCheckLoadsTheTokensAndTLSFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cert, key := selfSigned(t)
+	_, otherKey := selfSigned(t)
+	cfg := write("sluice.yaml", fmt.Sprintf(`bus:
+  kind: embedded
+  data_dir: %q
+ingest:
+  tokens_file: %q
+  tls: {cert_file: %q, key_file: %q}
+`, dir, filepath.Join(dir, "tokens.yaml"), filepath.Join(dir, "srv.pem"), filepath.Join(dir, "srv.key")))
+	tokens := write("tokens.yaml", "tokens:\n  - token: s3cr3t-alpha-0123\n    tenant: ../x\n  - token: s3cr3t-alpha-0123\n    tenant: team-b\n")
+	write("srv.pem", string(cert))
+	write("srv.key", string(otherKey))
+
+	stdout, stderr, code := sluiceCLI(t, "check -c "+cfg)
+	if code == 0 {
+		t.Fatalf("broken tokens and TLS files: exit 0\n%s%s", stdout, stderr)
+	}
+	for _, want := range []string{
+		cfg + ":5:16: ingest.tokens_file: " + tokens + `:3:13: tokens[0].tenant: invalid tenant "../x"`,
+		tokens + ":4:12: tokens[1].token: the same token as the entry at line 2",
+		cfg + ":6:8: ingest.tls: ingest TLS: certificate " + filepath.Join(dir, "srv.pem") + ", key " + filepath.Join(dir, "srv.key") + ": tls: private key does not match public key",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("output does not contain %q:\n%s", want, stderr)
+		}
+	}
+	if strings.Contains(stdout+stderr, "s3cr3t") {
+		t.Errorf("a token is shown:\n%s%s", stdout, stderr)
+	}
+
+	write("tokens.yaml", "tokens:\n  - token: s3cr3t-alpha-0123\n    tenant: team-a\n")
+	write("srv.key", string(key))
+	if stdout, stderr, code := sluiceCLI(t, "check -c "+cfg); code != 0 || !strings.Contains(stdout, cfg+": ok") {
+		t.Errorf("good files: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
 

@@ -22,6 +22,9 @@ type Error struct {
 	unknownKey string // set for unknown-key errors
 }
 
+// UnknownKey is the key of an unknown-key error, "" for other errors.
+func (e *Error) UnknownKey() string { return e.unknownKey }
+
 func (e *Error) Error() string {
 	var b strings.Builder
 	if e.File != "" {
