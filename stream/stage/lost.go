@@ -1,5 +1,7 @@
 package stage
 
+import "github.com/sluice-dev/sluice/stream"
+
 // OnLost is the stream.ConsumerConfig.OnLost of the consumer of stage
 // name: it counts the records the bus removed before the group read them
 // in sluice_bus_records_lost_total{stage, topic}. The bus logs each loss
@@ -15,4 +17,17 @@ func (m *Metrics) OnLost(name string) func(topic string, partition int32, record
 			lost.WithLabelValues(name, topic).Add(float64(records))
 		}
 	}
+}
+
+// ConsumerHooks returns cc with the hooks that count into the stage's
+// metrics under the stage's name (OnLost), so that a stage's name is
+// written once, in its Config, for its consumer and its metrics alike:
+//
+//	scfg := stage.Config{Name: "worker", Handle: h, Metrics: m}
+//	c, err := bus.Consume(scfg.ConsumerHooks(stream.ConsumerConfig{Group: g, Topics: topics}))
+//	scfg.Consumer = c
+//	st, err := stage.New(scfg)
+func (c Config) ConsumerHooks(cc stream.ConsumerConfig) stream.ConsumerConfig {
+	cc.OnLost = c.Metrics.OnLost(c.Name)
+	return cc
 }
