@@ -19,8 +19,26 @@ func (m *Metrics) OnLost(name string) func(topic string, partition int32, record
 	}
 }
 
+// OnHoldExpired is the stream.ConsumerConfig.OnHoldExpired of the
+// consumer of stage name: it counts the records the stage held uncommitted
+// for so long that the bus let them be delivered again (NATS JetStream:
+// bus.max_hold, a stage that hangs) in
+// sluice_bus_records_hold_expired_total{stage, topic}. Safe on a nil
+// *Metrics.
+func (m *Metrics) OnHoldExpired(name string) func(topic string, records int64) {
+	if m == nil {
+		m = NewMetrics(nil)
+	}
+	expired := m.holdExpired
+	return func(topic string, records int64) {
+		if records > 0 {
+			expired.WithLabelValues(name, topic).Add(float64(records))
+		}
+	}
+}
+
 // ConsumerHooks returns cc with the hooks that count into the stage's
-// metrics under the stage's name (OnLost), so that a stage's name is
+// metrics under the stage's name (OnLost, OnHoldExpired), so that a stage's name is
 // written once, in its Config, for its consumer and its metrics alike:
 //
 //	scfg := stage.Config{Name: "worker", Handle: h, Metrics: m}
@@ -29,5 +47,6 @@ func (m *Metrics) OnLost(name string) func(topic string, partition int32, record
 //	st, err := stage.New(scfg)
 func (c Config) ConsumerHooks(cc stream.ConsumerConfig) stream.ConsumerConfig {
 	cc.OnLost = c.Metrics.OnLost(c.Name)
+	cc.OnHoldExpired = c.Metrics.OnHoldExpired(c.Name)
 	return cc
 }

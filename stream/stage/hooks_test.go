@@ -50,4 +50,14 @@ func TestConsumerHooks(t *testing.T) {
 	if got := testutil.ToFloat64(m.lost.WithLabelValues("sink/archive", "t")); got != 4 {
 		t.Errorf(`sluice_bus_records_lost_total{stage="sink/archive",topic="t"} = %v, want 4`, got)
 	}
+	cc.OnHoldExpired("t", 3)
+	cc.OnHoldExpired("t", 0)
+	cc.OnHoldExpired("u", 2)
+	for topic, want := range map[string]float64{"t": 3, "u": 2} {
+		if got := testutil.ToFloat64(m.holdExpired.WithLabelValues("sink/archive", topic)); got != want {
+			t.Errorf(`sluice_bus_records_hold_expired_total{stage="sink/archive",topic=%q} = %v, want %v`, topic, got, want)
+		}
+	}
+	var none *Metrics
+	none.OnHoldExpired("worker")("t", 1) // nil Metrics: counted nowhere, no panic
 }
