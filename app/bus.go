@@ -45,6 +45,7 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 			MaxPayload:   int32(b.MaxRecordBytes),
 			SyncAlways:   syncAlways,
 			SyncInterval: syncInterval,
+			Registerer:   reg,
 		}, nats.Config{Name: "sluice", Token: e.Token, User: e.Username, Password: e.Password,
 			PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, MaxHold: b.MaxHold, Logger: log.With("bus", "embedded")})
 		if err == nil && b.Embedded.Listen != "" {

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a Bus. New uses every field; NewEmbedded ignores URL,
@@ -79,6 +81,11 @@ type EmbeddedConfig struct {
 	// kernel crash may lose the records of the last interval.
 	SyncAlways   bool
 	SyncInterval time.Duration
+	// Registerer, when set, receives gauges of how full the JetStream
+	// store is (sluice_bus_store_used_bytes, sluice_bus_store_limit_bytes,
+	// sluice_bus_stream_bytes{stream}), read from the server at each
+	// scrape; Bus.Close unregisters them.
+	Registerer prometheus.Registerer
 }
 
 const (
