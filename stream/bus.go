@@ -157,7 +157,8 @@ type ConsumerConfig struct {
 	// hangs): the bus stops extending their ack wait, so that they are
 	// delivered again (to any member of the group) after it. It is called
 	// from the bus's goroutine and must not call the consumer. The bus
-	// also logs a warning. Kafka never calls it.
+	// also logs a warning. Buses without an ack wait (Kafka, memory)
+	// never call it.
 	OnHoldExpired func(topic string, records int64)
 }
 
