@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/bustest"
 	"github.com/sluice-dev/sluice/stream/nats"
 )
 
@@ -236,4 +237,24 @@ func TestEmbeddedStoreGauges(t *testing.T) {
 	if used, _ := metricSum(t, admin, "sluice_bus_store_used_bytes"); used < raw {
 		t.Errorf("sluice_bus_store_used_bytes = %v, below the raw logs stream's %v", used, raw)
 	}
+}
+
+// bus.max_hold reaches the embedded bus: a batch one member of a group
+// holds past it, uncommitted, goes to the other member.
+func TestMaxHoldReachesTheBus(t *testing.T) {
+	b, _, err := openBus(t, fmt.Sprintf("bus:\n  kind: embedded\n  data_dir: %q\n  partitions: 1\n  ack_wait: 500ms\n  max_hold: 1s\n", t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const topic = "sluice.raw.logs"
+	var recs []*stream.Record
+	for i := range 3 {
+		recs = append(recs, &stream.Record{Topic: topic, Partition: -1, Value: fmt.Appendf(nil, "r%d", i)})
+	}
+	bustest.Produce(t, b, recs...)
+	cfg := stream.ConsumerConfig{Group: "g", Topics: []string{topic}}
+	holder := bustest.Consume(t, b, cfg)
+	bustest.PollN(t, holder, 3, 10*time.Second) // and never committed
+	other := bustest.Consume(t, b, cfg)
+	bustest.Commit(t, other, bustest.PollN(t, other, 3, 20*time.Second)...)
 }
