@@ -74,7 +74,7 @@ func TestHeldBatchIsNotDeliveredAgain(t *testing.T) {
 // are reported to OnHoldExpired. A batch committed within MaxHold, though
 // held longer than AckWait, is not delivered again.
 func TestHoldExpires(t *testing.T) {
-	const ackWait, maxHold = 500 * time.Millisecond, 3 * time.Second
+	const ackWait, maxHold = time.Second, 4 * time.Second
 	b := newEmbedded(t, Config{AckWait: ackWait, MaxHold: maxHold})
 	const topic = "hung"
 	ensure(t, b, stream.TopicSpec{Name: topic, Partitions: 2})
