@@ -45,8 +45,9 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 			MaxPayload:   int32(b.MaxRecordBytes),
 			SyncAlways:   syncAlways,
 			SyncInterval: syncInterval,
+			Registerer:   reg,
 		}, nats.Config{Name: "sluice", Token: e.Token, User: e.Username, Password: e.Password,
-			PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, Logger: log.With("bus", "embedded")})
+			PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, MaxHold: b.MaxHold, Logger: log.With("bus", "embedded")})
 		if err == nil && b.Embedded.Listen != "" {
 			log.Info("embedded NATS server listening", "url", nb.ClientURL())
 		}
@@ -57,7 +58,7 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 			return nil, cfg.Errorf("bus.nats.tls", "%v", err)
 		}
 		bus, err = nats.New(nats.Config{URL: b.NATS.URL, Name: "sluice", CredentialsFile: b.NATS.CredsFile, Token: b.NATS.Token,
-			User: b.NATS.Username, Password: b.NATS.Password, TLS: tlsCfg, PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, Replicas: b.NATS.Replicas, Logger: log.With("bus", "nats")})
+			User: b.NATS.Username, Password: b.NATS.Password, TLS: tlsCfg, PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, MaxHold: b.MaxHold, Replicas: b.NATS.Replicas, Logger: log.With("bus", "nats")})
 	case "kafka":
 		k := b.Kafka
 		var tlsCfg *tls.Config

@@ -22,6 +22,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/bustest"
 	"github.com/sluice-dev/sluice/stream/nats"
 )
 
@@ -201,4 +202,59 @@ func TestEmbeddedStoreFullAnswers503(t *testing.T) {
 	}
 	t.Logf("%d log records answered 200 (5 requests after the restart), %d requests refused before", accepted, refused)
 	waitForOutput(t, filepath.Join(dir, "out"), [3]int{otlpwire.Logs: accepted})
+}
+
+// The admin /metrics of a process on the embedded bus shows how full its
+// store is: the limit is max_store, and what ingest wrote is in the raw
+// logs stream and in the store.
+func TestEmbeddedStoreGauges(t *testing.T) {
+	dir := t.TempDir()
+	p, err := Start(context.Background(), embeddedConfig(t, dir, "64MiB"), Roles{Ingest: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	body := otlptest.Request(otlpwire.Logs, otlptest.Shape{Resources: 2, Items: 50, Points: 1})
+	for range 3 {
+		resp, err := http.Post("http://"+p.HTTPAddr()+"/v1/logs", "application/x-protobuf", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("answer %d", resp.StatusCode)
+		}
+	}
+	admin := "http://" + p.AdminAddr()
+	if limit, _ := metricSum(t, admin, "sluice_bus_store_limit_bytes"); limit != 64<<20 {
+		t.Errorf("sluice_bus_store_limit_bytes = %v, want %v", limit, 64<<20)
+	}
+	raw, ok := metricSum(t, admin, `sluice_bus_stream_bytes{stream="sluice_raw_logs"}`)
+	if !ok || raw < float64(len(body)) {
+		t.Errorf("sluice_bus_stream_bytes of the raw logs: %v (present: %v), want at least one request's %d bytes", raw, ok, len(body))
+	}
+	if used, _ := metricSum(t, admin, "sluice_bus_store_used_bytes"); used < raw {
+		t.Errorf("sluice_bus_store_used_bytes = %v, below the raw logs stream's %v", used, raw)
+	}
+}
+
+// bus.max_hold reaches the embedded bus: a batch one member of a group
+// holds past it, uncommitted, goes to the other member.
+func TestMaxHoldReachesTheBus(t *testing.T) {
+	b, _, err := openBus(t, fmt.Sprintf("bus:\n  kind: embedded\n  data_dir: %q\n  partitions: 1\n  ack_wait: 500ms\n  max_hold: 1s\n", t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const topic = "sluice.raw.logs"
+	var recs []*stream.Record
+	for i := range 3 {
+		recs = append(recs, &stream.Record{Topic: topic, Partition: -1, Value: fmt.Appendf(nil, "r%d", i)})
+	}
+	bustest.Produce(t, b, recs...)
+	cfg := stream.ConsumerConfig{Group: "g", Topics: []string{topic}}
+	holder := bustest.Consume(t, b, cfg)
+	bustest.PollN(t, holder, 3, 10*time.Second) // and never committed
+	other := bustest.Consume(t, b, cfg)
+	bustest.Commit(t, other, bustest.PollN(t, other, 3, 20*time.Second)...)
 }

@@ -165,12 +165,7 @@ func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) 
 			topics = append(topics, t)
 		}
 	}
-	c, err := bus.Consume(stream.ConsumerConfig{Group: group, Topics: topics, Start: cfg.Start, OnLost: cfg.Metrics.OnLost("sink/" + entry.Name)})
-	if err != nil {
-		return nil, fmt.Errorf("sink %s: joining group %s: %w", entry.Name, group, err)
-	}
-	r := &Runner{sink: sink, bus: bus, name: entry.Name, dlq: cfg.Topics.DLQ(), log: cfg.Logger,
-		deadLetters: sinkmetrics.New(cfg.Registerer).For(entry.Name).DeadLetters}
+	r := &Runner{sink: sink, bus: bus, name: entry.Name, dlq: cfg.Topics.DLQ(), log: cfg.Logger}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -178,8 +173,15 @@ func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) 
 	if maxItems == 0 {
 		maxItems = config.DefaultBatchMaxItems
 	}
-	st, err := stage.New(stage.Config{Name: "sink/" + entry.Name, Consumer: c, Handle: r.write, Logger: cfg.Logger, Metrics: cfg.Metrics,
-		BatchMinRecords: entry.BatchMinRecords, BatchMaxWait: entry.BatchMaxWait, BatchMaxItems: maxItems, MaxBackoff: cfg.MaxBackoff})
+	scfg := stage.Config{Name: "sink/" + entry.Name, Handle: r.write, Logger: cfg.Logger, Metrics: cfg.Metrics,
+		BatchMinRecords: entry.BatchMinRecords, BatchMaxWait: entry.BatchMaxWait, BatchMaxItems: maxItems, MaxBackoff: cfg.MaxBackoff}
+	c, err := bus.Consume(scfg.ConsumerHooks(stream.ConsumerConfig{Group: group, Topics: topics, Start: cfg.Start}))
+	if err != nil {
+		return nil, fmt.Errorf("sink %s: joining group %s: %w", entry.Name, group, err)
+	}
+	r.deadLetters = sinkmetrics.New(cfg.Registerer).For(entry.Name).DeadLetters
+	scfg.Consumer = c
+	st, err := stage.New(scfg)
 	if err != nil {
 		c.Close()
 		return nil, err

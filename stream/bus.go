@@ -151,6 +151,15 @@ type ConsumerConfig struct {
 	// spans them). It is called during Poll and must not call the
 	// consumer. The bus also logs each loss as a warning.
 	OnLost func(topic string, partition int32, records int64)
+	// OnHoldExpired, when set, is called with records of topic that this
+	// member polled and held uncommitted for longer than the bus lets a
+	// member keep records (NATS JetStream: Config.MaxHold; a stage that
+	// hangs): the bus stops extending their ack wait, so that they are
+	// delivered again (to any member of the group) after it. It is called
+	// from the bus's goroutine and must not call the consumer. The bus
+	// also logs a warning. Buses without an ack wait (Kafka, memory)
+	// never call it.
+	OnHoldExpired func(topic string, records int64)
 }
 
 // StateStore keeps named values durably beside the bus: the checkpoints of

@@ -5,6 +5,7 @@
 package config
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -59,7 +60,14 @@ type Bus struct {
 	// AckWait (NATS and embedded) is how long a polled record may stay
 	// uncommitted before JetStream hands it out again, e.g. after a
 	// crash. It must exceed the time one batch takes. Default 30s.
-	AckWait  time.Duration `yaml:"ack_wait"`
+	AckWait time.Duration `yaml:"ack_wait"`
+	// MaxHold (NATS and embedded) bounds how long a stage keeps a batch
+	// it polled and did not commit (a sink retrying a destination that is
+	// down): after it, the records are delivered again after ack_wait, to
+	// any member of the group, so that a stage that hangs does not keep
+	// them forever. At least ack_wait. 0: 10m, or 2 × ack_wait when that
+	// is longer.
+	MaxHold  time.Duration `yaml:"max_hold"`
 	Kafka    Kafka         `yaml:"kafka"`
 	NATS     NATS          `yaml:"nats"`
 	Embedded Embedded      `yaml:"embedded"`
@@ -578,6 +586,10 @@ func (c *Config) Validate() error {
 	}
 	if c.Bus.AckWait < 0 {
 		bad("bus.ack_wait", "ack_wait must not be negative")
+	}
+	if ackWait := cmp.Or(c.Bus.AckWait, 30*time.Second); c.Bus.MaxHold < 0 || c.Bus.MaxHold > 0 && c.Bus.MaxHold < ackWait {
+		// 30s: stream/nats's default AckWait.
+		bad("bus.max_hold", "max_hold (%s) must be at least ack_wait (%s), or 0 for the default", c.Bus.MaxHold, ackWait)
 	}
 	if c.Bus.ProduceTimeout <= 0 {
 		bad("bus.produce_timeout", "produce_timeout must be positive")

@@ -315,6 +315,9 @@ func TestEmbeddedAccessSyncAndNATSReplicas(t *testing.T) {
 	if always, every, _ := def.Bus.Embedded.SyncPolicy(); always || every != time.Second || def.Bus.NATS.Replicas != 1 {
 		t.Errorf("defaults: sync %q, replicas %d", def.Bus.Embedded.Sync, def.Bus.NATS.Replicas)
 	}
+	if hold, err := Parse("c.yaml", []byte("bus:\n  max_hold: 5m\n")); err != nil || hold.Bus.MaxHold != 5*time.Minute {
+		t.Errorf("max_hold 5m: %v, %v", hold, err)
+	}
 	for _, ok := range []string{"127.0.0.1:4222", `"[::1]:4222"`, "localhost:4222"} {
 		if _, err := Parse("c.yaml", []byte("bus:\n  embedded:\n    listen: "+ok+"\n")); err != nil {
 			t.Errorf("loopback listen %s without credentials: %v", ok, err)
@@ -334,6 +337,10 @@ func TestEmbeddedAccessSyncAndNATSReplicas(t *testing.T) {
 		{"zero sync", "bus:\n  embedded:\n    sync: 0s\n", `bus.embedded.sync: sync "0s"`},
 		{"replicas", "bus:\n  kind: nats\n  nats:\n    replicas: 7\n",
 			`c.yaml:4:15: bus.nats.replicas: replicas must be between 1 and 5, not 7`},
+		{"max_hold below ack_wait", "bus:\n  ack_wait: 1m\n  max_hold: 30s\n",
+			`c.yaml:3:13: bus.max_hold: max_hold (30s) must be at least ack_wait (1m0s)`},
+		{"max_hold below the default ack_wait", "bus:\n  max_hold: 10s\n",
+			`bus.max_hold: max_hold (10s) must be at least ack_wait (30s)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := Parse("c.yaml", []byte(tc.yaml))

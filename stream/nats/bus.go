@@ -30,6 +30,8 @@ type Bus struct {
 	// marker is the file Close writes after the embedded server shut
 	// down cleanly.
 	marker string
+	// unregister removes what NewEmbedded registered on its Registerer.
+	unregister func()
 
 	mu     sync.RWMutex
 	topics map[string]*topicInfo
@@ -180,6 +182,9 @@ func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
 		b.closed.Store(true)
 		b.cancel()
+		if b.unregister != nil {
+			b.unregister()
+		}
 		// Acks of committed records were flushed by Commit; nothing
 		// else is in flight that Close should wait for.
 		b.nc.Close()

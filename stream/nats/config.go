@@ -3,8 +3,11 @@ package nats
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"log/slog"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config configures a Bus. New uses every field; NewEmbedded ignores URL,
@@ -41,6 +44,15 @@ type Config struct {
 	// JetStream delivers it again (to any member of the group). It must be
 	// longer than the processing of one batch. Default 30s.
 	AckWait time.Duration
+	// MaxHold bounds how long a member keeps the records it polled and
+	// did not commit: until then it sends in-progress acks every AckWait/3
+	// so that a batch a stage retries (a sink whose destination is down)
+	// is not delivered to another member meanwhile; after it, it stops
+	// them and JetStream delivers the records again after AckWait, so
+	// that a stage that hangs (neither commits nor fails) does not keep
+	// them forever. At least AckWait. Default 10m, or 2 × AckWait when
+	// that is longer.
+	MaxHold time.Duration
 	// Replicas of the streams EnsureTopics creates (1, 3 or 5 in a
 	// cluster). Default 1.
 	Replicas int
@@ -69,12 +81,18 @@ type EmbeddedConfig struct {
 	// kernel crash may lose the records of the last interval.
 	SyncAlways   bool
 	SyncInterval time.Duration
+	// Registerer, when set, receives gauges of how full the JetStream
+	// store is (sluice_bus_store_used_bytes, sluice_bus_store_limit_bytes,
+	// sluice_bus_stream_bytes{stream}), read from the server at each
+	// scrape; Bus.Close unregisters them.
+	Registerer prometheus.Registerer
 }
 
 const (
 	defaultPublishTimeout = 10 * time.Second
 	defaultMaxAckPending  = 10000
 	defaultAckWait        = 30 * time.Second
+	defaultMaxHold        = 10 * time.Minute
 	defaultMaxPollRecords = 500
 	readyTimeout          = 10 * time.Second
 )
@@ -89,6 +107,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AckWait <= 0 {
 		c.AckWait = defaultAckWait
+	}
+	if c.MaxHold == 0 {
+		c.MaxHold = max(defaultMaxHold, 2*c.AckWait)
 	}
 	if c.Replicas <= 0 {
 		c.Replicas = 1
@@ -106,6 +127,9 @@ func (c Config) validate() error {
 	}
 	if c.MaxAckPending < -1 {
 		errs = append(errs, errors.New("max ack pending must be positive or -1 (unlimited)"))
+	}
+	if c.MaxHold < c.AckWait {
+		errs = append(errs, fmt.Errorf("max hold (%s) must be at least ack wait (%s)", c.MaxHold, c.AckWait))
 	}
 	return errors.Join(errs...)
 }

@@ -63,9 +63,10 @@ type consumer struct {
 	// inHand are the records polled and not yet committed, by reply
 	// subject: keepAlive tells the server they are still being worked on
 	// so that a batch held longer than AckWait (a sink retrying) is not
-	// delivered to another member meanwhile.
-	handMu sync.Mutex
-	inHand map[string]struct{}
+	// delivered to another member meanwhile, up to MaxHold (hold.go).
+	handMu        sync.Mutex
+	inHand        map[string]held
+	onHoldExpired func(topic string, records int64)
 }
 
 type source struct {
@@ -90,7 +91,7 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.PublishTimeout)
 	defer cancel()
 
-	c := &consumer{bus: b, group: cfg.Group, maxPoll: cfg.MaxPollRecords, onLost: cfg.OnLost}
+	c := &consumer{bus: b, group: cfg.Group, maxPoll: cfg.MaxPollRecords, onLost: cfg.OnLost, onHoldExpired: cfg.OnHoldExpired}
 	if c.maxPoll <= 0 {
 		c.maxPoll = defaultMaxPollRecords
 	}
@@ -114,63 +115,9 @@ func (b *Bus) Consume(cfg stream.ConsumerConfig) (stream.Consumer, error) {
 		c.srcs = append(c.srcs, src)
 	}
 	c.ctx, c.cancel = context.WithCancel(b.done)
-	c.inHand = map[string]struct{}{}
+	c.inHand = map[string]held{}
 	go c.keepAlive(max(b.cfg.AckWait/3, 10*time.Millisecond))
 	return c, nil
-}
-
-// ackProgress is JetStream's "work in progress" ack: it restarts the
-// record's AckWait without acknowledging it.
-var ackProgress = []byte("+WPI")
-
-// keepAlive sends an in-progress ack for every record in hand each
-// interval, until the consumer closes. Records polled and then abandoned
-// (the member closes or dies) stop receiving them and come again after
-// AckWait.
-func (c *consumer) keepAlive(interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	var replies []string
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		}
-		c.handMu.Lock()
-		replies = replies[:0]
-		for r := range c.inHand {
-			replies = append(replies, r)
-		}
-		c.handMu.Unlock()
-		for _, r := range replies {
-			// Fire and forget: a lost one costs at worst the
-			// redelivery this would have avoided.
-			if err := c.bus.nc.Publish(r, ackProgress); err != nil {
-				break
-			}
-		}
-	}
-}
-
-func (c *consumer) hold(recs []*stream.Record) {
-	c.handMu.Lock()
-	defer c.handMu.Unlock()
-	for _, r := range recs {
-		if m, ok := r.Handle.(jetstream.Msg); ok && m.Reply() != "" {
-			c.inHand[m.Reply()] = struct{}{}
-		}
-	}
-}
-
-func (c *consumer) release(recs []*stream.Record) {
-	c.handMu.Lock()
-	defer c.handMu.Unlock()
-	for _, r := range recs {
-		if m, ok := r.Handle.(jetstream.Msg); ok {
-			delete(c.inHand, m.Reply())
-		}
-	}
 }
 
 // durable returns the group's consumer on streamName, creating it if

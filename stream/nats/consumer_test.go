@@ -3,7 +3,9 @@ package nats
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,10 +38,13 @@ func TestHeldBatchIsNotDeliveredAgain(t *testing.T) {
 	var dups []*stream.Record
 	for ctx.Err() == nil {
 		recs, err := other.Poll(ctx)
-		if err != nil && ctx.Err() == nil {
+		dups = append(dups, recs...)
+		if errors.Is(err, context.DeadlineExceeded) {
+			break // Poll gives up a moment before ctx.Err() says so
+		}
+		if err != nil {
 			t.Fatal(err)
 		}
-		dups = append(dups, recs...)
 	}
 	if len(dups) > 0 {
 		t.Errorf("%d of %d held records delivered to the other member: %v", len(dups), len(first), valueSet(dups))
@@ -65,6 +70,64 @@ func TestHeldBatchIsNotDeliveredAgain(t *testing.T) {
 	}
 	commit(t, other, again...)
 	pollNone(t, other, 2*ackWait)
+}
+
+// A batch held past MaxHold (a stage that hangs: it neither commits nor
+// fails) is let go: the other member of the group gets it, and its records
+// are reported to OnHoldExpired. A batch committed within MaxHold, though
+// held longer than AckWait, is not delivered again.
+func TestHoldExpires(t *testing.T) {
+	const ackWait, maxHold = time.Second, 4 * time.Second
+	b := newEmbedded(t, Config{AckWait: ackWait, MaxHold: maxHold})
+	const topic = "hung"
+	ensure(t, b, stream.TopicSpec{Name: topic, Partitions: 2})
+	var expired atomic.Int64
+	cfg := stream.ConsumerConfig{Group: "g", Topics: []string{topic}, OnHoldExpired: func(tp string, n int64) {
+		if tp != topic {
+			t.Errorf("OnHoldExpired(%q), want %q", tp, topic)
+		}
+		expired.Add(n)
+	}}
+	holder := consume(t, b, cfg)
+	other := consume(t, b, cfg)
+
+	// Held for 2 AckWaits, committed within MaxHold.
+	produce(t, b, values(topic, "a", 5)...)
+	slow := pollN(t, holder, 5, 5*time.Second)
+	time.Sleep(2 * ackWait)
+	commit(t, holder, slow...)
+	pollNone(t, other, 2*ackWait)
+
+	// Never committed: the other member gets it once MaxHold has passed.
+	produce(t, b, values(topic, "b", 10)...)
+	hung := pollN(t, holder, 10, 5*time.Second)
+	again := pollN(t, other, 10, maxHold+10*time.Second)
+	if want := valueSet(hung); !maps.Equal(valueSet(again), want) {
+		t.Errorf("after MaxHold the other member got %v, want %v", valueSet(again), want)
+	}
+	commit(t, other, again...)
+	eventually(t, 5*time.Second, func() error {
+		if n := expired.Load(); n != 10 {
+			return fmt.Errorf("OnHoldExpired counted %d records, want 10", n)
+		}
+		return nil
+	})
+	pollNone(t, other, 2*ackWait)
+	if n := expired.Load(); n != 10 {
+		t.Errorf("OnHoldExpired counted %d records, want 10 (the committed batch is not counted)", n)
+	}
+}
+
+func TestMaxHoldAtLeastAckWait(t *testing.T) {
+	if err := (Config{AckWait: time.Minute, MaxHold: 30 * time.Second}).withDefaults().validate(); err == nil {
+		t.Error("MaxHold below AckWait accepted")
+	}
+	if c := (Config{AckWait: time.Hour}).withDefaults(); c.MaxHold != 2*time.Hour {
+		t.Errorf("default MaxHold with AckWait 1h: %s, want 2h", c.MaxHold)
+	}
+	if c := (Config{}).withDefaults(); c.MaxHold != 10*time.Minute {
+		t.Errorf("default MaxHold: %s, want 10m", c.MaxHold)
+	}
 }
 
 // StartAtOffset is a stream sequence, which numbers every partition's

@@ -43,7 +43,10 @@
 // confirmation (one round trip per Commit). While a member holds records
 // (polled, not committed) it sends an in-progress ack for each every
 // AckWait/3, so a batch held for long (a sink retrying) is not handed to
-// another member meanwhile. A failed Commit stops them too. Records a
+// another member meanwhile, for at most Config.MaxHold (default 10m): a
+// member that hangs lets its records go, they come again after AckWait and
+// are reported to ConsumerConfig.OnHoldExpired. A failed Commit stops the
+// in-progress acks too. Records a
 // member holds when it closes or dies come again after AckWait
 // (Config.AckWait, default 30s), to any member; so do uncommitted records
 // after the process stops or the server restarts. Committed records do not come

@@ -79,6 +79,14 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 		return nil, fmt.Errorf("nats: embedded: %w", err)
 	}
 	b.marker = marker
+	if reg := cfg.Registerer; reg != nil {
+		c := storeCollector{srv: srv}
+		if err := reg.Register(c); err != nil {
+			b.Close()
+			return nil, fmt.Errorf("nats: embedded: registering the store metrics: %w", err)
+		}
+		b.unregister = func() { reg.Unregister(c) }
+	}
 	log.Info("nats: embedded server ready", "data_dir", cfg.DataDir, "listen", b.ClientURL())
 	return b, nil
 }

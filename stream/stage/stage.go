@@ -384,7 +384,7 @@ type Metrics struct {
 	records, items, handleErrors, commitErrors, pollErrors *prometheus.CounterVec
 	handleSeconds                                          *prometheus.HistogramVec
 	lag                                                    *prometheus.GaugeVec
-	lost                                                   *prometheus.CounterVec // by stage and topic
+	lost, holdExpired                                      *prometheus.CounterVec // by stage and topic
 }
 
 // NewMetrics creates the metrics and registers them on reg (nil: not
@@ -408,9 +408,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Records in the stage's topics that its consumer group has not committed."}, l),
 		lost: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bus_records_lost_total",
 			Help: "Records the bus removed (retention, size limits) before the stage's consumer group read them."}, []string{"stage", "topic"}),
+		holdExpired: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_bus_records_hold_expired_total",
+			Help: "Records the stage held uncommitted for longer than bus.max_hold (NATS, embedded; a stage that hangs): the bus delivers them again after ack_wait."}, []string{"stage", "topic"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.records, m.items, m.handleErrors, m.commitErrors, m.pollErrors, m.handleSeconds, m.lag, m.lost)
+		reg.MustRegister(m.records, m.items, m.handleErrors, m.commitErrors, m.pollErrors, m.handleSeconds, m.lag, m.lost, m.holdExpired)
 	}
 	return m
 }

@@ -151,14 +151,15 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 		cfg.FlushPoints = defaultFlushPoints
 	}
 	a.cfg = cfg
-	c, err := bus.Consume(stream.ConsumerConfig{Group: cfg.Group, Topics: []string{cfg.Topics.Aggregate()}, Start: cfg.Start,
-		MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes, OnRevoked: a.onRevoked, InOrder: true,
-		OnLost: cfg.Metrics.OnLost("aggregator")})
+	scfg := stage.Config{Name: "aggregator", Handle: a.handle, Checkpoint: a.checkpoint,
+		CheckpointInterval: cfg.CheckpointInterval, CheckpointItems: max(cfg.CheckpointPoints, 0), Logger: cfg.Logger, Metrics: cfg.Metrics}
+	c, err := bus.Consume(scfg.ConsumerHooks(stream.ConsumerConfig{Group: cfg.Group, Topics: []string{cfg.Topics.Aggregate()}, Start: cfg.Start,
+		MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes, OnRevoked: a.onRevoked, InOrder: true}))
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: joining group %s: %w", cfg.Group, err)
 	}
-	a.stage, err = stage.New(stage.Config{Name: "aggregator", Consumer: c, Handle: a.handle, Checkpoint: a.checkpoint,
-		CheckpointInterval: cfg.CheckpointInterval, CheckpointItems: max(cfg.CheckpointPoints, 0), Logger: cfg.Logger, Metrics: cfg.Metrics})
+	scfg.Consumer = c
+	a.stage, err = stage.New(scfg)
 	if err != nil {
 		c.Close()
 		return nil, err

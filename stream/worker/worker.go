@@ -184,8 +184,8 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 		w.signalOf[raw] = s
 		w.builders[s] = schemas.NewBuilder(s, cfg.Allocator)
 	}
-	ccfg := stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes,
-		OnLost: cfg.Metrics.OnLost("worker")}
+	scfg := stage.Config{Name: "worker", Handle: w.handle, Logger: cfg.Logger, Metrics: cfg.Metrics}
+	ccfg := scfg.ConsumerHooks(stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes})
 	var c stream.Consumer
 	w.out = bus
 	if cfg.ExactlyOnce {
@@ -204,7 +204,8 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 	} else if c, err = bus.Consume(ccfg); err != nil {
 		return nil, fmt.Errorf("worker: joining group %s: %w", cfg.Group, err)
 	}
-	w.stage, err = stage.New(stage.Config{Name: "worker", Consumer: c, Handle: w.handle, Logger: cfg.Logger, Metrics: cfg.Metrics})
+	scfg.Consumer = c
+	w.stage, err = stage.New(scfg)
 	if err != nil {
 		c.Close()
 		return nil, err
