@@ -1,8 +1,11 @@
 package stream
 
 import (
+	"fmt"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/tenant"
 )
 
 // Header names carried by every record sluice writes.
@@ -72,6 +75,25 @@ func (r *Record) Header(key string) []byte {
 		}
 	}
 	return nil
+}
+
+// Tenant returns r's tenant, its HeaderTenant header. A record without the
+// header, or with it empty, has the tenant "" (each stage treats it as it
+// always has: the worker keeps it, a sink sends no tenant or, the file
+// sink, writes to a directory of its own). Any other value must be a valid
+// tenant name (internal/tenant): the ingesters write nothing else, but any
+// client of the bus (a producer on Kafka, a NATS client) can write records
+// with any header, and a name such as "../../x" or "a|b" would reach a
+// path or pose as two tenants. The error names the header and the record.
+func (r *Record) Tenant() (string, error) {
+	h := r.Header(HeaderTenant)
+	if len(h) == 0 {
+		return "", nil
+	}
+	if err := tenant.Validate(string(h)); err != nil {
+		return "", fmt.Errorf("record %s/%d@%d: header %s: %w", r.Topic, r.Partition, r.Offset, HeaderTenant, err)
+	}
+	return string(h), nil
 }
 
 // Overhead is what besides its value counts towards r's size on the bus:

@@ -284,12 +284,15 @@ func (a *Aggregator) add(ps *aggPartition, r *stream.Record, now time.Time) erro
 		ps.agg.Progress(src, t, now)
 		return nil
 	}
+	tenant, err := r.Tenant()
+	if err != nil {
+		return err
+	}
 	b, in, spec, err := aggregate.ReadRecord(r.Value, a.cfg.Allocator)
 	if err != nil {
 		return err
 	}
 	defer b.Release()
-	tenant := string(r.Header(stream.HeaderTenant))
 	if a.out, err = a.hasher.OutputHashes(a.out[:0], tenant, b); err != nil {
 		return err
 	}

@@ -12,9 +12,10 @@
 // A batch of raw records becomes one processed record per (signal, tenant,
 // raw partition), so per-partition order is kept and a processed record
 // never mixes tenants; a group larger than MaxBatchItems is cut into several.
-// A raw record that cannot be decoded goes to the dead-letter topic with the
-// error and its origin in headers, in the same produce call, and the worker
-// goes on.
+// A raw record that cannot be decoded, or whose sluice-tenant header is not
+// a valid tenant name (stream.Record.Tenant), goes to the dead-letter topic
+// with the error and its origin in headers, in the same produce call, and
+// the worker goes on.
 package worker
 
 import (
@@ -246,7 +247,14 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		if !ok {
 			return fmt.Errorf("worker: record from unexpected topic %s", r.Topic)
 		}
-		k := groupKey{sig, string(r.Header(stream.HeaderTenant)), r.Partition}
+		tenant, err := r.Tenant()
+		if err != nil {
+			// Not from an ingester (they validate every tenant): kept
+			// apart from every tenant's data, the partition goes on.
+			out = append(out, w.fitDeadLetter(sig, w.deadLetter(r, err))...)
+			continue
+		}
+		k := groupKey{sig, tenant, r.Partition}
 		g := index[k]
 		if g == nil {
 			g = &group{sig: k.sig, tenant: k.tenant, partition: k.partition}
@@ -742,7 +750,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	bytesOut := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_worker_bytes_out_total",
 		Help: "Bytes of batch records (schemas.WriteBatch) written to the processed topics."}, []string{"signal"})
 	m := &metrics{deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_dead_letters_total",
-		Help: "Raw records sent to the dead-letter topic because they could not be decoded."}),
+		Help: "Raw records sent to the dead-letter topic because they could not be decoded or named an invalid tenant."}),
 		pointsAggregated: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_points_aggregated_total",
 			Help: "Metric points written to the aggregation topic (their series were changed by the rules, or a limit counts them)."}),
 		bytesAggregated: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_aggregated_bytes_total",
