@@ -102,5 +102,7 @@ func TopicSpecs(cfg *config.Config) []stream.TopicSpec {
 	for _, s := range otlpwire.Signals {
 		out = append(out, spec(t.Raw(s)), spec(t.Processed(s)))
 	}
-	return append(out, spec(t.DLQ()), spec(t.Aggregate()))
+	dlq := spec(t.DLQ())
+	dlq.MaxRecordBytes = int32(cfg.DeadLetterMaxBytes())
+	return append(out, dlq, spec(t.Aggregate()))
 }

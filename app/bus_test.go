@@ -202,3 +202,22 @@ func TestEmbeddedStoreFullAnswers503(t *testing.T) {
 	t.Logf("%d log records answered 200 (5 requests after the restart), %d requests refused before", accepted, refused)
 	waitForOutput(t, filepath.Join(dir, "out"), [3]int{otlpwire.Logs: accepted})
 }
+
+// The dead-letter topic is created with worker.dead_letter_max_bytes, the
+// other topics with bus.max_record_bytes.
+func TestTopicSpecsDeadLetterMaxBytes(t *testing.T) {
+	cfg, err := config.Parse("c.yaml", []byte("worker:\n  dead_letter_max_bytes: 64KiB\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq := stream.Topics{Prefix: cfg.Bus.TopicPrefix}.DLQ()
+	for _, spec := range TopicSpecs(cfg) {
+		want := int32(cfg.Bus.MaxRecordBytes)
+		if spec.Name == dlq {
+			want = 64 << 10
+		}
+		if spec.MaxRecordBytes != want {
+			t.Errorf("topic %s: max record bytes %d, want %d", spec.Name, spec.MaxRecordBytes, want)
+		}
+	}
+}

@@ -85,6 +85,11 @@ type Config struct {
 	// item of each signal and cuts batches to fit; a record that still
 	// comes out too large is made again from each half of its raw records.
 	MaxRecordBytes int
+	// DeadLetterMaxBytes is the largest record the dead-letter topic
+	// takes, headers included; 0: MaxRecordBytes. A dead letter (a raw
+	// record and the headers saying why) larger than this is cut to fit
+	// (fitDeadLetter).
+	DeadLetterMaxBytes int
 	// ExactlyOnce produces each polled batch and commits its positions in
 	// one transaction (the bus must be a stream.TransactionalBus: Kafka),
 	// so that a crash causes neither loss nor duplicates.
@@ -165,6 +170,9 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 	}
 	if cfg.MaxBatchItems <= 0 {
 		cfg.MaxBatchItems = 1 << 16
+	}
+	if cfg.DeadLetterMaxBytes <= 0 {
+		cfg.DeadLetterMaxBytes = cfg.MaxRecordBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -693,15 +701,15 @@ func recordHeaders(contentType string, sig otlpwire.Signal, tenant string, items
 // bus: the size in bytes of the raw record's value.
 const HeaderTruncated = "sluice-truncated"
 
-// fitDeadLetter makes d, a dead letter, fit MaxRecordBytes: a raw record
-// from an outside producer may be larger than what the bus takes with the
-// dead letter's extra headers, and a dead letter that never fits would
-// stop the worker on its partition for good. A well-formed request is cut
+// fitDeadLetter makes d, a dead letter, fit DeadLetterMaxBytes: a raw
+// record from an outside producer may be larger than what the dead-letter
+// topic takes with the dead letter's extra headers, and a dead letter that
+// never fits would stop the worker on its partition for good. A well-formed request is cut
 // along its items into several dead letters; anything else (or an item too
 // large alone) is truncated, with HeaderTruncated giving the original size
 // (the raw record itself stays in the raw topic for its retention).
 func (w *Worker) fitDeadLetter(sig otlpwire.Signal, d *stream.Record) []*stream.Record {
-	limit := w.cfg.MaxRecordBytes
+	limit := w.cfg.DeadLetterMaxBytes
 	if limit <= 0 || len(d.Value)+d.Overhead() <= limit {
 		return []*stream.Record{d}
 	}
