@@ -21,6 +21,7 @@ package worker
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -136,6 +137,9 @@ type Worker struct {
 	// split cuts a refused raw record into its valid and invalid items
 	// (see salvage).
 	cutter otlpwire.Splitter
+	// written is the batch whose processed records the bus took while
+	// its dead letters failed: its retry writes only the dead letters.
+	written batchID
 }
 
 type transformBox struct{ t Transform }
@@ -249,7 +253,7 @@ type group struct {
 func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 	var groups []*group
 	index := map[groupKey]*group{}
-	var out []*stream.Record
+	var out, dead []*stream.Record
 	for _, r := range recs {
 		sig, ok := w.signalOf[r.Topic]
 		if !ok {
@@ -259,7 +263,7 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		if err != nil {
 			// Not from an ingester (they validate every tenant): kept
 			// apart from every tenant's data, the partition goes on.
-			out = append(out, w.fitDeadLetter(sig, w.deadLetter(r, err))...)
+			dead = append(dead, w.fitDeadLetter(sig, w.deadLetter(r, err))...)
 			continue
 		}
 		k := groupKey{sig, tenant, r.Partition}
@@ -273,19 +277,88 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 	}
 	t := w.transform.Load().t
 	for _, g := range groups {
-		recs, dead, err := w.process(g, t)
+		recs, d, err := w.process(g, t)
 		if err != nil {
 			return err
 		}
-		for _, d := range dead {
-			out = append(out, w.fitDeadLetter(g.sig, d)...)
+		for _, d := range d {
+			dead = append(dead, w.fitDeadLetter(g.sig, d)...)
 		}
 		out = append(out, recs...)
 	}
-	if len(out) == 0 {
+	if w.cfg.ExactlyOnce {
+		// One transaction: a failure aborts both, and the retry writes both.
+		return w.produce(ctx, append(dead, out...))
+	}
+	// The processed records first, then the dead letters: when the DLQ
+	// refuses them (its stream deleted, the store full), only they are
+	// retried, and the processed records of the batch are not written
+	// again with each attempt. The batch's positions are committed once
+	// both are on the bus.
+	id := batchID{recs[0], recs[len(recs)-1], len(recs)}
+	if w.written != id {
+		if err := w.produce(ctx, out); err != nil {
+			return err
+		}
+		w.written = id
+	}
+	if err := w.produceDead(ctx, dead); err != nil {
+		return fmt.Errorf("worker: dead-lettering %d records (retried; the batch's processed records are written): %w", len(dead), err)
+	}
+	w.written = batchID{}
+	return nil
+}
+
+// batchID tells the batch the stage hands to handle again after an error
+// (the same records) from the next one.
+type batchID struct {
+	first, last *stream.Record
+	n           int
+}
+
+func (w *Worker) produce(ctx context.Context, recs []*stream.Record) error {
+	if len(recs) == 0 {
 		return nil
 	}
-	return w.out.Produce(ctx, out...)
+	return w.out.Produce(ctx, recs...)
+}
+
+// produceDead writes dead letters. When the dead-letter topic refuses one
+// as too large (it takes less than DeadLetterMaxBytes: created smaller, or
+// by someone else), the dead letters are written one by one, and those
+// still refused without their value (HeaderTruncated gives its size; the
+// raw record stays in its topic for its retention): a dead letter that
+// never fits would stop its partition for good. Dead letters written by
+// the failed attempt are then written twice.
+func (w *Worker) produceDead(ctx context.Context, dead []*stream.Record) error {
+	err := w.produce(ctx, dead)
+	if !errors.Is(err, stream.ErrRecordTooLarge) {
+		return err
+	}
+	for _, d := range dead {
+		err := w.out.Produce(ctx, d)
+		if errors.Is(err, stream.ErrRecordTooLarge) {
+			w.log.Warn("dead letter refused as too large by the dead-letter topic; written without its value (worker.dead_letter_max_bytes is larger than the topic takes)",
+				"origin", string(d.Header(stream.HeaderOrigin)), "bytes", len(d.Value)+d.Overhead(), "err", err)
+			err = w.out.Produce(ctx, truncated(d, 0))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// truncated is d with its value cut to n bytes, HeaderTruncated giving
+// the size of the whole (unless d was cut before).
+func truncated(d *stream.Record, n int) *stream.Record {
+	t := *d
+	if d.Header(HeaderTruncated) == nil {
+		t.Headers = append(append([]stream.Header(nil), d.Headers...),
+			stream.Header{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(d.Value)), 10)})
+	}
+	t.Value = d.Value[:max(0, min(len(d.Value), n))]
+	return &t
 }
 
 type groupKey struct {
@@ -701,6 +774,9 @@ func recordHeaders(contentType string, sig otlpwire.Signal, tenant string, items
 // bus: the size in bytes of the raw record's value.
 const HeaderTruncated = "sluice-truncated"
 
+// busFraming is what a bus may add to a record beyond Record.Overhead.
+const busFraming = 128
+
 // fitDeadLetter makes d, a dead letter, fit DeadLetterMaxBytes: a raw
 // record from an outside producer may be larger than what the dead-letter
 // topic takes with the dead letter's extra headers, and a dead letter that
@@ -708,9 +784,11 @@ const HeaderTruncated = "sluice-truncated"
 // along its items into several dead letters; anything else (or an item too
 // large alone) is truncated, with HeaderTruncated giving the original size
 // (the raw record itself stays in the raw topic for its retention).
+// busFraming bytes are left for what the bus adds (NATS: its own key and
+// timestamp headers and the header block's framing).
 func (w *Worker) fitDeadLetter(sig otlpwire.Signal, d *stream.Record) []*stream.Record {
-	limit := w.cfg.DeadLetterMaxBytes
-	if limit <= 0 || len(d.Value)+d.Overhead() <= limit {
+	limit := w.cfg.DeadLetterMaxBytes - busFraming
+	if w.cfg.DeadLetterMaxBytes <= 0 || len(d.Value)+d.Overhead() <= limit {
 		return []*stream.Record{d}
 	}
 	room := limit - d.Overhead() - len(stream.HeaderItems) - 8 - 20
@@ -724,12 +802,10 @@ func (w *Worker) fitDeadLetter(sig otlpwire.Signal, d *stream.Record) []*stream.
 			return out
 		}
 	}
-	t := *d
-	t.Headers = append(append([]stream.Header(nil), d.Headers...),
-		stream.Header{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(d.Value)), 10)})
+	t := truncated(d, 0)
 	t.Value = d.Value[:max(0, min(len(d.Value), limit-t.Overhead()))]
 	w.log.Warn("dead letter truncated to fit the bus", "origin", string(d.Header(stream.HeaderOrigin)), "bytes", len(d.Value), "limit", limit)
-	return []*stream.Record{&t}
+	return []*stream.Record{t}
 }
 
 // deadLetter is r bound for the DLQ topic, with why and where from.
