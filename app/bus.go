@@ -91,6 +91,17 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 	return bus, nil
 }
 
+// deadLetterSpec is the dead-letter topic's entry of TopicSpecs.
+func deadLetterSpec(cfg *config.Config) stream.TopicSpec {
+	dlq := stream.Topics{Prefix: cfg.Bus.TopicPrefix}.DLQ()
+	for _, s := range TopicSpecs(cfg) {
+		if s.Name == dlq {
+			return s
+		}
+	}
+	return stream.TopicSpec{}
+}
+
 // TopicSpecs are the topics of the pipeline: raw and processed per signal,
 // the dead-letter topic and the aggregation topic.
 func TopicSpecs(cfg *config.Config) []stream.TopicSpec {

@@ -204,7 +204,7 @@ func TestEmbeddedStoreFullAnswers503(t *testing.T) {
 }
 
 // The dead-letter topic is created with worker.dead_letter_max_bytes, the
-// other topics with bus.max_record_bytes.
+// other topics with bus.max_record_bytes; the worker gets its spec.
 func TestTopicSpecsDeadLetterMaxBytes(t *testing.T) {
 	cfg, err := config.Parse("c.yaml", []byte("worker:\n  dead_letter_max_bytes: 64KiB\n"))
 	if err != nil {
@@ -219,5 +219,9 @@ func TestTopicSpecsDeadLetterMaxBytes(t *testing.T) {
 		if spec.MaxRecordBytes != want {
 			t.Errorf("topic %s: max record bytes %d, want %d", spec.Name, spec.MaxRecordBytes, want)
 		}
+	}
+	// The worker creates the DLQ again as it was created at start.
+	if spec := deadLetterSpec(cfg); spec.Name != dlq || spec.MaxRecordBytes != 64<<10 || spec.Partitions != cfg.Bus.Partitions {
+		t.Errorf("the worker's dead-letter topic %+v", spec)
 	}
 }

@@ -189,52 +189,82 @@ func logsRequest(seed int) ([]byte, int) {
 // notOTLP is a raw record value the decoder refuses: a truncated field.
 var notOTLP = []byte{0x0a, 0xff, 0xff}
 
-// The DLQ stream deleted while the worker runs: the dead letter of a bad
-// record is retried, with backoff, without writing the valid records of
-// its batch again with each attempt (on JetStream they are stored while
-// the dead letter fails), and the raw positions stay uncommitted; once the
-// stream is there again (EnsureTopics, as a restart does), the dead letter
-// is written once, the positions committed, and newer records flow.
-// Items in and out are counted.
-func TestNATSDeadLetterStreamMissing(t *testing.T) {
-	r := newNATSRig(t, snats.EmbeddedConfig{}, logsTopics(0)...)
+// The DLQ stream deleted while the worker runs: the worker creates it
+// again (Config.DeadLetterTopic) and goes on. A DLQ that refuses every
+// write (sealed): the dead letter is retried, with backoff, without
+// writing the valid records of its batch again with each attempt (on
+// JetStream they are stored while the dead letter fails), and the raw
+// positions stay uncommitted; once the DLQ takes records (here the
+// operator deletes the sealed stream, and the worker creates it again),
+// the dead letter is written once, the positions committed, and newer
+// records flow. Items in and out are counted.
+func TestNATSDeadLetterStreamMissingOrRefusing(t *testing.T) {
+	specs := logsTopics(0)
+	r := newNATSRig(t, snats.EmbeddedConfig{}, specs...)
 	ctx := context.Background()
-	if err := r.js.DeleteStream(ctx, streamOf(topics.DLQ())); err != nil {
-		t.Fatal(err)
+	checks := 0
+	processed := func() int { // every processed item, read by a group of its own
+		checks++
+		return processedLogItems(t, r.read(t, topics.Processed(otlpwire.Logs), "check-"+strconv.Itoa(checks)))
+	}
+	produce := func(values ...[]byte) {
+		t.Helper()
+		for _, v := range values {
+			if err := r.bus.Produce(ctx, raw(otlpwire.Logs, 0, "team-a", v)); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 	v0, n0 := logsRequest(0)
 	v1, n1 := logsRequest(1)
-	if err := r.bus.Produce(ctx, raw(otlpwire.Logs, 0, "team-a", v0), raw(otlpwire.Logs, 0, "team-a", notOTLP), raw(otlpwire.Logs, 0, "team-a", v1)); err != nil {
+	v2, n2 := logsRequest(2)
+	v3, n3 := logsRequest(3)
+	v4, n4 := logsRequest(4)
+	dlq := streamOf(topics.DLQ())
+
+	// Deleted: created again by the worker.
+	if err := r.js.DeleteStream(ctx, dlq); err != nil {
 		t.Fatal(err)
 	}
-	stop := r.start(t, Config{})
-	waitFor(t, "three refused attempts", func() bool { return r.handleErrors(t) >= 3 })
-	if got := processedLogItems(t, r.read(t, topics.Processed(otlpwire.Logs), "check-1")); got != n0+n1 {
-		t.Errorf("while the DLQ is missing: %d items processed, want %d (each once)", got, n0+n1)
-	}
-	if l := r.lag(t); l != 3 {
-		t.Errorf("while the DLQ is missing: %d raw records uncommitted, want 3", l)
+	produce(v0, notOTLP, v1)
+	stop := r.start(t, Config{DeadLetterTopic: specs[2]})
+	waitFor(t, "the dead letter and the raw positions", func() bool { return r.msgs(t, topics.DLQ()) == 1 && r.lag(t) == 0 })
+	if got := processed(); got != n0+n1 {
+		t.Errorf("DLQ deleted: %d items processed, want %d (each once)", got, n0+n1)
 	}
 
-	if err := r.bus.EnsureTopics(ctx, logsTopics(0)[2]); err != nil {
+	// Sealed: every write refused until it is deleted.
+	s, err := r.js.Stream(ctx, dlq)
+	if err != nil {
 		t.Fatal(err)
 	}
-	v2, n2 := logsRequest(2)
-	if err := r.bus.Produce(ctx, raw(otlpwire.Logs, 0, "team-a", v2)); err != nil {
+	sealed := s.CachedInfo().Config
+	sealed.Sealed = true
+	if _, err := r.js.UpdateStream(ctx, sealed); err != nil {
+		t.Fatal(err)
+	}
+	errs := r.handleErrors(t)
+	produce(v2, []byte("not OTLP either"), v3)
+	waitFor(t, "three refused attempts", func() bool { return r.handleErrors(t) >= errs+3 })
+	if got := processed(); got != n0+n1+n2+n3 {
+		t.Errorf("DLQ sealed: %d items processed, want %d (each once)", got, n0+n1+n2+n3)
+	}
+	if l := r.lag(t); l != 3 {
+		t.Errorf("DLQ sealed: %d raw records uncommitted, want 3", l)
+	}
+	if err := r.js.DeleteStream(ctx, dlq); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the dead letter and the raw positions", func() bool { return r.msgs(t, topics.DLQ()) == 1 && r.lag(t) == 0 })
-	waitFor(t, "the newer record processed", func() bool { return r.msgs(t, topics.Processed(otlpwire.Logs)) >= 2 })
+	produce(v4)
+	waitFor(t, "the newer record", func() bool { return r.lag(t) == 0 })
 	stop()
-	if got, want := processedLogItems(t, r.read(t, topics.Processed(otlpwire.Logs), "check-2")), n0+n1+n2; got != want {
+	if got, want := processed(), n0+n1+n2+n3+n4; got != want {
 		t.Errorf("%d items processed, want %d (each once)", got, want)
 	}
-	dlq := r.read(t, topics.DLQ(), "check-dlq")
-	if len(dlq) != 1 || !bytes.Equal(dlq[0].Value, notOTLP) {
-		t.Fatalf("%d dead letters, want 1 holding the bad record", len(dlq))
-	}
-	if l := r.lag(t); l != 0 {
-		t.Errorf("%d raw records uncommitted after the run", l)
+	dead := r.read(t, topics.DLQ(), "check-dlq")
+	if len(dead) != 1 || string(dead[0].Value) != "not OTLP either" {
+		t.Fatalf("%d dead letters in the new DLQ, want 1 holding the second bad record", len(dead))
 	}
 }
 

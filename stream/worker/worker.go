@@ -91,6 +91,11 @@ type Config struct {
 	// record and the headers saying why) larger than this is cut to fit
 	// (fitDeadLetter).
 	DeadLetterMaxBytes int
+	// DeadLetterTopic, when its Name is set, is how the dead-letter topic
+	// was created: when a dead letter fails, the worker ensures the topic
+	// again (a topic that exists is left as it is), so that a DLQ deleted
+	// while the worker runs does not stop it until the next start.
+	DeadLetterTopic stream.TopicSpec
 	// ExactlyOnce produces each polled batch and commits its positions in
 	// one transaction (the bus must be a stream.TransactionalBus: Kafka),
 	// so that a crash causes neither loss nor duplicates.
@@ -303,10 +308,28 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		w.written = id
 	}
 	if err := w.produceDead(ctx, dead); err != nil {
-		return fmt.Errorf("worker: dead-lettering %d records (retried; the batch's processed records are written): %w", len(dead), err)
+		if !w.ensureDLQ(ctx) {
+			return fmt.Errorf("worker: dead-lettering %d records (retried; the batch's processed records are written): %w", len(dead), err)
+		}
+		if err := w.produceDead(ctx, dead); err != nil {
+			return fmt.Errorf("worker: dead-lettering %d records (retried; the batch's processed records are written): %w", len(dead), err)
+		}
 	}
 	w.written = batchID{}
 	return nil
+}
+
+// ensureDLQ creates the dead-letter topic if it is missing, reporting
+// whether it exists now.
+func (w *Worker) ensureDLQ(ctx context.Context) bool {
+	if w.cfg.DeadLetterTopic.Name == "" {
+		return false
+	}
+	if err := w.bus.EnsureTopics(ctx, w.cfg.DeadLetterTopic); err != nil {
+		w.log.Warn("dead-letter topic not ensured after a failed dead letter", "topic", w.cfg.DeadLetterTopic.Name, "err", err)
+		return false
+	}
+	return true
 }
 
 // batchID tells the batch the stage hands to handle again after an error
