@@ -206,11 +206,38 @@ func (r *Runner) write(ctx context.Context, recs []*stream.Record) error {
 		)
 		dead[i] = &stream.Record{Topic: r.dlq, Partition: -1, Key: rec.Key, Value: rec.Value, Headers: hdrs, Timestamp: rec.Timestamp}
 	}
-	if err := r.bus.Produce(ctx, dead...); err != nil {
+	if err := r.produceDead(ctx, dead); err != nil {
 		return fmt.Errorf("sending %d rejected records to %s: %w", len(dead), r.dlq, err)
 	}
 	r.deadLetters.Add(float64(len(dead)))
 	r.log.Warn("records rejected by the destination; sent to the dead-letter topic", "sink", r.name, "records", len(dead), "reason", rej.Reason)
+	return nil
+}
+
+// produceDead writes dead letters. A processed record may be as large as
+// the bus takes, and the dead-letter topic may take less
+// (worker.dead_letter_max_bytes), or no more than the record without the
+// dead letter's headers: when the topic refuses one as too large, the dead
+// letters are written one by one, and those refused without their value
+// (stream.Truncated; the record stays in its topic for its retention),
+// rather than holding the sink's partition for good. Dead letters written
+// by the failed attempt are then written twice.
+func (r *Runner) produceDead(ctx context.Context, dead []*stream.Record) error {
+	err := r.bus.Produce(ctx, dead...)
+	if !errors.Is(err, stream.ErrRecordTooLarge) {
+		return err
+	}
+	for _, d := range dead {
+		err := r.bus.Produce(ctx, d)
+		if errors.Is(err, stream.ErrRecordTooLarge) {
+			r.log.Warn("rejected record too large for the dead-letter topic; written without its value", "sink", r.name,
+				"origin", string(d.Header(stream.HeaderOrigin)), "bytes", len(d.Value)+d.Overhead())
+			err = r.bus.Produce(ctx, stream.Truncated(d, 0))
+		}
+		if err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -2,6 +2,7 @@ package stream
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -17,6 +18,7 @@ const (
 	HeaderSignal      = "sluice-signal"      // metrics, logs or traces
 	HeaderError       = "sluice-error"       // DLQ: why the record was dead-lettered
 	HeaderOrigin      = "sluice-origin"      // DLQ: topic/partition/offset the record came from
+	HeaderTruncated   = "sluice-truncated"   // DLQ: the value was cut to fit; the size in bytes of the whole
 )
 
 // Content types of record values.
@@ -104,6 +106,21 @@ func (r *Record) Overhead() int {
 		n += len(h.Key) + len(h.Value) + 8
 	}
 	return n
+}
+
+// Truncated is a copy of r, a dead letter, with its value cut to n bytes,
+// HeaderTruncated giving the size of the whole (unless r was cut before):
+// a dead letter must fit the dead-letter topic, and one that never does
+// would hold its partition for good. The record itself stays in its topic
+// for its retention.
+func Truncated(r *Record, n int) *Record {
+	t := *r
+	if r.Header(HeaderTruncated) == nil {
+		t.Headers = append(append([]Header(nil), r.Headers...),
+			Header{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(r.Value)), 10)})
+	}
+	t.Value = r.Value[:max(0, min(len(r.Value), n))]
+	return &t
 }
 
 // MaxErrorHeader is the longest sluice-error header value: a dead letter

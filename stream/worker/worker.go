@@ -363,7 +363,7 @@ func (w *Worker) produceDead(ctx context.Context, dead []*stream.Record) error {
 		if errors.Is(err, stream.ErrRecordTooLarge) {
 			w.log.Warn("dead letter refused as too large by the dead-letter topic; written without its value (worker.dead_letter_max_bytes is larger than the topic takes)",
 				"origin", string(d.Header(stream.HeaderOrigin)), "bytes", len(d.Value)+d.Overhead(), "err", err)
-			err = w.out.Produce(ctx, truncated(d, 0))
+			err = w.out.Produce(ctx, stream.Truncated(d, 0))
 		}
 		if err != nil {
 			return err
@@ -372,17 +372,6 @@ func (w *Worker) produceDead(ctx context.Context, dead []*stream.Record) error {
 	return nil
 }
 
-// truncated is d with its value cut to n bytes, HeaderTruncated giving
-// the size of the whole (unless d was cut before).
-func truncated(d *stream.Record, n int) *stream.Record {
-	t := *d
-	if d.Header(HeaderTruncated) == nil {
-		t.Headers = append(append([]stream.Header(nil), d.Headers...),
-			stream.Header{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(d.Value)), 10)})
-	}
-	t.Value = d.Value[:max(0, min(len(d.Value), n))]
-	return &t
-}
 
 type groupKey struct {
 	sig       otlpwire.Signal
@@ -795,7 +784,7 @@ func recordHeaders(contentType string, sig otlpwire.Signal, tenant string, items
 
 // HeaderTruncated is set on a dead letter whose value was cut to fit the
 // bus: the size in bytes of the raw record's value.
-const HeaderTruncated = "sluice-truncated"
+const HeaderTruncated = stream.HeaderTruncated
 
 // busFraming is what a bus may add to a record beyond Record.Overhead.
 const busFraming = 128
@@ -825,7 +814,7 @@ func (w *Worker) fitDeadLetter(sig otlpwire.Signal, d *stream.Record) []*stream.
 			return out
 		}
 	}
-	t := truncated(d, 0)
+	t := stream.Truncated(d, 0)
 	t.Value = d.Value[:max(0, min(len(d.Value), limit-t.Overhead()))]
 	w.log.Warn("dead letter truncated to fit the bus", "origin", string(d.Header(stream.HeaderOrigin)), "bytes", len(d.Value), "limit", limit)
 	return []*stream.Record{t}
