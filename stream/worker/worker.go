@@ -372,7 +372,6 @@ func (w *Worker) produceDead(ctx context.Context, dead []*stream.Record) error {
 	return nil
 }
 
-
 type groupKey struct {
 	sig       otlpwire.Signal
 	tenant    string
