@@ -217,28 +217,14 @@ func (r *Runner) write(ctx context.Context, recs []*stream.Record) error {
 // produceDead writes dead letters. A processed record may be as large as
 // the bus takes, and the dead-letter topic may take less
 // (worker.dead_letter_max_bytes), or no more than the record without the
-// dead letter's headers: when the topic refuses one as too large, the dead
-// letters are written one by one, and those refused without their value
-// (stream.Truncated; the record stays in its topic for its retention),
-// rather than holding the sink's partition for good. Dead letters written
-// by the failed attempt are then written twice.
+// dead letter's headers: stream.ProduceDeadLetters writes those it refuses
+// as too large without their value.
 func (r *Runner) produceDead(ctx context.Context, dead []*stream.Record) error {
-	err := r.bus.Produce(ctx, dead...)
-	if !errors.Is(err, stream.ErrRecordTooLarge) {
-		return err
+	n, err := stream.ProduceDeadLetters(ctx, r.bus, dead)
+	if n > 0 {
+		r.log.Warn("rejected records too large for the dead-letter topic; written without their value", "sink", r.name, "records", n)
 	}
-	for _, d := range dead {
-		err := r.bus.Produce(ctx, d)
-		if errors.Is(err, stream.ErrRecordTooLarge) {
-			r.log.Warn("rejected record too large for the dead-letter topic; written without its value", "sink", r.name,
-				"origin", string(d.Header(stream.HeaderOrigin)), "bytes", len(d.Value)+d.Overhead())
-			err = r.bus.Produce(ctx, stream.Truncated(d, 0))
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }
 
 // Run delivers until ctx is cancelled, then finishes the batch in hand,

@@ -21,7 +21,6 @@ package worker
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -346,30 +345,14 @@ func (w *Worker) produce(ctx context.Context, recs []*stream.Record) error {
 	return w.out.Produce(ctx, recs...)
 }
 
-// produceDead writes dead letters. When the dead-letter topic refuses one
-// as too large (it takes less than DeadLetterMaxBytes: created smaller, or
-// by someone else), the dead letters are written one by one, and those
-// still refused without their value (HeaderTruncated gives its size; the
-// raw record stays in its topic for its retention): a dead letter that
-// never fits would stop its partition for good. Dead letters written by
-// the failed attempt are then written twice.
+// produceDead writes dead letters (stream.ProduceDeadLetters: those the
+// topic refuses as too large go without their value).
 func (w *Worker) produceDead(ctx context.Context, dead []*stream.Record) error {
-	err := w.produce(ctx, dead)
-	if !errors.Is(err, stream.ErrRecordTooLarge) {
-		return err
+	n, err := stream.ProduceDeadLetters(ctx, w.out, dead)
+	if n > 0 {
+		w.log.Warn("dead letters too large for the dead-letter topic written without their value (worker.dead_letter_max_bytes is larger than the topic takes)", "records", n)
 	}
-	for _, d := range dead {
-		err := w.out.Produce(ctx, d)
-		if errors.Is(err, stream.ErrRecordTooLarge) {
-			w.log.Warn("dead letter refused as too large by the dead-letter topic; written without its value (worker.dead_letter_max_bytes is larger than the topic takes)",
-				"origin", string(d.Header(stream.HeaderOrigin)), "bytes", len(d.Value)+d.Overhead(), "err", err)
-			err = w.out.Produce(ctx, stream.Truncated(d, 0))
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
+	return err
 }
 
 type groupKey struct {
