@@ -92,6 +92,17 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 	return bus, nil
 }
 
+// deadLetterSpec is the dead-letter topic's entry of TopicSpecs.
+func deadLetterSpec(cfg *config.Config) stream.TopicSpec {
+	dlq := stream.Topics{Prefix: cfg.Bus.TopicPrefix}.DLQ()
+	for _, s := range TopicSpecs(cfg) {
+		if s.Name == dlq {
+			return s
+		}
+	}
+	return stream.TopicSpec{}
+}
+
 // TopicSpecs are the topics of the pipeline: raw and processed per signal,
 // the dead-letter topic and the aggregation topic.
 func TopicSpecs(cfg *config.Config) []stream.TopicSpec {
@@ -103,5 +114,7 @@ func TopicSpecs(cfg *config.Config) []stream.TopicSpec {
 	for _, s := range otlpwire.Signals {
 		out = append(out, spec(t.Raw(s)), spec(t.Processed(s)))
 	}
-	return append(out, spec(t.DLQ()), spec(t.Aggregate()))
+	dlq := spec(t.DLQ())
+	dlq.MaxRecordBytes = int32(cfg.DeadLetterMaxBytes())
+	return append(out, dlq, spec(t.Aggregate()))
 }

@@ -258,3 +258,26 @@ func TestMaxHoldReachesTheBus(t *testing.T) {
 	other := bustest.Consume(t, b, cfg)
 	bustest.Commit(t, other, bustest.PollN(t, other, 3, 20*time.Second)...)
 }
+
+// The dead-letter topic is created with worker.dead_letter_max_bytes, the
+// other topics with bus.max_record_bytes; the worker gets its spec.
+func TestTopicSpecsDeadLetterMaxBytes(t *testing.T) {
+	cfg, err := config.Parse("c.yaml", []byte("worker:\n  dead_letter_max_bytes: 64KiB\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dlq := stream.Topics{Prefix: cfg.Bus.TopicPrefix}.DLQ()
+	for _, spec := range TopicSpecs(cfg) {
+		want := int32(cfg.Bus.MaxRecordBytes)
+		if spec.Name == dlq {
+			want = 64 << 10
+		}
+		if spec.MaxRecordBytes != want {
+			t.Errorf("topic %s: max record bytes %d, want %d", spec.Name, spec.MaxRecordBytes, want)
+		}
+	}
+	// The worker creates the DLQ again as it was created at start.
+	if spec := deadLetterSpec(cfg); spec.Name != dlq || spec.MaxRecordBytes != 64<<10 || spec.Partitions != cfg.Bus.Partitions {
+		t.Errorf("the worker's dead-letter topic %+v", spec)
+	}
+}

@@ -1,8 +1,12 @@
 package stream
 
 import (
+	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sluice-dev/sluice/internal/tenant"
 )
 
 // Header names carried by every record sluice writes.
@@ -14,6 +18,7 @@ const (
 	HeaderSignal      = "sluice-signal"      // metrics, logs or traces
 	HeaderError       = "sluice-error"       // DLQ: why the record was dead-lettered
 	HeaderOrigin      = "sluice-origin"      // DLQ: topic/partition/offset the record came from
+	HeaderTruncated   = "sluice-truncated"   // DLQ: the value was cut to fit; the size in bytes of the whole
 )
 
 // Content types of record values.
@@ -74,6 +79,25 @@ func (r *Record) Header(key string) []byte {
 	return nil
 }
 
+// Tenant returns r's tenant, its HeaderTenant header. A record without the
+// header, or with it empty, has the tenant "" (each stage treats it as it
+// always has: the worker keeps it, a sink sends no tenant or, the file
+// sink, writes to a directory of its own). Any other value must be a valid
+// tenant name (internal/tenant): the ingesters write nothing else, but any
+// client of the bus (a producer on Kafka, a NATS client) can write records
+// with any header, and a name such as "../../x" or "a|b" would reach a
+// path or pose as two tenants. The error names the header and the record.
+func (r *Record) Tenant() (string, error) {
+	h := r.Header(HeaderTenant)
+	if len(h) == 0 {
+		return "", nil
+	}
+	if err := tenant.Validate(string(h)); err != nil {
+		return "", fmt.Errorf("record %s/%d@%d: header %s: %w", r.Topic, r.Partition, r.Offset, HeaderTenant, err)
+	}
+	return string(h), nil
+}
+
 // Overhead is what besides its value counts towards r's size on the bus:
 // key and headers (with a few bytes of framing each).
 func (r *Record) Overhead() int {
@@ -82,6 +106,21 @@ func (r *Record) Overhead() int {
 		n += len(h.Key) + len(h.Value) + 8
 	}
 	return n
+}
+
+// Truncated is a copy of r, a dead letter, with its value cut to n bytes,
+// HeaderTruncated giving the size of the whole (unless r was cut before):
+// a dead letter must fit the dead-letter topic, and one that never does
+// would hold its partition for good. The record itself stays in its topic
+// for its retention.
+func Truncated(r *Record, n int) *Record {
+	t := *r
+	if r.Header(HeaderTruncated) == nil {
+		t.Headers = append(append([]Header(nil), r.Headers...),
+			Header{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(r.Value)), 10)})
+	}
+	t.Value = r.Value[:max(0, min(len(r.Value), n))]
+	return &t
 }
 
 // MaxErrorHeader is the longest sluice-error header value: a dead letter

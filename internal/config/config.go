@@ -265,6 +265,12 @@ type Worker struct {
 	// MaxBatchItems bounds the items the worker decodes into one Arrow
 	// batch, applies the rules to and writes as one processed record.
 	MaxBatchItems int `yaml:"max_batch_items"`
+	// DeadLetterMaxBytes is the largest record of the dead-letter topic
+	// (the topic is created with it): a dead letter, a raw record with the
+	// headers saying why, that is larger is cut into several or truncated.
+	// 0: bus.max_record_bytes, the most it may be (the bus's clients and
+	// the embedded server take no larger record).
+	DeadLetterMaxBytes ByteSize `yaml:"dead_letter_max_bytes"`
 }
 
 // Cardinality bounds the worker's cardinality tracker (stream/cardinality,
@@ -479,6 +485,15 @@ func Parse(file string, data []byte) (*Config, error) {
 // File is the path the config was read from.
 func (c *Config) File() string { return c.file }
 
+// DeadLetterMaxBytes is worker.dead_letter_max_bytes, or
+// bus.max_record_bytes when it is 0.
+func (c *Config) DeadLetterMaxBytes() ByteSize {
+	if c.Worker.DeadLetterMaxBytes > 0 {
+		return c.Worker.DeadLetterMaxBytes
+	}
+	return c.Bus.MaxRecordBytes
+}
+
 // Errorf returns an error located at the key path (e.g. "bus.kind" or
 // "sinks[1].url"); it falls back to the nearest enclosing key that exists in
 // the file.
@@ -583,6 +598,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Bus.MaxRecordBytes < 1<<10 {
 		bad("bus.max_record_bytes", "max_record_bytes must be at least 1KiB, not %d", c.Bus.MaxRecordBytes)
+	}
+	if d := c.Worker.DeadLetterMaxBytes; d != 0 && (d < 1<<10 || d > c.Bus.MaxRecordBytes) {
+		bad("worker.dead_letter_max_bytes", "dead_letter_max_bytes must be between 1KiB and bus.max_record_bytes (%d), not %d; 0 is bus.max_record_bytes", c.Bus.MaxRecordBytes, d)
 	}
 	if c.Bus.AckWait < 0 {
 		bad("bus.ack_wait", "ack_wait must not be negative")

@@ -300,6 +300,34 @@ func TestWorkerAggregator(t *testing.T) {
 	}
 }
 
+// worker.dead_letter_max_bytes: by default bus.max_record_bytes; a smaller
+// size is the DLQ's; larger than the bus takes, or below 1KiB, is an error
+// naming the key.
+func TestWorkerDeadLetterMaxBytes(t *testing.T) {
+	for _, tc := range []struct {
+		yaml string
+		want ByteSize
+		err  string
+	}{
+		{"", 1 << 20, ""},
+		{"bus:\n  max_record_bytes: 4MiB\n", 4 << 20, ""},
+		{"worker:\n  dead_letter_max_bytes: 256KiB\n", 256 << 10, ""},
+		{"worker:\n  dead_letter_max_bytes: 1MiB\n", 1 << 20, ""},
+		{"worker:\n  dead_letter_max_bytes: 2MiB\n", 0, "c.yaml:2:26: worker.dead_letter_max_bytes: dead_letter_max_bytes must be between 1KiB and bus.max_record_bytes (1048576), not 2097152"},
+		{"worker:\n  dead_letter_max_bytes: 100\n", 0, "worker.dead_letter_max_bytes: dead_letter_max_bytes must be between 1KiB"},
+	} {
+		cfg, err := Parse("c.yaml", []byte(tc.yaml))
+		switch {
+		case tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: error %v, want one with %q", tc.yaml, err, tc.err)
+		case tc.err == "" && err != nil:
+			t.Errorf("%q: %v", tc.yaml, err)
+		case tc.err == "" && cfg.DeadLetterMaxBytes() != tc.want:
+			t.Errorf("%q: dead-letter limit %d, want %d", tc.yaml, cfg.DeadLetterMaxBytes(), tc.want)
+		}
+	}
+}
+
 func TestEmbeddedAccessSyncAndNATSReplicas(t *testing.T) {
 	cfg, err := Parse("c.yaml", []byte("bus:\n  embedded:\n    listen: 0.0.0.0:4222\n    token: s3cret\n    sync: always\n  nats:\n    replicas: 3\n"))
 	if err != nil {

@@ -5,8 +5,10 @@
 // `tail -f` follows it); when it grows past max_file_bytes it is renamed to
 // <signal>-<UTC time>.jsonl and a new one is started, and the oldest rotated
 // files beyond max_files are removed. The tenant's directory name is the
-// tenant made safe (safeName): a tenant cannot name a path outside its own
-// directory. Files are created 0640 and directories 0750 (less the umask):
+// tenant itself, a valid tenant name (internal/tenant), which cannot name a
+// path outside its own directory; a record whose tenant is not valid is
+// refused (dead-lettered), and records without a tenant go to "@none",
+// which no tenant's name can be. Files are created 0640 and directories 0750 (less the umask):
 // telemetry is not for every local user.
 //
 // Write returns after the lines are written and fsynced, so a committed
@@ -29,7 +31,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
@@ -130,34 +131,20 @@ func New(cfg Config, log *slog.Logger) (*Sink, error) {
 		openFile: func(name string, flag int, perm os.FileMode) (file, error) { return os.OpenFile(name, flag, perm) }}, nil
 }
 
-// safeName is the directory name of a tenant: the tenant itself when it is
-// made of letters, digits, '-', '_' and '.' only, does not start with '.'
-// or '_' and is at most 200 bytes; otherwise every other byte (and a
-// leading '.' or '_') is written %XX. So "../../x" is "%2E.%2F..%2Fx",
-// one directory inside path, and two tenants never share a directory.
-// Records without a tenant go to "_none", which no tenant's name can be.
-// Names longer than 200 bytes once escaped are refused (rejected records):
-// file systems take 255. (Tenant names are validated at ingest as well;
-// this check stands on its own, as the file sink writes paths.)
-func safeName(tenant string) (string, error) {
-	if tenant == "" {
-		return "_none", nil
+// noTenant is the directory of records without a tenant: '@' is in no
+// tenant name, so no tenant can write there.
+const noTenant = "@none"
+
+// tenantDir is the directory name of r's tenant: the tenant itself, which
+// stream.Record.Tenant has checked is a valid tenant name (internal/tenant:
+// at most 150 of letters, digits and !-_.*'(), neither "." nor "..", so a
+// name inside path that no other tenant shares), or noTenant.
+func tenantDir(r *stream.Record) (string, error) {
+	tenant, err := r.Tenant()
+	if err != nil || tenant == "" {
+		return noTenant, err
 	}
-	var b strings.Builder
-	for i := 0; i < len(tenant); i++ {
-		c := tenant[i]
-		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' ||
-			(c == '.' || c == '_') && i > 0
-		if ok {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "%%%02X", c)
-		}
-	}
-	if b.Len() > 200 {
-		return "", fmt.Errorf("tenant name of %d bytes is too long for a directory name", len(tenant))
-	}
-	return b.String(), nil
+	return tenant, nil
 }
 
 // Write appends one line per record to its tenant's and signal's file,
@@ -173,8 +160,9 @@ func (s *Sink) Write(_ context.Context, recs []*stream.Record) error {
 			if err != nil {
 				return err
 			}
-			dir, err := safeName(string(r.Header(stream.HeaderTenant)))
+			dir, err := tenantDir(r)
 			if err != nil {
+				s.log.Warn("record with an invalid tenant", "err", err)
 				rejected, reason = append(rejected, r), "file sink: "+err.Error()
 				continue
 			}

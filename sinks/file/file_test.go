@@ -68,7 +68,7 @@ func TestWritesOneJSONLinePerRecordPerSignal(t *testing.T) {
 	}
 	s.Close()
 	for _, sig := range otlpwire.Signals {
-		got := lines(t, sig, filepath.Join(dir, "_none", sig.String()+".jsonl"))
+		got := lines(t, sig, filepath.Join(dir, noTenant, sig.String()+".jsonl"))
 		if len(got) != 4 {
 			t.Fatalf("%s: %d lines, want 4", sig, len(got))
 		}
@@ -115,7 +115,7 @@ func TestRotatesBySizeAndKeepsMaxFiles(t *testing.T) {
 		}
 	}
 	s.Close()
-	rotated, _ := filepath.Glob(filepath.Join(dir, "_none", "logs-*.jsonl"))
+	rotated, _ := filepath.Glob(filepath.Join(dir, noTenant, "logs-*.jsonl"))
 	if len(rotated) != 2 {
 		t.Fatalf("rotated files = %v, want the 2 newest", rotated)
 	}
@@ -149,7 +149,7 @@ func TestWritesArrowRecordsAsOTLP(t *testing.T) {
 			t.Fatal(err)
 		}
 		s.Close()
-		got := lines(t, sig, filepath.Join(dir, "_none", sig.String()+".jsonl"))
+		got := lines(t, sig, filepath.Join(dir, noTenant, sig.String()+".jsonl"))
 		if len(got) != 1 || !protoEqual(t, sig, got[0], in.Value) {
 			t.Errorf("%s: the line is not the request that went into Arrow", sig)
 		}
@@ -158,7 +158,7 @@ func TestWritesArrowRecordsAsOTLP(t *testing.T) {
 
 func TestCutsPartialLineLeftByCrash(t *testing.T) {
 	dir := t.TempDir()
-	name := filepath.Join(dir, "_none", "traces.jsonl")
+	name := filepath.Join(dir, noTenant, "traces.jsonl")
 	os.Mkdir(filepath.Dir(name), 0o750)
 	good, _ := otlpjson.MarshalRequest(otlpwire.Traces, record(otlpwire.Traces, 0).Value, nil)
 	os.WriteFile(name, append(append(good, '\n'), `{"resourceSpans":[{"reso`...), 0o644)

@@ -6,12 +6,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -21,27 +23,45 @@ func tenantRecord(sig otlpwire.Signal, seed int, tenant string) *stream.Record {
 	return r
 }
 
-// Each tenant writes under a directory of its own, named so that no tenant
-// name reaches outside the sink's path; files are 0640, directories 0750.
+// Each tenant writes under a directory of its own, named as the tenant;
+// records without a tenant go to "@none", which no tenant can name. A
+// record whose tenant is not a valid tenant name (written by another client
+// of the bus) is refused, for the DLQ, and writes nothing: nothing reaches
+// outside the sink's path or another tenant's directory. Files are 0640,
+// directories 0750.
 func TestTenantsApartAndContained(t *testing.T) {
 	old := syscall.Umask(0o022)
 	defer syscall.Umask(old)
 	root := t.TempDir()
 	dir := filepath.Join(root, "out")
+	if err := os.MkdirAll(filepath.Join(root, "victim"), 0o750); err != nil {
+		t.Fatal(err)
+	}
 	s, err := New(Config{Path: dir}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tenants := map[string]string{"team-a": "team-a", "../../x": "%2E.%2F..%2Fx", "..": "%2E.", "a/b": "a%2Fb", "_none": "%5Fnone", "": "_none"}
+	valid := map[string]string{"team-a": "team-a", "_none": "_none", "": "@none", "x!*'()": "x!*'()", "...": "...", strings.Repeat("t", 150): strings.Repeat("t", 150)}
+	invalid := []string{"../../x", "../victim", "..", ".", "a/b", "victim|other", "@none", strings.Repeat("t", 151)}
 	var recs []*stream.Record
-	for tenant := range tenants {
+	for tenant := range valid {
 		recs = append(recs, tenantRecord(otlpwire.Logs, 0, tenant))
 	}
-	if err := s.Write(context.Background(), recs); err != nil {
-		t.Fatal(err)
+	for _, tenant := range invalid {
+		recs = append(recs, tenantRecord(otlpwire.Logs, 0, tenant))
+	}
+	err = s.Write(context.Background(), recs)
+	var rej *sinks.RejectedError
+	if !errors.As(err, &rej) || len(rej.Records) != len(invalid) || !strings.Contains(rej.Reason, "header sluice-tenant: invalid tenant") {
+		t.Fatalf("Write: %v, want the %d records of invalid tenants rejected", err, len(invalid))
+	}
+	for _, r := range rej.Records {
+		if tenant := string(r.Header(stream.HeaderTenant)); !slices.Contains(invalid, tenant) {
+			t.Errorf("record of tenant %q rejected", tenant)
+		}
 	}
 	s.Close()
-	for tenant, name := range tenants {
+	for tenant, name := range valid {
 		if got := lines(t, otlpwire.Logs, filepath.Join(dir, name, "logs.jsonl")); len(got) != 1 {
 			t.Errorf("tenant %q: %d lines in %s, want 1", tenant, len(got), name)
 		}
@@ -53,7 +73,7 @@ func TestTenantsApartAndContained(t *testing.T) {
 		}
 		info, _ := d.Info()
 		switch {
-		case p == root:
+		case p == root, p == filepath.Join(root, "victim"):
 		case !strings.HasPrefix(p, dir):
 			t.Errorf("%s is outside the sink's path", p)
 		case d.IsDir() && p != dir && info.Mode().Perm() != 0o750:
@@ -64,8 +84,8 @@ func TestTenantsApartAndContained(t *testing.T) {
 		return nil
 	})
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != len(tenants) {
-		t.Errorf("%d tenant directories, want %d", len(entries), len(tenants))
+	if len(entries) != len(valid) {
+		t.Errorf("%d tenant directories, want %d", len(entries), len(valid))
 	}
 }
 

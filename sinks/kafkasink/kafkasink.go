@@ -296,6 +296,9 @@ func (s *Sink) convert(r *stream.Record) (*stream.Record, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	if _, err := r.Tenant(); err != nil {
+		return nil, 0, err
+	}
 	var value []byte
 	n := 0
 	switch ct := string(r.Header(stream.HeaderContentType)); ct {

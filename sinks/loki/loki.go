@@ -191,13 +191,18 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 		}
 	}
 	for _, r := range recs {
+		tenant, err := r.Tenant()
+		if err != nil {
+			s.log.Warn("record with an invalid tenant", "err", err)
+			reject([]*stream.Record{r}, err.Error())
+			continue
+		}
 		req, err := s.decode(r)
 		if err != nil {
 			s.log.Warn("undecodable record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 			reject([]*stream.Record{r}, err.Error())
 			continue
 		}
-		tenant := string(r.Header(stream.HeaderTenant))
 		for {
 			p := pending[tenant]
 			if p == nil {

@@ -269,13 +269,18 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 			reject(r, err.Error())
 			continue
 		}
+		tenant, err := r.Tenant()
+		if err != nil {
+			s.log.Warn("record with an invalid tenant", "err", err)
+			reject(r, err.Error())
+			continue
+		}
 		body, n, err := s.encode(r)
 		if err != nil {
 			s.log.Warn("undecodable record", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
 			reject(r, err.Error())
 			continue
 		}
-		tenant := string(r.Header(stream.HeaderTenant))
 		if cur != nil && (cur.sig != sig || cur.tenant != tenant || len(cur.body)+len(body) > int(s.cfg.MaxRequestBytes)) {
 			flush()
 		}

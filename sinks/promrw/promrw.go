@@ -333,9 +333,12 @@ func (s *Sink) translate(r *stream.Record, rec int32) error {
 	if sig := string(r.Header(stream.HeaderSignal)); sig != "" && sig != otlpwire.Metrics.String() {
 		return fmt.Errorf("%s sink: record %s/%d@%d is %s, not metrics", Type, r.Topic, r.Partition, r.Offset, sig)
 	}
-	s.col.tenant(string(r.Header(stream.HeaderTenant)))
+	tenant, err := r.Tenant()
+	if err != nil {
+		return fmt.Errorf("%s sink: %w", Type, err)
+	}
+	s.col.tenant(tenant)
 	var b *schemas.Batch
-	var err error
 	switch ct := string(r.Header(stream.HeaderContentType)); ct {
 	case stream.ContentTypeArrow:
 		b, err = schemas.ReadBatch(r.Value, arrowpool.Default)

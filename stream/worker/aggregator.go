@@ -257,10 +257,10 @@ func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 		}
 		ps.last, ps.dirty = max(ps.last, r.Offset), true
 	}
-	if len(dead) > 0 {
-		if err := a.bus.Produce(ctx, dead...); err != nil {
-			return err
-		}
+	if n, err := stream.ProduceDeadLetters(ctx, a.bus, dead); err != nil {
+		return err
+	} else if n > 0 {
+		a.log.Warn("dead letters too large for the dead-letter topic written without their value", "records", n)
 	}
 	if a.cfg.FlushPoints > 0 && a.sinceFlush >= a.cfg.FlushPoints {
 		// What is not written now is written at the checkpoint, which
@@ -285,12 +285,15 @@ func (a *Aggregator) add(ps *aggPartition, r *stream.Record, now time.Time) erro
 		ps.agg.Progress(src, t, now)
 		return nil
 	}
+	tenant, err := r.Tenant()
+	if err != nil {
+		return err
+	}
 	b, in, spec, err := aggregate.ReadRecord(r.Value, a.cfg.Allocator)
 	if err != nil {
 		return err
 	}
 	defer b.Release()
-	tenant := string(r.Header(stream.HeaderTenant))
 	if a.out, err = a.hasher.OutputHashes(a.out[:0], tenant, b); err != nil {
 		return err
 	}

@@ -158,6 +158,44 @@ func TestOversizeDeadLetter(t *testing.T) {
 	}
 }
 
+// TestDeadLetterMaxBytes: the dead-letter topic has a limit of its own
+// (worker.dead_letter_max_bytes), smaller than the processed topics' (here
+// none): dead letters are cut to it, and the valid record beside the bad
+// ones is processed whole.
+func TestDeadLetterMaxBytes(t *testing.T) {
+	const limit = 2048
+	bus := smemory.New()
+	ctx := context.Background()
+	err := bus.EnsureTopics(ctx, stream.TopicSpec{Name: topics.Raw(otlpwire.Logs), Partitions: 1},
+		stream.TopicSpec{Name: topics.Processed(otlpwire.Logs), Partitions: 1},
+		stream.TopicSpec{Name: topics.DLQ(), Partitions: 1, MaxRecordBytes: limit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	junk := append([]byte{0x0a, 0xff, 0xff, 0x03}, bytes.Repeat([]byte{'x'}, 3000)...)
+	shape := otlptest.Shape{Resources: 1, Items: 40}
+	valid := otlptest.Request(otlpwire.Logs, shape)
+	if len(valid) <= limit {
+		t.Fatalf("valid request of %d bytes, want more than %d", len(valid), limit)
+	}
+	for _, v := range [][]byte{junk, valid} {
+		if err := bus.Produce(ctx, raw(otlpwire.Logs, 0, "team-a", v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run(t, bus, nil, Config{DeadLetterMaxBytes: limit, Signals: []otlpwire.Signal{otlpwire.Logs}}, func() bool { return logsLag(t, bus) == 0 })
+	dlq := bus.Records(topics.DLQ())
+	if len(dlq) != 1 || dlq[0].Header(HeaderTruncated) == nil || len(dlq[0].Value)+dlq[0].Overhead() > limit {
+		t.Errorf("%d dead letters, want 1 truncated to %d bytes", len(dlq), limit)
+	}
+	if got, _ := processedItems(t, bus, otlpwire.Logs); got != shape.ItemCount(otlpwire.Logs) {
+		t.Errorf("%d items processed, want %d", got, shape.ItemCount(otlpwire.Logs))
+	}
+	if l := logsLag(t, bus); l != 0 {
+		t.Errorf("raw lag %d after the run", l)
+	}
+}
+
 func logsLag(t *testing.T, bus *smemory.Bus) int64 {
 	c, err := bus.Consume(stream.ConsumerConfig{Group: "sluice-worker", Topics: []string{topics.Raw(otlpwire.Logs)}})
 	if err != nil {

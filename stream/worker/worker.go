@@ -12,9 +12,10 @@
 // A batch of raw records becomes one processed record per (signal, tenant,
 // raw partition), so per-partition order is kept and a processed record
 // never mixes tenants; a group larger than MaxBatchItems is cut into several.
-// A raw record that cannot be decoded goes to the dead-letter topic with the
-// error and its origin in headers, in the same produce call, and the worker
-// goes on.
+// A raw record that cannot be decoded, or whose sluice-tenant header is not
+// a valid tenant name (stream.Record.Tenant), goes to the dead-letter topic
+// with the error and its origin in headers, in the same produce call, and
+// the worker goes on.
 package worker
 
 import (
@@ -84,6 +85,16 @@ type Config struct {
 	// item of each signal and cuts batches to fit; a record that still
 	// comes out too large is made again from each half of its raw records.
 	MaxRecordBytes int
+	// DeadLetterMaxBytes is the largest record the dead-letter topic
+	// takes, headers included; 0: MaxRecordBytes. A dead letter (a raw
+	// record and the headers saying why) larger than this is cut to fit
+	// (fitDeadLetter).
+	DeadLetterMaxBytes int
+	// DeadLetterTopic, when its Name is set, is how the dead-letter topic
+	// was created: when a dead letter fails, the worker ensures the topic
+	// again (a topic that exists is left as it is), so that a DLQ deleted
+	// while the worker runs does not stop it until the next start.
+	DeadLetterTopic stream.TopicSpec
 	// ExactlyOnce produces each polled batch and commits its positions in
 	// one transaction (the bus must be a stream.TransactionalBus: Kafka),
 	// so that a crash causes neither loss nor duplicates.
@@ -130,6 +141,9 @@ type Worker struct {
 	// split cuts a refused raw record into its valid and invalid items
 	// (see salvage).
 	cutter otlpwire.Splitter
+	// written is the batch whose processed records the bus took while
+	// its dead letters failed: its retry writes only the dead letters.
+	written batchID
 }
 
 type transformBox struct{ t Transform }
@@ -164,6 +178,9 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 	}
 	if cfg.MaxBatchItems <= 0 {
 		cfg.MaxBatchItems = 1 << 16
+	}
+	if cfg.DeadLetterMaxBytes <= 0 {
+		cfg.DeadLetterMaxBytes = cfg.MaxRecordBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -241,13 +258,20 @@ type group struct {
 func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 	var groups []*group
 	index := map[groupKey]*group{}
-	var out []*stream.Record
+	var out, dead []*stream.Record
 	for _, r := range recs {
 		sig, ok := w.signalOf[r.Topic]
 		if !ok {
 			return fmt.Errorf("worker: record from unexpected topic %s", r.Topic)
 		}
-		k := groupKey{sig, string(r.Header(stream.HeaderTenant)), r.Partition}
+		tenant, err := r.Tenant()
+		if err != nil {
+			// Not from an ingester (they validate every tenant): kept
+			// apart from every tenant's data, the partition goes on.
+			dead = append(dead, w.fitDeadLetter(sig, w.deadLetter(r, err))...)
+			continue
+		}
+		k := groupKey{sig, tenant, r.Partition}
 		g := index[k]
 		if g == nil {
 			g = &group{sig: k.sig, tenant: k.tenant, partition: k.partition}
@@ -258,19 +282,78 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 	}
 	t := w.transform.Load().t
 	for _, g := range groups {
-		recs, dead, err := w.process(g, t)
+		recs, d, err := w.process(g, t)
 		if err != nil {
 			return err
 		}
-		for _, d := range dead {
-			out = append(out, w.fitDeadLetter(g.sig, d)...)
+		for _, d := range d {
+			dead = append(dead, w.fitDeadLetter(g.sig, d)...)
 		}
 		out = append(out, recs...)
 	}
-	if len(out) == 0 {
+	if w.cfg.ExactlyOnce {
+		// One transaction: a failure aborts both, and the retry writes both.
+		return w.produce(ctx, append(dead, out...))
+	}
+	// The processed records first, then the dead letters: when the DLQ
+	// refuses them (its stream deleted, the store full), only they are
+	// retried, and the processed records of the batch are not written
+	// again with each attempt. The batch's positions are committed once
+	// both are on the bus.
+	id := batchID{recs[0], recs[len(recs)-1], len(recs)}
+	if w.written != id {
+		if err := w.produce(ctx, out); err != nil {
+			return err
+		}
+		w.written = id
+	}
+	if err := w.produceDead(ctx, dead); err != nil {
+		if !w.ensureDLQ(ctx) {
+			return fmt.Errorf("worker: dead-lettering %d records (retried; the batch's processed records are written): %w", len(dead), err)
+		}
+		if err := w.produceDead(ctx, dead); err != nil {
+			return fmt.Errorf("worker: dead-lettering %d records (retried; the batch's processed records are written): %w", len(dead), err)
+		}
+	}
+	w.written = batchID{}
+	return nil
+}
+
+// ensureDLQ creates the dead-letter topic if it is missing, reporting
+// whether it exists now.
+func (w *Worker) ensureDLQ(ctx context.Context) bool {
+	if w.cfg.DeadLetterTopic.Name == "" {
+		return false
+	}
+	if err := w.bus.EnsureTopics(ctx, w.cfg.DeadLetterTopic); err != nil {
+		w.log.Warn("dead-letter topic not ensured after a failed dead letter", "topic", w.cfg.DeadLetterTopic.Name, "err", err)
+		return false
+	}
+	return true
+}
+
+// batchID tells the batch the stage hands to handle again after an error
+// (the same records) from the next one.
+type batchID struct {
+	first, last *stream.Record
+	n           int
+}
+
+func (w *Worker) produce(ctx context.Context, recs []*stream.Record) error {
+	if len(recs) == 0 {
 		return nil
 	}
-	return w.out.Produce(ctx, out...)
+	return w.out.Produce(ctx, recs...)
+}
+
+// produceDead writes dead letters (stream.ProduceDeadLetters: those the
+// topic refuses as too large go without their value).
+func (w *Worker) produceDead(ctx context.Context, dead []*stream.Record) error {
+	n, err := stream.ProduceDeadLetters(ctx, w.out, dead)
+	if n > 0 {
+		w.log.Warn("dead letters too large for the dead-letter topic written without their value (worker.dead_letter_max_bytes is larger than the topic takes)", "records", n)
+	}
+	return err
 }
 
 type groupKey struct {
@@ -696,18 +779,23 @@ func recordHeaders(contentType string, sig otlpwire.Signal, tenant string, items
 
 // HeaderTruncated is set on a dead letter whose value was cut to fit the
 // bus: the size in bytes of the raw record's value.
-const HeaderTruncated = "sluice-truncated"
+const HeaderTruncated = stream.HeaderTruncated
 
-// fitDeadLetter makes d, a dead letter, fit MaxRecordBytes: a raw record
-// from an outside producer may be larger than what the bus takes with the
-// dead letter's extra headers, and a dead letter that never fits would
-// stop the worker on its partition for good. A well-formed request is cut
+// busFraming is what a bus may add to a record beyond Record.Overhead.
+const busFraming = 128
+
+// fitDeadLetter makes d, a dead letter, fit DeadLetterMaxBytes: a raw
+// record from an outside producer may be larger than what the dead-letter
+// topic takes with the dead letter's extra headers, and a dead letter that
+// never fits would stop the worker on its partition for good. A well-formed request is cut
 // along its items into several dead letters; anything else (or an item too
 // large alone) is truncated, with HeaderTruncated giving the original size
 // (the raw record itself stays in the raw topic for its retention).
+// busFraming bytes are left for what the bus adds (NATS: its own key and
+// timestamp headers and the header block's framing).
 func (w *Worker) fitDeadLetter(sig otlpwire.Signal, d *stream.Record) []*stream.Record {
-	limit := w.cfg.MaxRecordBytes
-	if limit <= 0 || len(d.Value)+d.Overhead() <= limit {
+	limit := w.cfg.DeadLetterMaxBytes - busFraming
+	if w.cfg.DeadLetterMaxBytes <= 0 || len(d.Value)+d.Overhead() <= limit {
 		return []*stream.Record{d}
 	}
 	room := limit - d.Overhead() - len(stream.HeaderItems) - 8 - 20
@@ -721,12 +809,10 @@ func (w *Worker) fitDeadLetter(sig otlpwire.Signal, d *stream.Record) []*stream.
 			return out
 		}
 	}
-	t := *d
-	t.Headers = append(append([]stream.Header(nil), d.Headers...),
-		stream.Header{Key: HeaderTruncated, Value: strconv.AppendInt(nil, int64(len(d.Value)), 10)})
+	t := stream.Truncated(d, 0)
 	t.Value = d.Value[:max(0, min(len(d.Value), limit-t.Overhead()))]
 	w.log.Warn("dead letter truncated to fit the bus", "origin", string(d.Header(stream.HeaderOrigin)), "bytes", len(d.Value), "limit", limit)
-	return []*stream.Record{&t}
+	return []*stream.Record{t}
 }
 
 // deadLetter is r bound for the DLQ topic, with why and where from.
@@ -755,7 +841,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	bytesOut := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_worker_bytes_out_total",
 		Help: "Bytes of batch records (schemas.WriteBatch) written to the processed topics."}, []string{"signal"})
 	m := &metrics{deadLetters: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_dead_letters_total",
-		Help: "Raw records sent to the dead-letter topic because they could not be decoded."}),
+		Help: "Raw records sent to the dead-letter topic because they could not be decoded or named an invalid tenant."}),
 		pointsAggregated: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_points_aggregated_total",
 			Help: "Metric points written to the aggregation topic (their series were changed by the rules, or a limit counts them)."}),
 		bytesAggregated: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_aggregated_bytes_total",

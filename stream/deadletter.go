@@ -1,0 +1,36 @@
+package stream
+
+import (
+	"context"
+	"errors"
+)
+
+// ProduceDeadLetters writes dead letters (records bound for the dead-letter
+// topic) with p. A dead letter is a record with headers saying why, so it
+// may be larger than the dead-letter topic takes even when its record fit
+// its own topic; one that never fits would hold its stage's partition for
+// good. So when the topic refuses one as too large, the dead letters are
+// written one by one, and those still refused without their value
+// (Truncated; the record stays in its own topic for its retention).
+// stripped counts those; dead letters the failed first attempt wrote are
+// written twice.
+func ProduceDeadLetters(ctx context.Context, p Producer, dead []*Record) (stripped int, err error) {
+	if len(dead) == 0 {
+		return 0, nil
+	}
+	err = p.Produce(ctx, dead...)
+	if !errors.Is(err, ErrRecordTooLarge) {
+		return 0, err
+	}
+	for _, d := range dead {
+		err := p.Produce(ctx, d)
+		if errors.Is(err, ErrRecordTooLarge) {
+			stripped++
+			err = p.Produce(ctx, Truncated(d, 0))
+		}
+		if err != nil {
+			return stripped, err
+		}
+	}
+	return stripped, nil
+}
