@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 )
 
 // TestMain lets the test binary stand in for the sluice binary, so that the
@@ -29,22 +29,12 @@ func TestMain(m *testing.M) {
 	kafkatest.Main(m)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // sluice killed with SIGKILL while clients send and data flows to the file
 // sink: after a restart on the same data directory, every item that got a
 // success answer is in the output (duplicates allowed: at least once).
 func TestKilledProcessLosesNothing(t *testing.T) {
 	dir := t.TempDir()
-	httpAddr, admin := freePort(t), freePort(t)
+	httpAddr, admin := testproc.FreeAddr(t), testproc.FreeAddr(t)
 	cfg := filepath.Join(dir, "sluice.yaml")
 	out := filepath.Join(dir, "out")
 	os.WriteFile(cfg, fmt.Appendf(nil, `

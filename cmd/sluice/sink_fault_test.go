@@ -27,6 +27,7 @@ import (
 	"github.com/sluice-dev/sluice/app"
 	"github.com/sluice-dev/sluice/internal/backendtest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -186,7 +187,7 @@ func metricSum(admin, name string) float64 {
 func TestKilledSinkDeliversToPrometheus(t *testing.T) {
 	be := backendtest.Prometheus(t)
 	dir := t.TempDir()
-	httpAddr, admin := freePort(t), freePort(t)
+	httpAddr, admin := testproc.FreeAddr(t), testproc.FreeAddr(t)
 	cfg := filepath.Join(dir, "sluice.yaml")
 	os.WriteFile(cfg, fmt.Appendf(nil, `
 bus:
@@ -301,7 +302,7 @@ log:
   level: warn
 `, filepath.Join(dir, "data"), admin, be.WriteURL), 0o644)
 	}
-	writeConfig(freePort(t))
+	writeConfig(testproc.FreeAddr(t))
 
 	// The backlog, written by this process into the bus's data directory.
 	start := time.Now()
@@ -336,7 +337,7 @@ log:
 	t.Logf("backlog: %d records, %d points, %.1f MB of Arrow, written in %s", records, points, float64(bytesOut)/1e6, time.Since(start).Round(time.Millisecond))
 
 	// The sink drains it, its RSS read every 100ms.
-	admin := freePort(t)
+	admin := testproc.FreeAddr(t)
 	writeConfig(admin)
 	start = time.Now()
 	p, logs := sluiceRole(t, "sink -c "+cfg, admin)

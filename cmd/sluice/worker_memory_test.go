@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/kafka"
 )
@@ -150,7 +151,7 @@ log:
   level: %s
 `, prefix, brokers[0], admin, prefix, workerKeys, rulesDir, cmp.Or(os.Getenv("SLUICE_MEMTEST_LOG"), "warn")), 0o644)
 	}
-	writeConfig(freePort(t))
+	writeConfig(testproc.FreeAddr(t))
 	conf, err := app.Load(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -193,7 +194,7 @@ log:
 		points, records, float64(rawBytes)/1e6, time.Since(start).Round(time.Millisecond))
 
 	// The worker drains it, its RSS read every 100ms.
-	admin := freePort(t)
+	admin := testproc.FreeAddr(t)
 	writeConfig(admin)
 	start = time.Now()
 	p, logs := sluiceRole(t, "worker -c "+cfg, admin)

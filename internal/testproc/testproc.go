@@ -1,0 +1,30 @@
+// Package testproc holds what the tests and benchmarks that run sluice (or
+// a backend) as a process of their own share: a free port to give it.
+package testproc
+
+import (
+	"fmt"
+	"net"
+	"testing"
+)
+
+// FreePort is a port of 127.0.0.1 that was free a moment ago.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// FreeAddr is FreePort as host:port (127.0.0.1:port); it fails the test
+// when there is none.
+func FreeAddr(tb testing.TB) string {
+	tb.Helper()
+	port, err := FreePort()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", port)
+}
