@@ -100,19 +100,7 @@ func (r *role) Wait() { <-r.exited }
 
 // status is a size field of the process's /proc status (VmRSS, VmHWM) in
 // bytes; 0 once the process is gone.
-func (r *role) status(field string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func (r *role) status(field string) int64 { return testproc.StatusBytes(r.Process.Pid, field) }
 
 // sluiceRole runs `sluice <args>` in a process of its own until the test
 // ends, waiting until its admin server at admin is ready.
