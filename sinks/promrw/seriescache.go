@@ -149,6 +149,19 @@ func (c *seriesCache) evictFor(tid uint32, need int) {
 	}
 	share := c.maxBytes / active
 	own := c.tenantBytes[tid] > 0 && c.tenantBytes[tid]+need > share
+	if !c.sweep(tid, own, share) {
+		// Plain CLOCK: every tenant holding an entry is above a share of
+		// -1. There is an entry (put evicts only while the cache holds
+		// bytes), so the two sweeps find one.
+		c.sweep(tid, false, -1)
+	}
+}
+
+// sweep moves the CLOCK hand over the slots, twice round at the most, and
+// evicts the first entry not used since the hand last passed it, among the
+// entries of tenant tid (own) or else of the tenants above share bytes;
+// false if it found none.
+func (c *seriesCache) sweep(tid uint32, own bool, share int) bool {
 	for range 2*len(c.slots) + 1 {
 		if c.hand >= len(c.slots) {
 			c.hand = 0
@@ -167,31 +180,9 @@ func (c *seriesCache) evictFor(tid uint32, need int) {
 			continue
 		}
 		c.evict(s)
-		return
+		return true
 	}
-	c.evictOne()
-}
-
-// evictOne evicts the entry under the CLOCK hand that has not been used
-// since the hand last passed it.
-func (c *seriesCache) evictOne() {
-	for {
-		if c.hand >= len(c.slots) {
-			c.hand = 0
-		}
-		e := &c.slots[c.hand]
-		s := uint32(c.hand)
-		c.hand++
-		if e.data == nil {
-			continue
-		}
-		if e.ref {
-			e.ref = false
-			continue
-		}
-		c.evict(s)
-		return
-	}
+	return false
 }
 
 func (c *seriesCache) evict(s uint32) {
