@@ -144,6 +144,36 @@ func PollN(tb testing.TB, c stream.Consumer, n int, timeout time.Duration) []*st
 	return out
 }
 
+// LargestPoll polls c until it has n records, committing each poll's
+// records when commit is set, and returns the most value bytes one Poll
+// returned. It fails the test on a Poll error, or when the n records do
+// not come within 30s.
+func LargestPoll(tb testing.TB, c stream.Consumer, n int, commit bool) int {
+	tb.Helper()
+	got, most := 0, 0
+	deadline := time.Now().Add(30 * time.Second)
+	for got < n && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		recs, err := c.Poll(ctx)
+		cancel()
+		if err != nil {
+			tb.Fatalf("poll after %d records: %v", got, err)
+		}
+		bytes := 0
+		for _, r := range recs {
+			bytes += len(r.Value)
+		}
+		got, most = got+len(recs), max(most, bytes)
+		if commit {
+			Commit(tb, c, recs...)
+		}
+	}
+	if got != n {
+		tb.Fatalf("%d of %d records", got, n)
+	}
+	return most
+}
+
 // PollNone checks that nothing comes within d.
 func PollNone(tb testing.TB, c stream.Consumer, d time.Duration) {
 	tb.Helper()
