@@ -26,6 +26,7 @@ import (
 
 	"github.com/sluice-dev/sluice/app"
 	"github.com/sluice-dev/sluice/internal/backendtest"
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/schemas"
@@ -76,6 +77,22 @@ func processed(t testing.TB, req *colmetrics.ExportMetricsServiceRequest, topic 
 		{Key: stream.HeaderSignal, Value: []byte("metrics")},
 		{Key: stream.HeaderItems, Value: strconv.AppendInt(nil, int64(n), 10)},
 	}}
+}
+
+// openBus opens the bus of the config at path in this process (its log
+// and metrics discarded), as a test does to write a backlog for the
+// sluice process it starts next.
+func openBus(t *testing.T, path string) (*config.Config, stream.Bus) {
+	t.Helper()
+	conf, err := app.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := app.OpenBus(context.Background(), conf, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conf, bus
 }
 
 // promNumber is the single value of q now (0 for an empty result).
@@ -294,15 +311,8 @@ log:
 
 	// The backlog, written by this process into the bus's data directory.
 	start := time.Now()
-	conf, err := app.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conf, bus := openBus(t, cfg)
 	ctx := context.Background()
-	bus, err := app.OpenBus(ctx, conf, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	topic := stream.Topics{Prefix: conf.Bus.TopicPrefix}.Processed(otlpwire.Metrics)
 	first := time.Now().Add(-5*time.Minute - time.Duration(records)*time.Second).Truncate(time.Second)
 	var bytesOut int
