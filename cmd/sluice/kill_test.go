@@ -29,6 +29,35 @@ func TestMain(m *testing.M) {
 	kafkatest.Main(m)
 }
 
+// sender posts OTLP/protobuf requests to url, numbered from 1 (request n's
+// body is body(n)), noting in acked the numbers of those answered with
+// success.
+type sender struct {
+	url   string
+	body  func(n int) []byte
+	n     int
+	acked map[int]bool
+}
+
+// send posts requests, one after another, for d.
+func (s *sender) send(d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for ctx.Err() == nil {
+		s.n++
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(s.body(s.n)))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			s.acked[s.n] = true
+		}
+	}
+}
+
 // sluice killed with SIGKILL while clients send and data flows to the file
 // sink: after a restart on the same data directory, every item that got a
 // success answer is in the output (duplicates allowed: at least once).
@@ -59,26 +88,10 @@ log:
 
 	shape := otlptest.Shape{Resources: 2, Items: 10}
 	acked := map[int]bool{}
-	seed := 0
-	// send posts requests for d, noting those answered with success.
-	send := func(d time.Duration) {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		for ctx.Err() == nil {
-			seed++
-			shape.Seed = seed
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+httpAddr+"/v1/logs", bytes.NewReader(otlptest.Request(otlpwire.Logs, shape)))
-			req.Header.Set("Content-Type", "application/x-protobuf")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				continue
-			}
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				acked[seed] = true
-			}
-		}
-	}
+	send := (&sender{url: "http://" + httpAddr + "/v1/logs", acked: acked, body: func(seed int) []byte {
+		shape.Seed = seed
+		return otlptest.Request(otlpwire.Logs, shape)
+	}}).send
 
 	p, _ := sluiceRole(t, "run -c "+cfg, admin)
 	go func() {

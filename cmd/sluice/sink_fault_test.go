@@ -217,25 +217,10 @@ log:
 
 	const perRequest = 10
 	acked := map[int]bool{}
-	seq := 0
-	send := func(d time.Duration) {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		for ctx.Err() == nil {
-			seq++
-			body, _ := proto.Marshal(gauges("fault_kill", perRequest, time.Now(), strAttr("req", strconv.Itoa(seq))))
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+httpAddr+"/v1/metrics", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/x-protobuf")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				continue
-			}
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				acked[seq] = true
-			}
-		}
-	}
+	send := (&sender{url: "http://" + httpAddr + "/v1/metrics", acked: acked, body: func(seq int) []byte {
+		body, _ := proto.Marshal(gauges("fault_kill", perRequest, time.Now(), strAttr("req", strconv.Itoa(seq))))
+		return body
+	}}).send
 
 	p, _ := sluiceRole(t, "run -c "+cfg, admin)
 	go func() {
