@@ -61,6 +61,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -194,6 +195,20 @@ func Commit(tb testing.TB, c stream.Consumer, recs ...*stream.Record) {
 	if err := c.Commit(context.Background(), recs...); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// Values builds n records for topic with values prefix0..prefixN-1, on
+// partition i mod partitions (partitions 0: the bus chooses).
+func Values(topic, prefix string, n int, partitions int32) []*stream.Record {
+	recs := make([]*stream.Record, n)
+	for i := range recs {
+		p := int32(-1)
+		if partitions > 0 {
+			p = int32(i) % partitions
+		}
+		recs[i] = &stream.Record{Topic: topic, Partition: p, Value: []byte(prefix + strconv.Itoa(i))}
+	}
+	return recs
 }
 
 // ValueSet counts the records by value.
