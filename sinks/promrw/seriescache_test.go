@@ -257,6 +257,31 @@ func TestSeriesCacheClock(t *testing.T) {
 	}
 }
 
+// When no entry is of the tenants evictFor may take from (here: a tenant
+// said to hold bytes but holding no entry, so it must evict its own), it
+// falls back to plain CLOCK and still evicts one entry: the first not read
+// since the hand last passed.
+func TestSeriesCacheEvictFallback(t *testing.T) {
+	key := func(i int) []byte { return fmt.Appendf(nil, "k%d", i) }
+	c := newSeriesCache(1 << 20)
+	for i := range 3 {
+		c.put("a", uint64(i), key(i), []byte("ll"), 0)
+	}
+	c.get(0, key(0))
+	ghost := uint32(len(c.tenantBytes))
+	c.tenantIDs["ghost"] = ghost
+	c.tenantBytes = append(c.tenantBytes, c.maxBytes)
+	c.evictFor(ghost, 1)
+	for i, want := range []bool{true, false, true} {
+		if ok := c.get(uint64(i), key(i)) != nil; ok != want {
+			t.Errorf("entry %d present %v, want %v", i, ok, want)
+		}
+	}
+	if c.evictions != 1 {
+		t.Errorf("%d evictions, want 1", c.evictions)
+	}
+}
+
 // A tenant churning through series evicts its own entries once at its
 // share of the cache, never another tenant's working set that fits in its
 // share; the cache stays within its bytes.
