@@ -149,40 +149,32 @@ func (c *seriesCache) evictFor(tid uint32, need int) {
 	}
 	share := c.maxBytes / active
 	own := c.tenantBytes[tid] > 0 && c.tenantBytes[tid]+need > share
-	if !c.sweep(tid, own, share) {
-		// Plain CLOCK: every tenant holding an entry is above a share of
-		// -1. There is an entry (put evicts only while the cache holds
-		// bytes), so the two sweeps find one.
-		c.sweep(tid, false, -1)
+	for range 2 {
+		for range 2*len(c.slots) + 1 {
+			if c.hand >= len(c.slots) {
+				c.hand = 0
+			}
+			e := &c.slots[c.hand]
+			s := uint32(c.hand)
+			c.hand++
+			if e.data == nil {
+				continue
+			}
+			if own && e.tenant != tid || !own && c.tenantBytes[e.tenant] <= share {
+				continue
+			}
+			if e.ref {
+				e.ref = false
+				continue
+			}
+			c.evict(s)
+			return
+		}
+		// None: plain CLOCK, as every tenant holding an entry is above a
+		// share of -1. There is an entry (put evicts only while the cache
+		// holds bytes), so its two sweeps find one.
+		own, share = false, -1
 	}
-}
-
-// sweep moves the CLOCK hand over the slots, twice round at the most, and
-// evicts the first entry not used since the hand last passed it, among the
-// entries of tenant tid (own) or else of the tenants above share bytes;
-// false if it found none.
-func (c *seriesCache) sweep(tid uint32, own bool, share int) bool {
-	for range 2*len(c.slots) + 1 {
-		if c.hand >= len(c.slots) {
-			c.hand = 0
-		}
-		e := &c.slots[c.hand]
-		s := uint32(c.hand)
-		c.hand++
-		if e.data == nil {
-			continue
-		}
-		if own && e.tenant != tid || !own && c.tenantBytes[e.tenant] <= share {
-			continue
-		}
-		if e.ref {
-			e.ref = false
-			continue
-		}
-		c.evict(s)
-		return true
-	}
-	return false
 }
 
 func (c *seriesCache) evict(s uint32) {
