@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"path/filepath"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/sinks"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -47,16 +47,6 @@ type discardSink struct{}
 func (discardSink) Write(context.Context, []*stream.Record) error { return nil }
 func (discardSink) Close() error                                  { return nil }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 func readyz(t *testing.T, admin string) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + admin + "/readyz")
@@ -75,7 +65,7 @@ func readyz(t *testing.T, admin string) (int, string) {
 // out of the file sink.
 func TestReadyMeansReady(t *testing.T) {
 	dir := t.TempDir()
-	adminAddr, grpcAddr, httpAddr := freeAddr(t), freeAddr(t), freeAddr(t)
+	adminAddr, grpcAddr, httpAddr := testproc.FreeAddr(t), testproc.FreeAddr(t), testproc.FreeAddr(t)
 	name := "gate-" + t.Name()
 	g := &gate{entered: make(chan struct{}), open: make(chan struct{})}
 	gates.Store(name, g)

@@ -1,5 +1,6 @@
 // Package benchutil holds what the capacity benchmarks share: reading a
-// running sluice's metrics from its admin endpoint.
+// running sluice's metrics from its admin endpoint, and a gRPC codec for
+// requests encoded beforehand.
 package benchutil
 
 import (

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/bench/benchutil"
+	"github.com/sluice-dev/sluice/internal/testproc"
 )
 
 // countQuery counts the samples of the workload's series in Prometheus
@@ -63,11 +64,11 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 	cfgs := map[string]string{}
 	admins := map[string]string{}
 	for _, role := range []string{"worker", "sink"} {
-		gp, err := freePort()
+		gp, err := testproc.FreePort()
 		if err != nil {
 			return nil, nil, err
 		}
-		ap, err := freePort()
+		ap, err := testproc.FreePort()
 		if err != nil {
 			return nil, nil, err
 		}
@@ -145,7 +146,7 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 			fmt.Fprintf(os.Stderr, "e2eload: %v: worker in %.0f, to aggregators %.0f, aggregated out %.0f (late %.0f, out of order %.0f); sink samples %.0f; Prometheus appended %.0f; RSS worker %d MB, sink %d MB\n",
 				time.Since(start).Round(time.Second), in, metric("worker", "sluice_worker_points_aggregated_total"), metric("worker", "sluice_aggregator_points_out_total"),
 				metric("worker", "sluice_aggregate_points_late_total"), metric("worker", "sluice_aggregate_points_out_of_order_total"),
-				metric("sink", "sluice_sink_samples_sent_total"), head, statusBytes(worker.pid(), "VmRSS")>>20, statusBytes(sink.pid(), "VmRSS")>>20)
+				metric("sink", "sluice_sink_samples_sent_total"), head, testproc.StatusBytes(worker.pid(), "VmRSS")>>20, testproc.StatusBytes(sink.pid(), "VmRSS")>>20)
 		}
 		// The last intervals close two graces after the last point (one
 		// to find the partition idle, one for the watermark to pass them).
@@ -169,7 +170,7 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 	}
 	b1, _ := cpuSeconds(brokerPid)
 	p1, _ := cpuSeconds(prom.pid())
-	wr, sr := statusBytes(worker.pid(), "VmHWM"), statusBytes(sink.pid(), "VmHWM")
+	wr, sr := testproc.StatusBytes(worker.pid(), "VmHWM"), testproc.StatusBytes(sink.pid(), "VmHWM")
 	late := metric("worker", "sluice_aggregate_points_late_total")
 	ooo := metric("worker", "sluice_aggregate_points_out_of_order_total")
 	aggIn, aggOut := metric("worker", "sluice_aggregator_points_in_total"), metric("worker", "sluice_aggregator_points_out_total")
@@ -180,7 +181,7 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 		{stage: stage, process: "sluice worker (with its aggregator)", points: points, wall: wall, cpu: wc, rss: wr, target: "≤ 0.8, ≤ 256 MB"},
 		{process: "sluice sink", points: points, wall: wall, cpu: sc, rss: sr, target: "≤ 0.5, ≤ 128 MB"},
 		{process: "worker + sink", points: points, wall: wall, cpu: wc + sc, target: "≤ 1.3 (Collector 10.0, 152 MB)"},
-		{process: "Prometheus", points: points, wall: wall, cpu: p1 - p0, rss: statusBytes(prom.pid(), "VmHWM"), info: true},
+		{process: "Prometheus", points: points, wall: wall, cpu: p1 - p0, rss: testproc.StatusBytes(prom.pid(), "VmHWM"), info: true},
 	}
 	if brokerPid > 0 {
 		rows = append(rows, result{process: "Kafka broker", points: points, wall: wall, cpu: b1 - b0, info: true})
@@ -207,7 +208,7 @@ func startPrometheus(o options) (*proc, string, error) {
 	if err := os.WriteFile(cfg, []byte("global:\n  scrape_interval: 1h\nscrape_configs: []\n"), 0o644); err != nil {
 		return nil, "", err
 	}
-	port, err := freePort()
+	port, err := testproc.FreePort()
 	if err != nil {
 		return nil, "", err
 	}

@@ -33,6 +33,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/testproc"
 )
 
 type options struct {
@@ -187,11 +188,11 @@ func indent(s, by string) string {
 
 // startIngest starts `sluice ingest` on prefix and waits until it is ready.
 func startIngest(o options, name, prefix string) (p *proc, grpcAddr, admin string, err error) {
-	gp, err := freePort()
+	gp, err := testproc.FreePort()
 	if err != nil {
 		return nil, "", "", err
 	}
-	ap, err := freePort()
+	ap, err := testproc.FreePort()
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -247,7 +248,7 @@ func ingestStage(ctx context.Context, o options, prefix string, perReq, points, 
 	self1, _ := cpuSeconds(os.Getpid())
 	fmt.Fprintf(os.Stderr, "e2eload: %s: %d points in %v (%d retried requests); load generator %.2f CPU-s\n",
 		prefix, s.points, s.wall.Round(time.Millisecond), s.retries, self1-self0)
-	rows := []result{{process: "sluice ingest", points: s.points, wall: s.wall, cpu: cpu1 - cpu0, rss: statusBytes(p.pid(), "VmHWM")}}
+	rows := []result{{process: "sluice ingest", points: s.points, wall: s.wall, cpu: cpu1 - cpu0, rss: testproc.StatusBytes(p.pid(), "VmHWM")}}
 	if brokerPid > 0 {
 		rows = append(rows, result{process: "Kafka broker", points: s.points, wall: s.wall, cpu: b1 - b0, info: true})
 	}

@@ -12,8 +12,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/bench/benchutil"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 )
 
@@ -60,7 +60,7 @@ func send(ctx context.Context, target string, l *otlptest.K8sLoad, n, conns int,
 	clients := make([]*grpc.ClientConn, conns)
 	for c := range clients {
 		conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+			grpc.WithDefaultCallOptions(grpc.ForceCodec(benchutil.RawCodec{})))
 		if err != nil {
 			return sent{}, err
 		}
@@ -71,7 +71,7 @@ func send(ctx context.Context, target string, l *otlptest.K8sLoad, n, conns int,
 	start := time.Now()
 	for c, conn := range clients {
 		wg.Go(func() {
-			req := &rawReq{}
+			req := &benchutil.RawReq{}
 			var resp colmetrics.ExportMetricsServiceResponse
 			for j := c; j < n; j += conns {
 				if !until.IsZero() && time.Now().After(until) {
@@ -80,7 +80,7 @@ func send(ctx context.Context, target string, l *otlptest.K8sLoad, n, conns int,
 				if !waitStep(j) {
 					return
 				}
-				req.b = l.Request(req.b, j)
+				req.B = l.Request(req.B, j)
 				for try := 0; ; try++ {
 					err := conn.Invoke(ctx, "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export", req, &resp)
 					if err == nil {
@@ -120,19 +120,3 @@ func send(ctx context.Context, target string, l *otlptest.K8sLoad, n, conns int,
 	}
 	return sent{requests: int(done.Load()), points: int(done.Load()) * l.PerRequest(), retries: retries.Load(), wall: time.Since(start)}, nil
 }
-
-// rawReq is a request already in wire form; rawCodec sends it as it is.
-type rawReq struct{ b []byte }
-
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-
-func (rawCodec) Marshal(v any) ([]byte, error) {
-	if r, ok := v.(*rawReq); ok {
-		return r.b, nil
-	}
-	return proto.Marshal(v.(proto.Message))
-}
-
-func (rawCodec) Unmarshal(data []byte, v any) error { return proto.Unmarshal(data, v.(proto.Message)) }

@@ -62,7 +62,7 @@ func main() {
 		return
 	}
 
-	var reqs []*rawReq
+	var reqs []*benchutil.RawReq
 	var perReq int
 	if *k8s > 0 {
 		reqs, perReq = k8sRequests(*k8s)
@@ -70,14 +70,14 @@ func main() {
 		shape := otlptest.Shape{Resources: *resources, Items: *metrics, Points: *points}
 		perReq = shape.ItemCount(otlpwire.Metrics)
 		// A few distinct requests, so that partitions and keys vary.
-		reqs = make([]*rawReq, 8)
+		reqs = make([]*benchutil.RawReq, 8)
 		for i := range reqs {
 			shape.Seed = i
-			reqs[i] = &rawReq{b: otlptest.Request(otlpwire.Metrics, shape)}
+			reqs[i] = &benchutil.RawReq{B: otlptest.Request(otlpwire.Metrics, shape)}
 		}
 	}
 	requests := (*total + perReq - 1) / perReq
-	fmt.Printf("sending %d requests of %d data points (%d bytes) over %d connections x %d streams\n", requests, perReq, len(reqs[0].b), *conns, *streams)
+	fmt.Printf("sending %d requests of %d data points (%d bytes) over %d connections x %d streams\n", requests, perReq, len(reqs[0].B), *conns, *streams)
 
 	cpu0, err := benchutil.CPUSeconds(*adminAddr)
 	if err != nil {
@@ -88,7 +88,7 @@ func main() {
 	start := time.Now()
 	for c := 0; c < *conns; c++ {
 		conn, err := grpc.NewClient(*target, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.ForceCodec(rawCodec{})))
+			grpc.WithDefaultCallOptions(grpc.ForceCodec(benchutil.RawCodec{})))
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			os.Exit(1)
@@ -136,19 +136,19 @@ func serveEmpty(addr, admin string, delay time.Duration, opts []grpc.ServerOptio
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	go http.ListenAndServe(admin, mux)
-	srv := grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodec(rawCodec{})}, opts...)...)
+	srv := grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodec(benchutil.RawCodec{})}, opts...)...)
 	srv.RegisterService(&grpc.ServiceDesc{
 		ServiceName: "opentelemetry.proto.collector.metrics.v1.MetricsService",
 		HandlerType: (*any)(nil),
 		Methods: []grpc.MethodDesc{{MethodName: "Export", Handler: func(_ any, ctx context.Context, dec func(any) error, _ grpc.UnaryServerInterceptor) (any, error) {
-			req := &rawReq{}
+			req := &benchutil.RawReq{}
 			if err := dec(req); err != nil {
 				return nil, err
 			}
 			if delay > 0 {
 				time.Sleep(delay)
 			}
-			return &rawReq{}, nil
+			return &benchutil.RawReq{}, nil
 		}}},
 	}, nil)
 	l, err := net.Listen("tcp", addr)
@@ -162,7 +162,7 @@ func serveEmpty(addr, admin string, delay time.Duration, opts []grpc.ServerOptio
 // k8sRequests cuts the corpus metrics-k8s into requests of n data points
 // each (the series in order, pod by pod; a request holds the pods its
 // points belong to), in wire form.
-func k8sRequests(n int) ([]*rawReq, int) {
+func k8sRequests(n int) ([]*benchutil.RawReq, int) {
 	var body []byte
 	for _, c := range otlptest.Corpora() {
 		if c.Name == "metrics-k8s" {
@@ -173,7 +173,7 @@ func k8sRequests(n int) ([]*rawReq, int) {
 	if err := proto.Unmarshal(body, &corpus); err != nil {
 		panic(err)
 	}
-	var out []*rawReq
+	var out []*benchutil.RawReq
 	req := &colmetrics.ExportMetricsServiceRequest{}
 	in := 0
 	flush := func() {
@@ -181,7 +181,7 @@ func k8sRequests(n int) ([]*rawReq, int) {
 		if err != nil {
 			panic(err)
 		}
-		out = append(out, &rawReq{b: b})
+		out = append(out, &benchutil.RawReq{B: b})
 		req, in = &colmetrics.ExportMetricsServiceRequest{}, 0
 	}
 	for _, rm := range corpus.ResourceMetrics {
@@ -201,26 +201,4 @@ func k8sRequests(n int) ([]*rawReq, int) {
 		flush()
 	}
 	return out, n
-}
-
-// rawReq is a request already in wire form; rawCodec sends it as it is.
-type rawReq struct{ b []byte }
-
-type rawCodec struct{}
-
-func (rawCodec) Name() string { return "proto" }
-
-func (rawCodec) Marshal(v any) ([]byte, error) {
-	if r, ok := v.(*rawReq); ok {
-		return r.b, nil
-	}
-	return proto.Marshal(v.(proto.Message))
-}
-
-func (rawCodec) Unmarshal(data []byte, v any) error {
-	if r, ok := v.(*rawReq); ok {
-		r.b = append(r.b[:0], data...)
-		return nil
-	}
-	return proto.Unmarshal(data, v.(proto.Message))
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/backendtest"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/kafka"
@@ -80,12 +81,12 @@ log:
 		return path
 	}
 	worker := func() *role {
-		admin := freePort(t)
+		admin := testproc.FreeAddr(t)
 		r, _ := sluiceRole(t, "worker -c "+config(admin), admin)
 		return r
 	}
 	workers := []*role{worker(), worker(), worker()}
-	sinkAdmin := freePort(t)
+	sinkAdmin := testproc.FreeAddr(t)
 	sluiceRole(t, "sink -c "+config(sinkAdmin), sinkAdmin)
 
 	bus, err := kafka.New(kafka.Config{Brokers: brokers})
@@ -425,7 +426,7 @@ func (f *podFleet) truth() map[string]truthEntry {
 // sum computed from what was sent.
 func TestAggregationSurvivesKillOnEmbeddedBus(t *testing.T) {
 	dir := t.TempDir()
-	httpAddr, admin := freePort(t), freePort(t)
+	httpAddr, admin := testproc.FreeAddr(t), testproc.FreeAddr(t)
 	rulesDir := filepath.Join(dir, "rules")
 	os.MkdirAll(rulesDir, 0o755)
 	os.WriteFile(filepath.Join(rulesDir, "agg.yaml"), []byte(`rules:

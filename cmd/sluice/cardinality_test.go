@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/sluice-dev/sluice/app"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/stream/cardinality"
 )
 
@@ -41,7 +42,7 @@ admin:
   listen: %s
 log:
   level: warn
-%s`, filepath.Join(dir, "data"), freePort(t), extra), 0o644)
+%s`, filepath.Join(dir, "data"), testproc.FreeAddr(t), extra), 0o644)
 	cfg, err := app.Load(path)
 	if err != nil {
 		t.Fatal(err)
@@ -176,7 +177,7 @@ func TestCardinalityCommandErrors(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"nothing listening", []string{"--admin", freePort(t)}, "cannot reach sluice's admin server at 127.0.0.1:"},
+		{"nothing listening", []string{"--admin", testproc.FreeAddr(t)}, "cannot reach sluice's admin server at 127.0.0.1:"},
 		{"no worker", []string{"-c", ingestCfg}, "no worker in the process at " + ingestOnly.AdminAddr() + ": cardinality is tracked by workers"},
 		{"tracking off", []string{"--admin", off.AdminAddr()}, "404 Not Found: cardinality tracking is off in this worker (worker.cardinality.enabled: false)"},
 		{"no config", []string{"-c", filepath.Join(t.TempDir(), "missing.yaml")}, "finding the admin server (or give --admin): open "},

@@ -15,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/kafka"
@@ -27,7 +28,7 @@ func TestKilledWorkerExactlyOnce(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	prefix := kafkatest.Topic(t, "eos")
 	dir := t.TempDir()
-	admin := freePort(t)
+	admin := testproc.FreeAddr(t)
 	cfg := filepath.Join(dir, "sluice.yaml")
 	os.WriteFile(cfg, fmt.Appendf(nil, `
 bus:

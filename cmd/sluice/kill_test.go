@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 )
 
 // TestMain lets the test binary stand in for the sluice binary, so that the
@@ -29,14 +29,33 @@ func TestMain(m *testing.M) {
 	kafkatest.Main(m)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+// sender posts OTLP/protobuf requests to url, numbered from 1 (request n's
+// body is body(n)), noting in acked the numbers of those answered with
+// success.
+type sender struct {
+	url   string
+	body  func(n int) []byte
+	n     int
+	acked map[int]bool
+}
+
+// send posts requests, one after another, for d.
+func (s *sender) send(d time.Duration) {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	for ctx.Err() == nil {
+		s.n++
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, s.url, bytes.NewReader(s.body(s.n)))
+		req.Header.Set("Content-Type", "application/x-protobuf")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			s.acked[s.n] = true
+		}
 	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // sluice killed with SIGKILL while clients send and data flows to the file
@@ -44,7 +63,7 @@ func freePort(t *testing.T) string {
 // success answer is in the output (duplicates allowed: at least once).
 func TestKilledProcessLosesNothing(t *testing.T) {
 	dir := t.TempDir()
-	httpAddr, admin := freePort(t), freePort(t)
+	httpAddr, admin := testproc.FreeAddr(t), testproc.FreeAddr(t)
 	cfg := filepath.Join(dir, "sluice.yaml")
 	out := filepath.Join(dir, "out")
 	os.WriteFile(cfg, fmt.Appendf(nil, `
@@ -69,26 +88,10 @@ log:
 
 	shape := otlptest.Shape{Resources: 2, Items: 10}
 	acked := map[int]bool{}
-	seed := 0
-	// send posts requests for d, noting those answered with success.
-	send := func(d time.Duration) {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		for ctx.Err() == nil {
-			seed++
-			shape.Seed = seed
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+httpAddr+"/v1/logs", bytes.NewReader(otlptest.Request(otlpwire.Logs, shape)))
-			req.Header.Set("Content-Type", "application/x-protobuf")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				continue
-			}
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				acked[seed] = true
-			}
-		}
-	}
+	send := (&sender{url: "http://" + httpAddr + "/v1/logs", acked: acked, body: func(seed int) []byte {
+		shape.Seed = seed
+		return otlptest.Request(otlpwire.Logs, shape)
+	}}).send
 
 	p, _ := sluiceRole(t, "run -c "+cfg, admin)
 	go func() {

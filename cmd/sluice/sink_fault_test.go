@@ -26,7 +26,9 @@ import (
 
 	"github.com/sluice-dev/sluice/app"
 	"github.com/sluice-dev/sluice/internal/backendtest"
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -77,6 +79,22 @@ func processed(t testing.TB, req *colmetrics.ExportMetricsServiceRequest, topic 
 	}}
 }
 
+// openBus opens the bus of the config at path in this process (its log
+// and metrics discarded), as a test does to write a backlog for the
+// sluice process it starts next.
+func openBus(t *testing.T, path string) (*config.Config, stream.Bus) {
+	t.Helper()
+	conf, err := app.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := app.OpenBus(context.Background(), conf, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return conf, bus
+}
+
 // promNumber is the single value of q now (0 for an empty result).
 func promNumber(t *testing.T, base, q string) float64 {
 	t.Helper()
@@ -99,19 +117,7 @@ func (r *role) Wait() { <-r.exited }
 
 // status is a size field of the process's /proc status (VmRSS, VmHWM) in
 // bytes; 0 once the process is gone.
-func (r *role) status(field string) int64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
-}
+func (r *role) status(field string) int64 { return testproc.StatusBytes(r.Process.Pid, field) }
 
 // sluiceRole runs `sluice <args>` in a process of its own until the test
 // ends, waiting until its admin server at admin is ready.
@@ -186,7 +192,7 @@ func metricSum(admin, name string) float64 {
 func TestKilledSinkDeliversToPrometheus(t *testing.T) {
 	be := backendtest.Prometheus(t)
 	dir := t.TempDir()
-	httpAddr, admin := freePort(t), freePort(t)
+	httpAddr, admin := testproc.FreeAddr(t), testproc.FreeAddr(t)
 	cfg := filepath.Join(dir, "sluice.yaml")
 	os.WriteFile(cfg, fmt.Appendf(nil, `
 bus:
@@ -211,25 +217,10 @@ log:
 
 	const perRequest = 10
 	acked := map[int]bool{}
-	seq := 0
-	send := func(d time.Duration) {
-		ctx, cancel := context.WithTimeout(context.Background(), d)
-		defer cancel()
-		for ctx.Err() == nil {
-			seq++
-			body, _ := proto.Marshal(gauges("fault_kill", perRequest, time.Now(), strAttr("req", strconv.Itoa(seq))))
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+httpAddr+"/v1/metrics", bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/x-protobuf")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				continue
-			}
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				acked[seq] = true
-			}
-		}
-	}
+	send := (&sender{url: "http://" + httpAddr + "/v1/metrics", acked: acked, body: func(seq int) []byte {
+		body, _ := proto.Marshal(gauges("fault_kill", perRequest, time.Now(), strAttr("req", strconv.Itoa(seq))))
+		return body
+	}}).send
 
 	p, _ := sluiceRole(t, "run -c "+cfg, admin)
 	go func() {
@@ -301,19 +292,12 @@ log:
   level: warn
 `, filepath.Join(dir, "data"), admin, be.WriteURL), 0o644)
 	}
-	writeConfig(freePort(t))
+	writeConfig(testproc.FreeAddr(t))
 
 	// The backlog, written by this process into the bus's data directory.
 	start := time.Now()
-	conf, err := app.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conf, bus := openBus(t, cfg)
 	ctx := context.Background()
-	bus, err := app.OpenBus(ctx, conf, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
 	topic := stream.Topics{Prefix: conf.Bus.TopicPrefix}.Processed(otlpwire.Metrics)
 	first := time.Now().Add(-5*time.Minute - time.Duration(records)*time.Second).Truncate(time.Second)
 	var bytesOut int
@@ -336,7 +320,7 @@ log:
 	t.Logf("backlog: %d records, %d points, %.1f MB of Arrow, written in %s", records, points, float64(bytesOut)/1e6, time.Since(start).Round(time.Millisecond))
 
 	// The sink drains it, its RSS read every 100ms.
-	admin := freePort(t)
+	admin := testproc.FreeAddr(t)
 	writeConfig(admin)
 	start = time.Now()
 	p, logs := sluiceRole(t, "sink -c "+cfg, admin)

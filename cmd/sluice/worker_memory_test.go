@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,15 +14,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/app"
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/kafka"
 )
@@ -150,17 +148,10 @@ log:
   level: %s
 `, prefix, brokers[0], admin, prefix, workerKeys, rulesDir, cmp.Or(os.Getenv("SLUICE_MEMTEST_LOG"), "warn")), 0o644)
 	}
-	writeConfig(freePort(t))
-	conf, err := app.Load(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	bus, err := app.OpenBus(ctx, conf, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
+	writeConfig(testproc.FreeAddr(t))
+	conf, bus := openBus(t, cfg)
 	defer bus.Close()
+	ctx := context.Background()
 	topics := stream.Topics{Prefix: prefix}
 	ing, err := ingest.New(ingest.Config{Topics: topics, MaxRecordBytes: int(conf.Bus.MaxRecordBytes), MaxRequestBytes: 64 << 20,
 		MaxInflightBytes: 1 << 30, ProduceTimeout: time.Minute}, bus)
@@ -193,7 +184,7 @@ log:
 		points, records, float64(rawBytes)/1e6, time.Since(start).Round(time.Millisecond))
 
 	// The worker drains it, its RSS read every 100ms.
-	admin := freePort(t)
+	admin := testproc.FreeAddr(t)
 	writeConfig(admin)
 	start = time.Now()
 	p, logs := sluiceRole(t, "worker -c "+cfg, admin)

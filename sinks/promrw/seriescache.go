@@ -149,48 +149,31 @@ func (c *seriesCache) evictFor(tid uint32, need int) {
 	}
 	share := c.maxBytes / active
 	own := c.tenantBytes[tid] > 0 && c.tenantBytes[tid]+need > share
-	for range 2*len(c.slots) + 1 {
-		if c.hand >= len(c.slots) {
-			c.hand = 0
+	for range 2 {
+		for range 2*len(c.slots) + 1 {
+			if c.hand >= len(c.slots) {
+				c.hand = 0
+			}
+			e := &c.slots[c.hand]
+			s := uint32(c.hand)
+			c.hand++
+			if e.data == nil {
+				continue
+			}
+			if own && e.tenant != tid || !own && c.tenantBytes[e.tenant] <= share {
+				continue
+			}
+			if e.ref {
+				e.ref = false
+				continue
+			}
+			c.evict(s)
+			return
 		}
-		e := &c.slots[c.hand]
-		s := uint32(c.hand)
-		c.hand++
-		if e.data == nil {
-			continue
-		}
-		if own && e.tenant != tid || !own && c.tenantBytes[e.tenant] <= share {
-			continue
-		}
-		if e.ref {
-			e.ref = false
-			continue
-		}
-		c.evict(s)
-		return
-	}
-	c.evictOne()
-}
-
-// evictOne evicts the entry under the CLOCK hand that has not been used
-// since the hand last passed it.
-func (c *seriesCache) evictOne() {
-	for {
-		if c.hand >= len(c.slots) {
-			c.hand = 0
-		}
-		e := &c.slots[c.hand]
-		s := uint32(c.hand)
-		c.hand++
-		if e.data == nil {
-			continue
-		}
-		if e.ref {
-			e.ref = false
-			continue
-		}
-		c.evict(s)
-		return
+		// None: plain CLOCK, as every tenant holding an entry is above a
+		// share of -1. There is an entry (put evicts only while the cache
+		// holds bytes), so its two sweeps find one.
+		own, share = false, -1
 	}
 }
 

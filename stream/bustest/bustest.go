@@ -61,6 +61,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -144,6 +145,36 @@ func PollN(tb testing.TB, c stream.Consumer, n int, timeout time.Duration) []*st
 	return out
 }
 
+// LargestPoll polls c until it has n records, committing each poll's
+// records when commit is set, and returns the most value bytes one Poll
+// returned. It fails the test on a Poll error, or when the n records do
+// not come within 30s.
+func LargestPoll(tb testing.TB, c stream.Consumer, n int, commit bool) int {
+	tb.Helper()
+	got, most := 0, 0
+	deadline := time.Now().Add(30 * time.Second)
+	for got < n && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		recs, err := c.Poll(ctx)
+		cancel()
+		if err != nil {
+			tb.Fatalf("poll after %d records: %v", got, err)
+		}
+		bytes := 0
+		for _, r := range recs {
+			bytes += len(r.Value)
+		}
+		got, most = got+len(recs), max(most, bytes)
+		if commit {
+			Commit(tb, c, recs...)
+		}
+	}
+	if got != n {
+		tb.Fatalf("%d of %d records", got, n)
+	}
+	return most
+}
+
 // PollNone checks that nothing comes within d.
 func PollNone(tb testing.TB, c stream.Consumer, d time.Duration) {
 	tb.Helper()
@@ -164,6 +195,20 @@ func Commit(tb testing.TB, c stream.Consumer, recs ...*stream.Record) {
 	if err := c.Commit(context.Background(), recs...); err != nil {
 		tb.Fatal(err)
 	}
+}
+
+// Values builds n records for topic with values prefix0..prefixN-1, on
+// partition i mod partitions (partitions 0: the bus chooses).
+func Values(topic, prefix string, n int, partitions int32) []*stream.Record {
+	recs := make([]*stream.Record, n)
+	for i := range recs {
+		p := int32(-1)
+		if partitions > 0 {
+			p = int32(i) % partitions
+		}
+		recs[i] = &stream.Record{Topic: topic, Partition: p, Value: []byte(prefix + strconv.Itoa(i))}
+	}
+	return recs
 }
 
 // ValueSet counts the records by value.

@@ -23,7 +23,7 @@ import (
 func commitOnlyProcessed(e *env) {
 	t := e.t
 	topic := e.topic(2)
-	e.produce(values(topic, "r", 20, 2)...)
+	e.produce(Values(topic, "r", 20, 2)...)
 	cfg := stream.ConsumerConfig{Group: e.group(), Topics: []string{topic}, MaxPollRecords: 3}
 	c := Consume(t, e.bus, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), e.caps.wait())
@@ -93,7 +93,7 @@ func redeliveryAfterCrash(e *env) {
 	e.needDurable()
 	t := e.t
 	topic := e.topic(2)
-	e.produce(values(topic, "r", 10, 2)...)
+	e.produce(Values(topic, "r", 10, 2)...)
 	group := e.group()
 	c := e.consume(group, topic)
 	first := e.pollN(c, 10)
@@ -107,7 +107,7 @@ func redeliveryAfterCrash(e *env) {
 		}
 	}
 	Commit(t, c, done...)
-	late := values(topic, "late", 4, 2)
+	late := Values(topic, "late", 4, 2)
 	e.produce(late...) // acknowledged: it must survive the crash
 	for v := range ValueSet(late) {
 		want[v]++
@@ -134,7 +134,7 @@ func startPositions(e *env) {
 	t := e.t
 	topic := e.topic(1)
 	tick := max(e.caps.TimestampResolution, time.Millisecond)
-	old, newer := values(topic, "old", 5, 1), values(topic, "new", 5, 1)
+	old, newer := Values(topic, "old", 5, 1), Values(topic, "new", 5, 1)
 	e.produce(old...)
 	time.Sleep(2 * tick) // the clock moves past the time the bus gave the old records
 	mid := time.Now()
@@ -190,7 +190,7 @@ func startPositions(e *env) {
 		Commit(t, latest, recs...)
 		seen = append(seen, recs...)
 	}
-	after := values(topic, "after", 3, 1)
+	after := Values(topic, "after", 3, 1)
 	e.produce(after...)
 	since = append(since, after...)
 	ctx, cancel := context.WithTimeout(context.Background(), e.caps.wait())
@@ -227,7 +227,7 @@ func startAtRecordTime(e *env) {
 	t := e.t
 	topic := e.topic(1)
 	base := time.Now().Add(-time.Hour).Truncate(time.Millisecond)
-	old, later := values(topic, "old", 5, 1), values(topic, "later", 5, 1)
+	old, later := Values(topic, "old", 5, 1), Values(topic, "later", 5, 1)
 	for i, r := range old {
 		r.Timestamp = base.Add(time.Duration(i) * time.Second)
 	}
@@ -280,7 +280,7 @@ func groupSharesPartitions(e *env) {
 			if both && i >= 10 {
 				return
 			}
-			recs := values(topic, fmt.Sprintf("b%d-", i), 8, 4)
+			recs := Values(topic, fmt.Sprintf("b%d-", i), 8, 4)
 			if err := e.bus.Produce(ctx, recs...); err != nil {
 				t.Error(err)
 				return
@@ -354,8 +354,8 @@ func groupSharesPartitions(e *env) {
 func severalTopicsAndLag(e *env) {
 	t := e.t
 	a, b := e.topic(2), e.topic(1)
-	e.produce(values(a, "a", 10, 2)...)
-	e.produce(values(b, "b", 3, 1)...)
+	e.produce(Values(a, "a", 10, 2)...)
+	e.produce(Values(b, "b", 3, 1)...)
 	c := Consume(t, e.bus, stream.ConsumerConfig{Group: e.group(), Topics: []string{a, b}, MaxPollRecords: 100})
 	wantLag(e, c, 13)
 	recs := e.pollN(c, 13)

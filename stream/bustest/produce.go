@@ -33,7 +33,7 @@ func ensureTopics(e *env) {
 		}
 	}
 	// Each partition takes records; one beyond them is refused for good.
-	e.produce(values(a, "r", 3, 3)...)
+	e.produce(Values(a, "r", 3, 3)...)
 	err := e.bus.Produce(context.Background(), &stream.Record{Topic: a, Partition: 3, Value: []byte("x")})
 	if err == nil || stream.IsRetryable(err) {
 		t.Errorf("produce to partition 3 of 3: %v, want a permanent error", err)
@@ -48,7 +48,7 @@ func ensureTopics(e *env) {
 		t.Errorf("after a restart: Partitions = %d, want the existing 3", got)
 	}
 	c := e.consume(e.group(), a)
-	if got := ValueSet(e.drain(c, 3)); !maps.Equal(got, ValueSet(values(a, "r", 3, 3))) {
+	if got := ValueSet(e.drain(c, 3)); !maps.Equal(got, ValueSet(Values(a, "r", 3, 3))) {
 		t.Errorf("after a restart the topic holds %v", got)
 	}
 }
@@ -204,7 +204,7 @@ func orderWithinPartition(e *env) {
 	var want []string // partition 0
 	var keyed []string
 	for batch := range 3 {
-		recs := values(topic, fmt.Sprintf("b%d-", batch), 10, 0)
+		recs := Values(topic, fmt.Sprintf("b%d-", batch), 10, 0)
 		for _, r := range recs {
 			r.Partition = 0
 			want = append(want, string(r.Value))
@@ -214,7 +214,7 @@ func orderWithinPartition(e *env) {
 		e.produce(one)
 		want = append(want, string(one.Value))
 	}
-	recs := values(topic, "keyed", 20, 0)
+	recs := Values(topic, "keyed", 20, 0)
 	for _, r := range recs {
 		r.Key = []byte("one key")
 		keyed = append(keyed, string(r.Value))
@@ -296,7 +296,7 @@ func concurrentProduce(e *env) {
 	for p := range producers {
 		wg.Go(func() {
 			for i := range batches {
-				if err := e.bus.Produce(context.Background(), values(topic, "p"+strconv.Itoa(p)+"-"+strconv.Itoa(i)+"-", size, 0)...); err != nil {
+				if err := e.bus.Produce(context.Background(), Values(topic, "p"+strconv.Itoa(p)+"-"+strconv.Itoa(i)+"-", size, 0)...); err != nil {
 					t.Error(err)
 					return
 				}

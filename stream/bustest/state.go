@@ -110,7 +110,7 @@ func revoked(e *env) {
 				gone[p] = true
 			}
 		}})
-	e.produce(values(topic, "a-", 8, 4)...)
+	e.produce(Values(topic, "a-", 8, 4)...)
 	e.drain(first, 8)
 	second := Consume(t, e.bus, stream.ConsumerConfig{Group: group, Topics: []string{topic}})
 
@@ -129,7 +129,7 @@ func revoked(e *env) {
 	})
 	var secondParts []int32
 	for i := 0; len(secondParts) == 0; i++ {
-		e.produce(values(topic, fmt.Sprintf("b%d-", i), 4, 4)...)
+		e.produce(Values(topic, fmt.Sprintf("b%d-", i), 4, 4)...)
 		pctx, c := context.WithTimeout(ctx, 200*time.Millisecond)
 		recs, err := second.Poll(pctx)
 		c()

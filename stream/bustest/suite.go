@@ -247,20 +247,6 @@ func (e *env) quiet(c stream.Consumer) {
 	PollNone(e.t, c, e.caps.RedeliveryDelay+200*time.Millisecond)
 }
 
-// values builds n records for topic with values prefix0..prefixN-1, on
-// partition i mod partitions (partitions 0: the bus chooses).
-func values(topic, prefix string, n int, partitions int32) []*stream.Record {
-	recs := make([]*stream.Record, n)
-	for i := range recs {
-		p := int32(-1)
-		if partitions > 0 {
-			p = int32(i) % partitions
-		}
-		recs[i] = &stream.Record{Topic: topic, Partition: p, Value: []byte(prefix + strconv.Itoa(i))}
-	}
-	return recs
-}
-
 // byPartition groups recs by partition, keeping their order.
 func byPartition(recs []*stream.Record) map[int32][]*stream.Record {
 	m := map[int32][]*stream.Record{}

@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -149,17 +150,12 @@ func produceError(req *kmsg.ProduceRequest, code *kerr.Error) *kmsg.ProduceRespo
 }
 
 func TestBrokerUnreachable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close() // nothing listens there now
+	addr := testproc.FreeAddr(t) // nothing listens there
 	b := newBus(t, Config{Brokers: []string{addr}, ProduceTimeout: time.Second})
 	if err := b.Ping(context.Background()); !errors.Is(err, stream.ErrUnavailable) {
 		t.Errorf("Ping: %v, want ErrUnavailable", err)
 	}
-	err = b.Produce(context.Background(), &stream.Record{Topic: "t", Partition: -1, Value: []byte("x")})
+	err := b.Produce(context.Background(), &stream.Record{Topic: "t", Partition: -1, Value: []byte("x")})
 	if !stream.IsRetryable(err) {
 		t.Errorf("Produce: %v, want a retryable error", err)
 	}

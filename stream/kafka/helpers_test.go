@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"log/slog"
-	"strconv"
 	"testing"
 
 	"github.com/sluice-dev/sluice/internal/kafkatest"
@@ -38,20 +37,6 @@ func topic(t testing.TB, b *Bus, partitions int32) string {
 	return name
 }
 
-// values builds n unkeyed records for topic with values prefix0..prefixN-1,
-// spread over partitions (0: the bus chooses).
-func values(topic, prefix string, n int, partitions int32) []*stream.Record {
-	recs := make([]*stream.Record, n)
-	for i := range recs {
-		p := int32(-1)
-		if partitions > 0 {
-			p = int32(i) % partitions
-		}
-		recs[i] = &stream.Record{Topic: topic, Partition: p, Value: []byte(prefix + strconv.Itoa(i))}
-	}
-	return recs
-}
-
 func topicName(t testing.TB) string { return kafkatest.Topic(t, "sluice") }
 func groupName(t testing.TB) string { return kafkatest.Group(t, "g") }
 
@@ -64,6 +49,7 @@ var (
 	ensure     = func(t testing.TB, b *Bus, specs ...stream.TopicSpec) { t.Helper(); bustest.Ensure(t, b, specs...) }
 	produce    = func(t testing.TB, b *Bus, recs ...*stream.Record) { t.Helper(); bustest.Produce(t, b, recs...) }
 	pollN      = bustest.PollN
+	values     = bustest.Values
 	valueSet   = bustest.ValueSet
 	eventually = bustest.Eventually
 )

@@ -2,7 +2,6 @@ package nats
 
 import (
 	"log/slog"
-	"strconv"
 	"testing"
 	"time"
 
@@ -61,11 +60,7 @@ func runServer(t testing.TB, dir string, port int) *server.Server {
 
 // values builds n unkeyed records for topic with values prefix0..prefixN-1.
 func values(topic, prefix string, n int) []*stream.Record {
-	recs := make([]*stream.Record, n)
-	for i := range recs {
-		recs[i] = &stream.Record{Topic: topic, Partition: -1, Value: []byte(prefix + strconv.Itoa(i))}
-	}
-	return recs
+	return bustest.Values(topic, prefix, n, 0)
 }
 
 // The helpers every bus's tests share.

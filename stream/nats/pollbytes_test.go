@@ -1,12 +1,11 @@
 package nats
 
 import (
-	"context"
 	"crypto/rand"
 	"testing"
-	"time"
 
 	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/bustest"
 )
 
 // MaxPollBytes bounds the message bytes of one Poll: 100 records of 64 KiB
@@ -28,28 +27,7 @@ func TestMaxPollBytes(t *testing.T) {
 	largest := func(cfg stream.ConsumerConfig) int {
 		c := consume(t, b, cfg)
 		defer c.Close()
-		got, most := 0, 0
-		deadline := time.Now().Add(30 * time.Second)
-		for got < n && time.Now().Before(deadline) {
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			recs, err := c.Poll(ctx)
-			cancel()
-			if err != nil {
-				t.Fatalf("poll after %d records: %v", got, err)
-			}
-			bytes := 0
-			for _, r := range recs {
-				bytes += len(r.Value)
-			}
-			got, most = got+len(recs), max(most, bytes)
-			if err := c.Commit(context.Background(), recs...); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if got != n {
-			t.Fatalf("%d of %d records", got, n)
-		}
-		return most
+		return bustest.LargestPoll(t, c, n, true)
 	}
 	if most := largest(stream.ConsumerConfig{Group: "bounded", Topics: []string{"in"}, MaxPollBytes: limit}); most > limit+size {
 		t.Errorf("with MaxPollBytes %d a poll returned %d bytes", limit, most)

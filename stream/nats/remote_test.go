@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -122,13 +123,8 @@ func TestRemoteServerRestart(t *testing.T) {
 }
 
 func TestNewUnreachable(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	_, err = New(Config{URL: "nats://user:pw@" + addr})
+	addr := testproc.FreeAddr(t) // nothing listens there
+	_, err := New(Config{URL: "nats://user:pw@" + addr})
 	if !errors.Is(err, stream.ErrUnavailable) {
 		t.Errorf("err = %v, want ErrUnavailable", err)
 	}

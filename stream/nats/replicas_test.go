@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -26,12 +26,7 @@ func runCluster(t *testing.T, n int) string {
 	// its route listener until it is well under way).
 	routes := make([]*url.URL, n)
 	for i := range routes {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		routes[i] = &url.URL{Scheme: "nats-route", Host: l.Addr().String()}
-		l.Close()
+		routes[i] = &url.URL{Scheme: "nats-route", Host: testproc.FreeAddr(t)}
 	}
 	srvs := make([]*server.Server, n)
 	for i := range srvs {
