@@ -209,7 +209,7 @@ func checkPoint(dataNum FieldNum, p []byte) ItemProblem {
 			}
 			na++
 		case f.Num == exemplars:
-			if pr := checkExemplar(q); pr.Problem != ProblemNone {
+			if pr := exemplarMessage.check(q); pr.Problem != ProblemNone {
 				pr.Field, pr.Index = f.Num, nx
 				return pr
 			}
@@ -227,39 +227,6 @@ func checkPoint(dataNum FieldNum, p []byte) ItemProblem {
 				return ItemProblem{Problem: pr, Field: f.Num, Index: nx, Sub: sub, Attr: -1}
 			}
 			nx++
-		}
-	}
-	return ItemProblem{}
-}
-
-// checkExemplar checks an Exemplar; the Field and Index of the problem are
-// the caller's to set.
-//
-//	message Exemplar {
-//	  repeated KeyValue filtered_attributes = 7;
-//	  fixed64 time_unix_nano = 2;
-//	  oneof value { double as_double = 3; sfixed64 as_int = 6; }
-//	  bytes span_id = 4;
-//	  bytes trace_id = 5;
-//	}
-func checkExemplar(p []byte) ItemProblem {
-	na := 0
-	for i := 0; i < len(p); {
-		f, code := next(p, i)
-		if code != ReadOK {
-			return ItemProblem{Problem: ProblemMalformed, Sub: f.Num, Attr: -1}
-		}
-		i = f.End
-		switch {
-		case f.Num == ExemplarFilteredAttributes && f.Type == WireLen:
-			if pr, af := CheckKeyValue(p[f.Val:f.End]); pr != ProblemNone {
-				return ItemProblem{Problem: pr, Sub: f.Num, Attr: na, AttrField: af}
-			}
-			na++
-		case f.Type == WireI64 && (f.Num == ExemplarTimeUnixNano || f.Num == ExemplarAsDouble || f.Num == ExemplarAsInt),
-			f.Type == WireLen && (f.Num == ExemplarSpanID || f.Num == ExemplarTraceID):
-		default:
-			return ItemProblem{Problem: ProblemUnsupported, Sub: f.Num, Attr: -1}
 		}
 	}
 	return ItemProblem{}
@@ -312,9 +279,9 @@ func checkQuantile(p []byte) (Problem, FieldNum) {
 
 // lastString keeps the last occurrence of a string field, the one the
 // decoder keeps and checks.
-type lastString struct{ val, end int }
+type lastString []byte
 
-func (l lastString) valid(p []byte) bool { return ValidUTF8(p[l.val:l.end]) }
+func (l lastString) valid() bool { return ValidUTF8(l) }
 
 // checkLogRecord checks a LogRecord: its attributes, body, severity_text
 // and event_name.
@@ -358,15 +325,15 @@ func checkLogRecord(p []byte) ItemProblem {
 				return noAttr(pr, f.Num)
 			}
 		case LogRecordSeverityText:
-			sev = lastString{f.Val, f.End}
+			sev = p[f.Val:f.End]
 		case LogRecordEventName:
-			event = lastString{f.Val, f.End}
+			event = p[f.Val:f.End]
 		}
 	}
 	switch {
-	case !sev.valid(p):
+	case !sev.valid():
 		return noAttr(ProblemUTF8, LogRecordSeverityText)
-	case !event.valid(p):
+	case !event.valid():
 		return noAttr(ProblemUTF8, LogRecordEventName)
 	}
 	return ItemProblem{}
@@ -409,17 +376,17 @@ func checkSpan(p []byte) ItemProblem {
 			}
 			na++
 		case SpanTraceState:
-			state = lastString{f.Val, f.End}
+			state = p[f.Val:f.End]
 		case SpanName:
-			name = lastString{f.Val, f.End}
+			name = p[f.Val:f.End]
 		case SpanEvents:
-			if pr := checkEvent(q); pr.Problem != ProblemNone {
+			if pr := eventMessage.check(q); pr.Problem != ProblemNone {
 				pr.Field, pr.Index = f.Num, ne
 				return pr
 			}
 			ne++
 		case SpanLinks:
-			if pr := checkLink(q); pr.Problem != ProblemNone {
+			if pr := linkMessage.check(q); pr.Problem != ProblemNone {
 				pr.Field, pr.Index = f.Num, nl
 				return pr
 			}
@@ -434,7 +401,7 @@ func checkSpan(p []byte) ItemProblem {
 				j = g.End
 				switch {
 				case g.Num == StatusMessage && g.Type == WireLen:
-					msg = lastString{f.Val + g.Val, f.Val + g.End}
+					msg = q[g.Val:g.End]
 				case g.Num == StatusCode && g.Type == WireVarint:
 				default:
 					return ItemProblem{Problem: ProblemUnsupported, Field: f.Num, Sub: g.Num, Attr: -1}
@@ -443,66 +410,62 @@ func checkSpan(p []byte) ItemProblem {
 		}
 	}
 	switch {
-	case !state.valid(p):
+	case !state.valid():
 		return noAttr(ProblemUTF8, SpanTraceState)
-	case !name.valid(p):
+	case !name.valid():
 		return noAttr(ProblemUTF8, SpanName)
-	case !msg.valid(p):
+	case !msg.valid():
 		return ItemProblem{Problem: ProblemUTF8, Field: SpanStatus, Sub: StatusMessage, Attr: -1}
 	}
 	return ItemProblem{}
 }
 
-// checkEvent checks a Span.Event.
-//
-//	message Event {
-//	  fixed64 time_unix_nano = 1;
-//	  string name = 2;
-//	  repeated KeyValue attributes = 3;
-//	  uint32 dropped_attributes_count = 4;
-//	}
-func checkEvent(p []byte) ItemProblem {
-	var name lastString
-	na := 0
-	for i := 0; i < len(p); {
-		f, code := next(p, i)
-		if code != ReadOK {
-			return ItemProblem{Problem: ProblemMalformed, Sub: f.Num, Attr: -1}
-		}
-		i = f.End
-		switch {
-		case f.Num == SpanEventAttributes && f.Type == WireLen:
-			if pr, af := CheckKeyValue(p[f.Val:f.End]); pr != ProblemNone {
-				return ItemProblem{Problem: pr, Sub: f.Num, Attr: na, AttrField: af}
-			}
-			na++
-		case f.Num == SpanEventName && f.Type == WireLen:
-			name = lastString{f.Val, f.End}
-		case f.Num == SpanEventTimeUnixNano && f.Type == WireI64,
-			f.Num == SpanEventDroppedAttributesCount && f.Type == WireVarint:
-		default:
-			return ItemProblem{Problem: ProblemUnsupported, Sub: f.Num, Attr: -1}
-		}
-	}
-	if !name.valid(p) {
-		return ItemProblem{Problem: ProblemUTF8, Sub: SpanEventName, Attr: -1}
-	}
-	return ItemProblem{}
+// subMessage describes a message inside an item that keeps no unknown
+// fields: its attributes, its string field (0: none), checked in its last
+// occurrence, and its other fields; any other field is unsupported.
+type subMessage struct {
+	attrs, str FieldNum
+	others     []Tag
 }
 
-// checkLink checks a Span.Link.
-//
-//	message Link {
-//	  bytes trace_id = 1;
-//	  bytes span_id = 2;
-//	  string trace_state = 3;
-//	  repeated KeyValue attributes = 4;
-//	  uint32 dropped_attributes_count = 5;
-//	  fixed32 flags = 6;
-//	}
-func checkLink(p []byte) ItemProblem {
-	var state lastString
+var (
+	// message Exemplar {
+	//   repeated KeyValue filtered_attributes = 7;
+	//   fixed64 time_unix_nano = 2;
+	//   oneof value { double as_double = 3; sfixed64 as_int = 6; }
+	//   bytes span_id = 4;
+	//   bytes trace_id = 5;
+	// }
+	exemplarMessage = subMessage{attrs: ExemplarFilteredAttributes, others: []Tag{
+		{ExemplarTimeUnixNano, WireI64}, {ExemplarAsDouble, WireI64}, {ExemplarAsInt, WireI64},
+		{ExemplarSpanID, WireLen}, {ExemplarTraceID, WireLen}}}
+	// message Event {
+	//   fixed64 time_unix_nano = 1;
+	//   string name = 2;
+	//   repeated KeyValue attributes = 3;
+	//   uint32 dropped_attributes_count = 4;
+	// }
+	eventMessage = subMessage{attrs: SpanEventAttributes, str: SpanEventName, others: []Tag{
+		{SpanEventTimeUnixNano, WireI64}, {SpanEventDroppedAttributesCount, WireVarint}}}
+	// message Link {
+	//   bytes trace_id = 1;
+	//   bytes span_id = 2;
+	//   string trace_state = 3;
+	//   repeated KeyValue attributes = 4;
+	//   uint32 dropped_attributes_count = 5;
+	//   fixed32 flags = 6;
+	// }
+	linkMessage = subMessage{attrs: SpanLinkAttributes, str: SpanLinkTraceState, others: []Tag{
+		{SpanLinkTraceID, WireLen}, {SpanLinkSpanID, WireLen},
+		{SpanLinkDroppedAttributesCount, WireVarint}, {SpanLinkFlags, WireI32}}}
+)
+
+// check checks p, a message of m; the problem's Field and Index are the
+// caller's to set.
+func (m *subMessage) check(p []byte) ItemProblem {
+	var str lastString
 	na := 0
+fields:
 	for i := 0; i < len(p); {
 		f, code := next(p, i)
 		if code != ReadOK {
@@ -510,22 +473,25 @@ func checkLink(p []byte) ItemProblem {
 		}
 		i = f.End
 		switch {
-		case f.Num == SpanLinkAttributes && f.Type == WireLen:
+		case f.Num == m.attrs && f.Type == WireLen:
 			if pr, af := CheckKeyValue(p[f.Val:f.End]); pr != ProblemNone {
 				return ItemProblem{Problem: pr, Sub: f.Num, Attr: na, AttrField: af}
 			}
 			na++
-		case f.Num == SpanLinkTraceState && f.Type == WireLen:
-			state = lastString{f.Val, f.End}
-		case f.Type == WireLen && (f.Num == SpanLinkTraceID || f.Num == SpanLinkSpanID),
-			f.Num == SpanLinkDroppedAttributesCount && f.Type == WireVarint,
-			f.Num == SpanLinkFlags && f.Type == WireI32:
-		default:
-			return ItemProblem{Problem: ProblemUnsupported, Sub: f.Num, Attr: -1}
+			continue
+		case f.Num == m.str && f.Type == WireLen:
+			str = p[f.Val:f.End]
+			continue
 		}
+		for _, t := range m.others {
+			if f.Tag == t {
+				continue fields
+			}
+		}
+		return ItemProblem{Problem: ProblemUnsupported, Sub: f.Num, Attr: -1}
 	}
-	if !state.valid(p) {
-		return ItemProblem{Problem: ProblemUTF8, Sub: SpanLinkTraceState, Attr: -1}
+	if !str.valid() {
+		return ItemProblem{Problem: ProblemUTF8, Sub: m.str, Attr: -1}
 	}
 	return ItemProblem{}
 }

@@ -1,7 +1,6 @@
 package otlpwire
 
 import (
-	"encoding/binary"
 	"unicode/utf8"
 )
 
@@ -189,16 +188,7 @@ func checkValue(v []byte) Problem {
 }
 
 // IsASCII reports whether p holds no byte of 0x80 or more.
-func IsASCII(p []byte) bool {
-	var acc uint64
-	for ; len(p) >= 8; p = p[8:] {
-		acc |= binary.LittleEndian.Uint64(p)
-	}
-	for _, c := range p {
-		acc |= uint64(c)
-	}
-	return acc&0x8080808080808080 == 0
-}
+func IsASCII(p []byte) bool { return orBytes(p)&0x8080808080808080 == 0 }
 
 func checkKeyValue(p []byte, depth int) (Problem, FieldNum) {
 	for i := 0; i < len(p); {
