@@ -298,7 +298,8 @@ func TestLimit(t *testing.T) {
 }
 
 // Snapshots of versions 1 (before the folded series by metric) and 2 (an
-// empty distribution written for every interval without one) restore.
+// empty distribution written for every interval without one, compressed
+// with zstd) restore.
 func TestRestoreVersion1(t *testing.T) {
 	a := New(Config{})
 	add(t, a, spec10, mCum, P{In: 1, T: 1, V: 1})
@@ -310,7 +311,7 @@ func TestRestoreVersion1(t *testing.T) {
 	if len(want) != 1 {
 		t.Fatalf("flushed %v, want one point", want)
 	}
-	v3, err := zstdDecode(buf.Bytes())
+	v3, err := payload(buf.Bytes())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,7 +326,8 @@ func TestRestoreVersion1(t *testing.T) {
 	empty.dist(&dist{})
 	raw := slices.Concat(v3[:len(v3)-1], empty.b, v3[len(v3)-1:])
 	raw[len(snapMagic)] = 2
-	v2, err := decodeSnapshot(raw, Config{})
+	// Compressed as version 2 was written: a zstd frame.
+	v2, err := Restore(bytes.NewReader(zstdSnapshot(t, raw)), Config{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -207,3 +207,30 @@ func BenchmarkStateBytes(b *testing.B) {
 		b.ReportMetric(one/outputs-perInput, "bytes/output-series")
 	}
 }
+
+// BenchmarkSnapshot: a checkpoint of 100k output series with two inputs
+// each (cumulative sums, one open interval each); ns/series and the
+// snapshot's bytes/series.
+func BenchmarkSnapshot(b *testing.B) {
+	const outputs = 100_000
+	batch, in, out := benchBatch(b, mCum, outputs, 2)
+	defer batch.Release()
+	a := New(Config{})
+	if err := a.Add("t", batch, in, out, spec10, time.Unix(1000, 0)); err != nil {
+		b.Fatal(err)
+	}
+	var size countWriter
+	b.ReportAllocs()
+	for b.Loop() {
+		size = 0
+		if err := a.Snapshot(&size); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/outputs, "ns/series")
+	b.ReportMetric(float64(size)/outputs, "bytes/series")
+}
+
+type countWriter int
+
+func (w *countWriter) Write(p []byte) (int, error) { *w += countWriter(len(p)); return len(p), nil }

@@ -139,7 +139,7 @@ func decompress(t testing.TB, snap []byte) []byte {
 		t.Fatal(err)
 	}
 	_ = a
-	d, err := zstdDecode(snap)
+	d, err := payload(snap)
 	if err != nil {
 		t.Fatal(err)
 	}

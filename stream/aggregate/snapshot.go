@@ -1,6 +1,7 @@
 package aggregate
 
 import (
+	"bufio"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 )
 
@@ -16,6 +18,9 @@ const (
 	snapMagic   = "SLAGS"
 	snapVersion = 3       // 1: without the folded series by metric; 2: a distribution for every interval; still read
 	maxSnapshot = 8 << 30 // decompressed bytes
+	// s2Frame starts a snapshot compressed as one S2 block; snapshots
+	// without it are zstd frames (those of earlier versions).
+	s2Frame = "SLS2"
 )
 
 type writer struct{ b []byte }
@@ -65,8 +70,10 @@ func (w *writer) dist(d *dist) {
 }
 
 // Snapshot writes the whole state of a: series, their labels and totals,
-// inputs, open intervals, the watermark and the counters, as one zstd
-// frame of a compact binary encoding. Restore reads it back.
+// inputs, open intervals, the watermark and the counters, in a compact
+// binary encoding compressed as one S2 block (three times faster to write
+// than zstd's fastest level, at twice the size: BenchmarkSnapshot).
+// Restore reads it back, and the zstd frames of earlier versions too.
 func (a *Aggregator) Snapshot(out io.Writer) error {
 	bp := snapBufs.Get().(*[]byte)
 	w := &writer{b: (*bp)[:0]}
@@ -217,7 +224,14 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 	w.u32s(a.extFree)
 
 	zp := snapBufs.Get().(*[]byte)
-	*zp = snapEnc.EncodeAll(w.b, (*zp)[:0])
+	if n := s2.MaxEncodedLen(len(w.b)); n < 0 {
+		return fmt.Errorf("aggregate: snapshot of %d bytes is too large", len(w.b))
+	} else if cap(*zp) < len(s2Frame)+n {
+		*zp = make([]byte, 0, len(s2Frame)+n)
+	}
+	*zp = append((*zp)[:0], s2Frame...)
+	enc := s2.Encode((*zp)[len(s2Frame):cap(*zp)], w.b) // in place: dst is large enough
+	*zp = (*zp)[:len(s2Frame)+len(enc)]
 	_, err := out.Write(*zp)
 	snapBufs.Put(zp)
 	if err != nil {
@@ -226,13 +240,9 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 	return nil
 }
 
-// snapEnc compresses snapshots (EncodeAll is safe for concurrent use);
-// snapBufs are the buffers they are written and compressed in, shared by
+// snapBufs are the buffers snapshots are written and compressed in, shared by
 // the Aggregators of a process, which checkpoint one after another.
-var (
-	snapEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-	snapBufs   = sync.Pool{New: func() any { return new([]byte) }}
-)
+var snapBufs = sync.Pool{New: func() any { return new([]byte) }}
 
 func (r *reader) f64() float64 { return math.Float64frombits(r.u64()) }
 
@@ -314,6 +324,28 @@ func (r *reader) dist(d *dist) {
 // behaves exactly as the one snapshotted. A truncated or corrupt snapshot
 // is an error (ErrRecord).
 func Restore(in io.Reader, cfg Config) (*Aggregator, error) {
+	br := bufio.NewReader(in)
+	if head, _ := br.Peek(len(s2Frame)); string(head) != s2Frame {
+		return restoreZstd(br, cfg)
+	}
+	comp, err := io.ReadAll(br)
+	if err != nil {
+		return nil, fmt.Errorf("%w: restore: %v", ErrRecord, err)
+	}
+	comp = comp[len(s2Frame):]
+	n, err := s2.DecodedLen(comp)
+	if err != nil || n > maxSnapshot {
+		return nil, fmt.Errorf("%w: restore: S2 block of %d bytes: %v", ErrRecord, n, err)
+	}
+	data, err := s2.Decode(make([]byte, n), comp)
+	if err != nil {
+		return nil, fmt.Errorf("%w: restore: %v", ErrRecord, err)
+	}
+	return decodeSnapshot(data, cfg)
+}
+
+// restoreZstd restores a snapshot of an earlier version, a zstd frame.
+func restoreZstd(in io.Reader, cfg Config) (*Aggregator, error) {
 	dec, err := zstd.NewReader(in, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(maxSnapshot))
 	if err != nil {
 		return nil, fmt.Errorf("aggregate: restore: %w", err)
@@ -323,11 +355,7 @@ func Restore(in io.Reader, cfg Config) (*Aggregator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: restore: %v", ErrRecord, err)
 	}
-	a, err := decodeSnapshot(data, cfg)
-	if err != nil {
-		return nil, err
-	}
-	return a, nil
+	return decodeSnapshot(data, cfg)
 }
 
 func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
