@@ -53,6 +53,8 @@ type position struct {
 	// acknowledged (committed); Delivered the last one handed out.
 	AckFloor  uint64 `json:"ack_floor"`
 	Delivered uint64 `json:"delivered"`
+	// first is the stream's first sequence, at start.
+	first uint64
 }
 
 // consumerPositions reads the durable consumers' positions from srv, in
@@ -73,7 +75,7 @@ func consumerPositions(srv *server.Server) (map[[3]string]position, error) {
 					continue // ephemeral: gone with its client
 				}
 				got[[3]string{acc.Id, st.Name, ci.Name}] = position{Account: acc.Id, Stream: st.Name, Consumer: ci.Name,
-					AckFloor: ci.AckFloor.Stream, Delivered: ci.Delivered.Stream}
+					AckFloor: ci.AckFloor.Stream, Delivered: ci.Delivered.Stream, first: st.State.FirstSeq}
 			}
 		}
 	}
@@ -153,10 +155,12 @@ type positionReset struct{ stream, consumer string }
 // recreated or moved (restartAtAckFloor, an operator's `nats consumer rm`),
 // which would look like damage. After a clean stop nothing moves a
 // consumer until the next start, so a consumer missing, or behind its
-// record, lost its state on disk. Further on than its record is damage too
-// when the record is exact (no listener); with a listener another client
-// may have acknowledged records between the record and the shutdown, so
-// that is not reported. A crash is left to nats-server's own rebuild
+// record, lost its state on disk. Further on than its record, past records
+// the stream still holds, is damage too when the record is exact (no
+// listener); with a listener another client may have acknowledged records
+// between the record and the shutdown, so that is not reported, nor is a
+// consumer moved up past records that aged out (bus.retention) while
+// sluice was stopped. A crash is left to nats-server's own rebuild
 // warnings (NewEmbedded), and loses at most the last moments of
 // consumer state (duplicates).
 func checkPositions(log *slog.Logger, srv *server.Server, store string, rec *positions) ([]positionReset, error) {
@@ -185,13 +189,16 @@ func checkPositions(log *slog.Logger, srv *server.Server, store string, rec *pos
 				"recorded_ack_floor", r.AckFloor, "recorded_delivered", r.Delivered,
 				"ack_floor", cur.AckFloor, "delivered", cur.Delivered,
 				"delivered_again_from", cur.AckFloor+1, "delivered_again_to", r.AckFloor)
-		case rec.Exact && cur.AckFloor > r.AckFloor:
+		case rec.Exact && cur.AckFloor > r.AckFloor && cur.AckFloor >= cur.first:
+			// Beyond records that still exist: not retention (records
+			// aged out while sluice was stopped move the consumer up to
+			// the first one left, below it).
 			log.Warn("nats: embedded: a group's position went forward at start: nats-server misread its consumer state (o.dat) although sluice stopped cleanly. "+
 				"Records not yet committed are skipped (loss)",
 				"stream", r.Stream, "consumer", r.Consumer, "path", filepath.Join(dir, "o.dat"),
 				"recorded_ack_floor", r.AckFloor, "recorded_delivered", r.Delivered,
 				"ack_floor", cur.AckFloor, "delivered", cur.Delivered,
-				"skipped_from", r.AckFloor+1, "skipped_to", cur.AckFloor)
+				"skipped_from", max(r.AckFloor+1, cur.first), "skipped_to", cur.AckFloor)
 		default:
 			continue
 		}

@@ -232,6 +232,34 @@ func TestEmbeddedConsumerStateIntact(t *testing.T) {
 	}
 }
 
+// Records that age out (retention) while sluice is stopped move the
+// group's consumer up to the first record left at the next start: not
+// damage, and not reported. Items in and out: 10 written with a retention
+// of 1s, r0..r3 committed; none left after 2s stopped.
+func TestEmbeddedConsumerStateAgedOut(t *testing.T) {
+	dir := t.TempDir()
+	b := openEmbedded(t, dir, Config{})
+	ensure(t, b, stream.TopicSpec{Name: "odat", Partitions: 1, Retention: time.Second})
+	produce(t, b, values("odat", "r", 10)...)
+	c := consume(t, b, stream.ConsumerConfig{Group: "g", Topics: []string{"odat"}})
+	commit(t, c, pollN(t, c, 10, 5*time.Second)[:4]...)
+	b.Close()
+	time.Sleep(2 * time.Second) // the records' age passes retention while stopped
+
+	b2, reg, logs, err := restarted(t, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := logs.String(); s != "" {
+		t.Errorf("warnings after records aged out:\n%s", s)
+	}
+	if n, err := testutil.GatherAndCount(reg, "sluice_bus_positions_reset_total"); err != nil || n != 0 {
+		t.Errorf("sluice_bus_positions_reset_total: %d series (%v), want none", n, err)
+	}
+	c2 := consume(t, b2, stream.ConsumerConfig{Group: "g", Topics: []string{"odat"}})
+	pollNone(t, c2, 1500*time.Millisecond) // past AckWait: nothing pending comes again
+}
+
 // After a stop that was not clean (no marker: a crash) the record is not
 // compared: a crash leaves it behind the consumers, and a group may have
 // been recreated while the process ran. nats-server's reset of an emptied
