@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -30,6 +31,11 @@ type Bus struct {
 	// marker is the file Close writes after the embedded server shut
 	// down cleanly.
 	marker string
+	// positions is the directory where Close records the groups'
+	// positions (positions.go); exactPositions that no other client can
+	// move them (no listener).
+	positions      string
+	exactPositions bool
 	// unregister removes what NewEmbedded registered on its Registerer.
 	unregister func()
 
@@ -189,8 +195,26 @@ func (b *Bus) Close() error {
 		// else is in flight that Close should wait for.
 		b.nc.Close()
 		if b.srv != nil {
+			// Read before the shutdown, from memory; a client of the
+			// listener may still acknowledge records meanwhile, which
+			// only puts the record behind (see checkPositions).
+			var pos map[[3]string]position
+			var posErr error
+			if b.positions != "" {
+				pos, posErr = consumerPositions(b.srv)
+			}
 			b.srv.Shutdown()
 			b.srv.WaitForShutdown()
+			if b.positions != "" {
+				if posErr == nil {
+					posErr = recordPositions(b.positions, positionsOf(pos, b.exactPositions))
+				}
+				if posErr != nil {
+					// A stale record must not be compared at the next start.
+					b.log.Warn("nats: embedded: cannot record the groups' positions; they are not checked at the next start", "err", posErr)
+					os.Remove(filepath.Join(b.positions, positionsFile))
+				}
+			}
 			if b.marker != "" {
 				if err := os.WriteFile(b.marker, nil, 0o644); err != nil {
 					b.log.Warn("nats: embedded: cannot mark the clean shutdown", "err", err)

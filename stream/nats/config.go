@@ -84,7 +84,9 @@ type EmbeddedConfig struct {
 	// Registerer, when set, receives gauges of how full the JetStream
 	// store is (sluice_bus_store_used_bytes, sluice_bus_store_limit_bytes,
 	// sluice_bus_stream_bytes{stream}), read from the server at each
-	// scrape; Bus.Close unregisters them.
+	// scrape, and sluice_bus_positions_reset_total{stream,consumer}, the
+	// groups found at start elsewhere than the last clean stop left them
+	// (positions.go); Bus.Close unregisters them.
 	Registerer prometheus.Registerer
 }
 

@@ -87,6 +87,11 @@
 // shutdown was clean (Close leaves a marker file in the data directory) or
 // a checksum failed, else as a warning (the traces of a crash). A full
 // store (EmbeddedConfig.MaxStore) fails Produce with stream.ErrUnavailable.
+// A group's consumer whose state file nats-server cannot decode fails
+// NewEmbedded, naming its directory; one that nats-server loaded at
+// another position than the last clean stop left it (an o.dat emptied,
+// removed or misread), or not at all, is logged as a warning and counted
+// (positions.go).
 //
 // The embedded server syncs its files every EmbeddedConfig.SyncInterval
 // (nats-server's default: 2 minutes): records survive a crash of the

@@ -38,11 +38,19 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 	if err := os.Remove(marker); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("nats: embedded: %w", err)
 	}
+	// The groups' positions at the last stop, trusted only when it was
+	// clean (checkPositions says why).
+	var recorded *positions
+	if clean {
+		if recorded, err = readPositions(cfg.DataDir); err != nil {
+			log.Warn("nats: embedded: cannot read the groups' positions recorded at the last stop; they are not checked", "err", err)
+		}
+	}
 	start := &startupLog{}
 	srv.SetLoggerV2(serverLogger{log: log.With("component", "nats-server"), start: start}, false, false, false)
 	srv.Start()
 	store := filepath.Join(cfg.DataDir, server.JetStreamStoreDir)
-	fatal, repaired := start.end()
+	fatal, repaired, unloaded := start.end()
 	if fatal != "" || !srv.JetStreamEnabled() {
 		// Start returns without JetStream when the store cannot be
 		// opened; nothing would work, and restarting will not help.
@@ -50,6 +58,23 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("nats: embedded: cannot open the JetStream store %s: %s; "+
 			"make it a writable directory, or move it aside to start with an empty bus (losing the records in it)", store, fatal)
+	}
+	if len(unloaded) > 0 {
+		// A consumer nats-server could not load (a garbled o.dat) cannot
+		// be created again either while its directory is there: the
+		// group's Consume would fail, retryable, forever. Say which
+		// file, once, and let the operator choose (positions.go).
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		if clean {
+			// No client ran: the stop stays clean and the record current,
+			// so that the next start reports what the operator's repair
+			// did to the group's position.
+			if err := os.WriteFile(marker, nil, 0o644); err != nil {
+				log.Warn("nats: embedded: cannot mark the clean shutdown", "err", err)
+			}
+		}
+		return nil, unloadable(store, unloaded)
 	}
 	if len(repaired) > 0 {
 		// nats-server repairs a damaged store by rebuilding its state
@@ -78,9 +103,13 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 		srv.WaitForShutdown()
 		return nil, fmt.Errorf("nats: embedded: %w", err)
 	}
-	b.marker = marker
+	resets, err := checkPositions(log, srv, store, recorded)
+	if err != nil {
+		log.Warn("nats: embedded: cannot check the groups' positions against those recorded at the last stop", "err", err)
+	}
+	b.marker, b.positions, b.exactPositions = marker, cfg.DataDir, cfg.Listen == ""
 	if reg := cfg.Registerer; reg != nil {
-		c := storeCollector{srv: srv}
+		c := storeCollector{srv: srv, resets: resets}
 		if err := reg.Register(c); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("nats: embedded: registering the store metrics: %w", err)
@@ -148,6 +177,7 @@ type startupLog struct {
 	done     bool
 	fatal    string
 	repaired []string
+	unloaded []consumerLoadError
 }
 
 // storeRepairs are the starts of nats-server's warnings when it finds a
@@ -163,6 +193,10 @@ func (s *startupLog) note(fatal bool, msg string) {
 	case fatal:
 		s.fatal = msg
 	default:
+		if e, ok := parseConsumerLoadError(msg); ok {
+			s.unloaded = append(s.unloaded, e)
+			return
+		}
 		for _, p := range storeRepairs {
 			if strings.HasPrefix(msg, p) {
 				s.repaired = append(s.repaired, msg)
@@ -173,11 +207,11 @@ func (s *startupLog) note(fatal bool, msg string) {
 }
 
 // end stops the recording and returns what was recorded.
-func (s *startupLog) end() (fatal string, repaired []string) {
+func (s *startupLog) end() (fatal string, repaired []string, unloaded []consumerLoadError) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.done = true
-	return s.fatal, s.repaired
+	return s.fatal, s.repaired, s.unloaded
 }
 
 func (l serverLogger) Noticef(format string, v ...any) { l.logf(slog.LevelDebug, format, v) }

@@ -16,19 +16,30 @@ var (
 		"Bytes the embedded bus's JetStream store may hold (bus.embedded.max_store, or the share of the disk nats-server chose); writes fail beyond it.", nil, nil)
 	streamBytesDesc = prometheus.NewDesc("sluice_bus_stream_bytes",
 		"Bytes one stream of the embedded bus holds (a topic, or a state store's KV_ stream).", []string{"stream"}, nil)
+	positionsResetDesc = prometheus.NewDesc("sluice_bus_positions_reset_total",
+		"Groups' consumers of the embedded bus found missing or moved at start although the last stop was clean: nats-server lost or misread their state (o.dat), so records are delivered again or skipped. Counted once per start; see the warning in the log.", []string{"stream", "consumer"}, nil)
 )
 
 // storeCollector reads the gauges from the server at each scrape: the
 // server keeps the figures in memory, so this costs no I/O.
-type storeCollector struct{ srv *server.Server }
+type storeCollector struct {
+	srv *server.Server
+	// resets are the groups whose position nats-server lost while the
+	// process was stopped, found at start (checkPositions).
+	resets []positionReset
+}
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- storeUsedDesc
 	ch <- storeLimitDesc
 	ch <- streamBytesDesc
+	ch <- positionsResetDesc
 }
 
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, r := range c.resets {
+		ch <- prometheus.MustNewConstMetric(positionsResetDesc, prometheus.CounterValue, 1, r.stream, r.consumer)
+	}
 	info, err := c.srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
 	if err != nil || info.Disabled {
 		return // shut down: nothing to report
