@@ -32,6 +32,10 @@ type Bus struct {
 	marker string
 	// unregister removes what NewEmbedded registered on its Registerer.
 	unregister func()
+	// fault is what the embedded store's watch last found it cannot
+	// write (nil: nothing); watched is closed when the watch has ended.
+	fault   atomic.Pointer[storeFault]
+	watched chan struct{}
 
 	mu     sync.RWMutex
 	topics map[string]*topicInfo
@@ -182,6 +186,9 @@ func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
 		b.closed.Store(true)
 		b.cancel()
+		if b.watched != nil {
+			<-b.watched // no restart of JetStream during the shutdown
+		}
 		if b.unregister != nil {
 			b.unregister()
 		}

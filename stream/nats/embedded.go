@@ -79,6 +79,8 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 		return nil, fmt.Errorf("nats: embedded: %w", err)
 	}
 	b.marker = marker
+	b.watched = make(chan struct{})
+	go newStoreWatch(srv, opts, cfg.MaxPayload, log).run(b, b.watched)
 	if reg := cfg.Registerer; reg != nil {
 		c := storeCollector{srv: srv}
 		if err := reg.Register(c); err != nil {
