@@ -187,4 +187,8 @@ sinks:
 	t.Logf("%d requests answered 200 before the disk filled, %d refused, %d answered 200 after space was freed: %d log records in",
 		okBefore, refused, okAfter, accepted)
 	waitForOutput(t, filepath.Join(dir, "out"), [3]int{otlpwire.Logs: accepted})
+	// A sequence a failed write used up is no record lost to retention.
+	if lost, _ := metricSum(t, "http://"+p.AdminAddr(), "sluice_bus_records_lost_total"); lost != 0 {
+		t.Errorf("sluice_bus_records_lost_total = %v after the disk was full, want 0: nothing acknowledged was removed", lost)
+	}
 }

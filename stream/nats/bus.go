@@ -36,6 +36,10 @@ type Bus struct {
 	// write (nil: nothing); watched is closed when the watch has ended.
 	fault   atomic.Pointer[storeFault]
 	watched chan struct{}
+	// unwritten holds, by stream, sequences that failed writes used up
+	// without storing a record (storefault.go): not losses.
+	unwrittenMu sync.Mutex
+	unwritten   map[string][]uint64
 
 	mu     sync.RWMutex
 	topics map[string]*topicInfo
@@ -206,4 +210,27 @@ func (b *Bus) Close() error {
 		}
 	})
 	return nil
+}
+
+func (b *Bus) addUnwritten(stream string, seq uint64) {
+	b.unwrittenMu.Lock()
+	defer b.unwrittenMu.Unlock()
+	if b.unwritten == nil {
+		b.unwritten = map[string][]uint64{}
+	}
+	b.unwritten[stream] = append(b.unwritten[stream], seq)
+}
+
+// unwrittenIn counts the sequences of stream in [from, to) that failed
+// writes used up.
+func (b *Bus) unwrittenIn(stream string, from, to uint64) uint64 {
+	b.unwrittenMu.Lock()
+	defer b.unwrittenMu.Unlock()
+	var n uint64
+	for _, s := range b.unwritten[stream] {
+		if s >= from && s < to {
+			n++
+		}
+	}
+	return n
 }

@@ -1,6 +1,8 @@
 package nats
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // A write error of the embedded store (a full disk, ENOSPC; an I/O or
@@ -81,6 +84,7 @@ func (w *storeWatch) run(b *Bus, exited chan<- struct{}) {
 		restarts    int       // in this episode
 		nextRestart time.Time
 		backoff     = w.interval
+		noted       = map[string]bool{} // streams noteUnwritten looked at in this episode
 	)
 	for {
 		select {
@@ -94,6 +98,7 @@ func (w *storeWatch) run(b *Bus, exited chan<- struct{}) {
 				w.log.Warn("nats: embedded: the JetStream store takes writes again", "path", w.js.StoreDir,
 					"failing_for", time.Since(since).Round(time.Second), "jetstream_restarts", restarts)
 				failing, restarts, backoff = false, 0, w.interval
+				clear(noted)
 			}
 			b.fault.Store(nil)
 			continue
@@ -104,6 +109,12 @@ func (w *storeWatch) run(b *Bus, exited chan<- struct{}) {
 			w.log.Error("nats: embedded: the JetStream store failed a write (disk full?): nats-server refuses every later write to these streams, "+
 				"so ingest answers 503 and stages retry; sluice restarts JetStream once the disk takes writes again (free space, or fix the error)",
 				"path", w.js.StoreDir, "streams", fault.streams)
+		}
+		for name := range fault.streams {
+			if !noted[name] && name != "*" {
+				noted[name] = true
+				w.noteUnwritten(b, name)
+			}
 		}
 		if time.Now().Before(nextRestart) {
 			continue
@@ -189,4 +200,39 @@ func (f *storeFault) of(stream string) string {
 		return e
 	}
 	return f.streams["*"]
+}
+
+// noteUnwritten finds the sequence a failed write may have used up: when
+// the write fails, the file store can count the record's sequence as its
+// last and then hold no record there (stream state first 2, last 1 after
+// a failed first write). After the restart the stream goes on after it,
+// and a group's consumer skips it like a record removed by age. The
+// sequence is recorded on b so that the loss count leaves it out: no
+// record there was ever acknowledged.
+func (w *storeWatch) noteUnwritten(b *Bus, name string) {
+	info, err := w.srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
+	if err != nil {
+		return
+	}
+	var last uint64
+	for _, acc := range info.AccountDetails {
+		for _, st := range acc.Streams {
+			if st.Name == name {
+				last = st.State.LastSeq
+			}
+		}
+	}
+	if last == 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(b.done, 5*time.Second)
+	defer cancel()
+	st, err := b.js.Stream(ctx, name)
+	if err != nil {
+		return
+	}
+	if _, err := st.GetMsg(ctx, last); errors.Is(err, jetstream.ErrMsgNotFound) {
+		w.log.Debug("nats: embedded: a failed write used up a stream sequence", "stream", name, "sequence", last)
+		b.addUnwritten(name, last)
+	}
 }
