@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -154,7 +155,7 @@ sinks:
 	if refused == 0 || okBefore == 0 {
 		t.Fatalf("%d requests answered 200, %d refused: the disk never filled", okBefore, refused)
 	}
-	// Still full: still refused, and the process is up.
+	// Still full: still refused, and the process is up, not ready.
 	for range 3 {
 		if post() == http.StatusOK {
 			t.Fatal("answered 200 while the disk is still full")
@@ -162,6 +163,9 @@ sinks:
 		refused++
 	}
 	healthy()
+	if body := waitReady(t, p, http.StatusServiceUnavailable); !strings.Contains(body, "bus: ") || !strings.Contains(body, "cannot be written") {
+		t.Errorf("readyz does not name the bus's store: %q", body)
+	}
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -184,11 +188,34 @@ sinks:
 		okAfter++
 	}
 	healthy()
+	waitReady(t, p, http.StatusOK)
 	t.Logf("%d requests answered 200 before the disk filled, %d refused, %d answered 200 after space was freed: %d log records in",
 		okBefore, refused, okAfter, accepted)
 	waitForOutput(t, filepath.Join(dir, "out"), [3]int{otlpwire.Logs: accepted})
 	// A sequence a failed write used up is no record lost to retention.
 	if lost, _ := metricSum(t, "http://"+p.AdminAddr(), "sluice_bus_records_lost_total"); lost != 0 {
 		t.Errorf("sluice_bus_records_lost_total = %v after the disk was full, want 0: nothing acknowledged was removed", lost)
+	}
+}
+
+// waitReady waits (30s at most) for /readyz to answer code and returns
+// the answer's body.
+func waitReady(t *testing.T, p *Process, code int) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get("http://" + p.AdminAddr() + "/readyz")
+		if err != nil {
+			t.Fatalf("readyz: %v", err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode == code {
+			return string(body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz answers %d (%s), want %d", resp.StatusCode, bytes.TrimSpace(body), code)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

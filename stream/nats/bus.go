@@ -166,6 +166,10 @@ func (b *Bus) Ping(ctx context.Context) error {
 		}
 		return fmt.Errorf("nats: ping: %w: %w", stream.ErrUnavailable, err)
 	}
+	if f := b.fault.Load(); f != nil {
+		// The server answers, but refuses writes: not ready to ingest.
+		return fmt.Errorf("nats: ping: %w: the embedded store cannot be written until JetStream restarts: %s", stream.ErrUnavailable, f)
+	}
 	return nil
 }
 

@@ -90,8 +90,8 @@
 // So does a full disk, or another write error of the store: nats-server
 // then refuses every later write to the stream until JetStream reopens the
 // store, so a watch (storefault.go) notices the error, fails Produce to
-// that stream at once, and restarts JetStream in the process when a probe
-// write to the disk succeeds again.
+// that stream at once (and Ping meanwhile), and restarts JetStream in the
+// process when a probe write to the disk succeeds again.
 //
 // The embedded server syncs its files every EmbeddedConfig.SyncInterval
 // (nats-server's default: 2 minutes): records survive a crash of the

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -235,4 +236,21 @@ func (w *storeWatch) noteUnwritten(b *Bus, name string) {
 		w.log.Debug("nats: embedded: a failed write used up a stream sequence", "stream", name, "sequence", last)
 		b.addUnwritten(name, last)
 	}
+}
+
+// String names the failing streams and their errors, for Ping.
+func (f *storeFault) String() string {
+	names := make([]string, 0, len(f.streams))
+	for name := range f.streams {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	var b strings.Builder
+	for i, name := range names {
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(f.streams[name])
+	}
+	return b.String()
 }
