@@ -107,7 +107,7 @@ func (w *storeWatch) run(b *Bus, exited chan<- struct{}) {
 		b.fault.Store(fault)
 		if !failing {
 			failing, since = true, time.Now()
-			w.log.Error("nats: embedded: the JetStream store failed a write (disk full?): nats-server refuses every later write to these streams, "+
+			w.log.Error("nats: embedded: the JetStream store failed a write (a full disk, or an I/O or permission error): nats-server refuses every later write to these streams, "+
 				"so ingest answers 503 and stages retry; sluice restarts JetStream once the disk takes writes again (free space, or fix the error)",
 				"path", w.js.StoreDir, "streams", fault.streams)
 		}
