@@ -23,9 +23,10 @@ import (
 // (server/stream.go processJetStreamMsg: "We don't want to respond back to
 // the user"), so every publish to it times out, also after the disk has
 // room again, until JetStream reopens its store. On a permission error
-// nats-server disables JetStream altogether. Nothing in the server undoes
-// either: the store watch does, by restarting JetStream in the process
-// once a probe write to the store's disk succeeds.
+// nats-server disables JetStream altogether. The server undoes neither by
+// itself (only a config reload that turns JetStream on again would): the
+// store watch does, by restarting JetStream in the process once a probe
+// write to the store's disk succeeds.
 
 // storeWatchInterval is how often the watch asks the server for write
 // errors (a read of the store's directory listing and of in-memory state).
