@@ -63,9 +63,10 @@ func fillDisk(t *testing.T, path string, leave int64) {
 
 // A real full disk under the embedded bus (a tmpfs smaller than
 // max_store): ingest answers 503 with Retry-After, never 200 for what it
-// could not store, and the process stays up. Once space is freed, requests
-// succeed again without a restart, and exactly the items answered 200
-// reach the file sink (which writes outside the full disk).
+// could not store; the process stays up and /readyz names the bus. Once
+// space is freed, requests succeed again without a restart of sluice,
+// exactly the items answered 200 reach the file sink (which writes outside
+// the full disk), and no record counts as lost to retention.
 func TestEmbeddedDiskFullRecovers(t *testing.T) {
 	dir := t.TempDir()
 	data := filepath.Join(dir, "data")
