@@ -167,6 +167,10 @@ sinks:
 	if body := waitReady(t, p, http.StatusServiceUnavailable); !strings.Contains(body, "bus: ") || !strings.Contains(body, "cannot be written") {
 		t.Errorf("readyz does not name the bus's store: %q", body)
 	}
+	admin := "http://" + p.AdminAddr()
+	if v, _ := metricSum(t, admin, "sluice_bus_store_write_failing"); v != 1 {
+		t.Errorf("sluice_bus_store_write_failing = %v while the disk is full, want 1", v)
+	}
 
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
@@ -190,11 +194,14 @@ sinks:
 	}
 	healthy()
 	waitReady(t, p, http.StatusOK)
+	if v, ok := metricSum(t, admin, "sluice_bus_store_write_failing"); !ok || v != 0 {
+		t.Errorf("sluice_bus_store_write_failing = %v (present: %v) after recovering, want 0", v, ok)
+	}
 	t.Logf("%d requests answered 200 before the disk filled, %d refused, %d answered 200 after space was freed: %d log records in",
 		okBefore, refused, okAfter, accepted)
 	waitForOutput(t, filepath.Join(dir, "out"), [3]int{otlpwire.Logs: accepted})
 	// A sequence a failed write used up is no record lost to retention.
-	if lost, _ := metricSum(t, "http://"+p.AdminAddr(), "sluice_bus_records_lost_total"); lost != 0 {
+	if lost, _ := metricSum(t, admin, "sluice_bus_records_lost_total"); lost != 0 {
 		t.Errorf("sluice_bus_records_lost_total = %v after the disk was full, want 0: nothing acknowledged was removed", lost)
 	}
 }

@@ -82,7 +82,7 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 	b.watched = make(chan struct{})
 	go newStoreWatch(srv, opts, cfg.MaxPayload, log).run(b, b.watched)
 	if reg := cfg.Registerer; reg != nil {
-		c := storeCollector{srv: srv}
+		c := storeCollector{srv: srv, bus: b}
 		if err := reg.Register(c); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("nats: embedded: registering the store metrics: %w", err)

@@ -16,19 +16,30 @@ var (
 		"Bytes the embedded bus's JetStream store may hold (bus.embedded.max_store, or the share of the disk nats-server chose); writes fail beyond it.", nil, nil)
 	streamBytesDesc = prometheus.NewDesc("sluice_bus_stream_bytes",
 		"Bytes one stream of the embedded bus holds (a topic, or a state store's KV_ stream).", []string{"stream"}, nil)
+	storeFailingDesc = prometheus.NewDesc("sluice_bus_store_write_failing",
+		"1 while the embedded bus's store cannot be written (a full disk, an I/O or permission error: writes are refused until sluice restarts JetStream once the disk takes writes again), else 0.", nil, nil)
 )
 
 // storeCollector reads the gauges from the server at each scrape: the
 // server keeps the figures in memory, so this costs no I/O.
-type storeCollector struct{ srv *server.Server }
+type storeCollector struct {
+	srv *server.Server
+	bus *Bus // its fault, what the store watch found
+}
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- storeUsedDesc
 	ch <- storeLimitDesc
 	ch <- streamBytesDesc
+	ch <- storeFailingDesc
 }
 
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
+	failing := 0.0
+	if c.bus.fault.Load() != nil {
+		failing = 1
+	}
+	ch <- prometheus.MustNewConstMetric(storeFailingDesc, prometheus.GaugeValue, failing)
 	info, err := c.srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
 	if err != nil || info.Disabled {
 		return // shut down: nothing to report
