@@ -38,6 +38,14 @@ type Bus struct {
 	exactPositions bool
 	// unregister removes what NewEmbedded registered on its Registerer.
 	unregister func()
+	// fault is what the embedded store's watch last found it cannot
+	// write (nil: nothing); watched is closed when the watch has ended.
+	fault   atomic.Pointer[storeFault]
+	watched chan struct{}
+	// unwritten holds, by stream, sequences that failed writes used up
+	// without storing a record (storefault.go): not losses.
+	unwrittenMu sync.Mutex
+	unwritten   map[string][]uint64
 
 	mu     sync.RWMutex
 	topics map[string]*topicInfo
@@ -164,6 +172,10 @@ func (b *Bus) Ping(ctx context.Context) error {
 		}
 		return fmt.Errorf("nats: ping: %w: %w", stream.ErrUnavailable, err)
 	}
+	if f := b.fault.Load(); f != nil {
+		// The server answers, but refuses writes: not ready to ingest.
+		return fmt.Errorf("nats: ping: %w: the embedded store cannot be written until JetStream restarts: %s", stream.ErrUnavailable, f)
+	}
 	return nil
 }
 
@@ -188,6 +200,9 @@ func (b *Bus) Close() error {
 	b.closeOnce.Do(func() {
 		b.closed.Store(true)
 		b.cancel()
+		if b.watched != nil {
+			<-b.watched // no restart of JetStream during the shutdown
+		}
 		if b.unregister != nil {
 			b.unregister()
 		}
@@ -223,4 +238,27 @@ func (b *Bus) Close() error {
 		}
 	})
 	return nil
+}
+
+func (b *Bus) addUnwritten(stream string, seq uint64) {
+	b.unwrittenMu.Lock()
+	defer b.unwrittenMu.Unlock()
+	if b.unwritten == nil {
+		b.unwritten = map[string][]uint64{}
+	}
+	b.unwritten[stream] = append(b.unwritten[stream], seq)
+}
+
+// unwrittenIn counts the sequences of stream in [from, to) that failed
+// writes used up.
+func (b *Bus) unwrittenIn(stream string, from, to uint64) uint64 {
+	b.unwrittenMu.Lock()
+	defer b.unwrittenMu.Unlock()
+	var n uint64
+	for _, s := range b.unwritten[stream] {
+		if s >= from && s < to {
+			n++
+		}
+	}
+	return n
 }

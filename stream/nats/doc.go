@@ -87,6 +87,11 @@
 // shutdown was clean (Close leaves a marker file in the data directory) or
 // a checksum failed, else as a warning (the traces of a crash). A full
 // store (EmbeddedConfig.MaxStore) fails Produce with stream.ErrUnavailable.
+// So does a full disk, or another write error of the store: nats-server
+// then refuses every later write to the stream until JetStream reopens the
+// store, so a watch (storefault.go) notices the error, fails Produce to
+// that stream at once (and Ping meanwhile), and restarts JetStream in the
+// process when a probe write to the disk succeeds again.
 // A group's consumer whose state file nats-server cannot decode fails
 // NewEmbedded, naming its directory; one that nats-server loaded at
 // another position than the last clean stop left it (an o.dat emptied,

@@ -108,8 +108,10 @@ func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 		log.Warn("nats: embedded: cannot check the groups' positions against those recorded at the last stop", "err", err)
 	}
 	b.marker, b.positions, b.exactPositions = marker, cfg.DataDir, cfg.Listen == ""
+	b.watched = make(chan struct{})
+	go newStoreWatch(srv, opts, cfg.MaxPayload, log).run(b, b.watched)
 	if reg := cfg.Registerer; reg != nil {
-		c := storeCollector{srv: srv, resets: resets}
+		c := storeCollector{srv: srv, resets: resets, bus: b}
 		if err := reg.Register(c); err != nil {
 			b.Close()
 			return nil, fmt.Errorf("nats: embedded: registering the store metrics: %w", err)

@@ -70,8 +70,14 @@ func (c *consumer) checkLost(f fetched) {
 	if n == 0 {
 		return
 	}
+	from := md.Sequence.Stream - n
+	// Sequences that failed writes of a full store used up held no
+	// record.
+	if n -= c.bus.unwrittenIn(streamName(f.src.topic), from, md.Sequence.Stream); n == 0 {
+		return
+	}
 	c.bus.log.Warn("nats: records removed by the stream's limits (max age) before the group read them; reading resumes after them",
-		"group", c.group, "topic", f.src.topic, "from_sequence", md.Sequence.Stream-n, "to_sequence", md.Sequence.Stream, "records", n)
+		"group", c.group, "topic", f.src.topic, "from_sequence", from, "to_sequence", md.Sequence.Stream, "records", n)
 	if c.onLost != nil {
 		c.onLost(f.src.topic, -1, int64(n))
 	}

@@ -59,6 +59,11 @@ func (b *Bus) Produce(ctx context.Context, recs ...*stream.Record) error {
 			if t, err = b.topic(ctx, rec.Topic); err != nil {
 				return b.produceErr(ctx, err)
 			}
+			if e := b.fault.Load().of(t.stream); e != "" {
+				// The server would not answer: fail now, not at the
+				// publish timeout.
+				return fmt.Errorf("nats: produce to %s: %w: the embedded store cannot be written until JetStream restarts: %s", rec.Topic, stream.ErrUnavailable, e)
+			}
 		}
 		msg, err := b.message(rec, t)
 		if err != nil {

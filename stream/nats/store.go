@@ -18,6 +18,8 @@ var (
 		"Bytes one stream of the embedded bus holds (a topic, or a state store's KV_ stream).", []string{"stream"}, nil)
 	positionsResetDesc = prometheus.NewDesc("sluice_bus_positions_reset_total",
 		"Groups' consumers of the embedded bus found missing or moved at start although the last stop was clean: nats-server lost or misread their state (o.dat), so records are delivered again or skipped. Counted once per start; see the warning in the log.", []string{"stream", "consumer"}, nil)
+	storeFailingDesc = prometheus.NewDesc("sluice_bus_store_write_failing",
+		"1 while the embedded bus's store cannot be written (a full disk, an I/O or permission error: writes are refused until sluice restarts JetStream once the disk takes writes again), else 0.", nil, nil)
 )
 
 // storeCollector reads the gauges from the server at each scrape: the
@@ -27,6 +29,7 @@ type storeCollector struct {
 	// resets are the groups whose position nats-server lost while the
 	// process was stopped, found at start (checkPositions).
 	resets []positionReset
+	bus *Bus // its fault, what the store watch found
 }
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -34,12 +37,18 @@ func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- storeLimitDesc
 	ch <- streamBytesDesc
 	ch <- positionsResetDesc
+	ch <- storeFailingDesc
 }
 
 func (c storeCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range c.resets {
 		ch <- prometheus.MustNewConstMetric(positionsResetDesc, prometheus.CounterValue, 1, r.stream, r.consumer)
 	}
+	failing := 0.0
+	if c.bus.fault.Load() != nil {
+		failing = 1
+	}
+	ch <- prometheus.MustNewConstMetric(storeFailingDesc, prometheus.GaugeValue, failing)
 	info, err := c.srv.Jsz(&server.JSzOptions{Accounts: true, Streams: true})
 	if err != nil || info.Disabled {
 		return // shut down: nothing to report
