@@ -29,7 +29,7 @@ type storeCollector struct {
 	// resets are the groups whose position nats-server lost while the
 	// process was stopped, found at start (checkPositions).
 	resets []positionReset
-	bus *Bus // its fault, what the store watch found
+	bus    *Bus // its fault, what the store watch found
 }
 
 func (c storeCollector) Describe(ch chan<- *prometheus.Desc) {
