@@ -174,6 +174,10 @@ func pointFields(dataNum FieldNum) (attrs, exemplars FieldNum) {
 }
 
 // checkPoint checks a data point of the Metric data field dataNum.
+//
+// checkPoint, checkLogRecord and checkSpan open with the same walk of the
+// item's fields, written out in each: one walker calling back for the
+// item's own fields made the check 15-35% slower (BenchmarkCheckItem).
 func checkPoint(dataNum FieldNum, p []byte) ItemProblem {
 	attrs, exemplars := pointFields(dataNum)
 	tag := byte(attrs)<<3 | byte(WireLen)
