@@ -40,6 +40,7 @@ ingest:
   http_listen: ""
 admin:
   listen: 127.0.0.1:$admin_port
+  pprof: $([[ -n ${PROFILE:-} ]] && echo true || echo false)
 log:
   level: warn
 YAML
@@ -54,10 +55,12 @@ trap cleanup EXIT
 [[ -n $own_broker ]] && bash scripts/kafka/broker.sh start "$work/kafka" "$port"
 "${SLUICE_BIN:-./bin/sluice}" ingest -c "$work/sluice.yaml" &
 pid=$!
+ready=
 for _ in $(seq 100); do
-	curl -fsS 127.0.0.1:$admin_port/readyz >/dev/null 2>&1 && break
+	curl -fsS 127.0.0.1:$admin_port/readyz >/dev/null 2>&1 && ready=1 && break
 	sleep 0.2
 done
+[[ -n $ready ]] || { echo "bench/ingest.sh: the ingester is not ready (config: $work/sluice.yaml)" >&2; exit 1; }
 prof=
 if [[ -n ${PROFILE:-} ]]; then
 	(sleep 5 && curl -fsS -o "$work/ingest-cpu.pb" "127.0.0.1:$admin_port/debug/pprof/profile?seconds=$PROFILE") &
