@@ -46,7 +46,8 @@ type Bus interface {
 	Partitions(topic string) int32
 	// Consume joins a consumer group.
 	Consume(cfg ConsumerConfig) (Consumer, error)
-	// Ping checks that the bus answers.
+	// Ping checks that the bus answers and, where the bus can tell (the
+	// embedded bus: its store is writable), that it takes records.
 	Ping(ctx context.Context) error
 	Close() error
 }
