@@ -27,6 +27,20 @@ import (
 
 func TestMain(m *testing.M) { kafkatest.Main(m) }
 
+// loadYAML writes y as dir/sluice.yaml and loads it.
+func loadYAML(t *testing.T, dir, y string) *config.Config {
+	t.Helper()
+	path := filepath.Join(dir, "sluice.yaml")
+	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
 // testConfig is the example config with every listener on a free port and
 // every path in dir.
 func testConfig(t *testing.T, dir, extra string) *config.Config {
@@ -49,14 +63,7 @@ sinks:
 log:
   level: warn
 %s`, filepath.Join(dir, "data"), filepath.Join(dir, "out"), extra)
-	path := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadYAML(t, dir, y)
 	return cfg
 }
 

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -133,14 +132,7 @@ sinks:
 log:
   level: error
 `, filepath.Join(dir, "data"), maxStore, filepath.Join(dir, "out"))
-	path := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadYAML(t, dir, y)
 	return cfg
 }
 

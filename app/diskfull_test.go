@@ -91,14 +91,7 @@ sinks:
     signals: [logs]
     path: %q
 `, data, filepath.Join(dir, "out"))
-	path := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(path, []byte(y), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := loadYAML(t, dir, y)
 	p, err := Start(context.Background(), cfg, All, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
