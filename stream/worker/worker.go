@@ -307,13 +307,12 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		}
 		w.written = id
 	}
-	if err := w.produceDead(ctx, dead); err != nil {
-		if !w.ensureDLQ(ctx) {
-			return fmt.Errorf("worker: dead-lettering %d records (retried; the batch's processed records are written): %w", len(dead), err)
-		}
-		if err := w.produceDead(ctx, dead); err != nil {
-			return fmt.Errorf("worker: dead-lettering %d records (retried; the batch's processed records are written): %w", len(dead), err)
-		}
+	err := w.produceDead(ctx, dead)
+	if err != nil && w.ensureDLQ(ctx) {
+		err = w.produceDead(ctx, dead)
+	}
+	if err != nil {
+		return fmt.Errorf("worker: dead-lettering %d records (retried; the batch's processed records are written): %w", len(dead), err)
 	}
 	w.written = batchID{}
 	return nil
@@ -420,33 +419,31 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 // valid items (good) and one of the items that break the decoder's limits
 // (bad, with why naming the first one's field), when it holds both; else
 // good is nil. bad is nil too when the only fault is a scope or metric
-// without items, which good leaves out. Both keep r's position and headers, their item counts set:
-// the raw position is committed only once both are produced. A record
+// without items, which good leaves out. Both keep r's position and
+// headers, their item counts set: the raw position is committed only once
+// both are produced. A record
 // from an older ingester or an outside producer may hold such items; this
 // ingester refuses them (otlpwire.Options.Check).
 func (w *Worker) salvage(sig otlpwire.Signal, r *stream.Record) (good, bad *stream.Record, why error) {
-	inv, err := w.cutter.Invalid(sig, r.Value, 0)
-	if err == nil && inv.Invalid == 0 {
-		// No bad item: what the decoder refuses may be a scope or metric
-		// without items, which the check leaves out.
-		res, err := w.cutter.Split(sig, r.Value, otlpwire.Options{Key: otlpwire.KeyNone, Check: true})
-		if err != nil || len(res.Chunks) != 1 || bytes.Equal(res.Chunks[0].Value, r.Value) {
+	res, err := w.cutter.Split(sig, r.Value, otlpwire.Options{Key: otlpwire.KeyNone, Check: true})
+	if err != nil || len(res.Chunks) != 1 {
+		return nil, nil, nil // not OTLP, or nothing valid
+	}
+	if res.Invalid == 0 {
+		// No bad item: what the decoder refused is a scope or metric
+		// without items, which the check leaves out, or not the limits.
+		if bytes.Equal(res.Chunks[0].Value, r.Value) {
 			return nil, nil, nil
 		}
 		return withValue(r, bytes.Clone(res.Chunks[0].Value), res.Chunks[0].Items), nil, nil
 	}
-	if err != nil || len(inv.Chunks) != 1 {
+	good = withValue(r, bytes.Clone(res.Chunks[0].Value), res.Chunks[0].Items) // before the cutter's buffers are used again
+	inv, err := w.cutter.Invalid(sig, r.Value, 0)
+	if err != nil || len(inv.Chunks) != 1 || inv.Chunks[0].Items != res.Invalid {
 		return nil, nil, nil
 	}
-	badValue := bytes.Clone(inv.Chunks[0].Value)
-	badItems := inv.Chunks[0].Items
-	why = fmt.Errorf("%d items break the decoder's limits: %s", badItems, inv.RejectReason)
-	res, err := w.cutter.Split(sig, r.Value, otlpwire.Options{Key: otlpwire.KeyNone, Check: true})
-	if err != nil || len(res.Chunks) != 1 || res.Invalid != badItems {
-		return nil, nil, nil // nothing valid, or not only the limits at fault
-	}
-	goodValue := bytes.Clone(res.Chunks[0].Value)
-	return withValue(r, goodValue, res.Chunks[0].Items), withValue(r, badValue, badItems), why
+	why = fmt.Errorf("%d items break the decoder's limits: %s", res.Invalid, inv.RejectReason)
+	return good, withValue(r, bytes.Clone(inv.Chunks[0].Value), res.Invalid), why
 }
 
 // withValue is a copy of r with value, holding items (its items header
