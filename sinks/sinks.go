@@ -208,25 +208,15 @@ func (r *Runner) write(ctx context.Context, recs []*stream.Record) error {
 		)
 		dead[i] = &stream.Record{Topic: r.dlq, Partition: -1, Key: rec.Key, Value: rec.Value, Headers: hdrs, Timestamp: rec.Timestamp}
 	}
-	if err := r.produceDead(ctx, dead); err != nil {
+	// A processed record may be as large as the bus takes, and the
+	// dead-letter topic may take less (worker.dead_letter_max_bytes): those
+	// it refuses as too large go without their value.
+	if _, err := stream.ProduceDeadLetters(ctx, r.bus, dead, r.log.With("sink", r.name)); err != nil {
 		return fmt.Errorf("sending %d rejected records to %s: %w", len(dead), r.dlq, err)
 	}
 	r.deadLetters.Add(float64(len(dead)))
 	r.log.Warn("records rejected by the destination; sent to the dead-letter topic", "sink", r.name, "records", len(dead), "reason", rej.Reason)
 	return nil
-}
-
-// produceDead writes dead letters. A processed record may be as large as
-// the bus takes, and the dead-letter topic may take less
-// (worker.dead_letter_max_bytes), or no more than the record without the
-// dead letter's headers: stream.ProduceDeadLetters writes those it refuses
-// as too large without their value.
-func (r *Runner) produceDead(ctx context.Context, dead []*stream.Record) error {
-	n, err := stream.ProduceDeadLetters(ctx, r.bus, dead)
-	if n > 0 {
-		r.log.Warn("rejected records too large for the dead-letter topic; written without their value", "sink", r.name, "records", n)
-	}
-	return err
 }
 
 // Run delivers until ctx is cancelled, then finishes the batch in hand,

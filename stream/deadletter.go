@@ -3,6 +3,7 @@ package stream
 import (
 	"context"
 	"errors"
+	"log/slog"
 )
 
 // ProduceDeadLetters writes dead letters (records bound for the dead-letter
@@ -12,9 +13,9 @@ import (
 // good. So when the topic refuses one as too large, the dead letters are
 // written one by one, and those still refused without their value
 // (Truncated; the record stays in its own topic for its retention).
-// stripped counts those; dead letters the failed first attempt wrote are
-// written twice.
-func ProduceDeadLetters(ctx context.Context, p Producer, dead []*Record) (stripped int, err error) {
+// stripped counts those, and log (if not nil) warns of them; dead letters
+// the failed first attempt wrote are written twice.
+func ProduceDeadLetters(ctx context.Context, p Producer, dead []*Record, log *slog.Logger) (stripped int, err error) {
 	if len(dead) == 0 {
 		return 0, nil
 	}
@@ -22,6 +23,11 @@ func ProduceDeadLetters(ctx context.Context, p Producer, dead []*Record) (stripp
 	if !errors.Is(err, ErrRecordTooLarge) {
 		return 0, err
 	}
+	defer func() {
+		if stripped > 0 && log != nil {
+			log.Warn("dead letters too large for the dead-letter topic written without their value", "records", stripped)
+		}
+	}()
 	for _, d := range dead {
 		err := p.Produce(ctx, d)
 		if errors.Is(err, ErrRecordTooLarge) {

@@ -22,7 +22,7 @@ func TestProduceDeadLetters(t *testing.T) {
 	}
 	big := bytes.Repeat([]byte{'x'}, 1000)
 	dead := []*stream.Record{{Topic: "dlq", Partition: 0, Value: []byte("a")}, {Topic: "dlq", Partition: 0, Value: big}, {Topic: "dlq", Partition: 0, Value: []byte("c")}}
-	n, err := stream.ProduceDeadLetters(ctx, bus, dead)
+	n, err := stream.ProduceDeadLetters(ctx, bus, dead, nil)
 	if err != nil || n != 1 {
 		t.Fatalf("ProduceDeadLetters: %d stripped, %v; want 1 and no error", n, err)
 	}

@@ -257,10 +257,8 @@ func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 		}
 		ps.last, ps.dirty = max(ps.last, r.Offset), true
 	}
-	if n, err := stream.ProduceDeadLetters(ctx, a.bus, dead); err != nil {
+	if _, err := stream.ProduceDeadLetters(ctx, a.bus, dead, a.log); err != nil {
 		return err
-	} else if n > 0 {
-		a.log.Warn("dead letters too large for the dead-letter topic written without their value", "records", n)
 	}
 	if a.cfg.FlushPoints > 0 && a.sinceFlush >= a.cfg.FlushPoints {
 		// What is not written now is written at the checkpoint, which

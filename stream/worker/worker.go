@@ -307,9 +307,9 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		}
 		w.written = id
 	}
-	err := w.produceDead(ctx, dead)
+	_, err := stream.ProduceDeadLetters(ctx, w.out, dead, w.log)
 	if err != nil && w.ensureDLQ(ctx) {
-		err = w.produceDead(ctx, dead)
+		_, err = stream.ProduceDeadLetters(ctx, w.out, dead, w.log)
 	}
 	if err != nil {
 		return fmt.Errorf("worker: dead-lettering %d records (retried; the batch's processed records are written): %w", len(dead), err)
@@ -343,16 +343,6 @@ func (w *Worker) produce(ctx context.Context, recs []*stream.Record) error {
 		return nil
 	}
 	return w.out.Produce(ctx, recs...)
-}
-
-// produceDead writes dead letters (stream.ProduceDeadLetters: those the
-// topic refuses as too large go without their value).
-func (w *Worker) produceDead(ctx context.Context, dead []*stream.Record) error {
-	n, err := stream.ProduceDeadLetters(ctx, w.out, dead)
-	if n > 0 {
-		w.log.Warn("dead letters too large for the dead-letter topic written without their value (worker.dead_letter_max_bytes is larger than the topic takes)", "records", n)
-	}
-	return err
 }
 
 type groupKey struct {
