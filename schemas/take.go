@@ -245,7 +245,7 @@ func storeBits(dst []byte, at int, acc uint64, k int) (int, uint64, int) {
 // call of memmove.
 func takeFixed[T uint8 | uint16 | uint32 | uint64, I rowIndex](mem memory.Allocator, in *memory.Buffer, off int, rs [][2]I, n int) *memory.Buffer {
 	var zero T
-	b := newBuf(mem, n*int(unsafe.Sizeof(zero)))
+	b := newFullBuf(mem, n*int(unsafe.Sizeof(zero)))
 	dst := castBytes[T](b.Bytes())
 	src := castBytes[T](in.Bytes())[off:]
 	at := 0
@@ -265,7 +265,7 @@ func takeFixed[T uint8 | uint16 | uint32 | uint64, I rowIndex](mem memory.Alloca
 // takeWide gathers values of w bytes (fixed-size binary, decimals,
 // intervals).
 func takeWide[I rowIndex](mem memory.Allocator, in *memory.Buffer, w, off int, rs [][2]I, n int) *memory.Buffer {
-	b := newBuf(mem, n*w)
+	b := newFullBuf(mem, n*w)
 	dst, src := b.Bytes(), in.Bytes()
 	at := 0
 	for _, r := range rs {
@@ -277,7 +277,7 @@ func takeWide[I rowIndex](mem memory.Allocator, in *memory.Buffer, w, off int, r
 // takeVarBinary gathers the offsets and data of a string or binary array.
 func takeVarBinary[O int32 | int64, I rowIndex](mem memory.Allocator, in []*memory.Buffer, off int, rs [][2]I, n int) (*memory.Buffer, *memory.Buffer) {
 	var zero O
-	ob := newBuf(mem, (n+1)*int(unsafe.Sizeof(zero)))
+	ob := newFullBuf(mem, (n+1)*int(unsafe.Sizeof(zero)))
 	dst := castBytes[O](ob.Bytes())
 	var src []O
 	if in[1] != nil {
@@ -292,7 +292,7 @@ func takeVarBinary[O int32 | int64, I rowIndex](mem memory.Allocator, in []*memo
 	for _, r := range rs {
 		size += src[r[1]] - src[r[0]]
 	}
-	db := newBuf(mem, int(size))
+	db := newFullBuf(mem, int(size))
 	data := db.Bytes()
 	var sd []byte
 	if in[2] != nil {
@@ -326,7 +326,7 @@ func takeVarBinary[O int32 | int64, I rowIndex](mem memory.Allocator, in []*memo
 // their row count.
 func takeListOffsets[I rowIndex](mem memory.Allocator, in *memory.Buffer, off int, rs [][2]I, n int) (*memory.Buffer, [][2]int32, int) {
 	src := castBytes[int32](in.Bytes())[off:]
-	ob := newBuf(mem, 4*(n+1))
+	ob := newFullBuf(mem, 4*(n+1))
 	dst := castBytes[int32](ob.Bytes())
 	dst[0] = 0
 	// Counted first: most lists of a filtered column are empty or merge,

@@ -479,8 +479,8 @@ func (d *decoder) text(n int) (*memory.Buffer, *memory.Buffer) {
 		return nil, nil
 	}
 
-	ob := newBuf(d.mem, 4*(n+1))
-	db := newBuf(d.mem, int(out))
+	ob := newFullBuf(d.mem, 4*(n+1))
+	db := newFullBuf(d.mem, int(out))
 	o := arrow.Int32Traits.CastFromBytes(ob.Bytes())
 	dst := db.Bytes()[:0]
 	o[0] = 0

@@ -144,3 +144,34 @@ func BenchmarkAllocateFree(b *testing.B) {
 		})
 	}
 }
+
+// AllocateNoZero skips the clearing of a recycled buffer: a poisoned pool
+// hands out its poison, so that a caller that reads a byte it did not
+// write shows wrong output in the tests.
+func TestAllocateNoZeroHandsOutThePoison(t *testing.T) {
+	p := NewPoisoned()
+	b := p.Allocate(100_000)
+	for i := range b {
+		b[i] = 0xff
+	}
+	p.Free(b)
+	var c []byte
+	for range 100 { // a sync.Pool may drop a buffer now and then
+		if c = p.AllocateNoZero(100_000); c[0] == poisonByte {
+			break
+		}
+		p.Free(c)
+	}
+	if len(c) != 100_000 || uintptr(unsafe.Pointer(&c[0]))%64 != 0 {
+		t.Fatalf("AllocateNoZero(100000): len %d, aligned %v", len(c), uintptr(unsafe.Pointer(&c[0]))%64 == 0)
+	}
+	for i, x := range c {
+		if x != poisonByte {
+			t.Fatalf("byte %d of a recycled buffer is %#x, want the poison %#x", i, x, poisonByte)
+		}
+	}
+	p.Free(c)
+	if z := p.Allocate(100_000); z[0] != 0 || z[len(z)-1] != 0 {
+		t.Fatal("Allocate after AllocateNoZero is not zeroed")
+	}
+}
