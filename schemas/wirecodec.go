@@ -18,6 +18,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 )
 
 // Validity modes.
@@ -582,22 +584,11 @@ func newBuf(mem memory.Allocator, size int) *memory.Buffer {
 	return b
 }
 
-// noZeroAllocator is an allocator that can hand out memory without
-// clearing it first (arrowpool.Pool).
-type noZeroAllocator interface{ AllocateNoZero(size int) []byte }
-
 // newFullBuf is newBuf for a buffer its caller writes whole, every byte of
 // size, before anything reads it: a recycled buffer is then not cleared
 // first (clearing was a tenth of a sink's CPU). A poisoned pool hands its
 // poison out, so a caller that leaves bytes unwritten fails the tests.
-func newFullBuf(mem memory.Allocator, size int) *memory.Buffer {
-	nz, ok := mem.(noZeroAllocator)
-	if !ok || size == 0 {
-		return newBuf(mem, size)
-	}
-	b := nz.AllocateNoZero((size + 63) &^ 63) // as memory.Buffer rounds
-	return memory.NewBufferWithAllocator(b[:size], mem)
-}
+func newFullBuf(mem memory.Allocator, size int) *memory.Buffer { return arrowpool.NewBuffer(mem, size) }
 
 func castBytes[T any](b []byte) []T {
 	var z T

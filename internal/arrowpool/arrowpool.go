@@ -77,6 +77,23 @@ func (p *Pool) Allocate(size int) []byte { return p.allocate(size, true) }
 // leaves bytes unwritten shows wrong output in the tests.
 func (p *Pool) AllocateNoZero(size int) []byte { return p.allocate(size, false) }
 
+// NewBuffer returns a buffer of size bytes from mem for a caller that
+// writes every byte it later reads (a decoder filling a column, an append
+// into the buffer's room): from a Pool, recycled memory is not cleared
+// first (AllocateNoZero). Its capacity is size rounded up to 64 bytes, as
+// memory.Buffer's own; it resizes like any buffer of mem.
+func NewBuffer(mem memory.Allocator, size int) *memory.Buffer {
+	p, ok := mem.(*Pool)
+	if !ok || size == 0 {
+		b := memory.NewResizableBuffer(mem)
+		b.Resize(size)
+		return b
+	}
+	b := memory.NewBufferWithAllocator(p.AllocateNoZero((size+63)&^63), mem)
+	b.ResizeNoShrink(size)
+	return b
+}
+
 func (p *Pool) allocate(size int, zero bool) []byte {
 	c := class(size)
 	if c < 0 {

@@ -175,3 +175,27 @@ func TestAllocateNoZeroHandsOutThePoison(t *testing.T) {
 		t.Fatal("Allocate after AllocateNoZero is not zeroed")
 	}
 }
+
+func TestNewBuffer(t *testing.T) {
+	p := NewPoisoned()
+	for _, size := range []int{0, 1, 100, MinPooled + 1, 100_000} {
+		b := NewBuffer(p, size)
+		if b.Len() != size || b.Cap() != (size+63)&^63 {
+			t.Fatalf("NewBuffer(%d): Len %d, Cap %d", size, b.Len(), b.Cap())
+		}
+		b.Resize(2*size + 1) // grows like any buffer of the pool
+		if b.Len() != 2*size+1 {
+			t.Fatalf("Resize: Len %d", b.Len())
+		}
+		b.Release()
+	}
+	if p.Live() != 0 {
+		t.Fatalf("Live = %d after releasing every buffer", p.Live())
+	}
+	g := memory.NewGoAllocator() // not a Pool: zeroed as usual
+	b := NewBuffer(g, 100)
+	if b.Len() != 100 || b.Bytes()[99] != 0 {
+		t.Fatalf("NewBuffer on the Go allocator: Len %d", b.Len())
+	}
+	b.Release()
+}

@@ -8,6 +8,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -84,8 +85,8 @@ func (w *rawAttrs) reset(c *mapCols, mem memory.Allocator) {
 // slice of T over its memory.
 func arrowSlice[T any](mem memory.Allocator, n int) (*memory.Buffer, []T) {
 	var zero T
-	b := memory.NewResizableBuffer(mem)
-	b.Reserve(max(n, 1) * int(unsafe.Sizeof(zero)))
+	b := arrowpool.NewBuffer(mem, max(n, 1)*int(unsafe.Sizeof(zero))) // appended to: not cleared
+	b.ResizeNoShrink(0)
 	return b, unsafeCast[T](b.Buf())[:0]
 }
 
