@@ -143,15 +143,21 @@ func (d *fileDecoder) mergeKey(spec *MergeSpec, block string, mk, mv *yaml.Node)
 // decodeMerge reads a rule file's merge block: how the points that the
 // file's rules collapse without an aggregate action are merged (default
 // DefaultMerge).
-func (d *fileDecoder) decodeMerge(v *yaml.Node) *MergeSpec {
-	if v.Kind != yaml.MappingNode {
-		d.errorf(v, "merge", "want a mapping, e.g. {interval: 30s, gauge: sum}")
-		return nil
+//
+// merge: none instead says that the points the file's rules change are
+// written as they come (none is true).
+func (d *fileDecoder) decodeMerge(v *yaml.Node) (spec *MergeSpec, none bool) {
+	if v.Kind == yaml.ScalarNode && v.Value == "none" {
+		return nil, true
 	}
-	spec := DefaultMerge
+	if v.Kind != yaml.MappingNode {
+		d.errorf(v, "merge", "want a mapping, e.g. {interval: 30s, gauge: sum}, or none")
+		return nil, false
+	}
+	m := DefaultMerge
 	ok, graceSet := true, false
 	d.eachKey(v, func(mk, mv *yaml.Node) {
-		known, good := d.mergeKey(&spec, "merge", mk, mv)
+		known, good := d.mergeKey(&m, "merge", mk, mv)
 		if !known {
 			d.errorf(mk, "merge", "unknown key %q (valid: interval, grace, gauge, summary)", mk.Value)
 			good = false
@@ -160,12 +166,12 @@ func (d *fileDecoder) decodeMerge(v *yaml.Node) *MergeSpec {
 		ok = ok && good
 	})
 	if !graceSet {
-		spec.Grace = spec.Interval
+		m.Grace = m.Interval
 	}
 	if !ok {
-		return nil
+		return nil, false
 	}
-	return &spec
+	return &m, false
 }
 
 // keyList reads a list of attribute keys.
@@ -300,6 +306,9 @@ func (s *Set) indexMerges() {
 		}
 		r.mergeIdx = 1 // rules that change a point's identity merge by default
 		switch {
+		case r.noMerge && r.merge == nil && r.limit == nil:
+			r.mergeIdx = 0 // merge: none: the points it changes are written as they come
+			continue
 		case r.merge != nil:
 			s.merges = append(s.merges, *r.merge)
 			r.mergeIdx = uint16(len(s.merges))

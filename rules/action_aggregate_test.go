@@ -232,10 +232,70 @@ rules:
 	}
 }
 
+// merge: none: the points a file's rules change are written as they come,
+// unless a rule of the file has an aggregate or a limit action; other
+// files' rules still merge.
+func TestFileMergeNone(t *testing.T) {
+	s, err := Parse(map[string][]byte{
+		"a.yaml": []byte(`merge: none
+rules:
+  - name: no-debug-id
+    signal: metrics
+    delete: ['attributes["debug_id"]']
+  - name: env
+    signal: metrics
+    set:
+      attributes["env"]: '"production"'
+  - name: by-route
+    signal: metrics
+    when: name == "g"
+    aggregate: {interval: 10s}
+  - name: cap
+    signal: metrics
+    when: name == "c"
+    limit: {max_series: 5}
+`),
+		"b.yaml": []byte(`rules:
+  - name: no-user
+    signal: metrics
+    delete: ['attributes["user.id"]']
+`),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aggSpec := MergeSpec{Rule: "by-route", Interval: 10 * time.Second, Grace: 10 * time.Second, Gauge: "last", Summary: "drop"}
+	if got, want := s.Merges(), []MergeSpec{DefaultMerge, aggSpec}; !slices.Equal(got, want) {
+		t.Fatalf("merges\n%+v\nwant\n%+v", got, want)
+	}
+	if got := s.Limits(); len(got) != 1 || got[0] != (LimitSpec{Rule: "cap", MaxSeries: 5, Merge: DefaultMerge}) {
+		t.Fatalf("limits = %+v", got)
+	}
+	for _, c := range []struct {
+		name string
+		env  *MetricEnv
+		want Mark
+	}{
+		{"deleted and set, written as they come", &MetricEnv{Name: "x", Common: Common{Attributes: map[string]any{"debug_id": "d"}}}, Mark{}},
+		{"another file's rule merges", &MetricEnv{Name: "x", Common: Common{Attributes: map[string]any{"user.id": "u"}}}, Mark{Merge: 1}},
+		{"aggregate merges", &MetricEnv{Name: "g", Common: Common{Attributes: map[string]any{"debug_id": "d"}}}, Mark{Merge: 2}},
+		{"the limit counts it (its points merge as DefaultMerge)", &MetricEnv{Name: "c"}, Mark{Limit: 1}},
+	} {
+		res, err := s.Apply(c.env)
+		if err != nil || res.Mark != c.want {
+			t.Errorf("%s: mark %+v (%v), want %+v", c.name, res.Mark, err, c.want)
+		}
+		if !res.Changed {
+			t.Errorf("%s: not changed", c.name)
+		}
+	}
+}
+
 func TestFileMergeErrors(t *testing.T) {
 	rules := "rules:\n  - name: a\n    signal: metrics\n    delete: ['attributes[\"x\"]']\n"
 	for _, tt := range []struct{ name, src, want string }{
-		{"not a mapping", "merge: 30s\n" + rules, `f.yaml:1:8: merge: want a mapping, e.g. {interval: 30s, gauge: sum}`},
+		{"not a mapping", "merge: 30s\n" + rules, `f.yaml:1:8: merge: want a mapping, e.g. {interval: 30s, gauge: sum}, or none`},
+		{"not none", "merge: nothing\n" + rules, `f.yaml:1:8: merge: want a mapping, e.g. {interval: 30s, gauge: sum}, or none`},
 		{"unknown key", "merge: {without: [x]}\n" + rules, `f.yaml:1:9: merge: unknown key "without" (valid: interval, grace, gauge, summary)`},
 		{"interval", "merge: {interval: 0s}\n" + rules, `f.yaml:1:19: merge.interval: 0s is out of range (1s to 24h0m0s)`},
 		{"gauge", "merge:\n  gauge: p99\n" + rules, `f.yaml:2:10: merge.gauge: unknown value "p99" (valid: last, sum, min, max, avg, count)`},

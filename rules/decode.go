@@ -57,12 +57,13 @@ func (d *fileDecoder) decode(data []byte) []*Rule {
 	}
 	var list *yaml.Node
 	var merge *MergeSpec
+	var noMerge bool
 	d.eachKey(top, func(k, v *yaml.Node) {
 		switch k.Value {
 		case "rules":
 			list = v
 		case "merge":
-			merge = d.decodeMerge(v)
+			merge, noMerge = d.decodeMerge(v)
 		default:
 			d.errorf(k, "", "unknown key %q (valid: rules, merge)", k.Value)
 		}
@@ -79,7 +80,7 @@ func (d *fileDecoder) decode(data []byte) []*Rule {
 		d.ruleN = i + 1
 		if r := d.decodeRule(resolve(n)); r != nil {
 			if r.Signal == otlpwire.Metrics {
-				r.fileMerge = merge
+				r.fileMerge, r.noMerge = merge, noMerge
 			}
 			out = append(out, r)
 		}

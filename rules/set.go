@@ -54,6 +54,7 @@ type Rule struct {
 	stats         ruleCounters
 	merge         *MergeSpec // its aggregate block
 	fileMerge     *MergeSpec // its file's merge block
+	noMerge       bool       // its file says merge: none
 	limit         *LimitSpec // its limit action
 	// mergeIdx, limitIdx: the Mark of the points the rule changes or
 	// matches (see Set.Merges, Set.Limits).
