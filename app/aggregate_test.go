@@ -96,16 +96,78 @@ func TestDeletedLabelSumsInPrometheus(t *testing.T) {
 	}
 }
 
+// merge: none: deleting a label unique per series writes each point as it
+// came, with its own timestamp (not the end of a merge interval), and
+// nothing goes through the aggregator.
+func TestMergeNoneKeepsPointsAsTheyCome(t *testing.T) {
+	prom := backendtest.Prometheus(t)
+	p, err := Start(context.Background(), promConfigFile(t, prom.WriteURL, `merge: none
+rules:
+  - name: no-debug-id
+    signal: metrics
+    delete: ['attributes["debug_id"]']
+`), All, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+
+	const series = 20
+	ts := time.Now().Add(-2 * time.Second).Truncate(time.Second).Add(437 * time.Millisecond) // not on an interval's end
+	str := func(k, v string) *commonpb.KeyValue {
+		return &commonpb.KeyValue{Key: k, Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: v}}}
+	}
+	var pts []*metricspb.NumberDataPoint
+	for i := range series {
+		pts = append(pts, &metricspb.NumberDataPoint{TimeUnixNano: uint64(ts.UnixNano()),
+			Attributes: []*commonpb.KeyValue{str("route", fmt.Sprintf("/r%d", i)), str("debug_id", fmt.Sprintf("%016x", i*7919))},
+			Value:      &metricspb.NumberDataPoint_AsDouble{AsDouble: float64(i)}})
+	}
+	body, _ := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
+		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", "api")}},
+		ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: "queue_depth", Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: pts}}}}}},
+	}}})
+	resp, err := http.Post("http://"+p.HTTPAddr()+"/v1/metrics", "application/x-protobuf", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST: %s", resp.Status)
+	}
+	waitProm(t, prom.URL, `count(queue_depth)`, series)
+	for _, s := range backendtest.Query(t, prom.URL, `timestamp(queue_depth)`, time.Time{}) {
+		if s.Metric["debug_id"] != "" {
+			t.Errorf("%v: debug_id not deleted", s.Metric)
+		}
+		if want := float64(ts.UnixMilli()) / 1e3; s.Value != want {
+			t.Errorf("%v: timestamp %v, want the point's own %v", s.Metric, s.Value, want)
+		}
+	}
+	if n, _ := metricSum(t, "http://"+p.AdminAddr(), "sluice_aggregator_points_in_total"); n != 0 {
+		t.Errorf("the aggregator took in %v points", n)
+	}
+}
+
 // promConfig is an all-in-one config on the embedded bus (3 partitions)
 // with a Prometheus remote-write sink and a rules directory holding rules
 // (a YAML list; none when empty), merged in 1s intervals.
 func promConfig(t *testing.T, writeURL, rules string) *config.Config {
 	t.Helper()
+	if rules == "" {
+		return promConfigFile(t, writeURL, "")
+	}
+	return promConfigFile(t, writeURL, "merge: {interval: 1s, grace: 1s}\nrules:"+rules)
+}
+
+// promConfigFile is promConfig with the whole rule file given.
+func promConfigFile(t *testing.T, writeURL, file string) *config.Config {
+	t.Helper()
 	dir := t.TempDir()
 	rulesDir := filepath.Join(dir, "rules")
-	if rules != "" {
+	if file != "" {
 		os.MkdirAll(rulesDir, 0o755)
-		os.WriteFile(filepath.Join(rulesDir, "rules.yaml"), []byte("merge: {interval: 1s, grace: 1s}\nrules:"+rules), 0o644)
+		os.WriteFile(filepath.Join(rulesDir, "rules.yaml"), []byte(file), 0o644)
 	}
 	path := filepath.Join(dir, "sluice.yaml")
 	os.WriteFile(path, fmt.Appendf(nil, `
