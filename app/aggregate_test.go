@@ -144,8 +144,15 @@ rules:
 			t.Errorf("%v: timestamp %v, want the point's own %v", s.Metric, s.Value, want)
 		}
 	}
-	if n, _ := metricSum(t, "http://"+p.AdminAddr(), "sluice_aggregator_points_in_total"); n != 0 {
+	admin := "http://" + p.AdminAddr()
+	if n, _ := metricSum(t, admin, "sluice_aggregator_points_in_total"); n != 0 {
 		t.Errorf("the aggregator took in %v points", n)
+	}
+	// The pipeline's end-to-end delay of the record, receipt to delivery.
+	n, _ := metricSum(t, admin, `sluice_sink_delivery_delay_seconds_count{sink="prom"}`)
+	sum, _ := metricSum(t, admin, `sluice_sink_delivery_delay_seconds_sum{sink="prom"}`)
+	if n < 1 || sum <= 0 || sum/n > 30 {
+		t.Errorf("sluice_sink_delivery_delay_seconds: count %v, sum %v", n, sum)
 	}
 }
 

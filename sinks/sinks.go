@@ -146,6 +146,7 @@ type Runner struct {
 	log   *slog.Logger
 
 	deadLetters prometheus.Counter
+	delay       prometheus.Observer
 }
 
 // NewRunner joins the sink's consumer group (entry.Group, default
@@ -179,7 +180,8 @@ func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) 
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: joining group %s: %w", entry.Name, group, err)
 	}
-	r.deadLetters = sinkmetrics.New(cfg.Registerer).For(entry.Name).DeadLetters
+	sm := sinkmetrics.New(cfg.Registerer).For(entry.Name)
+	r.deadLetters, r.delay = sm.DeadLetters, sm.DeliveryDelay
 	scfg.Consumer = c
 	st, err := stage.New(scfg)
 	if err != nil {
@@ -196,8 +198,12 @@ func (r *Runner) write(ctx context.Context, recs []*stream.Record) error {
 	err := r.sink.Write(ctx, recs)
 	var rej *RejectedError
 	if !errors.As(err, &rej) {
+		if err == nil {
+			r.observeDelay(recs, nil)
+		}
 		return err
 	}
+	r.observeDelay(recs, rej.Records)
 	dead := make([]*stream.Record, len(rej.Records))
 	for i, rec := range rej.Records {
 		hdrs := append([]stream.Header(nil), rec.Headers...)
@@ -217,6 +223,21 @@ func (r *Runner) write(ctx context.Context, recs []*stream.Record) error {
 	r.deadLetters.Add(float64(len(dead)))
 	r.log.Warn("records rejected by the destination; sent to the dead-letter topic", "sink", r.name, "records", len(dead), "reason", rej.Reason)
 	return nil
+}
+
+// observeDelay observes the end-to-end delay of the records delivered:
+// recs but the rejected ones.
+func (r *Runner) observeDelay(recs, rejected []*stream.Record) {
+	now := time.Now()
+	for _, rec := range recs {
+		h := rec.Header(stream.HeaderReceivedAt)
+		if h == nil || slices.Contains(rejected, rec) {
+			continue
+		}
+		if t, err := time.Parse(time.RFC3339Nano, string(h)); err == nil {
+			r.delay.Observe(max(0, now.Sub(t).Seconds()))
+		}
+	}
 }
 
 // Run delivers until ctx is cancelled, then finishes the batch in hand,

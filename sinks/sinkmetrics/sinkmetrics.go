@@ -9,6 +9,7 @@
 //	sluice_sink_config_refusals_total{sink,code} answers blaming the sink's credentials or URL (HTTP 401/403/404/405,
 //	                                            gRPC Unauthenticated/PermissionDenied/NotFound/Unimplemented), retried
 //	sluice_sink_retry_after_capped_total{sink}  Retry-After (or gRPC RetryInfo) delays longer than retry_after_max, cut to it
+//	sluice_sink_delivery_delay_seconds{sink}    from the ingester's receipt of a record's items to their delivery
 //
 // New is idempotent per registry: the second call (from another sink, or
 // another sink type) gets the collectors registered by the first.
@@ -36,6 +37,11 @@ type Metrics struct {
 	// RetryAfterCapped counts server-requested delays cut to the sink's
 	// retry_after_max {sink}.
 	RetryAfterCapped *prometheus.CounterVec
+	// DeliveryDelay is the time from the ingester's receipt of a
+	// processed record's items (its sluice-received-at header) to their
+	// delivery {sink}: the pipeline's end-to-end delay. Records of merged
+	// points carry no receipt time and are not observed.
+	DeliveryDelay *prometheus.HistogramVec
 	// Err is what went wrong registering (a different metric under one of
 	// the names, e.g. another help text): the collectors concerned then
 	// work unregistered. Callers log it.
@@ -78,6 +84,11 @@ func New(reg prometheus.Registerer) *Metrics {
 		Name: "sluice_sink_retry_after_capped_total",
 		Help: "Delays a backend asked for (Retry-After, gRPC RetryInfo) longer than the sink's retry_after_max, cut to it.",
 	}, []string{"sink"})
+	m.DeliveryDelay = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "sluice_sink_delivery_delay_seconds",
+		Help:    "Time from the ingester's receipt of a record's items to their delivery by the sink (records of merged points are not observed).",
+		Buckets: prometheus.ExponentialBuckets(0.005, 2.5, 12), // 5ms to 12min
+	}, []string{"sink"})
 	if reg == nil {
 		return m
 	}
@@ -89,6 +100,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	m.DeadLetters = register(reg, m.DeadLetters, &errs)
 	m.ConfigRefusals = register(reg, m.ConfigRefusals, &errs)
 	m.RetryAfterCapped = register(reg, m.RetryAfterCapped, &errs)
+	m.DeliveryDelay = register(reg, m.DeliveryDelay, &errs)
 	m.Err = errors.Join(errs...)
 	return m
 }
@@ -118,6 +130,7 @@ func (m *Metrics) For(sink string) Sink {
 		Duration:         m.Duration.WithLabelValues(sink),
 		DeadLetters:      m.DeadLetters.WithLabelValues(sink),
 		RetryAfterCapped: m.RetryAfterCapped.WithLabelValues(sink),
+		DeliveryDelay:    m.DeliveryDelay.WithLabelValues(sink),
 		requests:         m.Requests,
 		refusals:         m.ConfigRefusals,
 		sink:             sink,
@@ -134,9 +147,11 @@ type Sink struct {
 	// RetryAfterCapped counts server-requested delays cut to
 	// retry_after_max.
 	RetryAfterCapped prometheus.Counter
-	requests         *prometheus.CounterVec
-	refusals         *prometheus.CounterVec
-	sink             string
+	// DeliveryDelay observes the pipeline's end-to-end delay per record.
+	DeliveryDelay prometheus.Observer
+	requests      *prometheus.CounterVec
+	refusals      *prometheus.CounterVec
+	sink          string
 }
 
 // Requests is the request counter for one answer code.
