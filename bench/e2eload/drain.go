@@ -61,32 +61,20 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 	}
 	defer prom.stop()
 
-	cfgs := map[string]string{}
-	admins := map[string]string{}
-	for _, role := range []string{"worker", "sink"} {
-		gp, err := testproc.FreePort()
-		if err != nil {
-			return nil, nil, err
-		}
-		ap, err := testproc.FreePort()
-		if err != nil {
-			return nil, nil, err
-		}
-		cfgs[role] = filepath.Join(o.work, prefix+"-"+role+".yaml")
-		admins[role] = fmt.Sprintf("127.0.0.1:%d", ap)
-		if err := config(o, cfgs[role], prefix, gp, ap, "", "http://"+promAddr+"/api/v1/write"); err != nil {
-			return nil, nil, err
-		}
+	cfgs, err := roleConfigs(o, prefix, promAddr, "worker", "sink")
+	if err != nil {
+		return nil, nil, err
 	}
+	admins := map[string]string{"worker": cfgs["worker"].admin, "sink": cfgs["sink"].admin}
 	b0, _ := cpuSeconds(brokerPid)
 	p0, _ := cpuSeconds(prom.pid())
 	start := time.Now()
-	worker, err := startProc("sluice worker", filepath.Join(o.work, prefix+"-worker.log"), o.sluice, "worker", "-c", cfgs["worker"])
+	worker, err := startProc("sluice worker", filepath.Join(o.work, prefix+"-worker.log"), o.sluice, "worker", "-c", cfgs["worker"].path)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer worker.stop()
-	sink, err := startProc("sluice sink", filepath.Join(o.work, prefix+"-sink.log"), o.sluice, "sink", "-c", cfgs["sink"])
+	sink, err := startProc("sluice sink", filepath.Join(o.work, prefix+"-sink.log"), o.sluice, "sink", "-c", cfgs["sink"].path)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -192,6 +180,31 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 		notes = append(notes, "Late points are gauge points whose merge interval had closed when they reached the aggregator (its watermark, the newest point time of its partition, had passed their interval's end plus the grace of bench/e2e/rules): the points of one worker batch reach an aggregation partition raw partition after raw partition, so when a batch spans more data time than the grace, the points of the later raw partitions come late, and a gauge merge drops them. With one partition (-partitions 1) there are none.")
 	}
 	return rows, notes, failure
+}
+
+// roleConfig is the config of one role's process.
+type roleConfig struct{ path, admin, grpc string }
+
+// roleConfigs writes a config for each role on prefix, with ports of its
+// own and the remote-write sink into Prometheus at promAddr.
+func roleConfigs(o options, prefix, promAddr string, roles ...string) (map[string]roleConfig, error) {
+	out := map[string]roleConfig{}
+	for _, role := range roles {
+		gp, err := testproc.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		ap, err := testproc.FreePort()
+		if err != nil {
+			return nil, err
+		}
+		c := roleConfig{filepath.Join(o.work, prefix+"-"+role+".yaml"), fmt.Sprintf("127.0.0.1:%d", ap), fmt.Sprintf("127.0.0.1:%d", gp)}
+		if err := config(o, c.path, prefix, gp, ap, "", "http://"+promAddr+"/api/v1/write"); err != nil {
+			return nil, err
+		}
+		out[role] = c
+	}
+	return out, nil
 }
 
 // startPrometheus starts Prometheus with the remote-write receiver, an

@@ -47,6 +47,9 @@ type options struct {
 	stages                                                  string
 	timeout, maxWall                                        time.Duration
 	profile                                                 time.Duration
+	report, steps, target                                   string
+	stepTime                                                time.Duration
+	coresPerReplica                                         float64
 }
 
 func main() {
@@ -67,8 +70,13 @@ func main() {
 	flag.StringVar(&o.compression, "compression", "", "bus.kafka.compression (empty: sluice's default)")
 	flag.StringVar(&o.workerYAML, "worker-yaml", "", "extra keys of the worker section, as YAML lines (e.g. 'aggregator: true')")
 	flag.StringVar(&o.sinkYAML, "sink-yaml", "", "extra keys of the prometheus_remote_write sink entry, as YAML lines")
-	flag.StringVar(&o.stages, "stages", "1,2,3", "stages to run")
+	flag.StringVar(&o.stages, "stages", "1,2,3,4", "stages to run (4: the capacity report of the whole pipeline under load)")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
+	flag.StringVar(&o.report, "report", "bench/results/e2e", "stage 4: directory of the capacity report")
+	flag.StringVar(&o.steps, "steps", "4,16", "stage 4: connections of each step of the closed-loop ramp")
+	flag.DurationVar(&o.stepTime, "step-time", 20*time.Second, "stage 4: length of each step")
+	flag.StringVar(&o.target, "target", "5M-datapoints/s", "stage 4: the rate the report sizes the deployment for")
+	flag.Float64Var(&o.coresPerReplica, "cores-per-replica", 2, "stage 4: cores of each replica, for -target")
 	flag.DurationVar(&o.profile, "profile", 0, "stage 3: CPU-profile the worker and the sink for this long from their start (into -work, <role>-cpu.pb; with <role>-heap.pb taken at its end)")
 	flag.Parse()
 
@@ -148,6 +156,11 @@ func run(ctx context.Context, o options) error {
 		}
 	}
 	printTable(o, rows, notes)
+	if slices.Contains(stages, "4") {
+		if err := capacityStage(ctx, o, "e2e"+id+"d"); err != nil {
+			return fmt.Errorf("stage 4: %w", err)
+		}
+	}
 	return nil
 }
 

@@ -35,7 +35,7 @@ bus:
   data_dir: %q
   partitions: 2
 ingest:
-  grpc_listen: ""
+  grpc_listen: 127.0.0.1:0
   http_listen: 127.0.0.1:0
   trust_tenant_header: true # the test names its tenants in X-Scope-OrgID, as a gateway would
 admin:

@@ -63,6 +63,13 @@ type K8sLoadConfig struct {
 	// ExcludeRoute is counted by Excluded (the route a benchmark rule
 	// drops). Default "/health".
 	ExcludeRoute string
+	// Seed draws the ids (service.instance.id, debug_id) and phases; 0
+	// keeps the benchmark's own.
+	Seed uint64
+	// PodGenerations, when set, is per pod how often it was replaced: a
+	// pod of generation g > 0 has another name and instance id (a rolling
+	// deployment's churn), the same series otherwise.
+	PodGenerations []int
 }
 
 // K8sRoutes are the 10 values of http.route, one per tenth of the series.
@@ -98,7 +105,13 @@ func NewK8sLoad(cfg K8sLoadConfig) (*K8sLoad, error) {
 	if cfg.PerRequest < 1 || perStep%cfg.PerRequest != 0 {
 		return nil, fmt.Errorf("k8s load: %d points per request do not divide the %d series", cfg.PerRequest, perStep)
 	}
+	if cfg.PodGenerations != nil && len(cfg.PodGenerations) != cfg.Pods {
+		return nil, fmt.Errorf("k8s load: %d pod generations for %d pods", len(cfg.PodGenerations), cfg.Pods)
+	}
 	r := rand.New(rand.NewPCG(7, 8))
+	if cfg.Seed != 0 {
+		r = rand.New(rand.NewPCG(cfg.Seed, 0x6b3873))
+	}
 	pods, err := k8sPods(cfg, r)
 	if err != nil {
 		return nil, err
@@ -195,9 +208,14 @@ func k8sPods(cfg K8sLoadConfig, r *rand.Rand) ([]*resource.Resource, error) {
 	out := make([]*resource.Resource, cfg.Pods)
 	for pod := range cfg.Pods {
 		svc := fmt.Sprintf("svc-%d", pod%10)
+		name, gen := fmt.Sprintf("%s-7d9f8b-%05d", svc, pod), uint64(0)
+		if cfg.PodGenerations != nil && cfg.PodGenerations[pod] > 0 {
+			gen = uint64(cfg.PodGenerations[pod])
+			name = fmt.Sprintf("%s-%06x-%05d", svc, gen*0x9e3779b1&0xffffff, pod)
+		}
 		for try := 0; ; try++ {
-			res := &resource.Resource{Attributes: kvs("service.name", svc, "service.namespace", "shop", "k8s.pod.name", fmt.Sprintf("%s-7d9f8b-%05d", svc, pod),
-				"k8s.namespace.name", "prod", "service.instance.id", fmt.Sprintf("%016x", r.Uint64()))}
+			res := &resource.Resource{Attributes: kvs("service.name", svc, "service.namespace", "shop", "k8s.pod.name", name,
+				"k8s.namespace.name", "prod", "service.instance.id", fmt.Sprintf("%016x", r.Uint64()^gen*0x9e3779b97f4a7c15))}
 			out[pod] = res
 			if cfg.Partitions <= 0 {
 				break

@@ -65,7 +65,10 @@ func metricsOpts(reg prometheus.Registerer) []kgo.Opt {
 	if reg == nil {
 		return nil
 	}
-	m := kprom.NewMetrics(metricsNamespace, kprom.Registerer(reg), kprom.WithClientLabel())
+	// The default details, and the compressed bytes too: what the bus
+	// stores, beside what sluice wrote (sluice bench reports it per item).
+	m := kprom.NewMetrics(metricsNamespace, kprom.Registerer(reg), kprom.WithClientLabel(),
+		kprom.FetchAndProduceDetail(kprom.ByNode, kprom.ByTopic, kprom.UncompressedBytes, kprom.CompressedBytes))
 	return []kgo.Opt{kgo.WithHooks(m)}
 }
 
