@@ -16,12 +16,13 @@ import (
 // the report gives their cost, the replicas for a target and its plots.
 func TestBenchWritesTheCapacityReport(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "out")
-	for _, c := range []struct{ protocol, profile, perRequest string }{
-		{"grpc", "metrics", "100"},
-		{"http", "logs", "50"},
-		{"grpc", "traces", "40"},
+	for _, c := range []struct{ protocol, profile, perRequest, rate string }{
+		{"grpc", "metrics", "100", ""},
+		{"http", "logs", "50", ""},
+		{"grpc", "traces", "40", ""},
+		{"http", "metrics", "100", "50000"}, // an open loop
 	} {
-		t.Run(c.protocol+"/"+c.profile, func(t *testing.T) {
+		t.Run(c.protocol+"/"+c.profile+"/"+c.rate, func(t *testing.T) {
 			p, _ := startSluice(t, app.All, "sinks:\n  - name: out\n    type: file\n    signals: [metrics, logs, traces]\n    path: "+out+"\n")
 			addr := p.HTTPAddr()
 			if c.protocol == "grpc" {
@@ -29,17 +30,22 @@ func TestBenchWritesTheCapacityReport(t *testing.T) {
 			}
 			admin := "http://" + p.AdminAddr()
 			dir := filepath.Join(t.TempDir(), "report")
-			stdout, err := run(t, "bench", "--endpoint", addr, "--protocol", c.protocol, "--profile", c.profile, "--pods", "10", "--series", "20",
+			args := []string{"bench", "--endpoint", addr, "--protocol", c.protocol, "--profile", c.profile, "--pods", "10", "--series", "20",
 				"--per-request", c.perRequest, "--steps", "1,2", "--requests", "20", "--duration", "1m",
-				"--stage", "ingest="+admin, "--stage", "worker="+admin, "--stage", "sink="+admin,
-				"--target", "2M-items/s", "--cores-per-replica", "2", "--settle", "30s", "--report", dir)
+				"--stage", "ingest=" + admin, "--stage", "worker=" + admin, "--stage", "sink=" + admin,
+				"--target", "2M-items/s", "--cores-per-replica", "2", "--settle", "30s", "--report", dir}
+			steps := 2 // two steps of 20 requests
+			if c.rate != "" {
+				args, steps = append(args, "--rate", c.rate, "--connections", "2"), 1
+			}
+			stdout, err := run(t, args...)
 			if err != nil {
 				t.Fatalf("%v\n%s", err, stdout)
 			}
 			per, _ := strconv.Atoi(c.perRequest)
-			want := 2 * 20 * per // two steps of 20 requests
+			want := steps * 20 * per
 			if c.profile == "traces" {
-				want = 2 * 20 * (per / 8 * 8)
+				want = steps * 20 * (per / 8 * 8)
 			}
 			md, err := os.ReadFile(filepath.Join(dir, "report.md"))
 			if err != nil {
@@ -57,7 +63,11 @@ func TestBenchWritesTheCapacityReport(t *testing.T) {
 					t.Errorf("%s: CPU-s %v", role, cpu)
 				}
 			}
-			for _, s := range []string{"## Replicas for 2.00 M items/s", "| 1 | 20 | 0 |", "| 2 | 20 | 0 |", "End-to-end delay"} {
+			wants := []string{"## Replicas for 2.00 M items/s", "| 1 | 20 | 0 |", "| 2 | 20 | 0 |", "End-to-end delay"}
+			if c.rate != "" {
+				wants = []string{"Open loop at 50.0 k items/s", "| 2 | 20 | 0 |", "End-to-end delay"}
+			}
+			for _, s := range wants {
 				if !strings.Contains(string(md), s) {
 					t.Errorf("report lacks %q:\n%s", s, md)
 				}
