@@ -56,7 +56,8 @@ const (
 // names a hostile tenant, one does not decode) and a point the ingester
 // refuses, and waits until the
 // pipeline has drained them all. The traffic has stopped when it returns.
-func statusPipeline(t *testing.T) *Process {
+// before, if not nil, runs once the pipeline is up, before the traffic.
+func statusPipeline(t *testing.T, before func(*Process)) *Process {
 	t.Helper()
 	dir := t.TempDir()
 	rulesDir := filepath.Join(dir, "rules")
@@ -74,6 +75,9 @@ func statusPipeline(t *testing.T) *Process {
 	}
 	t.Cleanup(func() { p.Stop() })
 	ctx := context.Background()
+	if before != nil {
+		before(p)
+	}
 
 	texp, err := otlptracegrpc.New(ctx, otlptracegrpc.WithEndpoint(p.GRPCAddr()), otlptracegrpc.WithInsecure())
 	if err != nil {
@@ -308,7 +312,7 @@ func stableMetrics(t *testing.T, p *Process, f func()) map[string]float64 {
 // dead-letter topic, with their reasons, origins and tenants; the
 // cardinality view is the worker's report.
 func TestStatusMatchesMetrics(t *testing.T) {
-	p := statusPipeline(t)
+	p := statusPipeline(t, nil)
 	var st status.Status
 	want := stableMetrics(t, p, func() { st = getStatus(t, p) })
 	got := statusGot(st)

@@ -29,6 +29,12 @@ var page = template.Must(template.New("page").Funcs(template.FuncMap{
 	"pct":      percentChange,
 	"columns":  func() []string { return columns },
 	"colTitle": func(c string) string { return columnTitles[c] },
+	"numberOf": func(s StageStatus, c string) *Number {
+		if n, ok := s.Numbers[c]; ok {
+			return &n
+		}
+		return nil
+	},
 	"ruleColumns": func() []string {
 		return []string{"matched", "dropped", "changed", "errors"}
 	},
