@@ -225,7 +225,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	if !hostile {
 		t.Errorf("no dead letter shows the hostile tenant as text: %q", dead)
 	}
-	if got := text(byID(doc, "dlseen")); got != "2" {
-		t.Errorf("dead letters seen %q, want 2", got)
+	if seen, kept := text(byID(doc, "dlseen")), text(byID(doc, "dlkept")); seen != "2" || kept != "2" {
+		t.Errorf("dead letters seen %q, kept %q; want 2 and 2", seen, kept)
 	}
 }

@@ -19,16 +19,18 @@ import (
 var pageHTML string
 
 var page = template.Must(template.New("page").Funcs(template.FuncMap{
-	"num":      formatAny,
-	"rate":     formatRate,
-	"lag":      func(v *float64) string { return formatRate(v) },
-	"duration": formatDuration,
-	"clock":    func(t time.Time) string { return t.UTC().Format("15:04:05") },
-	"join":     strings.Join,
-	"labels":   labelSummary,
-	"pct":      percentChange,
-	"columns":  func() []string { return columns },
-	"colTitle": func(c string) string { return columnTitles[c] },
+	"num":       formatAny,
+	"rate":      formatRate,
+	"lag":       func(v *float64) string { return formatRate(v) },
+	"duration":  formatDuration,
+	"clock":     func(t time.Time) string { return t.UTC().Format("15:04:05") },
+	"join":      strings.Join,
+	"labels":    labelSummary,
+	"pct":       percentChange,
+	"columns":   func() []string { return columns },
+	"colTitle":  func(c string) string { return columnTitles[c] },
+	"badColumn": func(c string) bool { return c == "errors" || c == "dead_letters" },
+	"positive":  func(v *float64) bool { return v != nil && *v > 0 },
 	"numberOf": func(s StageStatus, c string) *Number {
 		if n, ok := s.Numbers[c]; ok {
 			return &n
