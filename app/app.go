@@ -139,6 +139,7 @@ type Process struct {
 // Start brings up the roles: admin server, bus, sinks, worker, then the
 // ingest servers, so that nothing is accepted before it can be handled.
 func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger) (_ *Process, err error) {
+	started := time.Now()
 	p := &Process{cfg: cfg, log: log, reg: prometheus.NewRegistry(), failed: make(chan error, 1), hup: make(chan os.Signal, 1), ingestHup: make(chan struct{}, 1),
 		deadLetters: status.NewDeadLetters(0)}
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
@@ -274,9 +275,16 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		}
 	}
 	if p.admin != nil {
-		pl := status.Pipeline{Version: VersionString(), Bus: cfg.Bus.Kind, TopicPrefix: cfg.Bus.TopicPrefix, DeadLetterTopic: topics.DLQ()}
+		pl := status.Pipeline{Version: VersionString(), Started: started, Bus: cfg.Bus.Kind, TopicPrefix: cfg.Bus.TopicPrefix, DeadLetterTopic: topics.DLQ()}
 		if roles.Ingest {
-			is := status.Stage{Name: "ingest", Kind: status.KindIngest, Detail: "OTLP/gRPC, OTLP/HTTP"}
+			var listen []string
+			if a := p.GRPCAddr(); a != "" {
+				listen = append(listen, "OTLP/gRPC "+a)
+			}
+			if a := p.HTTPAddr(); a != "" {
+				listen = append(listen, "OTLP/HTTP "+a)
+			}
+			is := status.Stage{Name: "ingest", Kind: status.KindIngest, Detail: strings.Join(listen, ", ")}
 			for _, sig := range otlpwire.Signals {
 				is.Writes = append(is.Writes, topics.Raw(sig))
 			}

@@ -52,7 +52,9 @@ type Stage struct {
 
 // Pipeline is what the process runs.
 type Pipeline struct {
-	Version     string
+	Version string
+	// Started is when the process started; default when New is called.
+	Started     time.Time
 	Bus         string // kind: embedded, nats, kafka
 	TopicPrefix string
 	// DeadLetterTopic is where the dead letters are.
@@ -100,7 +102,10 @@ func New(opts Options) *Server {
 	if opts.DeadLetters == nil {
 		opts.DeadLetters = NewDeadLetters(0)
 	}
-	s := &Server{opts: opts, started: time.Now()}
+	s := &Server{opts: opts, started: opts.Pipeline.Started}
+	if s.started.IsZero() {
+		s.started = time.Now()
+	}
 	// Enough samples to reach a minute back, and one more.
 	s.hist.max = int(longWindow/opts.Interval) + 2
 	return s
