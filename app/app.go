@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/sluice-dev/sluice/app/admin"
+	"github.com/sluice-dev/sluice/app/status"
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
@@ -123,6 +125,12 @@ type Process struct {
 	cancelReload context.CancelFunc
 	reloadWG     sync.WaitGroup
 
+	// deadLetters keeps the last dead letters the stages wrote, for the
+	// status page.
+	deadLetters  *status.DeadLetters
+	cancelStatus context.CancelFunc
+	statusWG     sync.WaitGroup
+
 	cancelWorker, cancelSinks context.CancelFunc
 	workerWG, sinksWG         sync.WaitGroup
 	failed                    chan error
@@ -131,7 +139,9 @@ type Process struct {
 // Start brings up the roles: admin server, bus, sinks, worker, then the
 // ingest servers, so that nothing is accepted before it can be handled.
 func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logger) (_ *Process, err error) {
-	p := &Process{cfg: cfg, log: log, reg: prometheus.NewRegistry(), failed: make(chan error, 1), hup: make(chan os.Signal, 1), ingestHup: make(chan struct{}, 1)}
+	started := time.Now()
+	p := &Process{cfg: cfg, log: log, reg: prometheus.NewRegistry(), failed: make(chan error, 1), hup: make(chan os.Signal, 1), ingestHup: make(chan struct{}, 1),
+		deadLetters: status.NewDeadLetters(0)}
 	p.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "sluice_arrow_live_bytes",
 			Help: "Bytes of Arrow buffers held by the batches of workers and sinks (internal/arrowpool)."},
@@ -170,6 +180,11 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 	}
 	topics := stream.Topics{Prefix: cfg.Bus.TopicPrefix}
 	stageMetrics := stage.NewMetrics(p.reg)
+	var (
+		sinkStages   []status.Stage // what the status page shows, in the order data flows
+		workerStages []status.Stage
+		tracker      *cardinality.Tracker
+	)
 
 	var sinkCtx, workerCtx context.Context
 	sinkCtx, p.cancelSinks = context.WithCancel(context.WithoutCancel(ctx))
@@ -183,13 +198,16 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		if err != nil {
 			return nil, err
 		}
-		r, err := sinks.NewRunner(p.bus, entry, s, sinks.RunnerConfig{Topics: topics, Logger: log, Metrics: stageMetrics, Registerer: p.reg})
+		r, err := sinks.NewRunner(p.bus, entry, s, sinks.RunnerConfig{Topics: topics, Logger: log, Metrics: stageMetrics, Registerer: p.reg,
+			OnDeadLetters: p.deadLetters.Hook})
 		if err != nil {
 			s.Close()
 			return nil, err
 		}
 		p.run(&p.sinksWG, "sink "+entry.Name, func() error { return r.Run(sinkCtx) })
 		log.Info("sink started", "sink", entry.Name, "type", entry.Type, "signals", entry.Signals)
+		sinkStages = append(sinkStages, status.Stage{Name: "sink/" + entry.Name, Kind: status.KindSink, Group: r.Group(), Reads: r.Topics(),
+			Writes: []string{entry.Type + " destination", topics.DLQ()}, Detail: entry.Type + " " + strings.Join(entry.Signals, ", ")})
 	}
 	for _, name := range roles.Sinks {
 		if !slices.ContainsFunc(cfg.Sinks, func(s config.Sink) bool { return s.Name == name }) {
@@ -204,7 +222,8 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		wcfg := worker.Config{Topics: topics, Group: cfg.Worker.Group, Logger: log, Metrics: stageMetrics, Registerer: p.reg,
 			ExactlyOnce: cfg.Worker.ExactlyOnce, TransactionalID: cfg.Worker.TransactionalID, MaxRecordBytes: int(cfg.Bus.MaxRecordBytes),
 			DeadLetterMaxBytes: int(cfg.DeadLetterMaxBytes()), DeadLetterTopic: deadLetterSpec(cfg),
-			MaxPollRecords: cfg.Worker.MaxPollRecords, MaxPollBytes: int(cfg.Worker.MaxPollBytes), MaxBatchItems: cfg.Worker.MaxBatchItems}
+			MaxPollRecords: cfg.Worker.MaxPollRecords, MaxPollBytes: int(cfg.Worker.MaxPollBytes), MaxBatchItems: cfg.Worker.MaxBatchItems,
+			OnDeadLetters: p.deadLetters.Hook}
 		if wcfg.ExactlyOnce && wcfg.TransactionalID == "" {
 			host, _ := os.Hostname()
 			wcfg.TransactionalID = "sluice-worker-" + host
@@ -215,6 +234,7 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		if c := cfg.Worker.Cardinality; c.Enabled {
 			wcfg.Cardinality = cardinality.New(cardinality.Config{MaxMetrics: c.MaxMetrics, MaxLabels: c.MaxLabels, Window: c.Window, MaxTenants: c.MaxTenants})
 			cardHandler = wcfg.Cardinality.Handler()
+			tracker = wcfg.Cardinality
 		}
 		if p.admin != nil {
 			p.admin.Handle("GET /api/v1/cardinality", cardHandler)
@@ -231,10 +251,19 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 			return nil
 		})
 		log.Info("worker started", "group", cfg.Worker.Group)
+		ws := status.Stage{Name: "worker", Kind: status.KindWorker, Group: cfg.Worker.Group, Writes: []string{}}
+		for _, sig := range otlpwire.Signals {
+			ws.Reads = append(ws.Reads, topics.Raw(sig))
+			ws.Writes = append(ws.Writes, topics.Processed(sig))
+		}
+		ws.Writes = append(ws.Writes, topics.Aggregate(), topics.DLQ())
+		workerStages = append(workerStages, ws)
 		if cfg.Worker.Aggregator {
-			if err := p.startAggregator(ctx, workerCtx, topics, stageMetrics); err != nil {
+			as, err := p.startAggregator(ctx, workerCtx, topics, stageMetrics)
+			if err != nil {
 				return nil, err
 			}
+			workerStages = append(workerStages, as)
 		}
 	}
 	if roles.Ingest {
@@ -244,6 +273,25 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		if p.admin != nil {
 			p.admin.AddCheck("ingest", func(context.Context) error { return p.srv.Ready() })
 		}
+	}
+	if p.admin != nil {
+		pl := status.Pipeline{Version: VersionString(), Started: started, Bus: cfg.Bus.Kind, TopicPrefix: cfg.Bus.TopicPrefix, DeadLetterTopic: topics.DLQ()}
+		if roles.Ingest {
+			var listen []string
+			if a := p.GRPCAddr(); a != "" {
+				listen = append(listen, "OTLP/gRPC "+a)
+			}
+			if a := p.HTTPAddr(); a != "" {
+				listen = append(listen, "OTLP/HTTP "+a)
+			}
+			is := status.Stage{Name: "ingest", Kind: status.KindIngest, Detail: strings.Join(listen, ", ")}
+			for _, sig := range otlpwire.Signals {
+				is.Writes = append(is.Writes, topics.Raw(sig))
+			}
+			pl.Stages = append(pl.Stages, is)
+		}
+		pl.Stages = append(append(pl.Stages, workerStages...), sinkStages...)
+		p.startStatus(pl, tracker)
 	}
 	p.phase.Store(phaseRunning)
 	return p, nil
@@ -255,6 +303,20 @@ const (
 	phaseRunning
 	phaseStopping
 )
+
+// startStatus serves the status page (app/status) on the admin server and
+// samples the registry for its rates until Stop.
+func (p *Process) startStatus(pl status.Pipeline, tracker *cardinality.Tracker) {
+	st := status.New(status.Options{Gatherer: p.reg, Pipeline: pl, Failing: p.admin.Failing, Cardinality: tracker,
+		DeadLetters: p.deadLetters, Logger: p.log})
+	page := st.Page()
+	p.admin.Handle("GET /{$}", page)
+	p.admin.Handle("GET /status", page)
+	p.admin.Handle("GET /api/v1/status", st.API())
+	var ctx context.Context
+	ctx, p.cancelStatus = context.WithCancel(context.Background())
+	p.statusWG.Go(func() { st.Run(ctx) })
+}
 
 func (p *Process) phaseCheck(context.Context) error {
 	switch p.phase.Load() {
@@ -429,6 +491,10 @@ func (p *Process) Stop() error {
 	}
 	if p.bus != nil {
 		errs = append(errs, p.bus.Close())
+	}
+	if p.cancelStatus != nil {
+		p.cancelStatus()
+		p.statusWG.Wait()
 	}
 	if p.admin != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

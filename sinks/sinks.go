@@ -134,6 +134,9 @@ type RunnerConfig struct {
 	MaxBackoff time.Duration
 	// Registerer receives sluice_sink_dead_letters_total; nil: none.
 	Registerer prometheus.Registerer
+	// OnDeadLetters, when set, is told of the records the destination
+	// refused once they are on the dead-letter topic.
+	OnDeadLetters stream.DeadLetterHook
 }
 
 // Runner runs one sink: its consumer group and its stage.
@@ -142,11 +145,15 @@ type Runner struct {
 	stage *stage.Stage
 	bus   stream.Producer
 	name  string
-	dlq   string
-	log   *slog.Logger
+	group string
+	// topics are the processed topics it reads.
+	topics []string
+	dlq    string
+	log    *slog.Logger
 
 	deadLetters prometheus.Counter
 	delay       prometheus.Observer
+	onDead      stream.DeadLetterHook
 }
 
 // NewRunner joins the sink's consumer group (entry.Group, default
@@ -166,7 +173,7 @@ func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) 
 			topics = append(topics, t)
 		}
 	}
-	r := &Runner{sink: sink, bus: bus, name: entry.Name, dlq: cfg.Topics.DLQ(), log: cfg.Logger}
+	r := &Runner{sink: sink, bus: bus, name: entry.Name, group: group, topics: topics, dlq: cfg.Topics.DLQ(), log: cfg.Logger, onDead: cfg.OnDeadLetters}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -191,6 +198,10 @@ func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) 
 	r.stage = st
 	return r, nil
 }
+
+// Group is the runner's consumer group and Topics the topics it reads.
+func (r *Runner) Group() string    { return r.group }
+func (r *Runner) Topics() []string { return r.topics }
 
 // write delivers recs; rejected records go to the dead-letter topic before
 // the batch counts as handled.
@@ -221,6 +232,9 @@ func (r *Runner) write(ctx context.Context, recs []*stream.Record) error {
 		return fmt.Errorf("sending %d rejected records to %s: %w", len(dead), r.dlq, err)
 	}
 	r.deadLetters.Add(float64(len(dead)))
+	if r.onDead != nil {
+		r.onDead("sink/"+r.name, dead)
+	}
 	r.log.Warn("records rejected by the destination; sent to the dead-letter topic", "sink", r.name, "records", len(dead), "reason", rej.Reason)
 	return nil
 }

@@ -3,6 +3,7 @@ package sinks
 import (
 	"context"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +37,8 @@ func (s *rejectOdd) Close() error { return nil }
 
 // Records the destination refuses go to the DLQ with the reason, their
 // origin and the sink's name; the rest are delivered; all are committed.
+// The runner's OnDeadLetters hook (the status page) is told of each dead
+// letter on the topic, under the stage's name.
 func TestRejectedRecordsGoToTheDLQ(t *testing.T) {
 	bus := memory.New()
 	topics := stream.Topics{Prefix: "t"}
@@ -47,7 +50,16 @@ func TestRejectedRecordsGoToTheDLQ(t *testing.T) {
 	sink := &rejectOdd{}
 	entry := &config.Sink{Name: "loki", Type: "test", Signals: []string{"logs"}}
 	reg := prometheus.NewRegistry()
-	r, err := NewRunner(bus, entry, sink, RunnerConfig{Topics: topics, Registerer: reg})
+	var mu sync.Mutex
+	told := map[string]string{} // origin → stage
+	hook := func(stage string, dead []*stream.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range dead {
+			told[string(d.Header(stream.HeaderOrigin))] = stage
+		}
+	}
+	r, err := NewRunner(bus, entry, sink, RunnerConfig{Topics: topics, Registerer: reg, OnDeadLetters: hook})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +83,12 @@ func TestRejectedRecordsGoToTheDLQ(t *testing.T) {
 			string(d.Header(stream.HeaderTenant)) != "team-a" || len(d.Header(stream.HeaderOrigin)) == 0 {
 			t.Errorf("DLQ record headers %v", d.Headers)
 		}
+		if stage := told[string(d.Header(stream.HeaderOrigin))]; stage != "sink/loki" {
+			t.Errorf("dead letter from %s told to the hook as %q, want sink/loki", d.Header(stream.HeaderOrigin), stage)
+		}
+	}
+	if len(told) != len(dlq) {
+		t.Errorf("the hook was told of %d dead letters, %d on the topic", len(told), len(dlq))
 	}
 	if n := testutilCounter(t, reg, "sluice_sink_dead_letters_total"); n != 5 {
 		t.Errorf("sluice_sink_dead_letters_total = %v, want 5", n)

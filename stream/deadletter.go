@@ -6,6 +6,14 @@ import (
 	"log/slog"
 )
 
+// DeadLetterHook is told of the dead letters a stage wrote to the
+// dead-letter topic, once they are on the bus (with exactly-once, once
+// produced in the batch's transaction): stage is the stage's name
+// ("worker", "aggregator", "sink/<name>"). It runs on the stage's
+// goroutine, so it must be quick, and must neither keep nor modify the
+// records (the status page copies what it shows of them).
+type DeadLetterHook func(stage string, dead []*Record)
+
 // ProduceDeadLetters writes dead letters (records bound for the dead-letter
 // topic) with p. A dead letter is a record with headers saying why, so it
 // may be larger than the dead-letter topic takes even when its record fit

@@ -13,7 +13,7 @@
 //	                profile, so it is off unless asked for
 //
 // The roles mount their own endpoints with Handle (the worker's
-// GET /api/v1/cardinality).
+// GET /api/v1/cardinality, the status page of app/status).
 package admin
 
 import (
@@ -90,8 +90,10 @@ func (s *Server) AddCheck(name string, fn Check) {
 	s.checks = append(s.checks, namedCheck{name, fn})
 }
 
-func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+// Failing runs the readiness checks, as /readyz does, and returns the
+// failing ones ("name: error"); none means ready.
+func (s *Server) Failing(ctx context.Context) []string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	s.mu.Lock()
 	checks := append([]namedCheck(nil), s.checks...)
@@ -102,7 +104,11 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 			failed = append(failed, fmt.Sprintf("%s: %v", c.name, err))
 		}
 	}
-	if len(failed) > 0 {
+	return failed
+}
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	if failed := s.Failing(r.Context()); len(failed) > 0 {
 		http.Error(w, "not ready\n"+strings.Join(failed, "\n"), http.StatusServiceUnavailable)
 		return
 	}

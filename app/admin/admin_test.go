@@ -51,9 +51,16 @@ func TestEndpoints(t *testing.T) {
 	if code, _ := get(t, base+"/readyz"); code != 200 {
 		t.Errorf("/readyz while ready: %d", code)
 	}
+	if f := s.Failing(context.Background()); len(f) != 0 {
+		t.Errorf("Failing while ready: %q", f)
+	}
 	busDown.Store(true)
 	if code, body := get(t, base+"/readyz"); code != 503 || !strings.Contains(body, "bus: bus unavailable") {
 		t.Errorf("/readyz while the bus is down: %d %q", code, body)
+	}
+	// The status page's readiness is /readyz's.
+	if f := s.Failing(context.Background()); len(f) != 1 || f[0] != "bus: bus unavailable" {
+		t.Errorf("Failing while the bus is down: %q, want what /readyz says", f)
 	}
 }
 

@@ -31,7 +31,10 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/config"
@@ -39,6 +42,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
+	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -51,7 +55,12 @@ func init() {
 		if cfg.Path == "" {
 			return nil, entry.Errorf("path", "the file sink needs a path (a directory)")
 		}
-		return New(cfg, env.Logger)
+		s, err := New(cfg, env.Logger)
+		if err != nil {
+			return nil, err
+		}
+		s.sent = sinkmetrics.New(env.Registerer).For(entry.Name).ItemsSent
+		return s, nil
 	})
 }
 
@@ -101,6 +110,7 @@ type Sink struct {
 	cfg   Config
 	log   *slog.Logger
 	files map[streamKey]*active
+	sent  prometheus.Counter // sluice_sink_items_sent_total; nil: not counted
 	buf   []byte
 	pb    []byte
 	now   func() time.Time
@@ -154,6 +164,7 @@ func (s *Sink) Write(_ context.Context, recs []*stream.Record) error {
 	good := map[*active]int64{} // the files written to, and their size before
 	var rejected []*stream.Record
 	var reason string
+	var items int64
 	err := func() error {
 		for _, r := range recs {
 			sig, err := sinks.SignalOf(r)
@@ -186,6 +197,9 @@ func (s *Sink) Write(_ context.Context, recs []*stream.Record) error {
 				return fmt.Errorf("file sink: %w", err)
 			}
 			st.size += int64(len(s.buf))
+			if n, err := strconv.ParseInt(string(r.Header(stream.HeaderItems)), 10, 64); err == nil {
+				items += n
+			}
 		}
 		for st := range good {
 			if err := st.f.Sync(); err != nil {
@@ -207,6 +221,9 @@ func (s *Sink) Write(_ context.Context, recs []*stream.Record) error {
 				return err
 			}
 		}
+	}
+	if s.sent != nil {
+		s.sent.Add(float64(items))
 	}
 	if len(rejected) > 0 {
 		return &sinks.RejectedError{Records: rejected, Reason: reason}

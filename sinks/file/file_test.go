@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/config"
@@ -19,6 +22,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/sinks"
+	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -217,5 +221,35 @@ func TestConfigEntry(t *testing.T) {
 		if err := sinks.Check(cfg); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got %v, want %q", err, want)
 		}
+	}
+}
+
+// The items of the records written count in
+// sluice_sink_items_sent_total{sink}, as every sink's do; a record the
+// sink refuses (an invalid tenant: dead-lettered) does not.
+func TestCountsItemsSent(t *testing.T) {
+	cfg, err := config.Parse("c.yaml", []byte("sinks:\n  - name: archive\n    type: file\n    signals: [logs]\n    path: "+strconv.Quote(t.TempDir())+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	s, err := sinks.Build(cfg, &cfg.Sinks[0], sinks.Env{Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	items := func(r *stream.Record, n string) *stream.Record {
+		r.Headers = append(r.Headers, stream.Header{Key: stream.HeaderItems, Value: []byte(n)})
+		return r
+	}
+	refused := items(record(otlpwire.Logs, 2), "5")
+	refused.Headers = append(refused.Headers, stream.Header{Key: stream.HeaderTenant, Value: []byte("../x")})
+	err = s.Write(context.Background(), []*stream.Record{items(record(otlpwire.Logs, 0), "12"), items(record(otlpwire.Logs, 1), "12"), refused})
+	var rej *sinks.RejectedError
+	if !errors.As(err, &rej) || len(rej.Records) != 1 {
+		t.Fatalf("Write: %v, want the record with an invalid tenant refused", err)
+	}
+	if got := testutil.ToFloat64(sinkmetrics.New(reg).ItemsSent.WithLabelValues("archive")); got != 24 {
+		t.Errorf("sluice_sink_items_sent_total = %v, want 24", got)
 	}
 }

@@ -58,9 +58,12 @@ type AggregatorConfig struct {
 	// Output batches are cut to fit.
 	MaxRecordBytes int
 	Allocator      memory.Allocator // default arrowpool.Default
-	Logger         *slog.Logger
-	Metrics        *stage.Metrics
-	Registerer     prometheus.Registerer
+	// OnDeadLetters, when set, is told of the dead letters once they are
+	// on the bus.
+	OnDeadLetters stream.DeadLetterHook
+	Logger        *slog.Logger
+	Metrics       *stage.Metrics
+	Registerer    prometheus.Registerer
 }
 
 // Aggregator is one member of the aggregator group: it merges the points of
@@ -259,6 +262,9 @@ func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 	}
 	if _, err := stream.ProduceDeadLetters(ctx, a.bus, dead, a.log); err != nil {
 		return err
+	}
+	if len(dead) > 0 && a.cfg.OnDeadLetters != nil {
+		a.cfg.OnDeadLetters("aggregator", dead)
 	}
 	if a.cfg.FlushPoints > 0 && a.sinceFlush >= a.cfg.FlushPoints {
 		// What is not written now is written at the checkpoint, which

@@ -89,7 +89,8 @@ func TestInvalidTenantDeadLettered(t *testing.T) {
 
 // TestAggregatorInvalidTenantDeadLettered: an aggregation record whose
 // sluice-tenant header is not a valid tenant name is dead-lettered, not
-// merged; the valid one beside it is merged and written.
+// merged; the valid one beside it is merged and written. The
+// OnDeadLetters hook is told of both, as the aggregator's.
 func TestAggregatorInvalidTenantDeadLettered(t *testing.T) {
 	bus := newBus(t)
 	ctx := context.Background()
@@ -131,7 +132,14 @@ func TestAggregatorInvalidTenantDeadLettered(t *testing.T) {
 	if err := bus.Produce(ctx, recs...); err != nil {
 		t.Fatal(err)
 	}
-	a, err := NewAggregator(ctx, bus, AggregatorConfig{Topics: topics, CheckpointInterval: time.Hour, CheckpointPoints: -1, FlushPoints: 10})
+	var told []string // stage: tenant, of each dead letter
+	hook := func(stage string, dead []*stream.Record) {
+		for _, d := range dead {
+			told = append(told, stage+": "+string(d.Header(stream.HeaderTenant)))
+		}
+	}
+	a, err := NewAggregator(ctx, bus, AggregatorConfig{Topics: topics, CheckpointInterval: time.Hour, CheckpointPoints: -1, FlushPoints: 10,
+		OnDeadLetters: hook})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,5 +171,8 @@ func TestAggregatorInvalidTenantDeadLettered(t *testing.T) {
 		if msg := string(d.Header(stream.HeaderError)); !strings.Contains(msg, "header sluice-tenant: invalid tenant") {
 			t.Errorf("dead letter error %q", msg)
 		}
+	}
+	if got := strings.Join(told, ", "); got != "aggregator: ../../x, aggregator: victim|other" {
+		t.Errorf("the hook was told of %q, want both dead letters as the aggregator's", got)
 	}
 }

@@ -110,9 +110,12 @@ type Config struct {
 	// Cardinality, when set, sees every metrics batch before and after the
 	// rules (sluice cardinality).
 	Cardinality *cardinality.Tracker
-	Logger      *slog.Logger
-	Metrics     *stage.Metrics
-	Registerer  prometheus.Registerer
+	// OnDeadLetters, when set, is told of the dead letters once they are
+	// on the bus.
+	OnDeadLetters stream.DeadLetterHook
+	Logger        *slog.Logger
+	Metrics       *stage.Metrics
+	Registerer    prometheus.Registerer
 }
 
 // Worker is one member of the worker group.
@@ -293,7 +296,11 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 	}
 	if w.cfg.ExactlyOnce {
 		// One transaction: a failure aborts both, and the retry writes both.
-		return w.produce(ctx, append(dead, out...))
+		if err := w.produce(ctx, append(dead, out...)); err != nil {
+			return err
+		}
+		w.toldDeadLetters(dead)
+		return nil
 	}
 	// The processed records first, then the dead letters: when the DLQ
 	// refuses them (its stream deleted, the store full), only they are
@@ -315,7 +322,15 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		return fmt.Errorf("worker: dead-lettering %d records (retried; the batch's processed records are written): %w", len(dead), err)
 	}
 	w.written = batchID{}
+	w.toldDeadLetters(dead)
 	return nil
+}
+
+// toldDeadLetters passes dead letters on the bus to Config.OnDeadLetters.
+func (w *Worker) toldDeadLetters(dead []*stream.Record) {
+	if len(dead) > 0 && w.cfg.OnDeadLetters != nil {
+		w.cfg.OnDeadLetters("worker", dead)
+	}
 }
 
 // ensureDLQ creates the dead-letter topic if it is missing, reporting

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -110,7 +111,8 @@ func lag(t *testing.T, bus *smemory.Bus) int64 {
 
 // Raw OTLP of every signal, two tenants and three partitions becomes Arrow
 // records that decode back to the same items, one per (signal, tenant,
-// partition); a record that is not OTLP goes to the DLQ with its origin.
+// partition); a record that is not OTLP goes to the DLQ with its origin,
+// and the OnDeadLetters hook is told of it.
 func TestRawToArrowWithDeadLetters(t *testing.T) {
 	bus := newBus(t)
 	ctx := context.Background()
@@ -129,7 +131,17 @@ func TestRawToArrowWithDeadLetters(t *testing.T) {
 	bad := raw(otlpwire.Logs, 1, "team-a", []byte{0x0a, 0xff, 0xff}) // a truncated field
 	bus.Produce(ctx, bad)
 
-	run(t, bus, nil, Config{}, func() bool { return len(bus.Records(topics.DLQ())) == 1 && lag(t, bus) == 0 })
+	var mu sync.Mutex
+	var told []*stream.Record
+	hook := func(stage string, dead []*stream.Record) {
+		mu.Lock()
+		defer mu.Unlock()
+		if stage != "worker" {
+			t.Errorf("dead letters told as the %q stage's", stage)
+		}
+		told = append(told, dead...)
+	}
+	run(t, bus, nil, Config{OnDeadLetters: hook}, func() bool { return len(bus.Records(topics.DLQ())) == 1 && lag(t, bus) == 0 })
 	for _, sig := range otlpwire.Signals {
 		got, recs := processedItems(t, bus, sig)
 		if got != want[sig] {
@@ -158,6 +170,11 @@ func TestRawToArrowWithDeadLetters(t *testing.T) {
 	if len(dlq[0].Header(stream.HeaderError)) == 0 || string(dlq[0].Header(stream.HeaderTenant)) != "team-a" {
 		t.Errorf("DLQ headers %v", dlq[0].Headers)
 	}
+	mu.Lock()
+	if len(told) != 1 || string(told[0].Header(stream.HeaderOrigin)) != string(dlq[0].Header(stream.HeaderOrigin)) {
+		t.Errorf("the hook was told of %d dead letters, want the one on the topic", len(told))
+	}
+	mu.Unlock()
 	if l := lag(t, bus); l != 0 {
 		t.Errorf("raw lag %d after the run", l)
 	}
