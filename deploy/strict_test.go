@@ -106,6 +106,7 @@ func TestChartRefusesBadValues(t *testing.T) {
 		{"rules: {gitSync: {enabled: true}}", "rules.gitSync.repo is required"},
 		{"sinks: [{name: My_Sink, config: {type: loki, signals: [logs], url: http://l}}]", `sinks[0].name "My_Sink": it names the sink's workload`},
 		{"networkPolicy: {adminFrom: []}", "networkPolicy.adminFrom"},
+		{"config: {admin: {listen: 0.0.0.0:9000}}", `config.admin.listen "0.0.0.0:9000": the probes, Services and NetworkPolicies use ports (9464)`},
 	} {
 		_, err := renderChart(ch, parseValues(t, tc.values))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -130,6 +130,13 @@ rules:
 {{- fail "config.sinks: list the sinks under sinks (one workload each), not under config" -}}
 {{- end -}}
 {{- $cfg := mustMergeOverwrite (include "sluice.baseConfig" . | fromYaml) (deepCopy $root.Values.config) -}}
+{{- $ports := $root.Values.ports -}}
+{{- range $key, $port := dict "admin.listen" $ports.admin "ingest.grpc_listen" $ports.grpc "ingest.http_listen" $ports.http -}}
+{{- $l := index $cfg (first (splitList "." $key)) (last (splitList "." $key)) | toString -}}
+{{- if not (hasSuffix (printf ":%v" $port) $l) -}}
+{{- fail (printf "config.%s %q: the probes, Services and NetworkPolicies use ports (%v): set the port there" $key $l $port) -}}
+{{- end -}}
+{{- end -}}
 {{- $entries := list -}}
 {{- range .sinks -}}
 {{- $entries = append $entries (mustMergeOverwrite (dict "name" .name) (deepCopy .config)) -}}
