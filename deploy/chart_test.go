@@ -397,7 +397,7 @@ func checkPods(t *testing.T, m *manifest) {
 // checkConfigs runs `sluice check` on the config of every workload, with
 // each file the config names (tokens, TLS, Kafka and sink secrets)
 // present where the pod mounts it: every such file must lie on one of the
-// pod's volumes.
+// pod's volumes, and every Secret the pod mounts must hold one of them.
 func checkConfigs(t *testing.T, m *manifest) {
 	bin := sluice(t)
 	cert, key := selfSigned(t)
@@ -407,8 +407,19 @@ func checkConfigs(t *testing.T, m *manifest) {
 		if lookup(cfg, "admin", "pprof") == true {
 			t.Errorf("%s: the config serves pprof", w)
 		}
+		// A pod mounts the Secrets its config names, and no others.
+		files := namedFiles(cfg, "")
+		for _, vm := range c.VolumeMounts {
+			i := slices.IndexFunc(w.template.Spec.Volumes, func(v corev1.Volume) bool { return v.Name == vm.Name })
+			if i < 0 || w.template.Spec.Volumes[i].Secret == nil {
+				continue
+			}
+			if !slices.ContainsFunc(files, func(f namedFile) bool { return strings.HasPrefix(f.path, strings.TrimSuffix(vm.MountPath, "/")+"/") }) {
+				t.Errorf("%s: mounts Secret %s at %s, but its config names no file there", w, w.template.Spec.Volumes[i].Secret.SecretName, vm.MountPath)
+			}
+		}
 		root := t.TempDir()
-		for _, f := range namedFiles(cfg, "") {
+		for _, f := range files {
 			if !slices.ContainsFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool {
 				return vm.SubPath == "" && strings.HasPrefix(f.path, strings.TrimSuffix(vm.MountPath, "/")+"/")
 			}) {
