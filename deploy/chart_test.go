@@ -725,11 +725,28 @@ func checkRules(t *testing.T, m *manifest, vals map[string]any) {
 		}
 		v := w.template.Spec.Volumes[i]
 		if gitSync {
-			j := slices.IndexFunc(w.template.Spec.Containers, func(c corev1.Container) bool { return c.Name == "git-sync" })
-			if v.EmptyDir == nil || j < 0 || dir != "/git/current/"+str(lookup(vals, "rules", "gitSync", "path")) {
+			if v.EmptyDir == nil || dir != "/git/current/"+str(lookup(vals, "rules", "gitSync", "path")) {
 				t.Errorf("%s: rules.dir %s, want a git-sync checkout (/git/current/<path>) on an emptyDir", w, dir)
-			} else if !slices.ContainsFunc(w.template.Spec.Containers[j].VolumeMounts, func(vm corev1.VolumeMount) bool { return vm.Name == vol && !vm.ReadOnly }) {
-				t.Errorf("%s: git-sync cannot write the volume %s", w, vol)
+			}
+			// The first checkout before the worker starts (else its first
+			// batches would go without rules), then the sidecar.
+			for _, cs := range []struct {
+				list    []corev1.Container
+				name    string
+				oneTime bool
+			}{{w.template.Spec.InitContainers, "git-sync-init", true}, {w.template.Spec.Containers, "git-sync", false}} {
+				j := slices.IndexFunc(cs.list, func(c corev1.Container) bool { return c.Name == cs.name })
+				if j < 0 {
+					t.Errorf("%s: no container %s", w, cs.name)
+					continue
+				}
+				c := cs.list[j]
+				if slices.Contains(c.Args, "--one-time") != cs.oneTime || !slices.Contains(c.Args, "--link=current") || !slices.Contains(c.Args, "--root=/git") {
+					t.Errorf("%s: %s args %v", w, cs.name, c.Args)
+				}
+				if !slices.ContainsFunc(c.VolumeMounts, func(vm corev1.VolumeMount) bool { return vm.Name == vol && vm.MountPath == "/git" && !vm.ReadOnly }) {
+					t.Errorf("%s: %s cannot write the volume %s at /git", w, cs.name, vol)
+				}
 			}
 			continue
 		}

@@ -285,6 +285,11 @@ spec:
         limits: {memory: 128Mi}
       volumeMounts:
         {{- toYaml $checkMounts | nindent 8 }}
+    {{- if and .rules $v.rules.gitSync.enabled }}
+    # The first checkout, before the worker starts: without it the worker
+    # would process its first batches without rules.
+    {{- include "sluice.gitSync" (dict "root" $root "name" "git-sync-init" "oneTime" true) | nindent 4 }}
+    {{- end }}
   containers:
     - name: sluice
       image: {{ include "sluice.image" $root }}
@@ -326,30 +331,44 @@ spec:
       volumeMounts:
         {{- toYaml $mounts | nindent 8 }}
     {{- if and .rules $v.rules.gitSync.enabled }}
-    {{- with $v.rules.gitSync }}
-    # git-sync keeps a checkout of the rules' repository in /git/current;
-    # the worker reloads the rules when the files change.
-    - name: git-sync
-      image: {{ .image }}
-      args:
-        - --repo={{ required "rules.gitSync.repo is required with rules.gitSync.enabled" .repo }}
-        - --ref={{ .ref }}
-        - --root=/git
-        - --link=current
-        - --period={{ .period }}
-      {{- with .credentialsSecret }}
-      envFrom:
-        - secretRef: {name: {{ . }}}
-      {{- end }}
-      securityContext:
-        {{- toYaml $v.securityContext | nindent 8 }}
-      resources:
-        {{- toYaml .resources | nindent 8 }}
-      volumeMounts:
-        - {name: rules-git, mountPath: /git}
-        - {name: tmp, mountPath: /tmp}
-    {{- end }}
+    # git-sync keeps the checkout of the rules' repository in /git/current
+    # up to date; the worker reloads the rules when the files change.
+    {{- include "sluice.gitSync" (dict "root" $root "name" "git-sync" "oneTime" false) | nindent 4 }}
     {{- end }}
   volumes:
     {{- toYaml $volumes | nindent 4 }}
+{{- end -}}
+
+
+{{/* sluice.gitSync: a git-sync container keeping a checkout of the rules'
+     repository in /git/current. Context: dict "root" $, "name",
+     "oneTime" (bool: the first checkout, as an initContainer). */}}
+{{- define "sluice.gitSync" -}}
+{{- $v := .root.Values -}}
+{{- with $v.rules.gitSync -}}
+- name: {{ $.name }}
+  image: {{ .image }}
+  args:
+    - --repo={{ required "rules.gitSync.repo is required with rules.gitSync.enabled" .repo }}
+    - --ref={{ .ref }}
+    - --root=/git
+    - --link=current
+    - --period={{ .period }}
+    {{- if $.oneTime }}
+    - --one-time
+    {{- end }}
+  env:
+    - {name: HOME, value: /tmp}
+  {{- with .credentialsSecret }}
+  envFrom:
+    - secretRef: {name: {{ . }}}
+  {{- end }}
+  securityContext:
+    {{- toYaml $v.securityContext | nindent 4 }}
+  resources:
+    {{- toYaml .resources | nindent 4 }}
+  volumeMounts:
+    - {name: rules-git, mountPath: /git}
+    - {name: tmp, mountPath: /tmp}
+{{- end -}}
 {{- end -}}
