@@ -1,6 +1,6 @@
 module github.com/sluice-dev/sluice/deploy
 
-go 1.26.0
+go 1.26.8
 
 require (
 	github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring v0.95.2
