@@ -401,11 +401,22 @@ func loadIngestFiles(cfg *config.Config) (*ingest.Tokens, *ingest.TLSFiles, erro
 }
 
 // CheckFiles loads the files cfg names that Load does not read, as the
-// process would at start: the ingester's tokens file and TLS files. It
-// serves `sluice check`.
+// process would at start: the ingester's tokens file and TLS files, and the
+// Kafka bus's TLS files and SASL password_file. It serves `sluice check`.
 func CheckFiles(cfg *config.Config) error {
 	_, _, err := loadIngestFiles(cfg)
-	return err
+	errs := []error{err}
+	if k := cfg.Bus.Kafka; cfg.Bus.Kind == "kafka" {
+		if _, err := k.TLS.ClientConfig(); err != nil {
+			errs = append(errs, cfg.Errorf("bus.kafka.tls", "%v", err))
+		}
+		if k.SASL != nil {
+			if _, err := k.SASL.Secret(); err != nil {
+				errs = append(errs, cfg.Errorf("bus.kafka.sasl.password_file", "%v", err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // run runs fn in the background; an error ends the process (Failed).

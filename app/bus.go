@@ -67,13 +67,17 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 		}
 		var mech sasl.Mechanism
 		if k.SASL != nil {
+			pass, err := k.SASL.Secret()
+			if err != nil {
+				return nil, cfg.Errorf("bus.kafka.sasl.password_file", "%v", err)
+			}
 			switch k.SASL.Mechanism {
 			case "PLAIN":
-				mech = plain.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsMechanism()
+				mech = plain.Auth{User: k.SASL.Username, Pass: pass}.AsMechanism()
 			case "SCRAM-SHA-256":
-				mech = scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha256Mechanism()
+				mech = scram.Auth{User: k.SASL.Username, Pass: pass}.AsSha256Mechanism()
 			case "SCRAM-SHA-512":
-				mech = scram.Auth{User: k.SASL.Username, Pass: k.SASL.Password}.AsSha512Mechanism()
+				mech = scram.Auth{User: k.SASL.Username, Pass: pass}.AsSha512Mechanism()
 			}
 		}
 		bus, err = kafka.New(kafka.Config{Brokers: k.Brokers, ClientID: k.ClientID, Compression: k.Compression, CompressionLevel: k.CompressionLevel,

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh is `make test`: it fetches Apache Kafka (scripts/kafka/fetch.sh),
 # starts one broker on 127.0.0.1 for the whole suite, runs every Go test
-# with the broker's address in SLUICE_KAFKA_BROKERS (and the jars in
+# (the root module's, then the deploy module's chart tests) with the
+# broker's address in SLUICE_KAFKA_BROKERS (and the jars in
 # SLUICE_KAFKA_LIBS, for tests that start and stop brokers of their own)
 # and the Arrow buffer pool poisoned, and stops the broker again, whatever
 # the tests did.
@@ -23,3 +24,7 @@ export SLUICE_KAFKA_BROKERS=127.0.0.1:$port SLUICE_KAFKA_LIBS=$libs
 # released shows as a failing test (internal/arrowpool).
 export SLUICE_ARROWPOOL_POISON=1
 "$GO" test -count=1 -timeout 12m "$@" ./...
+# The Helm chart's tests: a module of its own (deploy/go.mod), so that Helm
+# and the Kubernetes modules stay out of the binary's; ./... above does not
+# descend into it.
+(cd deploy && "$GO" test -count=1 -timeout 10m ./...)

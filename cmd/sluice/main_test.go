@@ -124,6 +124,35 @@ ingest:
 	}
 }
 
+// sluice check reads the Kafka bus's TLS files and SASL password_file as
+// the bus would at start (no broker is contacted): a missing one fails the
+// check at its key.
+func TestCheckLoadsTheKafkaSecretFiles(t *testing.T) {
+	dir := t.TempDir()
+	cert, _ := selfSigned(t)
+	ca := filepath.Join(dir, "ca.crt")
+	pass := filepath.Join(dir, "password")
+	cfg := filepath.Join(dir, "sluice.yaml")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`bus:
+  kind: kafka
+  kafka:
+    brokers: [kafka:9093]
+    tls: {ca_file: %q}
+    sasl: {mechanism: SCRAM-SHA-512, username: sluice, password_file: %q}
+`, ca, pass)), 0o644)
+	_, err := run(t, "check", "-c", cfg)
+	for _, want := range []string{cfg + ":5:10: bus.kafka.tls: open " + ca, cfg + ":6:71: bus.kafka.sasl.password_file: open " + pass} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("missing files: %v\nwant %q", err, want)
+		}
+	}
+	os.WriteFile(ca, cert, 0o644)
+	os.WriteFile(pass, []byte("s3cret\n"), 0o600)
+	if out, err := run(t, "check", "-c", cfg); err != nil {
+		t.Errorf("present files: %v %s", err, out)
+	}
+}
+
 func TestVersion(t *testing.T) {
 	out, err := run(t, "version")
 	if err != nil || !strings.HasPrefix(out, "sluice ") {

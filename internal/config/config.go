@@ -5,6 +5,7 @@
 package config
 
 import (
+	"bytes"
 	"cmp"
 	"crypto/tls"
 	"crypto/x509"
@@ -106,6 +107,34 @@ type SASL struct {
 	Mechanism string `yaml:"mechanism"` // PLAIN | SCRAM-SHA-256 | SCRAM-SHA-512
 	Username  string `yaml:"username"`
 	Password  string `yaml:"password"`
+	// PasswordFile, instead of Password, names a file holding the password
+	// (a mounted Kubernetes Secret, so that the config holds no secret).
+	// It is read at start; one trailing newline is not part of it.
+	PasswordFile string `yaml:"password_file"`
+}
+
+// Secret is the password: Password, or the content of PasswordFile.
+func (s *SASL) Secret() (string, error) {
+	if s.PasswordFile == "" {
+		return s.Password, nil
+	}
+	return ReadSecretFile(s.PasswordFile)
+}
+
+// ReadSecretFile reads a secret kept in a file of its own (a mounted
+// Secret): its content without one trailing newline. An empty file is an
+// error.
+func ReadSecretFile(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	b = bytes.TrimSuffix(b, []byte("\r"))
+	if len(b) == 0 {
+		return "", fmt.Errorf("%s: empty", path)
+	}
+	return string(b), nil
 }
 
 // NATS configures a remote NATS JetStream bus.
@@ -585,6 +614,9 @@ func (c *Config) Validate() error {
 			case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
 			default:
 				bad("bus.kafka.sasl.mechanism", "unknown SASL mechanism %q (valid: PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)", s.Mechanism)
+			}
+			if s.Password != "" && s.PasswordFile != "" {
+				bad("bus.kafka.sasl.password_file", "password and password_file are exclusive")
 			}
 		}
 	default:

@@ -2,6 +2,8 @@ package config
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -403,6 +405,39 @@ func TestIngestSecurityKeys(t *testing.T) {
 		_, err := Parse("c.yaml", []byte(tc.yaml))
 		if err == nil || !strings.HasPrefix(err.Error(), tc.want) {
 			t.Errorf("%q: %v, want %s", tc.yaml, err, tc.want)
+		}
+	}
+}
+
+// bus.kafka.sasl.password_file keeps the password out of the config file:
+// Secret reads it without its trailing newline; password and password_file
+// together are refused at the key, and an unreadable or empty file is an
+// error of Secret (read at start and by `sluice check`).
+func TestSASLPasswordFile(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "password")
+	if err := os.WriteFile(file, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse("c.yaml", []byte("bus:\n  kind: kafka\n  kafka:\n    brokers: [k:9093]\n    sasl:\n      mechanism: SCRAM-SHA-512\n      username: sluice\n      password_file: "+file+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := cfg.Bus.Kafka.SASL.Secret(); err != nil || got != "s3cret" {
+		t.Errorf("Secret() = %q, %v; want s3cret", got, err)
+	}
+	if got, err := (&SASL{Password: "inline"}).Secret(); err != nil || got != "inline" {
+		t.Errorf("Secret() of password = %q, %v", got, err)
+	}
+	_, err = Parse("c.yaml", []byte("bus:\n  kind: kafka\n  kafka:\n    brokers: [k:9093]\n    sasl:\n      mechanism: PLAIN\n      password: p\n      password_file: "+file+"\n"))
+	if want := "c.yaml:8:22: bus.kafka.sasl.password_file: password and password_file are exclusive"; err == nil || err.Error() != want {
+		t.Errorf("both: %v, want %s", err, want)
+	}
+	empty := filepath.Join(dir, "empty")
+	os.WriteFile(empty, []byte("\n"), 0o600)
+	for _, f := range []string{filepath.Join(dir, "missing"), empty} {
+		if _, err := (&SASL{PasswordFile: f}).Secret(); err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("%s: %v, want an error naming the file", f, err)
 		}
 	}
 }

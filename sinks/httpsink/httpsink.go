@@ -66,6 +66,18 @@ const DefaultRetryAfterMax = 5 * time.Minute
 type BasicAuth struct {
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
+	// PasswordFile, instead of Password, names a file holding the password
+	// (a mounted Secret), read when the sink starts; one trailing newline
+	// is not part of it.
+	PasswordFile string `yaml:"password_file"`
+}
+
+// Secret is the password: Password, or the content of PasswordFile.
+func (b *BasicAuth) Secret() (string, error) {
+	if b.PasswordFile == "" {
+		return b.Password, nil
+	}
+	return config.ReadSecretFile(b.PasswordFile)
 }
 
 // Check reports what is wrong with c, as errors located at entry's keys.
@@ -82,11 +94,29 @@ func (c *Config) Check(entry *config.Sink) []error {
 	if c.BearerToken != "" && c.BearerTokenFile != "" {
 		errs = append(errs, entry.Errorf("bearer_token_file", "bearer_token and bearer_token_file are exclusive"))
 	}
+	errs = append(errs, c.CheckBasicAuth(entry)...)
 	if _, err := c.TLS.ClientConfig(); err != nil {
 		errs = append(errs, entry.Errorf("tls", "%v", err))
 	}
 	errs = append(errs, c.CheckRetryAfterMax(entry)...)
 	return errs
+}
+
+// CheckBasicAuth reports a basic_auth with both password and
+// password_file, or whose password_file cannot be read (for the sinks that
+// check the other keys themselves, such as otlp over gRPC).
+func (c *Config) CheckBasicAuth(entry *config.Sink) []error {
+	b := c.BasicAuth
+	if b == nil {
+		return nil
+	}
+	if b.Password != "" && b.PasswordFile != "" {
+		return []error{entry.Errorf("basic_auth.password_file", "password and password_file are exclusive")}
+	}
+	if _, err := b.Secret(); err != nil {
+		return []error{entry.Errorf("basic_auth.password_file", "%v", err)}
+	}
+	return nil
 }
 
 // CheckRetryAfterMax reports a negative retry_after_max (for the sinks that
@@ -134,6 +164,13 @@ func New(c Config, m sinkmetrics.Sink) (*Client, error) {
 	}
 	if c.Timeout <= 0 {
 		c.Timeout = 30 * time.Second
+	}
+	if b := c.BasicAuth; b != nil && b.PasswordFile != "" {
+		pass, err := b.Secret()
+		if err != nil {
+			return nil, fmt.Errorf("basic_auth password_file: %w", err)
+		}
+		c.BasicAuth = &BasicAuth{Username: b.Username, Password: pass}
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsCfg

@@ -8,9 +8,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/sinks/sinkmetrics"
 )
 
@@ -79,5 +81,47 @@ func TestRetryAfterForms(t *testing.T) {
 	}
 	if d := retryAfter("soon"); d != 0 {
 		t.Errorf("garbage: %v", d)
+	}
+}
+
+// basic_auth.password_file keeps the password out of the config: the sink
+// reads it at start and sends it; both password and password_file, or a
+// file that cannot be read, are refused at the key.
+func TestBasicAuthPasswordFile(t *testing.T) {
+	var user, pass string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, pass, _ = r.BasicAuth()
+	}))
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "password")
+	os.WriteFile(file, []byte("s3cret\n"), 0o600)
+	c, err := New(Config{URL: srv.URL, BasicAuth: &BasicAuth{Username: "u", PasswordFile: file}}, sinkmetrics.Sink{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Post(context.Background(), Request{Body: []byte("x")}); err != nil {
+		t.Fatal(err)
+	}
+	if user != "u" || pass != "s3cret" {
+		t.Errorf("basic auth %q:%q, want u:s3cret", user, pass)
+	}
+
+	entry := &config.Sink{Name: "s", Type: "loki", Path: "sinks[0]"}
+	for _, tc := range []struct {
+		auth BasicAuth
+		want string
+	}{
+		{BasicAuth{Username: "u", Password: "p", PasswordFile: file}, "sinks[0].basic_auth.password_file: password and password_file are exclusive"},
+		{BasicAuth{Username: "u", PasswordFile: file + ".missing"}, "sinks[0].basic_auth.password_file: open " + file + ".missing: no such file or directory"},
+		{BasicAuth{Username: "u", PasswordFile: os.DevNull}, "sinks[0].basic_auth.password_file: " + os.DevNull + ": empty"},
+	} {
+		cfg := Config{URL: srv.URL, BasicAuth: &tc.auth}
+		errs := cfg.Check(entry)
+		if len(errs) != 1 || !strings.HasSuffix(errs[0].Error(), tc.want) {
+			t.Errorf("%+v: %v, want %s", tc.auth, errs, tc.want)
+		}
+	}
+	if _, err := New(Config{URL: srv.URL, BasicAuth: &BasicAuth{Username: "u", PasswordFile: file + ".missing"}}, sinkmetrics.Sink{}); err == nil {
+		t.Error("New with an unreadable password_file: no error")
 	}
 }

@@ -72,8 +72,12 @@ func init() {
 		if _, err := cfg.TLS.ClientConfig(); err != nil {
 			errs = append(errs, entry.Errorf("tls", "%v", err))
 		}
-		if cfg.SASL != nil {
-			if _, err := mechanism(cfg.SASL); err != nil {
+		if s := cfg.SASL; s != nil {
+			if s.Password != "" && s.PasswordFile != "" {
+				errs = append(errs, entry.Errorf("sasl.password_file", "password and password_file are exclusive"))
+			} else if _, err := s.Secret(); err != nil {
+				errs = append(errs, entry.Errorf("sasl.password_file", "%v", err))
+			} else if _, err := mechanism(s); err != nil {
 				errs = append(errs, entry.Errorf("sasl.mechanism", "%v", err))
 			}
 		}
@@ -113,13 +117,17 @@ type Config struct {
 }
 
 func mechanism(s *config.SASL) (sasl.Mechanism, error) {
+	pass, err := s.Secret()
+	if err != nil {
+		return nil, err
+	}
 	switch s.Mechanism {
 	case "PLAIN":
-		return plain.Auth{User: s.Username, Pass: s.Password}.AsMechanism(), nil
+		return plain.Auth{User: s.Username, Pass: pass}.AsMechanism(), nil
 	case "SCRAM-SHA-256":
-		return scram.Auth{User: s.Username, Pass: s.Password}.AsSha256Mechanism(), nil
+		return scram.Auth{User: s.Username, Pass: pass}.AsSha256Mechanism(), nil
 	case "SCRAM-SHA-512":
-		return scram.Auth{User: s.Username, Pass: s.Password}.AsSha512Mechanism(), nil
+		return scram.Auth{User: s.Username, Pass: pass}.AsSha512Mechanism(), nil
 	}
 	return nil, fmt.Errorf("mechanism %q: want PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", s.Mechanism)
 }

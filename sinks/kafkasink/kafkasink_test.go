@@ -209,10 +209,12 @@ func TestTopicsAndConfig(t *testing.T) {
 	}
 	s.Close()
 	for yaml, want := range map[string]string{
-		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n":                                           `sinks[0].brokers: the kafka sink needs brokers`,
-		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n    brokers: [k:1]\n    topics: {log: x}\n": `sinks[0].topics.log: unknown signal "log"`,
-		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n    brokers: [k:1]\n    key: trace\n":       `c.yaml:6:10: sinks[0].key: key "trace"`,
-		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n    brokers: [k:1]\n    acks: all\n":        `c.yaml:6:5: sinks[0].acks: unknown key "acks"`,
+		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n":                                                                                                 `sinks[0].brokers: the kafka sink needs brokers`,
+		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n    brokers: [k:1]\n    topics: {log: x}\n":                                                       `sinks[0].topics.log: unknown signal "log"`,
+		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n    brokers: [k:1]\n    key: trace\n":                                                             `c.yaml:6:10: sinks[0].key: key "trace"`,
+		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n    brokers: [k:1]\n    acks: all\n":                                                              `c.yaml:6:5: sinks[0].acks: unknown key "acks"`,
+		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n    brokers: [k:1]\n    sasl: {mechanism: PLAIN, username: u, password: p, password_file: /pw}\n": `c.yaml:6:71: sinks[0].sasl.password_file: password and password_file are exclusive`,
+		"sinks:\n  - name: a\n    type: kafka\n    signals: [logs]\n    brokers: [k:1]\n    sasl: {mechanism: PLAIN, username: u, password_file: /nonexistent/pw}\n":  `c.yaml:6:58: sinks[0].sasl.password_file: open /nonexistent/pw: no such file or directory`,
 	} {
 		cfg, err := config.Parse("c.yaml", []byte(yaml))
 		if err != nil {

@@ -107,7 +107,12 @@ func newGRPC(cfg Config, m sinkmetrics.Sink, log *slog.Logger) (*grpcExporter, e
 		e.md = append(e.md, strings.ToLower(k), v)
 	}
 	if cfg.BasicAuth != nil {
-		e.md = append(e.md, "authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cfg.BasicAuth.Username+":"+cfg.BasicAuth.Password)))
+		pass, err := cfg.BasicAuth.Secret()
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("basic_auth password_file: %w", err)
+		}
+		e.md = append(e.md, "authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(cfg.BasicAuth.Username+":"+pass)))
 	} else if cfg.BearerToken != "" {
 		e.md = append(e.md, "authorization", "Bearer "+cfg.BearerToken)
 	}

@@ -96,6 +96,7 @@ func (c *Config) check(entry *config.Sink) []error {
 		if c.Insecure && c.TLS != nil {
 			errs = append(errs, entry.Errorf("insecure", "insecure and tls are exclusive"))
 		}
+		errs = append(errs, c.CheckBasicAuth(entry)...)
 		errs = append(errs, c.CheckRetryAfterMax(entry)...)
 	case "http":
 		if c.Endpoint != "" {

@@ -1,4 +1,4 @@
-package main
+package deploy
 
 import (
 	"bytes"
@@ -11,10 +11,12 @@ import (
 	"strings"
 	"testing"
 
+	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"go.yaml.in/yaml/v3"
+	corev1 "k8s.io/api/core/v1"
 )
 
-const alertsDir = "../../deploy/kubernetes/alerts"
+const alertsDir = "helm/sluice/alerts"
 
 // ruleGroups is the rule file format of Prometheus (rulefmt), decoded
 // strictly: a misspelt key is an error.
@@ -31,10 +33,11 @@ type ruleGroups struct {
 	} `yaml:"groups"`
 }
 
-// The shipped alerting rules parse, are shipped by the kustomization, and
-// every metric they use is one sluice's code registers; promtool (when on
-// PATH) accepts them and their unit tests pass.
-func TestDeployAlertRules(t *testing.T) {
+// The shipped alerting rules parse, every metric they use is one sluice's
+// code registers, the chart ships them unchanged as the ConfigMap
+// sluice-alerts and as a PrometheusRule, and promtool (when on PATH)
+// accepts the shipped file and its unit tests pass.
+func TestAlertRules(t *testing.T) {
 	file := filepath.Join(alertsDir, "sluice.rules.yaml")
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -82,26 +85,37 @@ func TestDeployAlertRules(t *testing.T) {
 		}
 	}
 
-	// The kustomization ships the file as the ConfigMap sluice-alerts.
-	var kust struct {
-		ConfigMapGenerator []struct {
-			Name  string   `yaml:"name"`
-			Files []string `yaml:"files"`
-		} `yaml:"configMapGenerator"`
-	}
-	kdata, err := os.ReadFile("../../deploy/kubernetes/kustomization.yaml")
+	// The chart ships the file as it is: the ConfigMap sluice-alerts by
+	// default, and the PrometheusRule's groups when asked.
+	objs, err := renderChart(loadChart(t), parseValues(t, "alerts: {prometheusRule: {enabled: true}}"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := yaml.Unmarshal(kdata, &kust); err != nil {
-		t.Fatal(err)
-	}
-	shipped := false
-	for _, g := range kust.ConfigMapGenerator {
-		shipped = shipped || g.Name == "sluice-alerts" && slices.Contains(g.Files, "alerts/sluice.rules.yaml")
+	var shipped, rule bool
+	for _, o := range objs {
+		switch x := o.Obj.(type) {
+		case *corev1.ConfigMap:
+			if x.Name == "sluice-alerts" {
+				shipped = x.Data["sluice.rules.yaml"] == string(data)
+			}
+		case *monitoringv1.PrometheusRule:
+			var got []string
+			for _, g := range x.Spec.Groups {
+				for _, r := range g.Rules {
+					got = append(got, r.Alert)
+					if r.Alert == "SluiceBusRecordsLost" && !strings.Contains(r.Annotations["summary"], "{{ $labels.topic }}") {
+						t.Errorf("PrometheusRule: the summary's template was rendered by Helm: %q", r.Annotations["summary"])
+					}
+				}
+			}
+			rule = slices.Equal(got, alerts)
+		}
 	}
 	if !shipped {
-		t.Error("kustomization.yaml: no configMapGenerator sluice-alerts with alerts/sluice.rules.yaml")
+		t.Error("no ConfigMap sluice-alerts with sluice.rules.yaml as it is")
+	}
+	if !rule {
+		t.Error("no PrometheusRule with the alerts of sluice.rules.yaml")
 	}
 
 	t.Run("promtool", func(t *testing.T) {
@@ -167,18 +181,18 @@ func metricNames(expr string) []string {
 	return out
 }
 
-// registeredMetrics are the metric names the module's code (tests and
-// benchmarks aside) registers.
+// registeredMetrics are the metric names the sluice module's code (tests,
+// benchmarks and this module aside) registers.
 func registeredMetrics(t *testing.T) map[string]bool {
 	t.Helper()
 	names := map[string]bool{}
-	root := "../.."
+	root := ".."
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
 		}
 		if d.IsDir() {
-			if rel, _ := filepath.Rel(root, path); rel == "bench" || strings.HasPrefix(d.Name(), ".") && path != root {
+			if rel, _ := filepath.Rel(root, path); rel == "bench" || rel == "deploy" || strings.HasPrefix(d.Name(), ".") && path != root {
 				return filepath.SkipDir
 			}
 			return nil
