@@ -168,7 +168,12 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 	if p.admin != nil {
 		p.admin.AddCheck("bus", p.bus.Ping)
 	}
-	topics := stream.Topics{Prefix: cfg.Bus.TopicPrefix}
+	topics := Topics(cfg)
+	if roles.Worker || roles.Ingest {
+		if err := checkRawTopics(cfg, p.bus); err != nil {
+			return nil, err
+		}
+	}
 	stageMetrics := stage.NewMetrics(p.reg)
 
 	var sinkCtx, workerCtx context.Context
@@ -204,7 +209,8 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		wcfg := worker.Config{Topics: topics, Group: cfg.Worker.Group, Logger: log, Metrics: stageMetrics, Registerer: p.reg,
 			ExactlyOnce: cfg.Worker.ExactlyOnce, TransactionalID: cfg.Worker.TransactionalID, MaxRecordBytes: int(cfg.Bus.MaxRecordBytes),
 			DeadLetterMaxBytes: int(cfg.DeadLetterMaxBytes()), DeadLetterTopic: deadLetterSpec(cfg),
-			MaxPollRecords: cfg.Worker.MaxPollRecords, MaxPollBytes: int(cfg.Worker.MaxPollBytes), MaxBatchItems: cfg.Worker.MaxBatchItems}
+			MaxPollRecords: cfg.Worker.MaxPollRecords, MaxPollBytes: int(cfg.Worker.MaxPollBytes), MaxBatchItems: cfg.Worker.MaxBatchItems,
+			TenantHeader: cfg.Worker.TenantHeader, DefaultTenant: cfg.Worker.DefaultTenant, RawEncoding: cfg.Worker.RawEncoding}
 		if wcfg.ExactlyOnce && wcfg.TransactionalID == "" {
 			host, _ := os.Hostname()
 			wcfg.TransactionalID = "sluice-worker-" + host
