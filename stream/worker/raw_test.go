@@ -283,3 +283,27 @@ func gathered(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	return v
 }
+
+// The aggregator's watermark waits for every partition of the raw metrics
+// topic: with an agents' topic, its partitions (5 here), not those of
+// <prefix>.raw.metrics (3 here).
+func TestAggregatorSourcesFollowAgentTopic(t *testing.T) {
+	bus := newBus(t) // t.raw.* with 3 partitions
+	ctx := context.Background()
+	if err := bus.EnsureTopics(ctx, stream.TopicSpec{Name: agentTopics.Raw(otlpwire.Metrics), Partitions: 5},
+		stream.TopicSpec{Name: agentTopics.Aggregate(), Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		topics stream.Topics
+		want   int
+	}{{topics, 3}, {agentTopics, 5}} {
+		a, err := NewAggregator(ctx, bus, AggregatorConfig{Topics: tc.topics})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := a.sources(); got != tc.want {
+			t.Errorf("raw topic %s: %d sources, want %d", tc.topics.Raw(otlpwire.Metrics), got, tc.want)
+		}
+	}
+}
