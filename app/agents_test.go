@@ -194,7 +194,8 @@ func tenantItems(t *testing.T, dir string) map[string][3]int {
 // tenant of their X-Scope-OrgID header or the default tenant; bad records
 // are dead-lettered with an error naming them; the topics' settings are
 // left as they were; a missing topic stops the start with an error naming
-// it and the config line, unless worker.create_raw_topics.
+// it and the config line, unless worker.create_raw_topics. An ingester of
+// the same config writes to the agents' topics, beside them.
 func TestCollectorKafkaExporterRecords(t *testing.T) {
 	brokers := kafkatest.Brokers(t)
 	ctx := context.Background()
@@ -257,11 +258,16 @@ func TestCollectorKafkaExporterRecords(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p, err := Start(ctx, cfg, Roles{Worker: true, AllSinks: true}, testLogger(t))
+	p, err := Start(ctx, cfg, All, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Stop()
+	// The ingester of the same config writes to the agents' topics too:
+	// its records, with sluice's headers, meet the agents' in the worker.
+	s := &sender{t: t, p: p}
+	s.post("/v1/logs", "application/x-protobuf", otlptest.Request(otlpwire.Logs, otlptest.Shape{Resources: 2, Items: 5}))
+	want["anonymous"] = [3]int{0, otlptest.Shape{Resources: 2, Items: 5}.ItemCount(otlpwire.Logs), 0}
 	var got map[string][3]int
 	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		if got = tenantItems(t, filepath.Join(dir, "out")); fmt.Sprint(got) == fmt.Sprint(want) {
