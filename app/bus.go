@@ -114,7 +114,7 @@ func checkRawTopics(cfg *config.Config, bus stream.Bus) error {
 	for _, s := range otlpwire.Signals {
 		if t.External(s) && bus.Partitions(t.Raw(s)) <= 0 {
 			errs = append(errs, cfg.Errorf("worker.raw_topics."+s.String(),
-				"raw topic %q does not exist on the bus: create it (as the agents' Kafka exporter expects it), or set worker.create_raw_topics: true to have sluice create it", t.Raw(s)))
+				"raw topic %q does not exist on the bus (no partitions found): create it (as the agents' Kafka exporter expects it), or set worker.create_raw_topics: true to have sluice create it", t.Raw(s)))
 		}
 	}
 	return errors.Join(errs...)

@@ -354,8 +354,9 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 
 // toProto makes r's value OTLP protobuf: an OTLP/JSON record (an agent's
 // Kafka exporter with encoding otlp_json) is converted, and its
-// content-type set to say so, so that a dead letter made of it later
-// says what it holds.
+// content-type set to say so: a dead letter made of it later says what it
+// holds, and the retry of a failed batch, which hands handle the same
+// records, does not convert it twice.
 func (w *Worker) toProto(sig otlpwire.Signal, r *stream.Record) error {
 	json, err := recordJSON(r, w.json)
 	if err != nil || !json {
