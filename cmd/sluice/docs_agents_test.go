@@ -250,8 +250,11 @@ func checkCollector(t *testing.T, s snippet, grpcPort, httpPort string, topics m
 	for _, id := range slices.Sorted(maps.Keys(mapAt(cfg["exporters"]))) {
 		e := mapAt(mapAt(cfg["exporters"])[id])
 		typ, _, _ := strings.Cut(id, "/")
-		if typ == "otlp_grpc" {
+		switch typ { // the names of recent Collector releases
+		case "otlp_grpc":
 			typ = "otlp"
+		case "otlp_http":
+			typ = "otlphttp"
 		}
 		allowed, ok := collectorKeys["exporters."+typ]
 		if !ok {
