@@ -307,3 +307,30 @@ func TestAggregatorSourcesFollowAgentTopic(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRawHeaders is what the worker does per raw record to find its
+// tenant and encoding: an ingester's record (five headers, no tenant
+// header configured) and an agent's (X-Scope-OrgID only, configured).
+func BenchmarkRawHeaders(b *testing.B) {
+	for _, tc := range []struct {
+		name, header string
+		headers      []stream.Header
+	}{
+		{"ingester", "", hdrs("content-type", stream.ContentTypeOTLPProto, "sluice-signal", "metrics", "sluice-tenant", "team-a",
+			"sluice-items", "1000", "sluice-received-at", "2026-12-06T03:00:00.123456789Z")},
+		{"agent", "X-Scope-OrgID", hdrs("X-Scope-OrgID", "team-a")},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			r := &stream.Record{Topic: "otlp_metrics", Headers: tc.headers}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := recordTenant(r, tc.header, "agents"); err != nil {
+					b.Fatal(err)
+				}
+				if _, err := recordJSON(r, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
