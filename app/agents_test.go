@@ -192,7 +192,8 @@ func tenantItems(t *testing.T, dir string) map[string][3]int {
 // Records written to Kafka exactly as the Collector's Kafka exporter
 // writes them, on topics an operator created, reach the sink under the
 // tenant of their X-Scope-OrgID header or the default tenant; bad records
-// are dead-lettered with an error naming them; the topics' settings are
+// are dead-lettered with an error naming them; an OTLP/JSON record saying
+// so in content-type is converted; the topics' settings are
 // left as they were; a missing topic stops the start with an error naming
 // it and the config line, unless worker.create_raw_topics. An ingester of
 // the same config writes to the agents' topics, beside them.
@@ -249,6 +250,18 @@ func TestCollectorKafkaExporterRecords(t *testing.T) {
 		}
 		want[tenant] = w
 	}
+	// One record in OTLP/JSON, saying so in content-type (as a producer
+	// other than the exporter may): converted by the worker.
+	jsonShape := otlptest.Shape{Resources: 2, Items: 7, Seed: 99}
+	js, err := otlpjson.MarshalRequest(otlpwire.Logs, otlptest.Request(otlpwire.Logs, jsonShape), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs = append(recs, &kgo.Record{Topic: ext[otlpwire.Logs], Value: js,
+		Headers: []kgo.RecordHeader{{Key: "content-type", Value: []byte("application/json")}, {Key: "x-scope-orgid", Value: []byte("team-a")}}})
+	w := want["team-a"]
+	w[otlpwire.Logs] += jsonShape.ItemCount(otlpwire.Logs)
+	want["team-a"] = w
 	bad := []*kgo.Record{
 		{Topic: ext[otlpwire.Logs], Value: []byte("not OTLP at all")},
 		{Topic: ext[otlpwire.Metrics], Value: otlptest.Request(otlpwire.Metrics, otlptest.Shape{Resources: 1, Items: 1, Points: 1}),
