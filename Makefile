@@ -13,7 +13,7 @@ CONFIG  ?= examples/sluice.yaml
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/sluice-dev/sluice/app.Version=$(VERSION)
 
-.PHONY: build run test unit bench bench-ingest bench-worker bench-e2e fuzz vet clean
+.PHONY: build run test test-docs unit bench bench-ingest bench-worker bench-e2e fuzz vet clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
@@ -23,6 +23,12 @@ run: build
 
 test:
 	bash scripts/test.sh
+
+# test-docs decodes the OpenTelemetry Collector snippets of docs/agents.md
+# with the Collector's own config code: a module of its own
+# (docs/agentstest), so that the binary does not depend on the Collector.
+test-docs:
+	cd docs/agentstest && $(GO) test -count=1 ./...
 
 # unit runs the tests that need no broker (the Kafka tests skip).
 unit:
@@ -59,6 +65,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzHTTPTenantHeaders -fuzztime $(FUZZTIME) ./ingest/
 	$(GO) test -run '^$$' -fuzz FuzzGRPCMetadata -fuzztime $(FUZZTIME) ./ingest/
 	$(GO) test -run '^$$' -fuzz FuzzParseTokens -fuzztime $(FUZZTIME) ./ingest/
+	$(GO) test -run '^$$' -fuzz FuzzRawHeaders -fuzztime $(FUZZTIME) ./stream/worker/
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime $(FUZZTIME) ./internal/tenant/
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./internal/otlpwire/
 	$(GO) test -run '^$$' -fuzz FuzzCount -fuzztime $(FUZZTIME) ./internal/otlpwire/

@@ -178,7 +178,12 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 	if p.admin != nil {
 		p.admin.AddCheck("bus", p.bus.Ping)
 	}
-	topics := stream.Topics{Prefix: cfg.Bus.TopicPrefix}
+	topics := Topics(cfg)
+	if roles.Worker || roles.Ingest {
+		if err := checkRawTopics(cfg, p.bus); err != nil {
+			return nil, err
+		}
+	}
 	stageMetrics := stage.NewMetrics(p.reg)
 	var (
 		sinkStages   []status.Stage // what the status page shows, in the order data flows
@@ -223,7 +228,8 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 			ExactlyOnce: cfg.Worker.ExactlyOnce, TransactionalID: cfg.Worker.TransactionalID, MaxRecordBytes: int(cfg.Bus.MaxRecordBytes),
 			DeadLetterMaxBytes: int(cfg.DeadLetterMaxBytes()), DeadLetterTopic: deadLetterSpec(cfg),
 			MaxPollRecords: cfg.Worker.MaxPollRecords, MaxPollBytes: int(cfg.Worker.MaxPollBytes), MaxBatchItems: cfg.Worker.MaxBatchItems,
-			OnDeadLetters: p.deadLetters.Hook}
+			OnDeadLetters: p.deadLetters.Hook,
+			TenantHeader:  cfg.Worker.TenantHeader, DefaultTenant: cfg.Worker.DefaultTenant, RawEncoding: cfg.Worker.RawEncoding}
 		if wcfg.ExactlyOnce && wcfg.TransactionalID == "" {
 			host, _ := os.Hostname()
 			wcfg.TransactionalID = "sluice-worker-" + host

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
@@ -96,6 +97,33 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 	return bus, nil
 }
 
+// Topics names the pipeline's topics: those under bus.topic_prefix, and
+// the raw topics of worker.raw_topics.
+func Topics(cfg *config.Config) stream.Topics {
+	t := stream.Topics{Prefix: cfg.Bus.TopicPrefix}
+	for name, topic := range cfg.Worker.RawTopics {
+		if sig, err := otlpwire.ParseSignal(name); err == nil { // Validate refused others
+			t.RawNames[sig] = topic
+		}
+	}
+	return t
+}
+
+// checkRawTopics fails when a raw topic of worker.raw_topics does not
+// exist (sluice creates it only with worker.create_raw_topics): the worker
+// would wait on it for ever, and the ingesters could not write to it.
+func checkRawTopics(cfg *config.Config, bus stream.Bus) error {
+	t := Topics(cfg)
+	var errs []error
+	for _, s := range otlpwire.Signals {
+		if t.External(s) && bus.Partitions(t.Raw(s)) <= 0 {
+			errs = append(errs, cfg.Errorf("worker.raw_topics."+s.String(),
+				"raw topic %q does not exist on the bus (no partitions found): create it (as the agents' Kafka exporter expects it), or set worker.create_raw_topics: true to have sluice create it", t.Raw(s)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
 // deadLetterSpec is the dead-letter topic's entry of TopicSpecs.
 func deadLetterSpec(cfg *config.Config) stream.TopicSpec {
 	dlq := stream.Topics{Prefix: cfg.Bus.TopicPrefix}.DLQ()
@@ -107,16 +135,21 @@ func deadLetterSpec(cfg *config.Config) stream.TopicSpec {
 	return stream.TopicSpec{}
 }
 
-// TopicSpecs are the topics of the pipeline: raw and processed per signal,
-// the dead-letter topic and the aggregation topic.
+// TopicSpecs are the topics sluice creates: raw (but for the agents' topics
+// of worker.raw_topics, unless worker.create_raw_topics) and processed per
+// signal, the dead-letter topic and the aggregation topic. Topics that
+// exist are left as they are.
 func TopicSpecs(cfg *config.Config) []stream.TopicSpec {
-	t := stream.Topics{Prefix: cfg.Bus.TopicPrefix}
+	t := Topics(cfg)
 	spec := func(name string) stream.TopicSpec {
 		return stream.TopicSpec{Name: name, Partitions: cfg.Bus.Partitions, Retention: cfg.Bus.Retention, MaxRecordBytes: int32(cfg.Bus.MaxRecordBytes)}
 	}
 	var out []stream.TopicSpec
 	for _, s := range otlpwire.Signals {
-		out = append(out, spec(t.Raw(s)), spec(t.Processed(s)))
+		if !t.External(s) || cfg.Worker.CreateRawTopics {
+			out = append(out, spec(t.Raw(s)))
+		}
+		out = append(out, spec(t.Processed(s)))
 	}
 	dlq := spec(t.DLQ())
 	dlq.MaxRecordBytes = int32(cfg.DeadLetterMaxBytes())

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -179,5 +180,66 @@ func TestRulesReloadOnSIGHUP(t *testing.T) {
 	waitFor(t, p, `sluice_rules_reloads_total{result="ok"} 1`)
 	if after := p.rules.current.Load().Version(); after == before {
 		t.Errorf("version still %s after the reload", after)
+	}
+}
+
+// A rules directory mounted from a ConfigMap: the kubelet writes each
+// version into a hidden directory and swaps the ..data symlink to it, the
+// rule files being symlinks through ..data (so their own entries never
+// change). The worker still sees the new set, and never a half-written one.
+func TestRulesReloadFromConfigMapVolume(t *testing.T) {
+	dir := t.TempDir()
+	rulesDir := filepath.Join(dir, "rules")
+	os.MkdirAll(rulesDir, 0o755)
+	rule := func(body string) string {
+		return "rules:\n  - name: drop-one\n    signal: logs\n    when: body == \"" + body + "\"\n    drop: true\n"
+	}
+	version := 0
+	publish := func(content string) {
+		version++
+		ts := fmt.Sprintf("..2026_12_06_03_00_%02d.%d", version, version)
+		if err := os.Mkdir(filepath.Join(rulesDir, ts), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(rulesDir, ts, "r.yaml"), []byte(content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tmp := filepath.Join(rulesDir, "..data_tmp")
+		if err := os.Symlink(ts, tmp); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Rename(tmp, filepath.Join(rulesDir, "..data")); err != nil {
+			t.Fatal(err)
+		}
+		if version == 1 {
+			if err := os.Symlink(filepath.Join("..data", "r.yaml"), filepath.Join(rulesDir, "r.yaml")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(rule("a"))
+	cfg := testConfig(t, dir, "rules:\n  dir: "+rulesDir+"\n  reload_interval: 50ms\n")
+	p, err := Start(context.Background(), cfg, All, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	out := filepath.Join(dir, "out")
+	send := func(bodies ...string) {
+		var recs []string
+		for _, b := range bodies {
+			recs = append(recs, `{"body":{"stringValue":"`+b+`"}}`)
+		}
+		postJSON(t, p, "/v1/logs", `{"resourceLogs":[{"scopeLogs":[{"logRecords":[`+strings.Join(recs, ",")+`]}]}]}`)
+	}
+	send("a", "b1")
+	if s := output(t, out, "logs", `"b1"`); strings.Contains(s, `"a"`) {
+		t.Fatalf("first rules not applied:\n%s", s)
+	}
+	publish(rule("b2"))
+	waitFor(t, p, `sluice_rules_reloads_total{result="ok"} 1`)
+	send("a2", "b2")
+	if s := output(t, out, "logs", `"a2"`); strings.Contains(s, `"b2"`) {
+		t.Fatalf("the ConfigMap's new rules not applied:\n%s", s)
 	}
 }

@@ -24,6 +24,11 @@ const (
 // Content types of record values.
 const (
 	ContentTypeOTLPProto = "application/x-protobuf"
+	// ContentTypeOTLPJSON: OTLP/JSON, which agents' Kafka exporters write
+	// with encoding otlp_json (without the header: the worker is told,
+	// worker.raw_encoding). The worker reads it; nothing of sluice's
+	// writes it to the bus.
+	ContentTypeOTLPJSON = "application/json"
 	// ContentTypeArrow: a processed record, an Arrow batch in the encoding
 	// of schemas.WriteBatch (a column codec in one zstd frame, smaller than
 	// Arrow's own IPC format; read it with schemas.ReadBatch).

@@ -300,6 +300,29 @@ type Worker struct {
 	// 0: bus.max_record_bytes, the most it may be (the bus's clients and
 	// the embedded server take no larger record).
 	DeadLetterMaxBytes ByteSize `yaml:"dead_letter_max_bytes"`
+	// RawTopics names, per signal (metrics, logs, traces), a raw topic
+	// written by agents' Kafka exporters (the OpenTelemetry Collector's
+	// and Grafana Alloy's default otlp_metrics, otlp_logs, otlp_spans), to
+	// read instead of <topic_prefix>.raw.<signal>; the ingesters of the
+	// same config write there too. sluice does not create these topics,
+	// nor change their settings, unless CreateRawTopics.
+	RawTopics map[string]string `yaml:"raw_topics"`
+	// CreateRawTopics creates raw_topics that do not exist, with the
+	// bus's partitions, retention and max_record_bytes; topics that exist
+	// are left as they are either way. false: a missing one stops the
+	// start with an error naming it.
+	CreateRawTopics bool `yaml:"create_raw_topics"`
+	// TenantHeader is the record header holding the tenant of raw records
+	// without sluice-tenant (e.g. X-Scope-OrgID, which the Collector's
+	// Kafka exporter writes with include_metadata_keys); compared
+	// ignoring case. Empty: none.
+	TenantHeader string `yaml:"tenant_header"`
+	// DefaultTenant is the tenant of raw records with neither header.
+	// Empty: they keep none.
+	DefaultTenant string `yaml:"default_tenant"`
+	// RawEncoding is the encoding of raw records without a content-type
+	// header (agents' records): otlp_proto or otlp_json.
+	RawEncoding string `yaml:"raw_encoding"`
 }
 
 // Cardinality bounds the worker's cardinality tracker (stream/cardinality,
@@ -457,7 +480,7 @@ func Default() Config {
 		// The cardinality bounds are stream/cardinality's defaults
 		// (internal/ imports nothing above it; app's tests pin that they
 		// agree).
-		Worker: Worker{Group: "sluice-worker", Aggregator: true, MaxPollRecords: 10000, MaxPollBytes: 1 << 20, MaxBatchItems: 1 << 14, Cardinality: Cardinality{Enabled: true, MaxMetrics: 10000, MaxLabels: 64, Window: 10 * time.Minute, MaxTenants: 1000}},
+		Worker: Worker{Group: "sluice-worker", Aggregator: true, MaxPollRecords: 10000, MaxPollBytes: 1 << 20, MaxBatchItems: 1 << 14, RawEncoding: "otlp_proto", Cardinality: Cardinality{Enabled: true, MaxMetrics: 10000, MaxLabels: 64, Window: 10 * time.Minute, MaxTenants: 1000}},
 		Admin:  Admin{Listen: "127.0.0.1:9464"},
 		Rules:  Rules{Dir: "./rules", ReloadInterval: 5 * time.Second},
 		Log:    Log{Level: "info", Format: "text"},
@@ -693,6 +716,7 @@ func (c *Config) Validate() error {
 	if c.Worker.ExactlyOnce && c.Bus.Kind != "kafka" {
 		bad("worker.exactly_once", "exactly_once needs bus kind kafka (transactions), not %q", c.Bus.Kind)
 	}
+	c.validateRawTopics(bad)
 	if c.Worker.MaxPollRecords < 1 {
 		bad("worker.max_poll_records", "max_poll_records must be at least 1, not %d", c.Worker.MaxPollRecords)
 	}

@@ -205,6 +205,13 @@ func (a *Aggregator) dropRevoked() {
 	}
 }
 
+// sources is how many sources feed the aggregation partitions: the
+// partitions of the raw metrics topic (the agents' topic when it is
+// external, Topics.RawNames), whose points reach them through the workers.
+func (a *Aggregator) sources() int {
+	return int(max(0, a.bus.Partitions(a.cfg.Topics.Raw(otlpwire.Metrics))))
+}
+
 func (a *Aggregator) stateKey(p int32) string { return a.cfg.Group + "/" + strconv.Itoa(int(p)) }
 
 // Checkpoint values: magic, version, the largest offset of a record the
@@ -218,9 +225,7 @@ func (a *Aggregator) partition(ctx context.Context, p int32) (*aggPartition, err
 	if ps := a.parts[p]; ps != nil {
 		return ps, nil
 	}
-	// The sources of the partition's points are the raw partitions.
-	acfg := aggregate.Config{Allocator: a.cfg.Allocator, Stale: a.cfg.Stale, FlushBuffers: &a.flushBufs,
-		Sources: int(max(0, a.bus.Partitions(a.cfg.Topics.Raw(otlpwire.Metrics))))}
+	acfg := aggregate.Config{Allocator: a.cfg.Allocator, Stale: a.cfg.Stale, FlushBuffers: &a.flushBufs, Sources: a.sources()}
 	val, err := a.store.Get(ctx, a.stateKey(p))
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: reading the state of partition %d: %w", p, err)

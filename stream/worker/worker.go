@@ -12,10 +12,15 @@
 // A batch of raw records becomes one processed record per (signal, tenant,
 // raw partition), so per-partition order is kept and a processed record
 // never mixes tenants; a group larger than MaxBatchItems is cut into several.
-// A raw record that cannot be decoded, or whose sluice-tenant header is not
-// a valid tenant name (stream.Record.Tenant), goes to the dead-letter topic
-// with the error and its origin in headers, in the same produce call, and
-// the worker goes on.
+// A raw record that cannot be decoded, or whose tenant is not a valid
+// tenant name (stream.Record.Tenant) or is named twice differently, goes to
+// the dead-letter topic with the error and its origin in headers, in the
+// same produce call, and the worker goes on.
+//
+// Raw records written by agents' Kafka exporters rather than by sluice's
+// ingesters, without sluice's headers, are read too (raw.go): their tenant
+// from Config.TenantHeader or Config.DefaultTenant, their encoding from
+// Config.RawEncoding.
 package worker
 
 import (
@@ -32,7 +37,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlpjson"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/tenant"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/aggregate"
@@ -71,6 +78,16 @@ type Config struct {
 	Topics  stream.Topics
 	Signals []otlpwire.Signal // default: all
 	Group   string            // consumer group, default "sluice-worker"
+	// TenantHeader names the record header holding the tenant of raw
+	// records without sluice-tenant (agents' Kafka exporters with
+	// include_metadata_keys: [X-Scope-OrgID]), compared ignoring case;
+	// "": none. DefaultTenant is the tenant of raw records with neither;
+	// "": they have none, as before.
+	TenantHeader  string
+	DefaultTenant string
+	// RawEncoding is the encoding of raw records without a content-type
+	// header: EncodingOTLPProto (default) or EncodingOTLPJSON.
+	RawEncoding string
 	// Start is where a new group begins reading; default the earliest
 	// retained record.
 	Start stream.Start
@@ -147,6 +164,8 @@ type Worker struct {
 	// written is the batch whose processed records the bus took while
 	// its dead letters failed: its retry writes only the dead letters.
 	written batchID
+	// json: raw records without a content-type are OTLP/JSON.
+	json bool
 }
 
 type transformBox struct{ t Transform }
@@ -192,6 +211,18 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 		cfg.Allocator = arrowpool.Default
 	}
 	w := &Worker{cfg: cfg, bus: bus, log: cfg.Logger, signalOf: map[string]otlpwire.Signal{}}
+	switch cfg.RawEncoding {
+	case "", EncodingOTLPProto:
+	case EncodingOTLPJSON:
+		w.json = true
+	default:
+		return nil, fmt.Errorf("worker: raw encoding %q (valid: %s, %s)", cfg.RawEncoding, EncodingOTLPProto, EncodingOTLPJSON)
+	}
+	if cfg.DefaultTenant != "" {
+		if err := tenant.Validate(cfg.DefaultTenant); err != nil {
+			return nil, fmt.Errorf("worker: default tenant: %w", err)
+		}
+	}
 	var err error
 	if w.m, err = newMetrics(cfg.Registerer); err != nil {
 		return nil, err
@@ -267,7 +298,10 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		if !ok {
 			return fmt.Errorf("worker: record from unexpected topic %s", r.Topic)
 		}
-		tenant, err := r.Tenant()
+		tenant, err := recordTenant(r, w.cfg.TenantHeader, w.cfg.DefaultTenant)
+		if err == nil {
+			err = w.toProto(sig, r)
+		}
 		if err != nil {
 			// Not from an ingester (they validate every tenant): kept
 			// apart from every tenant's data, the partition goes on.
@@ -333,6 +367,25 @@ func (w *Worker) toldDeadLetters(dead []*stream.Record) {
 	}
 }
 
+// toProto makes r's value OTLP protobuf: an OTLP/JSON record (an agent's
+// Kafka exporter with encoding otlp_json) is converted, and its
+// content-type set to say so: a dead letter made of it later says what it
+// holds, and the retry of a failed batch, which hands handle the same
+// records, does not convert it twice.
+func (w *Worker) toProto(sig otlpwire.Signal, r *stream.Record) error {
+	json, err := recordJSON(r, w.json)
+	if err != nil || !json {
+		return err
+	}
+	pb, err := otlpjson.UnmarshalRequest(sig, r.Value, nil)
+	if err != nil {
+		return fmt.Errorf("record %s/%d@%d: OTLP/JSON: %w", r.Topic, r.Partition, r.Offset, err)
+	}
+	r.Value = pb
+	setHeader(r, stream.HeaderContentType, []byte(stream.ContentTypeOTLPProto))
+	return nil
+}
+
 // ensureDLQ creates the dead-letter topic if it is missing, reporting
 // whether it exists now.
 func (w *Worker) ensureDLQ(ctx context.Context) bool {
@@ -382,7 +435,13 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 		return err
 	}
 	for _, r := range g.recs {
-		if _, err := b.Append(r.Value); err != nil {
+		n, err := b.Append(r.Value)
+		if err == nil && r.Header(stream.HeaderItems) == nil {
+			// An agent's record: the stage counts its items from the
+			// header, as it does an ingester's.
+			r.Headers = append(r.Headers, stream.Header{Key: stream.HeaderItems, Value: strconv.AppendInt(nil, int64(n), 10)})
+		}
+		if err != nil {
 			// The builder dropped what it held since the last Build:
 			// decode those records again, and dead-letter this one -
 			// or, when it holds valid items beside items that break
@@ -390,6 +449,7 @@ func (w *Worker) process(g *group, t Transform) (out, dead []*stream.Record, err
 			if err := appendAll(b, pending); err != nil {
 				return nil, nil, err
 			}
+			err = fmt.Errorf("record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, err)
 			good, bad, why := w.salvage(g.sig, r)
 			if good == nil {
 				dead = append(dead, w.deadLetter(r, err))
