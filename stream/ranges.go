@@ -23,7 +23,8 @@ func (p Positions) Key(r *Record) int32 {
 
 // Ranger is a Bus that reads a range of a topic outside any consumer
 // group: it commits nothing and joins no group, so the pipeline's groups
-// are left as they are (sluice replay). Every bus of sluice is one.
+// are left as they are (sluice replay). The Kafka and NATS buses (the
+// embedded one too) are.
 type Ranger interface {
 	// PositionsAt returns where the first record at or after t is in each
 	// partition of topic, or the end (the position the next record will
