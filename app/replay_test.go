@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
@@ -300,6 +302,35 @@ func TestReplayRangeKafka(t *testing.T) {
 func TestReplayRangeEmbedded(t *testing.T) {
 	cfg, bus, dir := embeddedReplayBus(t)
 	testReplayRange(t, cfg, bus, dir)
+}
+
+// The replay commits nothing: no group of the broker holds a position in
+// the test's topics.
+func TestReplayCommitsNothingKafka(t *testing.T) {
+	cfg, bus, dir := kafkaReplayBus(t)
+	testReplayRange(t, cfg, bus, dir)
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Bus.Kafka.Brokers...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	ctx := replayCtx(t)
+	groups, err := adm.ListGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range groups.Groups() {
+		offs, err := adm.FetchOffsets(ctx, g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		offs.Each(func(o kadm.OffsetResponse) {
+			if strings.HasPrefix(o.Topic, cfg.Bus.TopicPrefix+".") {
+				t.Errorf("group %s has a position in %s[%d]", g, o.Topic, o.Partition)
+			}
+		})
+	}
 }
 
 func testReplayRange(t *testing.T, cfg *config.Config, bus stream.Bus, dir string) {
