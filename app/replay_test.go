@@ -107,6 +107,13 @@ func kv(k, v string) *common.KeyValue {
 // order, spread over the partitions.
 func writeWindows(t *testing.T, bus stream.Bus, topics stream.Topics, now time.Time) *replayData {
 	t.Helper()
+	return writeWindowsThen(t, bus, topics, now, nil)
+}
+
+// writeWindowsThen is writeWindows calling after once each window is
+// written.
+func writeWindowsThen(t *testing.T, bus stream.Bus, topics stream.Topics, now time.Time, after func(w int)) *replayData {
+	t.Helper()
 	d := &replayData{}
 	var recs []*stream.Record
 	for w := range 3 {
@@ -164,6 +171,9 @@ func writeWindows(t *testing.T, bus stream.Bus, topics stream.Topics, now time.T
 			t.Fatal(err)
 		}
 		recs = recs[:0]
+		if after != nil {
+			after(w)
+		}
 	}
 	return d
 }
@@ -584,6 +594,98 @@ func TestReplayRefuses(t *testing.T) {
 		_, err := Replay(replayCtx(t), cfg, bus, tc.opts)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: %v, want %q", tc.opts, err, tc.want)
+		}
+	}
+}
+
+// --topic processed: what the live workers wrote goes to the sink as it
+// is, the rules not applied again. By time; and by offset with
+// exactly_once, where the processed topic holds transaction markers (the
+// range ends on one), stamped with the time they were written, which is
+// not the records' (back-dated here): the time index finds the markers.
+func TestReplayProcessedKafka(t *testing.T)            { testReplayProcessed(t, false) }
+func TestReplayProcessedExactlyOnceKafka(t *testing.T) { testReplayProcessed(t, true) }
+
+func testReplayProcessed(t *testing.T, exactlyOnce bool) {
+	cfg, bus, dir := kafkaReplayBus(t)
+	cfg.Admin.Listen = ""
+	cfg.Worker.ExactlyOnce = exactlyOnce
+	cfg.Worker.Group = kafkatest.Group(t, "worker")
+	cfg.Worker.TransactionalID = kafkatest.Group(t, "tx")
+	p, err := Start(context.Background(), cfg, Roles{Worker: true}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	topics := stream.Topics{Prefix: cfg.Bus.TopicPrefix}
+	processed := func() int64 { // log items in the processed topic
+		rep, err := Replay(replayCtx(t), cfg, bus, ReplayOptions{Topic: "processed", FromOffsets: stream.Positions{stream.AllPartitions: 0},
+			DryRun: true, Signals: []otlpwire.Signal{otlpwire.Logs}, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rep.Signals[0].ItemsIn
+	}
+	// One window at a time, so that no processed record holds two (its
+	// timestamp is its first raw record's).
+	var ends [3]stream.Positions
+	d := writeWindowsThen(t, bus, topics, time.Now(), func(w int) {
+		deadline := time.Now().Add(time.Minute)
+		for processed() < int64((w+1)*replayRecords*replayLogs) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the worker did not process window %d", w)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		var err error
+		if ends[w], err = bus.(stream.Ranger).PositionsAt(replayCtx(t), topics.Processed(otlpwire.Logs), time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	opts := ReplayOptions{Topic: "processed", From: d.base[1], To: d.base[2], Sink: "backfill", Signals: []otlpwire.Signal{otlpwire.Logs}, Logger: testLogger(t)}
+	if exactlyOnce {
+		opts.From, opts.To, opts.FromOffsets, opts.ToOffsets = time.Time{}, time.Time{}, ends[0], ends[1]
+	}
+	rep, err := Replay(replayCtx(t), cfg, bus, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Complete {
+		t.Fatal("not complete")
+	}
+	// No rules: the debug logs are there too, untagged.
+	got := map[string]int{}
+	b, err := os.ReadFile(filepath.Join(dir, "out", replayTenant, "logs.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range bytes.Lines(b) {
+		pb, err := otlpjson.UnmarshalRequest(otlpwire.Logs, bytes.TrimSpace(line), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var req collogs.ExportLogsServiceRequest
+		if err := proto.Unmarshal(pb, &req); err != nil {
+			t.Fatal(err)
+		}
+		for _, rl := range req.ResourceLogs {
+			for _, sl := range rl.ScopeLogs {
+				for _, l := range sl.LogRecords {
+					seq := l.Attributes[0].Value.GetStringValue()
+					got[seq]++
+					if !strings.HasPrefix(seq, "1-") || len(l.Attributes) != 2 {
+						t.Errorf("log %s with %d attributes arrived: want the middle window's, as the worker wrote them", seq, len(l.Attributes))
+					}
+				}
+			}
+		}
+	}
+	if len(got) != replayRecords*replayLogs {
+		t.Errorf("%d distinct logs arrived, want %d", len(got), replayRecords*replayLogs)
+	}
+	for seq, n := range got {
+		if n != 1 {
+			t.Errorf("log %s arrived %d times", seq, n)
 		}
 	}
 }

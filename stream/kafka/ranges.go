@@ -69,7 +69,12 @@ func (b *Bus) ReadRange(ctx context.Context, topic string, from, to stream.Posit
 	}
 	opts := append(b.cfg.clientOpts(b.cfg.ClientID+"-replay"),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{topic: parts}),
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()))
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// A range of a topic written in transactions (the processed
+		// topics with exactly_once) may end on a transaction marker,
+		// which the client otherwise skips without a word: the range
+		// would never see its last offset.
+		kgo.KeepControlRecords())
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: client: %w", err)
@@ -106,18 +111,23 @@ func (r *rangeReader) Poll(ctx context.Context) ([]*stream.Record, error) {
 		var done []int32
 		fetches.EachRecord(func(kr *kgo.Record) {
 			end, ok := r.to[kr.Partition]
-			if !ok || kr.Offset >= end {
-				return // past the range (a fetch goes on beyond it)
+			if !ok {
+				return // done (a fetch goes on beyond the range)
+			}
+			if kr.Offset+1 >= end {
+				// The last of the range, or beyond it: the end of the
+				// range was removed (retention) before it was read.
+				delete(r.to, kr.Partition)
+				done = append(done, kr.Partition)
+			}
+			if kr.Attrs.IsControl() || kr.Offset >= end {
+				return
 			}
 			sr := &stream.Record{Topic: kr.Topic, Partition: kr.Partition, Offset: kr.Offset, Key: kr.Key, Value: kr.Value, Timestamp: kr.Timestamp}
 			for _, h := range kr.Headers {
 				sr.Headers = append(sr.Headers, stream.Header{Key: h.Key, Value: h.Value})
 			}
 			out = append(out, sr)
-			if kr.Offset+1 >= end {
-				delete(r.to, kr.Partition)
-				done = append(done, kr.Partition)
-			}
 		})
 		if len(done) > 0 {
 			r.cl.PauseFetchPartitions(map[string][]int32{r.topic: done})
