@@ -211,7 +211,7 @@ func (r *replayer) setup() error {
 	if o.Sink == "" && !o.DryRun {
 		return errors.New("replay: a sink is required (--sink NAME), or --dry-run")
 	}
-	if o.FromOffsets == nil && o.From.IsZero() {
+	if o.FromOffsets == nil && o.From.IsZero() && !o.Resume {
 		return errors.New("replay: the range needs a start (--from or --from-offset)")
 	}
 	if !o.To.IsZero() && !o.From.IsZero() && !o.To.After(o.From) {
@@ -246,7 +246,6 @@ func (r *replayer) setup() error {
 				return fmt.Errorf("replay: sink %s does not take %s (its signals: %v)", o.Sink, s, r.entry.Signals)
 			}
 		}
-		r.rep.Warnings = maxAgeWarnings(r.entry, o.From, time.Now())
 	}
 	if len(sigs) == 0 {
 		sigs = otlpwire.Signals[:]
@@ -351,6 +350,12 @@ func (r *replayer) plan(ctx context.Context, ranger stream.Ranger) error {
 		if err != nil {
 			return err
 		}
+		o := &r.opts
+		if o.From.IsZero() && o.To.IsZero() && o.FromOffsets == nil && o.ToOffsets == nil {
+			// No range given: the checkpoint's.
+			o.From, o.To = old.From, old.To
+			r.ck.From, r.ck.To, r.rep.From, r.rep.To = old.From, old.To, old.From, old.To
+		}
 		if err := old.matches(r.ck); err != nil {
 			return fmt.Errorf("replay: %s: %w", r.ckPath, err)
 		}
@@ -363,6 +368,9 @@ func (r *replayer) plan(ctx context.Context, ranger stream.Ranger) error {
 			}
 			r.ck.Ranges[topic] = rg
 		}
+	}
+	if r.entry != nil {
+		r.rep.Warnings = maxAgeWarnings(r.entry, r.opts.From, time.Now())
 	}
 	for topic, rg := range r.ck.Ranges {
 		r.rep.Ranges[topic] = Span{From: rg.Next, To: rg.To}

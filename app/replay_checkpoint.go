@@ -50,7 +50,7 @@ func (c *checkpoint) matches(want *checkpoint) error {
 		diff = append(diff, fmt.Sprintf("signals %v, not %v", c.Signals, want.Signals))
 	}
 	if !c.From.Equal(want.From) || !c.To.Equal(want.To) {
-		diff = append(diff, fmt.Sprintf("range %s to %s, not %s to %s", stamp(c.From), stamp(c.To), stamp(want.From), stamp(want.To)))
+		diff = append(diff, fmt.Sprintf("range %s to %s, not %s to %s (with --resume, leave --from and --to out to take the checkpoint's)", stamp(c.From), stamp(c.To), stamp(want.From), stamp(want.To)))
 	}
 	if c.RulesDir != want.RulesDir {
 		diff = append(diff, fmt.Sprintf("rules %q, not %q", c.RulesDir, want.RulesDir))

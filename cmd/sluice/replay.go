@@ -54,10 +54,11 @@ after --to.
 --dry-run runs the rules and writes nothing: per rule the items matched,
 dropped, changed and merged, the series per metric before and after, and the
 items in and out per signal. Ctrl-C stops after the batch in flight is
-delivered and writes a checkpoint; --resume continues from it.`,
+delivered and writes a checkpoint; --resume continues from it (leave --from and
+--to out to take the checkpoint's range).`,
 		Example: `  sluice replay -c sluice.yaml --from -24h --to -0h --sink mimir
   sluice replay -c sluice.yaml --from 2026-12-05T00:00:00Z --to 2026-12-06T00:00:00Z --rules ./rules-next --dry-run
-  sluice replay -c sluice.yaml --from -24h --sink mimir --rate 50000 --resume`,
+  sluice replay -c sluice.yaml --sink mimir --rate 50000 --resume`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if output != "table" && output != "json" {
