@@ -723,12 +723,16 @@ type rangeConsumer struct {
 	cur    stream.RangeReader
 	items  *rate.Limiter
 	bytes  *rate.Limiter
+	held   []*stream.Record // polled, beyond what the rates let through yet
 	done   bool  // every range read to its end
 	err    error // a failure that ends the replay
 }
 
 // Poll returns the next records of the current topic's range.
 func (c *rangeConsumer) Poll(ctx context.Context) ([]*stream.Record, error) {
+	if len(c.held) > 0 {
+		return c.paced(ctx, c.held)
+	}
 	for c.i < len(c.topics) {
 		topic := c.topics[c.i]
 		rg := c.r.ck.Ranges[topic]
@@ -754,10 +758,7 @@ func (c *rangeConsumer) Poll(ctx context.Context) ([]*stream.Record, error) {
 		if len(recs) == 0 {
 			continue
 		}
-		if err := c.wait(ctx, recs); err != nil {
-			return nil, err
-		}
-		return recs, nil
+		return c.paced(ctx, recs)
 	}
 	c.done = true
 	return nil, fmt.Errorf("replay: range done: %w", stream.ErrClosed)
@@ -785,6 +786,31 @@ func (c *rangeConsumer) inTime(rg *ckRange, recs []*stream.Record) []*stream.Rec
 		out = append(out, rec)
 	}
 	return out
+}
+
+// paced returns the records of recs that one burst of the rates allows
+// (at least one), once the rates allow them, and holds the rest for the
+// next Poll: with a rate, batches are small enough for the progress to
+// move and for a stop to come soon.
+func (c *rangeConsumer) paced(ctx context.Context, recs []*stream.Record) ([]*stream.Record, error) {
+	n := len(recs)
+	if c.items != nil || c.bytes != nil {
+		var items, bytes int64
+		for i, r := range recs {
+			items += itemsOf(r)
+			bytes += int64(len(r.Value))
+			if i > 0 && (c.items != nil && items > int64(c.items.Burst()) || c.bytes != nil && bytes > int64(c.bytes.Burst())) {
+				n = i
+				break
+			}
+		}
+	}
+	if err := c.wait(ctx, recs[:n]); err != nil {
+		c.held = recs
+		return nil, err
+	}
+	c.held = recs[n:]
+	return recs[:n], nil
 }
 
 // wait holds the records back to the rates.
