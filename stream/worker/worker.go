@@ -16,6 +16,11 @@
 // a valid tenant name (stream.Record.Tenant), goes to the dead-letter topic
 // with the error and its origin in headers, in the same produce call, and
 // the worker goes on.
+//
+// NewInline runs the same code outside any group: sluice replay hands it
+// batches read from a range of the raw topics and takes what it would
+// write, and InlineAggregator merges the points bound for the aggregators
+// in the same process.
 package worker
 
 import (
