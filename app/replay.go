@@ -724,8 +724,8 @@ type rangeConsumer struct {
 	items  *rate.Limiter
 	bytes  *rate.Limiter
 	held   []*stream.Record // polled, beyond what the rates let through yet
-	done   bool  // every range read to its end
-	err    error // a failure that ends the replay
+	done   bool             // every range read to its end
+	err    error            // a failure that ends the replay
 }
 
 // Poll returns the next records of the current topic's range.

@@ -21,6 +21,7 @@ import (
 	resource "go.opentelemetry.io/proto/otlp/resource/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/backendtest"
 	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlpjson"
@@ -63,6 +64,13 @@ rules:
 // rules in rules/ (none) and the new ones in rules-new/.
 func replayConfig(t *testing.T, dir, busYAML string) *config.Config {
 	t.Helper()
+	return replayConfigProm(t, dir, busYAML, "http://127.0.0.1:1/api/v1/push")
+}
+
+// replayConfigProm is replayConfig with the remote-write sink "mimir"
+// writing to promURL.
+func replayConfigProm(t *testing.T, dir, busYAML, promURL string) *config.Config {
+	t.Helper()
 	if err := os.MkdirAll(filepath.Join(dir, "rules-new"), 0o755); err != nil {
 		t.Fatal(err)
 	}
@@ -85,11 +93,11 @@ sinks:
   - name: mimir
     type: prometheus_remote_write
     signals: [metrics]
-    url: http://127.0.0.1:1/api/v1/push
+    url: %s
     max_age: 1h
 log:
   level: warn
-`, busYAML, filepath.Join(dir, "data"), replayPartition, filepath.Join(dir, "rules"), filepath.Join(dir, "out")))
+`, busYAML, filepath.Join(dir, "data"), replayPartition, filepath.Join(dir, "rules"), filepath.Join(dir, "out"), promURL))
 }
 
 // replayData is what the tests wrote: the times of the windows and, per
@@ -121,7 +129,7 @@ func writeWindowsThen(t *testing.T, bus stream.Bus, topics stream.Topics, now ti
 		d.logs[w] = map[string]uint64{}
 		for r := range replayRecords {
 			at := d.base[w].Add(time.Duration(r) * time.Second)
-			res := &resource.Resource{Attributes: []*common.KeyValue{kv("service.name", "replayer"), kv("host.name", fmt.Sprintf("node-%d", r%replayPartition))}}
+			res := &resource.Resource{Attributes: []*common.KeyValue{kv("service.name", "replayer"), kv("service.instance.id", fmt.Sprintf("node-%d", r%replayPartition))}}
 			lr := &logspb.ScopeLogs{}
 			for i := range replayLogs {
 				seq := fmt.Sprintf("%d-%d-%d", w, r, i)
@@ -268,9 +276,14 @@ func sinkPoints(t *testing.T, dir string) []*metricspb.NumberDataPoint {
 
 func kafkaReplayBus(t *testing.T) (*config.Config, stream.Bus, string) {
 	t.Helper()
+	return kafkaReplayBusProm(t, "http://127.0.0.1:1/api/v1/push")
+}
+
+func kafkaReplayBusProm(t *testing.T, promURL string) (*config.Config, stream.Bus, string) {
+	t.Helper()
 	brokers := kafkatest.Brokers(t)
 	dir := t.TempDir()
-	cfg := replayConfig(t, dir, fmt.Sprintf("  kind: kafka\n  topic_prefix: %s\n  kafka:\n    brokers: [%s]", kafkatest.Topic(t, "replay"), strings.Join(brokers, ",")))
+	cfg := replayConfigProm(t, dir, fmt.Sprintf("  kind: kafka\n  topic_prefix: %s\n  kafka:\n    brokers: [%s]", kafkatest.Topic(t, "replay"), strings.Join(brokers, ",")), promURL)
 	return cfg, openReplayBus(t, cfg), dir
 }
 
@@ -687,6 +700,40 @@ func testReplayProcessed(t *testing.T, exactlyOnce bool) {
 	for seq, n := range got {
 		if n != 1 {
 			t.Errorf("log %s arrived %d times", seq, n)
+		}
+	}
+}
+
+// Into a real Prometheus: the middle window's points, merged over the
+// pods by the new rules, at their interval's time two hours back, per
+// instance the 8 pods' counters added up; the other windows absent.
+func TestReplayIntoPrometheusKafka(t *testing.T) {
+	prom := backendtest.Prometheus(t)
+	cfg, bus, dir := kafkaReplayBusProm(t, prom.WriteURL)
+	d := writeWindows(t, bus, stream.Topics{Prefix: cfg.Bus.TopicPrefix}, time.Now())
+	rep, err := Replay(replayCtx(t), cfg, bus, ReplayOptions{From: d.base[1], To: d.base[2], Sink: "mimir",
+		RulesDir: filepath.Join(dir, "rules-new"), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Complete || rep.Rejected != 0 {
+		t.Fatalf("complete %v, rejected %d", rep.Complete, rep.Rejected)
+	}
+	if len(rep.Warnings) != 1 || !strings.Contains(rep.Warnings[0], "sink mimir") || !strings.Contains(rep.Warnings[0], "out_of_order_time_window") {
+		t.Errorf("a range 2h old into a remote-write sink of max_age 1h: warnings %q", rep.Warnings)
+	}
+	for w, want := range map[int]int{0: 0, 1: replayPartition, 2: 0} {
+		at := d.base[w].Add(time.Minute)
+		got := backendtest.Query(t, prom.URL, `replay_requests_total`, at)
+		if len(got) != want {
+			t.Errorf("window %d: %d series at %s, want %d: %v", w, len(got), at, want, got)
+			continue
+		}
+		for _, s := range got {
+			h, _ := strconv.Atoi(strings.TrimPrefix(s.Metric["instance"], "node-"))
+			if wantV := float64(replayPoints * (10 + h + replayPartition)); s.Value != wantV || s.Metric["pod"] != "" {
+				t.Errorf("window %d: %v = %v, want %v and no pod label", w, s.Metric, s.Value, wantV)
+			}
 		}
 	}
 }
