@@ -312,7 +312,11 @@ func (r *replayer) setupRules(sigs []otlpwire.Signal) error {
 		r.log.Warn("no rules directory: records pass through unchanged", "dir", dir)
 	}
 	r.capture.topics = r.topics
-	r.card = cardinality.New(cardinality.Config{Window: 365 * 24 * time.Hour, MaxMetrics: 100_000})
+	if r.opts.DryRun {
+		// The live worker's bounds; a window that holds the whole range.
+		c := r.cfg.Worker.Cardinality
+		r.card = cardinality.New(cardinality.Config{MaxMetrics: c.MaxMetrics, MaxLabels: c.MaxLabels, MaxTenants: c.MaxTenants, Window: 100 * 365 * 24 * time.Hour})
+	}
 	var err error
 	r.w, err = worker.NewInline(r.bus, worker.Config{Topics: r.topics, Signals: sigs, Logger: r.log, Cardinality: r.card,
 		MaxRecordBytes: int(r.cfg.Bus.MaxRecordBytes), MaxBatchItems: r.cfg.Worker.MaxBatchItems}, t, &r.capture)

@@ -482,6 +482,15 @@ func TestReplayDryRunKafka(t *testing.T) {
 // stop and the checkpoint is past it).
 func TestReplayResumeKafka(t *testing.T) {
 	cfg, bus, dir := kafkaReplayBus(t)
+	testReplayResume(t, cfg, bus, dir)
+}
+
+func TestReplayResumeEmbedded(t *testing.T) {
+	cfg, bus, dir := embeddedReplayBus(t)
+	testReplayResume(t, cfg, bus, dir)
+}
+
+func testReplayResume(t *testing.T, cfg *config.Config, bus stream.Bus, dir string) {
 	d := writeWindows(t, bus, stream.Topics{Prefix: cfg.Bus.TopicPrefix}, time.Now())
 	opts := ReplayOptions{From: d.base[1], To: d.base[2], Sink: "backfill", Signals: []otlpwire.Signal{otlpwire.Logs},
 		RulesDir: filepath.Join(dir, "rules-new"), MaxPollRecords: 1, Logger: testLogger(t)}
