@@ -178,10 +178,10 @@ func Replay(ctx context.Context, cfg *config.Config, bus stream.Bus, opts Replay
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
+	defer r.close()
 	if err := r.setup(); err != nil {
 		return nil, err
 	}
-	defer r.close()
 	ranger, ok := bus.(stream.Ranger)
 	if !ok {
 		return nil, fmt.Errorf("replay: the bus (%T) cannot read ranges", bus)
@@ -280,7 +280,6 @@ func (r *replayer) setup() error {
 	if !o.DryRun {
 		s, err := sinks.Build(r.cfg, r.entry, sinks.Env{Logger: r.log})
 		if err != nil {
-			r.close()
 			return err
 		}
 		r.sink = s
@@ -597,8 +596,7 @@ func (r *replayer) deliver(ctx context.Context, recs []*stream.Record) error {
 }
 
 // flushAggregation writes every interval the aggregation still holds,
-// retrying the sink until it takes them or ctx (with a grace for the
-// stop) ends.
+// retrying the sink until it takes them, or up to 30s after ctx ends.
 func (r *replayer) flushAggregation(ctx context.Context) error {
 	if r.agg == nil {
 		return nil
@@ -611,8 +609,10 @@ func (r *replayer) flushAggregation(ctx context.Context) error {
 	if r.sink == nil || len(out) == 0 {
 		return nil
 	}
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
+	stop := context.AfterFunc(ctx, func() { time.AfterFunc(30*time.Second, cancel) })
+	defer stop()
 	for wait := 100 * time.Millisecond; ; wait = min(2*wait, 5*time.Second) {
 		err := r.deliver(wctx, out)
 		if err == nil {
