@@ -535,7 +535,7 @@ func testReplayResume(t *testing.T, cfg *config.Config, bus stream.Bus, dir stri
 	}
 }
 
-// --rate holds the replay back.
+// --rate and --rate-bytes hold the replay back.
 func TestReplayRateKafka(t *testing.T) {
 	cfg, bus, dir := kafkaReplayBus(t)
 	d := writeWindows(t, bus, stream.Topics{Prefix: cfg.Bus.TopicPrefix}, time.Now())
@@ -551,6 +551,19 @@ func TestReplayRateKafka(t *testing.T) {
 	}
 	if rep.Progress.Items != replayRecords*replayLogs {
 		t.Errorf("%d items replayed, want %d", rep.Progress.Items, replayRecords*replayLogs)
+	}
+
+	// --rate-bytes: a third of the range's bytes per second, burst as
+	// much: at least two seconds.
+	total := rep.Progress.Bytes
+	start = time.Now()
+	rep, err = Replay(replayCtx(t), cfg, bus, ReplayOptions{From: d.base[1], To: d.base[2], Sink: "backfill", Signals: []otlpwire.Signal{otlpwire.Logs},
+		RulesDir: filepath.Join(dir, "rules-new"), RateBytes: float64(total) / 3, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took < 2*time.Second || rep.Progress.Bytes != total {
+		t.Errorf("%d bytes at --rate-bytes %d took %s; want all %d in 2s or more", rep.Progress.Bytes, total/3, took, total)
 	}
 }
 
