@@ -665,6 +665,13 @@ func (r *replayer) finish() {
 				Matched: st.Matched, Dropped: st.Dropped, Changed: st.Changed, Errors: st.Errors, Merged: r.merged[st.Rule]})
 		}
 	}
+	// Points merged under no aggregate or limit rule: a rule changed
+	// their series ("default", see the aggregation's specs).
+	for _, name := range slices.Sorted(maps.Keys(r.merged)) {
+		if name != "" && !slices.ContainsFunc(r.rep.RuleHits, func(h RuleReport) bool { return h.Rule == name }) {
+			r.rep.RuleHits = append(r.rep.RuleHits, RuleReport{Rule: name, Signal: otlpwire.Metrics.String(), Merged: r.merged[name]})
+		}
+	}
 	if r.card != nil {
 		for _, t := range r.card.Report("", 0, time.Now()).Tenants {
 			for _, m := range t.Metrics {

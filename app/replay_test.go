@@ -759,3 +759,24 @@ func TestReplayIntoPrometheusKafka(t *testing.T) {
 		}
 	}
 }
+
+// Points whose series a rule changed without an aggregate or limit rule
+// merge under "default": the dry run reports them so.
+func TestReplayDryRunDefaultMerge(t *testing.T) {
+	cfg, bus, dir := embeddedReplayBus(t)
+	d := writeWindows(t, bus, stream.Topics{Prefix: cfg.Bus.TopicPrefix}, time.Now())
+	rules := filepath.Join(dir, "rules-delete")
+	os.MkdirAll(rules, 0o755)
+	os.WriteFile(filepath.Join(rules, "r.yaml"), []byte("rules:\n  - name: no-pod\n    signal: metrics\n    delete: ['attributes[\"pod\"]']\n"), 0o644)
+	rep, err := Replay(replayCtx(t), cfg, bus, ReplayOptions{From: d.base[1], To: d.base[2], DryRun: true, Signals: []otlpwire.Signal{otlpwire.Metrics},
+		RulesDir: rules, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	points := uint64(replayRecords * replayPoints)
+	want := fmt.Sprint([]RuleReport{{Rule: "no-pod", Signal: "metrics", File: filepath.Join(rules, "r.yaml"), Matched: points, Changed: points},
+		{Rule: "default", Signal: "metrics", Merged: points}})
+	if got := fmt.Sprint(rep.RuleHits); got != want {
+		t.Errorf("rules %s, want %s", got, want)
+	}
+}
