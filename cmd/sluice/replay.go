@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/sluice-dev/sluice/app"
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -30,7 +31,8 @@ func newReplayCmd(cfgFile *string) *cobra.Command {
 		rulesDir, sinkName, topic      string
 		signals                        []string
 		dryRun, resume                 bool
-		rateItems, rateBytes           float64
+		rateItems                      float64
+		rateBytes                      string
 		checkpoint, output             string
 		logEvery                       time.Duration
 	)
@@ -70,7 +72,14 @@ delivered and writes a checkpoint; --resume continues from it (leave --from and
 			}
 			now := time.Now()
 			opts := app.ReplayOptions{Topic: topic, RulesDir: rulesDir, Sink: sinkName, DryRun: dryRun, Resume: resume,
-				Rate: rateItems, RateBytes: rateBytes, Checkpoint: checkpoint}
+				Rate: rateItems, Checkpoint: checkpoint}
+			if rateBytes != "" {
+				n, err := config.ParseByteSize(rateBytes)
+				if err != nil || n < 0 {
+					return fmt.Errorf("--rate-bytes: %q is not a size (e.g. 20MiB)", rateBytes)
+				}
+				opts.RateBytes = float64(n)
+			}
 			if opts.From, err = parseWhen(from, now); err != nil {
 				return fmt.Errorf("--from: %w", err)
 			}
@@ -89,8 +98,8 @@ delivered and writes a checkpoint; --resume continues from it (leave --from and
 			if opts.ToOffsets != nil && !opts.To.IsZero() {
 				return fmt.Errorf("--to and --to-offset exclude each other")
 			}
-			if rateItems < 0 || rateBytes < 0 {
-				return fmt.Errorf("--rate and --rate-bytes must not be negative")
+			if rateItems < 0 {
+				return fmt.Errorf("--rate must not be negative")
 			}
 			for _, s := range signals {
 				sig, err := otlpwire.ParseSignal(s)
@@ -136,7 +145,7 @@ delivered and writes a checkpoint; --resume continues from it (leave --from and
 	f.BoolVar(&dryRun, "dry-run", false, "run the rules, write nothing, and report what they did")
 	f.BoolVar(&resume, "resume", false, "continue from the checkpoint of an interrupted replay")
 	f.Float64Var(&rateItems, "rate", 0, "at most this many items per second (0: no limit)")
-	f.Float64Var(&rateBytes, "rate-bytes", 0, "at most this many bytes read from the bus per second (0: no limit)")
+	f.StringVar(&rateBytes, "rate-bytes", "", "at most this many bytes read from the bus per second, e.g. 20MiB (default: no limit)")
 	f.StringVar(&checkpoint, "checkpoint", "", "checkpoint file (default <bus.data_dir>/replay/<sink>.json)")
 	f.StringVarP(&output, "output", "o", "table", "report format: table or json")
 	f.DurationVar(&logEvery, "progress-interval", 10*time.Second, "when stderr is not a terminal, log the progress this often")

@@ -136,4 +136,7 @@ func TestReplayCommandFlags(t *testing.T) {
 	if _, err := run(t, "replay", "-c", "../../examples/sluice.yaml", "--from", "-1h", "--from-offset", "3", "--dry-run"); err == nil || !strings.Contains(err.Error(), "exclude each other") {
 		t.Errorf("--from with --from-offset: %v", err)
 	}
+	if _, err := run(t, "replay", "-c", "../../examples/sluice.yaml", "--from", "-1h", "--rate-bytes", "lots", "--dry-run"); err == nil || !strings.Contains(err.Error(), "not a size") {
+		t.Errorf("--rate-bytes lots: %v", err)
+	}
 }
