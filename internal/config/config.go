@@ -384,6 +384,10 @@ type Sink struct {
 	// in memory while it sends); a larger batch goes in parts, each
 	// committed when delivered. 0: DefaultBatchMaxItems.
 	BatchMaxItems int `yaml:"batch_max_items"`
+	// MaxAge is how old data the destination accepts (its out-of-order or
+	// old-sample window); 0: unknown. sluice replay warns before it sends
+	// older data.
+	MaxAge time.Duration `yaml:"max_age"`
 
 	// Node is the whole entry, for the sink type's own keys.
 	Node *yaml.Node `yaml:"-"`
@@ -402,18 +406,19 @@ func (s *Sink) UnmarshalYAML(n *yaml.Node) error {
 		BatchMinRecords int           `yaml:"batch_min_records"`
 		BatchMaxWait    time.Duration `yaml:"batch_max_wait"`
 		BatchMaxItems   int           `yaml:"batch_max_items"`
+		MaxAge          time.Duration `yaml:"max_age"`
 	}
 	var c common
 	if err := n.Decode(&c); err != nil {
 		return err
 	}
 	*s = Sink{Name: c.Name, Type: c.Type, Signals: c.Signals, Group: c.Group,
-		BatchMinRecords: c.BatchMinRecords, BatchMaxWait: c.BatchMaxWait, BatchMaxItems: c.BatchMaxItems, Node: n}
+		BatchMinRecords: c.BatchMinRecords, BatchMaxWait: c.BatchMaxWait, BatchMaxItems: c.BatchMaxItems, MaxAge: c.MaxAge, Node: n}
 	return nil
 }
 
 // CommonSinkKeys are the keys every sink entry may have.
-var CommonSinkKeys = []string{"name", "type", "signals", "group", "batch_min_records", "batch_max_wait", "batch_max_items"}
+var CommonSinkKeys = []string{"name", "type", "signals", "group", "batch_min_records", "batch_max_wait", "batch_max_items", "max_age"}
 
 // DefaultBatchMaxItems is a sink's batch_max_items when the entry has none:
 // about 10 MB of remote-write requests in hand.
@@ -768,6 +773,9 @@ func (c *Config) Validate() error {
 		}
 		if s.BatchMinRecords < 0 || s.BatchMaxWait < 0 || s.BatchMaxItems < 0 {
 			bad(p, "sink %q: batch_min_records, batch_max_wait and batch_max_items must not be negative", s.Name)
+		}
+		if s.MaxAge < 0 {
+			bad(p+".max_age", "sink %q: max_age must not be negative", s.Name)
 		}
 		for j, sig := range s.Signals {
 			if sig != "metrics" && sig != "logs" && sig != "traces" {

@@ -234,6 +234,27 @@ func TestSinkBatchKeys(t *testing.T) {
 	}
 }
 
+// max_age is a common key of every sink type, default unset.
+func TestSinkMaxAge(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    max_age: 2h\n    path: /tmp\n  - name: b\n    type: file\n    signals: [logs]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Sinks[0].MaxAge != 2*time.Hour || cfg.Sinks[1].MaxAge != 0 {
+		t.Errorf("max_age %s and %s, want 2h and unset", cfg.Sinks[0].MaxAge, cfg.Sinks[1].MaxAge)
+	}
+	var own struct {
+		Path string `yaml:"path"`
+	}
+	if err := cfg.Sinks[0].Decode(&own); err != nil {
+		t.Errorf("max_age is a common key, not the sink type's: %v", err)
+	}
+	_, err = Parse("c.yaml", []byte("sinks:\n  - name: a\n    type: file\n    signals: [logs]\n    max_age: -1h\n"))
+	if err == nil || !strings.Contains(err.Error(), "sinks[0].max_age") || !strings.Contains(err.Error(), "must not be negative") {
+		t.Errorf("negative max_age: %v", err)
+	}
+}
+
 func TestWorkerCardinality(t *testing.T) {
 	def := Default().Worker.Cardinality
 	if !def.Enabled || def.MaxMetrics != 10000 || def.MaxLabels != 64 || def.Window != 10*time.Minute || def.MaxTenants != 1000 {

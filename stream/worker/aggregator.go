@@ -282,6 +282,13 @@ func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 }
 
 func (a *Aggregator) add(ps *aggPartition, r *stream.Record, now time.Time) error {
+	_, _, err := a.addRecord(ps, r, now)
+	return err
+}
+
+// addRecord adds r to ps, returning the rule that merges its points and
+// how many there were (none for a progress record).
+func (a *Aggregator) addRecord(ps *aggPartition, r *stream.Record, now time.Time) (rule string, points int, err error) {
 	src := int32(-1) // records of workers that did not say
 	if v, err := strconv.ParseInt(string(r.Header(HeaderSource)), 10, 32); err == nil && v >= 0 {
 		src = int32(v)
@@ -289,26 +296,26 @@ func (a *Aggregator) add(ps *aggPartition, r *stream.Record, now time.Time) erro
 	if p := r.Header(HeaderProgress); p != nil {
 		t, err := strconv.ParseInt(string(p), 10, 64)
 		if err != nil || src < 0 {
-			return fmt.Errorf("aggregator: a progress record with %s %q and %s %q", HeaderProgress, p, HeaderSource, r.Header(HeaderSource))
+			return "", 0, fmt.Errorf("aggregator: a progress record with %s %q and %s %q", HeaderProgress, p, HeaderSource, r.Header(HeaderSource))
 		}
 		ps.agg.Progress(src, t, now)
-		return nil
+		return "", 0, nil
 	}
 	tenant, err := r.Tenant()
 	if err != nil {
-		return err
+		return "", 0, err
 	}
 	b, in, spec, err := aggregate.ReadRecord(r.Value, a.cfg.Allocator)
 	if err != nil {
-		return err
+		return "", 0, err
 	}
 	defer b.Release()
 	if a.out, err = a.hasher.OutputHashes(a.out[:0], tenant, b); err != nil {
-		return err
+		return "", 0, err
 	}
 	a.m.pointsIn.Add(float64(b.Len()))
 	a.sinceFlush += b.Len()
-	return ps.agg.AddFrom(src, tenant, b, in, a.out, spec, now)
+	return spec.Rule, b.Len(), ps.agg.AddFrom(src, tenant, b, in, a.out, spec, now)
 }
 
 func (a *Aggregator) deadLetter(r *stream.Record, err error) *stream.Record {

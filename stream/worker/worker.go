@@ -21,6 +21,11 @@
 // ingesters, without sluice's headers, are read too (raw.go): their tenant
 // from Config.TenantHeader or Config.DefaultTenant, their encoding from
 // Config.RawEncoding.
+//
+// NewInline runs the same code outside any group: sluice replay hands it
+// batches read from a range of the raw topics and takes what it would
+// write, and InlineAggregator merges the points bound for the aggregators
+// in the same process.
 package worker
 
 import (
@@ -192,49 +197,11 @@ type Merge struct {
 // New joins the worker group on bus. t may be nil: records pass through
 // with no rules applied (still as Arrow).
 func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
-	if len(cfg.Signals) == 0 {
-		cfg.Signals = otlpwire.Signals[:]
-	}
-	if cfg.Group == "" {
-		cfg.Group = "sluice-worker"
-	}
-	if cfg.MaxBatchItems <= 0 {
-		cfg.MaxBatchItems = 1 << 16
-	}
-	if cfg.DeadLetterMaxBytes <= 0 {
-		cfg.DeadLetterMaxBytes = cfg.MaxRecordBytes
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Allocator == nil {
-		cfg.Allocator = arrowpool.Default
-	}
-	w := &Worker{cfg: cfg, bus: bus, log: cfg.Logger, signalOf: map[string]otlpwire.Signal{}}
-	switch cfg.RawEncoding {
-	case "", EncodingOTLPProto:
-	case EncodingOTLPJSON:
-		w.json = true
-	default:
-		return nil, fmt.Errorf("worker: raw encoding %q (valid: %s, %s)", cfg.RawEncoding, EncodingOTLPProto, EncodingOTLPJSON)
-	}
-	if cfg.DefaultTenant != "" {
-		if err := tenant.Validate(cfg.DefaultTenant); err != nil {
-			return nil, fmt.Errorf("worker: default tenant: %w", err)
-		}
-	}
-	var err error
-	if w.m, err = newMetrics(cfg.Registerer); err != nil {
+	w, topics, err := newWorker(bus, cfg, t)
+	if err != nil {
 		return nil, err
 	}
-	w.SetTransform(t)
-	topics := make([]string, 0, len(cfg.Signals))
-	for _, s := range cfg.Signals {
-		raw := cfg.Topics.Raw(s)
-		topics = append(topics, raw)
-		w.signalOf[raw] = s
-		w.builders[s] = schemas.NewBuilder(s, cfg.Allocator)
-	}
+	cfg = w.cfg
 	scfg := stage.Config{Name: "worker", Handle: w.handle, Logger: cfg.Logger, Metrics: cfg.Metrics}
 	ccfg := scfg.ConsumerHooks(stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes})
 	var c stream.Consumer
@@ -264,6 +231,95 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 	return w, nil
 }
 
+// NewInline returns a worker that joins no group: Process hands it raw
+// records, and what it would write to the bus (processed records, records
+// of the aggregation topic, dead letters) goes to out instead, one Produce
+// call for the processed and aggregation records and one for the dead
+// letters of each batch. bus only tells the partitions of the topics
+// (Partitions). sluice replay runs the rules of the live workers this way.
+// Close releases it.
+func NewInline(bus stream.Bus, cfg Config, t Transform, out stream.Producer) (*Worker, error) {
+	if cfg.ExactlyOnce {
+		return nil, fmt.Errorf("worker: an inline worker has no transactions")
+	}
+	w, _, err := newWorker(bus, cfg, t)
+	if err != nil {
+		return nil, err
+	}
+	w.out = out
+	return w, nil
+}
+
+func newWorker(bus stream.Bus, cfg Config, t Transform) (*Worker, []string, error) {
+	if len(cfg.Signals) == 0 {
+		cfg.Signals = otlpwire.Signals[:]
+	}
+	if cfg.Group == "" {
+		cfg.Group = "sluice-worker"
+	}
+	if cfg.MaxBatchItems <= 0 {
+		cfg.MaxBatchItems = 1 << 16
+	}
+	if cfg.DeadLetterMaxBytes <= 0 {
+		cfg.DeadLetterMaxBytes = cfg.MaxRecordBytes
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Allocator == nil {
+		cfg.Allocator = arrowpool.Default
+	}
+	w := &Worker{cfg: cfg, bus: bus, log: cfg.Logger, signalOf: map[string]otlpwire.Signal{}}
+	switch cfg.RawEncoding {
+	case "", EncodingOTLPProto:
+	case EncodingOTLPJSON:
+		w.json = true
+	default:
+		return nil, nil, fmt.Errorf("worker: raw encoding %q (valid: %s, %s)", cfg.RawEncoding, EncodingOTLPProto, EncodingOTLPJSON)
+	}
+	if cfg.DefaultTenant != "" {
+		if err := tenant.Validate(cfg.DefaultTenant); err != nil {
+			return nil, nil, fmt.Errorf("worker: default tenant: %w", err)
+		}
+	}
+	var err error
+	if w.m, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, nil, err
+	}
+	w.SetTransform(t)
+	topics := make([]string, 0, len(cfg.Signals))
+	for _, s := range cfg.Signals {
+		raw := cfg.Topics.Raw(s)
+		topics = append(topics, raw)
+		w.signalOf[raw] = s
+		w.builders[s] = schemas.NewBuilder(s, cfg.Allocator)
+	}
+	return w, topics, nil
+}
+
+// Process is what the worker does with each polled batch (NewInline): it
+// returns once out took every record made of recs, or with out's error
+// (then Process may be called again with the same records).
+func (w *Worker) Process(ctx context.Context, recs []*stream.Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	return w.handle(ctx, recs)
+}
+
+// Close releases the worker's builders (NewInline; Run releases them
+// itself).
+func (w *Worker) Close() { w.release() }
+
+func (w *Worker) release() {
+	for i, b := range w.builders {
+		if b != nil {
+			b.Release()
+			w.builders[i] = nil
+		}
+	}
+}
+
 // SetTransform swaps the rule set; the next batch uses it. It is safe to
 // call while the worker runs (a reload).
 func (w *Worker) SetTransform(t Transform) { w.transform.Store(&transformBox{t}) }
@@ -271,13 +327,7 @@ func (w *Worker) SetTransform(t Transform) { w.transform.Store(&transformBox{t})
 // Run processes until ctx is cancelled, then finishes the batch in hand,
 // commits and leaves the group.
 func (w *Worker) Run(ctx context.Context) error {
-	defer func() {
-		for _, b := range w.builders {
-			if b != nil {
-				b.Release()
-			}
-		}
-	}()
+	defer w.release()
 	return w.stage.Run(ctx)
 }
 
