@@ -70,7 +70,7 @@ func BenchmarkEncode(b *testing.B) {
 		if err := tr.translate(batch, 0); err != nil {
 			b.Fatal(err)
 		}
-		col.finish()
+		col.finish(false)
 		bytesOut, reqs = 0, 0
 		for _, t := range col.tenants {
 			for _, sh := range t.shards {
@@ -167,7 +167,7 @@ func BenchmarkEncodeCorpus(b *testing.B) {
 				if err := tr.translate(batch, 0); err != nil {
 					b.Fatal(err)
 				}
-				col.finish()
+				col.finish(false)
 				bytesOut, samples = 0, 0
 				for _, t := range col.tenants {
 					for _, sh := range t.shards {
