@@ -23,3 +23,6 @@ export SLUICE_KAFKA_BROKERS=127.0.0.1:$port SLUICE_KAFKA_LIBS=$libs
 # released shows as a failing test (internal/arrowpool).
 export SLUICE_ARROWPOOL_POISON=1
 "$GO" test -count=1 -timeout 12m "$@" ./...
+# Remote write 2.0 against Prometheus' own receiver: a module of its own,
+# so that sluice's go.mod does not take Prometheus' dependency tree.
+(cd sinks/promrw/rw2test && "$GO" test -count=1 -timeout 5m ./...)
