@@ -99,9 +99,9 @@ type seriesMemo struct {
 type request struct {
 	num     int32 // in the Write, from 1
 	tenant  string
-	body    []byte // WriteRequest (2.0: Request), unframed, uncompressed
-	samples int    // samples and native histograms
-	hists   int    // native histograms
+	body    []byte  // WriteRequest (2.0: Request), unframed, uncompressed
+	samples int     // samples and native histograms
+	hists   int     // native histograms
 	recs    []int32 // records with series in the request, ascending
 
 	// 2.0: the symbols and their Request fields, appended to body by
@@ -109,6 +109,16 @@ type request struct {
 	v2      bool
 	syms    map[string]uint32
 	symBody []byte
+	// prev are the label strings of the request's last series and their
+	// refs: the next series of the request mostly has the same name,
+	// resource and scope labels at the same places, found here without
+	// hashing.
+	prev []symRef
+}
+
+type symRef struct {
+	s   string
+	ref uint32
 }
 
 // maxMetas bounds collector.metas.
@@ -140,6 +150,8 @@ func (c *collector) release() {
 					r.v2 = false
 					clear(r.syms) // its keys point into the Write's labels
 					r.symBody = r.symBody[:0]
+					clear(r.prev)
+					r.prev = r.prev[:0]
 				}
 				c.free = append(c.free, r)
 			}
@@ -381,7 +393,7 @@ func (c *collector) cutV2(t *tenantReqs, s *wseries) {
 			p = p[1+n:]
 			name, k := consumeBytes(l[1:])
 			value, _ := consumeBytes(l[1+k+1:])
-			nr, vr := r.symbolRef(unsafeString(name)), r.symbolRef(unsafeString(value))
+			nr, vr := r.labelRef(len(c.refs), unsafeString(name)), r.labelRef(len(c.refs)+1, unsafeString(value))
 			c.refs = append(c.refs, nr, vr)
 			refsSize += protowire.SizeVarint(uint64(nr)) + protowire.SizeVarint(uint64(vr))
 		}

@@ -1,8 +1,10 @@
 // Package promrw is the `prometheus_remote_write` sink: it sends metrics to
 // Prometheus (--web.enable-remote-write-receiver), VictoriaMetrics, Mimir,
 // Thanos receive, Cortex... with the remote write 1.0 protocol (a snappy
-// compressed prometheus.WriteRequest protobuf, encoded here without the
-// Prometheus module).
+// compressed prometheus.WriteRequest protobuf) or 2.0
+// (io.prometheus.write.v2.Request: labels as references into a symbols
+// table per request, start times, metadata), both encoded here without
+// the Prometheus module (proto.go, protov2.go).
 //
 // # Translation
 //
@@ -42,8 +44,15 @@
 //   - Scope: otel_scope_name, otel_scope_version and otel_scope_<attribute>
 //     labels (add_scope_labels: false leaves them out).
 //   - Timestamps are milliseconds; a point flagged "no recorded value" is
-//     sent as Prometheus' stale marker. Exemplars, start times and metric
-//     metadata are not sent.
+//     sent as Prometheus' stale marker. Exemplars are not sent. Start times
+//     and metric metadata are sent with 2.0 only (1.0 has no place for
+//     start times; its metadata is a separate list, not sent): every series
+//     gets the type of its metric (gauge; counter for a monotonic sum;
+//     histogram, classic or native; summary; target_info a gauge), the
+//     description as help and the unit as Prometheus names it ("s" →
+//     seconds); the samples of counters, histograms and of summaries' _sum
+//     and _count get the point's start time (not those of a running total
+//     of delta: convert).
 //
 // # Cost per series, not per point
 //
@@ -77,11 +86,27 @@
 // after a restart is sent whole; its points are accepted only where they
 // are the newest of their series or the backend takes out-of-order samples.
 //
+// # Protocol
+//
+// protocol: v1 (default) sends 1.0; v2 sends 2.0; auto sends 2.0 until the
+// receiver turns it down, then 1.0 for the rest of the process's life
+// (counted in sluice_sink_remote_write_protocol_fallbacks_total, logged
+// once). A receiver turns 2.0 down with a 415, a 400 naming the content
+// type, or a 2xx without the X-Prometheus-Remote-Write-*-Written headers a
+// 2.0 receiver must send (a 1.0 receiver that ignores the content type,
+// such as Prometheus 2.x, reads a 2.0 request as a 1.0 one without series
+// and answers 204 having written nothing). The requests of the Write are
+// then cut again as 1.0 and sent; with protocol v2 those answers are
+// retried like a 404, blaming the configuration. A 2xx whose headers count
+// fewer samples or histograms than the request held is a refusal of its
+// records, like a 400: the receiver does not say which it dropped.
+//
 // Metrics: sluice_sink_samples_sent_total{sink},
 // sluice_sink_requests_total{sink,code} (code "error" when there was no
 // answer) and sluice_sink_request_duration_seconds{sink} (both shared with
 // the other sinks, package sinkmetrics),
 // sluice_sink_rejected_total{sink} (records),
+// sluice_sink_remote_write_protocol_fallbacks_total{sink},
 // sluice_sink_dropped_points_total{sink,reason}, and the series cache's
 // sluice_sink_series_cache_lookups_total{sink,result="hit"|"miss"} (data
 // points), sluice_sink_series_cache_evictions_total{sink},

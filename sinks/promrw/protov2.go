@@ -139,6 +139,22 @@ func (r *request) symbolRef(s string) uint32 {
 	return ref
 }
 
+// labelRef is symbolRef for the string at place i of a series' labels
+// (names and values): the string at the same place of the request's last
+// series, when equal, gives its ref without a map lookup.
+func (r *request) labelRef(i int, s string) uint32 {
+	if i < len(r.prev) && r.prev[i].s == s {
+		return r.prev[i].ref
+	}
+	ref := r.symbolRef(s)
+	if i < len(r.prev) {
+		r.prev[i] = symRef{s, ref}
+	} else {
+		r.prev = append(r.prev, symRef{s, ref})
+	}
+	return ref
+}
+
 // startV2 makes r an empty 2.0 request: its symbols hold "" alone.
 func (r *request) startV2() {
 	r.v2 = true

@@ -70,7 +70,7 @@ type translator struct {
 	// times and metadata: the translator hands them to the collector.
 	v2        bool
 	unitCache map[string]string // OTLP unit -> Prometheus unit (metadata)
-	delta   *deltaState // nil unless delta: convert
+	delta     *deltaState       // nil unless delta: convert
 
 	lastName lastName     // the metric name made last
 	cache    *seriesCache // nil: every point's labels are made again

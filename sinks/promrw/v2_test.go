@@ -256,7 +256,7 @@ func TestV2SameSamples(t *testing.T) {
 			{"__name__=requests_total,", metaCounter, "", true},
 			{"__name__=queue_size,", metaGauge, "", false},
 			{"__name__=http_server_duration_seconds_bucket,", metaHistogram, "seconds", false}, // no start time in the data
-			{"__name__=rpc_latency_milliseconds,", metaHistogram, "milliseconds", false}, // no start time in the data
+			{"__name__=rpc_latency_milliseconds,", metaHistogram, "milliseconds", false},       // no start time in the data
 			{"__name__=rpc_size_bytes,", metaSummary, "bytes", false},
 			{"__name__=process_memory_usage_bytes,", metaGauge, "bytes", false},
 			{"__name__=target_info,", metaGauge, "", false},

@@ -20,8 +20,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	clientprom "github.com/prometheus/client_golang/prometheus"
 	remoteapi "github.com/prometheus/client_golang/exp/api/remote"
+	clientprom "github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/model/histogram"
 	"github.com/prometheus/prometheus/model/labels"
@@ -253,15 +253,15 @@ func want(start, t0 time.Time, withStart bool) map[string][]sample {
 	}
 	const res = `instance="i-1", job="shop"`
 	w := map[string][]sample{
-		`{__name__="room_temperature_celsius", ` + res + `, room="a"}`: f(21.5, 22),
-		`{__name__="room_temperature_celsius", ` + res + `, room="b"}`: {{T: ms(t0), V: 19}},
-		`{__name__="requests_total", code="200", ` + res + `}`:         cnt(5, 8),
-		`{__name__="queue_length", ` + res + `}`:                       f(3, 1),
-		`{__name__="latency_seconds_bucket", ` + res + `, le="0.1"}`:   cnt(1, 2),
-		`{__name__="latency_seconds_bucket", ` + res + `, le="1"}`:     cnt(3, 6),
-		`{__name__="latency_seconds_bucket", ` + res + `, le="+Inf"}`:  cnt(6, 12),
-		`{__name__="latency_seconds_sum", ` + res + `}`:                cnt(1.5, 3),
-		`{__name__="latency_seconds_count", ` + res + `}`:              cnt(6, 12),
+		`{__name__="room_temperature_celsius", ` + res + `, room="a"}`:     f(21.5, 22),
+		`{__name__="room_temperature_celsius", ` + res + `, room="b"}`:     {{T: ms(t0), V: 19}},
+		`{__name__="requests_total", code="200", ` + res + `}`:             cnt(5, 8),
+		`{__name__="queue_length", ` + res + `}`:                           f(3, 1),
+		`{__name__="latency_seconds_bucket", ` + res + `, le="0.1"}`:       cnt(1, 2),
+		`{__name__="latency_seconds_bucket", ` + res + `, le="1"}`:         cnt(3, 6),
+		`{__name__="latency_seconds_bucket", ` + res + `, le="+Inf"}`:      cnt(6, 12),
+		`{__name__="latency_seconds_sum", ` + res + `}`:                    cnt(1.5, 3),
+		`{__name__="latency_seconds_count", ` + res + `}`:                  cnt(6, 12),
 		`{__name__="rpc_time_milliseconds", ` + res + `, quantile="0.5"}`:  f(1, 2),
 		`{__name__="rpc_time_milliseconds", ` + res + `, quantile="0.99"}`: f(2, 4),
 		`{__name__="rpc_time_milliseconds_sum", ` + res + `}`:              cnt(20, 40),
@@ -372,11 +372,11 @@ func TestV2EveryType(t *testing.T) {
 	}
 	res := `instance="i-1", job="shop"`
 	for series, m := range map[string]metadata.Metadata{
-		`{__name__="room_temperature_celsius", ` + res + `, room="a"}`:     {Type: model.MetricTypeGauge, Unit: "celsius", Help: "Temperature of the room"},
-		`{__name__="requests_total", code="200", ` + res + `}`:             {Type: model.MetricTypeCounter, Help: "Requests served"},
-		`{__name__="queue_length", ` + res + `}`:                           {Type: model.MetricTypeGauge, Help: "Jobs waiting"},
-		`{__name__="latency_seconds_bucket", ` + res + `, le="0.1"}`:       {Type: model.MetricTypeHistogram, Unit: "seconds", Help: "Request latency"},
-		`{__name__="latency_seconds_count", ` + res + `}`:                  {Type: model.MetricTypeHistogram, Unit: "seconds", Help: "Request latency"},
+		`{__name__="room_temperature_celsius", ` + res + `, room="a"}`: {Type: model.MetricTypeGauge, Unit: "celsius", Help: "Temperature of the room"},
+		`{__name__="requests_total", code="200", ` + res + `}`:         {Type: model.MetricTypeCounter, Help: "Requests served"},
+		`{__name__="queue_length", ` + res + `}`:                       {Type: model.MetricTypeGauge, Help: "Jobs waiting"},
+		`{__name__="latency_seconds_bucket", ` + res + `, le="0.1"}`:   {Type: model.MetricTypeHistogram, Unit: "seconds", Help: "Request latency"},
+		`{__name__="latency_seconds_count", ` + res + `}`:              {Type: model.MetricTypeHistogram, Unit: "seconds", Help: "Request latency"},
 		nativeSeries: {Type: model.MetricTypeHistogram, Unit: "bytes", Help: "Payload sizes"},
 		`{__name__="rpc_time_milliseconds", ` + res + `, quantile="0.99"}`: {Type: model.MetricTypeSummary, Unit: "milliseconds", Help: "RPC times"},
 		`{__name__="rpc_time_milliseconds_sum", ` + res + `}`:              {Type: model.MetricTypeSummary, Unit: "milliseconds", Help: "RPC times"},
