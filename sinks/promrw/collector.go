@@ -114,6 +114,10 @@ type request struct {
 	// resource and scope labels at the same places, found here without
 	// hashing.
 	prev []symRef
+	// lastMeta is the metadata (in collector.metas) of the request's last
+	// series with one, and the refs of its help and unit.
+	lastMeta           int32
+	lastHelp, lastUnit uint32
 }
 
 type symRef struct {
@@ -402,7 +406,10 @@ func (c *collector) cutV2(t *tenantReqs, s *wseries) {
 		var help, unit uint32
 		if s.meta >= 0 {
 			m := &c.metas[s.meta]
-			typ, help, unit = m.typ, r.symbolRef(m.help), r.symbolRef(m.unit)
+			if r.lastMeta != s.meta {
+				r.lastMeta, r.lastHelp, r.lastUnit = s.meta, r.symbolRef(m.help), r.symbolRef(m.unit)
+			}
+			typ, help, unit = m.typ, r.lastHelp, r.lastUnit
 			if ms := metadataSize(typ, help, unit); ms > 0 {
 				size += 1 + protowire.SizeVarint(uint64(ms)) + ms
 			}

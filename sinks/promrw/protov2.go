@@ -164,6 +164,7 @@ func (r *request) startV2() {
 	clear(r.syms)
 	r.symBody = r.symBody[:0]
 	r.symbolRef("")
+	r.lastMeta = -1
 }
 
 // itemV2Size is the size of item x (a 1.0 sample or histogram field in
