@@ -344,7 +344,7 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 	if errors.Is(err, errFallback) {
 		// The receiver takes 1.0 only: the batch goes again as 1.0, and
 		// every later one.
-		s.v2 = false
+		s.v2, s.tr.v2 = false, false // no more start times and metadata to make
 		s.m.fallbacks.WithLabelValues(s.name).Inc()
 		s.log.Warn("the remote write receiver does not take 2.0 messages: sending 1.0 from now on (protocol: auto)", "reason", err.Error())
 		s.col.recut(false)
