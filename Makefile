@@ -82,6 +82,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzRetryAfter -fuzztime $(FUZZTIME) ./sinks/httpsink/
 	$(GO) test -run '^$$' -fuzz FuzzPartialSuccess -fuzztime $(FUZZTIME) ./sinks/otlp/
 	$(GO) test -run '^$$' -fuzz FuzzArrowTranslation -fuzztime $(FUZZTIME) ./sinks/promrw/
+	$(GO) test -run '^$$' -fuzz FuzzWrittenHeaders -fuzztime $(FUZZTIME) ./sinks/promrw/
 	$(GO) test -run '^$$' -fuzz FuzzArrowTranslation -fuzztime $(FUZZTIME) ./sinks/loki/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeHeaders -fuzztime $(FUZZTIME) ./stream/nats/
 

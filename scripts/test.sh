@@ -28,3 +28,6 @@ export SLUICE_ARROWPOOL_POISON=1
 # and the Kubernetes modules stay out of the binary's; ./... above does not
 # descend into it.
 (cd deploy && "$GO" test -count=1 -timeout 10m ./...)
+# Remote write 2.0 against Prometheus' own receiver: a module of its own,
+# so that sluice's go.mod does not take Prometheus' dependency tree.
+(cd sinks/promrw/rw2test && "$GO" test -count=1 -timeout 5m ./...)

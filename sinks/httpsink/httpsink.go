@@ -233,20 +233,28 @@ func IsRejected(err error) bool {
 
 // Post sends r and sorts the answer: nil on 2xx, else *Error.
 func (c *Client) Post(ctx context.Context, r Request) error {
-	_, err := c.post(ctx, r, false)
+	_, _, err := c.post(ctx, r, false)
 	return err
 }
 
 // PostForAnswer is Post that also returns the body of a 2xx answer (up to
 // 1 MiB), for protocols that report partial success in it (OTLP/HTTP).
 func (c *Client) PostForAnswer(ctx context.Context, r Request) ([]byte, error) {
-	return c.post(ctx, r, true)
+	answer, _, err := c.post(ctx, r, true)
+	return answer, err
 }
 
-func (c *Client) post(ctx context.Context, r Request, keepAnswer bool) ([]byte, error) {
+// PostForHeader is Post that also returns the header of a 2xx answer, for
+// protocols that report what was written in it (remote write 2.0).
+func (c *Client) PostForHeader(ctx context.Context, r Request) (http.Header, error) {
+	_, h, err := c.post(ctx, r, false)
+	return h, err
+}
+
+func (c *Client) post(ctx context.Context, r Request, keepAnswer bool) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.cfg.URL, bytes.NewReader(r.Body))
 	if err != nil {
-		return nil, &Error{Err: err}
+		return nil, nil, &Error{Err: err}
 	}
 	req.Header.Set("Content-Type", r.ContentType)
 	if r.ContentEncoding != "" {
@@ -270,13 +278,13 @@ func (c *Client) post(ctx context.Context, r Request, keepAnswer bool) ([]byte, 
 	case c.cfg.BearerTokenFile != "":
 		tok, err := os.ReadFile(c.cfg.BearerTokenFile)
 		if err != nil {
-			return nil, &Error{Retryable: true, Err: fmt.Errorf("bearer token: %w", err)}
+			return nil, nil, &Error{Retryable: true, Err: fmt.Errorf("bearer token: %w", err)}
 		}
 		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(tok)))
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return nil, &Error{Retryable: true, Err: err}
+		return nil, nil, &Error{Retryable: true, Err: err}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode/100 == 2 {
@@ -285,7 +293,7 @@ func (c *Client) post(ctx context.Context, r Request, keepAnswer bool) ([]byte, 
 			answer, _ = io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 		}
 		io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20)) // let the connection be reused
-		return answer, nil
+		return answer, resp.Header, nil
 	}
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1024))
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
@@ -302,7 +310,7 @@ func (c *Client) post(ctx context.Context, r Request, keepAnswer bool) ([]byte, 
 	if e.Retryable {
 		e.After = CapRetryAfter(retryAfter(resp.Header.Get("Retry-After")), c.cfg.RetryAfterMax, c.metrics)
 	}
-	return nil, e
+	return nil, nil, e
 }
 
 // retryAfter parses a Retry-After value: seconds or an HTTP date. A

@@ -125,3 +125,28 @@ func TestBasicAuthPasswordFile(t *testing.T) {
 		t.Error("New with an unreadable password_file: no error")
 	}
 }
+
+// TestPostForHeader: the header of a 2xx answer comes back (remote write
+// 2.0 reports what it wrote in it); a refusal is an *Error as with Post.
+func TestPostForHeader(t *testing.T) {
+	status := http.StatusNoContent
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Prometheus-Remote-Write-Samples-Written", "7")
+		w.WriteHeader(status)
+	}))
+	defer srv.Close()
+	c, err := New(Config{URL: srv.URL}, sinkmetrics.Sink{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := c.PostForHeader(context.Background(), Request{Body: []byte("x"), ContentType: "application/x-protobuf"})
+	if err != nil || h.Get("X-Prometheus-Remote-Write-Samples-Written") != "7" {
+		t.Fatalf("2xx: header %v, %v", h, err)
+	}
+	status = http.StatusBadRequest
+	h, err = c.PostForHeader(context.Background(), Request{Body: []byte("x"), ContentType: "application/x-protobuf"})
+	var e *Error
+	if !errors.As(err, &e) || e.Status != http.StatusBadRequest || !IsRejected(err) || h != nil {
+		t.Fatalf("400: header %v, %v", h, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
 	"syscall"
 	"testing"
@@ -70,7 +71,7 @@ func BenchmarkEncode(b *testing.B) {
 		if err := tr.translate(batch, 0); err != nil {
 			b.Fatal(err)
 		}
-		col.finish()
+		col.finish(false)
 		bytesOut, reqs = 0, 0
 		for _, t := range col.tenants {
 			for _, sh := range t.shards {
@@ -144,44 +145,54 @@ func benchCorpora(b *testing.B) []benchCorpus {
 // BenchmarkEncodeCorpus: the corpora of internal/otlptest (a processed
 // record, read once), Arrow batch → remote write requests, snappy
 // compressed; the same series every iteration, as a sink sees them interval
-// after interval.
+// after interval. One sub-benchmark per protocol: v1 (WriteRequest) and v2
+// (Request: symbols, start times, metadata).
 func BenchmarkEncodeCorpus(b *testing.B) {
 	for _, c := range benchCorpora(b) {
-		b.Run(c.name, func(b *testing.B) {
-			batch, err := schemas.ReadBatch(c.rec.Value, nil)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer batch.Release()
-			cfg := Config{}
-			cfg.defaults()
-			col := &collector{maxSamples: cfg.MaxSamplesPerRequest, shards: cfg.Concurrency}
-			tr := newTranslator(&cfg, col)
-			var buf []byte
-			var bytesOut, samples int
-			b.ReportAllocs()
-			cpu := processCPU()
-			for b.Loop() {
-				col.reset()
-				col.tenant("")
-				if err := tr.translate(batch, 0); err != nil {
+		for _, proto := range []string{protoV1, protoV2} {
+			b.Run(c.name+"/"+proto, func(b *testing.B) {
+				batch, err := schemas.ReadBatch(c.rec.Value, nil)
+				if err != nil {
 					b.Fatal(err)
 				}
-				col.finish()
-				bytesOut, samples = 0, 0
-				for _, t := range col.tenants {
-					for _, sh := range t.shards {
-						for _, r := range sh {
-							buf = s2.EncodeSnappy(buf[:cap(buf)], r.body)
-							bytesOut += len(buf)
-							samples += r.samples
+				defer batch.Release()
+				cfg := Config{Protocol: proto}
+				cfg.defaults()
+				col := &collector{maxSamples: cfg.MaxSamplesPerRequest, shards: cfg.Concurrency}
+				tr := newTranslator(&cfg, col)
+				var buf []byte
+				var bytesOut, samples int
+				var mem0, mem1 runtime.MemStats
+				b.ReportAllocs()
+				runtime.ReadMemStats(&mem0)
+				cpu := processCPU()
+				for b.Loop() {
+					col.reset()
+					col.tenant("")
+					if err := tr.translate(batch, 0); err != nil {
+						b.Fatal(err)
+					}
+					col.finish(proto == protoV2)
+					bytesOut, samples = 0, 0
+					for _, t := range col.tenants {
+						for _, sh := range t.shards {
+							for _, r := range sh {
+								buf = s2.EncodeSnappy(buf[:cap(buf)], r.body)
+								bytesOut += len(buf)
+								samples += r.samples
+							}
 						}
 					}
 				}
-			}
-			reportPerSample(b, samples, processCPU()-cpu)
-			b.ReportMetric(float64(bytesOut)/float64(samples), "snappy-B/sample")
-		})
+				cpuUsed := processCPU() - cpu
+				runtime.ReadMemStats(&mem1)
+				reportPerSample(b, samples, cpuUsed)
+				n := float64(samples) * float64(b.N)
+				b.ReportMetric(float64(mem1.TotalAlloc-mem0.TotalAlloc)/n, "B/sample")
+				b.ReportMetric(float64(mem1.Mallocs-mem0.Mallocs)/n, "allocs/sample")
+				b.ReportMetric(float64(bytesOut)/float64(samples), "snappy-B/sample")
+			})
+		}
 	}
 }
 

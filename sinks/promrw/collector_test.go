@@ -203,7 +203,7 @@ func TestCollectorGroupsSeries(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s.col.finish()
+	s.col.finish(false)
 	for _, sh := range s.col.tenants[0].shards {
 		for _, r := range sh {
 			samples, _ := decodeWrite(t, r.body)

@@ -1,8 +1,10 @@
 // Package promrw is the `prometheus_remote_write` sink: it sends metrics to
 // Prometheus (--web.enable-remote-write-receiver), VictoriaMetrics, Mimir,
 // Thanos receive, Cortex... with the remote write 1.0 protocol (a snappy
-// compressed prometheus.WriteRequest protobuf, encoded here without the
-// Prometheus module).
+// compressed prometheus.WriteRequest protobuf) or 2.0
+// (io.prometheus.write.v2.Request: labels as references into a symbols
+// table per request, start times, metadata), both encoded here without
+// the Prometheus module (proto.go, protov2.go).
 //
 // # Translation
 //
@@ -42,8 +44,15 @@
 //   - Scope: otel_scope_name, otel_scope_version and otel_scope_<attribute>
 //     labels (add_scope_labels: false leaves them out).
 //   - Timestamps are milliseconds; a point flagged "no recorded value" is
-//     sent as Prometheus' stale marker. Exemplars, start times and metric
-//     metadata are not sent.
+//     sent as Prometheus' stale marker. Exemplars are not sent. Start times
+//     and metric metadata are sent with 2.0 only (1.0 has no place for
+//     start times; its metadata is a separate list, not sent): every series
+//     gets the type of its metric (gauge; counter for a monotonic sum;
+//     histogram, classic or native; summary; target_info a gauge), the
+//     description as help and the unit as Prometheus names it ("s" →
+//     seconds); the samples of counters, histograms and of summaries' _sum
+//     and _count get the point's start time (not those of a running total
+//     of delta: convert).
 //
 // # Cost per series, not per point
 //
@@ -77,11 +86,27 @@
 // after a restart is sent whole; its points are accepted only where they
 // are the newest of their series or the backend takes out-of-order samples.
 //
+// # Protocol
+//
+// protocol: v1 (default) sends 1.0; v2 sends 2.0; auto sends 2.0 until the
+// receiver turns it down, then 1.0 for the rest of the process's life
+// (counted in sluice_sink_remote_write_protocol_fallbacks_total, logged
+// once). A receiver turns 2.0 down with a 415, a 400 naming the content
+// type, or a 2xx without the X-Prometheus-Remote-Write-*-Written headers a
+// 2.0 receiver must send (a 1.0 receiver that ignores the content type,
+// such as Prometheus 2.x, reads a 2.0 request as a 1.0 one without series
+// and answers 204 having written nothing). The requests of the Write are
+// then cut again as 1.0 and sent; with protocol v2 those answers are
+// retried like a 404, blaming the configuration. A 2xx whose headers count
+// fewer samples or histograms than the request held is a refusal of its
+// records, like a 400: the receiver does not say which it dropped.
+//
 // Metrics: sluice_sink_samples_sent_total{sink},
 // sluice_sink_requests_total{sink,code} (code "error" when there was no
 // answer) and sluice_sink_request_duration_seconds{sink} (both shared with
 // the other sinks, package sinkmetrics),
 // sluice_sink_rejected_total{sink} (records),
+// sluice_sink_remote_write_protocol_fallbacks_total{sink},
 // sluice_sink_dropped_points_total{sink,reason}, and the series cache's
 // sluice_sink_series_cache_lookups_total{sink,result="hit"|"miss"} (data
 // points), sluice_sink_series_cache_evictions_total{sink},
@@ -95,6 +120,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -156,6 +182,10 @@ type Config struct {
 	// labels of each series, made once and kept. Default 64MiB, about
 	// 120,000 series of a dozen labels.
 	SeriesCacheBytes config.ByteSize `yaml:"series_cache_bytes"`
+	// Protocol is the remote write protocol: "v1" (default), "v2", or
+	// "auto" (2.0 until the receiver turns it down, then 1.0 for the
+	// rest of the process's life). See protov2.go.
+	Protocol string `yaml:"protocol"`
 
 	// Derived.
 	DisableScopeLabels bool `yaml:"-"`
@@ -194,6 +224,11 @@ func (c *Config) check(entry *config.Sink) []error {
 	default:
 		errs = append(errs, entry.Errorf("exponential_histograms", "exponential_histograms must be native or buckets, not %q", c.ExponentialHistograms))
 	}
+	switch c.Protocol {
+	case "", protoV1, protoV2, protoAuto:
+	default:
+		errs = append(errs, entry.Errorf("protocol", "protocol must be v1, v2 or auto, not %q", c.Protocol))
+	}
 	return errs
 }
 
@@ -213,6 +248,9 @@ func (c *Config) defaults() {
 	if c.SeriesCacheBytes == 0 {
 		c.SeriesCacheBytes = defaultSeriesCacheBytes
 	}
+	if c.Protocol == "" {
+		c.Protocol = protoV1
+	}
 	c.DisableScopeLabels = c.AddScopeLabels != nil && !*c.AddScopeLabels
 	c.DisableTargetInfo = c.AddTargetInfo != nil && !*c.AddTargetInfo
 }
@@ -227,6 +265,9 @@ type Sink struct {
 	tr     *translator
 	col    collector
 	batch  *schemas.Builder
+	// v2: requests are remote write 2.0 ones (protocol v2, or auto until
+	// the receiver turned 2.0 down).
+	v2 bool
 
 	// accepted holds the requests (hashes of tenant and body) the backend
 	// accepted during the Write of the batch in hand, when that Write
@@ -256,6 +297,7 @@ func New(name string, cfg Config, env sinks.Env) (*Sink, error) {
 		accepted: map[uint64]bool{}, acceptedSeed: maphash.MakeSeed()}
 	s.col = collector{maxSamples: cfg.MaxSamplesPerRequest, shards: cfg.Concurrency}
 	s.tr = newTranslator(&s.cfg, &s.col)
+	s.v2 = cfg.Protocol != protoV1
 	return s, nil
 }
 
@@ -289,7 +331,7 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 			}
 		}
 	}
-	s.col.finish()
+	s.col.finish(s.v2)
 	s.cacheStats()
 	for reason, n := range s.tr.dropped {
 		s.m.dropped.WithLabelValues(s.name, reason).Add(float64(n))
@@ -299,6 +341,15 @@ func (s *Sink) Write(ctx context.Context, recs []*stream.Record) error {
 	}
 
 	rejected, err := s.send(ctx)
+	if errors.Is(err, errFallback) {
+		// The receiver takes 1.0 only: the batch goes again as 1.0, and
+		// every later one.
+		s.v2, s.tr.v2 = false, false // no more start times and metadata to make
+		s.m.fallbacks.WithLabelValues(s.name).Inc()
+		s.log.Warn("the remote write receiver does not take 2.0 messages: sending 1.0 from now on (protocol: auto)", "reason", err.Error())
+		s.col.recut(false)
+		rejected, err = s.send(ctx)
+	}
 	if s.tr.delta != nil {
 		if err != nil {
 			s.tr.delta.discard() // the retry counts these deltas again
@@ -381,13 +432,21 @@ type rejection struct {
 	reason string
 }
 
+// errFallback: with protocol auto, the receiver turned a 2.0 request down
+// (415, a 400 naming the content type, or a 2xx without the written
+// headers of 2.0: a 1.0 receiver that read the request as a 1.0 one and
+// found nothing in it).
+var errFallback = errors.New("the receiver takes remote write 1.0 only")
+
 // send posts the collected requests, one shard per goroutine. It returns
-// the records of refused requests, or the first retryable error.
+// the records of refused requests, or the first retryable error, or
+// errFallback (wrapped) when the requests must go again as 1.0 ones.
 func (s *Sink) send(ctx context.Context) (rejection, error) {
 	rej := rejection{recs: map[int32]bool{}}
 	var (
 		mu       sync.Mutex
 		retryErr error
+		fallback error
 		wg       sync.WaitGroup
 	)
 	for sh := 0; sh < s.col.shards; sh++ {
@@ -418,6 +477,13 @@ func (s *Sink) send(ctx context.Context) (rejection, error) {
 					mu.Unlock()
 					continue
 				}
+				if errors.Is(err, errFallback) {
+					if fallback == nil {
+						fallback = err
+					}
+					mu.Unlock()
+					return
+				}
 				if httpsink.IsRejected(err) {
 					for _, i := range r.recs {
 						rej.recs[i] = true
@@ -437,6 +503,9 @@ func (s *Sink) send(ctx context.Context) (rejection, error) {
 		})
 	}
 	wg.Wait()
+	if fallback != nil {
+		return rejection{}, fallback
+	}
 	if retryErr != nil {
 		return rejection{}, fmt.Errorf("%s sink %s: %w", Type, s.name, retryErr)
 	}
@@ -454,13 +523,27 @@ func (s *Sink) requestHash(tenant string, compressed []byte) uint64 {
 	return h.Sum64()
 }
 
+var (
+	headersV1 = map[string]string{"X-Prometheus-Remote-Write-Version": versionV1}
+	headersV2 = map[string]string{"X-Prometheus-Remote-Write-Version": versionV2}
+)
+
 func (s *Sink) post(ctx context.Context, r *request, body []byte) error {
 	start := time.Now()
-	err := s.client.Post(ctx, httpsink.Request{
-		Body: body, ContentType: "application/x-protobuf", ContentEncoding: "snappy", Tenant: r.tenant,
-		Headers: map[string]string{"X-Prometheus-Remote-Write-Version": "0.1.0"},
-	})
+	hr := httpsink.Request{Body: body, ContentType: contentTypeV1, ContentEncoding: "snappy", Tenant: r.tenant, Headers: headersV1}
+	var err error
+	if r.v2 {
+		hr.ContentType, hr.Headers = contentTypeV2, headersV2
+		var h http.Header
+		h, err = s.client.PostForHeader(ctx, hr)
+		err = s.checkV2(r, h, err)
+	} else {
+		err = s.client.Post(ctx, hr)
+	}
 	s.m.shared.Duration.Observe(time.Since(start).Seconds())
+	if errors.Is(err, errFallback) {
+		return err // no answer to count: the request goes again as 1.0
+	}
 	code := "200"
 	var he *httpsink.Error
 	switch {
@@ -478,6 +561,59 @@ func (s *Sink) post(ctx context.Context, r *request, body []byte) error {
 	return err
 }
 
+// checkV2 sorts the answer to a 2.0 request r: err is the POST's, h the
+// header of a 2xx answer. A receiver that does not take 2.0 (415, a 400
+// naming the content type, a 2xx without the written headers) gives
+// errFallback with protocol auto; with protocol v2 it is a refusal that
+// blames the configuration, retried like a 404. A 2xx whose headers count
+// fewer samples or histograms than r holds is a refusal of the data, like
+// a 400 (the receiver wrote the rest; which samples it dropped it does
+// not say).
+func (s *Sink) checkV2(r *request, h http.Header, err error) error {
+	var he *httpsink.Error
+	if err != nil {
+		if !errors.As(err, &he) || !unsupportedV2(he) {
+			return err
+		}
+		if s.cfg.Protocol == protoAuto {
+			return fmt.Errorf("%w: %v", errFallback, err)
+		}
+		s.m.shared.ConfigRefusals(strconv.Itoa(he.Status)).Inc()
+		return &httpsink.Error{Status: he.Status, Body: he.Body + " (protocol: v2; this receiver may take v1 only)", Retryable: true, Config: true, Err: he.Err}
+	}
+	w, perr := parseWritten(h)
+	if perr != nil {
+		return &httpsink.Error{Status: http.StatusOK, Body: "remote write 2.0 answer: " + perr.Error(), Retryable: true}
+	}
+	if !w.confirmed {
+		msg := "2xx without X-Prometheus-Remote-Write-*-Written headers: a remote write 1.0 receiver, which wrote none of the request"
+		if s.cfg.Protocol == protoAuto {
+			return fmt.Errorf("%w: %s", errFallback, msg)
+		}
+		s.m.shared.ConfigRefusals("2xx").Inc()
+		return &httpsink.Error{Status: http.StatusOK, Body: msg + " (protocol: v2; this receiver may take v1 only)", Retryable: true, Config: true}
+	}
+	if floats := int64(r.samples - r.hists); w.samples < floats || w.histograms < int64(r.hists) {
+		return &httpsink.Error{Status: http.StatusOK, Body: fmt.Sprintf("the receiver wrote %d of %d samples and %d of %d histograms",
+			w.samples, floats, w.histograms, r.hists)}
+	}
+	return nil
+}
+
+// unsupportedV2 reports whether an answer says the receiver does not take
+// 2.0 messages: 415, or a 400 naming the content type or message.
+func unsupportedV2(e *httpsink.Error) bool {
+	if e.Status == http.StatusUnsupportedMediaType {
+		return true
+	}
+	if e.Status != http.StatusBadRequest {
+		return false
+	}
+	b := strings.ToLower(e.Body)
+	return strings.Contains(b, "content-type") || strings.Contains(b, "content type") ||
+		strings.Contains(b, "media type") || strings.Contains(b, "io.prometheus.write.v2")
+}
+
 func truncate(s string, n int) string {
 	if len(s) > n {
 		return s[:n] + "..."
@@ -487,6 +623,7 @@ func truncate(s string, n int) string {
 
 type sinkMetrics struct {
 	samples, rejected, dropped   *prometheus.CounterVec
+	fallbacks                    *prometheus.CounterVec
 	cacheLookups, cacheEvictions *prometheus.CounterVec
 	cacheSeries, cacheBytes      *prometheus.GaugeVec
 	shared                       sinkmetrics.Sink // requests_total, request_duration_seconds
@@ -501,6 +638,8 @@ func newMetrics(reg prometheus.Registerer, name string) *sinkMetrics {
 			Help: "Records refused for good (sent to the dead-letter topic)."}, []string{"sink"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_dropped_points_total",
 			Help: "Data points not translated (delta temporality, unsupported scale, ...)."}, []string{"sink", "reason"}),
+		fallbacks: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_remote_write_protocol_fallbacks_total",
+			Help: "Times the receiver turned remote write 2.0 down and the sink went on with 1.0 (protocol: auto)."}, []string{"sink"}),
 		cacheLookups: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_series_cache_lookups_total",
 			Help: "Data points whose series labels were found in the series cache (result hit) or made (miss)."}, []string{"sink", "result"}),
 		cacheEvictions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "sluice_sink_series_cache_evictions_total",
@@ -516,6 +655,7 @@ func newMetrics(reg prometheus.Registerer, name string) *sinkMetrics {
 	m.samples = register(reg, m.samples)
 	m.rejected = register(reg, m.rejected)
 	m.dropped = register(reg, m.dropped)
+	m.fallbacks = register(reg, m.fallbacks)
 	m.cacheLookups = register(reg, m.cacheLookups)
 	m.cacheEvictions = register(reg, m.cacheEvictions)
 	m.cacheSeries = register(reg, m.cacheSeries)

@@ -49,7 +49,7 @@ func newTwin(cfg *Config) *twin {
 
 // requests is what the collector holds, one string per request.
 func (w *twin) requests() []string {
-	w.col.finish()
+	w.col.finish(false)
 	var out []string
 	for _, t := range w.col.tenants {
 		for sh, reqs := range t.shards {
@@ -181,7 +181,7 @@ func TestSeriesCacheKeys(t *testing.T) {
 		if err := w.tr.translate(b, 0); err != nil {
 			t.Fatal(err)
 		}
-		w.col.finish()
+		w.col.finish(false)
 		b.Release()
 	}
 	var got []string

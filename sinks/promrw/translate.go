@@ -50,6 +50,7 @@ type metricInfo struct {
 	kind        uint8
 	temporality int32
 	monotonic   bool
+	meta        int32 // its metadata in collector.metas (v2), -1 until made
 }
 
 // translator turns Arrow metric batches into encoded TimeSeries, handed to
@@ -65,7 +66,11 @@ type translator struct {
 
 	out     *collector
 	dropped map[string]int
-	delta   *deltaState // nil unless delta: convert
+	// v2: the requests may be remote write 2.0 ones, which carry start
+	// times and metadata: the translator hands them to the collector.
+	v2        bool
+	unitCache map[string]string // OTLP unit -> Prometheus unit (metadata)
+	delta     *deltaState       // nil unless delta: convert
 
 	lastName lastName     // the metric name made last
 	cache    *seriesCache // nil: every point's labels are made again
@@ -112,6 +117,8 @@ func newTranslator(cfg *Config, out *collector) *translator {
 		nameCache: map[nameKey]string{},
 		out:       out,
 		dropped:   map[string]int{},
+		v2:        cfg.Protocol != protoV1,
+		unitCache: map[string]string{},
 	}
 	for _, a := range cfg.PromoteResourceAttributes {
 		t.promote[a] = true
@@ -233,7 +240,7 @@ func (t *translator) translate(b *schemas.Batch, rec int32) error {
 	nm := int(b.Metrics.NumRows())
 	t.metrics = t.metrics[:0]
 	for m := range nm {
-		t.metrics = append(t.metrics, metricInfo{kind: c.mType.Value(m), temporality: c.mTemp.Value(m), monotonic: c.mMono.Value(m)})
+		t.metrics = append(t.metrics, metricInfo{kind: c.mType.Value(m), temporality: c.mTemp.Value(m), monotonic: c.mMono.Value(m), meta: -1})
 	}
 	nr := int(b.Resources.NumRows())
 	t.resLabels, t.resArena = t.resLabels[:0], t.resArena[:0]
@@ -279,6 +286,7 @@ type columns struct {
 	scVersion  *array.String
 	scAttrs    attrs
 	mName      *array.String
+	mDesc      *array.String
 	mUnit      *array.String
 	mType      *array.Uint8
 	mTemp      *array.Int32
@@ -286,6 +294,7 @@ type columns struct {
 	rid, sid   *array.Uint32
 	mid        *array.Uint32
 	time       *array.Uint64
+	start      *array.Uint64
 	ptAttrs    attrs
 	flags      *array.Uint32
 	intValue   *array.Int64
@@ -328,6 +337,7 @@ func newColumns(b *schemas.Batch) (c columns, err error) {
 	c.scVersion = b.Scopes.Column(schemas.ScopeVersion).(*array.String)
 	c.scAttrs, errs[1] = newAttrs(b.Scopes.Column(schemas.ScopeAttributes))
 	c.mName = b.Metrics.Column(schemas.MetName).(*array.String)
+	c.mDesc = b.Metrics.Column(schemas.MetDescription).(*array.String)
 	c.mUnit = b.Metrics.Column(schemas.MetUnit).(*array.String)
 	c.mType = b.Metrics.Column(schemas.MetType).(*array.Uint8)
 	c.mTemp = b.Metrics.Column(schemas.MetAggregationTemporality).(*array.Int32)
@@ -337,6 +347,7 @@ func newColumns(b *schemas.Batch) (c columns, err error) {
 	c.sid = it.Column(schemas.PtScopeID).(*array.Uint32)
 	c.mid = it.Column(schemas.PtMetricID).(*array.Uint32)
 	c.time = it.Column(schemas.PtTimeUnixNano).(*array.Uint64)
+	c.start = it.Column(schemas.PtStartTimeUnixNano).(*array.Uint64)
 	c.ptAttrs, errs[2] = newAttrs(it.Column(schemas.PtAttributes))
 	c.flags = it.Column(schemas.PtFlags).(*array.Uint32)
 	c.intValue = it.Column(schemas.PtIntValue).(*array.Int64)
@@ -512,6 +523,10 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 			return false
 		}
 	}
+	t.out.st, t.out.meta = 0, -1
+	if t.v2 {
+		t.v2Extras(c, i, mid, m, acc == nil && !stale)
+	}
 
 	switch m.kind {
 	case schemas.MetricGauge, schemas.MetricSum:
@@ -541,14 +556,64 @@ func (t *translator) point(c *columns, i, mid int, ts int64) bool {
 			return false
 		}
 	case schemas.MetricSummary:
+		st := t.out.st
+		t.out.st = 0 // quantiles are gauges: the start time is that of _sum and _count
 		qs, qe := c.quantiles.ValueOffsets(i)
 		for q := int(qs); q < int(qe); q++ {
 			t.sample(m.name, "quantile", t.fmtFloat(c.qQuantile.Value(q)), c.qValue.Value(q), ts, stale)
 		}
+		t.out.st = st
 		t.sample(m.name+"_sum", "", "", c.sum.Value(i), ts, stale)
 		t.sample(m.name+"_count", "", "", float64(c.count.Value(i)), ts, stale)
 	}
 	return true
+}
+
+// v2Extras hands the collector what remote write 2.0 sends besides
+// samples for data point i of metric m: the metadata of its series (type,
+// help from the description, unit) and, with withStart, the start time
+// of a cumulative point (counters, histograms, summaries; not gauges, nor
+// the running totals of delta: convert, whose start is not the point's).
+func (t *translator) v2Extras(c *columns, i, mid int, m *metricInfo, withStart bool) {
+	if m.meta < 0 {
+		var typ uint8
+		switch m.kind {
+		case schemas.MetricGauge:
+			typ = metaGauge
+		case schemas.MetricSum:
+			typ = metaGauge
+			if m.monotonic {
+				typ = metaCounter
+			}
+		case schemas.MetricHistogram, schemas.MetricExponentialHistogram:
+			typ = metaHistogram
+		case schemas.MetricSummary:
+			typ = metaSummary
+		}
+		m.meta = t.out.metaID(seriesMeta{typ: typ, help: c.mDesc.Value(mid), unit: t.unitName(c.mUnit.Value(mid))})
+	}
+	t.out.meta = m.meta
+	if !withStart || m.temporality != temporalityCumulative && m.kind != schemas.MetricSummary ||
+		m.kind == schemas.MetricSum && !m.monotonic || !c.start.IsValid(i) {
+		return
+	}
+	if start, now := c.start.Value(i), c.time.Value(i); start > 0 && start <= now {
+		t.out.st = int64(start / 1e6)
+	}
+}
+
+// unitName is the Prometheus unit of an OTLP unit ("s" → "seconds"), for
+// the metadata.
+func (t *translator) unitName(unit string) string {
+	if u, ok := t.unitCache[unit]; ok {
+		return u
+	}
+	u := (&otlptranslator.UnitNamer{}).Build(unit)
+	if len(t.unitCache) > 10_000 {
+		clear(t.unitCache)
+	}
+	t.unitCache[strings.Clone(unit)] = u
+	return u
 }
 
 // pointSeries is the series of a data point: its encoded labels (with
@@ -833,8 +898,16 @@ func (t *translator) targetInfo(c *columns, r int, ts int64) {
 		}
 	}
 	t.pt = sortLabels(t.pt, &t.arena)
+	t.out.st, t.out.meta = 0, -1
+	if t.v2 {
+		t.out.meta = t.out.metaID(targetInfoMeta)
+	}
 	t.sample(otlptranslator.TargetInfoMetricName, "", "", 1, ts, false)
 }
+
+// targetInfoMeta is the metadata of target_info, as Prometheus' own OTLP
+// translation writes it.
+var targetInfoMeta = seriesMeta{typ: metaGauge, help: "Target metadata"}
 
 // sortLabels sorts ls by name (higher prio first among equals) and merges
 // equal names: the higher prio wins, equal prios are joined with ";". Joined
