@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/stage"
 	"github.com/sluice-dev/sluice/stream/worker"
@@ -12,10 +13,9 @@ import (
 // startAggregator runs a member of the aggregator group beside the worker:
 // it merges the points the rules collapsed (stream/worker.Aggregator), so
 // that every worker process also takes its share of the aggregation
-// topic's partitions. Its group is the worker group's name with
-// ".aggregate" appended.
+// topic's partitions. Its group is aggregatorGroup.
 func (p *Process) startAggregator(ctx, runCtx context.Context, topics stream.Topics, m *stage.Metrics) error {
-	group := p.cfg.Worker.Group + ".aggregate"
+	group := aggregatorGroup(p.cfg)
 	a, err := worker.NewAggregator(ctx, p.bus, worker.AggregatorConfig{Topics: topics, Group: group,
 		MaxRecordBytes: int(p.cfg.Bus.MaxRecordBytes), MaxPollRecords: p.cfg.Worker.MaxPollRecords, MaxPollBytes: int(p.cfg.Worker.MaxPollBytes),
 		Logger: p.log, Metrics: m, Registerer: p.reg})
@@ -29,3 +29,7 @@ func (p *Process) startAggregator(ctx, runCtx context.Context, topics stream.Top
 	}
 	return nil
 }
+
+// aggregatorGroup is the aggregators' consumer group: the worker group's
+// name with ".aggregate" appended.
+func aggregatorGroup(cfg *config.Config) string { return cfg.Worker.Group + ".aggregate" }

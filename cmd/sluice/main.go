@@ -91,6 +91,6 @@ processes it in horizontally scaled workers and delivers it to sinks.`,
 			fmt.Fprintln(cmd.OutOrStdout(), "sluice", app.VersionString())
 		},
 	}
-	root.AddCommand(check, version, newRulesCmd(), newCardinalityCmd(&cfgFile))
+	root.AddCommand(check, version, newRulesCmd(), newCardinalityCmd(&cfgFile), newTapCmd(&cfgFile), newLagCmd(&cfgFile), newTopicsCmd(&cfgFile))
 	return root
 }

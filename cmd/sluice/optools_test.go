@@ -1,0 +1,365 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	logs "go.opentelemetry.io/proto/otlp/logs/v1"
+	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
+	resource "go.opentelemetry.io/proto/otlp/resource/v1"
+	trace "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/app"
+	"github.com/sluice-dev/sluice/internal/kafkatest"
+	"github.com/sluice-dev/sluice/internal/testproc"
+)
+
+// optoolsBus is a bus for the operator tools' tests: the config lines of
+// the bus section, and how to list what a tap could leave behind.
+type optoolsBus struct {
+	name string
+	yaml func(t *testing.T, dir string) string
+}
+
+func kafkaToolsBus(t *testing.T) optoolsBus {
+	brokers := kafkatest.Brokers(t)
+	return optoolsBus{name: "kafka", yaml: func(t *testing.T, _ string) string {
+		return fmt.Sprintf("  kind: kafka\n  topic_prefix: %s\n  kafka:\n    brokers: [%s]\n", kafkatest.Topic(t, "optools"), strings.Join(brokers, ", "))
+	}}
+}
+
+func embeddedToolsBus(listen string) optoolsBus {
+	return optoolsBus{name: "embedded", yaml: func(t *testing.T, dir string) string {
+		return fmt.Sprintf("  kind: embedded\n  data_dir: %q\n  embedded:\n    listen: %s\n    token: s3cret\n", filepath.Join(dir, "data"), listen)
+	}}
+}
+
+// toolsConfig writes a config for bus with a worker group of its own and
+// no aggregator or sinks unless extra adds them.
+func toolsConfig(t *testing.T, bus optoolsBus, partitions int, extra string) string {
+	t.Helper()
+	dir := t.TempDir()
+	rules := filepath.Join(dir, "rules")
+	os.Mkdir(rules, 0o755)
+	path := filepath.Join(dir, "sluice.yaml")
+	yaml := fmt.Sprintf(`bus:
+%s  partitions: %d
+ingest:
+  grpc_listen: ""
+  http_listen: 127.0.0.1:0
+  trust_tenant_header: true
+admin:
+  listen: ""
+worker:
+  group: %s
+  aggregator: false
+rules:
+  dir: %q
+log:
+  level: warn
+%s`, bus.yaml(t, dir), partitions, kafkatest.Group(t, "optools-worker"), rules, extra)
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func startToolsSluice(t *testing.T, path string, roles app.Roles) *app.Process {
+	t.Helper()
+	cfg, err := app.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := app.Start(context.Background(), cfg, roles, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Stop() })
+	return p
+}
+
+func post(t *testing.T, p *app.Process, signal string, req proto.Message) {
+	t.Helper()
+	body, _ := proto.Marshal(req)
+	hreq, _ := http.NewRequest(http.MethodPost, "http://"+p.HTTPAddr()+"/v1/"+signal, bytes.NewReader(body))
+	hreq.Header.Set("Content-Type", "application/x-protobuf")
+	hreq.Header.Set("X-Scope-OrgID", "acme")
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("POST /v1/%s: %d %s", signal, resp.StatusCode, b)
+	}
+}
+
+// tapLines runs `sluice tap` in process and returns its JSON lines,
+// decoded.
+func tapLines(t *testing.T, args ...string) ([]map[string]any, error) {
+	t.Helper()
+	root := newRoot()
+	var out, errOut bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&errOut)
+	root.SetArgs(append([]string{"tap"}, args...))
+	err := root.Execute()
+	var items []map[string]any
+	sc := bufio.NewScanner(&out)
+	sc.Buffer(nil, 1<<20)
+	for sc.Scan() {
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("tap printed a line that is not JSON: %q: %v", sc.Text(), err)
+		}
+		items = append(items, m)
+	}
+	return items, err
+}
+
+// tapAll taps topic from the beginning until it is idle, until it has
+// want items (the worker may still be writing), failing after a while.
+func tapAll(t *testing.T, path, topic string, want int, args ...string) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		items, err := tapLines(t, append([]string{topic, "-c", path, "--from-beginning", "--until-idle", "1500ms"}, args...)...)
+		if err != nil {
+			t.Fatalf("tap %s: %v", topic, err)
+		}
+		if len(items) >= want || time.Now().After(deadline) {
+			return items
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+}
+
+// The items each signal's request holds, as tap should print them (the
+// record's fields left out): built from the same numbers as the requests,
+// not by tap's code.
+type toolsInput struct {
+	metrics *colmetrics.ExportMetricsServiceRequest
+	logs    *collogs.ExportLogsServiceRequest
+	traces  *coltrace.ExportTraceServiceRequest
+	want    map[string][]map[string]any // by signal
+}
+
+const t0 = 1_760_000_000_000_000_000
+
+func ts(off int) string { return time.Unix(0, t0+int64(off)).UTC().Format(time.RFC3339Nano) }
+
+func parity(i int) string { return []string{"even", "odd"}[i%2] }
+
+func kvInt(k string, v int) *common.KeyValue {
+	return &common.KeyValue{Key: k, Value: &common.AnyValue{Value: &common.AnyValue_IntValue{IntValue: int64(v)}}}
+}
+
+func toolsRequests(n int) toolsInput {
+	in := toolsInput{want: map[string][]map[string]any{}}
+	scope := &common.InstrumentationScope{Name: "tools", Version: "1"}
+	wantScope := map[string]any{"name": "tools", "version": "1"}
+	for r := range 2 {
+		res := &resource.Resource{Attributes: []*common.KeyValue{strAttr("service.name", fmt.Sprintf("svc-%d", r))}}
+		wantRes := map[string]any{"service.name": fmt.Sprintf("svc-%d", r)}
+
+		gauge, sum := &metrics.Gauge{}, &metrics.Sum{AggregationTemporality: metrics.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE, IsMonotonic: true}
+		sl := &logs.ScopeLogs{Scope: scope}
+		ss := &trace.ScopeSpans{Scope: scope}
+		for i := range n {
+			k := r*n + i
+			attrs := []*common.KeyValue{kvInt("i", k), strAttr("parity", parity(k))}
+			wantAttrs := map[string]any{"i": float64(k), "parity": parity(k)}
+			gauge.DataPoints = append(gauge.DataPoints, &metrics.NumberDataPoint{TimeUnixNano: uint64(t0 + k), Attributes: attrs,
+				Value: &metrics.NumberDataPoint_AsDouble{AsDouble: float64(k) * 1.5}})
+			in.want["metrics"] = append(in.want["metrics"], map[string]any{"signal": "metrics", "resource": wantRes, "scope": wantScope,
+				"metric": map[string]any{"name": "tools_gauge", "type": "gauge", "unit": "1"},
+				"point":  map[string]any{"time": ts(k), "attributes": wantAttrs, "value": float64(k) * 1.5}})
+			sum.DataPoints = append(sum.DataPoints, &metrics.NumberDataPoint{StartTimeUnixNano: t0, TimeUnixNano: uint64(t0 + k), Attributes: attrs,
+				Value: &metrics.NumberDataPoint_AsInt{AsInt: int64(k)}})
+			in.want["metrics"] = append(in.want["metrics"], map[string]any{"signal": "metrics", "resource": wantRes, "scope": wantScope,
+				"metric": map[string]any{"name": "tools_total", "type": "sum", "temporality": "cumulative", "monotonic": true},
+				"point":  map[string]any{"time": ts(k), "start_time": ts(0), "attributes": wantAttrs, "value": float64(k)}})
+
+			tid, sid := make([]byte, 16), make([]byte, 8)
+			tid[0], tid[15], sid[7] = byte(r+1), byte(i), byte(i+1)
+			sl.LogRecords = append(sl.LogRecords, &logs.LogRecord{TimeUnixNano: uint64(t0 + k), SeverityNumber: logs.SeverityNumber(9 + k%8), SeverityText: "INFO",
+				Body: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: fmt.Sprintf("log %d", k)}}, Attributes: attrs, TraceId: tid, SpanId: sid})
+			in.want["logs"] = append(in.want["logs"], map[string]any{"signal": "logs", "resource": wantRes, "scope": wantScope,
+				"log": map[string]any{"time": ts(k), "severity_number": float64(9 + k%8), "severity_text": "INFO", "body": fmt.Sprintf("log %d", k),
+					"attributes": wantAttrs, "trace_id": hex.EncodeToString(tid), "span_id": hex.EncodeToString(sid)}})
+
+			span := &trace.Span{TraceId: tid, SpanId: sid, Name: fmt.Sprintf("op-%d", k), Kind: trace.Span_SPAN_KIND_CLIENT,
+				StartTimeUnixNano: t0, EndTimeUnixNano: uint64(t0 + k*1_000_000), Attributes: attrs}
+			wantSpan := map[string]any{"trace_id": hex.EncodeToString(tid), "span_id": hex.EncodeToString(sid), "name": fmt.Sprintf("op-%d", k),
+				"kind": "client", "start_time": ts(0), "end_time": ts(k * 1_000_000), "duration_ms": float64(k), "attributes": wantAttrs, "status_code": "unset"}
+			if k%2 == 1 {
+				span.Status = &trace.Status{Code: trace.Status_STATUS_CODE_ERROR, Message: "boom"}
+				wantSpan["status_code"], wantSpan["status_message"] = "error", "boom"
+			}
+			ss.Spans = append(ss.Spans, span)
+			in.want["traces"] = append(in.want["traces"], map[string]any{"signal": "traces", "resource": wantRes, "scope": wantScope, "span": wantSpan})
+		}
+		if in.metrics == nil {
+			in.metrics, in.logs, in.traces = &colmetrics.ExportMetricsServiceRequest{}, &collogs.ExportLogsServiceRequest{}, &coltrace.ExportTraceServiceRequest{}
+		}
+		in.metrics.ResourceMetrics = append(in.metrics.ResourceMetrics, &metrics.ResourceMetrics{Resource: res, ScopeMetrics: []*metrics.ScopeMetrics{{Scope: scope, Metrics: []*metrics.Metric{
+			{Name: "tools_gauge", Unit: "1", Data: &metrics.Metric_Gauge{Gauge: gauge}},
+			{Name: "tools_total", Data: &metrics.Metric_Sum{Sum: sum}},
+		}}}})
+		in.logs.ResourceLogs = append(in.logs.ResourceLogs, &logs.ResourceLogs{Resource: res, ScopeLogs: []*logs.ScopeLogs{sl}})
+		in.traces.ResourceSpans = append(in.traces.ResourceSpans, &trace.ResourceSpans{Resource: res, ScopeSpans: []*trace.ScopeSpans{ss}})
+	}
+	return in
+}
+
+// itemsOnly strips the record's fields (topic, partition, offset,
+// headers) from tap's items and sorts them, to compare with the input.
+func itemsOnly(items []map[string]any) []map[string]any {
+	out := make([]map[string]any, 0, len(items))
+	for _, it := range items {
+		c := map[string]any{}
+		for k, v := range it {
+			switch k {
+			case "topic", "partition", "offset", "headers":
+			default:
+				c[k] = v
+			}
+		}
+		out = append(out, c)
+	}
+	return sortItems(out)
+}
+
+func sortItems(items []map[string]any) []map[string]any {
+	key := func(m map[string]any) string { b, _ := json.Marshal(m); return string(b) }
+	slices.SortFunc(items, func(a, b map[string]any) int { return strings.Compare(key(a), key(b)) })
+	return items
+}
+
+// keep returns the items of want for which match is true.
+func keep(want []map[string]any, match func(m map[string]any) bool) []map[string]any {
+	var out []map[string]any
+	for _, m := range want {
+		if match(m) {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// attrsOf is the attributes of a wanted item.
+func attrsOf(m map[string]any) map[string]any {
+	for _, k := range []string{"point", "log", "span"} {
+		if v, ok := m[k].(map[string]any); ok {
+			return v["attributes"].(map[string]any)
+		}
+	}
+	return nil
+}
+
+// tapBuses runs fn against Kafka (skipped without a broker) and the
+// embedded bus, reached through its listener.
+func tapBuses(t *testing.T, fn func(t *testing.T, bus optoolsBus)) {
+	t.Run("kafka", func(t *testing.T) { fn(t, kafkaToolsBus(t)) })
+	t.Run("embedded", func(t *testing.T) { fn(t, embeddedToolsBus(testproc.FreeAddr(t))) })
+}
+
+// tap prints the items of the raw and processed topics of each signal
+// exactly as they were sent (compared item by item, values and all), with
+// the records' headers; --filter keeps exactly the items its condition
+// matches; a bad filter is an error placed at its column.
+func TestTapDecodesEverySignal(t *testing.T) {
+	tapBuses(t, func(t *testing.T, bus optoolsBus) {
+		path := toolsConfig(t, bus, 2, "")
+		p := startToolsSluice(t, path, app.Roles{Ingest: true, Worker: true})
+		in := toolsRequests(15)
+		post(t, p, "metrics", in.metrics)
+		post(t, p, "logs", in.logs)
+		post(t, p, "traces", in.traces)
+		for _, sig := range []string{"metrics", "logs", "traces"} {
+			want := sortItems(in.want[sig])
+			for _, stage := range []string{"raw", "processed"} {
+				topic := stage + "." + sig
+				items := tapAll(t, path, topic, len(want))
+				if diff := cmp.Diff(want, itemsOnly(items)); diff != "" {
+					t.Errorf("tap %s: items differ from those sent (-sent +tapped):\n%s", topic, diff)
+				}
+				for _, it := range items {
+					h, _ := it["headers"].(map[string]any)
+					if h["sluice-tenant"] != "acme" || !strings.HasSuffix(it["topic"].(string), "."+topic) {
+						t.Fatalf("tap %s: item without its record's topic and headers: %v", topic, it)
+					}
+				}
+			}
+		}
+
+		even := func(m map[string]any) bool { return attrsOf(m)["parity"] == "even" }
+		for _, c := range []struct {
+			topic, filter string
+			match         func(m map[string]any) bool
+		}{
+			{"processed.metrics", `attributes["parity"] == "even" && name == "tools_gauge"`, func(m map[string]any) bool {
+				return even(m) && m["metric"].(map[string]any)["name"] == "tools_gauge"
+			}},
+			{"raw.metrics", `value > 20 && resource["service.name"] == "svc-1"`, func(m map[string]any) bool {
+				return m["point"].(map[string]any)["value"].(float64) > 20 && m["resource"].(map[string]any)["service.name"] == "svc-1"
+			}},
+			{"processed.logs", `severity_number >= 13 && body matches "log 1"`, func(m map[string]any) bool {
+				l := m["log"].(map[string]any)
+				return l["severity_number"].(float64) >= 13 && strings.Contains(l["body"].(string), "log 1")
+			}},
+			{"processed.traces", `status_code == "error" && duration_ms < 10`, func(m map[string]any) bool {
+				s := m["span"].(map[string]any)
+				return s["status_code"] == "error" && s["duration_ms"].(float64) < 10
+			}},
+			// An item the expression fails on (parse_int of "even") is left
+			// out, as with on_error: drop; "||" spares the item 3.
+			{"processed.logs", `attributes["i"] == 3 || parse_int(attributes["parity"]) > 0`, func(m map[string]any) bool {
+				return attrsOf(m)["i"] == 3.0
+			}},
+		} {
+			want := sortItems(keep(in.want[strings.TrimPrefix(strings.TrimPrefix(c.topic, "processed."), "raw.")], c.match))
+			if len(want) == 0 || len(want) == len(in.want[strings.TrimPrefix(strings.TrimPrefix(c.topic, "processed."), "raw.")]) {
+				t.Fatalf("filter %q: the test must keep some items and leave out others (keeps %d)", c.filter, len(want))
+			}
+			items, err := tapLines(t, c.topic, "-c", path, "--from-beginning", "--until-idle", "1500ms", "--filter", c.filter)
+			if err != nil {
+				t.Fatalf("tap %s --filter %q: %v", c.topic, c.filter, err)
+			}
+			if diff := cmp.Diff(want, itemsOnly(items)); diff != "" {
+				t.Errorf("tap %s --filter %q: (-matching +tapped):\n%s", c.topic, c.filter, diff)
+			}
+		}
+
+		for _, c := range []struct{ topic, filter, want string }{
+			{"processed.metrics", `atributes["x"] == "a"`, `--filter:1:1: unknown name atributes (did you mean attributes?)`},
+			{"processed.logs", `severity_number >= 17 && nme == "x"`, `--filter:1:26: unknown name nme`},
+			{"processed.traces", `duration_ms > "x"`, `--filter:1:13: invalid operation`},
+		} {
+			_, err := tapLines(t, c.topic, "-c", path, "--filter", c.filter)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("tap %s --filter %q: %v, want an error containing %q", c.topic, c.filter, err, c.want)
+			}
+		}
+	})
+}
