@@ -18,6 +18,10 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	natsgo "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
 	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	coltrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
@@ -31,6 +35,7 @@ import (
 	"github.com/sluice-dev/sluice/app"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/testproc"
+	"github.com/sluice-dev/sluice/stream"
 )
 
 // optoolsBus is a bus for the operator tools' tests: the config lines of
@@ -360,6 +365,175 @@ func TestTapDecodesEverySignal(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("tap %s --filter %q: %v, want an error containing %q", c.topic, c.filter, err, c.want)
 			}
+		}
+	})
+}
+
+// toolBus opens the bus of the config at path as the tools do.
+func toolBus(t *testing.T, path string) app.ToolBus {
+	t.Helper()
+	cfg, err := app.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := app.OpenToolBus(cfg, slog.New(slog.DiscardHandler), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { bus.Close() })
+	return bus
+}
+
+// leftovers lists what a tap could leave on the bus: Kafka's consumer
+// groups, JetStream's consumers of the pipeline's streams.
+func leftovers(t *testing.T, bus optoolsBus, path string) []string {
+	t.Helper()
+	cfg, err := app.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out []string
+	if bus.name == "kafka" {
+		cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Bus.Kafka.Brokers...))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cl.Close()
+		groups, err := kadm.NewClient(cl).ListGroups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range groups.Groups() {
+			out = append(out, "group "+g)
+		}
+		slices.Sort(out)
+		return out
+	}
+	nc, err := natsgo.Connect("nats://"+cfg.Bus.Embedded.Listen, natsgo.Token(cfg.Bus.Embedded.Token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range topicNames(cfg) {
+		st, err := js.Stream(ctx, strings.ReplaceAll(name, ".", "_"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := st.ConsumerNames(ctx)
+		for n := range names.Name() {
+			out = append(out, name+" consumer "+n)
+		}
+		if err := names.Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// --sample keeps a fraction of the items within the binomial bounds, the
+// same items for the same --seed; a record tap cannot decode (a raw record
+// of garbage) is one object with its size and the error, and its dead
+// letter shows the worker's error in its headers; tap leaves no consumer
+// group or consumer behind and creates no topic.
+func TestTapSampleDeadLettersAndNoTrace(t *testing.T) {
+	tapBuses(t, func(t *testing.T, bus optoolsBus) {
+		path := toolsConfig(t, bus, 2, "")
+		p := startToolsSluice(t, path, app.Roles{Ingest: true, Worker: true})
+		before := leftovers(t, bus, path)
+		in := toolsRequests(300) // 600 log records
+		post(t, p, "logs", in.logs)
+		tb := toolBus(t, path)
+		garbage := []byte("\xff\xff not OTLP")
+		cfg, _ := app.Load(path)
+		rawLogs := cfg.Bus.TopicPrefix + ".raw.logs"
+		if err := tb.Produce(context.Background(), &stream.Record{Topic: rawLogs, Partition: 0, Value: garbage, Headers: []stream.Header{
+			{Key: stream.HeaderContentType, Value: []byte(stream.ContentTypeOTLPProto)}, {Key: stream.HeaderSignal, Value: []byte("logs")},
+			{Key: stream.HeaderTenant, Value: []byte("acme")}}}); err != nil {
+			t.Fatal(err)
+		}
+		all := tapAll(t, path, "processed.logs", 600)
+		if len(all) != 600 {
+			t.Fatalf("processed.logs: %d items, want 600", len(all))
+		}
+
+		raw := tapAll(t, path, "raw.logs", 601)
+		var bad []map[string]any
+		for _, it := range raw {
+			if _, ok := it["error"]; ok {
+				bad = append(bad, it)
+			}
+		}
+		if len(raw) != 601 || len(bad) != 1 || bad[0]["bytes"] != float64(len(garbage)) || bad[0]["partition"] != 0.0 ||
+			!strings.Contains(bad[0]["error"].(string), "malformed") {
+			t.Fatalf("raw.logs: %d items, want 600 and the garbage record as {bytes, error}: %v", len(raw), bad)
+		}
+		dlq := tapAll(t, path, "dlq", 1)
+		if len(dlq) != 1 {
+			t.Fatalf("dlq: %v, want the garbage record", dlq)
+		}
+		h, _ := dlq[0]["headers"].(map[string]any)
+		if dlq[0]["bytes"] != float64(len(garbage)) || h[stream.HeaderError] == nil || !strings.HasPrefix(h[stream.HeaderOrigin].(string), rawLogs+"/0/") {
+			t.Fatalf("dlq: %v, want the garbage record with the worker's error and its origin in the headers", dlq[0])
+		}
+
+		sampled := func(rate, seed string) []map[string]any {
+			items, err := tapLines(t, "processed.logs", "-c", path, "--from-beginning", "--until-idle", "1500ms", "--sample", rate, "--seed", seed)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return itemsOnly(items)
+		}
+		for _, c := range []struct {
+			rate     string
+			min, max int // 600 × rate ± 4.5 standard deviations
+		}{{"0.1", 27, 93}, {"0.5", 245, 355}} {
+			a, b, other := sampled(c.rate, "7"), sampled(c.rate, "7"), sampled(c.rate, "8")
+			if len(a) < c.min || len(a) > c.max || len(other) < c.min || len(other) > c.max {
+				t.Errorf("--sample %s: kept %d and %d of 600 items, want %d to %d", c.rate, len(a), len(other), c.min, c.max)
+			}
+			if diff := cmp.Diff(a, b); diff != "" {
+				t.Errorf("--sample %s --seed 7 kept other items the second time:\n%s", c.rate, diff)
+			}
+			if cmp.Equal(a, other) {
+				t.Errorf("--sample %s: seeds 7 and 8 kept the same %d items", c.rate, len(a))
+			}
+			for _, it := range a {
+				if !slices.ContainsFunc(in.want["logs"], func(w map[string]any) bool { return cmp.Equal(w, it) }) {
+					t.Fatalf("--sample %s printed an item that was not sent: %v", c.rate, it)
+				}
+			}
+		}
+		if items, _ := tapLines(t, "processed.logs", "-c", path, "--from-beginning", "--until-idle", "1500ms", "--sample", "0"); len(items) != 0 {
+			t.Errorf("--sample 0 printed %d items", len(items))
+		}
+		// The worker's own group may join after before was taken (Kafka).
+		for _, l := range leftovers(t, bus, path) {
+			if !slices.Contains(before, l) && !strings.Contains(l, cfg.Worker.Group) {
+				t.Errorf("tap left %s on the bus (before the taps: %v)", l, before)
+			}
+		}
+
+		// A pipeline whose topics do not exist: tap fails, creating none.
+		other := strings.Replace(path, "sluice.yaml", "other.yaml", 1)
+		data, _ := os.ReadFile(path)
+		data = bytes.Replace(data, []byte("  topic_prefix: "), []byte("  topic_prefix: none-"), 1)
+		if bus.name == "embedded" {
+			data = bytes.Replace(data, []byte("  partitions:"), []byte("  topic_prefix: none\n  partitions:"), 1)
+		}
+		os.WriteFile(other, data, 0o644)
+		if _, err := tapLines(t, "raw.metrics", "-c", other, "--until-idle", "100ms"); err == nil || !strings.Contains(err.Error(), "does not exist") {
+			t.Errorf("tap of a topic that does not exist: %v, want an error saying so", err)
+		}
+		out, err := run(t, "topics", "describe", "-c", other)
+		if err != nil || strings.Count(out, "(missing)") != len(app.TopicSpecs(cfg)) {
+			t.Errorf("after tap of a missing topic, topics describe: %v\n%s\nwant every topic missing", err, out)
 		}
 	})
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/cespare/xxhash/v2"
 	"github.com/spf13/cobra"
 
 	"github.com/sluice-dev/sluice/app"
@@ -83,7 +85,7 @@ uses; the items of other signals are left out.`,
 	f := cmd.Flags()
 	f.StringVar(&o.filter, "filter", "", "print only the items matching this rule-language condition")
 	f.Float64Var(&o.sample, "sample", 1, "print this fraction of the items (0 to 1), chosen at random")
-	f.Uint64Var(&o.seed, "seed", 0, "seed of --sample's random choice, for a repeatable sample (0: a random seed)")
+	f.Uint64Var(&o.seed, "seed", 0, "seed of --sample's choice: the same seed keeps the same items (0: a random seed)")
 	f.IntVar(&o.limit, "limit", 0, "stop after printing this many items (0: no limit)")
 	f.StringVar(&o.from, "from", "", "start at this time: RFC 3339 (2026-01-02T15:04:05Z) or a duration ago (10m)")
 	f.BoolVar(&o.fromBeginning, "from-beginning", false, "start at the oldest record kept (default: only records written from now on)")
@@ -196,11 +198,7 @@ func runTap(ctx context.Context, cfg *config.Config, topicArg string, o tapOptio
 	if err := tapFilters(d, o.filter, sig); err != nil {
 		return err
 	}
-	seed := o.seed
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	rng := rand.New(rand.NewPCG(seed, seed))
+	sample := newSampler(o.sample, o.seed)
 
 	bus, err := app.OpenToolBus(cfg, log, false)
 	if err != nil {
@@ -218,7 +216,7 @@ func runTap(ctx context.Context, cfg *config.Config, topicArg string, o tapOptio
 	printed := 0
 	errDone := errors.New("limit reached")
 	emit := func(v any) error {
-		if o.sample < 1 && rng.Float64() >= o.sample {
+		if !sample.keep(v) {
 			return nil
 		}
 		if err := enc.Encode(v); err != nil {
@@ -251,4 +249,61 @@ func runTap(ctx context.Context, cfg *config.Config, topicArg string, o tapOptio
 			}
 		}
 	}
+}
+
+// sampler keeps a fraction of the items. Whether an item is kept is a hash
+// of the seed and the item's place (topic, partition, offset, position in
+// its record), so that a seed keeps the same items whatever order the
+// partitions' records arrive in.
+type sampler struct {
+	rate float64
+	seed uint64
+	buf  []byte
+	// the record of the last item, and its position in it
+	topic     string
+	partition int32
+	offset    int64
+	pos       uint32
+}
+
+func newSampler(rate float64, seed uint64) *sampler {
+	if seed == 0 {
+		seed = rand.Uint64()
+	}
+	return &sampler{rate: rate, seed: seed, offset: -1}
+}
+
+func (s *sampler) keep(v any) bool {
+	if s.rate >= 1 {
+		return true
+	}
+	var (
+		topic     string
+		partition int32
+		offset    int64
+	)
+	switch v := v.(type) {
+	case *tapItem:
+		topic, partition, offset = v.Topic, v.Partition, v.Offset
+	case *tapRecord:
+		topic, partition, offset = v.Topic, v.Partition, v.Offset
+	}
+	b := binary.LittleEndian.AppendUint64(s.buf[:0], s.seed)
+	b = binary.LittleEndian.AppendUint32(b, uint32(partition))
+	b = binary.LittleEndian.AppendUint64(b, uint64(offset))
+	b = binary.LittleEndian.AppendUint32(b, s.next(topic, partition, offset))
+	b = append(b, topic...)
+	s.buf = b
+	return float64(xxhash.Sum64(b)>>11)/(1<<53) < s.rate
+}
+
+// next numbers the items of one record: 0, 1, ... while they come from the
+// same record.
+func (s *sampler) next(topic string, partition int32, offset int64) uint32 {
+	if s.topic == topic && s.partition == partition && s.offset == offset {
+		s.pos++
+		return s.pos
+	}
+	s.topic, s.partition, s.offset, s.pos = topic, partition, offset, 0
+	return 0
 }
