@@ -102,13 +102,13 @@ group and creates nothing.`,
 
 func writeLagTable(out io.Writer, rows []groupLag) error {
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "ROLE\tGROUP\tTOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tIN-FLIGHT\t")
+	fmt.Fprintln(tw, "ROLE\tGROUP\tTOPIC\tPARTITION\tCOMMITTED\tEND\tLAG\tIN-FLIGHT")
 	var total int64
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t\n", r.Role, r.Group, r.Topic, dash(int64(r.Partition)), dash(r.Committed), r.End, r.Lag, r.InFlight)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\n", r.Role, r.Group, r.Topic, dash(int64(r.Partition)), dash(r.Committed), r.End, r.Lag, r.InFlight)
 		total += r.Lag
 	}
-	fmt.Fprintf(tw, "\t\t\t\t\t\t%d\t\t\n", total)
+	fmt.Fprintf(tw, "TOTAL\t\t\t\t\t\t%d\n", total)
 	return tw.Flush()
 }
 

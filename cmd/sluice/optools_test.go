@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	crand "crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -534,6 +536,204 @@ func TestTapSampleDeadLettersAndNoTrace(t *testing.T) {
 		out, err := run(t, "topics", "describe", "-c", other)
 		if err != nil || strings.Count(out, "(missing)") != len(app.TopicSpecs(cfg)) {
 			t.Errorf("after tap of a missing topic, topics describe: %v\n%s\nwant every topic missing", err, out)
+		}
+	})
+}
+
+// lagRows runs `sluice lag -o json`.
+func lagRows(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	out, err := run(t, "lag", "-c", path, "-o", "json")
+	if err != nil {
+		t.Fatalf("lag: %v\n%s", err, out)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("lag -o json: %v\n%s", err, out)
+	}
+	return rows
+}
+
+// After N records produced to one partition and M of them consumed and
+// committed by the worker group, lag reports exactly N-M for it there (on
+// NATS, with the records polled and not committed in flight), 0 for every
+// other partition and group, and the sink's group on its processed topic.
+func TestLagExact(t *testing.T) {
+	tapBuses(t, func(t *testing.T, bus optoolsBus) {
+		const n, m = 50, 20
+		path := toolsConfig(t, bus, 2, fmt.Sprintf("sinks:\n  - name: archive\n    type: file\n    signals: [metrics]\n    path: %q\n", t.TempDir()))
+		if bus.name == "embedded" {
+			startToolsSluice(t, path, app.Roles{Ingest: true}) // the server, reached through its listener
+		} else if out, err := run(t, "topics", "create", "-c", path); err != nil {
+			t.Fatalf("topics create: %v\n%s", err, out)
+		}
+		cfg, _ := app.Load(path)
+		raw := cfg.Bus.TopicPrefix + ".raw.metrics"
+		tb := toolBus(t, path)
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		for i := range n {
+			if err := tb.Produce(ctx, &stream.Record{Topic: raw, Partition: 0, Value: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		c, err := tb.Consume(stream.ConsumerConfig{Group: cfg.Worker.Group, Topics: []string{raw}, Start: stream.Start{Kind: stream.StartEarliest}, MaxPollRecords: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		var polled []*stream.Record
+		for len(polled) < m {
+			recs, err := c.Poll(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			polled = append(polled, recs...)
+		}
+		if err := c.Commit(ctx, polled[:m]...); err != nil {
+			t.Fatal(err)
+		}
+
+		rows := lagRows(t, path)
+		var workerRaw []map[string]any
+		var total float64
+		seen := map[string]bool{}
+		for _, r := range rows {
+			seen[r["role"].(string)+" "+r["group"].(string)+" "+r["topic"].(string)] = true
+			total += r["lag"].(float64)
+			if r["role"] == "worker" && r["topic"] == raw {
+				workerRaw = append(workerRaw, r)
+			}
+		}
+		var want []map[string]any
+		if bus.name == "kafka" {
+			want = []map[string]any{
+				{"role": "worker", "group": cfg.Worker.Group, "topic": raw, "partition": 0.0, "committed": float64(m), "end": float64(n), "lag": float64(n - m), "in_flight": 0.0},
+				{"role": "worker", "group": cfg.Worker.Group, "topic": raw, "partition": 1.0, "committed": -1.0, "end": 0.0, "lag": 0.0, "in_flight": 0.0},
+			}
+		} else {
+			want = []map[string]any{{"role": "worker", "group": cfg.Worker.Group, "topic": raw, "partition": -1.0, "committed": float64(m + 1), "end": float64(n + 1),
+				"lag": float64(n - m), "in_flight": float64(len(polled) - m)}}
+		}
+		if diff := cmp.Diff(want, workerRaw); diff != "" {
+			t.Errorf("lag of the worker group on %s (-want +got):\n%s", raw, diff)
+		}
+		if total != n-m {
+			t.Errorf("lag: total %v, want %d (nothing but the worker's records on %s)", total, n-m, raw)
+		}
+		for _, w := range []string{"worker " + cfg.Worker.Group + " " + cfg.Bus.TopicPrefix + ".raw.logs",
+			"sink archive sluice-sink-archive " + cfg.Bus.TopicPrefix + ".processed.metrics"} {
+			if !seen[w] {
+				t.Errorf("lag has no row for %s: %v", w, rows)
+			}
+		}
+		out, err := run(t, "lag", "-c", path)
+		if err != nil || !strings.Contains(out, "ROLE") || !regexp.MustCompile(`(?m)^worker +`+regexp.QuoteMeta(cfg.Worker.Group)+` +`+regexp.QuoteMeta(raw)+` +\S+ +\S+ +\S+ +30 `).MatchString(out) {
+			t.Errorf("lag table: %v\n%s", err, out)
+		}
+	})
+}
+
+// topics create makes every topic of the pipeline with the configured
+// settings, and again changes nothing; describe shows what it made; a
+// configuration asking for other settings is reported, topic by topic.
+// On the embedded bus the tools open the data directory while no sluice
+// runs, reach a running one through its listener, and without a listener
+// refuse to open the directory it holds.
+func TestTopicsCreateDescribe(t *testing.T) {
+	tapBuses(t, func(t *testing.T, bus optoolsBus) {
+		path := toolsConfig(t, bus, 3, "")
+		data, _ := os.ReadFile(path)
+		data = bytes.Replace(data, []byte("  partitions: 3\n"), []byte("  partitions: 3\n  retention: 2h\n  max_record_bytes: 512KiB\n"), 1)
+		data = bytes.Replace(data, []byte("  aggregator: false\n"), []byte("  aggregator: false\n  dead_letter_max_bytes: 64KiB\n"), 1)
+		os.WriteFile(path, data, 0o644)
+		cfg, err := app.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		specs := app.TopicSpecs(cfg)
+
+		out, err := run(t, "topics", "describe", "-c", path)
+		if bus.name == "embedded" {
+			if err == nil || !strings.Contains(err.Error(), "no embedded bus in") {
+				t.Errorf("describe of a data directory without a bus: %v\n%s", err, out)
+			}
+		} else if err != nil || strings.Count(out, "(missing)") != len(specs) {
+			t.Errorf("describe before create: %v\n%s", err, out)
+		}
+		for _, want := range []string{"created", "exists"} {
+			out, err := run(t, "topics", "create", "-c", path)
+			if err != nil {
+				t.Fatalf("topics create: %v\n%s", err, out)
+			}
+			for _, s := range specs {
+				if !regexp.MustCompile(`(?m)^` + want + ` +` + regexp.QuoteMeta(s.Name) + `$`).MatchString(out) {
+					t.Errorf("topics create: %s not %s:\n%s", s.Name, want, out)
+				}
+			}
+		}
+		if bus.name == "embedded" {
+			startToolsSluice(t, path, app.Roles{Ingest: true}) // from now on, the tools go through its listener
+		}
+		tb := toolBus(t, path)
+		raw := cfg.Bus.TopicPrefix + ".raw.logs"
+		for i := range 5 {
+			v := make([]byte, 1000)
+			crand.Read(v) // incompressible: the size on disk is at least the bytes written
+			if err := tb.Produce(context.Background(), &stream.Record{Topic: raw, Partition: int32(i % 3), Value: v}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		out, err = run(t, "topics", "describe", "-c", path, "-o", "json")
+		var got []map[string]any
+		if err != nil || json.Unmarshal([]byte(out), &got) != nil || len(got) != len(specs) {
+			t.Fatalf("topics describe -o json: %v\n%s", err, out)
+		}
+		compression := map[string]string{"kafka": "producer", "embedded": "none"}[bus.name]
+		for i, s := range specs {
+			g := got[i]
+			maxBytes, records := 512*1024.0, 0.0
+			if s.Name == cfg.Bus.TopicPrefix+".dlq" {
+				maxBytes = 64 * 1024
+			}
+			if s.Name == raw {
+				records = 5
+			}
+			want := map[string]any{"name": s.Name, "exists": true, "partitions": 3.0, "replicas": 1.0, "retention_seconds": 7200.0,
+				"max_record_bytes": maxBytes, "compact": false, "compression": compression, "records": records}
+			for k, v := range want {
+				if g[k] != v {
+					t.Errorf("describe %s: %s = %v, want %v", s.Name, k, g[k], v)
+				}
+			}
+			if b, _ := g["bytes"].(float64); s.Name == raw && b < 5000 {
+				t.Errorf("describe %s: %v bytes, want at least the 5000 written", s.Name, g["bytes"])
+			}
+		}
+		out, err = run(t, "topics", "describe", "-c", path)
+		if err != nil || !regexp.MustCompile(`(?m)^`+regexp.QuoteMeta(raw)+` +3 +1 +2h +512.0KiB +`+compression+` +5 `).MatchString(out) {
+			t.Errorf("topics describe: %v\n%s", err, out)
+		}
+
+		differs := strings.Replace(path, "sluice.yaml", "differs.yaml", 1)
+		os.WriteFile(differs, bytes.Replace(bytes.Replace(data, []byte("partitions: 3"), []byte("partitions: 4"), 1), []byte("retention: 2h"), []byte("retention: 3h"), 1), 0o644)
+		out, err = run(t, "topics", "create", "-c", differs)
+		if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d topics exist with other settings", len(specs))) {
+			t.Errorf("topics create with other settings: %v, want an error", err)
+		}
+		for _, s := range specs {
+			if !strings.Contains(out, "differs  "+s.Name+": 3 partitions, configured 4 (bus.partitions); retention 2h, configured 3h (bus.retention)\n") {
+				t.Errorf("topics create with other settings: %s not reported:\n%s", s.Name, out)
+			}
+		}
+
+		if bus.name == "embedded" {
+			nolisten := strings.Replace(path, "sluice.yaml", "nolisten.yaml", 1)
+			os.WriteFile(nolisten, regexp.MustCompile(`(?m)^    listen: .*\n`).ReplaceAll(data, nil), 0o644)
+			_, err := run(t, "topics", "describe", "-c", nolisten)
+			if err == nil || !strings.Contains(err.Error(), "in use by another process") || !strings.Contains(err.Error(), "set bus.embedded.listen") {
+				t.Errorf("tools without a listener while sluice runs: %v, want a refusal naming bus.embedded.listen", err)
+			}
 		}
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -45,7 +46,7 @@ func (b *Bus) DescribeTopics(ctx context.Context, names ...string) ([]stream.Top
 		t.Partitions = int32(len(c.Subjects))
 		t.Retention = c.MaxAge
 		t.MaxRecordBytes = c.MaxMsgSize
-		t.Compression = c.Compression.String()
+		t.Compression = strings.ToLower(c.Compression.String())
 		t.Replicas = c.Replicas
 		t.Records = int64(info.State.Msgs)
 		t.Bytes = int64(info.State.Bytes)
