@@ -63,9 +63,9 @@ listener it can only open the data directory while no sluice runs on it.
 
 --filter is a condition in the rule language (rules/README.md,
 "Expressions"), evaluated per item as a rule's when: only the items it
-matches are printed (an item it fails on is not). On the dead-letter and
-aggregation topics it applies to the items of the signals whose names it
-uses; the items of other signals are left out.`,
+matches are printed (an item it fails on is not). On the dead-letter topic,
+which holds records of every signal, it applies to the signals whose names
+it uses; the items of the others are left out.`,
 		Example: `  sluice tap raw.metrics -c sluice.yaml
   sluice tap processed.logs --filter 'severity_number >= 17 && resource["service.name"] == "checkout"'
   sluice tap processed.traces --filter 'duration_ms > 500' --limit 20

@@ -67,7 +67,7 @@ type tapMetric struct {
 }
 
 type tapPoint struct {
-	Time       string         `json:"time"`
+	Time       string         `json:"time,omitempty"`
 	StartTime  string         `json:"start_time,omitempty"`
 	Attributes map[string]any `json:"attributes"`
 	// Value of a gauge or sum.

@@ -21,7 +21,7 @@ const (
 	// client stopped asking (a tap that died without Close).
 	tapInactive = 30 * time.Second
 	// tapGather is how long Poll waits for more records once one came.
-	tapGather = 20 * time.Millisecond
+	tapGather  = 20 * time.Millisecond
 	tapMaxPoll = 1000
 )
 
