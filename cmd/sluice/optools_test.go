@@ -737,3 +737,72 @@ func TestTopicsCreateDescribe(t *testing.T) {
 		}
 	})
 }
+
+// Without --from, tap prints only what is written after it started;
+// --from a time starts at the records written from then on, and --from a
+// duration ago at those of that last while.
+func TestTapStartsWhereAsked(t *testing.T) {
+	tapBuses(t, func(t *testing.T, bus optoolsBus) {
+		path := toolsConfig(t, bus, 2, "")
+		p := startToolsSluice(t, path, app.Roles{Ingest: true})
+		batch := func(tag string) *collogs.ExportLogsServiceRequest {
+			sl := &logs.ScopeLogs{}
+			for i := range 5 {
+				sl.LogRecords = append(sl.LogRecords, &logs.LogRecord{Body: &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: fmt.Sprintf("%s-%d", tag, i)}}})
+			}
+			return &collogs.ExportLogsServiceRequest{ResourceLogs: []*logs.ResourceLogs{{ScopeLogs: []*logs.ScopeLogs{sl}}}}
+		}
+		bodies := func(items []map[string]any) []string {
+			var out []string
+			for _, it := range items {
+				out = append(out, it["log"].(map[string]any)["body"].(string))
+			}
+			slices.Sort(out)
+			return out
+		}
+		post(t, p, "logs", batch("a"))
+		time.Sleep(100 * time.Millisecond)
+		mid := time.Now()
+		time.Sleep(100 * time.Millisecond)
+		post(t, p, "logs", batch("b"))
+
+		items, err := tapLines(t, "raw.logs", "-c", path, "--from", mid.UTC().Format(time.RFC3339Nano), "--until-idle", "1500ms")
+		if got, want := bodies(items), []string{"b-0", "b-1", "b-2", "b-3", "b-4"}; err != nil || !slices.Equal(got, want) {
+			t.Errorf("--from %s: %v %v, want %v", mid.Format(time.RFC3339Nano), got, err, want)
+		}
+		items, err = tapLines(t, "raw.logs", "-c", path, "--from", "1h", "--until-idle", "1500ms")
+		if got := bodies(items); err != nil || len(got) != 10 {
+			t.Errorf("--from 1h: %v %v, want the 10 records", got, err)
+		}
+
+		// Live: batches go on being written until tap has printed 7 items,
+		// none of those written before it started.
+		done := make(chan []map[string]any)
+		go func() {
+			items, err := tapLines(t, "raw.logs", "-c", path, "--limit", "7", "--until-idle", "30s")
+			if err != nil {
+				t.Error(err)
+			}
+			done <- items
+		}()
+		for n := 0; ; n++ {
+			select {
+			case items := <-done:
+				if len(items) != 7 {
+					t.Fatalf("--limit 7: %d items", len(items))
+				}
+				for _, b := range bodies(items) {
+					if strings.HasPrefix(b, "a-") || strings.HasPrefix(b, "b-") {
+						t.Errorf("tap without --from printed %s, written before it started", b)
+					}
+				}
+				return
+			case <-time.After(300 * time.Millisecond):
+				if n > 100 {
+					t.Fatal("tap printed nothing of what was written after it started")
+				}
+				post(t, p, "logs", batch(fmt.Sprintf("live%d", n)))
+			}
+		}
+	})
+}
