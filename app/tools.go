@@ -56,7 +56,10 @@ func OpenToolBus(cfg *config.Config, log *slog.Logger, newStore bool) (ToolBus, 
 		}
 	}
 	bus, err = connectBus(cfg, log, nil)
-	if errors.Is(err, nats.ErrDataDirInUse) {
+	switch {
+	case errors.Is(err, nats.ErrDataDirInUse) && cfg.Bus.Embedded.Listen != "":
+		return nil, fmt.Errorf("%w; the sluice running on it does not answer at bus.embedded.listen %s", err, cfg.Bus.Embedded.Listen)
+	case errors.Is(err, nats.ErrDataDirInUse):
 		return nil, fmt.Errorf("%w; a sluice is running on it: set bus.embedded.listen (and a token) in %s so that the tools can reach it", err, cfg.File())
 	}
 	if err != nil {

@@ -36,8 +36,11 @@ import (
 
 	"github.com/sluice-dev/sluice/app"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/internal/testproc"
+	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/aggregate"
 )
 
 // optoolsBus is a bus for the operator tools' tests: the config lines of
@@ -803,6 +806,41 @@ func TestTapStartsWhereAsked(t *testing.T) {
 				}
 				post(t, p, "logs", batch(fmt.Sprintf("live%d", n)))
 			}
+		}
+	})
+}
+
+// tap reads the records of the aggregation topic (points to merge, with
+// their spec) as the metric points they carry.
+func TestTapAggregationRecords(t *testing.T) {
+	tapBuses(t, func(t *testing.T, bus optoolsBus) {
+		path := toolsConfig(t, bus, 2, "")
+		if bus.name == "embedded" {
+			startToolsSluice(t, path, app.Roles{Ingest: true})
+		} else if out, err := run(t, "topics", "create", "-c", path); err != nil {
+			t.Fatalf("topics create: %v\n%s", err, out)
+		}
+		in := toolsRequests(3)
+		body, _ := proto.Marshal(in.metrics)
+		bl := schemas.NewBuilder(otlpwire.Metrics, nil)
+		if _, err := bl.Append(body); err != nil {
+			t.Fatal(err)
+		}
+		b := bl.Build()
+		defer b.Release()
+		hashes := make([]uint64, b.Len())
+		value, err := aggregate.AppendRecord(nil, b, hashes, aggregate.Spec{Rule: "by-route", Interval: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, _ := app.Load(path)
+		if err := toolBus(t, path).Produce(context.Background(), &stream.Record{Topic: cfg.Bus.TopicPrefix + ".agg.metrics", Partition: 1, Value: value,
+			Headers: []stream.Header{{Key: stream.HeaderContentType, Value: []byte(stream.ContentTypeAggregate)}}}); err != nil {
+			t.Fatal(err)
+		}
+		items := tapAll(t, path, "agg.metrics", len(in.want["metrics"]))
+		if diff := cmp.Diff(sortItems(in.want["metrics"]), itemsOnly(items)); diff != "" {
+			t.Errorf("tap agg.metrics (-written +tapped):\n%s", diff)
 		}
 	})
 }
