@@ -153,7 +153,7 @@ func tapAll(t *testing.T, path, topic string, want int, args ...string) []map[st
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		items, err := tapLines(t, append([]string{topic, "-c", path, "--from-beginning", "--until-idle", "1500ms"}, args...)...)
+		items, err := tapLines(t, append([]string{topic, "-c", path, "--from-beginning", "--until-idle", "3s"}, args...)...)
 		if err != nil {
 			t.Fatalf("tap %s: %v", topic, err)
 		}
@@ -352,7 +352,7 @@ func TestTapDecodesEverySignal(t *testing.T) {
 			if len(want) == 0 || len(want) == len(in.want[strings.TrimPrefix(strings.TrimPrefix(c.topic, "processed."), "raw.")]) {
 				t.Fatalf("filter %q: the test must keep some items and leave out others (keeps %d)", c.filter, len(want))
 			}
-			items, err := tapLines(t, c.topic, "-c", path, "--from-beginning", "--until-idle", "1500ms", "--filter", c.filter)
+			items, err := tapLines(t, c.topic, "-c", path, "--from-beginning", "--until-idle", "3s", "--filter", c.filter)
 			if err != nil {
 				t.Fatalf("tap %s --filter %q: %v", c.topic, c.filter, err)
 			}
@@ -489,7 +489,7 @@ func TestTapSampleDeadLettersAndNoTrace(t *testing.T) {
 		}
 
 		sampled := func(rate, seed string) []map[string]any {
-			items, err := tapLines(t, "processed.logs", "-c", path, "--from-beginning", "--until-idle", "1500ms", "--sample", rate, "--seed", seed)
+			items, err := tapLines(t, "processed.logs", "-c", path, "--from-beginning", "--until-idle", "3s", "--sample", rate, "--seed", seed)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -515,7 +515,7 @@ func TestTapSampleDeadLettersAndNoTrace(t *testing.T) {
 				}
 			}
 		}
-		if items, _ := tapLines(t, "processed.logs", "-c", path, "--from-beginning", "--until-idle", "1500ms", "--sample", "0"); len(items) != 0 {
+		if items, _ := tapLines(t, "processed.logs", "-c", path, "--from-beginning", "--until-idle", "3s", "--sample", "0"); len(items) != 0 {
 			t.Errorf("--sample 0 printed %d items", len(items))
 		}
 		// The worker's own group may join after before was taken (Kafka).
@@ -769,11 +769,11 @@ func TestTapStartsWhereAsked(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 		post(t, p, "logs", batch("b"))
 
-		items, err := tapLines(t, "raw.logs", "-c", path, "--from", mid.UTC().Format(time.RFC3339Nano), "--until-idle", "1500ms")
+		items, err := tapLines(t, "raw.logs", "-c", path, "--from", mid.UTC().Format(time.RFC3339Nano), "--until-idle", "3s")
 		if got, want := bodies(items), []string{"b-0", "b-1", "b-2", "b-3", "b-4"}; err != nil || !slices.Equal(got, want) {
 			t.Errorf("--from %s: %v %v, want %v", mid.Format(time.RFC3339Nano), got, err, want)
 		}
-		items, err = tapLines(t, "raw.logs", "-c", path, "--from", "1h", "--until-idle", "1500ms")
+		items, err = tapLines(t, "raw.logs", "-c", path, "--from", "1h", "--until-idle", "3s")
 		if got := bodies(items); err != nil || len(got) != 10 {
 			t.Errorf("--from 1h: %v %v, want the 10 records", got, err)
 		}
