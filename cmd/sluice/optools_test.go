@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/nats-io/nats-server/v2/server"
 	natsgo "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -54,6 +55,23 @@ func kafkaToolsBus(t *testing.T) optoolsBus {
 	brokers := kafkatest.Brokers(t)
 	return optoolsBus{name: "kafka", yaml: func(t *testing.T, _ string) string {
 		return fmt.Sprintf("  kind: kafka\n  topic_prefix: %s\n  kafka:\n    brokers: [%s]\n", kafkatest.Topic(t, "optools"), strings.Join(brokers, ", "))
+	}}
+}
+
+// natsToolsBus runs a nats-server with JetStream for the test, on a free
+// port of 127.0.0.1.
+func natsToolsBus(t *testing.T) optoolsBus {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats-server not ready")
+	}
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	return optoolsBus{name: "nats", yaml: func(*testing.T, string) string {
+		return fmt.Sprintf("  kind: nats\n  nats:\n    url: %s\n", srv.ClientURL())
 	}}
 }
 
@@ -147,13 +165,14 @@ func tapLines(t *testing.T, args ...string) ([]map[string]any, error) {
 	return items, err
 }
 
-// tapAll taps topic from the beginning until it is idle, until it has
-// want items (the worker may still be writing), failing after a while.
+// tapAll taps topic from the beginning until it is idle for a second,
+// again until it has at least want items (the worker may still be writing,
+// the first fetch may be slow), for at most a minute.
 func tapAll(t *testing.T, path, topic string, want int, args ...string) []map[string]any {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		items, err := tapLines(t, append([]string{topic, "-c", path, "--from-beginning", "--until-idle", "3s"}, args...)...)
+		items, err := tapLines(t, append([]string{topic, "-c", path, "--from-beginning", "--until-idle", "1s"}, args...)...)
 		if err != nil {
 			t.Fatalf("tap %s: %v", topic, err)
 		}
@@ -287,10 +306,11 @@ func attrsOf(m map[string]any) map[string]any {
 	return nil
 }
 
-// tapBuses runs fn against Kafka (skipped without a broker) and the
-// embedded bus, reached through its listener.
+// tapBuses runs fn against Kafka (skipped without a broker), a NATS
+// JetStream server and the embedded bus, reached through its listener.
 func tapBuses(t *testing.T, fn func(t *testing.T, bus optoolsBus)) {
 	t.Run("kafka", func(t *testing.T) { fn(t, kafkaToolsBus(t)) })
+	t.Run("nats", func(t *testing.T) { fn(t, natsToolsBus(t)) })
 	t.Run("embedded", func(t *testing.T) { fn(t, embeddedToolsBus(testproc.FreeAddr(t))) })
 }
 
@@ -352,10 +372,7 @@ func TestTapDecodesEverySignal(t *testing.T) {
 			if len(want) == 0 || len(want) == len(in.want[strings.TrimPrefix(strings.TrimPrefix(c.topic, "processed."), "raw.")]) {
 				t.Fatalf("filter %q: the test must keep some items and leave out others (keeps %d)", c.filter, len(want))
 			}
-			items, err := tapLines(t, c.topic, "-c", path, "--from-beginning", "--until-idle", "3s", "--filter", c.filter)
-			if err != nil {
-				t.Fatalf("tap %s --filter %q: %v", c.topic, c.filter, err)
-			}
+			items := tapAll(t, path, c.topic, len(want), "--filter", c.filter)
 			if diff := cmp.Diff(want, itemsOnly(items)); diff != "" {
 				t.Errorf("tap %s --filter %q: (-matching +tapped):\n%s", c.topic, c.filter, diff)
 			}
@@ -416,7 +433,11 @@ func leftovers(t *testing.T, bus optoolsBus, path string) []string {
 		slices.Sort(out)
 		return out
 	}
-	nc, err := natsgo.Connect("nats://"+cfg.Bus.Embedded.Listen, natsgo.Token(cfg.Bus.Embedded.Token))
+	url := cfg.Bus.NATS.URL
+	if bus.name == "embedded" {
+		url = "nats://" + cfg.Bus.Embedded.Listen
+	}
+	nc, err := natsgo.Connect(url, natsgo.Token(cfg.Bus.Embedded.Token))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -489,7 +510,7 @@ func TestTapSampleDeadLettersAndNoTrace(t *testing.T) {
 		}
 
 		sampled := func(rate, seed string) []map[string]any {
-			items, err := tapLines(t, "processed.logs", "-c", path, "--from-beginning", "--until-idle", "3s", "--sample", rate, "--seed", seed)
+			items, err := tapLines(t, "processed.logs", "-c", path, "--from-beginning", "--until-idle", "2s", "--sample", rate, "--seed", seed)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -515,7 +536,7 @@ func TestTapSampleDeadLettersAndNoTrace(t *testing.T) {
 				}
 			}
 		}
-		if items, _ := tapLines(t, "processed.logs", "-c", path, "--from-beginning", "--until-idle", "3s", "--sample", "0"); len(items) != 0 {
+		if items, _ := tapLines(t, "processed.logs", "-c", path, "--from-beginning", "--until-idle", "2s", "--sample", "0"); len(items) != 0 {
 			t.Errorf("--sample 0 printed %d items", len(items))
 		}
 		// The worker's own group may join after before was taken (Kafka).
@@ -529,7 +550,7 @@ func TestTapSampleDeadLettersAndNoTrace(t *testing.T) {
 		other := strings.Replace(path, "sluice.yaml", "other.yaml", 1)
 		data, _ := os.ReadFile(path)
 		data = bytes.Replace(data, []byte("  topic_prefix: "), []byte("  topic_prefix: none-"), 1)
-		if bus.name == "embedded" {
+		if bus.name != "kafka" {
 			data = bytes.Replace(data, []byte("  partitions:"), []byte("  topic_prefix: none\n  partitions:"), 1)
 		}
 		os.WriteFile(other, data, 0o644)
@@ -692,7 +713,7 @@ func TestTopicsCreateDescribe(t *testing.T) {
 		if err != nil || json.Unmarshal([]byte(out), &got) != nil || len(got) != len(specs) {
 			t.Fatalf("topics describe -o json: %v\n%s", err, out)
 		}
-		compression := map[string]string{"kafka": "producer", "embedded": "none"}[bus.name]
+		compression := map[string]string{"kafka": "producer", "nats": "none", "embedded": "none"}[bus.name]
 		for i, s := range specs {
 			g := got[i]
 			maxBytes, records := 512*1024.0, 0.0
