@@ -159,14 +159,14 @@ func Group(entry *config.Sink) string {
 
 // Topics are the processed topics the sink entry reads: those of its
 // signals.
-func Topics(entry *config.Sink, t stream.Topics) ([]string, error) {
+func Topics(entry *config.Sink, names stream.Topics) ([]string, error) {
 	var topics []string
 	for _, name := range entry.Signals {
 		sig, err := otlpwire.ParseSignal(name)
 		if err != nil {
 			return nil, err
 		}
-		if t := t.Processed(sig); !slices.Contains(topics, t) {
+		if t := names.Processed(sig); !slices.Contains(topics, t) {
 			topics = append(topics, t)
 		}
 	}
