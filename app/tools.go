@@ -49,13 +49,19 @@ func OpenToolBus(cfg *config.Config, log *slog.Logger, newStore bool) (ToolBus, 
 		}
 		log.Debug("no sluice answers at bus.embedded.listen; opening the data directory", "url", url, "err", err)
 	}
-	if cfg.Bus.Kind == "embedded" && !newStore {
+	open := cfg
+	if cfg.Bus.Kind == "embedded" {
 		dir := filepath.Join(cfg.Bus.DataDir, "bus")
-		if _, err := os.Stat(filepath.Join(dir, "jetstream")); err != nil {
+		if _, err := os.Stat(filepath.Join(dir, "jetstream")); err != nil && !newStore {
 			return nil, fmt.Errorf("%s: no embedded bus in %s (bus.data_dir): %w", cfg.File(), dir, err)
 		}
+		// The tool's own server opens no port: the listener is the
+		// running sluice's to open.
+		c := *cfg
+		c.Bus.Embedded.Listen = ""
+		open = &c
 	}
-	bus, err = connectBus(cfg, log, nil)
+	bus, err = connectBus(open, log, nil)
 	switch {
 	case errors.Is(err, nats.ErrDataDirInUse) && cfg.Bus.Embedded.Listen != "":
 		return nil, fmt.Errorf("%w; the sluice running on it does not answer at bus.embedded.listen %s", err, cfg.Bus.Embedded.Listen)
