@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/sluice-dev/sluice/app/status"
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/stage"
@@ -14,10 +15,10 @@ import (
 // startAggregator runs a member of the aggregator group beside the worker:
 // it merges the points the rules collapsed (stream/worker.Aggregator), so
 // that every worker process also takes its share of the aggregation
-// topic's partitions. It returns what the status page shows of it. Its group is the worker group's name with
-// ".aggregate" appended.
+// topic's partitions. It returns what the status page shows of it. Its
+// group is aggregatorGroup.
 func (p *Process) startAggregator(ctx, runCtx context.Context, topics stream.Topics, m *stage.Metrics) (status.Stage, error) {
-	group := p.cfg.Worker.Group + ".aggregate"
+	group := aggregatorGroup(p.cfg)
 	a, err := worker.NewAggregator(ctx, p.bus, worker.AggregatorConfig{Topics: topics, Group: group,
 		MaxRecordBytes: int(p.cfg.Bus.MaxRecordBytes), MaxPollRecords: p.cfg.Worker.MaxPollRecords, MaxPollBytes: int(p.cfg.Worker.MaxPollBytes),
 		Logger: p.log, Metrics: m, Registerer: p.reg, OnDeadLetters: p.deadLetters.Hook})
@@ -32,3 +33,7 @@ func (p *Process) startAggregator(ctx, runCtx context.Context, topics stream.Top
 	return status.Stage{Name: "aggregator", Kind: status.KindAggregator, Group: group, Reads: []string{topics.Aggregate()},
 		Writes: []string{topics.Processed(otlpwire.Metrics), topics.DLQ()}}, nil
 }
+
+// aggregatorGroup is the aggregators' consumer group: the worker group's
+// name with ".aggregate" appended.
+func aggregatorGroup(cfg *config.Config) string { return cfg.Worker.Group + ".aggregate" }

@@ -23,6 +23,19 @@ import (
 // OpenBus connects to (or, for kind embedded, starts) the configured bus and
 // creates the pipeline's topics that do not exist yet.
 func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (stream.Bus, error) {
+	bus, err := connectBus(cfg, log, reg)
+	if err != nil {
+		return nil, err
+	}
+	if err := bus.EnsureTopics(ctx, TopicSpecs(cfg)...); err != nil {
+		bus.Close()
+		return nil, fmt.Errorf("creating topics: %w", err)
+	}
+	return bus, nil
+}
+
+// connectBus connects to (or starts) the configured bus.
+func connectBus(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer) (stream.Bus, error) {
 	b := cfg.Bus
 	var (
 		bus stream.Bus
@@ -89,10 +102,6 @@ func OpenBus(ctx context.Context, cfg *config.Config, log *slog.Logger, reg prom
 	}
 	if err != nil {
 		return nil, fmt.Errorf("opening the %s bus: %w", b.Kind, err)
-	}
-	if err := bus.EnsureTopics(ctx, TopicSpecs(cfg)...); err != nil {
-		bus.Close()
-		return nil, fmt.Errorf("creating topics: %w", err)
 	}
 	return bus, nil
 }

@@ -156,22 +156,38 @@ type Runner struct {
 	onDead      stream.DeadLetterHook
 }
 
-// NewRunner joins the sink's consumer group (entry.Group, default
-// sluice-sink-<name>) on the processed topics of its signals.
-func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) (*Runner, error) {
-	group := entry.Group
-	if group == "" {
-		group = "sluice-sink-" + entry.Name
+// Group is the consumer group of the sink entry: entry.Group, default
+// sluice-sink-<name>.
+func Group(entry *config.Sink) string {
+	if entry.Group != "" {
+		return entry.Group
 	}
+	return "sluice-sink-" + entry.Name
+}
+
+// Topics are the processed topics the sink entry reads: those of its
+// signals.
+func Topics(entry *config.Sink, names stream.Topics) ([]string, error) {
 	var topics []string
 	for _, name := range entry.Signals {
 		sig, err := otlpwire.ParseSignal(name)
 		if err != nil {
 			return nil, err
 		}
-		if t := cfg.Topics.Processed(sig); !slices.Contains(topics, t) {
+		if t := names.Processed(sig); !slices.Contains(topics, t) {
 			topics = append(topics, t)
 		}
+	}
+	return topics, nil
+}
+
+// NewRunner joins the sink's consumer group (entry.Group, default
+// sluice-sink-<name>) on the processed topics of its signals.
+func NewRunner(bus stream.Bus, entry *config.Sink, sink Sink, cfg RunnerConfig) (*Runner, error) {
+	group := Group(entry)
+	topics, err := Topics(entry, cfg.Topics)
+	if err != nil {
+		return nil, err
 	}
 	r := &Runner{sink: sink, bus: bus, name: entry.Name, group: group, topics: topics, dlq: cfg.Topics.DLQ(), log: cfg.Logger, onDead: cfg.OnDeadLetters}
 	if r.log == nil {

@@ -91,6 +91,7 @@ processes it in horizontally scaled workers and delivers it to sinks.`,
 			fmt.Fprintln(cmd.OutOrStdout(), "sluice", app.VersionString())
 		},
 	}
-	root.AddCommand(check, version, newRulesCmd(), newCardinalityCmd(&cfgFile), newBenchCmd(), newReplayCmd(&cfgFile))
+	root.AddCommand(check, version, newRulesCmd(), newCardinalityCmd(&cfgFile), newTapCmd(&cfgFile), newLagCmd(&cfgFile), newTopicsCmd(&cfgFile),
+		newReplayCmd(&cfgFile), newBenchCmd())
 	return root
 }

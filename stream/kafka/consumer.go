@@ -8,7 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sluice-dev/sluice/stream"
@@ -301,43 +300,14 @@ func (c *consumer) Lag(ctx context.Context) (int64, error) {
 	if c.closed.Load() {
 		return 0, fmt.Errorf("kafka: lag: %w", stream.ErrClosed)
 	}
-	ctx, cancel := c.b.bound(ctx)
-	defer cancel()
-	admin := c.b.admin
-	committed, err := admin.FetchOffsets(ctx, c.group)
-	if err == nil {
-		err = committed.Error()
-	}
+	parts, err := c.b.GroupLag(ctx, c.group, c.topics...)
 	if err != nil {
-		return 0, wrapErr("lag: committed offsets of "+c.group, err)
-	}
-	starts, err := admin.ListStartOffsets(ctx, c.topics...)
-	if err == nil {
-		err = starts.Error()
-	}
-	if err != nil {
-		return 0, wrapErr("lag: start offsets", err)
-	}
-	ends, err := admin.ListEndOffsets(ctx, c.topics...)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return 0, wrapErr("lag: end offsets", err)
+		return 0, err
 	}
 	var lag int64
-	ends.Each(func(end kadm.ListedOffset) {
-		pos := int64(0)
-		if s, ok := starts.Lookup(end.Topic, end.Partition); ok {
-			pos = s.Offset
-		}
-		if o, ok := committed.Lookup(end.Topic, end.Partition); ok && o.At > pos {
-			pos = o.At
-		}
-		if end.Offset > pos {
-			lag += end.Offset - pos
-		}
-	})
+	for _, p := range parts {
+		lag += p.Lag
+	}
 	return lag, nil
 }
 

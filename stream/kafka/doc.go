@@ -78,6 +78,14 @@
 // committed positions. Each Poll's batch must be committed before the
 // next Poll: a Poll abandons (aborts) an uncommitted batch.
 //
+// # Operator tools
+//
+// Tap (stream.Tapper) reads every partition of a topic with a client of
+// its own and no group: a direct consumer from the end, the start or a
+// time, that commits nothing. DescribeTopics and GroupLag (stream.Admin)
+// read the metadata, topic configs, log directories and offsets with kadm;
+// GroupLag is what Consumer.Lag sums.
+//
 // # Observability
 //
 // Config.Logger receives franz-go's log; Config.Registerer its metrics

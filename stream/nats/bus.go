@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
@@ -36,6 +37,9 @@ type Bus struct {
 	// move them (no listener).
 	positions      string
 	exactPositions bool
+	// lock is NewEmbedded's lock of its data directory, released by Close
+	// after the server has shut down.
+	lock io.Closer
 	// unregister removes what NewEmbedded registered on its Registerer.
 	unregister func()
 	// fault is what the embedded store's watch last found it cannot
@@ -234,6 +238,9 @@ func (b *Bus) Close() error {
 				if err := os.WriteFile(b.marker, nil, 0o644); err != nil {
 					b.log.Warn("nats: embedded: cannot mark the clean shutdown", "err", err)
 				}
+			}
+			if b.lock != nil {
+				b.lock.Close()
 			}
 		}
 	})

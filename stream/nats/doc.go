@@ -105,6 +105,13 @@
 // server's listener; the process's own connection is in process and uses
 // them too.
 //
+// Tap (stream.Tapper) reads a topic's stream through an ephemeral ordered
+// consumer (in memory, no acks), deleted at Close and by the server after
+// 30s of inactivity; no group's consumer is touched. DescribeTopics and
+// GroupLag (stream.Admin) read stream and consumer info and create
+// nothing. NewEmbedded locks its data directory (ErrDataDirInUse for a
+// second server on it).
+//
 // Replicas (Config.Replicas) apply to the streams and state buckets the bus
 // creates; a server that cannot place them (a single server asked for
 // more than one) fails EnsureTopics with an error naming the setting,

@@ -20,7 +20,29 @@ import (
 // files under cfg.DataDir, and returns a Bus connected to it in process.
 // Without cfg.Listen the server opens no port at all. Bus.Close closes the
 // connection, then shuts the server down.
+//
+// The server holds an exclusive lock on cfg.DataDir (a lock file) until
+// Close: a second server on the same store would corrupt it, so
+// NewEmbedded fails with ErrDataDirInUse while another process (a running
+// sluice) has it open.
 func NewEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("nats: embedded: data dir is required")
+	}
+	lock, err := lockDataDir(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("nats: embedded: %w", err)
+	}
+	b, err := startEmbedded(cfg, bus)
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	b.lock = lock
+	return b, nil
+}
+
+func startEmbedded(cfg EmbeddedConfig, bus Config) (*Bus, error) {
 	opts, err := cfg.serverOptions(bus)
 	if err != nil {
 		return nil, fmt.Errorf("nats: embedded: %w", err)
