@@ -165,22 +165,14 @@ func TopicSpecs(cfg *config.Config) []stream.TopicSpec {
 	return append(out, dlq, spec(t.Aggregate()))
 }
 
-// OpenReplayBus opens the bus for a tool that runs beside the pipeline
-// (sluice replay): with kind embedded and bus.embedded.listen set, it
-// connects to the running process's NATS server there, as the embedded
-// bus's files belong to that process; otherwise it is OpenBus (an
-// embedded bus is then opened from its files, which works while no other
-// sluice process has them).
+// OpenReplayBus opens the bus for sluice replay, which runs beside the
+// pipeline: as OpenToolBus does (the running sluice's server at
+// bus.embedded.listen, else the embedded bus's files while no sluice has
+// them), with the pipeline's topics there.
 func OpenReplayBus(ctx context.Context, cfg *config.Config, log *slog.Logger) (stream.Bus, error) {
-	b := cfg.Bus
-	if b.Kind != "embedded" || b.Embedded.Listen == "" {
-		return OpenBus(ctx, cfg, log, nil)
-	}
-	e := b.Embedded
-	bus, err := nats.New(nats.Config{URL: "nats://" + e.Listen, Name: "sluice-replay", Token: e.Token, User: e.Username, Password: e.Password,
-		PublishTimeout: b.ProduceTimeout, AckWait: b.AckWait, MaxHold: b.MaxHold, Logger: log.With("bus", "embedded")})
+	bus, err := OpenToolBus(cfg, log, false)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to the embedded bus at %s (bus.embedded.listen): %w", e.Listen, err)
+		return nil, err
 	}
 	if err := bus.EnsureTopics(ctx, TopicSpecs(cfg)...); err != nil {
 		bus.Close()

@@ -298,7 +298,7 @@ func openReplayBus(t *testing.T, cfg *config.Config) stream.Bus {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	bus, err := OpenReplayBus(ctx, cfg, testLogger(t))
+	bus, err := OpenBus(ctx, cfg, testLogger(t), nil) // the test writes the topics through it too
 	if err != nil {
 		t.Fatal(err)
 	}
