@@ -13,8 +13,9 @@ import (
 )
 
 // capacityStage runs the whole pipeline under load, as `sluice bench`
-// does: `sluice ingest`, `sluice worker` and `sluice sink` (remote write
-// into Prometheus) take the realistic metrics load in a closed-loop ramp
+// does: `sluice ingest`, `sluice worker` (with o.capacityRules) and `sluice
+// sink` (remote write into Prometheus) take the realistic metrics load in a
+// closed-loop ramp
 // of o.steps connections, and the capacity report, from what the load
 // measured and from each process's own metrics, goes to o.report.
 func capacityStage(ctx context.Context, o options, prefix string) error {
@@ -23,6 +24,7 @@ func capacityStage(ctx context.Context, o options, prefix string) error {
 		return err
 	}
 	defer prom.stop()
+	o.rules = o.capacityRules
 	cfgs, err := roleConfigs(o, prefix, promAddr, "ingest", "worker", "sink")
 	if err != nil {
 		return err

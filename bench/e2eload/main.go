@@ -47,7 +47,7 @@ type options struct {
 	stages                                                  string
 	timeout, maxWall                                        time.Duration
 	profile                                                 time.Duration
-	report, steps, target                                   string
+	report, steps, target, capacityRules                    string
 	stepTime                                                time.Duration
 	coresPerReplica                                         float64
 }
@@ -60,6 +60,7 @@ func main() {
 	flag.StringVar(&o.brokerPidFile, "broker-pid-file", "", "file holding the broker's pid (for its CPU time); empty skips it")
 	flag.StringVar(&o.work, "work", ".cache/bench-e2e", "directory for configs, logs and Prometheus' data")
 	flag.StringVar(&o.rules, "rules", "bench/e2e/rules", "rules of the worker (stage 3)")
+	flag.StringVar(&o.capacityRules, "capacity-rules", "bench/e2e/rules-unmerged", "rules of the worker (stage 4)")
 	flag.IntVar(&o.partitions, "partitions", 6, "partitions of every topic")
 	flag.IntVar(&o.connections, "connections", 16, "OTLP/gRPC connections of stages 1 and 2, one request in flight each")
 	flag.IntVar(&o.points1, "points1", 1_000_000, "data points of stage 1 (one per request), at most")
@@ -112,6 +113,9 @@ func run(ctx context.Context, o options) error {
 		return err
 	}
 	if o.rules, err = filepath.Abs(o.rules); err != nil {
+		return err
+	}
+	if o.capacityRules, err = filepath.Abs(o.capacityRules); err != nil {
 		return err
 	}
 	brokerPid := 0
