@@ -216,8 +216,8 @@ func TestReportWrite(t *testing.T) {
 		svgs  int
 		wants []string
 	}{
-		"full":  {full, 2, []string{"| ingest | 2.0 k | 500 |", "| sink | 4.0 k | 250 |", "| ingest | http://i | 2000 | 1.00 | 500.00 | 2.0 k | 30.0 |", "p50 0.200s, p99 1.500s", "(throughput.svg)", "(stages.svg)"}},
-		"empty": {empty, 0, []string{"> request 0: refused", "| worker |  | 0 | 0.00 | NaN | – | – |"}},
+		"full":  {full, 2, []string{"| ingest | 2.0 k | 500 |", "| sink | 4.0 k | 250 |", "| ingest | http://i | 2000 | 1.00 | 500.00 | 10.000 | 2.0 k | 30.0 |", "p50 0.200s, p99 1.500s", "(throughput.svg)", "(stages.svg)"}},
+		"empty": {empty, 0, []string{"> request 0: refused", "| worker |  | 0 | 0.00 | NaN | – | – | – |"}},
 	} {
 		dir := t.TempDir()
 		if err := c.r.Write(dir); err != nil {

@@ -262,13 +262,20 @@ func (r *Report) markdown(b *bytes.Buffer) {
 		b.WriteString("![items per second per core](stages.svg)\n\n")
 	}
 	b.WriteString("From each process's own metrics (process_cpu_seconds_total and its items counter) over the whole run:\n\n")
-	b.WriteString("| stage | admin | items | CPU-s | CPU-s per million items | items/s per core | bytes on the raw topics per item (Kafka, compressed) |\n|---|---|---:|---:|---:|---:|---:|\n")
+	var sent int64 // OTLP bytes acknowledged, over all steps
+	for _, st := range r.Steps {
+		sent += st.Bytes
+	}
+	b.WriteString("| stage | admin | items | CPU-s | CPU-s per million items | CPU-s per MB of OTLP sent | items/s per core | bytes on the raw topics per item (Kafka, compressed) |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, s := range r.Stages {
-		bus := "–"
+		bus, perMB := "–", "–"
 		if s.BusBytes > 0 && s.Items > 0 {
 			bus = fmt.Sprintf("%.1f", s.BusBytes/s.Items)
 		}
-		fmt.Fprintf(b, "| %s | %s | %.0f | %.2f | %.2f | %s | %s |\n", s.Role, s.URL, s.Items, s.CPU, s.CPUPerMillion(), human(s.ItemsPerCore()), bus)
+		if sent > 0 {
+			perMB = fmt.Sprintf("%.3f", s.CPU/(float64(sent)/1e6))
+		}
+		fmt.Fprintf(b, "| %s | %s | %.0f | %.2f | %.2f | %s | %s | %s |\n", s.Role, s.URL, s.Items, s.CPU, s.CPUPerMillion(), perMB, human(s.ItemsPerCore()), bus)
 	}
 	if !math.IsNaN(r.DelayP50) {
 		fmt.Fprintf(b, "\nEnd-to-end delay, the ingester's receipt to a sink's delivery (`sluice_sink_delivery_delay_seconds`): p50 %.3fs, p99 %.3fs.\n", r.DelayP50, r.DelayP99)
