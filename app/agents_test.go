@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -149,44 +148,6 @@ func collectorRecords(t *testing.T, topics [3]string, shape otlptest.Shape, head
 		t.Fatalf("%d spans split, want %d", items[otlpwire.Traces], shape.ItemCount(otlpwire.Traces))
 	}
 	return recs, items
-}
-
-// tenantItems counts the items of the file sink's output under dir by
-// tenant (its directories) and signal.
-func tenantItems(t *testing.T, dir string) map[string][3]int {
-	t.Helper()
-	out := map[string][3]int{}
-	tenants, _ := os.ReadDir(dir)
-	for _, d := range tenants {
-		var n [3]int
-		for _, sig := range otlpwire.Signals {
-			files, _ := filepath.Glob(filepath.Join(dir, d.Name(), sig.String()+"*.jsonl"))
-			for _, name := range files {
-				b, err := os.ReadFile(name)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for {
-					line, rest, complete := bytes.Cut(b, []byte{'\n'})
-					if !complete {
-						break
-					}
-					b = rest
-					pb, err := otlpjson.UnmarshalRequest(sig, line, nil)
-					if err != nil {
-						t.Fatalf("%s: %v", name, err)
-					}
-					c, err := otlpwire.Count(sig, pb)
-					if err != nil {
-						t.Fatal(err)
-					}
-					n[sig] += c
-				}
-			}
-		}
-		out[d.Name()] = n
-	}
-	return out
 }
 
 // Records written to Kafka exactly as the Collector's Kafka exporter

@@ -121,37 +121,56 @@ func (s *sender) post(path, ct string, body []byte) {
 	}
 }
 
-// outItems counts the items in the file sink's output, per signal. Only
-// complete lines count: the sink may be in the middle of writing the last.
+// outItems counts the items in the file sink's output under dir, per
+// signal, over all tenants. Only complete lines count: the sink may be in
+// the middle of writing the last.
 func outItems(t *testing.T, dir string) [3]int {
 	t.Helper()
 	var n [3]int
-	for _, sig := range otlpwire.Signals {
-		files, _ := filepath.Glob(filepath.Join(dir, "*", sig.String()+"*.jsonl")) // one directory per tenant
-		for _, name := range files {
-			b, err := os.ReadFile(name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for {
-				line, rest, complete := bytes.Cut(b, []byte{'\n'})
-				if !complete {
-					break
-				}
-				b = rest
-				pb, err := otlpjson.UnmarshalRequest(sig, line, nil)
-				if err != nil {
-					t.Fatalf("%s: %v", name, err)
-				}
-				c, err := otlpwire.Count(sig, pb)
-				if err != nil {
-					t.Fatal(err)
-				}
-				n[sig] += c
-			}
+	for _, tn := range tenantItems(t, dir) {
+		for sig := range n {
+			n[sig] += tn[sig]
 		}
 	}
 	return n
+}
+
+// tenantItems counts the items of the file sink's output under dir by
+// tenant (its directories) and signal; only complete lines count.
+func tenantItems(t *testing.T, dir string) map[string][3]int {
+	t.Helper()
+	out := map[string][3]int{}
+	tenants, _ := os.ReadDir(dir)
+	for _, d := range tenants {
+		var n [3]int
+		for _, sig := range otlpwire.Signals {
+			files, _ := filepath.Glob(filepath.Join(dir, d.Name(), sig.String()+"*.jsonl"))
+			for _, name := range files {
+				b, err := os.ReadFile(name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for {
+					line, rest, complete := bytes.Cut(b, []byte{'\n'})
+					if !complete {
+						break
+					}
+					b = rest
+					pb, err := otlpjson.UnmarshalRequest(sig, line, nil)
+					if err != nil {
+						t.Fatalf("%s: %v", name, err)
+					}
+					c, err := otlpwire.Count(sig, pb)
+					if err != nil {
+						t.Fatal(err)
+					}
+					n[sig] += c
+				}
+			}
+		}
+		out[d.Name()] = n
+	}
+	return out
 }
 
 // waitForOutput waits until the file sink has written want items (it may
