@@ -67,12 +67,17 @@ log:
 	bus.EnsureTopics(ctx, append(specs, stream.TopicSpec{Name: topics.DLQ(), Partitions: 3})...)
 
 	// 3000 requests of 10 log records, one resource each, marked by seed,
-	// written over about three seconds while the worker runs.
+	// written over about three seconds while the worker runs: the first
+	// hundred, then, once the worker has processed records (it joined its
+	// group; the broker delays a group's first rebalance by 3 s), the rest.
 	const requests = 3000
-	produced := make(chan error, 1)
+	produced, running := make(chan error, 1), make(chan struct{})
 	go func() {
 		shape := otlptest.Shape{Resources: 1, Items: 10}
 		for i := 0; i < requests; i += 100 {
+			if i == 100 {
+				<-running
+			}
 			var raw []*stream.Record
 			for j := i; j < i+100; j++ {
 				shape.Seed = j
@@ -123,6 +128,7 @@ log:
 
 	first := worker()
 	read(func() bool { return items > 0 }, 60*time.Second)
+	close(running)
 	time.Sleep(500 * time.Millisecond) // in the middle of the stream
 	first.Process.Signal(syscall.SIGKILL)
 	first.Wait()
