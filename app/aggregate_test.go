@@ -124,7 +124,7 @@ rules:
 			Value:      &metricspb.NumberDataPoint_AsDouble{AsDouble: float64(i)}})
 	}
 	body, _ := proto.Marshal(&colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metricspb.ResourceMetrics{{
-		Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", "api")}},
+		Resource:     &resourcepb.Resource{Attributes: []*commonpb.KeyValue{str("service.name", "api")}},
 		ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: "queue_depth", Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: pts}}}}}},
 	}}})
 	resp, err := http.Post("http://"+p.HTTPAddr()+"/v1/metrics", "application/x-protobuf", bytes.NewReader(body))
