@@ -65,6 +65,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzHTTPTenantHeaders -fuzztime $(FUZZTIME) ./ingest/
 	$(GO) test -run '^$$' -fuzz FuzzGRPCMetadata -fuzztime $(FUZZTIME) ./ingest/
 	$(GO) test -run '^$$' -fuzz FuzzParseTokens -fuzztime $(FUZZTIME) ./ingest/
+	$(GO) test -run '^$$' -fuzz FuzzZstdDecompress -fuzztime $(FUZZTIME) ./ingest/
 	$(GO) test -run '^$$' -fuzz FuzzRawHeaders -fuzztime $(FUZZTIME) ./stream/worker/
 	$(GO) test -run '^$$' -fuzz FuzzValidate -fuzztime $(FUZZTIME) ./internal/tenant/
 	$(GO) test -run '^$$' -fuzz FuzzSplit -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./internal/otlpwire/

@@ -4,7 +4,8 @@
 // # Data flow
 //
 // A request enters through OTLP/gRPC (the metrics, logs and trace collector
-// services, on a gRPC server built with NewGRPCServer or Server) or OTLP/HTTP
+// services, on a gRPC server built with NewGRPCServer or Server; identity,
+// gzip or zstd, the latter registered by this package) or OTLP/HTTP
 // (POST /v1/metrics, /v1/logs, /v1/traces; protobuf or JSON; identity, gzip
 // or zstd). Neither decodes it into message structs: gRPC requests are kept
 // as bytes by a pass-through codec, JSON is converted straight to the

@@ -52,23 +52,23 @@ func exportGRPC(ctx context.Context, cc *grpc.ClientConn, sig otlpwire.Signal, o
 }
 
 // rawCall sends body as it is to sig's Export method.
-func rawCall(ctx context.Context, cc *grpc.ClientConn, sig otlpwire.Signal, body []byte) error {
+func rawCall(ctx context.Context, cc *grpc.ClientConn, sig otlpwire.Signal, body []byte, opts ...grpc.CallOption) error {
 	var resp RawMessage
 	codec := rawCodec{fallback: encoding.GetCodecV2("proto")}
-	return cc.Invoke(ctx, "/"+grpcServices[sig].service+"/Export", RawMessage(body), &resp, grpc.ForceCodecV2(codec))
+	return cc.Invoke(ctx, "/"+grpcServices[sig].service+"/Export", RawMessage(body), &resp, append(opts, grpc.ForceCodecV2(codec))...)
 }
 
 func TestGRPCSuccess(t *testing.T) {
 	for _, sig := range otlpwire.Signals {
-		for _, compress := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/gzip=%v", sig, compress), func(t *testing.T) {
+		for _, compress := range []string{"", gzip.Name, "zstd"} {
+			t.Run(fmt.Sprintf("%s/compression=%s", sig, compress), func(t *testing.T) {
 				bus := newBus(t, 3)
 				srv := startServer(t, newIngester(t, Config{Tokens: mustTokens(t, Token{Token: "tok", Tenant: "team-a", Tenants: []string{"team-b"}})}, bus))
 				cc := dial(t, srv.GRPCAddr())
 				ctx := metadata.AppendToOutgoingContext(context.Background(), "X-Scope-OrgID", "team-b", "authorization", "Bearer tok")
 				var opts []grpc.CallOption
-				if compress {
-					opts = append(opts, grpc.UseCompressor(gzip.Name))
+				if compress != "" {
+					opts = append(opts, grpc.UseCompressor(compress))
 				}
 				msg, rejected, err := exportGRPC(ctx, cc, sig, opts...)
 				if err != nil {
@@ -141,6 +141,23 @@ func TestGRPCErrors(t *testing.T) {
 		_, _, err := exportGRPC(ctx, dial(t, srv.GRPCAddr()), otlpwire.Metrics)
 		if status.Code(err) != codes.ResourceExhausted || len(status.Convert(err).Details()) != 0 {
 			t.Errorf("got %v, want ResourceExhausted without RetryInfo", err)
+		}
+	})
+	// A zstd bomb: a small frame inflating past max_request_bytes is
+	// refused, and the ingester serves the next request.
+	t.Run("zstd bomb", func(t *testing.T) {
+		bus := newBus(t, 1)
+		srv := startServer(t, newIngester(t, Config{MaxRequestBytes: 64 << 10}, bus))
+		cc := dial(t, srv.GRPCAddr())
+		body := make([]byte, 16<<20) // zeros: a frame of a few hundred bytes
+		if err := rawCall(ctx, cc, otlpwire.Metrics, body, grpc.UseCompressor("zstd")); status.Code(err) != codes.ResourceExhausted {
+			t.Errorf("got %v, want ResourceExhausted", err)
+		}
+		if _, _, err := exportGRPC(ctx, cc, otlpwire.Metrics, grpc.UseCompressor("zstd")); err != nil {
+			t.Errorf("the next request: %v", err)
+		}
+		if got := busItems(t, bus, otlpwire.Metrics, DefaultTenant); got != sampleItems[otlpwire.Metrics] {
+			t.Errorf("%d items on the bus, want %d", got, sampleItems[otlpwire.Metrics])
 		}
 	})
 	t.Run("overloaded", func(t *testing.T) {

@@ -268,8 +268,8 @@ func checkCollector(t *testing.T, s snippet, grpcPort, httpPort string, topics m
 					t.Errorf("%s: exporter %s: authenticator %q", s, id, name)
 				}
 			}
-			if c, _ := e["compression"].(string); typ == "otlp" && c != "" && c != "gzip" && c != "none" {
-				t.Errorf("%s: exporter %s: compression %q: sluice's gRPC takes gzip or none", s, id, c)
+			if c, _ := e["compression"].(string); typ == "otlp" && c != "" && c != "gzip" && c != "zstd" && c != "none" {
+				t.Errorf("%s: exporter %s: compression %q: sluice's gRPC takes gzip, zstd or none", s, id, c)
 			}
 		case "kafka":
 			for sig, want := range topics {
