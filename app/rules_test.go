@@ -98,22 +98,38 @@ func TestRulesReload(t *testing.T) {
 	dir := t.TempDir()
 	rulesDir := filepath.Join(dir, "rules")
 	os.MkdirAll(rulesDir, 0o755)
-	rule := func(body string) string {
-		return "rules:\n  - name: drop-one\n    signal: logs\n    when: body == \"" + body + "\"\n    drop: true\n"
-	}
 	write := func(name, content string) {
-		// A new file and rename, as git checkouts and ConfigMaps do.
+		// A new file and rename, as git checkouts do.
 		tmp := filepath.Join(rulesDir, ".tmp")
 		os.WriteFile(tmp, []byte(content), 0o644)
 		os.Rename(tmp, filepath.Join(rulesDir, name))
 	}
-	write("r.yaml", rule("a"))
+	p, send, out := reloadRules(t, dir, rulesDir, func(content string) { write("r.yaml", content) })
+
+	write("broken.yaml", "rules:\n  - name: x\n    signal: logs\n    when: nosuchfield > 1\n    drop: true\n")
+	waitFor(t, p, `sluice_rules_reloads_total{result="error"} 1`)
+	send("b2", "c3")
+	if s := output(t, out, "logs", `"c3"`); strings.Count(s, `"b2"`) != 0 {
+		t.Fatalf("a broken file replaced the rules in use:\n%s", s)
+	}
+}
+
+// reloadRules starts the pipeline with a rule dropping the log "a",
+// published by publish into rulesDir, and then publishes one dropping "b2"
+// instead: each set applies to the logs sent after it. It returns the
+// process, a sender of logs by body and the file sink's directory.
+func reloadRules(t *testing.T, dir, rulesDir string, publish func(content string)) (*Process, func(bodies ...string), string) {
+	t.Helper()
+	rule := func(body string) string {
+		return "rules:\n  - name: drop-one\n    signal: logs\n    when: body == \"" + body + "\"\n    drop: true\n"
+	}
+	publish(rule("a"))
 	cfg := testConfig(t, dir, "rules:\n  dir: "+rulesDir+"\n  reload_interval: 50ms\n")
 	p, err := Start(context.Background(), cfg, All, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer p.Stop()
+	t.Cleanup(func() { p.Stop() })
 	out := filepath.Join(dir, "out")
 	send := func(bodies ...string) {
 		var recs []string
@@ -126,20 +142,13 @@ func TestRulesReload(t *testing.T) {
 	if s := output(t, out, "logs", `"b1"`); strings.Contains(s, `"a"`) {
 		t.Fatalf("first rules not applied:\n%s", s)
 	}
-
-	write("r.yaml", rule("b2"))
+	publish(rule("b2"))
 	waitFor(t, p, `sluice_rules_reloads_total{result="ok"} 1`)
 	send("a2", "b2")
 	if s := output(t, out, "logs", `"a2"`); strings.Contains(s, `"b2"`) {
 		t.Fatalf("reloaded rules not applied:\n%s", s)
 	}
-
-	write("broken.yaml", "rules:\n  - name: x\n    signal: logs\n    when: nosuchfield > 1\n    drop: true\n")
-	waitFor(t, p, `sluice_rules_reloads_total{result="error"} 1`)
-	send("b2", "c3")
-	if s := output(t, out, "logs", `"c3"`); strings.Count(s, `"b2"`) != 0 {
-		t.Fatalf("a broken file replaced the rules in use:\n%s", s)
-	}
+	return p, send, out
 }
 
 // waitFor waits until the admin /metrics page contains line.
@@ -191,9 +200,6 @@ func TestRulesReloadFromConfigMapVolume(t *testing.T) {
 	dir := t.TempDir()
 	rulesDir := filepath.Join(dir, "rules")
 	os.MkdirAll(rulesDir, 0o755)
-	rule := func(body string) string {
-		return "rules:\n  - name: drop-one\n    signal: logs\n    when: body == \"" + body + "\"\n    drop: true\n"
-	}
 	version := 0
 	publish := func(content string) {
 		version++
@@ -217,29 +223,5 @@ func TestRulesReloadFromConfigMapVolume(t *testing.T) {
 			}
 		}
 	}
-	publish(rule("a"))
-	cfg := testConfig(t, dir, "rules:\n  dir: "+rulesDir+"\n  reload_interval: 50ms\n")
-	p, err := Start(context.Background(), cfg, All, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer p.Stop()
-	out := filepath.Join(dir, "out")
-	send := func(bodies ...string) {
-		var recs []string
-		for _, b := range bodies {
-			recs = append(recs, `{"body":{"stringValue":"`+b+`"}}`)
-		}
-		postJSON(t, p, "/v1/logs", `{"resourceLogs":[{"scopeLogs":[{"logRecords":[`+strings.Join(recs, ",")+`]}]}]}`)
-	}
-	send("a", "b1")
-	if s := output(t, out, "logs", `"b1"`); strings.Contains(s, `"a"`) {
-		t.Fatalf("first rules not applied:\n%s", s)
-	}
-	publish(rule("b2"))
-	waitFor(t, p, `sluice_rules_reloads_total{result="ok"} 1`)
-	send("a2", "b2")
-	if s := output(t, out, "logs", `"a2"`); strings.Contains(s, `"b2"`) {
-		t.Fatalf("the ConfigMap's new rules not applied:\n%s", s)
-	}
+	reloadRules(t, dir, rulesDir, publish)
 }
