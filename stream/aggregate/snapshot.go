@@ -75,12 +75,8 @@ func (w *writer) dist(d *dist) {
 // than zstd's fastest level, at twice the size: BenchmarkSnapshot).
 // Restore reads it back, and the zstd frames of earlier versions too.
 func (a *Aggregator) Snapshot(out io.Writer) error {
-	bp := snapBufs.Get().(*[]byte)
-	w := &writer{b: (*bp)[:0]}
-	defer func() {
-		*bp = w.b
-		snapBufs.Put(bp)
-	}()
+	w := &writer{b: snapBufs.get()}
+	defer func() { snapBufs.put(w.b) }()
 	w.b = append(w.b, snapMagic...)
 	w.byte(snapVersion)
 	w.i(a.wm)
@@ -223,26 +219,80 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 	}
 	w.u32s(a.extFree)
 
-	zp := snapBufs.Get().(*[]byte)
-	if n := s2.MaxEncodedLen(len(w.b)); n < 0 {
+	n := s2.MaxEncodedLen(len(w.b))
+	if n < 0 {
 		return fmt.Errorf("aggregate: snapshot of %d bytes is too large", len(w.b))
-	} else if cap(*zp) < len(s2Frame)+n {
-		*zp = make([]byte, 0, len(s2Frame)+n)
 	}
-	*zp = append((*zp)[:0], s2Frame...)
-	enc := s2.Encode((*zp)[len(s2Frame):cap(*zp)], w.b) // in place: dst is large enough
-	*zp = (*zp)[:len(s2Frame)+len(enc)]
-	_, err := out.Write(*zp)
-	snapBufs.Put(zp)
+	z := snapBufs.get()
+	if cap(z) < len(s2Frame)+n {
+		z = make([]byte, 0, len(s2Frame)+n)
+	}
+	z = append(z, s2Frame...)
+	enc := s2.Encode(z[len(s2Frame):cap(z)], w.b) // in place: dst is large enough
+	z = z[:len(s2Frame)+len(enc)]
+	_, err := out.Write(z)
+	snapBufs.put(z)
 	if err != nil {
 		return fmt.Errorf("aggregate: snapshot: %w", err)
 	}
 	return nil
 }
 
-// snapBufs are the buffers snapshots are written and compressed in, shared by
-// the Aggregators of a process, which checkpoint one after another.
-var snapBufs = sync.Pool{New: func() any { return new([]byte) }}
+// snapBufs keeps the buffers snapshots are written and compressed in, shared
+// by the Aggregators of a process, which checkpoint one after another. Not a
+// sync.Pool: that empties at every garbage collection, and a snapshot is as
+// large as the state (megabytes per partition) and taken every few seconds,
+// so a pooled buffer was usually gone by the next checkpoint and grown anew
+// by appending: under live load that copying, and the collections its
+// garbage set off, were the larger part of the worker's CPU after the
+// rules' own work.
+var snapBufs bufList
+
+// bufList holds up to maxSnapBufs free buffers, the largest ones.
+type bufList struct {
+	mu   sync.Mutex
+	free [][]byte
+}
+
+const maxSnapBufs = 2 // the encoding and its compressed copy
+
+// get returns an empty buffer, the largest one free.
+func (l *bufList) get() []byte {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.free) == 0 {
+		return nil
+	}
+	k := 0
+	for i, b := range l.free {
+		if cap(b) > cap(l.free[k]) {
+			k = i
+		}
+	}
+	b := l.free[k]
+	l.free = slices.Delete(l.free, k, k+1)
+	return b[:0]
+}
+
+// put gives b back, dropping the smallest buffer when more than
+// maxSnapBufs would be free.
+func (l *bufList) put(b []byte) {
+	if cap(b) == 0 {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.free = append(l.free, b[:0])
+	if len(l.free) > maxSnapBufs {
+		k := 0
+		for i, x := range l.free {
+			if cap(x) < cap(l.free[k]) {
+				k = i
+			}
+		}
+		l.free = slices.Delete(l.free, k, k+1)
+	}
+}
 
 func (r *reader) f64() float64 { return math.Float64frombits(r.u64()) }
 
