@@ -17,13 +17,13 @@ import (
 // that every worker process also takes its share of the aggregation
 // topic's partitions. It returns what the status page shows of it. Its
 // group is aggregatorGroup.
-func (p *Process) startAggregator(ctx, runCtx context.Context, topics stream.Topics, m *stage.Metrics) (status.Stage, error) {
+func (p *Process) startAggregator(ctx, runCtx context.Context, topics stream.Topics, m *stage.Metrics) (status.Stage, *worker.Aggregator, error) {
 	group := aggregatorGroup(p.cfg)
 	a, err := worker.NewAggregator(ctx, p.bus, worker.AggregatorConfig{Topics: topics, Group: group,
 		MaxRecordBytes: int(p.cfg.Bus.MaxRecordBytes), MaxPollRecords: p.cfg.Worker.MaxPollRecords, MaxPollBytes: int(p.cfg.Worker.MaxPollBytes),
 		Logger: p.log, Metrics: m, Registerer: p.reg, OnDeadLetters: p.deadLetters.Hook})
 	if err != nil {
-		return status.Stage{}, fmt.Errorf("aggregator: %w", err)
+		return status.Stage{}, nil, fmt.Errorf("aggregator: %w", err)
 	}
 	p.run(&p.workerWG, "aggregator", func() error { return a.Run(runCtx) })
 	p.log.Info("aggregator started", "group", group)
@@ -31,7 +31,7 @@ func (p *Process) startAggregator(ctx, runCtx context.Context, topics stream.Top
 		p.log.Warn("aggregator on a NATS bus: JetStream gives every member every partition, so run it in one process only (worker.aggregator: false in the others)", "group", group)
 	}
 	return status.Stage{Name: "aggregator", Kind: status.KindAggregator, Group: group, Reads: []string{topics.Aggregate()},
-		Writes: []string{topics.Processed(otlpwire.Metrics), topics.DLQ()}}, nil
+		Writes: []string{topics.Processed(otlpwire.Metrics), topics.DLQ()}}, a, nil
 }
 
 // aggregatorGroup is the aggregators' consumer group: the worker group's

@@ -158,8 +158,10 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 
 	// The soft memory limit is the process's (config.MemoryLimit: by
 	// default by its roles); GOMEMLIMIT in the environment wins.
+	var limit *memLimit
 	if l := cfg.MemoryLimit.Limit(roles.Ingest, roles.Worker, roles.AllSinks || len(roles.Sinks) > 0); l > 0 && os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(l)
+		limit = newMemLimit(l, p.reg, log)
+		limit.update()
 		log.Info("soft memory limit set", "bytes", l)
 	}
 	if cfg.Admin.Listen != "" {
@@ -265,11 +267,18 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		ws.Writes = append(ws.Writes, topics.Aggregate(), topics.DLQ())
 		workerStages = append(workerStages, ws)
 		if cfg.Worker.Aggregator {
-			as, err := p.startAggregator(ctx, workerCtx, topics, stageMetrics)
+			as, agg, err := p.startAggregator(ctx, workerCtx, topics, stageMetrics)
 			if err != nil {
 				return nil, err
 			}
 			workerStages = append(workerStages, as)
+			if limit != nil && cfg.MemoryLimit.Auto {
+				limit.held = agg.StateBytes
+				p.run(&p.workerWG, "memory limit", func() error {
+					limit.follow(workerCtx, 5*time.Second)
+					return nil
+				})
+			}
 		}
 	}
 	if roles.Ingest {

@@ -40,9 +40,10 @@ type Config struct {
 	// process with the ingester (whose in-flight bytes have bounds of
 	// their own) to the runtime's default; a size sets it whatever the
 	// roles, 0 leaves the default. GOMEMLIMIT in the environment wins.
-	// Raise it when the aggregator's state, the cardinality tracker or a
-	// sink's series cache hold more: with the live heap above it the
-	// collector takes up to half the CPU.
+	// Auto in a process with an aggregator grows the limit by twice the
+	// aggregation state beyond AutoStateAllowance. Raise a size when the
+	// cardinality tracker or a sink's series cache hold more: with the
+	// live heap above it the collector takes up to half the CPU.
 	MemoryLimit MemoryLimit `yaml:"memory_limit"`
 
 	file string
@@ -813,6 +814,9 @@ type MemoryLimit struct {
 const (
 	AutoWorkerMemoryLimit = 192 << 20
 	AutoSinkMemoryLimit   = 96 << 20
+	// AutoStateAllowance is the aggregation state the worker's auto limit
+	// has room for; beyond it, the limit grows with the state.
+	AutoStateAllowance = 32 << 20
 )
 
 // Limit is the soft memory limit of a process with these roles; 0: none.

@@ -479,6 +479,16 @@ func (a *Aggregator) updateStats() {
 	a.mu.Unlock()
 }
 
+// StateBytes is the estimated memory of the aggregation state of the
+// partitions this member holds, every rule's, as of the last checkpoint.
+func (a *Aggregator) StateBytes() int64 {
+	var n int64
+	for _, s := range a.Stats() {
+		n += s.StateBytes
+	}
+	return n
+}
+
 // Stats are the per-rule stats of the partitions this member holds, as of
 // the last checkpoint.
 func (a *Aggregator) Stats() map[string]aggregate.RuleStats {
