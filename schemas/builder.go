@@ -26,6 +26,13 @@ type Batch struct {
 	// keep state per tenant). It lives in memory only: the batch record
 	// does not carry it.
 	Tenant string
+	// ItemAttrSets, when not nil, names each item's attribute set: items
+	// with the same number have equal attributes. ReadBatch sets it when
+	// the record stored the items' attributes as a table of distinct sets
+	// (the writer does when at most half the items are distinct), so that
+	// a reader can do its per-set work once per set. It says nothing
+	// across batches, and is no longer true once the items are changed.
+	ItemAttrSets []uint32
 }
 
 // Len is the number of items.

@@ -223,11 +223,15 @@ func decodeTables(b *Batch, raw []byte, mem memory.Allocator, format byte) (*Bat
 	}()
 	want := b.schemas()
 	recs := make([]arrow.RecordBatch, 0, len(want))
-	for _, sc := range want {
+	for t, sc := range want {
 		n := d.count()
 		cols := make([]arrow.Array, 0, sc.NumFields())
 		for _, f := range sc.Fields() {
+			if t == len(want)-1 && f.Name == "attributes" {
+				d.sets = &b.ItemAttrSets
+			}
 			c := d.col(f.Type, n)
+			d.sets = nil
 			if c == nil {
 				break
 			}

@@ -272,3 +272,88 @@ func validateFull(a arrow.Array) error {
 	}
 	return nil
 }
+
+// TestItemAttrSets: a record whose items' attributes repeat (each request
+// appended twice) comes back with ItemAttrSets, and items share a number
+// exactly when their attributes are equal; a record of distinct
+// attributes comes back without.
+func TestItemAttrSets(t *testing.T) {
+	for _, sig := range otlpwire.Signals {
+		t.Run(sig.String(), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			g := otlptest.NewGen(77+uint64(sig), otlptest.GenOptions{})
+			withSets := 0
+			for i := range 40 {
+				b := NewBuilder(sig, mem)
+				req := g.Request(sig)
+				for range 2 {
+					if _, err := b.Append(req); err != nil {
+						t.Fatal(err)
+					}
+				}
+				batch := b.Build()
+				b.Release()
+				var buf bytes.Buffer
+				if err := WriteBatch(&buf, batch); err != nil {
+					t.Fatal(err)
+				}
+				batch.Release()
+				got, err := ReadBatch(buf.Bytes(), mem)
+				if err != nil {
+					t.Fatalf("iteration %d: %v", i, err)
+				}
+				sets := got.ItemAttrSets
+				n := got.Len()
+				if n > 1 && sets == nil {
+					t.Fatalf("iteration %d: %d items, every one twice, and no sets", i, n)
+				}
+				if sets != nil {
+					withSets++
+					if len(sets) != n {
+						t.Fatalf("iteration %d: %d sets for %d items", i, len(sets), n)
+					}
+					col := got.Items.Column(got.Items.Schema().FieldIndices("attributes")[0])
+					keyOf := map[uint32]string{}
+					setOf := map[string]uint32{}
+					for r, s := range sets {
+						k := string(appendKey(nil, col, r))
+						if prev, ok := keyOf[s]; ok && prev != k {
+							t.Fatalf("iteration %d: items of set %d differ: %q, %q", i, s, prev, k)
+						}
+						if prev, ok := setOf[k]; ok && prev != s {
+							t.Fatalf("iteration %d: equal attributes in sets %d and %d", i, prev, s)
+						}
+						keyOf[s], setOf[k] = k, s
+					}
+				}
+				got.Release()
+			}
+			if withSets == 0 {
+				t.Fatal("no record had sets")
+			}
+		})
+	}
+	t.Run("distinct", func(t *testing.T) {
+		c := otlptest.Corpora()[4] // a debug_id per series
+		if c.Name != "metrics-k8s" {
+			t.Fatalf("corpus %s", c.Name)
+		}
+		b := NewBuilder(c.Signal, nil)
+		if _, err := b.Append(c.Body); err != nil {
+			t.Fatal(err)
+		}
+		batch := b.Build()
+		var buf bytes.Buffer
+		if err := WriteBatch(&buf, batch); err != nil {
+			t.Fatal(err)
+		}
+		got, err := ReadBatch(buf.Bytes(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.ItemAttrSets != nil {
+			t.Fatalf("%d distinct items came with sets", got.Len())
+		}
+	})
+}

@@ -614,6 +614,9 @@ type decoder struct {
 	last   byte
 	u64    []uint64
 	txt    *textScratch // see text
+	// sets, when not nil, receives the row ids of the next top-level map
+	// column stored as distinct sets (decodeTables: the items' attributes).
+	sets *[]uint32
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -1033,13 +1036,23 @@ func (d *decoder) dictCol(dt arrow.DataType, n int) arrow.ArrayData {
 	if d.err != nil {
 		return nil
 	}
+	var sets []uint32
+	if d.sets != nil && d.depth == 1 {
+		sets = make([]uint32, n)
+	}
 	rs := runsIn(v) // each run written after the ids it replaces were read
-	for _, x := range v {
+	for i, x := range v {
 		if x >= uint64(k) {
 			d.fail("row id")
 			return nil
 		}
+		if sets != nil {
+			sets[i] = uint32(x)
+		}
 		rs = appendRow(rs, int32(x))
+	}
+	if sets != nil {
+		*d.sets = sets
 	}
 	// charge the expansion: rows times the average row size of the table
 	a := array.MakeFromData(dist)

@@ -72,6 +72,9 @@ type seriesCache struct {
 	active      int   // tenants holding entries
 
 	hits, misses, evictions uint64 // since the last stats call
+	// evicted counts every eviction ever: a slot number taken before is
+	// still the same series while it has not changed.
+	evicted uint64
 }
 
 func newSeriesCache(maxBytes int) *seriesCache {
@@ -92,6 +95,20 @@ func (c *seriesCache) get(hash uint64, key []byte) *seriesEntry {
 	}
 	c.misses++
 	return nil
+}
+
+// slot is the slot number of entry e.
+func (c *seriesCache) slot(e *seriesEntry) uint32 {
+	return uint32((uintptr(unsafe.Pointer(e)) - uintptr(unsafe.Pointer(unsafe.SliceData(c.slots)))) / unsafe.Sizeof(*e))
+}
+
+// hit returns the entry in slot s, which get or put returned while
+// c.evicted was what it is now, and counts a hit.
+func (c *seriesCache) hit(s uint32) *seriesEntry {
+	e := &c.slots[s]
+	e.ref = true
+	c.hits++
+	return e
 }
 
 // put adds the series of key with labels (both copied) of tenant, evicting
@@ -187,6 +204,7 @@ func (c *seriesCache) evict(s uint32) {
 	*e = seriesEntry{}
 	c.free = append(c.free, s)
 	c.evictions++
+	c.evicted++
 }
 
 // len is the number of entries.

@@ -17,14 +17,16 @@ import (
 	"github.com/sluice-dev/sluice/schemas"
 )
 
-// processedValue is body (an OTLP metrics request) as a processed record
-// value; ok false when the layout cannot hold it.
-func processedValue(t *testing.T, body []byte) ([]byte, bool) {
+// processedValue is bodies (OTLP metrics requests) as one processed record
+// value; ok false when the layout cannot hold them.
+func processedValue(t *testing.T, bodies ...[]byte) ([]byte, bool) {
 	t.Helper()
 	b := schemas.NewBuilder(otlpwire.Metrics, nil)
 	defer b.Release()
-	if _, err := b.Append(body); err != nil {
-		return nil, false
+	for _, body := range bodies {
+		if _, err := b.Append(body); err != nil {
+			return nil, false
+		}
 	}
 	batch := b.Build()
 	defer batch.Release()
@@ -65,10 +67,12 @@ func (w *twin) requests() []string {
 // tiny enough to evict all the time, and with every key hash colliding)
 // write exactly the requests of one without it, on random data, series
 // seen again in later batches and under other tenants, the batches' Arrow
-// buffers poisoned once released.
+// buffers poisoned once released. One record of three holds its request
+// twice, so that its attribute sets repeat and the translators look its
+// series up per set (translator.memo), evictions happening meanwhile.
 func TestSeriesCacheSameOutput(t *testing.T) {
 	pool := arrowpool.NewPoisoned()
-	var hits, evictions, collisions uint64
+	var hits, evictions, collisions, memoized uint64
 	for seed := range uint64(150) {
 		gen := otlptest.NewGen(seed, otlptest.GenOptions{Unknown: seed%3 == 0})
 		r := gen.Rand()
@@ -97,7 +101,12 @@ func TestSeriesCacheSameOutput(t *testing.T) {
 
 		var values [][]byte
 		for len(values) < 3 {
-			if v, ok := processedValue(t, gen.Request(otlpwire.Metrics)); ok {
+			req := gen.Request(otlpwire.Metrics)
+			bodies := [][]byte{req}
+			if len(values) == 0 {
+				bodies = append(bodies, req)
+			}
+			if v, ok := processedValue(t, bodies...); ok {
 				values = append(values, v)
 			}
 		}
@@ -118,6 +127,7 @@ func TestSeriesCacheSameOutput(t *testing.T) {
 					w.col.tenant(tenant)
 					err = w.tr.translate(b, int32(rec))
 					b.Release()
+					memoized += uint64(w.tr.memo.n)
 					if err != nil {
 						t.Fatalf("seed %d: %v", seed, err)
 					}
@@ -148,8 +158,8 @@ func TestSeriesCacheSameOutput(t *testing.T) {
 		evictions += tiny.tr.cache.evictions
 		collisions += colliding.tr.cache.evictions
 	}
-	t.Logf("%d hits, %d evictions (tiny cache), %d entries replaced by colliding ones", hits, evictions, collisions)
-	if hits == 0 || evictions == 0 || collisions == 0 {
+	t.Logf("%d hits, %d evictions (tiny cache), %d entries replaced by colliding ones, %d series looked up per set", hits, evictions, collisions, memoized)
+	if hits == 0 || evictions == 0 || collisions == 0 || memoized == 0 {
 		t.Fatal("the test did not exercise the cache")
 	}
 }
@@ -347,5 +357,33 @@ func BenchmarkSeriesCacheChurn(b *testing.B) {
 				b.Fatalf("%d evictions, %d of %d bytes", c.evictions, c.bytes, c.maxBytes)
 			}
 		})
+	}
+}
+
+// TestSetMemo: the memo answers as a map does, across growth and resets
+// (nothing of an earlier generation is found again).
+func TestSetMemo(t *testing.T) {
+	var m setMemo
+	r := otlptest.NewGen(3, otlptest.GenOptions{}).Rand()
+	for gen := range 50 {
+		m.reset()
+		want := map[memoKey]uint32{}
+		for range r.IntN(3000) {
+			// few bases and names, so that keys collide on one or two parts
+			k := memoKey{uint64(r.IntN(8)), uint64(r.IntN(8)), uint32(r.IntN(64))}
+			got, ok := m.get(k)
+			w, wok := want[k]
+			if ok != wok || got != w {
+				t.Fatalf("generation %d: get(%v) = %d, %v; want %d, %v", gen, k, got, ok, w, wok)
+			}
+			if !ok {
+				s := uint32(r.IntN(1 << 20))
+				m.put(k, s)
+				want[k] = s
+			}
+		}
+		if m.n != len(want) {
+			t.Fatalf("generation %d: %d entries, want %d", gen, m.n, len(want))
+		}
 	}
 }

@@ -79,6 +79,13 @@ type translator struct {
 	baseID   uint64  // the id of tenant and t.base
 	ckey     []byte  // the cache key of the point in hand
 	lbl      []byte  // its encoded labels, on a miss
+	// The batch's attribute sets (schemas.Batch.ItemAttrSets) and, per
+	// base, name and set, the series cache slot of its series: points of
+	// a set seen before in the batch skip making and comparing the key.
+	// Valid while the cache has evicted nothing since (memoEvicted).
+	sets        []uint32
+	memo        setMemo
+	memoEvicted uint64
 
 	// per batch
 	metrics   []metricInfo
@@ -237,6 +244,12 @@ func (t *translator) translate(b *schemas.Batch, rec int32) error {
 		return err
 	}
 	t.out.rec = rec
+	t.sets = nil
+	if t.cache != nil && len(b.ItemAttrSets) == int(b.Items.NumRows()) {
+		t.sets = b.ItemAttrSets
+		t.memo.reset()
+		t.memoEvicted = t.cache.evicted
+	}
 	nm := int(b.Metrics.NumRows())
 	t.metrics = t.metrics[:0]
 	for m := range nm {
@@ -633,15 +646,25 @@ type pointSeries struct {
 func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) pointSeries {
 	t.arena = t.arena[:0]
 	var hash uint64
+	var mk memoKey
+	if t.sets != nil {
+		if t.memoEvicted != t.cache.evicted {
+			t.memo.reset()
+			t.memoEvicted = t.cache.evicted
+		}
+		mk = memoKey{t.baseID, m.nameID, t.sets[i]}
+		if s, ok := t.memo.get(mk); ok {
+			return t.cached(t.cache.hit(s), list)
+		}
+	}
 	if t.cache != nil {
 		t.ckey = appendPointKey(t.ckey[:0], &c.ptAttrs, i, t.baseID, m.nameID)
 		hash = t.keyHash(t.ckey)
 		if e := t.cache.get(hash, t.ckey); e != nil {
-			labels := e.labels()
-			if list {
-				t.pt = parseLabels(t.pt[:0], labels)
+			if t.sets != nil {
+				t.memo.put(mk, t.cache.slot(e))
 			}
-			return pointSeries{labels, e.lhash, true, &e.memo}
+			return t.cached(e, list)
 		}
 	}
 	// The point's labels: attributes, then the base, sorted and merged.
@@ -662,10 +685,23 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 	lhash := labelsHash(t.lbl)
 	if t.cache != nil {
 		if e := t.cache.put(t.out.cur.tenant, hash, t.ckey, t.lbl, lhash); e != nil {
+			if t.sets != nil && t.memoEvicted == t.cache.evicted {
+				t.memo.put(mk, t.cache.slot(e))
+			}
 			return pointSeries{e.labels(), lhash, true, &e.memo}
 		}
 	}
 	return pointSeries{t.lbl, lhash, false, nil}
+}
+
+// cached is the series of cache entry e; with list set, t.pt holds its
+// labels too (but __name__).
+func (t *translator) cached(e *seriesEntry, list bool) pointSeries {
+	labels := e.labels()
+	if list {
+		t.pt = parseLabels(t.pt[:0], labels)
+	}
+	return pointSeries{labels, e.lhash, true, &e.memo}
 }
 
 // emit adds one sample of series ser.
