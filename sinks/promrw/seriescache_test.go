@@ -8,7 +8,11 @@ import (
 	"testing"
 	"time"
 
+	colmetricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
+	resourcepb "go.opentelemetry.io/proto/otlp/resource/v1"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
@@ -385,5 +389,71 @@ func TestSetMemo(t *testing.T) {
 		if m.n != len(want) {
 			t.Fatalf("generation %d: %d entries, want %d", gen, m.n, len(want))
 		}
+	}
+}
+
+// TestSetMemoLeftOff: in a record whose one attribute set repeats only
+// across resources (every point another series), the memo is left off
+// after its trial; where the set repeats within a resource (4 points a
+// series), it stays on. Either way the requests are those of a translator
+// without the cache.
+func TestSetMemoLeftOff(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		resources int
+		points    int // per resource, each of the same set
+		kept      bool
+	}{{"across", 2 * memoTrial, 1, false}, {"within", memoTrial / 2, 4, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := &colmetricspb.ExportMetricsServiceRequest{}
+			for r := range tc.resources {
+				var pts []*metricspb.NumberDataPoint
+				for p := range tc.points {
+					pts = append(pts, &metricspb.NumberDataPoint{
+						Attributes:   []*commonpb.KeyValue{{Key: "route", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: "/"}}}},
+						TimeUnixNano: uint64(1_700_000_000+p) * 1e9,
+						Value:        &metricspb.NumberDataPoint_AsDouble{AsDouble: float64(r)},
+					})
+				}
+				req.ResourceMetrics = append(req.ResourceMetrics, &metricspb.ResourceMetrics{
+					Resource: &resourcepb.Resource{Attributes: []*commonpb.KeyValue{{Key: "service.name", Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: fmt.Sprint("svc-", r)}}}}},
+					ScopeMetrics: []*metricspb.ScopeMetrics{{Metrics: []*metricspb.Metric{{Name: "up",
+						Data: &metricspb.Metric_Gauge{Gauge: &metricspb.Gauge{DataPoints: pts}}}}}},
+				})
+			}
+			body, err := proto.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			value, ok := processedValue(t, body)
+			if !ok {
+				t.Fatal("not a processed record")
+			}
+			cfg := Config{}
+			cfg.defaults()
+			plain, cached := newTwin(&cfg), newTwin(&cfg)
+			plain.tr.cache = nil
+			for _, w := range []*twin{plain, cached} {
+				b, err := schemas.ReadBatch(value, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if w == cached && len(b.ItemAttrSets) != b.Len() {
+					t.Fatalf("%d sets for %d points", len(b.ItemAttrSets), b.Len())
+				}
+				w.col.tenant("")
+				err = w.tr.translate(b, 0)
+				b.Release()
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if kept := cached.tr.sets != nil; kept != tc.kept {
+				t.Fatalf("memo kept %v after %d lookups, %d hits; want %v", kept, cached.tr.memoTries, cached.tr.memoHits, tc.kept)
+			}
+			if !slices.Equal(plain.requests(), cached.requests()) {
+				t.Fatal("the requests differ from those of a translator without the cache")
+			}
+		})
 	}
 }

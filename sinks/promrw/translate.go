@@ -86,6 +86,8 @@ type translator struct {
 	sets        []uint32
 	memo        setMemo
 	memoEvicted uint64
+	memoTries   int // lookups in the memo this batch
+	memoHits    int
 
 	// per batch
 	metrics   []metricInfo
@@ -249,6 +251,7 @@ func (t *translator) translate(b *schemas.Batch, rec int32) error {
 		t.sets = b.ItemAttrSets
 		t.memo.reset()
 		t.memoEvicted = t.cache.evicted
+		t.memoTries, t.memoHits = 0, 0
 	}
 	nm := int(b.Metrics.NumRows())
 	t.metrics = t.metrics[:0]
@@ -653,8 +656,16 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 			t.memoEvicted = t.cache.evicted
 		}
 		mk = memoKey{t.baseID, m.nameID, t.sets[i]}
+		t.memoTries++
 		if s, ok := t.memo.get(mk); ok {
+			t.memoHits++
 			return t.cached(t.cache.hit(s), list)
+		}
+		if t.memoTries == memoTrial && t.memoHits*8 < memoTrial {
+			// Sets repeat only across series (another resource or
+			// metric each time): the memo would cost a lookup and an
+			// insert per point for nothing.
+			t.sets = nil
 		}
 	}
 	if t.cache != nil {
@@ -693,6 +704,10 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 	}
 	return pointSeries{t.lbl, lhash, false, nil}
 }
+
+// memoTrial is how many lookups of a batch the memo gets to find an
+// eighth of its points' series before it is left off for the batch.
+const memoTrial = 256
 
 // cached is the series of cache entry e; with list set, t.pt holds its
 // labels too (but __name__).
