@@ -392,18 +392,18 @@ func TestSetMemo(t *testing.T) {
 	}
 }
 
-// TestSetMemoLeftOff: in a record whose one attribute set repeats only
-// across resources (every point another series), the memo is left off
-// after its trial; where the set repeats within a resource (4 points a
-// series), it stays on. Either way the requests are those of a translator
-// without the cache.
+// TestSetMemoLeftOff: after a record whose one attribute set repeats only
+// across resources (every point another series), the memo is left off for
+// memoSkipBatches records, then tried again; where the set repeats within
+// a resource (4 points a series), it stays on. Either way the requests are
+// those of a translator without the cache.
 func TestSetMemoLeftOff(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		resources int
 		points    int // per resource, each of the same set
 		kept      bool
-	}{{"across", 2 * memoTrial, 1, false}, {"within", memoTrial / 2, 4, true}} {
+	}{{"across", 300, 1, false}, {"within", 100, 4, true}} {
 		t.Run(tc.name, func(t *testing.T) {
 			req := &colmetricspb.ExportMetricsServiceRequest{}
 			for r := range tc.resources {
@@ -433,26 +433,31 @@ func TestSetMemoLeftOff(t *testing.T) {
 			cfg.defaults()
 			plain, cached := newTwin(&cfg), newTwin(&cfg)
 			plain.tr.cache = nil
-			for _, w := range []*twin{plain, cached} {
-				b, err := schemas.ReadBatch(value, nil)
-				if err != nil {
-					t.Fatal(err)
+			for rec := range memoSkipBatches + 2 {
+				for _, w := range []*twin{plain, cached} {
+					b, err := schemas.ReadBatch(value, nil)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(b.ItemAttrSets) != b.Len() {
+						t.Fatalf("%d sets for %d points", len(b.ItemAttrSets), b.Len())
+					}
+					w.col.reset()
+					w.col.tenant("")
+					err = w.tr.translate(b, 0)
+					b.Release()
+					if err != nil {
+						t.Fatal(err)
+					}
 				}
-				if w == cached && len(b.ItemAttrSets) != b.Len() {
-					t.Fatalf("%d sets for %d points", len(b.ItemAttrSets), b.Len())
+				// on for the first record and, after the skipped ones, the last
+				want := tc.kept || rec == 0 || rec == memoSkipBatches+1
+				if on := cached.tr.sets != nil; on != want {
+					t.Fatalf("record %d: memo on %v (%d lookups, %d hits), want %v", rec, on, cached.tr.memoTries, cached.tr.memoHits, want)
 				}
-				w.col.tenant("")
-				err = w.tr.translate(b, 0)
-				b.Release()
-				if err != nil {
-					t.Fatal(err)
+				if !slices.Equal(plain.requests(), cached.requests()) {
+					t.Fatalf("record %d: the requests differ from those of a translator without the cache", rec)
 				}
-			}
-			if kept := cached.tr.sets != nil; kept != tc.kept {
-				t.Fatalf("memo kept %v after %d lookups, %d hits; want %v", kept, cached.tr.memoTries, cached.tr.memoHits, tc.kept)
-			}
-			if !slices.Equal(plain.requests(), cached.requests()) {
-				t.Fatal("the requests differ from those of a translator without the cache")
 			}
 		})
 	}

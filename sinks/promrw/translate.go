@@ -88,6 +88,7 @@ type translator struct {
 	memoEvicted uint64
 	memoTries   int // lookups in the memo this batch
 	memoHits    int
+	memoSkip    int // batches to go without the memo
 
 	// per batch
 	metrics   []metricInfo
@@ -246,8 +247,16 @@ func (t *translator) translate(b *schemas.Batch, rec int32) error {
 		return err
 	}
 	t.out.rec = rec
+	if t.sets != nil && t.memoTries >= 64 && t.memoHits*8 < t.memoTries {
+		// The last batch's sets repeated mostly across series (another
+		// resource or metric each time): the memo cost a lookup and an
+		// insert per point for little. Leave it off for a while.
+		t.memoSkip = memoSkipBatches
+	}
 	t.sets = nil
-	if t.cache != nil && len(b.ItemAttrSets) == int(b.Items.NumRows()) {
+	if t.memoSkip > 0 {
+		t.memoSkip--
+	} else if t.cache != nil && len(b.ItemAttrSets) == int(b.Items.NumRows()) {
 		t.sets = b.ItemAttrSets
 		t.memo.reset()
 		t.memoEvicted = t.cache.evicted
@@ -661,12 +670,6 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 			t.memoHits++
 			return t.cached(t.cache.hit(s), list)
 		}
-		if t.memoTries == memoTrial && t.memoHits*8 < memoTrial {
-			// Sets repeat only across series (another resource or
-			// metric each time): the memo would cost a lookup and an
-			// insert per point for nothing.
-			t.sets = nil
-		}
 	}
 	if t.cache != nil {
 		t.ckey = appendPointKey(t.ckey[:0], &c.ptAttrs, i, t.baseID, m.nameID)
@@ -705,9 +708,12 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 	return pointSeries{t.lbl, lhash, false, nil}
 }
 
-// memoTrial is how many lookups of a batch the memo gets to find an
-// eighth of its points' series before it is left off for the batch.
-const memoTrial = 256
+// memoSkipBatches is how many batches go without the memo after one where
+// it found fewer than an eighth of the points' series. The points that
+// repeat a series in a batch often come late in it (the second request
+// of a record), so a batch is judged whole, and the next ones are
+// expected to look like it.
+const memoSkipBatches = 15
 
 // cached is the series of cache entry e; with list set, t.pt holds its
 // labels too (but __name__).
