@@ -271,7 +271,7 @@ func validPieces(data []byte, off []int32, from int) bool {
 	return true
 }
 
-func bytesOf[T int32 | int64 | uint64](s []T) []byte {
+func bytesOf[T word](s []T) []byte {
 	if len(s) == 0 {
 		return nil
 	}
@@ -280,7 +280,7 @@ func bytesOf[T int32 | int64 | uint64](s []T) []byte {
 
 // copyBuf is a buffer of the allocator holding a copy of b.
 func copyBuf(mem memory.Allocator, b []byte) *memory.Buffer {
-	buf := newBuf(mem, len(b))
+	buf := newFullBuf(mem, len(b))
 	copy(buf.Bytes(), b)
 	return buf
 }
@@ -372,11 +372,11 @@ func (a *attrTable) newArray() arrow.Array {
 	return arr
 }
 
-// subst is a column of a record built by an attrTable rather than by the
-// record builder.
+// subst is a column of a record built by an attrTable or a batch column
+// (colbuf.go) rather than by the record builder.
 type subst struct {
 	i int
-	a *attrTable
+	a interface{ newArray() arrow.Array }
 }
 
 // newRecord builds the record of rb with the columns in subs replaced.
@@ -391,16 +391,13 @@ func newRecord(rb *array.RecordBuilder, subs ...subst) arrow.RecordBatch {
 		}
 	}()
 	rows := -1
-	for i, fb := range fields {
-		for _, s := range subs {
-			if s.i == i {
-				cols[i] = s.a.newArray()
-				if rows < 0 {
-					rows = cols[i].Len()
-				}
-				break
-			}
+	for _, s := range subs {
+		cols[s.i] = s.a.newArray()
+		if rows < 0 {
+			rows = cols[s.i].Len()
 		}
+	}
+	for i, fb := range fields {
 		if cols[i] == nil {
 			cols[i] = fb.NewArray()
 			rows = cols[i].Len()
