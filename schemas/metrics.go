@@ -328,9 +328,22 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 		attrsNum, exNum, flagsNum = otlpwire.SummaryDataPointAttributes, 0, otlpwire.SummaryDataPointFlags
 	}
 	for i := 0; i < len(p); {
-		f, code := otlpwire.ReadField(p, i)
-		if code != otlpwire.ReadOK {
-			return malformed("data point", f.Num)
+		// The fields of a point nearly all have a one-byte tag and are
+		// fixed64 or short length-delimited (attributes): read those
+		// here rather than in a call to ReadField, which reads them alike.
+		var f otlpwire.Field
+		switch c := p[i]; {
+		case c&7 == byte(otlpwire.WireI64) && c >= 8 && c < 0x80 && len(p)-i >= 9:
+			f = otlpwire.Field{Tag: otlpwire.Tag{Num: otlpwire.FieldNum(c >> 3), Type: otlpwire.WireI64},
+				Val: i + 1, End: i + 9, X: binary.LittleEndian.Uint64(p[i+1 : i+9 : i+9])}
+		case c&7 == byte(otlpwire.WireLen) && c >= 8 && c < 0x80 && i+1 < len(p) && p[i+1] < 0x80 && int(p[i+1]) <= len(p)-i-2:
+			f = otlpwire.Field{Tag: otlpwire.Tag{Num: otlpwire.FieldNum(c >> 3), Type: otlpwire.WireLen},
+				Val: i + 2, End: i + 2 + int(p[i+1])}
+		default:
+			var code otlpwire.ReadErr
+			if f, code = otlpwire.ReadField(p, i); code != otlpwire.ReadOK {
+				return malformed("data point", f.Num)
+			}
 		}
 		ok := true
 		switch {
