@@ -93,6 +93,30 @@ func (a *attrTable) len() int { return len(a.rowValid) }
 //	  AnyValue value = 2;
 //	}
 func (a *attrTable) appendKV(p []byte) error {
+	// The usual encodings first, inline: a key and a string or int value,
+	// each field shorter than 128 bytes (one-byte lengths). The strict pass
+	// takes the general path, which checks the UTF-8 of each string.
+	if len(p) >= 6 && p[0] == keyTag && p[1] < 0x80 && !*a.strict {
+		v := 2 + int(p[1])
+		if v+4 <= len(p) && p[v] == valueTag && p[v+1] < 0x80 && int(p[v+1]) == len(p)-v-2 {
+			switch c, n := p[v+2], p[v+3]; {
+			case c == stringTag && n < 0x80 && int(n) == len(p)-v-4:
+				a.put(ValueString, p[v+4:], nil)
+				a.appendKey(p[2:v])
+				return nil
+			case c == intTag && n < 0x80 && len(p) == v+4:
+				a.ints = append(a.ints, sparse{int32(len(a.typs)), uint64(n)})
+				a.put(ValueInt, nil, nil)
+				a.appendKey(p[2:v])
+				return nil
+			case c == intTag && n >= 0x80 && len(p) == v+5 && p[v+4] < 0x80:
+				a.ints = append(a.ints, sparse{int32(len(a.typs)), uint64(n&0x7f) | uint64(p[v+4])<<7})
+				a.put(ValueInt, nil, nil)
+				a.appendKey(p[2:v])
+				return nil
+			}
+		}
+	}
 	key, val, usual := splitKV(p)
 	hasVal := usual
 	for i := 0; !usual && i < len(p); {
@@ -122,9 +146,28 @@ func (a *attrTable) appendKV(p []byte) error {
 	} else {
 		a.put(ValueNone, nil, nil)
 	}
-	a.keyData = append(a.keyData, key...)
-	a.keyOff = append(a.keyOff, int32(len(a.keyData)))
+	a.appendKey(key)
 	return nil
+}
+
+// appendKey ends the entry whose value was just put with its key.
+func (a *attrTable) appendKey(key []byte) {
+	a.keyData = appendShort(a.keyData, key)
+	a.keyOff = append(a.keyOff, int32(len(a.keyData)))
+}
+
+// appendShort is append(dst, src...) for the short strings of attributes:
+// when src is at most 32 bytes and both dst's capacity and src's (the rest
+// of the request) extend 32 bytes past their starts, it copies 32 bytes
+// with two vector moves instead of calling memmove; the bytes past src's
+// end land beyond len(dst), where later appends overwrite them.
+func appendShort(dst, src []byte) []byte {
+	n := len(dst)
+	if len(src) <= 32 && cap(src) >= 32 && cap(dst)-n >= 32 {
+		*(*[32]byte)(dst[n : n+32]) = *(*[32]byte)(src[:32])
+		return dst[:n+len(src)]
+	}
+	return append(dst, src...)
 }
 
 // splitKV returns the key and value of a KeyValue in its usual encoding:
@@ -146,12 +189,13 @@ const (
 	keyTag    = byte(otlpwire.KeyValueKey)<<3 | byte(otlpwire.WireLen)
 	valueTag  = byte(otlpwire.KeyValueValue)<<3 | byte(otlpwire.WireLen)
 	stringTag = byte(otlpwire.AnyValueStringValue)<<3 | byte(otlpwire.WireLen)
+	intTag    = byte(otlpwire.AnyValueIntValue)<<3 | byte(otlpwire.WireVarint)
 )
 
 // put appends one value of type typ with string str or bytes by.
 func (a *attrTable) put(typ uint8, str, by []byte) {
 	a.typs = append(a.typs, typ)
-	a.strData = append(a.strData, str...)
+	a.strData = appendShort(a.strData, str)
 	a.strOff = append(a.strOff, int32(len(a.strData)))
 	if len(a.byOff) > 1 || len(by) > 0 {
 		if len(a.byOff) < len(a.typs) {
@@ -271,7 +315,7 @@ func validPieces(data []byte, off []int32, from int) bool {
 	return true
 }
 
-func bytesOf[T int32 | int64 | uint64](s []T) []byte {
+func bytesOf[T word](s []T) []byte {
 	if len(s) == 0 {
 		return nil
 	}
@@ -280,7 +324,7 @@ func bytesOf[T int32 | int64 | uint64](s []T) []byte {
 
 // copyBuf is a buffer of the allocator holding a copy of b.
 func copyBuf(mem memory.Allocator, b []byte) *memory.Buffer {
-	buf := newBuf(mem, len(b))
+	buf := newFullBuf(mem, len(b))
 	copy(buf.Bytes(), b)
 	return buf
 }
@@ -372,11 +416,11 @@ func (a *attrTable) newArray() arrow.Array {
 	return arr
 }
 
-// subst is a column of a record built by an attrTable rather than by the
-// record builder.
+// subst is a column of a record built by an attrTable or a batch column
+// (colbuf.go) rather than by the record builder.
 type subst struct {
 	i int
-	a *attrTable
+	a interface{ newArray() arrow.Array }
 }
 
 // newRecord builds the record of rb with the columns in subs replaced.
@@ -391,16 +435,13 @@ func newRecord(rb *array.RecordBuilder, subs ...subst) arrow.RecordBatch {
 		}
 	}()
 	rows := -1
-	for i, fb := range fields {
-		for _, s := range subs {
-			if s.i == i {
-				cols[i] = s.a.newArray()
-				if rows < 0 {
-					rows = cols[i].Len()
-				}
-				break
-			}
+	for _, s := range subs {
+		cols[s.i] = s.a.newArray()
+		if rows < 0 {
+			rows = cols[s.i].Len()
 		}
+	}
+	for i, fb := range fields {
 		if cols[i] == nil {
 			cols[i] = fb.NewArray()
 			rows = cols[i].Len()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 func kvs(kv ...string) []*common.KeyValue {
@@ -51,6 +52,40 @@ func BenchmarkDecode(b *testing.B) {
 			report(b, c.Items)
 		})
 	}
+	b.Run("k8s-load", benchDecodeK8sLoad)
+}
+
+// benchDecodeK8sLoad decodes what a worker reads under the end-to-end load
+// (otlptest.K8sLoad, defaults: 100 pods x 100 gauge series, requests of
+// 1,000 points): the 10 requests of one step appended to one batch.
+func benchDecodeK8sLoad(b *testing.B) {
+	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var reqs [][]byte
+	size, items := 0, 0
+	for j := range l.RequestsPerStep() {
+		r := l.Request(nil, j)
+		reqs = append(reqs, r)
+		size += len(r)
+		items += l.PerRequest()
+	}
+	bld := NewBuilder(otlpwire.Metrics, arrowpool.New())
+	defer bld.Release()
+	b.SetBytes(int64(size))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		for _, r := range reqs {
+			if _, err := bld.Append(r); err != nil {
+				b.Fatal(err)
+			}
+		}
+		bld.Build().Release()
+	}
+	report(b, items)
+	b.ReportMetric(b.Elapsed().Seconds()*1e9/(float64(b.N)*float64(items)), "ns/item")
 }
 
 func BenchmarkToOTLP(b *testing.B) {

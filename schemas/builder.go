@@ -210,7 +210,7 @@ func (b *Builder) Build() *Batch {
 	switch b.sig {
 	case otlpwire.Metrics:
 		bt.Metrics = newRecord(b.met.rb, subst{MetMetadata, &b.met.metadata})
-		bt.Items = newRecord(b.pts.rb, subst{PtAttributes, &b.pts.attrs})
+		bt.Items = newRecord(b.pts.rb, b.pts.columns()...)
 	case otlpwire.Logs:
 		bt.Items = newRecord(b.logs.rb, subst{LogAttributes, &b.logs.attrs})
 	default:

@@ -1,8 +1,12 @@
 package schemas
 
 import (
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 )
 
 // Column buffers: rows are collected in plain Go slices while a request is
@@ -158,4 +162,186 @@ func appendBins(b *array.BinaryBuilder, v [][]byte, hint *int) {
 	}
 	b.AppendValues(v, nil)
 	*hint = b.DataLen()
+}
+
+// Batch columns: the fixed-width and binary columns of the data points are
+// collected in plain Go slices for a whole batch (kept for the next one)
+// and become Arrow arrays at Build, with one copy into a buffer of the
+// allocator that is not cleared first, rather than going through Arrow
+// builders (which clear every buffer they grow and copy on each growth). A
+// column whose values are all the same so far (a field the points do not
+// use: a gauge's count, a histogram's value) only counts them.
+
+// word is what a batch column holds: the bits of its values (float64
+// columns hold math.Float64bits, so that -0 and NaNs stay exact).
+type word interface {
+	~uint8 | ~int32 | ~uint32 | ~int64 | ~uint64 | ~bool
+}
+
+// runCol is a non-nullable fixed-width batch column.
+type runCol[T word] struct {
+	mem   memory.Allocator
+	typ   arrow.DataType
+	v     []T // the rows, once mixed
+	first T
+	n     int
+	mixed bool // v holds the rows; else all n rows are first
+}
+
+func newRunCol[T word](mem memory.Allocator, typ arrow.DataType) runCol[T] {
+	return runCol[T]{mem: mem, typ: typ}
+}
+
+func (c *runCol[T]) add(x T) {
+	if !c.mixed {
+		if c.n == 0 {
+			c.first = x
+		}
+		if x == c.first {
+			c.n++
+			return
+		}
+		c.spill()
+	}
+	c.v = append(c.v, x)
+	c.n++
+}
+
+// spill writes out the run of equal values.
+func (c *runCol[T]) spill() {
+	c.v = c.v[:0]
+	for range c.n {
+		c.v = append(c.v, c.first)
+	}
+	c.mixed = true
+}
+
+func (c *runCol[T]) reset() {
+	c.v, c.n, c.mixed = c.v[:0], 0, false
+	var zero T
+	c.first = zero
+}
+
+// buf is a buffer of the allocator holding the values.
+func (c *runCol[T]) buf() *memory.Buffer {
+	var zero T
+	size := int(unsafe.Sizeof(zero))
+	b := newFullBuf(c.mem, c.n*size)
+	dst := castBytes[T](b.Bytes())[:c.n]
+	if c.mixed {
+		copy(dst, c.v)
+	} else {
+		for i := range dst {
+			dst[i] = c.first
+		}
+	}
+	return b
+}
+
+// newArray returns the column of the rows added since the last call and
+// starts a new one.
+func (c *runCol[T]) newArray() arrow.Array {
+	b := c.buf()
+	d := array.NewData(c.typ, c.n, []*memory.Buffer{nil, b}, nil, 0, 0)
+	b.Release()
+	c.reset()
+	a := array.MakeFromData(d)
+	d.Release()
+	return a
+}
+
+// optCol is a nullable fixed-width batch column: the values (those under
+// nulls kept, as Arrow builders keep them) and their validity.
+type optCol[T word] struct {
+	v     runCol[T]
+	valid runCol[bool]
+}
+
+func newOptCol[T word](mem memory.Allocator, typ arrow.DataType) optCol[T] {
+	return optCol[T]{v: newRunCol[T](mem, typ), valid: newRunCol[bool](mem, arrow.FixedWidthTypes.Boolean)}
+}
+
+func (c *optCol[T]) add(x T, ok bool) {
+	c.v.add(x)
+	c.valid.add(ok)
+}
+
+func (c *optCol[T]) newArray() arrow.Array {
+	n := c.v.n
+	var validity *memory.Buffer
+	nulls := 0
+	switch {
+	case !c.valid.mixed && (n == 0 || c.valid.first):
+	case !c.valid.mixed:
+		validity, nulls = newBuf(c.v.mem, int(bitutil.BytesForBits(int64(n)))), n
+	default:
+		validity = newFullBuf(c.v.mem, int(bitutil.BytesForBits(int64(n))))
+		bm := validity.Bytes()
+		clear(bm)
+		for i, ok := range c.valid.v {
+			if ok {
+				bitutil.SetBit(bm, i)
+			} else {
+				nulls++
+			}
+		}
+	}
+	b := c.v.buf()
+	d := array.NewData(c.v.typ, n, []*memory.Buffer{validity, b}, nil, nulls, 0)
+	b.Release()
+	if validity != nil {
+		validity.Release()
+	}
+	c.v.reset()
+	c.valid.reset()
+	a := array.MakeFromData(d)
+	d.Release()
+	return a
+}
+
+// binCol is a non-nullable binary or string batch column. Values are
+// copied in, so they need not outlive the Append that adds them.
+type binCol struct {
+	mem   memory.Allocator
+	typ   arrow.DataType
+	off   []int32 // n+1 offsets, once mixed
+	data  []byte
+	n     int
+	mixed bool // off holds the offsets; else all n values are empty
+}
+
+func newBinCol(mem memory.Allocator, typ arrow.DataType) binCol {
+	return binCol{mem: mem, typ: typ}
+}
+
+func (c *binCol) add(x []byte) {
+	if !c.mixed {
+		if len(x) == 0 {
+			c.n++
+			return
+		}
+		c.off = c.off[:0]
+		for range c.n + 1 {
+			c.off = append(c.off, 0)
+		}
+		c.mixed = true
+	}
+	c.data = append(c.data, x...)
+	c.off = append(c.off, int32(len(c.data)))
+	c.n++
+}
+
+func (c *binCol) newArray() arrow.Array {
+	ob := newBuf(c.mem, 4*(c.n+1))
+	if c.mixed {
+		copy(ob.Bytes(), bytesOf(c.off))
+	}
+	db := copyBuf(c.mem, c.data)
+	d := array.NewData(c.typ, c.n, []*memory.Buffer{nil, ob, db}, nil, 0, 0)
+	ob.Release()
+	db.Release()
+	c.off, c.data, c.n, c.mixed = c.off[:0], c.data[:0], 0, false
+	a := array.MakeFromData(d)
+	d.Release()
+	return a
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"math"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
@@ -43,12 +44,15 @@ func newMetricBuilder(mem memory.Allocator, strict *bool) *metricBuilder {
 	}
 }
 
+// pointBuilder builds the data points table. The fixed-width and binary
+// columns are batch columns (see colbuf.go), built at Build by newRecord;
+// the list columns go through Arrow builders.
 type pointBuilder struct {
 	rb                            *array.RecordBuilder
-	resourceID, scopeID, metricID bufCol[uint32]
-	start, time                   bufCol[uint64]
+	resourceID, scopeID, metricID runCol[uint32]
+	start, time                   runCol[uint64]
 	attrs                         attrTable
-	flags                         bufCol[uint32]
+	flags                         runCol[uint32]
 	exemplars                     bufList
 	ex                            *array.StructBuilder
 	exTime                        *array.Uint64Builder
@@ -56,36 +60,37 @@ type pointBuilder struct {
 	exDouble                      *array.Float64Builder
 	exSpan, exTrace               *array.BinaryBuilder
 	exAttrs                       attrBuilder
-	intValue                      bufOpt[int64]
-	doubleValue                   bufOpt[float64]
-	count                         bufCol[uint64]
-	sum, min, max                 bufOpt[float64]
+	intValue                      optCol[int64]
+	doubleValue                   optCol[uint64] // float64 bits, as in the other float64 columns
+	count                         runCol[uint64]
+	sum, min, max                 optCol[uint64]
 	bucketCounts                  bufList
 	bucketCountsV                 *array.Uint64Builder
 	bounds                        bufList
 	boundsV                       *array.Float64Builder
-	scale                         bufCol[int32]
-	zeroCount                     bufCol[uint64]
-	zeroThreshold                 bufCol[float64]
-	posOffset, negOffset          bufOpt[int32]
+	scale                         runCol[int32]
+	zeroCount                     runCol[uint64]
+	zeroThreshold                 runCol[uint64]
+	posOffset, negOffset          optCol[int32]
 	posCounts, negCounts          bufList
 	posCountsV, negCountsV        *array.Uint64Builder
 	quantiles                     bufList
 	q                             *array.StructBuilder
 	qQuantile, qValue             *array.Float64Builder
-	extra                         bufBin
+	extra                         binCol
 }
 
 func newPointBuilder(mem memory.Allocator, strict *bool) *pointBuilder {
 	rb := array.NewRecordBuilder(mem, DataPointsSchema)
+	typ := func(i int) arrow.DataType { return DataPointsSchema.Field(i).Type }
 	p := &pointBuilder{rb: rb}
-	p.resourceID = newBufCol[uint32](rb.Field(PtResourceID))
-	p.scopeID = newBufCol[uint32](rb.Field(PtScopeID))
-	p.metricID = newBufCol[uint32](rb.Field(PtMetricID))
-	p.start = newBufCol[uint64](rb.Field(PtStartTimeUnixNano))
-	p.time = newBufCol[uint64](rb.Field(PtTimeUnixNano))
+	p.resourceID = newRunCol[uint32](mem, typ(PtResourceID))
+	p.scopeID = newRunCol[uint32](mem, typ(PtScopeID))
+	p.metricID = newRunCol[uint32](mem, typ(PtMetricID))
+	p.start = newRunCol[uint64](mem, typ(PtStartTimeUnixNano))
+	p.time = newRunCol[uint64](mem, typ(PtTimeUnixNano))
 	p.attrs = newAttrTable(strict, mem)
-	p.flags = newBufCol[uint32](rb.Field(PtFlags))
+	p.flags = newRunCol[uint32](mem, typ(PtFlags))
 	p.exemplars = newBufList(rb.Field(PtExemplars))
 	p.ex = p.exemplars.vb.(*array.StructBuilder)
 	p.exTime = p.ex.FieldBuilder(ExTimeUnixNano).(*array.Uint64Builder)
@@ -94,31 +99,43 @@ func newPointBuilder(mem memory.Allocator, strict *bool) *pointBuilder {
 	p.exSpan = p.ex.FieldBuilder(ExSpanID).(*array.BinaryBuilder)
 	p.exTrace = p.ex.FieldBuilder(ExTraceID).(*array.BinaryBuilder)
 	p.exAttrs = newAttrBuilder(p.ex.FieldBuilder(ExFilteredAttributes))
-	p.intValue = newBufOpt[int64](rb.Field(PtIntValue))
-	p.doubleValue = newBufOpt[float64](rb.Field(PtDoubleValue))
-	p.count = newBufCol[uint64](rb.Field(PtCount))
-	p.sum = newBufOpt[float64](rb.Field(PtSum))
-	p.min = newBufOpt[float64](rb.Field(PtMin))
-	p.max = newBufOpt[float64](rb.Field(PtMax))
+	p.intValue = newOptCol[int64](mem, typ(PtIntValue))
+	p.doubleValue = newOptCol[uint64](mem, typ(PtDoubleValue))
+	p.count = newRunCol[uint64](mem, typ(PtCount))
+	p.sum = newOptCol[uint64](mem, typ(PtSum))
+	p.min = newOptCol[uint64](mem, typ(PtMin))
+	p.max = newOptCol[uint64](mem, typ(PtMax))
 	p.bucketCounts = newBufList(rb.Field(PtBucketCounts))
 	p.bucketCountsV = p.bucketCounts.vb.(*array.Uint64Builder)
 	p.bounds = newBufList(rb.Field(PtExplicitBounds))
 	p.boundsV = p.bounds.vb.(*array.Float64Builder)
-	p.scale = newBufCol[int32](rb.Field(PtScale))
-	p.zeroCount = newBufCol[uint64](rb.Field(PtZeroCount))
-	p.zeroThreshold = newBufCol[float64](rb.Field(PtZeroThreshold))
-	p.posOffset = newBufOpt[int32](rb.Field(PtPositiveOffset))
+	p.scale = newRunCol[int32](mem, typ(PtScale))
+	p.zeroCount = newRunCol[uint64](mem, typ(PtZeroCount))
+	p.zeroThreshold = newRunCol[uint64](mem, typ(PtZeroThreshold))
+	p.posOffset = newOptCol[int32](mem, typ(PtPositiveOffset))
 	p.posCounts = newBufList(rb.Field(PtPositiveBucketCounts))
 	p.posCountsV = p.posCounts.vb.(*array.Uint64Builder)
-	p.negOffset = newBufOpt[int32](rb.Field(PtNegativeOffset))
+	p.negOffset = newOptCol[int32](mem, typ(PtNegativeOffset))
 	p.negCounts = newBufList(rb.Field(PtNegativeBucketCounts))
 	p.negCountsV = p.negCounts.vb.(*array.Uint64Builder)
 	p.quantiles = newBufList(rb.Field(PtQuantileValues))
 	p.q = p.quantiles.vb.(*array.StructBuilder)
 	p.qQuantile = p.q.FieldBuilder(0).(*array.Float64Builder)
 	p.qValue = p.q.FieldBuilder(1).(*array.Float64Builder)
-	p.extra = newBufBin(rb.Field(PtExtra))
+	p.extra = newBinCol(mem, typ(PtExtra))
 	return p
+}
+
+// columns are the columns built outside the record builder.
+func (t *pointBuilder) columns() []subst {
+	return []subst{
+		{PtResourceID, &t.resourceID}, {PtScopeID, &t.scopeID}, {PtMetricID, &t.metricID},
+		{PtStartTimeUnixNano, &t.start}, {PtTimeUnixNano, &t.time}, {PtAttributes, &t.attrs},
+		{PtFlags, &t.flags}, {PtIntValue, &t.intValue}, {PtDoubleValue, &t.doubleValue},
+		{PtCount, &t.count}, {PtSum, &t.sum}, {PtMin, &t.min}, {PtMax, &t.max},
+		{PtScale, &t.scale}, {PtZeroCount, &t.zeroCount}, {PtZeroThreshold, &t.zeroThreshold},
+		{PtPositiveOffset, &t.posOffset}, {PtNegativeOffset, &t.negOffset}, {PtExtra, &t.extra},
+	}
 }
 
 // metric decodes one Metric; its points go to the points table, then its row
@@ -265,7 +282,7 @@ type pointVals struct {
 	flags                         uint32
 	scale                         int32
 	intV                          int64
-	doubleV, sum, min, max, zt    float64
+	doubleV, sum, min, max, zt    uint64 // float64 bits
 	hasInt, hasDouble             bool
 	hasSum, hasMin, hasMax        bool
 	posParts, negParts            int
@@ -311,9 +328,22 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 		attrsNum, exNum, flagsNum = otlpwire.SummaryDataPointAttributes, 0, otlpwire.SummaryDataPointFlags
 	}
 	for i := 0; i < len(p); {
-		f, code := otlpwire.ReadField(p, i)
-		if code != otlpwire.ReadOK {
-			return malformed("data point", f.Num)
+		// The fields of a point nearly all have a one-byte tag and are
+		// fixed64 or short length-delimited (attributes): read those
+		// here rather than in a call to ReadField, which reads them alike.
+		var f otlpwire.Field
+		switch c := p[i]; {
+		case c&7 == byte(otlpwire.WireI64) && c >= 8 && c < 0x80 && len(p)-i >= 9:
+			f = otlpwire.Field{Tag: otlpwire.Tag{Num: otlpwire.FieldNum(c >> 3), Type: otlpwire.WireI64},
+				Val: i + 1, End: i + 9, X: binary.LittleEndian.Uint64(p[i+1 : i+9 : i+9])}
+		case c&7 == byte(otlpwire.WireLen) && c >= 8 && c < 0x80 && i+1 < len(p) && p[i+1] < 0x80 && int(p[i+1]) <= len(p)-i-2:
+			f = otlpwire.Field{Tag: otlpwire.Tag{Num: otlpwire.FieldNum(c >> 3), Type: otlpwire.WireLen},
+				Val: i + 2, End: i + 2 + int(p[i+1])}
+		default:
+			var code otlpwire.ReadErr
+			if f, code = otlpwire.ReadField(p, i); code != otlpwire.ReadOK {
+				return malformed("data point", f.Num)
+			}
 		}
 		ok := true
 		switch {
@@ -372,7 +402,7 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 	t.zeroThreshold.add(v.zt)
 	t.posOffset.add(v.posOffset, v.posParts > 0)
 	t.negOffset.add(v.negOffset, v.negParts > 0)
-	t.extra.add(b.stable(b.itemExtra))
+	t.extra.add(b.itemExtra)
 	b.items++
 	return nil
 }
@@ -413,7 +443,7 @@ func appendOptFloat(b *array.Float64Builder, v float64, ok bool) {
 func numberField(v *pointVals, f otlpwire.Field) bool {
 	switch {
 	case f.Num == otlpwire.NumberDataPointAsDouble && f.Type == otlpwire.WireI64:
-		v.doubleV, v.hasDouble, v.hasInt = math.Float64frombits(f.X), true, false
+		v.doubleV, v.hasDouble, v.hasInt = f.X, true, false
 	case f.Num == otlpwire.NumberDataPointAsInt && f.Type == otlpwire.WireI64:
 		v.intV, v.hasInt, v.hasDouble = int64(f.X), true, false
 	default:
@@ -438,11 +468,11 @@ func (b *Builder) histField(v *pointVals, f otlpwire.Field, p []byte) (bool, err
 	case f.Num == otlpwire.HistogramDataPointCount && f.Type == otlpwire.WireI64:
 		v.count = f.X
 	case f.Num == otlpwire.HistogramDataPointSum && f.Type == otlpwire.WireI64:
-		v.sum, v.hasSum = math.Float64frombits(f.X), true
+		v.sum, v.hasSum = f.X, true
 	case f.Num == otlpwire.HistogramDataPointMin && f.Type == otlpwire.WireI64:
-		v.min, v.hasMin = math.Float64frombits(f.X), true
+		v.min, v.hasMin = f.X, true
 	case f.Num == otlpwire.HistogramDataPointMax && f.Type == otlpwire.WireI64:
-		v.max, v.hasMax = math.Float64frombits(f.X), true
+		v.max, v.hasMax = f.X, true
 	case f.Num == otlpwire.HistogramDataPointBucketCounts && f.Type == otlpwire.WireI64:
 		t.bucketCountsV.Append(f.X)
 	case f.Num == otlpwire.HistogramDataPointBucketCounts && f.Type == otlpwire.WireLen:
@@ -489,17 +519,17 @@ func (b *Builder) expField(v *pointVals, f otlpwire.Field, p []byte) (bool, erro
 	case f.Num == otlpwire.ExponentialHistogramDataPointCount && f.Type == otlpwire.WireI64:
 		v.count = f.X
 	case f.Num == otlpwire.ExponentialHistogramDataPointSum && f.Type == otlpwire.WireI64:
-		v.sum, v.hasSum = math.Float64frombits(f.X), true
+		v.sum, v.hasSum = f.X, true
 	case f.Num == otlpwire.ExponentialHistogramDataPointMin && f.Type == otlpwire.WireI64:
-		v.min, v.hasMin = math.Float64frombits(f.X), true
+		v.min, v.hasMin = f.X, true
 	case f.Num == otlpwire.ExponentialHistogramDataPointMax && f.Type == otlpwire.WireI64:
-		v.max, v.hasMax = math.Float64frombits(f.X), true
+		v.max, v.hasMax = f.X, true
 	case f.Num == otlpwire.ExponentialHistogramDataPointScale && f.Type == otlpwire.WireVarint:
 		v.scale = sint32(f.X)
 	case f.Num == otlpwire.ExponentialHistogramDataPointZeroCount && f.Type == otlpwire.WireI64:
 		v.zeroCount = f.X
 	case f.Num == otlpwire.ExponentialHistogramDataPointZeroThreshold && f.Type == otlpwire.WireI64:
-		v.zt = math.Float64frombits(f.X)
+		v.zt = f.X
 	case f.Num == otlpwire.ExponentialHistogramDataPointPositive && f.Type == otlpwire.WireLen:
 		v.posParts++
 		return true, buckets(p[f.Val:f.End], &v.posOffset, t.posCountsV)
@@ -565,7 +595,7 @@ func (b *Builder) summaryField(v *pointVals, f otlpwire.Field, p []byte) (bool, 
 	case f.Num == otlpwire.SummaryDataPointCount && f.Type == otlpwire.WireI64:
 		v.count = f.X
 	case f.Num == otlpwire.SummaryDataPointSum && f.Type == otlpwire.WireI64:
-		v.sum = math.Float64frombits(f.X)
+		v.sum = f.X
 	case f.Num == otlpwire.SummaryDataPointQuantileValues && f.Type == otlpwire.WireLen:
 		q := p[f.Val:f.End]
 		var qv, vv float64
@@ -648,30 +678,11 @@ func (b *Builder) exemplar(p []byte) error {
 }
 
 func (t *pointBuilder) flush() {
-	t.attrs.flush()
 	t.exAttrs.flush()
-	t.resourceID.flush()
-	t.scopeID.flush()
-	t.metricID.flush()
-	t.start.flush()
-	t.time.flush()
-	t.flags.flush()
 	t.exemplars.flush()
-	t.intValue.flush()
-	t.doubleValue.flush()
-	t.count.flush()
-	t.sum.flush()
-	t.min.flush()
-	t.max.flush()
 	t.bucketCounts.flush()
 	t.bounds.flush()
-	t.scale.flush()
-	t.zeroCount.flush()
-	t.zeroThreshold.flush()
-	t.posOffset.flush()
 	t.posCounts.flush()
-	t.negOffset.flush()
 	t.negCounts.flush()
 	t.quantiles.flush()
-	t.extra.flush()
 }
