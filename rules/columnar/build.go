@@ -14,26 +14,30 @@ import (
 // the common case of items that all stay under their parents keeps the
 // input's parent tables and skips the plan, then writes the tables
 // (parentTables in build_tables.go, itemsTable in build_items.go).
+//
+// The plan's slices (pp, ip, sel and the counts) are st's, reused from
+// batch to batch.
 func (st *state) build() (*schemas.Batch, error) {
-	var pp parents
-	if err := st.parentLinks(&pp); err != nil {
+	pp := &st.pp
+	pp.reset()
+	if err := st.parentLinks(pp); err != nil {
 		return nil, err
 	}
 	sel := st.keptRows()
 	var ip itemParents
 	structural := false
 	if !st.keepsParents() {
-		ip = st.remapItems(&pp, sel)
-		st.countItems(&pp, &ip)
+		ip = st.remapItems(pp, sel)
+		st.countItems(pp, &ip)
 		structural = pp.prune()
 	}
 	out := &schemas.Batch{Signal: st.b.Signal}
-	if err := st.parentTables(out, &pp, structural); err != nil {
+	if err := st.parentTables(out, pp, structural); err != nil {
 		out.Release()
 		return nil, err
 	}
 	if structural {
-		ip.renumber(&pp)
+		ip.renumber(pp)
 	}
 	items, err := st.itemsTable(sel, &ip, structural)
 	if err != nil {
@@ -62,6 +66,13 @@ type level struct {
 
 func (l *level) total() int { return l.n + len(l.src) }
 
+// reset empties l, keeping its slices.
+func (l *level) reset() {
+	l.n = 0
+	l.src, l.up, l.rows = l.src[:0], l.up[:0], l.rows[:0]
+	l.had, l.has, l.out = nil, nil, l.out[:0]
+}
+
 // parents is the plan of the output's parent tables.
 type parents struct {
 	res, scope, met  level
@@ -70,6 +81,18 @@ type parents struct {
 	// metrics: the items' metric_id and the input metrics' name and unit.
 	metricID       *array.Uint32
 	inName, inUnit *array.String
+}
+
+// reset empties pp, keeping its slices.
+func (pp *parents) reset() {
+	pp.res.reset()
+	pp.scope.reset()
+	pp.met.reset()
+	pp.metRes = pp.metRes[:0]
+	clear(pp.metName)
+	clear(pp.metUnit)
+	pp.metName, pp.metUnit = pp.metName[:0], pp.metUnit[:0]
+	pp.metricID, pp.inName, pp.inUnit = nil, nil, nil
 }
 
 // itemParents are the kept items' resource, scope and metric rows: before
@@ -87,7 +110,7 @@ func (st *state) parentLinks(pp *parents) error {
 	if err != nil {
 		return err
 	}
-	pp.scope.up = make([]int32, pp.scope.n)
+	pp.scope.up = resize(pp.scope.up, pp.scope.n)
 	for s := range pp.scope.n {
 		r := sRes.Value(s)
 		if int(r) >= pp.res.n {
@@ -120,7 +143,7 @@ func (st *state) metricLinks(pp *parents) error {
 	if pp.inUnit, err = column[*array.String](b.Metrics, schemas.MetUnit, "metrics"); err != nil {
 		return err
 	}
-	pp.met.up, pp.metRes = make([]int32, nMet), make([]int32, nMet)
+	pp.met.up, pp.metRes = resize(pp.met.up, nMet), resize(pp.metRes, nMet)
 	for m := range nMet {
 		s := mScope.Value(m)
 		if int(s) >= pp.scope.n {
@@ -152,12 +175,13 @@ func (st *state) keepsParents() bool {
 
 // keptRows returns the item rows that are not dropped, in order.
 func (st *state) keptRows() []int32 {
-	sel := make([]int32, 0, st.n)
+	sel := resize(st.sel, st.n)[:0]
 	for i := 0; i < st.n; i++ {
 		if !st.drop[i] {
 			sel = append(sel, int32(i))
 		}
 	}
+	st.sel = sel
 	return sel
 }
 
@@ -175,16 +199,22 @@ func (st *state) patchAt(i int32) *patch {
 // whose metric name or unit the rules changed, moves to a copy of its
 // metric (remap).
 func (st *state) remapItems(pp *parents, sel []int32) itemParents {
-	pp.res.src = make([]int32, len(st.newRes))
+	pp.res.src = resize(pp.res.src, len(st.newRes))
 	for k := range st.newRes {
 		pp.res.src[k] = int32(st.newRes[k].orig)
 	}
-	ip := itemParents{res: make([]int32, len(sel)), scope: make([]int32, len(sel))}
+	ip := itemParents{res: resize(st.ip.res, len(sel)), scope: resize(st.ip.scope, len(sel))}
 	metrics := st.sig == otlpwire.Metrics
 	if metrics {
-		ip.met = make([]int32, len(sel))
+		ip.met = resize(st.ip.met, len(sel))
 	}
-	rm := remap{pp: pp, scopeBy: map[[2]int32]int32{}, metBy: map[metricKey]int32{}}
+	st.ip = ip
+	if st.scopeBy == nil {
+		st.scopeBy, st.metBy = map[[2]int32]int32{}, map[metricKey]int32{}
+	}
+	clear(st.scopeBy)
+	clear(st.metBy)
+	rm := remap{pp: pp, scopeBy: st.scopeBy, metBy: st.metBy}
 	for k, i := range sel {
 		r, s := int32(st.resID.Value(int(i))), int32(st.scopeID.Value(int(i)))
 		p := st.patchAt(i)
@@ -258,8 +288,11 @@ func (rm *remap) metric(i int, p *patch, s, scope, res int32) int32 {
 // countItems counts the items of each parent row: in the input all items,
 // in the output the kept ones under their rows before pruning (ip).
 func (st *state) countItems(pp *parents, ip *itemParents) {
-	had := make([]int32, pp.res.n+pp.scope.n+pp.met.n)
-	has := make([]int32, pp.res.total()+pp.scope.total()+pp.met.total())
+	had := resize(st.had, pp.res.n+pp.scope.n+pp.met.n)
+	has := resize(st.has, pp.res.total()+pp.scope.total()+pp.met.total())
+	st.had, st.has = had, has
+	clear(had)
+	clear(has)
 	for _, l := range [...]*level{&pp.res, &pp.scope, &pp.met} {
 		l.had, had = had[:l.n:l.n], had[l.n:]
 		l.has, has = has[:l.total():l.total()], has[l.total():]
@@ -297,8 +330,8 @@ func (pp *parents) prune() bool {
 // parent that arrived without items stays: the rules did not empty it.
 func (l *level) prune(upOut []int32) (gone bool) {
 	tot := l.total()
-	l.out = make([]int32, tot)
-	l.rows = make([]int32, 0, tot)
+	l.out = resize(l.out, tot)
+	l.rows = resize(l.rows, tot)[:0]
 	for r := range tot {
 		if l.up != nil && upOut[l.up[r]] < 0 || r < l.n && l.had[r] > 0 && l.has[r] == 0 {
 			l.out[r] = -1

@@ -29,7 +29,8 @@ func (st *state) itemsTable(sel []int32, ip *itemParents, structural bool) (arro
 		releaseAll(cols)
 		return nil, err
 	}
-	return table(mem, it, cols, runs(nil, sel), len(sel))
+	st.runs = runs(st.runs, sel)
+	return table(mem, it, cols, st.runs, len(sel))
 }
 
 // changedFields is the union of what the patches changed (the ch* bits).

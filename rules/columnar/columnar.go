@@ -159,7 +159,7 @@ func (e *Engine) Version() string { return e.set.Version() }
 // counts them); Apply fails only on a batch that does not have the schemas
 // layout.
 func (e *Engine) Apply(b *schemas.Batch) (*schemas.Batch, error) {
-	out, _, err := e.ApplyMarked(b, nil)
+	out, _, err := e.apply(b, nil, false)
 	return out, err
 }
 
@@ -175,6 +175,11 @@ type Marked struct {
 // output, in row order: the points whose series a rule changed or that an
 // aggregate or limit action matched. Only metrics are marked.
 func (e *Engine) ApplyMarked(b *schemas.Batch, dst []Marked) (*schemas.Batch, []Marked, error) {
+	return e.apply(b, dst, true)
+}
+
+// apply is ApplyMarked; without marked, the marks are not appended.
+func (e *Engine) apply(b *schemas.Batch, dst []Marked, marked bool) (*schemas.Batch, []Marked, error) {
 	sig := b.Signal
 	if !sig.Valid() {
 		return nil, dst, fmt.Errorf("%w: signal %v", schemas.ErrSchema, b.Signal)
@@ -194,7 +199,7 @@ func (e *Engine) ApplyMarked(b *schemas.Batch, dst []Marked) (*schemas.Batch, []
 	if st.errCount > 0 && !e.noLog {
 		e.log.Debug("rule evaluation errors", "errors", st.errCount, "first", st.firstErr, "version", e.set.Version())
 	}
-	if st.anyMark {
+	if marked && st.anyMark {
 		dst = st.appendMarked(dst)
 	}
 	if !st.anyDrop && len(st.patches) == 0 {

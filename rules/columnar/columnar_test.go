@@ -70,6 +70,12 @@ var testPool = arrowpool.NewPoisoned()
 func runEngine(t testing.TB, set *rules.Set, req proto.Message) (proto.Message, bool) {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(testPool)
+	return runOn(t, New(set, Options{Allocator: mem}), mem, req)
+}
+
+// runOn is runEngine with engine e on mem.
+func runOn(t testing.TB, e *Engine, mem *memory.CheckedAllocator, req proto.Message) (proto.Message, bool) {
+	t.Helper()
 	sig := sigOf(req)
 	body, err := proto.Marshal(req)
 	if err != nil {
@@ -80,7 +86,6 @@ func runEngine(t testing.TB, set *rules.Set, req proto.Message) (proto.Message, 
 		t.Fatal(err)
 	}
 	in := bl.Build()
-	e := New(set, Options{Allocator: mem})
 	out, err := e.Apply(in)
 	if err != nil {
 		t.Fatal(err)
@@ -372,6 +377,37 @@ func TestProperty(t *testing.T) {
 		set := parse(t, ruleYAML(sig, idx))
 		req := gen(sig, r)
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { check(t, set, req) })
+	}
+}
+
+// TestPropertyReused is TestProperty with one Engine applying batch after
+// batch, as a worker does: its state, reused across batches (the memo,
+// the build plan's slices), must not carry anything from one to the next.
+func TestPropertyReused(t *testing.T) {
+	n := 40
+	if testing.Short() {
+		n = 10
+	}
+	for seed := range n {
+		r := rand.New(rand.NewPCG(uint64(seed), 77))
+		sig := otlpwire.Signals[r.IntN(3)]
+		pool := rulePool[sig]
+		idx := r.Perm(len(pool))[:1+r.IntN(min(5, len(pool)))]
+		set := parse(t, ruleYAML(sig, idx))
+		mem := memory.NewCheckedAllocator(testPool)
+		e := New(set, Options{Allocator: mem})
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			for batch := range 6 {
+				req := gen(sig, r)
+				if batch%2 == 1 {
+					dupAttrs(req, r, 1+r.IntN(4)) // the memo hits
+				}
+				got, _ := runOn(t, e, mem, req)
+				if want := reference(set, req); !proto.Equal(got, want) {
+					t.Fatalf("batch %d: columnar and reference differ\ngot:  %s\nwant: %s", batch, prototext.Format(got), prototext.Format(want))
+				}
+			}
+		})
 	}
 }
 

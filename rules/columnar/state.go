@@ -60,6 +60,15 @@ type state struct {
 
 	memoOut []int32 // per memo entry, the output row of its attributes (attrColumn)
 
+	// build's plan, kept from batch to batch for its slices
+	pp       parents
+	ip       itemParents
+	sel      []int32
+	had, has []int32
+	runs     [][2]int
+	scopeBy  map[[2]int32]int32
+	metBy    map[metricKey]int32
+
 	// input columns
 	resAttrs mapCols
 	itAttrs  mapCols
@@ -116,6 +125,8 @@ func (st *state) end() {
 	st.firstErr = nil
 	st.resAttrs, st.itAttrs = mapCols{}, mapCols{}
 	st.resID, st.scopeID = nil, nil
+	st.pp.reset()
+	clear(st.metBy) // its keys hold the rules' names
 	st.memo.reset()
 	clear(st.fieldKeys)
 	st.fieldKeys = st.fieldKeys[:0]

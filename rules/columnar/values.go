@@ -310,7 +310,15 @@ type boxer struct {
 	floats []float64
 }
 
-const boxChunk = 4096
+// Chunks start at boxFirst values in a batch and double up to boxChunk:
+// a batch whose rows the memo mostly replays boxes a few values only.
+const (
+	boxFirst = 64
+	boxChunk = 4096
+)
+
+// chunkAfter is the capacity of the chunk that follows one of capacity n.
+func chunkAfter(n int) int { return min(max(2*n, boxFirst), boxChunk) }
 
 type eface struct{ typ, data unsafe.Pointer }
 
@@ -321,7 +329,7 @@ var (
 
 func (b *boxer) string(s string) any {
 	if len(b.strs) == cap(b.strs) {
-		b.strs = make([]string, 0, boxChunk)
+		b.strs = make([]string, 0, chunkAfter(cap(b.strs)))
 	}
 	b.strs = append(b.strs, s)
 	var v any
@@ -332,7 +340,7 @@ func (b *boxer) string(s string) any {
 
 func (b *boxer) float(f float64) any {
 	if len(b.floats) == cap(b.floats) {
-		b.floats = make([]float64, 0, boxChunk)
+		b.floats = make([]float64, 0, chunkAfter(cap(b.floats)))
 	}
 	b.floats = append(b.floats, f)
 	var v any
