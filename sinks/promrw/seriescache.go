@@ -20,7 +20,10 @@ import (
 // resource and scope, made once per resource and scope of a batch), its
 // metric's Prometheus name and its attributes, in order. The cache key is
 // those inputs: the ids of the (tenant, base) and of the name, interned in
-// idTable, then each attribute's key, value type and raw value. Keys are
+// idTable, then each attribute's key, value type and raw value, or, when
+// the record stored its points' attribute sets once each
+// (schemas.Batch.ItemAttrSets), the id of the point's set, interned the
+// same way (translator.setIDs): keys of the two kinds never meet. Keys are
 // compared in full, so neither a hash collision nor another tenant's series
 // of the same labels can give a point another series' labels. An entry
 // holds the encoded labels (__name__ first among them in name order, as
@@ -218,15 +221,24 @@ func (c *seriesCache) len() int { return len(c.index) }
 type idTable struct {
 	ids  map[string]uint64
 	next uint64
+	max  int // strings held at most; 0: maxIDs
 }
 
 const maxIDs = 100_000
+
+// maxSetIDs bounds the attribute sets interned (translator.setIDs): a set
+// key is about 100 bytes, so the table stays under a few MiB.
+const maxSetIDs = 16_384
 
 func (t *idTable) id(key []byte) uint64 {
 	if id, ok := t.ids[string(key)]; ok {
 		return id
 	}
-	if t.ids == nil || len(t.ids) >= maxIDs {
+	limit := t.max
+	if limit == 0 {
+		limit = maxIDs
+	}
+	if t.ids == nil || len(t.ids) >= limit {
 		t.ids = map[string]uint64{}
 	}
 	t.next++
@@ -257,14 +269,39 @@ func appendBytesKey[S string | []byte](dst []byte, s S) []byte {
 	return append(dst, s...)
 }
 
+// Kinds of cache key: with the attributes in full, or with the id of the
+// attribute set (interned in translator.setIDs).
+const (
+	keyFull byte = 'f'
+	keySet  byte = 's'
+)
+
 // appendPointKey appends the cache key of data point i: the ids of its
 // base and name, then every attribute as key, type and raw value. The
 // labels are a function of these (labelName of the key, attrs.value of the
 // type and value), and the encoding can be read back one way only: every
 // variable part has its length in front.
 func appendPointKey(dst []byte, a *attrs, i int, base, name uint64) []byte {
+	dst = append(dst, keyFull)
 	dst = binary.AppendUvarint(dst, base)
 	dst = binary.AppendUvarint(dst, name)
+	return appendAttrsKey(dst, a, i)
+}
+
+// appendSetKey appends the cache key of a data point whose attributes are
+// the interned set set: its base and name as appendPointKey, then the set.
+// Its labels are a function of these as much as of the full key, as the
+// set is its attributes, interned.
+func appendSetKey(dst []byte, base, name, set uint64) []byte {
+	dst = append(dst, keySet)
+	dst = binary.AppendUvarint(dst, base)
+	dst = binary.AppendUvarint(dst, name)
+	return binary.AppendUvarint(dst, set)
+}
+
+// appendAttrsKey appends the attributes of row i: each attribute's key,
+// type and raw value.
+func appendAttrsKey(dst []byte, a *attrs, i int) []byte {
 	start, end := a.m.ValueOffsets(i)
 	for j := int(start); j < int(end); j++ {
 		dst = appendBytesKey(dst, a.keys.Value(j))

@@ -101,7 +101,10 @@ func TestSeriesCacheSameOutput(t *testing.T) {
 		tiny := newTwin(&tinyCfg)
 		colliding := newTwin(&cfg)
 		colliding.tr.keyHash = func([]byte) uint64 { return 42 }
-		twins := []*twin{plain, large, tiny, colliding}
+		// interning tables that fill up and start again all the time
+		forgetful := newTwin(&cfg)
+		forgetful.tr.ids.max, forgetful.tr.setIDs.max = 3, 2
+		twins := []*twin{plain, large, tiny, colliding, forgetful}
 
 		var values [][]byte
 		for len(values) < 3 {

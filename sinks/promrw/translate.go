@@ -78,6 +78,7 @@ type translator struct {
 	ids      idTable // of the cache keys' bases and names
 	baseID   uint64  // the id of tenant and t.base
 	ckey     []byte  // the cache key of the point in hand
+	skey     []byte  // the interning key of an attribute set
 	lbl      []byte  // its encoded labels, on a miss
 	// The batch's attribute sets (schemas.Batch.ItemAttrSets) and, per
 	// base, name and set, the series cache slot of its series: points of
@@ -85,6 +86,13 @@ type translator struct {
 	// Valid while the cache has evicted nothing since (memoEvicted).
 	sets        []uint32
 	memo        setMemo
+	// The batch's attribute sets (nil: none) for the cache keys, and the
+	// interned id of each set of the batch, 0 until its first point
+	// needs it: the key of a point is then its base, name and set id,
+	// not its attributes in full.
+	keySets []uint32
+	setKey  []uint64
+	setIDs  idTable
 	memoEvicted uint64
 	memoTries   int // lookups in the memo this batch
 	memoHits    int
@@ -129,6 +137,7 @@ func newTranslator(cfg *Config, out *collector) *translator {
 		dropped:   map[string]int{},
 		v2:        cfg.Protocol != protoV1,
 		unitCache: map[string]string{},
+		setIDs:    idTable{max: maxSetIDs},
 	}
 	for _, a := range cfg.PromoteResourceAttributes {
 		t.promote[a] = true
@@ -253,7 +262,11 @@ func (t *translator) translate(b *schemas.Batch, rec int32) error {
 		// insert per point for little. Leave it off for a while.
 		t.memoSkip = memoSkipBatches
 	}
-	t.sets = nil
+	t.sets, t.keySets = nil, nil
+	if t.cache != nil && len(b.ItemAttrSets) == int(b.Items.NumRows()) {
+		t.keySets = b.ItemAttrSets
+		clear(t.setKey)
+	}
 	if t.memoSkip > 0 {
 		t.memoSkip--
 	} else if t.cache != nil && len(b.ItemAttrSets) == int(b.Items.NumRows()) {
@@ -672,7 +685,11 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 		}
 	}
 	if t.cache != nil {
-		t.ckey = appendPointKey(t.ckey[:0], &c.ptAttrs, i, t.baseID, m.nameID)
+		if t.keySets != nil {
+			t.ckey = appendSetKey(t.ckey[:0], t.baseID, m.nameID, t.setID(c, i))
+		} else {
+			t.ckey = appendPointKey(t.ckey[:0], &c.ptAttrs, i, t.baseID, m.nameID)
+		}
 		hash = t.keyHash(t.ckey)
 		if e := t.cache.get(hash, t.ckey); e != nil {
 			if t.sets != nil {
@@ -714,6 +731,22 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 // of a record), so a batch is judged whole, and the next ones are
 // expected to look like it.
 const memoSkipBatches = 15
+
+// setID returns the interned id of the attribute set of data point i,
+// interning it at the set's first point in the batch.
+func (t *translator) setID(c *columns, i int) uint64 {
+	set := int(t.keySets[i])
+	if set >= len(t.setKey) {
+		t.setKey = append(t.setKey, make([]uint64, set+1-len(t.setKey))...)
+	}
+	if id := t.setKey[set]; id != 0 {
+		return id
+	}
+	t.skey = appendAttrsKey(t.skey[:0], &c.ptAttrs, i)
+	id := t.setIDs.id(t.skey)
+	t.setKey[set] = id
+	return id
+}
 
 // cached is the series of cache entry e; with list set, t.pt holds its
 // labels too (but __name__).
