@@ -84,15 +84,15 @@ type translator struct {
 	// base, name and set, the series cache slot of its series: points of
 	// a set seen before in the batch skip making and comparing the key.
 	// Valid while the cache has evicted nothing since (memoEvicted).
-	sets        []uint32
-	memo        setMemo
+	sets []uint32
+	memo setMemo
 	// The batch's attribute sets (nil: none) for the cache keys, and the
 	// interned id of each set of the batch, 0 until its first point
 	// needs it: the key of a point is then its base, name and set id,
 	// not its attributes in full.
-	keySets []uint32
-	setKey  []uint64
-	setIDs  idTable
+	keySets     []uint32
+	setKey      []uint64
+	setIDs      idTable
 	memoEvicted uint64
 	memoTries   int // lookups in the memo this batch
 	memoHits    int
