@@ -11,11 +11,14 @@ import (
 )
 
 // kv is one entry of a rewritten attribute map: either entry orig of the
-// input column, copied as is, or key and a value a rule produced.
+// input column, copied as is, or key and a value a rule produced (val,
+// and enc its AnyValue fields, encoded once for every row the patch is
+// written to: see edit.go).
 type kv struct {
 	orig int32 // entry index in the input map column, or -1
 	key  string
 	val  any
+	enc  encoded
 }
 
 // patch is what the rules changed on one kept item.

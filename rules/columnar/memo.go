@@ -129,8 +129,7 @@ func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
 	null := st.info.attrs && c.m.IsNull(i)
 	var start, end int
 	if st.info.attrs && !null {
-		s, e := c.m.ValueOffsets(i)
-		start, end = int(s), int(e)
+		start, end = int(c.rowOff[i]), int(c.rowOff[i+1])
 		if m.project {
 			lay = m.layouts.of(c, start, end, st.info.attrVals)
 			if lay >= 0 && m.layouts.all[lay].dup {
@@ -229,15 +228,24 @@ func appendProjected(b []byte, c *mapCols, start int, lay int32, pos []int16) []
 // the projected keys at pos, have equal values of those keys.
 func (st *state) sameProjected(a, b int, pos []int16) bool {
 	c := &st.itAttrs
-	sa, _ := c.m.ValueOffsets(a)
-	sb, _ := c.m.ValueOffsets(b)
+	sa, sb := int(c.rowOff[a]), int(c.rowOff[b])
+	so, s0 := c.strOff, c.strOff[0]
 	for _, p := range pos {
 		if p < 0 {
 			continue
 		}
-		ja, jb := int(sa)+int(p), int(sb)+int(p)
+		ja, jb := sa+int(p), sb+int(p)
 		t := c.typs[ja]
-		if t != c.typs[jb] || !sameRawValue(&c.vals, ja, jb, t) {
+		if t != c.typs[jb] {
+			return false
+		}
+		if t == schemas.ValueString {
+			if string(c.strData[so[ja]-s0:so[ja+1]-s0]) != string(c.strData[so[jb]-s0:so[jb+1]-s0]) {
+				return false
+			}
+			continue
+		}
+		if !sameRawValue(&c.vals, ja, jb, t) {
 			return false
 		}
 	}

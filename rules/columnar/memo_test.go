@@ -242,3 +242,32 @@ func TestMemoSlots(t *testing.T) {
 		}
 	}
 }
+
+// TestCompiledEdits: values of every type a set produces, encoded once per
+// patch (kv.enc), are written the same to every row that shares the patch,
+// whole or by layout, between kept entries and after a deleted one.
+func TestCompiledEdits(t *testing.T) {
+	set := parse(t, `rules:
+  - name: edits
+    signal: metrics
+    when: attributes["k0"] != "zz"
+    set:
+      attributes["arr"]: '[1, "a", true]'
+      attributes["map"]: '{"x": 1.5, "y": "b"}'
+      attributes["num"]: 'len(attributes["k0"] ?? "")'
+      attributes["f"]: '0.25'
+      attributes["b"]: 'true'
+      attributes["s"]: '"v"'
+    delete: ['attributes["k1"]']
+`)
+	for seed := range 20 {
+		r := rand.New(rand.NewPCG(uint64(seed), 5))
+		req := gen(otlpwire.Metrics, r)
+		if seed%2 == 0 {
+			dupAttrs(req, r, 1+r.IntN(3)) // rows share whole rows
+		} else {
+			varyAttrs(req, r, 2) // rows share layouts
+		}
+		check(t, set, req)
+	}
+}
