@@ -143,14 +143,22 @@ func (e *Evaluator) ApplyTally(env Env, keys Keys, t *Tally) (Result, error) {
 
 // AddTally adds to the counters what t recorded, as if the item of t had
 // been applied once more; t must be of the current batch.
-func (e *Evaluator) AddTally(t *Tally) {
-	e.topk.replay(t.topk)
+func (e *Evaluator) AddTally(t *Tally) { e.AddTallyN(t, 1) }
+
+// AddTallyN is n calls of AddTally in one: n more items with the outcome
+// of t's (n <= 0 adds nothing). A worker can count the items that replay
+// an outcome and add them once at the end of the batch.
+func (e *Evaluator) AddTallyN(t *Tally, n int) {
+	if n <= 0 {
+		return
+	}
+	e.topk.replay(t.topk, uint64(n))
 	for _, te := range t.entries {
 		c := &e.counts[te.rule]
-		c.matched += te.c.matched
-		c.dropped += te.c.dropped
-		c.changed += te.c.changed
-		c.errors += te.c.errors
+		c.matched += te.c.matched * uint64(n)
+		c.dropped += te.c.dropped * uint64(n)
+		c.changed += te.c.changed * uint64(n)
+		c.errors += te.c.errors * uint64(n)
 	}
 }
 

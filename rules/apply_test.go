@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
@@ -420,4 +421,67 @@ func TestStats(t *testing.T) {
 func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
+}
+
+// TestAddTallyN: an item applied with ApplyTally and added n more times
+// with AddTallyN counts as n+1 applied items, in the rules' counters and
+// for top_k; n <= 0 adds nothing.
+func TestAddTallyN(t *testing.T) {
+	const src = `rules:
+  - name: top
+    signal: logs
+    set:
+      attributes["c"]: top_k(attributes["c"], 1)
+  - name: inc
+    signal: logs
+    set:
+      attributes["b"]: attributes["b"] + 1
+`
+	env := func(c string) *LogEnv { return &LogEnv{Common: Common{Attributes: map[string]any{"c": c}}} }
+	tallied, applied := mustParse(t, src), mustParse(t, src)
+	ev, ref := tallied.NewEvaluator(), applied.NewEvaluator()
+	// Batch 1: "y" comes first and is admitted, on 2 items; "x" is on 3
+	// (one applied, 2 added) and "z" on 1 (the tally added 0 and -1 times).
+	ev.BeginBatch("")
+	ev.Apply(env("y"), Keys{})
+	ev.Apply(env("y"), Keys{})
+	var tx, tz Tally
+	ev.ApplyTally(env("x"), Keys{}, &tx)
+	ev.AddTallyN(&tx, 2)
+	ev.ApplyTally(env("z"), Keys{}, &tz)
+	ev.AddTallyN(&tz, 0)
+	ev.AddTallyN(&tz, -1)
+	ev.EndBatch()
+	ref.BeginBatch("")
+	for _, c := range []string{"y", "y", "x", "x", "x", "z"} {
+		ref.Apply(env(c), Keys{})
+	}
+	ref.EndBatch()
+	ev.Flush()
+	ref.Flush()
+	stats := func(s *Set) string {
+		var b strings.Builder
+		for _, st := range s.Stats() {
+			fmt.Fprintf(&b, "%s %d/%d/%d/%d ", st.Rule, st.Matched, st.Dropped, st.Changed, st.Errors)
+		}
+		return b.String()
+	}
+	if got, want := stats(tallied), stats(applied); got != want || !strings.Contains(want, "top 6/0/4/0 inc 6/0/0/6") {
+		t.Errorf("matched/dropped/changed/errors:\n got %s\nwant %s", got, want)
+	}
+	// Batch 2: "x", counted 3 times, is the one value kept (at 2, it
+	// would tie with "y", which was kept before).
+	for _, e := range []*Evaluator{ev, ref} {
+		e.BeginBatch("")
+		var got []any
+		for _, c := range []string{"y", "x"} {
+			en := env(c)
+			e.Apply(en, Keys{})
+			got = append(got, en.Attributes["c"])
+		}
+		e.EndBatch()
+		if fmt.Sprint(got) != "[other x]" {
+			t.Errorf("batch 2: %v, want [other x]", got)
+		}
+	}
 }

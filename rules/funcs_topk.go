@@ -361,15 +361,15 @@ func (b *topkBatch) record(id int, slot int32) {
 	}
 }
 
-// replay counts the calls recorded in a Tally once more.
-func (b *topkBatch) replay(obs []topkObs) {
+// replay counts the calls recorded in a Tally n times more.
+func (b *topkBatch) replay(obs []topkObs, n uint64) {
 	for _, o := range obs {
 		if int(o.site) >= len(b.sites) {
 			continue
 		}
 		l := &b.sites[o.site]
 		if l.site != nil && int(o.slot) < len(l.slots) {
-			l.slots[o.slot].n++
+			l.slots[o.slot].n += n
 		}
 	}
 }

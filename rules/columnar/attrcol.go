@@ -45,6 +45,9 @@ func plainAttrs(c *mapCols) bool {
 	if c.keys.NullN() != 0 || c.m.ListValues().NullN() != 0 {
 		return false
 	}
+	if c.keyOff == nil && c.keys.Len() > 0 {
+		return false // no raw views (copyEntries reads them)
+	}
 	v := &c.vals
 	return v.Type.NullN() == 0 && v.Str.NullN() == 0 && v.Int.NullN() == 0 && v.Double.NullN() == 0 && v.Bool.NullN() == 0 && v.Bytes.NullN() == 0 &&
 		c.m.Items().NullN() == 0
@@ -142,34 +145,34 @@ func appendOffs(dst []int32, src []int32, j0, j1 int, base int32) []int32 {
 	return dst
 }
 
-// copyEntries appends entries [j0, j1) of c as they are.
+// copyEntries appends entries [j0, j1) of c as they are, from c's raw
+// views (plainAttrs columns have them).
 func (w *rawAttrs) copyEntries(c *mapCols, j0, j1 int) {
 	if j1 <= j0 {
 		return
 	}
-	ko := c.keys.ValueOffsets()
+	ko := c.keyOff
 	w.keyOff = appendOffs(w.keyOff, ko, j0, j1, int32(len(w.keyData)))
-	w.keyData = append(w.keyData, c.keys.ValueBytes()[ko[j0]-ko[0]:ko[j1]-ko[0]]...)
-	v := &c.vals
-	w.typ = append(w.typ, v.Type.Uint8Values()[j0:j1]...)
-	so := v.Str.ValueOffsets()
+	w.keyData = append(w.keyData, c.keyData[ko[j0]-ko[0]:ko[j1]-ko[0]]...)
+	w.typ = append(w.typ, c.typs[j0:j1]...)
+	so := c.strOff
 	w.strOff = appendOffs(w.strOff, so, j0, j1, int32(len(w.strData)))
-	w.strData = append(w.strData, v.Str.ValueBytes()[so[j0]-so[0]:so[j1]-so[0]]...)
-	w.ints = append(w.ints, v.Int.Int64Values()[j0:j1]...)
-	w.dbls = append(w.dbls, v.Double.Float64Values()[j0:j1]...)
+	w.strData = append(w.strData, c.strData[so[j0]-so[0]:so[j1]-so[0]]...)
+	w.ints = append(w.ints, c.ints[j0:j1]...)
+	w.dbls = append(w.dbls, c.dbls[j0:j1]...)
 	if c.anyTrue {
 		n := len(w.typ) - (j1 - j0)
 		for j := j0; j < j1; j++ {
-			if v.Bool.Value(j) {
+			if c.vals.Bool.Value(j) {
 				w.bools = setBit(w.bools, n, true)
 				w.anyTrue = true
 			}
 			n++
 		}
 	}
-	bo := v.Bytes.ValueOffsets()
+	bo := c.byOff
 	w.byOff = appendOffs(w.byOff, bo, j0, j1, int32(len(w.byData)))
-	w.byData = append(w.byData, v.Bytes.ValueBytes()[bo[j0]-bo[0]:bo[j1]-bo[0]]...)
+	w.byData = append(w.byData, c.byData[bo[j0]-bo[0]:bo[j1]-bo[0]]...)
 }
 
 func (w *rawAttrs) put(key string, typ uint8, s string, i int64, d float64, b bool, by []byte) {
@@ -186,33 +189,6 @@ func (w *rawAttrs) put(key string, typ uint8, s string, i int64, d float64, b bo
 	w.dbls = append(w.dbls, d)
 	w.byData = append(w.byData, by...)
 	w.byOff = append(w.byOff, int32(len(w.byData)))
-}
-
-// putKV appends a key and a value a rule produced (see anyBuilder.putValue).
-func (w *rawAttrs) putKV(key string, v any) {
-	typ, s, i, d, b, by := encodeValue(v)
-	w.put(key, typ, s, i, d, b, by)
-}
-
-// putRow appends a rewritten row.
-func (w *rawAttrs) putRow(c *mapCols, kvs []kv, base int32) {
-	for k := 0; k < len(kvs); {
-		e := kvs[k]
-		if e.orig < 0 {
-			w.putKV(e.key, e.val)
-			k++
-			continue
-		}
-		j0 := int(e.orig + base)
-		k++
-		j1 := j0 + 1
-		for k < len(kvs) && kvs[k].orig >= 0 && int(kvs[k].orig+base) == j1 {
-			j1++
-			k++
-		}
-		w.copyEntries(c, j0, j1)
-	}
-	w.endRow(true)
 }
 
 // copyOutRow appends a copy of output row r.

@@ -353,7 +353,7 @@ func TestParentTables(t *testing.T) {
 	if err := st.parentLinks(&pp); err != nil {
 		t.Fatal(err)
 	}
-	st.newRes = []newResource{{orig: 0, kvs: []kv{{orig: 0, key: "service.name"}, {orig: -1, key: "env", val: "prod"}}}}
+	st.newRes = []newResource{{orig: 0, kvs: []kv{{orig: 0, key: "service.name"}, {orig: -1, key: "env", val: "prod", enc: encode("prod")}}}}
 	pp.res.src, pp.res.out, pp.res.rows = []int32{0}, []int32{0, -1, 1}, []int32{0, 0}
 	pp.scope.src, pp.scope.up = []int32{0}, append(pp.scope.up, 2)
 	pp.scope.out, pp.scope.rows = []int32{0, 1, -1, 2}, []int32{0, 1, 0}
@@ -437,9 +437,9 @@ func TestItemAttrs(t *testing.T) {
 	}
 	// Entries of the input: record 0 k (entry 0); 1 k, n (1, 2); 3 k (3); 4 k (4).
 	st.kvs = []kv{
-		{orig: 0, key: "k"}, {orig: -1, key: "new", val: true},
+		{orig: 0, key: "k"}, {orig: -1, key: "new", val: true, enc: encode(true)},
 		{orig: 2, key: "n"},
-		{orig: 3, key: "k"}, {orig: -1, key: "m", val: int64(5)},
+		{orig: 3, key: "k"}, {orig: -1, key: "m", val: int64(5), enc: encode(int64(5))},
 	}
 	setPatches(st, map[int]patch{
 		0: {res: -1, what: chAttrs, kvStart: 0, kvEnd: 2},

@@ -11,11 +11,14 @@ import (
 )
 
 // kv is one entry of a rewritten attribute map: either entry orig of the
-// input column, copied as is, or key and a value a rule produced.
+// input column, copied as is, or key and a value a rule produced (val,
+// and enc its AnyValue fields, encoded once for every row the patch is
+// written to: see edit.go).
 type kv struct {
 	orig int32 // entry index in the input map column, or -1
 	key  string
 	val  any
+	enc  encoded
 }
 
 // patch is what the rules changed on one kept item.
@@ -70,6 +73,7 @@ func (st *state) evaluate() error {
 	if err := st.prepare(&re); err != nil {
 		return err
 	}
+	defer st.addReplays()
 	memo := st.info.memo
 	for i := 0; i < st.n; i++ {
 		st.patchOf[i] = -1
@@ -289,12 +293,10 @@ func (st *state) recordPatch(re *rowEval, i, r int, res map[string]any, me *memo
 }
 
 // replay gives row i the outcome memoised in me. It is kept small enough
-// to be inlined: replaying is most rows' path in repetitive batches.
+// to be inlined: replaying is most rows' path in repetitive batches. The
+// rows' counts are added per entry at the end (addReplays).
 func (st *state) replay(i int, me *memoEntry) {
-	st.ev.AddTally(&me.tally)
-	if me.err {
-		st.errCount++
-	}
+	me.replays++
 	if me.drop {
 		st.drop[i] = true
 		st.anyDrop = true
@@ -308,6 +310,21 @@ func (st *state) replay(i int, me *memoEntry) {
 		return
 	}
 	st.patchOf[i] = me.patch
+}
+
+// addReplays adds to the Evaluator's counters, and to the batch's errors,
+// the rows that replayed each memo entry.
+func (st *state) addReplays() {
+	for k := range st.memo.entries {
+		me := &st.memo.entries[k]
+		if me.replays == 0 {
+			continue
+		}
+		st.ev.AddTallyN(&me.tally, int(me.replays))
+		if me.err {
+			st.errCount += int(me.replays)
+		}
+	}
 }
 
 // patchBase is what to add to the kv.orig of patch p to get entries of

@@ -26,6 +26,11 @@ type mapCols struct {
 	typs    []uint8
 	strOff  []int32
 	strData []byte
+	ints    []int64
+	dbls    []float64
+	rowOff  []int32 // the rows' entry offsets, indexed by row (as m.ValueOffsets)
+	byOff   []int32
+	byData  []byte
 	anyTrue bool // some bool value is true
 }
 
@@ -43,15 +48,21 @@ func newMapCols(a arrow.Array) (mapCols, error) {
 		return mapCols{}, err
 	}
 	c := mapCols{m: m, keys: k, vals: v}
+	if m.Len() > 0 {
+		off := m.Data().Offset()
+		c.rowOff = m.Offsets()[off : off+m.Len()+1]
+	}
 	if n := v.Bool.Len(); n > 0 {
 		if bm := v.Bool.Data().Buffers()[1]; bm != nil {
 			c.anyTrue = bitutil.CountSetBits(bm.Bytes(), v.Bool.Data().Offset(), n) > 0
 		}
 	}
-	if k.Len() > 0 && v.Type.Len() == k.Len() && v.Str.Len() == k.Len() {
+	if n := k.Len(); n > 0 && v.Type.Len() == n && v.Str.Len() == n && v.Int.Len() == n && v.Double.Len() == n && v.Bytes.Len() == n {
 		c.keyOff, c.keyData = k.ValueOffsets(), k.ValueBytes()
 		c.typs = v.Type.Uint8Values()
 		c.strOff, c.strData = v.Str.ValueOffsets(), v.Str.ValueBytes()
+		c.ints, c.dbls = v.Int.Int64Values(), v.Double.Float64Values()
+		c.byOff, c.byData = v.Bytes.ValueOffsets(), v.Bytes.ValueBytes()
 	}
 	return c, nil
 }
@@ -132,7 +143,7 @@ func (st *state) appendKVs(m map[string]any, c *mapCols, start, end int, dups bo
 		if rules.SameValue(v, orig(j-start)) {
 			st.kvs = append(st.kvs, kv{orig: int32(j), key: key})
 		} else {
-			st.kvs = append(st.kvs, kv{orig: -1, key: key, val: v})
+			st.kvs = append(st.kvs, kv{orig: -1, key: key, val: v, enc: encode(v)})
 		}
 	}
 	known := len(st.kvs)
@@ -146,7 +157,7 @@ func (st *state) appendKVs(m map[string]any, c *mapCols, start, end int, dups bo
 				}
 			}
 			if !found {
-				st.kvs = append(st.kvs, kv{orig: -1, key: k, val: v})
+				st.kvs = append(st.kvs, kv{orig: -1, key: k, val: v, enc: encode(v)})
 			}
 		}
 		slices.SortFunc(st.kvs[known:], func(a, b kv) int {

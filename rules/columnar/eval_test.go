@@ -423,11 +423,19 @@ func TestMemoRow(t *testing.T) {
 
 func TestReplay(t *testing.T) {
 	st := stepState(t, noRules(t), logsReq())
-	st.patchOf[0], st.patchOf[1] = -1, -1
-	st.replay(0, &memoEntry{hasPatch: true, patch: 7, err: true})
-	st.replay(1, &memoEntry{drop: true})
-	if st.patchOf[0] != 7 || st.errCount != 1 || !st.drop[1] || st.drop[0] || st.patchOf[1] != -1 {
-		t.Errorf("patchOf %v, errors %d, drop %v", st.patchOf[:2], st.errCount, st.drop[:2])
+	st.patchOf[0], st.patchOf[1], st.patchOf[2] = -1, -1, -1
+	st.memo.entries = []memoEntry{{hasPatch: true, patch: 7, err: true}, {drop: true}}
+	st.replay(0, &st.memo.entries[0])
+	st.replay(1, &st.memo.entries[1])
+	st.replay(2, &st.memo.entries[0])
+	if st.patchOf[0] != 7 || st.patchOf[2] != 7 || st.errCount != 0 || !st.drop[1] || st.drop[0] || st.patchOf[1] != -1 {
+		t.Errorf("patchOf %v, errors %d, drop %v", st.patchOf[:3], st.errCount, st.drop[:3])
+	}
+	// The errors of the rows that replayed an entry that failed count at
+	// the end of the batch.
+	st.addReplays()
+	if st.errCount != 2 || st.memo.entries[0].replays != 2 || st.memo.entries[1].replays != 1 {
+		t.Errorf("after addReplays: %d errors, replays %d, %d", st.errCount, st.memo.entries[0].replays, st.memo.entries[1].replays)
 	}
 }
 

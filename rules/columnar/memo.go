@@ -23,14 +23,25 @@ import (
 // keys in the same order (their layout) and equal values of those keys.
 // The patch is shared: its entries copied from the input are relative to
 // the row (patchBase).
+//
+// The entries are found by the hash of their key in slots, an open
+// addressing table (linear probing) of entry indexes, kept with the
+// entries from batch to batch. Before hashing, a row is compared with the
+// entry the row before it had (last): consecutive rows are often equal.
+// predict turns that check off while it mostly fails, and on when the
+// row's entry, found by hash, was last after all.
 type rowMemo struct {
 	seed    maphash.Seed
 	buf     []byte
-	cmp     []byte           // scratch of sameFields
-	by      map[uint64]int32 // hash -> first entry of its chain
+	cmp     []byte  // scratch of sameFields
+	slots   []int32 // 1 + entry index, 0 empty; len a power of 2
 	entries []memoEntry
 	hits    int
-	off     bool // too few hits in this batch: stopped
+	off     bool  // too few hits in this batch: stopped
+	last    int32 // the entry of the row before, or -1
+	predict int8  // >= 0: compare a row with last first
+	// predicted counts the hits on last (for tests)
+	predicted int
 	// project: rows are keyed by their layout and projected values
 	// (sigInfo.project). The first memoProbe rows of a batch are, and
 	// they count the distinct rows whole too (probe): if keying rows
@@ -44,10 +55,11 @@ type rowMemo struct {
 }
 
 type memoEntry struct {
+	hash     uint64
 	row      int32 // the row the outcome was computed on
 	r, s     int32
 	layout   int32 // the row's layout when keyed by it, else -1
-	next     int32 // next entry with the same hash, or -1
+	replays  int32 // rows that replayed it (their tally is added at the end)
 	drop     bool
 	err      bool
 	hasPatch bool
@@ -57,25 +69,35 @@ type memoEntry struct {
 }
 
 // Give up memoising in a batch after memoGiveUp misses when fewer than
-// 1 in memoMinHitRate rows hit.
+// 1 in memoMinHitRate rows hit. The slot table starts at memoSlots.
 const (
 	memoGiveUp     = 1024
 	memoMinHitRate = 4
 	memoProbe      = 256
+	memoSlots      = 64
+)
+
+// predictMin and predictMax bound rowMemo.predict.
+const (
+	predictMin = -2
+	predictMax = 2
 )
 
 func (m *rowMemo) reset() {
-	if m.by == nil {
+	if m.slots == nil {
 		m.seed = maphash.MakeSeed()
-		m.by = map[uint64]int32{}
+		m.slots = make([]int32, memoSlots)
 	}
-	clear(m.by)
+	if !m.clearSlots() {
+		clear(m.slots)
+	}
 	for i := range m.entries {
 		m.entries[i] = memoEntry{tally: m.entries[i].tally}
 	}
 	m.entries = m.entries[:0]
 	m.hits = 0
 	m.off = false
+	m.last, m.predict, m.predicted = -1, 0, 0
 	m.project, m.probing = false, false
 	clear(m.probe)
 	m.layouts.reset()
@@ -102,27 +124,38 @@ func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
 	if m.probing {
 		st.probeRow(i)
 	}
-	b := m.buf[:0]
-	b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24), byte(s), byte(s>>8), byte(s>>16), byte(s>>24))
 	lay := int32(-1)
-	if st.info.attrs {
-		c := &st.itAttrs
-		if c.m.IsNull(i) {
-			b = append(b, 0xff)
-		} else {
-			start, end := c.m.ValueOffsets(i)
-			if m.project {
-				lay = m.layouts.of(c, int(start), int(end), st.info.attrVals)
-				if lay >= 0 && m.layouts.all[lay].dup {
-					lay = -1
-				}
-			}
-			if lay >= 0 {
-				b = appendProjected(b, c, int(start), lay, m.layouts.all[lay].pos)
-			} else {
-				b = appendRowRaw(b, c, int(start), int(end))
+	c := &st.itAttrs
+	null := st.info.attrs && c.m.IsNull(i)
+	var start, end int
+	if st.info.attrs && !null {
+		start, end = int(c.rowOff[i]), int(c.rowOff[i+1])
+		if m.project {
+			lay = m.layouts.of(c, start, end, st.info.attrVals)
+			if lay >= 0 && m.layouts.all[lay].dup {
+				lay = -1
 			}
 		}
+	}
+	if m.predict >= 0 && m.last >= 0 {
+		if st.sameKey(&m.entries[m.last], i, r, s, lay) {
+			m.hits++
+			m.predicted++
+			m.predict = min(m.predict+1, predictMax)
+			st.replay(i, &m.entries[m.last])
+			return nil, true
+		}
+		m.predict--
+	}
+	b := m.buf[:0]
+	b = append(b, byte(r), byte(r>>8), byte(r>>16), byte(r>>24), byte(s), byte(s>>8), byte(s>>16), byte(s>>24))
+	switch {
+	case null:
+		b = append(b, 0xff)
+	case lay >= 0:
+		b = appendProjected(b, c, start, lay, m.layouts.all[lay].pos)
+	case st.info.attrs:
+		b = appendRowRaw(b, c, start, end)
 	}
 	for _, f := range st.fieldKeys {
 		b = f(b, i)
@@ -130,6 +163,10 @@ func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
 	m.buf = b
 	h := maphash.Bytes(m.seed, b)
 	if e := st.memoLookup(h, i, r, s, lay); e >= 0 {
+		if e == m.last {
+			m.predict = min(m.predict+1, predictMax)
+		}
+		m.last = e
 		m.hits++
 		st.replay(i, &m.entries[e])
 		return nil, true
@@ -140,6 +177,7 @@ func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
 	}
 	me := st.memoAdd(h, i, r, s)
 	me.layout = lay
+	m.last = int32(len(m.entries) - 1)
 	return me, false
 }
 
@@ -190,15 +228,24 @@ func appendProjected(b []byte, c *mapCols, start int, lay int32, pos []int16) []
 // the projected keys at pos, have equal values of those keys.
 func (st *state) sameProjected(a, b int, pos []int16) bool {
 	c := &st.itAttrs
-	sa, _ := c.m.ValueOffsets(a)
-	sb, _ := c.m.ValueOffsets(b)
+	sa, sb := int(c.rowOff[a]), int(c.rowOff[b])
+	so, s0 := c.strOff, c.strOff[0]
 	for _, p := range pos {
 		if p < 0 {
 			continue
 		}
-		ja, jb := int(sa)+int(p), int(sb)+int(p)
+		ja, jb := sa+int(p), sb+int(p)
 		t := c.typs[ja]
-		if t != c.typs[jb] || !sameRawValue(&c.vals, ja, jb, t) {
+		if t != c.typs[jb] {
+			return false
+		}
+		if t == schemas.ValueString {
+			if string(c.strData[so[ja]-s0:so[ja+1]-s0]) != string(c.strData[so[jb]-s0:so[jb+1]-s0]) {
+				return false
+			}
+			continue
+		}
+		if !sameRawValue(&c.vals, ja, jb, t) {
 			return false
 		}
 	}
@@ -206,42 +253,44 @@ func (st *state) sameProjected(a, b int, pos []int16) bool {
 }
 
 // memoLookup returns the entry for row i (of layout lay, or -1 when it is
-// keyed by its whole attributes), or -1.
+// keyed by its whole attributes) whose key hashes to h, or -1.
 func (st *state) memoLookup(h uint64, i, r, s int, lay int32) int32 {
 	m := &st.memo
-	e, ok := m.by[h]
-	if !ok {
-		return -1
-	}
-	for ; e >= 0; e = m.entries[e].next {
-		me := &m.entries[e]
-		if int(me.r) != r || int(me.s) != s || me.layout != lay {
-			continue
+	mask := len(m.slots) - 1
+	for p := int(h) & mask; ; p = (p + 1) & mask {
+		e := m.slots[p] - 1
+		if e < 0 {
+			return -1
 		}
-		var same bool
-		switch {
-		case !st.info.attrs:
-			same = true
-		case lay >= 0:
-			same = st.sameProjected(int(me.row), i, m.layouts.all[lay].pos)
-		default:
-			same = st.sameAttrRows(int(me.row), i)
-		}
-		if same && st.sameFields(int(me.row), i) {
+		if me := &m.entries[e]; me.hash == h && st.sameKey(me, i, r, s, lay) {
 			return e
 		}
 	}
-	return -1
 }
 
+// sameKey reports whether row i (resource r, scope s, layout lay) has the
+// key of entry me: the rules have the same outcome on both.
+func (st *state) sameKey(me *memoEntry, i, r, s int, lay int32) bool {
+	if int(me.r) != r || int(me.s) != s || me.layout != lay {
+		return false
+	}
+	var same bool
+	switch {
+	case !st.info.attrs:
+		same = true
+	case lay >= 0:
+		same = st.sameProjected(int(me.row), i, st.memo.layouts.all[lay].pos)
+	default:
+		same = st.sameAttrRows(int(me.row), i)
+	}
+	return same && st.sameFields(int(me.row), i)
+}
+
+// memoAdd adds an entry for row i, whose key hashes to h.
 func (st *state) memoAdd(h uint64, i, r, s int) *memoEntry {
 	m := &st.memo
-	next := int32(-1)
-	if e, ok := m.by[h]; ok {
-		next = e
-	}
 	idx := int32(len(m.entries))
-	m.by[h] = idx
+	m.insert(h, idx)
 	if len(m.entries) < cap(m.entries) {
 		m.entries = m.entries[:idx+1]
 		m.entries[idx] = memoEntry{tally: m.entries[idx].tally}
@@ -249,8 +298,56 @@ func (st *state) memoAdd(h uint64, i, r, s int) *memoEntry {
 		m.entries = append(m.entries, memoEntry{})
 	}
 	me := &m.entries[idx]
-	me.row, me.r, me.s, me.next = int32(i), int32(r), int32(s), next
+	me.hash, me.row, me.r, me.s = h, int32(i), int32(r), int32(s)
 	return me
+}
+
+// clearSlots empties the slots of the entries when they are few in a large
+// table, and reports whether it did (else the caller clears the table).
+func (m *rowMemo) clearSlots() bool {
+	if len(m.entries) >= len(m.slots)/8 {
+		return false
+	}
+	mask := len(m.slots) - 1
+	for e := range m.entries {
+		p := int(m.entries[e].hash) & mask
+		for n := 0; m.slots[p] != int32(e+1); n++ {
+			if n == len(m.slots) {
+				return false // not in the table
+			}
+			p = (p + 1) & mask
+		}
+		m.slots[p] = 0
+	}
+	return true
+}
+
+// insert puts entry idx, the next entry to be added, whose key hashes to
+// h, in the slot table.
+func (m *rowMemo) insert(h uint64, idx int32) {
+	if 2*(len(m.entries)+1) > len(m.slots) {
+		m.grow()
+	}
+	mask := len(m.slots) - 1
+	p := int(h) & mask
+	for m.slots[p] != 0 {
+		p = (p + 1) & mask
+	}
+	m.slots[p] = idx + 1
+}
+
+// grow doubles the slot table (at most half full) and places the entries
+// in it again.
+func (m *rowMemo) grow() {
+	m.slots = make([]int32, 2*len(m.slots))
+	mask := len(m.slots) - 1
+	for e := range m.entries {
+		p := int(m.entries[e].hash) & mask
+		for m.slots[p] != 0 {
+			p = (p + 1) & mask
+		}
+		m.slots[p] = int32(e + 1)
+	}
 }
 
 // appendRowRaw appends to b what identifies entries [start, end) of c:

@@ -1,11 +1,14 @@
 package columnar
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
+	collogs "go.opentelemetry.io/proto/otlp/collector/logs/v1"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
+	logs "go.opentelemetry.io/proto/otlp/logs/v1"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
@@ -168,4 +171,103 @@ func ruleYAMLFrom(sig otlpwire.Signal, pool []string, idx []int) string {
 	rulePool[sig] = pool
 	defer func() { rulePool[sig] = saved }()
 	return ruleYAML(sig, idx)
+}
+
+// TestMemoPredicted: a row equal to the row before it hits that row's
+// entry without a lookup, and only when it is equal in every part of the
+// key: rows 0-2 and 3-4 have equal attributes, but the rule reads the
+// resource, which rows 2 and 3 do not share; rows 5 and 6 differ in k.
+func TestMemoPredicted(t *testing.T) {
+	set := parse(t, `rules:
+  - name: r
+    signal: logs
+    when: attributes["k"] == "0"
+    set:
+      attributes["svc"]: resource["service.name"]
+`)
+	recs := func(ks ...string) []*logs.LogRecord {
+		var out []*logs.LogRecord
+		for i, k := range ks {
+			out = append(out, logRec(9, "INFO", fmt.Sprint("m", i), str("k", k)))
+		}
+		return out
+	}
+	req := &collogs.ExportLogsServiceRequest{ResourceLogs: []*logs.ResourceLogs{
+		{Resource: res("a"), ScopeLogs: []*logs.ScopeLogs{{LogRecords: recs("0", "0", "0")}}},
+		{Resource: res("b"), ScopeLogs: []*logs.ScopeLogs{{LogRecords: recs("0", "0", "1", "0")}}},
+	}}
+	st := stepState(t, set, req)
+	if err := st.evaluate(); err != nil {
+		t.Fatal(err)
+	}
+	m := &st.memo
+	if len(m.entries) != 3 || m.hits != 4 || m.predicted != 3 {
+		t.Errorf("%d entries, %d hits, %d predicted; want 3, 4, 3", len(m.entries), m.hits, m.predicted)
+	}
+	if m.entries[0].replays != 2 || m.entries[1].replays != 2 {
+		t.Errorf("replays %d, %d; want 2, 2", m.entries[0].replays, m.entries[1].replays)
+	}
+	check(t, set, req)
+}
+
+// TestMemoSlots: the open addressing table finds every entry as it grows
+// and after a batch with few entries empties their slots only.
+func TestMemoSlots(t *testing.T) {
+	var m rowMemo
+	m.reset()
+	for round, n := range []int{5000, 3, 700} {
+		for e := range n {
+			h := uint64(e) * 0x9e3779b97f4a7c15
+			if e%7 == 0 {
+				h = uint64(e % 3) // collisions
+			}
+			m.insert(h, int32(e))
+			m.entries = append(m.entries, memoEntry{hash: h})
+		}
+		for e := range n {
+			h, found := m.entries[e].hash, false
+			mask := len(m.slots) - 1
+			for p := int(h) & mask; m.slots[p] != 0; p = (p + 1) & mask {
+				found = found || m.slots[p] == int32(e+1)
+			}
+			if !found {
+				t.Fatalf("round %d: entry %d not found", round, e)
+			}
+		}
+		m.reset()
+		for p, e := range m.slots {
+			if e != 0 {
+				t.Fatalf("round %d: slot %d holds %d after reset", round, p, e)
+			}
+		}
+	}
+}
+
+// TestCompiledEdits: values of every type a set produces, encoded once per
+// patch (kv.enc), are written the same to every row that shares the patch,
+// whole or by layout, between kept entries and after a deleted one.
+func TestCompiledEdits(t *testing.T) {
+	set := parse(t, `rules:
+  - name: edits
+    signal: metrics
+    when: attributes["k0"] != "zz"
+    set:
+      attributes["arr"]: '[1, "a", true]'
+      attributes["map"]: '{"x": 1.5, "y": "b"}'
+      attributes["num"]: 'len(attributes["k0"] ?? "")'
+      attributes["f"]: '0.25'
+      attributes["b"]: 'true'
+      attributes["s"]: '"v"'
+    delete: ['attributes["k1"]']
+`)
+	for seed := range 20 {
+		r := rand.New(rand.NewPCG(uint64(seed), 5))
+		req := gen(otlpwire.Metrics, r)
+		if seed%2 == 0 {
+			dupAttrs(req, r, 1+r.IntN(3)) // rows share whole rows
+		} else {
+			varyAttrs(req, r, 2) // rows share layouts
+		}
+		check(t, set, req)
+	}
 }
