@@ -84,9 +84,10 @@ func benchBatch(b *testing.B, body []byte) *schemas.Batch {
 // worst case for the table of sets); "metrics-k8s" is internal/otlptest's
 // corpus of the end-to-end benchmark (100 pods × 100 gauge series of one
 // metric, debug_id unique per series: one metric of 10,000 series, no
-// attribute set repeating within a batch). Patterns: "steady" observes the same batch again and again (the
-// usual case: every scrape or export repeats its series); "churn" cycles
-// through 8 batches of different series, so the sketches grow. Stages:
+// attribute set repeating within a batch). Patterns: "steady" observes
+// the same batch again and again (the usual case: every scrape or export
+// repeats its series); "churn" cycles through 8 batches of different
+// series, so the sketches grow. Stages:
 // "before" is one Observe; "before+after" is Observe at Before then at
 // After, as the worker does for a batch the rules changed; "both" is one
 // Observe at Both, for a batch they left alone. points/s counts each point

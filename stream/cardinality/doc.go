@@ -36,7 +36,9 @@
 // otherwise). Each distinct point attribute set of a batch is hashed once
 // (every metric of a resource usually has the same sets): later points
 // with that set cost a hash of its values' bytes and a comparison, up to
-// 4,096 sets a batch. A series already in its metric's exact set, or in
+// 4,096 sets a batch, and a comparison alone when they come in the order
+// the sets were first seen (the set after the previous point's is guessed
+// first). A series already in its metric's exact set, or in
 // the filter its series sketch keeps once dense (see below), brought its
 // label values with it when it was first seen, so only new series, and
 // series a full filter dropped, insert label values; a series found costs
