@@ -38,7 +38,8 @@
 // with that set cost a hash of its values' bytes and a comparison, up to
 // 4,096 sets a batch, and a comparison alone when they come in the order
 // the sets were first seen (the set after the previous point's is guessed
-// first). A series already in its metric's exact set, or in
+// first). A batch whose first 256 sets all differ (an attribute unique
+// per series, one metric per resource) stops looking them up. A series already in its metric's exact set, or in
 // the filter its series sketch keeps once dense (see below), brought its
 // label values with it when it was first seen, so only new series, and
 // series a full filter dropped, insert label values; a series found costs

@@ -13,6 +13,7 @@ import (
 const (
 	maxRows      = 4096
 	maxRowHashes = 8 * maxRows
+	rowsTrial    = 256 // rows added without a hit before giving up on the table
 )
 
 // scratch is the state of one Observe call, reused across calls: the
@@ -226,6 +227,12 @@ func (sc *scratch) rowHashes(a *attrCol, start int, kh []uint64) (vh []uint64, s
 	sc.guess = 0
 	at := len(sc.rowVH)
 	keep := !sc.skipRows && !sc.clearRows && sc.nrows < maxRows && at+n <= maxRowHashes
+	if keep && sc.hits == 0 && sc.nrows >= rowsTrial {
+		// Not one set repeated: an attribute unique per series (an id),
+		// and metrics that do not share sets (one per resource). Stop
+		// looking them up, which would cost more than hashing.
+		keep, sc.skipRows = false, true
+	}
 	if !keep && !sc.skipRows && !sc.clearRows {
 		// Full. Sets of a batch repeat within a resource, usually: make
 		// room for those of the next resources, or, if they did not repeat

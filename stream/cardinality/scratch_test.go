@@ -55,3 +55,42 @@ func TestRowGuess(t *testing.T) {
 		t.Errorf("%d points guessed, want %d at least", sc.guessed, 2*(n-1))
 	}
 }
+
+// TestRowsGiveUp checks that a batch whose attribute sets never repeat
+// stops using the table of sets after rowsTrial of them, and that one
+// whose sets repeat keeps it.
+func TestRowsGiveUp(t *testing.T) {
+	res := kvs("service.name", "api")
+	unique, repeating := &req{}, &req{}
+	for m := range 10 {
+		var u, r [][]*common.KeyValue
+		for i := range 100 {
+			u = append(u, kvs("route", fmt.Sprint("/r", i%5), "id", fmt.Sprintf("%d-%d", m, i)))
+			r = append(r, kvs("route", fmt.Sprint("/r", i%5), "id", fmt.Sprint(i)))
+		}
+		unique.add(res, fmt.Sprint("m", m), u...)
+		repeating.add(res, fmt.Sprint("m", m), r...)
+	}
+	for _, c := range []struct {
+		name string
+		q    *req
+		skip bool
+	}{{"unique", unique, true}, {"repeating", repeating, false}} {
+		tr := New(Config{})
+		now := time.Unix(0, 0)
+		observe(t, tr, "t", Before, c.q, now)
+		sc := tr.scratches[0]
+		if sc.skipRows != c.skip {
+			t.Errorf("%s: skipRows %v, want %v (%d rows, %d hits)", c.name, sc.skipRows, c.skip, sc.nrows, sc.hits)
+		}
+		if c.skip && sc.nrows != rowsTrial {
+			t.Errorf("%s: %d rows, want %d", c.name, sc.nrows, rowsTrial)
+		}
+		r := oneTenant(t, tr.Report("t", 0, now), "t")
+		for m := range 10 {
+			if got := metricOf(t, r, fmt.Sprint("m", m)).SeriesBefore; got != 100 {
+				t.Errorf("%s: m%d: %d series, want 100", c.name, m, got)
+			}
+		}
+	}
+}
