@@ -72,7 +72,7 @@ func benchBatch(b *testing.B, body []byte) *schemas.Batch {
 	return bld.Build()
 }
 
-// BenchmarkObserve observes batches of 100,000 points, one sub-benchmark
+// BenchmarkObserve observes batches of 100,000 points (metrics-k8s: 10,000), one sub-benchmark
 // per corpus, pattern and stage; run it with -cpu 1 for figures per core.
 //
 // Corpora: "metrics" is internal/otlptest's (10 resources × 100 metrics ×
@@ -81,15 +81,28 @@ func benchBatch(b *testing.B, body []byte) *schemas.Batch {
 // point attribute unique per series; 2,000 series a metric, so they go
 // dense); "distinct" is like "metrics" but with the metric's number as an
 // attribute, so that no attribute set repeats within a resource (the
-// worst case for the table of sets). Patterns: "steady" observes the same batch again and again (the
-// usual case: every scrape or export repeats its series); "churn" cycles
-// through 8 batches of different series, so the sketches grow. Stages:
+// worst case for the table of sets); "metrics-k8s" is internal/otlptest's
+// corpus of the end-to-end benchmark (100 pods × 100 gauge series of one
+// metric, debug_id unique per series: one metric of 10,000 series, no
+// attribute set repeating within a batch). Patterns: "steady" observes
+// the same batch again and again (the usual case: every scrape or export
+// repeats its series); "churn" cycles through 8 batches of different
+// series, so the sketches grow. Stages:
 // "before" is one Observe; "before+after" is Observe at Before then at
 // After, as the worker does for a batch the rules changed; "both" is one
 // Observe at Both, for a batch they left alone. points/s counts each point
 // of the batch once, at one stage or two.
 func BenchmarkObserve(b *testing.B) {
-	metricsBody := otlptest.Corpora()[0].Body
+	corpus := func(name string) []byte {
+		for _, c := range otlptest.Corpora() {
+			if c.Name == name {
+				return c.Body
+			}
+		}
+		b.Fatalf("no corpus %s", name)
+		return nil
+	}
+	metricsBody := corpus("metrics")
 	for _, c := range []struct {
 		name   string
 		bodies func() [][]byte
@@ -97,6 +110,7 @@ func BenchmarkObserve(b *testing.B) {
 		{"metrics/steady", func() [][]byte { return [][]byte{metricsBody} }},
 		{"k8s/steady", func() [][]byte { return [][]byte{benchCorpus(0).body(b)} }},
 		{"distinct/steady", func() [][]byte { return [][]byte{distinctCorpus().body(b)} }},
+		{"metrics-k8s/steady", func() [][]byte { return [][]byte{corpus("metrics-k8s")} }},
 		{"k8s/churn", func() [][]byte {
 			var out [][]byte
 			for g := range 8 {

@@ -142,12 +142,12 @@ func (s *stage) resolve(ref *metricRef, mr, r int, c *columns, sc *scratch, cfg 
 	name := c.metName.Value(mr)
 	m := g.metrics[name]
 	if m == nil && len(g.metrics) < cfg.MaxMetrics {
-		m = &metric{name: strings.Clone(name), series: newSketch(seriesPrecision)}
+		m = &metric{name: strings.Clone(name), series: newSeriesSketch(&g.filterRoom)}
 		g.metrics[m.name] = m
 	}
 	if m == nil {
 		if g.other == nil {
-			g.other = &metric{series: newSketch(seriesPrecision)}
+			g.other = &metric{series: newSeriesSketch(&g.filterRoom)}
 			g.names = newSketch(seriesPrecision)
 		}
 		ref.m, ref.salt = g.other, xxhash.Sum64String(name)

@@ -13,6 +13,7 @@ import (
 const (
 	maxRows      = 4096
 	maxRowHashes = 8 * maxRows
+	rowsTrial    = 256 // rows added without a hit before giving up on the table
 )
 
 // scratch is the state of one Observe call, reused across calls: the
@@ -40,6 +41,11 @@ type scratch struct {
 	// than it holds, else stop using it for the batch.
 	clearRows, skipRows bool
 	rowVH               []uint64 // value hashes of the rows
+	// The row the next point likely has (see rowHashes), and the row added
+	// last, as slot index + 1 (0: none); guessed counts the points found
+	// so.
+	guess, lastRow int32
+	guessed        int
 
 	// The points of the current run (see observeStages), and room for
 	// what their slices point to when it is not in kh or rowVH.
@@ -56,6 +62,7 @@ type row struct {
 	at   int32  // its first entry
 	vhAt int32  // its value hashes: rowVH[vhAt:][:n]
 	keys uint32 // keys of the scratch when it was added; 0: empty slot
+	next int32  // the row added after it, as slot index + 1 (0: none yet)
 }
 
 func grow[T any](s []T, n int) []T {
@@ -106,6 +113,7 @@ func (sc *scratch) reset(c *columns, stages int) {
 	sc.rows = sc.rows[:1<<sc.rowBits]
 	sc.skipRows = false
 	sc.clearRows = true // at the first run
+	sc.guessed = 0
 }
 
 // hashResource sets the pair hashes of resource row r and their sum, once
@@ -136,6 +144,7 @@ func (sc *scratch) startRun() {
 	if sc.clearRows {
 		clear(sc.rows)
 		sc.nrows, sc.hits, sc.rowVH, sc.clearRows = 0, 0, sc.rowVH[:0], false
+		sc.guess, sc.lastRow = 0, 0
 	}
 }
 
@@ -179,6 +188,13 @@ func (sc *scratch) keyHashes(k *strCol, start, end int) []uint64 {
 // the same sets. So rows remembers the sets seen in the batch, up to
 // maxRows, and a set seen before costs one hash of its values' bytes and
 // one comparison with them, not a hash per value and per pair.
+//
+// Better still, the metrics of a resource usually carry their points'
+// sets in the same order: the set of a point is then the one added after
+// the set of the point before it (of the same metric, or of the last
+// point of the metric before). So that row is guessed first, and when the
+// guess is right the point costs the comparison alone. (Rows with the same
+// keys of the scratch have the same keys, so the same number of values.)
 func (sc *scratch) rowHashes(a *attrCol, start int, kh []uint64) (vh []uint64, sum uint64) {
 	n := len(kh)
 	if n == 0 {
@@ -187,6 +203,15 @@ func (sc *scratch) rowHashes(a *attrCol, start int, kh []uint64) (vh []uint64, s
 	var key uint64
 	var i int
 	if !sc.skipRows {
+		if g := sc.guess; g > 0 {
+			r := &sc.rows[g-1]
+			if r.keys == sc.keys && a.vals.same(int(r.at), start, n) {
+				sc.hits++
+				sc.guessed++
+				sc.guess = r.next
+				return sc.rowVH[r.vhAt:][:n], r.sum
+			}
+		}
 		key = a.vals.runKey(start, n) ^ uint64(sc.keys)
 		mask := len(sc.rows) - 1
 		i = int((key * seedDouble) >> (64 - sc.rowBits))
@@ -194,12 +219,20 @@ func (sc *scratch) rowHashes(a *attrCol, start int, kh []uint64) (vh []uint64, s
 			r := &sc.rows[i]
 			if r.key == key && r.keys == sc.keys && a.vals.same(int(r.at), start, n) {
 				sc.hits++
+				sc.guess = r.next
 				return sc.rowVH[r.vhAt:][:n], r.sum
 			}
 		}
 	}
+	sc.guess = 0
 	at := len(sc.rowVH)
 	keep := !sc.skipRows && !sc.clearRows && sc.nrows < maxRows && at+n <= maxRowHashes
+	if keep && sc.hits == 0 && sc.nrows >= rowsTrial {
+		// Not one set repeated: an attribute unique per series (an id),
+		// and metrics that do not share sets (one per resource). Stop
+		// looking them up, which would cost more than hashing.
+		keep, sc.skipRows = false, true
+	}
 	if !keep && !sc.skipRows && !sc.clearRows {
 		// Full. Sets of a batch repeat within a resource, usually: make
 		// room for those of the next resources, or, if they did not repeat
@@ -220,6 +253,10 @@ func (sc *scratch) rowHashes(a *attrCol, start int, kh []uint64) (vh []uint64, s
 	if keep {
 		sc.rows[i] = row{key: key, sum: sum, at: int32(start), vhAt: int32(at), keys: sc.keys}
 		sc.nrows++
+		if sc.lastRow > 0 {
+			sc.rows[sc.lastRow-1].next = int32(i) + 1
+		}
+		sc.lastRow = int32(i) + 1
 	}
 	return vh, sum
 }

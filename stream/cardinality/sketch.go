@@ -18,12 +18,19 @@ import (
 // rebuild (allocation, O(list)) every ~164 points per sketch: 65 KB and 90
 // allocations per 1,000 points, and half the speed. A set of hashes makes a
 // repeat one probe, and a dense HyperLogLog never allocates.
+//
+// Once dense, a series sketch keeps its set as a filter of the hashes it
+// has counted (see insertDense), while its generation's filter room lasts:
+// a series seen again is then found in one probe, as in the exact set, so
+// insert can still report it as a repeat (and Observe skip its label
+// values), rather than report every hash as new.
 type sketch struct {
 	p     uint8
 	shift uint8    // 64 - log2 len(set): a hash's home slot is h >> shift
 	n     int      // hashes in set
-	set   []uint64 // 0 = empty slot; len a power of two, at most 2^p/8; once dense, one empty slot
+	set   []uint64 // 0 = empty slot; len a power of two, at most 2^p/8 while exact; once dense, the filter or one empty slot
 	dense *hyperloglog.Sketch
+	room  *int // bytes its generation may still spend on filters; nil: no filter
 }
 
 // minSlots is the size of a set's first table.
@@ -34,6 +41,23 @@ func newSketch(p uint8) *sketch {
 	s.setTable(minSlots)
 	return s
 }
+
+// newSeriesSketch returns a series sketch that, once dense, keeps a filter
+// while room (its generation's) allows.
+func newSeriesSketch(room *int) *sketch {
+	s := newSketch(seriesPrecision)
+	s.room = room
+	return s
+}
+
+// Bounds of a dense sketch's filter: its largest table (256 KiB, about
+// 24,000 series at load 3/4), the slots a hash may go to from its home
+// slot, and the bytes all filters of a generation may hold.
+const (
+	maxFilterSlots = 1 << 15
+	filterWindow   = 32
+	maxFilterBytes = 4 << 20
+)
 
 // maxSlots is the largest set table, as many bytes as the dense sketch.
 func (s *sketch) maxSlots() int { return 1 << (s.p - 3) }
@@ -51,8 +75,7 @@ func (s *sketch) insert(h uint64) bool {
 
 func (s *sketch) insertSlow(h uint64) bool {
 	if s.dense != nil {
-		s.dense.InsertHash(h)
-		return true
+		return s.insertDense(h)
 	}
 	if h == 0 {
 		h = 1 // 0 marks an empty slot
@@ -131,13 +154,93 @@ func (s *sketch) toDense() {
 			s.dense.InsertHash(h)
 		}
 	}
+	if s.room != nil && *s.room >= 16*len(s.set) {
+		// The set, every hash of which is counted, becomes the filter, at
+		// twice its size (the set is at load 3/4, its probes unbounded).
+		*s.room -= 8 * len(s.set)
+		s.growFilter()
+		return
+	}
 	// One empty slot, for insert's inline lookup to miss.
 	s.set, s.shift, s.n = make([]uint64, 1), 64, 0
+}
+
+// insertDense adds h to a dense sketch, reporting false when its filter
+// holds h. The filter is a cache of hashes the dense sketch has counted,
+// so a hash found in it was counted (and its series' label values added)
+// earlier in the generation. It is an open-addressing table whose probes
+// stop after filterWindow slots: it doubles at load 3/4, or when a window
+// is full above load 5/8, while maxFilterSlots and its generation's room
+// allow; else a hash whose window is full replaces one of the window's. A hash
+// it dropped costs, when seen again, what it would without a filter (a
+// dense insert and its label values), and goes back in.
+func (s *sketch) insertDense(h uint64) bool {
+	if len(s.set) == 1 || h == 0 { // no filter (or the empty-slot mark)
+		s.dense.InsertHash(h)
+		return true
+	}
+	for {
+		mask := uint64(len(s.set) - 1)
+		home := h >> s.shift
+		for k := range uint64(filterWindow) {
+			switch i := (home + k) & mask; s.set[i] {
+			case h:
+				return false
+			case 0:
+				s.dense.InsertHash(h)
+				s.set[i] = h
+				s.n++
+				if 4*s.n > 3*len(s.set) {
+					s.growFilter()
+				}
+				return true
+			}
+		}
+		// Linear probing makes long clusters well before load 3/4: below
+		// 5/8, a full window is not worth doubling the table for.
+		if 8*s.n < 5*len(s.set) || !s.growFilter() {
+			// The window is full: h replaces one of its hashes.
+			s.dense.InsertHash(h)
+			s.set[(home+h&(filterWindow-1))&mask] = h
+			return true
+		}
+	}
+}
+
+// growFilter doubles the filter, if maxFilterSlots and the room allow,
+// keeping the hashes that fit in their windows (all, most likely, at its
+// new load); it reports whether it did.
+func (s *sketch) growFilter() bool {
+	if len(s.set) >= maxFilterSlots || *s.room < 8*len(s.set) {
+		return false
+	}
+	*s.room -= 8 * len(s.set)
+	old := s.set
+	s.setTable(2 * len(old))
+	s.n = 0
+	mask := uint64(len(s.set) - 1)
+	for _, h := range old {
+		if h == 0 {
+			continue
+		}
+		home := h >> s.shift
+		for k := range uint64(filterWindow) {
+			if i := (home + k) & mask; s.set[i] == 0 {
+				s.set[i] = h
+				s.n++
+				break
+			}
+		}
+	}
+	return true
 }
 
 // bytes is the memory the sketch holds, about.
 func (s *sketch) bytes() int {
 	if s.dense != nil {
+		if len(s.set) > 1 { // a filter
+			return 1<<s.p + 64 + 8*len(s.set)
+		}
 		return 1<<s.p + 64
 	}
 	return 8*len(s.set) + 48

@@ -116,9 +116,10 @@ type stage struct {
 
 // generation is the state of one window.
 type generation struct {
-	metrics map[string]*metric
-	other   *metric // series of metrics beyond MaxMetrics; nil until needed
-	names   *sketch // names of those metrics
+	metrics    map[string]*metric
+	other      *metric // series of metrics beyond MaxMetrics; nil until needed
+	names      *sketch // names of those metrics
+	filterRoom int     // bytes the filters of its dense series sketches may still take
 }
 
 type metric struct {
@@ -134,7 +135,9 @@ type label struct {
 	values *sketch
 }
 
-func newGeneration() *generation { return &generation{metrics: map[string]*metric{}} }
+func newGeneration() *generation {
+	return &generation{metrics: map[string]*metric{}, filterRoom: maxFilterBytes}
+}
 
 func (t *Tracker) epoch(now time.Time) int64 { return now.UnixNano() / int64(t.cfg.Window) }
 
