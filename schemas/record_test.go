@@ -29,22 +29,11 @@ func TestRecordRoundTripRandom(t *testing.T) {
 			defer mem.AssertSize(t, 0)
 			g := otlptest.NewGen(1000+uint64(sig), otlptest.GenOptions{})
 			for i := range iters {
-				b := NewBuilder(sig, mem)
+				var reqs [][]byte
 				for range 1 + g.Rand().IntN(4) {
-					if _, err := b.Append(g.Request(sig)); err != nil {
-						t.Fatal(err)
-					}
+					reqs = append(reqs, g.Request(sig))
 				}
-				batch := b.Build()
-				b.Release()
-				var buf bytes.Buffer
-				if err := WriteBatch(&buf, batch); err != nil {
-					t.Fatal(err)
-				}
-				got, err := ReadBatch(buf.Bytes(), mem)
-				if err != nil {
-					t.Fatalf("iteration %d: ReadBatch: %v", i, err)
-				}
+				batch, got := writeRead(t, sig, mem, reqs...)
 				want := batch.schemas()
 				for k, rec := range batch.tables() {
 					g := got.tables()[k]
@@ -273,6 +262,29 @@ func validateFull(a arrow.Array) error {
 	return nil
 }
 
+// writeRead builds a batch of reqs, writes it as a record and reads it
+// back: the batch built and the batch read.
+func writeRead(t *testing.T, sig otlpwire.Signal, mem memory.Allocator, reqs ...[]byte) (built, read *Batch) {
+	t.Helper()
+	b := NewBuilder(sig, mem)
+	defer b.Release()
+	for _, req := range reqs {
+		if _, err := b.Append(req); err != nil {
+			t.Fatal(err)
+		}
+	}
+	built = b.Build()
+	var buf bytes.Buffer
+	if err := WriteBatch(&buf, built); err != nil {
+		t.Fatal(err)
+	}
+	read, err := ReadBatch(buf.Bytes(), mem)
+	if err != nil {
+		t.Fatalf("ReadBatch: %v", err)
+	}
+	return built, read
+}
+
 // TestItemAttrSets: a record whose items' attributes repeat (each request
 // appended twice) comes back with ItemAttrSets, and items share a number
 // exactly when their attributes are equal; a record of distinct
@@ -285,24 +297,9 @@ func TestItemAttrSets(t *testing.T) {
 			g := otlptest.NewGen(77+uint64(sig), otlptest.GenOptions{})
 			withSets := 0
 			for i := range 40 {
-				b := NewBuilder(sig, mem)
 				req := g.Request(sig)
-				for range 2 {
-					if _, err := b.Append(req); err != nil {
-						t.Fatal(err)
-					}
-				}
-				batch := b.Build()
-				b.Release()
-				var buf bytes.Buffer
-				if err := WriteBatch(&buf, batch); err != nil {
-					t.Fatal(err)
-				}
+				batch, got := writeRead(t, sig, mem, req, req)
 				batch.Release()
-				got, err := ReadBatch(buf.Bytes(), mem)
-				if err != nil {
-					t.Fatalf("iteration %d: %v", i, err)
-				}
 				sets := got.ItemAttrSets
 				n := got.Len()
 				if n > 1 && sets == nil {
@@ -339,19 +336,7 @@ func TestItemAttrSets(t *testing.T) {
 		if c.Name != "metrics-k8s" {
 			t.Fatalf("corpus %s", c.Name)
 		}
-		b := NewBuilder(c.Signal, nil)
-		if _, err := b.Append(c.Body); err != nil {
-			t.Fatal(err)
-		}
-		batch := b.Build()
-		var buf bytes.Buffer
-		if err := WriteBatch(&buf, batch); err != nil {
-			t.Fatal(err)
-		}
-		got, err := ReadBatch(buf.Bytes(), nil)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, got := writeRead(t, c.Signal, nil, c.Body)
 		if got.ItemAttrSets != nil {
 			t.Fatalf("%d distinct items came with sets", got.Len())
 		}
