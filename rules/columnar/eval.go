@@ -334,11 +334,9 @@ func (st *state) patchBase(i int, p *patch) int32 {
 		return 0
 	}
 	row := int(st.memo.entries[p.memo-1].row)
-	c := st.itAttrs.m
-	if row == i || c.IsNull(i) || c.IsNull(row) {
+	c := &st.itAttrs
+	if row == i || c.m.IsNull(i) || c.m.IsNull(row) {
 		return 0
 	}
-	a, _ := c.ValueOffsets(i)
-	b, _ := c.ValueOffsets(row)
-	return int32(a - b)
+	return c.rowOff[i] - c.rowOff[row]
 }
