@@ -92,7 +92,9 @@
 // open-addressing table of 64-bit hashes with bounded probes, 32 KiB when
 // the sketch turns dense, doubling at load 3/4 up to 256 KiB (about 24,000
 // series), and replacing hashes once it cannot grow (a series it dropped
-// costs what it did without a filter, once, and goes back in). It only ever holds
+// costs what it did without a filter, once, and goes back in). A filter
+// that cannot grow and misses for most points (its series churn or are
+// too many) is dropped for the rest of the window, its bytes given back. It only ever holds
 // hashes the sketch counted, so it changes no count. The filters of a
 // tenant, stage and generation share 4 MiB; a metric turning dense when
 // they are used up gets none (it then inserts the label values of every

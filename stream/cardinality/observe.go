@@ -167,9 +167,14 @@ func (s *stage) resolve(ref *metricRef, mr, r int, c *columns, sc *scratch, cfg 
 // one per point.
 func (ref *metricRef) add(run []pending, fresh []bool, a *attrCol, maxLabels int) {
 	m := ref.m
+	n := 0
 	for p := range run {
 		fresh[p] = m.series.insert(fmix64((run[p].sum + ref.resSum) ^ ref.salt))
+		if fresh[p] {
+			n++
+		}
 	}
+	m.series.tally(len(run), n)
 	if !ref.track {
 		return
 	}

@@ -31,6 +31,9 @@ type sketch struct {
 	set   []uint64 // 0 = empty slot; len a power of two, at most 2^p/8 while exact; once dense, the filter or one empty slot
 	dense *hyperloglog.Sketch
 	room  *int // bytes its generation may still spend on filters; nil: no filter
+	// Of a filter that cannot grow: points looked up and found new since
+	// the last check (see tally).
+	looked, fresh int
 }
 
 // minSlots is the size of a set's first table.
@@ -171,9 +174,9 @@ func (s *sketch) toDense() {
 // earlier in the generation. It is an open-addressing table whose probes
 // stop after filterWindow slots: it doubles at load 3/4, or when a window
 // is full above load 5/8, while maxFilterSlots and its generation's room
-// allow; else a hash whose window is full replaces one of the window's. A hash
-// it dropped costs, when seen again, what it would without a filter (a
-// dense insert and its label values), and goes back in.
+// allow; else a hash whose window is full replaces one of the window's. A
+// hash it dropped costs, when seen again, what it would without a filter
+// (a dense insert and its label values), and goes back in.
 func (s *sketch) insertDense(h uint64) bool {
 	if len(s.set) == 1 || h == 0 { // no filter (or the empty-slot mark)
 		s.dense.InsertHash(h)
@@ -205,6 +208,27 @@ func (s *sketch) insertDense(h uint64) bool {
 			return true
 		}
 	}
+}
+
+// tally counts points looked up in a dense sketch and how many were new
+// (not in its filter). A filter that cannot grow and found fewer than half
+// of 4 tables' worth of points is dropped, its bytes given back to its
+// generation: its series do not fit (they churn, or are too many), and a
+// lookup that fails costs more than none.
+func (s *sketch) tally(points, fresh int) {
+	if len(s.set) <= 1 || s.dense == nil || (len(s.set) < maxFilterSlots && *s.room >= 8*len(s.set)) {
+		return
+	}
+	s.looked += points
+	s.fresh += fresh
+	if s.looked < 4*len(s.set) {
+		return
+	}
+	if 2*s.fresh > s.looked {
+		*s.room += 8 * len(s.set)
+		s.set, s.shift, s.n = make([]uint64, 1), 64, 0
+	}
+	s.looked, s.fresh = 0, 0
 }
 
 // growFilter doubles the filter, if maxFilterSlots and the room allow,

@@ -145,3 +145,39 @@ func TestFilterRoom(t *testing.T) {
 		t.Errorf("%d of %d metrics have a filter", with, metrics)
 	}
 }
+
+// TestSeriesFilterDropped checks that a filter that cannot grow is dropped,
+// its bytes given back, when most lookups miss (its series do not fit),
+// and kept when they fit.
+func TestSeriesFilterDropped(t *testing.T) {
+	h := func(i int) uint64 { return fmix64(uint64(i) + 4242) }
+	for _, c := range []struct {
+		name string
+		n    int // distinct hashes, inserted in turn, 10 rounds
+		kept bool
+	}{{"fits", 2500, true}, {"does not fit", 20_000, false}} {
+		t.Run(c.name, func(t *testing.T) {
+			const room0 = 16 * 2048 // the first table only
+			room := room0
+			s := newSeriesSketch(&room)
+			for range 10 {
+				for i := 0; i < c.n; i += 100 { // runs of 100 points, as Observe's
+					fresh := 0
+					for j := i; j < i+100; j++ {
+						if s.insert(h(j)) {
+							fresh++
+						}
+					}
+					s.tally(100, fresh)
+				}
+			}
+			if kept := len(s.set) > 1; kept != c.kept {
+				t.Errorf("filter kept %v, want %v", kept, c.kept)
+			}
+			if want := room0 - 8*len(s.set); len(s.set) == 1 && room != room0 || len(s.set) > 1 && room != want {
+				t.Errorf("room %d left, filter of %d slots", room, len(s.set))
+			}
+			within(t, "estimate", s.estimate(), float64(c.n), 0.05)
+		})
+	}
+}
