@@ -371,10 +371,7 @@ func TestProperty(t *testing.T) {
 	}
 	for seed := range n {
 		r := rand.New(rand.NewPCG(uint64(seed), 99))
-		sig := otlpwire.Signals[r.IntN(3)]
-		pool := rulePool[sig]
-		idx := r.Perm(len(pool))[:1+r.IntN(min(5, len(pool)))]
-		set := parse(t, ruleYAML(sig, idx))
+		sig, set := randomRules(t, r)
 		req := gen(sig, r)
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { check(t, set, req) })
 	}
@@ -390,10 +387,7 @@ func TestPropertyReused(t *testing.T) {
 	}
 	for seed := range n {
 		r := rand.New(rand.NewPCG(uint64(seed), 77))
-		sig := otlpwire.Signals[r.IntN(3)]
-		pool := rulePool[sig]
-		idx := r.Perm(len(pool))[:1+r.IntN(min(5, len(pool)))]
-		set := parse(t, ruleYAML(sig, idx))
+		sig, set := randomRules(t, r)
 		mem := memory.NewCheckedAllocator(testPool)
 		e := New(set, Options{Allocator: mem})
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
@@ -409,6 +403,14 @@ func TestPropertyReused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randomRules picks a signal and a set of one to five rules of its pool.
+func randomRules(t *testing.T, r *rand.Rand) (otlpwire.Signal, *rules.Set) {
+	sig := otlpwire.Signals[r.IntN(3)]
+	pool := rulePool[sig]
+	idx := r.Perm(len(pool))[:1+r.IntN(min(5, len(pool)))]
+	return sig, parse(t, ruleYAML(sig, idx))
 }
 
 func gen(sig otlpwire.Signal, r *rand.Rand) proto.Message {
