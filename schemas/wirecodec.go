@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math"
 	"math/bits"
+	"unicode/utf8"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -20,6 +21,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
 // Validity modes.
@@ -992,6 +994,9 @@ func (d *decoder) col(dt arrow.DataType, n int) arrow.ArrayData {
 	case arrow.STRING, arrow.BINARY:
 		ob, db := d.binary(n)
 		bufs = append(bufs, ob, db)
+		if dt.ID() == arrow.STRING && d.err == nil {
+			d.checkUTF8(ob, db, n)
+		}
 	case arrow.STRUCT:
 		for _, f := range dt.(*arrow.StructType).Fields() {
 			children = append(children, d.col(f.Type, n))
@@ -1069,6 +1074,24 @@ func (d *decoder) dictCol(dt arrow.DataType, n int) arrow.ArrayData {
 		}
 	}
 	return Take(d.mem, dist, rs)
+}
+
+// checkUTF8 fails the decoding when one of the n strings of offsets ob
+// and data db is not UTF-8 (arrow's String requires it; a record a worker
+// wrote never has one, a corrupt one may). ASCII data, the usual case, is
+// one pass over the bytes.
+func (d *decoder) checkUTF8(ob, db *memory.Buffer, n int) {
+	data := db.Bytes()
+	if otlpwire.IsASCII(data) {
+		return
+	}
+	offs := arrow.Int32Traits.CastFromBytes(ob.Bytes())[:n+1]
+	for i := range n {
+		if !utf8.Valid(data[offs[i]:offs[i+1]]) {
+			d.fail("string %d is not UTF-8", i)
+			return
+		}
+	}
 }
 
 // binary reads n strings.
