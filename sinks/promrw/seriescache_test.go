@@ -455,7 +455,7 @@ func TestSetMemoLeftOff(t *testing.T) {
 				}
 				// on for the first record and, after the skipped ones, the last
 				want := tc.kept || rec == 0 || rec == memoSkipBatches+1
-				if on := cached.tr.sets != nil; on != want {
+				if on := cached.tr.memoOn; on != want {
 					t.Fatalf("record %d: memo on %v (%d lookups, %d hits), want %v", rec, on, cached.tr.memoTries, cached.tr.memoHits, want)
 				}
 				if !slices.Equal(plain.requests(), cached.requests()) {

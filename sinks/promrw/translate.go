@@ -80,19 +80,19 @@ type translator struct {
 	ckey     []byte  // the cache key of the point in hand
 	skey     []byte  // the interning key of an attribute set
 	lbl      []byte  // its encoded labels, on a miss
-	// The batch's attribute sets (schemas.Batch.ItemAttrSets) and, per
-	// base, name and set, the series cache slot of its series: points of
-	// a set seen before in the batch skip making and comparing the key.
-	// Valid while the cache has evicted nothing since (memoEvicted).
-	sets []uint32
-	memo setMemo
-	// The batch's attribute sets (nil: none) for the cache keys, and the
-	// interned id of each set of the batch, 0 until its first point
-	// needs it: the key of a point is then its base, name and set id,
-	// not its attributes in full.
-	keySets     []uint32
-	setKey      []uint64
-	setIDs      idTable
+	// The batch's attribute sets (schemas.Batch.ItemAttrSets; nil: none)
+	// and the interned id of each, 0 until its first point needs it: a
+	// point's cache key is then its base, name and set id, not its
+	// attributes in full.
+	sets   []uint32
+	setKey []uint64
+	setIDs idTable
+	// With memoOn, per base, name and set, the series cache slot of its
+	// series: points of a set seen before in the batch skip making and
+	// comparing the key. Valid while the cache has evicted nothing since
+	// (memoEvicted).
+	memo        setMemo
+	memoOn      bool
 	memoEvicted uint64
 	memoTries   int // lookups in the memo this batch
 	memoHits    int
@@ -256,24 +256,24 @@ func (t *translator) translate(b *schemas.Batch, rec int32) error {
 		return err
 	}
 	t.out.rec = rec
-	if t.sets != nil && t.memoTries >= 64 && t.memoHits*8 < t.memoTries {
+	if t.memoOn && t.memoTries >= 64 && t.memoHits*8 < t.memoTries {
 		// The last batch's sets repeated mostly across series (another
 		// resource or metric each time): the memo cost a lookup and an
 		// insert per point for little. Leave it off for a while.
 		t.memoSkip = memoSkipBatches
 	}
-	t.sets, t.keySets = nil, nil
+	t.sets, t.memoOn = nil, false
 	if t.cache != nil && len(b.ItemAttrSets) == int(b.Items.NumRows()) {
-		t.keySets = b.ItemAttrSets
-		clear(t.setKey)
-	}
-	if t.memoSkip > 0 {
-		t.memoSkip--
-	} else if t.cache != nil && len(b.ItemAttrSets) == int(b.Items.NumRows()) {
 		t.sets = b.ItemAttrSets
-		t.memo.reset()
-		t.memoEvicted = t.cache.evicted
-		t.memoTries, t.memoHits = 0, 0
+		clear(t.setKey)
+		if t.memoSkip > 0 {
+			t.memoSkip--
+		} else {
+			t.memoOn = true
+			t.memo.reset()
+			t.memoEvicted = t.cache.evicted
+			t.memoTries, t.memoHits = 0, 0
+		}
 	}
 	nm := int(b.Metrics.NumRows())
 	t.metrics = t.metrics[:0]
@@ -672,7 +672,7 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 	t.arena = t.arena[:0]
 	var hash uint64
 	var mk memoKey
-	if t.sets != nil {
+	if t.memoOn {
 		if t.memoEvicted != t.cache.evicted {
 			t.memo.reset()
 			t.memoEvicted = t.cache.evicted
@@ -685,14 +685,14 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 		}
 	}
 	if t.cache != nil {
-		if t.keySets != nil {
+		if t.sets != nil {
 			t.ckey = appendSetKey(t.ckey[:0], t.baseID, m.nameID, t.setID(c, i))
 		} else {
 			t.ckey = appendPointKey(t.ckey[:0], &c.ptAttrs, i, t.baseID, m.nameID)
 		}
 		hash = t.keyHash(t.ckey)
 		if e := t.cache.get(hash, t.ckey); e != nil {
-			if t.sets != nil {
+			if t.memoOn {
 				t.memo.put(mk, t.cache.slot(e))
 			}
 			return t.cached(e, list)
@@ -716,7 +716,7 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 	lhash := labelsHash(t.lbl)
 	if t.cache != nil {
 		if e := t.cache.put(t.out.cur.tenant, hash, t.ckey, t.lbl, lhash); e != nil {
-			if t.sets != nil && t.memoEvicted == t.cache.evicted {
+			if t.memoOn && t.memoEvicted == t.cache.evicted {
 				t.memo.put(mk, t.cache.slot(e))
 			}
 			return pointSeries{e.labels(), lhash, true, &e.memo}
@@ -735,7 +735,7 @@ const memoSkipBatches = 15
 // setID returns the interned id of the attribute set of data point i,
 // interning it at the set's first point in the batch.
 func (t *translator) setID(c *columns, i int) uint64 {
-	set := int(t.keySets[i])
+	set := int(t.sets[i])
 	if set >= len(t.setKey) {
 		t.setKey = append(t.setKey, make([]uint64, set+1-len(t.setKey))...)
 	}
