@@ -159,16 +159,20 @@ func (a *attrTable) appendKey(key []byte) {
 // appendShort is append(dst, src...) for the short strings of attributes:
 // when src is at most 32 bytes and both dst's capacity and src's (the rest
 // of the request) extend 32 bytes past their starts, it copies 32 bytes
-// with two vector moves instead of calling memmove; the bytes past src's
-// end land beyond len(dst), where later appends overwrite them.
+// with four word moves instead of calling memmove (which a [32]byte copy
+// compiles to); the bytes past src's end land beyond len(dst), where later
+// appends overwrite them.
 func appendShort(dst, src []byte) []byte {
 	n := len(dst)
 	if len(src) <= 32 && cap(src) >= 32 && cap(dst)-n >= 32 {
-		*(*[32]byte)(dst[n : n+32]) = *(*[32]byte)(src[:32])
+		*(*words32)(unsafe.Pointer(&dst[n : n+32][0])) = *(*words32)(unsafe.Pointer(&src[:32][0]))
 		return dst[:n+len(src)]
 	}
 	return append(dst, src...)
 }
+
+// words32 is 32 bytes that a copy moves as four words, inline.
+type words32 struct{ a, b, c, d uint64 }
 
 // splitKV returns the key and value of a KeyValue in its usual encoding:
 // key then value, each shorter than 128 bytes, and nothing else; ok is false
