@@ -218,7 +218,7 @@ func (b *Builder) Build() *Batch {
 	}
 	b.items, b.res.n, b.scopes.n = 0, 0, 0
 	if b.met != nil {
-		b.met.n = 0
+		b.met.n, b.pts.n = 0, 0
 	}
 	return bt
 }

@@ -140,6 +140,58 @@ func (c *bufList) flush() {
 
 func (c *bufList) clear() { c.off = c.off[:0] }
 
+// listCol is a non-nullable list column of a batch whose values are
+// appended straight to the value builder vb. Rows without values cost
+// nothing: a row's offset is recorded only when values are about to be
+// appended to it (start), together with those of the rows before it that
+// have none; at Build the rows not recorded start at the end of the values.
+// The points of a gauge or sum have no list values but exemplars, so their
+// six list columns are not touched at all.
+type listCol struct {
+	mem  memory.Allocator
+	typ  arrow.DataType
+	vb   array.Builder
+	rows *int    // the rows of the table, read at Build
+	off  []int32 // the offsets of the first len(off) rows
+}
+
+// newListCol is the column of list builder b of the record builder, whose
+// value builder it takes over (b itself stays empty).
+func newListCol(mem memory.Allocator, b array.Builder, rows *int) listCol {
+	l := b.(*array.ListBuilder)
+	return listCol{mem: mem, typ: l.Type(), vb: l.ValueBuilder(), rows: rows}
+}
+
+// start is called before values of row i, the row being decoded, are
+// appended to vb.
+func (c *listCol) start(i int) {
+	if len(c.off) <= i {
+		o := int32(c.vb.Len())
+		for len(c.off) <= i {
+			c.off = append(c.off, o)
+		}
+	}
+}
+
+func (c *listCol) newArray() arrow.Array {
+	n := *c.rows
+	vals := c.vb.NewArray()
+	defer vals.Release()
+	ob := newFullBuf(c.mem, 4*(n+1))
+	off := castBytes[int32](ob.Bytes())[:n+1]
+	copy(off, c.off)
+	end := int32(vals.Len())
+	for i := len(c.off); i <= n; i++ {
+		off[i] = end
+	}
+	d := array.NewData(c.typ, n, []*memory.Buffer{nil, ob}, []arrow.ArrayData{vals.Data()}, 0, 0)
+	ob.Release()
+	c.off = c.off[:0]
+	a := array.MakeFromData(d)
+	d.Release()
+	return a
+}
+
 // appendBins appends v to b, growing the data buffer geometrically
 // (BinaryBuilder.AppendValues alone grows it to the exact size, which
 // copies the whole buffer on every bulk append). *hint carries the data size

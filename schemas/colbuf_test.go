@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -68,5 +69,48 @@ func TestBatchColumns(t *testing.T) {
 			wantOpt.Release()
 			wantBin.Release()
 		}
+	}
+}
+
+// TestListColumn: a listCol builds the list array a ListBuilder builds from
+// the same rows, whatever rows have values (none, the first, the last, runs
+// of empty rows, a row started twice), batch after batch.
+func TestListColumn(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	typ := arrow.ListOf(arrow.PrimitiveTypes.Uint64)
+	rb := array.NewRecordBuilder(mem, arrow.NewSchema([]arrow.Field{{Name: "l", Type: typ}}, nil))
+	defer rb.Release()
+	var rows int
+	c := newListCol(mem, rb.Field(0), &rows)
+	vb := c.vb.(*array.Uint64Builder)
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 300 {
+		want := array.NewListBuilder(mem, arrow.PrimitiveTypes.Uint64)
+		wv := want.ValueBuilder().(*array.Uint64Builder)
+		rows = 0
+		n, dense := r.IntN(40), r.IntN(4)
+		for range n {
+			want.Append(true)
+			for range r.IntN(3) { // appends of values to the row
+				if r.IntN(4) >= dense {
+					continue
+				}
+				c.start(rows)
+				for range r.IntN(3) {
+					x := r.Uint64()
+					vb.Append(x)
+					wv.Append(x)
+				}
+			}
+			rows++
+		}
+		got, exp := c.newArray(), want.NewArray()
+		if got.Len() != exp.Len() || got.NullN() != 0 || !array.Equal(got, exp) {
+			t.Fatalf("got %v, want %v", got, exp)
+		}
+		got.Release()
+		exp.Release()
+		want.Release()
 	}
 }

@@ -46,14 +46,16 @@ func newMetricBuilder(mem memory.Allocator, strict *bool) *metricBuilder {
 
 // pointBuilder builds the data points table. The fixed-width and binary
 // columns are batch columns (see colbuf.go), built at Build by newRecord;
-// the list columns go through Arrow builders.
+// so are the offsets of the list columns, whose values go through Arrow
+// builders.
 type pointBuilder struct {
 	rb                            *array.RecordBuilder
 	resourceID, scopeID, metricID runCol[uint32]
 	start, time                   runCol[uint64]
 	attrs                         attrTable
 	flags                         runCol[uint32]
-	exemplars                     bufList
+	n                             int // rows
+	exemplars                     listCol
 	ex                            *array.StructBuilder
 	exTime                        *array.Uint64Builder
 	exInt                         *array.Int64Builder
@@ -64,17 +66,17 @@ type pointBuilder struct {
 	doubleValue                   optCol[uint64] // float64 bits, as in the other float64 columns
 	count                         runCol[uint64]
 	sum, min, max                 optCol[uint64]
-	bucketCounts                  bufList
+	bucketCounts                  listCol
 	bucketCountsV                 *array.Uint64Builder
-	bounds                        bufList
+	bounds                        listCol
 	boundsV                       *array.Float64Builder
 	scale                         runCol[int32]
 	zeroCount                     runCol[uint64]
 	zeroThreshold                 runCol[uint64]
 	posOffset, negOffset          optCol[int32]
-	posCounts, negCounts          bufList
+	posCounts, negCounts          listCol
 	posCountsV, negCountsV        *array.Uint64Builder
-	quantiles                     bufList
+	quantiles                     listCol
 	q                             *array.StructBuilder
 	qQuantile, qValue             *array.Float64Builder
 	extra                         binCol
@@ -91,7 +93,7 @@ func newPointBuilder(mem memory.Allocator, strict *bool) *pointBuilder {
 	p.time = newRunCol[uint64](mem, typ(PtTimeUnixNano))
 	p.attrs = newAttrTable(strict, mem)
 	p.flags = newRunCol[uint32](mem, typ(PtFlags))
-	p.exemplars = newBufList(rb.Field(PtExemplars))
+	p.exemplars = newListCol(mem, rb.Field(PtExemplars), &p.n)
 	p.ex = p.exemplars.vb.(*array.StructBuilder)
 	p.exTime = p.ex.FieldBuilder(ExTimeUnixNano).(*array.Uint64Builder)
 	p.exInt = p.ex.FieldBuilder(ExIntValue).(*array.Int64Builder)
@@ -105,20 +107,20 @@ func newPointBuilder(mem memory.Allocator, strict *bool) *pointBuilder {
 	p.sum = newOptCol[uint64](mem, typ(PtSum))
 	p.min = newOptCol[uint64](mem, typ(PtMin))
 	p.max = newOptCol[uint64](mem, typ(PtMax))
-	p.bucketCounts = newBufList(rb.Field(PtBucketCounts))
+	p.bucketCounts = newListCol(mem, rb.Field(PtBucketCounts), &p.n)
 	p.bucketCountsV = p.bucketCounts.vb.(*array.Uint64Builder)
-	p.bounds = newBufList(rb.Field(PtExplicitBounds))
+	p.bounds = newListCol(mem, rb.Field(PtExplicitBounds), &p.n)
 	p.boundsV = p.bounds.vb.(*array.Float64Builder)
 	p.scale = newRunCol[int32](mem, typ(PtScale))
 	p.zeroCount = newRunCol[uint64](mem, typ(PtZeroCount))
 	p.zeroThreshold = newRunCol[uint64](mem, typ(PtZeroThreshold))
 	p.posOffset = newOptCol[int32](mem, typ(PtPositiveOffset))
-	p.posCounts = newBufList(rb.Field(PtPositiveBucketCounts))
+	p.posCounts = newListCol(mem, rb.Field(PtPositiveBucketCounts), &p.n)
 	p.posCountsV = p.posCounts.vb.(*array.Uint64Builder)
 	p.negOffset = newOptCol[int32](mem, typ(PtNegativeOffset))
-	p.negCounts = newBufList(rb.Field(PtNegativeBucketCounts))
+	p.negCounts = newListCol(mem, rb.Field(PtNegativeBucketCounts), &p.n)
 	p.negCountsV = p.negCounts.vb.(*array.Uint64Builder)
-	p.quantiles = newBufList(rb.Field(PtQuantileValues))
+	p.quantiles = newListCol(mem, rb.Field(PtQuantileValues), &p.n)
 	p.q = p.quantiles.vb.(*array.StructBuilder)
 	p.qQuantile = p.q.FieldBuilder(0).(*array.Float64Builder)
 	p.qValue = p.q.FieldBuilder(1).(*array.Float64Builder)
@@ -135,6 +137,8 @@ func (t *pointBuilder) columns() []subst {
 		{PtCount, &t.count}, {PtSum, &t.sum}, {PtMin, &t.min}, {PtMax, &t.max},
 		{PtScale, &t.scale}, {PtZeroCount, &t.zeroCount}, {PtZeroThreshold, &t.zeroThreshold},
 		{PtPositiveOffset, &t.posOffset}, {PtNegativeOffset, &t.negOffset}, {PtExtra, &t.extra},
+		{PtExemplars, &t.exemplars}, {PtBucketCounts, &t.bucketCounts}, {PtExplicitBounds, &t.bounds},
+		{PtPositiveBucketCounts, &t.posCounts}, {PtNegativeBucketCounts, &t.negCounts}, {PtQuantileValues, &t.quantiles},
 	}
 }
 
@@ -308,12 +312,6 @@ type pointVals struct {
 func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 	t := b.pts
 	t.attrs.row(true)
-	t.exemplars.open()
-	t.bucketCounts.open()
-	t.bounds.open()
-	t.posCounts.open()
-	t.negCounts.open()
-	t.quantiles.open()
 	b.itemExtra = b.itemExtra[:0]
 	var v pointVals
 	// Field numbers differ between point kinds only for attributes,
@@ -403,6 +401,7 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 	t.posOffset.add(v.posOffset, v.posParts > 0)
 	t.negOffset.add(v.negOffset, v.negParts > 0)
 	t.extra.add(b.itemExtra)
+	t.n++
 	b.items++
 	return nil
 }
@@ -474,22 +473,26 @@ func (b *Builder) histField(v *pointVals, f otlpwire.Field, p []byte) (bool, err
 	case f.Num == otlpwire.HistogramDataPointMax && f.Type == otlpwire.WireI64:
 		v.max, v.hasMax = f.X, true
 	case f.Num == otlpwire.HistogramDataPointBucketCounts && f.Type == otlpwire.WireI64:
+		t.bucketCounts.start(t.n)
 		t.bucketCountsV.Append(f.X)
 	case f.Num == otlpwire.HistogramDataPointBucketCounts && f.Type == otlpwire.WireLen:
 		q := p[f.Val:f.End]
 		if len(q)%8 != 0 {
 			return false, malformed("HistogramDataPoint", f.Num)
 		}
+		t.bucketCounts.start(t.n)
 		for j := 0; j < len(q); j += 8 {
 			t.bucketCountsV.Append(binary.LittleEndian.Uint64(q[j:]))
 		}
 	case f.Num == otlpwire.HistogramDataPointExplicitBounds && f.Type == otlpwire.WireI64:
+		t.bounds.start(t.n)
 		t.boundsV.Append(math.Float64frombits(f.X))
 	case f.Num == otlpwire.HistogramDataPointExplicitBounds && f.Type == otlpwire.WireLen:
 		q := p[f.Val:f.End]
 		if len(q)%8 != 0 {
 			return false, malformed("HistogramDataPoint", f.Num)
 		}
+		t.bounds.start(t.n)
 		for j := 0; j < len(q); j += 8 {
 			t.boundsV.Append(math.Float64frombits(binary.LittleEndian.Uint64(q[j:])))
 		}
@@ -532,9 +535,11 @@ func (b *Builder) expField(v *pointVals, f otlpwire.Field, p []byte) (bool, erro
 		v.zt = f.X
 	case f.Num == otlpwire.ExponentialHistogramDataPointPositive && f.Type == otlpwire.WireLen:
 		v.posParts++
+		t.posCounts.start(t.n)
 		return true, buckets(p[f.Val:f.End], &v.posOffset, t.posCountsV)
 	case f.Num == otlpwire.ExponentialHistogramDataPointNegative && f.Type == otlpwire.WireLen:
 		v.negParts++
+		t.negCounts.start(t.n)
 		return true, buckets(p[f.Val:f.End], &v.negOffset, t.negCountsV)
 	default:
 		return false, nil
@@ -614,6 +619,7 @@ func (b *Builder) summaryField(v *pointVals, f otlpwire.Field, p []byte) (bool, 
 				return false, unsupported("ValueAtQuantile", g.Num)
 			}
 		}
+		t.quantiles.start(t.n)
 		t.q.Append(true)
 		t.qQuantile.Append(qv)
 		t.qValue.Append(vv)
@@ -637,6 +643,7 @@ func (b *Builder) summaryField(v *pointVals, f otlpwire.Field, p []byte) (bool, 
 //	}
 func (b *Builder) exemplar(p []byte) error {
 	t := b.pts
+	t.exemplars.start(t.n)
 	t.ex.Append(true)
 	t.exAttrs.row(true)
 	var tm uint64
@@ -679,10 +686,4 @@ func (b *Builder) exemplar(p []byte) error {
 
 func (t *pointBuilder) flush() {
 	t.exAttrs.flush()
-	t.exemplars.flush()
-	t.bucketCounts.flush()
-	t.bounds.flush()
-	t.posCounts.flush()
-	t.negCounts.flush()
-	t.quantiles.flush()
 }
