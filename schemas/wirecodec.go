@@ -73,7 +73,8 @@ type encoder struct {
 	mem memory.Allocator
 	ids []uint64 // string ids of a dictionary (idScratch)
 
-	setIDs []uint64 // row ids of an attribute-set table (mapCol)
+	setIDs  []uint64 // row ids of an attribute-set table (mapCol)
+	setNext []uint32 // the successor guesses of attrSets
 
 	strTab, setTab table
 	txt            textEnc

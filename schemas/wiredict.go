@@ -292,13 +292,36 @@ func (e *encoder) attrSets(t *array.Map, limit int, ids []uint64) (reps []int32,
 	}
 	tb := &e.setTab
 	tb.reset(limit)
+	// Sets come in sequences that repeat (the series of one pod, then of
+	// the next; runs of one set): next[p] is 1 + the id of the row that
+	// followed the last row of id p, tried first. A guess that eq confirms
+	// is the id find would return, so the table and ids are the same.
+	next := e.setNext[:0]
+	defer func() { e.setNext = next[:0] }()
 	n := t.Len()
+	prev := -1
 	for i := range n {
+		var id uint32
+		if prev >= 0 {
+			if g := next[prev]; g != 0 && v.eq(tb.reps[g-1], int32(i)) {
+				id = g - 1
+				ids[i] = uint64(id)
+				prev = int(id)
+				continue
+			}
+		}
 		id, ok := tb.find(v.hash(i), int32(i), limit, v.eq)
 		if !ok {
 			return nil, true
 		}
+		if int(id) == len(next) {
+			next = append(next, 0)
+		}
+		if prev >= 0 {
+			next[prev] = id + 1
+		}
 		ids[i] = uint64(id)
+		prev = int(id)
 	}
 	return tb.reps, true
 }
