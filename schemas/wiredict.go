@@ -85,17 +85,38 @@ func (e *encoder) strDict(offs []int32, data []byte, limit int, ids []uint64) []
 	eq := func(a, b int32) bool {
 		return bytes.Equal(data[offs[a]-o0:offs[a+1]-o0], data[offs[b]-o0:offs[b+1]-o0])
 	}
+	// As in attrSets, next[p] is 1 + the id of the value that followed the
+	// last value of id p (keys and values of attribute sets cycle), tried
+	// before the table.
+	next := e.strNext[:0]
+	defer func() { e.strNext = next[:0] }()
 	var prev []byte
 	for i := range n {
 		v := data[offs[i]-o0 : offs[i+1]-o0]
-		if i > 0 && string(v) == string(prev) {
-			ids[i] = ids[i-1]
-			continue
+		if i > 0 {
+			if string(v) == string(prev) {
+				ids[i] = ids[i-1]
+				continue
+			}
+			if g := next[ids[i-1]]; g != 0 {
+				r := t.reps[g-1]
+				if string(v) == string(data[offs[r]-o0:offs[r+1]-o0]) {
+					ids[i] = uint64(g - 1)
+					prev = v
+					continue
+				}
+			}
 		}
 		prev = v
 		id, ok := t.find(maphash.Bytes(hashSeed, v), int32(i), limit, eq)
 		if !ok {
 			return nil
+		}
+		if int(id) == len(next) {
+			next = append(next, 0)
+		}
+		if i > 0 {
+			next[ids[i-1]] = id + 1
 		}
 		ids[i] = uint64(id)
 	}

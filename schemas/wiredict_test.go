@@ -124,3 +124,72 @@ func TestAttrSetsRandom(t *testing.T) {
 		b.Release()
 	}
 }
+
+// TestStrDictRandom: strDict finds the distinct values (ids and first rows,
+// or nil past the limit) that a map finds, on string columns whose values
+// repeat at random, in runs and in sequences.
+func TestStrDictRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 78))
+	e := &encoder{}
+	words := []string{"", "a", "b", "ab", "ba", "abc", "http.route", "http.request.method"}
+	for it := range 2000 {
+		n, k := 1+r.IntN(200), 1+r.IntN(len(words))
+		pool := r.Perm(len(words))[:k]
+		period := make([]int, 1+r.IntN(2*k))
+		for i := range period {
+			period[i] = pool[r.IntN(k)]
+		}
+		var vals []string
+		for len(vals) < n {
+			switch r.IntN(3) {
+			case 0:
+				vals = append(vals, words[pool[r.IntN(k)]])
+			case 1:
+				w := words[pool[r.IntN(k)]]
+				for range 1 + r.IntN(4) {
+					vals = append(vals, w)
+				}
+			case 2:
+				for _, p := range period {
+					if r.IntN(8) == 0 {
+						p = pool[r.IntN(k)]
+					}
+					vals = append(vals, words[p])
+				}
+			}
+		}
+		vals = vals[:n]
+		// Offsets that do not start at 0, as in a sliced column.
+		off0 := int32(r.IntN(3))
+		offs := []int32{off0}
+		var data []byte
+		for _, v := range vals {
+			data = append(data, v...)
+			offs = append(offs, offs[len(offs)-1]+int32(len(v)))
+		}
+		limit := 1 + r.IntN(k+1)
+		got := make([]uint64, n)
+		reps := slices.Clone(e.strDict(offs, data, limit, got))
+		seen := map[string]uint64{}
+		var wantReps []int32
+		want := make([]uint64, n)
+		for i, v := range vals {
+			id, ok := seen[v]
+			if !ok {
+				id = uint64(len(wantReps))
+				seen[v] = id
+				wantReps = append(wantReps, int32(i))
+			}
+			want[i] = id
+		}
+		if len(wantReps) > limit {
+			wantReps = nil
+		}
+		if !slices.Equal(reps, wantReps) {
+			t.Fatalf("case %d: first rows %v, want %v (values %q, limit %d)", it, reps, wantReps, vals, limit)
+		}
+		if reps != nil && !slices.Equal(got, want) {
+			t.Fatalf("case %d: ids %v, want %v (values %q)", it, got, want, vals)
+		}
+	}
+}
