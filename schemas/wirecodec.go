@@ -65,15 +65,17 @@ var pow10 = func() (p [19]float64) {
 // ---------------------------------------------------------------- encoding
 
 type encoder struct {
-	out []byte
-	z   []byte // the compressed value
-	u64 []uint64
-	f64 []float64
-	key []byte
-	mem memory.Allocator
-	ids []uint64 // string ids of a dictionary (idScratch)
+	out     []byte
+	z       []byte // the compressed value
+	u64     []uint64
+	f64     []float64
+	key     []byte
+	mem     memory.Allocator
+	ids     []uint64 // string ids of a dictionary (idScratch)
+	strNext []uint32 // the successor guesses of strDict
 
-	setIDs []uint64 // row ids of an attribute-set table (mapCol)
+	setIDs  []uint64 // row ids of an attribute-set table (mapCol)
+	setNext []uint32 // the successor guesses of attrSets
 
 	strTab, setTab table
 	txt            textEnc

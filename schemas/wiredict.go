@@ -85,17 +85,38 @@ func (e *encoder) strDict(offs []int32, data []byte, limit int, ids []uint64) []
 	eq := func(a, b int32) bool {
 		return bytes.Equal(data[offs[a]-o0:offs[a+1]-o0], data[offs[b]-o0:offs[b+1]-o0])
 	}
+	// As in attrSets, next[p] is 1 + the id of the value that followed the
+	// last value of id p (keys and values of attribute sets cycle), tried
+	// before the table.
+	next := e.strNext[:0]
+	defer func() { e.strNext = next[:0] }()
 	var prev []byte
 	for i := range n {
 		v := data[offs[i]-o0 : offs[i+1]-o0]
-		if i > 0 && string(v) == string(prev) {
-			ids[i] = ids[i-1]
-			continue
+		if i > 0 {
+			if string(v) == string(prev) {
+				ids[i] = ids[i-1]
+				continue
+			}
+			if g := next[ids[i-1]]; g != 0 {
+				r := t.reps[g-1]
+				if string(v) == string(data[offs[r]-o0:offs[r+1]-o0]) {
+					ids[i] = uint64(g - 1)
+					prev = v
+					continue
+				}
+			}
 		}
 		prev = v
 		id, ok := t.find(maphash.Bytes(hashSeed, v), int32(i), limit, eq)
 		if !ok {
 			return nil
+		}
+		if int(id) == len(next) {
+			next = append(next, 0)
+		}
+		if i > 0 {
+			next[ids[i-1]] = id + 1
 		}
 		ids[i] = uint64(id)
 	}
@@ -292,13 +313,36 @@ func (e *encoder) attrSets(t *array.Map, limit int, ids []uint64) (reps []int32,
 	}
 	tb := &e.setTab
 	tb.reset(limit)
+	// Sets come in sequences that repeat (the series of one pod, then of
+	// the next; runs of one set): next[p] is 1 + the id of the row that
+	// followed the last row of id p, tried first. A guess that eq confirms
+	// is the id find would return, so the table and ids are the same.
+	next := e.setNext[:0]
+	defer func() { e.setNext = next[:0] }()
 	n := t.Len()
+	prev := -1
 	for i := range n {
+		var id uint32
+		if prev >= 0 {
+			if g := next[prev]; g != 0 && v.eq(tb.reps[g-1], int32(i)) {
+				id = g - 1
+				ids[i] = uint64(id)
+				prev = int(id)
+				continue
+			}
+		}
 		id, ok := tb.find(v.hash(i), int32(i), limit, v.eq)
 		if !ok {
 			return nil, true
 		}
+		if int(id) == len(next) {
+			next = append(next, 0)
+		}
+		if prev >= 0 {
+			next[prev] = id + 1
+		}
 		ids[i] = uint64(id)
+		prev = int(id)
 	}
 	return tb.reps, true
 }

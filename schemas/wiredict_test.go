@@ -1,0 +1,195 @@
+package schemas
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/otlpwire"
+)
+
+// randomSet is a set of up to 4 attributes from a small vocabulary, so that
+// sets of a pool differ by one key, value, type or order.
+func randomSet(r *rand.Rand) []*common.KeyValue {
+	keys := []string{"a", "b", "ab", ""}
+	var kvs []*common.KeyValue
+	for range r.IntN(5) {
+		var v *common.AnyValue
+		switch r.IntN(5) {
+		case 0:
+			v = &common.AnyValue{Value: &common.AnyValue_StringValue{StringValue: []string{"", "x", "xy", "y"}[r.IntN(4)]}}
+		case 1:
+			v = &common.AnyValue{Value: &common.AnyValue_IntValue{IntValue: int64(r.IntN(2))}}
+		case 2:
+			v = &common.AnyValue{Value: &common.AnyValue_DoubleValue{DoubleValue: []float64{0, 1.5, -1.5}[r.IntN(3)]}}
+		case 3:
+			v = &common.AnyValue{Value: &common.AnyValue_BoolValue{BoolValue: r.IntN(2) == 0}}
+		case 4:
+			v = &common.AnyValue{Value: &common.AnyValue_BytesValue{BytesValue: []byte("xyz")[:r.IntN(3)]}}
+		}
+		kvs = append(kvs, &common.KeyValue{Key: keys[r.IntN(len(keys))], Value: v})
+	}
+	return kvs
+}
+
+// randomSetRows returns n rows of sets drawn from a pool of k: at random,
+// in runs, or in a repeated sequence (the orders attrSets guesses from).
+func randomSetRows(r *rand.Rand, n, k int) [][]*common.KeyValue {
+	pool := make([][]*common.KeyValue, k)
+	for i := range pool {
+		pool[i] = randomSet(r)
+	}
+	period := make([]int, 1+r.IntN(2*k))
+	for i := range period {
+		period[i] = r.IntN(k)
+	}
+	rows := make([][]*common.KeyValue, 0, n)
+	for len(rows) < n {
+		switch r.IntN(3) {
+		case 0:
+			rows = append(rows, pool[r.IntN(k)])
+		case 1:
+			s := pool[r.IntN(k)]
+			for range 1 + r.IntN(5) {
+				rows = append(rows, s)
+			}
+		case 2:
+			for _, p := range period {
+				if r.IntN(10) == 0 {
+					p = r.IntN(k)
+				}
+				rows = append(rows, pool[p])
+			}
+		}
+	}
+	return rows[:n]
+}
+
+// TestAttrSetsRandom: attrSets finds the sets (ids and first rows) that
+// mapSetsGeneric, the plain path through appendKey, finds, on columns of
+// sets repeated at random, in runs and in sequences, whole and sliced.
+func TestAttrSetsRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 77))
+	e := &encoder{mem: memory.NewGoAllocator()}
+	for it := range 400 {
+		n, k := 2+r.IntN(300), 1+r.IntN(40)
+		rows := randomSetRows(r, n, k)
+		var pts []*metrics.NumberDataPoint
+		for _, s := range rows {
+			pts = append(pts, &metrics.NumberDataPoint{Attributes: s})
+		}
+		req := &colmetrics.ExportMetricsServiceRequest{ResourceMetrics: []*metrics.ResourceMetrics{{
+			ScopeMetrics: []*metrics.ScopeMetrics{{Metrics: []*metrics.Metric{{Name: "m",
+				Data: &metrics.Metric_Gauge{Gauge: &metrics.Gauge{DataPoints: pts}}}}}}}}}
+		body, err := proto.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bl := NewBuilder(otlpwire.Metrics, memory.NewGoAllocator())
+		if _, err := bl.Append(body); err != nil {
+			t.Fatal(err)
+		}
+		b := bl.Build()
+		bl.Release()
+		col := b.Items.Column(PtAttributes).(*array.Map)
+		from, to := 0, n
+		if it%2 == 1 {
+			from = r.IntN(n - 1)
+			to = from + 2 + r.IntN(n-from-1)
+		}
+		m := array.NewSlice(col, int64(from), int64(to)).(*array.Map)
+		name := fmt.Sprintf("case %d (n %d, k %d, rows %d..%d)", it, n, k, from, to)
+		got, want := make([]uint64, m.Len()), make([]uint64, m.Len())
+		reps, ok := e.attrSets(m, m.Len()/2, got)
+		if !ok {
+			t.Fatalf("%s: attrSets does not take the column", name)
+		}
+		reps = slices.Clone(reps)
+		wantReps := e.mapSetsGeneric(m, want)
+		if !slices.Equal(reps, wantReps) {
+			t.Fatalf("%s: first rows %v, want %v", name, reps, wantReps)
+		}
+		if reps != nil && !slices.Equal(got, want) {
+			t.Fatalf("%s: ids %v, want %v", name, got, want)
+		}
+		m.Release()
+		b.Release()
+	}
+}
+
+// TestStrDictRandom: strDict finds the distinct values (ids and first rows,
+// or nil past the limit) that a map finds, on string columns whose values
+// repeat at random, in runs and in sequences.
+func TestStrDictRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 78))
+	e := &encoder{}
+	words := []string{"", "a", "b", "ab", "ba", "abc", "http.route", "http.request.method"}
+	for it := range 2000 {
+		n, k := 1+r.IntN(200), 1+r.IntN(len(words))
+		pool := r.Perm(len(words))[:k]
+		period := make([]int, 1+r.IntN(2*k))
+		for i := range period {
+			period[i] = pool[r.IntN(k)]
+		}
+		var vals []string
+		for len(vals) < n {
+			switch r.IntN(3) {
+			case 0:
+				vals = append(vals, words[pool[r.IntN(k)]])
+			case 1:
+				w := words[pool[r.IntN(k)]]
+				for range 1 + r.IntN(4) {
+					vals = append(vals, w)
+				}
+			case 2:
+				for _, p := range period {
+					if r.IntN(8) == 0 {
+						p = pool[r.IntN(k)]
+					}
+					vals = append(vals, words[p])
+				}
+			}
+		}
+		vals = vals[:n]
+		// Offsets that do not start at 0, as in a sliced column.
+		off0 := int32(r.IntN(3))
+		offs := []int32{off0}
+		var data []byte
+		for _, v := range vals {
+			data = append(data, v...)
+			offs = append(offs, offs[len(offs)-1]+int32(len(v)))
+		}
+		limit := 1 + r.IntN(k+1)
+		got := make([]uint64, n)
+		reps := slices.Clone(e.strDict(offs, data, limit, got))
+		seen := map[string]uint64{}
+		var wantReps []int32
+		want := make([]uint64, n)
+		for i, v := range vals {
+			id, ok := seen[v]
+			if !ok {
+				id = uint64(len(wantReps))
+				seen[v] = id
+				wantReps = append(wantReps, int32(i))
+			}
+			want[i] = id
+		}
+		if len(wantReps) > limit {
+			wantReps = nil
+		}
+		if !slices.Equal(reps, wantReps) {
+			t.Fatalf("case %d: first rows %v, want %v (values %q, limit %d)", it, reps, wantReps, vals, limit)
+		}
+		if reps != nil && !slices.Equal(got, want) {
+			t.Fatalf("case %d: ids %v, want %v (values %q)", it, got, want, vals)
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package schemas_test
+
+// WriteBatch's benchmark and its golden test run on the batches the worker
+// and the sinks write: the corpora as decoded, the Kubernetes corpus and load
+// after the workload's rules (rules/columnar), and those batches read back
+// (ReadBatch sets Batch.ItemAttrSets, as for a sink's re-encode).
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/rules"
+	"github.com/sluice-dev/sluice/rules/columnar"
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+var updateWriteGolden = flag.Bool("update-write-golden", false, "rewrite testdata/writebatch.golden from the current encoder")
+
+// k8sRules are the rules of the Kubernetes workload (as in rules/columnar's
+// benchmarks): drop one route of ten, set an attribute, delete the
+// attribute unique per series.
+const k8sRules = `rules:
+  - name: no-health
+    signal: metrics
+    when: attributes["http.route"] == "/health"
+    drop: true
+  - name: cluster
+    signal: metrics
+    set:
+      attributes["cluster"]: '"eu-1"'
+  - name: no-debug-id
+    signal: metrics
+    delete: ['attributes["debug_id"]']
+`
+
+type writeCase struct {
+	name  string
+	batch *schemas.Batch
+}
+
+// writeCases builds the batches on mem; release them with releaseCases.
+func writeCases(t testing.TB, mem memory.Allocator, random bool) []writeCase {
+	t.Helper()
+	set, err := rules.Parse(map[string][]byte{"k8s.yaml": []byte(k8sRules)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eng := columnar.New(set, columnar.Options{Allocator: mem})
+	build := func(sig otlpwire.Signal, bodies ...[]byte) *schemas.Batch {
+		bl := schemas.NewBuilder(sig, mem)
+		defer bl.Release()
+		for _, body := range bodies {
+			if _, err := bl.Append(body); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return bl.Build()
+	}
+	var cs []writeCase
+	add := func(name string, b *schemas.Batch) {
+		cs = append(cs, writeCase{name, b})
+		if b.Signal != otlpwire.Metrics {
+			return
+		}
+		out, err := eng.Apply(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if out == b {
+			t.Fatalf("%s: the rules changed nothing", name)
+		}
+		cs = append(cs, writeCase{name + "+rules", out})
+		// The sink's and the re-encoder's case: a batch read back, with
+		// ItemAttrSets.
+		var buf bytes.Buffer
+		if err := schemas.WriteBatch(&buf, out); err != nil {
+			t.Fatal(err)
+		}
+		rb, err := schemas.ReadBatch(buf.Bytes(), mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cs = append(cs, writeCase{name + "+rules+reread", rb})
+	}
+	for _, c := range otlptest.Corpora() {
+		add(c.Name, build(c.Signal, c.Body))
+	}
+	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reqs [][]byte
+	for j := range l.RequestsPerStep() {
+		reqs = append(reqs, l.Request(nil, j))
+	}
+	add("k8s-load", build(otlpwire.Metrics, reqs...))
+	if !random {
+		return cs
+	}
+	// Random batches, each request appended 1 to 3 times so that attribute
+	// sets repeat (the table path of map columns) or not, and read back.
+	for _, sig := range otlpwire.Signals {
+		g := otlptest.NewGen(uint64(sig)*31+7, otlptest.GenOptions{Unknown: true})
+		r := rand.New(rand.NewPCG(uint64(sig), 17))
+		for k := range 40 {
+			body := g.Request(sig)
+			var bodies [][]byte
+			for range 1 + r.IntN(3) {
+				bodies = append(bodies, body)
+			}
+			b := build(sig, bodies...)
+			name := fmt.Sprintf("random/%s/%d", sig, k)
+			cs = append(cs, writeCase{name, b})
+			var buf bytes.Buffer
+			if err := schemas.WriteBatch(&buf, b); err != nil {
+				t.Fatal(err)
+			}
+			rb, err := schemas.ReadBatch(buf.Bytes(), mem)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs = append(cs, writeCase{name + "+reread", rb})
+		}
+	}
+	return cs
+}
+
+func releaseCases(cs []writeCase) {
+	for _, c := range cs {
+		c.batch.Release()
+	}
+}
+
+// TestWriteBatchGolden: WriteBatch writes, for the corpora, the Kubernetes
+// workload's batches and random batches, the bytes the encoder wrote when
+// testdata/writebatch.golden was made (sha256 and length of each value). A
+// faster encoder must write the same values, bit for bit.
+func TestWriteBatchGolden(t *testing.T) {
+	want := map[string]string{}
+	if !*updateWriteGolden {
+		f, err := os.Open("testdata/writebatch.golden")
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(f)
+		for sc.Scan() {
+			name, sum, _ := strings.Cut(sc.Text(), " ")
+			want[name] = sum
+		}
+		f.Close()
+	}
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	cs := writeCases(t, mem, true)
+	var out strings.Builder
+	for _, c := range cs {
+		var buf bytes.Buffer
+		if err := schemas.WriteBatch(&buf, c.batch); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		got := fmt.Sprintf("%x %d", sha256.Sum256(buf.Bytes()), buf.Len())
+		fmt.Fprintf(&out, "%s %s\n", c.name, got)
+		if *updateWriteGolden {
+			continue
+		}
+		if w, ok := want[c.name]; !ok {
+			t.Errorf("%s: not in the golden file", c.name)
+		} else if w != got {
+			t.Errorf("%s: value %s, want %s", c.name, got, w)
+		}
+	}
+	if len(want) != 0 && len(want) != len(cs) {
+		t.Errorf("%d cases, the golden file has %d", len(cs), len(want))
+	}
+	releaseCases(cs)
+	mem.AssertSize(t, 0)
+	if *updateWriteGolden {
+		if err := os.WriteFile("testdata/writebatch.golden", []byte(out.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWriteBatch: WriteBatch of the processed record, as the worker
+// writes it (the corpora, metrics-k8s and the k8s load after the workload's
+// rules) and as a sink or re-encoder does (+reread: ItemAttrSets set).
+func BenchmarkWriteBatch(b *testing.B) {
+	cs := writeCases(b, arrowpool.New(), false)
+	defer releaseCases(cs)
+	for _, c := range cs {
+		b.Run(c.name, func(b *testing.B) {
+			var buf bytes.Buffer
+			b.ReportAllocs()
+			cpu0 := cpuTime()
+			for b.Loop() {
+				buf.Reset()
+				if err := schemas.WriteBatch(&buf, c.batch); err != nil {
+					b.Fatal(err)
+				}
+			}
+			cpu := cpuTime() - cpu0
+			n := float64(b.N) * float64(c.batch.Len())
+			b.ReportMetric(b.Elapsed().Seconds()*1e9/n, "ns/item")
+			b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/item")
+			b.ReportMetric(float64(buf.Len())/float64(c.batch.Len()), "B/item")
+		})
+	}
+}
+
+// cpuTime is the CPU time the process has used (user and system, the
+// garbage collector's included), which other processes on a shared machine
+// inflate less than the elapsed time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
