@@ -2,8 +2,10 @@ package cardinality
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
+	"math/bits"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -165,7 +167,7 @@ const (
 func (v *anyCol) hash(j int) uint64 {
 	switch typ := v.typ[j]; typ {
 	case schemas.ValueString:
-		return xxhash.Sum64(v.str.at(j))
+		return strHash(v.str.at(j))
 	case schemas.ValueInt:
 		return fmix64(uint64(v.ints[j]) ^ seedInt)
 	case schemas.ValueDouble:
@@ -239,9 +241,69 @@ func (v *anyCol) same(a, b, n int) bool {
 	return true
 }
 
-// pairHash combines a key and a value hash; series identities are sums of
-// pair hashes, so the attribute order does not matter.
-func pairHash(kh, vh uint64) uint64 { return fmix64(kh ^ (vh * seedInt) ^ seedOther) }
+// hashRow sets vh[e] to the hash of the value of row start+e, as hash
+// does, for each e < len(kh), and returns the sum of their pair hashes with
+// kh. It is hash and pairHash in one loop over the rows' types and string
+// offsets, strings (the usual values) hashed inline.
+func (v *anyCol) hashRow(start int, kh, vh []uint64) (sum uint64) {
+	n := len(kh)
+	if n == 0 {
+		return 0 // also for a column of no rows, which has no offsets
+	}
+	typ, off, vh := v.typ[start:start+n], v.str.off[start:start+n+1], vh[:n]
+	for e, t := range typ {
+		var h uint64
+		if t == schemas.ValueString {
+			h = strHash(v.str.data[off[e]:off[e+1]])
+		} else {
+			h = v.hash(start + e)
+		}
+		vh[e] = h
+		sum += pairHash(kh[e], h)
+	}
+	return sum
+}
+
+// Constants of wyhash (github.com/wangyi-fudan/wyhash, final version 4),
+// whose function for short inputs strHash follows.
+const (
+	wyp0 = 0xa0761d6478bd642f
+	wyp1 = 0xe7037ed1a0b428db
+	wyp2 = 0x8ebc6af09c88c6e3
+	wyp3 = 0x589965cc75374cc3
+	// wySeed is wyhash's seed 0 as its start mixes it.
+	wySeed = 0x1ff5c2923a788d2c // wymix(wyp0, wyp1)
+)
+
+// wymix folds the 128-bit product of a and b.
+func wymix(a, b uint64) uint64 {
+	hi, lo := bits.Mul64(a, b)
+	return hi ^ lo
+}
+
+// strHash hashes b: as wyhash for up to 16 bytes (two loads and
+// two multiplications: label values are short), xxhash beyond.
+func strHash(b []byte) uint64 {
+	n := len(b)
+	var x, y uint64
+	switch {
+	case n > 16:
+		return xxhash.Sum64(b)
+	case n >= 8:
+		x, y = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		x, y = uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
+	case n > 0:
+		x = uint64(b[0])<<16 | uint64(b[n>>1])<<8 | uint64(b[n-1])
+	}
+	hi, lo := bits.Mul64(x^wyp1, y^wySeed)
+	return wymix(lo^wyp0^uint64(n), hi^wyp1)
+}
+
+// pairHash combines a key and a value hash (both well mixed); series
+// identities are sums of pair hashes, so the attribute order does not
+// matter.
+func pairHash(kh, vh uint64) uint64 { return wymix(kh^wyp2, vh^wyp3) }
 
 // fmix64 is MurmurHash3's finalizer: a bijection that spreads every input
 // bit over the output.

@@ -123,12 +123,11 @@ func (sc *scratch) hashResource(ra *attrCol, r int) {
 		return
 	}
 	start, end := ra.entries(r)
-	var sum uint64
 	for j := start; j < end; j++ {
-		sc.resKH[j], sc.resVH[j] = xxhash.Sum64(ra.keys.at(j)), ra.vals.hash(j)
-		sum += pairHash(sc.resKH[j], sc.resVH[j])
+		sc.resKH[j] = xxhash.Sum64(ra.keys.at(j))
 	}
-	sc.resSum[r], sc.resOK[r] = sum, true
+	sc.resSum[r] = ra.vals.hashRow(start, sc.resKH[start:end], sc.resVH[start:end])
+	sc.resOK[r] = true
 }
 
 // startRun empties the current run.
@@ -246,10 +245,7 @@ func (sc *scratch) rowHashes(a *attrCol, start int, kh []uint64) (vh []uint64, s
 	} else {
 		sc.vhBuf, vh = extend(sc.vhBuf, n)
 	}
-	for e, h := range kh {
-		vh[e] = a.vals.hash(start + e)
-		sum += pairHash(h, vh[e])
-	}
+	sum = a.vals.hashRow(start, kh, vh)
 	if keep {
 		sc.rows[i] = row{key: key, sum: sum, at: int32(start), vhAt: int32(at), keys: sc.keys}
 		sc.nrows++
