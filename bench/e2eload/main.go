@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-dev/sluice/bench/benchutil"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/testproc"
 )
@@ -249,6 +250,7 @@ func ingestStage(ctx context.Context, o options, prefix, profileName string, per
 	if _, err := send(ctx, target, l, conns, conns, time.Time{}, false); err != nil {
 		return nil, err
 	}
+	bus0 := produceStats(admin)
 	cpu0, err := cpuSeconds(p.pid())
 	if err != nil {
 		return nil, err
@@ -273,11 +275,30 @@ func ingestStage(ctx context.Context, o options, prefix, profileName string, per
 	self1, _ := cpuSeconds(os.Getpid())
 	fmt.Fprintf(os.Stderr, "e2eload: %s: %d points in %v (%d retried requests); load generator %.2f CPU-s\n",
 		prefix, s.points, s.wall.Round(time.Millisecond), s.retries, self1-self0)
+	if bus := produceStats(admin).sub(bus0); bus.records > 0 && s.points > 0 {
+		fmt.Fprintf(os.Stderr, "e2eload: %s: %.0f records of %.0f points (group commit); %.1f bytes per point produced (Kafka framing included), %.1f once compressed\n",
+			prefix, bus.records, float64(s.points)/bus.records, bus.bytes/float64(s.points), bus.compressed/float64(s.points))
+	}
 	rows := []result{{process: "sluice ingest", points: s.points, wall: s.wall, cpu: cpu1 - cpu0, rss: testproc.StatusBytes(p.pid(), "VmHWM")}}
 	if brokerPid > 0 {
 		rows = append(rows, result{process: "Kafka broker", points: s.points, wall: s.wall, cpu: b1 - b0, info: true})
 	}
 	return rows, nil
+}
+
+// busStats are the ingester's counters of what it wrote to the bus.
+type busStats struct{ records, bytes, compressed float64 }
+
+func produceStats(admin string) busStats {
+	m := func(name string) float64 {
+		v, _, _ := benchutil.MetricSum(admin, name)
+		return v
+	}
+	return busStats{m("sluice_ingest_records_total"), m("sluice_kafka_produce_bytes_total"), m("sluice_kafka_produce_compressed_bytes_total")}
+}
+
+func (a busStats) sub(b busStats) busStats {
+	return busStats{a.records - b.records, a.bytes - b.bytes, a.compressed - b.compressed}
 }
 
 // newLoad is the workload for requests of perReq points, its points ending
