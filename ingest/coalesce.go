@@ -215,16 +215,23 @@ func (i *Ingester) withdraw(st *exportState) (withdrawn int, abandoned bool) {
 // flush runs lane l while it is busy: it produces batch, then whatever was
 // queued meanwhile, until nothing is.
 func (i *Ingester) flush(l *lane, batch []part) {
-	var fb flushBuf
+	fb, _ := i.flushBufs.Get().(*flushBuf)
+	if fb == nil {
+		fb = new(flushBuf)
+	}
 	for batch != nil {
-		i.produceParts(l, batch, &fb)
+		i.produceParts(l, batch, fb)
 		i.mu.Lock()
 		batch = i.nextLocked(l, batch)
 		i.mu.Unlock()
 	}
+	if fb.clean && cap(fb.vals) <= poolLimit {
+		i.flushBufs.Put(fb)
+	}
 }
 
-// flushBuf is a flusher's scratch, reused while its calls succeed.
+// flushBuf is a flusher's scratch, reused while its calls succeed (and
+// pooled by the Ingester between flushers).
 type flushBuf struct {
 	recs  []stream.Record
 	ptrs  []*stream.Record
@@ -232,7 +239,8 @@ type flushBuf struct {
 	ends  []int // end (exclusive) in batch of each record's parts
 	errs  []error
 	hbuf  []byte
-	clean bool // the bus holds nothing of the buffers
+	vals  []byte // the values of the records of several parts
+	clean bool   // the bus holds nothing of the buffers
 }
 
 // produceParts packs batch into records and produces them, then settles
@@ -240,7 +248,7 @@ type flushBuf struct {
 func (i *Ingester) produceParts(l *lane, batch []part, fb *flushBuf) {
 	limit := i.cfg.MaxRecordBytes - headerRoom
 	fb.ends = fb.ends[:0]
-	size := 0
+	size, joined := 0, 0 // joined: the bytes of the records of several parts
 	for k, p := range batch {
 		if k > 0 && size+len(p.value) > limit {
 			fb.ends = append(fb.ends, k)
@@ -249,6 +257,15 @@ func (i *Ingester) produceParts(l *lane, batch []part, fb *flushBuf) {
 		size += len(p.value)
 	}
 	fb.ends = append(fb.ends, len(batch))
+	start := 0
+	for _, end := range fb.ends {
+		if end-start > 1 {
+			for _, p := range batch[start:end] {
+				joined += len(p.value)
+			}
+		}
+		start = end
+	}
 	n := len(fb.ends)
 	if !fb.clean || cap(fb.recs) < n {
 		// After a failure the bus may still read the old buffers.
@@ -258,6 +275,10 @@ func (i *Ingester) produceParts(l *lane, batch []part, fb *flushBuf) {
 		fb.errs = make([]error, n)
 		fb.hbuf = nil
 	}
+	if !fb.clean || cap(fb.vals) < joined {
+		fb.vals = make([]byte, 0, joined)
+	}
+	vals := fb.vals[:0]
 	recs, ptrs, hdrs, errs := fb.recs[:n], fb.ptrs[:n], fb.hdrs[:n*headersPerRecord], fb.errs[:n]
 	clear(errs)
 	need := n * 64
@@ -266,7 +287,7 @@ func (i *Ingester) produceParts(l *lane, batch []part, fb *flushBuf) {
 	}
 	b := fb.hbuf[:0]
 	topic, sig := i.topics[l.key.sig], l.key.sig
-	start := 0
+	start = 0
 	for r, end := range fb.ends {
 		parts := batch[start:end]
 		var value []byte
@@ -274,17 +295,16 @@ func (i *Ingester) produceParts(l *lane, batch []part, fb *flushBuf) {
 		if len(parts) == 1 {
 			value, items = parts[0].value, parts[0].items
 		} else {
-			sz := 0
+			// A copy in the flusher's own buffer, which holds no
+			// request's memory (a request may go while its record is
+			// under way) and is reused only once the bus has
+			// acknowledged every record of the call.
+			v0 := len(vals)
 			for _, p := range parts {
-				sz += len(p.value)
-			}
-			// A fresh buffer per record: the bus may keep it after a
-			// failure, and it holds no request's memory.
-			value = make([]byte, 0, sz)
-			for _, p := range parts {
-				value = append(value, p.value...)
+				vals = append(vals, p.value...)
 				items += p.items
 			}
+			value = vals[v0:len(vals):len(vals)]
 		}
 		recv := parts[0].req.recv
 		h := hdrs[r*headersPerRecord : (r+1)*headersPerRecord : (r+1)*headersPerRecord]

@@ -338,6 +338,76 @@ func TestGroupCommitCancel(t *testing.T) {
 	}
 }
 
+// TestGroupCommitReuse: a flusher packs each call's records into a buffer
+// of its own that it reuses for the next call only once the bus has
+// acknowledged every record: after a failed call, which the bus may still
+// hold, the next call's records are packed elsewhere.
+func TestGroupCommitReuse(t *testing.T) {
+	busDown := fmt.Errorf("test: %w", stream.ErrUnavailable)
+	mem := newBus(t, 1)
+	hb := &holdBus{Bus: mem, calls: make(chan *heldCall, 4)}
+	ing := newIngester(t, Config{}, hb)
+	results := make(chan exportResult, 32)
+	queued := 5
+	first := startQueued(t, ing, hb, queued, func(int) context.Context { return context.Background() }, results)
+	// queue sends requests from..to, each once the one before is queued.
+	queue := func(from, to int) {
+		for id := from; id <= to; id++ {
+			go func() {
+				_, err := ing.Export(context.Background(), otlpwire.Metrics, "", pointRequest(t, 0, id))
+				results <- exportResult{id, err}
+			}()
+			waitFor(t, fmt.Sprintf("request %d to queue", id), func() bool { return queuedParts(ing) == id-from+1 })
+		}
+	}
+	want := func(from, to int) []string {
+		var w []string
+		for id := from; id <= to; id++ {
+			w = append(w, fmt.Sprintf("c0/%d", id))
+		}
+		return w
+	}
+	answers := func(n int, failed bool) {
+		t.Helper()
+		for range n {
+			if r := <-results; (r.err != nil) != failed {
+				t.Errorf("request %d: %v; want failed %v", r.id, r.err, failed)
+			}
+		}
+	}
+	first.let(nil)
+	answers(1, false)
+
+	// A call that fails: the bus keeps its record.
+	failedCall := <-hb.calls
+	kept := failedCall.recs[0].Value
+	keptCopy := slices.Clone(kept)
+	queue(6, 10)
+	failedCall.let(func(int) error { return busDown })
+	answers(queued, true)
+
+	// The next call succeeds; the one after may reuse its buffer.
+	ok := <-hb.calls
+	if got := senders(t, ok.recs[0].Value); !slices.Equal(got, want(6, 10)) {
+		t.Fatalf("record after the failed call holds %v, want %v", got, want(6, 10))
+	}
+	if !slices.Equal(kept, keptCopy) {
+		t.Fatal("the record of the failed call was overwritten by the next call's")
+	}
+	queue(11, 16)
+	ok.let(nil)
+	answers(5, false)
+	last := <-hb.calls
+	if got := senders(t, last.recs[0].Value); !slices.Equal(got, want(11, 16)) {
+		t.Fatalf("record after a successful call holds %v, want %v", got, want(11, 16))
+	}
+	last.let(nil)
+	answers(6, false)
+	if n := busItems(t, mem, otlpwire.Metrics, ""); n != 1+5+6 {
+		t.Fatalf("%d items on the bus, want 12 (requests 0, 6-16)", n)
+	}
+}
+
 // TestGroupCommitTenants: concurrent requests of several tenants on one
 // partition never share a record.
 func TestGroupCommitTenants(t *testing.T) {

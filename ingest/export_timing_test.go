@@ -6,11 +6,18 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/memory"
 )
 
 type benchCase struct {
@@ -118,4 +125,78 @@ func BenchmarkGRPC(b *testing.B) {
 			})
 		})
 	}
+}
+
+// delayBus is a memory bus that discards, and acknowledges each Produce
+// call after delay, as a broker's round trip does: concurrent requests
+// then meet in the group commit (coalesce.go).
+type delayBus struct {
+	*memory.Bus
+	delay time.Duration
+}
+
+func (b delayBus) Produce(ctx context.Context, recs ...*stream.Record) error {
+	time.Sleep(b.delay)
+	return b.Bus.Produce(ctx, recs...)
+}
+
+// BenchmarkExportK8s is stage 2 of bench/e2e.sh without gRPC and Kafka:
+// requests of 1,000 points of the realistic corpus metrics-k8s from 16
+// concurrent clients, to a bus that acknowledges each call after 1 ms
+// (most chunks wait in a busy lane and are packed into shared records).
+// It reports the process' CPU time per point (cpu-ns/point: the clients
+// idle while they wait) and the records written; run with -cpu 2 or more.
+func BenchmarkExportK8s(b *testing.B) {
+	const clients = 16
+	load, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{PerRequest: 1000, Partitions: 6})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([][]byte, load.RequestsPerStep())
+	for j := range bodies {
+		bodies[j] = load.Request(nil, j)
+	}
+	bus := newBus(b, 6)
+	bus.Discard = true
+	ing := newIngester(b, Config{}, delayBus{bus, time.Millisecond})
+	ctx := context.Background()
+	var next atomic.Int64
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Go(func() {
+			for {
+				j := next.Add(1) - 1
+				if j >= int64(b.N) {
+					return
+				}
+				if _, err := ing.Export(ctx, otlpwire.Metrics, "bench", bodies[j%int64(len(bodies))]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	cpu := cpuTime() - cpu0
+	runtime.ReadMemStats(&m1)
+	points := float64(b.N) * float64(load.PerRequest())
+	b.ReportMetric(float64(cpu.Nanoseconds())/points, "cpu-ns/point")
+	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/points, "allocs/point")
+	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/points, "B/point")
+	b.ReportMetric(points/b.Elapsed().Seconds(), "points/s")
+}
+
+// cpuTime is the CPU time the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -27,9 +27,10 @@ type Ingester struct {
 	topics [len(otlpwire.Signals)]string
 	keys   [len(otlpwire.Signals)]otlpwire.KeyMode
 
-	inflight atomic.Int64
-	states   sync.Pool // *exportState
-	bufs     sync.Pool // *[]byte: request bodies
+	inflight  atomic.Int64
+	states    sync.Pool // *exportState
+	bufs      sync.Pool // *[]byte: request bodies
+	flushBufs sync.Pool // *flushBuf: the group commit's flushers' scratch
 
 	// warnEvery keeps the log volume of client errors and bus failures
 	// sane under a flood: at most one line per second per kind.

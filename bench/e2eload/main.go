@@ -32,6 +32,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/sluice-dev/sluice/bench/benchutil"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/testproc"
 )
@@ -78,7 +79,7 @@ func main() {
 	flag.DurationVar(&o.stepTime, "step-time", 20*time.Second, "stage 4: length of each step")
 	flag.StringVar(&o.target, "target", "5M-datapoints/s", "stage 4: the rate the report sizes the deployment for")
 	flag.Float64Var(&o.coresPerReplica, "cores-per-replica", 2, "stage 4: cores of each replica, for -target")
-	flag.DurationVar(&o.profile, "profile", 0, "stage 3: CPU-profile the worker and the sink for this long from their start (into -work, <role>-cpu.pb; with <role>-heap.pb taken at its end)")
+	flag.DurationVar(&o.profile, "profile", 0, "CPU-profile for this long the ingester of stages 1 and 2 from its first measured request (into -work, ingest<stage>-cpu.pb) and the worker and the sink of stage 3 from their start (<role>-cpu.pb); each with a heap profile taken at its end (-heap.pb)")
 	flag.Parse()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
@@ -133,7 +134,7 @@ func run(ctx context.Context, o options) error {
 	var rows []result
 	var notes []string
 	if slices.Contains(stages, "1") {
-		r, err := ingestStage(ctx, o, "e2e"+id+"a", 1, o.points1, o.connections, brokerPid)
+		r, err := ingestStage(ctx, o, "e2e"+id+"a", "ingest1", 1, o.points1, o.connections, brokerPid)
 		if err != nil {
 			return fmt.Errorf("stage 1: %w", err)
 		}
@@ -142,7 +143,7 @@ func run(ctx context.Context, o options) error {
 		rows = append(rows, r...)
 	}
 	if slices.Contains(stages, "2") {
-		r, err := ingestStage(ctx, o, "e2e"+id+"b", 1000, o.points2, o.connections, brokerPid)
+		r, err := ingestStage(ctx, o, "e2e"+id+"b", "ingest2", 1000, o.points2, o.connections, brokerPid)
 		if err != nil {
 			return fmt.Errorf("stage 2: %w", err)
 		}
@@ -230,14 +231,17 @@ func startIngest(o options, name, prefix string) (p *proc, grpcAddr, admin strin
 
 // ingestStage sends points points in requests of perReq over conns
 // connections to a `sluice ingest` of its own and measures it and the
-// broker from the first request to the last answer.
-func ingestStage(ctx context.Context, o options, prefix string, perReq, points, conns, brokerPid int) ([]result, error) {
+// broker from the first request to the last answer. With o.profile, the
+// ingester is profiled from the first measured request into
+// <profileName>-cpu.pb (and -heap.pb), and kept running until the profile
+// is written.
+func ingestStage(ctx context.Context, o options, prefix, profileName string, perReq, points, conns, brokerPid int) ([]result, error) {
 	requests := (points + perReq - 1) / perReq
 	l, err := newLoad(o, perReq, requests)
 	if err != nil {
 		return nil, err
 	}
-	p, target, _, err := startIngest(o, prefix, prefix)
+	p, target, admin, err := startIngest(o, prefix, prefix)
 	if err != nil {
 		return nil, err
 	}
@@ -246,6 +250,7 @@ func ingestStage(ctx context.Context, o options, prefix string, perReq, points, 
 	if _, err := send(ctx, target, l, conns, conns, time.Time{}, false); err != nil {
 		return nil, err
 	}
+	bus0 := produceStats(admin)
 	cpu0, err := cpuSeconds(p.pid())
 	if err != nil {
 		return nil, err
@@ -253,6 +258,11 @@ func ingestStage(ctx context.Context, o options, prefix string, perReq, points, 
 	b0, _ := cpuSeconds(brokerPid)
 	self0, _ := cpuSeconds(os.Getpid())
 	fmt.Fprintf(os.Stderr, "e2eload: %s: %d requests of %d points over %d connections\n", prefix, requests, perReq, conns)
+	if o.profile > 0 {
+		profiled := make(chan struct{})
+		go func() { profile(admin, filepath.Join(o.work, profileName), o.profile); close(profiled) }()
+		defer func() { <-profiled }() // before p.stop
+	}
 	s, err := send(ctx, target, l, requests, conns, time.Now().Add(o.maxWall), false)
 	if err != nil {
 		return nil, fmt.Errorf("%w\n%s", err, p.tail())
@@ -265,11 +275,30 @@ func ingestStage(ctx context.Context, o options, prefix string, perReq, points, 
 	self1, _ := cpuSeconds(os.Getpid())
 	fmt.Fprintf(os.Stderr, "e2eload: %s: %d points in %v (%d retried requests); load generator %.2f CPU-s\n",
 		prefix, s.points, s.wall.Round(time.Millisecond), s.retries, self1-self0)
+	if bus := produceStats(admin).sub(bus0); bus.records > 0 && s.points > 0 {
+		fmt.Fprintf(os.Stderr, "e2eload: %s: %.0f records of %.0f points (group commit); %.1f bytes per point produced (Kafka framing included), %.1f once compressed\n",
+			prefix, bus.records, float64(s.points)/bus.records, bus.bytes/float64(s.points), bus.compressed/float64(s.points))
+	}
 	rows := []result{{process: "sluice ingest", points: s.points, wall: s.wall, cpu: cpu1 - cpu0, rss: testproc.StatusBytes(p.pid(), "VmHWM")}}
 	if brokerPid > 0 {
 		rows = append(rows, result{process: "Kafka broker", points: s.points, wall: s.wall, cpu: b1 - b0, info: true})
 	}
 	return rows, nil
+}
+
+// busStats are the ingester's counters of what it wrote to the bus.
+type busStats struct{ records, bytes, compressed float64 }
+
+func produceStats(admin string) busStats {
+	m := func(name string) float64 {
+		v, _, _ := benchutil.MetricSum(admin, name)
+		return v
+	}
+	return busStats{m("sluice_ingest_records_total"), m("sluice_kafka_produce_bytes_total"), m("sluice_kafka_produce_compressed_bytes_total")}
+}
+
+func (a busStats) sub(b busStats) busStats {
+	return busStats{a.records - b.records, a.bytes - b.bytes, a.compressed - b.compressed}
 }
 
 // newLoad is the workload for requests of perReq points, its points ending
