@@ -33,6 +33,13 @@ type Batch struct {
 	// a reader can do its per-set work once per set. It says nothing
 	// across batches, and is no longer true once the items are changed.
 	ItemAttrSets []uint32
+	// ItemAttrSetTable is set only by ReadBatchSets, when the record stored
+	// the items' attributes as a table of distinct sets: it is that table
+	// (a map column of the items' attributes type), item i's attributes are
+	// its row ItemAttrSets[i], and the items' attributes column is null in
+	// every row. Such a batch is for a reader that reads
+	// attributes by set; WriteBatch and ToOTLP refuse it.
+	ItemAttrSetTable arrow.Array
 }
 
 // Len is the number of items.
@@ -49,6 +56,9 @@ func (b *Batch) Release() {
 		if r != nil {
 			r.Release()
 		}
+	}
+	if b.ItemAttrSetTable != nil {
+		b.ItemAttrSetTable.Release()
 	}
 	*b = Batch{Signal: b.Signal}
 }

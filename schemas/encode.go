@@ -80,12 +80,19 @@ func groupBy(ids *array.Uint32, parents int, what string) (groups, error) {
 
 func (g groups) of(p int) []int32 { return g.order[g.start[p]:g.start[p+1]] }
 
+// errBySet refuses a batch read by ReadBatchSets, whose items' attributes
+// column does not hold the attributes.
+var errBySet = fmt.Errorf("%w: a batch read by attribute set (ReadBatchSets) cannot be written", ErrSchema)
+
 // ToOTLP appends to dst the Export{Metrics,Logs,Trace}ServiceRequest encoding
 // of b: every resource in row order, each with its scopes in row order, each
 // with its items (and metrics) in row order. Resources, scopes and metrics
 // left without items (for example by a rule that dropped rows) are written
 // empty, as they would be had they arrived so; see Prune.
 func ToOTLP(b *Batch, dst []byte) ([]byte, error) {
+	if b.ItemAttrSetTable != nil {
+		return dst, errBySet
+	}
 	rc := newCols(b.Resources, ResourcesSchema, "resources")
 	rAttrs := attrCol(rc, ResAttributes)
 	rDropped := col[*array.Uint32](rc, ResDroppedAttributesCount)

@@ -60,6 +60,9 @@ const maxPooled = 64 << 20
 // column by column, transformed for size (see README.md, "Wire format").
 // ReadBatch gives back a Batch of the in-memory layout.
 func WriteBatch(w io.Writer, b *Batch) error {
+	if b.ItemAttrSetTable != nil {
+		return errBySet
+	}
 	e := encoders.Get().(*encoder)
 	defer encoders.Put(e)
 	e.mem = arrowpool.Default // for temporaries, released before WriteBatch returns
@@ -125,6 +128,20 @@ func BatchToOTLP(value, dst []byte, mem memory.Allocator) ([]byte, int, error) {
 // ReadBatch decodes a value written by WriteBatch. The caller owns the batch and
 // must Release it.
 func ReadBatch(data []byte, mem memory.Allocator) (*Batch, error) {
+	return readBatch(data, mem, false)
+}
+
+// ReadBatchSets is ReadBatch for a reader that reads the items' attributes
+// by set: when the record stored them as a table of distinct sets, the
+// table is not expanded into a row per item but left in
+// Batch.ItemAttrSetTable, each item's row in it in Batch.ItemAttrSets, and
+// the items' attributes column is null in every row. Otherwise
+// the batch is what ReadBatch returns.
+func ReadBatchSets(data []byte, mem memory.Allocator) (*Batch, error) {
+	return readBatch(data, mem, true)
+}
+
+func readBatch(data []byte, mem memory.Allocator, keepSets bool) (*Batch, error) {
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
@@ -141,7 +158,7 @@ func ReadBatch(data []byte, mem memory.Allocator) (*Batch, error) {
 	}
 	data = data[h+1:]
 	if len(data) > 0 && (data[0] == 2 || data[0] == recordFormat) {
-		return readV2(b, data[1:], mem, data[0])
+		return readV2(b, data[1:], mem, data[0], keepSets)
 	}
 	if len(data) > 0 && data[0] < 0x80 {
 		return nil, fmt.Errorf("%w: record format %d", ErrSchema, data[0])
@@ -190,7 +207,7 @@ func readOne(data []byte, want *arrow.Schema, mem memory.Allocator) (arrow.Recor
 }
 
 // readV2 decodes formats 2 and 3: one zstd frame of tables.
-func readV2(b *Batch, data []byte, mem memory.Allocator, format byte) (*Batch, error) {
+func readV2(b *Batch, data []byte, mem memory.Allocator, format byte, keepSets bool) (*Batch, error) {
 	var raw []byte
 	if p, ok := rawBufs.Get().(*[]byte); ok {
 		raw = (*p)[:0]
@@ -204,11 +221,11 @@ func readV2(b *Batch, data []byte, mem memory.Allocator, format byte) (*Batch, e
 	if err != nil {
 		return nil, fmt.Errorf("%w: ipc: %v", ErrSchema, err)
 	}
-	return decodeTables(b, raw, mem, format)
+	return decodeTables(b, raw, mem, format, keepSets)
 }
 
 // decodeTables decodes the tables of a format 2 or 3 payload into b.
-func decodeTables(b *Batch, raw []byte, mem memory.Allocator, format byte) (*Batch, error) {
+func decodeTables(b *Batch, raw []byte, mem memory.Allocator, format byte, keepSets bool) (*Batch, error) {
 	d, _ := decoders.Get().(*decoder)
 	if d == nil {
 		d = &decoder{}
@@ -229,9 +246,12 @@ func decodeTables(b *Batch, raw []byte, mem memory.Allocator, format byte) (*Bat
 		for _, f := range sc.Fields() {
 			if t == len(want)-1 && f.Name == "attributes" {
 				d.sets = &b.ItemAttrSets
+				if keepSets {
+					d.table = &b.ItemAttrSetTable
+				}
 			}
 			c := d.col(f.Type, n)
-			d.sets = nil
+			d.sets, d.table = nil, nil
 			if c == nil {
 				break
 			}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"slices"
 	"sort"
 	"testing"
 
@@ -161,6 +163,20 @@ func checkDecoded(t *testing.T, b *Batch, err error) {
 			}
 		}
 	}
+	if tb := b.ItemAttrSetTable; tb != nil {
+		if err := validateFull(tb); err != nil {
+			t.Fatalf("invalid set table: %v", err)
+		}
+		for i, s := range b.ItemAttrSets {
+			if int(s) >= tb.Len() {
+				t.Fatalf("item %d: set %d of a table of %d", i, s, tb.Len())
+			}
+		}
+		if _, err := ToOTLP(b, nil); err == nil {
+			t.Fatal("ToOTLP wrote a batch read by set")
+		}
+		return
+	}
 	_, _ = ToOTLP(b, nil)
 }
 
@@ -191,7 +207,8 @@ func FuzzDecodeTables(f *testing.F) {
 	maxDecodeElems = 1 << 20
 	defer func() { maxDecodeElems = old }()
 	f.Fuzz(func(t *testing.T, sig uint8, raw []byte) {
-		b, err := decodeTables(&Batch{Signal: otlpwire.Signal(sig % 3)}, raw, memory.DefaultAllocator, recordFormat)
+		// The high bit reads by set (ReadBatchSets).
+		b, err := decodeTables(&Batch{Signal: otlpwire.Signal(sig & 0x7f % 3)}, raw, memory.DefaultAllocator, recordFormat, sig&0x80 != 0)
 		checkDecoded(t, b, err)
 	})
 }
@@ -341,4 +358,76 @@ func TestItemAttrSets(t *testing.T) {
 			t.Fatalf("%d distinct items came with sets", got.Len())
 		}
 	})
+}
+
+// TestReadBatchSets: ReadBatchSets gives what ReadBatch gives, except that
+// a record's table of distinct attribute sets stays a table: item i's
+// attributes are row ItemAttrSets[i] of it, the same as ReadBatch's row i,
+// and the items' attributes column is null. Records without sets come
+// back as ReadBatch reads them. Nothing is leaked either way.
+func TestReadBatchSets(t *testing.T) {
+	for _, sig := range otlpwire.Signals {
+		t.Run(sig.String(), func(t *testing.T) {
+			mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+			defer mem.AssertSize(t, 0)
+			g := otlptest.NewGen(91+uint64(sig), otlptest.GenOptions{})
+			bySet := 0
+			for i := range 40 {
+				req := g.Request(sig)
+				reqs := [][]byte{req, req} // sets when there are several items
+				if i%4 == 3 {
+					reqs = reqs[:1] // often distinct: no sets
+				}
+				built, want := writeRead(t, sig, mem, reqs...)
+				var buf bytes.Buffer
+				if err := WriteBatch(&buf, built); err != nil {
+					t.Fatal(err)
+				}
+				built.Release()
+				got, err := ReadBatchSets(buf.Bytes(), mem)
+				if err != nil {
+					t.Fatalf("iteration %d: %v", i, err)
+				}
+				if !slices.Equal(got.ItemAttrSets, want.ItemAttrSets) {
+					t.Fatalf("iteration %d: sets %v, ReadBatch's %v", i, got.ItemAttrSets, want.ItemAttrSets)
+				}
+				wantCol := want.Items.Column(want.Items.Schema().FieldIndices("attributes")[0])
+				gotCol := got.Items.Column(got.Items.Schema().FieldIndices("attributes")[0])
+				if tb := got.ItemAttrSetTable; tb != nil {
+					bySet++
+					if err := validateFull(tb); err != nil {
+						t.Fatal(err)
+					}
+					for r, s := range got.ItemAttrSets {
+						if g, w := appendKey(nil, tb, int(s)), appendKey(nil, wantCol, r); !bytes.Equal(g, w) {
+							t.Fatalf("iteration %d: item %d: set row %q, ReadBatch's %q", i, r, g, w)
+						}
+						if gotCol.IsValid(r) {
+							t.Fatalf("iteration %d: item %d: attributes column not null", i, r)
+						}
+					}
+					if _, err := ToOTLP(got, nil); err == nil {
+						t.Fatal("ToOTLP wrote a batch read by set")
+					}
+					if err := WriteBatch(io.Discard, got); err == nil {
+						t.Fatal("WriteBatch wrote a batch read by set")
+					}
+				} else {
+					if got.ItemAttrSets != nil {
+						t.Fatalf("iteration %d: sets without their table", i)
+					}
+					g, err1 := ToOTLP(got, nil)
+					w, err2 := ToOTLP(want, nil)
+					if err1 != nil || err2 != nil || !bytes.Equal(g, w) {
+						t.Fatalf("iteration %d: differs from ReadBatch's (%v, %v)", i, err1, err2)
+					}
+				}
+				got.Release()
+				want.Release()
+			}
+			if bySet == 0 {
+				t.Fatal("no record was read by set")
+			}
+		})
+	}
 }

@@ -621,6 +621,9 @@ type decoder struct {
 	// sets, when not nil, receives the row ids of the next top-level map
 	// column stored as distinct sets (decodeTables: the items' attributes).
 	sets *[]uint32
+	// table, when not nil with sets, receives the table of distinct sets
+	// itself, and the column is left with null rows (ReadBatchSets).
+	table *arrow.Array
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -1060,6 +1063,10 @@ func (d *decoder) dictCol(dt arrow.DataType, n int) arrow.ArrayData {
 	}
 	if sets != nil {
 		*d.sets = sets
+		if d.table != nil {
+			*d.table = array.MakeFromData(dist)
+			return nullRows(d.mem, dt, n)
+		}
 	}
 	// charge the expansion: rows times the average row size of the table
 	a := array.MakeFromData(dist)
@@ -1076,6 +1083,15 @@ func (d *decoder) dictCol(dt arrow.DataType, n int) arrow.ArrayData {
 		}
 	}
 	return Take(d.mem, dist, rs)
+}
+
+// nullRows is a column of type dt of n null rows.
+func nullRows(mem memory.Allocator, dt arrow.DataType, n int) arrow.ArrayData {
+	a := array.MakeArrayOfNull(mem, dt, n)
+	defer a.Release()
+	d := a.Data()
+	d.Retain()
+	return d
 }
 
 // checkUTF8 fails the decoding when one of the n strings of offsets ob

@@ -151,7 +151,7 @@ func BenchmarkEncodeCorpus(b *testing.B) {
 	for _, c := range benchCorpora(b) {
 		for _, proto := range []string{protoV1, protoV2} {
 			b.Run(c.name+"/"+proto, func(b *testing.B) {
-				batch, err := schemas.ReadBatch(c.rec.Value, nil)
+				batch, err := schemas.ReadBatchSets(c.rec.Value, nil)
 				if err != nil {
 					b.Fatal(err)
 				}

@@ -392,7 +392,9 @@ func (s *Sink) translate(r *stream.Record, rec int32) error {
 	var b *schemas.Batch
 	switch ct := string(r.Header(stream.HeaderContentType)); ct {
 	case stream.ContentTypeArrow:
-		b, err = schemas.ReadBatch(r.Value, arrowpool.Default)
+		// by set: a series is looked up once per resource, metric and
+		// attribute set, and the sets need not be expanded per point
+		b, err = schemas.ReadBatchSets(r.Value, arrowpool.Default)
 	case stream.ContentTypeOTLPProto, "":
 		if s.batch == nil {
 			s.batch = schemas.NewBuilder(otlpwire.Metrics, arrowpool.Default)

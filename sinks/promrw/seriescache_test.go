@@ -73,7 +73,9 @@ func (w *twin) requests() []string {
 // seen again in later batches and under other tenants, the batches' Arrow
 // buffers poisoned once released. One record of three holds its request
 // twice, so that its attribute sets repeat and the translators look its
-// series up per set (translator.memo), evictions happening meanwhile.
+// series up per set (translator.memo), evictions happening meanwhile; all
+// but the plain one read the records by set (schemas.ReadBatchSets), as
+// the sink does.
 func TestSeriesCacheSameOutput(t *testing.T) {
 	pool := arrowpool.NewPoisoned()
 	var hits, evictions, collisions, memoized uint64
@@ -104,7 +106,10 @@ func TestSeriesCacheSameOutput(t *testing.T) {
 		// interning tables that fill up and start again all the time
 		forgetful := newTwin(&cfg)
 		forgetful.tr.ids.max, forgetful.tr.setIDs.max = 3, 2
-		twins := []*twin{plain, large, tiny, colliding, forgetful}
+		// without the cache, the attributes read by set as the sink reads them
+		plainBySet := newTwin(&cfg)
+		plainBySet.tr.cache = nil
+		twins := []*twin{plain, large, tiny, colliding, forgetful, plainBySet}
 
 		var values [][]byte
 		for len(values) < 3 {
@@ -127,7 +132,13 @@ func TestSeriesCacheSameOutput(t *testing.T) {
 				value := values[r.IntN(len(values))]
 				tenant := []string{"", "acme", "globex"}[r.IntN(3)]
 				for _, w := range twins {
-					b, err := schemas.ReadBatch(value, pool)
+					// plain reads every point's attributes; the others read
+					// them by set, as the sink does (schemas.ReadBatchSets)
+					read := schemas.ReadBatchSets
+					if w == plain {
+						read = schemas.ReadBatch
+					}
+					b, err := read(value, pool)
 					if err != nil {
 						t.Fatal(err)
 					}

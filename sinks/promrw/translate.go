@@ -334,6 +334,7 @@ type columns struct {
 	time       *array.Uint64
 	start      *array.Uint64
 	ptAttrs    attrs
+	ptRows     []uint32 // with a batch read by set: a point's row in ptAttrs
 	flags      *array.Uint32
 	intValue   *array.Int64
 	dblValue   *array.Float64
@@ -355,6 +356,14 @@ type columns struct {
 	quantiles  *array.List
 	qQuantile  *array.Float64
 	qValue     *array.Float64
+}
+
+// ptRow is the row of data point i's attributes in c.ptAttrs.
+func (c *columns) ptRow(i int) int {
+	if c.ptRows != nil {
+		return int(c.ptRows[i])
+	}
+	return i
 }
 
 func newColumns(b *schemas.Batch) (c columns, err error) {
@@ -386,7 +395,14 @@ func newColumns(b *schemas.Batch) (c columns, err error) {
 	c.mid = it.Column(schemas.PtMetricID).(*array.Uint32)
 	c.time = it.Column(schemas.PtTimeUnixNano).(*array.Uint64)
 	c.start = it.Column(schemas.PtStartTimeUnixNano).(*array.Uint64)
-	c.ptAttrs, errs[2] = newAttrs(it.Column(schemas.PtAttributes))
+	if b.ItemAttrSetTable != nil {
+		// Read by set (schemas.ReadBatchSets): the points' attributes are
+		// the rows of the table of distinct sets.
+		c.ptAttrs, errs[2] = newAttrs(b.ItemAttrSetTable)
+		c.ptRows = b.ItemAttrSets
+	} else {
+		c.ptAttrs, errs[2] = newAttrs(it.Column(schemas.PtAttributes))
+	}
 	c.flags = it.Column(schemas.PtFlags).(*array.Uint32)
 	c.intValue = it.Column(schemas.PtIntValue).(*array.Int64)
 	c.dblValue = it.Column(schemas.PtDoubleValue).(*array.Float64)
@@ -688,7 +704,7 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 		if t.sets != nil {
 			t.ckey = appendSetKey(t.ckey[:0], t.baseID, m.nameID, t.setID(c, i))
 		} else {
-			t.ckey = appendPointKey(t.ckey[:0], &c.ptAttrs, i, t.baseID, m.nameID)
+			t.ckey = appendPointKey(t.ckey[:0], &c.ptAttrs, c.ptRow(i), t.baseID, m.nameID)
 		}
 		hash = t.keyHash(t.ckey)
 		if e := t.cache.get(hash, t.ckey); e != nil {
@@ -700,7 +716,7 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 	}
 	// The point's labels: attributes, then the base, sorted and merged.
 	t.pt = t.pt[:0]
-	start, end := c.ptAttrs.m.ValueOffsets(i)
+	start, end := c.ptAttrs.m.ValueOffsets(c.ptRow(i))
 	for j := int(start); j < int(end); j++ {
 		ln := t.labelName(c.ptAttrs.keys.Value(j))
 		if ln == "" {
@@ -742,7 +758,7 @@ func (t *translator) setID(c *columns, i int) uint64 {
 	if id := t.setKey[set]; id != 0 {
 		return id
 	}
-	t.skey = appendAttrsKey(t.skey[:0], &c.ptAttrs, i)
+	t.skey = appendAttrsKey(t.skey[:0], &c.ptAttrs, c.ptRow(i))
 	id := t.setIDs.id(t.skey)
 	t.setKey[set] = id
 	return id
