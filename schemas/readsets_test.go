@@ -43,7 +43,7 @@ func BenchmarkReadBatchRules(b *testing.B) {
 					rb.Release()
 				}
 				n := float64(b.N) * float64(c.batch.Len())
-				b.ReportMetric(float64((cpuTime() - cpu0).Nanoseconds())/n, "cpu-ns/item")
+				b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/n, "cpu-ns/item")
 			})
 		}
 	}
