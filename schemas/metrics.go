@@ -343,7 +343,18 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 	case MetricSummary:
 		attrsNum, exNum, flagsNum = otlpwire.SummaryDataPointAttributes, 0, otlpwire.SummaryDataPointFlags
 	}
+	attrTag := byte(attrsNum)<<3 | byte(otlpwire.WireLen)
 	for i := 0; i < len(p); {
+		if p[i] == attrTag {
+			j, err := t.attrs.appendKVs(p, i, attrTag)
+			if err != nil {
+				return err
+			}
+			if j > i {
+				i = j
+				continue
+			}
+		}
 		// The fields of a point nearly all have a one-byte tag and are
 		// fixed64 or short length-delimited (attributes): read those
 		// here rather than in a call to ReadField, which reads them alike.
