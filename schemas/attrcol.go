@@ -150,6 +150,60 @@ func (a *attrTable) appendKV(p []byte) error {
 	return nil
 }
 
+// appendKVs appends the KeyValues of the run of fields of p from i on whose
+// one-byte tag is tag (the attributes of an item, which encoders write one
+// after the other) to the open map row, and returns where the run ends. It
+// is appendKV for each, with the usual encodings (see appendKV) decoded in
+// one loop over the table's slices held in locals. A field with a longer
+// length ends the run early: its caller reads it as any field.
+func (a *attrTable) appendKVs(p []byte, i int, tag byte) (int, error) {
+	if *a.strict || len(a.byOff) > 1 {
+		return i, nil // the general path: UTF-8 checks, byOff kept
+	}
+	typs, keyData, keyOff, strData, strOff := a.typs, a.keyData, a.keyOff, a.strData, a.strOff
+	for i+1 < len(p) && p[i] == tag && p[i+1] < 0x80 && int(p[i+1]) <= len(p)-i-2 {
+		kv := p[i+2 : i+2+int(p[i+1])]
+		if len(kv) >= 6 && kv[0] == keyTag && kv[1] < 0x80 {
+			if v := 2 + int(kv[1]); v+4 <= len(kv) && kv[v] == valueTag && kv[v+1] < 0x80 && int(kv[v+1]) == len(kv)-v-2 {
+				c, n := kv[v+2], kv[v+3]
+				var x uint64
+				typ := ValueString
+				switch {
+				case c == stringTag && n < 0x80 && int(n) == len(kv)-v-4:
+					strData = appendShort(strData, kv[v+4:])
+				case c == intTag && n < 0x80 && len(kv) == v+4:
+					x, typ = uint64(n), ValueInt
+				case c == intTag && n >= 0x80 && len(kv) == v+5 && kv[v+4] < 0x80:
+					x, typ = uint64(n&0x7f)|uint64(kv[v+4])<<7, ValueInt
+				default:
+					goto general
+				}
+				if typ == ValueInt {
+					a.ints = append(a.ints, sparse{int32(len(typs)), x})
+				}
+				typs = append(typs, typ)
+				strOff = append(strOff, int32(len(strData)))
+				keyData = appendShort(keyData, kv[2:v])
+				keyOff = append(keyOff, int32(len(keyData)))
+				i += 2 + len(kv)
+				continue
+			}
+		}
+	general:
+		a.typs, a.keyData, a.keyOff, a.strData, a.strOff = typs, keyData, keyOff, strData, strOff
+		if err := a.appendKV(kv); err != nil {
+			return i, err
+		}
+		i += 2 + len(kv)
+		if len(a.byOff) > 1 {
+			return i, nil // the rest one by one, byOff kept
+		}
+		typs, keyData, keyOff, strData, strOff = a.typs, a.keyData, a.keyOff, a.strData, a.strOff
+	}
+	a.typs, a.keyData, a.keyOff, a.strData, a.strOff = typs, keyData, keyOff, strData, strOff
+	return i, nil
+}
+
 // appendKey ends the entry whose value was just put with its key.
 func (a *attrTable) appendKey(key []byte) {
 	a.keyData = appendShort(a.keyData, key)

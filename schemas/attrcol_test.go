@@ -3,6 +3,9 @@ package schemas
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"math/rand/v2"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -157,6 +160,121 @@ func TestSplitKV(t *testing.T) {
 		}
 		if ok && (string(k) != "k" && string(k) != "" || !bytes.Equal(v, str)) {
 			t.Errorf("%s: key %q value %x", c.name, k, v)
+		}
+	}
+}
+
+// TestAppendKVs: appendKVs over a run of attribute fields fills the table as
+// appendKV field by field does (and returns the same error), whatever the
+// encodings in the run: the usual ones, long lengths, other value types,
+// non-canonical KeyValues, bytes values (after which the run goes on one
+// by one), a field of another tag and corrupt ones.
+func TestAppendKVs(t *testing.T) {
+	const tag = 7<<3 | 2
+	key := func(k string) []byte { return protowire.AppendString([]byte{0x0a}, k) }
+	val := func(v []byte) []byte { return protowire.AppendBytes([]byte{0x12}, v) }
+	anyv := func(num protowire.Number, typ protowire.Type, x uint64, b []byte) []byte {
+		p := protowire.AppendTag(nil, num, typ)
+		switch typ {
+		case protowire.VarintType:
+			return protowire.AppendVarint(p, x)
+		case protowire.Fixed64Type:
+			return protowire.AppendFixed64(p, x)
+		}
+		return protowire.AppendBytes(p, b)
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	word := func(n int) string {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = 'a' + byte(r.IntN(26))
+		}
+		return string(b)
+	}
+	kinds := []func() []byte{
+		func() []byte {
+			return append(key(word(r.IntN(20))), val(anyv(1, protowire.BytesType, 0, []byte(word(r.IntN(40)))))...)
+		},
+		func() []byte {
+			return append(key(word(r.IntN(20))), val(anyv(3, protowire.VarintType, uint64(r.IntN(1<<7)), nil))...)
+		},
+		func() []byte {
+			return append(key(word(r.IntN(20))), val(anyv(3, protowire.VarintType, uint64(r.IntN(1<<14)), nil))...)
+		},
+		func() []byte {
+			return append(key(word(r.IntN(20))), val(anyv(3, protowire.VarintType, r.Uint64(), nil))...)
+		},
+		func() []byte { return append(key(word(200)), val(anyv(1, protowire.BytesType, 0, []byte("v")))...) },
+		func() []byte { return append(key("k"), val(anyv(1, protowire.BytesType, 0, []byte(word(130))))...) },
+		func() []byte { return append(key("d"), val(anyv(4, protowire.Fixed64Type, r.Uint64(), nil))...) },
+		func() []byte { return append(key("b"), val(anyv(2, protowire.VarintType, uint64(r.IntN(2)), nil))...) },
+		func() []byte { return append(key("y"), val(anyv(7, protowire.BytesType, 0, []byte(word(3))))...) },
+		func() []byte { return key("none") },
+		func() []byte { return append(val(anyv(1, protowire.BytesType, 0, []byte("v"))), key("first")...) },
+		func() []byte { return append(key("e"), val(nil)...) },
+		func() []byte { return append(key("bad"), 0x12, 5, 0x0a) },
+	}
+	for iter := range 3000 {
+		var p []byte
+		nf := 1 + r.IntN(8)
+		for range nf {
+			if r.IntN(10) == 0 {
+				p = append(p, 0x11, 1, 2, 3, 4, 5, 6, 7, 8) // another field
+				continue
+			}
+			p = protowire.AppendBytes(append(p, tag), kinds[r.IntN(len(kinds))]())
+		}
+		strict := false
+		want, got := newAttrTable(&strict, nil), newAttrTable(&strict, nil)
+		want.row(true)
+		got.row(true)
+		var wantErr, gotErr error
+		for i := 0; i < len(p); {
+			f, _ := otlpwire.ReadField(p, i)
+			if p[i] == tag {
+				if wantErr = want.appendKV(p[f.Val:f.End]); wantErr != nil {
+					break
+				}
+			}
+			i = f.End
+		}
+		for i := 0; i < len(p); {
+			if p[i] == tag {
+				j, err := got.appendKVs(p, i, tag)
+				if gotErr = err; err != nil {
+					break
+				}
+				if j > i {
+					i = j
+					continue
+				}
+			}
+			f, _ := otlpwire.ReadField(p, i)
+			if p[i] == tag {
+				if gotErr = got.appendKV(p[f.Val:f.End]); gotErr != nil {
+					break
+				}
+			}
+			i = f.End
+		}
+		if fmt.Sprint(gotErr) != fmt.Sprint(wantErr) {
+			t.Fatalf("iteration %d: error %v, want %v", iter, gotErr, wantErr)
+		}
+		if wantErr != nil {
+			continue
+		}
+		for _, c := range []struct {
+			name      string
+			got, want any
+		}{
+			{"typs", got.typs, want.typs}, {"keyOff", got.keyOff, want.keyOff}, {"keyData", got.keyData, want.keyData},
+			{"strOff", got.strOff, want.strOff}, {"strData", got.strData, want.strData},
+			{"byOff", got.byOff, want.byOff}, {"byData", got.byData, want.byData},
+			{"ints", got.ints, want.ints}, {"dbls", got.dbls, want.dbls}, {"bools", got.bools, want.bools},
+		} {
+			if !reflect.DeepEqual(c.got, c.want) && fmt.Sprint(c.got) != fmt.Sprint(c.want) {
+				t.Fatalf("iteration %d: %s = %v, want %v", iter, c.name, c.got, c.want)
+			}
 		}
 	}
 }

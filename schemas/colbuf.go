@@ -259,6 +259,21 @@ func (c *runCol[T]) add(x T) {
 	c.n++
 }
 
+// fill adds zero values until the column has n rows.
+func (c *runCol[T]) fill(n int) {
+	var zero T
+	if c.n >= n {
+		return
+	}
+	if !c.mixed && (c.n == 0 || c.first == zero) {
+		c.first, c.n = zero, n
+		return
+	}
+	for c.n < n {
+		c.add(zero)
+	}
+}
+
 // spill writes out the run of equal values.
 func (c *runCol[T]) spill() {
 	c.v = c.v[:0]
@@ -316,6 +331,12 @@ func newOptCol[T word](mem memory.Allocator, typ arrow.DataType) optCol[T] {
 func (c *optCol[T]) add(x T, ok bool) {
 	c.v.add(x)
 	c.valid.add(ok)
+}
+
+// fill adds zero values under nulls until the column has n rows.
+func (c *optCol[T]) fill(n int) {
+	c.v.fill(n)
+	c.valid.fill(n)
 }
 
 func (c *optCol[T]) newArray() arrow.Array {

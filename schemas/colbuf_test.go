@@ -114,3 +114,53 @@ func TestListColumn(t *testing.T) {
 		want.Release()
 	}
 }
+
+// TestColumnFill: filling a column to n rows builds what adding zeros (under
+// nulls) to it would, whatever was added before, batch after batch.
+func TestColumnFill(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	c := newRunCol[uint64](mem, arrow.PrimitiveTypes.Uint64)
+	o := newOptCol[uint64](mem, arrow.PrimitiveTypes.Uint64)
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 500 {
+		want := array.NewUint64Builder(mem)
+		wantOpt := array.NewUint64Builder(mem)
+		for range r.IntN(6) {
+			if r.IntN(2) == 0 {
+				n := c.n + r.IntN(5)
+				c.fill(n)
+				o.fill(n)
+				for want.Len() < n {
+					want.Append(0)
+					wantOpt.AppendValues([]uint64{0}, []bool{false})
+				}
+				continue
+			}
+			for range r.IntN(4) {
+				x, ok := uint64(r.IntN(3)), r.IntN(3) > 0
+				c.add(x)
+				o.add(x, ok)
+				want.Append(x)
+				wantOpt.AppendValues([]uint64{x}, []bool{ok})
+			}
+		}
+		for _, pair := range [][2]arrow.Array{{c.newArray(), want.NewArray()}, {o.newArray(), wantOpt.NewArray()}} {
+			got, exp := pair[0], pair[1]
+			if got.Len() != exp.Len() || got.NullN() != exp.NullN() || !array.Equal(got, exp) {
+				t.Fatalf("got %v, want %v", got, exp)
+			}
+			// values under nulls too
+			g, e := got.(*array.Uint64).Uint64Values(), exp.(*array.Uint64).Uint64Values()
+			for i := range g {
+				if g[i] != e[i] {
+					t.Fatalf("row %d: got %d, want %d", i, g[i], e[i])
+				}
+			}
+			got.Release()
+			exp.Release()
+		}
+		want.Release()
+		wantOpt.Release()
+	}
+}

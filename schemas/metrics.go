@@ -128,8 +128,26 @@ func newPointBuilder(mem memory.Allocator, strict *bool) *pointBuilder {
 	return p
 }
 
-// columns are the columns built outside the record builder.
+// fillKindCols brings the columns that number points leave out (those of
+// the histogram, exponential histogram and summary fields) to n rows, with
+// zeros and nulls for the rows missing: what the number points would have
+// added.
+func (t *pointBuilder) fillKindCols(n int) {
+	t.count.fill(n)
+	t.sum.fill(n)
+	t.min.fill(n)
+	t.max.fill(n)
+	t.scale.fill(n)
+	t.zeroCount.fill(n)
+	t.zeroThreshold.fill(n)
+	t.posOffset.fill(n)
+	t.negOffset.fill(n)
+}
+
+// columns are the columns built outside the record builder, all brought to
+// the table's rows.
 func (t *pointBuilder) columns() []subst {
+	t.fillKindCols(t.n)
 	return []subst{
 		{PtResourceID, &t.resourceID}, {PtScopeID, &t.scopeID}, {PtMetricID, &t.metricID},
 		{PtStartTimeUnixNano, &t.start}, {PtTimeUnixNano, &t.time}, {PtAttributes, &t.attrs},
@@ -325,7 +343,18 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 	case MetricSummary:
 		attrsNum, exNum, flagsNum = otlpwire.SummaryDataPointAttributes, 0, otlpwire.SummaryDataPointFlags
 	}
+	attrTag := byte(attrsNum)<<3 | byte(otlpwire.WireLen)
 	for i := 0; i < len(p); {
+		if p[i] == attrTag {
+			j, err := t.attrs.appendKVs(p, i, attrTag)
+			if err != nil {
+				return err
+			}
+			if j > i {
+				i = j
+				continue
+			}
+		}
 		// The fields of a point nearly all have a one-byte tag and are
 		// fixed64 or short length-delimited (attributes): read those
 		// here rather than in a call to ReadField, which reads them alike.
@@ -391,15 +420,20 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 	t.flags.add(v.flags)
 	t.intValue.add(v.intV, v.hasInt)
 	t.doubleValue.add(v.doubleV, v.hasDouble)
-	t.count.add(v.count)
-	t.sum.add(v.sum, v.hasSum || kind == MetricSummary)
-	t.min.add(v.min, v.hasMin)
-	t.max.add(v.max, v.hasMax)
-	t.scale.add(v.scale)
-	t.zeroCount.add(v.zeroCount)
-	t.zeroThreshold.add(v.zt)
-	t.posOffset.add(v.posOffset, v.posParts > 0)
-	t.negOffset.add(v.negOffset, v.negParts > 0)
+	if kind != MetricGauge && kind != MetricSum {
+		// A number point leaves these zero and null: they are filled in
+		// when a point of another kind follows, or at Build.
+		t.fillKindCols(t.n)
+		t.count.add(v.count)
+		t.sum.add(v.sum, v.hasSum || kind == MetricSummary)
+		t.min.add(v.min, v.hasMin)
+		t.max.add(v.max, v.hasMax)
+		t.scale.add(v.scale)
+		t.zeroCount.add(v.zeroCount)
+		t.zeroThreshold.add(v.zt)
+		t.posOffset.add(v.posOffset, v.posParts > 0)
+		t.negOffset.add(v.negOffset, v.negParts > 0)
+	}
 	t.extra.add(b.itemExtra)
 	t.n++
 	b.items++
