@@ -159,3 +159,47 @@ func BenchmarkChain(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkSteps times Apply's two steps apart on the Kubernetes workload:
+// evaluate (the rules, through the memo) and build (the output batch from
+// evaluate's outcome), on the worker's allocator (arrowpool).
+func BenchmarkSteps(b *testing.B) {
+	for _, bs := range benchSets(b) {
+		if bs.name != "metrics-k8s/k8s-rules" {
+			continue
+		}
+		mem := arrowpool.New()
+		bl := schemas.NewBuilder(bs.c.Signal, mem)
+		defer bl.Release()
+		if _, err := bl.Append(bs.c.Body); err != nil {
+			b.Fatal(err)
+		}
+		in := bl.Build()
+		defer in.Release()
+		e := New(bs.set, Options{Allocator: mem})
+		st := newState(e)
+		b.Run(bs.name+"/evaluate", func(b *testing.B) {
+			measure(b, bs.c.Items, func() {
+				st.begin(in, in.Signal, e.sigs[in.Signal])
+				if err := st.evaluate(); err != nil {
+					b.Fatal(err)
+				}
+				st.end()
+			})
+		})
+		b.Run(bs.name+"/build", func(b *testing.B) {
+			st.begin(in, in.Signal, e.sigs[in.Signal])
+			defer st.end()
+			if err := st.evaluate(); err != nil {
+				b.Fatal(err)
+			}
+			measure(b, bs.c.Items, func() {
+				out, err := st.build()
+				if err != nil {
+					b.Fatal(err)
+				}
+				out.Release()
+			})
+		})
+	}
+}

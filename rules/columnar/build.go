@@ -26,7 +26,18 @@ func (st *state) build() (*schemas.Batch, error) {
 	sel := st.keptRows()
 	var ip itemParents
 	structural := false
-	if !st.keepsParents() {
+	switch moved := st.parentsMoved(); {
+	case !moved && !st.anyDrop:
+		// Every item stays under its parents: the parent tables are kept.
+	case !moved:
+		// Items are dropped, none moves: the kept items' parents are
+		// their input rows, so they are counted without remapping them,
+		// and remapped only when some parent goes.
+		st.countKept(pp)
+		if structural = pp.prune(); structural {
+			ip = st.remapItems(pp, sel)
+		}
+	default:
 		ip = st.remapItems(pp, sel)
 		st.countItems(pp, &ip)
 		structural = pp.prune()
@@ -161,16 +172,20 @@ func (st *state) metricLinks(pp *parents) error {
 
 // keepsParents reports whether every item stays, under its resource, scope
 // and metric, so that the parent tables are kept as they are.
-func (st *state) keepsParents() bool {
-	if st.anyDrop || len(st.newRes) > 0 {
-		return false
+func (st *state) keepsParents() bool { return !st.anyDrop && !st.parentsMoved() }
+
+// parentsMoved reports whether some kept item moves to another resource,
+// scope or metric row (a new resource, a renamed metric).
+func (st *state) parentsMoved() bool {
+	if len(st.newRes) > 0 {
+		return true
 	}
 	for k := range st.patches {
 		if p := &st.patches[k]; p.res >= 0 || p.what&chMetric != 0 {
-			return false
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // keptRows returns the item rows that are not dropped, in order.
@@ -288,15 +303,7 @@ func (rm *remap) metric(i int, p *patch, s, scope, res int32) int32 {
 // countItems counts the items of each parent row: in the input all items,
 // in the output the kept ones under their rows before pruning (ip).
 func (st *state) countItems(pp *parents, ip *itemParents) {
-	had := resize(st.had, pp.res.n+pp.scope.n+pp.met.n)
-	has := resize(st.has, pp.res.total()+pp.scope.total()+pp.met.total())
-	st.had, st.has = had, has
-	clear(had)
-	clear(has)
-	for _, l := range [...]*level{&pp.res, &pp.scope, &pp.met} {
-		l.had, had = had[:l.n:l.n], had[l.n:]
-		l.has, has = has[:l.total():l.total()], has[l.total():]
-	}
+	st.levelCounts(pp)
 	for i := 0; i < st.n; i++ {
 		pp.res.had[st.resID.Value(i)]++
 		pp.scope.had[st.scopeID.Value(i)]++
@@ -312,6 +319,52 @@ func (st *state) countItems(pp *parents, ip *itemParents) {
 	}
 	for _, m := range ip.met {
 		pp.met.has[m]++
+	}
+}
+
+// countKept is countItems when no item moves (parentsMoved is false): the
+// kept items are counted under their input rows, the dropped ones taken
+// off the input's counts.
+func (st *state) countKept(pp *parents) {
+	st.levelCounts(pp)
+	res, scope := st.resID.Values(), st.scopeID.Values()
+	res, scope = res[:st.n], scope[:st.n]
+	var met []uint32
+	if pp.metricID != nil {
+		met = pp.metricID.Values()[:st.n]
+	}
+	rHad, sHad, mHad := pp.res.had, pp.scope.had, pp.met.had
+	for i := range res {
+		rHad[res[i]]++
+		sHad[scope[i]]++
+	}
+	for i := range met {
+		mHad[met[i]]++
+	}
+	copy(pp.res.has, rHad)
+	copy(pp.scope.has, sHad)
+	copy(pp.met.has, mHad)
+	for i, d := range st.drop[:st.n] {
+		if d {
+			pp.res.has[res[i]]--
+			pp.scope.has[scope[i]]--
+			if met != nil {
+				pp.met.has[met[i]]--
+			}
+		}
+	}
+}
+
+// levelCounts gives the levels of pp their had and has counts, zero.
+func (st *state) levelCounts(pp *parents) {
+	had := resize(st.had, pp.res.n+pp.scope.n+pp.met.n)
+	has := resize(st.has, pp.res.total()+pp.scope.total()+pp.met.total())
+	st.had, st.has = had, has
+	clear(had)
+	clear(has)
+	for _, l := range [...]*level{&pp.res, &pp.scope, &pp.met} {
+		l.had, had = had[:l.n:l.n], had[l.n:]
+		l.has, has = has[:l.total():l.total()], has[l.total():]
 	}
 }
 

@@ -3,6 +3,7 @@ package columnar
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -580,5 +582,43 @@ func TestSpanColumns(t *testing.T) {
 			}
 		}
 		releaseAll(cols)
+	}
+}
+
+// TestCountKept: when items are only dropped, countKept gives the counts
+// countItems gives on the remapped items, and build's output is the
+// reference's: random batches of every signal, random rows dropped (some
+// parents emptied, some not).
+func TestCountKept(t *testing.T) {
+	for _, sig := range otlpwire.Signals {
+		for seed := range 30 {
+			r := rand.New(rand.NewPCG(uint64(seed), uint64(sig)+91))
+			st := stepState(t, noRules(t), gen(sig, r))
+			if err := st.itemInputs(); err != nil {
+				t.Fatal(err)
+			}
+			var pp, want parents
+			if err := st.parentLinks(&pp); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.parentLinks(&want); err != nil {
+				t.Fatal(err)
+			}
+			rate := r.IntN(4) // 0: nothing dropped
+			for i := range st.n {
+				st.drop[i] = rate > 0 && r.IntN(4) < rate
+				st.patchOf[i] = -1
+			}
+			ip := st.remapItems(&want, st.keptRows())
+			st.countItems(&want, &ip)
+			wantHad := slices.Concat(want.res.had, want.scope.had, want.met.had)
+			wantHas := slices.Concat(want.res.has, want.scope.has, want.met.has)
+			st.countKept(&pp)
+			gotHad := slices.Concat(pp.res.had, pp.scope.had, pp.met.had)
+			gotHas := slices.Concat(pp.res.has, pp.scope.has, pp.met.has)
+			if !slices.Equal(gotHad, wantHad) || !slices.Equal(gotHas, wantHas) {
+				t.Fatalf("%v/%d: had %v has %v, want %v %v", sig, seed, gotHad, gotHas, wantHad, wantHas)
+			}
+		}
 	}
 }

@@ -1,6 +1,12 @@
 package columnar
 
-import "bytes"
+import (
+	"bytes"
+	"hash/maphash"
+	"math"
+
+	"github.com/sluice-dev/sluice/schemas"
+)
 
 // layout is one sequence of attribute keys, in order, that item rows of
 // the batch have. When the rules read the values of a few attribute keys
@@ -13,8 +19,9 @@ import "bytes"
 type layout struct {
 	keys []byte  // the keys' bytes, concatenated (a copy)
 	ends []int32 // end of each key in keys
-	// pos: per key of sigInfo.attrVals, its entry in the row, or -1.
-	pos []int16
+	// pos: per key of sigInfo.attrVals, its entry in the row, or -1;
+	// vpos: the entries of pos that are in the row.
+	pos, vpos []int16
 	// dup: some key repeats. Such rows are memoised by their whole
 	// content, as rows are without projection.
 	dup bool
@@ -45,16 +52,30 @@ func (ls *layouts) reset() {
 // it is new, or -1 when the row is to be memoised whole: c has no raw
 // views, the row is too long, or the batch has too many layouts.
 func (ls *layouts) of(c *mapCols, start, end int, vals []string) int32 {
-	n := end - start
-	if c.keyOff == nil || n > 1<<15 {
+	if ls.last >= 0 && c.keyOff != nil {
+		if l := &ls.all[ls.last]; l.matches(c, start, end) {
+			if l.dup {
+				return -1
+			}
+			return ls.last
+		}
+	}
+	if c.keyOff == nil || end-start > 1<<15 {
 		return -1
 	}
+	lay := ls.find(c, start, end, vals)
+	if lay >= 0 && ls.all[lay].dup {
+		return -1
+	}
+	return lay
+}
+
+// find is of when the row's layout is not the one found last.
+func (ls *layouts) find(c *mapCols, start, end int, vals []string) int32 {
+	n := end - start
 	ko := c.keyOff
 	k0 := ko[0]
 	kb := c.keyData[ko[start]-k0 : ko[end]-k0]
-	if ls.last >= 0 && ls.all[ls.last].matches(ko[start:end+1], kb) {
-		return ls.last
-	}
 	b := append(ls.buf[:0], kb...)
 	for j := start; j < end; j++ {
 		l := ko[j+1] - ko[j]
@@ -97,6 +118,12 @@ func (ls *layouts) of(c *mapCols, start, end int, vals []string) int32 {
 		}
 		l.pos = append(l.pos, p)
 	}
+	l.vpos = l.vpos[:0]
+	for _, p := range l.pos {
+		if p >= 0 {
+			l.vpos = append(l.vpos, p)
+		}
+	}
 	ls.by[string(b)] = idx
 	ls.last = idx
 	return idx
@@ -110,17 +137,117 @@ func (l *layout) key(k int) []byte {
 	return l.keys[s:l.ends[k]]
 }
 
-// matches reports whether a row whose key offsets are offs (n+1 of them)
-// and key bytes kb has layout l.
-func (l *layout) matches(offs []int32, kb []byte) bool {
-	if len(offs)-1 != len(l.ends) || !bytes.Equal(kb, l.keys) {
+// matches reports whether entries [start, end) of c (a row; c has raw
+// views) have layout l.
+func (l *layout) matches(c *mapCols, start, end int) bool {
+	ends := l.ends
+	if end-start != len(ends) {
 		return false
 	}
+	offs := c.keyOff[start : end+1]
 	o := offs[0]
-	for k, e := range l.ends {
-		if offs[k+1]-o != e {
+	offs = offs[1:]
+	if len(offs) != len(ends) {
+		return false
+	}
+	for k, e := range ends {
+		if offs[k]-o != e {
 			return false
 		}
 	}
-	return true
+	k0 := c.keyOff[0]
+	return string(c.keyData[o-k0:o-k0+int32(len(l.keys))]) == string(l.keys)
+}
+
+// memoByLayout is memoRow for a row keyed by its layout and the values of
+// the keys the rules read, when no field is part of the key: one pass
+// that hashes the values where they are stored (no key bytes assembled)
+// and compares them in place. It reports ok false for a row that is not
+// keyed by layout (null, no layout, duplicate keys), which memoRow then
+// keys whole. Rows keyed by layout are all hashed here, so that equal keys
+// hash equal.
+func (st *state) memoByLayout(i, r, s int) (me *memoEntry, hit, ok bool) {
+	m := &st.memo
+	c := &st.itAttrs
+	if c.m.IsNull(i) {
+		return nil, false, false
+	}
+	start, end := int(c.rowOff[i]), int(c.rowOff[i+1])
+	lay := m.layouts.of(c, start, end, st.info.attrVals)
+	if lay < 0 {
+		return nil, false, false
+	}
+	vpos := m.layouts.all[lay].vpos
+	h := layoutHash(c, m.seed, start, vpos) ^ (uint64(uint32(lay))+1)*hashK1 ^ uint64(uint32(r))*hashK2 ^ uint64(uint32(s))*hashK3
+	if m.predict >= 0 && m.last >= 0 {
+		if e := &m.entries[m.last]; e.layout == lay && int(e.r) == r && int(e.s) == s && st.sameProjected(int(e.row), i, vpos) {
+			m.hits++
+			m.predicted++
+			m.predict = min(m.predict+1, predictMax)
+			st.replay(i, e)
+			return nil, true, true
+		}
+		m.predict--
+	}
+	mask := len(m.slots) - 1
+	for p := int(h) & mask; ; p = (p + 1) & mask {
+		x := m.slots[p] - 1
+		if x < 0 {
+			break
+		}
+		if e := &m.entries[x]; e.hash == h && e.layout == lay && int(e.r) == r && int(e.s) == s && st.sameProjected(int(e.row), i, vpos) {
+			if x == m.last {
+				m.predict = min(m.predict+1, predictMax)
+			}
+			m.last = x
+			m.hits++
+			st.replay(i, e)
+			return nil, true, true
+		}
+	}
+	if len(m.entries) >= memoGiveUp && m.hits*memoMinHitRate < len(m.entries) {
+		m.off = true
+		return nil, false, true
+	}
+	me = st.memoAdd(h, i, r, s)
+	me.layout = lay
+	m.last = int32(len(m.entries) - 1)
+	return me, false, true
+}
+
+// Odd constants that spread the layout, resource and scope over a hash.
+const (
+	hashK1 = 0x9e3779b97f4a7c15
+	hashK2 = 0xc2b2ae3d27d4eb4f
+	hashK3 = 0x165667b19e3779f9
+)
+
+// layoutHash hashes the values at vpos of the row whose entries start at
+// start, as stored: values that sameProjected finds equal hash equal.
+func layoutHash(c *mapCols, seed maphash.Seed, start int, vpos []int16) uint64 {
+	var h uint64
+	so, sd := c.strOff, c.strData
+	for _, p := range vpos {
+		j := start + int(p)
+		t := c.typs[j]
+		var v uint64
+		switch t {
+		case schemas.ValueString:
+			s0 := so[0]
+			v = maphash.Bytes(seed, sd[so[j]-s0:so[j+1]-s0])
+		case schemas.ValueInt:
+			v = uint64(c.ints[j]) * hashK2
+		case schemas.ValueDouble:
+			v = math.Float64bits(c.dbls[j]) * hashK2
+		case schemas.ValueBool:
+			if c.vals.Bool.Value(j) {
+				v = 1
+			}
+		case schemas.ValueNone, schemas.ValueEmpty:
+		default:
+			v = maphash.Bytes(seed, c.vals.Bytes.Value(j))
+		}
+		h = (h^v^uint64(t))*hashK3 + hashK1
+	}
+	return h
 }

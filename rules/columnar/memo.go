@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/maphash"
 	"math"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -49,7 +50,7 @@ type rowMemo struct {
 	// whole, since equal rows then copy one output row (attrColumn),
 	// while rows keyed by layout would have to be compared to know it.
 	project bool
-	probe   map[uint64]struct{}
+	probe   []uint64 // hashes of the probe rows keyed whole
 	probing bool
 	layouts layouts
 }
@@ -99,7 +100,7 @@ func (m *rowMemo) reset() {
 	m.off = false
 	m.last, m.predict, m.predicted = -1, 0, 0
 	m.project, m.probing = false, false
-	clear(m.probe)
+	m.probe = m.probe[:0]
 	m.layouts.reset()
 }
 
@@ -124,6 +125,11 @@ func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
 	if m.probing {
 		st.probeRow(i)
 	}
+	if m.project && st.info.attrs && len(st.fieldKeys) == 0 {
+		if me, hit, ok := st.memoByLayout(i, r, s); ok {
+			return me, hit
+		}
+	}
 	lay := int32(-1)
 	c := &st.itAttrs
 	null := st.info.attrs && c.m.IsNull(i)
@@ -132,9 +138,6 @@ func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
 		start, end = int(c.rowOff[i]), int(c.rowOff[i+1])
 		if m.project {
 			lay = m.layouts.of(c, start, end, st.info.attrVals)
-			if lay >= 0 && m.layouts.all[lay].dup {
-				lay = -1
-			}
 		}
 	}
 	if m.predict >= 0 && m.last >= 0 {
@@ -153,7 +156,7 @@ func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
 	case null:
 		b = append(b, 0xff)
 	case lay >= 0:
-		b = appendProjected(b, c, start, lay, m.layouts.all[lay].pos)
+		b = appendProjected(b, c, start, lay, m.layouts.all[lay].vpos)
 	case st.info.attrs:
 		b = appendRowRaw(b, c, start, end)
 	}
@@ -184,9 +187,6 @@ func (st *state) memoRow(i, r, s int) (*memoEntry, bool) {
 // beginProbe starts a batch keyed by layout when the rules allow it.
 func (m *rowMemo) beginProbe(project bool) {
 	m.project, m.probing = project, project
-	if project && m.probe == nil {
-		m.probe = make(map[uint64]struct{}, memoProbe)
-	}
 }
 
 // probeRow counts the distinct rows of the first memoProbe rows keyed
@@ -195,7 +195,7 @@ func (st *state) probeRow(i int) {
 	m := &st.memo
 	if m.hits+len(m.entries) >= memoProbe {
 		m.probing = false
-		m.project = len(m.probe) > 2*len(m.entries)
+		m.project = distinct(m.probe) > 2*len(m.entries)
 		return
 	}
 	c := &st.itAttrs
@@ -204,43 +204,51 @@ func (st *state) probeRow(i int) {
 	}
 	start, end := c.m.ValueOffsets(i)
 	m.cmp = appendRowRaw(m.cmp[:0], c, int(start), int(end))
-	m.probe[maphash.Bytes(m.seed, m.cmp)] = struct{}{}
+	m.probe = append(m.probe, maphash.Bytes(m.seed, m.cmp))
+}
+
+// distinct returns the number of distinct values of hs, sorting it.
+func distinct(hs []uint64) int {
+	slices.Sort(hs)
+	return len(slices.Compact(hs))
 }
 
 // appendProjected appends to b what identifies a row of layout lay whose
-// entries start at start, for rules that read the values at pos only: the
-// layout, then each value's type and stored value.
-func appendProjected(b []byte, c *mapCols, start int, lay int32, pos []int16) []byte {
-	b = append(b, 1, byte(lay), byte(lay>>8), byte(lay>>16), byte(lay>>24))
-	for _, p := range pos {
-		if p < 0 {
-			b = append(b, 0xff)
-			continue
-		}
+// entries start at start, for rules that read the values at vpos only
+// (the layout's entries of the keys they read): the layout, then each
+// value's type and stored value.
+func appendProjected(b []byte, c *mapCols, start int, lay int32, vpos []int16) []byte {
+	b = append(b, byte(lay), byte(lay>>8), byte(lay>>16), byte(lay>>24))
+	so, sd := c.strOff, c.strData
+	for _, p := range vpos {
 		j := start + int(p)
 		t := c.typs[j]
-		b = appendRawValue(append(b, t), &c.vals, j, t)
+		b = append(b, t)
+		if t == schemas.ValueString {
+			s0 := so[0]
+			b = append(b, sd[so[j]-s0:so[j+1]-s0]...)
+			continue
+		}
+		b = appendRawValue(b, &c.vals, j, t)
 	}
 	return b
 }
 
 // sameProjected reports whether item rows a and b, both of a layout with
-// the projected keys at pos, have equal values of those keys.
-func (st *state) sameProjected(a, b int, pos []int16) bool {
+// the projected keys at vpos, have equal values of those keys.
+func (st *state) sameProjected(a, b int, vpos []int16) bool {
 	c := &st.itAttrs
 	sa, sb := int(c.rowOff[a]), int(c.rowOff[b])
-	so, s0 := c.strOff, c.strOff[0]
-	for _, p := range pos {
-		if p < 0 {
-			continue
-		}
+	so, sd, typs := c.strOff, c.strData, c.typs
+	for _, p := range vpos {
 		ja, jb := sa+int(p), sb+int(p)
-		t := c.typs[ja]
-		if t != c.typs[jb] {
+		t := typs[ja]
+		if t != typs[jb] {
 			return false
 		}
 		if t == schemas.ValueString {
-			if string(c.strData[so[ja]-s0:so[ja+1]-s0]) != string(c.strData[so[jb]-s0:so[jb+1]-s0]) {
+			s0 := so[0]
+			if string(sd[so[ja]-s0:so[ja+1]-s0]) != string(sd[so[jb]-s0:so[jb+1]-s0]) {
 				return false
 			}
 			continue
@@ -279,7 +287,7 @@ func (st *state) sameKey(me *memoEntry, i, r, s int, lay int32) bool {
 	case !st.info.attrs:
 		same = true
 	case lay >= 0:
-		same = st.sameProjected(int(me.row), i, st.memo.layouts.all[lay].pos)
+		same = st.sameProjected(int(me.row), i, st.memo.layouts.all[lay].vpos)
 	default:
 		same = st.sameAttrRows(int(me.row), i)
 	}
