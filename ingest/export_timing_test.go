@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/otlptest"
@@ -199,4 +200,62 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkGRPCK8s is BenchmarkExportK8s through a loopback OTLP/gRPC
+// server, a connection per client: cpu-ns/point counts the clients' gRPC
+// too (the same whatever the server does).
+func BenchmarkGRPCK8s(b *testing.B) {
+	const clients = 16
+	load, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{PerRequest: 1000, Partitions: 6})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bodies := make([][]byte, load.RequestsPerStep())
+	for j := range bodies {
+		bodies[j] = load.Request(nil, j)
+	}
+	bus := newBus(b, 6)
+	bus.Discard = true
+	srv := startServer(b, newIngester(b, Config{}, delayBus{bus, time.Millisecond}))
+	conns := make([]*grpc.ClientConn, clients)
+	for c := range conns {
+		conns[c] = dial(b, srv.GRPCAddr())
+	}
+	ctx := context.Background()
+	for _, cc := range conns { // connect
+		if err := rawCall(ctx, cc, otlpwire.Metrics, bodies[0]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var next atomic.Int64
+	var m0, m1 runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&m0)
+	cpu0 := cpuTime()
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for _, cc := range conns {
+		wg.Go(func() {
+			for {
+				j := next.Add(1) - 1
+				if j >= int64(b.N) {
+					return
+				}
+				if err := rawCall(ctx, cc, otlpwire.Metrics, bodies[j%int64(len(bodies))]); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	b.StopTimer()
+	cpu := cpuTime() - cpu0
+	runtime.ReadMemStats(&m1)
+	points := float64(b.N) * float64(load.PerRequest())
+	b.ReportMetric(float64(cpu.Nanoseconds())/points, "cpu-ns/point")
+	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/points, "allocs/point")
+	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/points, "B/point")
+	b.ReportMetric(points/b.Elapsed().Seconds(), "points/s")
 }

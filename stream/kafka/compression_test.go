@@ -109,3 +109,32 @@ func TestSmallBatchesOnTheBroker(t *testing.T) {
 		t.Errorf("batches read: %v (codec by records<<32|bytes); want one snappy and one zstd", hook.codecs)
 	}
 }
+
+// TestZstdWithoutChecksum: zstd batches are written without the frame's
+// content checksum and read back by franz-go's decompressor; a broker too
+// old for zstd gets franz-go's fallback (no compression).
+func TestZstdWithoutChecksum(t *testing.T) {
+	src := []byte(strings.Repeat("k8s.pod.name=checkout-7d9f http.route=/cart ", 2000))
+	for level := 1; level <= 4; level++ {
+		c, err := Config{Compression: "zstd", CompressionLevel: level}.compressor()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		out, codec := c.Compress(&buf, src)
+		if codec != kgo.CodecZstd || len(out) < 5 || !bytes.Equal(out[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+			t.Fatalf("level %d: codec %v, %d bytes: not a zstd frame", level, codec, len(out))
+		}
+		if out[4]&0x04 != 0 { // Frame_Header_Descriptor: Content_Checksum_flag
+			t.Errorf("level %d: the frame has a content checksum", level)
+		}
+		plain, err := kgo.DefaultDecompressor().Decompress(out, codec)
+		if err != nil || !bytes.Equal(plain, src) {
+			t.Fatalf("level %d: round trip: %v", level, err)
+		}
+		buf.Reset()
+		if _, codec := c.Compress(&buf, src, kgo.CompressDisableZstd); codec != kgo.CodecNone {
+			t.Errorf("level %d, zstd disabled: codec %v; want none", level, codec)
+		}
+	}
+}

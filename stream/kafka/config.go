@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
@@ -168,6 +170,54 @@ func (c sizedCompressor) Compress(dst *bytes.Buffer, src []byte, flags ...kgo.Co
 	return c.large.Compress(dst, src, flags...)
 }
 
+// zstdCompressor is zstd as franz-go's compressor writes it (64 KiB window,
+// one goroutine per encoder), but without the frame checksum: an xxhash64
+// of the uncompressed batch, which costs the producer and every consumer a
+// pass over it (~5% of zstd's compression and ~15% of its decompression
+// on the raw batches, BenchmarkCompression), while the batch's CRC-32C
+// already guards the stored bytes. Consumers read both kinds of frame.
+type zstdCompressor struct {
+	pool     sync.Pool // *zstd.Encoder
+	fallback kgo.Compressor
+}
+
+func newZstdCompressor(level int, fallback kgo.Compressor) (*zstdCompressor, error) {
+	opts := []zstd.EOption{
+		zstd.WithWindowSize(64 << 10),
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithZeroFrames(true),
+		zstd.WithEncoderLevel(zstd.EncoderLevel(level)),
+		zstd.WithEncoderCRC(false),
+	}
+	probe, err := zstd.NewWriter(nil, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("zstd: %w", err)
+	}
+	c := &zstdCompressor{fallback: fallback}
+	c.pool.Put(probe)
+	c.pool.New = func() any {
+		enc, _ := zstd.NewWriter(nil, opts...) // the options were checked above
+		return enc
+	}
+	return c, nil
+}
+
+func (c *zstdCompressor) Compress(dst *bytes.Buffer, src []byte, flags ...kgo.CompressFlag) ([]byte, kgo.CompressionCodecType) {
+	for _, f := range flags {
+		if f == kgo.CompressDisableZstd { // a broker too old for zstd
+			return c.fallback.Compress(dst, src, flags...)
+		}
+	}
+	enc := c.pool.Get().(*zstd.Encoder)
+	defer c.pool.Put(enc)
+	if n := enc.MaxEncodedSize(len(src)); n > dst.Cap() {
+		dst.Grow(n)
+	}
+	// As franz-go does: the output goes into dst's buffer, not through
+	// dst.Write; the caller resets dst before its next use.
+	return enc.EncodeAll(src, dst.Bytes()), kgo.CodecZstd
+}
+
 // compressor is the producer's compression: codec, with snappy for the
 // batches below SmallBatchBytes when codec is zstd or gzip.
 func (c Config) compressor() (kgo.Compressor, error) {
@@ -178,6 +228,17 @@ func (c Config) compressor() (kgo.Compressor, error) {
 	large, err := kgo.DefaultCompressor(cc)
 	if err != nil || large == nil { // none
 		return large, err
+	}
+	if c.Compression == "zstd" {
+		level := c.CompressionLevel
+		if level == 0 {
+			level = DefaultZstdLevel
+		}
+		// franz-go's own compressor, with its fallback to no
+		// compression, stays for the brokers without zstd.
+		if large, err = newZstdCompressor(level, large); err != nil {
+			return nil, err
+		}
 	}
 	threshold := c.SmallBatchBytes
 	if threshold == 0 {
