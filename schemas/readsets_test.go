@@ -2,6 +2,7 @@ package schemas_test
 
 import (
 	"bytes"
+	"slices"
 	"strings"
 	"testing"
 
@@ -48,3 +49,66 @@ func BenchmarkReadBatchRules(b *testing.B) {
 		}
 	}
 }
+
+// TestFindItemAttrSets: on the batches the worker writes (the corpora as
+// decoded, after the workload's rules, read back) and random ones,
+// FindItemAttrSets numbers the items' sets as the record stores them
+// (ReadBatch gives the same numbers back), and WriteBatch writes the same
+// bytes whether it is given the sets or finds them, or is given sets
+// numbered otherwise (which it does not use).
+func TestFindItemAttrSets(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	cs := writeCases(t, mem, true)
+	defer releaseCases(cs)
+	found := 0
+	for _, c := range cs {
+		b := c.batch
+		saved := b.ItemAttrSets
+		b.ItemAttrSets = nil
+		var want bytes.Buffer
+		if err := schemas.WriteBatch(&want, b); err != nil {
+			t.Fatal(err)
+		}
+		rb, err := schemas.ReadBatch(want.Bytes(), mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.FindItemAttrSets(nil)
+		if !slices.Equal(b.ItemAttrSets, rb.ItemAttrSets) {
+			t.Fatalf("%s: found %d sets %v, the record holds %v", c.name, len(b.ItemAttrSets), head(b.ItemAttrSets), head(rb.ItemAttrSets))
+		}
+		rb.Release()
+		write := func(what string) {
+			var got bytes.Buffer
+			if err := schemas.WriteBatch(&got, b); err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Bytes(), want.Bytes()) {
+				t.Fatalf("%s: WriteBatch with %s wrote other bytes", c.name, what)
+			}
+		}
+		if sets := b.ItemAttrSets; sets != nil {
+			found++
+			write("the sets found")
+			// numbered otherwise: the same sets, ids swapped
+			other := slices.Clone(sets)
+			for i, s := range other {
+				switch s {
+				case 0:
+					other[i] = 1
+				case 1:
+					other[i] = 0
+				}
+			}
+			b.ItemAttrSets = other
+			write("sets numbered otherwise")
+		}
+		b.ItemAttrSets = saved
+	}
+	if found == 0 {
+		t.Fatal("no batch had sets")
+	}
+}
+
+func head(s []uint32) []uint32 { return s[:min(len(s), 8)] }

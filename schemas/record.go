@@ -73,8 +73,13 @@ func WriteBatch(w io.Writer, b *Batch) error {
 			return fmt.Errorf("%w: write batch: table %d is not of the %s layout", ErrSchema, k, b.Signal)
 		}
 		e.uvarint(uint64(rec.NumRows()))
-		for _, c := range rec.Columns() {
-			if err := e.col(c); err != nil {
+		for f, c := range rec.Columns() {
+			if k == len(want)-1 && want[k].Field(f).Name == "attributes" {
+				e.known = b.ItemAttrSets
+			}
+			err := e.col(c)
+			e.known = nil
+			if err != nil {
 				return err
 			}
 		}

@@ -76,6 +76,10 @@ type encoder struct {
 
 	setIDs  []uint64 // row ids of an attribute-set table (mapCol)
 	setNext []uint32 // the successor guesses of attrSets
+	// known, when not nil, is the set of each row of the next map column
+	// mapCol writes (WriteBatch: Batch.ItemAttrSets of the items'
+	// attributes), used when numbered as attrSets numbers them.
+	known []uint32
 
 	strTab, setTab table
 	txt            textEnc
@@ -481,7 +485,10 @@ func (e *encoder) mapCol(t *array.Map) error {
 		ids := e.setIDs[:n]
 		e.setIDs = nil
 		defer func() { e.setIDs = ids[:0] }()
-		reps, ok := e.attrSets(t, n/2, ids)
+		reps, ok := e.knownSets(n, ids)
+		if !ok {
+			reps, ok = e.attrSets(t, n/2, ids)
+		}
 		if !ok {
 			reps = e.mapSetsGeneric(t, ids)
 		}
@@ -504,6 +511,34 @@ func (e *encoder) mapCol(t *array.Map) error {
 		}
 	}
 	return e.mapPlain(t)
+}
+
+// knownSets is attrSets from e.known, the sets of the column's n rows as
+// the batch holds them (Batch.ItemAttrSets): ok when they are numbered in
+// order of first appearance, as attrSets numbers them, so that the record
+// is the same byte for byte. It takes e.known.
+func (e *encoder) knownSets(n int, ids []uint64) (reps []int32, ok bool) {
+	known := e.known
+	e.known = nil
+	if len(known) != n {
+		return nil, false
+	}
+	reps = e.setTab.reps[:0]
+	for i, s := range known {
+		switch {
+		case int(s) < len(reps):
+		case int(s) == len(reps):
+			reps = append(reps, int32(i))
+		default:
+			return nil, false // not numbered by first appearance
+		}
+		ids[i] = uint64(s)
+	}
+	e.setTab.reps = reps
+	if len(reps) > n/2 {
+		return nil, true // more than half distinct: plain, as attrSets says
+	}
+	return reps, true
 }
 
 // mapSetsGeneric is attrSets for any map column, through appendKey.

@@ -157,6 +157,7 @@ type Worker struct {
 	hasher    aggregate.Hasher
 	merges    []Merge
 	inH       []uint64 // input series hash per merge
+	sets      []uint32 // the attribute sets of the batch in hand (schemas.Batch.FindItemAttrSets)
 	// told is, per raw partition, the point time the aggregation
 	// partitions were last told (see progressStep).
 	told map[int32]int64
@@ -684,10 +685,12 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 		}
 		if res != batch {
 			w.observe(g, cardinality.Before, batch)
+			w.findSets(res)
 			w.observe(g, cardinality.After, res)
 			batch.Release()
 			batch = res
 		} else {
+			w.findSets(batch)
 			w.observe(g, cardinality.Both, batch) // the rules changed nothing: one pass
 		}
 		if err != nil {
@@ -695,6 +698,7 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 			return nil, err
 		}
 	} else {
+		w.findSets(batch)
 		w.observe(g, cardinality.Both, batch)
 	}
 	defer batch.Release()
@@ -707,6 +711,18 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 		return []*stream.Record{rec}, err
 	}
 	return w.split(g, batch, version, from)
+}
+
+// findSets numbers the attribute sets of the items of b, the batch to be
+// written, when they repeat: found once, they serve the cardinality
+// tracker (a series hashed per set) and WriteBatch (which would find them
+// again). The decoded input is not worth it: its sets repeat rarely before
+// the rules make series alike.
+func (w *Worker) findSets(b *schemas.Batch) {
+	b.FindItemAttrSets(w.sets)
+	if b.ItemAttrSets != nil {
+		w.sets = b.ItemAttrSets[:0]
+	}
 }
 
 // observe feeds the cardinality tracker.
