@@ -134,8 +134,10 @@ func (c *strCol) sameRun(a, b, n int) bool {
 		return true // also for a column of no rows, which has no offsets
 	}
 	oa, ob := c.off[a:a+n+1], c.off[b:b+n+1]
-	for k := 1; k <= n; k++ {
-		if oa[k]-oa[0] != ob[k]-ob[0] {
+	d := ob[0] - oa[0]
+	ob = ob[:len(oa)]
+	for k := 1; k < len(oa); k++ {
+		if ob[k]-oa[k] != d {
 			return false
 		}
 	}
@@ -211,32 +213,45 @@ func (v *anyCol) runKey(j, n int) uint64 {
 }
 
 // same reports whether rows [a, a+n) and [b, b+n) hold the same values,
-// as hash sees them.
+// as hash sees them: in one loop over their types and string offsets, and
+// one comparison of their strings' bytes.
 func (v *anyCol) same(a, b, n int) bool {
-	ta := v.typ[a : a+n]
-	if !bytes.Equal(ta, v.typ[b:b+n]) || !v.str.sameRun(a, b, n) {
-		return false
+	if n == 0 {
+		return true // also for a column of no rows, which has no offsets
 	}
+	ta, tb := v.typ[a:a+n], v.typ[b:b+n]
+	a0, b0 := v.str.off[a], v.str.off[b]
+	oa, ob := v.str.off[a+1:a+n+1], v.str.off[b+1:b+n+1] // the ends
+	tb, oa, ob = tb[:len(ta)], oa[:len(ta)], ob[:len(ta)]
 	for e, typ := range ta {
+		if tb[e] != typ || ob[e]-oa[e] != b0-a0 {
+			return false
+		}
 		switch typ {
 		case schemas.ValueString:
 		case schemas.ValueInt:
 			if v.ints[a+e] != v.ints[b+e] {
 				return false
 			}
-		case schemas.ValueDouble:
-			if math.Float64bits(v.dbls[a+e]) != math.Float64bits(v.dbls[b+e]) {
-				return false
-			}
-		case schemas.ValueBool:
-			if v.bools.Value(a+e) != v.bools.Value(b+e) {
-				return false
-			}
-		case schemas.ValueBytes, schemas.ValueArray, schemas.ValueKVList, schemas.ValueRaw:
-			if !bytes.Equal(v.bytes.at(a+e), v.bytes.at(b+e)) {
+		default:
+			if !v.sameOther(typ, a+e, b+e) {
 				return false
 			}
 		}
+	}
+	return bytes.Equal(v.str.data[a0:oa[n-1]], v.str.data[b0:ob[n-1]])
+}
+
+// sameOther reports whether rows a and b, of type typ (neither a string
+// nor an int), hold the same value.
+func (v *anyCol) sameOther(typ uint8, a, b int) bool {
+	switch typ {
+	case schemas.ValueDouble:
+		return math.Float64bits(v.dbls[a]) == math.Float64bits(v.dbls[b])
+	case schemas.ValueBool:
+		return v.bools.Value(a) == v.bools.Value(b)
+	case schemas.ValueBytes, schemas.ValueArray, schemas.ValueKVList, schemas.ValueRaw:
+		return bytes.Equal(v.bytes.at(a), v.bytes.at(b))
 	}
 	return true
 }
@@ -244,7 +259,7 @@ func (v *anyCol) same(a, b, n int) bool {
 // hashRow sets vh[e] to the hash of the value of row start+e, as hash
 // does, for each e < len(kh), and returns the sum of their pair hashes with
 // kh. It is hash and pairHash in one loop over the rows' types and string
-// offsets, strings (the usual values) hashed inline.
+// offsets, short strings (the usual values) hashed inline.
 func (v *anyCol) hashRow(start int, kh, vh []uint64) (sum uint64) {
 	n := len(kh)
 	if n == 0 {
@@ -253,8 +268,18 @@ func (v *anyCol) hashRow(start int, kh, vh []uint64) (sum uint64) {
 	typ, off, vh := v.typ[start:start+n], v.str.off[start:start+n+1], vh[:n]
 	for e, t := range typ {
 		var h uint64
-		if t == schemas.ValueString {
-			h = strHash(v.str.data[off[e]:off[e+1]])
+		if s := v.str.data[off[e]:off[e+1]]; t == schemas.ValueString && len(s) <= 16 {
+			// strHash, inline
+			var x, y uint64
+			switch l := len(s); {
+			case l >= 8:
+				x, y = binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint64(s[l-8:])
+			case l >= 4:
+				x, y = uint64(binary.LittleEndian.Uint32(s)), uint64(binary.LittleEndian.Uint32(s[l-4:]))
+			case l > 0:
+				x = uint64(s[0])<<16 | uint64(s[l>>1])<<8 | uint64(s[l-1])
+			}
+			h = wyShort(x, y, len(s))
 		} else {
 			h = v.hash(start + e)
 		}
@@ -296,6 +321,11 @@ func strHash(b []byte) uint64 {
 	case n > 0:
 		x = uint64(b[0])<<16 | uint64(b[n>>1])<<8 | uint64(b[n-1])
 	}
+	return wyShort(x, y, n)
+}
+
+// wyShort is wyhash's end for an input of n <= 16 bytes read as x and y.
+func wyShort(x, y uint64, n int) uint64 {
 	hi, lo := bits.Mul64(x^wyp1, y^wySeed)
 	return wymix(lo^wyp0^uint64(n), hi^wyp1)
 }

@@ -1,9 +1,12 @@
 package cardinality
 
 import (
+	"bytes"
 	"fmt"
 	"math/rand/v2"
 	"testing"
+
+	common "go.opentelemetry.io/proto/otlp/common/v1"
 )
 
 // TestHashRow: hashRow, the loop of rowHashes, gives the value hashes and
@@ -94,5 +97,75 @@ func TestStrHash(t *testing.T) {
 	}
 	for range 100_000 {
 		add(fmt.Sprintf("%016x", r.Uint64()))
+	}
+}
+
+// TestSame: same and sameRun, which compare runs of rows in one loop and
+// one comparison of bytes, agree with comparing row by row (values by
+// type and hash, keys by bytes), on runs of random batches, pairs of
+// them that are often equal or nearly.
+func TestSame(t *testing.T) {
+	var equal, total int
+	for seed := range uint64(8) {
+		r := rand.New(rand.NewPCG(seed, 5))
+		g := &gen{r: r, metrics: 4}
+		q := g.request(1+r.IntN(4), 1+r.IntN(200))
+		// Sets that many points share, some with the same bytes in keys
+		// or values cut differently.
+		pool := [][]*common.KeyValue{kvs("a", "x", "bc", "y"), kvs("ab", "x", "c", "y"), kvs("k", "ab", "l", "c"), kvs("k", "a", "l", "bc")}
+		for range 4 {
+			pool = append(pool, g.attrs(r.IntN(7), false))
+		}
+		for _, rm := range q.ResourceMetrics {
+			for _, m := range rm.ScopeMetrics[0].Metrics {
+				for _, p := range m.GetGauge().DataPoints {
+					if r.IntN(4) > 0 {
+						p.Attributes = pool[r.IntN(len(pool))]
+					}
+				}
+			}
+		}
+		b := g.batch(t, q)
+		var c columns
+		if err := c.init(b); err != nil {
+			t.Fatal(err)
+		}
+		a := &c.ptAttrs
+		for range 5000 {
+			if a.n == 0 {
+				break
+			}
+			n := r.IntN(min(a.n, 8) + 1)
+			x, y := r.IntN(a.n-n+1), r.IntN(a.n-n+1)
+			if r.IntN(2) == 0 { // the attributes of two points
+				var end int
+				x, end = a.entries(r.IntN(a.m.Len()))
+				y, _ = a.entries(r.IntN(a.m.Len()))
+				n = min(end-x, a.n-y)
+			}
+			wantVals, wantKeys := true, true
+			for e := range n {
+				if a.vals.typ[x+e] != a.vals.typ[y+e] || a.vals.hash(x+e) != a.vals.hash(y+e) {
+					wantVals = false
+				}
+				if !bytes.Equal(a.keys.at(x+e), a.keys.at(y+e)) {
+					wantKeys = false
+				}
+			}
+			if got := a.vals.same(x, y, n); got != wantVals {
+				t.Fatalf("seed %d: values of rows [%d, +%d) and [%d, +%d): same %v, want %v", seed, x, n, y, n, got, wantVals)
+			}
+			if got := a.keys.sameRun(x, y, n); got != wantKeys {
+				t.Fatalf("seed %d: keys of rows [%d, +%d) and [%d, +%d): sameRun %v, want %v", seed, x, n, y, n, got, wantKeys)
+			}
+			total++
+			if wantVals && n > 0 && x != y {
+				equal++
+			}
+		}
+		b.Release()
+	}
+	if equal < total/40 {
+		t.Errorf("%d of %d runs equal: the test misses that case", equal, total)
 	}
 }
