@@ -98,12 +98,16 @@ func attrRun(p []byte, i int, tag byte) (end, n int, pr Problem, af FieldNum) {
 			break
 		}
 		kv := p[i+2 : i+2+l]
-		if len(kv) >= 4 && kv[0] == keyTag && kv[1] < 0x80 {
+		// The key's, value's and string's lengths are read as one byte
+		// each without checking that it is below 0x80 (a varint of one
+		// byte): the attribute is shorter than 0x80 bytes, so a length
+		// of 0x80 or more cannot add up to it.
+		if len(kv) >= 4 && kv[0] == keyTag {
 			v := 2 + int(kv[1])
-			if v+2 <= len(kv) && kv[v] == valueTag && kv[v+1] < 0x80 && v+2+int(kv[v+1]) == len(kv) {
+			if v+2 <= len(kv) && kv[v] == valueTag && v+2+int(kv[v+1]) == len(kv) {
 				val := kv[v+2:]
 				switch {
-				case len(val) == 0, val[0] == stringTag && len(val) >= 2 && int(val[1])+2 == len(val):
+				case len(val) == 0, len(val) >= 2 && val[0] == stringTag && int(val[1])+2 == len(val):
 					i += 2 + l
 					n++
 					continue
@@ -147,14 +151,24 @@ func varintExact(b []byte) bool {
 	return ok && end == len(b)
 }
 
-// orBytes ORs the bytes of p together, eight at a time.
+// orBytes ORs the bytes of p together, eight at a time (the bytes of a
+// short p in its low byte).
 func orBytes(p []byte) uint64 {
-	var acc uint64
-	for ; len(p) >= 8; p = p[8:] {
-		acc |= binary.LittleEndian.Uint64(p)
+	if len(p) < 8 {
+		var acc uint64
+		for _, c := range p {
+			acc |= uint64(c)
+		}
+		return acc
 	}
-	for _, c := range p {
-		acc |= uint64(c)
+	// The last eight bytes, then the others sixteen and eight at a time;
+	// the words may overlap.
+	acc := binary.LittleEndian.Uint64(p[len(p)-8:])
+	for ; len(p) >= 16; p = p[16:] {
+		acc |= binary.LittleEndian.Uint64(p) | binary.LittleEndian.Uint64(p[8:16])
+	}
+	if len(p) >= 8 {
+		acc |= binary.LittleEndian.Uint64(p)
 	}
 	return acc
 }

@@ -162,3 +162,108 @@ func checkSplit(t *testing.T, sig Signal, req proto.Message, body []byte, opt Op
 		t.Errorf("chunks not sorted by partition")
 	}
 }
+
+// TestIsASCIIProperty: IsASCII, which reads eight bytes at a time, agrees
+// with a byte by byte loop on random bytes of every length up to 80, with
+// at most one byte of 0x80 or more anywhere.
+func TestIsASCIIProperty(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for n := range 81 {
+		for range 200 {
+			p := make([]byte, n)
+			for k := range p {
+				p[k] = byte(r.IntN(0x80))
+			}
+			if n > 0 && r.IntN(2) == 0 {
+				p[r.IntN(n)] |= 0x80
+			}
+			want := true
+			for _, c := range p {
+				if c >= 0x80 {
+					want = false
+				}
+			}
+			if got := IsASCII(p); got != want {
+				t.Fatalf("IsASCII(%x) = %v, want %v", p, got, want)
+			}
+		}
+	}
+}
+
+// TestAttrRunProperty: CheckItem's inline path over a data point's run of
+// attributes refuses the run when CheckKeyValue refuses one of them, with
+// the problem of one such attribute, and accepts it otherwise, on
+// runs of attributes made of the usual encodings with their bytes (tags,
+// lengths, contents) randomly changed, including lengths of 0x80 or more
+// and bytes that are not ASCII.
+func TestAttrRunProperty(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	str := func(n int) []byte {
+		b := make([]byte, n)
+		for k := range b {
+			b[k] = byte('a' + r.IntN(26))
+		}
+		return b
+	}
+	kv := func() []byte {
+		key := str(r.IntN(20))
+		var val []byte
+		switch r.IntN(5) {
+		case 0:
+			val = append([]byte{0x0a, 0}, str(r.IntN(40))...) // string_value
+			val[1] = byte(len(val) - 2)
+		case 1:
+			val = []byte{0x18, byte(r.IntN(0x80))} // int_value
+		case 2:
+			val = []byte{0x21, 1, 2, 3, 4, 5, 6, 7, 8} // double_value
+		case 3:
+			val = []byte{0x10, 1} // bool_value
+		}
+		b := append([]byte{0x0a, byte(len(key))}, key...)
+		b = append(b, 0x12, byte(len(val)))
+		b = append(b, val...)
+		for range r.IntN(3) { // change a byte or two
+			if len(b) > 0 {
+				b[r.IntN(len(b))] = byte(r.IntN(256))
+			}
+		}
+		return b
+	}
+	const attrs = NumberDataPointAttributes
+	for range 20000 {
+		var item []byte
+		var kvs [][]byte
+		for range 1 + r.IntN(8) {
+			a := kv()
+			if len(a) >= 0x80 {
+				continue
+			}
+			kvs = append(kvs, a)
+			item = append(item, byte(attrs)<<3|2, byte(len(a)))
+			item = append(item, a...)
+		}
+		want := ItemProblem{Attr: 0}
+		for k, a := range kvs {
+			if pr, af := CheckKeyValue(a); pr != ProblemNone {
+				want = ItemProblem{Problem: pr, Field: attrs, Attr: k, AttrField: af}
+				break
+			}
+		}
+		got := CheckItem(Metrics, MetricGauge, item)
+		if want.Problem == ProblemNone {
+			if got.Problem != ProblemNone {
+				t.Fatalf("item %x: %+v, want no problem", item, got)
+			}
+			continue
+		}
+		// The run's structure is checked before its bytes are checked
+		// for ASCII: the problem found may be another attribute's than
+		// the first one's, but it must be that attribute's.
+		if got.Problem == ProblemNone || got.Field != attrs || got.Attr < 0 || got.Attr >= len(kvs) {
+			t.Fatalf("item %x: %+v, want a problem like %+v", item, got, want)
+		}
+		if pr, af := CheckKeyValue(kvs[got.Attr]); pr != got.Problem || af != got.AttrField {
+			t.Fatalf("item %x: %+v, but attribute %d alone has %v in field %d", item, got, got.Attr, pr, af)
+		}
+	}
+}
