@@ -429,9 +429,12 @@ func (c *binCol) add(x []byte) {
 }
 
 func (c *binCol) newArray() arrow.Array {
-	ob := newBuf(c.mem, 4*(c.n+1))
+	var ob *memory.Buffer
 	if c.mixed {
+		ob = newFullBuf(c.mem, 4*(c.n+1))
 		copy(ob.Bytes(), bytesOf(c.off))
+	} else {
+		ob = newBuf(c.mem, 4*(c.n+1))
 	}
 	db := copyBuf(c.mem, c.data)
 	d := array.NewData(c.typ, c.n, []*memory.Buffer{nil, ob, db}, nil, 0, 0)
