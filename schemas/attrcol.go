@@ -388,8 +388,13 @@ func copyBuf(mem memory.Allocator, b []byte) *memory.Buffer {
 }
 
 func (a *attrTable) binData(t arrow.DataType, n int, off []int32, data []byte) arrow.ArrayData {
-	ob := newBuf(a.mem, 4*(n+1))
 	// byOff holds only [0] when no entry has bytes: the rest stays zero.
+	var ob *memory.Buffer
+	if len(off) == n+1 {
+		ob = newFullBuf(a.mem, 4*(n+1))
+	} else {
+		ob = newBuf(a.mem, 4*(n+1))
+	}
 	copy(ob.Bytes(), bytesOf(off))
 	return a.fixedData(t, n, ob, copyBuf(a.mem, data))
 }

@@ -241,6 +241,7 @@ func (b *Builder) Release() {
 	case otlpwire.Metrics:
 		b.met.rb.Release()
 		b.pts.rb.Release()
+		b.pts.release()
 	case otlpwire.Logs:
 		b.logs.rb.Release()
 	default:

@@ -153,6 +153,11 @@ type listCol struct {
 	vb   array.Builder
 	rows *int    // the rows of the table, read at Build
 	off  []int32 // the offsets of the first len(off) rows
+	// empty is the values of a batch without any, built once, in Go
+	// memory (a builder between batches holds none of its allocator's):
+	// an empty array of a nested type (an exemplar's struct and its map)
+	// costs tens of allocations to build.
+	empty arrow.Array
 }
 
 // newListCol is the column of list builder b of the record builder, whose
@@ -175,7 +180,18 @@ func (c *listCol) start(i int) {
 
 func (c *listCol) newArray() arrow.Array {
 	n := *c.rows
-	vals := c.vb.NewArray()
+	var vals arrow.Array
+	if c.vb.Len() == 0 {
+		if c.empty == nil {
+			eb := array.NewBuilder(memory.DefaultAllocator, c.typ.(*arrow.ListType).Elem())
+			c.empty = eb.NewArray()
+			eb.Release()
+		}
+		vals = c.empty
+		vals.Retain()
+	} else {
+		vals = c.vb.NewArray()
+	}
 	defer vals.Release()
 	ob := newFullBuf(c.mem, 4*(n+1))
 	off := castBytes[int32](ob.Bytes())[:n+1]
@@ -190,6 +206,14 @@ func (c *listCol) newArray() arrow.Array {
 	a := array.MakeFromData(d)
 	d.Release()
 	return a
+}
+
+// release drops the empty values array.
+func (c *listCol) release() {
+	if c.empty != nil {
+		c.empty.Release()
+		c.empty = nil
+	}
 }
 
 // appendBins appends v to b, growing the data buffer geometrically
@@ -405,9 +429,12 @@ func (c *binCol) add(x []byte) {
 }
 
 func (c *binCol) newArray() arrow.Array {
-	ob := newBuf(c.mem, 4*(c.n+1))
+	var ob *memory.Buffer
 	if c.mixed {
+		ob = newFullBuf(c.mem, 4*(c.n+1))
 		copy(ob.Bytes(), bytesOf(c.off))
+	} else {
+		ob = newBuf(c.mem, 4*(c.n+1))
 	}
 	db := copyBuf(c.mem, c.data)
 	d := array.NewData(c.typ, c.n, []*memory.Buffer{nil, ob, db}, nil, 0, 0)

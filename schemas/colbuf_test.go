@@ -74,7 +74,8 @@ func TestBatchColumns(t *testing.T) {
 
 // TestListColumn: a listCol builds the list array a ListBuilder builds from
 // the same rows, whatever rows have values (none, the first, the last, runs
-// of empty rows, a row started twice), batch after batch.
+// of empty rows, a row started twice), batch after batch, batches without
+// values included (which share one empty values array).
 func TestListColumn(t *testing.T) {
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -83,6 +84,7 @@ func TestListColumn(t *testing.T) {
 	defer rb.Release()
 	var rows int
 	c := newListCol(mem, rb.Field(0), &rows)
+	defer c.release()
 	vb := c.vb.(*array.Uint64Builder)
 	r := rand.New(rand.NewPCG(1, 2))
 	for range 300 {

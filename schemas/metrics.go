@@ -718,6 +718,13 @@ func (b *Builder) exemplar(p []byte) error {
 	return nil
 }
 
+// release frees what the builder keeps outside its record builder.
+func (t *pointBuilder) release() {
+	for _, l := range []*listCol{&t.exemplars, &t.bucketCounts, &t.bounds, &t.posCounts, &t.negCounts, &t.quantiles} {
+		l.release()
+	}
+}
+
 func (t *pointBuilder) flush() {
 	t.exAttrs.flush()
 }
