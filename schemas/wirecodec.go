@@ -116,19 +116,25 @@ func intsOf[T integer](e *encoder, v []T) {
 	}
 	v0 := uint64(v[0])
 	mn, mx := v0, v0
-	smn, smx := int64(v0), int64(v0)
 	var dmax uint64
 	prev := v0
 	for _, y := range v[1:] {
 		x := uint64(y)
 		mn, mx = min(mn, x), max(mx, x)
-		smn, smx = min(smn, int64(x)), max(smx, int64(x))
 		dmax = max(dmax, zigzag(int64(x-prev)))
 		prev = x
 	}
 	base, rng := mn, mx-mn
-	if r := uint64(smx - smn); r < rng {
-		base, rng = uint64(smn), r
+	if mx >= 1<<63 {
+		// Some values are negative as int64: their signed range may be
+		// the narrower (below 2^63 the two are the same).
+		smn, smx := int64(v0), int64(v0)
+		for _, y := range v[1:] {
+			smn, smx = min(smn, int64(uint64(y))), max(smx, int64(uint64(y)))
+		}
+		if r := uint64(smx - smn); r < rng {
+			base, rng = uint64(smn), r
+		}
 	}
 	bf, bd := bits.Len64(rng), bits.Len64(dmax)
 	delta := bd < bf
