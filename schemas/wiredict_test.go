@@ -309,3 +309,18 @@ func TestPackRandom(t *testing.T) {
 		}
 	}
 }
+
+// TestAnyNonZeroRandom: anyNonZero agrees with a plain scan.
+func TestAnyNonZeroRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(6, 3))
+	for range 3000 {
+		v := make([]uint64, r.IntN(40))
+		if len(v) > 0 && r.IntN(2) == 0 {
+			v[r.IntN(len(v))] = 1 << r.IntN(64)
+		}
+		want := slices.ContainsFunc(v, func(x uint64) bool { return x != 0 })
+		if got := anyNonZero(v); got != want {
+			t.Fatalf("anyNonZero(%v) = %v", v, got)
+		}
+	}
+}
