@@ -120,19 +120,25 @@ func intsOf[T integer](e *encoder, v []T) {
 	}
 	v0 := uint64(v[0])
 	mn, mx := v0, v0
-	smn, smx := int64(v0), int64(v0)
 	var dmax uint64
 	prev := v0
 	for _, y := range v[1:] {
 		x := uint64(y)
 		mn, mx = min(mn, x), max(mx, x)
-		smn, smx = min(smn, int64(x)), max(smx, int64(x))
 		dmax = max(dmax, zigzag(int64(x-prev)))
 		prev = x
 	}
 	base, rng := mn, mx-mn
-	if r := uint64(smx - smn); r < rng {
-		base, rng = uint64(smn), r
+	if mx >= 1<<63 {
+		// Some values are negative as int64: their signed range may be
+		// the narrower (below 2^63 the two are the same).
+		smn, smx := int64(v0), int64(v0)
+		for _, y := range v[1:] {
+			smn, smx = min(smn, int64(uint64(y))), max(smx, int64(uint64(y)))
+		}
+		if r := uint64(smx - smn); r < rng {
+			base, rng = uint64(smn), r
+		}
 	}
 	bf, bd := bits.Len64(rng), bits.Len64(dmax)
 	delta := bd < bf
@@ -209,25 +215,29 @@ func pack[T integer](out []byte, v []T, b int, delta bool, base uint64) []byte {
 		n--
 	}
 	out = grow(out, (n*b+7)/8+8)
-	for i := range n {
-		var x uint64
-		if delta {
-			x = zigzag(int64(uint64(v[i+1]) - uint64(v[i])))
-		} else {
-			x = uint64(v[i]) - base
-		}
-		acc |= x << have
-		if have+b >= 64 {
-			out = binary.LittleEndian.AppendUint64(out, acc)
-			spill := have + b - 64
-			if spill > 0 {
-				acc = x >> (b - spill)
-			} else {
-				acc = 0
+	// A full acc is written and keeps the bits of x that did not fit
+	// (x >> b is 0, also for b = 64).
+	if delta {
+		prev := uint64(v[0])
+		for _, y := range v[1:] {
+			x := zigzag(int64(uint64(y) - prev))
+			prev = uint64(y)
+			acc |= x << have
+			if have += b; have >= 64 {
+				out = binary.LittleEndian.AppendUint64(out, acc)
+				have -= 64
+				acc = x >> (b - have)
 			}
-			have = spill
-		} else {
-			have += b
+		}
+	} else {
+		for _, y := range v {
+			x := uint64(y) - base
+			acc |= x << have
+			if have += b; have >= 64 {
+				out = binary.LittleEndian.AppendUint64(out, acc)
+				have -= 64
+				acc = x >> (b - have)
+			}
 		}
 	}
 	for ; have > 0; have -= 8 {
@@ -421,6 +431,12 @@ func (e *encoder) binary(offs []int32, data []byte, text bool) {
 		return
 	}
 	o0 := offs[0]
+	if offs[n] == o0 {
+		// All empty (a field no item has): the bytes of the dictionary
+		// of the one value "" below, without finding it.
+		e.out = append(e.out, seqDict, 1, intConst, 0, intConst, 0)
+		return
+	}
 	ids := e.idScratch(n)
 	var order []int32
 	// Long strings whose first 64 are mostly distinct (log bodies) are not

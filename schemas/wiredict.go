@@ -152,6 +152,14 @@ func u64s[T int64 | float64](v []T) []uint64 {
 }
 
 func anyNonZero(v []uint64) bool {
+	// Mostly all zero (no entry of that type) and scanned whole: 8 values
+	// a branch.
+	for len(v) >= 8 {
+		if v[0]|v[1]|v[2]|v[3]|v[4]|v[5]|v[6]|v[7] != 0 {
+			return true
+		}
+		v = v[8:]
+	}
 	for _, x := range v {
 		if x != 0 {
 			return true

@@ -14,9 +14,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
@@ -204,29 +202,18 @@ func BenchmarkWriteBatch(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			var buf bytes.Buffer
 			b.ReportAllocs()
-			cpu0 := cpuTime()
+			cpu0 := schemas.CPUTime()
 			for b.Loop() {
 				buf.Reset()
 				if err := schemas.WriteBatch(&buf, c.batch); err != nil {
 					b.Fatal(err)
 				}
 			}
-			cpu := cpuTime() - cpu0
+			cpu := schemas.CPUTime() - cpu0
 			n := float64(b.N) * float64(c.batch.Len())
 			b.ReportMetric(b.Elapsed().Seconds()*1e9/n, "ns/item")
 			b.ReportMetric(float64(cpu.Nanoseconds())/n, "cpu-ns/item")
 			b.ReportMetric(float64(buf.Len())/float64(c.batch.Len()), "B/item")
 		})
 	}
-}
-
-// cpuTime is the CPU time the process has used (user and system, the
-// garbage collector's included), which other processes on a shared machine
-// inflate less than the elapsed time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
