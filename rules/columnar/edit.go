@@ -73,20 +73,34 @@ func (w *rawAttrs) writeEntries(c *mapCols, segs []attrSeg, idx []int32, kvs []k
 	kc, sc, bc := w.keyOff[0], w.strOff[0], w.byOff[0]
 	kOff, sOff, bOff := w.keyOff[1:], w.strOff[1:], w.byOff[1:]
 	kOff, sOff, bOff = kOff[:len(idx)], sOff[:len(idx)], bOff[:len(idx)]
-	bools := false // some new entry is a true bool
+	bools := false    // some new entry is a true bool
+	newBytes := false // some new entry has bytes
 	for k, j := range idx {
 		if j >= 0 {
 			kc += ko[j+1] - ko[j]
 			sc += so[j+1] - so[j]
-			bc += bo[j+1] - bo[j]
 		} else {
 			e := &kvs[-1-j]
 			kc += int32(len(e.key))
 			sc += int32(len(e.enc.s))
-			bc += int32(len(e.enc.by))
+			newBytes = newBytes || len(e.enc.by) > 0
 			bools = bools || e.enc.b
 		}
-		kOff[k], sOff[k], bOff[k] = kc, sc, bc
+		kOff[k], sOff[k] = kc, sc
+	}
+	// Bytes values are rare: without any, the bytes offsets are all zero.
+	byBytes := newBytes || (len(bo) > 0 && bo[len(bo)-1] != bo[0])
+	if byBytes {
+		for k, j := range idx {
+			if j >= 0 {
+				bc += bo[j+1] - bo[j]
+			} else {
+				bc += int32(len(kvs[-1-j].enc.by))
+			}
+			bOff[k] = bc
+		}
+	} else {
+		clear(bOff)
 	}
 
 	// The bytes, one copy per run.
@@ -96,11 +110,16 @@ func (w *rawAttrs) writeEntries(c *mapCols, segs []attrSeg, idx []int32, kvs []k
 			e := &kvs[-1-g.j0]
 			kd = append(kd, e.key...)
 			sd = append(sd, e.enc.s...)
-			bd = append(bd, e.enc.by...)
+			if byBytes {
+				bd = append(bd, e.enc.by...)
+			}
 			continue
 		}
 		kd = append(kd, c.keyData[ko[g.j0]-ko[0]:ko[g.j1]-ko[0]]...)
 		sd = append(sd, c.strData[so[g.j0]-so[0]:so[g.j1]-so[0]]...)
+		if !byBytes {
+			continue
+		}
 		if b0, b1 := bo[g.j0]-bo[0], bo[g.j1]-bo[0]; b1 > b0 {
 			bd = append(bd, c.byData[b0:b1]...)
 		}
