@@ -32,7 +32,6 @@ type rawAttrs struct {
 	bools          []byte
 	byOff          []int32
 	byData         []byte
-	anyTrue        bool // some bit of bools is set
 
 	// the buffers the slices started in
 	bRowOff, bKeyOff, bKeyData, bTyp, bStrOff, bStrData *memory.Buffer
@@ -46,7 +45,7 @@ func plainAttrs(c *mapCols) bool {
 		return false
 	}
 	if c.keyOff == nil && c.keys.Len() > 0 {
-		return false // no raw views (copyEntries reads them)
+		return false // no raw views (writeEntries reads them)
 	}
 	v := &c.vals
 	return v.Type.NullN() == 0 && v.Str.NullN() == 0 && v.Int.NullN() == 0 && v.Double.NullN() == 0 && v.Bool.NullN() == 0 && v.Bytes.NullN() == 0 &&
@@ -64,7 +63,6 @@ func (w *rawAttrs) reset(c *mapCols, mem memory.Allocator) {
 	}
 	kd += kd / 8
 	sd += sd / 8
-	w.anyTrue = false
 	w.rows, w.nullRows = 0, 0
 	w.bRowOff, w.rowOff = arrowSlice[int32](mem, rows+1)
 	w.rowValid = w.rowValid[:0]
@@ -125,100 +123,6 @@ func setBit(bm []byte, i int, v bool) []byte {
 		bm[i>>3] |= 1 << (i & 7)
 	}
 	return bm
-}
-
-// endRow closes a row (valid) or appends a null row.
-func (w *rawAttrs) endRow(valid bool) {
-	w.rowValid = setBit(w.rowValid, w.rows, valid)
-	if !valid {
-		w.nullRows++
-	}
-	w.rows++
-	w.rowOff = append(w.rowOff, int32(len(w.typ)))
-}
-
-func appendOffs(dst []int32, src []int32, j0, j1 int, base int32) []int32 {
-	d := base - src[j0]
-	for _, o := range src[j0+1 : j1+1] {
-		dst = append(dst, o+d)
-	}
-	return dst
-}
-
-// copyEntries appends entries [j0, j1) of c as they are, from c's raw
-// views (plainAttrs columns have them).
-func (w *rawAttrs) copyEntries(c *mapCols, j0, j1 int) {
-	if j1 <= j0 {
-		return
-	}
-	ko := c.keyOff
-	w.keyOff = appendOffs(w.keyOff, ko, j0, j1, int32(len(w.keyData)))
-	w.keyData = append(w.keyData, c.keyData[ko[j0]-ko[0]:ko[j1]-ko[0]]...)
-	w.typ = append(w.typ, c.typs[j0:j1]...)
-	so := c.strOff
-	w.strOff = appendOffs(w.strOff, so, j0, j1, int32(len(w.strData)))
-	w.strData = append(w.strData, c.strData[so[j0]-so[0]:so[j1]-so[0]]...)
-	w.ints = append(w.ints, c.ints[j0:j1]...)
-	w.dbls = append(w.dbls, c.dbls[j0:j1]...)
-	if c.anyTrue {
-		n := len(w.typ) - (j1 - j0)
-		for j := j0; j < j1; j++ {
-			if c.vals.Bool.Value(j) {
-				w.bools = setBit(w.bools, n, true)
-				w.anyTrue = true
-			}
-			n++
-		}
-	}
-	bo := c.byOff
-	w.byOff = appendOffs(w.byOff, bo, j0, j1, int32(len(w.byData)))
-	w.byData = append(w.byData, c.byData[bo[j0]-bo[0]:bo[j1]-bo[0]]...)
-}
-
-func (w *rawAttrs) put(key string, typ uint8, s string, i int64, d float64, b bool, by []byte) {
-	w.keyData = append(w.keyData, key...)
-	w.keyOff = append(w.keyOff, int32(len(w.keyData)))
-	if b {
-		w.bools = setBit(w.bools, len(w.typ), true)
-		w.anyTrue = true
-	}
-	w.typ = append(w.typ, typ)
-	w.strData = append(w.strData, s...)
-	w.strOff = append(w.strOff, int32(len(w.strData)))
-	w.ints = append(w.ints, i)
-	w.dbls = append(w.dbls, d)
-	w.byData = append(w.byData, by...)
-	w.byOff = append(w.byOff, int32(len(w.byData)))
-}
-
-// copyOutRow appends a copy of output row r.
-func (w *rawAttrs) copyOutRow(r int) {
-	e0, e1 := int(w.rowOff[r]), int(w.rowOff[r+1])
-	// (An append that grows a slice reads from the old array, which keeps
-	// the values.)
-	if e1 > e0 {
-		k0, k1 := w.keyOff[e0], w.keyOff[e1]
-		w.keyOff = appendOffs(w.keyOff, w.keyOff, e0, e1, int32(len(w.keyData)))
-		w.keyData = append(w.keyData, w.keyData[k0:k1]...)
-		s0, s1 := w.strOff[e0], w.strOff[e1]
-		w.strOff = appendOffs(w.strOff, w.strOff, e0, e1, int32(len(w.strData)))
-		w.strData = append(w.strData, w.strData[s0:s1]...)
-		b0, b1 := w.byOff[e0], w.byOff[e1]
-		w.byOff = appendOffs(w.byOff, w.byOff, e0, e1, int32(len(w.byData)))
-		w.byData = append(w.byData, w.byData[b0:b1]...)
-		if w.anyTrue {
-			d := len(w.typ)
-			for j := e0; j < e1; j++ {
-				if j>>3 < len(w.bools) && w.bools[j>>3]&(1<<(j&7)) != 0 {
-					w.bools = setBit(w.bools, d+j-e0, true)
-				}
-			}
-		}
-		w.typ = append(w.typ, w.typ[e0:e1]...)
-		w.ints = append(w.ints, w.ints[e0:e1]...)
-		w.dbls = append(w.dbls, w.dbls[e0:e1]...)
-	}
-	w.endRow(true)
 }
 
 func buf[T any](mem memory.Allocator, s []T, size int) *memory.Buffer {

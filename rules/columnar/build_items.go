@@ -68,50 +68,114 @@ func (st *state) attrColumnByEntry(sel []int32) arrow.Array {
 	return a
 }
 
-// attrColumn builds the items' attributes column of rows sel with rawAttrs:
-// rows without rewritten attributes are copied with their entries in bulk.
+// attrColumn builds the items' attributes column of rows sel with rawAttrs.
+// It plans the column first, as runs of input entries copied as they are
+// and new entries (attrSegs): the entries a patch keeps between the ones it
+// deletes or changes are one run, and so are the entries of consecutive
+// rows the rules left alone; and as the list of the entries (idx). Then it
+// writes the child columns, a pass over the entries for the fixed-width
+// values and the offsets, a pass over the runs for the bytes (one copy per
+// run).
 func (st *state) attrColumn(sel []int32) arrow.Array {
-	// w is a local copy, so that the slice headers it updates per row are
-	// not heap writes (with their GC write barriers).
+	// w is a local copy, so that the slice headers it updates are not
+	// heap writes (with their GC write barriers).
 	var wv rawAttrs
 	wv.rowValid = st.raw.rowValid
 	w := &wv
 	c := &st.itAttrs
 	w.reset(c, st.e.mem)
-	// A patch the memo shares gives rows with equal attributes equal
-	// output: the first is built, the others copy it. Rows memoised by
-	// their layout share the patch, not their other values: each is built
-	// (the memo keys rows by layout when few rows are equal whole).
-	st.memoOut = resize(st.memoOut, len(st.memo.entries))
-	for k := range st.memoOut {
-		st.memoOut[k] = -1
-	}
+	st.compilePatches()
+	segs, psegs, patchOf := st.segs[:0], st.psegs, st.patchOf
+	rowOff := c.rowOff
+	n := int32(0) // entries planned
+	// open: the last seg is a run that the next input entry may extend.
+	open := false
 	for _, i := range sel {
-		if pi := st.patchOf[i]; pi >= 0 && st.patches[pi].what&chAttrs != 0 {
+		if pi := patchOf[i]; pi >= 0 && st.patches[pi].what&chAttrs != 0 {
 			p := &st.patches[pi]
-			if p.memo > 0 && int(p.memo) <= len(st.memoOut) {
-				if me := &st.memo.entries[p.memo-1]; me.layout < 0 {
-					if r := st.memoOut[p.memo-1]; r >= 0 {
-						w.copyOutRow(int(r))
-						continue
-					}
-					st.memoOut[p.memo-1] = int32(w.rows)
+			base := st.patchBase(int(i), p)
+			n += p.entries
+			for _, g := range psegs[p.segStart:p.segEnd] {
+				if g.j0 < 0 {
+					segs = append(segs, g)
+					open = false
+					continue
 				}
+				g.j0 += base
+				g.j1 += base
+				if open && segs[len(segs)-1].j1 == g.j0 {
+					segs[len(segs)-1].j1 = g.j1
+					continue
+				}
+				segs = append(segs, g)
+				open = true
 			}
-			w.putRow(c, st.kvs[p.kvStart:p.kvEnd], st.patchBase(int(i), p))
+			w.addRow(n, true)
 			continue
 		}
 		if c.m.IsNull(int(i)) {
-			w.endRow(false)
+			w.addRow(n, false)
 			continue
 		}
-		start, end := c.m.ValueOffsets(int(i))
-		w.copyEntries(c, int(start), int(end))
-		w.endRow(true)
+		j0, j1 := rowOff[i], rowOff[i+1]
+		if j1 > j0 {
+			n += j1 - j0
+			if open && segs[len(segs)-1].j1 == j0 {
+				segs[len(segs)-1].j1 = j1
+			} else {
+				segs = append(segs, attrSeg{j0: j0, j1: j1})
+				open = true
+			}
+		}
+		w.addRow(n, true)
 	}
+	st.segs = segs
+	idx := resize(st.idx, int(n))[:0]
+	for _, g := range segs {
+		if g.j0 < 0 {
+			idx = append(idx, g.j0)
+			continue
+		}
+		for j := g.j0; j < g.j1; j++ {
+			idx = append(idx, j)
+		}
+	}
+	st.idx = idx
+	w.writeEntries(c, segs, idx, st.kvs)
 	col := w.finish(st.e.mem)
 	st.raw.rowValid = w.rowValid[:0]
 	return col
+}
+
+// compilePatches sets the segments of the patches that rewrite attributes:
+// their kvs as runs of input entries (of the row the patch was computed
+// on, see patchBase) and new entries, in st.psegs.
+func (st *state) compilePatches() {
+	ps := st.psegs[:0]
+	for k := range st.patches {
+		p := &st.patches[k]
+		if p.what&chAttrs == 0 {
+			continue
+		}
+		p.segStart = int32(len(ps))
+		p.entries = p.kvEnd - p.kvStart
+		open := false
+		for j := p.kvStart; j < p.kvEnd; j++ {
+			e := &st.kvs[j]
+			switch {
+			case e.orig < 0:
+				ps = append(ps, attrSeg{j0: -1 - j})
+				open = false
+			case open && ps[len(ps)-1].j1 == e.orig:
+				ps[len(ps)-1].j1++
+			default:
+				ps = append(ps, attrSeg{j0: e.orig, j1: e.orig + 1})
+				open = true
+			}
+		}
+		p.segEnd = int32(len(ps))
+	}
+	st.psegs = ps
 }
 
 // fieldColumns rebuilds the item columns of the fields the rules changed

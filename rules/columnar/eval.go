@@ -34,6 +34,9 @@ type patch struct {
 	text       string // logs severity_text; spans status_message
 	sevNum     int
 	body       any
+	// segStart, segEnd: the kvs as attrSegs in st.psegs; entries: their
+	// number of entries (compilePatches).
+	segStart, segEnd, entries int32
 }
 
 const (

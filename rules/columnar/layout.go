@@ -173,11 +173,14 @@ func (st *state) memoByLayout(i, r, s int) (me *memoEntry, hit, ok bool) {
 		return nil, false, false
 	}
 	start, end := int(c.rowOff[i]), int(c.rowOff[i+1])
-	lay := m.layouts.of(c, start, end, st.info.attrVals)
-	if lay < 0 {
-		return nil, false, false
+	ls := &m.layouts
+	lay := ls.last
+	if lay < 0 || c.keyOff == nil || ls.all[lay].dup || !ls.all[lay].matches(c, start, end) {
+		if lay = ls.of(c, start, end, st.info.attrVals); lay < 0 {
+			return nil, false, false
+		}
 	}
-	vpos := m.layouts.all[lay].vpos
+	vpos := ls.all[lay].vpos
 	h := layoutHash(c, m.seed, start, vpos) ^ (uint64(uint32(lay))+1)*hashK1 ^ uint64(uint32(r))*hashK2 ^ uint64(uint32(s))*hashK3
 	if m.predict >= 0 && m.last >= 0 {
 		if e := &m.entries[m.last]; e.layout == lay && int(e.r) == r && int(e.s) == s && st.sameProjected(int(e.row), i, vpos) {

@@ -47,8 +47,9 @@ type rowMemo struct {
 	// (sigInfo.project). The first memoProbe rows of a batch are, and
 	// they count the distinct rows whole too (probe): if keying rows
 	// whole would hit about as often, the rest of the batch is keyed
-	// whole, since equal rows then copy one output row (attrColumn),
-	// while rows keyed by layout would have to be compared to know it.
+	// whole, as without projection. (attrColumn once copied the output
+	// row of equal rows keyed whole; it now writes every row from its
+	// own entries, so the probe's gain is to be measured again.)
 	project bool
 	probe   []uint64 // hashes of the probe rows keyed whole
 	probing bool

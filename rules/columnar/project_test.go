@@ -269,7 +269,7 @@ func TestProjectedMemoHits(t *testing.T) {
 }
 
 // TestProjectedMemoProbe: a batch whose rows repeat whole is keyed whole
-// after the probe rows (equal rows then copy one output row), one whose
+// after the probe rows, one whose
 // rows are all distinct stays keyed by layout; both give the reference's
 // output.
 func TestProjectedMemoProbe(t *testing.T) {

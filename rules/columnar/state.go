@@ -58,7 +58,9 @@ type state struct {
 	marks   []rules.Mark
 	anyMark bool
 
-	memoOut []int32 // per memo entry, the output row of its attributes (attrColumn)
+	segs  []attrSeg // attrColumn's plan
+	psegs []attrSeg // the patches' segments (compilePatches)
+	idx   []int32   // attrColumn's entries: input entry, or -1-k for st.kvs[k]
 
 	// build's plan, kept from batch to batch for its slices
 	pp       parents
