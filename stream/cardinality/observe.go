@@ -124,7 +124,11 @@ func observeStages(ss []stage, c *columns, sc *scratch, cfg *Config) error {
 			start, end := int(s), int(e)
 			kh := sc.keyHashes(&pt.keys, start, end)
 			vh, sum := sc.rowHashes(pt, start, kh)
-			sc.run = append(sc.run, pending{sum: sum, kh: kh, vh: vh, start: start})
+			// Set in place: a pending built aside and copied in is loaded
+			// in wider words than it was stored, which stalls.
+			sc.run = sc.run[:len(sc.run)+1]
+			p := &sc.run[len(sc.run)-1]
+			p.sum, p.kh, p.vh, p.start = sum, kh, vh, start
 		}
 		for k := range ss {
 			sc.refs[k][mr].add(sc.run, sc.fresh[:len(sc.run)], pt, cfg.MaxLabels)

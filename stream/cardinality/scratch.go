@@ -134,7 +134,7 @@ func (sc *scratch) hashResource(ra *attrCol, r int) {
 func (sc *scratch) startRun() {
 	sc.run = sc.run[:0]
 	if sc.fresh == nil {
-		sc.fresh = make([]bool, maxRun)
+		sc.run, sc.fresh = make([]pending, 0, maxRun), make([]bool, maxRun)
 	}
 	// Keep the last keys' hashes, which the next point may reuse.
 	sc.khBuf = append(sc.khBuf[:0], sc.kh...)
