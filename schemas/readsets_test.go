@@ -35,7 +35,7 @@ func BenchmarkReadBatchRules(b *testing.B) {
 		}{{"expanded", schemas.ReadBatch}, {"by-set", schemas.ReadBatchSets}} {
 			b.Run(c.name+"/"+r.name, func(b *testing.B) {
 				b.ReportAllocs()
-				cpu0 := cpuTime()
+				cpu0 := schemas.CPUTime()
 				for b.Loop() {
 					rb, err := r.read(buf.Bytes(), pool)
 					if err != nil {
@@ -44,7 +44,7 @@ func BenchmarkReadBatchRules(b *testing.B) {
 					rb.Release()
 				}
 				n := float64(b.N) * float64(c.batch.Len())
-				b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/n, "cpu-ns/item")
+				b.ReportMetric(float64((schemas.CPUTime()-cpu0).Nanoseconds())/n, "cpu-ns/item")
 			})
 		}
 	}
