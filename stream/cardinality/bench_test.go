@@ -2,6 +2,7 @@ package cardinality
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"syscall"
 	"testing"
@@ -99,7 +100,9 @@ func benchBatch(b *testing.B, body []byte) *schemas.Batch {
 // is what the worker does with that corpus: Observe at Before on the
 // batch, then at After on what the Kubernetes workload's rules made of it
 // (k8sRules: /health dropped, cluster set, debug_id deleted, so that its
-// attribute sets repeat across pods).
+// attribute sets repeat across pods), with the sets found as the worker
+// finds them (schemas.Batch.FindItemAttrSets; SLUICE_BENCH_NO_SETS=1
+// leaves them out).
 func BenchmarkObserve(b *testing.B) {
 	corpus := func(name string) []byte {
 		for _, c := range otlptest.Corpora() {
@@ -170,6 +173,9 @@ func BenchmarkObserve(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer out.Release()
+		if os.Getenv("SLUICE_BENCH_NO_SETS") == "" {
+			out.FindItemAttrSets(nil) // as the worker does
+		}
 		tr := New(Config{})
 		observeAll := func() {
 			if err := tr.Observe("acme", Before, in, t0); err != nil {

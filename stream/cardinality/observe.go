@@ -63,6 +63,7 @@ func (t *Tracker) Observe(tenant string, st Stage, b *schemas.Batch, now time.Ti
 		}
 		t.putScratch(sc)
 	}()
+	sc.useSets(b.ItemAttrSets, c.points)
 	return observeStages(ss, &c, sc, &t.cfg)
 }
 
@@ -122,8 +123,14 @@ func observeStages(ss []stage, c *columns, sc *scratch, cfg *Config) error {
 		for ; i < c.points && len(sc.run) < maxRun && int(c.ptMetric[i]) == mr; i++ {
 			s, e := pt.m.ValueOffsets(i)
 			start, end := int(s), int(e)
-			kh := sc.keyHashes(&pt.keys, start, end)
-			vh, sum := sc.rowHashes(pt, start, kh)
+			var kh, vh []uint64
+			var sum uint64
+			if sc.sets != nil {
+				kh, vh, sum = sc.setHashes(pt, int(sc.sets[i]), start, end)
+			} else {
+				kh = sc.keyHashes(&pt.keys, start, end)
+				vh, sum = sc.rowHashes(pt, start, kh)
+			}
 			// Set in place: a pending built aside and copied in is loaded
 			// in wider words than it was stored, which stalls.
 			sc.run = sc.run[:len(sc.run)+1]

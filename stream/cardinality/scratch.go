@@ -53,6 +53,12 @@ type scratch struct {
 	fresh []bool
 	khBuf []uint64
 	vhBuf []uint64
+
+	// With the batch's attribute sets (schemas.Batch.ItemAttrSets; see
+	// setHashes): per set, its hashes once made.
+	sets    []uint32
+	setEnts []setEnt
+	setH    []uint64
 }
 
 // row is a point attribute set already hashed in this batch.

@@ -1,0 +1,66 @@
+package cardinality
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+)
+
+// TestObserveSets: a tracker given the batches' attribute sets
+// (schemas.Batch.ItemAttrSets, hashed once per set) ends up exactly as one
+// that hashes every point, over random batches whose sets repeat, at
+// Before, After and Both, windows going by and bounds that bite; and one
+// given a numbering that is not of the batch (a set number past the
+// points) ignores it.
+func TestObserveSets(t *testing.T) {
+	withSets := 0
+	for seed := range uint64(12) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			r := rand.New(rand.NewPCG(seed, 13))
+			g := &gen{r: r, metrics: 6}
+			if seed%3 == 2 {
+				g.ids = 3000
+			}
+			cfg := Config{Window: time.Minute}
+			if seed%2 == 1 {
+				cfg.MaxMetrics, cfg.MaxLabels, cfg.MaxTenants = 3, 4, 2
+			}
+			plain, bySet := New(cfg), New(cfg)
+			now := time.Unix(0, 0).Add(1000 * cfg.Window)
+			for step := range 40 {
+				tenant := fmt.Sprint("t", r.IntN(3))
+				q := g.request(1+r.IntN(4), 1+r.IntN(600))
+				b := g.batch(t, q)
+				st := []Stage{Before, After, Both}[r.IntN(3)]
+				if err := plain.Observe(tenant, st, b, now); err != nil {
+					t.Fatal(err)
+				}
+				b.FindItemAttrSets(nil)
+				if b.ItemAttrSets != nil {
+					withSets++
+					if step%7 == 3 { // not a numbering of this batch
+						b.ItemAttrSets[0] = uint32(b.Len())
+					}
+				}
+				if err := bySet.Observe(tenant, st, b, now); err != nil {
+					t.Fatal(err)
+				}
+				b.Release()
+				if r.IntN(4) == 0 {
+					now = now.Add(time.Duration(r.IntN(int(cfg.Window))))
+				}
+				if step%10 == 9 {
+					want, got := plain.Report("", 0, now), bySet.Report("", 0, now)
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("step %d: by set\n%+v\npoint by point\n%+v", step, got, want)
+					}
+				}
+			}
+		})
+	}
+	if withSets == 0 {
+		t.Fatal("no batch had sets: the test misses the path")
+	}
+}
