@@ -2,9 +2,7 @@ package schemas
 
 import (
 	"bytes"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -14,6 +12,7 @@ import (
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 )
 
 func kvs(kv ...string) []*common.KeyValue {
@@ -210,13 +209,7 @@ func benchReadBatch(b *testing.B, mem memory.Allocator) {
 // cpuTime is the CPU time the process has used (user and system, the
 // garbage collector's included), which other processes on a shared machine
 // inflate less than the elapsed time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+var cpuTime = testproc.CPU
 
 // CPUTime is cpuTime for the benchmarks of package schemas_test.
 var CPUTime = cpuTime

@@ -1,6 +1,6 @@
 // Package testproc holds what the tests and benchmarks that run sluice (or
 // a backend) as a process of their own share: a free port to give it, and
-// its memory as /proc reports it.
+// its memory as /proc reports it; and the CPU time of the process itself.
 package testproc
 
 import (
@@ -9,7 +9,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // FreePort is a port of 127.0.0.1 that was free a moment ago.
@@ -47,4 +49,15 @@ func StatusBytes(pid int, field string) int64 {
 		}
 	}
 	return 0
+}
+
+// CPU is the CPU time this process has used, user and system, the garbage
+// collector's included: what the benchmarks report per item, which other
+// processes on a shared machine inflate less than the elapsed time.
+func CPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -3,13 +3,12 @@ package columnar
 import (
 	"bytes"
 	"runtime"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/schemas"
 )
@@ -39,13 +38,7 @@ func measure(b *testing.B, items int, f func()) {
 }
 
 // cpuTime is the CPU time the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+var cpuTime = testproc.CPU
 
 // k8sRules are the rules of the Kubernetes workload (corpus metrics-k8s):
 // drop one route of ten, set an attribute, delete the attribute unique per

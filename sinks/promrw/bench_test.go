@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"runtime"
 	"slices"
-	"syscall"
 	"testing"
 	"time"
 
@@ -20,6 +19,7 @@ import (
 
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -236,11 +236,7 @@ func BenchmarkWrite(b *testing.B) {
 }
 
 // processCPU is the user and system CPU time of the process.
-func processCPU() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+var processCPU = testproc.CPU
 
 func reportPerSample(b *testing.B, samples int, cpu time.Duration) {
 	n := float64(samples) * float64(b.N)

@@ -4,15 +4,14 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"syscall"
 	"testing"
-	"time"
 
 	common "go.opentelemetry.io/proto/otlp/common/v1"
 
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/rules/columnar"
 	"github.com/sluice-dev/sluice/schemas"
@@ -207,13 +206,7 @@ func perPoint(b *testing.B, points int, f func()) {
 }
 
 // cpuTime is the CPU time the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+var cpuTime = testproc.CPU
 
 // k8sRules are the rules of the Kubernetes workload (as in rules/columnar's
 // benchmarks): drop one route of ten, set an attribute, delete the

@@ -3,7 +3,6 @@ package kafka
 import (
 	"bytes"
 	"strconv"
-	"syscall"
 	"testing"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/stream"
 )
 
@@ -113,13 +113,7 @@ var compressionCodecs = []struct {
 }
 
 // cpuTime is the CPU time the process has used.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+var cpuTime = testproc.CPU
 
 // BenchmarkCompression measures the producer's compressor (franz-go's, but
 // for zstd: zstdCompressor) and franz-go's decompressor on the raw topics'
