@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/internal/otlptest"
@@ -141,26 +140,29 @@ func (b delayBus) Produce(ctx context.Context, recs ...*stream.Record) error {
 	return b.Bus.Produce(ctx, recs...)
 }
 
-// BenchmarkExportK8s is stage 2 of bench/e2e.sh without gRPC and Kafka:
-// requests of 1,000 points of the realistic corpus metrics-k8s from 16
-// concurrent clients, to a bus that acknowledges each call after 1 ms
-// (most chunks wait in a busy lane and are packed into shared records).
-// It reports the process' CPU time per point (cpu-ns/point: the clients
-// idle while they wait) and the records written; run with -cpu 2 or more.
-func BenchmarkExportK8s(b *testing.B) {
-	const clients = 16
+// k8sClients is the load of BenchmarkExportK8s and BenchmarkGRPCK8s: 16
+// clients, requests of 1,000 points of metrics-k8s, and a bus that
+// discards and acknowledges each call after 1 ms.
+const k8sClients = 16
+
+func k8sBodies(b *testing.B) (bodies [][]byte, perRequest int, bus delayBus) {
 	load, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{PerRequest: 1000, Partitions: 6})
 	if err != nil {
 		b.Fatal(err)
 	}
-	bodies := make([][]byte, load.RequestsPerStep())
+	bodies = make([][]byte, load.RequestsPerStep())
 	for j := range bodies {
 		bodies[j] = load.Request(nil, j)
 	}
-	bus := newBus(b, 6)
-	bus.Discard = true
-	ing := newIngester(b, Config{}, delayBus{bus, time.Millisecond})
-	ctx := context.Background()
+	mb := newBus(b, 6)
+	mb.Discard = true
+	return bodies, load.PerRequest(), delayBus{mb, time.Millisecond}
+}
+
+// runK8sClients sends b.N of bodies by the clients' calls, each client
+// calling one request at a time, and reports the process' CPU time, heap
+// allocations and bytes per point.
+func runK8sClients(b *testing.B, bodies [][]byte, perRequest int, calls []func([]byte) error) {
 	var next atomic.Int64
 	var m0, m1 runtime.MemStats
 	runtime.GC()
@@ -168,14 +170,14 @@ func BenchmarkExportK8s(b *testing.B) {
 	cpu0 := cpuTime()
 	b.ResetTimer()
 	var wg sync.WaitGroup
-	for range clients {
+	for _, call := range calls {
 		wg.Go(func() {
 			for {
 				j := next.Add(1) - 1
 				if j >= int64(b.N) {
 					return
 				}
-				if _, err := ing.Export(ctx, otlpwire.Metrics, "bench", bodies[j%int64(len(bodies))]); err != nil {
+				if err := call(bodies[j%int64(len(bodies))]); err != nil {
 					b.Error(err)
 					return
 				}
@@ -186,11 +188,31 @@ func BenchmarkExportK8s(b *testing.B) {
 	b.StopTimer()
 	cpu := cpuTime() - cpu0
 	runtime.ReadMemStats(&m1)
-	points := float64(b.N) * float64(load.PerRequest())
+	points := float64(b.N) * float64(perRequest)
 	b.ReportMetric(float64(cpu.Nanoseconds())/points, "cpu-ns/point")
 	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/points, "allocs/point")
 	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/points, "B/point")
 	b.ReportMetric(points/b.Elapsed().Seconds(), "points/s")
+}
+
+// BenchmarkExportK8s is stage 2 of bench/e2e.sh without gRPC and Kafka:
+// requests of 1,000 points of the realistic corpus metrics-k8s from 16
+// concurrent clients, to a bus that acknowledges each call after 1 ms
+// (most chunks wait in a busy lane and are packed into shared records).
+// It reports the process' CPU time per point (cpu-ns/point: the clients
+// idle while they wait) and the records written; run with -cpu 2 or more.
+func BenchmarkExportK8s(b *testing.B) {
+	bodies, perRequest, bus := k8sBodies(b)
+	ing := newIngester(b, Config{}, bus)
+	ctx := context.Background()
+	calls := make([]func([]byte) error, k8sClients)
+	for c := range calls {
+		calls[c] = func(body []byte) error {
+			_, err := ing.Export(ctx, otlpwire.Metrics, "bench", body)
+			return err
+		}
+	}
+	runK8sClients(b, bodies, perRequest, calls)
 }
 
 // cpuTime is the CPU time the process has used.
@@ -200,56 +222,16 @@ var cpuTime = testproc.CPU
 // server, a connection per client: cpu-ns/point counts the clients' gRPC
 // too (the same whatever the server does).
 func BenchmarkGRPCK8s(b *testing.B) {
-	const clients = 16
-	load, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{PerRequest: 1000, Partitions: 6})
-	if err != nil {
-		b.Fatal(err)
-	}
-	bodies := make([][]byte, load.RequestsPerStep())
-	for j := range bodies {
-		bodies[j] = load.Request(nil, j)
-	}
-	bus := newBus(b, 6)
-	bus.Discard = true
-	srv := startServer(b, newIngester(b, Config{}, delayBus{bus, time.Millisecond}))
-	conns := make([]*grpc.ClientConn, clients)
-	for c := range conns {
-		conns[c] = dial(b, srv.GRPCAddr())
-	}
+	bodies, perRequest, bus := k8sBodies(b)
+	srv := startServer(b, newIngester(b, Config{}, bus))
 	ctx := context.Background()
-	for _, cc := range conns { // connect
-		if err := rawCall(ctx, cc, otlpwire.Metrics, bodies[0]); err != nil {
+	calls := make([]func([]byte) error, k8sClients)
+	for c := range calls {
+		cc := dial(b, srv.GRPCAddr())
+		if err := rawCall(ctx, cc, otlpwire.Metrics, bodies[0]); err != nil { // connect
 			b.Fatal(err)
 		}
+		calls[c] = func(body []byte) error { return rawCall(ctx, cc, otlpwire.Metrics, body) }
 	}
-	var next atomic.Int64
-	var m0, m1 runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&m0)
-	cpu0 := cpuTime()
-	b.ResetTimer()
-	var wg sync.WaitGroup
-	for _, cc := range conns {
-		wg.Go(func() {
-			for {
-				j := next.Add(1) - 1
-				if j >= int64(b.N) {
-					return
-				}
-				if err := rawCall(ctx, cc, otlpwire.Metrics, bodies[j%int64(len(bodies))]); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	b.StopTimer()
-	cpu := cpuTime() - cpu0
-	runtime.ReadMemStats(&m1)
-	points := float64(b.N) * float64(load.PerRequest())
-	b.ReportMetric(float64(cpu.Nanoseconds())/points, "cpu-ns/point")
-	b.ReportMetric(float64(m1.Mallocs-m0.Mallocs)/points, "allocs/point")
-	b.ReportMetric(float64(m1.TotalAlloc-m0.TotalAlloc)/points, "B/point")
-	b.ReportMetric(points/b.Elapsed().Seconds(), "points/s")
+	runK8sClients(b, bodies, perRequest, calls)
 }
