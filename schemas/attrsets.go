@@ -30,11 +30,7 @@ func (b *Batch) FindItemAttrSets(buf []uint32) {
 		e.setIDs = make([]uint64, n)
 	}
 	ids := e.setIDs[:n]
-	reps, ok := e.attrSets(t, n/2, ids)
-	if !ok {
-		reps = e.mapSetsGeneric(t, ids)
-	}
-	if reps == nil {
+	if e.findSets(t, ids) == nil {
 		return
 	}
 	sets := buf[:0]

@@ -503,10 +503,7 @@ func (e *encoder) mapCol(t *array.Map) error {
 		defer func() { e.setIDs = ids[:0] }()
 		reps, ok := e.knownSets(n, ids)
 		if !ok {
-			reps, ok = e.attrSets(t, n/2, ids)
-		}
-		if !ok {
-			reps = e.mapSetsGeneric(t, ids)
+			reps = e.findSets(t, ids)
 		}
 		if reps != nil {
 			e.out = append(e.out, seqDict)
@@ -527,6 +524,17 @@ func (e *encoder) mapCol(t *array.Map) error {
 		}
 	}
 	return e.mapPlain(t)
+}
+
+// findSets finds the distinct rows of map column t, giving each row's id
+// in ids: the first row of each set, or nil when more than half of the
+// rows are distinct (the column is then written plainly).
+func (e *encoder) findSets(t *array.Map, ids []uint64) []int32 {
+	reps, ok := e.attrSets(t, t.Len()/2, ids)
+	if !ok {
+		reps = e.mapSetsGeneric(t, ids)
+	}
+	return reps
 }
 
 // knownSets is attrSets from e.known, the sets of the column's n rows as

@@ -169,15 +169,7 @@ func (g *gen) batch(tb testing.TB, q *colmetrics.ExportMetricsServiceRequest) *s
 func TestObserveBoth(t *testing.T) {
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
-			r := rand.New(rand.NewPCG(seed, 7))
-			g := &gen{r: r, metrics: 6}
-			if seed%3 == 2 {
-				g.ids = 3000
-			}
-			cfg := Config{Window: time.Minute}
-			if seed%2 == 1 {
-				cfg.MaxMetrics, cfg.MaxLabels, cfg.MaxTenants = 3, 4, 2
-			}
+			r, g, cfg := randomCase(seed, 7)
 			seq, both := New(cfg), New(cfg)
 			now := time.Unix(0, 0).Add(1000 * cfg.Window)
 			observe := func(tr *Tracker, tenant string, st Stage, b *schemas.Batch) {
@@ -227,6 +219,22 @@ func TestObserveBoth(t *testing.T) {
 			}
 		})
 	}
+}
+
+// randomCase is the random source, the batch generator and the tracker's
+// configuration of seed: some seeds with an id attribute of many values
+// (sketches go dense), some with bounds that bite.
+func randomCase(seed, stream uint64) (*rand.Rand, *gen, Config) {
+	r := rand.New(rand.NewPCG(seed, stream))
+	g := &gen{r: r, metrics: 6}
+	if seed%3 == 2 {
+		g.ids = 3000
+	}
+	cfg := Config{Window: time.Minute}
+	if seed%2 == 1 {
+		cfg.MaxMetrics, cfg.MaxLabels, cfg.MaxTenants = 3, 4, 2
+	}
+	return r, g, cfg
 }
 
 func anyDense(tr *Tracker) bool {

@@ -2,7 +2,6 @@ package cardinality
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -18,15 +17,7 @@ func TestObserveSets(t *testing.T) {
 	withSets := 0
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
-			r := rand.New(rand.NewPCG(seed, 13))
-			g := &gen{r: r, metrics: 6}
-			if seed%3 == 2 {
-				g.ids = 3000
-			}
-			cfg := Config{Window: time.Minute}
-			if seed%2 == 1 {
-				cfg.MaxMetrics, cfg.MaxLabels, cfg.MaxTenants = 3, 4, 2
-			}
+			r, g, cfg := randomCase(seed, 13)
 			plain, bySet := New(cfg), New(cfg)
 			now := time.Unix(0, 0).Add(1000 * cfg.Window)
 			for step := range 40 {

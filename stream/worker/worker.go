@@ -719,6 +719,9 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 // again). The decoded input is not worth it: its sets repeat rarely before
 // the rules make series alike.
 func (w *Worker) findSets(b *schemas.Batch) {
+	if len(w.merges) > 0 && (w.cfg.Cardinality == nil || b.Signal != otlpwire.Metrics) {
+		return // written in parts (split), and no tracker to use them
+	}
 	b.FindItemAttrSets(w.sets)
 	if b.ItemAttrSets != nil {
 		w.sets = b.ItemAttrSets[:0]
