@@ -2,6 +2,7 @@ package worker
 
 import (
 	"context"
+	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -9,10 +10,12 @@ import (
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/rules/columnar"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/aggregate"
+	"github.com/sluice-dev/sluice/stream/cardinality"
 )
 
 // marking is the rule engine as a Merger, every marked point merged with
@@ -88,4 +91,46 @@ func BenchmarkEncode(b *testing.B) {
 			b.ReportMetric(float64(bytes)/n, "bytes-out/point")
 		})
 	}
+}
+
+// BenchmarkProcessK8sLoad is what the worker does per poll under the
+// end-to-end load (make bench-e2e, bench/e2e/rules-unmerged): 65 raw
+// records of 1,000 points of otlptest.K8sLoad (100 pods x 100 gauge
+// series, a debug_id unique per series) in one group, decoded into one
+// batch, the rules applied (drop a route, set env, delete debug_id), the
+// cardinality tracker fed before and after them, and the processed record
+// written. Kafka's fetch and decompression are not in it.
+func BenchmarkProcessK8sLoad(b *testing.B) {
+	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src, err := os.ReadFile("../../bench/e2e/rules-unmerged/e2e.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	set, err := rules.Parse(map[string][]byte{"e2e.yaml": src})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mem := arrowpool.New()
+	engine := columnar.New(set, columnar.Options{Allocator: mem})
+	w, err := New(newBus(b), Config{Topics: topics, Allocator: mem, Cardinality: cardinality.New(cardinality.Config{})}, engine)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const records = 65
+	g := &group{sig: otlpwire.Metrics, tenant: "t"}
+	for j := range records {
+		g.recs = append(g.recs, raw(otlpwire.Metrics, 0, "t", l.Request(nil, j)))
+	}
+	points := records * l.PerRequest()
+	b.ReportAllocs()
+	for b.Loop() {
+		out, dead, err := w.process(g, engine)
+		if err != nil || len(dead) > 0 || len(out) != 1 {
+			b.Fatalf("%d records out, %d dead: %v", len(out), len(dead), err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(points), "ns/point")
 }
