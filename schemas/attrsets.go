@@ -10,9 +10,15 @@ import "github.com/apache/arrow-go/v18/arrow/array"
 // writes the batch, which then uses them rather than finding them again.
 // The numbers go into buf when it has room: buf is then b's until b is
 // released or its ItemAttrSets dropped.
+//
+// A batch that holds its items' attributes as a table of sets keeps its
+// numbers.
 func (b *Batch) FindItemAttrSets(buf []uint32) {
+	if b.ItemAttrSetTable != nil {
+		return
+	}
 	b.ItemAttrSets = nil
-	if b.Items == nil || b.ItemAttrSetTable != nil {
+	if b.Items == nil {
 		return
 	}
 	f := b.Items.Schema().FieldIndices("attributes")
@@ -42,4 +48,29 @@ func (b *Batch) FindItemAttrSets(buf []uint32) {
 		sets[i] = uint32(id)
 	}
 	b.ItemAttrSets = sets
+}
+
+// AttrSets numbers the distinct rows of t, a column of the attributes
+// type, in order of first appearance, as WriteBatch finds them: ids[i]
+// gets the number of row i (ids has t.Len() elements). It appends the
+// first row of each set to reps and returns it.
+func AttrSets(t *array.Map, ids []uint32, reps []int32) []int32 {
+	n := t.Len()
+	if n == 0 {
+		return reps
+	}
+	e := encoders.Get().(*encoder)
+	defer encoders.Put(e)
+	if cap(e.setIDs) < n {
+		e.setIDs = make([]uint64, n)
+	}
+	ids64 := e.setIDs[:n]
+	found, ok := e.attrSets(t, n, ids64)
+	if !ok {
+		found = e.mapSetsGeneric(t, n, ids64)
+	}
+	for i, id := range ids64 {
+		ids[i] = uint32(id)
+	}
+	return append(reps, found...)
 }

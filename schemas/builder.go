@@ -33,12 +33,14 @@ type Batch struct {
 	// a reader can do its per-set work once per set. It says nothing
 	// across batches, and is no longer true once the items are changed.
 	ItemAttrSets []uint32
-	// ItemAttrSetTable is set only by ReadBatchSets, when the record stored
-	// the items' attributes as a table of distinct sets: it is that table
-	// (a map column of the items' attributes type), item i's attributes are
-	// its row ItemAttrSets[i], and the items' attributes column is null in
-	// every row. Such a batch is for a reader that reads
-	// attributes by set; WriteBatch and ToOTLP refuse it.
+	// ItemAttrSetTable, when not nil, holds the items' attributes as a
+	// table of distinct sets (a map column of the items' attributes type):
+	// item i's attributes are its row ItemAttrSets[i], and the items'
+	// attributes column is null in every row. ReadBatchSets makes it when
+	// the record stored them so, and the rules engine for a batch it
+	// changed (columnar.Options.AttrSetTable). Such a batch is for a
+	// reader that reads attributes by set (the cardinality tracker, a
+	// sink) and for WriteBatch; ToOTLP refuses it.
 	ItemAttrSetTable arrow.Array
 }
 

@@ -80,9 +80,9 @@ func groupBy(ids *array.Uint32, parents int, what string) (groups, error) {
 
 func (g groups) of(p int) []int32 { return g.order[g.start[p]:g.start[p+1]] }
 
-// errBySet refuses a batch read by ReadBatchSets, whose items' attributes
-// column does not hold the attributes.
-var errBySet = fmt.Errorf("%w: a batch read by attribute set (ReadBatchSets) cannot be written", ErrSchema)
+// errBySet refuses a batch that holds its items' attributes as a table of
+// sets (Batch.ItemAttrSetTable): its attributes column does not hold them.
+var errBySet = fmt.Errorf("%w: a batch holding its items' attributes by set (ItemAttrSetTable) cannot be written as OTLP", ErrSchema)
 
 // ToOTLP appends to dst the Export{Metrics,Logs,Trace}ServiceRequest encoding
 // of b: every resource in row order, each with its scopes in row order, each

@@ -59,10 +59,13 @@ const maxPooled = 64 << 20
 // schema version, signal, format) and one zstd frame holding the tables,
 // column by column, transformed for size (see README.md, "Wire format").
 // ReadBatch gives back a Batch of the in-memory layout.
+//
+// A batch whose items' attributes are a table of distinct sets
+// (Batch.ItemAttrSetTable, as the rules engine makes them with
+// columnar.Options.AttrSetTable) is written as the batch with those
+// attributes in every row would be, byte for byte, when the table is
+// numbered in order of first appearance.
 func WriteBatch(w io.Writer, b *Batch) error {
-	if b.ItemAttrSetTable != nil {
-		return errBySet
-	}
 	e := encoders.Get().(*encoder)
 	defer encoders.Put(e)
 	e.mem = arrowpool.Default // for temporaries, released before WriteBatch returns
@@ -74,10 +77,16 @@ func WriteBatch(w io.Writer, b *Batch) error {
 		}
 		e.uvarint(uint64(rec.NumRows()))
 		for f, c := range rec.Columns() {
-			if k == len(want)-1 && want[k].Field(f).Name == "attributes" {
+			var err error
+			switch {
+			case k != len(want)-1 || want[k].Field(f).Name != "attributes":
+				err = e.col(c)
+			case b.ItemAttrSetTable != nil:
+				err = e.setTable(b.ItemAttrSetTable, b.ItemAttrSets)
+			default:
 				e.known = b.ItemAttrSets
+				err = e.col(c)
 			}
-			err := e.col(c)
 			e.known = nil
 			if err != nil {
 				return err

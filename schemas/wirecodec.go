@@ -526,13 +526,96 @@ func (e *encoder) mapCol(t *array.Map) error {
 	return e.mapPlain(t)
 }
 
+// setTable writes the items' attributes of a batch that holds them as a
+// table of distinct sets (Batch.ItemAttrSetTable), row i being table row
+// sets[i]: as mapCol writes the column of those rows. When the table is
+// numbered in order of first appearance and has at most half as many
+// rows, it is the table mapCol would take out of that column; otherwise
+// the column is made (Take) and written as any.
+func (e *encoder) setTable(table arrow.Array, sets []uint32) error {
+	t, ok := table.(*array.Map)
+	if !ok {
+		return fmt.Errorf("%w: write batch: items' attribute set table is %s", ErrSchema, table.DataType())
+	}
+	n := len(sets)
+	first := 0 // sets numbered so far, in order of first appearance
+	for _, s := range sets {
+		switch {
+		case int(s) < first:
+		case int(s) == first && first < t.Len():
+			first++
+		default:
+			first = -1
+		}
+		if first < 0 {
+			break
+		}
+	}
+	if n > 1 && first == t.Len() && 2*first <= n {
+		ids := e.setIDs[:0]
+		for _, s := range sets {
+			ids = append(ids, uint64(s))
+		}
+		e.setIDs = nil
+		defer func() { e.setIDs = ids[:0] }()
+		e.setsValidity(t, sets)
+		e.out = append(e.out, seqDict)
+		e.uvarint(uint64(first))
+		e.validity(t)
+		if err := e.mapPlain(t); err != nil {
+			return err
+		}
+		e.ints(ids)
+		return nil
+	}
+	rs := runsIn(e.scratch(n))
+	for _, s := range sets {
+		if int(s) >= t.Len() {
+			return fmt.Errorf("%w: write batch: items' attribute set %d of a table of %d", ErrSchema, s, t.Len())
+		}
+		rs = appendRow(rs, int32(s))
+	}
+	d := Take(e.mem, t.Data(), rs)
+	col := array.NewMapData(d)
+	d.Release()
+	defer col.Release()
+	return e.col(col)
+}
+
+// setsValidity is validity of the column whose row i is row sets[i] of t.
+func (e *encoder) setsValidity(t arrow.Array, sets []uint32) {
+	nulls := 0
+	if t.NullN() > 0 {
+		for _, s := range sets {
+			if t.IsNull(int(s)) {
+				nulls++
+			}
+		}
+	}
+	switch nulls {
+	case 0:
+		e.out = append(e.out, nullNone)
+	case len(sets):
+		e.out = append(e.out, nullAll)
+	default:
+		bm := make([]byte, bitutil.BytesForBits(int64(len(sets))))
+		for i, s := range sets {
+			if t.IsValid(int(s)) {
+				bitutil.SetBit(bm, i)
+			}
+		}
+		e.out = append(e.out, nullSome)
+		e.out = appendBits(e.out, bm, 0, len(sets))
+	}
+}
+
 // findSets finds the distinct rows of map column t, giving each row's id
 // in ids: the first row of each set, or nil when more than half of the
 // rows are distinct (the column is then written plainly).
 func (e *encoder) findSets(t *array.Map, ids []uint64) []int32 {
 	reps, ok := e.attrSets(t, t.Len()/2, ids)
 	if !ok {
-		reps = e.mapSetsGeneric(t, ids)
+		reps = e.mapSetsGeneric(t, t.Len()/2, ids)
 	}
 	return reps
 }
@@ -565,8 +648,9 @@ func (e *encoder) knownSets(n int, ids []uint64) (reps []int32, ok bool) {
 	return reps, true
 }
 
-// mapSetsGeneric is attrSets for any map column, through appendKey.
-func (e *encoder) mapSetsGeneric(t *array.Map, ids []uint64) []int32 {
+// mapSetsGeneric is attrSets for any map column, through appendKey: nil
+// when there are more than limit sets.
+func (e *encoder) mapSetsGeneric(t *array.Map, limit int, ids []uint64) []int32 {
 	n := t.Len()
 	keys, items := t.Keys(), t.Items()
 	sets := make(map[string]uint32)
@@ -585,7 +669,7 @@ func (e *encoder) mapSetsGeneric(t *array.Map, ids []uint64) []int32 {
 		e.key = k
 		id, ok := sets[string(k)]
 		if !ok {
-			if len(reps) >= n/2 {
+			if len(reps) >= limit {
 				return nil
 			}
 			id = uint32(len(reps))

@@ -16,6 +16,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
@@ -246,4 +247,79 @@ func BenchmarkWriteBatch(b *testing.B) {
 			b.ReportMetric(float64(buf.Len())/float64(c.batch.Len()), "B/item")
 		})
 	}
+}
+
+// TestWriteBatchBySet: a batch holding its items' attributes as a table
+// of sets (ReadBatchSets here; the rules engine makes them too) is
+// written byte for byte as the batch it came from, over the golden cases.
+// A table not numbered in order of first appearance (here reversed) is
+// written as the column of the items' attributes: the same bytes again,
+// and the same items read back.
+func TestWriteBatchBySet(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	cs := writeCases(t, mem, true)
+	defer releaseCases(cs)
+	bySet := 0
+	for _, c := range cs {
+		var want bytes.Buffer
+		if err := schemas.WriteBatch(&want, c.batch); err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		b, err := schemas.ReadBatchSets(want.Bytes(), mem)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if b.ItemAttrSetTable == nil {
+			b.Release()
+			continue
+		}
+		bySet++
+		var got bytes.Buffer
+		if err := schemas.WriteBatch(&got, b); err != nil {
+			t.Fatalf("%s: by set: %v", c.name, err)
+		}
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("%s: by set: %d bytes, want the %d of the batch it came from", c.name, got.Len(), want.Len())
+		}
+		// Reversed numbering: not by first appearance.
+		n := b.ItemAttrSetTable.Len()
+		for i, s := range b.ItemAttrSets {
+			b.ItemAttrSets[i] = uint32(n-1) - s
+		}
+		rev := array.NewSlice(b.ItemAttrSetTable, 0, int64(n)) // the same rows, to be reversed below
+		rs := make([][2]int32, 0, n)
+		for s := n - 1; s >= 0; s-- {
+			rs = append(rs, [2]int32{int32(s), int32(s) + 1})
+		}
+		d := schemas.Take(mem, rev.Data(), rs)
+		rev.Release()
+		b.ItemAttrSetTable.Release()
+		b.ItemAttrSetTable = array.NewMapData(d)
+		d.Release()
+		got.Reset()
+		if err := schemas.WriteBatch(&got, b); err != nil {
+			t.Fatalf("%s: reversed: %v", c.name, err)
+		}
+		b.Release()
+		if !bytes.Equal(got.Bytes(), want.Bytes()) {
+			t.Errorf("%s: reversed: %d bytes, want the %d of the batch it came from (its column has the same rows)", c.name, got.Len(), want.Len())
+		}
+		wantReq, _, err := schemas.BatchToOTLP(want.Bytes(), nil, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotReq, _, err := schemas.BatchToOTLP(got.Bytes(), nil, mem)
+		if err != nil {
+			t.Fatalf("%s: reversed: %v", c.name, err)
+		}
+		if !bytes.Equal(gotReq, wantReq) {
+			t.Errorf("%s: reversed: reads back to other items", c.name)
+		}
+	}
+	if bySet < 10 {
+		t.Errorf("%d cases by set, want at least 10", bySet)
+	}
+	releaseCases(cs)
+	cs = nil
+	mem.AssertSize(t, 0)
 }
