@@ -16,11 +16,15 @@ import (
 
 // columns are the columns of a batch that Observe reads.
 type columns struct {
-	resAttrs  attrCol
-	metRes    *array.Uint32
-	metName   *array.String
-	ptMetric  []uint32
-	ptAttrs   attrCol
+	resAttrs attrCol
+	metRes   *array.Uint32
+	metName  *array.String
+	ptMetric []uint32
+	ptAttrs  attrCol
+	// ptSets, for a batch holding its points' attributes as a table of
+	// sets (schemas.Batch.ItemAttrSetTable, which is then ptAttrs): point
+	// i's row in it.
+	ptSets    []uint32
 	resources int
 	metrics   int
 	points    int
@@ -35,7 +39,21 @@ func (c *columns) init(b *schemas.Batch) error {
 	if err := c.resAttrs.init(b.Resources.Column(schemas.ResAttributes), "resource"); err != nil {
 		return err
 	}
-	if err := c.ptAttrs.init(b.Items.Column(schemas.PtAttributes), "point"); err != nil {
+	c.ptSets = nil
+	if t := b.ItemAttrSetTable; t != nil {
+		if len(b.ItemAttrSets) != int(b.Items.NumRows()) {
+			return fmt.Errorf("cardinality: %w: %d attribute sets for %d points", schemas.ErrSchema, len(b.ItemAttrSets), b.Items.NumRows())
+		}
+		for i, s := range b.ItemAttrSets {
+			if int(s) >= t.Len() {
+				return fmt.Errorf("cardinality: %w: point %d: attribute set %d of %d", schemas.ErrSchema, i, s, t.Len())
+			}
+		}
+		if err := c.ptAttrs.init(t, "point"); err != nil {
+			return err
+		}
+		c.ptSets = b.ItemAttrSets
+	} else if err := c.ptAttrs.init(b.Items.Column(schemas.PtAttributes), "point"); err != nil {
 		return err
 	}
 	var ok1, ok2, ok3 bool

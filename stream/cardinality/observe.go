@@ -121,7 +121,11 @@ func observeStages(ss []stage, c *columns, sc *scratch, cfg *Config) error {
 		}
 		sc.startRun()
 		for ; i < c.points && len(sc.run) < maxRun && int(c.ptMetric[i]) == mr; i++ {
-			s, e := pt.m.ValueOffsets(i)
+			row := i
+			if c.ptSets != nil {
+				row = int(c.ptSets[i])
+			}
+			s, e := pt.m.ValueOffsets(row)
 			start, end := int(s), int(e)
 			var kh, vh []uint64
 			var sum uint64

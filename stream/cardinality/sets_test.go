@@ -1,10 +1,15 @@
 package cardinality
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"testing"
 	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/schemas"
 )
 
 // TestObserveSets: a tracker given the batches' attribute sets
@@ -12,13 +17,14 @@ import (
 // that hashes every point, over random batches whose sets repeat, at
 // Before, After and Both, windows going by and bounds that bite; and one
 // given a numbering that is not of the batch (a set number past the
-// points) ignores it.
+// points) ignores it. So does one given the batches as a sink reads them,
+// their attributes a table of sets (schemas.Batch.ItemAttrSetTable).
 func TestObserveSets(t *testing.T) {
-	withSets := 0
+	withSets, withTable := 0, 0
 	for seed := range uint64(12) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			r, g, cfg := randomCase(seed, 13)
-			plain, bySet := New(cfg), New(cfg)
+			plain, bySet, byTable := New(cfg), New(cfg), New(cfg)
 			now := time.Unix(0, 0).Add(1000 * cfg.Window)
 			for step := range 40 {
 				tenant := fmt.Sprint("t", r.IntN(3))
@@ -28,6 +34,23 @@ func TestObserveSets(t *testing.T) {
 				if err := plain.Observe(tenant, st, b, now); err != nil {
 					t.Fatal(err)
 				}
+				// The batch as a sink reads it, its attribute sets as a
+				// table when they repeat (as the rules engine makes them).
+				var rec bytes.Buffer
+				if err := schemas.WriteBatch(&rec, b); err != nil {
+					t.Fatal(err)
+				}
+				tb, err := schemas.ReadBatchSets(rec.Bytes(), memory.DefaultAllocator)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tb.ItemAttrSetTable != nil {
+					withTable++
+				}
+				if err := byTable.Observe(tenant, st, tb, now); err != nil {
+					t.Fatal(err)
+				}
+				tb.Release()
 				b.FindItemAttrSets(nil)
 				if b.ItemAttrSets != nil {
 					withSets++
@@ -47,11 +70,14 @@ func TestObserveSets(t *testing.T) {
 					if !reflect.DeepEqual(got, want) {
 						t.Fatalf("step %d: by set\n%+v\npoint by point\n%+v", step, got, want)
 					}
+					if got := byTable.Report("", 0, now); !reflect.DeepEqual(got, want) {
+						t.Fatalf("step %d: by set table\n%+v\npoint by point\n%+v", step, got, want)
+					}
 				}
 			}
 		})
 	}
-	if withSets == 0 {
-		t.Fatal("no batch had sets: the test misses the path")
+	if withSets == 0 || withTable == 0 {
+		t.Fatalf("%d batches had sets, %d a table of them: the test misses a path", withSets, withTable)
 	}
 }
