@@ -92,7 +92,7 @@ type merging struct {
 }
 
 func newMerging(set *rules.Set) (*merging, error) {
-	m := &merging{Engine: columnar.New(set, columnar.Options{Allocator: arrowpool.Default})}
+	m := &merging{Engine: columnar.New(set, columnar.Options{Allocator: arrowpool.Default, AttrSetTable: true})}
 	merges, limits := set.Merges(), set.Limits()
 	m.specs = make([][]*aggregate.Spec, len(merges)+1)
 	for mi := range m.specs {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"sort"
 	"testing"
@@ -409,8 +408,15 @@ func TestReadBatchSets(t *testing.T) {
 					if _, err := ToOTLP(got, nil); err == nil {
 						t.Fatal("ToOTLP wrote a batch read by set")
 					}
-					if err := WriteBatch(io.Discard, got); err == nil {
-						t.Fatal("WriteBatch wrote a batch read by set")
+					var bySetRec, wantRec bytes.Buffer
+					if err := WriteBatch(&bySetRec, got); err != nil {
+						t.Fatalf("iteration %d: WriteBatch of a batch read by set: %v", i, err)
+					}
+					if err := WriteBatch(&wantRec, want); err != nil {
+						t.Fatal(err)
+					}
+					if !bytes.Equal(bySetRec.Bytes(), wantRec.Bytes()) {
+						t.Fatalf("iteration %d: WriteBatch of a batch read by set differs from ReadBatch's", i)
 					}
 				} else {
 					if got.ItemAttrSets != nil {

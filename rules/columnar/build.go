@@ -50,7 +50,12 @@ func (st *state) build() (*schemas.Batch, error) {
 	if structural {
 		ip.renumber(pp)
 	}
+	st.setTable, st.setIDs = nil, nil
 	items, err := st.itemsTable(sel, &ip, structural)
+	if st.setTable != nil {
+		out.ItemAttrSetTable, out.ItemAttrSets = st.setTable, st.setIDs
+		st.setTable, st.setIDs = nil, nil
+	}
 	if err != nil {
 		out.Release()
 		return nil, err

@@ -11,6 +11,10 @@ import (
 // itemsTable builds the items table of the kept rows sel: parent ids from
 // ip when the parent tables changed (structural), the attribute and field
 // columns the rules changed rebuilt, the other columns cut from the input.
+//
+// With st.wantSets, the items' attributes may come out as a table of sets
+// (attrSetTable), in st.setTable and st.setIDs for build to put in the
+// batch, and the items' column null.
 func (st *state) itemsTable(sel []int32, ip *itemParents, structural bool) (arrow.RecordBatch, error) {
 	mem, it := st.e.mem, st.b.Items
 	cols := make([]arrow.Array, it.NumCols())
@@ -23,7 +27,15 @@ func (st *state) itemsTable(sel []int32, ip *itemParents, structural bool) (arro
 	}
 	what := st.changedFields()
 	if what&chAttrs != 0 {
-		cols[attrColumnOf(st.sig)] = st.itemAttrs(sel)
+		ac := attrColumnOf(st.sig)
+		if st.wantSets && plainAttrs(&st.itAttrs) {
+			st.setTable, st.setIDs, _ = st.attrSetTable(sel)
+		}
+		if st.setTable != nil {
+			cols[ac] = array.MakeArrayOfNull(mem, schemas.AttributesType, len(sel))
+		} else {
+			cols[ac] = st.itemAttrs(sel)
+		}
 	}
 	if err := st.fieldColumns(cols, sel, what); err != nil {
 		releaseAll(cols)

@@ -51,6 +51,16 @@ type Options struct {
 	// Logger receives, at debug level, the first rule evaluation error of
 	// each batch and how many there were; default: discard.
 	Logger *slog.Logger
+	// AttrSetTable lets a batch whose items' attributes the rules change
+	// come out with them as a table of distinct sets
+	// (schemas.Batch.ItemAttrSetTable and ItemAttrSets) when at most half
+	// of its items differ, rather than in a column with every item's: the
+	// worker's case, which writes the batch (schemas.WriteBatch stores the
+	// table as it is) and tracks its series per set, where the rules make
+	// series alike (deleting an attribute unique per series). Not for a
+	// caller that reads the attributes column or calls ToOTLP. Never with
+	// marked points (ApplyMarked).
+	AttrSetTable bool
 }
 
 // Engine applies a rule set to batches. It implements the worker's
@@ -64,6 +74,8 @@ type Engine struct {
 	sigs  [3]sigInfo
 	pool  sync.Pool
 	noLog bool
+	// attrSets: Options.AttrSetTable.
+	attrSets bool
 }
 
 type sigInfo struct {
@@ -95,7 +107,7 @@ type sigInfo struct {
 
 // New returns an Engine applying set.
 func New(set *rules.Set, opts Options) *Engine {
-	e := &Engine{set: set, mem: opts.Allocator, log: opts.Logger}
+	e := &Engine{set: set, mem: opts.Allocator, log: opts.Logger, attrSets: opts.AttrSetTable}
 	if e.mem == nil {
 		e.mem = memory.DefaultAllocator
 	}
@@ -193,6 +205,7 @@ func (e *Engine) apply(b *schemas.Batch, dst []Marked, marked bool) (*schemas.Ba
 	defer st.ev.Flush()
 	st.begin(b, sig, info)
 	defer st.end()
+	st.wantSets = false
 	if err := st.evaluate(); err != nil {
 		return nil, dst, err
 	}
@@ -205,6 +218,7 @@ func (e *Engine) apply(b *schemas.Batch, dst []Marked, marked bool) (*schemas.Ba
 	if !st.anyDrop && len(st.patches) == 0 {
 		return b, dst, nil
 	}
+	st.wantSets = e.attrSets && !st.anyMark
 	out, err := st.build()
 	return out, dst, err
 }

@@ -68,6 +68,12 @@ type state struct {
 	sel      []int32
 	had, has []int32
 	runs     [][2]int
+	// wantSets: the output may hold the items' attributes as a table of
+	// sets (Options.AttrSetTable, nothing marked); sets is its scratch.
+	wantSets bool
+	sets     setScratch
+	setTable arrow.Array // made by itemsTable for build
+	setIDs   []uint32
 	scopeBy  map[[2]int32]int32
 	metBy    map[metricKey]int32
 

@@ -116,7 +116,7 @@ func BenchmarkProcessK8sLoad(b *testing.B) {
 		b.Fatal(err)
 	}
 	mem := arrowpool.New()
-	engine := columnar.New(set, columnar.Options{Allocator: mem})
+	engine := columnar.New(set, columnar.Options{Allocator: mem, AttrSetTable: true}) // as app makes it
 	w, err := New(newBus(b), Config{Topics: topics, Allocator: mem, MaxBatchItems: 16384, Cardinality: cardinality.New(cardinality.Config{})}, engine)
 	if err != nil {
 		b.Fatal(err)

@@ -1,0 +1,252 @@
+package columnar
+
+import (
+	"hash/maphash"
+	"math"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/sluice-dev/sluice/schemas"
+)
+
+// setScratch is what attrSetTable keeps between batches.
+type setScratch struct {
+	canon  []int32          // per patch: 1 + its canonical id, or 0 until found
+	canons map[string]int32 // a patch's edits -> canonical id
+	key    []byte
+	combos []combo
+	slots  []int32  // 1 + combo index, open addressing on the hash
+	reps   []int32  // per combo: its first kept row (an input row)
+	setOf  []uint32 // per combo: its set
+	first  []int32  // per set: its first combo
+	runs   [][2]int32
+	seed   maphash.Seed
+}
+
+// combo is one distinct pair of a canonical patch and the input entries
+// it keeps: kept rows with equal combos have equal attributes.
+type combo struct {
+	hash uint64
+	row  int32 // input row of its first kept row
+	cp   int32 // canonical patch, 0 for a row the rules left alone
+}
+
+// attrSetTable makes the items' attributes of the kept rows sel as a table
+// of distinct sets and each row's set, numbered in order of first
+// appearance: the output of an edit that makes many rows alike (deleting
+// an attribute unique per series) is then made once per set rather than
+// written for every row and found again by the writer. ok is false when
+// more than half of the rows differ (each is then as well written in full).
+//
+// Rows are first grouped without making their attributes: two kept rows
+// whose patches make the same edits at the same positions (canonical
+// patches) and whose entries those edits keep are equal have equal
+// attributes. The first row of each group is then written (attrColumn)
+// and the groups' sets found on that small column (schemas.AttrSets),
+// which also joins groups that end up equal in other ways.
+func (st *state) attrSetTable(sel []int32) (table arrow.Array, ids []uint32, ok bool) {
+	c := &st.itAttrs
+	if c.keyOff == nil || len(sel) < 2 {
+		return nil, nil, false
+	}
+	st.compilePatches()
+	sc := &st.sets
+	sc.canon = resize(sc.canon, len(st.patches))
+	clear(sc.canon)
+	if sc.canons == nil {
+		sc.canons = map[string]int32{}
+	}
+	clear(sc.canons)
+	limit := len(sel) / 2
+	sc.combos, sc.reps = sc.combos[:0], sc.reps[:0]
+	size := 64
+	for size < 2*limit && size < 1<<16 {
+		size *= 2
+	}
+	sc.slots = resize(sc.slots, size)
+	clear(sc.slots)
+	ids = make([]uint32, len(sel))
+	if sc.seed == (maphash.Seed{}) {
+		sc.seed = maphash.MakeSeed()
+	}
+	seed := sc.seed
+	last := int32(-1) // the combo of the row before: rows come in runs
+	for k, i := range sel {
+		cp, base, segs := st.rowEdits(i)
+		h := st.comboHash(seed, i, cp, base, segs)
+		if last >= 0 {
+			if cb := &sc.combos[last]; cb.hash == h && st.sameCombo(cb, i, cp, base, segs) {
+				ids[k] = uint32(last)
+				continue
+			}
+		}
+		mask := len(sc.slots) - 1
+		found := int32(-1)
+		p := int(h) & mask
+		for ; sc.slots[p] != 0; p = (p + 1) & mask {
+			x := sc.slots[p] - 1
+			if cb := &sc.combos[x]; cb.hash == h && st.sameCombo(cb, i, cp, base, segs) {
+				found = x
+				break
+			}
+		}
+		if found < 0 {
+			if len(sc.combos) >= limit || 2*(len(sc.combos)+1) > len(sc.slots) {
+				return nil, nil, false
+			}
+			found = int32(len(sc.combos))
+			sc.combos = append(sc.combos, combo{hash: h, row: i, cp: cp})
+			sc.reps = append(sc.reps, i)
+			sc.slots[p] = found + 1
+		}
+		ids[k] = uint32(found)
+		last = found
+	}
+	// The groups' attributes, and their sets.
+	col := st.attrColumn(sc.reps).(*array.Map)
+	defer col.Release()
+	sc.setOf = resize(sc.setOf, col.Len())
+	sc.first = schemas.AttrSets(col, sc.setOf, sc.first[:0])
+	runs := sc.runs[:0]
+	for _, r := range sc.first {
+		if n := len(runs); n > 0 && runs[n-1][1] == r {
+			runs[n-1][1]++
+		} else {
+			runs = append(runs, [2]int32{r, r + 1})
+		}
+	}
+	sc.runs = runs
+	d := schemas.Take(st.e.mem, col.Data(), runs)
+	table = array.NewMapData(d)
+	d.Release()
+	for k, g := range ids {
+		ids[k] = sc.setOf[g]
+	}
+	return table, ids, true
+}
+
+// rowEdits is what the rules do to the attributes of input row i: its
+// canonical patch (0: none), the base its patch's segments are rebased by
+// and those segments.
+func (st *state) rowEdits(i int32) (cp int32, base int32, segs []attrSeg) {
+	pi := st.patchOf[i]
+	if pi < 0 || st.patches[pi].what&chAttrs == 0 {
+		return 0, 0, nil
+	}
+	p := &st.patches[pi]
+	base = st.patchBase(int(i), p)
+	segs = st.psegs[p.segStart:p.segEnd]
+	sc := &st.sets
+	if sc.canon[pi] == 0 {
+		// The edits relative to the first entry of the row the patch
+		// was made on, and the new entries whole.
+		start := st.itAttrs.rowOff[i] - base
+		key := sc.key[:0]
+		for _, g := range segs {
+			if g.j0 < 0 {
+				e := &st.kvs[-1-g.j0]
+				key = append(key, 'n')
+				key = appendStr(key, e.key)
+				key = append(key, e.enc.typ)
+				key = appendStr(key, e.enc.s)
+				key = appendU32(appendU32(key, uint32(e.enc.i)), uint32(e.enc.i>>32))
+				d := math.Float64bits(e.enc.d)
+				key = appendU32(appendU32(key, uint32(d)), uint32(d>>32))
+				if e.enc.b {
+					key = append(key, 1)
+				} else {
+					key = append(key, 0)
+				}
+				key = appendStr(key, string(e.enc.by))
+				continue
+			}
+			key = append(key, 'r')
+			key = appendU32(appendU32(key, uint32(g.j0-start)), uint32(g.j1-g.j0))
+		}
+		sc.key = key
+		id, ok := sc.canons[string(key)]
+		if !ok {
+			id = int32(len(sc.canons)) + 1
+			sc.canons[string(key)] = id
+		}
+		sc.canon[pi] = id
+	}
+	return sc.canon[pi], base, segs
+}
+
+// comboHash hashes what identifies row i's combo: its canonical patch and
+// the input entries the patch keeps (all of them without one).
+func (st *state) comboHash(seed maphash.Seed, i, cp, base int32, segs []attrSeg) uint64 {
+	c := &st.itAttrs
+	h := (uint64(uint32(cp)) + 1) * hashK1
+	if cp == 0 {
+		if c.m.IsNull(int(i)) {
+			return h ^ hashK2
+		}
+		return runHash(c, seed, h, c.rowOff[i], c.rowOff[i+1])
+	}
+	for _, g := range segs {
+		if g.j0 >= 0 {
+			h = runHash(c, seed, h, g.j0+base, g.j1+base)
+		}
+	}
+	return h
+}
+
+// runHash mixes into h entries [j0, j1) of c: their value types, string
+// bytes and other values, and the length of their keys (sameCombo compares
+// the keys; rows of one batch that differ in keys alone are rare).
+func runHash(c *mapCols, seed maphash.Seed, h uint64, j0, j1 int32) uint64 {
+	so, s0 := c.strOff, c.strOff[0]
+	ko := c.keyOff
+	h = (h ^ uint64(j1-j0) ^ uint64(ko[j1]-ko[j0])<<20) * hashK3
+	h ^= maphash.Bytes(seed, c.strData[so[j0]-s0:so[j1]-s0])
+	for j := j0; j < j1; j++ {
+		t := c.typs[j]
+		switch t {
+		case schemas.ValueString:
+			h = (h ^ uint64(t)) * hashK2
+		case schemas.ValueInt:
+			h = (h ^ uint64(t) ^ uint64(c.ints[j])*hashK1) * hashK2
+		case schemas.ValueDouble:
+			h = (h ^ uint64(t) ^ math.Float64bits(c.dbls[j])*hashK1) * hashK2
+		default:
+			h = (h ^ uint64(t)) * hashK2 // sameCombo compares the rest
+		}
+	}
+	return h
+}
+
+// sameCombo reports whether row i, with its edits, is in combo cb.
+func (st *state) sameCombo(cb *combo, i, cp, base int32, segs []attrSeg) bool {
+	if cb.cp != cp {
+		return false
+	}
+	c := &st.itAttrs
+	r := cb.row
+	if cp == 0 {
+		ni, nr := c.m.IsNull(int(i)), c.m.IsNull(int(r))
+		if ni || nr {
+			return ni == nr
+		}
+		n := c.rowOff[i+1] - c.rowOff[i]
+		return n == c.rowOff[r+1]-c.rowOff[r] && sameRowRaw(c, int(c.rowOff[r]), int(c.rowOff[i]), int(n))
+	}
+	// Equal canonical patches have their segments at the same places
+	// relative to their rows' first entries.
+	_, rbase, rsegs := st.rowEdits(r)
+	if len(rsegs) != len(segs) {
+		return false
+	}
+	for k, g := range segs {
+		if g.j0 < 0 {
+			continue
+		}
+		rg := rsegs[k]
+		if !sameRowRaw(c, int(rg.j0+rbase), int(g.j0+base), int(g.j1-g.j0)) {
+			return false
+		}
+	}
+	return true
+}
