@@ -24,6 +24,10 @@ type setScratch struct {
 	seed   maphash.Seed
 }
 
+// comboHashMask is ANDed with the combos' hashes: a test clears it to make
+// every row's hash collide, so that the comparisons decide alone.
+var comboHashMask = ^uint64(0)
+
 // combo is one distinct pair of a canonical patch and the input entries
 // it keeps: kept rows with equal combos have equal attributes.
 type combo struct {
@@ -74,7 +78,7 @@ func (st *state) attrSetTable(sel []int32) (table arrow.Array, ids []uint32, ok 
 	last := int32(-1) // the combo of the row before: rows come in runs
 	for k, i := range sel {
 		cp, base, segs := st.rowEdits(i)
-		h := st.comboHash(seed, i, cp, base, segs)
+		h := st.comboHash(seed, i, cp, base, segs) & comboHashMask
 		if last >= 0 {
 			if cb := &sc.combos[last]; cb.hash == h && st.sameCombo(cb, i, cp, base, segs) {
 				ids[k] = uint32(last)
@@ -239,12 +243,20 @@ func (st *state) sameCombo(cb *combo, i, cp, base int32, segs []attrSeg) bool {
 	if len(rsegs) != len(segs) {
 		return false
 	}
+	// Rows the memo keyed by the same layout have the same keys: only
+	// their values need comparing.
+	same := sameRowRaw
+	if a, b := st.patches[st.patchOf[i]].memo, st.patches[st.patchOf[r]].memo; a > 0 && b > 0 {
+		if l := st.memo.entries[a-1].layout; l >= 0 && l == st.memo.entries[b-1].layout {
+			same = sameValuesRaw
+		}
+	}
 	for k, g := range segs {
 		if g.j0 < 0 {
 			continue
 		}
 		rg := rsegs[k]
-		if !sameRowRaw(c, int(rg.j0+rbase), int(g.j0+base), int(g.j1-g.j0)) {
+		if !same(c, int(rg.j0+rbase), int(g.j0+base), int(g.j1-g.j0)) {
 			return false
 		}
 	}

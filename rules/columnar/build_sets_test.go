@@ -8,7 +8,9 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
@@ -21,14 +23,26 @@ import (
 // engine; and the table's rows are distinct sets numbered in order of
 // first appearance.
 func TestAttrSetTable(t *testing.T) {
-	n := 120
+	t.Run("hashed", func(t *testing.T) { testAttrSetTable(t, 120) })
+	// Every row's hash the same: the comparisons alone tell combos apart.
+	defer func(m uint64) { comboHashMask = m }(comboHashMask)
+	comboHashMask = 0
+	t.Run("colliding", func(t *testing.T) { testAttrSetTable(t, 120) })
+}
+
+func testAttrSetTable(t *testing.T, n int) {
 	if testing.Short() {
-		n = 30
+		n /= 4
 	}
 	tables := 0
 	for seed := range n {
 		r := rand.New(rand.NewPCG(uint64(seed), 5))
-		sig, set := randomRules(t, r)
+		// Random rules of the pools and one that deletes debug_id, an
+		// attribute unique per item that the data has after its first batch.
+		sig := otlpwire.Signals[r.IntN(3)]
+		yaml := ruleYAML(sig, r.Perm(len(rulePool[sig]))[:r.IntN(min(4, len(rulePool[sig])))]) +
+			fmt.Sprintf("  - name: del\n    signal: %s\n    delete: ['attributes[\"debug_id\"]']\n", sig)
+		set := parse(t, yaml)
 		if seed%4 == 0 {
 			sig, set = otlpwire.Metrics, parse(t, k8sRules)
 		}
@@ -40,8 +54,15 @@ func TestAttrSetTable(t *testing.T) {
 				if seed%4 == 0 {
 					req = genMetrics(r)
 				}
+				switch {
+				case batch == 0:
+				case r.IntN(2) == 0:
+					dupAttrs(req, r, 1+r.IntN(8))
+				default:
+					seriesAttrs(req, r, 1+r.IntN(8))
+				}
 				if batch > 0 {
-					dupAttrs(req, r, 1+r.IntN(4))
+					uniqueIDs(req, r)
 				}
 				want := writeApplied(t, plain, mem, req, nil)
 				got := writeApplied(t, bySet, mem, req, func(out *schemas.Batch) {
@@ -58,8 +79,9 @@ func TestAttrSetTable(t *testing.T) {
 		})
 		mem.AssertSize(t, 0)
 	}
+	t.Logf("%d outputs with a table of sets in %d batches", tables, 4*n)
 	if tables < n/4 {
-		t.Errorf("%d outputs with a table of sets in %d cases: the test misses the path", tables, 4*n)
+		t.Errorf("%d outputs with a table of sets in %d batches: the test misses the path", tables, 4*n)
 	}
 }
 
@@ -122,4 +144,52 @@ func checkSetTable(t *testing.T, out *schemas.Batch) {
 	if _, err := schemas.ToOTLP(out, nil); err == nil {
 		t.Fatal("ToOTLP took a batch holding its attributes by set")
 	}
+}
+
+// uniqueIDs gives every item of req an attribute debug_id of its own, at
+// the same position in every item of the batch (or last, when the item has
+// fewer attributes).
+func uniqueIDs(req proto.Message, r *rand.Rand) {
+	pos := r.IntN(4)
+	eachItemAttrs(req, func(l protoreflect.List) {
+		kv := str("debug_id", fmt.Sprintf("%016x", r.Uint64()))
+		l.Append(protoreflect.ValueOfMessage(kv.ProtoReflect()))
+		p := min(pos, l.Len()-1)
+		for j := l.Len() - 1; j > p; j-- {
+			l.Set(j, l.Get(j-1))
+		}
+		l.Set(p, protoreflect.ValueOfMessage(kv.ProtoReflect()))
+	})
+}
+
+// seriesAttrs gives every item of req one of k attribute sets that have
+// the same keys in the same order and values drawn anew (as the series of
+// one metric): rows of one layout that differ in one value of any type.
+func seriesAttrs(req proto.Message, r *rand.Rand, k int) {
+	base := genAttrs(r)
+	pool := make([][]*common.KeyValue, k)
+	for i := range pool {
+		for _, kv := range base {
+			v := proto.Clone(kv.Value).(*common.AnyValue)
+			switch x := v.Value.(type) {
+			case *common.AnyValue_StringValue:
+				x.StringValue = []string{"a", "b", "c", "12"}[r.IntN(4)]
+			case *common.AnyValue_IntValue:
+				x.IntValue = int64(r.IntN(3))
+			case *common.AnyValue_BoolValue:
+				x.BoolValue = r.IntN(2) == 0
+			case *common.AnyValue_DoubleValue:
+				x.DoubleValue = float64(r.IntN(3)) / 2
+			case *common.AnyValue_BytesValue:
+				x.BytesValue = []byte{byte(r.IntN(3))}
+			}
+			pool[i] = append(pool[i], &common.KeyValue{Key: kv.Key, Value: v})
+		}
+	}
+	eachItemAttrs(req, func(l protoreflect.List) {
+		l.Truncate(0)
+		for _, kv := range pool[r.IntN(k)] {
+			l.Append(protoreflect.ValueOfMessage(proto.Clone(kv).ProtoReflect()))
+		}
+	})
 }

@@ -422,10 +422,7 @@ func (st *state) sameAttrRows(a, b int) bool {
 // as byte ranges, string values as one byte range when their offsets
 // line up (else one by one), other values one by one.
 func sameRowRaw(c *mapCols, ja, jb, n int) bool {
-	ko, so := c.keyOff, c.strOff
-	if !bytes.Equal(c.typs[ja:ja+n], c.typs[jb:jb+n]) {
-		return false
-	}
+	ko := c.keyOff
 	da, db := ko[ja], ko[jb]
 	for k := 1; k <= n; k++ {
 		if ko[ja+k]-da != ko[jb+k]-db {
@@ -434,6 +431,15 @@ func sameRowRaw(c *mapCols, ja, jb, n int) bool {
 	}
 	k0 := ko[0]
 	if !bytes.Equal(c.keyData[da-k0:ko[ja+n]-k0], c.keyData[db-k0:ko[jb+n]-k0]) {
+		return false
+	}
+	return sameValuesRaw(c, ja, jb, n)
+}
+
+// sameValuesRaw is sameRowRaw for entries known to have the same keys.
+func sameValuesRaw(c *mapCols, ja, jb, n int) bool {
+	so := c.strOff
+	if !bytes.Equal(c.typs[ja:ja+n], c.typs[jb:jb+n]) {
 		return false
 	}
 	strs := true // the string values are equal byte ranges
