@@ -12,21 +12,29 @@ import (
 
 // setScratch is what attrSetTable keeps between batches.
 type setScratch struct {
-	canon  []int32          // per patch: 1 + its canonical id, or 0 until found
-	canons map[string]int32 // a patch's edits -> canonical id
-	key    []byte
-	combos []combo
-	slots  []int32  // 1 + combo index, open addressing on the hash
-	reps   []int32  // per combo: its first kept row (an input row)
-	setOf  []uint32 // per combo: its set
-	first  []int32  // per set: its first combo
-	runs   [][2]int32
-	seed   maphash.Seed
+	patches []patchEdits     // per patch, once met
+	canons  map[string]int32 // a patch's edits -> canonical id
+	key     []byte
+	combos  []combo
+	slots   []int32  // 1 + combo index, open addressing on the hash
+	reps    []int32  // per combo: its first kept row (an input row)
+	setOf   []uint32 // per combo: its set
+	first   []int32  // per set: its first combo
+	runs    [][2]int32
+	seed    maphash.Seed
 }
 
 // comboHashMask is ANDed with the combos' hashes: a test clears it to make
 // every row's hash collide, so that the comparisons decide alone.
 var comboHashMask = ^uint64(0)
+
+// patchEdits is what attrSetTable keeps of a patch.
+type patchEdits struct {
+	cp               int32 // canonical id (> 0), -1 when it leaves the attributes, 0 until met
+	start            int32 // first entry of the row it was made on, -1 for a null row
+	segStart, segEnd int32
+	layout           int32 // of its memo entry, or -1
+}
 
 // combo is one distinct pair of a canonical patch and the input entries
 // it keeps: kept rows with equal combos have equal attributes.
@@ -56,8 +64,8 @@ func (st *state) attrSetTable(sel []int32) (table arrow.Array, ids []uint32, ok 
 	}
 	st.compilePatches()
 	sc := &st.sets
-	sc.canon = resize(sc.canon, len(st.patches))
-	clear(sc.canon)
+	sc.patches = resize(sc.patches, len(st.patches))
+	clear(sc.patches)
 	if sc.canons == nil {
 		sc.canons = map[string]int32{}
 	}
@@ -132,51 +140,80 @@ func (st *state) attrSetTable(sel []int32) (table arrow.Array, ids []uint32, ok 
 
 // rowEdits is what the rules do to the attributes of input row i: its
 // canonical patch (0: none), the base its patch's segments are rebased by
-// and those segments.
+// (patchBase) and those segments.
 func (st *state) rowEdits(i int32) (cp int32, base int32, segs []attrSeg) {
 	pi := st.patchOf[i]
-	if pi < 0 || st.patches[pi].what&chAttrs == 0 {
+	if pi < 0 {
 		return 0, 0, nil
 	}
-	p := &st.patches[pi]
-	base = st.patchBase(int(i), p)
-	segs = st.psegs[p.segStart:p.segEnd]
 	sc := &st.sets
-	if sc.canon[pi] == 0 {
-		// The edits relative to the first entry of the row the patch
-		// was made on, and the new entries whole.
-		start := st.itAttrs.rowOff[i] - base
-		key := sc.key[:0]
-		for _, g := range segs {
-			if g.j0 < 0 {
-				e := &st.kvs[-1-g.j0]
-				key = append(key, 'n')
-				key = appendStr(key, e.key)
-				key = append(key, e.enc.typ)
-				key = appendStr(key, e.enc.s)
-				key = appendU32(appendU32(key, uint32(e.enc.i)), uint32(e.enc.i>>32))
-				d := math.Float64bits(e.enc.d)
-				key = appendU32(appendU32(key, uint32(d)), uint32(d>>32))
-				if e.enc.b {
-					key = append(key, 1)
-				} else {
-					key = append(key, 0)
-				}
-				key = appendStr(key, string(e.enc.by))
-				continue
-			}
-			key = append(key, 'r')
-			key = appendU32(appendU32(key, uint32(g.j0-start)), uint32(g.j1-g.j0))
-		}
-		sc.key = key
-		id, ok := sc.canons[string(key)]
-		if !ok {
-			id = int32(len(sc.canons)) + 1
-			sc.canons[string(key)] = id
-		}
-		sc.canon[pi] = id
+	pe := &sc.patches[pi]
+	if pe.cp == 0 {
+		st.patchEdits(pe, i, &st.patches[pi])
 	}
-	return sc.canon[pi], base, segs
+	if pe.cp < 0 {
+		return 0, 0, nil
+	}
+	if pe.start >= 0 && !st.itAttrs.m.IsNull(int(i)) {
+		base = st.itAttrs.rowOff[i] - pe.start
+	}
+	return pe.cp, base, st.psegs[pe.segStart:pe.segEnd]
+}
+
+// patchEdits fills pe, the edits of patch p, first met on row i.
+func (st *state) patchEdits(pe *patchEdits, i int32, p *patch) {
+	if p.what&chAttrs == 0 {
+		pe.cp = -1
+		return
+	}
+	c := &st.itAttrs
+	// The row the patch was made on: its segments' entries are that
+	// row's (patchBase).
+	row := i
+	if p.memo > 0 {
+		row = st.memo.entries[p.memo-1].row
+	}
+	pe.start = -1
+	if !c.m.IsNull(int(row)) && !c.m.IsNull(int(i)) {
+		pe.start = c.rowOff[row]
+	}
+	pe.segStart, pe.segEnd = p.segStart, p.segEnd
+	pe.layout = -1
+	if p.memo > 0 {
+		pe.layout = st.memo.entries[p.memo-1].layout
+	}
+	// The edits relative to the row's first entry, and the new entries
+	// whole.
+	sc := &st.sets
+	key := sc.key[:0]
+	for _, g := range st.psegs[p.segStart:p.segEnd] {
+		if g.j0 < 0 {
+			e := &st.kvs[-1-g.j0]
+			key = append(key, 'n')
+			key = appendStr(key, e.key)
+			key = append(key, e.enc.typ)
+			key = appendStr(key, e.enc.s)
+			key = appendU32(appendU32(key, uint32(e.enc.i)), uint32(e.enc.i>>32))
+			d := math.Float64bits(e.enc.d)
+			key = appendU32(appendU32(key, uint32(d)), uint32(d>>32))
+			if e.enc.b {
+				key = append(key, 1)
+			} else {
+				key = append(key, 0)
+			}
+			key = appendStr(key, string(e.enc.by))
+			continue
+		}
+		key = append(key, 'r')
+		key = appendU32(appendU32(key, uint32(g.j0-max(pe.start, 0))), uint32(g.j1-g.j0))
+	}
+	sc.key = key
+	id, ok := sc.canons[string(key)]
+	if !ok {
+		id = int32(len(sc.canons)) + 1
+		sc.canons[string(key)] = id
+	}
+	pe.cp = id
 }
 
 // comboHash hashes what identifies row i's combo: its canonical patch and
@@ -246,10 +283,8 @@ func (st *state) sameCombo(cb *combo, i, cp, base int32, segs []attrSeg) bool {
 	// Rows the memo keyed by the same layout have the same keys: only
 	// their values need comparing.
 	same := sameRowRaw
-	if a, b := st.patches[st.patchOf[i]].memo, st.patches[st.patchOf[r]].memo; a > 0 && b > 0 {
-		if l := st.memo.entries[a-1].layout; l >= 0 && l == st.memo.entries[b-1].layout {
-			same = sameValuesRaw
-		}
+	if l := st.sets.patches[st.patchOf[i]].layout; l >= 0 && l == st.sets.patches[st.patchOf[r]].layout {
+		same = sameValuesRaw
 	}
 	for k, g := range segs {
 		if g.j0 < 0 {
