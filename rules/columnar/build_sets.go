@@ -86,10 +86,22 @@ func (st *state) attrSetTable(sel []int32) (table arrow.Array, ids []uint32, ok 
 	last := int32(-1) // the combo of the row before: rows come in runs
 	for k, i := range sel {
 		cp, base, segs := st.rowEdits(i)
+		if st.inSets != nil {
+			// A row of an input set met before, edited alike, is in
+			// that row's combo.
+			if x := st.setCombo[st.inSets[i]] - 1; x >= 0 && sc.combos[x].cp == cp {
+				ids[k] = uint32(x)
+				last = x
+				continue
+			}
+		}
 		h := st.comboHash(seed, i, cp, base, segs) & comboHashMask
 		if last >= 0 {
 			if cb := &sc.combos[last]; cb.hash == h && st.sameCombo(cb, i, cp, base, segs) {
 				ids[k] = uint32(last)
+				if st.inSets != nil {
+					st.setCombo[st.inSets[i]] = last + 1
+				}
 				continue
 			}
 		}
@@ -114,6 +126,9 @@ func (st *state) attrSetTable(sel []int32) (table arrow.Array, ids []uint32, ok 
 		}
 		ids[k] = uint32(found)
 		last = found
+		if st.inSets != nil {
+			st.setCombo[st.inSets[i]] = found + 1
+		}
 	}
 	// The groups' attributes, and their sets.
 	col := st.attrColumn(sc.reps).(*array.Map)
@@ -296,4 +311,35 @@ func (st *state) sameCombo(cb *combo, i, cp, base int32, segs []attrSeg) bool {
 		}
 	}
 	return true
+}
+
+// setMemo is the memo entry of an input attribute set's last row.
+type setMemo struct {
+	entry int32 // 1 + index in rowMemo.entries, 0 none
+	r, s  int32
+}
+
+// useInputSets takes b's attribute sets (schemas.Batch.ItemAttrSets: equal
+// numbers, equal attributes) when they number its items: a row of a set
+// met before with the same resource and scope replays that row's memo
+// entry without its attributes being compared again (evaluate), and goes
+// to that row's combo (attrSetTable) when its patch edits them alike.
+func (st *state) useInputSets(b *schemas.Batch) {
+	st.inSets = nil
+	sets := b.ItemAttrSets
+	if len(sets) != st.n || st.n == 0 || b.ItemAttrSetTable != nil {
+		return
+	}
+	hi := uint32(0)
+	for _, s := range sets {
+		hi = max(hi, s)
+	}
+	if int(hi) >= st.n {
+		return
+	}
+	st.inSets = sets
+	st.setMemo = resize(st.setMemo, int(hi)+1)
+	clear(st.setMemo)
+	st.setCombo = resize(st.setCombo, int(hi)+1)
+	clear(st.setCombo)
 }

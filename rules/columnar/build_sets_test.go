@@ -37,11 +37,14 @@ func testAttrSetTable(t *testing.T, n int) {
 	tables := 0
 	for seed := range n {
 		r := rand.New(rand.NewPCG(uint64(seed), 5))
-		// Random rules of the pools and one that deletes debug_id, an
-		// attribute unique per item that the data has after its first batch.
+		// Random rules of the pools, one that deletes debug_id, an
+		// attribute unique per item that the data has after its first
+		// batch, and one that edits the attributes of one resource's
+		// items only (equal attributes, other edits).
 		sig := otlpwire.Signals[r.IntN(3)]
 		yaml := ruleYAML(sig, r.Perm(len(rulePool[sig]))[:r.IntN(min(4, len(rulePool[sig])))]) +
-			fmt.Sprintf("  - name: del\n    signal: %s\n    delete: ['attributes[\"debug_id\"]']\n", sig)
+			fmt.Sprintf("  - name: del\n    signal: %s\n    delete: ['attributes[\"debug_id\"]']\n", sig) +
+			fmt.Sprintf("  - name: by-resource\n    signal: %s\n    when: resource[\"service.name\"] == \"svc-1\"\n    set:\n      attributes[\"tag\"]: '\"one\"'\n", sig)
 		set := parse(t, yaml)
 		if seed%4 == 0 {
 			sig, set = otlpwire.Metrics, parse(t, k8sRules)
@@ -64,8 +67,10 @@ func testAttrSetTable(t *testing.T, n int) {
 				if batch > 0 {
 					uniqueIDs(req, r)
 				}
-				want := writeApplied(t, plain, mem, req, nil)
-				got := writeApplied(t, bySet, mem, req, func(out *schemas.Batch) {
+				want := writeApplied(t, plain, mem, req, false, nil)
+				// The input with its attribute sets half the time, as
+				// the worker gives them.
+				got := writeApplied(t, bySet, mem, req, batch%2 == 1, func(out *schemas.Batch) {
 					if out.ItemAttrSetTable == nil {
 						return
 					}
@@ -85,9 +90,9 @@ func testAttrSetTable(t *testing.T, n int) {
 	}
 }
 
-// writeApplied decodes req, applies e and returns WriteBatch of the
-// output, after look.
-func writeApplied(t *testing.T, e *Engine, mem memory.Allocator, req proto.Message, look func(*schemas.Batch)) []byte {
+// writeApplied decodes req (with its attribute sets found, with sets),
+// applies e and returns WriteBatch of the output, after look.
+func writeApplied(t *testing.T, e *Engine, mem memory.Allocator, req proto.Message, sets bool, look func(*schemas.Batch)) []byte {
 	t.Helper()
 	body, err := proto.Marshal(req)
 	if err != nil {
@@ -99,6 +104,9 @@ func writeApplied(t *testing.T, e *Engine, mem memory.Allocator, req proto.Messa
 		t.Fatal(err)
 	}
 	in := bl.Build()
+	if sets {
+		in.FindItemAttrSets(nil)
+	}
 	out, err := e.Apply(in)
 	if err != nil {
 		t.Fatal(err)
@@ -146,13 +154,27 @@ func checkSetTable(t *testing.T, out *schemas.Batch) {
 	}
 }
 
-// uniqueIDs gives every item of req an attribute debug_id of its own, at
-// the same position in every item of the batch (or last, when the item has
-// fewer attributes).
+// uniqueIDs gives every item of req an attribute debug_id, at the same
+// position in every item of the batch (or last, when the item has fewer
+// attributes): one of its own, or, half the time, one per distinct
+// attribute set (the same series met again in a later step).
 func uniqueIDs(req proto.Message, r *rand.Rand) {
-	pos := r.IntN(4)
+	pos, perSeries := r.IntN(4), r.IntN(2) == 0
+	ids := map[string]string{}
 	eachItemAttrs(req, func(l protoreflect.List) {
-		kv := str("debug_id", fmt.Sprintf("%016x", r.Uint64()))
+		id := fmt.Sprintf("%016x", r.Uint64())
+		if perSeries {
+			var key []byte
+			for j := range l.Len() {
+				b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(l.Get(j).Message().Interface())
+				key = append(append(key, b...), 0)
+			}
+			if old, ok := ids[string(key)]; ok {
+				id = old
+			}
+			ids[string(key)] = id
+		}
+		kv := str("debug_id", id)
 		l.Append(protoreflect.ValueOfMessage(kv.ProtoReflect()))
 		p := min(pos, l.Len()-1)
 		for j := l.Len() - 1; j > p; j-- {

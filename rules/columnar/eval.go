@@ -86,8 +86,26 @@ func (st *state) evaluate() error {
 		}
 		var me *memoEntry
 		if memo && !st.memo.off {
+			var sm *setMemo
+			if st.inSets != nil && len(st.fieldKeys) == 0 {
+				// A row of an input set met before under the same
+				// resource and scope has that row's outcome.
+				sm = &st.setMemo[st.inSets[i]]
+				if sm.entry > 0 && sm.r == int32(r) && sm.s == int32(s) {
+					if st.memo.probing {
+						st.probeRow(i) // as memoRow would
+					}
+					st.memo.hits++
+					st.replay(i, &st.memo.entries[sm.entry-1])
+					continue
+				}
+			}
 			var hit bool
-			if me, hit = st.memoRow(i, r, s); hit {
+			me, hit = st.memoRow(i, r, s)
+			if sm != nil && !st.memo.off && st.memo.last >= 0 {
+				*sm = setMemo{entry: st.memo.last + 1, r: int32(r), s: int32(s)}
+			}
+			if hit {
 				continue
 			}
 		}

@@ -72,6 +72,13 @@ type state struct {
 	// sets (Options.AttrSetTable, nothing marked); sets is its scratch.
 	wantSets bool
 	sets     setScratch
+	// inSets: the input batch's attribute sets (schemas.Batch.ItemAttrSets)
+	// when it has them; per set, setMemo is 1 + the memo entry of its
+	// last row (with that row's resource and scope) and setCombo 1 + its
+	// combo in attrSetTable.
+	inSets   []uint32
+	setMemo  []setMemo
+	setCombo []int32
 	setTable arrow.Array // made by itemsTable for build
 	setIDs   []uint32
 	scopeBy  map[[2]int32]int32
@@ -103,6 +110,7 @@ func (st *state) begin(b *schemas.Batch, sig otlpwire.Signal, info sigInfo) {
 		st.marks = resize(st.marks, st.n)
 		clear(st.marks)
 	}
+	st.useInputSets(b)
 	st.patches = st.patches[:0]
 	st.kvs = st.kvs[:0]
 	st.newRes = st.newRes[:0]
