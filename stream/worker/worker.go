@@ -158,6 +158,7 @@ type Worker struct {
 	merges    []Merge
 	inH       []uint64 // input series hash per merge
 	sets      []uint32 // the attribute sets of the batch in hand (schemas.Batch.FindItemAttrSets)
+	inSets    []uint32 // those of its input, before the rules
 	// told is, per raw partition, the point time the aggregation
 	// partitions were last told (see progressStep).
 	told map[int32]int64
@@ -669,6 +670,7 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 	w.merges = w.merges[:0]
 	if t != nil {
 		version = t.Version()
+		w.findInputSets(g, batch)
 		var res *schemas.Batch
 		var err error
 		if m, ok := t.(Merger); ok && g.sig == otlpwire.Metrics {
@@ -690,7 +692,9 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 			batch.Release()
 			batch = res
 		} else {
-			w.findSets(batch)
+			if batch.ItemAttrSets == nil { // else found before the rules
+				w.findSets(batch)
+			}
 			w.observe(g, cardinality.Both, batch) // the rules changed nothing: one pass
 		}
 		if err != nil {
@@ -711,6 +715,21 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 		return []*stream.Record{rec}, err
 	}
 	return w.split(g, batch, version, from)
+}
+
+// findInputSets numbers the attribute sets of the decoded input b when
+// they repeat (the same series in several steps of a backlog): the rules
+// then evaluate and edit a set's later rows as its first, and the tracker
+// hashes the series once per set. Metrics only: the other signals' items
+// rarely repeat their attributes.
+func (w *Worker) findInputSets(g *group, b *schemas.Batch) {
+	if g.sig != otlpwire.Metrics {
+		return
+	}
+	b.FindItemAttrSets(w.inSets)
+	if b.ItemAttrSets != nil {
+		w.inSets = b.ItemAttrSets[:0]
+	}
 }
 
 // findSets numbers the attribute sets of the items of b, the batch to be
