@@ -236,16 +236,21 @@ func (b *Builder) Build() *Batch {
 // Release frees the builder's memory.
 func (b *Builder) Release() {
 	b.res.rb.Release()
+	b.res.attrs.release()
 	b.scopes.rb.Release()
+	b.scopes.attrs.release()
 	switch b.sig {
 	case otlpwire.Metrics:
 		b.met.rb.Release()
+		b.met.metadata.release()
 		b.pts.rb.Release()
 		b.pts.release()
 	case otlpwire.Logs:
 		b.logs.rb.Release()
+		b.logs.attrs.release()
 	default:
 		b.spans.rb.Release()
+		b.spans.attrs.release()
 	}
 }
 

@@ -241,12 +241,12 @@ func appendBins(b *array.BinaryBuilder, v [][]byte, hint *int) {
 }
 
 // Batch columns: the fixed-width and binary columns of the data points are
-// collected in plain Go slices for a whole batch (kept for the next one)
-// and become Arrow arrays at Build, with one copy into a buffer of the
-// allocator that is not cleared first, rather than going through Arrow
-// builders (which clear every buffer they grow and copy on each growth). A
-// column whose values are all the same so far (a field the points do not
-// use: a gauge's count, a histogram's value) only counts them.
+// collected in plain slices for a whole batch, in buffers of the allocator
+// that become the Arrow arrays' at Build (see batchbuf.go), rather than
+// going through Arrow builders (which clear every buffer they grow and copy
+// on each growth). A column whose values are all the same so far (a field
+// the points do not use: a gauge's count, a histogram's value) only counts
+// them.
 
 // word is what a batch column holds: the bits of its values (float64
 // columns hold math.Float64bits, so that -0 and NaNs stay exact).
@@ -259,6 +259,7 @@ type runCol[T word] struct {
 	mem   memory.Allocator
 	typ   arrow.DataType
 	v     []T // the rows, once mixed
+	vb    batchBuf
 	first T
 	n     int
 	mixed bool // v holds the rows; else all n rows are first
@@ -300,6 +301,9 @@ func (c *runCol[T]) fill(n int) {
 
 // spill writes out the run of equal values.
 func (c *runCol[T]) spill() {
+	if c.v == nil {
+		c.v = take[T](c.mem, &c.vb)
+	}
 	c.v = c.v[:0]
 	for range c.n {
 		c.v = append(c.v, c.first)
@@ -313,18 +317,25 @@ func (c *runCol[T]) reset() {
 	c.first = zero
 }
 
-// buf is a buffer of the allocator holding the values.
+// release frees the buffer of a batch that is not built.
+func (c *runCol[T]) release() {
+	c.vb.free(c.mem)
+	c.v = nil
+	c.reset()
+}
+
+// buf is a buffer of the allocator holding the values, v's own once mixed.
 func (c *runCol[T]) buf() *memory.Buffer {
-	var zero T
-	size := int(unsafe.Sizeof(zero))
-	b := newFullBuf(c.mem, c.n*size)
-	dst := castBytes[T](b.Bytes())[:c.n]
 	if c.mixed {
-		copy(dst, c.v)
-	} else {
-		for i := range dst {
-			dst[i] = c.first
-		}
+		b := give(c.mem, c.v, &c.vb)
+		c.v = nil
+		return b
+	}
+	var zero T
+	b := newFullBuf(c.mem, c.n*int(unsafe.Sizeof(zero)))
+	dst := castBytes[T](b.Bytes())[:c.n]
+	for i := range dst {
+		dst[i] = c.first
 	}
 	return b
 }
@@ -361,6 +372,11 @@ func (c *optCol[T]) add(x T, ok bool) {
 func (c *optCol[T]) fill(n int) {
 	c.v.fill(n)
 	c.valid.fill(n)
+}
+
+func (c *optCol[T]) release() {
+	c.v.release()
+	c.valid.release()
 }
 
 func (c *optCol[T]) newArray() arrow.Array {
@@ -403,6 +419,8 @@ type binCol struct {
 	typ   arrow.DataType
 	off   []int32 // n+1 offsets, once mixed
 	data  []byte
+	offB  batchBuf
+	dataB batchBuf
 	n     int
 	mixed bool // off holds the offsets; else all n values are empty
 }
@@ -417,6 +435,9 @@ func (c *binCol) add(x []byte) {
 			c.n++
 			return
 		}
+		if c.off == nil {
+			c.off, c.data = take[int32](c.mem, &c.offB), take[byte](c.mem, &c.dataB)
+		}
 		c.off = c.off[:0]
 		for range c.n + 1 {
 			c.off = append(c.off, 0)
@@ -428,19 +449,25 @@ func (c *binCol) add(x []byte) {
 	c.n++
 }
 
+// release frees the buffers of a batch that is not built.
+func (c *binCol) release() {
+	c.offB.free(c.mem)
+	c.dataB.free(c.mem)
+	c.off, c.data, c.n, c.mixed = nil, nil, 0, false
+}
+
 func (c *binCol) newArray() arrow.Array {
-	var ob *memory.Buffer
+	var ob, db *memory.Buffer
 	if c.mixed {
-		ob = newFullBuf(c.mem, 4*(c.n+1))
-		copy(ob.Bytes(), bytesOf(c.off))
+		ob, db = give(c.mem, c.off, &c.offB), give(c.mem, c.data, &c.dataB)
+		c.off, c.data = nil, nil
 	} else {
-		ob = newBuf(c.mem, 4*(c.n+1))
+		ob, db = newBuf(c.mem, 4*(c.n+1)), copyBuf(c.mem, nil)
 	}
-	db := copyBuf(c.mem, c.data)
 	d := array.NewData(c.typ, c.n, []*memory.Buffer{nil, ob, db}, nil, 0, 0)
 	ob.Release()
 	db.Release()
-	c.off, c.data, c.n, c.mixed = c.off[:0], c.data[:0], 0, false
+	c.n, c.mixed = 0, false
 	a := array.MakeFromData(d)
 	d.Release()
 	return a
