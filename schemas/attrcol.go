@@ -114,6 +114,12 @@ func (a *attrTable) flush() {}
 // len is the number of rows.
 func (a *attrTable) len() int { return len(a.rowValid) }
 
+// values is the number of rows or of entries, whichever is larger.
+func (a *attrTable) values() int { return max(len(a.rowValid), len(a.typs)) }
+
+// zeros is the zeros of a record whose only column with zero buffers is a.
+func (a *attrTable) zeros() *zeros { return newZeros(a.values()) }
+
 // appendKV appends the KeyValue whose encoding is p to the open map row.
 //
 //	message KeyValue {
@@ -443,30 +449,39 @@ func (a *attrTable) bitmap(n int, set func(yield func(int) bool)) *memory.Buffer
 	return buf
 }
 
+// sparseBuf is a buffer of e 8-byte values, zero but at the entries of xs.
+func (a *attrTable) sparseBuf(z *zeros, e int, xs []sparse) *memory.Buffer {
+	if len(xs) == 0 {
+		return z.slice(a.mem, 8*e)
+	}
+	b := newBuf(a.mem, 8*e)
+	v := castBytes[uint64](b.Bytes())
+	for _, x := range xs {
+		v[x.i] = x.v
+	}
+	return b
+}
+
 // newArray returns the column of the rows appended since the last call and
-// starts a new one.
-func (a *attrTable) newArray() arrow.Array {
+// starts a new one; its zero buffers are slices of z's.
+func (a *attrTable) newArray(z *zeros) arrow.Array {
 	if !a.started {
 		a.start() // no rows: the offsets still need their 0
 	}
 	e, r := len(a.typs), len(a.rowValid)
-	ints := newBuf(a.mem, 8*e)
-	iv := castBytes[int64](ints.Bytes())
-	for _, x := range a.ints {
-		iv[x.i] = int64(x.v)
-	}
-	dbls := newBuf(a.mem, 8*e)
-	dv := castBytes[uint64](dbls.Bytes())
-	for _, x := range a.dbls {
-		dv[x.i] = x.v
-	}
-	bools := a.bitmap(e, func(yield func(int) bool) {
-		for _, i := range a.bools {
-			if !yield(int(i)) {
-				return
+	ints, dbls := a.sparseBuf(z, e, a.ints), a.sparseBuf(z, e, a.dbls)
+	var bools *memory.Buffer
+	if len(a.bools) == 0 {
+		bools = z.slice(a.mem, int(bitutil.BytesForBits(int64(e))))
+	} else {
+		bools = a.bitmap(e, func(yield func(int) bool) {
+			for _, i := range a.bools {
+				if !yield(int(i)) {
+					return
+				}
 			}
-		}
-	})
+		})
+	}
 	var bytes arrow.ArrayData
 	if len(a.byOff) == e+1 {
 		bytes = a.binData(arrow.BinaryTypes.Binary, e, a.byOff, &a.byOffB, a.byData, &a.byDataB)
@@ -474,7 +489,7 @@ func (a *attrTable) newArray() arrow.Array {
 	} else {
 		// byOff holds only [0] when no entry has bytes: the offsets are
 		// all zero. The slice is kept unless it is the allocator's.
-		bytes = a.fixedData(arrow.BinaryTypes.Binary, e, newBuf(a.mem, 4*(e+1)), give(a.mem, a.byData, &a.byDataB))
+		bytes = a.fixedData(arrow.BinaryTypes.Binary, e, z.slice(a.mem, 4*(e+1)), give(a.mem, a.byData, &a.byDataB))
 		if a.byOffB.b != nil {
 			a.byOffB.free(a.mem)
 			a.byOff = nil
@@ -525,11 +540,13 @@ func (a *attrTable) newArray() arrow.Array {
 // (colbuf.go) rather than by the record builder.
 type subst struct {
 	i int
-	a interface{ newArray() arrow.Array }
+	a interface{ newArray(*zeros) arrow.Array }
 }
 
-// newRecord builds the record of rb with the columns in subs replaced.
-func newRecord(rb *array.RecordBuilder, subs ...subst) arrow.RecordBatch {
+// newRecord builds the record of rb with the columns in subs replaced, their
+// zero buffers sliced from z.
+func newRecord(rb *array.RecordBuilder, z *zeros, subs ...subst) arrow.RecordBatch {
+	defer z.release()
 	fields := rb.Fields()
 	cols := make([]arrow.Array, len(fields))
 	defer func() {
@@ -541,7 +558,7 @@ func newRecord(rb *array.RecordBuilder, subs ...subst) arrow.RecordBatch {
 	}()
 	rows := -1
 	for _, s := range subs {
-		cols[s.i] = s.a.newArray()
+		cols[s.i] = s.a.newArray(z)
 		if rows < 0 {
 			rows = cols[s.i].Len()
 		}

@@ -87,3 +87,40 @@ func (b *batchBuf) free(mem memory.Allocator) {
 		b.b = nil
 	}
 }
+
+// zeros is the zero bytes of one record being built. The buffers of its
+// columns that hold only zeros (the doubles of attributes that have none,
+// the offsets of lists that are all empty, the values of the fields the
+// points do not use: a gauge's count, sum, min and max) are slices of one
+// buffer, cleared once, rather than buffers of their own, each cleared or
+// filled: under the Kubernetes load, megabytes a batch. Arrays are
+// immutable (see doc.go), so the columns can share it.
+type zeros struct {
+	size int            // the largest slice: 8 bytes a value, and one more
+	buf  *memory.Buffer // taken at the first slice
+}
+
+// newZeros is the zeros of a record whose columns have at most values
+// values (rows, or map entries).
+func newZeros(values int) *zeros { return &zeros{size: 8 * (values + 1)} }
+
+// slice returns a buffer of n zero bytes: a slice of z's buffer, or a
+// buffer of its own when z is nil (a column built on its own, in tests) or
+// has no room.
+func (z *zeros) slice(mem memory.Allocator, n int) *memory.Buffer {
+	if z == nil || n == 0 || n > z.size {
+		return newBuf(mem, n)
+	}
+	if z.buf == nil {
+		z.buf = newBuf(mem, z.size)
+	}
+	return memory.SliceBuffer(z.buf, 0, n)
+}
+
+// release drops z's reference to its buffer: the columns hold theirs.
+func (z *zeros) release() {
+	if z != nil && z.buf != nil {
+		z.buf.Release()
+		z.buf = nil
+	}
+}

@@ -178,7 +178,7 @@ func (c *listCol) start(i int) {
 	}
 }
 
-func (c *listCol) newArray() arrow.Array {
+func (c *listCol) newArray(z *zeros) arrow.Array {
 	n := *c.rows
 	var vals arrow.Array
 	if c.vb.Len() == 0 {
@@ -193,12 +193,17 @@ func (c *listCol) newArray() arrow.Array {
 		vals = c.vb.NewArray()
 	}
 	defer vals.Release()
-	ob := newFullBuf(c.mem, 4*(n+1))
-	off := castBytes[int32](ob.Bytes())[:n+1]
-	copy(off, c.off)
-	end := int32(vals.Len())
-	for i := len(c.off); i <= n; i++ {
-		off[i] = end
+	var ob *memory.Buffer
+	if vals.Len() == 0 {
+		ob = z.slice(c.mem, 4*(n+1)) // every list empty
+	} else {
+		ob = newFullBuf(c.mem, 4*(n+1))
+		off := castBytes[int32](ob.Bytes())[:n+1]
+		copy(off, c.off)
+		end := int32(vals.Len())
+		for i := len(c.off); i <= n; i++ {
+			off[i] = end
+		}
 	}
 	d := array.NewData(c.typ, n, []*memory.Buffer{nil, ob}, []arrow.ArrayData{vals.Data()}, 0, 0)
 	ob.Release()
@@ -324,14 +329,18 @@ func (c *runCol[T]) release() {
 	c.reset()
 }
 
-// buf is a buffer of the allocator holding the values, v's own once mixed.
-func (c *runCol[T]) buf() *memory.Buffer {
+// buf is a buffer of the allocator holding the values: v's own once
+// mixed, a slice of z when they are all zero.
+func (c *runCol[T]) buf(z *zeros) *memory.Buffer {
 	if c.mixed {
 		b := give(c.mem, c.v, &c.vb)
 		c.v = nil
 		return b
 	}
 	var zero T
+	if c.first == zero {
+		return z.slice(c.mem, c.n*int(unsafe.Sizeof(zero)))
+	}
 	b := newFullBuf(c.mem, c.n*int(unsafe.Sizeof(zero)))
 	dst := castBytes[T](b.Bytes())[:c.n]
 	for i := range dst {
@@ -342,8 +351,8 @@ func (c *runCol[T]) buf() *memory.Buffer {
 
 // newArray returns the column of the rows added since the last call and
 // starts a new one.
-func (c *runCol[T]) newArray() arrow.Array {
-	b := c.buf()
+func (c *runCol[T]) newArray(z *zeros) arrow.Array {
+	b := c.buf(z)
 	d := array.NewData(c.typ, c.n, []*memory.Buffer{nil, b}, nil, 0, 0)
 	b.Release()
 	c.reset()
@@ -379,14 +388,14 @@ func (c *optCol[T]) release() {
 	c.valid.release()
 }
 
-func (c *optCol[T]) newArray() arrow.Array {
+func (c *optCol[T]) newArray(z *zeros) arrow.Array {
 	n := c.v.n
 	var validity *memory.Buffer
 	nulls := 0
 	switch {
 	case !c.valid.mixed && (n == 0 || c.valid.first):
 	case !c.valid.mixed:
-		validity, nulls = newBuf(c.v.mem, int(bitutil.BytesForBits(int64(n)))), n
+		validity, nulls = z.slice(c.v.mem, int(bitutil.BytesForBits(int64(n)))), n
 	default:
 		validity = newFullBuf(c.v.mem, int(bitutil.BytesForBits(int64(n))))
 		bm := validity.Bytes()
@@ -399,7 +408,7 @@ func (c *optCol[T]) newArray() arrow.Array {
 			}
 		}
 	}
-	b := c.v.buf()
+	b := c.v.buf(z)
 	d := array.NewData(c.v.typ, n, []*memory.Buffer{validity, b}, nil, nulls, 0)
 	b.Release()
 	if validity != nil {
@@ -456,13 +465,13 @@ func (c *binCol) release() {
 	c.off, c.data, c.n, c.mixed = nil, nil, 0, false
 }
 
-func (c *binCol) newArray() arrow.Array {
+func (c *binCol) newArray(z *zeros) arrow.Array {
 	var ob, db *memory.Buffer
 	if c.mixed {
 		ob, db = give(c.mem, c.off, &c.offB), give(c.mem, c.data, &c.dataB)
 		c.off, c.data = nil, nil
 	} else {
-		ob, db = newBuf(c.mem, 4*(c.n+1)), copyBuf(c.mem, nil)
+		ob, db = z.slice(c.mem, 4*(c.n+1)), copyBuf(c.mem, nil)
 	}
 	d := array.NewData(c.typ, c.n, []*memory.Buffer{nil, ob, db}, nil, 0, 0)
 	ob.Release()
