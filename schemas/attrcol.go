@@ -11,9 +11,10 @@ import (
 )
 
 // attrTable collects a top-level map<string, AnyValue> column (one whose rows
-// are the rows of a table) in plain Go slices for a whole batch and copies
-// them into Arrow buffers of its allocator at Build; the slices are kept for
-// the next batch.
+// are the rows of a table) in plain slices for a whole batch. Those that are
+// an Arrow buffer as they are (the keys, the strings, the types, the
+// offsets) lie in buffers of its allocator, handed to the array at Build
+// (see batchbuf.go); the others are kept for the next batch.
 //
 // The UTF-8 of keys and string values is not checked per value but once per
 // request (see valid); a request that fails the check is decoded again in
@@ -40,6 +41,10 @@ type attrTable struct {
 
 	// progress of valid: entries and bytes checked so far
 	checkedKeys, checkedStrs int
+	started                  bool // the slices of the batch are taken
+
+	// the buffers behind the slices handed over at Build
+	rowOffB, keyOffB, keyDataB, typsB, strOffB, strDataB, byOffB, byDataB batchBuf
 }
 
 type sparse struct {
@@ -53,27 +58,50 @@ func newAttrTable(strict *bool, mem memory.Allocator) attrTable {
 	return a
 }
 
-// reset empties the table, keeping the slices' memory.
+// reset empties the table after its slices were handed over (or freed),
+// keeping the memory of the others; the first row takes new ones (start).
 func (a *attrTable) reset() {
-	a.rowOff = a.rowOff[:0]
+	a.rowOff, a.keyOff, a.keyData, a.typs, a.strOff, a.strData, a.byData = nil, nil, nil, nil, nil, nil, nil
 	a.rowValid = a.rowValid[:0]
 	a.nulls = 0
-	a.keyOff = append(a.keyOff[:0], 0)
-	a.keyData = a.keyData[:0]
-	a.typs = a.typs[:0]
-	a.strOff = append(a.strOff[:0], 0)
-	a.strData = a.strData[:0]
-	a.byOff = append(a.byOff[:0], 0)
-	a.byData = a.byData[:0]
 	a.ints = a.ints[:0]
 	a.dbls = a.dbls[:0]
 	a.bools = a.bools[:0]
 	a.checkedKeys, a.checkedStrs = 0, 0
+	a.started = false
+}
+
+// start takes the slices of a batch, at its first row.
+func (a *attrTable) start() {
+	a.rowOff = take[int32](a.mem, &a.rowOffB)
+	a.keyOff = append(take[int32](a.mem, &a.keyOffB), 0)
+	a.keyData = take[byte](a.mem, &a.keyDataB)
+	a.typs = take[uint8](a.mem, &a.typsB)
+	a.strOff = append(take[int32](a.mem, &a.strOffB), 0)
+	a.strData = take[byte](a.mem, &a.strDataB)
+	if a.byOff == nil {
+		a.byOff = take[int32](a.mem, &a.byOffB)
+	}
+	a.byOff = append(a.byOff, 0)
+	a.byData = take[byte](a.mem, &a.byDataB)
+	a.started = true
+}
+
+// release frees the buffers of a batch that is not built.
+func (a *attrTable) release() {
+	for _, b := range []*batchBuf{&a.rowOffB, &a.keyOffB, &a.keyDataB, &a.typsB, &a.strOffB, &a.strDataB, &a.byOffB, &a.byDataB} {
+		b.free(a.mem)
+	}
+	a.byOff = nil
+	a.reset()
 }
 
 // row starts a map row (valid) or appends a null row (!valid); appendKV adds
 // entries to the last row started.
 func (a *attrTable) row(valid bool) {
+	if !a.started {
+		a.start()
+	}
 	a.rowOff = append(a.rowOff, int32(len(a.typs)))
 	a.rowValid = append(a.rowValid, valid)
 	if !valid {
@@ -85,6 +113,12 @@ func (a *attrTable) flush() {}
 
 // len is the number of rows.
 func (a *attrTable) len() int { return len(a.rowValid) }
+
+// values is the number of rows or of entries, whichever is larger.
+func (a *attrTable) values() int { return max(len(a.rowValid), len(a.typs)) }
+
+// zeros is the zeros of a record whose only column with zero buffers is a.
+func (a *attrTable) zeros() *zeros { return newZeros(a.values()) }
 
 // appendKV appends the KeyValue whose encoding is p to the open map row.
 //
@@ -353,6 +387,9 @@ func (a *attrTable) appendAny(p []byte) error {
 // valid reports whether the keys and string values appended since the last
 // call are valid UTF-8 each.
 func (a *attrTable) valid() bool {
+	if !a.started {
+		return true
+	}
 	ok := validPieces(a.keyData, a.keyOff, a.checkedKeys) && validPieces(a.strData, a.strOff, a.checkedStrs)
 	a.checkedKeys, a.checkedStrs = len(a.keyOff)-1, len(a.strOff)-1
 	return ok
@@ -387,16 +424,10 @@ func copyBuf(mem memory.Allocator, b []byte) *memory.Buffer {
 	return buf
 }
 
-func (a *attrTable) binData(t arrow.DataType, n int, off []int32, data []byte) arrow.ArrayData {
-	// byOff holds only [0] when no entry has bytes: the rest stays zero.
-	var ob *memory.Buffer
-	if len(off) == n+1 {
-		ob = newFullBuf(a.mem, 4*(n+1))
-	} else {
-		ob = newBuf(a.mem, 4*(n+1))
-	}
-	copy(ob.Bytes(), bytesOf(off))
-	return a.fixedData(t, n, ob, copyBuf(a.mem, data))
+// binData is a string or binary array of the n values whose offsets and
+// bytes are the batch slices off and data, which it takes over.
+func (a *attrTable) binData(t arrow.DataType, n int, off []int32, offB *batchBuf, data []byte, dataB *batchBuf) arrow.ArrayData {
+	return a.fixedData(t, n, give(a.mem, off, offB), give(a.mem, data, dataB))
 }
 
 // fixedData is an array of buffers, which it takes over.
@@ -418,37 +449,63 @@ func (a *attrTable) bitmap(n int, set func(yield func(int) bool)) *memory.Buffer
 	return buf
 }
 
+// sparseBuf is a buffer of e 8-byte values, zero but at the entries of xs.
+func (a *attrTable) sparseBuf(z *zeros, e int, xs []sparse) *memory.Buffer {
+	if len(xs) == 0 {
+		return z.slice(a.mem, 8*e)
+	}
+	b := newBuf(a.mem, 8*e)
+	v := castBytes[uint64](b.Bytes())
+	for _, x := range xs {
+		v[x.i] = x.v
+	}
+	return b
+}
+
 // newArray returns the column of the rows appended since the last call and
-// starts a new one.
-func (a *attrTable) newArray() arrow.Array {
+// starts a new one; its zero buffers are slices of z's.
+func (a *attrTable) newArray(z *zeros) arrow.Array {
+	if !a.started {
+		a.start() // no rows: the offsets still need their 0
+	}
 	e, r := len(a.typs), len(a.rowValid)
-	ints := newBuf(a.mem, 8*e)
-	iv := castBytes[int64](ints.Bytes())
-	for _, x := range a.ints {
-		iv[x.i] = int64(x.v)
-	}
-	dbls := newBuf(a.mem, 8*e)
-	dv := castBytes[uint64](dbls.Bytes())
-	for _, x := range a.dbls {
-		dv[x.i] = x.v
-	}
-	bools := a.bitmap(e, func(yield func(int) bool) {
-		for _, i := range a.bools {
-			if !yield(int(i)) {
-				return
+	ints, dbls := a.sparseBuf(z, e, a.ints), a.sparseBuf(z, e, a.dbls)
+	var bools *memory.Buffer
+	if len(a.bools) == 0 {
+		bools = z.slice(a.mem, int(bitutil.BytesForBits(int64(e))))
+	} else {
+		bools = a.bitmap(e, func(yield func(int) bool) {
+			for _, i := range a.bools {
+				if !yield(int(i)) {
+					return
+				}
 			}
+		})
+	}
+	var bytes arrow.ArrayData
+	if len(a.byOff) == e+1 {
+		bytes = a.binData(arrow.BinaryTypes.Binary, e, a.byOff, &a.byOffB, a.byData, &a.byDataB)
+		a.byOff = nil
+	} else {
+		// byOff holds only [0] when no entry has bytes: the offsets are
+		// all zero. The slice is kept unless it is the allocator's.
+		bytes = a.fixedData(arrow.BinaryTypes.Binary, e, z.slice(a.mem, 4*(e+1)), give(a.mem, a.byData, &a.byDataB))
+		if a.byOffB.b != nil {
+			a.byOffB.free(a.mem)
+			a.byOff = nil
 		}
-	})
+		a.byOff, a.byOffB.hint = a.byOff[:0], 0
+	}
 	children := []arrow.ArrayData{
-		a.fixedData(arrow.PrimitiveTypes.Uint8, e, copyBuf(a.mem, a.typs)),
-		a.binData(arrow.BinaryTypes.String, e, a.strOff, a.strData),
+		a.fixedData(arrow.PrimitiveTypes.Uint8, e, give(a.mem, a.typs, &a.typsB)),
+		a.binData(arrow.BinaryTypes.String, e, a.strOff, &a.strOffB, a.strData, &a.strDataB),
 		a.fixedData(arrow.PrimitiveTypes.Int64, e, ints),
 		a.fixedData(arrow.PrimitiveTypes.Float64, e, dbls),
 		a.fixedData(arrow.FixedWidthTypes.Boolean, e, bools),
-		a.binData(arrow.BinaryTypes.Binary, e, a.byOff, a.byData),
+		bytes,
 	}
 	vals := array.NewData(AnyValueType, e, []*memory.Buffer{nil}, children, 0, 0)
-	keys := a.binData(arrow.BinaryTypes.String, e, a.keyOff, a.keyData)
+	keys := a.binData(arrow.BinaryTypes.String, e, a.keyOff, &a.keyOffB, a.keyData, &a.keyDataB)
 	entries := array.NewData(AttributesType.Elem(), e, []*memory.Buffer{nil}, []arrow.ArrayData{keys, vals}, 0, 0)
 	var validity *memory.Buffer
 	if a.nulls > 0 {
@@ -461,7 +518,7 @@ func (a *attrTable) newArray() arrow.Array {
 		})
 	}
 	a.rowOff = append(a.rowOff, int32(e))
-	rowOff := copyBuf(a.mem, bytesOf(a.rowOff))
+	rowOff := give(a.mem, a.rowOff, &a.rowOffB)
 	m := array.NewData(AttributesType, r, []*memory.Buffer{validity, rowOff}, []arrow.ArrayData{entries}, a.nulls, 0)
 	rowOff.Release()
 	if validity != nil {
@@ -483,11 +540,13 @@ func (a *attrTable) newArray() arrow.Array {
 // (colbuf.go) rather than by the record builder.
 type subst struct {
 	i int
-	a interface{ newArray() arrow.Array }
+	a interface{ newArray(*zeros) arrow.Array }
 }
 
-// newRecord builds the record of rb with the columns in subs replaced.
-func newRecord(rb *array.RecordBuilder, subs ...subst) arrow.RecordBatch {
+// newRecord builds the record of rb with the columns in subs replaced, their
+// zero buffers sliced from z.
+func newRecord(rb *array.RecordBuilder, z *zeros, subs ...subst) arrow.RecordBatch {
+	defer z.release()
 	fields := rb.Fields()
 	cols := make([]arrow.Array, len(fields))
 	defer func() {
@@ -499,7 +558,7 @@ func newRecord(rb *array.RecordBuilder, subs ...subst) arrow.RecordBatch {
 	}()
 	rows := -1
 	for _, s := range subs {
-		cols[s.i] = s.a.newArray()
+		cols[s.i] = s.a.newArray(z)
 		if rows < 0 {
 			rows = cols[s.i].Len()
 		}

@@ -19,9 +19,9 @@ import (
 )
 
 // TestBuilderReuse: one Builder through many Append/Build cycles (the
-// attribute columns are copied into each batch from slices kept across
-// batches) gives the same batches as fresh builders, and earlier batches
-// stay intact while later ones are built.
+// attribute columns are collected in buffers handed to each batch, see
+// batchbuf.go) gives the same batches as fresh builders, and earlier
+// batches stay intact while later ones are built.
 func TestBuilderReuse(t *testing.T) {
 	for _, sig := range otlpwire.Signals {
 		t.Run(sig.String(), func(t *testing.T) {

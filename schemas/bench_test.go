@@ -89,6 +89,39 @@ func benchDecodeK8sLoad(b *testing.B) {
 	b.ReportMetric(b.Elapsed().Seconds()*1e9/(float64(b.N)*float64(items)), "ns/item")
 }
 
+// BenchmarkBuild is Build alone (and the batch's Release, which gives its
+// buffers back to the pool) on the batches of benchDecodeK8sLoad: the
+// requests are appended with the timer stopped.
+func BenchmarkBuild(b *testing.B) {
+	b.Run("k8s-load", func(b *testing.B) {
+		l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var reqs [][]byte
+		items := 0
+		for j := range l.RequestsPerStep() {
+			reqs = append(reqs, l.Request(nil, j))
+			items += l.PerRequest()
+		}
+		bld := NewBuilder(otlpwire.Metrics, arrowpool.New())
+		defer bld.Release()
+		b.ReportAllocs()
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			for _, r := range reqs {
+				if _, err := bld.Append(r); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StartTimer()
+			bld.Build().Release()
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/(float64(b.N)*float64(items)), "ns/item")
+	})
+}
+
 func BenchmarkToOTLP(b *testing.B) {
 	for _, c := range corpora() {
 		b.Run(c.Name, func(b *testing.B) {

@@ -217,16 +217,16 @@ func (b *Builder) flush() {
 // resets the builder. The caller owns the batch and must Release it.
 func (b *Builder) Build() *Batch {
 	bt := &Batch{Signal: b.sig}
-	bt.Resources = newRecord(b.res.rb, subst{ResAttributes, &b.res.attrs})
-	bt.Scopes = newRecord(b.scopes.rb, subst{ScopeAttributes, &b.scopes.attrs})
+	bt.Resources = newRecord(b.res.rb, b.res.attrs.zeros(), subst{ResAttributes, &b.res.attrs})
+	bt.Scopes = newRecord(b.scopes.rb, b.scopes.attrs.zeros(), subst{ScopeAttributes, &b.scopes.attrs})
 	switch b.sig {
 	case otlpwire.Metrics:
-		bt.Metrics = newRecord(b.met.rb, subst{MetMetadata, &b.met.metadata})
-		bt.Items = newRecord(b.pts.rb, b.pts.columns()...)
+		bt.Metrics = newRecord(b.met.rb, b.met.metadata.zeros(), subst{MetMetadata, &b.met.metadata})
+		bt.Items = newRecord(b.pts.rb, newZeros(max(b.pts.n, b.pts.attrs.values())), b.pts.columns()...)
 	case otlpwire.Logs:
-		bt.Items = newRecord(b.logs.rb, subst{LogAttributes, &b.logs.attrs})
+		bt.Items = newRecord(b.logs.rb, b.logs.attrs.zeros(), subst{LogAttributes, &b.logs.attrs})
 	default:
-		bt.Items = newRecord(b.spans.rb, subst{SpanAttributes, &b.spans.attrs})
+		bt.Items = newRecord(b.spans.rb, b.spans.attrs.zeros(), subst{SpanAttributes, &b.spans.attrs})
 	}
 	b.items, b.res.n, b.scopes.n = 0, 0, 0
 	if b.met != nil {
@@ -238,16 +238,21 @@ func (b *Builder) Build() *Batch {
 // Release frees the builder's memory.
 func (b *Builder) Release() {
 	b.res.rb.Release()
+	b.res.attrs.release()
 	b.scopes.rb.Release()
+	b.scopes.attrs.release()
 	switch b.sig {
 	case otlpwire.Metrics:
 		b.met.rb.Release()
+		b.met.metadata.release()
 		b.pts.rb.Release()
 		b.pts.release()
 	case otlpwire.Logs:
 		b.logs.rb.Release()
+		b.logs.attrs.release()
 	default:
 		b.spans.rb.Release()
+		b.spans.attrs.release()
 	}
 }
 

@@ -178,7 +178,7 @@ func (c *listCol) start(i int) {
 	}
 }
 
-func (c *listCol) newArray() arrow.Array {
+func (c *listCol) newArray(z *zeros) arrow.Array {
 	n := *c.rows
 	var vals arrow.Array
 	if c.vb.Len() == 0 {
@@ -193,12 +193,17 @@ func (c *listCol) newArray() arrow.Array {
 		vals = c.vb.NewArray()
 	}
 	defer vals.Release()
-	ob := newFullBuf(c.mem, 4*(n+1))
-	off := castBytes[int32](ob.Bytes())[:n+1]
-	copy(off, c.off)
-	end := int32(vals.Len())
-	for i := len(c.off); i <= n; i++ {
-		off[i] = end
+	var ob *memory.Buffer
+	if vals.Len() == 0 {
+		ob = z.slice(c.mem, 4*(n+1)) // every list empty
+	} else {
+		ob = newFullBuf(c.mem, 4*(n+1))
+		off := castBytes[int32](ob.Bytes())[:n+1]
+		copy(off, c.off)
+		end := int32(vals.Len())
+		for i := len(c.off); i <= n; i++ {
+			off[i] = end
+		}
 	}
 	d := array.NewData(c.typ, n, []*memory.Buffer{nil, ob}, []arrow.ArrayData{vals.Data()}, 0, 0)
 	ob.Release()
@@ -241,12 +246,12 @@ func appendBins(b *array.BinaryBuilder, v [][]byte, hint *int) {
 }
 
 // Batch columns: the fixed-width and binary columns of the data points are
-// collected in plain Go slices for a whole batch (kept for the next one)
-// and become Arrow arrays at Build, with one copy into a buffer of the
-// allocator that is not cleared first, rather than going through Arrow
-// builders (which clear every buffer they grow and copy on each growth). A
-// column whose values are all the same so far (a field the points do not
-// use: a gauge's count, a histogram's value) only counts them.
+// collected in plain slices for a whole batch, in buffers of the allocator
+// that become the Arrow arrays' at Build (see batchbuf.go), rather than
+// going through Arrow builders (which clear every buffer they grow and copy
+// on each growth). A column whose values are all the same so far (a field
+// the points do not use: a gauge's count, a histogram's value) only counts
+// them.
 
 // word is what a batch column holds: the bits of its values (float64
 // columns hold math.Float64bits, so that -0 and NaNs stay exact).
@@ -259,6 +264,7 @@ type runCol[T word] struct {
 	mem   memory.Allocator
 	typ   arrow.DataType
 	v     []T // the rows, once mixed
+	vb    batchBuf
 	first T
 	n     int
 	mixed bool // v holds the rows; else all n rows are first
@@ -300,6 +306,9 @@ func (c *runCol[T]) fill(n int) {
 
 // spill writes out the run of equal values.
 func (c *runCol[T]) spill() {
+	if c.v == nil {
+		c.v = take[T](c.mem, &c.vb)
+	}
 	c.v = c.v[:0]
 	for range c.n {
 		c.v = append(c.v, c.first)
@@ -313,26 +322,37 @@ func (c *runCol[T]) reset() {
 	c.first = zero
 }
 
-// buf is a buffer of the allocator holding the values.
-func (c *runCol[T]) buf() *memory.Buffer {
-	var zero T
-	size := int(unsafe.Sizeof(zero))
-	b := newFullBuf(c.mem, c.n*size)
-	dst := castBytes[T](b.Bytes())[:c.n]
+// release frees the buffer of a batch that is not built.
+func (c *runCol[T]) release() {
+	c.vb.free(c.mem)
+	c.v = nil
+	c.reset()
+}
+
+// buf is a buffer of the allocator holding the values: v's own once
+// mixed, a slice of z when they are all zero.
+func (c *runCol[T]) buf(z *zeros) *memory.Buffer {
 	if c.mixed {
-		copy(dst, c.v)
-	} else {
-		for i := range dst {
-			dst[i] = c.first
-		}
+		b := give(c.mem, c.v, &c.vb)
+		c.v = nil
+		return b
+	}
+	var zero T
+	if c.first == zero {
+		return z.slice(c.mem, c.n*int(unsafe.Sizeof(zero)))
+	}
+	b := newFullBuf(c.mem, c.n*int(unsafe.Sizeof(zero)))
+	dst := castBytes[T](b.Bytes())[:c.n]
+	for i := range dst {
+		dst[i] = c.first
 	}
 	return b
 }
 
 // newArray returns the column of the rows added since the last call and
 // starts a new one.
-func (c *runCol[T]) newArray() arrow.Array {
-	b := c.buf()
+func (c *runCol[T]) newArray(z *zeros) arrow.Array {
+	b := c.buf(z)
 	d := array.NewData(c.typ, c.n, []*memory.Buffer{nil, b}, nil, 0, 0)
 	b.Release()
 	c.reset()
@@ -363,14 +383,19 @@ func (c *optCol[T]) fill(n int) {
 	c.valid.fill(n)
 }
 
-func (c *optCol[T]) newArray() arrow.Array {
+func (c *optCol[T]) release() {
+	c.v.release()
+	c.valid.release()
+}
+
+func (c *optCol[T]) newArray(z *zeros) arrow.Array {
 	n := c.v.n
 	var validity *memory.Buffer
 	nulls := 0
 	switch {
 	case !c.valid.mixed && (n == 0 || c.valid.first):
 	case !c.valid.mixed:
-		validity, nulls = newBuf(c.v.mem, int(bitutil.BytesForBits(int64(n)))), n
+		validity, nulls = z.slice(c.v.mem, int(bitutil.BytesForBits(int64(n)))), n
 	default:
 		validity = newFullBuf(c.v.mem, int(bitutil.BytesForBits(int64(n))))
 		bm := validity.Bytes()
@@ -383,7 +408,7 @@ func (c *optCol[T]) newArray() arrow.Array {
 			}
 		}
 	}
-	b := c.v.buf()
+	b := c.v.buf(z)
 	d := array.NewData(c.v.typ, n, []*memory.Buffer{validity, b}, nil, nulls, 0)
 	b.Release()
 	if validity != nil {
@@ -403,6 +428,8 @@ type binCol struct {
 	typ   arrow.DataType
 	off   []int32 // n+1 offsets, once mixed
 	data  []byte
+	offB  batchBuf
+	dataB batchBuf
 	n     int
 	mixed bool // off holds the offsets; else all n values are empty
 }
@@ -417,6 +444,9 @@ func (c *binCol) add(x []byte) {
 			c.n++
 			return
 		}
+		if c.off == nil {
+			c.off, c.data = take[int32](c.mem, &c.offB), take[byte](c.mem, &c.dataB)
+		}
 		c.off = c.off[:0]
 		for range c.n + 1 {
 			c.off = append(c.off, 0)
@@ -428,19 +458,25 @@ func (c *binCol) add(x []byte) {
 	c.n++
 }
 
-func (c *binCol) newArray() arrow.Array {
-	var ob *memory.Buffer
+// release frees the buffers of a batch that is not built.
+func (c *binCol) release() {
+	c.offB.free(c.mem)
+	c.dataB.free(c.mem)
+	c.off, c.data, c.n, c.mixed = nil, nil, 0, false
+}
+
+func (c *binCol) newArray(z *zeros) arrow.Array {
+	var ob, db *memory.Buffer
 	if c.mixed {
-		ob = newFullBuf(c.mem, 4*(c.n+1))
-		copy(ob.Bytes(), bytesOf(c.off))
+		ob, db = give(c.mem, c.off, &c.offB), give(c.mem, c.data, &c.dataB)
+		c.off, c.data = nil, nil
 	} else {
-		ob = newBuf(c.mem, 4*(c.n+1))
+		ob, db = z.slice(c.mem, 4*(c.n+1)), copyBuf(c.mem, nil)
 	}
-	db := copyBuf(c.mem, c.data)
 	d := array.NewData(c.typ, c.n, []*memory.Buffer{nil, ob, db}, nil, 0, 0)
 	ob.Release()
 	db.Release()
-	c.off, c.data, c.n, c.mixed = c.off[:0], c.data[:0], 0, false
+	c.n, c.mixed = 0, false
 	a := array.MakeFromData(d)
 	d.Release()
 	return a

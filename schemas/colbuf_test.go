@@ -44,7 +44,8 @@ func TestBatchColumns(t *testing.T) {
 				bc.add(by)
 				wantBin.Append(by)
 			}
-			for _, pair := range [][2]arrow.Array{{c.newArray(), want.NewArray()}, {o.newArray(), wantOpt.NewArray()}, {bc.newArray(), wantBin.NewArray()}} {
+			z := newZeros(len(vals)) // the columns' zero buffers share one
+			for _, pair := range [][2]arrow.Array{{c.newArray(z), want.NewArray()}, {o.newArray(z), wantOpt.NewArray()}, {bc.newArray(z), wantBin.NewArray()}} {
 				got, exp := pair[0], pair[1]
 				f, isFloat := got.(*array.Float64)
 				if got.Len() != exp.Len() || got.NullN() != exp.NullN() || !isFloat && !array.Equal(got, exp) {
@@ -65,6 +66,7 @@ func TestBatchColumns(t *testing.T) {
 				got.Release()
 				exp.Release()
 			}
+			z.release()
 			want.Release()
 			wantOpt.Release()
 			wantBin.Release()
@@ -107,7 +109,9 @@ func TestListColumn(t *testing.T) {
 			}
 			rows++
 		}
-		got, exp := c.newArray(), want.NewArray()
+		z := newZeros(rows)
+		got, exp := c.newArray(z), want.NewArray()
+		z.release()
 		if got.Len() != exp.Len() || got.NullN() != 0 || !array.Equal(got, exp) {
 			t.Fatalf("got %v, want %v", got, exp)
 		}
@@ -147,7 +151,8 @@ func TestColumnFill(t *testing.T) {
 				wantOpt.AppendValues([]uint64{x}, []bool{ok})
 			}
 		}
-		for _, pair := range [][2]arrow.Array{{c.newArray(), want.NewArray()}, {o.newArray(), wantOpt.NewArray()}} {
+		z := newZeros(c.n)
+		for _, pair := range [][2]arrow.Array{{c.newArray(z), want.NewArray()}, {o.newArray(z), wantOpt.NewArray()}} {
 			got, exp := pair[0], pair[1]
 			if got.Len() != exp.Len() || got.NullN() != exp.NullN() || !array.Equal(got, exp) {
 				t.Fatalf("got %v, want %v", got, exp)
@@ -162,6 +167,7 @@ func TestColumnFill(t *testing.T) {
 			got.Release()
 			exp.Release()
 		}
+		z.release()
 		want.Release()
 		wantOpt.Release()
 	}

@@ -720,8 +720,13 @@ func (b *Builder) exemplar(p []byte) error {
 
 // release frees what the builder keeps outside its record builder.
 func (t *pointBuilder) release() {
-	for _, l := range []*listCol{&t.exemplars, &t.bucketCounts, &t.bounds, &t.posCounts, &t.negCounts, &t.quantiles} {
-		l.release()
+	for _, c := range []interface{ release() }{
+		&t.resourceID, &t.scopeID, &t.metricID, &t.start, &t.time, &t.attrs, &t.flags,
+		&t.intValue, &t.doubleValue, &t.count, &t.sum, &t.min, &t.max,
+		&t.scale, &t.zeroCount, &t.zeroThreshold, &t.posOffset, &t.negOffset, &t.extra,
+		&t.exemplars, &t.bucketCounts, &t.bounds, &t.posCounts, &t.negCounts, &t.quantiles,
+	} {
+		c.release()
 	}
 }
 

@@ -1,0 +1,126 @@
+package schemas
+
+import (
+	"unsafe"
+
+	"github.com/apache/arrow-go/v18/arrow/bitutil"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/sluice-dev/sluice/internal/arrowpool"
+)
+
+// Batch slices: the Go slices in which the batch columns (attrTable,
+// runCol, binCol) collect a batch lie in a buffer of the Builder's
+// allocator, and Build hands that buffer to the Arrow array as it is
+// instead of copying the slice into a new one (copies of some megabytes a
+// batch under the Kubernetes load, 40% of Build). The next batch takes a
+// fresh buffer, with a recycling allocator (internal/arrowpool) one that a
+// released batch freed, as large as the last batch's slice rounded up to a
+// power of two, so that the appends rarely outgrow it. A slice that did
+// outgrow it has moved to the Go heap: Build copies that one, as before,
+// and frees the buffer. (rules/columnar's rawAttrs hands over the columns
+// it rewrites the same way.)
+//
+// The buffer is taken when a batch's first value is added, not at Build,
+// so that a Builder between batches holds none of its allocator's memory,
+// as before: a checked allocator sees no leak once the batches are
+// released, and a Builder dropped between batches leaves nothing of the
+// pool unfreed. Builder.Release frees the buffers of a batch that was
+// never built.
+
+// batchBuf is the allocator's buffer behind one batch slice.
+type batchBuf struct {
+	b    []byte // as allocated: all of it goes to Free; nil when none
+	hint int    // the size of the next buffer; 0 before the first Build
+}
+
+// take returns an empty slice over a new buffer of b.hint bytes; nil (the
+// slice's appends go to the Go heap) when there is no hint yet.
+func take[T word](mem memory.Allocator, b *batchBuf) []T {
+	if b.hint == 0 {
+		return nil
+	}
+	if p, ok := mem.(*arrowpool.Pool); ok {
+		// Every byte of the slice is appended before it is read.
+		b.b = p.AllocateNoZero(b.hint)
+	} else {
+		b.b = mem.Allocate(b.hint)
+	}
+	return castBytes[T](b.b)[:0]
+}
+
+// give returns a buffer of mem holding s, the slice of the batch being
+// built: b's own buffer when s still lies in it, else a copy. The caller
+// drops s: the buffer is the array's now. The next take is sized by s.
+func give[T word](mem memory.Allocator, s []T, b *batchBuf) *memory.Buffer {
+	raw := bytesOf(s)
+	var buf *memory.Buffer
+	if len(raw) > 0 && len(b.b) >= len(raw) && unsafe.SliceData(raw) == unsafe.SliceData(b.b) {
+		buf = memory.NewBufferWithAllocator(b.b, mem)
+		buf.ResizeNoShrink(len(raw))
+		b.b = nil
+	} else {
+		buf = copyBuf(mem, raw)
+		b.free(mem)
+	}
+	b.hint = nextHint(len(raw), b.hint)
+	return buf
+}
+
+// nextHint is the size of the buffer for the next batch's slice after one
+// of used bytes: a power of two, so that a recycling allocator can serve
+// it from the buffers of its size class. It shrinks by at most half per
+// batch, so that a small batch among large ones does not make the next
+// large one outgrow its buffer.
+func nextHint(used, hint int) int {
+	n := max(used, hint/2)
+	if n == 0 {
+		return 0
+	}
+	return max(bitutil.NextPowerOf2(n), 64)
+}
+
+// free returns b's buffer, if any, to mem; the slice over it must be
+// dropped.
+func (b *batchBuf) free(mem memory.Allocator) {
+	if b.b != nil {
+		mem.Free(b.b)
+		b.b = nil
+	}
+}
+
+// zeros is the zero bytes of one record being built. The buffers of its
+// columns that hold only zeros (the doubles of attributes that have none,
+// the offsets of lists that are all empty, the values of the fields the
+// points do not use: a gauge's count, sum, min and max) are slices of one
+// buffer, cleared once, rather than buffers of their own, each cleared or
+// filled: under the Kubernetes load, megabytes a batch. Arrays are
+// immutable (see doc.go), so the columns can share it.
+type zeros struct {
+	size int            // the largest slice: 8 bytes a value, and one more
+	buf  *memory.Buffer // taken at the first slice
+}
+
+// newZeros is the zeros of a record whose columns have at most values
+// values (rows, or map entries).
+func newZeros(values int) *zeros { return &zeros{size: 8 * (values + 1)} }
+
+// slice returns a buffer of n zero bytes: a slice of z's buffer, or a
+// buffer of its own when z is nil (a column built on its own, in tests) or
+// has no room.
+func (z *zeros) slice(mem memory.Allocator, n int) *memory.Buffer {
+	if z == nil || n == 0 || n > z.size {
+		return newBuf(mem, n)
+	}
+	if z.buf == nil {
+		z.buf = newBuf(mem, z.size)
+	}
+	return memory.SliceBuffer(z.buf, 0, n)
+}
+
+// release drops z's reference to its buffer: the columns hold theirs.
+func (z *zeros) release() {
+	if z != nil && z.buf != nil {
+		z.buf.Release()
+		z.buf = nil
+	}
+}
