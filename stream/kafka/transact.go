@@ -90,6 +90,7 @@ func (b *Bus) ConsumeTransactional(cfg stream.ConsumerConfig, transactionalID st
 		kgo.OnPartitionsLost(func(_ context.Context, _ *kgo.Client, parts map[string][]int32) { c.loss.drop(parts) }),
 	)
 	opts = append(opts, b.cfg.groupOpts()...)
+	opts = append(opts, pollBytesOpts(cfg.MaxPollBytes)...)
 	opts = append(opts, metricsOpts(b.cfg.Registerer)...)
 	sess, err := kgo.NewGroupTransactSession(opts...)
 	if err != nil {
