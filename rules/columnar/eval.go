@@ -89,9 +89,18 @@ func (st *state) evaluate() error {
 			var sm *setMemo
 			if st.inSets != nil && len(st.fieldKeys) == 0 {
 				// A row of an input set met before under the same
-				// resource and scope has that row's outcome.
+				// resource and scope, where the rules read them (each
+				// request's resources are rows of their own), has that
+				// row's outcome.
+				mr, ms := int32(r), int32(s)
+				if !st.info.res {
+					mr = -1
+				}
+				if !st.info.memoScope {
+					ms = -1
+				}
 				sm = &st.setMemo[st.inSets[i]]
-				if sm.entry > 0 && sm.r == int32(r) && sm.s == int32(s) {
+				if sm.entry > 0 && sm.r == mr && sm.s == ms {
 					if st.memo.probing {
 						st.probeRow(i) // as memoRow would
 					}
@@ -103,7 +112,7 @@ func (st *state) evaluate() error {
 			var hit bool
 			me, hit = st.memoRow(i, r, s)
 			if sm != nil && !st.memo.off && st.memo.last >= 0 {
-				*sm = setMemo{entry: st.memo.last + 1, r: int32(r), s: int32(s)}
+				*sm = setMemo{entry: st.memo.last + 1, r: st.memo.entries[st.memo.last].r, s: st.memo.entries[st.memo.last].s}
 			}
 			if hit {
 				continue
