@@ -87,6 +87,7 @@ type pending struct {
 	sum    uint64   // of its pair hashes
 	kh, vh []uint64 // its key and value hashes
 	start  int      // its first attribute entry
+	set    int32    // its attribute set (scratch.sets), or -1
 }
 
 // observeStages adds the points of c to ss, one stage or both: each
@@ -129,8 +130,10 @@ func observeStages(ss []stage, c *columns, sc *scratch, cfg *Config) error {
 			start, end := int(s), int(e)
 			var kh, vh []uint64
 			var sum uint64
+			set := int32(-1)
 			if sc.sets != nil {
-				kh, vh, sum = sc.setHashes(pt, int(sc.sets[i]), start, end)
+				set = int32(sc.sets[i])
+				kh, vh, sum = sc.setHashes(pt, int(set), start, end)
 			} else {
 				kh = sc.keyHashes(&pt.keys, start, end)
 				vh, sum = sc.rowHashes(pt, start, kh)
@@ -139,10 +142,10 @@ func observeStages(ss []stage, c *columns, sc *scratch, cfg *Config) error {
 			// in wider words than it was stored, which stalls.
 			sc.run = sc.run[:len(sc.run)+1]
 			p := &sc.run[len(sc.run)-1]
-			p.sum, p.kh, p.vh, p.start = sum, kh, vh, start
+			p.sum, p.kh, p.vh, p.start, p.set = sum, kh, vh, start, set
 		}
 		for k := range ss {
-			sc.refs[k][mr].add(sc.run, sc.fresh[:len(sc.run)], pt, cfg.MaxLabels)
+			sc.refs[k][mr].add(sc.run, sc.fresh[:len(sc.run)], pt, cfg.MaxLabels, sc.setEnts, k)
 		}
 	}
 	return nil
@@ -179,12 +182,25 @@ func (s *stage) resolve(ref *metricRef, mr, r int, c *columns, sc *scratch, cfg 
 }
 
 // add adds run, points of the metric row of ref; fresh is scratch space,
-// one per point.
-func (ref *metricRef) add(run []pending, fresh []bool, a *attrCol, maxLabels int) {
+// one per point. A point of an attribute set (ents, the batch's sets) whose
+// last point added at stage k was the same series (the same metric,
+// resource and set: a series in several steps of a backlog) is not added
+// again: it would find itself counted, or, in a dense sketch, change
+// nothing but the filter of counted series.
+func (ref *metricRef) add(run []pending, fresh []bool, a *attrCol, maxLabels int, ents []setEnt, k int) {
 	m := ref.m
 	n := 0
 	for p := range run {
-		fresh[p] = m.series.insert(fmix64((run[p].sum + ref.resSum) ^ ref.salt))
+		key := (run[p].sum + ref.resSum) ^ ref.salt
+		if s := run[p].set; s >= 0 {
+			last := &ents[s].last[k]
+			if last.m == m && last.key == key {
+				fresh[p] = false
+				continue
+			}
+			last.m, last.key = m, key
+		}
+		fresh[p] = m.series.insert(fmix64(key))
 		if fresh[p] {
 			n++
 		}

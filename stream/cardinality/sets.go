@@ -6,6 +6,12 @@ package cardinality
 type setEnt struct {
 	at, n int32
 	sum   uint64
+	// last: per stage of the Observe call, the series its last point
+	// was added as (see metricRef.add).
+	last [numStages]struct {
+		m   *metric
+		key uint64
+	}
 }
 
 // useSets takes the batch's attribute sets (schemas.Batch.ItemAttrSets:
