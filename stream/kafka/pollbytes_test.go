@@ -4,8 +4,8 @@ import (
 	"context"
 	"crypto/rand"
 	"fmt"
-	"time"
 	"testing"
+	"time"
 
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/bustest"
