@@ -94,26 +94,7 @@ func testAttrSetTable(t *testing.T, n int) {
 // applies e and returns WriteBatch of the output, after look.
 func writeApplied(t *testing.T, e *Engine, mem memory.Allocator, req proto.Message, sets bool, look func(*schemas.Batch)) []byte {
 	t.Helper()
-	body, err := proto.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	bl := schemas.NewBuilder(sigOf(req), mem)
-	defer bl.Release()
-	if _, err := bl.Append(body); err != nil {
-		t.Fatal(err)
-	}
-	in := bl.Build()
-	if sets {
-		in.FindItemAttrSets(nil)
-	}
-	out, err := e.Apply(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out != in {
-		in.Release()
-	}
+	out, _ := applyReq(t, e, mem, req, sets)
 	defer out.Release()
 	if look != nil {
 		look(out)

@@ -79,16 +79,17 @@ func runOn(t testing.TB, e *Engine, mem *memory.CheckedAllocator, req proto.Mess
 	return runOnSets(t, e, mem, req, false)
 }
 
-// runOnSets is runOn; with sets, the input batch has its attribute sets
-// (FindItemAttrSets), as the worker gives them.
-func runOnSets(t testing.TB, e *Engine, mem *memory.CheckedAllocator, req proto.Message, sets bool) (proto.Message, bool) {
+// applyReq decodes req on mem (its attribute sets found, with sets, as the
+// worker gives them) and applies e: the output, to release, and whether
+// it is the input.
+func applyReq(t testing.TB, e *Engine, mem memory.Allocator, req proto.Message, sets bool) (*schemas.Batch, bool) {
 	t.Helper()
-	sig := sigOf(req)
 	body, err := proto.Marshal(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bl := schemas.NewBuilder(sig, mem)
+	bl := schemas.NewBuilder(sigOf(req), mem)
+	defer bl.Release()
 	if _, err := bl.Append(body); err != nil {
 		t.Fatal(err)
 	}
@@ -100,16 +101,22 @@ func runOnSets(t testing.TB, e *Engine, mem *memory.CheckedAllocator, req proto.
 	if err != nil {
 		t.Fatal(err)
 	}
-	same := out == in
-	if !same {
+	if out != in {
 		in.Release()
 	}
+	return out, out == in
+}
+
+// runOnSets is runOn; with sets, the input batch has its attribute sets
+// (FindItemAttrSets), as the worker gives them.
+func runOnSets(t testing.TB, e *Engine, mem *memory.CheckedAllocator, req proto.Message, sets bool) (proto.Message, bool) {
+	t.Helper()
+	out, same := applyReq(t, e, mem, req, sets)
 	enc, err := schemas.ToOTLP(out, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	out.Release()
-	bl.Release()
 	mem.AssertSize(t, 0)
 	got := req.ProtoReflect().New().Interface()
 	if err := proto.Unmarshal(enc, got); err != nil {
