@@ -196,18 +196,33 @@ func FuzzReadBatch(f *testing.F) {
 }
 
 // FuzzDecodeTables is FuzzReadBatch after decompression: mutations reach the
-// column codec directly instead of mostly breaking the zstd frame.
+// column codec directly instead of mostly breaking the zstd frame. A batch
+// read by set is written (WriteBatch) as the same batch read in full.
 func FuzzDecodeTables(f *testing.F) {
 	_, payloads, sigs := recordSeeds(f)
 	for i, p := range payloads {
 		f.Add(uint8(sigs[i]), p)
+		f.Add(uint8(sigs[i])|0x80, p) // read by set
 	}
 	old := maxDecodeElems
 	maxDecodeElems = 1 << 20
 	defer func() { maxDecodeElems = old }()
 	f.Fuzz(func(t *testing.T, sig uint8, raw []byte) {
 		// The high bit reads by set (ReadBatchSets).
-		b, err := decodeTables(&Batch{Signal: otlpwire.Signal(sig & 0x7f % 3)}, raw, memory.DefaultAllocator, recordFormat, sig&0x80 != 0)
+		s := otlpwire.Signal(sig & 0x7f % 3)
+		b, err := decodeTables(&Batch{Signal: s}, raw, memory.DefaultAllocator, recordFormat, sig&0x80 != 0)
+		if err == nil && b.ItemAttrSetTable != nil {
+			// Written as the batch read in full is.
+			full, err := decodeTables(&Batch{Signal: s}, raw, memory.DefaultAllocator, recordFormat, false)
+			if err == nil {
+				var bySet, whole bytes.Buffer
+				err1, err2 := WriteBatch(&bySet, b), WriteBatch(&whole, full)
+				full.Release()
+				if (err1 == nil) != (err2 == nil) || !bytes.Equal(bySet.Bytes(), whole.Bytes()) {
+					t.Fatalf("WriteBatch by set: %d bytes (%v), in full: %d bytes (%v)", bySet.Len(), err1, whole.Len(), err2)
+				}
+			}
+		}
 		checkDecoded(t, b, err)
 	})
 }
