@@ -17,7 +17,7 @@ type setScratch struct {
 	key     []byte
 	combos  []combo
 	slots   []int32  // 1 + combo index, open addressing on the hash
-	reps    []int32  // per combo: its first kept row (an input row)
+	reps    []int32  // per combo: its first kept row (an input row), which it is compared with
 	setOf   []uint32 // per combo: its set
 	first   []int32  // per set: its first combo
 	runs    [][2]int32
@@ -40,7 +40,6 @@ type patchEdits struct {
 // it keeps: kept rows with equal combos have equal attributes.
 type combo struct {
 	hash uint64
-	row  int32 // input row of its first kept row
 	cp   int32 // canonical patch, 0 for a row the rules left alone
 }
 
@@ -97,7 +96,7 @@ func (st *state) attrSetTable(sel []int32) (table arrow.Array, ids []uint32, ok 
 		}
 		h := st.comboHash(seed, i, cp, base, segs) & comboHashMask
 		if last >= 0 {
-			if cb := &sc.combos[last]; cb.hash == h && st.sameCombo(cb, i, cp, base, segs) {
+			if cb := &sc.combos[last]; cb.hash == h && st.sameCombo(cb.cp, sc.reps[last], i, cp, base, segs) {
 				ids[k] = uint32(last)
 				if st.inSets != nil {
 					st.setCombo[st.inSets[i]] = last + 1
@@ -110,7 +109,7 @@ func (st *state) attrSetTable(sel []int32) (table arrow.Array, ids []uint32, ok 
 		p := int(h) & mask
 		for ; sc.slots[p] != 0; p = (p + 1) & mask {
 			x := sc.slots[p] - 1
-			if cb := &sc.combos[x]; cb.hash == h && st.sameCombo(cb, i, cp, base, segs) {
+			if cb := &sc.combos[x]; cb.hash == h && st.sameCombo(cb.cp, sc.reps[x], i, cp, base, segs) {
 				found = x
 				break
 			}
@@ -120,7 +119,7 @@ func (st *state) attrSetTable(sel []int32) (table arrow.Array, ids []uint32, ok 
 				return nil, nil, false
 			}
 			found = int32(len(sc.combos))
-			sc.combos = append(sc.combos, combo{hash: h, row: i, cp: cp})
+			sc.combos = append(sc.combos, combo{hash: h, cp: cp})
 			sc.reps = append(sc.reps, i)
 			sc.slots[p] = found + 1
 		}
@@ -274,13 +273,13 @@ func runHash(c *mapCols, seed maphash.Seed, h uint64, j0, j1 int32) uint64 {
 	return h
 }
 
-// sameCombo reports whether row i, with its edits, is in combo cb.
-func (st *state) sameCombo(cb *combo, i, cp, base int32, segs []attrSeg) bool {
-	if cb.cp != cp {
+// sameCombo reports whether row i, with its edits, is in the combo of
+// canonical patch ccp whose first row is r.
+func (st *state) sameCombo(ccp, r, i, cp, base int32, segs []attrSeg) bool {
+	if ccp != cp {
 		return false
 	}
 	c := &st.itAttrs
-	r := cb.row
 	if cp == 0 {
 		ni, nr := c.m.IsNull(int(i)), c.m.IsNull(int(r))
 		if ni || nr {
