@@ -80,6 +80,27 @@ func goldenCases() []goldenCase {
 	return cs
 }
 
+// ReadGolden reads a golden file of lines "name sum": the sums by name.
+// Exported for the package's external tests (TestWriteBatchGolden).
+func ReadGolden(t testing.TB, path string) map[string]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sums := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		name, sum, _ := strings.Cut(sc.Text(), " ")
+		sums[name] = sum
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return sums
+}
+
 // TestDecodeGolden: the Arrow batches Append builds (every buffer value,
 // values under nulls included, the null counts and the errors) are those of
 // the decoder as it was when testdata/decode.golden was written. A faster
@@ -87,16 +108,7 @@ func goldenCases() []goldenCase {
 func TestDecodeGolden(t *testing.T) {
 	want := map[string]string{}
 	if !*updateGolden {
-		f, err := os.Open("testdata/decode.golden")
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			name, sum, _ := strings.Cut(sc.Text(), " ")
-			want[name] = sum
-		}
-		f.Close()
+		want = ReadGolden(t, "testdata/decode.golden")
 	}
 	var out strings.Builder
 	for _, c := range goldenCases() {

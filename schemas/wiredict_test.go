@@ -13,6 +13,7 @@ import (
 	metrics "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 )
 
@@ -223,20 +224,7 @@ func BenchmarkAttrSets(b *testing.B) {
 			body = c.Body
 		}
 	}
-	req := &colmetrics.ExportMetricsServiceRequest{}
-	if err := proto.Unmarshal(body, req); err != nil {
-		b.Fatal(err)
-	}
-	for _, rm := range req.ResourceMetrics {
-		for _, sm := range rm.ScopeMetrics {
-			for _, m := range sm.Metrics {
-				for _, p := range m.GetGauge().GetDataPoints() {
-					p.Attributes = slices.DeleteFunc(p.Attributes, func(kv *common.KeyValue) bool { return kv.Key == "debug_id" })
-				}
-			}
-		}
-	}
-	body, err := proto.Marshal(req)
+	body, err := otlptest.WithoutPointAttr(body, "debug_id")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,7 +6,6 @@ package schemas_test
 // (ReadBatch sets Batch.ItemAttrSets, as for a sink's re-encode).
 
 import (
-	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"flag"
@@ -181,16 +180,7 @@ func releaseCases(cs []writeCase) {
 func TestWriteBatchGolden(t *testing.T) {
 	want := map[string]string{}
 	if !*updateWriteGolden {
-		f, err := os.Open("testdata/writebatch.golden")
-		if err != nil {
-			t.Fatal(err)
-		}
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			name, sum, _ := strings.Cut(sc.Text(), " ")
-			want[name] = sum
-		}
-		f.Close()
+		want = schemas.ReadGolden(t, "testdata/writebatch.golden")
 	}
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	cs := writeCases(t, mem, true)

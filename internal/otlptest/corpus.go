@@ -3,6 +3,7 @@ package otlptest
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
@@ -175,3 +176,27 @@ var logsCorpus = sync.OnceValue(func() []byte {
 	b, _ := proto.Marshal(req)
 	return b
 })
+
+// WithoutPointAttr returns the metrics request body without the point
+// attribute key (in gauges and sums): what the workload's rules make of a
+// corpus when they delete debug_id.
+func WithoutPointAttr(body []byte, key string) ([]byte, error) {
+	req := &colmetrics.ExportMetricsServiceRequest{}
+	if err := proto.Unmarshal(body, req); err != nil {
+		return nil, err
+	}
+	drop := func(kv *common.KeyValue) bool { return kv.Key == key }
+	for _, rm := range req.ResourceMetrics {
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				for _, p := range m.GetGauge().GetDataPoints() {
+					p.Attributes = slices.DeleteFunc(p.Attributes, drop)
+				}
+				for _, p := range m.GetSum().GetDataPoints() {
+					p.Attributes = slices.DeleteFunc(p.Attributes, drop)
+				}
+			}
+		}
+	}
+	return proto.Marshal(req)
+}

@@ -72,6 +72,24 @@ type K8sLoadConfig struct {
 	PodGenerations []int
 }
 
+// K8sRules are the rules benchmarks apply to the Kubernetes workload (the
+// corpus metrics-k8s, K8sLoad), as bench/e2e/rules-unmerged does: drop the
+// route /health (one of ten), set an attribute, delete debug_id, the
+// attribute unique per series.
+const K8sRules = `rules:
+  - name: no-health
+    signal: metrics
+    when: attributes["http.route"] == "/health"
+    drop: true
+  - name: cluster
+    signal: metrics
+    set:
+      attributes["cluster"]: '"eu-1"'
+  - name: no-debug-id
+    signal: metrics
+    delete: ['attributes["debug_id"]']
+`
+
 // K8sRoutes are the 10 values of http.route, one per tenth of the series.
 var K8sRoutes = []string{"/", "/cart", "/checkout", "/login", "/logout", "/search", "/items/{id}", "/users/{id}", "/orders/{id}", "/health"}
 

@@ -40,23 +40,6 @@ func measure(b *testing.B, items int, f func()) {
 // cpuTime is the CPU time the process has used.
 var cpuTime = testproc.CPU
 
-// k8sRules are the rules of the Kubernetes workload (corpus metrics-k8s):
-// drop one route of ten, set an attribute, delete the attribute unique per
-// series.
-const k8sRules = `rules:
-  - name: no-health
-    signal: metrics
-    when: attributes["http.route"] == "/health"
-    drop: true
-  - name: cluster
-    signal: metrics
-    set:
-      attributes["cluster"]: '"eu-1"'
-  - name: no-debug-id
-    signal: metrics
-    delete: ['attributes["debug_id"]']
-`
-
 type benchSet struct {
 	name string
 	set  *rules.Set
@@ -66,7 +49,7 @@ type benchSet struct {
 // benchSets: the example rules on every corpus, and the Kubernetes
 // workload's rules on its corpus.
 func benchSets(b *testing.B) []benchSet {
-	example, k8s := exampleSet(b), parse(b, k8sRules)
+	example, k8s := exampleSet(b), parse(b, otlptest.K8sRules)
 	var out []benchSet
 	for _, c := range corpora() {
 		out = append(out, benchSet{c.Name, example, c})

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 )
@@ -47,7 +48,7 @@ func testAttrSetTable(t *testing.T, n int) {
 			fmt.Sprintf("  - name: by-resource\n    signal: %s\n    when: resource[\"service.name\"] == \"svc-1\"\n    set:\n      attributes[\"tag\"]: '\"one\"'\n", sig)
 		set := parse(t, yaml)
 		if seed%4 == 0 {
-			sig, set = otlpwire.Metrics, parse(t, k8sRules)
+			sig, set = otlpwire.Metrics, parse(t, otlptest.K8sRules)
 		}
 		mem := memory.NewCheckedAllocator(testPool)
 		plain, bySet := New(set, Options{Allocator: mem}), New(set, Options{Allocator: mem, AttrSetTable: true})

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"slices"
 	"testing"
 	"time"
 
@@ -94,24 +93,8 @@ func BenchmarkEncode(b *testing.B) {
 func corpusRecord(b testing.TB, c otlptest.Corpus, drop string) *stream.Record {
 	body := c.Body
 	if drop != "" {
-		req := &colmetricspb.ExportMetricsServiceRequest{}
-		if err := proto.Unmarshal(body, req); err != nil {
-			b.Fatal(err)
-		}
-		for _, rm := range req.ResourceMetrics {
-			for _, sm := range rm.ScopeMetrics {
-				for _, m := range sm.Metrics {
-					for _, p := range m.GetGauge().GetDataPoints() {
-						p.Attributes = slices.DeleteFunc(p.Attributes, func(kv *commonpb.KeyValue) bool { return kv.Key == drop })
-					}
-					for _, p := range m.GetSum().GetDataPoints() {
-						p.Attributes = slices.DeleteFunc(p.Attributes, func(kv *commonpb.KeyValue) bool { return kv.Key == drop })
-					}
-				}
-			}
-		}
 		var err error
-		if body, err = proto.Marshal(req); err != nil {
+		if body, err = otlptest.WithoutPointAttr(body, drop); err != nil {
 			b.Fatal(err)
 		}
 	}

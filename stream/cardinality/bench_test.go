@@ -98,7 +98,7 @@ func benchBatch(b *testing.B, body []byte) *schemas.Batch {
 // of the batch once, at one stage or two. "metrics-k8s/rules/before+after"
 // is what the worker does with that corpus: Observe at Before on the
 // batch, then at After on what the Kubernetes workload's rules made of it
-// (k8sRules: /health dropped, cluster set, debug_id deleted, so that its
+// (otlptest.K8sRules: /health dropped, cluster set, debug_id deleted, so that its
 // attribute sets repeat across pods), with the sets found as the worker
 // finds them (schemas.Batch.FindItemAttrSets; SLUICE_BENCH_NO_SETS=1
 // leaves them out).
@@ -163,7 +163,7 @@ func BenchmarkObserve(b *testing.B) {
 	b.Run("metrics-k8s/rules/before+after", func(b *testing.B) {
 		in := benchBatch(b, corpus("metrics-k8s"))
 		defer in.Release()
-		set, err := rules.Parse(map[string][]byte{"k8s.yaml": []byte(k8sRules)})
+		set, err := rules.Parse(map[string][]byte{"k8s.yaml": []byte(otlptest.K8sRules)})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -207,23 +207,6 @@ func perPoint(b *testing.B, points int, f func()) {
 
 // cpuTime is the CPU time the process has used.
 var cpuTime = testproc.CPU
-
-// k8sRules are the rules of the Kubernetes workload (as in rules/columnar's
-// benchmarks): drop one route of ten, set an attribute, delete the
-// attribute unique per series.
-const k8sRules = `rules:
-  - name: no-health
-    signal: metrics
-    when: attributes["http.route"] == "/health"
-    drop: true
-  - name: cluster
-    signal: metrics
-    set:
-      attributes["cluster"]: '"eu-1"'
-  - name: no-debug-id
-    signal: metrics
-    delete: ['attributes["debug_id"]']
-`
 
 // BenchmarkMemory reports the memory a tracker holds per tracked metric
 // after one batch of the corpus (2,000 series and 11 labels per metric) and

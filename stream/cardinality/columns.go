@@ -288,15 +288,7 @@ func (v *anyCol) hashRow(start int, kh, vh []uint64) (sum uint64) {
 		var h uint64
 		if s := v.str.data[off[e]:off[e+1]]; t == schemas.ValueString && len(s) <= 16 {
 			// strHash, inline
-			var x, y uint64
-			switch l := len(s); {
-			case l >= 8:
-				x, y = binary.LittleEndian.Uint64(s), binary.LittleEndian.Uint64(s[l-8:])
-			case l >= 4:
-				x, y = uint64(binary.LittleEndian.Uint32(s)), uint64(binary.LittleEndian.Uint32(s[l-4:]))
-			case l > 0:
-				x = uint64(s[0])<<16 | uint64(s[l>>1])<<8 | uint64(s[l-1])
-			}
+			x, y := shortWords(s)
 			h = wyShort(x, y, len(s))
 		} else {
 			h = v.hash(start + e)
@@ -327,19 +319,25 @@ func wymix(a, b uint64) uint64 {
 // strHash hashes b: as wyhash for up to 16 bytes (two loads and
 // two multiplications: label values are short), xxhash beyond.
 func strHash(b []byte) uint64 {
-	n := len(b)
-	var x, y uint64
-	switch {
-	case n > 16:
+	if len(b) > 16 {
 		return xxhash.Sum64(b)
-	case n >= 8:
-		x, y = binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
-	case n >= 4:
-		x, y = uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
-	case n > 0:
-		x = uint64(b[0])<<16 | uint64(b[n>>1])<<8 | uint64(b[n-1])
 	}
-	return wyShort(x, y, n)
+	x, y := shortWords(b)
+	return wyShort(x, y, len(b))
+}
+
+// shortWords reads b, at most 16 bytes, as wyhash does: two overlapping
+// words, or three bytes.
+func shortWords(b []byte) (x, y uint64) {
+	switch n := len(b); {
+	case n >= 8:
+		return binary.LittleEndian.Uint64(b), binary.LittleEndian.Uint64(b[n-8:])
+	case n >= 4:
+		return uint64(binary.LittleEndian.Uint32(b)), uint64(binary.LittleEndian.Uint32(b[n-4:]))
+	case n > 0:
+		return uint64(b[0])<<16 | uint64(b[n>>1])<<8 | uint64(b[n-1]), 0
+	}
+	return 0, 0
 }
 
 // wyShort is wyhash's end for an input of n <= 16 bytes read as x and y.
