@@ -90,7 +90,7 @@ func (a *attrTable) start() {
 // release frees the buffers of a batch that is not built.
 func (a *attrTable) release() {
 	for _, b := range []*batchBuf{&a.rowOffB, &a.keyOffB, &a.keyDataB, &a.typsB, &a.strOffB, &a.strDataB, &a.byOffB, &a.byDataB} {
-		b.free(a.mem)
+		b.free()
 	}
 	a.byOff = nil
 	a.reset()
@@ -491,7 +491,7 @@ func (a *attrTable) newArray(z *zeros) arrow.Array {
 		// all zero. The slice is kept unless it is the allocator's.
 		bytes = a.fixedData(arrow.BinaryTypes.Binary, e, z.slice(a.mem, 4*(e+1)), give(a.mem, a.byData, &a.byDataB))
 		if a.byOffB.b != nil {
-			a.byOffB.free(a.mem)
+			a.byOffB.free()
 			a.byOff = nil
 		}
 		a.byOff, a.byOffB.hint = a.byOff[:0], 0

@@ -17,9 +17,10 @@ import (
 // fresh buffer, with a recycling allocator (internal/arrowpool) one that a
 // released batch freed, as large as the last batch's slice rounded up to a
 // power of two, so that the appends rarely outgrow it. A slice that did
-// outgrow it has moved to the Go heap: Build copies that one, as before,
-// and frees the buffer. (rules/columnar's rawAttrs hands over the columns
-// it rewrites the same way.)
+// outgrow it has moved to the Go heap: Build copies that one into the
+// buffer, as before. (arrowpool.Slice and Handover do the handing over,
+// here and in rules/columnar's rawAttrs, which builds the columns it
+// rewrites the same way.)
 //
 // The buffer is taken when a batch's first value is added, not at Build,
 // so that a Builder between batches holds none of its allocator's memory,
@@ -30,40 +31,31 @@ import (
 
 // batchBuf is the allocator's buffer behind one batch slice.
 type batchBuf struct {
-	b    []byte // as allocated: all of it goes to Free; nil when none
-	hint int    // the size of the next buffer; 0 before the first Build
+	b    *memory.Buffer // nil when none
+	hint int            // the size of the next buffer in bytes; 0 before the first Build
 }
 
-// take returns an empty slice over a new buffer of b.hint bytes; nil (the
-// slice's appends go to the Go heap) when there is no hint yet.
+// take returns an empty slice over a new buffer of b.hint bytes
+// (arrowpool.Slice); nil (the slice's appends go to the Go heap) when
+// there is no hint yet.
 func take[T word](mem memory.Allocator, b *batchBuf) []T {
 	if b.hint == 0 {
 		return nil
 	}
-	if p, ok := mem.(*arrowpool.Pool); ok {
-		// Every byte of the slice is appended before it is read.
-		b.b = p.AllocateNoZero(b.hint)
-	} else {
-		b.b = mem.Allocate(b.hint)
-	}
-	return castBytes[T](b.b)[:0]
+	var zero T
+	var s []T
+	b.b, s = arrowpool.Slice[T](mem, b.hint/int(unsafe.Sizeof(zero)))
+	return s
 }
 
 // give returns a buffer of mem holding s, the slice of the batch being
-// built: b's own buffer when s still lies in it, else a copy. The caller
-// drops s: the buffer is the array's now. The next take is sized by s.
+// built (arrowpool.Handover): b's own buffer when s still lies in it, else
+// a copy. The caller drops s: the buffer is the array's now. The next take
+// is sized by s.
 func give[T word](mem memory.Allocator, s []T, b *batchBuf) *memory.Buffer {
-	raw := bytesOf(s)
-	var buf *memory.Buffer
-	if len(raw) > 0 && len(b.b) >= len(raw) && unsafe.SliceData(raw) == unsafe.SliceData(b.b) {
-		buf = memory.NewBufferWithAllocator(b.b, mem)
-		buf.ResizeNoShrink(len(raw))
-		b.b = nil
-	} else {
-		buf = copyBuf(mem, raw)
-		b.free(mem)
-	}
-	b.hint = nextHint(len(raw), b.hint)
+	buf := arrowpool.Handover(mem, b.b, s)
+	b.b = nil
+	b.hint = nextHint(len(bytesOf(s)), b.hint)
 	return buf
 }
 
@@ -80,11 +72,11 @@ func nextHint(used, hint int) int {
 	return max(bitutil.NextPowerOf2(n), 64)
 }
 
-// free returns b's buffer, if any, to mem; the slice over it must be
-// dropped.
-func (b *batchBuf) free(mem memory.Allocator) {
+// free returns b's buffer, if any, to its allocator; the slice over it
+// must be dropped.
+func (b *batchBuf) free() {
 	if b.b != nil {
-		mem.Free(b.b)
+		b.b.Release()
 		b.b = nil
 	}
 }

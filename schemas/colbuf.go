@@ -324,7 +324,7 @@ func (c *runCol[T]) reset() {
 
 // release frees the buffer of a batch that is not built.
 func (c *runCol[T]) release() {
-	c.vb.free(c.mem)
+	c.vb.free()
 	c.v = nil
 	c.reset()
 }
@@ -460,8 +460,8 @@ func (c *binCol) add(x []byte) {
 
 // release frees the buffers of a batch that is not built.
 func (c *binCol) release() {
-	c.offB.free(c.mem)
-	c.dataB.free(c.mem)
+	c.offB.free()
+	c.dataB.free()
 	c.off, c.data, c.n, c.mixed = nil, nil, 0, false
 }
 

@@ -25,6 +25,7 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 )
@@ -179,4 +180,38 @@ func checkPoison(b []byte) {
 			panic(fmt.Sprintf("arrowpool: a freed buffer of %d bytes was written at byte %d after it was freed", len(b), i))
 		}
 	}
+}
+
+// Slice returns a buffer of mem with room for n values of T (at least
+// one) and an empty slice over its memory, for a caller that appends to
+// the slice and then gives the buffer to an Arrow array (Handover): the
+// appends fill the buffer in place while they fit. From a Pool the memory
+// is not cleared (NewBuffer).
+func Slice[T any](mem memory.Allocator, n int) (*memory.Buffer, []T) {
+	var zero T
+	b := NewBuffer(mem, max(n, 1)*int(unsafe.Sizeof(zero)))
+	b.ResizeNoShrink(0)
+	buf := b.Buf()
+	return b, unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(buf))), len(buf)/int(unsafe.Sizeof(zero)))[:0]
+}
+
+// Handover returns a buffer of mem holding the values of s, which was
+// appended to from Slice's slice over b: b itself, its length set, when s
+// still lies in b's memory; else b (a new buffer when nil) after copying s
+// into it, when an append moved s to the Go heap. The caller drops s and
+// b: the buffer is the array's.
+func Handover[T any](mem memory.Allocator, b *memory.Buffer, s []T) *memory.Buffer {
+	var zero T
+	nb := len(s) * int(unsafe.Sizeof(zero))
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), nb)
+	if b != nil && nb > 0 && len(b.Buf()) >= nb && unsafe.SliceData(raw) == unsafe.SliceData(b.Buf()) {
+		b.ResizeNoShrink(nb)
+		return b
+	}
+	if b == nil {
+		b = memory.NewResizableBuffer(mem)
+	}
+	b.Resize(nb)
+	copy(b.Bytes(), raw)
+	return b
 }

@@ -1,8 +1,6 @@
 package columnar
 
 import (
-	"unsafe"
-
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
@@ -64,47 +62,22 @@ func (w *rawAttrs) reset(c *mapCols, mem memory.Allocator) {
 	kd += kd / 8
 	sd += sd / 8
 	w.rows, w.nullRows = 0, 0
-	w.bRowOff, w.rowOff = arrowSlice[int32](mem, rows+1)
+	w.bRowOff, w.rowOff = arrowpool.Slice[int32](mem, rows+1)
 	w.rowValid = w.rowValid[:0]
-	w.bKeyOff, w.keyOff = arrowSlice[int32](mem, n+1)
-	w.bKeyData, w.keyData = arrowSlice[byte](mem, kd)
-	w.bTyp, w.typ = arrowSlice[uint8](mem, n)
-	w.bStrOff, w.strOff = arrowSlice[int32](mem, n+1)
-	w.bStrData, w.strData = arrowSlice[byte](mem, sd)
-	w.bInts, w.ints = arrowSlice[int64](mem, n)
-	w.bDbls, w.dbls = arrowSlice[float64](mem, n)
-	w.bBools, w.bools = arrowSlice[byte](mem, n/8+1)
-	w.bByOff, w.byOff = arrowSlice[int32](mem, n+1)
-	w.bByData, w.byData = arrowSlice[byte](mem, len(c.vals.Bytes.ValueBytes())+64)
+	w.bKeyOff, w.keyOff = arrowpool.Slice[int32](mem, n+1)
+	w.bKeyData, w.keyData = arrowpool.Slice[byte](mem, kd)
+	w.bTyp, w.typ = arrowpool.Slice[uint8](mem, n)
+	w.bStrOff, w.strOff = arrowpool.Slice[int32](mem, n+1)
+	w.bStrData, w.strData = arrowpool.Slice[byte](mem, sd)
+	w.bInts, w.ints = arrowpool.Slice[int64](mem, n)
+	w.bDbls, w.dbls = arrowpool.Slice[float64](mem, n)
+	w.bBools, w.bools = arrowpool.Slice[byte](mem, n/8+1)
+	w.bByOff, w.byOff = arrowpool.Slice[int32](mem, n+1)
+	w.bByData, w.byData = arrowpool.Slice[byte](mem, len(c.vals.Bytes.ValueBytes())+64)
 	w.rowOff = append(w.rowOff, 0)
 	w.keyOff = append(w.keyOff, 0)
 	w.strOff = append(w.strOff, 0)
 	w.byOff = append(w.byOff, 0)
-}
-
-// arrowSlice returns a new buffer of mem with room for n Ts, and an empty
-// slice of T over its memory.
-func arrowSlice[T any](mem memory.Allocator, n int) (*memory.Buffer, []T) {
-	var zero T
-	b := arrowpool.NewBuffer(mem, max(n, 1)*int(unsafe.Sizeof(zero))) // appended to: not cleared
-	b.ResizeNoShrink(0)
-	return b, unsafeCast[T](b.Buf())[:0]
-}
-
-// toBuffer returns b holding the values of s: b itself when s is still in
-// b's memory, else after copying s into it.
-func toBuffer[T any](b *memory.Buffer, s []T) *memory.Buffer {
-	var zero T
-	nb := len(s) * int(unsafe.Sizeof(zero))
-	if bb := b.Buf(); len(s) > 0 && len(bb) >= nb && unsafe.Pointer(unsafe.SliceData(s)) == unsafe.Pointer(unsafe.SliceData(bb)) {
-		b.ResizeNoShrink(nb)
-		return b
-	}
-	b.Resize(nb)
-	if nb > 0 {
-		copy(b.Bytes(), unsafeBytes(s, nb))
-	}
-	return b
 }
 
 // detach forgets the buffers (the column owns them now).
@@ -123,16 +96,6 @@ func setBit(bm []byte, i int, v bool) []byte {
 		bm[i>>3] |= 1 << (i & 7)
 	}
 	return bm
-}
-
-func buf[T any](mem memory.Allocator, s []T, size int) *memory.Buffer {
-	b := memory.NewResizableBuffer(mem)
-	nb := len(s) * size
-	b.Resize(nb)
-	if nb > 0 {
-		copy(b.Bytes(), unsafeBytes(s, nb))
-	}
-	return b
 }
 
 // finish returns the column.
@@ -161,19 +124,19 @@ func (w *rawAttrs) finish(mem memory.Allocator) arrow.Array {
 	}
 	st := schemas.AnyValueType
 	children := make([]arrow.ArrayData, 6)
-	children[schemas.AnyType] = prim(st.Field(schemas.AnyType).Type, toBuffer(w.bTyp, w.typ))
-	children[schemas.AnyStr] = str(st.Field(schemas.AnyStr).Type, toBuffer(w.bStrOff, w.strOff), toBuffer(w.bStrData, w.strData))
-	children[schemas.AnyInt] = prim(st.Field(schemas.AnyInt).Type, toBuffer(w.bInts, w.ints))
-	children[schemas.AnyDouble] = prim(st.Field(schemas.AnyDouble).Type, toBuffer(w.bDbls, w.dbls))
+	children[schemas.AnyType] = prim(st.Field(schemas.AnyType).Type, arrowpool.Handover(mem, w.bTyp, w.typ))
+	children[schemas.AnyStr] = str(st.Field(schemas.AnyStr).Type, arrowpool.Handover(mem, w.bStrOff, w.strOff), arrowpool.Handover(mem, w.bStrData, w.strData))
+	children[schemas.AnyInt] = prim(st.Field(schemas.AnyInt).Type, arrowpool.Handover(mem, w.bInts, w.ints))
+	children[schemas.AnyDouble] = prim(st.Field(schemas.AnyDouble).Type, arrowpool.Handover(mem, w.bDbls, w.dbls))
 	bools := w.bools
 	if need := int(bitutil.BytesForBits(int64(n))); len(bools) < need {
 		bools = append(bools, make([]byte, need-len(bools))...)
 	}
-	children[schemas.AnyBool] = prim(st.Field(schemas.AnyBool).Type, toBuffer(w.bBools, bools))
-	children[schemas.AnyBytes] = str(st.Field(schemas.AnyBytes).Type, toBuffer(w.bByOff, w.byOff), toBuffer(w.bByData, w.byData))
+	children[schemas.AnyBool] = prim(st.Field(schemas.AnyBool).Type, arrowpool.Handover(mem, w.bBools, bools))
+	children[schemas.AnyBytes] = str(st.Field(schemas.AnyBytes).Type, arrowpool.Handover(mem, w.bByOff, w.byOff), arrowpool.Handover(mem, w.bByData, w.byData))
 	vals := data(array.NewData(st, n, []*memory.Buffer{nil}, children, 0, 0))
 	mt := schemas.AttributesType
-	keys := str(mt.KeyType(), toBuffer(w.bKeyOff, w.keyOff), toBuffer(w.bKeyData, w.keyData))
+	keys := str(mt.KeyType(), arrowpool.Handover(mem, w.bKeyOff, w.keyOff), arrowpool.Handover(mem, w.bKeyData, w.keyData))
 	entries := data(array.NewData(mt.Elem(), n, []*memory.Buffer{nil}, []arrow.ArrayData{keys, vals}, 0, 0))
 	var valid *memory.Buffer
 	if w.nullRows > 0 {
@@ -181,25 +144,11 @@ func (w *rawAttrs) finish(mem memory.Allocator) arrow.Array {
 		if need := int(bitutil.BytesForBits(int64(w.rows))); len(rv) < need {
 			rv = append(rv, make([]byte, need-len(rv))...)
 		}
-		valid = mk(buf(mem, rv, 1))
+		valid = mk(arrowpool.Handover(mem, nil, rv))
 	}
-	m := array.NewData(mt, w.rows, []*memory.Buffer{valid, mk(toBuffer(w.bRowOff, w.rowOff))}, []arrow.ArrayData{entries}, w.nullRows, 0)
+	m := array.NewData(mt, w.rows, []*memory.Buffer{valid, mk(arrowpool.Handover(mem, w.bRowOff, w.rowOff))}, []arrow.ArrayData{entries}, w.nullRows, 0)
 	defer m.Release()
 	return array.MakeFromData(m)
-}
-
-func unsafeBytes[T any](s []T, n int) []byte {
-	return unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(s))), n)
-}
-
-// unsafeCast views b as a slice of T (b must hold whole Ts).
-func unsafeCast[T any](b []byte) []T {
-	var zero T
-	n := len(b) / int(unsafe.Sizeof(zero))
-	if n == 0 {
-		return nil
-	}
-	return unsafe.Slice((*T)(unsafe.Pointer(unsafe.SliceData(b))), n)
 }
 
 // attrWriter builds an attributes column entry by entry, through Arrow
