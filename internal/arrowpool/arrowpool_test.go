@@ -199,3 +199,41 @@ func TestNewBuffer(t *testing.T) {
 	}
 	b.Release()
 }
+
+// TestHandover: a slice appended within Slice's buffer is handed over as
+// that buffer, one that outgrew it is copied into it, and without a
+// buffer into a new one; the values are the slice's each way, and nothing
+// leaks.
+func TestHandover(t *testing.T) {
+	for _, p := range []*Pool{New(), NewPoisoned()} {
+		mem := memory.NewCheckedAllocator(p)
+		for _, n := range []int{0, 3, 1000, 5000} {
+			b, s := Slice[int32](mem, 1000)
+			for i := range n {
+				s = append(s, int32(i))
+			}
+			got := Handover(mem, b, s)
+			if got != b || got.Len() != 4*n {
+				t.Fatalf("n %d: buffer %p of %d bytes, want %p of %d", n, got, got.Len(), b, 4*n)
+			}
+			// Up to the 1,000 values of Slice's room the appends stay in
+			// the buffer; 5,000 moved them to the Go heap.
+			if n > 0 && (unsafe.SliceData(got.Bytes()) == (*byte)(unsafe.Pointer(unsafe.SliceData(s)))) != (n <= 1000) {
+				t.Fatalf("n %d: handed over in place: %v", n, n > 1000)
+			}
+			vals := unsafe.Slice((*int32)(unsafe.Pointer(unsafe.SliceData(got.Bytes()))), n)
+			for i, v := range vals {
+				if v != int32(i) {
+					t.Fatalf("n %d: value %d is %d", n, i, v)
+				}
+			}
+			got.Release()
+			nb := Handover(mem, nil, []byte("abc"))
+			if string(nb.Bytes()) != "abc" {
+				t.Fatalf("without a buffer: %q", nb.Bytes())
+			}
+			nb.Release()
+		}
+		mem.AssertSize(t, 0)
+	}
+}
