@@ -2,7 +2,6 @@ package worker
 
 import (
 	"context"
-	"os"
 	"runtime"
 	"testing"
 	"time"
@@ -10,7 +9,6 @@ import (
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
-	"github.com/sluice-dev/sluice/rules"
 	"github.com/sluice-dev/sluice/rules/columnar"
 	"github.com/sluice-dev/sluice/schemas"
 	"github.com/sluice-dev/sluice/stream"
@@ -107,14 +105,7 @@ func BenchmarkProcessK8sLoad(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	src, err := os.ReadFile("../../bench/e2e/rules-unmerged/e2e.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	set, err := rules.Parse(map[string][]byte{"e2e.yaml": src})
-	if err != nil {
-		b.Fatal(err)
-	}
+	set := ruleFile(b, "../../bench/e2e/rules-unmerged/e2e.yaml")
 	mem := arrowpool.New()
 	engine := columnar.New(set, columnar.Options{Allocator: mem, AttrSetTable: true}) // as app makes it
 	w, err := New(newBus(b), Config{Topics: topics, Allocator: mem, MaxBatchItems: 16384, Cardinality: cardinality.New(cardinality.Config{})}, engine)

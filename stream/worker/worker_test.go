@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -448,11 +449,17 @@ func TestCardinalityObserved(t *testing.T) {
 // example rules of make run).
 func exampleRules(t testing.TB) *rules.Set {
 	t.Helper()
-	src, err := os.ReadFile("../../rules/testdata/good/example.yaml")
+	return ruleFile(t, "../../rules/testdata/good/example.yaml")
+}
+
+// ruleFile parses the rule file at path.
+func ruleFile(t testing.TB, path string) *rules.Set {
+	t.Helper()
+	src, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	set, err := rules.Parse(map[string][]byte{"example.yaml": src})
+	set, err := rules.Parse(map[string][]byte{filepath.Base(path): src})
 	if err != nil {
 		t.Fatal(err)
 	}
