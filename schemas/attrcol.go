@@ -143,7 +143,7 @@ func (a *attrTable) appendKV(p []byte) error {
 				a.put(ValueInt, nil, nil)
 				a.appendKey(p[2:v])
 				return nil
-			case c == intTag && n >= 0x80 && len(p) == v+5 && p[v+4] < 0x80:
+			case c == intTag && n >= 0x80 && len(p) == v+5 && p[v+4] < 0x80 && p[v+4] != 0:
 				a.ints = append(a.ints, sparse{int32(len(a.typs)), uint64(n&0x7f) | uint64(p[v+4])<<7})
 				a.put(ValueInt, nil, nil)
 				a.appendKey(p[2:v])
@@ -189,11 +189,14 @@ func (a *attrTable) appendKV(p []byte) error {
 // after the other) to the open map row, and returns where the run ends. It
 // is appendKV for each, with the usual encodings (see appendKV) decoded in
 // one loop over the table's slices held in locals. A field with a longer
-// length ends the run early: its caller reads it as any field.
-func (a *attrTable) appendKVs(p []byte, i int, tag byte) (int, error) {
+// length ends the run early: its caller reads it as any field. fast is
+// whether every KeyValue of the run took the usual encodings (which encode
+// equal entries alike: see wireSets).
+func (a *attrTable) appendKVs(p []byte, i int, tag byte) (end int, fast bool, err error) {
 	if *a.strict || len(a.byOff) > 1 {
-		return i, nil // the general path: UTF-8 checks, byOff kept
+		return i, false, nil // the general path: UTF-8 checks, byOff kept
 	}
+	fast = true
 	typs, keyData, keyOff, strData, strOff := a.typs, a.keyData, a.keyOff, a.strData, a.strOff
 	for i+1 < len(p) && p[i] == tag && p[i+1] < 0x80 && int(p[i+1]) <= len(p)-i-2 {
 		kv := p[i+2 : i+2+int(p[i+1])]
@@ -207,7 +210,7 @@ func (a *attrTable) appendKVs(p []byte, i int, tag byte) (int, error) {
 					strData = appendShort(strData, kv[v+4:])
 				case c == intTag && n < 0x80 && len(kv) == v+4:
 					x, typ = uint64(n), ValueInt
-				case c == intTag && n >= 0x80 && len(kv) == v+5 && kv[v+4] < 0x80:
+				case c == intTag && n >= 0x80 && len(kv) == v+5 && kv[v+4] < 0x80 && kv[v+4] != 0:
 					x, typ = uint64(n&0x7f)|uint64(kv[v+4])<<7, ValueInt
 				default:
 					goto general
@@ -224,18 +227,19 @@ func (a *attrTable) appendKVs(p []byte, i int, tag byte) (int, error) {
 			}
 		}
 	general:
+		fast = false
 		a.typs, a.keyData, a.keyOff, a.strData, a.strOff = typs, keyData, keyOff, strData, strOff
 		if err := a.appendKV(kv); err != nil {
-			return i, err
+			return i, false, err
 		}
 		i += 2 + len(kv)
 		if len(a.byOff) > 1 {
-			return i, nil // the rest one by one, byOff kept
+			return i, false, nil // the rest one by one, byOff kept
 		}
 		typs, keyData, keyOff, strData, strOff = a.typs, a.keyData, a.keyOff, a.strData, a.strOff
 	}
 	a.typs, a.keyData, a.keyOff, a.strData, a.strOff = typs, keyData, keyOff, strData, strOff
-	return i, nil
+	return i, fast, nil
 }
 
 // appendKey ends the entry whose value was just put with its key.

@@ -240,7 +240,7 @@ func TestAppendKVs(t *testing.T) {
 		}
 		for i := 0; i < len(p); {
 			if p[i] == tag {
-				j, err := got.appendKVs(p, i, tag)
+				j, _, err := got.appendKVs(p, i, tag)
 				if gotErr = err; err != nil {
 					break
 				}

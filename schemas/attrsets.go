@@ -12,9 +12,10 @@ import "github.com/apache/arrow-go/v18/arrow/array"
 // released or its ItemAttrSets dropped.
 //
 // A batch that holds its items' attributes as a table of sets keeps its
-// numbers.
+// numbers, and so does a batch whose Builder numbered its sets as it
+// decoded them (or found them not worth numbering).
 func (b *Batch) FindItemAttrSets(buf []uint32) {
-	if b.ItemAttrSetTable != nil {
+	if b.ItemAttrSetTable != nil || b.setsFound && sameSlice(b.ItemAttrSets, b.builtSets) {
 		return
 	}
 	b.ItemAttrSets = nil
@@ -73,4 +74,9 @@ func AttrSets(t *array.Map, ids []uint32, reps []int32) []int32 {
 		ids[i] = uint32(id)
 	}
 	return append(reps, found...)
+}
+
+// sameSlice is whether a and b are the same slice (nil or not).
+func sameSlice(a, b []uint32) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
 }

@@ -53,20 +53,24 @@ func BenchmarkDecode(b *testing.B) {
 			report(b, c.Items)
 		})
 	}
-	b.Run("k8s-load", benchDecodeK8sLoad)
+	b.Run("k8s-load", func(b *testing.B) { benchDecodeK8sLoad(b, otlptest.K8sLoadConfig{}, 1) })
+	b.Run("k8s-load-steps", func(b *testing.B) { benchDecodeK8sLoad(b, otlptest.K8sLoadConfig{Pods: 20}, 8) })
 }
 
 // benchDecodeK8sLoad decodes what a worker reads under the end-to-end load
 // (otlptest.K8sLoad, defaults: 100 pods x 100 gauge series, requests of
-// 1,000 points): the 10 requests of one step appended to one batch.
-func benchDecodeK8sLoad(b *testing.B) {
-	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{})
+// 1,000 points): the requests of steps steps appended to one batch. One
+// step of the 100 pods holds each series once (live traffic); 8 steps of
+// 20 pods (a partition's share of the pods, 16,000 points: a backlog)
+// repeat each 8 times. The sets are then numbered, as the worker does.
+func benchDecodeK8sLoad(b *testing.B, cfg otlptest.K8sLoadConfig, steps int) {
+	l, err := otlptest.NewK8sLoad(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
 	var reqs [][]byte
 	size, items := 0, 0
-	for j := range l.RequestsPerStep() {
+	for j := range steps * l.RequestsPerStep() {
 		r := l.Request(nil, j)
 		reqs = append(reqs, r)
 		size += len(r)
@@ -74,6 +78,7 @@ func benchDecodeK8sLoad(b *testing.B) {
 	}
 	bld := NewBuilder(otlpwire.Metrics, arrowpool.New())
 	defer bld.Release()
+	sets := make([]uint32, items)
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -83,7 +88,9 @@ func benchDecodeK8sLoad(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		bld.Build().Release()
+		bt := bld.Build()
+		bt.FindItemAttrSets(sets)
+		bt.Release()
 	}
 	report(b, items)
 	b.ReportMetric(b.Elapsed().Seconds()*1e9/(float64(b.N)*float64(items)), "ns/item")

@@ -29,7 +29,9 @@ type Batch struct {
 	// ItemAttrSets, when not nil, names each item's attribute set: items
 	// with the same number have equal attributes. ReadBatch sets it when
 	// the record stored the items' attributes as a table of distinct sets
-	// (the writer does when at most half the items are distinct), so that
+	// (the writer does when at most half the items are distinct), and
+	// Builder.Build when it numbered the data points' sets as it decoded
+	// them and at most half are distinct (see FindItemAttrSets), so that
 	// a reader can do its per-set work once per set. It says nothing
 	// across batches, and is no longer true once the items are changed.
 	ItemAttrSets []uint32
@@ -42,6 +44,11 @@ type Batch struct {
 	// reader that reads attributes by set (the cardinality tracker, a
 	// sink) and for WriteBatch; ToOTLP refuses it.
 	ItemAttrSetTable arrow.Array
+	// setsFound: the Builder numbered the items' sets as it decoded them,
+	// and builtSets is what FindItemAttrSets would find (nil when not
+	// worth it), as long as ItemAttrSets is still it.
+	setsFound bool
+	builtSets []uint32
 }
 
 // Len is the number of items.
@@ -110,7 +117,13 @@ func (b *Builder) init() {
 	switch b.sig {
 	case otlpwire.Metrics:
 		b.met = newMetricBuilder(mem, &b.strict)
+		var sets wireSets
+		if b.pts != nil {
+			sets = b.pts.sets // kept across a reset, but for the batch's sets
+		}
 		b.pts = newPointBuilder(mem, &b.strict)
+		b.pts.sets = sets
+		b.pts.sets.restart()
 	case otlpwire.Logs:
 		b.logs = newLogBuilder(mem, &b.strict)
 	default:
@@ -223,6 +236,8 @@ func (b *Builder) Build() *Batch {
 	case otlpwire.Metrics:
 		bt.Metrics = newRecord(b.met.rb, b.met.metadata.zeros(), subst{MetMetadata, &b.met.metadata})
 		bt.Items = newRecord(b.pts.rb, newZeros(max(b.pts.n, b.pts.attrs.values())), b.pts.columns()...)
+		bt.builtSets, bt.setsFound = b.pts.sets.take(b.pts.n)
+		bt.ItemAttrSets = bt.builtSets
 	case otlpwire.Logs:
 		bt.Items = newRecord(b.logs.rb, b.logs.attrs.zeros(), subst{LogAttributes, &b.logs.attrs})
 	default:

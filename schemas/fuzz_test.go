@@ -2,6 +2,7 @@ package schemas
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -13,7 +14,8 @@ import (
 
 // FuzzRoundTrip: any input either fails with ErrMalformed or ErrUnsupported
 // or round-trips to a request equal to what proto.Unmarshal makes of it
-// (request-level unknown fields aside, see README).
+// (request-level unknown fields aside, see README); the data points' sets
+// numbered as they were decoded are those FindItemAttrSets finds.
 func FuzzRoundTrip(f *testing.F) {
 	for _, sig := range otlpwire.Signals {
 		f.Add(uint8(sig), otlptest.Request(sig, otlptest.Shape{Resources: 1, Items: 2, Points: 2}))
@@ -21,6 +23,13 @@ func FuzzRoundTrip(f *testing.F) {
 		for range 5 {
 			f.Add(uint8(sig), g.Request(sig))
 		}
+	}
+	// Sets that repeat, in the usual encodings and others.
+	a, n := kvBytes("a", []byte{0x0a, 1, 'x'}), kvBytes("n", []byte{0x18, 0xac, 0x02})
+	f.Add(uint8(otlpwire.Metrics), gauge(point(a, n), point(a), point(a, n), point(), point(a, n), point(a)))
+	f.Add(uint8(otlpwire.Metrics), gauge(point(a, n), point(a, kvBytes("n", []byte{0x18, 0xac, 0x82, 0})), point(a, n), point(a, n)))
+	if l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 1, Series: 10, PerRequest: 10}); err == nil {
+		f.Add(uint8(otlpwire.Metrics), l.Request(nil, 0))
 	}
 	f.Fuzz(func(t *testing.T, s uint8, body []byte) {
 		sig := otlpwire.Signal(s % 3)
@@ -35,6 +44,14 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		batch := b.Build()
 		defer batch.Release()
+		if batch.setsFound {
+			sets := batch.ItemAttrSets
+			batch.setsFound, batch.ItemAttrSets = false, nil
+			batch.FindItemAttrSets(nil)
+			if !slices.Equal(sets, batch.ItemAttrSets) {
+				t.Fatalf("sets numbered as decoded %v, FindItemAttrSets %v", sets, batch.ItemAttrSets)
+			}
+		}
 		out, err := ToOTLP(batch, nil)
 		if err != nil {
 			t.Fatalf("ToOTLP of a built batch: %v", err)

@@ -53,6 +53,7 @@ type pointBuilder struct {
 	resourceID, scopeID, metricID runCol[uint32]
 	start, time                   runCol[uint64]
 	attrs                         attrTable
+	sets                          wireSets // numbers attrs' rows
 	flags                         runCol[uint32]
 	n                             int // rows
 	exemplars                     listCol
@@ -344,9 +345,14 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 		attrsNum, exNum, flagsNum = otlpwire.SummaryDataPointAttributes, 0, otlpwire.SummaryDataPointFlags
 	}
 	attrTag := byte(attrsNum)<<3 | byte(otlpwire.WireLen)
+	attrRun := false // the point's attributes were read as one run
 	for i := 0; i < len(p); {
 		if p[i] == attrTag {
-			j, err := t.attrs.appendKVs(p, i, attrTag)
+			if attrRun {
+				t.sets.stop() // attributes in two runs: not numbered
+			}
+			attrRun = true
+			j, err := t.attrRow(p, i, attrTag)
 			if err != nil {
 				return err
 			}
@@ -375,6 +381,7 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 		ok := true
 		switch {
 		case f.Num == attrsNum && f.Type == otlpwire.WireLen:
+			t.sets.stop()
 			if err := t.attrs.appendKV(p[f.Val:f.End]); err != nil {
 				return err
 			}
@@ -411,6 +418,9 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 			}
 		}
 		i = f.End
+	}
+	if !attrRun {
+		t.noAttrs()
 	}
 	t.resourceID.add(rid)
 	t.scopeID.add(sid)

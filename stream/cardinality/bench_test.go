@@ -67,13 +67,20 @@ func distinctCorpus() *req {
 	return q
 }
 
+// benchBatch decodes body, with its attribute sets numbered when the
+// decoder numbered them, as the worker has them (SLUICE_BENCH_NO_SETS=1
+// leaves them out).
 func benchBatch(b *testing.B, body []byte) *schemas.Batch {
 	bld := schemas.NewBuilder(otlpwire.Metrics, arrowpool.New())
 	defer bld.Release()
 	if _, err := bld.Append(body); err != nil {
 		b.Fatal(err)
 	}
-	return bld.Build()
+	out := bld.Build()
+	if os.Getenv("SLUICE_BENCH_NO_SETS") != "" {
+		out.ItemAttrSets = nil
+	}
+	return out
 }
 
 // BenchmarkObserve observes batches of 100,000 points (metrics-k8s: 10,000), one sub-benchmark
@@ -100,8 +107,8 @@ func benchBatch(b *testing.B, body []byte) *schemas.Batch {
 // batch, then at After on what the Kubernetes workload's rules made of it
 // (otlptest.K8sRules: /health dropped, cluster set, debug_id deleted, so that its
 // attribute sets repeat across pods), with the sets found as the worker
-// finds them (schemas.Batch.FindItemAttrSets; SLUICE_BENCH_NO_SETS=1
-// leaves them out).
+// finds them (schemas.Batch.FindItemAttrSets, or the decoder as it
+// decodes the input; SLUICE_BENCH_NO_SETS=1 leaves them out).
 func BenchmarkObserve(b *testing.B) {
 	corpus := func(name string) []byte {
 		for _, c := range otlptest.Corpora() {

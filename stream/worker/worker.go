@@ -721,7 +721,8 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 // they repeat (the same series in several steps of a backlog): the rules
 // then evaluate and edit a set's later rows as its first, and the tracker
 // hashes the series once per set. Metrics only: the other signals' items
-// rarely repeat their attributes.
+// rarely repeat their attributes. The decoder mostly numbered them
+// already (FindItemAttrSets then keeps its numbers).
 func (w *Worker) findInputSets(g *group, b *schemas.Batch) {
 	if g.sig != otlpwire.Metrics {
 		return

@@ -1,0 +1,310 @@
+package schemas
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
+	common "go.opentelemetry.io/proto/otlp/common/v1"
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
+)
+
+type tcase struct {
+	name   string
+	bodies [][]byte
+	want   int // 1: numbered, 0: not, 2: as FindItemAttrSets, -1: either
+}
+
+// TestWireSets: decoding numbers the data points' attribute sets as
+// FindItemAttrSets finds them on the same batch decoded without the
+// numbering, and builds the same batch (a repeated set's entries copied
+// from its first row), with hashes intact and all colliding; it gives no numbers when an encoding could make
+// equal sets look different on the wire.
+func TestWireSets(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	var cases []tcase
+
+	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 20, PerRequest: 500})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, steps := range []int{1, 3} {
+		var bodies [][]byte
+		for j := range steps * l.RequestsPerStep() {
+			bodies = append(bodies, l.Request(nil, j))
+		}
+		// One step holds each series once: more than half distinct.
+		cases = append(cases, tcase{"k8s-load/steps=" + string(rune('0'+steps)), bodies, min(steps-1, 1)})
+	}
+	for _, c := range otlptest.Corpora() {
+		if c.Signal == otlpwire.Metrics {
+			cases = append(cases, tcase{"corpus/" + c.Name, [][]byte{c.Body, c.Body}, 1})
+		}
+	}
+	g := otlptest.NewGen(11, otlptest.GenOptions{Unknown: true})
+	for i := range 60 {
+		// As they come (most not numbered: doubles, lists, long values),
+		// and with only the usual encodings left, sets also repeated
+		// within the request.
+		m := g.Message(otlpwire.Metrics).(*colmetrics.ExportMetricsServiceRequest)
+		want := -1
+		if i%2 == 1 {
+			usualAttrs(m, g.Rand())
+			want = 2 // when FindItemAttrSets numbers them
+		}
+		body, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases = append(cases, tcase{fmt.Sprintf("random/%d", i), [][]byte{body, body, body}, want})
+	}
+
+	str := func(k, v string) []byte { return kvBytes(k, protowire.AppendBytes([]byte{0x0a}, []byte(v))) }
+	num := func(k string, v ...byte) []byte { return kvBytes(k, append([]byte{0x18}, v...)) }
+	a, b, n5, n300 := str("a", "x"), str("b", "y"), num("n", 5), num("n", 0xac, 0x02)
+	six := func(p, q []byte) [][]byte { return [][]byte{p, q, p, p, q, p} }
+	cases = append(cases,
+		tcase{"usual encodings", [][]byte{gauge(
+			point(a, n5), point(a, n300), point(), point(a, n5), point(a, n300), point(), point(b), point(b))}, 1},
+		// 5 as a two-byte varint: equal entries, other bytes.
+		tcase{"non-minimal varint", [][]byte{gauge(six(point(a, n5), point(a, num("n", 0x85, 0x00)))...)}, 0},
+		tcase{"value before key", [][]byte{gauge(six(point(a), point(valueFirst("a", "x")))...)}, 0},
+		tcase{"attributes in two runs", [][]byte{gauge(six(point(a, b), splitPoint(a, b))...)}, 0},
+		tcase{"long value", [][]byte{gauge(six(point(a), point(a, str("l", strings.Repeat("v", 200))))...)}, 0},
+		tcase{"double value", [][]byte{gauge(six(point(a), point(a, kvBytes("d", protowire.AppendFixed64([]byte{0x21}, 7))))...)}, 0},
+	)
+
+	for _, mask := range []uint64{^uint64(0), 0} {
+		wireHashMask = mask
+		checkWireSets(t, mem, cases)
+	}
+	wireHashMask = ^uint64(0)
+}
+
+func checkWireSets(t *testing.T, mem memory.Allocator, cases []tcase) {
+	on, off := NewBuilder(otlpwire.Metrics, mem), NewBuilder(otlpwire.Metrics, mem)
+	defer on.Release()
+	defer off.Release()
+	numbered := 0
+	for _, c := range cases {
+		got := buildAll(t, on, c.bodies, false)
+		want := buildAll(t, off, c.bodies, true)
+		sets := got.ItemAttrSets
+		got.ItemAttrSets = nil // written alike (WriteBatch finds them)
+		var gotW, wantW bytes.Buffer
+		if err := WriteBatch(&gotW, got); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteBatch(&wantW, want); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(gotW.Bytes(), wantW.Bytes()) {
+			t.Errorf("%s: the batch differs from the one decoded without numbering", c.name)
+		}
+		got.ItemAttrSets = sets
+		if want.ItemAttrSets != nil {
+			t.Fatalf("%s: numbered with the numbering off", c.name)
+		}
+		want.FindItemAttrSets(nil)
+		switch {
+		case got.ItemAttrSets == nil && (c.want == 1 || c.want == 2 && want.ItemAttrSets != nil):
+			t.Errorf("%s: not numbered; FindItemAttrSets finds %d sets", c.name, len(want.ItemAttrSets))
+		case got.ItemAttrSets != nil && c.want == 0:
+			t.Errorf("%s: numbered %v", c.name, got.ItemAttrSets)
+		case got.ItemAttrSets != nil && !slices.Equal(got.ItemAttrSets, want.ItemAttrSets):
+			t.Errorf("%s: numbered\n%v\nFindItemAttrSets\n%v", c.name, got.ItemAttrSets, want.ItemAttrSets)
+		}
+		if got.ItemAttrSets != nil {
+			numbered++
+		}
+		got.Release()
+		want.Release()
+	}
+	if numbered < 20 {
+		t.Errorf("only %d cases numbered", numbered)
+	}
+}
+
+// buildAll decodes bodies into one batch, with or without the numbering.
+func buildAll(t *testing.T, b *Builder, bodies [][]byte, noSets bool) *Batch {
+	t.Helper()
+	noWireSets = noSets
+	defer func() { noWireSets = false }()
+	b.pts.sets.skip = 0
+	b.pts.sets.restart()
+	for _, body := range bodies {
+		if _, err := b.Append(body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return b.Build()
+}
+
+// kvBytes is a KeyValue field (attributes = 7) of key and an AnyValue of
+// the encoded fields val.
+func kvBytes(key string, val []byte) []byte {
+	kv := protowire.AppendBytes([]byte{0x0a}, []byte(key))
+	kv = protowire.AppendBytes(append(kv, 0x12), val)
+	return protowire.AppendBytes([]byte{0x3a}, kv)
+}
+
+// valueFirst is a string KeyValue field with its value before its key.
+func valueFirst(key, v string) []byte {
+	kv := protowire.AppendBytes([]byte{0x12}, protowire.AppendBytes([]byte{0x0a}, []byte(v)))
+	kv = protowire.AppendBytes(append(kv, 0x0a), []byte(key))
+	return protowire.AppendBytes([]byte{0x3a}, kv)
+}
+
+// point is a NumberDataPoint of the attribute fields attrs (in order), a
+// time and a double.
+func point(attrs ...[]byte) []byte {
+	p := protowire.AppendFixed64([]byte{0x19}, 1e18)
+	p = protowire.AppendFixed64(append(p, 0x21), 1)
+	return slices.Concat(append([][]byte{p}, attrs...)...)
+}
+
+// splitPoint is point with its time between its first attribute and the
+// others.
+func splitPoint(first []byte, rest ...[]byte) []byte {
+	p := append(slices.Clone(first), protowire.AppendFixed64([]byte{0x19}, 1e18)...)
+	return slices.Concat(append([][]byte{p}, rest...)...)
+}
+
+// gauge is a request of one resource, scope and gauge holding pts.
+func gauge(pts ...[]byte) []byte {
+	var data []byte
+	for _, p := range pts {
+		data = protowire.AppendBytes(append(data, 0x0a), p) // data_points = 1
+	}
+	m := protowire.AppendBytes([]byte{0x0a}, []byte("g")) // name = 1
+	m = protowire.AppendBytes(append(m, 0x2a), data)      // gauge = 5
+	sm := protowire.AppendBytes([]byte{0x12}, m)          // metrics = 2
+	rm := protowire.AppendBytes([]byte{0x12}, sm)         // scope_metrics = 2
+	return protowire.AppendBytes([]byte{0x0a}, rm)        // resource_metrics = 1
+}
+
+// usualAttrs keeps of m's data points' attributes those of the usual
+// encodings (a key, short strings, small ints: see wireSets; protobuf
+// leaves an empty key out) and gives some
+// points the attributes of an earlier point of their metric.
+func usualAttrs(m *colmetrics.ExportMetricsServiceRequest, r *rand.Rand) {
+	keep := func(kvs []*common.KeyValue) []*common.KeyValue {
+		var out []*common.KeyValue
+		for _, kv := range kvs {
+			if kv.Key == "" {
+				continue
+			}
+			switch v := kv.GetValue().GetValue().(type) {
+			case *common.AnyValue_StringValue:
+				if len(kv.Key) < 60 && len(v.StringValue) < 60 {
+					out = append(out, kv)
+				}
+			case *common.AnyValue_IntValue:
+				if len(kv.Key) < 60 && v.IntValue >= 0 && v.IntValue < 1<<14 {
+					out = append(out, kv)
+				}
+			}
+		}
+		return out
+	}
+	fix := func(n int, attrs func(i int) *[]*common.KeyValue) {
+		for i := range n {
+			a := attrs(i)
+			*a = keep(*a)
+			if i > 0 && r.IntN(2) == 0 {
+				*a = *attrs(r.IntN(i))
+			}
+		}
+	}
+	for _, rm := range m.ResourceMetrics {
+		for _, sm := range rm.ScopeMetrics {
+			for _, mt := range sm.Metrics {
+				if d := mt.GetGauge(); d != nil {
+					fix(len(d.DataPoints), func(i int) *[]*common.KeyValue { return &d.DataPoints[i].Attributes })
+				}
+				if d := mt.GetSum(); d != nil {
+					fix(len(d.DataPoints), func(i int) *[]*common.KeyValue { return &d.DataPoints[i].Attributes })
+				}
+				if d := mt.GetHistogram(); d != nil {
+					fix(len(d.DataPoints), func(i int) *[]*common.KeyValue { return &d.DataPoints[i].Attributes })
+				}
+				if d := mt.GetExponentialHistogram(); d != nil {
+					fix(len(d.DataPoints), func(i int) *[]*common.KeyValue { return &d.DataPoints[i].Attributes })
+				}
+				if d := mt.GetSummary(); d != nil {
+					fix(len(d.DataPoints), func(i int) *[]*common.KeyValue { return &d.DataPoints[i].Attributes })
+				}
+			}
+		}
+	}
+}
+
+// TestWireSetsProbe: batches not worth numbering (each series once, as
+// live traffic holds them) turn the numbering off but for every
+// wireSetsProbe-th batch; a backlog is numbered again from the next probe
+// on, and stays so when small batches come between.
+func TestWireSetsProbe(t *testing.T) {
+	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 10, PerRequest: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := NewBuilder(otlpwire.Metrics, nil)
+	defer b.Release()
+	batch := func(reqs ...int) *Batch {
+		for _, j := range reqs {
+			if _, err := b.Append(l.Request(nil, j)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return b.Build()
+	}
+	var got []bool
+	for k := range 2*wireSetsProbe + 1 {
+		bt := batch(k) // one step: every series once
+		if bt.ItemAttrSets != nil {
+			t.Fatalf("batch %d of distinct series numbered", k)
+		}
+		got = append(got, bt.setsFound)
+		bt.Release()
+	}
+	for k, found := range got {
+		if want := k%wireSetsProbe == 0; found != want {
+			t.Fatalf("batch %d: numbered %v, want %v (every %dth)", k, found, want, wireSetsProbe)
+		}
+	}
+	// A backlog: each batch holds 4 steps. The first probe is the batch
+	// after the 15 skipped since the last one.
+	for k := range wireSetsProbe {
+		bt := batch(4*k, 4*k+1, 4*k+2, 4*k+3)
+		numbered := bt.ItemAttrSets != nil
+		bt.Release()
+		if want := k >= wireSetsProbe-1; numbered != want {
+			t.Fatalf("backlog batch %d: numbered %v, want %v", k, numbered, want)
+		}
+	}
+	// A worker's batches of a backlog: some of one step, between those of
+	// several, do not turn the numbering off.
+	for k := range 2 * wireSetsProbe {
+		small := k%2 == 1
+		reqs := []int{0, 1, 2, 3}
+		if small {
+			reqs = reqs[:1]
+		}
+		bt := batch(reqs...)
+		got, numbered := bt.ItemAttrSets != nil, bt.setsFound
+		bt.Release()
+		if !numbered || got == small {
+			t.Fatalf("backlog batch %d (small %v): numbered %v, sets %v", k, small, numbered, got)
+		}
+	}
+}
