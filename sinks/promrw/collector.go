@@ -78,6 +78,8 @@ type wseries struct {
 	lhash       uint64
 	first, last int32 // items
 	meta        int32 // in collector.metas, -1 for none
+	kind        byte  // the field (tag) of its first item
+	mixed       bool  // its items are of more than one field
 }
 
 // item is one sample or native histogram: its encoding (TimeSeries field,
@@ -240,8 +242,9 @@ func (c *collector) addLabeled(labels []byte, lhash uint64, stable bool, memo *s
 	}
 	if s.last >= 0 {
 		c.items[s.last].next = it
+		s.mixed = s.mixed || field[0] != s.kind
 	} else {
-		s.first = it
+		s.first, s.kind = it, field[0]
 	}
 	s.last = it
 	c.series++
@@ -341,10 +344,10 @@ func (c *collector) cut(t *tenantReqs, s *wseries) {
 			t.shards[sh] = append(reqs, r)
 		}
 		// A run: items of the same field, as many as the request takes.
-		kind := c.arena[c.items[it].off]
+		kind := c.kind(s, it)
 		size, n := len(s.labels), 0
 		end := it
-		for ; end >= 0 && r.samples+n < c.maxSamples && c.arena[c.items[end].off] == kind; end = c.items[end].next {
+		for ; end >= 0 && r.samples+n < c.maxSamples && (!s.mixed || c.arena[c.items[end].off] == kind); end = c.items[end].next {
 			size += int(c.items[end].len)
 			n++
 		}
@@ -361,6 +364,17 @@ func (c *collector) cut(t *tenantReqs, s *wseries) {
 			r.hists += n
 		}
 	}
+}
+
+// kind is the field of item it of series s: the series' one field unless
+// its items are mixed (a series whose points changed kind), read from the
+// arena only then, so that cutting a series does not read its items'
+// encodings twice.
+func (c *collector) kind(s *wseries, it int32) byte {
+	if !s.mixed {
+		return s.kind
+	}
+	return c.arena[c.items[it].off]
 }
 
 // listRecord lists record rec in request r, once.
@@ -414,10 +428,10 @@ func (c *collector) cutV2(t *tenantReqs, s *wseries) {
 				size += 1 + protowire.SizeVarint(uint64(ms)) + ms
 			}
 		}
-		kind := c.arena[c.items[it].off]
+		kind := c.kind(s, it)
 		n := 0
 		end := it
-		for ; end >= 0 && r.samples+n < c.maxSamples && c.arena[c.items[end].off] == kind; end = c.items[end].next {
+		for ; end >= 0 && r.samples+n < c.maxSamples && (!s.mixed || c.arena[c.items[end].off] == kind); end = c.items[end].next {
 			size += itemV2Size(c.arena, &c.items[end])
 			n++
 		}

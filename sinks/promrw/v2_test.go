@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/klauspost/compress/s2"
+	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
+	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/sluice-dev/sluice/internal/backendtest"
@@ -201,7 +203,25 @@ func (rc *recorder) samples(t *testing.T, v2 bool) ([]rwSample, []v2Series) {
 	return out, info
 }
 
-// TestV2SameSamples: every type, and the realistic corpora, sent with
+// mixedKinds is a record of histogram series whose points are every
+// third a stale marker (a float sample): series of items of two fields,
+// in runs.
+func mixedKinds(t *testing.T, ts time.Time) *stream.Record {
+	var pts []*metricspb.ExponentialHistogramDataPoint
+	for k := range 12 {
+		flags := uint32(0)
+		if k%3 == 1 {
+			flags = 1
+		}
+		pts = append(pts, &metricspb.ExponentialHistogramDataPoint{TimeUnixNano: uint64(ts.Add(time.Duration(k) * time.Second).UnixNano()),
+			Count: uint64(k), Flags: flags, Positive: &metricspb.ExponentialHistogramDataPoint_Buckets{BucketCounts: []uint64{uint64(k)}}})
+	}
+	m := &metricspb.Metric{Name: "mixed", Data: &metricspb.Metric_ExponentialHistogram{ExponentialHistogram: &metricspb.ExponentialHistogram{
+		AggregationTemporality: cumulative, DataPoints: pts}}}
+	return record(t, otlpRequest([]*commonpb.KeyValue{str("service.name", "mixed")}, m), "")
+}
+
+// TestV2SameSamples: every type, series of mixed kinds, and the realistic corpora, sent with
 // protocol v1 and with v2 (requests of 7 samples on 3 shards, so that
 // series are cut across requests): the 2.0 requests decode to the same
 // series and samples as the 1.0 ones, with one symbols table per request;
@@ -209,7 +229,7 @@ func (rc *recorder) samples(t *testing.T, v2 bool) ([]rwSample, []v2Series) {
 // where the data has them.
 func TestV2SameSamples(t *testing.T) {
 	ts := time.Now().Add(-time.Minute).Truncate(time.Millisecond)
-	recs := []*stream.Record{everyType(t, ts, "")}
+	recs := []*stream.Record{everyType(t, ts, ""), mixedKinds(t, ts)}
 	for _, c := range otlptest.Corpora() {
 		if c.Signal == otlpwire.Metrics {
 			recs = append(recs, corpusRecord(t, c, ""))
