@@ -29,7 +29,8 @@ import (
 // when the next stage holds every record durably. It is called with the
 // same batch again after an error, after an exponential backoff with
 // jitter, or later if the error has a method RetryAfter() time.Duration
-// that asks for more (an HTTP Retry-After).
+// that asks for more (an HTTP Retry-After). The stage commits recs once
+// the handler returned nil (with Checkpoint: after the next checkpoint).
 type Handler func(ctx context.Context, recs []*stream.Record) error
 
 // Config configures a Stage.
@@ -294,16 +295,19 @@ func (s *Stage) deliver(ctx context.Context, recs []*stream.Record) bool {
 	return true
 }
 
-// commit commits recs, which the next stage holds.
+// commit commits recs, which the next stage holds. Nothing of recs is read
+// after the Commit call, so that a consumer may reuse their memory from
+// then on.
 func (s *Stage) commit(ctx context.Context, recs []*stream.Record) {
+	n, items := len(recs), items(recs)
 	if err := s.cfg.Consumer.Commit(ctx, recs...); err != nil {
 		// The next stage has the batch; a lost commit means it is
 		// delivered again after a rebalance or restart (at least once).
 		s.m.commitErrors.Inc()
-		s.cfg.Logger.Warn("commit failed; the batch may be delivered again", "records", len(recs), "err", err)
+		s.cfg.Logger.Warn("commit failed; the batch may be delivered again", "records", n, "err", err)
 	}
-	s.m.records.Add(float64(len(recs)))
-	s.m.items.Add(float64(items(recs)))
+	s.m.records.Add(float64(n))
+	s.m.items.Add(float64(items))
 }
 
 // backoff gives the delays between the attempts of one batch: MinBackoff,

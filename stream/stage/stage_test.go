@@ -405,3 +405,55 @@ func TestCheckpointByItems(t *testing.T) {
 		t.Errorf("lag %d after the checkpoints", n)
 	}
 }
+
+// recycling is a consumer that clears what Commit takes, as a consumer
+// that reuses committed records' memory would: a stage that reads a
+// record after committing it finds nothing.
+type recycling struct{ stream.Consumer }
+
+func (c recycling) Commit(ctx context.Context, recs ...*stream.Record) error {
+	err := c.Consumer.Commit(ctx, recs...)
+	for _, r := range recs {
+		r.Key, r.Value, r.Headers = nil, nil, nil
+	}
+	return err
+}
+
+// The stage reads nothing of a record after committing it: its items are
+// counted before, with and without checkpoints.
+func TestNothingReadAfterCommit(t *testing.T) {
+	for _, stateful := range []bool{false, true} {
+		t.Run(fmt.Sprintf("checkpoint=%v", stateful), func(t *testing.T) {
+			bus := memory.New()
+			produce(t, bus, "in", 50)
+			c, _ := bus.Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"in"}})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			m := NewMetrics(nil)
+			var seen atomic.Int32
+			cfg := Config{Name: "test", Consumer: recycling{c}, Metrics: m, BatchMaxItems: 70,
+				Handle: func(_ context.Context, recs []*stream.Record) error {
+					if seen.Add(int32(len(recs))) == 50 {
+						cancel()
+					}
+					return nil
+				}}
+			if stateful {
+				cfg.Checkpoint = func(context.Context) error { return nil }
+			}
+			s, err := New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := s.Run(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := counter(m.records.WithLabelValues("test")); got != 50 {
+				t.Errorf("records = %v, want 50", got)
+			}
+			if got := counter(m.items.WithLabelValues("test")); got != 500 {
+				t.Errorf("items = %v, want 500", got)
+			}
+		})
+	}
+}
