@@ -54,7 +54,12 @@ type wireSet struct {
 	next         int32 // the set of the row after its last row, or -1
 }
 
-const wireSetsProbe = 16
+const (
+	wireSetsProbe = 16
+	// maxWireSlots bounds the hash table kept from one batch to the next
+	// (twice the sets of a batch of worker.max_batch_items' default).
+	maxWireSlots = 1 << 17
+)
 
 // Test hooks: noWireSets turns the numbering off (decoding with and
 // without it must build the same batch); wireHashMask makes hashes collide.
@@ -171,6 +176,9 @@ func (s *wireSets) restart() {
 	s.ids = s.ids[:0]
 	s.sets = s.sets[:0]
 	s.wire = s.wire[:0]
+	if len(s.slots) > maxWireSlots {
+		s.slots = nil // a batch of more sets than usual: not kept
+	}
 	clear(s.slots)
 	s.off = noWireSets || s.skip > 0
 	if s.skip > 0 {
