@@ -73,6 +73,12 @@ func TestWireSets(t *testing.T) {
 	num := func(k string, v ...byte) []byte { return kvBytes(k, append([]byte{0x18}, v...)) }
 	a, b, n5, n300 := str("a", "x"), str("b", "y"), num("n", 5), num("n", 0xac, 0x02)
 	six := func(p, q []byte) [][]byte { return [][]byte{p, q, p, p, q, p} }
+	many := func(n int) (kvs [][]byte) {
+		for i := range n {
+			kvs = append(kvs, num(fmt.Sprint("k", i), byte(i%128)))
+		}
+		return kvs
+	}
 	cases = append(cases,
 		tcase{"usual encodings", [][]byte{gauge(
 			point(a, n5), point(a, n300), point(), point(a, n5), point(a, n300), point(), point(b), point(b))}, 1},
@@ -81,6 +87,7 @@ func TestWireSets(t *testing.T) {
 		tcase{"value before key", [][]byte{gauge(six(point(a), point(valueFirst("a", "x")))...)}, 0},
 		tcase{"attributes in two runs", [][]byte{gauge(six(point(a, b), splitPoint(a, b))...)}, 0},
 		tcase{"long value", [][]byte{gauge(six(point(a), point(a, str("l", strings.Repeat("v", 200))))...)}, 0},
+		tcase{"300 attributes", [][]byte{gauge(six(point(a), point(many(300)...))...)}, 1},
 		tcase{"double value", [][]byte{gauge(six(point(a), point(a, kvBytes("d", protowire.AppendFixed64([]byte{0x21}, 7))))...)}, 0},
 	)
 
