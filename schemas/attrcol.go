@@ -43,6 +43,12 @@ type attrTable struct {
 	checkedKeys, checkedStrs int
 	started                  bool // the slices of the batch are taken
 
+	// copies: rows [copy0, copy1) are still to be copied to the end of
+	// the table (their ints are ints [copyInt0, copyInt1)), copyEnts
+	// entries, which the rows started since are numbered after (see
+	// copyRow).
+	copy0, copy1, copyInt0, copyInt1, copyEnts int32
+
 	// the buffers behind the slices handed over at Build
 	rowOffB, keyOffB, keyDataB, typsB, strOffB, strDataB, byOffB, byDataB batchBuf
 }
@@ -69,6 +75,7 @@ func (a *attrTable) reset() {
 	a.bools = a.bools[:0]
 	a.checkedKeys, a.checkedStrs = 0, 0
 	a.started = false
+	a.copy0, a.copy1, a.copyEnts = 0, 0, 0
 }
 
 // start takes the slices of a batch, at its first row.
@@ -102,7 +109,7 @@ func (a *attrTable) row(valid bool) {
 	if !a.started {
 		a.start()
 	}
-	a.rowOff = append(a.rowOff, int32(len(a.typs)))
+	a.rowOff = append(a.rowOff, int32(len(a.typs))+a.copyEnts)
 	a.rowValid = append(a.rowValid, valid)
 	if !valid {
 		a.nulls++
@@ -115,7 +122,7 @@ func (a *attrTable) flush() {}
 func (a *attrTable) len() int { return len(a.rowValid) }
 
 // values is the number of rows or of entries, whichever is larger.
-func (a *attrTable) values() int { return max(len(a.rowValid), len(a.typs)) }
+func (a *attrTable) values() int { return max(len(a.rowValid), len(a.typs)+int(a.copyEnts)) }
 
 // zeros is the zeros of a record whose only column with zero buffers is a.
 func (a *attrTable) zeros() *zeros { return newZeros(a.values()) }
@@ -127,6 +134,7 @@ func (a *attrTable) zeros() *zeros { return newZeros(a.values()) }
 //	  AnyValue value = 2;
 //	}
 func (a *attrTable) appendKV(p []byte) error {
+	a.flushCopies()
 	// The usual encodings first, inline: a key and a string or int value,
 	// each field shorter than 128 bytes (one-byte lengths). The strict pass
 	// takes the general path, which checks the UTF-8 of each string.
@@ -196,6 +204,7 @@ func (a *attrTable) appendKVs(p []byte, i int, tag byte) (end int, fast bool, er
 	if *a.strict || len(a.byOff) > 1 {
 		return i, false, nil // the general path: UTF-8 checks, byOff kept
 	}
+	a.flushCopies()
 	fast = true
 	typs, keyData, keyOff, strData, strOff := a.typs, a.keyData, a.keyOff, a.strData, a.strOff
 	for i+1 < len(p) && p[i] == tag && p[i+1] < 0x80 && int(p[i+1]) <= len(p)-i-2 {
@@ -394,6 +403,7 @@ func (a *attrTable) valid() bool {
 	if !a.started {
 		return true
 	}
+	a.flushCopies()
 	ok := validPieces(a.keyData, a.keyOff, a.checkedKeys) && validPieces(a.strData, a.strOff, a.checkedStrs)
 	a.checkedKeys, a.checkedStrs = len(a.keyOff)-1, len(a.strOff)-1
 	return ok
@@ -472,6 +482,7 @@ func (a *attrTable) newArray(z *zeros) arrow.Array {
 	if !a.started {
 		a.start() // no rows: the offsets still need their 0
 	}
+	a.flushCopies()
 	e, r := len(a.typs), len(a.rowValid)
 	ints, dbls := a.sparseBuf(z, e, a.ints), a.sparseBuf(z, e, a.dbls)
 	var bools *memory.Buffer

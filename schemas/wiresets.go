@@ -197,9 +197,26 @@ func attrRun(p []byte, i int, tag byte) int {
 
 // copyRow appends to the open row the entries of row r, whose int payloads
 // are ints [int0, int1): a row of usual encodings only (no doubles, bools
-// or bytes), as wireSets numbers them.
+// or bytes), as wireSets numbers them. The copy waits while the rows
+// copied are consecutive (the first step of a backlog's series, step
+// after step), to be made for all of them at once (flushCopies): before
+// anything else is appended, or the table is read.
 func (a *attrTable) copyRow(r, int0, int1 int32) {
-	e0, e1 := a.rowOff[r], a.rowOff[r+1]
+	if a.copy1 > a.copy0 && r == a.copy1 && int0 == a.copyInt1 {
+		a.copy1, a.copyInt1 = r+1, int1
+	} else {
+		a.flushCopies()
+		a.copy0, a.copy1, a.copyInt0, a.copyInt1 = r, r+1, int0, int1
+	}
+	a.copyEnts += a.rowOff[r+1] - a.rowOff[r]
+}
+
+// flushCopies appends the entries of the rows copyRow holds back.
+func (a *attrTable) flushCopies() {
+	if a.copy1 == a.copy0 {
+		return
+	}
+	e0, e1 := a.rowOff[a.copy0], a.rowOff[a.copy1]
 	base := int32(len(a.typs))
 	a.typs = append(a.typs, a.typs[e0:e1]...)
 	k0, k1 := a.keyOff[e0], a.keyOff[e1]
@@ -208,9 +225,10 @@ func (a *attrTable) copyRow(r, int0, int1 int32) {
 	s0, s1 := a.strOff[e0], a.strOff[e1]
 	a.strOff = appendShifted(a.strOff, a.strOff[e0+1:e1+1], int32(len(a.strData))-s0)
 	a.strData = append(a.strData, a.strData[s0:s1]...)
-	for _, x := range a.ints[int0:int1] {
+	for _, x := range a.ints[a.copyInt0:a.copyInt1] {
 		a.ints = append(a.ints, sparse{x.i - e0 + base, x.v})
 	}
+	a.copy0, a.copy1, a.copyEnts = 0, 0, 0
 }
 
 // appendShifted appends the offsets of src, each plus d.
@@ -253,6 +271,7 @@ func (t *pointBuilder) attrRow(p []byte, i int, attrTag byte) (int, error) {
 		s.number(n)
 		return end, nil
 	}
+	t.attrs.flushCopies()
 	int0 := len(t.attrs.ints)
 	j, fast, err := t.attrs.appendKVs(p, i, attrTag)
 	if err != nil || !fast || j != end {
