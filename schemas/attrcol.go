@@ -17,9 +17,10 @@ import (
 // (see batchbuf.go); the others are kept for the next batch.
 //
 // The UTF-8 of keys and string values is not checked per value but once per
-// request (see valid); a request that fails the check is decoded again in
-// strict mode, which checks every string where the field is read and so
-// returns the same error as a per-value check would.
+// request (see valid), but for copies of rows (see copyRow); a request that
+// fails the check is decoded again in strict mode, which checks every
+// string where the field is read and so returns the same error as a
+// per-value check would.
 type attrTable struct {
 	strict *bool // the Builder's: check strings as they are read
 	mem    memory.Allocator
@@ -48,6 +49,7 @@ type attrTable struct {
 	// entries, which the rows started since are numbered after (see
 	// copyRow).
 	copy0, copy1, copyInt0, copyInt1, copyEnts int32
+	invalid                                    bool // a check before the copies failed
 
 	// the buffers behind the slices handed over at Build
 	rowOffB, keyOffB, keyDataB, typsB, strOffB, strDataB, byOffB, byDataB batchBuf
@@ -76,6 +78,7 @@ func (a *attrTable) reset() {
 	a.checkedKeys, a.checkedStrs = 0, 0
 	a.started = false
 	a.copy0, a.copy1, a.copyEnts = 0, 0, 0
+	a.invalid = false
 }
 
 // start takes the slices of a batch, at its first row.
@@ -398,12 +401,22 @@ func (a *attrTable) appendAny(p []byte) error {
 }
 
 // valid reports whether the keys and string values appended since the last
-// call are valid UTF-8 each.
+// call are valid UTF-8 each. Copies of rows (flushCopies) are not checked
+// again: their rows are, in this call or one before.
 func (a *attrTable) valid() bool {
 	if !a.started {
 		return true
 	}
 	a.flushCopies()
+	ok := a.checkUpTo()
+	ok = !a.invalid && ok
+	a.invalid = false
+	return ok
+}
+
+// checkUpTo checks the keys and strings appended since the last check, and
+// marks them checked.
+func (a *attrTable) checkUpTo() bool {
 	ok := validPieces(a.keyData, a.keyOff, a.checkedKeys) && validPieces(a.strData, a.strOff, a.checkedStrs)
 	a.checkedKeys, a.checkedStrs = len(a.keyOff)-1, len(a.strOff)-1
 	return ok

@@ -216,6 +216,9 @@ func (a *attrTable) flushCopies() {
 	if a.copy1 == a.copy0 {
 		return
 	}
+	if a.started && !a.checkUpTo() { // what comes before, but not the copies
+		a.invalid = true
+	}
 	e0, e1 := a.rowOff[a.copy0], a.rowOff[a.copy1]
 	base := int32(len(a.typs))
 	a.typs = append(a.typs, a.typs[e0:e1]...)
@@ -229,6 +232,7 @@ func (a *attrTable) flushCopies() {
 		a.ints = append(a.ints, sparse{x.i - e0 + base, x.v})
 	}
 	a.copy0, a.copy1, a.copyEnts = 0, 0, 0
+	a.checkedKeys, a.checkedStrs = len(a.keyOff)-1, len(a.strOff)-1
 }
 
 // appendShifted appends the offsets of src, each plus d.

@@ -315,3 +315,35 @@ func TestWireSetsProbe(t *testing.T) {
 		}
 	}
 }
+
+// TestWireSetsInvalidUTF8: a string that is not UTF-8 fails the request
+// with the error of decoding without numbering, whether it lies in a set
+// that is copied, before copies or after them: copies are not checked
+// again, what they copy is.
+func TestWireSetsInvalidUTF8(t *testing.T) {
+	str := func(k, v string) []byte { return kvBytes(k, protowire.AppendBytes([]byte{0x0a}, []byte(v))) }
+	x, y, bad := str("a", "x"), str("a", "y"), str("s", "\xff")
+	for name, body := range map[string][]byte{
+		"in a copied set":      gauge(point(x, bad), point(y), point(x, bad), point(y)),
+		"before copies":        gauge(point(x), point(y), point(bad), point(x), point(y)),
+		"after copies":         gauge(point(x), point(y), point(x), point(y), point(bad)),
+		"between copies":       gauge(point(x), point(y), point(x), point(bad), point(y)),
+		"in the first request": gauge(point(bad), point(x), point(x)),
+	} {
+		var errs [2]error
+		for k, off := range []bool{false, true} {
+			noWireSets = off
+			b := NewBuilder(otlpwire.Metrics, nil)
+			// A request of the same sets before: the copies come from it.
+			if _, err := b.Append(gauge(point(x), point(y))); err != nil {
+				t.Fatal(err)
+			}
+			_, errs[k] = b.Append(body)
+			b.Release()
+		}
+		noWireSets = false
+		if errs[0] == nil || errs[1] == nil || errs[0].Error() != errs[1].Error() {
+			t.Errorf("%s: %v, without numbering %v", name, errs[0], errs[1])
+		}
+	}
+}
