@@ -35,8 +35,9 @@ import (
 // batches, and every wireSetsProbe-th batch tries again: a backlog is
 // found within that many batches.
 type wireSets struct {
-	off  bool // not numbering this batch
-	skip int  // batches left to decode without numbering
+	off     bool // not numbering this batch
+	stopped bool // this batch stopped it (off too)
+	skip    int  // batches left to decode without numbering
 	// rows numbered lately and how many repeated a set, halved each batch
 	rows, repeats int
 	ids           []uint32 // the set of each row so far
@@ -141,7 +142,7 @@ func (s *wireSets) grow() {
 
 // stop gives the numbering up until the next batch.
 func (s *wireSets) stop() {
-	s.off = true
+	s.off, s.stopped = true, true
 	s.ids = s.ids[:0]
 }
 
@@ -161,8 +162,8 @@ func (s *wireSets) take(n int) (ids []uint32, numbered bool) {
 		if 2*s.repeats < s.rows {
 			s.skip = wireSetsProbe - 1 // not worth it lately
 		}
-	case !s.off:
-		s.skip = wireSetsProbe - 1 // stopped: encodings it does not number
+	case s.stopped:
+		s.skip = wireSetsProbe - 1 // encodings it does not number
 	}
 	if s.skip > 0 {
 		s.rows, s.repeats = 0, 0
@@ -180,6 +181,7 @@ func (s *wireSets) restart() {
 		s.slots = nil // a batch of more sets than usual: not kept
 	}
 	clear(s.slots)
+	s.stopped = false
 	s.off = noWireSets || s.skip > 0
 	if s.skip > 0 {
 		s.skip--

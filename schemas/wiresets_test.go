@@ -258,8 +258,9 @@ func usualAttrs(m *colmetrics.ExportMetricsServiceRequest, r *rand.Rand) {
 
 // TestWireSetsProbe: batches not worth numbering (each series once, as
 // live traffic holds them) turn the numbering off but for every
-// wireSetsProbe-th batch; a backlog is numbered again from the next probe
-// on, and stays so when small batches come between.
+// wireSetsProbe-th batch, as do batches of encodings it does not number; a
+// backlog is numbered again from the next probe on, and stays so when
+// small batches come between.
 func TestWireSetsProbe(t *testing.T) {
 	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 10, PerRequest: 1000})
 	if err != nil {
@@ -297,6 +298,28 @@ func TestWireSetsProbe(t *testing.T) {
 		bt.Release()
 		if want := k >= wireSetsProbe-1; numbered != want {
 			t.Fatalf("backlog batch %d: numbered %v, want %v", k, numbered, want)
+		}
+	}
+	// Encodings it does not number (a double) stop it for the batch, and
+	// turn it off until the probe after.
+	a, d := kvBytes("a", []byte{0x0a, 1, 'x'}), kvBytes("d", protowire.AppendFixed64([]byte{0x21}, 7))
+	for k := range wireSetsProbe + 1 {
+		if _, err := b.Append(gauge(point(a), point(a, d), point(a))); err != nil {
+			t.Fatal(err)
+		}
+		bt := b.Build()
+		found := bt.setsFound
+		bt.Release()
+		if found {
+			t.Fatalf("batch %d of doubles: numbered", k)
+		}
+	}
+	for k := range wireSetsProbe {
+		bt := batch(4*k, 4*k+1, 4*k+2, 4*k+3)
+		numbered := bt.ItemAttrSets != nil
+		bt.Release()
+		if want := k >= wireSetsProbe-1; numbered != want {
+			t.Fatalf("backlog batch %d after doubles: numbered %v, want %v", k, numbered, want)
 		}
 	}
 	// A worker's batches of a backlog: some of one step, between those of
