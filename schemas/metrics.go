@@ -345,13 +345,13 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 		attrsNum, exNum, flagsNum = otlpwire.SummaryDataPointAttributes, 0, otlpwire.SummaryDataPointFlags
 	}
 	attrTag := byte(attrsNum)<<3 | byte(otlpwire.WireLen)
-	attrRun := false // the point's attributes were read as one run
+	attrsRead := false // the point's attributes were read, as one run
 	for i := 0; i < len(p); {
 		if p[i] == attrTag {
-			if attrRun {
+			if attrsRead {
 				t.sets.stop() // attributes in two runs: not numbered
 			}
-			attrRun = true
+			attrsRead = true
 			j, err := t.attrRow(p, i, attrTag)
 			if err != nil {
 				return err
@@ -419,7 +419,7 @@ func (b *Builder) point(p []byte, kind uint8, rid, sid, mid uint32) error {
 		}
 		i = f.End
 	}
-	if !attrRun {
+	if !attrsRead {
 		t.noAttrs()
 	}
 	t.resourceID.add(rid)
