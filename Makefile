@@ -72,7 +72,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzCount -fuzztime $(FUZZTIME) ./internal/otlpwire/
 	$(GO) test -run '^$$' -fuzz FuzzUnmarshalRequest -fuzztime $(FUZZTIME) ./internal/otlpjson/
 	$(GO) test -run '^$$' -fuzz FuzzMarshalRequest -fuzztime $(FUZZTIME) ./internal/otlpjson/
-	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) ./schemas/
+	$(GO) test -run '^$$' -fuzz FuzzRoundTrip -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzReadBatch -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzDecodeTables -fuzztime $(FUZZTIME) -fuzzminimizetime 200x ./schemas/
 	$(GO) test -run '^$$' -fuzz FuzzText -fuzztime $(FUZZTIME) ./schemas/
