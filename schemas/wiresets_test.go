@@ -292,14 +292,17 @@ func TestWireSetsProbe(t *testing.T) {
 	}
 	// A backlog: each batch holds 4 steps. The first probe is the batch
 	// after the 15 skipped since the last one.
-	for k := range wireSetsProbe {
-		bt := batch(4*k, 4*k+1, 4*k+2, 4*k+3)
-		numbered := bt.ItemAttrSets != nil
-		bt.Release()
-		if want := k >= wireSetsProbe-1; numbered != want {
-			t.Fatalf("backlog batch %d: numbered %v, want %v", k, numbered, want)
+	backlog := func(after string) {
+		for k := range wireSetsProbe {
+			bt := batch(4*k, 4*k+1, 4*k+2, 4*k+3)
+			numbered := bt.ItemAttrSets != nil
+			bt.Release()
+			if want := k >= wireSetsProbe-1; numbered != want {
+				t.Fatalf("backlog batch %d after %s: numbered %v, want %v", k, after, numbered, want)
+			}
 		}
 	}
+	backlog("live traffic")
 	// Encodings it does not number (a double) stop it for the batch, and
 	// turn it off until the probe after.
 	a, d := kvBytes("a", []byte{0x0a, 1, 'x'}), kvBytes("d", protowire.AppendFixed64([]byte{0x21}, 7))
@@ -314,14 +317,7 @@ func TestWireSetsProbe(t *testing.T) {
 			t.Fatalf("batch %d of doubles: numbered", k)
 		}
 	}
-	for k := range wireSetsProbe {
-		bt := batch(4*k, 4*k+1, 4*k+2, 4*k+3)
-		numbered := bt.ItemAttrSets != nil
-		bt.Release()
-		if want := k >= wireSetsProbe-1; numbered != want {
-			t.Fatalf("backlog batch %d after doubles: numbered %v, want %v", k, numbered, want)
-		}
-	}
+	backlog("doubles")
 	// A worker's batches of a backlog: some of one step, between those of
 	// several, do not turn the numbering off.
 	for k := range 2 * wireSetsProbe {
