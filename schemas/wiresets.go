@@ -45,6 +45,7 @@ type wireSets struct {
 	wire          []byte  // the sets' attribute bytes, one after the other
 	slots         []int32 // open addressing on the hash: set number+1, 0 when empty
 	seed          maphash.Seed
+	empty         int32 // the set without attributes, plus 1; 0 before it is seen
 }
 
 type wireSet struct {
@@ -177,6 +178,7 @@ func (s *wireSets) restart() {
 	s.ids = s.ids[:0]
 	s.sets = s.sets[:0]
 	s.wire = s.wire[:0]
+	s.empty = 0
 	if len(s.slots) > maxWireSlots {
 		s.slots = nil // a batch of more sets than usual: not kept
 	}
@@ -294,9 +296,11 @@ func (t *pointBuilder) noAttrs() {
 	if s.off {
 		return
 	}
-	if n, h := s.find(nil); n >= 0 {
-		s.number(n)
-	} else {
-		s.add(nil, h, t.attrs.len()-1, len(t.attrs.ints), len(t.attrs.ints))
+	if s.empty > 0 { // known: no hash to look up
+		s.number(s.empty - 1)
+		return
 	}
+	_, h := s.find(nil) // runs of attributes are never empty: not there
+	s.add(nil, h, t.attrs.len()-1, len(t.attrs.ints), len(t.attrs.ints))
+	s.empty = int32(len(s.sets))
 }
