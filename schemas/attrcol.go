@@ -128,7 +128,7 @@ func (a *attrTable) len() int { return len(a.rowValid) }
 func (a *attrTable) values() int { return max(len(a.rowValid), len(a.typs)+int(a.copyEnts)) }
 
 // zeros is the zeros of a record whose only column with zero buffers is a.
-func (a *attrTable) zeros() *zeros { return newZeros(a.values()) }
+func (a *attrTable) zeros() *Zeros { return NewZeros(a.values()) }
 
 // appendKV appends the KeyValue whose encoding is p to the open map row.
 //
@@ -477,7 +477,7 @@ func (a *attrTable) bitmap(n int, set func(yield func(int) bool)) *memory.Buffer
 }
 
 // sparseBuf is a buffer of e 8-byte values, zero but at the entries of xs.
-func (a *attrTable) sparseBuf(z *zeros, e int, xs []sparse) *memory.Buffer {
+func (a *attrTable) sparseBuf(z *Zeros, e int, xs []sparse) *memory.Buffer {
 	if len(xs) == 0 {
 		return z.slice(a.mem, 8*e)
 	}
@@ -491,7 +491,7 @@ func (a *attrTable) sparseBuf(z *zeros, e int, xs []sparse) *memory.Buffer {
 
 // newArray returns the column of the rows appended since the last call and
 // starts a new one; its zero buffers are slices of z's.
-func (a *attrTable) newArray(z *zeros) arrow.Array {
+func (a *attrTable) newArray(z *Zeros) arrow.Array {
 	if !a.started {
 		a.start() // no rows: the offsets still need their 0
 	}
@@ -568,13 +568,13 @@ func (a *attrTable) newArray(z *zeros) arrow.Array {
 // (colbuf.go) rather than by the record builder.
 type subst struct {
 	i int
-	a interface{ newArray(*zeros) arrow.Array }
+	a interface{ newArray(*Zeros) arrow.Array }
 }
 
 // newRecord builds the record of rb with the columns in subs replaced, their
 // zero buffers sliced from z.
-func newRecord(rb *array.RecordBuilder, z *zeros, subs ...subst) arrow.RecordBatch {
-	defer z.release()
+func newRecord(rb *array.RecordBuilder, z *Zeros, subs ...subst) arrow.RecordBatch {
+	defer z.Release()
 	fields := rb.Fields()
 	cols := make([]arrow.Array, len(fields))
 	defer func() {

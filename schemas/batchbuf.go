@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow/bitutil"
@@ -81,26 +82,28 @@ func (b *batchBuf) free() {
 	}
 }
 
-// zeros is the zero bytes of one record being built. The buffers of its
+// Zeros is the zero bytes of one record being built. The buffers of its
 // columns that hold only zeros (the doubles of attributes that have none,
 // the offsets of lists that are all empty, the values of the fields the
 // points do not use: a gauge's count, sum, min and max) are slices of one
 // buffer, cleared once, rather than buffers of their own, each cleared or
 // filled: under the Kubernetes load, megabytes a batch. Arrays are
-// immutable (see doc.go), so the columns can share it.
-type zeros struct {
+// immutable (see doc.go), so the columns can share it. The decoder makes
+// one per record; Take's caller may pass one for the columns of a table
+// it takes rows of (see Take).
+type Zeros struct {
 	size int            // the largest slice: 8 bytes a value, and one more
 	buf  *memory.Buffer // taken at the first slice
 }
 
-// newZeros is the zeros of a record whose columns have at most values
-// values (rows, or map entries).
-func newZeros(values int) *zeros { return &zeros{size: 8 * (values + 1)} }
+// NewZeros is the zeros of a record whose columns have at most values
+// values (rows, or map entries). Release it once its columns are made.
+func NewZeros(values int) *Zeros { return &Zeros{size: 8 * (values + 1)} }
 
 // slice returns a buffer of n zero bytes: a slice of z's buffer, or a
 // buffer of its own when z is nil (a column built on its own, in tests) or
 // has no room.
-func (z *zeros) slice(mem memory.Allocator, n int) *memory.Buffer {
+func (z *Zeros) slice(mem memory.Allocator, n int) *memory.Buffer {
 	if z == nil || n == 0 || n > z.size {
 		return newBuf(mem, n)
 	}
@@ -110,8 +113,30 @@ func (z *zeros) slice(mem memory.Allocator, n int) *memory.Buffer {
 	return memory.SliceBuffer(z.buf, 0, n)
 }
 
-// release drops z's reference to its buffer: the columns hold theirs.
-func (z *zeros) release() {
+// zero reports whether b holds only zero bytes, comparing it with z's
+// buffer (taken for it, unless b's first byte already says no).
+func (z *Zeros) zero(mem memory.Allocator, b []byte) bool {
+	if len(b) == 0 {
+		return true
+	}
+	if b[0] != 0 {
+		return false
+	}
+	if z.buf == nil {
+		z.buf = newBuf(mem, z.size)
+	}
+	for zb := z.buf.Bytes(); len(b) > 0; {
+		k := min(len(b), len(zb))
+		if !bytes.Equal(b[:k], zb[:k]) {
+			return false
+		}
+		b = b[k:]
+	}
+	return true
+}
+
+// Release drops z's reference to its buffer: the columns hold theirs.
+func (z *Zeros) Release() {
 	if z != nil && z.buf != nil {
 		z.buf.Release()
 		z.buf = nil

@@ -235,7 +235,7 @@ func (b *Builder) Build() *Batch {
 	switch b.sig {
 	case otlpwire.Metrics:
 		bt.Metrics = newRecord(b.met.rb, b.met.metadata.zeros(), subst{MetMetadata, &b.met.metadata})
-		bt.Items = newRecord(b.pts.rb, newZeros(max(b.pts.n, b.pts.attrs.values())), b.pts.columns()...)
+		bt.Items = newRecord(b.pts.rb, NewZeros(max(b.pts.n, b.pts.attrs.values())), b.pts.columns()...)
 		bt.builtSets, bt.setsFound = b.pts.sets.take(b.pts.n)
 		bt.ItemAttrSets = bt.builtSets
 	case otlpwire.Logs:

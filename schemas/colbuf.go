@@ -178,7 +178,7 @@ func (c *listCol) start(i int) {
 	}
 }
 
-func (c *listCol) newArray(z *zeros) arrow.Array {
+func (c *listCol) newArray(z *Zeros) arrow.Array {
 	n := *c.rows
 	var vals arrow.Array
 	if c.vb.Len() == 0 {
@@ -331,7 +331,7 @@ func (c *runCol[T]) release() {
 
 // buf is a buffer of the allocator holding the values: v's own once
 // mixed, a slice of z when they are all zero.
-func (c *runCol[T]) buf(z *zeros) *memory.Buffer {
+func (c *runCol[T]) buf(z *Zeros) *memory.Buffer {
 	if c.mixed {
 		b := give(c.mem, c.v, &c.vb)
 		c.v = nil
@@ -351,7 +351,7 @@ func (c *runCol[T]) buf(z *zeros) *memory.Buffer {
 
 // newArray returns the column of the rows added since the last call and
 // starts a new one.
-func (c *runCol[T]) newArray(z *zeros) arrow.Array {
+func (c *runCol[T]) newArray(z *Zeros) arrow.Array {
 	b := c.buf(z)
 	d := array.NewData(c.typ, c.n, []*memory.Buffer{nil, b}, nil, 0, 0)
 	b.Release()
@@ -388,7 +388,7 @@ func (c *optCol[T]) release() {
 	c.valid.release()
 }
 
-func (c *optCol[T]) newArray(z *zeros) arrow.Array {
+func (c *optCol[T]) newArray(z *Zeros) arrow.Array {
 	n := c.v.n
 	var validity *memory.Buffer
 	nulls := 0
@@ -465,7 +465,7 @@ func (c *binCol) release() {
 	c.off, c.data, c.n, c.mixed = nil, nil, 0, false
 }
 
-func (c *binCol) newArray(z *zeros) arrow.Array {
+func (c *binCol) newArray(z *Zeros) arrow.Array {
 	var ob, db *memory.Buffer
 	if c.mixed {
 		ob, db = give(c.mem, c.off, &c.offB), give(c.mem, c.data, &c.dataB)

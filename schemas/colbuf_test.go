@@ -44,7 +44,7 @@ func TestBatchColumns(t *testing.T) {
 				bc.add(by)
 				wantBin.Append(by)
 			}
-			z := newZeros(len(vals)) // the columns' zero buffers share one
+			z := NewZeros(len(vals)) // the columns' zero buffers share one
 			for _, pair := range [][2]arrow.Array{{c.newArray(z), want.NewArray()}, {o.newArray(z), wantOpt.NewArray()}, {bc.newArray(z), wantBin.NewArray()}} {
 				got, exp := pair[0], pair[1]
 				f, isFloat := got.(*array.Float64)
@@ -66,7 +66,7 @@ func TestBatchColumns(t *testing.T) {
 				got.Release()
 				exp.Release()
 			}
-			z.release()
+			z.Release()
 			want.Release()
 			wantOpt.Release()
 			wantBin.Release()
@@ -109,9 +109,9 @@ func TestListColumn(t *testing.T) {
 			}
 			rows++
 		}
-		z := newZeros(rows)
+		z := NewZeros(rows)
 		got, exp := c.newArray(z), want.NewArray()
-		z.release()
+		z.Release()
 		if got.Len() != exp.Len() || got.NullN() != 0 || !array.Equal(got, exp) {
 			t.Fatalf("got %v, want %v", got, exp)
 		}
@@ -151,7 +151,7 @@ func TestColumnFill(t *testing.T) {
 				wantOpt.AppendValues([]uint64{x}, []bool{ok})
 			}
 		}
-		z := newZeros(c.n)
+		z := NewZeros(c.n)
 		for _, pair := range [][2]arrow.Array{{c.newArray(z), want.NewArray()}, {o.newArray(z), wantOpt.NewArray()}} {
 			got, exp := pair[0], pair[1]
 			if got.Len() != exp.Len() || got.NullN() != exp.NullN() || !array.Equal(got, exp) {
@@ -167,7 +167,7 @@ func TestColumnFill(t *testing.T) {
 			got.Release()
 			exp.Release()
 		}
-		z.release()
+		z.Release()
 		want.Release()
 		wantOpt.Release()
 	}

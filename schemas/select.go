@@ -171,12 +171,14 @@ func (s *selector) table(rec arrow.RecordBatch, rows []int32, ids map[int]idMap)
 		i = j
 	}
 	cols := make([]arrow.Array, rec.NumCols())
+	z := NewZeros(int(rec.NumRows()))
 	defer func() {
 		for _, c := range cols {
 			if c != nil {
 				c.Release()
 			}
 		}
+		z.Release()
 	}()
 	for i := range cols {
 		if m, ok := ids[i]; ok {
@@ -189,7 +191,7 @@ func (s *selector) table(rec arrow.RecordBatch, rows []int32, ids map[int]idMap)
 			bl.Release()
 			continue
 		}
-		d := Take(s.mem, rec.Column(i).Data(), s.runs)
+		d := Take(s.mem, rec.Column(i).Data(), s.runs, z)
 		cols[i] = array.MakeFromData(d)
 		d.Release()
 	}

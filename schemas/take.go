@@ -66,24 +66,37 @@ func Takeable(dt arrow.DataType) bool {
 //
 // The result is a new reference and holds no buffer of d, except when it
 // has no rows: then it is a zero-length slice of d.
-func Take[I rowIndex](mem memory.Allocator, d arrow.ArrayData, rs [][2]I) arrow.ArrayData {
+//
+// With z (nil for none), a column, or a field of a struct column, whose
+// rows of d are all null, or have no nulls and hold only zeros (values
+// of 0, empty lists and strings), is taken without a gather: its buffers
+// are slices of z's. The fields the rows of a table do not use (a gauge's
+// count, sum, buckets and exemplars, ...) are most of its columns: a
+// caller taking the rows of several columns passes one z for them all,
+// made for at least as many values as the largest column has rows.
+func Take[I rowIndex](mem memory.Allocator, d arrow.ArrayData, rs [][2]I, z *Zeros) arrow.ArrayData {
 	n := 0
 	for _, r := range rs {
 		n += int(r[1] - r[0])
 	}
-	return takeRows(mem, d, rs, 0, n)
+	return takeRows(mem, d, rs, 0, n, z)
 }
 
 // takeRows is Take of n rows, with the rows of rs counted from row base of
 // d: a struct's children are indexed from the struct's offset, which is
 // passed down instead of shifting a copy of the runs.
-func takeRows[I rowIndex](mem memory.Allocator, d arrow.ArrayData, rs [][2]I, base, n int) arrow.ArrayData {
+func takeRows[I rowIndex](mem memory.Allocator, d arrow.ArrayData, rs [][2]I, base, n int, z *Zeros) arrow.ArrayData {
 	dt := d.DataType()
 	if n == 0 {
 		return array.NewSliceData(d, 0, 0)
 	}
 	if dt.ID() == arrow.NULL {
 		return array.NewData(dt, n, []*memory.Buffer{nil}, nil, n, 0)
+	}
+	if z != nil {
+		if out := takeZeros(mem, d, n, z); out != nil {
+			return out
+		}
 	}
 	off := base + d.Offset()
 	in := d.Buffers()
@@ -105,12 +118,12 @@ func takeRows[I rowIndex](mem memory.Allocator, d arrow.ArrayData, rs [][2]I, ba
 		bufs = []*memory.Buffer{valid}
 		children = make([]arrow.ArrayData, len(d.Children()))
 		for k, c := range d.Children() {
-			children[k] = takeRows(mem, c, rs, off, n)
+			children[k] = takeRows(mem, c, rs, off, n, z)
 		}
 	case arrow.LIST, arrow.MAP:
 		o, crs, total := takeListOffsets(mem, in[1], off, rs, n)
 		bufs = []*memory.Buffer{valid, o}
-		children = []arrow.ArrayData{takeRows(mem, d.Children()[0], crs, 0, total)}
+		children = []arrow.ArrayData{takeRows(mem, d.Children()[0], crs, 0, total, z)}
 	case arrow.FIXED_SIZE_LIST:
 		size := int(dt.(*arrow.FixedSizeListType).Len())
 		// int runs: n*size child rows may pass int32.
@@ -119,7 +132,7 @@ func takeRows[I rowIndex](mem memory.Allocator, d arrow.ArrayData, rs [][2]I, ba
 			crs[k] = [2]int{(off + int(r[0])) * size, (off + int(r[1])) * size}
 		}
 		bufs = []*memory.Buffer{valid}
-		children = []arrow.ArrayData{takeRows(mem, d.Children()[0], crs, 0, n*size)}
+		children = []arrow.ArrayData{takeRows(mem, d.Children()[0], crs, 0, n*size, z)}
 	default:
 		var vals *memory.Buffer
 		switch w := dt.(arrow.FixedWidthDataType).BitWidth() / 8; w {
@@ -135,6 +148,74 @@ func takeRows[I rowIndex](mem memory.Allocator, d arrow.ArrayData, rs [][2]I, ba
 			vals = takeWide(mem, in[1], w, off, rs, n)
 		}
 		bufs = []*memory.Buffer{valid, vals}
+	}
+	out := array.NewData(dt, n, bufs, children, nulls, 0)
+	for _, b := range bufs {
+		if b != nil {
+			b.Release()
+		}
+	}
+	for _, c := range children {
+		c.Release()
+	}
+	return out
+}
+
+// takeZeros is n rows of d taken when every row of d is null, or none is
+// and all hold zeros (see Take): the buffers are slices of z's, the
+// children of a list those of its first row (none). It returns nil for
+// any other d, and for structs and booleans, whose fields are taken one by
+// one and whose bits are few.
+func takeZeros(mem memory.Allocator, d arrow.ArrayData, n int, z *Zeros) arrow.ArrayData {
+	dt := d.DataType()
+	in := d.Buffers()
+	lo, hi := d.Offset(), d.Offset()+d.Len()
+	nulls := d.NullN()
+	if nulls < 0 { // not counted yet (a slice)
+		nulls = 0
+		if len(in) > 0 && in[0] != nil {
+			nulls = d.Len() - bitutil.CountSetBits(in[0].Bytes(), lo, d.Len())
+		}
+	}
+	var allNull bool
+	switch nulls {
+	case 0:
+	case d.Len():
+		allNull = true
+	default:
+		return nil
+	}
+	var bufs []*memory.Buffer
+	var children []arrow.ArrayData
+	switch dt.ID() {
+	case arrow.BOOL, arrow.STRUCT, arrow.FIXED_SIZE_LIST:
+		return nil
+	case arrow.STRING, arrow.BINARY, arrow.LIST, arrow.MAP:
+		// Empty rows: the offsets do not move (nor, all null, need to).
+		if !allNull && in[1] != nil && in[1].Len() > 0 {
+			o := castBytes[int32](in[1].Bytes())
+			if o[lo] != o[hi] {
+				return nil
+			}
+		}
+		bufs = []*memory.Buffer{nil, z.slice(mem, 4*(n+1))}
+		if dt.ID() == arrow.STRING || dt.ID() == arrow.BINARY {
+			bufs = append(bufs, z.slice(mem, 0))
+		} else {
+			children = []arrow.ArrayData{array.NewSliceData(d.Children()[0], 0, 0)}
+		}
+	case arrow.LARGE_STRING, arrow.LARGE_BINARY:
+		return nil
+	default:
+		w := dt.(arrow.FixedWidthDataType).BitWidth() / 8
+		if !allNull && (in[1] == nil || !z.zero(mem, in[1].Bytes()[lo*w:hi*w])) {
+			return nil
+		}
+		bufs = []*memory.Buffer{nil, z.slice(mem, n*w)}
+	}
+	nulls = 0
+	if allNull {
+		bufs[0], nulls = z.slice(mem, int(bitutil.BytesForBits(int64(n)))), n
 	}
 	out := array.NewData(dt, n, bufs, children, nulls, 0)
 	for _, b := range bufs {

@@ -189,7 +189,20 @@ func checkTake[I rowIndex](t *testing.T, mem memory.Allocator, in arrow.ArrayDat
 	for k, r := range sel.rs {
 		rs[k] = [2]I{I(r[0]), I(r[1])}
 	}
-	gd := Take(mem, in, rs)
+	gd := Take(mem, in, rs, nil)
+	if !release {
+		// Again with zeros, for the columns of one table: the same rows.
+		z := NewZeros(in.Len())
+		zd := Take(mem, in, rs, z)
+		z.Release()
+		checkTaken(t, mem, in, sel, rs, zd, want, false, what+", with zeros")
+	}
+	checkTaken(t, mem, in, sel, rs, gd, want, release, what)
+}
+
+// checkTaken compares gd, taken by rs from in, with want (see checkTake).
+func checkTaken[I rowIndex](t *testing.T, mem memory.Allocator, in arrow.ArrayData, sel takeSelection, rs [][2]I, gd arrow.ArrayData, want arrow.Array, release bool, what string) {
+	t.Helper()
 	if release {
 		in.Release()
 		for range 4 {
@@ -244,10 +257,21 @@ func TestTake(t *testing.T) {
 				n = 100 + r.IntN(300)
 			}
 			js := make([]string, n)
+			// One value for all rows at iterations 7, 15 and 23: null, zero
+			// (or empty) where the type has such a value, another.
+			same := [3]string{"null", c.vals[0], c.vals[r.IntN(len(c.vals))]}[iter/8]
+			for _, v := range c.vals {
+				if iter/8 == 1 && (v == "0" || v == `""` || v == "[]" || v == `"0"`) {
+					same = v
+				}
+			}
 			for i := range js {
 				js[i] = c.vals[r.IntN(len(c.vals))]
 				if iter%4 == 0 && js[i] == "null" && c.dt.ID() != arrow.NULL { // inputs without nulls
 					js[i] = c.vals[0]
+				}
+				if iter%8 == 7 { // one value: all null, all zero or empty, or neither
+					js[i] = same
 				}
 			}
 			lo := 0
@@ -432,7 +456,7 @@ func BenchmarkTake(b *testing.B) {
 			b.Run(s.name+"/"+c.Name, func(b *testing.B) {
 				b.ReportAllocs()
 				for b.Loop() {
-					Take(mem, dist.Data(), rs).Release()
+					Take(mem, dist.Data(), rs, nil).Release()
 				}
 				b.ReportMetric(float64(b.N)*float64(len(s.ids))/b.Elapsed().Seconds(), "rows/s")
 			})
@@ -449,7 +473,7 @@ func BenchmarkTake(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				for _, col := range items.Columns() {
-					Take(mem, col.Data(), rs).Release()
+					Take(mem, col.Data(), rs, nil).Release()
 				}
 			}
 			b.ReportMetric(float64(b.N)*float64(n)/b.Elapsed().Seconds(), "rows/s")
@@ -477,7 +501,7 @@ func attributeSets(col arrow.Array) (arrow.Array, []int32) {
 		}
 		ids[i] = id
 	}
-	d := Take(memory.NewGoAllocator(), col.Data(), reps)
+	d := Take(memory.NewGoAllocator(), col.Data(), reps, nil)
 	defer d.Release()
 	return array.MakeFromData(d), ids
 }

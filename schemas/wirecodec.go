@@ -513,7 +513,7 @@ func (e *encoder) mapCol(t *array.Map) error {
 			for _, i := range reps {
 				rs = appendRow(rs, i)
 			}
-			d := Take(e.mem, t.Data(), rs)
+			d := Take(e.mem, t.Data(), rs, nil)
 			dist := array.NewMapData(d)
 			d.Release()
 			e.validity(dist)
@@ -575,7 +575,7 @@ func (e *encoder) setTable(table arrow.Array, sets []uint32) error {
 		}
 		rs = appendRow(rs, int32(s))
 	}
-	d := Take(e.mem, t.Data(), rs)
+	d := Take(e.mem, t.Data(), rs, nil)
 	col := array.NewMapData(d)
 	d.Release()
 	defer col.Release()
@@ -1242,7 +1242,7 @@ func (d *decoder) dictCol(dt arrow.DataType, n int) arrow.ArrayData {
 			return nil
 		}
 	}
-	return Take(d.mem, dist, rs)
+	return Take(d.mem, dist, rs, nil)
 }
 
 // nullRows is a column of type dt of n null rows.

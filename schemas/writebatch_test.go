@@ -281,7 +281,7 @@ func TestWriteBatchBySet(t *testing.T) {
 		for s := n - 1; s >= 0; s-- {
 			rs = append(rs, [2]int32{int32(s), int32(s) + 1})
 		}
-		d := schemas.Take(mem, rev.Data(), rs)
+		d := schemas.Take(mem, rev.Data(), rs, nil)
 		rev.Release()
 		b.ItemAttrSetTable.Release()
 		b.ItemAttrSetTable = array.NewMapData(d)

@@ -143,7 +143,7 @@ func (st *state) attrSetTable(sel []int32) (table arrow.Array, ids []uint32, ok 
 		}
 	}
 	sc.runs = runs
-	d := schemas.Take(st.e.mem, col.Data(), runs)
+	d := schemas.Take(st.e.mem, col.Data(), runs, nil)
 	table = array.NewMapData(d)
 	d.Release()
 	for k, g := range ids {

@@ -24,14 +24,18 @@ func runs(dst [][2]int, idx []int32) [][2]int {
 }
 
 // table assembles a record: columns already set in cols are used as they
-// are, the others are taken from rec by rs. It releases cols.
+// are, the others are taken from rec by rs. It releases cols. The columns
+// taken share one buffer of zeros for what holds only zeros or nulls (see
+// schemas.Take): most columns of a table of gauges.
 func table(mem memory.Allocator, rec arrow.RecordBatch, cols []arrow.Array, rs [][2]int, n int) (arrow.RecordBatch, error) {
 	defer releaseAll(cols)
+	z := schemas.NewZeros(int(rec.NumRows()))
+	defer z.Release()
 	for i := range cols {
 		if cols[i] != nil {
 			continue
 		}
-		c, err := take(mem, rec.Column(i), rs)
+		c, err := take(mem, rec.Column(i), rs, z)
 		if err != nil {
 			return nil, err
 		}

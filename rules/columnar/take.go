@@ -12,8 +12,9 @@ import (
 // schemas.Take; it concatenates slices of the others.
 func takeable(dt arrow.DataType) bool { return schemas.Takeable(dt) }
 
-// take returns the rows of a named by rs, in order (a new reference).
-func take(mem memory.Allocator, a arrow.Array, rs [][2]int) (arrow.Array, error) {
+// take returns the rows of a named by rs, in order (a new reference); z,
+// if not nil, is passed to schemas.Take.
+func take(mem memory.Allocator, a arrow.Array, rs [][2]int, z *schemas.Zeros) (arrow.Array, error) {
 	switch {
 	case len(rs) == 1 && rs[0][0] == 0 && rs[0][1] == a.Len():
 		a.Retain()
@@ -24,7 +25,7 @@ func take(mem memory.Allocator, a arrow.Array, rs [][2]int) (arrow.Array, error)
 		return array.NewSlice(a, int64(rs[0][0]), int64(rs[0][1])), nil
 	}
 	if takeable(a.DataType()) {
-		d := schemas.Take(mem, a.Data(), rs)
+		d := schemas.Take(mem, a.Data(), rs, z)
 		defer d.Release()
 		return array.MakeFromData(d), nil
 	}

@@ -72,7 +72,7 @@ func TestTake(t *testing.T) {
 				}
 			}
 			rs := runs(nil, idx)
-			got, err := take(mem, a, rs)
+			got, err := take(mem, a, rs, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -144,7 +144,7 @@ func (g *gen) batch(tb testing.TB, q *colmetrics.ExportMetricsServiceRequest) *s
 		}
 		cols := make([]arrow.Array, b.Items.NumCols())
 		for c := range cols {
-			d := schemas.Take(poisoner{}, b.Items.Column(c).Data(), rs)
+			d := schemas.Take(poisoner{}, b.Items.Column(c).Data(), rs, nil)
 			cols[c] = array.MakeFromData(d)
 			d.Release()
 		}
