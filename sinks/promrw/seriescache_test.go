@@ -378,17 +378,20 @@ func BenchmarkSeriesCacheChurn(b *testing.B) {
 	}
 }
 
-// TestSetMemo: the memo answers as a map does, across growth and resets
-// (nothing of an earlier generation is found again).
+// TestSetMemo: the memo answers as a map does, new, across growth and
+// resets (nothing of an earlier generation is found again), and at its
+// bound (where it starts again empty).
 func TestSetMemo(t *testing.T) {
 	var m setMemo
 	r := otlptest.NewGen(3, otlptest.GenOptions{}).Rand()
 	for gen := range 50 {
-		m.reset()
+		if gen > 0 {
+			m.reset()
+		}
 		want := map[memoKey]uint32{}
 		for range r.IntN(3000) {
 			// few bases and names, so that keys collide on one or two parts
-			k := memoKey{uint64(r.IntN(8)), uint64(r.IntN(8)), uint32(r.IntN(64))}
+			k := memoKey{uint64(r.IntN(8)), uint64(r.IntN(8)), uint64(r.IntN(64))}
 			got, ok := m.get(k)
 			w, wok := want[k]
 			if ok != wok || got != w {
@@ -403,6 +406,30 @@ func TestSetMemo(t *testing.T) {
 		if m.n != len(want) {
 			t.Fatalf("generation %d: %d entries, want %d", gen, m.n, len(want))
 		}
+	}
+	// Past its bound: the entries before the last reset are gone, those
+	// after it found.
+	m.reset()
+	var since []memoKey
+	for k := range uint64(maxMemoSlots) {
+		key := memoKey{k, 1, 2}
+		gen := m.gen
+		m.put(key, uint32(k))
+		if m.gen != gen {
+			since = since[:0]
+		}
+		since = append(since, key)
+	}
+	if len(m.slots) != maxMemoSlots || len(since) == maxMemoSlots {
+		t.Fatalf("%d slots, %d entries since the last reset: the bound was not reached", len(m.slots), len(since))
+	}
+	for _, k := range since {
+		if s, ok := m.get(k); !ok || s != uint32(k.base) {
+			t.Fatalf("get(%v) = %d, %v after the reset", k, s, ok)
+		}
+	}
+	if _, ok := m.get(memoKey{0, 1, 2}); ok {
+		t.Fatal("an entry of before the reset was found")
 	}
 }
 
@@ -468,6 +495,11 @@ func TestSetMemoLeftOff(t *testing.T) {
 				want := tc.kept || rec == 0 || rec == memoSkipBatches+1
 				if on := cached.tr.memoOn; on != want {
 					t.Fatalf("record %d: memo on %v (%d lookups, %d hits), want %v", rec, on, cached.tr.memoTries, cached.tr.memoHits, want)
+				}
+				// The memo holds from record to record: the series of the
+				// first are all found in the later ones.
+				if on := cached.tr.memoOn; on && rec > 0 && cached.tr.memoHits != cached.tr.memoTries {
+					t.Fatalf("record %d: %d of %d points found in the memo, want all", rec, cached.tr.memoHits, cached.tr.memoTries)
 				}
 				if !slices.Equal(plain.requests(), cached.requests()) {
 					t.Fatalf("record %d: the requests differ from those of a translator without the cache", rec)

@@ -87,10 +87,10 @@ type translator struct {
 	sets   []uint32
 	setKey []uint64
 	setIDs idTable
-	// With memoOn, per base, name and set, the series cache slot of its
-	// series: points of a set seen before in the batch skip making and
-	// comparing the key. Valid while the cache has evicted nothing since
-	// (memoEvicted).
+	// With memoOn, per base, name and interned set, the series cache slot
+	// of its series: points of a series seen before, in this batch or an
+	// earlier one, skip making, hashing and comparing the key. Valid while
+	// the cache has evicted nothing since (memoEvicted).
 	memo        setMemo
 	memoOn      bool
 	memoEvicted uint64
@@ -257,9 +257,9 @@ func (t *translator) translate(b *schemas.Batch, rec int32) error {
 	}
 	t.out.rec = rec
 	if t.memoOn && t.memoTries >= 64 && t.memoHits*8 < t.memoTries {
-		// The last batch's sets repeated mostly across series (another
-		// resource or metric each time): the memo cost a lookup and an
-		// insert per point for little. Leave it off for a while.
+		// The last batch's series were mostly new to the memo (the cache
+		// evicting all the time, series not seen again): it cost a lookup
+		// and an insert per point for little. Leave it off for a while.
 		t.memoSkip = memoSkipBatches
 	}
 	t.sets, t.memoOn = nil, false
@@ -270,8 +270,6 @@ func (t *translator) translate(b *schemas.Batch, rec int32) error {
 			t.memoSkip--
 		} else {
 			t.memoOn = true
-			t.memo.reset()
-			t.memoEvicted = t.cache.evicted
 			t.memoTries, t.memoHits = 0, 0
 		}
 	}
@@ -693,7 +691,7 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 			t.memo.reset()
 			t.memoEvicted = t.cache.evicted
 		}
-		mk = memoKey{t.baseID, m.nameID, t.sets[i]}
+		mk = memoKey{t.baseID, m.nameID, t.setID(c, i)}
 		t.memoTries++
 		if s, ok := t.memo.get(mk); ok {
 			t.memoHits++
@@ -742,10 +740,8 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 }
 
 // memoSkipBatches is how many batches go without the memo after one where
-// it found fewer than an eighth of the points' series. The points that
-// repeat a series in a batch often come late in it (the second request
-// of a record), so a batch is judged whole, and the next ones are
-// expected to look like it.
+// it found fewer than an eighth of the points' series. A batch is judged
+// whole, and the next ones are expected to look like it.
 const memoSkipBatches = 15
 
 // setID returns the interned id of the attribute set of data point i,
