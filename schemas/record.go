@@ -244,8 +244,9 @@ func decodeTables(b *Batch, raw []byte, mem memory.Allocator, format byte, keepS
 	if d == nil {
 		d = &decoder{}
 	}
-	*d = decoder{b: raw, mem: mem, budget: maxDecodeElems, format: format, u64: d.u64, txt: d.txt}
+	*d = decoder{b: raw, mem: mem, budget: maxDecodeElems, format: format, u64: d.u64, txt: d.txt, zs: d.zs}
 	defer func() {
+		d.releaseZeros()
 		d.b, d.mem = nil, nil
 		if 8*cap(d.u64) > maxPooled {
 			d.u64 = nil
@@ -278,6 +279,7 @@ func decodeTables(b *Batch, raw []byte, mem memory.Allocator, format byte, keepS
 		for _, c := range cols {
 			c.Release()
 		}
+		d.releaseZeros()
 		if d.err != nil {
 			break
 		}

@@ -784,6 +784,43 @@ type decoder struct {
 	// table, when not nil with sets, receives the table of distinct sets
 	// itself, and the column is left with null rows (ReadBatchSets).
 	table *arrow.Array
+	// zs are the zeros of the table being read: the buffers of columns
+	// stored as a constant zero (the fields a table's rows do not use, a
+	// gauge's count, sum and bucket lists) and of columns all null are
+	// slices of them, made once, rather than buffers filled each. The
+	// first is sized for the table's rows, later ones for larger columns
+	// (map entries).
+	zs []*Zeros
+}
+
+// zeroBuf is a buffer of n zero bytes, a slice of the table's zeros.
+func (d *decoder) zeroBuf(n int) *memory.Buffer {
+	for _, z := range d.zs {
+		if n <= z.size {
+			return z.slice(d.mem, n)
+		}
+	}
+	z := NewZeros((n + 7) / 8)
+	d.zs = append(d.zs, z)
+	return z.slice(d.mem, n)
+}
+
+// releaseZeros drops the table's zeros: its columns hold their slices.
+func (d *decoder) releaseZeros() {
+	for _, z := range d.zs {
+		z.Release()
+	}
+	d.zs = d.zs[:0]
+}
+
+// zeroInts reads the ints of n > 0 values when they are the constant 0
+// (see intsOf), and reports whether they were.
+func (d *decoder) zeroInts(n int) bool {
+	if n > 0 && len(d.b) >= 2 && d.b[0] == intConst && d.b[1] == 0 {
+		d.b = d.b[2:]
+		return true
+	}
+	return false
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -978,6 +1015,9 @@ func (d *decoder) unpackInts(v []uint64) {
 }
 
 func (d *decoder) fixed(n, size int, put func(out []byte, v []uint64)) *memory.Buffer {
+	if d.zeroInts(n) {
+		return d.zeroBuf(n * size)
+	}
 	v := d.scratch(n)
 	d.ints(v)
 	if d.err != nil {
@@ -1013,13 +1053,30 @@ func (d *decoder) floats(n int) *memory.Buffer {
 		d.fail("float exponent")
 		return nil
 	}
+	var b *memory.Buffer
+	var o []float64
+	if d.zeroInts(n) { // all 0 but the exceptions
+		nexc := d.count()
+		if nexc > n {
+			d.fail("exceptions")
+		}
+		if d.err != nil {
+			return nil
+		}
+		if nexc == 0 {
+			return d.zeroBuf(n * 8)
+		}
+		b = newBuf(d.mem, n*8)
+		o = arrow.Float64Traits.CastFromBytes(b.Bytes())
+		return d.floatExceptions(b, o, n, nexc)
+	}
 	v := d.scratch(n)
 	d.ints(v)
 	if d.err != nil {
 		return nil
 	}
-	b := newFullBuf(d.mem, n*8)
-	o := arrow.Float64Traits.CastFromBytes(b.Bytes())
+	b = newFullBuf(d.mem, n*8)
+	o = arrow.Float64Traits.CastFromBytes(b.Bytes())
 	p := pow10[e]
 	for i, m := range v {
 		o[i] = float64(int64(m)) / p
@@ -1035,6 +1092,12 @@ func (d *decoder) floats(n int) *memory.Buffer {
 		}
 		return b
 	}
+	return d.floatExceptions(b, o, n, nexc)
+}
+
+// floatExceptions reads the nexc exceptions of a decimal float column of n
+// values into o, the values of b.
+func (d *decoder) floatExceptions(b *memory.Buffer, o []float64, n, nexc int) *memory.Buffer {
 	pos := make([]uint64, nexc)
 	d.ints(pos)
 	bitsv := make([]uint64, nexc)
@@ -1055,6 +1118,9 @@ func (d *decoder) floats(n int) *memory.Buffer {
 
 // lengths reads n lengths and returns the offsets buffer and the total.
 func (d *decoder) lengths(n int) (*memory.Buffer, int) {
+	if d.zeroInts(n) { // every row empty
+		return d.zeroBuf(4 * (n + 1)), 0
+	}
 	v := d.scratch(n)
 	d.ints(v)
 	if d.err != nil {
@@ -1111,8 +1177,7 @@ func (d *decoder) col(dt arrow.DataType, n int) arrow.ArrayData {
 	case nullNone:
 	case nullAll:
 		nulls = n
-		valid = newBuf(d.mem, int(bitutil.BytesForBits(int64(n))))
-		clear(valid.Bytes())
+		valid = d.zeroBuf(int(bitutil.BytesForBits(int64(n))))
 	case nullSome:
 		p := d.bytes(int(bitutil.BytesForBits(int64(n))))
 		if d.err != nil {
