@@ -204,7 +204,7 @@ func TestMetrics(t *testing.T) {
 	if hit != 5 || miss != 5 || testutil.ToFloat64(s.m.cacheSeries.WithLabelValues("prom")) != 5 {
 		t.Errorf("series cache: %v hits, %v misses, %v series; want 5, 5, 5", hit, miss, testutil.ToFloat64(s.m.cacheSeries.WithLabelValues("prom")))
 	}
-	if b := testutil.ToFloat64(s.m.cacheBytes.WithLabelValues("prom")); b <= 5*entryOverhead || b > defaultSeriesCacheBytes {
+	if b := testutil.ToFloat64(s.m.cacheBytes.WithLabelValues("prom")); b <= float64(5*entryOverhead) || b > defaultSeriesCacheBytes {
 		t.Errorf("series cache bytes %v", b)
 	}
 }

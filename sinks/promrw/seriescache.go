@@ -47,8 +47,8 @@ import (
 // of the cache; with one tenant this is plain CLOCK.
 
 // entryOverhead is what an entry costs besides its key and labels: its slot
-// (48 bytes) and its share of the index map (about 40 bytes).
-const entryOverhead = 88
+// and its share of the index map (about 40 bytes).
+const entryOverhead = int(unsafe.Sizeof(seriesEntry{})) + 40
 
 type seriesEntry struct {
 	hash   uint64 // of the key
@@ -58,6 +58,15 @@ type seriesEntry struct {
 	tenant uint32 // index in seriesCache.tenantBytes
 	ref    bool
 	memo   seriesMemo
+	// mkey is the entry's key as the translator's memo has it (base, name
+	// and set ids; zero for an entry of a full key), and next + 1 the slot
+	// of the series that followed it the last time (0: none): in a backlog
+	// a record's series come in the order of the record before, so a point
+	// mostly finds its entry there (or in the previous point's, a series
+	// repeated), in the entry it needs anyway rather than in the memo
+	// (translator.pointLabels).
+	mkey memoKey
+	next uint32
 }
 
 func (e *seriesEntry) labels() []byte { return e.data[e.keyLen:] }

@@ -96,7 +96,11 @@ type translator struct {
 	memoEvicted uint64
 	memoTries   int // lookups in the memo this batch
 	memoHits    int
+	predHits    int // of memoHits, found as the series that followed
 	memoSkip    int // batches to go without the memo
+	// prev + 1 is the slot of the series of the batch's previous point
+	// (0: none yet), whose next predicts this point's (seriesEntry.next).
+	prev uint32
 
 	// per batch
 	metrics   []metricInfo
@@ -262,7 +266,7 @@ func (t *translator) translate(b *schemas.Batch, rec int32) error {
 		// and an insert per point for little. Leave it off for a while.
 		t.memoSkip = memoSkipBatches
 	}
-	t.sets, t.memoOn = nil, false
+	t.sets, t.memoOn, t.prev = nil, false, 0
 	if t.cache != nil && len(b.ItemAttrSets) == int(b.Items.NumRows()) {
 		t.sets = b.ItemAttrSets
 		clear(t.setKey)
@@ -270,7 +274,7 @@ func (t *translator) translate(b *schemas.Batch, rec int32) error {
 			t.memoSkip--
 		} else {
 			t.memoOn = true
-			t.memoTries, t.memoHits = 0, 0
+			t.memoTries, t.memoHits, t.predHits = 0, 0, 0
 		}
 	}
 	nm := int(b.Metrics.NumRows())
@@ -693,8 +697,24 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 		}
 		mk = memoKey{t.baseID, m.nameID, t.setID(c, i)}
 		t.memoTries++
+		if t.prev > 0 {
+			// The previous point's series again, or the one that followed
+			// it last time: their entries say whether they are this point's.
+			p := &t.cache.slots[t.prev-1]
+			n := t.prev
+			if p.mkey != mk {
+				n = p.next
+			}
+			if n > 0 && t.cache.slots[n-1].mkey == mk {
+				t.memoHits++
+				t.predHits++
+				t.prev = n
+				return t.cached(t.cache.hit(n-1), list)
+			}
+		}
 		if s, ok := t.memo.get(mk); ok {
 			t.memoHits++
+			t.follow(s)
 			return t.cached(t.cache.hit(s), list)
 		}
 	}
@@ -707,7 +727,10 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 		hash = t.keyHash(t.ckey)
 		if e := t.cache.get(hash, t.ckey); e != nil {
 			if t.memoOn {
-				t.memo.put(mk, t.cache.slot(e))
+				s := t.cache.slot(e)
+				t.memo.put(mk, s)
+				e.mkey = mk
+				t.follow(s)
 			}
 			return t.cached(e, list)
 		}
@@ -730,13 +753,27 @@ func (t *translator) pointLabels(c *columns, i int, m *metricInfo, list bool) po
 	lhash := labelsHash(t.lbl)
 	if t.cache != nil {
 		if e := t.cache.put(t.out.cur.tenant, hash, t.ckey, t.lbl, lhash); e != nil {
-			if t.memoOn && t.memoEvicted == t.cache.evicted {
-				t.memo.put(mk, t.cache.slot(e))
+			if t.memoOn {
+				s := t.cache.slot(e)
+				if t.memoEvicted == t.cache.evicted {
+					t.memo.put(mk, s)
+				}
+				e.mkey = mk
+				t.follow(s)
 			}
 			return pointSeries{e.labels(), lhash, true, &e.memo}
 		}
 	}
 	return pointSeries{t.lbl, lhash, false, nil}
+}
+
+// follow records that the series in cache slot s followed the previous
+// point's, and makes it the previous.
+func (t *translator) follow(s uint32) {
+	if t.prev > 0 {
+		t.cache.slots[t.prev-1].next = s + 1
+	}
+	t.prev = s + 1
 }
 
 // memoSkipBatches is how many batches go without the memo after one where
