@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
@@ -276,5 +279,35 @@ func TestAppendKVs(t *testing.T) {
 				t.Fatalf("iteration %d: %s = %v, want %v", iter, c.name, c.got, c.want)
 			}
 		}
+	}
+}
+
+// TestSparseBuf: the sparse value columns of attribute entries are their
+// values at the entries named and zero elsewhere, whatever was in the
+// pool's buffer, with the entries in order (as the table appends them) or
+// not.
+func TestSparseBuf(t *testing.T) {
+	pool := arrowpool.NewPoisoned()
+	a := newAttrTable(nil, pool)
+	r := rand.New(rand.NewPCG(9, 10))
+	for iter := range 200 {
+		e := 1 + r.IntN(2000) // mostly over arrowpool.MinPooled
+		pool.Free(pool.Allocate(8 * e)) // a poisoned buffer of its class
+		want := make([]uint64, e)
+		var xs []sparse
+		for i := range e {
+			if r.IntN(4) == 0 {
+				want[i] = r.Uint64() | 1
+				xs = append(xs, sparse{int32(i), want[i]})
+			}
+		}
+		if iter%2 == 1 {
+			r.Shuffle(len(xs), func(i, j int) { xs[i], xs[j] = xs[j], xs[i] })
+		}
+		b := a.sparseBuf(nil, e, xs)
+		if got := castBytes[uint64](b.Bytes()); !slices.Equal(got, want) {
+			t.Fatalf("iteration %d, %d entries, %d values (shuffled %v):\n got %v\nwant %v", iter, e, len(xs), iter%2 == 1, got, want)
+		}
+		b.Release()
 	}
 }
