@@ -291,7 +291,7 @@ func TestSparseBuf(t *testing.T) {
 	a := newAttrTable(nil, pool)
 	r := rand.New(rand.NewPCG(9, 10))
 	for iter := range 200 {
-		e := 1 + r.IntN(2000) // mostly over arrowpool.MinPooled
+		e := 1 + r.IntN(2000)           // mostly over arrowpool.MinPooled
 		pool.Free(pool.Allocate(8 * e)) // a poisoned buffer of its class
 		want := make([]uint64, e)
 		var xs []sparse

@@ -150,14 +150,7 @@ func takeRows[I rowIndex](mem memory.Allocator, d arrow.ArrayData, rs [][2]I, ba
 		bufs = []*memory.Buffer{valid, vals}
 	}
 	out := array.NewData(dt, n, bufs, children, nulls, 0)
-	for _, b := range bufs {
-		if b != nil {
-			b.Release()
-		}
-	}
-	for _, c := range children {
-		c.Release()
-	}
+	releaseAll(bufs, children)
 	return out
 }
 
@@ -218,14 +211,7 @@ func takeZeros(mem memory.Allocator, d arrow.ArrayData, n int, z *Zeros) arrow.A
 		bufs[0], nulls = z.slice(mem, int(bitutil.BytesForBits(int64(n)))), n
 	}
 	out := array.NewData(dt, n, bufs, children, nulls, 0)
-	for _, b := range bufs {
-		if b != nil {
-			b.Release()
-		}
-	}
-	for _, c := range children {
-		c.Release()
-	}
+	releaseAll(bufs, children)
 	return out
 }
 
