@@ -95,7 +95,7 @@ func connectBus(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer)
 			}
 		}
 		bus, err = kafka.New(kafka.Config{Brokers: k.Brokers, ClientID: k.ClientID, Compression: k.Compression, CompressionLevel: k.CompressionLevel,
-			SmallBatchBytes: int(k.SmallBatchBytes), ProduceTimeout: b.ProduceTimeout, MaxRecordBytes: int32(b.MaxRecordBytes), ReplicationFactor: k.ReplicationFactor, MinInsyncReplicas: k.MinInsyncReplicas, SessionTimeout: k.SessionTimeout,
+			SmallBatchBytes: int(k.SmallBatchBytes), ZstdRawLiterals: k.ZstdRawLiterals, ProduceTimeout: b.ProduceTimeout, MaxRecordBytes: int32(b.MaxRecordBytes), ReplicationFactor: k.ReplicationFactor, MinInsyncReplicas: k.MinInsyncReplicas, SessionTimeout: k.SessionTimeout,
 			TLS: tlsCfg, SASL: mech, Logger: log.With("bus", "kafka"), Registerer: reg})
 	default:
 		return nil, cfg.Errorf("bus.kind", "unknown bus kind %q", b.Kind)

@@ -44,7 +44,7 @@ type options struct {
 	points1, points2, backlog                               int
 	step                                                    time.Duration
 	compression                                             string
-	workerYAML, sinkYAML                                    string
+	kafkaYAML, workerYAML, sinkYAML                         string
 	stages                                                  string
 	timeout, maxWall                                        time.Duration
 	profile                                                 time.Duration
@@ -70,6 +70,7 @@ func main() {
 	flag.IntVar(&o.backlog, "backlog", 3_000_000, "data points of the backlog of stage 3")
 	flag.DurationVar(&o.step, "step", time.Second, "time between two points of a series; must equal the merge interval of the rules")
 	flag.StringVar(&o.compression, "compression", "", "bus.kafka.compression (empty: sluice's default)")
+	flag.StringVar(&o.kafkaYAML, "kafka-yaml", "", "extra keys of the bus.kafka section, as YAML lines (e.g. 'zstd_raw_literals: true')")
 	flag.StringVar(&o.workerYAML, "worker-yaml", "", "extra keys of the worker section, as YAML lines (e.g. 'aggregator: true')")
 	flag.StringVar(&o.sinkYAML, "sink-yaml", "", "extra keys of the prometheus_remote_write sink entry, as YAML lines")
 	flag.StringVar(&o.stages, "stages", "1,2,3,4", "stages to run (4: the capacity report of the whole pipeline under load)")
@@ -176,6 +177,9 @@ func config(o options, path, prefix string, grpcPort, adminPort int, partitionKe
 	fmt.Fprintf(&b, "bus:\n  kind: kafka\n  topic_prefix: %s\n  partitions: %d\n  kafka:\n    brokers: [%q]\n", prefix, o.partitions, o.brokers)
 	if o.compression != "" {
 		fmt.Fprintf(&b, "    compression: %s\n", o.compression)
+	}
+	if o.kafkaYAML != "" {
+		b.WriteString(indent(o.kafkaYAML, "    "))
 	}
 	fmt.Fprintf(&b, "ingest:\n  grpc_listen: 127.0.0.1:%d\n  http_listen: \"\"\n", grpcPort)
 	if partitionKey != "" {
@@ -317,7 +321,7 @@ func printTable(o options, rows []result, notes []string) {
 	var b strings.Builder
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "\n`make bench-e2e`, %s, %s, %d cores, %d partitions, Kafka compression %s\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"),
-		host, runtime.NumCPU(), o.partitions, or(o.compression, "default"))
+		host, runtime.NumCPU(), o.partitions, or(o.compression, "default")+kafkaExtra(o.kafkaYAML))
 	b.WriteString("| stage | process | data points | wall | points/s | CPU-s per million points | points/s per core | peak RSS | target (issue 10) |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range rows {
@@ -356,4 +360,12 @@ func thousands(n int) string {
 		s = s[:i] + "," + s[i:]
 	}
 	return s
+}
+
+// kafkaExtra names the extra bus.kafka keys of a run in its table's title.
+func kafkaExtra(yaml string) string {
+	if yaml = strings.TrimSpace(yaml); yaml == "" {
+		return ""
+	}
+	return " (" + strings.ReplaceAll(yaml, "\n", ", ") + ")"
 }

@@ -88,8 +88,13 @@ type Kafka struct {
 	// in one produce request) smaller than this is compressed with snappy,
 	// which is 8-12x faster on small batches for ~25% more bytes. Default
 	// 16KiB (0 too); -1: every batch with compression.
-	SmallBatchBytes   SignedByteSize `yaml:"small_batch_bytes"`
-	ReplicationFactor int16          `yaml:"replication_factor"`
+	SmallBatchBytes SignedByteSize `yaml:"small_batch_bytes"`
+	// ZstdRawLiterals: with zstd, literals are stored as they are, not
+	// Huffman-coded: ~20% more bytes on the bus for ~40% less CPU to
+	// decompress and ~15% less to compress (README, "Compression of the
+	// raw topics").
+	ZstdRawLiterals   bool  `yaml:"zstd_raw_literals"`
+	ReplicationFactor int16 `yaml:"replication_factor"`
 	// MinInsyncReplicas is min.insync.replicas of the topics sluice
 	// creates: with fewer replicas in sync, produces fail (and the
 	// ingester answers "retry") instead of resting on fewer copies. 0:
@@ -629,6 +634,9 @@ func (c *Config) Validate() error {
 			case lvl < 1 || lvl > hi:
 				bad("bus.kafka.compression_level", "compression level %d for %s: want 1 to %d (0: the default)", lvl, c.Bus.Kafka.Compression, hi)
 			}
+		}
+		if c.Bus.Kafka.ZstdRawLiterals && c.Bus.Kafka.Compression != "zstd" {
+			bad("bus.kafka.zstd_raw_literals", "zstd_raw_literals needs compression: zstd, not %s", c.Bus.Kafka.Compression)
 		}
 		if n := c.Bus.Kafka.SmallBatchBytes; n < -1 {
 			bad("bus.kafka.small_batch_bytes", "small_batch_bytes must be a size or -1 (every batch with compression), not %d", n)

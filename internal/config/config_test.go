@@ -109,6 +109,8 @@ func TestErrorsNameFileLineAndKey(t *testing.T) {
 			[]string{`bus.kafka.compression_level: compression level 7 for zstd: want 1 to 4`}},
 		{"compression without levels", "bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    compression: snappy\n    compression_level: 1\n",
 			[]string{`bus.kafka.compression_level: compression snappy has no levels`}},
+		{"raw zstd literals without zstd", "bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    compression: lz4\n    zstd_raw_literals: true\n",
+			[]string{`bus.kafka.zstd_raw_literals: zstd_raw_literals needs compression: zstd, not lz4`}},
 		{"memory limit not a size", "memory_limit: lots\n",
 			[]string{`c.yaml:1:15: memory_limit must be auto or a size: invalid size "lots"`}},
 		{"small batch bytes negative", "bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    small_batch_bytes: -2KiB\n",
@@ -460,5 +462,15 @@ func TestSASLPasswordFile(t *testing.T) {
 		if _, err := (&SASL{PasswordFile: f}).Secret(); err == nil || !strings.Contains(err.Error(), f) {
 			t.Errorf("%s: %v, want an error naming the file", f, err)
 		}
+	}
+}
+
+func TestKafkaZstdRawLiterals(t *testing.T) {
+	cfg, err := Parse("c.yaml", []byte("bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    zstd_raw_literals: true\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if k := cfg.Bus.Kafka; !k.ZstdRawLiterals || k.Compression != "zstd" {
+		t.Errorf("kafka %+v: want zstd with raw literals", k)
 	}
 }

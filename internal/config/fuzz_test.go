@@ -23,6 +23,7 @@ func FuzzConfig(f *testing.F) {
 		"admin:\n  listen: 127.0.0.1:9464\n  pprof: true\n",
 		"bus: {kind: nats, nats: {url: nats://x:4222, tls: {ca_file: x}}}\n",
 		"memory_limit: 1GiB\nbus:\n  kafka:\n    small_batch_bytes: -1\n",
+		"bus:\n  kind: kafka\n  kafka:\n    brokers: [a:9092]\n    zstd_raw_literals: true\n",
 		"sinks:\n  - name: a\n    type: file\n    signals: [metrics]\n    path: /tmp\n",
 		"ingest:\n  partition_key:\n    metrics: none\n  max_request_bytes: 1KB\n",
 		"worker: {cardinality: {window: 1s}}\nrules: {reload_interval: 1s}\n",

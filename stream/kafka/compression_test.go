@@ -138,3 +138,80 @@ func TestZstdWithoutChecksum(t *testing.T) {
 		}
 	}
 }
+
+// TestZstdRawLiterals: with ZstdRawLiterals the frame's compressed blocks
+// store their literals raw (not Huffman-coded), franz-go's decompressor
+// reads it back, and on the realistic raw batch it costs more bytes than
+// the default; it needs zstd.
+func TestZstdRawLiterals(t *testing.T) {
+	var src []byte
+	for _, b := range compressionBatches(t) {
+		if b.name == "k8s-1000pt" {
+			src = b.raw
+		}
+	}
+	if src == nil {
+		t.Fatal("no k8s-1000pt batch")
+	}
+	sizes := map[bool]int{}
+	for _, raw := range []bool{false, true} {
+		c, err := Config{Compression: "zstd", ZstdRawLiterals: raw, SmallBatchBytes: -1}.compressor()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, codec := c.Compress(new(bytes.Buffer), src)
+		plain, err := kgo.DefaultDecompressor().Decompress(out, codec)
+		if err != nil || !bytes.Equal(plain, src) {
+			t.Fatalf("raw literals %v: round trip: %v", raw, err)
+		}
+		sizes[raw] = len(out)
+		// The literals of the first compressed block: 0 raw, 2 Huffman.
+		if got, want := firstLiteralsType(t, out), map[bool]byte{false: 2, true: 0}[raw]; got != want {
+			t.Errorf("raw literals %v: the first block's literals are of type %d, want %d", raw, got, want)
+		}
+	}
+	if sizes[true] <= sizes[false] {
+		t.Errorf("raw literals %d bytes, Huffman-coded %d: want more with raw ones", sizes[true], sizes[false])
+	}
+	if err := (Config{Brokers: []string{"a:9092"}, Compression: "lz4", ZstdRawLiterals: true}).validate(); err == nil {
+		t.Error("raw zstd literals with lz4: no error")
+	}
+}
+
+// firstLiteralsType is the Literals_Block_Type of the first compressed
+// block of zstd frame f (RFC 8878, 3.1.1).
+func firstLiteralsType(t *testing.T, f []byte) byte {
+	t.Helper()
+	if len(f) < 6 || !bytes.Equal(f[:4], []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+		t.Fatal("not a zstd frame")
+	}
+	fhd := f[4]
+	at := 5
+	single := fhd&0x20 != 0
+	if !single {
+		at++ // Window_Descriptor
+	}
+	at += []int{0, 1, 2, 4}[fhd&3] // Dictionary_ID
+	fcs := []int{0, 2, 4, 8}[fhd>>6]
+	if fcs == 0 && single {
+		fcs = 1
+	}
+	at += fcs
+	for at+3 <= len(f) {
+		h := int(f[at]) | int(f[at+1])<<8 | int(f[at+2])<<16
+		typ, size := h>>1&3, h>>3
+		at += 3
+		if typ == 2 { // Compressed_Block
+			return f[at] & 3
+		}
+		if typ == 1 { // RLE_Block: one byte
+			size = 1
+		}
+		if h&1 != 0 {
+			break
+		}
+		at += size
+	}
+	t.Fatal("no compressed block")
+	return 0
+}

@@ -107,9 +107,10 @@ func compressionBatches(tb testing.TB) []compressionBatch {
 var compressionCodecs = []struct {
 	name  string
 	level int
+	raw   bool // zstd: ZstdRawLiterals
 }{
-	{"none", 0}, {"snappy", 0}, {"lz4", 0}, {"lz4", 1}, {"gzip", 1}, {"gzip", 0},
-	{"zstd", 1}, {"zstd", 2}, {"zstd", 3}, {"zstd", 4},
+	{"none", 0, false}, {"snappy", 0, false}, {"lz4", 0, false}, {"lz4", 1, false}, {"gzip", 1, false}, {"gzip", 0, false},
+	{"zstd", 1, false}, {"zstd", 2, false}, {"zstd", 3, false}, {"zstd", 4, false}, {"zstd", 1, true},
 }
 
 // cpuTime is the CPU time the process has used.
@@ -127,9 +128,12 @@ func BenchmarkCompression(b *testing.B) {
 			if cc.level != 0 {
 				name += "-" + strconv.Itoa(cc.level)
 			}
+			if cc.raw {
+				name += "-raw-literals"
+			}
 			b.Run(batch.name+"/"+name, func(b *testing.B) {
 				// The producer's compressor, every batch with the codec.
-				comp, err := Config{Compression: cc.name, CompressionLevel: cc.level, SmallBatchBytes: -1}.compressor()
+				comp, err := Config{Compression: cc.name, CompressionLevel: cc.level, ZstdRawLiterals: cc.raw, SmallBatchBytes: -1}.compressor()
 				if err != nil {
 					b.Fatal(err)
 				}
