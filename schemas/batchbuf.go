@@ -88,33 +88,41 @@ func (b *batchBuf) free() {
 // points do not use: a gauge's count, sum, min and max) are slices of one
 // buffer, cleared once, rather than buffers of their own, each cleared or
 // filled: under the Kubernetes load, megabytes a batch. Arrays are
-// immutable (see doc.go), so the columns can share it. The decoder makes
-// one per record; Take's caller may pass one for the columns of a table
-// it takes rows of (see Take).
+// immutable (see doc.go), so the columns can share it. The builder and the
+// record reader make one per table; Take's caller may pass one for the
+// columns of a table it takes rows of (see Take).
 type Zeros struct {
-	size int            // the largest slice: 8 bytes a value, and one more
-	buf  *memory.Buffer // taken at the first slice
+	size int // of the first buffer: 8 bytes a value, and one more
+	// bufs are taken as slices need them: the first of size bytes, a later
+	// one for a slice none before holds (a column longer than the table,
+	// such as its map entries).
+	bufs []*memory.Buffer
 }
 
-// NewZeros is the zeros of a record whose columns have at most values
-// values (rows, or map entries). Release it once its columns are made.
+// NewZeros is the zeros of a record whose columns mostly have at most
+// values values (rows, or map entries). Release it once its columns are
+// made.
 func NewZeros(values int) *Zeros { return &Zeros{size: 8 * (values + 1)} }
 
-// slice returns a buffer of n zero bytes: a slice of z's buffer, or a
-// buffer of its own when z is nil (a column built on its own, in tests) or
-// has no room.
+// slice returns a buffer of n zero bytes: a slice of one of z's buffers,
+// or a buffer of its own when z is nil (a column built on its own, in
+// tests).
 func (z *Zeros) slice(mem memory.Allocator, n int) *memory.Buffer {
-	if z == nil || n == 0 || n > z.size {
+	if z == nil || n == 0 {
 		return newBuf(mem, n)
 	}
-	if z.buf == nil {
-		z.buf = newBuf(mem, z.size)
+	for _, b := range z.bufs {
+		if n <= b.Len() {
+			return memory.SliceBuffer(b, 0, n)
+		}
 	}
-	return memory.SliceBuffer(z.buf, 0, n)
+	b := newBuf(mem, max(n, z.size))
+	z.bufs = append(z.bufs, b)
+	return memory.SliceBuffer(b, 0, n)
 }
 
 // zero reports whether b holds only zero bytes, comparing it with z's
-// buffer (taken for it, unless b's first byte already says no).
+// first buffer (taken for it, unless b's first byte already says no).
 func (z *Zeros) zero(mem memory.Allocator, b []byte) bool {
 	if len(b) == 0 {
 		return true
@@ -122,10 +130,10 @@ func (z *Zeros) zero(mem memory.Allocator, b []byte) bool {
 	if b[0] != 0 {
 		return false
 	}
-	if z.buf == nil {
-		z.buf = newBuf(mem, z.size)
+	if len(z.bufs) == 0 {
+		z.bufs = append(z.bufs, newBuf(mem, z.size))
 	}
-	for zb := z.buf.Bytes(); len(b) > 0; {
+	for zb := z.bufs[0].Bytes(); len(b) > 0; {
 		k := min(len(b), len(zb))
 		if !bytes.Equal(b[:k], zb[:k]) {
 			return false
@@ -135,10 +143,13 @@ func (z *Zeros) zero(mem memory.Allocator, b []byte) bool {
 	return true
 }
 
-// Release drops z's reference to its buffer: the columns hold theirs.
+// Release drops z's references to its buffers: the columns hold theirs.
 func (z *Zeros) Release() {
-	if z != nil && z.buf != nil {
-		z.buf.Release()
-		z.buf = nil
+	if z == nil {
+		return
 	}
+	for _, b := range z.bufs {
+		b.Release()
+	}
+	z.bufs = nil
 }

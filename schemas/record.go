@@ -244,10 +244,10 @@ func decodeTables(b *Batch, raw []byte, mem memory.Allocator, format byte, keepS
 	if d == nil {
 		d = &decoder{}
 	}
-	*d = decoder{b: raw, mem: mem, budget: maxDecodeElems, format: format, u64: d.u64, txt: d.txt, zs: d.zs}
+	*d = decoder{b: raw, mem: mem, budget: maxDecodeElems, format: format, u64: d.u64, txt: d.txt}
 	defer func() {
-		d.releaseZeros()
-		d.b, d.mem = nil, nil
+		d.z.Release()
+		d.b, d.mem, d.z = nil, nil, nil
 		if 8*cap(d.u64) > maxPooled {
 			d.u64 = nil
 		}
@@ -257,6 +257,7 @@ func decodeTables(b *Batch, raw []byte, mem memory.Allocator, format byte, keepS
 	recs := make([]arrow.RecordBatch, 0, len(want))
 	for t, sc := range want {
 		n := d.count()
+		d.z = NewZeros(n)
 		cols := make([]arrow.Array, 0, sc.NumFields())
 		for _, f := range sc.Fields() {
 			if t == len(want)-1 && f.Name == "attributes" {
@@ -279,7 +280,7 @@ func decodeTables(b *Batch, raw []byte, mem memory.Allocator, format byte, keepS
 		for _, c := range cols {
 			c.Release()
 		}
-		d.releaseZeros()
+		d.z.Release()
 		if d.err != nil {
 			break
 		}

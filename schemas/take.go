@@ -72,8 +72,7 @@ func Takeable(dt arrow.DataType) bool {
 // of 0, empty lists and strings), is taken without a gather: its buffers
 // are slices of z's. The fields the rows of a table do not use (a gauge's
 // count, sum, buckets and exemplars, ...) are most of its columns: a
-// caller taking the rows of several columns passes one z for them all,
-// made for at least as many values as the largest column has rows.
+// caller taking the rows of several columns passes one z for them all.
 func Take[I rowIndex](mem memory.Allocator, d arrow.ArrayData, rs [][2]I, z *Zeros) arrow.ArrayData {
 	n := 0
 	for _, r := range rs {

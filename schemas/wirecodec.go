@@ -784,33 +784,11 @@ type decoder struct {
 	// table, when not nil with sets, receives the table of distinct sets
 	// itself, and the column is left with null rows (ReadBatchSets).
 	table *arrow.Array
-	// zs are the zeros of the table being read: the buffers of columns
+	// z is the zeros of the table being read: the buffers of columns
 	// stored as a constant zero (the fields a table's rows do not use, a
 	// gauge's count, sum and bucket lists) and of columns all null are
-	// slices of them, made once, rather than buffers filled each. The
-	// first is sized for the table's rows, later ones for larger columns
-	// (map entries).
-	zs []*Zeros
-}
-
-// zeroBuf is a buffer of n zero bytes, a slice of the table's zeros.
-func (d *decoder) zeroBuf(n int) *memory.Buffer {
-	for _, z := range d.zs {
-		if n <= z.size {
-			return z.slice(d.mem, n)
-		}
-	}
-	z := NewZeros((n + 7) / 8)
-	d.zs = append(d.zs, z)
-	return z.slice(d.mem, n)
-}
-
-// releaseZeros drops the table's zeros: its columns hold their slices.
-func (d *decoder) releaseZeros() {
-	for _, z := range d.zs {
-		z.Release()
-	}
-	d.zs = d.zs[:0]
+	// slices of it, made once, rather than buffers filled each.
+	z *Zeros
 }
 
 // zeroInts reads the ints of n > 0 values when they are the constant 0
@@ -1016,7 +994,7 @@ func (d *decoder) unpackInts(v []uint64) {
 
 func (d *decoder) fixed(n, size int, put func(out []byte, v []uint64)) *memory.Buffer {
 	if d.zeroInts(n) {
-		return d.zeroBuf(n * size)
+		return d.z.slice(d.mem, n*size)
 	}
 	v := d.scratch(n)
 	d.ints(v)
@@ -1053,51 +1031,40 @@ func (d *decoder) floats(n int) *memory.Buffer {
 		d.fail("float exponent")
 		return nil
 	}
+	// The values; none made when they are all 0 (the shared zeros then
+	// serve, unless exceptions are to be written over them).
 	var b *memory.Buffer
-	var o []float64
-	if d.zeroInts(n) { // all 0 but the exceptions
-		nexc := d.count()
-		if nexc > n {
-			d.fail("exceptions")
-		}
+	if !d.zeroInts(n) {
+		v := d.scratch(n)
+		d.ints(v)
 		if d.err != nil {
 			return nil
 		}
-		if nexc == 0 {
-			return d.zeroBuf(n * 8)
+		b = newFullBuf(d.mem, n*8)
+		o := arrow.Float64Traits.CastFromBytes(b.Bytes())
+		p := pow10[e]
+		for i, m := range v {
+			o[i] = float64(int64(m)) / p
 		}
-		b = newBuf(d.mem, n*8)
-		o = arrow.Float64Traits.CastFromBytes(b.Bytes())
-		return d.floatExceptions(b, o, n, nexc)
-	}
-	v := d.scratch(n)
-	d.ints(v)
-	if d.err != nil {
-		return nil
-	}
-	b = newFullBuf(d.mem, n*8)
-	o = arrow.Float64Traits.CastFromBytes(b.Bytes())
-	p := pow10[e]
-	for i, m := range v {
-		o[i] = float64(int64(m)) / p
 	}
 	nexc := d.count()
 	if nexc > n {
 		d.fail("exceptions")
 	}
-	if d.err != nil || nexc == 0 {
-		if d.err != nil {
+	switch {
+	case d.err != nil:
+		if b != nil {
 			b.Release()
-			return nil
 		}
+		return nil
+	case nexc == 0 && b == nil:
+		return d.z.slice(d.mem, n*8)
+	case nexc == 0:
 		return b
+	case b == nil:
+		b = newBuf(d.mem, n*8) // cleared
 	}
-	return d.floatExceptions(b, o, n, nexc)
-}
-
-// floatExceptions reads the nexc exceptions of a decimal float column of n
-// values into o, the values of b.
-func (d *decoder) floatExceptions(b *memory.Buffer, o []float64, n, nexc int) *memory.Buffer {
+	o := arrow.Float64Traits.CastFromBytes(b.Bytes())
 	pos := make([]uint64, nexc)
 	d.ints(pos)
 	bitsv := make([]uint64, nexc)
@@ -1119,7 +1086,7 @@ func (d *decoder) floatExceptions(b *memory.Buffer, o []float64, n, nexc int) *m
 // lengths reads n lengths and returns the offsets buffer and the total.
 func (d *decoder) lengths(n int) (*memory.Buffer, int) {
 	if d.zeroInts(n) { // every row empty
-		return d.zeroBuf(4 * (n + 1)), 0
+		return d.z.slice(d.mem, 4*(n+1)), 0
 	}
 	v := d.scratch(n)
 	d.ints(v)
@@ -1177,7 +1144,7 @@ func (d *decoder) col(dt arrow.DataType, n int) arrow.ArrayData {
 	case nullNone:
 	case nullAll:
 		nulls = n
-		valid = d.zeroBuf(int(bitutil.BytesForBits(int64(n))))
+		valid = d.z.slice(d.mem, int(bitutil.BytesForBits(int64(n))))
 	case nullSome:
 		p := d.bytes(int(bitutil.BytesForBits(int64(n))))
 		if d.err != nil {
