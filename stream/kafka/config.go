@@ -40,7 +40,7 @@ type Config struct {
 	// ZstdRawLiterals: with zstd, the literals (the bytes no match covers)
 	// are stored as they are rather than Huffman-coded. On the raw
 	// batches of the realistic corpus that is ~20% more bytes on the bus
-	// for ~40% less CPU to decompress (the workers) and ~15% less to
+	// for 30-40% less CPU to decompress (the workers) and ~20% less to
 	// compress (the ingesters): a point between zstd and snappy
 	// (BenchmarkCompression; the table is in the README).
 	ZstdRawLiterals bool
