@@ -29,25 +29,21 @@ type attrTable struct {
 	rowValid []bool
 	nulls    int
 
-	keyOff  []int32 // len(typs)+1 offsets
-	keyData []byte
-	typs    []uint8
-	strOff  []int32
-	strData []byte
-	byOff   []int32
-	byData  []byte
-	ints    []sparse // int and double payloads, by entry
-	dbls    []sparse
-	bools   []int32 // entries whose bool is true
+	entries
+	byOff  []int32
+	byData []byte
+	dbls   []sparse
+	bools  []int32 // entries whose bool is true
 
 	// progress of valid: entries and bytes checked so far
 	checkedKeys, checkedStrs int
 	started                  bool // the slices of the batch are taken
 
-	// copies: rows [copy0, copy1) are still to be copied to the end of
-	// the table (their ints are ints [copyInt0, copyInt1)), copyEnts
-	// entries, which the rows started since are numbered after (see
-	// copyRow).
+	// copies: rows [copy0, copy1) of copySrc are still to be copied to
+	// the end of the table (their ints are ints [copyInt0, copyInt1) of
+	// copySrc), copyEnts entries, which the rows started since are
+	// numbered after (see copyRow).
+	copySrc                                    *setStore
 	copy0, copy1, copyInt0, copyInt1, copyEnts int32
 	invalid                                    bool // a check before the copies failed
 
@@ -58,6 +54,34 @@ type attrTable struct {
 type sparse struct {
 	i int32
 	v uint64
+}
+
+// entries are the entries of attribute rows as the Builder decodes them:
+// key and string value of entry e at [keyOff[e], keyOff[e+1]) and
+// [strOff[e], strOff[e+1]) of keyData and strData, its value type typs[e],
+// and the int (and, in an attrTable, double) payloads by entry.
+type entries struct {
+	keyOff  []int32 // len(typs)+1 offsets
+	keyData []byte
+	typs    []uint8
+	strOff  []int32
+	strData []byte
+	ints    []sparse // int and double payloads, by entry
+}
+
+// appendFrom appends entries [e0, e1) of src, whose ints are src.ints[int0:int1].
+func (d *entries) appendFrom(src *entries, e0, e1, int0, int1 int32) {
+	base := int32(len(d.typs))
+	d.typs = append(d.typs, src.typs[e0:e1]...)
+	k0, k1 := src.keyOff[e0], src.keyOff[e1]
+	d.keyOff = appendShifted(d.keyOff, src.keyOff[e0+1:e1+1], int32(len(d.keyData))-k0)
+	d.keyData = append(d.keyData, src.keyData[k0:k1]...)
+	s0, s1 := src.strOff[e0], src.strOff[e1]
+	d.strOff = appendShifted(d.strOff, src.strOff[e0+1:e1+1], int32(len(d.strData))-s0)
+	d.strData = append(d.strData, src.strData[s0:s1]...)
+	for _, x := range src.ints[int0:int1] {
+		d.ints = append(d.ints, sparse{x.i - e0 + base, x.v})
+	}
 }
 
 func newAttrTable(strict *bool, mem memory.Allocator) attrTable {
@@ -77,7 +101,7 @@ func (a *attrTable) reset() {
 	a.bools = a.bools[:0]
 	a.checkedKeys, a.checkedStrs = 0, 0
 	a.started = false
-	a.copy0, a.copy1, a.copyEnts = 0, 0, 0
+	a.copySrc, a.copy0, a.copy1, a.copyEnts = nil, 0, 0, 0
 	a.invalid = false
 }
 

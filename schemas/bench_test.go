@@ -53,8 +53,9 @@ func BenchmarkDecode(b *testing.B) {
 			report(b, c.Items)
 		})
 	}
-	b.Run("k8s-load", func(b *testing.B) { benchDecodeK8sLoad(b, otlptest.K8sLoadConfig{}, 1, false) })
-	b.Run("k8s-load-steps", func(b *testing.B) { benchDecodeK8sLoad(b, otlptest.K8sLoadConfig{Pods: 20}, 8, true) })
+	b.Run("k8s-load", func(b *testing.B) { benchDecodeK8sLoad(b, otlptest.K8sLoadConfig{}, 1, 1, false) })
+	b.Run("k8s-load-steps", func(b *testing.B) { benchDecodeK8sLoad(b, otlptest.K8sLoadConfig{Pods: 20}, 8, 1, true) })
+	b.Run("k8s-load-churn", func(b *testing.B) { benchDecodeK8sLoad(b, otlptest.K8sLoadConfig{}, 1, 33, false) })
 }
 
 // benchDecodeK8sLoad decodes what a worker reads under the end-to-end load
@@ -62,21 +63,30 @@ func BenchmarkDecode(b *testing.B) {
 // 1,000 points): the requests of steps steps appended to one batch. One
 // step of the 100 pods holds each series once (live traffic); 8 steps of
 // 20 pods (a partition's share of the pods, 16,000 points: a backlog)
-// repeat each 8 times. With findSets the batch's attribute sets are then
-// found, as the worker does (FindItemAttrSets: the decoder's numbers when
-// it numbered them).
-func benchDecodeK8sLoad(b *testing.B, cfg otlptest.K8sLoadConfig, steps int, findSets bool) {
-	l, err := otlptest.NewK8sLoad(cfg)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var reqs [][]byte
+// repeat each 8 times. Each batch is of the same series as the one
+// before, but with seeds > 1: then batches take turns among loads of
+// seeds seeds, whose ids (debug_id among them) differ, so that every
+// batch's sets are new (series that churn). With findSets the batch's
+// attribute sets are then found, as the worker does (FindItemAttrSets: the
+// decoder's numbers when it numbered them).
+func benchDecodeK8sLoad(b *testing.B, cfg otlptest.K8sLoadConfig, steps, seeds int, findSets bool) {
+	var batches [][][]byte
 	size, items := 0, 0
-	for j := range steps * l.RequestsPerStep() {
-		r := l.Request(nil, j)
-		reqs = append(reqs, r)
-		size += len(r)
-		items += l.PerRequest()
+	for k := range seeds {
+		cfg.Seed = uint64(k)
+		l, err := otlptest.NewK8sLoad(cfg)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var reqs [][]byte
+		size, items = 0, 0
+		for j := range steps * l.RequestsPerStep() {
+			r := l.Request(nil, j)
+			reqs = append(reqs, r)
+			size += len(r)
+			items += l.PerRequest()
+		}
+		batches = append(batches, reqs)
 	}
 	bld := NewBuilder(otlpwire.Metrics, arrowpool.New())
 	defer bld.Release()
@@ -84,12 +94,14 @@ func benchDecodeK8sLoad(b *testing.B, cfg otlptest.K8sLoadConfig, steps int, fin
 	b.SetBytes(int64(size))
 	b.ReportAllocs()
 	b.ResetTimer()
+	k := 0
 	for b.Loop() {
-		for _, r := range reqs {
+		for _, r := range batches[k%seeds] {
 			if _, err := bld.Append(r); err != nil {
 				b.Fatal(err)
 			}
 		}
+		k++
 		bt := bld.Build()
 		if findSets {
 			bt.FindItemAttrSets(sets)

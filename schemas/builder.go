@@ -119,7 +119,7 @@ func (b *Builder) init() {
 		b.met = newMetricBuilder(mem, &b.strict)
 		var sets wireSets
 		if b.pts != nil {
-			sets = b.pts.sets // kept across a reset, but for the batch's sets
+			sets = b.pts.sets // kept across a reset (forgotten on errors)
 		}
 		b.pts = newPointBuilder(mem, &b.strict)
 		b.pts.sets = sets
@@ -274,6 +274,10 @@ func (b *Builder) Release() {
 // reset drops everything appended since the last Build. After an error the
 // columns may differ in length, so the builders are replaced, not built.
 func (b *Builder) reset() {
+	if b.pts != nil {
+		// The request's sets may hold strings whose check failed.
+		b.pts.sets.forget()
+	}
 	b.Release()
 	b.init()
 }

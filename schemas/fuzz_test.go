@@ -1,6 +1,7 @@
 package schemas
 
 import (
+	"bytes"
 	"errors"
 	"slices"
 	"testing"
@@ -55,6 +56,27 @@ func FuzzRoundTrip(f *testing.F) {
 		out, err := ToOTLP(batch, nil)
 		if err != nil {
 			t.Fatalf("ToOTLP of a built batch: %v", err)
+		}
+		// The same request again, in the next batch, its sets copied from
+		// those kept from the first (numbered as if worth it).
+		if b.pts != nil {
+			b.pts.sets.skip, b.pts.sets.off = 0, false
+		}
+		if _, err := b.Append(body); err != nil {
+			t.Fatalf("the request again: %v", err)
+		}
+		again := b.Build()
+		defer again.Release()
+		if again.setsFound {
+			sets := again.ItemAttrSets
+			again.setsFound, again.ItemAttrSets = false, nil
+			again.FindItemAttrSets(nil)
+			if !slices.Equal(sets, again.ItemAttrSets) {
+				t.Fatalf("again: sets numbered as decoded %v, FindItemAttrSets %v", sets, again.ItemAttrSets)
+			}
+		}
+		if out2, err := ToOTLP(again, nil); err != nil || !bytes.Equal(out, out2) {
+			t.Fatalf("the request again: %v, or another output", err)
 		}
 		want := otlpwire.NewRequest(sig)
 		if proto.Unmarshal(body, want) != nil {

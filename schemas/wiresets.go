@@ -4,20 +4,23 @@ import (
 	"bytes"
 	"hash/maphash"
 	"slices"
+	"unsafe"
 )
 
 // wireSets numbers the data points' attribute sets as the Builder decodes
 // them, from the bytes of each point's attributes on the wire, and decodes
-// a set seen before in the batch by copying the entries of its first row
-// instead of parsing the bytes again. A backlog holds each series once per
-// step, in the same order step after step, so most points of a worker's
-// batch repeat a set, mostly the one that followed the previous point's
-// set last time: that one is tried first, by comparing bytes alone. Build
-// hands the numbers to the batch (Batch.ItemAttrSets) when at most half of
-// the points are distinct, as FindItemAttrSets would have found them, and
+// a set seen before by copying its entries, decoded when it was first seen
+// and kept (setStore), instead of parsing the bytes again. The sets are
+// kept from batch to batch: a backlog holds each series once per step,
+// and live traffic once per scrape, in the same order step after step,
+// so most points repeat a set seen before, mostly the one that followed
+// the previous point's set last time: that one is tried first, by
+// comparing bytes alone. Build hands the batch its numbers (in the order
+// its sets first came: Batch.ItemAttrSets) when at most half of its
+// points are distinct, as FindItemAttrSets would have found them, and
 // FindItemAttrSets then keeps them.
 //
-// Two rows get the same number only when their attribute bytes are equal,
+// Two rows get the same set only when their attribute bytes are equal,
 // which equal entries make them only when each is encoded one way: so a
 // row is numbered only when its attributes are one run of fields whose
 // every KeyValue took appendKVs's usual encodings (one-byte lengths, a key
@@ -26,41 +29,84 @@ import (
 // fields) stops the numbering for the rest of the batch; its rows are
 // decoded as before, and the batch gets no numbers.
 //
-// Live traffic holds each series once per batch: numbering it is work for
-// nothing (a hash and a copy of each set's bytes). So the numbering goes
-// on while at least half of the rows numbered lately (each batch's rows
-// weigh half as much as the next's) repeated a set: a worker's small batch
-// of one step between batches of several does not turn it off. Otherwise
-// (or when a batch stopped it) it is off for the next wireSetsProbe-1
-// batches, and every wireSetsProbe-th batch tries again: a backlog is
-// found within that many batches.
+// When points bring sets not seen before (series that churn, or more than
+// the store holds), the numbering is work for nothing (a hash and a copy
+// of each set's bytes and entries). So it goes on while at least half of
+// the rows numbered lately (each batch's rows weigh half as much as the
+// next's) found their set known. Otherwise (or when a batch stopped it)
+// it is off for the next wireSetsProbe-1 batches, and every
+// wireSetsProbe-th batch tries again: repeating sets are found within that
+// many batches.
+//
+// What is kept is bounded (maxWireSlots, maxSetBytes): past either, at the
+// start of a batch, every set is forgotten. So is every set when a request
+// fails: its entries may hold strings whose check failed.
 type wireSets struct {
 	off     bool // not numbering this batch
 	stopped bool // this batch stopped it (off too)
 	skip    int  // batches left to decode without numbering
-	// rows numbered lately and how many repeated a set, halved each batch
+	// rows numbered lately and how many found their set known, halved
+	// each batch
 	rows, repeats int
-	ids           []uint32 // the set of each row so far
-	sets          []wireSet
-	wire          []byte  // the sets' attribute bytes, one after the other
-	slots         []int32 // open addressing on the hash: set number+1, 0 when empty
-	seed          maphash.Seed
-	empty         int32 // the set without attributes, plus 1; 0 before it is seen
+	ids           []uint32 // the batch's number of each row so far
+	gen           uint32   // the batch, for wireSet.gen
+	locals        int32    // sets numbered in the batch
+	added         int      // sets added in the batch
+	prev          int32    // the set of the previous row numbered, or -1
+
+	// kept from batch to batch
+	sets  []wireSet
+	wire  []byte    // the sets' attribute bytes, one after the other
+	store *setStore // their decoded entries
+	slots []int32   // open addressing on the hash: set number+1, 0 when empty
+	seed  maphash.Seed
+	empty int32 // the set without attributes, plus 1; 0 before it is seen
 }
 
 type wireSet struct {
 	hash         uint64
 	wire0, wire1 int32 // its bytes in wireSets.wire
-	row          int32 // its first row
-	int0, int1   int32 // that row's int payloads in attrTable.ints
+	int0, int1   int32 // its int payloads in setStore.ints
 	next         int32 // the set of the row after its last row, or -1
+	gen          uint32
+	local        int32 // its number in batch gen
+}
+
+// setStore holds the decoded entries of the sets: set n's are entries
+// [ents[n], ents[n+1]).
+type setStore struct {
+	entries
+	ents []int32
+}
+
+// appendRow appends a set's entries, [e0, len(a.typs)) of a, whose int
+// payloads are a.ints[int0:].
+func (st *setStore) appendRow(a *attrTable, e0, int0 int) {
+	st.appendFrom(&a.entries, int32(e0), int32(len(a.typs)), int32(int0), int32(len(a.ints)))
+	st.ents = append(st.ents, int32(len(st.typs)))
+}
+
+func (st *setStore) reset() {
+	st.typs, st.keyData, st.strData, st.ints = st.typs[:0], st.keyData[:0], st.strData[:0], st.ints[:0]
+	st.keyOff = append(st.keyOff[:0], 0)
+	st.strOff = append(st.strOff[:0], 0)
+	st.ents = append(st.ents[:0], 0)
 }
 
 const (
 	wireSetsProbe = 16
-	// maxWireSlots bounds the hash table kept from one batch to the next
-	// (twice the sets of a batch of worker.max_batch_items' default).
+	// maxWireSlots and maxSetBytes bound what is kept from one batch to
+	// the next: the hash table (up to 65,536 sets), and the memory the
+	// sets take (8 MiB: about 20,000 sets of the realistic corpus's 6
+	// attributes, at about 400 bytes each: their bytes on the wire,
+	// decoded, and indexed). A batch adds its new sets before the bound is
+	// checked at the next (a batch of max_batch_items' default, 16,384
+	// points, adds up to about 7 MiB). The memory is kept when the sets
+	// are forgotten, up to 4 times the bound (what they took at most,
+	// with the slices' room to grow), so that series that churn do not
+	// grow it again each time.
 	maxWireSlots = 1 << 17
+	maxSetBytes  = 8 << 20
 )
 
 // Test hooks: noWireSets turns the numbering off (decoding with and
@@ -90,12 +136,16 @@ func (s *wireSets) find(run []byte) (int32, uint64) {
 }
 
 // add numbers the current row, whose attributes are run (hash h, not
-// seen before) and whose int payloads are ints [int0, int1) of its table.
-func (s *wireSets) add(run []byte, h uint64, row, int0, int1 int) {
+// seen before) and were decoded as entries [e0, len(a.typs)) of a, their
+// int payloads a.ints[int0:].
+func (s *wireSets) add(run []byte, h uint64, a *attrTable, e0, int0 int) {
 	n := int32(len(s.sets))
 	w0 := int32(len(s.wire))
 	s.wire = append(s.wire, run...)
-	s.sets = append(s.sets, wireSet{h, w0, int32(len(s.wire)), int32(row), int32(int0), int32(int1), -1})
+	i0 := int32(len(s.store.ints))
+	s.store.appendRow(a, e0, int0)
+	s.sets = append(s.sets, wireSet{hash: h, wire0: w0, wire1: int32(len(s.wire)), int0: i0, int1: int32(len(s.store.ints)), next: -1})
+	s.added++
 	if 2*len(s.sets) > len(s.slots) {
 		s.grow()
 	} else {
@@ -104,13 +154,26 @@ func (s *wireSets) add(run []byte, h uint64, row, int0, int1 int) {
 	s.number(n)
 }
 
+// copy appends to the open row of a the entries of set n, and numbers it.
+func (s *wireSets) copy(a *attrTable, n int32) {
+	w := &s.sets[n]
+	a.copyRow(s.store, n, w.int0, w.int1)
+	s.number(n)
+}
+
 // number gives the current row set n, and makes n the set predicted after
 // the previous row's.
 func (s *wireSets) number(n int32) {
-	if len(s.ids) > 0 {
-		s.sets[s.ids[len(s.ids)-1]].next = n
+	if s.prev >= 0 {
+		s.sets[s.prev].next = n
 	}
-	s.ids = append(s.ids, uint32(n))
+	s.prev = n
+	w := &s.sets[n]
+	if w.gen != s.gen {
+		w.gen, w.local = s.gen, s.locals
+		s.locals++
+	}
+	s.ids = append(s.ids, uint32(w.local))
 }
 
 // predict is the set that followed the previous row's set when it was last
@@ -118,10 +181,10 @@ func (s *wireSets) number(n int32) {
 // step, so a row is mostly the set predicted, and confirmed by comparing
 // its bytes alone, with no hash to compute and look up.
 func (s *wireSets) predict() int32 {
-	if len(s.ids) == 0 {
+	if s.prev < 0 {
 		return -1
 	}
-	return s.sets[s.ids[len(s.ids)-1]].next
+	return s.sets[s.prev].next
 }
 
 func (s *wireSets) insert(h uint64, n int32) {
@@ -145,6 +208,7 @@ func (s *wireSets) grow() {
 func (s *wireSets) stop() {
 	s.off, s.stopped = true, true
 	s.ids = s.ids[:0]
+	s.prev = -1
 }
 
 // take returns the numbers of the batch's n rows when the numbering held
@@ -152,14 +216,14 @@ func (s *wireSets) stop() {
 // it held, and starts the next batch.
 func (s *wireSets) take(n int) (ids []uint32, numbered bool) {
 	numbered = !s.off && len(s.ids) == n
-	if numbered && n > 1 && len(s.sets) <= n/2 {
+	if numbered && n > 1 && int(s.locals) <= n/2 {
 		ids = s.ids
 		s.ids = make([]uint32, 0, n)
 	}
 	switch {
 	case numbered:
 		s.rows = s.rows/2 + n
-		s.repeats = s.repeats/2 + n - len(s.sets)
+		s.repeats = s.repeats/2 + n - s.added
 		if 2*s.repeats < s.rows {
 			s.skip = wireSetsProbe - 1 // not worth it lately
 		}
@@ -173,21 +237,51 @@ func (s *wireSets) take(n int) (ids []uint32, numbered bool) {
 	return ids, numbered
 }
 
-// restart starts a batch: the last one's sets are forgotten.
+// restart starts a batch: the sets are kept, within their bounds.
 func (s *wireSets) restart() {
 	s.ids = s.ids[:0]
-	s.sets = s.sets[:0]
-	s.wire = s.wire[:0]
-	s.empty = 0
-	if len(s.slots) > maxWireSlots {
-		s.slots = nil // a batch of more sets than usual: not kept
+	s.locals, s.added = 0, 0
+	s.gen++
+	if s.store == nil || s.gen == 0 || len(s.slots) > maxWireSlots {
+		s.forget()
+	} else if used, _ := s.bytes(); used > maxSetBytes {
+		s.forget()
 	}
-	clear(s.slots)
 	s.stopped = false
 	s.off = noWireSets || s.skip > 0
 	if s.skip > 0 {
 		s.skip--
 	}
+}
+
+// bytes is about the memory the kept sets take (used), and hold with the
+// room their slices have beyond it.
+func (s *wireSets) bytes() (used, held int) {
+	st := s.store
+	const set, ent = int(unsafe.Sizeof(wireSet{})), int(unsafe.Sizeof(sparse{}))
+	used = len(s.wire) + set*len(s.sets) + 4*len(s.slots) + len(st.typs) + len(st.keyData) + len(st.strData) +
+		4*(len(st.keyOff)+len(st.strOff)+len(st.ents)) + ent*len(st.ints)
+	held = cap(s.wire) + set*cap(s.sets) + 4*cap(s.slots) + cap(st.typs) + cap(st.keyData) + cap(st.strData) +
+		4*(cap(st.keyOff)+cap(st.strOff)+cap(st.ents)) + ent*cap(st.ints)
+	return used, held
+}
+
+// forget forgets every set. The memory is kept for the sets to come, but
+// what outgrew the bounds.
+func (s *wireSets) forget() {
+	if s.store == nil {
+		s.store = new(setStore)
+	} else if _, held := s.bytes(); held > 4*maxSetBytes {
+		s.store, s.sets, s.wire = new(setStore), nil, nil
+	}
+	s.store.reset()
+	s.sets, s.wire = s.sets[:0], s.wire[:0]
+	if len(s.slots) > maxWireSlots {
+		s.slots = nil
+	}
+	clear(s.slots)
+	s.empty, s.prev = 0, -1
+	s.gen = max(s.gen, 1)
 }
 
 // attrRun is where the run of fields of p from i on whose one-byte tag is
@@ -199,20 +293,21 @@ func attrRun(p []byte, i int, tag byte) int {
 	return i
 }
 
-// copyRow appends to the open row the entries of row r, whose int payloads
-// are ints [int0, int1): a row of usual encodings only (no doubles, bools
-// or bytes), as wireSets numbers them. The copy waits while the rows
-// copied are consecutive (the first step of a backlog's series, step
-// after step), to be made for all of them at once (flushCopies): before
-// anything else is appended, or the table is read.
-func (a *attrTable) copyRow(r, int0, int1 int32) {
-	if a.copy1 > a.copy0 && r == a.copy1 && int0 == a.copyInt1 {
+// copyRow appends to the open row the entries of row r of src, whose int
+// payloads are src.ints[int0:int1]: a row of usual encodings only (no
+// doubles, bools or bytes), as wireSets numbers them. The copy waits while
+// the rows copied are consecutive (the sets of a backlog's series, step
+// after step, come in the order they were first seen), to be made for all
+// of them at once (flushCopies): before anything else is appended, or the
+// table is read.
+func (a *attrTable) copyRow(src *setStore, r, int0, int1 int32) {
+	if a.copy1 > a.copy0 && src == a.copySrc && r == a.copy1 && int0 == a.copyInt1 {
 		a.copy1, a.copyInt1 = r+1, int1
 	} else {
 		a.flushCopies()
-		a.copy0, a.copy1, a.copyInt0, a.copyInt1 = r, r+1, int0, int1
+		a.copySrc, a.copy0, a.copy1, a.copyInt0, a.copyInt1 = src, r, r+1, int0, int1
 	}
-	a.copyEnts += a.rowOff[r+1] - a.rowOff[r]
+	a.copyEnts += src.ents[r+1] - src.ents[r]
 }
 
 // flushCopies appends the entries of the rows copyRow holds back.
@@ -223,19 +318,9 @@ func (a *attrTable) flushCopies() {
 	if a.started && !a.checkUpTo() { // what comes before, but not the copies
 		a.invalid = true
 	}
-	e0, e1 := a.rowOff[a.copy0], a.rowOff[a.copy1]
-	base := int32(len(a.typs))
-	a.typs = append(a.typs, a.typs[e0:e1]...)
-	k0, k1 := a.keyOff[e0], a.keyOff[e1]
-	a.keyOff = appendShifted(a.keyOff, a.keyOff[e0+1:e1+1], int32(len(a.keyData))-k0)
-	a.keyData = append(a.keyData, a.keyData[k0:k1]...)
-	s0, s1 := a.strOff[e0], a.strOff[e1]
-	a.strOff = appendShifted(a.strOff, a.strOff[e0+1:e1+1], int32(len(a.strData))-s0)
-	a.strData = append(a.strData, a.strData[s0:s1]...)
-	for _, x := range a.ints[a.copyInt0:a.copyInt1] {
-		a.ints = append(a.ints, sparse{x.i - e0 + base, x.v})
-	}
-	a.copy0, a.copy1, a.copyEnts = 0, 0, 0
+	src := a.copySrc
+	a.appendFrom(&src.entries, src.ents[a.copy0], src.ents[a.copy1], a.copyInt0, a.copyInt1)
+	a.copySrc, a.copy0, a.copy1, a.copyEnts = nil, 0, 0, 0
 	a.checkedKeys, a.checkedStrs = len(a.keyOff)-1, len(a.strOff)-1
 }
 
@@ -250,10 +335,10 @@ func appendShifted(dst, src []int32, d int32) []int32 {
 }
 
 // attrRow decodes the attributes of the open row of a data point, the run
-// of fields from i on whose tag is attrTag, copying them from the first
-// row of their set when the batch had them before; it returns where the
-// run ends, or i when its fields are not all of the usual encodings (the
-// caller reads them one by one).
+// of fields from i on whose tag is attrTag, copying their entries when
+// their set was seen before; it returns where the run ends, or i when its
+// fields are not all of the usual encodings (the caller reads them one by
+// one).
 func (t *pointBuilder) attrRow(p []byte, i int, attrTag byte) (int, error) {
 	s := &t.sets
 	if s.off {
@@ -265,8 +350,7 @@ func (t *pointBuilder) attrRow(p []byte, i int, attrTag byte) (int, error) {
 		// The run is the set's when it starts with its bytes and ends there.
 		if end := i + int(w.wire1-w.wire0); end <= len(p) && (end == len(p) || p[end] != attrTag) &&
 			bytes.Equal(p[i:end], s.wire[w.wire0:w.wire1]) {
-			t.attrs.copyRow(w.row, w.int0, w.int1)
-			s.number(n)
+			s.copy(&t.attrs, n)
 			return end, nil
 		}
 	}
@@ -274,19 +358,17 @@ func (t *pointBuilder) attrRow(p []byte, i int, attrTag byte) (int, error) {
 	run := p[i:end]
 	n, h := s.find(run)
 	if n >= 0 {
-		w := &s.sets[n]
-		t.attrs.copyRow(w.row, w.int0, w.int1)
-		s.number(n)
+		s.copy(&t.attrs, n)
 		return end, nil
 	}
 	t.attrs.flushCopies()
-	int0 := len(t.attrs.ints)
+	e0, int0 := len(t.attrs.typs), len(t.attrs.ints)
 	j, fast, err := t.attrs.appendKVs(p, i, attrTag)
 	if err != nil || !fast || j != end {
 		s.stop()
 		return j, err
 	}
-	s.add(run, h, t.attrs.len()-1, int0, len(t.attrs.ints))
+	s.add(run, h, &t.attrs, e0, int0)
 	return j, nil
 }
 
@@ -301,6 +383,6 @@ func (t *pointBuilder) noAttrs() {
 		return
 	}
 	_, h := s.find(nil) // runs of attributes are never empty: not there
-	s.add(nil, h, t.attrs.len()-1, len(t.attrs.ints), len(t.attrs.ints))
+	s.add(nil, h, &t.attrs, len(t.attrs.typs), len(t.attrs.ints))
 	s.empty = int32(len(s.sets))
 }

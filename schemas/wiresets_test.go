@@ -256,45 +256,66 @@ func usualAttrs(m *colmetrics.ExportMetricsServiceRequest, r *rand.Rand) {
 	}
 }
 
-// TestWireSetsProbe: batches not worth numbering (each series once, as
-// live traffic holds them) turn the numbering off but for every
-// wireSetsProbe-th batch, as do batches of encodings it does not number; a
-// backlog is numbered again from the next probe on, and stays so when
-// small batches come between.
+// TestWireSetsProbe: batches not worth numbering (sets never seen before,
+// as series that churn bring them) turn the numbering off but for every
+// wireSetsProbe-th batch, as do batches of encodings it does not number.
+// Sets seen before are numbered again from the next probe on: live
+// traffic (each series once a batch, found in the sets kept from the
+// batches before), and a backlog, which stays so when small batches come
+// between.
 func TestWireSetsProbe(t *testing.T) {
-	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 10, PerRequest: 1000})
-	if err != nil {
-		t.Fatal(err)
+	load := func(seed uint64) *otlptest.K8sLoad {
+		l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 10, PerRequest: 1000, Seed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
 	}
+	l := load(0)
 	b := NewBuilder(otlpwire.Metrics, nil)
 	defer b.Release()
-	batch := func(reqs ...int) *Batch {
+	// batch decodes requests j of l into one batch, and returns it with
+	// the sets it added.
+	batch := func(l *otlptest.K8sLoad, reqs ...int) (*Batch, int) {
 		for _, j := range reqs {
 			if _, err := b.Append(l.Request(nil, j)); err != nil {
 				t.Fatal(err)
 			}
 		}
-		return b.Build()
+		added := b.pts.sets.added
+		return b.Build(), added
 	}
-	var got []bool
+	// Churn: every batch's series are new (other ids).
 	for k := range 2*wireSetsProbe + 1 {
-		bt := batch(k) // one step: every series once
+		bt, _ := batch(load(uint64(k+1)), 0)
 		if bt.ItemAttrSets != nil {
-			t.Fatalf("batch %d of distinct series numbered", k)
+			t.Fatalf("churn batch %d: distinct series numbered", k)
 		}
-		got = append(got, bt.setsFound)
+		if want := k%wireSetsProbe == 0; bt.setsFound != want {
+			t.Fatalf("churn batch %d: numbered %v, want %v (every %dth)", k, bt.setsFound, want, wireSetsProbe)
+		}
 		bt.Release()
 	}
-	for k, found := range got {
-		if want := k%wireSetsProbe == 0; found != want {
-			t.Fatalf("batch %d: numbered %v, want %v (every %dth)", k, found, want, wireSetsProbe)
+	// Live traffic: each batch one step of the same series. The first
+	// probe adds its sets, the next finds them, and the numbering stays.
+	for k := range 3 * wireSetsProbe {
+		bt, added := batch(l, k)
+		if bt.ItemAttrSets != nil {
+			t.Fatalf("live batch %d: distinct series numbered", k)
+		}
+		numbered := bt.setsFound
+		bt.Release()
+		switch {
+		case k < 2*wireSetsProbe-1 && numbered != (k == wireSetsProbe-1):
+			t.Fatalf("live batch %d: numbered %v, want only the probe %d", k, numbered, wireSetsProbe-1)
+		case k >= 2*wireSetsProbe-1 && (!numbered || added != 0):
+			t.Fatalf("live batch %d: numbered %v, %d sets added; want numbered, all found", k, numbered, added)
 		}
 	}
-	// A backlog: each batch holds 4 steps. The first probe is the batch
-	// after the 15 skipped since the last one.
+	// A backlog: each batch holds 4 steps.
 	backlog := func(after string) {
 		for k := range wireSetsProbe {
-			bt := batch(4*k, 4*k+1, 4*k+2, 4*k+3)
+			bt, _ := batch(l, 4*k, 4*k+1, 4*k+2, 4*k+3)
 			numbered := bt.ItemAttrSets != nil
 			bt.Release()
 			if want := k >= wireSetsProbe-1; numbered != want {
@@ -302,7 +323,6 @@ func TestWireSetsProbe(t *testing.T) {
 			}
 		}
 	}
-	backlog("live traffic")
 	// Encodings it does not number (a double) stop it for the batch, and
 	// turn it off until the probe after.
 	a, d := kvBytes("a", []byte{0x0a, 1, 'x'}), kvBytes("d", protowire.AppendFixed64([]byte{0x21}, 7))
@@ -326,12 +346,83 @@ func TestWireSetsProbe(t *testing.T) {
 		if small {
 			reqs = reqs[:1]
 		}
-		bt := batch(reqs...)
+		bt, _ := batch(l, reqs...)
 		got, numbered := bt.ItemAttrSets != nil, bt.setsFound
 		bt.Release()
 		if !numbered || got == small {
 			t.Fatalf("backlog batch %d (small %v): numbered %v, sets %v", k, small, numbered, got)
 		}
+	}
+}
+
+// TestWireSetsBounds: the sets kept from batch to batch are forgotten at
+// the start of the batch after they pass their bound, and batches decode
+// as without numbering, before and after; a failed request forgets them
+// too.
+func TestWireSetsBounds(t *testing.T) {
+	on, off := NewBuilder(otlpwire.Metrics, nil), NewBuilder(otlpwire.Metrics, nil)
+	defer on.Release()
+	defer off.Release()
+	s := &on.pts.sets
+	forgotten, most := 0, 0
+	for k := 0; forgotten < 2; k++ {
+		if k > 40 {
+			used, _ := s.bytes()
+			t.Fatalf("%d batches of new series, the sets never forgotten (%d bytes)", k, used)
+		}
+		l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 100, Seed: uint64(k + 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var bodies [][]byte
+		for j := range l.RequestsPerStep() {
+			bodies = append(bodies, l.Request(nil, j))
+		}
+		s.skip, s.off = 0, false // new series: numbered all the same
+		before := len(s.sets)
+		got := buildAll(t, on, bodies, false)
+		if used, held := s.bytes(); used > maxSetBytes || held > 4*maxSetBytes || len(s.slots) > maxWireSlots {
+			t.Fatalf("batch %d: %d bytes kept, %d held, %d slots", k, used, held, len(s.slots))
+		}
+		if len(s.sets) == 0 {
+			forgotten++
+		}
+		most = max(most, before)
+		want := buildAll(t, off, bodies, true)
+		sameBatch(t, fmt.Sprint("batch ", k), got, want)
+	}
+	if most < maxSetBytes/1000 {
+		t.Errorf("at most %d sets kept", most)
+	}
+	// A failed request forgets the sets.
+	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.skip, s.off = 0, false
+	if _, err := on.Append(l.Request(nil, 0)); err != nil || len(s.sets) == 0 {
+		t.Fatalf("%v, %d sets", err, len(s.sets))
+	}
+	if _, err := on.Append(gauge(point(kvBytes("s", []byte{0x0a, 1, 0xff})))); err == nil || len(s.sets) != 0 {
+		t.Fatalf("a string not UTF-8: %v, %d sets kept", err, len(s.sets))
+	}
+}
+
+// sameBatch fails t when got and want are not written alike.
+func sameBatch(t *testing.T, name string, got, want *Batch) {
+	t.Helper()
+	defer got.Release()
+	defer want.Release()
+	got.ItemAttrSets = nil // written alike (WriteBatch finds them)
+	var gotW, wantW bytes.Buffer
+	if err := WriteBatch(&gotW, got); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteBatch(&wantW, want); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(gotW.Bytes(), wantW.Bytes()) {
+		t.Errorf("%s: the batch differs from the one decoded without numbering", name)
 	}
 }
 
