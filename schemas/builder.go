@@ -44,6 +44,17 @@ type Batch struct {
 	// reader that reads attributes by set (the cardinality tracker, a
 	// sink) and for WriteBatch; ToOTLP refuses it.
 	ItemAttrSetTable arrow.Array
+	// ItemSetIDs, when not nil, numbers each item's attribute set as the
+	// Builder that decoded the batch keeps it from batch to batch: items of
+	// batches of the same SetSpace (never 0) whose numbers are equal have
+	// equal attributes. Build sets it whenever it numbered every data
+	// point's set, even when all are distinct (live traffic, each series
+	// once a batch), so that a reader can keep its per-set work from one
+	// batch to the next (the cardinality tracker's hashes). The numbers stay
+	// below the sets the Builder keeps (see wireSets: tens of thousands).
+	// Like ItemAttrSets it is no longer true once the items are changed.
+	ItemSetIDs []uint32
+	SetSpace   uint64
 	// setsFound: the Builder numbered the items' sets as it decoded them,
 	// and builtSets is what FindItemAttrSets would find (nil when not
 	// worth it), as long as ItemAttrSets is still it.
@@ -236,6 +247,7 @@ func (b *Builder) Build() *Batch {
 	case otlpwire.Metrics:
 		bt.Metrics = newRecord(b.met.rb, b.met.metadata.zeros(), subst{MetMetadata, &b.met.metadata})
 		bt.Items = newRecord(b.pts.rb, NewZeros(max(b.pts.n, b.pts.attrs.values())), b.pts.columns()...)
+		bt.ItemSetIDs, bt.SetSpace = b.pts.sets.kept(b.pts.n)
 		bt.builtSets, bt.setsFound = b.pts.sets.take(b.pts.n)
 		bt.ItemAttrSets = bt.builtSets
 	case otlpwire.Logs:

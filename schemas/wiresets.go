@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/maphash"
 	"slices"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -49,6 +50,7 @@ type wireSets struct {
 	// each batch
 	rows, repeats int
 	ids           []uint32 // the batch's number of each row so far
+	pids          []uint32 // the kept number of each row so far
 	gen           uint32   // the batch, for wireSet.gen
 	locals        int32    // sets numbered in the batch
 	added         int      // sets added in the batch
@@ -60,8 +62,12 @@ type wireSets struct {
 	store *setStore // their decoded entries
 	slots []int32   // open addressing on the hash: set number+1, 0 when empty
 	seed  maphash.Seed
-	empty int32 // the set without attributes, plus 1; 0 before it is seen
+	empty int32  // the set without attributes, plus 1; 0 before it is seen
+	space uint64 // the numbering of the kept sets (Batch.SetSpace)
 }
+
+// setSpaces numbers the numberings of kept sets of every Builder.
+var setSpaces atomic.Uint64
 
 type wireSet struct {
 	hash         uint64
@@ -168,6 +174,7 @@ func (s *wireSets) number(n int32) {
 		s.sets[s.prev].next = n
 	}
 	s.prev = n
+	s.pids = append(s.pids, uint32(n))
 	w := &s.sets[n]
 	if w.gen != s.gen {
 		w.gen, w.local = s.gen, s.locals
@@ -207,8 +214,19 @@ func (s *wireSets) grow() {
 // stop gives the numbering up until the next batch.
 func (s *wireSets) stop() {
 	s.off, s.stopped = true, true
-	s.ids = s.ids[:0]
+	s.ids, s.pids = s.ids[:0], s.pids[:0]
 	s.prev = -1
+}
+
+// kept returns the kept numbers of the batch's n rows and their space when
+// the numbering held for every row, or nil (before take).
+func (s *wireSets) kept(n int) (pids []uint32, space uint64) {
+	if s.off || len(s.pids) != n || n == 0 {
+		return nil, 0
+	}
+	pids = s.pids
+	s.pids = make([]uint32, 0, n)
+	return pids, s.space
 }
 
 // take returns the numbers of the batch's n rows when the numbering held
@@ -239,7 +257,7 @@ func (s *wireSets) take(n int) (ids []uint32, numbered bool) {
 
 // restart starts a batch: the sets are kept, within their bounds.
 func (s *wireSets) restart() {
-	s.ids = s.ids[:0]
+	s.ids, s.pids = s.ids[:0], s.pids[:0]
 	s.locals, s.added = 0, 0
 	s.gen++
 	if s.store == nil || s.gen == 0 || len(s.slots) > maxWireSlots {
@@ -282,6 +300,7 @@ func (s *wireSets) forget() {
 	clear(s.slots)
 	s.empty, s.prev = 0, -1
 	s.gen = max(s.gen, 1)
+	s.space = setSpaces.Add(1)
 }
 
 // attrRun is where the run of fields of p from i on whose one-byte tag is

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	common "go.opentelemetry.io/proto/otlp/common/v1"
@@ -103,9 +104,11 @@ func checkWireSets(t *testing.T, mem memory.Allocator, cases []tcase) {
 	defer on.Release()
 	defer off.Release()
 	numbered := 0
+	kept := map[[2]uint64]string{} // the attributes of each kept set seen
 	for _, c := range cases {
 		got := buildAll(t, on, c.bodies, false)
 		want := buildAll(t, off, c.bodies, true)
+		checkKeptSets(t, c.name, got, kept)
 		sets := got.ItemAttrSets
 		got.ItemAttrSets = nil // written alike (WriteBatch finds them)
 		var gotW, wantW bytes.Buffer
@@ -139,6 +142,43 @@ func checkWireSets(t *testing.T, mem memory.Allocator, cases []tcase) {
 	}
 	if numbered < 20 {
 		t.Errorf("only %d cases numbered", numbered)
+	}
+}
+
+// checkKeptSets fails t when b's kept numbers (Batch.ItemSetIDs) give
+// attributes other than those of the same number before (kept), or do not
+// agree with its own numbers (ItemAttrSets: equal there, equal here).
+func checkKeptSets(t *testing.T, name string, b *Batch, kept map[[2]uint64]string) {
+	t.Helper()
+	if b.ItemSetIDs == nil {
+		if b.setsFound && b.Len() > 0 {
+			t.Errorf("%s: numbered, no kept numbers", name)
+		}
+		return
+	}
+	if len(b.ItemSetIDs) != b.Len() || b.SetSpace == 0 {
+		t.Fatalf("%s: %d kept numbers of space %d for %d points", name, len(b.ItemSetIDs), b.SetSpace, b.Len())
+	}
+	attrs := b.Items.Column(PtAttributes).(*array.Map)
+	local := map[uint32]uint32{}
+	for i, id := range b.ItemSetIDs {
+		if b.ItemAttrSets != nil {
+			if l, ok := local[b.ItemAttrSets[i]]; ok && l != id {
+				t.Fatalf("%s: point %d: set %d is kept as %d and %d", name, i, b.ItemAttrSets[i], l, id)
+			}
+			local[b.ItemAttrSets[i]] = id
+		}
+		if i >= 3000 {
+			continue
+		}
+		row := array.NewSlice(attrs, int64(i), int64(i+1))
+		s := row.String()
+		row.Release()
+		k := [2]uint64{b.SetSpace, uint64(id)}
+		if was, ok := kept[k]; ok && was != s {
+			t.Fatalf("%s: point %d: kept set %d was %s, now %s", name, i, id, was, s)
+		}
+		kept[k] = s
 	}
 }
 
@@ -365,6 +405,7 @@ func TestWireSetsBounds(t *testing.T) {
 	defer off.Release()
 	s := &on.pts.sets
 	forgotten, most := 0, 0
+	kept := map[[2]uint64]string{}
 	for k := 0; forgotten < 2; k++ {
 		if k > 40 {
 			used, _ := s.bytes()
@@ -389,6 +430,7 @@ func TestWireSetsBounds(t *testing.T) {
 		}
 		most = max(most, before)
 		want := buildAll(t, off, bodies, true)
+		checkKeptSets(t, fmt.Sprint("batch ", k), got, kept)
 		sameBatch(t, fmt.Sprint("batch ", k), got, want)
 	}
 	if most < maxSetBytes/1000 {

@@ -40,6 +40,9 @@ func capacityStage(ctx context.Context, o options, prefix string) error {
 			return err
 		}
 		stages = append(stages, loadgen.Stage{Role: role, URL: "http://" + cfgs[role].admin})
+		if o.profile > 0 {
+			go profile(cfgs[role].admin, filepath.Join(o.work, "capacity-"+role), o.profile)
+		}
 	}
 	grpcAddr := cfgs["ingest"].grpc
 	// Times from half an hour ago: at a few hundred thousand points a

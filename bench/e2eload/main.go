@@ -80,7 +80,7 @@ func main() {
 	flag.DurationVar(&o.stepTime, "step-time", 20*time.Second, "stage 4: length of each step")
 	flag.StringVar(&o.target, "target", "5M-datapoints/s", "stage 4: the rate the report sizes the deployment for")
 	flag.Float64Var(&o.coresPerReplica, "cores-per-replica", 2, "stage 4: cores of each replica, for -target")
-	flag.DurationVar(&o.profile, "profile", 0, "CPU-profile for this long the ingester of stages 1 and 2 from its first measured request (into -work, ingest<stage>-cpu.pb) and the worker and the sink of stage 3 from their start (<role>-cpu.pb); each with a heap profile taken at its end (-heap.pb)")
+	flag.DurationVar(&o.profile, "profile", 0, "CPU-profile for this long the ingester of stages 1 and 2 from its first measured request (into -work, ingest<stage>-cpu.pb) the worker and the sink of stage 3 from their start (<role>-cpu.pb), and the three processes of stage 4 from their start (capacity-<role>-cpu.pb); each with a heap profile taken at its end (-heap.pb)")
 	flag.Parse()
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

@@ -78,7 +78,7 @@ func benchBatch(b *testing.B, body []byte) *schemas.Batch {
 	}
 	out := bld.Build()
 	if os.Getenv("SLUICE_BENCH_NO_SETS") != "" {
-		out.ItemAttrSets = nil
+		out.ItemAttrSets, out.ItemSetIDs = nil, nil
 	}
 	return out
 }

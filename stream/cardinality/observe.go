@@ -63,7 +63,18 @@ func (t *Tracker) Observe(tenant string, st Stage, b *schemas.Batch, now time.Ti
 		}
 		t.putScratch(sc)
 	}()
-	sc.useSets(b.ItemAttrSets, c.points)
+	sc.stage0 = 0
+	if st != Both {
+		sc.stage0 = int(st)
+	}
+	if len(b.ItemSetIDs) == c.points && b.SetSpace != 0 && c.ptSets == nil {
+		t.kept.mu.Lock() // lock order: stages, then kept
+		defer t.kept.mu.Unlock()
+		own := sc.useKept(&t.kept, b.ItemSetIDs, b.SetSpace)
+		defer sc.leaveKept(&t.kept, own)
+	} else {
+		sc.useSets(b.ItemAttrSets, c.points)
+	}
 	return observeStages(ss, &c, sc, &t.cfg)
 }
 
@@ -145,7 +156,7 @@ func observeStages(ss []stage, c *columns, sc *scratch, cfg *Config) error {
 			p.sum, p.kh, p.vh, p.start, p.set = sum, kh, vh, start, set
 		}
 		for k := range ss {
-			sc.refs[k][mr].add(sc.run, sc.fresh[:len(sc.run)], pt, cfg.MaxLabels, sc.setEnts, k)
+			sc.refs[k][mr].add(sc.run, sc.fresh[:len(sc.run)], pt, cfg.MaxLabels, sc.setEnts, sc.stage0+k)
 		}
 	}
 	return nil
@@ -181,12 +192,13 @@ func (s *stage) resolve(ref *metricRef, mr, r int, c *columns, sc *scratch, cfg 
 	}
 }
 
-// add adds run, points of the metric row of ref; fresh is scratch space,
-// one per point. A point of an attribute set (ents, the batch's sets) whose
-// last point added at stage k was the same series (the same metric,
-// resource and set: a series in several steps of a backlog) is not added
-// again: it would find itself counted, or, in a dense sketch, change
-// nothing but the filter of counted series.
+// add adds run, points of the metric row of ref, to stage k (Before or
+// After); fresh is scratch space, one per point. A point of an attribute
+// set (ents, the batch's sets, or those kept from batch to batch) whose
+// last point added at stage k was the same series (the same metric of the
+// same window, resource and set: a series in several steps of a backlog,
+// or in each scrape) is not added again: it would find itself counted, or,
+// in a dense sketch, change nothing but the filter of counted series.
 func (ref *metricRef) add(run []pending, fresh []bool, a *attrCol, maxLabels int, ents []setEnt, k int) {
 	m := ref.m
 	n := 0

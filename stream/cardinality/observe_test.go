@@ -31,6 +31,9 @@ type gen struct {
 	r       *rand.Rand
 	metrics int // names m0, m1, ...
 	ids     int // values of key "id"; over 1,536 a metric's series sketch can go dense
+	// usual: values of the encodings the decoder numbers the sets of
+	// (short strings, small ints; see schemas.Batch.ItemSetIDs) only
+	usual bool
 }
 
 var genKeys = []string{"a", "b", "c", "service.name", "k8s.pod.name", "http.route"}
@@ -40,7 +43,11 @@ var resPool = kvs("service.name", "api", "k8s.pod.name", "api-7d9f-1", "host.nam
 
 func (g *gen) value() *common.AnyValue {
 	r := g.r
-	switch r.IntN(16) {
+	k := r.IntN(16)
+	if g.usual && k > 0 && k < 7 {
+		k = 7
+	}
+	switch k {
 	case 0:
 		return &common.AnyValue{Value: &common.AnyValue_IntValue{IntValue: int64(r.IntN(3))}}
 	case 1:
@@ -134,7 +141,7 @@ func (g *gen) batch(tb testing.TB, q *colmetrics.ExportMetricsServiceRequest) *s
 		tb.Fatal(err)
 	}
 	b := bld.Build()
-	b.ItemAttrSets = nil // point by point; TestObserveSets numbers them
+	b.ItemAttrSets, b.ItemSetIDs = nil, nil // point by point; TestObserveSets and TestObserveKeptSets number them
 	n := b.Len()
 	switch g.r.IntN(3) {
 	case 1: // shuffled

@@ -59,6 +59,8 @@ type scratch struct {
 	sets    []uint32
 	setEnts []setEnt
 	setH    []uint64
+	// stage0 is the stage (Before or After) of the first stage observed.
+	stage0 int
 }
 
 // row is a point attribute set already hashed in this batch.

@@ -1,13 +1,15 @@
 package cardinality
 
+import "sync"
+
 // setEnt is where the hashes of one attribute set of the batch are kept
 // in scratch.setH: key hashes at [at, at+n), value hashes at [at+n,
 // at+2n); n is -1 until the set's first point.
 type setEnt struct {
 	at, n int32
 	sum   uint64
-	// last: per stage of the Observe call, the series its last point
-	// was added as (see metricRef.add).
+	// last: per stage (Before, After), the series its last point was
+	// added as (see metricRef.add).
 	last [numStages]struct {
 		m   *metric
 		key uint64
@@ -53,4 +55,58 @@ func (sc *scratch) setHashes(a *attrCol, set, start, end int) (kh, vh []uint64, 
 	}
 	h := sc.setH[e.at:]
 	return h[:e.n:e.n], h[e.n : 2*e.n : 2*e.n], e.sum
+}
+
+// keptSets is what Observe keeps of the decoder's attribute sets from one
+// batch to the next (schemas.Batch.ItemSetIDs, numbers of a SetSpace): per
+// set, its hashes, made at its first point ever rather than at its first
+// point of each batch, and the series its last point was added as, so
+// that a series seen in the batch before is not looked up again (live
+// traffic holds each series once a batch; every scrape repeats them).
+//
+// The sets are the decoder's, shared by every tenant: a set's hashes are
+// of its attributes alone, and its last series names a tenant's metric,
+// which no other tenant's point matches, so tenants only take the entry
+// in turn. It is bounded by the decoder's sets (tens of thousands) and
+// maxKeptHashes, past which it starts again.
+type keptSets struct {
+	mu    sync.Mutex
+	space uint64
+	ents  []setEnt
+	h     []uint64
+}
+
+// maxKeptHashes bounds keptSets.h (8 MiB).
+const maxKeptHashes = 1 << 20
+
+// useKept makes ids, a batch's sets numbered in space, the sets of the
+// Observe call, their hashes and last series those of k; it returns the
+// scratch's own, which leaveKept gives back.
+func (sc *scratch) useKept(k *keptSets, ids []uint32, space uint64) (own struct {
+	ents []setEnt
+	h    []uint64
+}) {
+	own.ents, own.h = sc.setEnts, sc.setH
+	if k.space != space || len(k.h) > maxKeptHashes {
+		k.space, k.ents, k.h = space, k.ents[:0], k.h[:0]
+	}
+	hi := uint32(0)
+	for _, s := range ids {
+		hi = max(hi, s)
+	}
+	for len(k.ents) <= int(hi) {
+		k.ents = append(k.ents, setEnt{n: -1})
+	}
+	sc.sets, sc.setEnts, sc.setH = ids, k.ents, k.h
+	return own
+}
+
+// leaveKept keeps in k what the Observe call added to its sets, and gives
+// the scratch its own slices back.
+func (sc *scratch) leaveKept(k *keptSets, own struct {
+	ents []setEnt
+	h    []uint64
+}) {
+	k.ents, k.h = sc.setEnts, sc.setH
+	sc.sets, sc.setEnts, sc.setH = nil, own.ents, own.h
 }

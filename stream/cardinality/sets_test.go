@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -79,5 +81,83 @@ func TestObserveSets(t *testing.T) {
 	}
 	if withSets == 0 || withTable == 0 {
 		t.Fatalf("%d batches had sets, %d a table of them: the test misses a path", withSets, withTable)
+	}
+}
+
+// TestObserveKeptSets: a tracker given the decoder's sets kept from batch
+// to batch (schemas.Batch.ItemSetIDs: hashes made once per set, a series
+// seen in an earlier batch not looked up again) ends up exactly as one
+// that hashes every point, over random batches of one decoder whose sets
+// repeat from batch to batch, of tenants that share them, at Before, After
+// and Both, windows going by and bounds that bite; and when the decoder
+// starts another numbering (a failed request makes it forget its sets).
+func TestObserveKeptSets(t *testing.T) {
+	kept, repeated := 0, 0
+	for seed := range uint64(12) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			r, g, cfg := randomCase(seed, 17)
+			g.usual = true
+			plain, byKept := New(cfg), New(cfg)
+			now := time.Unix(0, 0).Add(1000 * cfg.Window)
+			bld := schemas.NewBuilder(otlpwire.Metrics, poisoner{})
+			defer bld.Release()
+			var qs [][]byte
+			seen := map[[2]uint64]bool{}
+			for step := range 60 {
+				tenant := fmt.Sprint("t", r.IntN(3))
+				var body []byte
+				if len(qs) > 0 && r.IntN(3) > 0 {
+					body = qs[r.IntN(len(qs))] // an earlier request again: its sets kept
+				} else {
+					var err error
+					if body, err = proto.Marshal(g.request(1+r.IntN(4), 1+r.IntN(300))); err != nil {
+						t.Fatal(err)
+					}
+					qs = append(qs, body)
+				}
+				if step%20 == 19 {
+					// A failed request: the decoder forgets its sets.
+					if _, err := bld.Append([]byte{0xff}); err == nil {
+						t.Fatal("a malformed request decoded")
+					}
+				}
+				if _, err := bld.Append(body); err != nil {
+					t.Fatal(err)
+				}
+				b := bld.Build()
+				ids, space := b.ItemSetIDs, b.SetSpace
+				b.ItemAttrSets, b.ItemSetIDs = nil, nil
+				st := []Stage{Before, After, Both}[r.IntN(3)]
+				if err := plain.Observe(tenant, st, b, now); err != nil {
+					t.Fatal(err)
+				}
+				if ids != nil {
+					kept++
+					for _, id := range ids {
+						if seen[[2]uint64{space, uint64(id)}] {
+							repeated++
+						}
+						seen[[2]uint64{space, uint64(id)}] = true
+					}
+				}
+				b.ItemSetIDs, b.SetSpace = ids, space
+				if err := byKept.Observe(tenant, st, b, now); err != nil {
+					t.Fatal(err)
+				}
+				b.Release()
+				if r.IntN(4) == 0 {
+					now = now.Add(time.Duration(r.IntN(int(cfg.Window))))
+				}
+				if step%10 == 9 {
+					want, got := plain.Report("", 0, now), byKept.Report("", 0, now)
+					if !reflect.DeepEqual(got, want) {
+						t.Fatalf("step %d: by kept set\n%+v\npoint by point\n%+v", step, got, want)
+					}
+				}
+			}
+		})
+	}
+	if kept < 50 || repeated < 5000 {
+		t.Fatalf("%d batches had kept sets, %d points a set of an earlier batch: the test misses the path", kept, repeated)
 	}
 }

@@ -89,6 +89,8 @@ type Tracker struct {
 
 	scratchMu sync.Mutex
 	scratches []*scratch // of finished Observe calls, for the next ones
+
+	kept keptSets // of the decoder's sets, from batch to batch
 }
 
 // New returns a Tracker bounded by cfg.
