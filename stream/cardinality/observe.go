@@ -171,12 +171,12 @@ func (s *stage) resolve(ref *metricRef, mr, r int, c *columns, sc *scratch, cfg 
 	name := c.metName.Value(mr)
 	m := g.metrics[name]
 	if m == nil && len(g.metrics) < cfg.MaxMetrics {
-		m = &metric{name: strings.Clone(name), series: newSeriesSketch(&g.filterRoom)}
+		m = &metric{id: metricIDs.Add(1), name: strings.Clone(name), series: newSeriesSketch(&g.filterRoom)}
 		g.metrics[m.name] = m
 	}
 	if m == nil {
 		if g.other == nil {
-			g.other = &metric{series: newSeriesSketch(&g.filterRoom)}
+			g.other = &metric{id: metricIDs.Add(1), series: newSeriesSketch(&g.filterRoom)}
 			g.names = newSketch(seriesPrecision)
 		}
 		ref.m, ref.salt = g.other, xxhash.Sum64String(name)
@@ -206,11 +206,11 @@ func (ref *metricRef) add(run []pending, fresh []bool, a *attrCol, maxLabels int
 		key := (run[p].sum + ref.resSum) ^ ref.salt
 		if s := run[p].set; s >= 0 {
 			last := &ents[s].last[k]
-			if last.m == m && last.key == key {
+			if last.metric == m.id && last.key == key {
 				fresh[p] = false
 				continue
 			}
-			last.m, last.key = m, key
+			last.metric, last.key = m.id, key
 		}
 		fresh[p] = m.series.insert(fmix64(key))
 		if fresh[p] {

@@ -11,8 +11,8 @@ type setEnt struct {
 	// last: per stage (Before, After), the series its last point was
 	// added as (see metricRef.add).
 	last [numStages]struct {
-		m   *metric
-		key uint64
+		metric uint64 // its id
+		key    uint64
 	}
 }
 
@@ -65,9 +65,9 @@ func (sc *scratch) setHashes(a *attrCol, set, start, end int) (kh, vh []uint64, 
 // traffic holds each series once a batch; every scrape repeats them).
 //
 // The sets are the decoder's, shared by every tenant: a set's hashes are
-// of its attributes alone, and its last series names a tenant's metric,
-// which no other tenant's point matches, so tenants only take the entry
-// in turn. It is bounded by the decoder's sets (tens of thousands) and
+// of its attributes alone, and its last series names a tenant's metric of
+// one window (by an id never given twice, which holds no memory), which no
+// other tenant's point matches, so tenants only take the entry in turn. It is bounded by the decoder's sets (tens of thousands) and
 // maxKeptHashes, past which it starts again.
 type keptSets struct {
 	mu    sync.Mutex

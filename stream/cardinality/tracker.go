@@ -125,6 +125,9 @@ type generation struct {
 }
 
 type metric struct {
+	// id is never given twice (metricIDs): what the sets' last series
+	// name (setEnt), without holding the metric, its window's, in memory.
+	id            uint64
 	name          string
 	series        *sketch
 	labels        []label
@@ -136,6 +139,9 @@ type label struct {
 	key    string
 	values *sketch
 }
+
+// metricIDs numbers the metrics of every window of every Tracker.
+var metricIDs atomic.Uint64
 
 func newGeneration() *generation {
 	return &generation{metrics: map[string]*metric{}, filterRoom: maxFilterBytes}
