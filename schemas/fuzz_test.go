@@ -45,14 +45,7 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		batch := b.Build()
 		defer batch.Release()
-		if batch.setsFound {
-			sets := batch.ItemAttrSets
-			batch.setsFound, batch.ItemAttrSets = false, nil
-			batch.FindItemAttrSets(nil)
-			if !slices.Equal(sets, batch.ItemAttrSets) {
-				t.Fatalf("sets numbered as decoded %v, FindItemAttrSets %v", sets, batch.ItemAttrSets)
-			}
-		}
+		sameSetsFound(t, "", batch)
 		out, err := ToOTLP(batch, nil)
 		if err != nil {
 			t.Fatalf("ToOTLP of a built batch: %v", err)
@@ -67,14 +60,7 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		again := b.Build()
 		defer again.Release()
-		if again.setsFound {
-			sets := again.ItemAttrSets
-			again.setsFound, again.ItemAttrSets = false, nil
-			again.FindItemAttrSets(nil)
-			if !slices.Equal(sets, again.ItemAttrSets) {
-				t.Fatalf("again: sets numbered as decoded %v, FindItemAttrSets %v", sets, again.ItemAttrSets)
-			}
-		}
+		sameSetsFound(t, "again: ", again)
 		if out2, err := ToOTLP(again, nil); err != nil || !bytes.Equal(out, out2) {
 			t.Fatalf("the request again: %v, or another output", err)
 		}
@@ -91,4 +77,19 @@ func FuzzRoundTrip(f *testing.F) {
 			t.Fatalf("round trip differs")
 		}
 	})
+}
+
+// sameSetsFound fails t when the sets the Builder numbered as it decoded b
+// are not those FindItemAttrSets finds.
+func sameSetsFound(t *testing.T, what string, b *Batch) {
+	t.Helper()
+	if !b.setsFound {
+		return
+	}
+	sets := b.ItemAttrSets
+	b.setsFound, b.ItemAttrSets = false, nil
+	b.FindItemAttrSets(nil)
+	if !slices.Equal(sets, b.ItemAttrSets) {
+		t.Fatalf("%ssets numbered as decoded %v, FindItemAttrSets %v", what, sets, b.ItemAttrSets)
+	}
 }

@@ -3,6 +3,7 @@ package cardinality
 import (
 	"bytes"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -64,18 +65,7 @@ func TestObserveSets(t *testing.T) {
 					t.Fatal(err)
 				}
 				b.Release()
-				if r.IntN(4) == 0 {
-					now = now.Add(time.Duration(r.IntN(int(cfg.Window))))
-				}
-				if step%10 == 9 {
-					want, got := plain.Report("", 0, now), bySet.Report("", 0, now)
-					if !reflect.DeepEqual(got, want) {
-						t.Fatalf("step %d: by set\n%+v\npoint by point\n%+v", step, got, want)
-					}
-					if got := byTable.Report("", 0, now); !reflect.DeepEqual(got, want) {
-						t.Fatalf("step %d: by set table\n%+v\npoint by point\n%+v", step, got, want)
-					}
-				}
+				now = nextStep(t, r, cfg, step, now, plain, map[string]*Tracker{"by set": bySet, "by set table": byTable})
 			}
 		})
 	}
@@ -145,19 +135,30 @@ func TestObserveKeptSets(t *testing.T) {
 					t.Fatal(err)
 				}
 				b.Release()
-				if r.IntN(4) == 0 {
-					now = now.Add(time.Duration(r.IntN(int(cfg.Window))))
-				}
-				if step%10 == 9 {
-					want, got := plain.Report("", 0, now), byKept.Report("", 0, now)
-					if !reflect.DeepEqual(got, want) {
-						t.Fatalf("step %d: by kept set\n%+v\npoint by point\n%+v", step, got, want)
-					}
-				}
+				now = nextStep(t, r, cfg, step, now, plain, map[string]*Tracker{"by kept set": byKept})
 			}
 		})
 	}
 	if kept < 50 || repeated < 5000 {
 		t.Fatalf("%d batches had kept sets, %d points a set of an earlier batch: the test misses the path", kept, repeated)
 	}
+}
+
+// nextStep ends step of a random case: every 10th step, each of others
+// must report as plain does; it returns the time of the next step, now or
+// later within a window.
+func nextStep(t *testing.T, r *rand.Rand, cfg Config, step int, now time.Time, plain *Tracker, others map[string]*Tracker) time.Time {
+	t.Helper()
+	if step%10 == 9 {
+		want := plain.Report("", 0, now)
+		for name, tr := range others {
+			if got := tr.Report("", 0, now); !reflect.DeepEqual(got, want) {
+				t.Fatalf("step %d: %s\n%+v\npoint by point\n%+v", step, name, got, want)
+			}
+		}
+	}
+	if r.IntN(4) == 0 {
+		now = now.Add(time.Duration(r.IntN(int(cfg.Window))))
+	}
+	return now
 }
