@@ -1257,7 +1257,7 @@ func (d *decoder) dictCol(dt arrow.DataType, n int) arrow.ArrayData {
 		*d.sets = sets
 		if d.table != nil {
 			*d.table = array.MakeFromData(dist)
-			return nullRows(d.mem, dt, n)
+			return d.nullMapRows(dist, n)
 		}
 	}
 	// charge the expansion: rows times the average row size of the table
@@ -1277,13 +1277,19 @@ func (d *decoder) dictCol(dt arrow.DataType, n int) arrow.ArrayData {
 	return Take(d.mem, dist, rs, nil)
 }
 
-// nullRows is a column of type dt of n null rows.
-func nullRows(mem memory.Allocator, dt arrow.DataType, n int) arrow.ArrayData {
-	a := array.MakeArrayOfNull(mem, dt, n)
-	defer a.Release()
-	d := a.Data()
-	d.Retain()
-	return d
+// nullMapRows is a column of n null rows of the map type of table: its
+// validity and offsets slices of the table's zeros, its entries table's
+// sliced to none (MakeArrayOfNull allocated and cleared both, and built
+// the entries' every child anew for every record).
+func (d *decoder) nullMapRows(table arrow.ArrayData, n int) arrow.ArrayData {
+	valid := d.z.slice(d.mem, int(bitutil.BytesForBits(int64(n))))
+	offs := d.z.slice(d.mem, 4*(n+1))
+	entries := array.NewSliceData(table.Children()[0], 0, 0)
+	out := array.NewData(table.DataType(), n, []*memory.Buffer{valid, offs}, []arrow.ArrayData{entries}, n, 0)
+	valid.Release()
+	offs.Release()
+	entries.Release()
+	return out
 }
 
 // checkUTF8 fails the decoding when one of the n strings of offsets ob
