@@ -52,7 +52,8 @@ type Batch struct {
 	// once a batch), so that a reader can keep its per-set work from one
 	// batch to the next (the cardinality tracker's hashes). The numbers stay
 	// below the sets the Builder keeps (see wireSets: tens of thousands).
-	// Like ItemAttrSets it is no longer true once the items are changed.
+	// Like ItemAttrSets it is no longer true once the items are changed,
+	// and like the records it is not to be read after Release.
 	ItemSetIDs []uint32
 	SetSpace   uint64
 	// setsFound: the Builder numbered the items' sets as it decoded them,
@@ -60,6 +61,8 @@ type Batch struct {
 	// worth it), as long as ItemAttrSets is still it.
 	setsFound bool
 	builtSets []uint32
+	// setIDs holds ItemSetIDs for Release to give back to setIDBufs.
+	setIDs *[]uint32
 }
 
 // Len is the number of items.
@@ -79,6 +82,9 @@ func (b *Batch) Release() {
 	}
 	if b.ItemAttrSetTable != nil {
 		b.ItemAttrSetTable.Release()
+	}
+	if b.setIDs != nil {
+		setIDBufs.Put(b.setIDs)
 	}
 	*b = Batch{Signal: b.Signal}
 }
@@ -247,7 +253,9 @@ func (b *Builder) Build() *Batch {
 	case otlpwire.Metrics:
 		bt.Metrics = newRecord(b.met.rb, b.met.metadata.zeros(), subst{MetMetadata, &b.met.metadata})
 		bt.Items = newRecord(b.pts.rb, NewZeros(max(b.pts.n, b.pts.attrs.values())), b.pts.columns()...)
-		bt.ItemSetIDs, bt.SetSpace = b.pts.sets.kept(b.pts.n)
+		if bt.setIDs, bt.SetSpace = b.pts.sets.kept(b.pts.n); bt.setIDs != nil {
+			bt.ItemSetIDs = *bt.setIDs
+		}
 		bt.builtSets, bt.setsFound = b.pts.sets.take(b.pts.n)
 		bt.ItemAttrSets = bt.builtSets
 	case otlpwire.Logs:

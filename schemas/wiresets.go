@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"hash/maphash"
 	"slices"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 )
@@ -50,7 +51,7 @@ type wireSets struct {
 	// each batch
 	rows, repeats int
 	ids           []uint32 // the batch's number of each row so far
-	pids          []uint32 // the kept number of each row so far
+	pids          *[]uint32 // the kept number of each row so far (from setIDBufs)
 	gen           uint32   // the batch, for wireSet.gen
 	locals        int32    // sets numbered in the batch
 	added         int      // sets added in the batch
@@ -68,6 +69,10 @@ type wireSets struct {
 
 // setSpaces numbers the numberings of kept sets of every Builder.
 var setSpaces atomic.Uint64
+
+// setIDBufs holds the kept numbers of released batches (Batch.ItemSetIDs)
+// for the batches to come.
+var setIDBufs = sync.Pool{New: func() any { return new([]uint32) }}
 
 type wireSet struct {
 	hash         uint64
@@ -174,7 +179,7 @@ func (s *wireSets) number(n int32) {
 		s.sets[s.prev].next = n
 	}
 	s.prev = n
-	s.pids = append(s.pids, uint32(n))
+	*s.pids = append(*s.pids, uint32(n))
 	w := &s.sets[n]
 	if w.gen != s.gen {
 		w.gen, w.local = s.gen, s.locals
@@ -214,18 +219,19 @@ func (s *wireSets) grow() {
 // stop gives the numbering up until the next batch.
 func (s *wireSets) stop() {
 	s.off, s.stopped = true, true
-	s.ids, s.pids = s.ids[:0], s.pids[:0]
+	s.ids, *s.pids = s.ids[:0], (*s.pids)[:0]
 	s.prev = -1
 }
 
 // kept returns the kept numbers of the batch's n rows and their space when
-// the numbering held for every row, or nil (before take).
-func (s *wireSets) kept(n int) (pids []uint32, space uint64) {
-	if s.off || len(s.pids) != n || n == 0 {
+// the numbering held for every row, or nil (before take). The batch owns
+// them, and gives them back to setIDBufs at Release.
+func (s *wireSets) kept(n int) (pids *[]uint32, space uint64) {
+	if s.off || len(*s.pids) != n || n == 0 {
 		return nil, 0
 	}
 	pids = s.pids
-	s.pids = make([]uint32, 0, n)
+	s.pids = setIDBufs.Get().(*[]uint32)
 	return pids, s.space
 }
 
@@ -257,7 +263,10 @@ func (s *wireSets) take(n int) (ids []uint32, numbered bool) {
 
 // restart starts a batch: the sets are kept, within their bounds.
 func (s *wireSets) restart() {
-	s.ids, s.pids = s.ids[:0], s.pids[:0]
+	if s.pids == nil {
+		s.pids = setIDBufs.Get().(*[]uint32)
+	}
+	s.ids, *s.pids = s.ids[:0], (*s.pids)[:0]
 	s.locals, s.added = 0, 0
 	s.gen++
 	if s.store == nil || s.gen == 0 || len(s.slots) > maxWireSlots {
