@@ -50,12 +50,12 @@ type wireSets struct {
 	// rows numbered lately and how many found their set known, halved
 	// each batch
 	rows, repeats int
-	ids           []uint32 // the batch's number of each row so far
+	ids           []uint32  // the batch's number of each row so far
 	pids          *[]uint32 // the kept number of each row so far (from setIDBufs)
-	gen           uint32   // the batch, for wireSet.gen
-	locals        int32    // sets numbered in the batch
-	added         int      // sets added in the batch
-	prev          int32    // the set of the previous row numbered, or -1
+	gen           uint32    // the batch, for wireSet.gen
+	locals        int32     // sets numbered in the batch
+	added         int       // sets added in the batch
+	prev          int32     // the set of the previous row numbered, or -1
 
 	// kept from batch to batch
 	sets  []wireSet
