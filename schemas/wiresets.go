@@ -232,6 +232,7 @@ func (s *wireSets) kept(n int) (pids *[]uint32, space uint64) {
 	}
 	pids = s.pids
 	s.pids = setIDBufs.Get().(*[]uint32)
+	*s.pids = (*s.pids)[:0]
 	return pids, s.space
 }
 

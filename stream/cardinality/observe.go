@@ -70,8 +70,8 @@ func (t *Tracker) Observe(tenant string, st Stage, b *schemas.Batch, now time.Ti
 	if len(b.ItemSetIDs) == c.points && b.SetSpace != 0 && c.ptSets == nil {
 		t.kept.mu.Lock() // lock order: stages, then kept
 		defer t.kept.mu.Unlock()
-		own := sc.useKept(&t.kept, b.ItemSetIDs, b.SetSpace)
-		defer sc.leaveKept(&t.kept, own)
+		sc.useKept(&t.kept, b.ItemSetIDs, b.SetSpace)
+		defer func() { sc.sets, sc.tab = nil, nil }() // the kept table is not the scratch's
 	} else {
 		sc.useSets(b.ItemAttrSets, c.points)
 	}
@@ -156,7 +156,7 @@ func observeStages(ss []stage, c *columns, sc *scratch, cfg *Config) error {
 			p.sum, p.kh, p.vh, p.start, p.set = sum, kh, vh, start, set
 		}
 		for k := range ss {
-			sc.refs[k][mr].add(sc.run, sc.fresh[:len(sc.run)], pt, cfg.MaxLabels, sc.setEnts, sc.stage0+k)
+			sc.refs[k][mr].add(sc.run, sc.fresh[:len(sc.run)], pt, cfg.MaxLabels, sc.tab, sc.stage0+k)
 		}
 	}
 	return nil
@@ -194,18 +194,18 @@ func (s *stage) resolve(ref *metricRef, mr, r int, c *columns, sc *scratch, cfg 
 
 // add adds run, points of the metric row of ref, to stage k (Before or
 // After); fresh is scratch space, one per point. A point of an attribute
-// set (ents, the batch's sets, or those kept from batch to batch) whose
+// set (sets, the batch's, or those kept from batch to batch) whose
 // last point added at stage k was the same series (the same metric of the
 // same window, resource and set: a series in several steps of a backlog,
 // or in each scrape) is not added again: it would find itself counted, or,
 // in a dense sketch, change nothing but the filter of counted series.
-func (ref *metricRef) add(run []pending, fresh []bool, a *attrCol, maxLabels int, ents []setEnt, k int) {
+func (ref *metricRef) add(run []pending, fresh []bool, a *attrCol, maxLabels int, sets *setTable, k int) {
 	m := ref.m
 	n := 0
 	for p := range run {
 		key := (run[p].sum + ref.resSum) ^ ref.salt
 		if s := run[p].set; s >= 0 {
-			last := &ents[s].last[k]
+			last := &sets.ents[s].last[k]
 			if last.metric == m.id && last.key == key {
 				fresh[p] = false
 				continue

@@ -56,9 +56,9 @@ type scratch struct {
 
 	// With the batch's attribute sets (schemas.Batch.ItemAttrSets; see
 	// setHashes): per set, its hashes once made.
-	sets    []uint32
-	setEnts []setEnt
-	setH    []uint64
+	sets []uint32
+	tab  *setTable // own, or the Tracker's kept one (useKept)
+	own  setTable
 	// stage0 is the stage (Before or After) of the first stage observed.
 	stage0 int
 }
