@@ -9,7 +9,9 @@ import (
 
 // Hasher computes series identities of the points of a metrics Batch. Reset
 // hashes the resources, scopes and metrics once; Series and Metric then cost
-// one pass over the point's attributes. Not safe for concurrent use.
+// one pass over the point's attributes, or none for a point whose
+// attribute set (Batch.ItemAttrSets) an earlier point of the batch had.
+// Not safe for concurrent use.
 type Hasher struct {
 	c              cols
 	res, scope     []uint64 // per row: hash of the resource (attributes), of the scope (name, version)
@@ -17,6 +19,12 @@ type Hasher struct {
 	tenant         string
 	tenantH        uint64
 	ok             bool
+	// sets are the batch's attribute sets (Batch.ItemAttrSets) when they
+	// number its points, and setH[s] the hash of set s's attributes once
+	// a point of it was hashed (setMet[s]).
+	sets   []uint32
+	setH   []uint64
+	setMet []bool
 }
 
 // Seeds keep the parts of an identity apart.
@@ -117,8 +125,34 @@ func (h *Hasher) Reset(b *schemas.Batch) error {
 		}
 		h.series[i] = x
 	}
+	h.sets = nil
+	if s := b.ItemAttrSets; len(s) == c.nPoints && c.nPoints > 0 {
+		h.sets = s
+		h.setH = grow(h.setH, len(s))
+		h.setMet = grow(h.setMet, len(s))
+		clear(h.setMet)
+	}
 	h.ok = true
 	return nil
+}
+
+// pointAttrs is the hash of point row's attributes, made once per set
+// when the batch numbers them.
+func (h *Hasher) pointAttrs(row int) uint64 {
+	if h.sets != nil {
+		// Sets are numbered in order of first appearance: below the
+		// number of points, which bounds setH (a number beyond, from a
+		// malformed record, is hashed as it comes).
+		if s := int(h.sets[row]); s < len(h.setMet) {
+			if h.setMet[s] {
+				return h.setH[s]
+			}
+			x := attrsHash(&h.c.attrs, row)
+			h.setH[s], h.setMet[s] = x, true
+			return x
+		}
+	}
+	return attrsHash(&h.c.attrs, row)
 }
 
 func grow[T any](s []T, n int) []T {
@@ -142,7 +176,7 @@ func (h *Hasher) tenantHash(tenant string) uint64 {
 func (h *Hasher) Series(tenant string, row int) uint64 {
 	c := &h.c
 	x := mix(h.tenantHash(tenant), h.series[c.metricID.Value(row)])
-	return mix(x, attrsHash(&c.attrs, row))
+	return mix(x, h.pointAttrs(row))
 }
 
 // Metric is the identity of (tenant, metric name, unit, type): the key of a

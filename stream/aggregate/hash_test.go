@@ -1,7 +1,13 @@
 package aggregate
 
 import (
+	"bytes"
+	"slices"
+	"strconv"
 	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/sluice-dev/sluice/schemas"
 )
 
 func TestHasher(t *testing.T) {
@@ -54,4 +60,75 @@ func TestHasher(t *testing.T) {
 	if o := series(mDelta, "t1"); o[5] != s[5] {
 		t.Error("temporality changes Metric")
 	}
+}
+
+// TestHasherSets: a batch that numbers its points' attribute sets (as
+// decoded, or as read from a record) hashes each point's series as one
+// that does not, hashing a set's attributes once.
+func TestHasherSets(t *testing.T) {
+	var pts []P
+	for i := range 48 {
+		pts = append(pts, P{T: float64(1 + i/12), Attrs: []string{"route", strconv.Itoa(i % 6), "env", "prod", "step", strconv.Itoa(i % 12 / 6)}})
+	}
+	b, _, _ := batchOf(t, mGauge, pts)
+	defer b.Release()
+	b.FindItemAttrSets(nil) // kept when the decoder numbered them
+	if b.ItemAttrSets == nil {
+		t.Fatal("the batch's sets are not numbered")
+	}
+	sets := b.ItemAttrSets
+	var h Hasher
+	series := func(b *schemas.Batch) []uint64 {
+		t.Helper()
+		if err := h.Reset(b); err != nil {
+			t.Fatal(err)
+		}
+		var r []uint64
+		for i := range b.Len() {
+			r = append(r, h.Series("t1", i))
+		}
+		return r
+	}
+	b.ItemAttrSets = nil
+	want := series(b)
+	b.ItemAttrSets = sets
+	if got := series(b); !slices.Equal(got, want) {
+		t.Errorf("by set:\n%x\nwant\n%x", got, want)
+	}
+	if a := testing.AllocsPerRun(10, func() { h.Series("t1", 7) }); a != 0 {
+		t.Errorf("Series allocates %v", a)
+	}
+
+	// Read from a record, as the aggregator reads the workers'.
+	var rec bytes.Buffer
+	if err := schemas.WriteBatch(&rec, b); err != nil {
+		t.Fatal(err)
+	}
+	r, err := schemas.ReadBatch(rec.Bytes(), memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Release()
+	if r.ItemAttrSets == nil {
+		t.Fatal("the record's sets are not read")
+	}
+	if got := series(r); !slices.Equal(got, want) {
+		t.Errorf("read from a record:\n%x\nwant\n%x", got, want)
+	}
+
+	// The numbers are what is hashed once: numbering every point as the
+	// first set gives every point the first's hash, and a number beyond
+	// the points' is hashed as it comes.
+	b.ItemAttrSets = make([]uint32, len(sets))
+	b.ItemAttrSets[5] = uint32(len(sets) + 3)
+	got := series(b)
+	for i, x := range got {
+		if i != 5 && x != want[0] {
+			t.Fatalf("point %d hashed %x with point 0's set, want %x", i, x, want[0])
+		}
+	}
+	if got[5] != want[5] {
+		t.Errorf("point 5 (set number out of range) hashed %x, want %x", got[5], want[5])
+	}
+	b.ItemAttrSets = sets
 }
