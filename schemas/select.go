@@ -15,6 +15,12 @@ import (
 // their order, and the ids renumbered. b is not modified. The worker uses
 // it to split a batch between the processed topic and the aggregation
 // topic.
+//
+// The items' attribute sets go with them: a batch that holds them as a
+// table of sets (ItemAttrSetTable) gives the new batch the same table and
+// the selected items' rows in it, and one that numbers them
+// (ItemAttrSets) gives it their numbers, renumbered in order of first
+// appearance, so that WriteBatch does not find them again.
 func Select(b *Batch, rows []int32, mem memory.Allocator) (*Batch, error) {
 	if b.Items == nil {
 		return nil, fmt.Errorf("%w: batch without items", ErrSchema)
@@ -98,7 +104,62 @@ func Select(b *Batch, rows []int32, mem memory.Allocator) (*Batch, error) {
 		out.Release()
 		return nil, err
 	}
+	if err := selectSets(out, b, rows, mem); err != nil {
+		out.Release()
+		return nil, err
+	}
 	return out, nil
+}
+
+// selectSets gives out, the items of b at rows, their attribute sets
+// (see Select).
+func selectSets(out, b *Batch, rows []int32, mem memory.Allocator) error {
+	sets := b.ItemAttrSets
+	if len(sets) != b.Len() {
+		if b.ItemAttrSetTable != nil {
+			return fmt.Errorf("%w: select: %d attribute sets for %d items", ErrSchema, len(sets), b.Len())
+		}
+		return nil
+	}
+	// Renumbered in order of first appearance among the selected items,
+	// as FindItemAttrSets and WriteBatch number them. Numbers from a table
+	// are below its rows; the others are below the number of items
+	// (FindItemAttrSets, the Builder, ReadBatch).
+	n := len(sets)
+	if t := b.ItemAttrSetTable; t != nil {
+		n = t.Len()
+	}
+	to := make([]int32, n)
+	for i := range to {
+		to[i] = -1
+	}
+	ids := make([]uint32, len(rows))
+	var first [][2]int32 // runs of the sets' rows in a table, in order of first appearance
+	next := int32(0)
+	for k, r := range rows {
+		s := sets[r]
+		if int(s) >= n {
+			if b.ItemAttrSetTable != nil {
+				return fmt.Errorf("%w: select: item %d has attribute set %d of %d", ErrSchema, r, s, n)
+			}
+			return nil
+		}
+		if to[s] < 0 {
+			to[s] = next
+			next++
+			first = appendRow(first, int32(s))
+		}
+		ids[k] = uint32(to[s])
+	}
+	out.ItemAttrSets = ids
+	if t := b.ItemAttrSetTable; t != nil {
+		// Only the selected items' sets: the table WriteBatch would take
+		// out of their attributes column.
+		d := Take(mem, t.Data(), first, nil)
+		out.ItemAttrSetTable = array.MakeFromData(d)
+		d.Release()
+	}
+	return nil
 }
 
 func firstErr(errs ...error) error {

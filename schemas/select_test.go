@@ -82,6 +82,86 @@ func TestSelect(t *testing.T) {
 	}
 }
 
+// TestSelectSets: the selected items keep their attribute sets, numbered
+// as FindItemAttrSets numbers them (the record is the same byte for byte
+// with and without them), and a batch holding its items' attributes as a
+// table of sets selects as the same batch expanded does: the same record.
+func TestSelectSets(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 2, Series: 50, PerRequest: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bl := NewBuilder(otlpwire.Metrics, mem)
+	defer bl.Release()
+	for j := range 4 * l.RequestsPerStep() { // 4 steps of every series
+		if _, err := bl.Append(l.Request(nil, j)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	batch := bl.Build()
+	defer batch.Release()
+	batch.FindItemAttrSets(nil)
+	if batch.ItemAttrSets == nil {
+		t.Fatal("the batch's sets are not numbered")
+	}
+	var rec bytes.Buffer
+	if err := WriteBatch(&rec, batch); err != nil {
+		t.Fatal(err)
+	}
+	bySet, err := ReadBatchSets(rec.Bytes(), mem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bySet.Release()
+	if bySet.ItemAttrSetTable == nil {
+		t.Fatal("the record's sets are not read as a table")
+	}
+	r := rand.New(rand.NewPCG(7, 7))
+	write := func(b *Batch) []byte {
+		t.Helper()
+		var w bytes.Buffer
+		if err := WriteBatch(&w, b); err != nil {
+			t.Fatal(err)
+		}
+		return w.Bytes()
+	}
+	for i := range 40 {
+		var rows []int32
+		keep := []float64{1, 0.5, 0.1, 0.02}[i%4]
+		for row := range batch.Len() {
+			if r.Float64() < keep {
+				rows = append(rows, int32(row))
+			}
+		}
+		sel, err := Select(batch, rows, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rows) > 0 && len(sel.ItemAttrSets) != len(rows) {
+			t.Fatalf("selection %d: %d sets for %d items", i, len(sel.ItemAttrSets), len(rows))
+		}
+		withSets := write(sel)
+		sets := sel.ItemAttrSets
+		sel.ItemAttrSets = nil
+		if without := write(sel); !bytes.Equal(withSets, without) {
+			t.Fatalf("selection %d: the record differs with the selected sets %v", i, sets)
+		}
+		sel.Release()
+
+		selSet, err := Select(bySet, rows, mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bySetRec := write(selSet)
+		selSet.Release()
+		if !bytes.Equal(bySetRec, withSets) {
+			t.Fatalf("selection %d of the batch by set differs from the expanded batch's", i)
+		}
+	}
+}
+
 func TestSelectRejects(t *testing.T) {
 	g := otlptest.NewGen(3, otlptest.GenOptions{})
 	var batch *Batch

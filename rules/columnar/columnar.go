@@ -58,8 +58,9 @@ type Options struct {
 	// worker's case, which writes the batch (schemas.WriteBatch stores the
 	// table as it is) and tracks its series per set, where the rules make
 	// series alike (deleting an attribute unique per series). Not for a
-	// caller that reads the attributes column or calls ToOTLP. Never with
-	// marked points (ApplyMarked).
+	// caller that reads the attributes column or calls ToOTLP. With marked
+	// points (ApplyMarked) too: schemas.Select keeps the table for the
+	// points the worker sends to the aggregation topic.
 	AttrSetTable bool
 }
 
@@ -218,7 +219,7 @@ func (e *Engine) apply(b *schemas.Batch, dst []Marked, marked bool) (*schemas.Ba
 	if !st.anyDrop && len(st.patches) == 0 {
 		return b, dst, nil
 	}
-	st.wantSets = e.attrSets && !st.anyMark
+	st.wantSets = e.attrSets
 	out, err := st.build()
 	return out, dst, err
 }
