@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -633,5 +634,34 @@ func TestSharedFlushBuffers(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got); diff != "" || len(want[3]) != 3 {
 		t.Errorf("(-alone +shared):\n%s", diff)
+	}
+}
+
+// TestLowFirst: the indexes a flush freed come out from high to low (the
+// free list is taken from its end), none lost or repeated, whether they
+// are dense (the bitmap) or sparse (sorted).
+func TestLowFirst(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	var mark []uint64
+	for _, c := range []struct{ n, span int }{{0, 1}, {1, 1}, {2, 2}, {64, 64}, {65, 200}, {1000, 1500}, {1000, 100000}, {5, 1 << 30}} {
+		for range 20 {
+			seen := map[uint32]bool{}
+			base := uint32(r.IntN(1000))
+			var free []uint32
+			for len(free) < c.n {
+				x := base + uint32(r.IntN(c.span))
+				if !seen[x] {
+					seen[x] = true
+					free = append(free, x)
+				}
+			}
+			want := slices.Clone(free)
+			slices.Sort(want)
+			slices.Reverse(want)
+			mark = lowFirst(free, mark)
+			if !slices.Equal(free, want) {
+				t.Fatalf("%d indexes over %d: got %v, want %v", c.n, c.span, free, want)
+			}
+		}
 	}
 }

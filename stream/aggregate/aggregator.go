@@ -314,6 +314,7 @@ type Aggregator struct {
 
 	dists    []dist // last points of cumulative distribution inputs, merged points of intervals; 0 = none
 	distFree []uint32
+	freeMark []uint64 // scratch of lowFirst
 
 	wm, wmWall int64 // watermark (ns) and the wall clock when it last moved
 	maxGrace   int64

@@ -9,6 +9,10 @@ import (
 	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/internal/otlptest"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
@@ -234,3 +238,62 @@ func BenchmarkSnapshot(b *testing.B) {
 type countWriter int
 
 func (w *countWriter) Write(p []byte) (int, error) { *w += countWriter(len(p)); return len(p), nil }
+
+// BenchmarkK8sBacklog is the aggregator's share of a backlog of make
+// bench-e2e stage 3 (bench/e2e/rules: every point merged): gauges of
+// otlptest.K8sLoad (2,000 series here, each its own output series),
+// batches of 4 steps of every series as a worker's poll brings them,
+// merged at an interval of 1 s with a grace of 5 s and flushed after
+// every batch. Decoding and hashing the batches is not timed.
+func BenchmarkK8sBacklog(b *testing.B) {
+	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 20, Start: time.Unix(1_700_000_000, 0)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	const steps = 4
+	per := l.RequestsPerStep()
+	spec := Spec{Rule: "r", Interval: time.Second, Grace: 5 * time.Second}
+	a := New(Config{Allocator: arrowpool.New()}) // as the worker's aggregator: recycled buffers
+	var h Hasher
+	var in []uint64
+	wall := l.End(0)
+	points := 0
+	b.ReportAllocs()
+	for i := range b.N {
+		b.StopTimer()
+		bl := schemas.NewBuilder(otlpwire.Metrics, memory.DefaultAllocator)
+		for j := range steps * per {
+			if _, err := bl.Append(l.Request(nil, i*steps*per+j)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		batch := bl.Build()
+		bl.Release()
+		if err := h.Reset(batch); err != nil {
+			b.Fatal(err)
+		}
+		in = in[:0]
+		for row := range batch.Len() {
+			in = append(in, h.Series("t", row))
+		}
+		wall = l.End((i + 1) * steps * per)
+		b.StartTimer()
+		if err := a.Add("t", batch, in, in, spec, wall); err != nil {
+			b.Fatal(err)
+		}
+		outs, err := a.Flush(wall, false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, o := range outs {
+			points += o.Batch.Len()
+			o.Batch.Release()
+		}
+		b.StopTimer()
+		batch.Release()
+		b.StartTimer()
+	}
+	n := float64(b.N * steps * per * l.PerRequest())
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/point")
+	b.ReportMetric(float64(points)/n, "out/point")
+}

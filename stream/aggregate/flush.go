@@ -1,8 +1,11 @@
 package aggregate
 
 import (
+	"cmp"
 	"fmt"
 	"math"
+	"math/bits"
+	"slices"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
@@ -136,6 +139,7 @@ func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error)
 	}
 	a.refreshSources(now.UnixNano()) // sources fallen silent stop holding it
 	a.advanceIdle(now.UnixNano())
+	freed, freedDists := len(a.extFree), len(a.distFree)
 	for si := range a.series {
 		s := &a.series[si]
 		if s.flags&sAlive == 0 || len(s.open) == 0 {
@@ -160,6 +164,8 @@ func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error)
 			}
 		}
 	}
+	a.freeMark = lowFirst(a.extFree[freed:], a.freeMark)
+	a.freeMark = lowFirst(a.distFree[freedDists:], a.freeMark)
 	if flushPart(); err != nil { // before the sweep: it may free the labels of series just emitted
 		return err
 	}
@@ -168,6 +174,51 @@ func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error)
 		a.lastSweep = a.wm
 	}
 	return nil
+}
+
+// lowFirst orders free, the indexes a flush freed at the end of a free
+// list (taken from its end), from high to low, so that they are taken
+// again from the lowest up. A flush frees the entries of closed intervals
+// in series order, wherever in Aggregator.ext they lie; taken again in
+// order, the entries of the next intervals, which are taken as the points
+// come (a series after another), lie in the order the next flush reads
+// them, and neighbour each other in memory: the flush and the adds read
+// them a cache line at a time rather than with a miss per entry (about
+// 30% of a backlog's merging, BenchmarkK8sBacklog). The indexes are put
+// in order through a bitmap (mark, returned for reuse) over their span,
+// or sorted when that span is sparse.
+func lowFirst(free []uint32, mark []uint64) []uint64 {
+	if len(free) < 2 {
+		return mark
+	}
+	lo, hi := free[0], free[0]
+	for _, x := range free {
+		lo, hi = min(lo, x), max(hi, x)
+	}
+	words := int(hi-lo)/64 + 1
+	if words > 4*len(free) {
+		slices.SortFunc(free, func(x, y uint32) int { return cmp.Compare(y, x) })
+		return mark
+	}
+	if cap(mark) < words {
+		mark = make([]uint64, words)
+	}
+	mark = mark[:words]
+	clear(mark)
+	for _, x := range free {
+		d := x - lo
+		mark[d/64] |= 1 << (d % 64)
+	}
+	k := 0
+	for w := words - 1; w >= 0; w-- {
+		for m := mark[w]; m != 0; {
+			b := 63 - bits.LeadingZeros64(m)
+			free[k] = lo + uint32(w*64+b)
+			k++
+			m &^= 1 << b
+		}
+	}
+	return mark
 }
 
 // emit writes the output point of s's closed interval iv.
