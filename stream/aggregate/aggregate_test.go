@@ -665,3 +665,44 @@ func TestLowFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestFlushBuffersGroup: points go to their tenant's group of their header
+// whether the group is the previous point's (remembered) or found again,
+// before and after the buffers are built and reused.
+func TestFlushBuffersGroup(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var o FlushBuffers
+	for round := range 3 {
+		type key struct{ tenant, hdr uint32 }
+		want := map[key][]byte{}
+		points := map[uint32]int{}
+		for i := range 500 {
+			k := key{uint32(r.IntN(3)), uint32(r.IntN(4))}
+			if i > 0 && r.IntN(2) == 0 { // runs of the same header, as series come
+				k = key{uint32(i % 2), 7}
+			}
+			g := o.group(k.tenant, k.hdr)
+			if g.hdr != k.hdr {
+				t.Fatalf("round %d, point %d: group of header %d for %d", round, i, g.hdr, k.hdr)
+			}
+			g.pts = append(g.pts, byte(i))
+			want[k] = append(want[k], byte(i))
+			points[k.tenant]++
+		}
+		if len(o.tenants) != len(points) {
+			t.Fatalf("round %d: %d tenants, want %d", round, len(o.tenants), len(points))
+		}
+		for _, to := range o.tenants {
+			if to.points != points[to.tenant] {
+				t.Errorf("round %d: tenant %d counted %d points, want %d", round, to.tenant, to.points, points[to.tenant])
+			}
+			for _, g := range to.groups {
+				if w := want[key{to.tenant, g.hdr}]; !bytes.Equal(g.pts, w) {
+					t.Errorf("round %d: tenant %d header %d holds %v, want %v", round, to.tenant, g.hdr, g.pts, w)
+				}
+			}
+		}
+		o.reset() // as build leaves them for the next part
+
+	}
+}

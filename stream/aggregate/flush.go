@@ -32,6 +32,11 @@ type FlushBuffers struct {
 	b       *schemas.Builder
 	req     []byte
 	points  int // in tenants
+	// last is the group the previous point went to (consecutive series
+	// mostly share their header), valid while lastOK.
+	lastTenant, lastHdr uint32
+	lastTi, lastGi      int
+	lastOK              bool
 }
 
 type tenantOut struct {
@@ -47,6 +52,12 @@ type group struct {
 }
 
 func (o *FlushBuffers) group(tenant, hdr uint32) *group {
+	if o.lastOK && tenant == o.lastTenant && hdr == o.lastHdr {
+		t := &o.tenants[o.lastTi]
+		t.points++
+		o.points++
+		return &t.groups[o.lastGi]
+	}
 	if o.byID == nil {
 		o.byID = map[uint32]int{}
 	}
@@ -79,7 +90,16 @@ func (o *FlushBuffers) group(tenant, hdr uint32) *group {
 			t.groups = append(t.groups, group{hdr: hdr})
 		}
 	}
+	o.lastTenant, o.lastHdr, o.lastTi, o.lastGi, o.lastOK = tenant, hdr, ti, gi, true
 	return &t.groups[gi]
+}
+
+// reset empties o for the next part, keeping its buffers.
+func (o *FlushBuffers) reset() {
+	o.tenants = o.tenants[:0]
+	o.points = 0
+	o.lastOK = false
+	clear(o.byID)
 }
 
 // watermark advances the watermark of an idle partition: once it has not
@@ -472,9 +492,7 @@ func (a *Aggregator) build() ([]Output, error) {
 			}
 		}
 	}
-	o.tenants = o.tenants[:0]
-	o.points = 0
-	clear(o.byID)
+	o.reset()
 	if err != nil {
 		for _, r := range res {
 			r.Batch.Release()
