@@ -706,3 +706,25 @@ func TestFlushBuffersGroup(t *testing.T) {
 
 	}
 }
+
+// TestFlushRounds: a flush that closes several intervals of each series
+// writes them a round at a time, every series' oldest first, each
+// series' own in order (its running total intact).
+func TestFlushRounds(t *testing.T) {
+	a := New(Config{})
+	var pts []P
+	for step := range 3 {
+		for i, s := range []string{"a", "b", "c"} {
+			pts = append(pts, P{In: uint64(i + 1), Out: uint64(i + 1), T: float64(1 + 10*step), V: float64(10 * (step + 1)), Int: true, Attrs: []string{"s", s}})
+		}
+	}
+	add(t, a, spec10, mCum, pts...)
+	var got []string
+	for _, r := range flush(t, a, true) {
+		got = append(got, fmt.Sprintf("%s@%g=%g", r.Attrs, r.T, r.V))
+	}
+	want := []string{"s=a@10=10", "s=b@10=10", "s=c@10=10", "s=a@20=20", "s=b@20=20", "s=c@20=20", "s=a@30=30", "s=b@30=30", "s=c@30=30"}
+	if !slices.Equal(got, want) {
+		t.Errorf("flushed\n%v\nwant\n%v", got, want)
+	}
+}

@@ -314,7 +314,8 @@ type Aggregator struct {
 
 	dists    []dist // last points of cumulative distribution inputs, merged points of intervals; 0 = none
 	distFree []uint32
-	freeMark []uint64 // scratch of lowFirst
+	freeMark []uint64    // scratch of lowFirst
+	closed   []closedRun // scratch of FlushTo
 
 	wm, wmWall int64 // watermark (ns) and the wall clock when it last moved
 	maxGrace   int64

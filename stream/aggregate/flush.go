@@ -160,6 +160,7 @@ func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error)
 	a.refreshSources(now.UnixNano()) // sources fallen silent stop holding it
 	a.advanceIdle(now.UnixNano())
 	freed, freedDists := len(a.extFree), len(a.distFree)
+	closed := a.closed[:0]
 	for si := range a.series {
 		s := &a.series[si]
 		if s.flags&sAlive == 0 || len(s.open) == 0 {
@@ -168,24 +169,54 @@ func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error)
 		se := &a.specs[s.spec]
 		n := 0
 		for n < len(s.open) && (force || (s.open[n].k+1)*se.iv+se.grace <= a.wm) {
-			a.emit(s, se, &s.open[n])
-			if x := s.open[n].x; x != 0 {
-				a.freeExt(x)
-			}
 			n++
 		}
 		if n > 0 {
-			m := copy(s.open, s.open[n:])
-			s.open = s.open[:m]
-		}
-		if a.out.points >= flushChunk {
-			if flushPart(); err != nil {
-				return err
-			}
+			closed = append(closed, closedRun{series: uint32(si), n: int32(n)})
 		}
 	}
+	// The closed intervals go out a round at a time: every series' oldest,
+	// then every series' next, and so on, as the points came (a backlog's
+	// step after step), so that the output holds the series in the same
+	// order step after step (the builder then copies a step's attributes
+	// at once, and a reader finds each series as the one that followed
+	// the previous point's). A series' intervals go out in order.
+	for len(closed) > 0 && err == nil {
+		live := closed[:0]
+		for k, c := range closed {
+			s := &a.series[c.series]
+			iv := &s.open[c.done]
+			a.emit(s, &a.specs[s.spec], iv)
+			if iv.x != 0 {
+				a.freeExt(iv.x)
+				iv.x = 0
+			}
+			c.done++
+			if c.done < c.n {
+				live = append(live, c)
+			} else {
+				s.open = s.open[:copy(s.open, s.open[c.done:])]
+			}
+			if a.out.points >= flushChunk {
+				if flushPart(); err != nil {
+					live = append(live, closed[k+1:]...)
+					break
+				}
+			}
+		}
+		closed = live
+	}
+	// After an error, what went out is gone (see above).
+	for _, c := range closed {
+		s := &a.series[c.series]
+		s.open = s.open[:copy(s.open, s.open[c.done:])]
+	}
+	a.closed = closed[:0]
 	a.freeMark = lowFirst(a.extFree[freed:], a.freeMark)
 	a.freeMark = lowFirst(a.distFree[freedDists:], a.freeMark)
+	if err != nil {
+		return err
+	}
 	if flushPart(); err != nil { // before the sweep: it may free the labels of series just emitted
 		return err
 	}
@@ -194,6 +225,12 @@ func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error)
 		a.lastSweep = a.wm
 	}
 	return nil
+}
+
+// closedRun is a series with n closed intervals, done of them emitted.
+type closedRun struct {
+	series  uint32
+	n, done int32
 }
 
 // lowFirst orders free, the indexes a flush freed at the end of a free
