@@ -105,23 +105,25 @@ func BenchmarkProcessK8sLoad(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	const records = 8
-	g := &group{sig: otlpwire.Metrics, tenant: "t"}
-	for j := range records {
-		g.recs = append(g.recs, raw(otlpwire.Metrics, 0, "t", l.Request(nil, j)))
-	}
-	points := records * l.PerRequest()
 	mem := arrowpool.New()
 	for _, tc := range []struct {
 		name, rules string
 		merged      bool
+		records     int
 	}{
-		{"unmerged", "../../bench/e2e/rules-unmerged/e2e.yaml", false},
+		{"unmerged", "../../bench/e2e/rules-unmerged/e2e.yaml", false, 8},
 		// bench/e2e/rules: every kept point's series changes, so every
 		// kept point is hashed as it was and routed to an aggregation
 		// partition (the aggregator's work is not in it).
-		{"merged", "../../bench/e2e/rules/e2e.yaml", true},
+		{"merged", "../../bench/e2e/rules/e2e.yaml", true, 8},
+		// Live traffic: one step, each series once in the poll.
+		{"unmerged-live", "../../bench/e2e/rules-unmerged/e2e.yaml", false, 2},
 	} {
+		g := &group{sig: otlpwire.Metrics, tenant: "t"}
+		for j := range tc.records {
+			g.recs = append(g.recs, raw(otlpwire.Metrics, 0, "t", l.Request(nil, j)))
+		}
+		points := tc.records * l.PerRequest()
 		b.Run(tc.name, func(b *testing.B) {
 			set := ruleFile(b, tc.rules)
 			engine := columnar.New(set, columnar.Options{Allocator: mem, AttrSetTable: true}) // as app makes it
