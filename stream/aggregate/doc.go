@@ -81,7 +81,9 @@
 // has not moved for the longest grace of the specs seen (wall clock, the
 // now of Add and Flush), it follows the wall clock from then on, so the
 // last interval of a quiet partition still closes. An interval closes when
-// its end + grace <= W; Flush emits the closed intervals. A point whose
+// its end + grace <= W; Flush emits the closed intervals a round at a
+// time (every series' oldest closed interval, then each one's next), each
+// series' in order. A point whose
 // interval is closed (by W when it arrives) is late (PointsLate): for
 // sums, histograms and summaries its increase is not lost but goes into
 // the oldest open interval of its series (or W's interval); a late gauge
