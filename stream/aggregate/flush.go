@@ -236,10 +236,10 @@ type closedRun struct {
 // lowFirst orders free, the indexes a flush freed at the end of a free
 // list (taken from its end), from high to low, so that they are taken
 // again from the lowest up. A flush frees the entries of closed intervals
-// in series order, wherever in Aggregator.ext they lie; taken again in
-// order, the entries of the next intervals, which are taken as the points
-// come (a series after another), lie in the order the next flush reads
-// them, and neighbour each other in memory: the flush and the adds read
+// in the order it writes them, wherever in Aggregator.ext they lie; taken
+// again in order, the entries of the next intervals, which are taken as
+// the points come, lie in the order the next flush reads them, and
+// neighbour each other in memory: the flush and the adds read
 // them a cache line at a time rather than with a miss per entry (about
 // 30% of a backlog's merging, BenchmarkK8sBacklog). The indexes are put
 // in order through a bitmap (mark, returned for reuse) over their span,

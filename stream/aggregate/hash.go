@@ -2,6 +2,7 @@ package aggregate
 
 import (
 	"math"
+	"slices"
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/sluice-dev/sluice/schemas"
@@ -19,13 +20,24 @@ type Hasher struct {
 	tenant         string
 	tenantH        uint64
 	ok             bool
-	// sets are the batch's attribute sets (Batch.ItemAttrSets) when they
-	// number its points, and setH[s] the hash of set s's attributes once
-	// a point of it was hashed (setMet[s]).
-	sets   []uint32
-	setH   []uint64
-	setMet []bool
+	// sets number the batch's points' attribute sets, and setH[s] is the
+	// hash of set s's attributes once a point of it was hashed
+	// (setMet[s]): the numbers its decoder keeps from batch to batch
+	// (Batch.ItemSetIDs of SetSpace keptSpace), with keptH and keptMet
+	// kept as long, so that a backlog's next batch, which holds the same
+	// series, hashes none again; else the batch's own (ItemAttrSets),
+	// with localH and localMet.
+	sets              []uint32
+	setH              []uint64
+	setMet            []bool
+	localH, keptH     []uint64
+	localMet, keptMet []bool
+	keptSpace         uint64
 }
+
+// maxKeptSetHashes bounds the kept sets' hashes (9 MiB): the decoder keeps
+// tens of thousands of sets.
+const maxKeptSetHashes = 1 << 20
 
 // Seeds keep the parts of an identity apart.
 const (
@@ -125,24 +137,45 @@ func (h *Hasher) Reset(b *schemas.Batch) error {
 		}
 		h.series[i] = x
 	}
-	h.sets = nil
-	if s := b.ItemAttrSets; len(s) == c.nPoints && c.nPoints > 0 {
-		h.sets = s
-		h.setH = grow(h.setH, len(s))
-		h.setMet = grow(h.setMet, len(s))
-		clear(h.setMet)
-	}
+	h.useSets(b)
 	h.ok = true
 	return nil
+}
+
+// useSets takes the numbers of b's points' attribute sets (see Hasher).
+func (h *Hasher) useSets(b *schemas.Batch) {
+	n := h.c.nPoints
+	h.sets = nil
+	if ids := b.ItemSetIDs; len(ids) == n && n > 0 && b.SetSpace != 0 {
+		if hi := int(slices.Max(ids)); hi < maxKeptSetHashes {
+			if b.SetSpace != h.keptSpace {
+				h.keptSpace = b.SetSpace
+				h.keptH, h.keptMet = h.keptH[:0], h.keptMet[:0]
+			}
+			if hi >= len(h.keptH) {
+				h.keptH = append(h.keptH, make([]uint64, hi+1-len(h.keptH))...)
+				h.keptMet = append(h.keptMet, make([]bool, hi+1-len(h.keptMet))...)
+			}
+			h.sets, h.setH, h.setMet = ids, h.keptH, h.keptMet
+			return
+		}
+	}
+	if s := b.ItemAttrSets; len(s) == n && n > 0 {
+		h.localH = grow(h.localH, n)
+		h.localMet = grow(h.localMet, n)
+		clear(h.localMet)
+		h.sets, h.setH, h.setMet = s, h.localH, h.localMet
+	}
 }
 
 // pointAttrs is the hash of point row's attributes, made once per set
 // when the batch numbers them.
 func (h *Hasher) pointAttrs(row int) uint64 {
 	if h.sets != nil {
-		// Sets are numbered in order of first appearance: below the
-		// number of points, which bounds setH (a number beyond, from a
-		// malformed record, is hashed as it comes).
+		// A batch's sets are numbered in order of first appearance,
+		// below the number of points, and the kept ones below the kept
+		// hashes (a number beyond, from a malformed record, is hashed as
+		// it comes).
 		if s := int(h.sets[row]); s < len(h.setMet) {
 			if h.setMet[s] {
 				return h.setH[s]

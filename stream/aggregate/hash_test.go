@@ -7,7 +7,9 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/schemas"
+	"google.golang.org/protobuf/proto"
 )
 
 func TestHasher(t *testing.T) {
@@ -76,23 +78,12 @@ func TestHasherSets(t *testing.T) {
 	if b.ItemAttrSets == nil {
 		t.Fatal("the batch's sets are not numbered")
 	}
-	sets := b.ItemAttrSets
+	sets, kept := b.ItemAttrSets, b.ItemSetIDs
 	var h Hasher
-	series := func(b *schemas.Batch) []uint64 {
-		t.Helper()
-		if err := h.Reset(b); err != nil {
-			t.Fatal(err)
-		}
-		var r []uint64
-		for i := range b.Len() {
-			r = append(r, h.Series("t1", i))
-		}
-		return r
-	}
-	b.ItemAttrSets = nil
-	want := series(b)
+	b.ItemAttrSets, b.ItemSetIDs = nil, nil
+	want := hashSeries(t, &h, b)
 	b.ItemAttrSets = sets
-	if got := series(b); !slices.Equal(got, want) {
+	if got := hashSeries(t, &h, b); !slices.Equal(got, want) {
 		t.Errorf("by set:\n%x\nwant\n%x", got, want)
 	}
 	if a := testing.AllocsPerRun(10, func() { h.Series("t1", 7) }); a != 0 {
@@ -112,7 +103,7 @@ func TestHasherSets(t *testing.T) {
 	if r.ItemAttrSets == nil {
 		t.Fatal("the record's sets are not read")
 	}
-	if got := series(r); !slices.Equal(got, want) {
+	if got := hashSeries(t, &h, r); !slices.Equal(got, want) {
 		t.Errorf("read from a record:\n%x\nwant\n%x", got, want)
 	}
 
@@ -121,7 +112,7 @@ func TestHasherSets(t *testing.T) {
 	// the points' is hashed as it comes.
 	b.ItemAttrSets = make([]uint32, len(sets))
 	b.ItemAttrSets[5] = uint32(len(sets) + 3)
-	got := series(b)
+	got := hashSeries(t, &h, b)
 	for i, x := range got {
 		if i != 5 && x != want[0] {
 			t.Fatalf("point %d hashed %x with point 0's set, want %x", i, x, want[0])
@@ -130,5 +121,72 @@ func TestHasherSets(t *testing.T) {
 	if got[5] != want[5] {
 		t.Errorf("point 5 (set number out of range) hashed %x, want %x", got[5], want[5])
 	}
-	b.ItemAttrSets = sets
+	b.ItemAttrSets, b.ItemSetIDs = sets, kept
+}
+
+// TestHasherKeptSets: the decoder's numbers, kept from batch to batch,
+// keep the hashes of their sets as long, and only in their space: a later
+// batch of the same series, and a batch of another decoder whose numbers
+// name other sets, hash as batches without numbers.
+func TestHasherKeptSets(t *testing.T) {
+	batch := func(bl *schemas.Builder, routes ...string) *schemas.Batch {
+		t.Helper()
+		var pts []P
+		for i, r := range routes {
+			pts = append(pts, P{T: float64(1 + i), Attrs: []string{"route", r}})
+		}
+		body, err := proto.Marshal(request(mGauge, pts))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := bl.Append(body); err != nil {
+			t.Fatal(err)
+		}
+		return bl.Build()
+	}
+	plain := func(b *schemas.Batch) []uint64 {
+		t.Helper()
+		var h Hasher
+		sets, kept := b.ItemAttrSets, b.ItemSetIDs
+		b.ItemAttrSets, b.ItemSetIDs = nil, nil
+		defer func() { b.ItemAttrSets, b.ItemSetIDs = sets, kept }()
+		return hashSeries(t, &h, b)
+	}
+	one := schemas.NewBuilder(otlpwire.Metrics, memory.DefaultAllocator)
+	other := schemas.NewBuilder(otlpwire.Metrics, memory.DefaultAllocator)
+	defer one.Release()
+	defer other.Release()
+	var h Hasher
+	for i, c := range []struct {
+		bl     *schemas.Builder
+		routes []string
+	}{
+		// (sets that repeat: the decoder numbers while they do)
+		{one, []string{"/a", "/a", "/b", "/a"}},
+		{one, []string{"/b", "/a", "/a", "/b"}},   // the same sets again
+		{other, []string{"/x", "/x", "/y", "/x"}}, // numbered alike, other sets
+		{one, []string{"/b", "/c", "/a", "/b"}},
+	} {
+		b := batch(c.bl, c.routes...)
+		if b.ItemSetIDs == nil || b.SetSpace == 0 {
+			b.Release()
+			t.Fatalf("batch %d: its sets are not numbered as kept", i)
+		}
+		if got, want := hashSeries(t, &h, b), plain(b); !slices.Equal(got, want) {
+			t.Errorf("batch %d (sets %v of space %d):\n%x\nwant\n%x", i, b.ItemSetIDs, b.SetSpace, got, want)
+		}
+		b.Release()
+	}
+}
+
+func hashSeries(t *testing.T, h *Hasher, b *schemas.Batch) []uint64 {
+	t.Helper()
+	if err := h.Reset(b); err != nil {
+		t.Fatal(err)
+	}
+	var r []uint64
+	for i := range b.Len() {
+		r = append(r, h.Series("t1", i))
+	}
+	return r
 }
