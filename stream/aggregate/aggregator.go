@@ -978,7 +978,7 @@ func (a *Aggregator) seriesFor(tid uint32, out uint64, row int, mid uint32, sp u
 		a.limits[li].n++
 		lim = li + 1
 	}
-	a.scratch = appendKVs(a.scratch[:0], 1, &a.c.attrs, row, true)
+	a.scratch = appendKVs(a.scratch[:0], 1, &a.c.attrs, a.c.attrRow(row), true)
 	si := a.newSeries(tid, out, row, mid, sp, string(a.scratch))
 	a.series[si].limit = lim
 	return si

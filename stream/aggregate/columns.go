@@ -42,6 +42,14 @@ func (a *attrCol) span(i int) (int, int) {
 	return int(s), int(e)
 }
 
+// attrRow is the row of c.attrs that holds point row's attributes.
+func (c *cols) attrRow(row int) int {
+	if c.attrRows != nil {
+		return int(c.attrRows[row])
+	}
+	return row
+}
+
 // cols are the typed columns of a metrics Batch.
 type cols struct {
 	// resources
@@ -68,7 +76,8 @@ type cols struct {
 	// points
 	metricID               *array.Uint32
 	start, time            *array.Uint64
-	attrs                  attrCol
+	attrs                  attrCol  // the points' attributes, or the table of their sets (attrRows)
+	attrRows               []uint32 // of a batch holding them by set: each point's row of attrs
 	flags                  *array.Uint32
 	intV                   *array.Int64
 	dblV                   *array.Float64
@@ -161,7 +170,15 @@ func (c *cols) init(b *schemas.Batch) error {
 	c.metricID = get[*array.Uint32](&e, p, schemas.PtMetricID, "data_points")
 	c.start = get[*array.Uint64](&e, p, schemas.PtStartTimeUnixNano, "data_points")
 	c.time = get[*array.Uint64](&e, p, schemas.PtTimeUnixNano, "data_points")
-	e.attrs(&c.attrs, p, schemas.PtAttributes, "data_points")
+	c.attrRows = nil
+	if t := b.ItemAttrSetTable; t != nil {
+		c.attrRows = b.ItemAttrSets
+		if e.err == nil {
+			e.err = c.attrs.init(t)
+		}
+	} else {
+		e.attrs(&c.attrs, p, schemas.PtAttributes, "data_points")
+	}
 	c.flags = get[*array.Uint32](&e, p, schemas.PtFlags, "data_points")
 	c.intV = get[*array.Int64](&e, p, schemas.PtIntValue, "data_points")
 	c.dblV = get[*array.Float64](&e, p, schemas.PtDoubleValue, "data_points")
@@ -195,6 +212,16 @@ func (c *cols) init(b *schemas.Batch) error {
 	for i := 0; i < c.nPoints; i++ {
 		if int(c.metricID.Value(i)) >= c.nMetrics {
 			return fmt.Errorf("%w: point %d refers to a missing metric", schemas.ErrSchema, i)
+		}
+	}
+	if c.attrRows != nil || b.ItemAttrSetTable != nil {
+		if len(c.attrRows) != c.nPoints {
+			return fmt.Errorf("%w: %d attribute sets for %d points", schemas.ErrSchema, len(c.attrRows), c.nPoints)
+		}
+		for i, r := range c.attrRows {
+			if int(r) >= c.attrs.m.Len() {
+				return fmt.Errorf("%w: point %d has attribute set %d of %d", schemas.ErrSchema, i, r, c.attrs.m.Len())
+			}
 		}
 	}
 	return nil

@@ -2,12 +2,14 @@ package aggregate
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
+	"github.com/sluice-dev/sluice/schemas"
 )
 
 // payload is the uncompressed content of a snapshot: an S2 block behind
@@ -42,24 +44,40 @@ func FuzzReadRecord(f *testing.F) {
 	}
 	f.Add(rec)
 	f.Add(rec[:20])
+	// and one whose points' attributes repeat, stored by set
+	var pts []P
+	for i := range 8 {
+		pts = append(pts, P{In: uint64(i%2 + 1), Out: 7, T: float64(1 + i/2), V: float64(i), Attrs: []string{"pod", fmt.Sprint(i % 2)}})
+	}
+	b, in, _ = batchOf(f, mGauge, pts)
+	rec, err = AppendRecord(nil, b, in, spec10)
+	b.Release()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(rec)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		b, in, spec, err := ReadRecord(data, memory.DefaultAllocator)
-		if err != nil {
-			return
-		}
-		defer b.Release()
-		var h Hasher
-		out, err := h.OutputHashes(nil, "t", b)
-		if err != nil {
-			return
-		}
-		// a record that reads must be usable
-		a := New(Config{})
-		if err := a.Add("t", b, in, out, spec, time.Unix(1, 0)); err == nil {
-			outs, _ := a.Flush(time.Unix(1, 0), true)
-			for _, o := range outs {
-				o.Batch.Release()
+		// as the aggregator reads them (by set), and whole
+		for _, read := range []func([]byte, memory.Allocator) (*schemas.Batch, []uint64, Spec, error){ReadRecordSets, ReadRecord} {
+			b, in, spec, err := read(data, memory.DefaultAllocator)
+			if err != nil {
+				return
 			}
+			var h Hasher
+			out, err := h.OutputHashes(nil, "t", b)
+			if err != nil {
+				b.Release()
+				return
+			}
+			// a record that reads must be usable
+			a := New(Config{})
+			if err := a.Add("t", b, in, out, spec, time.Unix(1, 0)); err == nil {
+				outs, _ := a.Flush(time.Unix(1, 0), true)
+				for _, o := range outs {
+					o.Batch.Release()
+				}
+			}
+			b.Release()
 		}
 	})
 }

@@ -180,12 +180,12 @@ func (h *Hasher) pointAttrs(row int) uint64 {
 			if h.setMet[s] {
 				return h.setH[s]
 			}
-			x := attrsHash(&h.c.attrs, row)
+			x := attrsHash(&h.c.attrs, h.c.attrRow(row))
 			h.setH[s], h.setMet[s] = x, true
 			return x
 		}
 	}
-	return attrsHash(&h.c.attrs, row)
+	return attrsHash(&h.c.attrs, h.c.attrRow(row))
 }
 
 func grow[T any](s []T, n int) []T {

@@ -150,6 +150,19 @@ func (r *reader) spec() Spec {
 // ReadRecord decodes a value written by AppendRecord (or by version 1,
 // whose output hashes it skips). The batch is the caller's to release.
 func ReadRecord(data []byte, mem memory.Allocator) (b *schemas.Batch, in []uint64, spec Spec, err error) {
+	return readRecord(data, mem, false)
+}
+
+// ReadRecordSets is ReadRecord for the Aggregator (AddFrom, Hasher): the
+// points' attributes stay as the record stored them, a table of sets when
+// they repeat (schemas.ReadBatchSets), rather than copied out to every
+// point; the Aggregator reads a point's attributes only for a series it
+// has not met.
+func ReadRecordSets(data []byte, mem memory.Allocator) (b *schemas.Batch, in []uint64, spec Spec, err error) {
+	return readRecord(data, mem, true)
+}
+
+func readRecord(data []byte, mem memory.Allocator, sets bool) (b *schemas.Batch, in []uint64, spec Spec, err error) {
 	if len(data) < len(recordMagic)+1 || string(data[:len(recordMagic)]) != recordMagic {
 		return nil, nil, Spec{}, fmt.Errorf("%w: no SLAGG magic", ErrRecord)
 	}
@@ -180,7 +193,11 @@ func ReadRecord(data []byte, mem memory.Allocator) (b *schemas.Batch, in []uint6
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	b, err = schemas.ReadBatch(r.p, mem)
+	if sets {
+		b, err = schemas.ReadBatchSets(r.p, mem)
+	} else {
+		b, err = schemas.ReadBatch(r.p, mem)
+	}
 	if err != nil {
 		return nil, nil, Spec{}, fmt.Errorf("aggregate: %w", err)
 	}

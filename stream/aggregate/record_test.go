@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -169,5 +170,65 @@ func TestSnapshotManyInputs(t *testing.T) {
 		if got := r.Stats()["r"].InputSeries; got != n {
 			t.Errorf("%d inputs restored as %d", n, got)
 		}
+	}
+}
+
+// TestRecordSets: a record read by set (ReadRecordSets, as the worker's
+// aggregator reads them) merges as the same record read whole: the same
+// output hashes, the same merged points, new series named by their own
+// attributes; a set number beyond the table is refused.
+func TestRecordSets(t *testing.T) {
+	var pts []P
+	// Each series in 4 steps, one series after another: the sets repeat,
+	// and a set's first point is not the row of its number.
+	for s := range 6 {
+		for step := range 4 {
+			pts = append(pts, P{In: uint64(s + 1), Out: uint64(s%3 + 1), T: float64(1 + 10*step), V: float64(step*10 + s), Int: true,
+				Attrs: []string{"route", fmt.Sprint("/r", s%3), "pod", fmt.Sprint("p", s)}})
+		}
+	}
+	b, in, _ := batchOf(t, mGauge, pts)
+	defer b.Release()
+	rec, err := AppendRecord(nil, b, in, spec10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, inW, _, err := ReadRecord(rec, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer whole.Release()
+	bySet, inS, specS, err := ReadRecordSets(rec, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bySet.Release()
+	if bySet.ItemAttrSetTable == nil || specS != spec10 || !cmp.Equal(inS, inW) {
+		t.Fatalf("read by set: table %v, spec %v, hashes %v", bySet.ItemAttrSetTable != nil, specS, inS)
+	}
+	var h Hasher
+	outW, err := h.OutputHashes(nil, "t1", whole)
+	if err != nil {
+		t.Fatal(err)
+	}
+	outS, err := h.OutputHashes(nil, "t1", bySet)
+	if err != nil || !cmp.Equal(outS, outW) {
+		t.Fatalf("output hashes by set %x (%v), want %x", outS, err, outW)
+	}
+	merged := func(b *schemas.Batch, out []uint64) []R {
+		a := New(Config{})
+		if err := a.AddFrom(0, "t1", b, inW, out, spec10, time.Unix(1000, 0)); err != nil {
+			t.Fatal(err)
+		}
+		return flush(t, a, true)
+	}
+	want := merged(whole, outW)
+	if got := merged(bySet, outS); !cmp.Equal(got, want) || len(want) == 0 {
+		t.Errorf("merged by set:\n%v\nwant\n%v", got, want)
+	}
+
+	bySet.ItemAttrSets[3] = uint32(bySet.ItemAttrSetTable.Len())
+	if err := New(Config{}).AddFrom(0, "t1", bySet, inW, outS, spec10, time.Unix(1000, 0)); err == nil {
+		t.Error("a set number beyond the table was taken")
 	}
 }

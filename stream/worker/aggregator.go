@@ -305,7 +305,7 @@ func (a *Aggregator) addRecord(ps *aggPartition, r *stream.Record, now time.Time
 	if err != nil {
 		return "", 0, err
 	}
-	b, in, spec, err := aggregate.ReadRecord(r.Value, a.cfg.Allocator)
+	b, in, spec, err := aggregate.ReadRecordSets(r.Value, a.cfg.Allocator)
 	if err != nil {
 		return "", 0, err
 	}
