@@ -214,7 +214,7 @@ func (c *cols) init(b *schemas.Batch) error {
 			return fmt.Errorf("%w: point %d refers to a missing metric", schemas.ErrSchema, i)
 		}
 	}
-	if c.attrRows != nil || b.ItemAttrSetTable != nil {
+	if b.ItemAttrSetTable != nil {
 		if len(c.attrRows) != c.nPoints {
 			return fmt.Errorf("%w: %d attribute sets for %d points", schemas.ErrSchema, len(c.attrRows), c.nPoints)
 		}

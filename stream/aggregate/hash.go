@@ -11,8 +11,9 @@ import (
 // Hasher computes series identities of the points of a metrics Batch. Reset
 // hashes the resources, scopes and metrics once; Series and Metric then cost
 // one pass over the point's attributes, or none for a point whose
-// attribute set (Batch.ItemAttrSets) an earlier point of the batch had.
-// Not safe for concurrent use.
+// attribute set an earlier point had: of the batch (Batch.ItemAttrSets),
+// or of an earlier batch of the same decoder (Batch.ItemSetIDs). Not safe
+// for concurrent use.
 type Hasher struct {
 	c              cols
 	res, scope     []uint64 // per row: hash of the resource (attributes), of the scope (name, version)
