@@ -357,8 +357,10 @@ func (a *attrTable) flushCopies() {
 func appendShifted(dst, src []int32, d int32) []int32 {
 	n := len(dst)
 	dst = slices.Grow(dst, len(src))[:n+len(src)]
-	for i, o := range src {
-		dst[n+i] = o + d
+	out := dst[n:]
+	src = src[:len(out)] // no bounds checks in the loop
+	for i := range out {
+		out[i] = src[i] + d
 	}
 	return dst
 }
