@@ -177,10 +177,11 @@ func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error)
 	}
 	// The closed intervals go out a round at a time: every series' oldest,
 	// then every series' next, and so on, as the points came (a backlog's
-	// step after step), so that the output holds the series in the same
-	// order step after step (the builder then copies a step's attributes
-	// at once, and a reader finds each series as the one that followed
-	// the previous point's). A series' intervals go out in order.
+	// step after step): the interval entries are read in the order they
+	// were taken (see lowFirst), and the series of a metric come in the
+	// same order step after step (the output's builder copies the
+	// attributes of consecutive series at once). A series' intervals go
+	// out in order.
 	for len(closed) > 0 && err == nil {
 		live := closed[:0]
 		for k, c := range closed {
