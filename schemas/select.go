@@ -16,11 +16,12 @@ import (
 // it to split a batch between the processed topic and the aggregation
 // topic.
 //
-// The items' attribute sets go with them: a batch that holds them as a
-// table of sets (ItemAttrSetTable) gives the new batch the same table and
-// the selected items' rows in it, and one that numbers them
-// (ItemAttrSets) gives it their numbers, renumbered in order of first
-// appearance, so that WriteBatch does not find them again.
+// The items' attribute sets go with them, numbered in order of first
+// appearance among the selected items, so that WriteBatch does not find
+// them again: a batch that holds them as a table of sets
+// (ItemAttrSetTable) gives the new batch a table of the selected items'
+// sets only, and one that numbers them (ItemAttrSets) gives it their
+// numbers, renumbered.
 func Select(b *Batch, rows []int32, mem memory.Allocator) (*Batch, error) {
 	if b.Items == nil {
 		return nil, fmt.Errorf("%w: batch without items", ErrSchema)
