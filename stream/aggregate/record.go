@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -42,6 +43,9 @@ func AppendRecord(dst []byte, b *schemas.Batch, in []uint64, spec Spec) ([]byte,
 	if err := spec.Validate(); err != nil {
 		return dst, err
 	}
+	// Room for the hashes and the batch (a merged point's columns take
+	// a few bytes once compressed), so neither regrows the record.
+	dst = slices.Grow(dst, 256+len(spec.Rule)+16*len(in))
 	dst = append(dst, recordMagic...)
 	dst = append(dst, recordVersion)
 	dst = appendSpec(dst, spec)

@@ -157,8 +157,14 @@ type Worker struct {
 	hasher    aggregate.Hasher
 	merges    []Merge
 	inH       []uint64 // input series hash per merge
-	sets      []uint32 // the attribute sets of the batch in hand (schemas.Batch.FindItemAttrSets)
-	inSets    []uint32 // those of its input, before the rules
+	// parts, partOf and rest are split's scratch, kept from poll to poll:
+	// the points bound for each (aggregation partition, spec), and the
+	// rows written as a processed record.
+	parts  []*aggPart
+	partOf map[aggKey]*aggPart
+	rest   []int32
+	sets   []uint32 // the attribute sets of the batch in hand (schemas.Batch.FindItemAttrSets)
+	inSets []uint32 // those of its input, before the rules
 	// told is, per raw partition, the point time the aggregation
 	// partitions were last told (see progressStep).
 	told map[int32]int64
@@ -792,9 +798,12 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 	if err := w.hasher.Reset(batch); err != nil {
 		return nil, fmt.Errorf("worker: hashing series: %w", err)
 	}
-	var parts []*aggPart
-	index := map[aggKey]*aggPart{}
-	var rest []int32
+	used, rest := 0, w.rest[:0]
+	if w.partOf == nil {
+		w.partOf = map[aggKey]*aggPart{}
+	}
+	clear(w.partOf)
+	var last *aggPart // the points of a metric row come together
 	next := 0
 	for i, m := range w.merges {
 		for ; next < int(m.Row); next++ {
@@ -809,17 +818,26 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 			route = w.hasher.Metric(g.tenant, int(m.Row))
 		}
 		k := aggKey{int32(route % uint64(np)), m.Spec}
-		p := index[k]
-		if p == nil {
-			p = &aggPart{partition: k.partition, spec: m.Spec}
-			index[k] = p
-			parts = append(parts, p)
+		p := last
+		if p == nil || p.partition != k.partition || p.spec != k.spec {
+			if p = w.partOf[k]; p == nil {
+				if used == len(w.parts) {
+					w.parts = append(w.parts, &aggPart{})
+				}
+				p = w.parts[used] // its slices' room kept from earlier polls
+				used++
+				*p = aggPart{partition: k.partition, spec: k.spec, rows: p.rows[:0], in: p.in[:0]}
+				w.partOf[k] = p
+			}
+			last = p
 		}
 		p.rows, p.in = append(p.rows, m.Row), append(p.in, w.inH[i])
 	}
 	for ; next < batch.Len(); next++ {
 		rest = append(rest, int32(next))
 	}
+	w.rest = rest
+	parts := w.parts[:used]
 	var recs []*stream.Record
 	if len(rest) > 0 {
 		sel, err := schemas.Select(batch, rest, w.cfg.Allocator)
