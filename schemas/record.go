@@ -30,6 +30,9 @@ const recordMagic = "SLUICEA"
 // read.
 const recordFormat = 3
 
+// recordFormatRaw is format 3 without the zstd frame (AppendBatchRaw).
+const recordFormatRaw = 4
+
 var (
 	zenc = sync.OnceValue(func() *zstd.Encoder {
 		// EncodeAll runs on up to GOMAXPROCS goroutines at once (with 1,
@@ -67,7 +70,41 @@ const maxPooled = 64 << 20
 // numbered in order of first appearance.
 func WriteBatch(w io.Writer, b *Batch) error {
 	e := encoders.Get().(*encoder)
-	defer encoders.Put(e)
+	defer e.done()
+	if err := e.encode(b); err != nil {
+		return err
+	}
+	z := e.z[:0]
+	if cap(z) == 0 {
+		z = make([]byte, 0, 64<<10)
+	}
+	z = append(z, recordMagic...)
+	z = append(z, Version...)
+	z = append(z, byte(b.Signal), recordFormat)
+	z = zenc().EncodeAll(e.out, z)
+	_, err := w.Write(z)
+	e.z = z
+	return err
+}
+
+// AppendBatchRaw appends b to dst as WriteBatch writes it but for the zstd
+// frame: format 4, the column codec's bytes as they are, for a value that
+// compresses them with what it carries beside them (the aggregation
+// record, whose input hashes and batch make one frame). ReadBatch reads it.
+func AppendBatchRaw(dst []byte, b *Batch) ([]byte, error) {
+	e := encoders.Get().(*encoder)
+	defer e.done()
+	if err := e.encode(b); err != nil {
+		return dst, err
+	}
+	dst = append(dst, recordMagic...)
+	dst = append(dst, Version...)
+	dst = append(dst, byte(b.Signal), recordFormatRaw)
+	return append(dst, e.out...), nil
+}
+
+// encode writes the tables of b to e.out.
+func (e *encoder) encode(b *Batch) error {
 	e.mem = arrowpool.Default // for temporaries, released before WriteBatch returns
 	e.out = e.out[:0]
 	want := b.schemas()
@@ -93,23 +130,18 @@ func WriteBatch(w io.Writer, b *Batch) error {
 			}
 		}
 	}
-	z := e.z[:0]
-	if cap(z) == 0 {
-		z = make([]byte, 0, 64<<10)
-	}
-	z = append(z, recordMagic...)
-	z = append(z, Version...)
-	z = append(z, byte(b.Signal), recordFormat)
-	z = zenc().EncodeAll(e.out, z)
-	_, err := w.Write(z)
-	e.z = z
+	return nil
+}
+
+// done gives e back to the pool, without buffers grown huge.
+func (e *encoder) done() {
 	if cap(e.out) > maxPooled {
-		e.out = nil // do not keep huge buffers in the pool
+		e.out = nil
 	}
 	if cap(e.z) > maxPooled {
 		e.z = nil
 	}
-	return err
+	encoders.Put(e)
 }
 
 func (b *Batch) schemas() []*arrow.Schema {
@@ -173,6 +205,9 @@ func readBatch(data []byte, mem memory.Allocator, keepSets bool) (*Batch, error)
 	data = data[h+1:]
 	if len(data) > 0 && (data[0] == 2 || data[0] == recordFormat) {
 		return readV2(b, data[1:], mem, data[0], keepSets)
+	}
+	if len(data) > 0 && data[0] == recordFormatRaw {
+		return decodeTables(b, data[1:], mem, recordFormat, keepSets)
 	}
 	if len(data) > 0 && data[0] < 0x80 {
 		return nil, fmt.Errorf("%w: record format %d", ErrSchema, data[0])

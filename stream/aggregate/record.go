@@ -1,14 +1,16 @@
 package aggregate
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/klauspost/compress/zstd"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -17,9 +19,45 @@ import (
 var ErrRecord = errors.New("aggregate: malformed record")
 
 const (
-	recordMagic   = "SLAGG"
-	recordVersion = 2 // 1 also carried the output hashes; still read
+	recordMagic = "SLAGG"
+	// recordVersion 3 compresses the hashes and the batch as one zstd
+	// frame; 2 had the hashes as they are, then the batch in its own
+	// frame, and 1 also carried the output hashes: both still read.
+	recordVersion = 3
 )
+
+var (
+	// The fastest level, as schemas.WriteBatch's: the column codec and
+	// the hashes leave zstd little to find beyond what it finds fast.
+	zenc = sync.OnceValue(func() *zstd.Encoder {
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
+		return e
+	})
+	zdec = sync.OnceValue(func() *zstd.Decoder {
+		d, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(256<<20))
+		return d
+	})
+	// bodies holds the uncompressed bodies of records being written or
+	// read (everything read is copied out of them).
+	bodies sync.Pool
+)
+
+// maxPooledBody is the largest body kept in bodies.
+const maxPooledBody = 16 << 20
+
+func getBody() *[]byte {
+	if p, ok := bodies.Get().(*[]byte); ok {
+		return p
+	}
+	return new([]byte)
+}
+
+func putBody(p *[]byte) {
+	if cap(*p) <= maxPooledBody {
+		*p = (*p)[:0]
+		bodies.Put(p)
+	}
+}
 
 func appendSpec(dst []byte, s Spec) []byte {
 	dst = binary.AppendUvarint(dst, uint64(len(s.Rule)))
@@ -31,11 +69,14 @@ func appendSpec(dst []byte, s Spec) []byte {
 }
 
 // AppendRecord appends the value of a record of the aggregation topic to
-// dst: magic "SLAGG" and a version byte (2), the Spec, uvarint n, the n
-// input hashes (8 bytes little endian each), then the batch as
-// schemas.WriteBatch writes it. The output hashes do not travel: the reader
-// computes them from the batch (Hasher.Series), 8 bytes a point fewer on
-// the bus.
+// dst: magic "SLAGG" and a version byte (3), then one zstd frame holding
+// the Spec, uvarint n, the n input hashes (8 bytes little endian each) and
+// the batch as schemas.AppendBatchRaw writes it. The output hashes do not
+// travel: the reader computes them from the batch (Hasher.Series), 8
+// bytes a point fewer on the bus. One frame compresses the hashes too
+// (they repeat from one step of a series to the next) and leaves the bus's
+// own compression nothing to find: it gives such a value up at once
+// instead of working over the hashes again.
 func AppendRecord(dst []byte, b *schemas.Batch, in []uint64, spec Spec) ([]byte, error) {
 	if n := b.Len(); len(in) != n {
 		return dst, fmt.Errorf("aggregate: %d points but %d input hashes", n, len(in))
@@ -43,21 +84,24 @@ func AppendRecord(dst []byte, b *schemas.Batch, in []uint64, spec Spec) ([]byte,
 	if err := spec.Validate(); err != nil {
 		return dst, err
 	}
-	// Room for the hashes and the batch (a merged point's columns take
-	// a few bytes once compressed), so neither regrows the record.
-	dst = slices.Grow(dst, 256+len(spec.Rule)+16*len(in))
-	dst = append(dst, recordMagic...)
-	dst = append(dst, recordVersion)
-	dst = appendSpec(dst, spec)
-	dst = binary.AppendUvarint(dst, uint64(len(in)))
+	p := getBody()
+	defer putBody(p)
+	body := appendSpec((*p)[:0], spec)
+	body = binary.AppendUvarint(body, uint64(len(in)))
+	body = slices.Grow(body, 8*len(in))
 	for _, h := range in {
-		dst = binary.LittleEndian.AppendUint64(dst, h)
+		body = binary.LittleEndian.AppendUint64(body, h)
 	}
-	w := bytes.NewBuffer(dst)
-	if err := schemas.WriteBatch(w, b); err != nil {
+	body, err := schemas.AppendBatchRaw(body, b)
+	*p = body
+	if err != nil {
 		return dst, fmt.Errorf("aggregate: %w", err)
 	}
-	return w.Bytes(), nil
+	// Room for the frame: the body compresses to about a half.
+	dst = slices.Grow(dst, len(recordMagic)+1+len(body)/2)
+	dst = append(dst, recordMagic...)
+	dst = append(dst, recordVersion)
+	return zenc().EncodeAll(body, dst), nil
 }
 
 // reader is a bounds-checked decoder; the first error sticks.
@@ -151,8 +195,9 @@ func (r *reader) spec() Spec {
 	return s
 }
 
-// ReadRecord decodes a value written by AppendRecord (or by version 1,
-// whose output hashes it skips). The batch is the caller's to release.
+// ReadRecord decodes a value written by AppendRecord, or by its earlier
+// versions (2; 1, whose output hashes it skips). The batch is the caller's
+// to release.
 func ReadRecord(data []byte, mem memory.Allocator) (b *schemas.Batch, in []uint64, spec Spec, err error) {
 	return readRecord(data, mem, false)
 }
@@ -171,10 +216,21 @@ func readRecord(data []byte, mem memory.Allocator, sets bool) (b *schemas.Batch,
 		return nil, nil, Spec{}, fmt.Errorf("%w: no SLAGG magic", ErrRecord)
 	}
 	v := data[len(recordMagic)]
-	if v != 1 && v != recordVersion {
+	body := data[len(recordMagic)+1:]
+	switch v {
+	case 1, 2:
+	case recordVersion:
+		p := getBody()
+		defer putBody(p)
+		*p, err = zdec().DecodeAll(body, (*p)[:0])
+		if err != nil {
+			return nil, nil, Spec{}, fmt.Errorf("%w: %v", ErrRecord, err)
+		}
+		body = *p
+	default:
 		return nil, nil, Spec{}, fmt.Errorf("%w: version %d", ErrRecord, v)
 	}
-	r := reader{p: data[len(recordMagic)+1:]}
+	r := reader{p: body}
 	spec = r.spec()
 	hashes := 1
 	if v == 1 {

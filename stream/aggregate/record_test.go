@@ -53,25 +53,40 @@ func TestRecordRoundTrip(t *testing.T) {
 	if _, err := AppendRecord(nil, b, in[:1], spec); err == nil {
 		t.Error("AppendRecord with too few hashes succeeded")
 	}
-	// Version 1 carried the output hashes after the input hashes: read,
-	// and skipped.
-	v1 := append([]byte(recordMagic+"\x01"), appendSpec(nil, spec)...)
-	v1 = binary.AppendUvarint(v1, 2)
-	for _, x := range []uint64{in[0], in[1], 70, 70} {
-		v1 = binary.LittleEndian.AppendUint64(v1, x)
-	}
-	v1 = append(v1, rec[len(rec)-len(batchRecord(t, b)):]...)
-	b3, in3, spec3, err := ReadRecord(v1, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b3.Release()
-	if spec3 != spec || !cmp.Equal(in3, in) || b3.Len() != 2 {
-		t.Errorf("version 1: %v %v %d points", spec3, in3, b3.Len())
+	// Version 2 had the input hashes as they are, then the batch record
+	// in its own frame; version 1 carried the output hashes after the
+	// input hashes. Both are read, and 1's output hashes skipped.
+	for _, old := range []struct {
+		v      byte
+		hashes []uint64
+	}{{2, in}, {1, []uint64{in[0], in[1], 70, 70}}} {
+		b3, in3, spec3, err := ReadRecord(oldRecord(t, old.v, b, old.hashes, spec), nil)
+		if err != nil {
+			t.Fatalf("version %d: %v", old.v, err)
+		}
+		o3, _ := schemas.ToOTLP(b3, nil)
+		b3.Release()
+		if spec3 != spec || !cmp.Equal(in3, in) || !bytes.Equal(o3, o1) {
+			t.Errorf("version %d: %v %v, batch equal %v", old.v, spec3, in3, bytes.Equal(o3, o1))
+		}
 	}
 }
 
-func batchRecord(t *testing.T, b *schemas.Batch) []byte {
+// oldRecord is an aggregation record of version 1 or 2: the hashes as they
+// are (version 1: the input then the output hashes), then the batch record
+// in its own frame.
+func oldRecord(tb testing.TB, v byte, b *schemas.Batch, hashes []uint64, spec Spec) []byte {
+	rec := append([]byte{}, recordMagic...)
+	rec = append(rec, v)
+	rec = appendSpec(rec, spec)
+	rec = binary.AppendUvarint(rec, uint64(b.Len()))
+	for _, x := range hashes {
+		rec = binary.LittleEndian.AppendUint64(rec, x)
+	}
+	return append(rec, batchRecord(tb, b)...)
+}
+
+func batchRecord(t testing.TB, b *schemas.Batch) []byte {
 	var w bytes.Buffer
 	if err := schemas.WriteBatch(&w, b); err != nil {
 		t.Fatal(err)
