@@ -28,9 +28,13 @@ const (
 
 var (
 	// The fastest level, as schemas.WriteBatch's: the column codec and
-	// the hashes leave zstd little to find beyond what it finds fast.
+	// the hashes leave zstd little to find beyond what it finds fast. A
+	// window of 1 MiB, not the default 8: a record's body is about the
+	// size of the bus's largest record or a few times it, and each of the
+	// encoders (one per core) keeps a window's worth of history.
 	zenc = sync.OnceValue(func() *zstd.Encoder {
-		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)), zstd.WithLowerEncoderMem(true))
+		e, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(runtime.GOMAXPROCS(0)),
+			zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
 		return e
 	})
 	zdec = sync.OnceValue(func() *zstd.Decoder {
