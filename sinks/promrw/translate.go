@@ -169,6 +169,9 @@ func (t *translator) labelName(key string) string {
 	if len(t.keyCache) > 100_000 {
 		clear(t.keyCache)
 	}
+	// A valid key comes back as it is: a string of the batch's buffers,
+	// which the batch's release recycles. The cache keeps its own copy.
+	n = strings.Clone(n)
 	t.keyCache[strings.Clone(key)] = n
 	return n
 }
@@ -185,6 +188,7 @@ func (t *translator) metricName(name, unit string, typ otlptranslator.MetricType
 	if len(t.nameCache) > 100_000 {
 		clear(t.nameCache)
 	}
+	n = strings.Clone(n) // may be name itself, in the batch's buffers (see labelName)
 	t.nameCache[nameKey{strings.Clone(name), strings.Clone(unit), typ}] = n
 	return n
 }
@@ -668,6 +672,7 @@ func (t *translator) unitName(unit string) string {
 	if len(t.unitCache) > 10_000 {
 		clear(t.unitCache)
 	}
+	u = strings.Clone(u) // may be unit itself (see labelName)
 	t.unitCache[strings.Clone(unit)] = u
 	return u
 }

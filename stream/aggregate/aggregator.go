@@ -98,7 +98,11 @@ var dropNames = [nDrop]string{"summary", "bounds_mismatch", "no_value", "type_ch
 type ruleCounters struct {
 	in, merged, late, ooo, folded uint64
 	dropped                       [nDrop]uint64
-	foldedBy                      map[string]uint64 // folded by metric name
+	// foldedBy counts the folded points by metric name. A pointer, so
+	// that counting a name seen before only looks it up: assigning to a
+	// map with a string key stores the key given, here a string of the
+	// batch's buffers, which its release recycles.
+	foldedBy map[string]*uint64
 }
 
 type specEntry struct {
@@ -955,13 +959,15 @@ func (a *Aggregator) seriesFor(tid uint32, out uint64, row int, mid uint32, sp u
 			rc := &a.stats[se.rule]
 			rc.folded++
 			if rc.foldedBy == nil {
-				rc.foldedBy = map[string]uint64{}
+				rc.foldedBy = map[string]*uint64{}
 			}
 			name := a.c.mName.Value(int(mid))
-			if _, ok := rc.foldedBy[name]; !ok {
-				name = strings.Clone(name) // the batch's memory is not ours
+			n := rc.foldedBy[name]
+			if n == nil {
+				n = new(uint64)
+				rc.foldedBy[strings.Clone(name)] = n // the batch's memory is not ours
 			}
-			rc.foldedBy[name]++
+			*n++
 			ov := L.overflow
 			if ov == 0 {
 				key := mix(mk, xxhash.Sum64String("otel.metric.overflow"))

@@ -99,7 +99,7 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 		w.u(uint64(len(c.foldedBy)))
 		for _, name := range slices.Sorted(maps.Keys(c.foldedBy)) {
 			w.s(name)
-			w.u(c.foldedBy[name])
+			w.u(*c.foldedBy[name])
 		}
 	}
 	w.u(uint64(len(a.specs)))
@@ -431,10 +431,11 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 			continue
 		}
 		if n := r.count(2); n > 0 {
-			c.foldedBy = make(map[string]uint64, n)
+			c.foldedBy = make(map[string]*uint64, n)
 			for range n {
 				name := r.str()
-				c.foldedBy[name] = r.uvarint()
+				x := r.uvarint()
+				c.foldedBy[name] = &x
 			}
 		}
 	}

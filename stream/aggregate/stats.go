@@ -1,7 +1,6 @@
 package aggregate
 
 import (
-	"maps"
 	"unsafe"
 )
 
@@ -81,7 +80,13 @@ func (a *Aggregator) Stats() map[string]RuleStats {
 		rs := RuleStats{
 			InputSeries: ins[i], OutputSeries: outs[i], PointsIn: c.in, PointsMerged: c.merged,
 			PointsLate: c.late, PointsOutOfOrder: c.ooo, SeriesFolded: c.folded, StateBytes: bytes[i],
-			PointsDropped: map[string]uint64{}, FoldedByMetric: maps.Clone(c.foldedBy),
+			PointsDropped: map[string]uint64{},
+		}
+		if c.foldedBy != nil {
+			rs.FoldedByMetric = make(map[string]uint64, len(c.foldedBy))
+			for m, n := range c.foldedBy {
+				rs.FoldedByMetric[m] = *n
+			}
 		}
 		for j, n := range c.dropped {
 			if n > 0 {
