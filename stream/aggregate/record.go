@@ -101,11 +101,15 @@ func AppendRecord(dst []byte, b *schemas.Batch, in []uint64, spec Spec) ([]byte,
 	if err != nil {
 		return dst, fmt.Errorf("aggregate: %w", err)
 	}
-	// Room for the frame: the body compresses to about a half.
-	dst = slices.Grow(dst, len(recordMagic)+1+len(body)/2)
+	// The frame goes to a second pooled buffer, then to dst at its size:
+	// dst is the record's value, kept until the bus has it.
+	zp := getBody()
+	defer putBody(zp)
+	*zp = zenc().EncodeAll(body, (*zp)[:0])
+	dst = slices.Grow(dst, len(recordMagic)+1+len(*zp))
 	dst = append(dst, recordMagic...)
 	dst = append(dst, recordVersion)
-	return zenc().EncodeAll(body, dst), nil
+	return append(dst, *zp...), nil
 }
 
 // reader is a bounds-checked decoder; the first error sticks.
