@@ -32,6 +32,13 @@ type Config struct {
 	// without points for this long is forgotten. Default 10m. Measured on
 	// the watermark (see the package doc), not the wall clock.
 	Stale time.Duration
+	// BySet builds the output batches with their points' attributes as a
+	// table of sets, one per series (schemas.Batch.ItemAttrSetTable),
+	// instead of copying a series' attributes into each of its points:
+	// for a caller that writes them with schemas.WriteBatch (the worker's
+	// aggregators), which writes the same bytes either way. ToOTLP
+	// refuses such a batch, and its items' attributes column is empty.
+	BySet bool
 }
 
 func (c Config) withDefaults() Config {

@@ -244,8 +244,20 @@ func (w *countWriter) Write(p []byte) (int, error) { *w += countWriter(len(p)); 
 // otlptest.K8sLoad (2,000 series here, each its own output series),
 // batches of 4 steps of every series as a worker's poll brings them,
 // merged at an interval of 1 s with a grace of 5 s and flushed after
-// every batch. Decoding and hashing the batches is not timed.
+// every batch; by-set builds the output as the worker's aggregators do
+// (Config.BySet), copied with each point's attributes. Decoding and
+// hashing the batches is not timed.
 func BenchmarkK8sBacklog(b *testing.B) {
+	for _, bySet := range []bool{true, false} {
+		name := "copied"
+		if bySet {
+			name = "by-set"
+		}
+		b.Run(name, func(b *testing.B) { benchK8sBacklog(b, bySet) })
+	}
+}
+
+func benchK8sBacklog(b *testing.B, bySet bool) {
 	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 20, Start: time.Unix(1_700_000_000, 0)})
 	if err != nil {
 		b.Fatal(err)
@@ -253,7 +265,7 @@ func BenchmarkK8sBacklog(b *testing.B) {
 	const steps = 4
 	per := l.RequestsPerStep()
 	spec := Spec{Rule: "r", Interval: time.Second, Grace: 5 * time.Second}
-	a := New(Config{Allocator: arrowpool.New()}) // as the worker's aggregator: recycled buffers
+	a := New(Config{Allocator: arrowpool.New(), BySet: bySet}) // as the worker's aggregator: recycled buffers
 	var h Hasher
 	var in []uint64
 	wall := l.End(0)

@@ -37,6 +37,14 @@ type FlushBuffers struct {
 	lastTenant, lastHdr uint32
 	lastTi, lastGi      int
 	lastOK              bool
+	// By set (Config.BySet): the tables of the output's attribute sets,
+	// the distinct sets of a batch and their numbers, and each series'
+	// set in it (local[si], valid while stamp[si] == gen).
+	setTables    *schemas.SetTableBuilder
+	setAttrs     []string
+	setOf        map[string]uint32
+	stamp, local []uint32
+	gen          uint32
 }
 
 type tenantOut struct {
@@ -47,8 +55,9 @@ type tenantOut struct {
 }
 
 type group struct {
-	hdr uint32
-	pts []byte // data point fields (field 1 of the data message)
+	hdr    uint32
+	pts    []byte   // data point fields (field 1 of the data message)
+	series []uint32 // by set: the series of each point, whose attributes pts leaves out
 }
 
 func (o *FlushBuffers) group(tenant, hdr uint32) *group {
@@ -85,7 +94,7 @@ func (o *FlushBuffers) group(tenant, hdr uint32) *group {
 		t.byHdr[hdr] = gi
 		if gi < cap(t.groups) {
 			t.groups = t.groups[:gi+1]
-			t.groups[gi].hdr, t.groups[gi].pts = hdr, t.groups[gi].pts[:0]
+			t.groups[gi].hdr, t.groups[gi].pts, t.groups[gi].series = hdr, t.groups[gi].pts[:0], t.groups[gi].series[:0]
 		} else {
 			t.groups = append(t.groups, group{hdr: hdr})
 		}
@@ -187,7 +196,7 @@ func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error)
 		for k, c := range closed {
 			s := &a.series[c.series]
 			iv := &s.open[c.done]
-			a.emit(s, &a.specs[s.spec], iv)
+			a.emit(c.series, s, &a.specs[s.spec], iv)
 			if iv.x != 0 {
 				a.freeExt(iv.x)
 				iv.x = 0
@@ -280,7 +289,7 @@ func lowFirst(free []uint32, mark []uint64) []uint64 {
 }
 
 // emit writes the output point of s's closed interval iv.
-func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
+func (a *Aggregator) emit(si uint32, s *series, se *specEntry, iv *ival) {
 	h := &a.hdrs[s.hdr]
 	cls := classOf(h.kind, h.temp, h.mono)
 	if cls == clsGauge && a.ext[iv.x].n == 0 {
@@ -288,6 +297,11 @@ func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
 	}
 	g := a.out.group(s.tenant, s.hdr)
 	s.flags |= sEmitted
+	attrs := s.attrs
+	if a.cfg.BySet {
+		attrs = "" // in the batch's table of sets (build)
+		g.series = append(g.series, si)
+	}
 	begin, end := uint64(iv.k*se.iv), uint64((iv.k+1)*se.iv)
 	switch cls {
 	case clsCumSum:
@@ -298,9 +312,9 @@ func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
 			s.tot = math.Float64bits(asFloat(s.tot, s.flags&sDouble == 0) + asFloat(iv.v, !iv.isDouble()))
 			s.flags |= sDouble
 		}
-		g.pts = appendNumber(g.pts, s.attrs, s.start, end, s.tot, s.flags&sDouble == 0)
+		g.pts = appendNumber(g.pts, attrs, s.start, end, s.tot, s.flags&sDouble == 0)
 	case clsDelta:
-		g.pts = appendNumber(g.pts, s.attrs, begin, end, iv.v, !iv.isDouble())
+		g.pts = appendNumber(g.pts, attrs, begin, end, iv.v, !iv.isDouble())
 	case clsGauge:
 		a.gents = a.ext[iv.x].gents(a.gents[:0])
 		v, isInt := gaugeValue(se.Gauge, a.gents)
@@ -311,17 +325,17 @@ func (a *Aggregator) emit(s *series, se *specEntry, iv *ival) {
 				start = s.start
 			}
 		}
-		g.pts = appendNumber(g.pts, s.attrs, start, end, v, isInt)
+		g.pts = appendNumber(g.pts, attrs, start, end, v, isInt)
 	case clsCumDist:
 		s.h.tot.add(&a.dists[a.ext[iv.x].d], s.flags&sHasTotal == 0)
 		s.flags |= sHasTotal
-		g.pts = appendDist(g.pts, h.kind, s.attrs, s.start, end, &s.h.tot, s.h.bounds)
+		g.pts = appendDist(g.pts, h.kind, attrs, s.start, end, &s.h.tot, s.h.bounds)
 	case clsDeltaDist:
 		var bounds []float64
 		if s.h != nil {
 			bounds = s.h.bounds
 		}
-		g.pts = appendDist(g.pts, h.kind, s.attrs, begin, end, &a.dists[a.ext[iv.x].d], bounds)
+		g.pts = appendDist(g.pts, h.kind, attrs, begin, end, &a.dists[a.ext[iv.x].d], bounds)
 	}
 }
 
@@ -526,7 +540,15 @@ func (a *Aggregator) build() ([]Output, error) {
 			if _, e := o.b.Append(req); e != nil {
 				err = fmt.Errorf("aggregate: building output: %w", e)
 			} else {
-				res = append(res, Output{Tenant: a.tenants[t.tenant], Batch: o.b.Build(), Points: t.points})
+				b := o.b.Build()
+				if a.cfg.BySet {
+					if e := a.bySet(t, b); e != nil {
+						b.Release()
+						err = fmt.Errorf("aggregate: building output: %w", e)
+						continue
+					}
+				}
+				res = append(res, Output{Tenant: a.tenants[t.tenant], Batch: b, Points: t.points})
 			}
 		}
 	}
@@ -538,4 +560,73 @@ func (a *Aggregator) build() ([]Output, error) {
 		return nil, err
 	}
 	return res, nil
+}
+
+// bySet gives b, built from t's points without their attributes, the
+// table of its points' sets (Config.BySet): their series' distinct
+// attributes, in order of first appearance, as WriteBatch numbers them.
+func (a *Aggregator) bySet(t *tenantOut, b *schemas.Batch) error {
+	o := a.out
+	if o.setTables == nil {
+		o.setTables = schemas.NewSetTableBuilder(a.cfg.Allocator)
+	}
+	if n := len(a.series); len(o.stamp) < n {
+		o.stamp = append(o.stamp, make([]uint32, n-len(o.stamp))...)
+		o.local = append(o.local, make([]uint32, n-len(o.local))...)
+	}
+	o.gen++
+	if o.gen == 0 { // wrapped: no stamp may look current
+		clear(o.stamp)
+		o.gen = 1
+	}
+	// The batch's numbers: in the room of the Builder's (of the empty
+	// sets it saw), which the batch owns.
+	ids := b.ItemAttrSets[:0]
+	if cap(ids) < t.points {
+		ids = make([]uint32, 0, t.points)
+	}
+	sets := o.setAttrs[:0]
+	if o.setOf == nil {
+		o.setOf = map[string]uint32{}
+	}
+	clear(o.setOf)
+	for gi := range t.groups {
+		for _, si := range t.groups[gi].series {
+			if o.stamp[si] != o.gen {
+				// The series' first point in the batch: its set is
+				// another's when their attributes are equal (the series
+				// of other metrics, of a resource, of a limit's overflow).
+				attrs := a.series[si].attrs
+				n, ok := o.setOf[attrs]
+				if !ok {
+					n = uint32(len(sets))
+					o.setOf[attrs] = n
+					sets = append(sets, attrs)
+				}
+				o.stamp[si], o.local[si] = o.gen, n
+			}
+			ids = append(ids, o.local[si])
+		}
+	}
+	defer func() {
+		clear(sets) // no strings of series to be forgotten held
+		o.setAttrs = sets[:0]
+		clear(o.setOf)
+	}()
+	if len(ids) != b.Len() {
+		return fmt.Errorf("%d points built but %d numbered", b.Len(), len(ids))
+	}
+	for _, attrs := range sets {
+		if err := o.setTables.Add(attrs); err != nil {
+			o.setTables.Reset()
+			return err
+		}
+	}
+	table, err := o.setTables.Build()
+	if err != nil {
+		return err
+	}
+	b.ItemAttrSetTable, b.ItemAttrSets = table, ids
+	b.ItemSetIDs, b.SetSpace = nil, 0 // the Builder's numbers, of the empty sets it saw
+	return nil
 }

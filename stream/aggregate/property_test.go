@@ -9,6 +9,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"google.golang.org/protobuf/testing/protocmp"
+
+	"github.com/sluice-dev/sluice/internal/arrowpool"
+	"github.com/sluice-dev/sluice/schemas"
 )
 
 // op is one batch of points of one metric kind and spec; flush ends a round.
@@ -168,6 +171,84 @@ func TestBatchSplitAndSnapshotInvariance(t *testing.T) {
 			if diff := cmp.Diff(base, got, protocmp.Transform()); diff != "" {
 				t.Fatalf("seed %d, snapshot before op %d: outputs differ (-never +restored):\n%s", seed, i, diff)
 			}
+		}
+	}
+}
+
+// TestBySetWritesTheSameBytes: with Config.BySet the output batches hold
+// their points' attributes as a table of their distinct sets, and
+// WriteBatch writes them byte for byte as it writes the batches that copy
+// them into each point when it finds their sets itself, flush after flush
+// of the random sequences (every kind, two specs, a limit's overflow
+// series with equal attributes in several metrics, late and out-of-order
+// points). (The builder's own numbers, which WriteBatch would take, tell
+// equal sets apart when their bytes differ: the attributes of a histogram
+// point and of a number point.)
+func TestBySetWritesTheSameBytes(t *testing.T) {
+	seeds := uint64(4)
+	if testing.Short() {
+		seeds = 1
+	}
+	write := func(t *testing.T, outs []Output) [][]byte {
+		t.Helper()
+		var recs [][]byte
+		for _, o := range outs {
+			if o.Batch.ItemAttrSetTable == nil {
+				o.Batch.ItemAttrSets = nil // found by WriteBatch, by content
+			}
+			var w bytes.Buffer
+			if err := schemas.WriteBatch(&w, o.Batch); err != nil {
+				t.Fatal(err)
+			}
+			recs = append(recs, w.Bytes())
+		}
+		return recs
+	}
+	for seed := range seeds {
+		cfg := Config{Stale: 2 * time.Minute, Allocator: arrowpool.NewPoisoned()}
+		plain := New(cfg)
+		cfg.BySet = true
+		bySet := New(cfg)
+		var flushes, bySetBatches int
+		flush := func(wall time.Time, force bool) {
+			t.Helper()
+			want, err := plain.Flush(wall, force)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := bySet.Flush(wall, force)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range got {
+				if o.Batch.ItemAttrSetTable == nil || len(o.Batch.ItemAttrSets) != o.Batch.Len() {
+					t.Fatalf("seed %d flush %d: a batch without its table of sets", seed, flushes)
+				}
+				bySetBatches++
+			}
+			if w, g := write(t, want), write(t, got); !cmp.Equal(w, g) {
+				t.Fatalf("seed %d flush %d: %d records by set differ from the %d copying the attributes", seed, flushes, len(g), len(w))
+			}
+			for _, o := range append(want, got...) {
+				o.Batch.Release()
+			}
+			flushes++
+		}
+		for _, op := range genOps(seed) {
+			b, in, out := batchOf(t, op.m, op.pts)
+			for _, a := range []*Aggregator{plain, bySet} {
+				if err := a.Add("t", b, in, out, op.spec, op.wall); err != nil {
+					t.Fatal(err)
+				}
+			}
+			b.Release()
+			if op.flush {
+				flush(op.wall, false)
+			}
+		}
+		flush(time.Unix(0, 0), true)
+		if bySetBatches < 10 {
+			t.Fatalf("seed %d: only %d batches by set", seed, bySetBatches)
 		}
 	}
 }

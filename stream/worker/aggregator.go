@@ -225,7 +225,8 @@ func (a *Aggregator) partition(ctx context.Context, p int32) (*aggPartition, err
 	if ps := a.parts[p]; ps != nil {
 		return ps, nil
 	}
-	acfg := aggregate.Config{Allocator: a.cfg.Allocator, Stale: a.cfg.Stale, FlushBuffers: &a.flushBufs, Sources: a.sources()}
+	// By set: the output goes to WriteBatch only (records).
+	acfg := aggregate.Config{Allocator: a.cfg.Allocator, Stale: a.cfg.Stale, FlushBuffers: &a.flushBufs, Sources: a.sources(), BySet: true}
 	val, err := a.store.Get(ctx, a.stateKey(p))
 	if err != nil {
 		return nil, fmt.Errorf("aggregator: reading the state of partition %d: %w", p, err)

@@ -35,7 +35,7 @@ func NewInlineAggregator(bus stream.Bus, cfg AggregatorConfig) (*InlineAggregato
 	if a.m, err = newAggMetrics(nil, a); err != nil {
 		return nil, err
 	}
-	acfg := aggregate.Config{Allocator: cfg.Allocator, Stale: cfg.Stale, FlushBuffers: &a.flushBufs,
+	acfg := aggregate.Config{Allocator: cfg.Allocator, Stale: cfg.Stale, FlushBuffers: &a.flushBufs, BySet: true,
 		Sources: int(max(0, bus.Partitions(cfg.Topics.Raw(otlpwire.Metrics))))}
 	return &InlineAggregator{a: a, ps: &aggPartition{agg: aggregate.New(acfg), last: -1}}, nil
 }
