@@ -100,11 +100,15 @@ func FuzzRestore(f *testing.F) {
 	}
 	f.Add(raw)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		// the payload is fuzzed uncompressed (zstd's own checks would hide most mutations)
-		r, err := decodeSnapshot(data, Config{})
-		if err != nil {
-			return
+		// the payload is fuzzed uncompressed (zstd's own checks would hide
+		// most mutations); flushed as the worker does too, by set (a
+		// series' attributes made into a table)
+		for _, cfg := range []Config{{}, {BySet: true}} {
+			r, err := decodeSnapshot(data, cfg)
+			if err != nil {
+				return
+			}
+			exercise(t, r)
 		}
-		exercise(t, r)
 	})
 }
