@@ -31,6 +31,14 @@ type Bus struct {
 
 	calls  sync.Pool // of *produceCall
 	closed atomic.Bool
+
+	// stateCl produces the values of the state stores: without the bus's
+	// compression, as the values come compressed (a checkpoint is an S2
+	// block, which zstd would work over again for a third less). Made at
+	// the first StateStore; nil when the bus does not compress.
+	stateOnce sync.Once
+	stateCl   *kgo.Client
+	stateErr  error
 }
 
 var _ stream.Bus = (*Bus)(nil)
@@ -116,6 +124,10 @@ func (b *Bus) Close() error {
 		errs = append(errs, c.Close())
 	}
 	b.cl.Close()
+	b.stateOnce.Do(func() {}) // waits for a state client being made; none is after
+	if b.stateCl != nil {
+		b.stateCl.Close()
+	}
 	return errors.Join(errs...)
 }
 

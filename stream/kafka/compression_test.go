@@ -215,3 +215,46 @@ func firstLiteralsType(t *testing.T, f []byte) byte {
 	t.Fatal("no compressed block")
 	return 0
 }
+
+// TestStateStoreUncompressed: a state store's values, compressed by their
+// writers already, are stored without the bus's compression (zstd here),
+// chunks and manifest, and read back whole.
+func TestStateStoreUncompressed(t *testing.T) {
+	b := newBus(t, Config{Compression: "zstd"})
+	name := topicName(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := b.StateStore(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := []byte(strings.Repeat("k8s.pod.name=checkout-7d9f ", 30000)) // two chunks, very compressible
+	if err := st.Put(ctx, "p0", value); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Get(ctx, "p0"); err != nil || !bytes.Equal(got, value) {
+		t.Fatalf("read back %d bytes (%v), want %d", len(got), err, len(value))
+	}
+	hook := &fetchCodecs{codecs: map[int64]kgo.CompressionCodecType{}}
+	cl, err := kgo.NewClient(append(b.cfg.clientOpts("codec-reader"),
+		kgo.ConsumeTopics(name), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(hook))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	records := 0
+	for records < 3 && ctx.Err() == nil { // two chunks and the manifest
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(*kgo.Record) { records++ })
+	}
+	hook.mu.Lock()
+	defer hook.mu.Unlock()
+	if records < 3 || len(hook.codecs) == 0 {
+		t.Fatalf("read %d records in %d batches", records, len(hook.codecs))
+	}
+	for k, c := range hook.codecs {
+		if c != kgo.CodecNone {
+			t.Errorf("a batch of the state store (%d records, %d bytes) stored with codec %d, want none", k>>32, k&(1<<32-1), c)
+		}
+	}
+}

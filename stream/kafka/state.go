@@ -32,6 +32,7 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
 type stateStore struct {
 	b     *Bus
+	cl    *kgo.Client // produces (Bus.stateClient)
 	topic string
 
 	mu   sync.Mutex
@@ -46,7 +47,31 @@ func (b *Bus) StateStore(ctx context.Context, name string) (stream.StateStore, e
 	if err := b.EnsureTopics(ctx, stream.TopicSpec{Name: name, Partitions: 1, Compact: true}); err != nil {
 		return nil, err
 	}
-	return &stateStore{b: b, topic: name, last: map[string]manifest{}}, nil
+	cl, err := b.stateClient()
+	if err != nil {
+		return nil, err
+	}
+	return &stateStore{b: b, cl: cl, topic: name, last: map[string]manifest{}}, nil
+}
+
+// stateClient is the client the state stores produce with: the bus's own
+// when it does not compress, else one that does not (Bus.stateCl).
+func (b *Bus) stateClient() (*kgo.Client, error) {
+	b.stateOnce.Do(func() {
+		if c, _ := b.cfg.compressor(); c == nil {
+			return
+		}
+		cfg := b.cfg
+		cfg.Compression = "none"
+		b.stateCl, b.stateErr = kgo.NewClient(append(cfg.clientOpts(cfg.ClientID+"-state-producer"), cfg.producerOpts()...)...)
+		if b.stateErr != nil {
+			b.stateErr = fmt.Errorf("kafka: state client: %w", b.stateErr)
+		}
+	})
+	if b.stateCl == nil {
+		return b.cl, b.stateErr
+	}
+	return b.stateCl, b.stateErr
 }
 
 func chunkKey(key string, gen uint64, i int) []byte {
@@ -103,7 +128,7 @@ func (s *stateStore) Put(ctx context.Context, key string, value []byte) error {
 		}
 	}
 	recs = append(recs, &stream.Record{Topic: s.topic, Partition: 0, Key: []byte(key), Value: m.encode()})
-	if err := s.b.Produce(ctx, recs...); err != nil {
+	if err := s.produce(ctx, recs); err != nil {
 		return fmt.Errorf("kafka: state %s: put %s: %w", s.topic, key, err)
 	}
 	s.mu.Lock()
@@ -116,6 +141,14 @@ func (s *stateStore) Put(ctx context.Context, key string, value []byte) error {
 	return nil
 }
 
+// produce is Bus.Produce with the state's client.
+func (s *stateStore) produce(ctx context.Context, recs []*stream.Record) error {
+	if s.b.closed.Load() {
+		return fmt.Errorf("kafka: produce: %w", stream.ErrClosed)
+	}
+	return s.b.produce(ctx, s.cl, recs)
+}
+
 // drop deletes the chunks of the generation of key that m names. A
 // failure only leaves them until compaction has nothing newer to keep:
 // they cost space, never correctness.
@@ -124,7 +157,7 @@ func (s *stateStore) drop(ctx context.Context, key string, m manifest) {
 	for i := range recs {
 		recs[i] = &stream.Record{Topic: s.topic, Partition: 0, Key: chunkKey(key, m.gen, i)}
 	}
-	if err := s.b.Produce(ctx, recs...); err != nil {
+	if err := s.produce(ctx, recs); err != nil {
 		s.b.log.Debug("kafka: state: deleting a replaced value", "topic", s.topic, "key", key, "err", err)
 	}
 }
