@@ -65,6 +65,27 @@ func (h *fetchCodecs) OnFetchBatchRead(_ kgo.BrokerMetadata, _ string, _ int32, 
 	h.n++
 }
 
+// readCodecs reads the first n records of topic from its start (20 s at
+// most), with the codec of each batch read.
+func readCodecs(t *testing.T, b *Bus, topic string, n int) ([][]byte, *fetchCodecs) {
+	t.Helper()
+	hook := &fetchCodecs{codecs: map[int64]kgo.CompressionCodecType{}}
+	cl, err := kgo.NewClient(append(b.cfg.clientOpts("codec-reader"),
+		kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(hook))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var got [][]byte
+	for len(got) < n && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) { got = append(got, r.Value) })
+	}
+	return got, hook
+}
+
 // TestSmallBatchesOnTheBroker: on the real broker, a small batch written
 // with zstd configured is stored with snappy, a large one with zstd, and
 // both read back as written.
@@ -77,20 +98,7 @@ func TestSmallBatchesOnTheBroker(t *testing.T) {
 	produce(t, b, &stream.Record{Topic: name, Partition: 0, Value: small})
 	produce(t, b, &stream.Record{Topic: name, Partition: 0, Value: large})
 
-	hook := &fetchCodecs{codecs: map[int64]kgo.CompressionCodecType{}}
-	cl, err := kgo.NewClient(append(b.cfg.clientOpts("codec-reader"),
-		kgo.ConsumeTopics(name), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(hook))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var got [][]byte
-	for len(got) < 2 && ctx.Err() == nil {
-		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(r *kgo.Record) { got = append(got, r.Value) })
-	}
+	got, hook := readCodecs(t, b, name, 2)
 	if len(got) != 2 || !bytes.Equal(got[0], small) || !bytes.Equal(got[1], large) {
 		t.Fatalf("read %d records back, want the small and the large one in order", len(got))
 	}
@@ -235,22 +243,11 @@ func TestStateStoreUncompressed(t *testing.T) {
 	if got, err := st.Get(ctx, "p0"); err != nil || !bytes.Equal(got, value) {
 		t.Fatalf("read back %d bytes (%v), want %d", len(got), err, len(value))
 	}
-	hook := &fetchCodecs{codecs: map[int64]kgo.CompressionCodecType{}}
-	cl, err := kgo.NewClient(append(b.cfg.clientOpts("codec-reader"),
-		kgo.ConsumeTopics(name), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.WithHooks(hook))...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	records := 0
-	for records < 3 && ctx.Err() == nil { // two chunks and the manifest
-		fs := cl.PollFetches(ctx)
-		fs.EachRecord(func(*kgo.Record) { records++ })
-	}
+	got, hook := readCodecs(t, b, name, 3) // two chunks and the manifest
 	hook.mu.Lock()
 	defer hook.mu.Unlock()
-	if records < 3 || len(hook.codecs) == 0 {
-		t.Fatalf("read %d records in %d batches", records, len(hook.codecs))
+	if len(got) < 3 || len(hook.codecs) == 0 {
+		t.Fatalf("read %d records in %d batches", len(got), len(hook.codecs))
 	}
 	for k, c := range hook.codecs {
 		if c != kgo.CodecNone {
