@@ -40,10 +40,13 @@ type AggregatorConfig struct {
 	// state checkpointed (then the positions committed). Default 5s.
 	CheckpointInterval time.Duration
 	// CheckpointPoints also checkpoints as soon as this many points came
-	// in since the last checkpoint, so that the intervals closed and not
-	// yet written, and the output batch that writes them, stay bounded
-	// while a backlog is read at full speed. Default 200000; negative: by
-	// time only.
+	// in since the last checkpoint, so that what a crash makes the next
+	// owner read again, and the records held uncommitted, stay bounded
+	// while a backlog is read at full speed (FlushPoints bounds what is
+	// closed and not yet written). A checkpoint stores the whole state of
+	// each changed partition, however few points came since the last one:
+	// fewer checkpoints, less of that work. Default 1000000 (about a
+	// second of a core's work to read again); negative: by time only.
 	CheckpointPoints int
 	// FlushPoints writes the closed intervals, between checkpoints, as
 	// soon as this many points came in since they were last written: the
@@ -172,7 +175,7 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 
 // Defaults of AggregatorConfig.CheckpointPoints and FlushPoints.
 const (
-	defaultCheckpointPoints = 200_000
+	defaultCheckpointPoints = 1_000_000
 	defaultFlushPoints      = 20_000
 )
 
