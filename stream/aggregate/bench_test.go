@@ -309,3 +309,75 @@ func benchK8sBacklog(b *testing.B, bySet bool) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/n, "ns/point")
 	b.ReportMetric(float64(points)/n, "out/point")
 }
+
+// BenchmarkRecordOverhead is what an aggregation record costs whatever its
+// size: AppendRecord (the worker), ReadRecordSets (the aggregator) and the
+// worker's schemas.Select of its rows, for records of 10, 100 and 1,000
+// points of otlptest.K8sLoad (no rules: a debug_id per series). The cost
+// of the smallest is about each record's share of a backlog's: Arrow
+// builds every column of the schema, the empty ones too (a record of
+// make bench-e2e stage 3 holds about 2,000 points).
+func BenchmarkRecordOverhead(b *testing.B) {
+	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 20, PerRequest: 10, Start: time.Unix(1_700_000_000, 0)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mem := arrowpool.New()
+	spec := Spec{Rule: "r", Interval: time.Second, Grace: 5 * time.Second}
+	for _, reqs := range []int{1, 10, 100} {
+		bl := schemas.NewBuilder(otlpwire.Metrics, memory.DefaultAllocator)
+		for j := range reqs {
+			if _, err := bl.Append(l.Request(nil, j)); err != nil {
+				b.Fatal(err)
+			}
+		}
+		batch := bl.Build()
+		bl.Release()
+		n := batch.Len()
+		in := make([]uint64, n)
+		rows := make([]int32, n)
+		for i := range rows {
+			rows[i] = int32(i)
+		}
+		val, err := AppendRecord(nil, batch, in, spec)
+		if err != nil {
+			b.Fatal(err)
+		}
+		perPoint := func(b *testing.B) {
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(n), "ns/point")
+		}
+		b.Run(fmt.Sprintf("write/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			var buf []byte
+			for b.Loop() {
+				if buf, err = AppendRecord(buf[:0], batch, in, spec); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perPoint(b)
+		})
+		b.Run(fmt.Sprintf("read/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				rb, _, _, err := ReadRecordSets(val, mem)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rb.Release()
+			}
+			perPoint(b)
+		})
+		b.Run(fmt.Sprintf("select/%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				s, err := schemas.Select(batch, rows, mem)
+				if err != nil {
+					b.Fatal(err)
+				}
+				s.Release()
+			}
+			perPoint(b)
+		})
+		batch.Release()
+	}
+}

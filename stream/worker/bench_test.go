@@ -152,3 +152,62 @@ func BenchmarkProcessK8sLoad(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReadAggRecords is the aggregator's reading of the aggregation
+// records BenchmarkProcessK8sLoad/merged writes (8 raw records of 1,000
+// points, 6 aggregation partitions): ReadRecordSets and the output series
+// hashes, per point. Adding the points to the state is not in it.
+func BenchmarkReadAggRecords(b *testing.B) {
+	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mem := arrowpool.New()
+	g := &group{sig: otlpwire.Metrics, tenant: "t"}
+	for j := range 8 {
+		g.recs = append(g.recs, raw(otlpwire.Metrics, 0, "t", l.Request(nil, j)))
+	}
+	set := ruleFile(b, "../../bench/e2e/rules/e2e.yaml")
+	engine := columnar.New(set, columnar.Options{Allocator: mem, AttrSetTable: true})
+	t := &marking{Engine: engine, spec: &aggregate.Spec{Rule: "r", Interval: time.Second, Grace: 5 * time.Second}}
+	bus := newBus(b)
+	if err := bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: topics.Aggregate(), Partitions: 6}); err != nil {
+		b.Fatal(err)
+	}
+	w, err := New(bus, Config{Topics: topics, Allocator: mem, MaxBatchItems: 16384, Cardinality: cardinality.New(cardinality.Config{})}, t)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, _, err := w.process(g, t)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var vals [][]byte
+	points, size := 0, 0
+	for _, r := range out {
+		if len(r.Value) > 0 {
+			vals = append(vals, r.Value)
+			size += len(r.Value)
+		}
+	}
+	var h aggregate.Hasher
+	var hs []uint64
+	b.ReportAllocs()
+	for b.Loop() {
+		points = 0
+		for _, v := range vals {
+			rb, _, _, err := aggregate.ReadRecordSets(v, mem)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if hs, err = h.OutputHashes(hs[:0], "t", rb); err != nil {
+				b.Fatal(err)
+			}
+			points += rb.Len()
+			rb.Release()
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(points), "ns/point")
+	b.ReportMetric(float64(size)/float64(points), "B/point")
+	b.ReportMetric(float64(len(vals)), "records")
+}
