@@ -215,41 +215,57 @@ func (iv *ival) setDouble(d bool) {
 }
 
 // ext is the part of an interval's state that gauges and histograms need.
-// It is 64 bytes (TestStateSizes): a gauge interval with one input holds
-// its entry inline, and a distribution lives in Aggregator.dists, so the
-// many intervals a backlog holds open stay small and allocate nothing.
+// It is 48 bytes and holds no pointer (TestStateSizes): a gauge interval
+// with one input holds its entry inline, the entries of further inputs
+// and a distribution live in tables of the Aggregator (mores, dists), so
+// the many intervals a backlog holds open stay small, allocate nothing,
+// and are not scanned by the garbage collector.
 type ext struct {
 	g0   gent   // gauges: the first input's entry, when n > 0
-	more []gent // gauges: the other inputs' entries (n-1)
+	more uint32 // gauges: the other inputs' entries (n-1), index in Aggregator.mores; 0 none
 	n    uint32 // gauges: the inputs with an entry; one needs no allocation
 	d    uint32 // distributions: the merged points, index in Aggregator.dists; 0 none
 }
 
-// at is the gauge entry at position p < e.n.
-func (e *ext) at(p int) *gent {
+// gentAt is the gauge entry at position p < e.n.
+func (a *Aggregator) gentAt(e *ext, p int) *gent {
 	if p == 0 {
 		return &e.g0
 	}
-	return &e.more[p-1]
+	return &a.mores[e.more][p-1]
 }
 
-// add appends a gauge entry and returns its position.
-func (e *ext) add(g gent) int {
-	if e.n == 0 {
+// addGent appends a gauge entry to e and returns its position.
+func (a *Aggregator) addGent(e *ext, g gent) int {
+	switch {
+	case e.n == 0:
 		e.g0 = g
-	} else {
-		e.more = append(e.more, g)
+	case e.more == 0:
+		if n := len(a.moreFree); n > 0 {
+			e.more = a.moreFree[n-1]
+			a.moreFree = a.moreFree[:n-1]
+		} else {
+			a.mores = append(a.mores, nil)
+			e.more = uint32(len(a.mores) - 1)
+		}
+		fallthrough
+	default:
+		a.mores[e.more] = append(a.mores[e.more], g)
 	}
 	e.n++
 	return int(e.n - 1)
 }
 
-// gents appends the gauge entries to dst.
-func (e *ext) gents(dst []gent) []gent {
+// appendGents appends e's gauge entries to dst.
+func (a *Aggregator) appendGents(e *ext, dst []gent) []gent {
 	if e.n == 0 {
 		return dst
 	}
-	return append(append(dst, e.g0), e.more...)
+	dst = append(dst, e.g0)
+	if e.more != 0 {
+		dst = append(dst, a.mores[e.more]...)
+	}
+	return dst
 }
 
 // gent is an input's latest gauge value in an interval.
@@ -322,6 +338,10 @@ type Aggregator struct {
 
 	ext     []ext
 	extFree []uint32
+	// mores[i] are the gauge entries of an interval's further inputs
+	// (ext.more); 0 = none.
+	mores    [][]gent
+	moreFree []uint32
 
 	dists    []dist // last points of cumulative distribution inputs, merged points of intervals; 0 = none
 	distFree []uint32
@@ -364,6 +384,7 @@ func New(cfg Config) *Aggregator {
 		inputIdx:  map[inputKey]uint32{},
 		limitIdx:  map[limitKey]uint32{},
 		ext:       make([]ext, 1), // 0 = none
+		mores:     make([][]gent, 1),
 		dists:     make([]dist, 1),
 	}
 	a.out = a.cfg.FlushBuffers
@@ -701,10 +722,10 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 		iv.countPoint()
 		x := &a.ext[iv.x]
 		e := gent{in: ii, isInt: isInt, t: t, v: v, hash: inp.in}
-		if p := int(inp.lastPos); had && floorDiv(prev, se.iv) == k && p >= 0 && p < int(x.n) && x.at(p).in == ii {
-			*x.at(p) = e
+		if p := int(inp.lastPos); had && floorDiv(prev, se.iv) == k && p >= 0 && p < int(x.n) && a.gentAt(x, p).in == ii {
+			*a.gentAt(x, p) = e
 		} else {
-			inp.lastPos = int32(x.add(e))
+			inp.lastPos = int32(a.addGent(x, e))
 		}
 		rc.merged++
 		return
@@ -859,13 +880,17 @@ func (a *Aggregator) newExt() uint32 {
 		a.extFree = a.extFree[:n-1]
 		return x
 	}
-	a.ext = append(a.ext, ext{})
+	a.ext = appendSlot(a.ext)
 	return uint32(len(a.ext) - 1)
 }
 
 func (a *Aggregator) freeExt(x uint32) {
 	e := &a.ext[x]
-	e.n, e.more = 0, e.more[:0]
+	if e.more != 0 {
+		a.mores[e.more] = a.mores[e.more][:0] // its room kept for the next
+		a.moreFree = append(a.moreFree, e.more)
+	}
+	e.n, e.more = 0, 0
 	if e.d != 0 {
 		a.freeDist(e.d)
 		e.d = 0

@@ -316,7 +316,7 @@ func (a *Aggregator) emit(si uint32, s *series, se *specEntry, iv *ival) {
 	case clsDelta:
 		g.pts = appendNumber(g.pts, attrs, begin, end, iv.v, !iv.isDouble())
 	case clsGauge:
-		a.gents = a.ext[iv.x].gents(a.gents[:0])
+		a.gents = a.appendGents(&a.ext[iv.x], a.gents[:0])
 		v, isInt := gaugeValue(se.Gauge, a.gents)
 		var start uint64
 		if h.kind == schemas.MetricSum {

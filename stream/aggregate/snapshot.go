@@ -205,7 +205,7 @@ func (a *Aggregator) Snapshot(out io.Writer) error {
 		e := &a.ext[i]
 		w.u(uint64(e.n))
 		for p := range int(e.n) {
-			g := e.at(p)
+			g := a.gentAt(e, p)
 			w.u(uint64(g.in))
 			w.bool(g.isInt)
 			w.i(g.t)
@@ -565,7 +565,7 @@ func decodeSnapshot(data []byte, cfg Config) (*Aggregator, error) {
 	for i := range a.ext {
 		e := &a.ext[i]
 		for range r.count(19) {
-			e.add(gent{in: r.u32(), isInt: r.boolean(), t: r.varint(), v: r.u64(), hash: r.u64()})
+			a.addGent(e, gent{in: r.u32(), isInt: r.boolean(), t: r.varint(), v: r.u64(), hash: r.u64()})
 		}
 		switch {
 		case r.boolean():

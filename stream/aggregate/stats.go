@@ -28,6 +28,7 @@ const (
 	ivalBytes   = int64(unsafe.Sizeof(ival{}))
 	gentBytes   = int64(unsafe.Sizeof(gent{}))
 	extBytes    = int64(unsafe.Sizeof(ext{}))
+	sliceBytes  = int64(unsafe.Sizeof([]gent{})) // an entry of Aggregator.mores
 )
 
 func (d *dist) bytes() int64 {
@@ -64,7 +65,10 @@ func (a *Aggregator) Stats() map[string]RuleStats {
 		b := seriesBytes + int64(len(s.attrs)) + ivalBytes*int64(cap(s.open))
 		for i := range s.open {
 			if x := s.open[i].x; x != 0 {
-				b += extBytes + gentBytes*int64(cap(a.ext[x].more))
+				b += extBytes
+				if m := a.ext[x].more; m != 0 {
+					b += sliceBytes + gentBytes*int64(cap(a.mores[m]))
+				}
 				if d := a.ext[x].d; d != 0 {
 					b += a.dists[d].bytes()
 				}
