@@ -194,10 +194,6 @@ type zstdCompressor struct {
 func newZstdCompressor(level int, rawLiterals bool, fallback kgo.Compressor) (*zstdCompressor, error) {
 	opts := []zstd.EOption{
 		zstd.WithWindowSize(64 << 10),
-		// Without it an encoder keeps 1 MiB of history for good, not
-		// the window and a block (192 KiB); the pool holds one or more
-		// per producing goroutine.
-		zstd.WithLowerEncoderMem(true),
 		zstd.WithEncoderConcurrency(1),
 		zstd.WithZeroFrames(true),
 		zstd.WithEncoderLevel(zstd.EncoderLevel(level)),
