@@ -234,19 +234,7 @@ func TestBySetWritesTheSameBytes(t *testing.T) {
 			}
 			flushes++
 		}
-		for _, op := range genOps(seed) {
-			b, in, out := batchOf(t, op.m, op.pts)
-			for _, a := range []*Aggregator{plain, bySet} {
-				if err := a.Add("t", b, in, out, op.spec, op.wall); err != nil {
-					t.Fatal(err)
-				}
-			}
-			b.Release()
-			if op.flush {
-				flush(op.wall, false)
-			}
-		}
-		flush(time.Unix(0, 0), true)
+		replay(t, seed, flush, plain, bySet)
 		if bySetBatches < 10 {
 			t.Fatalf("seed %d: only %d batches by set", seed, bySetBatches)
 		}
@@ -285,21 +273,28 @@ func TestInputMemoSameResult(t *testing.T) {
 				t.Fatalf("seed %d: %d records with the memo differ from the %d without", seed, len(recs[0]), len(recs[1]))
 			}
 		}
-		for _, op := range genOps(seed) {
-			b, in, out := batchOf(t, op.m, op.pts)
-			for _, a := range []*Aggregator{memo, lookup} {
-				if err := a.Add("t", b, in, out, op.spec, op.wall); err != nil {
-					t.Fatal(err)
-				}
-			}
-			b.Release()
-			if op.flush {
-				flush(op.wall, false)
-			}
-		}
-		flush(time.Unix(0, 0), true)
+		replay(t, seed, flush, memo, lookup)
 		if !cmp.Equal(memo.Stats(), lookup.Stats()) {
 			t.Fatalf("seed %d: stats with the memo %+v, without %+v", seed, memo.Stats(), lookup.Stats())
 		}
 	}
+}
+
+// replay adds the random sequence of seed to every aggregator, calling
+// flush where the sequence flushes and once more, forced, at the end.
+func replay(t *testing.T, seed uint64, flush func(wall time.Time, force bool), aggs ...*Aggregator) {
+	t.Helper()
+	for _, op := range genOps(seed) {
+		b, in, out := batchOf(t, op.m, op.pts)
+		for _, a := range aggs {
+			if err := a.Add("t", b, in, out, op.spec, op.wall); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.Release()
+		if op.flush {
+			flush(op.wall, false)
+		}
+	}
+	flush(time.Unix(0, 0), true)
 }
