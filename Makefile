@@ -13,7 +13,7 @@ CONFIG  ?= examples/sluice.yaml
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X github.com/sluice-dev/sluice/app.Version=$(VERSION)
 
-.PHONY: build run test test-docs unit bench bench-ingest bench-worker bench-e2e fuzz vet clean
+.PHONY: build run test test-docs unit bench bench-ingest bench-worker bench-e2e bench-e2e-ab fuzz vet clean
 
 build:
 	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/sluice
@@ -55,6 +55,15 @@ bench-worker:
 # bench/e2eload (e.g. E2EFLAGS='-stages 3').
 bench-e2e:
 	bash bench/e2e.sh $(E2EFLAGS)
+
+# bench-e2e-ab compares two builds (binaries or git revisions) on stage 3 of
+# bench-e2e, in PAIRS pairs run back to back, and prints the medians of the
+# pairs' ratios: make bench-e2e-ab OLD=main~3 NEW=HEAD [PAIRS=5]
+# [RULES=bench/e2e/rules-unmerged].
+PAIRS ?= 3
+RULES ?= bench/e2e/rules
+bench-e2e-ab:
+	bash bench/e2e-ab.sh -n $(PAIRS) -rules $(RULES) $(OLD) $(NEW)
 
 # fuzz runs each fuzz target of the decoders for FUZZTIME. Targets with large
 # seeds cap the minimising of a new input at 200 runs, or it takes the whole
