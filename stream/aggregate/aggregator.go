@@ -361,7 +361,7 @@ type Aggregator struct {
 	c       cols
 	memo    *inputMemo // found inputs, valid while their gen is memoGen
 	memoGen uint32
-	noMemo  bool // tests: every point looks its input up in inputIdx
+	noMemo  bool // tests: nothing is memoized, every point looks its input up in inputIdx
 	met     []metInfo
 	scratch []byte
 	gents   []gent // an interval's gauge entries, for emit
@@ -663,7 +663,9 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 			}
 			ii = a.newInput(key, si)
 		}
-		*m = inputMemoEntry{in: inH, out: outH, ii: ii, gen: a.memoGen}
+		if !a.noMemo {
+			*m = inputMemoEntry{in: inH, out: outH, ii: ii, gen: a.memoGen}
+		}
 	}
 	inp := &a.inputs[ii]
 	s := &a.series[inp.series]
@@ -1105,17 +1107,13 @@ func (a *Aggregator) newMemo() {
 	if a.memo == nil {
 		a.memo = new(inputMemo)
 	}
-	if a.memoGen++; a.memoGen == 0 || a.noMemo {
+	if a.memoGen++; a.memoGen == 0 {
 		clear(a.memo[:])
 		a.memoGen = 1
 	}
 }
 
 func (a *Aggregator) memoOf(in, out uint64) *inputMemoEntry {
-	if a.noMemo {
-		a.memo[0].gen = 0
-		return &a.memo[0]
-	}
 	return &a.memo[(in^out>>17)&(inputMemoSize-1)]
 }
 
