@@ -58,6 +58,7 @@ func FuzzReadRecord(f *testing.F) {
 	// Version 2 has its hashes and spec outside the zstd frame, where
 	// mutations reach the parser.
 	f.Add(oldRecord(f, 2, b, in, spec10))
+	f.Add(oldRecord(f, 3, b, in, spec10))
 	b.Release()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		// as the aggregator reads them (by set), and whole

@@ -10,6 +10,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/google/go-cmp/cmp"
+	"github.com/klauspost/compress/s2"
 	"github.com/sluice-dev/sluice/schemas"
 )
 
@@ -53,13 +54,14 @@ func TestRecordRoundTrip(t *testing.T) {
 	if _, err := AppendRecord(nil, b, in[:1], spec); err == nil {
 		t.Error("AppendRecord with too few hashes succeeded")
 	}
-	// Version 2 had the input hashes as they are, then the batch record
-	// in its own frame; version 1 carried the output hashes after the
-	// input hashes. Both are read, and 1's output hashes skipped.
+	// Version 3 had the body of version 4 in a zstd frame; version 2
+	// had the input hashes as they are, then the batch record in its own
+	// frame; version 1 carried the output hashes after the input hashes.
+	// All are read, and 1's output hashes skipped.
 	for _, old := range []struct {
 		v      byte
 		hashes []uint64
-	}{{2, in}, {1, []uint64{in[0], in[1], 70, 70}}} {
+	}{{3, in}, {2, in}, {1, []uint64{in[0], in[1], 70, 70}}} {
 		b3, in3, spec3, err := ReadRecord(oldRecord(t, old.v, b, old.hashes, spec), nil)
 		if err != nil {
 			t.Fatalf("version %d: %v", old.v, err)
@@ -72,10 +74,23 @@ func TestRecordRoundTrip(t *testing.T) {
 	}
 }
 
-// oldRecord is an aggregation record of version 1 or 2: the hashes as they
-// are (version 1: the input then the output hashes), then the batch record
-// in its own frame.
+// oldRecord is an aggregation record of version 1, 2 or 3. 1 and 2: the
+// hashes as they are (version 1: the input then the output hashes), then
+// the batch record in its own frame. 3: the body of version 4 (hashes
+// are the input ones) in a zstd frame.
 func oldRecord(tb testing.TB, v byte, b *schemas.Batch, hashes []uint64, spec Spec) []byte {
+	if v == 3 {
+		rec, err := AppendRecord(nil, b, hashes, spec)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		body, err := s2.Decode(nil, rec[len(recordMagic)+1:])
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rec[len(recordMagic)] = 3
+		return append(rec[:len(recordMagic)+1], zstdSnapshot(tb, body)...)
+	}
 	rec := append([]byte{}, recordMagic...)
 	rec = append(rec, v)
 	rec = appendSpec(rec, spec)

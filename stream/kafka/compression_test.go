@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -115,6 +116,82 @@ func TestSmallBatchesOnTheBroker(t *testing.T) {
 	}
 	if snappy != 1 || zstd != 1 {
 		t.Errorf("batches read: %v (codec by records<<32|bytes); want one snappy and one zstd", hook.codecs)
+	}
+}
+
+// TestCompressedContentOnTheBroker: on the real broker, with zstd (and
+// snappy) configured, a batch of records whose content type says their
+// value is compressed already (aggregation records) is stored without
+// compression, others of the same bytes (OTLP, processed records) with the
+// codec; all read back as written.
+func TestCompressedContentOnTheBroker(t *testing.T) {
+	value := []byte(strings.Repeat("k8s.pod.name=checkout-7d9f ", 2000))
+	for _, codec := range []string{"zstd", "snappy"} {
+		b := newBus(t, Config{Compression: codec})
+		name := topic(t, b, 1)
+		var want [][]byte
+		for i, ct := range []string{stream.ContentTypeAggregate, stream.ContentTypeOTLPProto, stream.ContentTypeArrow} {
+			v := append([]byte{byte(i)}, value...)
+			want = append(want, v)
+			produce(t, b, &stream.Record{Topic: name, Partition: 0, Value: v, Key: []byte("k"), Headers: []stream.Header{
+				{Key: stream.HeaderTenant, Value: []byte("t")}, {Key: stream.HeaderContentType, Value: []byte(ct)}}})
+		}
+		got, hook := readCodecs(t, b, name, len(want))
+		if len(got) != len(want) {
+			t.Fatalf("%s: read %d records back, want %d", codec, len(got), len(want))
+		}
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Fatalf("%s: record %d read back changed", codec, i)
+			}
+		}
+		hook.mu.Lock()
+		counts := map[kgo.CompressionCodecType]int{}
+		for _, c := range hook.codecs {
+			counts[c]++
+		}
+		hook.mu.Unlock()
+		wantCodec := map[string]kgo.CompressionCodecType{"zstd": kgo.CodecZstd, "snappy": kgo.CodecSnappy}[codec]
+		if counts[kgo.CodecNone] != 1 || counts[wantCodec] != 2 {
+			t.Errorf("%s: batches read by codec %v; want 1 uncompressed and 2 %s", codec, counts, codec)
+		}
+	}
+}
+
+// TestFirstCompressed reads the content type of a batch's first record,
+// and says no to whatever it cannot read: a record cut anywhere, no
+// headers, another content type.
+func TestFirstCompressed(t *testing.T) {
+	rec := func(key []byte, hdrs ...kmsg.Header) []byte {
+		r := kmsg.Record{Key: key, Value: []byte("value"), Headers: hdrs, OffsetDelta: 3, TimestampDelta64: 1000}
+		body := r.AppendTo(nil)
+		r.Length = int32(len(body) - 1) // the length's own byte (0 above)
+		return r.AppendTo(nil)
+	}
+	ct := func(v string) kmsg.Header { return kmsg.Header{Key: stream.HeaderContentType, Value: []byte(v)} }
+	agg := rec(nil, kmsg.Header{Key: stream.HeaderTenant, Value: []byte("t")}, ct(stream.ContentTypeAggregate))
+	if !firstCompressed(agg) || !firstCompressed(append(agg, rec(nil)...)) {
+		t.Error("an aggregation record first: not compressed")
+	}
+	if !firstCompressed(rec([]byte("key"), ct(stream.ContentTypeAggregate))) {
+		t.Error("an aggregation record with a key: not compressed")
+	}
+	for name, r := range map[string][]byte{
+		"OTLP":          rec(nil, ct(stream.ContentTypeOTLPProto)),
+		"processed":     rec(nil, ct(stream.ContentTypeArrow)),
+		"no headers":    rec([]byte("k")),
+		"other header":  rec(nil, kmsg.Header{Key: "content-typ", Value: []byte(stream.ContentTypeAggregate)}),
+		"aggregate 2nd": append(rec(nil), agg...),
+		"empty":         nil,
+	} {
+		if firstCompressed(r) {
+			t.Errorf("%s: compressed", name)
+		}
+	}
+	for n := range len(agg) - 1 {
+		if firstCompressed(agg[:n]) {
+			t.Errorf("the aggregation record cut to %d of %d bytes: compressed", n, len(agg))
+		}
 	}
 }
 

@@ -6,6 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/sluice-dev/sluice/internal/arrowpool"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
@@ -158,37 +161,11 @@ func BenchmarkProcessK8sLoad(b *testing.B) {
 // points, 6 aggregation partitions): ReadRecordSets and the output series
 // hashes, per point. Adding the points to the state is not in it.
 func BenchmarkReadAggRecords(b *testing.B) {
-	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: 20})
-	if err != nil {
-		b.Fatal(err)
-	}
+	vals := aggRecords(b, otlptest.K8sLoadConfig{Pods: 20}, 8)
 	mem := arrowpool.New()
-	g := &group{sig: otlpwire.Metrics, tenant: "t"}
-	for j := range 8 {
-		g.recs = append(g.recs, raw(otlpwire.Metrics, 0, "t", l.Request(nil, j)))
-	}
-	set := ruleFile(b, "../../bench/e2e/rules/e2e.yaml")
-	engine := columnar.New(set, columnar.Options{Allocator: mem, AttrSetTable: true})
-	t := &marking{Engine: engine, spec: &aggregate.Spec{Rule: "r", Interval: time.Second, Grace: 5 * time.Second}}
-	bus := newBus(b)
-	if err := bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: topics.Aggregate(), Partitions: 6}); err != nil {
-		b.Fatal(err)
-	}
-	w, err := New(bus, Config{Topics: topics, Allocator: mem, MaxBatchItems: 16384, Cardinality: cardinality.New(cardinality.Config{})}, t)
-	if err != nil {
-		b.Fatal(err)
-	}
-	out, _, err := w.process(g, t)
-	if err != nil {
-		b.Fatal(err)
-	}
-	var vals [][]byte
 	points, size := 0, 0
-	for _, r := range out {
-		if len(r.Value) > 0 {
-			vals = append(vals, r.Value)
-			size += len(r.Value)
-		}
+	for _, v := range vals {
+		size += len(v)
 	}
 	var h aggregate.Hasher
 	var hs []uint64
@@ -210,4 +187,113 @@ func BenchmarkReadAggRecords(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(points), "ns/point")
 	b.ReportMetric(float64(size)/float64(points), "B/point")
 	b.ReportMetric(float64(len(vals)), "records")
+}
+
+// aggRecords are the aggregation records the worker writes of the first
+// requests of a K8sLoad of cfg, as one poll, the rules of bench/e2e/rules
+// merging every kept point, over 6 aggregation partitions.
+func aggRecords(b *testing.B, cfg otlptest.K8sLoadConfig, requests int) [][]byte {
+	b.Helper()
+	l, err := otlptest.NewK8sLoad(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	mem := arrowpool.New()
+	g := &group{sig: otlpwire.Metrics, tenant: "t"}
+	for j := range requests {
+		g.recs = append(g.recs, raw(otlpwire.Metrics, 0, "t", l.Request(nil, j)))
+	}
+	set := ruleFile(b, "../../bench/e2e/rules/e2e.yaml")
+	engine := columnar.New(set, columnar.Options{Allocator: mem, AttrSetTable: true})
+	t := &marking{Engine: engine, spec: &aggregate.Spec{Rule: "r", Interval: time.Second, Grace: 5 * time.Second}}
+	bus := newBus(b)
+	if err := bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: topics.Aggregate(), Partitions: 6}); err != nil {
+		b.Fatal(err)
+	}
+	w, err := New(bus, Config{Topics: topics, Allocator: mem, MaxBatchItems: 16384, Cardinality: cardinality.New(cardinality.Config{})}, t)
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, _, err := w.process(g, t)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var vals [][]byte
+	for _, r := range out {
+		if string(r.Header(stream.HeaderContentType)) == stream.ContentTypeAggregate && len(r.Value) > 0 {
+			vals = append(vals, r.Value)
+		}
+	}
+	if len(vals) == 0 {
+		b.Fatal("no aggregation records")
+	}
+	return vals
+}
+
+// BenchmarkAggRecordCodec compares the codecs for the aggregation records'
+// bodies (what AppendRecord compresses) on a backlog's poll of the
+// realistic corpus: 6 pods' 600 series, 16 steps of each, 8,640 points
+// kept. "s2" is the codec of version 4, "zstd" the fastest level of
+// version 3, each writing (enc) and reading (dec) the bodies; "bus-zstd"
+// is the bus's zstd (level 1, 64 KiB window) over each codec's output,
+// what the producer spent on the records before it sent them as they are.
+func BenchmarkAggRecordCodec(b *testing.B) {
+	vals := aggRecords(b, otlptest.K8sLoadConfig{Pods: 6, PerRequest: 600}, 16)
+	var bodies [][]byte
+	points := 0
+	for _, v := range vals {
+		body, err := s2.Decode(nil, v[len("SLAGG")+1:]) // version 4: magic, version, S2 block
+		if err != nil {
+			b.Fatal(err)
+		}
+		bodies = append(bodies, body)
+		rb, _, _, err := aggregate.ReadRecord(v, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		points += rb.Len()
+		rb.Release()
+	}
+	zenc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithLowerEncoderMem(true), zstd.WithWindowSize(1<<20))
+	bus, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(64<<10), zstd.WithEncoderCRC(false))
+	zdec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
+	type codec struct {
+		name string
+		enc  func(dst, src []byte) []byte
+		dec  func(dst, src []byte) ([]byte, error)
+	}
+	for _, c := range []codec{
+		{"s2", func(dst, src []byte) []byte { return s2.Encode(dst[:cap(dst)], src) }, func(dst, src []byte) ([]byte, error) { return s2.Decode(dst[:cap(dst)], src) }},
+		{"zstd", func(dst, src []byte) []byte { return zenc.EncodeAll(src, dst[:0]) }, func(dst, src []byte) ([]byte, error) { return zdec.DecodeAll(src, dst[:0]) }},
+	} {
+		var comp [][]byte
+		size := 0
+		for _, body := range bodies {
+			comp = append(comp, c.enc(nil, body))
+			size += len(comp[len(comp)-1])
+		}
+		var buf []byte
+		for _, op := range []string{"enc", "dec", "bus-zstd"} {
+			b.Run(c.name+"/"+op, func(b *testing.B) {
+				for b.Loop() {
+					for i, body := range bodies {
+						var err error
+						switch op {
+						case "enc":
+							buf = c.enc(buf, body)
+						case "dec":
+							buf, err = c.dec(buf, comp[i])
+						default:
+							buf = bus.EncodeAll(comp[i], buf[:0])
+						}
+						if err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(points), "ns/point")
+				b.ReportMetric(float64(size)/float64(points), "B/point")
+			})
+		}
+	}
 }
