@@ -113,6 +113,11 @@ type Builder struct {
 	// attrTable), set while a request that failed the batched check is decoded
 	// again for its error.
 	strict bool
+
+	// numbers are the points AppendNumbers gives the metrics of its
+	// request, the next metric's at numbers[numberAt].
+	numbers  [][]NumberPoint
+	numberAt int
 }
 
 // NewBuilder returns a Builder of sig that allocates from mem (nil means
@@ -154,6 +159,35 @@ func (b *Builder) Signal() otlpwire.Signal { return b.sig }
 // Len is the number of items appended since the last Build.
 func (b *Builder) Len() int { return b.items }
 
+// NumberPoint is a data point of a gauge or a sum without attributes,
+// exemplars or flags, as AppendNumbers takes it: times in Unix
+// nanoseconds, Value an int64 (IsInt) or the bits of a float64.
+type NumberPoint struct {
+	Start, Time, Value uint64
+	IsInt              bool
+}
+
+// AppendNumbers is Append of a metrics request whose metrics take their
+// points, after those of their own data message, from pts: the k-th
+// metric of req (in the order of the request) gets pts[k], which must be
+// empty unless that metric is a gauge or a sum. It is the batch Append
+// gives the request with those points in it, for a fraction of the cost:
+// nothing encodes them, nothing parses them (an aggregator's output).
+// len(pts) must be the number of metrics in req (nil: Append).
+func (b *Builder) AppendNumbers(req []byte, pts [][]NumberPoint) (int, error) {
+	if b.sig != otlpwire.Metrics {
+		return 0, fmt.Errorf("AppendNumbers on a builder of %s", b.sig)
+	}
+	b.numbers, b.numberAt = pts, 0
+	defer func() { b.numbers, b.numberAt = nil, 0 }()
+	n, err := b.Append(req)
+	if err == nil && b.numberAt != len(pts) {
+		b.reset()
+		return 0, fmt.Errorf("AppendNumbers: points for %d metrics, but the request holds %d", len(pts), b.numberAt)
+	}
+	return n, err
+}
+
 // Append decodes one Export{Metrics,Logs,Trace}ServiceRequest (protobuf
 // encoding) and appends its items; it returns how many. body is not retained.
 //
@@ -167,6 +201,7 @@ func (b *Builder) Len() int { return b.items }
 func (b *Builder) Append(body []byte) (int, error) {
 	before := b.items
 	b.concat = b.concat[:0]
+	b.numberAt = 0 // AppendNumbers: from the first metric (again when strict)
 	for i := 0; i < len(body); {
 		f, code := otlpwire.ReadField(body, i)
 		if code != otlpwire.ReadOK {

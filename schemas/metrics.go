@@ -2,6 +2,8 @@ package schemas
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"math"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -218,6 +220,19 @@ func (b *Builder) metric(p []byte, rid, sid uint32) error {
 			b.sxExtraMetric = append(b.sxExtraMetric, p[i:f.End]...)
 		}
 		i = f.End
+	}
+	if b.numbers != nil {
+		if b.numberAt >= len(b.numbers) {
+			return errors.New("AppendNumbers: more metrics in the request than lists of points")
+		}
+		pts := b.numbers[b.numberAt]
+		b.numberAt++
+		if len(pts) > 0 && kind != MetricGauge && kind != MetricSum {
+			return fmt.Errorf("AppendNumbers: %d number points for a metric of kind %d", len(pts), kind)
+		}
+		for i := range pts {
+			b.numberPoint(&pts[i], rid, sid, mid)
+		}
 	}
 	if err := validString(name, "Metric", otlpwire.MetricName); err != nil {
 		return err
@@ -472,6 +487,30 @@ func appendOptFloat(b *array.Float64Builder, v float64, ok bool) {
 	} else {
 		b.AppendNull()
 	}
+}
+
+// numberPoint appends a point AppendNumbers gives: the row point writes
+// for such a point's encoding.
+func (b *Builder) numberPoint(v *NumberPoint, rid, sid, mid uint32) {
+	t := b.pts
+	t.attrs.row(true)
+	t.noAttrs()
+	t.resourceID.add(rid)
+	t.scopeID.add(sid)
+	t.metricID.add(mid)
+	t.start.add(v.Start)
+	t.time.add(v.Time)
+	t.flags.add(0)
+	if v.IsInt {
+		t.intValue.add(int64(v.Value), true)
+		t.doubleValue.add(0, false)
+	} else {
+		t.intValue.add(0, false)
+		t.doubleValue.add(v.Value, true)
+	}
+	t.extra.add(nil)
+	t.n++
+	b.items++
 }
 
 // numberField decodes the value oneof of a NumberDataPoint; the last member

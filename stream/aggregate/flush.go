@@ -31,7 +31,8 @@ type FlushBuffers struct {
 	byID    map[uint32]int
 	b       *schemas.Builder
 	req     []byte
-	points  int // in tenants
+	nums    [][]schemas.NumberPoint // the groups' number points, for the builder
+	points  int                     // in tenants
 	// last is the group the previous point went to (consecutive series
 	// mostly share their header), valid while lastOK.
 	lastTenant, lastHdr uint32
@@ -55,8 +56,11 @@ type tenantOut struct {
 }
 
 type group struct {
-	hdr    uint32
-	pts    []byte   // data point fields (field 1 of the data message)
+	hdr uint32
+	pts []byte // data point fields (field 1 of the data message)
+	// nums are the number points by set, which the builder takes as they
+	// are (schemas.Builder.AppendNumbers), after those of pts.
+	nums   []schemas.NumberPoint
 	series []uint32 // by set: the series of each point, whose attributes pts leaves out
 }
 
@@ -94,7 +98,8 @@ func (o *FlushBuffers) group(tenant, hdr uint32) *group {
 		t.byHdr[hdr] = gi
 		if gi < cap(t.groups) {
 			t.groups = t.groups[:gi+1]
-			t.groups[gi].hdr, t.groups[gi].pts, t.groups[gi].series = hdr, t.groups[gi].pts[:0], t.groups[gi].series[:0]
+			g := &t.groups[gi]
+			g.hdr, g.pts, g.nums, g.series = hdr, g.pts[:0], g.nums[:0], g.series[:0]
 		} else {
 			t.groups = append(t.groups, group{hdr: hdr})
 		}
@@ -312,9 +317,9 @@ func (a *Aggregator) emit(si uint32, s *series, se *specEntry, iv *ival) {
 			s.tot = math.Float64bits(asFloat(s.tot, s.flags&sDouble == 0) + asFloat(iv.v, !iv.isDouble()))
 			s.flags |= sDouble
 		}
-		g.pts = appendNumber(g.pts, attrs, s.start, end, s.tot, s.flags&sDouble == 0)
+		a.number(g, attrs, s.start, end, s.tot, s.flags&sDouble == 0)
 	case clsDelta:
-		g.pts = appendNumber(g.pts, attrs, begin, end, iv.v, !iv.isDouble())
+		a.number(g, attrs, begin, end, iv.v, !iv.isDouble())
 	case clsGauge:
 		a.gents = a.appendGents(&a.ext[iv.x], a.gents[:0])
 		v, isInt := gaugeValue(se.Gauge, a.gents)
@@ -325,7 +330,7 @@ func (a *Aggregator) emit(si uint32, s *series, se *specEntry, iv *ival) {
 				start = s.start
 			}
 		}
-		g.pts = appendNumber(g.pts, attrs, start, end, v, isInt)
+		a.number(g, attrs, start, end, v, isInt)
 	case clsCumDist:
 		s.h.tot.add(&a.dists[a.ext[iv.x].d], s.flags&sHasTotal == 0)
 		s.flags |= sHasTotal
@@ -391,6 +396,17 @@ func gaugeValue(f GaugeFunc, g []gent) (uint64, bool) {
 		}
 	}
 	return math.Float64bits(acc), false
+}
+
+// number adds a number point to g: by set as it is, for the builder to
+// take (no attributes: they are in the batch's table of sets), else
+// encoded with its attributes.
+func (a *Aggregator) number(g *group, attrs string, start, end, v uint64, isInt bool) {
+	if a.cfg.BySet {
+		g.nums = append(g.nums, schemas.NumberPoint{Start: start, Time: end, Value: v, IsInt: isInt})
+		return
+	}
+	g.pts = appendNumber(g.pts, attrs, start, end, v, isInt)
 }
 
 func appendNumber(dst []byte, attrs string, start, end, v uint64, isInt bool) []byte {
@@ -511,8 +527,11 @@ func (a *Aggregator) build() ([]Output, error) {
 	for ti := range o.tenants {
 		t := &o.tenants[ti]
 		req := o.req[:0]
+		nums, anyNums := o.nums[:0], false
 		for gi := range t.groups {
 			g := &t.groups[gi]
+			nums = append(nums, g.nums)
+			anyNums = anyNums || len(g.nums) > 0
 			h := &a.hdrs[g.hdr]
 			var rm, sm, m, d int
 			req, rm = openMsg(req, otlpwire.ExportMetricsServiceRequestResourceMetrics)
@@ -535,9 +554,15 @@ func (a *Aggregator) build() ([]Output, error) {
 			req = closeMsg(req, sm)
 			req = closeMsg(req, rm)
 		}
-		o.req = req
+		o.req, o.nums = req, nums
 		if err == nil {
-			if _, e := o.b.Append(req); e != nil {
+			var e error
+			if anyNums {
+				_, e = o.b.AppendNumbers(req, nums)
+			} else {
+				_, e = o.b.Append(req)
+			}
+			if e != nil {
 				err = fmt.Errorf("aggregate: building output: %w", e)
 			} else {
 				b := o.b.Build()
@@ -552,6 +577,8 @@ func (a *Aggregator) build() ([]Output, error) {
 			}
 		}
 	}
+	clear(o.nums) // the groups' own slices
+	o.nums = o.nums[:0]
 	o.reset()
 	if err != nil {
 		for _, r := range res {

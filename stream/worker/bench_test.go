@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/sluice-dev/sluice/stream"
 	"github.com/sluice-dev/sluice/stream/aggregate"
 	"github.com/sluice-dev/sluice/stream/cardinality"
+	smemory "github.com/sluice-dev/sluice/stream/memory"
 )
 
 // marking is the rule engine as a Merger, every marked point merged with
@@ -296,4 +298,98 @@ func BenchmarkAggRecordCodec(b *testing.B) {
 			})
 		}
 	}
+}
+
+// keepAgg is the bus of BenchmarkMergedBacklog: what goes to the
+// processed topics is counted and dropped (a benchmark of many polls
+// would keep it all in memory), the rest kept.
+type keepAgg struct {
+	*smemory.Bus
+	points *int
+}
+
+func (k keepAgg) Produce(ctx context.Context, recs ...*stream.Record) error {
+	keep := recs[:0:0]
+	for _, r := range recs {
+		if r.Topic == topics.Processed(otlpwire.Metrics) {
+			n, _ := strconv.Atoi(string(r.Header(stream.HeaderItems)))
+			*k.points += n
+			continue
+		}
+		keep = append(keep, r)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	return k.Bus.Produce(ctx, keep...)
+}
+
+// BenchmarkMergedBacklog is the merged worker of make bench-e2e stage 3
+// in process, without Kafka: a backlog of metrics-k8s (20 pods' 2,000
+// series over 6 aggregation partitions) read a poll of 8 steps at a time
+// (16,000 points), the rules of bench/e2e/rules applied (drop a route,
+// set env, delete debug_id: every kept point merged), the aggregation
+// records written, then read by the worker's aggregator, which merges
+// them and writes the intervals that close (1 s, grace 5 s) as processed
+// records, dropped. CPU-ns per point in; every iteration is a new poll of
+// the backlog, later in time. Fetching and decompressing the raw records
+// and producing to the bus are not in it.
+func BenchmarkMergedBacklog(b *testing.B) {
+	const pods, steps = 20, 8
+	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: pods, Start: time.Unix(1_700_000_000, 0)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mem := arrowpool.New()
+	set := ruleFile(b, "../../bench/e2e/rules/e2e.yaml")
+	engine := columnar.New(set, columnar.Options{Allocator: mem, AttrSetTable: true})
+	t := &marking{Engine: engine, spec: &aggregate.Spec{Rule: "r", Interval: time.Second, Grace: 5 * time.Second}}
+	out := 0
+	bus := keepAgg{Bus: smemory.New(), points: &out}
+	ctx := context.Background()
+	// One raw partition: the aggregator's watermark waits for every
+	// source (raw partition) to move.
+	if err := bus.EnsureTopics(ctx, stream.TopicSpec{Name: topics.Raw(otlpwire.Metrics), Partitions: 1},
+		stream.TopicSpec{Name: topics.Processed(otlpwire.Metrics), Partitions: 1}, stream.TopicSpec{Name: topics.DLQ(), Partitions: 1},
+		stream.TopicSpec{Name: topics.Aggregate(), Partitions: 6}); err != nil {
+		b.Fatal(err)
+	}
+	w, err := New(bus, Config{Topics: topics, Allocator: mem, MaxBatchItems: 16384, Cardinality: cardinality.New(cardinality.Config{})}, t)
+	if err != nil {
+		b.Fatal(err)
+	}
+	a, err := NewAggregator(ctx, bus, AggregatorConfig{Topics: topics, Allocator: mem, CheckpointInterval: time.Hour, CheckpointPoints: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	perPoll := steps * l.RequestsPerStep()
+	reqs := make([][]byte, perPoll)
+	g := &group{sig: otlpwire.Metrics, tenant: "t"}
+	in := 0
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		g.recs = g.recs[:0]
+		for j := range perPoll {
+			reqs[j] = l.Request(reqs[j], i*perPoll+j)
+			g.recs = append(g.recs, raw(otlpwire.Metrics, 0, "t", reqs[j]))
+		}
+		b.StartTimer()
+		recs, dead, err := w.process(g, t)
+		if err != nil || len(dead) > 0 {
+			b.Fatalf("%d dead: %v", len(dead), err)
+		}
+		for _, r := range recs {
+			r.Offset = int64(i)
+		}
+		if err := a.handle(ctx, recs); err != nil {
+			b.Fatal(err)
+		}
+		in += perPoll * l.PerRequest()
+	}
+	if out == 0 {
+		b.Fatal("no merged points written")
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(in), "ns/point")
+	b.ReportMetric(float64(out)/float64(in), "out/point")
 }
