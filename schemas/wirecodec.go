@@ -1157,7 +1157,10 @@ func (d *decoder) col(dt arrow.DataType, n int) arrow.ArrayData {
 		d.fail("validity mode")
 		return nil
 	}
-	bufs := []*memory.Buffer{valid}
+	// Room for the most buffers a type has (validity, offsets, data), and
+	// for a struct's children: the Data keeps both slices.
+	bufs := make([]*memory.Buffer, 1, 3)
+	bufs[0] = valid
 	var children []arrow.ArrayData
 	done := func() arrow.ArrayData {
 		if d.err != nil {
@@ -1195,8 +1198,10 @@ func (d *decoder) col(dt arrow.DataType, n int) arrow.ArrayData {
 			d.checkUTF8(ob, db, n)
 		}
 	case arrow.STRUCT:
-		for _, f := range dt.(*arrow.StructType).Fields() {
-			children = append(children, d.col(f.Type, n))
+		st := dt.(*arrow.StructType)
+		children = make([]arrow.ArrayData, 0, st.NumFields())
+		for i := range st.NumFields() {
+			children = append(children, d.col(st.Field(i).Type, n))
 		}
 	case arrow.LIST:
 		ob, total := d.lengths(n)
