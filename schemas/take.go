@@ -190,8 +190,7 @@ func takeZeros(mem memory.Allocator, d arrow.ArrayData, n int, z *Zeros) arrow.A
 				return nil
 			}
 		}
-		bufs = make([]*memory.Buffer, 2, 3) // the Data keeps it
-		bufs[1] = z.slice(mem, 4*(n+1))
+		bufs = []*memory.Buffer{nil, z.slice(mem, 4*(n+1))}
 		if dt.ID() == arrow.STRING || dt.ID() == arrow.BINARY {
 			bufs = append(bufs, z.slice(mem, 0))
 		} else {
