@@ -245,10 +245,10 @@ func (c Config) compressor() (kgo.Compressor, error) {
 }
 
 // skipCompressed sends as it is a batch whose first record's content type
-// says its value is compressed already (stream.CompressedContent: sluice's
-// processed and aggregation records), rather than have the codec work
-// over it again. A partition of those topics holds nothing else, so the
-// first record speaks for the batch. zstd gave a zstd frame up at once,
+// says its value is compressed already (stream.CompressedContent: the
+// aggregation records), rather than have the codec work over it again. A
+// partition of the aggregation topic holds nothing else, so the first
+// record speaks for the batch. zstd gave a zstd frame up at once,
 // but found a little to take out of an S2 block (an aggregation record)
 // at about 3× the CPU S2 took to write it, for 1% of its bytes.
 type skipCompressed struct{ kgo.Compressor }
