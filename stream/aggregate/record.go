@@ -75,9 +75,9 @@ func appendSpec(dst []byte, s Spec) []byte {
 // (they repeat from one step of a series to the next). S2, not zstd: the
 // column codec leaves little but repeats to find, which S2 finds as well
 // as zstd's fastest level (1% more bytes on the realistic corpus) in a
-// sixth of its time, and reads back in less than half
-// (stream/worker BenchmarkAggRecordCodec). The bus sends the value as it is (its content
-// type says it is compressed: stream.CompressedContent).
+// sixth of its time, and reads back in less than half (stream/worker
+// BenchmarkAggRecordCodec). The bus sends the value as it is (its
+// content type says it is compressed: stream.CompressedContent).
 func AppendRecord(dst []byte, b *schemas.Batch, in []uint64, spec Spec) ([]byte, error) {
 	if n := b.Len(); len(in) != n {
 		return dst, fmt.Errorf("aggregate: %d points but %d input hashes", n, len(in))
