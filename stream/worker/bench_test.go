@@ -387,6 +387,10 @@ func BenchmarkMergedBacklog(b *testing.B) {
 		}
 		in += perPoll * l.PerRequest()
 	}
+	b.StopTimer()
+	if err := a.flush(ctx); err != nil { // what closed since the last flush (one poll: all of it)
+		b.Fatal(err)
+	}
 	if out == 0 {
 		b.Fatal("no merged points written")
 	}
