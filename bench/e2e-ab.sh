@@ -14,6 +14,9 @@
 # OLD and NEW are sluice binaries or git revisions of this repository (built
 # into .cache/bench-e2e/ab). PAIRS defaults to 3, DIR to bench/e2e/rules
 # (every kept point merged; bench/e2e/rules-unmerged for merge: none).
+# A pair with a run that fails (a point missing from Prometheus, a process
+# that did not finish) is left out of the medians, its log kept in
+# .cache/bench-e2e/ab/failed-PAIR-BUILD.log, and the script exits 1.
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -27,7 +30,7 @@ while [[ $# -gt 2 ]]; do
 	*) echo "bench/e2e-ab.sh: unknown flag $1" >&2; exit 2 ;;
 	esac
 done
-[[ $# -eq 2 && $pairs -ge 1 ]] || { sed -n '2,16p' "$0" >&2; exit 2; }
+[[ $# -eq 2 && $pairs -ge 1 ]] || { sed -n '2,19p' "$0" >&2; exit 2; }
 
 dir=$repo/.cache/bench-e2e/ab
 mkdir -p "$dir"
@@ -55,34 +58,56 @@ binary() {
 old=$(binary "$1")
 new=$(binary "$2")
 
-# run prints "worker-cpu worker-rss sink-cpu sink-rss" of one stage 3 run.
+# run prints "worker-cpu worker-rss sink-cpu sink-rss" of one stage 3 run;
+# a run that fails (a point missing from Prometheus, a process that did
+# not finish) keeps its log as $2 and prints its end.
 run() {
 	local log=$dir/run.log
-	bash bench/e2e.sh -stages 3 -rules "$rules" -sluice "$1" >"$log" 2>&1 || { tail -20 "$log" >&2; return 1; }
-	awk -F'|' '
+	if bash bench/e2e.sh -stages 3 -rules "$rules" -sluice "$1" >"$log" 2>&1 && awk -F'|' '
 		$3 ~ /sluice worker/ && w == "" { gsub(/[ MB]/, "", $9); w = $7 + 0; wr = $9 }
 		$3 ~ /sluice sink/ && s == "" { gsub(/[ MB]/, "", $9); s = $7 + 0; sr = $9 }
-		END { if (w == "" || s == "") exit 1; print w, wr, s, sr }' "$log"
+		END { if (w == "" || s == "") exit 1; print w, wr, s, sr }' "$log"; then
+		return 0
+	fi
+	cp "$log" "$2"
+	tail -20 "$log" >&2
+	return 1
 }
 
 printf '%-5s %-4s %12s %10s %12s %10s\n' pair build worker-CPU-s worker-RSS sink-CPU-s sink-RSS
 ratios=$dir/ratios
 : >"$ratios"
+anyfailed=
 for i in $(seq "$pairs"); do
 	order=(old new)
 	((i % 2 == 0)) && order=(new old)
 	declare -A got=()
+	failed=
 	for b in "${order[@]}"; do
 		bin=$old
 		[[ $b == new ]] && bin=$new
-		got[$b]=$(run "$bin")
+		if ! got[$b]=$(run "$bin" "$dir/failed-$i-$b.log"); then
+			echo "pair $i: the $b build's run failed (log: $dir/failed-$i-$b.log); the pair is left out" >&2
+			failed=1
+			anyfailed=1
+			break
+		fi
 		read -r w wr s sr <<<"${got[$b]}"
 		printf '%-5s %-4s %12s %8s MB %12s %8s MB\n' "$i" "$b" "$w" "$wr" "$s" "$sr"
 	done
+	if [[ -n $failed ]]; then
+		unset got
+		continue
+	fi
 	read -r ow _ os _ <<<"${got[old]}"
 	read -r nw _ ns _ <<<"${got[new]}"
 	echo "$nw $ow $ns $os" | awk '{ printf "%.4f %.4f\n", $1 / $2, $3 / $4 }' >>"$ratios"
 	unset got
 done
+if [[ ! -s $ratios ]]; then
+	echo "bench/e2e-ab.sh: no pair completed" >&2
+	exit 1
+fi
 sort -n -k1,1 "$ratios" | awk '{ w[NR] = $1 } END { m = (NR % 2) ? w[(NR + 1) / 2] : (w[NR / 2] + w[NR / 2 + 1]) / 2; printf "worker, new/old: median %.3f of %d pairs (", m, NR; for (i = 1; i <= NR; i++) printf "%s%.2f", (i > 1 ? " " : ""), w[i]; print ")" }'
 sort -n -k2,2 "$ratios" | awk '{ s[NR] = $2 } END { m = (NR % 2) ? s[(NR + 1) / 2] : (s[NR / 2] + s[NR / 2 + 1]) / 2; printf "sink, new/old:   median %.3f of %d pairs (", m, NR; for (i = 1; i <= NR; i++) printf "%s%.2f", (i > 1 ? " " : ""), s[i]; print ")" }'
+[[ -z $anyfailed ]] # a failed run fails the comparison, after the medians of the others
