@@ -651,10 +651,10 @@ func (a *Aggregator) addPoint(tid, sp uint32, rc *ruleCounters, row int, inH, ou
 	// A series is seen at its point's time, or the watermark when that is
 	// later: the watermark lags the sources ahead of the slowest.
 	a.seenAt = max(a.wm, min(t, nowN))
-	key := inputKey{tenant: tid, in: h64(inH), out: h64(outH)}
 	m := a.memoOf(inH, outH)
 	ii, ok := m.ii, m.gen == a.memoGen && m.in == inH && m.out == outH
 	if !ok {
+		key := inputKey{tenant: tid, in: h64(inH), out: h64(outH)}
 		if ii, ok = a.inputIdx[key]; !ok {
 			si := a.seriesFor(tid, outH, row, mid, sp)
 			if !a.sameType(&a.series[si], mi) {
