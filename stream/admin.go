@@ -30,10 +30,16 @@ type Admin interface {
 	// DescribeTopics describes each of names, in order; a topic that does
 	// not exist has Exists false.
 	DescribeTopics(ctx context.Context, names ...string) ([]TopicInfo, error)
+	GroupLagger
+}
+
+// GroupLagger is a Bus that tells the positions of consumer groups (every
+// bus of sluice: the aggregators ask it how far the workers are).
+type GroupLagger interface {
 	// GroupLag is the position and lag of group in each partition of
-	// topics (Kafka), or in each topic as a whole (NATS JetStream, where
-	// Partition is -1). It creates nothing: a group that never consumed a
-	// topic has Committed -1 there.
+	// topics (Kafka, the in-memory bus), or in each topic as a whole (NATS
+	// JetStream, where Partition is -1). It creates nothing: a group that
+	// never consumed a topic has Committed -1 there.
 	GroupLag(ctx context.Context, group string, topics ...string) ([]PartitionLag, error)
 }
 

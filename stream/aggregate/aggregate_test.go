@@ -563,6 +563,88 @@ func TestSourcesWatermark(t *testing.T) {
 	}
 }
 
+// A source behind (its raw partition not yet all read by the workers) holds
+// the watermark however long it is silent, and stops the wall clock from
+// moving an idle one: a worker that stalls past the grace does not make the
+// points it sends next late. The same calls without Behind do.
+func TestBehindHoldsTheWatermark(t *testing.T) {
+	wall := time.Unix(5000, 0)
+	stall := wall.Add(time.Minute)
+	run := func(tell bool) (late uint64, flushed []R) {
+		a := New(Config{Sources: 2})
+		add := func(src int32, at time.Time, pts ...P) {
+			t.Helper()
+			b, in, out := batchOf(t, mGauge, pts)
+			defer b.Release()
+			if err := a.AddFrom(src, "t1", b, in, out, spec10, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		add(0, wall, P{In: 1, T: 1, V: 1}, P{In: 1, T: 100, V: 2})
+		add(1, wall, P{In: 2, T: 2, V: 3}, P{In: 2, T: 12, V: 4})
+		if tell {
+			a.Behind(stall, func(src int32) bool { return src == 1 })
+		}
+		add(0, stall, P{In: 1, T: 110, V: 5})
+		add(1, stall.Add(time.Second), P{In: 2, T: 13, V: 6}, P{In: 2, T: 40, V: 7})
+		outs, err := a.Flush(stall.Add(time.Second), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Stats()["r"].PointsLate, decode(t, outs)
+	}
+	if late, got := run(true); late != 0 || len(got) != 2 || got[1].V != 6 {
+		t.Fatalf("source 1 behind through the stall: %d late, flushed %v; want none late and [10 s, 20 s) closed with 6", late, got)
+	}
+	if late, _ := run(false); late != 2 {
+		t.Fatalf("without Behind: %d late, want both of source 1's points after the stall", late)
+	}
+	// An idle watermark stays while a source is behind, and follows the
+	// wall clock again a grace after it is not.
+	e := New(Config{Sources: 1})
+	b, in, out := batchOf(t, mGauge, []P{{In: 1, T: 1, V: 1}})
+	defer b.Release()
+	if err := e.AddFrom(0, "t1", b, in, out, spec10, wall); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		after  time.Duration
+		behind bool
+		n      int
+	}{{30 * time.Second, true, 0}, {40 * time.Second, true, 0}, {58 * time.Second, false, 0}, {59 * time.Second, false, 1}} {
+		at := wall.Add(c.after)
+		e.Behind(at, func(int32) bool { return c.behind })
+		outs, err := e.Flush(at, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(decode(t, outs)); got != c.n {
+			t.Errorf("%v after the point, behind %v: %d points, want %d", c.after, c.behind, got, c.n)
+		}
+	}
+
+	// Behind without end: a source that sends nothing is held for MaxHold,
+	// then falls silent.
+	h := New(Config{Sources: 1})
+	if err := h.AddFrom(0, "t1", b, in, out, spec10, wall); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		after time.Duration
+		n     int
+	}{{MaxHold, 0}, {MaxHold + 20*time.Second, 1}} {
+		at := wall.Add(c.after)
+		h.Behind(at, func(int32) bool { return true })
+		outs, err := h.Flush(at, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(decode(t, outs)); got != c.n {
+			t.Errorf("behind for %v without a point: %d points flushed, want %d", c.after, got, c.n)
+		}
+	}
+}
+
 // A Flush that closes more than flushChunk points returns them in parts,
 // every point once.
 func TestFlushInParts(t *testing.T) {

@@ -444,6 +444,9 @@ type srcMark struct {
 	id        int32
 	max, wall int64
 	active    bool
+	// heard is the wall clock of its last Add or Progress; Behind moves
+	// wall, not heard.
+	heard int64
 	// toldAt is the wall clock of the source's last Progress (0: never).
 	// Within toldFor of it, its points do not move its progress: they
 	// come in series order, not time order, and a progress record follows
@@ -451,6 +454,9 @@ type srcMark struct {
 	// its partition over) is moved by its points again.
 	toldAt int64
 }
+
+// MaxHold is how long Behind holds a source that sends nothing.
+const MaxHold = 5 * time.Minute
 
 // toldFor: see srcMark.toldAt.
 const toldFor = int64(30 * time.Second)
@@ -515,6 +521,50 @@ func (a *Aggregator) Progress(source int32, t int64, now time.Time) {
 	}
 }
 
+// Behind tells the Aggregator which sources had points it has not been
+// sent yet, as of at (the wall clock when the bus was asked): a raw
+// partition whose records the workers have not all turned into
+// aggregation records. Such a source is not silent, however long since
+// its last points: it is behind (a worker stalled, busy with other
+// partitions, or restarting), and counts as heard from at at, so it keeps
+// holding the watermark where its points left it. While any source is
+// behind, the wall clock does not move an idle watermark either.
+//
+// The wall clock then moves the watermark only where nothing is left to
+// read: a drain whose worker stops for longer than the grace does not make
+// the points it reads next late.
+//
+// A source is held so for at most MaxHold (5 minutes) after its last
+// points or Progress: one that stays behind without sending anything (no
+// worker left to read it, or a raw topic whose transaction markers look
+// like lag) then falls silent, rather than holding the watermark, and the
+// state, without end.
+func (a *Aggregator) Behind(at time.Time, behind func(source int32) bool) {
+	atN := at.UnixNano()
+	a.initSources(atN)
+	held := false
+	for i := range a.srcs {
+		if s := &a.srcs[i]; atN-s.heard <= int64(MaxHold) && behind(s.id) {
+			s.wall = max(s.wall, atN)
+			held = true
+		}
+	}
+	if held && a.wmWall != 0 {
+		a.wmWall = max(a.wmWall, atN)
+	}
+}
+
+// Clock returns the wall clock the watermark last moved at (restored with
+// it by Restore); false before the first point. A restored Aggregator
+// that goes on from it, rather than from the wall after a downtime, does
+// not take the downtime for its sources' silence.
+func (a *Aggregator) Clock() (time.Time, bool) {
+	if a.wmWall == 0 {
+		return time.Time{}, false
+	}
+	return time.Unix(0, a.wmWall), true
+}
+
 // Watermark returns the watermark (intervals that end a grace before it
 // are closed) and the newest point time of any source, in ns since the
 // epoch; 0 before the first point. Their difference is how much point
@@ -528,20 +578,27 @@ func (a *Aggregator) Watermark() (wm, newest int64) {
 
 // source returns the srcs index of source id, heard from at nowN.
 func (a *Aggregator) source(id int32, nowN int64) int {
-	if !a.srcInit {
-		a.srcInit = true
-		for i := range a.cfg.Sources {
-			a.srcs = append(a.srcs, srcMark{id: int32(i), max: -1, wall: nowN})
-		}
-	}
+	a.initSources(nowN)
 	for i := range a.srcs {
 		if a.srcs[i].id == id {
-			a.srcs[i].wall = nowN
+			a.srcs[i].wall, a.srcs[i].heard = nowN, nowN
 			return i
 		}
 	}
-	a.srcs = append(a.srcs, srcMark{id: id, max: -1, wall: nowN})
+	a.srcs = append(a.srcs, srcMark{id: id, max: -1, wall: nowN, heard: nowN})
 	return len(a.srcs) - 1
+}
+
+// initSources adds the expected sources (Config.Sources), first heard
+// from at nowN, once.
+func (a *Aggregator) initSources(nowN int64) {
+	if a.srcInit {
+		return
+	}
+	a.srcInit = true
+	for i := range a.cfg.Sources {
+		a.srcs = append(a.srcs, srcMark{id: int32(i), max: -1, wall: nowN, heard: nowN})
+	}
 }
 
 // refreshSources marks the sources heard from within the longest grace

@@ -197,6 +197,39 @@ func (b *Bus) Records(name string) []*stream.Record {
 	return out
 }
 
+// GroupLag implements stream.GroupLagger: per partition of each topic, the
+// group's committed position, the end, and the records between them (every
+// record when the group has no position in the topic).
+func (b *Bus) GroupLag(_ context.Context, group string, topics ...string) ([]stream.PartitionLag, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, fmt.Errorf("memory: group lag: %w", stream.ErrClosed)
+	}
+	var out []stream.PartitionLag
+	for _, name := range topics {
+		t := b.topics[name]
+		if t == nil {
+			return nil, fmt.Errorf("memory: group lag: topic %s does not exist", name)
+		}
+		var pos *positions
+		if g := b.groups[group]; g != nil {
+			pos = g.positions[name]
+		}
+		for p, recs := range t.parts {
+			l := stream.PartitionLag{Group: group, Topic: name, Partition: int32(p), Committed: -1, End: int64(len(recs)), Lag: int64(len(recs))}
+			if pos != nil && p < len(pos.committed) {
+				l.Committed = pos.committed[p]
+				l.Lag = l.End - l.Committed
+			}
+			out = append(out, l)
+		}
+	}
+	return out, nil
+}
+
+var _ stream.GroupLagger = (*Bus)(nil)
+
 // Ping fails only when Fail is set or the bus is closed.
 func (b *Bus) Ping(context.Context) error {
 	b.mu.Lock()

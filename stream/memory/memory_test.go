@@ -55,3 +55,54 @@ func TestProduceConsumeCommitResume(t *testing.T) {
 		t.Errorf("poll after close: %v", err)
 	}
 }
+
+// GroupLag counts, per partition, the records after the group's committed
+// position; a group that never consumed the topic has every record as lag.
+func TestGroupLag(t *testing.T) {
+	ctx := context.Background()
+	b := New()
+	if err := b.EnsureTopics(ctx, stream.TopicSpec{Name: "t", Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []int32{0, 0, 1} {
+		if err := b.Produce(ctx, &stream.Record{Topic: "t", Partition: p, Value: []byte("v")}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lags := func(group string) []stream.PartitionLag {
+		t.Helper()
+		l, err := b.GroupLag(ctx, group, "t")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	for _, l := range lags("g") {
+		if l.Committed != -1 || l.Lag != l.End || l.End != []int64{2, 1}[l.Partition] {
+			t.Errorf("before the group consumed: %+v", l)
+		}
+	}
+	c, err := b.Consume(stream.ConsumerConfig{Group: "g", Topics: []string{"t"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	recs, err := c.Poll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range recs {
+		if r.Partition == 0 && r.Offset == 0 {
+			if err := c.Commit(ctx, r); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	want := []stream.PartitionLag{{Group: "g", Topic: "t", Partition: 0, Committed: 1, End: 2, Lag: 1}, {Group: "g", Topic: "t", Partition: 1, Committed: 0, End: 1, Lag: 1}}
+	if got := lags("g"); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+		t.Errorf("after one commit: %+v, want %+v", got, want)
+	}
+	if _, err := b.GroupLag(ctx, "g", "missing"); err == nil {
+		t.Error("the lag in a topic that does not exist: no error")
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -57,6 +58,21 @@ type AggregatorConfig struct {
 	FlushPoints int
 	// Stale: see aggregate.Config.
 	Stale time.Duration
+	// TickInterval is how often the aggregator writes a tick to every
+	// aggregation partition (HeaderTick): the wall clock of the moment,
+	// and which raw partitions the workers are behind on. The owner of a
+	// partition takes its clock from the ticks it reads, so the wall
+	// clock closes intervals (a source silent for the grace no longer
+	// holds the watermark; an idle watermark follows the wall) only where
+	// nothing is left to read: neither its own stall nor a worker's, nor a
+	// backlog the workers are still reading, makes points late. Default
+	// 1s; negative: no ticks, each partition goes by the wall clock as it
+	// reads (a stall longer than the grace then makes points late).
+	TickInterval time.Duration
+	// WorkerGroup is the workers' consumer group, whose lag on the raw
+	// metrics topic tells which sources are behind. Default: Group without
+	// its ".aggregate" suffix, else "sluice-worker".
+	WorkerGroup string
 	// MaxRecordBytes is the largest record the bus takes; 0: no limit.
 	// Output batches are cut to fit.
 	MaxRecordBytes int
@@ -125,6 +141,18 @@ type aggPartition struct {
 	agg   *aggregate.Aggregator
 	last  int64 // the largest offset of a record in agg (for the log); -1: none
 	dirty bool  // changed since the last checkpoint
+	// clock is the time of the newest tick read, or of the restored
+	// state's own clock until a tick is newer; zero: the wall clock (no
+	// ticks, or none read yet by a partition taken up without state).
+	clock time.Time
+}
+
+// now is the clock ps goes by: its ticks', else wall.
+func (ps *aggPartition) now(wall time.Time) time.Time {
+	if ps.clock.IsZero() {
+		return wall
+	}
+	return ps.clock
 }
 
 // NewAggregator joins the aggregator group on bus, which must keep state.
@@ -156,6 +184,15 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 	if cfg.FlushPoints == 0 {
 		cfg.FlushPoints = defaultFlushPoints
 	}
+	if cfg.TickInterval == 0 {
+		cfg.TickInterval = defaultTickInterval
+	}
+	if cfg.WorkerGroup == "" {
+		cfg.WorkerGroup = "sluice-worker"
+		if g, ok := strings.CutSuffix(cfg.Group, ".aggregate"); ok && g != "" {
+			cfg.WorkerGroup = g
+		}
+	}
 	a.cfg = cfg
 	scfg := stage.Config{Name: "aggregator", Handle: a.handle, Checkpoint: a.checkpoint,
 		CheckpointInterval: cfg.CheckpointInterval, CheckpointItems: max(cfg.CheckpointPoints, 0), Logger: cfg.Logger, Metrics: cfg.Metrics}
@@ -173,15 +210,148 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 	return a, nil
 }
 
-// Defaults of AggregatorConfig.CheckpointPoints and FlushPoints.
+// Defaults of AggregatorConfig.CheckpointPoints, FlushPoints and
+// TickInterval.
 const (
 	defaultCheckpointPoints = 1_000_000
 	defaultFlushPoints      = 20_000
+	defaultTickInterval     = time.Second
 )
 
 // Run aggregates until ctx is cancelled, then checkpoints once more and
 // leaves the group.
-func (a *Aggregator) Run(ctx context.Context) error { return a.stage.Run(ctx) }
+func (a *Aggregator) Run(ctx context.Context) error {
+	if a.cfg.TickInterval > 0 {
+		tctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			a.ticks(tctx)
+		}()
+		defer func() {
+			cancel()
+			<-done
+		}()
+	}
+	return a.stage.Run(ctx)
+}
+
+// ticks writes a tick every TickInterval until ctx is done.
+func (a *Aggregator) ticks(ctx context.Context) {
+	t := time.NewTicker(a.cfg.TickInterval)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		err := a.tick(ctx)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return
+		case err != nil && !failing:
+			// Without ticks the partitions' clocks stand still: nothing
+			// is made late, and idle intervals wait.
+			a.log.Warn("aggregator: tick not written or sources' lag not known; idle intervals wait for it", "err", err)
+		case err == nil && failing:
+			a.log.Info("aggregator: ticks written again")
+		}
+		failing = err != nil
+	}
+}
+
+// tickTimeout bounds the writing of one tick.
+const tickTimeout = 10 * time.Second
+
+// tick writes a tick to every aggregation partition. It asks the bus first
+// which sources are behind, then writes: a source that was not behind had
+// all its aggregation records on the bus before the tick. A tick without
+// that answer still moves the clocks.
+func (a *Aggregator) tick(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, tickTimeout)
+	defer cancel()
+	at := time.Now()
+	hdrs := []stream.Header{{Key: HeaderTick, Value: strconv.AppendInt(nil, at.UnixNano(), 10)}}
+	behind, lagErr := a.behind(ctx)
+	if behind != nil {
+		hdrs = append(hdrs, stream.Header{Key: HeaderBehind, Value: behind})
+	}
+	topic := a.cfg.Topics.Aggregate()
+	recs := make([]*stream.Record, max(0, a.bus.Partitions(topic)))
+	for q := range recs {
+		recs[q] = &stream.Record{Topic: topic, Partition: int32(q), Timestamp: at, Headers: hdrs}
+	}
+	if err := a.bus.Produce(ctx, recs...); err != nil {
+		return fmt.Errorf("writing ticks: %w", err)
+	}
+	return lagErr
+}
+
+// behind is HeaderBehind's value: the raw metrics partitions on which the
+// worker group has records not committed (nil when the bus cannot tell:
+// NATS JetStream tells a topic's lag, not its partitions').
+func (a *Aggregator) behind(ctx context.Context) ([]byte, error) {
+	gl, ok := a.bus.(stream.GroupLagger)
+	if !ok {
+		return nil, nil
+	}
+	lags, err := gl.GroupLag(ctx, a.cfg.WorkerGroup, a.cfg.Topics.Raw(otlpwire.Metrics))
+	if err != nil {
+		return nil, fmt.Errorf("the workers' lag: %w", err)
+	}
+	var v []byte
+	for _, l := range lags {
+		if l.Partition < 0 {
+			return nil, nil
+		}
+		if l.Lag > 0 {
+			if v != nil {
+				v = append(v, ',')
+			}
+			v = strconv.AppendInt(v, int64(l.Partition), 10)
+		}
+	}
+	if v == nil {
+		v = []byte("-")
+	}
+	return v, nil
+}
+
+// readTick moves ps's clock to the tick r and tells its aggregate which
+// sources were behind then. Without ticks of its own (TickInterval
+// negative, or the inline aggregator) the aggregator goes by the wall
+// clock and ignores those of others.
+func (a *Aggregator) readTick(ps *aggPartition, r *stream.Record, v []byte) error {
+	if a.cfg.TickInterval <= 0 {
+		return nil
+	}
+	ns, err := strconv.ParseInt(string(v), 10, 64)
+	if err != nil || ns <= 0 {
+		return fmt.Errorf("aggregator: a tick with %s %q", HeaderTick, v)
+	}
+	at := time.Unix(0, ns)
+	if ps.clock.IsZero() || at.After(ps.clock) {
+		ps.clock = at
+	}
+	list := r.Header(HeaderBehind)
+	if list == nil {
+		return nil
+	}
+	var behind []int32
+	if string(list) != "-" {
+		for f := range bytes.SplitSeq(list, []byte(",")) {
+			p, err := strconv.ParseInt(string(f), 10, 32)
+			if err != nil || p < 0 {
+				return fmt.Errorf("aggregator: a tick with %s %q", HeaderBehind, list)
+			}
+			behind = append(behind, int32(p))
+		}
+	}
+	ps.agg.Behind(at, func(src int32) bool { return slices.Contains(behind, src) })
+	return nil
+}
 
 // onRevoked is called by the bus when partitions leave this member.
 func (a *Aggregator) onRevoked(topic string, partitions []int32) {
@@ -251,20 +421,25 @@ func (a *Aggregator) partition(ctx context.Context, p int32) (*aggPartition, err
 		ps.last = last
 		a.log.Info("aggregation state restored", "partition", p, "offset", last, "bytes", len(val))
 	}
+	if c, ok := ps.agg.Clock(); ok && a.cfg.TickInterval > 0 {
+		// Time passes as the ticks read say: a restored state goes on
+		// from its own clock, not from the wall after a downtime.
+		ps.clock = c
+	}
 	a.parts[p] = ps
 	return ps, nil
 }
 
 func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 	a.dropRevoked()
-	now := time.Now()
+	wall := time.Now() // one for the poll: its records came together
 	var dead []*stream.Record
 	for _, r := range recs {
 		ps, err := a.partition(ctx, r.Partition)
 		if err != nil {
 			return err
 		}
-		if err := a.add(ps, r, now); err != nil {
+		if err := a.add(ps, r, ps.now(wall)); err != nil {
 			dead = append(dead, a.deadLetter(r, err))
 		}
 		ps.last, ps.dirty = max(ps.last, r.Offset), true
@@ -296,6 +471,9 @@ func (a *Aggregator) addRecord(ps *aggPartition, r *stream.Record, now time.Time
 	src := int32(-1) // records of workers that did not say
 	if v, err := strconv.ParseInt(string(r.Header(HeaderSource)), 10, 32); err == nil && v >= 0 {
 		src = int32(v)
+	}
+	if v := r.Header(HeaderTick); v != nil {
+		return "", 0, a.readTick(ps, r, v)
 	}
 	if p := r.Header(HeaderProgress); p != nil {
 		t, err := strconv.ParseInt(string(p), 10, 64)
@@ -340,12 +518,12 @@ func (a *Aggregator) flush(ctx context.Context) error {
 		}
 		a.unsent = nil
 	}
-	now := time.Now()
+	wall := time.Now()
 	for _, p := range slices.Sorted(maps.Keys(a.parts)) {
 		ps := a.parts[p]
 		// Each part of the output is encoded and released before the
 		// next is built: a backlog closes many intervals at once.
-		err := ps.agg.FlushTo(now, false, func(o aggregate.Output) error {
+		err := ps.agg.FlushTo(ps.now(wall), false, func(o aggregate.Output) error {
 			recs, err := a.records(p, o)
 			o.Batch.Release()
 			if err != nil {

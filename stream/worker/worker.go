@@ -33,6 +33,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -65,6 +66,18 @@ const (
 	// (ns, decimal), to this aggregation partition or to others
 	// (aggregate.Aggregator.Progress).
 	HeaderProgress = "sluice-progress"
+	// HeaderTick marks a tick: a record without points that an
+	// aggregator writes to every aggregation partition each
+	// AggregatorConfig.TickInterval, at this wall clock time (ns,
+	// decimal). The partition's owner reads the time off it: its clock
+	// moves with what it has read, not with the wall, so that a stall of
+	// its own does not count as its sources' silence.
+	HeaderTick = "sluice-tick"
+	// HeaderBehind, on a tick, lists the raw partitions (decimal, comma
+	// separated; "-": none) whose records the workers had not all
+	// committed at the tick's time: sources that are behind, not silent
+	// (aggregate.Aggregator.Behind). Absent: the bus could not tell.
+	HeaderBehind = "sluice-behind"
 )
 
 // progressStep is how far in point time a raw partition moves before the
@@ -674,12 +687,14 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 	batch.Tenant = g.tenant
 	version := ""
 	w.merges = w.merges[:0]
+	told := int64(-1) // the point time to tell the aggregators (progress); -1: none
 	if t != nil {
 		version = t.Version()
 		w.findInputSets(g, batch)
 		var res *schemas.Batch
 		var err error
 		if m, ok := t.(Merger); ok && g.sig == otlpwire.Metrics {
+			told = newestPoint(batch)
 			res, w.merges, err = m.ApplyMerge(batch, w.merges)
 		} else {
 			res, err = t.Apply(batch)
@@ -713,14 +728,38 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 	}
 	defer batch.Release()
 	if batch.Len() == 0 {
+		if recs := w.progress(nil, g, told, from); len(recs) > 0 {
+			return recs, nil // the caller counts the items in
+		}
 		w.m.itemsIn[g.sig].Add(float64(in)) // all dropped by the rules
 		return nil, nil
 	}
 	if len(w.merges) == 0 {
 		rec, err := w.processed(g, batch, version, from)
-		return []*stream.Record{rec}, err
+		if err != nil {
+			return nil, err
+		}
+		return w.progress([]*stream.Record{rec}, g, told, from), nil
 	}
-	return w.split(g, batch, version, from)
+	recs, err := w.split(g, batch, version, from)
+	if err != nil {
+		return nil, err
+	}
+	return w.progress(recs, g, told, from), nil
+}
+
+// newestPoint is the newest point time of the metrics batch b (ns; 0
+// when none has one).
+func newestPoint(b *schemas.Batch) int64 {
+	times, ok := b.Items.Column(schemas.PtTimeUnixNano).(*array.Uint64)
+	if !ok {
+		return 0
+	}
+	var t uint64
+	for _, v := range times.Uint64Values() {
+		t = max(t, v)
+	}
+	return int64(min(t, math.MaxInt64))
 }
 
 // findInputSets numbers the attribute sets of the decoded input b when
@@ -865,24 +904,22 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 			Headers: append(w.headers(g, stream.ContentTypeAggregate, len(p.rows), version, from),
 				stream.Header{Key: HeaderSource, Value: strconv.AppendInt(nil, int64(g.partition), 10)})})
 	}
-	return w.progress(recs, g, batch, int(np), from), nil
+	return recs, nil
 }
 
-// progress appends, once the merged points of g's raw partition have moved
-// progressStep past what was last told, a record without points for every
-// aggregation partition, after the points: its watermark follows the raw
-// partition, whether its points went there or elsewhere (then instead of
-// waiting for it to fall silent), and the points of a batch, which come
-// one series after another, are all judged against the watermark as it
-// stood before it (aggregate.Aggregator.Progress).
-func (w *Worker) progress(recs []*stream.Record, g *group, batch *schemas.Batch, np int, from []*stream.Record) []*stream.Record {
-	times, ok := batch.Items.Column(schemas.PtTimeUnixNano).(*array.Uint64)
-	if !ok {
+// progress appends, once the raw partition of g has moved progressStep in
+// point time past what was last told (t, the newest point time of the
+// batch just encoded; -1: the rules merge nothing), a record without points
+// for every aggregation partition, after the batch's: its watermark follows
+// the raw partition whether its points went there, elsewhere, or nowhere
+// (the rules merged none of this batch), rather than waiting for it to fall
+// silent; a raw partition the workers are behind on holds it until then
+// (aggregate.Aggregator.Behind). The points of a batch, which come one
+// series after another, are all judged against the watermark as it stood
+// before it (aggregate.Aggregator.Progress).
+func (w *Worker) progress(recs []*stream.Record, g *group, t int64, from []*stream.Record) []*stream.Record {
+	if t <= 0 {
 		return recs
-	}
-	var t int64
-	for _, m := range w.merges {
-		t = max(t, int64(times.Value(int(m.Row))))
 	}
 	if w.told == nil {
 		w.told = map[int32]int64{}
@@ -890,11 +927,15 @@ func (w *Worker) progress(recs []*stream.Record, g *group, batch *schemas.Batch,
 	if t-w.told[g.partition] < progressStep {
 		return recs
 	}
+	np := w.bus.Partitions(w.cfg.Topics.Aggregate())
+	if np <= 0 {
+		return recs
+	}
 	w.told[g.partition] = t
 	src := strconv.AppendInt(nil, int64(g.partition), 10)
 	at := strconv.AppendInt(nil, t, 10)
 	for q := range np {
-		recs = append(recs, &stream.Record{Topic: w.cfg.Topics.Aggregate(), Partition: int32(q), Timestamp: from[0].Timestamp,
+		recs = append(recs, &stream.Record{Topic: w.cfg.Topics.Aggregate(), Partition: q, Timestamp: from[0].Timestamp,
 			Headers: append(w.headers(g, stream.ContentTypeAggregate, 0, "", from),
 				stream.Header{Key: HeaderSource, Value: src}, stream.Header{Key: HeaderProgress, Value: at})})
 	}

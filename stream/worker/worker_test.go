@@ -466,10 +466,12 @@ func ruleFile(t testing.TB, path string) *rules.Set {
 	return set
 }
 
-// Every aggregation partition is told how far a raw partition's merged
-// points have come, after the points: those that got none of them do not
+// Every aggregation partition is told how far a raw partition's points
+// have come, after the merged ones: those that got none of them do not
 // wait for it to fall silent, and the others judge the batch's points
-// against the watermark as it stood before it.
+// against the watermark as it stood before it. A raw partition whose points
+// the rules merge none of tells its progress too (raw partition 1 here):
+// else, behind but silent, it would hold the watermark.
 func TestSplitTellsProgress(t *testing.T) {
 	bus := newBus(t)
 	if err := bus.EnsureTopics(context.Background(), stream.TopicSpec{Name: topics.Aggregate(), Partitions: 5}); err != nil {
@@ -483,31 +485,37 @@ func TestSplitTellsProgress(t *testing.T) {
 			Value: &commonpb.AnyValue{Value: &commonpb.AnyValue_StringValue{StringValue: fmt.Sprintf("/items/%d", i)}}}}})
 	}
 	body := gaugeRequest("hits", pts)
-	bus.Produce(context.Background(), raw(otlpwire.Metrics, 2, "acme", body))
-	run(t, bus, tr, Config{}, func() bool { return len(bus.Records(topics.Aggregate())) > 0 })
+	const unmergedAt = 7_000_000_000
+	unmerged := gaugeRequest("steady", []*metricspb.NumberDataPoint{{TimeUnixNano: unmergedAt - 1}, {TimeUnixNano: unmergedAt}})
+	bus.Produce(context.Background(), raw(otlpwire.Metrics, 2, "acme", body), raw(otlpwire.Metrics, 1, "acme", unmerged))
+	run(t, bus, tr, Config{}, func() bool { return len(bus.Records(topics.Aggregate())) >= 11 })
 
 	var withPoints []int32
-	told := map[int32]int{}
+	told := map[string]int{}
 	for _, r := range bus.Records(topics.Aggregate()) {
+		src := string(r.Header(HeaderSource))
 		if r.Header(HeaderProgress) == nil {
-			if told[r.Partition] > 0 {
+			if told[fmt.Sprint(r.Partition, "/", src)] > 0 {
 				t.Errorf("points in partition %d after its progress record", r.Partition)
 			}
 			withPoints = append(withPoints, r.Partition)
 			continue
 		}
-		if len(r.Value) != 0 || string(r.Header(HeaderSource)) != "2" || string(r.Header(HeaderProgress)) != fmt.Sprint(at) {
-			t.Errorf("progress record in partition %d: %d bytes, source %q, progress %q; want none, 2, %d",
-				r.Partition, len(r.Value), r.Header(HeaderSource), r.Header(HeaderProgress), at)
+		want := map[string]int{"2": at, "1": unmergedAt}
+		if len(r.Value) != 0 || string(r.Header(HeaderProgress)) != fmt.Sprint(want[src]) {
+			t.Errorf("progress record in partition %d: %d bytes, source %q, progress %q; want none, %d",
+				r.Partition, len(r.Value), src, r.Header(HeaderProgress), want[src])
 		}
-		told[r.Partition]++
+		told[fmt.Sprint(r.Partition, "/", src)]++
 	}
 	if len(withPoints) != 1 {
 		t.Fatalf("points in partitions %v, want one", withPoints)
 	}
 	for p := range int32(5) {
-		if told[p] != 1 {
-			t.Errorf("partition %d: %d progress records, want 1", p, told[p])
+		for _, src := range []string{"1", "2"} {
+			if n := told[fmt.Sprint(p, "/", src)]; n != 1 {
+				t.Errorf("partition %d: %d progress records of source %s, want 1", p, n, src)
+			}
 		}
 	}
 }
