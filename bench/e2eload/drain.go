@@ -91,6 +91,7 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 	}
 	var drained time.Duration // until the worker stage took in every point
 	var count, head, lastHead float64
+	stalled := false
 	lastMove := time.Now()
 	lastLog := time.Now()
 	var failure error
@@ -116,6 +117,13 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 			if in >= float64(points) {
 				drained = time.Since(start)
 			}
+		}
+		if o.stall > 0 && !stalled && in >= float64(points)/3 {
+			stalled = true
+			if err := worker.stall(o.stall); err != nil {
+				return nil, nil, err
+			}
+			fmt.Fprintf(os.Stderr, "e2eload: the worker's process stopped for %v at %.0f points in\n", o.stall, in)
 		}
 		head, _, _ = benchutil.MetricSum(promAddr, "prometheus_tsdb_head_samples_appended_total")
 		if head != lastHead {
@@ -177,7 +185,10 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 	notes := []string{fmt.Sprintf("Stage 3: Prometheus holds %s samples of the workload, %s expected (the points the rules keep); the aggregator took in %.0f points, wrote %.0f merged points and counted %.0f late and %.0f out-of-order ones (%.0f still held in open intervals); the sink dead-lettered %.0f records and dropped %.0f points. The worker took in the whole backlog in %.1f s (%s points/s); wall time is from the start of the worker and sink to the last sample in Prometheus (the last merged intervals close after the rules' grace). CPU-seconds and peak RSS (VmHWM) are the processes' whole lives, start-up included, per million input points.",
 		thousands(int(count)), thousands(expected), aggIn, aggOut, late, ooo, aggIn-aggOut-late-ooo, dead, dropped, drained.Seconds(), thousands(int(float64(points)/drained.Seconds())))}
 	if late > 0 {
-		notes = append(notes, "Late points are gauge points whose merge interval had closed when they reached the aggregator (its watermark had passed their interval's end plus the grace of bench/e2e/rules). The watermark follows the slowest raw partition heard from within the grace of wall-clock time; the worker reads a backlog's raw partitions one after another, and when it comes to a partition's points more than a grace after the others' (a slow machine), that partition no longer holds the watermark, its points come late, and a gauge merge drops them. With one partition (-partitions 1) there are none.")
+		notes = append(notes, "Late points are gauge points whose merge interval had closed when they reached the aggregator (its watermark had passed their interval's end plus the grace of bench/e2e/rules), and a gauge merge drops them. The watermark follows the slowest raw partition, and moves by the wall clock only for raw partitions the workers are not behind on (the aggregators' ticks, docs/aggregation.md): a late point here is a defect to report.")
+	}
+	if o.stall > 0 {
+		notes = append(notes, fmt.Sprintf("The worker's process was stopped (SIGSTOP) for %v once it had taken in a third of the backlog.", o.stall))
 	}
 	return rows, notes, failure
 }

@@ -47,7 +47,7 @@ type options struct {
 	kafkaYAML, workerYAML, sinkYAML                         string
 	stages                                                  string
 	timeout, maxWall                                        time.Duration
-	profile                                                 time.Duration
+	profile, stall                                          time.Duration
 	report, steps, target, capacityRules                    string
 	stepTime                                                time.Duration
 	coresPerReplica                                         float64
@@ -80,6 +80,7 @@ func main() {
 	flag.DurationVar(&o.stepTime, "step-time", 20*time.Second, "stage 4: length of each step")
 	flag.StringVar(&o.target, "target", "5M-datapoints/s", "stage 4: the rate the report sizes the deployment for")
 	flag.Float64Var(&o.coresPerReplica, "cores-per-replica", 2, "stage 4: cores of each replica, for -target")
+	flag.DurationVar(&o.stall, "stall", 0, "stage 3: stop the worker's process (SIGSTOP) for this long, once, when it has taken in a third of the backlog (a stall longer than the rules' grace must make no point late)")
 	flag.DurationVar(&o.profile, "profile", 0, "CPU-profile for this long the ingester of stages 1 and 2 from its first measured request (into -work, ingest<stage>-cpu.pb) the worker and the sink of stage 3 from their start (<role>-cpu.pb), and the three processes of stage 4 from their start (capacity-<role>-cpu.pb); each with a heap profile taken at its end (-heap.pb)")
 	flag.Parse()
 

@@ -134,3 +134,15 @@ func waitHTTP(p *proc, url string, timeout time.Duration) error {
 	}
 	return fmt.Errorf("%s: %s did not answer 200 in %v\n%s", p.name, url, timeout, p.tail())
 }
+
+// stall stops the process (SIGSTOP) for d, then lets it go on.
+func (p *proc) stall(d time.Duration) error {
+	if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		return fmt.Errorf("stopping %s: %w", p.name, err)
+	}
+	time.Sleep(d)
+	if err := p.cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		return fmt.Errorf("continuing %s: %w", p.name, err)
+	}
+	return nil
+}

@@ -351,6 +351,7 @@ type Aggregator struct {
 	wm, wmWall int64 // watermark (ns) and the wall clock when it last moved
 	maxGrace   int64
 	lastSweep  int64
+	pending    bool      // the last Flush left intervals open
 	srcs       []srcMark // the sources' progress (see Config.Sources)
 	srcInit    bool      // the expected sources are in srcs
 	srcCur     int       // srcs index of the source of the Add under way

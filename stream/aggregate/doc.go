@@ -80,7 +80,11 @@
 // not close the intervals of other series (other tenants'). When it
 // has not moved for the longest grace of the specs seen (wall clock, the
 // now of Add and Flush), it follows the wall clock from then on, so the
-// last interval of a quiet partition still closes. An interval closes when
+// last interval of a quiet partition still closes. Behind tells which
+// sources still have points on their way (a worker behind on their raw
+// partition): they hold the watermark however long they are silent, and
+// while any does, the wall clock does not move it (for at most MaxHold
+// after a source's last points). An interval closes when
 // its end + grace <= W; Flush emits the closed intervals a round at a
 // time (every series' oldest closed interval, then each one's next), each
 // series' in order. A point whose

@@ -128,6 +128,11 @@ func (a *Aggregator) advanceIdle(nowN int64) {
 	}
 }
 
+// Pending reports whether the last Flush left intervals open (false before
+// the first): an Aggregator without them has nothing for the clock to
+// close.
+func (a *Aggregator) Pending() bool { return a.pending }
+
 // flushChunk is about the most points of one Output: a Flush that closes more
 // (a backlog read at full speed) builds them in parts, so the buffers it
 // builds with stay small.
@@ -175,6 +180,7 @@ func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error)
 	a.advanceIdle(now.UnixNano())
 	freed, freedDists := len(a.extFree), len(a.distFree)
 	closed := a.closed[:0]
+	a.pending = false
 	for si := range a.series {
 		s := &a.series[si]
 		if s.flags&sAlive == 0 || len(s.open) == 0 {
@@ -188,6 +194,7 @@ func (a *Aggregator) FlushTo(now time.Time, force bool, emit func(Output) error)
 		if n > 0 {
 			closed = append(closed, closedRun{series: uint32(si), n: int32(n)})
 		}
+		a.pending = a.pending || n < len(s.open)
 	}
 	// The closed intervals go out a round at a time: every series' oldest,
 	// then every series' next, and so on, as the points came (a backlog's

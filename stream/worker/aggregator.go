@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -130,6 +131,13 @@ type Aggregator struct {
 	// another.
 	flushBufs aggregate.FlushBuffers
 
+	// heardAt is the wall clock (ns) of the last record read that was not
+	// a tick, and pending whether the last flush left intervals open: the
+	// ticks stop when neither says there is anything to close.
+	heardAt  atomic.Int64
+	pending  atomic.Bool
+	tickIdle time.Duration // tickIdle; tests shorten it
+
 	mu      sync.Mutex
 	revoked []int32 // told by the bus during Poll, applied by the stage's goroutine
 	stats   map[string]aggregate.RuleStats
@@ -171,6 +179,8 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	a := &Aggregator{cfg: cfg, bus: bus, log: cfg.Logger, parts: map[int32]*aggPartition{}}
+	a.heardAt.Store(time.Now().UnixNano())
+	a.tickIdle = tickIdle
 	var err error
 	if a.m, err = newAggMetrics(cfg.Registerer, a); err != nil {
 		return nil, err
@@ -247,6 +257,9 @@ func (a *Aggregator) ticks(ctx context.Context) {
 			return
 		case <-t.C:
 		}
+		if !a.pending.Load() && time.Since(time.Unix(0, a.heardAt.Load())) > a.tickIdle {
+			continue // nothing open, nothing heard: an idle pipeline writes nothing
+		}
 		err := a.tick(ctx)
 		switch {
 		case err != nil && ctx.Err() != nil:
@@ -262,8 +275,13 @@ func (a *Aggregator) ticks(ctx context.Context) {
 	}
 }
 
-// tickTimeout bounds the writing of one tick.
-const tickTimeout = 10 * time.Second
+// tickTimeout bounds the writing of one tick; tickIdle is how long after
+// the last record with points (or progress) an aggregator whose partitions
+// hold no open interval goes on ticking.
+const (
+	tickTimeout = 10 * time.Second
+	tickIdle    = time.Minute
+)
 
 // tick writes a tick to every aggregation partition. It asks the bus first
 // which sources are behind, then writes: a source that was not behind had
@@ -439,6 +457,9 @@ func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 		if err != nil {
 			return err
 		}
+		if r.Header(HeaderTick) == nil {
+			a.heardAt.Store(wall.UnixNano())
+		}
 		if err := a.add(ps, r, ps.now(wall)); err != nil {
 			dead = append(dead, a.deadLetter(r, err))
 		}
@@ -512,6 +533,8 @@ func (a *Aggregator) deadLetter(r *stream.Record, err error) *stream.Record {
 // earlier flush could not write).
 func (a *Aggregator) flush(ctx context.Context) error {
 	a.sinceFlush = 0 // a failed write is retried at the checkpoint, not with each record
+	pending := true  // until the partitions say otherwise
+	defer func() { a.pending.Store(pending) }()
 	if len(a.unsent) > 0 {
 		if err := a.bus.Produce(ctx, a.unsent...); err != nil {
 			return fmt.Errorf("aggregator: writing merged points: %w", err)
@@ -519,6 +542,7 @@ func (a *Aggregator) flush(ctx context.Context) error {
 		a.unsent = nil
 	}
 	wall := time.Now()
+	pending = false
 	for _, p := range slices.Sorted(maps.Keys(a.parts)) {
 		ps := a.parts[p]
 		// Each part of the output is encoded and released before the
@@ -535,8 +559,10 @@ func (a *Aggregator) flush(ctx context.Context) error {
 			return nil
 		})
 		if err != nil {
+			pending = true
 			return fmt.Errorf("aggregator: partition %d: %w", p, err)
 		}
+		pending = pending || ps.agg.Pending()
 	}
 	if len(a.unsent) > 0 {
 		if err := a.bus.Produce(ctx, a.unsent...); err != nil {

@@ -235,3 +235,62 @@ func TestAggregatorRestoresItsClock(t *testing.T) {
 		}
 	}
 }
+
+// An aggregator ticks while it hears records or holds open intervals, and
+// stops a while after: an idle pipeline writes nothing to the bus.
+func TestAggregatorTicksOnlyWhileBusy(t *testing.T) {
+	bus := newBus(t)
+	ctx := context.Background()
+	if err := bus.EnsureTopics(ctx, stream.TopicSpec{Name: topics.Aggregate(), Partitions: 2}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAggregator(ctx, bus, AggregatorConfig{Topics: topics, CheckpointInterval: 20 * time.Millisecond, TickInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.tickIdle = 200 * time.Millisecond
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- a.Run(runCtx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	ticks := func() (n int) {
+		for _, r := range bus.Records(topics.Aggregate()) {
+			if r.Header(HeaderTick) != nil {
+				if string(r.Header(HeaderBehind)) != "-" {
+					t.Fatalf("tick with %s %q: the workers have no raw records", HeaderBehind, r.Header(HeaderBehind))
+				}
+				n++
+			}
+		}
+		return n
+	}
+	settled := func() int {
+		t.Helper()
+		last := -1
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(300 * time.Millisecond) {
+			n := ticks()
+			if n == last {
+				return n
+			}
+			last = n
+		}
+		t.Fatalf("still ticking 10 s in: %d ticks", last)
+		return 0
+	}
+	idle := settled()
+	if idle == 0 {
+		t.Fatal("no tick at all after the start")
+	}
+	spec := aggregate.Spec{Rule: "r", Interval: time.Second, Grace: time.Second}
+	if err := bus.Produce(ctx, gaugeRecord(t, "a", 1, 3, 0, spec)); err != nil {
+		t.Fatal(err)
+	}
+	if again := settled(); again <= idle {
+		t.Fatalf("%d ticks before a record, %d after: want more", idle, again)
+	}
+}
