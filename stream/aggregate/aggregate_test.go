@@ -645,6 +645,31 @@ func TestBehindHoldsTheWatermark(t *testing.T) {
 	}
 }
 
+// Progress records that come before any point (a raw partition whose points
+// went to other aggregation partitions) do not make the other sources
+// silent: there is no grace yet to be silent for, and their points, which
+// come next, are not late.
+func TestProgressBeforeAnyPoint(t *testing.T) {
+	wall := time.Unix(5000, 0)
+	a := New(Config{Sources: 2})
+	a.Progress(0, int64(100*time.Second), wall)
+	a.Progress(0, int64(101*time.Second), wall.Add(time.Millisecond))
+	if outs, err := a.Flush(wall.Add(2*time.Millisecond), false); err != nil || len(outs) != 0 {
+		t.Fatalf("flushed %d outputs (%v) before any point", len(outs), err)
+	}
+	b, in, out := batchOf(t, mGauge, []P{{In: 1, T: 10, V: 1}})
+	defer b.Release()
+	if err := a.AddFrom(1, "t1", b, in, out, spec10, wall.Add(3*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if s := a.Stats()["r"]; s.PointsLate != 0 {
+		t.Fatalf("%d points of source 1 late after source 0's progress records", s.PointsLate)
+	}
+	if wm, _ := a.Watermark(); wm != int64(10*time.Second) {
+		t.Fatalf("watermark %v, want source 1's 10s", time.Duration(wm))
+	}
+}
+
 // A Flush that closes more than flushChunk points returns them in parts,
 // every point once.
 func TestFlushInParts(t *testing.T) {

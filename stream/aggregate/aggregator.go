@@ -617,7 +617,11 @@ func (a *Aggregator) refreshSources(nowN int64) {
 		if silent > int64(a.cfg.Stale) {
 			continue
 		}
-		s.active = silent <= a.maxGrace
+		// Before the first spec there is no grace to be silent for:
+		// progress records that come before any point (a raw partition
+		// whose recent points went elsewhere) must not make the other
+		// sources silent, and the points they send next late.
+		s.active = a.maxGrace == 0 || silent <= a.maxGrace
 		a.srcs[k] = s
 		if s.id == cur {
 			a.srcCur = k

@@ -119,8 +119,8 @@ func (o *FlushBuffers) reset() {
 // watermark advances the watermark of an idle partition: once it has not
 // moved for the longest grace of the specs seen, it follows the wall clock.
 func (a *Aggregator) advanceIdle(nowN int64) {
-	if a.wmWall == 0 {
-		return // no point yet
+	if a.wmWall == 0 || a.maxGrace == 0 {
+		return // no point yet, or no spec: nothing to close
 	}
 	if idle := nowN - a.wmWall - a.maxGrace; idle > 0 {
 		a.wm += idle

@@ -149,9 +149,9 @@ type aggPartition struct {
 	agg   *aggregate.Aggregator
 	last  int64 // the largest offset of a record in agg (for the log); -1: none
 	dirty bool  // changed since the last checkpoint
-	// clock is the time of the newest tick read, or of the restored
-	// state's own clock until a tick is newer; zero: the wall clock (no
-	// ticks, or none read yet by a partition taken up without state).
+	// clock is the time of the newest tick read; before one is newer, the
+	// restored state's own clock, or the wall clock when the partition
+	// was taken up without state. Zero: no ticks, the wall clock.
 	clock time.Time
 }
 
@@ -251,11 +251,13 @@ func (a *Aggregator) ticks(ctx context.Context) {
 	t := time.NewTicker(a.cfg.TickInterval)
 	defer t.Stop()
 	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		if !a.pending.Load() && time.Since(time.Unix(0, a.heardAt.Load())) > a.tickIdle {
 			continue // nothing open, nothing heard: an idle pipeline writes nothing
@@ -350,7 +352,7 @@ func (a *Aggregator) readTick(ps *aggPartition, r *stream.Record, v []byte) erro
 		return fmt.Errorf("aggregator: a tick with %s %q", HeaderTick, v)
 	}
 	at := time.Unix(0, ns)
-	if ps.clock.IsZero() || at.After(ps.clock) {
+	if at.After(ps.clock) {
 		ps.clock = at
 	}
 	list := r.Header(HeaderBehind)
@@ -439,10 +441,14 @@ func (a *Aggregator) partition(ctx context.Context, p int32) (*aggPartition, err
 		ps.last = last
 		a.log.Info("aggregation state restored", "partition", p, "offset", last, "bytes", len(val))
 	}
-	if c, ok := ps.agg.Clock(); ok && a.cfg.TickInterval > 0 {
-		// Time passes as the ticks read say: a restored state goes on
-		// from its own clock, not from the wall after a downtime.
-		ps.clock = c
+	if a.cfg.TickInterval > 0 {
+		// Time passes as the ticks read say: from now until one is
+		// newer, and a restored state from its own clock, not from the
+		// wall after a downtime.
+		ps.clock = time.Now()
+		if c, ok := ps.agg.Clock(); ok {
+			ps.clock = c
+		}
 	}
 	a.parts[p] = ps
 	return ps, nil
@@ -518,6 +524,9 @@ func (a *Aggregator) addRecord(ps *aggPartition, r *stream.Record, now time.Time
 	}
 	a.m.pointsIn.Add(float64(b.Len()))
 	a.sinceFlush += b.Len()
+	if src >= 0 && r.Header(HeaderTells) != nil {
+		ps.agg.Progress(src, 0, now) // its progress record moves it, not these points
+	}
 	return spec.Rule, b.Len(), ps.agg.AddFrom(src, tenant, b, in, a.out, spec, now)
 }
 

@@ -189,6 +189,7 @@ func TestAggregatorRestoresItsClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := time.Unix(0, time.Now().Add(-time.Minute).UnixNano()) // the last tick read before the crash
+	ps.clock = before.Add(-time.Second)                             // as if taken up a minute ago
 	tick := &stream.Record{Topic: topics.Aggregate(), Partition: 0, Headers: []stream.Header{
 		{Key: HeaderTick, Value: strconv.AppendInt(nil, before.UnixNano(), 10)}, {Key: HeaderBehind, Value: []byte("-")}}}
 	for _, r := range []*stream.Record{tick, gaugeRecord(t, "a", 1, 10, 0, spec), gaugeRecord(t, "b", 1, 10, 1, spec), progressRecord(2, 100*time.Second)} {
