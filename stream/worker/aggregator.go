@@ -524,9 +524,6 @@ func (a *Aggregator) addRecord(ps *aggPartition, r *stream.Record, now time.Time
 	}
 	a.m.pointsIn.Add(float64(b.Len()))
 	a.sinceFlush += b.Len()
-	if src >= 0 && r.Header(HeaderTells) != nil {
-		ps.agg.Progress(src, 0, now) // its progress record moves it, not these points
-	}
 	return spec.Rule, b.Len(), ps.agg.AddFrom(src, tenant, b, in, a.out, spec, now)
 }
 

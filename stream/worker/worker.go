@@ -66,13 +66,7 @@ const (
 	// (ns, decimal), to this aggregation partition or to others
 	// (aggregate.Aggregator.Progress).
 	HeaderProgress = "sluice-progress"
-	// HeaderTells marks the aggregation records of a worker that tells its
-	// sources' progress after every batch (HeaderProgress): their points
-	// do not move their source, which the progress record after them
-	// does. The points of a batch come one series after another, each
-	// over the batch's span of time, so moving the source with each would
-	// make the next series' older points late.
-	HeaderTells = "sluice-tells-progress"
+
 	// HeaderTick marks a tick: a record without points that an
 	// aggregator writes to every aggregation partition each
 	// AggregatorConfig.TickInterval, at this wall clock time (ns,
@@ -909,7 +903,7 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 		}
 		recs = append(recs, &stream.Record{Topic: topic, Partition: p.partition, Value: val, Timestamp: from[0].Timestamp,
 			Headers: append(w.headers(g, stream.ContentTypeAggregate, len(p.rows), version, from),
-				stream.Header{Key: HeaderSource, Value: strconv.AppendInt(nil, int64(g.partition), 10)}, stream.Header{Key: HeaderTells, Value: []byte("1")})})
+				stream.Header{Key: HeaderSource, Value: strconv.AppendInt(nil, int64(g.partition), 10)})})
 	}
 	return recs, nil
 }
