@@ -84,6 +84,29 @@ func k8sRequest(t testing.TB) (*colmetrics.ExportMetricsServiceRequest, func(bas
 	}
 }
 
+// writeBacklog writes requests copies of req through ing, the k-th with its
+// points at base + k×step, and returns the points, raw records and bytes of
+// OTLP written.
+func writeBacklog(t *testing.T, ing *ingest.Ingester, req *colmetrics.ExportMetricsServiceRequest, setTimes func(time.Time),
+	base time.Time, requests int, step time.Duration) (points, records, rawBytes int) {
+	t.Helper()
+	for k := range requests {
+		setTimes(base.Add(time.Duration(k) * step))
+		body, err := proto.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := ing.Export(context.Background(), otlpwire.Metrics, "", body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		points += res.Items
+		records += res.Records
+		rawBytes += len(body)
+	}
+	return points, records, rawBytes
+}
+
 // outputSeries is how many series the workload rules leave of one request
 // of req: the points not dropped, distinct once debug_id is gone.
 func outputSeries(req *colmetrics.ExportMetricsServiceRequest) int {
@@ -165,21 +188,7 @@ log:
 	const step, interval = time.Second, time.Minute
 	base := time.Now().Add(-15*time.Minute - time.Duration(requests)*step).Truncate(interval)
 	start := time.Now()
-	var points, records, rawBytes int
-	for k := range requests {
-		setTimes(base.Add(time.Duration(k) * step))
-		body, err := proto.Marshal(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := ing.Export(ctx, otlpwire.Metrics, "", body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		points += res.Items
-		records += res.Records
-		rawBytes += len(body)
-	}
+	points, records, rawBytes := writeBacklog(t, ing, req, setTimes, base, requests, step)
 	t.Logf("backlog: %d points in %d raw records (%.0f MB of OTLP), written in %s",
 		points, records, float64(rawBytes)/1e6, time.Since(start).Round(time.Millisecond))
 

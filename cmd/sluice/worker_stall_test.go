@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,11 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
-	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/internal/testproc"
 	"github.com/sluice-dev/sluice/stream"
 )
@@ -64,7 +60,6 @@ log:
 	}
 	conf, bus := openBus(t, cfg)
 	defer bus.Close()
-	ctx := context.Background()
 	ing, err := ingest.New(ingest.Config{Topics: stream.Topics{Prefix: prefix}, MaxRecordBytes: int(conf.Bus.MaxRecordBytes), MaxRequestBytes: 64 << 20,
 		MaxInflightBytes: 1 << 30, ProduceTimeout: time.Minute}, bus)
 	if err != nil {
@@ -74,19 +69,7 @@ log:
 	const requests = 60
 	req, setTimes := k8sRequest(t)
 	base := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
-	points := 0
-	for k := range requests {
-		setTimes(base.Add(time.Duration(k) * time.Second))
-		body, err := proto.Marshal(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res, err := ing.Export(ctx, otlpwire.Metrics, "", body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		points += res.Items
-	}
+	points, _, _ := writeBacklog(t, ing, req, setTimes, base, requests, time.Second)
 	want := float64(requests * outputSeries(req))
 
 	p, logs := sluiceRole(t, "worker -c "+cfg, admin)
