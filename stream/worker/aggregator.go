@@ -137,6 +137,7 @@ type Aggregator struct {
 	heardAt  atomic.Int64
 	pending  atomic.Bool
 	tickIdle time.Duration // tickIdle; tests shorten it
+	lastTick time.Time     // when the last tick was written (the ticks' goroutine's)
 
 	mu      sync.Mutex
 	revoked []int32 // told by the bus during Poll, applied by the stage's goroutine
@@ -288,13 +289,21 @@ const (
 // tick writes a tick to every aggregation partition. It asks the bus first
 // which sources are behind, then writes: a source that was not behind had
 // all its aggregation records on the bus before the tick. A tick without
-// that answer still moves the clocks.
+// that answer still moves the clocks. A tick more than three intervals
+// after the last (the process did not run: stopped, swapped out, starved)
+// says every source is behind: the time nothing ran here is no source's
+// silence, and the workers of this process, if any, did not run either.
 func (a *Aggregator) tick(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, tickTimeout)
 	defer cancel()
 	at := time.Now()
+	gap := !a.lastTick.IsZero() && at.Sub(a.lastTick) > 3*a.cfg.TickInterval
+	a.lastTick = at
 	hdrs := []stream.Header{{Key: HeaderTick, Value: strconv.AppendInt(nil, at.UnixNano(), 10)}}
 	behind, lagErr := a.behind(ctx)
+	if gap {
+		behind = []byte("*")
+	}
 	if behind != nil {
 		hdrs = append(hdrs, stream.Header{Key: HeaderBehind, Value: behind})
 	}
@@ -357,6 +366,10 @@ func (a *Aggregator) readTick(ps *aggPartition, r *stream.Record, v []byte) erro
 	}
 	list := r.Header(HeaderBehind)
 	if list == nil {
+		return nil
+	}
+	if string(list) == "*" {
+		ps.agg.Behind(at, func(int32) bool { return true })
 		return nil
 	}
 	var behind []int32

@@ -262,8 +262,8 @@ func TestAggregatorTicksOnlyWhileBusy(t *testing.T) {
 	ticks := func() (n int) {
 		for _, r := range bus.Records(topics.Aggregate()) {
 			if r.Header(HeaderTick) != nil {
-				if string(r.Header(HeaderBehind)) != "-" {
-					t.Fatalf("tick with %s %q: the workers have no raw records", HeaderBehind, r.Header(HeaderBehind))
+				if b := string(r.Header(HeaderBehind)); b != "-" && b != "*" { // "*": the first after the pause
+					t.Fatalf("tick with %s %q: the workers have no raw records", HeaderBehind, b)
 				}
 				n++
 			}
@@ -293,5 +293,58 @@ func TestAggregatorTicksOnlyWhileBusy(t *testing.T) {
 	}
 	if again := settled(); again <= idle {
 		t.Fatalf("%d ticks before a record, %d after: want more", idle, again)
+	}
+}
+
+// A tick written more than three intervals after the last (the process did
+// not run) says every source is behind: read after a stall of the whole
+// process, it keeps the sources the stall silenced holding the watermark.
+// The same tick saying none (what the workers' lag alone would say once
+// they caught up) lets the stall make the slower source's points late.
+func TestTickAfterAGapHoldsEverySource(t *testing.T) {
+	bus := newBus(t)
+	ctx := context.Background()
+	if err := bus.EnsureTopics(ctx, stream.TopicSpec{Name: topics.Aggregate(), Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	a, err := NewAggregator(ctx, bus, AggregatorConfig{Topics: topics, CheckpointInterval: time.Hour, CheckpointPoints: -1, TickInterval: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	behindOfTick := func() string {
+		t.Helper()
+		if err := a.tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		recs := bus.Records(topics.Aggregate())
+		return string(recs[len(recs)-1].Header(HeaderBehind))
+	}
+	a.lastTick = time.Now().Add(-4 * time.Second)
+	if got := behindOfTick(); got != "*" {
+		t.Fatalf("a tick 4 intervals after the last says %q behind, want *", got)
+	}
+	if got := behindOfTick(); got != "-" {
+		t.Fatalf("the next tick says %q behind, want - (the workers have no raw records)", got)
+	}
+
+	spec := aggregate.Spec{Rule: "r", Interval: time.Second, Grace: time.Second}
+	for _, behind := range []string{"*", "-"} {
+		ps := &aggPartition{agg: aggregate.New(aggregate.Config{Sources: 3, Allocator: memory.DefaultAllocator}), last: -1}
+		ps.clock = time.Unix(5000, 0)
+		tick := &stream.Record{Topic: topics.Aggregate(), Headers: []stream.Header{
+			{Key: HeaderTick, Value: strconv.AppendInt(nil, ps.clock.Add(10*time.Second).UnixNano(), 10)}, {Key: HeaderBehind, Value: []byte(behind)}}}
+		for _, r := range []*stream.Record{progressRecord(2, 100*time.Second), gaugeRecord(t, "a", 1, 10, 0, spec), gaugeRecord(t, "b", 1, 5, 1, spec),
+			tick, gaugeRecord(t, "a", 11, 11, 0, spec), gaugeRecord(t, "b", 6, 6, 1, spec)} {
+			if err := a.add(ps, r, ps.now(time.Now())); err != nil {
+				t.Fatal(err)
+			}
+		}
+		late := ps.agg.Stats()["r"].PointsLate
+		if behind == "*" && late != 0 {
+			t.Errorf("after a * tick: %d points late, want none", late)
+		}
+		if behind == "-" && late == 0 {
+			t.Errorf("after a - tick 10 s later: no point late, want source 1's (the control)")
+		}
 	}
 }

@@ -75,9 +75,10 @@ const (
 	// its own does not count as its sources' silence.
 	HeaderTick = "sluice-tick"
 	// HeaderBehind, on a tick, lists the raw partitions (decimal, comma
-	// separated; "-": none) whose records the workers had not all
-	// committed at the tick's time: sources that are behind, not silent
-	// (aggregate.Aggregator.Behind). Absent: the bus could not tell.
+	// separated; "-": none; "*": all, after a gap in the ticks) whose
+	// records the workers had not all committed at the tick's time:
+	// sources that are behind, not silent (aggregate.Aggregator.Behind).
+	// Absent: the bus could not tell.
 	HeaderBehind = "sluice-behind"
 )
 
