@@ -313,7 +313,21 @@ func (a *Aggregator) tick(ctx context.Context) error {
 		recs[q] = &stream.Record{Topic: topic, Partition: int32(q), Timestamp: at, Headers: hdrs}
 	}
 	if err := a.bus.Produce(ctx, recs...); err != nil {
+		a.m.tickErrors.Inc()
 		return fmt.Errorf("writing ticks: %w", err)
+	}
+	a.m.ticks.Inc()
+	switch {
+	case lagErr != nil:
+		a.m.tickErrors.Inc()
+	case behind == nil:
+		a.m.behind.Set(-1)
+	case string(behind) == "-":
+		a.m.behind.Set(0)
+	case string(behind) == "*":
+		a.m.behind.Set(float64(a.sources()))
+	default:
+		a.m.behind.Set(float64(bytes.Count(behind, []byte(",")) + 1))
 	}
 	return lagErr
 }
@@ -727,6 +741,8 @@ func (a *Aggregator) Stats() map[string]aggregate.RuleStats {
 type aggMetrics struct {
 	pointsIn, pointsOut, deadLetters prometheus.Counter
 	stateBytes                       prometheus.Histogram
+	ticks, tickErrors                prometheus.Counter
+	behind                           prometheus.Gauge
 }
 
 var (
@@ -791,9 +807,15 @@ func newAggMetrics(reg prometheus.Registerer, a *Aggregator) (*aggMetrics, error
 			Help: "Aggregation records that could not be read, sent to the dead-letter topic."}),
 		stateBytes: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "sluice_aggregator_checkpoint_bytes",
 			Help: "Size of a partition's checkpointed state.", Buckets: prometheus.ExponentialBuckets(1024, 4, 10)}),
+		ticks: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_ticks_total",
+			Help: "Ticks written (one record to every aggregation partition each): the partitions' clocks."}),
+		tickErrors: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_aggregator_tick_errors_total",
+			Help: "Ticks not written, or written without the workers' lag: idle intervals wait for the next."}),
+		behind: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_aggregator_sources_behind",
+			Help: "Raw metrics partitions the workers had records of not committed at the last tick (-1: unknown): they hold the watermarks."}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pointsIn, m.pointsOut, m.deadLetters, m.stateBytes, aggCollector{a}} {
+		for _, c := range []prometheus.Collector{m.pointsIn, m.pointsOut, m.deadLetters, m.stateBytes, m.ticks, m.tickErrors, m.behind, aggCollector{a}} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("aggregator metrics: %w", err)
 			}

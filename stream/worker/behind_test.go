@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	metricspb "go.opentelemetry.io/proto/otlp/metrics/v1"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
@@ -325,6 +326,15 @@ func TestTickAfterAGapHoldsEverySource(t *testing.T) {
 	}
 	if got := behindOfTick(); got != "-" {
 		t.Fatalf("the next tick says %q behind, want - (the workers have no raw records)", got)
+	}
+	if n, b := testutil.ToFloat64(a.m.ticks), testutil.ToFloat64(a.m.behind); n != 2 || b != 0 {
+		t.Errorf("sluice_aggregator_ticks_total %v, sluice_aggregator_sources_behind %v; want 2 and 0", n, b)
+	}
+	if err := bus.Produce(ctx, raw(otlpwire.Metrics, 1, "acme", []byte("x")), raw(otlpwire.Metrics, 2, "acme", []byte("x"))); err != nil {
+		t.Fatal(err)
+	}
+	if got := behindOfTick(); got != "1,2" || testutil.ToFloat64(a.m.behind) != 2 {
+		t.Fatalf("with raw records in partitions 1 and 2 not committed: the tick says %q behind, the gauge %v; want 1,2 and 2", got, testutil.ToFloat64(a.m.behind))
 	}
 
 	spec := aggregate.Spec{Rule: "r", Interval: time.Second, Grace: time.Second}
