@@ -84,6 +84,31 @@ func k8sRequest(t testing.TB) (*colmetrics.ExportMetricsServiceRequest, func(bas
 	}
 }
 
+// workerConfig is the config of a `sluice worker` on the real Kafka broker
+// (topics under prefix, 6 partitions, the group <prefix>-worker) with the
+// rules of rulesDir, its admin server at admin, workerKeys (YAML lines of
+// the worker section, indented by two) and the log level.
+func workerConfig(prefix, broker, admin, rulesDir, workerKeys, level string) []byte {
+	return fmt.Appendf(nil, `
+bus:
+  kind: kafka
+  topic_prefix: %s
+  partitions: 6
+  kafka:
+    brokers: [%q]
+admin:
+  listen: %s
+  pprof: true
+worker:
+  group: %s-worker
+%s
+rules:
+  dir: %q
+log:
+  level: %s
+`, prefix, broker, admin, prefix, workerKeys, rulesDir, level)
+}
+
 // writeBacklog writes requests copies of req through ing, the k-th with its
 // points at base + k×step, and returns the points, raw records and bytes of
 // OTLP written.
@@ -152,24 +177,7 @@ func workerBacklogTest(t *testing.T, requests int, maxRSS int64, workerKeys stri
 	os.WriteFile(filepath.Join(rulesDir, "workload.yaml"), []byte(workloadRules), 0o644)
 	cfg := filepath.Join(dir, "sluice.yaml")
 	writeConfig := func(admin string) {
-		os.WriteFile(cfg, fmt.Appendf(nil, `
-bus:
-  kind: kafka
-  topic_prefix: %s
-  partitions: 6
-  kafka:
-    brokers: [%q]
-admin:
-  listen: %s
-  pprof: true
-worker:
-  group: %s-worker
-%s
-rules:
-  dir: %q
-log:
-  level: %s
-`, prefix, brokers[0], admin, prefix, workerKeys, rulesDir, cmp.Or(os.Getenv("SLUICE_MEMTEST_LOG"), "warn")), 0o644)
+		os.WriteFile(cfg, workerConfig(prefix, brokers[0], admin, rulesDir, workerKeys, cmp.Or(os.Getenv("SLUICE_MEMTEST_LOG"), "warn")), 0o644)
 	}
 	writeConfig(testproc.FreeAddr(t))
 	conf, bus := openBus(t, cfg)

@@ -40,22 +40,7 @@ func TestWorkerStallLosesNoMergedPoint(t *testing.T) {
 	}
 	admin := testproc.FreeAddr(t)
 	cfg := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(cfg, fmt.Appendf(nil, `
-bus:
-  kind: kafka
-  topic_prefix: %s
-  partitions: 6
-  kafka:
-    brokers: [%q]
-admin:
-  listen: %s
-worker:
-  group: %s-worker
-rules:
-  dir: %q
-log:
-  level: warn
-`, prefix, brokers[0], admin, prefix, rulesDir), 0o644); err != nil {
+	if err := os.WriteFile(cfg, workerConfig(prefix, brokers[0], admin, rulesDir, "", "warn"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	conf, bus := openBus(t, cfg)

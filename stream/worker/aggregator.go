@@ -362,10 +362,10 @@ func (a *Aggregator) behind(ctx context.Context) ([]byte, error) {
 	return v, nil
 }
 
-// readTick moves ps's clock to the tick r and tells its aggregate which
-// sources were behind then. Without ticks of its own (TickInterval
-// negative, or the inline aggregator) the aggregator goes by the wall
-// clock and ignores those of others.
+// readTick moves ps's clock to the tick r (whose HeaderTick is v) and
+// tells its aggregate which sources were behind then. Without ticks of its
+// own (TickInterval negative) the aggregator goes by the wall clock and
+// ignores those of others.
 func (a *Aggregator) readTick(ps *aggPartition, r *stream.Record, v []byte) error {
 	if a.cfg.TickInterval <= 0 {
 		return nil
@@ -484,19 +484,22 @@ func (a *Aggregator) partition(ctx context.Context, p int32) (*aggPartition, err
 func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 	a.dropRevoked()
 	wall := time.Now() // one for the poll: its records came together
+	heard := false     // a record that is not a tick
 	var dead []*stream.Record
 	for _, r := range recs {
 		ps, err := a.partition(ctx, r.Partition)
 		if err != nil {
 			return err
 		}
-		if r.Header(HeaderTick) == nil {
-			a.heardAt.Store(wall.UnixNano())
-		}
-		if err := a.add(ps, r, ps.now(wall)); err != nil {
+		tick, err := a.read(ps, r, wall)
+		heard = heard || !tick
+		if err != nil {
 			dead = append(dead, a.deadLetter(r, err))
 		}
 		ps.last, ps.dirty = max(ps.last, r.Offset), true
+	}
+	if heard {
+		a.heardAt.Store(wall.UnixNano())
 	}
 	if _, err := stream.ProduceDeadLetters(ctx, a.bus, dead, a.log); err != nil {
 		return err
@@ -514,6 +517,15 @@ func (a *Aggregator) handle(ctx context.Context, recs []*stream.Record) error {
 	return nil
 }
 
+// read takes r into ps: a tick moves its clock, any other record goes to
+// add at that clock (wall without ticks).
+func (a *Aggregator) read(ps *aggPartition, r *stream.Record, wall time.Time) (tick bool, err error) {
+	if v := r.Header(HeaderTick); v != nil {
+		return true, a.readTick(ps, r, v)
+	}
+	return false, a.add(ps, r, ps.now(wall))
+}
+
 func (a *Aggregator) add(ps *aggPartition, r *stream.Record, now time.Time) error {
 	_, _, err := a.addRecord(ps, r, now)
 	return err
@@ -525,9 +537,6 @@ func (a *Aggregator) addRecord(ps *aggPartition, r *stream.Record, now time.Time
 	src := int32(-1) // records of workers that did not say
 	if v, err := strconv.ParseInt(string(r.Header(HeaderSource)), 10, 32); err == nil && v >= 0 {
 		src = int32(v)
-	}
-	if v := r.Header(HeaderTick); v != nil {
-		return "", 0, a.readTick(ps, r, v)
 	}
 	if p := r.Header(HeaderProgress); p != nil {
 		t, err := strconv.ParseInt(string(p), 10, 64)

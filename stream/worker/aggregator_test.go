@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -64,12 +65,9 @@ func TestAggregatorFlushesBetweenCheckpoints(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- a.Run(runCtx) }()
+	stop := runAggregator(a)
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -87,5 +85,22 @@ func TestAggregatorFlushesBetweenCheckpoints(t *testing.T) {
 	}
 	if v, err := store.Get(ctx, a.stateKey(0)); err != nil || v != nil {
 		t.Fatalf("a checkpoint (%d bytes, %v) before the flush's check: want none yet", len(v), err)
+	}
+}
+
+// runAggregator runs a until the returned stop is called; stop returns what
+// Run returned, and may be called more than once.
+func runAggregator(a *Aggregator) (stop func() error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	var once sync.Once
+	var err error
+	return func() error {
+		once.Do(func() {
+			cancel()
+			err = <-done
+		})
+		return err
 	}
 }

@@ -91,15 +91,12 @@ func stalledSource(t *testing.T, tick time.Duration) (late uint64, written int) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- a.Run(runCtx) }()
+	stop := runAggregator(a)
+	defer stop()
 	waitFor := func(what string, ok func() bool) {
 		t.Helper()
 		for deadline := time.Now().Add(15 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
 			if time.Now().After(deadline) {
-				cancel()
-				<-done
 				t.Fatalf("timed out waiting for %s", what)
 			}
 		}
@@ -125,8 +122,7 @@ func stalledSource(t *testing.T, tick time.Duration) (late uint64, written int) 
 		}
 		waitFor("every interval closed", func() bool { return merged() >= 61 })
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	return a.Stats()["r"].PointsLate, merged()
@@ -194,7 +190,7 @@ func TestAggregatorRestoresItsClock(t *testing.T) {
 	tick := &stream.Record{Topic: topics.Aggregate(), Partition: 0, Headers: []stream.Header{
 		{Key: HeaderTick, Value: strconv.AppendInt(nil, before.UnixNano(), 10)}, {Key: HeaderBehind, Value: []byte("-")}}}
 	for _, r := range []*stream.Record{tick, gaugeRecord(t, "a", 1, 10, 0, spec), gaugeRecord(t, "b", 1, 10, 1, spec), progressRecord(2, 100*time.Second)} {
-		if err := first.add(ps, r, ps.now(time.Now())); err != nil {
+		if _, err := first.read(ps, r, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -224,7 +220,7 @@ func TestAggregatorRestoresItsClock(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, r := range []*stream.Record{gaugeRecord(t, "a", 11, 12, 0, spec), gaugeRecord(t, "b", 11, 12, 1, spec)} {
-			if err := second.add(ps, r, ps.now(time.Now())); err != nil {
+			if _, err := second.read(ps, r, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -251,12 +247,9 @@ func TestAggregatorTicksOnlyWhileBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.tickIdle = 200 * time.Millisecond
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- a.Run(runCtx) }()
+	stop := runAggregator(a)
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -345,7 +338,7 @@ func TestTickAfterAGapHoldsEverySource(t *testing.T) {
 			{Key: HeaderTick, Value: strconv.AppendInt(nil, ps.clock.Add(10*time.Second).UnixNano(), 10)}, {Key: HeaderBehind, Value: []byte(behind)}}}
 		for _, r := range []*stream.Record{progressRecord(2, 100*time.Second), gaugeRecord(t, "a", 1, 10, 0, spec), gaugeRecord(t, "b", 1, 5, 1, spec),
 			tick, gaugeRecord(t, "a", 11, 11, 0, spec), gaugeRecord(t, "b", 6, 6, 1, spec)} {
-			if err := a.add(ps, r, ps.now(time.Now())); err != nil {
+			if _, err := a.read(ps, r, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 		}

@@ -143,15 +143,12 @@ func TestAggregatorInvalidTenantDeadLettered(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error)
-	go func() { done <- a.Run(runCtx) }()
+	stop := runAggregator(a)
 	var written int
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && (written == 0 || len(bus.Records(topics.DLQ())) < 2); time.Sleep(10 * time.Millisecond) {
 		written, _ = processedItems(t, bus, otlpwire.Metrics)
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	written, out := processedItems(t, bus, otlpwire.Metrics)
