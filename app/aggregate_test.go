@@ -304,7 +304,7 @@ func TestLimitFoldsIntoOverflowSeries(t *testing.T) {
 	// The rule's metrics say what it folded (as of the last checkpoint).
 	admin := "http://" + p.AdminAddr()
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		n, _ := metricSum(t, admin, `sluice_aggregate_series_folded_total{rule="cap-jobs"}`)
+		n, _ := metricSum(t, admin, `sluice_aggregate_series_folded_total{merged_in="aggregator",rule="cap-jobs"}`)
 		if n == series-10000 {
 			break
 		}
@@ -312,10 +312,10 @@ func TestLimitFoldsIntoOverflowSeries(t *testing.T) {
 			t.Fatalf("sluice_aggregate_series_folded_total = %v, want %d", n, series-10000)
 		}
 	}
-	if got, _ := metricSum(t, admin, `sluice_aggregate_metric_series_folded_total{metric="jobs",rule="cap-jobs"}`); got != series-10000 {
+	if got, _ := metricSum(t, admin, `sluice_aggregate_metric_series_folded_total{merged_in="aggregator",metric="jobs",rule="cap-jobs"}`); got != series-10000 {
 		t.Errorf("sluice_aggregate_metric_series_folded_total = %v, want %d", got, series-10000)
 	}
-	if got, _ := metricSum(t, admin, `sluice_aggregate_output_series{rule="cap-jobs"}`); got != 10001 {
+	if got, _ := metricSum(t, admin, `sluice_aggregate_output_series{merged_in="aggregator",rule="cap-jobs"}`); got != 10001 {
 		t.Errorf("sluice_aggregate_output_series = %v, want 10001", got)
 	}
 }

@@ -231,7 +231,8 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 			DeadLetterMaxBytes: int(cfg.DeadLetterMaxBytes()), DeadLetterTopic: deadLetterSpec(cfg),
 			MaxPollRecords: cfg.Worker.MaxPollRecords, MaxPollBytes: int(cfg.Worker.MaxPollBytes), MaxBatchItems: cfg.Worker.MaxBatchItems,
 			OnDeadLetters: p.deadLetters.Hook,
-			TenantHeader:  cfg.Worker.TenantHeader, DefaultTenant: cfg.Worker.DefaultTenant, RawEncoding: cfg.Worker.RawEncoding}
+			TenantHeader:  cfg.Worker.TenantHeader, DefaultTenant: cfg.Worker.DefaultTenant, RawEncoding: cfg.Worker.RawEncoding,
+			LocalMerge: cfg.Worker.LocalMerge}
 		if wcfg.ExactlyOnce && wcfg.TransactionalID == "" {
 			host, _ := os.Hostname()
 			wcfg.TransactionalID = "sluice-worker-" + host
@@ -266,19 +267,27 @@ func Start(ctx context.Context, cfg *config.Config, roles Roles, log *slog.Logge
 		}
 		ws.Writes = append(ws.Writes, topics.Aggregate(), topics.DLQ())
 		workerStages = append(workerStages, ws)
+		var agg *worker.Aggregator
 		if cfg.Worker.Aggregator {
-			as, agg, err := p.startAggregator(ctx, workerCtx, topics, stageMetrics)
+			as, a, err := p.startAggregator(ctx, workerCtx, topics, stageMetrics)
 			if err != nil {
 				return nil, err
 			}
 			workerStages = append(workerStages, as)
-			if limit != nil && cfg.MemoryLimit.Auto {
-				limit.held = agg.StateBytes
-				p.run(&p.workerWG, "memory limit", func() error {
-					limit.follow(workerCtx, 5*time.Second)
-					return nil
-				})
+			agg = a
+		}
+		if limit != nil && cfg.MemoryLimit.Auto && (agg != nil || cfg.Worker.LocalMerge) {
+			limit.held = func() int64 {
+				n := w.StateBytes() // merged in the raw partitions
+				if agg != nil {
+					n += agg.StateBytes()
+				}
+				return n
 			}
+			p.run(&p.workerWG, "memory limit", func() error {
+				limit.follow(workerCtx, 5*time.Second)
+				return nil
+			})
 		}
 	}
 	if roles.Ingest {

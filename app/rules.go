@@ -89,10 +89,11 @@ type merging struct {
 	*columnar.Engine
 	specs  [][]*aggregate.Spec // [Mark.Merge][Mark.Limit]
 	marked []columnar.Marked
+	keeps  bool // the set's KeepsResources
 }
 
 func newMerging(set *rules.Set) (*merging, error) {
-	m := &merging{Engine: columnar.New(set, columnar.Options{Allocator: arrowpool.Default, AttrSetTable: true})}
+	m := &merging{Engine: columnar.New(set, columnar.Options{Allocator: arrowpool.Default, AttrSetTable: true}), keeps: set.KeepsResources()}
 	merges, limits := set.Merges(), set.Limits()
 	m.specs = make([][]*aggregate.Spec, len(merges)+1)
 	for mi := range m.specs {
@@ -153,6 +154,9 @@ func (m *merging) ApplyMerge(b *schemas.Batch, dst []worker.Merge) (*schemas.Bat
 	}
 	return out, dst, nil
 }
+
+// KeepsResources implements worker.ResourceKeeper.
+func (m *merging) KeepsResources() bool { return m.keeps }
 
 func (rs *ruleSet) install(set *rules.Set) {
 	if old := rs.current.Swap(set); old != nil {

@@ -35,6 +35,15 @@ type Consumer interface {
 	Close() error
 }
 
+// Unpinner is a Consumer whose polled records can let go of their key,
+// value and headers once handled, keeping what Commit needs: a stateful
+// stage holds the records it handled until its next checkpoint
+// (stage.Config.Checkpoint), and their values (on Kafka, slices of a
+// poll's decompressed batches) would stay in memory with them.
+type Unpinner interface {
+	Unpin(recs ...*Record)
+}
+
 // Bus is what the pipeline needs of a message bus.
 type Bus interface {
 	Producer

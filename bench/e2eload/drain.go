@@ -139,8 +139,9 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 		}
 		if time.Since(lastLog) >= 10*time.Second {
 			lastLog = time.Now()
-			fmt.Fprintf(os.Stderr, "e2eload: %v: worker in %.0f, to aggregators %.0f, aggregated out %.0f (late %.0f, out of order %.0f); sink samples %.0f; Prometheus appended %.0f; RSS worker %d MB, sink %d MB\n",
-				time.Since(start).Round(time.Second), in, metric("worker", "sluice_worker_points_aggregated_total"), metric("worker", "sluice_aggregator_points_out_total"),
+			fmt.Fprintf(os.Stderr, "e2eload: %v: worker in %.0f, merged in the worker %.0f, to aggregators %.0f, merged out %.0f (late %.0f, out of order %.0f); sink samples %.0f; Prometheus appended %.0f; RSS worker %d MB, sink %d MB\n",
+				time.Since(start).Round(time.Second), in, metric("worker", "sluice_worker_points_merged_total"), metric("worker", "sluice_worker_points_aggregated_total"),
+				metric("worker", "sluice_aggregator_points_out_total")+metric("worker", "sluice_worker_merged_points_out_total"),
 				metric("worker", "sluice_aggregate_points_late_total"), metric("worker", "sluice_aggregate_points_out_of_order_total"),
 				metric("sink", "sluice_sink_samples_sent_total"), head, testproc.StatusBytes(worker.pid(), "VmRSS")>>20, testproc.StatusBytes(sink.pid(), "VmRSS")>>20)
 		}
@@ -169,7 +170,9 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 	wr, sr := testproc.StatusBytes(worker.pid(), "VmHWM"), testproc.StatusBytes(sink.pid(), "VmHWM")
 	late := metric("worker", "sluice_aggregate_points_late_total")
 	ooo := metric("worker", "sluice_aggregate_points_out_of_order_total")
-	aggIn, aggOut := metric("worker", "sluice_aggregator_points_in_total"), metric("worker", "sluice_aggregator_points_out_total")
+	// Merged in the worker (worker.local_merge) or by its aggregator.
+	aggIn := metric("worker", "sluice_aggregator_points_in_total") + metric("worker", "sluice_worker_points_merged_total")
+	aggOut := metric("worker", "sluice_aggregator_points_out_total") + metric("worker", "sluice_worker_merged_points_out_total")
 	dead := metric("sink", "sluice_sink_dead_letters_total")
 	dropped := metric("sink", "sluice_sink_dropped_points_total")
 	stage := fmt.Sprintf("Kafka → rules → remote write → Prometheus, %s-point backlog", thousands(points))
@@ -182,10 +185,10 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 	if brokerPid > 0 {
 		rows = append(rows, result{process: "Kafka broker", points: points, wall: wall, cpu: b1 - b0, info: true})
 	}
-	notes := []string{fmt.Sprintf("Stage 3: Prometheus holds %s samples of the workload, %s expected (the points the rules keep); the aggregator took in %.0f points, wrote %.0f merged points and counted %.0f late and %.0f out-of-order ones (%.0f still held in open intervals); the sink dead-lettered %.0f records and dropped %.0f points. The worker took in the whole backlog in %.1f s (%s points/s); wall time is from the start of the worker and sink to the last sample in Prometheus (the last merged intervals close after the rules' grace). CPU-seconds and peak RSS (VmHWM) are the processes' whole lives, start-up included, per million input points.",
+	notes := []string{fmt.Sprintf("Stage 3: Prometheus holds %s samples of the workload, %s expected (the points the rules keep); the worker and its aggregator merged %.0f points, wrote %.0f merged points and counted %.0f late and %.0f out-of-order ones (%.0f still held in open intervals); the sink dead-lettered %.0f records and dropped %.0f points. The worker took in the whole backlog in %.1f s (%s points/s); wall time is from the start of the worker and sink to the last sample in Prometheus (the last merged intervals close after the rules' grace). CPU-seconds and peak RSS (VmHWM) are the processes' whole lives, start-up included, per million input points.",
 		thousands(int(count)), thousands(expected), aggIn, aggOut, late, ooo, aggIn-aggOut-late-ooo, dead, dropped, drained.Seconds(), thousands(int(float64(points)/drained.Seconds())))}
 	if late > 0 {
-		notes = append(notes, "Late points are gauge points whose merge interval had closed when they reached the aggregator (its watermark had passed their interval's end plus the grace of bench/e2e/rules), and a gauge merge drops them. The watermark follows the slowest raw partition, and moves by the wall clock only for raw partitions the workers are not behind on (the aggregators' ticks, docs/aggregation.md): a late point here is a defect to report.")
+		notes = append(notes, "Late points are gauge points whose merge interval had closed when they were merged (the watermark had passed their interval's end plus the grace of bench/e2e/rules), and a gauge merge drops them. The watermark follows the raw partition (merged in the worker) or the slowest raw partition (the aggregators), and moves by the wall clock only for raw partitions the workers are not behind on (docs/aggregation.md): a late point here is a defect to report.")
 	}
 	if o.stall > 0 {
 		notes = append(notes, fmt.Sprintf("The worker's process was stopped (SIGSTOP) for %v once it had taken in a third of the backlog.", o.stall))

@@ -45,6 +45,7 @@ type options struct {
 	step                                                    time.Duration
 	compression                                             string
 	kafkaYAML, workerYAML, sinkYAML                         string
+	localMerge                                              bool
 	stages                                                  string
 	timeout, maxWall                                        time.Duration
 	profile, stall                                          time.Duration
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&o.compression, "compression", "", "bus.kafka.compression (empty: sluice's default)")
 	flag.StringVar(&o.kafkaYAML, "kafka-yaml", "", "extra keys of the bus.kafka section, as YAML lines (e.g. 'zstd_raw_literals: true')")
 	flag.StringVar(&o.workerYAML, "worker-yaml", "", "extra keys of the worker section, as YAML lines (e.g. 'aggregator: true')")
+	flag.BoolVar(&o.localMerge, "local-merge", true, "worker.local_merge: the worker merges the points of stage 3 in their raw partition (the ingesters partition them by resource and the rules keep resources); false: through the aggregation topic and the aggregators")
 	flag.StringVar(&o.sinkYAML, "sink-yaml", "", "extra keys of the prometheus_remote_write sink entry, as YAML lines")
 	flag.StringVar(&o.stages, "stages", "1,2,3,4", "stages to run (4: the capacity report of the whole pipeline under load)")
 	flag.DurationVar(&o.timeout, "timeout", 20*time.Minute, "give up after this long")
@@ -83,6 +85,9 @@ func main() {
 	flag.DurationVar(&o.stall, "stall", 0, "stage 3: stop the worker's process (SIGSTOP) for this long, once, when it has taken in a third of the backlog (a stall longer than the rules' grace must make no point late)")
 	flag.DurationVar(&o.profile, "profile", 0, "CPU-profile for this long the ingester of stages 1 and 2 from its first measured request (into -work, ingest<stage>-cpu.pb) the worker and the sink of stage 3 from their start (<role>-cpu.pb), and the three processes of stage 4 from their start (capacity-<role>-cpu.pb); each with a heap profile taken at its end (-heap.pb)")
 	flag.Parse()
+	if o.localMerge {
+		o.workerYAML = "local_merge: true\n" + o.workerYAML
+	}
 
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	ctx, cancel2 := context.WithTimeout(ctx, o.timeout)

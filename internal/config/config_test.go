@@ -474,3 +474,23 @@ func TestKafkaZstdRawLiterals(t *testing.T) {
 		t.Errorf("kafka %+v: want zstd with raw literals", k)
 	}
 }
+
+// worker.local_merge: off by default; with exactly_once, or with metrics
+// not partitioned by resource, an error naming its line.
+func TestWorkerLocalMerge(t *testing.T) {
+	if Default().Worker.LocalMerge {
+		t.Error("local_merge is on by default")
+	}
+	cfg, err := Parse("c.yaml", []byte("worker:\n  local_merge: true\n"))
+	if err != nil || !cfg.Worker.LocalMerge {
+		t.Errorf("local_merge: true: %+v, %v", cfg.Worker, err)
+	}
+	for _, tc := range []struct{ yaml, want string }{
+		{"bus:\n  kind: kafka\nworker:\n  exactly_once: true\n  local_merge: true\n", "c.yaml:5:16: worker.local_merge: local_merge and exactly_once do not go together"},
+		{"ingest:\n  partition_key:\n    metrics: none\nworker:\n  local_merge: true\n", "c.yaml:5:16: worker.local_merge: local_merge needs each resource's points in one raw partition"},
+	} {
+		if _, err := Parse("c.yaml", []byte(tc.yaml)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: error %v, want %q", tc.yaml, err, tc.want)
+		}
+	}
+}

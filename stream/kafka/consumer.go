@@ -246,6 +246,18 @@ func (c *consumer) convert(fetches kgo.Fetches) []*stream.Record {
 // positions this allows: in each partition, up to the first polled record
 // that has not been committed yet. Records of partitions the member no
 // longer owns are ignored (the new owner gets them again).
+// Unpin implements stream.Unpinner: the records and their kgo records
+// let go of key, value and headers (a batch's decompressed bytes are freed
+// once none of its records holds them); Commit needs only their positions.
+func (c *consumer) Unpin(recs ...*stream.Record) {
+	for _, r := range recs {
+		if kr, ok := r.Handle.(*kgo.Record); ok {
+			kr.Key, kr.Value, kr.Headers = nil, nil, nil
+		}
+		r.Key, r.Value, r.Headers = nil, nil, nil
+	}
+}
+
 func (c *consumer) Commit(ctx context.Context, recs ...*stream.Record) error {
 	if c.closed.Load() {
 		return fmt.Errorf("kafka: commit: %w", stream.ErrClosed)

@@ -90,8 +90,9 @@ type Stage struct {
 	held []*stream.Record
 	due  time.Time
 	// heldItems counts the items handled since the last checkpoint
-	// attempt (CheckpointItems).
-	heldItems int64
+	// attempt (CheckpointItems), heldAll those of held (the records may
+	// have let go of their headers: stream.Unpinner).
+	heldItems, heldAll int64
 }
 
 // New checks cfg and returns a stage ready to Run.
@@ -208,9 +209,9 @@ func (s *Stage) checkpoint(ctx context.Context) {
 		return
 	}
 	if len(s.held) > 0 {
-		s.commit(work, s.held)
+		s.commit(work, s.held, s.heldAll)
 		clear(s.held)
-		s.held = s.held[:0]
+		s.held, s.heldAll = s.held[:0], 0
 	}
 }
 
@@ -287,19 +288,24 @@ func (s *Stage) deliver(ctx context.Context, recs []*stream.Record) bool {
 		}
 	}
 	if s.cfg.Checkpoint != nil {
+		n := items(recs)
+		s.heldItems += n
+		s.heldAll += n
+		if u, ok := s.cfg.Consumer.(stream.Unpinner); ok {
+			u.Unpin(recs...) // held until the checkpoint, without their values
+		}
 		s.held = append(s.held, recs...)
-		s.heldItems += items(recs)
 		return true
 	}
-	s.commit(work, recs)
+	s.commit(work, recs, items(recs))
 	return true
 }
 
 // commit commits recs, which the next stage holds. Nothing of recs is read
 // after the Commit call, so that a consumer may reuse their memory from
 // then on.
-func (s *Stage) commit(ctx context.Context, recs []*stream.Record) {
-	n, items := len(recs), items(recs)
+func (s *Stage) commit(ctx context.Context, recs []*stream.Record, items int64) {
+	n := len(recs)
 	if err := s.cfg.Consumer.Commit(ctx, recs...); err != nil {
 		// The next stage has the batch; a lost commit means it is
 		// delivered again after a rebalance or restart (at least once).

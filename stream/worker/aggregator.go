@@ -139,6 +139,10 @@ type Aggregator struct {
 	tickIdle time.Duration // tickIdle; tests shorten it
 	lastTick time.Time     // when the last tick was written (the ticks' goroutine's)
 
+	// local: the state of a worker merging in its raw partitions
+	// (localState), not a member of the aggregator group.
+	local bool
+
 	mu      sync.Mutex
 	revoked []int32 // told by the bus during Poll, applied by the stage's goroutine
 	stats   map[string]aggregate.RuleStats
@@ -166,6 +170,32 @@ func (ps *aggPartition) now(wall time.Time) time.Time {
 
 // NewAggregator joins the aggregator group on bus, which must keep state.
 func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*Aggregator, error) {
+	a, err := newAggregatorState(ctx, bus, cfg, false)
+	if err != nil {
+		return nil, err
+	}
+	cfg = a.cfg
+	scfg := stage.Config{Name: "aggregator", Handle: a.handle, Checkpoint: a.checkpoint,
+		CheckpointInterval: cfg.CheckpointInterval, CheckpointItems: max(cfg.CheckpointPoints, 0), Logger: cfg.Logger, Metrics: cfg.Metrics}
+	c, err := bus.Consume(scfg.ConsumerHooks(stream.ConsumerConfig{Group: cfg.Group, Topics: []string{cfg.Topics.Aggregate()}, Start: cfg.Start,
+		MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes, OnRevoked: a.onRevoked, InOrder: true}))
+	if err != nil {
+		return nil, fmt.Errorf("aggregator: joining group %s: %w", cfg.Group, err)
+	}
+	scfg.Consumer = c
+	a.stage, err = stage.New(scfg)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// newAggregatorState returns an Aggregator that has not joined a group:
+// its state store open, its defaults set, its metrics registered. local:
+// the state of a worker that merges in its raw partitions (localState),
+// whose partitions are the raw metrics topic's.
+func newAggregatorState(ctx context.Context, bus stream.Bus, cfg AggregatorConfig, local bool) (*Aggregator, error) {
 	sb, ok := bus.(stream.StatefulBus)
 	if !ok {
 		return nil, fmt.Errorf("aggregator: the bus (%T) cannot keep state", bus)
@@ -178,16 +208,6 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	a := &Aggregator{cfg: cfg, bus: bus, log: cfg.Logger, parts: map[int32]*aggPartition{}}
-	a.heardAt.Store(time.Now().UnixNano())
-	a.tickIdle = tickIdle
-	var err error
-	if a.m, err = newAggMetrics(cfg.Registerer, a); err != nil {
-		return nil, err
-	}
-	if a.store, err = sb.StateStore(ctx, cfg.Topics.AggregateState()); err != nil {
-		return nil, fmt.Errorf("aggregator: opening the state store: %w", err)
 	}
 	if cfg.CheckpointPoints == 0 {
 		cfg.CheckpointPoints = defaultCheckpointPoints
@@ -204,19 +224,15 @@ func NewAggregator(ctx context.Context, bus stream.Bus, cfg AggregatorConfig) (*
 			cfg.WorkerGroup = g
 		}
 	}
-	a.cfg = cfg
-	scfg := stage.Config{Name: "aggregator", Handle: a.handle, Checkpoint: a.checkpoint,
-		CheckpointInterval: cfg.CheckpointInterval, CheckpointItems: max(cfg.CheckpointPoints, 0), Logger: cfg.Logger, Metrics: cfg.Metrics}
-	c, err := bus.Consume(scfg.ConsumerHooks(stream.ConsumerConfig{Group: cfg.Group, Topics: []string{cfg.Topics.Aggregate()}, Start: cfg.Start,
-		MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes, OnRevoked: a.onRevoked, InOrder: true}))
-	if err != nil {
-		return nil, fmt.Errorf("aggregator: joining group %s: %w", cfg.Group, err)
-	}
-	scfg.Consumer = c
-	a.stage, err = stage.New(scfg)
-	if err != nil {
-		c.Close()
+	a := &Aggregator{cfg: cfg, bus: bus, log: cfg.Logger, parts: map[int32]*aggPartition{}, local: local}
+	a.heardAt.Store(time.Now().UnixNano())
+	a.tickIdle = tickIdle
+	var err error
+	if a.m, err = newAggMetrics(cfg.Registerer, a); err != nil {
 		return nil, err
+	}
+	if a.store, err = sb.StateStore(ctx, cfg.Topics.AggregateState()); err != nil {
+		return nil, fmt.Errorf("aggregator: opening the state store: %w", err)
 	}
 	return a, nil
 }
@@ -402,7 +418,7 @@ func (a *Aggregator) readTick(ps *aggPartition, r *stream.Record, v []byte) erro
 
 // onRevoked is called by the bus when partitions leave this member.
 func (a *Aggregator) onRevoked(topic string, partitions []int32) {
-	if topic != a.cfg.Topics.Aggregate() {
+	if topic != a.cfg.Topics.Aggregate() && (!a.local || topic != a.cfg.Topics.Raw(otlpwire.Metrics)) {
 		return
 	}
 	a.mu.Lock()
@@ -428,7 +444,11 @@ func (a *Aggregator) dropRevoked() {
 // sources is how many sources feed the aggregation partitions: the
 // partitions of the raw metrics topic (the agents' topic when it is
 // external, Topics.RawNames), whose points reach them through the workers.
+// A raw partition merged in has one, itself, named by its points.
 func (a *Aggregator) sources() int {
+	if a.local {
+		return 0
+	}
 	return int(max(0, a.bus.Partitions(a.cfg.Topics.Raw(otlpwire.Metrics))))
 }
 
@@ -754,54 +774,71 @@ type aggMetrics struct {
 	behind                           prometheus.Gauge
 }
 
-var (
-	aggRuleLabels  = []string{"rule"}
-	aggInputSeries = prometheus.NewDesc("sluice_aggregate_input_series", "Input series the rule's aggregation tracks (in the partitions this member owns).", aggRuleLabels, nil)
-	aggOutSeries   = prometheus.NewDesc("sluice_aggregate_output_series", "Output series the rule's aggregation writes.", aggRuleLabels, nil)
-	aggPointsIn    = prometheus.NewDesc("sluice_aggregate_points_in_total", "Points the rule's aggregation received (counters of a partition follow its state: they restart when it moves to another member).", aggRuleLabels, nil)
-	aggMerged      = prometheus.NewDesc("sluice_aggregate_points_merged_total", "Points merged into an output point.", aggRuleLabels, nil)
-	aggLate        = prometheus.NewDesc("sluice_aggregate_points_late_total", "Points whose interval had closed (sums and histograms count in the oldest open interval; gauges are dropped).", aggRuleLabels, nil)
-	aggOutOfOrder  = prometheus.NewDesc("sluice_aggregate_points_out_of_order_total", "Points not newer than their input series' last point, dropped (among them the points of records read again after a crash or a redelivery).", aggRuleLabels, nil)
-	aggDropped     = prometheus.NewDesc("sluice_aggregate_points_dropped_total", "Points dropped, by reason: summary, bounds_mismatch, no_value, type_change, no_data, invalid.", []string{"rule", "reason"}, nil)
-	aggFolded      = prometheus.NewDesc("sluice_aggregate_series_folded_total", "New series a limit refused, folded into the metric's overflow series.", aggRuleLabels, nil)
-	aggFoldedBy    = prometheus.NewDesc("sluice_aggregate_metric_series_folded_total", "sluice_aggregate_series_folded_total by metric.", []string{"rule", "metric"}, nil)
-	aggStateBytes  = prometheus.NewDesc("sluice_aggregate_state_bytes", "Estimated memory of the rule's aggregation state.", aggRuleLabels, nil)
-	aggWatermark   = prometheus.NewDesc("sluice_aggregator_watermark_seconds", "The watermark of an aggregation partition this member owns, as of the last checkpoint: intervals that end a grace before it are written.", []string{"partition"}, nil)
-	aggNewest      = prometheus.NewDesc("sluice_aggregator_newest_point_seconds", "The newest point time an aggregation partition this member owns has seen; minus the watermark, the point time it holds open.", []string{"partition"}, nil)
-)
+// aggDescs are the metrics of an aggregator's (or a worker's local
+// merge's) state, labelled merged_in: aggregator or worker.
+type aggDescs struct {
+	inputSeries, outSeries, pointsIn, merged, late, outOfOrder, dropped, folded, foldedBy, stateBytes, watermark, newest *prometheus.Desc
+}
+
+func newAggDescs(mergedIn string) aggDescs {
+	rule := []string{"rule"}
+	cl := prometheus.Labels{"merged_in": mergedIn}
+	desc := func(name, help string, labels []string) *prometheus.Desc {
+		return prometheus.NewDesc(name, help, labels, cl)
+	}
+	return aggDescs{
+		inputSeries: desc("sluice_aggregate_input_series", "Input series the rule's aggregation tracks (in the partitions this member owns).", rule),
+		outSeries:   desc("sluice_aggregate_output_series", "Output series the rule's aggregation writes.", rule),
+		pointsIn:    desc("sluice_aggregate_points_in_total", "Points the rule's aggregation received (counters of a partition follow its state: they restart when it moves to another member).", rule),
+		merged:      desc("sluice_aggregate_points_merged_total", "Points merged into an output point.", rule),
+		late:        desc("sluice_aggregate_points_late_total", "Points whose interval had closed (sums and histograms count in the oldest open interval; gauges are dropped).", rule),
+		outOfOrder:  desc("sluice_aggregate_points_out_of_order_total", "Points not newer than their input series' last point, dropped (among them the points of records read again after a crash or a redelivery).", rule),
+		dropped:     desc("sluice_aggregate_points_dropped_total", "Points dropped, by reason: summary, bounds_mismatch, no_value, type_change, no_data, invalid.", []string{"rule", "reason"}),
+		folded:      desc("sluice_aggregate_series_folded_total", "New series a limit refused, folded into the metric's overflow series.", rule),
+		foldedBy:    desc("sluice_aggregate_metric_series_folded_total", "sluice_aggregate_series_folded_total by metric.", []string{"rule", "metric"}),
+		stateBytes:  desc("sluice_aggregate_state_bytes", "Estimated memory of the rule's aggregation state.", rule),
+		watermark:   desc("sluice_aggregator_watermark_seconds", "The watermark of a partition this member owns (of the aggregation topic; merged_in=worker: of the raw metrics topic), as of the last checkpoint: intervals that end a grace before it are written.", []string{"partition"}),
+		newest:      desc("sluice_aggregator_newest_point_seconds", "The newest point time a partition this member owns has seen; minus the watermark, the point time it holds open.", []string{"partition"}),
+	}
+}
 
 // aggCollector exports the per-rule stats of the last checkpoint.
-type aggCollector struct{ a *Aggregator }
+type aggCollector struct {
+	a *Aggregator
+	d aggDescs
+}
 
 func (c aggCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{aggInputSeries, aggOutSeries, aggPointsIn, aggMerged, aggLate, aggOutOfOrder, aggDropped, aggFolded, aggFoldedBy, aggStateBytes, aggWatermark, aggNewest} {
+	d := &c.d
+	for _, d := range []*prometheus.Desc{d.inputSeries, d.outSeries, d.pointsIn, d.merged, d.late, d.outOfOrder, d.dropped, d.folded, d.foldedBy, d.stateBytes, d.watermark, d.newest} {
 		ch <- d
 	}
 }
 
 func (c aggCollector) Collect(ch chan<- prometheus.Metric) {
+	d := &c.d
 	c.a.mu.Lock()
 	marks := c.a.marks
 	c.a.mu.Unlock()
 	for p, m := range marks {
 		part := strconv.Itoa(int(p))
-		ch <- prometheus.MustNewConstMetric(aggWatermark, prometheus.GaugeValue, float64(m[0])/1e9, part)
-		ch <- prometheus.MustNewConstMetric(aggNewest, prometheus.GaugeValue, float64(m[1])/1e9, part)
+		ch <- prometheus.MustNewConstMetric(d.watermark, prometheus.GaugeValue, float64(m[0])/1e9, part)
+		ch <- prometheus.MustNewConstMetric(d.newest, prometheus.GaugeValue, float64(m[1])/1e9, part)
 	}
 	for rule, s := range c.a.Stats() {
-		ch <- prometheus.MustNewConstMetric(aggInputSeries, prometheus.GaugeValue, float64(s.InputSeries), rule)
-		ch <- prometheus.MustNewConstMetric(aggOutSeries, prometheus.GaugeValue, float64(s.OutputSeries), rule)
-		ch <- prometheus.MustNewConstMetric(aggPointsIn, prometheus.CounterValue, float64(s.PointsIn), rule)
-		ch <- prometheus.MustNewConstMetric(aggMerged, prometheus.CounterValue, float64(s.PointsMerged), rule)
-		ch <- prometheus.MustNewConstMetric(aggLate, prometheus.CounterValue, float64(s.PointsLate), rule)
-		ch <- prometheus.MustNewConstMetric(aggOutOfOrder, prometheus.CounterValue, float64(s.PointsOutOfOrder), rule)
-		ch <- prometheus.MustNewConstMetric(aggFolded, prometheus.CounterValue, float64(s.SeriesFolded), rule)
-		ch <- prometheus.MustNewConstMetric(aggStateBytes, prometheus.GaugeValue, float64(s.StateBytes), rule)
+		ch <- prometheus.MustNewConstMetric(d.inputSeries, prometheus.GaugeValue, float64(s.InputSeries), rule)
+		ch <- prometheus.MustNewConstMetric(d.outSeries, prometheus.GaugeValue, float64(s.OutputSeries), rule)
+		ch <- prometheus.MustNewConstMetric(d.pointsIn, prometheus.CounterValue, float64(s.PointsIn), rule)
+		ch <- prometheus.MustNewConstMetric(d.merged, prometheus.CounterValue, float64(s.PointsMerged), rule)
+		ch <- prometheus.MustNewConstMetric(d.late, prometheus.CounterValue, float64(s.PointsLate), rule)
+		ch <- prometheus.MustNewConstMetric(d.outOfOrder, prometheus.CounterValue, float64(s.PointsOutOfOrder), rule)
+		ch <- prometheus.MustNewConstMetric(d.folded, prometheus.CounterValue, float64(s.SeriesFolded), rule)
+		ch <- prometheus.MustNewConstMetric(d.stateBytes, prometheus.GaugeValue, float64(s.StateBytes), rule)
 		for reason, n := range s.PointsDropped {
-			ch <- prometheus.MustNewConstMetric(aggDropped, prometheus.CounterValue, float64(n), rule, reason)
+			ch <- prometheus.MustNewConstMetric(d.dropped, prometheus.CounterValue, float64(n), rule, reason)
 		}
 		for metric, n := range s.FoldedByMetric {
-			ch <- prometheus.MustNewConstMetric(aggFoldedBy, prometheus.CounterValue, float64(n), rule, metric)
+			ch <- prometheus.MustNewConstMetric(d.foldedBy, prometheus.CounterValue, float64(n), rule, metric)
 		}
 	}
 }
@@ -823,8 +860,16 @@ func newAggMetrics(reg prometheus.Registerer, a *Aggregator) (*aggMetrics, error
 		behind: prometheus.NewGauge(prometheus.GaugeOpts{Name: "sluice_aggregator_sources_behind",
 			Help: "Raw metrics partitions the workers had records of not committed at the last tick (-1: unknown): they hold the watermarks."}),
 	}
+	if reg != nil && a.local {
+		// The counters of the aggregator group's members only; the
+		// worker counts what it merges itself (sluice_worker_points_merged_total).
+		if err := reg.Register(aggCollector{a, newAggDescs("worker")}); err != nil {
+			return nil, fmt.Errorf("worker metrics: %w", err)
+		}
+		return m, nil
+	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.pointsIn, m.pointsOut, m.deadLetters, m.stateBytes, m.ticks, m.tickErrors, m.behind, aggCollector{a}} {
+		for _, c := range []prometheus.Collector{m.pointsIn, m.pointsOut, m.deadLetters, m.stateBytes, m.ticks, m.tickErrors, m.behind, aggCollector{a, newAggDescs("aggregator")}} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("aggregator metrics: %w", err)
 			}

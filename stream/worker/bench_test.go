@@ -27,7 +27,10 @@ type marking struct {
 	*columnar.Engine
 	spec   *aggregate.Spec
 	marked []columnar.Marked
+	keeps  bool // KeepsResources
 }
+
+func (m *marking) KeepsResources() bool { return m.keeps }
 
 func (m *marking) ApplyMerge(b *schemas.Batch, dst []Merge) (*schemas.Batch, []Merge, error) {
 	out, marked, err := m.ApplyMarked(b, m.marked[:0])

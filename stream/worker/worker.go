@@ -150,9 +150,30 @@ type Config struct {
 	// OnDeadLetters, when set, is told of the dead letters once they are
 	// on the bus.
 	OnDeadLetters stream.DeadLetterHook
-	Logger        *slog.Logger
-	Metrics       *stage.Metrics
-	Registerer    prometheus.Registerer
+	// LocalMerge merges in the raw partition, rather than through the
+	// aggregation topic, the points whose series the rules changed when
+	// the rules change no resource (a Transform with KeepsResources) and
+	// no limit counts them (local.go). It is right only when every
+	// producer of the raw metrics topic sends all points of a resource to
+	// one partition: sluice's ingesters with partition_key resource (the
+	// default), agents' Kafka exporters with
+	// partition_metrics_by_resource_attributes, but not both on one
+	// topic. The bus must keep state; not with ExactlyOnce; on NATS, one
+	// worker process only (every member pulls from every partition).
+	// The raw positions are then committed at checkpoints, every
+	// MergeCheckpointInterval (default 5s) or million points.
+	LocalMerge              bool
+	MergeCheckpointInterval time.Duration
+	Logger                  *slog.Logger
+	Metrics                 *stage.Metrics
+	Registerer              prometheus.Registerer
+}
+
+// ResourceKeeper is a Transform that tells whether its rules keep every
+// point's resource as it came (rules.Set.KeepsResources): the points a
+// merged series takes then all come with its resource (Config.LocalMerge).
+type ResourceKeeper interface {
+	KeepsResources() bool
 }
 
 // Worker is one member of the worker group.
@@ -194,6 +215,12 @@ type Worker struct {
 	written batchID
 	// json: raw records without a content-type are OTLP/JSON.
 	json bool
+	// local merges in the raw partitions (Config.LocalMerge); nil: off.
+	// now is the wall clock of the batch in hand, and localOK whether its
+	// rules allow it.
+	local   *localState
+	now     time.Time
+	localOK bool
 }
 
 type transformBox struct{ t Transform }
@@ -227,6 +254,17 @@ func New(bus stream.Bus, cfg Config, t Transform) (*Worker, error) {
 	cfg = w.cfg
 	scfg := stage.Config{Name: "worker", Handle: w.handle, Logger: cfg.Logger, Metrics: cfg.Metrics}
 	ccfg := scfg.ConsumerHooks(stream.ConsumerConfig{Group: cfg.Group, Topics: topics, Start: cfg.Start, MaxPollRecords: cfg.MaxPollRecords, MaxPollBytes: cfg.MaxPollBytes})
+	if cfg.LocalMerge {
+		if cfg.ExactlyOnce {
+			return nil, fmt.Errorf("worker: local_merge and exactly_once do not go together (the merge state is not part of the transaction)")
+		}
+		if w.local, err = newLocalState(context.Background(), bus, cfg); err != nil {
+			return nil, err
+		}
+		w.local.agg.m.pointsIn, w.local.agg.m.pointsOut = w.m.pointsMerged, w.m.mergedOut
+		scfg.Checkpoint, scfg.CheckpointInterval, scfg.CheckpointItems = w.local.checkpoint, w.local.interval, defaultCheckpointPoints
+		ccfg.OnRevoked, ccfg.InOrder = w.local.agg.onRevoked, true
+	}
 	var c stream.Consumer
 	w.out = bus
 	if cfg.ExactlyOnce {
@@ -343,6 +381,16 @@ func (w *Worker) release() {
 	}
 }
 
+// StateBytes is the estimated memory of the state of the raw partitions
+// the worker merges in (Config.LocalMerge), as of the last checkpoint; 0
+// without.
+func (w *Worker) StateBytes() int64 {
+	if w.local == nil {
+		return 0
+	}
+	return w.local.agg.StateBytes()
+}
+
 // SetTransform swaps the rule set; the next batch uses it. It is safe to
 // call while the worker runs (a reload).
 func (w *Worker) SetTransform(t Transform) { w.transform.Store(&transformBox{t}) }
@@ -363,6 +411,7 @@ type group struct {
 }
 
 func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
+	w.now = time.Now()
 	var groups []*group
 	index := map[groupKey]*group{}
 	var out, dead []*stream.Record
@@ -391,6 +440,13 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		g.recs = append(g.recs, r)
 	}
 	t := w.transform.Load().t
+	if w.local != nil {
+		rk, ok := t.(ResourceKeeper)
+		w.localOK = ok && rk.KeepsResources()
+		if err := w.local.take(ctx, groups, w.now); err != nil {
+			return err
+		}
+	}
 	for _, g := range groups {
 		recs, d, err := w.process(g, t)
 		if err != nil {
@@ -420,6 +476,13 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 			return err
 		}
 		w.written = id
+	}
+	if w.local != nil {
+		// What is not written now is written first next time (a retry
+		// of this batch adds nothing: its merged points are in).
+		if err := w.local.flush(ctx, w.now); err != nil {
+			return err
+		}
 	}
 	_, err := stream.ProduceDeadLetters(ctx, w.out, dead, w.log)
 	if err != nil && w.ensureDLQ(ctx) {
@@ -697,6 +760,10 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 		var err error
 		if m, ok := t.(Merger); ok && g.sig == otlpwire.Metrics {
 			told = newestPoint(batch)
+			if w.local != nil {
+				// After the batch's points, whatever became of them.
+				defer w.local.progress(g, told, w.now)
+			}
 			res, w.merges, err = m.ApplyMerge(batch, w.merges)
 		} else {
 			res, err = t.Apply(batch)
@@ -821,10 +888,10 @@ func (w *Worker) inputHashes(tenant string, in *schemas.Batch) error {
 // aggPart is the points of a batch bound for one aggregation partition
 // under one spec.
 type aggPart struct {
-	partition int32
+	partition int32 // -1: merged here (Config.LocalMerge)
 	spec      *aggregate.Spec
 	rows      []int32
-	in        []uint64
+	in, out   []uint64 // input series hashes; output ones, merged here
 }
 
 // split writes the merged points of batch to the aggregation topic,
@@ -854,11 +921,16 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 		// Routed by family (tenant, resource, scope, metric): a series'
 		// points go together, and so do a metric row's, which keeps the
 		// selections below runs of rows. A limit counts per metric.
-		route := w.hasher.Family(g.tenant, int(m.Row))
-		if m.Spec.Limit > 0 {
-			route = w.hasher.Metric(g.tenant, int(m.Row))
+		var k aggKey
+		if w.localOK && m.Spec.Limit == 0 {
+			k = aggKey{-1, m.Spec}
+		} else {
+			route := w.hasher.Family(g.tenant, int(m.Row))
+			if m.Spec.Limit > 0 {
+				route = w.hasher.Metric(g.tenant, int(m.Row))
+			}
+			k = aggKey{int32(route % uint64(np)), m.Spec}
 		}
-		k := aggKey{int32(route % uint64(np)), m.Spec}
 		p := last
 		if p == nil || p.partition != k.partition || p.spec != k.spec {
 			if p = w.partOf[k]; p == nil {
@@ -867,12 +939,15 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 				}
 				p = w.parts[used] // its slices' room kept from earlier polls
 				used++
-				*p = aggPart{partition: k.partition, spec: k.spec, rows: p.rows[:0], in: p.in[:0]}
+				*p = aggPart{partition: k.partition, spec: k.spec, rows: p.rows[:0], in: p.in[:0], out: p.out[:0]}
 				w.partOf[k] = p
 			}
 			last = p
 		}
 		p.rows, p.in = append(p.rows, m.Row), append(p.in, w.inH[i])
+		if p.partition < 0 {
+			p.out = append(p.out, w.hasher.Series(g.tenant, int(m.Row)))
+		}
 	}
 	for ; next < batch.Len(); next++ {
 		rest = append(rest, int32(next))
@@ -893,6 +968,12 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 		recs = append(recs, rec)
 	}
 	for _, p := range parts {
+		if p.partition < 0 {
+			if err := w.mergeHere(g, batch, p); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		sel, err := schemas.Select(batch, p.rows, w.cfg.Allocator)
 		if err != nil {
 			return nil, fmt.Errorf("worker: %w", err)
@@ -907,6 +988,23 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 				stream.Header{Key: HeaderSource, Value: strconv.AppendInt(nil, int64(g.partition), 10)})})
 	}
 	return recs, nil
+}
+
+// mergeHere merges the points of p, rows of batch, in the state of g's
+// raw partition (Config.LocalMerge).
+func (w *Worker) mergeHere(g *group, batch *schemas.Batch, p *aggPart) error {
+	sel := batch
+	if len(p.rows) < batch.Len() {
+		var err error
+		if sel, err = schemas.Select(batch, p.rows, w.cfg.Allocator); err != nil {
+			return fmt.Errorf("worker: %w", err)
+		}
+		defer sel.Release()
+	}
+	if err := w.local.add(g, sel, p.in, p.out, p.spec, w.now); err != nil {
+		return fmt.Errorf("worker: merging in raw partition %d: %w", g.partition, err)
+	}
+	return nil
 }
 
 // progress appends, once the raw partition of g has moved progressStep in
@@ -1043,6 +1141,7 @@ type metrics struct {
 	itemsIn, itemsOut, bytesOut       [len(otlpwire.Signals)]prometheus.Counter
 	deadLetters                       prometheus.Counter
 	pointsAggregated, bytesAggregated prometheus.Counter
+	pointsMerged, mergedOut           prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -1058,12 +1157,16 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Metric points written to the aggregation topic (their series were changed by the rules, or a limit counts them)."}),
 		bytesAggregated: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_aggregated_bytes_total",
 			Help: "Bytes of records written to the aggregation topic."}),
+		pointsMerged: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_points_merged_total",
+			Help: "Metric points the worker merged in their raw partition (worker.local_merge) rather than writing them to the aggregation topic."}),
+		mergedOut: prometheus.NewCounter(prometheus.CounterOpts{Name: "sluice_worker_merged_points_out_total",
+			Help: "Merged points the worker wrote to the processed metrics topic (worker.local_merge)."}),
 	}
 	for _, s := range otlpwire.Signals {
 		m.itemsIn[s], m.itemsOut[s], m.bytesOut[s] = in.WithLabelValues(s.String()), out.WithLabelValues(s.String()), bytesOut.WithLabelValues(s.String())
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{in, out, bytesOut, m.deadLetters, m.pointsAggregated, m.bytesAggregated} {
+		for _, c := range []prometheus.Collector{in, out, bytesOut, m.deadLetters, m.pointsAggregated, m.bytesAggregated, m.pointsMerged, m.mergedOut} {
 			if err := reg.Register(c); err != nil {
 				return nil, fmt.Errorf("worker metrics: %w", err)
 			}

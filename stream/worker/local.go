@@ -1,0 +1,162 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/sluice-dev/sluice/internal/otlpwire"
+	"github.com/sluice-dev/sluice/schemas"
+	"github.com/sluice-dev/sluice/stream"
+	"github.com/sluice-dev/sluice/stream/aggregate"
+)
+
+// Merging in the raw partition (Config.LocalMerge).
+//
+// When every producer of the raw metrics topic sends all points of a
+// resource to one partition (sluice's ingesters do: partition_key resource,
+// the default for metrics) and the rules change no resource
+// (rules.Set.KeepsResources), all the inputs of a merged series come
+// through the raw partition its resource is in. The worker reading that
+// partition merges them itself, in one aggregate.Aggregator per raw
+// partition, and writes the closed intervals to the processed topic: the
+// points never go through the aggregation topic, its encoding, the bus
+// and an aggregator's decoding. Points under a limit, which counts a
+// metric's series across resources, still do.
+//
+// The state follows the raw partition as an aggregator's follows its
+// aggregation partition: the worker's stage commits the raw positions only
+// at checkpoints (stage.Config.Checkpoint), after the closed intervals are
+// written and the state of each changed partition stored under
+// "<group>.local/<partition>"; the next owner restores it and reads the
+// records not committed again, whose merged points the state already holds
+// (aggregate: out of order) and whose other points are written again (at
+// least once, as ever).
+//
+// The watermark of a raw partition's state is its own progress: the
+// newest point time of each batch, told after the batch's points
+// (aggregate.Aggregator.Progress). The wall clock closes the last
+// intervals of a partition that falls quiet, but not while the worker is
+// behind on it: a partition is held (aggregate.Aggregator.Behind) while
+// the newest record read from it was written more than behindSlack before
+// it was read, until a checkpoint interval passes without a record of it;
+// and every partition is held when the worker did not run for longer than
+// a checkpoint interval (the process was stopped), so that neither a
+// backlog nor a stall makes points late.
+
+// behindSlack is how much older than the moment it is read a raw record
+// may be for the worker to count as keeping up with its partition.
+const behindSlack = 2 * time.Second
+
+// localState is what a worker keeps of the raw partitions it merges in.
+type localState struct {
+	agg *Aggregator // an Aggregator of no group: its partitions are raw partitions
+	// lagging is, per raw partition, whether the worker was behind on it
+	// at its last read; read, whether it was read since the last
+	// checkpoint.
+	lagging, read map[int32]bool
+	lastRun       time.Time // when handle or the checkpoint last ended
+	interval      time.Duration
+}
+
+// newLocalState opens the state store of the worker's local merge.
+func newLocalState(ctx context.Context, bus stream.Bus, cfg Config) (*localState, error) {
+	a, err := newAggregatorState(ctx, bus, AggregatorConfig{Topics: cfg.Topics, Group: cfg.Group + ".local", TickInterval: -1,
+		MaxRecordBytes: cfg.MaxRecordBytes, Allocator: cfg.Allocator, Logger: cfg.Logger, Registerer: cfg.Registerer}, true)
+	if err != nil {
+		return nil, fmt.Errorf("worker: local_merge: %w", err)
+	}
+	l := &localState{agg: a, lagging: map[int32]bool{}, read: map[int32]bool{}, interval: cfg.MergeCheckpointInterval}
+	if l.interval <= 0 {
+		l.interval = defaultCheckpointInterval
+	}
+	return l, nil
+}
+
+// defaultCheckpointInterval is the stage's (and the aggregator's) default.
+const defaultCheckpointInterval = 5 * time.Second
+
+// take readies the states of the raw metrics partitions of groups
+// (restoring them the first time) and notes whether the worker is behind
+// on each, as of now.
+func (l *localState) take(ctx context.Context, groups []*group, now time.Time) error {
+	l.agg.dropRevoked()
+	for _, g := range groups {
+		if g.sig != otlpwire.Metrics {
+			continue
+		}
+		if _, err := l.agg.partition(ctx, g.partition); err != nil {
+			return err
+		}
+		var newest time.Time
+		for _, r := range g.recs {
+			if r.Timestamp.After(newest) {
+				newest = r.Timestamp
+			}
+		}
+		l.read[g.partition] = true
+		l.lagging[g.partition] = now.Sub(newest) > behindSlack
+	}
+	return nil
+}
+
+// add merges the points rows of b (the rules' output, of g's tenant),
+// whose input and output series hashes are in and out, under spec.
+func (l *localState) add(g *group, b *schemas.Batch, in, out []uint64, spec *aggregate.Spec, now time.Time) error {
+	ps := l.agg.parts[g.partition]
+	if ps == nil {
+		return fmt.Errorf("worker: local_merge: raw partition %d has no state", g.partition)
+	}
+	l.agg.m.pointsIn.Add(float64(b.Len()))
+	l.agg.sinceFlush += b.Len()
+	ps.dirty = true
+	return ps.agg.AddFrom(g.partition, g.tenant, b, in, out, *spec, now)
+}
+
+// progress tells the state of g's raw partition that it reached point
+// time t (after the points of the batch that did).
+func (l *localState) progress(g *group, t int64, now time.Time) {
+	if ps := l.agg.parts[g.partition]; ps != nil && t > 0 {
+		ps.agg.Progress(g.partition, t, now)
+		ps.dirty = true
+	}
+}
+
+// hold tells every partition's state which sources (itself) are behind as
+// of now: all when the worker did not run for longer than a checkpoint
+// interval, else those it was behind on when last read.
+func (l *localState) hold(now time.Time) {
+	stalled := !l.lastRun.IsZero() && now.Sub(l.lastRun) > l.interval+time.Second
+	for p, ps := range l.agg.parts {
+		if stalled || l.lagging[p] {
+			ps.agg.Behind(now, func(src int32) bool { return src == p })
+		}
+	}
+}
+
+// flush writes the closed intervals once FlushPoints points came in since
+// the last time, as the aggregator does.
+func (l *localState) flush(ctx context.Context, now time.Time) error {
+	defer func() { l.lastRun = time.Now() }()
+	if l.agg.sinceFlush < l.agg.cfg.FlushPoints && len(l.agg.unsent) == 0 {
+		return nil
+	}
+	l.hold(now)
+	return l.agg.flush(ctx)
+}
+
+// checkpoint writes the closed intervals and stores the changed states;
+// a partition not read since the last checkpoint no longer counts as one
+// the worker is behind on.
+func (l *localState) checkpoint(ctx context.Context) error {
+	defer func() { l.lastRun = time.Now() }()
+	l.agg.dropRevoked()
+	l.hold(time.Now())
+	for p := range l.lagging {
+		if !l.read[p] {
+			delete(l.lagging, p)
+		}
+	}
+	clear(l.read)
+	return l.agg.checkpoint(ctx)
+}
