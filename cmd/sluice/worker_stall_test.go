@@ -21,8 +21,16 @@ import (
 // for them rather than follow the wall clock past their points. Every point
 // is counted in and out: the worker takes in the backlog, the aggregator
 // merges every point it was sent, none late, and writes one point per
-// output series per second of the backlog.
+// output series per second of the backlog. With worker.local_merge the
+// worker merges them itself, and holds its raw partitions' watermarks
+// across its own stop as well.
 func TestWorkerStallLosesNoMergedPoint(t *testing.T) {
+	for _, local := range []bool{false, true} {
+		t.Run(fmt.Sprint("local_merge=", local), func(t *testing.T) { workerStall(t, local) })
+	}
+}
+
+func workerStall(t *testing.T, local bool) {
 	brokers := kafkatest.Brokers(t)
 	prefix := kafkatest.Topic(t, "wstall")
 	dir := t.TempDir()
@@ -40,7 +48,7 @@ func TestWorkerStallLosesNoMergedPoint(t *testing.T) {
 	}
 	admin := testproc.FreeAddr(t)
 	cfg := filepath.Join(dir, "sluice.yaml")
-	if err := os.WriteFile(cfg, workerConfig(prefix, brokers[0], admin, rulesDir, "", "warn"), 0o644); err != nil {
+	if err := os.WriteFile(cfg, workerConfig(prefix, brokers[0], admin, rulesDir, fmt.Sprint("  local_merge: ", local), "warn"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	conf, bus := openBus(t, cfg)
@@ -59,7 +67,7 @@ func TestWorkerStallLosesNoMergedPoint(t *testing.T) {
 
 	p, logs := sluiceRole(t, "worker -c "+cfg, admin)
 	deadline := time.Now().Add(2 * time.Minute)
-	in := func() float64 { return metricSum(admin, `sluice_stage_items_total{stage="worker"}`) }
+	in := func() float64 { return metricSum(admin, `sluice_worker_items_in_total`) }
 	wait := func(what string, done func() bool) {
 		t.Helper()
 		for !done() {
@@ -78,13 +86,18 @@ func TestWorkerStallLosesNoMergedPoint(t *testing.T) {
 	if err := p.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
+	// Sent to the aggregators and merged there, or merged in the worker.
+	sent, mergedIn, mergedOut := "sluice_worker_points_aggregated_total", "sluice_aggregator_points_in_total", "sluice_aggregator_points_out_total"
+	if local {
+		sent, mergedIn, mergedOut = "sluice_worker_points_merged_total", "sluice_worker_points_merged_total", "sluice_worker_merged_points_out_total"
+	}
 	wait("every point merged and written", func() bool {
-		return in() >= float64(points) && metricSum(admin, "sluice_aggregator_points_out_total") >= want
+		return in() >= float64(points) && metricSum(admin, mergedOut) >= want
 	})
-	merged := metricSum(admin, "sluice_worker_points_aggregated_total")
-	aggIn := metricSum(admin, "sluice_aggregator_points_in_total")
+	merged := metricSum(admin, sent)
+	aggIn := metricSum(admin, mergedIn)
 	late := metricSum(admin, "sluice_aggregate_points_late_total")
-	out := metricSum(admin, "sluice_aggregator_points_out_total")
+	out := metricSum(admin, mergedOut)
 	t.Logf("stopped for %v at %.0f of %d points in; to the aggregator %.0f, merged in %.0f, late %.0f, written %.0f of %.0f",
 		2*grace+3*time.Second, stalledAt, points, merged, aggIn, late, out, want)
 	if stalledAt >= float64(points) {

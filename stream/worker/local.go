@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/sluice-dev/sluice/internal/otlpwire"
@@ -37,26 +38,38 @@ import (
 // newest point time of each batch, told after the batch's points
 // (aggregate.Aggregator.Progress). The wall clock closes the last
 // intervals of a partition that falls quiet, but not while the worker is
-// behind on it: a partition is held (aggregate.Aggregator.Behind) while
-// the newest record read from it was written more than behindSlack before
-// it was read, until a checkpoint interval passes without a record of it;
-// and every partition is held when the worker did not run for longer than
-// a checkpoint interval (the process was stopped), so that neither a
-// backlog nor a stall makes points late.
+// behind on it: a partition is held (aggregate.Aggregator.Behind) when
+// its records were just read, and while the newest record read from it
+// was written more than behindSlack before it was read, until a
+// checkpoint interval passes without a record of it; every partition is
+// held after the process did not run for longer than stallGap (stopped,
+// swapped out: a goroutine notes every stallTick that it runs). Neither a
+// backlog nor a stall then makes points late.
 
 // behindSlack is how much older than the moment it is read a raw record
 // may be for the worker to count as keeping up with its partition.
 const behindSlack = 2 * time.Second
+
+// stallTick is how often the worker notes that it runs; a gap of more than
+// stallGap between two notes is a stall.
+const (
+	stallTick = 250 * time.Millisecond
+	stallGap  = time.Second
+)
 
 // localState is what a worker keeps of the raw partitions it merges in.
 type localState struct {
 	agg *Aggregator // an Aggregator of no group: its partitions are raw partitions
 	// lagging is, per raw partition, whether the worker was behind on it
 	// at its last read; read, whether it was read since the last
-	// checkpoint.
-	lagging, read map[int32]bool
-	lastRun       time.Time // when handle or the checkpoint last ended
-	interval      time.Duration
+	// checkpoint; readNow, in the batch in hand.
+	lagging, read, readNow map[int32]bool
+	interval               time.Duration
+	// ran is when the worker last noted that it runs (watch), gapAt when
+	// it last found a gap between two notes (ns); heldAt is when the
+	// partitions were last held.
+	ran, gapAt atomic.Int64
+	heldAt     int64
 }
 
 // newLocalState opens the state store of the worker's local merge.
@@ -66,7 +79,8 @@ func newLocalState(ctx context.Context, bus stream.Bus, cfg Config) (*localState
 	if err != nil {
 		return nil, fmt.Errorf("worker: local_merge: %w", err)
 	}
-	l := &localState{agg: a, lagging: map[int32]bool{}, read: map[int32]bool{}, interval: cfg.MergeCheckpointInterval}
+	l := &localState{agg: a, lagging: map[int32]bool{}, read: map[int32]bool{}, readNow: map[int32]bool{}, interval: cfg.MergeCheckpointInterval}
+	l.ran.Store(time.Now().UnixNano())
 	if l.interval <= 0 {
 		l.interval = defaultCheckpointInterval
 	}
@@ -94,7 +108,7 @@ func (l *localState) take(ctx context.Context, groups []*group, now time.Time) e
 				newest = r.Timestamp
 			}
 		}
-		l.read[g.partition] = true
+		l.read[g.partition], l.readNow[g.partition] = true, true
 		l.lagging[g.partition] = now.Sub(newest) > behindSlack
 	}
 	return nil
@@ -122,13 +136,34 @@ func (l *localState) progress(g *group, t int64, now time.Time) {
 	}
 }
 
-// hold tells every partition's state which sources (itself) are behind as
-// of now: all when the worker did not run for longer than a checkpoint
-// interval, else those it was behind on when last read.
-func (l *localState) hold(now time.Time) {
-	stalled := !l.lastRun.IsZero() && now.Sub(l.lastRun) > l.interval+time.Second
+// watch notes every stallTick that the worker runs, until ctx is done.
+func (l *localState) watch(ctx context.Context) {
+	t := time.NewTicker(stallTick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case at := <-t.C:
+			now := at.UnixNano()
+			if last := l.ran.Swap(now); now-last > int64(stallGap) {
+				l.gapAt.Store(now)
+			}
+		}
+	}
+}
+
+// hold tells the state of each partition, just before a flush, whether it
+// is behind (itself its one source): all are after a stall of the
+// process, else those read in the batch in hand and those the worker was
+// behind on when last read.
+func (l *localState) hold() {
+	now := time.Now()
+	n := now.UnixNano()
+	stalled := n-l.ran.Load() > int64(stallGap) || l.gapAt.Load() > l.heldAt
+	l.heldAt = n
 	for p, ps := range l.agg.parts {
-		if stalled || l.lagging[p] {
+		if stalled || l.readNow[p] || l.lagging[p] {
 			ps.agg.Behind(now, func(src int32) bool { return src == p })
 		}
 	}
@@ -136,12 +171,12 @@ func (l *localState) hold(now time.Time) {
 
 // flush writes the closed intervals once FlushPoints points came in since
 // the last time, as the aggregator does.
-func (l *localState) flush(ctx context.Context, now time.Time) error {
-	defer func() { l.lastRun = time.Now() }()
+func (l *localState) flush(ctx context.Context) error {
+	defer clear(l.readNow)
 	if l.agg.sinceFlush < l.agg.cfg.FlushPoints && len(l.agg.unsent) == 0 {
 		return nil
 	}
-	l.hold(now)
+	l.hold()
 	return l.agg.flush(ctx)
 }
 
@@ -149,9 +184,8 @@ func (l *localState) flush(ctx context.Context, now time.Time) error {
 // a partition not read since the last checkpoint no longer counts as one
 // the worker is behind on.
 func (l *localState) checkpoint(ctx context.Context) error {
-	defer func() { l.lastRun = time.Now() }()
 	l.agg.dropRevoked()
-	l.hold(time.Now())
+	l.hold()
 	for p := range l.lagging {
 		if !l.read[p] {
 			delete(l.lagging, p)

@@ -399,6 +399,18 @@ func (w *Worker) SetTransform(t Transform) { w.transform.Store(&transformBox{t})
 // commits and leaves the group.
 func (w *Worker) Run(ctx context.Context) error {
 	defer w.release()
+	if w.local != nil {
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			w.local.watch(wctx)
+		}()
+		defer func() {
+			cancel()
+			<-done
+		}()
+	}
 	return w.stage.Run(ctx)
 }
 
@@ -480,7 +492,7 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 	if w.local != nil {
 		// What is not written now is written first next time (a retry
 		// of this batch adds nothing: its merged points are in).
-		if err := w.local.flush(ctx, w.now); err != nil {
+		if err := w.local.flush(ctx); err != nil {
 			return err
 		}
 	}
