@@ -336,3 +336,74 @@ func TestAggregatorOff(t *testing.T) {
 		}
 	}
 }
+
+// worker.local_merge on the embedded bus: SDK counters of 5 processes of
+// one pod (one resource), told apart by a point attribute the rule
+// deletes, are summed by the worker in the raw partition of their resource,
+// with none through the aggregation topic: 20 series in Prometheus, each
+// the sum of its 5 inputs, the increases of a second export added.
+func TestLocalMergeSumsInPrometheus(t *testing.T) {
+	prom := backendtest.Prometheus(t)
+	cfg := promConfig(t, prom.WriteURL, `
+  - name: no-process
+    signal: metrics
+    delete: ['attributes["process.id"]']
+`)
+	cfg.Worker.LocalMerge = true
+	p, err := Start(context.Background(), cfg, All, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+
+	ctx := context.Background()
+	const procs, routes = 5, 20
+	type proc struct {
+		mp      *sdkmetric.MeterProvider
+		counter metric.Int64Counter
+		id      attribute.KeyValue
+	}
+	var ps []proc
+	res := resource.NewSchemaless(attribute.String("service.name", "checkout"), attribute.String("k8s.pod.name", "checkout-0"))
+	for i := range procs {
+		exp, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(p.GRPCAddr()), otlpmetricgrpc.WithInsecure())
+		if err != nil {
+			t.Fatal(err)
+		}
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithResource(res), sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))))
+		c, _ := mp.Meter("shop").Int64Counter("requests", metric.WithUnit("1"))
+		ps = append(ps, proc{mp, c, attribute.Int("process.id", i)})
+		defer mp.Shutdown(ctx)
+	}
+	round := func(add int64) {
+		for _, pr := range ps {
+			for r := range routes {
+				pr.counter.Add(ctx, add, metric.WithAttributes(attribute.String("http.route", fmt.Sprintf("/r%d", r)), pr.id))
+			}
+			if err := pr.mp.ForceFlush(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check := func(want float64) {
+		t.Helper()
+		waitProm(t, prom.URL, `sum(requests_total{job="checkout"})`, procs*routes*want)
+		if got := promValue(t, prom.URL, `count(requests_total{job="checkout"})`); got != routes {
+			t.Errorf("%v series, want %d", got, routes)
+		}
+	}
+	round(2)
+	check(2)
+	round(3)
+	check(5)
+	admin := "http://" + p.AdminAddr()
+	if n, _ := metricSum(t, admin, "sluice_worker_points_merged_total"); n != 2*procs*routes {
+		t.Errorf("sluice_worker_points_merged_total = %v, want %d", n, 2*procs*routes)
+	}
+	if n, _ := metricSum(t, admin, "sluice_worker_points_aggregated_total"); n != 0 {
+		t.Errorf("%v points written to the aggregation topic, want none", n)
+	}
+	if n, ok := metricSum(t, prom.URL, "prometheus_tsdb_out_of_order_samples_total"); !ok || n != 0 {
+		t.Errorf("Prometheus rejected %v out-of-order samples (%v)", n, ok)
+	}
+}

@@ -90,10 +90,11 @@ type merging struct {
 	specs  [][]*aggregate.Spec // [Mark.Merge][Mark.Limit]
 	marked []columnar.Marked
 	keeps  bool // the set's KeepsResources
+	limits bool // some rule limits series
 }
 
 func newMerging(set *rules.Set) (*merging, error) {
-	m := &merging{Engine: columnar.New(set, columnar.Options{Allocator: arrowpool.Default, AttrSetTable: true}), keeps: set.KeepsResources()}
+	m := &merging{Engine: columnar.New(set, columnar.Options{Allocator: arrowpool.Default, AttrSetTable: true}), keeps: set.KeepsResources(), limits: len(set.Limits()) > 0}
 	merges, limits := set.Merges(), set.Limits()
 	m.specs = make([][]*aggregate.Spec, len(merges)+1)
 	for mi := range m.specs {
@@ -157,6 +158,9 @@ func (m *merging) ApplyMerge(b *schemas.Batch, dst []worker.Merge) (*schemas.Bat
 
 // KeepsResources implements worker.ResourceKeeper.
 func (m *merging) KeepsResources() bool { return m.keeps }
+
+// HasLimits implements worker.ResourceKeeper.
+func (m *merging) HasLimits() bool { return m.limits }
 
 func (rs *ruleSet) install(set *rules.Set) {
 	if old := rs.current.Swap(set); old != nil {

@@ -28,9 +28,11 @@ type marking struct {
 	spec   *aggregate.Spec
 	marked []columnar.Marked
 	keeps  bool // KeepsResources
+	limits bool // HasLimits
 }
 
 func (m *marking) KeepsResources() bool { return m.keeps }
+func (m *marking) HasLimits() bool      { return m.limits }
 
 func (m *marking) ApplyMerge(b *schemas.Batch, dst []Merge) (*schemas.Batch, []Merge, error) {
 	out, marked, err := m.ApplyMarked(b, m.marked[:0])
@@ -334,10 +336,22 @@ func (k keepAgg) Produce(ctx context.Context, recs ...*stream.Record) error {
 // set env, delete debug_id: every kept point merged), the aggregation
 // records written, then read by the worker's aggregator, which merges
 // them and writes the intervals that close (1 s, grace 5 s) as processed
-// records, dropped. CPU-ns per point in; every iteration is a new poll of
-// the backlog, later in time. Fetching and decompressing the raw records
-// and producing to the bus are not in it.
+// records, dropped ("aggregators"); or, with local_merge, merged in the
+// raw partition's state by the worker itself, the closed intervals written
+// once 20,000 points came in ("local_merge"). CPU-ns per point in; every
+// iteration is a new poll of the backlog, later in time. Fetching and
+// decompressing the raw records and producing to the bus are not in it.
 func BenchmarkMergedBacklog(b *testing.B) {
+	for _, local := range []bool{false, true} {
+		name := "aggregators"
+		if local {
+			name = "local_merge" // merged in the raw partition's state, no aggregation records
+		}
+		b.Run(name, func(b *testing.B) { mergedBacklog(b, local) })
+	}
+}
+
+func mergedBacklog(b *testing.B, local bool) {
 	const pods, steps = 20, 8
 	l, err := otlptest.NewK8sLoad(otlptest.K8sLoadConfig{Pods: pods, Start: time.Unix(1_700_000_000, 0)})
 	if err != nil {
@@ -346,7 +360,7 @@ func BenchmarkMergedBacklog(b *testing.B) {
 	mem := arrowpool.New()
 	set := ruleFile(b, "../../bench/e2e/rules/e2e.yaml")
 	engine := columnar.New(set, columnar.Options{Allocator: mem, AttrSetTable: true})
-	t := &marking{Engine: engine, spec: &aggregate.Spec{Rule: "r", Interval: time.Second, Grace: 5 * time.Second}}
+	t := &marking{Engine: engine, spec: &aggregate.Spec{Rule: "r", Interval: time.Second, Grace: 5 * time.Second}, keeps: set.KeepsResources()}
 	out := 0
 	bus := keepAgg{Bus: smemory.New(), points: &out}
 	ctx := context.Background()
@@ -357,7 +371,7 @@ func BenchmarkMergedBacklog(b *testing.B) {
 		stream.TopicSpec{Name: topics.Aggregate(), Partitions: 6}); err != nil {
 		b.Fatal(err)
 	}
-	w, err := New(bus, Config{Topics: topics, Allocator: mem, MaxBatchItems: 16384, Cardinality: cardinality.New(cardinality.Config{})}, t)
+	w, err := New(bus, Config{Topics: topics, Allocator: mem, MaxBatchItems: 16384, Cardinality: cardinality.New(cardinality.Config{}), LocalMerge: local}, t)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -378,6 +392,12 @@ func BenchmarkMergedBacklog(b *testing.B) {
 			g.recs = append(g.recs, raw(otlpwire.Metrics, 0, "t", reqs[j]))
 		}
 		b.StartTimer()
+		if local {
+			w.now = time.Now()
+			if err := w.local.take(ctx, []*group{g}, w.now); err != nil {
+				b.Fatal(err)
+			}
+		}
 		recs, dead, err := w.process(g, t)
 		if err != nil || len(dead) > 0 {
 			b.Fatalf("%d dead: %v", len(dead), err)
@@ -385,13 +405,23 @@ func BenchmarkMergedBacklog(b *testing.B) {
 		for _, r := range recs {
 			r.Offset = int64(i)
 		}
-		if err := a.handle(ctx, recs); err != nil {
+		if local {
+			if err := w.local.flush(ctx); err != nil {
+				b.Fatal(err)
+			}
+		} else if err := a.handle(ctx, recs); err != nil {
 			b.Fatal(err)
 		}
 		in += perPoll * l.PerRequest()
 	}
 	b.StopTimer()
-	if err := a.flush(ctx); err != nil { // what closed since the last flush (one poll: all of it)
+	// What closed since the last flush (one poll: all of it).
+	if local {
+		err = w.local.agg.flush(ctx)
+	} else {
+		err = a.flush(ctx)
+	}
+	if err != nil {
 		b.Fatal(err)
 	}
 	if out == 0 {

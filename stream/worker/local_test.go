@@ -186,8 +186,8 @@ func TestLocalMerge(t *testing.T) {
 					points++
 				}
 			}
-			if local && points > 0 {
-				t.Errorf("%d records of points in the aggregation topic, want none", points)
+			if n := len(bus.Records(topics.Aggregate())); local && n > 0 {
+				t.Errorf("%d records (%d of points) in the aggregation topic, want none: the rules send the aggregators nothing", n, points)
 			}
 			if !local && points == 0 {
 				t.Error("no records of points in the aggregation topic without local_merge")
@@ -238,5 +238,31 @@ func TestLocalMergeConfig(t *testing.T) {
 	bus := localBus(t)
 	if _, err := New(bus, Config{Topics: topics, LocalMerge: true, ExactlyOnce: true, TransactionalID: "x"}, nil); err == nil {
 		t.Error("local_merge with exactly_once: no error")
+	}
+}
+
+// Under rules with a limit, whose points merge through the aggregators,
+// the aggregators are still told each raw partition's progress, also of
+// the batches merged in the worker: else a raw partition the worker is
+// behind on would hold their watermarks.
+func TestLocalMergeTellsProgressUnderLimits(t *testing.T) {
+	base := time.Now().Add(-time.Minute).Truncate(time.Second)
+	bus := localBus(t)
+	recs := localRecords(base, 0, 5)
+	if err := bus.Produce(context.Background(), recs...); err != nil {
+		t.Fatal(err)
+	}
+	tr := localRules(t)
+	tr.limits = true
+	run(t, bus, tr, Config{LocalMerge: true, MergeCheckpointInterval: 100 * time.Millisecond}, func() bool { return lag(t, bus) == 0 })
+	told := map[string]bool{}
+	for _, r := range bus.Records(topics.Aggregate()) {
+		if r.Header(HeaderProgress) == nil {
+			t.Fatalf("a record of points in the aggregation topic: the points merge in the worker")
+		}
+		told[string(r.Header(HeaderSource))] = true
+	}
+	if len(told) != 3 {
+		t.Errorf("progress told of raw partitions %v, want all 3", told)
 	}
 }

@@ -172,8 +172,11 @@ type Config struct {
 // ResourceKeeper is a Transform that tells whether its rules keep every
 // point's resource as it came (rules.Set.KeepsResources): the points a
 // merged series takes then all come with its resource (Config.LocalMerge).
+// HasLimits tells whether some rule limits a metric's series: those points
+// merge through the aggregators whatever the resources.
 type ResourceKeeper interface {
 	KeepsResources() bool
+	HasLimits() bool
 }
 
 // Worker is one member of the worker group.
@@ -216,11 +219,13 @@ type Worker struct {
 	// json: raw records without a content-type are OTLP/JSON.
 	json bool
 	// local merges in the raw partitions (Config.LocalMerge); nil: off.
-	// now is the wall clock of the batch in hand, and localOK whether its
-	// rules allow it.
-	local   *localState
-	now     time.Time
-	localOK bool
+	// now is the wall clock of the batch in hand, localOK whether its
+	// rules allow it, and localAll whether they send no point to the
+	// aggregators (no limit either): then the aggregators are not told
+	// the raw partitions' progress.
+	local             *localState
+	now               time.Time
+	localOK, localAll bool
 }
 
 type transformBox struct{ t Transform }
@@ -455,6 +460,7 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 	if w.local != nil {
 		rk, ok := t.(ResourceKeeper)
 		w.localOK = ok && rk.KeepsResources()
+		w.localAll = w.localOK && !rk.HasLimits()
 		if err := w.local.take(ctx, groups, w.now); err != nil {
 			return err
 		}
@@ -1030,7 +1036,7 @@ func (w *Worker) mergeHere(g *group, batch *schemas.Batch, p *aggPart) error {
 // series after another, are all judged against the watermark as it stood
 // before it (aggregate.Aggregator.Progress).
 func (w *Worker) progress(recs []*stream.Record, g *group, t int64, from []*stream.Record) []*stream.Record {
-	if t <= 0 {
+	if t <= 0 || w.localAll {
 		return recs
 	}
 	if w.told == nil {
