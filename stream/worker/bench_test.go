@@ -394,6 +394,7 @@ func mergedBacklog(b *testing.B, local bool) {
 		b.StartTimer()
 		if local {
 			w.now = time.Now()
+			w.localRules(t)
 			if err := w.local.take(ctx, []*group{g}, w.now); err != nil {
 				b.Fatal(err)
 			}

@@ -458,9 +458,7 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 	}
 	t := w.transform.Load().t
 	if w.local != nil {
-		rk, ok := t.(ResourceKeeper)
-		w.localOK = ok && rk.KeepsResources()
-		w.localAll = w.localOK && !rk.HasLimits()
+		w.localRules(t)
 		if err := w.local.take(ctx, groups, w.now); err != nil {
 			return err
 		}
@@ -1006,6 +1004,14 @@ func (w *Worker) split(g *group, batch *schemas.Batch, version string, from []*s
 				stream.Header{Key: HeaderSource, Value: strconv.AppendInt(nil, int64(g.partition), 10)})})
 	}
 	return recs, nil
+}
+
+// localRules notes whether t lets the worker merge in the raw partition
+// (localOK) and whether it sends the aggregators nothing (localAll).
+func (w *Worker) localRules(t Transform) {
+	rk, ok := t.(ResourceKeeper)
+	w.localOK = ok && rk.KeepsResources()
+	w.localAll = w.localOK && !rk.HasLimits()
 }
 
 // mergeHere merges the points of p, rows of batch, in the state of g's
