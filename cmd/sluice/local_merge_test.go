@@ -14,7 +14,6 @@ import (
 	colmetrics "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
 	"github.com/sluice-dev/sluice/internal/testproc"
@@ -56,17 +55,10 @@ func TestLocalMergeSurvivesAKill(t *testing.T) {
 	cfg := config(admin)
 	conf, bus := openBus(t, cfg)
 	defer bus.Close()
-	ing, err := ingest.New(ingest.Config{Topics: stream.Topics{Prefix: prefix}, MaxRecordBytes: int(conf.Bus.MaxRecordBytes), MaxRequestBytes: 64 << 20,
-		MaxInflightBytes: 1 << 30, ProduceTimeout: time.Minute}, bus)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// 200 seconds of metrics-k8s (2 M points: the worker checkpoints
 	// every million), ten minutes old.
 	const requests = 200
-	req, setTimes := k8sRequest(t)
-	base := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
-	points, _, _ := writeBacklog(t, ing, req, setTimes, base, requests, time.Second)
+	points, req := k8sBacklog(t, conf, bus, prefix, requests)
 	series := outputSeries(req)
 
 	p, logs := sluiceRole(t, "worker -c "+cfg, admin)

@@ -18,6 +18,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/sluice-dev/sluice/ingest"
+	"github.com/sluice-dev/sluice/internal/config"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/otlptest"
 	"github.com/sluice-dev/sluice/internal/otlpwire"
@@ -130,6 +131,22 @@ func writeBacklog(t *testing.T, ing *ingest.Ingester, req *colmetrics.ExportMetr
 		rawBytes += len(body)
 	}
 	return points, records, rawBytes
+}
+
+// k8sBacklog writes, through an ingester on bus (of conf), a backlog of
+// requests seconds of metrics-k8s ten minutes old, a request a second, and
+// returns its points and the request.
+func k8sBacklog(t *testing.T, conf *config.Config, bus stream.Bus, prefix string, requests int) (int, *colmetrics.ExportMetricsServiceRequest) {
+	t.Helper()
+	ing, err := ingest.New(ingest.Config{Topics: stream.Topics{Prefix: prefix}, MaxRecordBytes: int(conf.Bus.MaxRecordBytes), MaxRequestBytes: 64 << 20,
+		MaxInflightBytes: 1 << 30, ProduceTimeout: time.Minute}, bus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, setTimes := k8sRequest(t)
+	base := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
+	points, _, _ := writeBacklog(t, ing, req, setTimes, base, requests, time.Second)
+	return points, req
 }
 
 // outputSeries is how many series the workload rules leave of one request

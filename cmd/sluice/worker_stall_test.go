@@ -9,10 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/sluice-dev/sluice/ingest"
 	"github.com/sluice-dev/sluice/internal/kafkatest"
 	"github.com/sluice-dev/sluice/internal/testproc"
-	"github.com/sluice-dev/sluice/stream"
 )
 
 // A worker process stopped (SIGSTOP) for longer than twice the grace in
@@ -53,16 +51,9 @@ func workerStall(t *testing.T, local bool) {
 	}
 	conf, bus := openBus(t, cfg)
 	defer bus.Close()
-	ing, err := ingest.New(ingest.Config{Topics: stream.Topics{Prefix: prefix}, MaxRecordBytes: int(conf.Bus.MaxRecordBytes), MaxRequestBytes: 64 << 20,
-		MaxInflightBytes: 1 << 30, ProduceTimeout: time.Minute}, bus)
-	if err != nil {
-		t.Fatal(err)
-	}
 	// A backlog of 60 seconds of metrics-k8s, ten minutes old.
 	const requests = 60
-	req, setTimes := k8sRequest(t)
-	base := time.Now().Add(-10 * time.Minute).Truncate(time.Second)
-	points, _, _ := writeBacklog(t, ing, req, setTimes, base, requests, time.Second)
+	points, req := k8sBacklog(t, conf, bus, prefix, requests)
 	want := float64(requests * outputSeries(req))
 
 	p, logs := sluiceRole(t, "worker -c "+cfg, admin)

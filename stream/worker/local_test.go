@@ -266,3 +266,40 @@ func TestLocalMergeTellsProgressUnderLimits(t *testing.T) {
 		t.Errorf("progress told of raw partitions %v, want all 3", told)
 	}
 }
+
+// flaky fails its first ApplyMerge.
+type flaky struct {
+	*marking
+	failed bool
+}
+
+func (f *flaky) ApplyMerge(b *schemas.Batch, dst []Merge) (*schemas.Batch, []Merge, error) {
+	if !f.failed {
+		f.failed = true
+		return nil, dst, fmt.Errorf("a rule failed")
+	}
+	return f.marking.ApplyMerge(b, dst)
+}
+
+// A batch whose rules fail tells no progress: its retry's points, older
+// than its newest by more than the grace, are not late.
+func TestLocalMergeFailedBatchTellsNothing(t *testing.T) {
+	base := time.Now().Add(-time.Minute).Truncate(time.Second)
+	bus := localBus(t)
+	const steps = 10 // one batch per raw partition, 10 s of points: 5 graces
+	if err := bus.Produce(context.Background(), localRecords(base, 0, steps)...); err != nil {
+		t.Fatal(err)
+	}
+	tr := &flaky{marking: localRules(t)}
+	want := localPods * localRoutes * steps
+	run(t, bus, tr, Config{LocalMerge: true, MergeCheckpointInterval: 100 * time.Millisecond}, func() bool {
+		_, n := mergedPoints(t, bus)
+		return n >= want && lag(t, bus) == 0
+	})
+	if !tr.failed {
+		t.Fatal("the rules never failed")
+	}
+	if got, n := mergedPoints(t, bus); len(got) != want || n != want {
+		t.Errorf("%d merged points (%d distinct), want %d: the retry's points were late", n, len(got), want)
+	}
+}

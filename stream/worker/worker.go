@@ -763,12 +763,19 @@ func (w *Worker) count(sig otlpwire.Signal, in int, recs []*stream.Record) {
 // It returns no record when the rules dropped every item. The caller
 // counts the records in the metrics once they are kept (see
 // encodeFitting).
-func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t Transform) ([]*stream.Record, error) {
+func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t Transform) (_ []*stream.Record, err error) {
 	in := batch.Len()
 	batch.Tenant = g.tenant
 	version := ""
 	w.merges = w.merges[:0]
 	told := int64(-1) // the point time to tell the aggregators (progress); -1: none
+	if w.local != nil {
+		defer func() {
+			if err == nil { // after the batch's points, whatever became of them
+				w.local.progress(g, told, w.now)
+			}
+		}()
+	}
 	if t != nil {
 		version = t.Version()
 		w.findInputSets(g, batch)
@@ -776,10 +783,6 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 		var err error
 		if m, ok := t.(Merger); ok && g.sig == otlpwire.Metrics {
 			told = newestPoint(batch)
-			if w.local != nil {
-				// After the batch's points, whatever became of them.
-				defer w.local.progress(g, told, w.now)
-			}
 			res, w.merges, err = m.ApplyMerge(batch, w.merges)
 		} else {
 			res, err = t.Apply(batch)
