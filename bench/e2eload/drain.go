@@ -113,7 +113,9 @@ func drainStage(ctx context.Context, o options, prefix string, brokerPid int) ([
 		// intervals (Prometheus scrapes every 15 s or so).
 		in := float64(points)
 		if drained == 0 {
-			in = metric("worker", `sluice_stage_items_total{stage="worker"}`)
+			// Decoded, not committed: with local_merge the worker
+			// commits at checkpoints, seconds after it read the points.
+			in = metric("worker", "sluice_worker_items_in_total")
 			if in >= float64(points) {
 				drained = time.Since(start)
 			}

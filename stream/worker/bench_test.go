@@ -399,10 +399,12 @@ func mergedBacklog(b *testing.B, local bool) {
 				b.Fatal(err)
 			}
 		}
+		clear(w.pending)
 		recs, dead, err := w.process(g, t)
 		if err != nil || len(dead) > 0 {
 			b.Fatalf("%d dead: %v", len(dead), err)
 		}
+		recs = w.progress(recs)
 		for _, r := range recs {
 			r.Offset = int64(i)
 		}

@@ -99,9 +99,14 @@ func (l *localState) take(ctx context.Context, groups []*group, now time.Time) e
 		if g.sig != otlpwire.Metrics {
 			continue
 		}
-		if _, err := l.agg.partition(ctx, g.partition); err != nil {
+		ps, err := l.agg.partition(ctx, g.partition)
+		if err != nil {
 			return err
 		}
+		// The worker tells the partition's progress after every batch
+		// (Worker.progress): its points never move the watermark, not
+		// even the first batch's, whose series each span the batch.
+		ps.agg.Progress(g.partition, 0, now)
 		var newest time.Time
 		for _, r := range g.recs {
 			if r.Timestamp.After(newest) {
@@ -127,11 +132,11 @@ func (l *localState) add(g *group, b *schemas.Batch, in, out []uint64, spec *agg
 	return ps.agg.AddFrom(g.partition, g.tenant, b, in, out, *spec, now)
 }
 
-// progress tells the state of g's raw partition that it reached point
-// time t (after the points of the batch that did).
-func (l *localState) progress(g *group, t int64, now time.Time) {
-	if ps := l.agg.parts[g.partition]; ps != nil && t > 0 {
-		ps.agg.Progress(g.partition, t, now)
+// progress tells the state of raw partition p that it reached point time
+// t (after the points of the batch that did).
+func (l *localState) progress(p int32, t int64, now time.Time) {
+	if ps := l.agg.parts[p]; ps != nil && t > 0 {
+		ps.agg.Progress(p, t, now)
 		ps.dirty = true
 	}
 }

@@ -303,3 +303,52 @@ func TestLocalMergeFailedBatchTellsNothing(t *testing.T) {
 		t.Errorf("%d merged points (%d distinct), want %d: the retry's points were late", n, len(got), want)
 	}
 }
+
+// Two tenants' points in one raw partition, step by step, read in one
+// poll: a batch per tenant, each spanning more than the grace. The
+// partition's progress is told after both, so that the second tenant's
+// points are not judged against the first's newest (they would be late),
+// whether merged here or by the aggregators.
+func TestProgressAfterEveryTenant(t *testing.T) {
+	base := time.Now().Add(-time.Minute).Truncate(time.Second)
+	const steps = 10 // 5 graces
+	for _, local := range []bool{true, false} {
+		t.Run(fmt.Sprint("local=", local), func(t *testing.T) {
+			bus := localBus(t)
+			var recs []*stream.Record // step by step, as they come
+			for k := range steps {
+				for _, tenant := range []string{"acme", "beta"} {
+					for _, r := range localRecords(base, k, k+1) {
+						if r.Partition == 0 {
+							setHeader(r, stream.HeaderTenant, []byte(tenant))
+							recs = append(recs, r)
+						}
+					}
+				}
+			}
+			if err := bus.Produce(context.Background(), recs...); err != nil {
+				t.Fatal(err)
+			}
+			if !local {
+				a, err := NewAggregator(context.Background(), bus, AggregatorConfig{Topics: topics, CheckpointInterval: 100 * time.Millisecond})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer runAggregator(a)()
+			}
+			want := 2 * 2 * localRoutes * steps // two tenants' two pods of partition 0
+			run(t, bus, localRules(t), Config{LocalMerge: local, MergeCheckpointInterval: 100 * time.Millisecond}, func() bool {
+				return processedPoints(t, bus) >= want && lag(t, bus) == 0
+			})
+			if n := processedPoints(t, bus); n != want {
+				t.Errorf("%d merged points, want %d", n, want)
+			}
+		})
+	}
+}
+
+// processedPoints counts the points of the processed metrics topic.
+func processedPoints(t *testing.T, bus *smemory.Bus) int {
+	n, _ := processedItems(t, bus, otlpwire.Metrics)
+	return n
+}

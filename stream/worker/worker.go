@@ -33,7 +33,9 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -205,8 +207,10 @@ type Worker struct {
 	sets   []uint32 // the attribute sets of the batch in hand (schemas.Batch.FindItemAttrSets)
 	inSets []uint32 // those of its input, before the rules
 	// told is, per raw partition, the point time the aggregation
-	// partitions were last told (see progressStep).
-	told map[int32]int64
+	// partitions were last told (see progressStep); pending what the
+	// batch in hand tells (see progress).
+	told    map[int32]int64
+	pending map[int32]pendingProgress
 	// fitItems is, per signal, how many raw items make a processed record
 	// of about half of MaxRecordBytes, from the last record written.
 	fitItems [len(otlpwire.Signals)]int
@@ -457,6 +461,7 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		g.recs = append(g.recs, r)
 	}
 	t := w.transform.Load().t
+	clear(w.pending)
 	if w.local != nil {
 		w.localRules(t)
 		if err := w.local.take(ctx, groups, w.now); err != nil {
@@ -473,6 +478,7 @@ func (w *Worker) handle(ctx context.Context, recs []*stream.Record) error {
 		}
 		out = append(out, recs...)
 	}
+	out = w.progress(out)
 	if w.cfg.ExactlyOnce {
 		// One transaction: a failure aborts both, and the retry writes both.
 		if err := w.produce(ctx, append(dead, out...)); err != nil {
@@ -706,8 +712,12 @@ func appendAll(b *schemas.Builder, recs []*stream.Record) error {
 func (w *Worker) encodeFitting(g *group, b *schemas.Builder, batch *schemas.Batch, from []*stream.Record, t Transform) (out, dead []*stream.Record, err error) {
 	in := batch.Len()
 	recs, err := w.encode(g, batch, from, t)
-	if err != nil || len(recs) == 0 {
+	if err != nil {
 		return nil, nil, err
+	}
+	if len(recs) == 0 { // all dropped by the rules, or merged here
+		w.m.itemsIn[g.sig].Add(float64(in))
+		return nil, nil, nil
 	}
 	size, largest := 0, 0
 	var big *stream.Record
@@ -763,19 +773,11 @@ func (w *Worker) count(sig otlpwire.Signal, in int, recs []*stream.Record) {
 // It returns no record when the rules dropped every item. The caller
 // counts the records in the metrics once they are kept (see
 // encodeFitting).
-func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t Transform) (_ []*stream.Record, err error) {
-	in := batch.Len()
+func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t Transform) ([]*stream.Record, error) {
 	batch.Tenant = g.tenant
 	version := ""
 	w.merges = w.merges[:0]
 	told := int64(-1) // the point time to tell the aggregators (progress); -1: none
-	if w.local != nil {
-		defer func() {
-			if err == nil { // after the batch's points, whatever became of them
-				w.local.progress(g, told, w.now)
-			}
-		}()
-	}
 	if t != nil {
 		version = t.Version()
 		w.findInputSets(g, batch)
@@ -815,25 +817,23 @@ func (w *Worker) encode(g *group, batch *schemas.Batch, from []*stream.Record, t
 		w.observe(g, cardinality.Both, batch)
 	}
 	defer batch.Release()
-	if batch.Len() == 0 {
-		if recs := w.progress(nil, g, told, from); len(recs) > 0 {
-			return recs, nil // the caller counts the items in
-		}
-		w.m.itemsIn[g.sig].Add(float64(in)) // all dropped by the rules
-		return nil, nil
-	}
-	if len(w.merges) == 0 {
+	var recs []*stream.Record
+	switch {
+	case batch.Len() == 0: // all dropped by the rules
+	case len(w.merges) == 0:
 		rec, err := w.processed(g, batch, version, from)
 		if err != nil {
 			return nil, err
 		}
-		return w.progress([]*stream.Record{rec}, g, told, from), nil
+		recs = []*stream.Record{rec}
+	default:
+		var err error
+		if recs, err = w.split(g, batch, version, from); err != nil {
+			return nil, err
+		}
 	}
-	recs, err := w.split(g, batch, version, from)
-	if err != nil {
-		return nil, err
-	}
-	return w.progress(recs, g, told, from), nil
+	w.tell(g, told, from)
+	return recs, nil
 }
 
 // newestPoint is the newest point time of the metrics batch b (ns; 0
@@ -1034,37 +1034,66 @@ func (w *Worker) mergeHere(g *group, batch *schemas.Batch, p *aggPart) error {
 	return nil
 }
 
-// progress appends, once the raw partition of g has moved progressStep in
-// point time past what was last told (t, the newest point time of the
-// batch just encoded; -1: the rules merge nothing), a record without points
-// for every aggregation partition, after the batch's: its watermark follows
-// the raw partition whether its points went there, elsewhere, or nowhere
-// (the rules merged none of this batch), rather than waiting for it to fall
-// silent; a raw partition the workers are behind on holds it until then
-// (aggregate.Aggregator.Behind). The points of a batch, which come one
-// series after another, are all judged against the watermark as it stood
-// before it (aggregate.Aggregator.Progress).
-func (w *Worker) progress(recs []*stream.Record, g *group, t int64, from []*stream.Record) []*stream.Record {
-	if t <= 0 || w.localAll {
-		return recs
+// pendingProgress is what the batch in hand tells of a raw partition's
+// progress (see progress): the newest point time, and the group and raw
+// record its progress records take their headers from.
+type pendingProgress struct {
+	t    int64
+	g    *group
+	from *stream.Record
+}
+
+// tell notes that the raw partition of g reached point time t (the newest
+// point of a metrics batch just encoded; -1: the rules merge nothing).
+func (w *Worker) tell(g *group, t int64, from []*stream.Record) {
+	if t <= 0 {
+		return
 	}
-	if w.told == nil {
-		w.told = map[int32]int64{}
+	if w.pending == nil {
+		w.pending = map[int32]pendingProgress{}
 	}
-	if t-w.told[g.partition] < progressStep {
+	if p, ok := w.pending[g.partition]; !ok || t > p.t {
+		w.pending[g.partition] = pendingProgress{t, g, from[0]}
+	}
+}
+
+// progress tells, after every record of the batch in hand, how far each of
+// its raw partitions has come in point time (tell): the state of a raw
+// partition merged here (Config.LocalMerge), and, once the partition has
+// moved progressStep past what they were last told, the aggregation
+// partitions, with a record without points for each, appended to recs.
+// Their watermark follows the raw partition whether its points went
+// there, elsewhere, or nowhere (the rules merged none of this batch),
+// rather than waiting for it to fall silent; a raw partition the workers
+// are behind on holds it until then (aggregate.Aggregator.Behind). Every
+// point of the batch, whatever its tenant, is judged against the
+// watermark as it stood before the batch (aggregate.Aggregator.Progress).
+// Nothing is told of a batch that fails: its retry's points would be late.
+func (w *Worker) progress(recs []*stream.Record) []*stream.Record {
+	if len(w.pending) == 0 {
 		return recs
 	}
 	np := w.bus.Partitions(w.cfg.Topics.Aggregate())
-	if np <= 0 {
-		return recs
+	if w.told == nil {
+		w.told = map[int32]int64{}
 	}
-	w.told[g.partition] = t
-	src := strconv.AppendInt(nil, int64(g.partition), 10)
-	at := strconv.AppendInt(nil, t, 10)
-	for q := range np {
-		recs = append(recs, &stream.Record{Topic: w.cfg.Topics.Aggregate(), Partition: q, Timestamp: from[0].Timestamp,
-			Headers: append(w.headers(g, stream.ContentTypeAggregate, 0, "", from),
-				stream.Header{Key: HeaderSource, Value: src}, stream.Header{Key: HeaderProgress, Value: at})})
+	for _, part := range slices.Sorted(maps.Keys(w.pending)) {
+		p := w.pending[part]
+		if w.local != nil {
+			w.local.progress(part, p.t, w.now)
+		}
+		if w.localAll || np <= 0 || p.t-w.told[part] < progressStep {
+			continue
+		}
+		w.told[part] = p.t
+		src := strconv.AppendInt(nil, int64(part), 10)
+		at := strconv.AppendInt(nil, p.t, 10)
+		from := []*stream.Record{p.from}
+		for q := range np {
+			recs = append(recs, &stream.Record{Topic: w.cfg.Topics.Aggregate(), Partition: q, Timestamp: p.from.Timestamp,
+				Headers: append(w.headers(p.g, stream.ContentTypeAggregate, 0, "", from),
+					stream.Header{Key: HeaderSource, Value: src}, stream.Header{Key: HeaderProgress, Value: at})})
+		}
 	}
 	return recs
 }
