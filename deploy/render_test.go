@@ -212,7 +212,17 @@ var (
 	sluiceOnce sync.Once
 	sluiceBin  string
 	sluiceErr  error
+	sluiceDir  string // where sluice built it; removed once the tests ran
 )
+
+// TestMain removes the binary sluice built (some 60 MB a run).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if sluiceDir != "" {
+		os.RemoveAll(sluiceDir)
+	}
+	os.Exit(code)
+}
 
 // sluice is the sluice binary: $SLUICE_BIN, or built from the repository's
 // root module once per test run.
@@ -228,6 +238,7 @@ func sluice(t *testing.T) string {
 			sluiceErr = err
 			return
 		}
+		sluiceDir = dir
 		sluiceBin = filepath.Join(dir, "sluice")
 		cmd := exec.Command("go", "build", "-o", sluiceBin, "./cmd/sluice")
 		cmd.Dir = ".."
