@@ -60,6 +60,13 @@ func commitOnlyProcessed(e *env) {
 		}
 		Commit(t, c, recs[half+2])
 	}
+	if u, ok := c.(stream.Unpinner); ok {
+		// A stateful stage commits records that let go of their values.
+		u.Unpin(done...)
+		if done[0].Value != nil || done[0].Headers != nil {
+			t.Errorf("an unpinned record kept its value or headers")
+		}
+	}
 	Commit(t, c, done...)
 	Commit(t, c, done...) // twice is harmless
 	wantLag(e, c, int64(len(again)))

@@ -242,10 +242,6 @@ func (c *consumer) convert(fetches kgo.Fetches) []*stream.Record {
 	return out
 }
 
-// Commit records recs as processed and commits, synchronously, the
-// positions this allows: in each partition, up to the first polled record
-// that has not been committed yet. Records of partitions the member no
-// longer owns are ignored (the new owner gets them again).
 // Unpin implements stream.Unpinner: the records and their kgo records
 // let go of key, value and headers (a batch's decompressed bytes are freed
 // once none of its records holds them); Commit needs only their positions.
@@ -258,6 +254,10 @@ func (c *consumer) Unpin(recs ...*stream.Record) {
 	}
 }
 
+// Commit records recs as processed and commits, synchronously, the
+// positions this allows: in each partition, up to the first polled record
+// that has not been committed yet. Records of partitions the member no
+// longer owns are ignored (the new owner gets them again).
 func (c *consumer) Commit(ctx context.Context, recs ...*stream.Record) error {
 	if c.closed.Load() {
 		return fmt.Errorf("kafka: commit: %w", stream.ErrClosed)

@@ -35,8 +35,9 @@ import (
 // least once, as ever).
 //
 // The watermark of a raw partition's state is its own progress: the
-// newest point time of each batch, told after the batch's points
-// (aggregate.Aggregator.Progress). The wall clock closes the last
+// newest point time of each poll, told after all its records
+// (Worker.progress, aggregate.Aggregator.Progress); its points never move
+// it. The wall clock closes the last
 // intervals of a partition that falls quiet, but not while the worker is
 // behind on it: a partition is held (aggregate.Aggregator.Behind) when
 // its records were just read, and while the newest record read from it
