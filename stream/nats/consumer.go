@@ -482,6 +482,33 @@ func decode(r *stream.Record, topic string, m jetstream.Msg) error {
 // ackAck is the ack JetStream answers when it has a reply subject.
 var ackAck = []byte("+ACK")
 
+// unpinned is what Unpin leaves of a polled record's message: the
+// subject its acknowledgement goes to.
+type unpinned string
+
+// replyOf is the acknowledgement subject of a polled record; "" for a
+// record Poll did not return.
+func replyOf(r *stream.Record) string {
+	switch h := r.Handle.(type) {
+	case jetstream.Msg:
+		return h.Reply()
+	case unpinned:
+		return string(h)
+	}
+	return ""
+}
+
+// Unpin implements stream.Unpinner: the records let go of their messages
+// (and so of their data), keeping the subject Commit acknowledges them on.
+func (c *consumer) Unpin(recs ...*stream.Record) {
+	for _, r := range recs {
+		if m, ok := r.Handle.(jetstream.Msg); ok {
+			r.Handle = unpinned(m.Reply())
+		}
+		r.Key, r.Value, r.Headers = nil, nil, nil
+	}
+}
+
 // Commit acknowledges recs and waits until the server confirms each ack,
 // i.e. has removed the record from the group's pending set (and, in a
 // cluster, replicated that). The acks go out together and share one reply
@@ -516,11 +543,11 @@ func (c *consumer) Commit(ctx context.Context, recs ...*stream.Record) error {
 	}
 	defer sub.Unsubscribe()
 	for _, r := range recs {
-		m, ok := r.Handle.(jetstream.Msg)
-		if !ok || m.Reply() == "" {
+		reply := replyOf(r)
+		if reply == "" {
 			return fmt.Errorf("nats: commit: record %s/%d@%d was not returned by Poll", r.Topic, r.Partition, r.Offset)
 		}
-		if err := nc.PublishMsg(&natsgo.Msg{Subject: m.Reply(), Reply: sub.Subject, Data: ackAck}); err != nil {
+		if err := nc.PublishMsg(&natsgo.Msg{Subject: reply, Reply: sub.Subject, Data: ackAck}); err != nil {
 			return wrapErr("commit", err)
 		}
 	}

@@ -89,8 +89,8 @@ func (c *consumer) release(recs []*stream.Record) {
 	c.handMu.Lock()
 	defer c.handMu.Unlock()
 	for _, r := range recs {
-		if m, ok := r.Handle.(jetstream.Msg); ok {
-			delete(c.inHand, m.Reply())
+		if reply := replyOf(r); reply != "" {
+			delete(c.inHand, reply)
 		}
 	}
 }
